@@ -1,1 +1,21 @@
-//! placeholder
+//! The sans-IO Meridian world.
+//!
+//! Everything here is pure: no sockets, clocks, threads or async. Time comes in as an
+//! argument ([`time::Instant`]); work happens in [`zone::Zone::tick`]. The same code runs
+//! in the node, in the deterministic simulator and in benches.
+//!
+//! Module map, in pipeline order: [`limits`] (every capacity), [`time`], [`world`]
+//! (zones, neighbours, margin, aura), [`entities`] (SoA store), [`movement`] (SIMD
+//! integration), [`grid`] (spatial index), [`borders`] (crossings and auras), [`zone`]
+//! (ties them together).
+
+#![forbid(unsafe_code)]
+
+pub mod borders;
+pub mod entities;
+pub mod grid;
+pub mod limits;
+pub mod movement;
+pub mod time;
+pub mod world;
+pub mod zone;

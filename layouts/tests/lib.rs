@@ -257,7 +257,7 @@ fn parses_at_any_offset() {
         transfer_id: U64Le::new(42),
     };
     let done = Done::new(t);
-    let mut buf = vec![0u8; 64];
+    let mut buf = [0u8; 64];
     for offset in 0..8 {
         buf[offset..offset + 36].copy_from_slice(bytemuck::bytes_of(&done));
         assert_eq!(parse::<Done>(&buf[offset..offset + 36]), Ok(&done));

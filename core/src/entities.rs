@@ -1,0 +1,366 @@
+//! The entity store: structure of arrays, one column per field.
+//!
+//! Columns that SIMD kernels touch (`x`, `y`, `vx`, `vy`, `speed_mps_max`) are stored as
+//! `Vec<f32x8>` and viewed as `&[f32]` with `bytemuck::cast_slice` — casting a `Vec<f32>`
+//! to `f32x8` would panic on alignment. Slots `len..` of the last lane are padding: they
+//! hold zeros (no velocity), and every pass masks them out by index.
+//!
+//! Slots are dense: removing an entity moves the last one into its slot (swap-remove).
+//! An id → slot map finds an entity by id. All columns and the map are allocated once
+//! at the capacity from [`Limits`]; inserting past it is an error, never a reallocation.
+//!
+//! Entity ids are global: the creator zone in the top [`ID_ZONE_BITS`] bits, a counter
+//! local to that zone in the rest, so zones mint ids without coordinating.
+
+use rustc_hash::FxHashMap;
+use wide::f32x8;
+
+use crate::limits::{LANES, Limits};
+use crate::world::ZoneID;
+use meridian_layouts::handoff::PAYLOAD_SIZE;
+
+/// Bits of an entity id that name the zone that created it.
+pub const ID_ZONE_BITS: u32 = 24;
+const ID_COUNTER_BITS: u32 = 64 - ID_ZONE_BITS;
+
+/// A global entity id. See the module docs for its structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntityID(pub u64);
+
+impl EntityID {
+    /// The `counter`-th id minted by `zone`.
+    pub fn new(zone: ZoneID, counter: u64) -> EntityID {
+        assert!(counter < (1 << ID_COUNTER_BITS));
+        EntityID((u64::from(zone.0) << ID_COUNTER_BITS) | counter)
+    }
+
+    /// The zone that created this id (not necessarily its owner now).
+    pub fn creator(self) -> ZoneID {
+        ZoneID((self.0 >> ID_COUNTER_BITS) as u32)
+    }
+}
+
+impl core::fmt::Display for EntityID {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Everything needed to place an entity in a zone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EntityInit {
+    pub id: EntityID,
+    /// Ownership epoch; +1 on every transfer.
+    pub epoch: u32,
+    pub position: [f32; 3],
+    pub velocity: [f32; 2],
+    pub speed_mps_max: f32,
+    pub kind: u16,
+    pub flags: u16,
+    pub payload: [u8; PAYLOAD_SIZE],
+}
+
+/// Why an entity could not be inserted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    #[error("zone is full")]
+    Full,
+    #[error("an entity with this id is already present")]
+    Duplicate,
+    #[error("position, velocity and speed must be finite, speed ≥ 0")]
+    NotFinite,
+}
+
+/// The SoA store. See the module docs.
+#[derive(Debug)]
+pub struct Entities {
+    len: usize,
+    x: Vec<f32x8>,
+    y: Vec<f32x8>,
+    vx: Vec<f32x8>,
+    vy: Vec<f32x8>,
+    speed_mps_max: Vec<f32x8>,
+    z: Vec<f32>,
+    id: Vec<EntityID>,
+    epoch: Vec<u32>,
+    kind: Vec<u16>,
+    flags: Vec<u16>,
+    payload: Vec<[u8; PAYLOAD_SIZE]>,
+    slots: FxHashMap<EntityID, u32>,
+}
+
+/// Mutable views of the SIMD columns, borrowed together for a kernel.
+#[derive(Debug)]
+pub struct LanesMut<'a> {
+    pub x: &'a mut [f32x8],
+    pub y: &'a mut [f32x8],
+    pub vx: &'a mut [f32x8],
+    pub vy: &'a mut [f32x8],
+    pub speed_mps_max: &'a [f32x8],
+}
+
+impl Entities {
+    /// An empty store with room for `limits.entity_count_max` entities.
+    pub fn new(limits: &Limits) -> Entities {
+        let slots = limits.entity_slots();
+        let lanes = slots / LANES;
+        let count = limits.entity_count_max as usize;
+        let zero = f32x8::splat(0.0);
+        Entities {
+            len: 0,
+            x: vec![zero; lanes],
+            y: vec![zero; lanes],
+            vx: vec![zero; lanes],
+            vy: vec![zero; lanes],
+            speed_mps_max: vec![zero; lanes],
+            z: Vec::with_capacity(count),
+            id: Vec::with_capacity(count),
+            epoch: Vec::with_capacity(count),
+            kind: Vec::with_capacity(count),
+            flags: Vec::with_capacity(count),
+            payload: Vec::with_capacity(count),
+            slots: FxHashMap::with_capacity_and_hasher(count, Default::default()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.id.capacity().min(self.x.len() * LANES)
+    }
+
+    /// Lanes that hold at least one live entity.
+    pub fn lanes_used(&self) -> usize {
+        self.len.div_ceil(LANES)
+    }
+
+    /// Inserts an entity at slot `len` and returns the slot.
+    pub fn insert(&mut self, init: &EntityInit) -> Result<u32, InsertError> {
+        let finite = init
+            .position
+            .iter()
+            .chain(&init.velocity)
+            .all(|v| v.is_finite());
+        if !finite || !init.speed_mps_max.is_finite() || init.speed_mps_max < 0.0 {
+            return Err(InsertError::NotFinite);
+        }
+        if self.len == self.capacity() {
+            return Err(InsertError::Full);
+        }
+        if self.slots.contains_key(&init.id) {
+            return Err(InsertError::Duplicate);
+        }
+        let slot = self.len;
+        self.len += 1;
+        self.set_simd(
+            slot,
+            init.position[0],
+            init.position[1],
+            init.velocity[0],
+            init.velocity[1],
+            init.speed_mps_max,
+        );
+        self.z.push(init.position[2]);
+        self.id.push(init.id);
+        self.epoch.push(init.epoch);
+        self.kind.push(init.kind);
+        self.flags.push(init.flags);
+        self.payload.push(init.payload);
+        self.slots.insert(init.id, slot as u32);
+        Ok(slot as u32)
+    }
+
+    /// Removes the entity at `slot` by moving the last entity into it. Returns the state of
+    /// the removed entity and the slot the moved entity came from (`None` if `slot` was
+    /// the last).
+    pub fn swap_remove(&mut self, slot: u32) -> (EntityInit, Option<u32>) {
+        let slot = slot as usize;
+        assert!(slot < self.len);
+        let removed = self.get(slot as u32);
+        let last = self.len - 1;
+        {
+            let (x, y, vx, vy, s) = (
+                self.xs()[last],
+                self.ys()[last],
+                self.vxs()[last],
+                self.vys()[last],
+                self.speeds()[last],
+            );
+            self.set_simd(slot, x, y, vx, vy, s);
+            // Padding is inert: zeros, so a kernel over the whole lane does nothing to it.
+            self.set_simd(last, 0.0, 0.0, 0.0, 0.0, 0.0);
+        }
+        self.z.swap_remove(slot);
+        self.id.swap_remove(slot);
+        self.epoch.swap_remove(slot);
+        self.kind.swap_remove(slot);
+        self.flags.swap_remove(slot);
+        self.payload.swap_remove(slot);
+        self.len -= 1;
+        let gone = self.slots.remove(&removed.id);
+        assert_eq!(gone, Some(slot as u32));
+        if slot == last {
+            return (removed, None);
+        }
+        let moved = self.id[slot];
+        self.slots.insert(moved, slot as u32);
+        (removed, Some(last as u32))
+    }
+
+    /// The slot of `id`, if present.
+    pub fn slot_of(&self, id: EntityID) -> Option<u32> {
+        self.slots.get(&id).copied()
+    }
+
+    /// A copy of the entity at `slot`.
+    pub fn get(&self, slot: u32) -> EntityInit {
+        let s = slot as usize;
+        assert!(s < self.len);
+        EntityInit {
+            id: self.id[s],
+            epoch: self.epoch[s],
+            position: [self.xs()[s], self.ys()[s], self.z[s]],
+            velocity: [self.vxs()[s], self.vys()[s]],
+            speed_mps_max: self.speeds()[s],
+            kind: self.kind[s],
+            flags: self.flags[s],
+            payload: self.payload[s],
+        }
+    }
+
+    fn set_simd(&mut self, slot: usize, x: f32, y: f32, vx: f32, vy: f32, speed: f32) {
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.x)[slot] = x;
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.y)[slot] = y;
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.vx)[slot] = vx;
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.vy)[slot] = vy;
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.speed_mps_max)[slot] = speed;
+    }
+
+    /// Sets the velocity of the entity at `slot` (movement intent; clamped by the next
+    /// movement pass to the entity's speed limit).
+    pub fn set_velocity(&mut self, slot: u32, vx: f32, vy: f32) {
+        let s = slot as usize;
+        assert!(s < self.len);
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.vx)[s] =
+            if vx.is_finite() { vx } else { 0.0 };
+        bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.vy)[s] =
+            if vy.is_finite() { vy } else { 0.0 };
+    }
+
+    /// x positions of live entities.
+    pub fn xs(&self) -> &[f32] {
+        &bytemuck::cast_slice::<f32x8, f32>(&self.x)[..self.len]
+    }
+    pub fn ys(&self) -> &[f32] {
+        &bytemuck::cast_slice::<f32x8, f32>(&self.y)[..self.len]
+    }
+    pub fn vxs(&self) -> &[f32] {
+        &bytemuck::cast_slice::<f32x8, f32>(&self.vx)[..self.len]
+    }
+    pub fn vys(&self) -> &[f32] {
+        &bytemuck::cast_slice::<f32x8, f32>(&self.vy)[..self.len]
+    }
+    pub fn speeds(&self) -> &[f32] {
+        &bytemuck::cast_slice::<f32x8, f32>(&self.speed_mps_max)[..self.len]
+    }
+    pub fn ids(&self) -> &[EntityID] {
+        &self.id
+    }
+    pub fn epochs(&self) -> &[u32] {
+        &self.epoch
+    }
+
+    /// x and y lanes covering every live entity (the last lane may hold padding).
+    pub fn position_lanes(&self) -> (&[f32x8], &[f32x8]) {
+        let lanes = self.lanes_used();
+        (&self.x[..lanes], &self.y[..lanes])
+    }
+
+    /// Mutable SIMD columns covering every live entity, for the movement kernel.
+    pub fn lanes_mut(&mut self) -> LanesMut<'_> {
+        let lanes = self.lanes_used();
+        LanesMut {
+            x: &mut self.x[..lanes],
+            y: &mut self.y[..lanes],
+            vx: &mut self.vx[..lanes],
+            vy: &mut self.vy[..lanes],
+            speed_mps_max: &self.speed_mps_max[..lanes],
+        }
+    }
+
+    /// O(n) consistency check: column lengths, slot map, inert padding.
+    pub fn verify(&self) {
+        assert_eq!(self.id.len(), self.len);
+        assert_eq!(self.epoch.len(), self.len);
+        assert_eq!(self.z.len(), self.len);
+        assert_eq!(self.slots.len(), self.len);
+        for (slot, id) in self.id.iter().enumerate() {
+            assert_eq!(self.slots.get(id), Some(&(slot as u32)));
+        }
+        let padding_end = self.lanes_used() * LANES;
+        for slot in self.len..padding_end {
+            assert_eq!(bytemuck::cast_slice::<f32x8, f32>(&self.vx)[slot], 0.0);
+            assert_eq!(bytemuck::cast_slice::<f32x8, f32>(&self.vy)[slot], 0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(id: u64, x: f32) -> EntityInit {
+        EntityInit {
+            id: EntityID(id),
+            epoch: 0,
+            position: [x, 2.0, 3.0],
+            velocity: [1.0, -1.0],
+            speed_mps_max: 5.0,
+            kind: 1,
+            flags: 0,
+            payload: [0; PAYLOAD_SIZE],
+        }
+    }
+
+    #[test]
+    fn swap_remove_keeps_slot_map_and_padding_consistent() {
+        let mut e = Entities::new(&Limits::for_entities(20));
+        for i in 0..10 {
+            e.insert(&init(i, i as f32)).unwrap();
+        }
+        let (removed, moved) = e.swap_remove(3);
+        assert_eq!(removed.id, EntityID(3));
+        assert_eq!(moved, Some(9));
+        assert_eq!(e.slot_of(EntityID(9)), Some(3));
+        assert_eq!(e.xs()[3], 9.0);
+        assert_eq!(e.slot_of(EntityID(3)), None);
+        let (_, moved) = e.swap_remove(8);
+        assert_eq!(moved, None);
+        e.verify();
+        assert_eq!(e.len(), 8);
+    }
+
+    #[test]
+    fn insert_refuses_full_duplicate_and_nan() {
+        let mut e = Entities::new(&Limits::for_entities(2));
+        assert_eq!(e.capacity(), 2);
+        e.insert(&init(1, 0.0)).unwrap();
+        assert_eq!(e.insert(&init(1, 0.0)), Err(InsertError::Duplicate));
+        assert_eq!(e.insert(&init(2, f32::NAN)), Err(InsertError::NotFinite));
+        e.insert(&init(2, 0.0)).unwrap();
+        assert_eq!(e.insert(&init(3, 0.0)), Err(InsertError::Full));
+    }
+
+    #[test]
+    fn ids_carry_their_creator() {
+        let id = EntityID::new(ZoneID(77), 12345);
+        assert_eq!(id.creator(), ZoneID(77));
+        assert_eq!(id.0 & ((1 << ID_COUNTER_BITS) - 1), 12345);
+    }
+}

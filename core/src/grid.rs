@@ -1,0 +1,375 @@
+//! The spatial index: a uniform grid of cells, each a bucket of entity slots.
+//!
+//! **Layout.** One `entries` array holds every bucket back to back; bucket `c` is
+//! `entries[start[c] .. start[c] + len[c]]` with room up to `start[c] + cap[c]`. Per slot,
+//! the grid remembers the cell it is filed under (`cell`, an `i32x8` column parallel to
+//! the entity columns, `-1` when not filed) and where (`entry_of_slot`).
+//!
+//! **Per tick** ([`Grid::update`]) one SIMD pass computes every entity's cell and compares
+//! it with the filed one. Entities rarely change cell between ticks (at 5 m/s, 30 Hz and
+//! 32 m cells, about 1 in 400 does), so the few that did are moved between buckets in
+//! O(1) each; nothing else is written. A full rebuild — a counting sort of cell ids that
+//! sizes each bucket to its count plus slack — runs on the first update, when a bucket
+//! overflows, or when more than [`FULL_REBUILD_FRACTION`] of the entities changed cell.
+//!
+//! **Queries** see the index as of the last update. Cells are clamped to the grid, so
+//! points outside it land in edge cells and queries stay exact (they test the real
+//! distance). The grid never allocates after [`Grid::new`].
+//!
+//! **Swap-remove.** When the entity store moves its last entity into a freed slot, the
+//! zone calls [`Grid::swap_remove`] with the same slots so the grid follows in O(1).
+
+use wide::{f32x8, i32x8};
+
+use crate::limits::{GRID_BUCKET_SLACK_MIN, GRID_CELLS_MAX, LANES};
+use crate::world::Rect;
+
+/// Above this fraction of changed cells in one update, a full rebuild is cheaper than
+/// moving entries one by one.
+pub const FULL_REBUILD_FRACTION: usize = 8; // 1/8
+
+const NONE: i32 = -1;
+
+/// Counters of the work the grid did, for benches and the status line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GridStats {
+    /// Full counting-sort rebuilds.
+    pub rebuilds: u64,
+    /// Entities moved between buckets incrementally.
+    pub moves: u64,
+}
+
+/// The grid. See the module docs.
+#[derive(Debug)]
+pub struct Grid {
+    origin_x: f32,
+    origin_y: f32,
+    cell_size_m: f32,
+    cell_per_m: f32,
+    columns: u32,
+    rows: u32,
+    start: Vec<u32>,
+    len: Vec<u32>,
+    cap: Vec<u32>,
+    entries: Vec<u32>,
+    cell: Vec<i32x8>,
+    entry_of_slot: Vec<u32>,
+    slot_count: usize,
+    stats: GridStats,
+}
+
+impl Grid {
+    /// A grid of `columns × rows` cells of `cell_size_m`, lower-left corner at the origin,
+    /// able to index `capacity` slots.
+    pub fn new(
+        origin_x: f32,
+        origin_y: f32,
+        cell_size_m: f32,
+        columns: u32,
+        rows: u32,
+        capacity: usize,
+    ) -> Grid {
+        assert!(cell_size_m > 0.0 && cell_size_m.is_finite());
+        assert!(columns >= 1 && rows >= 1);
+        let cells = columns as usize * rows as usize;
+        assert!(cells <= GRID_CELLS_MAX);
+        let lanes = capacity.div_ceil(LANES);
+        let slots = lanes * LANES;
+        // Enough for every bucket's count, a quarter of it again, and the minimum slack.
+        let entries = slots + slots / 4 + cells * GRID_BUCKET_SLACK_MIN;
+        let mut grid = Grid {
+            origin_x,
+            origin_y,
+            cell_size_m,
+            cell_per_m: 1.0 / cell_size_m,
+            columns,
+            rows,
+            start: vec![0; cells],
+            len: vec![0; cells],
+            cap: vec![0; cells],
+            entries: vec![0; entries],
+            cell: vec![i32x8::splat(NONE); lanes],
+            entry_of_slot: vec![0; slots],
+            slot_count: 0,
+            stats: GridStats::default(),
+        };
+        grid.rebuild();
+        grid
+    }
+
+    /// A grid covering `rect` with cells of `cell_size_m`.
+    pub fn covering(rect: Rect, cell_size_m: f32, capacity: usize) -> Grid {
+        let columns = (rect.width() / cell_size_m).ceil().max(1.0) as u32;
+        let rows = (rect.height() / cell_size_m).ceil().max(1.0) as u32;
+        Grid::new(rect.x_min, rect.y_min, cell_size_m, columns, rows, capacity)
+    }
+
+    pub fn stats(&self) -> GridStats {
+        self.stats
+    }
+
+    pub fn cell_size_m(&self) -> f32 {
+        self.cell_size_m
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.start.len()
+    }
+
+    fn column_of(&self, x: f32) -> u32 {
+        ((x - self.origin_x) * self.cell_per_m)
+            .floor()
+            .max(0.0)
+            .min((self.columns - 1) as f32) as u32
+    }
+
+    fn row_of(&self, y: f32) -> u32 {
+        ((y - self.origin_y) * self.cell_per_m)
+            .floor()
+            .max(0.0)
+            .min((self.rows - 1) as f32) as u32
+    }
+
+    /// The cell id of a point: the same arithmetic as the SIMD pass.
+    pub fn cell_of(&self, x: f32, y: f32) -> u32 {
+        self.row_of(y) * self.columns + self.column_of(x)
+    }
+
+    /// Refiles every slot in `0..len` whose cell changed since the last update.
+    ///
+    /// `x` and `y` are the entity store's lanes covering `len` slots. Slots at or above the
+    /// previous count are new (the store appended them) and are filed here.
+    pub fn update(&mut self, x: &[f32x8], y: &[f32x8], len: usize) {
+        let lanes = len.div_ceil(LANES);
+        assert!(x.len() >= lanes && y.len() >= lanes);
+        assert!(
+            lanes <= self.cell.len(),
+            "more slots than the grid was built for"
+        );
+        assert!(
+            len >= self.slot_count,
+            "removals must go through Grid::swap_remove"
+        );
+        self.slot_count = len;
+
+        let origin_x = f32x8::splat(self.origin_x);
+        let origin_y = f32x8::splat(self.origin_y);
+        let per_m = f32x8::splat(self.cell_per_m);
+        let zero = f32x8::splat(0.0);
+        let column_max = f32x8::splat((self.columns - 1) as f32);
+        let row_max = f32x8::splat((self.rows - 1) as f32);
+        let columns = f32x8::splat(self.columns as f32);
+        let move_budget = len / FULL_REBUILD_FRACTION;
+        let mut moves = 0usize;
+        let mut overflow = false;
+        for lane in 0..lanes {
+            let column = ((x[lane] - origin_x) * per_m)
+                .floor()
+                .max(zero)
+                .min(column_max);
+            let row = ((y[lane] - origin_y) * per_m)
+                .floor()
+                .max(zero)
+                .min(row_max);
+            let mut new = (row * columns + column).round_int();
+            let live = len - lane * LANES;
+            if live < LANES {
+                // Padding slots stay unfiled, so a later insert there is seen as new.
+                let keep: [i32; LANES] = core::array::from_fn(|i| if i < live { -1 } else { 0 });
+                new = i32x8::new(keep).select(new, i32x8::splat(NONE));
+            }
+            let old = self.cell[lane];
+            let changed = !new.simd_eq(old).to_bitmask() & 0xff;
+            if changed == 0 {
+                continue;
+            }
+            let olds = old.to_array();
+            let news = new.to_array();
+            self.cell[lane] = new;
+            let mut bits = changed;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                moves += 1;
+                if overflow || moves > move_budget {
+                    // A rebuild will file everything from the cell column; only unfile.
+                    overflow = true;
+                    continue;
+                }
+                let slot = (lane * LANES + i) as u32;
+                if olds[i] != NONE {
+                    self.unfile(slot, olds[i] as u32);
+                }
+                if !self.file(slot, news[i] as u32) {
+                    overflow = true;
+                }
+            }
+        }
+        if overflow {
+            self.rebuild();
+        } else {
+            self.stats.moves += moves as u64;
+        }
+        #[cfg(feature = "verify")]
+        self.verify(x, y);
+    }
+
+    /// Removes `slot` from its bucket.
+    fn unfile(&mut self, slot: u32, cell: u32) {
+        let c = cell as usize;
+        let position = self.entry_of_slot[slot as usize];
+        let last = self.start[c] + self.len[c] - 1;
+        debug_assert_eq!(self.entries[position as usize], slot);
+        let moved = self.entries[last as usize];
+        self.entries[position as usize] = moved;
+        self.entry_of_slot[moved as usize] = position;
+        self.len[c] -= 1;
+    }
+
+    /// Appends `slot` to bucket `cell`; `false` if the bucket is full.
+    fn file(&mut self, slot: u32, cell: u32) -> bool {
+        let c = cell as usize;
+        if self.len[c] == self.cap[c] {
+            return false;
+        }
+        let position = self.start[c] + self.len[c];
+        self.entries[position as usize] = slot;
+        self.entry_of_slot[slot as usize] = position;
+        self.len[c] += 1;
+        true
+    }
+
+    /// Counting sort of every slot's cell into freshly sized buckets.
+    fn rebuild(&mut self) {
+        self.stats.rebuilds += 1;
+        self.len.fill(0);
+        let cells: &[i32] = bytemuck::cast_slice(&self.cell);
+        for &c in &cells[..self.slot_count] {
+            if c != NONE {
+                self.len[c as usize] += 1;
+            }
+        }
+        let mut next = 0u32;
+        for c in 0..self.start.len() {
+            let count = self.len[c];
+            self.start[c] = next;
+            self.cap[c] = count + count / 4 + GRID_BUCKET_SLACK_MIN as u32;
+            next += self.cap[c];
+            self.len[c] = 0;
+        }
+        assert!(next as usize <= self.entries.len());
+        for (slot, &c) in cells[..self.slot_count].iter().enumerate() {
+            if c != NONE {
+                let c = c as usize;
+                let position = self.start[c] + self.len[c];
+                self.entries[position as usize] = slot as u32;
+                self.entry_of_slot[slot] = position;
+                self.len[c] += 1;
+            }
+        }
+    }
+
+    /// Follows the entity store's swap-remove: `slot` was removed and, if `moved_from` is
+    /// `Some(last)`, the entity at `last` now lives in `slot`.
+    pub fn swap_remove(&mut self, slot: u32, moved_from: Option<u32>) {
+        assert!((slot as usize) < self.slot_count);
+        let cells: &mut [i32] = bytemuck::cast_slice_mut(&mut self.cell);
+        let old = cells[slot as usize];
+        if old != NONE {
+            self.unfile(slot, old as u32);
+        }
+        let cells: &mut [i32] = bytemuck::cast_slice_mut(&mut self.cell);
+        match moved_from {
+            Some(last) => {
+                assert_eq!(last as usize, self.slot_count - 1);
+                let c = cells[last as usize];
+                cells[slot as usize] = c;
+                cells[last as usize] = NONE;
+                if c != NONE {
+                    let position = self.entry_of_slot[last as usize];
+                    self.entries[position as usize] = slot;
+                    self.entry_of_slot[slot as usize] = position;
+                }
+            }
+            None => {
+                assert_eq!(slot as usize, self.slot_count - 1);
+                cells[slot as usize] = NONE;
+            }
+        }
+        self.slot_count -= 1;
+    }
+
+    /// Calls `f(slot)` for every indexed entity within `radius_m` of `(cx, cy)` (inclusive).
+    #[inline]
+    pub fn for_each_in_radius(
+        &self,
+        xs: &[f32],
+        ys: &[f32],
+        cx: f32,
+        cy: f32,
+        radius_m: f32,
+        mut f: impl FnMut(u32),
+    ) {
+        let r2 = radius_m * radius_m;
+        let (c0, c1) = (self.column_of(cx - radius_m), self.column_of(cx + radius_m));
+        let (r0, r1) = (self.row_of(cy - radius_m), self.row_of(cy + radius_m));
+        for row in r0..=r1 {
+            for column in c0..=c1 {
+                let c = (row * self.columns + column) as usize;
+                let start = self.start[c] as usize;
+                for &slot in &self.entries[start..start + self.len[c] as usize] {
+                    let dx = xs[slot as usize] - cx;
+                    let dy = ys[slot as usize] - cy;
+                    if dx * dx + dy * dy <= r2 {
+                        f(slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f(slot)` for every indexed entity inside `rect` (half-open).
+    pub fn for_each_in_rect(&self, xs: &[f32], ys: &[f32], rect: Rect, mut f: impl FnMut(u32)) {
+        let (c0, c1) = (self.column_of(rect.x_min), self.column_of(rect.x_max));
+        let (r0, r1) = (self.row_of(rect.y_min), self.row_of(rect.y_max));
+        for row in r0..=r1 {
+            for column in c0..=c1 {
+                let c = (row * self.columns + column) as usize;
+                let start = self.start[c] as usize;
+                for &slot in &self.entries[start..start + self.len[c] as usize] {
+                    if rect.contains(xs[slot as usize], ys[slot as usize]) {
+                        f(slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// O(n) check: every slot is filed exactly once, in the cell its position maps to.
+    pub fn verify(&self, x: &[f32x8], y: &[f32x8]) {
+        let xs: &[f32] = bytemuck::cast_slice(x);
+        let ys: &[f32] = bytemuck::cast_slice(y);
+        let cells: &[i32] = bytemuck::cast_slice(&self.cell);
+        let mut filed = 0usize;
+        for c in 0..self.start.len() {
+            assert!(self.len[c] <= self.cap[c]);
+            let start = self.start[c] as usize;
+            for (k, &slot) in self.entries[start..start + self.len[c] as usize]
+                .iter()
+                .enumerate()
+            {
+                assert!((slot as usize) < self.slot_count);
+                assert_eq!(cells[slot as usize], c as i32);
+                assert_eq!(self.entry_of_slot[slot as usize] as usize, start + k);
+                filed += 1;
+            }
+        }
+        assert_eq!(filed, self.slot_count);
+        for (slot, &c) in cells[..self.slot_count].iter().enumerate() {
+            assert_eq!(c, self.cell_of(xs[slot], ys[slot]) as i32);
+        }
+        for &c in &cells[self.slot_count..] {
+            assert_eq!(c, NONE);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Every capacity in a zone, in one place.
+//!
+//! A zone allocates all of its tables once, from a [`Limits`], when it is built; the tick
+//! never grows a collection. When a table is full the new item is dropped and counted —
+//! overload shows up as a counter, not as a latency spike or an out-of-memory kill.
+//!
+//! Fixed constants (lane width, neighbour count, cell count) are `const`s with their
+//! relationships asserted at compile time. Per-zone capacities vary by deployment (a
+//! bench zone holds a million entities, a test zone a hundred), so they are a value,
+//! checked by [`Limits::validate`].
+
+use crate::world::NEIGHBOURS_MAX;
+
+/// SIMD lane width of every column kernel (`wide::f32x8`).
+pub const LANES: usize = 8;
+
+/// The most zones one world may have.
+pub const ZONES_MAX: usize = 1 << 16;
+
+/// The most grid cells one zone's spatial index may have (cell ids are exact in `f32`).
+pub const GRID_CELLS_MAX: usize = 1 << 22;
+
+/// Largest datagram any zone sends (fits an IPv6 minimum-MTU path with room for headers).
+pub const DATAGRAM_SIZE_MAX: usize = 1200;
+
+/// Every grid bucket gets at least this many free entries when the grid is (re)built,
+/// so an entity moving into an empty cell does not force a rebuild.
+pub const GRID_BUCKET_SLACK_MIN: usize = 4;
+
+const _: () = assert!(LANES == 8, "the kernels are written for wide::f32x8");
+const _: () = assert!(GRID_CELLS_MAX < (1 << 24), "cell ids must be exact in f32");
+const _: () = assert!(NEIGHBOURS_MAX == 8, "a grid zone has at most 8 neighbours");
+const _: () = assert!(ZONES_MAX <= (1 << crate::entities::ID_ZONE_BITS));
+
+/// Per-zone capacities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Entities a zone may own at once.
+    pub entity_count_max: u32,
+    /// Crossings (entities past a border by more than the margin) reported per tick.
+    pub crossing_count_max: u32,
+    /// Entities reported inside one neighbour's aura per tick.
+    pub aura_count_max: u32,
+}
+
+/// Why a [`Limits`] value cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    #[error("entity_count_max must be at least 1")]
+    NoEntities,
+    #[error("entity_count_max {0} exceeds the 2^31 slots a zone can index")]
+    TooManyEntities(u32),
+    #[error("crossing_count_max and aura_count_max must not exceed entity_count_max")]
+    PerTickAboveTotal,
+}
+
+impl Limits {
+    /// Limits for a zone of up to `entity_count_max` entities, with per-tick tables able
+    /// to report every entity (no drops below the entity limit).
+    pub const fn for_entities(entity_count_max: u32) -> Limits {
+        Limits {
+            entity_count_max,
+            crossing_count_max: entity_count_max,
+            aura_count_max: entity_count_max,
+        }
+    }
+
+    /// Checks the relationships between the limits.
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        if self.entity_count_max == 0 {
+            return Err(LimitsError::NoEntities);
+        }
+        if self.entity_count_max > (1 << 31) {
+            return Err(LimitsError::TooManyEntities(self.entity_count_max));
+        }
+        if self.crossing_count_max > self.entity_count_max
+            || self.aura_count_max > self.entity_count_max
+        {
+            return Err(LimitsError::PerTickAboveTotal);
+        }
+        Ok(())
+    }
+
+    /// Entity capacity rounded up to whole SIMD lanes.
+    pub const fn entity_slots(&self) -> usize {
+        (self.entity_count_max as usize).div_ceil(LANES) * LANES
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::for_entities(262_144)
+    }
+}

@@ -1,0 +1,10 @@
+//! meridian-core's integration tests: one binary, one module per subsystem.
+//!
+//! This binary links `allocation-counter`, which replaces the global allocator with a
+//! counting one (see `alloc.rs`); nothing else in the workspace links it.
+
+mod alloc;
+mod borders;
+mod grid;
+mod movement;
+mod support;
