@@ -30,6 +30,113 @@ pub const FULL_REBUILD_FRACTION: usize = 8; // 1/8
 
 const NONE: i32 = -1;
 
+/// A packed, cell-ordered copy of the indexed positions, for query-heavy stages.
+///
+/// The bucket grid is cheap to maintain but scatters a cell's entities across the entity
+/// columns, so each candidate of a query costs three dependent loads. Stages that run many
+/// queries per tick (interest management: one per client) call [`Packed::refresh`] once
+/// per tick — one pass over the buckets in cell order that copies `x`, `y` and the slot —
+/// and then query a row of cells as one contiguous span, eight candidates per SIMD step.
+/// Queries see positions as of the last refresh.
+#[derive(Debug)]
+pub struct Packed {
+    origin_x: f32,
+    origin_y: f32,
+    cell_per_m: f32,
+    columns: u32,
+    rows: u32,
+    /// `cell_start[c] .. cell_start[c + 1]` are cell `c`'s entries.
+    cell_start: Vec<u32>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    slot: Vec<u32>,
+}
+
+impl Packed {
+    /// An empty copy shaped like `grid`, with room for all of its slots.
+    pub fn new(grid: &Grid) -> Packed {
+        let slots = grid.cell.len() * LANES;
+        // LANES of padding so the last SIMD load of a span never reads past the end.
+        Packed {
+            origin_x: grid.origin_x,
+            origin_y: grid.origin_y,
+            cell_per_m: grid.cell_per_m,
+            columns: grid.columns,
+            rows: grid.rows,
+            cell_start: vec![0; grid.cell_count() + 1],
+            x: vec![0.0; slots + LANES],
+            y: vec![0.0; slots + LANES],
+            slot: vec![0; slots + LANES],
+        }
+    }
+
+    /// Copies the grid's current contents, in cell order. `xs` and `ys` are the entity
+    /// store's position columns.
+    pub fn refresh(&mut self, grid: &Grid, xs: &[f32], ys: &[f32]) {
+        assert_eq!(self.cell_start.len(), grid.cell_count() + 1);
+        let mut next = 0usize;
+        for c in 0..grid.cell_count() {
+            self.cell_start[c] = next as u32;
+            let start = grid.start[c] as usize;
+            for &slot in &grid.entries[start..start + grid.len[c] as usize] {
+                self.x[next] = xs[slot as usize];
+                self.y[next] = ys[slot as usize];
+                self.slot[next] = slot;
+                next += 1;
+            }
+        }
+        self.cell_start[grid.cell_count()] = next as u32;
+    }
+
+    fn column_of(&self, x: f32) -> u32 {
+        ((x - self.origin_x) * self.cell_per_m)
+            .max(0.0)
+            .min((self.columns - 1) as f32) as u32
+    }
+
+    fn row_of(&self, y: f32) -> u32 {
+        ((y - self.origin_y) * self.cell_per_m)
+            .max(0.0)
+            .min((self.rows - 1) as f32) as u32
+    }
+
+    /// Calls `f(slot)` for every entity within `radius_m` of `(cx, cy)` (inclusive), as of
+    /// the last refresh.
+    #[inline]
+    pub fn for_each_in_radius(&self, cx: f32, cy: f32, radius_m: f32, mut f: impl FnMut(u32)) {
+        let r2 = f32x8::splat(radius_m * radius_m);
+        let (vcx, vcy) = (f32x8::splat(cx), f32x8::splat(cy));
+        let lane_index = f32x8::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        let (c0, c1) = (self.column_of(cx - radius_m), self.column_of(cx + radius_m));
+        let (r0, r1) = (self.row_of(cy - radius_m), self.row_of(cy + radius_m));
+        for row in r0..=r1 {
+            // The cells c0..=c1 of one row are one contiguous span.
+            let first = (row * self.columns + c0) as usize;
+            let last = (row * self.columns + c1) as usize;
+            let (begin, end) = (
+                self.cell_start[first] as usize,
+                self.cell_start[last + 1] as usize,
+            );
+            let mut i = begin;
+            while i < end {
+                let x: [f32; LANES] = self.x[i..i + LANES].try_into().expect("padded");
+                let y: [f32; LANES] = self.y[i..i + LANES].try_into().expect("padded");
+                let dx = f32x8::new(x) - vcx;
+                let dy = f32x8::new(y) - vcy;
+                let inside = (dx * dx + dy * dy).simd_le(r2);
+                let in_span = lane_index.simd_lt(f32x8::splat((end - i) as f32));
+                let mut bits = (inside & in_span).to_bitmask();
+                while bits != 0 {
+                    let k = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    f(self.slot[i + k]);
+                }
+                i += LANES;
+            }
+        }
+    }
+}
+
 /// Counters of the work the grid did, for benches and the status line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GridStats {
@@ -116,16 +223,15 @@ impl Grid {
         self.start.len()
     }
 
+    // Same arithmetic as the SIMD pass in `update`: clamp, then truncate.
     fn column_of(&self, x: f32) -> u32 {
         ((x - self.origin_x) * self.cell_per_m)
-            .floor()
             .max(0.0)
             .min((self.columns - 1) as f32) as u32
     }
 
     fn row_of(&self, y: f32) -> u32 {
         ((y - self.origin_y) * self.cell_per_m)
-            .floor()
             .max(0.0)
             .min((self.rows - 1) as f32) as u32
     }
@@ -158,20 +264,22 @@ impl Grid {
         let zero = f32x8::splat(0.0);
         let column_max = f32x8::splat((self.columns - 1) as f32);
         let row_max = f32x8::splat((self.rows - 1) as f32);
-        let columns = f32x8::splat(self.columns as f32);
+        let columns = i32x8::splat(self.columns as i32);
         let move_budget = len / FULL_REBUILD_FRACTION;
         let mut moves = 0usize;
         let mut overflow = false;
         for lane in 0..lanes {
+            // Clamp, then truncate: equal to floor for the non-negative clamped values, and
+            // one instruction each (floor is not, below SSE4.1).
             let column = ((x[lane] - origin_x) * per_m)
-                .floor()
                 .max(zero)
-                .min(column_max);
+                .min(column_max)
+                .fast_trunc_int();
             let row = ((y[lane] - origin_y) * per_m)
-                .floor()
                 .max(zero)
-                .min(row_max);
-            let mut new = (row * columns + column).round_int();
+                .min(row_max)
+                .fast_trunc_int();
+            let mut new = row * columns + column;
             let live = len - lane * LANES;
             if live < LANES {
                 // Padding slots stay unfiled, so a later insert there is seen as new.
@@ -212,6 +320,14 @@ impl Grid {
         }
         #[cfg(feature = "verify")]
         self.verify(x, y);
+    }
+
+    /// Unfiles every slot, so the next [`Grid::update`] files all of them with a full
+    /// counting sort. For benches and for restoring a zone from a checkpoint.
+    pub fn clear(&mut self) {
+        self.cell.fill(i32x8::splat(NONE));
+        self.slot_count = 0;
+        self.rebuild();
     }
 
     /// Removes `slot` from its bucket.
@@ -271,32 +387,33 @@ impl Grid {
 
     /// Follows the entity store's swap-remove: `slot` was removed and, if `moved_from` is
     /// `Some(last)`, the entity at `last` now lives in `slot`.
+    ///
+    /// Slots the store appended since the last [`Grid::update`] are not filed yet; they
+    /// may be removed or moved here too (they carry no cell, and stay unfiled).
     pub fn swap_remove(&mut self, slot: u32, moved_from: Option<u32>) {
-        assert!((slot as usize) < self.slot_count);
+        // The store's length after the removal: the moved entity came from the end.
+        let new_len = moved_from.unwrap_or(slot) as usize;
+        assert!((slot as usize) <= new_len);
+        assert!(new_len < self.cell.len() * LANES);
         let cells: &mut [i32] = bytemuck::cast_slice_mut(&mut self.cell);
         let old = cells[slot as usize];
         if old != NONE {
             self.unfile(slot, old as u32);
         }
         let cells: &mut [i32] = bytemuck::cast_slice_mut(&mut self.cell);
-        match moved_from {
-            Some(last) => {
-                assert_eq!(last as usize, self.slot_count - 1);
-                let c = cells[last as usize];
-                cells[slot as usize] = c;
-                cells[last as usize] = NONE;
-                if c != NONE {
-                    let position = self.entry_of_slot[last as usize];
-                    self.entries[position as usize] = slot;
-                    self.entry_of_slot[slot as usize] = position;
-                }
+        if let Some(last) = moved_from {
+            let c = cells[last as usize];
+            cells[slot as usize] = c;
+            cells[last as usize] = NONE;
+            if c != NONE {
+                let position = self.entry_of_slot[last as usize];
+                self.entries[position as usize] = slot;
+                self.entry_of_slot[slot as usize] = position;
             }
-            None => {
-                assert_eq!(slot as usize, self.slot_count - 1);
-                cells[slot as usize] = NONE;
-            }
+        } else {
+            cells[slot as usize] = NONE;
         }
-        self.slot_count -= 1;
+        self.slot_count = self.slot_count.min(new_len);
     }
 
     /// Calls `f(slot)` for every indexed entity within `radius_m` of `(cx, cy)` (inclusive).

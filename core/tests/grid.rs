@@ -1,6 +1,6 @@
 //! Grid queries equal brute force, across ticks of movement, inserts and removals.
 
-use meridian_core::grid::Grid;
+use meridian_core::grid::{Grid, Packed};
 use meridian_core::limits::Limits;
 use meridian_core::time::Instant;
 use meridian_core::world::Rect;
@@ -80,8 +80,18 @@ fn grid_matches_brute_force(seed: u64) {
                 .collect();
             assert_eq!(
                 sorted(got),
-                want,
+                want.clone(),
                 "seed {seed}: radius query ({cx}, {cy}, {r})"
+            );
+
+            let mut packed = Packed::new(&grid);
+            packed.refresh(&grid, xs, ys);
+            let mut got = Vec::new();
+            packed.for_each_in_radius(cx, cy, r, |s| got.push(s));
+            assert_eq!(
+                sorted(got),
+                want,
+                "seed {seed}: packed radius query ({cx}, {cy}, {r})"
             );
 
             let rect = Rect::new(cx, cy, cx + r, cy + r * 0.5);
@@ -177,4 +187,42 @@ fn overflowing_bucket_triggers_rebuild() {
         |_| found += 1,
     );
     assert_eq!(found, 50);
+}
+
+/// Regression (found by the `zone_tick` bench): an entity inserted after the last grid
+/// update and then swap-removed — or moved into a freed slot — before the next update
+/// used to trip the grid's slot bookkeeping.
+#[test]
+fn regress_remove_after_insert_before_update() {
+    let mut rng = support::rng(11);
+    let world = support::world(&mut rng, 2, 1, 800.0);
+    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(64), Instant::ZERO).unwrap();
+    let rect = world.zone_rect(ZoneID(0));
+    for id in 0..40 {
+        zone.insert(&support::entity(&mut rng, id, rect, 0.0, 5.0))
+            .unwrap();
+    }
+    zone.tick(Instant::ZERO);
+    for round in 0..5u64 {
+        // Insert three, then remove an old one (moves a new one into its slot), then a
+        // new one (never filed), before the next tick.
+        for k in 0..3 {
+            zone.insert(&support::entity(
+                &mut rng,
+                1000 + round * 10 + k,
+                rect,
+                0.0,
+                5.0,
+            ))
+            .unwrap();
+        }
+        zone.remove(meridian_core::entities::EntityID(round))
+            .unwrap();
+        zone.remove(meridian_core::entities::EntityID(1000 + round * 10 + 1))
+            .unwrap();
+        zone.tick(Instant::ZERO);
+        let (x, y) = zone.entities().position_lanes();
+        zone.grid().verify(x, y);
+    }
+    assert_eq!(zone.entities().len(), 40 + 5);
 }
