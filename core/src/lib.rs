@@ -17,5 +17,6 @@ pub mod grid;
 pub mod limits;
 pub mod movement;
 pub mod time;
+pub mod witness;
 pub mod world;
 pub mod zone;

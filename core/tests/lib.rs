@@ -8,3 +8,4 @@ mod borders;
 mod grid;
 mod movement;
 mod support;
+mod witness;

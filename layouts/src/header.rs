@@ -36,17 +36,20 @@ pub enum Kind {
     Done = 5,
     /// A full (key-frame) snapshot of entity records for one client.
     Snapshot = 16,
+    /// A signed envelope around a payload (see [`crate::witness`]).
+    Envelope = 32,
 }
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
         Kind::Commit,
         Kind::Done,
         Kind::Snapshot,
+        Kind::Envelope,
     ];
 
     /// The kind for a wire value, if it names one.
@@ -58,6 +61,7 @@ impl Kind {
             4 => Some(Kind::Commit),
             5 => Some(Kind::Done),
             16 => Some(Kind::Snapshot),
+            32 => Some(Kind::Envelope),
             _ => None,
         }
     }

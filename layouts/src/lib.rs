@@ -23,6 +23,7 @@ pub mod header;
 pub mod int;
 pub mod quant;
 pub mod snapshot;
+pub mod witness;
 
 pub use header::{Header, Kind, MAGIC, VERSION};
 pub use int::{F32Le, I16Le, I32Le, U16Le, U32Le, U64Le};

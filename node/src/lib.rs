@@ -1,4 +1,5 @@
 //! The library behind the `meridian` binary: world files and (later) the node runtime.
 //! Kept as a library so integration tests can drive it without spawning processes.
 
+pub mod keyfile;
 pub mod world_file;

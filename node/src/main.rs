@@ -1,11 +1,11 @@
 //! `meridian`: run and inspect Meridian world nodes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-
-use meridian_node::world_file;
+use meridian_node::{keyfile, world_file};
 
 /// Meridian — a thread-per-core, spatially partitioned, authoritative world server.
 ///
@@ -28,22 +28,106 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         world: PathBuf,
     },
+    /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
+    /// session key) and print its public key.
+    ///
+    /// The file is created with mode 0600 and is never overwritten without --force. Put
+    /// the printed public key in the world file.
+    Keygen {
+        /// Where to write the key pair.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a development connect token, signed by the world's auth key, and print it as
+    /// hex on standard output.
+    ///
+    /// In production an account service issues tokens; this is for tests and local play.
+    Token {
+        /// The world's auth key pair (from `meridian keygen`).
+        #[arg(long, value_name = "FILE")]
+        auth_key: PathBuf,
+        /// The client's session key pair (from `meridian keygen`); its public key goes into
+        /// the token, and the client signs its inputs with the secret.
+        #[arg(long, value_name = "FILE")]
+        client_key: PathBuf,
+        /// The world the token admits to.
+        #[arg(long)]
+        world_id: u64,
+        /// The client's account id.
+        #[arg(long)]
+        client_id: u64,
+        /// How long the token is valid, in seconds.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400 * 30))]
+        ttl_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check { world } => match check(&world) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Check { world } => check(&world),
+        Command::Keygen { out, force } => keygen(&out, force),
+        Command::Token {
+            auth_key,
+            client_key,
+            world_id,
+            client_id,
+            ttl_secs,
+        } => token(&auth_key, &client_key, world_id, client_id, ttl_secs),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn check(path: &std::path::Path) -> Result<(), world_file::WorldFileError> {
+fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {
+    let key = keyfile::generate()?;
+    keyfile::write(out, &key, force)?;
+    eprintln!("wrote key pair to {} (mode 0600)", out.display());
+    println!(
+        "public_key = \"{}\"",
+        hex::encode(key.verifying_key().as_bytes())
+    );
+    Ok(())
+}
+
+fn token(
+    auth_key: &Path,
+    client_key: &Path,
+    world_id: u64,
+    client_id: u64,
+    ttl_secs: u64,
+) -> anyhow::Result<()> {
+    let auth = keyfile::read(auth_key)?;
+    let client = keyfile::read(client_key)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+    let expires = now + Duration::from_secs(ttl_secs);
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("cannot get randomness: {e}"))?;
+    let token = keyfile::issue_token(
+        &auth,
+        client.verifying_key().to_bytes(),
+        world_id,
+        client_id,
+        u64::try_from(expires.as_millis())?,
+        u64::from_le_bytes(nonce),
+    );
+    eprintln!(
+        "token for client {client_id} in world {world_id}, expires in {ttl_secs} s, signed by auth key {}",
+        hex::encode(auth.verifying_key().as_bytes())
+    );
+    println!("{}", hex::encode(bytemuck::bytes_of(&token)));
+    Ok(())
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
     let world = world_file::load(path)?;
     let config = world.config();
     let b = world.bounds();
