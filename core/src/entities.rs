@@ -34,6 +34,11 @@ impl EntityID {
         EntityID((u64::from(zone.0) << ID_COUNTER_BITS) | counter)
     }
 
+    /// The creator's counter part of the id.
+    pub fn counter(self) -> u64 {
+        self.0 & ((1 << ID_COUNTER_BITS) - 1)
+    }
+
     /// The zone that created this id (not necessarily its owner now).
     pub fn creator(self) -> ZoneID {
         ZoneID((self.0 >> ID_COUNTER_BITS) as u32)
@@ -86,6 +91,8 @@ pub struct Entities {
     kind: Vec<u16>,
     flags: Vec<u16>,
     payload: Vec<[u8; PAYLOAD_SIZE]>,
+    /// No handoff may start for the entity before this tick (cooldown, NACK backoff).
+    hold_until_tick: Vec<u64>,
     slots: FxHashMap<EntityID, u32>,
 }
 
@@ -119,6 +126,7 @@ impl Entities {
             kind: Vec::with_capacity(count),
             flags: Vec::with_capacity(count),
             payload: Vec::with_capacity(count),
+            hold_until_tick: Vec::with_capacity(count),
             slots: FxHashMap::with_capacity_and_hasher(count, Default::default()),
         }
     }
@@ -172,6 +180,7 @@ impl Entities {
         self.kind.push(init.kind);
         self.flags.push(init.flags);
         self.payload.push(init.payload);
+        self.hold_until_tick.push(0);
         self.slots.insert(init.id, slot as u32);
         Ok(slot as u32)
     }
@@ -202,6 +211,7 @@ impl Entities {
         self.kind.swap_remove(slot);
         self.flags.swap_remove(slot);
         self.payload.swap_remove(slot);
+        self.hold_until_tick.swap_remove(slot);
         self.len -= 1;
         let gone = self.slots.remove(&removed.id);
         assert_eq!(gone, Some(slot as u32));
@@ -242,6 +252,26 @@ impl Entities {
         bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.speed_mps_max)[slot] = speed;
     }
 
+    /// Overwrites the state of the entity at `slot` (same id): a ghost refresh.
+    pub fn set_state(&mut self, slot: u32, init: &EntityInit) {
+        let s = slot as usize;
+        assert!(s < self.len);
+        assert_eq!(self.id[s], init.id);
+        self.set_simd(
+            s,
+            init.position[0],
+            init.position[1],
+            init.velocity[0],
+            init.velocity[1],
+            init.speed_mps_max,
+        );
+        self.z[s] = init.position[2];
+        self.epoch[s] = init.epoch;
+        self.kind[s] = init.kind;
+        self.flags[s] = init.flags;
+        self.payload[s] = init.payload;
+    }
+
     /// Sets the velocity of the entity at `slot` (movement intent; clamped by the next
     /// movement pass to the entity's speed limit).
     pub fn set_velocity(&mut self, slot: u32, vx: f32, vy: f32) {
@@ -251,6 +281,16 @@ impl Entities {
             if vx.is_finite() { vx } else { 0.0 };
         bytemuck::cast_slice_mut::<f32x8, f32>(&mut self.vy)[s] =
             if vy.is_finite() { vy } else { 0.0 };
+    }
+
+    /// Forbids starting a handoff of the entity at `slot` before `tick`.
+    pub fn hold_until(&mut self, slot: u32, tick: u64) {
+        self.hold_until_tick[slot as usize] = tick;
+    }
+
+    /// The tick before which no handoff of each entity may start.
+    pub fn holds(&self) -> &[u64] {
+        &self.hold_until_tick
     }
 
     /// x positions of live entities.
@@ -268,6 +308,16 @@ impl Entities {
     }
     pub fn speeds(&self) -> &[f32] {
         &bytemuck::cast_slice::<f32x8, f32>(&self.speed_mps_max)[..self.len]
+    }
+    /// Height of the entity at `slot`.
+    pub fn z(&self, slot: u32) -> f32 {
+        self.z[slot as usize]
+    }
+    pub fn kind(&self, slot: u32) -> u16 {
+        self.kind[slot as usize]
+    }
+    pub fn flags(&self, slot: u32) -> u16 {
+        self.flags[slot as usize]
     }
     pub fn ids(&self) -> &[EntityID] {
         &self.id
@@ -299,6 +349,7 @@ impl Entities {
         assert_eq!(self.id.len(), self.len);
         assert_eq!(self.epoch.len(), self.len);
         assert_eq!(self.z.len(), self.len);
+        assert_eq!(self.hold_until_tick.len(), self.len);
         assert_eq!(self.slots.len(), self.len);
         for (slot, id) in self.id.iter().enumerate() {
             assert_eq!(self.slots.get(id), Some(&(slot as u32)));

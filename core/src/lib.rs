@@ -13,9 +13,14 @@
 
 pub mod borders;
 pub mod entities;
+pub mod ghosts;
 pub mod grid;
+pub mod handoff;
 pub mod limits;
 pub mod movement;
+pub mod net;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod witness;
 pub mod world;

@@ -32,6 +32,16 @@ const _: () = assert!(GRID_CELLS_MAX < (1 << 24), "cell ids must be exact in f32
 const _: () = assert!(NEIGHBOURS_MAX == 8, "a grid zone has at most 8 neighbours");
 const _: () = assert!(ZONES_MAX <= (1 << crate::entities::ID_ZONE_BITS));
 
+const fn clamp(v: u32, lo: u32, hi: u32) -> u32 {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
 /// Per-zone capacities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -41,6 +51,24 @@ pub struct Limits {
     pub crossing_count_max: u32,
     /// Entities reported inside one neighbour's aura per tick.
     pub aura_count_max: u32,
+    /// OFFERs awaiting an answer (source side).
+    pub offer_count_max: u32,
+    /// Relinquished entities awaiting DONE (source side).
+    pub tombstone_count_max: u32,
+    /// ACKed OFFERs awaiting COMMIT (target side); they reserve entity slots.
+    pub staged_count_max: u32,
+    /// Ghosts of neighbours' entities.
+    pub ghost_count_max: u32,
+    /// Remembered epochs of entities that left.
+    pub epoch_memory_count_max: u32,
+    /// Datagrams received between two ticks.
+    pub inbox_datagram_count_max: u32,
+    /// Datagrams one tick may send.
+    pub outbox_datagram_count_max: u32,
+    /// Events buffered for the driver between two drains.
+    pub event_count_max: u32,
+    /// Log records buffered for the driver between two drains.
+    pub log_record_count_max: u32,
 }
 
 /// Why a [`Limits`] value cannot be used.
@@ -52,16 +80,32 @@ pub enum LimitsError {
     TooManyEntities(u32),
     #[error("crossing_count_max and aura_count_max must not exceed entity_count_max")]
     PerTickAboveTotal,
+    #[error("every protocol table needs room for at least one entry")]
+    EmptyTable,
 }
 
 impl Limits {
     /// Limits for a zone of up to `entity_count_max` entities, with per-tick tables able
     /// to report every entity (no drops below the entity limit).
+    ///
+    /// Protocol tables get one entry per entity (a flash crowd can put every entity in
+    /// transit at once). Datagram pools hold a quarter as many datagrams, clamped to
+    /// 256..=4096: about thirty handoff packets share a datagram.
     pub const fn for_entities(entity_count_max: u32) -> Limits {
+        let datagrams = clamp(entity_count_max / 4, 256, 4096);
         Limits {
             entity_count_max,
             crossing_count_max: entity_count_max,
             aura_count_max: entity_count_max,
+            offer_count_max: entity_count_max,
+            tombstone_count_max: entity_count_max,
+            staged_count_max: entity_count_max,
+            ghost_count_max: entity_count_max,
+            epoch_memory_count_max: entity_count_max.saturating_mul(2),
+            inbox_datagram_count_max: datagrams,
+            outbox_datagram_count_max: datagrams,
+            event_count_max: clamp(entity_count_max.saturating_mul(4), 1024, 65_536),
+            log_record_count_max: clamp(entity_count_max.saturating_mul(2), 1024, 65_536),
         }
     }
 

@@ -35,7 +35,7 @@ proptest! {
         }
         // Limits small enough that some seeds overflow, so drop counting is compared too.
         let cap = rng.random_range(1..=n.max(1)) as u32;
-        let limits = Limits { entity_count_max: n.max(1) as u32, crossing_count_max: cap, aura_count_max: cap };
+        let limits = Limits { crossing_count_max: cap, aura_count_max: cap, ..Limits::for_entities(n.max(1) as u32) };
         let mut simd = BorderOutput::new(&limits);
         let mut scalar = BorderOutput::new(&limits);
         border_pass(&x, &y, n, &borders, &mut simd);

@@ -7,5 +7,6 @@ mod alloc;
 mod borders;
 mod grid;
 mod movement;
+mod sim;
 mod support;
 mod witness;

@@ -34,6 +34,8 @@ pub enum Kind {
     Commit = 4,
     /// Handoff: the target owns the entity; the source may drop its tombstone.
     Done = 5,
+    /// An owner's entities inside a neighbour's aura (ghost refresh).
+    Ghosts = 6,
     /// A full (key-frame) snapshot of entity records for one client.
     Snapshot = 16,
     /// A signed envelope around a payload (see [`crate::witness`]).
@@ -42,12 +44,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
         Kind::Commit,
         Kind::Done,
+        Kind::Ghosts,
         Kind::Snapshot,
         Kind::Envelope,
     ];
@@ -60,6 +63,7 @@ impl Kind {
             3 => Some(Kind::Nack),
             4 => Some(Kind::Commit),
             5 => Some(Kind::Done),
+            6 => Some(Kind::Ghosts),
             16 => Some(Kind::Snapshot),
             32 => Some(Kind::Envelope),
             _ => None,

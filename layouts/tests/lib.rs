@@ -151,6 +151,35 @@ proptest! {
         let _ = parse::<Commit>(&bytes);
         let _ = parse::<Done>(&bytes);
         let _ = parse_snapshot(&bytes);
+        let _ = meridian_layouts::ghosts::parse_ghosts(&bytes);
+        let _ = meridian_layouts::witness::parse_envelope(&bytes);
+        let _ = meridian_layouts::witness::ConnectToken::parse(&bytes);
+    }
+
+    #[test]
+    fn ghosts(
+        zone: u32, tick: u64,
+        raw in proptest::collection::vec((any::<u64>(), any::<u32>(), [finite(), finite(), finite()], [finite(), finite()], any::<u16>(), any::<u16>()), 0..32),
+        i: usize, b: u8,
+    ) {
+        use meridian_layouts::ghosts::{GhostRecord, GhostsHeader, parse_ghosts, write_ghosts};
+        let records: Vec<GhostRecord> = raw.iter().map(|&(id, epoch, position, velocity, kind, flags)| GhostRecord {
+            id: U64Le::new(id), epoch: U32Le::new(epoch), position, velocity, kind: U16Le::new(kind), flags: U16Le::new(flags),
+        }).collect();
+        let head = GhostsHeader { source_zone: U32Le::new(zone), tick: U64Le::new(tick), record_count: U16Le::new(0) };
+        let mut buf = [0u8; 1200];
+        let len = write_ghosts(&mut buf, &head, &records).expect("32 records fit 1,200 bytes");
+        let (h, r) = parse_ghosts(&buf[..len]).unwrap();
+        prop_assert_eq!(h.tick.get(), tick);
+        prop_assert_eq!(r, &records[..]);
+        for cut in 0..len {
+            prop_assert!(parse_ghosts(&buf[..cut]).is_err());
+        }
+        let mut corrupt = buf[..len].to_vec();
+        corrupt[i % len] ^= b.max(1);
+        if let Ok((h, r)) = parse_ghosts(&corrupt) {
+            prop_assert_eq!(usize::from(h.record_count.get()), r.len());
+        }
     }
 
     #[test]

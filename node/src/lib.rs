@@ -2,4 +2,5 @@
 //! Kept as a library so integration tests can drive it without spawning processes.
 
 pub mod keyfile;
+pub mod sim;
 pub mod world_file;

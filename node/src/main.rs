@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use meridian_node::{keyfile, world_file};
+use meridian_node::{keyfile, sim, world_file};
 
 /// Meridian — a thread-per-core, spatially partitioned, authoritative world server.
 ///
@@ -27,6 +27,34 @@ enum Command {
         /// The world file (TOML), e.g. node/worlds/default.toml.
         #[arg(long, value_name = "FILE")]
         world: PathBuf,
+    },
+    /// Run the deterministic simulator: zones, a faulty network, crashes, invariants.
+    ///
+    /// Each seed draws a world (2–9 zones on 1–3 simulated nodes), entities that cross
+    /// borders (walkers, border dancers, a flash crowd) and faults (loss, duplication,
+    /// delay, reordering, partitions, zone crashes), runs it, heals it, and checks the
+    /// handoff invariants after every step. Exits with status 1 if any seed fails, and
+    /// prints the command that replays it.
+    Sim {
+        /// How many seeds to run.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// The first seed (seeds run from here up).
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Ticks per seed, including the 300-tick healing phase.
+        #[arg(long, default_value_t = 3000)]
+        ticks: u64,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Measure instead of explore: two zones, this packet loss on every link, no
+        /// other faults.
+        #[arg(long, value_name = "P")]
+        loss: Option<f64>,
+        /// With --loss: put both zones on one node (a perfect queue; loss is ignored).
+        #[arg(long, requires = "loss")]
+        same_node: bool,
     },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
@@ -70,6 +98,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { world } => check(&world),
         Command::Keygen { out, force } => keygen(&out, force),
+        Command::Sim {
+            seeds,
+            first_seed,
+            ticks,
+            threads,
+            loss,
+            same_node,
+        } => sim::run(sim::Args {
+            seeds,
+            first_seed,
+            ticks,
+            threads,
+            loss,
+            same_node,
+        }),
         Command::Token {
             auth_key,
             client_key,

@@ -1,0 +1,131 @@
+//! Ghosts: read-only copies of neighbours' entities near the border (DESIGN §3).
+//!
+//! Each owner sends every neighbour the entities inside that neighbour's aura; the
+//! receiver keeps them here, keyed by id, fenced by epoch (a record with an epoch lower
+//! than the ghost's is stale and ignored), and drops a ghost that has not been refreshed
+//! for `ghost_ttl_ticks`. Ghosts are indexed by their own grid and answer queries like
+//! owned entities; they are never simulated or handed off. When the zone adopts an
+//! entity, its ghost is removed.
+
+use crate::entities::{Entities, EntityID, EntityInit, InsertError};
+use crate::grid::Grid;
+use crate::limits::Limits;
+use crate::world::{Rect, ZoneID};
+
+/// The ghost store. See the module docs.
+#[derive(Debug)]
+pub struct Ghosts {
+    entities: Entities,
+    grid: Grid,
+    refreshed_tick: Vec<u64>,
+    source: Vec<ZoneID>,
+}
+
+/// What happened to a ghost record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upsert {
+    Inserted,
+    Refreshed,
+    /// Older epoch than the ghost we hold.
+    Stale,
+    Full,
+}
+
+impl Ghosts {
+    pub fn new(capacity: u32, area: Rect, cell_size_m: f32) -> Ghosts {
+        let entities = Entities::new(&Limits::for_entities(capacity.max(1)));
+        let grid = Grid::covering(area, cell_size_m, entities.capacity());
+        let n = entities.capacity();
+        Ghosts {
+            entities,
+            grid,
+            refreshed_tick: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    pub fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    /// The zone that sent the ghost at `slot`.
+    pub fn source(&self, slot: u32) -> ZoneID {
+        self.source[slot as usize]
+    }
+
+    /// Inserts or refreshes a ghost from `source` at `tick`.
+    pub fn upsert(&mut self, tick: u64, source: ZoneID, ghost: &EntityInit) -> Upsert {
+        if let Some(slot) = self.entities.slot_of(ghost.id) {
+            let s = slot as usize;
+            if ghost.epoch < self.entities.epochs()[s] {
+                return Upsert::Stale;
+            }
+            self.entities.set_state(slot, ghost);
+            self.refreshed_tick[s] = tick;
+            self.source[s] = source;
+            return Upsert::Refreshed;
+        }
+        match self.entities.insert(ghost) {
+            Ok(_) => {
+                self.refreshed_tick.push(tick);
+                self.source.push(source);
+                Upsert::Inserted
+            }
+            Err(InsertError::Full) => Upsert::Full,
+            // Duplicate is impossible (checked above); non-finite was rejected by the parse.
+            Err(_) => Upsert::Stale,
+        }
+    }
+
+    /// Removes the ghost of `id`, if any.
+    pub fn remove(&mut self, id: EntityID) -> bool {
+        let Some(slot) = self.entities.slot_of(id) else {
+            return false;
+        };
+        self.remove_slot(slot);
+        true
+    }
+
+    fn remove_slot(&mut self, slot: u32) {
+        let (_, moved_from) = self.entities.swap_remove(slot);
+        self.grid.swap_remove(slot, moved_from);
+        self.refreshed_tick.swap_remove(slot as usize);
+        self.source.swap_remove(slot as usize);
+    }
+
+    /// Drops ghosts not refreshed since `tick - ttl`; returns how many.
+    pub fn expire(&mut self, tick: u64, ttl: u64) -> u64 {
+        let mut expired = 0;
+        let mut slot = 0;
+        while slot < self.entities.len() {
+            if self.refreshed_tick[slot] + ttl < tick {
+                self.remove_slot(slot as u32);
+                expired += 1;
+            } else {
+                slot += 1;
+            }
+        }
+        expired
+    }
+
+    /// Brings the ghost grid up to date (after a tick's refreshes).
+    pub fn update_grid(&mut self) {
+        let len = self.entities.len();
+        let (x, y) = self.entities.position_lanes();
+        self.grid.update(x, y, len);
+    }
+
+    /// Calls `f(slot)` for every ghost within `radius_m` of `(x, y)`.
+    pub fn query_radius(&self, x: f32, y: f32, radius_m: f32, f: impl FnMut(u32)) {
+        self.grid
+            .for_each_in_radius(self.entities.xs(), self.entities.ys(), x, y, radius_m, f);
+    }
+}

@@ -1,0 +1,97 @@
+//! GHOSTS: an owner's batch of its entities inside a neighbour's aura (DESIGN §3).
+//!
+//! | part               | bytes      |
+//! |--------------------|------------|
+//! | [`Header`]         | 8          |
+//! | [`GhostsHeader`]   | 14         |
+//! | [`GhostRecord`] × n | 36 × n    |
+//!
+//! Records carry full-precision state (the receiver may run queries on ghosts exactly as on
+//! its own entities) and the owner's epoch, which fences stale ghost data.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::{F32Le, Header, Kind, ParseError, U16Le, U32Le, U64Le};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct GhostsHeader {
+    /// The owning zone.
+    pub source_zone: U32Le,
+    /// The owner's tick when the batch was taken.
+    pub tick: U64Le,
+    /// Number of [`GhostRecord`]s that follow.
+    pub record_count: U16Le,
+}
+
+const _: () = assert!(core::mem::size_of::<GhostsHeader>() == 14);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct GhostRecord {
+    pub id: U64Le,
+    /// The owner's epoch for this entity.
+    pub epoch: U32Le,
+    pub position: [F32Le; 3],
+    pub velocity: [F32Le; 2],
+    pub kind: U16Le,
+    pub flags: U16Le,
+}
+
+const _: () = assert!(core::mem::size_of::<GhostRecord>() == 36);
+
+/// Fixed bytes before the records.
+pub const GHOSTS_FIXED_SIZE: usize = Header::SIZE + core::mem::size_of::<GhostsHeader>();
+
+/// The most records one GHOSTS datagram of at most `datagram_size` bytes holds.
+pub const fn records_per_datagram(datagram_size: usize) -> usize {
+    (datagram_size - GHOSTS_FIXED_SIZE) / core::mem::size_of::<GhostRecord>()
+}
+
+const _: () = assert!(records_per_datagram(1200) == 32);
+
+/// Parses a GHOSTS datagram. Records with non-finite floats are an error for the whole
+/// datagram: an owner never sends them, so the datagram is not from a correct owner.
+pub fn parse_ghosts(bytes: &[u8]) -> Result<(&GhostsHeader, &[GhostRecord]), ParseError> {
+    let kind = Header::parse(bytes)?;
+    if kind != Kind::Ghosts {
+        return Err(ParseError::WrongKind);
+    }
+    let Some(head) = bytes.get(Header::SIZE..GHOSTS_FIXED_SIZE) else {
+        return Err(ParseError::Truncated);
+    };
+    let head: &GhostsHeader = bytemuck::from_bytes(head);
+    let body = &bytes[GHOSTS_FIXED_SIZE..];
+    if body.len() != usize::from(head.record_count.get()) * core::mem::size_of::<GhostRecord>() {
+        return Err(ParseError::BadCount);
+    }
+    let records: &[GhostRecord] =
+        bytemuck::try_cast_slice(body).map_err(|_| ParseError::BadCount)?;
+    for r in records {
+        let floats = [
+            r.position[0],
+            r.position[1],
+            r.position[2],
+            r.velocity[0],
+            r.velocity[1],
+        ];
+        if floats.iter().any(|f| !f.get().is_finite()) {
+            return Err(ParseError::BadField);
+        }
+    }
+    Ok((head, records))
+}
+
+/// Writes a GHOSTS datagram into `out`; returns its length, or `None` if it does not fit.
+pub fn write_ghosts(out: &mut [u8], head: &GhostsHeader, records: &[GhostRecord]) -> Option<usize> {
+    let length = GHOSTS_FIXED_SIZE + core::mem::size_of_val(records);
+    let length_u16 = u16::try_from(length).ok()?;
+    let count = u16::try_from(records.len()).ok()?;
+    let out = out.get_mut(..length)?;
+    out[..Header::SIZE].copy_from_slice(bytemuck::bytes_of(&Header::new(Kind::Ghosts, length_u16)));
+    let mut head = *head;
+    head.record_count = U16Le::new(count);
+    out[Header::SIZE..GHOSTS_FIXED_SIZE].copy_from_slice(bytemuck::bytes_of(&head));
+    out[GHOSTS_FIXED_SIZE..].copy_from_slice(bytemuck::cast_slice(records));
+    Some(length)
+}

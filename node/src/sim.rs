@@ -1,0 +1,160 @@
+//! `meridian sim`: the deterministic simulator from the command line, for long runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meridian_core::sim::{FixedNetwork, Options, Report, run as run_seed};
+
+/// What `meridian sim` was asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Args {
+    pub seeds: u64,
+    pub first_seed: u64,
+    pub ticks: u64,
+    pub threads: Option<usize>,
+    pub loss: Option<f64>,
+    pub same_node: bool,
+}
+
+/// Why the simulation run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{failed} of {seeds} seeds violated invariants (replay commands above)")]
+    Failed { failed: u64, seeds: u64 },
+    #[error("--loss must be between 0 and 1 (got {0})")]
+    Loss(f64),
+}
+
+/// Runs the seeds on worker threads, prints progress every second and a summary.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(loss) = args.loss
+        && !(0.0..=1.0).contains(&loss)
+    {
+        return Err(SimError::Loss(loss).into());
+    }
+    let options = match args.loss {
+        Some(loss) => Options {
+            zones: Some((2, 1)),
+            fixed_network: Some(FixedNetwork {
+                same_node: args.same_node,
+                loss,
+                duplication: 0.0,
+                delay_max_ticks: 1,
+            }),
+            ..Options::default()
+        },
+        None => Options::default(),
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let next = Arc::new(AtomicU64::new(args.first_seed));
+    let done = Arc::new(AtomicU64::new(0));
+    let end = args.first_seed.saturating_add(args.seeds);
+    let summary = Arc::new(Mutex::new(Summary::default()));
+    let start = Instant::now();
+    eprintln!(
+        "simulating seeds {}..{} for {} ticks each on {threads} threads",
+        args.first_seed, end, args.ticks
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (next, done, summary) = (next.clone(), done.clone(), summary.clone());
+            scope.spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let report = run_seed(seed, args.ticks, &options);
+                    if !report.ok() {
+                        eprintln!("seed {seed} FAILED:");
+                        for v in &report.violations {
+                            eprintln!("    {v}");
+                        }
+                        eprintln!(
+                            "  replay: cargo run --release -p meridian-node -- sim --first-seed {seed} --seeds 1 --ticks {}",
+                            args.ticks
+                        );
+                    }
+                    summary.lock().expect("no worker panics holding it").add(&report);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        // Progress, once a second, until every seed is done.
+        let mut last = Instant::now();
+        while done.load(Ordering::Relaxed) < args.seeds {
+            std::thread::sleep(Duration::from_millis(50));
+            if last.elapsed() >= Duration::from_secs(1) {
+                last = Instant::now();
+                let n = done.load(Ordering::Relaxed);
+                let failed = summary.lock().expect("no worker panics holding it").failed;
+                eprintln!(
+                    "  {n}/{} seeds  {:.1} seeds/s  {failed} failed",
+                    args.seeds,
+                    n as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    });
+    let summary = summary.lock().expect("workers finished");
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "{} seeds × {} ticks in {elapsed:.1} s: {:.1} seeds/s, {} failed",
+        args.seeds,
+        args.ticks,
+        args.seeds as f64 / elapsed,
+        summary.failed
+    );
+    println!(
+        "transfers: {} committed, {} aborted; {} zone crashes; {} of {} datagrams lost",
+        summary.committed, summary.aborted, summary.crashes, summary.lost, summary.sent
+    );
+    let mut ticks = summary.handoff_ticks.clone();
+    ticks.sort_unstable();
+    if !ticks.is_empty() {
+        let q = |p: f64| ticks[((ticks.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "handoff completion (crossing → DONE), ticks: p50 {} p99 {} p99.9 {} max {} ({} handoffs)",
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            ticks[ticks.len() - 1],
+            ticks.len()
+        );
+    }
+    if summary.failed > 0 {
+        return Err(SimError::Failed {
+            failed: summary.failed,
+            seeds: args.seeds,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Summary {
+    failed: u64,
+    committed: u64,
+    aborted: u64,
+    crashes: u64,
+    sent: u64,
+    lost: u64,
+    handoff_ticks: Vec<u64>,
+}
+
+impl Summary {
+    fn add(&mut self, r: &Report) {
+        self.failed += u64::from(!r.ok());
+        self.committed += r.transfers_committed;
+        self.aborted += r.transfers_aborted;
+        self.crashes += r.crashes;
+        self.sent += r.messages_sent;
+        self.lost += r.messages_lost;
+        self.handoff_ticks.extend_from_slice(&r.handoff_ticks);
+    }
+}
