@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use meridian_layouts::ghosts::{
     GhostRecord, GhostsHeader, parse_ghosts, records_per_datagram, write_ghosts,
 };
-use meridian_layouts::handoff::{Ack, Commit, Done, Nack, NackReason, Offer};
+use meridian_layouts::handoff::{Ack, Commit, Done, Nack, NackReason, Offer, Transfer};
 use meridian_layouts::{F32Le, Kind, U16Le, U32Le, U64Le, parse};
 use rustc_hash::FxHashMap;
 
@@ -506,8 +506,7 @@ impl Zone {
             if self.entities.slot_of(id).is_none() {
                 let _ = self.entities.insert(&entity_of(&t, &offer.state));
             }
-            self.send(source, bytemuck::bytes_of(&Ack::new(t)));
-            self.counters.acks_sent += 1;
+            self.send_ack(&t);
             return true;
         }
         if !self.bugs.ignore_epochs && self.known_epoch(id).is_some_and(|known| known >= epoch) {
@@ -520,8 +519,7 @@ impl Zone {
             {
                 // A retransmitted OFFER: our ACK was lost or is late. Answer again.
                 self.counters.duplicates_ignored += 1;
-                self.send(source, bytemuck::bytes_of(&Ack::new(t)));
-                self.counters.acks_sent += 1;
+                self.send_ack(&t);
                 return true;
             }
             if staged.transfer.epoch.get() > epoch {
@@ -547,12 +545,27 @@ impl Zone {
                 staged_tick: self.tick,
             },
         );
-        self.send(source, bytemuck::bytes_of(&Ack::new(t)));
-        self.counters.acks_sent += 1;
+        self.send_ack(&t);
         true
     }
 
-    fn send_nack(&mut self, t: &meridian_layouts::handoff::Transfer, reason: NackReason) {
+    fn send_ack(&mut self, t: &Transfer) {
+        self.send(
+            ZoneID(t.source_zone.get()),
+            bytemuck::bytes_of(&Ack::new(*t)),
+        );
+        self.counters.acks_sent += 1;
+    }
+
+    fn send_done(&mut self, t: &Transfer) {
+        self.send(
+            ZoneID(t.source_zone.get()),
+            bytemuck::bytes_of(&Done::new(*t)),
+        );
+        self.counters.dones_sent += 1;
+    }
+
+    fn send_nack(&mut self, t: &Transfer, reason: NackReason) {
         let source = ZoneID(t.source_zone.get());
         self.send(source, bytemuck::bytes_of(&Nack::new(*t, reason)));
         self.counters.nacks_sent += 1;
@@ -666,8 +679,7 @@ impl Zone {
             // BROKEN ON PURPOSE: only "already here" is checked, not the epoch.
             if self.entities.slot_of(id).is_some() {
                 self.counters.duplicates_ignored += 1;
-                self.send(source, bytemuck::bytes_of(&Done::new(t)));
-                self.counters.dones_sent += 1;
+                self.send_done(&t);
                 return true;
             }
         } else if let Some(known) = known
@@ -679,8 +691,7 @@ impl Zone {
             } else {
                 self.counters.stale_epochs_ignored += 1;
             }
-            self.send(source, bytemuck::bytes_of(&Done::new(t)));
-            self.counters.dones_sent += 1;
+            self.send_done(&t);
             return true;
         }
         if self.entities.len() == self.entities.capacity() {
@@ -726,8 +737,7 @@ impl Zone {
                 superseded: true,
             });
         }
-        self.send(source, bytemuck::bytes_of(&Done::new(t)));
-        self.counters.dones_sent += 1;
+        self.send_done(&t);
         self.counters.arrivals += 1;
         self.emit(Event::Arrived {
             id,

@@ -6,6 +6,7 @@
 mod alloc;
 mod borders;
 mod grid;
+mod handoff;
 mod movement;
 mod sim;
 mod support;

@@ -1,0 +1,361 @@
+//! Protocol scenarios between two zones, one rule each, with delivery under test control.
+
+use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::handoff::{AbortReason, Event};
+use meridian_core::limits::Limits;
+use meridian_core::net::Peer;
+use meridian_core::time::Instant;
+use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
+use meridian_core::zone::Zone;
+
+const S: ZoneID = ZoneID(0);
+const T: ZoneID = ZoneID(1);
+
+fn world() -> World {
+    World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 200.0, 100.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 2.0,
+        aura_m: 10.0,
+        tick_rate_hz: 30,
+        cell_size_m: 10.0,
+    })
+    .unwrap()
+}
+
+struct Pair {
+    zones: [Zone; 2],
+    tick: u64,
+    /// Datagrams sent by each zone during the last step, not yet delivered.
+    sent: [Vec<Vec<u8>>; 2],
+    events: Vec<(ZoneID, Event)>,
+}
+
+impl Pair {
+    fn new(limits: Limits) -> Pair {
+        let w = world();
+        Pair {
+            zones: [
+                Zone::new(&w, S, limits, Instant::ZERO).unwrap(),
+                Zone::new(&w, T, limits, Instant::ZERO).unwrap(),
+            ],
+            tick: 0,
+            sent: [Vec::new(), Vec::new()],
+            events: Vec::new(),
+        }
+    }
+
+    /// Ticks both zones; collects what they send.
+    fn tick(&mut self) {
+        self.tick += 1;
+        let now = Instant::from_nanos(self.tick * 33_333_333);
+        let mut buf = [0u8; 1200];
+        for z in 0..2 {
+            self.zones[z].tick(now);
+            for _ in self.zones[z].drain_log() {}
+            while let Some(e) = self.zones[z].poll_event() {
+                self.events.push((ZoneID(z as u32), e));
+            }
+            while let Some(t) = self.zones[z].poll_transmit(&mut buf) {
+                self.sent[z].push(buf[..t.len].to_vec());
+            }
+        }
+    }
+
+    /// Delivers everything sent so far, `copies` times each.
+    fn deliver(&mut self, copies: usize) {
+        for z in 0..2 {
+            for d in std::mem::take(&mut self.sent[z]) {
+                for _ in 0..copies {
+                    self.zones[1 - z].handle_datagram(
+                        Instant::ZERO,
+                        Peer::Zone(ZoneID(z as u32)),
+                        &d,
+                    );
+                }
+            }
+        }
+    }
+
+    fn drop_sent(&mut self) {
+        self.sent = [Vec::new(), Vec::new()];
+    }
+
+    fn owner(&self, id: EntityID) -> Vec<(ZoneID, u32)> {
+        self.zones
+            .iter()
+            .filter_map(|z| {
+                z.entities()
+                    .slot_of(id)
+                    .map(|s| (z.id(), z.entities().epochs()[s as usize]))
+            })
+            .collect()
+    }
+}
+
+fn walker(id: u64, x: f32, vx: f32) -> EntityInit {
+    EntityInit {
+        id: EntityID(id),
+        epoch: 0,
+        position: [x, 50.0, 0.0],
+        velocity: [vx, 0.0],
+        speed_mps_max: 30.0,
+        kind: 0,
+        flags: 0,
+        payload: [7; 16],
+    }
+}
+
+#[test]
+fn crossing_commits_once_with_the_same_state() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    for _ in 0..6 {
+        p.tick();
+        p.deliver(1);
+    }
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    let relinquished = p
+        .events
+        .iter()
+        .position(|e| matches!(e.1, Event::Relinquished { .. }))
+        .unwrap();
+    let arrived = p
+        .events
+        .iter()
+        .position(|e| {
+            matches!(
+                e.1,
+                Event::Arrived {
+                    from: S,
+                    epoch: 1,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(relinquished < arrived);
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        (
+            S,
+            Event::Departed {
+                to: T,
+                superseded: false,
+                ..
+            }
+        )
+    )));
+    assert_eq!(p.zones[0].tombstone_count(), 0);
+    let slot = p.zones[1].entities().slot_of(EntityID(1)).unwrap();
+    assert_eq!(
+        p.zones[1].entities().get(slot).payload,
+        [7; 16],
+        "the payload travels"
+    );
+}
+
+#[test]
+fn duplicated_messages_change_nothing() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    for _ in 0..8 {
+        p.tick();
+        p.deliver(3); // Every datagram arrives three times.
+    }
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    let arrivals = p
+        .events
+        .iter()
+        .filter(|e| matches!(e.1, Event::Arrived { .. }))
+        .count();
+    assert_eq!(arrivals, 1);
+    assert!(p.zones[1].counters().duplicates_ignored > 0);
+}
+
+#[test]
+fn lost_commit_is_retransmitted_and_a_late_duplicate_is_answered_with_done() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    // Step 1: S sends OFFER. Step 2: T answers ACK. Step 3: S relinquishes, sends COMMIT.
+    p.tick();
+    p.deliver(1);
+    p.tick();
+    p.deliver(1);
+    p.tick();
+    // Lose the COMMIT (and anything else S sent this step).
+    assert_eq!(p.owner(EntityID(1)), vec![], "in flight: owned by nobody");
+    let lost_commit = p.sent[0].clone();
+    p.drop_sent();
+    for _ in 0..4 {
+        p.tick();
+        p.deliver(1);
+    }
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    assert!(p.zones[0].counters().retransmits > 0);
+    // The lost COMMIT turns up late: T answers DONE, adopts nothing new.
+    for d in &lost_commit {
+        p.zones[1].handle_datagram(Instant::ZERO, Peer::Zone(S), d);
+    }
+    let dones = p.zones[1].counters().dones_sent;
+    p.tick();
+    assert_eq!(p.zones[1].counters().dones_sent, dones + 1);
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+}
+
+#[test]
+fn stale_offer_and_commit_are_fenced_by_epoch() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    p.tick();
+    let first_offer = p.sent[0].clone();
+    p.deliver(1);
+    for _ in 0..5 {
+        p.tick();
+        p.deliver(1);
+    }
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    // Replay the epoch-1 OFFER at T, which owns the entity at epoch 1: ignored.
+    let stale = p.zones[1].counters().stale_epochs_ignored;
+    for d in &first_offer {
+        p.zones[1].handle_datagram(Instant::ZERO, Peer::Zone(S), d);
+    }
+    p.tick();
+    assert!(p.zones[1].counters().stale_epochs_ignored > stale);
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+}
+
+#[test]
+fn coming_back_before_commit_aborts_and_the_source_keeps_it() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    p.tick(); // OFFER sent; the answer is never delivered.
+    p.drop_sent();
+    p.zones[0].set_velocity(EntityID(1), -30.0, 0.0);
+    for _ in 0..3 {
+        p.tick();
+        p.drop_sent();
+    }
+    assert!(p.events.iter().any(|e| matches!(
+        e.1,
+        Event::Aborted {
+            reason: AbortReason::CameBack,
+            ..
+        }
+    )));
+    assert_eq!(p.owner(EntityID(1)), vec![(S, 0)]);
+    assert_eq!(p.zones[0].pending_offer_count(), 0);
+}
+
+#[test]
+fn full_target_nacks_and_the_source_backs_off() {
+    let mut limits = Limits::for_entities(1);
+    limits.crossing_count_max = 1;
+    limits.aura_count_max = 1;
+    let mut p = Pair::new(limits);
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    p.zones[1].insert(&walker(2, 150.0, 0.0)).unwrap(); // T is full.
+    p.tick();
+    p.deliver(1);
+    p.tick();
+    p.deliver(1);
+    p.tick();
+    assert!(p.zones[1].counters().nacks_sent >= 1);
+    assert!(p.events.iter().any(|e| matches!(
+        e.1,
+        Event::Aborted {
+            reason: AbortReason::Nack,
+            ..
+        }
+    )));
+    assert_eq!(p.owner(EntityID(1)), vec![(S, 0)]);
+    // Backing off: no new OFFER for a while.
+    let offers = p.zones[0].counters().offers_sent;
+    p.drop_sent();
+    for _ in 0..5 {
+        p.tick();
+        p.drop_sent();
+    }
+    assert_eq!(p.zones[0].counters().offers_sent, offers);
+}
+
+#[test]
+fn a_target_shutting_down_refuses_arrivals() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[1].shut_down();
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    for _ in 0..3 {
+        p.tick();
+        p.deliver(1);
+    }
+    assert!(p.zones[1].counters().nacks_sent >= 1);
+    assert_eq!(p.owner(EntityID(1)), vec![(S, 0)]);
+}
+
+#[test]
+fn ghosts_mirror_the_aura_are_replaced_on_arrival_and_expire() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    // Entity 1 walks toward the border; entity 2 stands deep inside S (no ghost).
+    p.zones[0].insert(&walker(1, 94.0, 3.0)).unwrap();
+    p.zones[0].insert(&walker(2, 20.0, 0.0)).unwrap();
+    p.tick();
+    p.deliver(1);
+    p.tick();
+    let ghosts = p.zones[1].ghosts();
+    assert_eq!(ghosts.entities().ids(), &[EntityID(1)]);
+    let mut near = Vec::new();
+    p.zones[1].query_ghosts_radius(95.0, 50.0, 5.0, |s| near.push(s));
+    assert_eq!(near.len(), 1, "ghosts answer queries");
+    // Walk it across: on arrival the ghost is replaced by the owned entity.
+    for _ in 0..120 {
+        p.tick();
+        p.deliver(1);
+    }
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    assert!(
+        p.zones[1]
+            .ghosts()
+            .entities()
+            .slot_of(EntityID(1))
+            .is_none()
+    );
+    // T now mirrors it back to S (still near the border), at the new epoch.
+    let s_ghosts = p.zones[0].ghosts().entities();
+    let slot = s_ghosts
+        .slot_of(EntityID(1))
+        .expect("S sees the entity it gave away as a ghost");
+    assert_eq!(s_ghosts.epochs()[slot as usize], 1);
+    // The owner goes silent: the ghost expires.
+    for _ in 0..20 {
+        p.tick();
+        p.drop_sent();
+    }
+    assert!(p.zones[0].ghosts().is_empty());
+    assert!(p.zones[0].counters().ghosts_expired > 0);
+}
+
+#[test]
+fn spoofed_and_garbage_datagrams_are_counted_not_applied() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    p.tick();
+    // The OFFER claims to come from zone 0; deliver it as if from a client instead.
+    let offer = p.sent[0].clone();
+    p.drop_sent();
+    for d in &offer {
+        p.zones[1].handle_datagram(
+            Instant::ZERO,
+            Peer::Client("127.0.0.1:9".parse().unwrap()),
+            d,
+        );
+    }
+    p.zones[1].handle_datagram(Instant::ZERO, Peer::Zone(S), b"not a datagram at all");
+    p.zones[1].handle_datagram(Instant::ZERO, Peer::Zone(S), &[]);
+    p.tick();
+    let c = p.zones[1].counters();
+    assert_eq!(c.offers_received, 0);
+    assert!(c.bad_packets >= 1);
+    assert!(c.bad_datagrams >= 1);
+    assert_eq!(p.zones[1].staged_count(), 0);
+}
