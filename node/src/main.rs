@@ -48,6 +48,10 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Random walkers per seed (default: drawn from 100–300), plus the seed's border
+        /// dancers and flash crowd.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        entities: Option<u32>,
         /// Measure instead of explore: two zones, this packet loss on every link, no
         /// other faults.
         #[arg(long, value_name = "P")]
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
             first_seed,
             ticks,
             threads,
+            entities,
             loss,
             same_node,
         } => sim::run(sim::Args {
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
             first_seed,
             ticks,
             threads,
+            entities,
             loss,
             same_node,
         }),

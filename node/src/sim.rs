@@ -13,6 +13,7 @@ pub struct Args {
     pub first_seed: u64,
     pub ticks: u64,
     pub threads: Option<usize>,
+    pub entities: Option<u32>,
     pub loss: Option<f64>,
     pub same_node: bool,
 }
@@ -33,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         return Err(SimError::Loss(loss).into());
     }
-    let options = match args.loss {
+    let mut options = match args.loss {
         Some(loss) => Options {
             zones: Some((2, 1)),
             fixed_network: Some(FixedNetwork {
@@ -46,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         None => Options::default(),
     };
+    options.walkers = args.entities.map(|n| n as usize);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
