@@ -61,6 +61,19 @@ impl Ghosts {
         self.source[slot as usize]
     }
 
+    /// Refreshes the ghost of `ghost.id` if there is one; `None` if there is not.
+    pub fn refresh(&mut self, tick: u64, source: ZoneID, ghost: &EntityInit) -> Option<Upsert> {
+        let slot = self.entities.slot_of(ghost.id)?;
+        let s = slot as usize;
+        if ghost.epoch < self.entities.epochs()[s] {
+            return Some(Upsert::Stale);
+        }
+        self.entities.set_state(slot, ghost);
+        self.refreshed_tick[s] = tick;
+        self.source[s] = source;
+        Some(Upsert::Refreshed)
+    }
+
     /// Inserts or refreshes a ghost from `source` at `tick`.
     pub fn upsert(&mut self, tick: u64, source: ZoneID, ghost: &EntityInit) -> Upsert {
         if let Some(slot) = self.entities.slot_of(ghost.id) {

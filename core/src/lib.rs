@@ -19,6 +19,7 @@ pub mod handoff;
 pub mod limits;
 pub mod movement;
 pub mod net;
+pub mod npc;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod time;

@@ -32,6 +32,9 @@ const _: () = assert!(GRID_CELLS_MAX < (1 << 24), "cell ids must be exact in f32
 const _: () = assert!(NEIGHBOURS_MAX == 8, "a grid zone has at most 8 neighbours");
 const _: () = assert!(ZONES_MAX <= (1 << crate::entities::ID_ZONE_BITS));
 
+/// Default cap of each in-flight table (offers, tombstones, staged arrivals).
+pub const IN_FLIGHT_DEFAULT_MAX: u32 = 16_384;
+
 const fn clamp(v: u32, lo: u32, hi: u32) -> u32 {
     if v < lo {
         lo
@@ -88,20 +91,26 @@ impl Limits {
     /// Limits for a zone of up to `entity_count_max` entities, with per-tick tables able
     /// to report every entity (no drops below the entity limit).
     ///
-    /// Protocol tables get one entry per entity (a flash crowd can put every entity in
-    /// transit at once). Datagram pools hold a quarter as many datagrams, clamped to
+    /// Protocol tables hold up to 16,384 transfers in flight (a flash crowd of that many
+    /// crosses in one tick; a larger one spills into the next ticks, counted): they are
+    /// scanned every tick, so their size is a per-tick cost, not just memory. The epoch
+    /// memory keeps up to 131,072 departed entities (a minute at ~2,000 handoffs/s); the
+    /// ghost store a quarter of the entity limit, up to 131,072 (ghosts live in a band
+    /// `aura` wide along the borders).
+    /// Datagram pools hold a quarter as many datagrams as entities, clamped to
     /// 256..=4096: about thirty handoff packets share a datagram.
     pub const fn for_entities(entity_count_max: u32) -> Limits {
         let datagrams = clamp(entity_count_max / 4, 256, 4096);
+        let in_flight = clamp(entity_count_max, 1, IN_FLIGHT_DEFAULT_MAX);
         Limits {
             entity_count_max,
             crossing_count_max: entity_count_max,
             aura_count_max: entity_count_max,
-            offer_count_max: entity_count_max,
-            tombstone_count_max: entity_count_max,
-            staged_count_max: entity_count_max,
-            ghost_count_max: entity_count_max,
-            epoch_memory_count_max: entity_count_max.saturating_mul(2),
+            offer_count_max: in_flight,
+            tombstone_count_max: in_flight,
+            staged_count_max: in_flight,
+            ghost_count_max: clamp(entity_count_max / 4, 1, 131_072),
+            epoch_memory_count_max: clamp(entity_count_max.saturating_mul(2), 1024, 131_072),
             inbox_datagram_count_max: datagrams,
             outbox_datagram_count_max: datagrams,
             event_count_max: clamp(entity_count_max.saturating_mul(4), 1024, 65_536),

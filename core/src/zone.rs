@@ -350,6 +350,11 @@ impl Zone {
         }
     }
 
+    /// Sets the velocity of the entity at `slot` (for per-slot steering passes).
+    pub fn set_velocity_slot(&mut self, slot: u32, vx: f32, vy: f32) {
+        self.entities.set_velocity(slot, vx, vy);
+    }
+
     /// When the next tick is due. Retransmits and timeouts are counted in ticks, so this
     /// is the only deadline.
     pub fn poll_timeout(&self) -> Instant {
@@ -790,13 +795,6 @@ impl Zone {
         for r in records {
             let id = EntityID(r.id.get());
             let epoch = r.epoch.get();
-            // Our own entity, or one we know at a newer epoch: stale ghost data.
-            let stale = self.entities.slot_of(id).is_some()
-                || self.known_epoch(id).is_some_and(|k| k > epoch);
-            if stale && !self.bugs.ignore_epochs {
-                self.counters.stale_epochs_ignored += 1;
-                continue;
-            }
             let ghost = EntityInit {
                 id,
                 epoch,
@@ -811,7 +809,22 @@ impl Zone {
                 flags: r.flags.get(),
                 payload: [0; PAYLOAD_SIZE],
             };
-            match self.ghosts.upsert(self.tick, source, &ghost) {
+            // A refresh (the common case) needs one lookup: an id is never both owned
+            // and a ghost here (adopting removes the ghost), so the ghost's epoch fences.
+            let outcome = match self.ghosts.refresh(self.tick, source, &ghost) {
+                Some(outcome) => outcome,
+                None => {
+                    // A new ghost: our own entity, or one we know at a newer epoch, is stale.
+                    let stale = self.entities.slot_of(id).is_some()
+                        || self.known_epoch(id).is_some_and(|k| k > epoch);
+                    if stale && !self.bugs.ignore_epochs {
+                        Upsert::Stale
+                    } else {
+                        self.ghosts.upsert(self.tick, source, &ghost)
+                    }
+                }
+            };
+            match outcome {
                 Upsert::Inserted | Upsert::Refreshed => self.counters.ghosts_received += 1,
                 Upsert::Stale => self.counters.stale_epochs_ignored += 1,
                 Upsert::Full => self.counters.ghosts_table_full += 1,

@@ -1,11 +1,13 @@
 //! Meridian's drivers: the only crate that touches clocks, sockets, threads and executors.
 //!
-//! Today it holds the clock that turns wall time into the [`meridian_core::time::Instant`]s
-//! the sans-IO core is driven by. The per-zone glommio executors, io_uring UDP sockets,
-//! buffer pools and cross-core queues arrive with the node issue; they stay behind this
-//! crate's API so the executor can be swapped.
+//! It holds the clock that turns wall time into the [`meridian_core::time::Instant`]s the
+//! sans-IO core is driven by, and the [`runtime`]: one pinned glommio executor per zone,
+//! UDP sockets, cross-core queues and the tick driver. glommio stays behind this crate's
+//! API, so the executor could be swapped.
 
 use meridian_core::time::Instant;
+
+pub mod runtime;
 
 /// A monotonic clock whose epoch is its creation. Backed by `quanta` (TSC where stable),
 /// which reads in nanoseconds without a system call.

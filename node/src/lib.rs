@@ -2,5 +2,6 @@
 //! Kept as a library so integration tests can drive it without spawning processes.
 
 pub mod keyfile;
+pub mod run;
 pub mod sim;
 pub mod world_file;

@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use meridian_core::world::{Rect, World, WorldConfig, WorldError};
+use std::net::SocketAddr;
+
+use meridian_core::npc::Pattern;
+use meridian_core::world::{Rect, World, WorldConfig, WorldError, ZoneID};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -13,16 +16,103 @@ use serde::Deserialize;
 struct WorldFile {
     world: WorldSection,
     zones: ZonesSection,
+    #[serde(default)]
+    nodes: Vec<NodeSection>,
+    npcs: Option<NpcSection>,
+    #[serde(default)]
+    limits: LimitsSection,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NodeSection {
+    name: String,
+    zones: Vec<u32>,
+    cores: Option<Vec<usize>>,
+    udp: SocketAddr,
+    admin: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum PatternName {
+    RandomWalk,
+    BorderDancers,
+    FlashCrowd,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpcSection {
+    pattern: PatternName,
+    per_zone: u32,
+    speed_mps: f32,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    entities_per_zone: Option<u32>,
+}
+
+/// A node of the world file: which zones it hosts, on which cores, where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub zones: Vec<ZoneID>,
+    /// The core each zone is pinned to, in `zones` order.
+    pub cores: Vec<usize>,
+    /// Zone `k` of this node listens on this address with the port + k.
+    pub udp: SocketAddr,
+    /// The admin HTTP address, if any.
+    pub admin: Option<SocketAddr>,
+}
+
+impl NodeSpec {
+    /// The UDP address of the `k`-th zone of this node.
+    pub fn zone_address(&self, k: usize) -> SocketAddr {
+        let mut addr = self.udp;
+        addr.set_port(self.udp.port() + k as u16);
+        addr
+    }
+}
+
+/// Server-driven NPCs per zone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NpcSpec {
+    pub pattern: Pattern,
+    pub per_zone: u32,
+    pub speed_mps: f32,
+}
+
+/// Everything a world file says.
+#[derive(Clone, Debug)]
+pub struct WorldSpec {
+    pub world: World,
+    pub world_id: u64,
+    pub nodes: Vec<NodeSpec>,
+    pub npcs: Option<NpcSpec>,
+    pub entities_per_zone: u32,
+}
+
+/// Default per-zone entity capacity.
+pub const ENTITIES_PER_ZONE_DEFAULT: u32 = 524_288;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WorldSection {
+    /// The world's id, checked in connect tokens.
+    #[serde(default = "default_world_id")]
+    id: u64,
     bounds: Bounds,
     tick_rate_hz: u32,
     margin_m: f32,
     aura_m: f32,
     cell_size_m: f32,
+}
+
+fn default_world_id() -> u64 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,10 +146,17 @@ pub enum WorldFileError {
     },
     #[error("world file {path}: [world] {source}")]
     Invalid { path: PathBuf, source: WorldError },
+    #[error("world file {path}: {what}")]
+    Nodes { path: PathBuf, what: String },
 }
 
-/// Reads, parses and checks a world file.
+/// Reads, parses and checks a world file's geometry.
 pub fn load(path: &Path) -> Result<World, WorldFileError> {
+    load_spec(path).map(|spec| spec.world)
+}
+
+/// Reads, parses and checks a whole world file: geometry, nodes, NPCs, limits.
+pub fn load_spec(path: &Path) -> Result<WorldSpec, WorldFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| WorldFileError::Read {
         path: path.to_owned(),
         source,
@@ -73,6 +170,10 @@ pub fn load(path: &Path) -> Result<World, WorldFileError> {
             path: path.to_owned(),
             source,
         },
+        ParseError::Nodes(what) => WorldFileError::Nodes {
+            path: path.to_owned(),
+            what,
+        },
     })
 }
 
@@ -80,12 +181,13 @@ pub fn load(path: &Path) -> Result<World, WorldFileError> {
 enum ParseError {
     Toml(Box<toml::de::Error>),
     World(WorldError),
+    Nodes(String),
 }
 
-fn parse(text: &str) -> Result<World, ParseError> {
+fn parse(text: &str) -> Result<WorldSpec, ParseError> {
     let file: WorldFile = toml::from_str(text).map_err(|e| ParseError::Toml(Box::new(e)))?;
     let b = file.world.bounds;
-    World::new(WorldConfig {
+    let world = World::new(WorldConfig {
         bounds: Rect::new(b.x_min, b.y_min, b.x_max, b.y_max),
         zones_x: file.zones.columns,
         zones_y: file.zones.rows,
@@ -94,7 +196,106 @@ fn parse(text: &str) -> Result<World, ParseError> {
         tick_rate_hz: file.world.tick_rate_hz,
         cell_size_m: file.world.cell_size_m,
     })
-    .map_err(ParseError::World)
+    .map_err(ParseError::World)?;
+    let mut nodes = Vec::new();
+    let mut hosted = vec![None::<String>; world.zone_count() as usize];
+    for (i, n) in file.nodes.iter().enumerate() {
+        if n.zones.is_empty() {
+            return Err(ParseError::Nodes(format!(
+                "nodes[{i}] ({}): zones is empty",
+                n.name
+            )));
+        }
+        for &z in &n.zones {
+            let Some(slot) = hosted.get_mut(z as usize) else {
+                return Err(ParseError::Nodes(format!(
+                    "nodes[{i}] ({}): zone {z} does not exist (the world has zones 0..{})",
+                    n.name,
+                    world.zone_count()
+                )));
+            };
+            if let Some(other) = slot {
+                return Err(ParseError::Nodes(format!(
+                    "zone {z} is hosted by both {other} and {}",
+                    n.name
+                )));
+            }
+            *slot = Some(n.name.clone());
+        }
+        let cores = match &n.cores {
+            Some(cores) if cores.len() != n.zones.len() => {
+                return Err(ParseError::Nodes(format!(
+                    "nodes[{i}] ({}): cores has {} entries for {} zones",
+                    n.name,
+                    cores.len(),
+                    n.zones.len()
+                )));
+            }
+            Some(cores) => cores.clone(),
+            None => {
+                let available = std::thread::available_parallelism().map_or(1, |c| c.get());
+                (0..n.zones.len()).map(|k| k % available).collect()
+            }
+        };
+        if usize::from(n.udp.port()) + n.zones.len() > usize::from(u16::MAX) {
+            return Err(ParseError::Nodes(format!(
+                "nodes[{i}] ({}): udp port too high for its zones",
+                n.name
+            )));
+        }
+        nodes.push(NodeSpec {
+            name: n.name.clone(),
+            zones: n.zones.iter().map(|&z| ZoneID(z)).collect(),
+            cores,
+            udp: n.udp,
+            admin: n.admin,
+        });
+    }
+    if !nodes.is_empty()
+        && let Some(z) = hosted.iter().position(Option::is_none)
+    {
+        return Err(ParseError::Nodes(format!("zone {z} is hosted by no node")));
+    }
+    let npcs = match file.npcs {
+        None => None,
+        Some(n) => {
+            if !n.speed_mps.is_finite() || n.speed_mps <= 0.0 {
+                return Err(ParseError::Nodes(format!(
+                    "[npcs] speed_mps: must be > 0 (got {})",
+                    n.speed_mps
+                )));
+            }
+            Some(NpcSpec {
+                pattern: match n.pattern {
+                    PatternName::RandomWalk => Pattern::RandomWalk,
+                    PatternName::BorderDancers => Pattern::BorderDancers,
+                    PatternName::FlashCrowd => Pattern::FlashCrowd,
+                },
+                per_zone: n.per_zone,
+                speed_mps: n.speed_mps,
+            })
+        }
+    };
+    let entities_per_zone = file
+        .limits
+        .entities_per_zone
+        .unwrap_or(ENTITIES_PER_ZONE_DEFAULT);
+    if let Some(npcs) = npcs
+        && npcs.per_zone > entities_per_zone / 2
+    {
+        return Err(ParseError::Nodes(format!(
+            "[npcs] per_zone = {} needs [limits] entities_per_zone ≥ {} (room for arrivals)",
+            npcs.per_zone,
+            npcs.per_zone * 2
+        )));
+    }
+    Ok(WorldSpec {
+        world,
+        world_id: file.world.id,
+        nodes,
+        npcs,
+        entities_per_zone,
+    })
 }
 
 #[cfg(test)]
@@ -105,10 +306,15 @@ mod tests {
 
     #[test]
     fn shipped_worlds_load() {
-        let world = parse(DEFAULT).unwrap();
-        assert_eq!(world.zone_count(), 2);
+        let spec = parse(DEFAULT).unwrap();
+        assert_eq!(spec.world.zone_count(), 2);
+        assert_eq!(spec.nodes.len(), 1);
+        assert_eq!(
+            spec.nodes[0].zone_address(1).port(),
+            spec.nodes[0].udp.port() + 1
+        );
         let grid = parse(include_str!("../worlds/grid-2x2.toml")).unwrap();
-        assert_eq!(grid.zone_count(), 4);
+        assert_eq!(grid.world.zone_count(), 4);
     }
 
     #[test]
@@ -133,5 +339,43 @@ mod tests {
     fn missing_file_says_which() {
         let err = load(Path::new("/nonexistent/world.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/world.toml"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+
+    const DEFAULT: &str = include_str!("../worlds/default.toml");
+
+    fn error(text: &str) -> String {
+        match parse(text) {
+            Err(ParseError::Nodes(what)) => what,
+            Err(other) => panic!("unexpected error {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn node_errors_name_the_problem() {
+        assert!(
+            error(&DEFAULT.replace("zones = [0, 1]", "zones = [0, 7]"))
+                .contains("zone 7 does not exist")
+        );
+        assert!(
+            error(
+                &DEFAULT
+                    .replace("zones = [0, 1]", "zones = [0]")
+                    .replace("cores = [0, 1]", "cores = [0]")
+            )
+            .contains("zone 1 is hosted by no node")
+        );
+        assert!(
+            error(&DEFAULT.replace("cores = [0, 1]", "cores = [0]"))
+                .contains("cores has 1 entries for 2 zones")
+        );
+        assert!(
+            error(&DEFAULT.replace("speed_mps = 5.0", "speed_mps = -1.0")).contains("speed_mps")
+        );
     }
 }

@@ -1,0 +1,522 @@
+//! The node runtime: one pinned glommio executor per zone, driving a sans-IO `Zone`.
+//!
+//! Each zone's executor runs the **tick driver**:
+//!
+//! ```text
+//! loop:
+//!   sleep until zone.poll_timeout()
+//!   drain the cross-core queue and the UDP receive queue (up to a budget) → handle_datagram
+//!   steer NPCs, zone.tick(now), record the tick's duration
+//!   drain_log()                      (persistence is not built yet: records are dropped)
+//!   poll_transmit() → local zone: its cross-core queue; other node: UDP send_to
+//!   poll_event()    → logs and per-second counts
+//! ```
+//!
+//! **Cross-core queues.** Zones of one node exchange datagrams through bounded lock-free
+//! `crossbeam` queues, one inbound queue per zone: no system call and no copy into the
+//! kernel; a full queue drops and counts (the protocol retransmits). Zones tick on their
+//! own clocks, so a queue is drained once per tick.
+//!
+//! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse) and a
+//! receive task moves datagrams into a bounded local queue. This uses glommio's
+//! `UdpSocket` (one datagram per call, through io_uring); batched `recvmmsg`-style
+//! receive is not built yet.
+//!
+//! **Placement.** Zone *k* of the plan runs on the core the plan names, pinned with
+//! `Placement::Fixed`. More zones than cores: several executors are pinned to one core
+//! and the kernel time-shares it; each still ticks on its own deadline.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use glommio::net::UdpSocket;
+use glommio::{LocalExecutorBuilder, Placement};
+use hdrhistogram::Histogram;
+use meridian_core::handoff::{Counters, Event};
+use meridian_core::limits::{DATAGRAM_SIZE_MAX, Limits};
+use meridian_core::net::Peer;
+use meridian_core::npc::{self, NPC_KIND, Pattern};
+use meridian_core::world::{World, ZoneID};
+use meridian_core::zone::Zone;
+
+use crate::Clock;
+
+/// Slots in each zone's cross-core inbound queue.
+const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
+/// Datagrams buffered between the UDP receive task and the tick.
+const UDP_QUEUE_DATAGRAMS: usize = 4096;
+/// Socket buffer sizes asked of the kernel.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+/// Locked I/O memory per executor (we do not use glommio's DMA buffers).
+const IO_MEMORY_BYTES: usize = 512 << 10;
+
+/// One zone this node hosts.
+#[derive(Clone, Copy, Debug)]
+pub struct ZonePlan {
+    pub zone: ZoneID,
+    pub core: usize,
+    /// The zone's UDP address (other nodes send to it).
+    pub bind: SocketAddr,
+}
+
+/// Server-driven NPCs to spawn in each hosted zone.
+#[derive(Clone, Copy, Debug)]
+pub struct NpcPlan {
+    pub pattern: Pattern,
+    pub per_zone: u32,
+    pub speed_mps: f32,
+}
+
+/// What this node runs.
+#[derive(Clone, Debug)]
+pub struct NodePlan {
+    pub world: World,
+    pub limits: Limits,
+    pub zones: Vec<ZonePlan>,
+    /// Zones hosted by other nodes, and where to reach them.
+    pub remote: Vec<(ZoneID, SocketAddr)>,
+    pub npcs: Option<NpcPlan>,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("zone {zone}: cannot bind UDP {addr}: {source}")]
+    Bind {
+        zone: ZoneID,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("zone {zone}: cannot start its executor on core {core}: {message}")]
+    Executor {
+        zone: ZoneID,
+        core: usize,
+        message: String,
+    },
+    #[error("zone {zone}: {message}")]
+    Zone { zone: ZoneID, message: String },
+}
+
+/// A zone's figures, published by its executor for the status line and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneStats {
+    pub zone: u32,
+    pub tick: u64,
+    pub entities: usize,
+    pub ghosts: usize,
+    pub in_flight: usize,
+    /// Tick durations over the last second, microseconds.
+    pub tick_p50_us: u64,
+    pub tick_p99_us: u64,
+    pub tick_max_us: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Datagrams dropped: inbox, outbox, cross-core queue full, UDP receive queue full.
+    pub drops: u64,
+    pub counters: Counters,
+}
+
+/// The owned entities of one zone at one instant, for conservation checks.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub zone: u32,
+    /// Clock time the snapshot was taken, nanoseconds since the node started.
+    pub taken_at_ns: u64,
+    pub tick: u64,
+    /// (entity id, epoch) of every owned entity.
+    pub owned: Vec<(u64, u32)>,
+    /// (entity id, new epoch) of every relinquished entity awaiting DONE.
+    pub in_flight: Vec<(u64, u32)>,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    stats: Vec<Mutex<ZoneStats>>,
+    /// The latest snapshot generation asked for.
+    snapshot_wanted: AtomicU64,
+    snapshots: Vec<Mutex<(u64, Snapshot)>>,
+    clock: Clock,
+}
+
+/// A running node.
+pub struct Node {
+    shared: Arc<Shared>,
+    handles: Vec<glommio::ExecutorJoinHandle<Result<ZoneStats, String>>>,
+    zones: Vec<ZoneID>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("zones", &self.zones).finish()
+    }
+}
+
+/// A datagram received from UDP: sender, length, bytes.
+type UdpDatagram = (SocketAddr, usize, [u8; DATAGRAM_SIZE_MAX]);
+
+struct LocalDatagram {
+    from: ZoneID,
+    len: u16,
+    bytes: [u8; DATAGRAM_SIZE_MAX],
+}
+
+impl Node {
+    /// Binds every zone's socket, then starts one pinned executor per zone.
+    pub fn start(plan: NodePlan) -> Result<Node, RuntimeError> {
+        let clock = Clock::new();
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            stats: plan
+                .zones
+                .iter()
+                .map(|_| Mutex::new(ZoneStats::default()))
+                .collect(),
+            snapshot_wanted: AtomicU64::new(0),
+            snapshots: plan
+                .zones
+                .iter()
+                .map(|_| Mutex::new((0, Snapshot::default())))
+                .collect(),
+            clock,
+        });
+        let queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)> = plan
+            .zones
+            .iter()
+            .map(|z| (z.zone, Arc::new(ArrayQueue::new(LOCAL_QUEUE_DATAGRAMS))))
+            .collect();
+        let mut sockets = Vec::new();
+        for z in &plan.zones {
+            sockets.push(bind(z.bind).map_err(|source| RuntimeError::Bind {
+                zone: z.zone,
+                addr: z.bind,
+                source,
+            })?);
+        }
+        let mut handles = Vec::new();
+        for (index, (z, socket)) in plan.zones.iter().zip(sockets).enumerate() {
+            let zone_plan = *z;
+            let (plan, shared, queues) = (plan.clone(), shared.clone(), queues.clone());
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(z.core))
+                .name(&format!("zone-{}", z.zone))
+                .io_memory(IO_MEMORY_BYTES)
+                .spawn(move || async move {
+                    run_zone(index, zone_plan, plan, socket, shared, queues).await
+                })
+                .map_err(|e| RuntimeError::Executor {
+                    zone: z.zone,
+                    core: z.core,
+                    message: e.to_string(),
+                })?;
+            handles.push(handle);
+        }
+        Ok(Node {
+            shared,
+            handles,
+            zones: plan.zones.iter().map(|z| z.zone).collect(),
+        })
+    }
+
+    /// The latest figures of every zone, in plan order.
+    pub fn stats(&self) -> Vec<ZoneStats> {
+        self.shared
+            .stats
+            .iter()
+            .map(|s| s.lock().expect("stats lock").clone())
+            .collect()
+    }
+
+    /// Asks every zone for a snapshot of its owned entities and waits for all of them
+    /// (each zone takes it at the start of its next tick). `None` on timeout.
+    pub fn snapshot(&self, timeout: Duration) -> Option<Vec<Snapshot>> {
+        let generation = self.shared.snapshot_wanted.fetch_add(1, Ordering::SeqCst) + 1;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let ready = self
+                .shared
+                .snapshots
+                .iter()
+                .all(|s| s.lock().expect("snapshot lock").0 >= generation);
+            if ready {
+                return Some(
+                    self.shared
+                        .snapshots
+                        .iter()
+                        .map(|s| s.lock().expect("snapshot lock").1.clone())
+                        .collect(),
+                );
+            }
+            if std::time::Instant::now() > deadline || self.shared.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Tells every zone to stop, waits for them, and returns their final figures.
+    pub fn stop(self) -> Result<Vec<ZoneStats>, RuntimeError> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let mut out = Vec::new();
+        for (handle, zone) in self.handles.into_iter().zip(self.zones) {
+            let result = handle.join().map_err(|e| RuntimeError::Zone {
+                zone,
+                message: format!("executor failed: {e}"),
+            })?;
+            out.push(result.map_err(|message| RuntimeError::Zone { zone, message })?);
+        }
+        Ok(out)
+    }
+}
+
+/// A UDP socket with large buffers and address reuse; glommio takes it over inside the
+/// zone's executor (a glommio socket belongs to the reactor of the thread that made it).
+fn bind(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    // The kernel may cap these (net.core.rmem_max): best effort, not an error.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+async fn run_zone(
+    index: usize,
+    zone_plan: ZonePlan,
+    plan: NodePlan,
+    socket: socket2::Socket,
+    shared: Arc<Shared>,
+    queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)>,
+) -> Result<ZoneStats, String> {
+    let clock = shared.clock.clone();
+    let id = zone_plan.zone;
+    let mut zone =
+        Zone::new(&plan.world, id, plan.limits, clock.now()).map_err(|e| e.to_string())?;
+    if let Some(npcs) = plan.npcs {
+        spawn_npcs(&mut zone, &npcs)?;
+        for _ in zone.drain_log() {}
+    }
+    let inbound = queues
+        .iter()
+        .find(|q| q.0 == id)
+        .expect("own queue")
+        .1
+        .clone();
+    let socket = Rc::new(UdpSocket::from(socket));
+    let udp_queue: Rc<RefCell<VecDeque<UdpDatagram>>> =
+        Rc::new(RefCell::new(VecDeque::with_capacity(UDP_QUEUE_DATAGRAMS)));
+    let udp_dropped = Rc::new(std::cell::Cell::new(0u64));
+    {
+        let (socket, udp_queue, udp_dropped) =
+            (socket.clone(), udp_queue.clone(), udp_dropped.clone());
+        glommio::spawn_local(async move {
+            let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((len, from)) => {
+                        let mut q = udp_queue.borrow_mut();
+                        if q.len() < UDP_QUEUE_DATAGRAMS {
+                            q.push_back((from, len, buf));
+                        } else {
+                            udp_dropped.set(udp_dropped.get() + 1);
+                        }
+                    }
+                    Err(e) => tracing::warn!(zone = %id, "UDP receive failed: {e}"),
+                }
+            }
+        })
+        .detach();
+    }
+
+    let mut stats = ZoneStats {
+        zone: id.0,
+        ..ZoneStats::default()
+    };
+    let mut second =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+    let mut total = second.clone();
+    let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+    let mut local_drops = 0u64;
+    let mut next_publish = clock.now();
+    let (mut arrived, mut departed) = (0u64, 0u64);
+    tracing::info!(zone = %id, core = zone_plan.core, udp = %zone_plan.bind, entities = zone.entities().len(), "zone started");
+
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = clock.now();
+        let due = zone.poll_timeout();
+        if now < due {
+            glommio::timer::sleep(due.saturating_duration_since(now)).await;
+            continue;
+        }
+        // Snapshot requests are served at a tick boundary: a consistent view of this zone.
+        let wanted = shared.snapshot_wanted.load(Ordering::SeqCst);
+        {
+            let mut slot = shared.snapshots[index].lock().expect("snapshot lock");
+            if slot.0 < wanted {
+                let e = zone.entities();
+                slot.1.zone = id.0;
+                slot.1.taken_at_ns = clock.now().as_nanos();
+                slot.1.tick = zone.tick_count();
+                slot.1.owned.clear();
+                slot.1
+                    .owned
+                    .extend(e.ids().iter().zip(e.epochs()).map(|(id, ep)| (id.0, *ep)));
+                slot.1.in_flight.clear();
+                slot.1
+                    .in_flight
+                    .extend(zone.tombstones().map(|(id, ep)| (id.0, ep)));
+                slot.0 = wanted;
+            }
+        }
+        while let Some(d) = inbound.pop() {
+            stats.packets_in += 1;
+            stats.bytes_in += u64::from(d.len);
+            zone.handle_datagram(now, Peer::Zone(d.from), &d.bytes[..usize::from(d.len)]);
+        }
+        {
+            let mut q = udp_queue.borrow_mut();
+            while let Some((from, len, bytes)) = q.pop_front() {
+                stats.packets_in += 1;
+                stats.bytes_in += len as u64;
+                let peer = plan
+                    .remote
+                    .iter()
+                    .find(|r| r.1 == from)
+                    .map_or(Peer::Client(from), |r| Peer::Zone(r.0));
+                zone.handle_datagram(now, peer, &bytes[..len]);
+            }
+        }
+        if let Some(npcs) = plan.npcs {
+            let next_tick = zone.tick_count() + 1;
+            npc::steer(&mut zone, npcs.pattern, npcs.speed_mps, next_tick);
+        }
+        let started = clock.now();
+        zone.tick(now);
+        let took_us = clock.now().saturating_duration_since(started).as_micros() as u64;
+        let _ = second.record(took_us.max(1));
+        let _ = total.record(took_us.max(1));
+        // Persistence is not built yet: the log is dropped (see the README).
+        for _ in zone.drain_log() {}
+        while let Some(t) = zone.poll_transmit(&mut buf) {
+            stats.packets_out += 1;
+            stats.bytes_out += t.len as u64;
+            match t.to {
+                Peer::Zone(to) => {
+                    if let Some((_, q)) = queues.iter().find(|q| q.0 == to) {
+                        let mut d = LocalDatagram {
+                            from: id,
+                            len: t.len as u16,
+                            bytes: [0; DATAGRAM_SIZE_MAX],
+                        };
+                        d.bytes[..t.len].copy_from_slice(&buf[..t.len]);
+                        if q.push(d).is_err() {
+                            local_drops += 1;
+                        }
+                    } else if let Some((_, addr)) = plan.remote.iter().find(|r| r.0 == to) {
+                        if let Err(e) = socket.send_to(&buf[..t.len], *addr).await {
+                            tracing::debug!(zone = %id, to = %addr, "UDP send failed: {e}");
+                            local_drops += 1;
+                        }
+                    } else {
+                        local_drops += 1;
+                    }
+                }
+                Peer::Client(addr) => {
+                    if socket.send_to(&buf[..t.len], addr).await.is_err() {
+                        local_drops += 1;
+                    }
+                }
+            }
+        }
+        while let Some(event) = zone.poll_event() {
+            match event {
+                Event::Arrived {
+                    id: e, from, epoch, ..
+                } => {
+                    arrived += 1;
+                    tracing::debug!("[+] entity {e} ARRIVED from zone {from} (epoch {epoch})");
+                }
+                Event::Departed { id: e, to, .. } => {
+                    departed += 1;
+                    tracing::debug!("[-] entity {e} DEPARTED to zone {to}");
+                }
+                _ => {}
+            }
+        }
+        let now = clock.now();
+        if now >= next_publish {
+            next_publish = now + Duration::from_secs(1);
+            if arrived + departed > 0 {
+                tracing::info!(zone = %id, "[+] {arrived} entities ARRIVED, [-] {departed} DEPARTED in the last second");
+            }
+            (arrived, departed) = (0, 0);
+            let (inbox_drops, outbox_drops) = zone.datagram_drops();
+            stats.tick = zone.tick_count();
+            stats.entities = zone.entities().len();
+            stats.ghosts = zone.ghosts().len();
+            stats.in_flight = zone.tombstone_count();
+            stats.tick_p50_us = second.value_at_quantile(0.5);
+            stats.tick_p99_us = second.value_at_quantile(0.99);
+            stats.tick_max_us = second.max();
+            stats.drops = inbox_drops + outbox_drops + local_drops + udp_dropped.get();
+            stats.counters = *zone.counters();
+            *shared.stats[index].lock().expect("stats lock") = stats.clone();
+            second.reset();
+        }
+    }
+    zone.shut_down();
+    stats.tick = zone.tick_count();
+    stats.entities = zone.entities().len();
+    stats.ghosts = zone.ghosts().len();
+    stats.in_flight = zone.tombstone_count();
+    stats.tick_p50_us = total.value_at_quantile(0.5);
+    stats.tick_p99_us = total.value_at_quantile(0.99);
+    stats.tick_max_us = total.max();
+    stats.counters = *zone.counters();
+    tracing::info!(zone = %id, ticks = stats.tick, entities = stats.entities, "zone stopped");
+    Ok(stats)
+}
+
+fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> {
+    let world = *zone.world();
+    let rect = zone.rect();
+    let neighbour_east = world
+        .neighbours(zone.id())
+        .as_slice()
+        .iter()
+        .any(|&n| world.zone_rect(n).x_min >= rect.x_max);
+    let border_x = if neighbour_east {
+        rect.x_max
+    } else {
+        rect.x_min
+    };
+    let n = npcs.per_zone.max(1);
+    for i in 0..npcs.per_zone {
+        // A low-discrepancy spread (golden ratio), deterministic per zone.
+        let u = (f64::from(i) * 0.618_033_988_749_895).fract() as f32;
+        let v = (i as f32 + 0.5) / n as f32;
+        let (x, y) = match npcs.pattern {
+            Pattern::RandomWalk => (
+                rect.x_min + u * rect.width(),
+                rect.y_min + v * rect.height(),
+            ),
+            Pattern::BorderDancers => (border_x - 0.5, rect.y_min + v * rect.height()),
+            Pattern::FlashCrowd => (border_x - 1.0 - u * 4.0, rect.y_min + v * rect.height()),
+        };
+        let x = x.clamp(rect.x_min, rect.x_max - 0.01);
+        zone.spawn([x, y, 0.0], [0.0, 0.0], npcs.speed_mps * 1.5, NPC_KIND)
+            .map_err(|e| format!("cannot spawn NPC {i}: {e} (raise the entity limit)"))?;
+        // Spawns are logged; the log is bounded, so drain it as we go (no persistence yet).
+        for _ in zone.drain_log() {}
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! `meridian node`: run the zones this node hosts, with NPCs, a status line and an admin
+//! endpoint.
+//!
+//! **Admin endpoint** (plain-text HTTP, on the node's `admin` address):
+//! - `GET /status` — one line per zone: `zone Z tick T entities N ghosts G in_flight F
+//!   tick_p50_us … tick_p99_us … tick_max_us … arrivals A departures D drops X`.
+//! - `GET /entities` — a snapshot of ownership, each zone's taken at a tick boundary:
+//!   `zone Z tick T taken_at_ns NS owned N in_flight F`, then `owned ID EPOCH` and
+//!   `in_flight ID EPOCH` lines (in flight: relinquished, awaiting DONE).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use meridian_core::limits::Limits;
+use meridian_io::runtime::{Node, NodePlan, NpcPlan, Snapshot, ZonePlan, ZoneStats};
+
+use crate::world_file::{NodeSpec, WorldSpec};
+
+/// A running node and its admin server.
+pub struct Running {
+    node: Arc<Node>,
+    admin_stop: Arc<AtomicBool>,
+    admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
+    pub spec: NodeSpec,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("node", &self.spec.name)
+            .finish()
+    }
+}
+
+/// Picks the node to run: by name, or the only one.
+pub fn pick_node<'a>(spec: &'a WorldSpec, name: Option<&str>) -> anyhow::Result<&'a NodeSpec> {
+    let names = || {
+        spec.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(name) => spec.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no node named {name:?} in the world file (nodes: {})",
+                names()
+            )
+        }),
+        None if spec.nodes.len() == 1 => Ok(&spec.nodes[0]),
+        None if spec.nodes.is_empty() => Err(anyhow::anyhow!(
+            "the world file has no [[nodes]] section: add one that lists the zones this machine hosts"
+        )),
+        None => Err(anyhow::anyhow!(
+            "the world file has several nodes ({}): choose one with --name",
+            names()
+        )),
+    }
+}
+
+/// Starts the zones of `node`, and its admin server if it has an address.
+pub fn start(
+    spec: &WorldSpec,
+    node: &NodeSpec,
+    npcs_per_zone: Option<u32>,
+) -> anyhow::Result<Running> {
+    let mut remote = Vec::new();
+    for other in spec.nodes.iter().filter(|n| n.name != node.name) {
+        for (k, &z) in other.zones.iter().enumerate() {
+            remote.push((z, other.zone_address(k)));
+        }
+    }
+    let npcs = spec.npcs.map(|n| NpcPlan {
+        pattern: n.pattern,
+        per_zone: npcs_per_zone.unwrap_or(n.per_zone),
+        speed_mps: n.speed_mps,
+    });
+    let entities = spec
+        .entities_per_zone
+        .max(npcs.map_or(0, |n| n.per_zone.saturating_mul(2)));
+    let plan = NodePlan {
+        world: spec.world,
+        limits: Limits::for_entities(entities),
+        zones: node
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(k, &zone)| ZonePlan {
+                zone,
+                core: node.cores[k],
+                bind: node.zone_address(k),
+            })
+            .collect(),
+        remote,
+        npcs,
+    };
+    let node_handle = Arc::new(Node::start(plan)?);
+    let admin_stop = Arc::new(AtomicBool::new(false));
+    let admin = match node.admin {
+        None => None,
+        Some(addr) => {
+            let server = tiny_http::Server::http(addr)
+                .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoint on {addr}: {e}"))?;
+            let bound = server.server_addr().to_ip().unwrap_or(addr);
+            let (n, stop) = (node_handle.clone(), admin_stop.clone());
+            let handle = std::thread::Builder::new()
+                .name("admin".into())
+                .spawn(move || serve_admin(server, &n, &stop))?;
+            tracing::info!("admin endpoint on http://{bound}/status and /entities");
+            Some((bound, handle))
+        }
+    };
+    Ok(Running {
+        node: node_handle,
+        admin_stop,
+        admin,
+        spec: node.clone(),
+    })
+}
+
+impl Running {
+    pub fn stats(&self) -> Vec<ZoneStats> {
+        self.node.stats()
+    }
+
+    pub fn snapshot(&self, timeout: Duration) -> Option<Vec<Snapshot>> {
+        self.node.snapshot(timeout)
+    }
+
+    /// The admin endpoint's address, if it runs.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.0)
+    }
+
+    /// Stops the admin server and every zone; returns the zones' final figures.
+    pub fn stop(self) -> anyhow::Result<Vec<ZoneStats>> {
+        self.admin_stop.store(true, Ordering::SeqCst);
+        if let Some((_, handle)) = self.admin {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the admin thread panicked"))?;
+        }
+        let node =
+            Arc::try_unwrap(self.node).map_err(|_| anyhow::anyhow!("the node is still shared"))?;
+        Ok(node.stop()?)
+    }
+}
+
+fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let request = match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(request)) => request,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!("admin endpoint: {e}");
+                continue;
+            }
+        };
+        let (status, body) = match request.url() {
+            "/status" => (200, status_text(&node.stats())),
+            "/entities" => match node.snapshot(Duration::from_secs(2)) {
+                Some(snapshots) => (200, entities_text(&snapshots)),
+                None => (503, "zones did not answer in time\n".to_owned()),
+            },
+            _ => (404, "try /status or /entities\n".to_owned()),
+        };
+        let response = tiny_http::Response::from_string(body).with_status_code(status);
+        if let Err(e) = request.respond(response) {
+            tracing::debug!("admin endpoint: {e}");
+        }
+    }
+}
+
+/// The `/status` body.
+pub fn status_text(stats: &[ZoneStats]) -> String {
+    let mut out = String::new();
+    for s in stats {
+        let _ = writeln!(
+            out,
+            "zone {} tick {} entities {} ghosts {} in_flight {} tick_p50_us {} tick_p99_us {} tick_max_us {} \
+             arrivals {} departures {} packets_in {} packets_out {} drops {}",
+            s.zone,
+            s.tick,
+            s.entities,
+            s.ghosts,
+            s.in_flight,
+            s.tick_p50_us,
+            s.tick_p99_us,
+            s.tick_max_us,
+            s.counters.arrivals,
+            s.counters.departures,
+            s.packets_in,
+            s.packets_out,
+            s.drops
+        );
+    }
+    out
+}
+
+/// The `/entities` body.
+pub fn entities_text(snapshots: &[Snapshot]) -> String {
+    let mut out = String::new();
+    for s in snapshots {
+        let _ = writeln!(
+            out,
+            "zone {} tick {} taken_at_ns {} owned {} in_flight {}",
+            s.zone,
+            s.tick,
+            s.taken_at_ns,
+            s.owned.len(),
+            s.in_flight.len()
+        );
+        for (id, epoch) in &s.owned {
+            let _ = writeln!(out, "owned {id} {epoch}");
+        }
+        for (id, epoch) in &s.in_flight {
+            let _ = writeln!(out, "in_flight {id} {epoch}");
+        }
+    }
+    out
+}
+
+/// One status line for the whole node: per zone entities, ghosts and tick percentiles;
+/// handoffs per second; packets and bytes; drops. `previous` is a second earlier.
+pub fn status_line(
+    name: &str,
+    elapsed: Duration,
+    now: &[ZoneStats],
+    previous: &[ZoneStats],
+) -> String {
+    let mut line = format!("[{name} {:>4}s]", elapsed.as_secs());
+    let mut handoffs = 0;
+    let (mut pin, mut pout, mut bin, mut bout, mut drops) = (0, 0, 0, 0, 0);
+    for (s, p) in now.iter().zip(
+        previous
+            .iter()
+            .chain(std::iter::repeat(&ZoneStats::default())),
+    ) {
+        let _ = write!(
+            line,
+            " z{}: {} ent {} gh tick p50 {:.1} p99 {:.1} max {:.1} ms |",
+            s.zone,
+            s.entities,
+            s.ghosts,
+            s.tick_p50_us as f64 / 1000.0,
+            s.tick_p99_us as f64 / 1000.0,
+            s.tick_max_us as f64 / 1000.0
+        );
+        handoffs += s.counters.departures.saturating_sub(p.counters.departures);
+        pin += s.packets_in.saturating_sub(p.packets_in);
+        pout += s.packets_out.saturating_sub(p.packets_out);
+        bin += s.bytes_in.saturating_sub(p.bytes_in);
+        bout += s.bytes_out.saturating_sub(p.bytes_out);
+        drops += s.drops;
+    }
+    let _ = write!(
+        line,
+        " handoffs {handoffs}/s | in {pin} pkt {:.1} MB | out {pout} pkt {:.1} MB | drops {drops}",
+        bin as f64 / 1e6,
+        bout as f64 / 1e6
+    );
+    line
+}

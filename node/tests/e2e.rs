@@ -1,0 +1,245 @@
+//! End to end over real loopback sockets: a 2-zone node on two pinned executors, 5,000
+//! NPCs dancing across the border for 10 s, sampled through the admin HTTP endpoint.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use meridian_node::{run, world_file};
+
+const WORLD: &str = r#"
+[world]
+id = 7
+bounds = { x_min = 0.0, y_min = 0.0, x_max = 1024.0, y_max = 512.0 }
+tick_rate_hz = 30
+margin_m = 4.0
+aura_m = 16.0
+cell_size_m = 16.0
+
+[zones]
+columns = 2
+rows = 1
+
+[[nodes]]
+name = "e2e"
+zones = [0, 1]
+cores = [0, 1]
+udp = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[npcs]
+pattern = "border_dancers"
+per_zone = 2500
+speed_mps = 6.0
+
+[limits]
+entities_per_zone = 16384
+"#;
+
+/// `GET path` over plain HTTP/1.0 (no chunked encoding); returns the body.
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("admin endpoint reachable");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: meridian\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.") && response[9..].starts_with("200"),
+        "{response}"
+    );
+    response
+        .split_once("\r\n\r\n")
+        .expect("a body")
+        .1
+        .to_owned()
+}
+
+struct ZoneSample {
+    taken_at_ns: u64,
+    owned: Vec<(u64, u32)>,
+    in_flight: Vec<(u64, u32)>,
+}
+
+fn parse_entities(body: &str) -> Vec<ZoneSample> {
+    let mut zones: Vec<ZoneSample> = Vec::new();
+    for line in body.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["zone", _, "tick", _, "taken_at_ns", t, ..] => zones.push(ZoneSample {
+                taken_at_ns: t.parse().unwrap(),
+                owned: Vec::new(),
+                in_flight: Vec::new(),
+            }),
+            ["owned", id, epoch] => zones
+                .last_mut()
+                .unwrap()
+                .owned
+                .push((id.parse().unwrap(), epoch.parse().unwrap())),
+            ["in_flight", id, epoch] => zones
+                .last_mut()
+                .unwrap()
+                .in_flight
+                .push((id.parse().unwrap(), epoch.parse().unwrap())),
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    zones
+}
+
+#[test]
+fn npcs_cross_back_and_forth_and_are_conserved() {
+    let dir = std::env::temp_dir().join(format!("meridian-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("world.toml");
+    std::fs::write(&path, WORLD).unwrap();
+    let spec = world_file::load_spec(&path).unwrap();
+    let node_spec = run::pick_node(&spec, None).unwrap().clone();
+    let running = run::start(&spec, &node_spec, None).unwrap();
+    let admin = running.admin_address().expect("admin endpoint");
+
+    let total = 5000usize;
+    let started = Instant::now();
+    let mut samples = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(500));
+        let zones = parse_entities(&get(admin, "/entities"));
+        assert_eq!(zones.len(), 2);
+        samples += 1;
+        // Conservation: every entity is owned, or in flight, and no other id exists.
+        let mut seen: HashMap<u64, Vec<(usize, u32, u64)>> = HashMap::new();
+        for (z, zone) in zones.iter().enumerate() {
+            for &(id, epoch) in &zone.owned {
+                seen.entry(id)
+                    .or_default()
+                    .push((z, epoch, zone.taken_at_ns));
+            }
+        }
+        let in_flight: Vec<u64> = zones
+            .iter()
+            .flat_map(|z| z.in_flight.iter().map(|e| e.0))
+            .collect();
+        let mut all: Vec<u64> = seen.keys().copied().chain(in_flight).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), total, "sample {samples}: entities not conserved");
+        // At most one owner: two zones may list one id only if a transfer between the two
+        // samples explains it — the lower epoch sampled first.
+        for (id, owners) in &seen {
+            if let [(za, ea, ta), (zb, eb, tb)] = owners.as_slice() {
+                let explained = (ea < eb && ta < tb) || (eb < ea && tb < ta);
+                assert!(
+                    explained,
+                    "sample {samples}: entity {id} owned by zones {za} (epoch {ea}) and {zb} (epoch {eb})"
+                );
+            }
+            assert!(
+                owners.len() <= 2,
+                "entity {id} owned by {} zones",
+                owners.len()
+            );
+        }
+    }
+    let status = get(admin, "/status");
+    assert_eq!(status.lines().count(), 2, "{status}");
+
+    let finals = running.stop().unwrap();
+    let period_us = 1_000_000 / 30;
+    for s in &finals {
+        assert!(
+            s.counters.departures > 100,
+            "zone {} handed off only {} entities",
+            s.zone,
+            s.counters.departures
+        );
+        assert!(
+            s.tick_p99_us < period_us,
+            "zone {} tick p99 {} µs",
+            s.zone,
+            s.tick_p99_us
+        );
+        assert!(
+            s.tick > 250,
+            "zone {} ran only {} ticks in 10 s",
+            s.zone,
+            s.tick
+        );
+    }
+    let owned: usize = finals.iter().map(|s| s.entities + s.in_flight).sum();
+    assert!(
+        owned >= total,
+        "after stopping: {owned} owned or in flight of {total}"
+    );
+    assert!(samples >= 15);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two nodes, one zone each: every handoff and ghost batch crosses real loopback UDP.
+#[test]
+fn two_nodes_hand_off_over_udp() {
+    // Free ports for both zones (a short race with other processes; fine on a test host).
+    let free = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port_a, port_b) = (free(), free());
+    let world = WORLD
+        .replace(
+            "[[nodes]]\nname = \"e2e\"\nzones = [0, 1]\ncores = [0, 1]\nudp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"",
+            &format!(
+                "[[nodes]]\nname = \"a\"\nzones = [0]\ncores = [0]\nudp = \"127.0.0.1:{port_a}\"\n\n\
+                 [[nodes]]\nname = \"b\"\nzones = [1]\ncores = [1]\nudp = \"127.0.0.1:{port_b}\""
+            ),
+        )
+        .replace("per_zone = 2500", "per_zone = 1000");
+    assert!(world.contains("name = \"b\""));
+    let dir = std::env::temp_dir().join(format!("meridian-e2e-udp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("world.toml");
+    std::fs::write(&path, world).unwrap();
+    let spec = world_file::load_spec(&path).unwrap();
+    let a = run::start(&spec, run::pick_node(&spec, Some("a")).unwrap(), None).unwrap();
+    let b = run::start(&spec, run::pick_node(&spec, Some("b")).unwrap(), None).unwrap();
+
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(500));
+        // Ask both nodes at once: each zone samples at its next tick boundary, and a whole
+        // transfer takes longer than that, so no entity can slip between the two samples.
+        let (sa, sb) = std::thread::scope(|scope| {
+            let sb = scope.spawn(|| b.snapshot(Duration::from_secs(2)).expect("node b answers"));
+            let sa = a.snapshot(Duration::from_secs(2)).expect("node a answers");
+            (sa, sb.join().unwrap())
+        });
+        let mut ids: Vec<u64> = sa
+            .iter()
+            .chain(&sb)
+            .flat_map(|s| s.owned.iter().chain(&s.in_flight).map(|e| e.0))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 2000, "entities not conserved across nodes");
+    }
+    let fa = a.stop().unwrap();
+    let fb = b.stop().unwrap();
+    for s in fa.iter().chain(&fb) {
+        assert!(
+            s.counters.departures > 50,
+            "zone {} handed off only {}",
+            s.zone,
+            s.counters.departures
+        );
+        assert!(
+            s.counters.ghosts_received > 0,
+            "zone {} received no ghosts over UDP",
+            s.zone
+        );
+        assert!(s.packets_out > 0 && s.packets_in > 0);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
