@@ -7,6 +7,7 @@
 
 use meridian_core::time::Instant;
 
+pub mod mmsg;
 pub mod runtime;
 
 /// A monotonic clock whose epoch is its creation. Backed by `quanta` (TSC where stable),

@@ -194,7 +194,7 @@ impl Node {
             .collect();
         let mut sockets = Vec::new();
         for z in &plan.zones {
-            sockets.push(bind(z.bind).map_err(|source| RuntimeError::Bind {
+            sockets.push(bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
                 zone: z.zone,
                 addr: z.bind,
                 source,
@@ -275,9 +275,10 @@ impl Node {
     }
 }
 
-/// A UDP socket with large buffers and address reuse; glommio takes it over inside the
-/// zone's executor (a glommio socket belongs to the reactor of the thread that made it).
-fn bind(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+/// A UDP socket with large buffers and address reuse, as every zone binds it; glommio takes
+/// it over inside the zone's executor (a glommio socket belongs to the reactor of the thread
+/// that made it: convert with `glommio::net::UdpSocket::from`).
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;

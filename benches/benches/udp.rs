@@ -1,0 +1,139 @@
+//! UDP throughput over loopback, core 0 → core 1: the project's io path against a plain
+//! `sendmmsg`/`recvmmsg` loop, in the same run.
+//!
+//! Both peers use the same harness: the sender keeps at most [`WINDOW`] datagrams ahead of
+//! what the receiver has counted (so no path loses packets to a full socket buffer), and an
+//! iteration ends when the receiver has all [`PACKETS`]. Throughput is datagrams per second.
+//!
+//! - `udp/meridian/N`: what a zone does today — sockets from `meridian_io::runtime::bind_udp`,
+//!   glommio `UdpSocket::send_to`/`recv_from` (io_uring, one datagram per call) on glommio
+//!   executors pinned to cores 0 and 1.
+//! - `udp/sendmmsg/N`: `meridian_io::mmsg` on threads pinned to cores 0 and 1, 64 datagrams
+//!   per system call each way.
+//!
+//! Run: `cargo bench -p meridian-benches --bench udp`.
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use glommio::{LocalExecutorBuilder, Placement};
+use meridian_io::mmsg::{BATCH_MAX, pin_current_thread, recv_batch, send_batch};
+use meridian_io::runtime::bind_udp;
+
+const PACKETS: u64 = 50_000;
+const WINDOW: u64 = 2048;
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("address")
+}
+
+fn run_meridian(size: usize) -> Duration {
+    let rx = bind_udp(local()).expect("bind");
+    let tx = bind_udp(local()).expect("bind");
+    let to: SocketAddr = rx.local_addr().expect("addr").as_socket().expect("inet");
+    let received = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let receiver = {
+        let received = received.clone();
+        LocalExecutorBuilder::new(Placement::Fixed(1))
+            .io_memory(512 << 10)
+            .spawn(move || async move {
+                let socket = glommio::net::UdpSocket::from(rx);
+                let mut buf = [0u8; 1500];
+                let mut count = 0;
+                while count < PACKETS {
+                    socket.recv_from(&mut buf).await.expect("recv");
+                    count += 1;
+                    received.store(count, Ordering::Release);
+                }
+                Instant::now()
+            })
+            .expect("receiver executor")
+    };
+    let sender = {
+        let received = received.clone();
+        LocalExecutorBuilder::new(Placement::Fixed(0))
+            .io_memory(512 << 10)
+            .spawn(move || async move {
+                let socket = glommio::net::UdpSocket::from(tx);
+                let payload = vec![7u8; size];
+                let mut sent = 0;
+                while sent < PACKETS {
+                    while sent - received.load(Ordering::Acquire) >= WINDOW {
+                        std::hint::spin_loop();
+                    }
+                    socket.send_to(&payload, to).await.expect("send");
+                    sent += 1;
+                }
+            })
+            .expect("sender executor")
+    };
+    sender.join().expect("sender");
+    let end = receiver.join().expect("receiver");
+    end - start
+}
+
+fn run_sendmmsg(size: usize) -> Duration {
+    let rx: StdUdpSocket = bind_udp(local()).expect("bind").into();
+    let tx: StdUdpSocket = bind_udp(local()).expect("bind").into();
+    rx.set_nonblocking(false).expect("blocking");
+    tx.set_nonblocking(false).expect("blocking");
+    let to = rx.local_addr().expect("addr");
+    let received = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let receiver = {
+        let received = received.clone();
+        std::thread::spawn(move || {
+            pin_current_thread(1).expect("pin");
+            let mut buffers = vec![[0u8; 1500]; BATCH_MAX];
+            let mut lengths = [0usize; BATCH_MAX];
+            let mut count = 0;
+            while count < PACKETS {
+                count += recv_batch(&rx, &mut buffers, &mut lengths).expect("recvmmsg") as u64;
+                received.store(count, Ordering::Release);
+            }
+            Instant::now()
+        })
+    };
+    let sender = {
+        let received = received.clone();
+        std::thread::spawn(move || {
+            pin_current_thread(0).expect("pin");
+            let payload = vec![7u8; size];
+            let batch: Vec<&[u8]> = (0..BATCH_MAX).map(|_| payload.as_slice()).collect();
+            let mut sent = 0;
+            while sent < PACKETS {
+                while sent - received.load(Ordering::Acquire) + BATCH_MAX as u64 > WINDOW {
+                    std::hint::spin_loop();
+                }
+                let want = (PACKETS - sent).min(BATCH_MAX as u64) as usize;
+                sent += send_batch(&tx, to, &batch[..want]).expect("sendmmsg") as u64;
+            }
+        })
+    };
+    sender.join().expect("sender");
+    let end = receiver.join().expect("receiver");
+    end - start
+}
+
+fn udp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("udp");
+    group.throughput(Throughput::Elements(PACKETS));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    for size in [64usize, 1200] {
+        group.bench_function(BenchmarkId::new("meridian", size), |b| {
+            b.iter_custom(|iterations| (0..iterations).map(|_| run_meridian(size)).sum())
+        });
+        group.bench_function(BenchmarkId::new("sendmmsg", size), |b| {
+            b.iter_custom(|iterations| (0..iterations).map(|_| run_sendmmsg(size)).sum())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, udp);
+criterion_main!(benches);
