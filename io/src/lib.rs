@@ -9,6 +9,7 @@ use meridian_core::time::Instant;
 
 pub mod mmsg;
 pub mod runtime;
+pub mod signing;
 
 /// A monotonic clock whose epoch is its creation. Backed by `quanta` (TSC where stable),
 /// which reads in nanoseconds without a system call.

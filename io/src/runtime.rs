@@ -18,7 +18,9 @@
 //! own clocks, so a queue is drained once per tick.
 //!
 //! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse) and a
-//! receive task moves datagrams into a bounded local queue. This uses glommio's
+//! receive task moves datagrams into a bounded local queue. With node keys, datagrams to
+//! other nodes are sealed in signed envelopes and theirs are verified in one batch per tick
+//! before the zone sees them ([`crate::signing`]). This uses glommio's
 //! `UdpSocket` (one datagram per call, through io_uring); batched `recvmmsg`-style
 //! receive is not built yet.
 //!
@@ -46,6 +48,7 @@ use meridian_core::world::{World, ZoneID};
 use meridian_core::zone::Zone;
 
 use crate::Clock;
+use crate::signing::{Ingress, NodeKeys, Outgress, SEALED_SIZE_MAX};
 
 /// Slots in each zone's cross-core inbound queue.
 const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
@@ -73,15 +76,28 @@ pub struct NpcPlan {
     pub speed_mps: f32,
 }
 
+/// A zone hosted by another node.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteZone {
+    pub zone: ZoneID,
+    /// Where to reach it (and where its datagrams come from).
+    pub addr: SocketAddr,
+    /// The signer index of the node hosting it.
+    pub signer: u32,
+}
+
 /// What this node runs.
 #[derive(Clone, Debug)]
 pub struct NodePlan {
     pub world: World,
     pub limits: Limits,
     pub zones: Vec<ZonePlan>,
-    /// Zones hosted by other nodes, and where to reach them.
-    pub remote: Vec<(ZoneID, SocketAddr)>,
+    /// Zones hosted by other nodes.
+    pub remote: Vec<RemoteZone>,
     pub npcs: Option<NpcPlan>,
+    /// Sign datagrams to other nodes and verify theirs (DESIGN §7). `None`: trust peers by
+    /// address (a private network only).
+    pub keys: Option<NodeKeys>,
 }
 
 /// Why the node could not start.
@@ -121,6 +137,10 @@ pub struct ZoneStats {
     pub bytes_out: u64,
     /// Datagrams dropped: inbox, outbox, cross-core queue full, UDP receive queue full.
     pub drops: u64,
+    /// Datagrams from other nodes refused by the witness: forged, replayed, malformed.
+    pub verify_failures: u64,
+    /// The witness's counters, by kind.
+    pub witness: crate::signing::IngressCounters,
     pub counters: Counters,
 }
 
@@ -159,8 +179,11 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// Largest datagram read from UDP: a sealed (signed) zone datagram.
+const UDP_DATAGRAM_MAX: usize = SEALED_SIZE_MAX;
+
 /// A datagram received from UDP: sender, length, bytes.
-type UdpDatagram = (SocketAddr, usize, [u8; DATAGRAM_SIZE_MAX]);
+type UdpDatagram = (SocketAddr, usize, [u8; UDP_DATAGRAM_MAX]);
 
 struct LocalDatagram {
     from: ZoneID,
@@ -320,13 +343,19 @@ async fn run_zone(
         let (socket, udp_queue, udp_dropped) =
             (socket.clone(), udp_queue.clone(), udp_dropped.clone());
         glommio::spawn_local(async move {
-            let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+            // One byte more than the largest valid datagram, so an oversized one is seen as
+            // such (truncated to the buffer) rather than cut to a plausible length.
+            let mut buf = [0u8; UDP_DATAGRAM_MAX + 1];
             loop {
                 match socket.recv_from(&mut buf).await {
                     Ok((len, from)) => {
                         let mut q = udp_queue.borrow_mut();
-                        if q.len() < UDP_QUEUE_DATAGRAMS {
-                            q.push_back((from, len, buf));
+                        if len > UDP_DATAGRAM_MAX {
+                            udp_dropped.set(udp_dropped.get() + 1);
+                        } else if q.len() < UDP_QUEUE_DATAGRAMS {
+                            let mut bytes = [0u8; UDP_DATAGRAM_MAX];
+                            bytes[..len].copy_from_slice(&buf[..len]);
+                            q.push_back((from, len, bytes));
                         } else {
                             udp_dropped.set(udp_dropped.get() + 1);
                         }
@@ -338,6 +367,20 @@ async fn run_zone(
         .detach();
     }
 
+    let boot_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    let mut outgress = plan
+        .keys
+        .as_ref()
+        .map(|keys| Outgress::new(keys, boot_epoch));
+    let mut ingress = match &plan.keys {
+        Some(keys) => {
+            Some(Ingress::new(keys, UDP_QUEUE_DATAGRAMS).map_err(|e| format!("node keys: {e}"))?)
+        }
+        None => None,
+    };
+    let mut sealed = [0u8; SEALED_SIZE_MAX];
     let mut stats = ZoneStats {
         zone: id.0,
         ..ZoneStats::default()
@@ -388,13 +431,22 @@ async fn run_zone(
             while let Some((from, len, bytes)) = q.pop_front() {
                 stats.packets_in += 1;
                 stats.bytes_in += len as u64;
-                let peer = plan
-                    .remote
-                    .iter()
-                    .find(|r| r.1 == from)
-                    .map_or(Peer::Client(from), |r| Peer::Zone(r.0));
-                zone.handle_datagram(now, peer, &bytes[..len]);
+                match (
+                    plan.remote.iter().find(|r| r.addr == from),
+                    ingress.as_mut(),
+                ) {
+                    // Another node's zone, signed: verified below, in one batch.
+                    (Some(r), Some(ingress)) => ingress.push(r.zone, r.signer, &bytes[..len]),
+                    (Some(r), None) => zone.handle_datagram(now, Peer::Zone(r.zone), &bytes[..len]),
+                    (None, _) => zone.handle_datagram(now, Peer::Client(from), &bytes[..len]),
+                }
             }
+        }
+        if let Some(ingress) = ingress.as_mut() {
+            ingress.verify(|from, payload| zone.handle_datagram(now, Peer::Zone(from), payload));
+            let c = ingress.counters;
+            stats.verify_failures = c.forged + c.replayed + c.malformed + c.overflow;
+            stats.witness = c;
         }
         if let Some(npcs) = plan.npcs {
             let next_tick = zone.tick_count() + 1;
@@ -422,9 +474,19 @@ async fn run_zone(
                         if q.push(d).is_err() {
                             local_drops += 1;
                         }
-                    } else if let Some((_, addr)) = plan.remote.iter().find(|r| r.0 == to) {
-                        if let Err(e) = socket.send_to(&buf[..t.len], *addr).await {
-                            tracing::debug!(zone = %id, to = %addr, "UDP send failed: {e}");
+                    } else if let Some(r) = plan.remote.iter().find(|r| r.zone == to) {
+                        let datagram = match outgress.as_mut() {
+                            Some(out) => match out.seal(&buf[..t.len], &mut sealed) {
+                                Some(n) => &sealed[..n],
+                                None => {
+                                    local_drops += 1;
+                                    continue;
+                                }
+                            },
+                            None => &buf[..t.len],
+                        };
+                        if let Err(e) = socket.send_to(datagram, r.addr).await {
+                            tracing::debug!(zone = %id, to = %r.addr, "UDP send failed: {e}");
                             local_drops += 1;
                         }
                     } else {
@@ -460,31 +522,30 @@ async fn run_zone(
                 tracing::info!(zone = %id, "[+] {arrived} entities ARRIVED, [-] {departed} DEPARTED in the last second");
             }
             (arrived, departed) = (0, 0);
-            let (inbox_drops, outbox_drops) = zone.datagram_drops();
-            stats.tick = zone.tick_count();
-            stats.entities = zone.entities().len();
-            stats.ghosts = zone.ghosts().len();
-            stats.in_flight = zone.tombstone_count();
-            stats.tick_p50_us = second.value_at_quantile(0.5);
-            stats.tick_p99_us = second.value_at_quantile(0.99);
-            stats.tick_max_us = second.max();
-            stats.drops = inbox_drops + outbox_drops + local_drops + udp_dropped.get();
-            stats.counters = *zone.counters();
+            fill_stats(&mut stats, &zone, &second, local_drops + udp_dropped.get());
             *shared.stats[index].lock().expect("stats lock") = stats.clone();
             second.reset();
         }
     }
     zone.shut_down();
+    fill_stats(&mut stats, &zone, &total, local_drops + udp_dropped.get());
+    tracing::info!(zone = %id, ticks = stats.tick, entities = stats.entities, "zone stopped");
+    Ok(stats)
+}
+
+/// Copies the zone's figures and the tick percentiles of `ticks` into `stats`. `io_drops`:
+/// datagrams this driver dropped (full cross-core queue, UDP receive queue, send errors).
+fn fill_stats(stats: &mut ZoneStats, zone: &Zone, ticks: &Histogram<u64>, io_drops: u64) {
+    let (inbox_drops, outbox_drops) = zone.datagram_drops();
     stats.tick = zone.tick_count();
     stats.entities = zone.entities().len();
     stats.ghosts = zone.ghosts().len();
     stats.in_flight = zone.tombstone_count();
-    stats.tick_p50_us = total.value_at_quantile(0.5);
-    stats.tick_p99_us = total.value_at_quantile(0.99);
-    stats.tick_max_us = total.max();
+    stats.tick_p50_us = ticks.value_at_quantile(0.5);
+    stats.tick_p99_us = ticks.value_at_quantile(0.99);
+    stats.tick_max_us = ticks.max();
+    stats.drops = inbox_drops + outbox_drops + io_drops;
     stats.counters = *zone.counters();
-    tracing::info!(zone = %id, ticks = stats.tick, entities = stats.entities, "zone stopped");
-    Ok(stats)
 }
 
 fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> {

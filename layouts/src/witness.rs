@@ -59,8 +59,13 @@ impl EnvelopeHeader {
     pub const SIZE: usize = core::mem::size_of::<EnvelopeHeader>();
 }
 
-/// The most payload one envelope can carry within a 1,200-byte datagram.
+/// The most payload an envelope can carry if the sealed datagram must fit 1,200 bytes
+/// (client-facing envelopes). Node-to-node envelopes carry a whole 1,200-byte zone datagram
+/// and are up to 1,298 bytes, which any LAN path carries.
 pub const ENVELOPE_PAYLOAD_MAX: usize = 1200 - EnvelopeHeader::SIZE - SIGNATURE_SIZE;
+
+/// The most payload any envelope can carry (its length field is 16 bits).
+pub const ENVELOPE_PAYLOAD_LIMIT: usize = u16::MAX as usize - EnvelopeHeader::SIZE - SIGNATURE_SIZE;
 
 /// A parsed envelope: views into the datagram, nothing copied.
 #[derive(Clone, Copy, Debug)]
@@ -100,7 +105,8 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, ParseError> {
 
 /// Writes an envelope's header and payload into `out` and returns the signed part's
 /// length; the caller signs `out[..n]` and writes the signature at `out[n..n + 64]`.
-/// `None` if the payload is too long or `out` too small.
+/// `None` if the payload exceeds [`ENVELOPE_PAYLOAD_LIMIT`] or `out` is too small; callers
+/// with a tighter budget (client traffic: [`ENVELOPE_PAYLOAD_MAX`]) check it themselves.
 pub fn write_envelope_unsigned(
     out: &mut [u8],
     domain: [u8; 8],
@@ -109,7 +115,7 @@ pub fn write_envelope_unsigned(
     sequence: u64,
     payload: &[u8],
 ) -> Option<usize> {
-    if payload.len() > ENVELOPE_PAYLOAD_MAX {
+    if payload.len() > ENVELOPE_PAYLOAD_LIMIT {
         return None;
     }
     let signed = EnvelopeHeader::SIZE + payload.len();

@@ -39,6 +39,10 @@ enum Command {
         /// Override the world file's NPCs per zone.
         #[arg(long)]
         npcs: Option<u32>,
+        /// This node's key pair (from `meridian keygen`): required when the world file pins
+        /// node public keys, so traffic between nodes is signed.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
     /// Validate a world file and print its zones, neighbours and spatial-index shape.
     ///
@@ -126,7 +130,8 @@ fn main() -> ExitCode {
             name,
             duration,
             npcs,
-        } => node(&world, name.as_deref(), duration, npcs),
+            key,
+        } => node(&world, name.as_deref(), duration, npcs, key.as_deref()),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Sim {
             seeds,
@@ -167,6 +172,7 @@ fn node(
     name: Option<&str>,
     duration: Option<u64>,
     npcs: Option<u32>,
+    key: Option<&Path>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -189,7 +195,8 @@ fn node(
         world.display(),
         spec.world.zone_count()
     );
-    let running = run::start(&spec, &node_spec, npcs)?;
+    let key = key.map(keyfile::read).transpose()?;
+    let running = run::start(&spec, &node_spec, npcs, key.as_ref())?;
     let started = std::time::Instant::now();
     let mut previous = running.stats();
     let mut next = started + Duration::from_secs(1);

@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
 use meridian_core::limits::Limits;
-use meridian_io::runtime::{Node, NodePlan, NpcPlan, Snapshot, ZonePlan, ZoneStats};
+use meridian_io::runtime::{Node, NodePlan, NpcPlan, RemoteZone, Snapshot, ZonePlan, ZoneStats};
+use meridian_io::signing::NodeKeys;
 
 use crate::world_file::{NodeSpec, WorldSpec};
 
@@ -62,16 +64,64 @@ pub fn pick_node<'a>(spec: &'a WorldSpec, name: Option<&str>) -> anyhow::Result<
     }
 }
 
-/// Starts the zones of `node`, and its admin server if it has an address.
+/// The signing identity for `node`: required when the world's nodes have public keys, and
+/// it must be the pair of this node's pinned key.
+fn node_keys(
+    spec: &WorldSpec,
+    node: &NodeSpec,
+    key: Option<&SigningKey>,
+) -> anyhow::Result<Option<NodeKeys>> {
+    let Some(pinned) = node.public_key else {
+        return Ok(None);
+    };
+    let key = key.ok_or_else(|| {
+        anyhow::anyhow!(
+            "the world file pins node {}'s public key, so its traffic is signed: pass its key pair with --key FILE",
+            node.name
+        )
+    })?;
+    if key.verifying_key().to_bytes() != pinned {
+        anyhow::bail!(
+            "the key pair given does not match node {}'s public_key in the world file ({})",
+            node.name,
+            hex::encode(pinned)
+        );
+    }
+    Ok(Some(NodeKeys {
+        key: key.clone(),
+        signer: spec
+            .nodes
+            .iter()
+            .position(|n| n.name == node.name)
+            .expect("node is in the spec") as u32,
+        public_keys: spec
+            .nodes
+            .iter()
+            .map(|n| n.public_key.expect("all or none"))
+            .collect(),
+    }))
+}
+
+/// Starts the zones of `node`, and its admin server if it has an address. `key` is this
+/// node's key pair, needed when the world file pins node keys.
 pub fn start(
     spec: &WorldSpec,
     node: &NodeSpec,
     npcs_per_zone: Option<u32>,
+    key: Option<&SigningKey>,
 ) -> anyhow::Result<Running> {
+    let keys = node_keys(spec, node, key)?;
     let mut remote = Vec::new();
-    for other in spec.nodes.iter().filter(|n| n.name != node.name) {
-        for (k, &z) in other.zones.iter().enumerate() {
-            remote.push((z, other.zone_address(k)));
+    for (signer, other) in spec.nodes.iter().enumerate() {
+        if other.name == node.name {
+            continue;
+        }
+        for (k, &zone) in other.zones.iter().enumerate() {
+            remote.push(RemoteZone {
+                zone,
+                addr: other.zone_address(k),
+                signer: signer as u32,
+            });
         }
     }
     let npcs = spec.npcs.map(|n| NpcPlan {
@@ -97,6 +147,7 @@ pub fn start(
             .collect(),
         remote,
         npcs,
+        keys,
     };
     let node_handle = Arc::new(Node::start(plan)?);
     let admin_stop = Arc::new(AtomicBool::new(false));
@@ -182,7 +233,7 @@ pub fn status_text(stats: &[ZoneStats]) -> String {
         let _ = writeln!(
             out,
             "zone {} tick {} entities {} ghosts {} in_flight {} tick_p50_us {} tick_p99_us {} tick_max_us {} \
-             arrivals {} departures {} packets_in {} packets_out {} drops {}",
+             arrivals {} departures {} packets_in {} packets_out {} drops {} verify_failures {}",
             s.zone,
             s.tick,
             s.entities,
@@ -195,7 +246,8 @@ pub fn status_text(stats: &[ZoneStats]) -> String {
             s.counters.departures,
             s.packets_in,
             s.packets_out,
-            s.drops
+            s.drops,
+            s.verify_failures
         );
     }
     out

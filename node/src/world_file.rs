@@ -31,6 +31,8 @@ struct NodeSection {
     cores: Option<Vec<usize>>,
     udp: SocketAddr,
     admin: Option<SocketAddr>,
+    /// The node's Ed25519 public key (hex). Either every node has one or none does.
+    public_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,8 @@ pub struct NodeSpec {
     pub udp: SocketAddr,
     /// The admin HTTP address, if any.
     pub admin: Option<SocketAddr>,
+    /// The node's pinned public key; traffic between nodes is signed when nodes have keys.
+    pub public_key: Option<[u8; 32]>,
 }
 
 impl NodeSpec {
@@ -243,13 +247,27 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
                 n.name
             )));
         }
+        let public_key = match &n.public_key {
+            None => None,
+            Some(text) => Some(crate::keyfile::decode_32(text).map_err(|e| {
+                ParseError::Nodes(format!("nodes[{i}] ({}): public_key: {e}", n.name))
+            })?),
+        };
         nodes.push(NodeSpec {
             name: n.name.clone(),
             zones: n.zones.iter().map(|&z| ZoneID(z)).collect(),
             cores,
             udp: n.udp,
             admin: n.admin,
+            public_key,
         });
+    }
+    let keyed = nodes.iter().filter(|n| n.public_key.is_some()).count();
+    if keyed != 0 && keyed != nodes.len() {
+        return Err(ParseError::Nodes(format!(
+            "{keyed} of {} nodes have a public_key: give every node one (signed traffic) or none",
+            nodes.len()
+        )));
     }
     if !nodes.is_empty()
         && let Some(z) = hosted.iter().position(Option::is_none)

@@ -97,7 +97,7 @@ fn npcs_cross_back_and_forth_and_are_conserved() {
     std::fs::write(&path, WORLD).unwrap();
     let spec = world_file::load_spec(&path).unwrap();
     let node_spec = run::pick_node(&spec, None).unwrap().clone();
-    let running = run::start(&spec, &node_spec, None).unwrap();
+    let running = run::start(&spec, &node_spec, None, None).unwrap();
     let admin = running.admin_address().expect("admin endpoint");
 
     let total = 5000usize;
@@ -179,6 +179,17 @@ fn npcs_cross_back_and_forth_and_are_conserved() {
 /// Two nodes, one zone each: every handoff and ghost batch crosses real loopback UDP.
 #[test]
 fn two_nodes_hand_off_over_udp() {
+    two_nodes(false);
+}
+
+/// The same with node keys pinned in the world file: every datagram between the nodes is
+/// sealed in a signed envelope and verified in a batch per tick before the zone sees it.
+#[test]
+fn two_nodes_hand_off_over_signed_udp() {
+    two_nodes(true);
+}
+
+fn two_nodes(signed: bool) {
     // Free ports for both zones (a short race with other processes; fine on a test host).
     let free = || {
         std::net::UdpSocket::bind("127.0.0.1:0")
@@ -197,14 +208,47 @@ fn two_nodes_hand_off_over_udp() {
             ),
         )
         .replace("per_zone = 2500", "per_zone = 1000");
+    let (key_a, key_b) = (
+        meridian_node::keyfile::generate().unwrap(),
+        meridian_node::keyfile::generate().unwrap(),
+    );
+    let world = if signed {
+        let pin = |name: &str, key: &ed25519_dalek::SigningKey| {
+            format!(
+                "name = \"{name}\"\npublic_key = \"{}\"",
+                hex::encode(key.verifying_key().as_bytes())
+            )
+        };
+        world
+            .replace("name = \"a\"", &pin("a", &key_a))
+            .replace("name = \"b\"", &pin("b", &key_b))
+    } else {
+        world
+    };
     assert!(world.contains("name = \"b\""));
-    let dir = std::env::temp_dir().join(format!("meridian-e2e-udp-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("meridian-e2e-udp-{signed}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("world.toml");
     std::fs::write(&path, world).unwrap();
     let spec = world_file::load_spec(&path).unwrap();
-    let a = run::start(&spec, run::pick_node(&spec, Some("a")).unwrap(), None).unwrap();
-    let b = run::start(&spec, run::pick_node(&spec, Some("b")).unwrap(), None).unwrap();
+    let (node_a, node_b) = (
+        run::pick_node(&spec, Some("a")).unwrap(),
+        run::pick_node(&spec, Some("b")).unwrap(),
+    );
+    if signed {
+        // A signed world refuses to start without the node's key, or with another node's.
+        let missing = run::start(&spec, node_a, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("--key"), "{missing}");
+        let wrong = run::start(&spec, node_a, None, Some(&key_b))
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.contains("does not match"), "{wrong}");
+    }
+    let a = run::start(&spec, node_a, None, signed.then_some(&key_a)).unwrap();
+    let b = run::start(&spec, node_b, None, signed.then_some(&key_b)).unwrap();
 
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(6) {
@@ -240,6 +284,11 @@ fn two_nodes_hand_off_over_udp() {
             s.zone
         );
         assert!(s.packets_out > 0 && s.packets_in > 0);
+        assert_eq!(
+            s.verify_failures, 0,
+            "zone {}: a healthy run has no verify failures: {:?}",
+            s.zone, s.witness
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
