@@ -90,17 +90,6 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
     }
-
-    /// The `q`-quantile (0–1) of handoff completion in ticks.
-    pub fn handoff_quantile(&self, q: f64) -> Option<u64> {
-        let mut v = self.handoff_ticks.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        let index = ((v.len() - 1) as f64 * q).round() as usize;
-        Some(v[index])
-    }
 }
 
 #[derive(Clone, Copy, Debug)]

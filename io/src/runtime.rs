@@ -391,6 +391,7 @@ async fn run_zone(
     let mut buf = [0u8; DATAGRAM_SIZE_MAX];
     let mut local_drops = 0u64;
     let mut next_publish = clock.now();
+    let mut snapshot_served = 0u64;
     let (mut arrived, mut departed) = (0u64, 0u64);
     tracing::info!(zone = %id, core = zone_plan.core, udp = %zone_plan.bind, entities = zone.entities().len(), "zone started");
 
@@ -402,24 +403,24 @@ async fn run_zone(
             continue;
         }
         // Snapshot requests are served at a tick boundary: a consistent view of this zone.
+        // The lock is taken only when one is asked for.
         let wanted = shared.snapshot_wanted.load(Ordering::SeqCst);
-        {
+        if wanted > snapshot_served {
+            snapshot_served = wanted;
             let mut slot = shared.snapshots[index].lock().expect("snapshot lock");
-            if slot.0 < wanted {
-                let e = zone.entities();
-                slot.1.zone = id.0;
-                slot.1.taken_at_ns = clock.now().as_nanos();
-                slot.1.tick = zone.tick_count();
-                slot.1.owned.clear();
-                slot.1
-                    .owned
-                    .extend(e.ids().iter().zip(e.epochs()).map(|(id, ep)| (id.0, *ep)));
-                slot.1.in_flight.clear();
-                slot.1
-                    .in_flight
-                    .extend(zone.tombstones().map(|(id, ep)| (id.0, ep)));
-                slot.0 = wanted;
-            }
+            let e = zone.entities();
+            slot.1.zone = id.0;
+            slot.1.taken_at_ns = clock.now().as_nanos();
+            slot.1.tick = zone.tick_count();
+            slot.1.owned.clear();
+            slot.1
+                .owned
+                .extend(e.ids().iter().zip(e.epochs()).map(|(id, ep)| (id.0, *ep)));
+            slot.1.in_flight.clear();
+            slot.1
+                .in_flight
+                .extend(zone.tombstones().map(|(id, ep)| (id.0, ep)));
+            slot.0 = wanted;
         }
         while let Some(d) = inbound.pop() {
             stats.packets_in += 1;

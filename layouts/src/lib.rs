@@ -11,7 +11,7 @@
 //! the bytes: hostile input is the normal case for a server on the open internet, and the
 //! caller counts the error kind and drops the datagram.
 //!
-//! The crate is `no_std`, forbids `unsafe`, and depends on `bytemuck` only, so the server,
+//! The crate is `no_std`, forbids `unsafe_code`, and depends on `bytemuck` only, so the server,
 //! the client library and clients in other languages (via the byte tables in the docs)
 //! share one definition of the wire.
 
