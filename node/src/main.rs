@@ -220,9 +220,10 @@ fn node(
     let finals = running.stop()?;
     println!("summary after {:.1} s:", elapsed.as_secs_f64());
     println!(
-        "{:>5} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}",
+        "{:>5} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}",
         "zone",
         "entities",
+        "in_flight",
         "ghosts",
         "ticks",
         "p50 ms",
@@ -234,9 +235,10 @@ fn node(
     );
     for s in &finals {
         println!(
-            "{:>5} {:>9} {:>7} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9} {:>10} {:>7}",
+            "{:>5} {:>9} {:>9} {:>7} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9} {:>10} {:>7}",
             s.zone,
             s.entities,
+            s.in_flight,
             s.ghosts,
             s.tick,
             s.tick_p50_us as f64 / 1000.0,

@@ -1,3 +1,4 @@
 //! meridian-node's integration tests: a real node on real sockets.
 
+mod cli;
 mod e2e;

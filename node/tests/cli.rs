@@ -1,0 +1,183 @@
+//! The `meridian` binary as an operator runs it.
+
+use std::process::Command;
+
+fn meridian() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meridian"))
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("meridian-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = meridian().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for command in ["node", "sim", "check", "keygen", "token"] {
+        assert!(
+            text.contains(command),
+            "--help does not mention {command}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn check_names_the_bad_field_and_exits_1() {
+    let dir = temp_dir("check");
+    let bad =
+        include_str!("../worlds/default.toml").replace("tick_rate_hz = 30", "tick_rate_hz = 0");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, bad).unwrap();
+    let out = meridian()
+        .args(["check", "--world"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("tick_rate_hz"), "{err}");
+    let ok = meridian()
+        .args(["check", "--world", "worlds/default.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn node_runs_for_a_while_and_prints_a_summary() {
+    let dir = temp_dir("node");
+    let world = include_str!("../worlds/default.toml")
+        .replace("udp = \"127.0.0.1:7000\"", "udp = \"127.0.0.1:0\"")
+        .replace("admin = \"127.0.0.1:7100\"", "admin = \"127.0.0.1:0\"");
+    let path = dir.join("world.toml");
+    std::fs::write(&path, world).unwrap();
+    let out = meridian()
+        .args(["node", "--duration", "3", "--npcs", "2000", "--world"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("summary after"), "{stdout}");
+    assert!(
+        stderr.contains("handoffs") && stderr.contains("tick p50"),
+        "no status line:\n{stderr}"
+    );
+    // Both zones, 2,000 NPCs each, all accounted for in the summary (owned, or in flight).
+    let zones: Vec<Vec<u64>> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['0', '1']))
+        .map(|l| {
+            l.split_whitespace()
+                .take(3)
+                .map(|w| w.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(zones.len(), 2, "{stdout}");
+    let accounted: u64 = zones.iter().map(|z| z[1] + z[2]).sum();
+    assert_eq!(
+        accounted, 4000,
+        "entities + in flight after stopping:\n{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn node_with_pinned_keys_refuses_to_start_without_its_key() {
+    let dir = temp_dir("keys");
+    let key = meridian_node::keyfile::generate().unwrap();
+    let world = include_str!("../worlds/default.toml").replace(
+        "name = \"local\"",
+        &format!(
+            "name = \"local\"\npublic_key = \"{}\"",
+            hex::encode(key.verifying_key().as_bytes())
+        ),
+    );
+    let path = dir.join("world.toml");
+    std::fs::write(&path, world).unwrap();
+    let out = meridian()
+        .args(["node", "--duration", "1", "--world"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sim_runs_seeds_and_reports() {
+    let out = meridian()
+        .args(["sim", "--seeds", "4", "--ticks", "600"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("seeds/s, 0 failed"), "{text}");
+    assert!(text.contains("handoff completion"), "{text}");
+}
+
+#[test]
+fn keygen_and_token_round_trip() {
+    let dir = temp_dir("token");
+    let (auth, client) = (dir.join("auth.key"), dir.join("client.key"));
+    for path in [&auth, &client] {
+        let out = meridian()
+            .args(["keygen", "--out"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("public_key = \""));
+    }
+    let again = meridian()
+        .args(["keygen", "--out"])
+        .arg(&auth)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "keygen must not overwrite without --force"
+    );
+    let out = meridian()
+        .args([
+            "token",
+            "--world-id",
+            "1",
+            "--client-id",
+            "42",
+            "--auth-key",
+        ])
+        .arg(&auth)
+        .arg("--client-key")
+        .arg(&client)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert!(meridian_layouts::witness::ConnectToken::parse(&token).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
