@@ -30,6 +30,37 @@ pub const FULL_REBUILD_FRACTION: usize = 8; // 1/8
 
 const NONE: i32 = -1;
 
+/// Where a point falls in a grid of cells: origin, cell size and shape. Shared by the
+/// bucket grid and its packed copy, and written to match the SIMD pass in
+/// [`Grid::update`] exactly (clamp, then truncate — equal to floor for the clamped,
+/// non-negative values), so both place every point in the same cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CellMap {
+    origin_x: f32,
+    origin_y: f32,
+    cell_per_m: f32,
+    columns: u32,
+    rows: u32,
+}
+
+impl CellMap {
+    fn column_of(&self, x: f32) -> u32 {
+        ((x - self.origin_x) * self.cell_per_m)
+            .max(0.0)
+            .min((self.columns - 1) as f32) as u32
+    }
+
+    fn row_of(&self, y: f32) -> u32 {
+        ((y - self.origin_y) * self.cell_per_m)
+            .max(0.0)
+            .min((self.rows - 1) as f32) as u32
+    }
+
+    fn cell_of(&self, x: f32, y: f32) -> u32 {
+        self.row_of(y) * self.columns + self.column_of(x)
+    }
+}
+
 /// A packed, cell-ordered copy of the indexed positions, for query-heavy stages.
 ///
 /// The bucket grid is cheap to maintain but scatters a cell's entities across the entity
@@ -40,11 +71,7 @@ const NONE: i32 = -1;
 /// Queries see positions as of the last refresh.
 #[derive(Debug)]
 pub struct Packed {
-    origin_x: f32,
-    origin_y: f32,
-    cell_per_m: f32,
-    columns: u32,
-    rows: u32,
+    map: CellMap,
     /// `cell_start[c] .. cell_start[c + 1]` are cell `c`'s entries.
     cell_start: Vec<u32>,
     x: Vec<f32>,
@@ -58,11 +85,7 @@ impl Packed {
         let slots = grid.cell.len() * LANES;
         // LANES of padding so the last SIMD load of a span never reads past the end.
         Packed {
-            origin_x: grid.origin_x,
-            origin_y: grid.origin_y,
-            cell_per_m: grid.cell_per_m,
-            columns: grid.columns,
-            rows: grid.rows,
+            map: grid.map,
             cell_start: vec![0; grid.cell_count() + 1],
             x: vec![0.0; slots + LANES],
             y: vec![0.0; slots + LANES],
@@ -88,18 +111,6 @@ impl Packed {
         self.cell_start[grid.cell_count()] = next as u32;
     }
 
-    fn column_of(&self, x: f32) -> u32 {
-        ((x - self.origin_x) * self.cell_per_m)
-            .max(0.0)
-            .min((self.columns - 1) as f32) as u32
-    }
-
-    fn row_of(&self, y: f32) -> u32 {
-        ((y - self.origin_y) * self.cell_per_m)
-            .max(0.0)
-            .min((self.rows - 1) as f32) as u32
-    }
-
     /// Calls `f(slot)` for every entity within `radius_m` of `(cx, cy)` (inclusive), as of
     /// the last refresh.
     #[inline]
@@ -107,12 +118,12 @@ impl Packed {
         let r2 = f32x8::splat(radius_m * radius_m);
         let (vcx, vcy) = (f32x8::splat(cx), f32x8::splat(cy));
         let lane_index = f32x8::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
-        let (c0, c1) = (self.column_of(cx - radius_m), self.column_of(cx + radius_m));
-        let (r0, r1) = (self.row_of(cy - radius_m), self.row_of(cy + radius_m));
+        let (c0, c1) = (self.map.column_of(cx - radius_m), self.map.column_of(cx + radius_m));
+        let (r0, r1) = (self.map.row_of(cy - radius_m), self.map.row_of(cy + radius_m));
         for row in r0..=r1 {
             // The cells c0..=c1 of one row are one contiguous span.
-            let first = (row * self.columns + c0) as usize;
-            let last = (row * self.columns + c1) as usize;
+            let first = (row * self.map.columns + c0) as usize;
+            let last = (row * self.map.columns + c1) as usize;
             let (begin, end) = (
                 self.cell_start[first] as usize,
                 self.cell_start[last + 1] as usize,
@@ -149,12 +160,8 @@ pub struct GridStats {
 /// The grid. See the module docs.
 #[derive(Debug)]
 pub struct Grid {
-    origin_x: f32,
-    origin_y: f32,
+    map: CellMap,
     cell_size_m: f32,
-    cell_per_m: f32,
-    columns: u32,
-    rows: u32,
     start: Vec<u32>,
     len: Vec<u32>,
     cap: Vec<u32>,
@@ -185,12 +192,14 @@ impl Grid {
         // Enough for every bucket's count, a quarter of it again, and the minimum slack.
         let entries = slots + slots / 4 + cells * GRID_BUCKET_SLACK_MIN;
         let mut grid = Grid {
-            origin_x,
-            origin_y,
+            map: CellMap {
+                origin_x,
+                origin_y,
+                cell_per_m: 1.0 / cell_size_m,
+                columns,
+                rows,
+            },
             cell_size_m,
-            cell_per_m: 1.0 / cell_size_m,
-            columns,
-            rows,
             start: vec![0; cells],
             len: vec![0; cells],
             cap: vec![0; cells],
@@ -223,22 +232,9 @@ impl Grid {
         self.start.len()
     }
 
-    // Same arithmetic as the SIMD pass in `update`: clamp, then truncate.
-    fn column_of(&self, x: f32) -> u32 {
-        ((x - self.origin_x) * self.cell_per_m)
-            .max(0.0)
-            .min((self.columns - 1) as f32) as u32
-    }
-
-    fn row_of(&self, y: f32) -> u32 {
-        ((y - self.origin_y) * self.cell_per_m)
-            .max(0.0)
-            .min((self.rows - 1) as f32) as u32
-    }
-
     /// The cell id of a point: the same arithmetic as the SIMD pass.
     pub fn cell_of(&self, x: f32, y: f32) -> u32 {
-        self.row_of(y) * self.columns + self.column_of(x)
+        self.map.cell_of(x, y)
     }
 
     /// Refiles every slot in `0..len` whose cell changed since the last update.
@@ -258,13 +254,13 @@ impl Grid {
         );
         self.slot_count = len;
 
-        let origin_x = f32x8::splat(self.origin_x);
-        let origin_y = f32x8::splat(self.origin_y);
-        let per_m = f32x8::splat(self.cell_per_m);
+        let origin_x = f32x8::splat(self.map.origin_x);
+        let origin_y = f32x8::splat(self.map.origin_y);
+        let per_m = f32x8::splat(self.map.cell_per_m);
         let zero = f32x8::splat(0.0);
-        let column_max = f32x8::splat((self.columns - 1) as f32);
-        let row_max = f32x8::splat((self.rows - 1) as f32);
-        let columns = i32x8::splat(self.columns as i32);
+        let column_max = f32x8::splat((self.map.columns - 1) as f32);
+        let row_max = f32x8::splat((self.map.rows - 1) as f32);
+        let columns = i32x8::splat(self.map.columns as i32);
         let move_budget = len / FULL_REBUILD_FRACTION;
         let mut moves = 0usize;
         let mut overflow = false;
@@ -428,11 +424,11 @@ impl Grid {
         mut f: impl FnMut(u32),
     ) {
         let r2 = radius_m * radius_m;
-        let (c0, c1) = (self.column_of(cx - radius_m), self.column_of(cx + radius_m));
-        let (r0, r1) = (self.row_of(cy - radius_m), self.row_of(cy + radius_m));
+        let (c0, c1) = (self.map.column_of(cx - radius_m), self.map.column_of(cx + radius_m));
+        let (r0, r1) = (self.map.row_of(cy - radius_m), self.map.row_of(cy + radius_m));
         for row in r0..=r1 {
             for column in c0..=c1 {
-                let c = (row * self.columns + column) as usize;
+                let c = (row * self.map.columns + column) as usize;
                 let start = self.start[c] as usize;
                 for &slot in &self.entries[start..start + self.len[c] as usize] {
                     let dx = xs[slot as usize] - cx;
@@ -447,11 +443,11 @@ impl Grid {
 
     /// Calls `f(slot)` for every indexed entity inside `rect` (half-open).
     pub fn for_each_in_rect(&self, xs: &[f32], ys: &[f32], rect: Rect, mut f: impl FnMut(u32)) {
-        let (c0, c1) = (self.column_of(rect.x_min), self.column_of(rect.x_max));
-        let (r0, r1) = (self.row_of(rect.y_min), self.row_of(rect.y_max));
+        let (c0, c1) = (self.map.column_of(rect.x_min), self.map.column_of(rect.x_max));
+        let (r0, r1) = (self.map.row_of(rect.y_min), self.map.row_of(rect.y_max));
         for row in r0..=r1 {
             for column in c0..=c1 {
-                let c = (row * self.columns + column) as usize;
+                let c = (row * self.map.columns + column) as usize;
                 let start = self.start[c] as usize;
                 for &slot in &self.entries[start..start + self.len[c] as usize] {
                     if rect.contains(xs[slot as usize], ys[slot as usize]) {
