@@ -12,7 +12,6 @@ use meridian_benches::{
 use meridian_core::entities::{Entities, EntityInit};
 use meridian_core::grid::{Grid, Packed};
 use meridian_core::limits::Limits;
-use meridian_core::movement::integrate;
 use meridian_core::time::Instant;
 use meridian_core::world::Rect;
 use rand::Rng;
@@ -42,16 +41,7 @@ fn movement(c: &mut Criterion) {
     }
     group.bench_function(BenchmarkId::new("meridian", MILLION), |b| {
         b.iter(|| {
-            let lanes = entities.lanes_mut();
-            integrate(
-                lanes.x,
-                lanes.y,
-                lanes.vx,
-                lanes.vy,
-                lanes.speed_mps_max,
-                black_box(DT),
-                bounds,
-            );
+            entities.integrate(black_box(DT), bounds);
         })
     });
 
@@ -135,16 +125,7 @@ fn grid_rebuild(c: &mut Criterion) {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
-                let lanes = entities.lanes_mut();
-                integrate(
-                    lanes.x,
-                    lanes.y,
-                    lanes.vx,
-                    lanes.vy,
-                    lanes.speed_mps_max,
-                    DT,
-                    bounds,
-                );
+                entities.integrate(DT, bounds);
                 let (x, y) = entities.position_lanes();
                 let start = WallInstant::now();
                 grid.update(x, y, MILLION);

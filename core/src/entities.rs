@@ -344,6 +344,21 @@ impl Entities {
         }
     }
 
+    /// Runs the movement kernel ([`crate::movement::integrate`]) over every live lane:
+    /// speed clamp, integration over `dt` seconds, world-bounds clamp.
+    pub fn integrate(&mut self, dt: f32, bounds: crate::world::Rect) {
+        let lanes = self.lanes_mut();
+        crate::movement::integrate(
+            lanes.x,
+            lanes.y,
+            lanes.vx,
+            lanes.vy,
+            lanes.speed_mps_max,
+            dt,
+            bounds,
+        );
+    }
+
     /// O(n) consistency check: column lengths, slot map, inert padding.
     pub fn verify(&self) {
         assert_eq!(self.id.len(), self.len);

@@ -118,8 +118,14 @@ impl Packed {
         let r2 = f32x8::splat(radius_m * radius_m);
         let (vcx, vcy) = (f32x8::splat(cx), f32x8::splat(cy));
         let lane_index = f32x8::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
-        let (c0, c1) = (self.map.column_of(cx - radius_m), self.map.column_of(cx + radius_m));
-        let (r0, r1) = (self.map.row_of(cy - radius_m), self.map.row_of(cy + radius_m));
+        let (c0, c1) = (
+            self.map.column_of(cx - radius_m),
+            self.map.column_of(cx + radius_m),
+        );
+        let (r0, r1) = (
+            self.map.row_of(cy - radius_m),
+            self.map.row_of(cy + radius_m),
+        );
         for row in r0..=r1 {
             // The cells c0..=c1 of one row are one contiguous span.
             let first = (row * self.map.columns + c0) as usize;
@@ -424,8 +430,14 @@ impl Grid {
         mut f: impl FnMut(u32),
     ) {
         let r2 = radius_m * radius_m;
-        let (c0, c1) = (self.map.column_of(cx - radius_m), self.map.column_of(cx + radius_m));
-        let (r0, r1) = (self.map.row_of(cy - radius_m), self.map.row_of(cy + radius_m));
+        let (c0, c1) = (
+            self.map.column_of(cx - radius_m),
+            self.map.column_of(cx + radius_m),
+        );
+        let (r0, r1) = (
+            self.map.row_of(cy - radius_m),
+            self.map.row_of(cy + radius_m),
+        );
         for row in r0..=r1 {
             for column in c0..=c1 {
                 let c = (row * self.map.columns + column) as usize;
@@ -443,7 +455,10 @@ impl Grid {
 
     /// Calls `f(slot)` for every indexed entity inside `rect` (half-open).
     pub fn for_each_in_rect(&self, xs: &[f32], ys: &[f32], rect: Rect, mut f: impl FnMut(u32)) {
-        let (c0, c1) = (self.map.column_of(rect.x_min), self.map.column_of(rect.x_max));
+        let (c0, c1) = (
+            self.map.column_of(rect.x_min),
+            self.map.column_of(rect.x_max),
+        );
         let (r0, r1) = (self.map.row_of(rect.y_min), self.map.row_of(rect.y_max));
         for row in r0..=r1 {
             for column in c0..=c1 {

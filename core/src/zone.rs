@@ -39,7 +39,6 @@ use crate::handoff::{
     Tombstone, backoff, entity_of, state_of, transfer,
 };
 use crate::limits::{DATAGRAM_SIZE_MAX, Limits, LimitsError};
-use crate::movement::integrate;
 use crate::net::{Inbox, Outbox, Peer, Transmit, for_each_packet};
 use crate::time::Instant;
 use crate::world::{Rect, World, ZoneID};
@@ -394,18 +393,7 @@ impl Zone {
 
         let dt = self.tick_duration.as_secs_f32();
         let bounds = self.world.bounds();
-        {
-            let lanes = self.entities.lanes_mut();
-            integrate(
-                lanes.x,
-                lanes.y,
-                lanes.vx,
-                lanes.vy,
-                lanes.speed_mps_max,
-                dt,
-                bounds,
-            );
-        }
+        self.entities.integrate(dt, bounds);
         let len = self.entities.len();
         let (x, y) = self.entities.position_lanes();
         self.grid.update(x, y, len);
