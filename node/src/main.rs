@@ -59,31 +59,7 @@ enum Command {
     /// delay, reordering, partitions, zone crashes), runs it, heals it, and checks the
     /// handoff invariants after every step. Exits with status 1 if any seed fails, and
     /// prints the command that replays it.
-    Sim {
-        /// How many seeds to run.
-        #[arg(long, default_value_t = 100)]
-        seeds: u64,
-        /// The first seed (seeds run from here up).
-        #[arg(long, default_value_t = 0)]
-        first_seed: u64,
-        /// Ticks per seed, including the 300-tick healing phase.
-        #[arg(long, default_value_t = 3000)]
-        ticks: u64,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Random walkers per seed (default: drawn from 100–300), plus the seed's border
-        /// dancers and flash crowd.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        entities: Option<u32>,
-        /// Measure instead of explore: two zones, this packet loss on every link, no
-        /// other faults.
-        #[arg(long, value_name = "P")]
-        loss: Option<f64>,
-        /// With --loss: put both zones on one node (a perfect queue; loss is ignored).
-        #[arg(long, requires = "loss")]
-        same_node: bool,
-    },
+    Sim(sim::Args),
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
     ///
@@ -133,23 +109,7 @@ fn main() -> ExitCode {
             key,
         } => node(&world, name.as_deref(), duration, npcs, key.as_deref()),
         Command::Keygen { out, force } => keygen(&out, force),
-        Command::Sim {
-            seeds,
-            first_seed,
-            ticks,
-            threads,
-            entities,
-            loss,
-            same_node,
-        } => sim::run(sim::Args {
-            seeds,
-            first_seed,
-            ticks,
-            threads,
-            entities,
-            loss,
-            same_node,
-        }),
+        Command::Sim(args) => sim::run(args),
         Command::Token {
             auth_key,
             client_key,

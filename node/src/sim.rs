@@ -6,15 +6,31 @@ use std::time::{Duration, Instant};
 
 use meridian_core::sim::{FixedNetwork, Options, Report, run as run_seed};
 
-/// What `meridian sim` was asked to do.
-#[derive(Debug, Clone, Copy)]
+/// What `meridian sim` was asked to do: the command's options.
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Args {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100)]
     pub seeds: u64,
+    /// The first seed (seeds run from here up).
+    #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
+    /// Ticks per seed, including the 300-tick healing phase.
+    #[arg(long, default_value_t = 3000)]
     pub ticks: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
     pub threads: Option<usize>,
+    /// Random walkers per seed (default: drawn from 100–300), plus the seed's border
+    /// dancers and flash crowd.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub entities: Option<u32>,
+    /// Measure instead of explore: two zones, this packet loss on every link, no
+    /// other faults.
+    #[arg(long, value_name = "P")]
     pub loss: Option<f64>,
+    /// With --loss: put both zones on one node (a perfect queue; loss is ignored).
+    #[arg(long, requires = "loss")]
     pub same_node: bool,
 }
 
