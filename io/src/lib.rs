@@ -2,14 +2,17 @@
 //!
 //! It holds the clock that turns wall time into the [`meridian_core::time::Instant`]s the
 //! sans-IO core is driven by, and the [`runtime`]: one pinned glommio executor per zone,
-//! UDP sockets, cross-core queues and the tick driver. glommio stays behind this crate's
-//! API, so the executor could be swapped.
+//! cross-core queues and the tick driver; [`uring`], the batched io_uring UDP driver each
+//! zone's socket runs on; [`signing`], sealing and batch-verifying node-to-node traffic;
+//! and [`mmsg`], the `sendmmsg` baseline. glommio stays behind this crate's API, so the
+//! executor could be swapped.
 
 use meridian_core::time::Instant;
 
 pub mod mmsg;
 pub mod runtime;
 pub mod signing;
+pub mod uring;
 
 /// A monotonic clock whose epoch is its creation. Backed by `quanta` (TSC where stable),
 /// which reads in nanoseconds without a system call.

@@ -17,27 +17,25 @@
 //! kernel; a full queue drops and counts (the protocol retransmits). Zones tick on their
 //! own clocks, so a queue is drained once per tick.
 //!
-//! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse) and a
-//! receive task moves datagrams into a bounded local queue. With node keys, datagrams to
-//! other nodes are sealed in signed envelopes and theirs are verified in one batch per tick
-//! before the zone sees them ([`crate::signing`]). This uses glommio's
-//! `UdpSocket` (one datagram per call, through io_uring); batched `recvmmsg`-style
-//! receive is not built yet.
+//! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse) and
+//! drives it through its own io_uring ([`crate::uring::UdpRing`]): one multishot receive
+//! into a pool of provided buffers, read at the top of the tick up to a budget, and the
+//! tick's whole output submitted in one system call at the end (runs of equal-size
+//! datagrams to one destination as one segmentation-offload send). The zone's executor
+//! never waits on the ring: it sleeps on its tick timer. With node keys, datagrams to other
+//! nodes are sealed in signed envelopes and theirs are verified in one batch per tick
+//! before the zone sees them ([`crate::signing`]).
 //!
 //! **Placement.** Zone *k* of the plan runs on the core the plan names, pinned with
 //! `Placement::Fixed`. More zones than cores: several executors are pinned to one core
 //! and the kernel time-shares it; each still ticks on its own deadline.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use glommio::net::UdpSocket;
 use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
 use meridian_core::handoff::{Counters, Event};
@@ -49,11 +47,12 @@ use meridian_core::zone::Zone;
 
 use crate::Clock;
 use crate::signing::{Ingress, NodeKeys, Outgress, SEALED_SIZE_MAX};
+use crate::uring::{RingConfig, UdpRing};
 
 /// Slots in each zone's cross-core inbound queue.
 const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
-/// Datagrams buffered between the UDP receive task and the tick.
-const UDP_QUEUE_DATAGRAMS: usize = 4096;
+/// Most UDP datagrams handled per tick; the rest wait in the ring and the socket buffer.
+const UDP_RECV_BUDGET: usize = 4096;
 /// Socket buffer sizes asked of the kernel.
 const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 /// Locked I/O memory per executor (we do not use glommio's DMA buffers).
@@ -178,12 +177,6 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node").field("zones", &self.zones).finish()
     }
 }
-
-/// Largest datagram read from UDP: a sealed (signed) zone datagram.
-const UDP_DATAGRAM_MAX: usize = SEALED_SIZE_MAX;
-
-/// A datagram received from UDP: sender, length, bytes.
-type UdpDatagram = (SocketAddr, usize, [u8; UDP_DATAGRAM_MAX]);
 
 struct LocalDatagram {
     from: ZoneID,
@@ -335,37 +328,8 @@ async fn run_zone(
         .expect("own queue")
         .1
         .clone();
-    let socket = Rc::new(UdpSocket::from(socket));
-    let udp_queue: Rc<RefCell<VecDeque<UdpDatagram>>> =
-        Rc::new(RefCell::new(VecDeque::with_capacity(UDP_QUEUE_DATAGRAMS)));
-    let udp_dropped = Rc::new(std::cell::Cell::new(0u64));
-    {
-        let (socket, udp_queue, udp_dropped) =
-            (socket.clone(), udp_queue.clone(), udp_dropped.clone());
-        glommio::spawn_local(async move {
-            // One byte more than the largest valid datagram, so an oversized one is seen as
-            // such (truncated to the buffer) rather than cut to a plausible length.
-            let mut buf = [0u8; UDP_DATAGRAM_MAX + 1];
-            loop {
-                match socket.recv_from(&mut buf).await {
-                    Ok((len, from)) => {
-                        let mut q = udp_queue.borrow_mut();
-                        if len > UDP_DATAGRAM_MAX {
-                            udp_dropped.set(udp_dropped.get() + 1);
-                        } else if q.len() < UDP_QUEUE_DATAGRAMS {
-                            let mut bytes = [0u8; UDP_DATAGRAM_MAX];
-                            bytes[..len].copy_from_slice(&buf[..len]);
-                            q.push_back((from, len, bytes));
-                        } else {
-                            udp_dropped.set(udp_dropped.get() + 1);
-                        }
-                    }
-                    Err(e) => tracing::warn!(zone = %id, "UDP receive failed: {e}"),
-                }
-            }
-        })
-        .detach();
-    }
+    let mut udp = UdpRing::new(socket.into(), RingConfig::default())
+        .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
 
     let boot_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -376,7 +340,7 @@ async fn run_zone(
         .map(|keys| Outgress::new(keys, boot_epoch));
     let mut ingress = match &plan.keys {
         Some(keys) => {
-            Some(Ingress::new(keys, UDP_QUEUE_DATAGRAMS).map_err(|e| format!("node keys: {e}"))?)
+            Some(Ingress::new(keys, UDP_RECV_BUDGET).map_err(|e| format!("node keys: {e}"))?)
         }
         None => None,
     };
@@ -427,21 +391,21 @@ async fn run_zone(
             stats.bytes_in += u64::from(d.len);
             zone.handle_datagram(now, Peer::Zone(d.from), &d.bytes[..usize::from(d.len)]);
         }
-        {
-            let mut q = udp_queue.borrow_mut();
-            while let Some((from, len, bytes)) = q.pop_front() {
-                stats.packets_in += 1;
-                stats.bytes_in += len as u64;
-                match (
-                    plan.remote.iter().find(|r| r.addr == from),
-                    ingress.as_mut(),
-                ) {
-                    // Another node's zone, signed: verified below, in one batch.
-                    (Some(r), Some(ingress)) => ingress.push(r.zone, r.signer, &bytes[..len]),
-                    (Some(r), None) => zone.handle_datagram(now, Peer::Zone(r.zone), &bytes[..len]),
-                    (None, _) => zone.handle_datagram(now, Peer::Client(from), &bytes[..len]),
-                }
+        let received = udp.recv(UDP_RECV_BUDGET, |from, bytes| {
+            stats.packets_in += 1;
+            stats.bytes_in += bytes.len() as u64;
+            match (
+                plan.remote.iter().find(|r| r.addr == from),
+                ingress.as_mut(),
+            ) {
+                // Another node's zone, signed: verified below, in one batch.
+                (Some(r), Some(ingress)) => ingress.push(r.zone, r.signer, bytes),
+                (Some(r), None) => zone.handle_datagram(now, Peer::Zone(r.zone), bytes),
+                (None, _) => zone.handle_datagram(now, Peer::Client(from), bytes),
             }
+        });
+        if let Err(e) = received {
+            tracing::warn!(zone = %id, "UDP receive failed: {e}");
         }
         if let Some(ingress) = ingress.as_mut() {
             ingress.verify(|from, payload| zone.handle_datagram(now, Peer::Zone(from), payload));
@@ -486,8 +450,8 @@ async fn run_zone(
                             },
                             None => &buf[..t.len],
                         };
-                        if let Err(e) = socket.send_to(datagram, r.addr).await {
-                            tracing::debug!(zone = %id, to = %r.addr, "UDP send failed: {e}");
+                        if let Err(e) = udp.send_to(datagram, r.addr) {
+                            tracing::debug!(zone = %id, to = %r.addr, "UDP send refused: {e}");
                             local_drops += 1;
                         }
                     } else {
@@ -495,11 +459,15 @@ async fn run_zone(
                     }
                 }
                 Peer::Client(addr) => {
-                    if socket.send_to(&buf[..t.len], addr).await.is_err() {
+                    if udp.send_to(&buf[..t.len], addr).is_err() {
                         local_drops += 1;
                     }
                 }
             }
+        }
+        // The tick's whole UDP output in one system call.
+        if let Err(e) = udp.flush() {
+            tracing::warn!(zone = %id, "UDP submit failed: {e}");
         }
         while let Some(event) = zone.poll_event() {
             match event {
@@ -523,15 +491,21 @@ async fn run_zone(
                 tracing::info!(zone = %id, "[+] {arrived} entities ARRIVED, [-] {departed} DEPARTED in the last second");
             }
             (arrived, departed) = (0, 0);
-            fill_stats(&mut stats, &zone, &second, local_drops + udp_dropped.get());
+            fill_stats(&mut stats, &zone, &second, local_drops + udp_drops(&udp));
             *shared.stats[index].lock().expect("stats lock") = stats.clone();
             second.reset();
         }
     }
     zone.shut_down();
-    fill_stats(&mut stats, &zone, &total, local_drops + udp_dropped.get());
+    fill_stats(&mut stats, &zone, &total, local_drops + udp_drops(&udp));
     tracing::info!(zone = %id, ticks = stats.tick, entities = stats.entities, "zone stopped");
     Ok(stats)
+}
+
+/// Datagrams the ring dropped: too long to receive, refused by the kernel on send.
+fn udp_drops(udp: &UdpRing) -> u64 {
+    let c = udp.counters();
+    c.truncated + c.recv_errors + c.send_errors
 }
 
 /// Copies the zone's figures and the tick percentiles of `ticks` into `stats`. `io_drops`:
