@@ -115,6 +115,19 @@ impl Packed {
     /// the last refresh.
     #[inline]
     pub fn for_each_in_radius(&self, cx: f32, cy: f32, radius_m: f32, mut f: impl FnMut(u32)) {
+        self.for_each_in_radius_with_distance(cx, cy, radius_m, |slot, _| f(slot));
+    }
+
+    /// As [`Packed::for_each_in_radius`], also passing the squared distance (computed by
+    /// the SIMD test anyway), so callers that rank by distance need no second lookup.
+    #[inline]
+    pub fn for_each_in_radius_with_distance(
+        &self,
+        cx: f32,
+        cy: f32,
+        radius_m: f32,
+        mut f: impl FnMut(u32, f32),
+    ) {
         let r2 = f32x8::splat(radius_m * radius_m);
         let (vcx, vcy) = (f32x8::splat(cx), f32x8::splat(cy));
         let lane_index = f32x8::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
@@ -140,13 +153,17 @@ impl Packed {
                 let y: [f32; LANES] = self.y[i..i + LANES].try_into().expect("padded");
                 let dx = f32x8::new(x) - vcx;
                 let dy = f32x8::new(y) - vcy;
-                let inside = (dx * dx + dy * dy).simd_le(r2);
+                let distance2 = dx * dx + dy * dy;
+                let inside = distance2.simd_le(r2);
                 let in_span = lane_index.simd_lt(f32x8::splat((end - i) as f32));
                 let mut bits = (inside & in_span).to_bitmask();
-                while bits != 0 {
-                    let k = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    f(self.slot[i + k]);
+                if bits != 0 {
+                    let distance2 = distance2.to_array();
+                    while bits != 0 {
+                        let k = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        f(self.slot[i + k], distance2[k]);
+                    }
                 }
                 i += LANES;
             }

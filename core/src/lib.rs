@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod borders;
+pub mod client;
 pub mod entities;
 pub mod ghosts;
 pub mod grid;
@@ -20,6 +21,8 @@ pub mod limits;
 pub mod movement;
 pub mod net;
 pub mod npc;
+pub mod replicate;
+pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod time;

@@ -463,7 +463,16 @@ impl Zone {
             Kind::Commit => parse::<Commit>(packet).map(|m| self.handle_commit(from, m)),
             Kind::Done => parse::<Done>(packet).map(|m| self.handle_done(from, m)),
             Kind::Ghosts => parse_ghosts(packet).map(|(h, r)| self.handle_ghosts(from, h, r)),
-            Kind::Snapshot | Kind::Envelope => Ok(false),
+            // Client traffic is the session layer's (`crate::session`), not the zone's.
+            Kind::Connect
+            | Kind::Challenge
+            | Kind::Response
+            | Kind::Accept
+            | Kind::Refuse
+            | Kind::Disconnect
+            | Kind::Snapshot
+            | Kind::Delta
+            | Kind::Envelope => Ok(false),
         };
         if handled != Ok(true) {
             self.counters.bad_packets += 1;

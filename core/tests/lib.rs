@@ -5,6 +5,7 @@
 
 mod alloc;
 mod borders;
+mod clients;
 mod grid;
 mod handoff;
 mod movement;

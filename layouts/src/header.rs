@@ -36,22 +36,43 @@ pub enum Kind {
     Done = 5,
     /// An owner's entities inside a neighbour's aura (ghost refresh).
     Ghosts = 6,
+    /// Client → zone: a connect token, padded (see [`crate::client`]).
+    Connect = 8,
+    /// Zone → client: a stateless cookie.
+    Challenge = 9,
+    /// Client → zone: the cookie, signed by the client session key.
+    Response = 10,
+    /// Zone → client: the session is open.
+    Accept = 11,
+    /// Zone → client: a proven client was refused.
+    Refuse = 12,
+    /// Either way: the session ends.
+    Disconnect = 13,
     /// A full (key-frame) snapshot of entity records for one client.
     Snapshot = 16,
+    /// A delta snapshot against the client's acknowledged baseline.
+    Delta = 17,
     /// A signed envelope around a payload (see [`crate::witness`]).
     Envelope = 32,
 }
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
         Kind::Commit,
         Kind::Done,
         Kind::Ghosts,
+        Kind::Connect,
+        Kind::Challenge,
+        Kind::Response,
+        Kind::Accept,
+        Kind::Refuse,
+        Kind::Disconnect,
         Kind::Snapshot,
+        Kind::Delta,
         Kind::Envelope,
     ];
 
@@ -64,7 +85,14 @@ impl Kind {
             4 => Some(Kind::Commit),
             5 => Some(Kind::Done),
             6 => Some(Kind::Ghosts),
+            8 => Some(Kind::Connect),
+            9 => Some(Kind::Challenge),
+            10 => Some(Kind::Response),
+            11 => Some(Kind::Accept),
+            12 => Some(Kind::Refuse),
+            13 => Some(Kind::Disconnect),
             16 => Some(Kind::Snapshot),
+            17 => Some(Kind::Delta),
             32 => Some(Kind::Envelope),
             _ => None,
         }

@@ -18,6 +18,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod ghosts;
 pub mod handoff;
 pub mod header;

@@ -18,9 +18,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signer, SigningKey};
-use meridian_layouts::U64Le;
-use meridian_layouts::witness::{ConnectToken, domain};
+use ed25519_dalek::SigningKey;
 use serde::Deserialize;
 
 /// Why a key file could not be written or used.
@@ -136,26 +134,7 @@ pub fn decode_32(text: &str) -> Result<[u8; 32], String> {
 }
 
 /// A connect token for `client_key`, signed by the world's `auth` key (DESIGN §6).
-pub fn issue_token(
-    auth: &SigningKey,
-    client_key: [u8; 32],
-    world_id: u64,
-    client_id: u64,
-    expires_unix_ms: u64,
-    nonce: u64,
-) -> ConnectToken {
-    let mut token = ConnectToken {
-        domain: domain::TOKEN,
-        world_id: U64Le::new(world_id),
-        client_id: U64Le::new(client_id),
-        client_key,
-        expires_unix_ms: U64Le::new(expires_unix_ms),
-        nonce: U64Le::new(nonce),
-        signature: [0; 64],
-    };
-    token.signature = auth.sign(token.signed_bytes()).to_bytes();
-    token
-}
+pub use meridian_core::client::issue_token;
 
 #[cfg(test)]
 mod tests {
@@ -175,7 +154,7 @@ mod tests {
         let client = generate().unwrap();
         let token = issue_token(&auth, client.verifying_key().to_bytes(), 5, 9, 2_000, 1);
         let bytes = bytemuck::bytes_of(&token);
-        let parsed = ConnectToken::parse(bytes).unwrap();
+        let parsed = meridian_layouts::witness::ConnectToken::parse(bytes).unwrap();
         let mut keys = KeyRegistry::new(1);
         keys.set_auth(&auth.verifying_key().to_bytes()).unwrap();
         let mut verifier = BatchVerifier::new(1, 256);
