@@ -150,6 +150,8 @@ pub struct Client {
     predicted: [f32; 2],
     authoritative: AvatarState,
     history: Vec<(u32, Vec<Record>)>,
+    /// The zone the history's snapshots came from.
+    history_zone: u32,
     latest: u32,
     previous: u32,
     outbox: VecDeque<(SocketAddr, usize, [u8; CLIENT_DATAGRAM_MAX])>,
@@ -185,6 +187,7 @@ impl Client {
             predicted: [0.0; 2],
             authoritative: AvatarState::default(),
             history: (0..CLIENT_HISTORY).map(|_| (0, Vec::new())).collect(),
+            history_zone: u32::MAX,
             latest: 0,
             previous: 0,
             outbox: VecDeque::new(),
@@ -495,6 +498,19 @@ impl Client {
             return false;
         }
         let (tick, baseline_tick) = (head.tick.get(), head.baseline_tick.get());
+        let zone = head.zone.get();
+        if zone != self.history_zone {
+            // Another zone: our avatar moved there (ticks are per zone, so the history
+            // starts over). Only a full snapshot can begin it.
+            if baseline_tick != 0 {
+                return false;
+            }
+            self.history_zone = zone;
+            for entry in &mut self.history {
+                entry.0 = 0;
+            }
+            (self.previous, self.latest) = (0, 0);
+        }
         if tick == 0 || self.records(tick).is_some() {
             return false;
         }
@@ -523,7 +539,7 @@ impl Client {
             return true;
         }
         (self.previous, self.latest) = (self.latest, tick);
-        self.zone = head.zone.get();
+        self.zone = zone;
         // Reconciliation: the server's avatar plus the inputs it has not applied yet.
         let avatar = Record::from_wire(&head.avatar);
         let applied_sequence = head.input_sequence.get();
@@ -582,13 +598,16 @@ impl Client {
         let Some(addr) = redirect_addr(body) else {
             return false;
         };
-        self.server = addr;
-        self.zone = body.zone.get();
-        self.counters.redirects += 1;
-        self.events.push_back(ClientEvent::Redirected {
-            zone: self.zone,
-            addr,
-        });
+        // The zone repeats its REDIRECT during the grace period; one is followed.
+        if addr != self.server {
+            self.server = addr;
+            self.zone = body.zone.get();
+            self.counters.redirects += 1;
+            self.events.push_back(ClientEvent::Redirected {
+                zone: self.zone,
+                addr,
+            });
+        }
         true
     }
 }

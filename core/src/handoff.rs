@@ -221,6 +221,8 @@ pub struct Counters {
     pub events_dropped: u64,
     /// COMMITs that could not be adopted because the zone was full (retried by S).
     pub commits_refused_full: u64,
+    /// Session bindings or session moves dropped: the table was full.
+    pub session_bindings_full: u64,
 }
 
 /// The entity's state as carried in OFFER and COMMIT.

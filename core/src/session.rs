@@ -38,18 +38,22 @@ use std::collections::VecDeque;
 use ed25519_dalek::VerifyingKey;
 use meridian_layouts::client::{
     Accept, CLIENT_DATAGRAM_MAX, COOKIE_SIZE, Challenge, Connect, DELTA_ENTRIES_OFFSET,
-    DeltaHeader, Disconnect, InputBody, InputEntry, Refuse, RefuseReason, Response,
+    DeltaHeader, Disconnect, InputBody, InputEntry, RedirectBody, Refuse, RefuseReason, Response,
     write_delta_header,
 };
-use meridian_layouts::witness::{ConnectToken, domain, parse_envelope};
+use meridian_layouts::handoff::SessionBinding;
+use meridian_layouts::witness::{
+    ConnectToken, SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned,
+};
 use meridian_layouts::{Header, Kind, Packet, U16Le, U32Le, U64Le, header_for, parse};
 use rustc_hash::FxHashMap;
 
 use crate::entities::EntityID;
+use crate::net::Peer;
 use crate::replicate::{ClientView, InterestConfig, Record, Replicator};
 use crate::witness::{BatchVerifier, KeyRegistry, Policy, ReplayWindow, Verdict, precheck_token};
 use crate::world::ZoneID;
-use crate::zone::Zone;
+use crate::zone::{SessionMove, Zone};
 
 /// Session settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,6 +70,8 @@ pub struct SessionConfig {
     pub datagrams_per_tick: u16,
     /// The `kind` given to avatars.
     pub avatar_kind: u16,
+    /// Ticks the old zone keeps redirecting a moved client and forwarding its inputs.
+    pub redirect_grace_ticks: u64,
     pub interest: InterestConfig,
 }
 
@@ -78,6 +84,7 @@ impl Default for SessionConfig {
             cookie_window_ms: 10_000,
             datagrams_per_tick: 8,
             avatar_kind: AVATAR_KIND,
+            redirect_grace_ticks: 2 * 30,
             interest: InterestConfig::default(),
         }
     }
@@ -85,6 +92,9 @@ impl Default for SessionConfig {
 
 /// The entity kind of a client's avatar.
 pub const AVATAR_KIND: u16 = 2;
+
+/// A moved client is sent a REDIRECT this often during the grace period.
+const REDIRECT_EVERY_TICKS: u64 = 10;
 
 /// Rate-limit buckets (a power of two).
 const RATE_BUCKETS: usize = 4096;
@@ -121,6 +131,13 @@ pub struct SessionCounters {
     pub disconnects: u64,
     pub snapshots: u64,
     pub snapshot_bytes: u64,
+    /// Sessions that arrived with their avatar from another zone.
+    pub sessions_arrived: u64,
+    /// Sessions whose avatar moved to another zone (REDIRECTed).
+    pub sessions_left: u64,
+    pub redirects_sent: u64,
+    /// Inputs forwarded to the zone the avatar moved to.
+    pub inputs_forwarded: u64,
 }
 
 #[derive(Debug)]
@@ -129,6 +146,9 @@ struct Session {
     secret: u64,
     addr: SocketAddr,
     client_key: VerifyingKey,
+    /// The avatar was handed to this zone: redirect the client there and forward its
+    /// stray inputs until the tick given, then forget the session.
+    moved: Option<(ZoneID, u64)>,
     avatar: EntityID,
     window: ReplayWindow,
     /// Verified inputs not yet applied, by sequence (unordered; at most [`INPUT_BUFFER`]).
@@ -159,10 +179,10 @@ enum Pending {
     },
 }
 
-/// A datagram to a client, waiting for `poll_transmit`.
+/// A datagram to a client (or a forwarded input to a zone), waiting for `poll_transmit`.
 #[derive(Clone, Copy, Debug)]
 struct Outgoing {
-    to: SocketAddr,
+    to: Peer,
     len: u16,
     bytes: [u8; CLIENT_DATAGRAM_MAX],
 }
@@ -185,6 +205,7 @@ pub struct Sessions {
     pending: Vec<Pending>,
     /// Sessions to close at the next tick: (slot, send a DISCONNECT).
     closing: Vec<(u32, bool)>,
+    moves: Vec<SessionMove>,
     tokens: crate::witness::TokenReplay,
     rate: Vec<u16>,
     replicator: Replicator,
@@ -192,6 +213,11 @@ pub struct Sessions {
     outbox_max: usize,
     tick: u64,
     counters: SessionCounters,
+    /// Each zone's client-facing address, for REDIRECTs.
+    zone_addrs: Vec<(ZoneID, SocketAddr)>,
+    /// Signs REDIRECTs: this node's key and its index in the world's node list.
+    node_key: Option<(ed25519_dalek::SigningKey, u32)>,
+    redirect_sequence: u64,
 }
 
 impl Sessions {
@@ -226,6 +252,7 @@ impl Sessions {
             verifier: BatchVerifier::new(batch, message_max),
             pending: Vec::with_capacity(batch),
             closing: Vec::with_capacity(n),
+            moves: Vec::with_capacity(1024),
             tokens: crate::witness::TokenReplay::new(2 * n + 64),
             rate: vec![0; RATE_BUCKETS],
             replicator: Replicator::new(config.interest),
@@ -233,11 +260,27 @@ impl Sessions {
             outbox_max: n + 256,
             tick: 0,
             counters: SessionCounters::default(),
+            zone_addrs: Vec::new(),
+            node_key: None,
+            redirect_sequence: 0,
         })
     }
 
     pub fn counters(&self) -> SessionCounters {
         self.counters
+    }
+
+    /// Where clients reach `zone` (every zone a session may move to).
+    pub fn set_zone_address(&mut self, zone: ZoneID, addr: SocketAddr) {
+        self.zone_addrs.retain(|(z, _)| *z != zone);
+        self.zone_addrs.push((zone, addr));
+    }
+
+    /// Signs REDIRECTs with this node's key (`signer`: its index in the world's node
+    /// list). Without it, REDIRECTs carry a zero signature and clients that pin node keys
+    /// ignore them.
+    pub fn set_node_key(&mut self, key: ed25519_dalek::SigningKey, signer: u32) {
+        self.node_key = Some((key, signer));
     }
 
     pub fn len(&self) -> usize {
@@ -304,6 +347,10 @@ impl Sessions {
     }
 
     fn send_bytes(&mut self, to: SocketAddr, bytes: &[u8]) {
+        self.send_to_peer(Peer::Client(to), bytes);
+    }
+
+    fn send_to_peer(&mut self, to: Peer, bytes: &[u8]) {
         assert!(bytes.len() <= CLIENT_DATAGRAM_MAX);
         if self.outbox.len() >= self.outbox_max {
             self.counters.overflow += 1;
@@ -333,7 +380,7 @@ impl Sessions {
         match kind {
             Kind::Connect => self.handle_connect(unix_ms, from, bytes),
             Kind::Response => self.handle_response(unix_ms, from, bytes),
-            Kind::Envelope => self.handle_input(from, bytes),
+            Kind::Envelope => self.handle_input(Some(from), bytes),
             Kind::Disconnect => self.handle_disconnect(from, bytes),
             _ => self.counters.malformed += 1,
         }
@@ -448,7 +495,15 @@ impl Sessions {
         });
     }
 
-    fn handle_input(&mut self, from: SocketAddr, bytes: &[u8]) {
+    /// A client INPUT another zone forwarded: the client's avatar moved here and the
+    /// client has not followed the REDIRECT yet. The forwarding zone checked the address.
+    pub fn handle_forwarded(&mut self, from: ZoneID, bytes: &[u8]) {
+        let _ = from;
+        self.handle_input(None, bytes);
+    }
+
+    /// `from`: the client's address, or `None` for a forwarded input.
+    fn handle_input(&mut self, from: Option<SocketAddr>, bytes: &[u8]) {
         let Ok(envelope) = parse_envelope(bytes) else {
             self.counters.malformed += 1;
             return;
@@ -468,8 +523,17 @@ impl Sessions {
             return;
         };
         let session = self.slots[slot as usize].as_ref().expect("indexed slot");
-        if session.addr != from {
+        if from.is_some_and(|from| session.addr != from) {
             self.counters.inputs_unknown += 1;
+            return;
+        }
+        if let Some((to, _)) = session.moved {
+            // The avatar is in another zone now: pass the input on, unverified (the zone
+            // that owns the avatar verifies it).
+            if from.is_some() {
+                self.counters.inputs_forwarded += 1;
+                self.send_to_peer(Peer::Zone(to), bytes);
+            }
             return;
         }
         let sequence = envelope.header.sequence.get();
@@ -509,6 +573,126 @@ impl Sessions {
         if session.addr == from && session.secret == d.session_secret.get() {
             self.closing.push((slot, false));
         }
+    }
+
+    fn rebind(&mut self, zone: &mut Zone, slot: u32) {
+        let session = self.slots[slot as usize].as_ref().expect("live slot");
+        let (ip, port) = match session.addr {
+            SocketAddr::V4(a) => (a.ip().to_ipv6_mapped().octets(), a.port()),
+            SocketAddr::V6(a) => (a.ip().octets(), a.port()),
+        };
+        let binding = SessionBinding {
+            session_id: U64Le::new(u64::from(session.id)),
+            client_ip: ip,
+            client_port: U16Le::new(port),
+            session_secret: U64Le::new(session.secret),
+            client_key: *session.client_key.as_bytes(),
+            input_sequence: U32Le::new(session.applied_sequence),
+        };
+        zone.bind_session(session.avatar, binding);
+    }
+
+    /// Avatar `id` arrived with its session: serve the client from here.
+    fn adopt(&mut self, zone: &mut Zone, id: EntityID, binding: &SessionBinding) {
+        let session_id = binding.session_id.get() as u32;
+        let ip = std::net::Ipv6Addr::from(binding.client_ip);
+        let ip = ip
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(ip), std::net::IpAddr::V4);
+        let addr = SocketAddr::new(ip, binding.client_port.get());
+        let Ok(client_key) = VerifyingKey::from_bytes(&binding.client_key) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        // The client may have been here before (it came back): the old entry goes.
+        if let Some(&old) = self.by_id.get(&session_id) {
+            self.forget(old);
+        }
+        if let Some(&old) = self.by_addr.get(&addr) {
+            self.forget(old);
+        }
+        let Some(slot) = self.free.pop() else {
+            self.counters.overflow += 1;
+            return;
+        };
+        self.slots[slot as usize] = Some(Session {
+            id: session_id,
+            secret: binding.session_secret.get(),
+            addr,
+            client_key,
+            moved: None,
+            avatar: id,
+            window: ReplayWindow::default(),
+            buffered: Vec::with_capacity(INPUT_BUFFER),
+            applied_sequence: binding.input_sequence.get(),
+            last_heard_tick: self.tick,
+            view: ClientView::new(&self.config.interest),
+        });
+        self.by_id.insert(session_id, slot);
+        self.by_addr.insert(addr, slot);
+        self.rebind(zone, slot);
+        self.counters.sessions_arrived += 1;
+    }
+
+    /// Frees a slot without touching the zone.
+    fn forget(&mut self, slot: u32) {
+        if let Some(session) = self.slots[slot as usize].take() {
+            self.by_id.remove(&session.id);
+            self.by_addr.remove(&session.addr);
+            self.free.push(slot);
+        }
+    }
+
+    /// Avatar `id` was handed to zone `to`: redirect its client and forward stray inputs.
+    fn left(&mut self, id: EntityID, to: ZoneID) {
+        let Some(slot) = self.slots.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.avatar == id && s.moved.is_none())
+        }) else {
+            return;
+        };
+        let until = self.tick + self.config.redirect_grace_ticks;
+        self.slots[slot].as_mut().expect("found").moved = Some((to, until));
+        self.counters.sessions_left += 1;
+        self.redirect(slot as u32, to);
+    }
+
+    fn redirect(&mut self, slot: u32, to: ZoneID) {
+        let Some(&(_, addr)) = self.zone_addrs.iter().find(|(z, _)| *z == to) else {
+            return;
+        };
+        let session = self.slots[slot as usize].as_ref().expect("live slot");
+        let (ip, port, family) = crate::client::redirect_fields(addr);
+        let body = RedirectBody {
+            session: U32Le::new(session.id),
+            session_secret: U64Le::new(session.secret),
+            zone: U32Le::new(to.0),
+            addr: ip,
+            port: U16Le::new(port),
+            family,
+            padding: 0,
+            tick: U32Le::new(self.tick as u32),
+        };
+        let client = session.addr;
+        self.redirect_sequence += 1;
+        let signer = self.node_key.as_ref().map_or(0, |(_, i)| *i);
+        let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
+        let signed = write_envelope_unsigned(
+            &mut datagram,
+            domain::REDIRECT,
+            signer,
+            0,
+            self.redirect_sequence,
+            bytemuck::bytes_of(&body),
+        )
+        .expect("a redirect fits a datagram");
+        if let Some((key, _)) = &self.node_key {
+            use ed25519_dalek::Signer;
+            let signature = key.sign(&datagram[..signed]).to_bytes();
+            datagram[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
+        }
+        self.counters.redirects_sent += 1;
+        self.send_bytes(client, &datagram[..signed + SIGNATURE_SIZE]);
     }
 
     fn accept_packet(&self, slot: u32) -> Accept {
@@ -573,12 +757,33 @@ impl Sessions {
         self.pending.clear();
         self.verifier.clear();
 
+        // Sessions that moved with their avatars since the last tick.
+        let mut moves = std::mem::take(&mut self.moves);
+        moves.extend(zone.drain_session_moves());
+        for m in &moves {
+            match *m {
+                SessionMove::Arrived { id, binding } => self.adopt(zone, id, &binding),
+                SessionMove::Left { id, to, .. } => self.left(id, to),
+            }
+        }
+        moves.clear();
+        self.moves = moves;
+
         // Inputs, idle timeouts, avatars that are gone.
         let (speed, timeout) = (self.config.speed_mps_max, self.config.idle_timeout_ticks);
         for slot in 0..self.slots.len() {
             let Some(session) = self.slots[slot].as_mut() else {
                 continue;
             };
+            if let Some((to, until)) = session.moved {
+                if self.tick >= until {
+                    // Grace is over: forget the session (the avatar is not ours to remove).
+                    self.closing.push((slot as u32, false));
+                } else if (until - self.tick).is_multiple_of(REDIRECT_EVERY_TICKS) {
+                    self.redirect(slot as u32, to);
+                }
+                continue;
+            }
             if self.tick > session.last_heard_tick + timeout {
                 self.counters.timeouts += 1;
                 self.closing.push((slot as u32, true));
@@ -594,6 +799,8 @@ impl Sessions {
                 zone.set_velocity(session.avatar, vx, vy);
                 session.applied_sequence = input.sequence.get();
                 self.counters.inputs_applied += 1;
+                // The binding carries the applied sequence to the next zone.
+                self.rebind(zone, slot as u32);
             }
         }
         let closing = std::mem::take(&mut self.closing);
@@ -668,6 +875,7 @@ impl Sessions {
             secret,
             addr,
             client_key,
+            moved: None,
             avatar,
             window: ReplayWindow::default(),
             buffered: Vec::with_capacity(INPUT_BUFFER),
@@ -677,6 +885,7 @@ impl Sessions {
         });
         self.by_id.insert(id, slot);
         self.by_addr.insert(addr, slot);
+        self.rebind(zone, slot);
         self.counters.accepted += 1;
         let accept = self.accept_packet(slot);
         self.send(addr, &accept);
@@ -724,6 +933,9 @@ impl Sessions {
         self.by_id.remove(&session.id);
         self.by_addr.remove(&session.addr);
         self.free.push(slot);
+        if session.moved.is_some() {
+            return;
+        }
         zone.remove(session.avatar);
         self.counters.disconnects += 1;
         if notify {
@@ -746,7 +958,7 @@ impl Sessions {
         let entities = zone.entities();
         let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
         for slot in 0..self.slots.len() {
-            let Some(session) = self.slots[slot].as_mut() else {
+            let Some(session) = self.slots[slot].as_mut().filter(|s| s.moved.is_none()) else {
                 continue;
             };
             let Some(avatar_slot) = entities.slot_of(session.avatar) else {
@@ -782,8 +994,9 @@ impl Sessions {
         }
     }
 
-    /// The next datagram to a client: written into `buf`, returns its address and length.
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+    /// The next datagram: written into `buf`, returns where it goes and its length. A
+    /// `Peer::Zone` datagram is a client input forwarded to the zone its avatar moved to.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(Peer, usize)> {
         let out = self.outbox.pop_front()?;
         let len = usize::from(out.len);
         buf[..len].copy_from_slice(&out.bytes[..len]);

@@ -26,7 +26,9 @@ use std::collections::VecDeque;
 use meridian_layouts::ghosts::{
     GhostRecord, GhostsHeader, parse_ghosts, records_per_datagram, write_ghosts,
 };
-use meridian_layouts::handoff::{Ack, Commit, Done, Nack, NackReason, Offer, Transfer};
+use meridian_layouts::handoff::{
+    Ack, Commit, Done, Nack, NackReason, Offer, SessionBinding, Transfer,
+};
 use meridian_layouts::{F32Le, Kind, U16Le, U32Le, U64Le, parse};
 use rustc_hash::FxHashMap;
 
@@ -89,6 +91,29 @@ pub struct Zone {
     next_transfer_counter: u64,
     shutting_down: bool,
     bugs: Bugs,
+    /// Client sessions bound to owned avatars; carried in COMMIT (DESIGN §6).
+    sessions: FxHashMap<EntityID, SessionBinding>,
+    /// Sessions that arrived with an avatar or left with one, for the session layer.
+    session_moves: Vec<SessionMove>,
+}
+
+/// Most session bindings a zone holds (avatars with a client).
+pub const SESSION_BINDINGS_MAX: usize = 4096;
+
+/// A client session that moved with its avatar (see [`Zone::drain_session_moves`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionMove {
+    /// This zone adopted avatar `id` with its session: start serving the client.
+    Arrived {
+        id: EntityID,
+        binding: SessionBinding,
+    },
+    /// This zone relinquished avatar `id` to `to`: redirect the client there.
+    Left {
+        id: EntityID,
+        to: ZoneID,
+        binding: SessionBinding,
+    },
 }
 
 impl Zone {
@@ -147,6 +172,8 @@ impl Zone {
             next_transfer_counter: 0,
             shutting_down: false,
             bugs: Bugs::default(),
+            sessions: table(SESSION_BINDINGS_MAX as u32),
+            session_moves: Vec::with_capacity(1024),
         })
     }
 
@@ -328,6 +355,7 @@ impl Zone {
     pub fn remove(&mut self, id: EntityID) -> Option<EntityInit> {
         let slot = self.entities.slot_of(id)?;
         self.offers.remove(&id);
+        self.sessions.remove(&id);
         Some(self.remove_slot(slot))
     }
 
@@ -335,6 +363,34 @@ impl Zone {
         let (removed, moved_from) = self.entities.swap_remove(slot);
         self.grid.swap_remove(slot, moved_from);
         removed
+    }
+
+    /// Binds a client session to owned avatar `id` (or updates it): the binding travels
+    /// in the COMMIT that hands the avatar off. `false` if `id` is not owned here or the
+    /// table is full.
+    pub fn bind_session(&mut self, id: EntityID, binding: SessionBinding) -> bool {
+        if self.entities.slot_of(id).is_none() {
+            return false;
+        }
+        if self.sessions.len() >= SESSION_BINDINGS_MAX && !self.sessions.contains_key(&id) {
+            self.counters.session_bindings_full += 1;
+            return false;
+        }
+        self.sessions.insert(id, binding);
+        true
+    }
+
+    /// Sessions that arrived or left with their avatars since the last call.
+    pub fn drain_session_moves(&mut self) -> std::vec::Drain<'_, SessionMove> {
+        self.session_moves.drain(..)
+    }
+
+    fn push_session_move(&mut self, m: SessionMove) {
+        if self.session_moves.len() < self.session_moves.capacity() {
+            self.session_moves.push(m);
+        } else {
+            self.counters.session_bindings_full += 1;
+        }
     }
 
     /// Sets an entity's velocity (its movement intent); clamped to its speed limit by the
@@ -613,7 +669,15 @@ impl Zone {
             return;
         }
         let entity = self.remove_slot(slot);
-        let commit = Commit::new(offer.transfer, self.tick, state_of(&entity), NO_SESSION);
+        let binding = self.sessions.remove(&id).unwrap_or(NO_SESSION);
+        if binding.session_id.get() != 0 {
+            self.push_session_move(SessionMove::Left {
+                id,
+                to: target,
+                binding,
+            });
+        }
+        let commit = Commit::new(offer.transfer, self.tick, state_of(&entity), binding);
         self.log.push(LogRecord::Relinquish { commit });
         self.remember(id, epoch);
         self.tombstones.insert(
@@ -737,6 +801,15 @@ impl Zone {
                 ticks: self.tick.saturating_sub(tomb.started_tick),
                 superseded: true,
             });
+        }
+        if commit.session.session_id.get() != 0 {
+            let binding = commit.session;
+            if self.sessions.len() < SESSION_BINDINGS_MAX {
+                self.sessions.insert(id, binding);
+            } else {
+                self.counters.session_bindings_full += 1;
+            }
+            self.push_session_move(SessionMove::Arrived { id, binding });
         }
         self.send_done(&t);
         self.counters.arrivals += 1;

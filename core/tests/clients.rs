@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use ed25519_dalek::{Signer, SigningKey};
 use meridian_core::client::{Client, ClientEvent, CloseReason, issue_token};
 use meridian_core::limits::Limits;
+use meridian_core::net::Peer;
 use meridian_core::session::{SessionConfig, Sessions};
 use meridian_core::time::Instant;
 use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
@@ -19,42 +20,64 @@ const WORLD_ID: u64 = 77;
 const UNIX_MS: u64 = 1_800_000_000_000;
 
 fn server() -> SocketAddr {
-    "10.0.0.1:7000".parse().unwrap()
+    zone_addr(0)
+}
+
+/// Where clients reach zone `k`.
+fn zone_addr(k: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 7000 + k as u16))
 }
 
 fn client_addr(i: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 1, 1], 20_000 + i))
 }
 
+/// Zones with their sessions, the network between everything a function call.
 struct Harness {
-    zone: Zone,
-    sessions: Sessions,
+    zones: Vec<Zone>,
+    sessions: Vec<Sessions>,
     now: Instant,
     unix_ms: u64,
     auth: SigningKey,
 }
 
 impl Harness {
+    /// One 1 km zone.
     fn new() -> Harness {
+        Harness::with_world(Rect::new(0.0, 0.0, 1024.0, 1024.0), 1)
+    }
+
+    /// `columns` zones side by side over `bounds`.
+    fn with_world(bounds: Rect, columns: u32) -> Harness {
         let world = World::new(WorldConfig {
-            bounds: Rect::new(0.0, 0.0, 1024.0, 1024.0),
-            zones_x: 1,
+            bounds,
+            zones_x: columns,
             zones_y: 1,
             ..WorldConfig::default()
         })
         .unwrap();
-        let zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
         let auth = SigningKey::from_bytes(&[9; 32]);
-        let sessions = Sessions::new(
-            SessionConfig::default(),
-            ZoneID(0),
-            WORLD_ID,
-            auth.verifying_key().as_bytes(),
-            [3; 32],
-        )
-        .unwrap();
+        let mut zones = Vec::new();
+        let mut sessions = Vec::new();
+        for k in 0..columns {
+            zones.push(
+                Zone::new(&world, ZoneID(k), Limits::for_entities(1024), Instant::ZERO).unwrap(),
+            );
+            let mut s = Sessions::new(
+                SessionConfig::default(),
+                ZoneID(k),
+                WORLD_ID,
+                auth.verifying_key().as_bytes(),
+                [3 + k as u8; 32],
+            )
+            .unwrap();
+            for j in 0..columns as usize {
+                s.set_zone_address(ZoneID(j as u32), zone_addr(j));
+            }
+            sessions.push(s);
+        }
         Harness {
-            zone,
+            zones,
             sessions,
             now: Instant::ZERO,
             unix_ms: UNIX_MS,
@@ -75,8 +98,8 @@ impl Harness {
         Client::new(server(), token, key, self.now)
     }
 
-    /// One tick: clients send, the zone's sessions and the zone tick, snapshots go back.
-    /// `tamper` may rewrite a client's datagram on the way.
+    /// One tick: clients send, each zone's sessions and the zone tick, then every
+    /// datagram is delivered. `tamper` may rewrite a client's datagram on the way.
     fn step(
         &mut self,
         clients: &mut [(SocketAddr, Client)],
@@ -86,21 +109,42 @@ impl Harness {
         for (i, (addr, c)) in clients.iter_mut().enumerate() {
             c.tick(self.now);
             while let Some((to, len)) = c.poll_transmit(&mut buf) {
-                assert_eq!(to, server());
+                let k = (0..self.zones.len()).find(|&k| zone_addr(k) == to).unwrap();
                 let mut bytes = buf[..len].to_vec();
                 tamper(i, &mut bytes);
-                self.sessions.handle_datagram(self.unix_ms, *addr, &bytes);
+                self.sessions[k].handle_datagram(self.unix_ms, *addr, &bytes);
             }
         }
-        self.sessions.tick(self.unix_ms, &mut self.zone);
-        self.zone.tick(self.now);
-        self.sessions.replicate(&self.zone);
-        while let Some((to, len)) = self.sessions.poll_transmit(&mut buf) {
-            if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
-                c.handle_datagram(self.now, server(), &buf[..len]);
+        for k in 0..self.zones.len() {
+            self.sessions[k].tick(self.unix_ms, &mut self.zones[k]);
+            self.zones[k].tick(self.now);
+            self.sessions[k].replicate(&self.zones[k]);
+        }
+        for k in 0..self.zones.len() {
+            while let Some(t) = self.zones[k].poll_transmit(&mut buf) {
+                let Peer::Zone(j) = t.to else { continue };
+                let now = self.now;
+                self.zones[j.0 as usize].handle_datagram(
+                    now,
+                    Peer::Zone(ZoneID(k as u32)),
+                    &buf[..t.len],
+                );
+            }
+            while let Some((to, len)) = self.sessions[k].poll_transmit(&mut buf) {
+                match to {
+                    Peer::Client(to) => {
+                        if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
+                            c.handle_datagram(self.now, zone_addr(k), &buf[..len]);
+                        }
+                    }
+                    Peer::Zone(j) => {
+                        let bytes = buf[..len].to_vec();
+                        self.sessions[j.0 as usize].handle_forwarded(ZoneID(k as u32), &bytes);
+                    }
+                }
             }
         }
-        self.now = self.now + self.zone.world().tick_duration();
+        self.now = self.now + self.zones[0].world().tick_duration();
         self.unix_ms += 33;
     }
 }
@@ -147,7 +191,7 @@ fn connect_then_snapshots_and_inputs_move_the_avatar() {
         assert!(matches!(e[0], ClientEvent::Connected { .. }), "{e:?}");
         assert!(e.iter().any(|e| matches!(e, ClientEvent::Snapshot { .. })));
     }
-    assert_eq!(h.sessions.len(), 2);
+    assert_eq!(h.sessions[0].len(), 2);
     // Each client sees the other's avatar (spawned in the middle of a 1 km zone).
     let (tick, seen) = clients[0].1.entities();
     assert!(tick > 0);
@@ -168,7 +212,7 @@ fn connect_then_snapshots_and_inputs_move_the_avatar() {
     // Prediction stays close to the server once inputs are applied.
     let p = clients[0].1.predicted();
     assert!((p[0] - end[0]).abs() < 1.0, "{p:?} vs {end:?}");
-    assert!(h.sessions.counters().inputs_applied >= 60);
+    assert!(h.sessions[0].counters().inputs_applied >= 60);
 }
 
 #[test]
@@ -190,7 +234,7 @@ fn forged_expired_and_wrong_world_tokens_are_refused() {
     for _ in 0..10 {
         h.step(&mut clients, |_, _| {});
     }
-    assert_eq!(h.sessions.len(), 0);
+    assert_eq!(h.sessions[0].len(), 0);
     assert!(!clients.iter().any(|(_, c)| c.is_connected()));
     // The forged token reaches the signature check (its address proven) and is refused;
     // the other two never get past the CONNECT checks: no reply at all.
@@ -198,7 +242,7 @@ fn forged_expired_and_wrong_world_tokens_are_refused() {
         clients[0].1.closed(),
         Some(CloseReason::Refused(RefuseReason::BadSignature))
     );
-    let counters = h.sessions.counters();
+    let counters = h.sessions[0].counters();
     assert!(counters.tokens_expired > 0);
     assert!(counters.tokens_wrong_world > 0);
     assert_eq!(counters.accepted, 0);
@@ -231,7 +275,7 @@ fn a_reused_token_is_refused() {
 #[test]
 fn unsigned_and_mis_signed_inputs_are_rejected() {
     let (mut h, mut clients) = one_connected();
-    let applied_before = h.sessions.counters().inputs_applied;
+    let applied_before = h.sessions[0].counters().inputs_applied;
     let intruder = SigningKey::from_bytes(&[200; 32]);
     clients[0].1.set_intent(127, 0, 0);
     for round in 0..20 {
@@ -250,7 +294,7 @@ fn unsigned_and_mis_signed_inputs_are_rejected() {
             }
         });
     }
-    let c = h.sessions.counters();
+    let c = h.sessions[0].counters();
     assert_eq!(
         c.inputs_applied, applied_before,
         "no forged input was applied"
@@ -270,19 +314,87 @@ fn replayed_inputs_are_ignored_and_idle_sessions_time_out() {
             captured = bytes.clone();
         }
     });
-    let replayed_before = h.sessions.counters().inputs_replayed;
+    let replayed_before = h.sessions[0].counters().inputs_replayed;
     for _ in 0..5 {
-        h.sessions
-            .handle_datagram(h.unix_ms, client_addr(1), &captured);
+        h.sessions[0].handle_datagram(h.unix_ms, client_addr(1), &captured);
         h.step(&mut clients, |_, _| {});
     }
-    assert!(h.sessions.counters().inputs_replayed >= replayed_before + 5);
+    assert!(h.sessions[0].counters().inputs_replayed >= replayed_before + 5);
 
     // Then the client goes silent: the session closes and the client is told.
     let mut silent: Vec<(SocketAddr, Client)> = Vec::new();
     for _ in 0..(5 * 30 + 5) {
         h.step(&mut silent, |_, _| {});
     }
-    assert_eq!(h.sessions.len(), 0);
-    assert_eq!(h.sessions.counters().timeouts, 1);
+    assert_eq!(h.sessions[0].len(), 0);
+    assert_eq!(h.sessions[0].counters().timeouts, 1);
+}
+
+#[test]
+fn a_client_crossing_the_border_keeps_its_session_and_its_snapshots() {
+    // Two 128 m zones; the avatar spawns in zone 0 and walks east into zone 1.
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
+    )];
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let session = clients[0].1.session();
+    let avatar = clients[0].1.avatar();
+    assert!(session != 0);
+    assert!(matches!(
+        events(&mut clients[0].1).first(),
+        Some(ClientEvent::Connected { zone: 0, .. })
+    ));
+    clients[0].1.set_intent(127, 0, 0);
+    let mut zones_seen = Vec::new();
+    let mut redirected = false;
+    let mut last_x = clients[0].1.authoritative().position[0];
+    for _ in 0..900 {
+        h.step(&mut clients, |_, _| {});
+        for e in events(&mut clients[0].1) {
+            match e {
+                ClientEvent::Snapshot { zone, .. } => {
+                    if zones_seen.last() != Some(&zone) {
+                        zones_seen.push(zone);
+                    }
+                }
+                ClientEvent::Redirected { zone, addr } => {
+                    assert_eq!(zone, 1);
+                    assert_eq!(addr, zone_addr(1));
+                    redirected = true;
+                }
+                ClientEvent::Closed(reason) => panic!("session closed: {reason:?}"),
+                ClientEvent::Connected { .. } => panic!("reconnected"),
+            }
+        }
+        // No teleport: at most 6 m/s × one tick between snapshots (plus rounding).
+        let x = clients[0].1.authoritative().position[0];
+        assert!(
+            (x - last_x).abs() <= 6.0 / 30.0 * 3.0 + 0.02,
+            "{last_x} -> {x}"
+        );
+        last_x = x;
+        if zones_seen == [0, 1] && redirected && last_x > 200.0 {
+            break;
+        }
+    }
+    assert_eq!(
+        zones_seen,
+        vec![0, 1],
+        "snapshots came from zone 0, then zone 1"
+    );
+    assert!(redirected);
+    assert_eq!(clients[0].1.session(), session, "one session throughout");
+    assert_eq!(clients[0].1.avatar(), avatar);
+    assert!(
+        last_x > 200.0,
+        "inputs kept moving the avatar in zone 1 (x = {last_x})"
+    );
+    assert_eq!(h.sessions[0].counters().sessions_left, 1);
+    assert_eq!(h.sessions[1].counters().sessions_arrived, 1);
+    assert!(clients[0].1.is_connected());
 }
