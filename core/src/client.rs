@@ -117,6 +117,8 @@ enum Stage {
 /// The own avatar as last reported by the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AvatarState {
+    /// The entity the server reported as the avatar (always the session's).
+    pub id: u64,
     pub position: [f32; 2],
     pub velocity: [f32; 2],
     /// The last input the server applied.
@@ -544,6 +546,7 @@ impl Client {
         let avatar = Record::from_wire(&head.avatar);
         let applied_sequence = head.input_sequence.get();
         self.authoritative = AvatarState {
+            id: avatar.id,
             position: [dequantise_position(avatar.x), dequantise_position(avatar.y)],
             velocity: [
                 dequantise_velocity(avatar.vx),

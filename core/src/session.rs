@@ -1027,7 +1027,8 @@ pub fn intent_velocity(move_x: i8, move_y: i8, speed_mps_max: f32) -> (f32, f32)
     (x * scale * speed_mps_max, y * scale * speed_mps_max)
 }
 
-/// Where a client's avatar appears: a point of the zone's middle half, from its client id.
+/// Where a client's avatar appears: a point of the zone (its outer 5 % excepted), from its
+/// client id.
 fn spawn_point(zone: &Zone, client_id: u64) -> [f32; 3] {
     let r = zone.rect();
     let h = client_id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -1037,8 +1038,8 @@ fn spawn_point(zone: &Zone, client_id: u64) -> [f32; 3] {
     );
     let (w, hgt) = (r.x_max - r.x_min, r.y_max - r.y_min);
     [
-        r.x_min + w * (0.25 + 0.5 * u),
-        r.y_min + hgt * (0.25 + 0.5 * v),
+        r.x_min + w * (0.05 + 0.9 * u),
+        r.y_min + hgt * (0.05 + 0.9 * v),
         0.0,
     ]
 }

@@ -42,9 +42,10 @@ struct Harness {
 }
 
 impl Harness {
-    /// One 1 km zone.
+    /// One 176 m zone: its diagonal is inside the 250 m interest radius, so every avatar
+    /// sees every other.
     fn new() -> Harness {
-        Harness::with_world(Rect::new(0.0, 0.0, 1024.0, 1024.0), 1)
+        Harness::with_world(Rect::new(0.0, 0.0, 176.0, 176.0), 1)
     }
 
     /// `columns` zones side by side over `bounds`.

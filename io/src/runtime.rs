@@ -42,6 +42,7 @@ use meridian_core::handoff::{Counters, Event};
 use meridian_core::limits::{DATAGRAM_SIZE_MAX, Limits};
 use meridian_core::net::Peer;
 use meridian_core::npc::{self, NPC_KIND, Pattern};
+use meridian_core::session::{SessionConfig, SessionCounters, Sessions};
 use meridian_core::world::{World, ZoneID};
 use meridian_core::zone::Zone;
 
@@ -97,6 +98,20 @@ pub struct NodePlan {
     /// Sign datagrams to other nodes and verify theirs (DESIGN §7). `None`: trust peers by
     /// address (a private network only).
     pub keys: Option<NodeKeys>,
+    /// Accept clients (DESIGN §6). `None`: client datagrams are dropped.
+    pub clients: Option<ClientsPlan>,
+}
+
+/// How zones serve clients.
+#[derive(Clone, Debug)]
+pub struct ClientsPlan {
+    /// The world id connect tokens must name.
+    pub world_id: u64,
+    /// The world's auth public key: it signs connect tokens.
+    pub auth_key: [u8; 32],
+    pub config: SessionConfig,
+    /// Where clients reach every zone of the world (for REDIRECTs).
+    pub zone_addrs: Vec<(ZoneID, SocketAddr)>,
 }
 
 /// Why the node could not start.
@@ -141,6 +156,9 @@ pub struct ZoneStats {
     /// The witness's counters, by kind.
     pub witness: crate::signing::IngressCounters,
     pub counters: Counters,
+    /// Client sessions open now, and the session layer's counters.
+    pub sessions: usize,
+    pub clients: SessionCounters,
 }
 
 /// The owned entities of one zone at one instant, for conservation checks.
@@ -154,6 +172,8 @@ pub struct Snapshot {
     pub owned: Vec<(u64, u32)>,
     /// (entity id, new epoch) of every relinquished entity awaiting DONE.
     pub in_flight: Vec<(u64, u32)>,
+    /// Owned entities that are client avatars.
+    pub avatars: Vec<u64>,
 }
 
 struct Shared {
@@ -330,21 +350,42 @@ async fn run_zone(
         .clone();
     let mut udp = UdpRing::new(socket.into(), RingConfig::default())
         .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
+    let mut sessions = match &plan.clients {
+        Some(c) => {
+            let mut entropy = [0u8; 32];
+            getrandom::fill(&mut entropy).map_err(|e| format!("no randomness: {e}"))?;
+            let mut s = Sessions::new(c.config, id, c.world_id, &c.auth_key, entropy)
+                .map_err(|e| format!("auth key: {e}"))?;
+            for &(zone, addr) in &c.zone_addrs {
+                s.set_zone_address(zone, addr);
+            }
+            if let Some(keys) = &plan.keys {
+                s.set_node_key(keys.key.clone(), keys.signer);
+            }
+            Some(s)
+        }
+        None => None,
+    };
 
     let boot_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32);
-    let mut outgress = plan
-        .keys
-        .as_ref()
-        .map(|keys| Outgress::new(keys, boot_epoch));
+    let mut router = Router {
+        id,
+        queues: &queues,
+        remote: &plan.remote,
+        outgress: plan
+            .keys
+            .as_ref()
+            .map(|keys| Outgress::new(keys, boot_epoch)),
+        sealed: [0u8; SEALED_SIZE_MAX],
+    };
     let mut ingress = match &plan.keys {
         Some(keys) => {
             Some(Ingress::new(keys, UDP_RECV_BUDGET).map_err(|e| format!("node keys: {e}"))?)
         }
         None => None,
     };
-    let mut sealed = [0u8; SEALED_SIZE_MAX];
     let mut stats = ZoneStats {
         zone: id.0,
         ..ZoneStats::default()
@@ -380,16 +421,31 @@ async fn run_zone(
             slot.1
                 .owned
                 .extend(e.ids().iter().zip(e.epochs()).map(|(id, ep)| (id.0, *ep)));
+            slot.1.avatars.clear();
+            slot.1.avatars.extend(
+                (0..e.len() as u32)
+                    .filter(|&s| e.kind(s) == meridian_core::session::AVATAR_KIND)
+                    .map(|s| e.ids()[s as usize].0),
+            );
             slot.1.in_flight.clear();
             slot.1
                 .in_flight
                 .extend(zone.tombstones().map(|(id, ep)| (id.0, ep)));
             slot.0 = wanted;
         }
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         while let Some(d) = inbound.pop() {
             stats.packets_in += 1;
             stats.bytes_in += u64::from(d.len);
-            zone.handle_datagram(now, Peer::Zone(d.from), &d.bytes[..usize::from(d.len)]);
+            from_zone(
+                &mut zone,
+                sessions.as_mut(),
+                now,
+                d.from,
+                &d.bytes[..usize::from(d.len)],
+            );
         }
         let received = udp.recv(UDP_RECV_BUDGET, |from, bytes| {
             stats.packets_in += 1;
@@ -400,15 +456,20 @@ async fn run_zone(
             ) {
                 // Another node's zone, signed: verified below, in one batch.
                 (Some(r), Some(ingress)) => ingress.push(r.zone, r.signer, bytes),
-                (Some(r), None) => zone.handle_datagram(now, Peer::Zone(r.zone), bytes),
-                (None, _) => zone.handle_datagram(now, Peer::Client(from), bytes),
+                (Some(r), None) => from_zone(&mut zone, sessions.as_mut(), now, r.zone, bytes),
+                (None, _) => match sessions.as_mut() {
+                    Some(s) => s.handle_datagram(unix_ms, from, bytes),
+                    None => zone.handle_datagram(now, Peer::Client(from), bytes),
+                },
             }
         });
         if let Err(e) = received {
             tracing::warn!(zone = %id, "UDP receive failed: {e}");
         }
         if let Some(ingress) = ingress.as_mut() {
-            ingress.verify(|from, payload| zone.handle_datagram(now, Peer::Zone(from), payload));
+            ingress.verify(|from, payload| {
+                from_zone(&mut zone, sessions.as_mut(), now, from, payload)
+            });
             let c = ingress.counters;
             stats.verify_failures = c.forged + c.replayed + c.malformed + c.overflow;
             stats.witness = c;
@@ -418,7 +479,13 @@ async fn run_zone(
             npc::steer(&mut zone, npcs.pattern, npcs.speed_mps, next_tick);
         }
         let started = clock.now();
+        if let Some(s) = sessions.as_mut() {
+            s.tick(unix_ms, &mut zone);
+        }
         zone.tick(now);
+        if let Some(s) = sessions.as_mut() {
+            s.replicate(&zone);
+        }
         let took_us = clock.now().saturating_duration_since(started).as_micros() as u64;
         let _ = second.record(took_us.max(1));
         let _ = total.record(took_us.max(1));
@@ -427,41 +494,16 @@ async fn run_zone(
         while let Some(t) = zone.poll_transmit(&mut buf) {
             stats.packets_out += 1;
             stats.bytes_out += t.len as u64;
-            match t.to {
-                Peer::Zone(to) => {
-                    if let Some((_, q)) = queues.iter().find(|q| q.0 == to) {
-                        let mut d = LocalDatagram {
-                            from: id,
-                            len: t.len as u16,
-                            bytes: [0; DATAGRAM_SIZE_MAX],
-                        };
-                        d.bytes[..t.len].copy_from_slice(&buf[..t.len]);
-                        if q.push(d).is_err() {
-                            local_drops += 1;
-                        }
-                    } else if let Some(r) = plan.remote.iter().find(|r| r.zone == to) {
-                        let datagram = match outgress.as_mut() {
-                            Some(out) => match out.seal(&buf[..t.len], &mut sealed) {
-                                Some(n) => &sealed[..n],
-                                None => {
-                                    local_drops += 1;
-                                    continue;
-                                }
-                            },
-                            None => &buf[..t.len],
-                        };
-                        if let Err(e) = udp.send_to(datagram, r.addr) {
-                            tracing::debug!(zone = %id, to = %r.addr, "UDP send refused: {e}");
-                            local_drops += 1;
-                        }
-                    } else {
-                        local_drops += 1;
-                    }
-                }
-                Peer::Client(addr) => {
-                    if udp.send_to(&buf[..t.len], addr).is_err() {
-                        local_drops += 1;
-                    }
+            if !router.route(t.to, &buf[..t.len], &mut udp) {
+                local_drops += 1;
+            }
+        }
+        if let Some(s) = sessions.as_mut() {
+            while let Some((to, len)) = s.poll_transmit(&mut buf) {
+                stats.packets_out += 1;
+                stats.bytes_out += len as u64;
+                if !router.route(to, &buf[..len], &mut udp) {
+                    local_drops += 1;
                 }
             }
         }
@@ -492,14 +534,85 @@ async fn run_zone(
             }
             (arrived, departed) = (0, 0);
             fill_stats(&mut stats, &zone, &second, local_drops + udp_drops(&udp));
+            if let Some(s) = &sessions {
+                stats.sessions = s.len();
+                stats.clients = s.counters();
+            }
             *shared.stats[index].lock().expect("stats lock") = stats.clone();
             second.reset();
         }
     }
     zone.shut_down();
     fill_stats(&mut stats, &zone, &total, local_drops + udp_drops(&udp));
+    if let Some(s) = &sessions {
+        stats.sessions = s.len();
+        stats.clients = s.counters();
+    }
     tracing::info!(zone = %id, ticks = stats.tick, entities = stats.entities, "zone stopped");
     Ok(stats)
+}
+
+/// Where a zone's datagrams go: a zone of this node (its cross-core queue), a zone of
+/// another node (UDP, sealed when the node has keys), or a client (UDP).
+struct Router<'a> {
+    id: ZoneID,
+    queues: &'a [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)],
+    remote: &'a [RemoteZone],
+    outgress: Option<Outgress>,
+    sealed: [u8; SEALED_SIZE_MAX],
+}
+
+impl Router<'_> {
+    /// Queues `bytes` for `to`; `false` if it was dropped (full queue, no route, refused).
+    fn route(&mut self, to: Peer, bytes: &[u8], udp: &mut UdpRing) -> bool {
+        match to {
+            Peer::Zone(to) => {
+                if let Some((_, q)) = self.queues.iter().find(|q| q.0 == to) {
+                    let mut d = LocalDatagram {
+                        from: self.id,
+                        len: bytes.len() as u16,
+                        bytes: [0; DATAGRAM_SIZE_MAX],
+                    };
+                    d.bytes[..bytes.len()].copy_from_slice(bytes);
+                    q.push(d).is_ok()
+                } else if let Some(r) = self.remote.iter().find(|r| r.zone == to) {
+                    let datagram = match self.outgress.as_mut() {
+                        Some(out) => match out.seal(bytes, &mut self.sealed) {
+                            Some(n) => &self.sealed[..n],
+                            None => return false,
+                        },
+                        None => bytes,
+                    };
+                    match udp.send_to(datagram, r.addr) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::debug!(zone = %self.id, to = %r.addr, "UDP send refused: {e}");
+                            false
+                        }
+                    }
+                } else {
+                    false
+                }
+            }
+            Peer::Client(addr) => udp.send_to(bytes, addr).is_ok(),
+        }
+    }
+}
+
+/// A datagram from another zone: a client input forwarded after a handoff (an envelope)
+/// goes to the session layer, everything else to the zone.
+fn from_zone(
+    zone: &mut Zone,
+    sessions: Option<&mut Sessions>,
+    now: meridian_core::time::Instant,
+    from: ZoneID,
+    bytes: &[u8],
+) {
+    let forwarded_input = bytes.get(5) == Some(&(meridian_layouts::Kind::Envelope as u8));
+    match sessions {
+        Some(s) if forwarded_input => s.handle_forwarded(from, bytes),
+        _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
+    }
 }
 
 /// Datagrams the ring dropped: too long to receive, refused by the kernel on send.

@@ -16,7 +16,11 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use meridian_core::limits::Limits;
-use meridian_io::runtime::{Node, NodePlan, NpcPlan, RemoteZone, Snapshot, ZonePlan, ZoneStats};
+use meridian_core::replicate::InterestConfig;
+use meridian_core::session::SessionConfig;
+use meridian_io::runtime::{
+    ClientsPlan, Node, NodePlan, NpcPlan, RemoteZone, Snapshot, ZonePlan, ZoneStats,
+};
 use meridian_io::signing::NodeKeys;
 
 use crate::world_file::{NodeSpec, WorldSpec};
@@ -132,6 +136,34 @@ pub fn start(
     let entities = spec
         .entities_per_zone
         .max(npcs.map_or(0, |n| n.per_zone.saturating_mul(2)));
+    let clients = spec.clients.map(|c| ClientsPlan {
+        world_id: spec.world_id,
+        auth_key: c.auth_key,
+        config: SessionConfig {
+            sessions_max: c.sessions_per_zone,
+            speed_mps_max: c.speed_mps,
+            idle_timeout_ticks: 5 * u64::from(spec.world.config().tick_rate_hz),
+            redirect_grace_ticks: 2 * u64::from(spec.world.config().tick_rate_hz),
+            interest: InterestConfig {
+                tick_hz: spec.world.config().tick_rate_hz,
+                ..InterestConfig::default()
+            },
+            ..SessionConfig::default()
+        },
+        zone_addrs: spec
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                n.zones
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &zone)| (zone, n.zone_address(k)))
+            })
+            .collect(),
+    });
+    if clients.is_none() {
+        tracing::info!("clients disabled: the world file has no [clients] section");
+    }
     let plan = NodePlan {
         world: spec.world,
         limits: Limits::for_entities(entities),
@@ -148,6 +180,7 @@ pub fn start(
         remote,
         npcs,
         keys,
+        clients,
     };
     let node_handle = Arc::new(Node::start(plan)?);
     let admin_stop = Arc::new(AtomicBool::new(false));
@@ -217,7 +250,11 @@ fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
                 Some(snapshots) => (200, entities_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),
             },
-            _ => (404, "try /status or /entities\n".to_owned()),
+            "/avatars" => match node.snapshot(Duration::from_secs(2)) {
+                Some(snapshots) => (200, avatars_text(&snapshots)),
+                None => (503, "zones did not answer in time\n".to_owned()),
+            },
+            _ => (404, "try /status, /entities or /avatars\n".to_owned()),
         };
         let response = tiny_http::Response::from_string(body).with_status_code(status);
         if let Err(e) = request.respond(response) {
@@ -276,6 +313,19 @@ pub fn entities_text(snapshots: &[Snapshot]) -> String {
     out
 }
 
+/// The admin `/avatars` body: per zone a `zone Z tick T` line, then `avatar ID` for each
+/// client avatar it owns.
+pub fn avatars_text(snapshots: &[Snapshot]) -> String {
+    let mut out = String::new();
+    for s in snapshots {
+        let _ = writeln!(out, "zone {} tick {}", s.zone, s.tick);
+        for id in &s.avatars {
+            let _ = writeln!(out, "avatar {id}");
+        }
+    }
+    out
+}
+
 /// One status line for the whole node: per zone entities, ghosts and tick percentiles;
 /// handoffs per second; packets and bytes; drops. `previous` is a second earlier.
 pub fn status_line(
@@ -294,10 +344,11 @@ pub fn status_line(
     ) {
         let _ = write!(
             line,
-            " z{}: {} ent {} gh tick p50 {:.1} p99 {:.1} max {:.1} ms |",
+            " z{}: {} ent {} gh {} cl tick p50 {:.1} p99 {:.1} max {:.1} ms |",
             s.zone,
             s.entities,
             s.ghosts,
+            s.sessions,
             s.tick_p50_us as f64 / 1000.0,
             s.tick_p99_us as f64 / 1000.0,
             s.tick_max_us as f64 / 1000.0

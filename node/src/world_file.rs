@@ -19,8 +19,18 @@ struct WorldFile {
     #[serde(default)]
     nodes: Vec<NodeSection>,
     npcs: Option<NpcSection>,
+    clients: Option<ClientsSection>,
     #[serde(default)]
     limits: LimitsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientsSection {
+    /// The world's auth public key (hex): it signs connect tokens.
+    auth_key: String,
+    sessions_per_zone: Option<usize>,
+    speed_mps: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +106,19 @@ pub struct WorldSpec {
     pub world_id: u64,
     pub nodes: Vec<NodeSpec>,
     pub npcs: Option<NpcSpec>,
+    /// Client access; `None`: the world takes no clients.
+    pub clients: Option<ClientsSpec>,
     pub entities_per_zone: u32,
+}
+
+/// The `[clients]` section.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClientsSpec {
+    /// The world's auth public key; tokens signed by its secret half admit clients.
+    pub auth_key: [u8; 32],
+    pub sessions_per_zone: usize,
+    /// Avatars' top speed, metres per second.
+    pub speed_mps: f32,
 }
 
 /// Default per-zone entity capacity.
@@ -186,6 +208,15 @@ enum ParseError {
     Toml(Box<toml::de::Error>),
     World(WorldError),
     Nodes(String),
+}
+
+/// Parses a world file's text (for worlds built into the binary); errors name the field.
+pub fn parse_spec(text: &str) -> Result<WorldSpec, String> {
+    parse(text).map_err(|e| match e {
+        ParseError::Toml(e) => e.to_string(),
+        ParseError::World(e) => format!("[world] {e}"),
+        ParseError::Nodes(what) => what,
+    })
 }
 
 fn parse(text: &str) -> Result<WorldSpec, ParseError> {
@@ -307,11 +338,36 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
             npcs.per_zone * 2
         )));
     }
+    let clients = match file.clients {
+        None => None,
+        Some(c) => {
+            let auth_key = crate::keyfile::decode_32(&c.auth_key)
+                .map_err(|e| ParseError::Nodes(format!("[clients] auth_key: {e}")))?;
+            let speed_mps = c.speed_mps.unwrap_or(6.0);
+            if !speed_mps.is_finite() || speed_mps <= 0.0 || speed_mps > 300.0 {
+                return Err(ParseError::Nodes(format!(
+                    "[clients] speed_mps: must be in (0, 300] (got {speed_mps})"
+                )));
+            }
+            let sessions_per_zone = c.sessions_per_zone.unwrap_or(4096);
+            if sessions_per_zone == 0 || sessions_per_zone > 65_536 {
+                return Err(ParseError::Nodes(format!(
+                    "[clients] sessions_per_zone: must be in 1..=65536 (got {sessions_per_zone})"
+                )));
+            }
+            Some(ClientsSpec {
+                auth_key,
+                sessions_per_zone,
+                speed_mps,
+            })
+        }
+    };
     Ok(WorldSpec {
         world,
         world_id: file.world.id,
         nodes,
         npcs,
+        clients,
         entities_per_zone,
     })
 }
