@@ -237,6 +237,11 @@ impl Client {
         self.counters
     }
 
+    /// The sequence of the newest INPUT sent (0 before the first).
+    pub fn input_sequence(&self) -> u32 {
+        self.sequence
+    }
+
     /// The own avatar as the server last reported it.
     pub fn authoritative(&self) -> AvatarState {
         self.authoritative

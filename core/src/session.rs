@@ -23,9 +23,10 @@
 //! **Inputs** are envelopes (domain `INPUT`, signer = session id, sequence = newest input)
 //! checked against the session's address and replay window on arrival, verified in the
 //! tick's batch, then buffered by sequence. Each tick applies at most one input per
-//! session — the next in sequence — as the avatar's velocity, its length clamped to the
-//! configured top speed. Old and duplicate sequences are ignored; redundancy (the last
-//! four inputs in each packet) fills gaps left by loss.
+//! session: what arrived since the last tick, merged (the newest movement intent, every
+//! button pressed), as the avatar's velocity, its length clamped to the configured top
+//! speed. Old and duplicate sequences are ignored; redundancy (the last four inputs in
+//! each packet) carries button presses across loss.
 //!
 //! **Limits.** The session table, the verify batch, the outbox and the per-address rate
 //! limiter are sized at construction; overload is a counted drop. A rate-limit bucket is
@@ -1004,19 +1005,21 @@ impl Sessions {
     }
 }
 
-/// The next input to apply: the lowest buffered sequence. If the client is more than two
-/// inputs ahead (a burst after loss), older ones are skipped so latency stays bounded.
+/// The input to apply this tick: everything buffered, merged — the newest movement intent,
+/// the buttons of all of them (a press in a superseded input is not lost). Applying one
+/// input per tick in sequence instead would let a backlog that formed after jitter or loss
+/// persist for the whole session, adding a tick of latency per buffered input.
 fn next_input(session: &mut Session) -> Option<InputEntry> {
-    if session.buffered.is_empty() {
-        return None;
-    }
-    session
+    let newest = *session.buffered.iter().max_by_key(|e| e.sequence.get())?;
+    let buttons = session
         .buffered
-        .sort_unstable_by_key(|e| core::cmp::Reverse(e.sequence.get()));
-    while session.buffered.len() > 3 {
-        session.buffered.remove(session.buffered.len() - 1);
-    }
-    session.buffered.pop()
+        .iter()
+        .fold(0u16, |b, e| b | e.buttons.get());
+    session.buffered.clear();
+    Some(InputEntry {
+        buttons: U16Le::new(buttons),
+        ..newest
+    })
 }
 
 /// The velocity an intent asks for: the intent's length clamped to 1, times top speed.

@@ -59,6 +59,14 @@ impl UdpClient {
     /// One round: receive everything waiting, tick, send. `keep()` is asked once per
     /// datagram in either direction; `false` drops it (simulated loss).
     pub fn pump(&mut self, now: Instant, mut keep: impl FnMut() -> bool) -> std::io::Result<()> {
+        self.receive(now, &mut keep)?;
+        self.client.tick(now);
+        self.flush(keep)
+    }
+
+    /// Reads every datagram waiting into the client, without ticking it (poll between
+    /// ticks to see snapshots sooner).
+    pub fn receive(&mut self, now: Instant, mut keep: impl FnMut() -> bool) -> std::io::Result<()> {
         let mut buf = [0u8; RECV_BYTES];
         loop {
             match self.socket.recv_from(&mut buf) {
@@ -74,8 +82,7 @@ impl UdpClient {
                 Err(e) => return Err(e),
             }
         }
-        self.client.tick(now);
-        self.flush(keep)
+        Ok(())
     }
 
     /// Sends what the client queued (for example a DISCONNECT) without ticking it.

@@ -172,8 +172,8 @@ pub struct Snapshot {
     pub owned: Vec<(u64, u32)>,
     /// (entity id, new epoch) of every relinquished entity awaiting DONE.
     pub in_flight: Vec<(u64, u32)>,
-    /// Owned entities that are client avatars.
-    pub avatars: Vec<u64>,
+    /// (entity id, epoch) of every owned entity that is a client avatar.
+    pub avatars: Vec<(u64, u32)>,
 }
 
 struct Shared {
@@ -425,7 +425,7 @@ async fn run_zone(
             slot.1.avatars.extend(
                 (0..e.len() as u32)
                     .filter(|&s| e.kind(s) == meridian_core::session::AVATAR_KIND)
-                    .map(|s| e.ids()[s as usize].0),
+                    .map(|s| (e.ids()[s as usize].0, e.epochs()[s as usize])),
             );
             slot.1.in_flight.clear();
             slot.1

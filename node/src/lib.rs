@@ -4,4 +4,5 @@
 pub mod keyfile;
 pub mod run;
 pub mod sim;
+pub mod swarm;
 pub mod world_file;

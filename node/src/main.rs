@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use meridian_node::{keyfile, run, sim, world_file};
+use meridian_node::{keyfile, run, sim, swarm, world_file};
 
 /// Meridian — a thread-per-core, spatially partitioned, authoritative world server.
 ///
@@ -60,6 +60,58 @@ enum Command {
     /// handoff invariants after every step. Exits with status 1 if any seed fails, and
     /// prints the command that replays it.
     Sim(sim::Args),
+    /// Simulated clients over real UDP against running nodes, with a progress line and a
+    /// final report (connections, inputs, snapshots, redirects, bandwidth, latency, and
+    /// invariant checks: own avatar always seen, one owner per avatar, no teleports).
+    ///
+    /// The world file must have a [clients] section whose auth_key is the public half of
+    /// --auth-key. Exits with status 1 if any invariant was violated.
+    Swarm {
+        /// The world file the nodes run (TOML).
+        #[arg(long, value_name = "FILE")]
+        world: PathBuf,
+        /// The world's auth key pair (from `meridian keygen`): signs the bots' tokens.
+        #[arg(long, value_name = "FILE")]
+        auth_key: PathBuf,
+        /// How many bots.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// How bots move.
+        #[arg(long, value_enum, default_value_t = swarm::Pattern::Random)]
+        pattern: swarm::Pattern,
+        /// Probability of dropping each datagram, in each direction (0 ≤ P < 1).
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Worker threads driving the bots.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Seed for bot keys and movement.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Run a node and a swarm of bots crossing between its two zones, with live status
+    /// and a summary table. No files needed: the demo world is built in, and the demo
+    /// makes its own auth key. Exits with status 1 if any invariant was violated.
+    Demo {
+        /// How many bots.
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        /// How long to run, in seconds (Ctrl-C ends it early, with the summary).
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// How bots move.
+        #[arg(long, value_enum, default_value_t = swarm::Pattern::Cross)]
+        pattern: swarm::Pattern,
+        /// Probability of dropping each datagram, in each direction.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// First UDP port of the demo node (zone k listens on port + k).
+        #[arg(long, default_value_t = 7400)]
+        port: u16,
+    },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
     ///
@@ -110,6 +162,44 @@ fn main() -> ExitCode {
         } => node(&world, name.as_deref(), duration, npcs, key.as_deref()),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Sim(args) => sim::run(args),
+        Command::Swarm {
+            world,
+            auth_key,
+            clients,
+            duration,
+            pattern,
+            loss,
+            threads,
+            seed,
+        } => swarm_command(
+            &world,
+            &auth_key,
+            swarm::Config {
+                clients,
+                duration: Duration::from_secs(duration),
+                pattern,
+                loss,
+                threads,
+                seed,
+            },
+        ),
+        Command::Demo {
+            clients,
+            duration,
+            pattern,
+            loss,
+            port,
+        } => demo(
+            swarm::Config {
+                clients,
+                duration: Duration::from_secs(duration),
+                pattern,
+                loss,
+                threads: 1,
+                seed: 1,
+            },
+            port,
+        ),
         Command::Token {
             auth_key,
             client_key,
@@ -209,6 +299,165 @@ fn node(
             s.drops
         );
     }
+    Ok(())
+}
+
+fn init_logs(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))?;
+    Ok(stop)
+}
+
+fn progress_line(p: &swarm::Progress) -> String {
+    format!(
+        "[swarm {:>4}s] connected {} | inputs {} | snapshots {} | redirects {} | violations {}",
+        p.elapsed.as_secs(),
+        p.connected,
+        p.inputs,
+        p.snapshots,
+        p.redirects,
+        p.violations
+    )
+}
+
+fn swarm_command(world: &Path, auth_key: &Path, config: swarm::Config) -> anyhow::Result<()> {
+    init_logs("info");
+    let spec = world_file::load_spec(world)?;
+    let clients = spec.clients.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no [clients] section: the nodes take no clients",
+            world.display()
+        )
+    })?;
+    let auth = keyfile::read(auth_key)?;
+    anyhow::ensure!(
+        auth.verifying_key().to_bytes() == clients.auth_key,
+        "{} is not the world's auth key: [clients] auth_key is {}",
+        auth_key.display(),
+        hex::encode(clients.auth_key)
+    );
+    let target = swarm::Target {
+        world: spec.world,
+        world_id: spec.world_id,
+        zone_addrs: zone_addrs(&spec),
+        admins: spec.nodes.iter().filter_map(|n| n.admin).collect(),
+        node_keys: spec.nodes.iter().filter_map(|n| n.public_key).collect(),
+        auth,
+        speed_mps: clients.speed_mps,
+    };
+    let stop = stop_flag()?;
+    let report = swarm::run(&target, &config, &stop, |p| {
+        tracing::info!("{}", progress_line(p))
+    })?;
+    println!("swarm report:\n{}", report.table());
+    anyhow::ensure!(
+        report.violations() == 0,
+        "{} invariant violations",
+        report.violations()
+    );
+    Ok(())
+}
+
+fn zone_addrs(
+    spec: &world_file::WorldSpec,
+) -> Vec<(meridian_core::world::ZoneID, std::net::SocketAddr)> {
+    spec.nodes
+        .iter()
+        .flat_map(|n| {
+            n.zones
+                .iter()
+                .enumerate()
+                .map(|(k, &z)| (z, n.zone_address(k)))
+        })
+        .collect()
+}
+
+/// The demo world, built in.
+const DEMO_WORLD: &str = include_str!("../worlds/demo.toml");
+
+fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
+    init_logs("info,meridian_io::runtime=warn");
+    let mut spec = world_file::parse_spec(DEMO_WORLD)
+        .map_err(|e| anyhow::anyhow!("built-in demo world: {e}"))?;
+    for node in &mut spec.nodes {
+        node.udp.set_port(port);
+    }
+    let auth = keyfile::generate()?;
+    let speed_mps = 8.0;
+    spec.clients = Some(world_file::ClientsSpec {
+        auth_key: auth.verifying_key().to_bytes(),
+        sessions_per_zone: config.clients.max(16) * 2,
+        speed_mps,
+    });
+    let node_spec = spec.nodes[0].clone();
+    println!(
+        "demo: node with {} zones ({} NPCs each) on UDP {}, {} bots ({:?}) for {} s — Ctrl-C ends early",
+        node_spec.zones.len(),
+        spec.npcs.map_or(0, |n| n.per_zone),
+        node_spec.udp,
+        config.clients,
+        config.pattern,
+        config.duration.as_secs()
+    );
+    let running = run::start(&spec, &node_spec, None, None)?;
+    let target = swarm::Target {
+        world: spec.world,
+        world_id: spec.world_id,
+        zone_addrs: zone_addrs(&spec),
+        admins: running.admin_address().into_iter().collect(),
+        node_keys: Vec::new(),
+        auth,
+        speed_mps,
+    };
+    let stop = stop_flag()?;
+    let started = std::time::Instant::now();
+    let mut previous = running.stats();
+    let report = swarm::run(&target, &config, &stop, |p| {
+        let now = running.stats();
+        println!(
+            "{}\n{}",
+            run::status_line(&node_spec.name, started.elapsed(), &now, &previous),
+            progress_line(p)
+        );
+        previous = now;
+    })?;
+    let finals = running.stop()?;
+    println!("\nzones:");
+    println!(
+        "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>9}",
+        "zone", "entities", "sessions", "arrived", "left", "p99 ms", "snapshots", "redirects"
+    );
+    for s in &finals {
+        println!(
+            "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9.2} {:>10} {:>9}",
+            s.zone,
+            s.entities,
+            s.sessions,
+            s.clients.sessions_arrived,
+            s.clients.sessions_left,
+            s.tick_p99_us as f64 / 1000.0,
+            s.clients.snapshots,
+            s.clients.redirects_sent
+        );
+    }
+    println!("\nbots:\n{}", report.table());
+    anyhow::ensure!(
+        report.violations() == 0,
+        "{} invariant violations",
+        report.violations()
+    );
+    println!("zero invariant violations");
     Ok(())
 }
 

@@ -313,14 +313,18 @@ pub fn entities_text(snapshots: &[Snapshot]) -> String {
     out
 }
 
-/// The admin `/avatars` body: per zone a `zone Z tick T` line, then `avatar ID` for each
-/// client avatar it owns.
+/// The admin `/avatars` body: per zone a `zone Z tick T taken_at_ns N` line, then
+/// `avatar ID EPOCH` for each client avatar it owns.
 pub fn avatars_text(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     for s in snapshots {
-        let _ = writeln!(out, "zone {} tick {}", s.zone, s.tick);
-        for id in &s.avatars {
-            let _ = writeln!(out, "avatar {id}");
+        let _ = writeln!(
+            out,
+            "zone {} tick {} taken_at_ns {}",
+            s.zone, s.tick, s.taken_at_ns
+        );
+        for (id, epoch) in &s.avatars {
+            let _ = writeln!(out, "avatar {id} {epoch}");
         }
     }
     out

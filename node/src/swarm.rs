@@ -1,0 +1,641 @@
+//! The swarm: simulated clients over real UDP, with invariant checks and a report.
+//!
+//! Each bot is a [`meridian_io::client::UdpClient`] with its own socket and session key,
+//! admitted by a token the swarm signs with the world's auth key. Worker threads own the
+//! bots; each polls its bots' sockets four times per tick and ticks them (one signed
+//! INPUT each) at the world's tick rate. Loss is injected on both directions at the bots.
+//!
+//! **Checks** (each failure is a counted violation, the first few are logged):
+//! - *own avatar*: every snapshot reports the bot's own avatar, and a connected bot never
+//!   goes more than [`SNAPSHOT_GAP_MAX`] without one (handoffs included);
+//! - *one owner*: the nodes' admin `/avatars` are sampled every second; an avatar listed
+//!   by two zones is a violation unless a handoff between the two samples explains it
+//!   (the lower epoch was sampled first);
+//! - *no teleport*: between two snapshots the own avatar moves at most top speed × the
+//!   wall time between them, plus a snapshot interval and quantisation.
+//!
+//! Latency is from sending INPUT *n* to receiving the first snapshot whose last applied
+//! input is ≥ *n* (measured at the bots' poll resolution, a quarter tick).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use hdrhistogram::Histogram;
+use meridian_core::client::{ClientEvent, issue_token};
+use meridian_core::world::{World, ZoneID};
+use meridian_io::client::UdpClient;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// The longest a connected bot may go without a snapshot of its own avatar.
+pub const SNAPSHOT_GAP_MAX: Duration = Duration::from_secs(1);
+
+/// How bots move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pattern {
+    /// A random direction, changed every 2–5 s.
+    Random,
+    /// Back and forth across the nearest border between zone columns.
+    Cross,
+    /// Everyone to the middle of the world.
+    Crowd,
+}
+
+/// What the swarm connects to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub world: World,
+    pub world_id: u64,
+    /// Where clients reach each zone; bots connect to them in turn.
+    pub zone_addrs: Vec<(ZoneID, SocketAddr)>,
+    /// Admin endpoints to sample for the one-owner check (none: the check is skipped).
+    pub admins: Vec<SocketAddr>,
+    /// Node keys REDIRECTs must be signed by (empty: unsigned nodes).
+    pub node_keys: Vec<[u8; 32]>,
+    /// The world's auth key pair: the swarm issues its bots' tokens.
+    pub auth: SigningKey,
+    /// Avatars' top speed.
+    pub speed_mps: f32,
+}
+
+/// How many bots, how long, how they move.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub clients: usize,
+    pub duration: Duration,
+    pub pattern: Pattern,
+    /// Probability of dropping each datagram, each way.
+    pub loss: f64,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+/// Figures while the swarm runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub connected: u64,
+    pub inputs: u64,
+    pub snapshots: u64,
+    pub redirects: u64,
+    pub violations: u64,
+}
+
+/// The final report.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub clients: usize,
+    pub seconds: f64,
+    pub connected: u64,
+    pub refused: u64,
+    pub timed_out: u64,
+    pub inputs_sent: u64,
+    pub snapshots: u64,
+    pub redirects: u64,
+    /// Bytes per second per client, received: p50 / p99 over clients.
+    pub down_bps: (u64, u64),
+    pub up_bps: (u64, u64),
+    /// Input-to-snapshot latency, milliseconds: p50 / p99 over all samples.
+    pub latency_ms: (f64, f64),
+    pub avatar_violations: u64,
+    pub owner_violations: u64,
+    pub teleport_violations: u64,
+    pub owner_samples: u64,
+}
+
+impl Report {
+    pub fn violations(&self) -> u64 {
+        self.avatar_violations + self.owner_violations + self.teleport_violations
+    }
+
+    /// The report as an aligned table.
+    pub fn table(&self) -> String {
+        let rows: Vec<(&str, String)> = vec![
+            ("clients", self.clients.to_string()),
+            ("seconds", format!("{:.1}", self.seconds)),
+            ("connected", self.connected.to_string()),
+            (
+                "refused / timed out",
+                format!("{} / {}", self.refused, self.timed_out),
+            ),
+            ("inputs sent", self.inputs_sent.to_string()),
+            ("snapshots received", self.snapshots.to_string()),
+            ("redirects followed", self.redirects.to_string()),
+            (
+                "down per client p50 / p99",
+                format!("{} / {} B/s", self.down_bps.0, self.down_bps.1),
+            ),
+            (
+                "up per client p50 / p99",
+                format!("{} / {} B/s", self.up_bps.0, self.up_bps.1),
+            ),
+            (
+                "input→snapshot p50 / p99",
+                format!("{:.1} / {:.1} ms", self.latency_ms.0, self.latency_ms.1),
+            ),
+            ("violations: own avatar", self.avatar_violations.to_string()),
+            (
+                "violations: two owners",
+                format!(
+                    "{} (in {} admin samples)",
+                    self.owner_violations, self.owner_samples
+                ),
+            ),
+            ("violations: teleport", self.teleport_violations.to_string()),
+        ];
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("  {k:<width$}  {v}\n"))
+            .collect()
+    }
+}
+
+/// Counters shared by the workers, for the progress line.
+#[derive(Debug, Default)]
+struct Shared {
+    connected: AtomicU64,
+    inputs: AtomicU64,
+    snapshots: AtomicU64,
+    redirects: AtomicU64,
+    violations: AtomicU64,
+}
+
+/// One bot's state beyond its client.
+struct Bot {
+    udp: UdpClient,
+    index: usize,
+    rng: SmallRng,
+    direction: (i8, i8),
+    next_turn: WallInstant,
+    /// `cross`: heading east (true) or west.
+    east: bool,
+    sent_at: Box<[Option<WallInstant>; 256]>,
+    latency_seen: u32,
+    last_snapshot: Option<WallInstant>,
+    last_position: Option<[f32; 2]>,
+    connected_at: Option<WallInstant>,
+    redirects: u64,
+}
+
+/// What a worker hands back.
+#[derive(Default)]
+struct WorkerResult {
+    latency: Option<Histogram<u64>>,
+    down: Vec<u64>,
+    up: Vec<u64>,
+    connected: u64,
+    refused: u64,
+    timed_out: u64,
+    inputs: u64,
+    snapshots: u64,
+    redirects: u64,
+    avatar_violations: u64,
+    teleport_violations: u64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs the swarm until `config.duration` passes or `stop` is set; calls `progress` about
+/// once a second.
+pub fn run(
+    target: &Target,
+    config: &Config,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(&Progress),
+) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        !target.zone_addrs.is_empty(),
+        "the world has no zones to connect to"
+    );
+    anyhow::ensure!(
+        (0.0..1.0).contains(&config.loss),
+        "--loss must be in [0, 1) (got {})",
+        config.loss
+    );
+    let threads = config.threads.clamp(1, config.clients.max(1));
+    let shared = Arc::new(Shared::default());
+    let started = WallInstant::now();
+    let deadline = started + config.duration;
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for w in 0..threads {
+        let indices: Vec<usize> = (w..config.clients).step_by(threads).collect();
+        let (target, config) = (target.clone(), *config);
+        let (shared, stop) = (shared.clone(), workers_stop.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("swarm-{w}"))
+                .spawn(move || worker(&target, &config, &indices, started, &shared, &stop))?,
+        );
+    }
+    let mut owner_violations = 0;
+    let mut owner_samples = 0;
+    let mut next = started + Duration::from_secs(1);
+    while WallInstant::now() < deadline && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        if WallInstant::now() < next {
+            continue;
+        }
+        next += Duration::from_secs(1);
+        if !target.admins.is_empty() {
+            match sample_owners(&target.admins) {
+                Ok(v) => {
+                    owner_samples += 1;
+                    owner_violations += v;
+                    shared.violations.fetch_add(v, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!("admin sample failed: {e}"),
+            }
+        }
+        progress(&Progress {
+            elapsed: started.elapsed(),
+            connected: shared.connected.load(Ordering::Relaxed),
+            inputs: shared.inputs.load(Ordering::Relaxed),
+            snapshots: shared.snapshots.load(Ordering::Relaxed),
+            redirects: shared.redirects.load(Ordering::Relaxed),
+            violations: shared.violations.load(Ordering::Relaxed),
+        });
+    }
+    workers_stop.store(true, Ordering::SeqCst);
+    let seconds = started.elapsed().as_secs_f64();
+    let mut report = Report {
+        clients: config.clients,
+        seconds,
+        owner_violations,
+        owner_samples,
+        ..Report::default()
+    };
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut down, mut up) = (Vec::new(), Vec::new());
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a swarm worker panicked"))??;
+        if let Some(l) = &r.latency {
+            latency.add(l)?;
+        }
+        down.extend(r.down);
+        up.extend(r.up);
+        report.connected += r.connected;
+        report.refused += r.refused;
+        report.timed_out += r.timed_out;
+        report.inputs_sent += r.inputs;
+        report.snapshots += r.snapshots;
+        report.redirects += r.redirects;
+        report.avatar_violations += r.avatar_violations;
+        report.teleport_violations += r.teleport_violations;
+    }
+    report.down_bps = percentiles(&mut down);
+    report.up_bps = percentiles(&mut up);
+    report.latency_ms = (
+        latency.value_at_quantile(0.5) as f64 / 1000.0,
+        latency.value_at_quantile(0.99) as f64 / 1000.0,
+    );
+    Ok(report)
+}
+
+fn percentiles(values: &mut [u64]) -> (u64, u64) {
+    if values.is_empty() {
+        return (0, 0);
+    }
+    values.sort_unstable();
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn worker(
+    target: &Target,
+    config: &Config,
+    indices: &[usize],
+    started: WallInstant,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> anyhow::Result<WorkerResult> {
+    let clock = meridian_io::Clock::new();
+    let tick = target.world.tick_duration();
+    let poll = tick / 4;
+    let mut rng =
+        SmallRng::seed_from_u64(config.seed ^ indices.first().copied().unwrap_or(0) as u64);
+    let node_keys: Vec<VerifyingKey> = target
+        .node_keys
+        .iter()
+        .filter_map(|k| VerifyingKey::from_bytes(k).ok())
+        .collect();
+    let mut bots = Vec::with_capacity(indices.len());
+    let expires = unix_ms() + config.duration.as_millis() as u64 + 3_600_000;
+    for &i in indices {
+        let key = SigningKey::from_bytes(&rng.random::<[u8; 32]>());
+        let token = issue_token(
+            &target.auth,
+            *key.verifying_key().as_bytes(),
+            target.world_id,
+            i as u64 + 1,
+            expires,
+            rng.random(),
+        );
+        let (_, server) = target.zone_addrs[i % target.zone_addrs.len()];
+        let mut udp = UdpClient::connect(server, token, key, clock.now())?;
+        for k in &node_keys {
+            udp.client_mut().trust_node_key(*k);
+        }
+        bots.push(Bot {
+            udp,
+            index: i,
+            rng: SmallRng::seed_from_u64(config.seed.wrapping_add(i as u64)),
+            direction: (0, 0),
+            next_turn: started,
+            east: i % 2 == 0,
+            sent_at: Box::new([None; 256]),
+            latency_seen: 0,
+            last_snapshot: None,
+            last_position: None,
+            connected_at: None,
+            redirects: 0,
+        });
+    }
+    let mut result = WorkerResult {
+        latency: Some(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?),
+        ..WorkerResult::default()
+    };
+    let loss = config.loss;
+    let mut next_tick = WallInstant::now();
+    let mut logged = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let wall = WallInstant::now();
+        let ticking = wall >= next_tick;
+        if ticking {
+            next_tick += tick;
+            if next_tick < wall {
+                next_tick = wall + tick;
+            }
+        }
+        for bot in &mut bots {
+            let now = clock.now();
+            if ticking {
+                steer(bot, target, config.pattern, wall);
+                let before = bot.udp.client().input_sequence();
+                bot.udp.pump(now, || !rng.random_bool(loss))?;
+                let after = bot.udp.client().input_sequence();
+                if after != before {
+                    bot.sent_at[(after % 256) as usize] = Some(wall);
+                    shared.inputs.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                bot.udp.receive(now, || !rng.random_bool(loss))?;
+            }
+            events(bot, target, &mut result, shared, wall, &mut logged);
+        }
+        let wake = next_tick.min(WallInstant::now() + poll);
+        if let Some(d) = wake.checked_duration_since(WallInstant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    // Say goodbye, so the zones free the sessions at once.
+    let seconds = started.elapsed().as_secs_f64().max(1e-3);
+    for bot in &mut bots {
+        let c = bot.udp.client().counters();
+        result.down.push((c.bytes_in as f64 / seconds) as u64);
+        result.up.push((c.bytes_out as f64 / seconds) as u64);
+        result.inputs += c.inputs_sent;
+        result.snapshots += c.snapshots;
+        result.redirects += bot.redirects;
+        if bot.udp.client().is_connected() {
+            bot.udp.client_mut().disconnect();
+            let _ = bot.udp.flush(|| true);
+        }
+    }
+    Ok(result)
+}
+
+/// Sets the bot's intent for this tick.
+fn steer(bot: &mut Bot, target: &Target, pattern: Pattern, wall: WallInstant) {
+    let client = bot.udp.client();
+    if !client.is_connected() {
+        return;
+    }
+    let at = client.authoritative().position;
+    let bounds = target.world.config().bounds;
+    let intent = match pattern {
+        Pattern::Random => {
+            if wall >= bot.next_turn {
+                let angle = bot.rng.random_range(0.0..std::f32::consts::TAU);
+                bot.direction = ((angle.cos() * 127.0) as i8, (angle.sin() * 127.0) as i8);
+                bot.next_turn = wall + Duration::from_millis(bot.rng.random_range(2000..5000));
+            }
+            // Turn back from the world's edge.
+            let mut d = bot.direction;
+            if (at[0] < bounds.x_min + 10.0 && d.0 < 0) || (at[0] > bounds.x_max - 10.0 && d.0 > 0)
+            {
+                d.0 = -d.0;
+            }
+            if (at[1] < bounds.y_min + 10.0 && d.1 < 0) || (at[1] > bounds.y_max - 10.0 && d.1 > 0)
+            {
+                d.1 = -d.1;
+            }
+            bot.direction = d;
+            d
+        }
+        Pattern::Cross => {
+            // The border between zone columns nearest to the avatar.
+            let columns = target.world.config().zones_x.max(1);
+            let width = (bounds.x_max - bounds.x_min) / columns as f32;
+            let nearest = ((at[0] - bounds.x_min) / width)
+                .round()
+                .clamp(1.0, (columns.max(2) - 1) as f32);
+            let border = bounds.x_min + nearest * width;
+            if columns < 2 {
+                (0, 0)
+            } else {
+                let goal = if bot.east {
+                    border + 30.0
+                } else {
+                    border - 30.0
+                };
+                if (bot.east && at[0] >= goal) || (!bot.east && at[0] <= goal) {
+                    bot.east = !bot.east;
+                }
+                (if bot.east { 127 } else { -127 }, 0)
+            }
+        }
+        Pattern::Crowd => {
+            let centre = [
+                (bounds.x_min + bounds.x_max) / 2.0,
+                (bounds.y_min + bounds.y_max) / 2.0,
+            ];
+            let (dx, dy) = (centre[0] - at[0], centre[1] - at[1]);
+            let d = (dx * dx + dy * dy).sqrt();
+            if d < 5.0 {
+                (0, 0)
+            } else {
+                ((dx / d * 127.0) as i8, (dy / d * 127.0) as i8)
+            }
+        }
+    };
+    bot.udp.client_mut().set_intent(intent.0, intent.1, 0);
+}
+
+/// Handles a bot's client events: checks, latency, counts.
+fn events(
+    bot: &mut Bot,
+    target: &Target,
+    result: &mut WorkerResult,
+    shared: &Shared,
+    wall: WallInstant,
+    logged: &mut u32,
+) {
+    let mut violation = |kind: &str, detail: String, result: &mut WorkerResult| {
+        shared.violations.fetch_add(1, Ordering::Relaxed);
+        match kind {
+            "avatar" => result.avatar_violations += 1,
+            _ => result.teleport_violations += 1,
+        }
+        if *logged < 5 {
+            *logged += 1;
+            tracing::warn!("bot {}: {kind} violation: {detail}", bot.index);
+        }
+    };
+    while let Some(event) = bot.udp.client_mut().poll_event() {
+        match event {
+            ClientEvent::Connected { .. } => {
+                result.connected += 1;
+                shared.connected.fetch_add(1, Ordering::Relaxed);
+                bot.connected_at = Some(wall);
+            }
+            ClientEvent::Snapshot { .. } => {
+                shared.snapshots.fetch_add(1, Ordering::Relaxed);
+                let client = bot.udp.client();
+                let avatar = client.authoritative();
+                if avatar.id != client.avatar() {
+                    violation(
+                        "avatar",
+                        format!(
+                            "snapshot reports entity {} as the avatar, not {}",
+                            avatar.id,
+                            client.avatar()
+                        ),
+                        result,
+                    );
+                }
+                if let (Some(previous), Some(at)) = (bot.last_position, bot.last_snapshot) {
+                    let elapsed = wall.duration_since(at).as_secs_f32();
+                    let allowed = target.speed_mps
+                        * (elapsed + 2.0 / target.world.config().tick_rate_hz as f32)
+                        + 0.05;
+                    let (dx, dy) = (
+                        avatar.position[0] - previous[0],
+                        avatar.position[1] - previous[1],
+                    );
+                    let moved = (dx * dx + dy * dy).sqrt();
+                    if moved > allowed {
+                        violation(
+                            "teleport",
+                            format!("moved {moved:.2} m in {elapsed:.3} s (allowed {allowed:.2})"),
+                            result,
+                        );
+                    }
+                }
+                bot.last_position = Some(avatar.position);
+                bot.last_snapshot = Some(wall);
+                // Latency: the first snapshot that reflects input n.
+                let applied = avatar.input_sequence;
+                if applied > bot.latency_seen && client.input_sequence().wrapping_sub(applied) < 256
+                {
+                    if let Some(sent) = bot.sent_at[(applied % 256) as usize].take()
+                        && let Some(h) = result.latency.as_mut()
+                    {
+                        let _ = h.record(wall.duration_since(sent).as_micros().max(1) as u64);
+                    }
+                    bot.latency_seen = applied;
+                }
+            }
+            ClientEvent::Redirected { .. } => {
+                bot.redirects += 1;
+                shared.redirects.fetch_add(1, Ordering::Relaxed);
+            }
+            ClientEvent::Closed(reason) => {
+                match reason {
+                    meridian_core::client::CloseReason::Refused(_) => result.refused += 1,
+                    meridian_core::client::CloseReason::TimedOut => result.timed_out += 1,
+                    _ => {}
+                }
+                if bot.connected_at.is_some() {
+                    violation("avatar", format!("session closed: {reason:?}"), result);
+                }
+            }
+        }
+    }
+    // Own avatar: never too long without a snapshot once connected.
+    if bot.udp.client().is_connected() {
+        let since = bot.last_snapshot.or(bot.connected_at);
+        if let Some(since) = since
+            && wall.duration_since(since) > SNAPSHOT_GAP_MAX
+        {
+            violation(
+                "avatar",
+                format!("no snapshot for {:?}", wall.duration_since(since)),
+                result,
+            );
+            // Count a gap once.
+            bot.last_snapshot = Some(wall);
+        }
+    }
+}
+
+/// Samples every admin endpoint's `/avatars` and counts avatars owned by two zones that no
+/// handoff between the two samples explains.
+pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<u64> {
+    let mut owners: std::collections::HashMap<u64, Vec<(u32, u64)>> = Default::default();
+    for admin in admins {
+        let body = http_get(*admin, "/avatars")?;
+        let mut zone_time = 0u64;
+        for line in body.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["zone", _, "tick", _, "taken_at_ns", t] => zone_time = t.parse()?,
+                ["avatar", id, epoch] => owners
+                    .entry(id.parse()?)
+                    .or_default()
+                    .push((epoch.parse()?, zone_time)),
+                _ => anyhow::bail!("unexpected /avatars line {line:?}"),
+            }
+        }
+    }
+    let mut violations = 0;
+    for list in owners.values() {
+        let explained = match list.as_slice() {
+            [_] => true,
+            [(ea, ta), (eb, tb)] => (ea < eb && ta < tb) || (eb < ea && tb < ta),
+            _ => false,
+        };
+        if !explained {
+            violations += 1;
+        }
+    }
+    Ok(violations)
+}
+
+/// A minimal HTTP/1.0 GET (the admin endpoint is plain HTTP on a trusted address).
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("malformed HTTP response from {addr}"))?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{addr}{path}: {}",
+        head.lines().next().unwrap_or("")
+    );
+    Ok(body.to_owned())
+}
