@@ -1,4 +1,5 @@
 //! meridian-node's integration tests: a real node on real sockets.
 
 mod cli;
+mod clients;
 mod e2e;
