@@ -479,6 +479,24 @@ struct Candidate {
 
 const GHOST_BIT: u32 = 1 << 31;
 
+/// Adds a candidate, keeping the nearest `keep` of everything added in a buffer of fixed
+/// capacity: when the buffer fills, it is cut to the nearest `keep` and `cutoff2` drops
+/// to the farthest of those, so later candidates beyond it are not even pushed. (A dense
+/// crowd can put thousands within the far radius; taking the first ones found would take
+/// them in cell order, not nearest first.)
+#[inline]
+fn push_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f32, k: Candidate) {
+    if candidates.len() == candidates.capacity() {
+        candidates.select_nth_unstable_by(keep - 1, |a, b| a.distance2.total_cmp(&b.distance2));
+        candidates.truncate(keep);
+        *cutoff2 = candidates.iter().map(|c| c.distance2).fold(0.0, f32::max);
+        if k.distance2 > *cutoff2 {
+            return;
+        }
+    }
+    candidates.push(k);
+}
+
 /// Counters, cumulative.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplicateCounters {
@@ -556,17 +574,26 @@ impl Replicator {
         // `entities_max` of them. Records are built only for those.
         self.candidates.clear();
         let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
-        let add = |entities: &Entities, slot: u32, candidates: &mut Vec<Candidate>| {
-            let i = slot as usize;
-            let (dx, dy) = (entities.xs()[i] - x, entities.ys()[i] - y);
-            if candidates.len() < candidates.capacity() {
-                candidates.push(Candidate {
-                    distance2: dx * dx + dy * dy,
-                    slot: slot | GHOST_BIT,
-                    id: entities.ids()[i].0,
-                });
-            }
-        };
+        let keep = c.entities_max;
+        let mut cutoff2 = c.far_m * c.far_m;
+        let add =
+            |entities: &Entities, slot: u32, candidates: &mut Vec<Candidate>, cutoff2: &mut f32| {
+                let i = slot as usize;
+                let (dx, dy) = (entities.xs()[i] - x, entities.ys()[i] - y);
+                let distance2 = dx * dx + dy * dy;
+                if distance2 <= *cutoff2 {
+                    push_nearest(
+                        candidates,
+                        keep,
+                        cutoff2,
+                        Candidate {
+                            distance2,
+                            slot: slot | GHOST_BIT,
+                            id: entities.ids()[i].0,
+                        },
+                    );
+                }
+            };
         let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
         // Owned entities through the packed copy (cell-ordered, SIMD), refreshed once per
         // zone tick: one query per client is the hot loop of replication.
@@ -584,15 +611,22 @@ impl Replicator {
         let records = &self.records;
         packed.for_each_in_radius_with_distance(x, y, c.far_m, |slot, distance2| {
             // Slots past the copy's end are stale (the zone changed after its tick).
-            if (slot as usize) < records.len() && candidates.len() < candidates.capacity() {
-                candidates.push(Candidate {
-                    distance2,
-                    slot,
-                    id: records[slot as usize].id,
-                });
+            if (slot as usize) < records.len() && distance2 <= cutoff2 {
+                push_nearest(
+                    candidates,
+                    keep,
+                    &mut cutoff2,
+                    Candidate {
+                        distance2,
+                        slot,
+                        id: records[slot as usize].id,
+                    },
+                );
             }
         });
-        zone.query_ghosts_radius(x, y, c.far_m, |slot| add(ghosts, slot, candidates));
+        zone.query_ghosts_radius(x, y, c.far_m, |slot| {
+            add(ghosts, slot, candidates, &mut cutoff2)
+        });
         if let Some(own) = avatar
             && let Some(i) = self
                 .candidates

@@ -62,7 +62,7 @@ impl Harness {
         let mut sessions = Vec::new();
         for k in 0..columns {
             zones.push(
-                Zone::new(&world, ZoneID(k), Limits::for_entities(1024), Instant::ZERO).unwrap(),
+                Zone::new(&world, ZoneID(k), Limits::for_entities(4096), Instant::ZERO).unwrap(),
             );
             let mut s = Sessions::new(
                 SessionConfig::default(),
@@ -398,4 +398,49 @@ fn a_client_crossing_the_border_keeps_its_session_and_its_snapshots() {
     assert_eq!(h.sessions[0].counters().sessions_left, 1);
     assert_eq!(h.sessions[1].counters().sessions_arrived, 1);
     assert!(clients[0].1.is_connected());
+}
+
+/// Regression: with more entities inside the far radius than the candidate buffer holds,
+/// interest kept the first found (in cell order, from a corner) instead of the nearest —
+/// a demo client saw entities 130 m away with hundreds within 5 m.
+#[test]
+fn regress_a_dense_crowd_shows_the_nearest_entities() {
+    let (mut h, mut clients) = one_connected();
+    for i in 0..2000u64 {
+        let e = meridian_core::entities::EntityInit {
+            id: meridian_core::entities::EntityID(10_000 + i),
+            epoch: 0,
+            position: [(i % 44) as f32 * 4.0, (i / 44) as f32 * 4.0, 0.0],
+            velocity: [1.0, 0.5],
+            speed_mps_max: 7.0,
+            kind: 1,
+            flags: 0,
+            payload: [0; 16],
+        };
+        h.zones[0].insert(&e).unwrap();
+    }
+    for _ in 0..20 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let c = &clients[0].1;
+    let a = c.authoritative().position;
+    let distance = |x: f32, y: f32| ((x - a[0]).powi(2) + (y - a[1]).powi(2)).sqrt();
+    let (_, seen) = c.entities();
+    assert_eq!(seen.len(), 128);
+    let farthest_seen = seen
+        .iter()
+        .map(|r| distance(r.x as f32 / 100.0, r.y as f32 / 100.0))
+        .fold(0.0, f32::max);
+    // The 129th nearest entity in the zone bounds what may be seen.
+    let z = h.zones[0].entities();
+    let mut all: Vec<f32> = (0..z.len())
+        .filter(|&i| z.ids()[i].0 != c.avatar())
+        .map(|i| distance(z.xs()[i], z.ys()[i]))
+        .collect();
+    all.sort_by(f32::total_cmp);
+    assert!(
+        farthest_seen <= all[128] + 1.0,
+        "farthest seen {farthest_seen} m, but the 128 nearest are within {} m",
+        all[127]
+    );
 }
