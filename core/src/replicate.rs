@@ -215,61 +215,36 @@ pub fn encode_delta(
     result: &mut Vec<Record>,
 ) -> Encoded {
     result.clear();
-    let mut scratch = [0u8; ENTRY_BYTES_MAX];
-    let mut written = Encoded::default();
-    let mut previous = 0u64;
-    let (mut b, mut w) = (0, 0);
-    const ZERO: [i64; 7] = [0; 7];
-    // Appends an entry if it fits; returns whether it did.
-    let mut emit = |id: u64, op: u64, from: &[i64; 7], to: &[i64; 7], written: &mut Encoded| {
-        let gap = id - previous;
-        let room = out.len() - written.bytes;
-        let n = if room >= ENTRY_BYTES_MAX {
-            put_entry(&mut out[written.bytes..], gap, op, from, to)
-        } else {
-            let n = put_entry(&mut scratch, gap, op, from, to);
-            if n > room || written.entries == u16::MAX {
-                written.left_out += 1;
-                return false;
-            }
-            out[written.bytes..written.bytes + n].copy_from_slice(&scratch[..n]);
-            n
-        };
-        if written.entries == u16::MAX {
-            written.left_out += 1;
-            return false;
-        }
-        written.bytes += n;
-        written.entries += 1;
-        previous = id;
-        true
+    result.reserve(baseline.len() + wanted.len());
+    let mut e = Encoder {
+        out,
+        written: Encoded::default(),
+        previous: 0,
     };
-    while b < baseline.len() || w < wanted.len() {
-        let bid = baseline.get(b).map_or(u64::MAX, |r| r.id);
-        let wid = wanted.get(w).map_or(u64::MAX, |x| x.record.id);
-        if b < baseline.len() && (w == wanted.len() || bid < wid) {
+    const ZERO: [i64; 7] = [0; 7];
+    let (mut b, mut w) = (0, 0);
+    // Both lists are sorted by id: one merge, then the tails.
+    while b < baseline.len() && w < wanted.len() {
+        let (base, want) = (&baseline[b], &wanted[w]);
+        if base.id < want.record.id {
             // Left interest.
-            let base = &baseline[b];
-            if !emit(bid, OP_REMOVE, &ZERO, &ZERO, &mut written) {
+            if !e.emit(base.id, OP_REMOVE, &ZERO, &ZERO) {
                 result.push(*base);
             }
             b += 1;
-        } else if w < wanted.len() && (b == baseline.len() || wid < bid) {
+        } else if want.record.id < base.id {
             // New to the client: always sent (if it fits), due or not.
-            let now = &wanted[w].record;
-            if emit(wid, OP_NEW, &ZERO, &now.fields(), &mut written) {
-                result.push(*now);
+            if e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+                result.push(want.record);
             }
             w += 1;
         } else {
-            let (base, want) = (&baseline[b], &wanted[w]);
             if want.due && want.record != *base {
-                let ok = emit(
-                    wid,
+                let ok = e.emit(
+                    want.record.id,
                     OP_UPDATE,
                     &base.fields(),
                     &want.record.fields(),
-                    &mut written,
                 );
                 result.push(if ok { want.record } else { *base });
             } else {
@@ -279,7 +254,54 @@ pub fn encode_delta(
             w += 1;
         }
     }
-    written
+    for base in &baseline[b..] {
+        if !e.emit(base.id, OP_REMOVE, &ZERO, &ZERO) {
+            result.push(*base);
+        }
+    }
+    for want in &wanted[w..] {
+        if e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+            result.push(want.record);
+        }
+    }
+    e.written
+}
+
+/// The output side of [`encode_delta`].
+struct Encoder<'a> {
+    out: &'a mut [u8],
+    written: Encoded,
+    previous: u64,
+}
+
+impl Encoder<'_> {
+    /// Appends an entry if it fits; returns whether it did.
+    #[inline(always)]
+    fn emit(&mut self, id: u64, op: u64, from: &[i64; 7], to: &[i64; 7]) -> bool {
+        if self.written.entries == u16::MAX {
+            self.written.left_out += 1;
+            return false;
+        }
+        let gap = id - self.previous;
+        let at = self.written.bytes;
+        let room = self.out.len() - at;
+        let n = if room >= ENTRY_BYTES_MAX {
+            put_entry(&mut self.out[at..], gap, op, from, to)
+        } else {
+            let mut scratch = [0u8; ENTRY_BYTES_MAX];
+            let n = put_entry(&mut scratch, gap, op, from, to);
+            if n > room {
+                self.written.left_out += 1;
+                return false;
+            }
+            self.out[at..at + n].copy_from_slice(&scratch[..n]);
+            n
+        };
+        self.written.bytes += n;
+        self.written.entries += 1;
+        self.previous = id;
+        true
+    }
 }
 
 /// Why a delta could not be applied. `Copy`: counted, not formatted.
@@ -484,17 +506,23 @@ const GHOST_BIT: u32 = 1 << 31;
 /// to the farthest of those, so later candidates beyond it are not even pushed. (A dense
 /// crowd can put thousands within the far radius; taking the first ones found would take
 /// them in cell order, not nearest first.)
-#[inline]
+#[inline(always)]
 fn push_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f32, k: Candidate) {
     if candidates.len() == candidates.capacity() {
-        candidates.select_nth_unstable_by(keep - 1, |a, b| a.distance2.total_cmp(&b.distance2));
-        candidates.truncate(keep);
-        *cutoff2 = candidates.iter().map(|c| c.distance2).fold(0.0, f32::max);
+        compact_nearest(candidates, keep, cutoff2);
         if k.distance2 > *cutoff2 {
             return;
         }
     }
     candidates.push(k);
+}
+
+#[cold]
+#[inline(never)]
+fn compact_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f32) {
+    candidates.select_nth_unstable_by(keep - 1, |a, b| a.distance2.total_cmp(&b.distance2));
+    candidates.truncate(keep);
+    *cutoff2 = candidates.iter().map(|c| c.distance2).fold(0.0, f32::max);
 }
 
 /// Counters, cumulative.
