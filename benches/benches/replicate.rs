@@ -5,9 +5,12 @@
 //!   the same 5,000 in which half changed (moved one to three ticks' worth at 5 m/s; every
 //!   tenth changed velocity too). Prints the bytes per entity once.
 //! - `replicate/meridian/1000`: one tick's snapshots for 1,000 clients in a zone of 20,000
-//!   walkers (4 × 4 km, ~230 within the 250 m far radius, capped at 128): spatial query of
-//!   owned entities and ghosts, tiers, priority accumulation, byte budget, delta against
-//!   each client's acknowledged baseline, written into a 1,200-byte datagram. Between
+//!   walkers (4 × 4 km, ~230 within the 250 m far radius, capped at 128): interest (each
+//!   client's set searched by spatial query every 6th tick — a sixth of the clients per
+//!   tick — and followed by slot in between), tiers, priority accumulation, byte budget,
+//!   delta against each client's acknowledged baseline, written into a 1,200-byte datagram.
+//! - `replicate/meridian-search-every-tick/1000`: the same with every client's interest set
+//!   searched every tick. Between
 //!   iterations (untimed) the zone ticks and every client acknowledges the last snapshot,
 //!   as in a steady session.
 //!
@@ -81,24 +84,42 @@ fn encode(c: &mut Criterion) {
 }
 
 fn replicate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("replicate");
+    group.sample_size(20);
+    // As shipped: each client's interest set searched every 6th tick (phases spread),
+    // followed in between. The peer: the same work with a search every tick.
+    for (name, search_every_ticks) in [("meridian", 6), ("meridian-search-every-tick", 1)] {
+        let config = InterestConfig {
+            search_every_ticks,
+            ..InterestConfig::default()
+        };
+        replicate_one(&mut group, name, config);
+    }
+    group.finish();
+}
+
+fn replicate_one(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    config: InterestConfig,
+) {
     const CLIENTS: usize = 1000;
     let mut zone = zone_with_walkers(20_000, 12);
     let tick = zone.world().tick_duration();
     let mut now = Instant::ZERO;
     zone.tick(now);
-    let config = InterestConfig::default();
     let mut replicator = Replicator::new(config);
-    let mut views: Vec<ClientView> = (0..CLIENTS).map(|_| ClientView::new(&config)).collect();
+    let mut views: Vec<ClientView> = (0..CLIENTS as u32)
+        .map(|k| ClientView::with_phase(&config, k))
+        .collect();
     // Client k's avatar is entity k.
     let avatars: Vec<u64> = (0..CLIENTS as u64).collect();
     let mut out = [0u8; CLIENT_DATAGRAM_MAX];
     let mut snapshot_tick = 0u32;
     let mut bytes = 0u64;
     let mut snapshots = 0u64;
-    let mut group = c.benchmark_group("replicate");
-    group.sample_size(20);
     group.throughput(Throughput::Elements(CLIENTS as u64));
-    group.bench_function(BenchmarkId::new("meridian", CLIENTS), |b| {
+    group.bench_function(BenchmarkId::new(name, CLIENTS), |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
@@ -137,10 +158,9 @@ fn replicate(c: &mut Criterion) {
             total
         })
     });
-    group.finish();
     let c = replicator.counters();
     eprintln!(
-        "replicate/meridian/{CLIENTS}: {:.0} entry bytes per snapshot, {:.1} entries per snapshot, {} full, {} deferred, {} snapshots",
+        "replicate/{name}/{CLIENTS}: {:.0} entry bytes per snapshot, {:.1} entries per snapshot, {} full, {} deferred, {} snapshots",
         bytes as f64 / snapshots.max(1) as f64,
         c.entries as f64 / c.snapshots.max(1) as f64,
         c.full,

@@ -2,7 +2,11 @@
 //!
 //! **Interest** ([`Replicator::snapshot`]). Around the client's avatar, owned entities and
 //! ghosts within the far radius are candidates; the nearest [`InterestConfig::entities_max`]
-//! are the client's *interest set*. Each tick every member accumulates priority by its
+//! are the client's *interest set*. The set is searched anew every
+//! [`InterestConfig::search_every_ticks`] ticks (each client on its own phase, so a tick
+//! searches for a fraction of the clients) or when the avatar has moved
+//! [`InterestConfig::search_move_m`]; in between, members are followed where they are now
+//! (their positions fresh every tick) and dropped once past the far radius or gone. Each tick every member accumulates priority by its
 //! distance tier (near: every tick, mid: ½, far: ⅙ of the tick rate, as weights 6/3/1). A
 //! member is *due* once its priority reaches [`PRIORITY_DUE`]; the due members with the
 //! highest priority are sent, as many as the client's byte budget allows, and their priority
@@ -34,7 +38,9 @@ use meridian_layouts::I16Le;
 use meridian_layouts::I32Le;
 use meridian_layouts::U16Le;
 use meridian_layouts::U64Le;
-use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
+use meridian_layouts::quant::{
+    dequantise_position, quantise_height, quantise_position, quantise_velocity,
+};
 use meridian_layouts::snapshot::EntityRecord;
 
 use crate::entities::Entities;
@@ -408,6 +414,13 @@ pub struct InterestConfig {
     /// Bytes per second a client may receive; a snapshot never exceeds one datagram.
     pub bytes_per_second: u32,
     pub tick_hz: u32,
+    /// Every this many ticks a client's interest set is searched anew (spatial query,
+    /// nearest `entities_max`, id sort); between searches its members are followed where
+    /// they are, which costs a fraction of a search. An entity coming into range waits at
+    /// most this many ticks to be found. 1: search every tick.
+    pub search_every_ticks: u32,
+    /// A client whose avatar moved this far since its last search is searched at once.
+    pub search_move_m: f32,
 }
 
 impl Default for InterestConfig {
@@ -419,6 +432,9 @@ impl Default for InterestConfig {
             entities_max: 128,
             bytes_per_second: 24_000,
             tick_hz: 30,
+            // The far tier's rate (⅙ of the tick rate): 200 ms at 30 Hz.
+            search_every_ticks: 6,
+            search_move_m: 4.0,
         }
     }
 }
@@ -427,6 +443,9 @@ impl Default for InterestConfig {
 #[derive(Clone, Copy, Debug)]
 struct Member {
     id: u64,
+    /// Where it was at the last tick: a slot of the owned store, or of the ghost store
+    /// with [`GHOST_BIT`] set (checked against the id before use).
+    slot: u32,
     priority: u16,
 }
 
@@ -445,11 +464,25 @@ pub struct ClientView {
     history: Vec<Stored>,
     acked_tick: u32,
     budget_bytes: i64,
+    /// The interest set is searched anew when `(tick + phase) % search_every_ticks == 0`
+    /// (clients with different phases spread the searches over ticks), or when the avatar
+    /// moved `search_move_m` from where the last search was made.
+    phase: u32,
+    searched_at: Option<(f32, f32)>,
 }
 
 impl ClientView {
     pub fn new(config: &InterestConfig) -> ClientView {
+        ClientView::with_phase(config, 0)
+    }
+
+    /// A view whose interest searches fall on ticks `t` with `(t + phase) %
+    /// search_every_ticks == 0`: give each client its own phase (its session slot, say) so
+    /// searches spread evenly over ticks.
+    pub fn with_phase(config: &InterestConfig, phase: u32) -> ClientView {
         ClientView {
+            phase,
+            searched_at: None,
             members: Vec::with_capacity(config.entities_max),
             history: (0..HISTORY)
                 .map(|_| Stored {
@@ -558,6 +591,7 @@ impl Replicator {
     pub fn new(config: InterestConfig) -> Replicator {
         assert!(config.near_m <= config.mid_m && config.mid_m <= config.far_m);
         assert!(config.entities_max > 0);
+        assert!(config.search_every_ticks > 0);
         Replicator {
             config,
             candidates: Vec::with_capacity(config.entities_max * 4),
@@ -580,30 +614,31 @@ impl Replicator {
         self.counters
     }
 
-    /// Builds the snapshot of `tick` for the client whose avatar is at `(x, y)`: interest,
-    /// priority, then the delta against its acknowledged baseline, encoded into `out` (the
-    /// entries only, at most `out.len()` bytes). Returns the baseline tick used (0: none)
-    /// and what was encoded. The avatar itself is excluded (it travels in the header).
-    ///
-    /// Call it after the zone's tick and before anything else changes the zone: positions
-    /// come from a copy taken at the first call after each tick.
-    pub fn snapshot(
-        &mut self,
-        view: &mut ClientView,
-        zone: &Zone,
-        avatar: Option<u64>,
-        (x, y): (f32, f32),
-        tick: u32,
-        out: &mut [u8],
-    ) -> (u32, Encoded) {
-        assert!(tick != 0, "tick 0 means 'no baseline'");
+    /// Copies the zone's positions (packed, cell-ordered) and every owned entity's record,
+    /// once per zone tick.
+    fn refresh(&mut self, zone: &Zone) {
+        if self.packed_tick == Some(zone.tick_count()) {
+            return;
+        }
+        let owned = zone.entities();
+        let packed = self.packed.get_or_insert_with(|| Packed::new(zone.grid()));
+        packed.refresh(zone.grid(), owned.xs(), owned.ys());
+        // Every owned entity quantised once per tick, by slot: a client's members are
+        // then one 32-byte load each instead of eight scattered column reads.
+        self.records.clear();
+        self.records
+            .extend((0..owned.len() as u32).map(|slot| Record::of(owned, slot)));
+        self.packed_tick = Some(zone.tick_count());
+    }
+
+    /// The interest search: owned entities (through the packed copy) and ghosts within the
+    /// far radius, the nearest `entities_max`, sorted by id into `candidates`.
+    fn search(&mut self, zone: &Zone, avatar: Option<u64>, (x, y): (f32, f32)) {
         let c = self.config;
-        // Interest: owned entities and ghosts within the far radius; the nearest
-        // `entities_max` of them. Records are built only for those.
         self.candidates.clear();
-        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let keep = c.entities_max;
         let mut cutoff2 = c.far_m * c.far_m;
+        let ghosts = zone.ghosts().entities();
         let add =
             |entities: &Entities, slot: u32, candidates: &mut Vec<Candidate>, cutoff2: &mut f32| {
                 let i = slot as usize;
@@ -622,19 +657,7 @@ impl Replicator {
                     );
                 }
             };
-        let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
-        // Owned entities through the packed copy (cell-ordered, SIMD), refreshed once per
-        // zone tick: one query per client is the hot loop of replication.
-        let packed = self.packed.get_or_insert_with(|| Packed::new(zone.grid()));
-        if self.packed_tick != Some(zone.tick_count()) {
-            packed.refresh(zone.grid(), owned.xs(), owned.ys());
-            // Every owned entity quantised once per tick, by slot: a client's members are
-            // then one 32-byte load each instead of eight scattered column reads.
-            self.records.clear();
-            self.records
-                .extend((0..owned.len() as u32).map(|slot| Record::of(owned, slot)));
-            self.packed_tick = Some(zone.tick_count());
-        }
+        let packed = self.packed.as_ref().expect("refreshed before the search");
         let candidates = &mut self.candidates;
         let records = &self.records;
         packed.for_each_in_radius_with_distance(x, y, c.far_m, |slot, distance2| {
@@ -669,6 +692,104 @@ impl Replicator {
             self.candidates.truncate(c.entities_max);
         }
         self.candidates.sort_unstable_by_key(|k| k.id);
+    }
+
+    /// Between searches: the last tick's members where they are now (by slot, checked
+    /// against the id; by id if the slot moved; owned ↔ ghost after a handoff), still
+    /// within the far radius, in the same (id) order.
+    fn follow(
+        &mut self,
+        view: &ClientView,
+        owned: &Entities,
+        ghosts: &Entities,
+        (x, y): (f32, f32),
+    ) {
+        let far2 = self.config.far_m * self.config.far_m;
+        let recorded = self.records.len();
+        self.candidates.clear();
+        let records = &self.records;
+        let id_of = crate::entities::EntityID;
+        for m in &view.members {
+            let slot = m.slot & !GHOST_BIT;
+            // An owned member is usually still in its slot: one load of its record (id and
+            // position together) answers both questions.
+            let owned_here = if m.slot & GHOST_BIT == 0 {
+                records
+                    .get(slot as usize)
+                    .filter(|r| r.id == m.id)
+                    .map(|_| slot)
+            } else {
+                None
+            };
+            let found = match owned_here {
+                Some(s) => Some(s),
+                None if m.slot & GHOST_BIT != 0
+                    && ghosts.ids().get(slot as usize).is_some_and(|e| e.0 == m.id) =>
+                {
+                    Some(slot | GHOST_BIT)
+                }
+                // Moved slot, or owned ↔ ghost after a handoff: look the id up.
+                None => owned
+                    .slot_of(id_of(m.id))
+                    .filter(|&s| (s as usize) < recorded)
+                    .or_else(|| ghosts.slot_of(id_of(m.id)).map(|s| s | GHOST_BIT)),
+            };
+            let Some(tagged) = found else {
+                continue;
+            };
+            let (px, py) = if tagged & GHOST_BIT == 0 {
+                let r = &records[tagged as usize];
+                (dequantise_position(r.x), dequantise_position(r.y))
+            } else {
+                let i = (tagged & !GHOST_BIT) as usize;
+                (ghosts.xs()[i], ghosts.ys()[i])
+            };
+            let (dx, dy) = (px - x, py - y);
+            let distance2 = dx * dx + dy * dy;
+            if distance2 <= far2 {
+                self.candidates.push(Candidate {
+                    id: m.id,
+                    distance2,
+                    slot: tagged,
+                });
+            }
+        }
+    }
+
+    /// Builds the snapshot of `tick` for the client whose avatar is at `(x, y)`: interest,
+    /// priority, then the delta against its acknowledged baseline, encoded into `out` (the
+    /// entries only, at most `out.len()` bytes). Returns the baseline tick used (0: none)
+    /// and what was encoded. The avatar itself is excluded (it travels in the header).
+    ///
+    /// Call it after the zone's tick and before anything else changes the zone: positions
+    /// come from a copy taken at the first call after each tick.
+    pub fn snapshot(
+        &mut self,
+        view: &mut ClientView,
+        zone: &Zone,
+        avatar: Option<u64>,
+        (x, y): (f32, f32),
+        tick: u32,
+        out: &mut [u8],
+    ) -> (u32, Encoded) {
+        assert!(tick != 0, "tick 0 means 'no baseline'");
+        let c = self.config;
+        let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
+        // The records of owned entities, once per zone tick (see `refresh`).
+        self.refresh(zone);
+        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
+        let moved = view.searched_at.is_none_or(|(sx, sy)| {
+            (sx - x) * (sx - x) + (sy - y) * (sy - y) > c.search_move_m * c.search_move_m
+        });
+        let search = moved
+            || view.members.is_empty()
+            || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
+        if search {
+            view.searched_at = Some((x, y));
+            self.search(zone, avatar, (x, y));
+        } else {
+            self.follow(view, owned, ghosts, (x, y));
+        }
 
         // Priority: carry each member's accumulation over (both lists sorted by id).
         self.wanted.clear();
@@ -704,7 +825,11 @@ impl Replicator {
                 self.records[k.slot as usize]
             };
             self.wanted.push(Wanted { record, due: false });
-            members.push(Member { id: k.id, priority });
+            members.push(Member {
+                id: k.id,
+                slot: k.slot,
+                priority,
+            });
         }
         std::mem::swap(&mut view.members, &mut self.members);
 

@@ -627,7 +627,7 @@ impl Sessions {
             buffered: Vec::with_capacity(INPUT_BUFFER),
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
-            view: ClientView::new(&self.config.interest),
+            view: ClientView::with_phase(&self.config.interest, slot),
         });
         self.by_id.insert(session_id, slot);
         self.by_addr.insert(addr, slot);
@@ -882,7 +882,7 @@ impl Sessions {
             buffered: Vec::with_capacity(INPUT_BUFFER),
             applied_sequence: 0,
             last_heard_tick: self.tick,
-            view: ClientView::new(&self.config.interest),
+            view: ClientView::with_phase(&self.config.interest, slot),
         });
         self.by_id.insert(id, slot);
         self.by_addr.insert(addr, slot);

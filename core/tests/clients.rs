@@ -444,3 +444,53 @@ fn regress_a_dense_crowd_shows_the_nearest_entities() {
         all[127]
     );
 }
+
+/// Between interest searches (every 6th tick) members are followed where they are: their
+/// positions stay fresh every tick, and one that leaves the far radius is removed without
+/// waiting for the next search.
+#[test]
+fn members_are_followed_between_interest_searches() {
+    let (mut h, mut clients) = one_connected();
+    let a = clients[0].1.authoritative().position;
+    let npc = |id: u64, x: f32, vx: f32| meridian_core::entities::EntityInit {
+        id: meridian_core::entities::EntityID(id),
+        epoch: 0,
+        position: [x, a[1], 0.0],
+        velocity: [vx, 0.0],
+        speed_mps_max: 300.0,
+        kind: 1,
+        flags: 0,
+        payload: [0; 16],
+    };
+    // One walks alongside; one is about to be flung out of range (and the world is small,
+    // so "out of range" is simulated by removing it from the zone).
+    h.zones[0].insert(&npc(50_000, a[0] + 3.0, 2.0)).unwrap();
+    h.zones[0].insert(&npc(50_001, a[0] - 3.0, 0.0)).unwrap();
+    for _ in 0..8 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let seen = |c: &Client, id: u64| c.entities().1.iter().find(|r| r.id == id).copied();
+    assert!(seen(&clients[0].1, 50_001).is_some());
+    h.zones[0].remove(meridian_core::entities::EntityID(50_001));
+    for step in 0..12 {
+        h.step(&mut clients, |_, _| {});
+        let z = h.zones[0].entities();
+        let slot = z
+            .slot_of(meridian_core::entities::EntityID(50_000))
+            .unwrap() as usize;
+        let r = seen(&clients[0].1, 50_000).expect("followed every tick");
+        // The snapshot was built after the zone tick the client just saw: same position.
+        assert!(
+            (r.x as f32 / 100.0 - z.xs()[slot]).abs() < 0.02,
+            "step {step}: stale position {} vs {}",
+            r.x as f32 / 100.0,
+            z.xs()[slot]
+        );
+        if step >= 2 {
+            assert!(
+                seen(&clients[0].1, 50_001).is_none(),
+                "step {step}: removed entity still shown"
+            );
+        }
+    }
+}
