@@ -11,8 +11,9 @@
 //! - *one owner*: the nodes' admin `/avatars` are sampled every second; an avatar listed
 //!   by two zones is a violation unless a handoff between the two samples explains it
 //!   (the lower epoch was sampled first);
-//! - *no teleport*: between two snapshots the own avatar moves at most top speed × the
-//!   wall time between them, plus a snapshot interval and quantisation.
+//! - *no teleport*: between two snapshots of one zone the own avatar moves at most top
+//!   speed × the server time between them (their ticks) plus quantisation; across a
+//!   handoff, top speed × the wall time between them plus two ticks.
 //!
 //! Latency is from sending INPUT *n* to receiving the first snapshot whose last applied
 //! input is ≥ *n* (measured at the bots' poll resolution, a quarter tick).
@@ -176,6 +177,8 @@ struct Bot {
     latency_seen: u32,
     last_snapshot: Option<WallInstant>,
     last_position: Option<[f32; 2]>,
+    /// (zone, server tick) of the last snapshot.
+    last_zone_tick: Option<(u32, u32)>,
     connected_at: Option<WallInstant>,
     redirects: u64,
 }
@@ -356,6 +359,7 @@ fn worker(
             latency_seen: 0,
             last_snapshot: None,
             last_position: None,
+            last_zone_tick: None,
             connected_at: None,
             redirects: 0,
         });
@@ -524,10 +528,18 @@ fn events(
                     );
                 }
                 if let (Some(previous), Some(at)) = (bot.last_position, bot.last_snapshot) {
-                    let elapsed = wall.duration_since(at).as_secs_f32();
-                    let allowed = target.speed_mps
-                        * (elapsed + 2.0 / target.world.config().tick_rate_hz as f32)
-                        + 0.05;
+                    // Server time between the two snapshots: their ticks when both come from
+                    // one zone (receipt times bunch up under load and loss); across a
+                    // handoff (per-zone ticks) the wall time, plus two ticks.
+                    let hz = target.world.config().tick_rate_hz as f32;
+                    let elapsed = match bot.last_zone_tick {
+                        Some((zone, tick)) if zone == client.zone() && avatar.tick > tick => {
+                            (avatar.tick - tick) as f32 / hz
+                        }
+                        _ => wall.duration_since(at).as_secs_f32() + 2.0 / hz,
+                    };
+                    // Plus quantisation (1 cm per axis) and float slack.
+                    let allowed = target.speed_mps * elapsed + 0.05;
                     let (dx, dy) = (
                         avatar.position[0] - previous[0],
                         avatar.position[1] - previous[1],
@@ -543,6 +555,7 @@ fn events(
                 }
                 bot.last_position = Some(avatar.position);
                 bot.last_snapshot = Some(wall);
+                bot.last_zone_tick = Some((client.zone(), avatar.tick));
                 // Latency: the first snapshot that reflects input n.
                 let applied = avatar.input_sequence;
                 if applied > bot.latency_seen && client.input_sequence().wrapping_sub(applied) < 256
