@@ -309,10 +309,7 @@ impl Sessions {
     }
 
     fn cookie(&self, addr: SocketAddr, window: u32, token: &ConnectToken) -> [u8; COOKIE_SIZE] {
-        let (ip, port) = match addr {
-            SocketAddr::V4(a) => (a.ip().to_ipv6_mapped().octets(), a.port()),
-            SocketAddr::V6(a) => (a.ip().octets(), a.port()),
-        };
+        let (ip, port) = ip_port(addr);
         let hash = self.keyed_hash(&[
             b"cookie",
             &ip,
@@ -578,10 +575,7 @@ impl Sessions {
 
     fn rebind(&mut self, zone: &mut Zone, slot: u32) {
         let session = self.slots[slot as usize].as_ref().expect("live slot");
-        let (ip, port) = match session.addr {
-            SocketAddr::V4(a) => (a.ip().to_ipv6_mapped().octets(), a.port()),
-            SocketAddr::V6(a) => (a.ip().octets(), a.port()),
-        };
+        let (ip, port) = ip_port(session.addr);
         let binding = SessionBinding {
             session_id: U64Le::new(u64::from(session.id)),
             client_ip: ip,
@@ -1045,6 +1039,15 @@ fn spawn_point(zone: &Zone, client_id: u64) -> [f32; 3] {
         r.y_min + hgt * (0.05 + 0.9 * v),
         0.0,
     ]
+}
+
+/// An address as 16 bytes of IPv6 (IPv4 mapped) and a port: the form a binding carries,
+/// and the form the cookie hashes (so one client has one cookie either way).
+fn ip_port(addr: SocketAddr) -> ([u8; 16], u16) {
+    match addr {
+        SocketAddr::V4(a) => (a.ip().to_ipv6_mapped().octets(), a.port()),
+        SocketAddr::V6(a) => (a.ip().octets(), a.port()),
+    }
 }
 
 fn pad32(bytes: &[u8; COOKIE_SIZE]) -> [u8; 32] {
