@@ -503,23 +503,9 @@ impl ClientView {
         }
     }
 
-    pub fn acked_tick(&self) -> u32 {
-        self.acked_tick
-    }
-
     fn stored(&self, tick: u32) -> Option<&Stored> {
         let s = &self.history[tick as usize % HISTORY];
         (tick != 0 && s.tick == tick).then_some(s)
-    }
-
-    /// Members of the interest set now (for tests and metrics).
-    pub fn interest_len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Ids the client holds after the snapshot of `tick`, if still stored.
-    pub fn records_at(&self, tick: u32) -> Option<&[Record]> {
-        self.stored(tick).map(|s| s.records.as_slice())
     }
 }
 
@@ -604,10 +590,6 @@ impl Replicator {
             result: Vec::with_capacity(config.entities_max),
             counters: ReplicateCounters::default(),
         }
-    }
-
-    pub fn config(&self) -> &InterestConfig {
-        &self.config
     }
 
     pub fn counters(&self) -> ReplicateCounters {

@@ -292,14 +292,6 @@ impl Sessions {
         self.by_id.is_empty()
     }
 
-    /// (session id, avatar id, client address) of every session.
-    pub fn sessions(&self) -> impl Iterator<Item = (u32, EntityID, SocketAddr)> + '_ {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|s| (s.id, s.avatar, s.addr))
-    }
-
     fn keyed_hash(&self, parts: &[&[u8]]) -> blake3::Hash {
         let mut h = blake3::Hasher::new_keyed(&self.secret_key);
         for p in parts {
@@ -494,9 +486,9 @@ impl Sessions {
     }
 
     /// A client INPUT another zone forwarded: the client's avatar moved here and the
-    /// client has not followed the REDIRECT yet. The forwarding zone checked the address.
-    pub fn handle_forwarded(&mut self, from: ZoneID, bytes: &[u8]) {
-        let _ = from;
+    /// client has not followed the REDIRECT yet. The forwarding zone checked the address;
+    /// the session id and signature say whose input it is, wherever it came from.
+    pub fn handle_forwarded(&mut self, bytes: &[u8]) {
         self.handle_input(None, bytes);
     }
 

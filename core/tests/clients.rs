@@ -140,7 +140,7 @@ impl Harness {
                     }
                     Peer::Zone(j) => {
                         let bytes = buf[..len].to_vec();
-                        self.sessions[j.0 as usize].handle_forwarded(ZoneID(k as u32), &bytes);
+                        self.sessions[j.0 as usize].handle_forwarded(&bytes);
                     }
                 }
             }
@@ -493,4 +493,48 @@ fn members_are_followed_between_interest_searches() {
             );
         }
     }
+}
+
+/// Remote entities are drawn between the two newest snapshots: at 0 where the older put
+/// them, at 1 where the newer does, in between halfway.
+#[test]
+fn interpolation_runs_between_the_two_newest_snapshots() {
+    let (mut h, mut clients) = one_connected();
+    let a = clients[0].1.authoritative().position;
+    let walker = meridian_core::entities::EntityInit {
+        id: meridian_core::entities::EntityID(60_000),
+        epoch: 0,
+        position: [a[0] - 20.0, a[1], 0.0],
+        velocity: [6.0, 0.0],
+        speed_mps_max: 7.0,
+        kind: 1,
+        flags: 0,
+        payload: [0; 16],
+    };
+    h.zones[0].insert(&walker).unwrap();
+    let mut xs = Vec::new();
+    for _ in 0..10 {
+        h.step(&mut clients, |_, _| {});
+        let (_, seen) = clients[0].1.entities();
+        xs.push(
+            seen.iter()
+                .find(|r| r.id == 60_000)
+                .map(|r| r.x as f32 / 100.0),
+        );
+    }
+    let (older, newer) = (xs[8].expect("seen"), xs[9].expect("seen"));
+    assert!(newer > older, "the walker moves east: {older} -> {newer}");
+    let at = |t: f32| {
+        let mut x = None;
+        clients[0].1.interpolated(t, |id, p| {
+            if id == 60_000 {
+                x = Some(p[0]);
+            }
+        });
+        x.expect("interpolated")
+    };
+    assert!((at(0.0) - older).abs() < 1e-3);
+    assert!((at(1.0) - newer).abs() < 1e-3);
+    assert!((at(0.5) - (older + newer) / 2.0).abs() < 1e-3);
+    assert!((at(7.0) - newer).abs() < 1e-3, "clamped to the newest");
 }

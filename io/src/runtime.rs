@@ -610,7 +610,7 @@ fn from_zone(
 ) {
     let forwarded_input = bytes.get(5) == Some(&(meridian_layouts::Kind::Envelope as u8));
     match sessions {
-        Some(s) if forwarded_input => s.handle_forwarded(from, bytes),
+        Some(s) if forwarded_input => s.handle_forwarded(bytes),
         _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
     }
 }

@@ -2,8 +2,7 @@
 //! NPCs dancing across the border for 10 s, sampled through the admin HTTP endpoint.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use meridian_node::{run, world_file};
@@ -37,24 +36,9 @@ speed_mps = 6.0
 entities_per_zone = 16384
 "#;
 
-/// `GET path` over plain HTTP/1.0 (no chunked encoding); returns the body.
+/// `GET path` from the admin endpoint (the swarm's client): the body of a 200 answer.
 fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("admin endpoint reachable");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: meridian\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.") && response[9..].starts_with("200"),
-        "{response}"
-    );
-    response
-        .split_once("\r\n\r\n")
-        .expect("a body")
-        .1
-        .to_owned()
+    meridian_node::swarm::http_get(addr, path).expect("admin endpoint answers 200")
 }
 
 struct ZoneSample {
