@@ -21,11 +21,10 @@ use std::time::{Duration, Instant as WallInstant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meridian_benches::{rng, zone_with_walkers};
-use meridian_core::replicate::{
-    ClientView, InterestConfig, Record, Replicator, Wanted, encode_delta,
-};
+use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
 use meridian_core::time::Instant;
 use meridian_layouts::client::{CLIENT_DATAGRAM_MAX, DELTA_ENTRIES_OFFSET};
+use meridian_protocol::delta::{Record, Wanted, encode_delta};
 use rand::Rng;
 
 fn encode(c: &mut Criterion) {

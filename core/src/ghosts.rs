@@ -7,10 +7,17 @@
 //! owned entities; they are never simulated or handed off. When the zone adopts an
 //! entity, its ghost is removed.
 
+use meridian_layouts::ghosts::{GhostRecord, GhostsHeader, records_per_datagram, write_ghosts};
+use meridian_layouts::handoff::PAYLOAD_SIZE;
+use meridian_layouts::{F32Le, U16Le, U32Le, U64Le};
+
 use crate::entities::{Entities, EntityID, EntityInit, InsertError};
 use crate::grid::Grid;
+use crate::limits::DATAGRAM_SIZE_MAX;
 use crate::limits::Limits;
+use crate::net::Peer;
 use crate::world::{Rect, ZoneID};
+use crate::zone::Zone;
 
 /// The ghost store. See the module docs.
 #[derive(Debug)]
@@ -140,5 +147,103 @@ impl Ghosts {
     pub fn query_radius(&self, x: f32, y: f32, radius_m: f32, f: impl FnMut(u32)) {
         self.grid
             .for_each_in_radius(self.entities.xs(), self.entities.ys(), x, y, radius_m, f);
+    }
+}
+
+// ---- the zone's side: ghost batches out and in ----------------------------------------
+
+impl Zone {
+    /// Sends each neighbour the entities inside its aura, in batches of one datagram.
+    pub(crate) fn send_ghosts(&mut self) {
+        if !self
+            .tick
+            .is_multiple_of(u64::from(self.config.ghost_interval_ticks.max(1)))
+        {
+            return;
+        }
+        const PER_PACKET: usize = records_per_datagram(DATAGRAM_SIZE_MAX);
+        let head = GhostsHeader {
+            source_zone: U32Le::new(self.id.0),
+            tick: U64Le::new(self.tick),
+            record_count: U16Le::new(0),
+        };
+        let mut records: [GhostRecord; PER_PACKET] = [bytemuck::Zeroable::zeroed(); PER_PACKET];
+        let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+        for k in 0..self.borders.neighbours().len() {
+            let neighbour = self.borders.neighbours()[k];
+            for chunk in self.border_output.aura(k).chunks(PER_PACKET) {
+                for (record, &slot) in records.iter_mut().zip(chunk) {
+                    let s = slot as usize;
+                    let e = &self.entities;
+                    *record = GhostRecord {
+                        id: U64Le::new(e.ids()[s].0),
+                        epoch: U32Le::new(e.epochs()[s]),
+                        position: [
+                            F32Le::new(e.xs()[s]),
+                            F32Le::new(e.ys()[s]),
+                            F32Le::new(e.z(slot)),
+                        ],
+                        velocity: [F32Le::new(e.vxs()[s]), F32Le::new(e.vys()[s])],
+                        kind: U16Le::new(e.kind(slot)),
+                        flags: U16Le::new(e.flags(slot)),
+                    };
+                }
+                let len =
+                    write_ghosts(&mut buf, &head, &records[..chunk.len()]).expect("sized to fit");
+                self.outbox.push(Peer::Zone(neighbour), &buf[..len]);
+                self.counters.ghost_batches_sent += 1;
+            }
+        }
+    }
+
+    pub(crate) fn handle_ghosts(
+        &mut self,
+        from: Peer,
+        head: &GhostsHeader,
+        records: &[GhostRecord],
+    ) -> bool {
+        let source = ZoneID(head.source_zone.get());
+        if from != Peer::Zone(source) || !self.borders.neighbours().contains(&source) {
+            return false;
+        }
+        for r in records {
+            let id = EntityID(r.id.get());
+            let epoch = r.epoch.get();
+            let ghost = EntityInit {
+                id,
+                epoch,
+                position: [
+                    r.position[0].get(),
+                    r.position[1].get(),
+                    r.position[2].get(),
+                ],
+                velocity: [r.velocity[0].get(), r.velocity[1].get()],
+                speed_mps_max: 0.0,
+                kind: r.kind.get(),
+                flags: r.flags.get(),
+                payload: [0; PAYLOAD_SIZE],
+            };
+            // A refresh (the common case) needs one lookup: an id is never both owned
+            // and a ghost here (adopting removes the ghost), so the ghost's epoch fences.
+            let outcome = match self.ghosts.refresh(self.tick, source, &ghost) {
+                Some(outcome) => outcome,
+                None => {
+                    // A new ghost: our own entity, or one we know at a newer epoch, is stale.
+                    let stale = self.entities.slot_of(id).is_some()
+                        || self.known_epoch(id).is_some_and(|k| k > epoch);
+                    if stale && !self.bugs.ignore_epochs {
+                        Upsert::Stale
+                    } else {
+                        self.ghosts.upsert(self.tick, source, &ghost)
+                    }
+                }
+            };
+            match outcome {
+                Upsert::Inserted | Upsert::Refreshed => self.counters.ghosts_received += 1,
+                Upsert::Stale => self.counters.stale_epochs_ignored += 1,
+                Upsert::Full => self.counters.ghosts_table_full += 1,
+            }
+        }
+        true
     }
 }

@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 
 pub mod borders;
-pub mod client;
 pub mod entities;
 pub mod ghosts;
 pub mod grid;
@@ -25,7 +24,7 @@ pub mod replicate;
 pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod time;
+pub use meridian_protocol::time;
 pub mod witness;
 pub mod world;
 pub mod zone;

@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use ed25519_dalek::{Signer, SigningKey};
-use meridian_core::client::{Client, ClientEvent, CloseReason, issue_token};
+use meridian_client::token::issue_token;
+use meridian_client::{Client, ClientEvent, CloseReason};
 use meridian_core::limits::Limits;
 use meridian_core::net::Peer;
 use meridian_core::session::{SessionConfig, Sessions};

@@ -9,7 +9,6 @@
 
 use meridian_core::time::Instant;
 
-pub mod client;
 pub mod mmsg;
 pub mod runtime;
 pub mod signing;

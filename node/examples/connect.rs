@@ -17,9 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use ed25519_dalek::SigningKey;
-use meridian_core::client::{ClientEvent, issue_token};
+use meridian_client::ClientEvent;
+use meridian_client::token::issue_token;
+use meridian_client::udp::UdpClient;
 use meridian_io::Clock;
-use meridian_io::client::UdpClient;
 use meridian_layouts::quant::dequantise_position;
 use meridian_node::keyfile;
 

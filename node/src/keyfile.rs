@@ -134,7 +134,7 @@ pub fn decode_32(text: &str) -> Result<[u8; 32], String> {
 }
 
 /// A connect token for `client_key`, signed by the world's `auth` key (DESIGN §6).
-pub use meridian_core::client::issue_token;
+pub use meridian_client::token::issue_token;
 
 #[cfg(test)]
 mod tests {

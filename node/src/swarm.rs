@@ -1,6 +1,6 @@
 //! The swarm: simulated clients over real UDP, with invariant checks and a report.
 //!
-//! Each bot is a [`meridian_io::client::UdpClient`] with its own socket and session key,
+//! Each bot is a [`meridian_client::udp::UdpClient`] with its own socket and session key,
 //! admitted by a token the swarm signs with the world's auth key. Worker threads own the
 //! bots; each polls its bots' sockets four times per tick and ticks them (one signed
 //! INPUT each) at the world's tick rate. Loss is injected on both directions at the bots.
@@ -25,9 +25,10 @@ use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hdrhistogram::Histogram;
-use meridian_core::client::{ClientEvent, issue_token};
+use meridian_client::ClientEvent;
+use meridian_client::token::issue_token;
+use meridian_client::udp::UdpClient;
 use meridian_core::world::{World, ZoneID};
-use meridian_io::client::UdpClient;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -574,8 +575,8 @@ fn events(
             }
             ClientEvent::Closed(reason) => {
                 match reason {
-                    meridian_core::client::CloseReason::Refused(_) => result.refused += 1,
-                    meridian_core::client::CloseReason::TimedOut => result.timed_out += 1,
+                    meridian_client::CloseReason::Refused(_) => result.refused += 1,
+                    meridian_client::CloseReason::TimedOut => result.timed_out += 1,
                     _ => {}
                 }
                 if bot.connected_at.is_some() {

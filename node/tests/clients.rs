@@ -6,9 +6,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signer, SigningKey};
-use meridian_core::client::{Client, ClientEvent, CloseReason, issue_token};
+use meridian_client::token::issue_token;
+use meridian_client::udp::UdpClient;
+use meridian_client::{Client, ClientEvent, CloseReason};
 use meridian_io::Clock;
-use meridian_io::client::UdpClient;
 use meridian_layouts::client::RefuseReason;
 use meridian_layouts::witness::{SIGNATURE_SIZE, parse_envelope};
 use meridian_node::{run, swarm, world_file};

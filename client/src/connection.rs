@@ -1,0 +1,622 @@
+//! The client library, sans-IO: connect, send inputs, apply snapshots, interpolate remote
+//! entities, predict and reconcile the own avatar, follow redirects (DESIGN §6).
+//!
+//! ```text
+//! let mut c = Client::new(server, token, session_key, now);
+//! loop:
+//!   c.handle_datagram(now, from, &bytes)   // everything that arrives
+//!   c.set_intent(move_x, move_y, buttons)  // what the player wants this tick
+//!   c.tick(now)                            // handshake retries, or one signed INPUT
+//!   c.poll_transmit(&mut buf)              // → send to the address returned
+//!   c.poll_event()                         // Connected, Snapshot, Redirected, Closed
+//! ```
+//!
+//! **Snapshots** are deltas against a snapshot the client acknowledged; the client keeps
+//! the last [`CLIENT_HISTORY`] decoded snapshots by tick, so any baseline the server may
+//! pick is at hand. A snapshot is accepted from any address if it carries the session
+//! secret (after a handoff the new zone starts sending before the REDIRECT arrives).
+//!
+//! **Prediction.** Each INPUT's velocity is applied to the predicted avatar position at
+//! once; a snapshot carries the authoritative avatar and the last input the server
+//! applied, so the prediction restarts from the server's position plus the inputs still
+//! unapplied (reconciliation).
+//!
+//! **Interpolation.** Remote entities are drawn between the two newest snapshots
+//! ([`Client::interpolated`]), a snapshot interval behind the server.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use meridian_layouts::client::{
+    Accept, CLIENT_DATAGRAM_MAX, CONNECT_SIZE, Challenge, Connect, Disconnect, INPUTS_PER_PACKET,
+    InputBody, InputEntry, RESPONSE_DOMAIN, RedirectBody, Refuse, RefuseReason, Response,
+    parse_delta,
+};
+use meridian_layouts::quant::{dequantise_position, dequantise_velocity};
+use meridian_layouts::witness::{
+    ConnectToken, ENVELOPE_PAYLOAD_MAX, SIGNATURE_SIZE, domain, parse_envelope,
+    write_envelope_unsigned,
+};
+use meridian_layouts::{Header, Kind, U16Le, U32Le, U64Le, header_for, parse};
+
+use meridian_protocol::address::redirect_addr;
+use meridian_protocol::delta::{DecodeError, Record, apply_delta};
+use meridian_protocol::motion::intent_velocity;
+use meridian_protocol::time::Instant;
+
+/// Decoded snapshots the client keeps (more than the server's history, so every baseline
+/// the server can choose is here).
+pub const CLIENT_HISTORY: usize = 32;
+
+/// Handshake packets are resent this often until answered.
+const HANDSHAKE_RETRY: Duration = Duration::from_millis(250);
+/// The handshake gives up after this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connected client gives up after this long without a snapshot.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Refused(RefuseReason),
+    /// The server sent DISCONNECT (idle timeout, avatar gone, shutdown).
+    Disconnected,
+    /// No answer (handshake) or no snapshot (session) for too long.
+    TimedOut,
+    /// [`Client::disconnect`] was called.
+    Local,
+}
+
+/// Something the application should know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    Connected {
+        session: u32,
+        avatar: u64,
+        zone: u32,
+    },
+    /// A snapshot was applied.
+    Snapshot {
+        tick: u32,
+        zone: u32,
+    },
+    /// The session moved to `zone` at `addr`; inputs go there from now on.
+    Redirected {
+        zone: u32,
+        addr: SocketAddr,
+    },
+    Closed(CloseReason),
+}
+
+/// Counters, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientCounters {
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    pub inputs_sent: u64,
+    pub snapshots: u64,
+    /// Snapshots older than one already applied (still decoded, for the history).
+    pub snapshots_late: u64,
+    pub redirects: u64,
+    /// Datagrams dropped: malformed, wrong secret, unknown baseline, bad signature.
+    pub dropped: u64,
+    pub decode_errors: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Connecting,
+    Responding { challenge: Challenge },
+    Connected,
+    Closed(CloseReason),
+}
+
+/// The own avatar as last reported by the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AvatarState {
+    /// The entity the server reported as the avatar (always the session's).
+    pub id: u64,
+    pub position: [f32; 2],
+    pub velocity: [f32; 2],
+    /// The last input the server applied.
+    pub input_sequence: u32,
+    pub tick: u32,
+}
+
+/// A client session. See the module docs.
+#[derive(Debug)]
+pub struct Client {
+    key: SigningKey,
+    token: ConnectToken,
+    server: SocketAddr,
+    stage: Stage,
+    started: Instant,
+    next_send: Instant,
+    last_snapshot_at: Instant,
+    session: u32,
+    secret: u64,
+    avatar: u64,
+    zone: u32,
+    tick_hz: u32,
+    speed_mps_max: f32,
+    node_keys: Vec<VerifyingKey>,
+    intent: (i8, i8, u16),
+    sequence: u32,
+    recent: [InputEntry; INPUTS_PER_PACKET],
+    recent_count: usize,
+    /// Inputs sent and not yet applied by the server: (sequence, velocity).
+    unapplied: VecDeque<(u32, [f32; 2])>,
+    predicted: [f32; 2],
+    authoritative: AvatarState,
+    history: Vec<(u32, Vec<Record>)>,
+    /// The zone the history's snapshots came from.
+    history_zone: u32,
+    latest: u32,
+    previous: u32,
+    outbox: VecDeque<(SocketAddr, usize, [u8; CLIENT_DATAGRAM_MAX])>,
+    events: VecDeque<ClientEvent>,
+    counters: ClientCounters,
+    scratch: Vec<Record>,
+}
+
+impl Client {
+    /// A client that will connect to `server` with `token`, signing with `key` (the session
+    /// key whose public half the token names).
+    pub fn new(server: SocketAddr, token: ConnectToken, key: SigningKey, now: Instant) -> Client {
+        Client {
+            key,
+            token,
+            server,
+            stage: Stage::Connecting,
+            started: now,
+            next_send: now,
+            last_snapshot_at: now,
+            session: 0,
+            secret: 0,
+            avatar: 0,
+            zone: 0,
+            tick_hz: 30,
+            speed_mps_max: 0.0,
+            node_keys: Vec::new(),
+            intent: (0, 0, 0),
+            sequence: 0,
+            recent: [InputEntry::default(); INPUTS_PER_PACKET],
+            recent_count: 0,
+            unapplied: VecDeque::with_capacity(256),
+            predicted: [0.0; 2],
+            authoritative: AvatarState::default(),
+            history: (0..CLIENT_HISTORY).map(|_| (0, Vec::new())).collect(),
+            history_zone: u32::MAX,
+            latest: 0,
+            previous: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: ClientCounters::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Requires REDIRECTs to be signed by one of these node keys. Without any, a REDIRECT
+    /// is trusted on the session secret alone.
+    pub fn trust_node_key(&mut self, key: VerifyingKey) {
+        self.node_keys.push(key);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.stage == Stage::Connected
+    }
+
+    pub fn closed(&self) -> Option<CloseReason> {
+        match self.stage {
+            Stage::Closed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The zone's address inputs go to.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    pub fn session(&self) -> u32 {
+        self.session
+    }
+
+    pub fn avatar(&self) -> u64 {
+        self.avatar
+    }
+
+    pub fn zone(&self) -> u32 {
+        self.zone
+    }
+
+    pub fn counters(&self) -> ClientCounters {
+        self.counters
+    }
+
+    /// The sequence of the newest INPUT sent (0 before the first).
+    pub fn input_sequence(&self) -> u32 {
+        self.sequence
+    }
+
+    /// The own avatar as the server last reported it.
+    pub fn authoritative(&self) -> AvatarState {
+        self.authoritative
+    }
+
+    /// The own avatar's predicted position: the server's plus the unapplied inputs.
+    pub fn predicted(&self) -> [f32; 2] {
+        self.predicted
+    }
+
+    /// The newest snapshot's tick, and its entities (sorted by id; the own avatar is not
+    /// among them).
+    pub fn entities(&self) -> (u32, &[Record]) {
+        (self.latest, self.records(self.latest).unwrap_or(&[]))
+    }
+
+    fn records(&self, tick: u32) -> Option<&[Record]> {
+        let (t, records) = &self.history[tick as usize % CLIENT_HISTORY];
+        (tick != 0 && *t == tick).then_some(records.as_slice())
+    }
+
+    /// Remote entities drawn `fraction` (0…1) of the way from the previous snapshot to the
+    /// newest: `(id, position)`. Entities new in the newest snapshot appear at their
+    /// position there.
+    pub fn interpolated(&self, fraction: f32, mut f: impl FnMut(u64, [f32; 2])) {
+        let t = fraction.clamp(0.0, 1.0);
+        let newest = self.records(self.latest).unwrap_or(&[]);
+        let older = self.records(self.previous).unwrap_or(&[]);
+        let mut o = 0;
+        for r in newest {
+            while o < older.len() && older[o].id < r.id {
+                o += 1;
+            }
+            let to = [dequantise_position(r.x), dequantise_position(r.y)];
+            let at = if o < older.len() && older[o].id == r.id {
+                let from = [
+                    dequantise_position(older[o].x),
+                    dequantise_position(older[o].y),
+                ];
+                [
+                    from[0] + (to[0] - from[0]) * t,
+                    from[1] + (to[1] - from[1]) * t,
+                ]
+            } else {
+                to
+            };
+            f(r.id, at);
+        }
+    }
+
+    /// Sets the movement intent (−127…127 per axis) and buttons sent from the next tick.
+    pub fn set_intent(&mut self, move_x: i8, move_y: i8, buttons: u16) {
+        self.intent = (move_x, move_y, buttons);
+    }
+
+    /// Ends the session: one DISCONNECT is queued.
+    pub fn disconnect(&mut self) {
+        if self.stage == Stage::Connected {
+            let d = Disconnect {
+                header: header_for::<Disconnect>(),
+                session: U32Le::new(self.session),
+                session_secret: U64Le::new(self.secret),
+            };
+            self.queue(self.server, bytemuck::bytes_of(&d));
+        }
+        self.close(CloseReason::Local);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if !matches!(self.stage, Stage::Closed(_)) {
+            self.stage = Stage::Closed(reason);
+            self.events.push_back(ClientEvent::Closed(reason));
+        }
+    }
+
+    fn queue(&mut self, to: SocketAddr, bytes: &[u8]) {
+        let mut out = [0u8; CLIENT_DATAGRAM_MAX];
+        out[..bytes.len()].copy_from_slice(bytes);
+        self.counters.datagrams_out += 1;
+        self.counters.bytes_out += bytes.len() as u64;
+        self.outbox.push_back((to, bytes.len(), out));
+    }
+
+    /// The next datagram to send, written into `buf`: its address and length.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let (to, len, bytes) = self.outbox.pop_front()?;
+        buf[..len].copy_from_slice(&bytes[..len]);
+        Some((to, len))
+    }
+
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Advances the client by one of its ticks: handshake retries and timeouts, or one
+    /// signed INPUT carrying the current intent (and the three before it).
+    pub fn tick(&mut self, now: Instant) {
+        match self.stage {
+            Stage::Closed(_) => {}
+            Stage::Connecting | Stage::Responding { .. } => {
+                if now.saturating_duration_since(self.started) > HANDSHAKE_TIMEOUT {
+                    self.close(CloseReason::TimedOut);
+                } else if now >= self.next_send {
+                    self.next_send = now + HANDSHAKE_RETRY;
+                    self.send_handshake();
+                }
+            }
+            Stage::Connected => {
+                if now.saturating_duration_since(self.last_snapshot_at) > SILENCE_TIMEOUT {
+                    self.close(CloseReason::TimedOut);
+                    return;
+                }
+                self.send_input();
+            }
+        }
+    }
+
+    fn send_handshake(&mut self) {
+        match self.stage {
+            Stage::Connecting => {
+                let connect = Connect {
+                    header: header_for::<Connect>(),
+                    token: self.token,
+                    padding: [0; CONNECT_SIZE - Header::SIZE - ConnectToken::SIZE],
+                };
+                self.queue(self.server, bytemuck::bytes_of(&connect));
+            }
+            Stage::Responding { challenge } => {
+                let mut response = Response {
+                    header: header_for::<Response>(),
+                    domain: RESPONSE_DOMAIN,
+                    token: self.token,
+                    cookie: challenge.cookie,
+                    window: challenge.window,
+                    signature: [0; SIGNATURE_SIZE],
+                };
+                response.signature = self.key.sign(response.signed_bytes()).to_bytes();
+                self.queue(self.server, bytemuck::bytes_of(&response));
+            }
+            _ => {}
+        }
+    }
+
+    fn send_input(&mut self) {
+        self.sequence = self.sequence.wrapping_add(1);
+        let (move_x, move_y, buttons) = self.intent;
+        let entry = InputEntry {
+            sequence: U32Le::new(self.sequence),
+            move_x,
+            move_y,
+            buttons: U16Le::new(buttons),
+        };
+        self.recent.copy_within(0..INPUTS_PER_PACKET - 1, 1);
+        self.recent[0] = entry;
+        self.recent_count = (self.recent_count + 1).min(INPUTS_PER_PACKET);
+        let body = InputBody {
+            ack_tick: U32Le::new(self.latest),
+            count: self.recent_count as u8,
+            padding: 0,
+            inputs: self.recent,
+        };
+        let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
+        let payload = bytemuck::bytes_of(&body);
+        debug_assert!(payload.len() <= ENVELOPE_PAYLOAD_MAX);
+        let signed = write_envelope_unsigned(
+            &mut datagram,
+            domain::INPUT,
+            self.session,
+            0,
+            u64::from(self.sequence),
+            payload,
+        )
+        .expect("an input fits a datagram");
+        let signature = self.key.sign(&datagram[..signed]).to_bytes();
+        datagram[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
+        let server = self.server;
+        self.queue(server, &datagram[..signed + SIGNATURE_SIZE]);
+        self.counters.inputs_sent += 1;
+
+        // Prediction: the input moves the avatar now.
+        let velocity = intent_velocity(move_x, move_y, self.speed_mps_max);
+        if self.unapplied.len() == self.unapplied.capacity() {
+            self.unapplied.pop_front();
+        }
+        self.unapplied
+            .push_back((self.sequence, [velocity.0, velocity.1]));
+        let dt = 1.0 / self.tick_hz.max(1) as f32;
+        self.predicted[0] += velocity.0 * dt;
+        self.predicted[1] += velocity.1 * dt;
+    }
+
+    /// Takes one datagram from the network. Anything that does not belong to this session
+    /// is dropped and counted.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += bytes.len() as u64;
+        let Ok(kind) = Header::parse(bytes) else {
+            self.counters.dropped += 1;
+            return;
+        };
+        let handled = match (kind, self.stage) {
+            (Kind::Challenge, Stage::Connecting) if from == self.server => {
+                parse::<Challenge>(bytes).is_ok_and(|c| {
+                    self.stage = Stage::Responding { challenge: *c };
+                    self.next_send = now;
+                    self.send_handshake();
+                    self.next_send = now + HANDSHAKE_RETRY;
+                    true
+                })
+            }
+            (Kind::Accept, Stage::Responding { .. }) if from == self.server => {
+                parse::<Accept>(bytes).is_ok_and(|a| {
+                    self.accept(now, a);
+                    true
+                })
+            }
+            (Kind::Refuse, Stage::Responding { .. }) if from == self.server => {
+                parse::<Refuse>(bytes).is_ok_and(|r| {
+                    let reason = RefuseReason::from_u8(r.reason).expect("validated");
+                    self.close(CloseReason::Refused(reason));
+                    true
+                })
+            }
+            (Kind::Delta, Stage::Connected) => self.apply_snapshot(now, bytes),
+            (Kind::Envelope, Stage::Connected) => self.redirect(bytes),
+            (Kind::Disconnect, Stage::Connected) => parse::<Disconnect>(bytes).is_ok_and(|d| {
+                let ours = d.session_secret.get() == self.secret;
+                if ours {
+                    self.close(CloseReason::Disconnected);
+                }
+                ours
+            }),
+            _ => false,
+        };
+        if !handled {
+            self.counters.dropped += 1;
+        }
+    }
+
+    fn accept(&mut self, now: Instant, a: &Accept) {
+        self.stage = Stage::Connected;
+        self.session = a.session.get();
+        self.secret = a.session_secret.get();
+        self.avatar = a.entity.get();
+        self.zone = a.zone.get();
+        self.tick_hz = u32::from(a.tick_hz.get()).max(1);
+        self.speed_mps_max = f32::from(a.speed_cmps_max.get()) / 100.0;
+        self.last_snapshot_at = now;
+        self.events.push_back(ClientEvent::Connected {
+            session: self.session,
+            avatar: self.avatar,
+            zone: self.zone,
+        });
+    }
+
+    fn apply_snapshot(&mut self, now: Instant, bytes: &[u8]) -> bool {
+        let Ok((head, entries)) = parse_delta(bytes) else {
+            return false;
+        };
+        if head.session_secret.get() != self.secret {
+            return false;
+        }
+        let (tick, baseline_tick) = (head.tick.get(), head.baseline_tick.get());
+        let zone = head.zone.get();
+        if zone != self.history_zone {
+            // Another zone: our avatar moved there (ticks are per zone, so the history
+            // starts over). Only a full snapshot can begin it.
+            if baseline_tick != 0 {
+                return false;
+            }
+            self.history_zone = zone;
+            for entry in &mut self.history {
+                entry.0 = 0;
+            }
+            (self.previous, self.latest) = (0, 0);
+        }
+        if tick == 0 || self.records(tick).is_some() {
+            return false;
+        }
+        let mut result = std::mem::take(&mut self.scratch);
+        let applied = match (baseline_tick, self.records(baseline_tick)) {
+            (0, _) => apply_delta(&[], entries, head.entry_count.get(), &mut result),
+            (_, Some(baseline)) => {
+                apply_delta(baseline, entries, head.entry_count.get(), &mut result)
+            }
+            (_, None) => Err(DecodeError::Inconsistent),
+        };
+        if applied.is_err() {
+            self.counters.decode_errors += 1;
+            self.scratch = result;
+            return false;
+        }
+        // Store by tick; the slot's old buffer becomes the next scratch.
+        let slot = &mut self.history[tick as usize % CLIENT_HISTORY];
+        slot.0 = tick;
+        std::mem::swap(&mut slot.1, &mut result);
+        self.scratch = result;
+        self.counters.snapshots += 1;
+        self.last_snapshot_at = now;
+        if tick < self.latest {
+            self.counters.snapshots_late += 1;
+            return true;
+        }
+        (self.previous, self.latest) = (self.latest, tick);
+        self.zone = zone;
+        // Reconciliation: the server's avatar plus the inputs it has not applied yet.
+        let avatar = Record::from_wire(&head.avatar);
+        let applied_sequence = head.input_sequence.get();
+        self.authoritative = AvatarState {
+            id: avatar.id,
+            position: [dequantise_position(avatar.x), dequantise_position(avatar.y)],
+            velocity: [
+                dequantise_velocity(avatar.vx),
+                dequantise_velocity(avatar.vy),
+            ],
+            input_sequence: applied_sequence,
+            tick,
+        };
+        while self
+            .unapplied
+            .front()
+            .is_some_and(|(seq, _)| seq.wrapping_sub(applied_sequence) as i32 <= 0)
+        {
+            self.unapplied.pop_front();
+        }
+        let dt = 1.0 / self.tick_hz as f32;
+        self.predicted = self.authoritative.position;
+        for (_, v) in &self.unapplied {
+            self.predicted[0] += v[0] * dt;
+            self.predicted[1] += v[1] * dt;
+        }
+        self.events.push_back(ClientEvent::Snapshot {
+            tick,
+            zone: self.zone,
+        });
+        true
+    }
+
+    fn redirect(&mut self, bytes: &[u8]) -> bool {
+        let Ok(envelope) = parse_envelope(bytes) else {
+            return false;
+        };
+        if envelope.header.domain != domain::REDIRECT {
+            return false;
+        }
+        let Ok(body) = bytemuck::try_from_bytes::<RedirectBody>(envelope.payload) else {
+            return false;
+        };
+        if body.session.get() != self.session || body.session_secret.get() != self.secret {
+            return false;
+        }
+        if !self.node_keys.is_empty() {
+            let signature = ed25519_dalek::Signature::from_bytes(envelope.signature);
+            if !self
+                .node_keys
+                .iter()
+                .any(|k| k.verify_strict(envelope.signed, &signature).is_ok())
+            {
+                return false;
+            }
+        }
+        let Some(addr) = redirect_addr(body) else {
+            return false;
+        };
+        // The zone repeats its REDIRECT during the grace period; one is followed.
+        if addr != self.server {
+            self.server = addr;
+            self.zone = body.zone.get();
+            self.counters.redirects += 1;
+            self.events.push_back(ClientEvent::Redirected {
+                zone: self.zone,
+                addr,
+            });
+        }
+        true
+    }
+}

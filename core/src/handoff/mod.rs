@@ -1,0 +1,305 @@
+//! The handoff protocol's state: what a zone remembers about entities in transit.
+//!
+//! DESIGN §5. The types are here; the zone's two sides of the protocol are
+//! [`source`] (S: offer, relinquish, resend COMMIT until DONE) and [`target`] (T: stage,
+//! adopt, answer DONE); [`restore`] rebuilds a zone from its log.
+//!
+//! ```text
+//! S → T  OFFER (state)        S still owns E; T stages it (reserves a slot)
+//! T → S  ACK | NACK(reason)
+//! S → T  COMMIT (full state)  S relinquishes *before* sending, keeps a tombstone
+//! T → S  DONE                 T owns E at e+1 from the moment it applied COMMIT
+//! ```
+//!
+//! Tables, all bounded by [`crate::limits::Limits`], overflow counted:
+//! - [`PendingOffer`] — S side, an OFFER awaiting ACK/NACK; retransmitted with backoff;
+//!   aborted on timeout, on NACK, or when the entity comes back before COMMIT.
+//! - [`Tombstone`] — S side, a relinquished entity awaiting DONE; holds the COMMIT and
+//!   retransmits it with backoff, forever (there is no abort after COMMIT).
+//! - [`Staged`] — T side, an ACKed OFFER; reserves a slot, expires if no COMMIT comes.
+//!   T never simulates a staged entity, and COMMIT does not need it (self-sufficient).
+//! - the **epoch memory** — the highest epoch a zone has seen for each entity it owned,
+//!   including ones that left. It fences stale OFFERs, COMMITs and ghosts: without it, a
+//!   COMMIT duplicated and delayed by the network could resurrect an entity that has
+//!   since moved on. Entries for entities no longer here expire after
+//!   `epoch_memory_ticks`, which must exceed the longest a datagram can be in flight.
+//!
+//! **Why DONE is safe to repeat.** Epochs form a chain: the owner at `e` grants `e + 1`
+//! exactly once, to the target it names. So a zone that knows an epoch ≥ a COMMIT's for
+//! that entity has already adopted it at that epoch, and answers DONE again.
+//!
+//! **Durability.** Every spawn, relinquish, adoption and received DONE is appended to the
+//! zone's log ([`LogRecord`]). The driver makes the tick's records durable before it
+//! transmits the tick's datagrams, so a COMMIT never leaves before its relinquish is on
+//! disk and a DONE never before its adoption. A zone restarted from its log owns exactly
+//! what the log says, with tombstones for relinquishes not yet DONE (their COMMIT is
+//! retransmitted; a target that already adopted answers DONE).
+//!
+//! **The one timing assumption.** The epoch memory is finite, so a COMMIT must not reach
+//! its target more than `epoch_memory_ticks` after the target last touched the entity.
+//! A COMMIT lives as long as its tombstone: until DONE, across restarts. Logging DONE keeps
+//! a restored tombstone to "DONE not yet seen", so the bound is: **zone downtime plus the
+//! longest partition must stay under `epoch_memory_ticks`** (default 1,800 ticks, one
+//! minute at 30 Hz). The simulator found the failure this prevents (seed 12: a COMMIT
+//! resent 2,000 ticks late, after a restart, resurrected an entity that had moved on).
+
+mod restore;
+mod source;
+mod target;
+
+use meridian_layouts::handoff::{Commit, EntityState, SessionBinding, Transfer};
+use meridian_layouts::{F32Le, U16Le, U32Le, U64Le};
+
+use crate::entities::{EntityID, EntityInit};
+use crate::world::ZoneID;
+
+/// Protocol timing, in ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoffConfig {
+    /// First retransmit after this many ticks without an answer. One tick: zones answer
+    /// once per tick, and a tick (33 ms at 30 Hz) is far longer than a LAN round trip.
+    pub retransmit_ticks: u32,
+    /// Backoff doubles the interval up to this.
+    pub retransmit_ticks_max: u32,
+    /// An OFFER unanswered this long is aborted (S still owns: safe).
+    pub offer_timeout_ticks: u32,
+    /// A staged entity with no COMMIT this long is unstaged.
+    pub staged_timeout_ticks: u32,
+    /// After arriving, an entity is not handed off again for this long.
+    pub cooldown_ticks: u32,
+    /// After a NACK, the source waits this long before offering the entity again.
+    pub nack_backoff_ticks: u32,
+    /// Ghost batches are sent every this many ticks.
+    pub ghost_interval_ticks: u32,
+    /// A ghost not refreshed for this long is dropped.
+    pub ghost_ttl_ticks: u32,
+    /// How long the epoch of an entity that left is remembered.
+    pub epoch_memory_ticks: u32,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> HandoffConfig {
+        HandoffConfig {
+            retransmit_ticks: 1,
+            retransmit_ticks_max: 8,
+            offer_timeout_ticks: 60,
+            staged_timeout_ticks: 120,
+            cooldown_ticks: 10,
+            nack_backoff_ticks: 15,
+            ghost_interval_ticks: 1,
+            ghost_ttl_ticks: 10,
+            epoch_memory_ticks: 1800,
+        }
+    }
+}
+
+/// S side: an OFFER awaiting its answer.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingOffer {
+    pub transfer: Transfer,
+    pub started_tick: u64,
+    pub next_retransmit_tick: u64,
+    pub attempts: u32,
+    /// The last tick the border pass still reported the entity crossing to the target.
+    pub seen_tick: u64,
+}
+
+/// S side: a relinquished entity awaiting DONE.
+#[derive(Clone, Copy, Debug)]
+pub struct Tombstone {
+    pub commit: Commit,
+    pub next_retransmit_tick: u64,
+    pub attempts: u32,
+    /// When the entity crossed (the OFFER started), for the latency histogram.
+    pub started_tick: u64,
+}
+
+/// T side: an ACKed OFFER.
+#[derive(Clone, Copy, Debug)]
+pub struct Staged {
+    pub transfer: Transfer,
+    pub staged_tick: u64,
+}
+
+/// What a zone reports to its driver (logs, metrics, the simulator's trace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// S started a transfer.
+    Offered {
+        id: EntityID,
+        to: ZoneID,
+        epoch: u32,
+        transfer_id: u64,
+    },
+    /// S gave up a transfer before COMMIT (timeout, NACK, or the entity came back).
+    Aborted {
+        id: EntityID,
+        to: ZoneID,
+        transfer_id: u64,
+        reason: AbortReason,
+    },
+    /// S relinquished the entity and sent COMMIT.
+    Relinquished {
+        id: EntityID,
+        to: ZoneID,
+        epoch: u32,
+        transfer_id: u64,
+    },
+    /// T adopted the entity: `[+] entity N ARRIVED from zone S (epoch e)`.
+    Arrived {
+        id: EntityID,
+        from: ZoneID,
+        epoch: u32,
+        transfer_id: u64,
+    },
+    /// S received DONE: `[-] entity N DEPARTED to zone T`. `ticks` since the crossing.
+    /// `superseded`: no DONE came, but the entity came back at a later epoch, which proves
+    /// the transfer completed.
+    Departed {
+        id: EntityID,
+        to: ZoneID,
+        epoch: u32,
+        transfer_id: u64,
+        ticks: u64,
+        superseded: bool,
+    },
+}
+
+/// Why a transfer was aborted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbortReason {
+    Timeout,
+    Nack,
+    CameBack,
+}
+
+/// A durable record of the zone's ownership changes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LogRecord {
+    /// The zone created the entity (epoch 0).
+    Spawn { entity: EntityInit },
+    /// The zone adopted the entity on COMMIT.
+    Adopt {
+        entity: EntityInit,
+        from: ZoneID,
+        transfer_id: u64,
+    },
+    /// The zone relinquished the entity; the COMMIT it sends (and resends) after this.
+    Relinquish { commit: Commit },
+    /// The target confirmed the transfer: the tombstone is gone for good.
+    Done { id: EntityID, transfer_id: u64 },
+}
+
+/// Everything the protocol does, counted (cumulative).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub offers_sent: u64,
+    pub acks_sent: u64,
+    pub nacks_sent: u64,
+    pub commits_sent: u64,
+    pub dones_sent: u64,
+    pub offers_received: u64,
+    pub acks_received: u64,
+    pub nacks_received: u64,
+    pub commits_received: u64,
+    pub dones_received: u64,
+    pub arrivals: u64,
+    pub departures: u64,
+    pub aborts: u64,
+    pub retransmits: u64,
+    /// Messages that repeated one already handled (answered again or ignored).
+    pub duplicates_ignored: u64,
+    /// Messages with an epoch not newer than the zone knows (fenced off).
+    pub stale_epochs_ignored: u64,
+    /// Packets that failed to parse, or named the wrong zone.
+    pub bad_packets: u64,
+    /// Datagrams whose packet framing was broken.
+    pub bad_datagrams: u64,
+    pub ghost_batches_sent: u64,
+    pub ghosts_received: u64,
+    pub ghosts_expired: u64,
+    /// Table overflows: offers not started, tombstones/stages/memory/events refused.
+    pub offers_table_full: u64,
+    pub tombstones_table_full: u64,
+    pub staged_table_full: u64,
+    pub epoch_memory_full: u64,
+    pub ghosts_table_full: u64,
+    pub events_dropped: u64,
+    /// COMMITs that could not be adopted because the zone was full (retried by S).
+    pub commits_refused_full: u64,
+    /// Session bindings or session moves dropped: the table was full.
+    pub session_bindings_full: u64,
+}
+
+/// The entity's state as carried in OFFER and COMMIT.
+pub fn state_of(e: &EntityInit) -> EntityState {
+    EntityState {
+        position: [
+            F32Le::new(e.position[0]),
+            F32Le::new(e.position[1]),
+            F32Le::new(e.position[2]),
+        ],
+        velocity: [F32Le::new(e.velocity[0]), F32Le::new(e.velocity[1])],
+        speed_mps_max: F32Le::new(e.speed_mps_max),
+        kind: U16Le::new(e.kind),
+        flags: U16Le::new(e.flags),
+        payload: e.payload,
+    }
+}
+
+/// The entity a COMMIT describes, at the transfer's epoch.
+pub fn entity_of(transfer: &Transfer, state: &EntityState) -> EntityInit {
+    EntityInit {
+        id: EntityID(transfer.entity_id.get()),
+        epoch: transfer.epoch.get(),
+        position: [
+            state.position[0].get(),
+            state.position[1].get(),
+            state.position[2].get(),
+        ],
+        velocity: [state.velocity[0].get(), state.velocity[1].get()],
+        speed_mps_max: state.speed_mps_max.get(),
+        kind: state.kind.get(),
+        flags: state.flags.get(),
+        payload: state.payload,
+    }
+}
+
+/// A transfer record.
+pub fn transfer(
+    id: EntityID,
+    epoch: u32,
+    source: ZoneID,
+    target: ZoneID,
+    transfer_id: u64,
+) -> Transfer {
+    Transfer {
+        entity_id: U64Le::new(id.0),
+        epoch: U32Le::new(epoch),
+        source_zone: U32Le::new(source.0),
+        target_zone: U32Le::new(target.0),
+        transfer_id: U64Le::new(transfer_id),
+    }
+}
+
+/// No session: an NPC.
+pub const NO_SESSION: SessionBinding = SessionBinding {
+    session_id: U64Le::new(0),
+    client_ip: [0; 16],
+    client_port: U16Le::new(0),
+    session_secret: U64Le::new(0),
+    client_key: [0; 32],
+    input_sequence: U32Le::new(0),
+};
+
+/// Sends at the base interval before backoff starts.
+pub const RETRANSMITS_BEFORE_BACKOFF: u32 = 4;
+
+/// Retransmit interval after `attempts` sends: the base interval for the first
+/// [`RETRANSMITS_BEFORE_BACKOFF`] sends (a lost packet is usually a lone loss, and a
+/// handoff needs two round trips), then doubling, capped at `retransmit_ticks_max`.
+pub fn backoff(config: &HandoffConfig, attempts: u32) -> u64 {
+    let doublings = attempts.saturating_sub(RETRANSMITS_BEFORE_BACKOFF).min(16);
+    let interval = u64::from(config.retransmit_ticks) << doublings;
+    interval.min(u64::from(config.retransmit_ticks_max)).max(1)
+}

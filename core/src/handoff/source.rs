@@ -1,0 +1,270 @@
+//! The source side of a handoff (zone S): OFFER for each new crossing, abort what came
+//! back or timed out, relinquish on ACK (log, remove, tombstone, COMMIT — in that order),
+//! back off on NACK, resend COMMIT until DONE, and retire the tombstone on DONE.
+
+use meridian_layouts::handoff::{Ack, Commit, Done, Nack, Offer};
+
+use crate::borders::Crossing;
+use crate::entities::EntityID;
+use crate::handoff::{
+    AbortReason, Event, LogRecord, NO_SESSION, PendingOffer, Tombstone, backoff, state_of, transfer,
+};
+use crate::net::Peer;
+use crate::world::ZoneID;
+use crate::zone::{SessionMove, TRANSFER_COUNTER_BITS, Zone, push_event};
+
+impl Zone {
+    /// Starts an OFFER for every crossing that has none, and marks the ones that do.
+    pub(crate) fn start_offers(&mut self) {
+        let tick = self.tick;
+        for index in 0..self.border_output.crossings().len() {
+            let Crossing { slot, target } = self.border_output.crossings()[index];
+            let id = self.entities.ids()[slot as usize];
+            if let Some(p) = self.offers.get_mut(&id) {
+                if p.transfer.target_zone.get() == target.0 {
+                    p.seen_tick = tick;
+                }
+                continue;
+            }
+            if self.entities.holds()[slot as usize] > tick {
+                continue;
+            }
+            if self.offers.len() == self.limits.offer_count_max as usize {
+                self.counters.offers_table_full += 1;
+                continue;
+            }
+            let epoch = self.entities.epochs()[slot as usize] + 1;
+            let transfer_id =
+                (u64::from(self.incarnation) << TRANSFER_COUNTER_BITS) | self.next_transfer_counter;
+            self.next_transfer_counter += 1;
+            let t = transfer(id, epoch, self.id, target, transfer_id);
+            let state = state_of(&self.entities.get(slot));
+            self.offers.insert(
+                id,
+                PendingOffer {
+                    transfer: t,
+                    started_tick: tick,
+                    next_retransmit_tick: tick + backoff(&self.config, 1),
+                    attempts: 1,
+                    seen_tick: tick,
+                },
+            );
+            self.send(target, bytemuck::bytes_of(&Offer::new(t, tick, state)));
+            self.counters.offers_sent += 1;
+            self.emit(Event::Offered {
+                id,
+                to: target,
+                epoch,
+                transfer_id,
+            });
+        }
+    }
+
+    /// Aborts OFFERs whose entity came back or that timed out; retransmits the rest.
+    pub(crate) fn advance_offers(&mut self) {
+        let tick = self.tick;
+        let timeout = u64::from(self.config.offer_timeout_ticks);
+        let config = self.config;
+        let Zone {
+            offers,
+            entities,
+            outbox,
+            counters,
+            events,
+            ..
+        } = self;
+        offers.retain(|&id, p| {
+            let reason = if p.seen_tick != tick {
+                Some(AbortReason::CameBack)
+            } else if tick >= p.started_tick + timeout {
+                Some(AbortReason::Timeout)
+            } else {
+                None
+            };
+            let target = ZoneID(p.transfer.target_zone.get());
+            if let Some(reason) = reason {
+                counters.aborts += 1;
+                push_event(
+                    events,
+                    counters,
+                    Event::Aborted {
+                        id,
+                        to: target,
+                        transfer_id: p.transfer.transfer_id.get(),
+                        reason,
+                    },
+                );
+                return false;
+            }
+            if tick >= p.next_retransmit_tick {
+                let slot = entities.slot_of(id).expect("an offered entity is owned");
+                let offer = Offer::new(p.transfer, tick, state_of(&entities.get(slot)));
+                outbox.push(Peer::Zone(target), bytemuck::bytes_of(&offer));
+                p.attempts += 1;
+                p.next_retransmit_tick = tick + backoff(&config, p.attempts);
+                counters.retransmits += 1;
+                counters.offers_sent += 1;
+            }
+            true
+        });
+    }
+
+    pub(crate) fn handle_ack(&mut self, from: Peer, ack: &Ack) -> bool {
+        let t = ack.transfer;
+        if !self.addressed(from, &t.target_zone, &t.source_zone) {
+            return false;
+        }
+        self.counters.acks_received += 1;
+        let id = EntityID(t.entity_id.get());
+        match self.offers.get(&id) {
+            Some(p) if p.transfer.transfer_id == t.transfer_id => self.relinquish(id),
+            // Late or duplicated: the transfer was aborted or already committed.
+            _ => self.counters.duplicates_ignored += 1,
+        }
+        true
+    }
+
+    /// S side, on ACK: log, stop owning, keep a tombstone, send COMMIT — in that order.
+    pub(crate) fn relinquish(&mut self, id: EntityID) {
+        let offer = self.offers.remove(&id).expect("caller checked the offer");
+        let slot = self
+            .entities
+            .slot_of(id)
+            .expect("an offered entity is owned until COMMIT");
+        let target = ZoneID(offer.transfer.target_zone.get());
+        let epoch = offer.transfer.epoch.get();
+        let full = if self.tombstones.len() == self.limits.tombstone_count_max as usize {
+            self.counters.tombstones_table_full += 1;
+            true
+        } else if !self.epochs.contains_key(&id)
+            && self.epochs.len() == self.limits.epoch_memory_count_max as usize
+        {
+            self.counters.epoch_memory_full += 1;
+            true
+        } else {
+            self.log.len() == self.log.capacity()
+        };
+        if full {
+            // Cannot relinquish safely: abort (we still own it) and let T's stage expire.
+            self.abort(id, &offer, AbortReason::Nack);
+            return;
+        }
+        let entity = self.remove_slot(slot);
+        let binding = self.sessions.remove(&id).unwrap_or(NO_SESSION);
+        if binding.session_id.get() != 0 {
+            self.push_session_move(SessionMove::Left {
+                id,
+                to: target,
+                binding,
+            });
+        }
+        let commit = Commit::new(offer.transfer, self.tick, state_of(&entity), binding);
+        self.log.push(LogRecord::Relinquish { commit });
+        self.remember(id, epoch);
+        self.tombstones.insert(
+            id,
+            Tombstone {
+                commit,
+                next_retransmit_tick: self.tick + backoff(&self.config, 1),
+                attempts: 1,
+                started_tick: offer.started_tick,
+            },
+        );
+        self.send(target, bytemuck::bytes_of(&commit));
+        self.counters.commits_sent += 1;
+        self.emit(Event::Relinquished {
+            id,
+            to: target,
+            epoch,
+            transfer_id: offer.transfer.transfer_id.get(),
+        });
+    }
+
+    pub(crate) fn handle_nack(&mut self, from: Peer, nack: &Nack) -> bool {
+        let t = nack.transfer;
+        if !self.addressed(from, &t.target_zone, &t.source_zone) {
+            return false;
+        }
+        self.counters.nacks_received += 1;
+        let id = EntityID(t.entity_id.get());
+        match self.offers.get(&id) {
+            Some(p) if p.transfer.transfer_id == t.transfer_id => {
+                let offer = self.offers.remove(&id).expect("just looked up");
+                if let Some(slot) = self.entities.slot_of(id) {
+                    self.entities
+                        .hold_until(slot, self.tick + u64::from(self.config.nack_backoff_ticks));
+                }
+                self.abort(id, &offer, AbortReason::Nack);
+            }
+            _ => self.counters.duplicates_ignored += 1,
+        }
+        true
+    }
+
+    pub(crate) fn abort(&mut self, id: EntityID, offer: &PendingOffer, reason: AbortReason) {
+        self.counters.aborts += 1;
+        self.emit(Event::Aborted {
+            id,
+            to: ZoneID(offer.transfer.target_zone.get()),
+            transfer_id: offer.transfer.transfer_id.get(),
+            reason,
+        });
+    }
+
+    /// Sends COMMIT again for every tombstone whose DONE is overdue. Forever: there is no
+    /// abort after COMMIT.
+    pub(crate) fn retransmit_commits(&mut self) {
+        let tick = self.tick;
+        let config = self.config;
+        let Zone {
+            tombstones,
+            outbox,
+            counters,
+            ..
+        } = self;
+        for tomb in tombstones.values_mut() {
+            if tick >= tomb.next_retransmit_tick {
+                let target = ZoneID(tomb.commit.transfer.target_zone.get());
+                outbox.push(Peer::Zone(target), bytemuck::bytes_of(&tomb.commit));
+                tomb.attempts += 1;
+                tomb.next_retransmit_tick = tick + backoff(&config, tomb.attempts);
+                counters.retransmits += 1;
+                counters.commits_sent += 1;
+            }
+        }
+    }
+
+    pub(crate) fn handle_done(&mut self, from: Peer, done: &Done) -> bool {
+        let t = done.transfer;
+        if !self.addressed(from, &t.target_zone, &t.source_zone) {
+            return false;
+        }
+        self.counters.dones_received += 1;
+        let id = EntityID(t.entity_id.get());
+        match self.tombstones.get(&id) {
+            Some(tomb) if tomb.commit.transfer.transfer_id == t.transfer_id => {
+                if self.log.len() == self.log.capacity() {
+                    // Cannot record it durably: keep the tombstone; the next COMMIT
+                    // retransmit draws another DONE.
+                    return true;
+                }
+                self.log.push(LogRecord::Done {
+                    id,
+                    transfer_id: t.transfer_id.get(),
+                });
+                let tomb = self.tombstones.remove(&id).expect("just looked up");
+                self.counters.departures += 1;
+                self.emit(Event::Departed {
+                    id,
+                    to: ZoneID(t.target_zone.get()),
+                    epoch: t.epoch.get(),
+                    transfer_id: t.transfer_id.get(),
+                    ticks: self.tick.saturating_sub(tomb.started_tick),
+                    superseded: false,
+                });
+            }
+            _ => self.counters.duplicates_ignored += 1,
+        }
+        true
+    }
+}

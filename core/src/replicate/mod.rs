@@ -1,0 +1,343 @@
+//! Replication: which entities a client is told about, and the bytes that tell it.
+//!
+//! **Interest** ([`interest`]). Around the client's avatar, owned entities and ghosts within
+//! the far radius are candidates; the nearest [`InterestConfig::entities_max`] are the
+//! client's *interest set*. The set is searched anew every
+//! [`InterestConfig::search_every_ticks`] ticks (each client on its own phase, so a tick
+//! searches for a fraction of the clients) or when the avatar has moved
+//! [`InterestConfig::search_move_m`]; in between, members are followed where they are now
+//! (their positions fresh every tick) and dropped once past the far radius or gone.
+//!
+//! **Priority** ([`Replicator::snapshot`]). Each tick every member accumulates priority by
+//! its distance tier (near: every tick, mid: ½, far: ⅙ of the tick rate, as weights
+//! 6/3/1). A member is *due* once its priority reaches [`PRIORITY_DUE`]; the due members
+//! with the highest priority are sent, as many as the client's byte budget allows, and
+//! their priority resets. Far entities therefore wait longer but are never starved;
+//! nothing outside the interest set is ever sent.
+//!
+//! **Delta encoding** ([`meridian_protocol::delta`], shared with the client library). The
+//! server keeps, per client, the last [`HISTORY`] snapshots *as the client will hold
+//! them*, and encodes each new snapshot against the one the client acknowledged (its
+//! baseline; none → every entry is new). Members not due and unchanged cost nothing;
+//! members that left interest get a remove.
+//!
+//! Nothing here allocates after a client's first ticks: every buffer is sized by
+//! [`InterestConfig::entities_max`] and reused. A new [`ClientView`] allocates its history
+//! (about 70 KB at the defaults); the session layer builds one per session slot when it is
+//! created, never in a tick.
+
+mod interest;
+
+use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
+use meridian_protocol::delta::{Encoded, Record, Wanted, encode_delta};
+
+use crate::entities::Entities;
+use crate::grid::Packed;
+use crate::zone::Zone;
+use interest::{Candidate, GHOST_BIT, Member};
+
+/// Snapshots kept per client: the oldest baseline a client can acknowledge.
+pub const HISTORY: usize = 16;
+
+/// Priority at which an interest member is due to be sent.
+pub const PRIORITY_DUE: u16 = 6;
+
+/// The quantised state of the entity in `slot` of `entities`, as a client sees it.
+pub fn record_of(entities: &Entities, slot: u32) -> Record {
+    let i = slot as usize;
+    Record {
+        id: entities.ids()[i].0,
+        x: quantise_position(entities.xs()[i]),
+        y: quantise_position(entities.ys()[i]),
+        z: quantise_height(entities.z(slot)),
+        vx: quantise_velocity(entities.vxs()[i]),
+        vy: quantise_velocity(entities.vys()[i]),
+        kind: entities.kind(slot),
+        flags: entities.flags(slot),
+    }
+}
+
+/// Interest settings (DESIGN §6 defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InterestConfig {
+    pub near_m: f32,
+    pub mid_m: f32,
+    pub far_m: f32,
+    /// Most entities in a client's interest set (and so in one snapshot).
+    pub entities_max: usize,
+    /// Bytes per second a client may receive; a snapshot never exceeds one datagram.
+    pub bytes_per_second: u32,
+    pub tick_hz: u32,
+    /// Every this many ticks a client's interest set is searched anew (spatial query,
+    /// nearest `entities_max`, id sort); between searches its members are followed where
+    /// they are, which costs a fraction of a search. An entity coming into range waits at
+    /// most this many ticks to be found. 1: search every tick.
+    pub search_every_ticks: u32,
+    /// A client whose avatar moved this far since its last search is searched at once.
+    pub search_move_m: f32,
+}
+
+impl Default for InterestConfig {
+    fn default() -> Self {
+        InterestConfig {
+            near_m: 60.0,
+            mid_m: 120.0,
+            far_m: 250.0,
+            entities_max: 128,
+            bytes_per_second: 24_000,
+            tick_hz: 30,
+            // The far tier's rate (⅙ of the tick rate): 200 ms at 30 Hz.
+            search_every_ticks: 6,
+            search_move_m: 4.0,
+        }
+    }
+}
+
+/// A stored snapshot: the records a client holds once it has applied the snapshot of `tick`.
+#[derive(Clone, Debug, Default)]
+struct Stored {
+    tick: u32,
+    records: Vec<Record>,
+}
+
+/// What one client has been sent: interest members and their priorities, the snapshot
+/// history, the acknowledged baseline and the byte budget.
+#[derive(Clone, Debug)]
+pub struct ClientView {
+    members: Vec<Member>,
+    history: Vec<Stored>,
+    acked_tick: u32,
+    budget_bytes: i64,
+    /// The interest set is searched anew when `(tick + phase) % search_every_ticks == 0`
+    /// (clients with different phases spread the searches over ticks), or when the avatar
+    /// moved `search_move_m` from where the last search was made.
+    phase: u32,
+    searched_at: Option<(f32, f32)>,
+}
+
+impl ClientView {
+    pub fn new(config: &InterestConfig) -> ClientView {
+        ClientView::with_phase(config, 0)
+    }
+
+    /// A view whose interest searches fall on ticks `t` with `(t + phase) %
+    /// search_every_ticks == 0`: give each client its own phase (its session slot, say) so
+    /// searches spread evenly over ticks.
+    pub fn with_phase(config: &InterestConfig, phase: u32) -> ClientView {
+        ClientView {
+            phase,
+            searched_at: None,
+            members: Vec::with_capacity(config.entities_max),
+            history: (0..HISTORY)
+                .map(|_| Stored {
+                    tick: 0,
+                    records: Vec::with_capacity(config.entities_max),
+                })
+                .collect(),
+            acked_tick: 0,
+            budget_bytes: 0,
+        }
+    }
+
+    /// The client has applied the snapshot of `tick` (from its INPUT's `ack_tick`). Older
+    /// or unknown ticks are ignored.
+    pub fn acknowledge(&mut self, tick: u32) {
+        if tick > self.acked_tick && self.stored(tick).is_some() {
+            self.acked_tick = tick;
+        }
+    }
+
+    fn stored(&self, tick: u32) -> Option<&Stored> {
+        let s = &self.history[tick as usize % HISTORY];
+        (tick != 0 && s.tick == tick).then_some(s)
+    }
+}
+
+/// Counters, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicateCounters {
+    pub snapshots: u64,
+    pub bytes: u64,
+    pub entries: u64,
+    /// Entries that did not fit the datagram or the budget and wait for a later tick.
+    pub deferred: u64,
+    /// Snapshots sent with no baseline (first, or the acknowledged one was too old).
+    pub full: u64,
+}
+
+/// Shared scratch for building every client's snapshot in a tick.
+#[derive(Debug)]
+pub struct Replicator {
+    config: InterestConfig,
+    candidates: Vec<Candidate>,
+    wanted: Vec<Wanted>,
+    due: Vec<(u16, u32)>,
+    members: Vec<Member>,
+    /// A cell-ordered copy of the zone's positions, and the zone tick it was taken at.
+    packed: Option<Packed>,
+    packed_tick: Option<u64>,
+    /// The owned entities' records at `packed_tick`, by slot.
+    records: Vec<Record>,
+    result: Vec<Record>,
+    counters: ReplicateCounters,
+}
+
+impl Replicator {
+    pub fn new(config: InterestConfig) -> Replicator {
+        assert!(config.near_m <= config.mid_m && config.mid_m <= config.far_m);
+        assert!(config.entities_max > 0);
+        assert!(config.search_every_ticks > 0);
+        Replicator {
+            config,
+            candidates: Vec::with_capacity(config.entities_max * 4),
+            wanted: Vec::with_capacity(config.entities_max),
+            due: Vec::with_capacity(config.entities_max),
+            members: Vec::with_capacity(config.entities_max),
+            packed: None,
+            packed_tick: None,
+            records: Vec::new(),
+            result: Vec::with_capacity(config.entities_max),
+            counters: ReplicateCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> ReplicateCounters {
+        self.counters
+    }
+
+    /// Copies the zone's positions (packed, cell-ordered) and every owned entity's record,
+    /// once per zone tick.
+    fn refresh(&mut self, zone: &Zone) {
+        if self.packed_tick == Some(zone.tick_count()) {
+            return;
+        }
+        let owned = zone.entities();
+        let packed = self.packed.get_or_insert_with(|| Packed::new(zone.grid()));
+        packed.refresh(zone.grid(), owned.xs(), owned.ys());
+        // Every owned entity quantised once per tick, by slot: a client's members are
+        // then one 32-byte load each instead of eight scattered column reads.
+        self.records.clear();
+        self.records
+            .extend((0..owned.len() as u32).map(|slot| record_of(owned, slot)));
+        self.packed_tick = Some(zone.tick_count());
+    }
+
+    /// Builds the snapshot of `tick` for the client whose avatar is at `(x, y)`: interest,
+    /// priority, then the delta against its acknowledged baseline, encoded into `out` (the
+    /// entries only, at most `out.len()` bytes). Returns the baseline tick used (0: none)
+    /// and what was encoded. The avatar itself is excluded (it travels in the header).
+    ///
+    /// Call it after the zone's tick and before anything else changes the zone: positions
+    /// come from a copy taken at the first call after each tick.
+    pub fn snapshot(
+        &mut self,
+        view: &mut ClientView,
+        zone: &Zone,
+        avatar: Option<u64>,
+        (x, y): (f32, f32),
+        tick: u32,
+        out: &mut [u8],
+    ) -> (u32, Encoded) {
+        assert!(tick != 0, "tick 0 means 'no baseline'");
+        let c = self.config;
+        let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
+        // The records of owned entities, once per zone tick (see `refresh`).
+        self.refresh(zone);
+        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
+        let moved = view.searched_at.is_none_or(|(sx, sy)| {
+            (sx - x) * (sx - x) + (sy - y) * (sy - y) > c.search_move_m * c.search_move_m
+        });
+        let search = moved
+            || view.members.is_empty()
+            || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
+        if search {
+            view.searched_at = Some((x, y));
+            self.search(zone, avatar, (x, y));
+        } else {
+            self.follow(view, owned, ghosts, (x, y));
+        }
+
+        // Priority: carry each member's accumulation over (both lists sorted by id).
+        self.wanted.clear();
+        self.due.clear();
+        let mut m = 0;
+        let old = &view.members;
+        let members = &mut self.members;
+        members.clear();
+        for k in &self.candidates {
+            while m < old.len() && old[m].id < k.id {
+                m += 1;
+            }
+            let carried = if m < old.len() && old[m].id == k.id {
+                old[m].priority
+            } else {
+                // New to interest: due at once.
+                PRIORITY_DUE
+            };
+            let weight = if k.distance2 <= near2 {
+                6
+            } else if k.distance2 <= mid2 {
+                3
+            } else {
+                1
+            };
+            let priority = carried.saturating_add(weight);
+            if priority >= PRIORITY_DUE {
+                self.due.push((priority, self.wanted.len() as u32));
+            }
+            let record = if k.slot & GHOST_BIT != 0 {
+                record_of(ghosts, k.slot & !GHOST_BIT)
+            } else {
+                self.records[k.slot as usize]
+            };
+            self.wanted.push(Wanted { record, due: false });
+            members.push(Member {
+                id: k.id,
+                slot: k.slot,
+                priority,
+            });
+        }
+        std::mem::swap(&mut view.members, &mut self.members);
+
+        // Budget: a token bucket of bytes per tick, at most one datagram.
+        let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
+        view.budget_bytes = (view.budget_bytes + per_tick).min(out.len() as i64);
+        let room = view.budget_bytes.max(0) as usize;
+        // The due members with the highest priority, as many as the room allows (an
+        // update costs ~4–8 bytes; `encode_delta` enforces the exact limit).
+        let due_max = (room / 6).max(1);
+        if self.due.len() > due_max {
+            self.due
+                .select_nth_unstable_by(due_max, |a, b| b.0.cmp(&a.0));
+            self.counters.deferred += (self.due.len() - due_max) as u64;
+            self.due.truncate(due_max);
+        }
+        for &(_, index) in &self.due {
+            self.wanted[index as usize].due = true;
+            view.members[index as usize].priority = 0;
+        }
+
+        // Delta against the acknowledged baseline.
+        let baseline_tick = view.stored(view.acked_tick).map_or(0, |s| s.tick);
+        if baseline_tick == 0 {
+            self.counters.full += 1;
+        }
+        let baseline: &[Record] = view
+            .stored(baseline_tick)
+            .map_or(&[], |s| s.records.as_slice());
+        let room = room.min(out.len());
+        let encoded = encode_delta(baseline, &self.wanted, &mut out[..room], &mut self.result);
+        // Entries left out stay due.
+        if encoded.left_out > 0 {
+            self.counters.deferred += u64::from(encoded.left_out);
+        }
+        view.budget_bytes -= encoded.bytes as i64;
+        let slot = &mut view.history[tick as usize % HISTORY];
+        slot.tick = tick;
+        std::mem::swap(&mut slot.records, &mut self.result);
+        self.counters.snapshots += 1;
+        self.counters.bytes += encoded.bytes as u64;
+        self.counters.entries += u64::from(encoded.entries);
+        (baseline_tick, encoded)
+    }
+}

@@ -1,0 +1,146 @@
+//! Sessions and their avatars: the binding a zone carries in COMMIT, sessions that
+//! arrive with an avatar (adopt) or leave with one (redirect the client, forward its
+//! inputs for a grace period), and closing a session.
+
+use super::*;
+
+impl Sessions {
+    pub(super) fn rebind(&mut self, zone: &mut Zone, slot: u32) {
+        let session = self.slots[slot as usize].as_ref().expect("live slot");
+        let (ip, port) = mapped_ip_port(session.addr);
+        let binding = SessionBinding {
+            session_id: U64Le::new(u64::from(session.id)),
+            client_ip: ip,
+            client_port: U16Le::new(port),
+            session_secret: U64Le::new(session.secret),
+            client_key: *session.client_key.as_bytes(),
+            input_sequence: U32Le::new(session.applied_sequence),
+        };
+        zone.bind_session(session.avatar, binding);
+    }
+
+    /// Avatar `id` arrived with its session: serve the client from here.
+    pub(super) fn adopt(&mut self, zone: &mut Zone, id: EntityID, binding: &SessionBinding) {
+        let session_id = binding.session_id.get() as u32;
+        let ip = std::net::Ipv6Addr::from(binding.client_ip);
+        let ip = ip
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(ip), std::net::IpAddr::V4);
+        let addr = SocketAddr::new(ip, binding.client_port.get());
+        let Ok(client_key) = VerifyingKey::from_bytes(&binding.client_key) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        // The client may have been here before (it came back): the old entry goes.
+        if let Some(&old) = self.by_id.get(&session_id) {
+            self.forget(old);
+        }
+        if let Some(&old) = self.by_addr.get(&addr) {
+            self.forget(old);
+        }
+        let Some(slot) = self.free.pop() else {
+            self.counters.overflow += 1;
+            return;
+        };
+        self.slots[slot as usize] = Some(Session {
+            id: session_id,
+            secret: binding.session_secret.get(),
+            addr,
+            client_key,
+            moved: None,
+            avatar: id,
+            window: ReplayWindow::default(),
+            buffered: Vec::with_capacity(INPUT_BUFFER),
+            applied_sequence: binding.input_sequence.get(),
+            last_heard_tick: self.tick,
+            view: ClientView::with_phase(&self.config.interest, slot),
+        });
+        self.by_id.insert(session_id, slot);
+        self.by_addr.insert(addr, slot);
+        self.rebind(zone, slot);
+        self.counters.sessions_arrived += 1;
+    }
+
+    /// Frees a slot without touching the zone.
+    pub(super) fn forget(&mut self, slot: u32) {
+        if let Some(session) = self.slots[slot as usize].take() {
+            self.by_id.remove(&session.id);
+            self.by_addr.remove(&session.addr);
+            self.free.push(slot);
+        }
+    }
+
+    /// Avatar `id` was handed to zone `to`: redirect its client and forward stray inputs.
+    pub(super) fn left(&mut self, id: EntityID, to: ZoneID) {
+        let Some(slot) = self.slots.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.avatar == id && s.moved.is_none())
+        }) else {
+            return;
+        };
+        let until = self.tick + self.config.redirect_grace_ticks;
+        self.slots[slot].as_mut().expect("found").moved = Some((to, until));
+        self.counters.sessions_left += 1;
+        self.redirect(slot as u32, to);
+    }
+
+    pub(super) fn redirect(&mut self, slot: u32, to: ZoneID) {
+        let Some(&(_, addr)) = self.zone_addrs.iter().find(|(z, _)| *z == to) else {
+            return;
+        };
+        let session = self.slots[slot as usize].as_ref().expect("live slot");
+        let (ip, port, family) = redirect_fields(addr);
+        let body = RedirectBody {
+            session: U32Le::new(session.id),
+            session_secret: U64Le::new(session.secret),
+            zone: U32Le::new(to.0),
+            addr: ip,
+            port: U16Le::new(port),
+            family,
+            padding: 0,
+            tick: U32Le::new(self.tick as u32),
+        };
+        let client = session.addr;
+        self.redirect_sequence += 1;
+        let signer = self.node_key.as_ref().map_or(0, |(_, i)| *i);
+        let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
+        let signed = write_envelope_unsigned(
+            &mut datagram,
+            domain::REDIRECT,
+            signer,
+            0,
+            self.redirect_sequence,
+            bytemuck::bytes_of(&body),
+        )
+        .expect("a redirect fits a datagram");
+        if let Some((key, _)) = &self.node_key {
+            use ed25519_dalek::Signer;
+            let signature = key.sign(&datagram[..signed]).to_bytes();
+            datagram[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
+        }
+        self.counters.redirects_sent += 1;
+        self.send_bytes(client, &datagram[..signed + SIGNATURE_SIZE]);
+    }
+
+    pub(super) fn close(&mut self, zone: &mut Zone, slot: u32, notify: bool) {
+        let Some(session) = self.slots[slot as usize].take() else {
+            return;
+        };
+        self.by_id.remove(&session.id);
+        self.by_addr.remove(&session.addr);
+        self.free.push(slot);
+        if session.moved.is_some() {
+            return;
+        }
+        zone.remove(session.avatar);
+        self.counters.disconnects += 1;
+        if notify {
+            let d = Disconnect {
+                header: header_for::<Disconnect>(),
+                session: U32Le::new(session.id),
+                session_secret: U64Le::new(session.secret),
+            };
+            self.send(session.addr, &d);
+        }
+    }
+}

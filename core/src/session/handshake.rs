@@ -1,0 +1,294 @@
+//! The connect handshake: CONNECT → CHALLENGE (a stateless cookie) → RESPONSE → ACCEPT or
+//! REFUSE, and the per-source rate limit in front of it.
+//!
+//! Nothing is stored for a CONNECT and no signature is checked for it: the CHALLENGE costs a
+//! keyed hash and is smaller than the CONNECT. A RESPONSE with a valid cookie has proven its
+//! address; only then are its two signatures queued for the tick's batch, and the session
+//! is opened in [`Sessions::tick`] when both verified.
+
+use super::*;
+
+impl Sessions {
+    pub(super) fn keyed_hash(&self, parts: &[&[u8]]) -> blake3::Hash {
+        let mut h = blake3::Hasher::new_keyed(&self.secret_key);
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize()
+    }
+
+    pub(super) fn cookie(
+        &self,
+        addr: SocketAddr,
+        window: u32,
+        token: &ConnectToken,
+    ) -> [u8; COOKIE_SIZE] {
+        let (ip, port) = mapped_ip_port(addr);
+        let hash = self.keyed_hash(&[
+            b"cookie",
+            &ip,
+            &port.to_le_bytes(),
+            &window.to_le_bytes(),
+            &token.client_id.get().to_le_bytes(),
+            &token.nonce.get().to_le_bytes(),
+        ]);
+        hash.as_bytes()[..COOKIE_SIZE]
+            .try_into()
+            .expect("16 of 32 bytes")
+    }
+
+    pub(super) fn next_random(&mut self) -> u64 {
+        self.secret_counter += 1;
+        let hash = self.keyed_hash(&[b"secret", &self.secret_counter.to_le_bytes()]);
+        u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
+    pub(super) fn allow(&mut self, from: SocketAddr) -> bool {
+        use core::hash::BuildHasher;
+        let bucket = rustc_hash::FxBuildHasher.hash_one(from) as usize & (RATE_BUCKETS - 1);
+        if self.rate[bucket] >= self.config.datagrams_per_tick {
+            self.counters.rate_limited += 1;
+            return false;
+        }
+        self.rate[bucket] += 1;
+        true
+    }
+
+    /// Token format, world and expiry; the signature is not checked here (a CHALLENGE costs
+    /// the zone a hash, and is smaller than the CONNECT).
+    pub(super) fn token_ok(&mut self, token: &ConnectToken, unix_ms: u64) -> bool {
+        if token.world_id.get() != self.world_id {
+            self.counters.tokens_wrong_world += 1;
+            return false;
+        }
+        if token.expires_unix_ms.get() <= unix_ms {
+            self.counters.tokens_expired += 1;
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn window(&self, unix_ms: u64) -> u32 {
+        (unix_ms / self.config.cookie_window_ms.max(1)) as u32
+    }
+
+    pub(super) fn handle_connect(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
+        let Ok(connect) = parse::<Connect>(bytes) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        self.counters.connects += 1;
+        let token = connect.token;
+        if ConnectToken::parse(bytemuck::bytes_of(&token)).is_err() {
+            self.counters.malformed += 1;
+            return;
+        }
+        if !self.token_ok(&token, unix_ms) {
+            return;
+        }
+        let window = self.window(unix_ms);
+        let challenge = Challenge {
+            header: header_for::<Challenge>(),
+            cookie: self.cookie(from, window, &token),
+            window: U32Le::new(window),
+        };
+        self.counters.challenges += 1;
+        self.send(from, &challenge);
+    }
+
+    pub(super) fn handle_response(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
+        let Ok(response) = parse::<Response>(bytes) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        self.counters.responses += 1;
+        let response = *response;
+        let window = response.window.get();
+        let now_window = self.window(unix_ms);
+        let fresh = window == now_window || window.wrapping_add(1) == now_window;
+        let expected = self.cookie(from, window, &response.token);
+        // blake3's Hash comparison is constant-time.
+        let matches = blake3::Hash::from_bytes(pad32(&expected))
+            == blake3::Hash::from_bytes(pad32(&response.cookie));
+        if !fresh || !matches {
+            self.counters.bad_cookies += 1;
+            return;
+        }
+        // The address is proven from here on.
+        if let Some(&slot) = self.by_addr.get(&from) {
+            // A retransmitted RESPONSE (our ACCEPT was lost): the same client gets its
+            // ACCEPT again; anyone else at this address is refused.
+            let session = self.slots[slot as usize].as_ref().expect("indexed slot");
+            if session.client_key.as_bytes() == &response.token.client_key {
+                let accept = self.accept_packet(slot);
+                self.send(from, &accept);
+            }
+            return;
+        }
+        if !self.token_ok(&response.token, unix_ms) {
+            return;
+        }
+        let (token_item, client_key) = match precheck_token(
+            &response.token,
+            self.world_id,
+            unix_ms,
+            &self.keys,
+            &mut self.verifier,
+        ) {
+            Ok(Ok(pushed)) => pushed,
+            Ok(Err(_)) => {
+                self.counters.overflow += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.tokens_bad_key += 1;
+                return;
+            }
+        };
+        let Ok(response_item) = self.verifier.push(
+            &client_key,
+            response.signed_bytes(),
+            &response.signature,
+            Policy::Strict,
+        ) else {
+            self.counters.overflow += 1;
+            return;
+        };
+        self.pending.push(Pending::Response {
+            addr: from,
+            token: response.token,
+            token_item,
+            response_item,
+            client_key,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn open(
+        &mut self,
+        unix_ms: u64,
+        zone: &mut Zone,
+        addr: SocketAddr,
+        token: &ConnectToken,
+        token_item: usize,
+        response_item: usize,
+        client_key: VerifyingKey,
+    ) {
+        if self.verifier.verdict(token_item) != Verdict::Accepted
+            || self.verifier.verdict(response_item) != Verdict::Accepted
+        {
+            self.counters.bad_signatures += 1;
+            self.refuse(addr, RefuseReason::BadSignature);
+            return;
+        }
+        if self.by_addr.contains_key(&addr) {
+            // Two RESPONSEs from one address in one tick: the first won.
+            return;
+        }
+        match self.tokens.record(token, unix_ms) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.counters.overflow += 1;
+                self.refuse(addr, RefuseReason::Full);
+                return;
+            }
+            Err(_) => {
+                self.counters.tokens_replayed += 1;
+                self.refuse(addr, RefuseReason::TokenReplayed);
+                return;
+            }
+        }
+        let Some(slot) = self.free.pop() else {
+            self.counters.overflow += 1;
+            self.refuse(addr, RefuseReason::Full);
+            return;
+        };
+        let position = spawn_point(zone, token.client_id.get());
+        let avatar = match zone.spawn(
+            position,
+            [0.0, 0.0],
+            self.config.speed_mps_max,
+            self.config.avatar_kind,
+        ) {
+            Ok(id) => id,
+            Err(_) => {
+                self.free.push(slot);
+                self.refuse(addr, RefuseReason::NoRoom);
+                return;
+            }
+        };
+        let mut id = self.next_random() as u32;
+        while id == 0 || self.by_id.contains_key(&id) {
+            id = self.next_random() as u32;
+        }
+        let secret = self.next_random();
+        self.slots[slot as usize] = Some(Session {
+            id,
+            secret,
+            addr,
+            client_key,
+            moved: None,
+            avatar,
+            window: ReplayWindow::default(),
+            buffered: Vec::with_capacity(INPUT_BUFFER),
+            applied_sequence: 0,
+            last_heard_tick: self.tick,
+            view: ClientView::with_phase(&self.config.interest, slot),
+        });
+        self.by_id.insert(id, slot);
+        self.by_addr.insert(addr, slot);
+        self.rebind(zone, slot);
+        self.counters.accepted += 1;
+        let accept = self.accept_packet(slot);
+        self.send(addr, &accept);
+    }
+
+    pub(super) fn accept_packet(&self, slot: u32) -> Accept {
+        let session = self.slots[slot as usize].as_ref().expect("live slot");
+        Accept {
+            header: header_for::<Accept>(),
+            session: U32Le::new(session.id),
+            session_secret: U64Le::new(session.secret),
+            entity: U64Le::new(session.avatar.0),
+            zone: U32Le::new(self.zone.0),
+            tick: U32Le::new(self.tick as u32),
+            tick_hz: U16Le::new(self.config.interest.tick_hz as u16),
+            speed_cmps_max: U16Le::new((self.config.speed_mps_max * 100.0) as u16),
+        }
+    }
+
+    pub(super) fn refuse(&mut self, to: SocketAddr, reason: RefuseReason) {
+        self.counters.refused += 1;
+        let refuse = Refuse {
+            header: header_for::<Refuse>(),
+            reason: reason as u8,
+            padding: [0; 3],
+        };
+        self.send(to, &refuse);
+    }
+}
+
+/// Where a client's avatar appears: a point of the zone (its outer 5 % excepted), from its
+/// client id.
+fn spawn_point(zone: &Zone, client_id: u64) -> [f32; 3] {
+    let r = zone.rect();
+    let h = client_id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let (u, v) = (
+        (h >> 40) as f32 / (1u64 << 24) as f32,
+        ((h >> 16) & 0xFF_FFFF) as f32 / (1u64 << 24) as f32,
+    );
+    let (w, hgt) = (r.x_max - r.x_min, r.y_max - r.y_min);
+    [
+        r.x_min + w * (0.05 + 0.9 * u),
+        r.y_min + hgt * (0.05 + 0.9 * v),
+        0.0,
+    ]
+}
+
+/// An address as 16 bytes of IPv6 (IPv4 mapped) and a port: the form a binding carries,
+/// and the form the cookie hashes (so one client has one cookie either way).
+fn pad32(bytes: &[u8; COOKIE_SIZE]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..COOKIE_SIZE].copy_from_slice(bytes);
+    out
+}

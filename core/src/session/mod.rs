@@ -1,0 +1,493 @@
+//! Client sessions at a zone: the connect handshake, signed inputs, snapshots (DESIGN §6).
+//!
+//! Sans-IO, beside the [`Zone`] it serves; the driver calls, per tick:
+//!
+//! ```text
+//! sessions.handle_datagram(unix_ms, from, &bytes)   // any client datagram, on arrival
+//! sessions.tick(unix_ms, &mut zone)                 // verify the batch, apply inputs — before zone.tick
+//! zone.tick(now)
+//! sessions.replicate(&zone)                         // one snapshot per session — after zone.tick
+//! sessions.poll_transmit(&mut buf)                  // the datagrams to clients
+//! ```
+//!
+//! **Handshake.** CONNECT (1,000 bytes, a connect token) earns a CHALLENGE (28 bytes): a
+//! cookie, the keyed BLAKE3 hash of the client's address, the time window, and the token's
+//! client id and nonce. Nothing is stored and no signature is checked for it. RESPONSE
+//! brings the token back with the cookie, signed by the client session key named in the
+//! token. A valid cookie proves the address; only then are the two signatures (token by
+//! the world's auth key, response by the client key) queued, verified in the tick's batch
+//! with the strict policy, the token's nonce recorded against replay, a session allocated
+//! and the avatar spawned: ACCEPT (40 bytes). Refusals after that point are REFUSE
+//! (12 bytes); before it, silence.
+//!
+//! **Inputs** are envelopes (domain `INPUT`, signer = session id, sequence = newest input)
+//! checked against the session's address and replay window on arrival, verified in the
+//! tick's batch, then buffered by sequence. Each tick applies at most one input per
+//! session: what arrived since the last tick, merged (the newest movement intent, every
+//! button pressed), as the avatar's velocity, its length clamped to the configured top
+//! speed. Old and duplicate sequences are ignored; redundancy (the last four inputs in
+//! each packet) carries button presses across loss.
+//!
+//! **Limits.** The session table, the verify batch, the outbox and the per-address rate
+//! limiter are sized at construction; overload is a counted drop. A rate-limit bucket is
+//! chosen by hashing the source address, so memory is fixed whatever the number of
+//! sources (addresses that share a bucket share its allowance).
+
+mod bindings;
+mod handshake;
+mod inputs;
+
+use core::net::SocketAddr;
+use std::collections::VecDeque;
+
+use ed25519_dalek::VerifyingKey;
+use meridian_layouts::client::{
+    Accept, CLIENT_DATAGRAM_MAX, COOKIE_SIZE, Challenge, Connect, DELTA_ENTRIES_OFFSET,
+    DeltaHeader, Disconnect, InputBody, InputEntry, RedirectBody, Refuse, RefuseReason, Response,
+    write_delta_header,
+};
+use meridian_layouts::handoff::SessionBinding;
+use meridian_layouts::witness::{
+    ConnectToken, SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned,
+};
+use meridian_layouts::{Header, Kind, Packet, U16Le, U32Le, U64Le, header_for, parse};
+use rustc_hash::FxHashMap;
+
+use crate::entities::EntityID;
+use crate::net::Peer;
+use inputs::next_input;
+use meridian_protocol::address::{mapped_ip_port, redirect_fields};
+use meridian_protocol::motion::intent_velocity;
+
+use crate::replicate::{ClientView, InterestConfig, Replicator, record_of};
+use crate::witness::{BatchVerifier, KeyRegistry, Policy, ReplayWindow, Verdict, precheck_token};
+use crate::world::ZoneID;
+use crate::zone::{SessionMove, Zone};
+
+/// Session settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SessionConfig {
+    /// Most sessions at once.
+    pub sessions_max: usize,
+    /// The avatar's top speed; inputs are clamped to it.
+    pub speed_mps_max: f32,
+    /// Ticks without a verified input before a session is closed.
+    pub idle_timeout_ticks: u64,
+    /// Length of a cookie's time window; a cookie is valid in its window and the next.
+    pub cookie_window_ms: u64,
+    /// Datagrams one source-address bucket may send per tick; the rest are dropped.
+    pub datagrams_per_tick: u16,
+    /// The `kind` given to avatars.
+    pub avatar_kind: u16,
+    /// Ticks the old zone keeps redirecting a moved client and forwarding its inputs.
+    pub redirect_grace_ticks: u64,
+    pub interest: InterestConfig,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            sessions_max: 4096,
+            speed_mps_max: 6.0,
+            idle_timeout_ticks: 5 * 30,
+            cookie_window_ms: 10_000,
+            datagrams_per_tick: 8,
+            avatar_kind: AVATAR_KIND,
+            redirect_grace_ticks: 2 * 30,
+            interest: InterestConfig::default(),
+        }
+    }
+}
+
+/// The entity kind of a client's avatar.
+pub const AVATAR_KIND: u16 = 2;
+
+/// A moved client is sent a REDIRECT this often during the grace period.
+const REDIRECT_EVERY_TICKS: u64 = 10;
+
+/// Rate-limit buckets (a power of two).
+const RATE_BUCKETS: usize = 4096;
+
+/// Buffered inputs per session, ahead of the one being applied.
+const INPUT_BUFFER: usize = 8;
+
+/// Counters, cumulative. Every dropped datagram lands in exactly one of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    pub connects: u64,
+    pub challenges: u64,
+    pub responses: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    /// RESPONSEs whose cookie did not match (wrong address, window or token): silence.
+    pub bad_cookies: u64,
+    pub tokens_wrong_world: u64,
+    pub tokens_expired: u64,
+    pub tokens_bad_key: u64,
+    pub tokens_replayed: u64,
+    pub bad_signatures: u64,
+    pub inputs: u64,
+    pub inputs_applied: u64,
+    /// Inputs with a sequence already seen or older than the replay window.
+    pub inputs_replayed: u64,
+    /// Inputs for no session, or from another address than the session's.
+    pub inputs_unknown: u64,
+    pub rate_limited: u64,
+    pub malformed: u64,
+    /// The verify batch, the session table or the outbox was full.
+    pub overflow: u64,
+    pub timeouts: u64,
+    pub disconnects: u64,
+    pub snapshots: u64,
+    pub snapshot_bytes: u64,
+    /// Sessions that arrived with their avatar from another zone.
+    pub sessions_arrived: u64,
+    /// Sessions whose avatar moved to another zone (REDIRECTed).
+    pub sessions_left: u64,
+    pub redirects_sent: u64,
+    /// Inputs forwarded to the zone the avatar moved to.
+    pub inputs_forwarded: u64,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: u32,
+    secret: u64,
+    addr: SocketAddr,
+    client_key: VerifyingKey,
+    /// The avatar was handed to this zone: redirect the client there and forward its
+    /// stray inputs until the tick given, then forget the session.
+    moved: Option<(ZoneID, u64)>,
+    avatar: EntityID,
+    window: ReplayWindow,
+    /// Verified inputs not yet applied, by sequence (unordered; at most [`INPUT_BUFFER`]).
+    buffered: Vec<InputEntry>,
+    applied_sequence: u32,
+    last_heard_tick: u64,
+    view: ClientView,
+}
+
+/// A verify-batch item's meaning. (Both variants are a few hundred bytes and the vector
+/// is allocated once, so the size difference costs nothing.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    Response {
+        addr: SocketAddr,
+        token: ConnectToken,
+        token_item: usize,
+        response_item: usize,
+        client_key: VerifyingKey,
+    },
+    Input {
+        slot: u32,
+        session: u32,
+        item: usize,
+        sequence: u64,
+        body: InputBody,
+    },
+}
+
+/// A datagram to a client (or a forwarded input to a zone), waiting for `poll_transmit`.
+#[derive(Clone, Copy, Debug)]
+struct Outgoing {
+    to: Peer,
+    len: u16,
+    bytes: [u8; CLIENT_DATAGRAM_MAX],
+}
+
+/// The sessions of one zone. See the module docs.
+#[derive(Debug)]
+pub struct Sessions {
+    config: SessionConfig,
+    zone: ZoneID,
+    world_id: u64,
+    keys: KeyRegistry,
+    /// Keys the cookies and the session secrets (from the driver's entropy).
+    secret_key: [u8; 32],
+    secret_counter: u64,
+    slots: Vec<Option<Session>>,
+    free: Vec<u32>,
+    by_id: FxHashMap<u32, u32>,
+    by_addr: FxHashMap<SocketAddr, u32>,
+    verifier: BatchVerifier,
+    pending: Vec<Pending>,
+    /// Sessions to close at the next tick: (slot, send a DISCONNECT).
+    closing: Vec<(u32, bool)>,
+    moves: Vec<SessionMove>,
+    tokens: crate::witness::TokenReplay,
+    rate: Vec<u16>,
+    replicator: Replicator,
+    outbox: VecDeque<Outgoing>,
+    outbox_max: usize,
+    tick: u64,
+    counters: SessionCounters,
+    /// Each zone's client-facing address, for REDIRECTs.
+    zone_addrs: Vec<(ZoneID, SocketAddr)>,
+    /// Signs REDIRECTs: this node's key and its index in the world's node list.
+    node_key: Option<(ed25519_dalek::SigningKey, u32)>,
+    redirect_sequence: u64,
+}
+
+impl Sessions {
+    /// Sessions for `zone` of world `world_id`, admitting tokens signed by `auth_key`.
+    /// `entropy` must be random (it keys cookies and session secrets); a simulator passes a
+    /// seed.
+    pub fn new(
+        config: SessionConfig,
+        zone: ZoneID,
+        world_id: u64,
+        auth_key: &[u8; 32],
+        entropy: [u8; 32],
+    ) -> Result<Sessions, crate::witness::KeyError> {
+        let mut keys = KeyRegistry::new(0);
+        keys.set_auth(auth_key)?;
+        let n = config.sessions_max;
+        // Two signatures per RESPONSE, one per INPUT; a tick sees at most a few per session.
+        let batch = 2 * n + 64;
+        let message_max = Response::SIGNED_SIZE
+            .max(meridian_layouts::witness::EnvelopeHeader::SIZE + size_of::<InputBody>());
+        Ok(Sessions {
+            config,
+            zone,
+            world_id,
+            keys,
+            secret_key: entropy,
+            secret_counter: 0,
+            slots: (0..n).map(|_| None).collect(),
+            free: (0..n as u32).rev().collect(),
+            by_id: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            by_addr: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            verifier: BatchVerifier::new(batch, message_max),
+            pending: Vec::with_capacity(batch),
+            closing: Vec::with_capacity(n),
+            moves: Vec::with_capacity(1024),
+            tokens: crate::witness::TokenReplay::new(2 * n + 64),
+            rate: vec![0; RATE_BUCKETS],
+            replicator: Replicator::new(config.interest),
+            outbox: VecDeque::with_capacity(n + 256),
+            outbox_max: n + 256,
+            tick: 0,
+            counters: SessionCounters::default(),
+            zone_addrs: Vec::new(),
+            node_key: None,
+            redirect_sequence: 0,
+        })
+    }
+
+    pub fn counters(&self) -> SessionCounters {
+        self.counters
+    }
+
+    /// Where clients reach `zone` (every zone a session may move to).
+    pub fn set_zone_address(&mut self, zone: ZoneID, addr: SocketAddr) {
+        self.zone_addrs.retain(|(z, _)| *z != zone);
+        self.zone_addrs.push((zone, addr));
+    }
+
+    /// Signs REDIRECTs with this node's key (`signer`: its index in the world's node
+    /// list). Without it, REDIRECTs carry a zero signature and clients that pin node keys
+    /// ignore them.
+    pub fn set_node_key(&mut self, key: ed25519_dalek::SigningKey, signer: u32) {
+        self.node_key = Some((key, signer));
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    fn send<T: Packet>(&mut self, to: SocketAddr, packet: &T) {
+        self.send_bytes(to, bytemuck::bytes_of(packet));
+    }
+
+    fn send_bytes(&mut self, to: SocketAddr, bytes: &[u8]) {
+        self.send_to_peer(Peer::Client(to), bytes);
+    }
+
+    fn send_to_peer(&mut self, to: Peer, bytes: &[u8]) {
+        assert!(bytes.len() <= CLIENT_DATAGRAM_MAX);
+        if self.outbox.len() >= self.outbox_max {
+            self.counters.overflow += 1;
+            return;
+        }
+        let mut out = Outgoing {
+            to,
+            len: bytes.len() as u16,
+            bytes: [0; CLIENT_DATAGRAM_MAX],
+        };
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        self.outbox.push_back(out);
+    }
+
+    /// Takes one client datagram. Cheap checks only; signatures wait for [`Sessions::tick`].
+    pub fn handle_datagram(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
+        if !self.allow(from) {
+            return;
+        }
+        let kind = match Header::parse(bytes) {
+            Ok(kind) => kind,
+            Err(_) => {
+                self.counters.malformed += 1;
+                return;
+            }
+        };
+        match kind {
+            Kind::Connect => self.handle_connect(unix_ms, from, bytes),
+            Kind::Response => self.handle_response(unix_ms, from, bytes),
+            Kind::Envelope => self.handle_input(Some(from), bytes),
+            Kind::Disconnect => self.handle_disconnect(from, bytes),
+            _ => self.counters.malformed += 1,
+        }
+    }
+
+    /// Verifies the tick's batch, opens the sessions whose handshake verified, applies one
+    /// input per session, and closes idle and disconnected sessions. Call it before
+    /// `zone.tick`: the inputs become the avatars' velocities for that tick.
+    pub fn tick(&mut self, unix_ms: u64, zone: &mut Zone) {
+        self.tick += 1;
+        self.rate.fill(0);
+        self.verifier.verify();
+        let pending = std::mem::take(&mut self.pending);
+        for p in &pending {
+            match *p {
+                Pending::Response {
+                    addr,
+                    token,
+                    token_item,
+                    response_item,
+                    client_key,
+                } => self.open(
+                    unix_ms,
+                    zone,
+                    addr,
+                    &token,
+                    token_item,
+                    response_item,
+                    client_key,
+                ),
+                Pending::Input {
+                    slot,
+                    session,
+                    item,
+                    sequence,
+                    body,
+                } => self.buffer_input(slot, session, item, sequence, &body),
+            }
+        }
+        self.pending = pending;
+        self.pending.clear();
+        self.verifier.clear();
+
+        // Sessions that moved with their avatars since the last tick.
+        let mut moves = std::mem::take(&mut self.moves);
+        moves.extend(zone.drain_session_moves());
+        for m in &moves {
+            match *m {
+                SessionMove::Arrived { id, binding } => self.adopt(zone, id, &binding),
+                SessionMove::Left { id, to, .. } => self.left(id, to),
+            }
+        }
+        moves.clear();
+        self.moves = moves;
+
+        // Inputs, idle timeouts, avatars that are gone.
+        let (speed, timeout) = (self.config.speed_mps_max, self.config.idle_timeout_ticks);
+        for slot in 0..self.slots.len() {
+            let Some(session) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            if let Some((to, until)) = session.moved {
+                if self.tick >= until {
+                    // Grace is over: forget the session (the avatar is not ours to remove).
+                    self.closing.push((slot as u32, false));
+                } else if (until - self.tick).is_multiple_of(REDIRECT_EVERY_TICKS) {
+                    self.redirect(slot as u32, to);
+                }
+                continue;
+            }
+            if self.tick > session.last_heard_tick + timeout {
+                self.counters.timeouts += 1;
+                self.closing.push((slot as u32, true));
+                continue;
+            }
+            if zone.entities().slot_of(session.avatar).is_none() {
+                // The avatar left this zone (no redirect yet: the session ends here).
+                self.closing.push((slot as u32, true));
+                continue;
+            }
+            if let Some(input) = next_input(session) {
+                let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
+                zone.set_velocity(session.avatar, vx, vy);
+                session.applied_sequence = input.sequence.get();
+                self.counters.inputs_applied += 1;
+                // The binding carries the applied sequence to the next zone.
+                self.rebind(zone, slot as u32);
+            }
+        }
+        let closing = std::mem::take(&mut self.closing);
+        for &(slot, notify) in &closing {
+            self.close(zone, slot, notify);
+        }
+        self.closing = closing;
+        self.closing.clear();
+    }
+
+    /// Builds this tick's snapshot for every session whose avatar the zone owns. Call it
+    /// after `zone.tick`.
+    pub fn replicate(&mut self, zone: &Zone) {
+        let tick = zone.tick_count() as u32;
+        if tick == 0 {
+            return;
+        }
+        let entities = zone.entities();
+        let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
+        for slot in 0..self.slots.len() {
+            let Some(session) = self.slots[slot].as_mut().filter(|s| s.moved.is_none()) else {
+                continue;
+            };
+            let Some(avatar_slot) = entities.slot_of(session.avatar) else {
+                continue;
+            };
+            let at = (
+                entities.xs()[avatar_slot as usize],
+                entities.ys()[avatar_slot as usize],
+            );
+            let (baseline_tick, encoded) = self.replicator.snapshot(
+                &mut session.view,
+                zone,
+                Some(session.avatar.0),
+                at,
+                tick,
+                &mut datagram[DELTA_ENTRIES_OFFSET..],
+            );
+            let head = DeltaHeader {
+                session_secret: U64Le::new(session.secret),
+                tick: U32Le::new(tick),
+                baseline_tick: U32Le::new(baseline_tick),
+                input_sequence: U32Le::new(session.applied_sequence),
+                zone: U32Le::new(zone.id().0),
+                avatar: record_of(entities, avatar_slot).to_wire(),
+                entry_count: U16Le::new(encoded.entries),
+            };
+            let total = DELTA_ENTRIES_OFFSET + encoded.bytes;
+            write_delta_header(&mut datagram, &head, total);
+            let to = session.addr;
+            self.counters.snapshots += 1;
+            self.counters.snapshot_bytes += total as u64;
+            self.send_bytes(to, &datagram[..total]);
+        }
+    }
+
+    /// The next datagram: written into `buf`, returns where it goes and its length. A
+    /// `Peer::Zone` datagram is a client input forwarded to the zone its avatar moved to.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(Peer, usize)> {
+        let out = self.outbox.pop_front()?;
+        let len = usize::from(out.len);
+        buf[..len].copy_from_slice(&out.bytes[..len]);
+        Some((out.to, len))
+    }
+}

@@ -1,0 +1,567 @@
+//! The delta codec of snapshots: how a zone tells a client what changed since a snapshot
+//! the client acknowledged.
+//!
+//! Both sides keep snapshots as a list of quantised [`Record`]s sorted by id (units of
+//! [`meridian_layouts::quant`]). A delta is a sequence of entries against a *baseline* (an
+//! earlier snapshot, or nothing):
+//!
+//! ```text
+//! entry  := head:varint [mask:u8 field:zigzag-varint…]
+//! head   := (id − previous id) << 2 | op        op: 0 update, 1 new, 2 remove, 3 escape
+//! escape := gap:varint op:u8                    (for id gaps ≥ 2⁶²)
+//! mask   := bit per changed field: x y z vx vy kind flags (bit 7 must be clear)
+//! field  := new − baseline (zero for a new entity), zigzag, LEB128
+//! ```
+//!
+//! Entries are in strictly increasing id order; the first gap counts from id 0. A remove
+//! has no mask. An update names an entity in the baseline, a new entry one that is not; a
+//! baseline entity no entry names is kept unchanged.
+//!
+//! [`encode_delta`] is the server's side. When the output fills, the remaining entries are
+//! left out, and the records it returns say what the client will then hold (an update left
+//! out keeps its baseline value, a removal left out keeps the entity, a new entity left out
+//! is not held), so the next delta against that snapshot is still exact.
+//! [`apply_delta`] is the client's side; it never panics, whatever the bytes.
+
+use meridian_layouts::snapshot::EntityRecord;
+use meridian_layouts::{I16Le, I32Le, U16Le, U64Le};
+
+/// Longest encoded entry: head (10) + escape op (1) + mask (1) + 7 fields × 10.
+pub const ENTRY_BYTES_MAX: usize = 82;
+
+/// One entity as a client sees it: quantised (units of `meridian_layouts::quant`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    pub id: u64,
+    pub x: i32,
+    pub y: i32,
+    pub z: i16,
+    pub vx: i16,
+    pub vy: i16,
+    pub kind: u16,
+    pub flags: u16,
+}
+
+impl Record {
+    /// The wire form (a fixed 26-byte record).
+    pub fn to_wire(&self) -> EntityRecord {
+        EntityRecord {
+            id: U64Le::new(self.id),
+            x: I32Le::new(self.x),
+            y: I32Le::new(self.y),
+            z: I16Le::new(self.z),
+            vx: I16Le::new(self.vx),
+            vy: I16Le::new(self.vy),
+            kind: U16Le::new(self.kind),
+            flags: U16Le::new(self.flags),
+        }
+    }
+
+    pub fn from_wire(r: &EntityRecord) -> Record {
+        Record {
+            id: r.id.get(),
+            x: r.x.get(),
+            y: r.y.get(),
+            z: r.z.get(),
+            vx: r.vx.get(),
+            vy: r.vy.get(),
+            kind: r.kind.get(),
+            flags: r.flags.get(),
+        }
+    }
+
+    fn fields(&self) -> [i64; 7] {
+        [
+            i64::from(self.x),
+            i64::from(self.y),
+            i64::from(self.z),
+            i64::from(self.vx),
+            i64::from(self.vy),
+            i64::from(self.kind),
+            i64::from(self.flags),
+        ]
+    }
+
+    fn with_fields(id: u64, f: [i64; 7]) -> Option<Record> {
+        Some(Record {
+            id,
+            x: i32::try_from(f[0]).ok()?,
+            y: i32::try_from(f[1]).ok()?,
+            z: i16::try_from(f[2]).ok()?,
+            vx: i16::try_from(f[3]).ok()?,
+            vy: i16::try_from(f[4]).ok()?,
+            kind: u16::try_from(f[5]).ok()?,
+            flags: u16::try_from(f[6]).ok()?,
+        })
+    }
+}
+
+/// An interest member as the encoder sees it: its state now, and whether it is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub record: Record,
+    /// Send its state if it changed. Not due: the client keeps its baseline value.
+    pub due: bool,
+}
+
+const OP_UPDATE: u64 = 0;
+const OP_NEW: u64 = 1;
+const OP_REMOVE: u64 = 2;
+const OP_ESCAPE: u64 = 3;
+
+#[inline(always)]
+fn put_varint(out: &mut [u8], at: &mut usize, mut v: u64) {
+    while v >= 0x80 {
+        out[*at] = (v as u8) | 0x80;
+        *at += 1;
+        v >>= 7;
+    }
+    out[*at] = v as u8;
+    *at += 1;
+}
+
+#[inline(always)]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Writes one entry into `out` (at least [`ENTRY_BYTES_MAX`] long) and returns its length.
+#[inline(always)]
+fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &[i64; 7], to: &[i64; 7]) -> usize {
+    let mut at = 0;
+    if gap < 1 << 62 {
+        put_varint(out, &mut at, (gap << 2) | op);
+    } else {
+        put_varint(out, &mut at, OP_ESCAPE);
+        put_varint(out, &mut at, gap);
+        out[at] = op as u8;
+        at += 1;
+    }
+    if op == OP_REMOVE {
+        return at;
+    }
+    let mask_at = at;
+    at += 1;
+    let mut mask = 0u8;
+    for k in 0..7 {
+        let d = to[k] - from[k];
+        if d != 0 {
+            mask |= 1 << k;
+            put_varint(out, &mut at, zigzag(d));
+        }
+    }
+    out[mask_at] = mask;
+    at
+}
+
+/// What [`encode_delta`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// Bytes written into `out`.
+    pub bytes: usize,
+    /// Entries written.
+    pub entries: u16,
+    /// Entries left out because `out` was full.
+    pub left_out: u32,
+}
+
+/// Encodes `wanted` against `baseline` (both sorted by id, ids unique) into `out`, and
+/// writes into `result` the records the client holds after applying it (sorted by id).
+/// See the module docs for the format and for what happens when `out` fills.
+pub fn encode_delta(
+    baseline: &[Record],
+    wanted: &[Wanted],
+    out: &mut [u8],
+    result: &mut Vec<Record>,
+) -> Encoded {
+    result.clear();
+    result.reserve(baseline.len() + wanted.len());
+    let mut e = Encoder {
+        out,
+        written: Encoded::default(),
+        previous: 0,
+    };
+    const ZERO: [i64; 7] = [0; 7];
+    let (mut b, mut w) = (0, 0);
+    // Both lists are sorted by id: one merge, then the tails.
+    while b < baseline.len() && w < wanted.len() {
+        let (base, want) = (&baseline[b], &wanted[w]);
+        if base.id < want.record.id {
+            // Left interest.
+            if !e.emit(base.id, OP_REMOVE, &ZERO, &ZERO) {
+                result.push(*base);
+            }
+            b += 1;
+        } else if want.record.id < base.id {
+            // New to the client: always sent (if it fits), due or not.
+            if e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+                result.push(want.record);
+            }
+            w += 1;
+        } else {
+            if want.due && want.record != *base {
+                let ok = e.emit(
+                    want.record.id,
+                    OP_UPDATE,
+                    &base.fields(),
+                    &want.record.fields(),
+                );
+                result.push(if ok { want.record } else { *base });
+            } else {
+                result.push(*base);
+            }
+            b += 1;
+            w += 1;
+        }
+    }
+    for base in &baseline[b..] {
+        if !e.emit(base.id, OP_REMOVE, &ZERO, &ZERO) {
+            result.push(*base);
+        }
+    }
+    for want in &wanted[w..] {
+        if e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+            result.push(want.record);
+        }
+    }
+    e.written
+}
+
+/// The output side of [`encode_delta`].
+struct Encoder<'a> {
+    out: &'a mut [u8],
+    written: Encoded,
+    previous: u64,
+}
+
+impl Encoder<'_> {
+    /// Appends an entry if it fits; returns whether it did.
+    #[inline(always)]
+    fn emit(&mut self, id: u64, op: u64, from: &[i64; 7], to: &[i64; 7]) -> bool {
+        if self.written.entries == u16::MAX {
+            self.written.left_out += 1;
+            return false;
+        }
+        let gap = id - self.previous;
+        let at = self.written.bytes;
+        let room = self.out.len() - at;
+        let n = if room >= ENTRY_BYTES_MAX {
+            put_entry(&mut self.out[at..], gap, op, from, to)
+        } else {
+            let mut scratch = [0u8; ENTRY_BYTES_MAX];
+            let n = put_entry(&mut scratch, gap, op, from, to);
+            if n > room {
+                self.written.left_out += 1;
+                return false;
+            }
+            self.out[at..at + n].copy_from_slice(&scratch[..n]);
+            n
+        };
+        self.written.bytes += n;
+        self.written.entries += 1;
+        self.previous = id;
+        true
+    }
+}
+
+/// Why a delta could not be applied. `Copy`: counted, not formatted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The entries end before `entry_count` of them were read.
+    Truncated,
+    /// Ids out of order, an update or removal of an entity not in the baseline, a new
+    /// entity already in it, or a field out of its range.
+    Inconsistent,
+    /// Bytes left after `entry_count` entries.
+    Trailing,
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at).ok_or(DecodeError::Truncated)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(DecodeError::Inconsistent)
+}
+
+/// Applies `count` encoded entries to `baseline` (sorted by id) and writes the client's new
+/// records into `result` (sorted by id). Never panics, whatever the bytes.
+pub fn apply_delta(
+    baseline: &[Record],
+    entries: &[u8],
+    count: u16,
+    result: &mut Vec<Record>,
+) -> Result<(), DecodeError> {
+    result.clear();
+    let mut at = 0;
+    let mut b = 0;
+    let mut previous: Option<u64> = None;
+    for _ in 0..count {
+        let head = get_varint(entries, &mut at)?;
+        let (gap, op) = if head == OP_ESCAPE {
+            let gap = get_varint(entries, &mut at)?;
+            let op = *entries.get(at).ok_or(DecodeError::Truncated)?;
+            at += 1;
+            (gap, u64::from(op))
+        } else {
+            (head >> 2, head & 3)
+        };
+        let id = previous
+            .unwrap_or(0)
+            .checked_add(gap)
+            .ok_or(DecodeError::Inconsistent)?;
+        if previous.is_some_and(|p| id <= p) {
+            return Err(DecodeError::Inconsistent);
+        }
+        previous = Some(id);
+        while b < baseline.len() && baseline[b].id < id {
+            result.push(baseline[b]);
+            b += 1;
+        }
+        let in_baseline = b < baseline.len() && baseline[b].id == id;
+        let from = match op {
+            OP_REMOVE if in_baseline => {
+                b += 1;
+                continue;
+            }
+            OP_UPDATE if in_baseline => {
+                b += 1;
+                baseline[b - 1].fields()
+            }
+            OP_NEW if !in_baseline => [0; 7],
+            _ => return Err(DecodeError::Inconsistent),
+        };
+        let mask = *entries.get(at).ok_or(DecodeError::Truncated)?;
+        at += 1;
+        if mask & 0x80 != 0 {
+            return Err(DecodeError::Inconsistent);
+        }
+        let mut fields = from;
+        for (k, field) in fields.iter_mut().enumerate() {
+            if mask & (1 << k) != 0 {
+                let d = unzigzag(get_varint(entries, &mut at)?);
+                *field = field.checked_add(d).ok_or(DecodeError::Inconsistent)?;
+            }
+        }
+        result.push(Record::with_fields(id, fields).ok_or(DecodeError::Inconsistent)?);
+    }
+    if at != entries.len() {
+        return Err(DecodeError::Trailing);
+    }
+    result.extend_from_slice(&baseline[b..]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rec(id: u64, x: i32) -> Record {
+        Record {
+            id,
+            x,
+            y: -x,
+            z: 3,
+            vx: 500,
+            vy: -500,
+            kind: 1,
+            flags: 0,
+        }
+    }
+
+    fn round_trip(baseline: &[Record], wanted: &[Wanted], room: usize) -> Vec<Record> {
+        let mut out = vec![0u8; room];
+        let mut stored = Vec::new();
+        let e = encode_delta(baseline, wanted, &mut out, &mut stored);
+        let mut decoded = Vec::new();
+        apply_delta(baseline, &out[..e.bytes], e.entries, &mut decoded).unwrap();
+        assert_eq!(decoded, stored, "the client holds what the server stored");
+        decoded
+    }
+
+    #[test]
+    fn delta_round_trips_updates_news_and_removals() {
+        let baseline: Vec<Record> = (1..=10).map(|i| rec(i * 3, 100 * i as i32)).collect();
+        let wanted: Vec<Wanted> = [3u64, 6, 9, 11, 15, 1 << 63]
+            .iter()
+            .map(|&id| Wanted {
+                record: rec(id, id as i32 * 7),
+                due: true,
+            })
+            .collect();
+        let got = round_trip(&baseline, &wanted, 1200);
+        let ids: Vec<u64> = got.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![3, 6, 9, 11, 15, 1 << 63]);
+        assert_eq!(got[0].x, 21);
+    }
+
+    #[test]
+    fn not_due_members_keep_their_baseline_value() {
+        let baseline = vec![rec(1, 0), rec(2, 0)];
+        let wanted = vec![
+            Wanted {
+                record: rec(1, 50),
+                due: false,
+            },
+            Wanted {
+                record: rec(2, 50),
+                due: true,
+            },
+        ];
+        let got = round_trip(&baseline, &wanted, 1200);
+        assert_eq!(got[0].x, 0);
+        assert_eq!(got[1].x, 50);
+    }
+
+    #[test]
+    fn a_full_datagram_leaves_entries_out_and_says_so() {
+        let baseline: Vec<Record> = (1..=100).map(|i| rec(i, 0)).collect();
+        let wanted: Vec<Wanted> = (50..=200)
+            .map(|i| Wanted {
+                record: rec(i, 1000),
+                due: true,
+            })
+            .collect();
+        let got = round_trip(&baseline, &wanted, 300);
+        // The removals (1 byte each) fit; updates left out keep the baseline value; news
+        // left out are not held.
+        assert!(got.iter().all(|r| r.id >= 50));
+        assert!(got.iter().any(|r| r.id <= 100 && r.x == 0));
+        assert!(got.len() < 151);
+    }
+
+    /// Records a strategy can draw: ids sorted and unique, fields anywhere in their range.
+    fn records(max: usize) -> impl Strategy<Value = Vec<Record>> {
+        prop::collection::btree_map(
+            any::<u64>(),
+            (
+                any::<i32>(),
+                any::<i32>(),
+                any::<i16>(),
+                any::<i16>(),
+                any::<i16>(),
+                any::<u16>(),
+                any::<u16>(),
+            ),
+            0..max,
+        )
+        .prop_map(|m| {
+            m.into_iter()
+                .map(|(id, (x, y, z, vx, vy, kind, flags))| Record {
+                    id,
+                    x,
+                    y,
+                    z,
+                    vx,
+                    vy,
+                    kind,
+                    flags,
+                })
+                .collect()
+        })
+    }
+
+    /// A baseline, a wanted list drawn partly from it (so updates, news and removals all
+    /// occur), and the encoded delta.
+    fn valid_delta() -> impl Strategy<Value = (Vec<Record>, Vec<u8>, u16, Vec<Record>)> {
+        (records(40), records(40), any::<u64>()).prop_map(|(baseline, fresh, pick)| {
+            let mut wanted: Vec<Wanted> = baseline
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| pick >> (i % 64) & 1 == 1)
+                .map(|(i, r)| Wanted {
+                    record: Record {
+                        x: r.x.wrapping_add(i as i32),
+                        ..*r
+                    },
+                    due: i % 3 != 0,
+                })
+                .collect();
+            for r in fresh {
+                if !wanted.iter().any(|w| w.record.id == r.id) {
+                    wanted.push(Wanted {
+                        record: r,
+                        due: true,
+                    });
+                }
+            }
+            wanted.sort_by_key(|w| w.record.id);
+            let mut out = vec![0u8; 4096];
+            let mut stored = Vec::new();
+            let e = encode_delta(&baseline, &wanted, &mut out, &mut stored);
+            out.truncate(e.bytes);
+            (baseline, out, e.entries, stored)
+        })
+    }
+
+    fn sorted_unique(records: &[Record]) -> bool {
+        records.windows(2).all(|w| w[0].id < w[1].id)
+    }
+
+    proptest! {
+        #[test]
+        fn a_valid_delta_decodes_to_what_the_server_stored(
+            (baseline, bytes, count, stored) in valid_delta()
+        ) {
+            let mut decoded = Vec::new();
+            prop_assert_eq!(apply_delta(&baseline, &bytes, count, &mut decoded), Ok(()));
+            prop_assert_eq!(decoded, stored);
+        }
+
+        #[test]
+        fn every_truncation_is_a_clean_error(
+            (baseline, bytes, count, _stored) in valid_delta()
+        ) {
+            let mut decoded = Vec::new();
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(
+                    apply_delta(&baseline, &bytes[..cut], count, &mut decoded),
+                    Err(DecodeError::Truncated),
+                    "cut at {} of {}", cut, bytes.len()
+                );
+            }
+        }
+
+        #[test]
+        fn a_corrupted_delta_is_an_error_or_a_well_formed_snapshot(
+            (baseline, mut bytes, count, _stored) in valid_delta(),
+            flips in prop::collection::vec((any::<usize>(), 1u8..), 1..4),
+            count_delta in -2i32..3,
+        ) {
+            if bytes.is_empty() {
+                bytes.push(0);
+            }
+            for (at, mask) in flips {
+                let n = bytes.len();
+                bytes[at % n] ^= mask;
+            }
+            let count = (i32::from(count) + count_delta).clamp(0, i32::from(u16::MAX)) as u16;
+            let mut decoded = Vec::new();
+            if apply_delta(&baseline, &bytes, count, &mut decoded).is_ok() {
+                prop_assert!(sorted_unique(&decoded));
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(
+            baseline in records(8),
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+            count in 0u16..16,
+        ) {
+            let mut decoded = Vec::new();
+            if apply_delta(&baseline, &bytes, count, &mut decoded).is_ok() {
+                prop_assert!(sorted_unique(&decoded));
+            }
+        }
+    }
+}
