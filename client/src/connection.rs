@@ -588,7 +588,7 @@ impl Client {
         if envelope.header.domain != domain::REDIRECT {
             return false;
         }
-        let Ok(body) = bytemuck::try_from_bytes::<RedirectBody>(envelope.payload) else {
+        let Ok(body) = RedirectBody::parse(envelope.payload) else {
             return false;
         };
         if body.session.get() != self.session || body.session_secret.get() != self.secret {

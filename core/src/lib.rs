@@ -4,10 +4,29 @@
 //! argument ([`time::Instant`]); work happens in [`zone::Zone::tick`]. The same code runs
 //! in the node, in the deterministic simulator and in benches.
 //!
-//! Module map, in pipeline order: [`limits`] (every capacity), [`time`], [`world`]
-//! (zones, neighbours, margin, aura), [`entities`] (SoA store), [`movement`] (SIMD
-//! integration), [`grid`] (spatial index), [`borders`] (crossings and auras), [`zone`]
-//! (ties them together).
+//! Module map, in the order a tick touches them:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`limits`] | every capacity, validated once when a zone is built |
+//! | [`time`] | `Instant` as a value (re-exported from `meridian-protocol`) |
+//! | [`world`] | bounds, the zone grid, neighbours (corners included), margin, aura |
+//! | [`entities`] | the SoA store: `f32x8` position/velocity lanes, id → slot map |
+//! | [`movement`] | SIMD speed clamp and integration, world-bounds clamp |
+//! | [`grid`] | the incremental bucket grid and its packed, cell-ordered query copy |
+//! | [`borders`] | the SIMD border pass: crossings and aura membership |
+//! | [`net`] | peers, the inbox and the outbox that packs packets per destination |
+//! | [`handoff`] | the handoff protocol: tables, events, log records; source and target sides; restore |
+//! | [`ghosts`] | the ghost store, and ghost batches out and in |
+//! | [`zone`] | one zone: the sans-IO API and the tick that ties the above together |
+//! | [`npc`] | server-driven NPC steering patterns |
+//! | [`witness`] | key registry, batch verification, replay windows, connect-token checks |
+//! | [`session`] | a zone's clients: handshake, inputs, bindings and redirects |
+//! | [`replicate`] | interest, priority, byte budget, snapshot building |
+//! | `sim` | the deterministic simulator (feature `sim`) |
+//!
+//! The client library is a separate crate (`meridian-client`); the codecs both sides run
+//! are in `meridian-protocol`.
 
 #![forbid(unsafe_code)]
 

@@ -1,8 +1,8 @@
 //! Batched UDP with `sendmmsg(2)` / `recvmmsg(2)`: many datagrams per system call.
 //!
 //! This is the baseline the io_uring path is measured against (`udp/sendmmsg/*` in the
-//! benches), and a fallback driver for kernels without io_uring. Blocking sockets; the
-//! caller owns threads and pinning.
+//! benches); nothing in the node uses it (there is no fallback driver for kernels without
+//! io_uring). Blocking sockets; the caller owns threads and pinning.
 
 #![allow(unsafe_code, reason = "sendmmsg/recvmmsg have no safe std wrapper")]
 

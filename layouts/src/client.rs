@@ -8,7 +8,7 @@
 //! | [`Accept`]   | zone → client   | 40    | session id, secret, avatar, tick, tick rate        |
 //! | [`Refuse`]   | zone → client   | 12    | only after the address is proven (cookie valid)    |
 //! | input        | client → zone   | 136   | an envelope, domain `INPUT`, [`InputBody`] payload |
-//! | [`Delta`]    | zone → client   | ≤1200 | [`DeltaHeader`] + varint entries (`core::replicate`) |
+//! | delta        | zone → client   | ≤1200 | [`DeltaHeader`] + varint entries (`meridian_protocol::delta`) |
 //! | redirect     | zone → client   | 138   | an envelope, domain `REDIRECT`, [`RedirectBody`]   |
 //! | [`Disconnect`]| both           | 20    | session id + secret                                |
 //!
@@ -270,8 +270,20 @@ pub struct RedirectBody {
 
 const _: () = assert!(core::mem::size_of::<RedirectBody>() == 40);
 
+impl RedirectBody {
+    /// Parses a payload: exact size, address family 4 or 6.
+    pub fn parse(bytes: &[u8]) -> Result<&RedirectBody, ParseError> {
+        let body: &RedirectBody =
+            bytemuck::try_from_bytes(bytes).map_err(|_| ParseError::BadLength)?;
+        if body.family != 4 && body.family != 6 {
+            return Err(ParseError::BadField);
+        }
+        Ok(body)
+    }
+}
+
 /// The fixed part of a delta snapshot, after the datagram header. Entries follow (their
-/// encoding is `meridian_core::replicate`'s) up to the datagram's end.
+/// encoding is `meridian_protocol::delta`'s) up to the datagram's end.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct DeltaHeader {

@@ -292,3 +292,279 @@ fn parses_at_any_offset() {
         assert_eq!(parse::<Done>(&buf[offset..offset + 36]), Ok(&done));
     }
 }
+
+// ---- the client protocol ---------------------------------------------------------------
+
+mod client {
+    use meridian_layouts::client::{
+        Accept, CLIENT_DATAGRAM_MAX, CONNECT_SIZE, COOKIE_SIZE, Challenge, Connect,
+        DELTA_ENTRIES_OFFSET, DeltaHeader, Disconnect, INPUTS_PER_PACKET, InputBody, InputEntry,
+        RESPONSE_DOMAIN, RedirectBody, Refuse, RefuseReason, Response, parse_delta,
+        write_delta_header,
+    };
+    use meridian_layouts::snapshot::EntityRecord;
+    use meridian_layouts::witness::{ConnectToken, SIGNATURE_SIZE, domain};
+    use meridian_layouts::{Header, I16Le, I32Le, ParseError, U16Le, U32Le, U64Le, header_for};
+    use proptest::prelude::*;
+
+    use super::check_packet;
+
+    fn token() -> impl Strategy<Value = ConnectToken> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+        )
+            .prop_map(|(world, client, key, expires, nonce, s0, s1)| {
+                let mut signature = [0u8; SIGNATURE_SIZE];
+                signature[..32].copy_from_slice(&s0);
+                signature[32..].copy_from_slice(&s1);
+                ConnectToken {
+                    domain: domain::TOKEN,
+                    world_id: U64Le::new(world),
+                    client_id: U64Le::new(client),
+                    client_key: key,
+                    expires_unix_ms: U64Le::new(expires),
+                    nonce: U64Le::new(nonce),
+                    signature,
+                }
+            })
+    }
+
+    fn record() -> impl Strategy<Value = EntityRecord> {
+        any::<(u64, i32, i32, i16, i16, i16, u16, u16)>().prop_map(
+            |(id, x, y, z, vx, vy, kind, flags)| EntityRecord {
+                id: U64Le::new(id),
+                x: I32Le::new(x),
+                y: I32Le::new(y),
+                z: I16Le::new(z),
+                vx: I16Le::new(vx),
+                vy: I16Le::new(vy),
+                kind: U16Le::new(kind),
+                flags: U16Le::new(flags),
+            },
+        )
+    }
+
+    /// A valid input body: 1–4 entries with consecutive sequences, newest first.
+    fn input_body() -> impl Strategy<Value = InputBody> {
+        (
+            any::<u32>(),
+            1..=INPUTS_PER_PACKET,
+            any::<u32>(),
+            any::<[(i8, i8, u16); INPUTS_PER_PACKET]>(),
+        )
+            .prop_map(|(ack, count, newest, intents)| {
+                let mut inputs = [InputEntry::default(); INPUTS_PER_PACKET];
+                for (i, (entry, (x, y, b))) in inputs.iter_mut().zip(intents).enumerate() {
+                    if i < count {
+                        *entry = InputEntry {
+                            sequence: U32Le::new(newest.wrapping_sub(i as u32)),
+                            move_x: x,
+                            move_y: y,
+                            buttons: U16Le::new(b),
+                        };
+                    }
+                }
+                InputBody {
+                    ack_tick: U32Le::new(ack),
+                    count: count as u8,
+                    padding: 0,
+                    inputs,
+                }
+            })
+    }
+
+    fn valid_input(body: &InputBody) -> bool {
+        let count = usize::from(body.count);
+        (1..=INPUTS_PER_PACKET).contains(&count)
+            && body.inputs[..count].iter().enumerate().all(|(i, e)| {
+                e.sequence.get() == body.inputs[0].sequence.get().wrapping_sub(i as u32)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn connect(t in token(), i: usize, b: u8) {
+            check_packet(Connect {
+                header: header_for::<Connect>(),
+                token: t,
+                padding: [0; CONNECT_SIZE - Header::SIZE - ConnectToken::SIZE],
+            }, i, b);
+        }
+
+        #[test]
+        fn challenge(cookie: [u8; COOKIE_SIZE], window: u32, i: usize, b: u8) {
+            check_packet(Challenge {
+                header: header_for::<Challenge>(),
+                cookie,
+                window: U32Le::new(window),
+            }, i, b);
+        }
+
+        #[test]
+        fn response(t in token(), cookie: [u8; COOKIE_SIZE], window: u32, s0: [u8; 32], s1: [u8; 32], i: usize, b: u8) {
+            let mut signature = [0u8; SIGNATURE_SIZE];
+            signature[..32].copy_from_slice(&s0);
+            signature[32..].copy_from_slice(&s1);
+            let r = Response {
+                header: header_for::<Response>(),
+                domain: RESPONSE_DOMAIN,
+                token: t,
+                cookie,
+                window: U32Le::new(window),
+                signature,
+            };
+            check_packet(r, i, b);
+        }
+
+        #[test]
+        fn accept(session: u32, secret: u64, entity: u64, zone: u32, tick: u32, hz: u16, speed: u16, i: usize, b: u8) {
+            check_packet(Accept {
+                header: header_for::<Accept>(),
+                session: U32Le::new(session),
+                session_secret: U64Le::new(secret),
+                entity: U64Le::new(entity),
+                zone: U32Le::new(zone),
+                tick: U32Le::new(tick),
+                tick_hz: U16Le::new(hz),
+                speed_cmps_max: U16Le::new(speed),
+            }, i, b);
+        }
+
+        #[test]
+        fn refuse(reason in 1u8..=4, i: usize, b: u8) {
+            prop_assert!(RefuseReason::from_u8(reason).is_some());
+            check_packet(Refuse { header: header_for::<Refuse>(), reason, padding: [0; 3] }, i, b);
+        }
+
+        #[test]
+        fn disconnect(session: u32, secret: u64, i: usize, b: u8) {
+            check_packet(Disconnect {
+                header: header_for::<Disconnect>(),
+                session: U32Le::new(session),
+                session_secret: U64Le::new(secret),
+            }, i, b);
+        }
+
+        /// An input body round-trips; every truncation and any extension is an error; a
+        /// corrupted one is an error or still a valid body (count 1–4, consecutive
+        /// sequences).
+        #[test]
+        fn input_body_parse(body in input_body(), i: usize, b: u8) {
+            let bytes = bytemuck::bytes_of(&body);
+            prop_assert_eq!(InputBody::parse(bytes), Ok(&body));
+            for cut in 0..bytes.len() {
+                prop_assert!(InputBody::parse(&bytes[..cut]).is_err());
+            }
+            let mut longer = bytes.to_vec();
+            longer.push(0);
+            prop_assert!(InputBody::parse(&longer).is_err());
+            let mut corrupt = bytes.to_vec();
+            corrupt[i % bytes.len()] ^= b.max(1);
+            if let Ok(parsed) = InputBody::parse(&corrupt) {
+                prop_assert!(valid_input(parsed));
+            }
+        }
+
+        /// A redirect body round-trips; every other length is an error; a corrupted one
+        /// is an error or names a known address family.
+        #[test]
+        fn redirect_body_parse(session: u32, secret: u64, zone: u32, addr: [u8; 16], port: u16, v6: bool, tick: u32, i: usize, b: u8) {
+            let body = RedirectBody {
+                session: U32Le::new(session),
+                session_secret: U64Le::new(secret),
+                zone: U32Le::new(zone),
+                addr,
+                port: U16Le::new(port),
+                family: if v6 { 6 } else { 4 },
+                padding: 0,
+                tick: U32Le::new(tick),
+            };
+            let bytes = bytemuck::bytes_of(&body);
+            prop_assert_eq!(RedirectBody::parse(bytes), Ok(&body));
+            for cut in 0..bytes.len() {
+                prop_assert!(RedirectBody::parse(&bytes[..cut]).is_err());
+            }
+            let mut corrupt = bytes.to_vec();
+            corrupt[i % bytes.len()] ^= b.max(1);
+            if let Ok(parsed) = RedirectBody::parse(&corrupt) {
+                prop_assert!(parsed.family == 4 || parsed.family == 6);
+            }
+        }
+
+        /// A delta's fixed part round-trips with its entry bytes; a datagram cut short or
+        /// longer than its header says is an error; a corrupted one never panics and, if
+        /// it parses, its entries are the datagram's tail.
+        #[test]
+        fn delta_header(
+            secret: u64, tick: u32, baseline: u32, seq: u32, zone: u32, avatar in record(), count: u16,
+            entries in proptest::collection::vec(any::<u8>(), 0..(CLIENT_DATAGRAM_MAX - DELTA_ENTRIES_OFFSET)),
+            i: usize, b: u8,
+        ) {
+            let head = DeltaHeader {
+                session_secret: U64Le::new(secret),
+                tick: U32Le::new(tick),
+                baseline_tick: U32Le::new(baseline),
+                input_sequence: U32Le::new(seq),
+                zone: U32Le::new(zone),
+                avatar,
+                entry_count: U16Le::new(count),
+            };
+            let total = DELTA_ENTRIES_OFFSET + entries.len();
+            let mut buf = vec![0u8; total];
+            buf[DELTA_ENTRIES_OFFSET..].copy_from_slice(&entries);
+            write_delta_header(&mut buf, &head, total);
+            let (parsed, tail) = parse_delta(&buf).unwrap();
+            prop_assert_eq!(parsed, &head);
+            prop_assert_eq!(tail, &entries[..]);
+            for cut in 0..total {
+                prop_assert!(parse_delta(&buf[..cut]).is_err());
+            }
+            let mut longer = buf.clone();
+            longer.push(0);
+            prop_assert!(parse_delta(&longer).is_err());
+            let mut corrupt = buf.clone();
+            corrupt[i % total] ^= b.max(1);
+            if let Ok((_, tail)) = parse_delta(&corrupt) {
+                prop_assert_eq!(tail.len(), total - DELTA_ENTRIES_OFFSET);
+            }
+        }
+
+        /// Arbitrary bytes never panic a client-protocol parser.
+        #[test]
+        fn arbitrary_bytes_never_panic_client_parsers(bytes in proptest::collection::vec(any::<u8>(), 0..1300)) {
+            let _ = meridian_layouts::parse::<Connect>(&bytes);
+            let _ = meridian_layouts::parse::<Challenge>(&bytes);
+            let _ = meridian_layouts::parse::<Response>(&bytes);
+            let _ = meridian_layouts::parse::<Accept>(&bytes);
+            let _ = meridian_layouts::parse::<Refuse>(&bytes);
+            let _ = meridian_layouts::parse::<Disconnect>(&bytes);
+            let _ = InputBody::parse(&bytes);
+            let _ = RedirectBody::parse(&bytes);
+            let _ = parse_delta(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_refuse_with_an_unknown_reason_is_rejected() {
+        let mut r = Refuse {
+            header: header_for::<Refuse>(),
+            reason: 1,
+            padding: [0; 3],
+        };
+        for reason in [0u8, 5, 255] {
+            r.reason = reason;
+            assert_eq!(
+                meridian_layouts::parse::<Refuse>(bytemuck::bytes_of(&r)),
+                Err(ParseError::BadField)
+            );
+        }
+    }
+}

@@ -4,9 +4,12 @@
 //! **Admin endpoint** (plain-text HTTP, on the node's `admin` address):
 //! - `GET /status` — one line per zone: `zone Z tick T entities N ghosts G in_flight F
 //!   tick_p50_us … tick_p99_us … tick_max_us … arrivals A departures D drops X`.
-//! - `GET /entities` — a snapshot of ownership, each zone's taken at a tick boundary:
-//!   `zone Z tick T taken_at_ns NS owned N in_flight F`, then `owned ID EPOCH` and
-//!   `in_flight ID EPOCH` lines (in flight: relinquished, awaiting DONE).
+//! - `GET /entities` — a consistent cut of the node's ownership: every zone samples at its
+//!   next tick boundary and holds there until all have (at most about one tick), so each
+//!   entity shows once, owned or in flight. `zone Z tick T taken_at_ns NS owned N
+//!   in_flight F`, then `owned ID EPOCH` and `in_flight ID EPOCH` lines (in flight:
+//!   relinquished, awaiting DONE; EPOCH is the epoch it was handed off at).
+//! - `GET /avatars` — the same cut, client avatars only: `avatar ID EPOCH` lines.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -211,8 +214,19 @@ impl Running {
         self.node.stats()
     }
 
+    /// A consistent cut of this node's ownership (see the module docs).
     pub fn snapshot(&self, timeout: Duration) -> Option<Vec<Snapshot>> {
         self.node.snapshot(timeout)
+    }
+
+    /// Samples every zone and holds them until [`Running::release`]: freeze several nodes,
+    /// then release them all, for a consistent cut across nodes.
+    pub fn freeze(&self, timeout: Duration) -> Option<Vec<Snapshot>> {
+        self.node.freeze(timeout)
+    }
+
+    pub fn release(&self) {
+        self.node.release();
     }
 
     /// The admin endpoint's address, if it runs.

@@ -2,4 +2,5 @@
 
 mod cli;
 mod clients;
+mod conservation;
 mod e2e;

@@ -126,17 +126,8 @@ impl Zone {
             self.send_done(&t);
             return true;
         }
-        if self.entities.len() == self.entities.capacity() {
-            self.counters.commits_refused_full += 1;
-            return true;
-        }
-        if !self.epochs.contains_key(&id)
-            && self.epochs.len() == self.limits.epoch_memory_count_max as usize
-        {
-            self.counters.epoch_memory_full += 1;
-            return true;
-        }
-        if self.log.len() == self.log.capacity() {
+        if !self.room_to_adopt(id) {
+            // No DONE: the source keeps resending COMMIT until there is room.
             return true;
         }
         let entity = entity_of(&t, &commit.state);
@@ -155,20 +146,7 @@ impl Zone {
         self.entities
             .hold_until(slot, self.tick + u64::from(self.config.cooldown_ticks));
         self.remember(id, epoch);
-        if let Some(tomb) = self.tombstones.remove(&id) {
-            // We relinquished it earlier and never got DONE; it came back at a later epoch,
-            // so that transfer completed.
-            let old = tomb.commit.transfer;
-            self.counters.departures += 1;
-            self.emit(Event::Departed {
-                id,
-                to: ZoneID(old.target_zone.get()),
-                epoch: old.epoch.get(),
-                transfer_id: old.transfer_id.get(),
-                ticks: self.tick.saturating_sub(tomb.started_tick),
-                superseded: true,
-            });
-        }
+        self.retire_superseded_tombstone(id);
         if commit.session.session_id.get() != 0 {
             let binding = commit.session;
             if self.sessions.len() < SESSION_BINDINGS_MAX {
@@ -187,6 +165,40 @@ impl Zone {
             transfer_id: t.transfer_id.get(),
         });
         true
+    }
+
+    /// Whether COMMIT for `id` can be adopted now: a free slot, room in the epoch memory
+    /// and in the log. Each shortage is counted.
+    fn room_to_adopt(&mut self, id: EntityID) -> bool {
+        if self.entities.len() == self.entities.capacity() {
+            self.counters.commits_refused_full += 1;
+            return false;
+        }
+        if !self.epochs.contains_key(&id)
+            && self.epochs.len() == self.limits.epoch_memory_count_max as usize
+        {
+            self.counters.epoch_memory_full += 1;
+            return false;
+        }
+        self.log.len() < self.log.capacity()
+    }
+
+    /// `id` came back at a later epoch while we still held a tombstone for an earlier
+    /// transfer of it (its DONE was lost): that transfer completed, so it departs now.
+    fn retire_superseded_tombstone(&mut self, id: EntityID) {
+        let Some(tomb) = self.tombstones.remove(&id) else {
+            return;
+        };
+        let old = tomb.commit.transfer;
+        self.counters.departures += 1;
+        self.emit(Event::Departed {
+            id,
+            to: ZoneID(old.target_zone.get()),
+            epoch: old.epoch.get(),
+            transfer_id: old.transfer_id.get(),
+            ticks: self.tick.saturating_sub(tomb.started_tick),
+            superseded: true,
+        });
     }
 
     pub(crate) fn expire_staged(&mut self) {

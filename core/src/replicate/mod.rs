@@ -240,10 +240,8 @@ impl Replicator {
     ) -> (u32, Encoded) {
         assert!(tick != 0, "tick 0 means 'no baseline'");
         let c = self.config;
-        let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
         // The records of owned entities, once per zone tick (see `refresh`).
         self.refresh(zone);
-        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let moved = view.searched_at.is_none_or(|(sx, sy)| {
             (sx - x) * (sx - x) + (sy - y) * (sy - y) > c.search_move_m * c.search_move_m
         });
@@ -254,10 +252,19 @@ impl Replicator {
             view.searched_at = Some((x, y));
             self.search(zone, avatar, (x, y));
         } else {
-            self.follow(view, owned, ghosts, (x, y));
+            self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
+        self.prioritise(view, zone.ghosts().entities());
+        let room = self.select_due(view, out.len());
+        self.encode(view, tick, &mut out[..room])
+    }
 
-        // Priority: carry each member's accumulation over (both lists sorted by id).
+    /// Carries each member's priority over from the last tick (both lists sorted by id),
+    /// adds its tier's weight, and lists the members that are due; `wanted` gets every
+    /// member's record, none of them due yet.
+    fn prioritise(&mut self, view: &mut ClientView, ghosts: &Entities) {
+        let c = self.config;
+        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         self.wanted.clear();
         self.due.clear();
         let mut m = 0;
@@ -298,13 +305,17 @@ impl Replicator {
             });
         }
         std::mem::swap(&mut view.members, &mut self.members);
+    }
 
-        // Budget: a token bucket of bytes per tick, at most one datagram.
+    /// The byte budget (a token bucket of bytes per tick, at most one datagram of
+    /// `datagram_bytes`): marks the due members with the highest priority as due, as many
+    /// as the room allows, resets their priority, and returns the room in bytes.
+    fn select_due(&mut self, view: &mut ClientView, datagram_bytes: usize) -> usize {
+        let c = self.config;
         let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
-        view.budget_bytes = (view.budget_bytes + per_tick).min(out.len() as i64);
+        view.budget_bytes = (view.budget_bytes + per_tick).min(datagram_bytes as i64);
         let room = view.budget_bytes.max(0) as usize;
-        // The due members with the highest priority, as many as the room allows (an
-        // update costs ~4–8 bytes; `encode_delta` enforces the exact limit).
+        // An update costs ~4–8 bytes; `encode_delta` enforces the exact limit.
         let due_max = (room / 6).max(1);
         if self.due.len() > due_max {
             self.due
@@ -316,8 +327,12 @@ impl Replicator {
             self.wanted[index as usize].due = true;
             view.members[index as usize].priority = 0;
         }
+        room.min(datagram_bytes)
+    }
 
-        // Delta against the acknowledged baseline.
+    /// The delta against the acknowledged baseline, into `out`; the client's resulting
+    /// records are stored as the snapshot of `tick`.
+    fn encode(&mut self, view: &mut ClientView, tick: u32, out: &mut [u8]) -> (u32, Encoded) {
         let baseline_tick = view.stored(view.acked_tick).map_or(0, |s| s.tick);
         if baseline_tick == 0 {
             self.counters.full += 1;
@@ -325,8 +340,7 @@ impl Replicator {
         let baseline: &[Record] = view
             .stored(baseline_tick)
             .map_or(&[], |s| s.records.as_slice());
-        let room = room.min(out.len());
-        let encoded = encode_delta(baseline, &self.wanted, &mut out[..room], &mut self.result);
+        let encoded = encode_delta(baseline, &self.wanted, out, &mut self.result);
         // Entries left out stay due.
         if encoded.left_out > 0 {
             self.counters.deferred += u64::from(encoded.left_out);

@@ -350,6 +350,20 @@ impl Sessions {
     pub fn tick(&mut self, unix_ms: u64, zone: &mut Zone) {
         self.tick += 1;
         self.rate.fill(0);
+        self.apply_verified(unix_ms, zone);
+        self.apply_moves(zone);
+        self.advance_sessions(zone);
+        let closing = std::mem::take(&mut self.closing);
+        for &(slot, notify) in &closing {
+            self.close(zone, slot, notify);
+        }
+        self.closing = closing;
+        self.closing.clear();
+    }
+
+    /// Stage 1: verify the batch; open the sessions whose handshake verified and buffer
+    /// the inputs that did.
+    fn apply_verified(&mut self, unix_ms: u64, zone: &mut Zone) {
         self.verifier.verify();
         let pending = std::mem::take(&mut self.pending);
         for p in &pending {
@@ -381,8 +395,10 @@ impl Sessions {
         self.pending = pending;
         self.pending.clear();
         self.verifier.clear();
+    }
 
-        // Sessions that moved with their avatars since the last tick.
+    /// Stage 2: sessions that moved with their avatars since the last tick.
+    fn apply_moves(&mut self, zone: &mut Zone) {
         let mut moves = std::mem::take(&mut self.moves);
         moves.extend(zone.drain_session_moves());
         for m in &moves {
@@ -393,8 +409,11 @@ impl Sessions {
         }
         moves.clear();
         self.moves = moves;
+    }
 
-        // Inputs, idle timeouts, avatars that are gone.
+    /// Stage 3: per session, redirects during the grace period, idle timeouts, avatars
+    /// that are gone, and the tick's merged input as the avatar's velocity.
+    fn advance_sessions(&mut self, zone: &mut Zone) {
         let (speed, timeout) = (self.config.speed_mps_max, self.config.idle_timeout_ticks);
         for slot in 0..self.slots.len() {
             let Some(session) = self.slots[slot].as_mut() else {
@@ -428,12 +447,6 @@ impl Sessions {
                 self.rebind(zone, slot as u32);
             }
         }
-        let closing = std::mem::take(&mut self.closing);
-        for &(slot, notify) in &closing {
-            self.close(zone, slot, notify);
-        }
-        self.closing = closing;
-        self.closing.clear();
     }
 
     /// Builds this tick's snapshot for every session whose avatar the zone owns. Call it

@@ -15,9 +15,15 @@
 //! buffer, and the protocol retransmits.
 //!
 //! **Memory.** All buffers, headers and the buffer ring are allocated once, in
-//! [`UdpRing::new`], and never move; nothing allocates afterwards. At most
-//! `send_slots + 1` operations are in flight, fewer than the completion queue holds, so the
-//! completion queue cannot overflow.
+//! [`UdpRing::new`], and never move; nothing allocates afterwards.
+//!
+//! **Completion queue bound.** Operations in flight are not the bound: the one multishot
+//! receive posts a completion per datagram. But each of those holds a receive buffer that
+//! returns to the kernel only when its completion is reaped, so at most `recv_buffers`
+//! receive completions (plus the one that ends the receive) can be pending; sends add at
+//! most `send_slots` (one per group, a group holds ≥ 1 slot) and the cancellation at drop
+//! one. The completion queue is sized to that sum (rounded up to a power of two), so it
+//! cannot overflow whatever the traffic.
 //!
 //! The ring is independent of glommio: a zone's executor polls it without blocking at each
 //! tick ([`UdpRing::recv`] and [`UdpRing::flush`] never wait), a client or a bench can block
@@ -30,13 +36,16 @@
     reason = "io_uring shares memory with the kernel: buffers and headers are lent by pointer"
 )]
 
+mod recv;
+mod send;
+
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::types::{BufRingEntry, CancelBuilder, Fd, RecvMsgOut};
-use io_uring::{IoUring, cqueue, opcode, squeue};
+use io_uring::types::{BufRingEntry, CancelBuilder};
+use io_uring::{IoUring, opcode, squeue};
+
+use send::{OpenGroup, SendSlot};
 
 /// Bytes per receive buffer: the kernel's `io_uring_recvmsg_out` header (16), the sender's
 /// address (a `sockaddr_storage`, 128) and a datagram of up to 1,500 bytes (a full
@@ -108,39 +117,6 @@ pub struct RingCounters {
     pub submits: u64,
 }
 
-/// Most datagrams in one GSO send (the kernel's `UDP_MAX_SEGMENTS` on older kernels).
-const GSO_SEGMENTS_MAX: usize = 64;
-/// Most bytes in one GSO send (one IPv4 UDP datagram's payload limit, with margin).
-const GSO_BYTES_MAX: usize = 65_000;
-
-/// One send slot: a datagram's bytes, and — when the slot leads a group — the group's
-/// message header, destination, segment list and `UDP_SEGMENT` control message, all at a
-/// fixed address until the group's completion.
-#[repr(C)]
-struct SendSlot {
-    header: libc::msghdr,
-    name: libc::sockaddr_storage,
-    /// CMSG_SPACE(sizeof(u16)) is 24 bytes; u64s keep the cmsghdr aligned.
-    control: [u64; 4],
-    iovs: [libc::iovec; GSO_SEGMENTS_MAX],
-    /// Slots of the group's datagrams, this one first.
-    members: [u16; GSO_SEGMENTS_MAX],
-    count: usize,
-    bytes: [u8; PAYLOAD_MAX],
-}
-
-/// The group still taking datagrams (not yet submitted).
-#[derive(Clone, Copy, Debug)]
-struct OpenGroup {
-    leader: u16,
-    to: SocketAddr,
-    /// Every datagram but the last must have this length (GSO's segment size).
-    segment: usize,
-    bytes: usize,
-    /// A shorter datagram ended the group.
-    closed: bool,
-}
-
 /// A UDP socket driven through its own io_uring. Not `Send`: it belongs to the thread
 /// that made it, like a glommio socket.
 pub struct UdpRing {
@@ -180,58 +156,25 @@ impl UdpRing {
         }
         socket.set_nonblocking(false)?;
         let entries = (u32::from(config.send_slots) + 2).next_power_of_two();
-        // Completion queue twice the submission queue (the default): in flight is at most
-        // send_slots + 1 (receive) + 1 (cancel), so completions never overflow.
+        // See "Completion queue bound" in the module docs.
+        let completions =
+            (u32::from(recv_buffers) + u32::from(config.send_slots) + 2).next_power_of_two();
         // Completions are posted when this thread next enters the kernel rather than by
         // interrupting it (cooperative task running); the flag tells `recv` when to enter.
         let ring = IoUring::builder()
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .setup_single_issuer()
+            .setup_cqsize(completions.max(2 * entries))
             .build(entries)?;
 
-        let buf_ring_layout =
-            Layout::from_size_align(usize::from(recv_buffers) * size_of::<BufRingEntry>(), 4096)
-                .map_err(std::io::Error::other)?;
-        // SAFETY: the layout has non-zero size (recv_buffers ≥ 1).
-        let buf_ring = unsafe { alloc_zeroed(buf_ring_layout) }.cast::<BufRingEntry>();
-        if buf_ring.is_null() {
-            return Err(std::io::Error::other("out of memory for the buffer ring"));
-        }
-        // SAFETY: `buf_ring` is page-aligned, zeroed, `recv_buffers` entries long, and lives
-        // until drop, after the ring has been unregistered and closed.
-        let registered = unsafe {
-            ring.submitter().register_buf_ring_with_flags(
-                buf_ring as u64,
-                recv_buffers,
-                BUFFER_GROUP,
-                0,
-            )
-        };
-        if let Err(e) = registered {
-            // SAFETY: allocated above with this layout, never shared.
-            unsafe { dealloc(buf_ring.cast(), buf_ring_layout) };
-            return Err(e);
-        }
+        let (buf_ring, buf_ring_layout) = register_buf_ring(&ring, recv_buffers)?;
 
         // SAFETY: msghdr and sockaddr_storage are plain old data; all-zero is valid.
         let mut recv_header: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         recv_header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let send_slots = (0..config.send_slots)
-            .map(|_| SendSlot {
-                // SAFETY: as above.
-                header: unsafe { std::mem::zeroed() },
-                // SAFETY: as above.
-                name: unsafe { std::mem::zeroed() },
-                control: [0; 4],
-                iovs: [libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                }; GSO_SEGMENTS_MAX],
-                members: [0; GSO_SEGMENTS_MAX],
-                count: 0,
-                bytes: [0; PAYLOAD_MAX],
-            })
+            .map(|_| SendSlot::new())
             .collect::<Box<[_]>>();
         let mut me = Self {
             ring,
@@ -269,123 +212,6 @@ impl UdpRing {
         self.counters
     }
 
-    /// Queues one datagram to `to`; it leaves at the next [`UdpRing::flush`].
-    ///
-    /// Consecutive datagrams to one destination, all of one length but the last (which may
-    /// be shorter), go out as **one** send with UDP segmentation offload (`UDP_SEGMENT`):
-    /// one trip through the stack for up to 64 datagrams; the receiver still gets them one
-    /// by one. Other datagrams go one `SEND` each — still one submission per flush.
-    pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) -> Result<(), SendError> {
-        let len = bytes.len();
-        if len > PAYLOAD_MAX {
-            return Err(SendError::TooLarge(len));
-        }
-        if self.free_send.is_empty() {
-            self.reap(&mut |_, _| {});
-        }
-        let Some(index) = self.free_send.pop() else {
-            self.counters.send_busy += 1;
-            return Err(SendError::Busy);
-        };
-        self.send_slots[usize::from(index)].bytes[..len].copy_from_slice(bytes);
-        let joins = self.open.is_some_and(|g| {
-            self.gso
-                && !g.closed
-                && g.to == to
-                && len <= g.segment
-                && len > 0
-                && self.send_slots[usize::from(g.leader)].count < GSO_SEGMENTS_MAX
-                && g.bytes + len <= GSO_BYTES_MAX
-        });
-        if joins {
-            let g = self.open.as_mut().expect("checked above");
-            g.bytes += len;
-            g.closed = len < g.segment;
-            let leader = &mut self.send_slots[usize::from(g.leader)];
-            leader.members[leader.count] = index;
-            leader.count += 1;
-        } else {
-            self.close_group();
-            let leader = &mut self.send_slots[usize::from(index)];
-            leader.members[0] = index;
-            leader.count = 1;
-            self.open = Some(OpenGroup {
-                leader: index,
-                to,
-                segment: len,
-                bytes: len,
-                closed: false,
-            });
-        }
-        Ok(())
-    }
-
-    /// Queues the open group's submission: a plain `SEND` for one datagram, a `SENDMSG`
-    /// with a `UDP_SEGMENT` control message for several.
-    fn close_group(&mut self) {
-        let Some(g) = self.open.take() else {
-            return;
-        };
-        let fd = Fd(self.socket.as_raw_fd());
-        let addr = socket2::SockAddr::from(g.to);
-        let leader = usize::from(g.leader);
-        let count = self.send_slots[leader].count;
-        // Point the leader's segment list at every member's bytes.
-        for i in 0..count {
-            let member = usize::from(self.send_slots[leader].members[i]);
-            let len = if i + 1 < count {
-                g.segment
-            } else {
-                g.bytes - g.segment * (count - 1)
-            };
-            let base = self.send_slots[member].bytes.as_mut_ptr();
-            self.send_slots[leader].iovs[i] = libc::iovec {
-                iov_base: base.cast(),
-                iov_len: len,
-            };
-        }
-        let slot = &mut self.send_slots[leader];
-        // SAFETY: `addr.as_ptr()` points to `addr.len()` initialised bytes, which fit in a
-        // sockaddr_storage.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                addr.as_ptr().cast::<u8>(),
-                (&raw mut slot.name).cast::<u8>(),
-                addr.len() as usize,
-            );
-        }
-        let entry = if count == 1 {
-            // SEND with a destination address (`sendto`): no message header for the kernel
-            // to copy and parse, unlike SENDMSG.
-            opcode::Send::new(fd, slot.bytes.as_ptr(), g.bytes as u32)
-                .dest_addr((&raw const slot.name).cast())
-                .dest_addr_len(addr.len())
-                .build()
-        } else {
-            slot.header.msg_name = (&raw mut slot.name).cast();
-            slot.header.msg_namelen = addr.len();
-            slot.header.msg_iov = slot.iovs.as_mut_ptr();
-            slot.header.msg_iovlen = count;
-            slot.header.msg_control = slot.control.as_mut_ptr().cast();
-            // SAFETY: CMSG_SPACE is a size computation.
-            slot.header.msg_controllen =
-                unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
-            // SAFETY: the control buffer is 32 bytes, 8-aligned, at least CMSG_SPACE(2) = 24
-            // long, and named by the header: the first cmsghdr and its u16 fit in it.
-            unsafe {
-                let cmsg = libc::CMSG_FIRSTHDR(&raw const slot.header);
-                (*cmsg).cmsg_level = libc::SOL_UDP;
-                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
-                libc::CMSG_DATA(cmsg)
-                    .cast::<u16>()
-                    .write_unaligned(g.segment as u16);
-            }
-            opcode::SendMsg::new(fd, &raw const slot.header).build()
-        };
-        self.push(&entry.user_data(u64::from(g.leader)));
-    }
-
     /// Submits everything queued (sends, a receive re-arm) in one system call, if anything
     /// is queued. Never waits.
     pub fn flush(&mut self) -> std::io::Result<()> {
@@ -410,127 +236,6 @@ impl UdpRing {
         }
     }
 
-    /// Delivers up to `budget` received datagrams to `deliver(from, bytes)`, in arrival
-    /// order, and reaps send completions; never waits. Returns how many were delivered.
-    /// Datagrams beyond the budget stay in the completion queue for the next call.
-    pub fn recv(
-        &mut self,
-        budget: usize,
-        mut deliver: impl FnMut(SocketAddr, &[u8]),
-    ) -> std::io::Result<usize> {
-        let mut delivered = 0;
-        // A re-armed receive completes at once with what the socket holds, so re-arming
-        // twice per call is enough; the bound keeps a failing socket from spinning here.
-        let mut rearms = 0;
-        if self.ring.submission().taskrun() {
-            self.counters.submits += 1;
-            self.ring.submit()?;
-        }
-        while delivered < budget {
-            let before = delivered;
-            let mut f = |from: SocketAddr, bytes: &[u8]| {
-                delivered += 1;
-                deliver(from, bytes);
-            };
-            self.reap_up_to(budget - before, &mut f);
-            self.publish();
-            if !self.recv_armed && rearms < 2 {
-                rearms += 1;
-                self.arm_recv();
-                self.flush()?;
-            } else if delivered == before {
-                break;
-            }
-        }
-        Ok(delivered)
-    }
-
-    fn reap(&mut self, deliver: &mut dyn FnMut(SocketAddr, &[u8])) {
-        self.reap_up_to(usize::MAX, deliver);
-        self.publish();
-    }
-
-    /// Processes completions until `budget` datagrams were delivered or the queue is empty.
-    fn reap_up_to(&mut self, budget: usize, deliver: &mut dyn FnMut(SocketAddr, &[u8])) {
-        let mut delivered = 0;
-        while delivered < budget {
-            let Some(cqe) = self.ring.completion().next() else {
-                break;
-            };
-            let (user_data, result, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
-            match user_data {
-                RECV_USER_DATA => {
-                    if !cqueue::more(flags) {
-                        self.recv_armed = false;
-                        self.in_flight -= 1;
-                    }
-                    let Some(bid) = cqueue::buffer_select(flags) else {
-                        if result == -libc::ENOBUFS {
-                            self.counters.recv_rearmed += 1;
-                        } else if result < 0 && result != -libc::ECANCELED {
-                            self.counters.recv_errors += 1;
-                        }
-                        continue;
-                    };
-                    if result >= 0 {
-                        let start = usize::from(bid) * RECV_BUFFER_BYTES;
-                        let buffer = &self.recv_pool[start..start + result as usize];
-                        match RecvMsgOut::parse(buffer, &self.recv_header) {
-                            Ok(msg) if !msg.is_payload_truncated() => {
-                                match sockaddr(msg.name_data()) {
-                                    Some(from) => {
-                                        self.counters.received += 1;
-                                        delivered += 1;
-                                        deliver(from, msg.payload_data());
-                                    }
-                                    None => self.counters.recv_errors += 1,
-                                }
-                            }
-                            _ => self.counters.truncated += 1,
-                        }
-                    } else {
-                        self.counters.recv_errors += 1;
-                    }
-                    self.provide(bid);
-                }
-                CANCEL_USER_DATA => self.in_flight -= 1,
-                leader => {
-                    self.in_flight -= 1;
-                    let slot = &self.send_slots[leader as usize];
-                    let count = slot.count as u64;
-                    self.free_send
-                        .extend_from_slice(&slot.members[..slot.count]);
-                    if result >= 0 {
-                        self.counters.sent += count;
-                        if count > 1 {
-                            self.counters.sent_segmented += count;
-                        }
-                    } else {
-                        self.counters.send_errors += count;
-                        if count > 1 && self.gso {
-                            // Some devices cannot segment (no checksum offload: EIO) or the
-                            // path MTU is too small (EINVAL): send one by one from now on.
-                            self.gso = false;
-                            tracing::warn!(error = %std::io::Error::from_raw_os_error(-result), "UDP segmentation offload refused; sending datagrams one by one");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn arm_recv(&mut self) {
-        let entry = opcode::RecvMsgMulti::new(
-            Fd(self.socket.as_raw_fd()),
-            &raw const *self.recv_header,
-            BUFFER_GROUP,
-        )
-        .build()
-        .user_data(RECV_USER_DATA);
-        self.push(&entry);
-        self.recv_armed = true;
-    }
-
     /// Queues one submission, submitting first if the queue is full.
     fn push(&mut self, entry: &squeue::Entry) {
         loop {
@@ -546,30 +251,6 @@ impl UdpRing {
             // The submission queue is larger than everything that can be in flight, so
             // it is only full of entries not yet submitted: submitting empties it.
             let _ = self.ring.submit();
-        }
-    }
-
-    /// Gives receive buffer `bid` (back) to the kernel; visible after [`Self::publish`].
-    fn provide(&mut self, bid: u16) {
-        let mask = self.recv_buffers - 1;
-        // SAFETY: the entry index is masked into the ring; the kernel reads entries only
-        // up to the published tail, and this one is past it until `publish`.
-        let entry = unsafe { &mut *self.buf_ring.add(usize::from(self.buf_ring_tail & mask)) };
-        let start = usize::from(bid) * RECV_BUFFER_BYTES;
-        entry.set_addr(self.recv_pool[start..].as_ptr() as u64);
-        entry.set_len(RECV_BUFFER_BYTES as u32);
-        entry.set_bid(bid);
-        self.buf_ring_tail = self.buf_ring_tail.wrapping_add(1);
-    }
-
-    /// Makes provided buffers visible to the kernel.
-    fn publish(&mut self) {
-        // SAFETY: the tail field lives inside the first entry of the ring we own; the kernel
-        // reads it atomically, so we store it atomically with release ordering (entries
-        // written before are visible first).
-        unsafe {
-            let tail = BufRingEntry::tail(self.buf_ring).cast_mut();
-            AtomicU16::from_ptr(tail).store(self.buf_ring_tail, Ordering::Release);
         }
     }
 }
@@ -618,20 +299,37 @@ impl Drop for UdpRing {
     }
 }
 
-/// A socket address from the kernel's bytes of one (IPv4 or IPv6).
-fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
-    if name.len() > size_of::<libc::sockaddr_storage>() {
-        return None;
+/// Allocates the provided-buffer ring (page-aligned, zeroed, `recv_buffers` entries) and
+/// registers it with `ring` as [`BUFFER_GROUP`].
+fn register_buf_ring(
+    ring: &IoUring,
+    recv_buffers: u16,
+) -> std::io::Result<(*mut BufRingEntry, Layout)> {
+    let buf_ring_layout =
+        Layout::from_size_align(usize::from(recv_buffers) * size_of::<BufRingEntry>(), 4096)
+            .map_err(std::io::Error::other)?;
+    // SAFETY: the layout has non-zero size (recv_buffers ≥ 1).
+    let buf_ring = unsafe { alloc_zeroed(buf_ring_layout) }.cast::<BufRingEntry>();
+    if buf_ring.is_null() {
+        return Err(std::io::Error::other("out of memory for the buffer ring"));
     }
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    // SAFETY: `name.len()` ≤ size of `storage`, checked above.
-    unsafe {
-        std::ptr::copy_nonoverlapping(name.as_ptr(), (&raw mut storage).cast::<u8>(), name.len());
+    // SAFETY: `buf_ring` is page-aligned, zeroed, `recv_buffers` entries long, and lives
+    // until drop, after the ring has been unregistered and closed.
+    let registered = unsafe {
+        ring.submitter().register_buf_ring_with_flags(
+            buf_ring as u64,
+            recv_buffers,
+            BUFFER_GROUP,
+            0,
+        )
+    };
+    if let Err(e) = registered {
+        // SAFETY: allocated above with this layout, never shared.
+        unsafe { dealloc(buf_ring.cast(), buf_ring_layout) };
+        return Err(e);
     }
-    // SAFETY: `storage` holds `name.len()` bytes of a socket address as the kernel wrote it.
-    let addr = unsafe { socket2::SockAddr::new(storage, name.len() as libc::socklen_t) };
-    addr.as_socket()
+
+    Ok((buf_ring, buf_ring_layout))
 }
 
 #[cfg(test)]

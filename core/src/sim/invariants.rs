@@ -1,0 +1,210 @@
+//! The invariants of DESIGN §5, checked after every step and at the end: one owner, no
+//! entity created or lost, epochs only grow, no teleport, every transfer committed or
+//! aborted (never both), a committed one arriving exactly once.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use super::{SPEED_MPS_MAX, Sim};
+use crate::entities::EntityID;
+use crate::handoff::Event;
+
+/// Transfer bookkeeping for the "exactly one of committed or aborted" invariant.
+#[derive(Default, Clone, Copy)]
+pub(super) struct TransferFate {
+    offered: bool,
+    aborted: bool,
+    relinquished: bool,
+    arrivals: u32,
+    departed: bool,
+}
+
+impl Sim {
+    /// Prints the event if it concerns the traced entity (`Options::trace_entity`).
+    fn trace(&self, tick: u64, zone: u32, event: Event) {
+        let Some(traced) = self.trace_entity else {
+            return;
+        };
+        let id = match event {
+            Event::Offered { id, .. }
+            | Event::Aborted { id, .. }
+            | Event::Relinquished { id, .. }
+            | Event::Arrived { id, .. }
+            | Event::Departed { id, .. } => id,
+        };
+        if id.0 == traced {
+            eprintln!("tick {tick} zone {zone}: {event:?}");
+        }
+    }
+
+    /// Feeds the trace hash and the transfer-fate invariants.
+    pub(super) fn record(&mut self, tick: u64, zone: u32, event: Event) {
+        (tick, zone, event).hash(&mut self.hasher);
+        self.trace(tick, zone, event);
+        let key = |source: u32, transfer_id: u64| (source, transfer_id);
+        match event {
+            Event::Offered { transfer_id, .. } => {
+                self.fates
+                    .entry(key(zone, transfer_id))
+                    .or_default()
+                    .offered = true
+            }
+            Event::Aborted {
+                transfer_id, id, ..
+            } => {
+                let fate = self.fates.entry(key(zone, transfer_id)).or_default();
+                fate.aborted = true;
+                if fate.relinquished {
+                    self.violation(
+                        tick,
+                        format!("transfer {transfer_id} of entity {id} aborted after COMMIT"),
+                    );
+                }
+                self.report.transfers_aborted += 1;
+            }
+            Event::Relinquished {
+                transfer_id, id, ..
+            } => {
+                let fate = self.fates.entry(key(zone, transfer_id)).or_default();
+                fate.relinquished = true;
+                if fate.aborted {
+                    self.violation(
+                        tick,
+                        format!("transfer {transfer_id} of entity {id} committed after abort"),
+                    );
+                }
+                self.report.transfers_committed += 1;
+            }
+            Event::Arrived {
+                transfer_id,
+                from,
+                id,
+                ..
+            } => {
+                let fate = self.fates.entry(key(from.0, transfer_id)).or_default();
+                fate.arrivals += 1;
+                let (arrivals, relinquished) = (fate.arrivals, fate.relinquished);
+                if arrivals > 1 {
+                    self.violation(
+                        tick,
+                        format!("transfer {transfer_id} of entity {id} arrived twice"),
+                    );
+                }
+                if !relinquished {
+                    self.violation(
+                        tick,
+                        format!("entity {id} arrived without a COMMIT (transfer {transfer_id})"),
+                    );
+                }
+            }
+            Event::Departed {
+                transfer_id,
+                ticks,
+                superseded,
+                ..
+            } => {
+                self.fates
+                    .entry(key(zone, transfer_id))
+                    .or_default()
+                    .departed = true;
+                if !superseded {
+                    self.report.handoff_ticks.push(ticks);
+                }
+            }
+        }
+    }
+
+    /// The invariants, after every step.
+    pub(super) fn check(&mut self, tick: u64) {
+        let dt = self.world.tick_duration().as_secs_f32();
+        let mut owner: HashMap<EntityID, u32> = HashMap::with_capacity(self.spawned.len());
+        let mut problems = Vec::new();
+        for (z, zone) in self.zones.iter().enumerate() {
+            let Some(zone) = zone else { continue };
+            let e = zone.entities();
+            for slot in 0..e.len() {
+                let id = e.ids()[slot];
+                let epoch = e.epochs()[slot];
+                if let Some(other) = owner.insert(id, z as u32) {
+                    problems.push(format!("entity {id} owned by zones {other} and {z}"));
+                }
+                if !self.behaviour.contains_key(&id) {
+                    problems.push(format!("entity {id} in zone {z} was never created"));
+                }
+                let last = self.last_epoch.entry(id).or_insert(epoch);
+                if epoch < *last {
+                    problems.push(format!(
+                        "entity {id} epoch went back from {last} to {epoch} in zone {z}"
+                    ));
+                }
+                *last = epoch.max(*last);
+                let (x, y) = (e.xs()[slot], e.ys()[slot]);
+                if let Some(&(px, py, pt)) = self.last_seen.get(&id) {
+                    let allowed = SPEED_MPS_MAX * dt * (tick - pt) as f32 + 1e-3;
+                    let moved = ((x - px).powi(2) + (y - py).powi(2)).sqrt();
+                    if moved > allowed {
+                        problems.push(format!(
+                            "entity {id} jumped {moved:.3} m in {} ticks (zone {z})",
+                            tick - pt
+                        ));
+                    }
+                }
+                self.last_seen.insert(id, (x, y, tick));
+            }
+        }
+        for p in problems {
+            self.violation(tick, p);
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        let tick = self.ticks;
+        self.report.nodes = self.node_of.iter().max().map_or(1, |m| m + 1);
+        let mut owned: HashMap<EntityID, u32> = HashMap::new();
+        let mut problems = Vec::new();
+        for (z, zone) in self.zones.iter().enumerate() {
+            let Some(zone) = zone else {
+                problems.push(format!("zone {z} is still down after healing"));
+                continue;
+            };
+            for &id in zone.entities().ids() {
+                *owned.entry(id).or_default() += 1;
+            }
+            if zone.tombstone_count() > 0 {
+                problems.push(format!(
+                    "zone {z} still has {} tombstones after healing",
+                    zone.tombstone_count()
+                ));
+            }
+            if zone.pending_offer_count() > 0 {
+                problems.push(format!(
+                    "zone {z} still has {} pending offers after healing",
+                    zone.pending_offer_count()
+                ));
+            }
+            let mut ids: Vec<u64> = zone.entities().ids().iter().map(|id| id.0).collect();
+            ids.sort_unstable();
+            (z, ids).hash(&mut self.hasher);
+        }
+        for id in &self.spawned {
+            match owned.get(id) {
+                Some(1) => {}
+                Some(n) => problems.push(format!("entity {id} owned {n} times after healing")),
+                None => problems.push(format!("entity {id} lost: owned by no zone after healing")),
+            }
+        }
+        for (&(source, transfer_id), fate) in &self.fates {
+            if fate.relinquished && (fate.arrivals != 1 || !fate.departed) {
+                problems.push(format!(
+                    "transfer {transfer_id} from zone {source}: committed but arrived {} times, departed {}",
+                    fate.arrivals, fate.departed
+                ));
+            }
+        }
+        problems.sort();
+        for p in problems {
+            self.violation(tick, p);
+        }
+        self.report.trace_hash = self.hasher.finish();
+    }
+}

@@ -1,0 +1,264 @@
+//! The deterministic simulator (DESIGN §11): the real zones, a hostile network, one seed.
+//!
+//! A seed draws a world of 2–9 zones placed on 1–3 simulated nodes, a few hundred
+//! entities — random walkers, *border dancers* that oscillate across a border at
+//! margin ± ε, and a *flash crowd* that crosses one border all at once — and a network:
+//! zones on one node talk through a perfect queue (as the node's cross-core queues are);
+//! zones on different nodes through links that lose (0–30 %), duplicate (0–50 %), delay
+//! and reorder (up to 10 ticks), and are cut by partitions that heal. Zones crash and
+//! restart from their durable log alone. The last [`HEAL_TICKS`] run with no faults and
+//! with every entity standing still, so every transfer can finish.
+//!
+//! After every step the invariants of DESIGN §5 are checked: at most one owner per entity;
+//! no entity created; epochs only grow; no position jump beyond max speed × elapsed time
+//! (except a crash's rollback to the last durable state); every transfer ends as exactly
+//! one of committed or aborted, and a committed one arrives exactly once. At the end: every
+//! entity is owned by exactly one zone and nothing is in flight. Every event feeds a trace
+//! hash: the same seed gives the same hash.
+//!
+//! Everything is driven by one `SmallRng` per concern, seeded from the seed, and zones tick
+//! in a fixed order, so a run is a pure function of (seed, ticks, options).
+
+mod invariants;
+mod network;
+mod population;
+
+use std::collections::{BTreeMap, HashMap};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rustc_hash::FxHasher;
+
+use crate::entities::EntityID;
+use crate::handoff::{HandoffConfig, LogRecord};
+use crate::limits::{DATAGRAM_SIZE_MAX, Limits};
+use crate::net::Peer;
+use crate::time::Instant;
+use crate::world::{Rect, World, WorldConfig, ZoneID};
+use crate::zone::{Bugs, Zone};
+use invariants::TransferFate;
+use network::Network;
+use population::{Behaviour, Population};
+
+/// Ticks at the end of every run with no faults and no movement.
+pub const HEAL_TICKS: u64 = 300;
+
+/// Speed limit of simulated entities, metres per second.
+pub(super) const SPEED_MPS_MAX: f32 = 20.0;
+
+/// What to simulate besides the seed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Deliberately broken protocol variants (the simulator must catch them).
+    pub bugs: Bugs,
+    /// Override the number of random walkers (default: drawn, 100–300).
+    pub walkers: Option<usize>,
+    /// Override the network: the same link everywhere, no partitions, no crashes.
+    pub fixed_network: Option<FixedNetwork>,
+    /// Override the zone split (columns, rows).
+    pub zones: Option<(u32, u32)>,
+    /// Print every event and crash concerning this entity id to stderr (debugging).
+    pub trace_entity: Option<u64>,
+}
+
+/// A network with the same behaviour on every link, for measurements.
+#[derive(Clone, Copy, Debug)]
+pub struct FixedNetwork {
+    /// All zones on one node (perfect cross-core queues), or each on its own node.
+    pub same_node: bool,
+    pub loss: f64,
+    pub duplication: f64,
+    /// Cross-node delay is drawn from `1..=delay_max_ticks`.
+    pub delay_max_ticks: u64,
+}
+
+/// The outcome of one seed.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub ticks: u64,
+    pub trace_hash: u64,
+    /// The first violations found (at most 8), each with its tick.
+    pub violations: Vec<String>,
+    pub zones: u32,
+    pub nodes: u32,
+    pub entities: usize,
+    pub transfers_committed: u64,
+    pub transfers_aborted: u64,
+    pub crashes: u64,
+    /// Ticks from crossing to DONE, for every completed transfer.
+    pub handoff_ticks: Vec<u64>,
+    pub messages_sent: u64,
+    pub messages_lost: u64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+pub(super) struct Sim {
+    bugs: Bugs,
+    trace_entity: Option<u64>,
+    ticks: u64,
+    world: World,
+    config: HandoffConfig,
+    limits: Limits,
+    zones: Vec<Option<Zone>>,
+    node_of: Vec<u32>,
+    durable: Vec<Vec<LogRecord>>,
+    incarnation: Vec<u32>,
+    /// (restart tick) for crashed zones.
+    down_until: Vec<Option<u64>>,
+    crashes: Vec<(u64, u32, u64)>,
+    network: Network,
+    /// Datagrams in flight across nodes, by delivery tick.
+    in_flight: BTreeMap<u64, Vec<(ZoneID, ZoneID, Vec<u8>)>>,
+    behaviour: HashMap<EntityID, Behaviour>,
+    spawned: Vec<EntityID>,
+    rng_net: SmallRng,
+    rng_walk: SmallRng,
+    last_epoch: HashMap<EntityID, u32>,
+    last_seen: HashMap<EntityID, (f32, f32, u64)>,
+    fates: HashMap<(u32, u64), TransferFate>,
+    hasher: FxHasher,
+    report: Report,
+    buf: Vec<u8>,
+}
+
+/// The world a seed draws: 2–9 zones of 160 m, margin, aura and cell size.
+fn draw_world(rng: &mut SmallRng, options: &Options) -> (World, f32) {
+    let (zones_x, zones_y) = loop {
+        let shape = (rng.random_range(1..=3u32), rng.random_range(1..=3u32));
+        if shape.0 * shape.1 >= 2 {
+            break options.zones.unwrap_or(shape);
+        }
+    };
+    let zone_m = 160.0;
+    let margin_m = rng.random_range(1.0..6.0f32);
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, zone_m * zones_x as f32, zone_m * zones_y as f32),
+        zones_x,
+        zones_y,
+        margin_m,
+        aura_m: margin_m + rng.random_range(4.0..20.0f32),
+        tick_rate_hz: 30,
+        cell_size_m: rng.random_range(8.0..40.0f32),
+    })
+    .expect("simulated worlds are valid");
+    (world, zone_m)
+}
+
+/// Runs one seed for `ticks` ticks (including the healing phase) and reports.
+pub fn run(seed: u64, ticks: u64, options: &Options) -> Report {
+    let mut sim = Sim::new(seed, ticks.max(HEAL_TICKS + 100), options);
+    for tick in 1..=sim.ticks {
+        sim.step(tick);
+        if sim.report.violations.len() >= 8 {
+            break;
+        }
+    }
+    sim.finish();
+    sim.report
+}
+
+impl Sim {
+    fn new(seed: u64, ticks: u64, options: &Options) -> Sim {
+        // One generator draws the whole scenario, in this order (world, network,
+        // population): a seed names the same scenario as long as the order holds.
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let (world, zone_m) = draw_world(&mut rng, options);
+        let zone_count = world.zone_count();
+        let (network, node_of, crashes) = network::draw(&mut rng, options, zone_count, ticks);
+        let Population {
+            mut zones,
+            limits,
+            behaviour,
+            spawned,
+        } = population::populate(&mut rng, &world, zone_m, ticks, options);
+        let total = spawned.len();
+        let config = HandoffConfig::default();
+        let durable = zones
+            .iter_mut()
+            .map(|z| z.as_mut().expect("up").drain_log().collect())
+            .collect();
+        Sim {
+            bugs: options.bugs,
+            trace_entity: options.trace_entity,
+            ticks,
+            world,
+            config,
+            limits,
+            node_of,
+            durable,
+            incarnation: vec![0; zone_count as usize],
+            down_until: vec![None; zone_count as usize],
+            crashes,
+            network,
+            in_flight: BTreeMap::new(),
+            behaviour,
+            rng_net: SmallRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
+            rng_walk: SmallRng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d),
+            last_epoch: HashMap::new(),
+            last_seen: HashMap::new(),
+            fates: HashMap::new(),
+            hasher: FxHasher::default(),
+            report: Report {
+                seed,
+                ticks,
+                zones: zone_count,
+                nodes: 0,
+                entities: total,
+                ..Report::default()
+            },
+            zones,
+            spawned,
+            buf: vec![0; DATAGRAM_SIZE_MAX],
+        }
+    }
+
+    fn healing(&self, tick: u64) -> bool {
+        tick > self.ticks - HEAL_TICKS
+    }
+
+    fn violation(&mut self, tick: u64, what: String) {
+        if self.report.violations.len() < 8 {
+            self.report.violations.push(format!("tick {tick}: {what}"));
+        }
+    }
+
+    fn step(&mut self, tick: u64) {
+        self.crash_and_restart(tick);
+        self.deliver(tick);
+        self.steer(tick);
+        let now = Instant::from_nanos(tick * self.world.tick_duration().as_nanos() as u64);
+        for z in 0..self.zones.len() {
+            let Some(zone) = self.zones[z].as_mut() else {
+                continue;
+            };
+            zone.tick(now);
+            // Durable before anything leaves: the driver's contract.
+            self.durable[z].extend(zone.drain_log());
+            let mut events = Vec::new();
+            while let Some(event) = zone.poll_event() {
+                events.push(event);
+            }
+            for event in events {
+                self.record(tick, z as u32, event);
+            }
+            while let Some(transmit) = self.zones[z]
+                .as_mut()
+                .expect("up")
+                .poll_transmit(&mut self.buf)
+            {
+                let Peer::Zone(to) = transmit.to else {
+                    continue;
+                };
+                let bytes = self.buf[..transmit.len].to_vec();
+                self.route(tick, ZoneID(z as u32), to, bytes);
+            }
+        }
+        self.check(tick);
+    }
+}

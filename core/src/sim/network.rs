@@ -1,0 +1,171 @@
+//! The simulated network: cross-core queues within a node (perfect), lossy, duplicating,
+//! delaying links between nodes, partitions that heal, and zones that crash and restart
+//! from their durable log alone.
+
+use std::hash::Hash;
+
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+use super::{HEAL_TICKS, Options, Sim};
+use crate::net::Peer;
+use crate::time::Instant;
+use crate::world::ZoneID;
+use crate::zone::Zone;
+
+pub(super) struct Network {
+    loss: f64,
+    duplication: f64,
+    delay_max: u64,
+    /// (from tick, to tick, node a, node b): traffic between a and b is dropped.
+    partitions: Vec<(u64, u64, u32, u32)>,
+}
+
+/// The network a seed draws: nodes, link behaviour, partitions and crashes (or the fixed
+/// network of the options). Returns the network, each zone's node, and the crashes
+/// `(tick, zone, ticks down)`.
+pub(super) fn draw(
+    rng: &mut SmallRng,
+    options: &Options,
+    zone_count: u32,
+    ticks: u64,
+) -> (Network, Vec<u32>, Vec<(u64, u32, u64)>) {
+    match options.fixed_network {
+        Some(fixed) => (
+            Network {
+                loss: fixed.loss,
+                duplication: fixed.duplication,
+                delay_max: fixed.delay_max_ticks,
+                partitions: Vec::new(),
+            },
+            (0..zone_count)
+                .map(|z| if fixed.same_node { 0 } else { z })
+                .collect(),
+            Vec::new(),
+        ),
+        None => {
+            let nodes = if rng.random_bool(0.1) {
+                1
+            } else {
+                rng.random_range(2..=3u32)
+            };
+            let node_of: Vec<u32> = (0..zone_count)
+                .map(|_| rng.random_range(0..nodes))
+                .collect();
+            let fault_end = ticks - HEAL_TICKS;
+            let mut partitions = Vec::new();
+            for _ in 0..rng.random_range(0..=3) {
+                let start = rng.random_range(0..fault_end);
+                let length = rng.random_range(20..200);
+                let (a, b) = (rng.random_range(0..nodes), rng.random_range(0..nodes));
+                partitions.push((start, (start + length).min(fault_end), a, b));
+            }
+            let mut crashes = Vec::new();
+            for _ in 0..rng.random_range(0..=2) {
+                let at = rng.random_range(10..fault_end.saturating_sub(100).max(11));
+                crashes.push((
+                    at,
+                    rng.random_range(0..zone_count),
+                    rng.random_range(5..60u64),
+                ));
+            }
+            (
+                Network {
+                    loss: rng.random_range(0.0..0.3),
+                    duplication: rng.random_range(0.0..0.5),
+                    delay_max: rng.random_range(0..=10),
+                    partitions,
+                },
+                node_of,
+                crashes,
+            )
+        }
+    }
+}
+
+impl Sim {
+    pub(super) fn crash_and_restart(&mut self, tick: u64) {
+        for k in 0..self.crashes.len() {
+            let (at, z, down) = self.crashes[k];
+            if at == tick && self.zones[z as usize].is_some() {
+                self.zones[z as usize] = None;
+                self.down_until[z as usize] = Some(tick + down);
+                self.report.crashes += 1;
+                if self.trace_entity.is_some() {
+                    eprintln!("tick {tick}: zone {z} crashes for {down} ticks");
+                }
+                tick.hash(&mut self.hasher);
+                ("crash", z).hash(&mut self.hasher);
+            }
+        }
+        for z in 0..self.zones.len() {
+            if self.down_until[z] == Some(tick) {
+                self.down_until[z] = None;
+                self.incarnation[z] += 1;
+                let mut zone = Zone::restore(
+                    &self.world,
+                    ZoneID(z as u32),
+                    self.limits,
+                    self.config,
+                    Instant::ZERO,
+                    self.incarnation[z],
+                    &self.durable[z],
+                )
+                .expect("limits");
+                zone.set_bugs(self.bugs);
+                // A restore rolls positions back to the last durable state: not a teleport.
+                for &id in zone.entities().ids() {
+                    self.last_seen.remove(&id);
+                }
+                self.zones[z] = Some(zone);
+                ("restart", z).hash(&mut self.hasher);
+            }
+        }
+    }
+
+    pub(super) fn route(&mut self, tick: u64, from: ZoneID, to: ZoneID, bytes: Vec<u8>) {
+        self.report.messages_sent += 1;
+        let (a, b) = (self.node_of[from.0 as usize], self.node_of[to.0 as usize]);
+        if a == b {
+            // One node: the cross-core queue. Reliable, in order, available at once.
+            if let Some(zone) = self.zones[to.0 as usize].as_mut() {
+                zone.handle_datagram(Instant::ZERO, Peer::Zone(from), &bytes);
+            }
+            return;
+        }
+        if self.healing(tick) {
+            self.in_flight
+                .entry(tick + 1)
+                .or_default()
+                .push((from, to, bytes));
+            return;
+        }
+        let cut =
+            self.network.partitions.iter().any(|&(s, e, x, y)| {
+                tick >= s && tick < e && ((x, y) == (a, b) || (x, y) == (b, a))
+            });
+        let copies = 1 + usize::from(self.rng_net.random_bool(self.network.duplication));
+        for _ in 0..copies {
+            if cut || self.rng_net.random_bool(self.network.loss) {
+                self.report.messages_lost += 1;
+                continue;
+            }
+            let delay = self.rng_net.random_range(1..=self.network.delay_max.max(1));
+            self.in_flight
+                .entry(tick + delay)
+                .or_default()
+                .push((from, to, bytes.clone()));
+        }
+    }
+
+    pub(super) fn deliver(&mut self, tick: u64) {
+        let due: Vec<u64> = self.in_flight.range(..=tick).map(|(t, _)| *t).collect();
+        for t in due {
+            for (from, to, bytes) in self.in_flight.remove(&t).unwrap_or_default() {
+                if let Some(zone) = self.zones[to.0 as usize].as_mut() {
+                    zone.handle_datagram(Instant::ZERO, Peer::Zone(from), &bytes);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The tick driver of one zone, on its pinned executor: the stages of one tick, in order.
+//!
+//! ```text
+//! serve_snapshot  a snapshot, if one was asked for; hold until the cut is released
+//! ingest          cross-core queue, UDP ring (up to a budget), batch verification
+//! step            NPC steering, sessions.tick, zone.tick, sessions.replicate (timed)
+//! transmit        drain_log (dropped: no persistence yet), then every datagram, one submit
+//! drain_events    arrivals and departures to the logs
+//! publish         once a second: figures for the status line and the admin endpoint
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use hdrhistogram::Histogram;
+use meridian_core::handoff::Event;
+use meridian_core::limits::DATAGRAM_SIZE_MAX;
+use meridian_core::net::Peer;
+use meridian_core::npc::{self, NPC_KIND, Pattern};
+use meridian_core::session::{AVATAR_KIND, Sessions};
+use meridian_core::time::Instant;
+use meridian_core::world::ZoneID;
+use meridian_core::zone::Zone;
+
+use super::{
+    LocalDatagram, NodePlan, NpcPlan, RemoteZone, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
+};
+use crate::Clock;
+use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
+use crate::uring::{RingConfig, UdpRing};
+
+type Queues = [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)];
+
+/// Runs zone `index` of the plan until the node is told to stop; returns its final figures.
+pub(super) async fn run_zone(
+    index: usize,
+    zone_plan: ZonePlan,
+    plan: NodePlan,
+    socket: socket2::Socket,
+    shared: Arc<Shared>,
+    queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)>,
+) -> Result<ZoneStats, String> {
+    let mut driver = ZoneDriver::new(index, zone_plan, &plan, socket, &shared, &queues)?;
+    let clock = shared.clock.clone();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = clock.now();
+        let due = driver.zone.poll_timeout();
+        if now < due {
+            glommio::timer::sleep(due.saturating_duration_since(now)).await;
+            continue;
+        }
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if let Some(generation) = driver.serve_snapshot() {
+            // Hold at this tick boundary until the node releases the cut (`Node::freeze`).
+            while shared.snapshot_released.load(Ordering::SeqCst) < generation
+                && !shared.stop.load(Ordering::Relaxed)
+            {
+                glommio::timer::sleep(Duration::from_micros(100)).await;
+            }
+            continue;
+        }
+        driver.ingest(now, unix_ms);
+        driver.step(now, unix_ms);
+        driver.transmit();
+        driver.drain_events();
+        driver.publish();
+    }
+    Ok(driver.finish())
+}
+
+/// Everything one zone's executor owns.
+struct ZoneDriver<'a> {
+    index: usize,
+    plan: &'a NodePlan,
+    shared: &'a Shared,
+    clock: Clock,
+    zone: Zone,
+    sessions: Option<Sessions>,
+    inbound: Arc<ArrayQueue<LocalDatagram>>,
+    udp: UdpRing,
+    router: Router<'a>,
+    ingress: Option<Ingress>,
+    stats: ZoneStats,
+    /// Tick durations of the current second, and of the whole run (µs).
+    second: Histogram<u64>,
+    total: Histogram<u64>,
+    buf: [u8; DATAGRAM_SIZE_MAX],
+    local_drops: u64,
+    next_publish: Instant,
+    snapshot_served: u64,
+    arrived: u64,
+    departed: u64,
+}
+
+impl<'a> ZoneDriver<'a> {
+    fn new(
+        index: usize,
+        zone_plan: ZonePlan,
+        plan: &'a NodePlan,
+        socket: socket2::Socket,
+        shared: &'a Shared,
+        queues: &'a Queues,
+    ) -> Result<ZoneDriver<'a>, String> {
+        let clock = shared.clock.clone();
+        let id = zone_plan.zone;
+        let mut zone =
+            Zone::new(&plan.world, id, plan.limits, clock.now()).map_err(|e| e.to_string())?;
+        if let Some(npcs) = plan.npcs {
+            spawn_npcs(&mut zone, &npcs)?;
+        }
+        let inbound = queues
+            .iter()
+            .find(|q| q.0 == id)
+            .expect("own queue")
+            .1
+            .clone();
+        let udp = UdpRing::new(socket.into(), RingConfig::default())
+            .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
+        // Until incarnations are persisted, the boot epoch of signed envelopes is the wall
+        // clock in seconds: a restart within the same second (or after the clock stepped
+        // back) reuses it, and peers' replay windows then refuse the new run's datagrams
+        // until their sequences pass the old ones.
+        let boot_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32);
+        let router = Router {
+            id,
+            queues,
+            remote: &plan.remote,
+            outgress: plan
+                .keys
+                .as_ref()
+                .map(|keys| Outgress::new(keys, boot_epoch)),
+            sealed: [0u8; SEALED_SIZE_MAX],
+        };
+        let ingress = match &plan.keys {
+            Some(keys) => {
+                Some(Ingress::new(keys, UDP_RECV_BUDGET).map_err(|e| format!("node keys: {e}"))?)
+            }
+            None => None,
+        };
+        let second =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+        tracing::info!(zone = %id, core = zone_plan.core, udp = %zone_plan.bind, entities = zone.entities().len(), "zone started");
+        Ok(ZoneDriver {
+            index,
+            plan,
+            shared,
+            sessions: client_sessions(plan, id)?,
+            zone,
+            inbound,
+            udp,
+            router,
+            ingress,
+            stats: ZoneStats {
+                zone: id.0,
+                ..ZoneStats::default()
+            },
+            total: second.clone(),
+            second,
+            buf: [0u8; DATAGRAM_SIZE_MAX],
+            local_drops: 0,
+            next_publish: clock.now(),
+            clock,
+            snapshot_served: 0,
+            arrived: 0,
+            departed: 0,
+        })
+    }
+
+    /// Serves a snapshot request at this tick boundary, before anything of the tick is
+    /// ingested; returns its generation (the zone then holds until it is released). The
+    /// lock is taken only when one is asked for.
+    fn serve_snapshot(&mut self) -> Option<u64> {
+        let wanted = self.shared.snapshot_wanted.load(Ordering::SeqCst);
+        if wanted <= self.snapshot_served {
+            return None;
+        }
+        self.snapshot_served = wanted;
+        let mut slot = self.shared.snapshots[self.index]
+            .lock()
+            .expect("snapshot lock");
+        let (zone, e) = (&self.zone, self.zone.entities());
+        let snapshot = &mut slot.1;
+        snapshot.zone = zone.id().0;
+        snapshot.taken_at_ns = self.clock.now().as_nanos();
+        snapshot.tick = zone.tick_count();
+        snapshot.owned.clear();
+        snapshot
+            .owned
+            .extend(e.ids().iter().zip(e.epochs()).map(|(id, ep)| (id.0, *ep)));
+        snapshot.avatars.clear();
+        snapshot.avatars.extend(
+            (0..e.len() as u32)
+                .filter(|&s| e.kind(s) == AVATAR_KIND)
+                .map(|s| (e.ids()[s as usize].0, e.epochs()[s as usize])),
+        );
+        snapshot.in_flight.clear();
+        snapshot
+            .in_flight
+            .extend(zone.tombstones().map(|(id, ep)| (id.0, ep)));
+        slot.0 = wanted;
+        Some(wanted)
+    }
+
+    /// Everything that arrived: the cross-core queue, then the UDP ring up to its budget;
+    /// signed datagrams from other nodes are verified in one batch before the zone sees
+    /// them.
+    fn ingest(&mut self, now: Instant, unix_ms: u64) {
+        let (zone, sessions, stats) = (&mut self.zone, &mut self.sessions, &mut self.stats);
+        while let Some(d) = self.inbound.pop() {
+            stats.packets_in += 1;
+            stats.bytes_in += u64::from(d.len);
+            let bytes = &d.bytes[..usize::from(d.len)];
+            from_zone(zone, sessions.as_mut(), now, d.from, bytes);
+        }
+        let (remote, ingress) = (&self.plan.remote, &mut self.ingress);
+        let received = self.udp.recv(UDP_RECV_BUDGET, |from, bytes| {
+            stats.packets_in += 1;
+            stats.bytes_in += bytes.len() as u64;
+            match (remote.iter().find(|r| r.addr == from), ingress.as_mut()) {
+                // Another node's zone, signed: verified below, in one batch.
+                (Some(r), Some(ingress)) => ingress.push(r.zone, r.signer, bytes),
+                (Some(r), None) => from_zone(zone, sessions.as_mut(), now, r.zone, bytes),
+                (None, _) => match sessions.as_mut() {
+                    Some(s) => s.handle_datagram(unix_ms, from, bytes),
+                    None => zone.handle_datagram(now, Peer::Client(from), bytes),
+                },
+            }
+        });
+        if let Err(e) = received {
+            tracing::warn!(zone = %zone.id(), "UDP receive failed: {e}");
+        }
+        if let Some(ingress) = ingress.as_mut() {
+            ingress.verify(|from, payload| from_zone(zone, sessions.as_mut(), now, from, payload));
+            let c = ingress.counters;
+            stats.verify_failures = c.forged + c.replayed + c.malformed + c.overflow;
+            stats.witness = c;
+        }
+    }
+
+    /// One tick of work, timed: NPC steering, the sessions' inputs, the zone's tick, the
+    /// snapshots.
+    fn step(&mut self, now: Instant, unix_ms: u64) {
+        if let Some(npcs) = self.plan.npcs {
+            let next_tick = self.zone.tick_count() + 1;
+            npc::steer(&mut self.zone, npcs.pattern, npcs.speed_mps, next_tick);
+        }
+        let started = self.clock.now();
+        if let Some(s) = self.sessions.as_mut() {
+            s.tick(unix_ms, &mut self.zone);
+        }
+        self.zone.tick(now);
+        if let Some(s) = self.sessions.as_mut() {
+            s.replicate(&self.zone);
+        }
+        let took_us = self
+            .clock
+            .now()
+            .saturating_duration_since(started)
+            .as_micros() as u64;
+        let _ = self.second.record(took_us.max(1));
+        let _ = self.total.record(took_us.max(1));
+    }
+
+    /// The tick's log records, then its datagrams: the zone's, then the sessions'; the
+    /// whole UDP output in one system call.
+    fn transmit(&mut self) {
+        // Persistence is not built yet: the log is dropped (see the README).
+        for _ in self.zone.drain_log() {}
+        let (buf, stats) = (&mut self.buf, &mut self.stats);
+        while let Some(t) = self.zone.poll_transmit(buf) {
+            stats.packets_out += 1;
+            stats.bytes_out += t.len as u64;
+            if !self.router.route(t.to, &buf[..t.len], &mut self.udp) {
+                self.local_drops += 1;
+            }
+        }
+        if let Some(s) = self.sessions.as_mut() {
+            while let Some((to, len)) = s.poll_transmit(buf) {
+                stats.packets_out += 1;
+                stats.bytes_out += len as u64;
+                if !self.router.route(to, &buf[..len], &mut self.udp) {
+                    self.local_drops += 1;
+                }
+            }
+        }
+        if let Err(e) = self.udp.flush() {
+            tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
+        }
+    }
+
+    /// Arrivals and departures: one debug line each, counted for the per-second summary.
+    fn drain_events(&mut self) {
+        while let Some(event) = self.zone.poll_event() {
+            match event {
+                Event::Arrived {
+                    id, from, epoch, ..
+                } => {
+                    self.arrived += 1;
+                    tracing::debug!("[+] entity {id} ARRIVED from zone {from} (epoch {epoch})");
+                }
+                Event::Departed { id, to, .. } => {
+                    self.departed += 1;
+                    tracing::debug!("[-] entity {id} DEPARTED to zone {to}");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Once a second: the handoff summary line and the figures the status line reads.
+    fn publish(&mut self) {
+        let now = self.clock.now();
+        if now < self.next_publish {
+            return;
+        }
+        self.next_publish = now + Duration::from_secs(1);
+        let (arrived, departed) = (self.arrived, self.departed);
+        if arrived + departed > 0 {
+            tracing::info!(zone = %self.zone.id(), "[+] {arrived} entities ARRIVED, [-] {departed} DEPARTED in the last second");
+        }
+        (self.arrived, self.departed) = (0, 0);
+        self.fill_stats(false);
+        *self.shared.stats[self.index].lock().expect("stats lock") = self.stats.clone();
+        self.second.reset();
+    }
+
+    /// Stops taking arrivals and returns the run's figures.
+    fn finish(mut self) -> ZoneStats {
+        self.zone.shut_down();
+        self.fill_stats(true);
+        let stats = self.stats;
+        tracing::info!(zone = %self.zone.id(), ticks = stats.tick, entities = stats.entities, "zone stopped");
+        stats
+    }
+
+    /// Copies the zone's figures into `stats`, with the tick percentiles of the last
+    /// second or (`whole_run`) of the whole run.
+    fn fill_stats(&mut self, whole_run: bool) {
+        let ticks = if whole_run { &self.total } else { &self.second };
+        let c = self.udp.counters();
+        let io_drops = self.local_drops + c.truncated + c.recv_errors + c.send_errors;
+        let (zone, stats) = (&self.zone, &mut self.stats);
+        let (inbox_drops, outbox_drops) = zone.datagram_drops();
+        stats.tick = zone.tick_count();
+        stats.entities = zone.entities().len();
+        stats.ghosts = zone.ghosts().len();
+        stats.in_flight = zone.tombstone_count();
+        stats.tick_p50_us = ticks.value_at_quantile(0.5);
+        stats.tick_p99_us = ticks.value_at_quantile(0.99);
+        stats.tick_max_us = ticks.max();
+        stats.drops = inbox_drops + outbox_drops + io_drops;
+        stats.counters = *zone.counters();
+        if let Some(s) = &self.sessions {
+            stats.sessions = s.len();
+            stats.clients = s.counters();
+        }
+    }
+}
+
+/// The zone's session layer, if the world takes clients.
+fn client_sessions(plan: &NodePlan, id: ZoneID) -> Result<Option<Sessions>, String> {
+    let Some(c) = &plan.clients else {
+        return Ok(None);
+    };
+    let mut entropy = [0u8; 32];
+    getrandom::fill(&mut entropy).map_err(|e| format!("no randomness: {e}"))?;
+    let mut s = Sessions::new(c.config, id, c.world_id, &c.auth_key, entropy)
+        .map_err(|e| format!("auth key: {e}"))?;
+    for &(zone, addr) in &c.zone_addrs {
+        s.set_zone_address(zone, addr);
+    }
+    if let Some(keys) = &plan.keys {
+        s.set_node_key(keys.key.clone(), keys.signer);
+    }
+    Ok(Some(s))
+}
+
+/// Where a zone's datagrams go: a zone of this node (its cross-core queue), a zone of
+/// another node (UDP, sealed when the node has keys), or a client (UDP).
+struct Router<'a> {
+    id: ZoneID,
+    queues: &'a Queues,
+    remote: &'a [RemoteZone],
+    outgress: Option<Outgress>,
+    sealed: [u8; SEALED_SIZE_MAX],
+}
+
+impl Router<'_> {
+    /// Queues `bytes` for `to`; `false` if it was dropped (full queue, no route, refused).
+    fn route(&mut self, to: Peer, bytes: &[u8], udp: &mut UdpRing) -> bool {
+        match to {
+            Peer::Zone(to) => {
+                if let Some((_, q)) = self.queues.iter().find(|q| q.0 == to) {
+                    let mut d = LocalDatagram {
+                        from: self.id,
+                        len: bytes.len() as u16,
+                        bytes: [0; DATAGRAM_SIZE_MAX],
+                    };
+                    d.bytes[..bytes.len()].copy_from_slice(bytes);
+                    q.push(d).is_ok()
+                } else if let Some(r) = self.remote.iter().find(|r| r.zone == to) {
+                    let datagram = match self.outgress.as_mut() {
+                        Some(out) => match out.seal(bytes, &mut self.sealed) {
+                            Some(n) => &self.sealed[..n],
+                            None => return false,
+                        },
+                        None => bytes,
+                    };
+                    match udp.send_to(datagram, r.addr) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::debug!(zone = %self.id, to = %r.addr, "UDP send refused: {e}");
+                            false
+                        }
+                    }
+                } else {
+                    false
+                }
+            }
+            Peer::Client(addr) => udp.send_to(bytes, addr).is_ok(),
+        }
+    }
+}
+
+/// A datagram from another zone: a client input forwarded after a handoff (an envelope)
+/// goes to the session layer, everything else to the zone.
+fn from_zone(
+    zone: &mut Zone,
+    sessions: Option<&mut Sessions>,
+    now: Instant,
+    from: ZoneID,
+    bytes: &[u8],
+) {
+    let forwarded_input = bytes.get(5) == Some(&(meridian_layouts::Kind::Envelope as u8));
+    match sessions {
+        Some(s) if forwarded_input => s.handle_forwarded(bytes),
+        _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
+    }
+}
+
+/// Spawns the plan's NPCs in `zone`, spread deterministically over the zone (random walk)
+/// or lined up at its border with a neighbour (dancers, flash crowd).
+fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> {
+    let world = *zone.world();
+    let rect = zone.rect();
+    let neighbour_east = world
+        .neighbours(zone.id())
+        .as_slice()
+        .iter()
+        .any(|&n| world.zone_rect(n).x_min >= rect.x_max);
+    let border_x = if neighbour_east {
+        rect.x_max
+    } else {
+        rect.x_min
+    };
+    let n = npcs.per_zone.max(1);
+    for i in 0..npcs.per_zone {
+        // A low-discrepancy spread (golden ratio), deterministic per zone.
+        let u = (f64::from(i) * 0.618_033_988_749_895).fract() as f32;
+        let v = (i as f32 + 0.5) / n as f32;
+        let (x, y) = match npcs.pattern {
+            Pattern::RandomWalk => (
+                rect.x_min + u * rect.width(),
+                rect.y_min + v * rect.height(),
+            ),
+            Pattern::BorderDancers => (border_x - 0.5, rect.y_min + v * rect.height()),
+            Pattern::FlashCrowd => (border_x - 1.0 - u * 4.0, rect.y_min + v * rect.height()),
+        };
+        let x = x.clamp(rect.x_min, rect.x_max - 0.01);
+        zone.spawn([x, y, 0.0], [0.0, 0.0], npcs.speed_mps * 1.5, NPC_KIND)
+            .map_err(|e| format!("cannot spawn NPC {i}: {e} (raise the entity limit)"))?;
+        // Spawns are logged; the log is bounded, so drain it as we go (no persistence yet).
+        for _ in zone.drain_log() {}
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The node runtime: one pinned glommio executor per zone, driving a sans-IO `Zone`.
+//!
+//! Each zone's executor runs the **tick driver**:
+//!
+//! ```text
+//! loop:
+//!   sleep until zone.poll_timeout()
+//!   drain the cross-core queue and the UDP receive queue (up to a budget) → handle_datagram
+//!   steer NPCs, zone.tick(now), record the tick's duration
+//!   drain_log()                      (persistence is not built yet: records are dropped)
+//!   poll_transmit() → local zone: its cross-core queue; other node: UDP send_to
+//!   poll_event()    → logs and per-second counts
+//! ```
+//!
+//! The stages are named functions of [`driver`]'s `ZoneDriver`.
+//!
+//! **Cross-core queues.** Zones of one node exchange datagrams through bounded lock-free
+//! `crossbeam` queues, one inbound queue per zone: no system call and no copy into the
+//! kernel; a full queue drops and counts (the protocol retransmits). Zones tick on their
+//! own clocks, so a queue is drained once per tick.
+//!
+//! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse) and
+//! drives it through its own io_uring ([`crate::uring::UdpRing`]): one multishot receive
+//! into a pool of provided buffers, read at the top of the tick up to a budget, and the
+//! tick's whole output submitted in one system call at the end (runs of equal-size
+//! datagrams to one destination as one segmentation-offload send). The zone's executor
+//! never waits on the ring: it sleeps on its tick timer. With node keys, datagrams to other
+//! nodes are sealed in signed envelopes and theirs are verified in one batch per tick
+//! before the zone sees them ([`crate::signing`]).
+//!
+//! **Placement.** Zone *k* of the plan runs on the core the plan names, pinned with
+//! `Placement::Fixed`. More zones than cores: several executors are pinned to one core
+//! and the kernel time-shares it; each still ticks on its own deadline.
+
+mod driver;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use glommio::{LocalExecutorBuilder, Placement};
+use meridian_core::handoff::Counters;
+use meridian_core::limits::{DATAGRAM_SIZE_MAX, Limits};
+use meridian_core::npc::Pattern;
+use meridian_core::session::{SessionConfig, SessionCounters};
+use meridian_core::world::{World, ZoneID};
+
+use crate::Clock;
+use crate::signing::NodeKeys;
+use driver::run_zone;
+
+/// Slots in each zone's cross-core inbound queue.
+const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
+/// Most UDP datagrams handled per tick; the rest wait in the ring and the socket buffer.
+pub(crate) const UDP_RECV_BUDGET: usize = 4096;
+/// Socket buffer sizes asked of the kernel.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+/// Locked I/O memory per executor (we do not use glommio's DMA buffers).
+const IO_MEMORY_BYTES: usize = 512 << 10;
+
+/// One zone this node hosts.
+#[derive(Clone, Copy, Debug)]
+pub struct ZonePlan {
+    pub zone: ZoneID,
+    pub core: usize,
+    /// The zone's UDP address (other nodes send to it).
+    pub bind: SocketAddr,
+}
+
+/// Server-driven NPCs to spawn in each hosted zone.
+#[derive(Clone, Copy, Debug)]
+pub struct NpcPlan {
+    pub pattern: Pattern,
+    pub per_zone: u32,
+    pub speed_mps: f32,
+}
+
+/// A zone hosted by another node.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteZone {
+    pub zone: ZoneID,
+    /// Where to reach it (and where its datagrams come from).
+    pub addr: SocketAddr,
+    /// The signer index of the node hosting it.
+    pub signer: u32,
+}
+
+/// What this node runs.
+#[derive(Clone, Debug)]
+pub struct NodePlan {
+    pub world: World,
+    pub limits: Limits,
+    pub zones: Vec<ZonePlan>,
+    /// Zones hosted by other nodes.
+    pub remote: Vec<RemoteZone>,
+    pub npcs: Option<NpcPlan>,
+    /// Sign datagrams to other nodes and verify theirs (DESIGN §7). `None`: trust peers by
+    /// address (a private network only).
+    pub keys: Option<NodeKeys>,
+    /// Accept clients (DESIGN §6). `None`: client datagrams are dropped.
+    pub clients: Option<ClientsPlan>,
+}
+
+/// How zones serve clients.
+#[derive(Clone, Debug)]
+pub struct ClientsPlan {
+    /// The world id connect tokens must name.
+    pub world_id: u64,
+    /// The world's auth public key: it signs connect tokens.
+    pub auth_key: [u8; 32],
+    pub config: SessionConfig,
+    /// Where clients reach every zone of the world (for REDIRECTs).
+    pub zone_addrs: Vec<(ZoneID, SocketAddr)>,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("zone {zone}: cannot bind UDP {addr}: {source}")]
+    Bind {
+        zone: ZoneID,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("zone {zone}: cannot start its executor on core {core}: {message}")]
+    Executor {
+        zone: ZoneID,
+        core: usize,
+        message: String,
+    },
+    #[error("zone {zone}: {message}")]
+    Zone { zone: ZoneID, message: String },
+}
+
+/// A zone's figures, published by its executor for the status line and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneStats {
+    pub zone: u32,
+    pub tick: u64,
+    pub entities: usize,
+    pub ghosts: usize,
+    pub in_flight: usize,
+    /// Tick durations over the last second, microseconds.
+    pub tick_p50_us: u64,
+    pub tick_p99_us: u64,
+    pub tick_max_us: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Datagrams dropped by the zone or this driver: inbox or outbox full, cross-core queue
+    /// full, a UDP datagram truncated or a receive failed, a UDP send refused. Datagrams the
+    /// kernel drops from a full socket receive queue are not seen here (the host's
+    /// `RcvbufErrors` in `/proc/net/snmp` counts them).
+    pub drops: u64,
+    /// Datagrams from other nodes refused by the witness: forged, replayed, malformed.
+    pub verify_failures: u64,
+    /// The witness's counters, by kind.
+    pub witness: crate::signing::IngressCounters,
+    pub counters: Counters,
+    /// Client sessions open now, and the session layer's counters.
+    pub sessions: usize,
+    pub clients: SessionCounters,
+}
+
+/// The owned entities of one zone at one instant, for conservation checks.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub zone: u32,
+    /// Clock time the snapshot was taken, nanoseconds since the node started.
+    pub taken_at_ns: u64,
+    pub tick: u64,
+    /// (entity id, epoch) of every owned entity.
+    pub owned: Vec<(u64, u32)>,
+    /// (entity id, new epoch) of every relinquished entity awaiting DONE.
+    pub in_flight: Vec<(u64, u32)>,
+    /// (entity id, epoch) of every owned entity that is a client avatar.
+    pub avatars: Vec<(u64, u32)>,
+}
+
+pub(crate) struct Shared {
+    stop: AtomicBool,
+    stats: Vec<Mutex<ZoneStats>>,
+    /// The latest snapshot generation asked for.
+    snapshot_wanted: AtomicU64,
+    /// The latest snapshot generation released: zones that sampled a generation up to
+    /// this one tick again (see [`Node::freeze`]).
+    snapshot_released: AtomicU64,
+    snapshots: Vec<Mutex<(u64, Snapshot)>>,
+    clock: Clock,
+}
+
+/// A running node.
+pub struct Node {
+    shared: Arc<Shared>,
+    handles: Vec<glommio::ExecutorJoinHandle<Result<ZoneStats, String>>>,
+    zones: Vec<ZoneID>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("zones", &self.zones).finish()
+    }
+}
+
+pub(crate) struct LocalDatagram {
+    from: ZoneID,
+    len: u16,
+    bytes: [u8; DATAGRAM_SIZE_MAX],
+}
+
+impl Node {
+    /// Binds every zone's socket, then starts one pinned executor per zone.
+    pub fn start(plan: NodePlan) -> Result<Node, RuntimeError> {
+        let clock = Clock::new();
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            stats: plan
+                .zones
+                .iter()
+                .map(|_| Mutex::new(ZoneStats::default()))
+                .collect(),
+            snapshot_wanted: AtomicU64::new(0),
+            snapshot_released: AtomicU64::new(0),
+            snapshots: plan
+                .zones
+                .iter()
+                .map(|_| Mutex::new((0, Snapshot::default())))
+                .collect(),
+            clock,
+        });
+        let queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)> = plan
+            .zones
+            .iter()
+            .map(|z| (z.zone, Arc::new(ArrayQueue::new(LOCAL_QUEUE_DATAGRAMS))))
+            .collect();
+        let mut sockets = Vec::new();
+        for z in &plan.zones {
+            sockets.push(bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
+                zone: z.zone,
+                addr: z.bind,
+                source,
+            })?);
+        }
+        let mut handles = Vec::new();
+        for (index, (z, socket)) in plan.zones.iter().zip(sockets).enumerate() {
+            let zone_plan = *z;
+            let (plan, shared, queues) = (plan.clone(), shared.clone(), queues.clone());
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(z.core))
+                .name(&format!("zone-{}", z.zone))
+                .io_memory(IO_MEMORY_BYTES)
+                .spawn(move || async move {
+                    run_zone(index, zone_plan, plan, socket, shared, queues).await
+                })
+                .map_err(|e| RuntimeError::Executor {
+                    zone: z.zone,
+                    core: z.core,
+                    message: e.to_string(),
+                })?;
+            handles.push(handle);
+        }
+        Ok(Node {
+            shared,
+            handles,
+            zones: plan.zones.iter().map(|z| z.zone).collect(),
+        })
+    }
+
+    /// The latest figures of every zone, in plan order.
+    pub fn stats(&self) -> Vec<ZoneStats> {
+        self.shared
+            .stats
+            .iter()
+            .map(|s| s.lock().expect("stats lock").clone())
+            .collect()
+    }
+
+    /// A consistent cut of the node's ownership: [`Node::freeze`], then
+    /// [`Node::release`]. Every zone pauses at its next tick boundary until all have
+    /// sampled, so each entity shows exactly once — owned, or in flight (relinquished,
+    /// its COMMIT or DONE still on the way) — unless the protocol is broken. Zones lose at
+    /// most about one tick. `None` on timeout (the zones are released either way).
+    pub fn snapshot(&self, timeout: Duration) -> Option<Vec<Snapshot>> {
+        let snapshots = self.freeze(timeout);
+        self.release();
+        snapshots
+    }
+
+    /// Asks every zone to sample its owned and in-flight entities at its next tick
+    /// boundary and then hold there, and waits until all have: between the last sample
+    /// and [`Node::release`] no zone of this node moves. Freezing several nodes before
+    /// releasing any gives a consistent cut across them. `None` on timeout; call
+    /// [`Node::release`] in any case.
+    pub fn freeze(&self, timeout: Duration) -> Option<Vec<Snapshot>> {
+        let generation = self.shared.snapshot_wanted.fetch_add(1, Ordering::SeqCst) + 1;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let ready = self
+                .shared
+                .snapshots
+                .iter()
+                .all(|s| s.lock().expect("snapshot lock").0 >= generation);
+            if ready {
+                return Some(
+                    self.shared
+                        .snapshots
+                        .iter()
+                        .map(|s| s.lock().expect("snapshot lock").1.clone())
+                        .collect(),
+                );
+            }
+            if std::time::Instant::now() > deadline || self.shared.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Lets every zone frozen by [`Node::freeze`] tick again.
+    pub fn release(&self) {
+        let wanted = self.shared.snapshot_wanted.load(Ordering::SeqCst);
+        self.shared
+            .snapshot_released
+            .fetch_max(wanted, Ordering::SeqCst);
+    }
+
+    /// Tells every zone to stop, waits for them, and returns their final figures.
+    pub fn stop(self) -> Result<Vec<ZoneStats>, RuntimeError> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let mut out = Vec::new();
+        for (handle, zone) in self.handles.into_iter().zip(self.zones) {
+            let result = handle.join().map_err(|e| RuntimeError::Zone {
+                zone,
+                message: format!("executor failed: {e}"),
+            })?;
+            out.push(result.map_err(|message| RuntimeError::Zone { zone, message })?);
+        }
+        Ok(out)
+    }
+}
+
+/// A UDP socket with large buffers and address reuse, as every zone binds it. The zone's
+/// executor hands it to its own io_uring ([`UdpRing`](crate::uring::UdpRing)); glommio's
+/// socket types are not used.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    // The kernel may cap these (net.core.rmem_max): best effort, not an error.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
