@@ -46,6 +46,9 @@ pub struct Bugs {
     pub adopt_on_offer: bool,
     /// Epochs are not checked: stale OFFERs and COMMITs are applied.
     pub ignore_epochs: bool,
+    /// A received DONE is not logged (the zone before the seed-12 fix): a zone restored
+    /// from its log resends COMMITs whose transfers completed long ago.
+    pub forget_done: bool,
 }
 
 /// Ticks between sweeps of the epoch memory for expired entries.
@@ -221,11 +224,16 @@ impl Zone {
         self.tombstones.len()
     }
 
-    /// Ids of entities relinquished and not yet confirmed by DONE, with their new epoch.
-    pub fn tombstones(&self) -> impl Iterator<Item = (EntityID, u32)> + '_ {
-        self.tombstones
-            .iter()
-            .map(|(id, t)| (*id, t.commit.transfer.epoch.get()))
+    /// Entities relinquished and not yet confirmed by DONE: id, the epoch they were handed
+    /// off at, and their kind.
+    pub fn tombstones(&self) -> impl Iterator<Item = (EntityID, u32, u16)> + '_ {
+        self.tombstones.iter().map(|(id, t)| {
+            (
+                *id,
+                t.commit.transfer.epoch.get(),
+                t.commit.state.kind.get(),
+            )
+        })
     }
 
     /// OFFERs awaiting an answer.

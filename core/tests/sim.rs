@@ -11,7 +11,7 @@ const TICKS: u64 = 3000;
 fn assert_ok(report: &Report) {
     assert!(
         report.ok(),
-        "seed {} violated invariants:\n  {}\nreplay: cargo run --release -p meridian-node -- sim --seed {} --ticks {}",
+        "seed {} violated invariants:\n  {}\nreplay: cargo run --release -p meridian-node -- sim --first-seed {} --seeds 1 --ticks {}",
         report.seed,
         report.violations.join("\n  "),
         report.seed,
@@ -116,9 +116,34 @@ fn broken_ignore_epochs_is_caught() {
 /// whose DONE it had received 2,000 ticks earlier and resent the COMMIT; the target had
 /// forgotten the entity's epoch and adopted the stale copy — double ownership. Fixed by
 /// logging DONE, so a restored tombstone means "DONE not yet seen".
+///
+/// The run must still contain the scenario, or the test guards nothing: a restart whose log
+/// holds completed transfers, and — with DONE no longer logged (`forget_done`) — the
+/// double ownership itself.
 #[test]
 fn regress_seed_12_restored_tombstone_resurrected_entity() {
-    assert_ok(&run(12, TICKS, &Options::default()));
+    let fixed = run(12, TICKS, &Options::default());
+    assert_ok(&fixed);
+    assert!(
+        fixed.restored_done > 0,
+        "seed 12 no longer restarts a zone whose log holds completed transfers"
+    );
+    let broken = run(
+        12,
+        TICKS,
+        &Options {
+            bugs: Bugs {
+                forget_done: true,
+                ..Bugs::default()
+            },
+            ..Options::default()
+        },
+    );
+    assert!(
+        broken.violations.iter().any(|v| v.contains("owned")),
+        "seed 12 without the logged DONE no longer resurrects an entity: {:?}",
+        broken.violations
+    );
 }
 
 fn two_zones(network: FixedNetwork) -> Options {

@@ -9,7 +9,8 @@
 //!   entity shows once, owned or in flight. `zone Z tick T taken_at_ns NS owned N
 //!   in_flight F`, then `owned ID EPOCH` and `in_flight ID EPOCH` lines (in flight:
 //!   relinquished, awaiting DONE; EPOCH is the epoch it was handed off at).
-//! - `GET /avatars` — the same cut, client avatars only: `avatar ID EPOCH` lines.
+//! - `GET /avatars` — the same cut, client avatars only: `avatar ID EPOCH` and
+//!   `avatar_in_flight ID EPOCH` lines.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -328,7 +329,8 @@ pub fn entities_text(snapshots: &[Snapshot]) -> String {
 }
 
 /// The admin `/avatars` body: per zone a `zone Z tick T taken_at_ns N` line, then
-/// `avatar ID EPOCH` for each client avatar it owns.
+/// `avatar ID EPOCH` for each client avatar it owns and `avatar_in_flight ID EPOCH` for each
+/// it handed off and awaits DONE for.
 pub fn avatars_text(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     for s in snapshots {
@@ -339,6 +341,9 @@ pub fn avatars_text(snapshots: &[Snapshot]) -> String {
         );
         for (id, epoch) in &s.avatars {
             let _ = writeln!(out, "avatar {id} {epoch}");
+        }
+        for (id, epoch) in &s.avatars_in_flight {
+            let _ = writeln!(out, "avatar_in_flight {id} {epoch}");
         }
     }
     out

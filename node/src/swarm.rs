@@ -6,11 +6,17 @@
 //! INPUT each) at the world's tick rate. Loss is injected on both directions at the bots.
 //!
 //! **Checks** (each failure is a counted violation, the first few are logged):
-//! - *own avatar*: every snapshot reports the bot's own avatar, and a connected bot never
-//!   goes more than [`SNAPSHOT_GAP_MAX`] without one (handoffs included);
-//! - *one owner*: the nodes' admin `/avatars` are sampled every second; an avatar listed
-//!   by two zones is a violation unless a handoff between the two samples explains it
-//!   (the lower epoch was sampled first);
+//! - *own avatar*: the server holds the avatar of every connected bot — in each sample of
+//!   the nodes' admin `/avatars` (every second), the avatar of every bot connected before
+//!   the sample and not closed since is owned by some zone or in flight between two; an
+//!   avatar missing from two samples in a row is a violation (one sample may miss an
+//!   avatar in flight between two nodes, which are sampled one after the other). A
+//!   connected bot never goes more than [`SNAPSHOT_GAP_MAX`] without a snapshot, and a
+//!   session the server closes is a violation;
+//! - *one owner*: in the same samples, an avatar listed by two zones is a violation unless
+//!   a handoff between the two samples explains it (the lower epoch was sampled first;
+//!   zones of one node are sampled as one consistent cut, so there only a genuine double
+//!   owner shows);
 //! - *no teleport*: between two snapshots of one zone the own avatar moves at most top
 //!   speed × the server time between them (their ticks) plus quantisation; across a
 //!   handoff, top speed × the wall time between them plus two ticks.
@@ -18,9 +24,10 @@
 //! Latency is from sending INPUT *n* to receiving the first snapshot whose last applied
 //! input is ≥ *n* (measured at the bots' poll resolution, a quarter tick).
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -163,6 +170,8 @@ struct Shared {
     snapshots: AtomicU64,
     redirects: AtomicU64,
     violations: AtomicU64,
+    /// Every bot's avatar id, with when it connected and when its session closed.
+    avatars: Mutex<HashMap<u64, (WallInstant, Option<WallInstant>)>>,
 }
 
 /// One bot's state beyond its client.
@@ -241,6 +250,8 @@ pub fn run(
     }
     let mut owner_violations = 0;
     let mut owner_samples = 0;
+    let mut missing_before: HashSet<u64> = HashSet::new();
+    let mut missing_avatars = 0;
     let mut next = started + Duration::from_secs(1);
     while WallInstant::now() < deadline && !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
@@ -249,11 +260,23 @@ pub fn run(
         }
         next += Duration::from_secs(1);
         if !target.admins.is_empty() {
+            let asked = WallInstant::now();
             match sample_owners(&target.admins) {
-                Ok(v) => {
+                Ok(sample) => {
                     owner_samples += 1;
-                    owner_violations += v;
-                    shared.violations.fetch_add(v, Ordering::Relaxed);
+                    owner_violations += sample.owner_violations;
+                    let missing = missing_avatars_of(&shared, &sample.present, asked);
+                    let lasting = missing.intersection(&missing_before).count() as u64;
+                    if lasting > 0 {
+                        tracing::warn!(
+                            "{lasting} connected bots' avatars missing from the servers in two samples in a row"
+                        );
+                    }
+                    missing_avatars += lasting;
+                    missing_before = missing;
+                    shared
+                        .violations
+                        .fetch_add(sample.owner_violations + lasting, Ordering::Relaxed);
                 }
                 Err(e) => tracing::warn!("admin sample failed: {e}"),
             }
@@ -274,6 +297,7 @@ pub fn run(
         seconds,
         owner_violations,
         owner_samples,
+        avatar_violations: missing_avatars,
         ..Report::default()
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -508,26 +532,20 @@ fn events(
     };
     while let Some(event) = bot.udp.client_mut().poll_event() {
         match event {
-            ClientEvent::Connected { .. } => {
+            ClientEvent::Connected { avatar, .. } => {
                 result.connected += 1;
                 shared.connected.fetch_add(1, Ordering::Relaxed);
                 bot.connected_at = Some(wall);
+                shared
+                    .avatars
+                    .lock()
+                    .expect("avatars lock")
+                    .insert(avatar, (wall, None));
             }
             ClientEvent::Snapshot { .. } => {
                 shared.snapshots.fetch_add(1, Ordering::Relaxed);
                 let client = bot.udp.client();
                 let avatar = client.authoritative();
-                if avatar.id != client.avatar() {
-                    violation(
-                        "avatar",
-                        format!(
-                            "snapshot reports entity {} as the avatar, not {}",
-                            avatar.id,
-                            client.avatar()
-                        ),
-                        result,
-                    );
-                }
                 if let (Some(previous), Some(at)) = (bot.last_position, bot.last_snapshot) {
                     // Server time between the two snapshots: their ticks when both come from
                     // one zone (receipt times bunch up under load and loss); across a
@@ -574,6 +592,14 @@ fn events(
                 shared.redirects.fetch_add(1, Ordering::Relaxed);
             }
             ClientEvent::Closed(reason) => {
+                if let Some(life) = shared
+                    .avatars
+                    .lock()
+                    .expect("avatars lock")
+                    .get_mut(&bot.udp.client().avatar())
+                {
+                    life.1 = Some(wall);
+                }
                 match reason {
                     meridian_client::CloseReason::Refused(_) => result.refused += 1,
                     meridian_client::CloseReason::TimedOut => result.timed_out += 1,
@@ -602,10 +628,19 @@ fn events(
     }
 }
 
-/// Samples every admin endpoint's `/avatars` and counts avatars owned by two zones that no
-/// handoff between the two samples explains.
-pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<u64> {
-    let mut owners: std::collections::HashMap<u64, Vec<(u32, u64)>> = Default::default();
+/// One sample of every node's `/avatars`.
+#[derive(Debug, Default)]
+pub struct OwnerSample {
+    /// Avatars owned by two zones that no handoff between the two samples explains.
+    pub owner_violations: u64,
+    /// Every avatar owned by a zone or in flight between two.
+    pub present: HashSet<u64>,
+}
+
+/// Samples every admin endpoint's `/avatars`.
+pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<OwnerSample> {
+    let mut owners: HashMap<u64, Vec<(u32, u64)>> = Default::default();
+    let mut present = HashSet::new();
     for admin in admins {
         let body = http_get(*admin, "/avatars")?;
         let mut zone_time = 0u64;
@@ -613,15 +648,22 @@ pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<u64> {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["zone", _, "tick", _, "taken_at_ns", t] => zone_time = t.parse()?,
-                ["avatar", id, epoch] => owners
-                    .entry(id.parse()?)
-                    .or_default()
-                    .push((epoch.parse()?, zone_time)),
+                ["avatar", id, epoch] => {
+                    let id = id.parse()?;
+                    present.insert(id);
+                    owners
+                        .entry(id)
+                        .or_default()
+                        .push((epoch.parse()?, zone_time));
+                }
+                ["avatar_in_flight", id, _] => {
+                    present.insert(id.parse()?);
+                }
                 _ => anyhow::bail!("unexpected /avatars line {line:?}"),
             }
         }
     }
-    let mut violations = 0;
+    let mut owner_violations = 0;
     for list in owners.values() {
         let explained = match list.as_slice() {
             [_] => true,
@@ -629,10 +671,27 @@ pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<u64> {
             _ => false,
         };
         if !explained {
-            violations += 1;
+            owner_violations += 1;
         }
     }
-    Ok(violations)
+    Ok(OwnerSample {
+        owner_violations,
+        present,
+    })
+}
+
+/// Avatars of bots connected before `asked` and still open that `present` lacks.
+fn missing_avatars_of(shared: &Shared, present: &HashSet<u64>, asked: WallInstant) -> HashSet<u64> {
+    shared
+        .avatars
+        .lock()
+        .expect("avatars lock")
+        .iter()
+        .filter(|(id, (connected, closed))| {
+            *connected < asked && closed.is_none() && !present.contains(id)
+        })
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 /// A minimal HTTP/1.0 GET (the admin endpoint is plain HTTP on a trusted address).

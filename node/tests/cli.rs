@@ -17,10 +17,27 @@ fn help_lists_every_command() {
     let out = meridian().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for command in ["node", "sim", "check", "keygen", "token"] {
+    // The names in the "Commands:" section, as clap prints them: two spaces, the name,
+    // then its description.
+    let listed: Vec<&str> = text
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    for command in ["node", "demo", "swarm", "sim", "check", "keygen", "token"] {
         assert!(
-            text.contains(command),
-            "--help does not mention {command}:\n{text}"
+            listed.contains(&command),
+            "--help does not list the command {command} (it lists {listed:?}):\n{text}"
+        );
+        // Each command explains itself.
+        let out = meridian().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "meridian {command} --help failed");
+        assert!(
+            help.contains(&format!("Usage: meridian {command}")),
+            "meridian {command} --help:\n{help}"
         );
     }
 }

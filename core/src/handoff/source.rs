@@ -248,10 +248,12 @@ impl Zone {
                     // retransmit draws another DONE.
                     return true;
                 }
-                self.log.push(LogRecord::Done {
-                    id,
-                    transfer_id: t.transfer_id.get(),
-                });
+                if !self.bugs.forget_done {
+                    self.log.push(LogRecord::Done {
+                        id,
+                        transfer_id: t.transfer_id.get(),
+                    });
+                }
                 let tomb = self.tombstones.remove(&id).expect("just looked up");
                 self.counters.departures += 1;
                 self.emit(Event::Departed {

@@ -86,6 +86,9 @@ pub struct Report {
     pub transfers_committed: u64,
     pub transfers_aborted: u64,
     pub crashes: u64,
+    /// Transfers a restarted zone's log holds both the relinquish and the DONE of: the
+    /// logged DONE is what keeps the restored zone from resending their COMMIT.
+    pub restored_done: u64,
     /// Ticks from crossing to DONE, for every completed transfer.
     pub handoff_ticks: Vec<u64>,
     pub messages_sent: u64,

@@ -2,12 +2,14 @@
 //! delaying links between nodes, partitions that heal, and zones that crash and restart
 //! from their durable log alone.
 
+use std::collections::HashSet;
 use std::hash::Hash;
 
 use rand::Rng;
 use rand::rngs::SmallRng;
 
 use super::{HEAL_TICKS, Options, Sim};
+use crate::handoff::LogRecord;
 use crate::net::Peer;
 use crate::time::Instant;
 use crate::world::ZoneID;
@@ -102,6 +104,7 @@ impl Sim {
             if self.down_until[z] == Some(tick) {
                 self.down_until[z] = None;
                 self.incarnation[z] += 1;
+                self.report.restored_done += completed_transfers(&self.durable[z]);
                 let mut zone = Zone::restore(
                     &self.world,
                     ZoneID(z as u32),
@@ -168,4 +171,20 @@ impl Sim {
             }
         }
     }
+}
+
+/// Transfers whose relinquish and DONE are both in `log`.
+fn completed_transfers(log: &[LogRecord]) -> u64 {
+    let relinquished: HashSet<u64> = log
+        .iter()
+        .filter_map(|r| match r {
+            LogRecord::Relinquish { commit } => Some(commit.transfer.transfer_id.get()),
+            _ => None,
+        })
+        .collect();
+    log.iter()
+        .filter(|r| {
+            matches!(r, LogRecord::Done { transfer_id, .. } if relinquished.contains(transfer_id))
+        })
+        .count() as u64
 }

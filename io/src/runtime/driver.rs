@@ -202,7 +202,13 @@ impl<'a> ZoneDriver<'a> {
         snapshot.in_flight.clear();
         snapshot
             .in_flight
-            .extend(zone.tombstones().map(|(id, ep)| (id.0, ep)));
+            .extend(zone.tombstones().map(|(id, ep, _)| (id.0, ep)));
+        snapshot.avatars_in_flight.clear();
+        snapshot.avatars_in_flight.extend(
+            zone.tombstones()
+                .filter(|t| t.2 == AVATAR_KIND)
+                .map(|(id, ep, _)| (id.0, ep)),
+        );
         slot.0 = wanted;
         Some(wanted)
     }

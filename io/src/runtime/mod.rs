@@ -178,6 +178,8 @@ pub struct Snapshot {
     pub in_flight: Vec<(u64, u32)>,
     /// (entity id, epoch) of every owned entity that is a client avatar.
     pub avatars: Vec<(u64, u32)>,
+    /// (entity id, new epoch) of every relinquished client avatar awaiting DONE.
+    pub avatars_in_flight: Vec<(u64, u32)>,
 }
 
 pub(crate) struct Shared {
