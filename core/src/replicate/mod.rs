@@ -139,6 +139,19 @@ impl ClientView {
         }
     }
 
+    /// Makes the view as new (for another client), keeping its buffers.
+    pub fn reset(&mut self, phase: u32) {
+        self.phase = phase;
+        self.searched_at = None;
+        self.members.clear();
+        for stored in &mut self.history {
+            stored.tick = 0;
+            stored.records.clear();
+        }
+        self.acked_tick = 0;
+        self.budget_bytes = 0;
+    }
+
     /// The client has applied the snapshot of `tick` (from its INPUT's `ack_tick`). Older
     /// or unknown ticks are ignored.
     pub fn acknowledge(&mut self, tick: u32) {

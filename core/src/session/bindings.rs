@@ -42,6 +42,7 @@ impl Sessions {
             self.counters.overflow += 1;
             return;
         };
+        let (view, buffered) = self.take_spare(slot);
         self.slots[slot as usize] = Some(Session {
             id: session_id,
             secret: binding.session_secret.get(),
@@ -50,10 +51,10 @@ impl Sessions {
             moved: None,
             avatar: id,
             window: ReplayWindow::default(),
-            buffered: Vec::with_capacity(INPUT_BUFFER),
+            buffered,
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
-            view: ClientView::with_phase(&self.config.interest, slot),
+            view,
         });
         self.by_id.insert(session_id, slot);
         self.by_addr.insert(addr, slot);
@@ -67,6 +68,26 @@ impl Sessions {
             self.by_id.remove(&session.id);
             self.by_addr.remove(&session.addr);
             self.free.push(slot);
+            self.spares.push((session.view, session.buffered));
+        }
+    }
+
+    /// A client view and input buffer for a new session in `slot`: a closed session's,
+    /// reset, or new ones while the zone has never held this many sessions. A view is
+    /// about 70 KB (its snapshot history), so views are made as the session count first
+    /// climbs, never all up front, and reused after that: a tick allocates only while
+    /// the zone reaches a session count it never had.
+    pub(super) fn take_spare(&mut self, slot: u32) -> (ClientView, Vec<InputEntry>) {
+        match self.spares.pop() {
+            Some((mut view, mut buffered)) => {
+                view.reset(slot);
+                buffered.clear();
+                (view, buffered)
+            }
+            None => (
+                ClientView::with_phase(&self.config.interest, slot),
+                Vec::with_capacity(INPUT_BUFFER),
+            ),
         }
     }
 
@@ -129,6 +150,7 @@ impl Sessions {
         self.by_id.remove(&session.id);
         self.by_addr.remove(&session.addr);
         self.free.push(slot);
+        self.spares.push((session.view, session.buffered));
         if session.moved.is_some() {
             return;
         }

@@ -222,6 +222,7 @@ impl Sessions {
             id = self.next_random() as u32;
         }
         let secret = self.next_random();
+        let (view, buffered) = self.take_spare(slot);
         self.slots[slot as usize] = Some(Session {
             id,
             secret,
@@ -230,10 +231,10 @@ impl Sessions {
             moved: None,
             avatar,
             window: ReplayWindow::default(),
-            buffered: Vec::with_capacity(INPUT_BUFFER),
+            buffered,
             applied_sequence: 0,
             last_heard_tick: self.tick,
-            view: ClientView::with_phase(&self.config.interest, slot),
+            view,
         });
         self.by_id.insert(id, slot);
         self.by_addr.insert(addr, slot);

@@ -218,6 +218,8 @@ pub struct Sessions {
     tokens: crate::witness::TokenReplay,
     rate: Vec<u16>,
     replicator: Replicator,
+    /// Client views and input buffers of closed sessions, for the next ones.
+    spares: Vec<(ClientView, Vec<InputEntry>)>,
     outbox: VecDeque<Outgoing>,
     outbox_max: usize,
     tick: u64,
@@ -265,6 +267,7 @@ impl Sessions {
             tokens: crate::witness::TokenReplay::new(2 * n + 64),
             rate: vec![0; RATE_BUCKETS],
             replicator: Replicator::new(config.interest),
+            spares: Vec::with_capacity(n),
             outbox: VecDeque::with_capacity(n + 256),
             outbox_max: n + 256,
             tick: 0,
