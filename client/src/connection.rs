@@ -1,5 +1,5 @@
 //! The client library, sans-IO: connect, send inputs, apply snapshots, interpolate remote
-//! entities, predict and reconcile the own avatar, follow redirects (DESIGN §6).
+//! entities, predict and reconcile the own avatar, follow redirects (docs/protocol.md).
 //!
 //! ```text
 //! let mut c = Client::new(server, token, session_key, now);

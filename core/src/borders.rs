@@ -9,7 +9,7 @@
 //! per-neighbour tests. Output lists are in ascending slot order, bounded by
 //! [`Limits`]; entries past a bound are dropped and counted.
 //!
-//! "Back inside → abort a pending handoff" (DESIGN §4 step 5b) needs the handoff table
+//! "Back inside → abort a pending handoff" (docs/architecture.md, one tick, step 4) needs the handoff table
 //! and is decided by the handoff layer from the crossing list: an entity with a pending
 //! handoff that is not in this tick's crossings has come back.
 

@@ -1,4 +1,4 @@
-//! Ghosts: read-only copies of neighbours' entities near the border (DESIGN §3).
+//! Ghosts: read-only copies of neighbours' entities near the border (docs/architecture.md).
 //!
 //! Each owner sends every neighbour the entities inside that neighbour's aura; the
 //! receiver keeps them here, keyed by id, fenced by epoch (a record with an epoch lower

@@ -21,7 +21,7 @@
 //! remains is a signature whose R has a torsion component, which only the key's owner can
 //! make and which a random-coefficient batch accepts with probability ≤ 1/8 while
 //! `verify_strict` rejects it. Items pushed with [`Policy::Strict`] — everything an
-//! ownership decision rests on (DESIGN §7) — are therefore also checked with
+//! ownership decision rests on (docs/security.md) — are therefore also checked with
 //! `verify_strict` after their batch passes. Client inputs use [`Policy::Batch`].
 //!
 //! **Allocation.** The verifier's own buffers are sized at construction and never grow.
@@ -515,7 +515,8 @@ pub fn precheck_token(
         .map(|index| (index, client_key)))
 }
 
-/// Remembers used tokens until they expire, so a token admits once. Bounded: when full of
+/// Remembers used tokens until they expire, so a token admits once at this zone (each zone
+/// has its own table: a token can open one session per zone). Bounded: when full of
 /// unexpired tokens, new ones are refused (counted by the caller) rather than letting an
 /// old token be replayed.
 #[derive(Debug)]

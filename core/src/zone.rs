@@ -87,7 +87,7 @@ pub struct Zone {
     pub(crate) next_transfer_counter: u64,
     pub(crate) shutting_down: bool,
     pub(crate) bugs: Bugs,
-    /// Client sessions bound to owned avatars; carried in COMMIT (DESIGN §6).
+    /// Client sessions bound to owned avatars; carried in COMMIT (docs/protocol.md).
     pub(crate) sessions: FxHashMap<EntityID, SessionBinding>,
     /// Sessions that arrived with an avatar or left with one, for the session layer.
     pub(crate) session_moves: Vec<SessionMove>,

@@ -1,4 +1,4 @@
-//! Signed node-to-node traffic (DESIGN §7): every datagram a zone sends to a zone on
+//! Signed node-to-node traffic (docs/security.md): every datagram a zone sends to a zone on
 //! another node travels in a signed envelope; the receiving zone verifies a tick's worth in
 //! one batch before anything reaches the sans-IO zone.
 //!
@@ -11,7 +11,7 @@
 //!   payloads in arrival order. Forged, mis-signed, replayed and malformed datagrams are
 //!   dropped and counted, never logged one by one.
 //!
-//! Zones of one node exchange datagrams through memory and do not sign (DESIGN §7).
+//! Zones of one node exchange datagrams through memory and do not sign (docs/security.md).
 
 use ed25519_dalek::{Signer, SigningKey};
 use meridian_core::limits::DATAGRAM_SIZE_MAX;

@@ -1,4 +1,4 @@
-//! The client protocol (DESIGN §6): connect handshake, inputs, delta snapshots, redirects.
+//! The client protocol (docs/protocol.md): connect handshake, inputs, delta snapshots, redirects.
 //!
 //! | kind         | direction       | bytes | notes                                              |
 //! |--------------|-----------------|------:|----------------------------------------------------|

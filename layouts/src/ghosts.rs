@@ -1,4 +1,4 @@
-//! GHOSTS: an owner's batch of its entities inside a neighbour's aura (DESIGN §3).
+//! GHOSTS: an owner's batch of its entities inside a neighbour's aura (docs/architecture.md).
 //!
 //! | part               | bytes      |
 //! |--------------------|------------|

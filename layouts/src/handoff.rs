@@ -1,4 +1,4 @@
-//! The four handoff messages of DESIGN §5: OFFER, ACK | NACK, COMMIT, DONE.
+//! The four handoff messages (docs/protocol.md): OFFER, ACK | NACK, COMMIT, DONE.
 //!
 //! Every message starts with a [`Header`] and a [`Transfer`] that names the entity, the
 //! epoch the target will own it at (`e + 1`), the transfer id, and both zones. The state
@@ -95,7 +95,7 @@ impl EntityState {
 }
 
 /// The client session bound to an avatar, carried in COMMIT so the target can take the
-/// client over without the client reconnecting (DESIGN §6). All zero for an NPC.
+/// client over without the client reconnecting (docs/protocol.md). All zero for an NPC.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct SessionBinding {

@@ -24,7 +24,7 @@ pub const VERSION: u8 = 1;
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// Handoff: the source offers an entity to the target (DESIGN §5).
+    /// Handoff: the source offers an entity to the target (docs/protocol.md).
     Offer = 1,
     /// Handoff: the target staged the entity.
     Ack = 2,

@@ -1,5 +1,5 @@
 //! Signed layouts: the envelope every node-to-node datagram travels in, and the connect
-//! token a client presents (DESIGN §6–§7).
+//! token a client presents (docs/protocol.md, docs/security.md).
 //!
 //! **Envelope** — one signature per datagram, never per entity:
 //!
@@ -134,7 +134,7 @@ pub fn write_envelope_unsigned(
     Some(signed)
 }
 
-/// A connect token (DESIGN §6). The signature covers every byte before it.
+/// A connect token (docs/protocol.md). The signature covers every byte before it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ConnectToken {

@@ -133,7 +133,7 @@ pub fn decode_32(text: &str) -> Result<[u8; 32], String> {
         .map_err(|b: Vec<u8>| format!("expected 32 bytes (64 hex digits), found {}", b.len()))
 }
 
-/// A connect token for `client_key`, signed by the world's `auth` key (DESIGN §6).
+/// A connect token for `client_key`, signed by the world's `auth` key (docs/protocol.md).
 pub use meridian_client::token::issue_token;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The handoff protocol's state: what a zone remembers about entities in transit.
 //!
-//! DESIGN §5. The types are here; the zone's two sides of the protocol are
+//! docs/protocol.md. The types are here; the zone's two sides of the protocol are
 //! [`source`] (S: offer, relinquish, resend COMMIT until DONE) and [`target`] (T: stage,
 //! adopt, answer DONE); [`restore`] rebuilds a zone from its log.
 //!

@@ -57,7 +57,7 @@ pub fn record_of(entities: &Entities, slot: u32) -> Record {
     }
 }
 
-/// Interest settings (DESIGN §6 defaults).
+/// Interest settings (the defaults of docs/protocol.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InterestConfig {
     pub near_m: f32,

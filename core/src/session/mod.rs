@@ -1,4 +1,4 @@
-//! Client sessions at a zone: the connect handshake, signed inputs, snapshots (DESIGN §6).
+//! Client sessions at a zone: the connect handshake, signed inputs, snapshots (docs/protocol.md).
 //!
 //! Sans-IO, beside the [`Zone`] it serves; the driver calls, per tick:
 //!

@@ -1,4 +1,4 @@
-//! The invariants of DESIGN §5, checked after every step and at the end: one owner, no
+//! The handoff invariants (docs/protocol.md), checked after every step and at the end: one owner, no
 //! entity created or lost, epochs only grow, no teleport, every transfer committed or
 //! aborted (never both), a committed one arriving exactly once.
 

@@ -1,4 +1,4 @@
-//! The deterministic simulator (DESIGN §11): the real zones, a hostile network, one seed.
+//! The deterministic simulator (docs/architecture.md): the real zones, a hostile network, one seed.
 //!
 //! A seed draws a world of 2–9 zones placed on 1–3 simulated nodes, a few hundred
 //! entities — random walkers, *border dancers* that oscillate across a border at
@@ -9,7 +9,7 @@
 //! restart from their durable log alone. The last [`HEAL_TICKS`] run with no faults and
 //! with every entity standing still, so every transfer can finish.
 //!
-//! After every step the invariants of DESIGN §5 are checked: at most one owner per entity;
+//! After every step the handoff invariants (docs/protocol.md) are checked: at most one owner per entity;
 //! no entity created; epochs only grow; no position jump beyond max speed × elapsed time
 //! (except a crash's rollback to the last durable state); every transfer ends as exactly
 //! one of committed or aborted, and a committed one arrives exactly once. At the end: every

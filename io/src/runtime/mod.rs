@@ -96,10 +96,10 @@ pub struct NodePlan {
     /// Zones hosted by other nodes.
     pub remote: Vec<RemoteZone>,
     pub npcs: Option<NpcPlan>,
-    /// Sign datagrams to other nodes and verify theirs (DESIGN §7). `None`: trust peers by
+    /// Sign datagrams to other nodes and verify theirs (docs/security.md). `None`: trust peers by
     /// address (a private network only).
     pub keys: Option<NodeKeys>,
-    /// Accept clients (DESIGN §6). `None`: client datagrams are dropped.
+    /// Accept clients (docs/protocol.md). `None`: client datagrams are dropped.
     pub clients: Option<ClientsPlan>,
 }
 
