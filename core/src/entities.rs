@@ -319,6 +319,10 @@ impl Entities {
     pub fn flags(&self, slot: u32) -> u16 {
         self.flags[slot as usize]
     }
+
+    pub fn payload(&self, slot: u32) -> [u8; PAYLOAD_SIZE] {
+        self.payload[slot as usize]
+    }
     pub fn ids(&self) -> &[EntityID] {
         &self.id
     }

@@ -23,6 +23,7 @@
 //! | [`witness`] | key registry, batch verification, replay windows, connect-token checks |
 //! | [`session`] | a zone's clients: handshake, inputs, bindings and redirects |
 //! | [`replicate`] | interest, priority, byte budget, snapshot building |
+//! | [`persist`] | WAL records and checkpoint images as bytes (no file I/O) |
 //! | `sim` | the deterministic simulator (feature `sim`) |
 //!
 //! The client library is a separate crate (`meridian-client`); the codecs both sides run
@@ -39,6 +40,7 @@ pub mod limits;
 pub mod movement;
 pub mod net;
 pub mod npc;
+pub mod persist;
 pub mod replicate;
 pub mod session;
 #[cfg(feature = "sim")]

@@ -268,6 +268,11 @@ impl Zone {
         if self.log.len() == self.log.capacity() {
             return Err(InsertError::Full);
         }
+        if self.epochs.len() >= self.limits.epoch_memory_count_max as usize {
+            // The new entity's epoch could not be remembered: refuse it (counted).
+            self.counters.epoch_memory_full += 1;
+            return Err(InsertError::Full);
+        }
         let id = EntityID::new(self.id, self.next_entity_counter);
         let entity = EntityInit {
             id,
@@ -294,11 +299,86 @@ impl Zone {
 
     /// Removes an owned entity without a transfer (it is destroyed), returning its last
     /// state. A pending OFFER for it is dropped.
+    /// The removal is logged: a zone restored from its log does not bring the entity
+    /// back. `None` if the entity is not owned here, or if the tick's log is full (counted
+    /// in `log_full`; the entity stays, try again next tick).
     pub fn remove(&mut self, id: EntityID) -> Option<EntityInit> {
         let slot = self.entities.slot_of(id)?;
+        if self.log.len() == self.log.capacity() {
+            self.counters.log_full += 1;
+            return None;
+        }
+        self.log.push(LogRecord::Remove { id });
         self.offers.remove(&id);
         self.sessions.remove(&id);
         Some(self.remove_slot(slot))
+    }
+
+    /// Logs that this zone starts as its incarnation: the first record of every run.
+    pub fn log_incarnation(&mut self) {
+        if self.log.len() < self.log.capacity() {
+            self.log.push(LogRecord::Incarnation {
+                incarnation: self.incarnation,
+                zone: self.id,
+            });
+        }
+    }
+
+    /// The zone's incarnation (this run of it).
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// Copies the zone's durable state into `out` (its buffers reused): the entity columns,
+    /// the epoch memory, the tombstones and the session bindings, as of the last tick.
+    /// Call it at a tick boundary; write `out` off the tick.
+    pub fn capture(&self, out: &mut crate::persist::Capture) {
+        use meridian_layouts::persist::{EpochEntry, SessionRecord};
+        let e = &self.entities;
+        let n = e.len();
+        out.tick = self.tick;
+        out.next_entity_counter = self.next_entity_counter;
+        out.incarnation = self.incarnation;
+        out.ids.clear();
+        out.ids.extend(e.ids().iter().map(|id| id.0));
+        for (column, source) in [
+            (&mut out.x, e.xs()),
+            (&mut out.y, e.ys()),
+            (&mut out.vx, e.vxs()),
+            (&mut out.vy, e.vys()),
+            (&mut out.speeds, e.speeds()),
+        ] {
+            column.clear();
+            column.extend_from_slice(&source[..n]);
+        }
+        out.epochs.clear();
+        out.epochs.extend_from_slice(e.epochs());
+        out.z.clear();
+        out.z.extend((0..n as u32).map(|s| e.z(s)));
+        out.kinds.clear();
+        out.kinds.extend((0..n as u32).map(|s| e.kind(s)));
+        out.flags.clear();
+        out.flags.extend((0..n as u32).map(|s| e.flags(s)));
+        out.payloads.clear();
+        out.payloads.extend((0..n as u32).map(|s| e.payload(s)));
+        out.epoch_memory.clear();
+        out.epoch_memory
+            .extend(self.epochs.iter().map(|(id, &(epoch, at))| EpochEntry {
+                id: meridian_layouts::U64Le::new(id.0),
+                epoch: meridian_layouts::U32Le::new(epoch),
+                age_ticks: meridian_layouts::U32Le::new(
+                    self.tick.saturating_sub(at).min(u64::from(u32::MAX)) as u32,
+                ),
+            }));
+        out.tombstones.clear();
+        out.tombstones
+            .extend(self.tombstones.values().map(|t| t.commit));
+        out.sessions.clear();
+        out.sessions
+            .extend(self.sessions.iter().map(|(id, binding)| SessionRecord {
+                id: meridian_layouts::U64Le::new(id.0),
+                binding: *binding,
+            }));
     }
 
     pub(crate) fn remove_slot(&mut self, slot: u32) -> EntityInit {
@@ -314,9 +394,19 @@ impl Zone {
         if self.entities.slot_of(id).is_none() {
             return false;
         }
-        if self.sessions.len() >= SESSION_BINDINGS_MAX && !self.sessions.contains_key(&id) {
+        let known = self.sessions.get(&id);
+        if self.sessions.len() >= SESSION_BINDINGS_MAX && known.is_none() {
             self.counters.session_bindings_full += 1;
             return false;
+        }
+        // A new session is logged (a restored zone serves it again); updates of the same
+        // session (its applied input sequence, every tick) are not.
+        if known.is_none_or(|k| k.session_id != binding.session_id) {
+            if self.log.len() == self.log.capacity() {
+                self.counters.log_full += 1;
+                return false;
+            }
+            self.log.push(LogRecord::SessionBind { id, binding });
         }
         self.sessions.insert(id, binding);
         true

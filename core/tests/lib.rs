@@ -9,6 +9,7 @@ mod clients;
 mod grid;
 mod handoff;
 mod movement;
+mod persist;
 mod sim;
 mod support;
 mod witness;

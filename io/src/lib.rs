@@ -12,6 +12,7 @@ use meridian_core::time::Instant;
 pub mod mmsg;
 pub mod runtime;
 pub mod signing;
+pub mod store;
 pub mod uring;
 
 /// A monotonic clock whose epoch is its creation. Backed by `quanta` (TSC where stable),

@@ -23,6 +23,7 @@ pub mod ghosts;
 pub mod handoff;
 pub mod header;
 pub mod int;
+pub mod persist;
 pub mod quant;
 pub mod snapshot;
 pub mod witness;

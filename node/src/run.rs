@@ -9,6 +9,9 @@
 //!   entity shows once, owned or in flight. `zone Z tick T taken_at_ns NS owned N
 //!   in_flight F`, then `owned ID EPOCH` and `in_flight ID EPOCH` lines (in flight:
 //!   relinquished, awaiting DONE; EPOCH is the epoch it was handed off at).
+//! - `GET /freeze`, then `GET /release` — the `/entities` cut, but the zones stay held
+//!   until `/release` (at most 2 s): freeze several nodes, then release them, for one
+//!   consistent cut across nodes.
 //! - `GET /avatars` — the same cut, client avatars only: `avatar ID EPOCH` and
 //!   `avatar_in_flight ID EPOCH` lines.
 
@@ -23,9 +26,10 @@ use meridian_core::limits::Limits;
 use meridian_core::replicate::InterestConfig;
 use meridian_core::session::SessionConfig;
 use meridian_io::runtime::{
-    ClientsPlan, Node, NodePlan, NpcPlan, RemoteZone, Snapshot, ZonePlan, ZoneStats,
+    ClientsPlan, Node, NodePlan, NpcPlan, RemoteZone, Snapshot, StorePlan, ZonePlan, ZoneStats,
 };
 use meridian_io::signing::NodeKeys;
+use meridian_io::store::DataDir;
 
 use crate::world_file::{NodeSpec, WorldSpec};
 
@@ -110,13 +114,34 @@ fn node_keys(
     }))
 }
 
-/// Starts the zones of `node`, and its admin server if it has an address. `key` is this
-/// node's key pair, needed when the world file pins node keys.
+/// Where a node keeps its zones' durable state.
+#[derive(Clone, Debug)]
+pub struct Persistence {
+    /// The data directory (created mode 0700, locked while the node runs).
+    pub dir: std::path::PathBuf,
+    /// Move the zones' existing files aside and start empty.
+    pub fresh: bool,
+}
+
+/// Starts the zones of `node` without persistence (tests, the demo). See [`start_with`].
 pub fn start(
     spec: &WorldSpec,
     node: &NodeSpec,
     npcs_per_zone: Option<u32>,
     key: Option<&SigningKey>,
+) -> anyhow::Result<Running> {
+    start_with(spec, node, npcs_per_zone, key, None)
+}
+
+/// Starts the zones of `node`, and its admin server if it has an address. `key` is this
+/// node's key pair, needed when the world file pins node keys. With `persistence`, each
+/// zone restores from the data directory and makes its log durable before it sends.
+pub fn start_with(
+    spec: &WorldSpec,
+    node: &NodeSpec,
+    npcs_per_zone: Option<u32>,
+    key: Option<&SigningKey>,
+    persistence: Option<&Persistence>,
 ) -> anyhow::Result<Running> {
     let keys = node_keys(spec, node, key)?;
     let mut remote = Vec::new();
@@ -168,6 +193,15 @@ pub fn start(
     if clients.is_none() {
         tracing::info!("clients disabled: the world file has no [clients] section");
     }
+    let store = match persistence {
+        None => None,
+        Some(p) => Some(StorePlan {
+            dir: Arc::new(DataDir::open(&p.dir)?),
+            world_id: spec.world_id,
+            fresh: p.fresh,
+            checkpoint_every_ticks: spec.checkpoint_every_ticks,
+        }),
+    };
     let plan = NodePlan {
         world: spec.world,
         limits: Limits::for_entities(entities),
@@ -185,6 +219,7 @@ pub fn start(
         npcs,
         keys,
         clients,
+        store,
     };
     let node_handle = Arc::new(Node::start(plan)?);
     let admin_stop = Arc::new(AtomicBool::new(false));
@@ -249,8 +284,17 @@ impl Running {
     }
 }
 
+/// The longest `/freeze` holds the zones without a `/release`.
+const FREEZE_MAX: Duration = Duration::from_secs(2);
+
 fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
+    let mut frozen_until: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if frozen_until.is_some_and(|t| std::time::Instant::now() >= t) {
+            tracing::warn!("admin /freeze was not released within {FREEZE_MAX:?}: releasing");
+            node.release();
+            frozen_until = None;
+        }
         let request = match server.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(request)) => request,
             Ok(None) => continue,
@@ -265,6 +309,21 @@ fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
                 Some(snapshots) => (200, entities_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),
             },
+            "/freeze" => match node.freeze(Duration::from_secs(2)) {
+                Some(snapshots) => {
+                    frozen_until = Some(std::time::Instant::now() + FREEZE_MAX);
+                    (200, entities_text(&snapshots))
+                }
+                None => {
+                    node.release();
+                    (503, "zones did not answer in time\n".to_owned())
+                }
+            },
+            "/release" => {
+                node.release();
+                frozen_until = None;
+                (200, "released\n".to_owned())
+            }
             "/avatars" => match node.snapshot(Duration::from_secs(2)) {
                 Some(snapshots) => (200, avatars_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),

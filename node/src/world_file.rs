@@ -22,6 +22,16 @@ struct WorldFile {
     clients: Option<ClientsSection>,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    persistence: PersistenceSection,
+}
+
+/// The `[persistence]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersistenceSection {
+    /// Seconds between checkpoints (default 1).
+    checkpoint_interval_s: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +119,8 @@ pub struct WorldSpec {
     /// Client access; `None`: the world takes no clients.
     pub clients: Option<ClientsSpec>,
     pub entities_per_zone: u32,
+    /// Ticks between checkpoints.
+    pub checkpoint_every_ticks: u64,
 }
 
 /// The `[clients]` section.
@@ -362,6 +374,13 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
             })
         }
     };
+    let interval_s = file.persistence.checkpoint_interval_s.unwrap_or(1.0);
+    if !interval_s.is_finite() || !(0.1..=3600.0).contains(&interval_s) {
+        return Err(ParseError::Nodes(format!(
+            "[persistence] checkpoint_interval_s: must be in [0.1, 3600] seconds (got {interval_s})"
+        )));
+    }
+    let tick_rate_hz = world.config().tick_rate_hz;
     Ok(WorldSpec {
         world,
         world_id: file.world.id,
@@ -369,6 +388,7 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
         npcs,
         clients,
         entities_per_zone,
+        checkpoint_every_ticks: ((interval_s * tick_rate_hz as f32).round() as u64).max(1),
     })
 }
 

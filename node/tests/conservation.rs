@@ -78,6 +78,17 @@ pub(crate) fn check_cut(cut: &[ZoneCut], expected: &BTreeSet<u64>) -> Vec<String
     problems
 }
 
+/// Panics with the first problems of sample `sample` if the cut is not sound.
+pub(crate) fn assert_sound(cut: &[ZoneCut], expected: &BTreeSet<u64>, sample: u32) {
+    let problems = check_cut(cut, expected);
+    assert!(
+        problems.is_empty(),
+        "sample {sample}: {} problems, first: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+}
+
 #[test]
 fn the_checker_flags_duplicates_losses_stale_owners_and_strangers() {
     let expected: BTreeSet<u64> = [1, 2, 3].into();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use meridian_io::runtime::Snapshot;
 use meridian_node::{run, world_file};
 
-use crate::conservation::{ZoneCut, check_cut, npc_ids};
+use crate::conservation::{ZoneCut, assert_sound, npc_ids};
 
 const WORLD: &str = r#"
 [world]
@@ -103,13 +103,7 @@ fn npcs_cross_back_and_forth_and_are_conserved() {
         assert_eq!(cut.len(), 2);
         samples += 1;
         in_flight_seen += cut.iter().map(|z| z.in_flight.len()).sum::<usize>();
-        let problems = check_cut(&cut, &expected);
-        assert!(
-            problems.is_empty(),
-            "sample {samples}: {} problems, first: {:?}",
-            problems.len(),
-            &problems[..problems.len().min(5)]
-        );
+        assert_sound(&cut, &expected, samples);
     }
     let status = get(admin, "/status");
     assert_eq!(status.lines().count(), 2, "{status}");
@@ -240,13 +234,7 @@ fn two_nodes(signed: bool) {
         samples += 1;
         let mut cut = cut_of(&sa);
         cut.extend(cut_of(&sb));
-        let problems = check_cut(&cut, &expected);
-        assert!(
-            problems.is_empty(),
-            "sample {samples}: {} problems, first: {:?}",
-            problems.len(),
-            &problems[..problems.len().min(5)]
-        );
+        assert_sound(&cut, &expected, samples);
     }
     assert!(samples >= 10, "only {samples} samples");
     let fa = a.stop().unwrap();

@@ -3,4 +3,5 @@
 mod cli;
 mod clients;
 mod conservation;
+mod durability;
 mod e2e;

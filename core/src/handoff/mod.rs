@@ -176,6 +176,8 @@ pub enum AbortReason {
 /// A durable record of the zone's ownership changes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LogRecord {
+    /// The zone started (again) as `incarnation`.
+    Incarnation { incarnation: u32, zone: ZoneID },
     /// The zone created the entity (epoch 0).
     Spawn { entity: EntityInit },
     /// The zone adopted the entity on COMMIT.
@@ -188,6 +190,13 @@ pub enum LogRecord {
     Relinquish { commit: Commit },
     /// The target confirmed the transfer: the tombstone is gone for good.
     Done { id: EntityID, transfer_id: u64 },
+    /// The entity was destroyed without a transfer.
+    Remove { id: EntityID },
+    /// A client session was bound to owned avatar `id` (a new session, not an update).
+    SessionBind {
+        id: EntityID,
+        binding: SessionBinding,
+    },
 }
 
 /// Everything the protocol does, counted (cumulative).
@@ -204,6 +213,8 @@ pub struct Counters {
     pub commits_received: u64,
     pub dones_received: u64,
     pub arrivals: u64,
+    /// Removals and session bindings refused because the tick's log was full.
+    pub log_full: u64,
     pub departures: u64,
     pub aborts: u64,
     pub retransmits: u64,

@@ -1,17 +1,32 @@
-//! A zone rebuilt from its durable log after a crash.
+//! A zone rebuilt from its durable state after a crash: a checkpoint (if any), then the log
+//! records written after it.
+//!
+//! The zone owns what they say it owns (at the logged state), keeps a tombstone for every
+//! relinquish not yet confirmed (its COMMIT is sent again; a target that adopted answers
+//! DONE), remembers every epoch, rebinds every client session (the session layer adopts
+//! them as arrivals), and mints entity ids after the highest it ever minted.
 
-use crate::entities::EntityID;
-use crate::handoff::HandoffConfig;
-use crate::handoff::{LogRecord, Tombstone};
+use crate::entities::{EntityID, EntityInit, InsertError};
+use crate::handoff::{HandoffConfig, LogRecord, Tombstone};
 use crate::limits::{Limits, LimitsError};
+use crate::persist::CheckpointView;
 use crate::time::Instant;
 use crate::world::{World, ZoneID};
-use crate::zone::Zone;
+use crate::zone::{SESSION_BINDINGS_MAX, SessionMove, Zone};
+
+/// Why durable state could not be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("limits: {0}")]
+    Limits(#[from] LimitsError),
+    #[error("entity {id}: {error} (were the world's limits lowered since it was written?)")]
+    Insert { id: EntityID, error: InsertError },
+    #[error("the state belongs to zone {found}, not zone {expected}")]
+    WrongZone { found: ZoneID, expected: ZoneID },
+}
 
 impl Zone {
-    /// Rebuilds a zone from its durable log after a crash: it owns what the log says it
-    /// owns (at the logged state), keeps a tombstone for every relinquish (its COMMIT is
-    /// sent again; a target that adopted answers DONE), and remembers every epoch.
+    /// Rebuilds a zone from its durable log alone (the simulator's restart).
     pub fn restore(
         world: &World,
         id: ZoneID,
@@ -20,51 +35,141 @@ impl Zone {
         now: Instant,
         incarnation: u32,
         log: &[LogRecord],
-    ) -> Result<Zone, LimitsError> {
+    ) -> Result<Zone, RestoreError> {
+        Zone::restore_from(world, id, limits, config, now, incarnation, None, log)
+    }
+
+    /// Rebuilds a zone from a checkpoint (if any) and the log records written after it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_from(
+        world: &World,
+        id: ZoneID,
+        limits: Limits,
+        config: HandoffConfig,
+        now: Instant,
+        incarnation: u32,
+        checkpoint: Option<&CheckpointView<'_>>,
+        log: &[LogRecord],
+    ) -> Result<Zone, RestoreError> {
         let mut zone = Zone::with_config(world, id, limits, config, now, incarnation)?;
+        if let Some(c) = checkpoint {
+            zone.load_checkpoint(c)?;
+        }
         for record in log {
-            match record {
-                LogRecord::Spawn { entity } | LogRecord::Adopt { entity, .. } => {
-                    if let Some(slot) = zone.entities.slot_of(entity.id) {
-                        zone.remove_slot(slot);
-                    }
-                    zone.tombstones.remove(&entity.id);
-                    zone.entities
-                        .insert(entity)
-                        .expect("a restored log fits the limits it was written under");
-                    zone.remember(entity.id, entity.epoch);
-                    if entity.id.creator() == id {
-                        zone.next_entity_counter =
-                            zone.next_entity_counter.max(entity.id.counter() + 1);
-                    }
-                }
-                LogRecord::Relinquish { commit } => {
-                    let entity = EntityID(commit.transfer.entity_id.get());
-                    if let Some(slot) = zone.entities.slot_of(entity) {
-                        zone.remove_slot(slot);
-                    }
-                    zone.tombstones.insert(
-                        entity,
-                        Tombstone {
-                            commit: *commit,
-                            next_retransmit_tick: 0,
-                            attempts: 0,
-                            started_tick: 0,
-                        },
-                    );
-                    zone.remember(entity, commit.transfer.epoch.get());
-                }
-                LogRecord::Done { id, transfer_id } => {
-                    if zone
-                        .tombstones
-                        .get(id)
-                        .is_some_and(|t| t.commit.transfer.transfer_id.get() == *transfer_id)
-                    {
-                        zone.tombstones.remove(id);
-                    }
-                }
+            zone.replay(record)?;
+        }
+        for (&avatar, &binding) in &zone.sessions {
+            let arrived = SessionMove::Arrived {
+                id: avatar,
+                binding,
+            };
+            if zone.session_moves.len() < zone.session_moves.capacity() {
+                zone.session_moves.push(arrived);
             }
         }
         Ok(zone)
+    }
+
+    fn load_checkpoint(&mut self, c: &CheckpointView<'_>) -> Result<(), RestoreError> {
+        if c.identity.zone != self.id {
+            return Err(RestoreError::WrongZone {
+                found: c.identity.zone,
+                expected: self.id,
+            });
+        }
+        for i in 0..c.entity_count() {
+            self.adopt_restored(&c.entity(i))?;
+        }
+        for e in c.epoch_memory {
+            self.remember(EntityID(e.id.get()), e.epoch.get());
+        }
+        for commit in c.tombstones {
+            self.restore_tombstone(commit);
+        }
+        for s in c.sessions {
+            let avatar = EntityID(s.id.get());
+            if self.entities.slot_of(avatar).is_some() && self.sessions.len() < SESSION_BINDINGS_MAX
+            {
+                self.sessions.insert(avatar, s.binding);
+            }
+        }
+        self.next_entity_counter = self
+            .next_entity_counter
+            .max(c.meta.next_entity_counter.get());
+        Ok(())
+    }
+
+    fn replay(&mut self, record: &LogRecord) -> Result<(), RestoreError> {
+        match record {
+            LogRecord::Incarnation { .. } => {}
+            LogRecord::Spawn { entity } | LogRecord::Adopt { entity, .. } => {
+                self.adopt_restored(entity)?;
+            }
+            LogRecord::Relinquish { commit } => {
+                let entity = EntityID(commit.transfer.entity_id.get());
+                if let Some(slot) = self.entities.slot_of(entity) {
+                    self.remove_slot(slot);
+                }
+                self.sessions.remove(&entity);
+                self.restore_tombstone(commit);
+            }
+            LogRecord::Done { id, transfer_id } => {
+                if self
+                    .tombstones
+                    .get(id)
+                    .is_some_and(|t| t.commit.transfer.transfer_id.get() == *transfer_id)
+                {
+                    self.tombstones.remove(id);
+                }
+            }
+            LogRecord::Remove { id } => {
+                if let Some(slot) = self.entities.slot_of(*id) {
+                    self.remove_slot(slot);
+                }
+                self.sessions.remove(id);
+            }
+            LogRecord::SessionBind { id, binding } => {
+                if self.entities.slot_of(*id).is_some()
+                    && (self.sessions.len() < SESSION_BINDINGS_MAX
+                        || self.sessions.contains_key(id))
+                {
+                    self.sessions.insert(*id, *binding);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Owns `entity` as restored, replacing an older copy and any tombstone for it.
+    fn adopt_restored(&mut self, entity: &EntityInit) -> Result<(), RestoreError> {
+        if let Some(slot) = self.entities.slot_of(entity.id) {
+            self.remove_slot(slot);
+        }
+        self.tombstones.remove(&entity.id);
+        self.entities
+            .insert(entity)
+            .map_err(|error| RestoreError::Insert {
+                id: entity.id,
+                error,
+            })?;
+        self.remember(entity.id, entity.epoch);
+        if entity.id.creator() == self.id {
+            self.next_entity_counter = self.next_entity_counter.max(entity.id.counter() + 1);
+        }
+        Ok(())
+    }
+
+    fn restore_tombstone(&mut self, commit: &meridian_layouts::handoff::Commit) {
+        let entity = EntityID(commit.transfer.entity_id.get());
+        self.tombstones.insert(
+            entity,
+            Tombstone {
+                commit: *commit,
+                next_retransmit_tick: 0,
+                attempts: 0,
+                started_tick: 0,
+            },
+        );
+        self.remember(entity, commit.transfer.epoch.get());
     }
 }

@@ -4,11 +4,13 @@
 //! serve_snapshot  a snapshot, if one was asked for; hold until the cut is released
 //! ingest          cross-core queue, UDP ring (up to a budget), batch verification
 //! step            NPC steering, sessions.tick, zone.tick, sessions.replicate (timed)
-//! transmit        drain_log (dropped: no persistence yet), then every datagram, one submit
+//! transmit        drain_log → the WAL thread; the tick's datagrams, held until it is durable
+//! release         (every loop) the writer's reports; held datagrams whose records are durable
 //! drain_events    arrivals and departures to the logs
 //! publish         once a second: figures for the status line and the admin endpoint
 //! ```
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use meridian_core::handoff::Event;
 use meridian_core::limits::DATAGRAM_SIZE_MAX;
 use meridian_core::net::Peer;
 use meridian_core::npc::{self, NPC_KIND, Pattern};
+use meridian_core::persist::{Capture, encode_record};
 use meridian_core::session::{AVATAR_KIND, Sessions};
 use meridian_core::time::Instant;
 use meridian_core::world::ZoneID;
@@ -29,6 +32,7 @@ use super::{
 };
 use crate::Clock;
 use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
+use crate::store::{Writer, WriterEvent};
 use crate::uring::{RingConfig, UdpRing};
 
 type Queues = [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)];
@@ -37,18 +41,30 @@ type Queues = [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)];
 pub(super) async fn run_zone(
     index: usize,
     zone_plan: ZonePlan,
+    opened: (Zone, Option<Durable>),
     plan: NodePlan,
     socket: socket2::Socket,
     shared: Arc<Shared>,
     queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)>,
 ) -> Result<ZoneStats, String> {
-    let mut driver = ZoneDriver::new(index, zone_plan, &plan, socket, &shared, &queues)?;
+    let mut driver = ZoneDriver::new(index, zone_plan, opened, &plan, socket, &shared, &queues)?;
     let clock = shared.clock.clone();
     while !shared.stop.load(Ordering::Relaxed) {
+        driver.release();
+        if let Some(message) = driver.failure() {
+            return Err(format!("zone {} stopped: {message}", driver.zone.id()));
+        }
         let now = clock.now();
         let due = driver.zone.poll_timeout();
         if now < due {
-            glommio::timer::sleep(due.saturating_duration_since(now)).await;
+            // Datagrams held for the disk go as soon as it confirms: poll it meanwhile.
+            let wait = due.saturating_duration_since(now);
+            let wait = if driver.holding() {
+                wait.min(Duration::from_micros(200))
+            } else {
+                wait
+            };
+            glommio::timer::sleep(wait).await;
             continue;
         }
         let unix_ms = std::time::SystemTime::now()
@@ -94,12 +110,31 @@ struct ZoneDriver<'a> {
     snapshot_served: u64,
     arrived: u64,
     departed: u64,
+    /// The zone's persistence, if the node has a data directory.
+    durable: Option<Durable>,
+    /// Datagrams waiting for the records they depend on to be durable: (the append
+    /// sequence they wait for, destination, length, bytes), oldest first.
+    held: VecDeque<(u64, Peer, usize, [u8; DATAGRAM_SIZE_MAX])>,
+}
+
+/// A zone's persistence state in its driver.
+pub(super) struct Durable {
+    writer: Writer,
+    /// The last append queued, and the last the disk confirmed.
+    appended: u64,
+    synced: u64,
+    generation: u64,
+    checkpoint_every_ticks: u64,
+    /// The capture buffers, while no checkpoint is being written.
+    capture: Option<Box<Capture>>,
+    failed: Option<String>,
 }
 
 impl<'a> ZoneDriver<'a> {
     fn new(
         index: usize,
         zone_plan: ZonePlan,
+        (zone, durable): (Zone, Option<Durable>),
         plan: &'a NodePlan,
         socket: socket2::Socket,
         shared: &'a Shared,
@@ -107,11 +142,6 @@ impl<'a> ZoneDriver<'a> {
     ) -> Result<ZoneDriver<'a>, String> {
         let clock = shared.clock.clone();
         let id = zone_plan.zone;
-        let mut zone =
-            Zone::new(&plan.world, id, plan.limits, clock.now()).map_err(|e| e.to_string())?;
-        if let Some(npcs) = plan.npcs {
-            spawn_npcs(&mut zone, &npcs)?;
-        }
         let inbound = queues
             .iter()
             .find(|q| q.0 == id)
@@ -120,13 +150,17 @@ impl<'a> ZoneDriver<'a> {
             .clone();
         let udp = UdpRing::new(socket.into(), RingConfig::default())
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
-        // Until incarnations are persisted, the boot epoch of signed envelopes is the wall
-        // clock in seconds: a restart within the same second (or after the clock stepped
-        // back) reuses it, and peers' replay windows then refuse the new run's datagrams
-        // until their sequences pass the old ones.
-        let boot_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
+        // The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at
+        // every start, so peers' replay windows take a restarted zone's datagrams at once.
+        // Without persistence, the wall clock in seconds (a restart within the same second,
+        // or after the clock stepped back, reuses it, and peers then refuse the new run's
+        // datagrams until their sequences pass the old ones).
+        let boot_epoch = match &durable {
+            Some(_) => zone.incarnation(),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32),
+        };
         let router = Router {
             id,
             queues,
@@ -169,6 +203,8 @@ impl<'a> ZoneDriver<'a> {
             snapshot_served: 0,
             arrived: 0,
             departed: 0,
+            durable,
+            held: VecDeque::with_capacity(4096),
         })
     }
 
@@ -273,31 +309,110 @@ impl<'a> ZoneDriver<'a> {
         let _ = self.total.record(took_us.max(1));
     }
 
-    /// The tick's log records, then its datagrams: the zone's, then the sessions'; the
-    /// whole UDP output in one system call.
+    /// The tick's log records, then its datagrams: the zone's, then the sessions'.
+    ///
+    /// With persistence, the records go to the WAL thread; if there were any (or earlier
+    /// datagrams still wait), the tick's datagrams are held until the disk confirms them
+    /// (a COMMIT never leaves before its relinquish is durable, a DONE before its adoption,
+    /// an ACCEPT before its session binding). Otherwise they leave at once, the whole UDP
+    /// output in one system call.
     fn transmit(&mut self) {
-        // Persistence is not built yet: the log is dropped (see the README).
-        for _ in self.zone.drain_log() {}
+        let mut hold = false;
+        match self.durable.as_mut() {
+            None => for _ in self.zone.drain_log() {},
+            Some(d) => {
+                let mut bytes = d.writer.buffer();
+                for record in self.zone.drain_log() {
+                    encode_record(&record, &mut bytes);
+                }
+                if !bytes.is_empty() {
+                    d.appended += 1;
+                    if let Err(e) = d.writer.append(d.appended, bytes) {
+                        d.failed = Some(e);
+                    }
+                }
+                hold = d.appended > d.synced;
+                if self
+                    .zone
+                    .tick_count()
+                    .is_multiple_of(d.checkpoint_every_ticks)
+                    && let Some(mut capture) = d.capture.take()
+                {
+                    self.zone.capture(&mut capture);
+                    d.generation += 1;
+                    if let Err(e) =
+                        d.writer
+                            .checkpoint(d.generation, self.zone.incarnation(), capture)
+                    {
+                        d.failed = Some(e);
+                    }
+                }
+            }
+        }
+        let wait_for = self.durable.as_ref().map_or(0, |d| d.appended);
         let (buf, stats) = (&mut self.buf, &mut self.stats);
-        while let Some(t) = self.zone.poll_transmit(buf) {
+        let mut out = |to: Peer, bytes: &[u8], router: &mut Router<'_>, udp: &mut UdpRing| {
             stats.packets_out += 1;
-            stats.bytes_out += t.len as u64;
-            if !self.router.route(t.to, &buf[..t.len], &mut self.udp) {
+            stats.bytes_out += bytes.len() as u64;
+            if hold {
+                let mut copy = [0u8; DATAGRAM_SIZE_MAX];
+                copy[..bytes.len()].copy_from_slice(bytes);
+                self.held.push_back((wait_for, to, bytes.len(), copy));
+                false
+            } else {
+                !router.route(to, bytes, udp)
+            }
+        };
+        while let Some(t) = self.zone.poll_transmit(buf) {
+            if out(t.to, &buf[..t.len], &mut self.router, &mut self.udp) {
                 self.local_drops += 1;
             }
         }
         if let Some(s) = self.sessions.as_mut() {
             while let Some((to, len)) = s.poll_transmit(buf) {
-                stats.packets_out += 1;
-                stats.bytes_out += len as u64;
-                if !self.router.route(to, &buf[..len], &mut self.udp) {
+                if out(to, &buf[..len], &mut self.router, &mut self.udp) {
                     self.local_drops += 1;
                 }
             }
         }
-        if let Err(e) = self.udp.flush() {
+        if !hold && let Err(e) = self.udp.flush() {
             tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
         }
+    }
+
+    /// Takes the writer's reports and sends the held datagrams whose records are durable.
+    fn release(&mut self) {
+        let Some(d) = self.durable.as_mut() else {
+            return;
+        };
+        while let Some(event) = d.writer.poll() {
+            match event {
+                WriterEvent::Durable { seq } => d.synced = d.synced.max(seq),
+                WriterEvent::Checkpointed { capture, .. } => d.capture = Some(capture),
+                WriterEvent::Failed(message) => d.failed = Some(message),
+            }
+        }
+        let mut sent = false;
+        while self.held.front().is_some_and(|h| h.0 <= d.synced) {
+            let (_, to, len, bytes) = self.held.pop_front().expect("looked at");
+            if !self.router.route(to, &bytes[..len], &mut self.udp) {
+                self.local_drops += 1;
+            }
+            sent = true;
+        }
+        if sent && let Err(e) = self.udp.flush() {
+            tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
+        }
+    }
+
+    /// Datagrams wait for the disk.
+    fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The persistence failure that must stop the zone, if any.
+    fn failure(&self) -> Option<String> {
+        self.durable.as_ref().and_then(|d| d.failed.clone())
     }
 
     /// Arrivals and departures: one debug line each, counted for the per-second summary.
@@ -367,6 +482,83 @@ impl<'a> ZoneDriver<'a> {
             stats.clients = s.counters();
         }
     }
+}
+
+/// The zone, new or restored from the node's data directory, and its persistence.
+pub(super) fn open_zone(
+    plan: &NodePlan,
+    id: ZoneID,
+    now: Instant,
+) -> Result<(Zone, Option<Durable>), String> {
+    let Some(sp) = &plan.store else {
+        let mut zone = Zone::new(&plan.world, id, plan.limits, now).map_err(|e| e.to_string())?;
+        if let Some(npcs) = plan.npcs {
+            spawn_npcs(&mut zone, &npcs)?;
+        }
+        return Ok((zone, None));
+    };
+    let store = sp.dir.zone(sp.world_id, id);
+    if sp.fresh
+        && let Some(aside) = store.discard().map_err(|e| e.to_string())?
+    {
+        tracing::warn!(zone = %id, "--fresh: moved the zone's old files to {}", aside.display());
+    }
+    let recovered = store.recover().map_err(|e| e.to_string())?;
+    for warning in &recovered.warnings {
+        tracing::warn!(zone = %id, "{warning}");
+    }
+    let config = meridian_core::handoff::HandoffConfig::default();
+    let incarnation = recovered.incarnation;
+    let mut zone = if recovered.empty {
+        let mut zone = Zone::with_config(&plan.world, id, plan.limits, config, now, incarnation)
+            .map_err(|e| e.to_string())?;
+        if let Some(npcs) = plan.npcs {
+            spawn_npcs(&mut zone, &npcs)?;
+        }
+        zone
+    } else {
+        let view = recovered.view();
+        let zone = Zone::restore_from(
+            &plan.world,
+            id,
+            plan.limits,
+            config,
+            now,
+            incarnation,
+            view.as_ref(),
+            &recovered.records,
+        )
+        .map_err(|e| format!("zone {id}: cannot restore: {e}"))?;
+        tracing::info!(
+            zone = %id,
+            incarnation,
+            entities = zone.entities().len(),
+            in_flight = zone.tombstone_count(),
+            records = recovered.records.len(),
+            "restored from {}",
+            sp.dir.path().display()
+        );
+        zone
+    };
+    // The start checkpoint covers everything so far (spawns included): the log begins
+    // empty, with the incarnation.
+    for _ in zone.drain_log() {}
+    zone.log_incarnation();
+    let mut capture = Box::new(Capture::default());
+    zone.capture(&mut capture);
+    let wal = store
+        .begin(recovered.generation, incarnation, &capture)
+        .map_err(|e| e.to_string())?;
+    let durable = Durable {
+        writer: Writer::start(store, wal),
+        appended: 0,
+        synced: 0,
+        generation: recovered.generation,
+        checkpoint_every_ticks: sp.checkpoint_every_ticks.max(1),
+        capture: Some(capture),
+        failed: None,
+    };
+    Ok((zone, Some(durable)))
 }
 
 /// The zone's session layer, if the world takes clients.

@@ -101,6 +101,20 @@ pub struct NodePlan {
     pub keys: Option<NodeKeys>,
     /// Accept clients (docs/protocol.md). `None`: client datagrams are dropped.
     pub clients: Option<ClientsPlan>,
+    /// Persist every zone in this data directory. `None`: nothing reaches disk (a restart
+    /// starts empty, and mints ids again from zero).
+    pub store: Option<StorePlan>,
+}
+
+/// Where and how zones persist (docs/formats.md).
+#[derive(Clone, Debug)]
+pub struct StorePlan {
+    pub dir: Arc<crate::store::DataDir>,
+    pub world_id: u64,
+    /// Move existing files aside and start empty.
+    pub fresh: bool,
+    /// A checkpoint every this many ticks.
+    pub checkpoint_every_ticks: u64,
 }
 
 /// How zones serve clients.
@@ -246,15 +260,30 @@ impl Node {
                 source,
             })?);
         }
+        // Zones are built (or restored from the data directory) here, before any executor
+        // starts, so a refusal — damaged files, another world's data — stops the node at
+        // once with the reason.
+        let mut opened = Vec::new();
+        for z in &plan.zones {
+            opened.push(
+                driver::open_zone(&plan, z.zone, shared.clock.now()).map_err(|message| {
+                    RuntimeError::Zone {
+                        zone: z.zone,
+                        message,
+                    }
+                })?,
+            );
+        }
         let mut handles = Vec::new();
-        for (index, (z, socket)) in plan.zones.iter().zip(sockets).enumerate() {
+        for (index, ((z, socket), opened)) in plan.zones.iter().zip(sockets).zip(opened).enumerate()
+        {
             let zone_plan = *z;
             let (plan, shared, queues) = (plan.clone(), shared.clone(), queues.clone());
             let handle = LocalExecutorBuilder::new(Placement::Fixed(z.core))
                 .name(&format!("zone-{}", z.zone))
                 .io_memory(IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    run_zone(index, zone_plan, plan, socket, shared, queues).await
+                    run_zone(index, zone_plan, opened, plan, socket, shared, queues).await
                 })
                 .map_err(|e| RuntimeError::Executor {
                     zone: z.zone,

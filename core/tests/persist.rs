@@ -1,0 +1,331 @@
+//! Durable state as bytes: WAL records and checkpoints round-trip through the real
+//! encoders; torn tails, corrupt records and damaged checkpoints are told apart; a zone
+//! restored from a checkpoint and the log after it owns what the original owned.
+
+use meridian_core::entities::EntityID;
+use meridian_core::handoff::{HandoffConfig, LogRecord, NO_SESSION};
+use meridian_core::limits::Limits;
+use meridian_core::net::Peer;
+use meridian_core::persist::{
+    Capture, CheckpointError, FileError, FileIdentity, FileKind, WalEnd, encode_checkpoint,
+    encode_record, file_header, read_checkpoint, scan_wal,
+};
+use meridian_core::time::Instant;
+use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
+use meridian_core::zone::Zone;
+use meridian_layouts::handoff::SessionBinding;
+use meridian_layouts::persist::FileHeader;
+use meridian_layouts::{U16Le, U32Le, U64Le};
+use proptest::prelude::*;
+
+use crate::support;
+
+fn identity(zone: u32) -> FileIdentity {
+    FileIdentity {
+        world_id: 7,
+        zone: ZoneID(zone),
+        incarnation: 3,
+        tick: 0,
+        generation: 1,
+    }
+}
+
+fn two_zone_world() -> World {
+    World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 400.0, 200.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 2.0,
+        aura_m: 15.0,
+        tick_rate_hz: 30,
+        cell_size_m: 10.0,
+    })
+    .unwrap()
+}
+
+fn binding(session: u64) -> SessionBinding {
+    SessionBinding {
+        session_id: U64Le::new(session),
+        client_ip: [1; 16],
+        client_port: U16Le::new(4000),
+        session_secret: U64Le::new(99),
+        client_key: [5; 32],
+        input_sequence: U32Le::new(12),
+    }
+}
+
+/// Two zones handing entities back and forth for `ticks`, every log record kept per zone
+/// (what a driver makes durable), the zones returned with their logs.
+fn run_two_zones(ticks: u32) -> (World, [Zone; 2], [Vec<LogRecord>; 2]) {
+    let world = two_zone_world();
+    let limits = Limits::for_entities(2000);
+    let mut zones = [
+        Zone::new(&world, ZoneID(0), limits, Instant::ZERO).unwrap(),
+        Zone::new(&world, ZoneID(1), limits, Instant::ZERO).unwrap(),
+    ];
+    let mut logs: [Vec<LogRecord>; 2] = [Vec::new(), Vec::new()];
+    let mut rng = support::rng(4);
+    for (k, zone) in zones.iter_mut().enumerate() {
+        zone.log_incarnation();
+        let rect = world.zone_rect(ZoneID(k as u32));
+        for _ in 0..300 {
+            let e = support::entity(&mut rng, 0, rect, 0.0, 30.0);
+            zone.spawn(e.position, e.velocity, 30.0, 1).expect("room");
+        }
+    }
+    let avatar = zones[0].entities().ids()[0];
+    assert!(zones[0].bind_session(avatar, binding(77)));
+    let victim = zones[1].entities().ids()[5];
+    assert!(zones[1].remove(victim).is_some());
+    let tick = world.tick_duration();
+    let mut now = Instant::ZERO;
+    let mut buf = [0u8; 1200];
+    for _ in 0..ticks {
+        for z in 0..2 {
+            zones[z].tick(now);
+            logs[z].extend(zones[z].drain_log());
+            while zones[z].poll_event().is_some() {}
+            while let Some(t) = zones[z].poll_transmit(&mut buf) {
+                let Peer::Zone(to) = t.to else { continue };
+                zones[to.0 as usize].handle_datagram(
+                    now,
+                    Peer::Zone(ZoneID(z as u32)),
+                    &buf[..t.len],
+                );
+            }
+        }
+        now = now + tick;
+    }
+    (world, zones, logs)
+}
+
+fn wal_bytes(records: &[LogRecord]) -> Vec<u8> {
+    let mut out = bytemuck::bytes_of(&file_header(FileKind::Wal, &identity(0))).to_vec();
+    for r in records {
+        encode_record(r, &mut out);
+    }
+    out
+}
+
+/// Owned (id, epoch), sorted, to compare zones. (Positions roll back to the logged
+/// state: the log records ownership, not every tick's movement.)
+fn owned(zone: &Zone) -> Vec<(u64, u32)> {
+    let e = zone.entities();
+    let mut v: Vec<_> = (0..e.len())
+        .map(|i| (e.ids()[i].0, e.epochs()[i]))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn tombstones(zone: &Zone) -> Vec<(EntityID, u32, u16)> {
+    let mut v: Vec<_> = zone.tombstones().collect();
+    v.sort_unstable_by_key(|t| t.0);
+    v
+}
+
+#[test]
+fn every_record_kind_round_trips_through_the_wal() {
+    let (_, _, logs) = run_two_zones(200);
+    let all: Vec<LogRecord> = logs.concat();
+    for kind in [
+        "Incarnation",
+        "Spawn",
+        "Adopt",
+        "Relinquish",
+        "Done",
+        "Remove",
+        "SessionBind",
+    ] {
+        assert!(
+            all.iter().any(|r| format!("{r:?}").starts_with(kind)),
+            "the run produced no {kind} record"
+        );
+    }
+    let bytes = wal_bytes(&all);
+    let scan = scan_wal(&bytes).unwrap();
+    assert_eq!(scan.end, WalEnd::Clean);
+    assert_eq!(scan.records, all);
+    assert_eq!(scan.valid_len, bytes.len() as u64);
+}
+
+#[test]
+fn a_zone_restored_from_its_log_alone_owns_what_it_owned() {
+    let (world, zones, logs) = run_two_zones(200);
+    for k in 0..2 {
+        let scan = scan_wal(&wal_bytes(&logs[k])).unwrap();
+        let restored = Zone::restore(
+            &world,
+            ZoneID(k as u32),
+            Limits::for_entities(2000),
+            HandoffConfig::default(),
+            Instant::ZERO,
+            4,
+            &scan.records,
+        )
+        .unwrap();
+        assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
+        assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
+    }
+}
+
+#[test]
+fn a_zone_restored_from_a_checkpoint_and_the_log_after_it_owns_what_it_owned() {
+    let (world, mut zones, mut logs) = run_two_zones(100);
+    // Checkpoint each zone at this tick boundary, then run on; the log after the
+    // checkpoint is what a new WAL segment would hold.
+    let mut images = Vec::new();
+    for k in 0..2 {
+        let mut capture = Capture::default();
+        zones[k].capture(&mut capture);
+        let mut bytes = Vec::new();
+        encode_checkpoint(&identity(k as u32), &capture, &mut bytes);
+        images.push(bytes);
+        logs[k].clear();
+    }
+    let tick = world.tick_duration();
+    let mut now = Instant::from_nanos(100 * tick.as_nanos() as u64);
+    let mut buf = [0u8; 1200];
+    for _ in 0..100 {
+        for z in 0..2 {
+            zones[z].tick(now);
+            logs[z].extend(zones[z].drain_log());
+            while let Some(t) = zones[z].poll_transmit(&mut buf) {
+                let Peer::Zone(to) = t.to else { continue };
+                zones[to.0 as usize].handle_datagram(
+                    now,
+                    Peer::Zone(ZoneID(z as u32)),
+                    &buf[..t.len],
+                );
+            }
+        }
+        now = now + tick;
+    }
+    let mut arrived = 0;
+    for k in 0..2 {
+        let view = read_checkpoint(&images[k]).unwrap();
+        let scan = scan_wal(&wal_bytes(&logs[k])).unwrap();
+        let mut restored = Zone::restore_from(
+            &world,
+            ZoneID(k as u32),
+            Limits::for_entities(2000),
+            HandoffConfig::default(),
+            Instant::ZERO,
+            4,
+            Some(&view),
+            &scan.records,
+        )
+        .unwrap();
+        assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
+        assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
+        arrived += restored.drain_session_moves().count();
+        // New ids never repeat one the original minted.
+        let next = restored
+            .spawn([10.0, 10.0, 0.0], [0.0, 0.0], 1.0, 1)
+            .unwrap();
+        assert!(
+            zones[k].known_epoch(next).is_none(),
+            "zone {k} reused id {next}"
+        );
+    }
+    assert_eq!(
+        arrived, 1,
+        "the bound session is handed to the session layer once"
+    );
+}
+
+#[test]
+fn a_torn_tail_is_told_apart_from_a_corrupt_record() {
+    let (_, _, logs) = run_two_zones(50);
+    let bytes = wal_bytes(&logs[0]);
+    // Every cut: clean at a record boundary, torn inside a record; never corrupt.
+    let mut boundaries = 0;
+    for cut in FileHeader::SIZE..bytes.len() {
+        let scan = scan_wal(&bytes[..cut]).unwrap();
+        match scan.end {
+            WalEnd::Clean => boundaries += 1,
+            WalEnd::Torn { offset } => assert!(offset <= cut as u64),
+            WalEnd::Corrupt { .. } => panic!("a cut at {cut} read as corruption"),
+        }
+        assert!(scan.records.len() <= logs[0].len());
+    }
+    assert_eq!(boundaries, logs[0].len());
+    // A flipped bit inside a whole record: corrupt at that record (or a torn tail when the
+    // flip lands in the length of the last one), never a different record.
+    let mut flipped = bytes.clone();
+    let at = FileHeader::SIZE + 20;
+    flipped[at] ^= 0x10;
+    let scan = scan_wal(&flipped).unwrap();
+    assert_eq!(
+        scan.end,
+        WalEnd::Corrupt {
+            offset: FileHeader::SIZE as u64
+        }
+    );
+    assert!(scan.records.is_empty());
+    // A damaged header is not a WAL at all.
+    let mut header = bytes.clone();
+    header[30] ^= 1;
+    assert_eq!(scan_wal(&header).unwrap_err(), FileError::BadChecksum);
+    assert_eq!(scan_wal(&[]).unwrap_err(), FileError::Truncated);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any damage to a WAL is an error, a shorter good prefix, or a torn/corrupt end —
+    /// never a panic and never a record that was not written.
+    #[test]
+    fn damaged_wals_never_invent_records(flips in prop::collection::vec((any::<usize>(), 1u8..), 1..4), cut in any::<usize>()) {
+        let records: Vec<LogRecord> = (0..20)
+            .map(|i| LogRecord::Done { id: EntityID(i), transfer_id: i * 3 })
+            .chain([LogRecord::SessionBind { id: EntityID(5), binding: NO_SESSION }])
+            .collect();
+        let mut bytes = wal_bytes(&records);
+        for (at, mask) in flips {
+            let n = bytes.len();
+            bytes[at % n] ^= mask;
+        }
+        let cut = cut % (bytes.len() + 1);
+        if let Ok(scan) = scan_wal(&bytes[..cut]) {
+            prop_assert!(scan.records.len() <= records.len());
+            prop_assert_eq!(&scan.records[..], &records[..scan.records.len()]);
+        }
+    }
+}
+
+#[test]
+fn every_damaged_checksummed_byte_of_a_checkpoint_is_refused() {
+    let (_, zones, _) = run_two_zones(60);
+    let mut capture = Capture::default();
+    zones[0].capture(&mut capture);
+    assert!(!capture.tombstones.is_empty() || !capture.epoch_memory.is_empty());
+    let mut bytes = Vec::new();
+    encode_checkpoint(&identity(0), &capture, &mut bytes);
+    let view = read_checkpoint(&bytes).unwrap();
+    assert_eq!(view.entity_count(), zones[0].entities().len());
+    assert_eq!(view.sessions.len(), 1);
+    // Flip one bit of each byte in turn (a stride keeps the test fast): the checkpoint is
+    // refused, unless the byte was alignment padding, which nothing reads.
+    let mut refused = 0;
+    for at in (0..bytes.len()).step_by(7) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x04;
+        match read_checkpoint(&damaged) {
+            Err(_) => refused += 1,
+            Ok(v) => {
+                assert_eq!(v.entity_count(), view.entity_count());
+                assert!(bytes[at] == 0, "byte {at} changed and nobody noticed");
+            }
+        }
+    }
+    assert!(refused > bytes.len() / 7 * 9 / 10, "only {refused} refused");
+    for cut in [0, 10, 64, 100, bytes.len() / 2, bytes.len() - 1] {
+        assert!(read_checkpoint(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let wal = wal_bytes(&[]);
+    assert!(matches!(
+        read_checkpoint(&wal),
+        Err(CheckpointError::File(FileError::WrongKind(_)))
+    ));
+}
