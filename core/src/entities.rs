@@ -161,10 +161,13 @@ impl Entities {
         if self.len == self.capacity() {
             return Err(InsertError::Full);
         }
-        if self.slots.contains_key(&init.id) {
-            return Err(InsertError::Duplicate);
-        }
         let slot = self.len;
+        match self.slots.entry(init.id) {
+            std::collections::hash_map::Entry::Occupied(_) => return Err(InsertError::Duplicate),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(slot as u32);
+            }
+        }
         self.len += 1;
         self.set_simd(
             slot,
@@ -181,7 +184,6 @@ impl Entities {
         self.flags.push(init.flags);
         self.payload.push(init.payload);
         self.hold_until_tick.push(0);
-        self.slots.insert(init.id, slot as u32);
         Ok(slot as u32)
     }
 

@@ -49,6 +49,10 @@ pub struct Bugs {
     /// A received DONE is not logged (the zone before the seed-12 fix): a zone restored
     /// from its log resends COMMITs whose transfers completed long ago.
     pub forget_done: bool,
+    /// The driver sends a tick's datagrams without waiting for its records to be durable
+    /// (the simulator's driver honours it: a crash can then lose a relinquish whose
+    /// COMMIT already left).
+    pub send_before_sync: bool,
 }
 
 /// Ticks between sweeps of the epoch memory for expired entries.
@@ -265,12 +269,7 @@ impl Zone {
         speed_mps_max: f32,
         kind: u16,
     ) -> Result<EntityID, InsertError> {
-        if self.log.len() == self.log.capacity() {
-            return Err(InsertError::Full);
-        }
-        if self.epochs.len() >= self.limits.epoch_memory_count_max as usize {
-            // The new entity's epoch could not be remembered: refuse it (counted).
-            self.counters.epoch_memory_full += 1;
+        if self.log.len() >= self.log.capacity() {
             return Err(InsertError::Full);
         }
         let id = EntityID::new(self.id, self.next_entity_counter);
@@ -286,7 +285,8 @@ impl Zone {
         };
         self.entities.insert(&entity)?;
         self.log.push(LogRecord::Spawn { entity });
-        self.remember(id, 0);
+        // No epoch-memory entry: an owned entity's epoch is in its column (`known_epoch`
+        // reads both); the memory is for entities that left, bounded and checked there.
         self.next_entity_counter += 1;
         Ok(id)
     }
@@ -304,7 +304,7 @@ impl Zone {
     /// in `log_full`; the entity stays, try again next tick).
     pub fn remove(&mut self, id: EntityID) -> Option<EntityInit> {
         let slot = self.entities.slot_of(id)?;
-        if self.log.len() == self.log.capacity() {
+        if self.log.len() >= self.log.capacity() {
             self.counters.log_full += 1;
             return None;
         }
@@ -402,7 +402,7 @@ impl Zone {
         // A new session is logged (a restored zone serves it again); updates of the same
         // session (its applied input sequence, every tick) are not.
         if known.is_none_or(|k| k.session_id != binding.session_id) {
-            if self.log.len() == self.log.capacity() {
+            if self.log.len() >= self.log.capacity() {
                 self.counters.log_full += 1;
                 return false;
             }
@@ -573,7 +573,8 @@ impl Zone {
         from == Peer::Zone(ZoneID(sender.get())) && receiver.get() == self.id.0
     }
 
-    /// Forgets the epochs of entities that left more than `epoch_memory_ticks` ago.
+    /// Forgets the epochs of entities that left more than `epoch_memory_ticks` ago, and of
+    /// entities owned here.
     fn sweep_epoch_memory(&mut self) {
         let keep = u64::from(self.config.epoch_memory_ticks);
         let tick = self.tick;
@@ -583,8 +584,11 @@ impl Zone {
             tombstones,
             ..
         } = self;
+        // Owned entities need no entry (their column holds the epoch, and relinquishing
+        // remembers it again); entries of entities that left expire after
+        // `epoch_memory_ticks`, except while their COMMIT is unconfirmed.
         epochs.retain(|id, (_, at)| {
-            tick < *at + keep || entities.slot_of(*id).is_some() || tombstones.contains_key(id)
+            tombstones.contains_key(id) || (tick < *at + keep && entities.slot_of(*id).is_none())
         });
     }
 

@@ -423,7 +423,9 @@ impl ZoneStore {
         Ok((file, path))
     }
 
-    fn write_checkpoint(
+    /// Writes checkpoint `generation` durably (temporary file, fsync, rename, fsync the
+    /// directory), encoding `capture` into `buf`.
+    pub fn write_checkpoint(
         &self,
         generation: u64,
         incarnation: u32,

@@ -77,8 +77,16 @@ impl Zone {
                 expected: self.id,
             });
         }
+        // The zone is empty and a checkpoint's ids are unique: insert straight into the
+        // store (one hash insert each), no per-entity replacement checks.
         for i in 0..c.entity_count() {
-            self.adopt_restored(&c.entity(i))?;
+            let entity = c.entity(i);
+            self.entities
+                .insert(&entity)
+                .map_err(|error| RestoreError::Insert {
+                    id: entity.id,
+                    error,
+                })?;
         }
         for e in c.epoch_memory {
             self.remember(EntityID(e.id.get()), e.epoch.get());
@@ -152,7 +160,6 @@ impl Zone {
                 id: entity.id,
                 error,
             })?;
-        self.remember(entity.id, entity.epoch);
         if entity.id.creator() == self.id {
             self.next_entity_counter = self.next_entity_counter.max(entity.id.counter() + 1);
         }

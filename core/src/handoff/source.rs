@@ -29,7 +29,7 @@ impl Zone {
             if self.entities.holds()[slot as usize] > tick {
                 continue;
             }
-            if self.offers.len() == self.limits.offer_count_max as usize {
+            if self.offers.len() >= self.limits.offer_count_max as usize {
                 self.counters.offers_table_full += 1;
                 continue;
             }
@@ -133,16 +133,16 @@ impl Zone {
             .expect("an offered entity is owned until COMMIT");
         let target = ZoneID(offer.transfer.target_zone.get());
         let epoch = offer.transfer.epoch.get();
-        let full = if self.tombstones.len() == self.limits.tombstone_count_max as usize {
+        let full = if self.tombstones.len() >= self.limits.tombstone_count_max as usize {
             self.counters.tombstones_table_full += 1;
             true
         } else if !self.epochs.contains_key(&id)
-            && self.epochs.len() == self.limits.epoch_memory_count_max as usize
+            && self.epochs.len() >= self.limits.epoch_memory_count_max as usize
         {
             self.counters.epoch_memory_full += 1;
             true
         } else {
-            self.log.len() == self.log.capacity()
+            self.log.len() >= self.log.capacity()
         };
         if full {
             // Cannot relinquish safely: abort (we still own it) and let T's stage expire.
@@ -243,7 +243,7 @@ impl Zone {
         let id = EntityID(t.entity_id.get());
         match self.tombstones.get(&id) {
             Some(tomb) if tomb.commit.transfer.transfer_id == t.transfer_id => {
-                if self.log.len() == self.log.capacity() {
+                if self.log.len() >= self.log.capacity() {
                     // Cannot record it durably: keep the tombstone; the next COMMIT
                     // retransmit draws another DONE.
                     return true;

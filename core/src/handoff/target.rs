@@ -59,7 +59,7 @@ impl Zone {
             self.send_nack(&t, NackReason::Full);
             return true;
         }
-        if staged_here == 0 && self.staged.len() == self.limits.staged_count_max as usize {
+        if staged_here == 0 && self.staged.len() >= self.limits.staged_count_max as usize {
             self.counters.staged_table_full += 1;
             self.send_nack(&t, NackReason::Full);
             return true;
@@ -170,12 +170,12 @@ impl Zone {
     /// Whether COMMIT for `id` can be adopted now: a free slot, room in the epoch memory
     /// and in the log. Each shortage is counted.
     fn room_to_adopt(&mut self, id: EntityID) -> bool {
-        if self.entities.len() == self.entities.capacity() {
+        if self.entities.len() >= self.entities.capacity() {
             self.counters.commits_refused_full += 1;
             return false;
         }
         if !self.epochs.contains_key(&id)
-            && self.epochs.len() == self.limits.epoch_memory_count_max as usize
+            && self.epochs.len() >= self.limits.epoch_memory_count_max as usize
         {
             self.counters.epoch_memory_full += 1;
             return false;

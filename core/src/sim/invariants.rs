@@ -12,11 +12,11 @@ use crate::handoff::Event;
 /// Transfer bookkeeping for the "exactly one of committed or aborted" invariant.
 #[derive(Default, Clone, Copy)]
 pub(super) struct TransferFate {
-    offered: bool,
-    aborted: bool,
-    relinquished: bool,
-    arrivals: u32,
-    departed: bool,
+    pub(super) offered: bool,
+    pub(super) aborted: bool,
+    pub(super) relinquished: bool,
+    pub(super) arrivals: u32,
+    pub(super) departed: bool,
 }
 
 impl Sim {

@@ -19,6 +19,7 @@
 //! Everything is driven by one `SmallRng` per concern, seeded from the seed, and zones tick
 //! in a fixed order, so a run is a pure function of (seed, ticks, options).
 
+mod disk;
 mod invariants;
 mod network;
 mod population;
@@ -89,6 +90,8 @@ pub struct Report {
     /// Transfers a restarted zone's log holds both the relinquish and the DONE of: the
     /// logged DONE is what keeps the restored zone from resending their COMMIT.
     pub restored_done: u64,
+    /// Restarts whose log ended in a torn record, truncated.
+    pub torn_tails: u64,
     /// Ticks from crossing to DONE, for every completed transfer.
     pub handoff_ticks: Vec<u64>,
     pub messages_sent: u64,
@@ -110,7 +113,10 @@ pub(super) struct Sim {
     limits: Limits,
     zones: Vec<Option<Zone>>,
     node_of: Vec<u32>,
-    durable: Vec<Vec<LogRecord>>,
+    /// Each zone's WAL, as bytes (see [`disk`]).
+    disks: Vec<Vec<u8>>,
+    /// Each crash's disk fault, parallel to `crashes`.
+    faults: Vec<disk::Fault>,
     incarnation: Vec<u32>,
     /// (restart tick) for crashed zones.
     down_until: Vec<Option<u64>>,
@@ -173,7 +179,8 @@ impl Sim {
         let mut rng = SmallRng::seed_from_u64(seed);
         let (world, zone_m) = draw_world(&mut rng, options);
         let zone_count = world.zone_count();
-        let (network, node_of, crashes) = network::draw(&mut rng, options, zone_count, ticks);
+        let (network, node_of, mut crashes) = network::draw(&mut rng, options, zone_count, ticks);
+        let faults = disk::draw_faults(seed, &mut crashes, &node_of);
         let Population {
             mut zones,
             limits,
@@ -182,9 +189,16 @@ impl Sim {
         } = population::populate(&mut rng, &world, zone_m, ticks, options);
         let total = spawned.len();
         let config = HandoffConfig::default();
-        let durable = zones
+        let disks: Vec<Vec<u8>> = zones
             .iter_mut()
-            .map(|z| z.as_mut().expect("up").drain_log().collect())
+            .enumerate()
+            .map(|(k, z)| {
+                let mut disk = disk::empty_wal(k as u32);
+                for r in z.as_mut().expect("up").drain_log() {
+                    crate::persist::encode_record(&r, &mut disk);
+                }
+                disk
+            })
             .collect();
         Sim {
             bugs: options.bugs,
@@ -194,7 +208,8 @@ impl Sim {
             config,
             limits,
             node_of,
-            durable,
+            disks,
+            faults,
             incarnation: vec![0; zone_count as usize],
             down_until: vec![None; zone_count as usize],
             crashes,
@@ -242,10 +257,28 @@ impl Sim {
             };
             zone.tick(now);
             // Durable before anything leaves: the driver's contract.
-            self.durable[z].extend(zone.drain_log());
+            let records: Vec<LogRecord> = zone.drain_log().collect();
             let mut events = Vec::new();
             while let Some(event) = zone.poll_event() {
                 events.push(event);
+            }
+            let fault = self.mid_tick_fault(tick, z);
+            let survived = self.write_tick(z, &records, fault);
+            let sent_anyway = self.bugs.send_before_sync;
+            if let Some(fault) = fault
+                && !sent_anyway
+            {
+                // A crash inside this tick: its datagrams never leave; its events are what
+                // its durable records say.
+                if fault == disk::Fault::SyncedNotSent {
+                    for event in events {
+                        self.record(tick, z as u32, event);
+                    }
+                } else {
+                    self.record_survivors(tick, z, &records[..survived]);
+                }
+                self.crash(tick, z as u32);
+                continue;
             }
             for event in events {
                 self.record(tick, z as u32, event);
@@ -260,6 +293,11 @@ impl Sim {
                 };
                 let bytes = self.buf[..transmit.len].to_vec();
                 self.route(tick, ZoneID(z as u32), to, bytes);
+            }
+            if fault.is_some() {
+                // BROKEN ON PURPOSE (`send_before_sync`): the datagrams left, the records
+                // may not have.
+                self.crash(tick, z as u32);
             }
         }
         self.check(tick);

@@ -86,25 +86,40 @@ pub(super) fn draw(
 }
 
 impl Sim {
+    /// Zone `z` goes down now, for the crash scheduled at `tick`.
+    pub(super) fn crash(&mut self, tick: u64, z: u32) {
+        let Some(&(_, _, down)) = self
+            .crashes
+            .iter()
+            .find(|&&(at, zone, _)| at == tick && zone == z)
+        else {
+            return;
+        };
+        if self.zones[z as usize].take().is_none() {
+            return;
+        }
+        self.down_until[z as usize] = Some(tick + down);
+        self.report.crashes += 1;
+        if self.trace_entity.is_some() {
+            eprintln!("tick {tick}: zone {z} crashes for {down} ticks");
+        }
+        tick.hash(&mut self.hasher);
+        ("crash", z).hash(&mut self.hasher);
+    }
+
     pub(super) fn crash_and_restart(&mut self, tick: u64) {
         for k in 0..self.crashes.len() {
-            let (at, z, down) = self.crashes[k];
-            if at == tick && self.zones[z as usize].is_some() {
-                self.zones[z as usize] = None;
-                self.down_until[z as usize] = Some(tick + down);
-                self.report.crashes += 1;
-                if self.trace_entity.is_some() {
-                    eprintln!("tick {tick}: zone {z} crashes for {down} ticks");
-                }
-                tick.hash(&mut self.hasher);
-                ("crash", z).hash(&mut self.hasher);
+            let (at, z, _) = self.crashes[k];
+            if at == tick && self.faults[k] == super::disk::Fault::Clean {
+                self.crash(tick, z);
             }
         }
         for z in 0..self.zones.len() {
             if self.down_until[z] == Some(tick) {
                 self.down_until[z] = None;
                 self.incarnation[z] += 1;
-                self.report.restored_done += completed_transfers(&self.durable[z]);
+                let log = self.read_log(z);
+                self.report.restored_done += completed_transfers(&log);
                 let mut zone = Zone::restore(
                     &self.world,
                     ZoneID(z as u32),
@@ -112,7 +127,7 @@ impl Sim {
                     self.config,
                     Instant::ZERO,
                     self.incarnation[z],
-                    &self.durable[z],
+                    &log,
                 )
                 .expect("limits");
                 zone.set_bugs(self.bugs);
