@@ -25,18 +25,19 @@
 //! generations. A failed write or sync is fatal for the zone (reported with the file's
 //! name; never retried: after a failed fsync the page cache may have dropped the data).
 
+mod writer;
+
+pub use writer::{Writer, WriterEvent};
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-use crossbeam_queue::ArrayQueue;
 use meridian_core::handoff::LogRecord;
 use meridian_core::persist::{
     Capture, CheckpointView, FileIdentity, FileKind, WalEnd, encode_checkpoint, file_header,
-    read_checkpoint, read_header, scan_wal,
+    read_checkpoint, scan_wal,
 };
 use meridian_core::world::ZoneID;
 
@@ -219,16 +220,21 @@ impl ZoneStore {
     }
 
     /// Finds the newest valid state. See the module docs.
-    pub fn recover(&self) -> Result<Recovered, StoreError> {
-        // A checkpoint interrupted before its rename is garbage: it never counted.
-        let tmp_prefix = format!("zone-{}.ckp.", self.zone.0);
+    /// Deletes checkpoints a crash interrupted before their rename: they never counted.
+    fn remove_interrupted_checkpoints(&self) -> Result<(), StoreError> {
+        let prefix = format!("zone-{}.ckp.", self.zone.0);
         for entry in std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
             let path = entry.map_err(io_error(&self.dir))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with(&tmp_prefix) && name.ends_with(".tmp") {
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
                 std::fs::remove_file(&path).map_err(io_error(&path))?;
             }
         }
+        Ok(())
+    }
+
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        self.remove_interrupted_checkpoints()?;
         let checkpoints = self.list("ckp")?;
         let segments = self.list("wal")?;
         let mut warnings = Vec::new();
@@ -401,7 +407,7 @@ impl ZoneStore {
         }
     }
 
-    fn create_segment(
+    pub(super) fn create_segment(
         &self,
         generation: u64,
         incarnation: u32,
@@ -459,7 +465,7 @@ impl ZoneStore {
     }
 
     /// Deletes the files of generations older than `newest − 1`.
-    fn retire(&self, newest: u64) -> Result<(), StoreError> {
+    pub(super) fn retire(&self, newest: u64) -> Result<(), StoreError> {
         for kind in ["ckp", "wal"] {
             for (g, path) in self.list(kind)? {
                 if g + 1 < newest {
@@ -506,243 +512,4 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))
-}
-
-// ---- the writer threads ----------------------------------------------------------------
-
-/// Work for the WAL thread.
-enum WalJob {
-    /// Append and sync one tick's encoded records; report `seq` durable.
-    Append { seq: u64, bytes: Vec<u8> },
-    /// Checkpoint `generation` was captured: later records go to segment `generation`.
-    Switch {
-        generation: u64,
-        incarnation: u32,
-        tick: u64,
-        capture: Box<Capture>,
-    },
-}
-
-/// What the writer threads report.
-#[derive(Debug)]
-pub enum WriterEvent {
-    /// Every record up to sequence `seq` is durable.
-    Durable { seq: u64 },
-    /// Checkpoint `generation` is durable; its capture buffers come back for reuse.
-    Checkpointed {
-        generation: u64,
-        capture: Box<Capture>,
-    },
-    /// A write or sync failed: the zone must stop.
-    Failed(String),
-}
-
-/// A zone's two writer threads.
-#[derive(Debug)]
-pub struct Writer {
-    jobs: SyncSender<WalJob>,
-    events: Arc<ArrayQueue<WriterEvent>>,
-    buffers: Arc<ArrayQueue<Vec<u8>>>,
-}
-
-/// Ticks of records that may wait for the disk before the zone waits with them.
-const WAL_QUEUE: usize = 256;
-
-impl Writer {
-    /// Starts the threads, appending to `wal` (from [`ZoneStore::begin`]).
-    pub fn start(store: ZoneStore, wal: (File, PathBuf)) -> Writer {
-        let (jobs, receiver) = sync_channel(WAL_QUEUE);
-        let events = Arc::new(ArrayQueue::new(WAL_QUEUE * 2 + 8));
-        let buffers = Arc::new(ArrayQueue::new(WAL_QUEUE + 8));
-        let (ckp_jobs, ckp_receiver) = sync_channel::<(u64, u32, Box<Capture>)>(2);
-        {
-            let (events, store) = (events.clone(), store.clone());
-            std::thread::Builder::new()
-                .name(format!("zone-{}-ckp", store.zone.0))
-                .spawn(move || checkpoint_thread(store, ckp_receiver, events))
-                .expect("spawn the checkpoint thread");
-        }
-        {
-            let (events, buffers) = (events.clone(), buffers.clone());
-            std::thread::Builder::new()
-                .name(format!("zone-{}-wal", store.zone.0))
-                .spawn(move || wal_thread(store, wal, receiver, ckp_jobs, events, buffers))
-                .expect("spawn the WAL thread");
-        }
-        Writer {
-            jobs,
-            events,
-            buffers,
-        }
-    }
-
-    /// An empty buffer for a tick's records (reused).
-    pub fn buffer(&self) -> Vec<u8> {
-        self.buffers.pop().unwrap_or_default()
-    }
-
-    /// Queues a tick's records; blocks only if the disk is `WAL_QUEUE` ticks behind.
-    pub fn append(&self, seq: u64, bytes: Vec<u8>) -> Result<(), String> {
-        self.send(WalJob::Append { seq, bytes })
-    }
-
-    /// Queues checkpoint `generation` (records appended after this go to its segment).
-    pub fn checkpoint(
-        &self,
-        generation: u64,
-        incarnation: u32,
-        capture: Box<Capture>,
-    ) -> Result<(), String> {
-        let tick = capture.tick;
-        self.send(WalJob::Switch {
-            generation,
-            incarnation,
-            tick,
-            capture,
-        })
-    }
-
-    fn send(&self, job: WalJob) -> Result<(), String> {
-        match self.jobs.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) => {
-                tracing::warn!("the disk is {WAL_QUEUE} ticks behind; the zone waits for it");
-                self.jobs
-                    .send(job)
-                    .map_err(|_| "the WAL thread has stopped".to_owned())
-            }
-            Err(TrySendError::Disconnected(_)) => Err("the WAL thread has stopped".into()),
-        }
-    }
-
-    /// The next report, if any.
-    pub fn poll(&self) -> Option<WriterEvent> {
-        self.events.pop()
-    }
-}
-
-fn wal_thread(
-    store: ZoneStore,
-    wal: (File, PathBuf),
-    jobs: Receiver<WalJob>,
-    checkpoints: SyncSender<(u64, u32, Box<Capture>)>,
-    events: Arc<ArrayQueue<WriterEvent>>,
-    buffers: Arc<ArrayQueue<Vec<u8>>>,
-) {
-    let (mut file, mut path) = wal;
-    let fail = |message: String| {
-        tracing::error!("{message}");
-        let _ = events.push(WriterEvent::Failed(message));
-    };
-    let mut pending: Option<WalJob> = None;
-    loop {
-        let job = match pending.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-        };
-        match job {
-            WalJob::Append { seq, bytes } => {
-                // Every tick queued behind this one goes in the same sync.
-                let (mut last, mut batch) = (seq, vec![bytes]);
-                while batch.len() < 32 {
-                    match jobs.try_recv() {
-                        Ok(WalJob::Append { seq, bytes }) => {
-                            last = seq;
-                            batch.push(bytes);
-                        }
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let written = batch
-                    .iter()
-                    .try_for_each(|b| file.write_all(b))
-                    .and_then(|()| file.sync_data());
-                if let Err(e) = written {
-                    fail(format!(
-                        "{}: write or fdatasync failed: {e}",
-                        path.display()
-                    ));
-                    return;
-                }
-                let _ = events.push(WriterEvent::Durable { seq: last });
-                for mut b in batch {
-                    b.clear();
-                    let _ = buffers.push(b);
-                }
-            }
-            WalJob::Switch {
-                generation,
-                incarnation,
-                tick,
-                capture,
-            } => {
-                match store.create_segment(generation, incarnation, tick) {
-                    Ok(next) => (file, path) = next,
-                    Err(e) => {
-                        fail(e.to_string());
-                        return;
-                    }
-                }
-                if checkpoints
-                    .send((generation, incarnation, capture))
-                    .is_err()
-                {
-                    fail("the checkpoint thread has stopped".into());
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn checkpoint_thread(
-    store: ZoneStore,
-    jobs: Receiver<(u64, u32, Box<Capture>)>,
-    events: Arc<ArrayQueue<WriterEvent>>,
-) {
-    let mut buf = Vec::new();
-    while let Ok((generation, incarnation, capture)) = jobs.recv() {
-        let written = store
-            .write_checkpoint(generation, incarnation, &capture, &mut buf)
-            .and_then(|()| store.retire(generation));
-        match written {
-            Ok(()) => {
-                let _ = events.push(WriterEvent::Checkpointed {
-                    generation,
-                    capture,
-                });
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                let _ = events.push(WriterEvent::Failed(e.to_string()));
-                return;
-            }
-        }
-    }
-}
-
-/// The header of a WAL or checkpoint file, for `meridian inspect`.
-pub fn identify(
-    bytes: &[u8],
-) -> Option<(
-    FileKind,
-    Result<FileIdentity, meridian_core::persist::FileError>,
-)> {
-    if bytes.starts_with(b"MRDN-WAL") {
-        Some((FileKind::Wal, read_header(bytes, FileKind::Wal)))
-    } else if bytes.starts_with(b"MRDN-CKP") {
-        Some((
-            FileKind::Checkpoint,
-            read_header(bytes, FileKind::Checkpoint),
-        ))
-    } else {
-        None
-    }
 }

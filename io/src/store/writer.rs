@@ -1,0 +1,233 @@
+//! A zone's two writer threads: the WAL thread appends and `fdatasync`s each tick's records
+//! and reports them durable; the checkpoint thread writes captured images and retires old
+//! generations. Both report through a lock-free queue the zone polls; a failure is reported
+//! once and ends the thread (never retried).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use crossbeam_queue::ArrayQueue;
+use meridian_core::persist::Capture;
+
+use super::ZoneStore;
+
+/// Work for the WAL thread.
+enum WalJob {
+    /// Append and sync one tick's encoded records; report `seq` durable.
+    Append { seq: u64, bytes: Vec<u8> },
+    /// Checkpoint `generation` was captured: later records go to segment `generation`.
+    Switch {
+        generation: u64,
+        incarnation: u32,
+        tick: u64,
+        capture: Box<Capture>,
+    },
+}
+
+/// What the writer threads report.
+#[derive(Debug)]
+pub enum WriterEvent {
+    /// Every record up to sequence `seq` is durable.
+    Durable { seq: u64 },
+    /// Checkpoint `generation` is durable; its capture buffers come back for reuse.
+    Checkpointed {
+        generation: u64,
+        capture: Box<Capture>,
+    },
+    /// A write or sync failed: the zone must stop.
+    Failed(String),
+}
+
+/// A zone's two writer threads.
+#[derive(Debug)]
+pub struct Writer {
+    jobs: SyncSender<WalJob>,
+    events: Arc<ArrayQueue<WriterEvent>>,
+    buffers: Arc<ArrayQueue<Vec<u8>>>,
+}
+
+/// Ticks of records that may wait for the disk before the zone waits with them.
+const WAL_QUEUE: usize = 256;
+
+impl Writer {
+    /// Starts the threads, appending to `wal` (from [`ZoneStore::begin`]).
+    pub fn start(store: ZoneStore, wal: (File, PathBuf)) -> Writer {
+        let (jobs, receiver) = sync_channel(WAL_QUEUE);
+        let events = Arc::new(ArrayQueue::new(WAL_QUEUE * 2 + 8));
+        let buffers = Arc::new(ArrayQueue::new(WAL_QUEUE + 8));
+        let (ckp_jobs, ckp_receiver) = sync_channel::<(u64, u32, Box<Capture>)>(2);
+        {
+            let (events, store) = (events.clone(), store.clone());
+            std::thread::Builder::new()
+                .name(format!("zone-{}-ckp", store.zone.0))
+                .spawn(move || checkpoint_thread(store, ckp_receiver, events))
+                .expect("spawn the checkpoint thread");
+        }
+        {
+            let (events, buffers) = (events.clone(), buffers.clone());
+            std::thread::Builder::new()
+                .name(format!("zone-{}-wal", store.zone.0))
+                .spawn(move || wal_thread(store, wal, receiver, ckp_jobs, events, buffers))
+                .expect("spawn the WAL thread");
+        }
+        Writer {
+            jobs,
+            events,
+            buffers,
+        }
+    }
+
+    /// An empty buffer for a tick's records (reused).
+    pub fn buffer(&self) -> Vec<u8> {
+        self.buffers.pop().unwrap_or_default()
+    }
+
+    /// Queues a tick's records; blocks only if the disk is `WAL_QUEUE` ticks behind.
+    pub fn append(&self, seq: u64, bytes: Vec<u8>) -> Result<(), String> {
+        self.send(WalJob::Append { seq, bytes })
+    }
+
+    /// Queues checkpoint `generation` (records appended after this go to its segment).
+    pub fn checkpoint(
+        &self,
+        generation: u64,
+        incarnation: u32,
+        capture: Box<Capture>,
+    ) -> Result<(), String> {
+        let tick = capture.tick;
+        self.send(WalJob::Switch {
+            generation,
+            incarnation,
+            tick,
+            capture,
+        })
+    }
+
+    fn send(&self, job: WalJob) -> Result<(), String> {
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job)) => {
+                tracing::warn!("the disk is {WAL_QUEUE} ticks behind; the zone waits for it");
+                self.jobs
+                    .send(job)
+                    .map_err(|_| "the WAL thread has stopped".to_owned())
+            }
+            Err(TrySendError::Disconnected(_)) => Err("the WAL thread has stopped".into()),
+        }
+    }
+
+    /// The next report, if any.
+    pub fn poll(&self) -> Option<WriterEvent> {
+        self.events.pop()
+    }
+}
+
+fn wal_thread(
+    store: ZoneStore,
+    wal: (File, PathBuf),
+    jobs: Receiver<WalJob>,
+    checkpoints: SyncSender<(u64, u32, Box<Capture>)>,
+    events: Arc<ArrayQueue<WriterEvent>>,
+    buffers: Arc<ArrayQueue<Vec<u8>>>,
+) {
+    let (mut file, mut path) = wal;
+    let fail = |message: String| {
+        tracing::error!("{message}");
+        let _ = events.push(WriterEvent::Failed(message));
+    };
+    let mut pending: Option<WalJob> = None;
+    loop {
+        let job = match pending.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            WalJob::Append { seq, bytes } => {
+                // Every tick queued behind this one goes in the same sync.
+                let (mut last, mut batch) = (seq, vec![bytes]);
+                while batch.len() < 32 {
+                    match jobs.try_recv() {
+                        Ok(WalJob::Append { seq, bytes }) => {
+                            last = seq;
+                            batch.push(bytes);
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let written = batch
+                    .iter()
+                    .try_for_each(|b| file.write_all(b))
+                    .and_then(|()| file.sync_data());
+                if let Err(e) = written {
+                    fail(format!(
+                        "{}: write or fdatasync failed: {e}",
+                        path.display()
+                    ));
+                    return;
+                }
+                let _ = events.push(WriterEvent::Durable { seq: last });
+                for mut b in batch {
+                    b.clear();
+                    let _ = buffers.push(b);
+                }
+            }
+            WalJob::Switch {
+                generation,
+                incarnation,
+                tick,
+                capture,
+            } => {
+                match store.create_segment(generation, incarnation, tick) {
+                    Ok(next) => (file, path) = next,
+                    Err(e) => {
+                        fail(e.to_string());
+                        return;
+                    }
+                }
+                if checkpoints
+                    .send((generation, incarnation, capture))
+                    .is_err()
+                {
+                    fail("the checkpoint thread has stopped".into());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn checkpoint_thread(
+    store: ZoneStore,
+    jobs: Receiver<(u64, u32, Box<Capture>)>,
+    events: Arc<ArrayQueue<WriterEvent>>,
+) {
+    let mut buf = Vec::new();
+    while let Ok((generation, incarnation, capture)) = jobs.recv() {
+        let written = store
+            .write_checkpoint(generation, incarnation, &capture, &mut buf)
+            .and_then(|()| store.retire(generation));
+        match written {
+            Ok(()) => {
+                let _ = events.push(WriterEvent::Checkpointed {
+                    generation,
+                    capture,
+                });
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                let _ = events.push(WriterEvent::Failed(e.to_string()));
+                return;
+            }
+        }
+    }
+}
