@@ -325,6 +325,26 @@ impl Entities {
     pub fn payload(&self, slot: u32) -> [u8; PAYLOAD_SIZE] {
         self.payload[slot as usize]
     }
+
+    /// The height column, one per entity.
+    pub fn zs_column(&self) -> &[f32] {
+        &self.z[..self.len]
+    }
+
+    /// The kind column.
+    pub fn kinds(&self) -> &[u16] {
+        &self.kind[..self.len]
+    }
+
+    /// The flags column.
+    pub fn flags_column(&self) -> &[u16] {
+        &self.flags[..self.len]
+    }
+
+    /// The payload column.
+    pub fn payloads(&self) -> &[[u8; PAYLOAD_SIZE]] {
+        &self.payload[..self.len]
+    }
     pub fn ids(&self) -> &[EntityID] {
         &self.id
     }

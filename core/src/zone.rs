@@ -354,13 +354,13 @@ impl Zone {
         out.epochs.clear();
         out.epochs.extend_from_slice(e.epochs());
         out.z.clear();
-        out.z.extend((0..n as u32).map(|s| e.z(s)));
+        out.z.extend_from_slice(e.zs_column());
         out.kinds.clear();
-        out.kinds.extend((0..n as u32).map(|s| e.kind(s)));
+        out.kinds.extend_from_slice(e.kinds());
         out.flags.clear();
-        out.flags.extend((0..n as u32).map(|s| e.flags(s)));
+        out.flags.extend_from_slice(e.flags_column());
         out.payloads.clear();
-        out.payloads.extend((0..n as u32).map(|s| e.payload(s)));
+        out.payloads.extend_from_slice(e.payloads());
         out.epoch_memory.clear();
         out.epoch_memory
             .extend(self.epochs.iter().map(|(id, &(epoch, at))| EpochEntry {
