@@ -78,6 +78,32 @@ pub(crate) fn check_cut(cut: &[ZoneCut], expected: &BTreeSet<u64>) -> Vec<String
     problems
 }
 
+/// The admin `/entities` (or `/freeze`) body as zone cuts.
+pub(crate) fn parse_cut(body: &str) -> Vec<ZoneCut> {
+    let mut zones: Vec<ZoneCut> = Vec::new();
+    for line in body.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["zone", z, "tick", ..] => zones.push(ZoneCut {
+                zone: z.parse().unwrap(),
+                ..ZoneCut::default()
+            }),
+            ["owned", id, epoch] => zones
+                .last_mut()
+                .unwrap()
+                .owned
+                .push((id.parse().unwrap(), epoch.parse().unwrap())),
+            ["in_flight", id, epoch] => zones
+                .last_mut()
+                .unwrap()
+                .in_flight
+                .push((id.parse().unwrap(), epoch.parse().unwrap())),
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    zones
+}
+
 /// Panics with the first problems of sample `sample` if the cut is not sound.
 pub(crate) fn assert_sound(cut: &[ZoneCut], expected: &BTreeSet<u64>, sample: u32) {
     let problems = check_cut(cut, expected);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::conservation::{ZoneCut, assert_sound, npc_ids};
+use crate::conservation::{ZoneCut, assert_sound, npc_ids, parse_cut};
 
 const NPCS_PER_ZONE: u64 = 400;
 
@@ -173,31 +173,6 @@ impl Drop for Cluster {
             let _ = child.wait();
         }
     }
-}
-
-fn parse_cut(body: &str) -> Vec<ZoneCut> {
-    let mut zones: Vec<ZoneCut> = Vec::new();
-    for line in body.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["zone", z, "tick", ..] => zones.push(ZoneCut {
-                zone: z.parse().unwrap(),
-                ..ZoneCut::default()
-            }),
-            ["owned", id, epoch] => zones
-                .last_mut()
-                .unwrap()
-                .owned
-                .push((id.parse().unwrap(), epoch.parse().unwrap())),
-            ["in_flight", id, epoch] => zones
-                .last_mut()
-                .unwrap()
-                .in_flight
-                .push((id.parse().unwrap(), epoch.parse().unwrap())),
-            _ => panic!("unexpected line {line:?}"),
-        }
-    }
-    zones
 }
 
 fn checkpoint_tmp_exists(dir: &Path) -> bool {

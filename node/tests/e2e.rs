@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use meridian_io::runtime::Snapshot;
 use meridian_node::{run, world_file};
 
-use crate::conservation::{ZoneCut, assert_sound, npc_ids};
+use crate::conservation::{ZoneCut, assert_sound, npc_ids, parse_cut};
 
 const WORLD: &str = r#"
 [world]
@@ -44,32 +44,6 @@ fn get(addr: SocketAddr, path: &str) -> String {
     meridian_node::swarm::http_get(addr, path).expect("admin endpoint answers 200")
 }
 
-/// `/entities` as zone cuts.
-fn parse_entities(body: &str) -> Vec<ZoneCut> {
-    let mut zones: Vec<ZoneCut> = Vec::new();
-    for line in body.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["zone", z, "tick", ..] => zones.push(ZoneCut {
-                zone: z.parse().unwrap(),
-                ..ZoneCut::default()
-            }),
-            ["owned", id, epoch] => zones
-                .last_mut()
-                .unwrap()
-                .owned
-                .push((id.parse().unwrap(), epoch.parse().unwrap())),
-            ["in_flight", id, epoch] => zones
-                .last_mut()
-                .unwrap()
-                .in_flight
-                .push((id.parse().unwrap(), epoch.parse().unwrap())),
-            _ => panic!("unexpected line {line:?}"),
-        }
-    }
-    zones
-}
-
 fn cut_of(snapshots: &[Snapshot]) -> Vec<ZoneCut> {
     snapshots
         .iter()
@@ -99,7 +73,7 @@ fn npcs_cross_back_and_forth_and_are_conserved() {
     let mut in_flight_seen = 0;
     while started.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(300));
-        let cut = parse_entities(&get(admin, "/entities"));
+        let cut = parse_cut(&get(admin, "/entities"));
         assert_eq!(cut.len(), 2);
         samples += 1;
         in_flight_seen += cut.iter().map(|z| z.in_flight.len()).sum::<usize>();
