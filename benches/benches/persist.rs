@@ -51,6 +51,12 @@ fn checkpoints(c: &mut Criterion) {
                 .expect("checkpoint written");
         });
     });
+    // The checkpoint the restore reads (written here too, so a filter can pick restore
+    // alone).
+    zone.capture(&mut capture);
+    store
+        .write_checkpoint(1, 1, &capture, &mut buf)
+        .expect("checkpoint written");
     let path = dir.join(format!("zone-{}.ckp.1", zone.id().0));
     let world = *zone.world();
     let limits = Limits::for_entities(ZONE_ENTITIES as u32);

@@ -76,6 +76,23 @@ pub enum InsertError {
     NotFinite,
 }
 
+/// Whole entity columns, native byte order, all of one length (see
+/// [`Entities::extend_columns`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Columns<'a> {
+    pub ids: &'a [u64],
+    pub epochs: &'a [u32],
+    pub x: &'a [f32],
+    pub y: &'a [f32],
+    pub z: &'a [f32],
+    pub vx: &'a [f32],
+    pub vy: &'a [f32],
+    pub speeds: &'a [f32],
+    pub kinds: &'a [u16],
+    pub flags: &'a [u16],
+    pub payloads: &'a [[u8; PAYLOAD_SIZE]],
+}
+
 /// The SoA store. See the module docs.
 #[derive(Debug)]
 pub struct Entities {
@@ -244,6 +261,64 @@ impl Entities {
             flags: self.flags[s],
             payload: self.payload[s],
         }
+    }
+
+    /// Appends whole columns (a checkpoint's), all of one length: one pass per column and
+    /// one hash insert per entity. Checks everything [`Entities::insert`] checks; on an
+    /// error the store is left as it was before the call.
+    pub fn extend_columns(&mut self, columns: &Columns<'_>) -> Result<(), (EntityID, InsertError)> {
+        let n = columns.ids.len();
+        let start = self.len;
+        for i in 0..n {
+            let finite = [
+                columns.x[i],
+                columns.y[i],
+                columns.z[i],
+                columns.vx[i],
+                columns.vy[i],
+            ]
+            .iter()
+            .all(|v| v.is_finite());
+            let speed = columns.speeds[i];
+            if !finite || !speed.is_finite() || speed < 0.0 {
+                return Err((EntityID(columns.ids[i]), InsertError::NotFinite));
+            }
+        }
+        if start + n > self.capacity() {
+            return Err((EntityID(columns.ids[0]), InsertError::Full));
+        }
+        for (i, &id) in columns.ids.iter().enumerate() {
+            match self.slots.entry(EntityID(id)) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    for &inserted in &columns.ids[..i] {
+                        self.slots.remove(&EntityID(inserted));
+                    }
+                    return Err((EntityID(id), InsertError::Duplicate));
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((start + i) as u32);
+                }
+            }
+        }
+        let end = start + n;
+        for (lanes, column) in [
+            (&mut self.x, columns.x),
+            (&mut self.y, columns.y),
+            (&mut self.vx, columns.vx),
+            (&mut self.vy, columns.vy),
+            (&mut self.speed_mps_max, columns.speeds),
+        ] {
+            bytemuck::cast_slice_mut::<f32x8, f32>(lanes)[start..end].copy_from_slice(column);
+        }
+        self.z.extend_from_slice(columns.z);
+        self.id.extend(columns.ids.iter().map(|&id| EntityID(id)));
+        self.epoch.extend_from_slice(columns.epochs);
+        self.kind.extend_from_slice(columns.kinds);
+        self.flags.extend_from_slice(columns.flags);
+        self.payload.extend_from_slice(columns.payloads);
+        self.hold_until_tick.resize(end, 0);
+        self.len = end;
+        Ok(())
     }
 
     fn set_simd(&mut self, slot: usize, x: f32, y: f32, vx: f32, vy: f32, speed: f32) {
@@ -418,6 +493,64 @@ mod tests {
             flags: 0,
             payload: [0; PAYLOAD_SIZE],
         }
+    }
+
+    /// Columns of `ids`, entity `i` at x = i.
+    fn columns_of(ids: &[u64], x: &mut Vec<f32>) -> Columns<'static> {
+        x.clear();
+        x.extend((0..ids.len()).map(|i| i as f32));
+        let n = ids.len();
+        let leak = |v: Vec<f32>| -> &'static [f32] { Vec::leak(v) };
+        Columns {
+            ids: Vec::leak(ids.to_vec()),
+            epochs: Vec::leak(vec![3; n]),
+            x: leak(x.clone()),
+            y: leak(vec![2.0; n]),
+            z: leak(vec![1.0; n]),
+            vx: leak(vec![0.5; n]),
+            vy: leak(vec![-0.5; n]),
+            speeds: leak(vec![4.0; n]),
+            kinds: Vec::leak(vec![7; n]),
+            flags: Vec::leak(vec![1; n]),
+            payloads: Vec::leak(vec![[9; PAYLOAD_SIZE]; n]),
+        }
+    }
+
+    #[test]
+    fn whole_columns_load_like_inserts_and_bad_ones_change_nothing() {
+        let mut e = Entities::new(&Limits::for_entities(64));
+        e.insert(&init(100, 0.0)).unwrap();
+        let mut x = Vec::new();
+        e.extend_columns(&columns_of(&[1, 2, 3], &mut x)).unwrap();
+        assert_eq!(e.len(), 4);
+        let got = e.get(e.slot_of(EntityID(3)).unwrap());
+        assert_eq!(got.position, [2.0, 2.0, 1.0]);
+        assert_eq!(
+            (got.epoch, got.kind, got.flags, got.payload),
+            (3, 7, 1, [9; PAYLOAD_SIZE])
+        );
+        e.verify();
+        // A duplicate (with the store, or within the columns) and a non-finite value are
+        // refused, and the store is as it was.
+        for bad in [&[4, 100][..], &[5, 6, 5][..]] {
+            let err = e.extend_columns(&columns_of(bad, &mut x)).unwrap_err();
+            assert_eq!(err.1, InsertError::Duplicate);
+            assert_eq!(e.len(), 4);
+            assert!(e.slot_of(EntityID(4)).is_none() && e.slot_of(EntityID(5)).is_none());
+        }
+        let mut nan = columns_of(&[8], &mut x);
+        nan.x = Vec::leak(vec![f32::NAN]);
+        assert_eq!(
+            e.extend_columns(&nan).unwrap_err().1,
+            InsertError::NotFinite
+        );
+        let many: Vec<u64> = (1000..1100).collect();
+        assert_eq!(
+            e.extend_columns(&columns_of(&many, &mut x)).unwrap_err().1,
+            InsertError::Full
+        );
+        assert_eq!(e.len(), 4);
+        e.verify();
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! DONE), remembers every epoch, rebinds every client session (the session layer adopts
 //! them as arrivals), and mints entity ids after the highest it ever minted.
 
-use crate::entities::{EntityID, EntityInit, InsertError};
+use std::borrow::Cow;
+
+use crate::entities::{Columns, EntityID, EntityInit, InsertError};
 use crate::handoff::{HandoffConfig, LogRecord, Tombstone};
 use crate::limits::{Limits, LimitsError};
 use crate::persist::CheckpointView;
@@ -77,17 +79,24 @@ impl Zone {
                 expected: self.id,
             });
         }
-        // The zone is empty and a checkpoint's ids are unique: insert straight into the
-        // store (one hash insert each), no per-entity replacement checks.
-        for i in 0..c.entity_count() {
-            let entity = c.entity(i);
-            self.entities
-                .insert(&entity)
-                .map_err(|error| RestoreError::Insert {
-                    id: entity.id,
-                    error,
-                })?;
-        }
+        // The columns go into the store whole (one hash insert per entity): this is most of
+        // a restart's time.
+        let columns = Columns {
+            ids: &native(c.ids, |v| v.get()),
+            epochs: &native(c.epochs, |v| v.get()),
+            x: &native(c.x, |v| v.get()),
+            y: &native(c.y, |v| v.get()),
+            z: &native(c.z, |v| v.get()),
+            vx: &native(c.vx, |v| v.get()),
+            vy: &native(c.vy, |v| v.get()),
+            speeds: &native(c.speeds, |v| v.get()),
+            kinds: &native(c.kinds, |v| v.get()),
+            flags: &native(c.flags, |v| v.get()),
+            payloads: c.payloads,
+        };
+        self.entities
+            .extend_columns(&columns)
+            .map_err(|(id, error)| RestoreError::Insert { id, error })?;
         for e in c.epoch_memory {
             self.remember(EntityID(e.id.get()), e.epoch.get());
         }
@@ -178,5 +187,14 @@ impl Zone {
             },
         );
         self.remember(entity, commit.transfer.epoch.get());
+    }
+}
+
+/// A little-endian wire column as native values: the same memory when it is aligned (a
+/// mapped checkpoint's sections are), else a converted copy.
+fn native<W: bytemuck::Pod, T: bytemuck::Pod>(wire: &[W], get: impl Fn(&W) -> T) -> Cow<'_, [T]> {
+    match bytemuck::try_cast_slice(wire) {
+        Ok(values) => Cow::Borrowed(values),
+        Err(_) => Cow::Owned(wire.iter().map(get).collect()),
     }
 }
