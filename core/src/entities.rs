@@ -397,10 +397,6 @@ impl Entities {
         self.flags[slot as usize]
     }
 
-    pub fn payload(&self, slot: u32) -> [u8; PAYLOAD_SIZE] {
-        self.payload[slot as usize]
-    }
-
     /// The height column, one per entity.
     pub fn zs_column(&self) -> &[f32] {
         &self.z[..self.len]

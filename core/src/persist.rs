@@ -471,20 +471,6 @@ impl CheckpointView<'_> {
     pub fn entity_count(&self) -> usize {
         self.ids.len()
     }
-
-    /// Entity `i` as the zone inserts it.
-    pub fn entity(&self, i: usize) -> EntityInit {
-        EntityInit {
-            id: EntityID(self.ids[i].get()),
-            epoch: self.epochs[i].get(),
-            position: [self.x[i].get(), self.y[i].get(), self.z[i].get()],
-            velocity: [self.vx[i].get(), self.vy[i].get()],
-            speed_mps_max: self.speeds[i].get(),
-            kind: self.kinds[i].get(),
-            flags: self.flags[i].get(),
-            payload: self.payloads[i],
-        }
-    }
 }
 
 /// The checksummed sections of a checkpoint, each verified: `(kind, offset, bytes, ok)`.
@@ -492,46 +478,57 @@ impl CheckpointView<'_> {
 pub fn checkpoint_sections(
     bytes: &[u8],
 ) -> Result<Vec<(SectionKind, u64, u32, bool)>, CheckpointError> {
-    read_header(bytes, FileKind::Checkpoint)?;
-    let (head, entries) = section_table(bytes).map_err(|_| CheckpointError::BadTable)?;
-    if head.checksum.get() != checksum(&[bytemuck::cast_slice(entries)]) {
-        return Err(CheckpointError::TableChecksum);
-    }
-    Ok(entries
-        .iter()
-        .map(|e| {
-            let kind = SectionKind::from_u16(e.kind.get()).expect("table checked");
-            let (offset, length) = (e.offset.get(), e.length.get());
-            let section = &bytes[offset as usize..(offset + length) as usize];
-            (
-                kind,
-                offset,
-                e.count.get(),
-                checksum(&[section]) == e.checksum.get(),
-            )
+    let (_, sections) = sections(bytes)?;
+    Ok(sections
+        .map(|(kind, entry, section)| {
+            let ok = checksum(&[section]) == entry.checksum.get();
+            (kind, entry.offset.get(), entry.count.get(), ok)
         })
         .collect())
 }
 
-/// Reads a checkpoint: header, table and every section checksum first, then casts.
-pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointError> {
+/// A checkpoint's identity and its sections `(kind, table entry, bytes)`, once the header,
+/// the table's shape and the table's checksum have verified (the sections' own checksums
+/// are the caller's to check).
+#[allow(clippy::type_complexity)]
+fn sections(
+    bytes: &[u8],
+) -> Result<
+    (
+        FileIdentity,
+        impl Iterator<Item = (SectionKind, &SectionEntry, &[u8])>,
+    ),
+    CheckpointError,
+> {
     let identity = read_header(bytes, FileKind::Checkpoint)?;
     let (head, entries) = section_table(bytes).map_err(|_| CheckpointError::BadTable)?;
     if head.checksum.get() != checksum(&[bytemuck::cast_slice(entries)]) {
         return Err(CheckpointError::TableChecksum);
     }
+    Ok((
+        identity,
+        entries.iter().map(move |e| {
+            let kind = SectionKind::from_u16(e.kind.get()).expect("table checked");
+            let (offset, length) = (e.offset.get() as usize, e.length.get() as usize);
+            (kind, e, &bytes[offset..offset + length])
+        }),
+    ))
+}
+
+/// Reads a checkpoint: header, table and every section checksum first, then casts.
+pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointError> {
+    let (identity, sections) = sections(bytes)?;
     let mut found: [Option<&[u8]>; 15] = [None; 15];
-    for e in entries {
-        let kind = SectionKind::from_u16(e.kind.get()).expect("table checked");
-        let (offset, length) = (e.offset.get(), e.length.get());
-        let section = &bytes[offset as usize..(offset + length) as usize];
-        if checksum(&[section]) != e.checksum.get() {
-            return Err(CheckpointError::SectionChecksum { kind, offset });
+    for (kind, entry, section) in sections {
+        if checksum(&[section]) != entry.checksum.get() {
+            return Err(CheckpointError::SectionChecksum {
+                kind,
+                offset: entry.offset.get(),
+            });
         }
         found[kind as usize - 1] = Some(section);
     }
-    let get = |kind: SectionKind| found[kind as usize - 1].ok_or(CheckpointError::Missing(kind));
-    let cast = |kind: SectionKind| -> Result<&[u8], CheckpointError> { get(kind) };
+    let cast = |kind: SectionKind| found[kind as usize - 1].ok_or(CheckpointError::Missing(kind));
     let meta: &ZoneMeta = bytemuck::try_from_bytes(cast(SectionKind::Meta)?)
         .map_err(|_| CheckpointError::Inconsistent)?;
     let view = CheckpointView {

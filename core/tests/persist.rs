@@ -77,8 +77,21 @@ fn run_two_zones(ticks: u32) -> (World, [Zone; 2], [Vec<LogRecord>; 2]) {
     assert!(zones[0].bind_session(avatar, binding(77)));
     let victim = zones[1].entities().ids()[5];
     assert!(zones[1].remove(victim).is_some());
+    run_ticks(&world, &mut zones, &mut logs, 0, ticks);
+    (world, zones, logs)
+}
+
+/// Ticks both zones from tick `from` for `ticks`, delivering every datagram at once and
+/// keeping every log record (what a driver makes durable).
+fn run_ticks(
+    world: &World,
+    zones: &mut [Zone; 2],
+    logs: &mut [Vec<LogRecord>; 2],
+    from: u32,
+    ticks: u32,
+) {
     let tick = world.tick_duration();
-    let mut now = Instant::ZERO;
+    let mut now = Instant::from_nanos(u64::from(from) * tick.as_nanos() as u64);
     let mut buf = [0u8; 1200];
     for _ in 0..ticks {
         for z in 0..2 {
@@ -96,7 +109,6 @@ fn run_two_zones(ticks: u32) -> (World, [Zone; 2], [Vec<LogRecord>; 2]) {
         }
         now = now + tick;
     }
-    (world, zones, logs)
 }
 
 fn wal_bytes(records: &[LogRecord]) -> Vec<u8> {
@@ -183,24 +195,7 @@ fn a_zone_restored_from_a_checkpoint_and_the_log_after_it_owns_what_it_owned() {
         images.push(bytes);
         logs[k].clear();
     }
-    let tick = world.tick_duration();
-    let mut now = Instant::from_nanos(100 * tick.as_nanos() as u64);
-    let mut buf = [0u8; 1200];
-    for _ in 0..100 {
-        for z in 0..2 {
-            zones[z].tick(now);
-            logs[z].extend(zones[z].drain_log());
-            while let Some(t) = zones[z].poll_transmit(&mut buf) {
-                let Peer::Zone(to) = t.to else { continue };
-                zones[to.0 as usize].handle_datagram(
-                    now,
-                    Peer::Zone(ZoneID(z as u32)),
-                    &buf[..t.len],
-                );
-            }
-        }
-        now = now + tick;
-    }
+    run_ticks(&world, &mut zones, &mut logs, 100, 100);
     let mut arrived = 0;
     for k in 0..2 {
         let view = read_checkpoint(&images[k]).unwrap();

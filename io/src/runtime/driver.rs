@@ -4,7 +4,9 @@
 //! serve_snapshot  a snapshot, if one was asked for; hold until the cut is released
 //! ingest          cross-core queue, UDP ring (up to a budget), batch verification
 //! step            NPC steering, sessions.tick, zone.tick, sessions.replicate (timed)
-//! transmit        drain_log → the WAL thread; the tick's datagrams, held until it is durable
+//! transmit        drain_log → the WAL thread; the tick's datagrams, held until it is durable;
+//!                 every second, the checkpoint copy (timed with the step)
+//! record_tick     the step's and the copy's time into the tick histograms
 //! release         (every loop) the writer's reports; held datagrams whose records are durable
 //! drain_events    arrivals and departures to the logs
 //! publish         once a second: figures for the status line and the admin endpoint
@@ -82,6 +84,7 @@ pub(super) async fn run_zone(
         driver.ingest(now, unix_ms);
         driver.step(now, unix_ms);
         driver.transmit();
+        driver.record_tick();
         driver.drain_events();
         driver.publish();
     }
@@ -318,15 +321,20 @@ impl<'a> ZoneDriver<'a> {
         match self.durable.as_mut() {
             None => for _ in self.zone.drain_log() {},
             Some(d) => {
-                let mut bytes = d.writer.buffer();
-                for record in self.zone.drain_log() {
-                    encode_record(&record, &mut bytes);
-                }
-                if !bytes.is_empty() {
+                // A pooled buffer only when there is something to write: most ticks have
+                // no records, and a buffer taken and dropped would be reallocated later.
+                let records = self.zone.drain_log();
+                if records.len() > 0 {
+                    let mut bytes = d.writer.buffer();
+                    for record in records {
+                        encode_record(&record, &mut bytes);
+                    }
                     d.appended += 1;
                     if let Err(e) = d.writer.append(d.appended, bytes) {
                         d.failed = Some(e);
                     }
+                } else {
+                    drop(records);
                 }
                 hold = d.appended > d.synced;
                 if self
@@ -349,9 +357,6 @@ impl<'a> ZoneDriver<'a> {
                 }
             }
         }
-        let took_us = (self.tick_work.as_micros() as u64).max(1);
-        let _ = self.second.record(took_us);
-        let _ = self.total.record(took_us);
         let wait_for = self.durable.as_ref().map_or(0, |d| d.appended);
         let (buf, stats) = (&mut self.buf, &mut self.stats);
         let mut out = |to: Peer, bytes: &[u8], router: &mut Router<'_>, udp: &mut UdpRing| {
@@ -381,6 +386,13 @@ impl<'a> ZoneDriver<'a> {
         if !hold && let Err(e) = self.udp.flush() {
             tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
         }
+    }
+
+    /// Records this tick's work (`step`, plus a checkpoint copy) in the tick histograms.
+    fn record_tick(&mut self) {
+        let took_us = (self.tick_work.as_micros() as u64).max(1);
+        let _ = self.second.record(took_us);
+        let _ = self.total.record(took_us);
     }
 
     /// Takes the writer's reports and sends the held datagrams whose records are durable.
