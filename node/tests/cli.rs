@@ -80,6 +80,8 @@ fn node_runs_for_a_while_and_prints_a_summary() {
     let out = meridian()
         .args(["node", "--duration", "3", "--npcs", "2000", "--world"])
         .arg(&path)
+        .arg("--data")
+        .arg(dir.join("data"))
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
@@ -105,10 +107,14 @@ fn node_runs_for_a_while_and_prints_a_summary() {
         })
         .collect();
     assert_eq!(zones.len(), 2, "{stdout}");
-    let accounted: u64 = zones.iter().map(|z| z[1] + z[2]).sum();
-    assert_eq!(
-        accounted, 4000,
-        "entities + in flight after stopping:\n{stdout}"
+    // An entity the target adopted whose DONE has not reached the source yet (it waits for
+    // the target's WAL sync, and the node stopped) is owned by the target and still in
+    // flight at the source: owned ≤ total ≤ owned + in flight, and owned twice never.
+    let owned: u64 = zones.iter().map(|z| z[1]).sum();
+    let in_flight: u64 = zones.iter().map(|z| z[2]).sum();
+    assert!(
+        owned <= 4000 && owned + in_flight >= 4000,
+        "{owned} owned and {in_flight} in flight of 4,000 after stopping:\n{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -129,6 +135,8 @@ fn node_with_pinned_keys_refuses_to_start_without_its_key() {
     let out = meridian()
         .args(["node", "--duration", "1", "--world"])
         .arg(&path)
+        .arg("--data")
+        .arg(dir.join("data"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
