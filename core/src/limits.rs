@@ -64,6 +64,8 @@ pub struct Limits {
     pub ghost_count_max: u32,
     /// Remembered epochs of entities that left.
     pub epoch_memory_count_max: u32,
+    /// Adoptions awaiting the source's CONFIRM (target side).
+    pub unconfirmed_count_max: u32,
     /// Datagrams received between two ticks.
     pub inbox_datagram_count_max: u32,
     /// Datagrams one tick may send.
@@ -111,6 +113,7 @@ impl Limits {
             staged_count_max: in_flight,
             ghost_count_max: clamp(entity_count_max / 4, 1, 131_072),
             epoch_memory_count_max: clamp(entity_count_max.saturating_mul(2), 1024, 131_072),
+            unconfirmed_count_max: in_flight,
             inbox_datagram_count_max: datagrams,
             outbox_datagram_count_max: datagrams,
             event_count_max: clamp(entity_count_max.saturating_mul(4), 1024, 65_536),

@@ -16,7 +16,7 @@ compile_error!(
     "the checkpoint columns are written in native byte order, which must be little-endian"
 );
 
-use meridian_layouts::handoff::{Commit, PAYLOAD_SIZE};
+use meridian_layouts::handoff::{Commit, PAYLOAD_SIZE, Transfer};
 use meridian_layouts::persist::{
     AdoptRecord, CHECKPOINT_MAGIC, DoneRecord, EpochEntry, FORMAT_VERSION, FileHeader,
     IncarnationRecord, PersistedEntity, RecordError, RecordHeader, RecordKind, RemoveRecord,
@@ -337,6 +337,7 @@ pub struct Capture {
     pub epoch_memory: Vec<EpochEntry>,
     pub tombstones: Vec<Commit>,
     pub sessions: Vec<SessionRecord>,
+    pub unconfirmed: Vec<Transfer>,
 }
 
 impl Capture {
@@ -345,7 +346,7 @@ impl Capture {
     }
 
     /// The sections in file order: kind, item count, bytes.
-    fn sections<'a>(&'a self, meta: &'a ZoneMeta) -> [(SectionKind, usize, &'a [u8]); 15] {
+    fn sections<'a>(&'a self, meta: &'a ZoneMeta) -> [(SectionKind, usize, &'a [u8]); 16] {
         fn b<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
             bytemuck::cast_slice(v)
         }
@@ -378,7 +379,69 @@ impl Capture {
                 self.sessions.len(),
                 b(&self.sessions),
             ),
+            (
+                SectionKind::Unconfirmed,
+                self.unconfirmed.len(),
+                b(&self.unconfirmed),
+            ),
         ]
+    }
+}
+
+impl crate::zone::Zone {
+    /// Copies the zone's durable state into `out` (its buffers reused): the entity columns,
+    /// the epoch memory, the tombstones and the session bindings, as of the last tick.
+    /// Call it at a tick boundary; write `out` off the tick.
+    pub fn capture(&self, out: &mut crate::persist::Capture) {
+        use meridian_layouts::persist::{EpochEntry, SessionRecord};
+        let e = &self.entities;
+        let n = e.len();
+        out.tick = self.tick;
+        out.next_entity_counter = self.next_entity_counter;
+        out.incarnation = self.incarnation;
+        out.ids.clear();
+        out.ids.extend(e.ids().iter().map(|id| id.0));
+        for (column, source) in [
+            (&mut out.x, e.xs()),
+            (&mut out.y, e.ys()),
+            (&mut out.vx, e.vxs()),
+            (&mut out.vy, e.vys()),
+            (&mut out.speeds, e.speeds()),
+        ] {
+            column.clear();
+            column.extend_from_slice(&source[..n]);
+        }
+        out.epochs.clear();
+        out.epochs.extend_from_slice(e.epochs());
+        out.z.clear();
+        out.z.extend_from_slice(e.zs_column());
+        out.kinds.clear();
+        out.kinds.extend_from_slice(e.kinds());
+        out.flags.clear();
+        out.flags.extend_from_slice(e.flags_column());
+        out.payloads.clear();
+        out.payloads.extend_from_slice(e.payloads());
+        out.epoch_memory.clear();
+        out.epoch_memory
+            .extend(self.epochs.iter().map(|(id, &(epoch, at))| EpochEntry {
+                id: meridian_layouts::U64Le::new(id.0),
+                epoch: meridian_layouts::U32Le::new(epoch),
+                age_ticks: meridian_layouts::U32Le::new(
+                    self.tick.saturating_sub(at).min(u64::from(u32::MAX)) as u32,
+                ),
+            }));
+        out.tombstones.clear();
+        out.tombstones
+            .extend(self.tombstones.values().map(|t| t.commit));
+        out.unconfirmed.clear();
+        out.unconfirmed
+            .extend(self.unconfirmed.values().map(|u| u.transfer));
+        out.sessions.clear();
+        out.sessions
+            .extend(self.sessions.iter().map(|(id, binding)| SessionRecord {
+                id: meridian_layouts::U64Le::new(id.0),
+                binding: *binding,
+            }));
     }
 }
 
@@ -465,6 +528,7 @@ pub struct CheckpointView<'a> {
     pub epoch_memory: &'a [EpochEntry],
     pub tombstones: &'a [Commit],
     pub sessions: &'a [SessionRecord],
+    pub unconfirmed: &'a [Transfer],
 }
 
 impl CheckpointView<'_> {
@@ -518,7 +582,7 @@ fn sections(
 /// Reads a checkpoint: header, table and every section checksum first, then casts.
 pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointError> {
     let (identity, sections) = sections(bytes)?;
-    let mut found: [Option<&[u8]>; 15] = [None; 15];
+    let mut found: [Option<&[u8]>; SectionKind::ALL.len()] = [None; SectionKind::ALL.len()];
     for (kind, entry, section) in sections {
         if checksum(&[section]) != entry.checksum.get() {
             return Err(CheckpointError::SectionChecksum {
@@ -548,6 +612,7 @@ pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointErr
         epoch_memory: bytemuck::cast_slice(cast(SectionKind::EpochMemory)?),
         tombstones: bytemuck::cast_slice(cast(SectionKind::Tombstones)?),
         sessions: bytemuck::cast_slice(cast(SectionKind::Sessions)?),
+        unconfirmed: bytemuck::cast_slice(cast(SectionKind::Unconfirmed)?),
     };
     let n = meta.entity_count.get() as usize;
     let columns = [
@@ -571,6 +636,9 @@ pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointErr
         if meridian_layouts::parse::<Commit>(bytemuck::bytes_of(t)).is_err() {
             return Err(CheckpointError::Inconsistent);
         }
+    }
+    if view.unconfirmed.iter().any(|t| t.validate().is_err()) {
+        return Err(CheckpointError::Inconsistent);
     }
     Ok(view)
 }

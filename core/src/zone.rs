@@ -24,7 +24,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use meridian_layouts::ghosts::parse_ghosts;
-use meridian_layouts::handoff::{Ack, Commit, Done, Nack, Offer, SessionBinding};
+use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer, SessionBinding};
 use meridian_layouts::{Kind, U32Le, parse};
 use rustc_hash::FxHashMap;
 
@@ -32,7 +32,9 @@ use crate::borders::{BorderOutput, Borders, Crossing, border_pass};
 use crate::entities::{Entities, EntityID, EntityInit, InsertError};
 use crate::ghosts::Ghosts;
 use crate::grid::Grid;
-use crate::handoff::{Counters, Event, HandoffConfig, LogRecord, PendingOffer, Staged, Tombstone};
+use crate::handoff::{
+    Counters, Event, HandoffConfig, LogRecord, PendingOffer, Staged, Tombstone, Unconfirmed,
+};
 use crate::limits::{DATAGRAM_SIZE_MAX, Limits, LimitsError};
 use crate::net::{Inbox, Outbox, Peer, Transmit, for_each_packet};
 use crate::time::Instant;
@@ -49,6 +51,10 @@ pub struct Bugs {
     /// A received DONE is not logged (the zone before the seed-12 fix): a zone restored
     /// from its log resends COMMITs whose transfers completed long ago.
     pub forget_done: bool,
+    /// The target forgets an adoption as soon as it sends DONE instead of when the
+    /// source CONFIRMs it (the protocol before CONFIRM): a COMMIT resent after the
+    /// target's epoch memory expired (a long outage or partition) adopts the entity again.
+    pub forget_adoptions: bool,
     /// The driver sends a tick's datagrams without waiting for its records to be durable
     /// (the simulator's driver honours it: a crash can then lose a relinquish whose
     /// COMMIT already left).
@@ -70,12 +76,19 @@ pub struct Zone {
     pub(crate) config: HandoffConfig,
     pub(crate) entities: Entities,
     pub(crate) grid: Grid,
+    /// Where this zone's entities may be: its rectangle grown by the aura, inside the
+    /// world. Movement clamps to it, so an entity whose neighbour zone is down (its
+    /// handoff cannot complete) waits at the border instead of walking through that zone
+    /// into one this zone cannot hand it to.
+    pub(crate) reach: Rect,
     pub(crate) borders: Borders,
     pub(crate) border_output: BorderOutput,
     pub(crate) ghosts: Ghosts,
     pub(crate) offers: FxHashMap<EntityID, PendingOffer>,
     pub(crate) tombstones: FxHashMap<EntityID, Tombstone>,
     pub(crate) staged: FxHashMap<EntityID, Staged>,
+    /// Adoptions whose CONFIRM has not come, by (source zone, transfer id).
+    pub(crate) unconfirmed: FxHashMap<(ZoneID, u64), Unconfirmed>,
     /// Highest epoch known per entity, and the tick it was recorded.
     pub(crate) epochs: FxHashMap<EntityID, (u32, u64)>,
     pub(crate) inbox: Inbox,
@@ -143,6 +156,13 @@ impl Zone {
         // The index covers the zone and its aura: owned entities past the border by up
         // to the margin, and ghosts within the aura.
         let area = world.zone_rect(id).expand(world.aura_m());
+        let bounds = world.bounds();
+        let reach = Rect::new(
+            area.x_min.max(bounds.x_min),
+            area.y_min.max(bounds.y_min),
+            area.x_max.min(bounds.x_max),
+            area.y_max.min(bounds.y_max),
+        );
         let cell_size_m = world.config().cell_size_m;
         let grid = Grid::covering(area, cell_size_m, entities.capacity());
         Ok(Zone {
@@ -152,12 +172,17 @@ impl Zone {
             config,
             entities,
             grid,
+            reach,
             borders: Borders::new(world, id),
             border_output: BorderOutput::new(&limits),
             ghosts: Ghosts::new(limits.ghost_count_max, area, cell_size_m),
             offers: table(limits.offer_count_max),
             tombstones: table(limits.tombstone_count_max),
             staged: table(limits.staged_count_max),
+            unconfirmed: FxHashMap::with_capacity_and_hasher(
+                limits.unconfirmed_count_max as usize,
+                Default::default(),
+            ),
             epochs: table(limits.epoch_memory_count_max),
             inbox: Inbox::new(limits.inbox_datagram_count_max as usize),
             outbox: Outbox::new(limits.outbox_datagram_count_max as usize),
@@ -226,6 +251,17 @@ impl Zone {
     /// Entities relinquished and not yet confirmed by DONE.
     pub fn tombstone_count(&self) -> usize {
         self.tombstones.len()
+    }
+
+    /// Adoptions whose source has not yet CONFIRMed them (their COMMIT is still
+    /// recognised and answered with DONE).
+    pub fn unconfirmed_count(&self) -> usize {
+        self.unconfirmed.len()
+    }
+
+    /// The adoptions awaiting CONFIRM: (source zone, transfer id).
+    pub fn unconfirmed(&self) -> impl Iterator<Item = (ZoneID, u64)> + '_ {
+        self.unconfirmed.keys().copied()
     }
 
     /// Entities relinquished and not yet confirmed by DONE: id, the epoch they were handed
@@ -329,58 +365,6 @@ impl Zone {
         self.incarnation
     }
 
-    /// Copies the zone's durable state into `out` (its buffers reused): the entity columns,
-    /// the epoch memory, the tombstones and the session bindings, as of the last tick.
-    /// Call it at a tick boundary; write `out` off the tick.
-    pub fn capture(&self, out: &mut crate::persist::Capture) {
-        use meridian_layouts::persist::{EpochEntry, SessionRecord};
-        let e = &self.entities;
-        let n = e.len();
-        out.tick = self.tick;
-        out.next_entity_counter = self.next_entity_counter;
-        out.incarnation = self.incarnation;
-        out.ids.clear();
-        out.ids.extend(e.ids().iter().map(|id| id.0));
-        for (column, source) in [
-            (&mut out.x, e.xs()),
-            (&mut out.y, e.ys()),
-            (&mut out.vx, e.vxs()),
-            (&mut out.vy, e.vys()),
-            (&mut out.speeds, e.speeds()),
-        ] {
-            column.clear();
-            column.extend_from_slice(&source[..n]);
-        }
-        out.epochs.clear();
-        out.epochs.extend_from_slice(e.epochs());
-        out.z.clear();
-        out.z.extend_from_slice(e.zs_column());
-        out.kinds.clear();
-        out.kinds.extend_from_slice(e.kinds());
-        out.flags.clear();
-        out.flags.extend_from_slice(e.flags_column());
-        out.payloads.clear();
-        out.payloads.extend_from_slice(e.payloads());
-        out.epoch_memory.clear();
-        out.epoch_memory
-            .extend(self.epochs.iter().map(|(id, &(epoch, at))| EpochEntry {
-                id: meridian_layouts::U64Le::new(id.0),
-                epoch: meridian_layouts::U32Le::new(epoch),
-                age_ticks: meridian_layouts::U32Le::new(
-                    self.tick.saturating_sub(at).min(u64::from(u32::MAX)) as u32,
-                ),
-            }));
-        out.tombstones.clear();
-        out.tombstones
-            .extend(self.tombstones.values().map(|t| t.commit));
-        out.sessions.clear();
-        out.sessions
-            .extend(self.sessions.iter().map(|(id, binding)| SessionRecord {
-                id: meridian_layouts::U64Le::new(id.0),
-                binding: *binding,
-            }));
-    }
-
     pub(crate) fn remove_slot(&mut self, slot: u32) -> EntityInit {
         let (removed, moved_from) = self.entities.swap_remove(slot);
         self.grid.swap_remove(slot, moved_from);
@@ -480,8 +464,7 @@ impl Zone {
         self.ingest();
 
         let dt = self.tick_duration.as_secs_f32();
-        let bounds = self.world.bounds();
-        self.entities.integrate(dt, bounds);
+        self.entities.integrate(dt, self.reach);
         let len = self.entities.len();
         let (x, y) = self.entities.position_lanes();
         self.grid.update(x, y, len);
@@ -490,6 +473,7 @@ impl Zone {
         self.start_offers();
         self.advance_offers();
         self.retransmit_commits();
+        self.retransmit_dones();
         self.expire_staged();
         self.send_ghosts();
         self.counters.ghosts_expired += self
@@ -517,6 +501,7 @@ impl Zone {
         let inbox = core::mem::replace(&mut self.inbox, Inbox::new(0));
         for kind in [
             Kind::Done,
+            Kind::Confirm,
             Kind::Nack,
             Kind::Ack,
             Kind::Commit,
@@ -550,6 +535,7 @@ impl Zone {
             Kind::Nack => parse::<Nack>(packet).map(|m| self.handle_nack(from, m)),
             Kind::Commit => parse::<Commit>(packet).map(|m| self.handle_commit(from, m)),
             Kind::Done => parse::<Done>(packet).map(|m| self.handle_done(from, m)),
+            Kind::Confirm => parse::<Confirm>(packet).map(|m| self.handle_confirm(from, m)),
             Kind::Ghosts => parse_ghosts(packet).map(|(h, r)| self.handle_ghosts(from, h, r)),
             // Client traffic is the session layer's (`crate::session`), not the zone's.
             Kind::Connect
@@ -673,6 +659,14 @@ pub(crate) fn push_event(events: &mut VecDeque<Event>, counters: &mut Counters, 
 fn is_zone_kind(kind: u8) -> bool {
     matches!(
         Kind::from_u8(kind),
-        Some(Kind::Offer | Kind::Ack | Kind::Nack | Kind::Commit | Kind::Done | Kind::Ghosts)
+        Some(
+            Kind::Offer
+                | Kind::Ack
+                | Kind::Nack
+                | Kind::Commit
+                | Kind::Done
+                | Kind::Confirm
+                | Kind::Ghosts
+        )
     )
 }

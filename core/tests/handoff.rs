@@ -1,7 +1,7 @@
 //! Protocol scenarios between two zones, one rule each, with delivery under test control.
 
 use meridian_core::entities::{EntityID, EntityInit};
-use meridian_core::handoff::{AbortReason, Event};
+use meridian_core::handoff::{AbortReason, Event, HandoffConfig, LogRecord};
 use meridian_core::limits::Limits;
 use meridian_core::net::Peer;
 use meridian_core::time::Instant;
@@ -34,11 +34,15 @@ struct Pair {
 
 impl Pair {
     fn new(limits: Limits) -> Pair {
+        Pair::with_config(limits, HandoffConfig::default())
+    }
+
+    fn with_config(limits: Limits, config: HandoffConfig) -> Pair {
         let w = world();
         Pair {
             zones: [
-                Zone::new(&w, S, limits, Instant::ZERO).unwrap(),
-                Zone::new(&w, T, limits, Instant::ZERO).unwrap(),
+                Zone::with_config(&w, S, limits, config, Instant::ZERO, 0).unwrap(),
+                Zone::with_config(&w, T, limits, config, Instant::ZERO, 0).unwrap(),
             ],
             tick: 0,
             sent: [Vec::new(), Vec::new()],
@@ -202,6 +206,105 @@ fn lost_commit_is_retransmitted_and_a_late_duplicate_is_answered_with_done() {
     p.tick();
     assert_eq!(p.zones[1].counters().dones_sent, dones + 1);
     assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+}
+
+/// The one timing assumption the protocol used to have: a COMMIT resent after the target's
+/// epoch memory forgot the entity (the source was down, or cut off, that long) was adopted
+/// again. The target now remembers each adoption until the source CONFIRMs it — across its
+/// own restarts — and answers the resent COMMIT with DONE however late it comes.
+#[test]
+fn a_commit_resent_after_the_epoch_memory_expired_is_not_adopted_again() {
+    let config = HandoffConfig {
+        epoch_memory_ticks: 30,
+        ..HandoffConfig::default()
+    };
+    let mut p = Pair::with_config(Limits::for_entities(16), config);
+    p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
+    p.tick(); // S: OFFER
+    p.deliver(1);
+    p.tick(); // T: ACK
+    p.deliver(1);
+    p.tick(); // S: relinquish, COMMIT
+    let commit = p.sent[0].clone();
+    p.deliver(1);
+    p.tick(); // T: adopt, DONE — lost, and S goes quiet (down or cut off)
+    p.drop_sent();
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    assert_eq!(p.zones[1].unconfirmed_count(), 1);
+    // T destroys the entity (it might as well have handed it on) and forgets its epoch.
+    p.zones[1].remove(EntityID(1)).unwrap();
+    for _ in 0..200 {
+        p.tick();
+        p.sent[1].clear(); // T's DONE resends go nowhere: S is away
+        p.sent[0].clear();
+    }
+    assert_eq!(p.zones[1].known_epoch(EntityID(1)), None, "memory expired");
+    // S is back and resends its COMMIT: T must not adopt the entity a second time.
+    let arrivals = p.zones[1].counters().arrivals;
+    for d in &commit {
+        p.zones[1].handle_datagram(Instant::ZERO, Peer::Zone(S), d);
+    }
+    p.tick();
+    assert_eq!(p.zones[1].counters().arrivals, arrivals, "adopted twice");
+    assert_eq!(p.owner(EntityID(1)), vec![]);
+    // The DONE gets through this time: S logs it and CONFIRMs; T forgets the transfer.
+    p.deliver(1);
+    p.tick();
+    p.deliver(1);
+    p.tick();
+    assert_eq!(p.zones[0].tombstone_count(), 0);
+    assert_eq!(p.zones[1].unconfirmed_count(), 0);
+    assert!(p.zones[1].counters().confirms_received >= 1);
+}
+
+/// The table of unconfirmed adoptions survives the target's restart: its log's Adopt
+/// record brings it back, and the resent COMMIT is answered with DONE, not adopted.
+#[test]
+fn a_restarted_target_still_recognises_an_unconfirmed_commit() {
+    let config = HandoffConfig {
+        epoch_memory_ticks: 30,
+        ..HandoffConfig::default()
+    };
+    let w = world();
+    let limits = Limits::for_entities(16);
+    let mut source = Zone::with_config(&w, S, limits, config, Instant::ZERO, 0).unwrap();
+    let mut target = Zone::with_config(&w, T, limits, config, Instant::ZERO, 0).unwrap();
+    source.insert(&walker(1, 101.9, 30.0)).unwrap();
+    let mut log = Vec::new();
+    let mut buf = [0u8; 1200];
+    let mut commit = Vec::new();
+    for step in 1..=4u64 {
+        let now = Instant::from_nanos(step * 33_333_333);
+        source.tick(now);
+        while let Some(t) = source.poll_transmit(&mut buf) {
+            if step == 3 {
+                commit.push(buf[..t.len].to_vec());
+            }
+            target.handle_datagram(Instant::ZERO, Peer::Zone(S), &buf[..t.len]);
+        }
+        target.tick(now);
+        log.extend(target.drain_log());
+        while let Some(t) = target.poll_transmit(&mut buf) {
+            if step < 4 {
+                source.handle_datagram(Instant::ZERO, Peer::Zone(T), &buf[..t.len]);
+            } // step 4: T's DONE is lost
+        }
+    }
+    assert!(log.iter().any(|r| matches!(r, LogRecord::Adopt { .. })));
+    // T crashes and comes back from its log; the entity is then destroyed and forgotten.
+    let mut target = Zone::restore(&w, T, limits, config, Instant::ZERO, 1, &log).unwrap();
+    assert_eq!(target.unconfirmed_count(), 1);
+    target.remove(EntityID(1)).unwrap();
+    for step in 0..200u64 {
+        target.tick(Instant::from_nanos(step * 33_333_333));
+        while target.poll_transmit(&mut buf).is_some() {}
+    }
+    assert_eq!(target.known_epoch(EntityID(1)), None);
+    for d in &commit {
+        target.handle_datagram(Instant::ZERO, Peer::Zone(S), d);
+    }
+    target.tick(Instant::from_nanos(201 * 33_333_333));
+    assert_eq!(target.entities().len(), 0, "adopted twice after a restart");
 }
 
 #[test]

@@ -213,6 +213,12 @@ fn a_zone_restored_from_a_checkpoint_and_the_log_after_it_owns_what_it_owned() {
         .unwrap();
         assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
         assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
+        // CONFIRMs are not logged: the restored zone may await more, never fewer.
+        let awaited: std::collections::HashSet<_> = restored.unconfirmed().collect();
+        assert!(
+            zones[k].unconfirmed().all(|u| awaited.contains(&u)),
+            "zone {k}"
+        );
         arrived += restored.drain_session_moves().count();
         // New ids never repeat one the original minted.
         let next = restored

@@ -79,6 +79,29 @@ fn broken_send_before_sync_is_caught() {
     );
 }
 
+/// The simulator can fail: a target that forgets an adoption once it has sent DONE (the
+/// protocol before CONFIRM) adopts the same transfer again when its source resends the
+/// COMMIT after a crash or partition longer than the epoch memory — double ownership.
+#[test]
+fn broken_forget_adoptions_is_caught() {
+    let options = Options {
+        bugs: Bugs {
+            forget_adoptions: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let caught = (0..200).find(|&seed| {
+        let report = run(seed, TICKS, &options);
+        !report.ok() && report.violations.iter().any(|v| v.contains("owned"))
+    });
+    assert!(
+        caught.is_some(),
+        "forgetting adoptions before CONFIRM went unnoticed for 200 seeds"
+    );
+    eprintln!("forget_adoptions caught at seed {caught:?}");
+}
+
 #[test]
 fn same_seed_same_trace() {
     for seed in [3, 12, 77] {
@@ -161,7 +184,10 @@ fn regress_seed_12_restored_tombstone_resurrected_entity() {
         },
     );
     assert!(
-        broken.violations.iter().any(|v| v.contains("owned")),
+        broken
+            .violations
+            .iter()
+            .any(|v| v.contains("owned") || v.contains("arrived twice")),
         "seed 12 without the logged DONE no longer resurrects an entity: {:?}",
         broken.violations
     );

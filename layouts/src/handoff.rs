@@ -1,4 +1,4 @@
-//! The four handoff messages (docs/protocol.md): OFFER, ACK | NACK, COMMIT, DONE.
+//! The handoff messages (docs/protocol.md): OFFER, ACK | NACK, COMMIT, DONE, CONFIRM.
 //!
 //! Every message starts with a [`Header`] and a [`Transfer`] that names the entity, the
 //! epoch the target will own it at (`e + 1`), the transfer id, and both zones. The state
@@ -11,6 +11,7 @@
 //! | NACK    | header · transfer · reason                                  | 37    |
 //! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 158 |
 //! | DONE    | header · transfer                                           | 36    |
+//! | CONFIRM | header · transfer                                           | 36    |
 //!
 //! Validation beyond the header: every float in a state must be finite (a NaN position
 //! would poison the SIMD passes of the receiving zone), the epoch must be ≥ 1 (epoch 0 is
@@ -43,7 +44,8 @@ pub struct Transfer {
 const _: () = assert!(core::mem::size_of::<Transfer>() == 28);
 
 impl Transfer {
-    fn validate(&self) -> Result<(), ParseError> {
+    /// The field checks every message applies: epoch ≥ 1, source ≠ target.
+    pub fn validate(&self) -> Result<(), ParseError> {
         if self.epoch.get() == 0 {
             return Err(ParseError::BadField);
         }
@@ -209,6 +211,17 @@ pub struct Done {
 
 const _: () = assert!(core::mem::size_of::<Done>() == 36);
 
+/// S → T: S has durably recorded T's DONE and will never send this transfer's COMMIT
+/// again, so T may forget the transfer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Confirm {
+    pub header: Header,
+    pub transfer: Transfer,
+}
+
+const _: () = assert!(core::mem::size_of::<Confirm>() == 36);
+
 impl Packet for Offer {
     const KIND: Kind = Kind::Offer;
     fn header(&self) -> &Header {
@@ -255,6 +268,16 @@ impl Packet for Commit {
 
 impl Packet for Done {
     const KIND: Kind = Kind::Done;
+    fn header(&self) -> &Header {
+        &self.header
+    }
+    fn validate_body(&self) -> Result<(), ParseError> {
+        self.transfer.validate()
+    }
+}
+
+impl Packet for Confirm {
+    const KIND: Kind = Kind::Confirm;
     fn header(&self) -> &Header {
         &self.header
     }
@@ -319,6 +342,16 @@ impl Done {
     pub fn new(transfer: Transfer) -> Done {
         Done {
             header: header_for::<Done>(),
+            transfer,
+        }
+    }
+}
+
+impl Confirm {
+    /// A CONFIRM with its header filled in.
+    pub fn new(transfer: Transfer) -> Confirm {
+        Confirm {
+            header: header_for::<Confirm>(),
             transfer,
         }
     }

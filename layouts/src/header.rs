@@ -18,7 +18,7 @@ use crate::{ParseError, U16Le};
 pub const MAGIC: [u8; 4] = *b"MRDN";
 
 /// The protocol version this build speaks. A peer with another version is rejected.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// What a datagram is. The numeric values are the wire values and never change meaning.
 #[repr(u8)]
@@ -34,6 +34,9 @@ pub enum Kind {
     Commit = 4,
     /// Handoff: the target owns the entity; the source may drop its tombstone.
     Done = 5,
+    /// Handoff: the source has durably recorded the DONE; the target may forget the
+    /// transfer (it stops resending DONE and no longer needs to recognise its COMMIT).
+    Confirm = 7,
     /// An owner's entities inside a neighbour's aura (ghost refresh).
     Ghosts = 6,
     /// Client → zone: a connect token, padded (see [`crate::client`]).
@@ -58,13 +61,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
         Kind::Commit,
         Kind::Done,
         Kind::Ghosts,
+        Kind::Confirm,
         Kind::Connect,
         Kind::Challenge,
         Kind::Response,
@@ -85,6 +89,7 @@ impl Kind {
             4 => Some(Kind::Commit),
             5 => Some(Kind::Done),
             6 => Some(Kind::Ghosts),
+            7 => Some(Kind::Confirm),
             8 => Some(Kind::Connect),
             9 => Some(Kind::Challenge),
             10 => Some(Kind::Response),

@@ -39,7 +39,7 @@ pub const WAL_MAGIC: [u8; 8] = *b"MRDN-WAL";
 /// Magic of a checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"MRDN-CKP";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Checkpoint sections start at multiples of this.
 pub const SECTION_ALIGN: u64 = 64;
 /// Largest record payload.
@@ -292,10 +292,13 @@ pub enum SectionKind {
     Tombstones = 14,
     /// [`SessionRecord`] per bound session.
     Sessions = 15,
+    /// [`Transfer`](crate::handoff::Transfer) per adoption whose CONFIRM has not come
+    /// (the zone resends DONE for it and recognises its COMMIT).
+    Unconfirmed = 16,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 15] = [
+    pub const ALL: [SectionKind; 16] = [
         SectionKind::Meta,
         SectionKind::Ids,
         SectionKind::Epochs,
@@ -311,6 +314,7 @@ impl SectionKind {
         SectionKind::EpochMemory,
         SectionKind::Tombstones,
         SectionKind::Sessions,
+        SectionKind::Unconfirmed,
     ];
 
     pub const fn from_u16(value: u16) -> Option<SectionKind> {
@@ -338,6 +342,7 @@ impl SectionKind {
             SectionKind::EpochMemory => core::mem::size_of::<EpochEntry>(),
             SectionKind::Tombstones => core::mem::size_of::<crate::handoff::Commit>(),
             SectionKind::Sessions => core::mem::size_of::<SessionRecord>(),
+            SectionKind::Unconfirmed => core::mem::size_of::<crate::handoff::Transfer>(),
         }
     }
 
@@ -349,6 +354,7 @@ impl SectionKind {
                 | SectionKind::EpochMemory
                 | SectionKind::Tombstones
                 | SectionKind::Sessions
+                | SectionKind::Unconfirmed
         )
     }
 }

@@ -121,10 +121,11 @@ fn checkpoint(bytes: &[u8], out: &mut String) -> Option<String> {
         Ok(view) => {
             let _ = writeln!(
                 out,
-                "  entities {}, remembered epochs {}, in flight {}, sessions {}, next entity counter {}",
+                "  entities {}, remembered epochs {}, in flight {}, awaiting confirm {}, sessions {}, next entity counter {}",
                 view.entity_count(),
                 view.epoch_memory.len(),
                 view.tombstones.len(),
+                view.unconfirmed.len(),
                 view.sessions.len(),
                 view.meta.next_entity_counter.get()
             );

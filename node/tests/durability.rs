@@ -301,6 +301,17 @@ fn flip(path: &Path, at: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The offset of the checkpoint's entity-id section (checksummed; never padding).
+fn ids_section(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap();
+    let sections = meridian_core::persist::checkpoint_sections(&bytes).unwrap();
+    let (_, offset, _, _) = sections
+        .iter()
+        .find(|s| s.0 == meridian_layouts::persist::SectionKind::Ids)
+        .unwrap();
+    *offset as usize
+}
+
 #[test]
 fn a_torn_wal_tail_is_truncated_and_named() {
     let (dir, world) = single_node("torn", 5);
@@ -329,7 +340,8 @@ fn a_damaged_checkpoint_falls_back_and_damage_everywhere_is_refused_until_fresh(
     let checkpoints = files(&data, 1, "ckp");
     assert_eq!(checkpoints.len(), 2, "two generations kept");
     // The newest checkpoint damaged: the older generation and its WAL take over.
-    flip(checkpoints.last().unwrap(), 700);
+    let newest = checkpoints.last().unwrap();
+    flip(newest, ids_section(newest));
     let (code, err) = run_node(&world, &data, 1, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
@@ -342,7 +354,7 @@ fn a_damaged_checkpoint_falls_back_and_damage_everywhere_is_refused_until_fresh(
     );
     // Every checkpoint damaged: refused, with the files named and --fresh offered.
     for c in files(&data, 1, "ckp") {
-        flip(&c, 700);
+        flip(&c, ids_section(&c));
     }
     let (code, err) = run_node(&world, &data, 1, &[]);
     assert_eq!(code, Some(1), "{err}");

@@ -9,6 +9,7 @@
 //! T → S  ACK | NACK(reason)
 //! S → T  COMMIT (full state)  S relinquishes *before* sending, keeps a tombstone
 //! T → S  DONE                 T owns E at e+1 from the moment it applied COMMIT
+//! S → T  CONFIRM              S logged the DONE: T may forget the transfer
 //! ```
 //!
 //! Tables, all bounded by [`crate::limits::Limits`], overflow counted:
@@ -18,6 +19,8 @@
 //!   retransmits it with backoff, forever (there is no abort after COMMIT).
 //! - [`Staged`] — T side, an ACKed OFFER; reserves a slot, expires if no COMMIT comes.
 //!   T never simulates a staged entity, and COMMIT does not need it (self-sufficient).
+//! - [`Unconfirmed`] — T side, an adoption awaiting CONFIRM; T answers its COMMIT with
+//!   DONE and resends DONE with backoff until CONFIRM comes.
 //! - the **epoch memory** — the highest epoch a zone has seen for each entity it owned,
 //!   including ones that left. It fences stale OFFERs, COMMITs and ghosts: without it, a
 //!   COMMIT duplicated and delayed by the network could resurrect an entity that has
@@ -35,13 +38,14 @@
 //! what the log says, with tombstones for relinquishes not yet DONE (their COMMIT is
 //! retransmitted; a target that already adopted answers DONE).
 //!
-//! **The one timing assumption.** The epoch memory is finite, so a COMMIT must not reach
-//! its target more than `epoch_memory_ticks` after the target last touched the entity.
-//! A COMMIT lives as long as its tombstone: until DONE, across restarts. Logging DONE keeps
-//! a restored tombstone to "DONE not yet seen", so the bound is: **zone downtime plus the
-//! longest partition must stay under `epoch_memory_ticks`** (default 1,800 ticks, one
-//! minute at 30 Hz). The simulator found the failure this prevents (seed 12: a COMMIT
-//! resent 2,000 ticks late, after a restart, resurrected an entity that had moved on).
+//! **No timing assumption on outages.** A COMMIT lives as long as its tombstone: until DONE,
+//! across restarts (logging DONE keeps a restored tombstone to "DONE not yet seen"; the
+//! simulator's seed 12 found what happens without it). The epoch memory is finite, so on
+//! its own it cannot recognise a COMMIT resent after a long outage or partition. The
+//! [`Unconfirmed`] table does: S sends CONFIRM only once DONE is durable in its log, so T
+//! keeps each adoption exactly as long as S may resend its COMMIT — however long that is.
+//! `Bugs::forget_adoptions` (the protocol without CONFIRM) is caught by the simulator's
+//! outages longer than the epoch memory.
 
 mod restore;
 mod source;
@@ -75,6 +79,8 @@ pub struct HandoffConfig {
     pub ghost_ttl_ticks: u32,
     /// How long the epoch of an entity that left is remembered.
     pub epoch_memory_ticks: u32,
+    /// The target resends DONE for an adoption not yet CONFIRMed at most this often.
+    pub done_retransmit_ticks_max: u32,
 }
 
 impl Default for HandoffConfig {
@@ -89,6 +95,7 @@ impl Default for HandoffConfig {
             ghost_interval_ticks: 1,
             ghost_ttl_ticks: 10,
             epoch_memory_ticks: 1800,
+            done_retransmit_ticks_max: 32,
         }
     }
 }
@@ -119,6 +126,15 @@ pub struct Tombstone {
 pub struct Staged {
     pub transfer: Transfer,
     pub staged_tick: u64,
+}
+
+/// T side: an adoption awaiting the source's CONFIRM. While it is here T answers the
+/// transfer's COMMIT with DONE (never adopts it twice) and resends DONE with backoff.
+#[derive(Clone, Copy, Debug)]
+pub struct Unconfirmed {
+    pub transfer: Transfer,
+    pub next_retransmit_tick: u64,
+    pub attempts: u32,
 }
 
 /// What a zone reports to its driver (logs, metrics, the simulator's trace).
@@ -212,6 +228,8 @@ pub struct Counters {
     pub nacks_received: u64,
     pub commits_received: u64,
     pub dones_received: u64,
+    pub confirms_sent: u64,
+    pub confirms_received: u64,
     pub arrivals: u64,
     /// Removals and session bindings refused because the tick's log was full.
     pub log_full: u64,
@@ -234,6 +252,8 @@ pub struct Counters {
     pub tombstones_table_full: u64,
     pub staged_table_full: u64,
     pub epoch_memory_full: u64,
+    /// COMMITs not adopted because the table of adoptions awaiting CONFIRM was full.
+    pub unconfirmed_full: u64,
     pub ghosts_table_full: u64,
     pub events_dropped: u64,
     /// COMMITs that could not be adopted because the zone was full (retried by S).
@@ -313,4 +333,15 @@ pub fn backoff(config: &HandoffConfig, attempts: u32) -> u64 {
     let doublings = attempts.saturating_sub(RETRANSMITS_BEFORE_BACKOFF).min(16);
     let interval = u64::from(config.retransmit_ticks) << doublings;
     interval.min(u64::from(config.retransmit_ticks_max)).max(1)
+}
+
+/// Interval before the target resends DONE for the `attempts`-th time: four base
+/// intervals first (a CONFIRM needs a round trip, two ticks between zones of one node),
+/// then doubling up to `done_retransmit_ticks_max`. Slower than COMMIT's: a lost DONE is
+/// also answered by the source's next COMMIT; this resend only cleans up lost CONFIRMs.
+pub fn done_backoff(config: &HandoffConfig, attempts: u32) -> u64 {
+    let interval = (4 * u64::from(config.retransmit_ticks)) << attempts.min(16);
+    interval
+        .min(u64::from(config.done_retransmit_ticks_max))
+        .max(1)
 }

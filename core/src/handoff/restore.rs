@@ -3,13 +3,16 @@
 //!
 //! The zone owns what they say it owns (at the logged state), keeps a tombstone for every
 //! relinquish not yet confirmed (its COMMIT is sent again; a target that adopted answers
-//! DONE), remembers every epoch, rebinds every client session (the session layer adopts
+//! DONE), awaits CONFIRM for every adoption it cannot prove confirmed (resending DONE),
+//! remembers every epoch, rebinds every client session (the session layer adopts
 //! them as arrivals), and mints entity ids after the highest it ever minted.
 
 use std::borrow::Cow;
 
+use meridian_layouts::handoff::Transfer;
+
 use crate::entities::{Columns, EntityID, EntityInit, InsertError};
-use crate::handoff::{HandoffConfig, LogRecord, Tombstone};
+use crate::handoff::{HandoffConfig, LogRecord, Tombstone, transfer};
 use crate::limits::{Limits, LimitsError};
 use crate::persist::CheckpointView;
 use crate::time::Instant;
@@ -103,6 +106,9 @@ impl Zone {
         for commit in c.tombstones {
             self.restore_tombstone(commit);
         }
+        for t in c.unconfirmed {
+            self.restore_unconfirmed(*t);
+        }
         for s in c.sessions {
             let avatar = EntityID(s.id.get());
             if self.entities.slot_of(avatar).is_some() && self.sessions.len() < SESSION_BINDINGS_MAX
@@ -119,8 +125,17 @@ impl Zone {
     fn replay(&mut self, record: &LogRecord) -> Result<(), RestoreError> {
         match record {
             LogRecord::Incarnation { .. } => {}
-            LogRecord::Spawn { entity } | LogRecord::Adopt { entity, .. } => {
+            LogRecord::Spawn { entity } => self.adopt_restored(entity)?,
+            LogRecord::Adopt {
+                entity,
+                from,
+                transfer_id,
+            } => {
                 self.adopt_restored(entity)?;
+                // Whether or not its CONFIRM came before the crash (CONFIRMs are not
+                // logged): resending DONE draws a CONFIRM again.
+                let t = transfer(entity.id, entity.epoch, *from, self.id, *transfer_id);
+                self.restore_unconfirmed(t);
             }
             LogRecord::Relinquish { commit } => {
                 let entity = EntityID(commit.transfer.entity_id.get());
@@ -173,6 +188,14 @@ impl Zone {
             self.next_entity_counter = self.next_entity_counter.max(entity.id.counter() + 1);
         }
         Ok(())
+    }
+
+    fn restore_unconfirmed(&mut self, t: Transfer) {
+        if self.unconfirmed.len() < self.limits.unconfirmed_count_max as usize {
+            self.await_confirm(t);
+        } else {
+            self.counters.unconfirmed_full += 1;
+        }
     }
 
     fn restore_tombstone(&mut self, commit: &meridian_layouts::handoff::Commit) {

@@ -2,7 +2,7 @@
 //! back or timed out, relinquish on ACK (log, remove, tombstone, COMMIT — in that order),
 //! back off on NACK, resend COMMIT until DONE, and retire the tombstone on DONE.
 
-use meridian_layouts::handoff::{Ack, Commit, Done, Nack, Offer};
+use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer};
 
 use crate::borders::Crossing;
 use crate::entities::EntityID;
@@ -265,8 +265,17 @@ impl Zone {
                     superseded: false,
                 });
             }
+            // A repeat, or a transfer whose DONE is already logged (or that a later
+            // adoption of the entity superseded): its COMMIT is never sent again.
             _ => self.counters.duplicates_ignored += 1,
         }
+        // Leaves only once this tick's Done record is durable (the driver's contract), so
+        // the target forgets the transfer only when no restart can resend its COMMIT.
+        self.send(
+            ZoneID(t.target_zone.get()),
+            bytemuck::bytes_of(&Confirm::new(t)),
+        );
+        self.counters.confirms_sent += 1;
         true
     }
 }

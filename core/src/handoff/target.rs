@@ -1,10 +1,10 @@
 //! The target side of a handoff (zone T): stage on OFFER and answer ACK or NACK, adopt on
 //! COMMIT and answer DONE (again for every duplicate), unstage what no COMMIT followed.
 
-use meridian_layouts::handoff::{Ack, Commit, Done, Nack, NackReason, Offer, Transfer};
+use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, NackReason, Offer, Transfer};
 
 use crate::entities::EntityID;
-use crate::handoff::{Event, LogRecord, Staged, entity_of};
+use crate::handoff::{Event, LogRecord, Staged, Unconfirmed, done_backoff, entity_of};
 use crate::net::Peer;
 use crate::world::ZoneID;
 use crate::zone::{SESSION_BINDINGS_MAX, SessionMove, Zone};
@@ -107,6 +107,17 @@ impl Zone {
         let epoch = t.epoch.get();
         let source = ZoneID(t.source_zone.get());
         let known = self.known_epoch(id);
+        if self
+            .unconfirmed
+            .contains_key(&(source, t.transfer_id.get()))
+        {
+            // Adopted here and not yet CONFIRMed: the source has not seen our DONE (or
+            // restarted before logging it). Its COMMIT must never be adopted twice, however
+            // long ago the epoch memory forgot the entity.
+            self.counters.duplicates_ignored += 1;
+            self.send_done(&t);
+            return true;
+        }
         if self.bugs.ignore_epochs {
             // BROKEN ON PURPOSE: only "already here" is checked, not the epoch.
             if self.entities.slot_of(id).is_some() {
@@ -146,6 +157,7 @@ impl Zone {
         self.entities
             .hold_until(slot, self.tick + u64::from(self.config.cooldown_ticks));
         self.remember(id, epoch);
+        self.await_confirm(t);
         self.retire_superseded_tombstone(id);
         if commit.session.session_id.get() != 0 {
             let binding = commit.session;
@@ -167,11 +179,15 @@ impl Zone {
         true
     }
 
-    /// Whether COMMIT for `id` can be adopted now: a free slot, room in the epoch memory
-    /// and in the log. Each shortage is counted.
+    /// Whether COMMIT for `id` can be adopted now: a free slot, room in the epoch memory,
+    /// in the table of adoptions awaiting CONFIRM and in the log. Each shortage is counted.
     fn room_to_adopt(&mut self, id: EntityID) -> bool {
         if self.entities.len() >= self.entities.capacity() {
             self.counters.commits_refused_full += 1;
+            return false;
+        }
+        if self.unconfirmed.len() >= self.limits.unconfirmed_count_max as usize {
+            self.counters.unconfirmed_full += 1;
             return false;
         }
         if !self.epochs.contains_key(&id)
@@ -199,6 +215,66 @@ impl Zone {
             ticks: self.tick.saturating_sub(tomb.started_tick),
             superseded: true,
         });
+    }
+
+    /// Remembers adoption `t` until the source CONFIRMs it.
+    pub(crate) fn await_confirm(&mut self, t: Transfer) {
+        if self.bugs.forget_adoptions {
+            return;
+        }
+        let key = (ZoneID(t.source_zone.get()), t.transfer_id.get());
+        let next_retransmit_tick = self.tick + done_backoff(&self.config, 0);
+        self.unconfirmed.insert(
+            key,
+            Unconfirmed {
+                transfer: t,
+                next_retransmit_tick,
+                attempts: 0,
+            },
+        );
+    }
+
+    /// The source logged our DONE: its COMMIT will never come again.
+    pub(crate) fn handle_confirm(&mut self, from: Peer, confirm: &Confirm) -> bool {
+        let t = confirm.transfer;
+        if !self.addressed(from, &t.source_zone, &t.target_zone) {
+            return false;
+        }
+        self.counters.confirms_received += 1;
+        let key = (ZoneID(t.source_zone.get()), t.transfer_id.get());
+        match self.unconfirmed.get(&key) {
+            Some(u) if u.transfer == t => {
+                self.unconfirmed.remove(&key);
+            }
+            _ => self.counters.duplicates_ignored += 1,
+        }
+        true
+    }
+
+    /// Sends DONE again for every adoption whose CONFIRM is overdue (it was lost, or the
+    /// source is down). Until CONFIRM, forever.
+    pub(crate) fn retransmit_dones(&mut self) {
+        let tick = self.tick;
+        let config = self.config;
+        let Zone {
+            unconfirmed,
+            outbox,
+            counters,
+            ..
+        } = self;
+        for u in unconfirmed.values_mut() {
+            if tick >= u.next_retransmit_tick {
+                let source = ZoneID(u.transfer.source_zone.get());
+                outbox.push(
+                    Peer::Zone(source),
+                    bytemuck::bytes_of(&Done::new(u.transfer)),
+                );
+                u.attempts += 1;
+                u.next_retransmit_tick = tick + done_backoff(&config, u.attempts);
+                counters.retransmits += 1;
+                counters.dones_sent += 1;
+            }
+        }
     }
 
     pub(crate) fn expire_staged(&mut self) {

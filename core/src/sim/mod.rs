@@ -6,7 +6,8 @@
 //! zones on one node talk through a perfect queue (as the node's cross-core queues are);
 //! zones on different nodes through links that lose (0–30 %), duplicate (0–50 %), delay
 //! and reorder (up to 10 ticks), and are cut by partitions that heal. Zones crash and
-//! restart from their durable log alone. The last [`HEAL_TICKS`] run with no faults and
+//! restart from their durable log alone. The epoch memory is short (150–600 ticks) and
+//! about a third of the crashes, and some partitions, outlast it. The last [`HEAL_TICKS`] run with no faults and
 //! with every entity standing still, so every transfer can finish.
 //!
 //! After every step the handoff invariants (docs/protocol.md) are checked: at most one owner per entity;
@@ -121,6 +122,8 @@ pub(super) struct Sim {
     /// (restart tick) for crashed zones.
     down_until: Vec<Option<u64>>,
     crashes: Vec<(u64, u32, u64)>,
+    /// Per crash: stretched past the epoch memory (see `network::draw_long_outages`).
+    stretched: Vec<bool>,
     network: Network,
     /// Datagrams in flight across nodes, by delivery tick.
     in_flight: BTreeMap<u64, Vec<(ZoneID, ZoneID, Vec<u8>)>>,
@@ -179,16 +182,27 @@ impl Sim {
         let mut rng = SmallRng::seed_from_u64(seed);
         let (world, zone_m) = draw_world(&mut rng, options);
         let zone_count = world.zone_count();
-        let (network, node_of, mut crashes) = network::draw(&mut rng, options, zone_count, ticks);
+        let (mut network, node_of, mut crashes) =
+            network::draw(&mut rng, options, zone_count, ticks);
+        let mut config = HandoffConfig::default();
+        let mut stretched = Vec::new();
+        if options.fixed_network.is_none() {
+            let nodes = node_of.iter().max().map_or(1, |n| n + 1);
+            let (memory, long) =
+                network::draw_long_outages(seed, &mut network, nodes, &mut crashes, ticks);
+            config.epoch_memory_ticks = memory;
+            stretched = long;
+        }
         let faults = disk::draw_faults(seed, &mut crashes, &node_of);
+        // Whole-node copies of a crash keep their own schedule.
+        stretched.resize(crashes.len(), false);
         let Population {
             mut zones,
             limits,
             behaviour,
             spawned,
-        } = population::populate(&mut rng, &world, zone_m, ticks, options);
+        } = population::populate(&mut rng, &world, zone_m, ticks, config, options);
         let total = spawned.len();
-        let config = HandoffConfig::default();
         let disks: Vec<Vec<u8>> = zones
             .iter_mut()
             .enumerate()
@@ -213,6 +227,7 @@ impl Sim {
             incarnation: vec![0; zone_count as usize],
             down_until: vec![None; zone_count as usize],
             crashes,
+            stretched,
             network,
             in_flight: BTreeMap::new(),
             behaviour,

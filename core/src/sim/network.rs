@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::hash::Hash;
 
-use rand::Rng;
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use super::{HEAL_TICKS, Options, Sim};
 use crate::handoff::LogRecord;
@@ -85,6 +85,44 @@ pub(super) fn draw(
     }
 }
 
+/// Outages longer than the epoch memory, from their own generator (so a seed's other draws
+/// stay what they were): a short `epoch_memory_ticks` (150–600) for the whole run, about a
+/// third of the crashes stretched past it, and sometimes a partition that outlasts it. This
+/// is where a COMMIT resent after the target forgot the entity would adopt it a second
+/// time (see `Bugs::forget_adoptions`). A stretched crash waits (up to the fault phase's
+/// end) for a moment its zone holds a tombstone, so the outage meets a transfer in flight.
+/// Returns the epoch memory to run with and, per crash, whether it was stretched.
+pub(super) fn draw_long_outages(
+    seed: u64,
+    network: &mut Network,
+    nodes: u32,
+    crashes: &mut [(u64, u32, u64)],
+    ticks: u64,
+) -> (u32, Vec<bool>) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x1046_0a7e_5eed_0001);
+    let memory = rng.random_range(150..=600u32);
+    let fault_end = ticks - HEAL_TICKS;
+    let mut stretched = Vec::with_capacity(crashes.len());
+    for (at, _, down) in crashes.iter_mut() {
+        let stretch = rng.random_bool(0.35);
+        if stretch {
+            let long = u64::from(memory) + rng.random_range(100..1200);
+            *down = long.min(fault_end.saturating_sub(*at)).max(*down);
+        }
+        stretched.push(stretch);
+    }
+    if nodes >= 2 && rng.random_bool(0.35) {
+        let length = u64::from(memory) + rng.random_range(100..1200);
+        if length < fault_end {
+            let start = rng.random_range(0..fault_end - length);
+            let a = rng.random_range(0..nodes);
+            let b = (a + rng.random_range(1..nodes)) % nodes;
+            network.partitions.push((start, start + length, a, b));
+        }
+    }
+    (memory, stretched)
+}
+
 impl Sim {
     /// Zone `z` goes down now, for the crash scheduled at `tick`.
     pub(super) fn crash(&mut self, tick: u64, z: u32) {
@@ -109,7 +147,19 @@ impl Sim {
 
     pub(super) fn crash_and_restart(&mut self, tick: u64) {
         for k in 0..self.crashes.len() {
-            let (at, z, _) = self.crashes[k];
+            let (at, z, down) = self.crashes[k];
+            let holds_tombstone = self.zones[z as usize]
+                .as_ref()
+                .is_none_or(|zone| zone.tombstones().next().is_some());
+            if at == tick
+                && self.stretched[k]
+                && !holds_tombstone
+                && tick + down < self.ticks - HEAL_TICKS
+            {
+                // A stretched outage waits for a transfer in flight.
+                self.crashes[k].0 += 1;
+                continue;
+            }
             if at == tick && self.faults[k] == super::disk::Fault::Clean {
                 self.crash(tick, z);
             }

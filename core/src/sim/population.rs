@@ -42,6 +42,7 @@ pub(super) fn populate(
     world: &World,
     zone_m: f32,
     ticks: u64,
+    config: HandoffConfig,
     options: &Options,
 ) -> Population {
     let (zones_x, margin_m) = (world.config().zones_x, world.config().margin_m);
@@ -56,7 +57,6 @@ pub(super) fn populate(
         zones: world
             .zones()
             .map(|z| {
-                let config = HandoffConfig::default();
                 let mut zone =
                     Zone::with_config(world, z, limits, config, Instant::ZERO, 0).expect("limits");
                 zone.set_bugs(options.bugs);
