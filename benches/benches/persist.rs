@@ -1,6 +1,8 @@
 //! Persistence benches, on this machine's disk (the data directory goes under the system
 //! temporary directory). Run: `cargo bench -p meridian-benches --bench persist`.
 //!
+//! - `persist/capture/250000`: the copy a checkpoint takes of a 250,000-entity zone (the
+//!   part that runs on the zone's core).
 //! - `persist/checkpoint_write/250000`: copy a 250,000-entity zone at a tick boundary,
 //!   encode it, write it to a temporary file, fsync, rename, fsync the directory.
 //! - `persist/restore/250000`: map that checkpoint, verify every checksum, load it into a
@@ -43,6 +45,9 @@ fn checkpoints(c: &mut Criterion) {
     let mut group = c.benchmark_group("persist");
     group.sample_size(20);
     group.throughput(Throughput::Elements(ZONE_ENTITIES as u64));
+    group.bench_function(BenchmarkId::new("capture", ZONE_ENTITIES), |b| {
+        b.iter(|| zone.capture(&mut capture));
+    });
     group.bench_function(BenchmarkId::new("checkpoint_write", ZONE_ENTITIES), |b| {
         b.iter(|| {
             zone.capture(&mut capture);

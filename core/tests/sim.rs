@@ -59,6 +59,18 @@ fn five_hundred_seeds_hold_every_invariant() {
     // The disk faults happened: torn tails were truncated on restart.
     let torn: u64 = reports.iter().map(|r| r.torn_tails).sum();
     assert!(torn > 10, "only {torn} torn tails");
+    let sum = |f: fn(&Report) -> u64| -> u64 { reports.iter().map(f).sum() };
+    let (checkpoints, flips) = (sum(|r| r.checkpoints), sum(|r| r.bit_flips));
+    let (fallbacks, refusals) = (sum(|r| r.fallbacks), sum(|r| r.refusals));
+    eprintln!(
+        "{checkpoints} checkpoints, {flips} bit flips, {fallbacks} fallbacks, {refusals} refusals"
+    );
+    assert!(checkpoints > 1000, "only {checkpoints} checkpoints");
+    assert!(
+        fallbacks > 5,
+        "only {fallbacks} fallbacks to an older generation"
+    );
+    assert!(refusals > 5, "only {refusals} refused starts");
 }
 
 /// The simulator can fail: a driver that sends a tick's datagrams before its records are
@@ -250,4 +262,28 @@ fn lossy_link_p99_within_ten_ticks() {
     for report in &reports {
         assert_ok(report);
     }
+}
+
+/// Regression (seed 317, found when outages began to outlast the epoch memory): entities
+/// kept walking while the zone they were crossing into was down, through it, into a zone
+/// their owner does not border — its OFFERs were refused forever. Fixed by clamping movement
+/// to the zone's reach (its rectangle grown by the aura).
+#[test]
+fn regress_seed_317_entities_walked_through_a_zone_that_was_down() {
+    assert_ok(&run(317, TICKS, &Options::default()));
+}
+
+/// Regression (seed 361, found with CONFIRM): a restarted source resent a COMMIT every
+/// tick; the target's DONE drew a CONFIRM that overtook a resent COMMIT on a reordering
+/// link; the target had forgotten the transfer and — the entity having left long before —
+/// its epoch, and adopted it again. Fixed by remembering the epoch when CONFIRM comes, so
+/// the epoch memory fences the copies still in flight.
+#[test]
+fn regress_seed_361_a_confirm_overtook_a_resent_commit() {
+    let report = run(361, TICKS, &Options::default());
+    assert_ok(&report);
+    assert!(
+        report.crashes > 0 && report.fallbacks > 0,
+        "seed 361 changed scenario"
+    );
 }

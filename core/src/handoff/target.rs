@@ -245,6 +245,18 @@ impl Zone {
         match self.unconfirmed.get(&key) {
             Some(u) if u.transfer == t => {
                 self.unconfirmed.remove(&key);
+                // Copies of the COMMIT may still be in flight (the source resent it, the
+                // network duplicates and reorders): the epoch memory fences them from now
+                // for `epoch_memory_ticks`, as it fences any duplicate. Found by the
+                // simulator (seed 361): a CONFIRM overtook a resent COMMIT.
+                let id = EntityID(t.entity_id.get());
+                let room = self.epochs.contains_key(&id)
+                    || self.epochs.len() < self.limits.epoch_memory_count_max as usize;
+                if room {
+                    self.remember(id, t.epoch.get());
+                } else {
+                    self.counters.epoch_memory_full += 1;
+                }
             }
             _ => self.counters.duplicates_ignored += 1,
         }

@@ -11,10 +11,23 @@
 //! - **torn tick**: the disk kept the tick's records but the last, cut in half: a torn tail
 //!   that recovery truncates.
 //!
-//! Some crashes take a whole node: every zone on it at once. On restart the zone reads its
-//! log back with `persist::scan_wal`, truncating a torn tail as the node does. For the
-//! transfer-fate invariants, a crash tick's events are replaced by what its surviving
-//! records say happened.
+//! Some crashes take a whole node: every zone on it at once.
+//!
+//! **Checkpoints** ([`ZoneDisk`]): most seeds checkpoint every 30–400 ticks the way the node
+//! does — ownership captured at a tick boundary, the state columns over the next eight
+//! ticks (`Zone::capture_continue`), the log switched to a new segment, two generations
+//! kept; the rest run on the log alone. Every restart begins a new generation with a whole
+//! checkpoint, as the node's does.
+//!
+//! **Bit flips**: some crashes also flip one bit somewhere in the zone's files (an old
+//! record, a checkpoint section, a header). On restart the zone recovers with the node's
+//! own decision (`persist::plan_recovery`): a torn tail is truncated, damage an older
+//! generation avoids falls back to it, and damage nothing avoids refuses the start — the
+//! simulator then plays the operator who restores the file from a backup, and counts it.
+//! A refusal with no flip to explain it is a violation.
+//!
+//! For the transfer-fate invariants, a crash tick's events are replaced by what its
+//! surviving records say happened.
 
 use std::hash::Hash;
 
@@ -23,8 +36,13 @@ use rand::{Rng, SeedableRng};
 
 use super::Sim;
 use crate::handoff::LogRecord;
-use crate::persist::{FileIdentity, FileKind, WalEnd, encode_record, file_header, scan_wal};
+use crate::persist::{
+    Capture, FileIdentity, FileKind, RecoveryError, StoredFile, encode_checkpoint, encode_record,
+    file_header, plan_recovery,
+};
+use crate::time::Instant;
 use crate::world::ZoneID;
+use crate::zone::Zone;
 
 /// How a crash meets the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,16 +84,161 @@ pub(super) fn draw_faults(
     faults
 }
 
-/// A new, empty WAL image for zone `z`.
-pub(super) fn empty_wal(z: u32) -> Vec<u8> {
-    let identity = FileIdentity {
+/// Chance that a crash also flips one bit in one of the zone's files.
+const BIT_FLIP_CHANCE: f64 = 0.2;
+
+/// Ticks a checkpoint's state columns are spread over, as in the node.
+const CAPTURE_TICKS: usize = 8;
+
+fn identity(z: u32, generation: u64, incarnation: u32, tick: u64) -> FileIdentity {
+    FileIdentity {
         world_id: 0,
         zone: ZoneID(z),
-        incarnation: 0,
-        tick: 0,
-        generation: 0,
-    };
+        incarnation,
+        tick,
+        generation,
+    }
+}
+
+/// A new, empty WAL segment image.
+fn empty_wal(z: u32, generation: u64, incarnation: u32, tick: u64) -> Vec<u8> {
+    let identity = identity(z, generation, incarnation, tick);
     bytemuck::bytes_of(&file_header(FileKind::Wal, &identity)).to_vec()
+}
+
+fn stored(files: &[(u64, Vec<u8>)]) -> Vec<StoredFile<'_>> {
+    files
+        .iter()
+        .map(|(generation, bytes)| StoredFile {
+            generation: *generation,
+            name: "simulated",
+            bytes,
+        })
+        .collect()
+}
+
+/// One zone's files on the simulated disk: WAL segments and checkpoints by generation.
+pub(super) struct ZoneDisk {
+    zone: u32,
+    /// (generation, bytes), ascending; the last segment is the one being appended to.
+    checkpoints: Vec<(u64, Vec<u8>)>,
+    segments: Vec<(u64, Vec<u8>)>,
+    /// Ticks between checkpoints; `None`: this seed runs on the log alone.
+    every: Option<u64>,
+    /// A checkpoint being captured: generation, buffers, entities per step.
+    capturing: Option<(u64, Box<Capture>, usize)>,
+    /// The file a bit flip damaged at the last crash, and its bytes before: (checkpoint?,
+    /// generation, bytes).
+    flipped: Option<(bool, u64, Vec<u8>)>,
+}
+
+impl ZoneDisk {
+    /// Zone `z`'s disk at the start: one segment holding `records` (its spawns).
+    pub(super) fn new(z: u32, every: Option<u64>, records: &[LogRecord]) -> ZoneDisk {
+        let mut wal = empty_wal(z, 0, 0, 0);
+        for r in records {
+            encode_record(r, &mut wal);
+        }
+        ZoneDisk {
+            zone: z,
+            checkpoints: Vec::new(),
+            segments: vec![(0, wal)],
+            every,
+            capturing: None,
+            flipped: None,
+        }
+    }
+
+    fn wal(&mut self) -> &mut Vec<u8> {
+        &mut self
+            .segments
+            .last_mut()
+            .expect("a disk always has a segment")
+            .1
+    }
+
+    fn newest_generation(&self) -> u64 {
+        let c = self.checkpoints.last().map_or(0, |c| c.0);
+        c.max(self.segments.last().map_or(0, |s| s.0))
+    }
+
+    /// At a tick boundary, after the tick's records: begins a checkpoint when one is due
+    /// (switching the log to its segment) or copies the next slice of the one under way;
+    /// returns `true` when a checkpoint became durable.
+    pub(super) fn after_tick(&mut self, zone: &Zone) -> bool {
+        if let Some((generation, mut capture, step)) = self.capturing.take() {
+            if !zone.capture_continue(&mut capture, step) {
+                self.capturing = Some((generation, capture, step));
+                return false;
+            }
+            self.write_checkpoint(generation, zone.incarnation(), &capture);
+            return true;
+        }
+        let Some(every) = self.every else {
+            return false;
+        };
+        if !zone.tick_count().is_multiple_of(every) {
+            return false;
+        }
+        let mut capture = Box::<Capture>::default();
+        zone.capture_begin(&mut capture);
+        let step = capture.entity_count().div_ceil(CAPTURE_TICKS).max(1);
+        let generation = self.newest_generation() + 1;
+        let wal = empty_wal(self.zone, generation, zone.incarnation(), capture.tick);
+        self.segments.push((generation, wal));
+        self.capturing = Some((generation, capture, step));
+        false
+    }
+
+    fn write_checkpoint(&mut self, generation: u64, incarnation: u32, capture: &Capture) {
+        let mut bytes = Vec::new();
+        let identity = identity(self.zone, generation, incarnation, capture.tick);
+        encode_checkpoint(&identity, capture, &mut bytes);
+        self.checkpoints.push((generation, bytes));
+        // Two generations kept.
+        let keep = generation.saturating_sub(1);
+        self.checkpoints.retain(|c| c.0 >= keep);
+        self.segments.retain(|s| s.0 >= keep);
+        if self.flipped.as_ref().is_some_and(|f| f.1 < keep) {
+            self.flipped = None;
+        }
+    }
+
+    /// A crash: the capture under way is lost; sometimes a bit of a durable file flips.
+    fn crash(&mut self, rng: &mut SmallRng) -> bool {
+        self.capturing = None;
+        if self.flipped.is_some() || !rng.random_bool(BIT_FLIP_CHANCE) {
+            return false;
+        }
+        let files = self.checkpoints.len() + self.segments.len();
+        let pick = rng.random_range(0..files);
+        let (checkpoint, (generation, bytes)) = if pick < self.checkpoints.len() {
+            (true, &mut self.checkpoints[pick])
+        } else {
+            (false, &mut self.segments[pick - self.checkpoints.len()])
+        };
+        let pristine = bytes.clone();
+        let at = rng.random_range(0..bytes.len());
+        bytes[at] ^= 1 << rng.random_range(0..8);
+        self.flipped = Some((checkpoint, *generation, pristine));
+        true
+    }
+
+    /// The operator's repair after a refused start: the damaged file from a backup.
+    fn repair(&mut self) -> bool {
+        let Some((checkpoint, generation, pristine)) = self.flipped.take() else {
+            return false;
+        };
+        let files = if checkpoint {
+            &mut self.checkpoints
+        } else {
+            &mut self.segments
+        };
+        if let Some(file) = files.iter_mut().find(|f| f.0 == generation) {
+            file.1 = pristine;
+        }
+        true
+    }
 }
 
 impl Sim {
@@ -98,7 +261,7 @@ impl Sim {
         records: &[LogRecord],
         fault: Option<Fault>,
     ) -> usize {
-        let disk = &mut self.disks[z];
+        let disk = self.disks[z].wal();
         match fault {
             None | Some(Fault::Clean) | Some(Fault::SyncedNotSent) => {
                 for r in records {
@@ -122,22 +285,95 @@ impl Sim {
         }
     }
 
-    /// Zone `z`'s log as recovery reads it: a torn tail truncated (and counted).
-    pub(super) fn read_log(&mut self, z: usize) -> Vec<LogRecord> {
-        let scan = scan_wal(&self.disks[z]).expect("the simulated disk keeps its header");
-        match scan.end {
-            WalEnd::Clean => {}
-            WalEnd::Torn { offset } => {
-                self.disks[z].truncate(offset as usize);
-                self.report.torn_tails += 1;
-            }
-            WalEnd::Corrupt { offset } => {
-                self.report.violations.push(format!(
-                    "zone {z}: corrupt WAL record at offset {offset} with no fault that could make one"
-                ));
+    /// Zone `z`'s disk meets its crash (the capture under way is lost; a bit may flip).
+    pub(super) fn crash_disk(&mut self, z: usize) {
+        if self.disks[z].crash(&mut self.rng_disk) {
+            self.report.bit_flips += 1;
+        }
+    }
+
+    /// Zone `z` restarted from its disk exactly as the node restarts one: the node's own
+    /// recovery decision, then a new generation begun with a whole checkpoint. A refused
+    /// start is repaired (the damaged file restored, as an operator would from a backup)
+    /// and counted; a refusal no flip explains is a violation.
+    pub(super) fn restore_zone(&mut self, tick: u64, z: usize) -> Zone {
+        loop {
+            match self.try_restore(tick, z) {
+                Ok(zone) => return zone,
+                Err(reason) => {
+                    if self.disks[z].repair() {
+                        self.report.refusals += 1;
+                        continue;
+                    }
+                    self.violation(
+                        tick,
+                        format!("zone {z} refused to start with no damage to explain it: {reason}"),
+                    );
+                    return Zone::with_config(
+                        &self.world,
+                        ZoneID(z as u32),
+                        self.limits,
+                        self.config,
+                        Instant::ZERO,
+                        self.incarnation[z],
+                    )
+                    .expect("limits");
+                }
             }
         }
-        scan.records
+    }
+
+    fn try_restore(&mut self, tick: u64, z: usize) -> Result<Zone, String> {
+        let expected = self.incarnation[z] + 1;
+        let (zone, generation, truncate, done, fell_back) = {
+            let disk = &self.disks[z];
+            let (checkpoints, segments) = (stored(&disk.checkpoints), stored(&disk.segments));
+            let plan = match plan_recovery(0, ZoneID(z as u32), &checkpoints, &segments) {
+                Ok(plan) => plan,
+                Err(RecoveryError::NothingValid(reason)) => return Err(reason),
+                Err(e @ RecoveryError::Foreign { .. }) => return Err(e.to_string()),
+            };
+            let view = plan.checkpoint.as_ref().map(|(_, view)| *view);
+            let zone = Zone::restore_from(
+                &self.world,
+                ZoneID(z as u32),
+                self.limits,
+                self.config,
+                Instant::ZERO,
+                plan.incarnation,
+                view.as_ref(),
+                &plan.records,
+            )
+            .map_err(|e| format!("restore: {e}"))?;
+            let fell_back = plan.warnings.iter().any(|w| w.contains("falling back"));
+            let done = super::network::completed_transfers(&plan.records);
+            (zone, plan.generation, plan.truncate, done, fell_back)
+        };
+        if zone.incarnation() != expected {
+            let found = zone.incarnation();
+            self.violation(
+                tick,
+                format!("zone {z} restarts as incarnation {found}, not {expected}"),
+            );
+        }
+        self.incarnation[z] = zone.incarnation();
+        self.report.restored_done += done;
+        self.report.fallbacks += u64::from(fell_back);
+        let disk = &mut self.disks[z];
+        if let Some((segment, offset)) = truncate {
+            disk.segments[segment].1.truncate(offset as usize);
+            self.report.torn_tails += 1;
+        }
+        // As the node's start: a new segment and a whole checkpoint of the restored zone.
+        let wal = empty_wal(z as u32, generation, zone.incarnation(), zone.tick_count());
+        disk.segments.push((generation, wal));
+        if disk.every.is_some() {
+            let mut capture = Capture::default();
+            zone.capture(&mut capture);
+            disk.write_checkpoint(generation, zone.incarnation(), &capture);
+            self.report.checkpoints += 1;
+        }
+        Ok(zone)
     }
 
     /// The fate bookkeeping for a crash tick: what its durable records say happened.

@@ -93,6 +93,16 @@ pub struct Report {
     pub restored_done: u64,
     /// Restarts whose log ended in a torn record, truncated.
     pub torn_tails: u64,
+    /// Checkpoints that became durable (spread captures and restart checkpoints).
+    pub checkpoints: u64,
+    /// Crashes that flipped a bit in one of the zone's files.
+    pub bit_flips: u64,
+    /// Restarts that fell back to the older generation (damage the newer one could not
+    /// get past).
+    pub fallbacks: u64,
+    /// Restarts refused for damage no generation avoids (then repaired, as an operator
+    /// would from a backup).
+    pub refusals: u64,
     /// Ticks from crossing to DONE, for every completed transfer.
     pub handoff_ticks: Vec<u64>,
     pub messages_sent: u64,
@@ -114,8 +124,9 @@ pub(super) struct Sim {
     limits: Limits,
     zones: Vec<Option<Zone>>,
     node_of: Vec<u32>,
-    /// Each zone's WAL, as bytes (see [`disk`]).
-    disks: Vec<Vec<u8>>,
+    /// Each zone's WAL segments and checkpoints, as bytes (see [`disk`]).
+    disks: Vec<disk::ZoneDisk>,
+    rng_disk: SmallRng,
     /// Each crash's disk fault, parallel to `crashes`.
     faults: Vec<disk::Fault>,
     incarnation: Vec<u32>,
@@ -203,15 +214,14 @@ impl Sim {
             spawned,
         } = population::populate(&mut rng, &world, zone_m, ticks, config, options);
         let total = spawned.len();
-        let disks: Vec<Vec<u8>> = zones
+        let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
+        let every = (!rng_disk.random_bool(0.25)).then(|| rng_disk.random_range(30..400u64));
+        let disks: Vec<disk::ZoneDisk> = zones
             .iter_mut()
             .enumerate()
             .map(|(k, z)| {
-                let mut disk = disk::empty_wal(k as u32);
-                for r in z.as_mut().expect("up").drain_log() {
-                    crate::persist::encode_record(&r, &mut disk);
-                }
-                disk
+                let records: Vec<LogRecord> = z.as_mut().expect("up").drain_log().collect();
+                disk::ZoneDisk::new(k as u32, every, &records)
             })
             .collect();
         Sim {
@@ -223,6 +233,7 @@ impl Sim {
             limits,
             node_of,
             disks,
+            rng_disk,
             faults,
             incarnation: vec![0; zone_count as usize],
             down_until: vec![None; zone_count as usize],
@@ -297,6 +308,9 @@ impl Sim {
             }
             for event in events {
                 self.record(tick, z as u32, event);
+            }
+            if self.disks[z].after_tick(self.zones[z].as_ref().expect("up")) {
+                self.report.checkpoints += 1;
             }
             while let Some(transmit) = self.zones[z]
                 .as_mut()

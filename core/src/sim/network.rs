@@ -13,7 +13,6 @@ use crate::handoff::LogRecord;
 use crate::net::Peer;
 use crate::time::Instant;
 use crate::world::ZoneID;
-use crate::zone::Zone;
 
 pub(super) struct Network {
     loss: f64,
@@ -136,6 +135,7 @@ impl Sim {
         if self.zones[z as usize].take().is_none() {
             return;
         }
+        self.crash_disk(z as usize);
         self.down_until[z as usize] = Some(tick + down);
         self.report.crashes += 1;
         if self.trace_entity.is_some() {
@@ -167,19 +167,7 @@ impl Sim {
         for z in 0..self.zones.len() {
             if self.down_until[z] == Some(tick) {
                 self.down_until[z] = None;
-                self.incarnation[z] += 1;
-                let log = self.read_log(z);
-                self.report.restored_done += completed_transfers(&log);
-                let mut zone = Zone::restore(
-                    &self.world,
-                    ZoneID(z as u32),
-                    self.limits,
-                    self.config,
-                    Instant::ZERO,
-                    self.incarnation[z],
-                    &log,
-                )
-                .expect("limits");
+                let mut zone = self.restore_zone(tick, z);
                 zone.set_bugs(self.bugs);
                 // A restore rolls positions back to the last durable state: not a teleport.
                 for &id in zone.entities().ids() {
@@ -239,7 +227,7 @@ impl Sim {
 }
 
 /// Transfers whose relinquish and DONE are both in `log`.
-fn completed_transfers(log: &[LogRecord]) -> u64 {
+pub(super) fn completed_transfers(log: &[LogRecord]) -> u64 {
     let relinquished: HashSet<u64> = log
         .iter()
         .filter_map(|r| match r {

@@ -20,7 +20,9 @@
 //!
 //! **Writing** ([`Writer`]): two threads per zone. The WAL thread appends each tick's
 //! records and `fdatasync`s them, then reports the tick durable; the driver holds that
-//! tick's datagrams until then. The checkpoint thread writes a captured image to a
+//! tick's datagrams until then. A checkpoint begins at a tick boundary (the WAL switches to
+//! the new generation's segment) and its capture completes over the next ticks (see
+//! `Zone::capture_begin`); the checkpoint thread, at nice 19, then writes the image to a
 //! temporary file, fsyncs it, renames it, fsyncs the directory, and retires old
 //! generations. A failed write or sync is fatal for the zone (reported with the file's
 //! name; never retried: after a failed fsync the page cache may have dropped the data).
@@ -36,8 +38,8 @@ use std::path::{Path, PathBuf};
 
 use meridian_core::handoff::LogRecord;
 use meridian_core::persist::{
-    Capture, CheckpointView, FileIdentity, FileKind, WalEnd, encode_checkpoint, file_header,
-    read_checkpoint, scan_wal,
+    Capture, CheckpointView, FileIdentity, FileKind, RecoveryError, RecoveryPlan, StoredFile,
+    encode_checkpoint, file_header, plan_recovery, read_checkpoint,
 };
 use meridian_core::world::ZoneID;
 
@@ -207,19 +209,6 @@ impl ZoneStore {
         Ok(Some(aside))
     }
 
-    fn check_identity(&self, path: &Path, id: &FileIdentity) -> Result<(), StoreError> {
-        if id.world_id != self.world_id || id.zone != self.zone {
-            return Err(StoreError::Foreign {
-                path: path.to_owned(),
-                what: "world or zone mismatch".into(),
-                belongs: format!("world {} zone {}", id.world_id, id.zone.0),
-                expected: format!("world {} zone {}", self.world_id, self.zone.0),
-            });
-        }
-        Ok(())
-    }
-
-    /// Finds the newest valid state. See the module docs.
     /// Deletes checkpoints a crash interrupted before their rename: they never counted.
     fn remove_interrupted_checkpoints(&self) -> Result<(), StoreError> {
         let prefix = format!("zone-{}.ckp.", self.zone.0);
@@ -233,154 +222,84 @@ impl ZoneStore {
         Ok(())
     }
 
+    /// Finds the newest valid state ([`plan_recovery`]; see the module docs) and cuts a
+    /// torn tail off the last WAL segment.
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         self.remove_interrupted_checkpoints()?;
-        let checkpoints = self.list("ckp")?;
-        let segments = self.list("wal")?;
-        let mut warnings = Vec::new();
-        let mut incarnation = 0u32;
-        let mut generation = 0u64;
-        if checkpoints.is_empty() && segments.is_empty() {
-            return Ok(Recovered {
-                checkpoint: None,
-                records: Vec::new(),
-                incarnation: 1,
-                generation: 1,
-                empty: true,
-                warnings,
+        let checkpoint_files = self.list("ckp")?;
+        let segment_files = self.list("wal")?;
+        // An empty file cannot be mapped; it is as invalid as any damaged checkpoint.
+        let mut maps = Vec::with_capacity(checkpoint_files.len());
+        for (_, path) in &checkpoint_files {
+            let len = std::fs::metadata(path).map_err(io_error(path))?.len();
+            maps.push(if len == 0 {
+                None
+            } else {
+                Some(map_file(path)?)
             });
         }
-        // Candidates, newest first: each checkpoint, then "no checkpoint" (segments from 0).
-        let mut reasons = Vec::new();
-        let mut candidates: Vec<Option<(u64, PathBuf)>> =
-            checkpoints.iter().rev().cloned().map(Some).collect();
-        candidates.push(None);
-        for candidate in candidates {
-            let (base, map) = match &candidate {
-                Some((g, path)) => match map_file(path) {
-                    Ok(map) => match read_checkpoint(&map) {
-                        Ok(view) => {
-                            self.check_identity(path, &view.identity)?;
-                            incarnation = incarnation.max(view.identity.incarnation);
-                            (*g, Some(map))
-                        }
-                        Err(e) => {
-                            reasons.push(format!("{}: {e}", path.display()));
-                            warnings.push(format!(
-                                "{}: {e}; falling back to the older generation",
-                                path.display()
-                            ));
-                            continue;
-                        }
-                    },
-                    Err(e) => {
-                        reasons.push(format!("{e}"));
-                        continue;
-                    }
+        let mut logs = Vec::with_capacity(segment_files.len());
+        for (_, path) in &segment_files {
+            logs.push(std::fs::read(path).map_err(io_error(path))?);
+        }
+        let names = |files: &[(u64, PathBuf)]| -> Vec<String> {
+            files.iter().map(|(_, p)| p.display().to_string()).collect()
+        };
+        let (checkpoint_names, segment_names) = (names(&checkpoint_files), names(&segment_files));
+        let checkpoints: Vec<StoredFile<'_>> = checkpoint_files
+            .iter()
+            .zip(&maps)
+            .zip(&checkpoint_names)
+            .map(|(((generation, _), map), name)| StoredFile {
+                generation: *generation,
+                name,
+                bytes: map.as_deref().unwrap_or(&[]),
+            })
+            .collect();
+        let segments: Vec<StoredFile<'_>> = segment_files
+            .iter()
+            .zip(&logs)
+            .zip(&segment_names)
+            .map(|(((generation, _), bytes), name)| StoredFile {
+                generation: *generation,
+                name,
+                bytes,
+            })
+            .collect();
+        let plan = plan_recovery(self.world_id, self.zone, &checkpoints, &segments).map_err(
+            |e| match e {
+                RecoveryError::Foreign { name, identity } => StoreError::Foreign {
+                    path: PathBuf::from(name),
+                    what: "world or zone mismatch".into(),
+                    belongs: format!("world {} zone {}", identity.world_id, identity.zone.0),
+                    expected: format!("world {} zone {}", self.world_id, self.zone.0),
                 },
-                None => (0, None),
-            };
-            match self.replay_segments(&segments, base, &mut warnings)? {
-                Ok((records, seen_incarnation)) => {
-                    if candidate.is_none() && segments.first().is_none_or(|s| s.0 != 0) {
-                        reasons.push(
-                            "no valid checkpoint and no WAL from the beginning (generation 0)"
-                                .into(),
-                        );
-                        break;
-                    }
-                    incarnation = incarnation.max(seen_incarnation);
-                    generation = generation
-                        .max(checkpoints.last().map_or(0, |c| c.0))
-                        .max(segments.last().map_or(0, |s| s.0));
-                    return Ok(Recovered {
-                        checkpoint: map,
-                        records,
-                        incarnation: incarnation + 1,
-                        generation: generation + 1,
-                        empty: false,
-                        warnings,
-                    });
-                }
-                Err(reason) => {
-                    reasons.push(reason.clone());
-                    warnings.push(format!("{reason}; falling back to the older generation"));
-                }
-            }
+                RecoveryError::NothingValid(reason) => StoreError::NothingValid {
+                    zone: self.zone.0,
+                    reason,
+                },
+            },
+        )?;
+        if let Some((segment, offset)) = plan.truncate {
+            truncate(&segment_files[segment].1, offset)?;
         }
-        Err(StoreError::NothingValid {
-            zone: self.zone.0,
-            reason: reasons.join("; "),
+        let chosen = plan.checkpoint.as_ref().map(|(index, _)| *index);
+        let RecoveryPlan {
+            records,
+            incarnation,
+            generation,
+            empty,
+            warnings,
+            ..
+        } = plan;
+        Ok(Recovered {
+            checkpoint: chosen.and_then(|index| maps.swap_remove(index)),
+            records,
+            incarnation,
+            generation,
+            empty,
+            warnings,
         })
-    }
-
-    /// Replays the segments from generation `base` on. `Ok(Err(reason))`: a corrupt record
-    /// (or a gap) makes this base unusable.
-    #[allow(clippy::type_complexity)]
-    fn replay_segments(
-        &self,
-        segments: &[(u64, PathBuf)],
-        base: u64,
-        warnings: &mut Vec<String>,
-    ) -> Result<Result<(Vec<LogRecord>, u32), String>, StoreError> {
-        let mut records = Vec::new();
-        let mut incarnation = 0;
-        let wanted: Vec<&(u64, PathBuf)> = segments.iter().filter(|s| s.0 >= base).collect();
-        if wanted.first().is_none_or(|s| s.0 != base) {
-            return Ok(Err(format!(
-                "the WAL segment of generation {base} (zone-{}.wal.{base}) is missing",
-                self.zone.0
-            )));
-        }
-        for (i, (g, path)) in wanted.iter().enumerate() {
-            if *g != base + i as u64 {
-                return Ok(Err(format!(
-                    "WAL generation {} is missing",
-                    base + i as u64
-                )));
-            }
-            let bytes = std::fs::read(path).map_err(io_error(path))?;
-            let last = i + 1 == wanted.len();
-            if last && bytes.len() < meridian_layouts::persist::FileHeader::SIZE {
-                // A crash between creating the newest segment and syncing its header: it
-                // holds nothing.
-                warnings.push(format!(
-                    "{}: {} bytes, no complete header (a crash while it was created); ignored",
-                    path.display(),
-                    bytes.len()
-                ));
-                break;
-            }
-            let scan = match scan_wal(&bytes) {
-                Ok(scan) => scan,
-                Err(e) => return Ok(Err(format!("{}: {e}", path.display()))),
-            };
-            self.check_identity(path, &scan.identity)?;
-            incarnation = incarnation.max(scan.identity.incarnation);
-            match scan.end {
-                WalEnd::Clean => {}
-                WalEnd::Torn { offset } if last => {
-                    warnings.push(format!(
-                        "{}: torn tail at offset {offset} (an interrupted write), truncated",
-                        path.display()
-                    ));
-                    truncate(path, offset)?;
-                }
-                WalEnd::Torn { offset } | WalEnd::Corrupt { offset } => {
-                    return Ok(Err(format!(
-                        "{}: corrupt record at offset {offset}",
-                        path.display()
-                    )));
-                }
-            }
-            for r in &scan.records {
-                if let LogRecord::Incarnation { incarnation: i, .. } = r {
-                    incarnation = incarnation.max(*i);
-                }
-            }
-            records.extend(scan.records);
-        }
-        Ok(Ok((records, incarnation)))
     }
 
     /// Writes checkpoint `generation` from `capture` and starts WAL segment `generation`,

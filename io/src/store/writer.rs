@@ -18,11 +18,16 @@ use super::ZoneStore;
 enum WalJob {
     /// Append and sync one tick's encoded records; report `seq` durable.
     Append { seq: u64, bytes: Vec<u8> },
-    /// Checkpoint `generation` was captured: later records go to segment `generation`.
+    /// Checkpoint `generation` was begun: later records go to segment `generation`.
     Switch {
         generation: u64,
         incarnation: u32,
         tick: u64,
+    },
+    /// Checkpoint `generation`'s capture is complete: write it.
+    Checkpoint {
+        generation: u64,
+        incarnation: u32,
         capture: Box<Capture>,
     },
 }
@@ -90,18 +95,27 @@ impl Writer {
         self.send(WalJob::Append { seq, bytes })
     }
 
-    /// Queues checkpoint `generation` (records appended after this go to its segment).
+    /// Starts WAL segment `generation` (records appended after this go to it): the zone
+    /// began checkpoint `generation` at `tick`.
+    pub fn switch(&self, generation: u64, incarnation: u32, tick: u64) -> Result<(), String> {
+        self.send(WalJob::Switch {
+            generation,
+            incarnation,
+            tick,
+        })
+    }
+
+    /// Queues checkpoint `generation`'s completed capture for writing (after
+    /// [`Writer::switch`] to the same generation).
     pub fn checkpoint(
         &self,
         generation: u64,
         incarnation: u32,
         capture: Box<Capture>,
     ) -> Result<(), String> {
-        let tick = capture.tick;
-        self.send(WalJob::Switch {
+        self.send(WalJob::Checkpoint {
             generation,
             incarnation,
-            tick,
             capture,
         })
     }
@@ -149,21 +163,7 @@ fn wal_thread(
         };
         match job {
             WalJob::Append { seq, bytes } => {
-                // Every tick queued behind this one goes in the same sync.
-                let (mut last, mut batch) = (seq, vec![bytes]);
-                while batch.len() < 32 {
-                    match jobs.try_recv() {
-                        Ok(WalJob::Append { seq, bytes }) => {
-                            last = seq;
-                            batch.push(bytes);
-                        }
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let (last, batch) = gather(&jobs, seq, bytes, &mut pending);
                 let written = batch
                     .iter()
                     .try_for_each(|b| file.write_all(b))
@@ -185,15 +185,18 @@ fn wal_thread(
                 generation,
                 incarnation,
                 tick,
+            } => match store.create_segment(generation, incarnation, tick) {
+                Ok(next) => (file, path) = next,
+                Err(e) => {
+                    fail(e.to_string());
+                    return;
+                }
+            },
+            WalJob::Checkpoint {
+                generation,
+                incarnation,
                 capture,
             } => {
-                match store.create_segment(generation, incarnation, tick) {
-                    Ok(next) => (file, path) = next,
-                    Err(e) => {
-                        fail(e.to_string());
-                        return;
-                    }
-                }
                 if checkpoints
                     .send((generation, incarnation, capture))
                     .is_err()
@@ -206,11 +209,37 @@ fn wal_thread(
     }
 }
 
+/// This tick's records and every tick's queued behind them (up to 32), for one sync: the
+/// last sequence and the buffers. A job that is not an append is left in `pending`.
+fn gather(
+    jobs: &Receiver<WalJob>,
+    seq: u64,
+    bytes: Vec<u8>,
+    pending: &mut Option<WalJob>,
+) -> (u64, Vec<Vec<u8>>) {
+    let (mut last, mut batch) = (seq, vec![bytes]);
+    while batch.len() < 32 {
+        match jobs.try_recv() {
+            Ok(WalJob::Append { seq, bytes }) => {
+                last = seq;
+                batch.push(bytes);
+            }
+            Ok(other) => {
+                *pending = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (last, batch)
+}
+
 fn checkpoint_thread(
     store: ZoneStore,
     jobs: Receiver<(u64, u32, Box<Capture>)>,
     events: Arc<ArrayQueue<WriterEvent>>,
 ) {
+    lower_priority();
     let mut buf = Vec::new();
     while let Ok((generation, incarnation, capture)) = jobs.recv() {
         let written = store
@@ -229,5 +258,27 @@ fn checkpoint_thread(
                 return;
             }
         }
+    }
+}
+
+/// Runs the calling thread at nice 19: encoding and writing a checkpoint (tens of
+/// milliseconds of CPU a second for a large zone) then yields to the zone threads, which
+/// share the cores, instead of stretching their ticks. Not SCHED_IDLE: a saturated zone must
+/// still get its checkpoints written. Best effort: failing to lower it costs only latency.
+fn lower_priority() {
+    #[allow(
+        unsafe_code,
+        reason = "gettid and setpriority have no safe std wrapper"
+    )]
+    // SAFETY: plain system calls on the calling thread, no memory passed.
+    let lowered = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+    };
+    if lowered != 0 {
+        tracing::debug!(
+            "could not lower the checkpoint thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }

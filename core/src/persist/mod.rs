@@ -16,6 +16,11 @@ compile_error!(
     "the checkpoint columns are written in native byte order, which must be little-endian"
 );
 
+mod capture;
+mod recovery;
+
+pub use recovery::{RecoveryError, RecoveryPlan, StoredFile, plan_recovery};
+
 use meridian_layouts::handoff::{Commit, PAYLOAD_SIZE, Transfer};
 use meridian_layouts::persist::{
     AdoptRecord, CHECKPOINT_MAGIC, DoneRecord, EpochEntry, FORMAT_VERSION, FileHeader,
@@ -385,63 +390,6 @@ impl Capture {
                 b(&self.unconfirmed),
             ),
         ]
-    }
-}
-
-impl crate::zone::Zone {
-    /// Copies the zone's durable state into `out` (its buffers reused): the entity columns,
-    /// the epoch memory, the tombstones and the session bindings, as of the last tick.
-    /// Call it at a tick boundary; write `out` off the tick.
-    pub fn capture(&self, out: &mut crate::persist::Capture) {
-        use meridian_layouts::persist::{EpochEntry, SessionRecord};
-        let e = &self.entities;
-        let n = e.len();
-        out.tick = self.tick;
-        out.next_entity_counter = self.next_entity_counter;
-        out.incarnation = self.incarnation;
-        out.ids.clear();
-        out.ids.extend(e.ids().iter().map(|id| id.0));
-        for (column, source) in [
-            (&mut out.x, e.xs()),
-            (&mut out.y, e.ys()),
-            (&mut out.vx, e.vxs()),
-            (&mut out.vy, e.vys()),
-            (&mut out.speeds, e.speeds()),
-        ] {
-            column.clear();
-            column.extend_from_slice(&source[..n]);
-        }
-        out.epochs.clear();
-        out.epochs.extend_from_slice(e.epochs());
-        out.z.clear();
-        out.z.extend_from_slice(e.zs_column());
-        out.kinds.clear();
-        out.kinds.extend_from_slice(e.kinds());
-        out.flags.clear();
-        out.flags.extend_from_slice(e.flags_column());
-        out.payloads.clear();
-        out.payloads.extend_from_slice(e.payloads());
-        out.epoch_memory.clear();
-        out.epoch_memory
-            .extend(self.epochs.iter().map(|(id, &(epoch, at))| EpochEntry {
-                id: meridian_layouts::U64Le::new(id.0),
-                epoch: meridian_layouts::U32Le::new(epoch),
-                age_ticks: meridian_layouts::U32Le::new(
-                    self.tick.saturating_sub(at).min(u64::from(u32::MAX)) as u32,
-                ),
-            }));
-        out.tombstones.clear();
-        out.tombstones
-            .extend(self.tombstones.values().map(|t| t.commit));
-        out.unconfirmed.clear();
-        out.unconfirmed
-            .extend(self.unconfirmed.values().map(|u| u.transfer));
-        out.sessions.clear();
-        out.sessions
-            .extend(self.sessions.iter().map(|(id, binding)| SessionRecord {
-                id: meridian_layouts::U64Le::new(id.0),
-                binding: *binding,
-            }));
     }
 }
 
