@@ -119,6 +119,24 @@ fn wal_bytes(records: &[LogRecord]) -> Vec<u8> {
     out
 }
 
+/// Zone `k` restored from a checkpoint image and the log written after it, both through
+/// their byte encodings.
+fn restore(world: &World, k: usize, checkpoint: &[u8], log: &[LogRecord]) -> Zone {
+    let view = read_checkpoint(checkpoint).unwrap();
+    let scan = scan_wal(&wal_bytes(log)).unwrap();
+    Zone::restore_from(
+        world,
+        ZoneID(k as u32),
+        Limits::for_entities(2000),
+        HandoffConfig::default(),
+        Instant::ZERO,
+        4,
+        Some(&view),
+        &scan.records,
+    )
+    .unwrap()
+}
+
 /// Owned (id, epoch), sorted, to compare zones. (Positions roll back to the logged
 /// state: the log records ownership, not every tick's movement.)
 fn owned(zone: &Zone) -> Vec<(u64, u32)> {
@@ -198,19 +216,7 @@ fn a_zone_restored_from_a_checkpoint_and_the_log_after_it_owns_what_it_owned() {
     run_ticks(&world, &mut zones, &mut logs, 100, 100);
     let mut arrived = 0;
     for k in 0..2 {
-        let view = read_checkpoint(&images[k]).unwrap();
-        let scan = scan_wal(&wal_bytes(&logs[k])).unwrap();
-        let mut restored = Zone::restore_from(
-            &world,
-            ZoneID(k as u32),
-            Limits::for_entities(2000),
-            HandoffConfig::default(),
-            Instant::ZERO,
-            4,
-            Some(&view),
-            &scan.records,
-        )
-        .unwrap();
+        let mut restored = restore(&world, k, &images[k], &logs[k]);
         assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
         assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
         // CONFIRMs are not logged: the restored zone may await more, never fewer.
@@ -288,19 +294,7 @@ fn a_capture_spread_over_ticks_restores_exactly_what_the_zone_owns() {
             .count();
         let mut bytes = Vec::new();
         encode_checkpoint(&identity(k as u32), &captures[k], &mut bytes);
-        let view = read_checkpoint(&bytes).unwrap();
-        let scan = scan_wal(&wal_bytes(&logs[k])).unwrap();
-        let restored = Zone::restore_from(
-            &world,
-            ZoneID(k as u32),
-            Limits::for_entities(2000),
-            HandoffConfig::default(),
-            Instant::ZERO,
-            4,
-            Some(&view),
-            &scan.records,
-        )
-        .unwrap();
+        let restored = restore(&world, k, &bytes, &logs[k]);
         assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
         assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
         // Each entity's restored state is its own, a few ticks old: within top speed ×

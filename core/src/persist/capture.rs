@@ -38,14 +38,7 @@ impl crate::zone::Zone {
         out.ids.extend(e.ids().iter().map(|id| id.0));
         out.epochs.clear();
         out.epochs.extend_from_slice(e.epochs());
-        for column in [
-            &mut out.x,
-            &mut out.y,
-            &mut out.z,
-            &mut out.vx,
-            &mut out.vy,
-            &mut out.speeds,
-        ] {
+        for column in float_columns(out) {
             column.clear();
         }
         out.kinds.clear();
@@ -121,14 +114,7 @@ impl crate::zone::Zone {
                         out.payloads.push(e.payloads()[s]);
                     }
                     None => {
-                        for column in [
-                            &mut out.x,
-                            &mut out.y,
-                            &mut out.z,
-                            &mut out.vx,
-                            &mut out.vy,
-                            &mut out.speeds,
-                        ] {
+                        for column in float_columns(out) {
                             column.push(0.0);
                         }
                         out.kinds.push(0);
@@ -140,4 +126,16 @@ impl crate::zone::Zone {
         }
         to == n
     }
+}
+
+/// The capture's `f32` state columns.
+fn float_columns(out: &mut Capture) -> [&mut Vec<f32>; 6] {
+    [
+        &mut out.x,
+        &mut out.y,
+        &mut out.z,
+        &mut out.vx,
+        &mut out.vy,
+        &mut out.speeds,
+    ]
 }
