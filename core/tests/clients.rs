@@ -332,6 +332,39 @@ fn replayed_inputs_are_ignored_and_idle_sessions_time_out() {
     assert_eq!(h.sessions[0].counters().timeouts, 1);
 }
 
+/// A session that closes while the zone's log is full for the tick cannot remove its avatar
+/// durably then; the removal is retried, so no avatar is left behind without a client.
+#[test]
+fn a_closed_sessions_avatar_is_removed_once_the_log_has_room() {
+    let (mut h, mut clients) = one_connected();
+    h.step(&mut clients, |_, _| {});
+    let avatar = h.zones[0].entities().ids()[0];
+    // Fill the zone's log (this harness never drains it) to its capacity.
+    let _ = h.zones[0].drain_log().count();
+    while let Ok(id) = h.zones[0].spawn([10.0, 10.0, 0.0], [0.0, 0.0], 1.0, 1) {
+        if h.zones[0].remove(id).is_none() {
+            break;
+        }
+    }
+    // The client goes silent: its session times out while the log is full.
+    let mut silent: Vec<(SocketAddr, Client)> = Vec::new();
+    for _ in 0..(5 * 30 + 5) {
+        h.step(&mut silent, |_, _| {});
+    }
+    assert_eq!(h.sessions[0].len(), 0);
+    assert!(
+        h.zones[0].entities().slot_of(avatar).is_some(),
+        "removed although nothing could be logged"
+    );
+    // The driver makes the log durable; the next tick has room.
+    let _ = h.zones[0].drain_log().count();
+    h.step(&mut silent, |_, _| {});
+    assert!(
+        h.zones[0].entities().slot_of(avatar).is_none(),
+        "the avatar of a closed session was left behind"
+    );
+}
+
 #[test]
 fn a_client_crossing_the_border_keeps_its_session_and_its_snapshots() {
     // Two 128 m zones; the avatar spawns in zone 0 and walks east into zone 1.

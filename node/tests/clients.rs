@@ -155,6 +155,84 @@ fn a_client_connects_and_crosses_the_border_with_one_session() {
     assert_eq!(stats[1].clients.sessions_arrived, 1);
 }
 
+/// A client's session survives its zone's restart: the node stops, starts again on the
+/// same data directory, and the restored zone — its session bindings in the checkpoint —
+/// serves the same session at the same address again. The client sees a gap, then
+/// snapshots of the same session, and its inputs move the avatar again; it never
+/// reconnects.
+#[test]
+fn a_session_survives_its_zones_restart() {
+    let auth = SigningKey::from_bytes(&[42; 32]);
+    let port = two_free_ports();
+    let spec = world_file::parse_spec(&world(port, &auth, 6.0)).unwrap();
+    let node = spec.nodes[0].clone();
+    let dir = std::env::temp_dir().join(format!("meridian-session-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let persistence = run::Persistence {
+        dir: dir.clone(),
+        fresh: false,
+    };
+    let running = run::start_with(&spec, &node, None, None, Some(&persistence)).unwrap();
+    let zone0 = spec.nodes[0].zone_address(0);
+    let clock = Clock::new();
+    let key = SigningKey::from_bytes(&[8; 32]);
+    let t = token(&auth, &key, WORLD_ID, 3, unix_ms() + 60_000);
+    let mut c = UdpClient::connect(zone0, t, key, clock.now()).unwrap();
+    // Pumps the client for `secs` (or until `until` holds); returns the snapshots seen.
+    let pump = |c: &mut UdpClient, secs: u64, until: &dyn Fn(&UdpClient, u64) -> bool| {
+        let started = WallInstant::now();
+        let mut snapshots = 0;
+        while started.elapsed() < Duration::from_secs(secs) {
+            std::thread::sleep(Duration::from_millis(33));
+            c.pump(clock.now(), || true).unwrap();
+            while let Some(e) = c.client_mut().poll_event() {
+                match e {
+                    ClientEvent::Snapshot { .. } => snapshots += 1,
+                    ClientEvent::Closed(reason) => panic!("closed: {reason:?}"),
+                    _ => {}
+                }
+            }
+            if until(c, snapshots) {
+                break;
+            }
+        }
+        snapshots
+    };
+    let before = pump(&mut c, 10, &|_, n| n >= 30);
+    assert!(before >= 30, "only {before} snapshots before the restart");
+    let session = c.client().session();
+    // Standing still long enough for a checkpoint to hold the session (1 s interval).
+    pump(&mut c, 2, &|_, _| false);
+    running.stop().unwrap();
+    let down = pump(&mut c, 1, &|_, _| false);
+    assert!(
+        down <= 2,
+        "{down} snapshots while the node was down (more than were in flight)"
+    );
+    let running = run::start_with(&spec, &node, None, None, Some(&persistence)).unwrap();
+    let after = pump(&mut c, 10, &|_, n| n >= 30);
+    assert!(after >= 30, "only {after} snapshots after the restart");
+    assert_eq!(c.client().session(), session, "the same session");
+    // Inputs still reach the avatar: east, into the zone's middle.
+    let x0 = c.client().authoritative().position[0];
+    c.client_mut().set_intent(127, 0, 0);
+    pump(&mut c, 5, &|c, _| {
+        c.client().authoritative().position[0] > x0 + 5.0
+    });
+    let x1 = c.client().authoritative().position[0];
+    assert!(
+        x1 > x0 + 5.0,
+        "inputs after the restart moved the avatar {x0} → {x1}"
+    );
+    let stats = running.stop().unwrap();
+    assert!(
+        stats[0].clients.sessions_arrived >= 1,
+        "{:?}",
+        stats[0].clients
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// One round of a core client over a plain socket: receive, tick, send — letting
 /// `tamper` rewrite what it sends.
 fn step(

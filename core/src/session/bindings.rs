@@ -154,7 +154,13 @@ impl Sessions {
         if session.moved.is_some() {
             return;
         }
-        zone.remove(session.avatar);
+        if zone.remove(session.avatar).is_none()
+            && zone.entities().slot_of(session.avatar).is_some()
+            && self.orphans.len() < self.orphans.capacity()
+        {
+            // The tick's log is full: the removal cannot be made durable now. Retried.
+            self.orphans.push(session.avatar);
+        }
         self.counters.disconnects += 1;
         if notify {
             let d = Disconnect {

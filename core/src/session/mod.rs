@@ -214,6 +214,9 @@ pub struct Sessions {
     pending: Vec<Pending>,
     /// Sessions to close at the next tick: (slot, send a DISCONNECT).
     closing: Vec<(u32, bool)>,
+    /// Avatars of closed sessions the zone could not remove yet (its log was full for the
+    /// tick): removed at the next ticks, so none is left without a client.
+    orphans: Vec<EntityID>,
     moves: Vec<SessionMove>,
     tokens: crate::witness::TokenReplay,
     rate: Vec<u16>,
@@ -263,6 +266,7 @@ impl Sessions {
             verifier: BatchVerifier::new(batch, message_max),
             pending: Vec::with_capacity(batch),
             closing: Vec::with_capacity(n),
+            orphans: Vec::with_capacity(n),
             moves: Vec::with_capacity(1024),
             tokens: crate::witness::TokenReplay::new(2 * n + 64),
             rate: vec![0; RATE_BUCKETS],
@@ -356,6 +360,9 @@ impl Sessions {
         self.apply_verified(unix_ms, zone);
         self.apply_moves(zone);
         self.advance_sessions(zone);
+        self.orphans.retain(|&avatar| {
+            zone.entities().slot_of(avatar).is_some() && zone.remove(avatar).is_none()
+        });
         let closing = std::mem::take(&mut self.closing);
         for &(slot, notify) in &closing {
             self.close(zone, slot, notify);
