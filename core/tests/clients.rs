@@ -88,7 +88,7 @@ impl Harness {
     }
 
     fn client(&self, i: u16, world: u64, expires: u64, auth: &SigningKey) -> Client {
-        let key = SigningKey::from_bytes(&[i as u8 + 100; 32]);
+        let key = SigningKey::from_bytes(&[(i as u8).wrapping_add(100); 32]);
         let token = issue_token(
             auth,
             *key.verifying_key().as_bytes(),
@@ -301,9 +301,93 @@ fn unsigned_and_mis_signed_inputs_are_rejected() {
         c.inputs_applied, applied_before,
         "no forged input was applied"
     );
-    assert!(c.bad_signatures >= 10, "{c:?}");
+    // Each failure cost a strict verification: after `input_failures_max` the session is
+    // closed (the client told), and its IP cooled down.
+    assert_eq!(c.bad_signatures, 4, "{c:?}");
+    assert_eq!(c.sessions_closed_bad_inputs, 1, "{c:?}");
+    assert_eq!(h.sessions[0].len(), 0);
+    assert!(
+        events(&mut clients[0].1)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Closed(_))),
+        "the client was not told"
+    );
     // The avatar did not move.
     assert!(clients[0].1.authoritative().velocity == [0.0, 0.0]);
+    // Another port of the same IP is refused while the IP cools down.
+    let auth = h.auth.clone();
+    let mut again = vec![(
+        client_addr(2),
+        h.client(2, WORLD_ID, UNIX_MS + 60_000, &auth),
+    )];
+    for _ in 0..5 {
+        h.step(&mut again, |_, _| {});
+    }
+    assert!(!again[0].1.is_connected());
+    assert!(h.sessions[0].counters().cooled_down > 0);
+}
+
+/// A flood of RESPONSEs with valid cookies and bad signatures — 200 attackers on 50 IPs,
+/// four ports each — costs each tick at most the handshake budget of verifications; a
+/// forgery sent again costs a lookup; honest clients on other IPs still get in.
+#[test]
+fn a_handshake_flood_costs_at_most_the_budget_and_honest_clients_get_in() {
+    use meridian_layouts::{Header, Kind};
+    let mut h = Harness::new();
+    let auth = h.auth.clone();
+    let mut clients = Vec::new();
+    for i in 0..200u16 {
+        let addr = SocketAddr::from(([10, 0, 2, (i % 50) as u8], 30_000 + i));
+        clients.push((addr, h.client(100 + i, WORLD_ID, UNIX_MS + 60_000, &auth)));
+    }
+    let honest: Vec<usize> = (0..5).map(|k| clients.len() + k).collect();
+    for k in 0..5u16 {
+        let addr = SocketAddr::from(([10, 0, 3, k as u8], 40_000));
+        clients.push((addr, h.client(10 + k, WORLD_ID, UNIX_MS + 60_000, &auth)));
+    }
+    let budget = u64::from(SessionConfig::default().handshakes_per_tick);
+    let mut forged = Vec::new();
+    let mut max_per_tick = 0;
+    for _ in 0..150 {
+        let done = honest.iter().all(|&k| clients[k].1.is_connected());
+        if done && h.sessions[0].counters().bad_signatures >= 190 {
+            break;
+        }
+        let before = h.sessions[0].counters().bad_signatures;
+        h.step(&mut clients, |i, bytes| {
+            if i < 200 && Header::parse(bytes) == Ok(Kind::Response) {
+                let n = bytes.len();
+                bytes[n - 1] ^= 1; // a signature over other bytes
+                forged.push((i, bytes.clone()));
+            }
+        });
+        max_per_tick = max_per_tick.max(h.sessions[0].counters().bad_signatures - before);
+    }
+    let c = h.sessions[0].counters();
+    assert!(
+        max_per_tick <= budget,
+        "{max_per_tick} verifications failed in one tick (budget {budget})"
+    );
+    assert!(
+        c.bad_signatures >= 190,
+        "the forgeries were not all refused: {c:?}"
+    );
+    for &k in &honest {
+        assert!(
+            clients[k].1.is_connected(),
+            "honest client {k} is not connected: {c:?}"
+        );
+    }
+    // Sending a refused forgery again costs a lookup, not a verification.
+    let (i, bytes) = forged[0].clone();
+    let (bad, known) = (c.bad_signatures, c.handshakes_known_bad);
+    for _ in 0..100 {
+        h.sessions[0].handle_datagram(h.unix_ms, clients[i].0, &bytes);
+        h.step(&mut [], |_, _| {});
+    }
+    let c = h.sessions[0].counters();
+    assert_eq!(c.bad_signatures, bad, "a known forgery was verified again");
+    assert!(c.handshakes_known_bad >= known + 100, "{c:?}");
 }
 
 #[test]

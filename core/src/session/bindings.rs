@@ -55,6 +55,9 @@ impl Sessions {
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
             view,
+            failures: 0,
+            datagram_tick: 0,
+            datagrams: 0,
         });
         self.by_id.insert(session_id, slot);
         self.by_addr.insert(addr, slot);

@@ -1,12 +1,17 @@
 //! The connect handshake: CONNECT → CHALLENGE (a stateless cookie) → RESPONSE → ACCEPT or
-//! REFUSE, and the per-source rate limit in front of it.
+//! REFUSE, and the admission gate in front of it (`gate`).
 //!
 //! Nothing is stored for a CONNECT and no signature is checked for it: the CHALLENGE costs a
 //! keyed hash and is smaller than the CONNECT. A RESPONSE with a valid cookie has proven its
-//! address; only then are its two signatures queued for the tick's batch, and the session
-//! is opened in [`Sessions::tick`] when both verified.
+//! address; only then is it queued for the tick's handshake budget, whose signatures are
+//! verified one by one after the established sessions' inputs, and the session is opened
+//! in [`Sessions::tick`] when both verified.
 
+use ed25519_dalek::Signature;
+
+use super::gate::Handshake;
 use super::*;
+use crate::witness::parse_key;
 
 impl Sessions {
     pub(super) fn keyed_hash(&self, parts: &[&[u8]]) -> blake3::Hash {
@@ -43,14 +48,34 @@ impl Sessions {
         u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
     }
 
-    pub(super) fn allow(&mut self, from: SocketAddr) -> bool {
-        use core::hash::BuildHasher;
-        let bucket = rustc_hash::FxBuildHasher.hash_one(from) as usize & (RATE_BUCKETS - 1);
-        if self.rate[bucket] >= self.config.datagrams_per_tick {
+    /// Whether a datagram from `from` may be looked at: an established session's within
+    /// its own per-tick allowance; anyone else's within its IP's, unless that IP is
+    /// cooling down. Every drop is counted.
+    pub(super) fn admit_datagram(&mut self, from: SocketAddr) -> bool {
+        if let Some(&slot) = self.by_addr.get(&from) {
+            let (tick, max) = (self.tick, self.config.session_datagrams_per_tick);
+            let session = self.slots[slot as usize].as_mut().expect("indexed slot");
+            if session.datagram_tick != tick {
+                (session.datagram_tick, session.datagrams) = (tick, 0);
+            }
+            if session.datagrams >= max {
+                self.counters.rate_limited += 1;
+                return false;
+            }
+            session.datagrams += 1;
+            return true;
+        }
+        if self.gate.cooling(from, self.tick) {
+            self.counters.cooled_down += 1;
+            return false;
+        }
+        if !self
+            .gate
+            .allow_datagram(from, self.config.datagrams_per_tick)
+        {
             self.counters.rate_limited += 1;
             return false;
         }
-        self.rate[bucket] += 1;
         true
     }
 
@@ -86,6 +111,11 @@ impl Sessions {
         if !self.token_ok(&token, unix_ms) {
             return;
         }
+        if self.challenges_this_tick >= self.config.challenges_per_tick {
+            self.counters.challenges_over_budget += 1;
+            return;
+        }
+        self.challenges_this_tick += 1;
         let window = self.window(unix_ms);
         let challenge = Challenge {
             header: header_for::<Challenge>(),
@@ -128,59 +158,103 @@ impl Sessions {
         if !self.token_ok(&response.token, unix_ms) {
             return;
         }
-        let (token_item, client_key) = match precheck_token(
-            &response.token,
-            self.world_id,
-            unix_ms,
-            &self.keys,
-            &mut self.verifier,
-        ) {
-            Ok(Ok(pushed)) => pushed,
-            Ok(Err(_)) => {
-                self.counters.overflow += 1;
-                return;
-            }
-            Err(_) => {
-                self.counters.tokens_bad_key += 1;
-                return;
-            }
-        };
-        let Ok(response_item) = self.verifier.push(
-            &client_key,
-            response.signed_bytes(),
-            &response.signature,
-            Policy::Strict,
-        ) else {
-            self.counters.overflow += 1;
+        let known_bad = self.gate.known_bad(self.gate.token_key(&response))
+            || self.gate.known_bad(self.gate.response_key(&response));
+        if known_bad {
+            self.counters.handshakes_known_bad += 1;
             return;
-        };
-        self.pending.push(Pending::Response {
+        }
+        if !self
+            .gate
+            .allow_handshake(from, self.config.handshakes_per_ip_per_tick)
+        {
+            self.counters.handshakes_rate_limited += 1;
+            return;
+        }
+        let random = self.next_random();
+        let handshake = Handshake {
             addr: from,
-            token: response.token,
-            token_item,
-            response_item,
-            client_key,
-        });
+            response,
+        };
+        if !self.gate.offer(handshake, random) {
+            self.counters.handshakes_deferred += 1;
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The tick's handshake budget: verifies at most `handshakes_per_tick` queued RESPONSEs
+    /// (a uniform sample of the queue) and opens a session for each that holds; remembers
+    /// each failure. The rest of the queue is dropped (its clients resend).
+    ///
+    /// One strict check at a time, the token's first: under attack nearly every item is
+    /// bad, and a batch that fails costs more than checking its items one by one; a bad
+    /// token spares the second check.
+    pub(super) fn admit_handshakes(&mut self, unix_ms: u64, zone: &mut Zone) {
+        let mut queue = std::mem::take(&mut self.gate.queue);
+        let budget = usize::from(self.config.handshakes_per_tick).min(queue.len());
+        if queue.len() > budget {
+            // A uniform sample of `budget` (a partial Fisher–Yates shuffle).
+            for i in 0..budget {
+                let j = i + (self.next_random() % (queue.len() - i) as u64) as usize;
+                queue.swap(i, j);
+            }
+        }
+        self.counters.handshakes_deferred += (queue.len() - budget) as u64;
+        for h in &queue[..budget] {
+            let token = &h.response.token;
+            let token_key = self.gate.token_key(&h.response);
+            if self.gate.known_bad(token_key) {
+                // A copy of a forgery already refused this tick.
+                self.counters.handshakes_known_bad += 1;
+                continue;
+            }
+            let Some(auth) = self.keys.auth() else {
+                self.counters.tokens_bad_key += 1;
+                continue;
+            };
+            let Ok(client_key) = parse_key(&token.client_key) else {
+                self.counters.tokens_bad_key += 1;
+                self.gate.mark_bad(token_key);
+                continue;
+            };
+            let token_ok = auth
+                .verify_strict(
+                    token.signed_bytes(),
+                    &Signature::from_bytes(&token.signature),
+                )
+                .is_ok();
+            let response_ok = token_ok
+                && client_key
+                    .verify_strict(
+                        h.response.signed_bytes(),
+                        &Signature::from_bytes(&h.response.signature),
+                    )
+                    .is_ok();
+            if !response_ok {
+                let key = if token_ok {
+                    self.gate.response_key(&h.response)
+                } else {
+                    token_key
+                };
+                self.gate.mark_bad(key);
+                self.counters.bad_signatures += 1;
+                self.refuse(h.addr, RefuseReason::BadSignature);
+                continue;
+            }
+            self.open(unix_ms, zone, h.addr, token, client_key);
+        }
+        queue.clear();
+        self.gate.queue = queue;
+    }
+
+    /// Opens a session for a verified handshake.
     pub(super) fn open(
         &mut self,
         unix_ms: u64,
         zone: &mut Zone,
         addr: SocketAddr,
         token: &ConnectToken,
-        token_item: usize,
-        response_item: usize,
         client_key: VerifyingKey,
     ) {
-        if self.verifier.verdict(token_item) != Verdict::Accepted
-            || self.verifier.verdict(response_item) != Verdict::Accepted
-        {
-            self.counters.bad_signatures += 1;
-            self.refuse(addr, RefuseReason::BadSignature);
-            return;
-        }
         if self.by_addr.contains_key(&addr) {
             // Two RESPONSEs from one address in one tick: the first won.
             return;
@@ -235,6 +309,9 @@ impl Sessions {
             applied_sequence: 0,
             last_heard_tick: self.tick,
             view,
+            failures: 0,
+            datagram_tick: 0,
+            datagrams: 0,
         });
         self.by_id.insert(id, slot);
         self.by_addr.insert(addr, slot);

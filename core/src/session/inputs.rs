@@ -86,6 +86,16 @@ impl Sessions {
         };
         if self.verifier.verdict(item) != Verdict::Accepted {
             self.counters.bad_signatures += 1;
+            session.failures += 1;
+            if session.failures == self.config.input_failures_max {
+                // Each failure cost a strict verification: whoever holds this session
+                // is not a well-behaved client. Closed, and its IP cooled down.
+                let addr = session.addr;
+                self.counters.sessions_closed_bad_inputs += 1;
+                self.closing.push((slot, true));
+                self.gate
+                    .cool_down(addr, self.tick + self.config.cooldown_ticks);
+            }
             return;
         }
         if !session.window.record(0, sequence) {

@@ -28,12 +28,14 @@
 //! speed. Old and duplicate sequences are ignored; redundancy (the last four inputs in
 //! each packet) carries button presses across loss.
 //!
-//! **Limits.** The session table, the verify batch, the outbox and the per-address rate
-//! limiter are sized at construction; overload is a counted drop. A rate-limit bucket is
-//! chosen by hashing the source address, so memory is fixed whatever the number of
-//! sources (addresses that share a bucket share its allowance).
+//! **Limits.** The session table, the verify batches, the outbox and the admission gate
+//! ([`gate`]: per-IP limits, the handshake budget, the negative cache, cool-downs) are sized
+//! at construction; overload is a counted drop. Handshakes are verified after the
+//! established sessions' inputs, at most `handshakes_per_tick` a tick, so no flood of them
+//! can take a tick's time from the players.
 
 mod bindings;
+mod gate;
 mod handshake;
 mod inputs;
 
@@ -60,7 +62,7 @@ use meridian_protocol::address::{mapped_ip_port, redirect_fields};
 use meridian_protocol::motion::intent_velocity;
 
 use crate::replicate::{ClientView, InterestConfig, Replicator, record_of};
-use crate::witness::{BatchVerifier, KeyRegistry, Policy, ReplayWindow, Verdict, precheck_token};
+use crate::witness::{BatchVerifier, KeyRegistry, Policy, ReplayWindow, Verdict};
 use crate::world::ZoneID;
 use crate::zone::{SessionMove, Zone};
 
@@ -75,8 +77,22 @@ pub struct SessionConfig {
     pub idle_timeout_ticks: u64,
     /// Length of a cookie's time window; a cookie is valid in its window and the next.
     pub cookie_window_ms: u64,
-    /// Datagrams one source-address bucket may send per tick; the rest are dropped.
+    /// Datagrams one source IP without a session may send per tick; the rest are dropped.
     pub datagrams_per_tick: u16,
+    /// Datagrams one established session may send per tick.
+    pub session_datagrams_per_tick: u16,
+    /// RESPONSEs verified per tick at most (two strict signature checks each, ~80 µs):
+    /// the handshake budget, after the established sessions' work.
+    pub handshakes_per_tick: u16,
+    /// RESPONSEs one source IP may queue per tick.
+    pub handshakes_per_ip_per_tick: u16,
+    /// CHALLENGEs (replies to addresses not yet proven) sent per tick at most, so a
+    /// CONNECT flood from many IPs cannot crowd the sessions' snapshots out of the outbox.
+    pub challenges_per_tick: u16,
+    /// A session whose inputs fail verification this many times is closed.
+    pub input_failures_max: u32,
+    /// Ticks a closed misbehaving session's IP is refused afterwards.
+    pub cooldown_ticks: u64,
     /// The `kind` given to avatars.
     pub avatar_kind: u16,
     /// Ticks the old zone keeps redirecting a moved client and forwarding its inputs.
@@ -92,6 +108,12 @@ impl Default for SessionConfig {
             idle_timeout_ticks: 5 * 30,
             cookie_window_ms: 10_000,
             datagrams_per_tick: 8,
+            session_datagrams_per_tick: 8,
+            handshakes_per_tick: 32,
+            handshakes_per_ip_per_tick: 4,
+            challenges_per_tick: 128,
+            input_failures_max: 4,
+            cooldown_ticks: 10 * 30,
             avatar_kind: AVATAR_KIND,
             redirect_grace_ticks: 2 * 30,
             interest: InterestConfig::default(),
@@ -104,9 +126,6 @@ pub const AVATAR_KIND: u16 = 2;
 
 /// A moved client is sent a REDIRECT this often during the grace period.
 const REDIRECT_EVERY_TICKS: u64 = 10;
-
-/// Rate-limit buckets (a power of two).
-const RATE_BUCKETS: usize = 4096;
 
 /// Buffered inputs per session, ahead of the one being applied.
 const INPUT_BUFFER: usize = 8;
@@ -132,7 +151,20 @@ pub struct SessionCounters {
     pub inputs_replayed: u64,
     /// Inputs for no session, or from another address than the session's.
     pub inputs_unknown: u64,
+    /// Datagrams over their IP's (unproven) or session's per-tick allowance.
     pub rate_limited: u64,
+    /// Datagrams from an IP cooling down after a session of it misbehaved.
+    pub cooled_down: u64,
+    /// RESPONSEs over their IP's handshake allowance for the tick.
+    pub handshakes_rate_limited: u64,
+    /// RESPONSEs left over when the tick's handshake budget (or queue) was spent.
+    pub handshakes_deferred: u64,
+    /// RESPONSEs whose token or whole self already failed verification (negative cache).
+    pub handshakes_known_bad: u64,
+    /// Sessions closed for failing input verification `input_failures_max` times.
+    pub sessions_closed_bad_inputs: u64,
+    /// CONNECTs not answered: the tick's CHALLENGE budget was spent.
+    pub challenges_over_budget: u64,
     pub malformed: u64,
     /// The verify batch, the session table or the outbox was full.
     pub overflow: u64,
@@ -165,20 +197,16 @@ struct Session {
     applied_sequence: u32,
     last_heard_tick: u64,
     view: ClientView,
+    /// Inputs that failed verification.
+    failures: u32,
+    /// Datagrams received in tick `datagram_tick`.
+    datagram_tick: u64,
+    datagrams: u16,
 }
 
-/// A verify-batch item's meaning. (Both variants are a few hundred bytes and the vector
-/// is allocated once, so the size difference costs nothing.)
-#[allow(clippy::large_enum_variant)]
+/// A verify-batch item's meaning.
 #[derive(Clone, Copy, Debug)]
 enum Pending {
-    Response {
-        addr: SocketAddr,
-        token: ConnectToken,
-        token_item: usize,
-        response_item: usize,
-        client_key: VerifyingKey,
-    },
     Input {
         slot: u32,
         session: u32,
@@ -219,13 +247,15 @@ pub struct Sessions {
     orphans: Vec<EntityID>,
     moves: Vec<SessionMove>,
     tokens: crate::witness::TokenReplay,
-    rate: Vec<u16>,
+    gate: gate::Gate,
     replicator: Replicator,
     /// Client views and input buffers of closed sessions, for the next ones.
     spares: Vec<(ClientView, Vec<InputEntry>)>,
     outbox: VecDeque<Outgoing>,
     outbox_max: usize,
     tick: u64,
+    /// CHALLENGEs sent since the last tick.
+    challenges_this_tick: u16,
     counters: SessionCounters,
     /// Each zone's client-facing address, for REDIRECTs.
     zone_addrs: Vec<(ZoneID, SocketAddr)>,
@@ -248,8 +278,9 @@ impl Sessions {
         let mut keys = KeyRegistry::new(0);
         keys.set_auth(auth_key)?;
         let n = config.sessions_max;
-        // Two signatures per RESPONSE, one per INPUT; a tick sees at most a few per session.
+        // One signature per INPUT; a tick sees at most a few per session.
         let batch = 2 * n + 64;
+        let handshakes = usize::from(config.handshakes_per_tick);
         let message_max = Response::SIGNED_SIZE
             .max(meridian_layouts::witness::EnvelopeHeader::SIZE + size_of::<InputBody>());
         Ok(Sessions {
@@ -269,12 +300,16 @@ impl Sessions {
             orphans: Vec::with_capacity(n),
             moves: Vec::with_capacity(1024),
             tokens: crate::witness::TokenReplay::new(2 * n + 64),
-            rate: vec![0; RATE_BUCKETS],
+            gate: gate::Gate::new(
+                *blake3::keyed_hash(&entropy, b"admission gate").as_bytes(),
+                4 * handshakes,
+            ),
             replicator: Replicator::new(config.interest),
             spares: Vec::with_capacity(n),
             outbox: VecDeque::with_capacity(n + 256),
             outbox_max: n + 256,
             tick: 0,
+            challenges_this_tick: 0,
             counters: SessionCounters::default(),
             zone_addrs: Vec::new(),
             node_key: None,
@@ -332,7 +367,7 @@ impl Sessions {
 
     /// Takes one client datagram. Cheap checks only; signatures wait for [`Sessions::tick`].
     pub fn handle_datagram(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
-        if !self.allow(from) {
+        if !self.admit_datagram(from) {
             return;
         }
         let kind = match Header::parse(bytes) {
@@ -356,8 +391,10 @@ impl Sessions {
     /// `zone.tick`: the inputs become the avatars' velocities for that tick.
     pub fn tick(&mut self, unix_ms: u64, zone: &mut Zone) {
         self.tick += 1;
-        self.rate.fill(0);
-        self.apply_verified(unix_ms, zone);
+        self.gate.tick();
+        self.challenges_this_tick = 0;
+        self.apply_verified();
+        self.admit_handshakes(unix_ms, zone);
         self.apply_moves(zone);
         self.advance_sessions(zone);
         self.orphans.retain(|&avatar| {
@@ -371,36 +408,20 @@ impl Sessions {
         self.closing.clear();
     }
 
-    /// Stage 1: verify the batch; open the sessions whose handshake verified and buffer
-    /// the inputs that did.
-    fn apply_verified(&mut self, unix_ms: u64, zone: &mut Zone) {
+    /// Stage 1: verify the inputs' batch; buffer the inputs that verified. (Then, in
+    /// [`Sessions::admit_handshakes`], the tick's handshake budget.)
+    fn apply_verified(&mut self) {
         self.verifier.verify();
         let pending = std::mem::take(&mut self.pending);
         for p in &pending {
-            match *p {
-                Pending::Response {
-                    addr,
-                    token,
-                    token_item,
-                    response_item,
-                    client_key,
-                } => self.open(
-                    unix_ms,
-                    zone,
-                    addr,
-                    &token,
-                    token_item,
-                    response_item,
-                    client_key,
-                ),
-                Pending::Input {
-                    slot,
-                    session,
-                    item,
-                    sequence,
-                    body,
-                } => self.buffer_input(slot, session, item, sequence, &body),
-            }
+            let Pending::Input {
+                slot,
+                session,
+                item,
+                sequence,
+                body,
+            } = *p;
+            self.buffer_input(slot, session, item, sequence, &body);
         }
         self.pending = pending;
         self.pending.clear();

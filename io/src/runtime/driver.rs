@@ -192,7 +192,15 @@ impl<'a> ZoneDriver<'a> {
             .expect("own queue")
             .1
             .clone();
-        let udp = UdpRing::new(socket.into(), RingConfig::default())
+        // A whole tick's output in flight at once: a snapshot for every session the zone
+        // may hold, plus handshake replies and zone traffic (a fixed 1,024 cut off every
+        // session past about a thousand, the same ones every tick).
+        let sessions = plan.clients.as_ref().map_or(0, |c| c.config.sessions_max);
+        let ring = RingConfig {
+            send_slots: (sessions + 1024).min(usize::from(u16::MAX)) as u16,
+            ..RingConfig::default()
+        };
+        let udp = UdpRing::new(socket.into(), ring)
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
         // The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at
         // every start, so peers' replay windows take a restarted zone's datagrams at once.
