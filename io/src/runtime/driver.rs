@@ -169,6 +169,17 @@ fn checkpoint_step(zone: &Zone, d: &mut Durable) {
     }
 }
 
+/// The UDP ring of a zone of `plan`: a whole tick's output in flight at once — a snapshot
+/// for every session the zone may hold, plus handshake replies and zone traffic. (A fixed
+/// 1,024 cut off every session past about a thousand, the same ones every tick.)
+fn ring_config(plan: &NodePlan) -> RingConfig {
+    let sessions = plan.clients.as_ref().map_or(0, |c| c.config.sessions_max);
+    RingConfig {
+        send_slots: (sessions + 1024).min(usize::from(u16::MAX)) as u16,
+        ..RingConfig::default()
+    }
+}
+
 /// Ticks a checkpoint's copy of the entity state is spread over (after the tick that
 /// captures ownership), so no tick pays for the whole copy: `persist/capture/250000`
 /// costs 1.6 ms in one piece.
@@ -192,15 +203,7 @@ impl<'a> ZoneDriver<'a> {
             .expect("own queue")
             .1
             .clone();
-        // A whole tick's output in flight at once: a snapshot for every session the zone
-        // may hold, plus handshake replies and zone traffic (a fixed 1,024 cut off every
-        // session past about a thousand, the same ones every tick).
-        let sessions = plan.clients.as_ref().map_or(0, |c| c.config.sessions_max);
-        let ring = RingConfig {
-            send_slots: (sessions + 1024).min(usize::from(u16::MAX)) as u16,
-            ..RingConfig::default()
-        };
-        let udp = UdpRing::new(socket.into(), ring)
+        let udp = UdpRing::new(socket.into(), ring_config(plan))
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
         // The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at
         // every start, so peers' replay windows take a restarted zone's datagrams at once.
