@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use ed25519_dalek::{Signer, SigningKey};
 use meridian_client::token::issue_token;
 use meridian_client::{Client, ClientEvent, CloseReason};
+use meridian_core::entities::EntityID;
 use meridian_core::limits::Limits;
 use meridian_core::net::Peer;
 use meridian_core::session::{SessionConfig, Sessions};
@@ -51,6 +52,11 @@ impl Harness {
 
     /// `columns` zones side by side over `bounds`.
     fn with_world(bounds: Rect, columns: u32) -> Harness {
+        Harness::with_entropy(bounds, columns, |k| [3 + k as u8; 32])
+    }
+
+    /// As [`Harness::with_world`], zone `k`'s sessions seeded with `entropy(k)`.
+    fn with_entropy(bounds: Rect, columns: u32, entropy: impl Fn(u32) -> [u8; 32]) -> Harness {
         let world = World::new(WorldConfig {
             bounds,
             zones_x: columns,
@@ -70,7 +76,7 @@ impl Harness {
                 ZoneID(k),
                 WORLD_ID,
                 auth.verifying_key().as_bytes(),
-                [3 + k as u8; 32],
+                entropy(k),
             )
             .unwrap();
             for j in 0..columns as usize {
@@ -655,4 +661,69 @@ fn interpolation_runs_between_the_two_newest_snapshots() {
     assert!((at(1.0) - newer).abs() < 1e-3);
     assert!((at(0.5) - (older + newer) / 2.0).abs() < 1e-3);
     assert!((at(7.0) - newer).abs() < 1e-3, "clamped to the newest");
+}
+
+/// Session ids are random per zone, so a session arriving with its avatar can carry the id
+/// of a session opened at the zone it arrives in (here forced: both zones draw the same
+/// ids). The local session is closed — its client told, its avatar removed — and never
+/// just forgotten with its avatar left in the world.
+#[test]
+fn a_session_id_collision_closes_the_local_session_and_orphans_no_avatar() {
+    let mut h = Harness::with_entropy(Rect::new(0.0, 0.0, 256.0, 128.0), 2, |_| [3; 32]);
+    let auth = h.auth.clone();
+    let traveller = h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth);
+    let key = SigningKey::from_bytes(&[150; 32]);
+    let token = issue_token(
+        &auth,
+        *key.verifying_key().as_bytes(),
+        WORLD_ID,
+        2,
+        UNIX_MS + 600_000,
+        62,
+    );
+    let local = Client::new(zone_addr(1), token, key, h.now);
+    let mut clients = vec![(client_addr(1), traveller), (client_addr(2), local)];
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(clients[0].1.is_connected() && clients[1].1.is_connected());
+    assert_eq!(
+        clients[0].1.session(),
+        clients[1].1.session(),
+        "the ids collide"
+    );
+    let (traveller_avatar, local_avatar) = (clients[0].1.avatar(), clients[1].1.avatar());
+    clients[0].1.set_intent(127, 0, 0);
+    for _ in 0..900 {
+        h.step(&mut clients, |_, _| {});
+        if h.zones[1]
+            .entities()
+            .slot_of(EntityID(traveller_avatar))
+            .is_some()
+        {
+            break;
+        }
+    }
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(
+        h.zones[1]
+            .entities()
+            .slot_of(EntityID(traveller_avatar))
+            .is_some()
+    );
+    assert_eq!(h.sessions[1].counters().session_collisions, 1);
+    assert_eq!(clients[1].1.closed(), Some(CloseReason::Disconnected));
+    assert!(
+        h.zones[1]
+            .entities()
+            .slot_of(EntityID(local_avatar))
+            .is_none(),
+        "the local session's avatar was left without a client"
+    );
+    assert!(
+        clients[0].1.is_connected(),
+        "the traveller kept its session"
+    );
 }

@@ -31,12 +31,26 @@ impl Sessions {
             self.counters.malformed += 1;
             return;
         };
-        // The client may have been here before (it came back): the old entry goes.
-        if let Some(&old) = self.by_id.get(&session_id) {
-            self.forget(old);
-        }
-        if let Some(&old) = self.by_addr.get(&addr) {
-            self.forget(old);
+        // The client may have been here before (it came back): the old entry goes. Anyone
+        // else holding the id or the address — a session opened here whose random id
+        // collides with the arriving one's, or a client that took over the address — is
+        // closed for good (client told, avatar removed), never just forgotten: forgetting
+        // would leave its avatar in the world without a client.
+        let olds = [
+            self.by_id.get(&session_id).copied(),
+            self.by_addr.get(&addr).copied(),
+        ];
+        for old in olds.into_iter().flatten() {
+            let Some(session) = self.slots[old as usize].as_ref() else {
+                continue; // both keys named the same slot, already handled
+            };
+            let same = session.moved.is_some() && session.client_key == client_key;
+            if same {
+                self.forget(old);
+            } else {
+                self.counters.session_collisions += 1;
+                self.close(zone, old, true);
+            }
         }
         let Some(slot) = self.free.pop() else {
             self.counters.overflow += 1;

@@ -165,6 +165,9 @@ pub struct SessionCounters {
     pub sessions_closed_bad_inputs: u64,
     /// CONNECTs not answered: the tick's CHALLENGE budget was spent.
     pub challenges_over_budget: u64,
+    /// Sessions closed because a session arriving with its avatar had the same id or
+    /// address (ids are random per zone).
+    pub session_collisions: u64,
     pub malformed: u64,
     /// The verify batch, the session table or the outbox was full.
     pub overflow: u64,

@@ -223,13 +223,13 @@ impl<'a> ZoneDriver<'a> {
             outgress: plan
                 .keys
                 .as_ref()
-                .map(|keys| Outgress::new(keys, boot_epoch)),
+                .map(|keys| Outgress::new(keys, boot_epoch, id)),
             sealed: [0u8; SEALED_SIZE_MAX],
         };
         let ingress = match &plan.keys {
-            Some(keys) => {
-                Some(Ingress::new(keys, UDP_RECV_BUDGET).map_err(|e| format!("node keys: {e}"))?)
-            }
+            Some(keys) => Some(
+                Ingress::new(keys, UDP_RECV_BUDGET, id).map_err(|e| format!("node keys: {e}"))?,
+            ),
             None => None,
         };
         let second =
@@ -657,7 +657,7 @@ impl Router<'_> {
                     q.push(d).is_ok()
                 } else if let Some(r) = self.remote.iter().find(|r| r.zone == to) {
                     let datagram = match self.outgress.as_mut() {
-                        Some(out) => match out.seal(bytes, &mut self.sealed) {
+                        Some(out) => match out.seal(bytes, to, &mut self.sealed) {
                             Some(n) => &self.sealed[..n],
                             None => return false,
                         },
