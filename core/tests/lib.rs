@@ -6,6 +6,7 @@
 mod alloc;
 mod borders;
 mod clients;
+mod fuzz;
 mod grid;
 mod handoff;
 mod movement;

@@ -5,3 +5,4 @@ mod clients;
 mod conservation;
 mod durability;
 mod e2e;
+mod fuzz;

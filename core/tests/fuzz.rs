@@ -1,0 +1,188 @@
+//! Fuzz targets for every decoder a hostile sender or a damaged disk reaches (bolero).
+//!
+//! Under `cargo test` each target runs bolero's random engine for [`INPUTS`] inputs, then
+//! every input kept under `tests/__fuzz__/<target>/` (corpus and crashes, as regressions).
+//! Random bytes rarely get past a datagram header, so each input is also tried *framed*:
+//! behind a valid header whose kind is the input's first byte and whose length is right,
+//! so the field checks behind the header see random bodies. `cargo bolero test fuzz::<target> -p meridian-core` runs the same target
+//! under libFuzzer (nightly) for as long as wanted. A target fails on a panic: decoders
+//! must refuse bad bytes, never crash on them.
+
+use std::net::SocketAddr;
+
+use meridian_core::entities::EntityInit;
+use meridian_core::limits::Limits;
+use meridian_core::net::Peer;
+use meridian_core::persist::{
+    FileKind, checkpoint_sections, read_checkpoint, read_header, scan_wal,
+};
+use meridian_core::session::{SessionConfig, Sessions};
+use meridian_core::time::Instant;
+use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
+use meridian_core::zone::Zone;
+use meridian_layouts::client::{
+    Accept, Challenge, Connect, Disconnect, InputBody, RedirectBody, Refuse, Response, parse_delta,
+};
+use meridian_layouts::ghosts::parse_ghosts;
+use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer};
+use meridian_layouts::witness::{ConnectToken, parse_envelope};
+use meridian_layouts::{Header, parse};
+use meridian_protocol::delta::{Record, apply_delta};
+
+/// Inputs per target under `cargo test` (seconds, not minutes).
+const INPUTS: usize = 20_000;
+
+/// The input as it came, and framed behind a valid header (see the module docs).
+fn variants(bytes: &[u8]) -> [Vec<u8>; 2] {
+    let mut framed = Vec::with_capacity(bytes.len() + Header::SIZE);
+    framed.extend_from_slice(&meridian_layouts::MAGIC);
+    framed.push(meridian_layouts::VERSION);
+    framed.push(bytes.first().copied().unwrap_or(0));
+    let len = (bytes.len().saturating_sub(1) + Header::SIZE).min(usize::from(u16::MAX));
+    framed.extend_from_slice(&(len as u16).to_le_bytes());
+    framed.extend_from_slice(bytes.get(1..).unwrap_or(&[]));
+    [bytes.to_vec(), framed]
+}
+
+/// Every `layouts` parser on the same bytes.
+#[test]
+fn every_layouts_parser() {
+    bolero::check!()
+        .with_iterations(INPUTS)
+        .for_each(|input: &[u8]| {
+            for bytes in variants(input) {
+                let bytes = bytes.as_slice();
+                let _ = Header::parse(bytes);
+                let _ = parse::<Offer>(bytes);
+                let _ = parse::<Ack>(bytes);
+                let _ = parse::<Nack>(bytes);
+                let _ = parse::<Commit>(bytes);
+                let _ = parse::<Done>(bytes);
+                let _ = parse::<Confirm>(bytes);
+                let _ = parse::<Connect>(bytes);
+                let _ = parse::<Challenge>(bytes);
+                let _ = parse::<Response>(bytes);
+                let _ = parse::<Accept>(bytes);
+                let _ = parse::<Refuse>(bytes);
+                let _ = parse::<Disconnect>(bytes);
+                let _ = parse_ghosts(bytes);
+                let _ = parse_delta(bytes);
+                let _ = parse_envelope(bytes);
+                let _ = ConnectToken::parse(bytes);
+                let _ = InputBody::parse(bytes);
+                let _ = RedirectBody::parse(bytes);
+            }
+        });
+}
+
+/// The delta decoder: a DELTA's entries against a baseline made of the same bytes.
+#[test]
+fn delta_decoder() {
+    bolero::check!()
+        .with_iterations(INPUTS)
+        .for_each(|bytes: &[u8]| {
+            let (count, rest) = match bytes.split_first_chunk::<2>() {
+                Some((count, rest)) => (u16::from_le_bytes(*count), rest),
+                None => (0, bytes),
+            };
+            let baseline: Vec<Record> = rest
+                .chunks_exact(8)
+                .take(64)
+                .map(|c| Record {
+                    id: u64::from_le_bytes(c.try_into().expect("8 bytes")),
+                    ..Record::default()
+                })
+                .collect();
+            let mut out = Vec::new();
+            let _ = apply_delta(&baseline, rest, count, &mut out);
+        });
+}
+
+/// The durable files' readers: headers, a WAL scan, a checkpoint's table and sections.
+#[test]
+fn durable_file_readers() {
+    bolero::check!()
+        .with_iterations(INPUTS)
+        .for_each(|bytes: &[u8]| {
+            let _ = read_header(bytes, FileKind::Wal);
+            let _ = read_header(bytes, FileKind::Checkpoint);
+            let _ = scan_wal(bytes);
+            let _ = checkpoint_sections(bytes);
+            let _ = read_checkpoint(bytes);
+        });
+}
+
+fn world() -> World {
+    World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 200.0, 100.0),
+        zones_x: 2,
+        zones_y: 1,
+        ..WorldConfig::default()
+    })
+    .expect("valid world")
+}
+
+/// A zone's ingest end to end: the bytes as a datagram from its neighbour, then a tick
+/// (every packet parsed and applied), with entities near the border to hand off.
+#[test]
+fn zone_datagrams() {
+    let world = world();
+    bolero::check!()
+        .with_iterations(INPUTS)
+        .for_each(|input: &[u8]| {
+            let mut zone = Zone::new(&world, ZoneID(1), Limits::for_entities(64), Instant::ZERO)
+                .expect("zone");
+            for k in 0..4 {
+                let _ = zone.insert(&EntityInit {
+                    id: meridian_core::entities::EntityID(k + 1),
+                    epoch: 0,
+                    position: [101.0 + k as f32, 50.0, 0.0],
+                    velocity: [-10.0, 0.0],
+                    speed_mps_max: 20.0,
+                    kind: 0,
+                    flags: 0,
+                    payload: [0; 16],
+                });
+            }
+            for bytes in variants(input) {
+                zone.handle_datagram(Instant::ZERO, Peer::Zone(ZoneID(0)), &bytes);
+            }
+            zone.tick(Instant::ZERO);
+            let mut buf = [0u8; 1200];
+            while zone.poll_transmit(&mut buf).is_some() {}
+        });
+}
+
+/// A zone's session layer: the bytes from a client address, then a tick.
+#[test]
+fn client_datagrams() {
+    let world = world();
+    bolero::check!()
+        .with_iterations(INPUTS)
+        .for_each(|input: &[u8]| {
+            let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(64), Instant::ZERO)
+                .expect("zone");
+            let mut sessions = Sessions::new(
+                SessionConfig {
+                    sessions_max: 4,
+                    ..SessionConfig::default()
+                },
+                ZoneID(0),
+                7,
+                ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+                    .verifying_key()
+                    .as_bytes(),
+                [1; 32],
+            )
+            .expect("sessions");
+            let from: SocketAddr = "10.0.0.9:4000".parse().expect("address");
+            for bytes in variants(input) {
+                sessions.handle_datagram(1_800_000_000_000, from, &bytes);
+                sessions.handle_forwarded(&bytes);
+            }
+            sessions.tick(1_800_000_000_000, &mut zone);
+            sessions.replicate(&zone);
+            let mut buf = [0u8; 1500];
+            while sessions.poll_transmit(&mut buf).is_some() {}
+        });
+}
