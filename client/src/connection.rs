@@ -102,6 +102,9 @@ pub struct ClientCounters {
     /// Snapshots older than one already applied (still decoded, for the history).
     pub snapshots_late: u64,
     pub redirects: u64,
+    /// REDIRECTs ignored: not from the zone the client talks to, or older than its newest
+    /// snapshot from it (replays).
+    pub redirects_stale: u64,
     /// Datagrams dropped: malformed, wrong secret, unknown baseline, bad signature.
     pub dropped: u64,
     pub decode_errors: u64,
@@ -467,7 +470,7 @@ impl Client {
                 })
             }
             (Kind::Delta, Stage::Connected) => self.apply_snapshot(now, bytes),
-            (Kind::Envelope, Stage::Connected) => self.redirect(bytes),
+            (Kind::Envelope, Stage::Connected) => self.redirect(from, bytes),
             (Kind::Disconnect, Stage::Connected) => parse::<Disconnect>(bytes).is_ok_and(|d| {
                 let ours = d.session_secret.get() == self.secret;
                 if ours {
@@ -581,7 +584,11 @@ impl Client {
         true
     }
 
-    fn redirect(&mut self, bytes: &[u8]) -> bool {
+    /// A REDIRECT is followed only if it comes from the zone the client talks to and is
+    /// not older than the newest snapshot it has from that zone (a zone redirects only
+    /// after its last snapshot): a captured REDIRECT replayed later — from another zone's
+    /// address, or from this zone after the client came back to it — is ignored, counted.
+    fn redirect(&mut self, from: SocketAddr, bytes: &[u8]) -> bool {
         let Ok(envelope) = parse_envelope(bytes) else {
             return false;
         };
@@ -607,16 +614,22 @@ impl Client {
         let Some(addr) = redirect_addr(body) else {
             return false;
         };
-        // The zone repeats its REDIRECT during the grace period; one is followed.
-        if addr != self.server {
-            self.server = addr;
-            self.zone = body.zone.get();
-            self.counters.redirects += 1;
-            self.events.push_back(ClientEvent::Redirected {
-                zone: self.zone,
-                addr,
-            });
+        if addr == self.server {
+            // The zone repeats its REDIRECT during the grace period; one is followed.
+            return true;
         }
+        let stale = self.history_zone == self.zone && body.tick.get() < self.latest;
+        if from != self.server || stale {
+            self.counters.redirects_stale += 1;
+            return false;
+        }
+        self.server = addr;
+        self.zone = body.zone.get();
+        self.counters.redirects += 1;
+        self.events.push_back(ClientEvent::Redirected {
+            zone: self.zone,
+            addr,
+        });
         true
     }
 }

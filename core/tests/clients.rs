@@ -41,6 +41,8 @@ struct Harness {
     now: Instant,
     unix_ms: u64,
     auth: SigningKey,
+    /// Every datagram a zone sent a client: (zone, bytes).
+    to_clients: Vec<(usize, Vec<u8>)>,
 }
 
 impl Harness {
@@ -90,6 +92,7 @@ impl Harness {
             now: Instant::ZERO,
             unix_ms: UNIX_MS,
             auth,
+            to_clients: Vec::new(),
         }
     }
 
@@ -141,6 +144,7 @@ impl Harness {
             while let Some((to, len)) = self.sessions[k].poll_transmit(&mut buf) {
                 match to {
                     Peer::Client(to) => {
+                        self.to_clients.push((k, buf[..len].to_vec()));
                         if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
                             c.handle_datagram(self.now, zone_addr(k), &buf[..len]);
                         }
@@ -726,4 +730,72 @@ fn a_session_id_collision_closes_the_local_session_and_orphans_no_avatar() {
         clients[0].1.is_connected(),
         "the traveller kept its session"
     );
+}
+
+/// A captured REDIRECT replayed later is ignored: from a zone the client came back to (older
+/// than the snapshots it has from there), and from another zone than the one it talks to. Followed, either would send the client's inputs to a zone
+/// that no longer holds its avatar.
+#[test]
+fn a_replayed_redirect_is_ignored() {
+    use meridian_layouts::witness::domain;
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
+    )];
+    let redirects = |h: &Harness, zone: usize| -> Vec<Vec<u8>> {
+        h.to_clients
+            .iter()
+            .filter(|(k, b)| {
+                *k == zone && parse_envelope(b).is_ok_and(|e| e.header.domain == domain::REDIRECT)
+            })
+            .map(|(_, b)| b.clone())
+            .collect()
+    };
+    let walk = |h: &mut Harness, clients: &mut Vec<(SocketAddr, Client)>, east: bool| {
+        clients[0].1.set_intent(if east { 127 } else { -127 }, 0, 0);
+        for _ in 0..2000 {
+            h.step(clients, |_, _| {});
+            let x = clients[0].1.authoritative().position[0];
+            if (east && x > 200.0) || (!east && x < 60.0) {
+                break;
+            }
+        }
+    };
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    walk(&mut h, &mut clients, true);
+    assert_eq!(clients[0].1.server(), zone_addr(1));
+    let old = redirects(&h, 0)
+        .first()
+        .cloned()
+        .expect("zone 0 redirected the client");
+    // Replayed while the client talks to zone 1: it points where the client is; harmless.
+    clients[0].1.handle_datagram(h.now, zone_addr(0), &old);
+    assert_eq!(clients[0].1.server(), zone_addr(1));
+    // Back to zone 0; then the old REDIRECT (0 → 1) replayed from zone 0 itself.
+    walk(&mut h, &mut clients, false);
+    assert_eq!(clients[0].1.server(), zone_addr(0));
+    clients[0].1.handle_datagram(h.now, zone_addr(0), &old);
+    assert_eq!(
+        clients[0].1.server(),
+        zone_addr(0),
+        "followed a stale REDIRECT"
+    );
+    // And from another zone's address than the one the client talks to.
+    clients[0].1.handle_datagram(h.now, zone_addr(1), &old);
+    assert_eq!(
+        clients[0].1.server(),
+        zone_addr(0),
+        "followed a REDIRECT from another zone"
+    );
+    assert_eq!(clients[0].1.counters().redirects_stale, 2);
+    assert_eq!(
+        clients[0].1.counters().redirects,
+        2,
+        "both real REDIRECTs were followed"
+    );
+    assert!(clients[0].1.is_connected());
 }

@@ -136,7 +136,9 @@ impl Sessions {
             port: U16Le::new(port),
             family,
             padding: 0,
-            tick: U32Le::new(self.tick as u32),
+            // The zone's tick, not the session layer's: the clock of the snapshots the
+            // client has, never behind the last one it got from here.
+            tick: U32Le::new(self.zone_tick as u32),
         };
         let client = session.addr;
         self.redirect_sequence += 1;

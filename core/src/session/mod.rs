@@ -257,6 +257,9 @@ pub struct Sessions {
     outbox: VecDeque<Outgoing>,
     outbox_max: usize,
     tick: u64,
+    /// The zone's tick as of the last [`Sessions::tick`]: the clock of snapshots, which
+    /// REDIRECTs carry so a client can tell a fresh one from a replayed one.
+    zone_tick: u64,
     /// CHALLENGEs sent since the last tick.
     challenges_this_tick: u16,
     counters: SessionCounters,
@@ -312,6 +315,7 @@ impl Sessions {
             outbox: VecDeque::with_capacity(n + 256),
             outbox_max: n + 256,
             tick: 0,
+            zone_tick: 0,
             challenges_this_tick: 0,
             counters: SessionCounters::default(),
             zone_addrs: Vec::new(),
@@ -396,6 +400,7 @@ impl Sessions {
         self.tick += 1;
         self.gate.tick();
         self.challenges_this_tick = 0;
+        self.zone_tick = zone.tick_count();
         self.apply_verified();
         self.admit_handshakes(unix_ms, zone);
         self.apply_moves(zone);
