@@ -431,6 +431,20 @@ pub struct ReplayWindow {
 impl ReplayWindow {
     const WIDTH: u64 = 64;
 
+    /// A window that has seen everything up to (epoch, sequence): what a session carries to
+    /// the zone its avatar moves to, so inputs the old zone applied are replays there too.
+    pub fn after(epoch: u32, sequence: u64) -> ReplayWindow {
+        if sequence == 0 {
+            return ReplayWindow::default();
+        }
+        ReplayWindow {
+            epoch,
+            highest: sequence,
+            seen: u64::MAX,
+            any: true,
+        }
+    }
+
     /// Would (epoch, sequence) be fresh?
     pub fn check(&self, epoch: u32, sequence: u64) -> bool {
         if !self.any || epoch > self.epoch {

@@ -799,3 +799,42 @@ fn a_replayed_redirect_is_ignored() {
     );
     assert!(clients[0].1.is_connected());
 }
+
+/// The input replay window follows the session: an input the old zone applied, captured and
+/// replayed to the zone the avatar moved to, is refused there as a replay before any
+/// signature check.
+#[test]
+fn the_input_replay_window_survives_a_zone_move() {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
+    )];
+    let mut captured = Vec::new();
+    for _ in 0..10 {
+        h.step(&mut clients, |_, bytes| {
+            if parse_envelope(bytes).is_ok() {
+                captured = bytes.clone();
+            }
+        });
+    }
+    assert!(!captured.is_empty(), "no input was sent");
+    clients[0].1.set_intent(127, 0, 0);
+    // Replayed at once on arrival, before the zone has any input of its own to fence by.
+    for _ in 0..2000 {
+        h.step(&mut clients, |_, _| {});
+        if h.sessions[1].counters().sessions_arrived == 1 {
+            break;
+        }
+    }
+    assert_eq!(h.sessions[1].counters().sessions_arrived, 1);
+    let before = h.sessions[1].counters();
+    h.sessions[1].handle_datagram(h.unix_ms, client_addr(1), &captured);
+    let after = h.sessions[1].counters();
+    assert_eq!(
+        after.inputs_replayed,
+        before.inputs_replayed + 1,
+        "{after:?}"
+    );
+}

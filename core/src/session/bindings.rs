@@ -64,7 +64,9 @@ impl Sessions {
             client_key,
             moved: None,
             avatar: id,
-            window: ReplayWindow::default(),
+            // Inputs up to the one the old zone applied are replays here: a captured one
+            // must not cost this zone a verification, or be applied twice.
+            window: ReplayWindow::after(0, u64::from(binding.input_sequence.get())),
             buffered,
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
