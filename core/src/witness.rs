@@ -529,10 +529,14 @@ pub fn precheck_token(
         .map(|index| (index, client_key)))
 }
 
-/// Remembers used tokens until they expire, so a token admits once at this zone (each zone
-/// has its own table: a token can open one session per zone). Bounded: when full of
-/// unexpired tokens, new ones are refused (counted by the caller) rather than letting an
-/// old token be replayed.
+/// Remembers used tokens until they expire, so a token admits once wherever the table is
+/// shared: every zone of a node shares one ([`SharedTokens`]); across nodes a token can open
+/// one session per node (keep token lifetimes short). Bounded: when full of unexpired
+/// tokens, new ones are refused (counted by the caller) rather than letting an old token
+/// be replayed.
+/// A [`TokenReplay`] shared by the zones of one node (locked once per accepted handshake).
+pub type SharedTokens = std::sync::Arc<std::sync::Mutex<TokenReplay>>;
+
 #[derive(Debug)]
 pub struct TokenReplay {
     used: Vec<(u64, u64, u64)>, // (client id, nonce, expires)

@@ -838,3 +838,39 @@ fn the_input_replay_window_survives_a_zone_move() {
         "{after:?}"
     );
 }
+
+/// A token admits once per node: zones sharing a token table (as a node's zones do) refuse
+/// a token another of them already admitted, wherever it comes from.
+#[test]
+fn a_token_admits_once_across_the_zones_of_a_node() {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(
+        meridian_core::witness::TokenReplay::new(64),
+    ));
+    for s in &mut h.sessions {
+        s.share_tokens(shared.clone());
+    }
+    let auth = h.auth.clone();
+    let first = h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth);
+    // The same token and key, presented to zone 1 from another address.
+    let key = SigningKey::from_bytes(&[101; 32]);
+    let token = issue_token(
+        &auth,
+        *key.verifying_key().as_bytes(),
+        WORLD_ID,
+        1,
+        UNIX_MS + 600_000,
+        31,
+    );
+    let second = Client::new(zone_addr(1), token, key, h.now);
+    let mut clients = vec![(client_addr(1), first), (client_addr(2), second)];
+    for _ in 0..10 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(clients[0].1.is_connected());
+    assert_eq!(
+        clients[1].1.closed(),
+        Some(CloseReason::Refused(RefuseReason::TokenReplayed))
+    );
+    assert_eq!(h.sessions[1].counters().tokens_replayed, 1);
+}

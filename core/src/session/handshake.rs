@@ -259,7 +259,13 @@ impl Sessions {
             // Two RESPONSEs from one address in one tick: the first won.
             return;
         }
-        match self.tokens.record(token, unix_ms) {
+        // A poisoned lock (a zone thread panicked) still holds a consistent table.
+        let recorded = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(token, unix_ms);
+        match recorded {
             Ok(true) => {}
             Ok(false) => {
                 self.counters.overflow += 1;

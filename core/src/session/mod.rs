@@ -249,7 +249,7 @@ pub struct Sessions {
     /// tick): removed at the next ticks, so none is left without a client.
     orphans: Vec<EntityID>,
     moves: Vec<SessionMove>,
-    tokens: crate::witness::TokenReplay,
+    tokens: crate::witness::SharedTokens,
     gate: gate::Gate,
     replicator: Replicator,
     /// Client views and input buffers of closed sessions, for the next ones.
@@ -305,7 +305,9 @@ impl Sessions {
             closing: Vec::with_capacity(n),
             orphans: Vec::with_capacity(n),
             moves: Vec::with_capacity(1024),
-            tokens: crate::witness::TokenReplay::new(2 * n + 64),
+            tokens: std::sync::Arc::new(std::sync::Mutex::new(crate::witness::TokenReplay::new(
+                2 * n + 64,
+            ))),
             gate: gate::Gate::new(
                 *blake3::keyed_hash(&entropy, b"admission gate").as_bytes(),
                 4 * handshakes,
@@ -326,6 +328,12 @@ impl Sessions {
 
     pub fn counters(&self) -> SessionCounters {
         self.counters
+    }
+
+    /// Shares `tokens` (one table for every zone of a node, so a token admits once at the
+    /// node, not once per zone) instead of this zone's own table.
+    pub fn share_tokens(&mut self, tokens: crate::witness::SharedTokens) {
+        self.tokens = tokens;
     }
 
     /// Where clients reach `zone` (every zone a session may move to).

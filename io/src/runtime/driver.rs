@@ -239,7 +239,7 @@ impl<'a> ZoneDriver<'a> {
             index,
             plan,
             shared,
-            sessions: client_sessions(plan, id)?,
+            sessions: client_sessions(plan, shared, id)?,
             zone,
             inbound,
             udp,
@@ -615,7 +615,11 @@ pub(super) fn open_zone(
 }
 
 /// The zone's session layer, if the world takes clients.
-fn client_sessions(plan: &NodePlan, id: ZoneID) -> Result<Option<Sessions>, String> {
+fn client_sessions(
+    plan: &NodePlan,
+    shared: &Shared,
+    id: ZoneID,
+) -> Result<Option<Sessions>, String> {
     let Some(c) = &plan.clients else {
         return Ok(None);
     };
@@ -626,6 +630,7 @@ fn client_sessions(plan: &NodePlan, id: ZoneID) -> Result<Option<Sessions>, Stri
     for &(zone, addr) in &c.zone_addrs {
         s.set_zone_address(zone, addr);
     }
+    s.share_tokens(shared.tokens.clone());
     if let Some(keys) = &plan.keys {
         s.set_node_key(keys.key.clone(), keys.signer);
     }

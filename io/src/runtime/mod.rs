@@ -206,6 +206,8 @@ pub(crate) struct Shared {
     snapshot_released: AtomicU64,
     snapshots: Vec<Mutex<(u64, Snapshot)>>,
     clock: Clock,
+    /// Connect tokens used at any zone of this node: a token admits once per node.
+    tokens: meridian_core::witness::SharedTokens,
 }
 
 /// A running node.
@@ -246,6 +248,11 @@ impl Node {
                 .map(|_| Mutex::new((0, Snapshot::default())))
                 .collect(),
             clock,
+            tokens: Arc::new(Mutex::new(meridian_core::witness::TokenReplay::new(
+                plan.clients
+                    .as_ref()
+                    .map_or(64, |c| plan.zones.len() * (2 * c.config.sessions_max + 64)),
+            ))),
         });
         let queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)> = plan
             .zones
