@@ -41,8 +41,8 @@ struct Harness {
     now: Instant,
     unix_ms: u64,
     auth: SigningKey,
-    /// Every datagram a zone sent a client: (zone, bytes).
-    to_clients: Vec<(usize, Vec<u8>)>,
+    /// Every datagram a zone sent a client: (zone, client address, bytes).
+    to_clients: Vec<(usize, SocketAddr, Vec<u8>)>,
 }
 
 impl Harness {
@@ -144,7 +144,7 @@ impl Harness {
             while let Some((to, len)) = self.sessions[k].poll_transmit(&mut buf) {
                 match to {
                     Peer::Client(to) => {
-                        self.to_clients.push((k, buf[..len].to_vec()));
+                        self.to_clients.push((k, to, buf[..len].to_vec()));
                         if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
                             c.handle_datagram(self.now, zone_addr(k), &buf[..len]);
                         }
@@ -747,10 +747,10 @@ fn a_replayed_redirect_is_ignored() {
     let redirects = |h: &Harness, zone: usize| -> Vec<Vec<u8>> {
         h.to_clients
             .iter()
-            .filter(|(k, b)| {
+            .filter(|(k, _, b)| {
                 *k == zone && parse_envelope(b).is_ok_and(|e| e.header.domain == domain::REDIRECT)
             })
-            .map(|(_, b)| b.clone())
+            .map(|(_, _, b)| b.clone())
             .collect()
     };
     let walk = |h: &mut Harness, clients: &mut Vec<(SocketAddr, Client)>, east: bool| {
@@ -873,4 +873,56 @@ fn a_token_admits_once_across_the_zones_of_a_node() {
         Some(CloseReason::Refused(RefuseReason::TokenReplayed))
     );
     assert_eq!(h.sessions[1].counters().tokens_replayed, 1);
+}
+
+/// A COMMIT can carry any address in its session binding — in a world without node keys,
+/// anyone who can spoof a peer's address can forge one. The zone adopting it must not aim
+/// snapshots at that address until the client proves it is there (an input from it
+/// verifies): otherwise a forged COMMIT turns the zone into a reflector.
+#[test]
+fn a_binding_that_arrives_in_a_commit_gets_no_snapshots_until_its_client_proves_its_address() {
+    use meridian_core::entities::EntityInit;
+    use meridian_core::handoff::{state_of, transfer};
+    use meridian_layouts::handoff::{Commit, SessionBinding};
+    use meridian_layouts::{U16Le, U32Le, U64Le};
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let victim: SocketAddr = "203.0.113.9:9999".parse().unwrap();
+    let (ip, port) = meridian_protocol::address::mapped_ip_port(victim);
+    let binding = SessionBinding {
+        session_id: U64Le::new(777),
+        client_ip: ip,
+        client_port: U16Le::new(port),
+        session_secret: U64Le::new(5),
+        client_key: SigningKey::from_bytes(&[44; 32]).verifying_key().to_bytes(),
+        input_sequence: U32Le::new(0),
+    };
+    let entity = EntityInit {
+        id: EntityID(999),
+        epoch: 0,
+        position: [200.0, 64.0, 0.0],
+        velocity: [0.0, 0.0],
+        speed_mps_max: 6.0,
+        kind: 2,
+        flags: 0,
+        payload: [0; 16],
+    };
+    let t = transfer(EntityID(999), 1, ZoneID(0), ZoneID(1), 1);
+    let commit = Commit::new(t, 1, state_of(&entity), binding);
+    h.zones[1].handle_datagram(h.now, Peer::Zone(ZoneID(0)), bytemuck::bytes_of(&commit));
+    let mut nobody: Vec<(SocketAddr, Client)> = Vec::new();
+    for _ in 0..30 {
+        h.step(&mut nobody, |_, _| {});
+    }
+    let c = h.sessions[1].counters();
+    assert_eq!(c.sessions_arrived, 1, "{c:?}");
+    assert!(c.snapshots_withheld >= 20, "{c:?}");
+    let aimed = h
+        .to_clients
+        .iter()
+        .filter(|(_, to, _)| *to == victim)
+        .count();
+    assert_eq!(
+        aimed, 0,
+        "{aimed} datagrams aimed at an address that never asked"
+    );
 }

@@ -72,6 +72,7 @@ impl Sessions {
             last_heard_tick: self.tick,
             view,
             failures: 0,
+            proven: false,
             datagram_tick: 0,
             datagrams: 0,
         });

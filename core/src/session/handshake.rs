@@ -316,6 +316,7 @@ impl Sessions {
             last_heard_tick: self.tick,
             view,
             failures: 0,
+            proven: true,
             datagram_tick: 0,
             datagrams: 0,
         });

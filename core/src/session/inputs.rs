@@ -67,6 +67,7 @@ impl Sessions {
                 item,
                 sequence,
                 body,
+                direct: from.is_some(),
             }),
             Err(_) => self.counters.overflow += 1,
         }
@@ -79,6 +80,7 @@ impl Sessions {
         item: usize,
         sequence: u64,
         body: &InputBody,
+        direct: bool,
     ) {
         let tick = self.tick;
         let Some(session) = self.slots[slot as usize].as_mut().filter(|s| s.id == id) else {
@@ -103,6 +105,8 @@ impl Sessions {
             return;
         }
         session.last_heard_tick = tick;
+        // A verified input from the session's address proves the client is there.
+        session.proven |= direct;
         session.view.acknowledge(body.ack_tick.get());
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {

@@ -168,6 +168,9 @@ pub struct SessionCounters {
     /// Sessions closed because a session arriving with its avatar had the same id or
     /// address (ids are random per zone).
     pub session_collisions: u64,
+    /// Snapshots not sent: the session arrived with its avatar and its client has not yet
+    /// proven its address here (no input from it verified yet).
+    pub snapshots_withheld: u64,
     pub malformed: u64,
     /// The verify batch, the session table or the outbox was full.
     pub overflow: u64,
@@ -202,6 +205,11 @@ struct Session {
     view: ClientView,
     /// Inputs that failed verification.
     failures: u32,
+    /// The client proved it holds `addr`: it completed the handshake from there, or an
+    /// input from there verified. Until then the zone sends it nothing but REDIRECTs — a
+    /// binding that arrived with an avatar (in a COMMIT, or from the log) could name any
+    /// address, and snapshots must not be aimed at one that never asked for them.
+    proven: bool,
     /// Datagrams received in tick `datagram_tick`.
     datagram_tick: u64,
     datagrams: u16,
@@ -216,6 +224,8 @@ enum Pending {
         item: usize,
         sequence: u64,
         body: InputBody,
+        /// From the session's address (not forwarded by another zone).
+        direct: bool,
     },
 }
 
@@ -436,8 +446,9 @@ impl Sessions {
                 item,
                 sequence,
                 body,
+                direct,
             } = *p;
-            self.buffer_input(slot, session, item, sequence, &body);
+            self.buffer_input(slot, session, item, sequence, &body, direct);
         }
         self.pending = pending;
         self.pending.clear();
@@ -509,6 +520,10 @@ impl Sessions {
             let Some(session) = self.slots[slot].as_mut().filter(|s| s.moved.is_none()) else {
                 continue;
             };
+            if !session.proven {
+                self.counters.snapshots_withheld += 1;
+                continue;
+            }
             let Some(avatar_slot) = entities.slot_of(session.avatar) else {
                 continue;
             };
