@@ -505,6 +505,9 @@ impl<'a> ZoneDriver<'a> {
     /// Stops taking arrivals and returns the run's figures.
     fn finish(mut self) -> ZoneStats {
         self.zone.shut_down();
+        if let Some(d) = self.durable.take() {
+            d.writer.finish();
+        }
         self.fill_stats(true);
         let stats = self.stats;
         tracing::info!(zone = %self.zone.id(), ticks = stats.tick, entities = stats.entities, "zone stopped");

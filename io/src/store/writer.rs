@@ -52,6 +52,8 @@ pub struct Writer {
     jobs: SyncSender<WalJob>,
     events: Arc<ArrayQueue<WriterEvent>>,
     buffers: Arc<ArrayQueue<Vec<u8>>>,
+    /// The WAL thread, then the checkpoint thread.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Ticks of records that may wait for the disk before the zone waits with them.
@@ -64,24 +66,36 @@ impl Writer {
         let events = Arc::new(ArrayQueue::new(WAL_QUEUE * 2 + 8));
         let buffers = Arc::new(ArrayQueue::new(WAL_QUEUE + 8));
         let (ckp_jobs, ckp_receiver) = sync_channel::<(u64, u32, Box<Capture>)>(2);
-        {
+        let checkpoints = {
             let (events, store) = (events.clone(), store.clone());
             std::thread::Builder::new()
                 .name(format!("zone-{}-ckp", store.zone.0))
                 .spawn(move || checkpoint_thread(store, ckp_receiver, events))
-                .expect("spawn the checkpoint thread");
-        }
-        {
+                .expect("spawn the checkpoint thread")
+        };
+        let wal = {
             let (events, buffers) = (events.clone(), buffers.clone());
             std::thread::Builder::new()
                 .name(format!("zone-{}-wal", store.zone.0))
                 .spawn(move || wal_thread(store, wal, receiver, ckp_jobs, events, buffers))
-                .expect("spawn the WAL thread");
-        }
+                .expect("spawn the WAL thread")
+        };
         Writer {
             jobs,
             events,
             buffers,
+            threads: vec![wal, checkpoints],
+        }
+    }
+
+    /// Ends the threads once everything queued is written (a zone that stops cleanly
+    /// leaves its directory as the module docs say: the last checkpoint complete, older
+    /// generations retired).
+    pub fn finish(self) {
+        let Writer { jobs, threads, .. } = self;
+        drop(jobs);
+        for t in threads {
+            let _ = t.join();
         }
     }
 
