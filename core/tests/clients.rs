@@ -926,3 +926,66 @@ fn a_binding_that_arrives_in_a_commit_gets_no_snapshots_until_its_client_proves_
         "{aimed} datagrams aimed at an address that never asked"
     );
 }
+
+/// When a tick's output does not fit, the sessions that go without a snapshot rotate: over
+/// a few ticks every session gets some. (Eight sessions, no headroom, three CHALLENGEs a
+/// tick ahead of the snapshots: five fit each tick.)
+#[test]
+fn when_output_does_not_fit_the_sessions_that_go_without_rotate() {
+    let mut h = Harness::new();
+    let auth = h.auth.clone();
+    let config = SessionConfig {
+        sessions_max: 8,
+        outbox_headroom: 0,
+        ..SessionConfig::default()
+    };
+    h.sessions[0] = Sessions::new(
+        config,
+        ZoneID(0),
+        WORLD_ID,
+        auth.verifying_key().as_bytes(),
+        [3; 32],
+    )
+    .unwrap();
+    h.sessions[0].set_zone_address(ZoneID(0), zone_addr(0));
+    let mut clients: Vec<(SocketAddr, Client)> = (1..=8u16)
+        .map(|i| {
+            (
+                client_addr(i),
+                h.client(i, WORLD_ID, UNIX_MS + 600_000, &auth),
+            )
+        })
+        .collect();
+    for _ in 0..30 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(clients.iter().all(|(_, c)| c.is_connected()));
+    let mut stranger = h.client(50, WORLD_ID, UNIX_MS + 600_000, &auth);
+    stranger.tick(h.now);
+    let mut buf = [0u8; 1500];
+    let (_, len) = stranger.poll_transmit(&mut buf).unwrap();
+    let connect = buf[..len].to_vec();
+    for (_, c) in &mut clients {
+        let _ = events(c);
+    }
+    let mut got = [0u32; 8];
+    for _ in 0..16 {
+        for j in 0..3u8 {
+            let from = SocketAddr::from(([10, 0, 9, j], 5000));
+            h.sessions[0].handle_datagram(h.unix_ms, from, &connect);
+        }
+        h.step(&mut clients, |_, _| {});
+        for (k, (_, c)) in clients.iter_mut().enumerate() {
+            got[k] += events(c)
+                .iter()
+                .filter(|e| matches!(e, ClientEvent::Snapshot { .. }))
+                .count() as u32;
+        }
+    }
+    let c = h.sessions[0].counters();
+    assert!(c.snapshots_dropped >= 3 * 16, "{c:?}");
+    assert!(
+        got.iter().all(|&n| n >= 4),
+        "some sessions starved: {got:?}"
+    );
+}

@@ -97,6 +97,9 @@ pub struct SessionConfig {
     pub avatar_kind: u16,
     /// Ticks the old zone keeps redirecting a moved client and forwarding its inputs.
     pub redirect_grace_ticks: u64,
+    /// Outgoing datagrams a tick may hold beyond one snapshot per session (handshake
+    /// replies, REDIRECTs, forwarded inputs).
+    pub outbox_headroom: usize,
     pub interest: InterestConfig,
 }
 
@@ -116,6 +119,7 @@ impl Default for SessionConfig {
             cooldown_ticks: 10 * 30,
             avatar_kind: AVATAR_KIND,
             redirect_grace_ticks: 2 * 30,
+            outbox_headroom: 256,
             interest: InterestConfig::default(),
         }
     }
@@ -171,6 +175,9 @@ pub struct SessionCounters {
     /// Snapshots not sent: the session arrived with its avatar and its client has not yet
     /// proven its address here (no input from it verified yet).
     pub snapshots_withheld: u64,
+    /// Snapshots owed but not sent: the tick's output did not fit (which sessions go
+    /// without rotates from tick to tick).
+    pub snapshots_dropped: u64,
     pub malformed: u64,
     /// The verify batch, the session table or the outbox was full.
     pub overflow: u64,
@@ -324,8 +331,8 @@ impl Sessions {
             ),
             replicator: Replicator::new(config.interest),
             spares: Vec::with_capacity(n),
-            outbox: VecDeque::with_capacity(n + 256),
-            outbox_max: n + 256,
+            outbox: VecDeque::with_capacity(n + config.outbox_headroom),
+            outbox_max: n + config.outbox_headroom,
             tick: 0,
             zone_tick: 0,
             challenges_this_tick: 0,
@@ -508,7 +515,9 @@ impl Sessions {
     }
 
     /// Builds this tick's snapshot for every session whose avatar the zone owns. Call it
-    /// after `zone.tick`.
+    /// after `zone.tick`. When the tick's output does not fit the outbox, the sessions that
+    /// go without are counted (`snapshots_dropped`) and rotate from tick to tick: the
+    /// sessions are visited from a different one each tick.
     pub fn replicate(&mut self, zone: &Zone) {
         let tick = zone.tick_count() as u32;
         if tick == 0 {
@@ -516,12 +525,18 @@ impl Sessions {
         }
         let entities = zone.entities();
         let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
-        for slot in 0..self.slots.len() {
+        let n = self.slots.len();
+        for k in 0..n {
+            let slot = (tick as usize + k) % n;
             let Some(session) = self.slots[slot].as_mut().filter(|s| s.moved.is_none()) else {
                 continue;
             };
             if !session.proven {
                 self.counters.snapshots_withheld += 1;
+                continue;
+            }
+            if self.outbox.len() >= self.outbox_max {
+                self.counters.snapshots_dropped += 1;
                 continue;
             }
             let Some(avatar_slot) = entities.slot_of(session.avatar) else {
