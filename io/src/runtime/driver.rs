@@ -23,18 +23,19 @@ use meridian_core::handoff::Event;
 use meridian_core::limits::DATAGRAM_SIZE_MAX;
 use meridian_core::net::Peer;
 use meridian_core::npc::{self, NPC_KIND, Pattern};
-use meridian_core::persist::{Capture, encode_record};
+use meridian_core::persist::encode_record;
 use meridian_core::session::{AVATAR_KIND, Sessions};
 use meridian_core::time::Instant;
 use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
+use super::persistence::Durable;
 use super::{
     LocalDatagram, NodePlan, NpcPlan, RemoteZone, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
 };
 use crate::Clock;
 use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
-use crate::store::{Writer, WriterEvent};
+use crate::store::WriterEvent;
 use crate::uring::{RingConfig, UdpRing};
 
 type Queues = [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)];
@@ -122,53 +123,6 @@ struct ZoneDriver<'a> {
     held: VecDeque<(u64, Peer, usize, [u8; DATAGRAM_SIZE_MAX])>,
 }
 
-/// A zone's persistence state in its driver.
-pub(super) struct Durable {
-    writer: Writer,
-    /// The last append queued, and the last the disk confirmed.
-    appended: u64,
-    synced: u64,
-    generation: u64,
-    checkpoint_every_ticks: u64,
-    /// The capture buffers, while no checkpoint is being captured or written.
-    capture: Option<Box<Capture>>,
-    /// A capture under way: begun at a checkpoint tick, its state columns copied
-    /// `capture_step` entities per tick over the next [`CAPTURE_TICKS`] ticks.
-    capturing: Option<Box<Capture>>,
-    capture_step: usize,
-    failed: Option<String>,
-}
-
-/// Begins a checkpoint when one is due, or copies the next slice of the one under way and
-/// hands it to the writer once complete.
-fn checkpoint_step(zone: &Zone, d: &mut Durable) {
-    if let Some(mut capture) = d.capturing.take() {
-        if zone.capture_continue(&mut capture, d.capture_step) {
-            let generation = d.generation;
-            let incarnation = zone.incarnation();
-            if let Err(e) = d.writer.checkpoint(generation, incarnation, capture) {
-                d.failed = Some(e);
-            }
-        } else {
-            d.capturing = Some(capture);
-        }
-    } else if zone.tick_count().is_multiple_of(d.checkpoint_every_ticks)
-        && let Some(mut capture) = d.capture.take()
-    {
-        zone.capture_begin(&mut capture);
-        d.capture_step = capture.entity_count().div_ceil(CAPTURE_TICKS).max(1);
-        d.generation += 1;
-        // Records after this tick go to the new generation's segment.
-        let switched = d
-            .writer
-            .switch(d.generation, zone.incarnation(), zone.tick_count());
-        if let Err(e) = switched {
-            d.failed = Some(e);
-        }
-        d.capturing = Some(capture);
-    }
-}
-
 /// The UDP ring of a zone of `plan`: a whole tick's output in flight at once — a snapshot
 /// for every session the zone may hold, plus handshake replies and zone traffic. (A fixed
 /// 1,024 cut off every session past about a thousand, the same ones every tick.)
@@ -179,11 +133,6 @@ fn ring_config(plan: &NodePlan) -> RingConfig {
         ..RingConfig::default()
     }
 }
-
-/// Ticks a checkpoint's copy of the entity state is spread over (after the tick that
-/// captures ownership), so no tick pays for the whole copy: `persist/capture/250000`
-/// costs 1.6 ms in one piece.
-const CAPTURE_TICKS: usize = 8;
 
 impl<'a> ZoneDriver<'a> {
     fn new(
@@ -389,7 +338,7 @@ impl<'a> ZoneDriver<'a> {
                 hold = d.appended > d.synced;
                 // The copies are zone work: they count in the tick's time.
                 let started = self.clock.now();
-                checkpoint_step(&self.zone, d);
+                d.checkpoint_step(&self.zone);
                 self.tick_work += self.clock.now().saturating_duration_since(started);
             }
         }
@@ -538,85 +487,6 @@ impl<'a> ZoneDriver<'a> {
     }
 }
 
-/// The zone, new or restored from the node's data directory, and its persistence.
-pub(super) fn open_zone(
-    plan: &NodePlan,
-    id: ZoneID,
-    now: Instant,
-) -> Result<(Zone, Option<Durable>), String> {
-    let Some(sp) = &plan.store else {
-        let mut zone = Zone::new(&plan.world, id, plan.limits, now).map_err(|e| e.to_string())?;
-        if let Some(npcs) = plan.npcs {
-            spawn_npcs(&mut zone, &npcs)?;
-        }
-        return Ok((zone, None));
-    };
-    let store = sp.dir.zone(sp.world_id, id);
-    if sp.fresh
-        && let Some(aside) = store.discard().map_err(|e| e.to_string())?
-    {
-        tracing::warn!(zone = %id, "--fresh: moved the zone's old files to {}", aside.display());
-    }
-    let recovered = store.recover().map_err(|e| e.to_string())?;
-    for warning in &recovered.warnings {
-        tracing::warn!(zone = %id, "{warning}");
-    }
-    let config = meridian_core::handoff::HandoffConfig::default();
-    let incarnation = recovered.incarnation;
-    let mut zone = if recovered.empty {
-        let mut zone = Zone::with_config(&plan.world, id, plan.limits, config, now, incarnation)
-            .map_err(|e| e.to_string())?;
-        if let Some(npcs) = plan.npcs {
-            spawn_npcs(&mut zone, &npcs)?;
-        }
-        zone
-    } else {
-        let view = recovered.view();
-        let zone = Zone::restore_from(
-            &plan.world,
-            id,
-            plan.limits,
-            config,
-            now,
-            incarnation,
-            view.as_ref(),
-            &recovered.records,
-        )
-        .map_err(|e| format!("zone {id}: cannot restore: {e}"))?;
-        tracing::info!(
-            zone = %id,
-            incarnation,
-            entities = zone.entities().len(),
-            in_flight = zone.tombstone_count(),
-            records = recovered.records.len(),
-            "restored from {}",
-            sp.dir.path().display()
-        );
-        zone
-    };
-    // The start checkpoint covers everything so far (spawns included): the log begins
-    // empty, with the incarnation.
-    for _ in zone.drain_log() {}
-    zone.log_incarnation();
-    let mut capture = Box::new(Capture::default());
-    zone.capture(&mut capture);
-    let wal = store
-        .begin(recovered.generation, incarnation, &capture)
-        .map_err(|e| e.to_string())?;
-    let durable = Durable {
-        writer: Writer::start(store, wal),
-        appended: 0,
-        synced: 0,
-        generation: recovered.generation,
-        checkpoint_every_ticks: sp.checkpoint_every_ticks.max(1),
-        capture: Some(capture),
-        capturing: None,
-        capture_step: 1,
-        failed: None,
-    };
-    Ok((zone, Some(durable)))
-}
-
 /// The zone's session layer, if the world takes clients.
 fn client_sessions(
     plan: &NodePlan,
@@ -705,7 +575,7 @@ fn from_zone(
 
 /// Spawns the plan's NPCs in `zone`, spread deterministically over the zone (random walk)
 /// or lined up at its border with a neighbour (dancers, flash crowd).
-fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> {
+pub(super) fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> {
     let world = *zone.world();
     let rect = zone.rect();
     let neighbour_east = world

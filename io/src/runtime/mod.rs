@@ -33,6 +33,7 @@
 //! and the kernel time-shares it; each still ticks on its own deadline.
 
 mod driver;
+mod persistence;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -273,7 +274,7 @@ impl Node {
         let mut opened = Vec::new();
         for z in &plan.zones {
             opened.push(
-                driver::open_zone(&plan, z.zone, shared.clock.now()).map_err(|message| {
+                persistence::open_zone(&plan, z.zone, shared.clock.now()).map_err(|message| {
                     RuntimeError::Zone {
                         zone: z.zone,
                         message,
