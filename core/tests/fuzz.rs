@@ -99,8 +99,22 @@ fn delta_decoder() {
 }
 
 /// The durable files' readers: headers, a WAL scan, a checkpoint's table and sections.
+/// Every byte of these files is checksummed, so random bytes never get past a header or a
+/// record's CRC: each input is also tried as a WAL with a valid header whose records are
+/// cut from the input — a kind byte, then that kind's payload — under a correct checksum,
+/// so the record decoders see random payloads.
 #[test]
 fn durable_file_readers() {
+    use meridian_core::persist::{FileIdentity, checksum, file_header};
+    use meridian_layouts::persist::{RecordHeader, RecordKind};
+    use meridian_layouts::{U16Le, U32Le};
+    let identity = FileIdentity {
+        world_id: 1,
+        zone: ZoneID(0),
+        incarnation: 1,
+        tick: 0,
+        generation: 0,
+    };
     bolero::check!()
         .with_iterations(INPUTS)
         .for_each(|bytes: &[u8]| {
@@ -109,6 +123,25 @@ fn durable_file_readers() {
             let _ = scan_wal(bytes);
             let _ = checkpoint_sections(bytes);
             let _ = read_checkpoint(bytes);
+            let mut wal = bytemuck::bytes_of(&file_header(FileKind::Wal, &identity)).to_vec();
+            let mut rest = bytes;
+            while let Some((&k, tail)) = rest.split_first() {
+                let kind = RecordKind::ALL[usize::from(k) % RecordKind::ALL.len()];
+                let size = kind.payload_size().min(tail.len());
+                let mut payload = tail[..size].to_vec();
+                payload.resize(kind.payload_size(), 0);
+                rest = &tail[size..];
+                let mut header = RecordHeader {
+                    length: U32Le::new(payload.len() as u32),
+                    kind: U16Le::new(kind as u16),
+                    reserved: U16Le::new(0),
+                    checksum: U32Le::new(0),
+                };
+                header.checksum = U32Le::new(checksum(&[header.covered(), &payload]));
+                wal.extend_from_slice(bytemuck::bytes_of(&header));
+                wal.extend_from_slice(&payload);
+            }
+            let _ = scan_wal(&wal);
         });
 }
 
