@@ -36,6 +36,9 @@ const KNOWN_BAD: usize = 8192;
 pub(super) struct Handshake {
     pub(super) addr: SocketAddr,
     pub(super) response: Response,
+    /// Its negative-cache keys ([`Gate::token_key`], [`Gate::response_key`]), computed once.
+    pub(super) token_key: u64,
+    pub(super) response_key: u64,
 }
 
 #[derive(Debug)]

@@ -158,9 +158,11 @@ impl Sessions {
         if !self.token_ok(&response.token, unix_ms) {
             return;
         }
-        let known_bad = self.gate.known_bad(self.gate.token_key(&response))
-            || self.gate.known_bad(self.gate.response_key(&response));
-        if known_bad {
+        let (token_key, response_key) = (
+            self.gate.token_key(&response),
+            self.gate.response_key(&response),
+        );
+        if self.gate.known_bad(token_key) || self.gate.known_bad(response_key) {
             self.counters.handshakes_known_bad += 1;
             return;
         }
@@ -175,6 +177,8 @@ impl Sessions {
         let handshake = Handshake {
             addr: from,
             response,
+            token_key,
+            response_key,
         };
         if !self.gate.offer(handshake, random) {
             self.counters.handshakes_deferred += 1;
@@ -201,7 +205,7 @@ impl Sessions {
         self.counters.handshakes_deferred += (queue.len() - budget) as u64;
         for h in &queue[..budget] {
             let token = &h.response.token;
-            let token_key = self.gate.token_key(&h.response);
+            let token_key = h.token_key;
             if self.gate.known_bad(token_key) {
                 // A copy of a forgery already refused this tick.
                 self.counters.handshakes_known_bad += 1;
@@ -230,11 +234,7 @@ impl Sessions {
                     )
                     .is_ok();
             if !response_ok {
-                let key = if token_ok {
-                    self.gate.response_key(&h.response)
-                } else {
-                    token_key
-                };
+                let key = if token_ok { h.response_key } else { token_key };
                 self.gate.mark_bad(key);
                 self.counters.bad_signatures += 1;
                 self.refuse(h.addr, RefuseReason::BadSignature);
