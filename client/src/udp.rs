@@ -36,6 +36,19 @@ impl UdpClient {
         } else {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
+        UdpClient::connect_from(local, server, token, key, now)
+    }
+
+    /// As [`UdpClient::connect`], from the local address `local` (port 0: any). Load tools
+    /// on one machine bind bots to distinct loopback addresses (`127.x.y.z`), so a zone's
+    /// per-IP limits see distinct hosts, as they would see distinct players.
+    pub fn connect_from(
+        local: SocketAddr,
+        server: SocketAddr,
+        token: ConnectToken,
+        key: SigningKey,
+        now: Instant,
+    ) -> std::io::Result<UdpClient> {
         let socket = UdpSocket::bind(local)?;
         socket.set_nonblocking(true)?;
         Ok(UdpClient {

@@ -369,7 +369,10 @@ fn worker(
             rng.random(),
         );
         let (_, server) = target.zone_addrs[i % target.zone_addrs.len()];
-        let mut udp = UdpClient::connect(server, token, key, clock.now())?;
+        let mut udp = match bot_address(server, i) {
+            Some(local) => UdpClient::connect_from(local, server, token, key, clock.now())?,
+            None => UdpClient::connect(server, token, key, clock.now())?,
+        };
         for k in &node_keys {
             udp.client_mut().trust_node_key(*k);
         }
@@ -711,4 +714,18 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
         head.lines().next().unwrap_or("")
     );
     Ok(body.to_owned())
+}
+
+/// Bot `i`'s local address against a loopback server: its own `127.x.y.z` (Linux routes
+/// all of 127/8 to the loopback device), so a zone's per-IP limits see one host per bot,
+/// as they would see players. `None` (any address) against any other server.
+fn bot_address(server: SocketAddr, i: usize) -> Option<SocketAddr> {
+    match server.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() => {
+            let n = i as u32 + 1;
+            let ip = std::net::Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8);
+            Some(SocketAddr::new(ip.into(), 0))
+        }
+        _ => None,
+    }
 }

@@ -1,5 +1,6 @@
 //! meridian-node's integration tests: a real node on real sockets.
 
+mod capacity;
 mod cli;
 mod clients;
 mod conservation;
