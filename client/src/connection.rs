@@ -30,9 +30,9 @@ use std::collections::VecDeque;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use meridian_layouts::client::{
-    Accept, CLIENT_DATAGRAM_MAX, CONNECT_SIZE, Challenge, Connect, Disconnect, INPUTS_PER_PACKET,
-    InputBody, InputEntry, RESPONSE_DOMAIN, RedirectBody, Refuse, RefuseReason, Response,
-    parse_delta,
+    Accept, CLIENT_AUTH_ED25519, CLIENT_DATAGRAM_MAX, CONNECT_SIZE, Challenge, Connect, Disconnect,
+    INPUTS_PER_PACKET, Input, InputBody, InputEntry, PathProbe, RESPONSE_DOMAIN, RedirectBody,
+    Refuse, RefuseReason, Response, parse_delta,
 };
 use meridian_layouts::quant::{dequantise_position, dequantise_velocity};
 use meridian_layouts::witness::{
@@ -44,6 +44,8 @@ use meridian_layouts::{Header, Kind, U16Le, U32Le, U64Le, header_for, parse};
 use meridian_protocol::address::redirect_addr;
 use meridian_protocol::delta::{DecodeError, Record, apply_delta};
 use meridian_protocol::motion::intent_velocity;
+use meridian_protocol::replay::ReplayWindow;
+use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
 use meridian_protocol::time::Instant;
 
 /// Decoded snapshots the client keeps (more than the server's history, so every baseline
@@ -107,13 +109,21 @@ pub struct ClientCounters {
     pub redirects_stale: u64,
     /// Datagrams dropped: malformed, wrong secret, unknown baseline, bad signature.
     pub dropped: u64,
+    /// Sealed packets that did not open (wrong key, changed in transit) or were replays.
+    pub sealed_rejected: u64,
+    /// CHALLENGEs ignored: their node key is not one the client pins (or none, when it
+    /// pins any).
+    pub untrusted_node: u64,
+    /// PATH_CHALLENGEs answered (the zone saw this client at a new address).
+    pub path_responses: u64,
     pub decode_errors: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Connecting,
-    Responding { challenge: Challenge },
+    /// The RESPONSE is signed (`Client::response`) and the session key derived.
+    Responding,
     Connected,
     Closed(CloseReason),
 }
@@ -147,6 +157,18 @@ pub struct Client {
     tick_hz: u32,
     speed_mps_max: f32,
     node_keys: Vec<VerifyingKey>,
+    /// The RESPONSE sent (and resent) while the stage is `Responding`.
+    response: Response,
+    /// The session key, and the key client → zone packets are sealed with.
+    master: Key,
+    to_server: Key,
+    /// Sealed packets sent (the nonce of the next is one more).
+    packet_sequence: u64,
+    /// Zone → client keys by key id (the current zone's and the previous one's) and their
+    /// replay windows; the front one is the most recently used.
+    zone_keys: [(u32, Key, ReplayWindow); 2],
+    /// Inputs are signed envelopes (the zone's `client_auth = "ed25519"`).
+    sign_inputs: bool,
     intent: (i8, i8, u16),
     sequence: u32,
     recent: [InputEntry; INPUTS_PER_PACKET],
@@ -185,6 +207,12 @@ impl Client {
             tick_hz: 30,
             speed_mps_max: 0.0,
             node_keys: Vec::new(),
+            response: bytemuck::Zeroable::zeroed(),
+            master: [0; 32],
+            to_server: [0; 32],
+            packet_sequence: 0,
+            zone_keys: [(0, [0; 32], ReplayWindow::default()); 2],
+            sign_inputs: false,
             intent: (0, 0, 0),
             sequence: 0,
             recent: [InputEntry::default(); INPUTS_PER_PACKET],
@@ -203,8 +231,10 @@ impl Client {
         }
     }
 
-    /// Requires REDIRECTs to be signed by one of these node keys. Without any, a REDIRECT
-    /// is trusted on the session secret alone.
+    /// Pins a node key: the handshake then goes on only with a zone whose node key is
+    /// pinned (the session key depends on it, so no one else can read the session), and
+    /// REDIRECTs must be signed by a pinned key. Without any, the client takes the node
+    /// key the zone names (encrypted, but not authenticated against a man in the middle).
     pub fn trust_node_key(&mut self, key: VerifyingKey) {
         self.node_keys.push(key);
     }
@@ -309,9 +339,67 @@ impl Client {
                 session: U32Le::new(self.session),
                 session_secret: U64Le::new(self.secret),
             };
-            self.queue(self.server, bytemuck::bytes_of(&d));
+            self.send_sealed(self.server, bytemuck::bytes_of(&d));
         }
         self.close(CloseReason::Local);
+    }
+
+    /// Seals an arbitrary inner datagram as this session's next packet, into `out`; returns
+    /// its length. For test harnesses and protocol tools: the zone takes it as the
+    /// client's (it is, cryptographically).
+    pub fn seal_inner(&mut self, inner: &[u8], out: &mut [u8]) -> usize {
+        self.packet_sequence += 1;
+        seal::seal(
+            &self.to_server,
+            self.session,
+            0,
+            self.packet_sequence,
+            inner,
+            out,
+        )
+    }
+
+    /// Seals `inner` with the session's client key and queues it to `to`.
+    fn send_sealed(&mut self, to: SocketAddr, inner: &[u8]) {
+        self.packet_sequence += 1;
+        let mut out = [0u8; CLIENT_DATAGRAM_MAX];
+        let n = seal::seal(
+            &self.to_server,
+            self.session,
+            0,
+            self.packet_sequence,
+            inner,
+            &mut out,
+        );
+        self.queue(to, &out[..n]);
+    }
+
+    /// Opens a sealed packet from a zone into `out`: the zone → client key of its key id
+    /// (derived on first use), its replay window.
+    fn open_sealed<'a>(&mut self, bytes: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
+        let head = seal::peek(bytes).ok()?;
+        let key_id = head.key_id.get();
+        if self.zone_keys[0].0 != key_id || self.zone_keys[0].1 == [0; 32] {
+            if self.zone_keys[1].0 == key_id && self.zone_keys[1].1 != [0; 32] {
+                self.zone_keys.swap(0, 1);
+            } else {
+                // A new zone run: it takes the older entry's place.
+                self.zone_keys[1] = (
+                    key_id,
+                    seal::zone_key(&self.master, key_id),
+                    ReplayWindow::default(),
+                );
+                self.zone_keys.swap(0, 1);
+            }
+        }
+        let (_, key, window) = &mut self.zone_keys[0];
+        let sequence = head.sequence.get();
+        if !window.check(0, sequence) {
+            return None;
+        }
+        let (_, inner) = seal::open(key, bytes, out).ok()?;
+        window.record(0, sequence);
+        Some(inner)
     }
 
     fn close(&mut self, reason: CloseReason) {
@@ -345,7 +433,7 @@ impl Client {
     pub fn tick(&mut self, now: Instant) {
         match self.stage {
             Stage::Closed(_) => {}
-            Stage::Connecting | Stage::Responding { .. } => {
+            Stage::Connecting | Stage::Responding => {
                 if now.saturating_duration_since(self.started) > HANDSHAKE_TIMEOUT {
                     self.close(CloseReason::TimedOut);
                 } else if now >= self.next_send {
@@ -373,20 +461,49 @@ impl Client {
                 };
                 self.queue(self.server, bytemuck::bytes_of(&connect));
             }
-            Stage::Responding { challenge } => {
-                let mut response = Response {
-                    header: header_for::<Response>(),
-                    domain: RESPONSE_DOMAIN,
-                    token: self.token,
-                    cookie: challenge.cookie,
-                    window: challenge.window,
-                    signature: [0; SIGNATURE_SIZE],
-                };
-                response.signature = self.key.sign(response.signed_bytes()).to_bytes();
+            Stage::Responding => {
+                let response = self.response;
                 self.queue(self.server, bytemuck::bytes_of(&response));
             }
             _ => {}
         }
+    }
+
+    /// The RESPONSE to `challenge` and the session key it yields; `None` if the zone's
+    /// node key is not trusted or the exchange is degenerate.
+    fn respond(&mut self, challenge: &Challenge) -> Option<(Response, Key)> {
+        let node = if challenge.node_key == [0; 32] {
+            None
+        } else {
+            Some(VerifyingKey::from_bytes(&challenge.node_key).ok()?)
+        };
+        let trusted = match node {
+            _ if self.node_keys.is_empty() => true,
+            Some(node) => self.node_keys.contains(&node),
+            None => false,
+        };
+        if !trusted {
+            self.counters.untrusted_node += 1;
+            return None;
+        }
+        let ephemeral = seal::client_ephemeral(self.key.as_bytes(), bytemuck::bytes_of(challenge));
+        let mut response = Response {
+            header: header_for::<Response>(),
+            domain: RESPONSE_DOMAIN,
+            token: self.token,
+            cookie: challenge.cookie,
+            window: challenge.window,
+            client_ephemeral: PublicKey::from(&ephemeral).to_bytes(),
+            server_ephemeral: challenge.server_ephemeral,
+            node_key: challenge.node_key,
+            signature: [0; SIGNATURE_SIZE],
+        };
+        response.signature = self.key.sign(response.signed_bytes()).to_bytes();
+        let ee = ephemeral.diffie_hellman(&PublicKey::from(challenge.server_ephemeral));
+        let es =
+            node.map(|n| ephemeral.diffie_hellman(&x25519_public(n.to_montgomery().to_bytes())));
+        let master = seal::session_key(&ee, es.as_ref(), response.signed_bytes()).ok()?;
+        Some((response, master))
     }
 
     fn send_input(&mut self) {
@@ -407,22 +524,30 @@ impl Client {
             padding: 0,
             inputs: self.recent,
         };
-        let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
-        let payload = bytemuck::bytes_of(&body);
-        debug_assert!(payload.len() <= ENVELOPE_PAYLOAD_MAX);
-        let signed = write_envelope_unsigned(
-            &mut datagram,
-            domain::INPUT,
-            self.session,
-            0,
-            u64::from(self.sequence),
-            payload,
-        )
-        .expect("an input fits a datagram");
-        let signature = self.key.sign(&datagram[..signed]).to_bytes();
-        datagram[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
         let server = self.server;
-        self.queue(server, &datagram[..signed + SIGNATURE_SIZE]);
+        if self.sign_inputs {
+            let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
+            let payload = bytemuck::bytes_of(&body);
+            debug_assert!(payload.len() <= ENVELOPE_PAYLOAD_MAX);
+            let signed = write_envelope_unsigned(
+                &mut datagram,
+                domain::INPUT,
+                self.session,
+                0,
+                u64::from(self.sequence),
+                payload,
+            )
+            .expect("an input fits a datagram");
+            let signature = self.key.sign(&datagram[..signed]).to_bytes();
+            datagram[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
+            self.send_sealed(server, &datagram[..signed + SIGNATURE_SIZE]);
+        } else {
+            let input = Input {
+                header: header_for::<Input>(),
+                body,
+            };
+            self.send_sealed(server, bytemuck::bytes_of(&input));
+        }
         self.counters.inputs_sent += 1;
 
         // Prediction: the input moves the avatar now.
@@ -449,39 +574,79 @@ impl Client {
         let handled = match (kind, self.stage) {
             (Kind::Challenge, Stage::Connecting) if from == self.server => {
                 parse::<Challenge>(bytes).is_ok_and(|c| {
-                    self.stage = Stage::Responding { challenge: *c };
+                    let Some((response, master)) = self.respond(c) else {
+                        return false;
+                    };
+                    (self.response, self.master) = (response, master);
+                    self.to_server = seal::client_key(&master);
+                    self.stage = Stage::Responding;
                     self.next_send = now;
                     self.send_handshake();
                     self.next_send = now + HANDSHAKE_RETRY;
                     true
                 })
             }
-            (Kind::Accept, Stage::Responding { .. }) if from == self.server => {
-                parse::<Accept>(bytes).is_ok_and(|a| {
-                    self.accept(now, a);
-                    true
-                })
-            }
-            (Kind::Refuse, Stage::Responding { .. }) if from == self.server => {
-                parse::<Refuse>(bytes).is_ok_and(|r| {
+            (Kind::Refuse, Stage::Responding) if from == self.server => parse::<Refuse>(bytes)
+                .is_ok_and(|r| {
                     let reason = RefuseReason::from_u8(r.reason).expect("validated");
                     self.close(CloseReason::Refused(reason));
                     true
-                })
-            }
-            (Kind::Delta, Stage::Connected) => self.apply_snapshot(now, bytes),
-            (Kind::Envelope, Stage::Connected) => self.redirect(from, bytes),
-            (Kind::Disconnect, Stage::Connected) => parse::<Disconnect>(bytes).is_ok_and(|d| {
-                let ours = d.session_secret.get() == self.secret;
-                if ours {
-                    self.close(CloseReason::Disconnected);
+                }),
+            (Kind::Sealed, Stage::Responding) if from == self.server => {
+                let mut plain = [0u8; CLIENT_DATAGRAM_MAX];
+                match self.open_sealed(bytes, &mut plain) {
+                    Some(inner) => parse::<Accept>(inner).is_ok_and(|a| {
+                        let a = *a;
+                        self.accept(now, &a);
+                        true
+                    }),
+                    None => {
+                        self.counters.sealed_rejected += 1;
+                        false
+                    }
                 }
-                ours
-            }),
+            }
+            (Kind::Sealed, Stage::Connected) => {
+                let mut plain = [0u8; CLIENT_DATAGRAM_MAX];
+                match self.open_sealed(bytes, &mut plain) {
+                    Some(inner) => self.handle_inner(now, from, inner),
+                    None => {
+                        self.counters.sealed_rejected += 1;
+                        false
+                    }
+                }
+            }
             _ => false,
         };
         if !handled {
             self.counters.dropped += 1;
+        }
+    }
+
+    /// A sealed packet's inner datagram, from one of the session's zones.
+    fn handle_inner(&mut self, now: Instant, from: SocketAddr, inner: &[u8]) -> bool {
+        match Header::parse(inner) {
+            Ok(Kind::Delta) => self.apply_snapshot(now, inner),
+            Ok(Kind::Envelope) => self.redirect(from, inner),
+            Ok(Kind::Disconnect) => parse::<Disconnect>(inner).is_ok_and(|_| {
+                self.close(CloseReason::Disconnected);
+                true
+            }),
+            Ok(Kind::PathChallenge) => {
+                let Ok(probe) = bytemuck::try_from_bytes::<PathProbe>(inner) else {
+                    return false;
+                };
+                // Answered from where the client sends (the address the zone probed is
+                // the one the client's packets came from).
+                let answer = PathProbe {
+                    header: Header::new(Kind::PathResponse, size_of::<PathProbe>() as u16),
+                    data: probe.data,
+                };
+                self.counters.path_responses += 1;
+                self.send_sealed(from, bytemuck::bytes_of(&answer));
+                true
+            }
+            _ => false,
         }
     }
 
@@ -493,6 +658,7 @@ impl Client {
         self.zone = a.zone.get();
         self.tick_hz = u32::from(a.tick_hz.get()).max(1);
         self.speed_mps_max = f32::from(a.speed_cmps_max.get()) / 100.0;
+        self.sign_inputs = a.client_auth == CLIENT_AUTH_ED25519;
         self.last_snapshot_at = now;
         self.events.push_back(ClientEvent::Connected {
             session: self.session,

@@ -396,6 +396,18 @@ impl Zone {
         true
     }
 
+    /// Updates what changes every tick in avatar `id`'s binding — the input the zone
+    /// applied last, the newest client packet it took — in place (not logged, as any update
+    /// of a known session). `false` if the avatar has no binding here.
+    pub fn update_session_progress(&mut self, id: EntityID, input: u32, packet: u64) -> bool {
+        let Some(b) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        b.input_sequence = U32Le::new(input);
+        b.packet_sequence = meridian_layouts::U64Le::new(packet);
+        true
+    }
+
     /// Sessions that arrived or left with their avatars since the last call.
     pub fn drain_session_moves(&mut self) -> std::vec::Drain<'_, SessionMove> {
         self.session_moves.drain(..)
@@ -546,6 +558,10 @@ impl Zone {
             | Kind::Disconnect
             | Kind::Snapshot
             | Kind::Delta
+            | Kind::Sealed
+            | Kind::Input
+            | Kind::PathChallenge
+            | Kind::PathResponse
             | Kind::Envelope => Ok(false),
         };
         if handled != Ok(true) {

@@ -21,7 +21,8 @@ use meridian_core::time::Instant;
 use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
 use meridian_core::zone::Zone;
 use meridian_layouts::client::{
-    Accept, Challenge, Connect, Disconnect, InputBody, RedirectBody, Refuse, Response, parse_delta,
+    Accept, Challenge, Connect, Disconnect, Input, InputBody, RedirectBody, Refuse, Response,
+    parse_delta, parse_sealed,
 };
 use meridian_layouts::ghosts::parse_ghosts;
 use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer};
@@ -71,6 +72,8 @@ fn every_layouts_parser() {
                 let _ = ConnectToken::parse(bytes);
                 let _ = InputBody::parse(bytes);
                 let _ = RedirectBody::parse(bytes);
+                let _ = parse::<Input>(bytes);
+                let _ = parse_sealed(bytes);
             }
         });
 }
@@ -218,4 +221,112 @@ fn client_datagrams() {
             let mut buf = [0u8; 1500];
             while sessions.poll_transmit(&mut buf).is_some() {}
         });
+}
+
+/// Sealed session packets, both ends: a zone with one connected client takes, from the
+/// client's address and forwarded, (a) the input as a sealed packet (random header
+/// fields, random ciphertext: the AEAD must refuse it) and (b) the input sealed under the
+/// session's real key, so every inner-datagram decoder behind the AEAD sees random bytes.
+/// The client takes the same bytes from its zone. State carries over between inputs.
+#[test]
+fn sealed_session_packets() {
+    use ed25519_dalek::SigningKey;
+    use meridian_client::Client;
+    use meridian_client::token::issue_token;
+
+    let world = world();
+    let server: SocketAddr = "10.0.0.1:7000".parse().expect("address");
+    let from: SocketAddr = "10.0.0.9:4000".parse().expect("address");
+    let unix_ms = 1_800_000_000_000;
+    let auth = SigningKey::from_bytes(&[9; 32]);
+    let zone = Zone::new(&world, ZoneID(0), Limits::for_entities(64), Instant::ZERO).expect("zone");
+    let sessions = Sessions::new(
+        SessionConfig {
+            sessions_max: 4,
+            ..SessionConfig::default()
+        },
+        ZoneID(0),
+        7,
+        auth.verifying_key().as_bytes(),
+        [1; 32],
+    )
+    .expect("sessions");
+    // A client connected to the zone (again, after a fuzzed DISCONNECT ended the last).
+    let connect = |zone: &mut Zone, sessions: &mut Sessions, nonce: u64| -> Client {
+        let key = SigningKey::from_bytes(&[10; 32]);
+        let token = issue_token(
+            &auth,
+            *key.verifying_key().as_bytes(),
+            7,
+            1,
+            unix_ms + 3_600_000,
+            nonce,
+        );
+        let mut client = Client::new(server, token, key, Instant::ZERO);
+        let mut buf = [0u8; 1500];
+        for _ in 0..4 {
+            client.tick(Instant::ZERO);
+            while let Some((_, n)) = client.poll_transmit(&mut buf) {
+                sessions.handle_datagram(unix_ms, from, &buf[..n]);
+            }
+            sessions.tick(unix_ms, zone);
+            while let Some((_, n)) = sessions.poll_transmit(&mut buf) {
+                client.handle_datagram(Instant::ZERO, server, &buf[..n]);
+            }
+        }
+        assert!(client.is_connected(), "the fixture's client connected");
+        client
+    };
+    let (mut zone, mut sessions) = (zone, sessions);
+    let client = connect(&mut zone, &mut sessions, 1);
+    let nonce = std::sync::atomic::AtomicU64::new(1);
+    // A Mutex (not a RefCell): state shared with a closure that may unwind.
+    let state = std::sync::Mutex::new((zone, sessions, client));
+    bolero::check!()
+        .with_iterations(INPUTS)
+        .for_each(|input: &[u8]| {
+            let mut guard = state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (zone, sessions, client) = &mut *guard;
+            if sessions.is_empty() {
+                let n = nonce.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                *client = connect(zone, sessions, n);
+            }
+            // The client's own input too, so the session never idles out.
+            let mut buf = [0u8; 1500];
+            client.tick(Instant::ZERO);
+            while let Some((_, n)) = client.poll_transmit(&mut buf) {
+                sessions.handle_datagram(unix_ms, from, &buf[..n]);
+            }
+            let mut sealed = [0u8; 1500];
+            let inner = &input[..input.len().min(1100)];
+            for bytes in variants(inner) {
+                let n = client.seal_inner(&bytes[..bytes.len().min(1100)], &mut sealed);
+                sessions.handle_datagram(unix_ms, from, &sealed[..n]);
+                sessions.handle_forwarded(&sealed[..n]);
+                let mut raw = bytes.clone();
+                if raw.len() > 5 {
+                    raw[5] = meridian_layouts::Kind::Sealed as u8;
+                }
+                sessions.handle_datagram(unix_ms, from, &raw);
+                client.handle_datagram(Instant::ZERO, server, &bytes);
+                client.handle_datagram(Instant::ZERO, server, &raw);
+            }
+            sessions.tick(unix_ms, zone);
+            zone.tick(Instant::ZERO);
+            sessions.replicate(zone);
+            while let Some((_, n)) = sessions.poll_transmit(&mut buf) {
+                client.handle_datagram(Instant::ZERO, server, &buf[..n]);
+            }
+            while client.poll_transmit(&mut buf).is_some() {}
+        });
+    // The sealed copies opened and reached the inner decoders (nearly all refused there);
+    // the raw ones were refused by the AEAD or before it.
+    let guard = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = guard.1.counters();
+    assert!(c.malformed > INPUTS as u64, "{c:?}");
+    assert_eq!(c.timeouts, 0, "{c:?}");
 }

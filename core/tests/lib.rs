@@ -11,6 +11,7 @@ mod grid;
 mod handoff;
 mod movement;
 mod persist;
+mod sealed;
 mod sim;
 mod support;
 mod witness;

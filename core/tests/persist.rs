@@ -51,6 +51,9 @@ fn binding(session: u64) -> SessionBinding {
         session_secret: U64Le::new(99),
         client_key: [5; 32],
         input_sequence: U32Le::new(12),
+        session_key: [7; 32],
+        key_salt: [0; 16],
+        packet_sequence: U64Le::new(40),
     }
 }
 

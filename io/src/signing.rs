@@ -16,14 +16,23 @@
 //!   dropped and counted, never logged one by one.
 //!
 //! Zones of one node exchange datagrams through memory and do not sign (docs/security.md).
+//!
+//! A COMMIT that carries a client session carries its session key. Signing does not hide
+//! it, so [`Outgress`] seals the key to the target node before signing: XORed with a pad
+//! from the two nodes' X25519 shared secret (their Ed25519 keys' Montgomery forms) and a
+//! random salt that travels beside it; [`Ingress`] unseals it after the signature
+//! verified. The key is in clear only inside a node (memory, its own files).
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use meridian_core::limits::DATAGRAM_SIZE_MAX;
 use meridian_core::witness::{
     BatchVerifier, KeyError, KeyRegistry, Policy, ReplayWindow, SignerID, Verdict,
 };
 use meridian_core::world::ZoneID;
+use meridian_layouts::handoff::Commit;
 use meridian_layouts::witness::{SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned};
+use meridian_layouts::{Header, Kind};
+use meridian_protocol::seal::{SharedSecret, StaticSecret, binding_pad, x25519_public};
 
 /// Bytes of the signed route at the front of a sealed payload: source zone, target zone.
 pub const ROUTE_SIZE: usize = 8;
@@ -43,10 +52,40 @@ pub struct NodeKeys {
     pub public_keys: Vec<[u8; 32]>,
 }
 
+/// The X25519 secret this node shares with each node (by signer index), for sealing
+/// session keys; `None` for a key that is not a valid point.
+fn pair_secrets(keys: &NodeKeys) -> Vec<Option<SharedSecret>> {
+    let own = StaticSecret::from(keys.key.to_scalar_bytes());
+    keys.public_keys
+        .iter()
+        .map(|k| {
+            let peer = VerifyingKey::from_bytes(k).ok()?;
+            Some(own.diffie_hellman(&x25519_public(peer.to_montgomery().to_bytes())))
+        })
+        .collect()
+}
+
+/// The binding of a COMMIT datagram with a session, for sealing or unsealing its key.
+fn session_commit(datagram: &mut [u8]) -> Option<&mut Commit> {
+    if Header::parse(datagram).ok()? != Kind::Commit {
+        return None;
+    }
+    let commit: &mut Commit = bytemuck::try_from_bytes_mut(datagram).ok()?;
+    (commit.session.session_id.get() != 0).then_some(commit)
+}
+
+fn xor_key(key: &mut [u8; 32], pad: &[u8; 32]) {
+    for (k, p) in key.iter_mut().zip(pad) {
+        *k ^= p;
+    }
+}
+
 /// Seals outgoing datagrams for one zone.
-#[derive(Debug)]
 pub struct Outgress {
     key: SigningKey,
+    pairs: Vec<Option<SharedSecret>>,
+    /// Keys the salts of sealed session keys (random per run).
+    salt_key: [u8; 32],
     signer: u32,
     epoch: u32,
     sequence: u64,
@@ -56,12 +95,27 @@ pub struct Outgress {
     payload: [u8; ROUTE_SIZE + DATAGRAM_SIZE_MAX],
 }
 
+impl std::fmt::Debug for Outgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgress")
+            .field("zone", &self.zone)
+            .field("sequence", &self.sequence)
+            .finish()
+    }
+}
+
 impl Outgress {
     /// `epoch` must grow across restarts of this node (seconds since the Unix epoch at
     /// start do), so receivers' replay windows accept the new run.
     pub fn new(keys: &NodeKeys, epoch: u32, zone: ZoneID) -> Outgress {
+        let mut salt_key = [0u8; 32];
+        // Without entropy the salts are still unique per sequence; only their
+        // unpredictability is lost, which the pad does not rely on.
+        let _ = getrandom::fill(&mut salt_key);
         Outgress {
             key: keys.key.clone(),
+            pairs: pair_secrets(keys),
+            salt_key,
             signer: keys.signer,
             epoch,
             sequence: 0,
@@ -70,10 +124,17 @@ impl Outgress {
         }
     }
 
-    /// Writes the sealed form of `datagram`, bound for zone `to`, into `out` (≥
-    /// [`SEALED_SIZE_MAX`]); returns its length, or `None` if the datagram is larger than
-    /// an envelope carries.
-    pub fn seal(&mut self, datagram: &[u8], to: ZoneID, out: &mut [u8]) -> Option<usize> {
+    /// Writes the sealed form of `datagram`, bound for zone `to` on node `to_signer`, into
+    /// `out` (≥ [`SEALED_SIZE_MAX`]); returns its length, or `None` if the datagram is
+    /// larger than an envelope carries or carries a session key for a node without a
+    /// valid key.
+    pub fn seal(
+        &mut self,
+        datagram: &[u8],
+        to: ZoneID,
+        to_signer: u32,
+        out: &mut [u8],
+    ) -> Option<usize> {
         if datagram.len() > DATAGRAM_SIZE_MAX {
             return None;
         }
@@ -82,6 +143,16 @@ impl Outgress {
         self.payload[4..ROUTE_SIZE].copy_from_slice(&to.0.to_le_bytes());
         let payload_len = ROUTE_SIZE + datagram.len();
         self.payload[ROUTE_SIZE..payload_len].copy_from_slice(datagram);
+        if let Some(commit) = session_commit(&mut self.payload[ROUTE_SIZE..payload_len]) {
+            let pair = self.pairs.get(to_signer as usize)?.as_ref()?;
+            let mut salt = [0u8; 16];
+            salt.copy_from_slice(
+                &blake3::keyed_hash(&self.salt_key, &self.sequence.to_le_bytes()).as_bytes()[..16],
+            );
+            salt[0] |= 1; // never all zeros: zeros mean "in clear"
+            xor_key(&mut commit.session.session_key, &binding_pad(pair, &salt));
+            commit.session.key_salt = salt;
+        }
         let signed = write_envelope_unsigned(
             out,
             domain::NODE,
@@ -115,6 +186,7 @@ pub struct IngressCounters {
 
 struct Pending {
     from: ZoneID,
+    signer: u32,
     epoch: u32,
     sequence: u64,
     payload_start: usize,
@@ -126,6 +198,7 @@ struct Pending {
 pub struct Ingress {
     /// The zone this ingress serves (the signed route's target).
     zone: ZoneID,
+    pairs: Vec<Option<SharedSecret>>,
     registry: KeyRegistry,
     verifier: BatchVerifier,
     windows: Vec<(ZoneID, ReplayWindow)>,
@@ -153,6 +226,7 @@ impl Ingress {
         }
         Ok(Ingress {
             zone,
+            pairs: pair_secrets(keys),
             registry,
             verifier: BatchVerifier::new(capacity, SEALED_SIZE_MAX),
             windows: Vec::new(),
@@ -215,6 +289,7 @@ impl Ingress {
         self.payloads[payload_start..payload_start + payload.len()].copy_from_slice(payload);
         self.pending.push(Pending {
             from,
+            signer,
             epoch,
             sequence,
             payload_start,
@@ -246,11 +321,21 @@ impl Ingress {
                 self.counters.replayed += 1;
                 continue;
             }
+            let payload = &mut self.payloads[p.payload_start..p.payload_start + p.payload_len];
+            if let Some(commit) = session_commit(payload).filter(|c| c.session.key_salt != [0; 16])
+            {
+                // Sealed by the sender to this node (the signature covers the salt and the
+                // sealed key); in clear from here on.
+                let Some(pair) = self.pairs.get(p.signer as usize).and_then(Option::as_ref) else {
+                    self.counters.malformed += 1;
+                    continue;
+                };
+                let salt = commit.session.key_salt;
+                xor_key(&mut commit.session.session_key, &binding_pad(pair, &salt));
+                commit.session.key_salt = [0; 16];
+            }
             self.counters.accepted += 1;
-            deliver(
-                p.from,
-                &self.payloads[p.payload_start..p.payload_start + p.payload_len],
-            );
+            deliver(p.from, payload);
         }
         self.pending.clear();
         self.verifier.clear();
@@ -293,7 +378,9 @@ mod tests {
         let mut buf = [0u8; SEALED_SIZE_MAX];
         let zone_a = ZoneID(0);
 
-        let n = out.seal(b"handoff packets", ZoneID(1), &mut buf).unwrap();
+        let n = out
+            .seal(b"handoff packets", ZoneID(1), 1, &mut buf)
+            .unwrap();
         let good = buf[..n].to_vec();
         ingress.push(zone_a, 0, &good);
         assert_eq!(delivered(&mut ingress), vec![b"handoff packets".to_vec()]);
@@ -304,18 +391,20 @@ mod tests {
         assert_eq!(ingress.counters.replayed, 1);
 
         // Forged: payload changed after signing.
-        let n = out.seal(b"move entity 7", ZoneID(1), &mut buf).unwrap();
+        let n = out.seal(b"move entity 7", ZoneID(1), 1, &mut buf).unwrap();
         let mut forged = buf[..n].to_vec();
         forged[44] ^= 1; // inside the datagram (after the 34-byte header and the route)
         ingress.push(zone_a, 0, &forged);
         // Signed by a node that is not the one hosting the sending zone.
         let mut imposter = Outgress::new(&b, 100, ZoneID(0));
-        let n = imposter.seal(b"I am zone 0", ZoneID(1), &mut buf).unwrap();
+        let n = imposter
+            .seal(b"I am zone 0", ZoneID(1), 1, &mut buf)
+            .unwrap();
         ingress.push(zone_a, 0, &buf[..n]);
         // Not an envelope at all.
         ingress.push(zone_a, 0, b"plain bytes");
         // A forgery does not advance the window: the next real datagram still arrives.
-        let n = out.seal(b"next", ZoneID(1), &mut buf).unwrap();
+        let n = out.seal(b"next", ZoneID(1), 1, &mut buf).unwrap();
         ingress.push(zone_a, 0, &buf[..n]);
         assert_eq!(delivered(&mut ingress), vec![b"next".to_vec()]);
         assert_eq!(ingress.counters.forged, 1);
@@ -324,20 +413,22 @@ mod tests {
 
         // A full-size zone datagram seals (1,306 bytes) and arrives intact.
         let full = [0xabu8; 1200];
-        let n = out.seal(&full, ZoneID(1), &mut buf).unwrap();
+        let n = out.seal(&full, ZoneID(1), 1, &mut buf).unwrap();
         assert_eq!(n, SEALED_SIZE_MAX);
         ingress.push(zone_a, 0, &buf[..n]);
         assert_eq!(delivered(&mut ingress), vec![full.to_vec()]);
-        assert!(out.seal(&[0u8; 1201], ZoneID(1), &mut buf).is_none());
+        assert!(out.seal(&[0u8; 1201], ZoneID(1), 1, &mut buf).is_none());
 
         // A restart of the sender (newer epoch) is accepted; the old epoch is not.
         let mut restarted = Outgress::new(&a, 101, ZoneID(0));
         let n = restarted
-            .seal(b"after restart", ZoneID(1), &mut buf)
+            .seal(b"after restart", ZoneID(1), 1, &mut buf)
             .unwrap();
         ingress.push(zone_a, 0, &buf[..n]);
         assert_eq!(delivered(&mut ingress).len(), 1);
-        let n = out.seal(b"from the old run", ZoneID(1), &mut buf).unwrap();
+        let n = out
+            .seal(b"from the old run", ZoneID(1), 1, &mut buf)
+            .unwrap();
         ingress.push(zone_a, 0, &buf[..n]);
         assert!(delivered(&mut ingress).is_empty());
     }
@@ -365,10 +456,10 @@ mod tests {
         let mut buf = [0u8; SEALED_SIZE_MAX];
         // Zone 0 has sent many datagrams: its sequence is far ahead of zone 2's.
         for _ in 0..1000 {
-            from_0.seal(b"x", ZoneID(1), &mut buf).unwrap();
+            from_0.seal(b"x", ZoneID(1), 1, &mut buf).unwrap();
         }
         let n = from_0
-            .seal(b"zone 0 to zone 1", ZoneID(1), &mut buf)
+            .seal(b"zone 0 to zone 1", ZoneID(1), 1, &mut buf)
             .unwrap();
         let captured = buf[..n].to_vec();
         // Replayed as if from zone 2 (same node, same signer): refused.
@@ -377,7 +468,7 @@ mod tests {
         assert_eq!(ingress_1.counters.misrouted, 1);
         // Zone 2's own first datagram still arrives: its window was not touched.
         let n = from_2
-            .seal(b"zone 2 to zone 1", ZoneID(1), &mut buf)
+            .seal(b"zone 2 to zone 1", ZoneID(1), 1, &mut buf)
             .unwrap();
         ingress_1.push(ZoneID(2), 0, &buf[..n]);
         assert_eq!(
@@ -386,7 +477,7 @@ mod tests {
         );
         // Sealed for zone 3, delivered to zone 1: refused.
         let n = from_0
-            .seal(b"zone 0 to zone 3", ZoneID(3), &mut buf)
+            .seal(b"zone 0 to zone 3", ZoneID(3), 1, &mut buf)
             .unwrap();
         ingress_1.push(ZoneID(0), 0, &buf[..n]);
         assert!(delivered(&mut ingress_1).is_empty());
@@ -397,5 +488,70 @@ mod tests {
             delivered(&mut ingress_1),
             vec![b"zone 0 to zone 1".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_session_key_crosses_nodes_sealed_and_arrives_in_clear() {
+        use meridian_layouts::handoff::{EntityState, SessionBinding, Transfer};
+        use meridian_layouts::{F32Le, U16Le, U32Le, U64Le, header_for};
+        let (a, b, c) = (keys(3, 0), keys(3, 1), keys(3, 2));
+        let mut out = Outgress::new(&a, 100, ZoneID(0));
+        let mut ingress = Ingress::new(&b, 64, ZoneID(1)).unwrap();
+        let mut eavesdropper = Ingress::new(&c, 64, ZoneID(1)).unwrap();
+        let key = *b"the session master key, 32 bytes";
+        let commit = Commit {
+            header: header_for::<Commit>(),
+            transfer: Transfer {
+                entity_id: U64Le::new(7),
+                epoch: U32Le::new(1),
+                source_zone: U32Le::new(0),
+                target_zone: U32Le::new(1),
+                transfer_id: U64Le::new(1),
+            },
+            tick: U64Le::new(5),
+            state: EntityState {
+                position: [F32Le::new(1.0); 3],
+                velocity: [F32Le::new(0.0); 2],
+                speed_mps_max: F32Le::new(1.0),
+                kind: U16Le::new(2),
+                flags: U16Le::new(0),
+                payload: [0; 16],
+            },
+            session: SessionBinding {
+                session_id: U64Le::new(9),
+                client_ip: [0; 16],
+                client_port: U16Le::new(4000),
+                session_secret: U64Le::new(1),
+                client_key: [0; 32],
+                input_sequence: U32Le::new(0),
+                session_key: key,
+                key_salt: [0; 16],
+                packet_sequence: U64Le::new(3),
+            },
+        };
+        let mut buf = [0u8; SEALED_SIZE_MAX];
+        let n = out
+            .seal(bytemuck::bytes_of(&commit), ZoneID(1), 1, &mut buf)
+            .unwrap();
+        assert!(
+            !buf[..n].windows(32).any(|w| w == key),
+            "the key is not on the wire in clear"
+        );
+        ingress.push(ZoneID(0), 0, &buf[..n]);
+        let got = delivered(&mut ingress);
+        let arrived: &Commit = bytemuck::from_bytes(&got[0]);
+        assert_eq!(arrived.session.session_key, key);
+        assert_eq!(arrived.session.key_salt, [0; 16]);
+        assert_eq!(arrived.session.packet_sequence.get(), 3);
+        // A third node (its signature checks pass: the envelope is node 0's) cannot read it.
+        eavesdropper.push(ZoneID(0), 0, &buf[..n]);
+        let got = delivered(&mut eavesdropper);
+        let seen: &Commit = bytemuck::from_bytes(&got[0]);
+        assert_ne!(seen.session.session_key, key);
+        // Two sends of one COMMIT use different salts (different pads).
+        let m = out
+            .seal(bytemuck::bytes_of(&commit), ZoneID(1), 1, &mut buf)
+            .unwrap();
+        assert_eq!(m, n);
     }
 }

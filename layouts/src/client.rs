@@ -3,18 +3,28 @@
 //! | kind         | direction       | bytes | notes                                              |
 //! |--------------|-----------------|------:|----------------------------------------------------|
 //! | [`Connect`]  | client → zone   | 1,000 | token + zero padding: the request is the largest   |
-//! | [`Challenge`]| zone → client   | 28    | stateless cookie over address, time window, token  |
-//! | [`Response`] | client → zone   | 236   | token + cookie, signed by the client session key   |
-//! | [`Accept`]   | zone → client   | 40    | session id, secret, avatar, tick, tick rate        |
+//! | [`Challenge`]| zone → client   | 92    | cookie, the zone's X25519 ephemeral and node key   |
+//! | [`Response`] | client → zone   | 332   | token, cookie, both ephemerals, signed by the client |
 //! | [`Refuse`]   | zone → client   | 12    | only after the address is proven (cookie valid)    |
-//! | input        | client → zone   | 136   | an envelope, domain `INPUT`, [`InputBody`] payload |
-//! | delta        | zone → client   | ≤1200 | [`DeltaHeader`] + varint entries (`meridian_protocol::delta`) |
+//! | [`Sealed`](SealedHeader) | both | ≤1200 | every session packet after the handshake:        |
+//! |              |                 |       | [`SealedHeader`] · ChaCha20-Poly1305(inner) · tag  |
+//!
+//! Inside a sealed packet (the *inner* datagram, a complete datagram of its own):
+//!
+//! | inner kind   | direction       | bytes | notes                                              |
+//! |--------------|-----------------|------:|----------------------------------------------------|
+//! | [`Accept`]   | zone → client   | 44    | session id, secret, avatar, tick, rate, input auth |
+//! | [`Input`]    | client → zone   | 46    | [`InputBody`] (`client_auth = "aead"`)             |
+//! | input        | client → zone   | 136   | an envelope, domain `INPUT` (`client_auth = "ed25519"`) |
+//! | delta        | zone → client   | ≤1160 | [`DeltaHeader`] + varint entries (`meridian_protocol::delta`) |
 //! | redirect     | zone → client   | 138   | an envelope, domain `REDIRECT`, [`RedirectBody`]   |
+//! | [`PathProbe`]| both            | 16    | PATH_CHALLENGE / PATH_RESPONSE (address migration) |
 //! | [`Disconnect`]| both           | 20    | session id + secret                                |
 //!
-//! No reply is larger than the request that caused it: CHALLENGE (28) answers CONNECT
-//! (1,000); ACCEPT (40) and REFUSE (12) answer RESPONSE (236); snapshots and redirects go
-//! only to sessions, whose address the handshake proved.
+//! No reply is larger than the request that caused it: CHALLENGE (92) answers CONNECT
+//! (1,000); the sealed ACCEPT (84) and REFUSE (12) answer RESPONSE (332); a
+//! PATH_CHALLENGE (56) answers a sealed input (≥ 86); snapshots and redirects go only to
+//! addresses the session proved.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -55,7 +65,8 @@ impl Packet for Connect {
     }
 }
 
-/// CHALLENGE: the cookie the client must sign and return.
+/// CHALLENGE: the cookie the client must sign and return, and the zone's half of the key
+/// exchange.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Challenge {
@@ -63,9 +74,15 @@ pub struct Challenge {
     pub cookie: [u8; COOKIE_SIZE],
     /// The time window the cookie was made in.
     pub window: U32Le,
+    /// The zone's X25519 ephemeral public key for this window.
+    pub server_ephemeral: [u8; 32],
+    /// The Ed25519 public key of the node serving the zone (all zeros in a world without
+    /// node keys): the client checks it against the keys it pins and takes it into the
+    /// key exchange, so only that node can read what the client sends.
+    pub node_key: [u8; 32],
 }
 
-const _: () = assert!(core::mem::size_of::<Challenge>() == 28);
+const _: () = assert!(core::mem::size_of::<Challenge>() == 92);
 
 impl Packet for Challenge {
     const KIND: Kind = Kind::Challenge;
@@ -74,8 +91,9 @@ impl Packet for Challenge {
     }
 }
 
-/// RESPONSE: the token again (the zone kept nothing), the cookie, and the client session
-/// key's signature over every byte before it.
+/// RESPONSE: the token again (the zone kept nothing), the cookie, the client's X25519
+/// ephemeral, the zone's ephemeral and node key as the client saw them, and the client
+/// session key's signature over every byte before it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Response {
@@ -85,10 +103,13 @@ pub struct Response {
     pub token: ConnectToken,
     pub cookie: [u8; COOKIE_SIZE],
     pub window: U32Le,
+    pub client_ephemeral: [u8; 32],
+    pub server_ephemeral: [u8; 32],
+    pub node_key: [u8; 32],
     pub signature: [u8; SIGNATURE_SIZE],
 }
 
-const _: () = assert!(core::mem::size_of::<Response>() == 236);
+const _: () = assert!(core::mem::size_of::<Response>() == 332);
 
 impl Response {
     /// Bytes covered by the client's signature.
@@ -112,6 +133,89 @@ impl Packet for Response {
     }
 }
 
+/// The clear front of a sealed packet: everything a session sends after the handshake,
+/// both ways, is this header, then a complete inner datagram encrypted with
+/// ChaCha20-Poly1305, then the 16-byte tag. The header is the associated data; the nonce
+/// is `sequence` (8 bytes, little-endian) followed by 4 zero bytes.
+///
+/// Client → zone, `key_id` is 0 and the key is the session's client key; `sequence`
+/// counts the client's packets (the zone's replay window is over it). Zone → client,
+/// `key_id` names the zone run's key (random per run of a zone) and `sequence` counts
+/// that run's packets from a random start.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct SealedHeader {
+    pub header: Header,
+    pub session: U32Le,
+    pub key_id: U32Le,
+    pub sequence: U64Le,
+}
+
+const _: () = assert!(core::mem::size_of::<SealedHeader>() == 24);
+
+impl SealedHeader {
+    pub const SIZE: usize = core::mem::size_of::<SealedHeader>();
+}
+
+/// Bytes of the AEAD tag at the end of a sealed packet.
+pub const TAG_SIZE: usize = 16;
+
+/// What sealing adds to an inner datagram.
+pub const SEALED_OVERHEAD: usize = SealedHeader::SIZE + TAG_SIZE;
+
+/// Largest inner datagram (a sealed packet is at most [`CLIENT_DATAGRAM_MAX`]).
+pub const SEALED_INNER_MAX: usize = CLIENT_DATAGRAM_MAX - SEALED_OVERHEAD;
+
+/// Splits a sealed packet into its header, ciphertext and tag. Checks the datagram header
+/// (kind [`Kind::Sealed`], length), the size bounds (an inner datagram header at least),
+/// nothing else: the AEAD is the check.
+pub fn parse_sealed(bytes: &[u8]) -> Result<(&SealedHeader, &[u8], &[u8; TAG_SIZE]), ParseError> {
+    if Header::parse(bytes)? != Kind::Sealed {
+        return Err(ParseError::WrongKind);
+    }
+    if bytes.len() > CLIENT_DATAGRAM_MAX {
+        return Err(ParseError::BadLength);
+    }
+    if bytes.len() < SEALED_OVERHEAD + Header::SIZE {
+        return Err(ParseError::Truncated);
+    }
+    let head: &SealedHeader = bytemuck::from_bytes(&bytes[..SealedHeader::SIZE]);
+    let (body, tag) = bytes[SealedHeader::SIZE..].split_at(bytes.len() - SEALED_OVERHEAD);
+    Ok((head, body, tag.try_into().expect("16 bytes")))
+}
+
+/// INPUT (inside a sealed packet, `client_auth = "aead"`): the AEAD authenticates it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Input {
+    pub header: Header,
+    pub body: InputBody,
+}
+
+const _: () = assert!(core::mem::size_of::<Input>() == 46);
+
+impl Packet for Input {
+    const KIND: Kind = Kind::Input;
+    fn header(&self) -> &Header {
+        &self.header
+    }
+    fn validate_body(&self) -> Result<(), ParseError> {
+        InputBody::parse(bytemuck::bytes_of(&self.body)).map(|_| ())
+    }
+}
+
+/// PATH_CHALLENGE (zone → client, to a new address an authenticated packet came from) and
+/// PATH_RESPONSE (client → zone, echoing `data`), both inside sealed packets. The session
+/// moves to the new address when the echo arrives from it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PathProbe {
+    pub header: Header,
+    pub data: U64Le,
+}
+
+const _: () = assert!(core::mem::size_of::<PathProbe>() == 16);
+
 /// ACCEPT: the session exists and its avatar has spawned.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -127,14 +231,29 @@ pub struct Accept {
     pub tick_hz: U16Le,
     /// The speed the server clamps the avatar to, centimetres per second.
     pub speed_cmps_max: U16Le,
+    /// How the client's inputs are authenticated: [`CLIENT_AUTH_AEAD`] (the AEAD alone)
+    /// or [`CLIENT_AUTH_ED25519`] (each INPUT also signed).
+    pub client_auth: u8,
+    pub padding: [u8; 3],
 }
 
-const _: () = assert!(core::mem::size_of::<Accept>() == 40);
+const _: () = assert!(core::mem::size_of::<Accept>() == 44);
+
+/// [`Accept::client_auth`]: inputs are [`Input`] packets, authenticated by the AEAD.
+pub const CLIENT_AUTH_AEAD: u8 = 0;
+/// [`Accept::client_auth`]: inputs are signed INPUT envelopes inside the sealed packets.
+pub const CLIENT_AUTH_ED25519: u8 = 1;
 
 impl Packet for Accept {
     const KIND: Kind = Kind::Accept;
     fn header(&self) -> &Header {
         &self.header
+    }
+    fn validate_body(&self) -> Result<(), ParseError> {
+        match self.client_auth {
+            CLIENT_AUTH_AEAD | CLIENT_AUTH_ED25519 => Ok(()),
+            _ => Err(ParseError::BadField),
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! | OFFER   | header · transfer · tick · [`EntityState`]                   | 88    |
 //! | ACK     | header · transfer                                           | 36    |
 //! | NACK    | header · transfer · reason                                  | 37    |
-//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 158 |
+//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 214 |
 //! | DONE    | header · transfer                                           | 36    |
 //! | CONFIRM | header · transfer                                           | 36    |
 //!
@@ -113,9 +113,18 @@ pub struct SessionBinding {
     pub client_key: [u8; 32],
     /// The last input sequence the source applied; the target continues after it.
     pub input_sequence: U32Le,
+    /// The session's master key (its AEAD keys are derived from it). In clear inside a
+    /// node and in its files; sealed to the target node when the binding crosses to
+    /// another node (`key_salt` non-zero then).
+    pub session_key: [u8; 32],
+    /// Zero: `session_key` is in clear. Otherwise the salt of the pad it is sealed with.
+    pub key_salt: [u8; 16],
+    /// The highest client packet sequence the source accepted: the target's replay window
+    /// starts after it.
+    pub packet_sequence: U64Le,
 }
 
-const _: () = assert!(core::mem::size_of::<SessionBinding>() == 70);
+const _: () = assert!(core::mem::size_of::<SessionBinding>() == 126);
 
 /// S → T: S offers E, still owning and simulating it.
 #[repr(C)]
@@ -199,7 +208,7 @@ pub struct Commit {
     pub session: SessionBinding,
 }
 
-const _: () = assert!(core::mem::size_of::<Commit>() == 158);
+const _: () = assert!(core::mem::size_of::<Commit>() == 214);
 
 /// T → S: T owns E; S may drop its tombstone.
 #[repr(C)]

@@ -18,7 +18,7 @@ use crate::{ParseError, U16Le};
 pub const MAGIC: [u8; 4] = *b"MRDN";
 
 /// The protocol version this build speaks. A peer with another version is rejected.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// What a datagram is. The numeric values are the wire values and never change meaning.
 #[repr(u8)]
@@ -51,6 +51,15 @@ pub enum Kind {
     Refuse = 12,
     /// Either way: the session ends.
     Disconnect = 13,
+    /// Either way, after ACCEPT: a session packet, ChaCha20-Poly1305-sealed; the plaintext
+    /// is one of the other client kinds (see [`crate::client::SealedHeader`]).
+    Sealed = 14,
+    /// Inside a sealed packet, client → zone: inputs (authenticated by the AEAD).
+    Input = 18,
+    /// Inside a sealed packet, zone → client: is the client at this new address?
+    PathChallenge = 19,
+    /// Inside a sealed packet, client → zone: the answer to a PATH_CHALLENGE.
+    PathResponse = 20,
     /// A full (key-frame) snapshot of entity records for one client.
     Snapshot = 16,
     /// A delta snapshot against the client's acknowledged baseline.
@@ -61,7 +70,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
@@ -75,8 +84,12 @@ impl Kind {
         Kind::Accept,
         Kind::Refuse,
         Kind::Disconnect,
+        Kind::Sealed,
         Kind::Snapshot,
         Kind::Delta,
+        Kind::Input,
+        Kind::PathChallenge,
+        Kind::PathResponse,
         Kind::Envelope,
     ];
 
@@ -96,8 +109,12 @@ impl Kind {
             11 => Some(Kind::Accept),
             12 => Some(Kind::Refuse),
             13 => Some(Kind::Disconnect),
+            14 => Some(Kind::Sealed),
             16 => Some(Kind::Snapshot),
             17 => Some(Kind::Delta),
+            18 => Some(Kind::Input),
+            19 => Some(Kind::PathChallenge),
+            20 => Some(Kind::PathResponse),
             32 => Some(Kind::Envelope),
             _ => None,
         }

@@ -39,7 +39,7 @@ pub const WAL_MAGIC: [u8; 8] = *b"MRDN-WAL";
 /// Magic of a checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"MRDN-CKP";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Checkpoint sections start at multiples of this.
 pub const SECTION_ALIGN: u64 = 64;
 /// Largest record payload.
@@ -259,7 +259,7 @@ pub struct SessionRecord {
     pub binding: SessionBinding,
 }
 
-const _: () = assert!(core::mem::size_of::<SessionRecord>() == 78);
+const _: () = assert!(core::mem::size_of::<SessionRecord>() == 134);
 
 /// What a checkpoint section holds. The entity columns (ids … payloads) all have one item
 /// per owned entity, in the same order.

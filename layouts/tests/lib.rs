@@ -61,15 +61,21 @@ fn session() -> impl Strategy<Value = SessionBinding> {
         any::<u64>(),
         any::<[u8; 32]>(),
         any::<u32>(),
+        (any::<[u8; 32]>(), any::<[u8; 16]>(), any::<u64>()),
     )
-        .prop_map(|(id, ip, port, secret, key, seq)| SessionBinding {
-            session_id: U64Le::new(id),
-            client_ip: ip,
-            client_port: U16Le::new(port),
-            session_secret: U64Le::new(secret),
-            client_key: key,
-            input_sequence: U32Le::new(seq),
-        })
+        .prop_map(
+            |(id, ip, port, secret, key, seq, (master, salt, packets))| SessionBinding {
+                session_id: U64Le::new(id),
+                client_ip: ip,
+                client_port: U16Le::new(port),
+                session_secret: U64Le::new(secret),
+                client_key: key,
+                input_sequence: U32Le::new(seq),
+                session_key: master,
+                key_salt: salt,
+                packet_sequence: U64Le::new(packets),
+            },
+        )
 }
 
 fn reason() -> impl Strategy<Value = NackReason> {
@@ -400,16 +406,18 @@ mod client {
         }
 
         #[test]
-        fn challenge(cookie: [u8; COOKIE_SIZE], window: u32, i: usize, b: u8) {
+        fn challenge(cookie: [u8; COOKIE_SIZE], window: u32, e: [u8; 32], n: [u8; 32], i: usize, b: u8) {
             check_packet(Challenge {
                 header: header_for::<Challenge>(),
                 cookie,
                 window: U32Le::new(window),
+                server_ephemeral: e,
+                node_key: n,
             }, i, b);
         }
 
         #[test]
-        fn response(t in token(), cookie: [u8; COOKIE_SIZE], window: u32, s0: [u8; 32], s1: [u8; 32], i: usize, b: u8) {
+        fn response(t in token(), cookie: [u8; COOKIE_SIZE], window: u32, s0: [u8; 32], s1: [u8; 32], keys: ([u8; 32], [u8; 32], [u8; 32]), i: usize, b: u8) {
             let mut signature = [0u8; SIGNATURE_SIZE];
             signature[..32].copy_from_slice(&s0);
             signature[32..].copy_from_slice(&s1);
@@ -419,13 +427,16 @@ mod client {
                 token: t,
                 cookie,
                 window: U32Le::new(window),
+                client_ephemeral: keys.0,
+                server_ephemeral: keys.1,
+                node_key: keys.2,
                 signature,
             };
             check_packet(r, i, b);
         }
 
         #[test]
-        fn accept(session: u32, secret: u64, entity: u64, zone: u32, tick: u32, hz: u16, speed: u16, i: usize, b: u8) {
+        fn accept(session: u32, secret: u64, entity: u64, zone: u32, tick: u32, hz: u16, speed: u16, auth in 0u8..=1, i: usize, b: u8) {
             check_packet(Accept {
                 header: header_for::<Accept>(),
                 session: U32Le::new(session),
@@ -435,6 +446,8 @@ mod client {
                 tick: U32Le::new(tick),
                 tick_hz: U16Le::new(hz),
                 speed_cmps_max: U16Le::new(speed),
+                client_auth: auth,
+                padding: [0; 3],
             }, i, b);
         }
 

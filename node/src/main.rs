@@ -453,6 +453,7 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         auth_key: auth.verifying_key().to_bytes(),
         sessions_per_zone: config.clients.max(16) * 2,
         speed_mps,
+        client_auth: meridian_core::session::ClientAuth::Aead,
     });
     let node_spec = spec.nodes[0].clone();
     println!(

@@ -171,6 +171,7 @@ pub fn start_with(
         config: SessionConfig {
             sessions_max: c.sessions_per_zone,
             speed_mps_max: c.speed_mps,
+            client_auth: c.client_auth,
             idle_timeout_ticks: 5 * u64::from(spec.world.config().tick_rate_hz),
             redirect_grace_ticks: 2 * u64::from(spec.world.config().tick_rate_hz),
             interest: InterestConfig {

@@ -41,6 +41,9 @@ struct ClientsSection {
     auth_key: String,
     sessions_per_zone: Option<usize>,
     speed_mps: Option<f32>,
+    /// "aead" (default): inputs authenticated by the session's AEAD; "ed25519": each
+    /// input also signed by the client's session key.
+    client_auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +134,8 @@ pub struct ClientsSpec {
     pub sessions_per_zone: usize,
     /// Avatars' top speed, metres per second.
     pub speed_mps: f32,
+    /// How inputs are authenticated after the handshake.
+    pub client_auth: meridian_core::session::ClientAuth,
 }
 
 /// Default per-zone entity capacity.
@@ -367,10 +372,20 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
                     "[clients] sessions_per_zone: must be in 1..=65536 (got {sessions_per_zone})"
                 )));
             }
+            let client_auth = match c.client_auth.as_deref() {
+                None | Some("aead") => meridian_core::session::ClientAuth::Aead,
+                Some("ed25519") => meridian_core::session::ClientAuth::Ed25519,
+                Some(other) => {
+                    return Err(ParseError::Nodes(format!(
+                        "[clients] client_auth: must be \"aead\" or \"ed25519\" (got {other:?})"
+                    )));
+                }
+            };
             Some(ClientsSpec {
                 auth_key,
                 sessions_per_zone,
                 speed_mps,
+                client_auth,
             })
         }
     };

@@ -11,7 +11,6 @@ use meridian_client::udp::UdpClient;
 use meridian_client::{Client, ClientEvent, CloseReason};
 use meridian_io::Clock;
 use meridian_layouts::client::RefuseReason;
-use meridian_layouts::witness::{SIGNATURE_SIZE, parse_envelope};
 use meridian_node::{run, swarm, world_file};
 
 const WORLD_ID: u64 = 7;
@@ -298,7 +297,7 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
         std::thread::sleep(Duration::from_millis(20));
         let connected = bad.is_connected();
         step(&mut bad, &bad_socket, &clock, |bytes| {
-            if connected && parse_envelope(bytes).is_ok() {
+            if connected && bytes.get(5) == Some(&(meridian_layouts::Kind::Sealed as u8)) {
                 let n = bytes.len();
                 bytes[n - 1] ^= 1;
             }
@@ -344,7 +343,8 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
         fed * 100 >= honest.len() * 95,
         "only {fed} honest clients got ≥ 100 snapshots: {snapshots:?}"
     );
-    assert_eq!(c.sessions_closed_bad_inputs, 1, "{c:?}");
+    // The signed-in client's changed packets cost an AEAD check each and close nothing.
+    assert!(c.sealed_forged > 0, "{c:?}");
     assert!(c.handshakes_known_bad > 0 && c.bad_signatures > 0, "{c:?}");
 }
 
@@ -394,6 +394,9 @@ fn flood(zone: SocketAddr, expires: u64, stop: &AtomicBool) -> u64 {
                     token,
                     cookie: challenge.cookie,
                     window: challenge.window,
+                    client_ephemeral: [9; 32],
+                    server_ephemeral: challenge.server_ephemeral,
+                    node_key: challenge.node_key,
                     signature: other_signature,
                 };
                 let bytes = bytemuck::bytes_of(&response);
@@ -465,7 +468,7 @@ fn client_on_socket(
 }
 
 #[test]
-fn forged_expired_wrong_world_tokens_and_bad_inputs_are_rejected() {
+fn forged_expired_wrong_world_tokens_and_changed_inputs_are_rejected() {
     let (running, spec, auth) = start(6.0);
     let zone0 = spec.nodes[0].zone_address(0);
     let clock = Clock::new();
@@ -476,12 +479,12 @@ fn forged_expired_wrong_world_tokens_and_bad_inputs_are_rejected() {
         client_on_socket(zone0, &auth, WORLD_ID, 12, now - 1_000, &clock),
         client_on_socket(zone0, &auth, WORLD_ID + 1, 13, now + 60_000, &clock),
     ];
-    // A good client whose inputs are stripped of their signature or signed by another key:
-    // it connects, and is disconnected after `input_failures_max` bad inputs.
+    // A good client whose sealed inputs are changed on the way (a forger without the
+    // session key): it connects; every changed packet is dropped, none is applied, none
+    // closes the session (each cost the zone one AEAD check).
     let (mut good, good_socket) =
         client_on_socket(zone0, &auth, WORLD_ID, 14, now + 60_000, &clock);
     good.set_intent(127, 0, 0);
-    let intruder = SigningKey::from_bytes(&[7; 32]);
     let mut round = 0u32;
     let started = WallInstant::now();
     while started.elapsed() < Duration::from_secs(4) {
@@ -489,16 +492,10 @@ fn forged_expired_wrong_world_tokens_and_bad_inputs_are_rejected() {
             step(c, s, &clock, |_| {});
         }
         step(&mut good, &good_socket, &clock, |bytes| {
-            let Ok(envelope) = parse_envelope(bytes) else {
-                return;
-            };
-            let signed = envelope.signed.len();
-            round += 1;
-            if round.is_multiple_of(2) {
-                bytes[signed..signed + SIGNATURE_SIZE].fill(0);
-            } else {
-                let signature = intruder.sign(&bytes[..signed]).to_bytes();
-                bytes[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
+            if bytes.get(5) == Some(&(meridian_layouts::Kind::Sealed as u8)) {
+                round += 1;
+                let n = bytes.len();
+                bytes[n - 1 - (round as usize % 16)] ^= 0x20;
             }
         });
         std::thread::sleep(Duration::from_millis(33));
@@ -511,23 +508,16 @@ fn forged_expired_wrong_world_tokens_and_bad_inputs_are_rejected() {
     assert!(!bad[1].0.is_connected(), "expired token");
     assert!(!bad[2].0.is_connected(), "wrong-world token");
     assert!(round >= 4, "the good client sent inputs");
-    // Its handshake worked; its session was closed after four inputs failed verification.
-    assert!(
-        matches!(good.closed(), Some(CloseReason::Disconnected)),
-        "{:?}",
-        good.closed()
-    );
+    assert!(good.is_connected(), "{:?}", good.closed());
     let stats = running.stop().unwrap();
     let z = stats[0].clients;
     assert!(z.tokens_expired > 0, "{z:?}");
     assert!(z.tokens_wrong_world > 0, "{z:?}");
     assert_eq!(z.accepted, 1, "only the good client got a session");
-    assert_eq!(z.sessions_closed_bad_inputs, 1, "{z:?}");
-    assert!(z.bad_signatures >= 5, "{z:?}");
-    assert_eq!(
-        z.inputs_applied, 0,
-        "no unsigned or mis-signed input was applied"
-    );
+    assert_eq!(z.sessions_closed_bad_inputs, 0, "{z:?}");
+    assert!(z.sealed_forged >= 4, "{z:?}");
+    assert!(z.bad_signatures >= 1, "the forged token: {z:?}");
+    assert_eq!(z.inputs_applied, 0, "no changed input was applied");
     assert_eq!(good.authoritative().velocity, [0.0, 0.0]);
 }
 

@@ -10,6 +10,8 @@
 //! - [`motion`] — a movement intent (−127…127 per axis) as a velocity; it needs `sqrt`,
 //!   which `no_std` Rust does not have.
 //! - [`address`] — socket addresses as the byte fields of REDIRECT and session bindings.
+//! - [`replay`] — replay windows over sequence numbers.
+//! - [`seal`] — the session key exchange and sealed (ChaCha20-Poly1305) session packets.
 //! - [`time`] — time as a value ([`time::Instant`]); the server's zone and the client
 //!   library are both driven by a `now` their driver passes in.
 //!
@@ -20,4 +22,6 @@
 pub mod address;
 pub mod delta;
 pub mod motion;
+pub mod replay;
+pub mod seal;
 pub mod time;

@@ -321,6 +321,9 @@ pub const NO_SESSION: SessionBinding = SessionBinding {
     session_secret: U64Le::new(0),
     client_key: [0; 32],
     input_sequence: U32Le::new(0),
+    session_key: [0; 32],
+    key_salt: [0; 16],
+    packet_sequence: U64Le::new(0),
 };
 
 /// Sends at the base interval before backoff starts.

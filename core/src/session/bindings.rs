@@ -2,6 +2,7 @@
 //! arrive with an avatar (adopt) or leave with one (redirect the client, forward its
 //! inputs for a grace period), and closing a session.
 
+use super::sealed::SessionKeys;
 use super::*;
 
 impl Sessions {
@@ -15,6 +16,9 @@ impl Sessions {
             session_secret: U64Le::new(session.secret),
             client_key: *session.client_key.as_bytes(),
             input_sequence: U32Le::new(session.applied_sequence),
+            session_key: session.keys.master,
+            key_salt: [0; 16],
+            packet_sequence: U64Le::new(session.window.highest()),
         };
         zone.bind_session(session.avatar, binding);
     }
@@ -31,6 +35,12 @@ impl Sessions {
             self.counters.malformed += 1;
             return;
         };
+        if binding.key_salt != [0; 16] {
+            // Still sealed to a node: the binding came from another node and this one
+            // could not unseal it (it never gets here in clear otherwise).
+            self.counters.malformed += 1;
+            return;
+        }
         // The client may have been here before (it came back): the old entry goes. Anyone
         // else holding the id or the address — a session opened here whose random id
         // collides with the arriving one's, or a client that took over the address — is
@@ -62,15 +72,18 @@ impl Sessions {
             secret: binding.session_secret.get(),
             addr,
             client_key,
+            keys: SessionKeys::new(binding.session_key, self.key_id),
+            path: None,
             moved: None,
             avatar: id,
-            // Inputs up to the one the old zone applied are replays here: a captured one
-            // must not cost this zone a verification, or be applied twice.
-            window: ReplayWindow::after(0, u64::from(binding.input_sequence.get())),
+            // Packets up to the newest the old zone took are replays here: a captured one
+            // must not be used twice.
+            window: ReplayWindow::after(0, binding.packet_sequence.get()),
             buffered,
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
             view,
+            ack_tick: 0,
             failures: 0,
             proven: false,
             datagram_tick: 0,
@@ -143,7 +156,6 @@ impl Sessions {
             // client has, never behind the last one it got from here.
             tick: U32Le::new(self.zone_tick as u32),
         };
-        let client = session.addr;
         self.redirect_sequence += 1;
         let signer = self.node_key.as_ref().map_or(0, |(_, i)| *i);
         let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
@@ -162,10 +174,21 @@ impl Sessions {
             datagram[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
         }
         self.counters.redirects_sent += 1;
-        self.send_bytes(client, &datagram[..signed + SIGNATURE_SIZE]);
+        self.send_sealed(slot, &datagram[..signed + SIGNATURE_SIZE]);
     }
 
     pub(super) fn close(&mut self, zone: &mut Zone, slot: u32, notify: bool) {
+        if notify
+            && let Some(session) = self.slots[slot as usize].as_ref()
+            && session.moved.is_none()
+        {
+            let d = Disconnect {
+                header: header_for::<Disconnect>(),
+                session: U32Le::new(session.id),
+                session_secret: U64Le::new(session.secret),
+            };
+            self.send_sealed(slot, bytemuck::bytes_of(&d));
+        }
         let Some(session) = self.slots[slot as usize].take() else {
             return;
         };
@@ -184,13 +207,5 @@ impl Sessions {
             self.orphans.push(session.avatar);
         }
         self.counters.disconnects += 1;
-        if notify {
-            let d = Disconnect {
-                header: header_for::<Disconnect>(),
-                session: U32Le::new(session.id),
-                session_secret: U64Le::new(session.secret),
-            };
-            self.send(session.addr, &d);
-        }
     }
 }

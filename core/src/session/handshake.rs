@@ -9,7 +9,11 @@
 
 use ed25519_dalek::Signature;
 
+use meridian_layouts::client::{CLIENT_AUTH_AEAD, CLIENT_AUTH_ED25519};
+use meridian_protocol::seal::{self, DhSecret, PublicKey, StaticSecret};
+
 use super::gate::Handshake;
+use super::sealed::SessionKeys;
 use super::*;
 use crate::witness::parse_key;
 
@@ -40,6 +44,37 @@ impl Sessions {
         hash.as_bytes()[..COOKIE_SIZE]
             .try_into()
             .expect("16 of 32 bytes")
+    }
+
+    /// The zone's X25519 ephemeral for cookie window `window` (secret, public): derived
+    /// from the zone's secret key, computed once per window (a fixed-base scalar
+    /// multiplication) and kept for the window after it.
+    pub(super) fn ephemeral(&mut self, window: u32) -> (StaticSecret, [u8; 32]) {
+        if let Some((_, secret, public)) = self.ephemerals.iter().flatten().find(|e| e.0 == window)
+        {
+            return (secret.0.clone(), *public);
+        }
+        let secret = seal::zone_ephemeral(&self.secret_key, window);
+        let public = PublicKey::from(&secret).to_bytes();
+        // Replace the older of the two.
+        let older = usize::from(
+            self.ephemerals[0].as_ref().map_or(0, |e| e.0)
+                > self.ephemerals[1].as_ref().map_or(0, |e| e.0),
+        );
+        self.ephemerals[older] = Some((window, DhSecret(secret.clone()), public));
+        (secret, public)
+    }
+
+    /// The session key of a verified RESPONSE; `None` if its key exchange is degenerate.
+    fn session_key(&mut self, response: &Response) -> Option<seal::Key> {
+        let (ephemeral, _) = self.ephemeral(response.window.get());
+        let client = PublicKey::from(response.client_ephemeral);
+        let ee = ephemeral.diffie_hellman(&client);
+        let es = self
+            .node_dh
+            .as_ref()
+            .map(|(node, _)| node.0.diffie_hellman(&client));
+        seal::session_key(&ee, es.as_ref(), response.signed_bytes()).ok()
     }
 
     pub(super) fn next_random(&mut self) -> u64 {
@@ -121,6 +156,8 @@ impl Sessions {
             header: header_for::<Challenge>(),
             cookie: self.cookie(from, window, &token),
             window: U32Le::new(window),
+            server_ephemeral: self.ephemeral(window).1,
+            node_key: self.node_dh.as_ref().map_or([0; 32], |(_, public)| *public),
         };
         self.counters.challenges += 1;
         self.send(from, &challenge);
@@ -144,6 +181,13 @@ impl Sessions {
             self.counters.bad_cookies += 1;
             return;
         }
+        let node_key = self.node_dh.as_ref().map_or([0; 32], |(_, public)| *public);
+        if response.server_ephemeral != self.ephemeral(window).1 || response.node_key != node_key {
+            // The client keyed its session to another zone's (or a man in the middle's)
+            // half of the exchange: no session key it holds would match ours.
+            self.counters.handshakes_bad_keys += 1;
+            return;
+        }
         // The address is proven from here on.
         if let Some(&slot) = self.by_addr.get(&from) {
             // A retransmitted RESPONSE (our ACCEPT was lost): the same client gets its
@@ -151,7 +195,7 @@ impl Sessions {
             let session = self.slots[slot as usize].as_ref().expect("indexed slot");
             if session.client_key.as_bytes() == &response.token.client_key {
                 let accept = self.accept_packet(slot);
-                self.send(from, &accept);
+                self.send_sealed(slot, bytemuck::bytes_of(&accept));
             }
             return;
         }
@@ -240,7 +284,15 @@ impl Sessions {
                 self.refuse(h.addr, RefuseReason::BadSignature);
                 continue;
             }
-            self.open(unix_ms, zone, h.addr, token, client_key);
+            let response = h.response;
+            let Some(master) = self.session_key(&response) else {
+                // A low-order ephemeral: the shared secret would be public.
+                self.counters.handshakes_bad_keys += 1;
+                self.gate.mark_bad(h.response_key);
+                self.refuse(h.addr, RefuseReason::BadSignature);
+                continue;
+            };
+            self.open(unix_ms, zone, (h.addr, token), client_key, master);
         }
         queue.clear();
         self.gate.queue = queue;
@@ -251,9 +303,9 @@ impl Sessions {
         &mut self,
         unix_ms: u64,
         zone: &mut Zone,
-        addr: SocketAddr,
-        token: &ConnectToken,
+        (addr, token): (SocketAddr, &ConnectToken),
         client_key: VerifyingKey,
+        master: seal::Key,
     ) {
         if self.by_addr.contains_key(&addr) {
             // Two RESPONSEs from one address in one tick: the first won.
@@ -308,6 +360,8 @@ impl Sessions {
             secret,
             addr,
             client_key,
+            keys: SessionKeys::new(master, self.key_id),
+            path: None,
             moved: None,
             avatar,
             window: ReplayWindow::default(),
@@ -315,6 +369,7 @@ impl Sessions {
             applied_sequence: 0,
             last_heard_tick: self.tick,
             view,
+            ack_tick: 0,
             failures: 0,
             proven: true,
             datagram_tick: 0,
@@ -325,7 +380,7 @@ impl Sessions {
         self.rebind(zone, slot);
         self.counters.accepted += 1;
         let accept = self.accept_packet(slot);
-        self.send(addr, &accept);
+        self.send_sealed(slot, bytemuck::bytes_of(&accept));
     }
 
     pub(super) fn accept_packet(&self, slot: u32) -> Accept {
@@ -339,6 +394,11 @@ impl Sessions {
             tick: U32Le::new(self.tick as u32),
             tick_hz: U16Le::new(self.config.interest.tick_hz as u16),
             speed_cmps_max: U16Le::new((self.config.speed_mps_max * 100.0) as u16),
+            client_auth: match self.config.client_auth {
+                ClientAuth::Aead => CLIENT_AUTH_AEAD,
+                ClientAuth::Ed25519 => CLIENT_AUTH_ED25519,
+            },
+            padding: [0; 3],
         }
     }
 

@@ -10,19 +10,25 @@
 //! sessions.poll_transmit(&mut buf)                  // the datagrams to clients
 //! ```
 //!
-//! **Handshake.** CONNECT (1,000 bytes, a connect token) earns a CHALLENGE (28 bytes): a
+//! **Handshake.** CONNECT (1,000 bytes, a connect token) earns a CHALLENGE (92 bytes): a
 //! cookie, the keyed BLAKE3 hash of the client's address, the time window, and the token's
-//! client id and nonce. Nothing is stored and no signature is checked for it. RESPONSE
-//! brings the token back with the cookie, signed by the client session key named in the
-//! token. A valid cookie proves the address; only then are the two signatures (token by
-//! the world's auth key, response by the client key) queued, verified in the tick's batch
-//! with the strict policy, the token's nonce recorded against replay, a session allocated
-//! and the avatar spawned: ACCEPT (40 bytes). Refusals after that point are REFUSE
-//! (12 bytes); before it, silence.
+//! client id and nonce; the zone's X25519 ephemeral for the window and its node's public
+//! key. Nothing is stored and no signature is checked for it. RESPONSE brings the token
+//! back with the cookie and the client's ephemeral, signed by the client session key
+//! named in the token. A valid cookie proves the address; only then are the two
+//! signatures (token by the world's auth key, response by the client key) queued for the
+//! tick's handshake budget, verified strictly, the token's nonce recorded against replay,
+//! the session key derived (`meridian_protocol::seal`), a session allocated and the avatar
+//! spawned: a sealed ACCEPT. Refusals after that point are REFUSE (12 bytes); before it,
+//! silence.
 //!
-//! **Inputs** are envelopes (domain `INPUT`, signer = session id, sequence = newest input)
-//! checked against the session's address and replay window on arrival, verified in the
-//! tick's batch, then buffered by sequence. Each tick applies at most one input per
+//! **Sealed packets** (`sealed`). Everything after the handshake, both ways, is sealed
+//! with ChaCha20-Poly1305 under keys derived from the session key, with a replay window
+//! over the client's packet sequence. With `client_auth = Aead` an INPUT is authenticated
+//! by the AEAD alone; with `Ed25519` it is also a signed envelope, verified in the tick's
+//! batch. An authenticated packet from a new address starts path migration.
+//!
+//! **Inputs** are buffered by sequence. Each tick applies at most one input per
 //! session: what arrived since the last tick, merged (the newest movement intent, every
 //! button pressed), as the avatar's velocity, its length clamped to the configured top
 //! speed. Old and duplicate sequences are ignored; redundancy (the last four inputs in
@@ -38,6 +44,7 @@ mod bindings;
 mod gate;
 mod handshake;
 mod inputs;
+mod sealed;
 
 use core::net::SocketAddr;
 use std::collections::VecDeque;
@@ -46,7 +53,7 @@ use ed25519_dalek::VerifyingKey;
 use meridian_layouts::client::{
     Accept, CLIENT_DATAGRAM_MAX, COOKIE_SIZE, Challenge, Connect, DELTA_ENTRIES_OFFSET,
     DeltaHeader, Disconnect, InputBody, InputEntry, RedirectBody, Refuse, RefuseReason, Response,
-    write_delta_header,
+    SEALED_INNER_MAX, SEALED_OVERHEAD, write_delta_header,
 };
 use meridian_layouts::handoff::SessionBinding;
 use meridian_layouts::witness::{
@@ -100,7 +107,20 @@ pub struct SessionConfig {
     /// Outgoing datagrams a tick may hold beyond one snapshot per session (handshake
     /// replies, REDIRECTs, forwarded inputs).
     pub outbox_headroom: usize,
+    /// How inputs are authenticated after the handshake.
+    pub client_auth: ClientAuth,
     pub interest: InterestConfig,
+}
+
+/// How a session's inputs are authenticated (every session packet is sealed either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// By the session's AEAD alone: about a microsecond per input.
+    #[default]
+    Aead,
+    /// Each INPUT is also an Ed25519-signed envelope, verified in the tick's batch: proof
+    /// of what each client sent, for worlds that keep it (~13 µs per input).
+    Ed25519,
 }
 
 impl Default for SessionConfig {
@@ -120,6 +140,7 @@ impl Default for SessionConfig {
             avatar_kind: AVATAR_KIND,
             redirect_grace_ticks: 2 * 30,
             outbox_headroom: 256,
+            client_auth: ClientAuth::Aead,
             interest: InterestConfig::default(),
         }
     }
@@ -178,6 +199,17 @@ pub struct SessionCounters {
     /// Snapshots owed but not sent: the tick's output did not fit (which sessions go
     /// without rotates from tick to tick).
     pub snapshots_dropped: u64,
+    /// Sealed packets whose tag did not verify (dropped; they close nothing).
+    pub sealed_forged: u64,
+    /// RESPONSEs whose ephemeral or node key is not the zone's (a stale CHALLENGE, or a
+    /// man in the middle), or whose key exchange was degenerate: refused.
+    pub handshakes_bad_keys: u64,
+    /// PATH_CHALLENGEs sent to a new address a session's packets came from.
+    pub path_probes: u64,
+    /// Sessions moved to a new address after it answered a probe.
+    pub path_migrations: u64,
+    /// Probes answered from an address another session holds: no move.
+    pub path_conflicts: u64,
     pub malformed: u64,
     /// The verify batch, the session table or the outbox was full.
     pub overflow: u64,
@@ -200,16 +232,22 @@ struct Session {
     secret: u64,
     addr: SocketAddr,
     client_key: VerifyingKey,
+    keys: sealed::SessionKeys,
+    /// A new address being probed (path migration).
+    path: Option<sealed::PathCandidate>,
     /// The avatar was handed to this zone: redirect the client there and forward its
     /// stray inputs until the tick given, then forget the session.
     moved: Option<(ZoneID, u64)>,
     avatar: EntityID,
+    /// Over the client's sealed-packet sequences.
     window: ReplayWindow,
     /// Verified inputs not yet applied, by sequence (unordered; at most [`INPUT_BUFFER`]).
     buffered: Vec<InputEntry>,
     applied_sequence: u32,
     last_heard_tick: u64,
     view: ClientView,
+    /// The snapshot tick the client's newest input acknowledged (not yet given to `view`).
+    ack_tick: u32,
     /// Inputs that failed verification.
     failures: u32,
     /// The client proved it holds `addr`: it completed the handshake from there, or an
@@ -229,7 +267,6 @@ enum Pending {
         slot: u32,
         session: u32,
         item: usize,
-        sequence: u64,
         body: InputBody,
         /// From the session's address (not forwarded by another zone).
         direct: bool,
@@ -284,6 +321,17 @@ pub struct Sessions {
     zone_addrs: Vec<(ZoneID, SocketAddr)>,
     /// Signs REDIRECTs: this node's key and its index in the world's node list.
     node_key: Option<(ed25519_dalek::SigningKey, u32)>,
+    /// The node key as X25519 (its secret) and as Ed25519 (its public key, in CHALLENGEs).
+    node_dh: Option<(meridian_protocol::seal::DhSecret, [u8; 32])>,
+    /// The zone's handshake ephemerals of the current and the previous cookie window.
+    ephemerals: [Option<(u32, meridian_protocol::seal::DhSecret, [u8; 32])>; 2],
+    /// This run's zone → client key id, and its packet counter (from a random start).
+    key_id: u32,
+    seal_sequence: u64,
+    /// Sessions whose binding must be rewritten at the next tick (moved address).
+    rebound: Vec<u32>,
+    /// Where sealed packets are opened (not zeroed per packet).
+    plain: Vec<u8>,
     redirect_sequence: u64,
 }
 
@@ -304,6 +352,9 @@ impl Sessions {
         // One signature per INPUT; a tick sees at most a few per session.
         let batch = 2 * n + 64;
         let handshakes = usize::from(config.handshakes_per_tick);
+        // This run's zone → client key id and counter start: random, so no two runs of a
+        // zone seal with the same key and nonce.
+        let run = *blake3::keyed_hash(&entropy, b"sealing run").as_bytes();
         let message_max = Response::SIGNED_SIZE
             .max(meridian_layouts::witness::EnvelopeHeader::SIZE + size_of::<InputBody>());
         Ok(Sessions {
@@ -339,6 +390,12 @@ impl Sessions {
             counters: SessionCounters::default(),
             zone_addrs: Vec::new(),
             node_key: None,
+            node_dh: None,
+            ephemerals: [None, None],
+            key_id: u32::from_le_bytes(run[..4].try_into().expect("4 bytes")),
+            seal_sequence: u64::from_le_bytes(run[4..12].try_into().expect("8 bytes")) >> 2,
+            rebound: Vec::with_capacity(n),
+            plain: vec![0; CLIENT_DATAGRAM_MAX],
             redirect_sequence: 0,
         })
     }
@@ -362,7 +419,15 @@ impl Sessions {
     /// Signs REDIRECTs with this node's key (`signer`: its index in the world's node
     /// list). Without it, REDIRECTs carry a zero signature and clients that pin node keys
     /// ignore them.
+    /// The same key serves the handshake's key exchange (as X25519), so a client that pins
+    /// node keys knows only this node can read its session.
     pub fn set_node_key(&mut self, key: ed25519_dalek::SigningKey, signer: u32) {
+        self.node_dh = Some((
+            meridian_protocol::seal::DhSecret(meridian_protocol::seal::StaticSecret::from(
+                key.to_scalar_bytes(),
+            )),
+            key.verifying_key().to_bytes(),
+        ));
         self.node_key = Some((key, signer));
     }
 
@@ -412,8 +477,7 @@ impl Sessions {
         match kind {
             Kind::Connect => self.handle_connect(unix_ms, from, bytes),
             Kind::Response => self.handle_response(unix_ms, from, bytes),
-            Kind::Envelope => self.handle_input(Some(from), bytes),
-            Kind::Disconnect => self.handle_disconnect(from, bytes),
+            Kind::Sealed => self.handle_sealed(Some(from), bytes),
             _ => self.counters.malformed += 1,
         }
     }
@@ -428,6 +492,14 @@ impl Sessions {
         self.zone_tick = zone.tick_count();
         self.apply_verified();
         self.admit_handshakes(unix_ms, zone);
+        let mut rebound = std::mem::take(&mut self.rebound);
+        for &slot in &rebound {
+            if self.slots[slot as usize].is_some() {
+                self.rebind(zone, slot);
+            }
+        }
+        rebound.clear();
+        self.rebound = rebound;
         self.apply_moves(zone);
         self.advance_sessions(zone);
         self.orphans.retain(|&avatar| {
@@ -451,11 +523,10 @@ impl Sessions {
                 slot,
                 session,
                 item,
-                sequence,
                 body,
                 direct,
             } = *p;
-            self.buffer_input(slot, session, item, sequence, &body, direct);
+            self.buffer_input(slot, session, item, &body, direct);
         }
         self.pending = pending;
         self.pending.clear();
@@ -508,8 +579,12 @@ impl Sessions {
                 zone.set_velocity(session.avatar, vx, vy);
                 session.applied_sequence = input.sequence.get();
                 self.counters.inputs_applied += 1;
-                // The binding carries the applied sequence to the next zone.
-                self.rebind(zone, slot as u32);
+                // The binding carries the applied sequence and the packet window to the
+                // next zone.
+                let (avatar, packets) = (session.avatar, session.window.highest());
+                if !zone.update_session_progress(avatar, input.sequence.get(), packets) {
+                    self.rebind(zone, slot as u32);
+                }
             }
         }
     }
@@ -542,6 +617,7 @@ impl Sessions {
             let Some(avatar_slot) = entities.slot_of(session.avatar) else {
                 continue;
             };
+            session.view.acknowledge(session.ack_tick);
             let at = (
                 entities.xs()[avatar_slot as usize],
                 entities.ys()[avatar_slot as usize],
@@ -552,7 +628,7 @@ impl Sessions {
                 Some(session.avatar.0),
                 at,
                 tick,
-                &mut datagram[DELTA_ENTRIES_OFFSET..],
+                &mut datagram[DELTA_ENTRIES_OFFSET..SEALED_INNER_MAX],
             );
             let head = DeltaHeader {
                 session_secret: U64Le::new(session.secret),
@@ -565,10 +641,9 @@ impl Sessions {
             };
             let total = DELTA_ENTRIES_OFFSET + encoded.bytes;
             write_delta_header(&mut datagram, &head, total);
-            let to = session.addr;
             self.counters.snapshots += 1;
-            self.counters.snapshot_bytes += total as u64;
-            self.send_bytes(to, &datagram[..total]);
+            self.counters.snapshot_bytes += (total + SEALED_OVERHEAD) as u64;
+            self.send_sealed(slot as u32, &datagram[..total]);
         }
     }
 

@@ -535,7 +535,7 @@ impl Router<'_> {
                     q.push(d).is_ok()
                 } else if let Some(r) = self.remote.iter().find(|r| r.zone == to) {
                     let datagram = match self.outgress.as_mut() {
-                        Some(out) => match out.seal(bytes, to, &mut self.sealed) {
+                        Some(out) => match out.seal(bytes, to, r.signer, &mut self.sealed) {
                             Some(n) => &self.sealed[..n],
                             None => return false,
                         },
@@ -566,7 +566,7 @@ fn from_zone(
     from: ZoneID,
     bytes: &[u8],
 ) {
-    let forwarded_input = bytes.get(5) == Some(&(meridian_layouts::Kind::Envelope as u8));
+    let forwarded_input = bytes.get(5) == Some(&(meridian_layouts::Kind::Sealed as u8));
     match sessions {
         Some(s) if forwarded_input => s.handle_forwarded(bytes),
         _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
