@@ -10,8 +10,11 @@
 //!   submission per batch of 64; one multishot `RECVMSG` into a provided buffer ring) on
 //!   threads pinned to cores 0 and 1. All datagrams here are one size to one destination,
 //!   so they go as segmentation-offload sends of 64: the best case.
-//! - `udp/meridian-unsegmented/N`: the same with offload off — one `SEND` per datagram,
-//!   64 per submission: what mixed traffic (a datagram per client) gets.
+//! - `udp/meridian-unsegmented/N`: the same with offload off: what mixed traffic (a
+//!   datagram per client) gets — single datagrams go by `sendmmsg`, 64 per call, from the
+//!   ring's slots (`RingConfig::sendmmsg_singles`, the default).
+//! - `udp/meridian-unsegmented-uring/N`: offload off and single datagrams by io_uring, one
+//!   `SEND` each, 64 per submission (the path `sendmmsg_singles` replaced; kept to show why).
 //! - `udp/sendmmsg/N`: `meridian_io::mmsg` on threads pinned to cores 0 and 1, 64 datagrams
 //!   per system call each way.
 //!
@@ -34,9 +37,10 @@ fn local() -> SocketAddr {
     "127.0.0.1:0".parse().expect("address")
 }
 
-fn run_meridian(size: usize, gso: bool) -> Duration {
+fn run_meridian(size: usize, gso: bool, sendmmsg_singles: bool) -> Duration {
     let config = RingConfig {
         gso,
+        sendmmsg_singles,
         ..RingConfig::default()
     };
     let rx: StdUdpSocket = bind_udp(local()).expect("bind").into();
@@ -144,12 +148,27 @@ fn udp(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for size in [64usize, 1200] {
         group.bench_function(BenchmarkId::new("meridian", size), |b| {
-            b.iter_custom(|iterations| (0..iterations).map(|_| run_meridian(size, true)).sum())
+            b.iter_custom(|iterations| {
+                (0..iterations)
+                    .map(|_| run_meridian(size, true, true))
+                    .sum()
+            })
         });
         // The same path with segmentation offload off: what traffic that cannot be
         // segmented (a datagram per client, mixed sizes) gets.
         group.bench_function(BenchmarkId::new("meridian-unsegmented", size), |b| {
-            b.iter_custom(|iterations| (0..iterations).map(|_| run_meridian(size, false)).sum())
+            b.iter_custom(|iterations| {
+                (0..iterations)
+                    .map(|_| run_meridian(size, false, true))
+                    .sum()
+            })
+        });
+        group.bench_function(BenchmarkId::new("meridian-unsegmented-uring", size), |b| {
+            b.iter_custom(|iterations| {
+                (0..iterations)
+                    .map(|_| run_meridian(size, false, false))
+                    .sum()
+            })
         });
         group.bench_function(BenchmarkId::new("sendmmsg", size), |b| {
             b.iter_custom(|iterations| (0..iterations).map(|_| run_sendmmsg(size)).sum())

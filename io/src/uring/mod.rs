@@ -71,6 +71,9 @@ pub struct RingConfig {
     pub send_slots: u16,
     /// Send runs of equal-size datagrams to one destination with segmentation offload.
     pub gso: bool,
+    /// Send single datagrams (not in a segmentation group) by `sendmmsg`, 64 per call,
+    /// rather than one io_uring `SEND` each (module `send`: ~1.2× the throughput here).
+    pub sendmmsg_singles: bool,
 }
 
 impl Default for RingConfig {
@@ -79,6 +82,7 @@ impl Default for RingConfig {
             recv_buffers: 1024,
             send_slots: 1024,
             gso: true,
+            sendmmsg_singles: true,
         }
     }
 }
@@ -138,6 +142,9 @@ pub struct UdpRing {
     open: Option<OpenGroup>,
     /// Segmentation offload in use; turned off for good if the kernel refuses a group.
     gso: bool,
+    sendmmsg_singles: bool,
+    /// Slots of single datagrams waiting for the next `sendmmsg`.
+    singles: Vec<u16>,
     /// Operations the kernel may still touch memory of.
     in_flight: usize,
     counters: RingCounters,
@@ -190,6 +197,8 @@ impl UdpRing {
             send_slots,
             open: None,
             gso: config.gso,
+            sendmmsg_singles: config.sendmmsg_singles,
+            singles: Vec::with_capacity(usize::from(config.send_slots)),
             in_flight: 0,
             counters: RingCounters::default(),
         };
@@ -216,6 +225,7 @@ impl UdpRing {
     /// is queued. Never waits.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.close_group();
+        self.flush_singles();
         if self.ring.submission().is_empty() {
             return Ok(());
         }
@@ -228,6 +238,7 @@ impl UdpRing {
     /// clients and benches; a zone never waits here, it sleeps on its tick timer).
     pub fn wait(&mut self) -> std::io::Result<()> {
         self.close_group();
+        self.flush_singles();
         self.counters.submits += 1;
         match self.ring.submit_and_wait(1) {
             Ok(_) => Ok(()),
@@ -337,12 +348,17 @@ mod tests {
     use super::*;
 
     fn pair() -> (UdpRing, UdpRing) {
+        pair_with(true)
+    }
+
+    fn pair_with(sendmmsg_singles: bool) -> (UdpRing, UdpRing) {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let config = RingConfig {
             recv_buffers: 64,
             send_slots: 32,
             gso: true,
+            sendmmsg_singles,
         };
         (
             UdpRing::new(a, config).unwrap(),
@@ -380,6 +396,47 @@ mod tests {
             assert!(bytes.iter().all(|&x| x == i));
         }
         assert_eq!(b.counters().received, 20);
+    }
+
+    /// Single datagrams (each a different length: no segmentation group) arrive whole and
+    /// in full either way — by `sendmmsg` from the slots, or one io_uring `SEND` each —
+    /// including more of them than there are slots (a full pool flushes and reuses them).
+    #[test]
+    fn single_datagrams_go_by_sendmmsg_or_io_uring_alike() {
+        for sendmmsg in [true, false] {
+            let (mut a, mut b) = pair_with(sendmmsg);
+            let to = b.local_addr().unwrap();
+            let mut got = Vec::new();
+            for i in 0..200u16 {
+                let len = 1 + usize::from(i) * 5;
+                loop {
+                    match a.send_to(&vec![i as u8; len], to) {
+                        Ok(()) => break,
+                        Err(SendError::Busy) => {
+                            a.flush().unwrap();
+                            a.wait().unwrap();
+                            a.recv(usize::MAX, |_, _| {}).unwrap();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                if i % 50 == 49 {
+                    a.flush().unwrap();
+                    got.extend(receive(&mut b, 50));
+                }
+            }
+            assert_eq!(got.len(), 200, "sendmmsg {sendmmsg}");
+            for (k, (_, bytes)) in got.iter().enumerate() {
+                assert_eq!(bytes.len(), 1 + k * 5, "sendmmsg {sendmmsg}");
+                assert!(bytes.iter().all(|&x| x == k as u8));
+            }
+            while a.counters().sent < 200 {
+                a.wait().unwrap();
+                a.recv(usize::MAX, |_, _| {}).unwrap();
+            }
+            assert_eq!(a.counters().send_errors, 0);
+            assert_eq!(a.counters().sent_segmented, 0);
+        }
     }
 
     #[test]
