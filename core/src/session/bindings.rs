@@ -66,7 +66,7 @@ impl Sessions {
             self.counters.overflow += 1;
             return;
         };
-        let (view, buffered) = self.take_spare(slot);
+        let view = self.take_spare(slot);
         self.slots[slot as usize] = Some(Session {
             id: session_id,
             secret: binding.session_secret.get(),
@@ -79,7 +79,7 @@ impl Sessions {
             // Packets up to the newest the old zone took are replays here: a captured one
             // must not be used twice.
             window: ReplayWindow::after(0, binding.packet_sequence.get()),
-            buffered,
+            buffered: inputs::InputBuffer::default(),
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
             view,
@@ -101,26 +101,22 @@ impl Sessions {
             self.by_id.remove(&session.id);
             self.by_addr.remove(&session.addr);
             self.free.push(slot);
-            self.spares.push((session.view, session.buffered));
+            self.spares.push(session.view);
         }
     }
 
-    /// A client view and input buffer for a new session in `slot`: a closed session's,
-    /// reset, or new ones while the zone has never held this many sessions. A view is
+    /// A client view for a new session in `slot`: a closed session's, reset, or a new
+    /// one while the zone has never held this many sessions. A view is
     /// about 70 KB (its snapshot history), so views are made as the session count first
     /// climbs, never all up front, and reused after that: a tick allocates only while
     /// the zone reaches a session count it never had.
-    pub(super) fn take_spare(&mut self, slot: u32) -> (ClientView, Vec<InputEntry>) {
+    pub(super) fn take_spare(&mut self, slot: u32) -> ClientView {
         match self.spares.pop() {
-            Some((mut view, mut buffered)) => {
+            Some(mut view) => {
                 view.reset(slot);
-                buffered.clear();
-                (view, buffered)
+                view
             }
-            None => (
-                ClientView::with_phase(&self.config.interest, slot),
-                Vec::with_capacity(INPUT_BUFFER),
-            ),
+            None => ClientView::with_phase(&self.config.interest, slot),
         }
     }
 
@@ -195,7 +191,7 @@ impl Sessions {
         self.by_id.remove(&session.id);
         self.by_addr.remove(&session.addr);
         self.free.push(slot);
-        self.spares.push((session.view, session.buffered));
+        self.spares.push(session.view);
         if session.moved.is_some() {
             return;
         }

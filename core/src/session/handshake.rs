@@ -354,7 +354,7 @@ impl Sessions {
             id = self.next_random() as u32;
         }
         let secret = self.next_random();
-        let (view, buffered) = self.take_spare(slot);
+        let view = self.take_spare(slot);
         self.slots[slot as usize] = Some(Session {
             id,
             secret,
@@ -365,7 +365,7 @@ impl Sessions {
             moved: None,
             avatar,
             window: ReplayWindow::default(),
-            buffered,
+            buffered: super::inputs::InputBuffer::default(),
             applied_sequence: 0,
             last_heard_tick: self.tick,
             view,

@@ -94,15 +94,16 @@ impl Sessions {
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {
             let seq = entry.sequence.get();
-            if seq <= applied || session.buffered.iter().any(|b| b.sequence.get() == seq) {
+            let buffered = session.buffered.as_slice();
+            if seq <= applied || buffered.iter().any(|b| b.sequence.get() == seq) {
                 continue;
             }
-            if session.buffered.len() == INPUT_BUFFER {
+            if buffered.len() == INPUT_BUFFER {
                 // Keep the newest: drop the oldest buffered.
-                let oldest = (0..session.buffered.len())
-                    .min_by_key(|&i| session.buffered[i].sequence.get())
+                let oldest = (0..buffered.len())
+                    .min_by_key(|&i| buffered[i].sequence.get())
                     .expect("full buffer");
-                if session.buffered[oldest].sequence.get() > seq {
+                if buffered[oldest].sequence.get() > seq {
                     continue;
                 }
                 session.buffered.swap_remove(oldest);
@@ -117,14 +118,40 @@ impl Sessions {
 /// input per tick in sequence instead would let a backlog that formed after jitter or loss
 /// persist for the whole session, adding a tick of latency per buffered input.
 pub(super) fn next_input(session: &mut Session) -> Option<InputEntry> {
-    let newest = *session.buffered.iter().max_by_key(|e| e.sequence.get())?;
-    let buttons = session
-        .buffered
-        .iter()
-        .fold(0u16, |b, e| b | e.buttons.get());
+    let buffered = session.buffered.as_slice();
+    let newest = *buffered.iter().max_by_key(|e| e.sequence.get())?;
+    let buttons = buffered.iter().fold(0u16, |b, e| b | e.buttons.get());
     session.buffered.clear();
     Some(InputEntry {
         buttons: U16Le::new(buttons),
         ..newest
     })
+}
+
+/// Inputs verified and not yet applied, unordered, at most [`INPUT_BUFFER`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct InputBuffer {
+    entries: [InputEntry; INPUT_BUFFER],
+    len: u8,
+}
+
+impl InputBuffer {
+    pub(super) fn as_slice(&self) -> &[InputEntry] {
+        &self.entries[..usize::from(self.len)]
+    }
+
+    /// Adds `entry`; the caller keeps the buffer below [`INPUT_BUFFER`].
+    pub(super) fn push(&mut self, entry: InputEntry) {
+        self.entries[usize::from(self.len)] = entry;
+        self.len += 1;
+    }
+
+    pub(super) fn swap_remove(&mut self, i: usize) {
+        self.len -= 1;
+        self.entries[i] = self.entries[usize::from(self.len)];
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
 }

@@ -241,8 +241,9 @@ struct Session {
     avatar: EntityID,
     /// Over the client's sealed-packet sequences.
     window: ReplayWindow,
-    /// Verified inputs not yet applied, by sequence (unordered; at most [`INPUT_BUFFER`]).
-    buffered: Vec<InputEntry>,
+    /// Verified inputs not yet applied, by sequence (unordered), inline: one allocation
+    /// fewer to touch per input.
+    buffered: inputs::InputBuffer,
     applied_sequence: u32,
     last_heard_tick: u64,
     view: ClientView,
@@ -306,8 +307,8 @@ pub struct Sessions {
     tokens: crate::witness::SharedTokens,
     gate: gate::Gate,
     replicator: Replicator,
-    /// Client views and input buffers of closed sessions, for the next ones.
-    spares: Vec<(ClientView, Vec<InputEntry>)>,
+    /// Client views of closed sessions, for the next ones.
+    spares: Vec<ClientView>,
     outbox: VecDeque<Outgoing>,
     outbox_max: usize,
     tick: u64,
@@ -569,14 +570,14 @@ impl Sessions {
                 self.closing.push((slot as u32, true));
                 continue;
             }
-            if zone.entities().slot_of(session.avatar).is_none() {
+            let Some(avatar_slot) = zone.entities().slot_of(session.avatar) else {
                 // The avatar left this zone (no redirect yet: the session ends here).
                 self.closing.push((slot as u32, true));
                 continue;
-            }
+            };
             if let Some(input) = next_input(session) {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
-                zone.set_velocity(session.avatar, vx, vy);
+                zone.set_velocity_slot(avatar_slot, vx, vy);
                 session.applied_sequence = input.sequence.get();
                 self.counters.inputs_applied += 1;
                 // The binding carries the applied sequence and the packet window to the
