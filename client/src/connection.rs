@@ -48,6 +48,8 @@ use meridian_protocol::replay::ReplayWindow;
 use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
 use meridian_protocol::time::Instant;
 
+mod sealed;
+
 /// Decoded snapshots the client keeps (more than the server's history, so every baseline
 /// the server can choose is here).
 pub const CLIENT_HISTORY: usize = 32;
@@ -344,64 +346,6 @@ impl Client {
         self.close(CloseReason::Local);
     }
 
-    /// Seals an arbitrary inner datagram as this session's next packet, into `out`; returns
-    /// its length. For test harnesses and protocol tools: the zone takes it as the
-    /// client's (it is, cryptographically).
-    pub fn seal_inner(&mut self, inner: &[u8], out: &mut [u8]) -> usize {
-        self.packet_sequence += 1;
-        seal::seal(
-            &self.to_server,
-            self.session,
-            0,
-            self.packet_sequence,
-            inner,
-            out,
-        )
-    }
-
-    /// Seals `inner` with the session's client key and queues it to `to`.
-    fn send_sealed(&mut self, to: SocketAddr, inner: &[u8]) {
-        self.packet_sequence += 1;
-        let mut out = [0u8; CLIENT_DATAGRAM_MAX];
-        let n = seal::seal(
-            &self.to_server,
-            self.session,
-            0,
-            self.packet_sequence,
-            inner,
-            &mut out,
-        );
-        self.queue(to, &out[..n]);
-    }
-
-    /// Opens a sealed packet from a zone into `out`: the zone → client key of its key id
-    /// (derived on first use), its replay window.
-    fn open_sealed<'a>(&mut self, bytes: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
-        let head = seal::peek(bytes).ok()?;
-        let key_id = head.key_id.get();
-        if self.zone_keys[0].0 != key_id || self.zone_keys[0].1 == [0; 32] {
-            if self.zone_keys[1].0 == key_id && self.zone_keys[1].1 != [0; 32] {
-                self.zone_keys.swap(0, 1);
-            } else {
-                // A new zone run: it takes the older entry's place.
-                self.zone_keys[1] = (
-                    key_id,
-                    seal::zone_key(&self.master, key_id),
-                    ReplayWindow::default(),
-                );
-                self.zone_keys.swap(0, 1);
-            }
-        }
-        let (_, key, window) = &mut self.zone_keys[0];
-        let sequence = head.sequence.get();
-        if !window.check(0, sequence) {
-            return None;
-        }
-        let (_, inner) = seal::open(key, bytes, out).ok()?;
-        window.record(0, sequence);
-        Some(inner)
-    }
-
     fn close(&mut self, reason: CloseReason) {
         if !matches!(self.stage, Stage::Closed(_)) {
             self.stage = Stage::Closed(reason);
@@ -467,43 +411,6 @@ impl Client {
             }
             _ => {}
         }
-    }
-
-    /// The RESPONSE to `challenge` and the session key it yields; `None` if the zone's
-    /// node key is not trusted or the exchange is degenerate.
-    fn respond(&mut self, challenge: &Challenge) -> Option<(Response, Key)> {
-        let node = if challenge.node_key == [0; 32] {
-            None
-        } else {
-            Some(VerifyingKey::from_bytes(&challenge.node_key).ok()?)
-        };
-        let trusted = match node {
-            _ if self.node_keys.is_empty() => true,
-            Some(node) => self.node_keys.contains(&node),
-            None => false,
-        };
-        if !trusted {
-            self.counters.untrusted_node += 1;
-            return None;
-        }
-        let ephemeral = seal::client_ephemeral(self.key.as_bytes(), bytemuck::bytes_of(challenge));
-        let mut response = Response {
-            header: header_for::<Response>(),
-            domain: RESPONSE_DOMAIN,
-            token: self.token,
-            cookie: challenge.cookie,
-            window: challenge.window,
-            client_ephemeral: PublicKey::from(&ephemeral).to_bytes(),
-            server_ephemeral: challenge.server_ephemeral,
-            node_key: challenge.node_key,
-            signature: [0; SIGNATURE_SIZE],
-        };
-        response.signature = self.key.sign(response.signed_bytes()).to_bytes();
-        let ee = ephemeral.diffie_hellman(&PublicKey::from(challenge.server_ephemeral));
-        let es =
-            node.map(|n| ephemeral.diffie_hellman(&x25519_public(n.to_montgomery().to_bytes())));
-        let master = seal::session_key(&ee, es.as_ref(), response.signed_bytes()).ok()?;
-        Some((response, master))
     }
 
     fn send_input(&mut self) {
@@ -623,33 +530,6 @@ impl Client {
         }
     }
 
-    /// A sealed packet's inner datagram, from one of the session's zones.
-    fn handle_inner(&mut self, now: Instant, from: SocketAddr, inner: &[u8]) -> bool {
-        match Header::parse(inner) {
-            Ok(Kind::Delta) => self.apply_snapshot(now, inner),
-            Ok(Kind::Envelope) => self.redirect(from, inner),
-            Ok(Kind::Disconnect) => parse::<Disconnect>(inner).is_ok_and(|_| {
-                self.close(CloseReason::Disconnected);
-                true
-            }),
-            Ok(Kind::PathChallenge) => {
-                let Ok(probe) = bytemuck::try_from_bytes::<PathProbe>(inner) else {
-                    return false;
-                };
-                // Answered from where the client sends (the address the zone probed is
-                // the one the client's packets came from).
-                let answer = PathProbe {
-                    header: Header::new(Kind::PathResponse, size_of::<PathProbe>() as u16),
-                    data: probe.data,
-                };
-                self.counters.path_responses += 1;
-                self.send_sealed(from, bytemuck::bytes_of(&answer));
-                true
-            }
-            _ => false,
-        }
-    }
-
     fn accept(&mut self, now: Instant, a: &Accept) {
         self.stage = Stage::Connected;
         self.session = a.session.get();
@@ -717,9 +597,22 @@ impl Client {
         }
         (self.previous, self.latest) = (self.latest, tick);
         self.zone = zone;
-        // Reconciliation: the server's avatar plus the inputs it has not applied yet.
-        let avatar = Record::from_wire(&head.avatar);
-        let applied_sequence = head.input_sequence.get();
+        self.reconcile(&head.avatar, head.input_sequence.get(), tick);
+        self.events.push_back(ClientEvent::Snapshot {
+            tick,
+            zone: self.zone,
+        });
+        true
+    }
+
+    /// Reconciliation: the server's avatar plus the inputs it has not applied yet.
+    fn reconcile(
+        &mut self,
+        avatar: &meridian_layouts::snapshot::EntityRecord,
+        applied_sequence: u32,
+        tick: u32,
+    ) {
+        let avatar = Record::from_wire(avatar);
         self.authoritative = AvatarState {
             id: avatar.id,
             position: [dequantise_position(avatar.x), dequantise_position(avatar.y)],
@@ -743,59 +636,5 @@ impl Client {
             self.predicted[0] += v[0] * dt;
             self.predicted[1] += v[1] * dt;
         }
-        self.events.push_back(ClientEvent::Snapshot {
-            tick,
-            zone: self.zone,
-        });
-        true
-    }
-
-    /// A REDIRECT is followed only if it comes from the zone the client talks to and is
-    /// not older than the newest snapshot it has from that zone (a zone redirects only
-    /// after its last snapshot): a captured REDIRECT replayed later — from another zone's
-    /// address, or from this zone after the client came back to it — is ignored, counted.
-    fn redirect(&mut self, from: SocketAddr, bytes: &[u8]) -> bool {
-        let Ok(envelope) = parse_envelope(bytes) else {
-            return false;
-        };
-        if envelope.header.domain != domain::REDIRECT {
-            return false;
-        }
-        let Ok(body) = RedirectBody::parse(envelope.payload) else {
-            return false;
-        };
-        if body.session.get() != self.session || body.session_secret.get() != self.secret {
-            return false;
-        }
-        if !self.node_keys.is_empty() {
-            let signature = ed25519_dalek::Signature::from_bytes(envelope.signature);
-            if !self
-                .node_keys
-                .iter()
-                .any(|k| k.verify_strict(envelope.signed, &signature).is_ok())
-            {
-                return false;
-            }
-        }
-        let Some(addr) = redirect_addr(body) else {
-            return false;
-        };
-        if addr == self.server {
-            // The zone repeats its REDIRECT during the grace period; one is followed.
-            return true;
-        }
-        let stale = self.history_zone == self.zone && body.tick.get() < self.latest;
-        if from != self.server || stale {
-            self.counters.redirects_stale += 1;
-            return false;
-        }
-        self.server = addr;
-        self.zone = body.zone.get();
-        self.counters.redirects += 1;
-        self.events.push_back(ClientEvent::Redirected {
-            zone: self.zone,
-            addr,
-        });
-        true
     }
 }

@@ -311,24 +311,8 @@ impl Sessions {
             // Two RESPONSEs from one address in one tick: the first won.
             return;
         }
-        // A poisoned lock (a zone thread panicked) still holds a consistent table.
-        let recorded = self
-            .tokens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(token, unix_ms);
-        match recorded {
-            Ok(true) => {}
-            Ok(false) => {
-                self.counters.overflow += 1;
-                self.refuse(addr, RefuseReason::Full);
-                return;
-            }
-            Err(_) => {
-                self.counters.tokens_replayed += 1;
-                self.refuse(addr, RefuseReason::TokenReplayed);
-                return;
-            }
+        if !self.record_token(addr, token, unix_ms) {
+            return;
         }
         let Some(slot) = self.free.pop() else {
             self.counters.overflow += 1;
@@ -381,6 +365,30 @@ impl Sessions {
         self.counters.accepted += 1;
         let accept = self.accept_packet(slot);
         self.send_sealed(slot, bytemuck::bytes_of(&accept));
+    }
+
+    /// Records the token's nonce (once per node); refuses the client when it was used
+    /// already or the table is full.
+    fn record_token(&mut self, addr: SocketAddr, token: &ConnectToken, unix_ms: u64) -> bool {
+        // A poisoned lock (a zone thread panicked) still holds a consistent table.
+        let recorded = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(token, unix_ms);
+        match recorded {
+            Ok(true) => true,
+            Ok(false) => {
+                self.counters.overflow += 1;
+                self.refuse(addr, RefuseReason::Full);
+                false
+            }
+            Err(_) => {
+                self.counters.tokens_replayed += 1;
+                self.refuse(addr, RefuseReason::TokenReplayed);
+                false
+            }
+        }
     }
 
     pub(super) fn accept_packet(&self, slot: u32) -> Accept {
