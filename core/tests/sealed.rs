@@ -280,3 +280,34 @@ fn a_raced_or_replayed_packet_cannot_move_a_session() {
         c.inputs_replayed + 1
     );
 }
+
+/// Packets with made-up key ids (anyone can send them, from any address) do not push the
+/// zone's key and replay window out of the client: a genuine packet replayed after a burst
+/// of them is still refused as a replay.
+#[test]
+fn made_up_key_ids_do_not_reset_the_clients_replay_window() {
+    let (mut h, mut clients) = one_connected();
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let genuine = h.to_clients.last().unwrap().2.clone();
+    let before = clients[0].1.counters();
+    for key_id in 1..=5u32 {
+        let mut junk = genuine.clone();
+        junk[12..16].copy_from_slice(&(key_id * 7919).to_le_bytes());
+        clients[0].1.handle_datagram(h.now, zone_addr(0), &junk);
+    }
+    clients[0].1.handle_datagram(h.now, zone_addr(0), &genuine);
+    let after = clients[0].1.counters();
+    assert_eq!(
+        after.sealed_rejected,
+        before.sealed_rejected + 6,
+        "{after:?}"
+    );
+    assert_eq!(after.snapshots, before.snapshots);
+    // The session goes on.
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(clients[0].1.counters().snapshots > before.snapshots);
+}

@@ -39,22 +39,27 @@ impl Client {
     /// (derived on first use), its replay window.
     pub(super) fn open_sealed<'a>(&mut self, bytes: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
         let head = seal::peek(bytes).ok()?;
-        let key_id = head.key_id.get();
-        if self.zone_keys[0].0 != key_id || self.zone_keys[0].1 == [0; 32] {
-            if self.zone_keys[1].0 == key_id && self.zone_keys[1].1 != [0; 32] {
-                self.zone_keys.swap(0, 1);
-            } else {
-                // A new zone run: it takes the older entry's place.
-                self.zone_keys[1] = (
-                    key_id,
-                    seal::zone_key(&self.master, key_id),
-                    ReplayWindow::default(),
-                );
-                self.zone_keys.swap(0, 1);
-            }
+        let (key_id, sequence) = (head.key_id.get(), head.sequence.get());
+        let known = (0..2).find(|&k| {
+            let (id, key, _) = &self.zone_keys[k];
+            *id == key_id && *key != [0; 32]
+        });
+        let Some(k) = known else {
+            // A new zone run. Its key takes the older entry's place only once a packet
+            // opened under it: packets with made-up key ids must not evict the keys (and
+            // replay windows) of the zones the client talks to.
+            let key = seal::zone_key(&self.master, key_id);
+            let (_, inner) = seal::open(&key, bytes, out).ok()?;
+            let mut window = ReplayWindow::default();
+            window.record(0, sequence);
+            self.zone_keys[1] = (key_id, key, window);
+            self.zone_keys.swap(0, 1);
+            return Some(inner);
+        };
+        if k == 1 {
+            self.zone_keys.swap(0, 1);
         }
         let (_, key, window) = &mut self.zone_keys[0];
-        let sequence = head.sequence.get();
         if !window.check(0, sequence) {
             return None;
         }
