@@ -553,3 +553,54 @@ fn a_swarm_at_ten_percent_loss_has_no_violations() {
     assert!(report.owner_samples >= 5);
     assert_eq!(report.violations(), 0, "{}", report.table());
 }
+
+/// `client_auth = "ed25519"` in the world file: the zone tells the client in ACCEPT, the
+/// client signs every input inside its sealed packets, the zone verifies them and applies
+/// them. A value other than "aead" or "ed25519" is refused with a message naming it.
+#[test]
+fn signed_inputs_work_end_to_end_when_the_world_asks_for_them() {
+    let auth = SigningKey::from_bytes(&[42; 32]);
+    let port = two_free_ports();
+    let text =
+        world(port, &auth, 20.0).replace("[clients]\n", "[clients]\nclient_auth = \"ed25519\"\n");
+    let bad = text.replace("\"ed25519\"", "\"rsa\"");
+    let error = world_file::parse_spec(&bad).unwrap_err().to_string();
+    assert!(
+        error.contains("client_auth") && error.contains("rsa"),
+        "{error}"
+    );
+    let spec = world_file::parse_spec(&text).unwrap();
+    let node = spec.nodes[0].clone();
+    let running = run::start(&spec, &node, None, None).unwrap();
+    let zone0 = spec.nodes[0].zone_address(0);
+    let clock = Clock::new();
+    let key = SigningKey::from_bytes(&[12; 32]);
+    let t = token(&auth, &key, WORLD_ID, 12, unix_ms() + 60_000);
+    let mut c = UdpClient::connect(zone0, t, key, clock.now()).unwrap();
+    let mut from = None;
+    let started = WallInstant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(33));
+        c.pump(clock.now(), || true).unwrap();
+        while c.client_mut().poll_event().is_some() {}
+        if c.client().is_connected() && from.is_none() && c.client().authoritative().tick > 0 {
+            // Connected: a short walk north (the avatar spawned inside the zone).
+            from = Some(c.client().authoritative().position);
+            c.client_mut().set_intent(0, 127, 0);
+        }
+    }
+    let from = from.expect("connected");
+    let to = c.client().authoritative().position;
+    assert!(
+        to[1] > from[1] + 1.0,
+        "inputs moved the avatar: {from:?} -> {to:?}"
+    );
+    let stats = running.stop().unwrap();
+    let z = stats[0].clients;
+    assert!(z.inputs_applied > 30, "{z:?}");
+    assert_eq!(
+        (z.bad_signatures, z.sealed_forged, z.malformed),
+        (0, 0, 0),
+        "{z:?}"
+    );
+}
