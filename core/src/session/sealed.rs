@@ -52,10 +52,27 @@ impl Sessions {
         debug_assert!(inner.len() <= SEALED_INNER_MAX);
         let session = self.slots[slot as usize].as_ref().expect("live slot");
         let (id, key) = (session.id, session.keys.to_client);
+        if self.outbox.len() >= self.outbox_max {
+            self.counters.overflow += 1;
+            return;
+        }
         self.seal_sequence += 1;
-        let mut out = [0u8; CLIENT_DATAGRAM_MAX];
-        let n = seal::seal(&key, id, self.key_id, self.seal_sequence, inner, &mut out);
-        self.send_to_peer(Peer::Client(to), &out[..n]);
+        // Sealed straight into the outbox entry: no intermediate copy of the datagram.
+        let mut out = Outgoing {
+            to: Peer::Client(to),
+            len: 0,
+            bytes: [0; CLIENT_DATAGRAM_MAX],
+        };
+        let n = seal::seal(
+            &key,
+            id,
+            self.key_id,
+            self.seal_sequence,
+            inner,
+            &mut out.bytes,
+        );
+        out.len = n as u16;
+        self.outbox.push_back(out);
     }
 
     /// Seals `inner` for the session in `slot`, to its address.
