@@ -255,6 +255,17 @@ impl Grid {
         self.start.len()
     }
 
+    /// How many entities each cell holds (row by row from the lower-left corner), with the
+    /// grid's shape: `(counts, columns, lower-left corner x, y)`. As of the last update.
+    pub fn cell_counts(&self) -> (&[u32], u32, f32, f32) {
+        (
+            &self.len,
+            self.map.columns,
+            self.map.origin_x,
+            self.map.origin_y,
+        )
+    }
+
     /// The cell id of a point: the same arithmetic as the SIMD pass.
     pub fn cell_of(&self, x: f32, y: f32) -> u32 {
         self.map.cell_of(x, y)

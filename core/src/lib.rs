@@ -37,6 +37,7 @@ pub mod ghosts;
 pub mod grid;
 pub mod handoff;
 pub mod limits;
+pub mod metrics;
 pub mod movement;
 pub mod net;
 pub mod npc;

@@ -58,6 +58,14 @@ impl Rect {
         x >= self.x_min && x < self.x_max && y >= self.y_min && y < self.y_max
     }
 
+    /// Whether the two rectangles share any area.
+    pub fn intersects(&self, other: &Rect) -> bool {
+        self.x_min < other.x_max
+            && other.x_min < self.x_max
+            && self.y_min < other.y_max
+            && other.y_min < self.y_max
+    }
+
     /// The rectangle grown by `by` metres on every side (shrunk if negative).
     pub fn expand(&self, by: f32) -> Rect {
         Rect::new(

@@ -167,21 +167,23 @@ impl Outgress {
     }
 }
 
-/// Counters of what [`Ingress`] refused.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IngressCounters {
-    pub accepted: u64,
-    /// Not an envelope, wrong domain, or a signer other than the sending zone's node.
-    pub malformed: u64,
-    /// A signed route naming another source than the zone it came from, or another
-    /// target than this zone: replayed from elsewhere or delivered to the wrong zone.
-    pub misrouted: u64,
-    /// Sequence already seen (or older than the window, or an older epoch).
-    pub replayed: u64,
-    /// The signature did not verify.
-    pub forged: u64,
-    /// More envelopes in one tick than the batch holds.
-    pub overflow: u64,
+meridian_core::counters! {
+    /// Counters of what [`Ingress`] refused.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct IngressCounters {
+        pub accepted: u64,
+        /// Not an envelope, wrong domain, or a signer other than the sending zone's node.
+        pub malformed: u64,
+        /// A signed route naming another source than the zone it came from, or another
+        /// target than this zone: replayed from elsewhere or delivered to the wrong zone.
+        pub misrouted: u64,
+        /// Sequence already seen (or older than the window, or an older epoch).
+        pub replayed: u64,
+        /// The signature did not verify.
+        pub forged: u64,
+        /// More envelopes in one tick than the batch holds.
+        pub overflow: u64,
+    }
 }
 
 struct Pending {

@@ -3,6 +3,9 @@
 
 pub mod inspect;
 pub mod keyfile;
+pub mod map;
+pub mod metrics;
+pub mod progress;
 pub mod run;
 pub mod sim;
 pub mod swarm;

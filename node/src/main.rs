@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use meridian_node::progress::Progress;
 use meridian_node::{inspect, keyfile, run, sim, swarm, world_file};
 
 /// Meridian — a thread-per-core, spatially partitioned, authoritative world server.
@@ -411,9 +412,11 @@ fn swarm_command(world: &Path, auth_key: &Path, config: swarm::Config) -> anyhow
         speed_mps: clients.speed_mps,
     };
     let stop = stop_flag()?;
+    let progress = Progress::new(config.duration.as_secs(), "s");
     let report = swarm::run(&target, &config, &stop, |p| {
-        tracing::info!("{}", progress_line(p))
+        progress.update(p.elapsed.as_secs(), &progress_line(p))
     })?;
+    progress.finish();
     println!("swarm report:\n{}", report.table());
     anyhow::ensure!(
         report.violations() == 0,
@@ -466,6 +469,12 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         config.duration.as_secs()
     );
     let running = run::start(&spec, &node_spec, None, None)?;
+    if let Some(admin) = running.admin_address() {
+        println!(
+            "live map: {} · metrics: http://{admin}/metrics",
+            meridian_node::map::url(admin)
+        );
+    }
     let target = swarm::Target {
         world: spec.world,
         world_id: spec.world_id,
@@ -478,15 +487,19 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
     let stop = stop_flag()?;
     let started = std::time::Instant::now();
     let mut previous = running.stats();
+    let progress = Progress::new(config.duration.as_secs(), "s");
     let report = swarm::run(&target, &config, &stop, |p| {
         let now = running.stats();
-        println!(
-            "{}\n{}",
-            run::status_line(&node_spec.name, started.elapsed(), &now, &previous),
-            progress_line(p)
-        );
+        progress.println(&run::status_line(
+            &node_spec.name,
+            started.elapsed(),
+            &now,
+            &previous,
+        ));
+        progress.update(p.elapsed.as_secs(), &progress_line(p));
         previous = now;
     })?;
+    progress.finish();
     let finals = running.stop()?;
     println!("\nzones:");
     println!(

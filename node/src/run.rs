@@ -14,6 +14,9 @@
 //!   consistent cut across nodes.
 //! - `GET /avatars` — the same cut, client avatars only: `avatar ID EPOCH` and
 //!   `avatar_in_flight ID EPOCH` lines.
+//! - `GET /metrics` — Prometheus text format ([`crate::metrics`]).
+//! - `GET /map` — the live map page; `GET /map/stream` its Server-Sent Events
+//!   ([`crate::map`]).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -230,11 +233,20 @@ pub fn start_with(
             let server = tiny_http::Server::http(addr)
                 .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoint on {addr}: {e}"))?;
             let bound = server.server_addr().to_ip().unwrap_or(addr);
-            let (n, stop) = (node_handle.clone(), admin_stop.clone());
+            let admin = Admin {
+                node: node_handle.clone(),
+                name: node.name.clone(),
+                world: Arc::new(crate::map::world_json(spec, node)),
+                bounds: spec.world.bounds(),
+                stop: admin_stop.clone(),
+            };
             let handle = std::thread::Builder::new()
                 .name("admin".into())
-                .spawn(move || serve_admin(server, &n, &stop))?;
-            tracing::info!("admin endpoint on http://{bound}/status and /entities");
+                .spawn(move || serve_admin(server, &admin))?;
+            tracing::info!(
+                "admin endpoint on http://{bound}: /status /metrics /entities /avatars; live map: {}",
+                crate::map::url(bound)
+            );
             Some((bound, handle))
         }
     };
@@ -288,9 +300,22 @@ impl Running {
 /// The longest `/freeze` holds the zones without a `/release`.
 const FREEZE_MAX: Duration = Duration::from_secs(2);
 
-fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
+/// What the admin thread serves from.
+struct Admin {
+    node: Arc<Node>,
+    name: String,
+    /// The live map's `world` event.
+    world: Arc<String>,
+    bounds: meridian_core::world::Rect,
+    stop: Arc<AtomicBool>,
+}
+
+fn serve_admin(server: tiny_http::Server, admin: &Admin) {
+    let (node, stop) = (&*admin.node, &*admin.stop);
     let mut frozen_until: Option<std::time::Instant> = None;
+    let mut streams: Vec<std::thread::JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        streams.retain(|s| !s.is_finished());
         if frozen_until.is_some_and(|t| std::time::Instant::now() >= t) {
             tracing::warn!("admin /freeze was not released within {FREEZE_MAX:?}: releasing");
             node.release();
@@ -304,8 +329,29 @@ fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
                 continue;
             }
         };
-        let (status, body) = match request.url() {
+        let path = request
+            .url()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut content_type = "text/plain; charset=utf-8";
+        let (status, body) = match path.as_str() {
             "/status" => (200, status_text(&node.stats())),
+            "/metrics" => {
+                content_type = crate::metrics::CONTENT_TYPE;
+                (200, crate::metrics::render(&admin.name, node.stats()))
+            }
+            "/map" => {
+                content_type = "text/html; charset=utf-8";
+                (200, crate::map::PAGE.to_owned())
+            }
+            "/map/stream" => {
+                let (node, world) = (admin.node.clone(), admin.world.clone());
+                let stop = admin.stop.clone();
+                streams.extend(crate::map::stream(request, node, world, admin.bounds, stop));
+                continue;
+            }
             "/entities" => match node.snapshot(Duration::from_secs(2)) {
                 Some(snapshots) => (200, entities_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),
@@ -329,12 +375,22 @@ fn serve_admin(server: tiny_http::Server, node: &Node, stop: &AtomicBool) {
                 Some(snapshots) => (200, avatars_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),
             },
-            _ => (404, "try /status, /entities or /avatars\n".to_owned()),
+            _ => (
+                404,
+                "try /status, /metrics, /map, /entities or /avatars\n".to_owned(),
+            ),
         };
-        let response = tiny_http::Response::from_string(body).with_status_code(status);
+        let header =
+            tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
+        let response = tiny_http::Response::from_string(body)
+            .with_status_code(status)
+            .with_header(header);
         if let Err(e) = request.respond(response) {
             tracing::debug!("admin endpoint: {e}");
         }
+    }
+    for stream in streams {
+        let _ = stream.join();
     }
 }
 
@@ -409,8 +465,10 @@ pub fn avatars_text(snapshots: &[Snapshot]) -> String {
     out
 }
 
-/// One status line for the whole node: per zone entities, ghosts and tick percentiles;
-/// handoffs per second; packets and bytes; drops. `previous` is a second earlier.
+/// One status line for the whole node: per zone entities, ghosts, clients and tick
+/// percentiles; handoffs per second and their latency p99 (crossing → DONE, the worst
+/// zone's, as a histogram bucket bound); sessions; packets and bytes; drops. `previous` is
+/// a second earlier.
 pub fn status_line(
     name: &str,
     elapsed: Duration,
@@ -418,7 +476,7 @@ pub fn status_line(
     previous: &[ZoneStats],
 ) -> String {
     let mut line = format!("[{name} {:>4}s]", elapsed.as_secs());
-    let mut handoffs = 0;
+    let (mut handoffs, mut handoff_p99_s, mut sessions) = (0, 0.0f64, 0);
     let (mut pin, mut pout, mut bin, mut bout, mut drops) = (0, 0, 0, 0, 0);
     for (s, p) in now.iter().zip(
         previous
@@ -437,17 +495,53 @@ pub fn status_line(
             s.tick_max_us as f64 / 1000.0
         );
         handoffs += s.counters.departures.saturating_sub(p.counters.departures);
+        let latency = &s.histograms.handoff_seconds;
+        let second = latency.since(&p.histograms.handoff_seconds);
+        handoff_p99_s = handoff_p99_s.max(second.quantile_bound(0.99));
+        sessions += s.sessions;
         pin += s.packets_in.saturating_sub(p.packets_in);
         pout += s.packets_out.saturating_sub(p.packets_out);
         bin += s.bytes_in.saturating_sub(p.bytes_in);
         bout += s.bytes_out.saturating_sub(p.bytes_out);
         drops += s.drops;
     }
+    // The histogram's bucket bound: "at most this" (empty second: none).
+    let p99 = match handoff_p99_s {
+        0.0 => "-".to_owned(),
+        s if s.is_infinite() => "> 10 s".to_owned(),
+        s => format!("≤ {:.0} ms", s * 1000.0),
+    };
     let _ = write!(
         line,
-        " handoffs {handoffs}/s | in {pin} pkt {:.1} MB | out {pout} pkt {:.1} MB | drops {drops}",
+        " handoffs {handoffs}/s p99 {p99} | sessions {sessions} | in {pin} pkt {:.1} MB | out {pout} pkt {:.1} MB | drops {drops}",
         bin as f64 / 1e6,
         bout as f64 / 1e6
     );
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_shows_the_last_seconds_handoff_p99_and_sessions() {
+        let mut before = ZoneStats::default();
+        for _ in 0..100 {
+            before.histograms.handoff_seconds.record(4.0);
+        }
+        let mut now = before.clone();
+        now.sessions = 3;
+        for k in 0..100 {
+            // 98 within 75 ms, 2 slower: the 99th percentile is in the 100 ms bucket.
+            let seconds = if k < 98 { 0.06 } else { 0.09 };
+            now.histograms.handoff_seconds.record(seconds);
+        }
+        let line = status_line("n", Duration::from_secs(1), &[now.clone()], &[before]);
+        // The older handoffs (4 s each) are not in this second's p99.
+        assert!(line.contains("p99 ≤ 100 ms"), "{line}");
+        assert!(line.contains("sessions 3"), "{line}");
+        let idle = status_line("n", Duration::from_secs(1), &[now.clone()], &[now]);
+        assert!(idle.contains("handoffs 0/s p99 -"), "{idle}");
+    }
 }

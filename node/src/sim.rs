@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use meridian_core::sim::{FixedNetwork, Options, Report, run as run_seed};
 
+use crate::progress::Progress;
+
 /// What `meridian sim` was asked to do: the command's options.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Args {
@@ -77,9 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "simulating seeds {}..{} for {} ticks each on {threads} threads",
         args.first_seed, end, args.ticks
     );
+    let progress = Progress::new(args.seeds, "seeds");
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let (next, done, summary) = (next.clone(), done.clone(), summary.clone());
+            let progress = progress.clone();
             scope.spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -88,14 +92,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     let report = run_seed(seed, args.ticks, &options);
                     if !report.ok() {
-                        eprintln!("seed {seed} FAILED:");
+                        let mut lines = format!("seed {seed} FAILED:\n");
                         for v in &report.violations {
-                            eprintln!("    {v}");
+                            lines += &format!("    {v}\n");
                         }
-                        eprintln!(
+                        lines += &format!(
                             "  replay: cargo run --release -p meridian-node -- sim --first-seed {seed} --seeds 1 --ticks {}",
                             args.ticks
                         );
+                        progress.println(&lines);
                     }
                     summary.lock().expect("no worker panics holding it").add(&report);
                     done.fetch_add(1, Ordering::Relaxed);
@@ -110,14 +115,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 last = Instant::now();
                 let n = done.load(Ordering::Relaxed);
                 let failed = summary.lock().expect("no worker panics holding it").failed;
-                eprintln!(
+                let line = format!(
                     "  {n}/{} seeds  {:.1} seeds/s  {failed} failed",
                     args.seeds,
                     n as f64 / start.elapsed().as_secs_f64()
                 );
+                progress.update(n, &line);
             }
         }
     });
+    progress.finish();
     let summary = summary.lock().expect("workers finished");
     let elapsed = start.elapsed().as_secs_f64();
     println!(

@@ -55,7 +55,7 @@ entities_per_zone = 8192
 }
 
 /// A port `p` with `p` and `p + 1` free (zone k listens on port + k).
-fn two_free_ports() -> u16 {
+pub(crate) fn two_free_ports() -> u16 {
     loop {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = a.local_addr().unwrap().port();
@@ -74,14 +74,14 @@ fn start(speed_mps: f32) -> (run::Running, world_file::WorldSpec, SigningKey) {
     (running, spec, auth)
 }
 
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
 }
 
-fn token(
+pub(crate) fn token(
     auth: &SigningKey,
     key: &SigningKey,
     world: u64,

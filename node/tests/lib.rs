@@ -1,5 +1,6 @@
 //! meridian-node's integration tests: a real node on real sockets.
 
+mod browser;
 mod capacity;
 mod cli;
 mod clients;
@@ -7,3 +8,4 @@ mod conservation;
 mod durability;
 mod e2e;
 mod fuzz;
+mod observe;

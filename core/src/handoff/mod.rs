@@ -215,51 +215,53 @@ pub enum LogRecord {
     },
 }
 
-/// Everything the protocol does, counted (cumulative).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub offers_sent: u64,
-    pub acks_sent: u64,
-    pub nacks_sent: u64,
-    pub commits_sent: u64,
-    pub dones_sent: u64,
-    pub offers_received: u64,
-    pub acks_received: u64,
-    pub nacks_received: u64,
-    pub commits_received: u64,
-    pub dones_received: u64,
-    pub confirms_sent: u64,
-    pub confirms_received: u64,
-    pub arrivals: u64,
-    /// Removals and session bindings refused because the tick's log was full.
-    pub log_full: u64,
-    pub departures: u64,
-    pub aborts: u64,
-    pub retransmits: u64,
-    /// Messages that repeated one already handled (answered again or ignored).
-    pub duplicates_ignored: u64,
-    /// Messages with an epoch not newer than the zone knows (fenced off).
-    pub stale_epochs_ignored: u64,
-    /// Packets that failed to parse, or named the wrong zone.
-    pub bad_packets: u64,
-    /// Datagrams whose packet framing was broken.
-    pub bad_datagrams: u64,
-    pub ghost_batches_sent: u64,
-    pub ghosts_received: u64,
-    pub ghosts_expired: u64,
-    /// Table overflows: offers not started, tombstones/stages/memory/events refused.
-    pub offers_table_full: u64,
-    pub tombstones_table_full: u64,
-    pub staged_table_full: u64,
-    pub epoch_memory_full: u64,
-    /// COMMITs not adopted because the table of adoptions awaiting CONFIRM was full.
-    pub unconfirmed_full: u64,
-    pub ghosts_table_full: u64,
-    pub events_dropped: u64,
-    /// COMMITs that could not be adopted because the zone was full (retried by S).
-    pub commits_refused_full: u64,
-    /// Session bindings or session moves dropped: the table was full.
-    pub session_bindings_full: u64,
+crate::counters! {
+    /// Everything the protocol does, counted (cumulative).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Counters {
+        pub offers_sent: u64,
+        pub acks_sent: u64,
+        pub nacks_sent: u64,
+        pub commits_sent: u64,
+        pub dones_sent: u64,
+        pub offers_received: u64,
+        pub acks_received: u64,
+        pub nacks_received: u64,
+        pub commits_received: u64,
+        pub dones_received: u64,
+        pub confirms_sent: u64,
+        pub confirms_received: u64,
+        pub arrivals: u64,
+        /// Removals and session bindings refused because the tick's log was full.
+        pub log_full: u64,
+        pub departures: u64,
+        pub aborts: u64,
+        pub retransmits: u64,
+        /// Messages that repeated one already handled (answered again or ignored).
+        pub duplicates_ignored: u64,
+        /// Messages with an epoch not newer than the zone knows (fenced off).
+        pub stale_epochs_ignored: u64,
+        /// Packets that failed to parse, or named the wrong zone.
+        pub bad_packets: u64,
+        /// Datagrams whose packet framing was broken.
+        pub bad_datagrams: u64,
+        pub ghost_batches_sent: u64,
+        pub ghosts_received: u64,
+        pub ghosts_expired: u64,
+        /// Table overflows: offers not started, tombstones/stages/memory/events refused.
+        pub offers_table_full: u64,
+        pub tombstones_table_full: u64,
+        pub staged_table_full: u64,
+        pub epoch_memory_full: u64,
+        /// COMMITs not adopted because the table of adoptions awaiting CONFIRM was full.
+        pub unconfirmed_full: u64,
+        pub ghosts_table_full: u64,
+        pub events_dropped: u64,
+        /// COMMITs that could not be adopted because the zone was full (retried by S).
+        pub commits_refused_full: u64,
+        /// Session bindings or session moves dropped: the table was full.
+        pub session_bindings_full: u64,
+    }
 }
 
 /// The entity's state as carried in OFFER and COMMIT.

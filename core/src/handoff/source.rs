@@ -14,6 +14,24 @@ use crate::world::ZoneID;
 use crate::zone::{SessionMove, TRANSFER_COUNTER_BITS, Zone, push_event};
 
 impl Zone {
+    /// Every handoff under way from this zone, for a live view: `(target zone, x, y,
+    /// relinquished)`. Offered entities (still owned, awaiting ACK) at their current
+    /// position; relinquished ones (awaiting DONE) where they were handed off.
+    pub fn handoffs(&self) -> impl Iterator<Item = (ZoneID, f32, f32, bool)> + '_ {
+        let entities = &self.entities;
+        let offered = self.offers.iter().filter_map(move |(id, o)| {
+            let slot = entities.slot_of(*id)? as usize;
+            let to = ZoneID(o.transfer.target_zone.get());
+            Some((to, entities.xs()[slot], entities.ys()[slot], false))
+        });
+        let relinquished = self.tombstones.values().map(|t| {
+            let p = &t.commit.state.position;
+            let to = ZoneID(t.commit.transfer.target_zone.get());
+            (to, p[0].get(), p[1].get(), true)
+        });
+        offered.chain(relinquished)
+    }
+
     /// Starts an OFFER for every crossing that has none, and marks the ones that do.
     pub(crate) fn start_offers(&mut self) {
         let tick = self.tick;

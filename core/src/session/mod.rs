@@ -44,6 +44,7 @@ mod bindings;
 mod gate;
 mod handshake;
 mod inputs;
+mod measure;
 mod sealed;
 
 use core::net::SocketAddr;
@@ -65,6 +66,7 @@ use rustc_hash::FxHashMap;
 use crate::entities::EntityID;
 use crate::net::Peer;
 use inputs::next_input;
+pub use measure::{SessionCounters, SessionHistograms};
 use meridian_protocol::address::{mapped_ip_port, redirect_fields};
 use meridian_protocol::motion::intent_velocity;
 
@@ -154,77 +156,6 @@ const REDIRECT_EVERY_TICKS: u64 = 10;
 
 /// Buffered inputs per session, ahead of the one being applied.
 const INPUT_BUFFER: usize = 8;
-
-/// Counters, cumulative. Every dropped datagram lands in exactly one of them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SessionCounters {
-    pub connects: u64,
-    pub challenges: u64,
-    pub responses: u64,
-    pub accepted: u64,
-    pub refused: u64,
-    /// RESPONSEs whose cookie did not match (wrong address, window or token): silence.
-    pub bad_cookies: u64,
-    pub tokens_wrong_world: u64,
-    pub tokens_expired: u64,
-    pub tokens_bad_key: u64,
-    pub tokens_replayed: u64,
-    pub bad_signatures: u64,
-    pub inputs: u64,
-    pub inputs_applied: u64,
-    /// Inputs with a sequence already seen or older than the replay window.
-    pub inputs_replayed: u64,
-    /// Inputs for no session, or from another address than the session's.
-    pub inputs_unknown: u64,
-    /// Datagrams over their IP's (unproven) or session's per-tick allowance.
-    pub rate_limited: u64,
-    /// Datagrams from an IP cooling down after a session of it misbehaved.
-    pub cooled_down: u64,
-    /// RESPONSEs over their IP's handshake allowance for the tick.
-    pub handshakes_rate_limited: u64,
-    /// RESPONSEs left over when the tick's handshake budget (or queue) was spent.
-    pub handshakes_deferred: u64,
-    /// RESPONSEs whose token or whole self already failed verification (negative cache).
-    pub handshakes_known_bad: u64,
-    /// Sessions closed for failing input verification `input_failures_max` times.
-    pub sessions_closed_bad_inputs: u64,
-    /// CONNECTs not answered: the tick's CHALLENGE budget was spent.
-    pub challenges_over_budget: u64,
-    /// Sessions closed because a session arriving with its avatar had the same id or
-    /// address (ids are random per zone).
-    pub session_collisions: u64,
-    /// Snapshots not sent: the session arrived with its avatar and its client has not yet
-    /// proven its address here (no input from it verified yet).
-    pub snapshots_withheld: u64,
-    /// Snapshots owed but not sent: the tick's output did not fit (which sessions go
-    /// without rotates from tick to tick).
-    pub snapshots_dropped: u64,
-    /// Sealed packets whose tag did not verify (dropped; they close nothing).
-    pub sealed_forged: u64,
-    /// RESPONSEs whose ephemeral or node key is not the zone's (a stale CHALLENGE, or a
-    /// man in the middle), or whose key exchange was degenerate: refused.
-    pub handshakes_bad_keys: u64,
-    /// PATH_CHALLENGEs sent to a new address a session's packets came from.
-    pub path_probes: u64,
-    /// Sessions moved to a new address after it answered a probe.
-    pub path_migrations: u64,
-    /// Probes answered from an address another session holds: no move.
-    pub path_conflicts: u64,
-    pub malformed: u64,
-    /// The verify batch, the session table or the outbox was full.
-    pub overflow: u64,
-    pub timeouts: u64,
-    pub disconnects: u64,
-    pub snapshots: u64,
-    pub snapshot_bytes: u64,
-    /// Sessions that arrived with their avatar from another zone.
-    pub sessions_arrived: u64,
-    /// Sessions whose avatar moved to another zone (REDIRECTed).
-    pub sessions_left: u64,
-    pub redirects_sent: u64,
-    /// Inputs forwarded to the zone the avatar moved to.
-    pub inputs_forwarded: u64,
-}
 
 #[derive(Debug)]
 struct Session {
@@ -334,6 +265,7 @@ pub struct Sessions {
     /// Where sealed packets are opened (not zeroed per packet).
     plain: Vec<u8>,
     redirect_sequence: u64,
+    histograms: SessionHistograms,
 }
 
 impl Sessions {
@@ -389,6 +321,7 @@ impl Sessions {
             zone_tick: 0,
             challenges_this_tick: 0,
             counters: SessionCounters::default(),
+            histograms: SessionHistograms::default(),
             zone_addrs: Vec::new(),
             node_key: None,
             node_dh: None,
@@ -399,6 +332,20 @@ impl Sessions {
             plain: vec![0; CLIENT_DATAGRAM_MAX],
             redirect_sequence: 0,
         })
+    }
+
+    /// Snapshot sizes and input ages (see [`SessionHistograms`]).
+    pub fn histograms(&self) -> &SessionHistograms {
+        &self.histograms
+    }
+
+    /// The avatar of every session this zone serves (not those redirected away).
+    pub fn avatars(&self) -> impl Iterator<Item = EntityID> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.moved.is_none())
+            .map(|s| s.avatar)
     }
 
     pub fn counters(&self) -> SessionCounters {
@@ -580,6 +527,13 @@ impl Sessions {
                 zone.set_velocity_slot(avatar_slot, vx, vy);
                 session.applied_sequence = input.sequence.get();
                 self.counters.inputs_applied += 1;
+                // The snapshot this tick builds is tick `zone_tick + 1`; an ack of a tick
+                // not yet sent (another zone's clock, after a move) is not an age.
+                let acked = u64::from(session.ack_tick);
+                if acked != 0 && acked <= self.zone_tick {
+                    let age = (self.zone_tick + 1 - acked) as f64;
+                    self.histograms.input_age_ticks.record(age);
+                }
                 // The binding carries the applied sequence and the packet window to the
                 // next zone.
                 let (avatar, packets) = (session.avatar, session.window.highest());
@@ -644,6 +598,9 @@ impl Sessions {
             write_delta_header(&mut datagram, &head, total);
             self.counters.snapshots += 1;
             self.counters.snapshot_bytes += (total + SEALED_OVERHEAD) as u64;
+            self.histograms
+                .snapshot_bytes
+                .record((total + SEALED_OVERHEAD) as f64);
             self.send_sealed(slot as u32, &datagram[..total]);
         }
     }

@@ -29,9 +29,12 @@ use meridian_core::time::Instant;
 use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
+use super::map::{FRAME_EVERY, MapFrame, MapView};
+use super::measure::HandoffClock;
 use super::persistence::Durable;
 use super::{
-    LocalDatagram, NodePlan, NpcPlan, RemoteZone, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
+    LocalDatagram, NodePlan, NpcPlan, PersistCounters, RemoteZone, Shared, UDP_RECV_BUDGET,
+    ZonePlan, ZoneStats,
 };
 use crate::Clock;
 use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
@@ -85,6 +88,7 @@ pub(super) async fn run_zone(
         driver.ingest(now, unix_ms);
         driver.step(now, unix_ms);
         driver.transmit();
+        driver.map_frame();
         driver.record_tick();
         driver.drain_events();
         driver.publish();
@@ -121,6 +125,12 @@ struct ZoneDriver<'a> {
     /// Datagrams waiting for the records they depend on to be durable: (the append
     /// sequence they wait for, destination, length, bytes), oldest first.
     held: VecDeque<(u64, Peer, usize, [u8; DATAGRAM_SIZE_MAX])>,
+    handoff_clock: HandoffClock,
+    /// The live map: this zone's frame being refilled, the windows it lists, the next
+    /// frame's time.
+    map: MapFrame,
+    map_views: Vec<MapView>,
+    next_map: Instant,
 }
 
 /// The UDP ring of a zone of `plan`: a whole tick's output in flight at once — a snapshot
@@ -203,6 +213,7 @@ impl<'a> ZoneDriver<'a> {
             buf: [0u8; DATAGRAM_SIZE_MAX],
             local_drops: 0,
             next_publish: clock.now(),
+            next_map: clock.now(),
             clock,
             snapshot_served: 0,
             arrived: 0,
@@ -210,6 +221,9 @@ impl<'a> ZoneDriver<'a> {
             durable,
             tick_work: Duration::ZERO,
             held: VecDeque::with_capacity(4096),
+            handoff_clock: HandoffClock::default(),
+            map: MapFrame::default(),
+            map_views: Vec::new(),
         })
     }
 
@@ -325,10 +339,12 @@ impl<'a> ZoneDriver<'a> {
                 let records = self.zone.drain_log();
                 if records.len() > 0 {
                     let mut bytes = d.writer.buffer();
+                    d.counters.wal_records += records.len() as u64;
                     for record in records {
                         encode_record(&record, &mut bytes);
                     }
                     d.appended += 1;
+                    d.counters.wal_appends += 1;
                     if let Err(e) = d.writer.append(d.appended, bytes) {
                         d.failed = Some(e);
                     }
@@ -344,6 +360,7 @@ impl<'a> ZoneDriver<'a> {
         }
         let wait_for = self.durable.as_ref().map_or(0, |d| d.appended);
         let (buf, stats) = (&mut self.buf, &mut self.stats);
+        let held_before = self.held.len();
         let mut out = |to: Peer, bytes: &[u8], router: &mut Router<'_>, udp: &mut UdpRing| {
             stats.packets_out += 1;
             stats.bytes_out += bytes.len() as u64;
@@ -368,16 +385,46 @@ impl<'a> ZoneDriver<'a> {
                 }
             }
         }
+        if let Some(d) = self.durable.as_mut() {
+            d.counters.datagrams_held += (self.held.len() - held_before) as u64;
+        }
         if !hold && let Err(e) = self.udp.flush() {
             tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
         }
     }
 
-    /// Records this tick's work (`step`, plus a checkpoint copy) in the tick histograms.
+    /// While a live map is open, every [`FRAME_EVERY`]: this zone's map frame, handed to
+    /// the admin thread if it is not reading the last one (the zone never waits). Timed
+    /// with the tick.
+    fn map_frame(&mut self) {
+        if self.shared.map_viewers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let started = self.clock.now();
+        if started < self.next_map {
+            return;
+        }
+        self.next_map = started + FRAME_EVERY;
+        if let Ok(views) = self.shared.map_views.try_lock() {
+            self.map_views.clear();
+            self.map_views.extend_from_slice(&views);
+        }
+        self.map
+            .fill(&self.zone, self.sessions.as_ref(), &self.map_views);
+        if let Ok(mut shared) = self.shared.map_frames[self.index].try_lock() {
+            std::mem::swap(&mut *shared, &mut self.map);
+        }
+        self.tick_work += self.clock.now().saturating_duration_since(started);
+    }
+
+    /// Records this tick's work (`step`, a checkpoint copy, a map frame) in the tick
+    /// histograms.
     fn record_tick(&mut self) {
         let took_us = (self.tick_work.as_micros() as u64).max(1);
         let _ = self.second.record(took_us);
         let _ = self.total.record(took_us);
+        let seconds = self.tick_work.as_secs_f64();
+        self.stats.histograms.tick_seconds.record(seconds);
     }
 
     /// Takes the writer's reports and sends the held datagrams whose records are durable.
@@ -388,7 +435,10 @@ impl<'a> ZoneDriver<'a> {
         while let Some(event) = d.writer.poll() {
             match event {
                 WriterEvent::Durable { seq } => d.synced = d.synced.max(seq),
-                WriterEvent::Checkpointed { capture, .. } => d.capture = Some(capture),
+                WriterEvent::Checkpointed { capture, .. } => {
+                    d.capture = Some(capture);
+                    d.counters.checkpoints += 1;
+                }
                 WriterEvent::Failed(message) => d.failed = Some(message),
             }
         }
@@ -415,18 +465,33 @@ impl<'a> ZoneDriver<'a> {
         self.durable.as_ref().and_then(|d| d.failed.clone())
     }
 
-    /// Arrivals and departures: one debug line each, counted for the per-second summary.
+    /// Arrivals and departures: one debug line each, counted for the per-second summary;
+    /// handoffs timed from OFFER to DONE.
     fn drain_events(&mut self) {
+        let now = self.clock.now();
+        let histograms = &mut self.stats.histograms;
         while let Some(event) = self.zone.poll_event() {
             match event {
+                Event::Offered { transfer_id, .. } => self.handoff_clock.offered(transfer_id, now),
+                Event::Aborted { transfer_id, .. } => self.handoff_clock.aborted(transfer_id),
                 Event::Arrived {
                     id, from, epoch, ..
                 } => {
                     self.arrived += 1;
                     tracing::debug!("[+] entity {id} ARRIVED from zone {from} (epoch {epoch})");
                 }
-                Event::Departed { id, to, .. } => {
+                Event::Departed {
+                    id,
+                    to,
+                    transfer_id,
+                    ticks,
+                    ..
+                } => {
                     self.departed += 1;
+                    histograms.handoff_ticks.record(ticks as f64);
+                    if let Some(seconds) = self.handoff_clock.departed(transfer_id, now) {
+                        histograms.handoff_seconds.record(seconds);
+                    }
                     tracing::debug!("[-] entity {id} DEPARTED to zone {to}");
                 }
                 _ => {}
@@ -480,9 +545,20 @@ impl<'a> ZoneDriver<'a> {
         stats.tick_max_us = ticks.max();
         stats.drops = inbox_drops + outbox_drops + io_drops;
         stats.counters = *zone.counters();
+        stats.ring = c;
+        if let Some(d) = &self.durable {
+            stats.persist = PersistCounters {
+                wal_appends_durable: d.synced,
+                ..d.counters
+            };
+        }
         if let Some(s) = &self.sessions {
-            stats.sessions = s.len();
+            stats.sessions = s.avatars().count();
             stats.clients = s.counters();
+            let h = s.histograms();
+            let mine = &mut stats.histograms;
+            mine.snapshot_bytes.clone_from(&h.snapshot_bytes);
+            mine.input_age_ticks.clone_from(&h.input_age_ticks);
         }
     }
 }

@@ -33,10 +33,12 @@
 //! and the kernel time-shares it; each still ticks on its own deadline.
 
 mod driver;
+pub mod map;
+mod measure;
 mod persistence;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +53,9 @@ use meridian_core::world::{World, ZoneID};
 use crate::Clock;
 use crate::signing::NodeKeys;
 use driver::run_zone;
+use map::{MapFrame, MapView};
+pub use measure::ZoneHistograms;
+pub use persistence::PersistCounters;
 
 /// Slots in each zone's cross-core inbound queue.
 const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
@@ -175,9 +180,15 @@ pub struct ZoneStats {
     /// The witness's counters, by kind.
     pub witness: crate::signing::IngressCounters,
     pub counters: Counters,
-    /// Client sessions open now, and the session layer's counters.
+    /// Client sessions this zone serves now (not those redirected to another zone and
+    /// kept for a grace period), and the session layer's counters.
     pub sessions: usize,
     pub clients: SessionCounters,
+    /// The UDP ring's counters.
+    pub ring: crate::uring::RingCounters,
+    pub persist: PersistCounters,
+    /// Cumulative histograms (tick time, handoff latency, snapshot size, input age).
+    pub histograms: ZoneHistograms,
 }
 
 /// The owned entities of one zone at one instant, for conservation checks.
@@ -209,6 +220,12 @@ pub(crate) struct Shared {
     clock: Clock,
     /// Connect tokens used at any zone of this node: a token admits once per node.
     tokens: meridian_core::witness::SharedTokens,
+    /// The live map: open viewer windows, and each zone's latest frame (renewed only
+    /// while a window is open).
+    map_views: Mutex<Vec<MapView>>,
+    map_viewers: AtomicUsize,
+    map_next_id: AtomicU64,
+    map_frames: Vec<Mutex<MapFrame>>,
 }
 
 /// A running node.
@@ -254,6 +271,14 @@ impl Node {
                     .as_ref()
                     .map_or(64, |c| plan.zones.len() * (2 * c.config.sessions_max + 64)),
             ))),
+            map_views: Mutex::new(Vec::new()),
+            map_viewers: AtomicUsize::new(0),
+            map_next_id: AtomicU64::new(1),
+            map_frames: plan
+                .zones
+                .iter()
+                .map(|_| Mutex::new(MapFrame::default()))
+                .collect(),
         });
         let queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)> = plan
             .zones
@@ -313,6 +338,32 @@ impl Node {
             .stats
             .iter()
             .map(|s| s.lock().expect("stats lock").clone())
+            .collect()
+    }
+
+    /// Opens a live-map window on `rect`: while it is open, every zone renews its map
+    /// frame every [`map::FRAME_EVERY`] and lists the entities inside `rect` (if few
+    /// enough). `None` when [`map::VIEWS_MAX`] windows are open already.
+    pub fn map_watch(&self, rect: meridian_core::world::Rect) -> Option<MapWatch> {
+        let mut views = self.shared.map_views.lock().expect("map lock");
+        if views.len() >= map::VIEWS_MAX {
+            return None;
+        }
+        let id = self.shared.map_next_id.fetch_add(1, Ordering::Relaxed);
+        views.push(MapView { id, rect });
+        self.shared.map_viewers.fetch_add(1, Ordering::SeqCst);
+        Some(MapWatch {
+            shared: self.shared.clone(),
+            id,
+        })
+    }
+
+    /// Every zone's latest map frame, in plan order (empty before a window was opened).
+    pub fn map_frames(&self) -> Vec<MapFrame> {
+        self.shared
+            .map_frames
+            .iter()
+            .map(|f| f.lock().expect("map lock").clone())
             .collect()
     }
 
@@ -377,6 +428,33 @@ impl Node {
             out.push(result.map_err(|message| RuntimeError::Zone { zone, message })?);
         }
         Ok(out)
+    }
+}
+
+/// An open live-map window ([`Node::map_watch`]); closed when dropped.
+pub struct MapWatch {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl MapWatch {
+    /// The window's id, as frames name it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl std::fmt::Debug for MapWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapWatch").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for MapWatch {
+    fn drop(&mut self) {
+        let mut views = self.shared.map_views.lock().expect("map lock");
+        views.retain(|v| v.id != self.id);
+        self.shared.map_viewers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

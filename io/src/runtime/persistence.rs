@@ -11,6 +11,24 @@ use super::NodePlan;
 use super::driver::spawn_npcs;
 use crate::store::Writer;
 
+meridian_core::counters! {
+    /// What a zone's persistence did, cumulative (all zero without a data directory).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PersistCounters {
+        /// Appends handed to the WAL thread: one per tick that logged anything.
+        pub wal_appends: u64,
+        /// Log records in those appends.
+        pub wal_records: u64,
+        /// Appends the disk confirmed (written and synced).
+        pub wal_appends_durable: u64,
+        /// Checkpoints written and synced.
+        pub checkpoints: u64,
+        /// Datagrams that waited for the disk before leaving: they depend on a record of
+        /// their tick (a COMMIT on its relinquish, a DONE on its adoption).
+        pub datagrams_held: u64,
+    }
+}
+
 /// A zone's persistence state in its driver.
 pub(super) struct Durable {
     pub(super) writer: Writer,
@@ -26,6 +44,7 @@ pub(super) struct Durable {
     pub(super) capturing: Option<Box<Capture>>,
     pub(super) capture_step: usize,
     pub(super) failed: Option<String>,
+    pub(super) counters: PersistCounters,
 }
 
 impl Durable {
@@ -142,6 +161,7 @@ pub(super) fn open_zone(
         capturing: None,
         capture_step: 1,
         failed: None,
+        counters: PersistCounters::default(),
     };
     Ok((zone, Some(durable)))
 }

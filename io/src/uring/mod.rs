@@ -98,27 +98,29 @@ pub enum SendError {
     Busy,
 }
 
-/// What a ring has done since it was made.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RingCounters {
-    /// Datagrams delivered by [`UdpRing::recv`].
-    pub received: u64,
-    /// Datagrams longer than [`PAYLOAD_MAX`], dropped.
-    pub truncated: u64,
-    /// Receive completions with an error (other than running out of buffers).
-    pub recv_errors: u64,
-    /// Times the kernel ran out of receive buffers and the receive was re-armed.
-    pub recv_rearmed: u64,
-    /// Datagrams the kernel accepted.
-    pub sent: u64,
-    /// Of those, datagrams that went in a segmentation-offload group of two or more.
-    pub sent_segmented: u64,
-    /// Send completions with an error.
-    pub send_errors: u64,
-    /// `send_to` calls refused because every slot was in flight.
-    pub send_busy: u64,
-    /// `io_uring_enter` calls made.
-    pub submits: u64,
+meridian_core::counters! {
+    /// What a ring has done since it was made.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RingCounters {
+        /// Datagrams delivered by [`UdpRing::recv`].
+        pub received: u64,
+        /// Datagrams longer than [`PAYLOAD_MAX`], dropped.
+        pub truncated: u64,
+        /// Receive completions with an error (other than running out of buffers).
+        pub recv_errors: u64,
+        /// Times the kernel ran out of receive buffers and the receive was re-armed.
+        pub recv_rearmed: u64,
+        /// Datagrams the kernel accepted.
+        pub sent: u64,
+        /// Of those, datagrams that went in a segmentation-offload group of two or more.
+        pub sent_segmented: u64,
+        /// Send completions with an error.
+        pub send_errors: u64,
+        /// `send_to` calls refused because every slot was in flight.
+        pub send_busy: u64,
+        /// `io_uring_enter` calls made.
+        pub submits: u64,
+    }
 }
 
 /// A UDP socket driven through its own io_uring. Not `Send`: it belongs to the thread

@@ -1,0 +1,61 @@
+//! What a zone's driver measures beyond the zone's own counters: the histograms `/metrics`
+//! exposes, and the wall-clock time of each handoff.
+
+use meridian_core::metrics::{self, Histogram};
+use meridian_core::time::Instant;
+use rustc_hash::FxHashMap;
+
+/// Handoffs timed at once; past this, new ones go untimed (counted in ticks only).
+const TIMED_HANDOFFS_MAX: usize = 65_536;
+
+/// A zone's histograms, cumulative since it started.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneHistograms {
+    /// The tick's work (steering, sessions, the zone tick, snapshots, checkpoint copies,
+    /// the live map's frame), seconds.
+    pub tick_seconds: Histogram,
+    /// Handoffs from this zone, from the crossing (OFFER) to DONE, in ticks…
+    pub handoff_ticks: Histogram,
+    /// …and in seconds of the node's clock.
+    pub handoff_seconds: Histogram,
+    /// Snapshot datagrams to clients, bytes (see `SessionHistograms`).
+    pub snapshot_bytes: Histogram,
+    /// Inputs applied, their age in ticks (see `SessionHistograms`).
+    pub input_age_ticks: Histogram,
+}
+
+impl Default for ZoneHistograms {
+    fn default() -> ZoneHistograms {
+        ZoneHistograms {
+            tick_seconds: Histogram::new(metrics::TICK_SECONDS),
+            handoff_ticks: Histogram::new(metrics::HANDOFF_TICKS),
+            handoff_seconds: Histogram::new(metrics::HANDOFF_SECONDS),
+            snapshot_bytes: Histogram::new(metrics::SNAPSHOT_BYTES),
+            input_age_ticks: Histogram::new(metrics::INPUT_AGE_TICKS),
+        }
+    }
+}
+
+/// When each handoff under way started, by transfer id.
+#[derive(Debug, Default)]
+pub(super) struct HandoffClock {
+    started: FxHashMap<u64, Instant>,
+}
+
+impl HandoffClock {
+    pub(super) fn offered(&mut self, transfer_id: u64, now: Instant) {
+        if self.started.len() < TIMED_HANDOFFS_MAX {
+            self.started.insert(transfer_id, now);
+        }
+    }
+
+    pub(super) fn aborted(&mut self, transfer_id: u64) {
+        self.started.remove(&transfer_id);
+    }
+
+    /// The handoff's duration, if it was timed (not one restored from disk).
+    pub(super) fn departed(&mut self, transfer_id: u64, now: Instant) -> Option<f64> {
+        let started = self.started.remove(&transfer_id)?;
+        Some(now.saturating_duration_since(started).as_secs_f64())
+    }
+}

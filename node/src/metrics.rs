@@ -1,0 +1,232 @@
+//! `GET /metrics`: the node's figures in the Prometheus text format (0.0.4), encoded by
+//! `prometheus-client` from the zones' latest published figures.
+//!
+//! The zones publish their counters and histograms once a second ([`ZoneStats`]); a scrape
+//! reads those copies under a short lock each and never reaches a zone core. Every metric
+//! has `node` and `zone` labels. Names: `meridian_` + subsystem + the counter's field name,
+//! base units in the name (`_seconds`, `_bytes`), `_total` on counters.
+//!
+//! | family | from |
+//! |---|---|
+//! | `meridian_zone_*` gauges | entities, ghosts, sessions, handoffs in flight, tick |
+//! | `meridian_handoff_*_total` | the handoff protocol's counters |
+//! | `meridian_session_*_total` | the session layer's counters |
+//! | `meridian_witness_*_total` | signed datagrams from other nodes, by verdict |
+//! | `meridian_persist_*_total` | the WAL and checkpoints |
+//! | `meridian_udp_*_total`, `meridian_io_*_total` | the UDP ring; packets and bytes in and out |
+//! | histograms | tick seconds, handoff ticks and seconds, snapshot bytes, input age ticks |
+
+use meridian_core::metrics::Histogram;
+use meridian_io::runtime::{ZoneHistograms, ZoneStats};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of a scrape's answer.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The `/metrics` body for the zones' figures `stats` of node `node`.
+pub fn render(node: &str, stats: Vec<ZoneStats>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Zones {
+        node: node.to_owned(),
+        stats,
+    }));
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+/// One scrape's figures.
+#[derive(Debug)]
+struct Zones {
+    node: String,
+    stats: Vec<ZoneStats>,
+}
+
+type Labels = [(&'static str, String); 2];
+
+impl Zones {
+    fn labels(&self, s: &ZoneStats) -> Labels {
+        [("node", self.node.clone()), ("zone", s.zone.to_string())]
+    }
+
+    /// One family: a descriptor, then one sample per zone.
+    fn family<M: EncodeMetric>(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        metric_type: MetricType,
+        value: impl Fn(&ZoneStats) -> M,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+        for s in &self.stats {
+            let labels = self.labels(s);
+            value(s).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn gauge(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        value: impl Fn(&ZoneStats) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let value = |s: &ZoneStats| ConstGauge::new(value(s) as i64);
+        self.family(encoder, name, help, MetricType::Gauge, value)
+    }
+
+    /// A counter family; `name` without `_total` (the encoder appends it).
+    fn counter(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        value: impl Fn(&ZoneStats) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let value = |s: &ZoneStats| ConstCounter::new(value(s));
+        self.family(encoder, name, help, MetricType::Counter, value)
+    }
+
+    /// Every field of a counter struct as its own family, `prefix` + the field name.
+    fn counter_struct(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        prefix: &str,
+        each: impl Fn(&ZoneStats, &mut dyn FnMut(&'static str, &'static str, u64)),
+    ) -> Result<(), std::fmt::Error> {
+        let Some(first) = self.stats.first() else {
+            return Ok(());
+        };
+        let mut fields = Vec::new();
+        each(first, &mut |name, help, _| fields.push((name, help)));
+        for (k, (name, help)) in fields.into_iter().enumerate() {
+            let help = match help.trim() {
+                "" => name.replace('_', " "),
+                h => h.split_whitespace().collect::<Vec<_>>().join(" "),
+            };
+            let value = |s: &ZoneStats| {
+                let mut values = Vec::new();
+                each(s, &mut |_, _, v| values.push(v));
+                values[k]
+            };
+            self.counter(encoder, &format!("{prefix}{name}"), &help, value)?;
+        }
+        Ok(())
+    }
+
+    fn histogram(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: impl Fn(&ZoneStats) -> &Histogram,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+        for s in &self.stats {
+            let labels = self.labels(s);
+            let h = pick(s);
+            // Per-bucket counts: the encoder accumulates them.
+            let buckets: Vec<(f64, u64)> = h.buckets().collect();
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(h.sum(), h.count(), &buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn encode_gauges(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.gauge(
+            e,
+            "meridian_zone_entities",
+            "Entities the zone owns.",
+            |s| s.entities as u64,
+        )?;
+        let help = "Ghosts: neighbours' entities mirrored inside the aura.";
+        self.gauge(e, "meridian_zone_ghosts", help, |s| s.ghosts as u64)?;
+        self.gauge(
+            e,
+            "meridian_zone_sessions",
+            "Client sessions the zone serves (not those redirected away, in their grace period).",
+            |s| s.sessions as u64,
+        )?;
+        let help = "Handoffs in flight: entities relinquished, awaiting DONE.";
+        self.gauge(e, "meridian_zone_handoffs_in_flight", help, |s| {
+            s.in_flight as u64
+        })?;
+        self.gauge(e, "meridian_zone_tick", "Ticks the zone has run.", |s| {
+            s.tick
+        })?;
+        let help =
+            "Datagrams dropped by the zone or its driver (queues full, truncated, send refused).";
+        self.counter(e, "meridian_zone_datagrams_dropped", help, |s| s.drops)
+    }
+
+    fn encode_io(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let help = "Datagrams received (UDP and the cross-core queue).";
+        self.counter(e, "meridian_io_packets_received", help, |s| s.packets_in)?;
+        let help = "Datagrams sent (UDP and the cross-core queue).";
+        self.counter(e, "meridian_io_packets_sent", help, |s| s.packets_out)?;
+        let help = "Bytes received (UDP and the cross-core queue).";
+        self.counter(e, "meridian_io_received_bytes", help, |s| s.bytes_in)?;
+        let help = "Bytes sent (UDP and the cross-core queue).";
+        self.counter(e, "meridian_io_sent_bytes", help, |s| s.bytes_out)
+    }
+
+    fn encode_histograms(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, pick) in HISTOGRAMS {
+            self.histogram(e, name, help, |s| pick(&s.histograms))?;
+        }
+        Ok(())
+    }
+}
+
+type Pick = fn(&ZoneHistograms) -> &Histogram;
+
+/// Every histogram family: name, help, where its values are.
+const HISTOGRAMS: [(&str, &str, Pick); 5] = [
+    (
+        "meridian_tick_duration_seconds",
+        "The tick's work: steering, sessions, zone tick, snapshots, checkpoint copies, map frames.",
+        |h| &h.tick_seconds,
+    ),
+    (
+        "meridian_handoff_latency_ticks",
+        "Handoffs from this zone, crossing (OFFER) to DONE, in ticks.",
+        |h| &h.handoff_ticks,
+    ),
+    (
+        "meridian_handoff_latency_seconds",
+        "Handoffs from this zone, crossing (OFFER) to DONE, in seconds.",
+        |h| &h.handoff_seconds,
+    ),
+    (
+        "meridian_snapshot_size_bytes",
+        "Snapshot datagrams to clients, sealed size.",
+        |h| &h.snapshot_bytes,
+    ),
+    (
+        "meridian_input_age_ticks",
+        "Inputs applied: ticks since the snapshot the input acknowledged (the client's round trip plus the wait for the tick).",
+        |h| &h.input_age_ticks,
+    ),
+];
+
+impl prometheus_client::collector::Collector for Zones {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_gauges(&mut e)?;
+        self.encode_io(&mut e)?;
+        self.counter_struct(&mut e, "meridian_handoff_", |s, f| s.counters.for_each(f))?;
+        self.counter_struct(&mut e, "meridian_session_", |s, f| s.clients.for_each(f))?;
+        self.counter_struct(&mut e, "meridian_witness_", |s, f| s.witness.for_each(f))?;
+        self.counter_struct(&mut e, "meridian_persist_", |s, f| s.persist.for_each(f))?;
+        self.counter_struct(&mut e, "meridian_udp_", |s, f| s.ring.for_each(f))?;
+        self.encode_histograms(&mut e)
+    }
+}

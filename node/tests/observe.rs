@@ -1,0 +1,255 @@
+//! What an operator sees: `/metrics` read by the reference Prometheus parser while a node
+//! with NPCs crossing, a client and a data directory works; the live map in headless
+//! Chromium.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use meridian_client::udp::UdpClient;
+use meridian_io::Clock;
+use meridian_node::{run, world_file};
+use serde_json::Value;
+
+use crate::clients::{token, two_free_ports, unix_ms};
+
+/// Two zones, NPCs dancing on the border (handoffs every tick), clients.
+fn world(port: u16, auth: &SigningKey) -> String {
+    format!(
+        r#"
+[world]
+id = 7
+bounds = {{ x_min = 0.0, y_min = 0.0, x_max = 256.0, y_max = 128.0 }}
+tick_rate_hz = 30
+margin_m = 4.0
+aura_m = 16.0
+cell_size_m = 16.0
+
+[zones]
+columns = 2
+rows = 1
+
+[[nodes]]
+name = "observed"
+zones = [0, 1]
+cores = [0, 1]
+udp = "127.0.0.1:{port}"
+admin = "127.0.0.1:0"
+
+[npcs]
+pattern = "border_dancers"
+per_zone = 1000
+speed_mps = 6.0
+
+[clients]
+auth_key = "{}"
+speed_mps = 20.0
+
+[limits]
+entities_per_zone = 8192
+"#,
+        hex::encode(auth.verifying_key().as_bytes())
+    )
+}
+
+pub(crate) struct Observed {
+    pub(crate) running: run::Running,
+    spec: world_file::WorldSpec,
+    auth: SigningKey,
+    pub(crate) dir: PathBuf,
+}
+
+pub(crate) fn start(name: &str) -> Observed {
+    let auth = SigningKey::from_bytes(&[42; 32]);
+    let spec = world_file::parse_spec(&world(two_free_ports(), &auth)).unwrap();
+    let dir = std::env::temp_dir().join(format!("meridian-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let persistence = run::Persistence {
+        dir: dir.join("data"),
+        fresh: false,
+    };
+    let node = spec.nodes[0].clone();
+    let running = run::start_with(&spec, &node, None, None, Some(&persistence)).unwrap();
+    Observed {
+        running,
+        spec,
+        auth,
+        dir,
+    }
+}
+
+/// The families of a scrape, as the reference parser read them.
+fn parse(dir: &Path, body: &str) -> BTreeMap<String, Value> {
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, body).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/parse_metrics.py"
+    );
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("python3 runs (CI installs it and `pip install prometheus_client`)");
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused the scrape (is prometheus_client installed? \
+         `python3 -m pip install prometheus_client`): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The sum over zones of a family's sample `sample`.
+fn total(families: &BTreeMap<String, Value>, family: &str, sample: &str) -> f64 {
+    let f = families
+        .get(family)
+        .unwrap_or_else(|| panic!("no family {family}"));
+    f["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s[0] == sample)
+        .map(|s| s[2].as_f64().unwrap_or(f64::INFINITY))
+        .sum()
+}
+
+/// Every histogram: buckets cumulative, `+Inf` equal to `_count`, per zone.
+fn check_histogram(families: &BTreeMap<String, Value>, name: &str) {
+    let samples = families[name]["samples"].as_array().unwrap();
+    for zone in ["0", "1"] {
+        let of_zone = |suffix: &str| {
+            samples
+                .iter()
+                .filter(|s| s[0] == format!("{name}{suffix}") && s[1]["zone"] == zone)
+                .collect::<Vec<_>>()
+        };
+        let buckets: Vec<f64> = of_zone("_bucket")
+            .iter()
+            .map(|s| s[2].as_f64().unwrap())
+            .collect();
+        assert!(buckets.len() >= 2, "{name} zone {zone}: {buckets:?}");
+        assert!(
+            buckets.windows(2).all(|w| w[0] <= w[1]),
+            "{name} zone {zone}: buckets not cumulative: {buckets:?}"
+        );
+        let count = of_zone("_count")[0][2].as_f64().unwrap();
+        let inf = of_zone("_bucket")
+            .iter()
+            .find(|s| s[1]["le"] == "+Inf")
+            .map(|s| s[2].as_f64().unwrap());
+        assert_eq!(inf, Some(count), "{name} zone {zone}: +Inf bucket ≠ count");
+    }
+}
+
+fn scrape(admin: SocketAddr) -> String {
+    meridian_node::swarm::http_get(admin, "/metrics").expect("/metrics answers 200")
+}
+
+#[test]
+fn metrics_parse_and_move_as_the_node_works() {
+    let o = start("metrics");
+    let admin = o.running.admin_address().unwrap();
+    let zone0 = o.spec.nodes[0].zone_address(0);
+    let clock = Clock::new();
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let t = token(&o.auth, &key, 7, 1, unix_ms() + 60_000);
+    let mut client = UdpClient::connect(zone0, t, key, clock.now()).unwrap();
+    let mut drive = |for_how_long: Duration| {
+        let until = Instant::now() + for_how_long;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(33));
+            client.pump(clock.now(), || true).unwrap();
+            while client.client_mut().poll_event().is_some() {}
+            client.client_mut().set_intent(127, 0, 0);
+        }
+    };
+    drive(Duration::from_millis(1500));
+    let first = parse(&o.dir, &scrape(admin));
+    drive(Duration::from_millis(2500));
+    let second = parse(&o.dir, &scrape(admin));
+
+    let expected = [
+        ("meridian_zone_entities", "gauge"),
+        ("meridian_zone_ghosts", "gauge"),
+        ("meridian_zone_sessions", "gauge"),
+        ("meridian_zone_handoffs_in_flight", "gauge"),
+        ("meridian_handoff_departures", "counter"),
+        ("meridian_handoff_offers_sent", "counter"),
+        ("meridian_session_snapshots", "counter"),
+        ("meridian_session_sealed_forged", "counter"),
+        ("meridian_witness_forged", "counter"),
+        ("meridian_persist_wal_appends", "counter"),
+        ("meridian_udp_sent", "counter"),
+        ("meridian_io_received_bytes", "counter"),
+        ("meridian_tick_duration_seconds", "histogram"),
+        ("meridian_handoff_latency_ticks", "histogram"),
+        ("meridian_handoff_latency_seconds", "histogram"),
+        ("meridian_snapshot_size_bytes", "histogram"),
+        ("meridian_input_age_ticks", "histogram"),
+    ];
+    for (name, kind) in expected {
+        let family = second
+            .get(name)
+            .unwrap_or_else(|| panic!("no family {name}"));
+        assert_eq!(family["type"], kind, "{name}");
+        assert!(
+            !family["help"].as_str().unwrap().is_empty(),
+            "{name}: no help"
+        );
+    }
+    for (name, family) in &second {
+        assert!(name.starts_with("meridian_"), "{name}");
+        for s in family["samples"].as_array().unwrap() {
+            assert_eq!(s[1]["node"], "observed", "{name}: {s}");
+            assert!(s[1]["zone"] == "0" || s[1]["zone"] == "1", "{name}: {s}");
+        }
+    }
+    for name in expected.iter().filter(|e| e.1 == "histogram") {
+        check_histogram(&second, name.0);
+    }
+    // The values move as the node works.
+    let moved = |family: &str, sample: &str| {
+        let (a, b) = (
+            total(&first, family, sample),
+            total(&second, family, sample),
+        );
+        assert!(b > a, "{sample} did not move: {a} then {b}");
+    };
+    moved("meridian_zone_tick", "meridian_zone_tick");
+    moved(
+        "meridian_handoff_departures",
+        "meridian_handoff_departures_total",
+    );
+    moved(
+        "meridian_session_snapshots",
+        "meridian_session_snapshots_total",
+    );
+    moved(
+        "meridian_persist_wal_appends",
+        "meridian_persist_wal_appends_total",
+    );
+    moved("meridian_udp_sent", "meridian_udp_sent_total");
+    let hist = "meridian_tick_duration_seconds";
+    moved(hist, &format!("{hist}_count"));
+    let hist = "meridian_handoff_latency_ticks";
+    moved(hist, &format!("{hist}_count"));
+    let ages = total(
+        &second,
+        "meridian_input_age_ticks",
+        "meridian_input_age_ticks_count",
+    );
+    assert!(ages > 10.0, "only {ages} input ages recorded");
+    let sessions = total(&second, "meridian_zone_sessions", "meridian_zone_sessions");
+    assert_eq!(sessions, 1.0, "one client, one session");
+    // Zones publish at their own instants, so this is not a conservation check.
+    let entities = total(&second, "meridian_zone_entities", "meridian_zone_entities");
+    assert!(
+        (1900.0..2100.0).contains(&entities),
+        "{entities} entities for 2,000 NPCs and an avatar"
+    );
+    o.running.stop().unwrap();
+    std::fs::remove_dir_all(&o.dir).unwrap();
+}
