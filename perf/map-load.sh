@@ -4,7 +4,7 @@
 # at 5 Hz — alternating, so drift on a shared machine hits both alike.
 #
 #   perf/map-load.sh [WORLD]          (default: node/worlds/default.toml)
-#   PHASE_SECONDS=15 ROUNDS=3 perf/map-load.sh
+#   PHASE_SECONDS=15 ROUNDS=3 WATCH=map perf/map-load.sh     (WATCH: map, metrics or both)
 #
 # Prints, per phase, the median and the mean over the phase's seconds of each zone's
 # per-second tick p99 (from the node's status line), then both kinds of phase side by side.
@@ -14,6 +14,8 @@ world=${1:-node/worlds/default.toml}
 phase_seconds=${PHASE_SECONDS:-15}
 rounds=${ROUNDS:-3}
 warmup=${WARMUP_SECONDS:-15}
+# What the watched phases open: "map metrics" (both), "map" or "metrics".
+what=${WATCH:-map metrics}
 
 cargo build --release -q -p meridian-node
 bin=target/release/meridian
@@ -40,10 +42,23 @@ sleep "$warmup"
 
 watch() {
     for _ in 1 2 3; do
-        curl -sN "$admin/map/stream" >/dev/null &
-        watchers+=($!)
-        (while true; do curl -s "$admin/metrics" >/dev/null; sleep 0.2; done) &
-        watchers+=($!)
+        if [[ $what == *map* ]]; then
+            curl -sN "$admin/map/stream" >/dev/null &
+            watchers+=($!)
+        fi
+        if [[ $what == *metrics* ]]; then
+            # One kept-alive connection, as a Prometheus server or a browser holds one.
+            python3 - "$admin" <<'EOF' &
+import http.client, sys, time
+host = sys.argv[1].removeprefix("http://")
+c = http.client.HTTPConnection(host)
+while True:
+    c.request("GET", "/metrics")
+    c.getresponse().read()
+    time.sleep(0.2)
+EOF
+            watchers+=($!)
+        fi
     done
 }
 unwatch() {
@@ -55,7 +70,7 @@ unwatch() {
 p99s() {
     tail -n +"$(($1 + 1))" "$log" | grep -o 'p99 [0-9.]* max' | awk '{print $2}'
 }
-stats() { sort -n | awk '{v[NR]=$1; s+=$1} END {if (NR) printf "%.2f %.2f %d", v[int((NR+1)/2)], s/NR, NR; else print "- - 0"}'; }
+stats() { sort -n | awk '{v[NR]=$1; s+=$1} END {if (NR) printf "%.2f %.2f %d\n", v[int((NR+1)/2)], s/NR, NR; else print "- - 0"}'; }
 
 results=$(mktemp)
 for round in $(seq "$rounds"); do

@@ -9,13 +9,15 @@
 //!
 //! `GET /map/stream?view=X0,Y0,X1,Y1` — the window in world metres (default: the world).
 //! Events: `world` (bounds, margin, aura, every zone with its node; this node's zones are
-//! `local`, its peers' are outlines), then `frame` (per local zone: tick, tick p99,
-//! counts, the density grid, ghosts, avatars, handoffs, and the window's entities).
+//! `local`, its peers' are outlines), then `frame`: `{"zones": [...], "views": [...]}`,
+//! per local zone its tick, tick p99, counts, density grid, ghosts, avatars and handoffs
+//! (made once for all streams), and the entities inside this stream's window.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use meridian_core::world::Rect;
 use meridian_io::runtime::map::{FRAME_EVERY, MapFrame};
@@ -67,25 +69,21 @@ fn points(list: &[(f32, f32)]) -> Value {
     )
 }
 
-/// A `frame` event: every local zone's latest frame with its figures, and the entities
-/// inside window `view`.
-pub fn frame_json(frames: &[MapFrame], stats: &[ZoneStats], view: u64) -> String {
+/// The part of a `frame` event every stream shares: per local zone its tick, figures,
+/// density grid, ghosts, avatars and handoffs. Made once per set of zone frames, however
+/// many maps are open ([`SharedFrames`]).
+pub fn zones_json(frames: &[MapFrame], stats: &[ZoneStats]) -> String {
     let zones: Vec<Value> = frames
         .iter()
         .zip(stats)
         .map(|(f, s)| {
-            let (entities, crowded) = f
-                .views
-                .iter()
-                .find(|v| v.id == view)
-                .map_or((&[][..], false), |v| (&v.points[..], v.crowded));
             let handoffs: Vec<Value> = f
                 .handoffs
                 .iter()
                 .map(|h| json!([h.to.0, h.x, h.y, h.relinquished]))
                 .collect();
             json!({
-                "zone": s.zone,
+                "zone": f.zone,
                 "tick": f.tick,
                 "tick_p99_ms": s.tick_p99_us as f64 / 1000.0,
                 "entities": s.entities,
@@ -102,12 +100,45 @@ pub fn frame_json(frames: &[MapFrame], stats: &[ZoneStats], view: u64) -> String
                 "ghost_points": points(&f.ghosts),
                 "avatar_points": points(&f.avatars),
                 "handoffs": handoffs,
-                "entity_points": points(entities),
-                "crowded": crowded,
             })
         })
         .collect();
-    json!({ "zones": zones }).to_string()
+    Value::Array(zones).to_string()
+}
+
+/// The part of a `frame` event that is one stream's own: per local zone (in the order of
+/// `zones`), the entities inside window `view`, or `crowded` when it holds too many.
+pub fn view_json(frames: &[MapFrame], view: u64) -> String {
+    let views: Vec<Value> = frames
+        .iter()
+        .map(|f| {
+            let (entities, crowded) = f
+                .views
+                .iter()
+                .find(|v| v.id == view)
+                .map_or((&[][..], false), |v| (&v.points[..], v.crowded));
+            json!({ "entity_points": points(entities), "crowded": crowded })
+        })
+        .collect();
+    Value::Array(views).to_string()
+}
+
+/// The shared part of the latest frames, made by the first stream that needs it.
+#[derive(Debug, Default)]
+pub struct SharedFrames {
+    latest: Mutex<(Vec<u64>, Arc<String>)>,
+}
+
+impl SharedFrames {
+    /// [`zones_json`] of `frames` (identified by their ticks).
+    fn zones(&self, frames: &[MapFrame], node: &Node) -> Arc<String> {
+        let ticks: Vec<u64> = frames.iter().map(|f| f.tick).collect();
+        let mut latest = self.latest.lock().expect("map cache lock");
+        if latest.0 != ticks {
+            *latest = (ticks, Arc::new(zones_json(frames, &node.stats())));
+        }
+        latest.1.clone()
+    }
 }
 
 /// The window a stream asks for: `view=X0,Y0,X1,Y1` in the query, else `default`.
@@ -136,7 +167,7 @@ pub fn parse_view(url: &str, default: Rect) -> Result<Rect, String> {
 pub fn stream(
     request: tiny_http::Request,
     node: Arc<Node>,
-    world: Arc<String>,
+    (world, shared): (Arc<String>, Arc<SharedFrames>),
     bounds: Rect,
     stop: Arc<AtomicBool>,
 ) -> Option<std::thread::JoinHandle<()>> {
@@ -155,8 +186,9 @@ pub fn stream(
     let spawned = std::thread::Builder::new()
         .name("map-stream".into())
         .spawn(move || {
+            crate::run::background_priority();
             let mut out = request.into_writer();
-            match run_stream(&mut *out, &node, &world, watch.id(), &stop) {
+            match run_stream(&mut *out, &node, (&world, &shared), watch.id(), &stop) {
                 Ok(()) => {}
                 Err(e) => tracing::debug!(?peer, "live-map stream ended: {e}"),
             }
@@ -181,7 +213,7 @@ fn respond(request: tiny_http::Request, status: u16, body: String) {
 fn run_stream(
     out: &mut dyn Write,
     node: &Node,
-    world: &str,
+    (world, shared): (&str, &SharedFrames),
     view: u64,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
@@ -192,17 +224,25 @@ fn run_stream(
     write!(out, "event: world\ndata: {world}\n\n")?;
     out.flush()?;
     let mut last_ticks: Vec<u64> = Vec::new();
+    let mut last_sent = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(FRAME_EVERY / 2);
+        std::thread::sleep(FRAME_EVERY / 4);
+        // At most one event per FRAME_EVERY, and only when some zone made a new frame.
+        if last_sent.elapsed() < FRAME_EVERY - FRAME_EVERY / 8 {
+            continue;
+        }
         let frames = node.map_frames();
         let ticks: Vec<u64> = frames.iter().map(|f| f.tick).collect();
-        // A frame only when some zone made a new one (zones renew theirs every FRAME_EVERY).
         if ticks == last_ticks || frames.iter().all(|f| f.tick == 0) {
             continue;
         }
-        last_ticks = ticks;
-        let body = frame_json(&frames, &node.stats(), view);
-        write!(out, "event: frame\ndata: {body}\n\n")?;
+        (last_ticks, last_sent) = (ticks, Instant::now());
+        let zones = shared.zones(&frames, node);
+        let views = view_json(&frames, view);
+        write!(
+            out,
+            "event: frame\ndata: {{\"zones\":{zones},\"views\":{views}}}\n\n"
+        )?;
         out.flush()?;
     }
     Ok(())
@@ -211,4 +251,68 @@ fn run_stream(
 /// How the admin endpoint tells operators where the map is.
 pub fn url(admin: SocketAddr) -> String {
     format!("http://{admin}/map")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_is_four_ordered_finite_numbers() {
+        let world = Rect::new(0.0, 0.0, 100.0, 50.0);
+        assert_eq!(parse_view("/map/stream", world), Ok(world));
+        assert_eq!(
+            parse_view("/map/stream?x=1&view=1,2,30.5,40", world),
+            Ok(Rect::new(1.0, 2.0, 30.5, 40.0))
+        );
+        for bad in [
+            "1,2,3",
+            "5,0,1,10",
+            "0,0,NaN,1",
+            "0,0,inf,1",
+            "a,b,c,d",
+            "1,2,3,4,5",
+        ] {
+            let url = format!("/map/stream?view={bad}");
+            assert!(parse_view(&url, world).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn each_node_sees_its_own_zones_live_and_its_peers_as_outlines() {
+        let spec = crate::world_file::parse_spec(
+            r#"
+[world]
+id = 1
+bounds = { x_min = 0.0, y_min = 0.0, x_max = 256.0, y_max = 128.0 }
+tick_rate_hz = 30
+margin_m = 4.0
+aura_m = 16.0
+cell_size_m = 16.0
+[zones]
+columns = 2
+rows = 1
+[[nodes]]
+name = "a"
+zones = [0]
+cores = [0]
+udp = "127.0.0.1:7000"
+[[nodes]]
+name = "b"
+zones = [1]
+cores = [1]
+udp = "127.0.0.1:7010"
+[limits]
+entities_per_zone = 1024
+"#,
+        )
+        .unwrap();
+        let world: Value = serde_json::from_str(&world_json(&spec, &spec.nodes[1])).unwrap();
+        assert_eq!(world["node"], "b");
+        let zones = world["zones"].as_array().unwrap();
+        let of = |z: usize| (zones[z]["node"].clone(), zones[z]["local"].clone());
+        assert_eq!(of(0), (json!("a"), json!(false)));
+        assert_eq!(of(1), (json!("b"), json!(true)));
+        assert_eq!(zones[1]["rect"], json!([128.0, 0.0, 256.0, 128.0]));
+    }
 }

@@ -237,6 +237,7 @@ pub fn start_with(
                 node: node_handle.clone(),
                 name: node.name.clone(),
                 world: Arc::new(crate::map::world_json(spec, node)),
+                frames: Arc::default(),
                 bounds: spec.world.bounds(),
                 stop: admin_stop.clone(),
             };
@@ -304,13 +305,30 @@ const FREEZE_MAX: Duration = Duration::from_secs(2);
 struct Admin {
     node: Arc<Node>,
     name: String,
-    /// The live map's `world` event.
+    /// The live map's `world` event, and the frames' part all streams share.
     world: Arc<String>,
+    frames: Arc<crate::map::SharedFrames>,
     bounds: meridian_core::world::Rect,
     stop: Arc<AtomicBool>,
 }
 
+/// Puts the calling thread (the admin thread, a live-map stream) at `SCHED_IDLE`: on a
+/// machine whose every core hosts a zone there is no core "off the zones" to serve
+/// from, so these threads take only time no zone wants, and a zone waking for its tick
+/// preempts them at once. (On a saturated machine they may wait; the zones do not.)
+pub fn background_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
+        tracing::warn!("admin thread keeps its normal priority (SCHED_IDLE refused: {e:?})");
+    }
+}
+
 fn serve_admin(server: tiny_http::Server, admin: &Admin) {
+    background_priority();
     let (node, stop) = (&*admin.node, &*admin.stop);
     let mut frozen_until: Option<std::time::Instant> = None;
     let mut streams: Vec<std::thread::JoinHandle<()>> = Vec::new();
@@ -347,9 +365,16 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
                 (200, crate::map::PAGE.to_owned())
             }
             "/map/stream" => {
-                let (node, world) = (admin.node.clone(), admin.world.clone());
+                let node = admin.node.clone();
+                let layout = (admin.world.clone(), admin.frames.clone());
                 let stop = admin.stop.clone();
-                streams.extend(crate::map::stream(request, node, world, admin.bounds, stop));
+                streams.extend(crate::map::stream(
+                    request,
+                    node,
+                    layout,
+                    admin.bounds,
+                    stop,
+                ));
                 continue;
             }
             "/entities" => match node.snapshot(Duration::from_secs(2)) {

@@ -253,3 +253,44 @@ fn metrics_parse_and_move_as_the_node_works() {
     o.running.stop().unwrap();
     std::fs::remove_dir_all(&o.dir).unwrap();
 }
+
+/// The first line of the answer to `GET path`, and the open connection.
+fn open_stream(admin: SocketAddr, path: &str) -> (String, std::net::TcpStream) {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {admin}\r\n\r\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (line.trim_end().to_owned(), stream)
+}
+
+#[test]
+fn live_map_streams_are_bounded_and_bad_windows_refused() {
+    let o = start("streams");
+    let admin = o.running.admin_address().unwrap();
+    let (status, _) = open_stream(admin, "/map/stream?view=10,0,5,10");
+    assert!(status.contains(" 400 "), "{status}");
+    let open: Vec<_> = (0..meridian_io::runtime::map::VIEWS_MAX)
+        .map(|_| open_stream(admin, "/map/stream"))
+        .collect();
+    for (status, _) in &open {
+        assert!(status.contains(" 200 "), "{status}");
+    }
+    let (status, _) = open_stream(admin, "/map/stream");
+    assert!(
+        status.contains(" 503 "),
+        "a stream past the limit: {status}"
+    );
+    // A closed stream frees its window (noticed at its next write).
+    drop(open);
+    std::thread::sleep(Duration::from_millis(600));
+    let (status, _) = open_stream(admin, "/map/stream");
+    assert!(status.contains(" 200 "), "after closing: {status}");
+    o.running.stop().unwrap();
+    std::fs::remove_dir_all(&o.dir).unwrap();
+}

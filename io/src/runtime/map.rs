@@ -16,8 +16,11 @@ use meridian_core::zone::Zone;
 pub const FRAME_EVERY: Duration = Duration::from_millis(150);
 /// Most entities listed for one viewer window; a window holding more shows density only.
 pub const VIEW_ENTITIES_MAX: usize = 5_000;
-/// Most ghosts, avatars and handoffs listed per frame (the rest are counted).
+/// Most avatars and handoffs listed per frame (the rest are counted).
 pub const LISTED_MAX: usize = 4_096;
+/// Most ghosts listed per frame: an even sample of them (the rest are counted). Ghosts line
+/// a border; a thousand draw it as well as all of them, and cost a stream less.
+pub const GHOSTS_LISTED_MAX: usize = 1_024;
 /// Most viewer windows at once (one per live-map stream).
 pub const VIEWS_MAX: usize = 8;
 
@@ -49,7 +52,8 @@ pub struct MapFrame {
     pub columns: u32,
     pub origin: (f32, f32),
     pub cell_m: f32,
-    /// Ghost positions (at most [`LISTED_MAX`]), and how many ghosts there are.
+    /// Ghost positions (an even sample of at most [`GHOSTS_LISTED_MAX`]), and how many
+    /// ghosts there are.
     pub ghosts: Vec<(f32, f32)>,
     pub ghost_count: usize,
     /// Client avatars' positions.
@@ -81,7 +85,7 @@ impl MapFrame {
         (self.columns, self.origin, self.cell_m) = (columns, (x0, y0), grid.cell_size_m());
         let ghosts = zone.ghosts().entities();
         self.ghost_count = ghosts.len();
-        let stride = ghosts.len().div_ceil(LISTED_MAX).max(1);
+        let stride = ghosts.len().div_ceil(GHOSTS_LISTED_MAX).max(1);
         self.ghosts.clear();
         self.ghosts.extend(
             (0..ghosts.len())
