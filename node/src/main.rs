@@ -25,8 +25,10 @@ enum Command {
     ///
     /// Logs go to stderr (RUST_LOG filters them: `RUST_LOG=debug` shows every ARRIVED and
     /// DEPARTED entity). A status line per second gives per-zone entities, ghosts and tick
-    /// p50/p99/max, handoffs per second, packets and drops. Ctrl-C or SIGTERM stops the
-    /// node cleanly and prints a summary.
+    /// p50/p99/max, handoffs per second and their p99, sessions, packets and drops. The
+    /// world file's admin address serves /status, /metrics (Prometheus text format) and
+    /// /map (a live map for a browser); its URL is logged at start. Ctrl-C or SIGTERM
+    /// stops the node cleanly and prints a summary.
     Node {
         /// The world file (TOML), e.g. node/worlds/default.toml.
         #[arg(long, value_name = "FILE")]

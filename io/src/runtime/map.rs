@@ -15,7 +15,7 @@ use meridian_core::zone::Zone;
 /// How often a watched zone renews its frame.
 pub const FRAME_EVERY: Duration = Duration::from_millis(150);
 /// Most entities listed for one viewer window; a window holding more shows density only.
-pub const VIEW_ENTITIES_MAX: usize = 5_000;
+pub const VIEW_ENTITIES_MAX: usize = 8_192;
 /// Most avatars and handoffs listed per frame (the rest are counted).
 pub const LISTED_MAX: usize = 4_096;
 /// Most ghosts listed per frame: an even sample of them (the rest are counted). Ghosts line
