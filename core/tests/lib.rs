@@ -9,6 +9,7 @@ mod clients;
 mod fuzz;
 mod grid;
 mod handoff;
+mod interest;
 mod movement;
 mod persist;
 mod sealed;

@@ -7,6 +7,11 @@
 //! last members are followed by slot (checked against the id), by id if the slot moved,
 //! and across owned ↔ ghost when a handoff moved them.
 //!
+//! **Hysteresis.** A member ranks as if it were [`STAY`] times as far as it is, at the cap
+//! and at the far radius: it keeps its place until it is clearly outside (about 18 %
+//! farther than the entity that would replace it, or than the far radius), so an entity
+//! at the edge of the nearest-N set does not flicker in and out from tick to tick.
+//!
 //! [`InterestConfig::entities_max`]: super::InterestConfig::entities_max
 
 use meridian_layouts::quant::dequantise_position;
@@ -36,6 +41,9 @@ pub(super) struct Candidate {
 
 pub(super) const GHOST_BIT: u32 = 1 << 31;
 
+/// A member ranks as if it were this many times as far as it is (see the module docs).
+pub(super) const STAY: f32 = 0.85;
+
 /// Adds a candidate, keeping the nearest `keep` of everything added in a buffer of fixed
 /// capacity: when the buffer fills, it is cut to the nearest `keep` and `cutoff2` drops
 /// to the farthest of those, so later candidates beyond it are not even pushed. (A dense
@@ -62,8 +70,15 @@ fn compact_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f
 
 impl Replicator {
     /// The interest search: owned entities (through the packed copy) and ghosts within the
-    /// far radius, the nearest `entities_max`, sorted by id into `candidates`.
-    pub(super) fn search(&mut self, zone: &Zone, avatar: Option<u64>, (x, y): (f32, f32)) {
+    /// far radius, and the current `members` with hysteresis; the nearest `entities_max`,
+    /// sorted by id into `candidates`.
+    pub(super) fn search(
+        &mut self,
+        zone: &Zone,
+        members: &[Member],
+        avatar: Option<u64>,
+        (x, y): (f32, f32),
+    ) {
         let c = self.config;
         self.candidates.clear();
         let keep = c.entities_max;
@@ -116,73 +131,141 @@ impl Replicator {
         {
             self.candidates.swap_remove(i);
         }
+        let ranked = self.rank_members(members, zone, (x, y));
         if self.candidates.len() > c.entities_max {
             self.candidates
                 .select_nth_unstable_by(c.entities_max, |a, b| a.distance2.total_cmp(&b.distance2));
             self.candidates.truncate(c.entities_max);
         }
         self.candidates.sort_unstable_by_key(|k| k.id);
+        if ranked {
+            unrank_members(&mut self.candidates, members);
+        }
+    }
+
+    /// Hysteresis: each current member in the candidates ranks [`STAY`] times nearer; a
+    /// member the query did not return (past the far radius, or cut when the buffer filled)
+    /// joins them if it is within the far radius over `STAY`. Returns whether any member
+    /// was ranked.
+    fn rank_members(&mut self, members: &[Member], zone: &Zone, at: (f32, f32)) -> bool {
+        if members.is_empty() {
+            return false;
+        }
+        let (stay2, keep2) = (STAY * STAY, self.keep_radius2());
+        self.candidates.sort_unstable_by_key(|k| k.id);
+        let found = self.candidates.len();
+        let mut i = 0;
+        for m in members {
+            while i < found && self.candidates[i].id < m.id {
+                i += 1;
+            }
+            if i < found && self.candidates[i].id == m.id {
+                // (An id can be both owned and a ghost for a moment after a handoff.)
+                while i < found && self.candidates[i].id == m.id {
+                    self.candidates[i].distance2 *= stay2;
+                    i += 1;
+                }
+            } else if let Some(k) = self.locate(m, zone.entities(), zone.ghosts().entities(), at)
+                && k.distance2 <= keep2
+            {
+                self.candidates.push(Candidate {
+                    distance2: k.distance2 * stay2,
+                    ..k
+                });
+            }
+        }
+        true
+    }
+
+    /// How far a member may be and stay: the far radius over [`STAY`], squared.
+    fn keep_radius2(&self) -> f32 {
+        let far = self.config.far_m / STAY;
+        far * far
     }
 
     /// Between searches: the last tick's members where they are now (by slot, checked
     /// against the id; by id if the slot moved; owned ↔ ghost after a handoff), still
-    /// within the far radius, in the same (id) order.
+    /// within the far radius over [`STAY`], in the same (id) order.
     pub(super) fn follow(
         &mut self,
         view: &ClientView,
         owned: &Entities,
         ghosts: &Entities,
-        (x, y): (f32, f32),
+        at: (f32, f32),
     ) {
-        let far2 = self.config.far_m * self.config.far_m;
-        let recorded = self.records.len();
+        let keep2 = self.keep_radius2();
         self.candidates.clear();
-        let records = &self.records;
-        let id_of = crate::entities::EntityID;
         for m in &view.members {
-            let slot = m.slot & !GHOST_BIT;
-            // An owned member is usually still in its slot: one load of its record (id and
-            // position together) answers both questions.
-            let owned_here = if m.slot & GHOST_BIT == 0 {
-                records
-                    .get(slot as usize)
-                    .filter(|r| r.id == m.id)
-                    .map(|_| slot)
-            } else {
-                None
-            };
-            let found = match owned_here {
-                Some(s) => Some(s),
-                None if m.slot & GHOST_BIT != 0
-                    && ghosts.ids().get(slot as usize).is_some_and(|e| e.0 == m.id) =>
-                {
-                    Some(slot | GHOST_BIT)
-                }
-                // Moved slot, or owned ↔ ghost after a handoff: look the id up.
-                None => owned
-                    .slot_of(id_of(m.id))
-                    .filter(|&s| (s as usize) < recorded)
-                    .or_else(|| ghosts.slot_of(id_of(m.id)).map(|s| s | GHOST_BIT)),
-            };
-            let Some(tagged) = found else {
-                continue;
-            };
-            let (px, py) = if tagged & GHOST_BIT == 0 {
-                let r = &records[tagged as usize];
-                (dequantise_position(r.x), dequantise_position(r.y))
-            } else {
-                let i = (tagged & !GHOST_BIT) as usize;
-                (ghosts.xs()[i], ghosts.ys()[i])
-            };
-            let (dx, dy) = (px - x, py - y);
-            let distance2 = dx * dx + dy * dy;
-            if distance2 <= far2 {
-                self.candidates.push(Candidate {
-                    id: m.id,
-                    distance2,
-                    slot: tagged,
-                });
+            if let Some(k) = self.locate(m, owned, ghosts, at)
+                && k.distance2 <= keep2
+            {
+                self.candidates.push(k);
             }
+        }
+    }
+
+    /// Where member `m` is now, and its distance from `(x, y)` squared; `None` if it is no
+    /// longer in this zone's stores.
+    fn locate(
+        &self,
+        m: &Member,
+        owned: &Entities,
+        ghosts: &Entities,
+        (x, y): (f32, f32),
+    ) -> Option<Candidate> {
+        let records = &self.records;
+        let slot = m.slot & !GHOST_BIT;
+        // An owned member is usually still in its slot: one load of its record (id and
+        // position together) answers both questions.
+        let owned_here = if m.slot & GHOST_BIT == 0 {
+            records
+                .get(slot as usize)
+                .filter(|r| r.id == m.id)
+                .map(|_| slot)
+        } else {
+            None
+        };
+        let id_of = crate::entities::EntityID;
+        let tagged = match owned_here {
+            Some(s) => s,
+            None if m.slot & GHOST_BIT != 0
+                && ghosts.ids().get(slot as usize).is_some_and(|e| e.0 == m.id) =>
+            {
+                slot | GHOST_BIT
+            }
+            // Moved slot, or owned ↔ ghost after a handoff: look the id up.
+            None => owned
+                .slot_of(id_of(m.id))
+                .filter(|&s| (s as usize) < records.len())
+                .or_else(|| ghosts.slot_of(id_of(m.id)).map(|s| s | GHOST_BIT))?,
+        };
+        let (px, py) = if tagged & GHOST_BIT == 0 {
+            let r = &records[tagged as usize];
+            (dequantise_position(r.x), dequantise_position(r.y))
+        } else {
+            let i = (tagged & !GHOST_BIT) as usize;
+            (ghosts.xs()[i], ghosts.ys()[i])
+        };
+        let (dx, dy) = (px - x, py - y);
+        Some(Candidate {
+            id: m.id,
+            distance2: dx * dx + dy * dy,
+            slot: tagged,
+        })
+    }
+}
+
+/// Undoes [`Replicator::rank_members`]'s discount on the members among `candidates` (both
+/// sorted by id), so tiers see true distances.
+fn unrank_members(candidates: &mut [Candidate], members: &[Member]) {
+    let stay2 = STAY * STAY;
+    let mut m = 0;
+    for k in candidates {
+        while m < members.len() && members[m].id < k.id {
+            m += 1;
+        }
+        if m < members.len() && members[m].id == k.id {
+            k.distance2 /= stay2;
         }
     }
 }

@@ -152,6 +152,11 @@ impl ClientView {
         self.budget_bytes = 0;
     }
 
+    /// The ids in the client's interest set, as of its last snapshot (sorted).
+    pub fn interest(&self) -> impl Iterator<Item = u64> + '_ {
+        self.members.iter().map(|m| m.id)
+    }
+
     /// The client has applied the snapshot of `tick` (from its INPUT's `ack_tick`). Older
     /// or unknown ticks are ignored.
     pub fn acknowledge(&mut self, tick: u32) {
@@ -263,7 +268,7 @@ impl Replicator {
             || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
         if search {
             view.searched_at = Some((x, y));
-            self.search(zone, avatar, (x, y));
+            self.search(zone, &view.members, avatar, (x, y));
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
