@@ -48,6 +48,12 @@ git -C "$repo" worktree add --detach --quiet "$work/head" "$head_rev"
 
 run() { # worktree, criterion args...
     local tree=$1; shift
+    # Cargo names a workspace crate's build by its path relative to the workspace, so both
+    # worktrees share one in the target directory, and it decides freshness by mtime: a
+    # worktree whose files are older than the other's build would run that build. Touch
+    # this one's sources so the revision measured is the revision built.
+    find "$tree" -path "$tree/target" -prune -o \( -name '*.rs' -o -name 'Cargo.toml' \) \
+        -exec touch {} +
     (cd "$tree" && CARGO_TARGET_DIR=$target cargo bench --quiet -p meridian-benches --bench '*' -- \
         "${filter[@]}" "$@") | grep -E '^[a-z_]+/' >&2 || true
 }

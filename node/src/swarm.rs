@@ -568,9 +568,23 @@ fn events(
                     );
                     let moved = (dx * dx + dy * dy).sqrt();
                     if moved > allowed {
+                        // Which snapshots: enough to tell a server fault from a check's.
+                        let (z0, t0) = bot.last_zone_tick.unwrap_or_default();
                         violation(
                             "teleport",
-                            format!("moved {moved:.2} m in {elapsed:.3} s (allowed {allowed:.2})"),
+                            format!(
+                                "avatar {} moved {moved:.2} m in {elapsed:.3} s (allowed {allowed:.2}): \
+                                 zone {z0} tick {t0} at ({:.2}, {:.2}) → zone {} tick {} at ({:.2}, {:.2}), \
+                                 {} redirects so far",
+                                avatar.id,
+                                previous[0],
+                                previous[1],
+                                client.zone(),
+                                avatar.tick,
+                                avatar.position[0],
+                                avatar.position[1],
+                                bot.redirects
+                            ),
                             result,
                         );
                     }

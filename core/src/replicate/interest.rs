@@ -147,25 +147,38 @@ impl Replicator {
     /// member the query did not return (past the far radius, or cut when the buffer filled)
     /// joins them if it is within the far radius over `STAY`. Returns whether any member
     /// was ranked.
+    ///
+    /// Cheap by construction: only candidates within the N-th nearest's distance over
+    /// `STAY` can make the cut even discounted, so the rest are dropped first (one linear
+    /// select), and members are found among the remaining ~1.4 N by binary search (members
+    /// are sorted by id) — no sort of the whole buffer.
     fn rank_members(&mut self, members: &[Member], zone: &Zone, at: (f32, f32)) -> bool {
         if members.is_empty() {
             return false;
         }
+        let n = self.config.entities_max;
         let (stay2, keep2) = (STAY * STAY, self.keep_radius2());
-        self.candidates.sort_unstable_by_key(|k| k.id);
-        let found = self.candidates.len();
-        let mut i = 0;
-        for m in members {
-            while i < found && self.candidates[i].id < m.id {
-                i += 1;
+        if n > 0 && self.candidates.len() > n {
+            self.candidates
+                .select_nth_unstable_by(n - 1, |a, b| a.distance2.total_cmp(&b.distance2));
+            let bound2 = self.candidates[n - 1].distance2 / stay2;
+            self.candidates.retain(|k| k.distance2 <= bound2);
+        }
+        let (candidates, found) = (&mut self.candidates, &mut self.found);
+        found.clear();
+        found.resize(members.len(), false);
+        for k in candidates.iter_mut() {
+            // (An id can be both owned and a ghost for a moment after a handoff: both rank.)
+            if let Ok(i) = members.binary_search_by_key(&k.id, |m| m.id) {
+                k.distance2 *= stay2;
+                found[i] = true;
             }
-            if i < found && self.candidates[i].id == m.id {
-                // (An id can be both owned and a ghost for a moment after a handoff.)
-                while i < found && self.candidates[i].id == m.id {
-                    self.candidates[i].distance2 *= stay2;
-                    i += 1;
-                }
-            } else if let Some(k) = self.locate(m, zone.entities(), zone.ghosts().entities(), at)
+        }
+        for (i, m) in members.iter().enumerate() {
+            if self.found[i] {
+                continue;
+            }
+            if let Some(k) = self.locate(m, zone.entities(), zone.ghosts().entities(), at)
                 && k.distance2 <= keep2
             {
                 self.candidates.push(Candidate {
@@ -205,7 +218,9 @@ impl Replicator {
     }
 
     /// Where member `m` is now, and its distance from `(x, y)` squared; `None` if it is no
-    /// longer in this zone's stores.
+    /// longer in this zone's stores. (Inlined: `follow` calls it for every member of every
+    /// client between searches.)
+    #[inline(always)]
     fn locate(
         &self,
         m: &Member,

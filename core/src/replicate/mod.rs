@@ -188,6 +188,8 @@ pub struct ReplicateCounters {
 pub struct Replicator {
     config: InterestConfig,
     candidates: Vec<Candidate>,
+    /// Which of a client's members the interest search found (hysteresis; scratch).
+    found: Vec<bool>,
     wanted: Vec<Wanted>,
     due: Vec<(u16, u32)>,
     members: Vec<Member>,
@@ -208,6 +210,7 @@ impl Replicator {
         Replicator {
             config,
             candidates: Vec::with_capacity(config.entities_max * 4),
+            found: Vec::with_capacity(config.entities_max),
             wanted: Vec::with_capacity(config.entities_max),
             due: Vec::with_capacity(config.entities_max),
             members: Vec::with_capacity(config.entities_max),
