@@ -106,17 +106,27 @@ impl Zones {
         };
         let mut fields = Vec::new();
         each(first, &mut |name, help, _| fields.push((name, help)));
+        // Every zone's values, read once per scrape (not once per field).
+        let values: Vec<Vec<u64>> = self
+            .stats
+            .iter()
+            .map(|s| {
+                let mut v = Vec::with_capacity(fields.len());
+                each(s, &mut |_, _, value| v.push(value));
+                v
+            })
+            .collect();
         for (k, (name, help)) in fields.into_iter().enumerate() {
             let help = match help.trim() {
                 "" => name.replace('_', " "),
                 h => h.split_whitespace().collect::<Vec<_>>().join(" "),
             };
-            let value = |s: &ZoneStats| {
-                let mut values = Vec::new();
-                each(s, &mut |_, _, v| values.push(v));
-                values[k]
-            };
-            self.counter(encoder, &format!("{prefix}{name}"), &help, value)?;
+            let name = format!("{prefix}{name}");
+            let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
+            for (s, v) in self.stats.iter().zip(&values) {
+                let labels = self.labels(s);
+                ConstCounter::new(v[k]).encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

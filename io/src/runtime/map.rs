@@ -113,27 +113,24 @@ impl MapFrame {
 
     /// The owned entities inside each viewer window that holds few enough of them.
     fn fill_views(&mut self, zone: &Zone, views: &[MapView]) {
-        let mut spare: Vec<_> = self.views.drain(..).map(|v| v.points).collect();
+        // One entry per window, each keeping its buffer from frame to frame.
+        self.views.resize_with(views.len(), ViewEntities::default);
         let entities = zone.entities();
-        for view in views {
-            let mut listed = spare.pop().unwrap_or_default();
-            listed.clear();
-            let area = zone.rect().expand(zone.world().aura_m());
+        let area = zone.rect().expand(zone.world().aura_m());
+        for (k, view) in views.iter().enumerate() {
             let seen = view.rect.intersects(&area);
             let crowded = seen && self.density_in(view.rect) > VIEW_ENTITIES_MAX;
+            let listed = &mut self.views[k];
+            (listed.id, listed.crowded) = (view.id, crowded);
+            listed.points.clear();
             if seen && !crowded {
                 let (xs, ys) = (entities.xs(), entities.ys());
                 zone.grid().for_each_in_rect(xs, ys, view.rect, |slot| {
-                    if listed.len() < VIEW_ENTITIES_MAX {
-                        listed.push((xs[slot as usize], ys[slot as usize]));
+                    if listed.points.len() < VIEW_ENTITIES_MAX {
+                        listed.points.push((xs[slot as usize], ys[slot as usize]));
                     }
                 });
             }
-            self.views.push(ViewEntities {
-                id: view.id,
-                points: listed,
-                crowded,
-            });
         }
     }
 
