@@ -66,6 +66,35 @@ impl Rect {
             && other.y_min < self.y_max
     }
 
+    /// How far `(x, y)` is from the rectangle (0 inside).
+    pub fn distance_to(&self, x: f32, y: f32) -> f32 {
+        let dx = (self.x_min - x).max(x - self.x_max).max(0.0);
+        let dy = (self.y_min - y).max(y - self.y_max).max(0.0);
+        (dx * dx + dy * dy).sqrt()
+    }
+
+    /// The shortest distance between a point of this rectangle and one of `other` (0 if
+    /// they touch or overlap).
+    pub fn distance_to_rect(&self, other: &Rect) -> f32 {
+        let dx = (self.x_min - other.x_max)
+            .max(other.x_min - self.x_max)
+            .max(0.0);
+        let dy = (self.y_min - other.y_max)
+            .max(other.y_min - self.y_max)
+            .max(0.0);
+        (dx * dx + dy * dy).sqrt()
+    }
+
+    /// The part of this rectangle inside `other` (empty rectangles have `x_min ≥ x_max`).
+    pub fn clip(&self, other: &Rect) -> Rect {
+        Rect::new(
+            self.x_min.max(other.x_min),
+            self.y_min.max(other.y_min),
+            self.x_max.min(other.x_max),
+            self.y_max.min(other.y_max),
+        )
+    }
+
     /// The rectangle grown by `by` metres on every side (shrunk if negative).
     pub fn expand(&self, by: f32) -> Rect {
         Rect::new(

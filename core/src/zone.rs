@@ -25,12 +25,14 @@ use std::collections::VecDeque;
 
 use meridian_layouts::ghosts::parse_ghosts;
 use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer, SessionBinding};
+use meridian_layouts::watch::parse_watch;
 use meridian_layouts::{Kind, U32Le, parse};
 use rustc_hash::FxHashMap;
 
 use crate::borders::{BorderOutput, Borders, Crossing, border_pass};
 use crate::entities::{Entities, EntityID, EntityInit, InsertError};
 use crate::ghosts::Ghosts;
+use crate::ghosts::watch::Watch;
 use crate::grid::Grid;
 use crate::handoff::{
     Counters, Event, HandoffConfig, LogRecord, PendingOffer, Staged, Tombstone, Unconfirmed,
@@ -84,6 +86,7 @@ pub struct Zone {
     pub(crate) borders: Borders,
     pub(crate) border_output: BorderOutput,
     pub(crate) ghosts: Ghosts,
+    pub(crate) watch: Watch,
     pub(crate) offers: FxHashMap<EntityID, PendingOffer>,
     pub(crate) tombstones: FxHashMap<EntityID, Tombstone>,
     pub(crate) staged: FxHashMap<EntityID, Staged>,
@@ -165,6 +168,9 @@ impl Zone {
         );
         let cell_size_m = world.config().cell_size_m;
         let grid = Grid::covering(area, cell_size_m, entities.capacity());
+        let ghost_area = area
+            .expand(config.watch.radius_m)
+            .clip(&bounds.expand(world.aura_m()));
         Ok(Zone {
             id,
             world: *world,
@@ -175,7 +181,9 @@ impl Zone {
             reach,
             borders: Borders::new(world, id),
             border_output: BorderOutput::new(&limits),
-            ghosts: Ghosts::new(limits.ghost_count_max, area, cell_size_m),
+            // Watched ghosts lie up to the watch radius past the border.
+            ghosts: Ghosts::new(limits.ghost_count_max, ghost_area, cell_size_m),
+            watch: Watch::new(world, id, config.watch),
             offers: table(limits.offer_count_max),
             tombstones: table(limits.tombstone_count_max),
             staged: table(limits.staged_count_max),
@@ -487,6 +495,7 @@ impl Zone {
         self.retransmit_commits();
         self.retransmit_dones();
         self.expire_staged();
+        self.send_watch();
         self.send_ghosts();
         self.counters.ghosts_expired += self
             .ghosts
@@ -519,6 +528,7 @@ impl Zone {
             Kind::Commit,
             Kind::Offer,
             Kind::Ghosts,
+            Kind::Watch,
         ] {
             for index in 0..inbox.len() {
                 let (from, datagram) = inbox.get(index);
@@ -549,6 +559,7 @@ impl Zone {
             Kind::Done => parse::<Done>(packet).map(|m| self.handle_done(from, m)),
             Kind::Confirm => parse::<Confirm>(packet).map(|m| self.handle_confirm(from, m)),
             Kind::Ghosts => parse_ghosts(packet).map(|(h, r)| self.handle_ghosts(from, h, r)),
+            Kind::Watch => parse_watch(packet).map(|(h, p)| self.handle_watch(from, h, p)),
             // Client traffic is the session layer's (`crate::session`), not the zone's.
             Kind::Connect
             | Kind::Challenge
@@ -683,6 +694,7 @@ fn is_zone_kind(kind: u8) -> bool {
                 | Kind::Done
                 | Kind::Confirm
                 | Kind::Ghosts
+                | Kind::Watch
         )
     )
 }

@@ -13,6 +13,7 @@ mod interest;
 mod movement;
 mod persist;
 mod sealed;
+mod seamless;
 mod sim;
 mod support;
 mod witness;

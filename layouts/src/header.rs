@@ -39,6 +39,8 @@ pub enum Kind {
     Confirm = 7,
     /// An owner's entities inside a neighbour's aura (ghost refresh).
     Ghosts = 6,
+    /// Where a zone's clients stand, for the zones their views reach (see [`crate::watch`]).
+    Watch = 21,
     /// Client → zone: a connect token, padded (see [`crate::client`]).
     Connect = 8,
     /// Zone → client: a stateless cookie.
@@ -70,7 +72,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
@@ -90,6 +92,7 @@ impl Kind {
         Kind::Input,
         Kind::PathChallenge,
         Kind::PathResponse,
+        Kind::Watch,
         Kind::Envelope,
     ];
 
@@ -115,6 +118,7 @@ impl Kind {
             18 => Some(Kind::Input),
             19 => Some(Kind::PathChallenge),
             20 => Some(Kind::PathResponse),
+            21 => Some(Kind::Watch),
             32 => Some(Kind::Envelope),
             _ => None,
         }

@@ -26,6 +26,7 @@ pub mod int;
 pub mod persist;
 pub mod quant;
 pub mod snapshot;
+pub mod watch;
 pub mod witness;
 
 pub use header::{Header, Kind, MAGIC, VERSION};

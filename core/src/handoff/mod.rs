@@ -55,10 +55,11 @@ use meridian_layouts::handoff::{Commit, EntityState, SessionBinding, Transfer};
 use meridian_layouts::{F32Le, U16Le, U32Le, U64Le};
 
 use crate::entities::{EntityID, EntityInit};
+use crate::ghosts::watch::WatchConfig;
 use crate::world::ZoneID;
 
 /// Protocol timing, in ticks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HandoffConfig {
     /// First retransmit after this many ticks without an answer. One tick: zones answer
     /// once per tick, and a tick (33 ms at 30 Hz) is far longer than a LAN round trip.
@@ -77,6 +78,8 @@ pub struct HandoffConfig {
     pub ghost_interval_ticks: u32,
     /// A ghost not refreshed for this long is dropped.
     pub ghost_ttl_ticks: u32,
+    /// Ghosts for what clients watch across borders (seamless interest).
+    pub watch: WatchConfig,
     /// How long the epoch of an entity that left is remembered.
     pub epoch_memory_ticks: u32,
     /// The target resends DONE for an adoption not yet CONFIRMed at most this often.
@@ -94,6 +97,7 @@ impl Default for HandoffConfig {
             nack_backoff_ticks: 15,
             ghost_interval_ticks: 1,
             ghost_ttl_ticks: 10,
+            watch: WatchConfig::default(),
             epoch_memory_ticks: 1800,
             done_retransmit_ticks_max: 32,
         }
@@ -248,6 +252,16 @@ crate::counters! {
         pub ghost_batches_sent: u64,
         pub ghosts_received: u64,
         pub ghosts_expired: u64,
+        /// WATCH datagrams sent: where this zone's clients stand, to the zones they see.
+        pub watch_datagrams_sent: u64,
+        /// Points received in WATCHes from peers.
+        pub watch_points_received: u64,
+        /// Points dropped past the per-peer cap.
+        pub watch_points_dropped: u64,
+        /// Ghost records sent because a peer's clients watch them (beyond the aura).
+        pub watched_ghosts_sent: u64,
+        /// Watched entities not ghosted because a peer's watched set was full.
+        pub watched_dropped: u64,
         /// Table overflows: offers not started, tombstones/stages/memory/events refused.
         pub offers_table_full: u64,
         pub tombstones_table_full: u64,

@@ -32,17 +32,17 @@ pub(super) struct Member {
 
 /// A candidate from the spatial query: 16 bytes, so selecting and sorting move little.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Candidate {
-    pub(super) id: u64,
-    pub(super) distance2: f32,
+pub(crate) struct Candidate {
+    pub(crate) id: u64,
+    pub(crate) distance2: f32,
     /// The slot in the owned store, or in the ghost store with [`GHOST_BIT`] set.
-    pub(super) slot: u32,
+    pub(crate) slot: u32,
 }
 
 pub(super) const GHOST_BIT: u32 = 1 << 31;
 
 /// A member ranks as if it were this many times as far as it is (see the module docs).
-pub(super) const STAY: f32 = 0.85;
+pub(crate) const STAY: f32 = 0.85;
 
 /// Adds a candidate, keeping the nearest `keep` of everything added in a buffer of fixed
 /// capacity: when the buffer fills, it is cut to the nearest `keep` and `cutoff2` drops
@@ -50,7 +50,12 @@ pub(super) const STAY: f32 = 0.85;
 /// crowd can put thousands within the far radius; taking the first ones found would take
 /// them in cell order, not nearest first.)
 #[inline(always)]
-fn push_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f32, k: Candidate) {
+pub(crate) fn push_nearest(
+    candidates: &mut Vec<Candidate>,
+    keep: usize,
+    cutoff2: &mut f32,
+    k: Candidate,
+) {
     if candidates.len() == candidates.capacity() {
         compact_nearest(candidates, keep, cutoff2);
         if k.distance2 > *cutoff2 {

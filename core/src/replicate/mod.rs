@@ -26,7 +26,7 @@
 //! (about 70 KB at the defaults); the session layer builds one per session slot when it is
 //! created, never in a tick.
 
-mod interest;
+pub(crate) mod interest;
 
 use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
 use meridian_protocol::delta::{Encoded, Record, Wanted, encode_delta};

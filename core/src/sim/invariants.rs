@@ -152,6 +152,24 @@ impl Sim {
                 self.last_seen.insert(id, (x, y, tick));
             }
         }
+        for (z, zone) in self.zones.iter().enumerate() {
+            let Some(zone) = zone else { continue };
+            let ghosts = zone.ghosts().entities();
+            for (slot, id) in ghosts.ids()[..ghosts.len()].iter().enumerate() {
+                if owner.get(id) == Some(&(z as u32)) {
+                    problems.push(format!("entity {id} is both owned and a ghost in zone {z}"));
+                }
+                if self
+                    .last_epoch
+                    .get(id)
+                    .is_some_and(|&e| ghosts.epochs()[slot] > e)
+                {
+                    problems.push(format!(
+                        "zone {z} holds a ghost of {id} from a future epoch"
+                    ));
+                }
+            }
+        }
         for p in problems {
             self.violation(tick, p);
         }

@@ -32,6 +32,7 @@ use rand::{Rng, SeedableRng};
 use rustc_hash::FxHasher;
 
 use crate::entities::EntityID;
+use crate::ghosts::watch::WatchConfig;
 use crate::handoff::{HandoffConfig, LogRecord};
 use crate::limits::{DATAGRAM_SIZE_MAX, Limits};
 use crate::net::Peer;
@@ -195,7 +196,16 @@ impl Sim {
         let zone_count = world.zone_count();
         let (mut network, node_of, mut crashes) =
             network::draw(&mut rng, options, zone_count, ticks);
-        let mut config = HandoffConfig::default();
+        let mut config = HandoffConfig {
+            // Watching exercised as a protocol (points, forwarding, watched ghosts under
+            // every fault), at a size that keeps a seed cheap: a zone wide, 16 a point.
+            watch: WatchConfig {
+                radius_m: zone_m,
+                nearest: 16,
+                every_ticks: 3,
+            },
+            ..HandoffConfig::default()
+        };
         let mut stretched = Vec::new();
         if options.fixed_network.is_none() {
             let nodes = node_of.iter().max().map_or(1, |n| n + 1);

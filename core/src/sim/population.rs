@@ -8,11 +8,16 @@ use rand::rngs::SmallRng;
 
 use super::{HEAL_TICKS, Options, SPEED_MPS_MAX, Sim};
 use crate::entities::EntityID;
-use crate::handoff::HandoffConfig;
+use crate::handoff::{HandoffConfig, NO_SESSION};
 use crate::limits::Limits;
 use crate::time::Instant;
 use crate::world::World;
 use crate::zone::Zone;
+use meridian_layouts::U64Le;
+use meridian_layouts::handoff::SessionBinding;
+
+/// One spawned entity in this many is an avatar with a session binding (a watcher).
+const WATCHER_EVERY: u64 = 32;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Behaviour {
@@ -114,6 +119,19 @@ impl Population {
         let id = zone
             .spawn([x, y, 0.0], velocity, SPEED_MPS_MAX, 0)
             .expect("room");
+        // Every 32nd entity carries a client session: its binding travels with it, and its
+        // zone watches across borders for it (WATCH and watched ghosts under the faults).
+        let n = self.spawned.len() as u64;
+        if n.is_multiple_of(WATCHER_EVERY) {
+            let binding = SessionBinding {
+                session_id: U64Le::new(n + 1),
+                ..NO_SESSION
+            };
+            assert!(
+                zone.bind_session(id, binding),
+                "binding table sized for the sim"
+            );
+        }
         self.behaviour.insert(id, b);
         self.spawned.push(id);
     }

@@ -1,23 +1,26 @@
 //! Ghosts: read-only copies of neighbours' entities near the border (docs/architecture.md).
 //!
-//! Each owner sends every neighbour the entities inside that neighbour's aura; the
+//! Each owner sends every neighbour the entities inside that neighbour's aura, and every
+//! zone whose clients look its way the entities they watch ([`watch`]); the
 //! receiver keeps them here, keyed by id, fenced by epoch (a record with an epoch lower
 //! than the ghost's is stale and ignored), and drops a ghost that has not been refreshed
 //! for `ghost_ttl_ticks`. Ghosts are indexed by their own grid and answer queries like
 //! owned entities; they are never simulated or handed off. When the zone adopts an
 //! entity, its ghost is removed.
 
-use meridian_layouts::ghosts::{GhostRecord, GhostsHeader, records_per_datagram, write_ghosts};
+pub mod watch;
+
+use meridian_layouts::ghosts::{GhostRecord, GhostsHeader};
 use meridian_layouts::handoff::PAYLOAD_SIZE;
-use meridian_layouts::{F32Le, U16Le, U32Le, U64Le};
+use meridian_layouts::{U16Le, U32Le, U64Le};
 
 use crate::entities::{Entities, EntityID, EntityInit, InsertError};
 use crate::grid::Grid;
-use crate::limits::DATAGRAM_SIZE_MAX;
 use crate::limits::Limits;
 use crate::net::Peer;
 use crate::world::{Rect, ZoneID};
 use crate::zone::Zone;
+use watch::push_ghosts;
 
 /// The ghost store. See the module docs.
 #[derive(Debug)]
@@ -153,7 +156,8 @@ impl Ghosts {
 // ---- the zone's side: ghost batches out and in ----------------------------------------
 
 impl Zone {
-    /// Sends each neighbour the entities inside its aura, in batches of one datagram.
+    /// Sends each neighbour the entities inside its aura, and each watch peer what its
+    /// clients watch here ([`watch`]), in batches of one datagram.
     pub(crate) fn send_ghosts(&mut self) {
         if !self
             .tick
@@ -161,39 +165,19 @@ impl Zone {
         {
             return;
         }
-        const PER_PACKET: usize = records_per_datagram(DATAGRAM_SIZE_MAX);
         let head = GhostsHeader {
             source_zone: U32Le::new(self.id.0),
             tick: U64Le::new(self.tick),
             record_count: U16Le::new(0),
         };
-        let mut records: [GhostRecord; PER_PACKET] = [bytemuck::Zeroable::zeroed(); PER_PACKET];
-        let mut buf = [0u8; DATAGRAM_SIZE_MAX];
         for k in 0..self.borders.neighbours().len() {
             let neighbour = self.borders.neighbours()[k];
-            for chunk in self.border_output.aura(k).chunks(PER_PACKET) {
-                for (record, &slot) in records.iter_mut().zip(chunk) {
-                    let s = slot as usize;
-                    let e = &self.entities;
-                    *record = GhostRecord {
-                        id: U64Le::new(e.ids()[s].0),
-                        epoch: U32Le::new(e.epochs()[s]),
-                        position: [
-                            F32Le::new(e.xs()[s]),
-                            F32Le::new(e.ys()[s]),
-                            F32Le::new(e.z(slot)),
-                        ],
-                        velocity: [F32Le::new(e.vxs()[s]), F32Le::new(e.vys()[s])],
-                        kind: U16Le::new(e.kind(slot)),
-                        flags: U16Le::new(e.flags(slot)),
-                    };
-                }
-                let len =
-                    write_ghosts(&mut buf, &head, &records[..chunk.len()]).expect("sized to fit");
-                self.outbox.push(Peer::Zone(neighbour), &buf[..len]);
-                self.counters.ghost_batches_sent += 1;
-            }
+            let aura = self.border_output.aura(k);
+            let (batches, _) =
+                push_ghosts(&self.entities, &head, aura, &mut self.outbox, neighbour);
+            self.counters.ghost_batches_sent += batches;
         }
+        self.send_watched(&head);
     }
 
     pub(crate) fn handle_ghosts(
@@ -203,7 +187,8 @@ impl Zone {
         records: &[GhostRecord],
     ) -> bool {
         let source = ZoneID(head.source_zone.get());
-        if from != Peer::Zone(source) || !self.borders.neighbours().contains(&source) {
+        let peer = self.borders.neighbours().contains(&source) || self.watch.is_peer(source);
+        if from != Peer::Zone(source) || !peer {
             return false;
         }
         for r in records {

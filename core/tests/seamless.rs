@@ -1,0 +1,254 @@
+//! Seamless interest: a client near a border — or a corner — is told about the same
+//! entities as it would be in the middle of one big zone.
+//!
+//! Zones of a small grid hold a static field of entities; an avatar with a session
+//! binding walks across borders, along one, or through a corner, handed off like any
+//! entity. Every tick the zone that owns it computes its interest set, which must agree
+//! with a brute-force search over every zone's owned entities under the same cap and
+//! hysteresis rules (see `check`).
+
+use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::handoff::NO_SESSION;
+use meridian_core::limits::Limits;
+use meridian_core::net::Peer;
+use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
+use meridian_core::time::Instant;
+use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
+use meridian_core::zone::Zone;
+use meridian_layouts::U64Le;
+use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
+use proptest::prelude::*;
+use rand::Rng;
+
+use crate::support::rng;
+
+const AVATAR: u64 = 1 << 40;
+/// The hysteresis factor of the interest search (docs/protocol.md).
+const STAY: f32 = 0.85;
+/// Metres of tolerance: watched ghosts follow points a few ticks old.
+const SLACK_M: f32 = 1.5;
+const SPEED_MPS: f32 = 6.0;
+
+struct Mesh {
+    zones: Vec<Zone>,
+    replicators: Vec<Replicator>,
+    view: ClientView,
+    owner: Option<usize>,
+    config: InterestConfig,
+    now: Instant,
+}
+
+impl Mesh {
+    fn new(world: &World, config: InterestConfig) -> Mesh {
+        let zones: Vec<Zone> = world
+            .zones()
+            .map(|z| Zone::new(world, z, Limits::for_entities(16_384), Instant::ZERO).unwrap())
+            .collect();
+        Mesh {
+            replicators: zones.iter().map(|_| Replicator::new(config)).collect(),
+            zones,
+            view: ClientView::new(&config),
+            owner: None,
+            config,
+            now: Instant::ZERO,
+        }
+    }
+
+    fn place(&mut self, e: &EntityInit) {
+        let z = self.zones[0].world().zone_at(e.position[0], e.position[1]);
+        self.zones[z.0 as usize].insert(e).unwrap();
+    }
+
+    /// One tick of every zone, then every datagram delivered (in-node: one tick later).
+    /// Returns the client's interest set and where the avatar is, if a zone owns it.
+    fn tick(&mut self) -> Option<(Vec<u64>, (f32, f32))> {
+        self.now = self.now + self.zones[0].world().tick_duration();
+        for zone in &mut self.zones {
+            zone.tick(self.now);
+            for _ in zone.drain_log() {}
+        }
+        let mut buf = [0u8; 1500];
+        for from in 0..self.zones.len() {
+            while let Some(t) = self.zones[from].poll_transmit(&mut buf) {
+                if let Peer::Zone(to) = t.to {
+                    let sender = Peer::Zone(ZoneID(from as u32));
+                    self.zones[to.0 as usize].handle_datagram(self.now, sender, &buf[..t.len]);
+                }
+            }
+        }
+        let owner = self
+            .zones
+            .iter()
+            .position(|z| z.entities().slot_of(EntityID(AVATAR)).is_some())?;
+        if self.owner != Some(owner) {
+            // A new zone serves the client with a fresh view (as the session layer does).
+            self.view = ClientView::new(&self.config);
+            self.owner = Some(owner);
+        }
+        let zone = &self.zones[owner];
+        let slot = zone.entities().slot_of(EntityID(AVATAR)).unwrap() as usize;
+        let at = (zone.entities().xs()[slot], zone.entities().ys()[slot]);
+        let mut out = [0u8; CLIENT_DATAGRAM_MAX];
+        let tick = zone.tick_count() as u32;
+        self.replicators[owner].snapshot(&mut self.view, zone, Some(AVATAR), at, tick, &mut out);
+        Some((self.view.interest().collect(), at))
+    }
+
+    /// Every owned entity but the avatar, with its distance from `at`.
+    fn brute_force(&self, at: (f32, f32)) -> Vec<(f32, u64)> {
+        let mut all: Vec<(f32, u64)> = Vec::new();
+        for zone in &self.zones {
+            let e = zone.entities();
+            for i in 0..e.len() {
+                if e.ids()[i].0 != AVATAR {
+                    let (dx, dy) = (e.xs()[i] - at.0, e.ys()[i] - at.1);
+                    all.push(((dx * dx + dy * dy).sqrt(), e.ids()[i].0));
+                }
+            }
+        }
+        all
+    }
+}
+
+/// The interest rules, checked against the brute force: with `d_n` the distance of the
+/// N-th nearest entity (N = the cap; infinite if fewer), every entity nearer than
+/// `STAY · d_n` and within the far radius must be in the set (no member can outrank it),
+/// and no entity farther than `min(d_n, far) / STAY` may be (even a member's discount
+/// cannot keep it).
+fn check(interest: &[u64], all: &mut [(f32, u64)], config: &InterestConfig) -> Result<(), String> {
+    let n = config.entities_max;
+    let d_n = if all.len() >= n {
+        all.select_nth_unstable_by(n - 1, |a, b| a.0.total_cmp(&b.0))
+            .1
+            .0
+    } else {
+        f32::INFINITY
+    };
+    let must = (STAY * d_n).min(config.far_m) - SLACK_M;
+    let may = d_n.min(config.far_m) / STAY + SLACK_M;
+    for &(d, id) in all.iter() {
+        let present = interest.binary_search(&id).is_ok();
+        if d < must && !present {
+            return Err(format!(
+                "entity {id} at {d:.1} m missing (must ≤ {must:.1} m)"
+            ));
+        }
+        if d > may && present {
+            return Err(format!(
+                "entity {id} at {d:.1} m present (may ≤ {may:.1} m)"
+            ));
+        }
+    }
+    let known: std::collections::HashSet<u64> = all.iter().map(|&(_, id)| id).collect();
+    if let Some(id) = interest.iter().find(|id| !known.contains(id)) {
+        return Err(format!("entity {id} is in the set but owned nowhere"));
+    }
+    Ok(())
+}
+
+/// Runs one random layout; `Err` names the first tick that broke the rules.
+fn walk(
+    seed: u64,
+    zones_per_side: u32,
+    zone_m: f32,
+    density: f32,
+    route: u8,
+) -> Result<(), String> {
+    let mut rng = rng(seed);
+    let size = zones_per_side as f32 * zone_m;
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, size, size),
+        zones_x: zones_per_side,
+        zones_y: zones_per_side,
+        margin_m: rng.random_range(2.0..8.0f32),
+        aura_m: rng.random_range(10.0..40.0f32),
+        tick_rate_hz: 30,
+        cell_size_m: rng.random_range(16.0..48.0f32),
+    })
+    .unwrap();
+    let config = InterestConfig {
+        search_every_ticks: 1,
+        ..InterestConfig::default()
+    };
+    let mut mesh = Mesh::new(&world, config);
+    let count = ((size * size * density) as u64).min(8_000);
+    for id in 1..=count {
+        let (x, y) = (rng.random_range(0.0..size), rng.random_range(0.0..size));
+        mesh.place(&still(id, x, y));
+    }
+    // Start in zone 0, 50 m from its east border; walk across it, along it (3 m inside),
+    // or diagonally through the corner of zones 0, 1, k, k + 1.
+    let b = zone_m;
+    let (from, to) = match route % 3 {
+        0 => ((b - 50.0, b * 0.5), (b + 40.0, b * 0.6)),
+        1 => ((b - 3.0, b - 60.0), (b - 3.0, b + 40.0)),
+        _ => ((b - 40.0, b - 35.0), (b + 30.0, b + 35.0)),
+    };
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let length = (dx * dx + dy * dy).sqrt();
+    let mut avatar = still(AVATAR, from.0, from.1);
+    avatar.velocity = [dx / length * SPEED_MPS, dy / length * SPEED_MPS];
+    avatar.speed_mps_max = SPEED_MPS;
+    mesh.place(&avatar);
+    let binding = meridian_layouts::handoff::SessionBinding {
+        session_id: U64Le::new(7),
+        ..NO_SESSION
+    };
+    let z = world.zone_at(from.0, from.1).0 as usize;
+    assert!(mesh.zones[z].bind_session(EntityID(AVATAR), binding));
+    let ticks = (length / SPEED_MPS * 30.0) as u32;
+    let mut checked = 0;
+    for tick in 0..ticks {
+        let Some((interest, at)) = mesh.tick() else {
+            continue; // in flight between two zones
+        };
+        // Give the watch a few ticks to bring the first ghosts.
+        if tick < 8 {
+            continue;
+        }
+        let mut all = mesh.brute_force(at);
+        check(&interest, &mut all, &config)
+            .map_err(|e| format!("tick {tick} at ({:.1}, {:.1}): {e}", at.0, at.1))?;
+        checked += 1;
+    }
+    if checked < ticks / 2 {
+        return Err(format!("only {checked} of {ticks} ticks had an owner"));
+    }
+    Ok(())
+}
+
+fn still(id: u64, x: f32, y: f32) -> EntityInit {
+    EntityInit {
+        id: EntityID(id),
+        epoch: 0,
+        position: [x, y, 0.0],
+        velocity: [0.0, 0.0],
+        speed_mps_max: 0.0,
+        kind: 0,
+        flags: 0,
+        payload: [0; 16],
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        // A case replays a whole walk: shrink a little, the seed says the rest.
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    })]
+
+    /// Sparse fields (the cap does not bind: everything within the far radius) and dense
+    /// ones (it does), zones larger and smaller than the far radius (views reaching zones
+    /// that are not neighbours), three routes.
+    #[test]
+    fn a_walk_across_borders_sees_the_field_as_one_zone(
+        seed in any::<u64>(),
+        zones_per_side in 2u32..=3,
+        zone_m in 180.0f32..420.0,
+        density in prop_oneof![0.0002f32..0.001, 0.004f32..0.02],
+        route in 0u8..3,
+    ) {
+        prop_assert_eq!(walk(seed, zones_per_side, zone_m, density, route), Ok(()));
+    }
+}
