@@ -266,6 +266,36 @@ impl Grid {
         )
     }
 
+    /// How many entities the cells within `k` cells of `(x, y)`'s cell hold, and the
+    /// farthest any point of those cells is from `(x, y)`: an upper bound on the distance
+    /// of the `count`-th nearest entity, for entities inside the grid's area (edge cells
+    /// also file the ones outside it). As of the last update.
+    pub fn block_around(&self, x: f32, y: f32, k: u32) -> (u32, f32) {
+        let m = &self.map;
+        let (c, r) = (m.column_of(x), m.row_of(y));
+        let (c0, c1) = (c.saturating_sub(k), (c + k).min(m.columns - 1));
+        let (r0, r1) = (r.saturating_sub(k), (r + k).min(m.rows - 1));
+        let mut count = 0;
+        for row in r0..=r1 {
+            let first = (row * m.columns + c0) as usize;
+            count += self.len[first..=first + (c1 - c0) as usize]
+                .iter()
+                .sum::<u32>();
+        }
+        let size = 1.0 / m.cell_per_m;
+        let (x0, x1) = (
+            m.origin_x + c0 as f32 * size,
+            m.origin_x + (c1 + 1) as f32 * size,
+        );
+        let (y0, y1) = (
+            m.origin_y + r0 as f32 * size,
+            m.origin_y + (r1 + 1) as f32 * size,
+        );
+        let dx = (x - x0).abs().max((x1 - x).abs());
+        let dy = (y - y0).abs().max((y1 - y).abs());
+        (count, (dx * dx + dy * dy).sqrt())
+    }
+
     /// The cell id of a point: the same arithmetic as the SIMD pass.
     pub fn cell_of(&self, x: f32, y: f32) -> u32 {
         self.map.cell_of(x, y)

@@ -226,3 +226,42 @@ fn regress_remove_after_insert_before_update() {
     }
     assert_eq!(zone.entities().len(), 40 + 5);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `block_around`'s count and distance bound the nearest entities: at least `count`
+    /// entities lie within the distance it returns (those it counted).
+    #[test]
+    fn block_around_bounds_the_nearest(seed in any::<u64>(), k in 0u32..3) {
+        let mut rng = support::rng(seed);
+        let cell = rng.random_range(2.0..50.0f32);
+        let (columns, rows) = (rng.random_range(1..20u32), rng.random_range(1..20u32));
+        let area = Rect::new(0.0, 0.0, columns as f32 * cell, rows as f32 * cell);
+        let len = rng.random_range(0..400usize);
+        let mut x = vec![f32x8::splat(0.0); len.div_ceil(8).max(1)];
+        let mut y = x.clone();
+        {
+            let xs: &mut [f32] = bytemuck::cast_slice_mut(&mut x);
+            let ys: &mut [f32] = bytemuck::cast_slice_mut(&mut y);
+            for i in 0..len {
+                xs[i] = rng.random_range(area.x_min..area.x_max);
+                ys[i] = rng.random_range(area.y_min..area.y_max);
+            }
+        }
+        let mut grid = Grid::new(area.x_min, area.y_min, cell, columns, rows, len.max(1));
+        grid.update(&x, &y, len);
+        let (xs, ys): (&[f32], &[f32]) = (bytemuck::cast_slice(&x), bytemuck::cast_slice(&y));
+        for _ in 0..20 {
+            let (px, py) = (
+                rng.random_range(area.x_min - 20.0..area.x_max + 20.0),
+                rng.random_range(area.y_min - 20.0..area.y_max + 20.0),
+            );
+            let (count, within) = grid.block_around(px, py, k);
+            let inside = (0..len)
+                .filter(|&i| ((xs[i] - px).powi(2) + (ys[i] - py).powi(2)).sqrt() <= within + 1e-3)
+                .count();
+            prop_assert!(inside >= count as usize, "{inside} within {within} m, counted {count}");
+        }
+    }
+}

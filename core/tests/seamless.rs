@@ -112,10 +112,16 @@ impl Mesh {
 
 /// The interest rules, checked against the brute force: with `d_n` the distance of the
 /// N-th nearest entity (N = the cap; infinite if fewer), every entity nearer than
-/// `STAY · d_n` and within the far radius must be in the set (no member can outrank it),
-/// and no entity farther than `min(d_n, far) / STAY` may be (even a member's discount
-/// cannot keep it).
-fn check(interest: &[u64], all: &mut [(f32, u64)], config: &InterestConfig) -> Result<(), String> {
+/// `STAY · d_n` and within the far radius must be in the set (no member can outrank it);
+/// every member of the last tick's set nearer than `d_n` (and than the far radius over
+/// `STAY`) must still be (only entities nearer than it could outrank it); and no entity
+/// farther than `min(d_n, far) / STAY` may be (even a member's discount cannot keep it).
+fn check(
+    interest: &[u64],
+    last: &[u64],
+    all: &mut [(f32, u64)],
+    config: &InterestConfig,
+) -> Result<(), String> {
     let n = config.entities_max;
     let d_n = if all.len() >= n {
         all.select_nth_unstable_by(n - 1, |a, b| a.0.total_cmp(&b.0))
@@ -126,11 +132,17 @@ fn check(interest: &[u64], all: &mut [(f32, u64)], config: &InterestConfig) -> R
     };
     let must = (STAY * d_n).min(config.far_m) - SLACK_M;
     let may = d_n.min(config.far_m) / STAY + SLACK_M;
+    let stays = d_n.min(config.far_m / STAY) - SLACK_M;
     for &(d, id) in all.iter() {
         let present = interest.binary_search(&id).is_ok();
         if d < must && !present {
             return Err(format!(
                 "entity {id} at {d:.1} m missing (must ≤ {must:.1} m)"
+            ));
+        }
+        if d < stays && !present && last.binary_search(&id).is_ok() {
+            return Err(format!(
+                "member {id} at {d:.1} m dropped (stays ≤ {stays:.1} m)"
             ));
         }
         if d > may && present {
@@ -197,18 +209,23 @@ fn walk(
     let z = world.zone_at(from.0, from.1).0 as usize;
     assert!(mesh.zones[z].bind_session(EntityID(AVATAR), binding));
     let ticks = (length / SPEED_MPS * 30.0) as u32;
-    let mut checked = 0;
+    let (mut checked, mut last, mut last_owner) = (0, Vec::new(), None);
     for tick in 0..ticks {
         let Some((interest, at)) = mesh.tick() else {
             continue; // in flight between two zones
         };
+        if last_owner != mesh.owner {
+            last.clear(); // a new zone's view starts empty
+            last_owner = mesh.owner;
+        }
         // Give the watch a few ticks to bring the first ghosts.
         if tick < 8 {
             continue;
         }
         let mut all = mesh.brute_force(at);
-        check(&interest, &mut all, &config)
+        check(&interest, &last, &mut all, &config)
             .map_err(|e| format!("tick {tick} at ({:.1}, {:.1}): {e}", at.0, at.1))?;
+        last = interest;
         checked += 1;
     }
     if checked < ticks / 2 {
@@ -251,4 +268,90 @@ proptest! {
     ) {
         prop_assert_eq!(walk(seed, zones_per_side, zone_m, density, route), Ok(()));
     }
+}
+
+/// What a hostile or broken peer can make a zone do with WATCH: points past the cap are
+/// dropped and counted, the radius and `nearest` are clamped to the receiver's own, a
+/// WATCH from a zone that is no watch peer (or through another zone's queue) or with a
+/// non-finite field is a bad packet, and the watched ghosts stay bounded.
+#[test]
+fn a_hostile_watch_costs_bounded_work() {
+    use meridian_core::ghosts::watch::{WATCH_NEAREST_MAX, WATCH_POINTS_MAX, WatchConfig};
+    use meridian_layouts::watch::{WatchHeader, WatchPoint, points_per_datagram, write_watch};
+    use meridian_layouts::{F32Le, U16Le, U32Le};
+
+    // Three zones in a row, 1 km each: zone 2 is beyond zone 0's watch radius.
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 3000.0, 1000.0),
+        zones_x: 3,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 32.0,
+    })
+    .unwrap();
+    let mut zone = Zone::new(
+        &world,
+        ZoneID(0),
+        Limits::for_entities(65_536),
+        Instant::ZERO,
+    )
+    .unwrap();
+    let mut rng = rng(5);
+    for id in 1..=20_000 {
+        let (x, y) = (rng.random_range(0.0..1000.0), rng.random_range(0.0..1000.0));
+        zone.insert(&still(id, x, y)).unwrap();
+    }
+    let watch = |source: u32, tick: u64, radius: f32, points: &[WatchPoint]| {
+        let head = WatchHeader {
+            source_zone: U32Le::new(source),
+            tick: meridian_layouts::U64Le::new(tick),
+            radius: F32Le::new(radius),
+            nearest: U16Le::new(u16::MAX),
+            own_count: U16Le::new(points.len() as u16),
+            point_count: U16Le::new(0),
+        };
+        let mut buf = [0u8; 1200];
+        let len = write_watch(&mut buf, &head, points).unwrap();
+        buf[..len].to_vec()
+    };
+    let point = |x: f32, y: f32| WatchPoint {
+        x: F32Le::new(x),
+        y: F32Le::new(y),
+        radius: F32Le::new(1.0e9),
+    };
+    // 5,000 points, all asking for everything within a billion metres.
+    let per = points_per_datagram(1200);
+    let points: Vec<WatchPoint> = (0..5000)
+        .map(|_| point(rng.random_range(0.0..1000.0), rng.random_range(0.0..1000.0)))
+        .collect();
+    let mut now = Instant::ZERO;
+    for chunk in points.chunks(per) {
+        zone.handle_datagram(now, Peer::Zone(ZoneID(1)), &watch(1, 7, 1.0e9, chunk));
+    }
+    let bad = zone.counters().bad_packets;
+    // Not a watch peer; another zone's queue; a NaN point; a negative radius.
+    zone.handle_datagram(now, Peer::Zone(ZoneID(2)), &watch(2, 7, 10.0, &points[..4]));
+    zone.handle_datagram(now, Peer::Zone(ZoneID(2)), &watch(1, 7, 10.0, &points[..4]));
+    zone.handle_datagram(
+        now,
+        Peer::Zone(ZoneID(1)),
+        &watch(1, 8, 10.0, &[point(f32::NAN, 0.0)]),
+    );
+    zone.handle_datagram(now, Peer::Zone(ZoneID(1)), &watch(1, 8, -1.0, &points[..4]));
+    now = now + world.tick_duration();
+    zone.tick(now);
+    let c = zone.counters();
+    assert_eq!(c.bad_packets - bad, 4);
+    assert_eq!(c.watch_points_received, WATCH_POINTS_MAX as u64);
+    assert_eq!(c.watch_points_dropped, 5000 - WATCH_POINTS_MAX as u64);
+    // Clamped: at most `nearest` of the receiver's config around each point, within its
+    // own watch radius (298 m), so at most 194 × 1,024 — and here the whole zone at most.
+    let nearest = u64::from(WatchConfig::default().nearest.min(WATCH_NEAREST_MAX));
+    let watched = zone.watch().watched_count(ZoneID(1)) as u64;
+    assert!(watched > 0 && watched <= nearest * WATCH_POINTS_MAX as u64);
+    assert!(watched <= 20_000);
+    // One tick's ghosts: the watched set, but for what zone 1's aura batch carries.
+    assert!(c.watched_ghosts_sent > 0 && c.watched_ghosts_sent <= watched);
 }

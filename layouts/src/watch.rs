@@ -10,7 +10,7 @@
 //! |--------------------|------------|
 //! | [`Header`]         | 8          |
 //! | [`WatchHeader`]    | 22         |
-//! | [`WatchPoint`] × n | 8 × n      |
+//! | [`WatchPoint`] × n | 12 × n     |
 //!
 //! One tick's points may span several datagrams with the same `tick`; a datagram with a
 //! newer tick replaces the points of older ones. Zero points: the sender watches nothing
@@ -27,7 +27,7 @@ pub struct WatchHeader {
     pub source_zone: U32Le,
     /// The watching zone's tick when the points were taken.
     pub tick: U64Le,
-    /// How far from each point the watcher wants to see, in metres (finite, ≥ 0).
+    /// The largest radius of any point, in metres (finite, ≥ 0).
     pub radius: F32Le,
     /// How many of the receiver's entities nearest each point the watcher wants.
     pub nearest: U16Le,
@@ -40,15 +40,18 @@ pub struct WatchHeader {
 
 const _: () = assert!(core::mem::size_of::<WatchHeader>() == 22);
 
-/// A watched position (a client's avatar), in world metres.
+/// A watched position (a client's avatar) and how far from it the client can see
+/// anything it could be shown, in world metres.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct WatchPoint {
     pub x: F32Le,
     pub y: F32Le,
+    /// At most the header's `radius` (the receiver clamps it); finite, ≥ 0.
+    pub radius: F32Le,
 }
 
-const _: () = assert!(core::mem::size_of::<WatchPoint>() == 8);
+const _: () = assert!(core::mem::size_of::<WatchPoint>() == 12);
 
 /// Fixed bytes before the points.
 pub const WATCH_FIXED_SIZE: usize = Header::SIZE + core::mem::size_of::<WatchHeader>();
@@ -58,7 +61,7 @@ pub const fn points_per_datagram(datagram_size: usize) -> usize {
     (datagram_size - WATCH_FIXED_SIZE) / core::mem::size_of::<WatchPoint>()
 }
 
-const _: () = assert!(points_per_datagram(1200) == 146);
+const _: () = assert!(points_per_datagram(1200) == 97);
 
 /// Parses a WATCH datagram. A non-finite or negative radius, or a non-finite point, is an
 /// error for the whole datagram.
@@ -83,10 +86,11 @@ pub fn parse_watch(bytes: &[u8]) -> Result<(&WatchHeader, &[WatchPoint]), ParseE
         return Err(ParseError::BadField);
     }
     let points: &[WatchPoint] = bytemuck::try_cast_slice(body).map_err(|_| ParseError::BadCount)?;
-    if points
-        .iter()
-        .any(|p| !p.x.get().is_finite() || !p.y.get().is_finite())
-    {
+    let bad = |p: &WatchPoint| {
+        let r = p.radius.get();
+        !p.x.get().is_finite() || !p.y.get().is_finite() || !r.is_finite() || r < 0.0
+    };
+    if points.iter().any(bad) {
         return Err(ParseError::BadField);
     }
     Ok((head, points))
@@ -129,6 +133,7 @@ mod tests {
         WatchPoint {
             x: F32Le::new(x),
             y: F32Le::new(y),
+            radius: F32Le::new(50.0),
         }
     }
 
@@ -152,6 +157,14 @@ mod tests {
         }
         let len = write_watch(&mut buf, &head(10.0), &[point(f32::NAN, 0.0)]).unwrap();
         assert_eq!(parse_watch(&buf[..len]), Err(ParseError::BadField));
+        for radius in [f32::NAN, -0.5, f32::INFINITY] {
+            let p = WatchPoint {
+                radius: F32Le::new(radius),
+                ..point(1.0, 1.0)
+            };
+            let len = write_watch(&mut buf, &head(10.0), &[p]).unwrap();
+            assert_eq!(parse_watch(&buf[..len]), Err(ParseError::BadField));
+        }
         let len = write_watch(&mut buf, &head(10.0), &[point(0.0, 0.0)]).unwrap();
         // One byte short of the declared point: the header's length disagrees.
         assert!(parse_watch(&buf[..len - 1]).is_err());

@@ -53,6 +53,9 @@ pub struct WatchConfig {
     pub radius_m: f32,
     /// Entities nearest each watched point to ghost.
     pub nearest: u16,
+    /// The clients' interest cap (`entities_max`): an avatar whose zone holds this many
+    /// entities within `d` of it needs nothing from other zones beyond `d / STAY`.
+    pub cap: u16,
     /// A WATCH is sent every this many ticks.
     pub every_ticks: u32,
 }
@@ -67,6 +70,7 @@ impl WatchConfig {
         WatchConfig {
             radius_m: interest.far_m / STAY + 4.0,
             nearest: nearest.min(usize::from(WATCH_NEAREST_MAX)) as u16,
+            cap: interest.entities_max.min(usize::from(u16::MAX)) as u16,
             every_ticks: 3,
         }
     }
@@ -75,6 +79,7 @@ impl WatchConfig {
     pub const OFF: WatchConfig = WatchConfig {
         radius_m: 0.0,
         nearest: 0,
+        cap: 0,
         every_ticks: 1,
     };
 }
@@ -94,8 +99,9 @@ struct Watcher {
     heard_tick: u64,
     radius_m: f32,
     nearest: u16,
-    /// Points the peer watches for its own avatars, then for a neighbour's (`own` first).
-    points: Vec<[f32; 2]>,
+    /// Points `[x, y, radius]` the peer watches for its own avatars, then for a
+    /// neighbour's (`own` first).
+    points: Vec<[f32; 3]>,
     /// How many of `points` are the peer's own avatars (the ones this zone may forward).
     own: usize,
     /// The points changed since `watched` was computed.
@@ -115,7 +121,7 @@ pub struct Watch {
     watching: Vec<bool>,
     points: Vec<WatchPoint>,
     /// The points this zone watches: its avatars, and neighbours' inside its aura.
-    forward: Vec<[f32; 2]>,
+    forward: Vec<[f32; 3]>,
     candidates: Vec<Candidate>,
     slots: Vec<u32>,
 }
@@ -170,6 +176,11 @@ impl Watch {
 }
 
 impl Zone {
+    /// The zone's watch state: its peers and what they watch here.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
     /// Tells each watch peer where the bound avatars whose view reaches it stand.
     pub(crate) fn send_watch(&mut self) {
         let config = *self.watch.config();
@@ -195,11 +206,36 @@ impl Zone {
         // views must be ghosted here before they arrive, so they are watched from here too.
         let (mine, aura) = (self.world.zone_rect(self.id), self.world.aura_m());
         watch.forward.clear();
-        let avatars = self.sessions.keys().filter_map(|&id| {
-            let slot = self.entities.slot_of(id)? as usize;
-            Some([self.entities.xs()[slot], self.entities.ys()[slot]])
-        });
-        watch.forward.extend(avatars);
+        for &id in self.sessions.keys() {
+            let Some(slot) = self.entities.slot_of(id) else {
+                continue;
+            };
+            let at = (
+                self.entities.xs()[slot as usize],
+                self.entities.ys()[slot as usize],
+            );
+            let reaches = |r: f32| watch.peers.iter().any(|p| p.1.distance_to(at.0, at.1) <= r);
+            // A bound from cell counts first: most avatars see no other zone at all.
+            let (count, within) = self.grid.block_around(at.0, at.1, 1);
+            let bound = if count > u32::from(config.cap) {
+                within / STAY + SIGHT_SLACK_M
+            } else {
+                config.radius_m
+            };
+            if !reaches(bound.min(config.radius_m)) {
+                continue;
+            }
+            let r = sight(
+                &self.entities,
+                &self.grid,
+                at,
+                &config,
+                &mut watch.candidates,
+            );
+            if reaches(r) {
+                watch.forward.push([at.0, at.1, r]);
+            }
+        }
         let own = watch.forward.len();
         for (j, w) in watch.watchers.iter().enumerate() {
             // Only a neighbour's own avatars: forwarded points are never forwarded again
@@ -208,19 +244,18 @@ impl Zone {
                 let near = w.points[..w.own].iter();
                 watch
                     .forward
-                    .extend(near.filter(|&&[x, y]| mine.distance_to(x, y) <= aura));
+                    .extend(near.filter(|&&[x, y, _]| mine.distance_to(x, y) <= aura));
             }
         }
         for (k, &(peer, rect)) in watch.peers.iter().enumerate() {
             watch.points.clear();
             let mut own_count = 0;
-            for (i, &[x, y]) in watch.forward.iter().enumerate() {
-                if rect.distance_to(x, y) <= config.radius_m
-                    && watch.points.len() < WATCH_POINTS_MAX
-                {
+            for (i, &[x, y, r]) in watch.forward.iter().enumerate() {
+                if rect.distance_to(x, y) <= r && watch.points.len() < WATCH_POINTS_MAX {
                     watch.points.push(WatchPoint {
                         x: F32Le::new(x),
                         y: F32Le::new(y),
+                        radius: F32Le::new(r),
                     });
                     own_count += usize::from(i < own);
                 }
@@ -284,11 +319,11 @@ impl Zone {
         // Own points go first: insert this datagram's after the ones already held.
         let own = usize::from(head.own_count.get()).min(taken);
         let at = w.own;
-        w.points
-            .splice(at..at, points[..own].iter().map(|p| [p.x.get(), p.y.get()]));
+        let r_max = w.radius_m;
+        let point = |p: &WatchPoint| [p.x.get(), p.y.get(), p.radius.get().min(r_max)];
+        w.points.splice(at..at, points[..own].iter().map(point));
         w.own += own;
-        w.points
-            .extend(points[own..taken].iter().map(|p| [p.x.get(), p.y.get()]));
+        w.points.extend(points[own..taken].iter().map(point));
         w.dirty = true;
         self.counters.watch_points_received += taken as u64;
         self.counters.watch_points_dropped += (points.len() - taken) as u64;
@@ -313,6 +348,7 @@ impl Zone {
                 search_watched(
                     &self.entities,
                     &self.grid,
+                    self.reach,
                     w,
                     &mut self.watch.candidates,
                     &mut self.counters.watched_dropped,
@@ -364,41 +400,23 @@ impl Zone {
 fn search_watched(
     entities: &Entities,
     grid: &crate::grid::Grid,
+    reach: Rect,
     w: &mut Watcher,
     candidates: &mut Vec<Candidate>,
     dropped: &mut u64,
 ) {
     w.watched.clear();
-    let (keep, radius_m) = (usize::from(w.nearest), w.radius_m);
+    let keep = usize::from(w.nearest);
     if keep == 0 {
         return;
     }
-    let (xs, ys, ids) = (entities.xs(), entities.ys(), entities.ids());
-    for &[x, y] in &w.points {
-        candidates.clear();
-        let mut cutoff2 = radius_m * radius_m;
-        grid.for_each_in_radius(xs, ys, x, y, radius_m, |slot| {
-            let i = slot as usize;
-            let (dx, dy) = (xs[i] - x, ys[i] - y);
-            let distance2 = dx * dx + dy * dy;
-            if distance2 <= cutoff2 {
-                let id = ids[i].0;
-                push_nearest(
-                    candidates,
-                    keep,
-                    &mut cutoff2,
-                    Candidate {
-                        id,
-                        distance2,
-                        slot,
-                    },
-                );
-            }
-        });
-        if candidates.len() > keep {
-            candidates.select_nth_unstable_by(keep - 1, |a, b| a.distance2.total_cmp(&b.distance2));
-            candidates.truncate(keep);
+    for &[x, y, radius_m] in &w.points {
+        // Nothing owned lies nearer than the zone's reach.
+        let from = reach.distance_to(x, y);
+        if from > radius_m {
+            continue;
         }
+        nearest_within(entities, grid, (x, y), (from, radius_m), keep, candidates);
         let room = WATCHED_MAX.saturating_sub(w.watched.len());
         *dropped += candidates.len().saturating_sub(room) as u64;
         w.watched
@@ -406,6 +424,78 @@ fn search_watched(
     }
     w.watched.sort_unstable_by_key(|&(id, _)| id);
     w.watched.dedup_by_key(|&mut (id, _)| id);
+}
+
+/// How far from `at` a client can see anything it could be shown: its interest holds at
+/// most `cap` entities, and this zone alone has `cap` (besides the avatar) within `d`,
+/// so nothing beyond `d / STAY` can make the cut even as a member; plus the ground a
+/// client and an entity cover between two WATCHes. `radius_m` if the zone has fewer.
+fn sight(
+    entities: &Entities,
+    grid: &crate::grid::Grid,
+    at: (f32, f32),
+    config: &WatchConfig,
+    candidates: &mut Vec<Candidate>,
+) -> f32 {
+    let keep = usize::from(config.cap) + 1;
+    if keep > candidates.capacity() / 2 {
+        return config.radius_m; // a cap this large: no bound worth the search
+    }
+    nearest_within(entities, grid, at, (0.0, config.radius_m), keep, candidates);
+    if candidates.len() < keep {
+        return config.radius_m;
+    }
+    let d2 = candidates.iter().map(|k| k.distance2).fold(0.0, f32::max);
+    (d2.sqrt() / STAY + SIGHT_SLACK_M).min(config.radius_m)
+}
+
+/// Metres added to a client's sight: what it and the entities around it move between
+/// two WATCHes and their ghosts (about 10 ticks at 6 m/s).
+const SIGHT_SLACK_M: f32 = 4.0;
+
+/// The nearest `keep` owned entities within `radius_m` of `(x, y)`, into `candidates`;
+/// none lies nearer than `from_m`.
+///
+/// The search starts one cell past `from_m` and doubles until it holds `keep` entities or
+/// reaches `radius_m`: where the world is dense the nearest few hundred lie within a few
+/// cells, and scanning the whole radius (300 m: hundreds of cells) would cost ~50 times
+/// more. Exact: once `keep` entities lie within `r`, none beyond `r` is among the nearest.
+fn nearest_within(
+    entities: &Entities,
+    grid: &crate::grid::Grid,
+    (x, y): (f32, f32),
+    (from_m, radius_m): (f32, f32),
+    keep: usize,
+    candidates: &mut Vec<Candidate>,
+) {
+    let (xs, ys, ids) = (entities.xs(), entities.ys(), entities.ids());
+    let mut r = (from_m + grid.cell_size_m()).min(radius_m);
+    loop {
+        candidates.clear();
+        let (mut cutoff2, mut found) = (r * r, 0usize);
+        grid.for_each_in_radius(xs, ys, x, y, r, |slot| {
+            let i = slot as usize;
+            let (dx, dy) = (xs[i] - x, ys[i] - y);
+            let distance2 = dx * dx + dy * dy;
+            found += 1;
+            if distance2 <= cutoff2 {
+                let k = Candidate {
+                    id: ids[i].0,
+                    distance2,
+                    slot,
+                };
+                push_nearest(candidates, keep, &mut cutoff2, k);
+            }
+        });
+        if found >= keep || r >= radius_m {
+            break;
+        }
+        r = (2.0 * r).min(radius_m);
+    }
+    if candidates.len() > keep {
+        candidates.select_nth_unstable_by(keep - 1, |a, b| a.distance2.total_cmp(&b.distance2));
+        candidates.truncate(keep);
+    }
 }
 
 /// Sends the entities at `slots` to `to` as GHOSTS batches; returns (batches, records).

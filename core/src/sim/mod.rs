@@ -202,6 +202,7 @@ impl Sim {
             watch: WatchConfig {
                 radius_m: zone_m,
                 nearest: 16,
+                cap: 8,
                 every_ticks: 3,
             },
             ..HandoffConfig::default()
