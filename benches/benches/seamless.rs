@@ -32,17 +32,9 @@ const WALKERS: usize = 250_000;
 const CLIENTS: usize = 1000;
 const BORDER_X: f32 = 2048.0;
 
+/// The default world (`node/worlds/default.toml` has the same geometry).
 fn world() -> World {
-    World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 4096.0, 2048.0),
-        zones_x: 2,
-        zones_y: 1,
-        margin_m: 8.0,
-        aura_m: 32.0,
-        tick_rate_hz: 30,
-        cell_size_m: 32.0,
-    })
-    .unwrap()
+    World::new(WorldConfig::default()).unwrap()
 }
 
 struct Pair {
