@@ -355,3 +355,55 @@ fn a_hostile_watch_costs_bounded_work() {
     // One tick's ghosts: the watched set, but for what zone 1's aura batch carries.
     assert!(c.watched_ghosts_sent > 0 && c.watched_ghosts_sent <= watched);
 }
+
+/// Kept cases: the zone adopting an avatar had no ghosts of a third zone's entities yet
+/// (before neighbours' points were forwarded), and a corner walk of a 3 × 3 grid.
+#[test]
+fn kept_cases() {
+    for (seed, side, zone_m, density, route) in [
+        (0, 2, 180.0, 0.0002, 0),
+        (5_363_889_754_530_136_332, 3, 213.996_75, 0.007_766_820_5, 2),
+    ] {
+        assert_eq!(walk(seed, side, zone_m, density, route), Ok(()));
+    }
+}
+
+/// A point forwarded to a neighbour is never forwarded back: the first version echoed an
+/// avatar's point between two zones, doubling each round until the 1,024-point cap held
+/// only stale copies and the zone about to adopt the avatar watched nothing near it.
+#[test]
+fn forwarded_points_are_not_echoed() {
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 800.0, 400.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 24.0,
+        tick_rate_hz: 30,
+        cell_size_m: 32.0,
+    })
+    .unwrap();
+    let mut mesh = Mesh::new(&world, InterestConfig::default());
+    // Inside both auras: zone 1 forwards zone 0's point back to zone 0.
+    mesh.place(&still(AVATAR, 395.0, 200.0));
+    let binding = meridian_layouts::handoff::SessionBinding {
+        session_id: U64Le::new(7),
+        ..NO_SESSION
+    };
+    assert!(mesh.zones[0].bind_session(EntityID(AVATAR), binding));
+    let received = |m: &Mesh| -> u64 {
+        m.zones
+            .iter()
+            .map(|z| z.counters().watch_points_received)
+            .sum()
+    };
+    for _ in 0..30 {
+        mesh.tick();
+    }
+    let before = received(&mesh);
+    for _ in 0..30 {
+        mesh.tick();
+    }
+    // Ten WATCH rounds: zone 1 gets the point, zone 0 gets it forwarded back, no more.
+    assert_eq!(received(&mesh) - before, 20);
+}
