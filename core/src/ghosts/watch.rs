@@ -201,6 +201,48 @@ impl Zone {
             point_count: U16Le::new(0),
         };
         let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+        let own = self.gather_watch_points();
+        let watch = &mut self.watch;
+        for (k, &(peer, rect)) in watch.peers.iter().enumerate() {
+            watch.points.clear();
+            let mut own_count = 0;
+            for (i, &[x, y, r]) in watch.forward.iter().enumerate() {
+                if rect.distance_to(x, y) <= r && watch.points.len() < WATCH_POINTS_MAX {
+                    watch.points.push(WatchPoint {
+                        x: F32Le::new(x),
+                        y: F32Le::new(y),
+                        radius: F32Le::new(r),
+                    });
+                    own_count += usize::from(i < own);
+                }
+            }
+            if watch.points.is_empty() && !watch.watching[k] {
+                continue;
+            }
+            watch.watching[k] = !watch.points.is_empty();
+            let mut chunks = watch.points.chunks(PER_PACKET).peekable();
+            // No points: one empty WATCH says "stop".
+            let empty: &[WatchPoint] = &[];
+            let first = chunks.peek().is_none().then_some(empty);
+            for chunk in first.into_iter().chain(chunks) {
+                let mine = own_count.min(chunk.len());
+                own_count -= mine;
+                let head = WatchHeader {
+                    own_count: U16Le::new(mine as u16),
+                    ..head
+                };
+                let len = write_watch(&mut buf, &head, chunk).expect("sized to fit");
+                self.outbox.push(Peer::Zone(peer), &buf[..len]);
+                self.counters.watch_datagrams_sent += 1;
+            }
+        }
+    }
+
+    /// Fills `watch.forward` with the points this zone watches: its bound avatars whose
+    /// sight reaches a peer (first; returns how many), then the neighbours' own points
+    /// inside this zone's aura.
+    fn gather_watch_points(&mut self) -> usize {
+        let config = *self.watch.config();
         let watch = &mut self.watch;
         // Neighbours' clients that may be handed to this zone soon (inside its aura): their
         // views must be ghosted here before they arrive, so they are watched from here too.
@@ -247,39 +289,7 @@ impl Zone {
                     .extend(near.filter(|&&[x, y, _]| mine.distance_to(x, y) <= aura));
             }
         }
-        for (k, &(peer, rect)) in watch.peers.iter().enumerate() {
-            watch.points.clear();
-            let mut own_count = 0;
-            for (i, &[x, y, r]) in watch.forward.iter().enumerate() {
-                if rect.distance_to(x, y) <= r && watch.points.len() < WATCH_POINTS_MAX {
-                    watch.points.push(WatchPoint {
-                        x: F32Le::new(x),
-                        y: F32Le::new(y),
-                        radius: F32Le::new(r),
-                    });
-                    own_count += usize::from(i < own);
-                }
-            }
-            if watch.points.is_empty() && !watch.watching[k] {
-                continue;
-            }
-            watch.watching[k] = !watch.points.is_empty();
-            let mut chunks = watch.points.chunks(PER_PACKET).peekable();
-            // No points: one empty WATCH says "stop".
-            let empty: &[WatchPoint] = &[];
-            let first = chunks.peek().is_none().then_some(empty);
-            for chunk in first.into_iter().chain(chunks) {
-                let mine = own_count.min(chunk.len());
-                own_count -= mine;
-                let head = WatchHeader {
-                    own_count: U16Le::new(mine as u16),
-                    ..head
-                };
-                let len = write_watch(&mut buf, &head, chunk).expect("sized to fit");
-                self.outbox.push(Peer::Zone(peer), &buf[..len]);
-                self.counters.watch_datagrams_sent += 1;
-            }
-        }
+        own
     }
 
     pub(crate) fn handle_watch(
