@@ -10,7 +10,9 @@
 //!   tick — and followed by slot in between), tiers, priority accumulation, byte budget,
 //!   delta against each client's acknowledged baseline, written into a 1,200-byte datagram.
 //! - `replicate/meridian-search-every-tick/1000`: the same with every client's interest set
-//!   searched every tick. Between
+//!   searched every tick.
+//! - `replicate/meridian-dense/1000`: as `meridian`, in a zone of 1,000,000 walkers (the
+//!   default world's density: the nearest 128 lie within about 30 m, ~12,000 within 250 m). Between
 //!   iterations (untimed) the zone ticks and every client acknowledges the last snapshot,
 //!   as in a steady session.
 //!
@@ -87,12 +89,18 @@ fn replicate(c: &mut Criterion) {
     group.sample_size(20);
     // As shipped: each client's interest set searched every 6th tick (phases spread),
     // followed in between. The peer: the same work with a search every tick.
-    for (name, search_every_ticks) in [("meridian", 6), ("meridian-search-every-tick", 1)] {
+    // Dense: the default world's density (1,000,000 walkers over the 4 km zone, ~12,000
+    // within the far radius), where the nearest 128 lie within about 30 m.
+    for (name, search_every_ticks, walkers) in [
+        ("meridian", 6, 20_000),
+        ("meridian-search-every-tick", 1, 20_000),
+        ("meridian-dense", 6, 1_000_000),
+    ] {
         let config = InterestConfig {
             search_every_ticks,
             ..InterestConfig::default()
         };
-        replicate_one(&mut group, name, config);
+        replicate_one(&mut group, name, config, walkers);
     }
     group.finish();
 }
@@ -101,9 +109,10 @@ fn replicate_one(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     config: InterestConfig,
+    walkers: usize,
 ) {
     const CLIENTS: usize = 1000;
-    let mut zone = zone_with_walkers(20_000, 12);
+    let mut zone = zone_with_walkers(walkers, 12);
     let tick = zone.world().tick_duration();
     let mut now = Instant::ZERO;
     zone.tick(now);

@@ -76,58 +76,32 @@ fn compact_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f
 impl Replicator {
     /// The interest search: owned entities (through the packed copy) and ghosts within the
     /// far radius, and the current `members` with hysteresis; the nearest `entities_max`,
-    /// sorted by id into `candidates`.
+    /// sorted by id into `candidates`. Returns the distance of the farthest one kept: the
+    /// next search of this client starts there (`start_m`).
     pub(super) fn search(
         &mut self,
         zone: &Zone,
         members: &[Member],
         avatar: Option<u64>,
         (x, y): (f32, f32),
-    ) {
+        start_m: f32,
+    ) -> f32 {
         let c = self.config;
-        self.candidates.clear();
         let keep = c.entities_max;
-        let mut cutoff2 = c.far_m * c.far_m;
-        let ghosts = zone.ghosts().entities();
-        let add =
-            |entities: &Entities, slot: u32, candidates: &mut Vec<Candidate>, cutoff2: &mut f32| {
-                let i = slot as usize;
-                let (dx, dy) = (entities.xs()[i] - x, entities.ys()[i] - y);
-                let distance2 = dx * dx + dy * dy;
-                if distance2 <= *cutoff2 {
-                    push_nearest(
-                        candidates,
-                        keep,
-                        cutoff2,
-                        Candidate {
-                            distance2,
-                            slot: slot | GHOST_BIT,
-                            id: entities.ids()[i].0,
-                        },
-                    );
-                }
-            };
-        let packed = self.packed.as_ref().expect("refreshed before the search");
-        let candidates = &mut self.candidates;
-        let records = &self.records;
-        packed.for_each_in_radius_with_distance(x, y, c.far_m, |slot, distance2| {
-            // Slots past the copy's end are stale (the zone changed after its tick).
-            if (slot as usize) < records.len() && distance2 <= cutoff2 {
-                push_nearest(
-                    candidates,
-                    keep,
-                    &mut cutoff2,
-                    Candidate {
-                        distance2,
-                        slot,
-                        id: records[slot as usize].id,
-                    },
-                );
+        // Start where the client's last search found its nearest N (a dense crowd keeps
+        // them within a few cells: scanning the whole far radius would read hundreds),
+        // and double until N (besides the avatar) lie within the radius: then no entity
+        // beyond it is among the nearest N. Members past it are ranked by `rank_members`.
+        let mut r = start_m.clamp(zone.grid().cell_size_m().min(c.far_m), c.far_m);
+        loop {
+            let found = self.search_within(zone, (x, y), r, keep);
+            // The avatar, and an entity both owned and a ghost for a tick after a handoff,
+            // may be among those found: a margin of 8 keeps N others within reach.
+            if found >= keep + 8 || r >= c.far_m {
+                break;
             }
-        });
-        zone.query_ghosts_radius(x, y, c.far_m, |slot| {
-            add(ghosts, slot, candidates, &mut cutoff2)
-        });
+            r = (2.0 * r).min(c.far_m);
+        }
         if let Some(own) = avatar
             && let Some(i) = self
                 .candidates
@@ -142,10 +116,57 @@ impl Replicator {
                 .select_nth_unstable_by(c.entities_max, |a, b| a.distance2.total_cmp(&b.distance2));
             self.candidates.truncate(c.entities_max);
         }
+        let reach2 = self
+            .candidates
+            .iter()
+            .map(|k| k.distance2)
+            .fold(0.0, f32::max);
         self.candidates.sort_unstable_by_key(|k| k.id);
         if ranked {
             unrank_members(&mut self.candidates, members);
         }
+        reach2.sqrt()
+    }
+
+    /// Owned entities (through the packed copy) and ghosts within `r` of `(x, y)`, the
+    /// nearest `keep` of them kept in `candidates`; returns how many lay within `r`.
+    fn search_within(&mut self, zone: &Zone, (x, y): (f32, f32), r: f32, keep: usize) -> usize {
+        self.candidates.clear();
+        let mut cutoff2 = r * r;
+        let mut found = 0;
+        let ghosts = zone.ghosts().entities();
+        let packed = self.packed.as_ref().expect("refreshed before the search");
+        let (candidates, records) = (&mut self.candidates, &self.records);
+        packed.for_each_in_radius_with_distance(x, y, r, |slot, distance2| {
+            // Slots past the copy's end are stale (the zone changed after its tick).
+            if (slot as usize) < records.len() {
+                found += 1;
+                if distance2 <= cutoff2 {
+                    let id = records[slot as usize].id;
+                    let k = Candidate {
+                        id,
+                        distance2,
+                        slot,
+                    };
+                    push_nearest(candidates, keep, &mut cutoff2, k);
+                }
+            }
+        });
+        zone.query_ghosts_radius(x, y, r, |slot| {
+            let i = slot as usize;
+            let (dx, dy) = (ghosts.xs()[i] - x, ghosts.ys()[i] - y);
+            let distance2 = dx * dx + dy * dy;
+            found += 1;
+            if distance2 <= cutoff2 {
+                let k = Candidate {
+                    distance2,
+                    slot: slot | GHOST_BIT,
+                    id: ghosts.ids()[i].0,
+                };
+                push_nearest(candidates, keep, &mut cutoff2, k);
+            }
+        });
+        found
     }
 
     /// Hysteresis: each current member in the candidates ranks [`STAY`] times nearer; a

@@ -113,6 +113,8 @@ pub struct ClientView {
     /// moved `search_move_m` from where the last search was made.
     phase: u32,
     searched_at: Option<(f32, f32)>,
+    /// How far the last search had to reach for its nearest `entities_max`.
+    reach_m: f32,
 }
 
 impl ClientView {
@@ -127,6 +129,7 @@ impl ClientView {
         ClientView {
             phase,
             searched_at: None,
+            reach_m: 0.0,
             members: Vec::with_capacity(config.entities_max),
             history: (0..HISTORY)
                 .map(|_| Stored {
@@ -143,6 +146,7 @@ impl ClientView {
     pub fn reset(&mut self, phase: u32) {
         self.phase = phase;
         self.searched_at = None;
+        self.reach_m = 0.0;
         self.members.clear();
         for stored in &mut self.history {
             stored.tick = 0;
@@ -271,7 +275,10 @@ impl Replicator {
             || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
         if search {
             view.searched_at = Some((x, y));
-            self.search(zone, &view.members, avatar, (x, y));
+            // Start past where the last search reached: the client and the entities moved
+            // since, and a second pass costs more than a slightly wider first one.
+            let start = (view.reach_m + 2.0 * c.search_move_m) * 1.25;
+            view.reach_m = self.search(zone, &view.members, avatar, (x, y), start);
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
