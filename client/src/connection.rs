@@ -12,9 +12,12 @@
 //! ```
 //!
 //! **Snapshots** are deltas against a snapshot the client acknowledged; the client keeps
-//! the last [`CLIENT_HISTORY`] decoded snapshots by tick, so any baseline the server may
-//! pick is at hand. A snapshot is accepted from any address if it carries the session
-//! secret (after a handoff the new zone starts sending before the REDIRECT arrives).
+//! the last [`CLIENT_HISTORY`] decoded snapshots by (zone, tick), so any baseline the
+//! server may pick is at hand — also across a zone change: the zone an avatar moves to
+//! gets the client's replication state from the zone it left, and its first snapshots
+//! are deltas against that zone's. A snapshot is accepted from any address if it carries
+//! the session secret; one of another zone than the newest is shown only once a REDIRECT
+//! named that zone.
 //!
 //! **Prediction.** Each INPUT's velocity is applied to the predicted avatar position at
 //! once; a snapshot carries the authoritative avatar and the last input the server
@@ -130,6 +133,20 @@ enum Stage {
     Closed(CloseReason),
 }
 
+/// A snapshot's name: ticks are per zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SnapshotId {
+    zone: u32,
+    tick: u32,
+}
+
+/// A decoded snapshot the client holds.
+#[derive(Debug, Default)]
+struct Held {
+    id: SnapshotId,
+    records: Vec<Record>,
+}
+
 /// The own avatar as last reported by the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AvatarState {
@@ -179,11 +196,12 @@ pub struct Client {
     unapplied: VecDeque<(u32, [f32; 2])>,
     predicted: [f32; 2],
     authoritative: AvatarState,
-    history: Vec<(u32, Vec<Record>)>,
-    /// The zone the history's snapshots came from.
-    history_zone: u32,
-    latest: u32,
-    previous: u32,
+    /// Decoded snapshots, from every zone the session was served by; the oldest is
+    /// replaced (`next_held`).
+    history: Vec<Held>,
+    next_held: usize,
+    latest: SnapshotId,
+    previous: SnapshotId,
     outbox: VecDeque<(SocketAddr, usize, [u8; CLIENT_DATAGRAM_MAX])>,
     events: VecDeque<ClientEvent>,
     counters: ClientCounters,
@@ -222,10 +240,10 @@ impl Client {
             unapplied: VecDeque::with_capacity(256),
             predicted: [0.0; 2],
             authoritative: AvatarState::default(),
-            history: (0..CLIENT_HISTORY).map(|_| (0, Vec::new())).collect(),
-            history_zone: u32::MAX,
-            latest: 0,
-            previous: 0,
+            history: (0..CLIENT_HISTORY).map(|_| Held::default()).collect(),
+            next_held: 0,
+            latest: SnapshotId::default(),
+            previous: SnapshotId::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: ClientCounters::default(),
@@ -291,12 +309,16 @@ impl Client {
     /// The newest snapshot's tick, and its entities (sorted by id; the own avatar is not
     /// among them).
     pub fn entities(&self) -> (u32, &[Record]) {
-        (self.latest, self.records(self.latest).unwrap_or(&[]))
+        (self.latest.tick, self.records(self.latest).unwrap_or(&[]))
     }
 
-    fn records(&self, tick: u32) -> Option<&[Record]> {
-        let (t, records) = &self.history[tick as usize % CLIENT_HISTORY];
-        (tick != 0 && *t == tick).then_some(records.as_slice())
+    /// A snapshot the client holds (tick 0: none).
+    fn records(&self, id: SnapshotId) -> Option<&[Record]> {
+        if id.tick == 0 {
+            return None;
+        }
+        let held = self.history.iter().find(|h| h.id == id)?;
+        Some(held.records.as_slice())
     }
 
     /// Remote entities drawn `fraction` (0…1) of the way from the previous snapshot to the
@@ -426,7 +448,8 @@ impl Client {
         self.recent[0] = entry;
         self.recent_count = (self.recent_count + 1).min(INPUTS_PER_PACKET);
         let body = InputBody {
-            ack_tick: U32Le::new(self.latest),
+            ack_tick: U32Le::new(self.latest.tick),
+            ack_zone: U32Le::new(self.latest.zone),
             count: self.recent_count as u8,
             padding: 0,
             inputs: self.recent,
@@ -554,29 +577,30 @@ impl Client {
         if head.session_secret.get() != self.secret {
             return false;
         }
-        let (tick, baseline_tick) = (head.tick.get(), head.baseline_tick.get());
-        let zone = head.zone.get();
-        if zone != self.history_zone {
-            // Another zone: our avatar moved there (ticks are per zone, so the history
-            // starts over). Only a full snapshot can begin it.
-            if baseline_tick != 0 {
-                return false;
-            }
-            self.history_zone = zone;
-            for entry in &mut self.history {
-                entry.0 = 0;
-            }
-            (self.previous, self.latest) = (0, 0);
-        }
-        if tick == 0 || self.records(tick).is_some() {
+        let id = SnapshotId {
+            zone: head.zone.get(),
+            tick: head.tick.get(),
+        };
+        let baseline = SnapshotId {
+            zone: head.baseline_zone.get(),
+            tick: head.baseline_tick.get(),
+        };
+        if id.tick == 0 || self.records(id).is_some() {
             return false;
         }
+        // Newer than the newest: a later tick of the same zone, or a snapshot of the zone
+        // a REDIRECT sent the client to. (One of the zone it left, arriving late, is kept
+        // as a baseline and not shown.)
+        let newest = if id.zone == self.latest.zone {
+            id.tick > self.latest.tick
+        } else {
+            self.latest.tick == 0 || id.zone == self.zone
+        };
         let mut result = std::mem::take(&mut self.scratch);
-        let applied = match (baseline_tick, self.records(baseline_tick)) {
-            (0, _) => apply_delta(&[], entries, head.entry_count.get(), &mut result),
-            (_, Some(baseline)) => {
-                apply_delta(baseline, entries, head.entry_count.get(), &mut result)
-            }
+        let count = head.entry_count.get();
+        let applied = match (baseline.tick, self.records(baseline)) {
+            (0, _) => apply_delta(&[], entries, count, &mut result),
+            (_, Some(records)) => apply_delta(records, entries, count, &mut result),
             (_, None) => Err(DecodeError::Inconsistent),
         };
         if applied.is_err() {
@@ -584,18 +608,21 @@ impl Client {
             self.scratch = result;
             return false;
         }
-        // Store by tick; the slot's old buffer becomes the next scratch.
-        let slot = &mut self.history[tick as usize % CLIENT_HISTORY];
-        slot.0 = tick;
-        std::mem::swap(&mut slot.1, &mut result);
+        // The oldest held snapshot's buffer takes the records; its old one is the next
+        // scratch.
+        let held = &mut self.history[self.next_held];
+        self.next_held = (self.next_held + 1) % CLIENT_HISTORY;
+        held.id = id;
+        std::mem::swap(&mut held.records, &mut result);
         self.scratch = result;
         self.counters.snapshots += 1;
         self.last_snapshot_at = now;
-        if tick < self.latest {
+        if !newest {
             self.counters.snapshots_late += 1;
             return true;
         }
-        (self.previous, self.latest) = (self.latest, tick);
+        (self.previous, self.latest) = (self.latest, id);
+        let (tick, zone) = (id.tick, id.zone);
         self.zone = zone;
         self.reconcile(&head.avatar, head.input_sequence.get(), tick);
         self.events.push_back(ClientEvent::Snapshot {

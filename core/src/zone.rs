@@ -342,10 +342,9 @@ impl Zone {
     }
 
     /// Removes an owned entity without a transfer (it is destroyed), returning its last
-    /// state. A pending OFFER for it is dropped.
-    /// The removal is logged: a zone restored from its log does not bring the entity
-    /// back. `None` if the entity is not owned here, or if the tick's log is full (counted
-    /// in `log_full`; the entity stays, try again next tick).
+    /// state. A pending OFFER for it is dropped. The removal is logged: a zone restored
+    /// from its log does not bring the entity back. `None` if the entity is not owned
+    /// here, or if the tick's log is full (counted in `log_full`; try again next tick).
     pub fn remove(&mut self, id: EntityID) -> Option<EntityInit> {
         let slot = self.entities.slot_of(id)?;
         if self.log.len() >= self.log.capacity() {
@@ -573,6 +572,7 @@ impl Zone {
             | Kind::Input
             | Kind::PathChallenge
             | Kind::PathResponse
+            | Kind::View
             | Kind::Envelope => Ok(false),
         };
         if handled != Ok(true) {

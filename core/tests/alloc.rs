@@ -297,7 +297,8 @@ fn sessions_and_replication_do_not_allocate_after_warm_up() {
                 }
                 while let Some((to, len)) = sessions[k].poll_transmit(&mut out) {
                     match to {
-                        Peer::Zone(j) => sessions[j.0 as usize].handle_forwarded(&out[..len]),
+                        Peer::Zone(j) => sessions[j.0 as usize]
+                            .handle_zone_datagram(ZoneID(k as u32), &out[..len]),
                         Peer::Client(to) => {
                             let i = clients.iter().position(|(a, _)| *a == to).unwrap();
                             let mut bytes = [0u8; 1200];

@@ -163,7 +163,7 @@ impl Harness {
                     }
                     Peer::Zone(j) => {
                         let bytes = buf[..len].to_vec();
-                        self.sessions[j.0 as usize].handle_forwarded(&bytes);
+                        self.sessions[j.0 as usize].handle_zone_datagram(ZoneID(k as u32), &bytes);
                     }
                 }
             }

@@ -6,6 +6,7 @@
 mod alloc;
 mod borders;
 mod clients;
+mod continuity;
 mod fuzz;
 mod grid;
 mod handoff;

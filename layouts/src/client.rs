@@ -14,8 +14,8 @@
 //! | inner kind   | direction       | bytes | notes                                              |
 //! |--------------|-----------------|------:|----------------------------------------------------|
 //! | [`Accept`]   | zone → client   | 44    | session id, secret, avatar, tick, rate, input auth |
-//! | [`Input`]    | client → zone   | 46    | [`InputBody`] (`client_auth = "aead"`)             |
-//! | input        | client → zone   | 136   | an envelope, domain `INPUT` (`client_auth = "ed25519"`) |
+//! | [`Input`]    | client → zone   | 50    | [`InputBody`] (`client_auth = "aead"`)             |
+//! | input        | client → zone   | 140   | an envelope, domain `INPUT` (`client_auth = "ed25519"`) |
 //! | delta        | zone → client   | ≤1160 | [`DeltaHeader`] + varint entries (`meridian_protocol::delta`) |
 //! | redirect     | zone → client   | 138   | an envelope, domain `REDIRECT`, [`RedirectBody`]   |
 //! | [`PathProbe`]| both            | 16    | PATH_CHALLENGE / PATH_RESPONSE (address migration) |
@@ -23,7 +23,7 @@
 //!
 //! No reply is larger than the request that caused it: CHALLENGE (92) answers CONNECT
 //! (1,000); the sealed ACCEPT (84) and REFUSE (12) answer RESPONSE (332); a
-//! PATH_CHALLENGE (56) answers a sealed input (≥ 86); snapshots and redirects go only to
+//! PATH_CHALLENGE (56) answers a sealed input (≥ 90); snapshots and redirects go only to
 //! addresses the session proved.
 
 use bytemuck::{Pod, Zeroable};
@@ -192,7 +192,7 @@ pub struct Input {
     pub body: InputBody,
 }
 
-const _: () = assert!(core::mem::size_of::<Input>() == 46);
+const _: () = assert!(core::mem::size_of::<Input>() == 50);
 
 impl Packet for Input {
     const KIND: Kind = Kind::Input;
@@ -343,14 +343,16 @@ pub struct InputEntry {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct InputBody {
-    /// The newest snapshot tick the client has applied: the server's delta baseline.
+    /// The newest snapshot the client has applied, as (zone, tick): the server's delta
+    /// baseline. Ticks are per zone; a zone ignores an acknowledgement of another zone's.
     pub ack_tick: U32Le,
+    pub ack_zone: U32Le,
     pub count: u8,
     pub padding: u8,
     pub inputs: [InputEntry; INPUTS_PER_PACKET],
 }
 
-const _: () = assert!(core::mem::size_of::<InputBody>() == 38);
+const _: () = assert!(core::mem::size_of::<InputBody>() == 42);
 
 impl InputBody {
     /// Parses a payload: exact size, `1 ≤ count ≤ 4`, consecutive sequences.
@@ -408,8 +410,11 @@ impl RedirectBody {
 pub struct DeltaHeader {
     pub session_secret: U64Le,
     pub tick: U32Le,
-    /// The snapshot this one is relative to; 0 = none (every entry is new).
+    /// The snapshot this one is relative to, as (zone, tick); tick 0 = none (every entry
+    /// is new). The zone is another than `zone` when the client's replication state came
+    /// with its avatar from there (continuity at handoff).
     pub baseline_tick: U32Le,
+    pub baseline_zone: U32Le,
     /// The last input sequence the server applied for this client.
     pub input_sequence: U32Le,
     pub zone: U32Le,
@@ -418,7 +423,7 @@ pub struct DeltaHeader {
     pub entry_count: U16Le,
 }
 
-const _: () = assert!(core::mem::size_of::<DeltaHeader>() == 52);
+const _: () = assert!(core::mem::size_of::<DeltaHeader>() == 56);
 
 impl DeltaHeader {
     pub const SIZE: usize = core::mem::size_of::<DeltaHeader>();

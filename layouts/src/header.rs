@@ -18,7 +18,7 @@ use crate::{ParseError, U16Le};
 pub const MAGIC: [u8; 4] = *b"MRDN";
 
 /// The protocol version this build speaks. A peer with another version is rejected.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// What a datagram is. The numeric values are the wire values and never change meaning.
 #[repr(u8)]
@@ -41,6 +41,9 @@ pub enum Kind {
     Ghosts = 6,
     /// Where a zone's clients stand, for the zones their views reach (see [`crate::watch`]).
     Watch = 21,
+    /// A client's replication state, sent with its avatar to the zone it was handed to
+    /// (see [`crate::view`]).
+    View = 22,
     /// Client → zone: a connect token, padded (see [`crate::client`]).
     Connect = 8,
     /// Zone → client: a stateless cookie.
@@ -72,7 +75,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
@@ -93,6 +96,7 @@ impl Kind {
         Kind::PathChallenge,
         Kind::PathResponse,
         Kind::Watch,
+        Kind::View,
         Kind::Envelope,
     ];
 
@@ -119,6 +123,7 @@ impl Kind {
             19 => Some(Kind::PathChallenge),
             20 => Some(Kind::PathResponse),
             21 => Some(Kind::Watch),
+            22 => Some(Kind::View),
             32 => Some(Kind::Envelope),
             _ => None,
         }

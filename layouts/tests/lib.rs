@@ -378,6 +378,7 @@ mod client {
                 }
                 InputBody {
                     ack_tick: U32Le::new(ack),
+                    ack_zone: U32Le::new(ack ^ 5),
                     count: count as u8,
                     padding: 0,
                     inputs,
@@ -525,6 +526,7 @@ mod client {
                 session_secret: U64Le::new(secret),
                 tick: U32Le::new(tick),
                 baseline_tick: U32Le::new(baseline),
+                baseline_zone: U32Le::new(zone ^ 1),
                 input_sequence: U32Le::new(seq),
                 zone: U32Le::new(zone),
                 avatar,

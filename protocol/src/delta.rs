@@ -109,8 +109,9 @@ const OP_NEW: u64 = 1;
 const OP_REMOVE: u64 = 2;
 const OP_ESCAPE: u64 = 3;
 
+/// Writes `v` as LEB128 at `out[*at..]` (at most 10 bytes) and advances `at`.
 #[inline(always)]
-fn put_varint(out: &mut [u8], at: &mut usize, mut v: u64) {
+pub fn put_varint(out: &mut [u8], at: &mut usize, mut v: u64) {
     while v >= 0x80 {
         out[*at] = (v as u8) | 0x80;
         *at += 1;
@@ -280,7 +281,8 @@ pub enum DecodeError {
     Trailing,
 }
 
-fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
+/// Reads a LEB128 value at `bytes[*at..]` and advances `at`; never panics.
+pub fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(*at).ok_or(DecodeError::Truncated)?;

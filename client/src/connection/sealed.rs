@@ -166,7 +166,7 @@ impl Client {
             // The zone repeats its REDIRECT during the grace period; one is followed.
             return true;
         }
-        let stale = self.history_zone == self.zone && body.tick.get() < self.latest;
+        let stale = self.latest.zone == self.zone && body.tick.get() < self.latest.tick;
         if from != self.server || stale {
             self.counters.redirects_stale += 1;
             return false;

@@ -26,6 +26,7 @@
 //! (about 70 KB at the defaults); the session layer builds one per session slot when it is
 //! created, never in a tick.
 
+mod carry;
 pub(crate) mod interest;
 
 use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
@@ -35,6 +36,8 @@ use crate::entities::Entities;
 use crate::grid::Packed;
 use crate::zone::Zone;
 use interest::{Candidate, GHOST_BIT, Member};
+
+pub use carry::{Carried, CarryError};
 
 /// Snapshots kept per client: the oldest baseline a client can acknowledge.
 pub const HISTORY: usize = 16;
@@ -93,6 +96,15 @@ impl Default for InterestConfig {
     }
 }
 
+/// The snapshot a delta is relative to, as (zone, tick); tick 0: none (every entry new).
+/// The zone is another one when the client's state came with its avatar (see
+/// [`Replicator::install`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Baseline {
+    pub zone: u32,
+    pub tick: u32,
+}
+
 /// A stored snapshot: the records a client holds once it has applied the snapshot of `tick`.
 #[derive(Clone, Debug, Default)]
 struct Stored {
@@ -115,6 +127,11 @@ pub struct ClientView {
     searched_at: Option<(f32, f32)>,
     /// How far the last search had to reach for its nearest `entities_max`.
     reach_m: f32,
+    /// A baseline the client holds from the zone its avatar came from, as (zone, tick),
+    /// with its records: the baseline until the client acknowledges a snapshot of this
+    /// zone.
+    foreign: Option<(u32, u32)>,
+    foreign_records: Vec<Record>,
 }
 
 impl ClientView {
@@ -139,6 +156,10 @@ impl ClientView {
                 .collect(),
             acked_tick: 0,
             budget_bytes: 0,
+            foreign: None,
+            foreign_records: Vec::with_capacity(
+                carry::RECORDS_MAX_PER_MEMBER * config.entities_max,
+            ),
         }
     }
 
@@ -154,6 +175,8 @@ impl ClientView {
         }
         self.acked_tick = 0;
         self.budget_bytes = 0;
+        self.foreign = None;
+        self.foreign_records.clear();
     }
 
     /// The ids in the client's interest set, as of its last snapshot (sorted).
@@ -161,11 +184,24 @@ impl ClientView {
         self.members.iter().map(|m| m.id)
     }
 
-    /// The client has applied the snapshot of `tick` (from its INPUT's `ack_tick`). Older
-    /// or unknown ticks are ignored.
+    /// The client has applied this zone's snapshot of `tick` (from its INPUT's
+    /// `ack_tick`, when its `ack_zone` is this zone). Older or unknown ticks are ignored.
     pub fn acknowledge(&mut self, tick: u32) {
         if tick > self.acked_tick && self.stored(tick).is_some() {
             self.acked_tick = tick;
+            // A snapshot of this zone is newer than anything the client brought along.
+            self.foreign = None;
+        }
+    }
+
+    /// The snapshot the next delta is against, and its records: the acknowledged one of
+    /// this zone (`zone`), else the one the client brought from another zone, else none
+    /// (tick 0).
+    fn baseline(&self, zone: u32) -> (Baseline, &[Record]) {
+        match (self.stored(self.acked_tick), self.foreign) {
+            (Some(s), _) => (Baseline { zone, tick: s.tick }, s.records.as_slice()),
+            (None, Some((zone, tick))) => (Baseline { zone, tick }, &self.foreign_records),
+            (None, None) => (Baseline { zone, tick: 0 }, &[]),
         }
     }
 
@@ -185,6 +221,8 @@ pub struct ReplicateCounters {
     pub deferred: u64,
     /// Snapshots sent with no baseline (first, or the acknowledged one was too old).
     pub full: u64,
+    /// Snapshots sent against a baseline the client brought from another zone.
+    pub carried: u64,
 }
 
 /// Shared scratch for building every client's snapshot in a tick.
@@ -249,8 +287,8 @@ impl Replicator {
 
     /// Builds the snapshot of `tick` for the client whose avatar is at `(x, y)`: interest,
     /// priority, then the delta against its acknowledged baseline, encoded into `out` (the
-    /// entries only, at most `out.len()` bytes). Returns the baseline tick used (0: none)
-    /// and what was encoded. The avatar itself is excluded (it travels in the header).
+    /// entries only, at most `out.len()` bytes). Returns the baseline used and what was
+    /// encoded. The avatar itself is excluded (it travels in the header).
     ///
     /// Call it after the zone's tick and before anything else changes the zone: positions
     /// come from a copy taken at the first call after each tick.
@@ -262,7 +300,7 @@ impl Replicator {
         (x, y): (f32, f32),
         tick: u32,
         out: &mut [u8],
-    ) -> (u32, Encoded) {
+    ) -> (Baseline, Encoded) {
         assert!(tick != 0, "tick 0 means 'no baseline'");
         let c = self.config;
         // The records of owned entities, once per zone tick (see `refresh`).
@@ -284,7 +322,7 @@ impl Replicator {
         }
         self.prioritise(view, zone.ghosts().entities());
         let room = self.select_due(view, out.len());
-        self.encode(view, tick, &mut out[..room])
+        self.encode(view, zone.id().0, tick, &mut out[..room])
     }
 
     /// Carries each member's priority over from the last tick (both lists sorted by id),
@@ -360,15 +398,20 @@ impl Replicator {
 
     /// The delta against the acknowledged baseline, into `out`; the client's resulting
     /// records are stored as the snapshot of `tick`.
-    fn encode(&mut self, view: &mut ClientView, tick: u32, out: &mut [u8]) -> (u32, Encoded) {
-        let baseline_tick = view.stored(view.acked_tick).map_or(0, |s| s.tick);
-        if baseline_tick == 0 {
+    fn encode(
+        &mut self,
+        view: &mut ClientView,
+        zone: u32,
+        tick: u32,
+        out: &mut [u8],
+    ) -> (Baseline, Encoded) {
+        let (baseline, records) = view.baseline(zone);
+        if baseline.tick == 0 {
             self.counters.full += 1;
+        } else if baseline.zone != zone {
+            self.counters.carried += 1;
         }
-        let baseline: &[Record] = view
-            .stored(baseline_tick)
-            .map_or(&[], |s| s.records.as_slice());
-        let encoded = encode_delta(baseline, &self.wanted, out, &mut self.result);
+        let encoded = encode_delta(records, &self.wanted, out, &mut self.result);
         // Entries left out stay due.
         if encoded.left_out > 0 {
             self.counters.deferred += u64::from(encoded.left_out);
@@ -380,6 +423,6 @@ impl Replicator {
         self.counters.snapshots += 1;
         self.counters.bytes += encoded.bytes as u64;
         self.counters.entries += u64::from(encoded.entries);
-        (baseline_tick, encoded)
+        (baseline, encoded)
     }
 }

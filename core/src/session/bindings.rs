@@ -92,6 +92,8 @@ impl Sessions {
         self.by_id.insert(session_id, slot);
         self.by_addr.insert(addr, slot);
         self.rebind(zone, slot);
+        // The client's replication state, if it came first.
+        self.install_view(slot);
         self.counters.sessions_arrived += 1;
     }
 
@@ -131,6 +133,7 @@ impl Sessions {
         let until = self.tick + self.config.redirect_grace_ticks;
         self.slots[slot].as_mut().expect("found").moved = Some((to, until));
         self.counters.sessions_left += 1;
+        self.send_view(slot as u32, to);
         self.redirect(slot as u32, to);
     }
 

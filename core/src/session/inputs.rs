@@ -12,6 +12,23 @@ impl Sessions {
         self.handle_sealed(None, bytes);
     }
 
+    /// Whether a datagram from another zone is the session layer's (see
+    /// [`Sessions::handle_zone_datagram`]) rather than the zone's.
+    pub fn is_session_datagram(bytes: &[u8]) -> bool {
+        let kind = bytes.get(5).copied();
+        kind == Some(Kind::Sealed as u8) || kind == Some(Kind::View as u8)
+    }
+
+    /// A datagram zone `from` sent this zone's session layer: a client packet it forwarded
+    /// (sealed), or a client state carried with an avatar (VIEW).
+    pub fn handle_zone_datagram(&mut self, from: ZoneID, bytes: &[u8]) {
+        if bytes.get(5) == Some(&(Kind::View as u8)) {
+            self.handle_view(from, bytes);
+        } else {
+            self.handle_forwarded(bytes);
+        }
+    }
+
     /// An INPUT envelope inside a sealed packet (`client_auth = "ed25519"`): the AEAD
     /// proved it comes from the session's client; its signature, checked in the tick's
     /// batch, proves to anyone what the client sent.
@@ -90,7 +107,11 @@ impl Sessions {
         session.proven |= direct;
         // Applied to the view when the next snapshot is built (the view's memory is
         // touched there anyway; here it would be one more cache miss per input).
-        session.ack_tick = body.ack_tick.get();
+        // Another zone's tick (the client has not heard from this zone since its avatar
+        // moved here, or the input was forwarded) says nothing about this zone's baselines.
+        if body.ack_zone.get() == self.zone.0 {
+            session.ack_tick = body.ack_tick.get();
+        }
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {
             let seq = entry.sequence.get();

@@ -72,6 +72,17 @@ crate::counters! {
         pub redirects_sent: u64,
         /// Inputs forwarded to the zone the avatar moved to.
         pub inputs_forwarded: u64,
+        /// VIEW datagrams sent: client states carried to the zone their avatar moved to.
+        pub views_sent: u64,
+        /// Carried states installed: those sessions' first snapshots here were deltas.
+        pub views_installed: u64,
+        /// VIEW datagrams or states not used: no room to assemble, never completed, for
+        /// no session here, older than the session's own baseline, or a stream that did
+        /// not parse or fit. Those clients got a full snapshot instead.
+        pub views_dropped: u64,
+        /// Moved sessions whose state was not carried: the client held no baseline, or
+        /// the state did not fit a VIEW.
+        pub views_not_carried: u64,
     }
 }
 

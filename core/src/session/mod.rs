@@ -41,6 +41,7 @@
 //! can take a tick's time from the players.
 
 mod bindings;
+mod carry;
 mod gate;
 mod handshake;
 mod inputs;
@@ -266,6 +267,11 @@ pub struct Sessions {
     plain: Vec<u8>,
     redirect_sequence: u64,
     histograms: SessionHistograms,
+    /// Client states carried here from other zones, being assembled or waiting for their
+    /// sessions (`carry`).
+    views: Vec<carry::PendingView>,
+    /// Where a leaving session's state is written as a VIEW stream.
+    view_stream: Vec<u8>,
 }
 
 impl Sessions {
@@ -331,6 +337,10 @@ impl Sessions {
             rebound: Vec::with_capacity(n),
             plain: vec![0; CLIENT_DATAGRAM_MAX],
             redirect_sequence: 0,
+            views: (0..carry::VIEWS_PENDING)
+                .map(|_| carry::PendingView::new())
+                .collect(),
+            view_stream: vec![0; meridian_layouts::view::VIEW_STREAM_MAX],
         })
     }
 
@@ -350,6 +360,11 @@ impl Sessions {
 
     pub fn counters(&self) -> SessionCounters {
         self.counters
+    }
+
+    /// What the snapshots cost and against which baselines (see [`ReplicateCounters`]).
+    pub fn replication_counters(&self) -> crate::replicate::ReplicateCounters {
+        self.replicator.counters()
     }
 
     /// Shares `tokens` (one table for every zone of a node, so a token admits once at the
@@ -449,6 +464,7 @@ impl Sessions {
         rebound.clear();
         self.rebound = rebound;
         self.apply_moves(zone);
+        self.expire_views();
         self.advance_sessions(zone);
         self.orphans.retain(|&avatar| {
             zone.entities().slot_of(avatar).is_some() && zone.remove(avatar).is_none()
@@ -577,7 +593,7 @@ impl Sessions {
                 entities.xs()[avatar_slot as usize],
                 entities.ys()[avatar_slot as usize],
             );
-            let (baseline_tick, encoded) = self.replicator.snapshot(
+            let (baseline, encoded) = self.replicator.snapshot(
                 &mut session.view,
                 zone,
                 Some(session.avatar.0),
@@ -588,7 +604,8 @@ impl Sessions {
             let head = DeltaHeader {
                 session_secret: U64Le::new(session.secret),
                 tick: U32Le::new(tick),
-                baseline_tick: U32Le::new(baseline_tick),
+                baseline_tick: U32Le::new(baseline.tick),
+                baseline_zone: U32Le::new(baseline.zone),
                 input_sequence: U32Le::new(session.applied_sequence),
                 zone: U32Le::new(zone.id().0),
                 avatar: record_of(entities, avatar_slot).to_wire(),

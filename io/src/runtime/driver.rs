@@ -633,8 +633,9 @@ impl Router<'_> {
     }
 }
 
-/// A datagram from another zone: a client input forwarded after a handoff (an envelope)
-/// goes to the session layer, everything else to the zone.
+/// A datagram from another zone: a client input forwarded after a handoff (sealed) and a
+/// client state carried with its avatar (VIEW) go to the session layer, everything else
+/// to the zone.
 fn from_zone(
     zone: &mut Zone,
     sessions: Option<&mut Sessions>,
@@ -642,9 +643,8 @@ fn from_zone(
     from: ZoneID,
     bytes: &[u8],
 ) {
-    let forwarded_input = bytes.get(5) == Some(&(meridian_layouts::Kind::Sealed as u8));
     match sessions {
-        Some(s) if forwarded_input => s.handle_forwarded(bytes),
+        Some(s) if Sessions::is_session_datagram(bytes) => s.handle_zone_datagram(from, bytes),
         _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
     }
 }

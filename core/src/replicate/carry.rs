@@ -1,0 +1,145 @@
+//! Continuity at handoff: a client's replication state — the baseline it acknowledged,
+//! its interest members and their priorities, its byte budget — written as the stream of
+//! a VIEW by the zone that hands the avatar away ([`Replicator::carry`]) and installed
+//! by the zone that receives it ([`Replicator::install`]). The receiver's snapshots are
+//! then deltas against the baseline from the other zone until the client acknowledges
+//! one of its own, and the members keep their priorities: the first snapshot after a
+//! handoff costs what any other does instead of a full scene spread over several ticks.
+//!
+//! The stream's format is in [`meridian_layouts::view`].
+
+use meridian_layouts::view::VIEW_STREAM_MAX;
+use meridian_protocol::delta::{Wanted, apply_delta, encode_delta, get_varint, put_varint};
+
+use super::interest::{GHOST_BIT, Member};
+use super::{Baseline, ClientView, Replicator};
+
+/// A baseline may hold more records than the interest cap (removals the budget left out
+/// stay until they fit); installing takes at most this many per member of the cap.
+pub(super) const RECORDS_MAX_PER_MEMBER: usize = 2;
+
+/// What a VIEW carries besides its stream.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Carried {
+    /// The snapshot the stream's records are (never tick 0).
+    pub baseline: Baseline,
+    pub budget_bytes: i32,
+    pub reach_m: f32,
+}
+
+/// Why a state was not carried or not installed. `Copy`: counted, not formatted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarryError {
+    /// The client holds no baseline this view knows of: nothing worth carrying.
+    NoBaseline,
+    /// The state does not fit [`VIEW_STREAM_MAX`] bytes, or this zone's interest cap.
+    TooLarge,
+    /// The stream does not parse: bad varints, ids out of order, bad entries, bytes left.
+    Malformed,
+    /// The view already has a baseline of this zone: the carried one is older.
+    Stale,
+}
+
+impl Replicator {
+    /// Writes `view`'s state into `out` (at least [`VIEW_STREAM_MAX`] bytes) as a VIEW
+    /// stream, for the zone its avatar is handed to; `zone` is this zone. Returns what
+    /// the VIEW's header carries and the stream's length.
+    pub fn carry(
+        &mut self,
+        view: &ClientView,
+        zone: u32,
+        out: &mut [u8],
+    ) -> Result<(Carried, usize), CarryError> {
+        let (baseline, records) = view.baseline(zone);
+        if baseline.tick == 0 {
+            return Err(CarryError::NoBaseline);
+        }
+        let out = &mut out[..VIEW_STREAM_MAX];
+        // The members (at most 11 bytes each) must fit before the records; the records
+        // stop where the stream is full (`left_out`).
+        let members = &view.members;
+        let mut at = 0;
+        if members.len() * 11 + 20 > out.len() {
+            return Err(CarryError::TooLarge);
+        }
+        put_varint(out, &mut at, members.len() as u64);
+        let mut previous = 0;
+        for m in members {
+            put_varint(out, &mut at, m.id - previous);
+            out[at] = m.priority.min(u16::from(u8::MAX)) as u8;
+            at += 1;
+            previous = m.id;
+        }
+        put_varint(out, &mut at, records.len() as u64);
+        self.wanted.clear();
+        self.wanted
+            .extend(records.iter().map(|&record| Wanted { record, due: true }));
+        let encoded = encode_delta(&[], &self.wanted, &mut out[at..], &mut self.result);
+        if encoded.left_out > 0 {
+            return Err(CarryError::TooLarge);
+        }
+        let carried = Carried {
+            baseline,
+            budget_bytes: view
+                .budget_bytes
+                .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+            reach_m: view.reach_m,
+        };
+        Ok((carried, at + encoded.bytes))
+    }
+
+    /// Installs a state another zone carried into `view` (a session that just arrived
+    /// here): its snapshots are deltas against `carried.baseline` until the client
+    /// acknowledges one of this zone's. On an error the view is as it was.
+    pub fn install(
+        &mut self,
+        view: &mut ClientView,
+        carried: &Carried,
+        stream: &[u8],
+    ) -> Result<(), CarryError> {
+        if view.acked_tick != 0 {
+            return Err(CarryError::Stale);
+        }
+        let cap = self.config.entities_max;
+        let mut at = 0;
+        let count = get_varint(stream, &mut at).map_err(|_| CarryError::Malformed)?;
+        if count > cap as u64 {
+            return Err(CarryError::TooLarge);
+        }
+        self.members.clear();
+        let mut previous = None;
+        for _ in 0..count {
+            let gap = get_varint(stream, &mut at).map_err(|_| CarryError::Malformed)?;
+            let id = previous
+                .unwrap_or(0u64)
+                .checked_add(gap)
+                .filter(|&id| previous.is_none_or(|p| id > p))
+                .ok_or(CarryError::Malformed)?;
+            let priority = *stream.get(at).ok_or(CarryError::Malformed)?;
+            at += 1;
+            previous = Some(id);
+            // The slot is unknown here: an out-of-range ghost slot makes the search look
+            // the id up (the first snapshot searches anyway).
+            self.members.push(Member {
+                id,
+                slot: GHOST_BIT | (u32::MAX >> 1),
+                priority: u16::from(priority),
+            });
+        }
+        let records = get_varint(stream, &mut at).map_err(|_| CarryError::Malformed)?;
+        if records > (RECORDS_MAX_PER_MEMBER * cap) as u64 {
+            return Err(CarryError::TooLarge);
+        }
+        apply_delta(&[], &stream[at..], records as u16, &mut self.result)
+            .map_err(|_| CarryError::Malformed)?;
+        std::mem::swap(&mut view.members, &mut self.members);
+        std::mem::swap(&mut view.foreign_records, &mut self.result);
+        view.foreign = Some((carried.baseline.zone, carried.baseline.tick));
+        view.searched_at = None;
+        view.reach_m = carried.reach_m;
+        // At most one datagram's worth either way: a peer cannot grant a flood.
+        let datagram = meridian_layouts::client::CLIENT_DATAGRAM_MAX as i64;
+        view.budget_bytes = i64::from(carried.budget_bytes).clamp(-datagram, datagram);
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Continuity at handoff, the session side: the zone an avatar leaves sends the client's
+//! replication state to the zone it moved to (VIEW, [`meridian_layouts::view`]); that
+//! zone assembles the chunks and installs the state into the session when it arrives
+//! with the avatar — whichever of the two comes first (`crate::replicate` has the
+//! state itself).
+//!
+//! Assembly is bounded: [`VIEWS_PENDING`] streams at once, each for at most
+//! [`VIEW_TTL_TICKS`]; a stream that does not complete, or finds no session, is dropped
+//! and the client simply starts here with a full snapshot.
+
+use meridian_layouts::view::{VIEW_CHUNK_MAX, VIEW_STREAM_MAX, ViewHeader, parse_view, write_view};
+use meridian_layouts::{F32Le, I32Le};
+
+use super::*;
+use crate::replicate::{Baseline, Carried};
+
+/// Streams assembled at once.
+pub(super) const VIEWS_PENDING: usize = 16;
+
+/// Ticks a stream may take to complete and to find its session.
+pub(super) const VIEW_TTL_TICKS: u64 = 30;
+
+/// One stream being assembled, or complete and waiting for its session.
+#[derive(Debug)]
+pub(super) struct PendingView {
+    /// The zone the chunks came from; `None`: the entry is free.
+    from: Option<ZoneID>,
+    head: ViewHeader,
+    /// Chunks received, one bit per chunk.
+    received: u16,
+    started_tick: u64,
+    stream: Vec<u8>,
+}
+
+impl PendingView {
+    pub(super) fn new() -> PendingView {
+        PendingView {
+            from: None,
+            head: bytemuck::Zeroable::zeroed(),
+            received: 0,
+            started_tick: 0,
+            stream: vec![0; VIEW_STREAM_MAX],
+        }
+    }
+
+    fn complete(&self) -> bool {
+        let len = usize::from(self.head.stream_len.get());
+        self.from.is_some() && self.received.count_ones() as usize == len.div_ceil(VIEW_CHUNK_MAX)
+    }
+
+    fn carried(&self) -> Carried {
+        Carried {
+            baseline: Baseline {
+                zone: self.head.baseline_zone.get(),
+                tick: self.head.baseline_tick.get(),
+            },
+            budget_bytes: self.head.budget_bytes.get(),
+            reach_m: self.head.reach_m.get(),
+        }
+    }
+
+    /// Whether `head` is another chunk of this entry's stream.
+    fn same_stream(&self, from: ZoneID, head: &ViewHeader) -> bool {
+        let h = &self.head;
+        self.from == Some(from)
+            && h.session_id == head.session_id
+            && h.session_secret == head.session_secret
+            && h.baseline_tick == head.baseline_tick
+            && h.baseline_zone == head.baseline_zone
+            && h.stream_len == head.stream_len
+    }
+}
+
+impl Sessions {
+    /// The session in `slot` moved to zone `to` with its avatar: its replication state
+    /// goes there too (as many VIEW datagrams as its stream takes).
+    pub(super) fn send_view(&mut self, slot: u32, to: ZoneID) {
+        let session = self.slots[slot as usize].as_mut().expect("live slot");
+        // An acknowledgement not yet given to the view (it is applied when a snapshot
+        // is built) names a newer baseline.
+        session.view.acknowledge(session.ack_tick);
+        let carried = self
+            .replicator
+            .carry(&session.view, self.zone.0, &mut self.view_stream);
+        let Ok((carried, len)) = carried else {
+            self.counters.views_not_carried += 1;
+            return;
+        };
+        let head = ViewHeader {
+            session_id: U64Le::new(u64::from(session.id)),
+            session_secret: U64Le::new(session.secret),
+            baseline_tick: U32Le::new(carried.baseline.tick),
+            baseline_zone: U32Le::new(carried.baseline.zone),
+            budget_bytes: I32Le::new(carried.budget_bytes),
+            reach_m: F32Le::new(carried.reach_m),
+            stream_len: U16Le::new(0),
+            offset: U16Le::new(0),
+        };
+        for offset in (0..len).step_by(VIEW_CHUNK_MAX) {
+            let mut out = Outgoing {
+                to: Peer::Zone(to),
+                len: 0,
+                bytes: [0; CLIENT_DATAGRAM_MAX],
+            };
+            let n = write_view(&mut out.bytes, &head, &self.view_stream[..len], offset)
+                .expect("a chunk of a stream that fits");
+            out.len = n as u16;
+            if self.outbox.len() >= self.outbox_max {
+                self.counters.overflow += 1;
+                return;
+            }
+            self.outbox.push_back(out);
+            self.counters.views_sent += 1;
+        }
+    }
+
+    /// A VIEW datagram from zone `from`: a chunk of a client state carried here. Once its
+    /// stream is complete, it is installed into its session if the session is here
+    /// already; otherwise it waits for it (see [`Sessions::install_view`]).
+    pub fn handle_view(&mut self, from: ZoneID, bytes: &[u8]) {
+        let Ok((head, chunk)) = parse_view(bytes) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let head = *head;
+        let tick = self.tick;
+        let entry = match self.views.iter().position(|v| v.same_stream(from, &head)) {
+            Some(i) => i,
+            None => {
+                // A free entry, or one past its time.
+                let free = self
+                    .views
+                    .iter()
+                    .position(|v| v.from.is_none() || tick > v.started_tick + VIEW_TTL_TICKS);
+                let Some(i) = free else {
+                    self.counters.views_dropped += 1;
+                    return;
+                };
+                let v = &mut self.views[i];
+                if v.from.is_some() {
+                    self.counters.views_dropped += 1;
+                }
+                (v.from, v.head, v.received, v.started_tick) = (Some(from), head, 0, tick);
+                i
+            }
+        };
+        let v = &mut self.views[entry];
+        let offset = usize::from(head.offset.get());
+        v.stream[offset..offset + chunk.len()].copy_from_slice(chunk);
+        v.received |= 1 << (offset / VIEW_CHUNK_MAX);
+        if !v.complete() {
+            return;
+        }
+        let id = head.session_id.get();
+        let here = u32::try_from(id)
+            .ok()
+            .and_then(|id| self.by_id.get(&id).copied())
+            .filter(|&slot| {
+                self.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.moved.is_none())
+            });
+        if let Some(slot) = here {
+            self.install_view(slot);
+        }
+    }
+
+    /// Installs the complete stream waiting for the session in `slot` (which just arrived
+    /// with its avatar, or whose stream just completed), if there is one.
+    pub(super) fn install_view(&mut self, slot: u32) {
+        let session = self.slots[slot as usize].as_mut().expect("live slot");
+        let Some(v) = self.views.iter_mut().find(|v| {
+            v.complete()
+                && v.head.session_id.get() == u64::from(session.id)
+                && v.head.session_secret.get() == session.secret
+        }) else {
+            return;
+        };
+        let len = usize::from(v.head.stream_len.get());
+        let result = self
+            .replicator
+            .install(&mut session.view, &v.carried(), &v.stream[..len]);
+        v.from = None;
+        match result {
+            Ok(()) => self.counters.views_installed += 1,
+            Err(_) => self.counters.views_dropped += 1,
+        }
+    }
+
+    /// Frees the streams that did not complete, or found no session, in time.
+    pub(super) fn expire_views(&mut self) {
+        let tick = self.tick;
+        for v in &mut self.views {
+            if v.from.is_some() && tick > v.started_tick + VIEW_TTL_TICKS {
+                v.from = None;
+                self.counters.views_dropped += 1;
+            }
+        }
+    }
+}

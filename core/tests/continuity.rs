@@ -1,0 +1,296 @@
+//! Continuity at handoff: a client's replication state travels with its avatar, so the
+//! first snapshot from the zone it moves to is a delta like any other — no scene
+//! re-appearing in pieces after a border crossing.
+
+use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::world::Rect;
+
+use crate::clients::{Harness, UNIX_MS, WORLD_ID, client_addr, events};
+use meridian_client::ClientEvent;
+
+/// Two 128 m zones side by side, a static field of entities every 8 m over both, one
+/// client walking east across the border. Returns the harness after the walk, the
+/// sealed sizes of zone 0's snapshots to the client once it settled, the sizes of zone
+/// 1's, and the fewest entities the client held at any tick once it had its full view.
+fn walk_across() -> (Harness, Vec<usize>, Vec<usize>, usize) {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let mut n = 0;
+    for i in 0..32 {
+        for j in 0..16 {
+            let (x, y) = (4.0 + 8.0 * i as f32, 4.0 + 8.0 * j as f32);
+            let zone = usize::from(x >= 128.0);
+            let e = EntityInit {
+                id: EntityID(1_000_000 + n),
+                epoch: 0,
+                position: [x, y, 0.0],
+                velocity: [0.0, 0.0],
+                speed_mps_max: 7.0,
+                kind: 1,
+                flags: 0,
+                payload: [0; 16],
+            };
+            h.zones[zone].insert(&e).unwrap();
+            n += 1;
+        }
+    }
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
+    )];
+    for _ in 0..40 {
+        h.step(&mut clients, |_, _| {});
+    }
+    clients[0].1.set_intent(127, 0, 0);
+    let mut fewest = usize::MAX;
+    let mut redirected_at = None;
+    let mut sizes = [Vec::new(), Vec::new()];
+    for step in 0..900 {
+        h.to_clients.clear();
+        h.step(&mut clients, |_, _| {});
+        for (k, to, bytes) in &h.to_clients {
+            // Zone 0 sends snapshots until the handoff (REDIRECTs after it); zone 1 only
+            // snapshots.
+            if *to == client_addr(1) && (*k == 1 || redirected_at.is_none()) {
+                sizes[*k].push(bytes.len());
+            }
+        }
+        for e in events(&mut clients[0].1) {
+            match e {
+                ClientEvent::Redirected { .. } => redirected_at = Some(step),
+                ClientEvent::Closed(reason) => panic!("closed: {reason:?}"),
+                _ => {}
+            }
+        }
+        fewest = fewest.min(clients[0].1.entities().1.len());
+        if redirected_at.is_some_and(|r| step > r + 60) {
+            break;
+        }
+    }
+    assert!(redirected_at.is_some(), "the avatar crossed into zone 1");
+    assert_eq!(clients[0].1.counters().decode_errors, 0);
+    let [zone0, zone1] = sizes;
+    (h, zone0, zone1, fewest)
+}
+
+#[test]
+fn the_first_snapshot_after_a_handoff_is_a_delta_and_the_view_stays_whole() {
+    let (h, zone0, zone1, fewest) = walk_across();
+    let mut steady = zone0.clone();
+    steady.sort_unstable();
+    let median = steady[steady.len() / 2];
+    let first = zone1[0];
+    eprintln!(
+        "snapshot bytes: zone 0 median {median} (max {}), zone 1 first {first}, next {:?}",
+        steady[steady.len() - 1],
+        &zone1[1..6]
+    );
+    assert!(
+        first <= 2 * median,
+        "the first snapshot after the handoff ({first} B) is over twice the median ({median} B)"
+    );
+    let arrived = h.sessions[1].counters();
+    assert_eq!(arrived.sessions_arrived, 1);
+    assert_eq!(arrived.views_installed, 1, "{arrived:?}");
+    let zone1 = h.sessions[1].replication_counters();
+    assert_eq!(
+        zone1.full, 0,
+        "zone 1 never sent a full snapshot: {zone1:?}"
+    );
+    assert!(zone1.carried >= 1, "{zone1:?}");
+    // 512 entities lie within the far radius throughout: the client holds its 128 at
+    // every tick, crossing included (a full snapshot would take several ticks of budget).
+    assert_eq!(fewest, 128);
+}
+
+mod damaged {
+    use meridian_core::entities::{EntityID, EntityInit};
+    use meridian_core::limits::Limits;
+    use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
+    use meridian_core::time::Instant;
+    use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
+    use meridian_core::zone::Zone;
+    use meridian_layouts::view::VIEW_STREAM_MAX;
+    use proptest::prelude::*;
+
+    const AT: (f32, f32) = (500.0, 500.0);
+
+    /// A 1 km zone with an entity every 25 m (the client's nearest 128 reach into all
+    /// three distance tiers), one snapshot acknowledged, and the stream its state makes.
+    fn carried() -> (Zone, meridian_core::replicate::Carried, Vec<u8>) {
+        let (zone, carried, stream, _, _) = origin();
+        (zone, carried, stream)
+    }
+
+    /// As [`carried`], with the replicator and the view the state came from.
+    fn origin() -> (
+        Zone,
+        meridian_core::replicate::Carried,
+        Vec<u8>,
+        Replicator,
+        ClientView,
+    ) {
+        let world = World::new(WorldConfig {
+            bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
+            zones_x: 1,
+            zones_y: 1,
+            ..WorldConfig::default()
+        })
+        .unwrap();
+        let mut zone =
+            Zone::new(&world, ZoneID(0), Limits::for_entities(2048), Instant::ZERO).unwrap();
+        for i in 0..1600u64 {
+            let e = EntityInit {
+                id: EntityID(5_000 + 7 * i),
+                epoch: 0,
+                position: [
+                    (i % 40) as f32 * 25.0 + 1.0,
+                    (i / 40) as f32 * 25.0 + 3.0,
+                    0.0,
+                ],
+                velocity: [0.5, -0.25],
+                speed_mps_max: 7.0,
+                kind: 1,
+                flags: 3,
+                payload: [0; 16],
+            };
+            zone.insert(&e).unwrap();
+        }
+        zone.tick(Instant::ZERO);
+        for _ in zone.drain_log() {}
+        let config = InterestConfig::default();
+        let mut replicator = Replicator::new(config);
+        let mut view = ClientView::new(&config);
+        let mut out = [0u8; 1200];
+        replicator.snapshot(&mut view, &zone, None, AT, 1, &mut out);
+        view.acknowledge(1);
+        let mut stream = vec![0; VIEW_STREAM_MAX];
+        let (carried, len) = replicator.carry(&view, 0, &mut stream).unwrap();
+        stream.truncate(len);
+        (zone, carried, stream, replicator, view)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A carried stream damaged anywhere (bytes changed, cut short) is refused or
+        /// taken, never a panic; a view that refused it is as new: its next snapshot is
+        /// a full one.
+        #[test]
+        fn a_damaged_stream_is_refused_or_taken_never_a_panic(
+            flips in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+            cut in any::<u16>(),
+        ) {
+            let (zone, carried, mut stream) = carried();
+            for (at, b) in flips {
+                let i = usize::from(at) % stream.len();
+                stream[i] ^= b;
+            }
+            let keep = stream.len() - usize::from(cut) % 4;
+            stream.truncate(keep);
+            let config = InterestConfig::default();
+            let mut replicator = Replicator::new(config);
+            let mut view = ClientView::new(&config);
+            let installed = replicator.install(&mut view, &carried, &stream);
+            let mut out = [0u8; 1200];
+            let (baseline, _) = replicator.snapshot(&mut view, &zone, None, AT, 2, &mut out);
+            prop_assert!(view.interest().count() <= config.entities_max);
+            if installed.is_err() {
+                prop_assert_eq!(baseline.tick, 0, "a refused state left the view as new");
+            } else {
+                prop_assert_eq!(baseline, carried.baseline);
+            }
+        }
+    }
+
+    /// The zone a state is carried to builds the very snapshot the zone it came from would
+    /// have built: same baseline, members, priorities and budget, byte for byte.
+    #[test]
+    fn a_carried_state_makes_the_same_next_snapshot() {
+        let (mut zone, carried, stream, mut from, mut view) = origin();
+        let config = InterestConfig::default();
+        let mut to = Replicator::new(config);
+        let mut moved = ClientView::new(&config);
+        to.install(&mut moved, &carried, &stream).unwrap();
+        // The entities move on: due members get updates, the others keep their baseline.
+        let next = Instant::ZERO + zone.world().tick_duration();
+        zone.tick(next);
+        for _ in zone.drain_log() {}
+        // Tick 6: the origin's phase searches then, as the installed view does at once.
+        let (mut a, mut b) = ([0u8; 1200], [0u8; 1200]);
+        let (base_a, enc_a) = from.snapshot(&mut view, &zone, None, AT, 6, &mut a);
+        let (base_b, enc_b) = to.snapshot(&mut moved, &zone, None, AT, 6, &mut b);
+        assert_eq!(base_b, carried.baseline);
+        assert_eq!(base_a, base_b);
+        assert_eq!(enc_a, enc_b);
+        assert!(enc_a.entries > 0);
+        assert_eq!(a[..enc_a.bytes], b[..enc_b.bytes]);
+        assert_eq!(
+            view.interest().collect::<Vec<_>>(),
+            moved.interest().collect::<Vec<_>>()
+        );
+    }
+}
+
+/// What the cheapest hostile peer zone can make a zone's session layer do with VIEWs:
+/// hold at most 16 streams for at most 30 ticks, count the rest, and nothing else — the
+/// client being served is not disturbed.
+#[test]
+fn hostile_views_cost_bounded_memory_and_time() {
+    use meridian_core::world::ZoneID;
+    use meridian_layouts::view::{VIEW_CHUNK_MAX, ViewHeader, write_view};
+    use meridian_layouts::{F32Le, I32Le, U16Le, U32Le, U64Le};
+
+    let (mut h, mut clients) = crate::clients::one_connected();
+    let head = |session: u64| ViewHeader {
+        session_id: U64Le::new(session),
+        session_secret: U64Le::new(99),
+        baseline_tick: U32Le::new(5),
+        baseline_zone: U32Le::new(1),
+        budget_bytes: I32Le::new(i32::MAX),
+        reach_m: F32Le::new(1e30),
+        stream_len: U16Le::new(0),
+        offset: U16Le::new(0),
+    };
+    let stream = vec![0xffu8; VIEW_CHUNK_MAX + 10];
+    let mut buf = [0u8; 1200];
+    // 20 streams that never complete (their second chunk never comes).
+    for session in 0..20 {
+        let n = write_view(&mut buf, &head(session), &stream, 0).unwrap();
+        h.sessions[0].handle_zone_datagram(ZoneID(1), &buf[..n]);
+    }
+    assert_eq!(
+        h.sessions[0].counters().views_dropped,
+        4,
+        "16 held, 4 dropped"
+    );
+    // A chunk at a made-up offset is malformed.
+    let before = h.sessions[0].counters().malformed;
+    let n = write_view(&mut buf, &head(1), &stream, 0).unwrap();
+    buf[8 + 34] = 7;
+    h.sessions[0].handle_zone_datagram(ZoneID(1), &buf[..n]);
+    assert_eq!(h.sessions[0].counters().malformed, before + 1);
+    for _ in 0..32 {
+        h.step(&mut clients, |_, _| {});
+    }
+    // Past their time: every held stream was let go.
+    assert_eq!(h.sessions[0].counters().views_dropped, 20);
+    // A complete stream of garbage for the live session's id, without its secret:
+    // nothing is installed.
+    let session = u64::from(clients[0].1.session());
+    let garbage = [0xffu8; 40];
+    let n = write_view(&mut buf, &head(session), &garbage, 0).unwrap();
+    h.sessions[0].handle_zone_datagram(ZoneID(1), &buf[..n]);
+    let snapshots = clients[0].1.counters().snapshots;
+    for _ in 0..10 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let c = &clients[0].1;
+    assert_eq!(h.sessions[0].counters().views_installed, 0);
+    assert_eq!(c.counters().decode_errors, 0);
+    assert_eq!(
+        c.counters().snapshots,
+        snapshots + 10,
+        "the client was served every tick"
+    );
+}
