@@ -84,10 +84,14 @@ pub enum ClientEvent {
         avatar: u64,
         zone: u32,
     },
-    /// A snapshot was applied.
+    /// A snapshot was applied (the newest: late ones are not reported).
     Snapshot {
         tick: u32,
         zone: u32,
+        /// Bytes of its DELTA datagram (inside the seal).
+        bytes: u16,
+        /// It was against nothing (a full snapshot) rather than a baseline the client held.
+        full: bool,
     },
     /// The session moved to `zone` at `addr`; inputs go there from now on.
     Redirected {
@@ -109,6 +113,9 @@ pub struct ClientCounters {
     /// Snapshots older than one already applied (still decoded, for the history).
     pub snapshots_late: u64,
     pub redirects: u64,
+    /// Snapshots decoded against a baseline another zone sent: the first ones after a
+    /// zone change, until the new zone hears the client acknowledge one of its own.
+    pub snapshots_carried: u64,
     /// REDIRECTs ignored: not from the zone the client talks to, or older than its newest
     /// snapshot from it (replays).
     pub redirects_stale: u64,
@@ -616,6 +623,9 @@ impl Client {
         std::mem::swap(&mut held.records, &mut result);
         self.scratch = result;
         self.counters.snapshots += 1;
+        if baseline.tick != 0 && baseline.zone != id.zone {
+            self.counters.snapshots_carried += 1;
+        }
         self.last_snapshot_at = now;
         if !newest {
             self.counters.snapshots_late += 1;
@@ -628,6 +638,8 @@ impl Client {
         self.events.push_back(ClientEvent::Snapshot {
             tick,
             zone: self.zone,
+            bytes: bytes.len() as u16,
+            full: baseline.tick == 0,
         });
         true
     }

@@ -19,7 +19,8 @@
 //!   owner shows);
 //! - *no teleport*: between two snapshots of one zone the own avatar moves at most top
 //!   speed × the server time between them (their ticks) plus quantisation; across a
-//!   handoff, top speed × the wall time between them plus two ticks.
+//!   handoff, top speed × the wall time between them plus two ticks;
+//! - *pop-in* and *handoff pop-in*: what each bot is shown ([`view`]).
 //!
 //! Latency is from sending INPUT *n* to receiving the first snapshot whose last applied
 //! input is ≥ *n* (measured at the bots' poll resolution, a quarter tick).
@@ -38,6 +39,9 @@ use meridian_client::udp::UdpClient;
 use meridian_core::world::{World, ZoneID};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+mod view;
+use view::ViewCheck;
 
 /// The longest a connected bot may go without a snapshot of its own avatar.
 pub const SNAPSHOT_GAP_MAX: Duration = Duration::from_secs(1);
@@ -112,12 +116,25 @@ pub struct Report {
     pub avatar_violations: u64,
     pub owner_violations: u64,
     pub teleport_violations: u64,
+    pub pop_in_violations: u64,
+    pub handoff_pop_in_violations: u64,
     pub owner_samples: u64,
+    /// First snapshots after a redirect that were judged (the bot had enough snapshots
+    /// for a median), and how many of them were full (against nothing).
+    pub handoffs_judged: u64,
+    pub handoffs_full: u64,
+    /// Over the judged handoffs, p50: the first snapshot's bytes, and the bot's median.
+    pub handoff_bytes_p50: u64,
+    pub median_bytes_p50: u64,
 }
 
 impl Report {
     pub fn violations(&self) -> u64 {
-        self.avatar_violations + self.owner_violations + self.teleport_violations
+        self.avatar_violations
+            + self.owner_violations
+            + self.teleport_violations
+            + self.pop_in_violations
+            + self.handoff_pop_in_violations
     }
 
     /// The report as an aligned table.
@@ -154,6 +171,21 @@ impl Report {
                 ),
             ),
             ("violations: teleport", self.teleport_violations.to_string()),
+            ("violations: pop-in", self.pop_in_violations.to_string()),
+            (
+                "violations: handoff pop-in",
+                format!(
+                    "{} (of {} handoffs judged)",
+                    self.handoff_pop_in_violations, self.handoffs_judged
+                ),
+            ),
+            (
+                "first snapshot after handoff",
+                format!(
+                    "p50 {} B against a median of {} B; {} full",
+                    self.handoff_bytes_p50, self.median_bytes_p50, self.handoffs_full
+                ),
+            ),
         ];
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         rows.iter()
@@ -191,6 +223,7 @@ struct Bot {
     last_zone_tick: Option<(u32, u32)>,
     connected_at: Option<WallInstant>,
     redirects: u64,
+    view: ViewCheck,
 }
 
 /// What a worker hands back.
@@ -207,6 +240,11 @@ struct WorkerResult {
     redirects: u64,
     avatar_violations: u64,
     teleport_violations: u64,
+    pop_in_violations: u64,
+    handoff_pop_in_violations: u64,
+    handoffs_full: u64,
+    /// Judged handoffs: (first snapshot's bytes, the bot's median).
+    handoffs: Vec<(u64, u64)>,
 }
 
 fn unix_ms() -> u64 {
@@ -302,6 +340,7 @@ pub fn run(
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut down, mut up) = (Vec::new(), Vec::new());
+    let mut handoffs = Vec::new();
     for h in handles {
         let r = h
             .join()
@@ -319,7 +358,15 @@ pub fn run(
         report.redirects += r.redirects;
         report.avatar_violations += r.avatar_violations;
         report.teleport_violations += r.teleport_violations;
+        report.pop_in_violations += r.pop_in_violations;
+        report.handoff_pop_in_violations += r.handoff_pop_in_violations;
+        report.handoffs_full += r.handoffs_full;
+        handoffs.extend(r.handoffs);
     }
+    report.handoffs_judged = handoffs.len() as u64;
+    let (mut firsts, mut medians): (Vec<u64>, Vec<u64>) = handoffs.into_iter().unzip();
+    report.handoff_bytes_p50 = percentiles(&mut firsts).0;
+    report.median_bytes_p50 = percentiles(&mut medians).0;
     report.down_bps = percentiles(&mut down);
     report.up_bps = percentiles(&mut up);
     report.latency_ms = (
@@ -390,6 +437,7 @@ fn worker(
             last_zone_tick: None,
             connected_at: None,
             redirects: 0,
+            view: ViewCheck::new(meridian_core::replicate::InterestConfig::default().near_m),
         });
     }
     let mut result = WorkerResult {
@@ -526,6 +574,8 @@ fn events(
         shared.violations.fetch_add(1, Ordering::Relaxed);
         match kind {
             "avatar" => result.avatar_violations += 1,
+            "pop-in" => result.pop_in_violations += 1,
+            "handoff pop-in" => result.handoff_pop_in_violations += 1,
             _ => result.teleport_violations += 1,
         }
         if *logged < 5 {
@@ -545,9 +595,40 @@ fn events(
                     .expect("avatars lock")
                     .insert(avatar, (wall, None));
             }
-            ClientEvent::Snapshot { .. } => {
+            ClientEvent::Snapshot {
+                zone, bytes, full, ..
+            } => {
                 shared.snapshots.fetch_add(1, Ordering::Relaxed);
                 let client = bot.udp.client();
+                let seen = bot.view.snapshot(client, zone, bytes, full);
+                if let Some(id) = seen.popped {
+                    let detail = format!(
+                        "{} entities within the near radius were gone for one snapshot \
+                         (zone {zone} tick {}), entity {id} first",
+                        seen.pop_ins,
+                        client.authoritative().tick
+                    );
+                    for _ in 0..seen.pop_ins {
+                        violation("pop-in", detail.clone(), result);
+                    }
+                }
+                if let Some(h) = seen.handoff {
+                    result
+                        .handoffs
+                        .push((u64::from(h.bytes), u64::from(h.median)));
+                    result.handoffs_full += u64::from(h.full);
+                    if h.bytes > 2 * h.median {
+                        violation(
+                            "handoff pop-in",
+                            format!(
+                                "the first snapshot from zone {zone} was {} B, the median {} B \
+                                 (full: {})",
+                                h.bytes, h.median, h.full
+                            ),
+                            result,
+                        );
+                    }
+                }
                 let avatar = client.authoritative();
                 if let (Some(previous), Some(at)) = (bot.last_position, bot.last_snapshot) {
                     // Server time between the two snapshots: their ticks when both come from
@@ -604,7 +685,8 @@ fn events(
                     bot.latency_seen = applied;
                 }
             }
-            ClientEvent::Redirected { .. } => {
+            ClientEvent::Redirected { zone, .. } => {
+                bot.view.redirected(zone);
                 bot.redirects += 1;
                 shared.redirects.fetch_add(1, Ordering::Relaxed);
             }

@@ -1,0 +1,127 @@
+//! What each bot is shown, checked: no pop-in, no full scene after a handoff.
+//!
+//! - *pop-in*: an entity within the near radius of the avatar in one snapshot that is gone
+//!   from the next and back in the one after (it flickered: hysteresis, interest across a
+//!   border or the handoff lost it for a tick);
+//! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is larger than
+//!   twice the median of the bot's snapshots so far (the scene was sent again instead of a
+//!   delta). Judged once the bot has [`MEDIAN_SAMPLES_MIN`] snapshots.
+//!
+//! Both are client-side: the snapshots' entity lists, in order, are all they need.
+
+use meridian_client::Client;
+use meridian_layouts::quant::dequantise_position;
+
+/// Snapshot sizes are kept in buckets of this many bytes.
+const BUCKET_BYTES: usize = 20;
+const BUCKETS: usize = 64;
+
+/// Snapshots a bot must have had before its median judges a handoff.
+pub(super) const MEDIAN_SAMPLES_MIN: u32 = 30;
+
+/// One bot's view checks.
+#[derive(Debug)]
+pub(super) struct ViewCheck {
+    near_m: f32,
+    /// Ids within the near radius in the newest snapshot (sorted).
+    near: Vec<u64>,
+    /// Ids that were near in the snapshot before and are missing from the newest.
+    vanished: Vec<u64>,
+    /// Every snapshot's size, in buckets of [`BUCKET_BYTES`].
+    sizes: [u32; BUCKETS],
+    count: u32,
+    /// A REDIRECT named this zone; its first snapshot is judged.
+    awaiting: Option<u32>,
+}
+
+/// The first snapshot after a handoff, against the bot's median.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Handoff {
+    pub bytes: u16,
+    pub median: u16,
+    pub full: bool,
+}
+
+/// What one snapshot showed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Seen {
+    /// Entities that popped back in (the first of them, and how many).
+    pub popped: Option<u64>,
+    pub pop_ins: u32,
+    /// The snapshot was the first of a new zone (once the median means something).
+    pub handoff: Option<Handoff>,
+}
+
+impl ViewCheck {
+    pub(super) fn new(near_m: f32) -> ViewCheck {
+        ViewCheck {
+            near_m,
+            near: Vec::new(),
+            vanished: Vec::new(),
+            sizes: [0; BUCKETS],
+            count: 0,
+            awaiting: None,
+        }
+    }
+
+    pub(super) fn redirected(&mut self, zone: u32) {
+        self.awaiting = Some(zone);
+    }
+
+    /// The client applied a new snapshot of `zone`, `bytes` long (`full`: against nothing).
+    pub(super) fn snapshot(&mut self, client: &Client, zone: u32, bytes: u16, full: bool) -> Seen {
+        let mut seen = Seen::default();
+        if self.awaiting == Some(zone) {
+            self.awaiting = None;
+            if self.count >= MEDIAN_SAMPLES_MIN {
+                seen.handoff = Some(Handoff {
+                    bytes,
+                    median: self.median(),
+                    full,
+                });
+            }
+        }
+        let bucket = (usize::from(bytes) / BUCKET_BYTES).min(BUCKETS - 1);
+        self.sizes[bucket] += 1;
+        self.count += 1;
+
+        let (_, records) = client.entities();
+        // Back after one snapshot away: a pop-in.
+        for id in &self.vanished {
+            if records.binary_search_by_key(id, |r| r.id).is_ok() {
+                seen.pop_ins += 1;
+                seen.popped.get_or_insert(*id);
+            }
+        }
+        self.vanished.clear();
+        for id in &self.near {
+            if records.binary_search_by_key(id, |r| r.id).is_err() {
+                self.vanished.push(*id);
+            }
+        }
+        let at = client.authoritative().position;
+        let near2 = self.near_m * self.near_m;
+        self.near.clear();
+        self.near.extend(records.iter().filter_map(|r| {
+            let (dx, dy) = (
+                dequantise_position(r.x) - at[0],
+                dequantise_position(r.y) - at[1],
+            );
+            (dx * dx + dy * dy <= near2).then_some(r.id)
+        }));
+        seen
+    }
+
+    /// The median snapshot size so far (the middle of its bucket).
+    fn median(&self) -> u16 {
+        let half = self.count.div_ceil(2);
+        let mut sum = 0;
+        for (i, &n) in self.sizes.iter().enumerate() {
+            sum += n;
+            if sum >= half {
+                return (i * BUCKET_BYTES + BUCKET_BYTES / 2) as u16;
+            }
+        }
+        (BUCKETS * BUCKET_BYTES) as u16
+    }
+}
