@@ -213,18 +213,27 @@ mod damaged {
         let mut moved = ClientView::new(&config);
         to.install(&mut moved, &carried, &stream).unwrap();
         // The entities move on: due members get updates, the others keep their baseline.
-        let next = Instant::ZERO + zone.world().tick_duration();
-        zone.tick(next);
-        for _ in zone.drain_log() {}
-        // Tick 6: the origin's phase searches then, as the installed view does at once.
-        let (mut a, mut b) = ([0u8; 1200], [0u8; 1200]);
-        let (base_a, enc_a) = from.snapshot(&mut view, &zone, None, AT, 6, &mut a);
-        let (base_b, enc_b) = to.snapshot(&mut moved, &zone, None, AT, 6, &mut b);
-        assert_eq!(base_b, carried.baseline);
-        assert_eq!(base_a, base_b);
-        assert_eq!(enc_a, enc_b);
-        assert!(enc_a.entries > 0);
-        assert_eq!(a[..enc_a.bytes], b[..enc_b.bytes]);
+        // Ticks 2 and 3 follow the members (the origin searched at tick 1, and the
+        // installed view carries where); tick 6 searches (the phase), on both sides.
+        let mut now = Instant::ZERO;
+        for tick in [2, 3, 6] {
+            now = now + zone.world().tick_duration();
+            zone.tick(now);
+            for _ in zone.drain_log() {}
+            let (mut a, mut b) = ([0u8; 1200], [0u8; 1200]);
+            let (base_a, enc_a) = from.snapshot(&mut view, &zone, None, AT, tick, &mut a);
+            let (base_b, enc_b) = to.snapshot(&mut moved, &zone, None, AT, tick, &mut b);
+            if tick == 2 {
+                assert_eq!(base_b, carried.baseline);
+                // Followed from where the origin searched, not searched again: a search
+                // would change the set in the one snapshot that should cost least.
+                assert_eq!(to.counters().searches, 0);
+            }
+            assert_eq!(base_a, base_b, "tick {tick}");
+            assert_eq!(enc_a, enc_b, "tick {tick}");
+            assert!(enc_a.entries > 0);
+            assert_eq!(a[..enc_a.bytes], b[..enc_b.bytes], "tick {tick}");
+        }
         assert_eq!(
             view.interest().collect::<Vec<_>>(),
             moved.interest().collect::<Vec<_>>()
@@ -249,6 +258,8 @@ fn hostile_views_cost_bounded_memory_and_time() {
         baseline_zone: U32Le::new(1),
         budget_bytes: I32Le::new(i32::MAX),
         reach_m: F32Le::new(1e30),
+        search_x: F32Le::new(0.0),
+        search_y: F32Le::new(0.0),
         stream_len: U16Le::new(0),
         offset: U16Le::new(0),
     };
@@ -267,7 +278,7 @@ fn hostile_views_cost_bounded_memory_and_time() {
     // A chunk at a made-up offset is malformed.
     let before = h.sessions[0].counters().malformed;
     let n = write_view(&mut buf, &head(1), &stream, 0).unwrap();
-    buf[8 + 34] = 7;
+    buf[8 + 42] = 7;
     h.sessions[0].handle_zone_datagram(ZoneID(1), &buf[..n]);
     assert_eq!(h.sessions[0].counters().malformed, before + 1);
     for _ in 0..32 {

@@ -396,6 +396,34 @@ fn a_target_shutting_down_refuses_arrivals() {
     assert_eq!(p.owner(EntityID(1)), vec![(S, 0)]);
 }
 
+/// An entity handed to a neighbour stays in view at the source (a ghost at its old epoch
+/// from the moment it is relinquished) until the new owner's ghosts refresh it: the source's
+/// clients never lose it for the ticks in between (a pop-in at every handoff).
+#[test]
+fn a_relinquished_entity_stays_in_view_at_the_source() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.5, 3.0)).unwrap();
+    let id = EntityID(1);
+    for _ in 0..60 {
+        p.tick();
+        let z = &p.zones[0];
+        let owned = z.entities().slot_of(id).is_some();
+        let ghost = z.ghosts().entities().slot_of(id);
+        assert!(
+            owned || ghost.is_some(),
+            "tick {}: S lost sight of it",
+            p.tick
+        );
+        if let Some(g) = ghost {
+            // Never a ghost of an entity it still owns, never ahead of the owner.
+            assert!(!owned);
+            assert!(z.ghosts().entities().epochs()[g as usize] <= 1);
+        }
+        p.deliver(1);
+    }
+    assert_eq!(p.owner(id), vec![(T, 1)]);
+}
+
 #[test]
 fn ghosts_mirror_the_aura_are_replaced_on_arrival_and_expire() {
     let mut p = Pair::new(Limits::for_entities(16));

@@ -92,8 +92,19 @@ impl Mesh {
             .iter()
             .position(|z| z.entities().slot_of(EntityID(AVATAR)).is_some())?;
         if self.owner != Some(owner) {
-            // A new zone serves the client with a fresh view (as the session layer does).
-            self.view = ClientView::new(&self.config);
+            // The client's state goes with it to the new zone (as the session layer's VIEW
+            // carries it): members, priorities and baseline.
+            let mut moved = ClientView::new(&self.config);
+            if let Some(old) = self.owner {
+                let mut stream = vec![0u8; meridian_layouts::view::VIEW_STREAM_MAX];
+                let (carried, len) = self.replicators[old]
+                    .carry(&self.view, old as u32, &mut stream)
+                    .unwrap();
+                self.replicators[owner]
+                    .install(&mut moved, &carried, &stream[..len])
+                    .unwrap();
+            }
+            self.view = moved;
             self.owner = Some(owner);
         }
         let zone = &self.zones[owner];
@@ -102,6 +113,8 @@ impl Mesh {
         let mut out = [0u8; CLIENT_DATAGRAM_MAX];
         let tick = zone.tick_count() as u32;
         self.replicators[owner].snapshot(&mut self.view, zone, Some(AVATAR), at, tick, &mut out);
+        // The client has it at once.
+        self.view.acknowledge(tick);
         Some((self.view.interest().collect(), at))
     }
 
@@ -214,15 +227,11 @@ fn walk(
     avatar.speed_mps_max = SPEED_MPS;
     mesh.place_avatar(&avatar);
     let ticks = (length / SPEED_MPS * 30.0) as u32;
-    let (mut checked, mut last, mut last_owner) = (0, Vec::new(), None);
+    let (mut checked, mut last) = (0, Vec::new());
     for tick in 0..ticks {
         let Some((interest, at)) = mesh.tick() else {
             continue; // in flight between two zones
         };
-        if last_owner != mesh.owner {
-            last.clear(); // a new zone's view starts empty
-            last_owner = mesh.owner;
-        }
         // Give the watch a few ticks to bring the first ghosts.
         if tick < 8 {
             continue;

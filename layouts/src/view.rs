@@ -5,7 +5,7 @@
 //! | part             | bytes            |
 //! |------------------|------------------|
 //! | [`Header`]       | 8                |
-//! | [`ViewHeader`]   | 36               |
+//! | [`ViewHeader`]   | 44               |
 //! | chunk            | ≤ [`VIEW_CHUNK_MAX`] |
 //!
 //! The state is one byte stream of `stream_len` bytes cut into chunks of
@@ -37,12 +37,16 @@ pub struct ViewHeader {
     pub budget_bytes: I32Le,
     /// How far the client's last interest search reached, in metres (finite, ≥ 0).
     pub reach_m: F32Le,
+    /// Where that search was made (finite): the receiver follows the members from there
+    /// until the client moves or its next search is due, as the sender would have.
+    pub search_x: F32Le,
+    pub search_y: F32Le,
     pub stream_len: U16Le,
     /// Where this datagram's chunk starts: a multiple of [`VIEW_CHUNK_MAX`].
     pub offset: U16Le,
 }
 
-const _: () = assert!(core::mem::size_of::<ViewHeader>() == 36);
+const _: () = assert!(core::mem::size_of::<ViewHeader>() == 44);
 
 /// Fixed bytes before the chunk.
 pub const VIEW_FIXED_SIZE: usize = Header::SIZE + core::mem::size_of::<ViewHeader>();
@@ -60,7 +64,7 @@ const _: () = assert!(VIEW_STREAM_MAX <= u16::MAX as usize);
 
 /// Parses a VIEW datagram: returns its header and its chunk. The chunk must be where the
 /// header says and exactly as long as a chunk there is; the radius must be finite and
-/// ≥ 0 and the baseline tick not zero.
+/// ≥ 0, the search position finite and the baseline tick not zero.
 pub fn parse_view(bytes: &[u8]) -> Result<(&ViewHeader, &[u8]), ParseError> {
     let kind = Header::parse(bytes)?;
     if kind != Kind::View {
@@ -84,6 +88,9 @@ pub fn parse_view(bytes: &[u8]) -> Result<(&ViewHeader, &[u8]), ParseError> {
     }
     let reach = head.reach_m.get();
     if !reach.is_finite() || reach < 0.0 || head.baseline_tick.get() == 0 {
+        return Err(ParseError::BadField);
+    }
+    if !head.search_x.get().is_finite() || !head.search_y.get().is_finite() {
         return Err(ParseError::BadField);
     }
     Ok((head, chunk))
@@ -129,6 +136,8 @@ mod tests {
             baseline_zone: U32Le::new(1),
             budget_bytes: I32Le::new(-20),
             reach_m: F32Le::new(30.0),
+            search_x: F32Le::new(10.0),
+            search_y: F32Le::new(-4.5),
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
         }
@@ -165,17 +174,26 @@ mod tests {
         assert!(parse_view(&buf[..n - 1]).is_err());
         // An offset that is not a chunk's.
         let mut bad = buf;
-        bad[Header::SIZE + 34] = 1;
+        bad[Header::SIZE + 42] = 1;
         assert_eq!(parse_view(&bad[..n]), Err(ParseError::BadField));
         // A stream longer than the most chunks.
         let mut bad = buf;
-        bad[Header::SIZE + 32..Header::SIZE + 34]
+        bad[Header::SIZE + 40..Header::SIZE + 42]
             .copy_from_slice(&((VIEW_STREAM_MAX + 1) as u16).to_le_bytes());
         assert_eq!(parse_view(&bad[..n]), Err(ParseError::BadField));
-        for (reach, tick) in [(f32::NAN, 1), (-1.0, 1), (f32::INFINITY, 1), (1.0, 0)] {
+        let bad_fields = [
+            (f32::NAN, 1, 0.0),
+            (-1.0, 1, 0.0),
+            (f32::INFINITY, 1, 0.0),
+            (1.0, 0, 0.0),
+            (1.0, 1, f32::NAN),
+            (1.0, 1, f32::NEG_INFINITY),
+        ];
+        for (reach, tick, at) in bad_fields {
             let h = ViewHeader {
                 reach_m: F32Le::new(reach),
                 baseline_tick: U32Le::new(tick),
+                search_y: F32Le::new(at),
                 ..head()
             };
             let n = write_view(&mut buf, &h, &stream, 0).unwrap();

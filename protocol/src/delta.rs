@@ -17,7 +17,9 @@
 //! has no mask. An update names an entity in the baseline, a new entry one that is not; a
 //! baseline entity no entry names is kept unchanged.
 //!
-//! [`encode_delta`] is the server's side. When the output fills, the remaining entries are
+//! [`encode_delta`] is the server's side. Only *due* members are sent (updated or
+//! introduced); the caller chooses which, by its priorities and budget. When the output
+//! fills, the remaining entries are
 //! left out, and the records it returns say what the client will then hold (an update left
 //! out keeps its baseline value, a removal left out keeps the entity, a new entity left out
 //! is not held), so the next delta against that snapshot is still exact.
@@ -100,7 +102,8 @@ impl Record {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Wanted {
     pub record: Record,
-    /// Send its state if it changed. Not due: the client keeps its baseline value.
+    /// Send its state if it changed (or it is new to the client). Not due: the client
+    /// keeps its baseline value (or, if new, does not hold it yet).
     pub due: bool,
 }
 
@@ -198,8 +201,9 @@ pub fn encode_delta(
             }
             b += 1;
         } else if want.record.id < base.id {
-            // New to the client: always sent (if it fits), due or not.
-            if e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+            // New to the client: sent when due (if it fits); until then the client does
+            // not hold it.
+            if want.due && e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
                 result.push(want.record);
             }
             w += 1;
@@ -225,7 +229,7 @@ pub fn encode_delta(
         }
     }
     for want in &wanted[w..] {
-        if e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+        if want.due && e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
             result.push(want.record);
         }
     }
@@ -423,6 +427,22 @@ mod tests {
         let got = round_trip(&baseline, &wanted, 1200);
         assert_eq!(got[0].x, 0);
         assert_eq!(got[1].x, 50);
+    }
+
+    #[test]
+    fn a_new_member_not_due_is_not_introduced_yet() {
+        let wanted = vec![
+            Wanted {
+                record: rec(1, 50),
+                due: false,
+            },
+            Wanted {
+                record: rec(2, 50),
+                due: true,
+            },
+        ];
+        let got = round_trip(&[], &wanted, 1200);
+        assert_eq!(got, vec![rec(2, 50)]);
     }
 
     #[test]

@@ -168,6 +168,10 @@ impl Zone {
             return;
         }
         let entity = self.remove_slot(slot);
+        // It stays in view here as a ghost (at its old epoch) until the new owner's GHOSTS
+        // refresh it: without this copy this zone's clients lose the entity for the tick
+        // or two before the first of them arrives — a pop-in at every handoff.
+        self.ghosts.upsert(self.tick, target, &entity);
         let binding = self.sessions.remove(&id).unwrap_or(NO_SESSION);
         if binding.session_id.get() != 0 {
             self.push_session_move(SessionMove::Left {

@@ -25,6 +25,8 @@ pub struct Carried {
     pub baseline: Baseline,
     pub budget_bytes: i32,
     pub reach_m: f32,
+    /// Where the client's last interest search was made.
+    pub searched_at: (f32, f32),
 }
 
 /// Why a state was not carried or not installed. `Copy`: counted, not formatted.
@@ -51,9 +53,9 @@ impl Replicator {
         out: &mut [u8],
     ) -> Result<(Carried, usize), CarryError> {
         let (baseline, records) = view.baseline(zone);
-        if baseline.tick == 0 {
+        let Some(searched_at) = view.searched_at.filter(|_| baseline.tick != 0) else {
             return Err(CarryError::NoBaseline);
-        }
+        };
         let out = &mut out[..VIEW_STREAM_MAX];
         // The members (at most 11 bytes each) must fit before the records; the records
         // stop where the stream is full (`left_out`).
@@ -84,6 +86,7 @@ impl Replicator {
                 .budget_bytes
                 .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
             reach_m: view.reach_m,
+            searched_at,
         };
         Ok((carried, at + encoded.bytes))
     }
@@ -135,7 +138,10 @@ impl Replicator {
         std::mem::swap(&mut view.members, &mut self.members);
         std::mem::swap(&mut view.foreign_records, &mut self.result);
         view.foreign = Some((carried.baseline.zone, carried.baseline.tick));
-        view.searched_at = None;
+        // The members are followed from where the last search was made, as the zone they
+        // came from would have: a search now would change the set in the very snapshot
+        // that should cost what any other does.
+        view.searched_at = Some(carried.searched_at);
         view.reach_m = carried.reach_m;
         // At most one datagram's worth either way: a peer cannot grant a flood.
         let datagram = meridian_layouts::client::CLIENT_DATAGRAM_MAX as i64;

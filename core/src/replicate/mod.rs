@@ -12,8 +12,13 @@
 //! its distance tier (near: every tick, mid: ½, far: ⅙ of the tick rate, as weights
 //! 6/3/1). A member is *due* once its priority reaches [`PRIORITY_DUE`]; the due members
 //! with the highest priority are sent, as many as the client's byte budget allows, and
-//! their priority resets. Far entities therefore wait longer but are never starved;
-//! nothing outside the interest set is ever sent.
+//! their priority resets; members the client does not hold yet are always offered, first
+//! when the budget is short ([`select`]). Far entities therefore wait longer but are never
+//! starved; nothing outside the interest set is ever sent.
+//!
+//! **Continuity** ([`carry`]). When a client's avatar is handed to another zone, its
+//! state — the acknowledged baseline, the members and their priorities, the budget — is
+//! carried there (VIEW), so the new zone's first snapshot is a delta like any other.
 //!
 //! **Delta encoding** ([`meridian_protocol::delta`], shared with the client library). The
 //! server keeps, per client, the last [`HISTORY`] snapshots *as the client will hold
@@ -28,6 +33,7 @@
 
 mod carry;
 pub(crate) mod interest;
+mod select;
 
 use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
 use meridian_protocol::delta::{Encoded, Record, Wanted, encode_delta};
@@ -132,6 +138,8 @@ pub struct ClientView {
     /// zone.
     foreign: Option<(u32, u32)>,
     foreign_records: Vec<Record>,
+    /// The tick of the newest snapshot built for the client (acknowledged or not).
+    last_sent: u32,
 }
 
 impl ClientView {
@@ -157,6 +165,7 @@ impl ClientView {
             acked_tick: 0,
             budget_bytes: 0,
             foreign: None,
+            last_sent: 0,
             foreign_records: Vec::with_capacity(
                 carry::RECORDS_MAX_PER_MEMBER * config.entities_max,
             ),
@@ -177,6 +186,7 @@ impl ClientView {
         self.budget_bytes = 0;
         self.foreign = None;
         self.foreign_records.clear();
+        self.last_sent = 0;
     }
 
     /// The ids in the client's interest set, as of its last snapshot (sorted).
@@ -223,6 +233,8 @@ pub struct ReplicateCounters {
     pub full: u64,
     /// Snapshots sent against a baseline the client brought from another zone.
     pub carried: u64,
+    /// Interest searches (the other snapshots followed the members where they are).
+    pub searches: u64,
 }
 
 /// Shared scratch for building every client's snapshot in a tick.
@@ -233,7 +245,10 @@ pub struct Replicator {
     /// Which of a client's members the interest search found (hysteresis; scratch).
     found: Vec<bool>,
     wanted: Vec<Wanted>,
+    /// Members due this tick: (priority, index into `wanted`).
     due: Vec<(u16, u32)>,
+    /// Per `wanted` entry: not in the baseline (it would be a new entry).
+    fresh: Vec<bool>,
     members: Vec<Member>,
     /// A cell-ordered copy of the zone's positions, and the zone tick it was taken at.
     packed: Option<Packed>,
@@ -255,6 +270,7 @@ impl Replicator {
             found: Vec::with_capacity(config.entities_max),
             wanted: Vec::with_capacity(config.entities_max),
             due: Vec::with_capacity(config.entities_max),
+            fresh: Vec::with_capacity(config.entities_max),
             members: Vec::with_capacity(config.entities_max),
             packed: None,
             packed_tick: None,
@@ -312,6 +328,7 @@ impl Replicator {
             || view.members.is_empty()
             || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
         if search {
+            self.counters.searches += 1;
             view.searched_at = Some((x, y));
             // Start past where the last search reached: the client and the entities moved
             // since, and a second pass costs more than a slightly wider first one.
@@ -321,7 +338,7 @@ impl Replicator {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
         self.prioritise(view, zone.ghosts().entities());
-        let room = self.select_due(view, out.len());
+        let room = self.select_due(view, zone.id().0, out.len());
         self.encode(view, zone.id().0, tick, &mut out[..room])
     }
 
@@ -373,29 +390,6 @@ impl Replicator {
         std::mem::swap(&mut view.members, &mut self.members);
     }
 
-    /// The byte budget (a token bucket of bytes per tick, at most one datagram of
-    /// `datagram_bytes`): marks the due members with the highest priority as due, as many
-    /// as the room allows, resets their priority, and returns the room in bytes.
-    fn select_due(&mut self, view: &mut ClientView, datagram_bytes: usize) -> usize {
-        let c = self.config;
-        let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
-        view.budget_bytes = (view.budget_bytes + per_tick).min(datagram_bytes as i64);
-        let room = view.budget_bytes.max(0) as usize;
-        // An update costs ~4–8 bytes; `encode_delta` enforces the exact limit.
-        let due_max = (room / 6).max(1);
-        if self.due.len() > due_max {
-            self.due
-                .select_nth_unstable_by(due_max, |a, b| b.0.cmp(&a.0));
-            self.counters.deferred += (self.due.len() - due_max) as u64;
-            self.due.truncate(due_max);
-        }
-        for &(_, index) in &self.due {
-            self.wanted[index as usize].due = true;
-            view.members[index as usize].priority = 0;
-        }
-        room.min(datagram_bytes)
-    }
-
     /// The delta against the acknowledged baseline, into `out`; the client's resulting
     /// records are stored as the snapshot of `tick`.
     fn encode(
@@ -412,11 +406,12 @@ impl Replicator {
             self.counters.carried += 1;
         }
         let encoded = encode_delta(records, &self.wanted, out, &mut self.result);
-        // Entries left out stay due.
         if encoded.left_out > 0 {
             self.counters.deferred += u64::from(encoded.left_out);
+            self.retry_left_out(view);
         }
         view.budget_bytes -= encoded.bytes as i64;
+        view.last_sent = tick;
         let slot = &mut view.history[tick as usize % HISTORY];
         slot.tick = tick;
         std::mem::swap(&mut slot.records, &mut self.result);

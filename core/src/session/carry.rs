@@ -56,6 +56,7 @@ impl PendingView {
             },
             budget_bytes: self.head.budget_bytes.get(),
             reach_m: self.head.reach_m.get(),
+            searched_at: (self.head.search_x.get(), self.head.search_y.get()),
         }
     }
 
@@ -93,6 +94,8 @@ impl Sessions {
             baseline_zone: U32Le::new(carried.baseline.zone),
             budget_bytes: I32Le::new(carried.budget_bytes),
             reach_m: F32Le::new(carried.reach_m),
+            search_x: F32Le::new(carried.searched_at.0),
+            search_y: F32Le::new(carried.searched_at.1),
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
         };

@@ -152,8 +152,12 @@ impl Default for SessionConfig {
 /// The entity kind of a client's avatar.
 pub const AVATAR_KIND: u16 = 2;
 
-/// A moved client is sent a REDIRECT this often during the grace period.
+/// A moved client is sent a REDIRECT this often during the grace period…
 const REDIRECT_EVERY_TICKS: u64 = 10;
+
+/// …and on each of this many ticks after the first, so one lost REDIRECT does not keep
+/// the client away from its new zone (and its snapshots withheld) for ten ticks.
+const REDIRECT_REPEATS: u64 = 2;
 
 /// Buffered inputs per session, ahead of the one being applied.
 const INPUT_BUFFER: usize = 8;
@@ -523,7 +527,10 @@ impl Sessions {
                 if self.tick >= until {
                     // Grace is over: forget the session (the avatar is not ours to remove).
                     self.closing.push((slot as u32, false));
-                } else if (until - self.tick).is_multiple_of(REDIRECT_EVERY_TICKS) {
+                } else if (until - self.tick).is_multiple_of(REDIRECT_EVERY_TICKS)
+                    || (1..=REDIRECT_REPEATS)
+                        .contains(&(self.tick + self.config.redirect_grace_ticks - until))
+                {
                     self.redirect(slot as u32, to);
                 }
                 continue;

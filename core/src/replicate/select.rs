@@ -1,0 +1,138 @@
+//! What one snapshot carries when the client's byte budget cannot carry everything.
+//!
+//! A member the client does not hold yet (*fresh*: not in the baseline) must be sent, or
+//! the client's next state lacks it: it is sent whatever its priority. A member the client
+//! holds is sent when it is due (its priority reached [`PRIORITY_DUE`]). When they do not
+//! all fit the budget, fresh ones go first — those the newest snapshot already carried
+//! first (the client most likely holds it; offering others instead would make what it
+//! shows flicker until it acknowledges one), then the nearest — then the due ones, most
+//! urgent and then nearest first. The rest wait: a due one left out stays due.
+//!
+//! A session's first snapshots are the extreme case: nothing is acknowledged, every member
+//! is fresh, and the budget carries a few dozen. They are the same few dozen, nearest
+//! first, until the client acknowledges one and deltas fill in the rest.
+
+use std::cmp::Ordering;
+
+use super::{ClientView, PRIORITY_DUE, Replicator};
+
+/// What an entry is reckoned to cost when choosing what fits: an update of a moving
+/// entity (position and velocity deltas), and a new entity (every field). The encoder
+/// enforces the exact limit.
+const UPDATE_BYTES: usize = 6;
+const FRESH_BYTES: usize = 20;
+
+impl Replicator {
+    /// The byte budget (a token bucket of bytes per tick, at most one datagram of
+    /// `datagram_bytes`): marks the members this snapshot sends as due, resets their
+    /// priority, and returns the room in bytes. `zone` is this zone (for the baseline).
+    pub(super) fn select_due(
+        &mut self,
+        view: &mut ClientView,
+        zone: u32,
+        datagram_bytes: usize,
+    ) -> usize {
+        let c = self.config;
+        let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
+        view.budget_bytes = (view.budget_bytes + per_tick).min(datagram_bytes as i64);
+        let room = (view.budget_bytes.max(0) as usize).min(datagram_bytes);
+        self.add_fresh(view, zone);
+        let fresh = &self.fresh;
+        let cost = |i: u32| {
+            if fresh[i as usize] {
+                FRESH_BYTES
+            } else {
+                UPDATE_BYTES
+            }
+        };
+        let total: usize = self.due.iter().map(|&(_, i)| cost(i)).sum();
+        if total > room {
+            self.rank_due(view);
+            let mut used = 0;
+            let before = self.due.len();
+            let fresh = &self.fresh;
+            self.due.retain(|&(_, i)| {
+                let c = if fresh[i as usize] {
+                    FRESH_BYTES
+                } else {
+                    UPDATE_BYTES
+                };
+                let fits = used + c <= room;
+                used += if fits { c } else { 0 };
+                fits
+            });
+            self.counters.deferred += (before - self.due.len()) as u64;
+        }
+        for &(_, index) in &self.due {
+            self.wanted[index as usize].due = true;
+            view.members[index as usize].priority = 0;
+        }
+        room
+    }
+
+    /// Marks which members the baseline lacks (`fresh`) and lists those not due yet among
+    /// the due ones: they must be sent too.
+    fn add_fresh(&mut self, view: &ClientView, zone: u32) {
+        let (_, baseline) = view.baseline(zone);
+        self.fresh.clear();
+        let mut b = 0;
+        for (i, w) in self.wanted.iter().enumerate() {
+            let id = w.record.id;
+            while b < baseline.len() && baseline[b].id < id {
+                b += 1;
+            }
+            let fresh = b >= baseline.len() || baseline[b].id != id;
+            self.fresh.push(fresh);
+            if fresh && view.members[i].priority < PRIORITY_DUE {
+                self.due.push((view.members[i].priority, i as u32));
+            }
+        }
+    }
+
+    /// Orders the due list when it does not all fit: fresh members first (those the
+    /// newest snapshot carried first, then the nearest), then the others by priority,
+    /// then distance.
+    fn rank_due(&mut self, view: &ClientView) {
+        let last = view
+            .stored(view.last_sent)
+            .map_or(&[][..], |s| s.records.as_slice());
+        let (wanted, fresh, candidates) = (&self.wanted, &self.fresh, &self.candidates);
+        let held_last = |i: u32| {
+            last.binary_search_by_key(&wanted[i as usize].record.id, |r| r.id)
+                .is_ok()
+        };
+        let distance = |i: u32| candidates[i as usize].distance2;
+        self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
+            let (fa, fb) = (fresh[a as usize], fresh[b as usize]);
+            fb.cmp(&fa)
+                .then_with(|| {
+                    if fa && fb {
+                        held_last(b).cmp(&held_last(a))
+                    } else {
+                        pb.cmp(&pa)
+                    }
+                })
+                .then_with(|| distance(a).total_cmp(&distance(b)))
+                .then(Ordering::Equal)
+        });
+    }
+
+    /// After an encode that left entries out (the estimate was short): the due members
+    /// the client did not get stay due for the next snapshot.
+    pub(super) fn retry_left_out(&mut self, view: &mut ClientView) {
+        let result = &self.result;
+        let mut r = 0;
+        for (i, w) in self.wanted.iter().enumerate() {
+            if !w.due {
+                continue;
+            }
+            while r < result.len() && result[r].id < w.record.id {
+                r += 1;
+            }
+            let sent = r < result.len() && result[r] == w.record;
+            if !sent {
+                view.members[i].priority = PRIORITY_DUE;
+            }
+        }
+    }
+}
