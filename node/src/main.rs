@@ -505,20 +505,33 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
     let finals = running.stop()?;
     println!("\nzones:");
     println!(
-        "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>9}",
-        "zone", "entities", "sessions", "arrived", "left", "p99 ms", "snapshots", "redirects"
+        "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>9} {:>21}",
+        "zone",
+        "entities",
+        "sessions",
+        "arrived",
+        "left",
+        "p99 ms",
+        "snapshots",
+        "redirects",
+        "inputs under/skip/lost"
     );
     for s in &finals {
+        let c = &s.clients;
         println!(
-            "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9.2} {:>10} {:>9}",
+            "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9.2} {:>10} {:>9} {:>21}",
             s.zone,
             s.entities,
             s.sessions,
-            s.clients.sessions_arrived,
-            s.clients.sessions_left,
+            c.sessions_arrived,
+            c.sessions_left,
             s.tick_p99_us as f64 / 1000.0,
-            s.clients.snapshots,
-            s.clients.redirects_sent
+            c.snapshots,
+            c.redirects_sent,
+            format!(
+                "{}/{}/{}",
+                c.inputs_underrun, c.inputs_skipped, c.inputs_lost
+            )
         );
     }
     println!("\nbots:\n{}", report.table());

@@ -80,6 +80,7 @@ impl Sessions {
             // must not be used twice.
             window: ReplayWindow::after(0, binding.packet_sequence.get()),
             buffered: inputs::InputBuffer::default(),
+            playout: inputs::Playout::default(),
             applied_sequence: binding.input_sequence.get(),
             last_heard_tick: self.tick,
             view,

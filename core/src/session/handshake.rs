@@ -350,6 +350,7 @@ impl Sessions {
             avatar,
             window: ReplayWindow::default(),
             buffered: super::inputs::InputBuffer::default(),
+            playout: super::inputs::Playout::default(),
             applied_sequence: 0,
             last_heard_tick: self.tick,
             view,

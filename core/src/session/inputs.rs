@@ -134,19 +134,95 @@ impl Sessions {
     }
 }
 
-/// The input to apply this tick: everything buffered, merged — the newest movement intent,
-/// the buttons of all of them (a press in a superseded input is not lost). Applying one
-/// input per tick in sequence instead would let a backlog that formed after jitter or loss
-/// persist for the whole session, adding a tick of latency per buffered input.
-pub(super) fn next_input(session: &mut Session) -> Option<InputEntry> {
-    let buffered = session.buffered.as_slice();
-    let newest = *buffered.iter().max_by_key(|e| e.sequence.get())?;
-    let buttons = buffered.iter().fold(0u16, |b, e| b | e.buttons.get());
-    session.buffered.clear();
-    Some(InputEntry {
-        buttons: U16Le::new(buttons),
-        ..newest
-    })
+/// Ticks over which the playout measures how many inputs wait beyond the one applied.
+pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
+
+/// A session's input playout: one input per tick, in sequence (a client sends one per
+/// tick of its own: the sequence is the client tick it was made for), each applied exactly
+/// once, at a tick a steady offset from the client's.
+///
+/// The offset adapts to the path's jitter and loss. When the input due has not arrived and
+/// nothing newer has either (an *underrun*), the tick applies nothing (the avatar keeps the
+/// last input's velocity) and the playout waits: every later input plays a tick later, so
+/// the buffer deepens by one. At the end of each window of [`PLAYOUT_WINDOW_TICKS`] without
+/// an underrun, as many inputs as waited beyond the applied one at *every* tick of the
+/// window are *skipped* (the newest of them applied, every skipped button press kept):
+/// the buffer keeps exactly the margin the window's worst tick needed — none on a steady
+/// path, one where a lost packet's input comes a tick late in the next packet — and a
+/// backlog left by a burst does not add latency for the rest of the session. An input
+/// that never arrives while newer ones did (all four copies lost) is *lost*: the next one
+/// plays in its place.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Playout {
+    /// The first input has arrived: from then on an empty buffer is an underrun.
+    started: bool,
+    /// This window: fewest inputs that waited beyond the applied one at any tick, whether
+    /// it had an underrun, and its length so far.
+    min_waiting: u8,
+    underran: bool,
+    window_ticks: u16,
+    pub(super) underruns: u32,
+    pub(super) skipped: u32,
+    pub(super) lost: u32,
+}
+
+impl Playout {
+    /// Counts a tick into the window; at its end, how many inputs to skip.
+    fn close_tick(&mut self, waiting: Option<u8>) -> u8 {
+        if self.window_ticks == 0 {
+            (self.min_waiting, self.underran) = (u8::MAX, false);
+        }
+        match waiting {
+            None => self.underran = true,
+            Some(w) => self.min_waiting = self.min_waiting.min(w),
+        }
+        self.window_ticks += 1;
+        if self.window_ticks < PLAYOUT_WINDOW_TICKS {
+            return 0;
+        }
+        self.window_ticks = 0;
+        if self.underran { 0 } else { self.min_waiting }
+    }
+}
+
+/// The input to apply this tick, if any (see [`Playout`]); counts into `counters`.
+pub(super) fn next_input(
+    session: &mut Session,
+    counters: &mut SessionCounters,
+) -> Option<InputEntry> {
+    let p = &mut session.playout;
+    let buffered = &mut session.buffered;
+    if buffered.len() == 0 {
+        if p.started {
+            p.underruns += 1;
+            counters.inputs_underrun += 1;
+            p.close_tick(None);
+        }
+        return None;
+    }
+    p.started = true;
+    let due = session.applied_sequence.wrapping_add(1);
+    let mut input = buffered.take_oldest();
+    let seq = input.sequence.get();
+    if seq != due {
+        let lost = seq.wrapping_sub(due);
+        p.lost += lost;
+        counters.inputs_lost += u64::from(lost);
+    }
+    let surplus = p.close_tick(Some(buffered.len() as u8));
+    let surplus = usize::from(surplus).min(buffered.len());
+    for _ in 0..surplus {
+        // The newest of them plays; no button press is lost.
+        let newer = buffered.take_oldest();
+        let buttons = input.buttons.get() | newer.buttons.get();
+        input = InputEntry {
+            buttons: U16Le::new(buttons),
+            ..newer
+        };
+    }
+    p.skipped += surplus as u32;
+    counters.inputs_skipped += surplus as u64;
+    Some(input)
 }
 
 /// Inputs verified and not yet applied, unordered, at most [`INPUT_BUFFER`].
@@ -172,7 +248,17 @@ impl InputBuffer {
         self.entries[i] = self.entries[usize::from(self.len)];
     }
 
-    pub(super) fn clear(&mut self) {
-        self.len = 0;
+    pub(super) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Removes and returns the entry with the lowest sequence; the buffer is not empty.
+    pub(super) fn take_oldest(&mut self) -> InputEntry {
+        let oldest = (0..self.len())
+            .min_by_key(|&i| self.entries[i].sequence.get())
+            .expect("a buffered input");
+        let entry = self.entries[oldest];
+        self.swap_remove(oldest);
+        entry
     }
 }

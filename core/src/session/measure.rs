@@ -72,6 +72,14 @@ crate::counters! {
         pub redirects_sent: u64,
         /// Inputs forwarded to the zone the avatar moved to.
         pub inputs_forwarded: u64,
+        /// Ticks a session's input was due and none had arrived: its playout waited a
+        /// tick (its inputs play one tick later from then on).
+        pub inputs_underrun: u64,
+        /// Inputs skipped because more waited than the jitter needed (the newest of them
+        /// played, their button presses kept).
+        pub inputs_skipped: u64,
+        /// Inputs that never arrived while later ones did: the next played in their place.
+        pub inputs_lost: u64,
         /// VIEW datagrams sent: client states carried to the zone their avatar moved to.
         pub views_sent: u64,
         /// Carried states installed: those sessions' first snapshots here were deltas.

@@ -28,11 +28,14 @@
 //! by the AEAD alone; with `Ed25519` it is also a signed envelope, verified in the tick's
 //! batch. An authenticated packet from a new address starts path migration.
 //!
-//! **Inputs** are buffered by sequence. Each tick applies at most one input per
-//! session: what arrived since the last tick, merged (the newest movement intent, every
-//! button pressed), as the avatar's velocity, its length clamped to the configured top
-//! speed. Old and duplicate sequences are ignored; redundancy (the last four inputs in
-//! each packet) carries button presses across loss.
+//! **Inputs** are buffered by sequence; a client sends one per tick of its own, so the
+//! sequence is the client tick it was made for. Each tick applies exactly one input per
+//! session, the next in sequence (`inputs::Playout`), as the avatar's velocity, its length
+//! clamped to the configured top speed: each input once, a steady number of ticks after
+//! the client made it. The buffer's depth adapts to the path's jitter (an input due and
+//! not there makes the playout wait a tick; what waited through a whole window is
+//! skipped); underruns, skips and lost inputs are counted. Old and duplicate sequences
+//! are ignored; redundancy (the last four inputs in each packet) covers loss.
 //!
 //! **Limits.** The session table, the verify batches, the outbox and the admission gate
 //! ([`gate`]: per-IP limits, the handshake budget, the negative cache, cool-downs) are sized
@@ -181,6 +184,7 @@ struct Session {
     /// fewer to touch per input.
     buffered: inputs::InputBuffer,
     applied_sequence: u32,
+    playout: inputs::Playout,
     last_heard_tick: u64,
     view: ClientView,
     /// The snapshot tick the client's newest input acknowledged (not yet given to `view`).
@@ -545,7 +549,7 @@ impl Sessions {
                 self.closing.push((slot as u32, true));
                 continue;
             };
-            if let Some(input) = next_input(session) {
+            if let Some(input) = next_input(session, &mut self.counters) {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
                 zone.set_velocity_slot(avatar_slot, vx, vy);
                 session.applied_sequence = input.sequence.get();
