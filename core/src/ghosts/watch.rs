@@ -46,6 +46,9 @@ pub const WATCH_NEAREST_MAX: u16 = 256;
 /// Most entities ghosted to one peer for its watchers.
 pub const WATCHED_MAX: usize = 32_768;
 
+/// Watched entities a peer's table holds before it grows: 64 KB per peer.
+const WATCHED_RESERVE: usize = 4096;
+
 /// How this zone's clients look across borders (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WatchConfig {
@@ -141,13 +144,22 @@ impl Watch {
         };
         Watch {
             config,
-            watchers: peers.iter().map(|_| Watcher::default()).collect(),
+            // Sized so that a zone's watching allocates nothing once warm (a few hundred
+            // watched entities per peer are common; more grows the vector once).
+            watchers: peers
+                .iter()
+                .map(|_| Watcher {
+                    watched: Vec::with_capacity(WATCHED_RESERVE),
+                    points: Vec::with_capacity(WATCH_POINTS_MAX),
+                    ..Watcher::default()
+                })
+                .collect(),
             watching: vec![false; peers.len()],
             peers,
-            points: Vec::new(),
-            forward: Vec::new(),
+            points: Vec::with_capacity(WATCH_POINTS_MAX),
+            forward: Vec::with_capacity(WATCH_POINTS_MAX),
             candidates: Vec::with_capacity(4 * usize::from(WATCH_NEAREST_MAX)),
-            slots: Vec::new(),
+            slots: Vec::with_capacity(WATCHED_RESERVE),
         }
     }
 
