@@ -22,10 +22,15 @@
 //! **Prediction.** Each INPUT's velocity is applied to the predicted avatar position at
 //! once; a snapshot carries the authoritative avatar and the last input the server
 //! applied, so the prediction restarts from the server's position plus the inputs still
-//! unapplied (reconciliation).
+//! unapplied (reconciliation). What a reconciliation moves the prediction by is drawn
+//! away over about five ticks ([`Client::drawn_avatar`]) rather than snapped to.
 //!
-//! **Interpolation.** Remote entities are drawn between the two newest snapshots
-//! ([`Client::interpolated`]), a snapshot interval behind the server.
+//! **Remote motion** ([`crate::motion`]): per-zone clock sync from snapshot arrivals
+//! ([`Client::server_tick`]), an adaptive playout delay, and a track per entity
+//! interpolated on server time, extrapolated (bounded) when a snapshot is late, bent
+//! rather than broken when one comes — drawn by [`Client::render_remote`], continuous
+//! across zone changes. [`Client::interpolated`] (two newest snapshots, a fraction the
+//! caller gives) stays for callers that do their own timing.
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -52,6 +57,7 @@ use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
 use meridian_protocol::time::Instant;
 
 mod sealed;
+mod snapshot;
 
 /// Decoded snapshots the client keeps (more than the server's history, so every baseline
 /// the server can choose is here).
@@ -61,6 +67,12 @@ pub const CLIENT_HISTORY: usize = 32;
 const HANDSHAKE_RETRY: Duration = Duration::from_millis(250);
 /// The handshake gives up after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A correction of the own avatar keeps this share of itself per client tick.
+const CORRECTION_KEEP: f32 = 0.7;
+
+/// A correction larger than this is a teleport: taken at once, not drawn away.
+const CORRECTION_SNAP_M: f32 = 2.0;
+
 /// A connected client gives up after this long without a snapshot.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -202,6 +214,10 @@ pub struct Client {
     /// Inputs sent and not yet applied by the server: (sequence, velocity).
     unapplied: VecDeque<(u32, [f32; 2])>,
     predicted: [f32; 2],
+    /// What a reconciliation moved the prediction by, drawn away over the next ticks
+    /// ([`Client::drawn_avatar`]).
+    correction: [f32; 2],
+    motion: crate::motion::Motion,
     authoritative: AvatarState,
     /// Decoded snapshots, from every zone the session was served by; the oldest is
     /// replaced (`next_held`).
@@ -246,6 +262,8 @@ impl Client {
             recent_count: 0,
             unapplied: VecDeque::with_capacity(256),
             predicted: [0.0; 2],
+            correction: [0.0; 2],
+            motion: crate::motion::Motion::new(30),
             authoritative: AvatarState::default(),
             history: (0..CLIENT_HISTORY).map(|_| Held::default()).collect(),
             next_held: 0,
@@ -311,6 +329,32 @@ impl Client {
     /// The own avatar's predicted position: the server's plus the unapplied inputs.
     pub fn predicted(&self) -> [f32; 2] {
         self.predicted
+    }
+
+    /// Where to draw the own avatar: the prediction, plus what is left of the last
+    /// corrections (each is drawn away over about five ticks instead of snapping).
+    pub fn drawn_avatar(&self) -> [f32; 2] {
+        [
+            self.predicted[0] + self.correction[0],
+            self.predicted[1] + self.correction[1],
+        ]
+    }
+
+    /// Remote entities drawn at `now` on server time, a playout delay behind it (see
+    /// [`crate::motion`]): `(id, position)`, in id order. Continuous across late
+    /// snapshots, far entities' sparse updates and zone changes.
+    pub fn render_remote(&mut self, now: Instant, f: impl FnMut(u64, [f32; 2])) {
+        self.motion.render(now, f);
+    }
+
+    /// Clock sync: the client's estimate of its zone's tick at `now` (fractional), and
+    /// how far behind it remote entities are drawn.
+    pub fn server_tick(&self, now: Instant) -> Option<f64> {
+        self.motion.server_tick(self.zone, now)
+    }
+
+    pub fn motion(&self) -> &crate::motion::Motion {
+        &self.motion
     }
 
     /// The newest snapshot's tick, and its entities (sorted by id; the own avatar is not
@@ -497,6 +541,7 @@ impl Client {
         let dt = 1.0 / self.tick_hz.max(1) as f32;
         self.predicted[0] += velocity.0 * dt;
         self.predicted[1] += velocity.1 * dt;
+        self.correction = self.correction.map(|c| c * CORRECTION_KEEP);
     }
 
     /// Takes one datagram from the network. Anything that does not belong to this session
@@ -567,6 +612,7 @@ impl Client {
         self.avatar = a.entity.get();
         self.zone = a.zone.get();
         self.tick_hz = u32::from(a.tick_hz.get()).max(1);
+        self.motion = crate::motion::Motion::new(self.tick_hz);
         self.speed_mps_max = f32::from(a.speed_cmps_max.get()) / 100.0;
         self.sign_inputs = a.client_auth == CLIENT_AUTH_ED25519;
         self.last_snapshot_at = now;
@@ -575,105 +621,5 @@ impl Client {
             avatar: self.avatar,
             zone: self.zone,
         });
-    }
-
-    fn apply_snapshot(&mut self, now: Instant, bytes: &[u8]) -> bool {
-        let Ok((head, entries)) = parse_delta(bytes) else {
-            return false;
-        };
-        if head.session_secret.get() != self.secret {
-            return false;
-        }
-        let id = SnapshotId {
-            zone: head.zone.get(),
-            tick: head.tick.get(),
-        };
-        let baseline = SnapshotId {
-            zone: head.baseline_zone.get(),
-            tick: head.baseline_tick.get(),
-        };
-        if id.tick == 0 || self.records(id).is_some() {
-            return false;
-        }
-        // Newer than the newest: a later tick of the same zone, or a snapshot of the zone
-        // a REDIRECT sent the client to. (One of the zone it left, arriving late, is kept
-        // as a baseline and not shown.)
-        let newest = if id.zone == self.latest.zone {
-            id.tick > self.latest.tick
-        } else {
-            self.latest.tick == 0 || id.zone == self.zone
-        };
-        let mut result = std::mem::take(&mut self.scratch);
-        let count = head.entry_count.get();
-        let applied = match (baseline.tick, self.records(baseline)) {
-            (0, _) => apply_delta(&[], entries, count, &mut result),
-            (_, Some(records)) => apply_delta(records, entries, count, &mut result),
-            (_, None) => Err(DecodeError::Inconsistent),
-        };
-        if applied.is_err() {
-            self.counters.decode_errors += 1;
-            self.scratch = result;
-            return false;
-        }
-        // The oldest held snapshot's buffer takes the records; its old one is the next
-        // scratch.
-        let held = &mut self.history[self.next_held];
-        self.next_held = (self.next_held + 1) % CLIENT_HISTORY;
-        held.id = id;
-        std::mem::swap(&mut held.records, &mut result);
-        self.scratch = result;
-        self.counters.snapshots += 1;
-        if baseline.tick != 0 && baseline.zone != id.zone {
-            self.counters.snapshots_carried += 1;
-        }
-        self.last_snapshot_at = now;
-        if !newest {
-            self.counters.snapshots_late += 1;
-            return true;
-        }
-        (self.previous, self.latest) = (self.latest, id);
-        let (tick, zone) = (id.tick, id.zone);
-        self.zone = zone;
-        self.reconcile(&head.avatar, head.input_sequence.get(), tick);
-        self.events.push_back(ClientEvent::Snapshot {
-            tick,
-            zone: self.zone,
-            bytes: bytes.len() as u16,
-            full: baseline.tick == 0,
-        });
-        true
-    }
-
-    /// Reconciliation: the server's avatar plus the inputs it has not applied yet.
-    fn reconcile(
-        &mut self,
-        avatar: &meridian_layouts::snapshot::EntityRecord,
-        applied_sequence: u32,
-        tick: u32,
-    ) {
-        let avatar = Record::from_wire(avatar);
-        self.authoritative = AvatarState {
-            id: avatar.id,
-            position: [dequantise_position(avatar.x), dequantise_position(avatar.y)],
-            velocity: [
-                dequantise_velocity(avatar.vx),
-                dequantise_velocity(avatar.vy),
-            ],
-            input_sequence: applied_sequence,
-            tick,
-        };
-        while self
-            .unapplied
-            .front()
-            .is_some_and(|(seq, _)| seq.wrapping_sub(applied_sequence) as i32 <= 0)
-        {
-            self.unapplied.pop_front();
-        }
-        let dt = 1.0 / self.tick_hz as f32;
-        self.predicted = self.authoritative.position;
-        for (_, v) in &self.unapplied {
-            self.predicted[0] += v[0] * dt;
-            self.predicted[1] += v[1] * dt;
-        }
     }
 }

@@ -1,8 +1,10 @@
 //! The Meridian client library: what a game client links to talk to a Meridian world.
 //!
 //! - [`Client`] — the sans-IO session: connect handshake, signed inputs, delta snapshots,
-//!   prediction and reconciliation of the own avatar, interpolation of the others,
-//!   redirects when the avatar changes zone. It owns no socket and reads no clock: the
+//!   prediction and smoothed reconciliation of the own avatar, redirects when the avatar
+//!   changes zone.
+//! - [`motion::Motion`] — clock sync, a jitter buffer and smooth tracks for the others
+//!   (the client drives it; [`Client::render_remote`] draws them). It owns no socket and reads no clock: the
 //!   caller passes datagrams and `now` in, and takes datagrams out.
 //! - [`udp::UdpClient`] (feature `udp`, on by default) — the same over one non-blocking
 //!   std UDP socket, for bots, tools and simple games.
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod connection;
+pub mod motion;
 pub mod token;
 #[cfg(feature = "udp")]
 pub mod udp;

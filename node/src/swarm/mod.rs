@@ -123,7 +123,8 @@ pub struct Report {
     /// for a median), and how many of them were full (against nothing).
     pub handoffs_judged: u64,
     pub handoffs_full: u64,
-    /// Over the judged handoffs, p50: the first snapshot's bytes, and the bot's median.
+    /// Over the judged handoffs, p50: the first snapshot's bytes, and the median of the
+    /// bot's last 32 snapshots before it.
     pub handoff_bytes_p50: u64,
     pub median_bytes_p50: u64,
 }
@@ -182,7 +183,7 @@ impl Report {
             (
                 "first snapshot after handoff",
                 format!(
-                    "p50 {} B against a median of {} B; {} full",
+                    "p50 {} B against a recent median of {} B; {} full",
                     self.handoff_bytes_p50, self.median_bytes_p50, self.handoffs_full
                 ),
             ),
@@ -621,7 +622,7 @@ fn events(
                         violation(
                             "handoff pop-in",
                             format!(
-                                "the first snapshot from zone {zone} was {} B, the median {} B \
+                                "the first snapshot from zone {zone} was {} B, the recent median {} B \
                                  (full: {})",
                                 h.bytes, h.median, h.full
                             ),

@@ -4,20 +4,18 @@
 //!   from the next and back in the one after (it flickered: hysteresis, interest across a
 //!   border or the handoff lost it for a tick);
 //! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is larger than
-//!   twice the median of the bot's snapshots so far (the scene was sent again instead of a
-//!   delta). Judged once the bot has [`MEDIAN_SAMPLES_MIN`] snapshots.
+//!   twice the median of the bot's last [`RECENT`] snapshots (the scene was sent again
+//!   instead of a delta). Judged once the bot has that many. The median of the recent
+//!   ones, not of the whole session: a bot that walked from a quiet corner into a crowd
+//!   would otherwise be judged against the corner.
 //!
 //! Both are client-side: the snapshots' entity lists, in order, are all they need.
 
 use meridian_client::Client;
 use meridian_layouts::quant::dequantise_position;
 
-/// Snapshot sizes are kept in buckets of this many bytes.
-const BUCKET_BYTES: usize = 20;
-const BUCKETS: usize = 64;
-
-/// Snapshots a bot must have had before its median judges a handoff.
-pub(super) const MEDIAN_SAMPLES_MIN: u32 = 30;
+/// Snapshots the median is taken over.
+pub(super) const RECENT: usize = 32;
 
 /// One bot's view checks.
 #[derive(Debug)]
@@ -27,8 +25,8 @@ pub(super) struct ViewCheck {
     near: Vec<u64>,
     /// Ids that were near in the snapshot before and are missing from the newest.
     vanished: Vec<u64>,
-    /// Every snapshot's size, in buckets of [`BUCKET_BYTES`].
-    sizes: [u32; BUCKETS],
+    /// The last [`RECENT`] snapshots' sizes (a ring) and how many there were in all.
+    sizes: [u16; RECENT],
     count: u32,
     /// A REDIRECT named this zone; its first snapshot is judged.
     awaiting: Option<u32>,
@@ -58,7 +56,7 @@ impl ViewCheck {
             near_m,
             near: Vec::new(),
             vanished: Vec::new(),
-            sizes: [0; BUCKETS],
+            sizes: [0; RECENT],
             count: 0,
             awaiting: None,
         }
@@ -73,7 +71,7 @@ impl ViewCheck {
         let mut seen = Seen::default();
         if self.awaiting == Some(zone) {
             self.awaiting = None;
-            if self.count >= MEDIAN_SAMPLES_MIN {
+            if self.count as usize >= RECENT {
                 seen.handoff = Some(Handoff {
                     bytes,
                     median: self.median(),
@@ -81,8 +79,7 @@ impl ViewCheck {
                 });
             }
         }
-        let bucket = (usize::from(bytes) / BUCKET_BYTES).min(BUCKETS - 1);
-        self.sizes[bucket] += 1;
+        self.sizes[self.count as usize % RECENT] = bytes;
         self.count += 1;
 
         let (_, records) = client.entities();
@@ -112,16 +109,10 @@ impl ViewCheck {
         seen
     }
 
-    /// The median snapshot size so far (the middle of its bucket).
+    /// The median size of the last [`RECENT`] snapshots.
     fn median(&self) -> u16 {
-        let half = self.count.div_ceil(2);
-        let mut sum = 0;
-        for (i, &n) in self.sizes.iter().enumerate() {
-            sum += n;
-            if sum >= half {
-                return (i * BUCKET_BYTES + BUCKET_BYTES / 2) as u16;
-            }
-        }
-        (BUCKETS * BUCKET_BYTES) as u16
+        let mut sorted = self.sizes;
+        sorted.sort_unstable();
+        sorted[RECENT / 2]
     }
 }

@@ -1,0 +1,120 @@
+//! Applying a snapshot: decode it against the baseline the client holds, keep it by
+//! (zone, tick), hand the newest to the motion tracks, and reconcile the own avatar.
+
+use super::*;
+
+impl Client {
+    pub(super) fn apply_snapshot(&mut self, now: Instant, bytes: &[u8]) -> bool {
+        let Ok((head, entries)) = parse_delta(bytes) else {
+            return false;
+        };
+        if head.session_secret.get() != self.secret {
+            return false;
+        }
+        let id = SnapshotId {
+            zone: head.zone.get(),
+            tick: head.tick.get(),
+        };
+        let baseline = SnapshotId {
+            zone: head.baseline_zone.get(),
+            tick: head.baseline_tick.get(),
+        };
+        if id.tick == 0 || self.records(id).is_some() {
+            return false;
+        }
+        // Newer than the newest: a later tick of the same zone, or a snapshot of the zone
+        // a REDIRECT sent the client to. (One of the zone it left, arriving late, is kept
+        // as a baseline and not shown.)
+        let newest = if id.zone == self.latest.zone {
+            id.tick > self.latest.tick
+        } else {
+            self.latest.tick == 0 || id.zone == self.zone
+        };
+        let mut result = std::mem::take(&mut self.scratch);
+        let count = head.entry_count.get();
+        let applied = match (baseline.tick, self.records(baseline)) {
+            (0, _) => apply_delta(&[], entries, count, &mut result),
+            (_, Some(records)) => apply_delta(records, entries, count, &mut result),
+            (_, None) => Err(DecodeError::Inconsistent),
+        };
+        if applied.is_err() {
+            self.counters.decode_errors += 1;
+            self.scratch = result;
+            return false;
+        }
+        // The oldest held snapshot's buffer takes the records; its old one is the next
+        // scratch.
+        let held = &mut self.history[self.next_held];
+        self.next_held = (self.next_held + 1) % CLIENT_HISTORY;
+        held.id = id;
+        std::mem::swap(&mut held.records, &mut result);
+        self.scratch = result;
+        self.counters.snapshots += 1;
+        if baseline.tick != 0 && baseline.zone != id.zone {
+            self.counters.snapshots_carried += 1;
+        }
+        self.last_snapshot_at = now;
+        if !newest {
+            self.counters.snapshots_late += 1;
+            return true;
+        }
+        (self.previous, self.latest) = (self.latest, id);
+        let records = &self.history[(self.next_held + CLIENT_HISTORY - 1) % CLIENT_HISTORY].records;
+        self.motion.on_snapshot(id.zone, id.tick, now, records);
+        let (tick, zone) = (id.tick, id.zone);
+        self.zone = zone;
+        self.reconcile(&head.avatar, head.input_sequence.get(), tick);
+        self.events.push_back(ClientEvent::Snapshot {
+            tick,
+            zone: self.zone,
+            bytes: bytes.len() as u16,
+            full: baseline.tick == 0,
+        });
+        true
+    }
+
+    /// Reconciliation: the server's avatar plus the inputs it has not applied yet.
+    fn reconcile(
+        &mut self,
+        avatar: &meridian_layouts::snapshot::EntityRecord,
+        applied_sequence: u32,
+        tick: u32,
+    ) {
+        let avatar = Record::from_wire(avatar);
+        let reconciled_before = self.authoritative.tick != 0;
+        self.authoritative = AvatarState {
+            id: avatar.id,
+            position: [dequantise_position(avatar.x), dequantise_position(avatar.y)],
+            velocity: [
+                dequantise_velocity(avatar.vx),
+                dequantise_velocity(avatar.vy),
+            ],
+            input_sequence: applied_sequence,
+            tick,
+        };
+        while self
+            .unapplied
+            .front()
+            .is_some_and(|(seq, _)| seq.wrapping_sub(applied_sequence) as i32 <= 0)
+        {
+            self.unapplied.pop_front();
+        }
+        let dt = 1.0 / self.tick_hz as f32;
+        let before = self.predicted;
+        self.predicted = self.authoritative.position;
+        for (_, v) in &self.unapplied {
+            self.predicted[0] += v[0] * dt;
+            self.predicted[1] += v[1] * dt;
+        }
+        // The misprediction is drawn away over the next ticks, not in one jump (a jump
+        // larger than `CORRECTION_SNAP_M` is taken at once: a teleport, not an error).
+        if reconciled_before {
+            let c = [
+                self.correction[0] + before[0] - self.predicted[0],
+                self.correction[1] + before[1] - self.predicted[1],
+            ];
+            let far = c[0] * c[0] + c[1] * c[1] > CORRECTION_SNAP_M * CORRECTION_SNAP_M;
+            self.correction = if far { [0.0; 2] } else { c };
+        }
+    }
+}
