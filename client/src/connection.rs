@@ -217,6 +217,8 @@ pub struct Client {
     /// What a reconciliation moved the prediction by, drawn away over the next ticks
     /// ([`Client::drawn_avatar`]).
     correction: [f32; 2],
+    /// How far the last reconciliation moved the prediction.
+    misprediction_m: f32,
     motion: crate::motion::Motion,
     authoritative: AvatarState,
     /// Decoded snapshots, from every zone the session was served by; the oldest is
@@ -263,6 +265,7 @@ impl Client {
             unapplied: VecDeque::with_capacity(256),
             predicted: [0.0; 2],
             correction: [0.0; 2],
+            misprediction_m: 0.0,
             motion: crate::motion::Motion::new(30),
             authoritative: AvatarState::default(),
             history: (0..CLIENT_HISTORY).map(|_| Held::default()).collect(),
@@ -351,6 +354,13 @@ impl Client {
     /// how far behind it remote entities are drawn.
     pub fn server_tick(&self, now: Instant) -> Option<f64> {
         self.motion.server_tick(self.zone, now)
+    }
+
+    /// How far the newest snapshot's reconciliation moved the predicted avatar, in metres:
+    /// what the prediction got wrong (the server applied an input later, or not as
+    /// predicted). [`Client::drawn_avatar`] draws it away.
+    pub fn misprediction(&self) -> f32 {
+        self.misprediction_m
     }
 
     pub fn motion(&self) -> &crate::motion::Motion {

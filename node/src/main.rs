@@ -109,6 +109,13 @@ enum Command {
         /// Probability of dropping each datagram, in each direction (0 ≤ P < 1).
         #[arg(long, default_value_t = 0.0)]
         loss: f64,
+        /// Milliseconds added to each datagram, in each direction (half the round trip
+        /// added), to play a far player.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Up to this many more milliseconds, uniform, per datagram and direction.
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
         /// Worker threads driving the bots.
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -132,6 +139,13 @@ enum Command {
         /// Probability of dropping each datagram, in each direction.
         #[arg(long, default_value_t = 0.0)]
         loss: f64,
+        /// Milliseconds added to each datagram, in each direction (half the round trip
+        /// added), to play a far player.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Up to this many more milliseconds, uniform, per datagram and direction.
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
         /// First UDP port of the demo node (zone k listens on port + k).
         #[arg(long, default_value_t = 7400)]
         port: u16,
@@ -208,6 +222,8 @@ fn main() -> ExitCode {
             duration,
             pattern,
             loss,
+            latency_ms,
+            jitter_ms,
             threads,
             seed,
         } => swarm_command(
@@ -218,6 +234,8 @@ fn main() -> ExitCode {
                 duration: Duration::from_secs(duration),
                 pattern,
                 loss,
+                latency: Duration::from_millis(latency_ms),
+                jitter: Duration::from_millis(jitter_ms),
                 threads,
                 seed,
             },
@@ -227,6 +245,8 @@ fn main() -> ExitCode {
             duration,
             pattern,
             loss,
+            latency_ms,
+            jitter_ms,
             port,
         } => demo(
             swarm::Config {
@@ -234,6 +254,8 @@ fn main() -> ExitCode {
                 duration: Duration::from_secs(duration),
                 pattern,
                 loss,
+                latency: Duration::from_millis(latency_ms),
+                jitter: Duration::from_millis(jitter_ms),
                 threads: 1,
                 seed: 1,
             },

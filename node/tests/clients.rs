@@ -542,6 +542,8 @@ fn a_swarm_at_ten_percent_loss_has_no_violations() {
         duration: Duration::from_secs(8),
         pattern: swarm::Pattern::Cross,
         loss: 0.10,
+        latency: Duration::ZERO,
+        jitter: Duration::ZERO,
         threads: 1,
         seed: 3,
     };

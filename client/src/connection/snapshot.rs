@@ -113,6 +113,8 @@ impl Client {
                 self.correction[0] + before[0] - self.predicted[0],
                 self.correction[1] + before[1] - self.predicted[1],
             ];
+            let (ex, ey) = (before[0] - self.predicted[0], before[1] - self.predicted[1]);
+            self.misprediction_m = (ex * ex + ey * ey).sqrt();
             let far = c[0] * c[0] + c[1] * c[1] > CORRECTION_SNAP_M * CORRECTION_SNAP_M;
             self.correction = if far { [0.0; 2] } else { c };
         }

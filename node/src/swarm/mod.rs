@@ -82,6 +82,10 @@ pub struct Config {
     pub pattern: Pattern,
     /// Probability of dropping each datagram, each way.
     pub loss: f64,
+    /// Latency added to each datagram, each way, and up to this much more (uniform): a
+    /// round trip of twice the latency and up.
+    pub latency: Duration,
+    pub jitter: Duration,
     pub threads: usize,
     pub seed: u64,
 }
@@ -113,6 +117,8 @@ pub struct Report {
     pub up_bps: (u64, u64),
     /// Input-to-snapshot latency, milliseconds: p50 / p99 over all samples.
     pub latency_ms: (f64, f64),
+    /// How far each reconciliation moved a bot's predicted avatar, centimetres: p50 / p99.
+    pub correction_cm: (f64, f64),
     pub avatar_violations: u64,
     pub owner_violations: u64,
     pub teleport_violations: u64,
@@ -162,6 +168,13 @@ impl Report {
             (
                 "input→snapshot p50 / p99",
                 format!("{:.1} / {:.1} ms", self.latency_ms.0, self.latency_ms.1),
+            ),
+            (
+                "own-avatar correction p50 / p99",
+                format!(
+                    "{:.2} / {:.2} cm",
+                    self.correction_cm.0, self.correction_cm.1
+                ),
             ),
             ("violations: own avatar", self.avatar_violations.to_string()),
             (
@@ -231,6 +244,8 @@ struct Bot {
 #[derive(Default)]
 struct WorkerResult {
     latency: Option<Histogram<u64>>,
+    /// Mispredictions, hundredths of a millimetre.
+    corrections: Option<Histogram<u64>>,
     down: Vec<u64>,
     up: Vec<u64>,
     connected: u64,
@@ -340,6 +355,7 @@ pub fn run(
         ..Report::default()
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut corrections = Histogram::<u64>::new_with_bounds(1, 100_000_000, 3)?;
     let (mut down, mut up) = (Vec::new(), Vec::new());
     let mut handoffs = Vec::new();
     for h in handles {
@@ -348,6 +364,9 @@ pub fn run(
             .map_err(|_| anyhow::anyhow!("a swarm worker panicked"))??;
         if let Some(l) = &r.latency {
             latency.add(l)?;
+        }
+        if let Some(c) = &r.corrections {
+            corrections.add(c)?;
         }
         down.extend(r.down);
         up.extend(r.up);
@@ -374,6 +393,9 @@ pub fn run(
         latency.value_at_quantile(0.5) as f64 / 1000.0,
         latency.value_at_quantile(0.99) as f64 / 1000.0,
     );
+    // Recorded +1 (a histogram holds no zero): hundredths of a millimetre → cm.
+    let cm = |q: f64| corrections.value_at_quantile(q).saturating_sub(1) as f64 / 1000.0;
+    report.correction_cm = (cm(0.5), cm(0.99));
     Ok(report)
 }
 
@@ -424,6 +446,7 @@ fn worker(
         for k in &node_keys {
             udp.client_mut().trust_node_key(*k);
         }
+        udp.set_delay(config.latency, config.jitter, config.seed ^ (i as u64 + 1));
         bots.push(Bot {
             udp,
             index: i,
@@ -443,6 +466,7 @@ fn worker(
     }
     let mut result = WorkerResult {
         latency: Some(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?),
+        corrections: Some(Histogram::<u64>::new_with_bounds(1, 100_000_000, 3)?),
         ..WorkerResult::default()
     };
     let loss = config.loss;
@@ -602,6 +626,9 @@ fn events(
                 shared.snapshots.fetch_add(1, Ordering::Relaxed);
                 let client = bot.udp.client();
                 let seen = bot.view.snapshot(client, zone, bytes, full);
+                if let Some(h) = result.corrections.as_mut() {
+                    let _ = h.record((f64::from(client.misprediction()) * 1e5) as u64 + 1);
+                }
                 if let Some(id) = seen.popped {
                     let detail = format!(
                         "{} entities within the near radius were gone for one snapshot \
