@@ -247,8 +247,10 @@ pub struct Replicator {
     wanted: Vec<Wanted>,
     /// Members due this tick: (priority, index into `wanted`).
     due: Vec<(u16, u32)>,
-    /// Per `wanted` entry: not in the baseline (it would be a new entry).
+    /// Per `wanted` entry: not in the baseline (it would be a new entry); and of those,
+    /// carried by the newest snapshot (`select`).
     fresh: Vec<bool>,
+    shown: Vec<bool>,
     members: Vec<Member>,
     /// A cell-ordered copy of the zone's positions, and the zone tick it was taken at.
     packed: Option<Packed>,
@@ -271,6 +273,7 @@ impl Replicator {
             wanted: Vec::with_capacity(config.entities_max),
             due: Vec::with_capacity(config.entities_max),
             fresh: Vec::with_capacity(config.entities_max),
+            shown: Vec::with_capacity(config.entities_max),
             members: Vec::with_capacity(config.entities_max),
             packed: None,
             packed_tick: None,

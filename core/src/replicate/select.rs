@@ -6,7 +6,10 @@
 //! all fit the budget, fresh ones go first — those the newest snapshot already carried
 //! first (the client most likely holds it; offering others instead would make what it
 //! shows flicker until it acknowledges one), then the nearest — then the due ones, most
-//! urgent and then nearest first. The rest wait: a due one left out stays due.
+//! urgent and then nearest first. The rest wait: a due one left out stays due. Fresh
+//! members the newest snapshot carried go even past the budget, up to a datagram (the
+//! budget goes into debt and the next snapshots are smaller): while acknowledgements lag,
+//! every snapshot must carry them again, and one that could not would blink them out.
 //!
 //! A session's first snapshots are the extreme case: nothing is acknowledged, every member
 //! is fresh, and the budget carries a few dozen. They are the same few dozen, nearest
@@ -46,28 +49,33 @@ impl Replicator {
             }
         };
         let total: usize = self.due.iter().map(|&(_, i)| cost(i)).sum();
+        let mut out_room = room;
         if total > room {
             self.rank_due(view);
             let mut used = 0;
             let before = self.due.len();
-            let fresh = &self.fresh;
+            let (fresh, shown) = (&self.fresh, &self.shown);
             self.due.retain(|&(_, i)| {
-                let c = if fresh[i as usize] {
-                    FRESH_BYTES
-                } else {
-                    UPDATE_BYTES
-                };
-                let fits = used + c <= room;
+                let i = i as usize;
+                let c = if fresh[i] { FRESH_BYTES } else { UPDATE_BYTES };
+                // What the newest snapshot showed the client and it may not hold yet is
+                // shown again even past the budget (up to a datagram; the budget goes
+                // into debt): leaving it out once would make it blink out and back.
+                let limit = if shown[i] { datagram_bytes } else { room };
+                let fits = used + c <= limit;
                 used += if fits { c } else { 0 };
                 fits
             });
+            if used > room {
+                out_room = datagram_bytes;
+            }
             self.counters.deferred += (before - self.due.len()) as u64;
         }
         for &(_, index) in &self.due {
             self.wanted[index as usize].due = true;
             view.members[index as usize].priority = 0;
         }
-        room
+        out_room
     }
 
     /// Marks which members the baseline lacks (`fresh`) and lists those not due yet among
@@ -96,11 +104,16 @@ impl Replicator {
         let last = view
             .stored(view.last_sent)
             .map_or(&[][..], |s| s.records.as_slice());
-        let (wanted, fresh, candidates) = (&self.wanted, &self.fresh, &self.candidates);
-        let held_last = |i: u32| {
-            last.binary_search_by_key(&wanted[i as usize].record.id, |r| r.id)
-                .is_ok()
-        };
+        let (wanted, fresh) = (&self.wanted, &self.fresh);
+        self.shown.clear();
+        self.shown.extend(
+            wanted
+                .iter()
+                .zip(fresh)
+                .map(|(w, &f)| f && last.binary_search_by_key(&w.record.id, |r| r.id).is_ok()),
+        );
+        let (shown, candidates) = (&self.shown, &self.candidates);
+        let held_last = |i: u32| shown[i as usize];
         let distance = |i: u32| candidates[i as usize].distance2;
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
             let (fa, fb) = (fresh[a as usize], fresh[b as usize]);
