@@ -131,8 +131,19 @@ fn an_entity_at_the_far_radius_stays_until_clearly_outside() {
 /// blink out and back for every new session of the demo.
 #[test]
 fn unacknowledged_full_snapshots_keep_what_the_last_one_carried() {
+    for bytes_per_second in [24_000, 9_000, 4_500] {
+        keeps_what_the_last_one_carried(InterestConfig {
+            bytes_per_second,
+            ..InterestConfig::default()
+        });
+    }
+}
+
+/// One run of the test above. With a small budget a snapshot has less room than the one
+/// before it (entries grow as the scene moves): what was shown goes again, into debt.
+fn keeps_what_the_last_one_carried(config: InterestConfig) {
     use meridian_protocol::delta::apply_delta;
-    let mut s = Scene::new(InterestConfig::default());
+    let mut s = Scene::new(config);
     for i in 0..600u64 {
         let angle = i as f32 * 2.399_963;
         let r = 3.0 + 4.0 * (i as f32).sqrt();
@@ -163,7 +174,7 @@ fn unacknowledged_full_snapshots_keep_what_the_last_one_carried() {
         let mut records = Vec::new();
         apply_delta(&[], &out[..encoded.bytes], encoded.entries, &mut records).unwrap();
         let now: Vec<u64> = records.iter().map(|r| r.id).collect();
-        assert!(now.len() > 20, "tick {tick}: {} entities", now.len());
+        assert!(now.len() > 5, "tick {tick}: {} entities", now.len());
         let lost: Vec<_> = shown.iter().filter(|id| !now.contains(id)).collect();
         assert!(lost.is_empty(), "tick {tick}: {lost:?} blinked out");
         shown = now;
