@@ -8,28 +8,31 @@ use meridian_core::world::Rect;
 use crate::clients::{Harness, UNIX_MS, WORLD_ID, client_addr, events};
 use meridian_client::ClientEvent;
 
-/// Two 128 m zones side by side, a static field of entities every 8 m over both, one
-/// client walking east across the border. Returns the harness after the walk, the
-/// sealed sizes of zone 0's snapshots to the client once it settled, the sizes of zone
-/// 1's, and the fewest entities the client held at any tick once it had its full view.
-fn walk_across() -> (Harness, Vec<usize>, Vec<usize>, usize) {
+/// Two 128 m zones side by side, an entity every 8 m over both (rows alternately walking
+/// north and south at `speed` m/s), and one client connected 40 ticks ago in zone 0,
+/// about to walk east.
+fn field_and_walker(
+    speed: f32,
+) -> (
+    Harness,
+    Vec<(std::net::SocketAddr, meridian_client::Client)>,
+) {
     let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
     let mut n = 0;
     for i in 0..32 {
         for j in 0..16 {
             let (x, y) = (4.0 + 8.0 * i as f32, 4.0 + 8.0 * j as f32);
-            let zone = usize::from(x >= 128.0);
             let e = EntityInit {
                 id: EntityID(1_000_000 + n),
                 epoch: 0,
                 position: [x, y, 0.0],
-                velocity: [0.0, 0.0],
+                velocity: [0.0, if j % 2 == 0 { speed } else { -speed }],
                 speed_mps_max: 7.0,
                 kind: 1,
                 flags: 0,
                 payload: [0; 16],
             };
-            h.zones[zone].insert(&e).unwrap();
+            h.zones[usize::from(x >= 128.0)].insert(&e).unwrap();
             n += 1;
         }
     }
@@ -41,6 +44,15 @@ fn walk_across() -> (Harness, Vec<usize>, Vec<usize>, usize) {
     for _ in 0..40 {
         h.step(&mut clients, |_, _| {});
     }
+    (h, clients)
+}
+
+/// Two 128 m zones side by side, a static field of entities every 8 m over both, one
+/// client walking east across the border. Returns the harness after the walk, the
+/// sealed sizes of zone 0's snapshots to the client once it settled, the sizes of zone
+/// 1's, and the fewest entities the client held at any tick once it had its full view.
+fn walk_across() -> (Harness, Vec<usize>, Vec<usize>, usize) {
+    let (mut h, mut clients) = field_and_walker(0.0);
     clients[0].1.set_intent(127, 0, 0);
     let mut fewest = usize::MAX;
     let mut redirected_at = None;
@@ -109,33 +121,7 @@ fn the_first_snapshot_after_a_handoff_is_a_delta_and_the_view_stays_whole() {
 #[test]
 fn remote_motion_is_smooth_across_a_handoff() {
     use meridian_core::time::Instant;
-    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
-    let mut n = 0;
-    for i in 0..32 {
-        for j in 0..16 {
-            let (x, y) = (4.0 + 8.0 * i as f32, 4.0 + 8.0 * j as f32);
-            let e = EntityInit {
-                id: EntityID(1_000_000 + n),
-                epoch: 0,
-                position: [x, y, 0.0],
-                velocity: [0.0, if j % 2 == 0 { 1.5 } else { -1.5 }],
-                speed_mps_max: 7.0,
-                kind: 1,
-                flags: 0,
-                payload: [0; 16],
-            };
-            h.zones[usize::from(x >= 128.0)].insert(&e).unwrap();
-            n += 1;
-        }
-    }
-    let auth = h.auth.clone();
-    let mut clients = vec![(
-        client_addr(1),
-        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
-    )];
-    for _ in 0..40 {
-        h.step(&mut clients, |_, _| {});
-    }
+    let (mut h, mut clients) = field_and_walker(1.5);
     clients[0].1.set_intent(127, 0, 0);
     let mut last: std::collections::HashMap<u64, [f32; 2]> = Default::default();
     let (mut worst, mut zones) = (0.0f32, Vec::new());

@@ -49,7 +49,13 @@ fn run_with(steps: usize, mut arrives: impl FnMut(u64) -> u64) -> (Vec<u32>, Ses
         h.unix_ms += 33;
         applied.push(client.authoritative().input_sequence);
     }
-    (applied, h.sessions[0].counters())
+    // The one session's own counters are the zone's.
+    let c = h.sessions[0].counters();
+    let own = h.sessions[0].input_playout(client.session()).unwrap();
+    assert_eq!(u64::from(own.underruns), c.inputs_underrun);
+    assert_eq!(u64::from(own.skipped), c.inputs_skipped);
+    assert_eq!(u64::from(own.lost), c.inputs_lost);
+    (applied, c)
 }
 
 #[test]

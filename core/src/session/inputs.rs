@@ -152,6 +152,28 @@ pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
 /// backlog left by a burst does not add latency for the rest of the session. An input
 /// that never arrives while newer ones did (all four copies lost) is *lost*: the next one
 /// plays in its place.
+/// One session's playout counters (see [`Sessions::input_playout`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputPlayout {
+    pub underruns: u32,
+    pub skipped: u32,
+    pub lost: u32,
+}
+
+impl Sessions {
+    /// The input playout counters of session `id` (its underruns, skipped and lost
+    /// inputs at this zone), if the session is served here.
+    pub fn input_playout(&self, id: u32) -> Option<InputPlayout> {
+        let slot = *self.by_id.get(&id)?;
+        let p = &self.slots[slot as usize].as_ref()?.playout;
+        Some(InputPlayout {
+            underruns: p.underruns,
+            skipped: p.skipped,
+            lost: p.lost,
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Playout {
     /// The first input has arrived: from then on an empty buffer is an underrun.

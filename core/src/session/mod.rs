@@ -69,6 +69,7 @@ use rustc_hash::FxHashMap;
 
 use crate::entities::EntityID;
 use crate::net::Peer;
+pub use inputs::InputPlayout;
 use inputs::next_input;
 pub use measure::{SessionCounters, SessionHistograms};
 use meridian_protocol::address::{mapped_ip_port, redirect_fields};
