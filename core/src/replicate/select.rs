@@ -15,8 +15,6 @@
 //! is fresh, and the budget carries a few dozen. They are the same few dozen, nearest
 //! first, until the client acknowledges one and deltas fill in the rest.
 
-use std::cmp::Ordering;
-
 use super::{ClientView, PRIORITY_DUE, Replicator};
 
 /// What an entry is reckoned to cost when choosing what fits: an update of a moving
@@ -24,6 +22,10 @@ use super::{ClientView, PRIORITY_DUE, Replicator};
 /// enforces the exact limit.
 const UPDATE_BYTES: usize = 6;
 const FRESH_BYTES: usize = 20;
+
+fn cost(fresh: bool) -> usize {
+    if fresh { FRESH_BYTES } else { UPDATE_BYTES }
+}
 
 impl Replicator {
     /// The byte budget (a token bucket of bytes per tick, at most one datagram of
@@ -41,14 +43,7 @@ impl Replicator {
         let room = (view.budget_bytes.max(0) as usize).min(datagram_bytes);
         self.add_fresh(view, zone);
         let fresh = &self.fresh;
-        let cost = |i: u32| {
-            if fresh[i as usize] {
-                FRESH_BYTES
-            } else {
-                UPDATE_BYTES
-            }
-        };
-        let total: usize = self.due.iter().map(|&(_, i)| cost(i)).sum();
+        let total: usize = self.due.iter().map(|&(_, i)| cost(fresh[i as usize])).sum();
         let mut out_room = room;
         if total > room {
             self.rank_due(view);
@@ -57,7 +52,7 @@ impl Replicator {
             let (fresh, shown) = (&self.fresh, &self.shown);
             self.due.retain(|&(_, i)| {
                 let i = i as usize;
-                let c = if fresh[i] { FRESH_BYTES } else { UPDATE_BYTES };
+                let c = cost(fresh[i]);
                 // What the newest snapshot showed the client and it may not hold yet is
                 // shown again even past the budget (up to a datagram; the budget goes
                 // into debt): leaving it out once would make it blink out and back.
@@ -113,20 +108,18 @@ impl Replicator {
                 .map(|(w, &f)| f && last.binary_search_by_key(&w.record.id, |r| r.id).is_ok()),
         );
         let (shown, candidates) = (&self.shown, &self.candidates);
-        let held_last = |i: u32| shown[i as usize];
         let distance = |i: u32| candidates[i as usize].distance2;
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
             let (fa, fb) = (fresh[a as usize], fresh[b as usize]);
             fb.cmp(&fa)
                 .then_with(|| {
                     if fa && fb {
-                        held_last(b).cmp(&held_last(a))
+                        shown[b as usize].cmp(&shown[a as usize])
                     } else {
                         pb.cmp(&pa)
                     }
                 })
                 .then_with(|| distance(a).total_cmp(&distance(b)))
-                .then(Ordering::Equal)
         });
     }
 
