@@ -170,14 +170,22 @@ mod damaged {
         (zone, carried, stream)
     }
 
-    /// As [`carried`], with the replicator and the view the state came from.
-    fn origin() -> (
+    type Origin = (
         Zone,
         meridian_core::replicate::Carried,
         Vec<u8>,
         Replicator,
         ClientView,
-    ) {
+    );
+
+    /// As [`carried`], with the replicator and the view the state came from.
+    fn origin() -> Origin {
+        origin_with(InterestConfig::default(), &[AT])
+    }
+
+    /// As [`origin`], under `config`, with a snapshot made at each of `at` (the first
+    /// acknowledged, the others not) before the state is carried.
+    fn origin_with(config: InterestConfig, at: &[(f32, f32)]) -> Origin {
         let world = World::new(WorldConfig {
             bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
             zones_x: 1,
@@ -206,12 +214,15 @@ mod damaged {
         }
         zone.tick(Instant::ZERO);
         for _ in zone.drain_log() {}
-        let config = InterestConfig::default();
         let mut replicator = Replicator::new(config);
         let mut view = ClientView::new(&config);
         let mut out = [0u8; 1200];
-        replicator.snapshot(&mut view, &zone, None, AT, 1, &mut out);
-        view.acknowledge(1);
+        for (tick, &p) in (1..).zip(at) {
+            replicator.snapshot(&mut view, &zone, None, p, tick, &mut out);
+            if tick == 1 {
+                view.acknowledge(1);
+            }
+        }
         let mut stream = vec![0; VIEW_STREAM_MAX];
         let (carried, len) = replicator.carry(&view, 0, &mut stream).unwrap();
         stream.truncate(len);
@@ -286,6 +297,43 @@ mod damaged {
             view.interest().collect::<Vec<_>>(),
             moved.interest().collect::<Vec<_>>()
         );
+    }
+
+    /// The same while acknowledgements lag and the budget is short: the client walks
+    /// (members change every tick) and has acknowledged only its first snapshot, so most
+    /// members are new to it, and only some fit. The zone it moves to must offer first
+    /// what the other zone's newest snapshot showed — ranking by distance alone would
+    /// leave out, once, an entity the client was just shown: a pop-in after every
+    /// handoff under latency.
+    #[test]
+    fn a_carried_state_keeps_what_was_shown_while_acknowledgements_lag() {
+        let config = InterestConfig {
+            bytes_per_second: 6_000,
+            ..InterestConfig::default()
+        };
+        let walk = |k: u32| (AT.0 + 20.0 * k as f32, AT.1);
+        let (mut zone, carried, stream, mut from, mut view) =
+            origin_with(config, &[walk(0), walk(0), walk(1)]);
+        let mut to = Replicator::new(config);
+        let mut moved = ClientView::new(&config);
+        to.install(&mut moved, &carried, &stream).unwrap();
+        let mut now = Instant::ZERO;
+        for tick in 4..8 {
+            now = now + zone.world().tick_duration();
+            zone.tick(now);
+            for _ in zone.drain_log() {}
+            let (mut a, mut b) = ([0u8; 1200], [0u8; 1200]);
+            let p = walk(tick - 2);
+            let (base_a, enc_a) = from.snapshot(&mut view, &zone, None, p, tick, &mut a);
+            let (base_b, enc_b) = to.snapshot(&mut moved, &zone, None, p, tick, &mut b);
+            assert_eq!(
+                base_a, carried.baseline,
+                "tick {tick}: nothing acknowledged"
+            );
+            assert_eq!(base_a, base_b, "tick {tick}");
+            assert!(from.counters().deferred > 0, "the budget is short");
+            assert_eq!(a[..enc_a.bytes], b[..enc_b.bytes], "tick {tick}");
+        }
     }
 }
 

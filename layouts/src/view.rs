@@ -14,10 +14,14 @@
 //! costs continuity (the client gets a full snapshot), never correctness. The stream:
 //!
 //! ```text
-//! members := count:varint (id-gap:varint priority:u8)×count   interest set, by id
+//! members := count:varint (id-gap:varint flags:u8)×count      interest set, by id
 //! records := count:varint entries                             the baseline's records:
 //!                                                             delta entries against nothing
 //! ```
+//!
+//! A member's `flags` byte is its priority (bits 0–6) and, in bit 7, whether the sender's
+//! newest snapshot showed it: the receiver offers those first while the budget is short
+//! and the client's acknowledgements lag, so nothing the client was just shown blinks out.
 
 use bytemuck::{Pod, Zeroable};
 

@@ -18,6 +18,11 @@ use super::{Baseline, ClientView, Replicator};
 /// stay until they fit); installing takes at most this many per member of the cap.
 pub(super) const RECORDS_MAX_PER_MEMBER: usize = 2;
 
+/// A member's byte in the stream: its priority (at most [`PRIORITY_MAX`]), and this bit
+/// when the sender's newest snapshot showed it.
+const SHOWN_BIT: u8 = 0x80;
+const PRIORITY_MAX: u16 = 0x7f;
+
 /// What a VIEW carries besides its stream.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Carried {
@@ -65,10 +70,14 @@ impl Replicator {
             return Err(CarryError::TooLarge);
         }
         put_varint(out, &mut at, members.len() as u64);
+        let newest = view
+            .stored(view.last_sent)
+            .map_or(&[][..], |s| s.records.as_slice());
         let mut previous = 0;
         for m in members {
             put_varint(out, &mut at, m.id - previous);
-            out[at] = m.priority.min(u16::from(u8::MAX)) as u8;
+            let shown = newest.binary_search_by_key(&m.id, |r| r.id).is_ok();
+            out[at] = m.priority.min(PRIORITY_MAX) as u8 | if shown { SHOWN_BIT } else { 0 };
             at += 1;
             previous = m.id;
         }
@@ -110,6 +119,7 @@ impl Replicator {
             return Err(CarryError::TooLarge);
         }
         self.members.clear();
+        self.shown_ids.clear();
         let mut previous = None;
         for _ in 0..count {
             let gap = get_varint(stream, &mut at).map_err(|_| CarryError::Malformed)?;
@@ -118,9 +128,13 @@ impl Replicator {
                 .checked_add(gap)
                 .filter(|&id| previous.is_none_or(|p| id > p))
                 .ok_or(CarryError::Malformed)?;
-            let priority = *stream.get(at).ok_or(CarryError::Malformed)?;
+            let byte = *stream.get(at).ok_or(CarryError::Malformed)?;
             at += 1;
             previous = Some(id);
+            if byte & SHOWN_BIT != 0 {
+                self.shown_ids.push(id);
+            }
+            let priority = byte & !SHOWN_BIT;
             // The slot is unknown here: an out-of-range ghost slot makes the search look
             // the id up (the first snapshot searches anyway).
             self.members.push(Member {
@@ -137,6 +151,7 @@ impl Replicator {
             .map_err(|_| CarryError::Malformed)?;
         std::mem::swap(&mut view.members, &mut self.members);
         std::mem::swap(&mut view.foreign_records, &mut self.result);
+        std::mem::swap(&mut view.foreign_shown, &mut self.shown_ids);
         view.foreign = Some((carried.baseline.zone, carried.baseline.tick));
         // The members are followed from where the last search was made, as the zone they
         // came from would have: a search now would change the set in the very snapshot

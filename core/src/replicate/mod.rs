@@ -138,6 +138,9 @@ pub struct ClientView {
     /// zone.
     foreign: Option<(u32, u32)>,
     foreign_records: Vec<Record>,
+    /// The members the other zone's newest snapshot showed (sorted ids), ranked like
+    /// those of this zone's newest until the client acknowledges one of this zone's.
+    foreign_shown: Vec<u64>,
     /// The tick of the newest snapshot built for the client (acknowledged or not).
     last_sent: u32,
 }
@@ -169,6 +172,7 @@ impl ClientView {
             foreign_records: Vec::with_capacity(
                 carry::RECORDS_MAX_PER_MEMBER * config.entities_max,
             ),
+            foreign_shown: Vec::with_capacity(config.entities_max),
         }
     }
 
@@ -186,6 +190,7 @@ impl ClientView {
         self.budget_bytes = 0;
         self.foreign = None;
         self.foreign_records.clear();
+        self.foreign_shown.clear();
         self.last_sent = 0;
     }
 
@@ -201,6 +206,7 @@ impl ClientView {
             self.acked_tick = tick;
             // A snapshot of this zone is newer than anything the client brought along.
             self.foreign = None;
+            self.foreign_shown.clear();
         }
     }
 
@@ -251,6 +257,8 @@ pub struct Replicator {
     /// carried by the newest snapshot (`select`).
     fresh: Vec<bool>,
     shown: Vec<bool>,
+    /// Scratch for [`Replicator::install`]: the ids a carried state marks as shown.
+    shown_ids: Vec<u64>,
     members: Vec<Member>,
     /// A cell-ordered copy of the zone's positions, and the zone tick it was taken at.
     packed: Option<Packed>,
@@ -274,6 +282,7 @@ impl Replicator {
             due: Vec::with_capacity(config.entities_max),
             fresh: Vec::with_capacity(config.entities_max),
             shown: Vec::with_capacity(config.entities_max),
+            shown_ids: Vec::with_capacity(config.entities_max),
             members: Vec::with_capacity(config.entities_max),
             packed: None,
             packed_tick: None,

@@ -5,7 +5,8 @@
 //! holds is sent when it is due (its priority reached [`PRIORITY_DUE`]). When they do not
 //! all fit the budget, fresh ones go first — those the newest snapshot already carried
 //! first (the client most likely holds it; offering others instead would make what it
-//! shows flicker until it acknowledges one), then the nearest — then the due ones, most
+//! shows flicker until it acknowledges one; after a handoff, those the other zone's newest
+//! snapshot carried), then the nearest — then the due ones, most
 //! urgent and then nearest first. The rest wait: a due one left out stays due. Fresh
 //! members the newest snapshot carried go even past the budget, up to a datagram (the
 //! budget goes into debt and the next snapshots are smaller): while acknowledgements lag,
@@ -30,7 +31,8 @@ fn cost(fresh: bool) -> usize {
 impl Replicator {
     /// The byte budget (a token bucket of bytes per tick, at most one datagram of
     /// `datagram_bytes`): marks the members this snapshot sends as due, resets their
-    /// priority, and returns the room in bytes. `zone` is this zone (for the baseline).
+    /// priority, and returns the room the encoder has, in bytes. `zone` is this zone
+    /// (for the baseline).
     pub(super) fn select_due(
         &mut self,
         view: &mut ClientView,
@@ -44,7 +46,6 @@ impl Replicator {
         self.add_fresh(view, zone);
         let fresh = &self.fresh;
         let total: usize = self.due.iter().map(|&(_, i)| cost(fresh[i as usize])).sum();
-        let mut out_room = room;
         if total > room {
             self.rank_due(view);
             let mut used = 0;
@@ -61,16 +62,18 @@ impl Replicator {
                 used += if fits { c } else { 0 };
                 fits
             });
-            if used > room {
-                out_room = datagram_bytes;
-            }
             self.counters.deferred += (before - self.due.len()) as u64;
         }
         for &(_, index) in &self.due {
             self.wanted[index as usize].due = true;
             view.members[index as usize].priority = 0;
         }
-        out_room
+        // The estimate chose what this snapshot sends; the encoder may use the whole
+        // datagram for it. Capping it at the budget would let it cut what the estimate
+        // got wrong (removals are not estimated at all) — in id order, so always the
+        // highest ids, fresh members shown a tick ago included: a pop-in. What is sent
+        // past the budget is charged to it (debt), so the rate holds over a few ticks.
+        datagram_bytes
     }
 
     /// Marks which members the baseline lacks (`fresh`) and lists those not due yet among
@@ -100,13 +103,15 @@ impl Replicator {
             .stored(view.last_sent)
             .map_or(&[][..], |s| s.records.as_slice());
         let (wanted, fresh) = (&self.wanted, &self.fresh);
+        // Right after a handoff this zone has shown nothing yet: the zone the client came
+        // from said what its newest snapshot showed.
+        let carried = &view.foreign_shown;
         self.shown.clear();
-        self.shown.extend(
-            wanted
-                .iter()
-                .zip(fresh)
-                .map(|(w, &f)| f && last.binary_search_by_key(&w.record.id, |r| r.id).is_ok()),
-        );
+        self.shown.extend(wanted.iter().zip(fresh).map(|(w, &f)| {
+            let id = w.record.id;
+            f && (last.binary_search_by_key(&id, |r| r.id).is_ok()
+                || carried.binary_search(&id).is_ok())
+        }));
         let (shown, candidates) = (&self.shown, &self.candidates);
         let distance = |i: u32| candidates[i as usize].distance2;
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
