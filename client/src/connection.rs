@@ -194,6 +194,10 @@ pub struct Client {
     zone: u32,
     tick_hz: u32,
     speed_mps_max: f32,
+    /// The world's bounds as ACCEPT gave them: x_min, y_min, x_max, y_max.
+    bounds: [f32; 4],
+    pace: crate::pace::Pace,
+    round_trip: crate::pace::RoundTrip,
     node_keys: Vec<VerifyingKey>,
     /// The RESPONSE sent (and resent) while the stage is `Responding`.
     response: Response,
@@ -251,6 +255,9 @@ impl Client {
             zone: 0,
             tick_hz: 30,
             speed_mps_max: 0.0,
+            bounds: [f32::MIN, f32::MIN, f32::MAX, f32::MAX],
+            pace: Default::default(),
+            round_trip: Default::default(),
             node_keys: Vec::new(),
             response: bytemuck::Zeroable::zeroed(),
             master: [0; 32],
@@ -474,6 +481,7 @@ impl Client {
                     return;
                 }
                 self.send_input();
+                self.round_trip.sent(self.sequence, now);
             }
         }
     }
@@ -548,10 +556,33 @@ impl Client {
         }
         self.unapplied
             .push_back((self.sequence, [velocity.0, velocity.1]));
-        let dt = 1.0 / self.tick_hz.max(1) as f32;
-        self.predicted[0] += velocity.0 * dt;
-        self.predicted[1] += velocity.1 * dt;
+        self.predicted = self.step([velocity.0, velocity.1], self.predicted);
         self.correction = self.correction.map(|c| c * CORRECTION_KEEP);
+    }
+
+    /// One input's tick of motion from `at`, kept inside the world as the zone keeps it
+    /// (clamped to the bounds).
+    fn step(&self, velocity: [f32; 2], at: [f32; 2]) -> [f32; 2] {
+        let dt = 1.0 / self.tick_hz.max(1) as f32;
+        let [x_min, y_min, x_max, y_max] = self.bounds;
+        [
+            (at[0] + velocity[0] * dt).clamp(x_min, x_max),
+            (at[1] + velocity[1] * dt).clamp(y_min, y_max),
+        ]
+    }
+
+    /// What to multiply the tick interval by for the next calls to [`Client::tick`]: the
+    /// zone's reports of how early the inputs arrive, turned into a pace that keeps its
+    /// input buffer at the margin the path needs ([`crate::pace`]). A client that ticks at
+    /// a fixed rate still works; the zone then guesses, waits and skips more often.
+    pub fn input_pace(&self) -> f32 {
+        self.pace.factor()
+    }
+
+    /// The round trip the player feels: from sending an input to the first snapshot that
+    /// shows it applied (the least of the recent ones); `None` before the first sample.
+    pub fn round_trip(&self) -> Option<std::time::Duration> {
+        self.round_trip.get()
     }
 
     /// Takes one datagram from the network. Anything that does not belong to this session
@@ -624,6 +655,7 @@ impl Client {
         self.tick_hz = u32::from(a.tick_hz.get()).max(1);
         self.motion = crate::motion::Motion::new(self.tick_hz);
         self.speed_mps_max = f32::from(a.speed_cmps_max.get()) / 100.0;
+        self.bounds = a.bounds.map(|b| b.get());
         self.sign_inputs = a.client_auth == CLIENT_AUTH_ED25519;
         self.last_snapshot_at = now;
         self.events.push_back(ClientEvent::Connected {

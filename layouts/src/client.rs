@@ -30,7 +30,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::snapshot::EntityRecord;
 use crate::witness::{ConnectToken, SIGNATURE_SIZE};
-use crate::{Header, Kind, Packet, ParseError, U16Le, U32Le, U64Le};
+use crate::{F32Le, Header, Kind, Packet, ParseError, U16Le, U32Le, U64Le};
 
 /// Domain tag of a RESPONSE's signature.
 pub const RESPONSE_DOMAIN: [u8; 8] = *b"MRDN-RSP";
@@ -235,9 +235,12 @@ pub struct Accept {
     /// or [`CLIENT_AUTH_ED25519`] (each INPUT also signed).
     pub client_auth: u8,
     pub padding: [u8; 3],
+    /// The world's bounds, metres: x_min, y_min, x_max, y_max (finite, min < max). The
+    /// zone keeps avatars inside them; the client's prediction does the same.
+    pub bounds: [F32Le; 4],
 }
 
-const _: () = assert!(core::mem::size_of::<Accept>() == 44);
+const _: () = assert!(core::mem::size_of::<Accept>() == 60);
 
 /// [`Accept::client_auth`]: inputs are [`Input`] packets, authenticated by the AEAD.
 pub const CLIENT_AUTH_AEAD: u8 = 0;
@@ -250,8 +253,12 @@ impl Packet for Accept {
         &self.header
     }
     fn validate_body(&self) -> Result<(), ParseError> {
+        let [x_min, y_min, x_max, y_max] = self.bounds.map(|b| b.get());
+        let bounds_ok = [x_min, y_min, x_max, y_max].iter().all(|v| v.is_finite())
+            && x_min < x_max
+            && y_min < y_max;
         match self.client_auth {
-            CLIENT_AUTH_AEAD | CLIENT_AUTH_ED25519 => Ok(()),
+            CLIENT_AUTH_AEAD | CLIENT_AUTH_ED25519 if bounds_ok => Ok(()),
             _ => Err(ParseError::BadField),
         }
     }
@@ -421,9 +428,16 @@ pub struct DeltaHeader {
     /// The client's own avatar, authoritative, for reconciliation.
     pub avatar: EntityRecord,
     pub entry_count: U16Le,
+    /// How early the client's inputs arrive: how many waited beyond the one the zone
+    /// applied at this tick, or [`INPUT_UNDERRUN`] when the one due had not arrived. A
+    /// client paces its inputs by it (see the protocol docs, "Inputs").
+    pub input_waiting: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<DeltaHeader>() == 56);
+const _: () = assert!(core::mem::size_of::<DeltaHeader>() == 57);
+
+/// [`DeltaHeader::input_waiting`]: the input due at this tick had not arrived.
+pub const INPUT_UNDERRUN: u8 = u8::MAX;
 
 impl DeltaHeader {
     pub const SIZE: usize = core::mem::size_of::<DeltaHeader>();

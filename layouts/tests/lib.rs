@@ -310,7 +310,9 @@ mod client {
     };
     use meridian_layouts::snapshot::EntityRecord;
     use meridian_layouts::witness::{ConnectToken, SIGNATURE_SIZE, domain};
-    use meridian_layouts::{Header, I16Le, I32Le, ParseError, U16Le, U32Le, U64Le, header_for};
+    use meridian_layouts::{
+        F32Le, Header, I16Le, I32Le, ParseError, U16Le, U32Le, U64Le, header_for,
+    };
     use proptest::prelude::*;
 
     use super::check_packet;
@@ -449,6 +451,7 @@ mod client {
                 speed_cmps_max: U16Le::new(speed),
                 client_auth: auth,
                 padding: [0; 3],
+                bounds: [F32Le::new(-10.0), F32Le::new(0.0), F32Le::new(f32::from(hz) + 1.0), F32Le::new(1e6)],
             }, i, b);
         }
 
@@ -531,6 +534,7 @@ mod client {
                 zone: U32Le::new(zone),
                 avatar,
                 entry_count: U16Le::new(count),
+                input_waiting: (seq % 7) as u8,
             };
             let total = DELTA_ENTRIES_OFFSET + entries.len();
             let mut buf = vec![0u8; total];

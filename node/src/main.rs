@@ -527,7 +527,7 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
     let finals = running.stop()?;
     println!("\nzones:");
     println!(
-        "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>9} {:>21}",
+        "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>9} {:>27}",
         "zone",
         "entities",
         "sessions",
@@ -536,12 +536,12 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         "p99 ms",
         "snapshots",
         "redirects",
-        "inputs under/skip/lost"
+        "inputs guess/wait/skip/lost"
     );
     for s in &finals {
         let c = &s.clients;
         println!(
-            "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9.2} {:>10} {:>9} {:>21}",
+            "  {:>4} {:>8} {:>8} {:>9} {:>9} {:>9.2} {:>10} {:>9} {:>27}",
             s.zone,
             s.entities,
             s.sessions,
@@ -551,8 +551,11 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
             c.snapshots,
             c.redirects_sent,
             format!(
-                "{}/{}/{}",
-                c.inputs_underrun, c.inputs_skipped, c.inputs_lost
+                "{}/{}/{}/{}",
+                c.inputs_guessed,
+                c.inputs_underrun - c.inputs_guessed,
+                c.inputs_skipped,
+                c.inputs_lost
             )
         );
     }

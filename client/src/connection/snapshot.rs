@@ -59,6 +59,8 @@ impl Client {
             return true;
         }
         (self.previous, self.latest) = (self.latest, id);
+        self.pace.report(head.input_waiting);
+        self.round_trip.applied(head.input_sequence.get(), now);
         let records = &self.history[(self.next_held + CLIENT_HISTORY - 1) % CLIENT_HISTORY].records;
         self.motion.on_snapshot(id.zone, id.tick, now, records);
         let (tick, zone) = (id.tick, id.zone);
@@ -99,12 +101,10 @@ impl Client {
         {
             self.unapplied.pop_front();
         }
-        let dt = 1.0 / self.tick_hz as f32;
         let before = self.predicted;
         self.predicted = self.authoritative.position;
         for (_, v) in &self.unapplied {
-            self.predicted[0] += v[0] * dt;
-            self.predicted[1] += v[1] * dt;
+            self.predicted = self.step(*v, self.predicted);
         }
         // The misprediction is drawn away over the next ticks, not in one jump (a jump
         // larger than `CORRECTION_SNAP_M` is taken at once: a teleport, not an error).

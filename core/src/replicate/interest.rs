@@ -44,7 +44,7 @@ pub(crate) struct Candidate {
 pub(super) const GHOST_BIT: u32 = 1 << 31;
 
 /// A member ranks as if it were this many times as far as it is (see the module docs).
-pub(crate) const STAY: f32 = 0.85;
+pub const STAY: f32 = 0.85;
 
 /// Adds a candidate, keeping the nearest `keep` of everything added in a buffer of fixed
 /// capacity: when the buffer fills, it is cut to the nearest `keep` and `cutoff2` drops

@@ -44,6 +44,7 @@ use crate::zone::Zone;
 use interest::{Candidate, GHOST_BIT, Member};
 
 pub use carry::{Carried, CarryError};
+pub use interest::STAY;
 
 /// Snapshots kept per client: the oldest baseline a client can acknowledge.
 pub const HISTORY: usize = 16;

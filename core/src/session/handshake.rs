@@ -9,6 +9,7 @@
 
 use ed25519_dalek::Signature;
 
+use meridian_layouts::F32Le;
 use meridian_layouts::client::{CLIENT_AUTH_AEAD, CLIENT_AUTH_ED25519};
 use meridian_protocol::seal::{self, DhSecret, PublicKey, StaticSecret};
 
@@ -394,6 +395,7 @@ impl Sessions {
 
     pub(super) fn accept_packet(&self, slot: u32) -> Accept {
         let session = self.slots[slot as usize].as_ref().expect("live slot");
+        let b = self.bounds;
         Accept {
             header: header_for::<Accept>(),
             session: U32Le::new(session.id),
@@ -408,6 +410,7 @@ impl Sessions {
                 ClientAuth::Ed25519 => CLIENT_AUTH_ED25519,
             },
             padding: [0; 3],
+            bounds: [b.x_min, b.y_min, b.x_max, b.y_max].map(F32Le::new),
         }
     }
 

@@ -116,7 +116,13 @@ impl Sessions {
         for entry in &body.inputs[..usize::from(body.count)] {
             let seq = entry.sequence.get();
             let buffered = session.buffered.as_slice();
-            if seq <= applied || buffered.iter().any(|b| b.sequence.get() == seq) {
+            if seq <= applied {
+                session
+                    .playout
+                    .arrived_late(applied, entry, &mut self.counters);
+                continue;
+            }
+            if buffered.iter().any(|b| b.sequence.get() == seq) {
                 continue;
             }
             if buffered.len() == INPUT_BUFFER {
@@ -138,20 +144,31 @@ impl Sessions {
 pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
 
 /// A session's input playout: one input per tick, in sequence (a client sends one per
-/// tick of its own: the sequence is the client tick it was made for), each applied exactly
+/// tick of its own: the sequence is the client tick it was made for), each played at most
 /// once, at a tick a steady offset from the client's.
 ///
-/// The offset adapts to the path's jitter and loss. When the input due has not arrived and
-/// nothing newer has either (an *underrun*), the tick applies nothing (the avatar keeps the
-/// last input's velocity) and the playout waits: every later input plays a tick later, so
-/// the buffer deepens by one. At the end of each window of [`PLAYOUT_WINDOW_TICKS`] without
-/// an underrun, as many inputs as waited beyond the applied one at *every* tick of the
-/// window are *skipped* (the newest of them applied, every skipped button press kept):
-/// the buffer keeps exactly the margin the window's worst tick needed — none on a steady
-/// path, one where a lost packet's input comes a tick late in the next packet — and a
-/// backlog left by a burst does not add latency for the rest of the session. An input
-/// that never arrives while newer ones did (all four copies lost) is *lost*: the next one
-/// plays in its place.
+/// Every state the zone reaches is the client's inputs applied in order, one tick of
+/// motion each — what the client predicted — so the playout never moves the avatar in a
+/// way the client's reconciliation would have to correct:
+/// - When the input due has not arrived (an *underrun*), the zone plays a *guess*: the
+///   last input's motion, under the due input's sequence (no button presses). If the
+///   input arrives later it is not played (its button presses go with the next one);
+///   when the client kept its intent, the guess was exactly right. An input that never
+///   arrives while later ones do (all four copies lost) is *lost*: the next one plays.
+/// - When a guessed input arrives *late* `k` ticks after its tick, the buffer was `k`
+///   ticks too shallow for the path: the next `k` underruns *wait* instead of guessing
+///   (forgotten after a window of [`PLAYOUT_WINDOW_TICKS`] without an underrun). A wait
+///   stands the avatar still for the tick, and the input due plays a tick later, and so
+///   does every later one: the buffer deepens by one.
+/// - When at every tick of a window without an underrun two inputs or more waited beyond
+///   the one played, all but one of the surplus are *skipped* (the newest of them played,
+///   every skipped button press kept): a backlog left by a burst does not add latency
+///   for the rest of the session. (This moves the avatar one input's motion less than
+///   the client predicted: the one correction the playout makes.)
+///
+/// Each snapshot tells the client how early its inputs arrive (`input_waiting`); a
+/// client that paces its inputs by it (`Client::input_pace`) keeps the buffer at the
+/// margin its path needs, and the zone rarely has to guess, wait or skip at all.
 /// One session's playout counters (see [`Sessions::input_playout`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InputPlayout {
@@ -178,11 +195,22 @@ impl Sessions {
 pub(super) struct Playout {
     /// The first input has arrived: from then on an empty buffer is an underrun.
     started: bool,
-    /// This window: fewest inputs that waited beyond the applied one at any tick, whether
-    /// it had an underrun, and its length so far.
+    /// This window: fewest inputs that waited beyond the applied one at any tick, its
+    /// underruns, and its length so far.
     min_waiting: u8,
-    underran: bool,
+    window_underruns: u8,
     window_ticks: u16,
+    /// Underruns that wait instead of guessing: a guessed input arrived this many ticks
+    /// late (see [`Playout::arrived_late`]). Forgotten after a window without underruns.
+    waits_owed: u8,
+    /// The motion of the last input played: the guess.
+    last_move: (i8, i8),
+    /// Bit k: the input `applied_sequence - k` was guessed and has not arrived since.
+    guessed: u32,
+    /// Button presses of guessed inputs that arrived late: played with the next input.
+    late_buttons: u16,
+    /// What this tick's snapshot tells the client (`DeltaHeader::input_waiting`).
+    pub(super) report: u8,
     pub(super) underruns: u32,
     pub(super) skipped: u32,
     pub(super) lost: u32,
@@ -192,10 +220,10 @@ impl Playout {
     /// Counts a tick into the window; at its end, how many inputs to skip.
     fn close_tick(&mut self, waiting: Option<u8>) -> u8 {
         if self.window_ticks == 0 {
-            (self.min_waiting, self.underran) = (u8::MAX, false);
+            (self.min_waiting, self.window_underruns) = (u8::MAX, 0);
         }
         match waiting {
-            None => self.underran = true,
+            None => self.window_underruns = self.window_underruns.saturating_add(1),
             Some(w) => self.min_waiting = self.min_waiting.min(w),
         }
         self.window_ticks += 1;
@@ -203,27 +231,73 @@ impl Playout {
             return 0;
         }
         self.window_ticks = 0;
-        if self.underran { 0 } else { self.min_waiting }
+        if self.window_underruns > 0 {
+            0
+        } else {
+            self.waits_owed = 0;
+            self.min_waiting.saturating_sub(1)
+        }
+    }
+
+    /// An input at or before the applied one arrived: a duplicate, or a guessed input
+    /// arriving late. Its button presses are kept for the next input played, and the
+    /// buffer was that many ticks too shallow: as many underruns from now on wait.
+    pub(super) fn arrived_late(
+        &mut self,
+        applied: u32,
+        entry: &InputEntry,
+        counters: &mut SessionCounters,
+    ) {
+        let behind = applied.wrapping_sub(entry.sequence.get());
+        if behind < 32 && self.guessed & (1 << behind) != 0 {
+            self.guessed &= !(1 << behind);
+            self.late_buttons |= entry.buttons.get();
+            self.waits_owed = self.waits_owed.max(behind as u8 + 1);
+            counters.inputs_late += 1;
+        }
+    }
+
+    /// The applied sequence moves on by `by`; `guessed`: the newest of them was a guess.
+    fn advance(&mut self, by: u32, guessed: bool) {
+        self.guessed = self.guessed.checked_shl(by).unwrap_or(0) | u32::from(guessed);
     }
 }
 
-/// The input to apply this tick, if any (see [`Playout`]); counts into `counters`.
+/// The input to play this tick, if any (see [`Playout`]): an input the client sent, a
+/// guess under the sequence due, or — when waiting — a standstill under the applied
+/// sequence. Counts into `counters`.
 pub(super) fn next_input(
     session: &mut Session,
     counters: &mut SessionCounters,
 ) -> Option<InputEntry> {
     let p = &mut session.playout;
     let buffered = &mut session.buffered;
+    let applied = session.applied_sequence;
     if buffered.len() == 0 {
-        if p.started {
-            p.underruns += 1;
-            counters.inputs_underrun += 1;
-            p.close_tick(None);
+        if !p.started {
+            return None;
         }
-        return None;
+        p.underruns += 1;
+        counters.inputs_underrun += 1;
+        p.close_tick(None);
+        p.report = INPUT_UNDERRUN;
+        let (sequence, (move_x, move_y)) = if p.waits_owed > 0 {
+            p.waits_owed -= 1;
+            (applied, (0, 0))
+        } else {
+            p.advance(1, true);
+            counters.inputs_guessed += 1;
+            (applied.wrapping_add(1), p.last_move)
+        };
+        return Some(InputEntry {
+            sequence: U32Le::new(sequence),
+            move_x,
+            move_y,
+            buttons: U16Le::new(0),
+        });
     }
     p.started = true;
-    let due = session.applied_sequence.wrapping_add(1);
+    let due = applied.wrapping_add(1);
     let mut input = buffered.take_oldest();
     let seq = input.sequence.get();
     if seq != due {
@@ -244,6 +318,12 @@ pub(super) fn next_input(
     }
     p.skipped += surplus as u32;
     counters.inputs_skipped += surplus as u64;
+    counters.inputs_applied += 1;
+    let buttons = input.buttons.get() | std::mem::take(&mut p.late_buttons);
+    input.buttons = U16Le::new(buttons);
+    p.advance(input.sequence.get().wrapping_sub(applied), false);
+    p.last_move = (input.move_x, input.move_y);
+    p.report = (buffered.len() as u8).min(INPUT_UNDERRUN - 1);
     Some(input)
 }
 

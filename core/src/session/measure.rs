@@ -72,9 +72,15 @@ crate::counters! {
         pub redirects_sent: u64,
         /// Inputs forwarded to the zone the avatar moved to.
         pub inputs_forwarded: u64,
-        /// Ticks a session's input was due and none had arrived: its playout waited a
-        /// tick (its inputs play one tick later from then on).
+        /// Ticks a session's input was due and none had arrived: the playout guessed it
+        /// (`inputs_guessed`) or waited a tick (its inputs play one tick later from then
+        /// on).
         pub inputs_underrun: u64,
+        /// Underruns played as a guess: the last input's motion, under the due sequence.
+        pub inputs_guessed: u64,
+        /// Guessed inputs that arrived afterwards (not played; their button presses went
+        /// with the next input): the client's inputs arrive too late for its path.
+        pub inputs_late: u64,
         /// Inputs skipped because more waited than the jitter needed (the newest of them
         /// played, their button presses kept).
         pub inputs_skipped: u64,

@@ -32,10 +32,12 @@
 //! sequence is the client tick it was made for. Each tick applies exactly one input per
 //! session, the next in sequence (`inputs::Playout`), as the avatar's velocity, its length
 //! clamped to the configured top speed: each input once, a steady number of ticks after
-//! the client made it. The buffer's depth adapts to the path's jitter (an input due and
-//! not there makes the playout wait a tick; what waited through a whole window is
-//! skipped); underruns, skips and lost inputs are counted. Old and duplicate sequences
-//! are ignored; redundancy (the last four inputs in each packet) covers loss.
+//! the client made it. An input due and not there is guessed (the last one's motion);
+//! repeated underruns make the playout wait a tick (the avatar stands still), a surplus
+//! through a whole window is skipped, and each snapshot tells the client how early its
+//! inputs arrive so it can pace them; underruns, skips and lost inputs are counted. Old
+//! and duplicate sequences are ignored; redundancy (the last four inputs in each packet)
+//! covers loss.
 //!
 //! **Limits.** The session table, the verify batches, the outbox and the admission gate
 //! ([`gate`]: per-IP limits, the handshake budget, the negative cache, cool-downs) are sized
@@ -57,8 +59,8 @@ use std::collections::VecDeque;
 use ed25519_dalek::VerifyingKey;
 use meridian_layouts::client::{
     Accept, CLIENT_DATAGRAM_MAX, COOKIE_SIZE, Challenge, Connect, DELTA_ENTRIES_OFFSET,
-    DeltaHeader, Disconnect, InputBody, InputEntry, RedirectBody, Refuse, RefuseReason, Response,
-    SEALED_INNER_MAX, SEALED_OVERHEAD, write_delta_header,
+    DeltaHeader, Disconnect, INPUT_UNDERRUN, InputBody, InputEntry, RedirectBody, Refuse,
+    RefuseReason, Response, SEALED_INNER_MAX, SEALED_OVERHEAD, write_delta_header,
 };
 use meridian_layouts::handoff::SessionBinding;
 use meridian_layouts::witness::{
@@ -229,6 +231,9 @@ pub struct Sessions {
     config: SessionConfig,
     zone: ZoneID,
     world_id: u64,
+    /// The world's bounds (from the zone, each tick), for ACCEPT: clients predict within
+    /// them as the zone moves avatars.
+    bounds: crate::world::Rect,
     keys: KeyRegistry,
     /// Keys the cookies and the session secrets (from the driver's entropy).
     secret_key: [u8; 32],
@@ -309,6 +314,7 @@ impl Sessions {
             config,
             zone,
             world_id,
+            bounds: crate::world::Rect::new(f32::MIN, f32::MIN, f32::MAX, f32::MAX),
             keys,
             secret_key: entropy,
             secret_counter: 0,
@@ -459,6 +465,7 @@ impl Sessions {
     /// `zone.tick`: the inputs become the avatars' velocities for that tick.
     pub fn tick(&mut self, unix_ms: u64, zone: &mut Zone) {
         self.tick += 1;
+        self.bounds = zone.world().bounds();
         self.gate.tick();
         self.challenges_this_tick = 0;
         self.zone_tick = zone.tick_count();
@@ -554,7 +561,6 @@ impl Sessions {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
                 zone.set_velocity_slot(avatar_slot, vx, vy);
                 session.applied_sequence = input.sequence.get();
-                self.counters.inputs_applied += 1;
                 // The snapshot this tick builds is tick `zone_tick + 1`; an ack of a tick
                 // not yet sent (another zone's clock, after a move) is not an age.
                 let acked = u64::from(session.ack_tick);
@@ -622,6 +628,7 @@ impl Sessions {
                 zone: U32Le::new(zone.id().0),
                 avatar: record_of(entities, avatar_slot).to_wire(),
                 entry_count: U16Le::new(encoded.entries),
+                input_waiting: session.playout.report,
             };
             let total = DELTA_ENTRIES_OFFSET + encoded.bytes;
             write_delta_header(&mut datagram, &head, total);
