@@ -14,6 +14,8 @@
 //!   consistent cut across nodes.
 //! - `GET /avatars` — the same cut, client avatars only: `avatar ID EPOCH` and
 //!   `avatar_in_flight ID EPOCH` lines.
+//! - `GET /positions?view=X0,Y0,X1,Y1` — the same cut with positions, owned entities inside
+//!   the window only: `at ID X Y` lines (the swarm's visibility check).
 //! - `GET /metrics` — Prometheus text format ([`crate::metrics`]).
 //! - `GET /map` — the live map page; `GET /map/stream` its Server-Sent Events
 //!   ([`crate::map`]).
@@ -245,7 +247,7 @@ pub fn start_with(
                 .name("admin".into())
                 .spawn(move || serve_admin(server, &admin))?;
             tracing::info!(
-                "admin endpoint on http://{bound}: /status /metrics /entities /avatars; live map: {}",
+                "admin endpoint on http://{bound}: /status /metrics /entities /avatars /positions; live map: {}",
                 crate::map::url(bound)
             );
             Some((bound, handle))
@@ -400,9 +402,16 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
                 Some(snapshots) => (200, avatars_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),
             },
+            "/positions" => match crate::map::parse_view(request.url(), admin.bounds) {
+                Err(e) => (400, format!("{e}\n")),
+                Ok(view) => match node.snapshot(Duration::from_secs(2)) {
+                    Some(snapshots) => (200, positions_text(&snapshots, view)),
+                    None => (503, "zones did not answer in time\n".to_owned()),
+                },
+            },
             _ => (
                 404,
-                "try /status, /metrics, /map, /entities or /avatars\n".to_owned(),
+                "try /status, /metrics, /map, /entities, /avatars or /positions\n".to_owned(),
             ),
         };
         let header =
@@ -469,17 +478,38 @@ pub fn entities_text(snapshots: &[Snapshot]) -> String {
     out
 }
 
+/// A cut's `zone Z tick T taken_at_ns N` line.
+fn zone_line(out: &mut String, s: &Snapshot) {
+    let _ = writeln!(
+        out,
+        "zone {} tick {} taken_at_ns {}",
+        s.zone, s.tick, s.taken_at_ns
+    );
+}
+
+/// The admin `/positions?view=X0,Y0,X1,Y1` body: the `/entities` cut with positions, only
+/// what lies in the window (default: the world). Per zone a `zone Z tick T taken_at_ns N`
+/// line, then `at ID X Y` (metres) for each owned entity inside.
+pub fn positions_text(snapshots: &[Snapshot], view: meridian_core::world::Rect) -> String {
+    let mut out = String::new();
+    for s in snapshots {
+        zone_line(&mut out, s);
+        for ((id, _), [x, y]) in s.owned.iter().zip(&s.positions) {
+            if (view.x_min..=view.x_max).contains(x) && (view.y_min..=view.y_max).contains(y) {
+                let _ = writeln!(out, "at {id} {x} {y}");
+            }
+        }
+    }
+    out
+}
+
 /// The admin `/avatars` body: per zone a `zone Z tick T taken_at_ns N` line, then
 /// `avatar ID EPOCH` for each client avatar it owns and `avatar_in_flight ID EPOCH` for each
 /// it handed off and awaits DONE for.
 pub fn avatars_text(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     for s in snapshots {
-        let _ = writeln!(
-            out,
-            "zone {} tick {} taken_at_ns {}",
-            s.zone, s.tick, s.taken_at_ns
-        );
+        zone_line(&mut out, s);
         for (id, epoch) in &s.avatars {
             let _ = writeln!(out, "avatar {id} {epoch}");
         }

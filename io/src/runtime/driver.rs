@@ -248,6 +248,10 @@ impl<'a> ZoneDriver<'a> {
         snapshot
             .owned
             .extend(e.ids().iter().zip(e.epochs()).map(|(id, ep)| (id.0, *ep)));
+        snapshot.positions.clear();
+        snapshot
+            .positions
+            .extend(e.xs().iter().zip(e.ys()).map(|(x, y)| [*x, *y]));
         snapshot.avatars.clear();
         snapshot.avatars.extend(
             (0..e.len() as u32)

@@ -200,6 +200,8 @@ pub struct Snapshot {
     pub tick: u64,
     /// (entity id, epoch) of every owned entity.
     pub owned: Vec<(u64, u32)>,
+    /// Where each of `owned` is (x, y), in the same order.
+    pub positions: Vec<[f32; 2]>,
     /// (entity id, new epoch) of every relinquished entity awaiting DONE.
     pub in_flight: Vec<(u64, u32)>,
     /// (entity id, epoch) of every owned entity that is a client avatar.

@@ -2,8 +2,10 @@
 //!
 //! Each bot is a [`meridian_client::udp::UdpClient`] with its own socket and session key,
 //! admitted by a token the swarm signs with the world's auth key. Worker threads own the
-//! bots; each polls its bots' sockets four times per tick and ticks them (one signed
-//! INPUT each) at the world's tick rate. Loss is injected on both directions at the bots.
+//! bots; each polls its bots' sockets four times per tick and ticks each bot (one INPUT)
+//! at the world's tick rate times the bot's own input pace (`Client::input_pace`: the
+//! zone's reports of how early its inputs arrive). Loss, latency and jitter are injected
+//! on both directions at the bots.
 //!
 //! **Checks** (each failure is a counted violation, the first few are logged):
 //! - *own avatar*: the server holds the avatar of every connected bot — in each sample of
@@ -20,7 +22,12 @@
 //! - *no teleport*: between two snapshots of one zone the own avatar moves at most top
 //!   speed × the server time between them (their ticks) plus quantisation; across a
 //!   handoff, top speed × the wall time between them plus two ticks;
-//! - *pop-in* and *handoff pop-in*: what each bot is shown ([`view`]).
+//! - *pop-in* and *handoff pop-in*: what each bot is shown ([`view`]);
+//! - *remote jump*: every eighth bot draws the others each tick (`Client::render_remote`);
+//!   no entity moves farther between two frames than twice the top speed allows
+//!   (`view::Frames`);
+//! - *visibility*: about once a second one bot's view against a brute-force search over
+//!   the nodes' owned entities (admin `/positions`, the `visibility` module).
 //!
 //! Latency is from sending INPUT *n* to receiving the first snapshot whose last applied
 //! input is ≥ *n* (measured at the bots' poll resolution, a quarter tick).
@@ -41,7 +48,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 mod view;
-use view::ViewCheck;
+mod visibility;
+use view::{Frames, ViewCheck};
 
 /// The longest a connected bot may go without a snapshot of its own avatar.
 pub const SNAPSHOT_GAP_MAX: Duration = Duration::from_secs(1);
@@ -119,11 +127,20 @@ pub struct Report {
     pub latency_ms: (f64, f64),
     /// How far each reconciliation moved a bot's predicted avatar, centimetres: p50 / p99.
     pub correction_cm: (f64, f64),
+    /// Each bot's own round-trip estimate at the end (`Client::round_trip`), milliseconds:
+    /// p50 / p99 over bots.
+    pub round_trip_ms: (f64, f64),
     pub avatar_violations: u64,
     pub owner_violations: u64,
     pub teleport_violations: u64,
     pub pop_in_violations: u64,
     pub handoff_pop_in_violations: u64,
+    pub visibility_violations: u64,
+    pub visibility_samples: u64,
+    /// Drawn remote entities that moved farther between two frames than allowed, and the
+    /// largest move seen as a share of its allowance.
+    pub render_jump_violations: u64,
+    pub render_worst_share: f32,
     pub owner_samples: u64,
     /// First snapshots after a redirect that were judged (the bot had enough snapshots
     /// for a median), and how many of them were full (against nothing).
@@ -142,6 +159,8 @@ impl Report {
             + self.teleport_violations
             + self.pop_in_violations
             + self.handoff_pop_in_violations
+            + self.visibility_violations
+            + self.render_jump_violations
     }
 
     /// The report as an aligned table.
@@ -170,6 +189,13 @@ impl Report {
                 format!("{:.1} / {:.1} ms", self.latency_ms.0, self.latency_ms.1),
             ),
             (
+                "round trip, bots' estimate p50 / p99",
+                format!(
+                    "{:.1} / {:.1} ms",
+                    self.round_trip_ms.0, self.round_trip_ms.1
+                ),
+            ),
+            (
                 "own-avatar correction p50 / p99",
                 format!(
                     "{:.2} / {:.2} cm",
@@ -186,6 +212,22 @@ impl Report {
             ),
             ("violations: teleport", self.teleport_violations.to_string()),
             ("violations: pop-in", self.pop_in_violations.to_string()),
+            (
+                "violations: remote jump",
+                format!(
+                    "{} (every {}th bot draws each tick; largest move {:.0} % of allowed)",
+                    self.render_jump_violations,
+                    DRAWN_EVERY,
+                    100.0 * self.render_worst_share
+                ),
+            ),
+            (
+                "violations: visibility",
+                format!(
+                    "{} (in {} sampled views)",
+                    self.visibility_violations, self.visibility_samples
+                ),
+            ),
             (
                 "violations: handoff pop-in",
                 format!(
@@ -218,6 +260,10 @@ struct Shared {
     violations: AtomicU64,
     /// Every bot's avatar id, with when it connected and when its session closed.
     avatars: Mutex<HashMap<u64, (WallInstant, Option<WallInstant>)>>,
+    /// The main thread wants a bot's view for the visibility check; the first worker to
+    /// see it puts one in `held`.
+    want_held: AtomicBool,
+    held: Mutex<Option<visibility::Held>>,
 }
 
 /// One bot's state beyond its client.
@@ -238,7 +284,14 @@ struct Bot {
     connected_at: Option<WallInstant>,
     redirects: u64,
     view: ViewCheck,
+    /// When the bot's next tick is due.
+    next_tick: WallInstant,
+    /// Every [`DRAWN_EVERY`]th bot draws the others each tick, checked frame to frame.
+    frames: Option<Frames>,
 }
+
+/// One bot in this many draws remote entities every tick (see [`Frames`]).
+const DRAWN_EVERY: usize = 8;
 
 /// What a worker hands back.
 #[derive(Default)]
@@ -248,6 +301,11 @@ struct WorkerResult {
     corrections: Option<Histogram<u64>>,
     down: Vec<u64>,
     up: Vec<u64>,
+    /// Each bot's round-trip estimate at the end, microseconds.
+    round_trips: Vec<u64>,
+    render_jump_violations: u64,
+    /// The largest frame-to-frame move of a drawn entity, as a share of its allowance.
+    render_worst_share: f32,
     connected: u64,
     refused: u64,
     timed_out: u64,
@@ -306,13 +364,21 @@ pub fn run(
     let mut owner_samples = 0;
     let mut missing_before: HashSet<u64> = HashSet::new();
     let mut missing_avatars = 0;
+    let mut visibility = VisibilityCounts::default();
     let mut next = started + Duration::from_secs(1);
     while WallInstant::now() < deadline && !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
+        let held = shared.held.lock().expect("held lock").take();
+        if let Some(held) = held {
+            visibility.judge(target, &shared, &held);
+        }
         if WallInstant::now() < next {
             continue;
         }
         next += Duration::from_secs(1);
+        if !target.admins.is_empty() {
+            shared.want_held.store(true, Ordering::SeqCst);
+        }
         if !target.admins.is_empty() {
             let asked = WallInstant::now();
             match sample_owners(&target.admins) {
@@ -352,11 +418,13 @@ pub fn run(
         owner_violations,
         owner_samples,
         avatar_violations: missing_avatars,
+        visibility_violations: visibility.violations,
+        visibility_samples: visibility.samples,
         ..Report::default()
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut corrections = Histogram::<u64>::new_with_bounds(1, 100_000_000, 3)?;
-    let (mut down, mut up) = (Vec::new(), Vec::new());
+    let (mut down, mut up, mut round_trips) = (Vec::new(), Vec::new(), Vec::new());
     let mut handoffs = Vec::new();
     for h in handles {
         let r = h
@@ -370,6 +438,7 @@ pub fn run(
         }
         down.extend(r.down);
         up.extend(r.up);
+        round_trips.extend(r.round_trips);
         report.connected += r.connected;
         report.refused += r.refused;
         report.timed_out += r.timed_out;
@@ -381,6 +450,8 @@ pub fn run(
         report.pop_in_violations += r.pop_in_violations;
         report.handoff_pop_in_violations += r.handoff_pop_in_violations;
         report.handoffs_full += r.handoffs_full;
+        report.render_jump_violations += r.render_jump_violations;
+        report.render_worst_share = report.render_worst_share.max(r.render_worst_share);
         handoffs.extend(r.handoffs);
     }
     report.handoffs_judged = handoffs.len() as u64;
@@ -389,6 +460,8 @@ pub fn run(
     report.median_bytes_p50 = percentiles(&mut medians).0;
     report.down_bps = percentiles(&mut down);
     report.up_bps = percentiles(&mut up);
+    let (rt50, rt99) = percentiles(&mut round_trips);
+    report.round_trip_ms = (rt50 as f64 / 1000.0, rt99 as f64 / 1000.0);
     report.latency_ms = (
         latency.value_at_quantile(0.5) as f64 / 1000.0,
         latency.value_at_quantile(0.99) as f64 / 1000.0,
@@ -462,6 +535,8 @@ fn worker(
             connected_at: None,
             redirects: 0,
             view: ViewCheck::new(meridian_core::replicate::InterestConfig::default().near_m),
+            next_tick: started,
+            frames: (i % DRAWN_EVERY == 0).then(Frames::default),
         });
     }
     let mut result = WorkerResult {
@@ -470,20 +545,26 @@ fn worker(
         ..WorkerResult::default()
     };
     let loss = config.loss;
-    let mut next_tick = WallInstant::now();
-    let mut logged = 0;
+    let mut next_poll = WallInstant::now();
+    let (mut logged, mut sampled) = (0, 0);
     while !stop.load(Ordering::SeqCst) {
         let wall = WallInstant::now();
-        let ticking = wall >= next_tick;
-        if ticking {
-            next_tick += tick;
-            if next_tick < wall {
-                next_tick = wall + tick;
-            }
+        // Every bot is read every `poll`; a bot whose tick is due ticks (and reads) now.
+        let polling = wall >= next_poll;
+        if polling {
+            next_poll = wall + poll;
         }
+        let mut wake = next_poll;
         for bot in &mut bots {
             let now = clock.now();
-            if ticking {
+            if wall >= bot.next_tick {
+                // Each bot ticks at its own pace: the zone's reports of how early its
+                // inputs arrive make it a little faster or slower than the zone's tick.
+                let period = tick.mul_f32(bot.udp.client().input_pace());
+                bot.next_tick += period;
+                if bot.next_tick < wall {
+                    bot.next_tick = wall + period;
+                }
                 steer(bot, target, config.pattern, wall);
                 let before = bot.udp.client().input_sequence();
                 bot.udp.pump(now, || !rng.random_bool(loss))?;
@@ -492,12 +573,29 @@ fn worker(
                     bot.sent_at[(after % 256) as usize] = Some(wall);
                     shared.inputs.fetch_add(1, Ordering::Relaxed);
                 }
-            } else {
+                if let Some(frames) = bot.frames.as_mut() {
+                    let speed = target.speed_mps.max(visibility::NPC_SPEED_MPS);
+                    if let Some(j) = frames.frame(bot.udp.client_mut(), now, wall, speed) {
+                        render_jump(bot.index, j, &mut result, shared, &mut logged);
+                    }
+                }
+            } else if polling {
                 bot.udp.receive(now, || !rng.random_bool(loss))?;
+            } else {
+                wake = wake.min(bot.next_tick);
+                continue;
             }
             events(bot, target, &mut result, shared, wall, &mut logged);
+            wake = wake.min(bot.next_tick);
         }
-        let wake = next_tick.min(WallInstant::now() + poll);
+        if shared
+            .want_held
+            .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let held = hold_one(&bots, &mut sampled, wall);
+            *shared.held.lock().expect("held lock") = held;
+        }
         if let Some(d) = wake.checked_duration_since(WallInstant::now()) {
             std::thread::sleep(d);
         }
@@ -511,12 +609,95 @@ fn worker(
         result.inputs += c.inputs_sent;
         result.snapshots += c.snapshots;
         result.redirects += bot.redirects;
+        if let Some(f) = &bot.frames {
+            result.render_worst_share = result.render_worst_share.max(f.worst_share);
+        }
+        if let Some(rt) = bot.udp.client().round_trip() {
+            result.round_trips.push(rt.as_micros() as u64);
+        }
         if bot.udp.client().is_connected() {
             bot.udp.client_mut().disconnect();
             let _ = bot.udp.flush(|| true);
         }
     }
     Ok(result)
+}
+
+/// The visibility samples judged so far.
+#[derive(Default)]
+struct VisibilityCounts {
+    samples: u64,
+    violations: u64,
+}
+
+impl VisibilityCounts {
+    /// Judges what a bot held against the nodes' cut (see [`visibility`]).
+    fn judge(&mut self, target: &Target, shared: &Shared, held: &visibility::Held) {
+        match visibility::check(target, held) {
+            Ok(Some(violation)) => {
+                self.samples += 1;
+                if let Some(detail) = violation {
+                    self.violations += 1;
+                    shared.violations.fetch_add(1, Ordering::Relaxed);
+                    if self.violations <= 5 {
+                        tracing::warn!("bot {}: visibility violation: {detail}", held.bot);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("visibility sample failed: {e}"),
+        }
+    }
+}
+
+/// Counts (and logs the first few of) a drawn entity's jump between frames.
+fn render_jump(
+    bot: usize,
+    j: view::Jump,
+    result: &mut WorkerResult,
+    shared: &Shared,
+    logged: &mut u32,
+) {
+    result.render_jump_violations += 1;
+    shared.violations.fetch_add(1, Ordering::Relaxed);
+    if *logged < 5 {
+        *logged += 1;
+        tracing::warn!(
+            "bot {bot}: render jump violation: entity {} drawn {:.2} m from the frame before (allowed {:.2})",
+            j.id,
+            j.moved_m,
+            j.allowed_m
+        );
+    }
+}
+
+/// What the next bot in turn (from `*next`) holds, for the visibility check: one connected
+/// for 3 s or more whose newest snapshot is of the zone it is in (not between a REDIRECT
+/// and the new zone's first snapshot).
+fn hold_one(bots: &[Bot], next: &mut usize, wall: WallInstant) -> Option<visibility::Held> {
+    for _ in 0..bots.len() {
+        let bot = &bots[*next % bots.len()];
+        *next += 1;
+        let client = bot.udp.client();
+        let settled = bot
+            .connected_at
+            .is_some_and(|at| wall.duration_since(at) >= Duration::from_secs(3));
+        let Some((zone, tick)) = bot.last_zone_tick.filter(|(z, _)| *z == client.zone()) else {
+            continue;
+        };
+        if !settled || !client.is_connected() || client.entities().0 != tick {
+            continue;
+        }
+        return Some(visibility::Held {
+            bot: bot.index,
+            zone,
+            tick,
+            at: client.authoritative().position,
+            avatar: client.avatar(),
+            shown: client.entities().1.iter().map(|r| r.id).collect(),
+        });
+    }
+    None
 }
 
 /// Sets the bot's intent for this tick.

@@ -116,3 +116,64 @@ impl ViewCheck {
         sorted[RECENT / 2]
     }
 }
+
+/// Remote entities as the client library draws them (`Client::render_remote`), frame
+/// after frame: none may move farther between two frames than its speed allows. The
+/// library bends a track toward a late correction at most at twice the entity's speed, so
+/// the bound is twice the fastest speed over the frame's wall time, plus a centimetre of
+/// quantisation. Entities drawn in only one of two frames are not judged.
+#[derive(Debug, Default)]
+pub(super) struct Frames {
+    drawn: std::collections::HashMap<u64, [f32; 2]>,
+    next: std::collections::HashMap<u64, [f32; 2]>,
+    at: Option<std::time::Instant>,
+    /// The largest move between two frames seen, as a share of what was allowed.
+    pub worst_share: f32,
+}
+
+/// What one frame showed: the entity that jumped most past its allowance, if any.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Jump {
+    pub id: u64,
+    pub moved_m: f32,
+    pub allowed_m: f32,
+}
+
+impl Frames {
+    /// Draws a frame of `client` at `now` (`wall`: the same instant on the wall clock);
+    /// `speed_mps`: the fastest anything moves.
+    pub(super) fn frame(
+        &mut self,
+        client: &mut Client,
+        now: meridian_client::Instant,
+        wall: std::time::Instant,
+        speed_mps: f32,
+    ) -> Option<Jump> {
+        let dt = self
+            .at
+            .map_or(0.0, |at| wall.duration_since(at).as_secs_f32());
+        self.at = Some(wall);
+        let allowed = 2.0 * speed_mps * dt + 0.01;
+        let (drawn, next) = (&self.drawn, &mut self.next);
+        next.clear();
+        let mut worst: Option<Jump> = None;
+        client.render_remote(now, |id, p| {
+            next.insert(id, p);
+            if let Some(q) = drawn.get(&id) {
+                let moved = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt();
+                if moved > allowed && worst.is_none_or(|w| moved > w.moved_m) {
+                    worst = Some(Jump {
+                        id,
+                        moved_m: moved,
+                        allowed_m: allowed,
+                    });
+                }
+                if dt > 0.0 {
+                    self.worst_share = self.worst_share.max(moved / allowed);
+                }
+            }
+        });
+        std::mem::swap(&mut self.drawn, &mut self.next);
+        worst
+    }
+}
