@@ -159,7 +159,8 @@ pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
 ///   ticks too shallow for the path: the next `k` underruns *wait* instead of guessing
 ///   (forgotten after a window of [`PLAYOUT_WINDOW_TICKS`] without an underrun). A wait
 ///   stands the avatar still for the tick, and the input due plays a tick later, and so
-///   does every later one: the buffer deepens by one.
+///   does every later one: the buffer deepens by one. One input a window arriving a
+///   single tick late is tolerated (a lost packet whose input the next packet carried).
 /// - When at every tick of a window without an underrun two inputs or more waited beyond
 ///   the one played, all but one of the surplus are *skipped* (the newest of them played,
 ///   every skipped button press kept): a backlog left by a burst does not add latency
@@ -199,6 +200,8 @@ pub(super) struct Playout {
     /// underruns, and its length so far.
     min_waiting: u8,
     window_underruns: u8,
+    /// Guessed inputs that arrived one tick late in this window.
+    window_late: u8,
     window_ticks: u16,
     /// Underruns that wait instead of guessing: a guessed input arrived this many ticks
     /// late (see [`Playout::arrived_late`]). Forgotten after a window without underruns.
@@ -231,6 +234,7 @@ impl Playout {
             return 0;
         }
         self.window_ticks = 0;
+        self.window_late = 0;
         if self.window_underruns > 0 {
             0
         } else {
@@ -252,7 +256,14 @@ impl Playout {
         if behind < 32 && self.guessed & (1 << behind) != 0 {
             self.guessed &= !(1 << behind);
             self.late_buttons |= entry.buttons.get();
-            self.waits_owed = self.waits_owed.max(behind as u8 + 1);
+            // One tick late, once in a window: a lost packet the next one's copies
+            // covered, most likely — the guess stood in, and deepening the buffer for it
+            // would cost every later input a tick. Later than that, or again, it is the
+            // path: wait.
+            self.window_late = self.window_late.saturating_add(u8::from(behind == 0));
+            if behind > 0 || self.window_late >= 2 {
+                self.waits_owed = self.waits_owed.max(behind as u8 + 1);
+            }
             counters.inputs_late += 1;
         }
     }

@@ -24,7 +24,7 @@
 //!   handoff, top speed × the wall time between them plus two ticks;
 //! - *pop-in* and *handoff pop-in*: what each bot is shown ([`view`]);
 //! - *remote jump*: every eighth bot draws the others each tick (`Client::render_remote`);
-//!   no entity moves farther between two frames than twice the top speed allows
+//!   no entity moves farther between two frames than its bend allows (2.1 × top speed)
 //!   (`view::Frames`);
 //! - *visibility*: about once a second one bot's view against a brute-force search over
 //!   the nodes' owned entities (admin `/positions`, the `visibility` module).

@@ -119,9 +119,10 @@ impl ViewCheck {
 
 /// Remote entities as the client library draws them (`Client::render_remote`), frame
 /// after frame: none may move farther between two frames than its speed allows. The
-/// library bends a track toward a late correction at most at twice the entity's speed, so
-/// the bound is twice the fastest speed over the frame's wall time, plus a centimetre of
-/// quantisation. Entities drawn in only one of two frames are not judged.
+/// library bends a track toward a late correction at most at twice the entity's speed, on
+/// a drawing clock that runs up to 5 % fast while its delay shrinks, so the bound is 2.1 ×
+/// the fastest speed over the frame's wall time, plus a centimetre of quantisation.
+/// Entities drawn in only one of two frames are not judged.
 #[derive(Debug, Default)]
 pub(super) struct Frames {
     drawn: std::collections::HashMap<u64, [f32; 2]>,
@@ -130,6 +131,10 @@ pub(super) struct Frames {
     /// The largest move between two frames seen, as a share of what was allowed.
     pub worst_share: f32,
 }
+
+/// How many times its speed a drawn entity may move: the library's bend (2×) on a drawing
+/// clock up to 5 % fast (`client/src/motion.rs`).
+const BEND_SPEEDS: f32 = 2.0 * 1.05;
 
 /// What one frame showed: the entity that jumped most past its allowance, if any.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -153,7 +158,7 @@ impl Frames {
             .at
             .map_or(0.0, |at| wall.duration_since(at).as_secs_f32());
         self.at = Some(wall);
-        let allowed = 2.0 * speed_mps * dt + 0.01;
+        let allowed = BEND_SPEEDS * speed_mps * dt + 0.01;
         let (drawn, next) = (&self.drawn, &mut self.next);
         next.clear();
         let mut worst: Option<Jump> = None;
