@@ -143,6 +143,28 @@ impl Sessions {
 /// Ticks over which the playout measures how many inputs wait beyond the one applied.
 pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
 
+/// One session's playout counters (see [`Sessions::input_playout`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputPlayout {
+    pub underruns: u32,
+    pub skipped: u32,
+    pub lost: u32,
+}
+
+impl Sessions {
+    /// The input playout counters of session `id` (its underruns, skipped and lost
+    /// inputs at this zone), if the session is served here.
+    pub fn input_playout(&self, id: u32) -> Option<InputPlayout> {
+        let slot = *self.by_id.get(&id)?;
+        let p = &self.slots[slot as usize].as_ref()?.playout;
+        Some(InputPlayout {
+            underruns: p.underruns,
+            skipped: p.skipped,
+            lost: p.lost,
+        })
+    }
+}
+
 /// A session's input playout: one input per tick, in sequence (a client sends one per
 /// tick of its own: the sequence is the client tick it was made for), each played at most
 /// once, at a tick a steady offset from the client's.
@@ -170,28 +192,6 @@ pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
 /// Each snapshot tells the client how early its inputs arrive (`input_waiting`); a
 /// client that paces its inputs by it (`Client::input_pace`) keeps the buffer at the
 /// margin its path needs, and the zone rarely has to guess, wait or skip at all.
-/// One session's playout counters (see [`Sessions::input_playout`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InputPlayout {
-    pub underruns: u32,
-    pub skipped: u32,
-    pub lost: u32,
-}
-
-impl Sessions {
-    /// The input playout counters of session `id` (its underruns, skipped and lost
-    /// inputs at this zone), if the session is served here.
-    pub fn input_playout(&self, id: u32) -> Option<InputPlayout> {
-        let slot = *self.by_id.get(&id)?;
-        let p = &self.slots[slot as usize].as_ref()?.playout;
-        Some(InputPlayout {
-            underruns: p.underruns,
-            skipped: p.skipped,
-            lost: p.lost,
-        })
-    }
-}
-
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Playout {
     /// The first input has arrived: from then on an empty buffer is an underrun.
