@@ -23,6 +23,10 @@ use super::{ClientView, PRIORITY_DUE, Replicator};
 /// enforces the exact limit.
 const UPDATE_BYTES: usize = 6;
 const FRESH_BYTES: usize = 20;
+/// A removal: the id gap and the op. Removals are always written (the encoder has the
+/// datagram): cutting one in some snapshots and not others, all against one old baseline,
+/// would make an entity that left the client's view come and go.
+const REMOVE_BYTES: usize = 4;
 
 fn cost(fresh: bool) -> usize {
     if fresh { FRESH_BYTES } else { UPDATE_BYTES }
@@ -43,12 +47,12 @@ impl Replicator {
         let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
         view.budget_bytes = (view.budget_bytes + per_tick).min(datagram_bytes as i64);
         let room = (view.budget_bytes.max(0) as usize).min(datagram_bytes);
-        self.add_fresh(view, zone);
+        let removals = self.add_fresh(view, zone) * REMOVE_BYTES;
         let fresh = &self.fresh;
         let total: usize = self.due.iter().map(|&(_, i)| cost(fresh[i as usize])).sum();
-        if total > room {
+        if removals + total > room {
             self.rank_due(view);
-            let mut used = 0;
+            let mut used = removals;
             let before = self.due.len();
             let (fresh, shown) = (&self.fresh, &self.shown);
             self.due.retain(|&(_, i)| {
@@ -68,31 +72,34 @@ impl Replicator {
             self.wanted[index as usize].due = true;
             view.members[index as usize].priority = 0;
         }
-        // The estimate chose what this snapshot sends; the encoder may use the whole
-        // datagram for it. Capping it at the budget would let it cut what the estimate
-        // got wrong (removals are not estimated at all) — in id order, so always the
-        // highest ids, fresh members shown a tick ago included: a pop-in. What is sent
-        // past the budget is charged to it (debt), so the rate holds over a few ticks.
+        // The estimate (removals first, then the due members) chose what this snapshot
+        // sends; the encoder may use the whole datagram for it. Capping it at the budget
+        // would let it cut what the estimate got wrong in id order — the highest ids,
+        // fresh members shown a tick ago among them: a pop-in. What is sent past the
+        // budget is charged to it (debt), so the rate holds over a few ticks.
         datagram_bytes
     }
 
     /// Marks which members the baseline lacks (`fresh`) and lists those not due yet among
-    /// the due ones: they must be sent too.
-    fn add_fresh(&mut self, view: &ClientView, zone: u32) {
+    /// the due ones: they must be sent too. Returns how many of the baseline's records are
+    /// no longer members (each a removal in the delta).
+    fn add_fresh(&mut self, view: &ClientView, zone: u32) -> usize {
         let (_, baseline) = view.baseline(zone);
         self.fresh.clear();
-        let mut b = 0;
+        let (mut b, mut held) = (0, 0);
         for (i, w) in self.wanted.iter().enumerate() {
             let id = w.record.id;
             while b < baseline.len() && baseline[b].id < id {
                 b += 1;
             }
             let fresh = b >= baseline.len() || baseline[b].id != id;
+            held += usize::from(!fresh);
             self.fresh.push(fresh);
             if fresh && view.members[i].priority < PRIORITY_DUE {
                 self.due.push((view.members[i].priority, i as u32));
             }
         }
+        baseline.len() - held
     }
 
     /// Orders the due list when it does not all fit: fresh members first (those the
