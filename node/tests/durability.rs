@@ -199,7 +199,9 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     assert_sound(&cluster.cut(), &expected, 0);
 
     // A deterministic spread of kill moments (xorshift), some landing on checkpoint writes
-    // (every 100 ms): a `.tmp` left behind proves one did.
+    // (every 100 ms): a `.tmp` left behind proves one did. Every fourth kill waits (up to
+    // 2 s) until a write is under way: on a fast disk a write lasts a few milliseconds,
+    // and 30 kills at random moments once all missed.
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut during_checkpoint = 0;
     let mut kills = 0;
@@ -209,6 +211,14 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         x ^= x << 17;
         std::thread::sleep(Duration::from_millis(150 + x % 900));
         let victim = if kills % 3 == 2 { 0 } else { 1 }; // mostly node 1, sometimes node 0 (the rule the incarnation check below counts with)
+        if kills % 4 == 3 {
+            let waited = std::time::Instant::now();
+            while !checkpoint_tmp_exists(&cluster.data(victim))
+                && waited.elapsed() < Duration::from_secs(2)
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         cluster.kill(victim);
         if checkpoint_tmp_exists(&cluster.data(victim)) {
             during_checkpoint += 1;
