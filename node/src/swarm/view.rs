@@ -3,11 +3,14 @@
 //! - *pop-in*: an entity within the near radius of the avatar in one snapshot that is gone
 //!   from the next and back in the one after (it flickered: hysteresis, interest across a
 //!   border or the handoff lost it for a tick);
-//! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is larger than
-//!   twice the median of the bot's last [`RECENT`] snapshots (the scene was sent again
-//!   instead of a delta). Judged once the bot has that many. The median of the recent
-//!   ones, not of the whole session: a bot that walked from a quiet corner into a crowd
-//!   would otherwise be judged against the corner.
+//! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is full (sent
+//!   against nothing: the scene is sent again, and the datagram cap spreads it over
+//!   ticks). Its size against the median of the bot's last [`RECENT`] snapshots is
+//!   measured, not judged: the carried baseline is about one round trip older than a
+//!   steady-state one, so on a loaded machine (round trips of 80–120 ms) a correct delta
+//!   against it reached 2.2× the median. The median of the recent ones, not of the whole
+//!   session: a bot that walked from a quiet corner into a crowd would otherwise be
+//!   measured against the corner.
 //!
 //! Both are client-side: the snapshots' entity lists, in order, are all they need.
 
@@ -121,13 +124,17 @@ impl ViewCheck {
 /// after frame: none may move farther between two frames than its speed allows. The
 /// library bends a track toward a late correction at most at twice the entity's speed, on
 /// a drawing clock that runs up to 5 % fast while its delay shrinks, so the bound is 2.1 ×
-/// the fastest speed over the frame's wall time, plus a centimetre of quantisation.
+/// the fastest speed over the time between the two frames, plus a centimetre of
+/// quantisation. That time is the one the library was given (`now`), not the worker's
+/// wall clock at the start of its loop: a worker that stalls part-way through its bots
+/// would otherwise hand a bot a longer frame than it is judged by (a loaded CI machine
+/// flagged 1.4 m moves against 1.3–1.4 m allowed that way).
 /// Entities drawn in only one of two frames are not judged.
 #[derive(Debug, Default)]
 pub(super) struct Frames {
     drawn: std::collections::HashMap<u64, [f32; 2]>,
     next: std::collections::HashMap<u64, [f32; 2]>,
-    at: Option<std::time::Instant>,
+    at: Option<meridian_client::Instant>,
     /// The largest move between two frames seen, as a share of what was allowed.
     pub worst_share: f32,
 }
@@ -145,19 +152,17 @@ pub(super) struct Jump {
 }
 
 impl Frames {
-    /// Draws a frame of `client` at `now` (`wall`: the same instant on the wall clock);
-    /// `speed_mps`: the fastest anything moves.
+    /// Draws a frame of `client` at `now`; `speed_mps`: the fastest anything moves.
     pub(super) fn frame(
         &mut self,
         client: &mut Client,
         now: meridian_client::Instant,
-        wall: std::time::Instant,
         speed_mps: f32,
     ) -> Option<Jump> {
         let dt = self
             .at
-            .map_or(0.0, |at| wall.duration_since(at).as_secs_f32());
-        self.at = Some(wall);
+            .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f32());
+        self.at = Some(now);
         let allowed = BEND_SPEEDS * speed_mps * dt + 0.01;
         let (drawn, next) = (&self.drawn, &mut self.next);
         next.clear();
