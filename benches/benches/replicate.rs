@@ -22,10 +22,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant as WallInstant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use meridian_benches::{rng, zone_with_walkers};
+use meridian_benches::{rng, snapshot_clients, tick_alone, zone_with_walkers};
 use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
 use meridian_core::time::Instant;
-use meridian_layouts::client::{CLIENT_DATAGRAM_MAX, DELTA_ENTRIES_OFFSET};
+use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
 use meridian_protocol::delta::{Record, Wanted, encode_delta};
 use rand::Rng;
 
@@ -120,12 +120,9 @@ fn replicate_one(
     let mut views: Vec<ClientView> = (0..CLIENTS as u32)
         .map(|k| ClientView::with_phase(&config, k))
         .collect();
-    // Client k's avatar is entity k.
-    let avatars: Vec<u64> = (0..CLIENTS as u64).collect();
     let mut out = [0u8; CLIENT_DATAGRAM_MAX];
     let mut snapshot_tick = 0u32;
     let mut bytes = 0u64;
-    let mut snapshots = 0u64;
     group.throughput(Throughput::Elements(CLIENTS as u64));
     group.bench_function(BenchmarkId::new(name, CLIENTS), |b| {
         b.iter_custom(|iterations| {
@@ -133,34 +130,18 @@ fn replicate_one(
             for _ in 0..iterations {
                 // Untimed: the world moves on and every client has applied the last snapshot.
                 now = now + tick;
-                zone.tick(now);
-                let mut sink = [0u8; 1200];
-                while zone.poll_transmit(&mut sink).is_some() {}
-                for _ in zone.drain_log() {}
-                while zone.poll_event().is_some() {}
+                tick_alone(&mut zone, now);
                 for view in &mut views {
                     view.acknowledge(snapshot_tick);
                 }
                 snapshot_tick += 1;
-                let entities = zone.entities();
                 let start = WallInstant::now();
-                for (view, &avatar) in views.iter_mut().zip(&avatars) {
-                    let Some(slot) = entities.slot_of(meridian_core::entities::EntityID(avatar))
-                    else {
-                        continue;
-                    };
-                    let at = (entities.xs()[slot as usize], entities.ys()[slot as usize]);
-                    let (_, encoded) = replicator.snapshot(
-                        view,
-                        &zone,
-                        Some(avatar),
-                        at,
-                        snapshot_tick,
-                        &mut out[DELTA_ENTRIES_OFFSET..],
-                    );
-                    bytes += encoded.bytes as u64;
-                    snapshots += 1;
-                }
+                bytes += snapshot_clients(
+                    (&mut replicator, &mut views),
+                    &zone,
+                    snapshot_tick,
+                    &mut out,
+                );
                 total += start.elapsed();
             }
             total
@@ -169,7 +150,7 @@ fn replicate_one(
     let c = replicator.counters();
     eprintln!(
         "replicate/{name}/{CLIENTS}: {:.0} entry bytes per snapshot, {:.1} entries per snapshot, {} full, {} deferred, {} snapshots",
-        bytes as f64 / snapshots.max(1) as f64,
+        bytes as f64 / c.snapshots.max(1) as f64,
         c.entries as f64 / c.snapshots.max(1) as f64,
         c.full,
         c.deferred,

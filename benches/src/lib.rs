@@ -5,9 +5,11 @@
 use meridian_core::entities::{EntityID, EntityInit};
 use meridian_core::limits::Limits;
 use meridian_core::movement::integrate_scalar;
+use meridian_core::replicate::{ClientView, Replicator};
 use meridian_core::time::Instant;
 use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
 use meridian_core::zone::Zone;
+use meridian_layouts::client::{CLIENT_DATAGRAM_MAX, DELTA_ENTRIES_OFFSET};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -133,6 +135,39 @@ pub fn integrate_reference(bodies: &mut [Body], dt: f32, bounds: Rect) {
         b.position[1] = y[i];
         b.velocity = [vx[i], vy[i]];
     }
+}
+
+/// One zone tick, its outputs drained and dropped (a bench's untimed step).
+pub fn tick_alone(zone: &mut Zone, now: Instant) {
+    zone.tick(now);
+    let mut sink = [0u8; 1200];
+    while zone.poll_transmit(&mut sink).is_some() {}
+    for _ in zone.drain_log() {}
+    while zone.poll_event().is_some() {}
+}
+
+/// One tick's snapshots for every client of `views`, client `k`'s avatar being entity `k`
+/// (the `replicate` workload), each written into `datagram` after the DELTA header;
+/// returns the entry bytes written. Call it after the zone's tick.
+pub fn snapshot_clients(
+    (replicator, views): (&mut Replicator, &mut [ClientView]),
+    zone: &Zone,
+    snapshot_tick: u32,
+    datagram: &mut [u8; CLIENT_DATAGRAM_MAX],
+) -> u64 {
+    let out = &mut datagram[DELTA_ENTRIES_OFFSET..];
+    let entities = zone.entities();
+    let mut bytes = 0;
+    for (k, view) in views.iter_mut().enumerate() {
+        let avatar = k as u64;
+        let Some(slot) = entities.slot_of(EntityID(avatar)) else {
+            continue;
+        };
+        let at = (entities.xs()[slot as usize], entities.ys()[slot as usize]);
+        let (_, encoded) = replicator.snapshot(view, zone, Some(avatar), at, snapshot_tick, out);
+        bytes += encoded.bytes as u64;
+    }
+    bytes
 }
 
 #[cfg(test)]

@@ -278,3 +278,38 @@ fn keeps_what_the_last_one_carried(config: InterestConfig) {
         shown = now;
     }
 }
+
+/// The acknowledged snapshot stays a baseline while [`HISTORY`] − 1 newer ones are built
+/// unacknowledged, and goes with the next (history slots are reused, not a ring by tick:
+/// this is the promise the reuse keeps).
+#[test]
+fn an_acknowledged_baseline_outlives_history_minus_one_newer_snapshots() {
+    use meridian_core::replicate::HISTORY;
+    let mut s = Scene::new(config(8));
+    for k in 0..12u64 {
+        s.put(k + 1, 10.0 + k as f32);
+    }
+    let mut out = [0u8; CLIENT_DATAGRAM_MAX];
+    let mut snapshot = |s: &mut Scene| {
+        s.now = s.now + s.zone.world().tick_duration();
+        s.zone.tick(s.now);
+        for _ in s.zone.drain_log() {}
+        let tick = s.zone.tick_count() as u32;
+        let (baseline, _) = s
+            .replicator
+            .snapshot(&mut s.view, &s.zone, None, AT, tick, &mut out);
+        (tick, baseline.tick)
+    };
+    for _ in 0..5 {
+        let (tick, _) = snapshot(&mut s);
+        s.view.acknowledge(tick);
+    }
+    let acked = s.zone.tick_count() as u32;
+    for n in 1..HISTORY as u32 {
+        assert_eq!(snapshot(&mut s).1, acked, "{n} snapshots after it");
+    }
+    // The HISTORY-th newer snapshot is still a delta against it (it is read before the
+    // new one is stored over it); the one after has nothing to be a delta against.
+    assert_eq!(snapshot(&mut s).1, acked);
+    assert_eq!(snapshot(&mut s).1, 0, "the baseline outlived the history");
+}

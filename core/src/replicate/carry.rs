@@ -70,9 +70,7 @@ impl Replicator {
             return Err(CarryError::TooLarge);
         }
         put_varint(out, &mut at, members.len() as u64);
-        let newest = view
-            .stored(view.last_sent)
-            .map_or(&[][..], |s| s.records.as_slice());
+        let newest = view.stored(view.last_sent).unwrap_or(&[]);
         let mut previous = 0;
         for m in members {
             put_varint(out, &mut at, m.id - previous);

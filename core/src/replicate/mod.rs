@@ -112,19 +112,18 @@ pub struct Baseline {
     pub tick: u32,
 }
 
-/// A stored snapshot: the records a client holds once it has applied the snapshot of `tick`.
-#[derive(Clone, Debug, Default)]
-struct Stored {
-    tick: u32,
-    records: Vec<Record>,
-}
-
 /// What one client has been sent: interest members and their priorities, the snapshot
 /// history, the acknowledged baseline and the byte budget.
 #[derive(Clone, Debug)]
 pub struct ClientView {
     members: Vec<Member>,
-    history: Vec<Stored>,
+    /// The last snapshots built, as the records the client holds once it has applied
+    /// each (`history[k]` is the snapshot of `ticks[k]`; tick 0: an empty slot). Slots are
+    /// not a ring by tick: a new snapshot reuses the slot of one that can no longer be a
+    /// baseline (older than the acknowledged one), the newest such first — in steady
+    /// state the baseline of a tick ago, still in cache — else the oldest slot.
+    ticks: [u32; HISTORY],
+    history: Vec<Vec<Record>>,
     acked_tick: u32,
     budget_bytes: i64,
     /// The interest set is searched anew when `(tick + phase) % search_every_ticks == 0`
@@ -160,11 +159,9 @@ impl ClientView {
             searched_at: None,
             reach_m: 0.0,
             members: Vec::with_capacity(config.entities_max),
+            ticks: [0; HISTORY],
             history: (0..HISTORY)
-                .map(|_| Stored {
-                    tick: 0,
-                    records: Vec::with_capacity(config.entities_max),
-                })
+                .map(|_| Vec::with_capacity(config.entities_max))
                 .collect(),
             acked_tick: 0,
             budget_bytes: 0,
@@ -183,9 +180,9 @@ impl ClientView {
         self.searched_at = None;
         self.reach_m = 0.0;
         self.members.clear();
-        for stored in &mut self.history {
-            stored.tick = 0;
-            stored.records.clear();
+        self.ticks = [0; HISTORY];
+        for records in &mut self.history {
+            records.clear();
         }
         self.acked_tick = 0;
         self.budget_bytes = 0;
@@ -216,15 +213,45 @@ impl ClientView {
     /// (tick 0).
     fn baseline(&self, zone: u32) -> (Baseline, &[Record]) {
         match (self.stored(self.acked_tick), self.foreign) {
-            (Some(s), _) => (Baseline { zone, tick: s.tick }, s.records.as_slice()),
+            (Some(records), _) => (
+                Baseline {
+                    zone,
+                    tick: self.acked_tick,
+                },
+                records,
+            ),
             (None, Some((zone, tick))) => (Baseline { zone, tick }, &self.foreign_records),
             (None, None) => (Baseline { zone, tick: 0 }, &[]),
         }
     }
 
-    fn stored(&self, tick: u32) -> Option<&Stored> {
-        let s = &self.history[tick as usize % HISTORY];
-        (tick != 0 && s.tick == tick).then_some(s)
+    /// The records of the snapshot of `tick`, if it is still kept.
+    fn stored(&self, tick: u32) -> Option<&[Record]> {
+        if tick == 0 {
+            return None;
+        }
+        let k = self.ticks.iter().position(|&t| t == tick)?;
+        Some(&self.history[k])
+    }
+
+    /// The slot the snapshot of `tick` is stored in: its own if it was built before (built
+    /// again, it replaces itself), else one that can no longer be a baseline (empty, or
+    /// older than the acknowledged snapshot), the newest of those — most likely the
+    /// baseline it replaced, read a tick ago and still in cache — else the oldest (the
+    /// client's acknowledgements lag [`HISTORY`] snapshots).
+    fn slot_for(&self, tick: u32) -> usize {
+        if let Some(k) = self.ticks.iter().position(|&t| t == tick) {
+            return k;
+        }
+        let acked = self.acked_tick;
+        let dead = (0..HISTORY)
+            .filter(|&k| self.ticks[k] < acked || self.ticks[k] == 0)
+            .max_by_key(|&k| self.ticks[k]);
+        dead.unwrap_or_else(|| {
+            (0..HISTORY)
+                .min_by_key(|&k| self.ticks[k])
+                .expect("HISTORY > 0")
+        })
     }
 }
 
@@ -425,9 +452,9 @@ impl Replicator {
         }
         view.budget_bytes -= encoded.bytes as i64;
         view.last_sent = tick;
-        let slot = &mut view.history[tick as usize % HISTORY];
-        slot.tick = tick;
-        std::mem::swap(&mut slot.records, &mut self.result);
+        let k = view.slot_for(tick);
+        view.ticks[k] = tick;
+        std::mem::swap(&mut view.history[k], &mut self.result);
         self.counters.snapshots += 1;
         self.counters.bytes += encoded.bytes as u64;
         self.counters.entries += u64::from(encoded.entries);

@@ -106,9 +106,7 @@ impl Replicator {
     /// newest snapshot carried first, then the nearest), then the others by priority,
     /// then distance.
     fn rank_due(&mut self, view: &ClientView) {
-        let last = view
-            .stored(view.last_sent)
-            .map_or(&[][..], |s| s.records.as_slice());
+        let last = view.stored(view.last_sent).unwrap_or(&[]);
         let (wanted, fresh) = (&self.wanted, &self.fresh);
         // Right after a handoff this zone has shown nothing yet: the zone the client came
         // from said what its newest snapshot showed.
