@@ -111,6 +111,19 @@ pub struct Entities {
     /// No handoff may start for the entity before this tick (cooldown, NACK backoff).
     hold_until_tick: Vec<u64>,
     slots: FxHashMap<EntityID, u32>,
+    /// Slot changes since the log was last cleared, once logging is on
+    /// ([`Entities::log_moves`]).
+    moves: Option<Vec<SlotMove>>,
+}
+
+/// One change of an entity's slot: inserted (`from` is `None`), removed (`to` is `None`)
+/// or moved by a swap-remove. A position history undoes these to find where an entity's
+/// record was at an earlier tick (`crate::history`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotMove {
+    pub id: EntityID,
+    pub from: Option<u32>,
+    pub to: Option<u32>,
 }
 
 /// Mutable views of the SIMD columns, borrowed together for a kernel.
@@ -145,6 +158,31 @@ impl Entities {
             payload: Vec::with_capacity(count),
             hold_until_tick: Vec::with_capacity(count),
             slots: FxHashMap::with_capacity_and_hasher(count, Default::default()),
+            moves: None,
+        }
+    }
+
+    /// Starts logging slot changes ([`SlotMove`]). The log grows until
+    /// [`Entities::clear_moves`]: its reader (a position history) clears it every tick.
+    pub fn log_moves(&mut self) {
+        self.moves.get_or_insert_with(Vec::new);
+    }
+
+    /// The slot changes since the log was last cleared, oldest first (empty when logging
+    /// is off).
+    pub fn moves(&self) -> &[SlotMove] {
+        self.moves.as_deref().unwrap_or(&[])
+    }
+
+    pub fn clear_moves(&mut self) {
+        if let Some(moves) = &mut self.moves {
+            moves.clear();
+        }
+    }
+
+    fn log_move(&mut self, id: EntityID, from: Option<u32>, to: Option<u32>) {
+        if let Some(moves) = &mut self.moves {
+            moves.push(SlotMove { id, from, to });
         }
     }
 
@@ -201,6 +239,7 @@ impl Entities {
         self.flags.push(init.flags);
         self.payload.push(init.payload);
         self.hold_until_tick.push(0);
+        self.log_move(init.id, None, Some(slot as u32));
         Ok(slot as u32)
     }
 
@@ -234,11 +273,13 @@ impl Entities {
         self.len -= 1;
         let gone = self.slots.remove(&removed.id);
         assert_eq!(gone, Some(slot as u32));
+        self.log_move(removed.id, Some(slot as u32), None);
         if slot == last {
             return (removed, None);
         }
         let moved = self.id[slot];
         self.slots.insert(moved, slot as u32);
+        self.log_move(moved, Some(last as u32), Some(slot as u32));
         (removed, Some(last as u32))
     }
 
@@ -318,6 +359,9 @@ impl Entities {
         self.payload.extend_from_slice(columns.payloads);
         self.hold_until_tick.resize(end, 0);
         self.len = end;
+        for (i, &id) in columns.ids.iter().enumerate() {
+            self.log_move(EntityID(id), None, Some((start + i) as u32));
+        }
         Ok(())
     }
 

@@ -23,6 +23,7 @@
 //! | [`witness`] | key registry, batch verification, replay windows, connect-token checks |
 //! | [`session`] | a zone's clients: handshake, inputs, bindings and redirects |
 //! | [`replicate`] | interest, priority, byte budget, snapshot building |
+//! | [`history`] | per-tick positions for lag compensation, and rewind queries |
 //! | [`persist`] | WAL records and checkpoint images as bytes (no file I/O) |
 //! | `sim` | the deterministic simulator (feature `sim`) |
 //!
@@ -36,6 +37,7 @@ pub mod entities;
 pub mod ghosts;
 pub mod grid;
 pub mod handoff;
+pub mod history;
 pub mod limits;
 pub mod metrics;
 pub mod movement;

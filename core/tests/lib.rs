@@ -10,6 +10,7 @@ mod continuity;
 mod fuzz;
 mod grid;
 mod handoff;
+mod history;
 mod inputs;
 mod interest;
 mod movement;

@@ -1,0 +1,168 @@
+//! Lag compensation's history: positions rewound by tick through inserts, removals and
+//! swap-removes, checked against a model that copies everything; rays rewound.
+
+use std::collections::HashMap;
+
+use meridian_core::entities::{Entities, EntityID, EntityInit};
+use meridian_core::history::{History, Ray, RewindError};
+use meridian_core::limits::Limits;
+use meridian_core::world::Rect;
+use proptest::prelude::*;
+
+const BOUNDS: Rect = Rect {
+    x_min: 0.0,
+    y_min: 0.0,
+    x_max: 1000.0,
+    y_max: 1000.0,
+};
+
+fn entity(id: u64, x: f32, y: f32, vx: f32, vy: f32) -> EntityInit {
+    EntityInit {
+        id: EntityID(id),
+        epoch: 0,
+        position: [x, y, 0.0],
+        velocity: [vx, vy],
+        speed_mps_max: 10.0,
+        kind: 0,
+        flags: 0,
+        payload: [0; 16],
+    }
+}
+
+/// A tick of the model: each entity's position (what a full copy would have kept).
+type Truth = HashMap<u64, [f32; 2]>;
+
+fn truth(entities: &Entities) -> Truth {
+    (0..entities.len())
+        .map(|s| (entities.ids()[s].0, [entities.xs()[s], entities.ys()[s]]))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every entity that existed at a kept tick is found where it was then, through any
+    /// mix of inserts, removals (swap-removes), re-inserts of a removed id and movement;
+    /// one that did not exist then is not found; ticks outside the ring are refused.
+    #[test]
+    fn rewound_positions_match_a_full_copy(
+        ops in prop::collection::vec((0u8..4, 0u64..40, 0.0f32..1000.0, 0.0f32..1000.0), 1..200),
+        frames in 1usize..12,
+    ) {
+        let mut entities = Entities::new(&Limits::for_entities(64));
+        entities.log_moves();
+        let mut history = History::new(64, frames);
+        let mut truths: Vec<(u64, Truth)> = Vec::new();
+        let mut tick = 0u64;
+        for (op, id, x, y) in ops {
+            match op {
+                // Insert (or, if present, remove: ids come back later).
+                0 | 1 => match entities.slot_of(EntityID(id)) {
+                    None => {
+                        let _ = entities.insert(&entity(id, x, y, (x - 500.0) / 100.0, (y - 500.0) / 100.0));
+                    }
+                    Some(slot) => {
+                        entities.swap_remove(slot);
+                    }
+                },
+                // A tick: movement, then the record.
+                _ => {
+                    tick += 1;
+                    entities.integrate(1.0 / 30.0, BOUNDS);
+                    history.record(tick, &mut entities);
+                    truths.push((tick, truth(&entities)));
+                }
+            }
+        }
+        for (t, truth) in &truths {
+            let kept = history.kept().is_some_and(|(oldest, _)| *t >= oldest);
+            for id in 0..40u64 {
+                let got = history.position_at(&entities, EntityID(id), *t);
+                if !kept {
+                    prop_assert!(matches!(got, Err(RewindError::NotKept { .. })), "tick {t}: {got:?}");
+                    continue;
+                }
+                prop_assert_eq!(got, Ok(truth.get(&id).copied()), "entity {} at tick {}", id, t);
+            }
+        }
+        if let Some((_, newest)) = history.kept() {
+            let future = history.position_at(&entities, EntityID(0), newest + 1);
+            prop_assert!(matches!(future, Err(RewindError::Future { .. })), "{future:?}");
+        }
+    }
+}
+
+/// A ray rewound to the tick the shooter saw hits the target there, and misses where it is
+/// now; one aimed a body-width off misses; the first entity along the ray is the hit.
+#[test]
+fn a_rewound_ray_hits_where_the_target_was() {
+    let mut entities = Entities::new(&Limits::for_entities(16));
+    entities.log_moves();
+    let mut history = History::new(16, 30);
+    // The target runs north at 6 m/s across x = 100; a bystander stands behind it.
+    entities.insert(&entity(7, 100.0, 0.0, 0.0, 6.0)).unwrap();
+    entities.insert(&entity(9, 100.0, 300.0, 0.0, 0.0)).unwrap();
+    for tick in 1..=30u64 {
+        entities.integrate(1.0 / 30.0, BOUNDS);
+        history.record(tick, &mut entities);
+    }
+    // At tick 12 the target was at y = 2.4 (12 ticks × 0.2 m); now (tick 30) at 6.
+    let then = history
+        .position_at(&entities, EntityID(7), 12)
+        .unwrap()
+        .unwrap();
+    assert!((then[1] - 2.4).abs() < 1e-3, "{then:?}");
+    let aim = |y: f32| Ray {
+        origin: [0.0, y],
+        direction: [1.0, 0.0],
+        length_m: 500.0,
+        radius_m: 0.5,
+    };
+    let candidates = [EntityID(7), EntityID(9)];
+    let hit = history
+        .ray_at(&entities, &aim(2.4), 12, candidates)
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit.id, EntityID(7));
+    assert!((hit.distance_m - 99.5).abs() < 1e-3, "{hit:?}");
+    assert_eq!(
+        history
+            .ray_at(&entities, &aim(2.4), 30, candidates)
+            .unwrap(),
+        None,
+        "now it is elsewhere"
+    );
+    assert_eq!(
+        history
+            .ray_at(&entities, &aim(3.4), 12, candidates)
+            .unwrap(),
+        None,
+        "a body-width off"
+    );
+    // Along the target's own path (north from the origin), the target is first.
+    let along = Ray {
+        origin: [100.0, -10.0],
+        direction: [0.0, 1.0],
+        length_m: 400.0,
+        radius_m: 0.5,
+    };
+    let first = history
+        .ray_at(&entities, &along, 12, candidates)
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, EntityID(7));
+    // The candidates a caller must search: the ray's box grown by the speed × the age.
+    let reach = History::ray_reach(&aim(2.4), 6.0, 18.0 / 30.0);
+    assert!(
+        reach.contains(100.0, 6.0),
+        "the target now is a candidate: {reach:?}"
+    );
+    // Older than the ring: refused.
+    assert!(matches!(
+        history.position_at(&entities, EntityID(7), 0),
+        Err(RewindError::NotKept {
+            oldest: Some(1),
+            ..
+        })
+    ));
+}
