@@ -231,16 +231,25 @@ fn aoi_query(c: &mut Criterion) {
 fn zone_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("zone_tick");
     group.sample_size(20);
-    for n in [100_000, MILLION] {
+    // `meridian-rewind`: the same with lag compensation's history recorded every tick
+    // (owned entities and ghosts, 30 ticks kept; `meridian_core::queries`).
+    for (name, n, rewind) in [
+        ("meridian", 100_000, false),
+        ("meridian", MILLION, false),
+        ("meridian-rewind", MILLION, true),
+    ] {
         group.throughput(Throughput::Elements(n as u64));
         let mut zone = zone_with_walkers(n, 4);
+        if rewind {
+            zone.enable_rewind(30, 8.0);
+        }
         let area = zone.rect();
         let tick = zone.world().tick_duration();
         let mut now = Instant::ZERO;
         let mut rng = rng(5);
         let mut next_id = n as u64;
         zone.tick(now);
-        group.bench_function(BenchmarkId::new("meridian", n), |b| {
+        group.bench_function(BenchmarkId::new(name, n), |b| {
             b.iter_custom(|iterations| {
                 let mut total = Duration::ZERO;
                 let mut buf = [0u8; 1200];

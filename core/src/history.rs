@@ -149,6 +149,11 @@ impl History {
         self.recorded += 1;
     }
 
+    /// Whether `tick` is kept (rewinds to it have an answer).
+    pub fn keeps(&self, tick: u64) -> Result<(), RewindError> {
+        self.frame(tick).map(|_| ())
+    }
+
     /// The frame of `tick`, if kept.
     fn frame(&self, tick: u64) -> Result<&Frame, RewindError> {
         let kept = self.kept();
@@ -245,16 +250,7 @@ impl History {
             if s >= frame.len {
                 continue;
             }
-            let p = [frame.xs[s], frame.ys[s]];
-            if let Some(d) = entry_distance(ray, p)
-                && first.is_none_or(|h| d < h.distance_m)
-            {
-                first = Some(Hit {
-                    id,
-                    distance_m: d,
-                    position: p,
-                });
-            }
+            ray.keep_first(&mut first, id, [frame.xs[s], frame.ys[s]]);
         }
         Ok(first)
     }
@@ -266,15 +262,32 @@ fn undo(slot: Option<u32>, m: &SlotMove) -> Option<u32> {
     m.from
 }
 
-/// How far along `ray` a disc of its radius around `p` begins, if the ray meets it.
-fn entry_distance(ray: &Ray, p: [f32; 2]) -> Option<f32> {
-    let (dx, dy) = (p[0] - ray.origin[0], p[1] - ray.origin[1]);
-    let along = dx * ray.direction[0] + dy * ray.direction[1];
-    let off2 = dx * dx + dy * dy - along * along;
-    let r2 = ray.radius_m * ray.radius_m;
-    if off2 > r2 {
-        return None;
+impl Ray {
+    /// How far along the ray a disc of its radius around `p` begins, if the ray meets it
+    /// (0 if the ray starts inside it).
+    pub fn entry_distance(&self, p: [f32; 2]) -> Option<f32> {
+        let (dx, dy) = (p[0] - self.origin[0], p[1] - self.origin[1]);
+        let along = dx * self.direction[0] + dy * self.direction[1];
+        let off2 = dx * dx + dy * dy - along * along;
+        let r2 = self.radius_m * self.radius_m;
+        if off2 > r2 {
+            return None;
+        }
+        let half = (r2 - off2).sqrt();
+        let entry = along - half;
+        (entry <= self.length_m && along + half >= 0.0).then_some(entry.max(0.0))
     }
-    let entry = along - (r2 - off2).sqrt();
-    (entry <= ray.length_m && along + (r2 - off2).sqrt() >= 0.0).then_some(entry.max(0.0))
+
+    /// Makes `first` the entity at `p` if the ray meets it before `first`'s.
+    pub fn keep_first(&self, first: &mut Option<Hit>, id: EntityID, p: [f32; 2]) {
+        if let Some(d) = self.entry_distance(p)
+            && first.is_none_or(|h| d < h.distance_m)
+        {
+            *first = Some(Hit {
+                id,
+                distance_m: d,
+                position: p,
+            });
+        }
+    }
 }

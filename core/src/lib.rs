@@ -24,6 +24,7 @@
 //! | [`session`] | a zone's clients: handshake, inputs, bindings and redirects |
 //! | [`replicate`] | interest, priority, byte budget, snapshot building |
 //! | [`history`] | per-tick positions for lag compensation, and rewind queries |
+//! | [`queries`] | a zone's spatial queries: near a point now, rewound (lag compensation) |
 //! | [`persist`] | WAL records and checkpoint images as bytes (no file I/O) |
 //! | `sim` | the deterministic simulator (feature `sim`) |
 //!
@@ -44,6 +45,7 @@ pub mod movement;
 pub mod net;
 pub mod npc;
 pub mod persist;
+pub mod queries;
 pub mod replicate;
 pub mod session;
 #[cfg(feature = "sim")]

@@ -111,6 +111,8 @@ pub struct Zone {
     pub(crate) sessions: FxHashMap<EntityID, SessionBinding>,
     /// Sessions that arrived with an avatar or left with one, for the session layer.
     pub(crate) session_moves: Vec<SessionMove>,
+    /// Position histories for lag compensation, once enabled ([`crate::queries`]).
+    pub(crate) rewind: Option<Box<crate::queries::Rewind>>,
 }
 
 /// Most session bindings a zone holds (avatars with a client).
@@ -207,6 +209,7 @@ impl Zone {
             bugs: Bugs::default(),
             sessions: table(SESSION_BINDINGS_MAX as u32),
             session_moves: Vec::with_capacity(1024),
+            rewind: None,
         })
     }
 
@@ -500,6 +503,7 @@ impl Zone {
             .ghosts
             .expire(self.tick, u64::from(self.config.ghost_ttl_ticks));
         self.ghosts.update_grid();
+        self.record_history();
         if self.tick.is_multiple_of(EPOCH_SWEEP_TICKS) {
             self.sweep_epoch_memory();
         }
@@ -656,18 +660,6 @@ impl Zone {
             self.border_output.crossings_dropped,
             self.border_output.aura_dropped,
         )
-    }
-
-    /// Calls `f(slot)` for every owned entity within `radius_m` of `(x, y)`, as indexed at
-    /// the last tick.
-    pub fn query_radius(&self, x: f32, y: f32, radius_m: f32, f: impl FnMut(u32)) {
-        self.grid
-            .for_each_in_radius(self.entities.xs(), self.entities.ys(), x, y, radius_m, f);
-    }
-
-    /// Calls `f(slot)` for every ghost within `radius_m` of `(x, y)`.
-    pub fn query_ghosts_radius(&self, x: f32, y: f32, radius_m: f32, f: impl FnMut(u32)) {
-        self.ghosts.query_radius(x, y, radius_m, f);
     }
 }
 

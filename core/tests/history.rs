@@ -166,3 +166,138 @@ fn a_rewound_ray_hits_where_the_target_was() {
         })
     ));
 }
+
+/// Two zones side by side, both recording; a target runs east across the border while a
+/// shooter in the west zone fires at where it saw it 5 ticks (and 5.5 ticks) before: the
+/// west zone's rewound ray hits it both while the west zone owned it and after it crossed
+/// (a ghost there), a shot a body-width off misses, and a shot older than the maximum
+/// rewind is refused and counted.
+#[test]
+fn a_rewound_shot_across_a_border_hits_the_ghost() {
+    use meridian_core::net::Peer;
+    use meridian_core::time::Instant;
+    use meridian_core::world::{World, WorldConfig, ZoneID};
+    use meridian_core::zone::Zone;
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 256.0, 128.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 16.0,
+    })
+    .unwrap();
+    let mut zones: Vec<Zone> = (0..2)
+        .map(|z| Zone::new(&world, ZoneID(z), Limits::for_entities(256), Instant::ZERO).unwrap())
+        .collect();
+    for zone in &mut zones {
+        zone.enable_rewind(30, 8.0);
+    }
+    const TARGET: u64 = 1 << 20;
+    zones[0]
+        .insert(&entity(TARGET, 118.0, 64.0, 6.0, 0.0))
+        .unwrap();
+    let mut now = Instant::ZERO;
+    // Per tick: where the target was and which zone owned it (none while in flight).
+    let mut truth: Vec<Option<(u64, [f32; 2], usize)>> = Vec::new();
+    let (mut hits_owned, mut hits_ghost) = (0, 0);
+    let mut buf = [0u8; 1500];
+    for _ in 0..90 {
+        now = now + world.tick_duration();
+        for zone in &mut zones {
+            zone.tick(now);
+            for _ in zone.drain_log() {}
+        }
+        for from in 0..2 {
+            while let Some(t) = zones[from].poll_transmit(&mut buf) {
+                if let Peer::Zone(to) = t.to {
+                    let sender = Peer::Zone(ZoneID(from as u32));
+                    zones[to.0 as usize].handle_datagram(now, sender, &buf[..t.len]);
+                }
+            }
+        }
+        let tick = zones[0].tick_count();
+        truth.push(
+            (0..2)
+                .find(|&z| zones[z].entities().slot_of(EntityID(TARGET)).is_some())
+                .map(|owner| {
+                    let e = zones[owner].entities();
+                    let slot = e.slot_of(EntityID(TARGET)).unwrap() as usize;
+                    (tick, [e.xs()[slot], e.ys()[slot]], owner)
+                }),
+        );
+        if truth.len() <= 6 {
+            continue;
+        }
+        // The shooter in the west zone saw the target 5 ticks ago, and half a tick later.
+        for back in [5.0, 5.5] {
+            let at = tick as f64 - back;
+            let (Some((t0, p0, owner_then)), Some((_, p1, _))) = (
+                truth[truth.len() - 1 - back.ceil() as usize],
+                truth[truth.len() - 1 - back.floor() as usize],
+            ) else {
+                continue; // In flight between the zones then.
+            };
+            let f = (at - t0 as f64) as f32;
+            let seen = [p0[0] + (p1[0] - p0[0]) * f, p0[1] + (p1[1] - p0[1]) * f];
+            let ray = |dy: f32| Ray {
+                origin: [seen[0] - 30.0, seen[1] + dy],
+                direction: [1.0, 0.0],
+                length_m: 60.0,
+                radius_m: 0.5,
+            };
+            let hit = zones[0].rewind_ray(&ray(0.0), at, 7.0).unwrap();
+            let hit = hit.unwrap_or_else(|| panic!("tick {tick}, back {back}: missed"));
+            assert_eq!(hit.id, EntityID(TARGET));
+            // Where the west zone had it: exact while it owned it; as a ghost, up to a
+            // tick of motion behind (ghosts arrive a tick late).
+            let slack = if owner_then == 0 { 1e-3 } else { 0.21 };
+            assert!(
+                (hit.position[0] - seen[0]).abs() <= slack
+                    && (hit.position[1] - seen[1]).abs() < 1e-3,
+                "tick {tick}, back {back}: {hit:?} vs {seen:?}"
+            );
+            if owner_then == 0 {
+                hits_owned += 1
+            } else {
+                hits_ghost += 1
+            }
+            assert_eq!(
+                zones[0].rewind_ray(&ray(1.0), at, 7.0).unwrap(),
+                None,
+                "a body-width off"
+            );
+        }
+    }
+    assert!(
+        hits_owned > 10 && hits_ghost > 10,
+        "{hits_owned} owned, {hits_ghost} ghost"
+    );
+    // Older than the maximum rewind (8 ticks): refused, counted.
+    let tick = zones[0].tick_count() as f64;
+    let ray = Ray {
+        origin: [0.0, 64.0],
+        direction: [1.0, 0.0],
+        length_m: 256.0,
+        radius_m: 0.5,
+    };
+    assert!(matches!(
+        zones[0].rewind_ray(&ray, tick - 9.0, 7.0),
+        Err(meridian_core::queries::RefusedRewind::TooOld { .. })
+    ));
+    // A hostile time: not a number (refused as too old), in the future (not kept).
+    assert!(matches!(
+        zones[0].rewind_ray(&ray, f64::NAN, 7.0),
+        Err(meridian_core::queries::RefusedRewind::TooOld { .. })
+    ));
+    assert!(matches!(
+        zones[0].rewind_ray(&ray, tick + 0.5, 7.0),
+        Err(meridian_core::queries::RefusedRewind::NotKept(
+            RewindError::Future { .. }
+        ))
+    ));
+    let c = zones[0].rewind_counters().unwrap();
+    assert_eq!((c.refused_too_old, c.refused_not_kept), (2, 1));
+    assert_eq!(c.hits, (hits_owned + hits_ghost) as u64);
+}

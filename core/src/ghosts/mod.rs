@@ -174,6 +174,17 @@ impl Ghosts {
         self.grid
             .for_each_in_radius(self.entities.xs(), self.entities.ys(), x, y, radius_m, f);
     }
+
+    /// Calls `f(slot)` for every ghost inside `rect`.
+    pub fn query_rect(&self, rect: Rect, f: impl FnMut(u32)) {
+        self.grid
+            .for_each_in_rect(self.entities.xs(), self.entities.ys(), rect, f);
+    }
+
+    /// The store, for a history that records it (and clears its move log).
+    pub(crate) fn entities_mut(&mut self) -> &mut Entities {
+        &mut self.entities
+    }
 }
 
 // ---- the zone's side: ghost batches out and in ----------------------------------------
