@@ -460,6 +460,9 @@ impl Entities {
     pub fn payloads(&self) -> &[[u8; PAYLOAD_SIZE]] {
         &self.payload[..self.len]
     }
+    pub fn payloads_mut(&mut self) -> &mut [[u8; PAYLOAD_SIZE]] {
+        &mut self.payload[..self.len]
+    }
     pub fn ids(&self) -> &[EntityID] {
         &self.id
     }

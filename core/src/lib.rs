@@ -19,6 +19,7 @@
 //! | [`handoff`] | the handoff protocol: tables, events, log records; source and target sides; restore |
 //! | [`ghosts`] | the ghost store, and ghost batches out and in |
 //! | [`zone`] | one zone: the sans-IO API and the tick that ties the above together |
+//! | [`game`] | the game API: the trait a game implements, the zone's view it gets |
 //! | [`npc`] | server-driven NPC steering patterns |
 //! | [`witness`] | key registry, batch verification, replay windows, connect-token checks |
 //! | [`session`] | a zone's clients: handshake, inputs, bindings and redirects |
@@ -35,6 +36,7 @@
 
 pub mod borders;
 pub mod entities;
+pub mod game;
 pub mod ghosts;
 pub mod grid;
 pub mod handoff;

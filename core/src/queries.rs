@@ -45,6 +45,8 @@ pub enum RefusedRewind {
         max_ticks: f64,
     },
     NotKept(RewindError),
+    /// The zone does not record a history ([`Zone::enable_rewind`] was not called).
+    Disabled,
 }
 
 impl Zone {
@@ -96,7 +98,7 @@ impl Zone {
         id: EntityID,
         at: f64,
     ) -> Result<Option<[f32; 2]>, RefusedRewind> {
-        let rewind = self.rewind.as_ref().expect("rewind enabled");
+        let rewind = self.rewind.as_ref().ok_or(RefusedRewind::Disabled)?;
         self.check_age(rewind, at)?;
         Ok(self.position_between(rewind, id, at))
     }
@@ -110,7 +112,7 @@ impl Zone {
         at: f64,
         speed_mps: f32,
     ) -> Result<Option<Hit>, RefusedRewind> {
-        let mut rewind = self.rewind.take().expect("rewind enabled");
+        let mut rewind = self.rewind.take().ok_or(RefusedRewind::Disabled)?;
         rewind.counters.rays += 1;
         let result = self.check_age(&rewind, at).map(|()| {
             let age_s = (self.tick as f64 - at) as f32 * self.tick_duration.as_secs_f32();
@@ -137,7 +139,9 @@ impl Zone {
         match &result {
             Ok(hit) => rewind.counters.hits += u64::from(hit.is_some()),
             Err(RefusedRewind::TooOld { .. }) => rewind.counters.refused_too_old += 1,
-            Err(RefusedRewind::NotKept(_)) => rewind.counters.refused_not_kept += 1,
+            Err(RefusedRewind::NotKept(_) | RefusedRewind::Disabled) => {
+                rewind.counters.refused_not_kept += 1
+            }
         }
         self.rewind = Some(rewind);
         result

@@ -113,6 +113,7 @@ pub struct Zone {
     pub(crate) session_moves: Vec<SessionMove>,
     /// Position histories for lag compensation, once enabled ([`crate::queries`]).
     pub(crate) rewind: Option<Box<crate::queries::Rewind>>,
+    pub(crate) game: Option<Box<crate::game::GameSlot>>,
 }
 
 /// Most session bindings a zone holds (avatars with a client).
@@ -210,6 +211,7 @@ impl Zone {
             sessions: table(SESSION_BINDINGS_MAX as u32),
             session_moves: Vec::with_capacity(1024),
             rewind: None,
+            game: None,
         })
     }
 
@@ -484,6 +486,7 @@ impl Zone {
     pub fn tick(&mut self, now: Instant) {
         self.tick += 1;
         self.ingest();
+        self.run_game();
 
         let dt = self.tick_duration.as_secs_f32();
         self.entities.integrate(dt, self.reach);
@@ -637,6 +640,7 @@ impl Zone {
     }
 
     pub(crate) fn emit(&mut self, event: Event) {
+        self.note_event(&event);
         push_event(&mut self.events, &mut self.counters, event);
     }
 

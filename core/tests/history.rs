@@ -174,23 +174,8 @@ fn a_rewound_ray_hits_where_the_target_was() {
 /// rewind is refused and counted.
 #[test]
 fn a_rewound_shot_across_a_border_hits_the_ghost() {
-    use meridian_core::net::Peer;
     use meridian_core::time::Instant;
-    use meridian_core::world::{World, WorldConfig, ZoneID};
-    use meridian_core::zone::Zone;
-    let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 256.0, 128.0),
-        zones_x: 2,
-        zones_y: 1,
-        margin_m: 4.0,
-        aura_m: 16.0,
-        tick_rate_hz: 30,
-        cell_size_m: 16.0,
-    })
-    .unwrap();
-    let mut zones: Vec<Zone> = (0..2)
-        .map(|z| Zone::new(&world, ZoneID(z), Limits::for_entities(256), Instant::ZERO).unwrap())
-        .collect();
+    let (_, mut zones) = crate::support::two_zones();
     for zone in &mut zones {
         zone.enable_rewind(30, 8.0);
     }
@@ -202,21 +187,8 @@ fn a_rewound_shot_across_a_border_hits_the_ghost() {
     // Per tick: where the target was and which zone owned it (none while in flight).
     let mut truth: Vec<Option<(u64, [f32; 2], usize)>> = Vec::new();
     let (mut hits_owned, mut hits_ghost) = (0, 0);
-    let mut buf = [0u8; 1500];
     for _ in 0..90 {
-        now = now + world.tick_duration();
-        for zone in &mut zones {
-            zone.tick(now);
-            for _ in zone.drain_log() {}
-        }
-        for from in 0..2 {
-            while let Some(t) = zones[from].poll_transmit(&mut buf) {
-                if let Peer::Zone(to) = t.to {
-                    let sender = Peer::Zone(ZoneID(from as u32));
-                    zones[to.0 as usize].handle_datagram(now, sender, &buf[..t.len]);
-                }
-            }
-        }
+        crate::support::step(&mut zones, &mut now);
         let tick = zones[0].tick_count();
         truth.push(
             (0..2)

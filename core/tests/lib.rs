@@ -8,6 +8,7 @@ mod borders;
 mod clients;
 mod continuity;
 mod fuzz;
+mod game;
 mod grid;
 mod handoff;
 mod history;

@@ -49,3 +49,56 @@ pub(crate) fn entity(
         payload: [0; 16],
     }
 }
+
+/// Two 128 m zones side by side (x 0–256, y 0–128; 16 m aura, 4 m margin) holding up to
+/// 256 entities each, on one in-memory network ([`step`]).
+pub(crate) fn two_zones() -> (World, Vec<meridian_core::zone::Zone>) {
+    use meridian_core::limits::Limits;
+    use meridian_core::time::Instant;
+    use meridian_core::world::ZoneID;
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 256.0, 128.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 16.0,
+    })
+    .unwrap();
+    let zones = (0..2)
+        .map(|z| {
+            meridian_core::zone::Zone::new(
+                &world,
+                ZoneID(z),
+                Limits::for_entities(256),
+                Instant::ZERO,
+            )
+            .unwrap()
+        })
+        .collect();
+    (world, zones)
+}
+
+/// One tick of every zone, its log drained and its datagrams delivered at once.
+pub(crate) fn step(
+    zones: &mut [meridian_core::zone::Zone],
+    now: &mut meridian_core::time::Instant,
+) {
+    use meridian_core::net::Peer;
+    use meridian_core::world::ZoneID;
+    *now = *now + zones[0].world().tick_duration();
+    for zone in zones.iter_mut() {
+        zone.tick(*now);
+        for _ in zone.drain_log() {}
+    }
+    let mut buf = [0u8; 1500];
+    for from in 0..zones.len() {
+        while let Some(t) = zones[from].poll_transmit(&mut buf) {
+            if let Peer::Zone(to) = t.to {
+                let sender = Peer::Zone(ZoneID(from as u32));
+                zones[to.0 as usize].handle_datagram(*now, sender, &buf[..t.len]);
+            }
+        }
+    }
+}

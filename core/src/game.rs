@@ -1,0 +1,301 @@
+//! The server-side game API: what a game built on Meridian writes, and the zone calls at
+//! fixed points of its tick.
+//!
+//! A game implements [`Game`]. The zone holds it ([`Zone::set_game`]) and, every tick
+//! after the inbox is applied and before movement:
+//!
+//! 1. tells it which entities **arrived** (adopted from a neighbour) and which
+//!    **departed** (relinquished to one) since the last tick, in the order they happened;
+//! 2. hands it the **actions** clients sent for their avatars ([`Zone::act`]), in the
+//!    order they came;
+//! 3. runs its **systems** ([`Game::systems`]) once, over the owned entities' columns.
+//!
+//! Everything goes through a [`GameWorld`], a view of the zone that keeps the handoff
+//! invariants out of the game's reach: it can read everything (owned entities, ghosts,
+//! spatial queries) but write only the velocity and payload columns of entities this
+//! zone owns; positions move by the zone's movement pass (speed-clamped); spawning mints
+//! an id here and logs it; despawning goes through [`Zone::remove`] (logged; an entity
+//! already relinquished is not owned here and cannot be despawned). A game never sees a
+//! socket or a clock: time is [`GameWorld::tick`].
+
+use crate::entities::{EntityID, InsertError};
+use crate::handoff::Event;
+use crate::history::{Hit, Ray};
+use crate::world::{Rect, ZoneID};
+use crate::zone::Zone;
+use meridian_layouts::handoff::PAYLOAD_SIZE;
+
+/// A game. Every method has a default but [`Game::systems`].
+pub trait Game {
+    /// The per-tick systems, over the owned entities (see [`GameWorld`]).
+    fn systems(&mut self, world: &mut GameWorld<'_>);
+
+    /// `id` was adopted from zone `from` since the last tick (its payload came with it).
+    fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, from: ZoneID) {
+        let _ = (world, id, from);
+    }
+
+    /// `id` was relinquished to zone `to` since the last tick; it is no longer owned here.
+    fn departed(&mut self, world: &mut GameWorld<'_>, id: EntityID, to: ZoneID) {
+        let _ = (world, id, to);
+    }
+
+    /// A client's action for its avatar `avatar` (owned here when it is called).
+    fn action(&mut self, world: &mut GameWorld<'_>, avatar: EntityID, action: Action) {
+        let _ = (world, avatar, action);
+    }
+}
+
+/// What a client asked its avatar to do: game-defined buttons, and the client's tick it
+/// was made at (its interpolation time, for lag compensation: `Zone::rewind_ray`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Action {
+    pub buttons: u32,
+    pub client_tick: f64,
+}
+
+/// Why a game could not despawn an entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DespawnError {
+    /// Not owned by this zone (a ghost, relinquished, or unknown).
+    NotOwned,
+    /// The tick's log is full; try again next tick.
+    LogFull,
+}
+
+/// Something to tell the game at the next tick (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Note {
+    Arrived(EntityID, ZoneID),
+    Departed(EntityID, ZoneID),
+    Action(EntityID, Action),
+}
+
+/// Most notes held between two ticks: arrivals, departures and actions beyond it are
+/// dropped and counted (`Counters::game_notes_dropped`).
+pub const GAME_NOTES_MAX: usize = 8192;
+
+/// The game's view of its zone during one call. See the module docs.
+#[derive(Debug)]
+pub struct GameWorld<'a> {
+    zone: &'a mut Zone,
+}
+
+/// The game slot of a zone: the game and what it will be told.
+pub(crate) struct GameSlot {
+    game: Box<dyn Game + Send>,
+    notes: Vec<Note>,
+}
+
+impl core::fmt::Debug for GameSlot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GameSlot")
+            .field("notes", &self.notes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Zone {
+    /// Installs the game this zone runs (see [`Game`]).
+    pub fn set_game(&mut self, game: Box<dyn Game + Send>) {
+        self.game = Some(Box::new(GameSlot {
+            game,
+            notes: Vec::with_capacity(GAME_NOTES_MAX),
+        }));
+    }
+
+    /// A client's action for `avatar`, handed to the game at the next tick if the avatar
+    /// is still owned here then. Returns `false` (and counts it) if no game runs here or
+    /// too many notes are waiting.
+    pub fn act(&mut self, avatar: EntityID, action: Action) -> bool {
+        self.note(Note::Action(avatar, action))
+    }
+
+    fn note(&mut self, note: Note) -> bool {
+        match &mut self.game {
+            Some(slot) if slot.notes.len() < GAME_NOTES_MAX => {
+                slot.notes.push(note);
+                true
+            }
+            _ => {
+                self.counters.game_notes_dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// Arrivals and departures for the game (from `Zone::emit`).
+    pub(crate) fn note_event(&mut self, event: &Event) {
+        if self.game.is_none() {
+            return;
+        }
+        match *event {
+            Event::Arrived { id, from, .. } => {
+                self.note(Note::Arrived(id, from));
+            }
+            Event::Relinquished { id, to, .. } => {
+                self.note(Note::Departed(id, to));
+            }
+            _ => {}
+        }
+    }
+
+    /// The game's turn in the tick: notes, then systems.
+    pub(crate) fn run_game(&mut self) {
+        let Some(mut slot) = self.game.take() else {
+            return;
+        };
+        let mut notes = core::mem::take(&mut slot.notes);
+        {
+            let mut world = GameWorld { zone: self };
+            for note in notes.drain(..) {
+                match note {
+                    Note::Arrived(id, from) => slot.game.arrived(&mut world, id, from),
+                    Note::Departed(id, to) => slot.game.departed(&mut world, id, to),
+                    Note::Action(avatar, action) => {
+                        if world.zone.entities.slot_of(avatar).is_some() {
+                            slot.game.action(&mut world, avatar, action);
+                        }
+                    }
+                }
+            }
+            slot.game.systems(&mut world);
+        }
+        // Notes raised while the game ran (its despawns, say) wait for the next tick.
+        if let Some(raised) = self.game.take() {
+            notes.extend(raised.notes);
+        }
+        slot.notes = notes;
+        self.game = Some(slot);
+    }
+}
+
+impl GameWorld<'_> {
+    /// The zone's tick (the game's only clock).
+    pub fn tick(&self) -> u64 {
+        self.zone.tick
+    }
+
+    pub fn zone(&self) -> ZoneID {
+        self.zone.id
+    }
+
+    pub fn rect(&self) -> Rect {
+        self.zone.rect()
+    }
+
+    /// The owned entities, read-only (columns by slot: ids, positions, velocities, kinds,
+    /// flags, payloads).
+    pub fn owned(&self) -> &crate::entities::Entities {
+        &self.zone.entities
+    }
+
+    /// The ghosts (neighbours' entities near the border), read-only.
+    pub fn ghosts(&self) -> &crate::entities::Entities {
+        self.zone.ghosts.entities()
+    }
+
+    /// The owned entities' velocity columns (`vx`, `vy`, by slot), to write: the movement
+    /// pass clamps them to each entity's speed limit.
+    pub fn velocities_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        let len = self.zone.entities.len();
+        let lanes = self.zone.entities.lanes_mut();
+        (
+            &mut bytemuck::cast_slice_mut::<_, f32>(lanes.vx)[..len],
+            &mut bytemuck::cast_slice_mut::<_, f32>(lanes.vy)[..len],
+        )
+    }
+
+    /// The owned entities' game payloads (by slot), to write; carried with the entity
+    /// through handoffs and checkpoints.
+    pub fn payloads_mut(&mut self) -> &mut [[u8; PAYLOAD_SIZE]] {
+        self.zone.entities.payloads_mut()
+    }
+
+    /// A new entity owned here (id minted and the spawn logged, as [`Zone::spawn`]).
+    pub fn spawn(
+        &mut self,
+        position: [f32; 2],
+        speed_mps_max: f32,
+        kind: u16,
+    ) -> Result<EntityID, InsertError> {
+        let at = [position[0], position[1], 0.0];
+        self.zone.spawn(at, [0.0, 0.0], speed_mps_max, kind)
+    }
+
+    /// Destroys an entity owned here (logged, as [`Zone::remove`]).
+    pub fn despawn(&mut self, id: EntityID) -> Result<(), DespawnError> {
+        if self.zone.entities.slot_of(id).is_none() {
+            return Err(DespawnError::NotOwned);
+        }
+        self.zone
+            .remove(id)
+            .map(|_| ())
+            .ok_or(DespawnError::LogFull)
+    }
+
+    /// Every owned entity and ghost within `radius_m` of `(x, y)`: `f(id, position,
+    /// owned)`.
+    pub fn within(
+        &self,
+        (x, y): (f32, f32),
+        radius_m: f32,
+        mut f: impl FnMut(EntityID, [f32; 2], bool),
+    ) {
+        let (owned, ghosts) = (&self.zone.entities, self.zone.ghosts.entities());
+        self.zone.query_radius(x, y, radius_m, |s| {
+            let s = s as usize;
+            f(owned.ids()[s], [owned.xs()[s], owned.ys()[s]], true);
+        });
+        self.zone.query_ghosts_radius(x, y, radius_m, |s| {
+            let s = s as usize;
+            f(ghosts.ids()[s], [ghosts.xs()[s], ghosts.ys()[s]], false);
+        });
+    }
+
+    /// The nearest owned entity or ghost to `(x, y)` within `radius_m`, other than
+    /// `except`: its id, position and distance.
+    pub fn nearest(
+        &self,
+        at: (f32, f32),
+        radius_m: f32,
+        except: Option<EntityID>,
+    ) -> Option<(EntityID, [f32; 2], f32)> {
+        let mut best: Option<(EntityID, [f32; 2], f32)> = None;
+        self.within(at, radius_m, |id, p, _| {
+            let d = ((p[0] - at.0).powi(2) + (p[1] - at.1).powi(2)).sqrt();
+            if Some(id) != except && best.is_none_or(|b| d < b.2) {
+                best = Some((id, p, d));
+            }
+        });
+        best
+    }
+
+    /// The first owned entity or ghost `ray` meets now (other than `except`).
+    pub fn ray(&self, ray: &Ray, except: Option<EntityID>) -> Option<Hit> {
+        let reach = crate::history::History::ray_reach(ray, 0.0, 0.0);
+        let centre = (
+            (reach.x_min + reach.x_max) / 2.0,
+            (reach.y_min + reach.y_max) / 2.0,
+        );
+        let radius = ((reach.width()).powi(2) + (reach.height()).powi(2)).sqrt() / 2.0;
+        let mut first = None;
+        self.within(centre, radius, |id, p, _| {
+            if Some(id) != except {
+                ray.keep_first(&mut first, id, p);
+            }
+        });
+        first
+    }
+
+    /// The first entity `ray` met at the client's tick `at` (lag compensation; see
+    /// `Zone::rewind_ray`), entities no faster than `speed_mps`.
+    pub fn rewind_ray(
+        &mut self,
+        ray: &Ray,
+        at: f64,
+        speed_mps: f32,
+    ) -> Result<Option<Hit>, crate::queries::RefusedRewind> {
+        self.zone.rewind_ray(ray, at, speed_mps)
+    }
+}

@@ -1,0 +1,223 @@
+//! The game API end to end in memory: a game's state and hooks follow an entity across a
+//! border bit-exact, its velocities are clamped like a client's, actions reach it, and it
+//! can despawn only what its zone owns.
+
+use std::sync::{Arc, Mutex};
+
+use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::game::{Action, DespawnError, Game, GameWorld};
+use meridian_core::handoff::LogRecord;
+use meridian_core::time::Instant;
+use meridian_core::world::ZoneID;
+
+use crate::support::{step, two_zones};
+
+/// What the test game saw, shared with the test.
+#[derive(Debug, Default)]
+struct Seen {
+    arrived: Vec<(EntityID, ZoneID, u32)>,
+    departed: Vec<(EntityID, ZoneID)>,
+    /// The runner's counter as each zone's systems last left it.
+    last_counter: [u32; 2],
+    actions: Vec<(EntityID, u32)>,
+    despawns: Vec<Result<(), DespawnError>>,
+    spawned: Vec<EntityID>,
+}
+
+/// Counts, in the first four payload bytes of every owned entity, the ticks it was
+/// owned; pushes every kind-1 entity east far past its speed limit; on action 1 despawns
+/// the nearest other entity, on 2 tries to despawn entity 2 (a ghost here), on 4 spawns
+/// one where the avatar stands.
+struct Tagger {
+    zone: usize,
+    seen: Arc<Mutex<Seen>>,
+}
+
+const RUNNER: u64 = 1 << 20;
+
+fn counter(payload: &[u8; 16]) -> u32 {
+    u32::from_le_bytes(payload[..4].try_into().unwrap())
+}
+
+impl Game for Tagger {
+    fn systems(&mut self, world: &mut GameWorld<'_>) {
+        let kinds: Vec<u16> = world.owned().kinds().to_vec();
+        let (vx, _) = world.velocities_mut();
+        for (v, &kind) in vx.iter_mut().zip(&kinds) {
+            if kind == 1 {
+                *v = 100.0;
+            }
+        }
+        let ids: Vec<EntityID> = world.owned().ids().to_vec();
+        for (payload, id) in world.payloads_mut().iter_mut().zip(ids) {
+            let n = counter(payload) + 1;
+            payload[..4].copy_from_slice(&n.to_le_bytes());
+            if id == EntityID(RUNNER) {
+                self.seen.lock().unwrap().last_counter[self.zone] = n;
+            }
+        }
+    }
+
+    fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, from: ZoneID) {
+        let slot = world.owned().slot_of(id).expect("arrived: owned here") as usize;
+        let n = counter(&world.owned().payloads()[slot]);
+        self.seen.lock().unwrap().arrived.push((id, from, n));
+    }
+
+    fn departed(&mut self, world: &mut GameWorld<'_>, id: EntityID, to: ZoneID) {
+        assert!(
+            world.owned().slot_of(id).is_none(),
+            "departed: no longer owned"
+        );
+        self.seen.lock().unwrap().departed.push((id, to));
+    }
+
+    fn action(&mut self, world: &mut GameWorld<'_>, avatar: EntityID, action: Action) {
+        let slot = world.owned().slot_of(avatar).unwrap() as usize;
+        let at = (world.owned().xs()[slot], world.owned().ys()[slot]);
+        let mut seen = self.seen.lock().unwrap();
+        seen.actions.push((avatar, action.buttons));
+        if action.buttons & 1 != 0
+            && let Some((victim, _, _)) = world.nearest(at, 10.0, Some(avatar))
+        {
+            seen.despawns.push(world.despawn(victim));
+        }
+        if action.buttons & 2 != 0 {
+            seen.despawns.push(world.despawn(EntityID(2)));
+        }
+        if action.buttons & 4 != 0 {
+            seen.spawned
+                .push(world.spawn([at.0, at.1], 5.0, 3).unwrap());
+        }
+    }
+}
+
+fn entity(id: u64, x: f32, y: f32, vx: f32, kind: u16) -> EntityInit {
+    EntityInit {
+        id: EntityID(id),
+        epoch: 0,
+        position: [x, y, 0.0],
+        velocity: [vx, 0.0],
+        speed_mps_max: 6.0,
+        kind,
+        flags: 0,
+        payload: [0; 16],
+    }
+}
+
+fn with_games() -> (Vec<meridian_core::zone::Zone>, [Arc<Mutex<Seen>>; 2]) {
+    let (_, mut zones) = two_zones();
+    let seen = [Arc::default(), Arc::default()];
+    for (z, zone) in zones.iter_mut().enumerate() {
+        zone.set_game(Box::new(Tagger {
+            zone: z,
+            seen: Arc::clone(&seen[z]),
+        }));
+    }
+    (zones, seen)
+}
+
+/// A runner pushed east at 100 m/s by the game crosses from zone 0 to zone 1: it moves at
+/// its 6 m/s limit, zone 0's game hears it departed and zone 1's that it arrived, once
+/// each, and its counter (game state in the payload) arrives exactly as zone 0 left it
+/// and keeps counting there.
+#[test]
+fn game_state_and_hooks_follow_an_entity_across_a_border() {
+    let (mut zones, seen) = with_games();
+    zones[0]
+        .insert(&entity(RUNNER, 120.0, 64.0, 0.0, 1))
+        .unwrap();
+    let mut now = Instant::ZERO;
+    let mut last_x = 120.0;
+    for _ in 0..120 {
+        step(&mut zones, &mut now);
+        if let Some(z) = (0..2).find(|&z| zones[z].entities().slot_of(EntityID(RUNNER)).is_some()) {
+            let e = zones[z].entities();
+            let x = e.xs()[e.slot_of(EntityID(RUNNER)).unwrap() as usize];
+            assert!(
+                x - last_x <= 6.0 / 30.0 * 2.0 + 1e-3,
+                "too fast: {last_x} → {x}"
+            );
+            last_x = x;
+        }
+    }
+    assert!(last_x > 140.0, "it crossed: {last_x}");
+    let (s0, s1) = (seen[0].lock().unwrap(), seen[1].lock().unwrap());
+    assert_eq!(s0.departed, vec![(EntityID(RUNNER), ZoneID(1))]);
+    assert!(s0.arrived.is_empty() && s1.departed.is_empty());
+    assert_eq!(s1.arrived.len(), 1, "{:?}", s1.arrived);
+    let (id, from, counter_on_arrival) = s1.arrived[0];
+    assert_eq!((id, from), (EntityID(RUNNER), ZoneID(0)));
+    assert_eq!(
+        counter_on_arrival, s0.last_counter[0],
+        "the payload crossed bit-exact"
+    );
+    assert!(
+        s1.last_counter[1] > counter_on_arrival + 30,
+        "it kept counting in zone 1"
+    );
+}
+
+/// Actions reach the game at the next tick for an avatar owned there; the game despawns
+/// what its zone owns (logged) and is refused a ghost; it spawns with an id minted here;
+/// an action for an avatar another zone owns, or in a zone without a game, is not
+/// delivered.
+#[test]
+fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
+    let (mut zones, seen) = with_games();
+    let (avatar, victim, far) = (EntityID(1), EntityID(3), EntityID(4));
+    zones[0].insert(&entity(1, 100.0, 64.0, 0.0, 0)).unwrap();
+    zones[0].insert(&entity(3, 104.0, 64.0, 0.0, 0)).unwrap();
+    zones[0].insert(&entity(4, 60.0, 64.0, 0.0, 0)).unwrap();
+    // Entity 2 lives in zone 1 inside zone 0's aura: a ghost there.
+    zones[1].insert(&entity(2, 134.0, 64.0, 0.0, 0)).unwrap();
+    let mut now = Instant::ZERO;
+    for _ in 0..5 {
+        step(&mut zones, &mut now);
+    }
+    assert!(zones[0].ghosts().entities().slot_of(EntityID(2)).is_some());
+    let action = |buttons| Action {
+        buttons,
+        client_tick: 0.0,
+    };
+    assert!(zones[0].act(avatar, action(1 | 2 | 4)));
+    assert!(
+        zones[0].act(EntityID(2), action(1)),
+        "queued; not delivered: not owned"
+    );
+    let mut logged = Vec::new();
+    now = now + zones[0].world().tick_duration();
+    zones[0].tick(now);
+    logged.extend(zones[0].drain_log());
+    let s = seen[0].lock().unwrap();
+    assert_eq!(
+        s.actions,
+        vec![(avatar, 7)],
+        "only the owned avatar's action"
+    );
+    assert_eq!(s.despawns, vec![Ok(()), Err(DespawnError::NotOwned)]);
+    assert!(
+        zones[0].entities().slot_of(victim).is_none(),
+        "the nearest was despawned"
+    );
+    assert!(zones[0].entities().slot_of(far).is_some());
+    assert!(
+        logged
+            .iter()
+            .any(|r| matches!(r, LogRecord::Remove { id } if *id == victim))
+    );
+    let spawned = s.spawned[0];
+    assert_eq!(spawned.creator(), ZoneID(0));
+    assert!(zones[0].entities().slot_of(spawned).is_some());
+    assert!(
+        logged
+            .iter()
+            .any(|r| matches!(r, LogRecord::Spawn { entity } if entity.id == spawned))
+    );
+    drop(s);
+    // A zone without a game: the action is refused and counted.
+    let (_, mut bare) = two_zones();
+    bare[0].insert(&entity(1, 100.0, 64.0, 0.0, 0)).unwrap();
+    assert!(!bare[0].act(avatar, action(1)));
+    assert_eq!(bare[0].counters().game_notes_dropped, 1);
+}
