@@ -516,11 +516,17 @@ impl Client {
         self.recent.copy_within(0..INPUTS_PER_PACKET - 1, 1);
         self.recent[0] = entry;
         self.recent_count = (self.recent_count + 1).min(INPUTS_PER_PACKET);
+        // How far behind the acknowledged snapshot remote entities are drawn, in eighths
+        // of a tick: the server judges this input's shots there.
+        let back = self
+            .motion
+            .view_tick(self.latest.zone)
+            .map_or(0.0, |t| (f64::from(self.latest.tick) - t) * 8.0);
         let body = InputBody {
             ack_tick: U32Le::new(self.latest.tick),
             ack_zone: U32Le::new(self.latest.zone),
             count: self.recent_count as u8,
-            padding: 0,
+            view_back: back.round().clamp(0.0, 255.0) as u8,
             inputs: self.recent,
         };
         let server = self.server;

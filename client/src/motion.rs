@@ -151,6 +151,13 @@ impl Motion {
         self.advanced_s - self.delay_s
     }
 
+    /// The tick of `zone` remote entities are drawn at (fractional): the client's
+    /// interpolation time, which a shot is judged at (lag compensation).
+    pub fn view_tick(&self, zone: u32) -> Option<f64> {
+        let c = self.clocks.iter().find(|c| c.zone == zone)?;
+        Some((self.drawn_at() - c.offset_s) / self.period_s)
+    }
+
     /// The client's estimate of the current zone's tick now: the newest server time, moved
     /// on by the time since (fractional).
     pub fn server_tick(&self, zone: u32, now: crate::Instant) -> Option<f64> {

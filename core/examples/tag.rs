@@ -143,7 +143,7 @@ fn main() {
         EntityID(1),
         Action {
             buttons: 1,
-            client_tick: 0.0,
+            view_tick: None,
         },
     );
     let mut now = Instant::ZERO;

@@ -46,12 +46,14 @@ pub trait Game {
     }
 }
 
-/// What a client asked its avatar to do: game-defined buttons, and the client's tick it
-/// was made at (its interpolation time, for lag compensation: `Zone::rewind_ray`).
+/// What a client asked its avatar to do: game-defined buttons (INPUT's, nonzero), and
+/// the zone tick the client drew remote entities at when it pressed them — its
+/// interpolation time, fractional, for lag compensation (`Zone::rewind_ray`); `None`
+/// until the client has acknowledged a snapshot of this zone.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Action {
     pub buttons: u32,
-    pub client_tick: f64,
+    pub view_tick: Option<f64>,
 }
 
 /// Why a game could not despawn an entity.
@@ -105,22 +107,23 @@ impl Zone {
     }
 
     /// A client's action for `avatar`, handed to the game at the next tick if the avatar
-    /// is still owned here then. Returns `false` (and counts it) if no game runs here or
-    /// too many notes are waiting.
+    /// is still owned here then (the session layer calls it for every input with buttons
+    /// pressed). Returns `false` if no game runs here, or if too many notes are waiting
+    /// (counted).
     pub fn act(&mut self, avatar: EntityID, action: Action) -> bool {
         self.note(Note::Action(avatar, action))
     }
 
     fn note(&mut self, note: Note) -> bool {
-        match &mut self.game {
-            Some(slot) if slot.notes.len() < GAME_NOTES_MAX => {
-                slot.notes.push(note);
-                true
-            }
-            _ => {
-                self.counters.game_notes_dropped += 1;
-                false
-            }
+        let Some(slot) = &mut self.game else {
+            return false;
+        };
+        if slot.notes.len() < GAME_NOTES_MAX {
+            slot.notes.push(note);
+            true
+        } else {
+            self.counters.game_notes_dropped += 1;
+            false
         }
     }
 

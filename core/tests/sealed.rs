@@ -74,7 +74,7 @@ fn mis_signed_inputs_close_the_session_in_ed25519_mode() {
             ack_tick: U32Le::new(0),
             ack_zone: U32Le::new(0),
             count: 1,
-            padding: 0,
+            view_back: 0,
             inputs: [InputEntry::default(); INPUTS_PER_PACKET],
         };
         body.inputs[0] = InputEntry {

@@ -355,7 +355,10 @@ pub struct InputBody {
     pub ack_tick: U32Le,
     pub ack_zone: U32Le,
     pub count: u8,
-    pub padding: u8,
+    /// How far behind `ack_tick` the client drew remote entities when it made the newest
+    /// input (its interpolation time, for lag compensation), in eighths of a tick: 0–255,
+    /// up to 31.9 ticks. 0 from a client that does not say (the byte was padding).
+    pub view_back: u8,
     pub inputs: [InputEntry; INPUTS_PER_PACKET],
 }
 

@@ -382,7 +382,7 @@ mod client {
                     ack_tick: U32Le::new(ack),
                     ack_zone: U32Le::new(ack ^ 5),
                     count: count as u8,
-                    padding: 0,
+                    view_back: 0,
                     inputs,
                 }
             })

@@ -238,8 +238,8 @@ crate::counters! {
         pub arrivals: u64,
         /// Removals and session bindings refused because the tick's log was full.
         pub log_full: u64,
-        /// Arrivals, departures and actions not handed to the game: no game runs here,
-        /// or too many were waiting (`game::GAME_NOTES_MAX`).
+        /// Arrivals, departures and actions not handed to the game: too many were
+        /// waiting (`game::GAME_NOTES_MAX`).
         pub game_notes_dropped: u64,
         pub departures: u64,
         pub aborts: u64,

@@ -356,6 +356,7 @@ impl Sessions {
             last_heard_tick: self.tick,
             view,
             ack_tick: 0,
+            view_back: 0,
             failures: 0,
             proven: true,
             datagram_tick: 0,

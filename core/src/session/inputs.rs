@@ -111,6 +111,7 @@ impl Sessions {
         // moved here, or the input was forwarded) says nothing about this zone's baselines.
         if body.ack_zone.get() == self.zone.0 {
             session.ack_tick = body.ack_tick.get();
+            session.view_back = body.view_back;
         }
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {

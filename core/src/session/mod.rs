@@ -192,6 +192,9 @@ struct Session {
     view: ClientView,
     /// The snapshot tick the client's newest input acknowledged (not yet given to `view`).
     ack_tick: u32,
+    /// The client's interpolation time with that input: `ack_tick` − this / 8 ticks
+    /// (`InputBody::view_back`; 0 while the acknowledgement is another zone's).
+    view_back: u8,
     /// Inputs that failed verification.
     failures: u32,
     /// The client proved it holds `addr`: it completed the handshake from there, or an
@@ -560,6 +563,9 @@ impl Sessions {
             if let Some(input) = next_input(session, &mut self.counters) {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
                 zone.set_velocity_slot(avatar_slot, vx, vy);
+                if input.buttons.get() != 0 {
+                    zone.act(session.avatar, action(input.buttons.get(), session));
+                }
                 session.applied_sequence = input.sequence.get();
                 // The snapshot this tick builds is tick `zone_tick + 1`; an ack of a tick
                 // not yet sent (another zone's clock, after a move) is not an age.
@@ -648,5 +654,15 @@ impl Sessions {
         let len = usize::from(out.len);
         buf[..len].copy_from_slice(&out.bytes[..len]);
         Some((out.to, len))
+    }
+}
+
+/// A client's buttons as a game action, at the client's interpolation time when its
+/// acknowledgement is of this zone (`view_back`).
+fn action(buttons: u16, session: &Session) -> crate::game::Action {
+    crate::game::Action {
+        buttons: u32::from(buttons),
+        view_tick: (session.ack_tick != 0)
+            .then(|| f64::from(session.ack_tick) - f64::from(session.view_back) / 8.0),
     }
 }
