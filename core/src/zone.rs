@@ -61,6 +61,8 @@ pub struct Bugs {
     /// (the simulator's driver honours it: a crash can then lose a relinquish whose
     /// COMMIT already left).
     pub send_before_sync: bool,
+    /// COMMIT carries the entity without its game payload (game state lost in a handoff).
+    pub commit_without_payload: bool,
 }
 
 /// Ticks between sweeps of the epoch memory for expired entries.

@@ -168,6 +168,30 @@ fn broken_ignore_epochs_is_caught() {
     );
 }
 
+/// The simulator's game (a counter in every payload, bumped each owned tick) notices a
+/// handoff that leaves the game state behind: the counter goes back with no crash.
+#[test]
+fn broken_commit_without_payload_is_caught() {
+    let options = Options {
+        bugs: Bugs {
+            commit_without_payload: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let caught = (0..20).find(|&seed| {
+        let report = run(seed, TICKS, &options);
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("game state went back"))
+    });
+    assert!(
+        caught.is_some(),
+        "lost game state went unnoticed for 20 seeds"
+    );
+}
+
 /// Regression (seed 12, found by the simulator): a zone that crashed restored a tombstone
 /// whose DONE it had received 2,000 ticks earlier and resent the COMMIT; the target had
 /// forgotten the entity's epoch and adopted the stale copy — double ownership. Fixed by

@@ -180,7 +180,12 @@ impl Zone {
                 binding,
             });
         }
-        let commit = Commit::new(offer.transfer, self.tick, state_of(&entity), binding);
+        let mut state = state_of(&entity);
+        if self.bugs.commit_without_payload {
+            // BROKEN ON PURPOSE (`commit_without_payload`): the game state stays behind.
+            state.payload = Default::default();
+        }
+        let commit = Commit::new(offer.transfer, self.tick, state, binding);
         self.log.push(LogRecord::Relinquish { commit });
         self.remember(id, epoch);
         self.tombstones.insert(

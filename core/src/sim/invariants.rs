@@ -150,8 +150,17 @@ impl Sim {
                     }
                 }
                 self.last_seen.insert(id, (x, y, tick));
+                let n = super::game::counter(&e.payloads()[slot]);
+                if let Some(last) = self.game_counter.insert(id, n)
+                    && n < last
+                {
+                    problems.push(format!(
+                        "entity {id}'s game state went back from {last} to {n} in zone {z}"
+                    ));
+                }
             }
         }
+        problems.extend(self.game_problems.lock().expect("not poisoned").drain(..));
         for (z, zone) in self.zones.iter().enumerate() {
             let Some(zone) = zone else { continue };
             let ghosts = zone.ghosts().entities();

@@ -13,7 +13,9 @@
 //! After every step the handoff invariants (docs/protocol.md) are checked: at most one owner per entity;
 //! no entity created; epochs only grow; no position jump beyond max speed × elapsed time
 //! (except a crash's rollback to the last durable state); every transfer ends as exactly
-//! one of committed or aborted, and a committed one arrives exactly once. At the end: every
+//! one of committed or aborted, and a committed one arrives exactly once; every zone runs a
+//! game ([`game`]) whose per-entity state is never torn and never goes back except when
+//! its zone restarts from its log. At the end: every
 //! entity is owned by exactly one zone and nothing is in flight. Every event feeds a trace
 //! hash: the same seed gives the same hash.
 //!
@@ -21,6 +23,7 @@
 //! in a fixed order, so a run is a pure function of (seed, ticks, options).
 
 mod disk;
+mod game;
 mod invariants;
 mod network;
 mod population;
@@ -145,10 +148,21 @@ pub(super) struct Sim {
     rng_walk: SmallRng,
     last_epoch: HashMap<EntityID, u32>,
     last_seen: HashMap<EntityID, (f32, f32, u64)>,
+    /// Each entity's game counter when last checked ([`game`]), and what the zones'
+    /// games found wrong since.
+    game_counter: HashMap<EntityID, u64>,
+    game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     fates: HashMap<(u32, u64), TransferFate>,
     hasher: FxHasher,
     report: Report,
     buf: Vec<u8>,
+}
+
+/// Every zone runs the simulator's game ([`game`]).
+fn install_game(zone: &mut Zone, problems: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    zone.set_game(Box::new(game::CounterGame {
+        problems: std::sync::Arc::clone(problems),
+    }));
 }
 
 /// The world a seed draws: 2–9 zones of 160 m, margin, aura and cell size.
@@ -225,6 +239,10 @@ impl Sim {
             spawned,
         } = population::populate(&mut rng, &world, zone_m, ticks, config, options);
         let total = spawned.len();
+        let game_problems = std::sync::Arc::default();
+        for zone in zones.iter_mut().flatten() {
+            install_game(zone, &game_problems);
+        }
         let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
         let every = (!rng_disk.random_bool(0.25)).then(|| rng_disk.random_range(30..400u64));
         let disks: Vec<disk::ZoneDisk> = zones
@@ -257,6 +275,8 @@ impl Sim {
             rng_walk: SmallRng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d),
             last_epoch: HashMap::new(),
             last_seen: HashMap::new(),
+            game_counter: HashMap::new(),
+            game_problems,
             fates: HashMap::new(),
             hasher: FxHasher::default(),
             report: Report {

@@ -169,9 +169,12 @@ impl Sim {
                 self.down_until[z] = None;
                 let mut zone = self.restore_zone(tick, z);
                 zone.set_bugs(self.bugs);
-                // A restore rolls positions back to the last durable state: not a teleport.
+                super::install_game(&mut zone, &self.game_problems);
+                // A restore rolls positions back to the last durable state (and game
+                // state with them): not a teleport, not a loss.
                 for &id in zone.entities().ids() {
                     self.last_seen.remove(&id);
+                    self.game_counter.remove(&id);
                 }
                 self.zones[z] = Some(zone);
                 ("restart", z).hash(&mut self.hasher);
