@@ -228,20 +228,38 @@ fn aoi_query(c: &mut Criterion) {
 /// answers, so entities that cross a border are moved back to a random point inside,
 /// outside the timing, standing in for the balanced departures and arrivals of a steady
 /// state.
+/// A trivial game: one system that bumps a counter in every owned entity's payload.
+struct CounterGame;
+
+impl meridian_core::game::Game for CounterGame {
+    fn systems(&mut self, world: &mut meridian_core::game::GameWorld<'_>) {
+        for payload in world.payloads_mut() {
+            let n = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
+            payload[..4].copy_from_slice(&n.wrapping_add(1).to_le_bytes());
+        }
+    }
+}
+
 fn zone_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("zone_tick");
     group.sample_size(20);
     // `meridian-rewind`: the same with lag compensation's history recorded every tick
     // (owned entities and ghosts, 30 ticks kept; `meridian_core::queries`).
-    for (name, n, rewind) in [
-        ("meridian", 100_000, false),
-        ("meridian", MILLION, false),
-        ("meridian-rewind", MILLION, true),
+    // `meridian-game`: with a game whose one system bumps a counter in every owned
+    // entity's payload (`meridian_core::game`).
+    for (name, n, rewind, game) in [
+        ("meridian", 100_000, false, false),
+        ("meridian", MILLION, false, false),
+        ("meridian-rewind", MILLION, true, false),
+        ("meridian-game", MILLION, false, true),
     ] {
         group.throughput(Throughput::Elements(n as u64));
         let mut zone = zone_with_walkers(n, 4);
         if rewind {
             zone.enable_rewind(30, 8.0);
+        }
+        if game {
+            zone.set_game(Box::new(CounterGame));
         }
         let area = zone.rect();
         let tick = zone.world().tick_duration();
