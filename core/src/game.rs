@@ -4,8 +4,9 @@
 //! A game implements [`Game`]. The zone holds it ([`Zone::set_game`]) and, every tick
 //! after the inbox is applied and before movement:
 //!
-//! 1. tells it which entities **arrived** (adopted from a neighbour) and which
-//!    **departed** (relinquished to one) since the last tick, in the order they happened;
+//! 1. tells it which entities **arrived** (adopted from a neighbour), **departed**
+//!    (relinquished to one), were **spawned** or **removed** here since the last tick, in
+//!    the order they happened;
 //! 2. hands it the **actions** clients sent for their avatars ([`Zone::act`]), in the
 //!    order they came;
 //! 3. runs its **systems** ([`Game::systems`]) once, over the owned entities' columns.
@@ -44,6 +45,18 @@ pub trait Game {
     fn action(&mut self, world: &mut GameWorld<'_>, avatar: EntityID, action: Action) {
         let _ = (world, avatar, action);
     }
+
+    /// `id` was created here since the last tick ([`Zone::spawn`]: a client's avatar, a
+    /// driver's or the game's own spawn). Still owned unless removed since.
+    fn spawned(&mut self, world: &mut GameWorld<'_>, id: EntityID) {
+        let _ = (world, id);
+    }
+
+    /// `id` was destroyed here since the last tick ([`Zone::remove`]: a closed session's
+    /// avatar, a driver's or the game's own despawn).
+    fn removed(&mut self, world: &mut GameWorld<'_>, id: EntityID) {
+        let _ = (world, id);
+    }
 }
 
 /// What a client asked its avatar to do: game-defined buttons (INPUT's, nonzero), and
@@ -71,6 +84,8 @@ pub(crate) enum Note {
     Arrived(EntityID, ZoneID),
     Departed(EntityID, ZoneID),
     Action(EntityID, Action),
+    Spawned(EntityID),
+    Removed(EntityID),
 }
 
 /// Most notes held between two ticks: arrivals, departures and actions beyond it are
@@ -83,10 +98,13 @@ pub struct GameWorld<'a> {
     zone: &'a mut Zone,
 }
 
-/// The game slot of a zone: the game and what it will be told.
+/// The game slot of a zone: the game (out of it while it runs) and what it will be told
+/// (what it does while it runs — spawns, despawns — is noted for the next tick).
 pub(crate) struct GameSlot {
-    game: Box<dyn Game + Send>,
+    game: Option<Box<dyn Game + Send>>,
     notes: Vec<Note>,
+    /// The other notes buffer: the one being handed out while the game runs.
+    spare: Vec<Note>,
 }
 
 impl core::fmt::Debug for GameSlot {
@@ -101,8 +119,9 @@ impl Zone {
     /// Installs the game this zone runs (see [`Game`]).
     pub fn set_game(&mut self, game: Box<dyn Game + Send>) {
         self.game = Some(Box::new(GameSlot {
-            game,
+            game: Some(game),
             notes: Vec::with_capacity(GAME_NOTES_MAX),
+            spare: Vec::with_capacity(GAME_NOTES_MAX),
         }));
     }
 
@@ -112,6 +131,11 @@ impl Zone {
     /// (counted).
     pub fn act(&mut self, avatar: EntityID, action: Action) -> bool {
         self.note(Note::Action(avatar, action))
+    }
+
+    /// Tells the game at the next tick, if one runs here.
+    pub(crate) fn note_game(&mut self, note: Note) {
+        self.note(note);
     }
 
     fn note(&mut self, note: Note) -> bool {
@@ -145,31 +169,37 @@ impl Zone {
 
     /// The game's turn in the tick: notes, then systems.
     pub(crate) fn run_game(&mut self) {
-        let Some(mut slot) = self.game.take() else {
+        let Some(slot) = self.game.as_mut() else {
             return;
         };
-        let mut notes = core::mem::take(&mut slot.notes);
-        {
-            let mut world = GameWorld { zone: self };
-            for note in notes.drain(..) {
-                match note {
-                    Note::Arrived(id, from) => slot.game.arrived(&mut world, id, from),
-                    Note::Departed(id, to) => slot.game.departed(&mut world, id, to),
-                    Note::Action(avatar, action) => {
-                        if world.zone.entities.slot_of(avatar).is_some() {
-                            slot.game.action(&mut world, avatar, action);
-                        }
+        let Some(mut game) = slot.game.take() else {
+            return;
+        };
+        // Hand out this tick's notes; what the game does meanwhile goes into the other
+        // buffer, for the next tick.
+        let spare = core::mem::take(&mut slot.spare);
+        let mut notes = core::mem::replace(&mut slot.notes, spare);
+        let mut world = GameWorld { zone: self };
+        for note in notes.drain(..) {
+            match note {
+                Note::Arrived(id, from) => game.arrived(&mut world, id, from),
+                Note::Departed(id, to) => game.departed(&mut world, id, to),
+                Note::Spawned(id) => game.spawned(&mut world, id),
+                Note::Removed(id) => game.removed(&mut world, id),
+                Note::Action(avatar, action) => {
+                    if world.zone.entities.slot_of(avatar).is_some() {
+                        game.action(&mut world, avatar, action);
                     }
                 }
             }
-            slot.game.systems(&mut world);
         }
-        // Notes raised while the game ran (its despawns, say) wait for the next tick.
-        if let Some(raised) = self.game.take() {
-            notes.extend(raised.notes);
-        }
-        slot.notes = notes;
-        self.game = Some(slot);
+        game.systems(&mut world);
+        let slot = self
+            .game
+            .as_mut()
+            .expect("the slot stays while the game runs");
+        slot.spare = notes;
+        slot.game = Some(game);
     }
 }
 

@@ -22,11 +22,13 @@ struct Seen {
     actions: Vec<(EntityID, u32)>,
     despawns: Vec<Result<(), DespawnError>>,
     spawned: Vec<EntityID>,
+    /// The spawned and removed hooks, in order.
+    hooks: Vec<(&'static str, EntityID)>,
 }
 
 /// Counts, in the first four payload bytes of every owned entity, the ticks it was
 /// owned; pushes every kind-1 entity east far past its speed limit; on action 1 despawns
-/// the nearest other entity, on 2 tries to despawn entity 2 (a ghost here), on 4 spawns
+/// the nearest other entity, on 2 tries to despawn [`GHOST`] (a ghost there), on 4 spawns
 /// one where the avatar stands.
 struct Tagger {
     zone: usize,
@@ -34,6 +36,8 @@ struct Tagger {
 }
 
 const RUNNER: u64 = 1 << 20;
+/// An entity of zone 1 in zone 0's aura (ids above what the zones mint in these tests).
+const GHOST: u64 = 102;
 
 fn counter(payload: &[u8; 16]) -> u32 {
     u32::from_le_bytes(payload[..4].try_into().unwrap())
@@ -72,6 +76,15 @@ impl Game for Tagger {
         self.seen.lock().unwrap().departed.push((id, to));
     }
 
+    fn spawned(&mut self, _: &mut GameWorld<'_>, id: EntityID) {
+        self.seen.lock().unwrap().hooks.push(("spawned", id));
+    }
+
+    fn removed(&mut self, world: &mut GameWorld<'_>, id: EntityID) {
+        assert!(world.owned().slot_of(id).is_none());
+        self.seen.lock().unwrap().hooks.push(("removed", id));
+    }
+
     fn action(&mut self, world: &mut GameWorld<'_>, avatar: EntityID, action: Action) {
         let slot = world.owned().slot_of(avatar).unwrap() as usize;
         let at = (world.owned().xs()[slot], world.owned().ys()[slot]);
@@ -83,7 +96,7 @@ impl Game for Tagger {
             seen.despawns.push(world.despawn(victim));
         }
         if action.buttons & 2 != 0 {
-            seen.despawns.push(world.despawn(EntityID(2)));
+            seen.despawns.push(world.despawn(EntityID(GHOST)));
         }
         if action.buttons & 4 != 0 {
             seen.spawned
@@ -160,29 +173,38 @@ fn game_state_and_hooks_follow_an_entity_across_a_border() {
 
 /// Actions reach the game at the next tick for an avatar owned there; the game despawns
 /// what its zone owns (logged) and is refused a ghost; it spawns with an id minted here;
-/// an action for an avatar another zone owns, or in a zone without a game, is not
+/// spawns and removals (its own and the driver's) come back as hooks the next tick, in
+/// order; an action for an avatar another zone owns, or in a zone without a game, is not
 /// delivered.
 #[test]
 fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
     let (mut zones, seen) = with_games();
-    let (avatar, victim, far) = (EntityID(1), EntityID(3), EntityID(4));
-    zones[0].insert(&entity(1, 100.0, 64.0, 0.0, 0)).unwrap();
-    zones[0].insert(&entity(3, 104.0, 64.0, 0.0, 0)).unwrap();
-    zones[0].insert(&entity(4, 60.0, 64.0, 0.0, 0)).unwrap();
-    // Entity 2 lives in zone 1 inside zone 0's aura: a ghost there.
-    zones[1].insert(&entity(2, 134.0, 64.0, 0.0, 0)).unwrap();
+    let (avatar, victim, far) = (EntityID(101), EntityID(103), EntityID(104));
+    zones[0].insert(&entity(101, 100.0, 64.0, 0.0, 0)).unwrap();
+    zones[0].insert(&entity(103, 104.0, 64.0, 0.0, 0)).unwrap();
+    zones[0].insert(&entity(104, 60.0, 64.0, 0.0, 0)).unwrap();
+    // GHOST lives in zone 1 inside zone 0's aura: a ghost there.
+    zones[1]
+        .insert(&entity(GHOST, 134.0, 64.0, 0.0, 0))
+        .unwrap();
     let mut now = Instant::ZERO;
     for _ in 0..5 {
         step(&mut zones, &mut now);
     }
-    assert!(zones[0].ghosts().entities().slot_of(EntityID(2)).is_some());
+    assert!(
+        zones[0]
+            .ghosts()
+            .entities()
+            .slot_of(EntityID(GHOST))
+            .is_some()
+    );
     let action = |buttons| Action {
         buttons,
         view_tick: None,
     };
     assert!(zones[0].act(avatar, action(1 | 2 | 4)));
     assert!(
-        zones[0].act(EntityID(2), action(1)),
+        zones[0].act(EntityID(GHOST), action(1)),
         "queued; not delivered: not owned"
     );
     let mut logged = Vec::new();
@@ -214,10 +236,31 @@ fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
             .iter()
             .any(|r| matches!(r, LogRecord::Spawn { entity } if entity.id == spawned))
     );
+    assert!(
+        s.hooks.is_empty(),
+        "hooks wait for the next tick: {:?}",
+        s.hooks
+    );
     drop(s);
+    // The next tick tells the game what it spawned and removed, and what the driver did.
+    let by_driver = zones[0]
+        .spawn([90.0, 64.0, 0.0], [0.0, 0.0], 5.0, 0)
+        .unwrap();
+    assert!(zones[0].remove(far).is_some());
+    now = now + zones[0].world().tick_duration();
+    zones[0].tick(now);
+    assert_eq!(
+        seen[0].lock().unwrap().hooks,
+        vec![
+            ("removed", victim),
+            ("spawned", spawned),
+            ("spawned", by_driver),
+            ("removed", far)
+        ]
+    );
     // A zone without a game: the action is refused.
     let (_, mut bare) = two_zones();
-    bare[0].insert(&entity(1, 100.0, 64.0, 0.0, 0)).unwrap();
+    bare[0].insert(&entity(101, 100.0, 64.0, 0.0, 0)).unwrap();
     assert!(!bare[0].act(avatar, action(1)));
 }
 
