@@ -329,7 +329,14 @@ fn node(
         Some(p) => tracing::info!("data directory {}", p.dir.display()),
         None => tracing::warn!("--ephemeral: nothing is persisted; a restart starts empty"),
     }
-    let running = run::start_with(&spec, &node_spec, npcs, key.as_ref(), persistence.as_ref())?;
+    let running = run::start_with(
+        &spec,
+        &node_spec,
+        npcs,
+        key.as_ref(),
+        persistence.as_ref(),
+        None,
+    )?;
     let started = std::time::Instant::now();
     let mut previous = running.stats();
     let mut next = started + Duration::from_secs(1);

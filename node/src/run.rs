@@ -30,6 +30,7 @@ use ed25519_dalek::SigningKey;
 use meridian_core::limits::Limits;
 use meridian_core::replicate::InterestConfig;
 use meridian_core::session::SessionConfig;
+pub use meridian_io::runtime::GamePlan;
 use meridian_io::runtime::{
     ClientsPlan, Node, NodePlan, NpcPlan, RemoteZone, Snapshot, StorePlan, ZonePlan, ZoneStats,
 };
@@ -135,18 +136,21 @@ pub fn start(
     npcs_per_zone: Option<u32>,
     key: Option<&SigningKey>,
 ) -> anyhow::Result<Running> {
-    start_with(spec, node, npcs_per_zone, key, None)
+    start_with(spec, node, npcs_per_zone, key, None, None)
 }
 
 /// Starts the zones of `node`, and its admin server if it has an address. `key` is this
 /// node's key pair, needed when the world file pins node keys. With `persistence`, each
-/// zone restores from the data directory and makes its log durable before it sends.
+/// zone restores from the data directory and makes its log durable before it sends. With
+/// `game`, every zone runs the game it makes (docs/game.md): a studio's own node binary
+/// calls this with its game.
 pub fn start_with(
     spec: &WorldSpec,
     node: &NodeSpec,
     npcs_per_zone: Option<u32>,
     key: Option<&SigningKey>,
     persistence: Option<&Persistence>,
+    game: Option<GamePlan>,
 ) -> anyhow::Result<Running> {
     let keys = node_keys(spec, node, key)?;
     let mut remote = Vec::new();
@@ -226,6 +230,7 @@ pub fn start_with(
         keys,
         clients,
         store,
+        game,
     };
     let node_handle = Arc::new(Node::start(plan)?);
     let admin_stop = Arc::new(AtomicBool::new(false));

@@ -171,7 +171,7 @@ fn a_session_survives_its_zones_restart() {
         dir: dir.clone(),
         fresh: false,
     };
-    let running = run::start_with(&spec, &node, None, None, Some(&persistence)).unwrap();
+    let running = run::start_with(&spec, &node, None, None, Some(&persistence), None).unwrap();
     let zone0 = spec.nodes[0].zone_address(0);
     let clock = Clock::new();
     let key = SigningKey::from_bytes(&[8; 32]);
@@ -210,7 +210,7 @@ fn a_session_survives_its_zones_restart() {
     while c.client_mut().poll_event().is_some() {}
     let down = pump(&mut c, 1, &|_, _| false);
     assert_eq!(down, 0, "{down} snapshots while the node was down");
-    let running = run::start_with(&spec, &node, None, None, Some(&persistence)).unwrap();
+    let running = run::start_with(&spec, &node, None, None, Some(&persistence), None).unwrap();
     let after = pump(&mut c, 10, &|_, n| n >= 30);
     assert!(after >= 30, "only {after} snapshots after the restart");
     assert_eq!(c.client().session(), session, "the same session");

@@ -10,7 +10,7 @@ use meridian_node::{run, world_file};
 
 use crate::conservation::{ZoneCut, assert_sound, npc_ids, parse_cut};
 
-const WORLD: &str = r#"
+pub(crate) const WORLD: &str = r#"
 [world]
 id = 7
 bounds = { x_min = 0.0, y_min = 0.0, x_max = 1024.0, y_max = 512.0 }

@@ -8,4 +8,5 @@ mod conservation;
 mod durability;
 mod e2e;
 mod fuzz;
+mod game;
 mod observe;

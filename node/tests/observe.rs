@@ -71,7 +71,7 @@ pub(crate) fn start(name: &str) -> Observed {
         fresh: false,
     };
     let node = spec.nodes[0].clone();
-    let running = run::start_with(&spec, &node, None, None, Some(&persistence)).unwrap();
+    let running = run::start_with(&spec, &node, None, None, Some(&persistence), None).unwrap();
     Observed {
         running,
         spec,

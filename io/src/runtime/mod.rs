@@ -110,6 +110,26 @@ pub struct NodePlan {
     /// Persist every zone in this data directory. `None`: nothing reaches disk (a restart
     /// starts empty, and mints ids again from zero).
     pub store: Option<StorePlan>,
+    /// The game every zone runs (docs/game.md). `None`: none.
+    pub game: Option<GamePlan>,
+}
+
+/// A game for every zone of the node (docs/game.md). `make` builds each zone's game,
+/// once per zone, when the zone is opened (new or restored; the game hears of entities
+/// created from then on). With `rewind`, each zone records lag compensation's history:
+/// (ticks kept, maximum rewind in ticks).
+#[derive(Clone)]
+pub struct GamePlan {
+    pub make: Arc<dyn Fn(ZoneID) -> Box<dyn meridian_core::game::Game + Send> + Send + Sync>,
+    pub rewind: Option<(usize, f64)>,
+}
+
+impl std::fmt::Debug for GamePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GamePlan")
+            .field("rewind", &self.rewind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where and how zones persist (docs/formats.md).

@@ -86,8 +86,25 @@ impl Durable {
 /// costs 1.6 ms in one piece.
 const CAPTURE_TICKS: usize = 8;
 
-/// The zone, new or restored from the node's data directory, and its persistence.
+/// The zone, new or restored from the node's data directory, with its game if the node
+/// runs one, and its persistence.
 pub(super) fn open_zone(
+    plan: &NodePlan,
+    id: ZoneID,
+    now: Instant,
+) -> Result<(Zone, Option<Durable>), String> {
+    let (mut zone, durable) = open_zone_state(plan, id, now)?;
+    if let Some(game) = &plan.game {
+        zone.set_game((game.make)(id));
+        if let Some((ticks, max_rewind_ticks)) = game.rewind {
+            zone.enable_rewind(ticks, max_rewind_ticks);
+        }
+    }
+    Ok((zone, durable))
+}
+
+/// The zone, new or restored from the node's data directory, and its persistence.
+fn open_zone_state(
     plan: &NodePlan,
     id: ZoneID,
     now: Instant,

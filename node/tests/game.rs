@@ -1,0 +1,98 @@
+//! A game in a real node: what a studio's own node binary does (`run::start_with` with a
+//! `GamePlan`). Two zones on two pinned executors, border dancers crossing (the
+//! end-to-end world, fewer dancers); every zone's
+//! game counts its systems and arrivals, stamps its zone into each owned entity's payload
+//! and rewinds a ray every tick (lag compensation on).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use meridian_core::entities::EntityID;
+use meridian_core::game::{Game, GameWorld};
+use meridian_core::history::Ray;
+use meridian_core::world::ZoneID;
+use meridian_node::run::{self, GamePlan};
+use meridian_node::world_file;
+
+#[derive(Default)]
+struct Tally {
+    systems: [AtomicU64; 2],
+    arrivals: AtomicU64,
+    /// Arrivals whose payload named the zone they came from (state carried).
+    arrivals_carrying_state: AtomicU64,
+    rays_answered: AtomicU64,
+}
+
+struct Stamp {
+    zone: usize,
+    tally: Arc<Tally>,
+}
+
+impl Game for Stamp {
+    fn systems(&mut self, world: &mut GameWorld<'_>) {
+        self.tally.systems[self.zone].fetch_add(1, Ordering::Relaxed);
+        for payload in world.payloads_mut() {
+            payload[0] = self.zone as u8 + 1;
+        }
+        // Two ticks back, across the whole zone: answered (a hit or not), never refused.
+        let ray = Ray {
+            origin: [0.0, 256.0],
+            direction: [1.0, 0.0],
+            length_m: 1024.0,
+            radius_m: 1.0,
+        };
+        let at = world.tick() as f64 - 2.0;
+        if world.tick() > 3 && world.rewind_ray(&ray, at, 6.0).is_ok() {
+            self.tally.rays_answered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, from: ZoneID) {
+        self.tally.arrivals.fetch_add(1, Ordering::Relaxed);
+        let slot = world.owned().slot_of(id).expect("owned on arrival") as usize;
+        if world.owned().payloads()[slot][0] == from.0 as u8 + 1 {
+            self.tally
+                .arrivals_carrying_state
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn a_node_runs_a_game_on_every_zone() {
+    // The end-to-end world (two 512 m zones, border dancers), 200 dancers a zone.
+    let spec = world_file::parse_spec(crate::e2e::WORLD).unwrap();
+    let tally = Arc::new(Tally::default());
+    let make = {
+        let tally = Arc::clone(&tally);
+        Arc::new(move |zone: ZoneID| {
+            Box::new(Stamp {
+                zone: zone.0 as usize,
+                tally: Arc::clone(&tally),
+            }) as Box<dyn Game + Send>
+        })
+    };
+    let game = GamePlan {
+        make,
+        rewind: Some((30, 8.0)),
+    };
+    let running =
+        run::start_with(&spec, &spec.nodes[0], Some(200), None, None, Some(game)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    running.stop().unwrap();
+    let systems = [0, 1].map(|z| tally.systems[z].load(Ordering::Relaxed));
+    assert!(
+        systems.iter().all(|&n| n >= 60),
+        "systems ran {systems:?} times"
+    );
+    let arrivals = tally.arrivals.load(Ordering::Relaxed);
+    assert!(arrivals >= 10, "{arrivals} arrivals");
+    assert_eq!(
+        tally.arrivals_carrying_state.load(Ordering::Relaxed),
+        arrivals,
+        "every arrival carried the stamp of the zone it came from"
+    );
+    let rays = tally.rays_answered.load(Ordering::Relaxed);
+    assert!(rays + 10 >= systems[0] + systems[1], "{rays} rays answered");
+}
