@@ -25,15 +25,19 @@ pub struct Rewind {
     candidates: Vec<EntityID>,
 }
 
-/// Rewind queries, cumulative.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RewindCounters {
-    pub rays: u64,
-    pub hits: u64,
-    /// Refused: older than the maximum rewind.
-    pub refused_too_old: u64,
-    /// Refused: not in the history (newer than the newest tick, or recorded over).
-    pub refused_not_kept: u64,
+crate::counters! {
+    /// Rewind queries, cumulative.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RewindCounters {
+        /// Rewound rays asked for (lag-compensated shots).
+        pub rays: u64,
+        /// Rewound rays that hit an entity.
+        pub hits: u64,
+        /// Refused: older than the maximum rewind (or not a time).
+        pub refused_too_old: u64,
+        /// Refused: not in the history (newer than the newest tick, or recorded over).
+        pub refused_not_kept: u64,
+    }
 }
 
 /// Why a rewind query was refused.

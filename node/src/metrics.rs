@@ -237,6 +237,7 @@ impl prometheus_client::collector::Collector for Zones {
         self.counter_struct(&mut e, "meridian_witness_", |s, f| s.witness.for_each(f))?;
         self.counter_struct(&mut e, "meridian_persist_", |s, f| s.persist.for_each(f))?;
         self.counter_struct(&mut e, "meridian_udp_", |s, f| s.ring.for_each(f))?;
+        self.counter_struct(&mut e, "meridian_rewind_", |s, f| s.rewind.for_each(f))?;
         self.encode_histograms(&mut e)
     }
 }

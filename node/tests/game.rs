@@ -80,6 +80,17 @@ fn a_node_runs_a_game_on_every_zone() {
     let running =
         run::start_with(&spec, &spec.nodes[0], Some(200), None, None, Some(game)).unwrap();
     std::thread::sleep(Duration::from_secs(3));
+    // The rewinds are counted where an operator looks.
+    let admin = running
+        .admin_address()
+        .expect("the e2e world has an admin endpoint");
+    let metrics = meridian_node::swarm::http_get(admin, "/metrics").unwrap();
+    let rays: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("meridian_rewind_rays_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(rays > 0.0, "no meridian_rewind_rays_total in /metrics");
     running.stop().unwrap();
     let systems = [0, 1].map(|z| tally.systems[z].load(Ordering::Relaxed));
     assert!(

@@ -549,6 +549,7 @@ impl<'a> ZoneDriver<'a> {
         stats.tick_max_us = ticks.max();
         stats.drops = inbox_drops + outbox_drops + io_drops;
         stats.counters = *zone.counters();
+        stats.rewind = zone.rewind_counters().unwrap_or_default();
         stats.ring = c;
         if let Some(d) = &self.durable {
             stats.persist = PersistCounters {

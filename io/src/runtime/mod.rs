@@ -207,6 +207,8 @@ pub struct ZoneStats {
     /// The UDP ring's counters.
     pub ring: crate::uring::RingCounters,
     pub persist: PersistCounters,
+    /// Lag compensation's rewinds (all zero unless the node runs a game that rewinds).
+    pub rewind: meridian_core::queries::RewindCounters,
     /// Cumulative histograms (tick time, handoff latency, snapshot size, input age).
     pub histograms: ZoneHistograms,
 }
