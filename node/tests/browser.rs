@@ -148,6 +148,7 @@ fn drawn(browser: &Browser) -> Value {
 
 #[test]
 fn the_live_map_draws_both_zones_in_headless_chromium() {
+    let _machine = crate::shared();
     let o = observe::start("map");
     let admin = o.running.admin_address().unwrap();
     let browser = Browser::start();

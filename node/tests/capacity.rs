@@ -53,6 +53,7 @@ entities_per_zone = 16384
 /// and their bots sharing two cores; what is checked is that no tick leaves a session out.
 #[test]
 fn a_4096_session_zone_snapshots_every_session_every_tick() {
+    let _machine = crate::alone();
     let auth = SigningKey::from_bytes(&[43; 32]);
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()

@@ -71,6 +71,7 @@ fn check_names_the_bad_field_and_exits_1() {
 
 #[test]
 fn node_runs_for_a_while_and_prints_a_summary() {
+    let _machine = crate::shared();
     let dir = temp_dir("node");
     let world = include_str!("../worlds/default.toml")
         .replace("udp = \"127.0.0.1:7000\"", "udp = \"127.0.0.1:0\"")
@@ -146,6 +147,7 @@ fn node_with_pinned_keys_refuses_to_start_without_its_key() {
 
 #[test]
 fn sim_runs_seeds_and_reports() {
+    let _machine = crate::shared();
     let out = meridian()
         .args(["sim", "--seeds", "4", "--ticks", "600"])
         .output()

@@ -100,6 +100,7 @@ pub(crate) fn token(
 
 #[test]
 fn a_client_connects_and_crosses_the_border_with_one_session() {
+    let _machine = crate::shared();
     let (running, spec, auth) = start(20.0);
     let zone0 = spec.nodes[0].zone_address(0);
     let zone1 = spec.nodes[0].zone_address(1);
@@ -161,6 +162,7 @@ fn a_client_connects_and_crosses_the_border_with_one_session() {
 /// reconnects.
 #[test]
 fn a_session_survives_its_zones_restart() {
+    let _machine = crate::shared();
     let auth = SigningKey::from_bytes(&[42; 32]);
     let port = two_free_ports();
     let spec = world_file::parse_spec(&world(port, &auth, 6.0)).unwrap();
@@ -242,6 +244,7 @@ fn a_session_survives_its_zones_restart() {
 /// clients keep their sessions and their snapshots, and every defence is counted.
 #[test]
 fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
+    let _machine = crate::alone();
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
     let (running, spec, auth) = start(6.0);
@@ -471,6 +474,7 @@ fn client_on_socket(
 
 #[test]
 fn forged_expired_wrong_world_tokens_and_changed_inputs_are_rejected() {
+    let _machine = crate::shared();
     let (running, spec, auth) = start(6.0);
     let zone0 = spec.nodes[0].zone_address(0);
     let clock = Clock::new();
@@ -525,6 +529,7 @@ fn forged_expired_wrong_world_tokens_and_changed_inputs_are_rejected() {
 
 #[test]
 fn a_swarm_at_ten_percent_loss_has_no_violations() {
+    let _machine = crate::alone();
     // The swarm logs the first few violations of each kind: shown with a failure.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
@@ -566,6 +571,7 @@ fn a_swarm_at_ten_percent_loss_has_no_violations() {
 /// them. A value other than "aead" or "ed25519" is refused with a message naming it.
 #[test]
 fn signed_inputs_work_end_to_end_when_the_world_asks_for_them() {
+    let _machine = crate::shared();
     let auth = SigningKey::from_bytes(&[42; 32]);
     let port = two_free_ports();
     let text =

@@ -191,6 +191,7 @@ fn checkpoint_tmp_exists(dir: &Path) -> bool {
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let _machine = crate::shared();
     let mut cluster = Cluster::new("kill9");
     cluster.start(0);
     cluster.start(1);
@@ -324,6 +325,7 @@ fn ids_section(path: &Path) -> usize {
 
 #[test]
 fn a_torn_wal_tail_is_truncated_and_named() {
+    let _machine = crate::shared();
     let (dir, world) = single_node("torn", 5);
     let data = dir.join("data");
     assert_eq!(run_node(&world, &data, 2, &[]).0, Some(0));
@@ -344,6 +346,7 @@ fn a_torn_wal_tail_is_truncated_and_named() {
 
 #[test]
 fn a_damaged_checkpoint_falls_back_and_damage_everywhere_is_refused_until_fresh() {
+    let _machine = crate::shared();
     let (dir, world) = single_node("ckp", 5);
     let data = dir.join("data");
     assert_eq!(run_node(&world, &data, 2, &[]).0, Some(0));
@@ -392,6 +395,7 @@ fn a_damaged_checkpoint_falls_back_and_damage_everywhere_is_refused_until_fresh(
 
 #[test]
 fn another_worlds_data_a_file_and_a_locked_directory_are_refused() {
+    let _machine = crate::shared();
     let (dir, world) = single_node("foreign", 5);
     let data = dir.join("data");
     assert_eq!(run_node(&world, &data, 1, &[]).0, Some(0));

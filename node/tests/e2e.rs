@@ -57,6 +57,7 @@ fn cut_of(snapshots: &[Snapshot]) -> Vec<ZoneCut> {
 
 #[test]
 fn npcs_cross_back_and_forth_and_are_conserved() {
+    let _machine = crate::alone();
     let dir = std::env::temp_dir().join(format!("meridian-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("world.toml");
@@ -121,6 +122,7 @@ fn npcs_cross_back_and_forth_and_are_conserved() {
 /// Two nodes, one zone each: every handoff and ghost batch crosses real loopback UDP.
 #[test]
 fn two_nodes_hand_off_over_udp() {
+    let _machine = crate::shared();
     two_nodes(false);
 }
 
@@ -128,6 +130,7 @@ fn two_nodes_hand_off_over_udp() {
 /// sealed in a signed envelope and verified in a batch per tick before the zone sees it.
 #[test]
 fn two_nodes_hand_off_over_signed_udp() {
+    let _machine = crate::shared();
     two_nodes(true);
 }
 

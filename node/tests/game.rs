@@ -61,6 +61,7 @@ impl Game for Stamp {
 
 #[test]
 fn a_node_runs_a_game_on_every_zone() {
+    let _machine = crate::shared();
     // The end-to-end world (two 512 m zones, border dancers), 200 dancers a zone.
     let spec = world_file::parse_spec(crate::e2e::WORLD).unwrap();
     let tally = Arc::new(Tally::default());

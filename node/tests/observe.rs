@@ -150,6 +150,7 @@ fn scrape(admin: SocketAddr) -> String {
 
 #[test]
 fn metrics_parse_and_move_as_the_node_works() {
+    let _machine = crate::shared();
     let o = start("metrics");
     let admin = o.running.admin_address().unwrap();
     let zone0 = o.spec.nodes[0].zone_address(0);
@@ -271,6 +272,7 @@ fn open_stream(admin: SocketAddr, path: &str) -> (String, std::net::TcpStream) {
 
 #[test]
 fn live_map_streams_are_bounded_and_bad_windows_refused() {
+    let _machine = crate::shared();
     let o = start("streams");
     let admin = o.running.admin_address().unwrap();
     let (status, _) = open_stream(admin, "/map/stream?view=10,0,5,10");
