@@ -307,13 +307,8 @@ impl GameWorld<'_> {
     /// The first owned entity or ghost `ray` meets now (other than `except`).
     pub fn ray(&self, ray: &Ray, except: Option<EntityID>) -> Option<Hit> {
         let reach = crate::history::History::ray_reach(ray, 0.0, 0.0);
-        let centre = (
-            (reach.x_min + reach.x_max) / 2.0,
-            (reach.y_min + reach.y_max) / 2.0,
-        );
-        let radius = ((reach.width()).powi(2) + (reach.height()).powi(2)).sqrt() / 2.0;
         let mut first = None;
-        self.within(centre, radius, |id, p, _| {
+        self.zone.query_rect(reach, |id, p| {
             if Some(id) != except {
                 ray.keep_first(&mut first, id, p);
             }

@@ -66,6 +66,21 @@ impl Zone {
         self.ghosts.query_radius(x, y, radius_m, f);
     }
 
+    /// Calls `f(id, position)` for every owned entity, then every ghost, inside `rect`, as
+    /// indexed at the last tick.
+    pub fn query_rect(&self, rect: crate::world::Rect, mut f: impl FnMut(EntityID, [f32; 2])) {
+        let (owned, ghosts) = (&self.entities, self.ghosts.entities());
+        self.grid
+            .for_each_in_rect(owned.xs(), owned.ys(), rect, |s| {
+                let s = s as usize;
+                f(owned.ids()[s], [owned.xs()[s], owned.ys()[s]]);
+            });
+        self.ghosts.query_rect(rect, |s| {
+            let s = s as usize;
+            f(ghosts.ids()[s], [ghosts.xs()[s], ghosts.ys()[s]]);
+        });
+    }
+
     /// Starts recording positions for lag compensation: `history_ticks` ticks kept (1 s:
     /// the tick rate), rewinds up to `max_rewind_ticks` allowed. Allocates the histories
     /// (8 bytes × capacity × ticks, for owned entities and for ghosts): call it when the
@@ -123,14 +138,7 @@ impl Zone {
             let reach = History::ray_reach(ray, speed_mps, age_s.max(0.0));
             let mut candidates = core::mem::take(&mut rewind.candidates);
             candidates.clear();
-            let ids = self.entities.ids();
-            self.grid
-                .for_each_in_rect(self.entities.xs(), self.entities.ys(), reach, |s| {
-                    candidates.push(ids[s as usize]);
-                });
-            let ghost_ids = self.ghosts.entities().ids();
-            self.ghosts
-                .query_rect(reach, |s| candidates.push(ghost_ids[s as usize]));
+            self.query_rect(reach, |id, _| candidates.push(id));
             let mut first: Option<Hit> = None;
             for &id in &candidates {
                 if let Some(p) = self.position_between(&rewind, id, at) {

@@ -22,6 +22,8 @@ struct Seen {
     actions: Vec<(EntityID, u32)>,
     despawns: Vec<Result<(), DespawnError>>,
     spawned: Vec<EntityID>,
+    /// What a ray east from the avatar hit (action 8), then one west.
+    rays: Vec<Option<EntityID>>,
     /// The spawned and removed hooks, in order.
     hooks: Vec<(&'static str, EntityID)>,
 }
@@ -90,6 +92,17 @@ impl Game for Tagger {
         let at = (world.owned().xs()[slot], world.owned().ys()[slot]);
         let mut seen = self.seen.lock().unwrap();
         seen.actions.push((avatar, action.buttons));
+        if action.buttons & 8 != 0 {
+            for (dx, length_m) in [(1.0, 50.0), (-1.0, 30.0)] {
+                let ray = meridian_core::history::Ray {
+                    origin: [at.0, at.1],
+                    direction: [dx, 0.0],
+                    length_m,
+                    radius_m: 0.5,
+                };
+                seen.rays.push(world.ray(&ray, Some(avatar)).map(|h| h.id));
+            }
+        }
         if action.buttons & 1 != 0
             && let Some((victim, _, _)) = world.nearest(at, 10.0, Some(avatar))
         {
@@ -202,7 +215,7 @@ fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
         buttons,
         view_tick: None,
     };
-    assert!(zones[0].act(avatar, action(1 | 2 | 4)));
+    assert!(zones[0].act(avatar, action(1 | 2 | 4 | 8)));
     assert!(
         zones[0].act(EntityID(GHOST), action(1)),
         "queued; not delivered: not owned"
@@ -214,9 +227,12 @@ fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
     let s = seen[0].lock().unwrap();
     assert_eq!(
         s.actions,
-        vec![(avatar, 7)],
+        vec![(avatar, 15)],
         "only the owned avatar's action"
     );
+    // East: the victim (4 m) before the ghost (34 m); west: 30 m of nothing (the far
+    // entity is 40 m away).
+    assert_eq!(s.rays, vec![Some(victim), None]);
     assert_eq!(s.despawns, vec![Ok(()), Err(DespawnError::NotOwned)]);
     assert!(
         zones[0].entities().slot_of(victim).is_none(),
