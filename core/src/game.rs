@@ -133,12 +133,9 @@ impl Zone {
         self.note(Note::Action(avatar, action))
     }
 
-    /// Tells the game at the next tick, if one runs here.
-    pub(crate) fn note_game(&mut self, note: Note) {
-        self.note(note);
-    }
-
-    fn note(&mut self, note: Note) -> bool {
+    /// Tells the game at the next tick, if one runs here; `false` if none does or too many
+    /// notes wait (counted).
+    pub(crate) fn note(&mut self, note: Note) -> bool {
         let Some(slot) = &mut self.game else {
             return false;
         };

@@ -180,6 +180,11 @@ impl History {
         tick: u64,
     ) -> Result<Option<u32>, RewindError> {
         self.frame(tick)?;
+        Ok(self.slot_in(now, id, tick))
+    }
+
+    /// [`History::slot_at`] for a tick known to be kept.
+    fn slot_in(&self, now: &Entities, id: EntityID, tick: u64) -> Option<u32> {
         let mut slot = now.slot_of(id);
         // Changes since the newest record (still in the store's log), newest first.
         for m in now.moves().iter().rev().filter(|m| m.id == id) {
@@ -198,7 +203,7 @@ impl History {
                 slot = undo(slot, m);
             }
         }
-        Ok(slot)
+        slot
     }
 
     /// Where `id` was at `tick` (`None`: not in the store then).
@@ -208,10 +213,10 @@ impl History {
         id: EntityID,
         tick: u64,
     ) -> Result<Option<[f32; 2]>, RewindError> {
-        let Some(slot) = self.slot_at(now, id, tick)? else {
+        let frame = self.frame(tick)?;
+        let Some(slot) = self.slot_in(now, id, tick) else {
             return Ok(None);
         };
-        let frame = self.frame(tick)?;
         let s = slot as usize;
         Ok((s < frame.len).then(|| [frame.xs[s], frame.ys[s]]))
     }
@@ -243,7 +248,7 @@ impl History {
         let frame = self.frame(tick)?;
         let mut first: Option<Hit> = None;
         for id in candidates {
-            let Some(slot) = self.slot_at(now, id, tick)? else {
+            let Some(slot) = self.slot_in(now, id, tick) else {
                 continue;
             };
             let s = slot as usize;

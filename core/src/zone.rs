@@ -335,7 +335,7 @@ impl Zone {
             payload: [0; PAYLOAD_SIZE],
         };
         self.entities.insert(&entity)?;
-        self.note_game(crate::game::Note::Spawned(id));
+        self.note(crate::game::Note::Spawned(id));
         self.log.push(LogRecord::Spawn { entity });
         // No epoch-memory entry: an owned entity's epoch is in its column (`known_epoch`
         // reads both); the memory is for entities that left, bounded and checked there.
@@ -360,7 +360,7 @@ impl Zone {
             return None;
         }
         self.log.push(LogRecord::Remove { id });
-        self.note_game(crate::game::Note::Removed(id));
+        self.note(crate::game::Note::Removed(id));
         self.offers.remove(&id);
         self.sessions.remove(&id);
         Some(self.remove_slot(slot))
