@@ -2,6 +2,7 @@
 //!
 //! Run: `cargo bench -p meridian-benches --bench core` (add `-- movement` to pick a group).
 
+use meridian_core::game::state::{FieldKind, StateLayout};
 use std::hint::black_box;
 use std::time::{Duration, Instant as WallInstant};
 
@@ -228,14 +229,38 @@ fn aoi_query(c: &mut Criterion) {
 /// answers, so entities that cross a border are moved back to a random point inside,
 /// outside the timing, standing in for the balanced departures and arrivals of a steady
 /// state.
-/// A trivial game: one system that bumps a counter in every owned entity's payload.
+/// A 32-byte game state record, as the game API's target is sized: a counter, health,
+/// team, animation, heading and twenty bytes of whatever else a game keeps.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Record32 {
+    counter: u32,
+    health: u16,
+    team: u8,
+    anim: u8,
+    heading: f32,
+    rest: [u32; 5],
+}
+
+/// Ghosts carry the 32 bytes; clients see health and heading.
+const RECORD32: StateLayout = StateLayout::of::<Record32>()
+    .field(4, FieldKind::U16)
+    .field(8, FieldKind::F32 { per_unit: 100.0 });
+
+/// A trivial game: one system that bumps the counter in every owned entity's record.
 struct CounterGame;
 
 impl meridian_core::game::Game for CounterGame {
+    fn state_layout(&self) -> StateLayout {
+        RECORD32
+    }
+
     fn systems(&mut self, world: &mut meridian_core::game::GameWorld<'_>) {
-        for payload in world.payloads_mut() {
-            let n = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
-            payload[..4].copy_from_slice(&n.wrapping_add(1).to_le_bytes());
+        let records = world
+            .records_mut::<Record32>()
+            .expect("the declared record");
+        for r in records {
+            r.counter = r.counter.wrapping_add(1);
         }
     }
 }
@@ -245,8 +270,9 @@ fn zone_tick(c: &mut Criterion) {
     group.sample_size(20);
     // `meridian-rewind`: the same with lag compensation's history recorded every tick
     // (owned entities and ghosts, 30 ticks kept; `meridian_core::queries`).
-    // `meridian-game`: with a game whose one system bumps a counter in every owned
-    // entity's payload (`meridian_core::game`).
+    // `meridian-game`: with a game whose state record is 32 bytes (ghosted with every
+    // ghost) and whose one system bumps a counter in every owned entity's record
+    // (`meridian_core::game`).
     for (name, n, rewind, game) in [
         ("meridian", 100_000, false, false),
         ("meridian", MILLION, false, false),

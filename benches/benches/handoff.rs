@@ -36,7 +36,7 @@ fn crowd() -> [Zone; 2] {
                 speed_mps_max: 5.0,
                 kind: 0,
                 flags: 0,
-                payload: [0; 16],
+                payload: [0; 64],
             })
             .expect("capacity");
     }

@@ -4,6 +4,9 @@
 //! - `encode/meridian/5000`: delta-encode 5,000 quantised records against a baseline of
 //!   the same 5,000 in which half changed (moved one to three ticks' worth at 5 m/s; every
 //!   tenth changed velocity too). Prints the bytes per entity once.
+//! - `encode/meridian-game/5000`: the same with four game fields per record, as a small
+//!   game's (health, team, heading, animation): a turn changes heading and animation,
+//!   one record in twenty loses health each tick.
 //! - `replicate/meridian/1000`: one tick's snapshots for 1,000 clients in a zone of 20,000
 //!   walkers (4 × 4 km, ~230 within the 250 m far radius, capped at 128): interest (each
 //!   client's set searched by spatial query every 6th tick — a sixth of the clients per
@@ -29,10 +32,12 @@ use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
 use meridian_protocol::delta::{Record, Wanted, encode_delta};
 use rand::Rng;
 
-fn encode(c: &mut Criterion) {
-    const N: usize = 5000;
+/// A baseline of `n` records and the wanted list a tick later (see the module docs); with
+/// `game`, every record carries four game fields as a small game's would (see
+/// `encode/meridian-game`).
+fn encode_workload(n: usize, game: bool) -> (Vec<Record>, Vec<Wanted>) {
     let mut rng = rng(11);
-    let baseline: Vec<Record> = (0..N as u64)
+    let baseline: Vec<Record> = (0..n as u64)
         .map(|i| Record {
             id: (7 << 40) | (i * 3 + 1),
             x: rng.random_range(0..400_000),
@@ -42,6 +47,12 @@ fn encode(c: &mut Criterion) {
             vy: rng.random_range(-500..500),
             kind: 1,
             flags: 0,
+            // health, team, heading (hundredths of a radian), animation state.
+            game: if game {
+                [100, (i % 4) as i32, rng.random_range(-314..314), 1]
+            } else {
+                [0; 4]
+            },
         })
         .collect();
     let wanted: Vec<Wanted> = baseline
@@ -55,32 +66,48 @@ fn encode(c: &mut Criterion) {
                 record.y += i32::from(r.vy) * ticks / 30;
                 if i % 10 == 0 {
                     record.vx = -record.vx;
+                    if game {
+                        // A turn changes the heading and the animation.
+                        record.game[2] = rng.random_range(-314..314);
+                        record.game[3] = 2;
+                    }
                 }
+            }
+            if game && i % 20 == 0 {
+                record.game[0] -= rng.random_range(1..=25);
             }
             Wanted { record, due: true }
         })
         .collect();
-    let mut out = vec![0u8; N * 16];
-    let mut result = Vec::with_capacity(N);
-    let encoded = encode_delta(&baseline, &wanted, &mut out, &mut result);
-    eprintln!(
-        "encode/meridian/{N}: {} bytes, {:.2} bytes per entity ({} entries)",
-        encoded.bytes,
-        encoded.bytes as f64 / N as f64,
-        encoded.entries
-    );
+    (baseline, wanted)
+}
+
+fn encode(c: &mut Criterion) {
+    const N: usize = 5000;
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(N as u64));
-    group.bench_function(BenchmarkId::new("meridian", N), |b| {
-        b.iter(|| {
-            black_box(encode_delta(
-                black_box(&baseline),
-                black_box(&wanted),
-                &mut out,
-                &mut result,
-            ))
-        })
-    });
+    for (name, game) in [("meridian", false), ("meridian-game", true)] {
+        let (baseline, wanted) = encode_workload(N, game);
+        let mut out = vec![0u8; N * 32];
+        let mut result = Vec::with_capacity(N);
+        let encoded = encode_delta(&baseline, &wanted, &mut out, &mut result);
+        eprintln!(
+            "encode/{name}/{N}: {} bytes, {:.2} bytes per entity ({} entries)",
+            encoded.bytes,
+            encoded.bytes as f64 / N as f64,
+            encoded.entries
+        );
+        group.bench_function(BenchmarkId::new(name, N), |b| {
+            b.iter(|| {
+                black_box(encode_delta(
+                    black_box(&baseline),
+                    black_box(&wanted),
+                    &mut out,
+                    &mut result,
+                ))
+            })
+        });
+    }
     group.finish();
 }
 

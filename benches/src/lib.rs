@@ -50,7 +50,7 @@ pub fn walker(rng: &mut SmallRng, id: u64, area: Rect) -> EntityInit {
         speed_mps_max: SPEED_MPS_MAX,
         kind: 1,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     }
 }
 
@@ -83,7 +83,7 @@ pub struct Body {
     pub position: [f32; 3],
     pub velocity: [f32; 2],
     pub speed_mps_max: f32,
-    pub payload: [u8; 16],
+    pub payload: [u8; 64],
 }
 
 impl From<&EntityInit> for Body {

@@ -50,7 +50,7 @@ use meridian_layouts::witness::{
 use meridian_layouts::{Header, Kind, U16Le, U32Le, U64Le, header_for, parse};
 
 use meridian_protocol::address::redirect_addr;
-use meridian_protocol::delta::{DecodeError, Record, apply_delta};
+use meridian_protocol::delta::{DecodeError, GAME_FIELDS, Record, apply_delta, get_avatar_game};
 use meridian_protocol::motion::intent_velocity;
 use meridian_protocol::replay::ReplayWindow;
 use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
@@ -176,6 +176,8 @@ pub struct AvatarState {
     /// The last input the server applied.
     pub input_sequence: u32,
     pub tick: u32,
+    /// The game's client fields of the avatar (docs/game.md; 0 without a game).
+    pub game: [i32; GAME_FIELDS],
 }
 
 /// A client session. See the module docs.

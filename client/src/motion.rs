@@ -270,6 +270,7 @@ mod tests {
             vy: 0,
             kind: 0,
             flags: 0,
+            game: [0; 4],
         }
     }
 

@@ -1,14 +1,14 @@
 //! How a studio writes a game on Meridian: a game of tag, run on two zones in memory.
 //!
-//! - **State record**: each runner's game state lives in its 16-byte payload (here: "it"
-//!   or not, and how many times it was tagged), carried with it across the border.
+//! - **State record**: each runner's `Runner` record ("it" or not, since when, how many
+//!   times tagged) lives in its state slot, crosses the border with it, is ghosted to the
+//!   next zone, and is sent to clients ("it" only: a client field).
 //! - **One system**: runners that are "it" chase the nearest runner they can see — owned
 //!   here or a ghost of the next zone — and tag it on contact; the others flee.
 //! - **One action**: a client's button 1 makes its avatar "it" (`Zone::act`).
 //! - **Hooks**: arrivals and departures, counted.
 //!
-//! Not shown, because not built yet: a game-declared state record larger than the
-//! payload, game events sent to clients. See docs/game.md.
+//! Not shown, because not built yet: game events sent to clients. See docs/game.md.
 //!
 //! Run: `cargo run --release -p meridian-core --example tag`.
 
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::game::state::{self, FieldKind, StateLayout};
 use meridian_core::game::{Action, Game, GameWorld};
 use meridian_core::limits::Limits;
 use meridian_core::net::Peer;
@@ -23,15 +24,19 @@ use meridian_core::time::Instant;
 use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
 use meridian_core::zone::Zone;
 
-/// The game state record, in the payload: byte 0 "it", bytes 4..8 times tagged, bytes
-/// 8..16 the tick it became "it" (no tag-backs for two seconds).
-fn is_it(payload: &[u8; 16]) -> bool {
-    payload[0] == 1
+/// The game state record: 16 bytes of each entity's state slot.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Runner {
+    it: u8,
+    _pad: [u8; 3],
+    times_tagged: u32,
+    /// The tick it became "it" (no tag-backs for two seconds).
+    it_since: u64,
 }
 
-fn it_since(payload: &[u8; 16]) -> u64 {
-    u64::from_le_bytes(payload[8..16].try_into().unwrap())
-}
+/// Clients see whether a runner is "it".
+const RUNNER: StateLayout = StateLayout::of::<Runner>().field(0, FieldKind::U8);
 
 const NO_TAG_BACKS_TICKS: u64 = 60;
 
@@ -41,13 +46,17 @@ struct Tag {
 }
 
 impl Game for Tag {
+    fn state_layout(&self) -> StateLayout {
+        RUNNER
+    }
+
     fn systems(&mut self, world: &mut GameWorld<'_>) {
         let owned = world.owned();
         let n = owned.len();
         let (mut steer, mut tagged) = (Vec::with_capacity(n), Vec::new());
         for s in 0..n {
             let (id, at) = (owned.ids()[s], (owned.xs()[s], owned.ys()[s]));
-            let it = is_it(&owned.payloads()[s]);
+            let me: Runner = state::read(owned.state(s as u32));
             let Some((other, p, d)) = world.nearest(at, 40.0, Some(id)) else {
                 steer.push([0.0, 0.0]);
                 continue;
@@ -55,29 +64,37 @@ impl Game for Tag {
             let away = [(at.0 - p[0]) / d.max(0.01), (at.1 - p[1]) / d.max(0.01)];
             // "It" runs at the nearest; everyone else runs from it (at their speed limit:
             // the zone clamps whatever the game asks).
-            let sign = if it { -10.0 } else { 10.0 };
+            let sign = if me.it == 1 { -10.0 } else { 10.0 };
             steer.push([away[0] * sign, away[1] * sign]);
-            if it && d < 1.0 && world.tick() >= it_since(&owned.payloads()[s]) + NO_TAG_BACKS_TICKS
-            {
-                tagged.push((s, other));
+            if me.it == 1 && d < 1.0 && world.tick() >= me.it_since + NO_TAG_BACKS_TICKS {
+                tagged.push((id, other));
             }
         }
         let (vx, vy) = world.velocities_mut();
         for (s, v) in steer.iter().enumerate() {
             (vx[s], vy[s]) = (v[0], v[1]);
         }
-        for (it_slot, victim) in tagged {
+        for (it, victim) in tagged {
             // Only what this zone owns can be written: a ghost is tagged once it is here.
-            let Some(v) = world.owned().slot_of(victim) else {
+            let Some(mut v) = world.state::<Runner>(victim) else {
                 continue;
             };
-            let tick = world.tick();
-            let payloads = world.payloads_mut();
-            payloads[it_slot][0] = 0;
-            payloads[v as usize][0] = 1;
-            payloads[v as usize][8..16].copy_from_slice(&tick.to_le_bytes());
-            let times = u32::from_le_bytes(payloads[v as usize][4..8].try_into().unwrap());
-            payloads[v as usize][4..8].copy_from_slice(&(times + 1).to_le_bytes());
+            if world
+                .set_state(
+                    victim,
+                    &Runner {
+                        it: 1,
+                        times_tagged: v.times_tagged + 1,
+                        it_since: world.tick(),
+                        ..v
+                    },
+                )
+                .is_err()
+            {
+                continue;
+            }
+            v = world.state(it).unwrap_or_default();
+            let _ = world.set_state(it, &Runner { it: 0, ..v });
             self.tags.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -87,9 +104,16 @@ impl Game for Tag {
     }
 
     fn action(&mut self, world: &mut GameWorld<'_>, avatar: EntityID, action: Action) {
-        let slot = world.owned().slot_of(avatar).expect("owned when called");
         if action.buttons & 1 != 0 {
-            world.payloads_mut()[slot as usize][0] = 1;
+            let tick = world.tick();
+            let _ = world.set_state(
+                avatar,
+                &Runner {
+                    it: 1,
+                    it_since: tick,
+                    ..Runner::default()
+                },
+            );
         }
     }
 }
@@ -134,7 +158,7 @@ fn main() {
             speed_mps_max: if k == 0 { 7.0 } else { 5.0 },
             kind: 0,
             flags: 0,
-            payload: [0; 16],
+            payload: [0; 64],
         };
         zones[zone].insert(&runner).expect("capacity");
     }
@@ -165,7 +189,12 @@ fn main() {
     }
     let its: usize = zones
         .iter()
-        .map(|z| z.entities().payloads().iter().filter(|p| is_it(p)).count())
+        .map(|z| {
+            let e = z.entities();
+            (0..e.len() as u32)
+                .filter(|&s| state::read::<Runner>(e.state(s)).it == 1)
+                .count()
+        })
         .sum();
     let runners: usize = zones.iter().map(|z| z.entities().len()).sum();
     println!(

@@ -17,7 +17,9 @@ use wide::f32x8;
 
 use crate::limits::{LANES, Limits};
 use crate::world::ZoneID;
-use meridian_layouts::handoff::PAYLOAD_SIZE;
+mod states;
+
+use meridian_layouts::handoff::STATE_SIZE;
 
 /// Bits of an entity id that name the zone that created it.
 pub const ID_ZONE_BITS: u32 = 24;
@@ -62,7 +64,7 @@ pub struct EntityInit {
     pub speed_mps_max: f32,
     pub kind: u16,
     pub flags: u16,
-    pub payload: [u8; PAYLOAD_SIZE],
+    pub payload: [u8; STATE_SIZE],
 }
 
 /// Why an entity could not be inserted.
@@ -90,7 +92,9 @@ pub struct Columns<'a> {
     pub speeds: &'a [f32],
     pub kinds: &'a [u16],
     pub flags: &'a [u16],
-    pub payloads: &'a [[u8; PAYLOAD_SIZE]],
+    /// The state records, `state_len` bytes each (converted to the store's length).
+    pub states: &'a [u8],
+    pub state_len: usize,
 }
 
 /// The SoA store. See the module docs.
@@ -107,7 +111,9 @@ pub struct Entities {
     epoch: Vec<u32>,
     kind: Vec<u16>,
     flags: Vec<u16>,
-    payload: Vec<[u8; PAYLOAD_SIZE]>,
+    /// The game-state column: `state_len` bytes per entity, back to back (0: none kept).
+    state: states::Column,
+    state_len: usize,
     /// No handoff may start for the entity before this tick (cooldown, NACK backoff).
     hold_until_tick: Vec<u64>,
     slots: FxHashMap<EntityID, u32>,
@@ -155,7 +161,8 @@ impl Entities {
             epoch: Vec::with_capacity(count),
             kind: Vec::with_capacity(count),
             flags: Vec::with_capacity(count),
-            payload: Vec::with_capacity(count),
+            state: states::Column::with_capacity(count * limits.state_bytes as usize),
+            state_len: limits.state_bytes as usize,
             hold_until_tick: Vec::with_capacity(count),
             slots: FxHashMap::with_capacity_and_hasher(count, Default::default()),
             moves: None,
@@ -237,7 +244,8 @@ impl Entities {
         self.epoch.push(init.epoch);
         self.kind.push(init.kind);
         self.flags.push(init.flags);
-        self.payload.push(init.payload);
+        self.state
+            .extend_from_slice(&init.payload[..self.state_len]);
         self.hold_until_tick.push(0);
         self.log_move(init.id, None, Some(slot as u32));
         Ok(slot as u32)
@@ -268,7 +276,11 @@ impl Entities {
         self.epoch.swap_remove(slot);
         self.kind.swap_remove(slot);
         self.flags.swap_remove(slot);
-        self.payload.swap_remove(slot);
+        let n = self.state_len;
+        if slot != last {
+            self.state.copy_within(last * n..(last + 1) * n, slot * n);
+        }
+        self.state.truncate(last * n);
         self.hold_until_tick.swap_remove(slot);
         self.len -= 1;
         let gone = self.slots.remove(&removed.id);
@@ -300,7 +312,11 @@ impl Entities {
             speed_mps_max: self.speeds()[s],
             kind: self.kind[s],
             flags: self.flags[s],
-            payload: self.payload[s],
+            payload: {
+                let mut slot = [0; STATE_SIZE];
+                slot[..self.state_len].copy_from_slice(self.state(s as u32));
+                slot
+            },
         }
     }
 
@@ -356,7 +372,19 @@ impl Entities {
         self.epoch.extend_from_slice(columns.epochs);
         self.kind.extend_from_slice(columns.kinds);
         self.flags.extend_from_slice(columns.flags);
-        self.payload.extend_from_slice(columns.payloads);
+        let len = self.state_len;
+        if columns.state_len == len {
+            self.state.extend_from_slice(&columns.states[..n * len]);
+        } else {
+            // Another record length (a checkpoint written by another game): each record
+            // cut or zero-padded to this store's.
+            let keep = len.min(columns.state_len);
+            for k in 0..n {
+                let from = &columns.states[k * columns.state_len..][..keep];
+                self.state.extend_from_slice(from);
+                self.state.resize(self.state.len() + len - keep);
+            }
+        }
         self.hold_until_tick.resize(end, 0);
         self.len = end;
         for (i, &id) in columns.ids.iter().enumerate() {
@@ -390,7 +418,8 @@ impl Entities {
         self.epoch[s] = init.epoch;
         self.kind[s] = init.kind;
         self.flags[s] = init.flags;
-        self.payload[s] = init.payload;
+        let n = self.state_len;
+        self.state[s * n..(s + 1) * n].copy_from_slice(&init.payload[..n]);
     }
 
     /// Sets the velocity of the entity at `slot` (movement intent; clamped by the next
@@ -456,13 +485,6 @@ impl Entities {
         &self.flags[..self.len]
     }
 
-    /// The payload column.
-    pub fn payloads(&self) -> &[[u8; PAYLOAD_SIZE]] {
-        &self.payload[..self.len]
-    }
-    pub fn payloads_mut(&mut self) -> &mut [[u8; PAYLOAD_SIZE]] {
-        &mut self.payload[..self.len]
-    }
     pub fn ids(&self) -> &[EntityID] {
         &self.id
     }
@@ -509,6 +531,7 @@ impl Entities {
         assert_eq!(self.epoch.len(), self.len);
         assert_eq!(self.z.len(), self.len);
         assert_eq!(self.hold_until_tick.len(), self.len);
+        assert_eq!(self.state.len(), self.len * self.state_len);
         assert_eq!(self.slots.len(), self.len);
         for (slot, id) in self.id.iter().enumerate() {
             assert_eq!(self.slots.get(id), Some(&(slot as u32)));
@@ -525,7 +548,7 @@ impl Entities {
 mod tests {
     use super::*;
 
-    fn init(id: u64, x: f32) -> EntityInit {
+    pub(super) fn init(id: u64, x: f32) -> EntityInit {
         EntityInit {
             id: EntityID(id),
             epoch: 0,
@@ -534,12 +557,12 @@ mod tests {
             speed_mps_max: 5.0,
             kind: 1,
             flags: 0,
-            payload: [0; PAYLOAD_SIZE],
+            payload: [0; STATE_SIZE],
         }
     }
 
     /// Columns of `ids`, entity `i` at x = i.
-    fn columns_of(ids: &[u64], x: &mut Vec<f32>) -> Columns<'static> {
+    pub(super) fn columns_of(ids: &[u64], x: &mut Vec<f32>) -> Columns<'static> {
         x.clear();
         x.extend((0..ids.len()).map(|i| i as f32));
         let n = ids.len();
@@ -555,13 +578,17 @@ mod tests {
             speeds: leak(vec![4.0; n]),
             kinds: Vec::leak(vec![7; n]),
             flags: Vec::leak(vec![1; n]),
-            payloads: Vec::leak(vec![[9; PAYLOAD_SIZE]; n]),
+            states: Vec::leak(vec![9; n * STATE_SIZE]),
+            state_len: STATE_SIZE,
         }
     }
 
     #[test]
     fn whole_columns_load_like_inserts_and_bad_ones_change_nothing() {
-        let mut e = Entities::new(&Limits::for_entities(64));
+        let mut e = Entities::new(&Limits {
+            state_bytes: STATE_SIZE as u32,
+            ..Limits::for_entities(64)
+        });
         e.insert(&init(100, 0.0)).unwrap();
         let mut x = Vec::new();
         e.extend_columns(&columns_of(&[1, 2, 3], &mut x)).unwrap();
@@ -570,7 +597,7 @@ mod tests {
         assert_eq!(got.position, [2.0, 2.0, 1.0]);
         assert_eq!(
             (got.epoch, got.kind, got.flags, got.payload),
-            (3, 7, 1, [9; PAYLOAD_SIZE])
+            (3, 7, 1, [9; STATE_SIZE])
         );
         e.verify();
         // A duplicate (with the store, or within the columns) and a non-finite value are

@@ -19,17 +19,26 @@
 //! already relinquished is not owned here and cannot be despawned). A game never sees a
 //! socket or a clock: time is [`GameWorld::tick`].
 
+pub mod state;
+
 use crate::entities::{EntityID, InsertError};
 use crate::handoff::Event;
 use crate::history::{Hit, Ray};
 use crate::world::{Rect, ZoneID};
 use crate::zone::Zone;
-use meridian_layouts::handoff::PAYLOAD_SIZE;
+use state::StateLayout;
 
 /// A game. Every method has a default but [`Game::systems`].
 pub trait Game {
     /// The per-tick systems, over the owned entities (see [`GameWorld`]).
     fn systems(&mut self, world: &mut GameWorld<'_>);
+
+    /// The game's per-entity state record: its size (ghosts carry that many bytes of each
+    /// entity's state slot) and the fields clients see ([`state`]). Read once, when the
+    /// game is installed. Default: no state.
+    fn state_layout(&self) -> StateLayout {
+        StateLayout::NONE
+    }
 
     /// `id` was adopted from zone `from` since the last tick (its payload came with it).
     fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, from: ZoneID) {
@@ -69,6 +78,10 @@ pub struct Action {
     pub view_tick: Option<f64>,
 }
 
+/// The entity is not owned by this zone (a ghost, relinquished, or unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotOwned;
+
 /// Why a game could not despawn an entity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DespawnError {
@@ -102,6 +115,7 @@ pub struct GameWorld<'a> {
 /// (what it does while it runs — spawns, despawns — is noted for the next tick).
 pub(crate) struct GameSlot {
     game: Option<Box<dyn Game + Send>>,
+    layout: StateLayout,
     notes: Vec<Note>,
     /// The other notes buffer: the one being handed out while the game runs.
     spare: Vec<Note>,
@@ -118,11 +132,22 @@ impl core::fmt::Debug for GameSlot {
 impl Zone {
     /// Installs the game this zone runs (see [`Game`]).
     pub fn set_game(&mut self, game: Box<dyn Game + Send>) {
+        // The stores keep the game's record length (`Limits::state_bytes`).
+        let len = game.state_layout().len();
+        self.limits.state_bytes = len as u32;
+        self.entities.set_state_len(len);
+        self.ghosts.entities_mut().set_state_len(len);
         self.game = Some(Box::new(GameSlot {
+            layout: game.state_layout(),
             game: Some(game),
             notes: Vec::with_capacity(GAME_NOTES_MAX),
             spare: Vec::with_capacity(GAME_NOTES_MAX),
         }));
+    }
+
+    /// The installed game's state layout ([`StateLayout::NONE`] without a game).
+    pub fn state_layout(&self) -> StateLayout {
+        self.game.as_ref().map_or(StateLayout::NONE, |g| g.layout)
     }
 
     /// A client's action for `avatar`, handed to the game at the next tick if the avatar
@@ -236,10 +261,39 @@ impl GameWorld<'_> {
         )
     }
 
-    /// The owned entities' game payloads (by slot), to write; carried with the entity
-    /// through handoffs and checkpoints.
-    pub fn payloads_mut(&mut self) -> &mut [[u8; PAYLOAD_SIZE]] {
-        self.zone.entities.payloads_mut()
+    /// The owned entities' state records (by slot, `StateLayout::len` bytes each), to
+    /// write ([`state::read`], [`state::write`] for the record in each); carried with the
+    /// entity through handoffs and checkpoints. None when the game declares no record.
+    pub fn states_mut(&mut self) -> core::slice::ChunksExactMut<'_, u8> {
+        self.zone.entities.states_mut()
+    }
+
+    /// The owned entities' records as a slice of `S` (by slot), to write: the fast way
+    /// for a system to touch every record. `None` unless the game's layout is
+    /// `StateLayout::of::<S>()`.
+    pub fn records_mut<S: bytemuck::Pod>(&mut self) -> Option<&mut [S]> {
+        self.zone.entities.records_mut()
+    }
+
+    /// The state record of `id`, owned or a ghost (a ghost's as its owner last sent it).
+    pub fn state<S: bytemuck::Pod>(&self, id: EntityID) -> Option<S> {
+        let (owned, ghosts) = (&self.zone.entities, self.zone.ghosts.entities());
+        let (e, slot) = match owned.slot_of(id) {
+            Some(slot) => (owned, slot),
+            None => (ghosts, ghosts.slot_of(id)?),
+        };
+        Some(state::read(e.state(slot)))
+    }
+
+    /// Writes the state record of `id`, if this zone owns it.
+    pub fn set_state<S: bytemuck::Pod>(
+        &mut self,
+        id: EntityID,
+        record: &S,
+    ) -> Result<(), NotOwned> {
+        let slot = self.zone.entities.slot_of(id).ok_or(NotOwned)?;
+        state::write(self.zone.entities.state_mut(slot), record);
+        Ok(())
     }
 
     /// A new entity owned here (id minted and the spawn logged, as [`Zone::spawn`]).

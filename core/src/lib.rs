@@ -18,8 +18,8 @@
 //! | [`net`] | peers, the inbox and the outbox that packs packets per destination |
 //! | [`handoff`] | the handoff protocol: tables, events, log records; source and target sides; restore |
 //! | [`ghosts`] | the ghost store, and ghost batches out and in |
-//! | [`zone`] | one zone: the sans-IO API and the tick that ties the above together |
-//! | [`game`] | the game API: the trait a game implements, the zone's view it gets |
+//! | [`zone`] | one zone: the sans-IO API and the tick that ties the above together; [`bugs`], its deliberately broken variants for the simulator's tests |
+//! | [`game`] | the game API: the trait a game implements, the zone's view it gets, the state record ([`game::state`]) |
 //! | [`npc`] | server-driven NPC steering patterns |
 //! | [`witness`] | key registry, batch verification, replay windows, connect-token checks |
 //! | [`session`] | a zone's clients: handshake, inputs, bindings and redirects |
@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod borders;
+pub mod bugs;
 pub mod entities;
 pub mod game;
 pub mod ghosts;

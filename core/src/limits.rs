@@ -74,6 +74,10 @@ pub struct Limits {
     pub event_count_max: u32,
     /// Log records buffered for the driver between two drains.
     pub log_record_count_max: u32,
+    /// Bytes of game state kept per entity (and ghost): the game's record length,
+    /// ≤ 64 (`StateLayout::len`; a zone whose game declares another length changes it
+    /// when the game is installed). 0: no game state.
+    pub state_bytes: u32,
 }
 
 /// Why a [`Limits`] value cannot be used.
@@ -87,6 +91,8 @@ pub enum LimitsError {
     PerTickAboveTotal,
     #[error("every protocol table needs room for at least one entry")]
     EmptyTable,
+    #[error("state_bytes {0} exceeds the 64-byte state slot")]
+    StateTooLarge(u32),
 }
 
 impl Limits {
@@ -118,6 +124,7 @@ impl Limits {
             outbox_datagram_count_max: datagrams,
             event_count_max: clamp(entity_count_max.saturating_mul(4), 1024, 65_536),
             log_record_count_max: clamp(entity_count_max.saturating_mul(2), 1024, 65_536),
+            state_bytes: 0,
         }
     }
 
@@ -133,6 +140,9 @@ impl Limits {
             || self.aura_count_max > self.entity_count_max
         {
             return Err(LimitsError::PerTickAboveTotal);
+        }
+        if self.state_bytes as usize > meridian_layouts::handoff::STATE_SIZE {
+            return Err(LimitsError::StateTooLarge(self.state_bytes));
         }
         Ok(())
     }

@@ -41,29 +41,9 @@ use crate::limits::{DATAGRAM_SIZE_MAX, Limits, LimitsError};
 use crate::net::{Inbox, Outbox, Peer, Transmit, for_each_packet};
 use crate::time::Instant;
 use crate::world::{Rect, World, ZoneID};
-use meridian_layouts::handoff::PAYLOAD_SIZE;
+use meridian_layouts::handoff::STATE_SIZE;
 
-/// Deliberately broken protocol variants, so tests can prove the simulator catches them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Bugs {
-    /// The target takes ownership on OFFER instead of on COMMIT (double ownership).
-    pub adopt_on_offer: bool,
-    /// Epochs are not checked: stale OFFERs and COMMITs are applied.
-    pub ignore_epochs: bool,
-    /// A received DONE is not logged (the zone before the seed-12 fix): a zone restored
-    /// from its log resends COMMITs whose transfers completed long ago.
-    pub forget_done: bool,
-    /// The target forgets an adoption as soon as it sends DONE instead of when the
-    /// source CONFIRMs it (the protocol before CONFIRM): a COMMIT resent after the
-    /// target's epoch memory expired (a long outage or partition) adopts the entity again.
-    pub forget_adoptions: bool,
-    /// The driver sends a tick's datagrams without waiting for its records to be durable
-    /// (the simulator's driver honours it: a crash can then lose a relinquish whose
-    /// COMMIT already left).
-    pub send_before_sync: bool,
-    /// COMMIT carries the entity without its game payload (game state lost in a handoff).
-    pub commit_without_payload: bool,
-}
+pub use crate::bugs::Bugs;
 
 /// Ticks between sweeps of the epoch memory for expired entries.
 const EPOCH_SWEEP_TICKS: u64 = 64;
@@ -187,7 +167,7 @@ impl Zone {
             borders: Borders::new(world, id),
             border_output: BorderOutput::new(&limits),
             // Watched ghosts lie up to the watch radius past the border.
-            ghosts: Ghosts::new(limits.ghost_count_max, ghost_area, cell_size_m),
+            ghosts: Ghosts::new(&limits, ghost_area, cell_size_m),
             watch: Watch::new(world, id, config.watch),
             offers: table(limits.offer_count_max),
             tombstones: table(limits.tombstone_count_max),
@@ -332,7 +312,7 @@ impl Zone {
             speed_mps_max,
             kind,
             flags: 0,
-            payload: [0; PAYLOAD_SIZE],
+            payload: [0; STATE_SIZE],
         };
         self.entities.insert(&entity)?;
         self.note(crate::game::Note::Spawned(id));
@@ -568,7 +548,9 @@ impl Zone {
             Kind::Commit => parse::<Commit>(packet).map(|m| self.handle_commit(from, m)),
             Kind::Done => parse::<Done>(packet).map(|m| self.handle_done(from, m)),
             Kind::Confirm => parse::<Confirm>(packet).map(|m| self.handle_confirm(from, m)),
-            Kind::Ghosts => parse_ghosts(packet).map(|(h, r)| self.handle_ghosts(from, h, r)),
+            Kind::Ghosts => {
+                parse_ghosts(packet).map(|(h, r, st)| self.handle_ghosts(from, h, r, st))
+            }
             Kind::Watch => parse_watch(packet).map(|(h, p)| self.handle_watch(from, h, p)),
             // Client traffic is the session layer's (`crate::session`), not the zone's.
             Kind::Connect

@@ -516,7 +516,7 @@ fn regress_a_dense_crowd_shows_the_nearest_entities() {
             speed_mps_max: 7.0,
             kind: 1,
             flags: 0,
-            payload: [0; 16],
+            payload: [0; 64],
         };
         h.zones[0].insert(&e).unwrap();
     }
@@ -561,7 +561,7 @@ fn members_are_followed_between_interest_searches() {
         speed_mps_max: 300.0,
         kind: 1,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     };
     // One walks alongside; one is about to be flung out of range (and the world is small,
     // so "out of range" is simulated by removing it from the zone).
@@ -610,7 +610,7 @@ fn interpolation_runs_between_the_two_newest_snapshots() {
         speed_mps_max: 7.0,
         kind: 1,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     };
     h.zones[0].insert(&walker).unwrap();
     let mut xs = Vec::new();
@@ -886,7 +886,7 @@ fn a_binding_that_arrives_in_a_commit_gets_no_snapshots_until_its_client_proves_
         speed_mps_max: 6.0,
         kind: 2,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     };
     let t = transfer(EntityID(999), 1, ZoneID(0), ZoneID(1), 1);
     let commit = Commit::new(t, 1, state_of(&entity), binding);

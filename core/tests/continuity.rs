@@ -30,7 +30,7 @@ fn field_and_walker(
                 speed_mps_max: 7.0,
                 kind: 1,
                 flags: 0,
-                payload: [0; 16],
+                payload: [0; 64],
             };
             h.zones[usize::from(x >= 128.0)].insert(&e).unwrap();
             n += 1;
@@ -208,7 +208,7 @@ mod damaged {
                 speed_mps_max: 7.0,
                 kind: 1,
                 flags: 3,
-                payload: [0; 16],
+                payload: [0; 64],
             };
             zone.insert(&e).unwrap();
         }

@@ -177,7 +177,7 @@ fn zone_datagrams() {
                     speed_mps_max: 20.0,
                     kind: 0,
                     flags: 0,
-                    payload: [0; 16],
+                    payload: [0; 64],
                 });
             }
             for bytes in variants(input) {

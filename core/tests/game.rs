@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::game::state::{self, FieldKind, StateLayout};
 use meridian_core::game::{Action, DespawnError, Game, GameWorld};
 use meridian_core::handoff::LogRecord;
 use meridian_core::time::Instant;
@@ -41,11 +42,16 @@ const RUNNER: u64 = 1 << 20;
 /// An entity of zone 1 in zone 0's aura (ids above what the zones mint in these tests).
 const GHOST: u64 = 102;
 
-fn counter(payload: &[u8; 16]) -> u32 {
-    u32::from_le_bytes(payload[..4].try_into().unwrap())
+fn counter(record: &[u8]) -> u32 {
+    u32::from_le_bytes(record[..4].try_into().unwrap())
 }
 
 impl Game for Tagger {
+    /// A counter.
+    fn state_layout(&self) -> StateLayout {
+        StateLayout::of::<u32>()
+    }
+
     fn systems(&mut self, world: &mut GameWorld<'_>) {
         let kinds: Vec<u16> = world.owned().kinds().to_vec();
         let (vx, _) = world.velocities_mut();
@@ -55,7 +61,7 @@ impl Game for Tagger {
             }
         }
         let ids: Vec<EntityID> = world.owned().ids().to_vec();
-        for (payload, id) in world.payloads_mut().iter_mut().zip(ids) {
+        for (payload, id) in world.states_mut().zip(ids) {
             let n = counter(payload) + 1;
             payload[..4].copy_from_slice(&n.to_le_bytes());
             if id == EntityID(RUNNER) {
@@ -65,8 +71,8 @@ impl Game for Tagger {
     }
 
     fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, from: ZoneID) {
-        let slot = world.owned().slot_of(id).expect("arrived: owned here") as usize;
-        let n = counter(&world.owned().payloads()[slot]);
+        let slot = world.owned().slot_of(id).expect("arrived: owned here");
+        let n = counter(world.owned().state(slot));
         self.seen.lock().unwrap().arrived.push((id, from, n));
     }
 
@@ -127,7 +133,7 @@ fn entity(id: u64, x: f32, y: f32, vx: f32, kind: u16) -> EntityInit {
         speed_mps_max: 6.0,
         kind,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     }
 }
 
@@ -339,4 +345,151 @@ fn a_clients_buttons_reach_the_game_with_its_interpolation_time() {
         last <= h.zones[0].tick_count() - 5,
         "actions stopped with the button"
     );
+}
+
+/// A fighter's state record: 12 bytes of the 64-byte slot; clients see health, `it` and
+/// the heading in hundredths of a radian, not the team or the tick stamp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+struct Fighter {
+    health: u16,
+    team: u8,
+    it: u8,
+    heading: f32,
+    /// The tick the game last wrote it.
+    stamp: u32,
+}
+
+const FIGHTER: StateLayout = StateLayout::of::<Fighter>()
+    .field(0, FieldKind::U16)
+    .field(3, FieldKind::U8)
+    .field(4, FieldKind::F32 { per_unit: 100.0 });
+
+/// What the game writes for `id` at `tick`: `it` flips every 10 ticks, the rest is the
+/// id's.
+fn fighter(id: EntityID, tick: u64) -> Fighter {
+    Fighter {
+        health: (id.0 as u16).wrapping_mul(7919),
+        team: (id.0 % 3) as u8,
+        it: (tick / 10 % 2) as u8,
+        heading: (id.0 % 600) as f32 / 100.0 - 3.0,
+        stamp: tick as u32,
+    }
+}
+
+/// Writes every owned entity's record each tick.
+struct Fighters;
+
+impl Game for Fighters {
+    fn state_layout(&self) -> StateLayout {
+        FIGHTER
+    }
+
+    fn systems(&mut self, world: &mut GameWorld<'_>) {
+        let tick = world.tick();
+        let ids = world.owned().ids().to_vec();
+        for (slot, id) in world.states_mut().zip(ids) {
+            state::write(slot, &fighter(id, tick));
+        }
+    }
+}
+
+/// What a client should hold for `f`: health, it, heading in hundredths, and 0.
+fn client_fields(f: &Fighter) -> [i32; 4] {
+    [
+        i32::from(f.health),
+        i32::from(f.it),
+        (f.heading * 100.0).round() as i32,
+        0,
+    ]
+}
+
+/// Entities near the border in zone 0 are ghosted to zone 1 with their state record:
+/// exactly the owner's record of a recent tick; a state slot inserted with 0xEE past the
+/// record keeps only the record (and reads back zero-padded).
+#[test]
+fn game_state_is_ghosted_with_the_declared_bytes() {
+    let (_, mut zones) = two_zones();
+    for zone in &mut zones {
+        zone.set_game(Box::new(Fighters));
+    }
+    let ids: Vec<EntityID> = (0..5).map(|k| EntityID(RUNNER + 10 + k)).collect();
+    for (k, &id) in ids.iter().enumerate() {
+        let mut e = entity(id.0, 126.0, 20.0 + 20.0 * k as f32, 0.0, 1);
+        e.payload = [0xEE; 64];
+        zones[0].insert(&e).unwrap();
+    }
+    let mut now = Instant::ZERO;
+    for _ in 0..40 {
+        step(&mut zones, &mut now);
+    }
+    let tick = zones[1].tick_count();
+    let ghosts = zones[1].ghosts().entities();
+    for &id in &ids {
+        let slot = ghosts.slot_of(id).expect("ghosted");
+        let got: Fighter = state::read(ghosts.state(slot));
+        let sent = u64::from(got.stamp);
+        assert!(
+            sent + 4 >= tick && sent <= tick,
+            "stamp {sent} at tick {tick}"
+        );
+        assert_eq!(got, fighter(id, sent));
+        assert_eq!(ghosts.state(slot).len(), size_of::<Fighter>());
+        assert!(
+            ghosts.get(slot).payload[size_of::<Fighter>()..]
+                .iter()
+                .all(|&b| b == 0),
+            "only the record is kept"
+        );
+    }
+}
+
+/// A client of a zone running `Fighters` holds the declared fields of every entity it
+/// sees and of its own avatar, as the game last wrote them, `it` flipping as the game
+/// flips it; the fields the layout leaves out stay 0.
+#[test]
+fn clients_hold_the_declared_fields_of_others_and_of_their_avatar() {
+    let (mut h, mut clients) = crate::clients::one_connected();
+    h.zones[0].set_game(Box::new(Fighters));
+    let at = clients[0].1.authoritative().position;
+    for k in 0..20u64 {
+        let mut e = entity(
+            900 + k,
+            at[0] + (k % 5) as f32 * 3.0,
+            at[1] + (k / 5) as f32 * 3.0,
+            0.0,
+            1,
+        );
+        e.speed_mps_max = 0.0;
+        h.zones[0].insert(&e).unwrap();
+    }
+    let mut flips = 0;
+    let mut last_it = None;
+    for _ in 0..60 {
+        h.step(&mut clients, |_, _| {});
+        let c = &clients[0].1;
+        let (tick, seen) = c.entities();
+        if tick < 3 {
+            continue;
+        }
+        let tick = u64::from(tick);
+        let others: Vec<_> = seen.iter().filter(|r| r.id >= 900 && r.id < 920).collect();
+        assert_eq!(others.len(), 20, "all in view at tick {tick}");
+        for r in others {
+            assert_eq!(
+                r.game,
+                client_fields(&fighter(EntityID(r.id), tick)),
+                "{} at {tick}",
+                r.id
+            );
+        }
+        let avatar = c.authoritative();
+        assert_eq!(
+            avatar.game,
+            client_fields(&fighter(EntityID(avatar.id), tick))
+        );
+        flips += usize::from(last_it.is_some_and(|it| it != avatar.game[1]));
+        last_it = Some(avatar.game[1]);
+    }
+    assert!(flips >= 4, "`it` flipped {flips} times");
 }

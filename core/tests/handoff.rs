@@ -107,13 +107,17 @@ fn walker(id: u64, x: f32, vx: f32) -> EntityInit {
         speed_mps_max: 30.0,
         kind: 0,
         flags: 0,
-        payload: [7; 16],
+        payload: [7; 64],
     }
 }
 
 #[test]
 fn crossing_commits_once_with_the_same_state() {
-    let mut p = Pair::new(Limits::for_entities(16));
+    // Zones that keep a whole 64-byte game record.
+    let mut p = Pair::new(Limits {
+        state_bytes: 64,
+        ..Limits::for_entities(16)
+    });
     p.zones[0].insert(&walker(1, 101.9, 30.0)).unwrap();
     for _ in 0..6 {
         p.tick();
@@ -155,7 +159,7 @@ fn crossing_commits_once_with_the_same_state() {
     let slot = p.zones[1].entities().slot_of(EntityID(1)).unwrap();
     assert_eq!(
         p.zones[1].entities().get(slot).payload,
-        [7; 16],
+        [7; 64],
         "the payload travels"
     );
 }

@@ -25,7 +25,7 @@ fn entity(id: u64, x: f32, y: f32, vx: f32, vy: f32) -> EntityInit {
         speed_mps_max: 10.0,
         kind: 0,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     }
 }
 

@@ -52,7 +52,7 @@ impl Scene {
                 speed_mps_max: 0.0,
                 kind: 0,
                 flags: 0,
-                payload: [0; 16],
+                payload: [0; 64],
             })
             .unwrap();
     }
@@ -165,7 +165,7 @@ fn lagging_acknowledgements_never_blink_out_what_was_shown() {
                         speed_mps_max: 7.0,
                         kind: 0,
                         flags: 0,
-                        payload: [0; 16],
+                        payload: [0; 64],
                     })
                     .unwrap();
             }
@@ -254,7 +254,7 @@ fn keeps_what_the_last_one_carried(config: InterestConfig) {
                 speed_mps_max: 7.0,
                 kind: 0,
                 flags: 0,
-                payload: [0; 16],
+                payload: [0; 64],
             })
             .unwrap();
     }

@@ -124,13 +124,22 @@ fn wal_bytes(records: &[LogRecord]) -> Vec<u8> {
 
 /// Zone `k` restored from a checkpoint image and the log written after it, both through
 /// their byte encodings.
-fn restore(world: &World, k: usize, checkpoint: &[u8], log: &[LogRecord]) -> Zone {
+fn restore(
+    world: &World,
+    k: usize,
+    checkpoint: &[u8],
+    log: &[LogRecord],
+    state_bytes: u32,
+) -> Zone {
     let view = read_checkpoint(checkpoint).unwrap();
     let scan = scan_wal(&wal_bytes(log)).unwrap();
     Zone::restore_from(
         world,
         ZoneID(k as u32),
-        Limits::for_entities(2000),
+        Limits {
+            state_bytes,
+            ..Limits::for_entities(2000)
+        },
         HandoffConfig::default(),
         Instant::ZERO,
         4,
@@ -219,7 +228,7 @@ fn a_zone_restored_from_a_checkpoint_and_the_log_after_it_owns_what_it_owned() {
     run_ticks(&world, &mut zones, &mut logs, 100, 100);
     let mut arrived = 0;
     for k in 0..2 {
-        let mut restored = restore(&world, k, &images[k], &logs[k]);
+        let mut restored = restore(&world, k, &images[k], &logs[k], 0);
         assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
         assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
         // CONFIRMs are not logged: the restored zone may await more, never fewer.
@@ -297,7 +306,7 @@ fn a_capture_spread_over_ticks_restores_exactly_what_the_zone_owns() {
             .count();
         let mut bytes = Vec::new();
         encode_checkpoint(&identity(k as u32), &captures[k], &mut bytes);
-        let restored = restore(&world, k, &bytes, &logs[k]);
+        let restored = restore(&world, k, &bytes, &logs[k], 0);
         assert_eq!(owned(&restored), owned(&zones[k]), "zone {k}");
         assert_eq!(tombstones(&restored), tombstones(&zones[k]), "zone {k}");
         // Each entity's restored state is its own, a few ticks old: within top speed ×
@@ -413,4 +422,64 @@ fn every_damaged_checksummed_byte_of_a_checkpoint_is_refused() {
         read_checkpoint(&wal),
         Err(CheckpointError::File(FileError::WrongKind(_)))
     ));
+}
+
+/// A game whose record is 12 bytes.
+struct Twelve;
+
+impl meridian_core::game::Game for Twelve {
+    fn state_layout(&self) -> meridian_core::game::state::StateLayout {
+        meridian_core::game::state::StateLayout::of::<[u32; 3]>()
+    }
+
+    fn systems(&mut self, world: &mut meridian_core::game::GameWorld<'_>) {
+        let tick = world.tick() as u32;
+        let ids = world.owned().ids().to_vec();
+        for (slot, id) in world.states_mut().zip(ids) {
+            meridian_core::game::state::write(slot, &[id.0 as u32, tick, 0x0707_0707u32]);
+        }
+    }
+}
+
+/// A checkpoint keeps each entity's game record — the layout's 12 bytes — and a restore
+/// puts them back (zero-padded in the 64-byte wire slot); a zone without a game writes no
+/// state at all.
+#[test]
+fn a_checkpoint_keeps_the_games_records_and_only_them() {
+    let (world, mut zones, mut logs) = run_two_zones(10);
+    zones[0].set_game(Box::new(Twelve));
+    run_ticks(&world, &mut zones, &mut logs, 10, 5);
+    for (k, zone) in zones.iter().enumerate() {
+        let mut capture = Capture::default();
+        zone.capture(&mut capture);
+        let mut bytes = Vec::new();
+        encode_checkpoint(&identity(k as u32), &capture, &mut bytes);
+        let view = read_checkpoint(&bytes).unwrap();
+        let n = zone.entities().len();
+        let len = if k == 0 { 12 } else { 0 };
+        assert_eq!(
+            (view.state_len(), view.payloads.len()),
+            (len, n * len),
+            "zone {k}"
+        );
+        // Restored with the game's record length, as a node restores.
+        let mut restored = restore(&world, k, &bytes, &[], len as u32);
+        let (was, now) = (zone.entities(), restored.entities());
+        assert_eq!(now.len(), n);
+        for (slot, id) in was.ids().iter().enumerate() {
+            let back = now.slot_of(*id).unwrap();
+            assert_eq!(
+                now.state(back),
+                was.state(slot as u32),
+                "zone {k} entity {id}"
+            );
+            assert!(now.get(back).payload[len..].iter().all(|&b| b == 0));
+        }
+        if k == 0 {
+            // The game installed after the restore keeps the records.
+            let before = restored.entities().states().to_vec();
+            restored.set_game(Box::new(Twelve));
+            assert_eq!(restored.entities().states(), &before[..]);
+        }
+    }
 }

@@ -257,7 +257,7 @@ fn still(id: u64, x: f32, y: f32) -> EntityInit {
         speed_mps_max: 0.0,
         kind: 0,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     }
 }
 

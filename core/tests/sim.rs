@@ -297,17 +297,31 @@ fn regress_seed_317_entities_walked_through_a_zone_that_was_down() {
     assert_ok(&run(317, TICKS, &Options::default()));
 }
 
-/// Regression (seed 361, found with CONFIRM): a restarted source resent a COMMIT every
-/// tick; the target's DONE drew a CONFIRM that overtook a resent COMMIT on a reordering
-/// link; the target had forgotten the transfer and — the entity having left long before —
-/// its epoch, and adopted it again. Fixed by remembering the epoch when CONFIRM comes, so
-/// the epoch memory fences the copies still in flight.
+/// Regression (found with CONFIRM, at seed 361 then): a restarted source resent a COMMIT
+/// every tick; the target's DONE drew a CONFIRM that overtook a resent COMMIT on a
+/// reordering link; the target had forgotten the transfer and — the entity having left
+/// long before — its epoch, and adopted it again. Fixed by remembering the epoch when
+/// CONFIRM comes, so the epoch memory fences the copies still in flight. Seed 361 lost
+/// the scenario when the state slot grew to 64 bytes (the simulated disk tears writes by
+/// byte counts); seed 1 is the first that breaks the zone without the fix
+/// (`Bugs::forget_epoch_on_confirm`).
 #[test]
-fn regress_seed_361_a_confirm_overtook_a_resent_commit() {
-    let report = run(361, TICKS, &Options::default());
-    assert_ok(&report);
+fn regress_seed_1_a_confirm_overtook_a_resent_commit() {
+    assert_ok(&run(1, TICKS, &Options::default()));
+    let broken = Options {
+        bugs: Bugs {
+            forget_epoch_on_confirm: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let report = run(1, TICKS, &broken);
     assert!(
-        report.crashes > 0 && report.fallbacks > 0,
-        "seed 361 changed scenario"
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("arrived twice")),
+        "seed 1 changed scenario: {:?}",
+        report.violations
     );
 }

@@ -46,7 +46,7 @@ pub(crate) fn entity(
         speed_mps_max: rng.random_range(0.0..speed_mps),
         kind: 0,
         flags: 0,
-        payload: [0; 16],
+        payload: [0; 64],
     }
 }
 

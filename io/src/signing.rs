@@ -517,7 +517,7 @@ mod tests {
                 speed_mps_max: F32Le::new(1.0),
                 kind: U16Le::new(2),
                 flags: U16Le::new(0),
-                payload: [0; 16],
+                payload: [0; 64],
             },
             session: SessionBinding {
                 session_id: U64Le::new(9),

@@ -16,7 +16,7 @@
 //! | [`Accept`]   | zone → client   | 44    | session id, secret, avatar, tick, rate, input auth |
 //! | [`Input`]    | client → zone   | 50    | [`InputBody`] (`client_auth = "aead"`)             |
 //! | input        | client → zone   | 140   | an envelope, domain `INPUT` (`client_auth = "ed25519"`) |
-//! | delta        | zone → client   | ≤1160 | [`DeltaHeader`] + varint entries (`meridian_protocol::delta`) |
+//! | delta        | zone → client   | ≤1160 | [`DeltaHeader`] + the avatar's game fields + varint entries (`meridian_protocol::delta`) |
 //! | redirect     | zone → client   | 138   | an envelope, domain `REDIRECT`, [`RedirectBody`]   |
 //! | [`PathProbe`]| both            | 16    | PATH_CHALLENGE / PATH_RESPONSE (address migration) |
 //! | [`Disconnect`]| both           | 20    | session id + secret                                |

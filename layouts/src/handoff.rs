@@ -6,10 +6,10 @@
 //!
 //! | message | layout                                                      | bytes |
 //! |---------|-------------------------------------------------------------|------:|
-//! | OFFER   | header · transfer · tick · [`EntityState`]                   | 88    |
+//! | OFFER   | header · transfer · tick · [`EntityState`]                   | 136   |
 //! | ACK     | header · transfer                                           | 36    |
 //! | NACK    | header · transfer · reason                                  | 37    |
-//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 214 |
+//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 262 |
 //! | DONE    | header · transfer                                           | 36    |
 //! | CONFIRM | header · transfer                                           | 36    |
 //!
@@ -22,8 +22,9 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{F32Le, Header, Kind, Packet, ParseError, U16Le, U32Le, U64Le, header_for};
 
-/// Bytes of opaque game payload carried with each entity.
-pub const PAYLOAD_SIZE: usize = 16;
+/// Bytes of game state carried with each entity: the slot a game's state record (a `Pod`
+/// of at most this size, `meridian-core::game`) lives in. Opaque to the protocol.
+pub const STATE_SIZE: usize = 64;
 
 /// Names one transfer: which entity, at which new epoch, from where to where.
 #[repr(C)]
@@ -70,11 +71,11 @@ pub struct EntityState {
     pub kind: U16Le,
     /// Game-defined flags.
     pub flags: U16Le,
-    /// Opaque game payload, carried unchanged.
-    pub payload: [u8; PAYLOAD_SIZE],
+    /// The game's state record (zero-padded to [`STATE_SIZE`]), carried unchanged.
+    pub payload: [u8; STATE_SIZE],
 }
 
-const _: () = assert!(core::mem::size_of::<EntityState>() == 44);
+const _: () = assert!(core::mem::size_of::<EntityState>() == 92);
 
 impl EntityState {
     fn validate(&self) -> Result<(), ParseError> {
@@ -137,7 +138,7 @@ pub struct Offer {
     pub state: EntityState,
 }
 
-const _: () = assert!(core::mem::size_of::<Offer>() == 88);
+const _: () = assert!(core::mem::size_of::<Offer>() == 136);
 
 /// T → S: T has staged E (reserved a slot) and does not simulate it.
 #[repr(C)]
@@ -208,7 +209,7 @@ pub struct Commit {
     pub session: SessionBinding,
 }
 
-const _: () = assert!(core::mem::size_of::<Commit>() == 214);
+const _: () = assert!(core::mem::size_of::<Commit>() == 262);
 
 /// T → S: T owns E; S may drop its tombstone.
 #[repr(C)]

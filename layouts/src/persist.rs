@@ -9,9 +9,9 @@
 //! | kind | payload | bytes |
 //! |---|---|---:|
 //! | [`RecordKind::Incarnation`] | [`IncarnationRecord`]: the zone started as this incarnation | 16 |
-//! | [`RecordKind::Spawn`] | [`PersistedEntity`]: created here at epoch 0 | 56 |
-//! | [`RecordKind::Adopt`] | [`AdoptRecord`]: adopted on COMMIT | 72 |
-//! | [`RecordKind::Relinquish`] | [`Commit`](crate::handoff::Commit): the COMMIT it sends and resends | 158 |
+//! | [`RecordKind::Spawn`] | [`PersistedEntity`]: created here at epoch 0 | 104 |
+//! | [`RecordKind::Adopt`] | [`AdoptRecord`]: adopted on COMMIT | 120 |
+//! | [`RecordKind::Relinquish`] | [`Commit`](crate::handoff::Commit): the COMMIT it sends and resends | 262 |
 //! | [`RecordKind::Done`] | [`DoneRecord`]: the target confirmed; the tombstone is gone | 16 |
 //! | [`RecordKind::Remove`] | [`RemoveRecord`]: destroyed without a transfer | 8 |
 //! | [`RecordKind::SessionBind`] | [`SessionRecord`]: a client session bound to an avatar | 78 |
@@ -39,11 +39,11 @@ pub const WAL_MAGIC: [u8; 8] = *b"MRDN-WAL";
 /// Magic of a checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"MRDN-CKP";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Checkpoint sections start at multiples of this.
 pub const SECTION_ALIGN: u64 = 64;
 /// Largest record payload.
-pub const RECORD_PAYLOAD_MAX: usize = 256;
+pub const RECORD_PAYLOAD_MAX: usize = 320;
 
 /// The first 64 bytes of every WAL and checkpoint file.
 #[repr(C)]
@@ -207,7 +207,7 @@ pub struct PersistedEntity {
     pub state: EntityState,
 }
 
-const _: () = assert!(core::mem::size_of::<PersistedEntity>() == 56);
+const _: () = assert!(core::mem::size_of::<PersistedEntity>() == 104);
 
 /// The zone started as `incarnation` at `tick`.
 #[repr(C)]
@@ -230,7 +230,7 @@ pub struct AdoptRecord {
     pub transfer_id: U64Le,
 }
 
-const _: () = assert!(core::mem::size_of::<AdoptRecord>() == 72);
+const _: () = assert!(core::mem::size_of::<AdoptRecord>() == 120);
 
 /// The target confirmed transfer `transfer_id` of `id`.
 #[repr(C)]
@@ -338,7 +338,8 @@ impl SectionKind {
             | SectionKind::Vy
             | SectionKind::Speeds => 4,
             SectionKind::Kinds | SectionKind::Flags => 2,
-            SectionKind::Payloads => crate::handoff::PAYLOAD_SIZE,
+            // Bytes: entity count × the game's record length (≤ `STATE_SIZE`).
+            SectionKind::Payloads => 1,
             SectionKind::EpochMemory => core::mem::size_of::<EpochEntry>(),
             SectionKind::Tombstones => core::mem::size_of::<crate::handoff::Commit>(),
             SectionKind::Sessions => core::mem::size_of::<SessionRecord>(),

@@ -2,7 +2,7 @@
 //! corruption of a valid packet yields an error or a valid value, never a panic.
 
 use meridian_layouts::handoff::{
-    Ack, Commit, Done, EntityState, Nack, NackReason, Offer, PAYLOAD_SIZE, SessionBinding, Transfer,
+    Ack, Commit, Done, EntityState, Nack, NackReason, Offer, STATE_SIZE, SessionBinding, Transfer,
 };
 use meridian_layouts::snapshot::{EntityRecord, SnapshotHeader, parse_snapshot, write_snapshot};
 use meridian_layouts::{
@@ -39,7 +39,7 @@ fn state() -> impl Strategy<Value = EntityState> {
         (0.0f32..1000.0).prop_map(F32Le::new),
         any::<u16>(),
         any::<u16>(),
-        any::<[u8; PAYLOAD_SIZE]>(),
+        any::<[u8; STATE_SIZE]>(),
     )
         .prop_map(
             |(position, velocity, speed, kind, flags, payload)| EntityState {
@@ -166,25 +166,33 @@ proptest! {
     fn ghosts(
         zone: u32, tick: u64,
         raw in proptest::collection::vec((any::<u64>(), any::<u32>(), [finite(), finite(), finite()], [finite(), finite()], any::<u16>(), any::<u16>()), 0..32),
-        i: usize, b: u8,
+        i: usize, b: u8, state_len in 0..=STATE_SIZE, seed: u8,
     ) {
-        use meridian_layouts::ghosts::{GhostRecord, GhostsHeader, parse_ghosts, write_ghosts};
-        let records: Vec<GhostRecord> = raw.iter().map(|&(id, epoch, position, velocity, kind, flags)| GhostRecord {
+        use meridian_layouts::ghosts::{GhostRecord, GhostsHeader, parse_ghosts, records_per_datagram, write_ghosts};
+        let fit = records_per_datagram(1200, state_len);
+        let records: Vec<GhostRecord> = raw.iter().take(fit).map(|&(id, epoch, position, velocity, kind, flags)| GhostRecord {
             id: U64Le::new(id), epoch: U32Le::new(epoch), position, velocity, kind: U16Le::new(kind), flags: U16Le::new(flags),
         }).collect();
-        let head = GhostsHeader { source_zone: U32Le::new(zone), tick: U64Le::new(tick), record_count: U16Le::new(0) };
+        let states: Vec<u8> = (0..records.len() * state_len).map(|k| (k as u8).wrapping_mul(31) ^ seed).collect();
+        let head = GhostsHeader {
+            source_zone: U32Le::new(zone), tick: U64Le::new(tick), record_count: U16Le::new(0),
+            state_len: U16Le::new(state_len as u16),
+        };
         let mut buf = [0u8; 1200];
-        let len = write_ghosts(&mut buf, &head, &records).expect("32 records fit 1,200 bytes");
-        let (h, r) = parse_ghosts(&buf[..len]).unwrap();
+        prop_assert!(write_ghosts(&mut buf, &head, &records, &states[..states.len().saturating_sub(1)]).is_none() || states.is_empty());
+        let len = write_ghosts(&mut buf, &head, &records, &states).expect("sized to fit 1,200 bytes");
+        let (h, r, st) = parse_ghosts(&buf[..len]).unwrap();
         prop_assert_eq!(h.tick.get(), tick);
         prop_assert_eq!(r, &records[..]);
+        prop_assert_eq!(st, &states[..]);
         for cut in 0..len {
             prop_assert!(parse_ghosts(&buf[..cut]).is_err());
         }
         let mut corrupt = buf[..len].to_vec();
         corrupt[i % len] ^= b.max(1);
-        if let Ok((h, r)) = parse_ghosts(&corrupt) {
+        if let Ok((h, r, st)) = parse_ghosts(&corrupt) {
             prop_assert_eq!(usize::from(h.record_count.get()), r.len());
+            prop_assert_eq!(st.len(), r.len() * usize::from(h.state_len.get()));
         }
     }
 

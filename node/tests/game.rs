@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use meridian_core::entities::EntityID;
+use meridian_core::game::state::StateLayout;
 use meridian_core::game::{Game, GameWorld};
 use meridian_core::history::Ray;
 use meridian_core::world::ZoneID;
@@ -30,10 +31,15 @@ struct Stamp {
 }
 
 impl Game for Stamp {
+    /// A one-byte record: the zone that last wrote it.
+    fn state_layout(&self) -> StateLayout {
+        StateLayout::of::<u8>()
+    }
+
     fn systems(&mut self, world: &mut GameWorld<'_>) {
         self.tally.systems[self.zone].fetch_add(1, Ordering::Relaxed);
-        for payload in world.payloads_mut() {
-            payload[0] = self.zone as u8 + 1;
+        for record in world.states_mut() {
+            record[0] = self.zone as u8 + 1;
         }
         // Two ticks back, across the whole zone: answered (a hit or not), never refused.
         let ray = Ray {
@@ -50,8 +56,8 @@ impl Game for Stamp {
 
     fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, from: ZoneID) {
         self.tally.arrivals.fetch_add(1, Ordering::Relaxed);
-        let slot = world.owned().slot_of(id).expect("owned on arrival") as usize;
-        if world.owned().payloads()[slot][0] == from.0 as u8 + 1 {
+        let slot = world.owned().slot_of(id).expect("owned on arrival");
+        if world.owned().state(slot)[0] == from.0 as u8 + 1 {
             self.tally
                 .arrivals_carrying_state
                 .fetch_add(1, Ordering::Relaxed);

@@ -9,9 +9,15 @@
 //! entry  := head:varint [mask:u8 field:zigzag-varint…]
 //! head   := (id − previous id) << 2 | op        op: 0 update, 1 new, 2 remove, 3 escape
 //! escape := gap:varint op:u8                    (for id gaps ≥ 2⁶²)
-//! mask   := bit per changed field: x y z vx vy kind flags (bit 7 must be clear)
+//! mask   := bit per changed field: x y z vx vy kind flags; bit 7: a game mask follows
+//! game   := bit per changed game field 0–3 (bits 4–7 clear, not all clear)
 //! field  := new − baseline (zero for a new entity), zigzag, LEB128
 //! ```
+//!
+//! so an entry is `head [mask [game] field…]`, the fields in order x y z vx vy kind flags
+//! game0 game1 game2 game3. The game fields are what the zone's game declares clients see
+//! of an entity's state (quantised to integers; all 0 without a game), and cost nothing
+//! when they do not change.
 //!
 //! Entries are in strictly increasing id order; the first gap counts from id 0. A remove
 //! has no mask. An update names an entity in the baseline, a new entry one that is not; a
@@ -28,8 +34,14 @@
 use meridian_layouts::snapshot::EntityRecord;
 use meridian_layouts::{I16Le, I32Le, U16Le, U64Le};
 
-/// Longest encoded entry: head (10) + escape op (1) + mask (1) + 7 fields × 10.
-pub const ENTRY_BYTES_MAX: usize = 82;
+/// Game fields of a record: what a game declares clients see of an entity's state.
+pub const GAME_FIELDS: usize = 4;
+
+/// Fields of a record after its id: x y z vx vy kind flags, then the game fields.
+const FIELDS: usize = 7 + GAME_FIELDS;
+
+/// Longest encoded entry: head (10) + escape op (1) + masks (2) + 11 fields × 10.
+pub const ENTRY_BYTES_MAX: usize = 123;
 
 /// One entity as a client sees it: quantised (units of `meridian_layouts::quant`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +54,8 @@ pub struct Record {
     pub vy: i16,
     pub kind: u16,
     pub flags: u16,
+    /// The game's client fields (0 without a game).
+    pub game: [i32; GAME_FIELDS],
 }
 
 impl Record {
@@ -69,10 +83,12 @@ impl Record {
             vy: r.vy.get(),
             kind: r.kind.get(),
             flags: r.flags.get(),
+            game: [0; GAME_FIELDS],
         }
     }
 
-    fn fields(&self) -> [i64; 7] {
+    #[inline(always)]
+    fn fields(&self) -> [i64; FIELDS] {
         [
             i64::from(self.x),
             i64::from(self.y),
@@ -81,10 +97,14 @@ impl Record {
             i64::from(self.vy),
             i64::from(self.kind),
             i64::from(self.flags),
+            i64::from(self.game[0]),
+            i64::from(self.game[1]),
+            i64::from(self.game[2]),
+            i64::from(self.game[3]),
         ]
     }
 
-    fn with_fields(id: u64, f: [i64; 7]) -> Option<Record> {
+    fn with_fields(id: u64, f: [i64; FIELDS]) -> Option<Record> {
         Some(Record {
             id,
             x: i32::try_from(f[0]).ok()?,
@@ -94,6 +114,12 @@ impl Record {
             vy: i16::try_from(f[4]).ok()?,
             kind: u16::try_from(f[5]).ok()?,
             flags: u16::try_from(f[6]).ok()?,
+            game: [
+                i32::try_from(f[7]).ok()?,
+                i32::try_from(f[8]).ok()?,
+                i32::try_from(f[9]).ok()?,
+                i32::try_from(f[10]).ok()?,
+            ],
         })
     }
 }
@@ -135,7 +161,7 @@ fn unzigzag(v: u64) -> i64 {
 
 /// Writes one entry into `out` (at least [`ENTRY_BYTES_MAX`] long) and returns its length.
 #[inline(always)]
-fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &[i64; 7], to: &[i64; 7]) -> usize {
+fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &[i64; FIELDS], to: &[i64; FIELDS]) -> usize {
     let mut at = 0;
     if gap < 1 << 62 {
         put_varint(out, &mut at, (gap << 2) | op);
@@ -148,17 +174,22 @@ fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &[i64; 7], to: &[i64; 7]) 
     if op == OP_REMOVE {
         return at;
     }
-    let mask_at = at;
+    let mut mask = 0u16;
+    for k in 0..FIELDS {
+        mask |= u16::from(to[k] != from[k]) << k;
+    }
+    let game = (mask >> 7) as u8;
+    out[at] = (mask & 0x7f) as u8 | if game != 0 { 0x80 } else { 0 };
     at += 1;
-    let mut mask = 0u8;
-    for k in 0..7 {
-        let d = to[k] - from[k];
-        if d != 0 {
-            mask |= 1 << k;
-            put_varint(out, &mut at, zigzag(d));
+    if game != 0 {
+        out[at] = game;
+        at += 1;
+    }
+    for k in 0..FIELDS {
+        if mask & (1 << k) != 0 {
+            put_varint(out, &mut at, zigzag(to[k] - from[k]));
         }
     }
-    out[mask_at] = mask;
     at
 }
 
@@ -189,7 +220,7 @@ pub fn encode_delta(
         written: Encoded::default(),
         previous: 0,
     };
-    const ZERO: [i64; 7] = [0; 7];
+    const ZERO: [i64; FIELDS] = [0; FIELDS];
     let (mut b, mut w) = (0, 0);
     // Both lists are sorted by id: one merge, then the tails.
     while b < baseline.len() && w < wanted.len() {
@@ -246,7 +277,7 @@ struct Encoder<'a> {
 impl Encoder<'_> {
     /// Appends an entry if it fits; returns whether it did.
     #[inline(always)]
-    fn emit(&mut self, id: u64, op: u64, from: &[i64; 7], to: &[i64; 7]) -> bool {
+    fn emit(&mut self, id: u64, op: u64, from: &[i64; FIELDS], to: &[i64; FIELDS]) -> bool {
         if self.written.entries == u16::MAX {
             self.written.left_out += 1;
             return false;
@@ -299,6 +330,59 @@ pub fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
     Err(DecodeError::Inconsistent)
 }
 
+/// Reads an entry's masks: bits 0–6 the standard fields, 7–10 the game fields.
+fn get_mask(entries: &[u8], at: &mut usize) -> Result<u16, DecodeError> {
+    let mask = *entries.get(*at).ok_or(DecodeError::Truncated)?;
+    *at += 1;
+    if mask & 0x80 == 0 {
+        return Ok(u16::from(mask));
+    }
+    let game = *entries.get(*at).ok_or(DecodeError::Truncated)?;
+    *at += 1;
+    // The game mask names at least one field (else it is not sent) and only real ones.
+    if game == 0 || game >> GAME_FIELDS != 0 {
+        return Err(DecodeError::Inconsistent);
+    }
+    Ok(u16::from(mask & 0x7f) | u16::from(game) << 7)
+}
+
+/// Writes the own avatar's game fields (the block after a DELTA's fixed part): a mask
+/// of the nonzero ones, then each, zigzag LEB128. Returns the bytes written (at most
+/// [`AVATAR_GAME_BYTES_MAX`]); `out` must be that long.
+pub fn put_avatar_game(out: &mut [u8], game: &[i32; GAME_FIELDS]) -> usize {
+    let mut at = 1;
+    let mut mask = 0u8;
+    for (k, &v) in game.iter().enumerate() {
+        if v != 0 {
+            mask |= 1 << k;
+            put_varint(out, &mut at, zigzag(i64::from(v)));
+        }
+    }
+    out[0] = mask;
+    at
+}
+
+/// Longest avatar game block: mask + 4 fields × 5 bytes.
+pub const AVATAR_GAME_BYTES_MAX: usize = 1 + GAME_FIELDS * 5;
+
+/// Reads the own avatar's game fields from the start of `bytes`; returns them and the
+/// bytes read. Never panics.
+pub fn get_avatar_game(bytes: &[u8]) -> Result<([i32; GAME_FIELDS], usize), DecodeError> {
+    let mask = *bytes.first().ok_or(DecodeError::Truncated)?;
+    if mask >> GAME_FIELDS != 0 {
+        return Err(DecodeError::Inconsistent);
+    }
+    let mut at = 1;
+    let mut game = [0; GAME_FIELDS];
+    for (k, v) in game.iter_mut().enumerate() {
+        if mask & (1 << k) != 0 {
+            let value = unzigzag(get_varint(bytes, &mut at)?);
+            *v = i32::try_from(value).map_err(|_| DecodeError::Inconsistent)?;
+        }
+    }
+    Ok((game, at))
+}
+
 /// Applies `count` encoded entries to `baseline` (sorted by id) and writes the client's new
 /// records into `result` (sorted by id). Never panics, whatever the bytes.
 pub fn apply_delta(
@@ -343,14 +427,10 @@ pub fn apply_delta(
                 b += 1;
                 baseline[b - 1].fields()
             }
-            OP_NEW if !in_baseline => [0; 7],
+            OP_NEW if !in_baseline => [0; FIELDS],
             _ => return Err(DecodeError::Inconsistent),
         };
-        let mask = *entries.get(at).ok_or(DecodeError::Truncated)?;
-        at += 1;
-        if mask & 0x80 != 0 {
-            return Err(DecodeError::Inconsistent);
-        }
+        let mask = get_mask(entries, &mut at)?;
         let mut fields = from;
         for (k, field) in fields.iter_mut().enumerate() {
             if mask & (1 << k) != 0 {
@@ -382,6 +462,7 @@ mod tests {
             vy: -500,
             kind: 1,
             flags: 0,
+            game: [0; GAME_FIELDS],
         }
     }
 
@@ -446,6 +527,63 @@ mod tests {
     }
 
     #[test]
+    fn game_fields_cost_nothing_unchanged_and_bad_game_masks_are_refused() {
+        let baseline = vec![rec(1, 0)];
+        let moved = Wanted {
+            record: rec(1, 10),
+            due: true,
+        };
+        let mut out = [0u8; 64];
+        let mut stored = Vec::new();
+        let plain = encode_delta(&baseline, &[moved], &mut out, &mut stored);
+        assert_eq!(plain.bytes, 4, "head, mask, x, y: no game mask");
+        let mut hurt = moved;
+        hurt.record.game[2] = -75;
+        let with_game = encode_delta(&baseline, &[hurt], &mut out, &mut stored);
+        assert_eq!(
+            with_game.bytes,
+            4 + 1 + 2,
+            "plus the game mask and one field"
+        );
+        assert_eq!(out[1] & 0x80, 0x80);
+        assert_eq!(out[2], 1 << 2);
+        let mut decoded = Vec::new();
+        apply_delta(&baseline, &out[..with_game.bytes], 1, &mut decoded).unwrap();
+        assert_eq!(decoded, vec![hurt.record]);
+        // A game mask naming nothing, or a field past the fourth, is not canonical.
+        for bad_game in [0u8, 1 << GAME_FIELDS] {
+            let mut bad = out;
+            bad[2] = bad_game;
+            assert_eq!(
+                apply_delta(&baseline, &bad[..with_game.bytes], 1, &mut decoded),
+                Err(DecodeError::Inconsistent)
+            );
+        }
+    }
+
+    #[test]
+    fn the_avatar_game_block_round_trips() {
+        let mut out = [0u8; AVATAR_GAME_BYTES_MAX];
+        for game in [
+            [0; GAME_FIELDS],
+            [100, 0, -1, i32::MIN],
+            [i32::MAX; GAME_FIELDS],
+        ] {
+            let n = put_avatar_game(&mut out, &game);
+            assert_eq!(get_avatar_game(&out[..n]), Ok((game, n)));
+            assert!(get_avatar_game(&out[..n - 1]).is_err() || n == 1);
+        }
+        assert_eq!(put_avatar_game(&mut out, &[0; GAME_FIELDS]), 1);
+        assert!(get_avatar_game(&[1 << GAME_FIELDS]).is_err());
+        assert!(get_avatar_game(&[]).is_err());
+        // A value past i32.
+        let mut at = 1;
+        let mut big = [1u8; 16];
+        put_varint(&mut big, &mut at, zigzag(i64::from(i32::MAX) + 1));
+        assert_eq!(get_avatar_game(&big[..at]), Err(DecodeError::Inconsistent));
+    }
+
+    #[test]
     fn a_full_datagram_leaves_entries_out_and_says_so() {
         let baseline: Vec<Record> = (1..=100).map(|i| rec(i, 0)).collect();
         let wanted: Vec<Wanted> = (50..=200)
@@ -467,27 +605,41 @@ mod tests {
         prop::collection::btree_map(
             any::<u64>(),
             (
-                any::<i32>(),
-                any::<i32>(),
-                any::<i16>(),
-                any::<i16>(),
-                any::<i16>(),
-                any::<u16>(),
-                any::<u16>(),
+                (
+                    any::<i32>(),
+                    any::<i32>(),
+                    any::<i16>(),
+                    any::<i16>(),
+                    any::<i16>(),
+                    any::<u16>(),
+                    any::<u16>(),
+                ),
+                // Game fields: often all zero (a game without client fields), else
+                // anything, some zero.
+                prop_oneof![Just([0; GAME_FIELDS]), any::<[i32; GAME_FIELDS]>()],
+                any::<u8>(),
             ),
             0..max,
         )
         .prop_map(|m| {
             m.into_iter()
-                .map(|(id, (x, y, z, vx, vy, kind, flags))| Record {
-                    id,
-                    x,
-                    y,
-                    z,
-                    vx,
-                    vy,
-                    kind,
-                    flags,
+                .map(|(id, ((x, y, z, vx, vy, kind, flags), mut game, zeros))| {
+                    for (k, g) in game.iter_mut().enumerate() {
+                        if zeros >> k & 1 == 1 {
+                            *g = 0;
+                        }
+                    }
+                    Record {
+                        id,
+                        x,
+                        y,
+                        z,
+                        vx,
+                        vy,
+                        kind,
+                        flags,
+                        game,
+                    }
                 })
                 .collect()
         })
@@ -504,6 +656,14 @@ mod tests {
                 .map(|(i, r)| Wanted {
                     record: Record {
                         x: r.x.wrapping_add(i as i32),
+                        game: {
+                            // Half the updates change one game field.
+                            let mut g = r.game;
+                            if i % 2 == 0 {
+                                g[i % GAME_FIELDS] = g[i % GAME_FIELDS].wrapping_add(i as i32 + 1);
+                            }
+                            g
+                        },
                         ..*r
                     },
                     due: i % 3 != 0,

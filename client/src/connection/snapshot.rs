@@ -11,6 +11,12 @@ impl Client {
         if head.session_secret.get() != self.secret {
             return false;
         }
+        // The own avatar's game fields come first, then the entries.
+        let Ok((avatar_game, n)) = get_avatar_game(entries) else {
+            self.counters.decode_errors += 1;
+            return false;
+        };
+        let entries = &entries[n..];
         let id = SnapshotId {
             zone: head.zone.get(),
             tick: head.tick.get(),
@@ -65,7 +71,7 @@ impl Client {
         self.motion.on_snapshot(id.zone, id.tick, now, records);
         let (tick, zone) = (id.tick, id.zone);
         self.zone = zone;
-        self.reconcile(&head.avatar, head.input_sequence.get(), tick);
+        self.reconcile(&head.avatar, avatar_game, head.input_sequence.get(), tick);
         self.events.push_back(ClientEvent::Snapshot {
             tick,
             zone: self.zone,
@@ -79,6 +85,7 @@ impl Client {
     fn reconcile(
         &mut self,
         avatar: &meridian_layouts::snapshot::EntityRecord,
+        game: [i32; GAME_FIELDS],
         applied_sequence: u32,
         tick: u32,
     ) {
@@ -93,6 +100,7 @@ impl Client {
             ],
             input_sequence: applied_sequence,
             tick,
+            game,
         };
         while self
             .unapplied

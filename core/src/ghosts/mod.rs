@@ -11,7 +11,7 @@
 pub mod watch;
 
 use meridian_layouts::ghosts::{GhostRecord, GhostsHeader};
-use meridian_layouts::handoff::PAYLOAD_SIZE;
+use meridian_layouts::handoff::STATE_SIZE;
 use meridian_layouts::{U16Le, U32Le, U64Le};
 
 use crate::entities::{Entities, EntityID, EntityInit, InsertError};
@@ -53,8 +53,13 @@ pub enum Upsert {
 }
 
 impl Ghosts {
-    pub fn new(capacity: u32, area: Rect, cell_size_m: f32) -> Ghosts {
-        let entities = Entities::new(&Limits::for_entities(capacity.max(1)));
+    /// A store for `limits.ghost_count_max` ghosts keeping `limits.state_bytes` of game
+    /// state each.
+    pub fn new(limits: &Limits, area: Rect, cell_size_m: f32) -> Ghosts {
+        let entities = Entities::new(&Limits {
+            state_bytes: limits.state_bytes,
+            ..Limits::for_entities(limits.ghost_count_max.max(1))
+        });
         let grid = Grid::covering(area, cell_size_m, entities.capacity());
         let n = entities.capacity();
         Ghosts {
@@ -203,6 +208,7 @@ impl Zone {
             source_zone: U32Le::new(self.id.0),
             tick: U64Le::new(self.tick),
             record_count: U16Le::new(0),
+            state_len: U16Le::new(self.entities.state_len() as u16),
         };
         for k in 0..self.borders.neighbours().len() {
             let neighbour = self.borders.neighbours()[k];
@@ -219,14 +225,19 @@ impl Zone {
         from: Peer,
         head: &GhostsHeader,
         records: &[GhostRecord],
+        states: &[u8],
     ) -> bool {
         let source = ZoneID(head.source_zone.get());
         let peer = self.borders.neighbours().contains(&source) || self.watch.is_peer(source);
         if from != Peer::Zone(source) || !peer {
             return false;
         }
-        for r in records {
+        let state_len = usize::from(head.state_len.get());
+        for (k, r) in records.iter().enumerate() {
             let id = EntityID(r.id.get());
+            // The owner's record, zero-padded to the slot (parse checked the lengths).
+            let mut payload = [0; STATE_SIZE];
+            payload[..state_len].copy_from_slice(&states[k * state_len..(k + 1) * state_len]);
             let epoch = r.epoch.get();
             let ghost = EntityInit {
                 id,
@@ -240,7 +251,7 @@ impl Zone {
                 speed_mps_max: 0.0,
                 kind: r.kind.get(),
                 flags: r.flags.get(),
-                payload: [0; PAYLOAD_SIZE],
+                payload,
             };
             // A refresh (the common case) needs one lookup: an id is never both owned
             // and a ghost here (adopting removes the ghost), so the ghost's epoch fences.

@@ -520,7 +520,8 @@ fn nearest_within(
     }
 }
 
-/// Sends the entities at `slots` to `to` as GHOSTS batches; returns (batches, records).
+/// Sends the entities at `slots` to `to` as GHOSTS batches, with `head.state_len` bytes
+/// of each one's game state; returns (batches, records).
 pub(crate) fn push_ghosts(
     entities: &Entities,
     head: &GhostsHeader,
@@ -528,15 +529,22 @@ pub(crate) fn push_ghosts(
     outbox: &mut Outbox,
     to: ZoneID,
 ) -> (u64, u64) {
-    const PER_PACKET: usize = records_per_datagram(DATAGRAM_SIZE_MAX);
-    let mut records: [GhostRecord; PER_PACKET] = [bytemuck::Zeroable::zeroed(); PER_PACKET];
+    const MOST: usize = records_per_datagram(DATAGRAM_SIZE_MAX, 0);
+    let state_len = usize::from(head.state_len.get());
+    let per_packet = records_per_datagram(DATAGRAM_SIZE_MAX, state_len);
+    let mut records: [GhostRecord; MOST] = [bytemuck::Zeroable::zeroed(); MOST];
+    let mut states = [0u8; DATAGRAM_SIZE_MAX];
     let mut buf = [0u8; DATAGRAM_SIZE_MAX];
     let mut batches = 0;
-    for chunk in slots.chunks(PER_PACKET) {
-        for (record, &slot) in records.iter_mut().zip(chunk) {
-            *record = ghost_record(entities, slot);
+    for chunk in slots.chunks(per_packet) {
+        for (k, &slot) in chunk.iter().enumerate() {
+            records[k] = ghost_record(entities, slot);
+            // The header's length is the store's (`Zone::send_ghosts`).
+            states[k * state_len..(k + 1) * state_len].copy_from_slice(entities.state(slot));
         }
-        let len = write_ghosts(&mut buf, head, &records[..chunk.len()]).expect("sized to fit");
+        let n = chunk.len();
+        let len = write_ghosts(&mut buf, head, &records[..n], &states[..n * state_len])
+            .expect("sized to fit");
         outbox.push(Peer::Zone(to), &buf[..len]);
         batches += 1;
     }

@@ -95,7 +95,8 @@ impl Zone {
             speeds: &native(c.speeds, |v| v.get()),
             kinds: &native(c.kinds, |v| v.get()),
             flags: &native(c.flags, |v| v.get()),
-            payloads: c.payloads,
+            states: c.payloads,
+            state_len: c.state_len(),
         };
         self.entities
             .extend_columns(&columns)

@@ -183,7 +183,7 @@ impl Zone {
         let mut state = state_of(&entity);
         if self.bugs.commit_without_payload {
             // BROKEN ON PURPOSE (`commit_without_payload`): the game state stays behind.
-            state.payload = Default::default();
+            state.payload = [0; meridian_layouts::handoff::STATE_SIZE];
         }
         let commit = Commit::new(offer.transfer, self.tick, state, binding);
         self.log.push(LogRecord::Relinquish { commit });

@@ -252,7 +252,9 @@ impl Zone {
                 let id = EntityID(t.entity_id.get());
                 let room = self.epochs.contains_key(&id)
                     || self.epochs.len() < self.limits.epoch_memory_count_max as usize;
-                if room {
+                if self.bugs.forget_epoch_on_confirm {
+                    // BROKEN ON PURPOSE (`forget_epoch_on_confirm`).
+                } else if room {
                     self.remember(id, t.epoch.get());
                 } else {
                     self.counters.epoch_memory_full += 1;

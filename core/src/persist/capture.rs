@@ -1,7 +1,6 @@
 //! A checkpoint's capture of a zone: ownership exact at one tick boundary, the entities'
 //! state columns copied over the next ticks (docs/formats.md).
 
-use meridian_layouts::handoff::PAYLOAD_SIZE;
 use meridian_layouts::{U32Le, U64Le};
 
 use super::Capture;
@@ -44,6 +43,7 @@ impl crate::zone::Zone {
         out.kinds.clear();
         out.flags.clear();
         out.payloads.clear();
+        out.state_len = e.state_len();
         out.epoch_memory.clear();
         out.epoch_memory
             .extend(self.epochs.iter().map(|(id, &(epoch, at))| EpochEntry {
@@ -93,7 +93,9 @@ impl crate::zone::Zone {
             }
             out.kinds.extend_from_slice(&e.kinds()[from..to]);
             out.flags.extend_from_slice(&e.flags_column()[from..to]);
-            out.payloads.extend_from_slice(&e.payloads()[from..to]);
+            let len = out.state_len;
+            out.payloads
+                .extend_from_slice(&e.states()[from * len..to * len]);
         } else {
             for k in from..to {
                 let slot = if k < live && e.ids()[k].0 == out.ids[k] {
@@ -111,7 +113,7 @@ impl crate::zone::Zone {
                         out.speeds.push(e.speeds()[s]);
                         out.kinds.push(e.kinds()[s]);
                         out.flags.push(e.flags_column()[s]);
-                        out.payloads.push(e.payloads()[s]);
+                        out.payloads.extend_from_slice(e.state(s as u32));
                     }
                     None => {
                         for column in float_columns(out) {
@@ -119,7 +121,7 @@ impl crate::zone::Zone {
                         }
                         out.kinds.push(0);
                         out.flags.push(0);
-                        out.payloads.push([0; PAYLOAD_SIZE]);
+                        out.payloads.resize(out.payloads.len() + out.state_len, 0);
                     }
                 }
             }

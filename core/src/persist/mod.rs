@@ -21,12 +21,12 @@ mod recovery;
 
 pub use recovery::{RecoveryError, RecoveryPlan, StoredFile, plan_recovery};
 
-use meridian_layouts::handoff::{Commit, PAYLOAD_SIZE, Transfer};
+use meridian_layouts::handoff::{Commit, STATE_SIZE, Transfer};
 use meridian_layouts::persist::{
     AdoptRecord, CHECKPOINT_MAGIC, DoneRecord, EpochEntry, FORMAT_VERSION, FileHeader,
-    IncarnationRecord, PersistedEntity, RecordError, RecordHeader, RecordKind, RemoveRecord,
-    SECTION_ALIGN, SectionEntry, SectionKind, SectionTableHead, SessionRecord, WAL_MAGIC, ZoneMeta,
-    section_table, split_record,
+    IncarnationRecord, PersistedEntity, RECORD_PAYLOAD_MAX, RecordError, RecordHeader, RecordKind,
+    RemoveRecord, SECTION_ALIGN, SectionEntry, SectionKind, SectionTableHead, SessionRecord,
+    WAL_MAGIC, ZoneMeta, section_table, split_record,
 };
 use meridian_layouts::{F32Le, U16Le, U32Le, U64Le};
 
@@ -148,7 +148,7 @@ fn entity_from(p: &PersistedEntity) -> EntityInit {
 
 /// Appends `record`, framed and checksummed, to `out`.
 pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) {
-    let mut payload = [0u8; 256];
+    let mut payload = [0u8; RECORD_PAYLOAD_MAX];
     let (kind, bytes): (RecordKind, &[u8]) = match record {
         LogRecord::Incarnation { incarnation, zone } => {
             let r = IncarnationRecord {
@@ -206,7 +206,7 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(bytes);
 }
 
-fn put<'a, T: bytemuck::Pod>(buf: &'a mut [u8; 256], value: &T) -> &'a [u8] {
+fn put<'a, T: bytemuck::Pod>(buf: &'a mut [u8; RECORD_PAYLOAD_MAX], value: &T) -> &'a [u8] {
     let bytes = bytemuck::bytes_of(value);
     buf[..bytes.len()].copy_from_slice(bytes);
     &buf[..bytes.len()]
@@ -338,7 +338,10 @@ pub struct Capture {
     pub speeds: Vec<f32>,
     pub kinds: Vec<u16>,
     pub flags: Vec<u16>,
-    pub payloads: Vec<[u8; PAYLOAD_SIZE]>,
+    /// The game's state records, `state_len` bytes per entity (the leading bytes of each
+    /// state slot; the rest of a slot is not kept).
+    pub payloads: Vec<u8>,
+    pub state_len: usize,
     pub epoch_memory: Vec<EpochEntry>,
     pub tombstones: Vec<Commit>,
     pub sessions: Vec<SessionRecord>,
@@ -368,7 +371,7 @@ impl Capture {
             (SectionKind::Speeds, n, b(&self.speeds)),
             (SectionKind::Kinds, n, b(&self.kinds)),
             (SectionKind::Flags, n, b(&self.flags)),
-            (SectionKind::Payloads, n, b(&self.payloads)),
+            (SectionKind::Payloads, self.payloads.len(), &self.payloads),
             (
                 SectionKind::EpochMemory,
                 self.epoch_memory.len(),
@@ -472,7 +475,8 @@ pub struct CheckpointView<'a> {
     pub speeds: &'a [F32Le],
     pub kinds: &'a [U16Le],
     pub flags: &'a [U16Le],
-    pub payloads: &'a [[u8; PAYLOAD_SIZE]],
+    /// The game's state records: [`CheckpointView::state_len`] bytes per entity.
+    pub payloads: &'a [u8],
     pub epoch_memory: &'a [EpochEntry],
     pub tombstones: &'a [Commit],
     pub sessions: &'a [SessionRecord],
@@ -482,6 +486,11 @@ pub struct CheckpointView<'a> {
 impl CheckpointView<'_> {
     pub fn entity_count(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Bytes of game state per entity (0 without a game; checked ≤ `STATE_SIZE`).
+    pub fn state_len(&self) -> usize {
+        self.payloads.len().checked_div(self.ids.len()).unwrap_or(0)
     }
 }
 
@@ -556,7 +565,7 @@ pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointErr
         speeds: bytemuck::cast_slice(cast(SectionKind::Speeds)?),
         kinds: bytemuck::cast_slice(cast(SectionKind::Kinds)?),
         flags: bytemuck::cast_slice(cast(SectionKind::Flags)?),
-        payloads: bytemuck::cast_slice(cast(SectionKind::Payloads)?),
+        payloads: cast(SectionKind::Payloads)?,
         epoch_memory: bytemuck::cast_slice(cast(SectionKind::EpochMemory)?),
         tombstones: bytemuck::cast_slice(cast(SectionKind::Tombstones)?),
         sessions: bytemuck::cast_slice(cast(SectionKind::Sessions)?),
@@ -574,9 +583,13 @@ pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointErr
         view.speeds.len(),
         view.kinds.len(),
         view.flags.len(),
-        view.payloads.len(),
     ];
     if columns.iter().any(|&c| c != n) {
+        return Err(CheckpointError::Inconsistent);
+    }
+    // The state records: the same length for every entity, at most a slot.
+    let records = view.payloads.len();
+    if view.state_len() > STATE_SIZE || records != n * view.state_len() {
         return Err(CheckpointError::Inconsistent);
     }
     // Every tombstone must be a valid COMMIT (its own header and field checks).

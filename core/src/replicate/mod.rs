@@ -36,9 +36,10 @@ pub(crate) mod interest;
 mod select;
 
 use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
-use meridian_protocol::delta::{Encoded, Record, Wanted, encode_delta};
+use meridian_protocol::delta::{Encoded, GAME_FIELDS, Record, Wanted, encode_delta};
 
 use crate::entities::Entities;
+use crate::game::state::StateLayout;
 use crate::grid::Packed;
 use crate::zone::Zone;
 use interest::{Candidate, GHOST_BIT, Member};
@@ -52,7 +53,8 @@ pub const HISTORY: usize = 16;
 /// Priority at which an interest member is due to be sent.
 pub const PRIORITY_DUE: u16 = 6;
 
-/// The quantised state of the entity in `slot` of `entities`, as a client sees it.
+/// The quantised state of the entity in `slot` of `entities`, as a client sees it, but
+/// for its game fields (zero; see [`with_game`]).
 pub fn record_of(entities: &Entities, slot: u32) -> Record {
     let i = slot as usize;
     Record {
@@ -64,7 +66,22 @@ pub fn record_of(entities: &Entities, slot: u32) -> Record {
         vy: quantise_velocity(entities.vys()[i]),
         kind: entities.kind(slot),
         flags: entities.flags(slot),
+        game: [0; GAME_FIELDS],
     }
+}
+
+/// `record` with the game fields `layout` gives clients of the state in `slot`.
+#[inline]
+pub fn with_game(
+    mut record: Record,
+    entities: &Entities,
+    slot: u32,
+    layout: &StateLayout,
+) -> Record {
+    if !layout.fields().is_empty() {
+        record.game = layout.client_fields(entities.state(slot));
+    }
+    record
 }
 
 /// Interest settings (the defaults of docs/protocol.md).
@@ -377,7 +394,7 @@ impl Replicator {
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
-        self.prioritise(view, zone.ghosts().entities());
+        self.prioritise(view, zone);
         let room = self.select_due(view, zone.id().0, out.len());
         self.encode(view, zone.id().0, tick, &mut out[..room])
     }
@@ -385,7 +402,11 @@ impl Replicator {
     /// Carries each member's priority over from the last tick (both lists sorted by id),
     /// adds its tier's weight, and lists the members that are due; `wanted` gets every
     /// member's record, none of them due yet.
-    fn prioritise(&mut self, view: &mut ClientView, ghosts: &Entities) {
+    fn prioritise(&mut self, view: &mut ClientView, zone: &Zone) {
+        let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
+        // The game's client fields are read per member (a state slot is a cache line; the
+        // per-tick copy of every owned record leaves them out).
+        let layout = zone.state_layout();
         let c = self.config;
         let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         self.wanted.clear();
@@ -416,9 +437,10 @@ impl Replicator {
                 self.due.push((priority, self.wanted.len() as u32));
             }
             let record = if k.slot & GHOST_BIT != 0 {
-                record_of(ghosts, k.slot & !GHOST_BIT)
+                let slot = k.slot & !GHOST_BIT;
+                with_game(record_of(ghosts, slot), ghosts, slot, &layout)
             } else {
-                self.records[k.slot as usize]
+                with_game(self.records[k.slot as usize], owned, k.slot, &layout)
             };
             self.wanted.push(Wanted { record, due: false });
             members.push(Member {

@@ -75,9 +75,10 @@ pub use inputs::InputPlayout;
 use inputs::next_input;
 pub use measure::{SessionCounters, SessionHistograms};
 use meridian_protocol::address::{mapped_ip_port, redirect_fields};
+use meridian_protocol::delta::put_avatar_game;
 use meridian_protocol::motion::intent_velocity;
 
-use crate::replicate::{ClientView, InterestConfig, Replicator, record_of};
+use crate::replicate::{ClientView, InterestConfig, Replicator, record_of, with_game};
 use crate::witness::{BatchVerifier, KeyRegistry, Policy, ReplayWindow, Verdict};
 use crate::world::ZoneID;
 use crate::zone::{SessionMove, Zone};
@@ -594,6 +595,7 @@ impl Sessions {
             return;
         }
         let entities = zone.entities();
+        let layout = zone.state_layout();
         let mut datagram = [0u8; CLIENT_DATAGRAM_MAX];
         let n = self.slots.len();
         for k in 0..n {
@@ -617,13 +619,22 @@ impl Sessions {
                 entities.xs()[avatar_slot as usize],
                 entities.ys()[avatar_slot as usize],
             );
+            // The own avatar's game fields, then the entries.
+            let avatar = with_game(
+                record_of(entities, avatar_slot),
+                entities,
+                avatar_slot,
+                &layout,
+            );
+            let entries_at = DELTA_ENTRIES_OFFSET
+                + put_avatar_game(&mut datagram[DELTA_ENTRIES_OFFSET..], &avatar.game);
             let (baseline, encoded) = self.replicator.snapshot(
                 &mut session.view,
                 zone,
                 Some(session.avatar.0),
                 at,
                 tick,
-                &mut datagram[DELTA_ENTRIES_OFFSET..SEALED_INNER_MAX],
+                &mut datagram[entries_at..SEALED_INNER_MAX],
             );
             let head = DeltaHeader {
                 session_secret: U64Le::new(session.secret),
@@ -632,11 +643,11 @@ impl Sessions {
                 baseline_zone: U32Le::new(baseline.zone),
                 input_sequence: U32Le::new(session.applied_sequence),
                 zone: U32Le::new(zone.id().0),
-                avatar: record_of(entities, avatar_slot).to_wire(),
+                avatar: avatar.to_wire(),
                 entry_count: U16Le::new(encoded.entries),
                 input_waiting: session.playout.report,
             };
-            let total = DELTA_ENTRIES_OFFSET + encoded.bytes;
+            let total = entries_at + encoded.bytes;
             write_delta_header(&mut datagram, &head, total);
             self.counters.snapshots += 1;
             self.counters.snapshot_bytes += (total + SEALED_OVERHEAD) as u64;

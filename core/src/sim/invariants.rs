@@ -150,7 +150,7 @@ impl Sim {
                     }
                 }
                 self.last_seen.insert(id, (x, y, tick));
-                let n = super::game::counter(&e.payloads()[slot]);
+                let n = super::game::counter(e.state(slot as u32));
                 if let Some(last) = self.game_counter.insert(id, n)
                     && n < last
                 {

@@ -57,7 +57,11 @@ pub(super) fn populate(
     let dancers = rng.random_range(10..30);
     let crowd = rng.random_range(20..60);
     let total = walkers + dancers + crowd;
-    let limits = Limits::for_entities((total as u32).max(64));
+    // The simulator's game keeps a whole 64-byte record (`super::game`).
+    let limits = Limits {
+        state_bytes: meridian_layouts::handoff::STATE_SIZE as u32,
+        ..Limits::for_entities((total as u32).max(64))
+    };
     let mut population = Population {
         zones: world
             .zones()

@@ -2,6 +2,7 @@
 //! directory ([`open_zone`]), and the driver's side of its persistence ([`Durable`]: the
 //! writer threads, the append sequence, the checkpoint under way).
 
+use meridian_core::limits::Limits;
 use meridian_core::persist::Capture;
 use meridian_core::time::Instant;
 use meridian_core::world::ZoneID;
@@ -93,10 +94,17 @@ pub(super) fn open_zone(
     id: ZoneID,
     now: Instant,
 ) -> Result<(Zone, Option<Durable>), String> {
-    let (mut zone, durable) = open_zone_state(plan, id, now)?;
-    if let Some(game) = &plan.game {
-        zone.set_game((game.make)(id));
-        if let Some((ticks, max_rewind_ticks)) = game.rewind {
+    // The game first: its record length is what the zone's stores keep, from the first
+    // entity a restore loads.
+    let game = plan.game.as_ref().map(|g| (g.make)(id));
+    let limits = Limits {
+        state_bytes: game.as_ref().map_or(0, |g| g.state_layout().len() as u32),
+        ..plan.limits
+    };
+    let (mut zone, durable) = open_zone_state(plan, limits, id, now)?;
+    if let (Some(plan), Some(game)) = (&plan.game, game) {
+        zone.set_game(game);
+        if let Some((ticks, max_rewind_ticks)) = plan.rewind {
             zone.enable_rewind(ticks, max_rewind_ticks);
         }
     }
@@ -106,11 +114,12 @@ pub(super) fn open_zone(
 /// The zone, new or restored from the node's data directory, and its persistence.
 fn open_zone_state(
     plan: &NodePlan,
+    limits: Limits,
     id: ZoneID,
     now: Instant,
 ) -> Result<(Zone, Option<Durable>), String> {
     let Some(sp) = &plan.store else {
-        let mut zone = Zone::new(&plan.world, id, plan.limits, now).map_err(|e| e.to_string())?;
+        let mut zone = Zone::new(&plan.world, id, limits, now).map_err(|e| e.to_string())?;
         if let Some(npcs) = plan.npcs {
             spawn_npcs(&mut zone, &npcs)?;
         }
@@ -129,7 +138,7 @@ fn open_zone_state(
     let config = meridian_core::handoff::HandoffConfig::default();
     let incarnation = recovered.incarnation;
     let mut zone = if recovered.empty {
-        let mut zone = Zone::with_config(&plan.world, id, plan.limits, config, now, incarnation)
+        let mut zone = Zone::with_config(&plan.world, id, limits, config, now, incarnation)
             .map_err(|e| e.to_string())?;
         if let Some(npcs) = plan.npcs {
             spawn_npcs(&mut zone, &npcs)?;
@@ -140,7 +149,7 @@ fn open_zone_state(
         let zone = Zone::restore_from(
             &plan.world,
             id,
-            plan.limits,
+            limits,
             config,
             now,
             incarnation,

@@ -1,0 +1,27 @@
+//! Deliberately broken variants of the zone, each one a bug the zone once had or could
+//! have: the simulator's tests turn one on and prove the invariants catch it.
+
+/// Deliberately broken protocol variants, so tests can prove the simulator catches them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// The target takes ownership on OFFER instead of on COMMIT (double ownership).
+    pub adopt_on_offer: bool,
+    /// Epochs are not checked: stale OFFERs and COMMITs are applied.
+    pub ignore_epochs: bool,
+    /// A received DONE is not logged (the zone before the seed-12 fix): a zone restored
+    /// from its log resends COMMITs whose transfers completed long ago.
+    pub forget_done: bool,
+    /// The target forgets an adoption as soon as it sends DONE instead of when the
+    /// source CONFIRMs it (the protocol before CONFIRM): a COMMIT resent after the
+    /// target's epoch memory expired (a long outage or partition) adopts the entity again.
+    pub forget_adoptions: bool,
+    /// The driver sends a tick's datagrams without waiting for its records to be durable
+    /// (the simulator's driver honours it: a crash can then lose a relinquish whose
+    /// COMMIT already left).
+    pub send_before_sync: bool,
+    /// COMMIT carries the entity without its game payload (game state lost in a handoff).
+    pub commit_without_payload: bool,
+    /// CONFIRM drops the transfer without remembering its epoch (the zone before the
+    /// seed-361 fix): a resent COMMIT that CONFIRM overtook adopts the entity again.
+    pub forget_epoch_on_confirm: bool,
+}
