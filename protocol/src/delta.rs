@@ -87,7 +87,21 @@ impl Record {
         }
     }
 
+    /// The standard fields, widened: x y z vx vy kind flags.
     #[inline(always)]
+    fn fields7(&self) -> [i64; 7] {
+        [
+            i64::from(self.x),
+            i64::from(self.y),
+            i64::from(self.z),
+            i64::from(self.vx),
+            i64::from(self.vy),
+            i64::from(self.kind),
+            i64::from(self.flags),
+        ]
+    }
+
+    /// Every field, widened: the standard ones, then the game fields.
     fn fields(&self) -> [i64; FIELDS] {
         [
             i64::from(self.x),
@@ -159,9 +173,10 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Writes one entry into `out` (at least [`ENTRY_BYTES_MAX`] long) and returns its length.
+/// Writes one entry into `out` (at least [`ENTRY_BYTES_MAX`] long) and returns its length:
+/// the change from `from` to `to` (a new entity's is from [`NOTHING`]; a remove has none).
 #[inline(always)]
-fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &[i64; FIELDS], to: &[i64; FIELDS]) -> usize {
+fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &Record, to: &Record) -> usize {
     let mut at = 0;
     if gap < 1 << 62 {
         put_varint(out, &mut at, (gap << 2) | op);
@@ -174,24 +189,49 @@ fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &[i64; FIELDS], to: &[i64;
     if op == OP_REMOVE {
         return at;
     }
-    let mut mask = 0u16;
-    for k in 0..FIELDS {
-        mask |= u16::from(to[k] != from[k]) << k;
-    }
-    let game = (mask >> 7) as u8;
-    out[at] = (mask & 0x7f) as u8 | if game != 0 { 0x80 } else { 0 };
+    let mask_at = at;
     at += 1;
-    if game != 0 {
+    // The game fields are compared whole first: without a game (or unchanged) they cost
+    // one comparison.
+    let mut game = 0u8;
+    if from.game != to.game {
+        for k in 0..GAME_FIELDS {
+            game |= u8::from(from.game[k] != to.game[k]) << k;
+        }
         out[at] = game;
         at += 1;
     }
-    for k in 0..FIELDS {
-        if mask & (1 << k) != 0 {
-            put_varint(out, &mut at, zigzag(to[k] - from[k]));
+    let (from7, to7) = (from.fields7(), to.fields7());
+    let mut mask = 0u8;
+    for k in 0..7 {
+        let d = to7[k] - from7[k];
+        if d != 0 {
+            mask |= 1 << k;
+            put_varint(out, &mut at, zigzag(d));
         }
     }
+    for k in 0..GAME_FIELDS {
+        if game & (1 << k) != 0 {
+            let d = i64::from(to.game[k]) - i64::from(from.game[k]);
+            put_varint(out, &mut at, zigzag(d));
+        }
+    }
+    out[mask_at] = mask | if game != 0 { 0x80 } else { 0 };
     at
 }
+
+/// The record a new entity's entry is relative to.
+const NOTHING: Record = Record {
+    id: 0,
+    x: 0,
+    y: 0,
+    z: 0,
+    vx: 0,
+    vy: 0,
+    kind: 0,
+    flags: 0,
+    game: [0; GAME_FIELDS],
+};
 
 /// What [`encode_delta`] wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -220,32 +260,26 @@ pub fn encode_delta(
         written: Encoded::default(),
         previous: 0,
     };
-    const ZERO: [i64; FIELDS] = [0; FIELDS];
     let (mut b, mut w) = (0, 0);
     // Both lists are sorted by id: one merge, then the tails.
     while b < baseline.len() && w < wanted.len() {
         let (base, want) = (&baseline[b], &wanted[w]);
         if base.id < want.record.id {
             // Left interest.
-            if !e.emit(base.id, OP_REMOVE, &ZERO, &ZERO) {
+            if !e.emit(base.id, OP_REMOVE, &NOTHING, &NOTHING) {
                 result.push(*base);
             }
             b += 1;
         } else if want.record.id < base.id {
             // New to the client: sent when due (if it fits); until then the client does
             // not hold it.
-            if want.due && e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+            if want.due && e.emit(want.record.id, OP_NEW, &NOTHING, &want.record) {
                 result.push(want.record);
             }
             w += 1;
         } else {
             if want.due && want.record != *base {
-                let ok = e.emit(
-                    want.record.id,
-                    OP_UPDATE,
-                    &base.fields(),
-                    &want.record.fields(),
-                );
+                let ok = e.emit(want.record.id, OP_UPDATE, base, &want.record);
                 result.push(if ok { want.record } else { *base });
             } else {
                 result.push(*base);
@@ -255,12 +289,12 @@ pub fn encode_delta(
         }
     }
     for base in &baseline[b..] {
-        if !e.emit(base.id, OP_REMOVE, &ZERO, &ZERO) {
+        if !e.emit(base.id, OP_REMOVE, &NOTHING, &NOTHING) {
             result.push(*base);
         }
     }
     for want in &wanted[w..] {
-        if want.due && e.emit(want.record.id, OP_NEW, &ZERO, &want.record.fields()) {
+        if want.due && e.emit(want.record.id, OP_NEW, &NOTHING, &want.record) {
             result.push(want.record);
         }
     }
@@ -277,7 +311,7 @@ struct Encoder<'a> {
 impl Encoder<'_> {
     /// Appends an entry if it fits; returns whether it did.
     #[inline(always)]
-    fn emit(&mut self, id: u64, op: u64, from: &[i64; FIELDS], to: &[i64; FIELDS]) -> bool {
+    fn emit(&mut self, id: u64, op: u64, from: &Record, to: &Record) -> bool {
         if self.written.entries == u16::MAX {
             self.written.left_out += 1;
             return false;
