@@ -50,7 +50,8 @@ use meridian_layouts::witness::{
 use meridian_layouts::{Header, Kind, U16Le, U32Le, U64Le, header_for, parse};
 
 use meridian_protocol::address::redirect_addr;
-use meridian_protocol::delta::{DecodeError, GAME_FIELDS, Record, apply_delta, get_avatar_game};
+use meridian_protocol::delta::{DecodeError, GAME_FIELDS, Record, apply_delta};
+use meridian_protocol::game::{get_avatar_game, get_events};
 use meridian_protocol::motion::intent_velocity;
 use meridian_protocol::replay::ReplayWindow;
 use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
@@ -111,6 +112,9 @@ pub enum ClientEvent {
         addr: SocketAddr,
     },
     Closed(CloseReason),
+    /// A game event from the zone's game (`GameEvent::bytes`): each sequence once, in
+    /// order, across zone changes.
+    Game(meridian_layouts::handoff::GameEvent),
 }
 
 /// Counters, cumulative.
@@ -214,6 +218,10 @@ pub struct Client {
     /// Inputs are signed envelopes (the zone's `client_auth = "ed25519"`).
     sign_inputs: bool,
     intent: (i8, i8, u16),
+    /// INPUT's aim field ([`Client::set_aim`]).
+    aim: u16,
+    /// The sequence of the next game event to hand out (events before it were taken).
+    event_next: u32,
     sequence: u32,
     recent: [InputEntry; INPUTS_PER_PACKET],
     recent_count: usize,
@@ -268,6 +276,8 @@ impl Client {
             zone_keys: [(0, [0; 32], ReplayWindow::default()); 2],
             sign_inputs: false,
             intent: (0, 0, 0),
+            aim: 0,
+            event_next: 1,
             sequence: 0,
             recent: [InputEntry::default(); INPUTS_PER_PACKET],
             recent_count: 0,
@@ -425,6 +435,12 @@ impl Client {
         self.intent = (move_x, move_y, buttons);
     }
 
+    /// Sets where the player aims (radians counterclockwise from +x), sent with the
+    /// inputs from the next tick: the game gets it with the buttons (`Action::aim`).
+    pub fn set_aim(&mut self, radians: f32) {
+        self.aim = meridian_protocol::motion::aim_field(radians);
+    }
+
     /// Ends the session: one DISCONNECT is queued.
     pub fn disconnect(&mut self) {
         if self.stage == Stage::Connected {
@@ -514,6 +530,7 @@ impl Client {
             move_x,
             move_y,
             buttons: U16Le::new(buttons),
+            aim: U16Le::new(self.aim),
         };
         self.recent.copy_within(0..INPUTS_PER_PACKET - 1, 1);
         self.recent[0] = entry;
@@ -529,6 +546,7 @@ impl Client {
             ack_zone: U32Le::new(self.latest.zone),
             count: self.recent_count as u8,
             view_back: back.round().clamp(0.0, 255.0) as u8,
+            event_ack: U32Le::new(self.event_next.wrapping_sub(1)),
             inputs: self.recent,
         };
         let server = self.server;

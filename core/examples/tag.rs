@@ -168,6 +168,7 @@ fn main() {
         Action {
             buttons: 1,
             view_tick: None,
+            aim: 0.0,
         },
     );
     let mut now = Instant::ZERO;

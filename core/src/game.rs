@@ -19,6 +19,7 @@
 //! already relinquished is not owned here and cannot be despawned). A game never sees a
 //! socket or a clock: time is [`GameWorld::tick`].
 
+pub mod events;
 pub mod state;
 
 use crate::entities::{EntityID, InsertError};
@@ -68,19 +69,31 @@ pub trait Game {
     }
 }
 
-/// What a client asked its avatar to do: game-defined buttons (INPUT's, nonzero), and
-/// the zone tick the client drew remote entities at when it pressed them — its
+/// What a client asked its avatar to do: game-defined buttons (INPUT's, nonzero), the
+/// zone tick the client drew remote entities at when it pressed them — its
 /// interpolation time, fractional, for lag compensation (`Zone::rewind_ray`); `None`
-/// until the client has acknowledged a snapshot of this zone.
+/// until the client has acknowledged a snapshot of this zone — and where it aimed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Action {
     pub buttons: u32,
     pub view_tick: Option<f64>,
+    /// The aim, radians counterclockwise from +x, in [0, 2π) (INPUT's `aim`, 1/65,536 of a
+    /// turn: 0.0055° steps).
+    pub aim: f32,
+}
+
+impl Action {
+    /// The aim as a unit vector: the direction of a [`Ray`] fired from the avatar.
+    pub fn aim_direction(&self) -> [f32; 2] {
+        [self.aim.cos(), self.aim.sin()]
+    }
 }
 
 /// The entity is not owned by this zone (a ghost, relinquished, or unknown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotOwned;
+
+pub use meridian_protocol::motion::{aim_field, aim_radians};
 
 /// Why a game could not despawn an entity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +286,21 @@ impl GameWorld<'_> {
     /// `StateLayout::of::<S>()`.
     pub fn records_mut<S: bytemuck::Pod>(&mut self) -> Option<&mut [S]> {
         self.zone.entities.records_mut()
+    }
+
+    /// Sends the client of `avatar` a game event (at most 24 bytes): delivered once, in
+    /// order, across zone changes ([`events`]). Returns its sequence.
+    pub fn send_event(
+        &mut self,
+        avatar: EntityID,
+        bytes: &[u8],
+    ) -> Result<u32, events::EventError> {
+        self.zone.send_game_event(avatar, bytes)
+    }
+
+    /// Events sent to the client of `avatar` it has not acknowledged yet (at most 8).
+    pub fn pending_events(&self, avatar: EntityID) -> usize {
+        self.zone.game_events(avatar).len()
     }
 
     /// The state record of `id`, owned or a ghost (a ghost's as its owner last sent it).

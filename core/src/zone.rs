@@ -91,6 +91,8 @@ pub struct Zone {
     pub(crate) bugs: Bugs,
     /// Client sessions bound to owned avatars; carried in COMMIT (docs/protocol.md).
     pub(crate) sessions: FxHashMap<EntityID, SessionBinding>,
+    /// Their clients' unacknowledged game events (`game::events`); carried in COMMIT.
+    pub(crate) game_events: FxHashMap<EntityID, meridian_layouts::handoff::EventBacklog>,
     /// Sessions that arrived with an avatar or left with one, for the session layer.
     pub(crate) session_moves: Vec<SessionMove>,
     /// Position histories for lag compensation, once enabled ([`crate::queries`]).
@@ -191,6 +193,7 @@ impl Zone {
             shutting_down: false,
             bugs: Bugs::default(),
             sessions: table(SESSION_BINDINGS_MAX as u32),
+            game_events: FxHashMap::default(),
             session_moves: Vec::with_capacity(1024),
             rewind: None,
             game: None,
@@ -343,6 +346,7 @@ impl Zone {
         self.note(crate::game::Note::Removed(id));
         self.offers.remove(&id);
         self.sessions.remove(&id);
+        self.game_events.remove(&id);
         Some(self.remove_slot(slot))
     }
 

@@ -471,6 +471,7 @@ fn a_client_crossing_the_border_keeps_its_session_and_its_snapshots() {
                 }
                 ClientEvent::Closed(reason) => panic!("session closed: {reason:?}"),
                 ClientEvent::Connected { .. } => panic!("reconnected"),
+                ClientEvent::Game(_) => panic!("no game runs here"),
             }
         }
         // No teleport: at most 6 m/s × one tick between snapshots (plus rounding).

@@ -78,7 +78,8 @@ fn every_layouts_parser() {
         });
 }
 
-/// The delta decoder: a DELTA's entries against a baseline made of the same bytes.
+/// The delta decoder: a DELTA's entries against a baseline made of the same bytes, and
+/// the game's blocks (the avatar's fields, the events) that precede them.
 #[test]
 fn delta_decoder() {
     bolero::check!()
@@ -98,6 +99,13 @@ fn delta_decoder() {
                 .collect();
             let mut out = Vec::new();
             let _ = apply_delta(&baseline, rest, count, &mut out);
+            // The game's blocks before the entries: every event a parse accepts can be
+            // walked without running past the bytes.
+            let _ = meridian_protocol::game::get_avatar_game(bytes);
+            if let Ok((events, n)) = meridian_protocol::game::get_events(bytes) {
+                assert!(n <= bytes.len());
+                assert!(events.iter().all(|(_, e)| e.len() <= 24));
+            }
         });
 }
 

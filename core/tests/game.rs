@@ -4,11 +4,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use meridian_client::ClientEvent;
 use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::game::events::EventError;
 use meridian_core::game::state::{self, FieldKind, StateLayout};
 use meridian_core::game::{Action, DespawnError, Game, GameWorld};
 use meridian_core::handoff::LogRecord;
 use meridian_core::time::Instant;
+use meridian_core::world::Rect;
 use meridian_core::world::ZoneID;
 
 use crate::support::{step, two_zones};
@@ -220,6 +223,7 @@ fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
     let action = |buttons| Action {
         buttons,
         view_tick: None,
+        aim: 0.0,
     };
     assert!(zones[0].act(avatar, action(1 | 2 | 4 | 8)));
     assert!(
@@ -286,8 +290,8 @@ fn actions_reach_the_game_and_it_despawns_only_what_its_zone_owns() {
     assert!(!bare[0].act(avatar, action(1)));
 }
 
-/// An action as the game got it: avatar, buttons, view tick, and the zone tick then.
-type Acted = (EntityID, u32, Option<f64>, u64);
+/// An action as the game got it: avatar, buttons, view tick, the zone tick then, aim.
+type Acted = (EntityID, u32, Option<f64>, u64, f32);
 
 /// Records the actions it is handed.
 struct Recorder(Arc<Mutex<Vec<Acted>>>);
@@ -300,13 +304,13 @@ impl Game for Recorder {
         self.0
             .lock()
             .unwrap()
-            .push((avatar, action.buttons, action.view_tick, tick));
+            .push((avatar, action.buttons, action.view_tick, tick, action.aim));
     }
 }
 
-/// A client holding button 1 over real sessions (sealed INPUTs, the playout buffer): the
-/// zone's game gets one action per applied input, for the client's avatar, stamped with
-/// the client's interpolation time — two ticks or more behind the zone here; released,
+/// A client holding button 1 and aiming down over real sessions (sealed INPUTs, the
+/// playout buffer): the zone's game gets one action per applied input, for the client's
+/// avatar, with its aim, stamped with the client's interpolation time — two ticks or more behind the zone here; released,
 /// no more actions.
 #[test]
 fn a_clients_buttons_reach_the_game_with_its_interpolation_time() {
@@ -318,6 +322,7 @@ fn a_clients_buttons_reach_the_game_with_its_interpolation_time() {
     }
     assert!(seen.lock().unwrap().is_empty(), "no buttons, no actions");
     clients[0].1.set_intent(0, 0, 1);
+    clients[0].1.set_aim(-std::f32::consts::FRAC_PI_2);
     for _ in 0..30 {
         h.step(&mut clients, |_, _| {});
     }
@@ -328,8 +333,10 @@ fn a_clients_buttons_reach_the_game_with_its_interpolation_time() {
     let seen = seen.lock().unwrap();
     assert!(seen.len() >= 20, "{} actions", seen.len());
     let avatar = EntityID(clients[0].1.avatar());
-    for &(id, buttons, view_tick, tick) in seen.iter() {
+    for &(id, buttons, view_tick, tick, aim) in seen.iter() {
         assert_eq!((id, buttons), (avatar, 1));
+        // Aimed straight down (−π/2 is 3π/2), to INPUT's 1/65,536 of a turn.
+        assert!((aim - 1.5 * std::f32::consts::PI).abs() < 1e-4, "aim {aim}");
         let view = view_tick.expect("the client acknowledged this zone's snapshots");
         // The zone applies the input a tick after the snapshot it acknowledges (delivery
         // is instant here), and the client draws at least one snapshot interval behind
@@ -492,4 +499,136 @@ fn clients_hold_the_declared_fields_of_others_and_of_their_avatar() {
         last_it = Some(avatar.game[1]);
     }
     assert!(flips >= 4, "`it` flipped {flips} times");
+}
+
+/// What `Herald` sent: event number → the zone that sent it; and how many events were
+/// waiting for the client when its avatar arrived in zone 1.
+#[derive(Default)]
+struct Heralded {
+    by_zone: Vec<u32>,
+    pending_on_arrival: Vec<usize>,
+}
+
+/// Sends every client avatar an event every other tick: a number counting across both
+/// zones (so the order is global), retried while the client has the most unacknowledged.
+struct Herald {
+    zone: u32,
+    sent: Arc<Mutex<Heralded>>,
+}
+
+impl Game for Herald {
+    fn systems(&mut self, world: &mut GameWorld<'_>) {
+        if !world.tick().is_multiple_of(2) {
+            return;
+        }
+        for id in world.owned().ids().to_vec() {
+            let mut sent = self.sent.lock().unwrap();
+            let n = sent.by_zone.len() as u32;
+            match world.send_event(id, &n.to_le_bytes()) {
+                Ok(_) => sent.by_zone.push(self.zone),
+                Err(EventError::Full | EventError::NoSession) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn arrived(&mut self, world: &mut GameWorld<'_>, id: EntityID, _: ZoneID) {
+        let waiting = world.pending_events(id);
+        self.sent.lock().unwrap().pending_on_arrival.push(waiting);
+    }
+}
+
+/// A client walks from zone 0 into zone 1 while the games send it events and a third of
+/// its datagrams (which carry its acknowledgements) are lost, all of them for four
+/// seconds around the border: it takes every event once, in the order sent, those zone 0 sent and zone 1
+/// sent; events unacknowledged when the avatar left zone 0 came with it in the COMMIT
+/// and were delivered by zone 1.
+#[test]
+fn game_events_arrive_once_in_order_across_a_redirect() {
+    let mut h = crate::clients::Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let sent = Arc::new(Mutex::new(Heralded::default()));
+    for (z, zone) in h.zones.iter_mut().enumerate() {
+        zone.set_game(Box::new(Herald {
+            zone: z as u32,
+            sent: Arc::clone(&sent),
+        }));
+    }
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        crate::clients::client_addr(1),
+        h.client(
+            1,
+            crate::clients::WORLD_ID,
+            crate::clients::UNIX_MS + 600_000,
+            &auth,
+        ),
+    )];
+    clients[0].1.set_intent(127, 0, 0);
+    let (mut got, mut redirected_at) = (Vec::new(), None);
+    let (mut k, mut lost_from) = (0u32, None);
+    for _ in 0..900 {
+        // Around the border every datagram is lost (the zone guesses the inputs): the
+        // events sent meanwhile are unacknowledged when the avatar leaves.
+        let x = clients[0].1.authoritative().position[0];
+        if x >= 120.0 && lost_from.is_none() {
+            lost_from = Some(k);
+        }
+        // Its next 120 datagrams (four seconds) from 120 m on: the avatar crosses at about
+        // 136 m.
+        let crossing = lost_from.is_some_and(|from| k < from + 120);
+        h.step(&mut clients, |_, bytes| {
+            k += 1;
+            if k % 3 == 0 || crossing {
+                bytes.truncate(8);
+            }
+        });
+        for e in crate::clients::events(&mut clients[0].1) {
+            match e {
+                ClientEvent::Game(event) => {
+                    let n = u32::from_le_bytes(event.bytes().try_into().unwrap());
+                    got.push((event.seq.get(), n));
+                }
+                ClientEvent::Redirected { .. } => redirected_at = Some(got.len()),
+                _ => {}
+            }
+        }
+        if clients[0].1.authoritative().position[0] > 220.0 {
+            break;
+        }
+    }
+    let sent = sent.lock().unwrap();
+    let redirected_at = redirected_at.expect("the client was redirected to zone 1");
+    assert!(got.len() > 40, "{} events taken", got.len());
+    for (i, &(seq, n)) in got.iter().enumerate() {
+        assert_eq!((seq, n), (i as u32 + 1, i as u32), "taken once, in order");
+    }
+    assert!(
+        got.len() + 8 >= sent.by_zone.len(),
+        "no more than the last few are still on their way: {} of {}",
+        got.len(),
+        sent.by_zone.len()
+    );
+    let from_zone = |z| {
+        got.iter()
+            .filter(|&&(_, n)| sent.by_zone[n as usize] == z)
+            .count()
+    };
+    assert!(
+        from_zone(0) > 10 && from_zone(1) > 10,
+        "{} from zone 0, {} from zone 1, {} sent",
+        from_zone(0),
+        from_zone(1),
+        sent.by_zone.len()
+    );
+    assert_eq!(sent.pending_on_arrival.len(), 1);
+    let carried = sent.pending_on_arrival[0];
+    assert!(
+        carried > 0,
+        "no event was waiting when the avatar left zone 0"
+    );
+    // The ones zone 0 sent last reached the client after the redirect, from zone 1.
+    let last_of_zone_0 = got
+        .iter()
+        .rposition(|&(_, n)| sent.by_zone[n as usize] == 0);
+    assert!(last_of_zone_0.unwrap() >= redirected_at.saturating_sub(1));
 }

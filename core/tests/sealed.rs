@@ -75,6 +75,7 @@ fn mis_signed_inputs_close_the_session_in_ed25519_mode() {
             ack_zone: U32Le::new(0),
             count: 1,
             view_back: 0,
+            event_ack: U32Le::new(0),
             inputs: [InputEntry::default(); INPUTS_PER_PACKET],
         };
         body.inputs[0] = InputEntry {
@@ -82,6 +83,7 @@ fn mis_signed_inputs_close_the_session_in_ed25519_mode() {
             move_x: -127,
             move_y: 0,
             buttons: U16Le::new(0),
+            aim: U16Le::new(0),
         };
         let mut inner = [0u8; 200];
         let signed = write_envelope_unsigned(

@@ -530,6 +530,7 @@ mod tests {
                 key_salt: [0; 16],
                 packet_sequence: U64Le::new(3),
             },
+            events: bytemuck::Zeroable::zeroed(),
         };
         let mut buf = [0u8; SEALED_SIZE_MAX];
         let n = out

@@ -14,8 +14,8 @@
 //! | inner kind   | direction       | bytes | notes                                              |
 //! |--------------|-----------------|------:|----------------------------------------------------|
 //! | [`Accept`]   | zone → client   | 44    | session id, secret, avatar, tick, rate, input auth |
-//! | [`Input`]    | client → zone   | 50    | [`InputBody`] (`client_auth = "aead"`)             |
-//! | input        | client → zone   | 140   | an envelope, domain `INPUT` (`client_auth = "ed25519"`) |
+//! | [`Input`]    | client → zone   | 62    | [`InputBody`] (`client_auth = "aead"`)             |
+//! | input        | client → zone   | 152   | an envelope, domain `INPUT` (`client_auth = "ed25519"`) |
 //! | delta        | zone → client   | ≤1160 | [`DeltaHeader`] + the avatar's game fields + varint entries (`meridian_protocol::delta`) |
 //! | redirect     | zone → client   | 138   | an envelope, domain `REDIRECT`, [`RedirectBody`]   |
 //! | [`PathProbe`]| both            | 16    | PATH_CHALLENGE / PATH_RESPONSE (address migration) |
@@ -23,7 +23,7 @@
 //!
 //! No reply is larger than the request that caused it: CHALLENGE (92) answers CONNECT
 //! (1,000); the sealed ACCEPT (84) and REFUSE (12) answer RESPONSE (332); a
-//! PATH_CHALLENGE (56) answers a sealed input (≥ 90); snapshots and redirects go only to
+//! PATH_CHALLENGE (56) answers a sealed input (≥ 102); snapshots and redirects go only to
 //! addresses the session proved.
 
 use bytemuck::{Pod, Zeroable};
@@ -192,7 +192,7 @@ pub struct Input {
     pub body: InputBody,
 }
 
-const _: () = assert!(core::mem::size_of::<Input>() == 50);
+const _: () = assert!(core::mem::size_of::<Input>() == 62);
 
 impl Packet for Input {
     const KIND: Kind = Kind::Input;
@@ -343,7 +343,12 @@ pub struct InputEntry {
     pub move_x: i8,
     pub move_y: i8,
     pub buttons: U16Le,
+    /// Where the player aims: an angle counterclockwise from +x, in 1/65,536 of a turn.
+    /// Handed to the game with the buttons (`Action::aim`).
+    pub aim: U16Le,
 }
+
+const _: () = assert!(core::mem::size_of::<InputEntry>() == 10);
 
 /// The payload of an INPUT envelope (domain `INPUT`, signer = session id, sequence = the
 /// newest entry's). Entries are newest first; `count` of them are valid.
@@ -359,10 +364,13 @@ pub struct InputBody {
     /// input (its interpolation time, for lag compensation), in eighths of a tick: 0–255,
     /// up to 31.9 ticks. 0 from a client that does not say (the byte was padding).
     pub view_back: u8,
+    /// The newest game event the client has taken, in sequence (0: none yet): the zone
+    /// stops resending it and the ones before.
+    pub event_ack: U32Le,
     pub inputs: [InputEntry; INPUTS_PER_PACKET],
 }
 
-const _: () = assert!(core::mem::size_of::<InputBody>() == 42);
+const _: () = assert!(core::mem::size_of::<InputBody>() == 54);
 
 impl InputBody {
     /// Parses a payload: exact size, `1 ≤ count ≤ 4`, consecutive sequences.

@@ -9,7 +9,7 @@
 //! | OFFER   | header · transfer · tick · [`EntityState`]                   | 136   |
 //! | ACK     | header · transfer                                           | 36    |
 //! | NACK    | header · transfer · reason                                  | 37    |
-//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 262 |
+//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] · [`EventBacklog`] | 499 |
 //! | DONE    | header · transfer                                           | 36    |
 //! | CONFIRM | header · transfer                                           | 36    |
 //!
@@ -196,8 +196,70 @@ impl Nack {
     }
 }
 
+/// Bytes of one game event at most.
+pub const GAME_EVENT_MAX: usize = 24;
+
+/// Game events waiting for a client's acknowledgement, per session, at most.
+pub const GAME_EVENTS_PENDING_MAX: usize = 8;
+
+/// One game event for a client: its sequence (per session, from 1) and its bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct GameEvent {
+    pub seq: U32Le,
+    pub len: u8,
+    pub bytes: [u8; GAME_EVENT_MAX],
+}
+
+const _: () = assert!(core::mem::size_of::<GameEvent>() == 29);
+
+impl GameEvent {
+    /// The event's bytes (`len` of them; a parsed COMMIT's are checked ≤ the maximum).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(GAME_EVENT_MAX)]
+    }
+}
+
+/// A session's game events not yet acknowledged by its client, oldest first, carried in
+/// COMMIT so they are resent from the avatar's new zone. All zero for an NPC.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct EventBacklog {
+    /// The sequence the next event gets (0: no event was ever sent).
+    pub next_seq: U32Le,
+    pub count: u8,
+    pub events: [GameEvent; GAME_EVENTS_PENDING_MAX],
+}
+
+const _: () = assert!(core::mem::size_of::<EventBacklog>() == 237);
+
+impl EventBacklog {
+    /// The pending events, oldest first.
+    pub fn pending(&self) -> &[GameEvent] {
+        &self.events[..usize::from(self.count).min(GAME_EVENTS_PENDING_MAX)]
+    }
+
+    /// Checks: at most the maximum pending, each event's length in range, sequences
+    /// consecutive and ending just before `next_seq`.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        let count = usize::from(self.count);
+        if count > GAME_EVENTS_PENDING_MAX {
+            return Err(ParseError::BadCount);
+        }
+        let next = self.next_seq.get();
+        for (k, e) in self.events[..count].iter().enumerate() {
+            let expected = next.wrapping_sub((count - k) as u32);
+            if usize::from(e.len) > GAME_EVENT_MAX || e.seq.get() != expected || expected == 0 {
+                return Err(ParseError::BadField);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// S → T: S has relinquished E; T owns E at `transfer.epoch` from the moment it applies
-/// this. Self-sufficient: full latest state plus the session binding.
+/// this. Self-sufficient: full latest state plus the session binding and the session's
+/// unacknowledged game events.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Commit {
@@ -207,9 +269,10 @@ pub struct Commit {
     pub tick: U64Le,
     pub state: EntityState,
     pub session: SessionBinding,
+    pub events: EventBacklog,
 }
 
-const _: () = assert!(core::mem::size_of::<Commit>() == 262);
+const _: () = assert!(core::mem::size_of::<Commit>() == 499);
 
 /// T → S: T owns E; S may drop its tombstone.
 #[repr(C)]
@@ -272,7 +335,8 @@ impl Packet for Commit {
     }
     fn validate_body(&self) -> Result<(), ParseError> {
         self.transfer.validate()?;
-        self.state.validate()
+        self.state.validate()?;
+        self.events.validate()
     }
 }
 
@@ -343,6 +407,7 @@ impl Commit {
             tick: U64Le::new(tick),
             state,
             session,
+            events: EventBacklog::zeroed(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! | [`RecordKind::Incarnation`] | [`IncarnationRecord`]: the zone started as this incarnation | 16 |
 //! | [`RecordKind::Spawn`] | [`PersistedEntity`]: created here at epoch 0 | 104 |
 //! | [`RecordKind::Adopt`] | [`AdoptRecord`]: adopted on COMMIT | 120 |
-//! | [`RecordKind::Relinquish`] | [`Commit`](crate::handoff::Commit): the COMMIT it sends and resends | 262 |
+//! | [`RecordKind::Relinquish`] | [`Commit`](crate::handoff::Commit): the COMMIT it sends and resends | 499 |
 //! | [`RecordKind::Done`] | [`DoneRecord`]: the target confirmed; the tombstone is gone | 16 |
 //! | [`RecordKind::Remove`] | [`RemoveRecord`]: destroyed without a transfer | 8 |
 //! | [`RecordKind::SessionBind`] | [`SessionRecord`]: a client session bound to an avatar | 78 |
@@ -43,7 +43,7 @@ pub const FORMAT_VERSION: u32 = 4;
 /// Checkpoint sections start at multiples of this.
 pub const SECTION_ALIGN: u64 = 64;
 /// Largest record payload.
-pub const RECORD_PAYLOAD_MAX: usize = 320;
+pub const RECORD_PAYLOAD_MAX: usize = 512;
 
 /// The first 64 bytes of every WAL and checkpoint file.
 #[repr(C)]

@@ -383,6 +383,7 @@ mod client {
                             move_x: x,
                             move_y: y,
                             buttons: U16Le::new(b),
+                            aim: U16Le::new(b.rotate_left(3)),
                         };
                     }
                 }
@@ -391,6 +392,7 @@ mod client {
                     ack_zone: U32Le::new(ack ^ 5),
                     count: count as u8,
                     view_back: 0,
+                    event_ack: U32Le::new(ack.rotate_left(7)),
                     inputs,
                 }
             })

@@ -87,6 +87,9 @@ fn main() -> anyhow::Result<()> {
                     println!("closed: {reason:?}");
                     return Ok(());
                 }
+                ClientEvent::Game(event) => {
+                    println!("game event {}: {:?}", event.seq.get(), event.bytes())
+                }
                 ClientEvent::Snapshot { .. } => {}
             }
         }

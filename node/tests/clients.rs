@@ -129,6 +129,7 @@ fn a_client_connects_and_crosses_the_border_with_one_session() {
                     redirected = true;
                 }
                 ClientEvent::Closed(reason) => panic!("closed: {reason:?}"),
+                ClientEvent::Game(event) => panic!("no game runs, yet event {event:?}"),
             }
         }
         // East, full speed, into zone 1 and on.

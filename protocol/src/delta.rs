@@ -165,11 +165,11 @@ pub fn put_varint(out: &mut [u8], at: &mut usize, mut v: u64) {
 }
 
 #[inline(always)]
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
@@ -380,43 +380,6 @@ fn get_mask(entries: &[u8], at: &mut usize) -> Result<u16, DecodeError> {
     Ok(u16::from(mask & 0x7f) | u16::from(game) << 7)
 }
 
-/// Writes the own avatar's game fields (the block after a DELTA's fixed part): a mask
-/// of the nonzero ones, then each, zigzag LEB128. Returns the bytes written (at most
-/// [`AVATAR_GAME_BYTES_MAX`]); `out` must be that long.
-pub fn put_avatar_game(out: &mut [u8], game: &[i32; GAME_FIELDS]) -> usize {
-    let mut at = 1;
-    let mut mask = 0u8;
-    for (k, &v) in game.iter().enumerate() {
-        if v != 0 {
-            mask |= 1 << k;
-            put_varint(out, &mut at, zigzag(i64::from(v)));
-        }
-    }
-    out[0] = mask;
-    at
-}
-
-/// Longest avatar game block: mask + 4 fields × 5 bytes.
-pub const AVATAR_GAME_BYTES_MAX: usize = 1 + GAME_FIELDS * 5;
-
-/// Reads the own avatar's game fields from the start of `bytes`; returns them and the
-/// bytes read. Never panics.
-pub fn get_avatar_game(bytes: &[u8]) -> Result<([i32; GAME_FIELDS], usize), DecodeError> {
-    let mask = *bytes.first().ok_or(DecodeError::Truncated)?;
-    if mask >> GAME_FIELDS != 0 {
-        return Err(DecodeError::Inconsistent);
-    }
-    let mut at = 1;
-    let mut game = [0; GAME_FIELDS];
-    for (k, v) in game.iter_mut().enumerate() {
-        if mask & (1 << k) != 0 {
-            let value = unzigzag(get_varint(bytes, &mut at)?);
-            *v = i32::try_from(value).map_err(|_| DecodeError::Inconsistent)?;
-        }
-    }
-    Ok((game, at))
-}
-
 /// Applies `count` encoded entries to `baseline` (sorted by id) and writes the client's new
 /// records into `result` (sorted by id). Never panics, whatever the bytes.
 pub fn apply_delta(
@@ -593,28 +556,6 @@ mod tests {
                 Err(DecodeError::Inconsistent)
             );
         }
-    }
-
-    #[test]
-    fn the_avatar_game_block_round_trips() {
-        let mut out = [0u8; AVATAR_GAME_BYTES_MAX];
-        for game in [
-            [0; GAME_FIELDS],
-            [100, 0, -1, i32::MIN],
-            [i32::MAX; GAME_FIELDS],
-        ] {
-            let n = put_avatar_game(&mut out, &game);
-            assert_eq!(get_avatar_game(&out[..n]), Ok((game, n)));
-            assert!(get_avatar_game(&out[..n - 1]).is_err() || n == 1);
-        }
-        assert_eq!(put_avatar_game(&mut out, &[0; GAME_FIELDS]), 1);
-        assert!(get_avatar_game(&[1 << GAME_FIELDS]).is_err());
-        assert!(get_avatar_game(&[]).is_err());
-        // A value past i32.
-        let mut at = 1;
-        let mut big = [1u8; 16];
-        put_varint(&mut big, &mut at, zigzag(i64::from(i32::MAX) + 1));
-        assert_eq!(get_avatar_game(&big[..at]), Err(DecodeError::Inconsistent));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 pub mod address;
 pub mod delta;
+pub mod game;
 pub mod motion;
 pub mod replay;
 pub mod seal;

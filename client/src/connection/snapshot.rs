@@ -11,12 +11,16 @@ impl Client {
         if head.session_secret.get() != self.secret {
             return false;
         }
-        // The own avatar's game fields come first, then the entries.
+        // The own avatar's game fields come first, then the game events, then the entries.
         let Ok((avatar_game, n)) = get_avatar_game(entries) else {
             self.counters.decode_errors += 1;
             return false;
         };
-        let entries = &entries[n..];
+        let Ok((game_events, m)) = get_events(&entries[n..]) else {
+            self.counters.decode_errors += 1;
+            return false;
+        };
+        let entries = &entries[n + m..];
         let id = SnapshotId {
             zone: head.zone.get(),
             tick: head.tick.get(),
@@ -48,6 +52,7 @@ impl Client {
             self.scratch = result;
             return false;
         }
+        self.take_game_events(&game_events);
         // The oldest held snapshot's buffer takes the records; its old one is the next
         // scratch.
         let held = &mut self.history[self.next_held];
@@ -125,6 +130,24 @@ impl Client {
             self.misprediction_m = (ex * ex + ey * ey).sqrt();
             let far = c[0] * c[0] + c[1] * c[1] > CORRECTION_SNAP_M * CORRECTION_SNAP_M;
             self.correction = if far { [0.0; 2] } else { c };
+        }
+    }
+
+    /// Hands out the events of a snapshot not taken yet, in sequence: a resent one is
+    /// skipped, and none past a gap (the zone resends from the oldest unacknowledged).
+    fn take_game_events(&mut self, events: &meridian_protocol::game::Events<'_>) {
+        for (seq, bytes) in events.iter() {
+            if seq != self.event_next {
+                continue;
+            }
+            let mut event = meridian_layouts::handoff::GameEvent {
+                seq: U32Le::new(seq),
+                len: bytes.len() as u8,
+                bytes: [0; meridian_layouts::handoff::GAME_EVENT_MAX],
+            };
+            event.bytes[..bytes.len()].copy_from_slice(bytes);
+            self.events.push_back(ClientEvent::Game(event));
+            self.event_next = seq.wrapping_add(1).max(1);
         }
     }
 }

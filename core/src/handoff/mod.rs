@@ -195,6 +195,11 @@ pub enum AbortReason {
 
 /// A durable record of the zone's ownership changes.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records are drained every tick; a relinquish's COMMIT (499 bytes, with the \
+              session's game events) boxed would cost an allocation per handoff"
+)]
 pub enum LogRecord {
     /// The zone started (again) as `incarnation`.
     Incarnation { incarnation: u32, zone: ZoneID },
@@ -241,6 +246,10 @@ crate::counters! {
         /// Arrivals, departures and actions not handed to the game: too many were
         /// waiting (`game::GAME_NOTES_MAX`).
         pub game_notes_dropped: u64,
+        /// Game events queued for clients, and refused because a client had the most
+        /// unacknowledged (`game::events`).
+        pub game_events_sent: u64,
+        pub game_events_full: u64,
         pub departures: u64,
         pub aborts: u64,
         pub retransmits: u64,

@@ -185,7 +185,8 @@ impl Zone {
             // BROKEN ON PURPOSE (`commit_without_payload`): the game state stays behind.
             state.payload = [0; meridian_layouts::handoff::STATE_SIZE];
         }
-        let commit = Commit::new(offer.transfer, self.tick, state, binding);
+        let mut commit = Commit::new(offer.transfer, self.tick, state, binding);
+        commit.events = self.take_game_events(id);
         self.log.push(LogRecord::Relinquish { commit });
         self.remember(id, epoch);
         self.tombstones.insert(

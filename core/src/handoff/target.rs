@@ -166,6 +166,7 @@ impl Zone {
             } else {
                 self.counters.session_bindings_full += 1;
             }
+            self.adopt_game_events(id, &commit.events);
             self.push_session_move(SessionMove::Arrived { id, binding });
         }
         self.send_done(&t);

@@ -113,6 +113,12 @@ impl Sessions {
             session.ack_tick = body.ack_tick.get();
             session.view_back = body.view_back;
         }
+        // Game events count across zones: any zone's acknowledgement is good (the newest
+        // wins; packets may come out of order).
+        let ack = body.event_ack.get();
+        if ack.wrapping_sub(session.event_ack) as i32 > 0 {
+            session.event_ack = ack;
+        }
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {
             let seq = entry.sequence.get();
@@ -306,6 +312,7 @@ pub(super) fn next_input(
             move_x,
             move_y,
             buttons: U16Le::new(0),
+            aim: U16Le::new(0),
         });
     }
     p.started = true;

@@ -75,7 +75,7 @@ pub use inputs::InputPlayout;
 use inputs::next_input;
 pub use measure::{SessionCounters, SessionHistograms};
 use meridian_protocol::address::{mapped_ip_port, redirect_fields};
-use meridian_protocol::delta::put_avatar_game;
+use meridian_protocol::game::{put_avatar_game, put_events};
 use meridian_protocol::motion::intent_velocity;
 
 use crate::replicate::{ClientView, InterestConfig, Replicator, record_of, with_game};
@@ -196,6 +196,8 @@ struct Session {
     /// The client's interpolation time with that input: `ack_tick` − this / 8 ticks
     /// (`InputBody::view_back`; 0 while the acknowledgement is another zone's).
     view_back: u8,
+    /// The newest game event the client took (`InputBody::event_ack`).
+    event_ack: u32,
     /// Inputs that failed verification.
     failures: u32,
     /// The client proved it holds `addr`: it completed the handshake from there, or an
@@ -556,6 +558,9 @@ impl Sessions {
                 self.closing.push((slot as u32, true));
                 continue;
             }
+            if session.event_ack != 0 {
+                zone.ack_game_events(session.avatar, session.event_ack);
+            }
             let Some(avatar_slot) = zone.entities().slot_of(session.avatar) else {
                 // The avatar left this zone (no redirect yet: the session ends here).
                 self.closing.push((slot as u32, true));
@@ -565,7 +570,7 @@ impl Sessions {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
                 zone.set_velocity_slot(avatar_slot, vx, vy);
                 if input.buttons.get() != 0 {
-                    zone.act(session.avatar, action(input.buttons.get(), session));
+                    zone.act(session.avatar, action(&input, session));
                 }
                 session.applied_sequence = input.sequence.get();
                 // The snapshot this tick builds is tick `zone_tick + 1`; an ack of a tick
@@ -626,8 +631,11 @@ impl Sessions {
                 avatar_slot,
                 &layout,
             );
-            let entries_at = DELTA_ENTRIES_OFFSET
+            // Then the game events the client has not acknowledged (`game::events`).
+            let events_at = DELTA_ENTRIES_OFFSET
                 + put_avatar_game(&mut datagram[DELTA_ENTRIES_OFFSET..], &avatar.game);
+            let entries_at = events_at
+                + put_events(&mut datagram[events_at..], zone.game_events(session.avatar));
             let (baseline, encoded) = self.replicator.snapshot(
                 &mut session.view,
                 zone,
@@ -668,12 +676,13 @@ impl Sessions {
     }
 }
 
-/// A client's buttons as a game action, at the client's interpolation time when its
-/// acknowledgement is of this zone (`view_back`).
-fn action(buttons: u16, session: &Session) -> crate::game::Action {
+/// A client's buttons and aim as a game action, at the client's interpolation time when
+/// its acknowledgement is of this zone (`view_back`).
+fn action(input: &InputEntry, session: &Session) -> crate::game::Action {
     crate::game::Action {
-        buttons: u32::from(buttons),
+        buttons: u32::from(input.buttons.get()),
         view_tick: (session.ack_tick != 0)
             .then(|| f64::from(session.ack_tick) - f64::from(session.view_back) / 8.0),
+        aim: crate::game::aim_radians(input.aim.get()),
     }
 }

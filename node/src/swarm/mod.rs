@@ -927,6 +927,8 @@ fn events(
                     violation("avatar", format!("session closed: {reason:?}"), result);
                 }
             }
+            // The stock node runs no game: it sends no events.
+            ClientEvent::Game(_) => {}
         }
     }
     // Own avatar: never too long without a snapshot once connected.
