@@ -8,7 +8,7 @@
 //! - **One action**: a client's button 1 makes its avatar "it" (`Zone::act`).
 //! - **Hooks**: arrivals and departures, counted.
 //!
-//! Not shown, because not built yet: game events sent to clients. See docs/game.md.
+//! Game events, aim and lag-compensated shots over real UDP: `node/examples/duel.rs`.
 //!
 //! Run: `cargo run --release -p meridian-core --example tag`.
 
