@@ -51,8 +51,13 @@ impl Zone {
             self.counters.game_events_full += 1;
             return Err(EventError::Full);
         }
-        // Sequences start at 1 (0 is "none" in an acknowledgement) and skip 0 on wrap.
+        // Sequences start at 1 (0 is "none" in an acknowledgement) and do not wrap: a
+        // session that sent 2³² − 1 events (four years at 30 a second) sends no more.
         let seq = backlog.next_seq.get().max(1);
+        if seq == u32::MAX {
+            self.counters.game_events_full += 1;
+            return Err(EventError::Full);
+        }
         let mut event = GameEvent {
             seq: U32Le::new(seq),
             len: bytes.len() as u8,
@@ -61,7 +66,7 @@ impl Zone {
         event.bytes[..bytes.len()].copy_from_slice(bytes);
         backlog.events[count] = event;
         backlog.count += 1;
-        backlog.next_seq = U32Le::new(seq.wrapping_add(1).max(1));
+        backlog.next_seq = U32Le::new(seq + 1);
         self.counters.game_events_sent += 1;
         Ok(seq)
     }
