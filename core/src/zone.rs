@@ -24,8 +24,9 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use meridian_layouts::ghosts::parse_ghosts;
-use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer, SessionBinding};
+use meridian_layouts::handoff::{Ack, Confirm, Done, Nack, SessionBinding};
 use meridian_layouts::watch::parse_watch;
+use meridian_layouts::wire::{decode_commit, decode_offer};
 use meridian_layouts::{Kind, U32Le, parse};
 use rustc_hash::FxHashMap;
 
@@ -546,10 +547,10 @@ impl Zone {
 
     fn handle_packet(&mut self, from: Peer, kind: Kind, packet: &[u8]) {
         let handled = match kind {
-            Kind::Offer => parse::<Offer>(packet).map(|m| self.handle_offer(from, m)),
+            Kind::Offer => decode_offer(packet).map(|m| self.handle_offer(from, &m)),
             Kind::Ack => parse::<Ack>(packet).map(|m| self.handle_ack(from, m)),
             Kind::Nack => parse::<Nack>(packet).map(|m| self.handle_nack(from, m)),
-            Kind::Commit => parse::<Commit>(packet).map(|m| self.handle_commit(from, m)),
+            Kind::Commit => decode_commit(packet).map(|(m, e)| self.handle_commit(from, &m, &e)),
             Kind::Done => parse::<Done>(packet).map(|m| self.handle_done(from, m)),
             Kind::Confirm => parse::<Confirm>(packet).map(|m| self.handle_confirm(from, m)),
             Kind::Ghosts => {

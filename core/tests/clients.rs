@@ -891,7 +891,10 @@ fn a_binding_that_arrives_in_a_commit_gets_no_snapshots_until_its_client_proves_
     };
     let t = transfer(EntityID(999), 1, ZoneID(0), ZoneID(1), 1);
     let commit = Commit::new(t, 1, state_of(&entity), binding);
-    h.zones[1].handle_datagram(h.now, Peer::Zone(ZoneID(0)), bytemuck::bytes_of(&commit));
+    let mut wire = [0u8; meridian_layouts::wire::WIRE_MAX];
+    let none = bytemuck::Zeroable::zeroed();
+    let n = meridian_layouts::wire::encode_commit(&commit, &none, &mut wire);
+    h.zones[1].handle_datagram(h.now, Peer::Zone(ZoneID(0)), &wire[..n]);
     let mut nobody: Vec<(SocketAddr, Client)> = Vec::new();
     for _ in 0..30 {
         h.step(&mut nobody, |_, _| {});

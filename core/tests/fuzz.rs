@@ -58,6 +58,19 @@ fn every_layouts_parser() {
                 let _ = parse::<Ack>(bytes);
                 let _ = parse::<Nack>(bytes);
                 let _ = parse::<Commit>(bytes);
+                // The wire forms a zone receives: every one that decodes, re-encoded,
+                // decodes to the same message.
+                if let Ok(offer) = meridian_layouts::wire::decode_offer(bytes) {
+                    let mut again = [0u8; meridian_layouts::wire::WIRE_MAX];
+                    let n = meridian_layouts::wire::encode_offer(&offer, &mut again);
+                    assert_eq!(meridian_layouts::wire::decode_offer(&again[..n]), Ok(offer));
+                }
+                if let Ok((commit, events)) = meridian_layouts::wire::decode_commit(bytes) {
+                    let mut again = [0u8; meridian_layouts::wire::WIRE_MAX];
+                    let n = meridian_layouts::wire::encode_commit(&commit, &events, &mut again);
+                    let back = meridian_layouts::wire::decode_commit(&again[..n]);
+                    assert_eq!(back, Ok((commit, events)));
+                }
                 let _ = parse::<Done>(bytes);
                 let _ = parse::<Confirm>(bytes);
                 let _ = parse::<Connect>(bytes);

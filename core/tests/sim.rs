@@ -302,13 +302,14 @@ fn regress_seed_317_entities_walked_through_a_zone_that_was_down() {
 /// reordering link; the target had forgotten the transfer and — the entity having left
 /// long before — its epoch, and adopted it again. Fixed by remembering the epoch when
 /// CONFIRM comes, so the epoch memory fences the copies still in flight. Seed 361 lost
-/// the scenario when entity states and COMMITs grew (game state and events: the
-/// simulated disk tears writes by byte counts); seed 223 is the first that breaks the
-/// zone without the fix (`Bugs::forget_epoch_on_confirm`). When record sizes change
-/// again, scan for the first seed whose report says "arrived twice" with the bug on.
+/// the scenario when entity states, COMMITs and their wire forms changed size (game
+/// state and events: the simulated disk and network draw from byte counts); seed 1 is
+/// the first that breaks the zone without the fix (`Bugs::forget_epoch_on_confirm`).
+/// When message or record sizes change again, scan for the first seed whose report
+/// says "arrived twice" with the bug on.
 #[test]
-fn regress_seed_223_a_confirm_overtook_a_resent_commit() {
-    assert_ok(&run(223, TICKS, &Options::default()));
+fn regress_seed_1_a_confirm_overtook_a_resent_commit() {
+    assert_ok(&run(1, TICKS, &Options::default()));
     let broken = Options {
         bugs: Bugs {
             forget_epoch_on_confirm: true,
@@ -316,13 +317,13 @@ fn regress_seed_223_a_confirm_overtook_a_resent_commit() {
         },
         ..Options::default()
     };
-    let report = run(223, TICKS, &broken);
+    let report = run(1, TICKS, &broken);
     assert!(
         report
             .violations
             .iter()
             .any(|v| v.contains("arrived twice")),
-        "seed 223 changed scenario: {:?}",
+        "seed 1 changed scenario: {:?}",
         report.violations
     );
 }

@@ -29,9 +29,9 @@ use meridian_core::witness::{
     BatchVerifier, KeyError, KeyRegistry, Policy, ReplayWindow, SignerID, Verdict,
 };
 use meridian_core::world::ZoneID;
-use meridian_layouts::handoff::Commit;
+use meridian_layouts::handoff::SessionBinding;
+use meridian_layouts::wire::commit_session_mut;
 use meridian_layouts::witness::{SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned};
-use meridian_layouts::{Header, Kind};
 use meridian_protocol::seal::{SharedSecret, StaticSecret, binding_pad, x25519_public};
 
 /// Bytes of the signed route at the front of a sealed payload: source zone, target zone.
@@ -65,13 +65,11 @@ fn pair_secrets(keys: &NodeKeys) -> Vec<Option<SharedSecret>> {
         .collect()
 }
 
-/// The binding of a COMMIT datagram with a session, for sealing or unsealing its key.
-fn session_commit(datagram: &mut [u8]) -> Option<&mut Commit> {
-    if Header::parse(datagram).ok()? != Kind::Commit {
-        return None;
-    }
-    let commit: &mut Commit = bytemuck::try_from_bytes_mut(datagram).ok()?;
-    (commit.session.session_id.get() != 0).then_some(commit)
+/// The binding of a COMMIT datagram (its wire form) with a session, for sealing or
+/// unsealing its key.
+fn session_commit(datagram: &mut [u8]) -> Option<&mut SessionBinding> {
+    let session = commit_session_mut(datagram)?;
+    (session.session_id.get() != 0).then_some(session)
 }
 
 fn xor_key(key: &mut [u8; 32], pad: &[u8; 32]) {
@@ -150,8 +148,8 @@ impl Outgress {
                 &blake3::keyed_hash(&self.salt_key, &self.sequence.to_le_bytes()).as_bytes()[..16],
             );
             salt[0] |= 1; // never all zeros: zeros mean "in clear"
-            xor_key(&mut commit.session.session_key, &binding_pad(pair, &salt));
-            commit.session.key_salt = salt;
+            xor_key(&mut commit.session_key, &binding_pad(pair, &salt));
+            commit.key_salt = salt;
         }
         let signed = write_envelope_unsigned(
             out,
@@ -324,17 +322,16 @@ impl Ingress {
                 continue;
             }
             let payload = &mut self.payloads[p.payload_start..p.payload_start + p.payload_len];
-            if let Some(commit) = session_commit(payload).filter(|c| c.session.key_salt != [0; 16])
-            {
+            if let Some(commit) = session_commit(payload).filter(|c| c.key_salt != [0; 16]) {
                 // Sealed by the sender to this node (the signature covers the salt and the
                 // sealed key); in clear from here on.
                 let Some(pair) = self.pairs.get(p.signer as usize).and_then(Option::as_ref) else {
                     self.counters.malformed += 1;
                     continue;
                 };
-                let salt = commit.session.key_salt;
-                xor_key(&mut commit.session.session_key, &binding_pad(pair, &salt));
-                commit.session.key_salt = [0; 16];
+                let salt = commit.key_salt;
+                xor_key(&mut commit.session_key, &binding_pad(pair, &salt));
+                commit.key_salt = [0; 16];
             }
             self.counters.accepted += 1;
             deliver(p.from, payload);
@@ -494,7 +491,8 @@ mod tests {
 
     #[test]
     fn a_session_key_crosses_nodes_sealed_and_arrives_in_clear() {
-        use meridian_layouts::handoff::{EntityState, SessionBinding, Transfer};
+        use meridian_layouts::handoff::{Commit, EntityState, SessionBinding, Transfer};
+        use meridian_layouts::wire::{WIRE_MAX, decode_commit, encode_commit};
         use meridian_layouts::{F32Le, U16Le, U32Le, U64Le, header_for};
         let (a, b, c) = (keys(3, 0), keys(3, 1), keys(3, 2));
         let mut out = Outgress::new(&a, 100, ZoneID(0));
@@ -530,31 +528,30 @@ mod tests {
                 key_salt: [0; 16],
                 packet_sequence: U64Le::new(3),
             },
-            events: bytemuck::Zeroable::zeroed(),
         };
+        // As a zone sends it: the wire form.
+        let mut bytes = [0u8; WIRE_MAX];
+        let len = encode_commit(&commit, &bytemuck::Zeroable::zeroed(), &mut bytes);
+        let wire = &bytes[..len];
         let mut buf = [0u8; SEALED_SIZE_MAX];
-        let n = out
-            .seal(bytemuck::bytes_of(&commit), ZoneID(1), 1, &mut buf)
-            .unwrap();
+        let n = out.seal(wire, ZoneID(1), 1, &mut buf).unwrap();
         assert!(
             !buf[..n].windows(32).any(|w| w == key),
             "the key is not on the wire in clear"
         );
         ingress.push(ZoneID(0), 0, &buf[..n]);
         let got = delivered(&mut ingress);
-        let arrived: &Commit = bytemuck::from_bytes(&got[0]);
+        let (arrived, _) = decode_commit(&got[0]).unwrap();
         assert_eq!(arrived.session.session_key, key);
         assert_eq!(arrived.session.key_salt, [0; 16]);
         assert_eq!(arrived.session.packet_sequence.get(), 3);
         // A third node (its signature checks pass: the envelope is node 0's) cannot read it.
         eavesdropper.push(ZoneID(0), 0, &buf[..n]);
         let got = delivered(&mut eavesdropper);
-        let seen: &Commit = bytemuck::from_bytes(&got[0]);
+        let (seen, _) = decode_commit(&got[0]).unwrap();
         assert_ne!(seen.session.session_key, key);
         // Two sends of one COMMIT use different salts (different pads).
-        let m = out
-            .seal(bytemuck::bytes_of(&commit), ZoneID(1), 1, &mut buf)
-            .unwrap();
+        let m = out.seal(wire, ZoneID(1), 1, &mut buf).unwrap();
         assert_eq!(m, n);
     }
 }

@@ -9,7 +9,7 @@
 //! | OFFER   | header · transfer · tick · [`EntityState`]                   | 136   |
 //! | ACK     | header · transfer                                           | 36    |
 //! | NACK    | header · transfer · reason                                  | 37    |
-//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] · [`EventBacklog`] | 499 |
+//! | COMMIT  | header · transfer · tick · [`EntityState`] · [`SessionBinding`] | 262 |
 //! | DONE    | header · transfer                                           | 36    |
 //! | CONFIRM | header · transfer                                           | 36    |
 //!
@@ -221,7 +221,8 @@ impl GameEvent {
 }
 
 /// A session's game events not yet acknowledged by its client, oldest first, carried in
-/// COMMIT so they are resent from the avatar's new zone. All zero for an NPC.
+/// COMMIT's wire form (`crate::wire`) so they are resent from the avatar's new zone.
+/// All zero for an NPC.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct EventBacklog {
@@ -258,8 +259,9 @@ impl EventBacklog {
 }
 
 /// S → T: S has relinquished E; T owns E at `transfer.epoch` from the moment it applies
-/// this. Self-sufficient: full latest state plus the session binding and the session's
-/// unacknowledged game events.
+/// this. Self-sufficient: full latest state plus the session binding (and, on the wire,
+/// the session's unacknowledged game events: `crate::wire`). This fixed layout is the
+/// one the log and checkpoints keep.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Commit {
@@ -269,10 +271,9 @@ pub struct Commit {
     pub tick: U64Le,
     pub state: EntityState,
     pub session: SessionBinding,
-    pub events: EventBacklog,
 }
 
-const _: () = assert!(core::mem::size_of::<Commit>() == 499);
+const _: () = assert!(core::mem::size_of::<Commit>() == 262);
 
 /// T → S: T owns E; S may drop its tombstone.
 #[repr(C)]
@@ -335,8 +336,7 @@ impl Packet for Commit {
     }
     fn validate_body(&self) -> Result<(), ParseError> {
         self.transfer.validate()?;
-        self.state.validate()?;
-        self.events.validate()
+        self.state.validate()
     }
 }
 
@@ -407,7 +407,6 @@ impl Commit {
             tick: U64Le::new(tick),
             state,
             session,
-            events: EventBacklog::zeroed(),
         }
     }
 }

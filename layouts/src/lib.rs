@@ -28,6 +28,7 @@ pub mod quant;
 pub mod snapshot;
 pub mod view;
 pub mod watch;
+pub mod wire;
 pub mod witness;
 
 pub use header::{Header, Kind, MAGIC, VERSION};

@@ -11,7 +11,7 @@
 //! | [`RecordKind::Incarnation`] | [`IncarnationRecord`]: the zone started as this incarnation | 16 |
 //! | [`RecordKind::Spawn`] | [`PersistedEntity`]: created here at epoch 0 | 104 |
 //! | [`RecordKind::Adopt`] | [`AdoptRecord`]: adopted on COMMIT | 120 |
-//! | [`RecordKind::Relinquish`] | [`Commit`](crate::handoff::Commit): the COMMIT it sends and resends | 499 |
+//! | [`RecordKind::Relinquish`] | [`Commit`](crate::handoff::Commit): the COMMIT it sends and resends (its fixed layout) | 262 |
 //! | [`RecordKind::Done`] | [`DoneRecord`]: the target confirmed; the tombstone is gone | 16 |
 //! | [`RecordKind::Remove`] | [`RemoveRecord`]: destroyed without a transfer | 8 |
 //! | [`RecordKind::SessionBind`] | [`SessionRecord`]: a client session bound to an avatar | 78 |

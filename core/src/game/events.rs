@@ -5,11 +5,12 @@
 //! with the session's other unacknowledged events (at most [`GAME_EVENTS_PENDING_MAX`];
 //! past that the game is told `Full` and may try again later, so nothing is dropped
 //! silently), sends all of them in every snapshot until the client acknowledges them
-//! (INPUT's `event_ack`), and hands them to the avatar's next zone in COMMIT, which goes
-//! on numbering after them. The client takes each sequence once, in order.
+//! (INPUT's `event_ack`), and hands them to the avatar's next zone with every send of
+//! its COMMIT (kept until the transfer's DONE), which goes on numbering after them. The
+//! client takes each sequence once, in order.
 //!
-//! Not kept across a crash of the zone that holds them (the log carries them only in a
-//! relinquished avatar's COMMIT), as positions since the last checkpoint are not.
+//! Not kept across a crash of the zone that holds them (the log does not carry them),
+//! as positions since the last checkpoint are not.
 
 use meridian_layouts::U32Le;
 use meridian_layouts::handoff::{EventBacklog, GAME_EVENT_MAX, GAME_EVENTS_PENDING_MAX, GameEvent};
@@ -92,10 +93,12 @@ impl Zone {
         self.game_events.get(&avatar).map_or(&[], |b| b.pending())
     }
 
-    /// The backlog that leaves with `avatar` in its COMMIT (zero if none).
-    pub(crate) fn take_game_events(&mut self, avatar: EntityID) -> EventBacklog {
+    /// The backlog that goes with the COMMIT of `avatar` (zero if none): kept here until
+    /// the transfer's tombstone goes, so every resend carries it.
+    pub(crate) fn departing_events(&self, avatar: EntityID) -> EventBacklog {
         self.game_events
-            .remove(&avatar)
+            .get(&avatar)
+            .copied()
             .unwrap_or_else(bytemuck::Zeroable::zeroed)
     }
 

@@ -195,11 +195,6 @@ pub enum AbortReason {
 
 /// A durable record of the zone's ownership changes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "records are drained every tick; a relinquish's COMMIT (499 bytes, with the \
-              session's game events) boxed would cost an allocation per handoff"
-)]
 pub enum LogRecord {
     /// The zone started (again) as `incarnation`.
     Incarnation { incarnation: u32, zone: ZoneID },

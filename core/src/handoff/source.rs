@@ -3,6 +3,7 @@
 //! back off on NACK, resend COMMIT until DONE, and retire the tombstone on DONE.
 
 use meridian_layouts::handoff::{Ack, Commit, Confirm, Done, Nack, Offer};
+use meridian_layouts::wire::{WIRE_MAX, encode_commit, encode_offer};
 
 use crate::borders::Crossing;
 use crate::entities::EntityID;
@@ -67,7 +68,9 @@ impl Zone {
                     seen_tick: tick,
                 },
             );
-            self.send(target, bytemuck::bytes_of(&Offer::new(t, tick, state)));
+            let mut wire = [0u8; WIRE_MAX];
+            let n = encode_offer(&Offer::new(t, tick, state), &mut wire);
+            self.send(target, &wire[..n]);
             self.counters.offers_sent += 1;
             self.emit(Event::Offered {
                 id,
@@ -117,7 +120,9 @@ impl Zone {
             if tick >= p.next_retransmit_tick {
                 let slot = entities.slot_of(id).expect("an offered entity is owned");
                 let offer = Offer::new(p.transfer, tick, state_of(&entities.get(slot)));
-                outbox.push(Peer::Zone(target), bytemuck::bytes_of(&offer));
+                let mut wire = [0u8; WIRE_MAX];
+                let n = encode_offer(&offer, &mut wire);
+                outbox.push(Peer::Zone(target), &wire[..n]);
                 p.attempts += 1;
                 p.next_retransmit_tick = tick + backoff(&config, p.attempts);
                 counters.retransmits += 1;
@@ -185,8 +190,7 @@ impl Zone {
             // BROKEN ON PURPOSE (`commit_without_payload`): the game state stays behind.
             state.payload = [0; meridian_layouts::handoff::STATE_SIZE];
         }
-        let mut commit = Commit::new(offer.transfer, self.tick, state, binding);
-        commit.events = self.take_game_events(id);
+        let commit = Commit::new(offer.transfer, self.tick, state, binding);
         self.log.push(LogRecord::Relinquish { commit });
         self.remember(id, epoch);
         self.tombstones.insert(
@@ -198,7 +202,11 @@ impl Zone {
                 started_tick: offer.started_tick,
             },
         );
-        self.send(target, bytemuck::bytes_of(&commit));
+        // The session's unacknowledged events go with every send of the COMMIT; they stay
+        // in `game_events` until the tombstone goes (`game::events`).
+        let mut wire = [0u8; WIRE_MAX];
+        let n = encode_commit(&commit, &self.departing_events(id), &mut wire);
+        self.send(target, &wire[..n]);
         self.counters.commits_sent += 1;
         self.emit(Event::Relinquished {
             id,
@@ -248,12 +256,17 @@ impl Zone {
             tombstones,
             outbox,
             counters,
+            game_events,
             ..
         } = self;
-        for tomb in tombstones.values_mut() {
+        let none = bytemuck::Zeroable::zeroed();
+        for (id, tomb) in tombstones.iter_mut() {
             if tick >= tomb.next_retransmit_tick {
                 let target = ZoneID(tomb.commit.transfer.target_zone.get());
-                outbox.push(Peer::Zone(target), bytemuck::bytes_of(&tomb.commit));
+                let mut wire = [0u8; WIRE_MAX];
+                let events = game_events.get(id).unwrap_or(&none);
+                let n = encode_commit(&tomb.commit, events, &mut wire);
+                outbox.push(Peer::Zone(target), &wire[..n]);
                 tomb.attempts += 1;
                 tomb.next_retransmit_tick = tick + backoff(&config, tomb.attempts);
                 counters.retransmits += 1;
@@ -283,6 +296,7 @@ impl Zone {
                     });
                 }
                 let tomb = self.tombstones.remove(&id).expect("just looked up");
+                self.game_events.remove(&id);
                 self.counters.departures += 1;
                 self.emit(Event::Departed {
                     id,

@@ -97,7 +97,12 @@ impl Zone {
         self.counters.nacks_sent += 1;
     }
 
-    pub(crate) fn handle_commit(&mut self, from: Peer, commit: &Commit) -> bool {
+    pub(crate) fn handle_commit(
+        &mut self,
+        from: Peer,
+        commit: &Commit,
+        events: &meridian_layouts::handoff::EventBacklog,
+    ) -> bool {
         let t = commit.transfer;
         if !self.addressed(from, &t.source_zone, &t.target_zone) {
             return false;
@@ -166,7 +171,7 @@ impl Zone {
             } else {
                 self.counters.session_bindings_full += 1;
             }
-            self.adopt_game_events(id, &commit.events);
+            self.adopt_game_events(id, events);
             self.push_session_move(SessionMove::Arrived { id, binding });
         }
         self.send_done(&t);
@@ -206,6 +211,7 @@ impl Zone {
         let Some(tomb) = self.tombstones.remove(&id) else {
             return;
         };
+        self.game_events.remove(&id);
         let old = tomb.commit.transfer;
         self.counters.departures += 1;
         self.emit(Event::Departed {
