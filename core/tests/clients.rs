@@ -42,6 +42,15 @@ pub(crate) struct Harness {
     pub(crate) auth: SigningKey,
     /// Every datagram a zone sent a client: (zone, client address, bytes).
     pub(crate) to_clients: Vec<(usize, SocketAddr, Vec<u8>)>,
+    /// Each way's delay between clients and zones, in ticks: the first plus a draw of up
+    /// to the second more (jitter; datagrams may overtake each other). (0, 0): at once.
+    pub(crate) delay: (u64, u64),
+    ticks: u64,
+    draws: u64,
+    /// Datagrams on their way: (due tick, client index, zone, bytes) up; (due tick, zone,
+    /// client address, bytes) down.
+    up: Vec<(u64, usize, usize, Vec<u8>)>,
+    down: Vec<(u64, usize, SocketAddr, Vec<u8>)>,
 }
 
 impl Harness {
@@ -105,7 +114,21 @@ impl Harness {
             unix_ms: UNIX_MS,
             auth,
             to_clients: Vec::new(),
+            delay: (0, 0),
+            ticks: 0,
+            draws: 0,
+            up: Vec::new(),
+            down: Vec::new(),
         }
+    }
+
+    /// When a datagram sent now arrives (a deterministic draw for the jitter).
+    fn due(&mut self) -> u64 {
+        self.draws = self
+            .draws
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.ticks + self.delay.0 + (self.draws >> 33) % (self.delay.1 + 1)
     }
 
     pub(crate) fn client(&self, i: u16, world: u64, expires: u64, auth: &SigningKey) -> Client {
@@ -129,14 +152,19 @@ impl Harness {
         mut tamper: impl FnMut(usize, &mut Vec<u8>),
     ) {
         let mut buf = [0u8; 1500];
-        for (i, (addr, c)) in clients.iter_mut().enumerate() {
+        for (i, (_, c)) in clients.iter_mut().enumerate() {
             c.tick(self.now);
             while let Some((to, len)) = c.poll_transmit(&mut buf) {
                 let k = (0..self.zones.len()).find(|&k| zone_addr(k) == to).unwrap();
                 let mut bytes = buf[..len].to_vec();
                 tamper(i, &mut bytes);
-                self.sessions[k].handle_datagram(self.unix_ms, *addr, &bytes);
+                let due = self.due();
+                self.up.push((due, i, k, bytes));
             }
+        }
+        let (ticks, unix_ms) = (self.ticks, self.unix_ms);
+        for (_, i, k, bytes) in self.up.extract_if(.., |d| d.0 <= ticks) {
+            self.sessions[k].handle_datagram(unix_ms, clients[i].0, &bytes);
         }
         for k in 0..self.zones.len() {
             self.sessions[k].tick(self.unix_ms, &mut self.zones[k]);
@@ -157,9 +185,8 @@ impl Harness {
                 match to {
                     Peer::Client(to) => {
                         self.to_clients.push((k, to, buf[..len].to_vec()));
-                        if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
-                            c.handle_datagram(self.now, zone_addr(k), &buf[..len]);
-                        }
+                        let due = self.due();
+                        self.down.push((due, k, to, buf[..len].to_vec()));
                     }
                     Peer::Zone(j) => {
                         let bytes = buf[..len].to_vec();
@@ -168,8 +195,15 @@ impl Harness {
                 }
             }
         }
+        let (ticks, now) = (self.ticks, self.now);
+        for (_, k, to, bytes) in self.down.extract_if(.., |d| d.0 <= ticks) {
+            if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
+                c.handle_datagram(now, zone_addr(k), &bytes);
+            }
+        }
         self.now = self.now + self.zones[0].world().tick_duration();
         self.unix_ms += 33;
+        self.ticks += 1;
     }
 }
 
