@@ -103,19 +103,12 @@ impl Record {
 
     /// Every field, widened: the standard ones, then the game fields.
     fn fields(&self) -> [i64; FIELDS] {
-        [
-            i64::from(self.x),
-            i64::from(self.y),
-            i64::from(self.z),
-            i64::from(self.vx),
-            i64::from(self.vy),
-            i64::from(self.kind),
-            i64::from(self.flags),
-            i64::from(self.game[0]),
-            i64::from(self.game[1]),
-            i64::from(self.game[2]),
-            i64::from(self.game[3]),
-        ]
+        let mut f = [0; FIELDS];
+        f[..7].copy_from_slice(&self.fields7());
+        for (to, &g) in f[7..].iter_mut().zip(&self.game) {
+            *to = i64::from(g);
+        }
+        f
     }
 
     fn with_fields(id: u64, f: [i64; FIELDS]) -> Option<Record> {

@@ -358,6 +358,7 @@ impl Sessions {
             ack_tick: 0,
             view_back: 0,
             event_ack: 0,
+            event_acked: 0,
             failures: 0,
             proven: true,
             datagram_tick: 0,

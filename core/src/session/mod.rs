@@ -196,8 +196,10 @@ struct Session {
     /// The client's interpolation time with that input: `ack_tick` − this / 8 ticks
     /// (`InputBody::view_back`; 0 while the acknowledgement is another zone's).
     view_back: u8,
-    /// The newest game event the client took (`InputBody::event_ack`).
+    /// The newest game event the client took (`InputBody::event_ack`), and the newest
+    /// the zone was told of (one table lookup per change, not per tick).
     event_ack: u32,
+    event_acked: u32,
     /// Inputs that failed verification.
     failures: u32,
     /// The client proved it holds `addr`: it completed the handshake from there, or an
@@ -558,8 +560,9 @@ impl Sessions {
                 self.closing.push((slot as u32, true));
                 continue;
             }
-            if session.event_ack != 0 {
+            if session.event_ack != session.event_acked {
                 zone.ack_game_events(session.avatar, session.event_ack);
+                session.event_acked = session.event_ack;
             }
             let Some(avatar_slot) = zone.entities().slot_of(session.avatar) else {
                 // The avatar left this zone (no redirect yet: the session ends here).
