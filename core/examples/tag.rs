@@ -167,6 +167,7 @@ fn main() {
         EntityID(1),
         Action {
             buttons: 1,
+            sequence: 1,
             view_tick: None,
             aim: 0.0,
         },

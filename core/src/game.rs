@@ -67,6 +67,14 @@ pub trait Game {
     fn removed(&mut self, world: &mut GameWorld<'_>, id: EntityID) {
         let _ = (world, id);
     }
+
+    /// Whether the live map should single out a client's avatar with this state record
+    /// (the player who is "it", a team's flag carrier). Called off the tick, about six
+    /// times a second per avatar while someone watches. Default: none.
+    fn marked(&self, record: &[u8]) -> bool {
+        let _ = record;
+        false
+    }
 }
 
 /// What a client asked its avatar to do: game-defined buttons (INPUT's, nonzero), the
@@ -76,6 +84,10 @@ pub trait Game {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Action {
     pub buttons: u32,
+    /// The input's sequence: the client tick it was made for (a game can echo it in an
+    /// event to say which press it answers). When the zone merges presses of inputs it
+    /// skips, the newest one's.
+    pub sequence: u32,
     pub view_tick: Option<f64>,
     /// The aim, radians counterclockwise from +x, in [0, 2π) (INPUT's `aim`, 1/65,536 of a
     /// turn: 0.0055° steps).
@@ -161,6 +173,13 @@ impl Zone {
     /// The installed game's state layout ([`StateLayout::NONE`] without a game).
     pub fn state_layout(&self) -> StateLayout {
         self.game.as_ref().map_or(StateLayout::NONE, |g| g.layout)
+    }
+
+    /// Whether the game marks the owned entity in `slot` on the live map
+    /// ([`Game::marked`]).
+    pub fn marked(&self, slot: u32) -> bool {
+        let game = self.game.as_ref().and_then(|g| g.game.as_ref());
+        game.is_some_and(|g| g.marked(self.entities.state(slot)))
     }
 
     /// A client's action for `avatar`, handed to the game at the next tick if the avatar
@@ -296,6 +315,11 @@ impl GameWorld<'_> {
         bytes: &[u8],
     ) -> Result<u32, events::EventError> {
         self.zone.send_game_event(avatar, bytes)
+    }
+
+    /// Whether `id` is owned here and a client's avatar (a session is bound to it).
+    pub fn has_client(&self, id: EntityID) -> bool {
+        self.zone.entities.slot_of(id).is_some() && self.zone.sessions.contains_key(&id)
     }
 
     /// Events sent to the client of `avatar` it has not acknowledged yet (at most 8).

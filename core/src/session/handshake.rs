@@ -357,6 +357,7 @@ impl Sessions {
             view,
             ack_tick: 0,
             view_back: 0,
+            view_seq: 0,
             event_ack: 0,
             event_acked: 0,
             failures: 0,

@@ -112,6 +112,9 @@ impl Sessions {
         if body.ack_zone.get() == self.zone.0 {
             session.ack_tick = body.ack_tick.get();
             session.view_back = body.view_back;
+            if body.count > 0 {
+                session.view_seq = body.inputs[0].sequence.get();
+            }
         }
         // Game events count across zones: any zone's acknowledgement is good (the newest
         // wins; packets may come out of order).

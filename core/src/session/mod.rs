@@ -196,6 +196,10 @@ struct Session {
     /// The client's interpolation time with that input: `ack_tick` − this / 8 ticks
     /// (`InputBody::view_back`; 0 while the acknowledgement is another zone's).
     view_back: u8,
+    /// The newest input sequence of the packet that said `view_back`: an older input
+    /// it carried, or one buffered before, was made that many client ticks earlier, when
+    /// the client drew remote entities as many ticks further back.
+    view_seq: u32,
     /// The newest game event the client took (`InputBody::event_ack`), and the newest
     /// the zone was told of (one table lookup per change, not per tick).
     event_ack: u32,
@@ -680,12 +684,18 @@ impl Sessions {
 }
 
 /// A client's buttons and aim as a game action, at the client's interpolation time when
-/// its acknowledgement is of this zone (`view_back`).
+/// its acknowledgement is of this zone (`view_back`). A client makes one input per tick
+/// of its own and its interpolation time moves on a tick with each, so an input made `k`
+/// inputs before the newest one the packet carried (played from the buffer, or resent
+/// after a loss) was made looking `k` ticks further back.
 fn action(input: &InputEntry, session: &Session) -> crate::game::Action {
+    let sequence = input.sequence.get();
+    let earlier = f64::from(session.view_seq.wrapping_sub(sequence) as i32);
     crate::game::Action {
         buttons: u32::from(input.buttons.get()),
+        sequence,
         view_tick: (session.ack_tick != 0)
-            .then(|| f64::from(session.ack_tick) - f64::from(session.view_back) / 8.0),
+            .then(|| f64::from(session.ack_tick) - f64::from(session.view_back) / 8.0 - earlier),
         aim: crate::game::aim_radians(input.aim.get()),
     }
 }
