@@ -1,0 +1,96 @@
+//! The swarm's view of the nodes' admin endpoints: owner samples and plain GETs.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant as WallInstant};
+
+use super::Shared;
+
+/// One sample of every node's `/avatars`.
+#[derive(Debug, Default)]
+pub struct OwnerSample {
+    /// Avatars owned by two zones that no handoff between the two samples explains.
+    pub owner_violations: u64,
+    /// Every avatar owned by a zone or in flight between two.
+    pub present: HashSet<u64>,
+}
+
+/// Samples every admin endpoint's `/avatars`.
+pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<OwnerSample> {
+    let mut owners: HashMap<u64, Vec<(u32, u64)>> = Default::default();
+    let mut present = HashSet::new();
+    for admin in admins {
+        let body = http_get(*admin, "/avatars")?;
+        let mut zone_time = 0u64;
+        for line in body.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["zone", _, "tick", _, "taken_at_ns", t] => zone_time = t.parse()?,
+                ["avatar", id, epoch] => {
+                    let id = id.parse()?;
+                    present.insert(id);
+                    owners
+                        .entry(id)
+                        .or_default()
+                        .push((epoch.parse()?, zone_time));
+                }
+                ["avatar_in_flight", id, _] => {
+                    present.insert(id.parse()?);
+                }
+                _ => anyhow::bail!("unexpected /avatars line {line:?}"),
+            }
+        }
+    }
+    let mut owner_violations = 0;
+    for list in owners.values() {
+        let explained = match list.as_slice() {
+            [_] => true,
+            [(ea, ta), (eb, tb)] => (ea < eb && ta < tb) || (eb < ea && tb < ta),
+            _ => false,
+        };
+        if !explained {
+            owner_violations += 1;
+        }
+    }
+    Ok(OwnerSample {
+        owner_violations,
+        present,
+    })
+}
+
+/// Avatars of bots connected before `asked` and still open that `present` lacks.
+pub(super) fn missing_avatars_of(
+    shared: &Shared,
+    present: &HashSet<u64>,
+    asked: WallInstant,
+) -> HashSet<u64> {
+    shared
+        .avatars
+        .lock()
+        .expect("avatars lock")
+        .iter()
+        .filter(|(id, (connected, closed))| {
+            *connected < asked && closed.is_none() && !present.contains(id)
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// A minimal HTTP/1.0 GET (the admin endpoint is plain HTTP on a trusted address).
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("malformed HTTP response from {addr}"))?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{addr}{path}: {}",
+        head.lines().next().unwrap_or("")
+    );
+    Ok(body.to_owned())
+}

@@ -1,0 +1,260 @@
+//! The checks the swarm runs on each bot's events (see the module docs of `swarm`).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant as WallInstant};
+
+use meridian_client::ClientEvent;
+
+use super::{Bot, SNAPSHOT_GAP_MAX, Shared, Target, WorkerResult, view, visibility};
+
+/// The visibility samples judged so far.
+#[derive(Default)]
+pub(super) struct VisibilityCounts {
+    pub(super) samples: u64,
+    pub(super) violations: u64,
+}
+
+impl VisibilityCounts {
+    /// Judges what a bot held against the nodes' cut (see [`visibility`]).
+    pub(super) fn judge(&mut self, target: &Target, shared: &Shared, held: &visibility::Held) {
+        match visibility::check(target, held) {
+            Ok(Some(violation)) => {
+                self.samples += 1;
+                if let Some(detail) = violation {
+                    self.violations += 1;
+                    shared.violations.fetch_add(1, Ordering::Relaxed);
+                    if self.violations <= 5 {
+                        tracing::warn!("bot {}: visibility violation: {detail}", held.bot);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("visibility sample failed: {e}"),
+        }
+    }
+}
+
+/// Counts (and logs the first few of) a drawn entity's jump between frames.
+pub(super) fn render_jump(
+    bot: usize,
+    j: view::Jump,
+    result: &mut WorkerResult,
+    shared: &Shared,
+    logged: &mut u32,
+) {
+    result.render_jump_violations += 1;
+    shared.violations.fetch_add(1, Ordering::Relaxed);
+    if *logged < 5 {
+        *logged += 1;
+        tracing::warn!(
+            "bot {bot}: render jump violation: entity {} drawn {:.2} m from the frame before (allowed {:.2})",
+            j.id,
+            j.moved_m,
+            j.allowed_m
+        );
+    }
+}
+
+/// What the next bot in turn (from `*next`) holds, for the visibility check: one connected
+/// for 3 s or more whose newest snapshot is of the zone it is in (not between a REDIRECT
+/// and the new zone's first snapshot).
+pub(super) fn hold_one(
+    bots: &[Bot],
+    next: &mut usize,
+    wall: WallInstant,
+) -> Option<visibility::Held> {
+    for _ in 0..bots.len() {
+        let bot = &bots[*next % bots.len()];
+        *next += 1;
+        let client = bot.udp.client();
+        let settled = bot
+            .connected_at
+            .is_some_and(|at| wall.duration_since(at) >= Duration::from_secs(3));
+        let Some((zone, tick)) = bot.last_zone_tick.filter(|(z, _)| *z == client.zone()) else {
+            continue;
+        };
+        if !settled || !client.is_connected() || client.entities().0 != tick {
+            continue;
+        }
+        return Some(visibility::Held {
+            bot: bot.index,
+            zone,
+            tick,
+            at: client.authoritative().position,
+            avatar: client.avatar(),
+            shown: client.entities().1.iter().map(|r| r.id).collect(),
+        });
+    }
+    None
+}
+
+/// Handles a bot's client events: checks, latency, counts.
+pub(super) fn events(
+    bot: &mut Bot,
+    target: &Target,
+    result: &mut WorkerResult,
+    shared: &Shared,
+    wall: WallInstant,
+    logged: &mut u32,
+) {
+    let mut violation = |kind: &str, detail: String, result: &mut WorkerResult| {
+        shared.violations.fetch_add(1, Ordering::Relaxed);
+        match kind {
+            "avatar" => result.avatar_violations += 1,
+            "pop-in" => result.pop_in_violations += 1,
+            "handoff pop-in" => result.handoff_pop_in_violations += 1,
+            _ => result.teleport_violations += 1,
+        }
+        if *logged < 5 {
+            *logged += 1;
+            tracing::warn!("bot {}: {kind} violation: {detail}", bot.index);
+        }
+    };
+    while let Some(event) = bot.udp.client_mut().poll_event() {
+        match event {
+            ClientEvent::Connected { avatar, .. } => {
+                result.connected += 1;
+                shared.connected.fetch_add(1, Ordering::Relaxed);
+                bot.connected_at = Some(wall);
+                shared
+                    .avatars
+                    .lock()
+                    .expect("avatars lock")
+                    .insert(avatar, (wall, None));
+            }
+            ClientEvent::Snapshot {
+                zone, bytes, full, ..
+            } => {
+                shared.snapshots.fetch_add(1, Ordering::Relaxed);
+                let client = bot.udp.client();
+                let seen = bot.view.snapshot(client, zone, bytes, full);
+                if let Some(h) = result.corrections.as_mut() {
+                    let _ = h.record((f64::from(client.misprediction()) * 1e5) as u64 + 1);
+                }
+                if let Some(id) = seen.popped {
+                    let detail = format!(
+                        "{} entities within the near radius were gone for one snapshot \
+                         (zone {zone} tick {}), entity {id} first",
+                        seen.pop_ins,
+                        client.authoritative().tick
+                    );
+                    for _ in 0..seen.pop_ins {
+                        violation("pop-in", detail.clone(), result);
+                    }
+                }
+                if let Some(h) = seen.handoff {
+                    result
+                        .handoffs
+                        .push((u64::from(h.bytes), u64::from(h.median)));
+                    result.handoffs_full += u64::from(h.full);
+                    if h.full {
+                        violation(
+                            "handoff pop-in",
+                            format!(
+                                "the first snapshot from zone {zone} was full ({} B, the recent \
+                                 median {} B): the scene was sent again",
+                                h.bytes, h.median
+                            ),
+                            result,
+                        );
+                    }
+                }
+                let avatar = client.authoritative();
+                if let (Some(previous), Some(at)) = (bot.last_position, bot.last_snapshot) {
+                    // Server time between the two snapshots: their ticks when both come from
+                    // one zone (receipt times bunch up under load and loss); across a
+                    // handoff (per-zone ticks) the wall time, plus two ticks.
+                    let hz = target.world.config().tick_rate_hz as f32;
+                    let elapsed = match bot.last_zone_tick {
+                        Some((zone, tick)) if zone == client.zone() && avatar.tick > tick => {
+                            (avatar.tick - tick) as f32 / hz
+                        }
+                        _ => wall.duration_since(at).as_secs_f32() + 2.0 / hz,
+                    };
+                    // Plus quantisation (1 cm per axis) and float slack.
+                    let allowed = target.speed_mps * elapsed + 0.05;
+                    let (dx, dy) = (
+                        avatar.position[0] - previous[0],
+                        avatar.position[1] - previous[1],
+                    );
+                    let moved = (dx * dx + dy * dy).sqrt();
+                    if moved > allowed {
+                        // Which snapshots: enough to tell a server fault from a check's.
+                        let (z0, t0) = bot.last_zone_tick.unwrap_or_default();
+                        violation(
+                            "teleport",
+                            format!(
+                                "avatar {} moved {moved:.2} m in {elapsed:.3} s (allowed {allowed:.2}): \
+                                 zone {z0} tick {t0} at ({:.2}, {:.2}) → zone {} tick {} at ({:.2}, {:.2}), \
+                                 {} redirects so far",
+                                avatar.id,
+                                previous[0],
+                                previous[1],
+                                client.zone(),
+                                avatar.tick,
+                                avatar.position[0],
+                                avatar.position[1],
+                                bot.redirects
+                            ),
+                            result,
+                        );
+                    }
+                }
+                bot.last_position = Some(avatar.position);
+                bot.last_snapshot = Some(wall);
+                bot.last_zone_tick = Some((client.zone(), avatar.tick));
+                // Latency: the first snapshot that reflects input n.
+                let applied = avatar.input_sequence;
+                if applied > bot.latency_seen && client.input_sequence().wrapping_sub(applied) < 256
+                {
+                    if let Some(sent) = bot.sent_at[(applied % 256) as usize].take()
+                        && let Some(h) = result.latency.as_mut()
+                    {
+                        let _ = h.record(wall.duration_since(sent).as_micros().max(1) as u64);
+                    }
+                    bot.latency_seen = applied;
+                }
+            }
+            ClientEvent::Redirected { zone, .. } => {
+                bot.view.redirected(zone);
+                bot.redirects += 1;
+                shared.redirects.fetch_add(1, Ordering::Relaxed);
+            }
+            ClientEvent::Closed(reason) => {
+                if let Some(life) = shared
+                    .avatars
+                    .lock()
+                    .expect("avatars lock")
+                    .get_mut(&bot.udp.client().avatar())
+                {
+                    life.1 = Some(wall);
+                }
+                match reason {
+                    meridian_client::CloseReason::Refused(_) => result.refused += 1,
+                    meridian_client::CloseReason::TimedOut => result.timed_out += 1,
+                    _ => {}
+                }
+                if bot.connected_at.is_some() {
+                    violation("avatar", format!("session closed: {reason:?}"), result);
+                }
+            }
+            // The stock node runs no game: it sends no events.
+            ClientEvent::Game(_) => {}
+        }
+    }
+    // Own avatar: never too long without a snapshot once connected.
+    if bot.udp.client().is_connected() {
+        let since = bot.last_snapshot.or(bot.connected_at);
+        if let Some(since) = since
+            && wall.duration_since(since) > SNAPSHOT_GAP_MAX
+        {
+            violation(
+                "avatar",
+                format!("no snapshot for {:?}", wall.duration_since(since)),
+                result,
+            );
+            // Count a gap once.
+            bot.last_snapshot = Some(wall);
+        }
+    }
+}
