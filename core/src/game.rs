@@ -429,4 +429,16 @@ impl GameWorld<'_> {
     ) -> Result<Option<Hit>, crate::queries::RefusedRewind> {
         self.zone.rewind_ray(ray, at, speed_mps)
     }
+
+    /// [`GameWorld::rewind_ray`] among the entities `keep` accepts, given each one's id
+    /// and state record: the ray passes through the others.
+    pub fn rewind_ray_where(
+        &mut self,
+        ray: &Ray,
+        at: f64,
+        speed_mps: f32,
+        keep: impl FnMut(EntityID, &[u8]) -> bool,
+    ) -> Result<Option<Hit>, crate::queries::RefusedRewind> {
+        self.zone.rewind_ray_where(ray, at, speed_mps, keep)
+    }
 }

@@ -131,6 +131,19 @@ impl Zone {
         at: f64,
         speed_mps: f32,
     ) -> Result<Option<Hit>, RefusedRewind> {
+        self.rewind_ray_where(ray, at, speed_mps, |_, _| true)
+    }
+
+    /// [`Zone::rewind_ray`] among the entities `keep` accepts, given each one's id and
+    /// state record (a game's targets: players and not props, another team's): the ray
+    /// passes through the others.
+    pub fn rewind_ray_where(
+        &mut self,
+        ray: &Ray,
+        at: f64,
+        speed_mps: f32,
+        mut keep: impl FnMut(EntityID, &[u8]) -> bool,
+    ) -> Result<Option<Hit>, RefusedRewind> {
         let mut rewind = self.rewind.take().ok_or(RefusedRewind::Disabled)?;
         rewind.counters.rays += 1;
         let result = self.check_age(&rewind, at).map(|()| {
@@ -141,7 +154,9 @@ impl Zone {
             self.query_rect(reach, |id, _| candidates.push(id));
             let mut first: Option<Hit> = None;
             for &id in &candidates {
-                if let Some(p) = self.position_between(&rewind, id, at) {
+                if let Some(p) = self.position_between(&rewind, id, at)
+                    && keep(id, self.state_of(id))
+                {
                     ray.keep_first(&mut first, id, p);
                 }
             }
@@ -157,6 +172,15 @@ impl Zone {
         }
         self.rewind = Some(rewind);
         result
+    }
+
+    /// The state record of an owned entity or a ghost (empty if neither).
+    fn state_of(&self, id: EntityID) -> &[u8] {
+        let ghosts = self.ghosts.entities();
+        match self.entities.slot_of(id) {
+            Some(slot) => self.entities.state(slot),
+            None => ghosts.slot_of(id).map_or(&[], |slot| ghosts.state(slot)),
+        }
     }
 
     fn check_age(&self, rewind: &Rewind, at: f64) -> Result<(), RefusedRewind> {

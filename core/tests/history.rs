@@ -273,3 +273,74 @@ fn a_rewound_shot_across_a_border_hits_the_ghost() {
     assert_eq!((c.refused_too_old, c.refused_not_kept), (2, 1));
     assert_eq!(c.hits, (hits_owned + hits_ghost) as u64);
 }
+
+/// In two busy zones — entities crossing the border both ways, handed off, ghosted and
+/// unghosted every tick — every zone finds every entity it held (owned or a ghost) at each
+/// kept tick exactly where it held it then.
+#[test]
+fn every_rewound_position_in_busy_zones_is_where_the_zone_held_it() {
+    use meridian_core::time::Instant;
+    let (world, mut zones) = crate::support::two_zones();
+    let mut rng = crate::support::rng(7);
+    for zone in &mut zones {
+        zone.enable_rewind(30, 30.0);
+    }
+    for id in 1..=300u64 {
+        let e = crate::support::entity(&mut rng, id, world.bounds(), 0.0, 8.0);
+        let z = world.zone_at(e.position[0], e.position[1]).0 as usize;
+        zones[z].insert(&e).unwrap();
+    }
+    let mut now = Instant::ZERO;
+    // Per zone, per tick: what it held (owned and ghosts).
+    let mut held: Vec<Vec<(u64, Truth)>> = vec![Vec::new(), Vec::new()];
+    let mut checked = 0;
+    for _ in 0..150 {
+        crate::support::step(&mut zones, &mut now);
+        for (z, zone) in zones.iter().enumerate() {
+            let mut t = truth(zone.entities());
+            t.extend(truth(zone.ghosts().entities()));
+            held[z].push((zone.tick_count(), t));
+            for (tick, truth) in held[z].iter().rev().take(20) {
+                for (&id, &p) in truth {
+                    let got = zone.rewind_position(EntityID(id), *tick as f64).unwrap();
+                    assert_eq!(got, Some(p), "zone {z}: entity {id} at tick {tick}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100_000, "{checked}");
+}
+
+/// A ray rewound among the entities a game accepts passes through the others (the
+/// shooter's own body where it stood, the crowd): the first accepted one is the hit.
+#[test]
+fn a_rewound_ray_passes_through_what_the_game_leaves_out() {
+    use meridian_core::time::Instant;
+    let (_, mut zones) = crate::support::two_zones();
+    zones[0].enable_rewind(30, 8.0);
+    zones[0].insert(&entity(1, 40.0, 64.0, 0.0, 0.0)).unwrap();
+    zones[0].insert(&entity(2, 60.0, 64.0, 0.0, 0.0)).unwrap();
+    let mut now = Instant::ZERO;
+    for _ in 0..3 {
+        crate::support::step(&mut zones, &mut now);
+    }
+    let ray = Ray {
+        origin: [20.0, 64.0],
+        direction: [1.0, 0.0],
+        length_m: 60.0,
+        radius_m: 0.5,
+    };
+    let at = zones[0].tick_count() as f64 - 1.0;
+    let first = zones[0].rewind_ray(&ray, at, 1.0).unwrap().unwrap();
+    assert_eq!(first.id, EntityID(1));
+    let past = zones[0]
+        .rewind_ray_where(&ray, at, 1.0, |id, _| id != EntityID(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(past.id, EntityID(2));
+    let none = zones[0]
+        .rewind_ray_where(&ray, at, 1.0, |_, _| false)
+        .unwrap();
+    assert_eq!(none, None);
+}

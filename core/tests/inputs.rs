@@ -2,6 +2,10 @@
 //! exactly once, one per tick, at a steady offset from the client's tick, whatever the
 //! jitter on the way (the playout in `session::inputs`).
 
+use std::sync::{Arc, Mutex};
+
+use meridian_core::entities::EntityID;
+use meridian_core::game::{Action, Game, GameWorld};
 use meridian_core::net::Peer;
 use meridian_core::session::{SessionConfig, SessionCounters};
 use rand::Rng;
@@ -15,6 +19,8 @@ struct Run {
     applied: Vec<u32>,
     mispredicted: Vec<f32>,
     counters: SessionCounters,
+    /// Every input the client sent with buttons pressed: (sequence, buttons).
+    pressed: Vec<(u32, u32)>,
 }
 
 /// A run of `steps` ticks with every client datagram delayed by 0…`jitter` ticks.
@@ -36,18 +42,39 @@ enum Intent {
 
 /// A run of `steps` ticks, the datagram sent at a step arriving at `arrives(step)` (not
 /// before).
-fn run_with(steps: usize, intent: Intent, mut arrives: impl FnMut(u64) -> u64) -> Run {
+fn run_with(steps: usize, intent: Intent, arrives: impl FnMut(u64) -> u64) -> Run {
+    run_playing(steps, intent, arrives, None)
+}
+
+/// [`run_with`], the zone running `game`.
+fn run_playing(
+    steps: usize,
+    intent: Intent,
+    mut arrives: impl FnMut(u64) -> u64,
+    game: Option<Box<dyn Game + Send>>,
+) -> Run {
     let (mut h, mut clients) = connected_with(SessionConfig::default());
+    if let Some(game) = game {
+        h.zones[0].set_game(game);
+    }
     let mut in_flight: Vec<(u64, Vec<u8>)> = Vec::new();
-    let (mut applied, mut mispredicted) = (Vec::new(), Vec::new());
+    let (mut applied, mut mispredicted, mut pressed) = (Vec::new(), Vec::new(), Vec::new());
     let mut buf = [0u8; 1500];
     let (addr, client) = &mut clients[0];
     for step in 0..steps as u64 {
+        let buttons = match intent {
+            Intent::Changing => (step % 3) as u16,
+            Intent::Steady => 0,
+        };
         match intent {
-            Intent::Changing => client.set_intent(((step * 37) % 255) as i8, 0, (step % 3) as u16),
+            Intent::Changing => client.set_intent(((step * 37) % 255) as i8, 0, buttons),
             Intent::Steady => client.set_intent(127, 0, 0),
         }
+        let before = client.input_sequence();
         client.tick(h.now);
+        if client.input_sequence() != before && buttons != 0 {
+            pressed.push((client.input_sequence(), u32::from(buttons)));
+        }
         while let Some((_, len)) = client.poll_transmit(&mut buf) {
             in_flight.push((arrives(step).max(step), buf[..len].to_vec()));
         }
@@ -81,6 +108,7 @@ fn run_with(steps: usize, intent: Intent, mut arrives: impl FnMut(u64) -> u64) -
         applied,
         mispredicted,
         counters: c,
+        pressed,
     }
 }
 
@@ -203,4 +231,68 @@ fn a_backlog_is_worked_off() {
     let (applied, c) = (r.applied, r.counters);
     assert!(c.inputs_skipped >= 4, "the surplus was worked off: {c:?}");
     caught_up(&applied, &c);
+}
+
+/// Records every action it is handed: (input sequence, buttons).
+struct Presses(Arc<Mutex<Vec<(u32, u32)>>>);
+
+impl Game for Presses {
+    fn systems(&mut self, _: &mut GameWorld<'_>) {}
+
+    fn action(&mut self, _: &mut GameWorld<'_>, _: EntityID, action: Action) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((action.sequence, action.buttons));
+    }
+}
+
+/// A press goes to the game once, stamped with the input it was made with — also when that
+/// input was not played: guessed (it arrived late) or skipped (a backlog). (Folded into
+/// the next input played, as they once were, a late press carried the next input's
+/// sequence and view time: a shot judged a tick late, its answer naming no shot the
+/// client fired.)
+#[test]
+fn every_press_reaches_the_game_once_stamped_with_its_own_input() {
+    let mut rng = rng(200);
+    // Jitter (guesses, some late), a ten-tick gap (ten late at once), a backlog (skips).
+    type Arrives = Box<dyn FnMut(u64) -> u64>;
+    let paths: [(&str, Arrives); 3] = [
+        (
+            "jitter",
+            Box::new(move |step| step + rng.random_range(0..=3)),
+        ),
+        (
+            "gap",
+            Box::new(|step| {
+                if (100..110).contains(&step) {
+                    110
+                } else {
+                    step
+                }
+            }),
+        ),
+        (
+            "backlog",
+            Box::new(|step| if step < 100 { step + 6 } else { step }),
+        ),
+    ];
+    for (path, arrives) in paths {
+        let actions = Arc::new(Mutex::new(Vec::new()));
+        let game = Presses(Arc::clone(&actions));
+        let r = run_playing(600, Intent::Changing, arrives, Some(Box::new(game)));
+        let c = r.counters;
+        assert!(
+            c.inputs_late + c.inputs_skipped > 0,
+            "{path}: nothing to test: {c:?}"
+        );
+        // Those still on their way at the end aside.
+        let last = *r.applied.last().unwrap();
+        let mut expected = r.pressed.clone();
+        expected.retain(|&(s, _)| s <= last - 4);
+        let mut got = actions.lock().unwrap().clone();
+        got.retain(|&(s, _)| s <= last - 4);
+        got.sort_unstable();
+        assert_eq!(got, expected, "{path}: {c:?}");
+    }
 }

@@ -90,8 +90,13 @@ impl Game for Duel {
             length_m: 60.0,
             radius_m: 0.5,
         };
-        let outcome = match action.view_tick.map(|at| world.rewind_ray(&ray, at, 8.0)) {
-            Some(Ok(Some(hit))) if hit.id != shooter => {
+        // The shooter's own body, where it stood then, is not a target.
+        let others = |id: EntityID, _: &[u8]| id != shooter;
+        let judged = action
+            .view_tick
+            .map(|at| world.rewind_ray_where(&ray, at, 8.0, others));
+        let outcome = match judged {
+            Some(Ok(Some(hit))) => {
                 // A victim across the border is another zone's to write: a hit all the
                 // same, for the shooter.
                 if let Some(mut victim) = world.state::<Fighter>(hit.id)

@@ -9,4 +9,5 @@ pub mod progress;
 pub mod run;
 pub mod sim;
 pub mod swarm;
+pub mod tag;
 pub mod world_file;

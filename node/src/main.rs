@@ -127,9 +127,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Run a node and a swarm of bots crossing between its two zones, with live status
-    /// and a summary table. No files needed: the demo world is built in, and the demo
-    /// makes its own auth key. Exits with status 1 if any invariant was violated.
+    /// Run a node playing tag (the `tag` game) and a swarm of bots playing it across its
+    /// two zones, with live status and a summary table: the invariant checks, and the
+    /// shots — how many the shooter's own view said would hit, and how many of those the
+    /// server confirmed after rewinding to what the shooter saw. No files needed: the demo
+    /// world is built in, and the demo makes its own auth key. The live map rings whoever
+    /// is "it". Exits with status 1 if any invariant was violated.
     Demo {
         /// How many bots.
         #[arg(long, default_value_t = 200)]
@@ -138,7 +141,7 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         duration: u64,
         /// How bots move.
-        #[arg(long, value_enum, default_value_t = swarm::Pattern::Cross)]
+        #[arg(long, value_enum, default_value_t = swarm::Pattern::Tag)]
         pattern: swarm::Pattern,
         /// Probability of dropping each datagram, in each direction.
         #[arg(long, default_value_t = 0.0)]
@@ -494,6 +497,7 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         client_auth: meridian_core::session::ClientAuth::Aead,
     });
     let node_spec = spec.nodes[0].clone();
+    let spec_npc_speed = spec.npcs.map_or(0.0, |n| n.speed_mps);
     println!(
         "demo: node with {} zones ({} NPCs each) on UDP {}, {} bots ({:?}) for {} s — Ctrl-C ends early",
         node_spec.zones.len(),
@@ -503,7 +507,16 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         config.pattern,
         config.duration.as_secs()
     );
-    let running = run::start(&spec, &node_spec, None, None)?;
+    // Every zone plays tag; shots are judged up to 250 ms back (7.5 ticks at 30 Hz) over a
+    // second of history.
+    let game = run::GamePlan {
+        make: std::sync::Arc::new(move |_| {
+            let fastest = speed_mps.max(spec_npc_speed);
+            Box::new(meridian_node::tag::Tag::new(fastest)) as Box<_>
+        }),
+        rewind: Some((30, 7.5)),
+    };
+    let running = run::start_with(&spec, &node_spec, None, None, None, Some(game))?;
     if let Some(admin) = running.admin_address() {
         println!(
             "live map: {} · metrics: http://{admin}/metrics",

@@ -10,7 +10,8 @@
 //! `GET /map/stream?view=X0,Y0,X1,Y1` — the window in world metres (default: the world).
 //! Events: `world` (bounds, margin, aura, every zone with its node; this node's zones are
 //! `local`, its peers' are outlines), then `frame`: `{"zones": [...], "views": [...]}`,
-//! per local zone its tick, tick p99, counts, density grid, ghosts, avatars and handoffs
+//! per local zone its tick, tick p99, counts, density grid, ghosts, avatars (and those
+//! the zone's game marks, e.g. tag's "it") and handoffs
 //! (made once for all streams), and the entities inside this stream's window.
 
 use std::io::Write;
@@ -99,6 +100,7 @@ pub fn zones_json(frames: &[MapFrame], stats: &[ZoneStats]) -> String {
                 },
                 "ghost_points": points(&f.ghosts),
                 "avatar_points": points(&f.avatars),
+                "marked_points": points(&f.marked),
                 "handoffs": handoffs,
             })
         })

@@ -150,6 +150,10 @@ impl Sessions {
     }
 }
 
+/// Most unplayed inputs' presses kept for the game in one tick (see
+/// [`Playout::take_presses`]).
+const PRESSES_MAX: usize = 8;
+
 /// Ticks over which the playout measures how many inputs wait beyond the one applied.
 pub(super) const PLAYOUT_WINDOW_TICKS: u16 = 30;
 
@@ -184,7 +188,8 @@ impl Sessions {
 /// way the client's reconciliation would have to correct:
 /// - When the input due has not arrived (an *underrun*), the zone plays a *guess*: the
 ///   last input's motion, under the due input's sequence (no button presses). If the
-///   input arrives later it is not played (its button presses go with the next one);
+///   input arrives later it is not played (its button presses still go to the game, as
+///   an action of their own stamped with that input: see [`Playout::take_presses`]);
 ///   when the client kept its intent, the guess was exactly right. An input that never
 ///   arrives while later ones do (all four copies lost) is *lost*: the next one plays.
 /// - When a guessed input arrives *late* `k` ticks after its tick, the buffer was `k`
@@ -195,7 +200,7 @@ impl Sessions {
 ///   single tick late is tolerated (a lost packet whose input the next packet carried).
 /// - When at every tick of a window without an underrun two inputs or more waited beyond
 ///   the one played, all but one of the surplus are *skipped* (the newest of them played,
-///   every skipped button press kept): a backlog left by a burst does not add latency
+///   every skipped input's button presses handed to the game as its own action): a backlog left by a burst does not add latency
 ///   for the rest of the session. (This moves the avatar one input's motion less than
 ///   the client predicted: the one correction the playout makes.)
 ///
@@ -220,8 +225,10 @@ pub(super) struct Playout {
     last_move: (i8, i8),
     /// Bit k: the input `applied_sequence - k` was guessed and has not arrived since.
     guessed: u32,
-    /// Button presses of guessed inputs that arrived late: played with the next input.
-    late_buttons: u16,
+    /// Inputs with button presses that were not played — guessed inputs that arrived
+    /// late, skipped ones — for the game all the same ([`Playout::take_presses`]).
+    presses: [InputEntry; PRESSES_MAX],
+    press_count: u8,
     /// What this tick's snapshot tells the client (`DeltaHeader::input_waiting`).
     pub(super) report: u8,
     pub(super) underruns: u32,
@@ -254,7 +261,7 @@ impl Playout {
     }
 
     /// An input at or before the applied one arrived: a duplicate, or a guessed input
-    /// arriving late. Its button presses are kept for the next input played, and the
+    /// arriving late. Its button presses are kept for the game, and the
     /// buffer was that many ticks too shallow: as many underruns from now on wait.
     pub(super) fn arrived_late(
         &mut self,
@@ -265,7 +272,7 @@ impl Playout {
         let behind = applied.wrapping_sub(entry.sequence.get());
         if behind < 32 && self.guessed & (1 << behind) != 0 {
             self.guessed &= !(1 << behind);
-            self.late_buttons |= entry.buttons.get();
+            self.keep_presses(entry);
             // One tick late, once in a window: a lost packet the next one's copies
             // covered, most likely — the guess stood in, and deepening the buffer for it
             // would cost every later input a tick. Later than that, or again, it is the
@@ -276,6 +283,33 @@ impl Playout {
             }
             counters.inputs_late += 1;
         }
+    }
+
+    /// Keeps an unplayed input's button presses for the game (see [`Playout::presses`]).
+    /// Past [`PRESSES_MAX`] in one tick (a client pressing every tick through a burst)
+    /// they join the newest kept.
+    fn keep_presses(&mut self, entry: &InputEntry) {
+        if entry.buttons.get() == 0 {
+            return;
+        }
+        let n = usize::from(self.press_count);
+        if n < PRESSES_MAX {
+            self.presses[n] = *entry;
+            self.press_count += 1;
+        } else {
+            let last = &mut self.presses[PRESSES_MAX - 1];
+            last.buttons = U16Le::new(last.buttons.get() | entry.buttons.get());
+        }
+    }
+
+    /// The button presses of inputs that were not played since the last call, oldest
+    /// first: each goes to the game as an action stamped with its own input (sequence,
+    /// aim, the view time it was made at), not folded into another.
+    pub(super) fn take_presses(&mut self) -> impl Iterator<Item = InputEntry> + use<> {
+        let mut kept = self.presses;
+        let n = usize::from(std::mem::take(&mut self.press_count));
+        kept[..n].sort_unstable_by_key(|e| e.sequence.get());
+        kept.into_iter().take(n)
     }
 
     /// The applied sequence moves on by `by`; `guessed`: the newest of them was a guess.
@@ -330,19 +364,13 @@ pub(super) fn next_input(
     let surplus = p.close_tick(Some(buffered.len() as u8));
     let surplus = usize::from(surplus).min(buffered.len());
     for _ in 0..surplus {
-        // The newest of them plays; no button press is lost.
-        let newer = buffered.take_oldest();
-        let buttons = input.buttons.get() | newer.buttons.get();
-        input = InputEntry {
-            buttons: U16Le::new(buttons),
-            ..newer
-        };
+        // The newest of them plays; the skipped ones' presses go to the game.
+        p.keep_presses(&input);
+        input = buffered.take_oldest();
     }
     p.skipped += surplus as u32;
     counters.inputs_skipped += surplus as u64;
     counters.inputs_applied += 1;
-    let buttons = input.buttons.get() | std::mem::take(&mut p.late_buttons);
-    input.buttons = U16Le::new(buttons);
     p.advance(input.sequence.get().wrapping_sub(applied), false);
     p.last_move = (input.move_x, input.move_y);
     p.report = (buffered.len() as u8).min(INPUT_UNDERRUN - 1);

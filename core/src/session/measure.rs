@@ -79,10 +79,11 @@ crate::counters! {
         /// Underruns played as a guess: the last input's motion, under the due sequence.
         pub inputs_guessed: u64,
         /// Guessed inputs that arrived afterwards (not played; their button presses went
-        /// with the next input): the client's inputs arrive too late for its path.
+        /// to the game as actions of their own): the client's inputs arrive too late for
+        /// its path.
         pub inputs_late: u64,
         /// Inputs skipped because more waited than the jitter needed (the newest of them
-        /// played, their button presses kept).
+        /// played, the others' button presses handed to the game as actions of their own).
         pub inputs_skipped: u64,
         /// Inputs that never arrived while later ones did: the next played in their place.
         pub inputs_lost: u64,

@@ -573,7 +573,11 @@ impl Sessions {
                 self.closing.push((slot as u32, true));
                 continue;
             };
-            if let Some(input) = next_input(session, &mut self.counters) {
+            let played = next_input(session, &mut self.counters);
+            for press in session.playout.take_presses() {
+                zone.act(session.avatar, action(&press, session));
+            }
+            if let Some(input) = played {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
                 zone.set_velocity_slot(avatar_slot, vx, vy);
                 if input.buttons.get() != 0 {

@@ -58,6 +58,8 @@ pub struct MapFrame {
     pub ghost_count: usize,
     /// Client avatars' positions.
     pub avatars: Vec<(f32, f32)>,
+    /// The avatars the zone's game marks (`Game::marked`: tag's "it").
+    pub marked: Vec<(f32, f32)>,
     pub handoffs: Vec<MapHandoff>,
     /// The owned entities inside each viewer window.
     pub views: Vec<ViewEntities>,
@@ -94,10 +96,16 @@ impl MapFrame {
         );
         let entities = zone.entities();
         self.avatars.clear();
+        self.marked.clear();
         if let Some(sessions) = sessions {
             let at = |slot: u32| (entities.xs()[slot as usize], entities.ys()[slot as usize]);
             let slots = sessions.avatars().filter_map(|a| entities.slot_of(a));
-            self.avatars.extend(slots.take(LISTED_MAX).map(at));
+            for slot in slots.take(LISTED_MAX) {
+                self.avatars.push(at(slot));
+                if zone.marked(slot) {
+                    self.marked.push(at(slot));
+                }
+            }
         }
         self.handoffs.clear();
         let handoffs = zone.handoffs().take(LISTED_MAX);

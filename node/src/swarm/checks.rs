@@ -238,8 +238,11 @@ pub(super) fn events(
                     violation("avatar", format!("session closed: {reason:?}"), result);
                 }
             }
-            // The stock node runs no game: it sends no events.
-            ClientEvent::Game(_) => {}
+            ClientEvent::Game(e) => {
+                if let Some(shooter) = bot.tag.as_mut() {
+                    shooter.answer(e.bytes());
+                }
+            }
         }
     }
     // Own avatar: never too long without a snapshot once connected.

@@ -50,12 +50,14 @@ use rand::{Rng, SeedableRng};
 mod admin;
 mod checks;
 mod report;
+mod tag;
 mod view;
 mod visibility;
 use admin::missing_avatars_of;
 pub use admin::{OwnerSample, http_get, sample_owners};
 use checks::{VisibilityCounts, events, hold_one, render_jump};
 pub use report::Report;
+pub use tag::TagTally;
 use view::{Frames, ViewCheck};
 
 /// The longest a connected bot may go without a snapshot of its own avatar.
@@ -70,6 +72,9 @@ pub enum Pattern {
     Cross,
     /// Everyone to the middle of the world.
     Crowd,
+    /// Play tag: run at the nearest player, circle it and shoot at it (the node must run
+    /// the tag game, as `meridian demo` does; see the `tag` module).
+    Tag,
 }
 
 /// What the swarm connects to.
@@ -154,6 +159,8 @@ struct Bot {
     next_tick: WallInstant,
     /// Every [`DRAWN_EVERY`]th bot draws the others each tick, checked frame to frame.
     frames: Option<Frames>,
+    /// The `tag` pattern's side of the game.
+    tag: Option<tag::Shooter>,
 }
 
 /// One bot in this many draws remote entities every tick (see [`Frames`]).
@@ -185,6 +192,7 @@ struct WorkerResult {
     handoffs_full: u64,
     /// Judged handoffs: (first snapshot's bytes, the bot's median).
     handoffs: Vec<(u64, u64)>,
+    tag: TagTally,
 }
 
 fn unix_ms() -> u64 {
@@ -318,6 +326,9 @@ pub fn run(
         report.handoffs_full += r.handoffs_full;
         report.render_jump_violations += r.render_jump_violations;
         report.render_worst_share = report.render_worst_share.max(r.render_worst_share);
+        if config.pattern == Pattern::Tag {
+            report.tag.get_or_insert_default().add(&r.tag);
+        }
         handoffs.extend(r.handoffs);
     }
     report.handoffs_judged = handoffs.len() as u64;
@@ -407,6 +418,7 @@ fn worker(
             view: ViewCheck::new(meridian_core::replicate::InterestConfig::default().near_m),
             next_tick: started,
             frames: (i % DRAWN_EVERY == 0).then(Frames::default),
+            tag: (config.pattern == Pattern::Tag).then(|| tag::Shooter::new(i)),
         });
     }
     let mut result = WorkerResult {
@@ -435,7 +447,7 @@ fn worker(
                 if bot.next_tick < wall {
                     bot.next_tick = wall + period;
                 }
-                steer(bot, target, config.pattern, wall);
+                steer(bot, target, config.pattern, wall, now);
                 let before = bot.udp.client().input_sequence();
                 bot.udp.pump(now, || !rng.random_bool(loss))?;
                 let after = bot.udp.client().input_sequence();
@@ -482,6 +494,9 @@ fn worker(
         if let Some(f) = &bot.frames {
             result.render_worst_share = result.render_worst_share.max(f.worst_share);
         }
+        if let Some(shooter) = bot.tag.as_mut() {
+            result.tag.add(&shooter.finish(WallInstant::now()));
+        }
         if let Some(rt) = bot.udp.client().round_trip() {
             result.round_trips.push(rt.as_micros() as u64);
         }
@@ -494,15 +509,38 @@ fn worker(
 }
 
 /// Sets the bot's intent for this tick.
-fn steer(bot: &mut Bot, target: &Target, pattern: Pattern, wall: WallInstant) {
-    let client = bot.udp.client();
-    if !client.is_connected() {
+fn steer(
+    bot: &mut Bot,
+    target: &Target,
+    pattern: Pattern,
+    wall: WallInstant,
+    now: meridian_core::time::Instant,
+) {
+    if !bot.udp.client().is_connected() {
         return;
     }
+    // Tag: chase or flee, and shoot (see the `tag` module); otherwise, or with no player
+    // in view, move as the pattern says.
+    let mut buttons = 0;
+    if let Some(shooter) = bot.tag.as_mut() {
+        // A shot is judged at the view time of the zone the avatar is in: the bot holds
+        // a snapshot of it.
+        let zone = bot.udp.client().zone();
+        let judged = bot.last_zone_tick.is_some_and(|(z, _)| z == zone);
+        let client = bot.udp.client_mut();
+        let (intent, pressed) = shooter.play(client, now, judged, &mut bot.rng, wall);
+        buttons = pressed;
+        if let Some((x, y)) = intent {
+            client.set_intent(x, y, buttons);
+            return;
+        }
+    }
+    let client = bot.udp.client();
     let at = client.authoritative().position;
     let bounds = target.world.config().bounds;
     let intent = match pattern {
-        Pattern::Random => {
+        // No player in view: wander.
+        Pattern::Random | Pattern::Tag => {
             if wall >= bot.next_turn {
                 let angle = bot.rng.random_range(0.0..std::f32::consts::TAU);
                 bot.direction = ((angle.cos() * 127.0) as i8, (angle.sin() * 127.0) as i8);
@@ -557,7 +595,7 @@ fn steer(bot: &mut Bot, target: &Target, pattern: Pattern, wall: WallInstant) {
             }
         }
     };
-    bot.udp.client_mut().set_intent(intent.0, intent.1, 0);
+    bot.udp.client_mut().set_intent(intent.0, intent.1, buttons);
 }
 
 /// Bot `i`'s local address against a loopback server: its own `127.x.y.z` (Linux routes

@@ -1,6 +1,6 @@
 //! The swarm's final report.
 
-use super::DRAWN_EVERY;
+use super::{DRAWN_EVERY, TagTally};
 
 /// The final report.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +45,8 @@ pub struct Report {
     pub median_bytes_p50: u64,
     /// The largest first snapshot after a handoff as a multiple of its bot's median.
     pub handoff_ratio_max: f32,
+    /// The `tag` pattern's shots (see `TagTally`).
+    pub tag: Option<TagTally>,
 }
 
 impl Report {
@@ -60,7 +62,7 @@ impl Report {
 
     /// The report as an aligned table.
     pub fn table(&self) -> String {
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("clients", self.clients.to_string()),
             ("seconds", format!("{:.1}", self.seconds)),
             ("connected", self.connected.to_string()),
@@ -141,9 +143,42 @@ impl Report {
                 ),
             ),
         ];
+        if let Some(t) = &self.tag {
+            rows.extend(tag_rows(t));
+        }
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         rows.iter()
             .map(|(k, v)| format!("  {k:<width$}  {v}\n"))
             .collect()
     }
+}
+
+/// The tag game's rows of the report.
+fn tag_rows(t: &TagTally) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "tag: shots (server hits / misses / refused)",
+            format!(
+                "{} ({} / {} / {}); {} unanswered",
+                t.shots, t.server_hits, t.server_misses, t.server_refused, t.unanswered
+            ),
+        ),
+        (
+            "tag: hits the shooter saw, server confirmed",
+            format!(
+                "{} of {} ({:.1} %): {} hit another, {} missed, {} refused",
+                t.confirmed,
+                t.predicted_hits,
+                100.0 * t.confirmed_share(),
+                t.hit_other,
+                t.missed,
+                t.refused
+            ),
+        ),
+        (
+            "tag: misses the shooter saw that hit",
+            t.surprise_hits.to_string(),
+        ),
+        ("tag: times \"it\" passed on", t.tagged.to_string()),
+    ]
 }
