@@ -170,6 +170,11 @@ impl Zone {
         }));
     }
 
+    /// Whether a game is installed ([`Zone::set_game`]).
+    pub fn has_game(&self) -> bool {
+        self.game.is_some()
+    }
+
     /// The installed game's state layout ([`StateLayout::NONE`] without a game).
     pub fn state_layout(&self) -> StateLayout {
         self.game.as_ref().map_or(StateLayout::NONE, |g| g.layout)

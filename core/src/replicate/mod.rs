@@ -312,9 +312,21 @@ pub struct Replicator {
     records: Vec<Record>,
     result: Vec<Record>,
     counters: ReplicateCounters,
+    /// Bytes the next snapshot's entries may lose to what precedes them in the datagram
+    /// ([`Replicator::set_headroom`]).
+    headroom: usize,
 }
 
 impl Replicator {
+    /// How many bytes of the room the next [`Replicator::snapshot`] gets may go to what
+    /// precedes its entries in later datagrams (a game's events and avatar fields grow
+    /// and shrink): members the client has not been shown are admitted only into the room
+    /// that leaves that much, so the following snapshots can always carry them again
+    /// (one that could not would blink them out). Members already shown may use it all.
+    pub fn set_headroom(&mut self, bytes: usize) {
+        self.headroom = bytes;
+    }
+
     pub fn new(config: InterestConfig) -> Replicator {
         assert!(config.near_m <= config.mid_m && config.mid_m <= config.far_m);
         assert!(config.entities_max > 0);
@@ -333,6 +345,7 @@ impl Replicator {
             packed_tick: None,
             records: Vec::new(),
             result: Vec::with_capacity(config.entities_max),
+            headroom: 0,
             counters: ReplicateCounters::default(),
         }
     }

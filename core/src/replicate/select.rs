@@ -69,7 +69,8 @@ impl Replicator {
         let (fresh, wanted) = (&self.fresh, &self.wanted);
         let cost_of = |i: u32| cost(fresh[i as usize], &wanted[i as usize].record.game);
         let total: usize = self.due.iter().map(|&(_, i)| cost_of(i)).sum();
-        if removals + total > room {
+        let steady = datagram_bytes.saturating_sub(self.headroom);
+        if removals + total > room.min(steady) {
             self.rank_due(view);
             let mut used = removals;
             let before = self.due.len();
@@ -80,7 +81,13 @@ impl Replicator {
                 // What the newest snapshot showed the client and it may not hold yet is
                 // shown again even past the budget (up to a datagram; the budget goes
                 // into debt): leaving it out once would make it blink out and back.
-                let limit = if shown[i] { datagram_bytes } else { room };
+                // Others only into what leaves the headroom (`set_headroom`): the next
+                // snapshots must have the room to show them again.
+                let limit = if shown[i] {
+                    datagram_bytes
+                } else {
+                    room.min(steady)
+                };
                 let fits = used + c <= limit;
                 used += if fits { c } else { 0 };
                 fits

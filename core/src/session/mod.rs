@@ -75,7 +75,9 @@ pub use inputs::InputPlayout;
 use inputs::next_input;
 pub use measure::{SessionCounters, SessionHistograms};
 use meridian_protocol::address::{mapped_ip_port, redirect_fields};
-use meridian_protocol::game::{put_avatar_game, put_events};
+use meridian_protocol::game::{
+    AVATAR_GAME_BYTES_MAX, EVENTS_BYTES_MAX, put_avatar_game, put_events,
+};
 use meridian_protocol::motion::intent_velocity;
 
 use crate::replicate::{ClientView, InterestConfig, Replicator, record_of, with_game};
@@ -647,6 +649,15 @@ impl Sessions {
                 + put_avatar_game(&mut datagram[DELTA_ENTRIES_OFFSET..], &avatar.game);
             let entries_at = events_at
                 + put_events(&mut datagram[events_at..], zone.game_events(session.avatar));
+            // What the game's blocks may grow to by a later snapshot.
+            let blocks = entries_at - DELTA_ENTRIES_OFFSET;
+            let blocks_max = if zone.has_game() {
+                AVATAR_GAME_BYTES_MAX + EVENTS_BYTES_MAX
+            } else {
+                0
+            };
+            self.replicator
+                .set_headroom(blocks_max.saturating_sub(blocks));
             let (baseline, encoded) = self.replicator.snapshot(
                 &mut session.view,
                 zone,

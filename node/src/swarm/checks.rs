@@ -132,11 +132,11 @@ pub(super) fn events(
                     let _ = h.record((f64::from(client.misprediction()) * 1e5) as u64 + 1);
                 }
                 if let Some(id) = seen.popped {
+                    let [held, gone, back] = seen.ticks;
                     let detail = format!(
                         "{} entities within the near radius were gone for one snapshot \
-                         (zone {zone} tick {}), entity {id} first",
+                         (zone {zone}: ticks {held}, {gone} without, {back}), entity {id} first",
                         seen.pop_ins,
-                        client.authoritative().tick
                     );
                     for _ in 0..seen.pop_ins {
                         violation("pop-in", detail.clone(), result);

@@ -33,6 +33,8 @@ pub(super) struct ViewCheck {
     count: u32,
     /// A REDIRECT named this zone; its first snapshot is judged.
     awaiting: Option<u32>,
+    /// The ticks of the two snapshots before the newest (the older first).
+    ticks: [u32; 2],
 }
 
 /// The first snapshot after a handoff, against the bot's median.
@@ -46,9 +48,11 @@ pub(super) struct Handoff {
 /// What one snapshot showed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Seen {
-    /// Entities that popped back in (the first of them, and how many).
+    /// Entities that popped back in (the first of them, and how many), and the ticks of
+    /// the three snapshots: held, gone, back (a gap between them: snapshots lost).
     pub popped: Option<u64>,
     pub pop_ins: u32,
+    pub ticks: [u32; 3],
     /// The snapshot was the first of a new zone (once the median means something).
     pub handoff: Option<Handoff>,
 }
@@ -62,6 +66,7 @@ impl ViewCheck {
             sizes: [0; RECENT],
             count: 0,
             awaiting: None,
+            ticks: [0; 2],
         }
     }
 
@@ -93,6 +98,9 @@ impl ViewCheck {
                 seen.popped.get_or_insert(*id);
             }
         }
+        let tick = client.authoritative().tick;
+        seen.ticks = [self.ticks[0], self.ticks[1], tick];
+        self.ticks = [self.ticks[1], tick];
         self.vanished.clear();
         for id in &self.near {
             if records.binary_search_by_key(id, |r| r.id).is_err() {
