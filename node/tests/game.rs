@@ -114,3 +114,43 @@ fn a_node_runs_a_game_on_every_zone() {
     let rays = tally.rays_answered.load(Ordering::Relaxed);
     assert!(rays + 10 >= systems[0] + systems[1], "{rays} rays answered");
 }
+
+/// `meridian demo` as a user runs it, at 10 % loss each way: 200 bots play tag on the
+/// built-in world; no invariant is violated, and of the shots each shooter's own view
+/// said would hit a player, the server — rewinding to that view — confirms at least 95 %.
+#[test]
+fn the_tag_demo_at_ten_percent_loss_confirms_what_shooters_saw() {
+    let _machine = crate::alone();
+    let port = crate::clients::two_free_ports();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args([
+            "demo",
+            "--clients",
+            "200",
+            "--duration",
+            "10",
+            "--loss",
+            "0.1",
+        ])
+        .args(["--port", &port.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{log}");
+    assert!(text.contains("zero invariant violations"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("tag: hits the shooter saw, server confirmed"))
+        .unwrap_or_else(|| panic!("no tag row:\n{text}"));
+    // "… confirmed  5310 of 5389 (98.5 %): …"
+    let numbers: Vec<f64> = row
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [confirmed, predicted, share, ..] = numbers[..] else {
+        panic!("{row}");
+    };
+    assert!(predicted >= 1_000.0, "{row}");
+    assert!(share >= 95.0 && confirmed <= predicted, "{row}\n{text}");
+}
