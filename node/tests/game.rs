@@ -118,11 +118,13 @@ fn a_node_runs_a_game_on_every_zone() {
 /// `meridian demo` as a user runs it, at 10 % loss each way: 200 bots play tag on the
 /// built-in world; no invariant is violated, and of the shots each shooter's own view
 /// said would hit a player, the server — rewinding to that view — confirms at least 95 %.
+/// Meanwhile its live map rings whoever is "it".
 #[test]
 fn the_tag_demo_at_ten_percent_loss_confirms_what_shooters_saw() {
+    use std::io::{BufRead, Read};
     let _machine = crate::alone();
     let port = crate::clients::two_free_ports();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
         .args([
             "demo",
             "--clients",
@@ -133,12 +135,33 @@ fn the_tag_demo_at_ten_percent_loss_confirms_what_shooters_saw() {
             "0.1",
         ])
         .args(["--port", &port.to_string()])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}\n{log}");
+    let mut stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut text = String::new();
+    // "live map: http://127.0.0.1:PORT/map · metrics: …"
+    let admin = loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no map: {text}");
+        text.push_str(&line);
+        if let Some(rest) = line.strip_prefix("live map: http://") {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    let marked = map_marks(&admin);
+    stdout.read_to_string(&mut text).unwrap();
+    let mut log = String::new();
+    demo.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let status = demo.wait().unwrap();
+    assert!(status.success(), "{text}\n{log}");
     assert!(text.contains("zero invariant violations"), "{text}");
+    assert!(marked > 0, "the live map ringed no one");
     let row = text
         .lines()
         .find(|l| l.contains("tag: hits the shooter saw, server confirmed"))
@@ -153,4 +176,35 @@ fn the_tag_demo_at_ten_percent_loss_confirms_what_shooters_saw() {
     };
     assert!(predicted >= 1_000.0, "{row}");
     assert!(share >= 95.0 && confirmed <= predicted, "{row}\n{text}");
+}
+
+/// Reads the live map's frames at `admin` for up to 5 s; returns the most avatars one
+/// frame marked.
+fn map_marks(admin: &str) -> usize {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    write!(stream, "GET /map/stream HTTP/1.1\r\nHost: {admin}\r\n\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    for line in std::io::BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        if let Some(json) = line.strip_prefix("data: ")
+            && let Ok(frame) = serde_json::from_str::<serde_json::Value>(json)
+            && let Some(zones) = frame["zones"].as_array()
+        {
+            let marked: usize = zones
+                .iter()
+                .filter_map(|z| z["marked_points"].as_array())
+                .map(|p| p.len() / 2)
+                .sum();
+            most = most.max(marked);
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    most
 }
