@@ -27,6 +27,7 @@
 //! | [`history`] | per-tick positions for lag compensation, and rewind queries |
 //! | [`queries`] | a zone's spatial queries: near a point now, rewound (lag compensation) |
 //! | [`persist`] | WAL records and checkpoint images as bytes (no file I/O) |
+//! | [`mesh`] | which nodes are alive: SWIM gossip (foca), signed with node keys |
 //! | `sim` | the deterministic simulator (feature `sim`) |
 //!
 //! The client library is a separate crate (`meridian-client`); the codecs both sides run
@@ -43,6 +44,7 @@ pub mod grid;
 pub mod handoff;
 pub mod history;
 pub mod limits;
+pub mod mesh;
 pub mod metrics;
 pub mod movement;
 pub mod net;

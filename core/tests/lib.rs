@@ -14,6 +14,7 @@ mod handoff;
 mod history;
 mod inputs;
 mod interest;
+mod mesh;
 mod movement;
 mod persist;
 mod sealed;

@@ -1,0 +1,447 @@
+//! Mesh membership: which nodes of the world are alive, by SWIM gossip with suspicion (the
+//! `foca` crate), sans-IO like the zones — driven by `now`, datagrams in and out through
+//! the caller — so a node runs it on its control port and tests run it in memory.
+//!
+//! **Identity.** A node is its index in the world file's `[[nodes]]` and a *generation*: a
+//! node starts with a generation above any it had before (the node uses the wall clock's
+//! seconds), and foca renews it (+1) when the node learns the others declared it down, so
+//! a node that comes back is a new member, never the old one resurrected. Addresses and
+//! public keys come from the world file, not from gossip.
+//!
+//! **Authentication.** foca authenticates nothing; every datagram is signed with the
+//! sender's node key and checked against the key the world file pins for that node
+//! before foca sees it:
+//!
+//! ```text
+//! datagram := kind:u8 (0x4D) node:u16le payload signature:64
+//! signed   := "meridian/gossip/v1" ‖ node:u16le ‖ payload
+//! ```
+//!
+//! A datagram from a node the world file does not list, with a bad signature, or too
+//! short is dropped and counted. What is left to an attacker on the path is replaying a
+//! node's old datagrams: foca orders what they say by each member's incarnation, so an old
+//! suspicion or announcement changes nothing a newer one said.
+//!
+//! **Timing.** [`MeshConfig::default`] is tuned for a LAN: a dead node is suspected
+//! within about two probe periods and declared down `suspect_to_down_after` later (under
+//! a second; `mesh::a_dead_node_is_declared_down_within_a_second`). A suspicion that is
+//! false (a slow or partitioned node) is refuted by the node itself when it hears of it;
+//! what a declaration of death may and may not cause is the failover's business (the
+//! incarnation of each zone fences it), not membership's.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::num::{NonZeroU8, NonZeroUsize};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use foca::{
+    AccumulatingRuntime, Config, Foca, Identity, NoCustomBroadcast, OwnedNotification,
+    PeriodicParams, PostcardCodec, State, Timer,
+};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::time::Instant;
+
+/// The first byte of a gossip datagram.
+pub const GOSSIP_KIND: u8 = 0x4D;
+/// What a node signs before the node index and the payload.
+const DOMAIN: &[u8] = b"meridian/gossip/v1";
+/// Kind, node, signature.
+const OVERHEAD: usize = 1 + 2 + 64;
+/// The largest payload foca may write (a gossip datagram stays under 1,400 bytes).
+const PAYLOAD_MAX: usize = 1_400 - OVERHEAD;
+
+/// A member: a node of the world file, in one of its lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct NodeId {
+    /// Its index in the world file's `[[nodes]]`.
+    pub node: u16,
+    pub generation: u32,
+}
+
+impl Identity for NodeId {
+    type Addr = u16;
+
+    fn renew(&self) -> Option<Self> {
+        Some(NodeId {
+            generation: self.generation.wrapping_add(1),
+            ..*self
+        })
+    }
+
+    fn addr(&self) -> u16 {
+        self.node
+    }
+
+    /// Two lives of one node: the newer one is the node.
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.generation > adversary.generation
+    }
+}
+
+/// What this node believes of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// Not heard of yet.
+    Unknown,
+    Alive,
+    /// Some member suspects it (still treated as alive until declared down).
+    Suspect,
+    Down,
+}
+
+impl Liveness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Unknown => "unknown",
+            Liveness::Alive => "alive",
+            Liveness::Suspect => "suspect",
+            Liveness::Down => "down",
+        }
+    }
+}
+
+/// Another node of the world, as this one sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub node: u16,
+    pub addr: SocketAddr,
+    key: VerifyingKey,
+    pub liveness: Liveness,
+    /// The generation last heard of.
+    pub generation: u32,
+    /// When `liveness` last changed.
+    pub since: Instant,
+}
+
+/// A change in membership, for the node to act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeshEvent {
+    Up {
+        node: u16,
+        generation: u32,
+    },
+    Down {
+        node: u16,
+        generation: u32,
+    },
+    /// The others had declared this node down: it rejoined as `generation`.
+    Rejoined {
+        generation: u32,
+    },
+}
+
+/// Detection timing (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeshConfig {
+    pub probe_period: Duration,
+    pub probe_rtt: Duration,
+    pub suspect_to_down_after: Duration,
+}
+
+impl Default for MeshConfig {
+    fn default() -> MeshConfig {
+        MeshConfig {
+            probe_period: Duration::from_millis(100),
+            probe_rtt: Duration::from_millis(40),
+            suspect_to_down_after: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the mesh dropped, and what it did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeshCounters {
+    pub sent: u64,
+    pub received: u64,
+    /// Dropped: shorter than a header and signature, or not a gossip datagram.
+    pub malformed: u64,
+    /// Dropped: from a node index the world file does not list (or this node's own).
+    pub unknown_node: u64,
+    pub bad_signature: u64,
+    /// Authenticated, but foca refused it (undecodable, too big, stale).
+    pub refused: u64,
+}
+
+/// Why a mesh could not be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MeshError {
+    #[error("node {0}: its public key is not a valid Ed25519 key")]
+    BadKey(u16),
+    #[error("node {0} is listed twice")]
+    Duplicate(u16),
+}
+
+/// One node's membership (see the module docs).
+pub struct Mesh {
+    foca: Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>,
+    runtime: AccumulatingRuntime<NodeId>,
+    /// Timers foca asked for: (due, order of asking, timer).
+    timers: Vec<(Instant, u64, Timer<NodeId>)>,
+    asked: u64,
+    key: SigningKey,
+    peers: Vec<Peer>,
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<MeshEvent>,
+    counters: MeshCounters,
+    now: Instant,
+}
+
+impl core::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("me", self.foca.identity())
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mesh {
+    /// This node (`me`, in its `generation`, signing with `key`) among `peers` — every
+    /// other node of the world file: (index, control address, public key).
+    pub fn new(
+        me: u16,
+        generation: u32,
+        key: SigningKey,
+        peers: &[(u16, SocketAddr, [u8; 32])],
+        config: MeshConfig,
+        now: Instant,
+        seed: u64,
+    ) -> Result<Mesh, MeshError> {
+        let mut list: Vec<Peer> = Vec::with_capacity(peers.len());
+        for &(node, addr, public) in peers {
+            if node == me || list.iter().any(|p| p.node == node) {
+                return Err(MeshError::Duplicate(node));
+            }
+            let key = VerifyingKey::from_bytes(&public).map_err(|_| MeshError::BadKey(node))?;
+            list.push(Peer {
+                node,
+                addr,
+                key,
+                liveness: Liveness::Unknown,
+                generation: 0,
+                since: now,
+            });
+        }
+        let size = u8::try_from(list.len() + 1).unwrap_or(u8::MAX);
+        let foca_config = Config {
+            probe_period: config.probe_period,
+            probe_rtt: config.probe_rtt,
+            num_indirect_probes: NonZeroUsize::MIN.saturating_add(1),
+            // Enough for every member to hear of an update a few times over.
+            max_transmissions: NonZeroU8::new(size.saturating_mul(2).max(6))
+                .unwrap_or(NonZeroU8::MAX),
+            suspect_to_down_after: config.suspect_to_down_after,
+            remove_down_after: Duration::from_secs(60),
+            max_packet_size: NonZeroUsize::new(PAYLOAD_MAX).unwrap_or(NonZeroUsize::MIN),
+            // Telling a member it was declared down (TURN UNDEAD) made a lossy mesh churn:
+            // at 5 % loss, 54 false rejoins per 100 node-seconds with it, none without
+            // (`mesh::loss_and_a_partial_partition_declare_no_one_down`). A node learns it
+            // was declared down from the periodic announcements instead.
+            notify_down_members: false,
+            periodic_announce: Some(PeriodicParams {
+                frequency: Duration::from_secs(5),
+                num_members: NonZeroUsize::MIN,
+            }),
+            periodic_announce_to_down_members: Some(PeriodicParams {
+                frequency: Duration::from_secs(2),
+                num_members: NonZeroUsize::MIN,
+            }),
+            periodic_gossip: Some(PeriodicParams {
+                frequency: config.probe_period,
+                num_members: NonZeroUsize::MIN.saturating_add(1),
+            }),
+        };
+        let identity = NodeId {
+            node: me,
+            generation,
+        };
+        let foca = Foca::new(
+            identity,
+            foca_config,
+            SmallRng::seed_from_u64(seed),
+            PostcardCodec,
+        );
+        Ok(Mesh {
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            timers: Vec::new(),
+            asked: 0,
+            key,
+            peers: list,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: MeshCounters::default(),
+            now,
+        })
+    }
+
+    /// Announces this node to every peer (the world file's nodes are the seeds).
+    pub fn join(&mut self, now: Instant) {
+        self.now = now;
+        let peers: Vec<u16> = self.peers.iter().map(|p| p.node).collect();
+        for node in peers {
+            // Any generation: an announcement is taken by whichever life the node is in.
+            let _ = self.foca.announce(
+                NodeId {
+                    node,
+                    generation: 0,
+                },
+                &mut self.runtime,
+            );
+        }
+        self.drain_runtime();
+    }
+
+    /// A datagram from the control port.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = now;
+        self.counters.received += 1;
+        if bytes.len() < OVERHEAD || bytes[0] != GOSSIP_KIND {
+            self.counters.malformed += 1;
+            return;
+        }
+        let node = u16::from_le_bytes([bytes[1], bytes[2]]);
+        let Some(peer) = self.peers.iter().find(|p| p.node == node) else {
+            self.counters.unknown_node += 1;
+            return;
+        };
+        let (body, signature) = bytes.split_at(bytes.len() - 64);
+        let signature = Signature::from_slice(signature).expect("64 bytes");
+        let payload = &body[3..];
+        if peer
+            .key
+            .verify(&signed_bytes(node, payload), &signature)
+            .is_err()
+        {
+            self.counters.bad_signature += 1;
+            return;
+        }
+        if self.foca.handle_data(payload, &mut self.runtime).is_err() {
+            self.counters.refused += 1;
+        }
+        self.drain_runtime();
+    }
+
+    /// Fires the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        loop {
+            let due = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.0 <= now)
+                .min_by_key(|(_, t)| (t.0, t.1))
+                .map(|(i, _)| i);
+            let Some(i) = due else { break };
+            let (_, _, timer) = self.timers.swap_remove(i);
+            let _ = self.foca.handle_timer(timer, &mut self.runtime);
+            self.drain_runtime();
+        }
+    }
+
+    /// When [`Mesh::handle_timeout`] has work next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.iter().map(|t| t.0).min()
+    }
+
+    /// The next datagram to send: where, and its bytes.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MeshEvent> {
+        self.events.pop_front()
+    }
+
+    /// Every other node, as this one sees it.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// This node's current identity.
+    pub fn me(&self) -> NodeId {
+        *self.foca.identity()
+    }
+
+    pub fn counters(&self) -> MeshCounters {
+        self.counters
+    }
+
+    /// Takes what foca produced: datagrams (signed), timers, notifications.
+    fn drain_runtime(&mut self) {
+        while let Some((to, payload)) = self.runtime.to_send() {
+            if let Some(peer) = self.peers.iter().find(|p| p.node == to.node) {
+                let me = self.foca.identity().node;
+                let mut datagram = Vec::with_capacity(payload.len() + OVERHEAD);
+                datagram.push(GOSSIP_KIND);
+                datagram.extend_from_slice(&me.to_le_bytes());
+                datagram.extend_from_slice(&payload);
+                let signature = self.key.sign(&signed_bytes(me, &payload));
+                datagram.extend_from_slice(&signature.to_bytes());
+                self.outbox.push_back((peer.addr, datagram));
+                self.counters.sent += 1;
+            }
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.asked += 1;
+            self.timers.push((self.now + after, self.asked, timer));
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            if let OwnedNotification::Rejoin(id) = notification {
+                self.events.push_back(MeshEvent::Rejoined {
+                    generation: id.generation,
+                });
+            }
+        }
+        self.read_members();
+    }
+
+    /// Each node's liveness is its newest life's (an old generation going down after a
+    /// newer one came up is not a death); a change is an event. Suspicion is not one of
+    /// foca's notifications: it is read off the member list.
+    fn read_members(&mut self) {
+        let now = self.now;
+        for peer in &mut self.peers {
+            let newest = self
+                .foca
+                .iter_membership_state()
+                .filter(|m| m.id().node == peer.node)
+                .max_by_key(|m| m.id().generation);
+            let Some(member) = newest else { continue };
+            let generation = member.id().generation;
+            let liveness = match member.state() {
+                State::Alive => Liveness::Alive,
+                State::Suspect => Liveness::Suspect,
+                State::Down => Liveness::Down,
+            };
+            if generation < peer.generation
+                || (peer.liveness, peer.generation) == (liveness, generation)
+            {
+                continue;
+            }
+            let node = peer.node;
+            let up = matches!(peer.liveness, Liveness::Unknown | Liveness::Down)
+                || generation != peer.generation;
+            (peer.liveness, peer.generation, peer.since) = (liveness, generation, now);
+            match liveness {
+                Liveness::Down => self.events.push_back(MeshEvent::Down { node, generation }),
+                Liveness::Alive | Liveness::Suspect if up => {
+                    self.events.push_back(MeshEvent::Up { node, generation })
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn signed_bytes(node: u16, payload: &[u8]) -> Vec<u8> {
+    let mut signed = Vec::with_capacity(DOMAIN.len() + 2 + payload.len());
+    signed.extend_from_slice(DOMAIN);
+    signed.extend_from_slice(&node.to_le_bytes());
+    signed.extend_from_slice(payload);
+    signed
+}
