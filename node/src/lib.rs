@@ -4,6 +4,7 @@
 pub mod inspect;
 pub mod keyfile;
 pub mod map;
+pub mod mesh;
 pub mod metrics;
 pub mod progress;
 pub mod run;

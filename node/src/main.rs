@@ -351,10 +351,12 @@ fn node(
         if std::time::Instant::now() >= next {
             next += Duration::from_secs(1);
             let now = running.stats();
-            tracing::info!(
-                "{}",
-                run::status_line(&node_spec.name, started.elapsed(), &now, &previous)
-            );
+            let mut line = run::status_line(&node_spec.name, started.elapsed(), &now, &previous);
+            if let Some(view) = running.mesh() {
+                line.push_str(" | ");
+                line.push_str(&meridian_node::mesh::status_part(&view));
+            }
+            tracing::info!("{line}");
             previous = now;
         }
     }

@@ -15,9 +15,13 @@
 //! | `meridian_persist_*_total` | the WAL and checkpoints |
 //! | `meridian_udp_*_total`, `meridian_io_*_total` | the UDP ring; packets and bytes in and out |
 //! | histograms | tick seconds, handoff ticks and seconds, snapshot bytes, input age ticks |
+//! | `meridian_mesh_*` | mesh membership, when the world runs one: every other node's state (`peer` label) and the gossip datagrams |
 
+use meridian_core::mesh::Liveness;
 use meridian_core::metrics::Histogram;
 use meridian_io::runtime::{ZoneHistograms, ZoneStats};
+
+use crate::mesh::MeshView;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
@@ -28,12 +32,18 @@ use prometheus_client::registry::Registry;
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The `/metrics` body for the zones' figures `stats` of node `node`.
-pub fn render(node: &str, stats: Vec<ZoneStats>) -> String {
+pub fn render(node: &str, stats: Vec<ZoneStats>, mesh: Option<MeshView>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Zones {
         node: node.to_owned(),
         stats,
     }));
+    if let Some(view) = mesh {
+        registry.register_collector(Box::new(Membership {
+            node: node.to_owned(),
+            view,
+        }));
+    }
     let mut out = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
         .expect("writing to a String cannot fail");
@@ -239,5 +249,61 @@ impl prometheus_client::collector::Collector for Zones {
         self.counter_struct(&mut e, "meridian_udp_", |s, f| s.ring.for_each(f))?;
         self.counter_struct(&mut e, "meridian_rewind_", |s, f| s.rewind.for_each(f))?;
         self.encode_histograms(&mut e)
+    }
+}
+
+/// Mesh membership's figures: what this node believes of every other.
+#[derive(Debug)]
+struct Membership {
+    node: String,
+    view: MeshView,
+}
+
+impl prometheus_client::collector::Collector for Membership {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        type State = (&'static str, &'static str, fn(Liveness) -> bool);
+        let states: [State; 3] = [
+            (
+                "meridian_mesh_peer_alive",
+                "1 while this node believes the peer alive (suspected included), else 0.",
+                |l| matches!(l, Liveness::Alive | Liveness::Suspect),
+            ),
+            (
+                "meridian_mesh_peer_suspect",
+                "1 while some member suspects the peer (not yet declared down).",
+                |l| l == Liveness::Suspect,
+            ),
+            (
+                "meridian_mesh_peer_down",
+                "1 once the peer is declared down (until it comes back as a new generation).",
+                |l| l == Liveness::Down,
+            ),
+        ];
+        for (name, help, pick) in states {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for p in &self.view.peers {
+                let labels = [("node", self.node.clone()), ("peer", p.name.clone())];
+                ConstGauge::new(i64::from(pick(p.liveness)))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let c = self.view.counters;
+        let kinds = [
+            ("sent", c.sent),
+            ("received", c.received),
+            ("malformed", c.malformed),
+            ("unknown_node", c.unknown_node),
+            ("bad_signature", c.bad_signature),
+            ("refused", c.refused),
+        ];
+        let help =
+            "Gossip datagrams on the control port: sent, received, and those dropped by reason.";
+        let mut family =
+            e.encode_descriptor("meridian_mesh_datagrams", help, None, MetricType::Counter)?;
+        for (kind, value) in kinds {
+            let labels = [("node", self.node.clone()), ("kind", kind.to_owned())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }

@@ -39,9 +39,10 @@ use meridian_io::store::DataDir;
 
 use crate::world_file::{NodeSpec, WorldSpec};
 
-/// A running node and its admin server.
+/// A running node, its admin server and its mesh membership.
 pub struct Running {
     node: Arc<Node>,
+    mesh: Option<crate::mesh::MeshHandle>,
     admin_stop: Arc<AtomicBool>,
     admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
     pub spec: NodeSpec,
@@ -153,6 +154,18 @@ pub fn start_with(
     game: Option<GamePlan>,
 ) -> anyhow::Result<Running> {
     let keys = node_keys(spec, node, key)?;
+    // Membership: when the world gives nodes control addresses (and so keys: checked).
+    let mesh = match (node.control, key) {
+        (Some(_), Some(key)) => {
+            let me = spec
+                .nodes
+                .iter()
+                .position(|n| n.name == node.name)
+                .expect("node is in the spec");
+            Some(crate::mesh::start(spec, me, key)?)
+        }
+        _ => None,
+    };
     let mut remote = Vec::new();
     for (signer, other) in spec.nodes.iter().enumerate() {
         if other.name == node.name {
@@ -242,6 +255,7 @@ pub fn start_with(
             let bound = server.server_addr().to_ip().unwrap_or(addr);
             let admin = Admin {
                 node: node_handle.clone(),
+                mesh: mesh.as_ref().map(crate::mesh::MeshHandle::shared),
                 name: node.name.clone(),
                 world: Arc::new(crate::map::world_json(spec, node)),
                 frames: Arc::default(),
@@ -260,6 +274,7 @@ pub fn start_with(
     };
     Ok(Running {
         node: node_handle,
+        mesh,
         admin_stop,
         admin,
         spec: node.clone(),
@@ -286,6 +301,11 @@ impl Running {
         self.node.release();
     }
 
+    /// What this node believes of the others (mesh membership), if the world runs a mesh.
+    pub fn mesh(&self) -> Option<crate::mesh::MeshView> {
+        self.mesh.as_ref().map(crate::mesh::MeshHandle::view)
+    }
+
     /// The admin endpoint's address, if it runs.
     pub fn admin_address(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|a| a.0)
@@ -293,6 +313,9 @@ impl Running {
 
     /// Stops the admin server and every zone; returns the zones' final figures.
     pub fn stop(self) -> anyhow::Result<Vec<ZoneStats>> {
+        if let Some(mesh) = self.mesh {
+            mesh.stop();
+        }
         self.admin_stop.store(true, Ordering::SeqCst);
         if let Some((_, handle)) = self.admin {
             handle
@@ -311,6 +334,7 @@ const FREEZE_MAX: Duration = Duration::from_secs(2);
 /// What the admin thread serves from.
 struct Admin {
     node: Arc<Node>,
+    mesh: Option<Arc<std::sync::Mutex<crate::mesh::MeshView>>>,
     name: String,
     /// The live map's `world` event, and the frames' part all streams share.
     world: Arc<String>,
@@ -362,10 +386,17 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
             .to_owned();
         let mut content_type = "text/plain; charset=utf-8";
         let (status, body) = match path.as_str() {
-            "/status" => (200, status_text(&node.stats())),
+            "/status" => {
+                let mut text = status_text(&node.stats());
+                if let Some(view) = admin.mesh_view() {
+                    text.push_str(&crate::mesh::status_text(&view));
+                }
+                (200, text)
+            }
             "/metrics" => {
                 content_type = crate::metrics::CONTENT_TYPE;
-                (200, crate::metrics::render(&admin.name, node.stats()))
+                let mesh = admin.mesh_view();
+                (200, crate::metrics::render(&admin.name, node.stats(), mesh))
             }
             "/map" => {
                 content_type = "text/html; charset=utf-8";
@@ -578,6 +609,13 @@ pub fn status_line(
         bout as f64 / 1e6
     );
     line
+}
+
+impl Admin {
+    fn mesh_view(&self) -> Option<crate::mesh::MeshView> {
+        let view = self.mesh.as_ref()?;
+        Some(view.lock().expect("mesh view").clone())
+    }
 }
 
 #[cfg(test)]

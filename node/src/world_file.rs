@@ -56,6 +56,9 @@ struct NodeSection {
     admin: Option<SocketAddr>,
     /// The node's Ed25519 public key (hex). Either every node has one or none does.
     public_key: Option<String>,
+    /// The node's control UDP address: mesh membership (gossip). Either every node has
+    /// one or none does; it needs public keys (gossip is signed).
+    control: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +96,8 @@ pub struct NodeSpec {
     pub admin: Option<SocketAddr>,
     /// The node's pinned public key; traffic between nodes is signed when nodes have keys.
     pub public_key: Option<[u8; 32]>,
+    /// The control UDP address mesh membership gossips on, if the world runs a mesh.
+    pub control: Option<SocketAddr>,
 }
 
 impl NodeSpec {
@@ -308,7 +313,17 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
             udp: n.udp,
             admin: n.admin,
             public_key,
+            control: n.control,
         });
+    }
+    let controlled = nodes.iter().filter(|n| n.control.is_some()).count();
+    if controlled != 0 && (controlled != nodes.len() || keyed_count(&nodes) != nodes.len()) {
+        return Err(ParseError::Nodes(format!(
+            "{controlled} of {} nodes have a control address and {} a public_key: mesh \
+             membership needs both on every node (its gossip is signed by the node keys)",
+            nodes.len(),
+            keyed_count(&nodes)
+        )));
     }
     let keyed = nodes.iter().filter(|n| n.public_key.is_some()).count();
     if keyed != 0 && keyed != nodes.len() {
@@ -487,4 +502,8 @@ mod node_tests {
             error(&DEFAULT.replace("speed_mps = 5.0", "speed_mps = -1.0")).contains("speed_mps")
         );
     }
+}
+
+fn keyed_count(nodes: &[NodeSpec]) -> usize {
+    nodes.iter().filter(|n| n.public_key.is_some()).count()
 }

@@ -9,6 +9,7 @@ mod durability;
 mod e2e;
 mod fuzz;
 mod game;
+mod mesh;
 mod observe;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
