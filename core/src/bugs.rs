@@ -24,4 +24,9 @@ pub struct Bugs {
     /// CONFIRM drops the transfer without remembering its epoch (the zone before the
     /// seed-361 fix): a resent COMMIT that CONFIRM overtook adopts the entity again.
     pub forget_epoch_on_confirm: bool,
+    /// The simulator's driver holds a tick's datagrams for the standby only when that tick
+    /// wrote records (its first version, seed 23): a COMMIT resent in a quiet tick leaves
+    /// while the relinquish it depends on is not on the standby, and overtakes the held
+    /// original by hundreds of ticks.
+    pub gate_new_records_only: bool,
 }

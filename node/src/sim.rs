@@ -34,6 +34,11 @@ pub struct Args {
     /// With --loss: put both zones on one node (a perfect queue; loss is ignored).
     #[arg(long, requires = "loss")]
     pub same_node: bool,
+    /// Every zone streams its log to a warm standby on another node, and its datagrams
+    /// wait until the standby holds their records (docs/mesh.md). Default: half the
+    /// multi-node seeds; none with --loss.
+    #[arg(long)]
+    pub standbys: bool,
 }
 
 /// Why the simulation run failed.
@@ -66,6 +71,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Options::default(),
     };
     options.walkers = args.entities.map(|n| n as usize);
+    options.standbys = match (args.standbys, args.loss) {
+        (true, _) => Some(true),
+        (false, Some(_)) => Some(false),
+        (false, None) => None,
+    };
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -138,6 +148,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "transfers: {} committed, {} aborted; {} zone crashes; {} of {} datagrams lost",
         summary.committed, summary.aborted, summary.crashes, summary.lost, summary.sent
     );
+    if summary.standby_seeds > 0 {
+        println!(
+            "standbys: {} seeds; {} datagrams waited for one, {:.2} ticks on average",
+            summary.standby_seeds,
+            summary.gated,
+            summary.gated_ticks as f64 / summary.gated.max(1) as f64
+        );
+    }
     let mut ticks = summary.handoff_ticks.clone();
     ticks.sort_unstable();
     if !ticks.is_empty() {
@@ -170,6 +188,9 @@ struct Summary {
     sent: u64,
     lost: u64,
     handoff_ticks: Vec<u64>,
+    standby_seeds: u64,
+    gated: u64,
+    gated_ticks: u64,
 }
 
 impl Summary {
@@ -181,5 +202,8 @@ impl Summary {
         self.sent += r.messages_sent;
         self.lost += r.messages_lost;
         self.handoff_ticks.extend_from_slice(&r.handoff_ticks);
+        self.standby_seeds += u64::from(r.standbys);
+        self.gated += r.gated;
+        self.gated_ticks += r.gated_ticks;
     }
 }

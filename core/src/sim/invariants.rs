@@ -187,6 +187,9 @@ impl Sim {
     pub(super) fn finish(&mut self) {
         let tick = self.ticks;
         self.report.nodes = self.node_of.iter().max().map_or(1, |m| m + 1);
+        self.report.standbys = self.standbys.active();
+        (self.report.gated, self.report.gated_ticks) =
+            (self.standbys.gated, self.standbys.gated_ticks);
         let mut owned: HashMap<EntityID, u32> = HashMap::new();
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {

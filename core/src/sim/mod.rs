@@ -27,6 +27,7 @@ mod game;
 mod invariants;
 mod network;
 mod population;
+mod standby;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -65,6 +66,9 @@ pub struct Options {
     pub zones: Option<(u32, u32)>,
     /// Print every event and crash concerning this entity id to stderr (debugging).
     pub trace_entity: Option<u64>,
+    /// Warm standbys' stream and gate on every zone (`Some(true)`), on none, or drawn
+    /// (`None`: half the multi-node seeds; none with a fixed network); see [`standby`].
+    pub standbys: Option<bool>,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -111,6 +115,11 @@ pub struct Report {
     pub handoff_ticks: Vec<u64>,
     pub messages_sent: u64,
     pub messages_lost: u64,
+    /// The seed's zones streamed to standbys; datagrams that waited for one, and the
+    /// ticks they waited in all.
+    pub standbys: bool,
+    pub gated: u64,
+    pub gated_ticks: u64,
 }
 
 impl Report {
@@ -153,6 +162,7 @@ pub(super) struct Sim {
     game_counter: HashMap<EntityID, u64>,
     game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     fates: HashMap<(u32, u64), TransferFate>,
+    standbys: standby::Standbys,
     hasher: FxHasher,
     report: Report,
     buf: Vec<u8>,
@@ -253,6 +263,9 @@ impl Sim {
                 disk::ZoneDisk::new(k as u32, every, &records)
             })
             .collect();
+        // A fixed network measures the protocol alone unless standbys are asked for.
+        let forced = options.standbys.or(options.fixed_network.map(|_| false));
+        let standbys = standby::Standbys::draw(seed, &node_of, forced);
         Sim {
             bugs: options.bugs,
             trace_entity: options.trace_entity,
@@ -278,6 +291,7 @@ impl Sim {
             game_counter: HashMap::new(),
             game_problems,
             fates: HashMap::new(),
+            standbys,
             hasher: FxHasher::default(),
             report: Report {
                 seed,
@@ -306,6 +320,7 @@ impl Sim {
     fn step(&mut self, tick: u64) {
         self.crash_and_restart(tick);
         self.deliver(tick);
+        self.stream_tick(tick);
         self.steer(tick);
         let now = Instant::from_nanos(tick * self.world.tick_duration().as_nanos() as u64);
         for z in 0..self.zones.len() {
@@ -321,6 +336,7 @@ impl Sim {
             }
             let fault = self.mid_tick_fault(tick, z);
             let survived = self.write_tick(z, &records, fault);
+            let incarnation = self.zones[z].as_ref().expect("up").incarnation();
             let sent_anyway = self.bugs.send_before_sync;
             if let Some(fault) = fault
                 && !sent_anyway
@@ -340,6 +356,11 @@ impl Sim {
             for event in events {
                 self.record(tick, z as u32, event);
             }
+            // With a standby, the tick's datagrams wait until it holds the tick's records.
+            let gate = match fault {
+                None => self.stream_wrote(tick, z, incarnation, survived as u64),
+                Some(_) => None,
+            };
             if self.disks[z].after_tick(self.zones[z].as_ref().expect("up")) {
                 self.report.checkpoints += 1;
             }
@@ -352,7 +373,10 @@ impl Sim {
                     continue;
                 };
                 let bytes = self.buf[..transmit.len].to_vec();
-                self.route(tick, ZoneID(z as u32), to, bytes);
+                match gate {
+                    Some(needs) => self.gate(z, needs, to, bytes),
+                    None => self.route(tick, ZoneID(z as u32), to, bytes),
+                }
             }
             if fault.is_some() {
                 // BROKEN ON PURPOSE (`send_before_sync`): the datagrams left, the records

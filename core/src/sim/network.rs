@@ -22,6 +22,23 @@ pub(super) struct Network {
     partitions: Vec<(u64, u64, u32, u32)>,
 }
 
+impl Network {
+    /// Whether traffic between nodes `a` and `b` is cut at `tick`.
+    pub(super) fn partitioned(&self, tick: u64, a: u32, b: u32) -> bool {
+        self.partitions
+            .iter()
+            .any(|&(s, e, x, y)| tick >= s && tick < e && ((x, y) == (a, b) || (x, y) == (b, a)))
+    }
+
+    pub(super) fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    pub(super) fn delay_max(&self) -> u64 {
+        self.delay_max
+    }
+}
+
 /// The network a seed draws: nodes, link behaviour, partitions and crashes (or the fixed
 /// network of the options). Returns the network, each zone's node, and the crashes
 /// `(tick, zone, ticks down)`.
@@ -136,6 +153,7 @@ impl Sim {
             return;
         }
         self.crash_disk(z as usize);
+        self.stream_crashed(z as usize);
         self.down_until[z as usize] = Some(tick + down);
         self.report.crashes += 1;
         if self.trace_entity.is_some() {
@@ -199,10 +217,7 @@ impl Sim {
                 .push((from, to, bytes));
             return;
         }
-        let cut =
-            self.network.partitions.iter().any(|&(s, e, x, y)| {
-                tick >= s && tick < e && ((x, y) == (a, b) || (x, y) == (b, a))
-            });
+        let cut = self.network.partitioned(tick, a, b);
         let copies = 1 + usize::from(self.rng_net.random_bool(self.network.duplication));
         for _ in 0..copies {
             if cut || self.rng_net.random_bool(self.network.loss) {
