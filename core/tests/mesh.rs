@@ -38,7 +38,8 @@ fn mesh(k: usize, generation: u32, now: Instant, seed: u64) -> Mesh {
 /// dropped, and a cut pair hears nothing of each other. A dead node is `None`.
 struct Net {
     nodes: Vec<Option<Mesh>>,
-    in_flight: Vec<(Instant, usize, Vec<u8>)>,
+    /// (due, from, to, bytes).
+    in_flight: Vec<(Instant, usize, usize, Vec<u8>)>,
     now: Instant,
     rng: SmallRng,
     loss: f64,
@@ -82,13 +83,13 @@ impl Net {
                     continue;
                 }
                 let due = now + Duration::from_millis(self.rng.random_range(1..=3));
-                self.in_flight.push((due, j, bytes));
+                self.in_flight.push((due, k, j, bytes));
             }
         }
         let due: Vec<_> = self.in_flight.extract_if(.., |d| d.0 <= now).collect();
-        for (_, j, bytes) in due {
+        for (_, k, j, bytes) in due {
             if let Some(m) = self.nodes[j].as_mut() {
-                m.handle_datagram(now, &bytes);
+                m.handle_datagram(now, addr(k), &bytes);
             }
         }
     }
@@ -230,7 +231,8 @@ fn a_node_that_returns_is_a_new_generation() {
 }
 
 /// What a stranger can send: nothing reaches foca, every drop is counted, and nobody's
-/// view of the others changes.
+/// view of the others changes. A node's genuine datagram from another address is dropped
+/// before its signature is checked.
 #[test]
 fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     let mut net = Net::new(5, 0.0);
@@ -258,9 +260,12 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     let mut other_kind = real.clone();
     other_kind[0] = GOSSIP_KIND ^ 0xFF;
     for bytes in [&flipped[..], &stranger, &own, &other_kind, &real[..40], &[]] {
-        target.handle_datagram(net.now, bytes);
+        target.handle_datagram(net.now, addr(1), bytes);
     }
+    let elsewhere = SocketAddr::from(([10, 0, 0, 9], 7601));
+    target.handle_datagram(net.now, elsewhere, &real);
     let after = target.counters();
+    assert_eq!(after.wrong_source - before.wrong_source, 1, "{after:?}");
     assert_eq!(after.bad_signature - before.bad_signature, 1, "{after:?}");
     assert_eq!(after.unknown_node - before.unknown_node, 2, "{after:?}");
     assert_eq!(after.malformed - before.malformed, 3, "{after:?}");

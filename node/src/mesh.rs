@@ -141,8 +141,8 @@ fn run(
             })
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
         let _ = socket.set_read_timeout(Some(wait));
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            mesh.handle_datagram(clock.now(), &buf[..len]);
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            mesh.handle_datagram(clock.now(), from, &buf[..len]);
         }
         mesh.handle_timeout(clock.now());
         while let Some((to, bytes)) = mesh.poll_transmit() {

@@ -293,6 +293,7 @@ impl prometheus_client::collector::Collector for Membership {
             ("received", c.received),
             ("malformed", c.malformed),
             ("unknown_node", c.unknown_node),
+            ("wrong_source", c.wrong_source),
             ("bad_signature", c.bad_signature),
             ("refused", c.refused),
         ];
