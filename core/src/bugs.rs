@@ -29,4 +29,8 @@ pub struct Bugs {
     /// while the relinquish it depends on is not on the standby, and overtakes the held
     /// original by hundreds of ticks.
     pub gate_new_records_only: bool,
+    /// The simulator's driver sends without waiting for the standby at all: a standby
+    /// promoted after its primary's node died owns what the primary had handed away, or
+    /// lacks what it adopted.
+    pub skip_standby_gate: bool,
 }

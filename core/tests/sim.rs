@@ -333,22 +333,53 @@ fn regress_seed_1_a_confirm_overtook_a_resent_commit() {
     );
 }
 
-/// Warm standbys (the stream and its gate; no promotion yet): with every zone of every
-/// multi-node seed streaming to a standby and its datagrams waiting for it, every
-/// invariant holds, and datagrams did wait.
+/// Warm standbys and failover: every zone of every multi-node seed streams to a standby,
+/// its datagrams wait for it, and in half the seeds a node dies for good and its zones
+/// are promoted on their standbys from what those hold. Every invariant holds — one owner,
+/// nothing lost or duplicated, every transfer arriving once — and it happened: datagrams
+/// waited, zones were promoted.
 #[test]
-fn standbys_gate_datagrams_and_every_invariant_holds() {
+fn standbys_fail_over_a_dead_node_and_every_invariant_holds() {
     let options = Options {
         standbys: Some(true),
         ..Options::default()
     };
-    let mut gated = 0;
-    for seed in 0..30 {
+    let (mut gated, mut promoted) = (0, 0);
+    for seed in 0..40 {
         let report = run(seed, TICKS, &options);
         assert!(report.ok(), "seed {seed}: {:?}", report.violations);
         gated += report.gated;
+        promoted += report.promoted;
     }
-    assert!(gated > 10_000, "{gated}");
+    assert!(
+        gated > 10_000 && promoted > 10,
+        "{gated} gated, {promoted} promoted"
+    );
+}
+
+/// Without the gate — a zone's datagrams leaving before its standby holds their records —
+/// a promoted standby owns what the dead primary handed away, or lacks what it adopted.
+#[test]
+fn broken_skip_standby_gate_is_caught() {
+    let options = Options {
+        standbys: Some(true),
+        bugs: Bugs {
+            skip_standby_gate: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let caught = (0..100).find(|&seed| {
+        let report = run(seed, 2000, &options);
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("owned by zones") || v.contains("lost") || v.contains("arrived"))
+    });
+    assert!(
+        caught.is_some(),
+        "sending before the standby held the records went unnoticed"
+    );
 }
 
 /// Seed 23 (standbys drawn on): the gate's first version held a tick's datagrams only when

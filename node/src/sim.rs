@@ -35,7 +35,8 @@ pub struct Args {
     #[arg(long, requires = "loss")]
     pub same_node: bool,
     /// Every zone streams its log to a warm standby on another node, and its datagrams
-    /// wait until the standby holds their records (docs/mesh.md). Default: half the
+    /// wait until the standby holds their records; in half of those seeds a node dies for
+    /// good and its zones fail over to their standbys (docs/mesh.md). Default: half the
     /// multi-node seeds; none with --loss.
     #[arg(long)]
     pub standbys: bool,
@@ -150,10 +151,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if summary.standby_seeds > 0 {
         println!(
-            "standbys: {} seeds; {} datagrams waited for one, {:.2} ticks on average",
+            "standbys: {} seeds; {} datagrams waited for one, {:.2} ticks on average; {} zones \
+             promoted after their node died",
             summary.standby_seeds,
             summary.gated,
-            summary.gated_ticks as f64 / summary.gated.max(1) as f64
+            summary.gated_ticks as f64 / summary.gated.max(1) as f64,
+            summary.promoted
         );
     }
     let mut ticks = summary.handoff_ticks.clone();
@@ -191,6 +194,7 @@ struct Summary {
     standby_seeds: u64,
     gated: u64,
     gated_ticks: u64,
+    promoted: u64,
 }
 
 impl Summary {
@@ -205,5 +209,6 @@ impl Summary {
         self.standby_seeds += u64::from(r.standbys);
         self.gated += r.gated;
         self.gated_ticks += r.gated_ticks;
+        self.promoted += r.promoted;
     }
 }

@@ -130,6 +130,28 @@ pub(super) struct ZoneDisk {
     /// The file a bit flip damaged at the last crash, and its bytes before: (checkpoint?,
     /// generation, bytes).
     flipped: Option<(bool, u64, Vec<u8>)>,
+    /// The oldest generation a standby's copy still needs (see [`Mark`]): kept even when
+    /// two newer ones exist.
+    pub(super) pinned: Option<u64>,
+}
+
+/// Where the disk stood at a tick boundary: what a standby that acknowledged that tick's
+/// records holds — the checkpoints up to `checkpoint`, the segments up to `segment`, the
+/// last of them `bytes` long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Mark {
+    checkpoint: Option<u64>,
+    segment: u64,
+    bytes: usize,
+}
+
+impl Mark {
+    /// The oldest generation recovering from here may read.
+    pub(super) fn oldest_needed(self) -> u64 {
+        self.checkpoint
+            .map_or(0, |c| c.saturating_sub(1))
+            .min(self.segment)
+    }
 }
 
 impl ZoneDisk {
@@ -146,6 +168,56 @@ impl ZoneDisk {
             every,
             capturing: None,
             flipped: None,
+            pinned: None,
+        }
+    }
+
+    /// Where the disk stands now.
+    pub(super) fn mark(&self) -> Mark {
+        let (segment, wal) = self.segments.last().expect("a disk always has a segment");
+        Mark {
+            checkpoint: self.checkpoints.last().map(|c| c.0),
+            segment: *segment,
+            bytes: wal.len(),
+        }
+    }
+
+    /// The files as they stood at `mark`, as a standby that acknowledged it holds them
+    /// (a bit flipped on this disk since is not on the copy). Generations at or after the
+    /// pin are kept, so every file the mark names is still here.
+    pub(super) fn copy_at(&self, mark: Mark) -> ZoneDisk {
+        let pristine = |checkpoint: bool, generation: u64, bytes: &[u8]| -> Vec<u8> {
+            match &self.flipped {
+                Some((c, g, before)) if *c == checkpoint && *g == generation => before.clone(),
+                _ => bytes.to_vec(),
+            }
+        };
+        let checkpoints = self
+            .checkpoints
+            .iter()
+            .filter(|c| mark.checkpoint.is_some_and(|g| c.0 <= g))
+            .map(|(g, bytes)| (*g, pristine(true, *g, bytes)))
+            .collect();
+        let segments = self
+            .segments
+            .iter()
+            .filter(|s| s.0 <= mark.segment)
+            .map(|(g, bytes)| {
+                let mut copy = pristine(false, *g, bytes);
+                if *g == mark.segment {
+                    copy.truncate(mark.bytes);
+                }
+                (*g, copy)
+            })
+            .collect();
+        ZoneDisk {
+            zone: self.zone,
+            checkpoints,
+            segments,
+            every: self.every,
+            capturing: None,
+            flipped: None,
+            pinned: None,
         }
     }
 
@@ -195,8 +267,10 @@ impl ZoneDisk {
         let identity = identity(self.zone, generation, incarnation, capture.tick);
         encode_checkpoint(&identity, capture, &mut bytes);
         self.checkpoints.push((generation, bytes));
-        // Two generations kept.
-        let keep = generation.saturating_sub(1);
+        // Two generations kept (and whatever a standby's copy still needs).
+        let keep = generation
+            .saturating_sub(1)
+            .min(self.pinned.unwrap_or(u64::MAX));
         self.checkpoints.retain(|c| c.0 >= keep);
         self.segments.retain(|s| s.0 >= keep);
         if self.flipped.as_ref().is_some_and(|f| f.1 < keep) {
@@ -298,7 +372,7 @@ impl Sim {
     /// and counted; a refusal no flip explains is a violation.
     pub(super) fn restore_zone(&mut self, tick: u64, z: usize) -> Zone {
         loop {
-            match self.try_restore(tick, z) {
+            match self.try_restore(tick, z, false) {
                 Ok(zone) => return zone,
                 Err(reason) => {
                     if self.disks[z].repair() {
@@ -323,7 +397,14 @@ impl Sim {
         }
     }
 
-    fn try_restore(&mut self, tick: u64, z: usize) -> Result<Zone, String> {
+    /// `promoted`: a standby restores the zone from its copy, as the incarnation after any
+    /// the zone ran as (its copy may end before the primary's last restart).
+    pub(super) fn try_restore(
+        &mut self,
+        tick: u64,
+        z: usize,
+        promoted: bool,
+    ) -> Result<Zone, String> {
         let expected = self.incarnation[z] + 1;
         let (zone, generation, truncate, done, fell_back) = {
             let disk = &self.disks[z];
@@ -340,7 +421,7 @@ impl Sim {
                 self.limits,
                 self.config,
                 Instant::ZERO,
-                plan.incarnation,
+                if promoted { expected } else { plan.incarnation },
                 view.as_ref(),
                 &plan.records,
             )

@@ -190,6 +190,7 @@ impl Sim {
         self.report.standbys = self.standbys.active();
         (self.report.gated, self.report.gated_ticks) =
             (self.standbys.gated, self.standbys.gated_ticks);
+        self.report.promoted = self.standbys.promoted.len() as u64;
         let mut owned: HashMap<EntityID, u32> = HashMap::new();
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {

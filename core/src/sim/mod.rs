@@ -6,7 +6,8 @@
 //! zones on one node talk through a perfect queue (as the node's cross-core queues are);
 //! zones on different nodes through links that lose (0–30 %), duplicate (0–50 %), delay
 //! and reorder (up to 10 ticks), and are cut by partitions that heal. Zones crash and
-//! restart from their durable log alone. The epoch memory is short (150–600 ticks) and
+//! restart from their durable log alone. In some seeds zones stream their log to warm
+//! standbys on other nodes and a node dies for good: its zones fail over ([`standby`]). The epoch memory is short (150–600 ticks) and
 //! about a third of the crashes, and some partitions, outlast it. The last [`HEAL_TICKS`] run with no faults and
 //! with every entity standing still, so every transfer can finish.
 //!
@@ -120,6 +121,8 @@ pub struct Report {
     pub standbys: bool,
     pub gated: u64,
     pub gated_ticks: u64,
+    /// Zones promoted on their standbys after their node died.
+    pub promoted: u64,
 }
 
 impl Report {
@@ -201,6 +204,7 @@ fn draw_world(rng: &mut SmallRng, options: &Options) -> (World, f32) {
 /// Runs one seed for `ticks` ticks (including the healing phase) and reports.
 pub fn run(seed: u64, ticks: u64, options: &Options) -> Report {
     let mut sim = Sim::new(seed, ticks.max(HEAL_TICKS + 100), options);
+    sim.standbys_start();
     for tick in 1..=sim.ticks {
         sim.step(tick);
         if sim.report.violations.len() >= 8 {
@@ -265,7 +269,7 @@ impl Sim {
             .collect();
         // A fixed network measures the protocol alone unless standbys are asked for.
         let forced = options.standbys.or(options.fixed_network.map(|_| false));
-        let standbys = standby::Standbys::draw(seed, &node_of, forced);
+        let standbys = standby::Standbys::draw(seed, &node_of, forced, ticks - HEAL_TICKS);
         Sim {
             bugs: options.bugs,
             trace_entity: options.trace_entity,
@@ -319,6 +323,7 @@ impl Sim {
 
     fn step(&mut self, tick: u64) {
         self.crash_and_restart(tick);
+        self.node_death(tick);
         self.deliver(tick);
         self.stream_tick(tick);
         self.steer(tick);
@@ -337,6 +342,10 @@ impl Sim {
             let fault = self.mid_tick_fault(tick, z);
             let survived = self.write_tick(z, &records, fault);
             let incarnation = self.zones[z].as_ref().expect("up").incarnation();
+            // With a standby, the tick's datagrams wait until it holds every record so far
+            // (its durable records go to the stream even when the zone dies mid-tick).
+            let gate = self.stream_wrote(tick, z, incarnation, survived as u64);
+            self.stream_records_of(z, &records[..survived]);
             let sent_anyway = self.bugs.send_before_sync;
             if let Some(fault) = fault
                 && !sent_anyway
@@ -356,11 +365,6 @@ impl Sim {
             for event in events {
                 self.record(tick, z as u32, event);
             }
-            // With a standby, the tick's datagrams wait until it holds the tick's records.
-            let gate = match fault {
-                None => self.stream_wrote(tick, z, incarnation, survived as u64),
-                Some(_) => None,
-            };
             if self.disks[z].after_tick(self.zones[z].as_ref().expect("up")) {
                 self.report.checkpoints += 1;
             }

@@ -1,13 +1,24 @@
-//! Warm standbys' stream and gate (docs/mesh.md), the first half of failover: each zone of a
-//! multi-node seed (when the seed draws standbys) streams its durable log records to a
-//! standby on another node over the simulated network — lossy, duplicating, delaying,
-//! partitioned like every cross-node link — and a tick's datagrams wait until the standby
-//! holds every record written so far. Nothing promotes a standby yet; what is checked is that the
-//! gate keeps every invariant (it only delays datagrams, as the WAL's does) and what it
-//! costs in handoff latency.
+//! Warm standbys and failover (docs/mesh.md). In half the multi-node seeds (or as
+//! `Options::standbys` says) every zone streams its durable log records to a standby on
+//! another node over the simulated network — lossy, duplicating, delaying, partitioned like
+//! every cross-node link — and its datagrams wait while the standby lacks any record
+//! written so far. In half of those seeds a node dies for good; [`DETECT_TICKS`] later (what
+//! membership takes) each of its zones is promoted on its standby's node: restored from the
+//! standby's copy — the disk as it stood at the newest tick the standby acknowledged — as
+//! the next incarnation. What the dead primary wrote after that copy is lost, and the gate
+//! is what makes that safe: no datagram that depended on it ever left. Zones whose standby
+//! was on the dead node go on without one.
 //!
-//! The stream is per incarnation: a zone that restarts streams its new run from record 0,
-//! and the standby drops what an older run sends. The standby is never down.
+//! The stream is per incarnation: a zone that restarts streams its restored state first (its
+//! restart checkpoint) and sends nothing until the standby holds it — the restored state may
+//! rest on records the standby never got. The standby's copy is modelled as a mark on the
+//! primary's disk (the files as they stood then; the generations it needs are pinned),
+//! which is what a standby that received those files would hold.
+//!
+//! For the invariants, records a promotion loses never happened (their transfer
+//! bookkeeping is undone), and entities the dead zones held may come back as they were in
+//! the copy (not a teleport or a loss: what the dead primary did since was never seen
+//! outside it).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
@@ -16,7 +27,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::Sim;
+use super::disk::Mark;
+use crate::handoff::LogRecord;
 use crate::world::ZoneID;
+
+/// Ticks from a node's death to its zones' promotion: what membership takes to declare a
+/// node down (under a second: `mesh::a_dead_node_is_declared_down_within_a_second`).
+pub(super) const DETECT_TICKS: u64 = 25;
 
 /// One zone's stream to its standby.
 #[derive(Debug, Default)]
@@ -34,6 +51,12 @@ pub(super) struct Stream {
     sent_at: u64,
     /// Datagrams waiting for the standby: (records they need, to, bytes).
     gated: VecDeque<(u64, ZoneID, Vec<u8>)>,
+    /// Ticks with records the standby has not acknowledged, oldest first, across
+    /// restarts: the incarnation, its record count after the tick, where the disk stood
+    /// then, and the tick's records (what a promotion loses).
+    marks: VecDeque<(u32, u64, Mark, Vec<LogRecord>)>,
+    /// What the standby holds: the disk as it stood at this mark.
+    replica: Option<Mark>,
 }
 
 /// A stream message on the wire: records (only their count matters here) or an ack.
@@ -62,12 +85,24 @@ pub(super) struct Standbys {
     /// Datagrams that waited for a standby, and the ticks they waited in all.
     pub(super) gated: u64,
     pub(super) gated_ticks: u64,
+    /// A node that dies for good: (tick, node); its zones are promoted on their standbys
+    /// [`DETECT_TICKS`] later.
+    pub(super) death: Option<(u64, u32)>,
+    /// Zones promoted on their standbys.
+    pub(super) promoted: Vec<u32>,
+    /// The entities the dead node's zones held (owned or in flight) when it died.
+    held_at_death: Vec<crate::entities::EntityID>,
 }
 
 impl Standbys {
     /// Draws standbys from their own generator: in half the seeds with two nodes or more
     /// (or as `forced` says), every zone streams to a node other than its own.
-    pub(super) fn draw(seed: u64, node_of: &[u32], forced: Option<bool>) -> Standbys {
+    pub(super) fn draw(
+        seed: u64,
+        node_of: &[u32],
+        forced: Option<bool>,
+        fault_end: u64,
+    ) -> Standbys {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0001);
         let nodes = node_of.iter().max().map_or(1, |n| n + 1);
         let on = forced.unwrap_or_else(|| rng.random_bool(0.5)) && nodes >= 2;
@@ -84,9 +119,17 @@ impl Standbys {
                 })
             })
             .collect();
+        // Half of them lose a node for good, early enough to fail over and heal.
+        let death = (rng.random_bool(0.5) && fault_end > 600).then(|| {
+            (
+                rng.random_range(200..fault_end - 300),
+                rng.random_range(0..nodes),
+            )
+        });
         Standbys {
             streams,
             rng: Some(rng),
+            death,
             ..Standbys::default()
         }
     }
@@ -109,22 +152,38 @@ impl Sim {
         records: u64,
     ) -> Option<u64> {
         let stream = self.standbys.streams.get_mut(z)?.as_mut()?;
-        if stream.incarnation != incarnation {
-            // A new run: its stream starts over.
+        let restarted = stream.incarnation != incarnation;
+        if restarted {
+            // A new run: its stream starts over with the restart's whole checkpoint (one
+            // item: the zone's state as restored), and nothing leaves until the standby
+            // holds it — the restored state may rest on records the standby never got.
+            // The standby keeps its copy, and the marks it has not acknowledged stay until
+            // a newer one is.
             *stream = Stream {
                 node: stream.node,
                 incarnation,
+                marks: std::mem::take(&mut stream.marks),
+                replica: stream.replica,
+                written: 1,
                 ..Stream::default()
             };
         }
         stream.written += records;
-        if records > 0 {
+        if records > 0 || restarted {
+            let mark = self.disks[z].mark();
+            stream
+                .marks
+                .push_back((incarnation, stream.written, mark, Vec::new()));
             self.stream_records(tick, z);
         }
         let stream = self.standbys.streams[z].as_mut().expect("looked at");
         // Every datagram waits while the standby lacks any record: a COMMIT resent in a
         // tick that wrote nothing still depends on the relinquish written before (as the
         // WAL's gate: `appended > synced`).
+        if self.bugs.skip_standby_gate {
+            // BROKEN ON PURPOSE (`skip_standby_gate`).
+            return None;
+        }
         if self.bugs.gate_new_records_only {
             // BROKEN ON PURPOSE (`gate_new_records_only`).
             return (records > 0).then_some(stream.written);
@@ -234,6 +293,19 @@ impl Sim {
                 };
                 if incarnation == stream.incarnation {
                     stream.acked = stream.acked.max(held);
+                    // The standby's copy now reaches the newest mark of this run it
+                    // acknowledged (older runs' marks are behind it).
+                    let acked = stream.acked;
+                    let newest = stream
+                        .marks
+                        .iter()
+                        .rposition(|m| m.0 == incarnation && m.1 <= acked);
+                    if let Some(k) = newest {
+                        stream.replica = Some(stream.marks[k].2);
+                        stream.marks.drain(..=k);
+                    }
+                    let pin = stream.replica.map(Mark::oldest_needed);
+                    self.disks[zone as usize].pinned = pin;
                 }
             }
         }
@@ -257,5 +329,152 @@ impl Sim {
             .entry(tick + delay)
             .or_default()
             .push(m);
+    }
+}
+
+impl Sim {
+    /// The tick's records of zone `z`, kept with its newest mark until the standby holds
+    /// them (a promotion before that loses them: see [`Sim::undo_lost`]).
+    pub(super) fn stream_records_of(&mut self, z: usize, records: &[LogRecord]) {
+        let Some(Some(stream)) = self.standbys.streams.get_mut(z) else {
+            return;
+        };
+        if let Some(last) = stream.marks.back_mut() {
+            last.3.extend_from_slice(records);
+        }
+    }
+
+    /// Every standby starts with a copy of its zone's disk as the world was created.
+    pub(super) fn standbys_start(&mut self) {
+        for z in 0..self.standbys.streams.len() {
+            let mark = self.disks[z].mark();
+            if let Some(stream) = self.standbys.streams[z].as_mut() {
+                stream.replica = Some(mark);
+                self.disks[z].pinned = Some(mark.oldest_needed());
+            }
+        }
+    }
+
+    /// The node death and the promotions it leads to, when due.
+    pub(super) fn node_death(&mut self, tick: u64) {
+        let Some((at, node)) = self.standbys.death else {
+            return;
+        };
+        if tick == at {
+            self.kill_node(tick, node);
+        } else if tick == at + DETECT_TICKS {
+            for z in 0..self.zones.len() {
+                if self.node_of[z] == node {
+                    self.promote(tick, z);
+                }
+            }
+        }
+    }
+
+    /// Node `node` dies for good: its zones stop, and zones whose standby it was go on
+    /// without one (their waiting datagrams leave: nothing can hold them any more).
+    fn kill_node(&mut self, tick: u64, node: u32) {
+        ("node dies", tick, node).hash(&mut self.hasher);
+        for z in 0..self.zones.len() {
+            if self.node_of[z] == node {
+                if let Some(zone) = self.zones[z].take() {
+                    let held = &mut self.standbys.held_at_death;
+                    held.extend_from_slice(zone.entities().ids());
+                    held.extend(zone.tombstones().map(|t| t.0));
+                }
+                self.down_until[z] = None;
+                self.stream_crashed(z);
+            }
+            let orphaned = self.standbys.streams[z]
+                .as_ref()
+                .is_some_and(|s| s.node == node && self.node_of[z] != node);
+            if orphaned {
+                let stream = self.standbys.streams[z].take().expect("looked at");
+                self.disks[z].pinned = None;
+                for (_, to, bytes) in stream.gated {
+                    self.route(tick, ZoneID(z as u32), to, bytes);
+                }
+            }
+        }
+    }
+
+    /// Zone `z`'s standby takes over: the zone restarts on the standby's node from the
+    /// standby's copy, as the next incarnation. What its old primary wrote after that copy
+    /// is lost — and no datagram that depended on it ever left.
+    fn promote(&mut self, tick: u64, z: usize) {
+        let Some(stream) = self.standbys.streams[z].take() else {
+            self.violation(tick, format!("zone {z} lost its node and has no standby"));
+            return;
+        };
+        let replica = stream.replica.expect("a standby starts with a copy");
+
+        for (_, _, _, records) in &stream.marks {
+            self.undo_lost(z, records);
+        }
+        self.disks[z] = self.disks[z].copy_at(replica);
+        self.node_of[z] = stream.node;
+        let zone = match self.try_restore(tick, z, true) {
+            Ok(zone) => zone,
+            Err(reason) => {
+                self.violation(
+                    tick,
+                    format!("zone {z}'s standby cannot restore it: {reason}"),
+                );
+                return;
+            }
+        };
+        let mut zone = zone;
+        zone.set_bugs(self.bugs);
+        super::install_game(&mut zone, &self.game_problems);
+        // Back to the standby's copy: what the dead primary did since was never seen
+        // outside it (its datagrams waited for the standby) — its entities, and those
+        // it held in flight, may come back as they were then, from here or from a
+        // promoted neighbour's resent COMMIT. Not a teleport, not a loss.
+        let rolled_back = zone
+            .entities()
+            .ids()
+            .iter()
+            .chain(&self.standbys.held_at_death);
+        for id in rolled_back {
+            self.last_seen.remove(id);
+            self.game_counter.remove(id);
+            self.last_epoch.remove(id);
+        }
+        self.zones[z] = Some(zone);
+        self.standbys.promoted.push(z as u32);
+        ("promoted", tick, z).hash(&mut self.hasher);
+        if self.trace_entity.is_some() {
+            eprintln!("tick {tick}: zone {z} promoted on node {}", stream.node);
+        }
+    }
+
+    /// The transfer bookkeeping of records a promotion loses: they never happened.
+    fn undo_lost(&mut self, z: usize, records: &[LogRecord]) {
+        for r in records {
+            match r {
+                LogRecord::Relinquish { commit } => {
+                    let key = (z as u32, commit.transfer.transfer_id.get());
+                    if let Some(fate) = self.fates.get_mut(&key)
+                        && fate.relinquished
+                    {
+                        fate.relinquished = false;
+                        self.report.transfers_committed -= 1;
+                    }
+                }
+                LogRecord::Adopt {
+                    from, transfer_id, ..
+                } => {
+                    if let Some(fate) = self.fates.get_mut(&(from.0, *transfer_id)) {
+                        fate.arrivals = fate.arrivals.saturating_sub(1);
+                    }
+                }
+                LogRecord::Done { transfer_id, .. } => {
+                    if let Some(fate) = self.fates.get_mut(&(z as u32, *transfer_id)) {
+                        fate.departed = false;
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
