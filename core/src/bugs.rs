@@ -33,4 +33,8 @@ pub struct Bugs {
     /// promoted after its primary's node died owns what the primary had handed away, or
     /// lacks what it adopted.
     pub skip_standby_gate: bool,
+    /// A zone restarted from its own disk streams on from its first new record, sending
+    /// what the restored state implies at once (seed 179): the restored state can rest on
+    /// records its standby never got, and a promotion then owns what was handed away.
+    pub restart_without_resync: bool,
 }

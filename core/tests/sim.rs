@@ -408,3 +408,34 @@ fn regress_seed_23_a_resent_commit_waits_for_the_standby_too() {
         report.violations
     );
 }
+
+/// Seed 179 (standbys on): a zone restarted from its own disk sent what its restored
+/// state implied before its standby held that state, which rested on records the standby
+/// never got; after its node died the promoted standby owned an entity the zone had
+/// handed away. Fixed by streaming the restored state first and holding everything until
+/// the standby has it.
+#[test]
+fn regress_seed_179_a_restarted_primary_resyncs_its_standby_first() {
+    let on = Options {
+        standbys: Some(true),
+        ..Options::default()
+    };
+    let report = run(179, TICKS, &on);
+    assert!(report.ok() && report.promoted > 0, "{report:?}");
+    let broken = Options {
+        bugs: Bugs {
+            restart_without_resync: true,
+            ..Bugs::default()
+        },
+        ..on
+    };
+    let report = run(179, TICKS, &broken);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("owned by zones")),
+        "{:?}",
+        report.violations
+    );
+}

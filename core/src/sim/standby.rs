@@ -11,7 +11,7 @@
 //!
 //! The stream is per incarnation: a zone that restarts streams its restored state first (its
 //! restart checkpoint) and sends nothing until the standby holds it — the restored state may
-//! rest on records the standby never got. The standby's copy is modelled as a mark on the
+//! rest on records the standby never got (seed 179 without: `Bugs::restart_without_resync`). The standby's copy is modelled as a mark on the
 //! primary's disk (the files as they stood then; the generations it needs are pinned),
 //! which is what a standby that received those files would hold.
 //!
@@ -153,6 +153,8 @@ impl Sim {
     ) -> Option<u64> {
         let stream = self.standbys.streams.get_mut(z)?.as_mut()?;
         let restarted = stream.incarnation != incarnation;
+        // BROKEN ON PURPOSE when `restart_without_resync`: no resync item.
+        let resync = restarted && !self.bugs.restart_without_resync;
         if restarted {
             // A new run: its stream starts over with the restart's whole checkpoint (one
             // item: the zone's state as restored), and nothing leaves until the standby
@@ -164,12 +166,12 @@ impl Sim {
                 incarnation,
                 marks: std::mem::take(&mut stream.marks),
                 replica: stream.replica,
-                written: 1,
+                written: u64::from(resync),
                 ..Stream::default()
             };
         }
         stream.written += records;
-        if records > 0 || restarted {
+        if records > 0 || resync {
             let mark = self.disks[z].mark();
             stream
                 .marks
