@@ -200,9 +200,10 @@ impl Sessions {
 ///   single tick late is tolerated (a lost packet whose input the next packet carried).
 /// - When at every tick of a window without an underrun two inputs or more waited beyond
 ///   the one played, all but one of the surplus are *skipped* (the newest of them played,
-///   every skipped input's button presses handed to the game as its own action): a backlog left by a burst does not add latency
-///   for the rest of the session. (This moves the avatar one input's motion less than
-///   the client predicted: the one correction the playout makes.)
+///   every skipped input's button presses handed to the game as its own action): a
+///   backlog left by a burst does not add latency for the rest of the session. (This
+///   moves the avatar one input's motion less than the client predicted: the one
+///   correction the playout makes.)
 ///
 /// Each snapshot tells the client how early its inputs arrive (`input_waiting`); a
 /// client that paces its inputs by it (`Client::input_pace`) keeps the buffer at the
