@@ -9,6 +9,7 @@
 
 use meridian_core::time::Instant;
 
+pub mod cputime;
 pub mod mmsg;
 pub mod runtime;
 pub mod signing;

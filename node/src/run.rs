@@ -3,7 +3,7 @@
 //!
 //! **Admin endpoint** (plain-text HTTP, on the node's `admin` address):
 //! - `GET /status` — one line per zone: `zone Z tick T entities N ghosts G in_flight F
-//!   tick_p50_us … tick_p99_us … tick_max_us … arrivals A departures D drops X`.
+//!   tick_p50_us … tick_p99_us … tick_max_us … tick_cpu_p99_us … arrivals A departures D drops X`.
 //! - `GET /entities` — a consistent cut of the node's ownership: every zone samples at its
 //!   next tick boundary and holds there until all have (at most about one tick), so each
 //!   entity shows once, owned or in flight. `zone Z tick T taken_at_ns NS owned N
@@ -470,7 +470,7 @@ pub fn status_text(stats: &[ZoneStats]) -> String {
     for s in stats {
         let _ = writeln!(
             out,
-            "zone {} tick {} entities {} ghosts {} in_flight {} tick_p50_us {} tick_p99_us {} tick_max_us {} \
+            "zone {} tick {} entities {} ghosts {} in_flight {} tick_p50_us {} tick_p99_us {} tick_max_us {} tick_cpu_p99_us {} \
              arrivals {} departures {} packets_in {} packets_out {} drops {} verify_failures {}",
             s.zone,
             s.tick,
@@ -480,6 +480,7 @@ pub fn status_text(stats: &[ZoneStats]) -> String {
             s.tick_p50_us,
             s.tick_p99_us,
             s.tick_max_us,
+            s.tick_cpu_p99_us,
             s.counters.arrivals,
             s.counters.departures,
             s.packets_in,

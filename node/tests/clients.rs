@@ -241,11 +241,14 @@ fn a_session_survives_its_zones_restart() {
 /// each take a CONNECT → CHALLENGE round trip and answer with a RESPONSE whose signatures
 /// are forged (a new token nonce, so a new cookie and a new forgery, after every refusal),
 /// one socket resends one forged RESPONSE as fast as it can, and a signed-in client sends
-/// inputs with bad signatures. The zone's tick p99 stays under the tick period (the median
-/// of the flood's per-second p99s: a flood that stalls the zone raises every second, while
-/// one second on this shared machine was seen at 18 ms with no flood at all; no second may
-/// pass two periods), the honest clients keep their sessions and their snapshots, and every
-/// defence is counted.
+/// inputs with bad signatures. The zone's tick stays under the tick period (the median of
+/// the flood's per-second wall-clock p99s: what players feel; a flood that stalls the zone
+/// raises every second); in the zone thread's CPU time (the work the flood forces on the
+/// zone), the median second's p99 passes the calm one by at most 15 % of the period and no
+/// second's passes the period. No second's wall-clock p99 is bounded: on this shared
+/// machine one read 294 ms in CI while the zone's work stayed small, which measures the
+/// host. The honest clients keep their sessions and their snapshots, and every defence is
+/// counted.
 #[test]
 fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     let _machine = crate::alone();
@@ -283,7 +286,10 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
             while c.client_mut().poll_event().is_some() {}
         }
     }
-    let calm_p99_us = running.stats()[0].tick_p99_us;
+    let (calm_p99_us, calm_cpu_p99_us) = {
+        let zone = &running.stats()[0];
+        (zone.tick_p99_us, zone.tick_cpu_p99_us)
+    };
     // The attackers, in their own thread.
     let stop = Arc::new(AtomicBool::new(false));
     let attack = {
@@ -299,7 +305,7 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     // A signed-in client whose inputs carry bad signatures.
     let (mut bad, bad_socket) = client_on_socket(zone0, &auth, WORLD_ID, 77, expires, &clock);
     let mut snapshots = vec![0u32; honest.len()];
-    let mut p99s_us = Vec::new();
+    let (mut p99s_us, mut cpu_p99s_us) = (Vec::new(), Vec::new());
     let flood_started = WallInstant::now();
     let mut next_stats = flood_started + Duration::from_secs(1);
     while flood_started.elapsed() < Duration::from_secs(8) {
@@ -322,7 +328,9 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
         if WallInstant::now() >= next_stats {
             next_stats += Duration::from_secs(1);
             // The first second's window still holds ticks from before the flood.
-            p99s_us.push(running.stats()[0].tick_p99_us);
+            let zone = &running.stats()[0];
+            p99s_us.push(zone.tick_p99_us);
+            cpu_p99s_us.push(zone.tick_cpu_p99_us);
         }
     }
     stop.store(true, Ordering::SeqCst);
@@ -330,18 +338,30 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     let stats = running.stop().unwrap();
     let c = stats[0].clients;
     p99s_us.sort_unstable();
+    cpu_p99s_us.sort_unstable();
     let (median_p99_us, worst_p99_us) = (p99s_us[p99s_us.len() / 2], p99s_us[p99s_us.len() - 1]);
+    let (median_cpu_p99_us, worst_cpu_p99_us) = (
+        cpu_p99s_us[cpu_p99s_us.len() / 2],
+        cpu_p99s_us[cpu_p99s_us.len() - 1],
+    );
     eprintln!(
         "flood: {attempts} forged RESPONSEs sent; tick p99 {calm_p99_us} µs calm, under the \
-         flood {median_p99_us} µs (median second), {worst_p99_us} µs (worst); {c:?}"
+         flood {median_p99_us} µs (median second), {worst_p99_us} µs (worst); in CPU time \
+         {calm_cpu_p99_us} µs calm, {median_cpu_p99_us} µs (median second), {worst_cpu_p99_us} \
+         µs (worst); {c:?}"
     );
     assert!(
         attempts > 1_000,
         "the flood was too weak to mean anything: {attempts}"
     );
+    // The handshake budget's point: the flood adds at most a small share of the period to
+    // the zone's work (without the budget, 8.5 ms over the calm p99 here; with it, 1.6).
     assert!(
-        median_p99_us < 33_333 && worst_p99_us < 2 * 33_333,
-        "tick p99 under the flood, per second: {p99s_us:?} µs (calm {calm_p99_us})"
+        median_p99_us < 33_333
+            && median_cpu_p99_us < calm_cpu_p99_us + 33_333 * 15 / 100
+            && worst_cpu_p99_us < 33_333,
+        "tick p99 under the flood, per second: {p99s_us:?} µs, in CPU time {cpu_p99s_us:?} µs \
+         (calm {calm_p99_us}, in CPU time {calm_cpu_p99_us})"
     );
     let kept = honest.iter().filter(|c| c.client().is_connected()).count();
     assert!(

@@ -37,6 +37,7 @@ use super::{
     ZonePlan, ZoneStats,
 };
 use crate::Clock;
+use crate::cputime::thread_cpu_time;
 use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
 use crate::store::WriterEvent;
 use crate::uring::{RingConfig, UdpRing};
@@ -112,6 +113,8 @@ struct ZoneDriver<'a> {
     /// Tick durations of the current second, and of the whole run (µs).
     second: Histogram<u64>,
     total: Histogram<u64>,
+    /// The current second's tick CPU times (µs).
+    second_cpu: Histogram<u64>,
     buf: [u8; DATAGRAM_SIZE_MAX],
     local_drops: u64,
     next_publish: Instant,
@@ -120,8 +123,10 @@ struct ZoneDriver<'a> {
     departed: u64,
     /// The zone's persistence, if the node has a data directory.
     durable: Option<Durable>,
-    /// This tick's timed work: `step`, plus the checkpoint copy when one is taken.
+    /// This tick's timed work: `step`, plus the checkpoint copy when one is taken and the
+    /// map frame; on the wall clock and in this thread's CPU time.
     tick_work: Duration,
+    tick_cpu: Duration,
     /// Datagrams waiting for the records they depend on to be durable: (the append
     /// sequence they wait for, destination, length, bytes), oldest first.
     held: VecDeque<(u64, Peer, usize, [u8; DATAGRAM_SIZE_MAX])>,
@@ -209,6 +214,7 @@ impl<'a> ZoneDriver<'a> {
                 ..ZoneStats::default()
             },
             total: second.clone(),
+            second_cpu: second.clone(),
             second,
             buf: [0u8; DATAGRAM_SIZE_MAX],
             local_drops: 0,
@@ -220,6 +226,7 @@ impl<'a> ZoneDriver<'a> {
             departed: 0,
             durable,
             tick_work: Duration::ZERO,
+            tick_cpu: Duration::ZERO,
             held: VecDeque::with_capacity(4096),
             handoff_clock: HandoffClock::default(),
             map: MapFrame::default(),
@@ -315,7 +322,7 @@ impl<'a> ZoneDriver<'a> {
             let next_tick = self.zone.tick_count() + 1;
             npc::steer(&mut self.zone, npcs.pattern, npcs.speed_mps, next_tick);
         }
-        let started = self.clock.now();
+        let (started, cpu) = (self.clock.now(), thread_cpu_time());
         if let Some(s) = self.sessions.as_mut() {
             s.tick(unix_ms, &mut self.zone);
         }
@@ -324,6 +331,7 @@ impl<'a> ZoneDriver<'a> {
             s.replicate(&self.zone);
         }
         self.tick_work = self.clock.now().saturating_duration_since(started);
+        self.tick_cpu = thread_cpu_time().saturating_sub(cpu);
     }
 
     /// The tick's log records, then its datagrams: the zone's, then the sessions'.
@@ -357,9 +365,10 @@ impl<'a> ZoneDriver<'a> {
                 }
                 hold = d.appended > d.synced;
                 // The copies are zone work: they count in the tick's time.
-                let started = self.clock.now();
+                let (started, cpu) = (self.clock.now(), thread_cpu_time());
                 d.checkpoint_step(&self.zone);
                 self.tick_work += self.clock.now().saturating_duration_since(started);
+                self.tick_cpu += thread_cpu_time().saturating_sub(cpu);
             }
         }
         let wait_for = self.durable.as_ref().map_or(0, |d| d.appended);
@@ -408,6 +417,7 @@ impl<'a> ZoneDriver<'a> {
         if started < self.next_map {
             return;
         }
+        let cpu = thread_cpu_time();
         self.next_map = started + FRAME_EVERY;
         if let Ok(views) = self.shared.map_views.try_lock() {
             self.map_views.clear();
@@ -419,6 +429,7 @@ impl<'a> ZoneDriver<'a> {
             std::mem::swap(&mut *shared, &mut self.map);
         }
         self.tick_work += self.clock.now().saturating_duration_since(started);
+        self.tick_cpu += thread_cpu_time().saturating_sub(cpu);
     }
 
     /// Records this tick's work (`step`, a checkpoint copy, a map frame) in the tick
@@ -427,6 +438,9 @@ impl<'a> ZoneDriver<'a> {
         let took_us = (self.tick_work.as_micros() as u64).max(1);
         let _ = self.second.record(took_us);
         let _ = self.total.record(took_us);
+        let _ = self
+            .second_cpu
+            .record((self.tick_cpu.as_micros() as u64).max(1));
         let seconds = self.tick_work.as_secs_f64();
         self.stats.histograms.tick_seconds.record(seconds);
     }
@@ -518,6 +532,7 @@ impl<'a> ZoneDriver<'a> {
         self.fill_stats(false);
         *self.shared.stats[self.index].lock().expect("stats lock") = self.stats.clone();
         self.second.reset();
+        self.second_cpu.reset();
     }
 
     /// Stops taking arrivals and returns the run's figures.
@@ -547,6 +562,9 @@ impl<'a> ZoneDriver<'a> {
         stats.tick_p50_us = ticks.value_at_quantile(0.5);
         stats.tick_p99_us = ticks.value_at_quantile(0.99);
         stats.tick_max_us = ticks.max();
+        if !whole_run {
+            stats.tick_cpu_p99_us = self.second_cpu.value_at_quantile(0.99);
+        }
         stats.drops = inbox_drops + outbox_drops + io_drops;
         stats.counters = *zone.counters();
         stats.rewind = zone.rewind_counters().unwrap_or_default();

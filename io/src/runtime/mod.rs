@@ -186,6 +186,9 @@ pub struct ZoneStats {
     pub tick_p50_us: u64,
     pub tick_p99_us: u64,
     pub tick_max_us: u64,
+    /// The tick's CPU time (this thread's, over the last second), p99, microseconds: the
+    /// work alone, without the time the thread waited for a core on a busy host.
+    pub tick_cpu_p99_us: u64,
     pub packets_in: u64,
     pub packets_out: u64,
     pub bytes_in: u64,
