@@ -37,4 +37,11 @@ pub struct Bugs {
     /// what the restored state implies at once (seed 179): the restored state can rest on
     /// records its standby never got, and a promotion then owns what was handed away.
     pub restart_without_resync: bool,
+    /// Zones take datagrams from every run of a peer, older ones included.
+    pub skip_incarnation_fence: bool,
+    /// An old primary cut off behind a false suspicion sends what it makes even after
+    /// writing records its (promoted) standby will never acknowledge. With
+    /// `skip_incarnation_fence` as well, its adoptions reach its neighbours as ghosts from
+    /// a future epoch; either defence alone holds the invariants.
+    pub superseded_skips_gate: bool,
 }

@@ -96,6 +96,9 @@ pub struct Zone {
     pub(crate) game_events: FxHashMap<EntityID, meridian_layouts::handoff::EventBacklog>,
     /// Sessions that arrived with an avatar or left with one, for the session layer.
     pub(crate) session_moves: Vec<SessionMove>,
+    /// The newest incarnation heard of per peer zone: datagrams from older ones are
+    /// fenced off ([`Zone::handle_zone_datagram`]).
+    pub(crate) peer_incarnations: FxHashMap<ZoneID, u32>,
     /// Position histories for lag compensation, once enabled ([`crate::queries`]).
     pub(crate) rewind: Option<Box<crate::queries::Rewind>>,
     pub(crate) game: Option<Box<crate::game::GameSlot>>,
@@ -196,6 +199,7 @@ impl Zone {
             sessions: table(SESSION_BINDINGS_MAX as u32),
             game_events: FxHashMap::default(),
             session_moves: Vec::with_capacity(1024),
+            peer_incarnations: FxHashMap::default(),
             rewind: None,
             game: None,
         })

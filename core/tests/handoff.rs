@@ -494,3 +494,50 @@ fn spoofed_and_garbage_datagrams_are_counted_not_applied() {
     assert!(c.bad_datagrams >= 1);
     assert_eq!(p.zones[1].staged_count(), 0);
 }
+
+/// Incarnation fencing: once a zone has heard of run `n` of a peer — announced by the mesh
+/// after a takeover, or in a datagram of that run — it drops everything older runs of the
+/// peer send (an old primary alive behind a partition), counted; the newer run's
+/// datagrams are taken as before.
+#[test]
+fn datagrams_of_a_superseded_run_are_fenced_off() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 98.9, 30.0)).unwrap();
+    p.zones[1].fence(S, 1);
+    let deliver_as = |p: &mut Pair, incarnation: u32| {
+        let mut taken = 0;
+        for d in std::mem::take(&mut p.sent[0]) {
+            taken +=
+                usize::from(p.zones[1].handle_zone_datagram(Instant::ZERO, S, incarnation, &d));
+        }
+        for d in std::mem::take(&mut p.sent[1]) {
+            p.zones[0].handle_zone_datagram(Instant::ZERO, T, 0, &d);
+        }
+        taken
+    };
+    for _ in 0..10 {
+        p.tick();
+        assert_eq!(
+            deliver_as(&mut p, 0),
+            0,
+            "run 0 of the source is superseded"
+        );
+    }
+    let fenced = p.zones[1].counters().fenced;
+    assert!(fenced > 0, "nothing was fenced");
+    assert_eq!(
+        p.owner(EntityID(1)),
+        vec![(S, 0)],
+        "the offer was never seen"
+    );
+    // The source's run 1 is heard: the handoff goes through, and run 0 stays fenced.
+    for _ in 0..10 {
+        p.tick();
+        assert!(deliver_as(&mut p, 1) > 0 || p.owner(EntityID(1)) == vec![(T, 1)]);
+    }
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+    p.zones[0].insert(&walker(2, 98.9, 30.0)).unwrap();
+    p.tick();
+    assert_eq!(deliver_as(&mut p, 0), 0);
+    assert!(p.zones[1].counters().fenced > fenced);
+}

@@ -382,6 +382,80 @@ fn broken_skip_standby_gate_is_caught() {
     );
 }
 
+/// A false suspicion: a node cut off long enough to be declared down runs on. Its zones
+/// fail over to their standbys while the old primaries keep ticking behind the cut; after
+/// it heals they stand down. Every invariant holds.
+#[test]
+fn a_false_suspicion_never_gives_a_zone_two_acting_runs() {
+    let options = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        ..Options::default()
+    };
+    let (mut isolated, mut sent, mut fenced, mut stood_down) = (0, 0, 0, 0);
+    for seed in 0..40 {
+        let report = run(seed, TICKS, &options);
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        isolated += u64::from(report.isolated);
+        sent += report.superseded_sent;
+        fenced += report.fenced;
+        stood_down += report.stood_down;
+    }
+    assert!(
+        isolated > 10 && sent > 1_000 && fenced > 10 && stood_down > 10,
+        "{isolated} isolated, {sent} sent by old primaries, {fenced} fenced, {stood_down} stood down"
+    );
+}
+
+/// Without the standby gate, an old primary cut off behind a false suspicion hands away
+/// what its promoted standby still owns: two owners, lost entities, epochs going back.
+#[test]
+fn broken_gate_under_a_false_suspicion_is_caught() {
+    let options = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        bugs: Bugs {
+            skip_standby_gate: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let caught = (0..100).find(|&seed| {
+        let report = run(seed, 2000, &options);
+        report.isolated
+            && report
+                .violations
+                .iter()
+                .any(|v| v.contains("owned by zones") || v.contains("lost"))
+    });
+    assert!(
+        caught.is_some(),
+        "an old primary acting without its standby went unnoticed"
+    );
+}
+
+/// The old primary's two defences, both off: it sends after writing records its standby
+/// will never acknowledge, and zones take datagrams from superseded runs. Its adoptions
+/// then reach its neighbours. (Either defence alone holds every invariant on these seeds.)
+#[test]
+fn broken_fence_and_superseded_gate_are_caught() {
+    let options = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        bugs: Bugs {
+            skip_incarnation_fence: true,
+            superseded_skips_gate: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let caught = (0..100).find(|&seed| !run(seed, 2000, &options).ok());
+    assert!(
+        caught.is_some(),
+        "an old primary acting on its neighbours went unnoticed"
+    );
+}
+
 /// Seed 23 (standbys drawn on): the gate's first version held a tick's datagrams only when
 /// the tick wrote records, so a COMMIT resent in a quiet tick left before the standby held
 /// its relinquish, and the held original arrived hundreds of ticks later as a second
@@ -438,4 +512,16 @@ fn regress_seed_179_a_restarted_primary_resyncs_its_standby_first() {
         "{:?}",
         report.violations
     );
+}
+
+/// Seed 176 (drawn options): zone 0 was down when its node was cut off and declared down;
+/// its standby took over from a copy without an adoption the crashed primary had made, and
+/// the entity came back from its source's resent COMMIT as it was then. The simulator
+/// took that rollback for game state going back; the adoptions a takeover loses now roll
+/// their entities' checks back too.
+#[test]
+fn regress_seed_176_a_takeover_of_a_down_zone_rolls_back_its_lost_adoptions() {
+    let report = run(176, TICKS, &Options::default());
+    assert!(report.isolated && report.promoted > 0);
+    assert!(report.ok(), "{:?}", report.violations);
 }

@@ -40,6 +40,12 @@ pub struct Args {
     /// multi-node seeds; none with --loss.
     #[arg(long)]
     pub standbys: bool,
+    /// With standbys: every seed without a node death cuts one node off from the others
+    /// long enough for it to be declared down, while it runs on — a false suspicion. Its
+    /// zones fail over; the old primaries must change nothing until they stand down after
+    /// the cut heals. Default: half the standby seeds without a death.
+    #[arg(long)]
+    pub suspicions: bool,
 }
 
 /// Why the simulation run failed.
@@ -72,11 +78,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Options::default(),
     };
     options.walkers = args.entities.map(|n| n as usize);
-    options.standbys = match (args.standbys, args.loss) {
+    options.standbys = match (args.standbys || args.suspicions, args.loss) {
         (true, _) => Some(true),
         (false, Some(_)) => Some(false),
         (false, None) => None,
     };
+    options.suspicions = args.suspicions.then_some(true);
+    // What a replay needs besides the seed to draw the same run.
+    let mut replay_flags = String::new();
+    if let Some(loss) = args.loss {
+        replay_flags += &format!(" --loss {loss}");
+        if args.same_node {
+            replay_flags += " --same-node";
+        }
+    }
+    if let Some(n) = args.entities {
+        replay_flags += &format!(" --entities {n}");
+    }
+    for (on, flag) in [
+        (args.standbys, " --standbys"),
+        (args.suspicions, " --suspicions"),
+    ] {
+        if on {
+            replay_flags += flag;
+        }
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -94,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let (next, done, summary) = (next.clone(), done.clone(), summary.clone());
-            let progress = progress.clone();
+            let (progress, replay_flags) = (progress.clone(), &replay_flags);
             scope.spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             lines += &format!("    {v}\n");
                         }
                         lines += &format!(
-                            "  replay: cargo run --release -p meridian-node -- sim --first-seed {seed} --seeds 1 --ticks {}",
+                            "  replay: cargo run --release -p meridian-node -- sim --first-seed {seed} --seeds 1 --ticks {}{replay_flags}",
                             args.ticks
                         );
                         progress.println(&lines);
@@ -152,11 +178,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if summary.standby_seeds > 0 {
         println!(
             "standbys: {} seeds; {} datagrams waited for one, {:.2} ticks on average; {} zones \
-             promoted after their node died",
+             promoted after their node died or was cut off",
             summary.standby_seeds,
             summary.gated,
             summary.gated_ticks as f64 / summary.gated.max(1) as f64,
             summary.promoted
+        );
+    }
+    if summary.isolated > 0 {
+        println!(
+            "false suspicions: {} seeds cut a node off until it was declared down; its old \
+             primaries sent {} datagrams after the takeover ({} taken by zones that had not \
+             heard of it) and held {} for a standby that would not answer; zones fenced off \
+             {} datagrams of older runs; {} old primaries stood down",
+            summary.isolated,
+            summary.superseded_sent,
+            summary.superseded_taken,
+            summary.superseded_held,
+            summary.fenced,
+            summary.stood_down
         );
     }
     let mut ticks = summary.handoff_ticks.clone();
@@ -195,6 +235,12 @@ struct Summary {
     gated: u64,
     gated_ticks: u64,
     promoted: u64,
+    isolated: u64,
+    superseded_sent: u64,
+    superseded_taken: u64,
+    superseded_held: u64,
+    fenced: u64,
+    stood_down: u64,
 }
 
 impl Summary {
@@ -210,5 +256,11 @@ impl Summary {
         self.gated += r.gated;
         self.gated_ticks += r.gated_ticks;
         self.promoted += r.promoted;
+        self.isolated += u64::from(r.isolated);
+        self.superseded_sent += r.superseded_sent;
+        self.superseded_taken += r.superseded_taken;
+        self.superseded_held += r.superseded_held;
+        self.fenced += r.fenced;
+        self.stood_down += r.stood_down;
     }
 }

@@ -47,6 +47,7 @@
 //! `Bugs::forget_adoptions` (the protocol without CONFIRM) is caught by the simulator's
 //! outages longer than the epoch memory.
 
+mod fence;
 mod restore;
 mod source;
 mod target;
@@ -252,6 +253,8 @@ crate::counters! {
         pub duplicates_ignored: u64,
         /// Messages with an epoch not newer than the zone knows (fenced off).
         pub stale_epochs_ignored: u64,
+        /// Datagrams from a superseded incarnation of their zone (fenced off).
+        pub fenced: u64,
         /// Packets that failed to parse, or named the wrong zone.
         pub bad_packets: u64,
         /// Datagrams whose packet framing was broken.

@@ -191,6 +191,7 @@ impl Sim {
         (self.report.gated, self.report.gated_ticks) =
             (self.standbys.gated, self.standbys.gated_ticks);
         self.report.promoted = self.standbys.promoted.len() as u64;
+        self.report.isolated = self.standbys.isolation.is_some();
         let mut owned: HashMap<EntityID, u32> = HashMap::new();
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {

@@ -29,6 +29,7 @@ mod invariants;
 mod network;
 mod population;
 mod standby;
+mod suspicion;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -70,6 +71,10 @@ pub struct Options {
     /// Warm standbys' stream and gate on every zone (`Some(true)`), on none, or drawn
     /// (`None`: half the multi-node seeds; none with a fixed network); see [`standby`].
     pub standbys: Option<bool>,
+    /// A false suspicion — a node cut off long enough to be declared down, running on —
+    /// in every standby seed without a node death (`Some(true)`), in none, or drawn
+    /// (`None`: half of them); see [`suspicion`].
+    pub suspicions: Option<bool>,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -121,8 +126,18 @@ pub struct Report {
     pub standbys: bool,
     pub gated: u64,
     pub gated_ticks: u64,
-    /// Zones promoted on their standbys after their node died.
+    /// Zones promoted on their standbys after their node died or was cut off.
     pub promoted: u64,
+    /// A node was cut off long enough to be declared down (a false suspicion).
+    pub isolated: bool,
+    /// Datagrams the superseded runs sent, those zones took (before they heard of the
+    /// takeover), and those they held for a standby that would never acknowledge;
+    /// datagrams zones fenced off (from any older run); superseded runs that stood down.
+    pub superseded_sent: u64,
+    pub superseded_taken: u64,
+    pub superseded_held: u64,
+    pub fenced: u64,
+    pub stood_down: u64,
 }
 
 impl Report {
@@ -153,7 +168,7 @@ pub(super) struct Sim {
     stretched: Vec<bool>,
     network: Network,
     /// Datagrams in flight across nodes, by delivery tick.
-    in_flight: BTreeMap<u64, Vec<(ZoneID, ZoneID, Vec<u8>)>>,
+    in_flight: BTreeMap<u64, Vec<network::Flight>>,
     behaviour: HashMap<EntityID, Behaviour>,
     spawned: Vec<EntityID>,
     rng_net: SmallRng,
@@ -269,7 +284,17 @@ impl Sim {
             .collect();
         // A fixed network measures the protocol alone unless standbys are asked for.
         let forced = options.standbys.or(options.fixed_network.map(|_| false));
-        let standbys = standby::Standbys::draw(seed, &node_of, forced, ticks - HEAL_TICKS);
+        let standbys = standby::Standbys::draw(
+            seed,
+            &node_of,
+            forced,
+            options.suspicions,
+            ticks - HEAL_TICKS,
+        );
+        if let Some(iso) = standbys.isolation {
+            let nodes = node_of.iter().max().map_or(1, |n| n + 1);
+            network.isolate(iso.node, nodes, iso.at, iso.heal);
+        }
         Sim {
             bugs: options.bugs,
             trace_entity: options.trace_entity,
@@ -324,6 +349,7 @@ impl Sim {
     fn step(&mut self, tick: u64) {
         self.crash_and_restart(tick);
         self.node_death(tick);
+        self.isolation_step(tick);
         self.deliver(tick);
         self.stream_tick(tick);
         self.steer(tick);
@@ -388,6 +414,7 @@ impl Sim {
                 self.crash(tick, z as u32);
             }
         }
+        self.superseded_tick(tick, now);
         self.check(tick);
     }
 }

@@ -10,7 +10,6 @@ use rand::{Rng, SeedableRng};
 
 use super::{HEAL_TICKS, Options, Sim};
 use crate::handoff::LogRecord;
-use crate::net::Peer;
 use crate::time::Instant;
 use crate::world::ZoneID;
 
@@ -28,6 +27,13 @@ impl Network {
         self.partitions
             .iter()
             .any(|&(s, e, x, y)| tick >= s && tick < e && ((x, y) == (a, b) || (x, y) == (b, a)))
+    }
+
+    /// Cuts node `node` off from every other node from `at` to `heal`.
+    pub(super) fn isolate(&mut self, node: u32, nodes: u32, at: u64, heal: u64) {
+        for other in (0..nodes).filter(|&n| n != node) {
+            self.partitions.push((at, heal, node, other));
+        }
     }
 
     pub(super) fn loss(&self) -> f64 {
@@ -200,21 +206,34 @@ impl Sim {
         }
     }
 
+    /// A datagram of zone `from`'s current run to zone `to`.
+    /// A datagram of zone `from`'s current run to zone `to` — to its old primary, cut off
+    /// and superseded, while `from` has not heard that its standby took over.
     pub(super) fn route(&mut self, tick: u64, from: ZoneID, to: ZoneID, bytes: Vec<u8>) {
+        let old_primary = self.old_primary_of(tick, from, to);
+        let flight = Flight {
+            from,
+            incarnation: self.incarnation[from.0 as usize],
+            superseded: false,
+            to,
+            to_old_primary: old_primary.is_some(),
+            bytes,
+        };
+        let a = self.node_of[from.0 as usize];
+        let b = old_primary.unwrap_or(self.node_of[to.0 as usize]);
+        self.send(tick, a, b, flight);
+    }
+
+    /// A datagram sent from node `a` to node `b`: over the cross-core queue when they are
+    /// one node (reliable, in order, at once), over the link between them otherwise.
+    pub(super) fn send(&mut self, tick: u64, a: u32, b: u32, flight: Flight) {
         self.report.messages_sent += 1;
-        let (a, b) = (self.node_of[from.0 as usize], self.node_of[to.0 as usize]);
         if a == b {
-            // One node: the cross-core queue. Reliable, in order, available at once.
-            if let Some(zone) = self.zones[to.0 as usize].as_mut() {
-                zone.handle_datagram(Instant::ZERO, Peer::Zone(from), &bytes);
-            }
+            self.arrive(flight);
             return;
         }
         if self.healing(tick) {
-            self.in_flight
-                .entry(tick + 1)
-                .or_default()
-                .push((from, to, bytes));
+            self.in_flight.entry(tick + 1).or_default().push(flight);
             return;
         }
         let cut = self.network.partitioned(tick, a, b);
@@ -228,20 +247,50 @@ impl Sim {
             self.in_flight
                 .entry(tick + delay)
                 .or_default()
-                .push((from, to, bytes.clone()));
+                .push(flight.clone());
         }
     }
 
     pub(super) fn deliver(&mut self, tick: u64) {
         let due: Vec<u64> = self.in_flight.range(..=tick).map(|(t, _)| *t).collect();
         for t in due {
-            for (from, to, bytes) in self.in_flight.remove(&t).unwrap_or_default() {
-                if let Some(zone) = self.zones[to.0 as usize].as_mut() {
-                    zone.handle_datagram(Instant::ZERO, Peer::Zone(from), &bytes);
-                }
+            for flight in self.in_flight.remove(&t).unwrap_or_default() {
+                self.arrive(flight);
             }
         }
     }
+
+    /// A datagram reaches its zone, which fences it off if it knows a newer run of the
+    /// sender.
+    fn arrive(&mut self, f: Flight) {
+        let zone = if f.to_old_primary {
+            self.old_primary_mut(f.to)
+        } else {
+            self.zones[f.to.0 as usize].as_mut()
+        };
+        let Some(zone) = zone else {
+            return;
+        };
+        let taken = zone.handle_zone_datagram(Instant::ZERO, f.from, f.incarnation, &f.bytes);
+        if !taken {
+            self.report.fenced += 1;
+        } else if f.superseded {
+            self.report.superseded_taken += 1;
+        }
+    }
+}
+
+/// A datagram between zones: the sender's run, and whether that run had been superseded
+/// (its standby promoted) when it sent it.
+#[derive(Clone, Debug)]
+pub(super) struct Flight {
+    pub(super) from: ZoneID,
+    pub(super) incarnation: u32,
+    pub(super) superseded: bool,
+    pub(super) to: ZoneID,
+    /// To `to`'s old primary (sent before the sender heard of the takeover).
+    pub(super) to_old_primary: bool,
+    pub(super) bytes: Vec<u8>,
 }
 
 /// Transfers whose relinquish and DONE are both in `log`.

@@ -28,6 +28,7 @@ use rand::{Rng, SeedableRng};
 
 use super::Sim;
 use super::disk::Mark;
+use super::suspicion::{Isolation, Superseded};
 use crate::handoff::LogRecord;
 use crate::world::ZoneID;
 
@@ -81,7 +82,7 @@ enum Message {
 pub(super) struct Standbys {
     pub(super) streams: Vec<Option<Stream>>,
     in_flight: BTreeMap<u64, Vec<Message>>,
-    rng: Option<SmallRng>,
+    pub(super) rng: Option<SmallRng>,
     /// Datagrams that waited for a standby, and the ticks they waited in all.
     pub(super) gated: u64,
     pub(super) gated_ticks: u64,
@@ -92,6 +93,12 @@ pub(super) struct Standbys {
     pub(super) promoted: Vec<u32>,
     /// The entities the dead node's zones held (owned or in flight) when it died.
     held_at_death: Vec<crate::entities::EntityID>,
+    /// A node cut off long enough to be declared down, and its zones' old primaries
+    /// running on behind the cut ([`super::suspicion`]).
+    pub(super) isolation: Option<Isolation>,
+    pub(super) superseded: Vec<Superseded>,
+    /// The tick each zone hears of the takeovers (empty before any).
+    pub(super) heard_at: Vec<u64>,
 }
 
 impl Standbys {
@@ -101,6 +108,7 @@ impl Standbys {
         seed: u64,
         node_of: &[u32],
         forced: Option<bool>,
+        suspicions: Option<bool>,
         fault_end: u64,
     ) -> Standbys {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0001);
@@ -126,10 +134,27 @@ impl Standbys {
                 rng.random_range(0..nodes),
             )
         });
+        // Half of the others cut a node off long enough to be declared down, and heal
+        // (from a generator of their own: the draws above stay as they were).
+        let mut rng_cut = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0002);
+        let cut = death.is_none()
+            && fault_end > 700
+            && suspicions.unwrap_or_else(|| rng_cut.random_bool(0.5));
+        let isolation = cut.then(|| {
+            let at = rng_cut.random_range(200..fault_end - 400);
+            let heal = at + DETECT_TICKS + rng_cut.random_range(0..200);
+            Isolation {
+                node: rng_cut.random_range(0..nodes),
+                at,
+                heal,
+                stand_down: heal + rng_cut.random_range(1..=5),
+            }
+        });
         Standbys {
             streams,
             rng: Some(rng),
             death,
+            isolation,
             ..Standbys::default()
         }
     }
@@ -365,6 +390,7 @@ impl Sim {
         if tick == at {
             self.kill_node(tick, node);
         } else if tick == at + DETECT_TICKS {
+            self.declared_down(tick, node);
             for z in 0..self.zones.len() {
                 if self.node_of[z] == node {
                     self.promote(tick, z);
@@ -373,8 +399,7 @@ impl Sim {
         }
     }
 
-    /// Node `node` dies for good: its zones stop, and zones whose standby it was go on
-    /// without one (their waiting datagrams leave: nothing can hold them any more).
+    /// Node `node` dies for good: its zones stop.
     fn kill_node(&mut self, tick: u64, node: u32) {
         ("node dies", tick, node).hash(&mut self.hasher);
         for z in 0..self.zones.len() {
@@ -387,6 +412,13 @@ impl Sim {
                 self.down_until[z] = None;
                 self.stream_crashed(z);
             }
+        }
+    }
+
+    /// Membership declares node `node` down: zones whose standby it was go on without one
+    /// (their waiting datagrams leave: nothing can hold them any more).
+    pub(super) fn declared_down(&mut self, tick: u64, node: u32) {
+        for z in 0..self.zones.len() {
             let orphaned = self.standbys.streams[z]
                 .as_ref()
                 .is_some_and(|s| s.node == node && self.node_of[z] != node);
@@ -403,12 +435,19 @@ impl Sim {
     /// Zone `z`'s standby takes over: the zone restarts on the standby's node from the
     /// standby's copy, as the next incarnation. What its old primary wrote after that copy
     /// is lost — and no datagram that depended on it ever left.
-    fn promote(&mut self, tick: u64, z: usize) {
+    pub(super) fn promote(&mut self, tick: u64, z: usize) {
         let Some(stream) = self.standbys.streams[z].take() else {
             self.violation(tick, format!("zone {z} lost its node and has no standby"));
             return;
         };
         let replica = stream.replica.expect("a standby starts with a copy");
+        if let Some(old) = self.zones[z].take() {
+            // Not dead: cut off (a false suspicion). It runs on, superseded.
+            let held = &mut self.standbys.held_at_death;
+            held.extend_from_slice(old.entities().ids());
+            held.extend(old.tombstones().map(|t| t.0));
+            self.supersede(z, old, stream.written > stream.acked);
+        }
 
         for (_, _, _, records) in &stream.marks {
             self.undo_lost(z, records);
@@ -464,11 +503,19 @@ impl Sim {
                     }
                 }
                 LogRecord::Adopt {
-                    from, transfer_id, ..
+                    entity,
+                    from,
+                    transfer_id,
                 } => {
                     if let Some(fate) = self.fates.get_mut(&(from.0, *transfer_id)) {
                         fate.arrivals = fate.arrivals.saturating_sub(1);
                     }
+                    // It comes back from its source's resent COMMIT, as it was then — even
+                    // when the primary was down at the takeover and held nothing to list
+                    // (seed 176: a zone down when its node was cut off).
+                    self.last_seen.remove(&entity.id);
+                    self.game_counter.remove(&entity.id);
+                    self.last_epoch.remove(&entity.id);
                 }
                 LogRecord::Done { transfer_id, .. } => {
                     if let Some(fate) = self.fates.get_mut(&(z as u32, *transfer_id)) {

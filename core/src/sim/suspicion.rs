@@ -1,0 +1,196 @@
+//! A false suspicion: a node cut off from every other node long enough to be declared
+//! down, while it runs on. Its zones are promoted on their standbys as if it had died
+//! (`standby`), but the old primaries keep ticking — *superseded* runs, alive behind the
+//! partition — until they learn of the takeover after the partition heals and stand down.
+//!
+//! What keeps them harmless (docs/mesh.md, "Fencing"):
+//! - their standby acknowledges nothing more (it has become the zone), so from the first
+//!   record an old primary writes after the cut, every datagram it would send waits for
+//!   ever — it can hand nothing away and complete no adoption;
+//! - what it sends without a new record (ghosts, a resent COMMIT or DONE, answers to its
+//!   twins on the same node) rests on records the standby holds, so the new run agrees
+//!   with it; it carries its incarnation, and every zone that heard of the newer run (the
+//!   news spreads within 10 ticks here; a datagram from the new run teaches it too) fences
+//!   it off.
+//!
+//! Until a zone hears of the takeover it sends to the old primary — lost while the cut
+//! lasts, taken by the old primary once it heals. The invariants are the usual ones: one
+//! owner, nothing lost, no epoch going back. Without the gate (`Bugs::skip_standby_gate`)
+//! the old primary hands away what the new run still owns, and they fail.
+
+use std::hash::Hash;
+
+use rand::Rng;
+
+use super::Sim;
+use super::network::Flight;
+use super::standby::DETECT_TICKS;
+use crate::net::Peer;
+use crate::time::Instant;
+use crate::world::ZoneID;
+use crate::zone::Zone;
+
+/// Node `node` is cut off from `at` to `heal`; its old primaries stand down at
+/// `stand_down` (after the heal: the first stream message or gossip that reaches them
+/// says their zones run elsewhere).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Isolation {
+    pub(super) node: u32,
+    pub(super) at: u64,
+    pub(super) heal: u64,
+    pub(super) stand_down: u64,
+}
+
+/// An old primary, superseded by its promoted standby, still running.
+#[derive(Debug)]
+pub(super) struct Superseded {
+    z: usize,
+    node: u32,
+    zone: Zone,
+    /// Its standby lacks a record it wrote: every datagram it makes waits for ever.
+    behind: bool,
+}
+
+impl Sim {
+    /// The isolated node's zones become superseded runs when their standbys take over.
+    pub(super) fn supersede(&mut self, z: usize, zone: Zone, behind: bool) {
+        self.standbys.superseded.push(Superseded {
+            z,
+            node: self.node_of[z],
+            zone,
+            behind,
+        });
+    }
+
+    /// The isolation's turns when due: membership declares the node down (its zones are
+    /// promoted; zones it was the standby of go on without one), the old primaries stand
+    /// down after the heal.
+    pub(super) fn isolation_step(&mut self, tick: u64) {
+        let Some(iso) = self.standbys.isolation else {
+            return;
+        };
+        if tick == iso.at {
+            ("isolated", tick, iso.node).hash(&mut self.hasher);
+        }
+        if tick == iso.at + DETECT_TICKS {
+            self.declared_down(tick, iso.node);
+            // The news spreads: each other zone hears of the new runs within 10 ticks
+            // (gossip), routes to them and fences the old ones off from then on.
+            let rng = self.standbys.rng.as_mut().expect("standbys drawn");
+            let heard: Vec<u64> = (0..self.zones.len())
+                .map(|z| {
+                    if self.node_of[z] == iso.node {
+                        tick
+                    } else {
+                        tick + rng.random_range(1..=10)
+                    }
+                })
+                .collect();
+            self.standbys.heard_at = heard;
+            for z in 0..self.zones.len() {
+                if self.node_of[z] == iso.node {
+                    // One down at this moment stays down: its restart would be one more
+                    // superseded run.
+                    self.down_until[z] = None;
+                    self.promote(tick, z);
+                }
+            }
+        }
+        self.hear_of_takeovers(tick);
+        if tick == iso.stand_down {
+            let n = self.standbys.superseded.len() as u64;
+            self.report.stood_down += n;
+            self.standbys.superseded.clear();
+            ("stood down", tick, n).hash(&mut self.hasher);
+        }
+    }
+
+    /// Zones that hear of the takeovers this tick learn every zone's newest run.
+    fn hear_of_takeovers(&mut self, tick: u64) {
+        for z in 0..self.zones.len() {
+            if self.standbys.heard_at.get(z) != Some(&tick) {
+                continue;
+            }
+            for (peer, &incarnation) in self.incarnation.iter().enumerate() {
+                if let Some(zone) = self.zones[z].as_mut() {
+                    zone.fence(ZoneID(peer as u32), incarnation);
+                }
+            }
+        }
+    }
+
+    /// Where zone `from` still sends zone `to`'s datagrams when it has not heard that
+    /// `to`'s standby took over: the old primary's node.
+    pub(super) fn old_primary_of(&self, tick: u64, from: ZoneID, to: ZoneID) -> Option<u32> {
+        let heard = self.standbys.heard_at.get(from.0 as usize)?;
+        if tick >= *heard {
+            return None;
+        }
+        let old = self
+            .standbys
+            .superseded
+            .iter()
+            .find(|s| s.z == to.0 as usize)?;
+        Some(old.node)
+    }
+
+    /// Zone `z`'s old primary, while it runs.
+    pub(super) fn old_primary_mut(&mut self, z: ZoneID) -> Option<&mut Zone> {
+        let old = self
+            .standbys
+            .superseded
+            .iter_mut()
+            .find(|s| s.z == z.0 as usize)?;
+        Some(&mut old.zone)
+    }
+
+    /// One tick of every superseded run: it ticks, its records reach no standby, and
+    /// what it sends goes out stamped with its incarnation (or waits for ever).
+    pub(super) fn superseded_tick(&mut self, tick: u64, now: Instant) {
+        for k in 0..self.standbys.superseded.len() {
+            let s = &mut self.standbys.superseded[k];
+            s.zone.tick(now);
+            let records = s.zone.drain_log().count();
+            while s.zone.poll_event().is_some() {}
+            // BROKEN ON PURPOSE when `superseded_skips_gate`.
+            s.behind = (s.behind || records > 0) && !self.bugs.superseded_skips_gate;
+            let (z, node, behind, incarnation) = (s.z, s.node, s.behind, s.zone.incarnation());
+            let mut out = Vec::new();
+            while let Some(transmit) = s.zone.poll_transmit(&mut self.buf) {
+                if let Peer::Zone(to) = transmit.to {
+                    out.push((to, self.buf[..transmit.len].to_vec()));
+                }
+            }
+            for (to, bytes) in out {
+                if behind {
+                    self.report.superseded_held += 1;
+                    continue;
+                }
+                self.report.superseded_sent += 1;
+                let flight = Flight {
+                    from: ZoneID(z as u32),
+                    incarnation,
+                    superseded: true,
+                    to,
+                    to_old_primary: false,
+                    bytes,
+                };
+                self.send_superseded(tick, node, flight);
+            }
+        }
+    }
+
+    /// A superseded run's datagram: to a twin superseded on the same node over the
+    /// cross-core queue, to anyone else over the network (cut until the heal).
+    fn send_superseded(&mut self, tick: u64, node: u32, mut flight: Flight) {
+        let to = flight.to.0 as usize;
+        let twin = self
+            .standbys
+            .superseded
+            .iter()
+            .any(|s| s.node == node && s.z == to);
+        flight.to_old_primary = twin;
+        let b = if twin { node } else { self.node_of[to] };
+        self.send(tick, node, b, flight);
+    }
+}
