@@ -13,6 +13,7 @@ pub mod cputime;
 pub mod mmsg;
 pub mod runtime;
 pub mod signing;
+pub mod standby;
 pub mod store;
 pub mod uring;
 

@@ -26,6 +26,7 @@ pub mod int;
 pub mod persist;
 pub mod quant;
 pub mod snapshot;
+pub mod standby;
 pub mod view;
 pub mod watch;
 pub mod wire;

@@ -32,17 +32,15 @@ use meridian_core::zone::Zone;
 use super::map::{FRAME_EVERY, MapFrame, MapView};
 use super::measure::HandoffClock;
 use super::persistence::Durable;
+use super::router::{Queues, Router, from_zone};
 use super::{
-    LocalDatagram, NodePlan, NpcPlan, PersistCounters, RemoteZone, Shared, UDP_RECV_BUDGET,
-    ZonePlan, ZoneStats,
+    LocalDatagram, NodePlan, NpcPlan, PersistCounters, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
 };
 use crate::Clock;
 use crate::cputime::thread_cpu_time;
 use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
 use crate::store::WriterEvent;
 use crate::uring::{RingConfig, UdpRing};
-
-type Queues = [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)];
 
 /// Runs zone `index` of the plan until the node is told to stop; returns its final figures.
 pub(super) async fn run_zone(
@@ -607,69 +605,6 @@ fn client_sessions(
         s.set_node_key(keys.key.clone(), keys.signer);
     }
     Ok(Some(s))
-}
-
-/// Where a zone's datagrams go: a zone of this node (its cross-core queue), a zone of
-/// another node (UDP, sealed when the node has keys), or a client (UDP).
-struct Router<'a> {
-    id: ZoneID,
-    queues: &'a Queues,
-    remote: &'a [RemoteZone],
-    outgress: Option<Outgress>,
-    sealed: [u8; SEALED_SIZE_MAX],
-}
-
-impl Router<'_> {
-    /// Queues `bytes` for `to`; `false` if it was dropped (full queue, no route, refused).
-    fn route(&mut self, to: Peer, bytes: &[u8], udp: &mut UdpRing) -> bool {
-        match to {
-            Peer::Zone(to) => {
-                if let Some((_, q)) = self.queues.iter().find(|q| q.0 == to) {
-                    let mut d = LocalDatagram {
-                        from: self.id,
-                        len: bytes.len() as u16,
-                        bytes: [0; DATAGRAM_SIZE_MAX],
-                    };
-                    d.bytes[..bytes.len()].copy_from_slice(bytes);
-                    q.push(d).is_ok()
-                } else if let Some(r) = self.remote.iter().find(|r| r.zone == to) {
-                    let datagram = match self.outgress.as_mut() {
-                        Some(out) => match out.seal(bytes, to, r.signer, &mut self.sealed) {
-                            Some(n) => &self.sealed[..n],
-                            None => return false,
-                        },
-                        None => bytes,
-                    };
-                    match udp.send_to(datagram, r.addr) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::debug!(zone = %self.id, to = %r.addr, "UDP send refused: {e}");
-                            false
-                        }
-                    }
-                } else {
-                    false
-                }
-            }
-            Peer::Client(addr) => udp.send_to(bytes, addr).is_ok(),
-        }
-    }
-}
-
-/// A datagram from another zone: a client input forwarded after a handoff (sealed) and a
-/// client state carried with its avatar (VIEW) go to the session layer, everything else
-/// to the zone.
-fn from_zone(
-    zone: &mut Zone,
-    sessions: Option<&mut Sessions>,
-    now: Instant,
-    from: ZoneID,
-    bytes: &[u8],
-) {
-    match sessions {
-        Some(s) if Sessions::is_session_datagram(bytes) => s.handle_zone_datagram(from, bytes),
-        _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
-    }
 }
 
 /// Spawns the plan's NPCs in `zone`, spread deterministically over the zone (random walk)

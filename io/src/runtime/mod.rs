@@ -36,6 +36,7 @@ mod driver;
 pub mod map;
 mod measure;
 mod persistence;
+mod router;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -178,7 +178,7 @@ fn open_zone_state(
         .begin(recovered.generation, incarnation, &capture)
         .map_err(|e| e.to_string())?;
     let durable = Durable {
-        writer: Writer::start(store, wal),
+        writer: Writer::start(store, wal, recovered.generation, None),
         appended: 0,
         synced: 0,
         generation: recovered.generation,

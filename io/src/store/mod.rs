@@ -166,13 +166,18 @@ impl Recovered {
 }
 
 impl ZoneStore {
-    fn file(&self, kind: &str, generation: u64) -> PathBuf {
+    /// The directory the zone's files are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn file(&self, kind: &str, generation: u64) -> PathBuf {
         self.dir
             .join(format!("zone-{}.{kind}.{generation}", self.zone.0))
     }
 
     /// (generation, path) of this zone's files of `kind` ("ckp" or "wal"), ascending.
-    fn list(&self, kind: &str) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    pub(crate) fn list(&self, kind: &str) -> Result<Vec<(u64, PathBuf)>, StoreError> {
         let prefix = format!("zone-{}.{kind}.", self.zone.0);
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
@@ -364,16 +369,7 @@ impl ZoneStore {
         );
         let path = self.file("ckp", generation);
         let tmp = path.with_extension(format!("{generation}.tmp"));
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_error(&tmp))?;
-        file.write_all(buf)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error(&tmp))?;
+        write_synced(&tmp, buf)?;
         if let Some(pause) = *CHECKPOINT_PAUSE {
             // Fault injection for tests: widen the window in which a crash finds the
             // checkpoint written but not yet renamed.
@@ -427,7 +423,21 @@ fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
         .map_err(io_error(path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+/// Writes `bytes` as the whole of a new (or truncated) file, mode 0600, and syncs it.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path))
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))

@@ -13,6 +13,7 @@ use crossbeam_queue::ArrayQueue;
 use meridian_core::persist::Capture;
 
 use super::ZoneStore;
+use crate::standby::{MirrorOp, StreamFeed};
 
 /// Work for the WAL thread.
 enum WalJob {
@@ -60,24 +61,40 @@ pub struct Writer {
 const WAL_QUEUE: usize = 256;
 
 impl Writer {
-    /// Starts the threads, appending to `wal` (from [`ZoneStore::begin`]).
-    pub fn start(store: ZoneStore, wal: (File, PathBuf)) -> Writer {
+    /// Starts the threads, appending to `wal` (WAL segment `generation`, from
+    /// [`ZoneStore::begin`]). With a `mirror`, everything made durable is fed to the
+    /// zone's standby stream as well.
+    pub fn start(
+        store: ZoneStore,
+        wal: (File, PathBuf),
+        generation: u64,
+        mirror: Option<StreamFeed>,
+    ) -> Writer {
         let (jobs, receiver) = sync_channel(WAL_QUEUE);
         let events = Arc::new(ArrayQueue::new(WAL_QUEUE * 2 + 8));
         let buffers = Arc::new(ArrayQueue::new(WAL_QUEUE + 8));
         let (ckp_jobs, ckp_receiver) = sync_channel::<(u64, u32, Box<Capture>)>(2);
         let checkpoints = {
-            let (events, store) = (events.clone(), store.clone());
+            let (events, store, mirror) = (events.clone(), store.clone(), mirror.clone());
             std::thread::Builder::new()
                 .name(format!("zone-{}-ckp", store.zone.0))
-                .spawn(move || checkpoint_thread(store, ckp_receiver, events))
+                .spawn(move || checkpoint_thread(store, ckp_receiver, events, mirror))
                 .expect("spawn the checkpoint thread")
         };
         let wal = {
             let (events, buffers) = (events.clone(), buffers.clone());
+            let thread = WalThread {
+                store,
+                generation,
+                mirror,
+                jobs: receiver,
+                checkpoints: ckp_jobs,
+                events,
+                buffers,
+            };
             std::thread::Builder::new()
-                .name(format!("zone-{}-wal", store.zone.0))
-                .spawn(move || wal_thread(store, wal, receiver, ckp_jobs, events, buffers))
+                .name(format!("zone-{}-wal", thread.store.zone.0))
+                .spawn(move || thread.run(wal))
                 .expect("spawn the WAL thread")
         };
         Writer {
@@ -153,70 +170,113 @@ impl Writer {
     }
 }
 
-fn wal_thread(
+/// The WAL thread's state.
+struct WalThread {
     store: ZoneStore,
-    wal: (File, PathBuf),
+    /// The segment being appended to.
+    generation: u64,
+    mirror: Option<StreamFeed>,
     jobs: Receiver<WalJob>,
     checkpoints: SyncSender<(u64, u32, Box<Capture>)>,
     events: Arc<ArrayQueue<WriterEvent>>,
     buffers: Arc<ArrayQueue<Vec<u8>>>,
-) {
-    let (mut file, mut path) = wal;
-    let fail = |message: String| {
-        tracing::error!("{message}");
-        let _ = events.push(WriterEvent::Failed(message));
-    };
-    let mut pending: Option<WalJob> = None;
-    loop {
-        let job = match pending.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
+}
+
+impl WalThread {
+    fn run(self, wal: (File, PathBuf)) {
+        let (mut file, mut path) = wal;
+        let fail = |message: String| {
+            tracing::error!("{message}");
+            let _ = self.events.push(WriterEvent::Failed(message));
         };
-        match job {
-            WalJob::Append { seq, bytes } => {
-                let (last, batch) = gather(&jobs, seq, bytes, &mut pending);
-                let written = batch
-                    .iter()
-                    .try_for_each(|b| file.write_all(b))
-                    .and_then(|()| file.sync_data());
-                if let Err(e) = written {
-                    fail(format!(
-                        "{}: write or fdatasync failed: {e}",
-                        path.display()
-                    ));
-                    return;
+        // Where the next append lands in the segment, and the last sequence made durable
+        // (what the standby stream needs to place and acknowledge the bytes).
+        let mut offset = file.metadata().map_or(0, |m| m.len());
+        let mut durable = 0;
+        let mut generation = self.generation;
+        let mut pending: Option<WalJob> = None;
+        loop {
+            let job = match pending.take() {
+                Some(job) => job,
+                None => match self.jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            match job {
+                WalJob::Append { seq, bytes } => {
+                    let (last, batch) = gather(&self.jobs, seq, bytes, &mut pending);
+                    let written = batch
+                        .iter()
+                        .try_for_each(|b| file.write_all(b))
+                        .and_then(|()| file.sync_data());
+                    if let Err(e) = written {
+                        fail(format!(
+                            "{}: write or fdatasync failed: {e}",
+                            path.display()
+                        ));
+                        return;
+                    }
+                    durable = last;
+                    let _ = self.events.push(WriterEvent::Durable { seq: last });
+                    let len: usize = batch.iter().map(Vec::len).sum();
+                    if let Some(mirror) = &self.mirror {
+                        mirror.push(MirrorOp::Append {
+                            seq: last,
+                            generation,
+                            offset,
+                            bytes: batch.concat(),
+                        });
+                    }
+                    offset += len as u64;
+                    for mut b in batch {
+                        b.clear();
+                        let _ = self.buffers.push(b);
+                    }
                 }
-                let _ = events.push(WriterEvent::Durable { seq: last });
-                for mut b in batch {
-                    b.clear();
-                    let _ = buffers.push(b);
-                }
-            }
-            WalJob::Switch {
-                generation,
-                incarnation,
-                tick,
-            } => match store.create_segment(generation, incarnation, tick) {
-                Ok(next) => (file, path) = next,
-                Err(e) => {
-                    fail(e.to_string());
-                    return;
-                }
-            },
-            WalJob::Checkpoint {
-                generation,
-                incarnation,
-                capture,
-            } => {
-                if checkpoints
-                    .send((generation, incarnation, capture))
-                    .is_err()
-                {
-                    fail("the checkpoint thread has stopped".into());
-                    return;
+                WalJob::Switch {
+                    generation: next,
+                    incarnation,
+                    tick,
+                } => match self.store.create_segment(next, incarnation, tick) {
+                    Ok(created) => {
+                        (file, path) = created;
+                        generation = next;
+                        offset = file.metadata().map_or(0, |m| m.len());
+                        if let Some(mirror) = &self.mirror {
+                            // The new segment's header, as an append at its start.
+                            match std::fs::read(&path) {
+                                Ok(bytes) => mirror.push(MirrorOp::Append {
+                                    seq: durable,
+                                    generation,
+                                    offset: 0,
+                                    bytes,
+                                }),
+                                Err(e) => {
+                                    fail(format!("{}: read back failed: {e}", path.display()));
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        fail(e.to_string());
+                        return;
+                    }
+                },
+                WalJob::Checkpoint {
+                    generation,
+                    incarnation,
+                    capture,
+                } => {
+                    if self
+                        .checkpoints
+                        .send((generation, incarnation, capture))
+                        .is_err()
+                    {
+                        fail("the checkpoint thread has stopped".into());
+                        return;
+                    }
                 }
             }
         }
@@ -252,6 +312,7 @@ fn checkpoint_thread(
     store: ZoneStore,
     jobs: Receiver<(u64, u32, Box<Capture>)>,
     events: Arc<ArrayQueue<WriterEvent>>,
+    mirror: Option<StreamFeed>,
 ) {
     lower_priority();
     let mut buf = Vec::new();
@@ -261,6 +322,12 @@ fn checkpoint_thread(
             .and_then(|()| store.retire(generation));
         match written {
             Ok(()) => {
+                if let Some(mirror) = &mirror {
+                    mirror.push(MirrorOp::Checkpoint {
+                        generation,
+                        bytes: buf.clone(),
+                    });
+                }
                 let _ = events.push(WriterEvent::Checkpointed {
                     generation,
                     capture,

@@ -1,0 +1,170 @@
+//! The standby's side: a zone's files, mirrored from its primary's frames into this
+//! node's standby directory, where a promotion restores from them as a restart would.
+//!
+//! Every operation is idempotent, so a primary that reconnects resends whole files and
+//! then appends that may repeat bytes already here: a WAL append is a write at its offset,
+//! a checkpoint a whole file put in place by rename, and a prune deletes what the primary
+//! no longer keeps. An append past the end of its segment (bytes missed) is refused: the
+//! primary reconnects and resends the whole file.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
+
+use crate::store::{StoreError, ZoneStore, sync_dir, write_synced};
+
+/// Why the mirror refused a frame (the connection ends; the primary resyncs).
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "an append at byte {offset} of WAL segment {generation}, which holds {len}: bytes were missed"
+    )]
+    Gap {
+        generation: u64,
+        offset: u64,
+        len: u64,
+    },
+    #[error("a malformed {0:?} frame")]
+    Malformed(FrameKind),
+}
+
+/// One zone's mirrored files.
+#[derive(Debug)]
+pub struct Mirror {
+    store: ZoneStore,
+    /// Segments written since the last sync, to fdatasync before acknowledging.
+    dirty: BTreeSet<u64>,
+    /// The highest append sequence applied, and the highest durable (acknowledged).
+    applied: u64,
+    durable: u64,
+}
+
+impl Mirror {
+    pub fn new(store: ZoneStore) -> Mirror {
+        Mirror {
+            store,
+            dirty: BTreeSet::new(),
+            applied: 0,
+            durable: 0,
+        }
+    }
+
+    /// Applies one frame from the primary.
+    pub fn apply(
+        &mut self,
+        kind: FrameKind,
+        header: &FrameHeader,
+        payload: &[u8],
+    ) -> Result<(), MirrorError> {
+        let generation = header.generation.get();
+        match kind {
+            FrameKind::Append => self.append(generation, header.offset.get(), payload)?,
+            FrameKind::File => match FileKind::from_u8(header.file) {
+                Some(FileKind::Checkpoint) => self.put("ckp", generation, payload)?,
+                Some(FileKind::Wal) => self.put("wal", generation, payload)?,
+                None => return Err(MirrorError::Malformed(kind)),
+            },
+            FrameKind::Retire => self.prune(payload)?,
+            FrameKind::Hello | FrameKind::Challenge | FrameKind::Ack => {}
+        }
+        self.applied = self.applied.max(header.seq.get());
+        Ok(())
+    }
+
+    /// Makes everything applied durable; returns the sequence to acknowledge.
+    pub fn sync(&mut self) -> Result<u64, MirrorError> {
+        for generation in std::mem::take(&mut self.dirty) {
+            let path = self.store.file("wal", generation);
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(|source| io(&path, source))?;
+        }
+        self.durable = self.applied;
+        Ok(self.durable)
+    }
+
+    fn append(&mut self, generation: u64, offset: u64, bytes: &[u8]) -> Result<(), MirrorError> {
+        let path = self.store.file("wal", generation);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| io(&path, source))?;
+        let len = file.metadata().map_err(|source| io(&path, source))?.len();
+        if offset > len {
+            return Err(MirrorError::Gap {
+                generation,
+                offset,
+                len,
+            });
+        }
+        file.write_all_at(bytes, offset)
+            .map_err(|source| io(&path, source))?;
+        if offset == 0 {
+            // A new segment: its directory entry must be durable too.
+            file.sync_all().map_err(|source| io(&path, source))?;
+            sync_dir(self.store.dir())?;
+        }
+        self.dirty.insert(generation);
+        Ok(())
+    }
+
+    /// A whole file, put in place durably (temporary file, fsync, rename, fsync the
+    /// directory).
+    fn put(&mut self, kind: &str, generation: u64, bytes: &[u8]) -> Result<(), MirrorError> {
+        let path = self.store.file(kind, generation);
+        let tmp = path.with_extension(format!("{generation}.mirror"));
+        write_synced(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path).map_err(|source| io(&path, source))?;
+        sync_dir(self.store.dir())?;
+        if kind == "wal" {
+            self.dirty.remove(&generation);
+        }
+        Ok(())
+    }
+
+    /// Deletes every file of the zone the primary no longer keeps: the payload lists
+    /// (kind, generation) pairs, 9 bytes each.
+    fn prune(&mut self, payload: &[u8]) -> Result<(), MirrorError> {
+        if !payload.len().is_multiple_of(9) {
+            return Err(MirrorError::Malformed(FrameKind::Retire));
+        }
+        let kept: BTreeSet<(u8, u64)> = payload
+            .chunks_exact(9)
+            .map(|c| {
+                let g = u64::from_le_bytes(c[1..9].try_into().expect("9-byte chunks"));
+                (c[0], g)
+            })
+            .collect();
+        for (kind, name) in [(FileKind::Wal, "wal"), (FileKind::Checkpoint, "ckp")] {
+            for (g, path) in self.store.list(name)? {
+                if !kept.contains(&(kind as u8, g)) {
+                    std::fs::remove_file(&path).map_err(|source| io(&path, source))?;
+                    if kind == FileKind::Wal {
+                        self.dirty.remove(&g);
+                    }
+                }
+            }
+        }
+        sync_dir(self.store.dir())?;
+        Ok(())
+    }
+}
+
+fn io(path: &std::path::Path, source: std::io::Error) -> MirrorError {
+    MirrorError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}

@@ -1,0 +1,205 @@
+//! The standby node's listener: accepts its primaries' streams on the node's control
+//! address (TCP) and mirrors each zone into its standby directory.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use meridian_layouts::U64Le;
+use meridian_layouts::standby::{FrameHeader, FrameKind};
+
+use super::frame::{FrameError, read_body, read_frame, read_header, write_challenge, write_frame};
+use super::mirror::{Mirror, MirrorError};
+use crate::store::ZoneStore;
+
+/// A zone this node keeps the standby of: its mirror and the primary's pinned key.
+#[derive(Debug)]
+pub struct Kept {
+    pub zone: u32,
+    pub store: ZoneStore,
+    pub primary: VerifyingKey,
+}
+
+/// Per kept zone: the highest append sequence held durably (what was acknowledged).
+#[derive(Debug, Default)]
+pub struct KeptStatus {
+    pub zone: u32,
+    pub held: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+/// The running listener; stops when dropped.
+#[derive(Debug)]
+pub struct StandbyServer {
+    pub status: Vec<Arc<KeptStatus>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for StandbyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Zones = Arc<HashMap<u32, (VerifyingKey, Arc<Mutex<Mirror>>, Arc<KeptStatus>)>>;
+
+/// Serves `kept` on `listener`, acknowledging with `key`.
+pub fn serve(
+    listener: TcpListener,
+    key: SigningKey,
+    kept: Vec<Kept>,
+) -> std::io::Result<StandbyServer> {
+    listener.set_nonblocking(true)?;
+    let status: Vec<Arc<KeptStatus>> = kept
+        .iter()
+        .map(|k| {
+            Arc::new(KeptStatus {
+                zone: k.zone,
+                ..KeptStatus::default()
+            })
+        })
+        .collect();
+    let zones: Zones = Arc::new(
+        kept.into_iter()
+            .zip(&status)
+            .map(|(k, s)| {
+                (
+                    k.zone,
+                    (
+                        k.primary,
+                        Arc::new(Mutex::new(Mirror::new(k.store))),
+                        s.clone(),
+                    ),
+                )
+            })
+            .collect(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("standby-listener".into())
+            .spawn(move || accept_loop(&listener, &key, &zones, &stop))?
+    };
+    Ok(StandbyServer {
+        status,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &AtomicBool) {
+    // Every open connection (and whether it ended), to end them when the server stops.
+    let mut open: Vec<(TcpStream, Arc<AtomicBool>)> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((socket, from)) => {
+                let _ = socket.set_nonblocking(false);
+                open.retain(|(_, ended)| !ended.load(Ordering::Relaxed));
+                let ended = Arc::new(AtomicBool::new(false));
+                if let Ok(s) = socket.try_clone() {
+                    open.push((s, ended.clone()));
+                }
+                let (key, zones) = (key.clone(), zones.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("standby-mirror".into())
+                    .spawn(move || {
+                        if let Err(e) = connection(socket, &key, &zones) {
+                            tracing::warn!(%from, "standby stream ended: {e}");
+                        }
+                        ended.store(true, Ordering::Relaxed);
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!("cannot serve a standby stream: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                tracing::warn!("standby listener: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    for (socket, _) in open {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Why a connection was ended.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Mirror(#[from] MirrorError),
+    #[error("a stream for zone {0}, which this node keeps no standby of")]
+    NotKept(u32),
+    #[error("the first frame was a {0:?}, not a hello")]
+    NoHello(FrameKind),
+    #[error("a frame for zone {got} on zone {zone}'s stream")]
+    WrongZone { zone: u32, got: u32 },
+}
+
+fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), ServeError> {
+    socket.set_nodelay(true).map_err(FrameError::Io)?;
+    let mut challenge = [0u8; 32];
+    getrandom::fill(&mut challenge)
+        .map_err(|e| FrameError::Io(std::io::Error::other(e.to_string())))?;
+    let mut w = BufWriter::new(socket.try_clone().map_err(FrameError::Io)?);
+    write_challenge(&mut w, &challenge)
+        .and_then(|()| w.flush())
+        .map_err(FrameError::Io)?;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(FrameError::Io)?;
+    let mut r = BufReader::with_capacity(1 << 16, socket);
+    // The hello names the zone: its frames must verify under that zone's primary key.
+    let mut payload = Vec::new();
+    let (kind, hello) = read_header(&mut r)?;
+    if kind != FrameKind::Hello {
+        return Err(ServeError::NoHello(kind));
+    }
+    let zone = hello.zone.get();
+    let Some((primary, mirror, status)) = zones.get(&zone) else {
+        return Err(ServeError::NotKept(zone));
+    };
+    read_body(&mut r, kind, &hello, primary, &challenge, &mut payload)?;
+    r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
+    status.connected.store(true, Ordering::Relaxed);
+    let result = (|| loop {
+        let (kind, h) = read_frame(&mut r, primary, &challenge, &mut payload)?;
+        if h.zone.get() != zone {
+            return Err(ServeError::WrongZone {
+                zone,
+                got: h.zone.get(),
+            });
+        }
+        let mut m = mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.apply(kind, &h, &payload)?;
+        if r.buffer().is_empty() {
+            // Nothing more waiting: make it durable and say so.
+            let held = m.sync()?;
+            drop(m);
+            status.held.fetch_max(held, Ordering::AcqRel);
+            let mut ack = FrameHeader::new(FrameKind::Ack, zone);
+            ack.seq = U64Le::new(held);
+            write_frame(&mut w, key, &challenge, ack, &[])
+                .and_then(|()| w.flush())
+                .map_err(FrameError::Io)?;
+        }
+    })();
+    status.connected.store(false, Ordering::Relaxed);
+    result
+}

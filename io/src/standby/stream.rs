@@ -1,0 +1,321 @@
+//! The primary's side: a thread per zone that connects to the zone's standby node and
+//! mirrors the zone's files to it, and the acknowledgements that come back — the second
+//! watermark the zone's held datagrams wait for.
+//!
+//! The writer threads feed it ([`StreamFeed`]) what they made durable, in order: WAL
+//! appends with their offsets (a new segment's header is an append at offset 0) and
+//! checkpoints. It keeps nothing for resending: on every (re)connection, and whenever it
+//! fell behind the feed, it resends the zone's files whole, as they are on disk, then
+//! goes on with the feed. Every operation is idempotent at the standby ([`super::Mirror`]).
+
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use meridian_layouts::U64Le;
+use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
+
+use super::frame::{FrameError, read_challenge, read_frame, write_frame};
+use crate::store::ZoneStore;
+
+/// Operations the feed holds before the stream counts itself behind and resyncs.
+const FEED_DEPTH: usize = 1024;
+/// Between connection attempts.
+const RECONNECT: Duration = Duration::from_millis(200);
+
+/// What the writer threads made durable, for the standby.
+#[derive(Debug)]
+pub enum MirrorOp {
+    /// `bytes` written at `offset` of WAL segment `generation`; `seq` is the append
+    /// sequence they complete (a segment header repeats the last one).
+    Append {
+        seq: u64,
+        generation: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    /// Checkpoint `generation`, written whole; older generations retired after it.
+    Checkpoint { generation: u64, bytes: Vec<u8> },
+}
+
+/// The writer threads' end of the stream. Never blocks: a full feed marks the stream
+/// behind, and it resyncs from the files.
+#[derive(Clone, Debug)]
+pub struct StreamFeed {
+    ops: SyncSender<MirrorOp>,
+    behind: Arc<AtomicBool>,
+}
+
+impl StreamFeed {
+    pub fn push(&self, op: MirrorOp) {
+        if let Err(TrySendError::Full(_)) = self.ops.try_send(op) {
+            self.behind.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Who the standby is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct StandbyTarget {
+    pub addr: SocketAddr,
+    /// The standby node's pinned key: it signs the acknowledgements.
+    pub key: VerifyingKey,
+}
+
+/// The zone's end: the highest append sequence the standby holds durably.
+#[derive(Debug)]
+pub struct Stream {
+    acked: Arc<AtomicU64>,
+    connected: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stream {
+    /// Starts streaming zone `store`'s files (this node's copy) to `target`.
+    pub fn start(
+        store: ZoneStore,
+        zone: u32,
+        incarnation: u32,
+        key: SigningKey,
+        target: StandbyTarget,
+    ) -> (Stream, StreamFeed) {
+        let (tx, rx) = sync_channel(FEED_DEPTH);
+        let behind = Arc::new(AtomicBool::new(false));
+        let (acked, connected, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let run = Run {
+            store,
+            zone,
+            incarnation,
+            key,
+            target,
+            ops: rx,
+            behind: behind.clone(),
+            acked: acked.clone(),
+            connected: connected.clone(),
+            stop: stop.clone(),
+            last_seq: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("zone-{zone}-standby"))
+            .spawn(move || run.run())
+            .expect("spawn the standby stream thread");
+        let stream = Stream {
+            acked,
+            connected,
+            stop,
+            thread: Some(thread),
+        };
+        (stream, StreamFeed { ops: tx, behind })
+    }
+
+    /// Every append up to this sequence is durable on the standby.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Run {
+    store: ZoneStore,
+    zone: u32,
+    incarnation: u32,
+    key: SigningKey,
+    target: StandbyTarget,
+    ops: Receiver<MirrorOp>,
+    behind: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    connected: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    /// The newest append sequence the feed has delivered.
+    last_seq: u64,
+}
+
+impl Run {
+    fn run(mut self) {
+        let mut logged = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            match self.session() {
+                Ok(()) => return,
+                Err(e) => {
+                    self.connected.store(false, Ordering::Relaxed);
+                    if !logged {
+                        tracing::warn!(zone = self.zone, standby = %self.target.addr, "standby stream: {e}; retrying");
+                    }
+                    logged = true;
+                }
+            }
+            std::thread::sleep(RECONNECT);
+        }
+    }
+
+    /// One connection: the challenge, hello, the files whole, then the feed. Returns
+    /// `Ok` only when told to stop.
+    fn session(&mut self) -> Result<(), FrameError> {
+        let socket = TcpStream::connect_timeout(&self.target.addr, Duration::from_secs(1))?;
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let challenge = read_challenge(&mut BufReader::new(&socket))?;
+        socket.set_read_timeout(None)?;
+        let reader = {
+            let socket = socket.try_clone()?;
+            let (key, acked, zone) = (self.target.key, self.acked.clone(), self.zone);
+            std::thread::Builder::new()
+                .name(format!("zone-{zone}-standby-acks"))
+                .spawn(move || read_acks(socket, key, challenge, acked))?
+        };
+        let result = self.send_all(&socket, &challenge);
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+        let _ = reader.join();
+        result
+    }
+
+    fn send_all(&mut self, socket: &TcpStream, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        let mut w = BufWriter::with_capacity(1 << 16, socket);
+        let mut hello = FrameHeader::new(FrameKind::Hello, self.zone);
+        hello.generation = U64Le::new(u64::from(self.incarnation));
+        write_frame(&mut w, &self.key, challenge, hello, &[])?;
+        self.resync(&mut w, challenge)?;
+        self.connected.store(true, Ordering::Relaxed);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                w.flush()?;
+                return Ok(());
+            }
+            if self.behind.swap(false, Ordering::Relaxed) {
+                self.resync(&mut w, challenge)?;
+            }
+            match self.ops.recv_timeout(Duration::from_millis(50)) {
+                Ok(op) => {
+                    self.send(&mut w, challenge, op)?;
+                    while let Ok(op) = self.ops.try_recv() {
+                        self.send(&mut w, challenge, op)?;
+                    }
+                    w.flush()?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    w.flush()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The zone's files whole, as they are now, then the list of them (the standby
+    /// deletes the rest). Everything the feed held is in them.
+    fn resync(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        while let Ok(op) = self.ops.try_recv() {
+            if let MirrorOp::Append { seq, .. } = op {
+                self.last_seq = self.last_seq.max(seq);
+            }
+        }
+        let mut kept = Vec::new();
+        for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
+            for (generation, path) in self.store.list(name).map_err(other)? {
+                let bytes = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    // Retired between the listing and the read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let mut h = FrameHeader::new(FrameKind::File, self.zone);
+                h.file = kind as u8;
+                h.generation = U64Le::new(generation);
+                h.seq = U64Le::new(self.last_seq);
+                write_frame(w, &self.key, challenge, h, &bytes)?;
+                kept.push(kind as u8);
+                kept.extend_from_slice(&generation.to_le_bytes());
+            }
+        }
+        let mut h = FrameHeader::new(FrameKind::Retire, self.zone);
+        h.seq = U64Le::new(self.last_seq);
+        write_frame(w, &self.key, challenge, h, &kept)?;
+        w.flush()?;
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        w: &mut impl Write,
+        challenge: &[u8; 32],
+        op: MirrorOp,
+    ) -> Result<(), FrameError> {
+        match op {
+            MirrorOp::Append {
+                seq,
+                generation,
+                offset,
+                bytes,
+            } => {
+                self.last_seq = self.last_seq.max(seq);
+                let mut h = FrameHeader::new(FrameKind::Append, self.zone);
+                h.generation = U64Le::new(generation);
+                h.offset = U64Le::new(offset);
+                h.seq = U64Le::new(self.last_seq);
+                write_frame(w, &self.key, challenge, h, &bytes)?;
+            }
+            MirrorOp::Checkpoint { generation, bytes } => {
+                let mut h = FrameHeader::new(FrameKind::File, self.zone);
+                h.file = FileKind::Checkpoint as u8;
+                h.generation = U64Le::new(generation);
+                h.seq = U64Le::new(self.last_seq);
+                write_frame(w, &self.key, challenge, h, &bytes)?;
+                // What the primary keeps now (its checkpoint thread retired the rest).
+                let mut kept = Vec::new();
+                for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
+                    for (g, _) in self.store.list(name).map_err(other)? {
+                        kept.push(kind as u8);
+                        kept.extend_from_slice(&g.to_le_bytes());
+                    }
+                }
+                let mut h = FrameHeader::new(FrameKind::Retire, self.zone);
+                h.seq = U64Le::new(self.last_seq);
+                write_frame(w, &self.key, challenge, h, &kept)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the standby's acknowledgements until the connection ends.
+fn read_acks(socket: TcpStream, key: VerifyingKey, challenge: [u8; 32], acked: Arc<AtomicU64>) {
+    let mut r = BufReader::new(socket);
+    let mut payload = Vec::new();
+    loop {
+        match read_frame(&mut r, &key, &challenge, &mut payload) {
+            Ok((FrameKind::Ack, h)) => {
+                acked.fetch_max(h.seq.get(), Ordering::AcqRel);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!("standby acknowledgements: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn other(e: crate::store::StoreError) -> FrameError {
+    FrameError::Io(std::io::Error::other(e.to_string()))
+}

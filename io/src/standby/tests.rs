@@ -1,0 +1,259 @@
+//! The stream end to end over loopback: a primary's writer threads feeding the stream, a
+//! standby mirroring, and both directories recovered and compared.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant as WallInstant};
+
+use ed25519_dalek::SigningKey;
+use meridian_core::limits::Limits;
+use meridian_core::persist::{Capture, encode_record};
+use meridian_core::time::Instant;
+use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
+use meridian_core::zone::Zone;
+
+use super::{Kept, StandbyServer, StandbyTarget, Stream, serve};
+use crate::store::{DataDir, Writer, ZoneStore};
+
+const WORLD_ID: u64 = 7;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "meridian-standby-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn world() -> World {
+    World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 256.0, 128.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 16.0,
+    })
+    .expect("a valid world")
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A standby of zone 0 at `addr` (or any port), mirroring into `dir`.
+fn standby(addr: SocketAddr, dir: &DataDir) -> (StandbyServer, SocketAddr) {
+    let listener = TcpListener::bind(addr).expect("bind the standby listener");
+    let addr = listener.local_addr().expect("bound");
+    let kept = vec![Kept {
+        zone: 0,
+        store: dir.zone(WORLD_ID, ZoneID(0)),
+        primary: key(1).verifying_key(),
+    }];
+    (serve(listener, key(2), kept).expect("serve"), addr)
+}
+
+/// A zone that spawns two entities a tick (each spawn is a log record), its writer
+/// threads, and its stream.
+struct Primary {
+    zone: Zone,
+    store: ZoneStore,
+    writer: Writer,
+    stream: Stream,
+    seq: u64,
+    generation: u64,
+    now: Instant,
+}
+
+impl Primary {
+    fn start(dir: &DataDir, standby: SocketAddr) -> Primary {
+        let world = world();
+        let mut zone = Zone::new(
+            &world,
+            ZoneID(0),
+            Limits::for_entities(100_000),
+            Instant::ZERO,
+        )
+        .expect("a zone");
+        zone.log_incarnation();
+        let mut capture = Capture::default();
+        zone.capture(&mut capture);
+        for _ in zone.drain_log() {}
+        let store = dir.zone(WORLD_ID, ZoneID(0));
+        let wal = store.begin(0, 1, &capture).expect("begin");
+        let target = StandbyTarget {
+            addr: standby,
+            key: key(2).verifying_key(),
+        };
+        let (stream, feed) = Stream::start(store.clone(), 0, 1, key(1), target);
+        let writer = Writer::start(store.clone(), wal, 0, Some(feed));
+        Primary {
+            zone,
+            store,
+            writer,
+            stream,
+            seq: 0,
+            generation: 0,
+            now: Instant::ZERO,
+        }
+    }
+
+    /// `ticks` ticks; a checkpoint every 40th.
+    fn run(&mut self, ticks: u32) {
+        for t in 0..ticks {
+            self.now = self.now + self.zone.world().tick_duration();
+            for k in 0..2 {
+                let x = 10.0 + f32::from((t * 2 + k) as u16 % 100);
+                self.zone
+                    .spawn([x, 60.0, 0.0], [1.0, 0.5], 3.0, 0)
+                    .expect("room to spawn");
+            }
+            self.zone.tick(self.now);
+            let mut bytes = self.writer.buffer();
+            for r in self.zone.drain_log() {
+                encode_record(&r, &mut bytes);
+            }
+            self.seq += 1;
+            self.writer.append(self.seq, bytes).expect("append");
+            if self.zone.tick_count().is_multiple_of(40) {
+                self.generation += 1;
+                let tick = self.zone.tick_count();
+                self.writer
+                    .switch(self.generation, 1, tick)
+                    .expect("switch");
+                let mut capture = Box::new(Capture::default());
+                self.zone.capture(&mut capture);
+                self.writer
+                    .checkpoint(self.generation, 1, capture)
+                    .expect("checkpoint");
+            }
+        }
+    }
+
+    /// Waits until the standby acknowledged every append so far.
+    fn wait_acked(&self) {
+        let started = WallInstant::now();
+        while self.stream.acked() < self.seq {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the standby acknowledged {} of {} appends",
+                self.stream.acked(),
+                self.seq
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// What a restart from `store` would begin with, for comparison.
+fn recovered(store: &ZoneStore) -> (Vec<String>, Option<Vec<u8>>, u32) {
+    let r = store.recover().expect("recover");
+    let records = r.records.iter().map(|x| format!("{x:?}")).collect();
+    (
+        records,
+        r.checkpoint.as_deref().map(<[u8]>::to_vec),
+        r.incarnation,
+    )
+}
+
+/// The files differ only in what the standby has not acknowledged; once everything is,
+/// a restart from the standby's copy is the restart the primary's own disk gives.
+fn assert_same(primary: &Primary, mirror: &DataDir) {
+    // The checkpoint thread may still be writing the newest one.
+    std::thread::sleep(Duration::from_millis(300));
+    primary.wait_acked();
+    let a = recovered(&primary.store);
+    let b = recovered(&mirror.zone(WORLD_ID, ZoneID(0)));
+    let list = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("list")
+            .map(|e| {
+                let e = e.expect("entry");
+                format!(
+                    "{} {}",
+                    e.file_name().to_string_lossy(),
+                    e.metadata().map_or(0, |m| m.len())
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    eprintln!(
+        "primary {:?}\nmirror {:?}",
+        list(primary.store.dir()),
+        list(mirror.path())
+    );
+    assert!(!a.0.is_empty() || a.1.is_some(), "nothing was written");
+    assert_eq!(
+        a.1.as_ref().map(Vec::len),
+        b.1.as_ref().map(Vec::len),
+        "checkpoints"
+    );
+    assert!(a.1 == b.1, "the checkpoints differ");
+    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+    assert_eq!(a.2, b.2);
+}
+
+#[test]
+fn a_standby_holds_what_the_primary_holds_and_resyncs_a_new_standby() {
+    let (pdir, sdir, tdir) = (scratch("p"), scratch("s"), scratch("t"));
+    let primary_dir = DataDir::open(&pdir).expect("primary dir");
+    let standby_dir = DataDir::open(&sdir).expect("standby dir");
+    let (server, addr) = standby("127.0.0.1:0".parse().expect("addr"), &standby_dir);
+    let mut p = Primary::start(&primary_dir, addr);
+    p.run(130);
+    assert_same(&p, &standby_dir);
+    assert!(p.stream.connected());
+    assert_eq!(
+        server.status[0]
+            .held
+            .load(std::sync::atomic::Ordering::Relaxed),
+        p.seq
+    );
+    // The standby is replaced by one with an empty disk on the same address: the stream
+    // reconnects and sends the files whole, then carries on.
+    drop(server);
+    let second_dir = DataDir::open(&tdir).expect("second standby dir");
+    let (_second, _) = standby(addr, &second_dir);
+    p.run(90);
+    assert_same(&p, &second_dir);
+    for d in [pdir, sdir, tdir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// A stranger (or a node that is not the zone's primary) who connects and signs with
+/// its own key is refused at the hello, and nothing reaches the mirror.
+#[test]
+fn a_stream_signed_by_another_key_is_refused() {
+    use meridian_layouts::standby::{FrameHeader, FrameKind};
+    use std::io::Write;
+    let sdir = scratch("forged");
+    let standby_dir = DataDir::open(&sdir).expect("standby dir");
+    let (server, addr) = standby("127.0.0.1:0".parse().expect("addr"), &standby_dir);
+    let mut socket = TcpStream::connect(addr).expect("connect");
+    let challenge = super::frame::read_challenge(&mut socket).expect("a challenge");
+    let hello = FrameHeader::new(FrameKind::Hello, 0);
+    super::frame::write_frame(&mut socket, &key(9), &challenge, hello, &[]).expect("send");
+    let mut file = FrameHeader::new(FrameKind::Append, 0);
+    file.seq = meridian_layouts::U64Le::new(1);
+    super::frame::write_frame(&mut socket, &key(9), &challenge, file, b"not a header")
+        .expect("send");
+    socket.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(200));
+    let files = std::fs::read_dir(&sdir).expect("list").count();
+    assert_eq!(files, 1, "only the lock file: nothing was mirrored");
+    assert_eq!(
+        server.status[0]
+            .held
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let _ = std::fs::remove_dir_all(sdir);
+}

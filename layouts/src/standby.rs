@@ -1,0 +1,132 @@
+//! The standby stream: what a zone's primary sends the node that keeps its warm standby,
+//! over a TCP connection between their control addresses (docs/mesh.md).
+//!
+//! The stream mirrors the zone's files, not its records: the standby ends up with the
+//! same bytes in the same files the primary's data directory holds (behind by what is
+//! not acknowledged yet), so a promotion is a restart from that directory.
+//!
+//! Every frame is a [`FrameHeader`], `len` bytes of payload and an Ed25519 signature by
+//! the sender's node key over [`DOMAIN`] ‖ the connection's challenge ‖ header ‖ payload.
+//! The standby opens each connection with a [`FrameKind::Challenge`] of 32 random bytes,
+//! so a frame recorded on one connection is refused on every other.
+//!
+//! | kind        | from    | fields used                            | payload           |
+//! |-------------|---------|----------------------------------------|-------------------|
+//! | `Challenge` | standby | —                                      | 32 random bytes (unsigned) |
+//! | `Hello`     | primary | `zone`, `generation` = incarnation     | —                 |
+//! | `File`      | primary | `file`, `generation`, `seq` = covered  | the whole file    |
+//! | `Append`    | primary | `generation`, `offset`, `seq`          | bytes at `offset` of WAL segment `generation` |
+//! | `Retire`    | primary | `generation` = newest kept             | —                 |
+//! | `Ack`       | standby | `seq`: every append up to it is durable | —                |
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::{U32Le, U64Le};
+
+/// The first bytes of every frame.
+pub const MAGIC: [u8; 4] = *b"MRDS";
+/// The stream's version; a peer with another is refused.
+pub const VERSION: u8 = 1;
+/// What the signatures of the stream mean (never accepted for anything else).
+pub const DOMAIN: [u8; 8] = *b"MRDN-STB";
+/// The random bytes a standby opens a connection with.
+pub const CHALLENGE_SIZE: usize = 32;
+/// The largest payload accepted: a checkpoint of a full zone fits (1 M entities of
+/// 128-byte records and game state); anything longer is refused before it is read.
+pub const PAYLOAD_MAX: u32 = 256 << 20;
+
+/// What a frame is.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    Challenge = 1,
+    Hello = 2,
+    File = 3,
+    Append = 4,
+    Retire = 5,
+    Ack = 6,
+}
+
+impl FrameKind {
+    pub fn from_u8(v: u8) -> Option<FrameKind> {
+        Some(match v {
+            1 => FrameKind::Challenge,
+            2 => FrameKind::Hello,
+            3 => FrameKind::File,
+            4 => FrameKind::Append,
+            5 => FrameKind::Retire,
+            6 => FrameKind::Ack,
+            _ => return None,
+        })
+    }
+}
+
+/// Which of a zone's files a `File` frame carries.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A WAL segment, whole as it stood when read.
+    Wal = 1,
+    /// A checkpoint.
+    Checkpoint = 2,
+}
+
+impl FileKind {
+    pub fn from_u8(v: u8) -> Option<FileKind> {
+        match v {
+            1 => Some(FileKind::Wal),
+            2 => Some(FileKind::Checkpoint),
+            _ => None,
+        }
+    }
+}
+
+/// The fixed front of every frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct FrameHeader {
+    pub magic: [u8; 4],
+    pub version: u8,
+    /// A [`FrameKind`].
+    pub kind: u8,
+    /// A [`FileKind`] (`File` frames), else 0.
+    pub file: u8,
+    pub reserved: u8,
+    pub zone: U32Le,
+    pub generation: U64Le,
+    pub seq: U64Le,
+    pub offset: U64Le,
+    /// Payload bytes after the header.
+    pub len: U32Le,
+}
+
+const _: () = assert!(core::mem::size_of::<FrameHeader>() == 40);
+
+impl FrameHeader {
+    pub const SIZE: usize = core::mem::size_of::<FrameHeader>();
+
+    pub fn new(kind: FrameKind, zone: u32) -> FrameHeader {
+        FrameHeader {
+            magic: MAGIC,
+            version: VERSION,
+            kind: kind as u8,
+            zone: U32Le::new(zone),
+            ..FrameHeader::zeroed()
+        }
+    }
+
+    /// The frame's kind, if the magic, version and kind are ones this build speaks and
+    /// the payload is within [`PAYLOAD_MAX`].
+    pub fn check(&self) -> Result<FrameKind, crate::ParseError> {
+        if self.magic != MAGIC {
+            return Err(crate::ParseError::BadMagic);
+        }
+        if self.version != VERSION {
+            return Err(crate::ParseError::BadVersion);
+        }
+        if self.len.get() > PAYLOAD_MAX {
+            return Err(crate::ParseError::BadLength);
+        }
+        FrameKind::from_u8(self.kind).ok_or(crate::ParseError::UnknownKind)
+    }
+}
