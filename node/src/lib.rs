@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod progress;
 pub mod run;
 pub mod sim;
+pub mod standby;
 pub mod swarm;
 pub mod tag;
 pub mod world_file;

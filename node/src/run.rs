@@ -43,6 +43,8 @@ use crate::world_file::{NodeSpec, WorldSpec};
 pub struct Running {
     node: Arc<Node>,
     mesh: Option<crate::mesh::MeshHandle>,
+    /// The standbys this node keeps for other nodes' zones.
+    standbys: Option<crate::standby::KeptStandbys>,
     admin_stop: Arc<AtomicBool>,
     admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
     pub spec: NodeSpec,
@@ -232,12 +234,15 @@ pub fn start_with(
             .zones
             .iter()
             .enumerate()
-            .map(|(k, &zone)| ZonePlan {
-                zone,
-                core: node.cores[k],
-                bind: node.zone_address(k),
+            .map(|(k, &zone)| {
+                Ok(ZonePlan {
+                    zone,
+                    core: node.cores[k],
+                    bind: node.zone_address(k),
+                    standby: crate::standby::target(spec, zone)?,
+                })
             })
-            .collect(),
+            .collect::<anyhow::Result<_>>()?,
         remote,
         npcs,
         keys,
@@ -245,6 +250,8 @@ pub fn start_with(
         store,
         game,
     };
+    let standbys =
+        crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
     let node_handle = Arc::new(Node::start(plan)?);
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin = match node.admin {
@@ -275,6 +282,7 @@ pub fn start_with(
     Ok(Running {
         node: node_handle,
         mesh,
+        standbys,
         admin_stop,
         admin,
         spec: node.clone(),
@@ -316,6 +324,7 @@ impl Running {
         if let Some(mesh) = self.mesh {
             mesh.stop();
         }
+        drop(self.standbys);
         self.admin_stop.store(true, Ordering::SeqCst);
         if let Some((_, handle)) = self.admin {
             handle

@@ -59,6 +59,10 @@ struct NodeSection {
     /// The node's control UDP address: mesh membership (gossip). Either every node has
     /// one or none does; it needs public keys (gossip is signed).
     control: Option<SocketAddr>,
+    /// Zones of other nodes this node keeps the warm standby of: their primaries stream
+    /// their files to it (TCP, on this node's control address). Needs the mesh.
+    #[serde(default)]
+    standby_for: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +102,8 @@ pub struct NodeSpec {
     pub public_key: Option<[u8; 32]>,
     /// The control UDP address mesh membership gossips on, if the world runs a mesh.
     pub control: Option<SocketAddr>,
+    /// Zones of other nodes whose warm standby this node keeps (docs/mesh.md).
+    pub standby_for: Vec<ZoneID>,
 }
 
 impl NodeSpec {
@@ -314,8 +320,10 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
             admin: n.admin,
             public_key,
             control: n.control,
+            standby_for: n.standby_for.iter().map(|&z| ZoneID(z)).collect(),
         });
     }
+    check_standbys(&nodes, world.zone_count())?;
     let controlled = nodes.iter().filter(|n| n.control.is_some()).count();
     if controlled != 0 && (controlled != nodes.len() || keyed_count(&nodes) != nodes.len()) {
         return Err(ParseError::Nodes(format!(
@@ -502,6 +510,50 @@ mod node_tests {
             error(&DEFAULT.replace("speed_mps = 5.0", "speed_mps = -1.0")).contains("speed_mps")
         );
     }
+}
+
+/// Every `standby_for` names a zone of the world hosted by another node, no zone has two
+/// standbys, and standbys run on a mesh (their streams are signed with the node keys and
+/// go to the control addresses).
+fn check_standbys(nodes: &[NodeSpec], zone_count: u32) -> Result<(), ParseError> {
+    let mut kept_by = vec![None::<&str>; zone_count as usize];
+    for (i, n) in nodes.iter().enumerate() {
+        let name = &n.name;
+        if !n.standby_for.is_empty() && (n.control.is_none() || n.public_key.is_none()) {
+            return Err(ParseError::Nodes(format!(
+                "nodes[{i}] ({name}): standby_for needs the mesh: a control address and a \
+                 public_key on every node"
+            )));
+        }
+        for &z in &n.standby_for {
+            let Some(slot) = kept_by.get_mut(z.0 as usize) else {
+                return Err(ParseError::Nodes(format!(
+                    "nodes[{i}] ({name}): standby_for: zone {z} does not exist (the world has \
+                     zones 0..{zone_count})"
+                )));
+            };
+            if n.zones.contains(&z) {
+                return Err(ParseError::Nodes(format!(
+                    "nodes[{i}] ({name}): standby_for: zone {z} is hosted by this node; a \
+                     standby must be on another node to survive it"
+                )));
+            }
+            match slot {
+                Some(other) if *other == name.as_str() => {
+                    return Err(ParseError::Nodes(format!(
+                        "nodes[{i}] ({name}): standby_for lists zone {z} twice"
+                    )));
+                }
+                Some(other) => {
+                    return Err(ParseError::Nodes(format!(
+                        "zone {z} has two standbys, {other} and {name}: one per zone"
+                    )));
+                }
+                None => *slot = Some(name),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn keyed_count(nodes: &[NodeSpec]) -> usize {

@@ -11,6 +11,7 @@ mod fuzz;
 mod game;
 mod mesh;
 mod observe;
+mod standby;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -27,4 +28,13 @@ pub(crate) fn alone() -> RwLockWriteGuard<'static, ()> {
 
 pub(crate) fn shared() -> RwLockReadGuard<'static, ()> {
     MACHINE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A UDP port free on loopback a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

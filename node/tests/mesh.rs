@@ -1,20 +1,11 @@
 //! Mesh membership in real nodes: three nodes of one world, each on its own control port,
 //! gossiping signed datagrams over loopback; one stops; the others declare it down.
 
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use meridian_core::mesh::Liveness;
 use meridian_node::{run, world_file};
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn key(k: usize) -> SigningKey {
     SigningKey::from_bytes(&[k as u8 + 21; 32])
@@ -34,8 +25,8 @@ fn world() -> String {
             "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{}]\nudp = \"127.0.0.1:{}\"\n\
              control = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:0\"\npublic_key = \"{}\"\n",
             k % 2,
-            free_port(),
-            free_port(),
+            crate::free_port(),
+            crate::free_port(),
             hex::encode(key(k).verifying_key().as_bytes())
         ));
     }

@@ -39,6 +39,7 @@ use super::{
 use crate::Clock;
 use crate::cputime::thread_cpu_time;
 use crate::signing::{Ingress, Outgress, SEALED_SIZE_MAX};
+use crate::standby::Stream;
 use crate::store::WriterEvent;
 use crate::uring::{RingConfig, UdpRing};
 
@@ -361,7 +362,7 @@ impl<'a> ZoneDriver<'a> {
                 } else {
                     drop(records);
                 }
-                hold = d.appended > d.synced;
+                hold = d.appended > d.safe();
                 // The copies are zone work: they count in the tick's time.
                 let (started, cpu) = (self.clock.now(), thread_cpu_time());
                 d.checkpoint_step(&self.zone);
@@ -458,8 +459,9 @@ impl<'a> ZoneDriver<'a> {
                 WriterEvent::Failed(message) => d.failed = Some(message),
             }
         }
+        let safe = d.safe();
         let mut sent = false;
-        while self.held.front().is_some_and(|h| h.0 <= d.synced) {
+        while self.held.front().is_some_and(|h| h.0 <= safe) {
             let (_, to, len, bytes) = self.held.pop_front().expect("looked at");
             if !self.router.route(to, &bytes[..len], &mut self.udp) {
                 self.local_drops += 1;
@@ -570,6 +572,7 @@ impl<'a> ZoneDriver<'a> {
         if let Some(d) = &self.durable {
             stats.persist = PersistCounters {
                 wal_appends_durable: d.synced,
+                standby_appends_acked: d.standby.as_ref().map_or(0, Stream::acked),
                 ..d.counters
             };
         }

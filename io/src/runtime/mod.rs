@@ -74,6 +74,10 @@ pub struct ZonePlan {
     pub core: usize,
     /// The zone's UDP address (other nodes send to it).
     pub bind: SocketAddr,
+    /// The node that keeps the zone's warm standby: its files are streamed there, and
+    /// the zone's datagrams wait for its acknowledgement as for the disk (needs a data
+    /// directory and node keys).
+    pub standby: Option<crate::standby::StandbyTarget>,
 }
 
 /// Server-driven NPCs to spawn in each hosted zone.
@@ -327,7 +331,7 @@ impl Node {
         let mut opened = Vec::new();
         for z in &plan.zones {
             opened.push(
-                persistence::open_zone(&plan, z.zone, shared.clock.now()).map_err(|message| {
+                persistence::open_zone(&plan, z, shared.clock.now()).map_err(|message| {
                     RuntimeError::Zone {
                         zone: z.zone,
                         message,

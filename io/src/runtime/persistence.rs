@@ -5,11 +5,11 @@
 use meridian_core::limits::Limits;
 use meridian_core::persist::Capture;
 use meridian_core::time::Instant;
-use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
-use super::NodePlan;
 use super::driver::spawn_npcs;
+use super::{NodePlan, ZonePlan};
+use crate::standby::Stream;
 use crate::store::Writer;
 
 meridian_core::counters! {
@@ -27,6 +27,8 @@ meridian_core::counters! {
         /// Datagrams that waited for the disk before leaving: they depend on a record of
         /// their tick (a COMMIT on its relinquish, a DONE on its adoption).
         pub datagrams_held: u64,
+        /// Appends the zone's standby acknowledged holding (0 without a standby).
+        pub standby_appends_acked: u64,
     }
 }
 
@@ -46,9 +48,20 @@ pub(super) struct Durable {
     pub(super) capture_step: usize,
     pub(super) failed: Option<String>,
     pub(super) counters: PersistCounters,
+    /// The stream to the zone's standby, if it has one.
+    pub(super) standby: Option<Stream>,
 }
 
 impl Durable {
+    /// Every append up to this one is durable on the disk and, with a standby, on the
+    /// standby too: what the zone's held datagrams wait for.
+    pub(super) fn safe(&self) -> u64 {
+        match &self.standby {
+            Some(stream) => self.synced.min(stream.acked()),
+            None => self.synced,
+        }
+    }
+
     /// Begins a checkpoint when one is due, or copies the next slice of the one under way and
     /// hands it to the writer once complete.
     pub(super) fn checkpoint_step(&mut self, zone: &Zone) {
@@ -91,9 +104,10 @@ const CAPTURE_TICKS: usize = 8;
 /// runs one, and its persistence.
 pub(super) fn open_zone(
     plan: &NodePlan,
-    id: ZoneID,
+    zone_plan: &ZonePlan,
     now: Instant,
 ) -> Result<(Zone, Option<Durable>), String> {
+    let id = zone_plan.zone;
     // The game first: its record length is what the zone's stores keep, from the first
     // entity a restore loads.
     let game = plan.game.as_ref().map(|g| (g.make)(id));
@@ -101,7 +115,7 @@ pub(super) fn open_zone(
         state_bytes: game.as_ref().map_or(0, |g| g.state_layout().len() as u32),
         ..plan.limits
     };
-    let (mut zone, durable) = open_zone_state(plan, limits, id, now)?;
+    let (mut zone, durable) = open_zone_state(plan, limits, zone_plan, now)?;
     if let (Some(plan), Some(game)) = (&plan.game, game) {
         zone.set_game(game);
         if let Some((ticks, max_rewind_ticks)) = plan.rewind {
@@ -115,9 +129,16 @@ pub(super) fn open_zone(
 fn open_zone_state(
     plan: &NodePlan,
     limits: Limits,
-    id: ZoneID,
+    zone_plan: &ZonePlan,
     now: Instant,
 ) -> Result<(Zone, Option<Durable>), String> {
+    let id = zone_plan.zone;
+    if zone_plan.standby.is_some() && (plan.store.is_none() || plan.keys.is_none()) {
+        return Err(format!(
+            "zone {id} has a standby: its node needs a data directory (--data) and its key \
+             to stream the zone's files to it"
+        ));
+    }
     let Some(sp) = &plan.store else {
         let mut zone = Zone::new(&plan.world, id, limits, now).map_err(|e| e.to_string())?;
         if let Some(npcs) = plan.npcs {
@@ -177,8 +198,17 @@ fn open_zone_state(
     let wal = store
         .begin(recovered.generation, incarnation, &capture)
         .map_err(|e| e.to_string())?;
+    let (standby, feed) = match (&zone_plan.standby, &plan.keys) {
+        (Some(target), Some(keys)) => {
+            let (stream, feed) =
+                Stream::start(store.clone(), id.0, incarnation, keys.key.clone(), *target);
+            tracing::info!(zone = %id, standby = %target.addr, "streaming the zone's files to its standby");
+            (Some(stream), Some(feed))
+        }
+        _ => (None, None),
+    };
     let durable = Durable {
-        writer: Writer::start(store, wal, recovered.generation, None),
+        writer: Writer::start(store, wal, recovered.generation, feed),
         appended: 0,
         synced: 0,
         generation: recovered.generation,
@@ -188,6 +218,7 @@ fn open_zone_state(
         capture_step: 1,
         failed: None,
         counters: PersistCounters::default(),
+        standby,
     };
     Ok((zone, Some(durable)))
 }

@@ -59,7 +59,7 @@ impl StreamFeed {
 }
 
 /// Who the standby is and how to reach it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct StandbyTarget {
     pub addr: SocketAddr,
     /// The standby node's pinned key: it signs the acknowledgements.
@@ -199,8 +199,7 @@ impl Run {
         self.connected.store(true, Ordering::Relaxed);
         loop {
             if self.stop.load(Ordering::Relaxed) {
-                w.flush()?;
-                return Ok(());
+                return self.finish(&mut w, challenge);
             }
             if self.behind.swap(false, Ordering::Relaxed) {
                 self.resync(&mut w, challenge)?;
@@ -220,6 +219,23 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// A clean stop (the zone's writer has finished): what the feed still holds is
+    /// sent, and the standby given a moment to acknowledge it, so a zone stopped on
+    /// purpose leaves its standby complete.
+    fn finish(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        while let Ok(op) = self.ops.try_recv() {
+            self.send(w, challenge, op)?;
+        }
+        w.flush()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.acked.load(Ordering::Acquire) < self.last_seq
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// The zone's files whole, as they are now, then the list of them (the standby

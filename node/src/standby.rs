@@ -1,0 +1,81 @@
+//! Warm standbys in the node (docs/mesh.md): which node keeps each zone's standby (the
+//! world file's `standby_for`), and this node's side of the ones it keeps — a TCP
+//! listener on its control address that mirrors each kept zone's files into
+//! `<data>/standby`.
+
+use std::net::TcpListener;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use meridian_core::world::ZoneID;
+use meridian_io::standby::{Kept, StandbyServer, StandbyTarget, serve};
+use meridian_io::store::DataDir;
+
+use crate::world_file::{NodeSpec, WorldSpec};
+
+/// Where zone `zone`'s standby is, if the world file names one.
+pub fn target(spec: &WorldSpec, zone: ZoneID) -> anyhow::Result<Option<StandbyTarget>> {
+    let Some(keeper) = spec.nodes.iter().find(|n| n.standby_for.contains(&zone)) else {
+        return Ok(None);
+    };
+    // The world file checked both exist when a node keeps standbys.
+    let (Some(addr), Some(key)) = (keeper.control, keeper.public_key) else {
+        anyhow::bail!(
+            "node {} keeps standbys without a control address and a key",
+            keeper.name
+        );
+    };
+    let key = VerifyingKey::from_bytes(&key)
+        .map_err(|e| anyhow::anyhow!("node {}: public_key: {e}", keeper.name))?;
+    Ok(Some(StandbyTarget { addr, key }))
+}
+
+/// The standbys a node keeps: the server, and the directory it mirrors into (locked
+/// while they run).
+pub type KeptStandbys = (StandbyServer, DataDir);
+
+/// Serves the standbys `node` keeps, mirroring into `<data>/standby`; `None` if it keeps
+/// none.
+pub fn serve_kept(
+    spec: &WorldSpec,
+    node: &NodeSpec,
+    data: Option<&std::path::Path>,
+    key: Option<&SigningKey>,
+) -> anyhow::Result<Option<KeptStandbys>> {
+    if node.standby_for.is_empty() {
+        return Ok(None);
+    }
+    let (Some(data), Some(key), Some(control)) = (data, key, node.control) else {
+        anyhow::bail!(
+            "node {} keeps the standby of zones {:?}: it needs a data directory (--data), its \\
+             key and a control address",
+            node.name,
+            node.standby_for.iter().map(|z| z.0).collect::<Vec<_>>()
+        );
+    };
+    let dir = DataDir::open(&data.join("standby"))?;
+    let mut kept = Vec::new();
+    for &zone in &node.standby_for {
+        let primary = spec
+            .nodes
+            .iter()
+            .find(|n| n.zones.contains(&zone))
+            .and_then(|n| n.public_key)
+            .ok_or_else(|| anyhow::anyhow!("zone {zone}: its node has no public_key"))?;
+        kept.push(Kept {
+            zone: zone.0,
+            store: dir.zone(spec.world_id, zone),
+            primary: VerifyingKey::from_bytes(&primary)
+                .map_err(|e| anyhow::anyhow!("zone {zone}'s node: public_key: {e}"))?,
+        });
+    }
+    let listener = TcpListener::bind(control).map_err(|e| {
+        anyhow::anyhow!("cannot listen for standby streams on {control} (TCP): {e}")
+    })?;
+    tracing::info!(
+        "keeping the standby of zones {:?}: streams accepted on {control} (TCP), mirrored into {}",
+        node.standby_for.iter().map(|z| z.0).collect::<Vec<_>>(),
+        dir.path().display()
+    );
+    let server = serve(listener, key.clone(), kept)?;
+    Ok(Some((server, dir)))
+}

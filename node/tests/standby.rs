@@ -1,0 +1,206 @@
+//! Warm standbys in real nodes: two nodes of one world, each keeping the other's zone's
+//! standby; border dancers hand NPCs back and forth through the gate (every datagram
+//! waits for the standby's acknowledgement as for the disk); when the nodes stop, each
+//! standby's copy restores to exactly what the primary's own disk does.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use meridian_core::world::ZoneID;
+use meridian_io::store::{DataDir, ZoneStore};
+use meridian_node::{run, world_file};
+
+fn key(k: usize) -> SigningKey {
+    SigningKey::from_bytes(&[k as u8 + 61; 32])
+}
+
+const WORLD_ID: u64 = 11;
+
+/// Two 64 m zones side by side, one per node, each node the other's standby.
+fn world() -> String {
+    let mut text = format!(
+        "[world]\nid = {WORLD_ID}\nbounds = {{ x_min = 0.0, y_min = 0.0, x_max = 128.0, y_max = 64.0 }}\n\
+         tick_rate_hz = 30\nmargin_m = 2.0\naura_m = 8.0\ncell_size_m = 8.0\n\n\
+         [zones]\ncolumns = 2\nrows = 1\n\n\
+         [npcs]\npattern = \"border_dancers\"\nper_zone = 200\nspeed_mps = 4.0\n",
+    );
+    for k in 0..2 {
+        text.push_str(&format!(
+            "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{k}]\nudp = \"127.0.0.1:{}\"\n\
+             control = \"127.0.0.1:{}\"\npublic_key = \"{}\"\nstandby_for = [{}]\n",
+            crate::free_port(),
+            crate::free_port(),
+            hex::encode(key(k).verifying_key().as_bytes()),
+            1 - k
+        ));
+    }
+    text
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meridian-standby-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// What a restart from `store` begins with.
+fn recovered(store: &ZoneStore) -> (Vec<String>, Option<Vec<u8>>) {
+    let r = store.recover().unwrap();
+    let records = r.records.iter().map(|x| format!("{x:?}")).collect();
+    (records, r.checkpoint.as_deref().map(<[u8]>::to_vec))
+}
+
+#[test]
+fn each_standby_holds_what_its_primary_wrote_and_handoffs_go_through_the_gate() {
+    let _machine = crate::shared();
+    let spec = world_file::parse_spec(&world()).unwrap();
+    let dirs = [scratch("n0"), scratch("n1")];
+    let nodes: Vec<run::Running> = (0..2)
+        .map(|k| {
+            let persistence = run::Persistence {
+                dir: dirs[k].clone(),
+                fresh: false,
+            };
+            run::start_with(
+                &spec,
+                &spec.nodes[k],
+                None,
+                Some(&key(k)),
+                Some(&persistence),
+                None,
+            )
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(4));
+    let started = Instant::now();
+    loop {
+        let stats: Vec<_> = nodes.iter().map(|n| n.stats()[0].clone()).collect();
+        let caught_up = stats
+            .iter()
+            .all(|s| s.persist.standby_appends_acked + 2 >= s.persist.wal_appends);
+        if caught_up && stats.iter().all(|s| s.counters.departures > 50) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            stats
+                .iter()
+                .map(|s| (
+                    s.counters.departures,
+                    s.persist.wal_appends,
+                    s.persist.standby_appends_acked
+                ))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Node 0 stops first: a clean stop leaves its standby (on node 1) complete.
+    let mut nodes = nodes.into_iter();
+    let n0 = nodes.next().unwrap();
+    let n1 = nodes.next().unwrap();
+    n0.stop().unwrap();
+    n1.stop().unwrap();
+    let primary = DataDir::open(&dirs[0]).unwrap();
+    let mirror = DataDir::open(&dirs[1].join("standby")).unwrap();
+    let a = recovered(&primary.zone(WORLD_ID, ZoneID(0)));
+    let b = recovered(&mirror.zone(WORLD_ID, ZoneID(0)));
+    assert!(a.1.is_some(), "the primary wrote no checkpoint");
+    assert!(
+        a.1 == b.1,
+        "the standby's checkpoint differs from the primary's"
+    );
+    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// The gate, in a real node: zones 0 and 1 on node n0 keep their standby on n1, which
+/// never starts. Their border dancers offer each other NPCs, but no relinquish reaches
+/// a standby, so no COMMIT leaves and nothing is handed away — while n0's zones tick on.
+#[test]
+fn without_its_standby_a_zone_hands_nothing_away() {
+    let _machine = crate::shared();
+    let text = format!(
+        "[world]\nid = {WORLD_ID}\nbounds = {{ x_min = 0.0, y_min = 0.0, x_max = 192.0, y_max = 64.0 }}\n\
+         tick_rate_hz = 30\nmargin_m = 2.0\naura_m = 8.0\ncell_size_m = 8.0\n\n\
+         [zones]\ncolumns = 3\nrows = 1\n\n\
+         [npcs]\npattern = \"border_dancers\"\nper_zone = 100\nspeed_mps = 4.0\n\n\
+         [[nodes]]\nname = \"n0\"\nzones = [0, 1]\ncores = [0, 1]\nudp = \"127.0.0.1:{}\"\n\
+         control = \"127.0.0.1:{}\"\npublic_key = \"{}\"\n\n\
+         [[nodes]]\nname = \"n1\"\nzones = [2]\nudp = \"127.0.0.1:{}\"\n\
+         control = \"127.0.0.1:{}\"\npublic_key = \"{}\"\nstandby_for = [0, 1]\n",
+        crate::free_port(),
+        crate::free_port(),
+        hex::encode(key(0).verifying_key().as_bytes()),
+        crate::free_port(),
+        crate::free_port(),
+        hex::encode(key(1).verifying_key().as_bytes()),
+    );
+    let spec = world_file::parse_spec(&text).unwrap();
+    let dir = scratch("alone");
+    let persistence = run::Persistence {
+        dir: dir.clone(),
+        fresh: false,
+    };
+    let n0 = run::start_with(
+        &spec,
+        &spec.nodes[0],
+        None,
+        Some(&key(0)),
+        Some(&persistence),
+        None,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = n0.stop().unwrap();
+    for s in &stats {
+        assert!(s.tick > 60, "zone {} ticked only {} times", s.zone, s.tick);
+        assert!(
+            s.counters.offers_sent > 0,
+            "zone {}: no handoff was tried",
+            s.zone
+        );
+        assert_eq!(
+            s.counters.departures, 0,
+            "zone {} handed NPCs away with no standby holding the records",
+            s.zone
+        );
+        assert_eq!(s.persist.standby_appends_acked, 0);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A standby on the zone's own node, a zone listed twice, a zone that does not
+/// exist, a standby without the mesh: each refused with the node and the reason; a node
+/// that keeps standbys refuses to start without a data directory.
+#[test]
+fn bad_standby_placements_are_refused_with_a_reason() {
+    let text = world();
+    let with = |from: &str, to: &str| {
+        let changed = text.replacen(from, to, 1);
+        assert_ne!(changed, text, "{from} not found");
+        world_file::parse_spec(&changed).unwrap_err().to_string()
+    };
+    let e = with("standby_for = [1]", "standby_for = [0]");
+    assert!(e.contains("zone 0 is hosted by this node"), "{e}");
+    let e = with("standby_for = [1]", "standby_for = [1, 1]");
+    assert!(e.contains("standby_for lists zone 1 twice"), "{e}");
+    let e = with("standby_for = [1]", "standby_for = [7]");
+    assert!(e.contains("standby_for: zone 7 does not exist"), "{e}");
+    let unmeshed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("control"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let e = world_file::parse_spec(&unmeshed).unwrap_err().to_string();
+    assert!(e.contains("standby_for needs the mesh"), "{e}");
+    let spec = world_file::parse_spec(&text).unwrap();
+    let e = run::start(&spec, &spec.nodes[0], None, Some(&key(0)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--data"), "{e}");
+}
