@@ -8,7 +8,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use meridian_layouts::standby::{CHALLENGE_SIZE, DOMAIN, FrameHeader, FrameKind};
 
 /// The signature length after every frame but a challenge.
-const SIGNATURE_SIZE: usize = 64;
+pub(super) const SIGNATURE_SIZE: usize = 64;
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +82,35 @@ pub(super) fn read_body(
     challenge: &[u8; CHALLENGE_SIZE],
     payload: &mut Vec<u8>,
 ) -> Result<(), FrameError> {
+    let signature = read_unverified(r, header, payload)?;
+    verify(kind, header, payload, &signature, key, challenge)
+}
+
+/// Reads the rest of a frame without checking it: [`verify`] must, before it is acted on.
+pub(super) fn read_unverified(
+    r: &mut impl Read,
+    header: &FrameHeader,
+    payload: &mut Vec<u8>,
+) -> Result<[u8; SIGNATURE_SIZE], FrameError> {
     payload.clear();
     payload.resize(header.len.get() as usize, 0);
     r.read_exact(payload)?;
     let mut signature = [0u8; SIGNATURE_SIZE];
     r.read_exact(&mut signature)?;
+    Ok(signature)
+}
+
+/// Checks a frame's signature by `key`.
+pub(super) fn verify(
+    kind: FrameKind,
+    header: &FrameHeader,
+    payload: &[u8],
+    signature: &[u8; SIGNATURE_SIZE],
+    key: &VerifyingKey,
+    challenge: &[u8; CHALLENGE_SIZE],
+) -> Result<(), FrameError> {
     let message = signed_message(challenge, header, payload);
-    key.verify(&message, &Signature::from_bytes(&signature))
+    key.verify(&message, &Signature::from_bytes(signature))
         .map_err(|_| FrameError::Forged(kind))
 }
 

@@ -58,6 +58,11 @@ impl Mirror {
         }
     }
 
+    /// The zone's mirrored files.
+    pub fn store(&self) -> &ZoneStore {
+        &self.store
+    }
+
     /// Applies one frame from the primary.
     pub fn apply(
         &mut self,
@@ -69,11 +74,14 @@ impl Mirror {
         match kind {
             FrameKind::Append => self.append(generation, header.offset.get(), payload)?,
             FrameKind::File => match FileKind::from_u8(header.file) {
-                Some(FileKind::Checkpoint) => self.put("ckp", generation, payload)?,
-                Some(FileKind::Wal) => self.put("wal", generation, payload)?,
+                Some(FileKind::Checkpoint) => put(&self.store, "ckp", generation, payload)?,
+                Some(FileKind::Wal) => {
+                    put(&self.store, "wal", generation, payload)?;
+                    self.dirty.remove(&generation);
+                }
                 None => return Err(MirrorError::Malformed(kind)),
             },
-            FrameKind::Retire => self.prune(payload)?,
+            FrameKind::Retire => prune(&self.store, payload)?,
             FrameKind::Hello | FrameKind::Challenge | FrameKind::Ack => {}
         }
         self.applied = self.applied.max(header.seq.get());
@@ -84,9 +92,12 @@ impl Mirror {
     pub fn sync(&mut self) -> Result<u64, MirrorError> {
         for generation in std::mem::take(&mut self.dirty) {
             let path = self.store.file("wal", generation);
-            File::open(&path)
-                .and_then(|f| f.sync_data())
-                .map_err(|source| io(&path, source))?;
+            match File::open(&path).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                // Pruned since it was written: the primary no longer keeps it either.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io(&path, source)),
+            }
         }
         self.durable = self.applied;
         Ok(self.durable)
@@ -119,47 +130,48 @@ impl Mirror {
         self.dirty.insert(generation);
         Ok(())
     }
+}
 
-    /// A whole file, put in place durably (temporary file, fsync, rename, fsync the
-    /// directory).
-    fn put(&mut self, kind: &str, generation: u64, bytes: &[u8]) -> Result<(), MirrorError> {
-        let path = self.store.file(kind, generation);
-        let tmp = path.with_extension(format!("{generation}.mirror"));
-        write_synced(&tmp, bytes)?;
-        std::fs::rename(&tmp, &path).map_err(|source| io(&path, source))?;
-        sync_dir(self.store.dir())?;
-        if kind == "wal" {
-            self.dirty.remove(&generation);
-        }
-        Ok(())
+/// A whole file of the zone, put in place durably (temporary file, fsync, rename, fsync
+/// the directory).
+pub(super) fn put(
+    store: &ZoneStore,
+    kind: &str,
+    generation: u64,
+    bytes: &[u8],
+) -> Result<(), MirrorError> {
+    let path = store.file(kind, generation);
+    let tmp = path.with_extension(format!("{generation}.mirror"));
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path).map_err(|source| io(&path, source))?;
+    sync_dir(store.dir())?;
+    Ok(())
+}
+
+/// Deletes the zone's files the primary no longer keeps: the payload lists the (kind,
+/// generation) pairs it keeps, 9 bytes each. A file newer than every listed one of its
+/// kind stays: it was begun after the list was made.
+pub(super) fn prune(store: &ZoneStore, payload: &[u8]) -> Result<(), MirrorError> {
+    if !payload.len().is_multiple_of(9) {
+        return Err(MirrorError::Malformed(FrameKind::Retire));
     }
-
-    /// Deletes every file of the zone the primary no longer keeps: the payload lists
-    /// (kind, generation) pairs, 9 bytes each.
-    fn prune(&mut self, payload: &[u8]) -> Result<(), MirrorError> {
-        if !payload.len().is_multiple_of(9) {
-            return Err(MirrorError::Malformed(FrameKind::Retire));
-        }
-        let kept: BTreeSet<(u8, u64)> = payload
-            .chunks_exact(9)
-            .map(|c| {
-                let g = u64::from_le_bytes(c[1..9].try_into().expect("9-byte chunks"));
-                (c[0], g)
-            })
-            .collect();
-        for (kind, name) in [(FileKind::Wal, "wal"), (FileKind::Checkpoint, "ckp")] {
-            for (g, path) in self.store.list(name)? {
-                if !kept.contains(&(kind as u8, g)) {
-                    std::fs::remove_file(&path).map_err(|source| io(&path, source))?;
-                    if kind == FileKind::Wal {
-                        self.dirty.remove(&g);
-                    }
-                }
+    let kept: BTreeSet<(u8, u64)> = payload
+        .chunks_exact(9)
+        .map(|c| {
+            let g = u64::from_le_bytes(c[1..9].try_into().expect("9-byte chunks"));
+            (c[0], g)
+        })
+        .collect();
+    for (kind, name) in [(FileKind::Wal, "wal"), (FileKind::Checkpoint, "ckp")] {
+        let newest = kept.iter().filter(|k| k.0 == kind as u8).map(|k| k.1).max();
+        for (g, path) in store.list(name)? {
+            if !kept.contains(&(kind as u8, g)) && newest.is_some_and(|n| g < n) {
+                std::fs::remove_file(&path).map_err(|source| io(&path, source))?;
             }
         }
-        sync_dir(self.store.dir())?;
-        Ok(())
     }
+    sync_dir(store.dir())?;
+    Ok(())
 }
 
 fn io(path: &std::path::Path, source: std::io::Error) -> MirrorError {

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_layouts::U64Le;
-use meridian_layouts::standby::{FrameHeader, FrameKind};
+use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
 
-use super::frame::{FrameError, read_body, read_frame, read_header, write_challenge, write_frame};
-use super::mirror::{Mirror, MirrorError};
+use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
+use super::frame::{SIGNATURE_SIZE, read_unverified, verify};
+use super::mirror::{Mirror, MirrorError, prune, put};
 use crate::store::ZoneStore;
 
 /// A zone this node keeps the standby of: its mirror and the primary's pinned key.
@@ -112,6 +113,8 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
                 let spawned = std::thread::Builder::new()
                     .name("standby-mirror".into())
                     .spawn(move || {
+                        // Verifying and writing a checkpoint yields to the zones here too.
+                        crate::store::lower_priority();
                         if let Err(e) = connection(socket, &key, &zones) {
                             tracing::warn!(%from, "standby stream ended: {e}");
                         }
@@ -148,6 +151,96 @@ enum ServeError {
     NoHello(FrameKind),
     #[error("a frame for zone {got} on zone {zone}'s stream")]
     WrongZone { zone: u32, got: u32 },
+    #[error("a checkpoint or prune failed (logged above)")]
+    Worker,
+}
+
+/// The zone's mirrored files, as the checkpoint worker writes them.
+fn mirror_store(mirror: &Mutex<Mirror>) -> ZoneStore {
+    mirror
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .store()
+        .clone()
+}
+
+/// One frame for the checkpoint worker: kind, header, payload, signature.
+type WorkerItem = (FrameKind, FrameHeader, Vec<u8>, [u8; SIGNATURE_SIZE]);
+
+/// A connection's checkpoint worker: verifies checkpoint and prune frames and applies
+/// them in order; a failure ends the connection.
+struct CheckpointWorker {
+    items: Option<std::sync::mpsc::SyncSender<WorkerItem>>,
+    failed: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointWorker {
+    fn start(store: ZoneStore, key: VerifyingKey, challenge: [u8; 32]) -> CheckpointWorker {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WorkerItem>(4);
+        let failed = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let failed = failed.clone();
+            std::thread::Builder::new()
+                .name("standby-checkpoints".into())
+                .spawn(move || {
+                    crate::store::lower_priority();
+                    for (kind, h, payload, signature) in rx {
+                        let done = verify(kind, &h, &payload, &signature, &key, &challenge)
+                            .map_err(ServeError::from)
+                            .and_then(|()| {
+                                let g = h.generation.get();
+                                match kind {
+                                    FrameKind::Retire => prune(&store, &payload),
+                                    _ => put(&store, "ckp", g, &payload),
+                                }
+                                .map_err(ServeError::from)
+                            });
+                        if let Err(e) = done {
+                            tracing::warn!("standby stream for zone {}: {e}", h.zone.get());
+                            failed.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                })
+                .ok()
+        };
+        if thread.is_none() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        CheckpointWorker {
+            items: Some(tx),
+            failed,
+            thread,
+        }
+    }
+
+    fn send(
+        &self,
+        kind: FrameKind,
+        h: FrameHeader,
+        payload: Vec<u8>,
+        signature: [u8; SIGNATURE_SIZE],
+    ) -> Result<(), ServeError> {
+        let sent = self
+            .items
+            .as_ref()
+            .is_some_and(|tx| tx.send((kind, h, payload, signature)).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(ServeError::Worker)
+        }
+    }
+}
+
+impl Drop for CheckpointWorker {
+    fn drop(&mut self) {
+        self.items = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), ServeError> {
@@ -176,20 +269,34 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
     read_body(&mut r, kind, &hello, primary, &challenge, &mut payload)?;
     r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
     status.connected.store(true, Ordering::Relaxed);
+    // Checkpoints (megabytes) and the prunes after them are verified and written by a
+    // worker, so the appends behind them are acknowledged without waiting for them.
+    let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge);
     let result = (|| loop {
-        let (kind, h) = read_frame(&mut r, primary, &challenge, &mut payload)?;
+        if worker.failed.load(Ordering::Relaxed) {
+            return Err(ServeError::Worker);
+        }
+        let (kind, h) = read_header(&mut r)?;
         if h.zone.get() != zone {
             return Err(ServeError::WrongZone {
                 zone,
                 got: h.zone.get(),
             });
         }
+        let to_worker = kind == FrameKind::Retire
+            || (kind == FrameKind::File && h.file == FileKind::Checkpoint as u8);
         let mut m = mirror
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.apply(kind, &h, &payload)?;
+        if to_worker {
+            let signature = read_unverified(&mut r, &h, &mut payload)?;
+            worker.send(kind, h, std::mem::take(&mut payload), signature)?;
+        } else {
+            read_body(&mut r, kind, &h, primary, &challenge, &mut payload)?;
+            m.apply(kind, &h, &payload)?;
+        }
         if r.buffer().is_empty() {
-            // Nothing more waiting: make it durable and say so.
+            // Nothing more waiting: make the appends durable and say so.
             let held = m.sync()?;
             drop(m);
             status.held.fetch_max(held, Ordering::AcqRel);

@@ -153,6 +153,9 @@ struct Run {
 
 impl Run {
     fn run(mut self) {
+        // Reading, signing and sending a checkpoint is tens of milliseconds of CPU a
+        // second for a large zone: it yields to the zone threads sharing the cores.
+        crate::store::lower_priority();
         let mut logged = false;
         while !self.stop.load(Ordering::Relaxed) {
             match self.session() {

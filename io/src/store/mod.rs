@@ -29,6 +29,7 @@
 
 mod writer;
 
+pub(crate) use writer::lower_priority;
 pub use writer::{Writer, WriterEvent};
 
 use std::fs::{File, OpenOptions};

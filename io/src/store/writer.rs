@@ -346,7 +346,7 @@ fn checkpoint_thread(
 /// milliseconds of CPU a second for a large zone) then yields to the zone threads, which
 /// share the cores, instead of stretching their ticks. Not SCHED_IDLE: a saturated zone must
 /// still get its checkpoints written. Best effort: failing to lower it costs only latency.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[allow(
         unsafe_code,
         reason = "gettid and setpriority have no safe std wrapper"

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# What a warm standby costs: two `meridian node` processes on loopback, one zone each, run
+# once without standbys and once with each node keeping the other's (`standby_for`), the
+# same NPCs and duration both times. Prints, per run and zone: tick p99 (whole run), the
+# handoff latency from the crossing to DONE (p50 and p99 in ticks from the histogram's
+# buckets, mean in ms), departures, and how far the standby's acknowledgements trail the
+# WAL's appends.
+#
+#   perf/standby-cost.sh [NPCS_PER_ZONE (20000)] [SECONDS (20)] [PATTERN (border_dancers)]
+#
+# Uses target/release/meridian (MERIDIAN overrides); ports 7300-7421 on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${MERIDIAN:-target/release/meridian}
+npcs=${1:-20000}
+secs=${2:-20}
+pattern=${3:-border_dancers}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+key() { "$bin" keygen --out "$tmp/$1" | grep -o '[0-9a-f]\{64\}' | head -1; }
+k0=$(key k0)
+k1=$(key k1)
+
+world() { # $1: "on" to make each node the other's standby
+    local s0="" s1=""
+    if [ "$1" = on ]; then s0="standby_for = [1]"; s1="standby_for = [0]"; fi
+    cat <<TOML
+[world]
+id = 3
+bounds = { x_min = 0.0, y_min = 0.0, x_max = 4096.0, y_max = 2048.0 }
+tick_rate_hz = 30
+margin_m = 8.0
+aura_m = 32.0
+cell_size_m = 32.0
+
+[zones]
+columns = 2
+rows = 1
+
+[[nodes]]
+name = "n0"
+zones = [0]
+cores = [0]
+udp = "127.0.0.1:7300"
+control = "127.0.0.1:7310"
+admin = "127.0.0.1:7320"
+public_key = "$k0"
+$s0
+
+[[nodes]]
+name = "n1"
+zones = [1]
+cores = [1]
+udp = "127.0.0.1:7400"
+control = "127.0.0.1:7410"
+admin = "127.0.0.1:7420"
+public_key = "$k1"
+$s1
+
+[npcs]
+pattern = "$pattern"
+per_zone = $npcs
+speed_mps = 5.0
+
+[limits]
+entities_per_zone = $((npcs * 3))
+TOML
+}
+
+# p50, p99 (bucket bounds) and mean of zone $2's handoff latency in metrics file $1.
+latency() {
+    awk -v zone="$2" '
+        /^meridian_handoff_latency_ticks_bucket/ && $0 ~ "zone=\"" zone "\"" {
+            match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+            n++; les[n] = le; cum[n] = $NF
+        }
+        /^meridian_handoff_latency_seconds_sum/ && $0 ~ "zone=\"" zone "\"" { sum = $NF }
+        /^meridian_handoff_latency_seconds_count/ && $0 ~ "zone=\"" zone "\"" { count = $NF }
+        END {
+            total = cum[n]; p50 = "-"; p99 = "-"
+            for (i = 1; i <= n; i++) {
+                if (p50 == "-" && cum[i] >= 0.5 * total) p50 = les[i]
+                if (p99 == "-" && cum[i] >= 0.99 * total) p99 = les[i]
+            }
+            printf "%s %s %.1f", p50, p99, count ? 1000 * sum / count : 0
+        }' "$1"
+}
+
+metric() { awk -v name="$2" -v zone="$3" '$1 ~ "^" name "\\{" && $0 ~ "zone=\"" zone "\"" { print $NF }' "$1"; }
+
+printf '%-8s %4s %12s %14s %14s %16s %10s %12s\n' standbys zone "tick p99 ms" "handoff p50 t" "handoff p99 t" "handoff mean ms" departed "ack behind"
+for mode in off on; do
+    world "$mode" > "$tmp/world.toml"
+    rm -rf "$tmp/d0" "$tmp/d1"
+    for n in 0 1; do
+        "$bin" node --world "$tmp/world.toml" --name "n$n" --key "$tmp/k$n" --data "$tmp/d$n" \
+            --fresh --duration "$secs" > "$tmp/out$n" 2> "$tmp/err$n" &
+    done
+    sleep $((secs - 2))
+    for n in 0 1; do
+        admin=(7320 7420)
+        curl -s "http://127.0.0.1:${admin[$n]}/metrics" > "$tmp/m$n" || true
+    done
+    wait
+    for n in 0 1; do
+        m="$tmp/m$((n))"
+        p99=$(awk '$1 == "'"$n"'" && NF == 11 { print $7 }' "$tmp/out$n")
+        read -r l50 l99 lmean <<< "$(latency "$m" "$n")"
+        wal=$(metric "$m" meridian_persist_wal_appends_total "$n")
+        acked=$(metric "$m" meridian_persist_standby_appends_acked_total "$n")
+        behind=-
+        if [ "$mode" = on ]; then behind=$(( ${wal:-0} - ${acked:-0} )); fi
+        printf '%-8s %4s %12s %14s %14s %16s %10s %12s\n' "$mode" "$n" "${p99:--}" "$l50" "$l99" "$lmean" \
+            "$(metric "$m" meridian_handoff_departures_total "$n")" "$behind"
+    done
+done
