@@ -13,11 +13,11 @@
 //! | kind        | from    | fields used                            | payload           |
 //! |-------------|---------|----------------------------------------|-------------------|
 //! | `Challenge` | standby | —                                      | 32 random bytes (unsigned) |
-//! | `Hello`     | primary | `zone`, `generation` = incarnation     | —                 |
+//! | `Hello`     | primary | `zone`, `generation` = incarnation     | 32 random bytes, echoed in every `Ack` |
 //! | `File`      | primary | `file`, `generation`, `seq` = covered  | the whole file    |
 //! | `Append`    | primary | `generation`, `offset`, `seq`          | bytes at `offset` of WAL segment `generation` |
-//! | `Retire`    | primary | `generation` = newest kept             | —                 |
-//! | `Ack`       | standby | `seq`: every append up to it is durable | —                |
+//! | `Retire`    | primary | `seq` = covered                        | the (kind u8, generation u64le) pairs of the files the primary keeps |
+//! | `Ack`       | standby | `seq`: every append up to it is durable | the hello's 32 bytes |
 
 use bytemuck::{Pod, Zeroable};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_layouts::U64Le;
-use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
+use meridian_layouts::standby::{CHALLENGE_SIZE, FileKind, FrameHeader, FrameKind};
 
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
 use super::frame::{SIGNATURE_SIZE, read_unverified, verify};
@@ -49,6 +49,10 @@ impl Drop for StandbyServer {
         }
     }
 }
+
+/// Connections open at once, at most: one per kept zone is what the primaries need; a
+/// connection not yet past its hello holds a thread for at most 5 s.
+const CONNECTIONS_MAX: usize = 64;
 
 type Zones = Arc<HashMap<u32, (VerifyingKey, Arc<Mutex<Mirror>>, Arc<KeptStatus>)>>;
 
@@ -100,11 +104,20 @@ pub fn serve(
 fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &AtomicBool) {
     // Every open connection (and whether it ended), to end them when the server stops.
     let mut open: Vec<(TcpStream, Arc<AtomicBool>)> = Vec::new();
+    let mut refused = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((socket, from)) => {
                 let _ = socket.set_nonblocking(false);
                 open.retain(|(_, ended)| !ended.load(Ordering::Relaxed));
+                if open.len() >= CONNECTIONS_MAX {
+                    // A node's primaries need a connection per zone kept; more is a flood.
+                    refused += 1;
+                    if refused.is_power_of_two() {
+                        tracing::warn!(%from, "standby streams: {refused} connections refused past {CONNECTIONS_MAX} open");
+                    }
+                    continue;
+                }
                 let ended = Arc::new(AtomicBool::new(false));
                 if let Ok(s) = socket.try_clone() {
                     open.push((s, ended.clone()));
@@ -115,8 +128,13 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
                     .spawn(move || {
                         // Verifying and writing a checkpoint yields to the zones here too.
                         crate::store::lower_priority();
+                        let own = socket.try_clone();
                         if let Err(e) = connection(socket, &key, &zones) {
                             tracing::warn!(%from, "standby stream ended: {e}");
+                        }
+                        // The listener keeps a handle to end it on stop: close it now.
+                        if let Ok(own) = own {
+                            let _ = own.shutdown(std::net::Shutdown::Both);
                         }
                         ended.store(true, Ordering::Relaxed);
                     });
@@ -149,6 +167,8 @@ enum ServeError {
     NotKept(u32),
     #[error("the first frame was a {0:?}, not a hello")]
     NoHello(FrameKind),
+    #[error("a hello of {0} bytes (it carries a 32-byte nonce)")]
+    BadHello(u32),
     #[error("a frame for zone {got} on zone {zone}'s stream")]
     WrongZone { zone: u32, got: u32 },
     #[error("a checkpoint or prune failed (logged above)")]
@@ -266,7 +286,12 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
     let Some((primary, mirror, status)) = zones.get(&zone) else {
         return Err(ServeError::NotKept(zone));
     };
+    // Checked before anything is read or allocated for a sender not yet authenticated.
+    if hello.len.get() as usize != CHALLENGE_SIZE {
+        return Err(ServeError::BadHello(hello.len.get()));
+    }
     read_body(&mut r, kind, &hello, primary, &challenge, &mut payload)?;
+    let nonce = payload.clone();
     r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
     status.connected.store(true, Ordering::Relaxed);
     // Checkpoints (megabytes) and the prunes after them are verified and written by a
@@ -302,7 +327,7 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
             status.held.fetch_max(held, Ordering::AcqRel);
             let mut ack = FrameHeader::new(FrameKind::Ack, zone);
             ack.seq = U64Le::new(held);
-            write_frame(&mut w, key, &challenge, ack, &[])
+            write_frame(&mut w, key, &challenge, ack, &nonce)
                 .and_then(|()| w.flush())
                 .map_err(FrameError::Io)?;
         }

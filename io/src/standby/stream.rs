@@ -180,24 +180,34 @@ impl Run {
         socket.set_read_timeout(Some(Duration::from_secs(5)))?;
         let challenge = read_challenge(&mut BufReader::new(&socket))?;
         socket.set_read_timeout(None)?;
+        // The primary's own randomness, echoed in every acknowledgement: acks recorded on
+        // an earlier connection (whose challenge a man in the middle could replay) do not
+        // count on this one.
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
         let reader = {
             let socket = socket.try_clone()?;
             let (key, acked, zone) = (self.target.key, self.acked.clone(), self.zone);
             std::thread::Builder::new()
                 .name(format!("zone-{zone}-standby-acks"))
-                .spawn(move || read_acks(socket, key, challenge, acked))?
+                .spawn(move || read_acks(socket, key, challenge, nonce, acked))?
         };
-        let result = self.send_all(&socket, &challenge);
+        let result = self.send_all(&socket, &challenge, &nonce);
         let _ = socket.shutdown(std::net::Shutdown::Both);
         let _ = reader.join();
         result
     }
 
-    fn send_all(&mut self, socket: &TcpStream, challenge: &[u8; 32]) -> Result<(), FrameError> {
+    fn send_all(
+        &mut self,
+        socket: &TcpStream,
+        challenge: &[u8; 32],
+        nonce: &[u8; 32],
+    ) -> Result<(), FrameError> {
         let mut w = BufWriter::with_capacity(1 << 16, socket);
         let mut hello = FrameHeader::new(FrameKind::Hello, self.zone);
         hello.generation = U64Le::new(u64::from(self.incarnation));
-        write_frame(&mut w, &self.key, challenge, hello, &[])?;
+        write_frame(&mut w, &self.key, challenge, hello, nonce)?;
         self.resync(&mut w, challenge)?;
         self.connected.store(true, Ordering::Relaxed);
         loop {
@@ -318,13 +328,22 @@ impl Run {
 }
 
 /// Reads the standby's acknowledgements until the connection ends.
-fn read_acks(socket: TcpStream, key: VerifyingKey, challenge: [u8; 32], acked: Arc<AtomicU64>) {
+fn read_acks(
+    socket: TcpStream,
+    key: VerifyingKey,
+    challenge: [u8; 32],
+    nonce: [u8; 32],
+    acked: Arc<AtomicU64>,
+) {
     let mut r = BufReader::new(socket);
     let mut payload = Vec::new();
     loop {
         match read_frame(&mut r, &key, &challenge, &mut payload) {
-            Ok((FrameKind::Ack, h)) => {
+            Ok((FrameKind::Ack, h)) if payload == nonce => {
                 acked.fetch_max(h.seq.get(), Ordering::AcqRel);
+            }
+            Ok((FrameKind::Ack, _)) => {
+                tracing::warn!("a standby acknowledgement for another connection: ignored");
             }
             Ok(_) => {}
             Err(e) => {

@@ -257,3 +257,36 @@ fn a_stream_signed_by_another_key_is_refused() {
     );
     let _ = std::fs::remove_dir_all(sdir);
 }
+
+/// A stranger's hello that claims a huge payload is refused at its header: nothing is
+/// allocated or waited for on behalf of a sender not yet authenticated (without the check
+/// the standby would hold the connection for its 5-second read timeout, with 256 MB
+/// reserved).
+#[test]
+fn a_hello_claiming_a_huge_payload_is_refused_at_once() {
+    use meridian_layouts::standby::{FrameHeader, FrameKind, PAYLOAD_MAX};
+    use std::io::{Read, Write};
+    let sdir = scratch("huge");
+    let standby_dir = DataDir::open(&sdir).expect("standby dir");
+    let (_server, addr) = standby("127.0.0.1:0".parse().expect("addr"), &standby_dir);
+    let mut socket = TcpStream::connect(addr).expect("connect");
+    let _challenge = super::frame::read_challenge(&mut socket).expect("a challenge");
+    let mut hello = FrameHeader::new(FrameKind::Hello, 0);
+    hello.len = meridian_layouts::U32Le::new(PAYLOAD_MAX);
+    socket
+        .write_all(bytemuck::bytes_of(&hello))
+        .expect("send the header");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let started = WallInstant::now();
+    let mut byte = [0u8; 1];
+    let closed = matches!(socket.read(&mut byte), Ok(0) | Err(_));
+    assert!(closed, "the standby sent something");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the standby waited {:?} for a stranger's payload",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(sdir);
+}
