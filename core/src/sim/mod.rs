@@ -186,6 +186,59 @@ pub(super) struct Sim {
     buf: Vec<u8>,
 }
 
+/// The protocol's configuration in the simulator: watching exercised as a protocol
+/// (points, forwarding, watched ghosts under every fault), at a size that keeps a seed
+/// cheap: a zone wide, 16 a point.
+fn handoff_config(zone_m: f32) -> HandoffConfig {
+    HandoffConfig {
+        watch: WatchConfig {
+            radius_m: zone_m,
+            nearest: 16,
+            cap: 8,
+            every_ticks: 3,
+        },
+        ..HandoffConfig::default()
+    }
+}
+
+/// The seed's standbys (a fixed network measures the protocol alone unless they are asked
+/// for), and the cut a false suspicion makes in the network.
+fn draw_standbys(
+    seed: u64,
+    node_of: &[u32],
+    options: &Options,
+    ticks: u64,
+    network: &mut Network,
+) -> standby::Standbys {
+    let forced = options.standbys.or(options.fixed_network.map(|_| false));
+    let standbys = standby::Standbys::draw(
+        seed,
+        node_of,
+        forced,
+        options.suspicions,
+        ticks - HEAL_TICKS,
+    );
+    if let Some(iso) = standbys.isolation {
+        let nodes = node_of.iter().max().map_or(1, |n| n + 1);
+        network.isolate(iso.node, nodes, iso.at, iso.heal);
+    }
+    standbys
+}
+
+/// Each zone's disk, holding its spawns' records, with a checkpoint interval drawn for the
+/// seed (none in a quarter of them).
+fn draw_disks(rng_disk: &mut SmallRng, zones: &mut [Option<Zone>]) -> Vec<disk::ZoneDisk> {
+    let every = (!rng_disk.random_bool(0.25)).then(|| rng_disk.random_range(30..400u64));
+    zones
+        .iter_mut()
+        .enumerate()
+        .map(|(k, z)| {
+            let records: Vec<LogRecord> = z.as_mut().expect("up").drain_log().collect();
+            disk::ZoneDisk::new(k as u32, every, &records)
+        })
+        .collect()
+}
+
 /// Every zone runs the simulator's game ([`game`]).
 fn install_game(zone: &mut Zone, problems: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     zone.set_game(Box::new(game::CounterGame {
@@ -239,17 +292,7 @@ impl Sim {
         let zone_count = world.zone_count();
         let (mut network, node_of, mut crashes) =
             network::draw(&mut rng, options, zone_count, ticks);
-        let mut config = HandoffConfig {
-            // Watching exercised as a protocol (points, forwarding, watched ghosts under
-            // every fault), at a size that keeps a seed cheap: a zone wide, 16 a point.
-            watch: WatchConfig {
-                radius_m: zone_m,
-                nearest: 16,
-                cap: 8,
-                every_ticks: 3,
-            },
-            ..HandoffConfig::default()
-        };
+        let mut config = handoff_config(zone_m);
         let mut stretched = Vec::new();
         if options.fixed_network.is_none() {
             let nodes = node_of.iter().max().map_or(1, |n| n + 1);
@@ -273,28 +316,8 @@ impl Sim {
             install_game(zone, &game_problems);
         }
         let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
-        let every = (!rng_disk.random_bool(0.25)).then(|| rng_disk.random_range(30..400u64));
-        let disks: Vec<disk::ZoneDisk> = zones
-            .iter_mut()
-            .enumerate()
-            .map(|(k, z)| {
-                let records: Vec<LogRecord> = z.as_mut().expect("up").drain_log().collect();
-                disk::ZoneDisk::new(k as u32, every, &records)
-            })
-            .collect();
-        // A fixed network measures the protocol alone unless standbys are asked for.
-        let forced = options.standbys.or(options.fixed_network.map(|_| false));
-        let standbys = standby::Standbys::draw(
-            seed,
-            &node_of,
-            forced,
-            options.suspicions,
-            ticks - HEAL_TICKS,
-        );
-        if let Some(iso) = standbys.isolation {
-            let nodes = node_of.iter().max().map_or(1, |n| n + 1);
-            network.isolate(iso.node, nodes, iso.at, iso.heal);
-        }
+        let disks = draw_disks(&mut rng_disk, &mut zones);
+        let standbys = draw_standbys(seed, &node_of, options, ticks, &mut network);
         Sim {
             bugs: options.bugs,
             trace_entity: options.trace_entity,

@@ -168,17 +168,7 @@ impl<'a> ZoneDriver<'a> {
             .clone();
         let udp = UdpRing::new(socket.into(), ring_config(plan))
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
-        // The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at
-        // every start, so peers' replay windows take a restarted zone's datagrams at once.
-        // Without persistence, the wall clock in seconds (a restart within the same second,
-        // or after the clock stepped back, reuses it, and peers then refuse the new run's
-        // datagrams until their sequences pass the old ones).
-        let boot_epoch = match &durable {
-            Some(_) => zone.incarnation(),
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as u32),
-        };
+        let boot_epoch = boot_epoch(&zone, durable.is_some());
         let router = Router {
             id,
             queues,
@@ -585,6 +575,20 @@ impl<'a> ZoneDriver<'a> {
             mine.input_age_ticks.clone_from(&h.input_age_ticks);
         }
     }
+}
+
+/// The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at every
+/// start, so peers' replay windows take a restarted zone's datagrams at once. Without
+/// persistence, the wall clock in seconds (a restart within the same second, or after the
+/// clock stepped back, reuses it, and peers then refuse the new run's datagrams until
+/// their sequences pass the old ones).
+fn boot_epoch(zone: &Zone, durable: bool) -> u32 {
+    if durable {
+        return zone.incarnation();
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// The zone's session layer, if the world takes clients.

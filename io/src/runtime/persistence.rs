@@ -156,9 +156,66 @@ fn open_zone_state(
     for warning in &recovered.warnings {
         tracing::warn!(zone = %id, "{warning}");
     }
+    let incarnation = recovered.incarnation;
+    let mut zone = zone_from(plan, limits, id, now, &recovered, sp)?;
+    // The start checkpoint covers everything so far (spawns included): the log begins
+    // empty, with the incarnation.
+    for _ in zone.drain_log() {}
+    zone.log_incarnation();
+    let mut capture = Box::new(Capture::default());
+    zone.capture(&mut capture);
+    let wal = store
+        .begin(recovered.generation, incarnation, &capture)
+        .map_err(|e| e.to_string())?;
+    let (standby, feed) = start_stream(plan, zone_plan, &store, incarnation).unzip();
+    let durable = Durable {
+        writer: Writer::start(store, wal, recovered.generation, feed),
+        appended: 0,
+        synced: 0,
+        generation: recovered.generation,
+        checkpoint_every_ticks: sp.checkpoint_every_ticks.max(1),
+        capture: Some(capture),
+        capturing: None,
+        capture_step: 1,
+        failed: None,
+        counters: PersistCounters::default(),
+        standby,
+    };
+    Ok((zone, Some(durable)))
+}
+
+/// The zone's stream to its standby, if it has one.
+fn start_stream(
+    plan: &NodePlan,
+    zone_plan: &ZonePlan,
+    store: &crate::store::ZoneStore,
+    incarnation: u32,
+) -> Option<(Stream, crate::standby::StreamFeed)> {
+    let (target, keys) = (zone_plan.standby?, plan.keys.as_ref()?);
+    let id = zone_plan.zone;
+    tracing::info!(zone = %id, standby = %target.addr, "streaming the zone's files to its standby");
+    Some(Stream::start(
+        store.clone(),
+        id.0,
+        incarnation,
+        keys.key.clone(),
+        target,
+    ))
+}
+
+/// The zone as the data directory left it: new (with its NPCs) if it held nothing,
+/// restored otherwise.
+fn zone_from(
+    plan: &NodePlan,
+    limits: Limits,
+    id: meridian_core::world::ZoneID,
+    now: Instant,
+    recovered: &crate::store::Recovered,
+    sp: &super::StorePlan,
+) -> Result<Zone, String> {
     let config = meridian_core::handoff::HandoffConfig::default();
     let incarnation = recovered.incarnation;
-    let mut zone = if recovered.empty {
+    let zone = if recovered.empty {
         let mut zone = Zone::with_config(&plan.world, id, limits, config, now, incarnation)
             .map_err(|e| e.to_string())?;
         if let Some(npcs) = plan.npcs {
@@ -189,36 +246,5 @@ fn open_zone_state(
         );
         zone
     };
-    // The start checkpoint covers everything so far (spawns included): the log begins
-    // empty, with the incarnation.
-    for _ in zone.drain_log() {}
-    zone.log_incarnation();
-    let mut capture = Box::new(Capture::default());
-    zone.capture(&mut capture);
-    let wal = store
-        .begin(recovered.generation, incarnation, &capture)
-        .map_err(|e| e.to_string())?;
-    let (standby, feed) = match (&zone_plan.standby, &plan.keys) {
-        (Some(target), Some(keys)) => {
-            let (stream, feed) =
-                Stream::start(store.clone(), id.0, incarnation, keys.key.clone(), *target);
-            tracing::info!(zone = %id, standby = %target.addr, "streaming the zone's files to its standby");
-            (Some(stream), Some(feed))
-        }
-        _ => (None, None),
-    };
-    let durable = Durable {
-        writer: Writer::start(store, wal, recovered.generation, feed),
-        appended: 0,
-        synced: 0,
-        generation: recovered.generation,
-        checkpoint_every_ticks: sp.checkpoint_every_ticks.max(1),
-        capture: Some(capture),
-        capturing: None,
-        capture_step: 1,
-        failed: None,
-        counters: PersistCounters::default(),
-        standby,
-    };
-    Ok((zone, Some(durable)))
+    Ok(zone)
 }

@@ -182,18 +182,28 @@ struct WalThread {
     buffers: Arc<ArrayQueue<Vec<u8>>>,
 }
 
+/// Where the WAL thread is: the segment's file and its generation, where the next
+/// append lands in it, and the last sequence made durable (what the standby stream needs
+/// to place and acknowledge the bytes).
+struct Segment {
+    file: File,
+    path: PathBuf,
+    generation: u64,
+    offset: u64,
+    durable: u64,
+}
+
 impl WalThread {
     fn run(self, wal: (File, PathBuf)) {
-        let (mut file, mut path) = wal;
-        let fail = |message: String| {
-            tracing::error!("{message}");
-            let _ = self.events.push(WriterEvent::Failed(message));
+        let (file, path) = wal;
+        let offset = file.metadata().map_or(0, |m| m.len());
+        let mut at = Segment {
+            file,
+            path,
+            generation: self.generation,
+            offset,
+            durable: 0,
         };
-        // Where the next append lands in the segment, and the last sequence made durable
-        // (what the standby stream needs to place and acknowledge the bytes).
-        let mut offset = file.metadata().map_or(0, |m| m.len());
-        let mut durable = 0;
-        let mut generation = self.generation;
         let mut pending: Option<WalJob> = None;
         loop {
             let job = match pending.take() {
@@ -203,83 +213,86 @@ impl WalThread {
                     Err(_) => return,
                 },
             };
-            match job {
+            let done = match job {
                 WalJob::Append { seq, bytes } => {
                     let (last, batch) = gather(&self.jobs, seq, bytes, &mut pending);
-                    let written = batch
-                        .iter()
-                        .try_for_each(|b| file.write_all(b))
-                        .and_then(|()| file.sync_data());
-                    if let Err(e) = written {
-                        fail(format!(
-                            "{}: write or fdatasync failed: {e}",
-                            path.display()
-                        ));
-                        return;
-                    }
-                    durable = last;
-                    let _ = self.events.push(WriterEvent::Durable { seq: last });
-                    let len: usize = batch.iter().map(Vec::len).sum();
-                    if let Some(mirror) = &self.mirror {
-                        mirror.push(MirrorOp::Append {
-                            seq: last,
-                            generation,
-                            offset,
-                            bytes: batch.concat(),
-                        });
-                    }
-                    offset += len as u64;
-                    for mut b in batch {
-                        b.clear();
-                        let _ = self.buffers.push(b);
-                    }
+                    self.append(&mut at, last, batch)
                 }
                 WalJob::Switch {
-                    generation: next,
+                    generation,
                     incarnation,
                     tick,
-                } => match self.store.create_segment(next, incarnation, tick) {
-                    Ok(created) => {
-                        (file, path) = created;
-                        generation = next;
-                        offset = file.metadata().map_or(0, |m| m.len());
-                        if let Some(mirror) = &self.mirror {
-                            // The new segment's header, as an append at its start.
-                            match std::fs::read(&path) {
-                                Ok(bytes) => mirror.push(MirrorOp::Append {
-                                    seq: durable,
-                                    generation,
-                                    offset: 0,
-                                    bytes,
-                                }),
-                                Err(e) => {
-                                    fail(format!("{}: read back failed: {e}", path.display()));
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        fail(e.to_string());
-                        return;
-                    }
-                },
+                } => self.switch(&mut at, generation, incarnation, tick),
                 WalJob::Checkpoint {
                     generation,
                     incarnation,
                     capture,
-                } => {
-                    if self
-                        .checkpoints
-                        .send((generation, incarnation, capture))
-                        .is_err()
-                    {
-                        fail("the checkpoint thread has stopped".into());
-                        return;
-                    }
-                }
+                } => self
+                    .checkpoints
+                    .send((generation, incarnation, capture))
+                    .map_err(|_| "the checkpoint thread has stopped".to_owned()),
+            };
+            if let Err(message) = done {
+                tracing::error!("{message}");
+                let _ = self.events.push(WriterEvent::Failed(message));
+                return;
             }
         }
+    }
+
+    /// Writes and syncs a batch of ticks' records; reports them durable and feeds them to
+    /// the standby stream.
+    fn append(&self, at: &mut Segment, last: u64, batch: Vec<Vec<u8>>) -> Result<(), String> {
+        batch
+            .iter()
+            .try_for_each(|b| at.file.write_all(b))
+            .and_then(|()| at.file.sync_data())
+            .map_err(|e| format!("{}: write or fdatasync failed: {e}", at.path.display()))?;
+        at.durable = last;
+        let _ = self.events.push(WriterEvent::Durable { seq: last });
+        let len: usize = batch.iter().map(Vec::len).sum();
+        if let Some(mirror) = &self.mirror {
+            mirror.push(MirrorOp::Append {
+                seq: last,
+                generation: at.generation,
+                offset: at.offset,
+                bytes: batch.concat(),
+            });
+        }
+        at.offset += len as u64;
+        for mut b in batch {
+            b.clear();
+            let _ = self.buffers.push(b);
+        }
+        Ok(())
+    }
+
+    /// Starts segment `generation`; its header goes to the standby stream as an append
+    /// at offset 0.
+    fn switch(
+        &self,
+        at: &mut Segment,
+        generation: u64,
+        incarnation: u32,
+        tick: u64,
+    ) -> Result<(), String> {
+        let (file, path) = self
+            .store
+            .create_segment(generation, incarnation, tick)
+            .map_err(|e| e.to_string())?;
+        at.offset = file.metadata().map_or(0, |m| m.len());
+        (at.file, at.path, at.generation) = (file, path, generation);
+        if let Some(mirror) = &self.mirror {
+            let bytes = std::fs::read(&at.path)
+                .map_err(|e| format!("{}: read back failed: {e}", at.path.display()))?;
+            mirror.push(MirrorOp::Append {
+                seq: at.durable,
+                generation,
+                offset: 0,
+                bytes,
+            });
+        }
+        Ok(())
     }
 }
 
