@@ -23,8 +23,6 @@ k0=$(key k0)
 k1=$(key k1)
 
 world() { # $1: "on" to make each node the other's standby
-    local s0="" s1=""
-    if [ "$1" = on ]; then s0="standby_for = [1]"; s1="standby_for = [0]"; fi
     cat <<TOML
 [world]
 id = 3
@@ -38,26 +36,6 @@ cell_size_m = 32.0
 columns = 2
 rows = 1
 
-[[nodes]]
-name = "n0"
-zones = [0]
-cores = [0]
-udp = "127.0.0.1:7300"
-control = "127.0.0.1:7310"
-admin = "127.0.0.1:7320"
-public_key = "$k0"
-$s0
-
-[[nodes]]
-name = "n1"
-zones = [1]
-cores = [1]
-udp = "127.0.0.1:7400"
-control = "127.0.0.1:7410"
-admin = "127.0.0.1:7420"
-public_key = "$k1"
-$s1
-
 [npcs]
 pattern = "$pattern"
 per_zone = $npcs
@@ -66,6 +44,15 @@ speed_mps = 5.0
 [limits]
 entities_per_zone = $((npcs * 3))
 TOML
+    # Node n hosts zone n on core n; ports 7300 + 100 n (zone), + 10 (control), + 20 (admin).
+    local n keys=("$k0" "$k1")
+    for n in 0 1; do
+        printf '\n[[nodes]]\nname = "n%s"\nzones = [%s]\ncores = [%s]\n' "$n" "$n" "$n"
+        printf 'udp = "127.0.0.1:%s"\ncontrol = "127.0.0.1:%s"\nadmin = "127.0.0.1:%s"\n' \
+            $((7300 + 100 * n)) $((7310 + 100 * n)) $((7320 + 100 * n))
+        printf 'public_key = "%s"\n' "${keys[$n]}"
+        if [ "$1" = on ]; then printf 'standby_for = [%s]\n' $((1 - n)); fi
+    done
 }
 
 # p50, p99 (bucket bounds) and mean of zone $2's handoff latency in metrics file $1.
@@ -99,8 +86,7 @@ for mode in off on; do
     done
     sleep $((secs - 2))
     for n in 0 1; do
-        admin=(7320 7420)
-        curl -s "http://127.0.0.1:${admin[$n]}/metrics" > "$tmp/m$n" || true
+        curl -s "http://127.0.0.1:$((7320 + 100 * n))/metrics" > "$tmp/m$n" || true
     done
     wait
     for n in 0 1; do

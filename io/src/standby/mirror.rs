@@ -35,6 +35,8 @@ pub enum MirrorError {
     },
     #[error("a malformed {0:?} frame")]
     Malformed(FrameKind),
+    #[error("a {0:?} frame is the checkpoint worker's to apply")]
+    Bulk(FrameKind),
 }
 
 /// One zone's mirrored files.
@@ -71,18 +73,17 @@ impl Mirror {
         payload: &[u8],
     ) -> Result<(), MirrorError> {
         let generation = header.generation.get();
+        if is_bulk(kind, header) {
+            return Err(MirrorError::Bulk(kind));
+        }
         match kind {
             FrameKind::Append => self.append(generation, header.offset.get(), payload)?,
-            FrameKind::File => match FileKind::from_u8(header.file) {
-                Some(FileKind::Checkpoint) => put(&self.store, "ckp", generation, payload)?,
-                Some(FileKind::Wal) => {
-                    put(&self.store, "wal", generation, payload)?;
-                    self.dirty.remove(&generation);
-                }
-                None => return Err(MirrorError::Malformed(kind)),
-            },
-            FrameKind::Retire => prune(&self.store, payload)?,
-            FrameKind::Hello | FrameKind::Challenge | FrameKind::Ack => {}
+            FrameKind::File if header.file == FileKind::Wal as u8 => {
+                put(&self.store, "wal", generation, payload)?;
+                self.dirty.remove(&generation);
+            }
+            FrameKind::File => return Err(MirrorError::Malformed(kind)),
+            FrameKind::Retire | FrameKind::Hello | FrameKind::Challenge | FrameKind::Ack => {}
         }
         self.applied = self.applied.max(header.seq.get());
         Ok(())
@@ -130,6 +131,14 @@ impl Mirror {
         self.dirty.insert(generation);
         Ok(())
     }
+}
+
+/// Frames applied by the connection's checkpoint worker ([`put`], [`prune`]) rather than
+/// [`Mirror::apply`], so the appends behind a checkpoint of megabytes are acknowledged
+/// without waiting for it: a checkpoint, and the prune that follows it.
+pub(super) fn is_bulk(kind: FrameKind, header: &FrameHeader) -> bool {
+    kind == FrameKind::Retire
+        || (kind == FrameKind::File && header.file == FileKind::Checkpoint as u8)
 }
 
 /// A whole file of the zone, put in place durably (temporary file, fsync, rename, fsync

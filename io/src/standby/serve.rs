@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_layouts::U64Le;
-use meridian_layouts::standby::{CHALLENGE_SIZE, FileKind, FrameHeader, FrameKind};
+use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind};
 
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
 use super::frame::{SIGNATURE_SIZE, read_unverified, verify};
-use super::mirror::{Mirror, MirrorError, prune, put};
+use super::mirror::{Mirror, MirrorError, is_bulk, prune, put};
 use crate::store::ZoneStore;
 
 /// A zone this node keeps the standby of: its mirror and the primary's pinned key.
@@ -30,7 +30,6 @@ pub struct Kept {
 pub struct KeptStatus {
     pub zone: u32,
     pub held: AtomicU64,
-    pub connected: AtomicBool,
 }
 
 /// The running listener; stops when dropped.
@@ -293,11 +292,10 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
     read_body(&mut r, kind, &hello, primary, &challenge, &mut payload)?;
     let nonce = payload.clone();
     r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
-    status.connected.store(true, Ordering::Relaxed);
     // Checkpoints (megabytes) and the prunes after them are verified and written by a
     // worker, so the appends behind them are acknowledged without waiting for them.
     let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge);
-    let result = (|| loop {
+    loop {
         if worker.failed.load(Ordering::Relaxed) {
             return Err(ServeError::Worker);
         }
@@ -308,16 +306,18 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
                 got: h.zone.get(),
             });
         }
-        let to_worker = kind == FrameKind::Retire
-            || (kind == FrameKind::File && h.file == FileKind::Checkpoint as u8);
-        let mut m = mirror
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if to_worker {
+        let bulk = is_bulk(kind, &h);
+        if bulk {
             let signature = read_unverified(&mut r, &h, &mut payload)?;
             worker.send(kind, h, std::mem::take(&mut payload), signature)?;
         } else {
             read_body(&mut r, kind, &h, primary, &challenge, &mut payload)?;
+        }
+        // The mirror is locked only to apply, never across the socket's reads.
+        let mut m = mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !bulk {
             m.apply(kind, &h, &payload)?;
         }
         if r.buffer().is_empty() {
@@ -331,7 +331,5 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
                 .and_then(|()| w.flush())
                 .map_err(FrameError::Io)?;
         }
-    })();
-    status.connected.store(false, Ordering::Relaxed);
-    result
+    }
 }

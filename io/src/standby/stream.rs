@@ -70,7 +70,6 @@ pub struct StandbyTarget {
 #[derive(Debug)]
 pub struct Stream {
     acked: Arc<AtomicU64>,
-    connected: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -86,9 +85,8 @@ impl Stream {
     ) -> (Stream, StreamFeed) {
         let (tx, rx) = sync_channel(FEED_DEPTH);
         let behind = Arc::new(AtomicBool::new(false));
-        let (acked, connected, stop) = (
+        let (acked, stop) = (
             Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
         let run = Run {
@@ -100,7 +98,7 @@ impl Stream {
             ops: rx,
             behind: behind.clone(),
             acked: acked.clone(),
-            connected: connected.clone(),
+            connected: false,
             stop: stop.clone(),
             last_seq: 0,
         };
@@ -110,7 +108,6 @@ impl Stream {
             .expect("spawn the standby stream thread");
         let stream = Stream {
             acked,
-            connected,
             stop,
             thread: Some(thread),
         };
@@ -120,10 +117,6 @@ impl Stream {
     /// Every append up to this sequence is durable on the standby.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
-    }
-
-    pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
     }
 }
 
@@ -145,7 +138,8 @@ struct Run {
     ops: Receiver<MirrorOp>,
     behind: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
-    connected: Arc<AtomicBool>,
+    /// The current connection got past its resync (a failure after it is news again).
+    connected: bool,
     stop: Arc<AtomicBool>,
     /// The newest append sequence the feed has delivered.
     last_seq: u64,
@@ -156,16 +150,17 @@ impl Run {
         // Reading, signing and sending a checkpoint is tens of milliseconds of CPU a
         // second for a large zone: it yields to the zone threads sharing the cores.
         crate::store::lower_priority();
+        // Logged once per outage: the first failure, and the first after a connection
+        // that worked.
         let mut logged = false;
         while !self.stop.load(Ordering::Relaxed) {
             match self.session() {
                 Ok(()) => return,
                 Err(e) => {
-                    self.connected.store(false, Ordering::Relaxed);
-                    if !logged {
+                    if !logged || self.connected {
                         tracing::warn!(zone = self.zone, standby = %self.target.addr, "standby stream: {e}; retrying");
                     }
-                    logged = true;
+                    (logged, self.connected) = (true, false);
                 }
             }
             std::thread::sleep(RECONNECT);
@@ -209,7 +204,7 @@ impl Run {
         hello.generation = U64Le::new(u64::from(self.incarnation));
         write_frame(&mut w, &self.key, challenge, hello, nonce)?;
         self.resync(&mut w, challenge)?;
-        self.connected.store(true, Ordering::Relaxed);
+        self.connected = true;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return self.finish(&mut w, challenge);
@@ -259,7 +254,6 @@ impl Run {
                 self.last_seq = self.last_seq.max(seq);
             }
         }
-        let mut kept = Vec::new();
         for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
             for (generation, path) in self.store.list(name).map_err(other)? {
                 let bytes = match std::fs::read(&path) {
@@ -273,6 +267,19 @@ impl Run {
                 h.generation = U64Le::new(generation);
                 h.seq = U64Le::new(self.last_seq);
                 write_frame(w, &self.key, challenge, h, &bytes)?;
+            }
+        }
+        self.send_kept(w, challenge)?;
+        w.flush()?;
+        Ok(())
+    }
+
+    /// The list of the files the primary keeps now — (kind, generation) pairs, 9 bytes
+    /// each — after which the standby deletes the older others.
+    fn send_kept(&self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        let mut kept = Vec::new();
+        for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
+            for (generation, _) in self.store.list(name).map_err(other)? {
                 kept.push(kind as u8);
                 kept.extend_from_slice(&generation.to_le_bytes());
             }
@@ -280,7 +287,6 @@ impl Run {
         let mut h = FrameHeader::new(FrameKind::Retire, self.zone);
         h.seq = U64Le::new(self.last_seq);
         write_frame(w, &self.key, challenge, h, &kept)?;
-        w.flush()?;
         Ok(())
     }
 
@@ -310,17 +316,8 @@ impl Run {
                 h.generation = U64Le::new(generation);
                 h.seq = U64Le::new(self.last_seq);
                 write_frame(w, &self.key, challenge, h, &bytes)?;
-                // What the primary keeps now (its checkpoint thread retired the rest).
-                let mut kept = Vec::new();
-                for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
-                    for (g, _) in self.store.list(name).map_err(other)? {
-                        kept.push(kind as u8);
-                        kept.extend_from_slice(&g.to_le_bytes());
-                    }
-                }
-                let mut h = FrameHeader::new(FrameKind::Retire, self.zone);
-                h.seq = U64Le::new(self.last_seq);
-                write_frame(w, &self.key, challenge, h, &kept)?;
+                // Its checkpoint thread retired older generations with it.
+                self.send_kept(w, challenge)?;
             }
         }
         Ok(())
