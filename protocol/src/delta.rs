@@ -157,8 +157,14 @@ pub fn put_varint(out: &mut [u8], at: &mut usize, mut v: u64) {
     *at += 1;
 }
 
+/// Bytes [`put_varint`] writes for `v`.
+pub fn varint_len(v: u64) -> usize {
+    ((64 - v.leading_zeros() as usize).div_ceil(7)).max(1)
+}
+
+/// Signed to unsigned, small magnitudes small: how fields are written.
 #[inline(always)]
-pub(crate) fn zigzag(v: i64) -> u64 {
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 

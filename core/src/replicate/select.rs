@@ -33,12 +33,12 @@ const REMOVE_BYTES: usize = 4;
 /// larger than reckoned: a session's first, all-fresh snapshots overflowed the datagram
 /// and the encoder cut the highest ids, shown a tick before — a pop-in.)
 fn game_bytes(game: &[i32; meridian_protocol::delta::GAME_FIELDS]) -> usize {
-    let fields = game.iter().filter(|&&v| v != 0).map(|&v| {
-        // Zigzag, then seven bits a byte.
-        let z = ((v << 1) ^ (v >> 31)) as u32;
-        (32 - z.leading_zeros() as usize).div_ceil(7)
-    });
-    let sum: usize = fields.sum();
+    use meridian_protocol::delta::{varint_len, zigzag};
+    let sum: usize = game
+        .iter()
+        .filter(|&&v| v != 0)
+        .map(|&v| varint_len(zigzag(i64::from(v))))
+        .sum();
     if sum == 0 { 0 } else { 1 + sum }
 }
 
