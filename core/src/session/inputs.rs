@@ -303,6 +303,11 @@ impl Playout {
         }
     }
 
+    /// Whether [`Playout::take_presses`] has anything (most ticks of most sessions: no).
+    pub(super) fn has_presses(&self) -> bool {
+        self.press_count != 0
+    }
+
     /// The button presses of inputs that were not played since the last call, oldest
     /// first: each goes to the game as an action stamped with its own input (sequence,
     /// aim, the view time it was made at), not folded into another.

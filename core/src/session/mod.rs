@@ -573,8 +573,11 @@ impl Sessions {
                 continue;
             };
             let played = next_input(session, &mut self.counters);
-            for press in session.playout.take_presses() {
-                zone.act(session.avatar, action(&press, session));
+            // Most sessions have none this tick: no copy of the press buffer for them.
+            if session.playout.has_presses() {
+                for press in session.playout.take_presses() {
+                    zone.act(session.avatar, action(&press, session));
+                }
             }
             if let Some(input) = played {
                 let (vx, vy) = intent_velocity(input.move_x, input.move_y, speed);
