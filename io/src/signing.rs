@@ -299,8 +299,9 @@ impl Ingress {
     }
 
     /// Verifies everything pushed since the last call, in one batch, and calls
-    /// `deliver(from, payload)` for each datagram that verified and is not a replay.
-    pub fn verify(&mut self, mut deliver: impl FnMut(ZoneID, &[u8])) {
+    /// `deliver(from, signer, epoch, payload)` for each datagram that verified and is not a
+    /// replay (the epoch of a persisted zone is its incarnation).
+    pub fn verify(&mut self, mut deliver: impl FnMut(ZoneID, u32, u32, &[u8])) {
         if !self.pending.is_empty() {
             self.verifier.verify();
         }
@@ -334,7 +335,7 @@ impl Ingress {
                 commit.key_salt = [0; 16];
             }
             self.counters.accepted += 1;
-            deliver(p.from, payload);
+            deliver(p.from, p.signer, p.epoch, payload);
         }
         self.pending.clear();
         self.verifier.clear();
@@ -365,7 +366,7 @@ mod tests {
 
     fn delivered(ingress: &mut Ingress) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        ingress.verify(|_, payload| out.push(payload.to_vec()));
+        ingress.verify(|_, _, _, payload| out.push(payload.to_vec()));
         out
     }
 

@@ -32,7 +32,7 @@ use meridian_core::replicate::InterestConfig;
 use meridian_core::session::SessionConfig;
 pub use meridian_io::runtime::GamePlan;
 use meridian_io::runtime::{
-    ClientsPlan, Node, NodePlan, NpcPlan, RemoteZone, Snapshot, StorePlan, ZonePlan, ZoneStats,
+    ClientsPlan, Node, NodePlan, NpcPlan, Snapshot, StorePlan, ZonePlan, ZoneStats,
 };
 use meridian_io::signing::NodeKeys;
 use meridian_io::store::DataDir;
@@ -43,8 +43,10 @@ use crate::world_file::{NodeSpec, WorldSpec};
 pub struct Running {
     node: Arc<Node>,
     mesh: Option<crate::mesh::MeshHandle>,
-    /// The standbys this node keeps for other nodes' zones.
+    /// The standbys this node keeps for other nodes' zones, and the thread that promotes
+    /// them.
     standbys: Option<crate::standby::KeptStandbys>,
+    failover: Option<crate::failover::Failover>,
     admin_stop: Arc<AtomicBool>,
     admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
     pub spec: NodeSpec,
@@ -168,19 +170,11 @@ pub fn start_with(
         }
         _ => None,
     };
-    let mut remote = Vec::new();
-    for (signer, other) in spec.nodes.iter().enumerate() {
-        if other.name == node.name {
-            continue;
-        }
-        for (k, &zone) in other.zones.iter().enumerate() {
-            remote.push(RemoteZone {
-                zone,
-                addr: other.zone_address(k),
-                signer: signer as u32,
-            });
-        }
-    }
+    let me = spec
+        .nodes
+        .iter()
+        .position(|n| n.name == node.name)
+        .expect("node is in the spec") as u32;
     let npcs = spec.npcs.map(|n| NpcPlan {
         pattern: n.pattern,
         per_zone: npcs_per_zone.unwrap_or(n.per_zone),
@@ -225,6 +219,7 @@ pub fn start_with(
             world_id: spec.world_id,
             fresh: p.fresh,
             checkpoint_every_ticks: spec.checkpoint_every_ticks,
+            restore_only: false,
         }),
     };
     let plan = NodePlan {
@@ -243,7 +238,19 @@ pub fn start_with(
                 })
             })
             .collect::<anyhow::Result<_>>()?,
-        remote,
+        me,
+        routes: crate::standby::routes(spec),
+        standby_slots: node
+            .standby_for
+            .iter()
+            .enumerate()
+            .map(|(j, &zone)| ZonePlan {
+                zone,
+                core: node.cores[j % node.cores.len().max(1)],
+                bind: node.standby_address(j),
+                standby: None,
+            })
+            .collect(),
         npcs,
         keys,
         clients,
@@ -253,6 +260,26 @@ pub fn start_with(
     let standbys =
         crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
     let node_handle = Arc::new(Node::start(plan)?);
+    let failover = match (&standbys, &mesh) {
+        (Some(kept), Some(mesh)) => {
+            let watched = node
+                .standby_for
+                .iter()
+                .map(|&zone| {
+                    let primary = spec.nodes.iter().find(|n| n.zones.contains(&zone));
+                    (zone, primary.map(|n| n.name.clone()).unwrap_or_default())
+                })
+                .collect();
+            Some(crate::failover::start(
+                watched,
+                spec.nodes.len(),
+                mesh.shared(),
+                kept.clone(),
+                node_handle.clone(),
+            )?)
+        }
+        _ => None,
+    };
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin = match node.admin {
         None => None,
@@ -263,6 +290,7 @@ pub fn start_with(
             let admin = Admin {
                 node: node_handle.clone(),
                 mesh: mesh.as_ref().map(crate::mesh::MeshHandle::shared),
+                promotions: failover.as_ref().map(|f| f.promotions.clone()),
                 name: node.name.clone(),
                 world: Arc::new(crate::map::world_json(spec, node)),
                 frames: Arc::default(),
@@ -283,6 +311,7 @@ pub fn start_with(
         node: node_handle,
         mesh,
         standbys,
+        failover,
         admin_stop,
         admin,
         spec: node.clone(),
@@ -314,6 +343,14 @@ impl Running {
         self.mesh.as_ref().map(crate::mesh::MeshHandle::view)
     }
 
+    /// The zones this node took over from their standby copies.
+    pub fn promotions(&self) -> Vec<crate::failover::Promotion> {
+        self.failover
+            .as_ref()
+            .map(|f| f.promotions.lock().expect("promotions").clone())
+            .unwrap_or_default()
+    }
+
     /// The admin endpoint's address, if it runs.
     pub fn admin_address(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|a| a.0)
@@ -321,6 +358,9 @@ impl Running {
 
     /// Stops the admin server and every zone; returns the zones' final figures.
     pub fn stop(self) -> anyhow::Result<Vec<ZoneStats>> {
+        if let Some(failover) = self.failover {
+            failover.stop();
+        }
         if let Some(mesh) = self.mesh {
             mesh.stop();
         }
@@ -344,6 +384,7 @@ const FREEZE_MAX: Duration = Duration::from_secs(2);
 struct Admin {
     node: Arc<Node>,
     mesh: Option<Arc<std::sync::Mutex<crate::mesh::MeshView>>>,
+    promotions: Option<crate::failover::Promotions>,
     name: String,
     /// The live map's `world` event, and the frames' part all streams share.
     world: Arc<String>,
@@ -399,6 +440,17 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
                 let mut text = status_text(&node.stats());
                 if let Some(view) = admin.mesh_view() {
                     text.push_str(&crate::mesh::status_text(&view));
+                }
+                for p in admin
+                    .promotions
+                    .iter()
+                    .flat_map(|p| p.lock().expect("promotions").clone())
+                {
+                    let _ = writeln!(
+                        text,
+                        "promoted zone {} incarnation {} took_ms {}",
+                        p.zone, p.incarnation, p.took_ms
+                    );
                 }
                 (200, text)
             }

@@ -185,6 +185,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.promoted
         );
     }
+    if summary.no_majority > 0 {
+        println!(
+            "no majority: {} seeds lost or cut off a node of two; nothing failed over, the \
+             zones waited for it to come back",
+            summary.no_majority
+        );
+    }
     if summary.isolated > 0 {
         println!(
             "false suspicions: {} seeds cut a node off until it was declared down; its old \
@@ -241,6 +248,7 @@ struct Summary {
     superseded_held: u64,
     fenced: u64,
     stood_down: u64,
+    no_majority: u64,
 }
 
 impl Summary {
@@ -262,5 +270,6 @@ impl Summary {
         self.superseded_held += r.superseded_held;
         self.fenced += r.fenced;
         self.stood_down += r.stood_down;
+        self.no_majority += u64::from(r.no_majority);
     }
 }

@@ -4,9 +4,11 @@
 //! `<data>/standby`.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_core::world::ZoneID;
+use meridian_io::runtime::routes::{Home, ZoneRoute};
 use meridian_io::standby::{Kept, StandbyServer, StandbyTarget, serve};
 use meridian_io::store::DataDir;
 
@@ -29,9 +31,34 @@ pub fn target(spec: &WorldSpec, zone: ZoneID) -> anyhow::Result<Option<StandbyTa
     Ok(Some(StandbyTarget { addr, key }))
 }
 
+/// Every zone's homes: the node that hosts it, and the one that keeps its standby.
+pub fn routes(spec: &WorldSpec) -> Vec<ZoneRoute> {
+    let mut routes = Vec::new();
+    for (i, n) in spec.nodes.iter().enumerate() {
+        for (k, &zone) in n.zones.iter().enumerate() {
+            let standby = spec.nodes.iter().enumerate().find_map(|(s, keeper)| {
+                let j = keeper.standby_for.iter().position(|&z| z == zone)?;
+                Some(Home {
+                    node: s as u32,
+                    addr: keeper.standby_address(j),
+                })
+            });
+            routes.push(ZoneRoute {
+                zone,
+                primary: Home {
+                    node: i as u32,
+                    addr: n.zone_address(k),
+                },
+                standby,
+            });
+        }
+    }
+    routes
+}
+
 /// The standbys a node keeps: the server, and the directory it mirrors into (locked
 /// while they run).
-pub type KeptStandbys = (StandbyServer, DataDir);
+pub type KeptStandbys = (Arc<StandbyServer>, Arc<DataDir>);
 
 /// Serves the standbys `node` keeps, mirroring into `<data>/standby`; `None` if it keeps
 /// none.
@@ -77,5 +104,5 @@ pub fn serve_kept(
         dir.path().display()
     );
     let server = serve(listener, key.clone(), kept)?;
-    Ok(Some((server, dir)))
+    Ok(Some((Arc::new(server), Arc::new(dir))))
 }

@@ -113,6 +113,12 @@ impl NodeSpec {
         addr.set_port(self.udp.port() + k as u16);
         addr
     }
+
+    /// The UDP address the `j`-th zone of `standby_for` runs at here once promoted: the
+    /// ports after the node's own zones.
+    pub fn standby_address(&self, j: usize) -> SocketAddr {
+        self.zone_address(self.zones.len() + j)
+    }
 }
 
 /// Server-driven NPCs per zone.

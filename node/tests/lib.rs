@@ -7,6 +7,7 @@ mod clients;
 mod conservation;
 mod durability;
 mod e2e;
+mod failover;
 mod fuzz;
 mod game;
 mod mesh;

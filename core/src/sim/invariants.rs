@@ -191,7 +191,9 @@ impl Sim {
         (self.report.gated, self.report.gated_ticks) =
             (self.standbys.gated, self.standbys.gated_ticks);
         self.report.promoted = self.standbys.promoted.len() as u64;
-        self.report.isolated = self.standbys.isolation.is_some();
+        let faulted = self.standbys.isolation.is_some() || self.standbys.death.is_some();
+        self.report.no_majority = faulted && !self.standbys.majority_without_one();
+        self.report.isolated = self.standbys.isolation.is_some() && !self.report.no_majority;
         let mut owned: HashMap<EntityID, u32> = HashMap::new();
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {

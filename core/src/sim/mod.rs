@@ -138,6 +138,9 @@ pub struct Report {
     pub superseded_held: u64,
     pub fenced: u64,
     pub stood_down: u64,
+    /// A node died or was cut off where the others were no majority (two nodes): nothing
+    /// failed over; the zones waited for it to come back.
+    pub no_majority: bool,
 }
 
 impl Report {

@@ -99,7 +99,15 @@ pub(super) struct Standbys {
     pub(super) superseded: Vec<Superseded>,
     /// The tick each zone hears of the takeovers (empty before any).
     pub(super) heard_at: Vec<u64>,
+    /// Nodes in the world: a standby promotes only while it sees a majority of them.
+    nodes: u32,
+    /// A node that died where no failover can be (two nodes: the survivor is no
+    /// majority): it restarts from its own disk, down until the tick given.
+    pub(super) outage: Option<(u32, u64)>,
 }
+
+/// Ticks a node that died without a possible failover stays down before it restarts.
+const REBOOT_TICKS: u64 = 150;
 
 impl Standbys {
     /// Draws standbys from their own generator: in half the seeds with two nodes or more
@@ -155,12 +163,21 @@ impl Standbys {
             rng: Some(rng),
             death,
             isolation,
+            nodes,
             ..Standbys::default()
         }
     }
 
     pub(super) fn active(&self) -> bool {
         !self.streams.is_empty()
+    }
+
+    /// Whether the nodes other than one make a majority of the world — what a standby
+    /// must see alive to promote, and the primaries to drop a standby (docs/mesh.md): a
+    /// node cut off alone sees no majority, and in a world of two nodes neither side
+    /// does, so nothing fails over there.
+    pub(super) fn majority_without_one(&self) -> bool {
+        2 * (self.nodes - 1) > self.nodes
     }
 }
 
@@ -341,6 +358,14 @@ impl Sim {
     /// One stream message from node `a` to node `b` over the link between them.
     fn stream_send(&mut self, tick: u64, a: u32, b: u32, m: Message) {
         ("stream", tick, a, b).hash(&mut self.hasher);
+        let down = |n| {
+            self.standbys
+                .outage
+                .is_some_and(|(node, until)| node == n && tick < until)
+        };
+        if down(a) || down(b) {
+            return;
+        }
         if self.healing(tick) {
             self.standbys.in_flight.entry(tick + 1).or_default().push(m);
             return;
@@ -387,9 +412,12 @@ impl Sim {
         let Some((at, node)) = self.standbys.death else {
             return;
         };
-        if tick == at {
+        let majority = self.standbys.majority_without_one();
+        if tick == at && !majority {
+            self.reboot_node(tick, node);
+        } else if tick == at {
             self.kill_node(tick, node);
-        } else if tick == at + DETECT_TICKS {
+        } else if tick == at + DETECT_TICKS && majority {
             self.declared_down(tick, node);
             for z in 0..self.zones.len() {
                 if self.node_of[z] == node {
@@ -413,6 +441,24 @@ impl Sim {
                 self.stream_crashed(z);
             }
         }
+    }
+
+    /// Node `node` dies where its standbys are no majority: its zones stay down (no
+    /// promotion; the zones it keeps the standbys of wait for it, their standby not
+    /// declared down by a majority) until it restarts from its own disks.
+    fn reboot_node(&mut self, tick: u64, node: u32) {
+        ("node dies, no majority", tick, node).hash(&mut self.hasher);
+        let until = tick + REBOOT_TICKS;
+        for z in 0..self.zones.len() {
+            if self.node_of[z] == node {
+                if self.zones[z].take().is_some() {
+                    self.crash_disk(z);
+                    self.stream_crashed(z);
+                }
+                self.down_until[z] = Some(until);
+            }
+        }
+        self.standbys.outage = Some((node, until));
     }
 
     /// Membership declares node `node` down: zones whose standby it was go on without one

@@ -72,7 +72,9 @@ impl Sim {
         if tick == iso.at {
             ("isolated", tick, iso.node).hash(&mut self.hasher);
         }
-        if tick == iso.at + DETECT_TICKS {
+        // Two nodes: neither side of the cut is a majority, so nothing is declared down
+        // or promoted — both wait for the heal (docs/mesh.md, "A majority").
+        if tick == iso.at + DETECT_TICKS && self.standbys.majority_without_one() {
             self.declared_down(tick, iso.node);
             // The news spreads: each other zone hears of the new runs within 10 ticks
             // (gossip), routes to them and fences the old ones off from then on.

@@ -171,8 +171,9 @@ impl<'a> ZoneDriver<'a> {
         let boot_epoch = boot_epoch(&zone, durable.is_some());
         let router = Router {
             id,
+            incarnation: boot_epoch,
             queues,
-            remote: &plan.remote,
+            routes: &shared.routes,
             outgress: plan
                 .keys
                 .as_ref()
@@ -273,20 +274,23 @@ impl<'a> ZoneDriver<'a> {
     /// them.
     fn ingest(&mut self, now: Instant, unix_ms: u64) {
         let (zone, sessions, stats) = (&mut self.zone, &mut self.sessions, &mut self.stats);
+        let routes = &self.shared.routes;
         while let Some(d) = self.inbound.pop() {
             stats.packets_in += 1;
             stats.bytes_in += u64::from(d.len);
             let bytes = &d.bytes[..usize::from(d.len)];
-            from_zone(zone, sessions.as_mut(), now, d.from, bytes);
+            moved(routes.heard(d.from, self.plan.me, d.incarnation));
+            from_zone(zone, sessions.as_mut(), now, (d.from, d.incarnation), bytes);
         }
-        let (remote, ingress) = (&self.plan.remote, &mut self.ingress);
+        let ingress = &mut self.ingress;
         let received = self.udp.recv(UDP_RECV_BUDGET, |from, bytes| {
             stats.packets_in += 1;
             stats.bytes_in += bytes.len() as u64;
-            match (remote.iter().find(|r| r.addr == from), ingress.as_mut()) {
+            match (routes.by_addr(from), ingress.as_mut()) {
                 // Another node's zone, signed: verified below, in one batch.
-                (Some(r), Some(ingress)) => ingress.push(r.zone, r.signer, bytes),
-                (Some(r), None) => from_zone(zone, sessions.as_mut(), now, r.zone, bytes),
+                (Some((z, home)), Some(ingress)) => ingress.push(z, home.node, bytes),
+                // Unsigned (a private network): no run is known, nothing is fenced.
+                (Some((z, _)), None) => from_zone(zone, sessions.as_mut(), now, (z, 0), bytes),
                 (None, _) => match sessions.as_mut() {
                     Some(s) => s.handle_datagram(unix_ms, from, bytes),
                     None => zone.handle_datagram(now, Peer::Client(from), bytes),
@@ -297,7 +301,12 @@ impl<'a> ZoneDriver<'a> {
             tracing::warn!(zone = %zone.id(), "UDP receive failed: {e}");
         }
         if let Some(ingress) = ingress.as_mut() {
-            ingress.verify(|from, payload| from_zone(zone, sessions.as_mut(), now, from, payload));
+            ingress.verify(|from, signer, epoch, payload| {
+                // A persisted zone's envelope epoch is its incarnation: a newer run
+                // moves the zone's route (a standby took it over).
+                moved(routes.heard(from, signer, epoch));
+                from_zone(zone, sessions.as_mut(), now, (from, epoch), payload);
+            });
             let c = ingress.counters;
             stats.verify_failures = c.forged + c.replayed + c.malformed + c.overflow;
             stats.witness = c;
@@ -574,6 +583,13 @@ impl<'a> ZoneDriver<'a> {
             mine.snapshot_bytes.clone_from(&h.snapshot_bytes);
             mine.input_age_ticks.clone_from(&h.input_age_ticks);
         }
+    }
+}
+
+/// Logs a zone's route moving to another node.
+fn moved(moved: Option<super::routes::Moved>) {
+    if let Some((zone, node, incarnation)) = moved {
+        tracing::warn!(%zone, node, incarnation, "zone {zone} runs on node {node} now (incarnation {incarnation}): routing its traffic there");
     }
 }
 

@@ -37,6 +37,7 @@ pub mod map;
 mod measure;
 mod persistence;
 mod router;
+pub mod routes;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -88,24 +89,19 @@ pub struct NpcPlan {
     pub speed_mps: f32,
 }
 
-/// A zone hosted by another node.
-#[derive(Clone, Copy, Debug)]
-pub struct RemoteZone {
-    pub zone: ZoneID,
-    /// Where to reach it (and where its datagrams come from).
-    pub addr: SocketAddr,
-    /// The signer index of the node hosting it.
-    pub signer: u32,
-}
-
 /// What this node runs.
 #[derive(Clone, Debug)]
 pub struct NodePlan {
     pub world: World,
     pub limits: Limits,
     pub zones: Vec<ZonePlan>,
-    /// Zones hosted by other nodes.
-    pub remote: Vec<RemoteZone>,
+    /// This node's index in the world (its signer index when traffic is signed).
+    pub me: u32,
+    /// Every zone of the world: where it is hosted and where its standby would run it.
+    pub routes: Vec<routes::ZoneRoute>,
+    /// The zones this node keeps the standby of, as they would run here once promoted
+    /// ([`Node::promote`]): core and UDP address.
+    pub standby_slots: Vec<ZonePlan>,
     pub npcs: Option<NpcPlan>,
     /// Sign datagrams to other nodes and verify theirs (docs/security.md). `None`: trust peers by
     /// address (a private network only).
@@ -146,6 +142,9 @@ pub struct StorePlan {
     pub fresh: bool,
     /// A checkpoint every this many ticks.
     pub checkpoint_every_ticks: u64,
+    /// A promotion: the zone must be restored from these files; empty is an error (a
+    /// standby that holds nothing must not start the zone anew).
+    pub restore_only: bool,
 }
 
 /// How zones serve clients.
@@ -242,6 +241,10 @@ pub struct Snapshot {
 
 pub(crate) struct Shared {
     stop: AtomicBool,
+    /// Per slot (the plan's zones, then its standby slots): whether a zone runs there.
+    active: Vec<AtomicBool>,
+    /// Where every zone of the world runs now.
+    routes: routes::Routes,
     stats: Vec<Mutex<ZoneStats>>,
     /// The latest snapshot generation asked for.
     snapshot_wanted: AtomicU64,
@@ -260,21 +263,31 @@ pub(crate) struct Shared {
     map_frames: Vec<Mutex<MapFrame>>,
 }
 
+type ZoneHandle = (
+    ZoneID,
+    glommio::ExecutorJoinHandle<Result<ZoneStats, String>>,
+);
+
 /// A running node.
 pub struct Node {
     shared: Arc<Shared>,
-    handles: Vec<glommio::ExecutorJoinHandle<Result<ZoneStats, String>>>,
-    zones: Vec<ZoneID>,
+    plan: NodePlan,
+    queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)>,
+    handles: Mutex<Vec<ZoneHandle>>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("zones", &self.zones).finish()
+        f.debug_struct("Node")
+            .field("zones", &self.plan.zones.len())
+            .finish()
     }
 }
 
 pub(crate) struct LocalDatagram {
     from: ZoneID,
+    /// The sending zone's run.
+    incarnation: u32,
     len: u16,
     bytes: [u8; DATAGRAM_SIZE_MAX],
 }
@@ -283,18 +296,19 @@ impl Node {
     /// Binds every zone's socket, then starts one pinned executor per zone.
     pub fn start(plan: NodePlan) -> Result<Node, RuntimeError> {
         let clock = Clock::new();
+        let slots = plan.zones.len() + plan.standby_slots.len();
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
-            stats: plan
-                .zones
-                .iter()
+            active: (0..slots)
+                .map(|k| AtomicBool::new(k < plan.zones.len()))
+                .collect(),
+            routes: routes::Routes::new(plan.me, plan.routes.clone()),
+            stats: (0..slots)
                 .map(|_| Mutex::new(ZoneStats::default()))
                 .collect(),
             snapshot_wanted: AtomicU64::new(0),
             snapshot_released: AtomicU64::new(0),
-            snapshots: plan
-                .zones
-                .iter()
+            snapshots: (0..slots)
                 .map(|_| Mutex::new((0, Snapshot::default())))
                 .collect(),
             clock,
@@ -306,15 +320,14 @@ impl Node {
             map_views: Mutex::new(Vec::new()),
             map_viewers: AtomicUsize::new(0),
             map_next_id: AtomicU64::new(1),
-            map_frames: plan
-                .zones
-                .iter()
+            map_frames: (0..slots)
                 .map(|_| Mutex::new(MapFrame::default()))
                 .collect(),
         });
         let queues: Vec<(ZoneID, Arc<ArrayQueue<LocalDatagram>>)> = plan
             .zones
             .iter()
+            .chain(&plan.standby_slots)
             .map(|z| (z.zone, Arc::new(ArrayQueue::new(LOCAL_QUEUE_DATAGRAMS))))
             .collect();
         let mut sockets = Vec::new();
@@ -339,37 +352,104 @@ impl Node {
                 })?,
             );
         }
-        let mut handles = Vec::new();
-        for (index, ((z, socket), opened)) in plan.zones.iter().zip(sockets).zip(opened).enumerate()
-        {
-            let zone_plan = *z;
-            let (plan, shared, queues) = (plan.clone(), shared.clone(), queues.clone());
-            let handle = LocalExecutorBuilder::new(Placement::Fixed(z.core))
+        let node = Node {
+            shared,
+            plan,
+            queues,
+            handles: Mutex::new(Vec::new()),
+        };
+        let zones = node.plan.zones.clone();
+        for (index, ((z, socket), opened)) in zones.iter().zip(sockets).zip(opened).enumerate() {
+            node.spawn(index, *z, opened, socket, node.plan.clone())?;
+        }
+        Ok(node)
+    }
+
+    /// Starts zone `z`'s executor in slot `index`.
+    fn spawn(
+        &self,
+        index: usize,
+        z: ZonePlan,
+        opened: (meridian_core::zone::Zone, Option<persistence::Durable>),
+        socket: socket2::Socket,
+        plan: NodePlan,
+    ) -> Result<(), RuntimeError> {
+        let (shared, queues) = (self.shared.clone(), self.queues.clone());
+        let handle =
+            LocalExecutorBuilder::new(Placement::Fixed(z.core))
                 .name(&format!("zone-{}", z.zone))
                 .io_memory(IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    run_zone(index, zone_plan, opened, plan, socket, shared, queues).await
+                    run_zone(index, z, opened, plan, socket, shared, queues).await
                 })
                 .map_err(|e| RuntimeError::Executor {
                     zone: z.zone,
                     core: z.core,
                     message: e.to_string(),
                 })?;
-            handles.push(handle);
-        }
-        Ok(Node {
-            shared,
-            handles,
-            zones: plan.zones.iter().map(|z| z.zone).collect(),
-        })
+        self.handles
+            .lock()
+            .expect("handles lock")
+            .push((z.zone, handle));
+        Ok(())
     }
 
-    /// The latest figures of every zone, in plan order.
-    pub fn stats(&self) -> Vec<ZoneStats> {
-        self.shared
-            .stats
+    /// Promotes this node's standby of `zone`: restores it from `store` (the standby's
+    /// mirror of the primary's files, which must hold it) as the next incarnation, binds
+    /// its address here, starts its executor, and routes every zone of this node to it.
+    /// The caller has stopped the mirror from writing these files. Returns the new
+    /// incarnation.
+    pub fn promote(
+        &self,
+        zone: ZoneID,
+        store: Arc<crate::store::DataDir>,
+    ) -> Result<u32, RuntimeError> {
+        let err = |message: String| RuntimeError::Zone { zone, message };
+        let k = self
+            .plan
+            .standby_slots
             .iter()
-            .map(|s| s.lock().expect("stats lock").clone())
+            .position(|s| s.zone == zone)
+            .ok_or_else(|| err("this node keeps no standby of it".into()))?;
+        let index = self.plan.zones.len() + k;
+        if self.shared.active[index].load(Ordering::SeqCst) {
+            return Err(err("already promoted".into()));
+        }
+        let z = self.plan.standby_slots[k];
+        let mut plan = self.plan.clone();
+        let Some(sp) = plan.store.as_mut() else {
+            return Err(err("a standby needs a data directory".into()));
+        };
+        sp.dir = store;
+        sp.fresh = false;
+        sp.restore_only = true;
+        let socket = bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
+            zone,
+            addr: z.bind,
+            source,
+        })?;
+        let opened = persistence::open_zone(&plan, &z, self.shared.clock.now()).map_err(err)?;
+        let incarnation = opened.0.incarnation();
+        self.spawn(index, z, opened, socket, plan)?;
+        self.shared.active[index].store(true, Ordering::SeqCst);
+        self.shared.routes.promoted(zone, incarnation);
+        Ok(incarnation)
+    }
+
+    /// Where every zone of the world runs now, as this node knows it.
+    pub fn routes(&self) -> &routes::Routes {
+        &self.shared.routes
+    }
+
+    /// The slots that run a zone now.
+    fn active(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.shared.active.len()).filter(|&k| self.shared.active[k].load(Ordering::SeqCst))
+    }
+
+    /// The latest figures of every zone running here, in plan order (promoted zones last).
+    pub fn stats(&self) -> Vec<ZoneStats> {
+        self.active()
+            .map(|k| self.shared.stats[k].lock().expect("stats lock").clone())
             .collect()
     }
 
@@ -392,10 +472,8 @@ impl Node {
 
     /// Every zone's latest map frame, in plan order (empty before a window was opened).
     pub fn map_frames(&self) -> Vec<MapFrame> {
-        self.shared
-            .map_frames
-            .iter()
-            .map(|f| f.lock().expect("map lock").clone())
+        self.active()
+            .map(|k| self.shared.map_frames[k].lock().expect("map lock").clone())
             .collect()
     }
 
@@ -419,17 +497,14 @@ impl Node {
         let generation = self.shared.snapshot_wanted.fetch_add(1, Ordering::SeqCst) + 1;
         let deadline = std::time::Instant::now() + timeout;
         loop {
+            let snapshots = &self.shared.snapshots;
             let ready = self
-                .shared
-                .snapshots
-                .iter()
-                .all(|s| s.lock().expect("snapshot lock").0 >= generation);
+                .active()
+                .all(|k| snapshots[k].lock().expect("snapshot lock").0 >= generation);
             if ready {
                 return Some(
-                    self.shared
-                        .snapshots
-                        .iter()
-                        .map(|s| s.lock().expect("snapshot lock").1.clone())
+                    self.active()
+                        .map(|k| snapshots[k].lock().expect("snapshot lock").1.clone())
                         .collect(),
                 );
             }
@@ -452,7 +527,8 @@ impl Node {
     pub fn stop(self) -> Result<Vec<ZoneStats>, RuntimeError> {
         self.shared.stop.store(true, Ordering::SeqCst);
         let mut out = Vec::new();
-        for (handle, zone) in self.handles.into_iter().zip(self.zones) {
+        let handles = self.handles.into_inner().expect("handles lock");
+        for (zone, handle) in handles {
             let result = handle.join().map_err(|e| RuntimeError::Zone {
                 zone,
                 message: format!("executor failed: {e}"),

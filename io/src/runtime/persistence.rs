@@ -215,6 +215,13 @@ fn zone_from(
 ) -> Result<Zone, String> {
     let config = meridian_core::handoff::HandoffConfig::default();
     let incarnation = recovered.incarnation;
+    if recovered.empty && sp.restore_only {
+        return Err(format!(
+            "zone {id}: {} holds nothing of it: a standby that never received the zone's \
+             files cannot take it over",
+            sp.dir.path().display()
+        ));
+    }
     let zone = if recovered.empty {
         let mut zone = Zone::with_config(&plan.world, id, limits, config, now, incarnation)
             .map_err(|e| e.to_string())?;

@@ -11,7 +11,8 @@ use meridian_core::time::Instant;
 use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
-use super::{LocalDatagram, RemoteZone};
+use super::LocalDatagram;
+use super::routes::Routes;
 use crate::signing::{Outgress, SEALED_SIZE_MAX};
 use crate::uring::UdpRing;
 
@@ -21,8 +22,11 @@ pub(super) type Queues = [(ZoneID, Arc<ArrayQueue<LocalDatagram>>)];
 /// another node (UDP, sealed when the node has keys), or a client (UDP).
 pub(super) struct Router<'a> {
     pub(super) id: ZoneID,
+    /// What this zone's datagrams carry as its run (the envelope's epoch): its
+    /// incarnation.
+    pub(super) incarnation: u32,
     pub(super) queues: &'a Queues,
-    pub(super) remote: &'a [RemoteZone],
+    pub(super) routes: &'a Routes,
     pub(super) outgress: Option<Outgress>,
     pub(super) sealed: [u8; SEALED_SIZE_MAX],
 }
@@ -32,31 +36,35 @@ impl Router<'_> {
     pub(super) fn route(&mut self, to: Peer, bytes: &[u8], udp: &mut UdpRing) -> bool {
         match to {
             Peer::Zone(to) => {
-                if let Some((_, q)) = self.queues.iter().find(|q| q.0 == to) {
+                let Some(home) = self.routes.home(to) else {
+                    return false;
+                };
+                if self.routes.is_local(to) {
+                    let Some((_, q)) = self.queues.iter().find(|q| q.0 == to) else {
+                        return false;
+                    };
                     let mut d = LocalDatagram {
                         from: self.id,
+                        incarnation: self.incarnation,
                         len: bytes.len() as u16,
                         bytes: [0; DATAGRAM_SIZE_MAX],
                     };
                     d.bytes[..bytes.len()].copy_from_slice(bytes);
-                    q.push(d).is_ok()
-                } else if let Some(r) = self.remote.iter().find(|r| r.zone == to) {
-                    let datagram = match self.outgress.as_mut() {
-                        Some(out) => match out.seal(bytes, to, r.signer, &mut self.sealed) {
-                            Some(n) => &self.sealed[..n],
-                            None => return false,
-                        },
-                        None => bytes,
-                    };
-                    match udp.send_to(datagram, r.addr) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::debug!(zone = %self.id, to = %r.addr, "UDP send refused: {e}");
-                            false
-                        }
+                    return q.push(d).is_ok();
+                }
+                let datagram = match self.outgress.as_mut() {
+                    Some(out) => match out.seal(bytes, to, home.node, &mut self.sealed) {
+                        Some(n) => &self.sealed[..n],
+                        None => return false,
+                    },
+                    None => bytes,
+                };
+                match udp.send_to(datagram, home.addr) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(zone = %self.id, to = %home.addr, "UDP send refused: {e}");
+                        false
                     }
-                } else {
-                    false
                 }
             }
             Peer::Client(addr) => udp.send_to(bytes, addr).is_ok(),
@@ -64,18 +72,21 @@ impl Router<'_> {
     }
 }
 
-/// A datagram from another zone: a client input forwarded after a handoff (sealed) and a
-/// client state carried with its avatar (VIEW) go to the session layer, everything else
-/// to the zone.
+/// A datagram from run `incarnation` of another zone: a client input forwarded after a
+/// handoff (sealed) and a client state carried with its avatar (VIEW) go to the session
+/// layer, everything else to the zone, which fences off the runs older than the newest
+/// it heard of.
 pub(super) fn from_zone(
     zone: &mut Zone,
     sessions: Option<&mut Sessions>,
     now: Instant,
-    from: ZoneID,
+    (from, incarnation): (ZoneID, u32),
     bytes: &[u8],
 ) {
     match sessions {
         Some(s) if Sessions::is_session_datagram(bytes) => s.handle_zone_datagram(from, bytes),
-        _ => zone.handle_datagram(now, Peer::Zone(from), bytes),
+        _ => {
+            zone.handle_zone_datagram(now, from, incarnation, bytes);
+        }
     }
 }

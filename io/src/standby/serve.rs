@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -36,8 +36,39 @@ pub struct KeptStatus {
 #[derive(Debug)]
 pub struct StandbyServer {
     pub status: Vec<Arc<KeptStatus>>,
+    zones: Zones,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StandbyServer {
+    /// Stops keeping `zone`'s standby — this node is taking the zone over: its streams
+    /// are ended and refused from now on, and when this returns nothing writes its mirror
+    /// any more. `false` if its connections did not end within `timeout`.
+    pub fn release(&self, zone: u32, timeout: Duration) -> bool {
+        let Some(kept) = self.zones.get(&zone) else {
+            return true;
+        };
+        kept.released.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
+            open.retain(|(_, ended)| !ended.load(Ordering::SeqCst));
+            if open.is_empty() {
+                // Taken while a connection would apply: none can start applying now.
+                drop(kept.mirror.lock().unwrap_or_else(PoisonError::into_inner));
+                return true;
+            }
+            for (socket, _) in open.iter() {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+            drop(open);
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for StandbyServer {
@@ -53,7 +84,19 @@ impl Drop for StandbyServer {
 /// connection not yet past its hello holds a thread for at most 5 s.
 const CONNECTIONS_MAX: usize = 64;
 
-type Zones = Arc<HashMap<u32, (VerifyingKey, Arc<Mutex<Mirror>>, Arc<KeptStatus>)>>;
+/// A kept zone as the connections see it.
+#[derive(Debug)]
+struct KeptZone {
+    primary: VerifyingKey,
+    mirror: Mutex<Mirror>,
+    status: Arc<KeptStatus>,
+    /// Taken over by this node: its streams are refused.
+    released: AtomicBool,
+    /// Its connections (a handle to end each, and whether it ended).
+    open: Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>,
+}
+
+type Zones = Arc<HashMap<u32, KeptZone>>;
 
 /// Serves `kept` on `listener`, acknowledging with `key`.
 pub fn serve(
@@ -77,24 +120,27 @@ pub fn serve(
             .map(|(k, s)| {
                 (
                     k.zone,
-                    (
-                        k.primary,
-                        Arc::new(Mutex::new(Mirror::new(k.store))),
-                        s.clone(),
-                    ),
+                    KeptZone {
+                        primary: k.primary,
+                        mirror: Mutex::new(Mirror::new(k.store)),
+                        status: s.clone(),
+                        released: AtomicBool::new(false),
+                        open: Mutex::new(Vec::new()),
+                    },
                 )
             })
             .collect(),
     );
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
-        let stop = stop.clone();
+        let (stop, zones) = (stop.clone(), zones.clone());
         std::thread::Builder::new()
             .name("standby-listener".into())
             .spawn(move || accept_loop(&listener, &key, &zones, &stop))?
     };
     Ok(StandbyServer {
         status,
+        zones,
         stop,
         thread: Some(thread),
     })
@@ -128,7 +174,7 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
                         // Verifying and writing a checkpoint yields to the zones here too.
                         crate::store::lower_priority();
                         let own = socket.try_clone();
-                        if let Err(e) = connection(socket, &key, &zones) {
+                        if let Err(e) = connection(socket, &key, &zones, &ended) {
                             tracing::warn!(%from, "standby stream ended: {e}");
                         }
                         // The listener keeps a handle to end it on stop: close it now.
@@ -172,13 +218,15 @@ enum ServeError {
     WrongZone { zone: u32, got: u32 },
     #[error("a checkpoint or prune failed (logged above)")]
     Worker,
+    #[error("zone {0} was taken over by this node: its old primary's stream is refused")]
+    Released(u32),
 }
 
 /// The zone's mirrored files, as the checkpoint worker writes them.
 fn mirror_store(mirror: &Mutex<Mirror>) -> ZoneStore {
     mirror
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(PoisonError::into_inner)
         .store()
         .clone()
 }
@@ -262,7 +310,12 @@ impl Drop for CheckpointWorker {
     }
 }
 
-fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), ServeError> {
+fn connection(
+    socket: TcpStream,
+    key: &SigningKey,
+    zones: &Zones,
+    ended: &Arc<AtomicBool>,
+) -> Result<(), ServeError> {
     socket.set_nodelay(true).map_err(FrameError::Io)?;
     let mut challenge = [0u8; 32];
     getrandom::fill(&mut challenge)
@@ -282,9 +335,18 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
         return Err(ServeError::NoHello(kind));
     }
     let zone = hello.zone.get();
-    let Some((primary, mirror, status)) = zones.get(&zone) else {
+    let Some(kept) = zones.get(&zone) else {
         return Err(ServeError::NotKept(zone));
     };
+    let (primary, mirror, status) = (&kept.primary, &kept.mirror, &kept.status);
+    {
+        let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.released.load(Ordering::SeqCst) {
+            return Err(ServeError::Released(zone));
+        }
+        let own = socket_clone(r.get_ref())?;
+        open.push((own, ended.clone()));
+    }
     // Checked before anything is read or allocated for a sender not yet authenticated.
     if hello.len.get() as usize != CHALLENGE_SIZE {
         return Err(ServeError::BadHello(hello.len.get()));
@@ -300,6 +362,9 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
             return Err(ServeError::Worker);
         }
         let (kind, h) = read_header(&mut r)?;
+        if kept.released.load(Ordering::SeqCst) {
+            return Err(ServeError::Released(zone));
+        }
         if h.zone.get() != zone {
             return Err(ServeError::WrongZone {
                 zone,
@@ -314,9 +379,10 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
             read_body(&mut r, kind, &h, primary, &challenge, &mut payload)?;
         }
         // The mirror is locked only to apply, never across the socket's reads.
-        let mut m = mirror
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = mirror.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.released.load(Ordering::SeqCst) {
+            return Err(ServeError::Released(zone));
+        }
         if !bulk {
             m.apply(kind, &h, &payload)?;
         }
@@ -332,4 +398,10 @@ fn connection(socket: TcpStream, key: &SigningKey, zones: &Zones) -> Result<(), 
                 .map_err(FrameError::Io)?;
         }
     }
+}
+
+fn socket_clone(socket: &TcpStream) -> Result<TcpStream, ServeError> {
+    socket
+        .try_clone()
+        .map_err(|e| ServeError::Frame(FrameError::Io(e)))
 }

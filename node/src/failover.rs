@@ -1,0 +1,183 @@
+//! Failover in the node (docs/mesh.md): a thread that watches what membership believes
+//! and promotes the zones this node keeps the standby of when their node is declared
+//! down — only while this node sees a majority of the world's nodes alive (itself
+//! included), so a node cut off alone, or either half of a two-node world, never takes a
+//! zone over from a stale copy.
+//!
+//! A promotion: the standby listener stops mirroring the zone (its old primary's stream
+//! is ended and refused from then on: the old primary, if it lives behind a cut, can no
+//! longer get an acknowledgement, so it hands nothing away), the zone is restored from the
+//! mirror as the next incarnation, and it starts here on its standby address. The other
+//! nodes route to it from its first datagram (`meridian_io::runtime::routes`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meridian_core::mesh::Liveness;
+use meridian_core::world::ZoneID;
+use meridian_io::runtime::Node;
+use meridian_io::standby::StandbyServer;
+use meridian_io::store::DataDir;
+
+use crate::mesh::MeshView;
+
+/// How often the thread looks at membership.
+const POLL: Duration = Duration::from_millis(20);
+/// A promotion that failed is tried again after this long.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// A zone this node took over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promotion {
+    pub zone: ZoneID,
+    pub incarnation: u32,
+    /// Milliseconds from the primary's node being declared down (as this node saw it) to
+    /// the zone running here.
+    pub took_ms: u64,
+}
+
+/// What the failover thread shares: the promotions so far.
+pub type Promotions = Arc<Mutex<Vec<Promotion>>>;
+
+/// One kept zone: the node hosting it, and when a promotion last failed.
+struct Watched {
+    zone: ZoneID,
+    primary: String,
+    promoted: bool,
+    failed_at: Option<Instant>,
+}
+
+/// The running failover thread.
+#[derive(Debug)]
+pub struct Failover {
+    pub promotions: Promotions,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Failover {
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Failover {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether `alive` nodes (this one included) of `nodes` are a majority.
+pub fn majority(alive: usize, nodes: usize) -> bool {
+    2 * alive > nodes
+}
+
+/// Watches `mesh` and promotes the zones of `kept` (zone, the name of the node hosting it)
+/// through `server`, `dir` and `node`.
+pub fn start(
+    kept: Vec<(ZoneID, String)>,
+    nodes: usize,
+    mesh: Arc<Mutex<MeshView>>,
+    standbys: (Arc<StandbyServer>, Arc<DataDir>),
+    node: Arc<Node>,
+) -> std::io::Result<Failover> {
+    let promotions = Promotions::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut watched: Vec<Watched> = kept
+        .into_iter()
+        .map(|(zone, primary)| Watched {
+            zone,
+            primary,
+            promoted: false,
+            failed_at: None,
+        })
+        .collect();
+    let thread = {
+        let (promotions, stop) = (promotions.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("failover".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let view = mesh.lock().expect("mesh view").clone();
+                    step(&view, nodes, &mut watched, &standbys, &node, &promotions);
+                    std::thread::sleep(POLL);
+                }
+            })?
+    };
+    Ok(Failover {
+        promotions,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// One look at membership: promotes every kept zone whose node is down, if this node sees
+/// a majority.
+fn step(
+    view: &MeshView,
+    nodes: usize,
+    watched: &mut [Watched],
+    (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
+    node: &Node,
+    promotions: &Promotions,
+) {
+    let alive = 1 + view
+        .peers
+        .iter()
+        .filter(|p| p.liveness == Liveness::Alive)
+        .count();
+    for w in watched.iter_mut().filter(|w| !w.promoted) {
+        let Some(peer) = view.peers.iter().find(|p| p.name == w.primary) else {
+            continue;
+        };
+        if peer.liveness != Liveness::Down || w.failed_at.is_some_and(|t| t.elapsed() < RETRY) {
+            continue;
+        }
+        if !majority(alive, nodes) {
+            tracing::warn!(zone = %w.zone, "node {} is declared down, but this node sees only {alive} of {nodes} nodes alive: no takeover without a majority", w.primary);
+            w.failed_at = Some(Instant::now());
+            continue;
+        }
+        let began = Instant::now();
+        tracing::warn!(zone = %w.zone, "node {} is declared down: taking zone {} over from its standby copy", w.primary, w.zone);
+        if !server.release(w.zone.0, Duration::from_secs(2)) {
+            tracing::error!(zone = %w.zone, "the zone's standby streams did not end within 2 s; trying again in {RETRY:?}");
+            w.failed_at = Some(Instant::now());
+            continue;
+        }
+        match node.promote(w.zone, dir.clone()) {
+            Ok(incarnation) => {
+                let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
+                tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
+                w.promoted = true;
+                promotions.lock().expect("promotions").push(Promotion {
+                    zone: w.zone,
+                    incarnation,
+                    took_ms,
+                });
+            }
+            Err(e) => {
+                tracing::error!(zone = %w.zone, "cannot take the zone over: {e}; trying again in {RETRY:?}");
+                w.failed_at = Some(Instant::now());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::majority;
+
+    #[test]
+    fn a_majority_is_more_than_half() {
+        assert!(!majority(1, 2), "either half of two nodes");
+        assert!(!majority(1, 3), "a node cut off alone");
+        assert!(majority(2, 3));
+        assert!(!majority(2, 4));
+        assert!(majority(3, 5));
+    }
+}
