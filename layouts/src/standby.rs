@@ -45,6 +45,9 @@ pub enum FrameKind {
     Append = 4,
     Retire = 5,
     Ack = 6,
+    /// The standby's answer to a hello for a zone it took over: `seq` is the incarnation
+    /// it runs the zone as, the payload the hello's nonce. The primary stands down.
+    TakenOver = 7,
 }
 
 impl FrameKind {
@@ -56,6 +59,7 @@ impl FrameKind {
             4 => FrameKind::Append,
             5 => FrameKind::Retire,
             6 => FrameKind::Ack,
+            7 => FrameKind::TakenOver,
             _ => return None,
         })
     }

@@ -151,6 +151,7 @@ fn step(
         }
         match node.promote(w.zone, dir.clone()) {
             Ok(incarnation) => {
+                server.taken_over(w.zone.0, incarnation);
                 let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
                 tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
                 w.promoted = true;

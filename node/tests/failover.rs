@@ -249,4 +249,33 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         assert_sound(&mesh.cut(), &expected, 0);
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // n0 comes back on its data directory: its zone 0, restored from a disk the world has
+    // moved past, hears from its standby that the zone was taken over, and stands down
+    // before it sends anything; n0 rejoins the mesh.
+    mesh.start(0);
+    let back = Instant::now();
+    loop {
+        let (n0, n2) = (mesh.status(0), mesh.status(2));
+        let stood_down = !n0.contains("zone 0 ") && mesh.log(0).contains("standing down");
+        if stood_down && n2.contains("peer n0 alive") {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "n0 did not stand down and rejoin: n0 {n0}\nn2 {n2}\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let n1 = mesh.status(1);
+    assert!(
+        !mesh.log(1).contains("runs on node 0"),
+        "a neighbour routed zone 0 back to the stale run: {n1}\n{}",
+        mesh.logs()
+    );
 }

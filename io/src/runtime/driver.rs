@@ -60,6 +60,10 @@ pub(super) async fn run_zone(
         if let Some(message) = driver.failure() {
             return Err(format!("zone {} stopped: {message}", driver.zone.id()));
         }
+        if let Some(incarnation) = driver.taken_over() {
+            driver.stand_down(incarnation);
+            break;
+        }
         let now = clock.now();
         let due = driver.zone.poll_timeout();
         if now < due {
@@ -475,6 +479,22 @@ impl<'a> ZoneDriver<'a> {
     /// Datagrams wait for the disk.
     fn holding(&self) -> bool {
         !self.held.is_empty()
+    }
+
+    /// The incarnation the zone's standby runs it as, if it took the zone over.
+    fn taken_over(&self) -> Option<u32> {
+        self.durable.as_ref()?.standby.as_ref()?.taken_over()
+    }
+
+    /// The standby took the zone over while this node was down or cut off: this run
+    /// (restored from a disk the world has moved past) sends nothing more — what it held
+    /// for the standby is dropped — and the node routes the zone to its new home.
+    fn stand_down(&mut self, incarnation: u32) {
+        let id = self.zone.id();
+        tracing::error!(zone = %id, incarnation, "zone {id} was taken over by its standby (incarnation {incarnation}) while this node was down or cut off: standing down, dropping {} datagrams it held", self.held.len());
+        self.held.clear();
+        self.shared.active[self.index].store(false, Ordering::SeqCst);
+        self.shared.routes.taken_over(id, incarnation);
     }
 
     /// The persistence failure that must stop the zone, if any.

@@ -110,6 +110,15 @@ impl Routes {
         (old & 1 != home).then_some((zone, node, incarnation))
     }
 
+    /// `zone`'s standby took it over as `incarnation` (its run here stood down).
+    pub fn taken_over(&self, zone: ZoneID, incarnation: u32) {
+        if let Some((route, now)) = self.entry(zone)
+            && route.standby.is_some()
+        {
+            now.fetch_max((u64::from(incarnation) << 32) | 1, Ordering::AcqRel);
+        }
+    }
+
     /// This node promoted `zone` as `incarnation`: it runs here from now on.
     pub fn promoted(&self, zone: ZoneID, incarnation: u32) -> Option<Moved> {
         let (route, now) = self.entry(zone)?;

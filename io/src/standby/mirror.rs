@@ -82,7 +82,7 @@ impl Mirror {
                 put(&self.store, "wal", generation, payload)?;
                 self.dirty.remove(&generation);
             }
-            FrameKind::File => return Err(MirrorError::Malformed(kind)),
+            FrameKind::File | FrameKind::TakenOver => return Err(MirrorError::Malformed(kind)),
             FrameKind::Retire | FrameKind::Hello | FrameKind::Challenge | FrameKind::Ack => {}
         }
         self.applied = self.applied.max(header.seq.get());

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,6 +42,14 @@ pub struct StandbyServer {
 }
 
 impl StandbyServer {
+    /// This node runs released zone `zone` as `incarnation` now: its old primary, when it
+    /// says hello again (a node that comes back), is told so and stands down.
+    pub fn taken_over(&self, zone: u32, incarnation: u32) {
+        if let Some(kept) = self.zones.get(&zone) {
+            kept.taken_over.store(incarnation, Ordering::SeqCst);
+        }
+    }
+
     /// Stops keeping `zone`'s standby — this node is taking the zone over: its streams
     /// are ended and refused from now on, and when this returns nothing writes its mirror
     /// any more. `false` if its connections did not end within `timeout`.
@@ -92,6 +100,9 @@ struct KeptZone {
     status: Arc<KeptStatus>,
     /// Taken over by this node: its streams are refused.
     released: AtomicBool,
+    /// The incarnation this node runs it as, once promoted (0 before): a primary that
+    /// says hello is told so, and stands down.
+    taken_over: AtomicU32,
     /// Its connections (a handle to end each, and whether it ended).
     open: Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>,
 }
@@ -125,6 +136,7 @@ pub fn serve(
                         mirror: Mutex::new(Mirror::new(k.store)),
                         status: s.clone(),
                         released: AtomicBool::new(false),
+                        taken_over: AtomicU32::new(0),
                         open: Mutex::new(Vec::new()),
                     },
                 )
@@ -339,20 +351,29 @@ fn connection(
         return Err(ServeError::NotKept(zone));
     };
     let (primary, mirror, status) = (&kept.primary, &kept.mirror, &kept.status);
-    {
-        let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.released.load(Ordering::SeqCst) {
-            return Err(ServeError::Released(zone));
-        }
-        let own = socket_clone(r.get_ref())?;
-        open.push((own, ended.clone()));
-    }
     // Checked before anything is read or allocated for a sender not yet authenticated.
     if hello.len.get() as usize != CHALLENGE_SIZE {
         return Err(ServeError::BadHello(hello.len.get()));
     }
     read_body(&mut r, kind, &hello, primary, &challenge, &mut payload)?;
     let nonce = payload.clone();
+    {
+        let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.released.load(Ordering::SeqCst) {
+            let incarnation = kept.taken_over.load(Ordering::SeqCst);
+            if incarnation > 0 {
+                let mut taken = FrameHeader::new(FrameKind::TakenOver, zone);
+                taken.seq = U64Le::new(u64::from(incarnation));
+                let _ =
+                    write_frame(&mut w, key, &challenge, taken, &nonce).and_then(|()| w.flush());
+                drop(open);
+                linger(r);
+            }
+            return Err(ServeError::Released(zone));
+        }
+        let own = socket_clone(r.get_ref())?;
+        open.push((own, ended.clone()));
+    }
     r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
     // Checkpoints (megabytes) and the prunes after them are verified and written by a
     // worker, so the appends behind them are acknowledged without waiting for them.
@@ -404,4 +425,27 @@ fn socket_clone(socket: &TcpStream) -> Result<TcpStream, ServeError> {
     socket
         .try_clone()
         .map_err(|e| ServeError::Frame(FrameError::Io(e)))
+}
+
+/// Ends a connection gracefully after a last frame: closing it with the peer's data
+/// unread would reset it, and a reset can discard that frame before the peer reads it.
+/// Reads and drops what the peer still sends, for up to a second.
+fn linger(mut r: BufReader<TcpStream>) {
+    use std::io::Read;
+    let _ = r.get_ref().shutdown(std::net::Shutdown::Write);
+    let _ = r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let mut sink = [0u8; 1 << 16];
+    while std::time::Instant::now() < deadline {
+        match r.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
+    }
 }

@@ -11,7 +11,7 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -70,6 +70,7 @@ pub struct StandbyTarget {
 #[derive(Debug)]
 pub struct Stream {
     acked: Arc<AtomicU64>,
+    taken_over: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -89,6 +90,7 @@ impl Stream {
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
+        let taken_over = Arc::new(AtomicU32::new(0));
         let run = Run {
             store,
             zone,
@@ -98,6 +100,7 @@ impl Stream {
             ops: rx,
             behind: behind.clone(),
             acked: acked.clone(),
+            taken_over: taken_over.clone(),
             connected: false,
             stop: stop.clone(),
             last_seq: 0,
@@ -108,6 +111,7 @@ impl Stream {
             .expect("spawn the standby stream thread");
         let stream = Stream {
             acked,
+            taken_over,
             stop,
             thread: Some(thread),
         };
@@ -117,6 +121,12 @@ impl Stream {
     /// Every append up to this sequence is durable on the standby.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
+    }
+
+    /// The incarnation the standby runs the zone as, if it said it took the zone over
+    /// (while this node was down or cut off): this run must stand down.
+    pub fn taken_over(&self) -> Option<u32> {
+        Some(self.taken_over.load(Ordering::Acquire)).filter(|&i| i > 0)
     }
 }
 
@@ -138,6 +148,7 @@ struct Run {
     ops: Receiver<MirrorOp>,
     behind: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
+    taken_over: Arc<AtomicU32>,
     /// The current connection got past its resync (a failure after it is news again).
     connected: bool,
     stop: Arc<AtomicBool>,
@@ -154,6 +165,10 @@ impl Run {
         // that worked.
         let mut logged = false;
         while !self.stop.load(Ordering::Relaxed) {
+            if self.taken_over.load(Ordering::Acquire) > 0 {
+                // The standby runs the zone now: nothing to stream to it any more.
+                return;
+            }
             match self.session() {
                 Ok(()) => return,
                 Err(e) => {
@@ -182,12 +197,13 @@ impl Run {
         getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
         let reader = {
             let socket = socket.try_clone()?;
-            let (key, acked, zone) = (self.target.key, self.acked.clone(), self.zone);
+            let (key, zone) = (self.target.key, self.zone);
+            let answers = (self.acked.clone(), self.taken_over.clone());
             std::thread::Builder::new()
                 .name(format!("zone-{zone}-standby-acks"))
-                .spawn(move || read_acks(socket, key, challenge, nonce, acked))?
+                .spawn(move || read_acks(socket, key, challenge, nonce, answers))?
         };
-        let result = self.send_all(&socket, &challenge, &nonce);
+        let result = self.send_all(&socket, &challenge, &nonce, &reader);
         let _ = socket.shutdown(std::net::Shutdown::Both);
         let _ = reader.join();
         result
@@ -198,6 +214,7 @@ impl Run {
         socket: &TcpStream,
         challenge: &[u8; 32],
         nonce: &[u8; 32],
+        reader: &std::thread::JoinHandle<()>,
     ) -> Result<(), FrameError> {
         let mut w = BufWriter::with_capacity(1 << 16, socket);
         let mut hello = FrameHeader::new(FrameKind::Hello, self.zone);
@@ -206,6 +223,14 @@ impl Run {
         self.resync(&mut w, challenge)?;
         self.connected = true;
         loop {
+            // The standby closed the connection (or took the zone over): a quiet zone
+            // writes nothing that would notice, so the reader's end is the sign.
+            if reader.is_finished() {
+                return Err(FrameError::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the standby closed the connection",
+                )));
+            }
             if self.stop.load(Ordering::Relaxed) {
                 return self.finish(&mut w, challenge);
             }
@@ -324,13 +349,13 @@ impl Run {
     }
 }
 
-/// Reads the standby's acknowledgements until the connection ends.
+/// Reads the standby's acknowledgements (and a takeover) until the connection ends.
 fn read_acks(
     socket: TcpStream,
     key: VerifyingKey,
     challenge: [u8; 32],
     nonce: [u8; 32],
-    acked: Arc<AtomicU64>,
+    (acked, taken_over): (Arc<AtomicU64>, Arc<AtomicU32>),
 ) {
     let mut r = BufReader::new(socket);
     let mut payload = Vec::new();
@@ -339,7 +364,11 @@ fn read_acks(
             Ok((FrameKind::Ack, h)) if payload == nonce => {
                 acked.fetch_max(h.seq.get(), Ordering::AcqRel);
             }
-            Ok((FrameKind::Ack, _)) => {
+            Ok((FrameKind::TakenOver, h)) if payload == nonce => {
+                let incarnation = u32::try_from(h.seq.get()).unwrap_or(u32::MAX);
+                taken_over.store(incarnation, Ordering::Release);
+            }
+            Ok((FrameKind::Ack | FrameKind::TakenOver, _)) => {
                 tracing::warn!("a standby acknowledgement for another connection: ignored");
             }
             Ok(_) => {}

@@ -290,3 +290,46 @@ fn a_hello_claiming_a_huge_payload_is_refused_at_once() {
     );
     let _ = std::fs::remove_dir_all(sdir);
 }
+
+/// A standby that takes its zone over: the old primary's stream is ended and refused,
+/// nothing more is written to the mirror, and a primary that says hello again is told
+/// the incarnation the zone runs as — signed, over its own nonce — so it stands down.
+#[test]
+fn a_released_zone_refuses_its_old_primary_and_tells_it_of_the_takeover() {
+    let (primary_dir, standby_dir) = (scratch("tk-p"), scratch("tk-s"));
+    let (pd, sd) = (
+        DataDir::open(&primary_dir).unwrap(),
+        DataDir::open(&standby_dir).unwrap(),
+    );
+    let (server, addr) = standby("127.0.0.1:0".parse().unwrap(), &sd);
+    let mut primary = Primary::start(&pd, addr);
+    primary.run(20);
+    primary.wait_acked();
+    assert!(
+        server.release(0, Duration::from_secs(2)),
+        "the stream ended"
+    );
+    let mirrored = recovered(&sd.zone(WORLD_ID, ZoneID(0)));
+    // The old primary goes on: nothing more is acknowledged or written.
+    let acked = primary.stream.acked();
+    primary.run(20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(primary.stream.acked(), acked);
+    assert_eq!(recovered(&sd.zone(WORLD_ID, ZoneID(0))), mirrored);
+    assert_eq!(
+        primary.stream.taken_over(),
+        None,
+        "not before the promotion"
+    );
+    // Promoted: the next hello (the stream reconnects) is answered with the takeover.
+    server.taken_over(0, 9);
+    let deadline = WallInstant::now() + Duration::from_secs(5);
+    while primary.stream.taken_over().is_none() {
+        assert!(
+            WallInstant::now() < deadline,
+            "the primary never heard of the takeover"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(primary.stream.taken_over(), Some(9));
+}
