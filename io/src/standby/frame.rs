@@ -4,8 +4,11 @@
 use std::io::{Read, Write};
 
 use bytemuck::Zeroable;
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use meridian_layouts::standby::{CHALLENGE_SIZE, DOMAIN, FrameHeader, FrameKind};
+use meridian_protocol::seal::{StaticSecret, x25519_public};
 
 /// The signature length after every frame but a challenge.
 pub(super) const SIGNATURE_SIZE: usize = 64;
@@ -51,6 +54,113 @@ pub(super) fn write_frame(
     w.write_all(bytemuck::bytes_of(&header))?;
     w.write_all(payload)?;
     w.write_all(&signature.to_bytes())
+}
+
+/// What the primary's frames after its hello are sealed with: ChaCha20-Poly1305 under a
+/// key only the two nodes can derive for this connection (their X25519 secret — the
+/// Montgomery forms of their Ed25519 keys — with the standby's challenge and the
+/// primary's nonce), each frame's nonce its index on the connection. The zone's files
+/// carry its clients' session keys: signed alone, they crossed the network in clear.
+/// Sealed, then signed (the signature covers the sealed payload).
+#[derive(Clone)]
+pub(super) struct StreamCipher {
+    aead: ChaCha20Poly1305,
+    next: u64,
+}
+
+/// Bytes a sealed payload adds.
+pub(super) const TAG_SIZE: usize = 16;
+
+impl StreamCipher {
+    /// The cipher between `own` (this node's key) and `peer` (the other node's pinned
+    /// key) for the connection opened with `challenge` and the hello's `nonce`.
+    pub(super) fn new(
+        own: &SigningKey,
+        peer: &VerifyingKey,
+        challenge: &[u8; CHALLENGE_SIZE],
+        nonce: &[u8],
+    ) -> StreamCipher {
+        let secret = StaticSecret::from(own.to_scalar_bytes());
+        let shared = secret.diffie_hellman(&x25519_public(peer.to_montgomery().to_bytes()));
+        let mut material = Vec::with_capacity(32 + CHALLENGE_SIZE + nonce.len());
+        material.extend_from_slice(shared.as_bytes());
+        material.extend_from_slice(challenge);
+        material.extend_from_slice(nonce);
+        let key = blake3::derive_key("meridian 2026-12 standby stream", &material);
+        StreamCipher {
+            aead: ChaCha20Poly1305::new(&key.into()),
+            next: 0,
+        }
+    }
+
+    fn nonce(index: u64) -> Nonce {
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&index.to_le_bytes());
+        n.into()
+    }
+
+    /// The next frame's index on the connection (both ends count the primary's frames
+    /// after the hello).
+    pub(super) fn take_index(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Seals `payload` as frame `index` under `header` (its length set to the sealed one).
+    fn seal(&self, index: u64, header: &FrameHeader, payload: &[u8]) -> Vec<u8> {
+        let mut sealed = Vec::with_capacity(payload.len() + TAG_SIZE);
+        sealed.extend_from_slice(payload);
+        let tag = self
+            .aead
+            .encrypt_inout_detached(
+                &Self::nonce(index),
+                bytemuck::bytes_of(header),
+                InOutBuf::from(&mut sealed[..]),
+            )
+            .expect("a frame is far below the AEAD's length limit");
+        sealed.extend_from_slice(&tag);
+        sealed
+    }
+
+    /// Opens frame `index`'s sealed payload in place (what is left is the plaintext).
+    pub(super) fn open(
+        &self,
+        index: u64,
+        kind: FrameKind,
+        header: &FrameHeader,
+        payload: &mut Vec<u8>,
+    ) -> Result<(), FrameError> {
+        let Some(body_len) = payload.len().checked_sub(TAG_SIZE) else {
+            return Err(FrameError::Forged(kind));
+        };
+        let (body, tag) = payload.split_at_mut(body_len);
+        let tag: [u8; TAG_SIZE] = (&*tag).try_into().expect("16 bytes");
+        self.aead
+            .decrypt_inout_detached(
+                &Self::nonce(index),
+                bytemuck::bytes_of(header),
+                InOutBuf::from(body),
+                &Tag::from(tag),
+            )
+            .map_err(|_| FrameError::Forged(kind))?;
+        payload.truncate(body_len);
+        Ok(())
+    }
+}
+
+/// Writes one frame sealed with `cipher` (its next index), then signed.
+pub(super) fn write_sealed(
+    w: &mut impl Write,
+    key: &SigningKey,
+    challenge: &[u8; CHALLENGE_SIZE],
+    cipher: &mut StreamCipher,
+    mut header: FrameHeader,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    header.len = meridian_layouts::U32Le::new((payload.len() + TAG_SIZE) as u32);
+    let index = cipher.take_index();
+    let sealed = cipher.seal(index, &header, payload);
+    write_frame(w, key, challenge, header, &sealed)
 }
 
 /// Reads one frame's header and payload (into `payload`), checking its signature by `key`.

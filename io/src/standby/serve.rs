@@ -13,7 +13,7 @@ use meridian_layouts::U64Le;
 use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind};
 
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
-use super::frame::{SIGNATURE_SIZE, read_unverified, verify};
+use super::frame::{SIGNATURE_SIZE, StreamCipher, read_unverified, verify};
 use super::mirror::{Mirror, MirrorError, is_bulk, prune, put};
 use crate::store::ZoneStore;
 
@@ -243,8 +243,9 @@ fn mirror_store(mirror: &Mutex<Mirror>) -> ZoneStore {
         .clone()
 }
 
-/// One frame for the checkpoint worker: kind, header, payload, signature.
-type WorkerItem = (FrameKind, FrameHeader, Vec<u8>, [u8; SIGNATURE_SIZE]);
+/// One frame for the checkpoint worker: kind, header, sealed payload, signature, its
+/// index on the connection.
+type WorkerItem = (FrameKind, FrameHeader, Vec<u8>, [u8; SIGNATURE_SIZE], u64);
 
 /// A connection's checkpoint worker: verifies checkpoint and prune frames and applies
 /// them in order; a failure ends the connection.
@@ -255,7 +256,12 @@ struct CheckpointWorker {
 }
 
 impl CheckpointWorker {
-    fn start(store: ZoneStore, key: VerifyingKey, challenge: [u8; 32]) -> CheckpointWorker {
+    fn start(
+        store: ZoneStore,
+        key: VerifyingKey,
+        challenge: [u8; 32],
+        cipher: StreamCipher,
+    ) -> CheckpointWorker {
         let (tx, rx) = std::sync::mpsc::sync_channel::<WorkerItem>(4);
         let failed = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -264,8 +270,9 @@ impl CheckpointWorker {
                 .name("standby-checkpoints".into())
                 .spawn(move || {
                     crate::store::lower_priority();
-                    for (kind, h, payload, signature) in rx {
+                    for (kind, h, mut payload, signature, index) in rx {
                         let done = verify(kind, &h, &payload, &signature, &key, &challenge)
+                            .and_then(|()| cipher.open(index, kind, &h, &mut payload))
                             .map_err(ServeError::from)
                             .and_then(|()| {
                                 let g = h.generation.get();
@@ -294,17 +301,8 @@ impl CheckpointWorker {
         }
     }
 
-    fn send(
-        &self,
-        kind: FrameKind,
-        h: FrameHeader,
-        payload: Vec<u8>,
-        signature: [u8; SIGNATURE_SIZE],
-    ) -> Result<(), ServeError> {
-        let sent = self
-            .items
-            .as_ref()
-            .is_some_and(|tx| tx.send((kind, h, payload, signature)).is_ok());
+    fn send(&self, item: WorkerItem) -> Result<(), ServeError> {
+        let sent = self.items.as_ref().is_some_and(|tx| tx.send(item).is_ok());
         if sent {
             Ok(())
         } else {
@@ -322,12 +320,26 @@ impl Drop for CheckpointWorker {
     }
 }
 
-fn connection(
+/// A connection past its hello: the zone's entry, the challenge, the primary's nonce, and
+/// both ends of the socket.
+struct Opened<'z> {
+    zone: u32,
+    kept: &'z KeptZone,
+    challenge: [u8; 32],
+    nonce: Vec<u8>,
+    r: BufReader<TcpStream>,
+    w: BufWriter<TcpStream>,
+}
+
+/// The opening: the challenge, then the primary's hello, verified under the key of the
+/// zone it names; a zone taken over is refused (with a signed `TakenOver` once promoted),
+/// any other is registered so [`StandbyServer::release`] can end it.
+fn open_connection<'z>(
     socket: TcpStream,
     key: &SigningKey,
-    zones: &Zones,
+    zones: &'z Zones,
     ended: &Arc<AtomicBool>,
-) -> Result<(), ServeError> {
+) -> Result<Opened<'z>, ServeError> {
     socket.set_nodelay(true).map_err(FrameError::Io)?;
     let mut challenge = [0u8; 32];
     getrandom::fill(&mut challenge)
@@ -341,7 +353,6 @@ fn connection(
         .map_err(FrameError::Io)?;
     let mut r = BufReader::with_capacity(1 << 16, socket);
     // The hello names the zone: its frames must verify under that zone's primary key.
-    let mut payload = Vec::new();
     let (kind, hello) = read_header(&mut r)?;
     if kind != FrameKind::Hello {
         return Err(ServeError::NoHello(kind));
@@ -350,34 +361,56 @@ fn connection(
     let Some(kept) = zones.get(&zone) else {
         return Err(ServeError::NotKept(zone));
     };
-    let (primary, mirror, status) = (&kept.primary, &kept.mirror, &kept.status);
     // Checked before anything is read or allocated for a sender not yet authenticated.
     if hello.len.get() as usize != CHALLENGE_SIZE {
         return Err(ServeError::BadHello(hello.len.get()));
     }
-    read_body(&mut r, kind, &hello, primary, &challenge, &mut payload)?;
-    let nonce = payload.clone();
-    {
-        let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.released.load(Ordering::SeqCst) {
-            let incarnation = kept.taken_over.load(Ordering::SeqCst);
-            if incarnation > 0 {
-                let mut taken = FrameHeader::new(FrameKind::TakenOver, zone);
-                taken.seq = U64Le::new(u64::from(incarnation));
-                let _ =
-                    write_frame(&mut w, key, &challenge, taken, &nonce).and_then(|()| w.flush());
-                drop(open);
-                linger(r);
-            }
-            return Err(ServeError::Released(zone));
+    let mut nonce = Vec::new();
+    read_body(&mut r, kind, &hello, &kept.primary, &challenge, &mut nonce)?;
+    let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.released.load(Ordering::SeqCst) {
+        let incarnation = kept.taken_over.load(Ordering::SeqCst);
+        if incarnation > 0 {
+            let mut taken = FrameHeader::new(FrameKind::TakenOver, zone);
+            taken.seq = U64Le::new(u64::from(incarnation));
+            let _ = write_frame(&mut w, key, &challenge, taken, &nonce).and_then(|()| w.flush());
+            drop(open);
+            linger(r);
         }
-        let own = socket_clone(r.get_ref())?;
-        open.push((own, ended.clone()));
+        return Err(ServeError::Released(zone));
     }
+    open.push((socket_clone(r.get_ref())?, ended.clone()));
+    Ok(Opened {
+        zone,
+        kept,
+        challenge,
+        nonce,
+        r,
+        w,
+    })
+}
+
+fn connection(
+    socket: TcpStream,
+    key: &SigningKey,
+    zones: &Zones,
+    ended: &Arc<AtomicBool>,
+) -> Result<(), ServeError> {
+    let Opened {
+        zone,
+        kept,
+        challenge,
+        nonce,
+        mut r,
+        mut w,
+    } = open_connection(socket, key, zones, ended)?;
+    let (primary, mirror, status) = (&kept.primary, &kept.mirror, &kept.status);
+    let mut payload = Vec::new();
     r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
     // Checkpoints (megabytes) and the prunes after them are verified and written by a
     // worker, so the appends behind them are acknowledged without waiting for them.
-    let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge);
+    let mut cipher = StreamCipher::new(key, primary, &challenge, &nonce);
+    let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge, cipher.clone());
     loop {
         if worker.failed.load(Ordering::Relaxed) {
             return Err(ServeError::Worker);
@@ -393,11 +426,13 @@ fn connection(
             });
         }
         let bulk = is_bulk(kind, &h);
+        let index = cipher.take_index();
         if bulk {
             let signature = read_unverified(&mut r, &h, &mut payload)?;
-            worker.send(kind, h, std::mem::take(&mut payload), signature)?;
+            worker.send((kind, h, std::mem::take(&mut payload), signature, index))?;
         } else {
             read_body(&mut r, kind, &h, primary, &challenge, &mut payload)?;
+            cipher.open(index, kind, &h, &mut payload)?;
         }
         // The mirror is locked only to apply, never across the socket's reads.
         let mut m = mirror.lock().unwrap_or_else(PoisonError::into_inner);

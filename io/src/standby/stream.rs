@@ -19,7 +19,9 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_layouts::U64Le;
 use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
 
-use super::frame::{FrameError, read_challenge, read_frame, write_frame};
+use super::frame::{
+    FrameError, StreamCipher, read_challenge, read_frame, write_frame, write_sealed,
+};
 use crate::store::ZoneStore;
 
 /// Operations the feed holds before the stream counts itself behind and resyncs.
@@ -101,6 +103,7 @@ impl Stream {
             behind: behind.clone(),
             acked: acked.clone(),
             taken_over: taken_over.clone(),
+            cipher: None,
             connected: false,
             stop: stop.clone(),
             last_seq: 0,
@@ -149,6 +152,8 @@ struct Run {
     behind: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
     taken_over: Arc<AtomicU32>,
+    /// The current connection's cipher (from its hello on).
+    cipher: Option<StreamCipher>,
     /// The current connection got past its resync (a failure after it is news again).
     connected: bool,
     stop: Arc<AtomicBool>,
@@ -220,6 +225,13 @@ impl Run {
         let mut hello = FrameHeader::new(FrameKind::Hello, self.zone);
         hello.generation = U64Le::new(u64::from(self.incarnation));
         write_frame(&mut w, &self.key, challenge, hello, nonce)?;
+        // Everything after the hello is sealed to the standby.
+        self.cipher = Some(StreamCipher::new(
+            &self.key,
+            &self.target.key,
+            challenge,
+            nonce,
+        ));
         self.resync(&mut w, challenge)?;
         self.connected = true;
         loop {
@@ -291,7 +303,7 @@ impl Run {
                 h.file = kind as u8;
                 h.generation = U64Le::new(generation);
                 h.seq = U64Le::new(self.last_seq);
-                write_frame(w, &self.key, challenge, h, &bytes)?;
+                self.sealed(w, challenge, h, &bytes)?;
             }
         }
         self.send_kept(w, challenge)?;
@@ -301,7 +313,7 @@ impl Run {
 
     /// The list of the files the primary keeps now — (kind, generation) pairs, 9 bytes
     /// each — after which the standby deletes the older others.
-    fn send_kept(&self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+    fn send_kept(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
         let mut kept = Vec::new();
         for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
             for (generation, _) in self.store.list(name).map_err(other)? {
@@ -311,7 +323,20 @@ impl Run {
         }
         let mut h = FrameHeader::new(FrameKind::Retire, self.zone);
         h.seq = U64Le::new(self.last_seq);
-        write_frame(w, &self.key, challenge, h, &kept)?;
+        self.sealed(w, challenge, h, &kept)?;
+        Ok(())
+    }
+
+    /// Writes a frame sealed to the standby and signed.
+    fn sealed(
+        &mut self,
+        w: &mut impl Write,
+        challenge: &[u8; 32],
+        h: FrameHeader,
+        payload: &[u8],
+    ) -> Result<(), FrameError> {
+        let cipher = self.cipher.as_mut().expect("sealing begins with the hello");
+        write_sealed(w, &self.key, challenge, cipher, h, payload)?;
         Ok(())
     }
 
@@ -333,14 +358,14 @@ impl Run {
                 h.generation = U64Le::new(generation);
                 h.offset = U64Le::new(offset);
                 h.seq = U64Le::new(self.last_seq);
-                write_frame(w, &self.key, challenge, h, &bytes)?;
+                self.sealed(w, challenge, h, &bytes)?;
             }
             MirrorOp::Checkpoint { generation, bytes } => {
                 let mut h = FrameHeader::new(FrameKind::File, self.zone);
                 h.file = FileKind::Checkpoint as u8;
                 h.generation = U64Le::new(generation);
                 h.seq = U64Le::new(self.last_seq);
-                write_frame(w, &self.key, challenge, h, &bytes)?;
+                self.sealed(w, challenge, h, &bytes)?;
                 // Its checkpoint thread retired older generations with it.
                 self.send_kept(w, challenge)?;
             }
