@@ -183,32 +183,7 @@ pub fn start_with(
     let entities = spec
         .entities_per_zone
         .max(npcs.map_or(0, |n| n.per_zone.saturating_mul(2)));
-    let clients = spec.clients.map(|c| ClientsPlan {
-        world_id: spec.world_id,
-        auth_key: c.auth_key,
-        config: SessionConfig {
-            sessions_max: c.sessions_per_zone,
-            speed_mps_max: c.speed_mps,
-            client_auth: c.client_auth,
-            idle_timeout_ticks: 5 * u64::from(spec.world.config().tick_rate_hz),
-            redirect_grace_ticks: 2 * u64::from(spec.world.config().tick_rate_hz),
-            interest: InterestConfig {
-                tick_hz: spec.world.config().tick_rate_hz,
-                ..InterestConfig::default()
-            },
-            ..SessionConfig::default()
-        },
-        zone_addrs: spec
-            .nodes
-            .iter()
-            .flat_map(|n| {
-                n.zones
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &zone)| (zone, n.zone_address(k)))
-            })
-            .collect(),
-    });
+    let clients = clients_plan(spec);
     if clients.is_none() {
         tracing::info!("clients disabled: the world file has no [clients] section");
     }
@@ -240,17 +215,7 @@ pub fn start_with(
             .collect::<anyhow::Result<_>>()?,
         me,
         routes: crate::standby::routes(spec),
-        standby_slots: node
-            .standby_for
-            .iter()
-            .enumerate()
-            .map(|(j, &zone)| ZonePlan {
-                zone,
-                core: node.cores[j % node.cores.len().max(1)],
-                bind: node.standby_address(j),
-                standby: None,
-            })
-            .collect(),
+        standby_slots: standby_slots(node),
         npcs,
         keys,
         clients,
@@ -260,33 +225,11 @@ pub fn start_with(
     let standbys =
         crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
     let node_handle = Arc::new(Node::start(plan)?);
-    let failover = match (&standbys, &mesh) {
-        (Some(kept), Some(mesh)) => {
-            let watched = node
-                .standby_for
-                .iter()
-                .map(|&zone| {
-                    let primary = spec.nodes.iter().find(|n| n.zones.contains(&zone));
-                    (zone, primary.map(|n| n.name.clone()).unwrap_or_default())
-                })
-                .collect();
-            Some(crate::failover::start(
-                watched,
-                spec.nodes.len(),
-                mesh.shared(),
-                kept.clone(),
-                node_handle.clone(),
-            )?)
-        }
-        _ => None,
-    };
+    let failover = start_failover(spec, node, standbys.as_ref(), mesh.as_ref(), &node_handle)?;
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin = match node.admin {
         None => None,
         Some(addr) => {
-            let server = tiny_http::Server::http(addr)
-                .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoint on {addr}: {e}"))?;
-            let bound = server.server_addr().to_ip().unwrap_or(addr);
             let admin = Admin {
                 node: node_handle.clone(),
                 mesh: mesh.as_ref().map(crate::mesh::MeshHandle::shared),
@@ -297,14 +240,7 @@ pub fn start_with(
                 bounds: spec.world.bounds(),
                 stop: admin_stop.clone(),
             };
-            let handle = std::thread::Builder::new()
-                .name("admin".into())
-                .spawn(move || serve_admin(server, &admin))?;
-            tracing::info!(
-                "admin endpoint on http://{bound}: /status /metrics /entities /avatars /positions; live map: {}",
-                crate::map::url(bound)
-            );
-            Some((bound, handle))
+            Some(start_admin(addr, admin)?)
         }
     };
     Ok(Running {
@@ -316,6 +252,98 @@ pub fn start_with(
         admin,
         spec: node.clone(),
     })
+}
+
+/// Serves the admin endpoint on `addr` from a thread of its own.
+fn start_admin(
+    addr: SocketAddr,
+    admin: Admin,
+) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoint on {addr}: {e}"))?;
+    let bound = server.server_addr().to_ip().unwrap_or(addr);
+    let handle = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || serve_admin(server, &admin))?;
+    tracing::info!(
+        "admin endpoint on http://{bound}: /status /metrics /entities /avatars /positions; live map: {}",
+        crate::map::url(bound)
+    );
+    Ok((bound, handle))
+}
+
+/// How the zones serve clients, if the world takes them.
+fn clients_plan(spec: &WorldSpec) -> Option<ClientsPlan> {
+    spec.clients.map(|c| ClientsPlan {
+        world_id: spec.world_id,
+        auth_key: c.auth_key,
+        config: SessionConfig {
+            sessions_max: c.sessions_per_zone,
+            speed_mps_max: c.speed_mps,
+            client_auth: c.client_auth,
+            idle_timeout_ticks: 5 * u64::from(spec.world.config().tick_rate_hz),
+            redirect_grace_ticks: 2 * u64::from(spec.world.config().tick_rate_hz),
+            interest: InterestConfig {
+                tick_hz: spec.world.config().tick_rate_hz,
+                ..InterestConfig::default()
+            },
+            ..SessionConfig::default()
+        },
+        zone_addrs: spec
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                n.zones
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &zone)| (zone, n.zone_address(k)))
+            })
+            .collect(),
+    })
+}
+
+/// The thread that promotes the standbys `node` keeps, when it keeps any and the world runs
+/// a mesh.
+fn start_failover(
+    spec: &WorldSpec,
+    node: &NodeSpec,
+    standbys: Option<&crate::standby::KeptStandbys>,
+    mesh: Option<&crate::mesh::MeshHandle>,
+    node_handle: &Arc<Node>,
+) -> anyhow::Result<Option<crate::failover::Failover>> {
+    let (Some(kept), Some(mesh)) = (standbys, mesh) else {
+        return Ok(None);
+    };
+    let watched = node
+        .standby_for
+        .iter()
+        .map(|&zone| {
+            let primary = spec.nodes.iter().find(|n| n.zones.contains(&zone));
+            (zone, primary.map(|n| n.name.clone()).unwrap_or_default())
+        })
+        .collect();
+    Ok(Some(crate::failover::start(
+        watched,
+        spec.nodes.len(),
+        mesh.shared(),
+        kept.clone(),
+        node_handle.clone(),
+    )?))
+}
+
+/// The standby slots of `node`: the zones it keeps the standby of, as they would run here
+/// once promoted (on the ports after its own zones, round-robin over its cores).
+fn standby_slots(node: &NodeSpec) -> Vec<ZonePlan> {
+    node.standby_for
+        .iter()
+        .enumerate()
+        .map(|(j, &zone)| ZonePlan {
+            zone,
+            core: node.cores[j % node.cores.len().max(1)],
+            bind: node.standby_address(j),
+            standby: None,
+        })
+        .collect()
 }
 
 impl Running {

@@ -453,6 +453,18 @@ mod tests {
         );
         let grid = parse(include_str!("../worlds/grid-2x2.toml")).unwrap();
         assert_eq!(grid.world.zone_count(), 4);
+        let mesh = parse(include_str!("../worlds/mesh-3.toml")).unwrap();
+        assert_eq!(mesh.nodes.len(), 3);
+        assert_eq!(mesh.nodes[2].standby_address(1).port(), 7522);
+    }
+
+    #[test]
+    fn a_standby_port_taken_by_another_node_is_refused() {
+        let text = include_str!("../worlds/mesh-3.toml").replace("7520", "7509");
+        let Err(ParseError::Nodes(e)) = parse(&text) else {
+            panic!("accepted overlapping ports")
+        };
+        assert!(e.contains("127.0.0.1:7510"), "{e}");
     }
 
     #[test]
@@ -556,6 +568,21 @@ fn check_standbys(nodes: &[NodeSpec], zone_count: u32) -> Result<(), ParseError>
                     )));
                 }
                 None => *slot = Some(name),
+            }
+        }
+    }
+    // A promoted zone runs on the port after its keeper's own zones: none may be taken.
+    let mut used = std::collections::HashMap::new();
+    for n in nodes {
+        let ports = n.zones.len() + n.standby_for.len();
+        for k in 0..ports {
+            let addr = n.zone_address(k);
+            if let Some(other) = used.insert(addr, &n.name) {
+                return Err(ParseError::Nodes(format!(
+                    "UDP {addr} is used by nodes {other} and {}: a node's zones take the ports \
+                     from its udp address on, then one per zone in standby_for",
+                    n.name
+                )));
             }
         }
     }

@@ -9,6 +9,10 @@
 //! is what makes that safe: no datagram that depended on it ever left. Zones whose standby
 //! was on the dead node go on without one.
 //!
+//! Only where the other nodes are a majority (three nodes or more): in a world of two, a
+//! standby never sees a majority, so a dead node's zones wait for it to restart from its
+//! own disks (`reboot_node`), and its standbys are not dropped (docs/mesh.md).
+//!
 //! The stream is per incarnation: a zone that restarts streams its restored state first (its
 //! restart checkpoint) and sends nothing until the standby holds it — the restored state may
 //! rest on records the standby never got (seed 179 without: `Bugs::restart_without_resync`). The standby's copy is modelled as a mark on the
