@@ -435,3 +435,71 @@ fn forwarded_points_are_not_echoed() {
     // Ten WATCH rounds: zone 1 gets the point, zone 0 gets it forwarded back, no more.
     assert_eq!(received(&mesh) - before, 20);
 }
+
+/// A neighbour that falls silent and comes back as a new run — restarted from its disk, or
+/// taken over by its standby — counts its ticks again from where its restore left them.
+/// Its WATCH must be taken, not ignored as an older one of the run that went silent (it
+/// was, until the new run's ticks passed the old run's: its clients saw nothing across
+/// the border meanwhile).
+#[test]
+fn a_neighbour_that_comes_back_as_a_new_run_is_watched_again() {
+    use meridian_layouts::watch::{WatchHeader, WatchPoint, write_watch};
+    use meridian_layouts::{F32Le, U16Le, U32Le};
+
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 2000.0, 1000.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 32.0,
+    })
+    .unwrap();
+    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(4096), Instant::ZERO).unwrap();
+    zone.insert(&still(1, 900.0, 500.0)).unwrap();
+    let watch = |tick: u64| {
+        let head = WatchHeader {
+            source_zone: U32Le::new(1),
+            tick: meridian_layouts::U64Le::new(tick),
+            radius: F32Le::new(200.0),
+            nearest: U16Le::new(8),
+            own_count: U16Le::new(1),
+            point_count: U16Le::new(0),
+        };
+        let point = WatchPoint {
+            x: F32Le::new(1010.0),
+            y: F32Le::new(500.0),
+            radius: F32Le::new(200.0),
+        };
+        let mut buf = [0u8; 1200];
+        let len = write_watch(&mut buf, &head, &[point]).unwrap();
+        buf[..len].to_vec()
+    };
+    let mut now = Instant::ZERO;
+    // Datagrams are taken at the next tick.
+    let mut tick = |zone: &mut Zone, datagram: Option<Vec<u8>>| {
+        if let Some(d) = datagram {
+            zone.handle_datagram(now, Peer::Zone(ZoneID(1)), &d);
+        }
+        now = now + world.tick_duration();
+        zone.tick(now);
+        while zone.poll_event().is_some() {}
+        let mut buf = [0u8; 2048];
+        while zone.poll_transmit(&mut buf).is_some() {}
+        zone.counters().duplicates_ignored
+    };
+    // The old run, 900 ticks old, watches; then it dies and stays silent a second.
+    let ignored = tick(&mut zone, Some(watch(900)));
+    for _ in 0..30 {
+        tick(&mut zone, None);
+    }
+    // Its successor starts again at tick 12.
+    assert_eq!(
+        tick(&mut zone, Some(watch(12))),
+        ignored,
+        "the new run's WATCH was taken for a stale one"
+    );
+    // An older WATCH of the run that is talking now is stale.
+    assert_eq!(tick(&mut zone, Some(watch(11))), ignored + 1);
+}

@@ -364,6 +364,10 @@ impl Zone {
                 w.points.clear();
                 w.own = 0;
                 w.dirty = true;
+                // A peer silent this long may come back as a new run (a restart, or its
+                // standby's takeover) whose ticks start again from where its restore
+                // left them: its WATCH must not be taken for a stale one of the old run.
+                w.tick = 0;
             }
             if w.dirty {
                 w.dirty = false;
