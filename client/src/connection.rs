@@ -57,8 +57,11 @@ use meridian_protocol::replay::ReplayWindow;
 use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
 use meridian_protocol::time::Instant;
 
+mod counters;
 mod sealed;
 mod snapshot;
+
+pub use counters::ClientCounters;
 
 /// Decoded snapshots the client keeps (more than the server's history, so every baseline
 /// the server can choose is here).
@@ -115,36 +118,6 @@ pub enum ClientEvent {
     /// A game event from the zone's game (`GameEvent::bytes`): each sequence once, in
     /// order, across zone changes.
     Game(meridian_layouts::handoff::GameEvent),
-}
-
-/// Counters, cumulative.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClientCounters {
-    pub datagrams_in: u64,
-    pub bytes_in: u64,
-    pub datagrams_out: u64,
-    pub bytes_out: u64,
-    pub inputs_sent: u64,
-    pub snapshots: u64,
-    /// Snapshots older than one already applied (still decoded, for the history).
-    pub snapshots_late: u64,
-    pub redirects: u64,
-    /// Snapshots decoded against a baseline another zone sent: the first ones after a
-    /// zone change, until the new zone hears the client acknowledge one of its own.
-    pub snapshots_carried: u64,
-    /// REDIRECTs ignored: not from the zone the client talks to, or older than its newest
-    /// snapshot from it (replays).
-    pub redirects_stale: u64,
-    /// Datagrams dropped: malformed, wrong secret, unknown baseline, bad signature.
-    pub dropped: u64,
-    /// Sealed packets that did not open (wrong key, changed in transit) or were replays.
-    pub sealed_rejected: u64,
-    /// CHALLENGEs ignored: their node key is not one the client pins (or none, when it
-    /// pins any).
-    pub untrusted_node: u64,
-    /// PATH_CHALLENGEs answered (the zone saw this client at a new address).
-    pub path_responses: u64,
-    pub decode_errors: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +214,11 @@ pub struct Client {
     next_held: usize,
     latest: SnapshotId,
     previous: SnapshotId,
+    /// The zone → client key id the last opened packet and the newest snapshot came
+    /// under (a zone's run), and the runs of the current zone the client left behind.
+    opened_key: u32,
+    latest_key: u32,
+    retired_keys: [u32; 4],
     outbox: VecDeque<(SocketAddr, usize, [u8; CLIENT_DATAGRAM_MAX])>,
     events: VecDeque<ClientEvent>,
     counters: ClientCounters,
@@ -291,6 +269,9 @@ impl Client {
             next_held: 0,
             latest: SnapshotId::default(),
             previous: SnapshotId::default(),
+            opened_key: 0,
+            latest_key: 0,
+            retired_keys: [0; 4],
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: ClientCounters::default(),

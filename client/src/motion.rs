@@ -111,6 +111,11 @@ fn velocity(r: &Record) -> [f32; 2] {
 }
 
 impl Motion {
+    /// Forgets `zone`'s clock: a new run of the zone counts its ticks afresh.
+    pub fn forget_zone(&mut self, zone: u32) {
+        self.clocks.retain(|c| c.zone != zone);
+    }
+
     pub fn new(tick_hz: u32) -> Motion {
         Motion {
             period_s: 1.0 / f64::from(tick_hz.max(1)),

@@ -216,6 +216,12 @@ fn a_session_survives_its_zones_restart() {
     let running = run::start_with(&spec, &node, None, None, Some(&persistence), None).unwrap();
     let after = pump(&mut c, 10, &|_, n| n >= 30);
     assert!(after >= 30, "only {after} snapshots after the restart");
+    // The restarted run counts its ticks from its restore: the client takes it for a new
+    // run of the zone, not for snapshots older than the old run's (it showed none of them
+    // for as long as the old run had been up).
+    let counters = c.client().counters();
+    assert_eq!(counters.zone_runs, 1, "{counters:?}");
+    assert!(counters.snapshots_late <= 2, "{counters:?}");
     assert_eq!(c.client().session(), session, "the same session");
     // Inputs still reach the avatar: east, into the zone's middle.
     let x0 = c.client().authoritative().position[0];

@@ -36,7 +36,15 @@ pub(crate) struct Mesh3 {
     pub(crate) dir: PathBuf,
     world: PathBuf,
     pub(crate) admins: Vec<SocketAddr>,
+    /// Each node's first zone address, and its public key.
+    pub(crate) zones: Vec<SocketAddr>,
+    pub(crate) keys: Vec<ed25519_dalek::VerifyingKey>,
     children: Vec<Option<Child>>,
+}
+
+/// The world's auth key (it signs the clients' connect tokens).
+pub(crate) fn auth_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[42; 32])
 }
 
 impl Mesh3 {
@@ -45,7 +53,7 @@ impl Mesh3 {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = String::new();
-        let mut admins = Vec::new();
+        let (mut admins, mut zones, mut keys) = (Vec::new(), Vec::new(), Vec::new());
         // n2 keeps the standbys of zones 0 and 1, n1 that of zone 2.
         let standby_for = ["[]", "[2]", "[0, 1]"];
         for (k, standby_for) in standby_for.iter().enumerate() {
@@ -53,11 +61,13 @@ impl Mesh3 {
             meridian_node::keyfile::write(&dir.join(format!("n{k}.key")), &key, false).unwrap();
             let admin = SocketAddr::from(([127, 0, 0, 1], free_ports(1)));
             admins.push(admin);
+            let udp = SocketAddr::from(([127, 0, 0, 1], free_ports(3)));
+            zones.push(udp);
+            keys.push(key.verifying_key());
             nodes.push_str(&format!(
-                "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{}]\nudp = \"127.0.0.1:{}\"\n\
+                "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{}]\nudp = \"{udp}\"\n\
                  admin = \"{admin}\"\ncontrol = \"127.0.0.1:{}\"\npublic_key = \"{}\"\nstandby_for = {standby_for}\n",
                 k % 2,
-                free_ports(3),
                 free_ports(1),
                 hex::encode(key.verifying_key().as_bytes()),
             ));
@@ -67,7 +77,9 @@ impl Mesh3 {
              tick_rate_hz = 30\nmargin_m = 4.0\naura_m = 16.0\ncell_size_m = 16.0\n\n\
              [zones]\ncolumns = 3\nrows = 1\n\n\
              [npcs]\npattern = \"random_walk\"\nper_zone = {NPCS_PER_ZONE}\nspeed_mps = 8.0\n\n\
-             [persistence]\ncheckpoint_interval_s = 0.5\n{nodes}"
+             [persistence]\ncheckpoint_interval_s = 0.5\n\n\
+             [clients]\nauth_key = \"{}\"\nspeed_mps = 6.0\n{nodes}",
+            hex::encode(auth_key().verifying_key().as_bytes())
         );
         let path = dir.join("world.toml");
         std::fs::write(&path, world).unwrap();
@@ -75,6 +87,8 @@ impl Mesh3 {
             dir,
             world: path,
             admins,
+            zones,
+            keys,
             children: (0..NODES).map(|_| None).collect(),
         }
     }
@@ -168,6 +182,88 @@ pub(crate) fn status_value(status: &str, prefix: &str, key: &str) -> Option<u64>
     words.next()?.parse().ok()
 }
 
+/// What a client playing in the background has seen.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    session: u32,
+    avatar: u64,
+    snapshots: u64,
+    x: f32,
+    counters: meridian_client::ClientCounters,
+    closed: Option<String>,
+}
+
+/// A client of the world in a thread of its own, signed in at `zone`, trusting the
+/// world's node keys; it walks east while `walk` is set.
+struct Player {
+    seen: std::sync::Arc<std::sync::Mutex<Seen>>,
+    walk: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Player {
+    fn start(mesh: &Mesh3, zone: SocketAddr, id: u64) -> Player {
+        use std::sync::atomic::Ordering;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[id as u8; 32]);
+        let expires = crate::clients::unix_ms() + 120_000;
+        let token = crate::clients::token(&auth_key(), &key, 21, id, expires);
+        let clock = meridian_io::Clock::new();
+        let mut c =
+            meridian_client::udp::UdpClient::connect(zone, token, key, clock.now()).unwrap();
+        for k in &mesh.keys {
+            c.client_mut().trust_node_key(*k);
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let walk = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (seen, walk, stop) = (seen.clone(), walk.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(15));
+                    let east = if walk.load(Ordering::Relaxed) { 127 } else { 0 };
+                    c.client_mut().set_intent(east, 0, 0);
+                    let _ = c.pump(clock.now(), || true);
+                    let mut seen = seen.lock().unwrap();
+                    while let Some(e) = c.client_mut().poll_event() {
+                        match e {
+                            meridian_client::ClientEvent::Snapshot { .. } => seen.snapshots += 1,
+                            meridian_client::ClientEvent::Closed(r) => {
+                                seen.closed = Some(format!("{r:?}"));
+                            }
+                            _ => {}
+                        }
+                    }
+                    seen.session = c.client().session();
+                    seen.avatar = c.client().avatar();
+                    seen.x = c.client().authoritative().position[0];
+                    seen.counters = c.client().counters();
+                }
+            })
+        };
+        Player {
+            seen,
+            walk,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Seen {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[test]
 fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
     let _machine = crate::shared();
@@ -175,9 +271,17 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
     for k in 0..NODES {
         mesh.start(k);
     }
-    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    // Streams connected, handoffs under way across both borders.
+    let mut expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    let player = Player::start(&mesh, mesh.zones[0], 7);
+    // Streams connected, handoffs under way across both borders, the player's session
+    // bound (and checkpointed, every 0.5 s).
     std::thread::sleep(Duration::from_secs(5));
+    let before_kill = player.seen();
+    assert!(
+        before_kill.snapshots > 30 && before_kill.session != 0,
+        "the player did not get going: {before_kill:?}"
+    );
+    expected.insert(before_kill.avatar);
     assert_sound(&mesh.cut(), &expected, 0);
     let before = mesh.status(0);
     assert!(
@@ -225,6 +329,58 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         serving <= Duration::from_secs(2),
         "serving after {serving:?}"
     );
+
+    // The player of zone 0 carries on in the same session: told of the takeover by the
+    // new run, it gets snapshots again, and its inputs move its avatar.
+    let taken = Instant::now();
+    let mut redirected: Option<(Duration, u64)> = None;
+    let mut first_snapshot = None;
+    let resumed = loop {
+        let seen = player.seen();
+        if redirected.is_none() && seen.counters.takeovers >= 1 {
+            redirected = Some((killed.elapsed(), seen.snapshots));
+        }
+        if first_snapshot.is_none() && redirected.is_some_and(|(_, n)| seen.snapshots > n) {
+            first_snapshot = Some(killed.elapsed());
+        }
+        if first_snapshot.is_some() && seen.snapshots > before_kill.snapshots + 30 {
+            break seen;
+        }
+        assert!(
+            taken.elapsed() < Duration::from_secs(10),
+            "the player of zone 0 did not carry on: {seen:?}\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (redirected, _) = redirected.expect("redirected");
+    let first_snapshot = first_snapshot.expect("a snapshot");
+    eprintln!(
+        "the player of zone 0: redirected {redirected:?} after the kill, its first snapshot \
+         from the new run {first_snapshot:?} after it; {:?}",
+        resumed.counters
+    );
+    assert!(
+        first_snapshot <= Duration::from_secs(3),
+        "the player waited {first_snapshot:?} for a snapshot"
+    );
+    assert_eq!(resumed.session, before_kill.session, "the same session");
+    assert!(resumed.closed.is_none(), "{resumed:?}");
+    player
+        .walk
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let x0 = resumed.x;
+    while player.seen().x < x0 + 3.0 {
+        assert!(
+            taken.elapsed() < Duration::from_secs(15),
+            "inputs after the takeover did not move the avatar: {x0} → {:?}",
+            player.seen()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    player
+        .walk
+        .store(false, std::sync::atomic::Ordering::Relaxed);
 
     // Handoffs go on between zone 0's new run and zone 1, across the node border.
     let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");

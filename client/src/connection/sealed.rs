@@ -54,6 +54,7 @@ impl Client {
             window.record(0, sequence);
             self.zone_keys[1] = (key_id, key, window);
             self.zone_keys.swap(0, 1);
+            self.opened_key = key_id;
             return Some(inner);
         };
         if k == 1 {
@@ -65,6 +66,7 @@ impl Client {
         }
         let (_, inner) = seal::open(key, bytes, out).ok()?;
         window.record(0, sequence);
+        self.opened_key = key_id;
         Some(inner)
     }
 
@@ -162,6 +164,23 @@ impl Client {
         let Some(addr) = redirect_addr(body) else {
             return false;
         };
+        // A takeover: the zone the client is in runs on its standby now, which says so
+        // from its own address — signed by a pinned node key, so only a node of the world
+        // can send it, and naming its sender, so it can only move the client to a node
+        // that serves the zone. (Its tick is the new run's, behind the old run's.)
+        let takeover = !self.node_keys.is_empty()
+            && from != self.server
+            && addr == from
+            && body.zone.get() == self.zone;
+        if takeover {
+            self.server = addr;
+            self.counters.takeovers += 1;
+            self.events.push_back(ClientEvent::Redirected {
+                zone: self.zone,
+                addr,
+            });
+            return true;
+        }
         if addr == self.server {
             // The zone repeats its REDIRECT during the grace period; one is followed.
             return true;

@@ -29,7 +29,16 @@ impl Client {
             zone: head.baseline_zone.get(),
             tick: head.baseline_tick.get(),
         };
-        if id.tick == 0 || self.records(id).is_some() {
+        if id.tick == 0 || self.retired_keys.contains(&self.opened_key) {
+            return false;
+        }
+        if id.zone == self.latest.zone
+            && self.latest.tick != 0
+            && self.opened_key != self.latest_key
+        {
+            self.new_zone_run(id.zone);
+        }
+        if self.records(id).is_some() {
             return false;
         }
         // Newer than the newest: a later tick of the same zone, or a snapshot of the zone
@@ -70,6 +79,7 @@ impl Client {
             return true;
         }
         (self.previous, self.latest) = (self.latest, id);
+        self.latest_key = self.opened_key;
         self.pace.report(head.input_waiting);
         self.round_trip.applied(head.input_sequence.get(), now);
         let records = &self.history[(self.next_held + CLIENT_HISTORY - 1) % CLIENT_HISTORY].records;
@@ -149,5 +159,26 @@ impl Client {
             self.events.push_back(ClientEvent::Game(event));
             self.event_next = seq.wrapping_add(1).max(1);
         }
+    }
+
+    /// A snapshot of the zone the client is in came under a key of another run: the zone
+    /// restarted, or its standby took it over. The new run counts its ticks from its
+    /// restore, so its (zone, tick) ids say nothing of the old run's: what the client holds
+    /// of the old run is dropped (never a baseline, never "newer"), the old run's key is
+    /// retired (its late packets are ignored), and the zone's clock is found again.
+    fn new_zone_run(&mut self, zone: u32) {
+        self.counters.zone_runs += 1;
+        self.retired_keys.rotate_right(1);
+        self.retired_keys[0] = self.latest_key;
+        for held in &mut self.history {
+            if held.id.zone == zone {
+                held.id = SnapshotId::default();
+            }
+        }
+        if self.previous.zone == zone {
+            self.previous = SnapshotId::default();
+        }
+        self.latest = SnapshotId { zone, tick: 0 };
+        self.motion.forget_zone(zone);
     }
 }

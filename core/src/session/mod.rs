@@ -291,6 +291,9 @@ pub struct Sessions {
     /// Where sealed packets are opened (not zeroed per packet).
     plain: Vec<u8>,
     redirect_sequence: u64,
+    /// From and until these ticks, every session is told at intervals that the zone runs
+    /// here: the zone was taken over from its dead node ([`Sessions::announce_takeover`]).
+    takeover: (u64, u64),
     histograms: SessionHistograms,
     /// Client states carried here from other zones, being assembled or waiting for their
     /// sessions (`carry`).
@@ -363,6 +366,7 @@ impl Sessions {
             rebound: Vec::with_capacity(n),
             plain: vec![0; CLIENT_DATAGRAM_MAX],
             redirect_sequence: 0,
+            takeover: (0, 0),
             views: (0..carry::VIEWS_PENDING)
                 .map(|_| carry::PendingView::new())
                 .collect(),
@@ -400,6 +404,24 @@ impl Sessions {
     }
 
     /// Where clients reach `zone` (every zone a session may move to).
+    /// The zone was taken over here from its dead node (a standby's promotion): its
+    /// restored sessions' clients still send to the old address, so each is sent a
+    /// REDIRECT to this zone's address (set with [`Sessions::set_zone_address`]) from here,
+    /// signed by this node's key, every few ticks until the idle timeout has passed.
+    pub fn announce_takeover(&mut self) {
+        self.takeover = (self.tick, self.tick + self.config.idle_timeout_ticks);
+    }
+
+    /// Whether `slot` is told of a takeover this tick: on the first ticks (as the
+    /// restored sessions are adopted), then every [`REDIRECT_EVERY_TICKS`].
+    fn announcing(&self, slot: usize) -> bool {
+        let (from, until) = self.takeover;
+        let since = self.tick.wrapping_sub(from);
+        self.tick < until
+            && (since <= REDIRECT_REPEATS || since.is_multiple_of(REDIRECT_EVERY_TICKS))
+            && self.slots[slot].as_ref().is_some_and(|s| s.moved.is_none())
+    }
+
     pub fn set_zone_address(&mut self, zone: ZoneID, addr: SocketAddr) {
         self.zone_addrs.retain(|(z, _)| *z != zone);
         self.zone_addrs.push((zone, addr));
@@ -543,6 +565,9 @@ impl Sessions {
     fn advance_sessions(&mut self, zone: &mut Zone) {
         let (speed, timeout) = (self.config.speed_mps_max, self.config.idle_timeout_ticks);
         for slot in 0..self.slots.len() {
+            if self.announcing(slot) {
+                self.redirect(slot as u32, self.zone);
+            }
             let Some(session) = self.slots[slot].as_mut() else {
                 continue;
             };

@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use meridian_core::handoff::Event;
 use meridian_core::limits::DATAGRAM_SIZE_MAX;
 use meridian_core::net::Peer;
-use meridian_core::npc::{self, NPC_KIND, Pattern};
+use meridian_core::npc;
 use meridian_core::persist::encode_record;
 use meridian_core::session::{AVATAR_KIND, Sessions};
 use meridian_core::time::Instant;
@@ -33,8 +33,9 @@ use super::map::{FRAME_EVERY, MapFrame, MapView};
 use super::measure::HandoffClock;
 use super::persistence::Durable;
 use super::router::{Queues, Router, from_zone};
+use super::setup::{client_sessions, promoted_sessions};
 use super::{
-    LocalDatagram, NodePlan, NpcPlan, PersistCounters, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
+    LocalDatagram, NodePlan, PersistCounters, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
 };
 use crate::Clock;
 use crate::cputime::thread_cpu_time;
@@ -133,6 +134,8 @@ struct ZoneDriver<'a> {
     /// Datagrams waiting for the records they depend on to be durable: (the append
     /// sequence they wait for, destination, length, bytes), oldest first.
     held: VecDeque<(u64, Peer, usize, [u8; DATAGRAM_SIZE_MAX])>,
+    /// The routes' version the session layer's zone addresses follow.
+    routes_seen: u64,
     handoff_clock: HandoffClock,
     /// The live map: this zone's frame being refilled, the windows it lists, the next
     /// frame's time.
@@ -197,7 +200,11 @@ impl<'a> ZoneDriver<'a> {
             index,
             plan,
             shared,
-            sessions: client_sessions(plan, shared, id)?,
+            sessions: promoted_sessions(
+                client_sessions(plan, shared, id)?,
+                index >= plan.zones.len(),
+                &zone_plan,
+            ),
             zone,
             inbound,
             udp,
@@ -222,6 +229,7 @@ impl<'a> ZoneDriver<'a> {
             tick_work: Duration::ZERO,
             tick_cpu: Duration::ZERO,
             held: VecDeque::with_capacity(4096),
+            routes_seen: 0,
             handoff_clock: HandoffClock::default(),
             map: MapFrame::default(),
             map_views: Vec::new(),
@@ -277,6 +285,7 @@ impl<'a> ZoneDriver<'a> {
     /// signed datagrams from other nodes are verified in one batch before the zone sees
     /// them.
     fn ingest(&mut self, now: Instant, unix_ms: u64) {
+        self.follow_routes();
         let (zone, sessions, stats) = (&mut self.zone, &mut self.sessions, &mut self.stats);
         let routes = &self.shared.routes;
         while let Some(d) = self.inbound.pop() {
@@ -481,6 +490,21 @@ impl<'a> ZoneDriver<'a> {
         !self.held.is_empty()
     }
 
+    /// After a zone moved (a takeover anywhere in the world), REDIRECTs name its new
+    /// address.
+    fn follow_routes(&mut self) {
+        let version = self.shared.routes.version();
+        if version == self.routes_seen {
+            return;
+        }
+        self.routes_seen = version;
+        if let Some(s) = self.sessions.as_mut() {
+            for (zone, home) in self.shared.routes.homes() {
+                s.set_zone_address(zone, home.addr);
+            }
+        }
+    }
+
     /// The incarnation the zone's standby runs it as, if it took the zone over.
     fn taken_over(&self) -> Option<u32> {
         self.durable.as_ref()?.standby.as_ref()?.taken_over()
@@ -625,64 +649,4 @@ fn boot_epoch(zone: &Zone, durable: bool) -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32)
-}
-
-/// The zone's session layer, if the world takes clients.
-fn client_sessions(
-    plan: &NodePlan,
-    shared: &Shared,
-    id: ZoneID,
-) -> Result<Option<Sessions>, String> {
-    let Some(c) = &plan.clients else {
-        return Ok(None);
-    };
-    let mut entropy = [0u8; 32];
-    getrandom::fill(&mut entropy).map_err(|e| format!("no randomness: {e}"))?;
-    let mut s = Sessions::new(c.config, id, c.world_id, &c.auth_key, entropy)
-        .map_err(|e| format!("auth key: {e}"))?;
-    for &(zone, addr) in &c.zone_addrs {
-        s.set_zone_address(zone, addr);
-    }
-    s.share_tokens(shared.tokens.clone());
-    if let Some(keys) = &plan.keys {
-        s.set_node_key(keys.key.clone(), keys.signer);
-    }
-    Ok(Some(s))
-}
-
-/// Spawns the plan's NPCs in `zone`, spread deterministically over the zone (random walk)
-/// or lined up at its border with a neighbour (dancers, flash crowd).
-pub(super) fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> {
-    let world = *zone.world();
-    let rect = zone.rect();
-    let neighbour_east = world
-        .neighbours(zone.id())
-        .as_slice()
-        .iter()
-        .any(|&n| world.zone_rect(n).x_min >= rect.x_max);
-    let border_x = if neighbour_east {
-        rect.x_max
-    } else {
-        rect.x_min
-    };
-    let n = npcs.per_zone.max(1);
-    for i in 0..npcs.per_zone {
-        // A low-discrepancy spread (golden ratio), deterministic per zone.
-        let u = (f64::from(i) * 0.618_033_988_749_895).fract() as f32;
-        let v = (i as f32 + 0.5) / n as f32;
-        let (x, y) = match npcs.pattern {
-            Pattern::RandomWalk => (
-                rect.x_min + u * rect.width(),
-                rect.y_min + v * rect.height(),
-            ),
-            Pattern::BorderDancers => (border_x - 0.5, rect.y_min + v * rect.height()),
-            Pattern::FlashCrowd => (border_x - 1.0 - u * 4.0, rect.y_min + v * rect.height()),
-        };
-        let x = x.clamp(rect.x_min, rect.x_max - 0.01);
-        zone.spawn([x, y, 0.0], [0.0, 0.0], npcs.speed_mps * 1.5, NPC_KIND)
-            .map_err(|e| format!("cannot spawn NPC {i}: {e} (raise the entity limit)"))?;
-        // Spawns are logged; the log is bounded, so drain it as we go (no persistence yet).
-        for _ in zone.drain_log() {}
-    }
-    Ok(())
 }

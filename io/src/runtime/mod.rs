@@ -38,6 +38,7 @@ mod measure;
 mod persistence;
 mod router;
 pub mod routes;
+mod setup;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -7,7 +7,7 @@ use meridian_core::persist::Capture;
 use meridian_core::time::Instant;
 use meridian_core::zone::Zone;
 
-use super::driver::spawn_npcs;
+use super::setup::spawn_npcs;
 use super::{NodePlan, ZonePlan};
 use crate::standby::Stream;
 use crate::store::Writer;

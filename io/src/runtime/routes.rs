@@ -51,6 +51,9 @@ impl ZoneRoute {
 pub struct Routes {
     me: u32,
     entries: Vec<(ZoneRoute, AtomicU64)>,
+    /// Bumped whenever a zone moves: the drivers refresh what they derive (the client
+    /// addresses REDIRECTs name).
+    version: AtomicU64,
 }
 
 /// A change of home: the zone, the node it runs on now, the incarnation.
@@ -62,7 +65,20 @@ impl Routes {
         Routes {
             me,
             entries: routes.into_iter().map(|r| (r, AtomicU64::new(0))).collect(),
+            version: AtomicU64::new(0),
         }
+    }
+
+    /// Changes with every move.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Every zone and where it runs now.
+    pub fn homes(&self) -> impl Iterator<Item = (ZoneID, Home)> + '_ {
+        self.entries
+            .iter()
+            .map(|(r, now)| (r.zone, r.home(now.load(Ordering::Acquire) & 1)))
     }
 
     fn entry(&self, zone: ZoneID) -> Option<&(ZoneRoute, AtomicU64)> {
@@ -107,7 +123,11 @@ impl Routes {
                 Err(seen) => old = seen,
             }
         }
-        (old & 1 != home).then_some((zone, node, incarnation))
+        if old & 1 == home {
+            return None;
+        }
+        self.version.fetch_add(1, Ordering::AcqRel);
+        Some((zone, node, incarnation))
     }
 
     /// `zone`'s standby took it over as `incarnation` (its run here stood down).
@@ -116,6 +136,7 @@ impl Routes {
             && route.standby.is_some()
         {
             now.fetch_max((u64::from(incarnation) << 32) | 1, Ordering::AcqRel);
+            self.version.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -124,6 +145,7 @@ impl Routes {
         let (route, now) = self.entry(zone)?;
         let home = route.home_of(self.me)?;
         now.fetch_max((u64::from(incarnation) << 32) | home, Ordering::AcqRel);
+        self.version.fetch_add(1, Ordering::AcqRel);
         Some((zone, self.me, incarnation))
     }
 }
