@@ -153,9 +153,22 @@ enum Command {
         /// Up to this many more milliseconds, uniform, per datagram and direction.
         #[arg(long, default_value_t = 0)]
         jitter_ms: u64,
-        /// First UDP port of the demo node (zone k listens on port + k).
+        /// First UDP port of the demo node (zone k listens on port + k). With --mesh, node
+        /// k's zones listen on port + 10 k, its control (gossip, standby streams) on
+        /// port + 100 + 10 k, its admin endpoint on port + 200 + 10 k.
         #[arg(long, default_value_t = 7400)]
         port: u16,
+        /// Show failover instead: three node processes (one zone each, with warm
+        /// standbys, keys made for the run), the bots playing across them, node n0
+        /// killed with SIGKILL after --kill-after seconds; the summary gives the detection
+        /// and failover times, NPCs lost and duplicated, and the bots that kept playing.
+        /// Exits with status 1 if anything was lost or duplicated, or zone 0 never came
+        /// back. The bots move as --pattern says (tag needs the game: cross is used).
+        #[arg(long)]
+        mesh: bool,
+        /// With --mesh: seconds before node n0 is killed.
+        #[arg(long, default_value_t = 10)]
+        kill_after: u64,
     },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
@@ -255,8 +268,10 @@ fn main() -> ExitCode {
             latency_ms,
             jitter_ms,
             port,
-        } => demo(
-            swarm::Config {
+            mesh,
+            kill_after,
+        } => {
+            let config = swarm::Config {
                 clients,
                 duration: Duration::from_secs(duration),
                 pattern,
@@ -265,9 +280,13 @@ fn main() -> ExitCode {
                 jitter: Duration::from_millis(jitter_ms),
                 threads: 1,
                 seed: 1,
-            },
-            port,
-        ),
+            };
+            if mesh {
+                demo_mesh(config, port, kill_after)
+            } else {
+                demo(config, port)
+            }
+        }
         Command::Token {
             auth_key,
             client_key,
@@ -478,6 +497,25 @@ fn zone_addrs(
                 .map(|(k, &z)| (z, n.zone_address(k)))
         })
         .collect()
+}
+
+fn demo_mesh(mut config: swarm::Config, port: u16, kill_after: u64) -> anyhow::Result<()> {
+    // The swarm's per-violation lines would drown the summary: they are counted there.
+    init_logs("warn,meridian_node::swarm=error");
+    if config.pattern == swarm::Pattern::Tag {
+        config.pattern = swarm::Pattern::Cross;
+    }
+    config.threads = 2;
+    let demo = meridian_node::demo_mesh::MeshDemo {
+        swarm: config,
+        port,
+        kill_after: Duration::from_secs(kill_after),
+    };
+    let stop = stop_flag()?;
+    if !meridian_node::demo_mesh::run(demo, &stop)? {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// The demo world, built in.

@@ -208,3 +208,49 @@ fn keygen_and_token_round_trip() {
     assert!(meridian_layouts::witness::ConnectToken::parse(&token).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `meridian demo --mesh` end to end: three node processes, bots, n0 killed; the summary
+/// says zone 0 came back on its standby with nothing lost or duplicated (exit status 0).
+#[test]
+fn demo_mesh_kills_a_node_and_reports_the_failover() {
+    let _machine = crate::shared();
+    // A base with its three zone ports, control and admin ports free a moment ago.
+    let port = loop {
+        let p = crate::free_port();
+        let free = |q: u16| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok();
+        let ports =
+            (0..3u16).flat_map(|k| [10 * k, 10 * k + 1, 10 * k + 2, 100 + 10 * k, 200 + 10 * k]);
+        if p < 60_000 && ports.clone().all(|o| free(p + o)) {
+            break p;
+        }
+    };
+    let out = meridian()
+        .args([
+            "demo",
+            "--mesh",
+            "--clients",
+            "24",
+            "--duration",
+            "12",
+            "--kill-after",
+            "5",
+        ])
+        .args(["--port", &port.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "NPCs lost                0",
+        "NPCs duplicated          0",
+        "killed n0 (SIGKILL)",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in\n{stdout}");
+    }
+    let serving = stdout
+        .lines()
+        .find(|l| l.contains("zone 0 serving on n2 in"))
+        .unwrap_or_default();
+    assert!(serving.contains(" s "), "{serving}\n{stdout}");
+}

@@ -1,0 +1,345 @@
+//! `meridian demo --mesh`: failover, shown. Three `meridian node` processes on loopback —
+//! the layout of `node/worlds/mesh-3.toml`: one zone each, n2 keeping the standbys of
+//! zones 0 and 1, n1 that of zone 2 — signed with keys made for the run, with persistence
+//! in a scratch directory; a swarm of bots playing across the three zones; after
+//! `--kill-after` seconds node n0 is killed with SIGKILL. At the end, a summary: when the
+//! others declared n0 down, when zone 0 served again on its standby, NPCs lost and
+//! duplicated (a consistent cut of the two nodes left), and the bots that kept playing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meridian_core::entities::EntityID;
+use meridian_core::world::ZoneID;
+
+use crate::swarm::{self, http_get};
+use crate::{keyfile, world_file};
+
+const NODES: usize = 3;
+/// NPCs per zone: enough to see on the map, few enough for three nodes on a laptop.
+const NPCS_PER_ZONE: u64 = 2000;
+/// n2 keeps the standbys of zones 0 and 1, n1 that of zone 2 (as in mesh-3.toml).
+const STANDBY_FOR: [&str; NODES] = ["[]", "[2]", "[0, 1]"];
+
+/// What the demo runs.
+#[derive(Clone, Copy, Debug)]
+pub struct MeshDemo {
+    pub swarm: swarm::Config,
+    /// First port: node k's zones on `port + 10 k`, its control on `+ 100`, admin `+ 200`.
+    pub port: u16,
+    pub kill_after: Duration,
+}
+
+/// When the kill and what followed happened, seen from the nodes left.
+#[derive(Clone, Copy, Debug, Default)]
+struct Failover {
+    killed: Option<Instant>,
+    /// After the kill: n0 declared down (by n2), and zone 0 ticking on n2.
+    detected: Option<Duration>,
+    serving: Option<Duration>,
+}
+
+/// The three node processes and their scratch directory.
+struct Cluster {
+    dir: PathBuf,
+    world: PathBuf,
+    admins: Vec<SocketAddr>,
+    children: Vec<Option<Child>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The world file of the run: the mesh-3 layout on `port`, with `keys` and `auth`.
+fn world_text(port: u16, keys: &[[u8; 32]], auth: &[u8; 32]) -> String {
+    let mut text = format!(
+        "[world]\nid = 3\nbounds = {{ x_min = 0.0, y_min = 0.0, x_max = 768.0, y_max = 256.0 }}\n\
+         tick_rate_hz = 30\nmargin_m = 4.0\naura_m = 24.0\ncell_size_m = 16.0\n\n\
+         [zones]\ncolumns = 3\nrows = 1\n\n\
+         [npcs]\npattern = \"random_walk\"\nper_zone = {NPCS_PER_ZONE}\nspeed_mps = 5.0\n\n\
+         [persistence]\ncheckpoint_interval_s = 1.0\n\n\
+         [clients]\nauth_key = \"{}\"\nspeed_mps = 8.0\nsessions_per_zone = 2048\n\n\
+         [limits]\nentities_per_zone = 65536\n",
+        hex::encode(auth)
+    );
+    for (k, key) in keys.iter().enumerate() {
+        let p = |offset: u16| port + offset + 10 * k as u16;
+        text.push_str(&format!(
+            "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{}]\nudp = \"127.0.0.1:{}\"\n\
+             control = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\npublic_key = \"{}\"\n\
+             standby_for = {}\n",
+            k % 2,
+            p(0),
+            p(100),
+            p(200),
+            hex::encode(key),
+            STANDBY_FOR[k]
+        ));
+    }
+    text
+}
+
+impl Cluster {
+    /// Writes keys and the world file into a scratch directory and starts the nodes.
+    fn start(port: u16, auth: &ed25519_dalek::SigningKey) -> anyhow::Result<(Cluster, String)> {
+        let dir = std::env::temp_dir().join(format!("meridian-demo-mesh-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut keys = Vec::new();
+        for k in 0..NODES {
+            let key = keyfile::generate()?;
+            keyfile::write(&dir.join(format!("n{k}.key")), &key, false)?;
+            keys.push(key.verifying_key().to_bytes());
+        }
+        let text = world_text(port, &keys, &auth.verifying_key().to_bytes());
+        let world = dir.join("world.toml");
+        std::fs::write(&world, &text)?;
+        let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
+        let mut cluster = Cluster {
+            dir,
+            world,
+            admins: spec.nodes.iter().filter_map(|n| n.admin).collect(),
+            children: (0..NODES).map(|_| None).collect(),
+        };
+        for k in 0..NODES {
+            cluster.spawn(k)?;
+        }
+        for k in 0..NODES {
+            cluster.wait_up(k)?;
+        }
+        Ok((cluster, text))
+    }
+
+    fn spawn(&mut self, k: usize) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.join(format!("n{k}.log")))?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("node")
+            .arg("--world")
+            .arg(&self.world)
+            .args(["--name", &format!("n{k}")])
+            .arg("--key")
+            .arg(self.dir.join(format!("n{k}.key")))
+            .arg("--data")
+            .arg(self.dir.join(format!("data-n{k}")))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        self.children[k] = Some(child);
+        Ok(())
+    }
+
+    fn wait_up(&mut self, k: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(self.admins[k], "/status").is_err() {
+            if let Some(child) = self.children[k].as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                anyhow::bail!(
+                    "node n{k} exited with {status}; its log: {}",
+                    self.log_path(k).display()
+                );
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "node n{k} did not come up in 30 s; its log: {}",
+                self.log_path(k).display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn log_path(&self, k: usize) -> PathBuf {
+        self.dir.join(format!("n{k}.log"))
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self, k: usize) {
+        if let Some(mut child) = self.children[k].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Watches n2 after the kill: when it declares n0 down and when zone 0 ticks there.
+fn watch_failover(admin: SocketAddr, failover: &Mutex<Failover>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        let Some(killed) = failover.lock().expect("failover").killed else {
+            continue;
+        };
+        let Ok(status) = http_get(admin, "/status") else {
+            continue;
+        };
+        let mut f = failover.lock().expect("failover");
+        if f.detected.is_none()
+            && let Some(for_ms) = value(&status, "peer n0 down", "for_ms")
+        {
+            f.detected = Some(
+                killed
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(for_ms)),
+            );
+        }
+        if f.serving.is_none() && value(&status, "zone 0 ", "tick").is_some_and(|t| t > 0) {
+            f.serving = Some(killed.elapsed());
+        }
+        if f.detected.is_some() && f.serving.is_some() {
+            return;
+        }
+    }
+}
+
+/// The number after `key ` on the first `/status` line that starts with `prefix`.
+fn value(status: &str, prefix: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(prefix))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next()?.parse().ok()
+}
+
+/// NPCs lost and duplicated in one consistent cut of the nodes at `admins`.
+fn conservation(admins: &[SocketAddr]) -> anyhow::Result<(u64, u64)> {
+    let bodies: Vec<anyhow::Result<String>> =
+        admins.iter().map(|a| http_get(*a, "/freeze")).collect();
+    for a in admins {
+        let _ = http_get(*a, "/release");
+    }
+    let (mut owned, mut in_flight) = (BTreeMap::<u64, u32>::new(), BTreeMap::<u64, u32>::new());
+    for body in bodies {
+        for line in body?.lines() {
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["owned", id, _] => *owned.entry(id.parse()?).or_default() += 1,
+                ["in_flight", id, _] => *in_flight.entry(id.parse()?).or_default() += 1,
+                _ => {}
+            }
+        }
+    }
+    let (mut lost, mut duplicated) = (0, 0);
+    for z in 0..NODES as u32 {
+        for i in 0..NPCS_PER_ZONE {
+            let id = EntityID::new(ZoneID(z), i).0;
+            match owned.get(&id).copied().unwrap_or(0) {
+                0 if !in_flight.contains_key(&id) => lost += 1,
+                0 | 1 => {}
+                _ => duplicated += 1,
+            }
+        }
+    }
+    Ok((lost, duplicated))
+}
+
+/// Runs the demo and prints its summary; `Ok(false)` if anything was lost or duplicated.
+pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        demo.kill_after < demo.swarm.duration,
+        "--kill-after ({} s) must come before the end of the run (--duration {} s)",
+        demo.kill_after.as_secs(),
+        demo.swarm.duration.as_secs()
+    );
+    let auth = keyfile::generate()?;
+    let (mut cluster, text) = Cluster::start(demo.port, &auth)?;
+    let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
+    println!(
+        "demo --mesh: 3 node processes (logs and data in {}), {} NPCs per zone, {} bots; node n0 \
+         (zone 0) is killed with SIGKILL after {} s",
+        cluster.dir.display(),
+        NPCS_PER_ZONE,
+        demo.swarm.clients,
+        demo.kill_after.as_secs()
+    );
+    for (k, admin) in cluster.admins.iter().enumerate() {
+        println!("  n{k}: live map {}", crate::map::url(*admin));
+    }
+    let target = swarm::Target {
+        world: spec.world,
+        world_id: spec.world_id,
+        zone_addrs: spec
+            .nodes
+            .iter()
+            .map(|n| (n.zones[0], n.zone_address(0)))
+            .collect(),
+        // The owner samples need every node's admin endpoint: not with one killed.
+        admins: Vec::new(),
+        node_keys: spec.nodes.iter().filter_map(|n| n.public_key).collect(),
+        auth,
+        speed_mps: 8.0,
+    };
+    let failover = Arc::new(Mutex::new(Failover::default()));
+    let watcher = {
+        let (failover, admin) = (failover.clone(), cluster.admins[2]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        (
+            stop,
+            std::thread::spawn(move || watch_failover(admin, &failover, &s)),
+        )
+    };
+    let report = swarm::run(&target, &demo.swarm, stop, |p| {
+        let killed = failover.lock().expect("failover").killed.is_some();
+        if !killed && p.elapsed >= demo.kill_after {
+            cluster.kill(0);
+            failover.lock().expect("failover").killed = Some(Instant::now());
+            println!("[{:>4}s] killed n0 (SIGKILL)", p.elapsed.as_secs());
+        }
+        let f = *failover.lock().expect("failover");
+        println!(
+            "[{:>4}s] bots connected {} | snapshots {} | redirects {} | violations {} | n0 declared down {} | zone 0 on n2 {}",
+            p.elapsed.as_secs(),
+            p.connected,
+            p.snapshots,
+            p.redirects,
+            p.violations,
+            shown(f.detected),
+            shown(f.serving)
+        );
+    })?;
+    watcher.0.store(true, Ordering::Relaxed);
+    let _ = watcher.1.join();
+    let f = *failover.lock().expect("failover");
+    let (lost, duplicated) = conservation(&cluster.admins[1..])?;
+    let kept_playing = report.connected.saturating_sub(report.timed_out);
+    println!("\n{}", report.table());
+    println!("failover:");
+    println!("  n0 killed after          {} s", demo.kill_after.as_secs());
+    println!(
+        "  declared down after      {}  (target 1 s)",
+        shown(f.detected)
+    );
+    println!(
+        "  zone 0 serving on n2 in  {}  (target 2 s)",
+        shown(f.serving)
+    );
+    println!(
+        "  NPCs lost                {lost}  of {}",
+        NPCS_PER_ZONE * NODES as u64
+    );
+    println!("  NPCs duplicated          {duplicated}");
+    println!(
+        "  bots that kept playing   {kept_playing} of {} connected",
+        report.connected
+    );
+    println!(
+        "  swarm violations         {} (the failover's gap included)",
+        report.violations()
+    );
+    println!("logs and data: {}", cluster.dir.display());
+    Ok(lost == 0 && duplicated == 0 && f.serving.is_some())
+}
+
+fn shown(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+}
