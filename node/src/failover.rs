@@ -40,12 +40,24 @@ pub struct Promotion {
 /// What the failover thread shares: the promotions so far.
 pub type Promotions = Arc<Mutex<Vec<Promotion>>>;
 
-/// One kept zone: the node hosting it, and when a promotion last failed.
+/// One kept zone: the node hosting it, whether this node took it over (and gave it a
+/// standby since), and when a promotion last failed.
 struct Watched {
     zone: ZoneID,
     primary: String,
     promoted: bool,
+    attached: bool,
     failed_at: Option<Instant>,
+}
+
+/// What the thread needs of the world file.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub world_id: u64,
+    /// Every node: name, control address, public key.
+    pub nodes: Vec<(String, std::net::SocketAddr, ed25519_dalek::VerifyingKey)>,
+    /// Each zone's standby node, by index.
+    pub standby_node: Vec<(ZoneID, usize)>,
 }
 
 /// The running failover thread.
@@ -80,7 +92,7 @@ pub fn majority(alive: usize, nodes: usize) -> bool {
 /// through `server`, `dir` and `node`.
 pub fn start(
     kept: Vec<(ZoneID, String)>,
-    nodes: usize,
+    layout: Layout,
     mesh: Arc<Mutex<MeshView>>,
     standbys: (Arc<StandbyServer>, Arc<DataDir>),
     node: Arc<Node>,
@@ -93,6 +105,7 @@ pub fn start(
             zone,
             primary,
             promoted: false,
+            attached: false,
             failed_at: None,
         })
         .collect();
@@ -101,9 +114,13 @@ pub fn start(
         std::thread::Builder::new()
             .name("failover".into())
             .spawn(move || {
+                let mut stood_down = 0;
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
+                    let nodes = layout.nodes.len();
                     step(&view, nodes, &mut watched, &standbys, &node, &promotions);
+                    rejoin(&layout, &mut stood_down, &mut watched, &standbys, &node);
+                    attach(&view, &layout, &mut watched, &node);
                     std::thread::sleep(POLL);
                 }
             })?
@@ -164,6 +181,66 @@ fn step(
             Err(e) => {
                 tracing::error!(zone = %w.zone, "cannot take the zone over: {e}; trying again in {RETRY:?}");
                 w.failed_at = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// This node came back and its zones stood down (their standbys took them over): it
+/// keeps their standbys now, mirroring from the nodes that run them, and watches those
+/// nodes to take the zones back if they die.
+fn rejoin(
+    layout: &Layout,
+    handled: &mut usize,
+    watched: &mut Vec<Watched>,
+    (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
+    node: &Node,
+) {
+    let stood_down = node.stood_down();
+    for &(zone, incarnation) in &stood_down[*handled..] {
+        let Some(&(_, host)) = layout.standby_node.iter().find(|(z, _)| *z == zone) else {
+            continue;
+        };
+        let (name, _, key) = &layout.nodes[host];
+        let kept = meridian_io::standby::Kept {
+            zone: zone.0,
+            store: dir.zone(layout.world_id, zone),
+            primary: *key,
+        };
+        if server.keep(kept) {
+            tracing::warn!(%zone, "zone {zone} runs on node {name} now (incarnation {incarnation}): keeping its standby");
+            watched.retain(|w| w.zone != zone);
+            watched.push(Watched {
+                zone,
+                primary: name.clone(),
+                promoted: false,
+                attached: false,
+                failed_at: None,
+            });
+        }
+    }
+    *handled = stood_down.len();
+}
+
+/// A zone this node took over gets a standby again: the node it took it from, once that
+/// node is alive (it keeps the zone's standby when it comes back: [`rejoin`]).
+fn attach(view: &MeshView, layout: &Layout, watched: &mut [Watched], node: &Node) {
+    for w in watched.iter_mut().filter(|w| w.promoted && !w.attached) {
+        let alive = view
+            .peers
+            .iter()
+            .any(|p| p.name == w.primary && p.liveness == Liveness::Alive);
+        let Some((_, addr, key)) = layout.nodes.iter().find(|n| n.0 == w.primary) else {
+            continue;
+        };
+        if alive {
+            let target = meridian_io::standby::StandbyTarget {
+                addr: *addr,
+                key: *key,
+            };
+            if node.attach_standby(w.zone, target) {
+                tracing::warn!(zone = %w.zone, "node {} is back: streaming zone {} to it as its standby", w.primary, w.zone);
+                w.attached = true;
             }
         }
     }

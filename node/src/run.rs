@@ -314,6 +314,27 @@ fn start_failover(
     let (Some(kept), Some(mesh)) = (standbys, mesh) else {
         return Ok(None);
     };
+    let mut nodes = Vec::new();
+    for n in &spec.nodes {
+        // The world file checked: a mesh has control addresses and keys on every node.
+        let (Some(control), Some(key)) = (n.control, n.public_key) else {
+            return Ok(None);
+        };
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&key)
+            .map_err(|e| anyhow::anyhow!("node {}: public_key: {e}", n.name))?;
+        nodes.push((n.name.clone(), control, key));
+    }
+    let standby_node = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(k, n)| n.standby_for.iter().map(move |&z| (z, k)))
+        .collect();
+    let layout = crate::failover::Layout {
+        world_id: spec.world_id,
+        nodes,
+        standby_node,
+    };
     let watched = node
         .standby_for
         .iter()
@@ -324,7 +345,7 @@ fn start_failover(
         .collect();
     Ok(Some(crate::failover::start(
         watched,
-        spec.nodes.len(),
+        layout,
         mesh.shared(),
         kept.clone(),
         node_handle.clone(),

@@ -68,7 +68,9 @@ pub fn serve_kept(
     data: Option<&std::path::Path>,
     key: Option<&SigningKey>,
 ) -> anyhow::Result<Option<KeptStandbys>> {
-    if node.standby_for.is_empty() {
+    // A node of a mesh with a data directory listens even if it keeps no standby yet: it
+    // keeps those of its zones taken over while it was away, when it comes back.
+    if node.standby_for.is_empty() && (data.is_none() || key.is_none() || node.control.is_none()) {
         return Ok(None);
     }
     let (Some(data), Some(key), Some(control)) = (data, key, node.control) else {

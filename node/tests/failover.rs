@@ -103,7 +103,7 @@ impl Mesh3 {
             .arg(self.dir.join(format!("n{k}.key")))
             .arg("--data")
             .arg(self.dir.join(format!("data{k}")))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,meridian_io::runtime::persistence=info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
@@ -434,4 +434,47 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         "a neighbour routed zone 0 back to the stale run: {n1}\n{}",
         mesh.logs()
     );
+
+    // n0 keeps zone 0's standby now: n2 streams the zone to it, and once n0 holds it the
+    // zone's datagrams wait for n0 as they waited for n2 before.
+    let rejoined = Instant::now();
+    while !(mesh.log(0).contains("keeping its standby")
+        && mesh.log(2).contains("the new standby holds the zone"))
+    {
+        assert!(
+            rejoined.elapsed() < Duration::from_secs(10),
+            "n0 did not become zone 0's standby:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // And it takes the zone back when n2 dies in turn (n0 and n1 are a majority); zone 2
+    // goes to n1. The player follows again.
+    let seen = player.seen();
+    let killed = Instant::now();
+    mesh.kill(2);
+    loop {
+        let (n0, n1) = (mesh.status(0), mesh.status(1));
+        let back = status_value(&n0, "zone 0 ", "tick").is_some_and(|t| t > 0)
+            && status_value(&n1, "zone 2 ", "tick").is_some_and(|t| t > 0);
+        let played = player.seen();
+        if back && played.counters.takeovers >= 2 && played.snapshots > seen.snapshots + 30 {
+            eprintln!(
+                "kill -9 of n2: zone 0 back on n0 and zone 2 on n1, the player carrying on, {:?} after the kill",
+                killed.elapsed()
+            );
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "zone 0 did not come back to n0: n0 {n0}\nn1 {n1}\nplayer {played:?}\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -202,7 +202,8 @@ impl<'a> ZoneDriver<'a> {
             shared,
             sessions: promoted_sessions(
                 client_sessions(plan, shared, id)?,
-                index >= plan.zones.len(),
+                // Started by `Node::promote` (its plan restores only).
+                plan.store.as_ref().is_some_and(|s| s.restore_only),
                 &zone_plan,
             ),
             zone,
@@ -471,6 +472,13 @@ impl<'a> ZoneDriver<'a> {
                 WriterEvent::Failed(message) => d.failed = Some(message),
             }
         }
+        if let Ok(mut attach) = self.shared.attach[self.index].try_lock()
+            && let Some(target) = attach.take()
+            && let Some(keys) = &self.plan.keys
+        {
+            d.attach(self.zone.id(), self.zone.incarnation(), &keys.key, target);
+        }
+        d.update_gate(self.zone.id());
         let safe = d.safe();
         let mut sent = false;
         while self.held.front().is_some_and(|h| h.0 <= safe) {
@@ -519,6 +527,11 @@ impl<'a> ZoneDriver<'a> {
         self.held.clear();
         self.shared.active[self.index].store(false, Ordering::SeqCst);
         self.shared.routes.taken_over(id, incarnation);
+        self.shared
+            .stood_down
+            .lock()
+            .expect("stood down lock")
+            .push((id, incarnation));
     }
 
     /// The persistence failure that must stop the zone, if any.

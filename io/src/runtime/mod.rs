@@ -246,6 +246,11 @@ pub(crate) struct Shared {
     active: Vec<AtomicBool>,
     /// Where every zone of the world runs now.
     routes: routes::Routes,
+    /// Per slot: a standby to attach to the zone at its next tick ([`Node::attach_standby`]).
+    attach: Vec<Mutex<Option<crate::standby::StandbyTarget>>>,
+    /// Zones that stood down (taken over elsewhere while this node was away), with the
+    /// incarnation they run as now.
+    stood_down: Mutex<Vec<(ZoneID, u32)>>,
     stats: Vec<Mutex<ZoneStats>>,
     /// The latest snapshot generation asked for.
     snapshot_wanted: AtomicU64,
@@ -304,6 +309,8 @@ impl Node {
                 .map(|k| AtomicBool::new(k < plan.zones.len()))
                 .collect(),
             routes: routes::Routes::new(plan.me, plan.routes.clone()),
+            attach: (0..slots).map(|_| Mutex::new(None)).collect(),
+            stood_down: Mutex::new(Vec::new()),
             stats: (0..slots)
                 .map(|_| Mutex::new(ZoneStats::default()))
                 .collect(),
@@ -406,17 +413,22 @@ impl Node {
         store: Arc<crate::store::DataDir>,
     ) -> Result<u32, RuntimeError> {
         let err = |message: String| RuntimeError::Zone { zone, message };
-        let k = self
+        // A standby slot, or the slot of a zone of this node that stood down (this node
+        // came back as its standby, and now takes it back).
+        let index = self
             .plan
-            .standby_slots
+            .zones
             .iter()
+            .chain(&self.plan.standby_slots)
             .position(|s| s.zone == zone)
             .ok_or_else(|| err("this node keeps no standby of it".into()))?;
-        let index = self.plan.zones.len() + k;
         if self.shared.active[index].load(Ordering::SeqCst) {
-            return Err(err("already promoted".into()));
+            return Err(err("it runs here already".into()));
         }
-        let z = self.plan.standby_slots[k];
+        let z = ZonePlan {
+            standby: None,
+            ..self.slot(index)
+        };
         let mut plan = self.plan.clone();
         let Some(sp) = plan.store.as_mut() else {
             return Err(err("a standby needs a data directory".into()));
@@ -435,6 +447,37 @@ impl Node {
         self.shared.active[index].store(true, Ordering::SeqCst);
         self.shared.routes.promoted(zone, incarnation);
         Ok(incarnation)
+    }
+
+    fn slot(&self, index: usize) -> ZonePlan {
+        let own = self.plan.zones.len();
+        if index < own {
+            self.plan.zones[index]
+        } else {
+            self.plan.standby_slots[index - own]
+        }
+    }
+
+    /// Gives `zone`, running here, a standby at `target` (the node that came back after
+    /// this node took the zone over): its files stream there from its next tick, and its
+    /// datagrams wait for that standby once it caught up. `false` if the zone does not run
+    /// here.
+    pub fn attach_standby(&self, zone: ZoneID, target: crate::standby::StandbyTarget) -> bool {
+        let Some(index) = self.active().find(|&k| self.slot(k).zone == zone) else {
+            return false;
+        };
+        *self.shared.attach[index].lock().expect("attach lock") = Some(target);
+        true
+    }
+
+    /// The zones of this node that stood down because their standby took them over while
+    /// the node was away, with the incarnation they run as there.
+    pub fn stood_down(&self) -> Vec<(ZoneID, u32)> {
+        self.shared
+            .stood_down
+            .lock()
+            .expect("stood down lock")
+            .clone()
     }
 
     /// Where every zone of the world runs now, as this node knows it.

@@ -50,6 +50,12 @@ pub(super) struct Durable {
     pub(super) counters: PersistCounters,
     /// The stream to the zone's standby, if it has one.
     pub(super) standby: Option<Stream>,
+    /// A standby attached at run time counts in the gate once it acknowledged this
+    /// append (what was durable when it was attached): until then the zone runs as it did
+    /// without one. `None`: it counts (a standby from the start).
+    pub(super) standby_from: Option<u64>,
+    /// The zone's files.
+    pub(super) store: crate::store::ZoneStore,
 }
 
 impl Durable {
@@ -57,8 +63,45 @@ impl Durable {
     /// standby too: what the zone's held datagrams wait for.
     pub(super) fn safe(&self) -> u64 {
         match &self.standby {
-            Some(stream) => self.synced.min(stream.acked()),
-            None => self.synced,
+            Some(stream) if self.standby_from.is_none() => self.synced.min(stream.acked()),
+            _ => self.synced,
+        }
+    }
+
+    /// Streams the zone's files to `target` from now on (the node that came back after
+    /// this zone was taken over from it). The standby joins the gate once it holds what
+    /// was durable now.
+    pub(super) fn attach(
+        &mut self,
+        zone: meridian_core::world::ZoneID,
+        incarnation: u32,
+        key: &ed25519_dalek::SigningKey,
+        target: crate::standby::StandbyTarget,
+    ) {
+        if self.standby.is_some() {
+            return;
+        }
+        let (stream, feed) = Stream::start_from(
+            self.store.clone(),
+            zone.0,
+            incarnation,
+            key.clone(),
+            target,
+            self.synced,
+        );
+        self.writer.attach(feed);
+        self.standby = Some(stream);
+        self.standby_from = Some(self.synced);
+        tracing::info!(%zone, standby = %target.addr, "streaming the zone's files to its new standby");
+    }
+
+    /// A standby attached at run time joins the gate once it has caught up.
+    pub(super) fn update_gate(&mut self, zone: meridian_core::world::ZoneID) {
+        if let (Some(from), Some(stream)) = (self.standby_from, &self.standby)
+            && stream.acked() >= from
+        {
+            self.standby_from = None;
+            tracing::info!(%zone, "the new standby holds the zone: its datagrams wait for it from now on");
         }
     }
 
@@ -169,7 +212,7 @@ fn open_zone_state(
         .map_err(|e| e.to_string())?;
     let (standby, feed) = start_stream(plan, zone_plan, &store, incarnation).unzip();
     let durable = Durable {
-        writer: Writer::start(store, wal, recovered.generation, feed),
+        writer: Writer::start(store.clone(), wal, recovered.generation, feed),
         appended: 0,
         synced: 0,
         generation: recovered.generation,
@@ -180,6 +223,8 @@ fn open_zone_state(
         failed: None,
         counters: PersistCounters::default(),
         standby,
+        standby_from: None,
+        store: store.clone(),
     };
     Ok((zone, Some(durable)))
 }

@@ -42,10 +42,29 @@ pub struct StandbyServer {
 }
 
 impl StandbyServer {
+    /// Keeps `kept` from now on (this node came back and keeps the standby of a zone
+    /// that was taken over from it; or took a zone back and its old host keeps it). A
+    /// zone kept already is replaced only if it was released (taken over here).
+    pub fn keep(&self, kept: Kept) -> bool {
+        let mut zones = self.zones.write().unwrap_or_else(PoisonError::into_inner);
+        if zones
+            .get(&kept.zone)
+            .is_some_and(|k| !k.released.load(Ordering::SeqCst))
+        {
+            return false;
+        }
+        let status = Arc::new(KeptStatus {
+            zone: kept.zone,
+            ..KeptStatus::default()
+        });
+        zones.insert(kept.zone, Arc::new(KeptZone::new(kept, status)));
+        true
+    }
+
     /// This node runs released zone `zone` as `incarnation` now: its old primary, when it
     /// says hello again (a node that comes back), is told so and stands down.
     pub fn taken_over(&self, zone: u32, incarnation: u32) {
-        if let Some(kept) = self.zones.get(&zone) {
+        if let Some(kept) = kept(&self.zones, zone) {
             kept.taken_over.store(incarnation, Ordering::SeqCst);
         }
     }
@@ -54,7 +73,7 @@ impl StandbyServer {
     /// are ended and refused from now on, and when this returns nothing writes its mirror
     /// any more. `false` if its connections did not end within `timeout`.
     pub fn release(&self, zone: u32, timeout: Duration) -> bool {
-        let Some(kept) = self.zones.get(&zone) else {
+        let Some(kept) = kept(&self.zones, zone) else {
             return true;
         };
         kept.released.store(true, Ordering::SeqCst);
@@ -92,6 +111,19 @@ impl Drop for StandbyServer {
 /// connection not yet past its hello holds a thread for at most 5 s.
 const CONNECTIONS_MAX: usize = 64;
 
+impl KeptZone {
+    fn new(k: Kept, status: Arc<KeptStatus>) -> KeptZone {
+        KeptZone {
+            primary: k.primary,
+            mirror: Mutex::new(Mirror::new(k.store)),
+            status,
+            released: AtomicBool::new(false),
+            taken_over: AtomicU32::new(0),
+            open: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// A kept zone as the connections see it.
 #[derive(Debug)]
 struct KeptZone {
@@ -107,7 +139,16 @@ struct KeptZone {
     open: Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>,
 }
 
-type Zones = Arc<HashMap<u32, KeptZone>>;
+type Zones = Arc<std::sync::RwLock<HashMap<u32, Arc<KeptZone>>>>;
+
+/// The kept zone `zone`, if any.
+fn kept(zones: &Zones, zone: u32) -> Option<Arc<KeptZone>> {
+    zones
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&zone)
+        .cloned()
+}
 
 /// Serves `kept` on `listener`, acknowledging with `key`.
 pub fn serve(
@@ -125,24 +166,12 @@ pub fn serve(
             })
         })
         .collect();
-    let zones: Zones = Arc::new(
+    let zones: Zones = Arc::new(std::sync::RwLock::new(
         kept.into_iter()
             .zip(&status)
-            .map(|(k, s)| {
-                (
-                    k.zone,
-                    KeptZone {
-                        primary: k.primary,
-                        mirror: Mutex::new(Mirror::new(k.store)),
-                        status: s.clone(),
-                        released: AtomicBool::new(false),
-                        taken_over: AtomicU32::new(0),
-                        open: Mutex::new(Vec::new()),
-                    },
-                )
-            })
+            .map(|(k, s)| (k.zone, Arc::new(KeptZone::new(k, s.clone()))))
             .collect(),
-    );
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let (stop, zones) = (stop.clone(), zones.clone());
@@ -322,9 +351,9 @@ impl Drop for CheckpointWorker {
 
 /// A connection past its hello: the zone's entry, the challenge, the primary's nonce, and
 /// both ends of the socket.
-struct Opened<'z> {
+struct Opened {
     zone: u32,
-    kept: &'z KeptZone,
+    kept: Arc<KeptZone>,
     challenge: [u8; 32],
     nonce: Vec<u8>,
     r: BufReader<TcpStream>,
@@ -334,12 +363,12 @@ struct Opened<'z> {
 /// The opening: the challenge, then the primary's hello, verified under the key of the
 /// zone it names; a zone taken over is refused (with a signed `TakenOver` once promoted),
 /// any other is registered so [`StandbyServer::release`] can end it.
-fn open_connection<'z>(
+fn open_connection(
     socket: TcpStream,
     key: &SigningKey,
-    zones: &'z Zones,
+    zones: &Zones,
     ended: &Arc<AtomicBool>,
-) -> Result<Opened<'z>, ServeError> {
+) -> Result<Opened, ServeError> {
     socket.set_nodelay(true).map_err(FrameError::Io)?;
     let mut challenge = [0u8; 32];
     getrandom::fill(&mut challenge)
@@ -358,7 +387,7 @@ fn open_connection<'z>(
         return Err(ServeError::NoHello(kind));
     }
     let zone = hello.zone.get();
-    let Some(kept) = zones.get(&zone) else {
+    let Some(kept) = kept(zones, zone) else {
         return Err(ServeError::NotKept(zone));
     };
     // Checked before anything is read or allocated for a sender not yet authenticated.
@@ -380,6 +409,7 @@ fn open_connection<'z>(
         return Err(ServeError::Released(zone));
     }
     open.push((socket_clone(r.get_ref())?, ended.clone()));
+    drop(open);
     Ok(Opened {
         zone,
         kept,

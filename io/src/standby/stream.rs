@@ -86,6 +86,20 @@ impl Stream {
         key: SigningKey,
         target: StandbyTarget,
     ) -> (Stream, StreamFeed) {
+        Stream::start_from(store, zone, incarnation, key, target, 0)
+    }
+
+    /// [`Stream::start`] for a zone that has run a while (a standby attached at run
+    /// time): appends up to `durable` are in the files on disk, so the resync stands for
+    /// them and the standby acknowledges them once it holds it.
+    pub fn start_from(
+        store: ZoneStore,
+        zone: u32,
+        incarnation: u32,
+        key: SigningKey,
+        target: StandbyTarget,
+        durable: u64,
+    ) -> (Stream, StreamFeed) {
         let (tx, rx) = sync_channel(FEED_DEPTH);
         let behind = Arc::new(AtomicBool::new(false));
         let (acked, stop) = (
@@ -106,7 +120,7 @@ impl Stream {
             cipher: None,
             connected: false,
             stop: stop.clone(),
-            last_seq: 0,
+            last_seq: durable,
         };
         let thread = std::thread::Builder::new()
             .name(format!("zone-{zone}-standby"))

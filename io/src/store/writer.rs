@@ -47,9 +47,24 @@ pub enum WriterEvent {
     Failed(String),
 }
 
+/// Where the writer threads feed the standby stream: set at start, or later when a
+/// standby is attached at run time ([`Writer::attach`]).
+type FeedSlot = Arc<std::sync::Mutex<Option<StreamFeed>>>;
+
+/// Pushes `op` to the stream if one is attached.
+fn feed(slot: &FeedSlot, op: impl FnOnce() -> MirrorOp) {
+    let slot = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(f) = slot.as_ref() {
+        f.push(op());
+    }
+}
+
 /// A zone's two writer threads.
 #[derive(Debug)]
 pub struct Writer {
+    mirror: FeedSlot,
     jobs: SyncSender<WalJob>,
     events: Arc<ArrayQueue<WriterEvent>>,
     buffers: Arc<ArrayQueue<Vec<u8>>>,
@@ -74,6 +89,7 @@ impl Writer {
         let events = Arc::new(ArrayQueue::new(WAL_QUEUE * 2 + 8));
         let buffers = Arc::new(ArrayQueue::new(WAL_QUEUE + 8));
         let (ckp_jobs, ckp_receiver) = sync_channel::<(u64, u32, Box<Capture>)>(2);
+        let mirror: FeedSlot = Arc::new(std::sync::Mutex::new(mirror));
         let checkpoints = {
             let (events, store, mirror) = (events.clone(), store.clone(), mirror.clone());
             std::thread::Builder::new()
@@ -86,7 +102,7 @@ impl Writer {
             let thread = WalThread {
                 store,
                 generation,
-                mirror,
+                mirror: mirror.clone(),
                 jobs: receiver,
                 checkpoints: ckp_jobs,
                 events,
@@ -98,11 +114,22 @@ impl Writer {
                 .expect("spawn the WAL thread")
         };
         Writer {
+            mirror,
             jobs,
             events,
             buffers,
             threads: vec![wal, checkpoints],
         }
+    }
+
+    /// Feeds a standby stream from now on (one attached at run time): everything made
+    /// durable after this call reaches it; what was durable before is in the files its
+    /// resync reads.
+    pub fn attach(&self, stream: StreamFeed) {
+        *self
+            .mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(stream);
     }
 
     /// Ends the threads once everything queued is written (a zone that stops cleanly
@@ -175,7 +202,7 @@ struct WalThread {
     store: ZoneStore,
     /// The segment being appended to.
     generation: u64,
-    mirror: Option<StreamFeed>,
+    mirror: FeedSlot,
     jobs: Receiver<WalJob>,
     checkpoints: SyncSender<(u64, u32, Box<Capture>)>,
     events: Arc<ArrayQueue<WriterEvent>>,
@@ -251,14 +278,12 @@ impl WalThread {
         at.durable = last;
         let _ = self.events.push(WriterEvent::Durable { seq: last });
         let len: usize = batch.iter().map(Vec::len).sum();
-        if let Some(mirror) = &self.mirror {
-            mirror.push(MirrorOp::Append {
-                seq: last,
-                generation: at.generation,
-                offset: at.offset,
-                bytes: batch.concat(),
-            });
-        }
+        feed(&self.mirror, || MirrorOp::Append {
+            seq: last,
+            generation: at.generation,
+            offset: at.offset,
+            bytes: batch.concat(),
+        });
         at.offset += len as u64;
         for mut b in batch {
             b.clear();
@@ -282,10 +307,15 @@ impl WalThread {
             .map_err(|e| e.to_string())?;
         at.offset = file.metadata().map_or(0, |m| m.len());
         (at.file, at.path, at.generation) = (file, path, generation);
-        if let Some(mirror) = &self.mirror {
+        let attached = self
+            .mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some();
+        if attached {
             let bytes = std::fs::read(&at.path)
                 .map_err(|e| format!("{}: read back failed: {e}", at.path.display()))?;
-            mirror.push(MirrorOp::Append {
+            feed(&self.mirror, || MirrorOp::Append {
                 seq: at.durable,
                 generation,
                 offset: 0,
@@ -325,7 +355,7 @@ fn checkpoint_thread(
     store: ZoneStore,
     jobs: Receiver<(u64, u32, Box<Capture>)>,
     events: Arc<ArrayQueue<WriterEvent>>,
-    mirror: Option<StreamFeed>,
+    mirror: FeedSlot,
 ) {
     lower_priority();
     let mut buf = Vec::new();
@@ -335,12 +365,10 @@ fn checkpoint_thread(
             .and_then(|()| store.retire(generation));
         match written {
             Ok(()) => {
-                if let Some(mirror) = &mirror {
-                    mirror.push(MirrorOp::Checkpoint {
-                        generation,
-                        bytes: buf.clone(),
-                    });
-                }
+                feed(&mirror, || MirrorOp::Checkpoint {
+                    generation,
+                    bytes: buf.clone(),
+                });
                 let _ = events.push(WriterEvent::Checkpointed {
                     generation,
                     capture,
