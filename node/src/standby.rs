@@ -100,11 +100,19 @@ pub fn serve_kept(
     let listener = TcpListener::bind(control).map_err(|e| {
         anyhow::anyhow!("cannot listen for standby streams on {control} (TCP): {e}")
     })?;
-    tracing::info!(
-        "keeping the standby of zones {:?}: streams accepted on {control} (TCP), mirrored into {}",
-        node.standby_for.iter().map(|z| z.0).collect::<Vec<_>>(),
-        dir.path().display()
-    );
+    if node.standby_for.is_empty() {
+        tracing::info!(
+            "standby streams accepted on {control} (TCP) for zones taken over from this node \
+             while it was away (none kept yet), mirrored into {}",
+            dir.path().display()
+        );
+    } else {
+        tracing::info!(
+            "keeping the standby of zones {:?}: streams accepted on {control} (TCP), mirrored into {}",
+            node.standby_for.iter().map(|z| z.0).collect::<Vec<_>>(),
+            dir.path().display()
+        );
+    }
     let server = serve(listener, key.clone(), kept)?;
     Ok(Some((Arc::new(server), Arc::new(dir))))
 }
