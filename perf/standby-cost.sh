@@ -4,7 +4,8 @@
 # same NPCs and duration both times. Prints, per run and zone: tick p99 (whole run), the
 # handoff latency from the crossing to DONE (p50 and p99 in ticks from the histogram's
 # buckets, mean in ms), departures, and how far the standby's acknowledgements trail the
-# WAL's appends.
+# WAL's appends, and the stream's bytes on the wire per second (frames whole, resyncs
+# included; sampled 2 s before the end).
 #
 #   perf/standby-cost.sh [NPCS_PER_ZONE (20000)] [SECONDS (20)] [PATTERN (border_dancers)]
 #
@@ -76,7 +77,7 @@ latency() {
 
 metric() { awk -v name="$2" -v zone="$3" '$1 ~ "^" name "\\{" && $0 ~ "zone=\"" zone "\"" { print $NF }' "$1"; }
 
-printf '%-8s %4s %12s %14s %14s %16s %10s %12s\n' standbys zone "tick p99 ms" "handoff p50 t" "handoff p99 t" "handoff mean ms" departed "ack behind"
+printf '%-8s %4s %12s %14s %14s %16s %10s %12s %12s\n' standbys zone "tick p99 ms" "handoff p50 t" "handoff p99 t" "handoff mean ms" departed "ack behind" "stream MB/s"
 for mode in off on; do
     world "$mode" > "$tmp/world.toml"
     rm -rf "$tmp/d0" "$tmp/d1"
@@ -95,9 +96,13 @@ for mode in off on; do
         read -r l50 l99 lmean <<< "$(latency "$m" "$n")"
         wal=$(metric "$m" meridian_persist_wal_appends_total "$n")
         acked=$(metric "$m" meridian_persist_standby_appends_acked_total "$n")
-        behind=-
-        if [ "$mode" = on ]; then behind=$(( ${wal:-0} - ${acked:-0} )); fi
-        printf '%-8s %4s %12s %14s %14s %16s %10s %12s\n' "$mode" "$n" "${p99:--}" "$l50" "$l99" "$lmean" \
-            "$(metric "$m" meridian_handoff_departures_total "$n")" "$behind"
+        behind=- rate=-
+        if [ "$mode" = on ]; then
+            behind=$(( ${wal:-0} - ${acked:-0} ))
+            sent=$(metric "$m" meridian_persist_standby_bytes_sent_total "$n")
+            rate=$(awk -v b="${sent:-0}" -v s="$((secs - 2))" 'BEGIN { printf "%.2f", b / s / 1e6 }')
+        fi
+        printf '%-8s %4s %12s %14s %14s %16s %10s %12s %12s\n' "$mode" "$n" "${p99:--}" "$l50" "$l99" "$lmean" \
+            "$(metric "$m" meridian_handoff_departures_total "$n")" "$behind" "$rate"
     done
 done

@@ -629,6 +629,7 @@ impl<'a> ZoneDriver<'a> {
             stats.persist = PersistCounters {
                 wal_appends_durable: d.synced,
                 standby_appends_acked: d.standby.as_ref().map_or(0, Stream::acked),
+                standby_bytes_sent: d.standby.as_ref().map_or(0, Stream::bytes_sent),
                 ..d.counters
             };
         }

@@ -29,6 +29,9 @@ meridian_core::counters! {
         pub datagrams_held: u64,
         /// Appends the zone's standby acknowledged holding (0 without a standby).
         pub standby_appends_acked: u64,
+        /// Bytes the zone's stream sent its standby (frames whole: headers, sealed
+        /// payloads, signatures; resyncs included).
+        pub standby_bytes_sent: u64,
     }
 }
 

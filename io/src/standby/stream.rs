@@ -20,7 +20,8 @@ use meridian_layouts::U64Le;
 use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
 
 use super::frame::{
-    FrameError, StreamCipher, read_challenge, read_frame, write_frame, write_sealed,
+    FrameError, SIGNATURE_SIZE, StreamCipher, TAG_SIZE, read_challenge, read_frame, write_frame,
+    write_sealed,
 };
 use crate::store::ZoneStore;
 
@@ -72,6 +73,7 @@ pub struct StandbyTarget {
 #[derive(Debug)]
 pub struct Stream {
     acked: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
     taken_over: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -107,6 +109,7 @@ impl Stream {
             Arc::new(AtomicBool::new(false)),
         );
         let taken_over = Arc::new(AtomicU32::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
         let run = Run {
             store,
             zone,
@@ -117,6 +120,7 @@ impl Stream {
             behind: behind.clone(),
             acked: acked.clone(),
             taken_over: taken_over.clone(),
+            sent: sent.clone(),
             cipher: None,
             connected: false,
             stop: stop.clone(),
@@ -128,6 +132,7 @@ impl Stream {
             .expect("spawn the standby stream thread");
         let stream = Stream {
             acked,
+            sent,
             taken_over,
             stop,
             thread: Some(thread),
@@ -138,6 +143,11 @@ impl Stream {
     /// Every append up to this sequence is durable on the standby.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
+    }
+
+    /// Bytes sent to the standby so far (frames whole).
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// The incarnation the standby runs the zone as, if it said it took the zone over
@@ -166,6 +176,7 @@ struct Run {
     behind: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
     taken_over: Arc<AtomicU32>,
+    sent: Arc<AtomicU64>,
     /// The current connection's cipher (from its hello on).
     cipher: Option<StreamCipher>,
     /// The current connection got past its resync (a failure after it is news again).
@@ -351,6 +362,8 @@ impl Run {
     ) -> Result<(), FrameError> {
         let cipher = self.cipher.as_mut().expect("sealing begins with the hello");
         write_sealed(w, &self.key, challenge, cipher, h, payload)?;
+        let frame = FrameHeader::SIZE + payload.len() + TAG_SIZE + SIGNATURE_SIZE;
+        self.sent.fetch_add(frame as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -387,7 +387,21 @@ fn the_stream_carries_no_file_bytes_in_clear() {
     primary.run(60);
     primary.wait_acked();
     assert_same(&primary, &sd);
+    // The stream counts what it sent: everything the tap saw but the hello (a header, the
+    // 32-byte nonce, a signature) — once the tap has passed on the last of it.
+    let hello = meridian_layouts::standby::FrameHeader::SIZE + 32 + 64;
+    let started = WallInstant::now();
+    while primary.stream.bytes_sent() as usize + hello != seen.lock().unwrap().len()
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        primary.stream.bytes_sent() as usize + hello,
+        seen.len(),
+        "bytes_sent counts the frames on the wire"
+    );
     let mut files: Vec<_> = std::fs::read_dir(primary.store.dir())
         .unwrap()
         .flatten()
