@@ -48,6 +48,10 @@ pub enum FrameKind {
     /// The standby's answer to a hello for a zone it took over: `seq` is the incarnation
     /// it runs the zone as, the payload the hello's nonce. The primary stands down.
     TakenOver = 7,
+    /// The end of a resync: `seq` is the newest append the files sent before it hold. The
+    /// standby acknowledges it only once everything before it is in place — the
+    /// checkpoints its worker writes included.
+    Synced = 8,
 }
 
 impl FrameKind {
@@ -60,6 +64,7 @@ impl FrameKind {
             5 => FrameKind::Retire,
             6 => FrameKind::Ack,
             7 => FrameKind::TakenOver,
+            8 => FrameKind::Synced,
             _ => return None,
         })
     }

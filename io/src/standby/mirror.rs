@@ -83,7 +83,13 @@ impl Mirror {
                 self.dirty.remove(&generation);
             }
             FrameKind::File | FrameKind::TakenOver => return Err(MirrorError::Malformed(kind)),
-            FrameKind::Retire | FrameKind::Hello | FrameKind::Challenge | FrameKind::Ack => {}
+            // Synced: its claim is taken below (the connection made sure everything before
+            // it is in place first).
+            FrameKind::Retire
+            | FrameKind::Hello
+            | FrameKind::Challenge
+            | FrameKind::Ack
+            | FrameKind::Synced => {}
         }
         self.applied = self.applied.max(header.seq.get());
         Ok(())

@@ -281,6 +281,9 @@ type WorkerItem = (FrameKind, FrameHeader, Vec<u8>, [u8; SIGNATURE_SIZE], u64);
 struct CheckpointWorker {
     items: Option<std::sync::mpsc::SyncSender<WorkerItem>>,
     failed: Arc<AtomicBool>,
+    /// Items sent, and items the worker has finished.
+    sent: std::cell::Cell<u64>,
+    done: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -293,14 +296,17 @@ impl CheckpointWorker {
     ) -> CheckpointWorker {
         let (tx, rx) = std::sync::mpsc::sync_channel::<WorkerItem>(4);
         let failed = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
         let thread = {
-            let failed = failed.clone();
+            let (failed, done) = (failed.clone(), done.clone());
             std::thread::Builder::new()
                 .name("standby-checkpoints".into())
                 .spawn(move || {
                     crate::store::lower_priority();
                     for (kind, h, mut payload, signature, index) in rx {
-                        let done = verify(kind, &h, &payload, &signature, &key, &challenge)
+                        #[cfg(test)]
+                        std::thread::sleep(tests_hooks::worker_delay(store.dir()));
+                        let written = verify(kind, &h, &payload, &signature, &key, &challenge)
                             .and_then(|()| cipher.open(index, kind, &h, &mut payload))
                             .map_err(ServeError::from)
                             .and_then(|()| {
@@ -311,11 +317,12 @@ impl CheckpointWorker {
                                 }
                                 .map_err(ServeError::from)
                             });
-                        if let Err(e) = done {
+                        if let Err(e) = written {
                             tracing::warn!("standby stream for zone {}: {e}", h.zone.get());
                             failed.store(true, Ordering::Relaxed);
                             return;
                         }
+                        done.fetch_add(1, Ordering::Release);
                     }
                 })
                 .ok()
@@ -326,13 +333,29 @@ impl CheckpointWorker {
         CheckpointWorker {
             items: Some(tx),
             failed,
+            sent: std::cell::Cell::new(0),
+            done,
             thread,
         }
+    }
+
+    /// Waits until the worker has written everything sent to it (a resync's end claims
+    /// it all).
+    fn drain(&self) -> Result<(), ServeError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.done.load(Ordering::Acquire) < self.sent.get() {
+            if self.failed.load(Ordering::Relaxed) || std::time::Instant::now() > deadline {
+                return Err(ServeError::Worker);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     fn send(&self, item: WorkerItem) -> Result<(), ServeError> {
         let sent = self.items.as_ref().is_some_and(|tx| tx.send(item).is_ok());
         if sent {
+            self.sent.set(self.sent.get() + 1);
             Ok(())
         } else {
             Err(ServeError::Worker)
@@ -463,6 +486,9 @@ fn connection(
         } else {
             read_body(&mut r, kind, &h, primary, &challenge, &mut payload)?;
             cipher.open(index, kind, &h, &mut payload)?;
+            if kind == FrameKind::Synced {
+                worker.drain()?;
+            }
         }
         // The mirror is locked only to apply, never across the socket's reads.
         let mut m = mirror.lock().unwrap_or_else(PoisonError::into_inner);
@@ -511,6 +537,30 @@ fn linger(mut r: BufReader<TcpStream>) {
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// Test knobs: a checkpoint worker made slow, to show what an acknowledgement may claim
+/// while it still writes.
+#[cfg(test)]
+pub(super) mod tests_hooks {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// The mirror directory whose worker is slow, and by how much (tests run in parallel:
+    /// only that one's).
+    static SLOW: Mutex<Option<(PathBuf, Duration)>> = Mutex::new(None);
+
+    pub(crate) fn set_worker_delay(dir: &Path, delay: Duration) {
+        *SLOW.lock().unwrap() = Some((dir.to_path_buf(), delay));
+    }
+
+    pub(super) fn worker_delay(dir: &Path) -> Duration {
+        match &*SLOW.lock().unwrap() {
+            Some((slow, delay)) if dir.starts_with(slow) => *delay,
+            _ => Duration::ZERO,
         }
     }
 }

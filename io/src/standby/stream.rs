@@ -324,14 +324,19 @@ impl Run {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e.into()),
                 };
+                // No claim on a file frame: the resync's claim is the Synced frame at
+                // its end (a claim here was acknowledged before the later files, and the
+                // checkpoints the standby writes on a worker, were in place).
                 let mut h = FrameHeader::new(FrameKind::File, self.zone);
                 h.file = kind as u8;
                 h.generation = U64Le::new(generation);
-                h.seq = U64Le::new(self.last_seq);
                 self.sealed(w, challenge, h, &bytes)?;
             }
         }
         self.send_kept(w, challenge)?;
+        let mut synced = FrameHeader::new(FrameKind::Synced, self.zone);
+        synced.seq = U64Le::new(self.last_seq);
+        self.sealed(w, challenge, synced, &[])?;
         w.flush()?;
         Ok(())
     }

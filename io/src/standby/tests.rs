@@ -426,3 +426,50 @@ fn the_stream_carries_no_file_bytes_in_clear() {
         }
     }
 }
+
+/// A resync (a new standby, or a reconnect) is acknowledged only once the standby holds
+/// all of it — the checkpoints its worker writes included. The resync's claim used to ride
+/// on its file frames, so the first WAL file was acknowledged with the newest append while
+/// the checkpoint was still being written: the gate opened on a copy that could not
+/// restore what it claimed. Here the new standby's worker is slowed down; at the moment the
+/// primary sees its newest append acknowledged, the standby's copy restores exactly what
+/// the primary's own files do.
+#[test]
+fn a_resync_is_acknowledged_only_once_the_standby_holds_all_of_it() {
+    let (primary_dir, first_dir, second_dir) =
+        (scratch("rs-p"), scratch("rs-a"), scratch("rs-b-slow"));
+    let pd = DataDir::open(&primary_dir).unwrap();
+    let (first, addr) = standby(
+        "127.0.0.1:0".parse().unwrap(),
+        &DataDir::open(&first_dir).unwrap(),
+    );
+    let mut primary = Primary::start(&pd, addr);
+    primary.run(60);
+    primary.wait_acked();
+    // The standby goes; the primary goes on (a checkpoint prunes its older segments).
+    drop(first);
+    primary.run(90);
+    let second = DataDir::open(&second_dir).unwrap();
+    super::serve::tests_hooks::set_worker_delay(&second_dir, Duration::from_millis(400));
+    let (_server, _) = standby(addr, &second);
+    let started = WallInstant::now();
+    while primary.stream.acked() < primary.seq {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the new standby acknowledged {} of {}",
+            primary.stream.acked(),
+            primary.seq
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Acknowledged: the copy must restore what the primary's files do, now.
+    let (a, b) = (
+        recovered(&primary.store),
+        recovered(&second.zone(WORLD_ID, ZoneID(0))),
+    );
+    assert!(
+        a.1 == b.1,
+        "the standby acknowledged before its checkpoint was in place"
+    );
+    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+}
