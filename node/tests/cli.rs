@@ -213,7 +213,8 @@ fn keygen_and_token_round_trip() {
 /// says zone 0 came back on its standby with nothing lost or duplicated (exit status 0).
 #[test]
 fn demo_mesh_kills_a_node_and_reports_the_failover() {
-    let _machine = crate::shared();
+    // Three node processes and a swarm on two cores: the machine to itself.
+    let _machine = crate::alone();
     // A base with its three zone ports, control and admin ports free a moment ago.
     let port = loop {
         let p = crate::free_port();
