@@ -472,8 +472,9 @@ impl<'a> ZoneDriver<'a> {
                 WriterEvent::Failed(message) => d.failed = Some(message),
             }
         }
-        if let Ok(mut attach) = self.shared.attach[self.index].try_lock()
-            && let Some(target) = attach.take()
+        let (waiting, attach) = &self.shared.attach[self.index];
+        if waiting.swap(false, Ordering::Acquire)
+            && let Some(target) = attach.lock().expect("attach lock").take()
             && let Some(keys) = &self.plan.keys
         {
             d.attach(self.zone.id(), self.zone.incarnation(), &keys.key, target);

@@ -246,8 +246,9 @@ pub(crate) struct Shared {
     active: Vec<AtomicBool>,
     /// Where every zone of the world runs now.
     routes: routes::Routes,
-    /// Per slot: a standby to attach to the zone at its next tick ([`Node::attach_standby`]).
-    attach: Vec<Mutex<Option<crate::standby::StandbyTarget>>>,
+    /// Per slot: a standby to attach to the zone at its next tick ([`Node::attach_standby`]),
+    /// and whether one waits (read every loop of the driver: the lock is taken only then).
+    attach: Vec<(AtomicBool, Mutex<Option<crate::standby::StandbyTarget>>)>,
     /// Zones that stood down (taken over elsewhere while this node was away), with the
     /// incarnation they run as now.
     stood_down: Mutex<Vec<(ZoneID, u32)>>,
@@ -309,7 +310,9 @@ impl Node {
                 .map(|k| AtomicBool::new(k < plan.zones.len()))
                 .collect(),
             routes: routes::Routes::new(plan.me, plan.routes.clone()),
-            attach: (0..slots).map(|_| Mutex::new(None)).collect(),
+            attach: (0..slots)
+                .map(|_| (AtomicBool::new(false), Mutex::new(None)))
+                .collect(),
             stood_down: Mutex::new(Vec::new()),
             stats: (0..slots)
                 .map(|_| Mutex::new(ZoneStats::default()))
@@ -466,7 +469,9 @@ impl Node {
         let Some(index) = self.active().find(|&k| self.slot(k).zone == zone) else {
             return false;
         };
-        *self.shared.attach[index].lock().expect("attach lock") = Some(target);
+        let (waiting, slot) = &self.shared.attach[index];
+        *slot.lock().expect("attach lock") = Some(target);
+        waiting.store(true, Ordering::Release);
         true
     }
 

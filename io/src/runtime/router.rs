@@ -39,7 +39,7 @@ impl Router<'_> {
                 let Some(home) = self.routes.home(to) else {
                     return false;
                 };
-                if self.routes.is_local(to) {
+                if home.node == self.routes.me() {
                     let Some((_, q)) = self.queues.iter().find(|q| q.0 == to) else {
                         return false;
                     };

@@ -91,6 +91,11 @@ impl Routes {
         Some(route.home(now.load(Ordering::Acquire) & 1))
     }
 
+    /// This node's index.
+    pub fn me(&self) -> u32 {
+        self.me
+    }
+
     /// Whether `zone` runs on this node now.
     pub fn is_local(&self, zone: ZoneID) -> bool {
         self.home(zone).is_some_and(|h| h.node == self.me)
