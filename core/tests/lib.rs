@@ -21,4 +21,5 @@ mod sealed;
 mod seamless;
 mod sim;
 mod support;
+mod votes;
 mod witness;

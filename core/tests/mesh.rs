@@ -12,18 +12,18 @@ use rand::rngs::SmallRng;
 
 use crate::support::rng;
 
-const NODES: usize = 3;
-const STEP: Duration = Duration::from_millis(5);
+pub(crate) const NODES: usize = 3;
+pub(crate) const STEP: Duration = Duration::from_millis(5);
 
-fn addr(k: usize) -> SocketAddr {
+pub(crate) fn addr(k: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7600 + k as u16))
 }
 
-fn key(k: usize) -> SigningKey {
+pub(crate) fn key(k: usize) -> SigningKey {
     SigningKey::from_bytes(&[k as u8 + 1; 32])
 }
 
-fn mesh(k: usize, generation: u32, now: Instant, seed: u64) -> Mesh {
+pub(crate) fn mesh(k: usize, generation: u32, now: Instant, seed: u64) -> Mesh {
     let peers: Vec<(u16, SocketAddr, [u8; 32])> = (0..NODES)
         .filter(|&j| j != k)
         .map(|j| (j as u16, addr(j), key(j).verifying_key().to_bytes()))
@@ -36,18 +36,22 @@ fn mesh(k: usize, generation: u32, now: Instant, seed: u64) -> Mesh {
 
 /// Three nodes on an in-memory network: each datagram takes 1–3 ms, a share `loss` is
 /// dropped, and a cut pair hears nothing of each other. A dead node is `None`.
-struct Net {
-    nodes: Vec<Option<Mesh>>,
+pub(crate) struct Net {
+    pub(crate) nodes: Vec<Option<Mesh>>,
     /// (due, from, to, bytes).
     in_flight: Vec<(Instant, usize, usize, Vec<u8>)>,
-    now: Instant,
+    pub(crate) now: Instant,
     rng: SmallRng,
     loss: f64,
-    cut: Option<(usize, usize)>,
+    pub(crate) cut: Option<(usize, usize)>,
+    /// Nodes cut off from every other.
+    pub(crate) isolated: Option<usize>,
+    /// Each node's ledger as last saved (votes: `Mesh::save_ledger`).
+    pub(crate) saved: Vec<Vec<u8>>,
 }
 
 impl Net {
-    fn new(seed: u64, loss: f64) -> Net {
+    pub(crate) fn new(seed: u64, loss: f64) -> Net {
         let now = Instant::ZERO;
         Net {
             nodes: (0..NODES)
@@ -58,17 +62,19 @@ impl Net {
             rng: rng(seed),
             loss,
             cut: None,
+            isolated: None,
+            saved: vec![Vec::new(); NODES],
         }
     }
 
-    fn run(&mut self, time: Duration) {
+    pub(crate) fn run(&mut self, time: Duration) {
         let until = self.now + time;
         while self.now < until {
             self.step();
         }
     }
 
-    fn step(&mut self) {
+    pub(crate) fn step(&mut self) {
         self.now = self.now + STEP;
         let now = self.now;
         for k in 0..NODES {
@@ -76,9 +82,16 @@ impl Net {
                 continue;
             };
             m.handle_timeout(now);
+            let saved = &mut self.saved[k];
+            m.save_ledger(|bytes| {
+                *saved = bytes.to_vec();
+                Ok(())
+            })
+            .unwrap();
             while let Some((to, bytes)) = m.poll_transmit() {
                 let j = (0..NODES).find(|&j| addr(j) == to).unwrap();
-                let cut = self.cut.is_some_and(|c| c == (k, j) || c == (j, k));
+                let cut = self.cut.is_some_and(|c| c == (k, j) || c == (j, k))
+                    || self.isolated.is_some_and(|i| i == k || i == j);
                 if cut || self.rng.random_bool(self.loss) {
                     continue;
                 }
@@ -95,7 +108,7 @@ impl Net {
     }
 
     /// What node `k` believes of node `of`.
-    fn sees(&self, k: usize, of: usize) -> Liveness {
+    pub(crate) fn sees(&self, k: usize, of: usize) -> Liveness {
         let m = self.nodes[k].as_ref().unwrap();
         m.peers()
             .iter()

@@ -28,6 +28,7 @@ pub mod quant;
 pub mod snapshot;
 pub mod standby;
 pub mod view;
+pub mod votes;
 pub mod watch;
 pub mod wire;
 pub mod witness;

@@ -1,0 +1,305 @@
+//! Votes on a zone's standby (docs/mesh.md, "Dropping a standby"). Two acts change what
+//! a zone's standby copy is worth, and each needs the agreement of a majority of the
+//! world's nodes first:
+//!
+//! - a primary whose standby's node was declared down **drops** it: its datagrams stop
+//!   waiting for that standby's acknowledgements, so the standby's copy falls behind what
+//!   the zone has sent;
+//! - a standby **promotes** its copy when the primary's node was declared down.
+//!
+//! Every node keeps a [`Ledger`] of what it agreed to, on disk before its answer leaves.
+//! A node agrees to a drop only if it sees the dropped standby down itself and no
+//! promotion of the zone from that run was agreed to; it agrees to a promotion only if
+//! it sees the primary down and the standby was not dropped. Two majorities share a
+//! node, and that node agreed to the two in some order — so a drop and a promotion of
+//! the same copy can never both pass. Gossip alone could not give this: a primary that
+//! drops its standby and dies at once can die before the word spreads.
+//!
+//! A primary that has its standby back (it resynced and its datagrams wait for it
+//! again) says the standby is **current**, so the standby may promote again later; a new
+//! run of the zone says it once its standby holds the run's first state, which also
+//! clears a drop an older run left behind.
+//!
+//! [`Tally`] counts a ballot's answers. Both are pure; the mesh carries them on the
+//! control port (`super::Mesh::ask`), the simulator over its network.
+
+use bytemuck::Zeroable;
+use meridian_layouts::votes::{LEDGER_MAGIC, LEDGER_VERSION, LedgerEntry, LedgerHeader, NO_NODE};
+use meridian_layouts::{U16Le, U32Le};
+
+pub use meridian_layouts::votes::VoteAnswer as Answer;
+
+/// What a node asks the others to agree to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// The primary of `zone`, running as `incarnation`, goes on without its standby on
+    /// node `standby` (`seq`: its asks about the zone in that run, from 1).
+    Drop {
+        zone: u32,
+        incarnation: u32,
+        seq: u32,
+        standby: u16,
+    },
+    /// The primary's standby on node `standby` holds everything the zone sent again.
+    Current {
+        zone: u32,
+        incarnation: u32,
+        seq: u32,
+        standby: u16,
+    },
+    /// The standby on node `standby` takes `zone` over from node `primary`, as
+    /// `incarnation` (one above the run its copy is of).
+    Promote {
+        zone: u32,
+        incarnation: u32,
+        standby: u16,
+        primary: u16,
+    },
+}
+
+impl Ask {
+    pub fn zone(&self) -> u32 {
+        match *self {
+            Ask::Drop { zone, .. } | Ask::Current { zone, .. } | Ask::Promote { zone, .. } => zone,
+        }
+    }
+
+    /// The node whose being down the ask rests on: the dropped standby, or the primary
+    /// taken over from (`None`: a standby said current again rests on nothing).
+    pub fn concerns(&self) -> Option<u16> {
+        match *self {
+            Ask::Drop { standby, .. } => Some(standby),
+            Ask::Promote { primary, .. } => Some(primary),
+            Ask::Current { .. } => None,
+        }
+    }
+}
+
+/// Why a ledger file cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("not a vote ledger (bad magic, version or length)")]
+    Format,
+    #[error("the vote ledger's checksum does not match: the file is damaged")]
+    Checksum,
+}
+
+/// What one node agreed to, per zone (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    /// Sorted by zone.
+    entries: Vec<LedgerEntry>,
+    /// Changed since the last [`Ledger::saved`].
+    dirty: bool,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// Answers `ask` from node `asker`; `down` says whether this node sees the node the
+    /// ask concerns ([`Ask::concerns`]) declared down. A `Yes` may change the ledger:
+    /// save it ([`Ledger::encode`]) before the answer leaves.
+    pub fn answer(&mut self, asker: u16, ask: Ask, down: bool) -> Answer {
+        if ask.concerns().is_some() && !down {
+            return Answer::Wait;
+        }
+        let at = match self
+            .entries
+            .binary_search_by_key(&ask.zone(), |e| e.zone.get())
+        {
+            Ok(at) => at,
+            Err(at) => {
+                let mut e = LedgerEntry::zeroed();
+                e.zone = U32Le::new(ask.zone());
+                e.dropped = U16Le::new(NO_NODE);
+                e.promoted_by = U16Le::new(NO_NODE);
+                self.entries.insert(at, e);
+                at
+            }
+        };
+        let e = &mut self.entries[at];
+        let before = *e;
+        let answer = match ask {
+            Ask::Drop {
+                incarnation,
+                seq,
+                standby,
+                ..
+            } => primary_ask(e, asker, incarnation, seq, standby),
+            Ask::Current {
+                incarnation, seq, ..
+            } => primary_ask(e, asker, incarnation, seq, NO_NODE),
+            Ask::Promote {
+                incarnation,
+                standby,
+                ..
+            } => promote(e, incarnation, standby),
+        };
+        self.dirty |= *e != before;
+        answer
+    }
+
+    /// Whether the ledger changed since it was last saved.
+    pub fn dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The ledger was saved: answers given so far may leave.
+    pub fn saved(&mut self) {
+        self.dirty = false;
+    }
+
+    /// The ledger as a file.
+    pub fn encode(&self) -> Vec<u8> {
+        let entries: &[u8] = bytemuck::cast_slice(&self.entries);
+        let header = LedgerHeader {
+            magic: LEDGER_MAGIC,
+            version: U32Le::new(LEDGER_VERSION),
+            count: U32Le::new(self.entries.len() as u32),
+            crc: U32Le::new(crc32c::crc32c(entries)),
+            reserved: U32Le::new(0),
+        };
+        let mut out = bytemuck::bytes_of(&header).to_vec();
+        out.extend_from_slice(entries);
+        out
+    }
+
+    /// Reads a ledger file; never panics, whatever the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Ledger, LedgerError> {
+        let size = core::mem::size_of::<LedgerHeader>();
+        let header: LedgerHeader = bytes
+            .get(..size)
+            .map(bytemuck::pod_read_unaligned)
+            .ok_or(LedgerError::Format)?;
+        let count = header.count.get() as usize;
+        let body = &bytes[size..];
+        if header.magic != LEDGER_MAGIC
+            || header.version.get() != LEDGER_VERSION
+            || Some(body.len()) != count.checked_mul(core::mem::size_of::<LedgerEntry>())
+        {
+            return Err(LedgerError::Format);
+        }
+        if crc32c::crc32c(body) != header.crc.get() {
+            return Err(LedgerError::Checksum);
+        }
+        let mut entries: Vec<LedgerEntry> = body
+            .chunks_exact(core::mem::size_of::<LedgerEntry>())
+            .map(bytemuck::pod_read_unaligned)
+            .collect();
+        entries.sort_by_key(|e| e.zone.get());
+        entries.dedup_by_key(|e| e.zone.get());
+        Ok(Ledger {
+            entries,
+            dirty: false,
+        })
+    }
+
+    /// The standby `zone`'s ledger entry says is dropped, if any (for status and tests).
+    pub fn dropped(&self, zone: u32) -> Option<u16> {
+        let at = self
+            .entries
+            .binary_search_by_key(&zone, |e| e.zone.get())
+            .ok()?;
+        let node = self.entries[at].dropped.get();
+        (node != NO_NODE).then_some(node)
+    }
+}
+
+/// A primary's ask (a drop, or `dropped` = [`NO_NODE`]: its standby is current): agreed
+/// unless a promotion from its run (or a later one) was agreed to, or a newer ask of a
+/// primary was.
+fn primary_ask(
+    e: &mut LedgerEntry,
+    asker: u16,
+    incarnation: u32,
+    seq: u32,
+    dropped: u16,
+) -> Answer {
+    let promoted = e.promoted.get();
+    let superseded = promoted > incarnation
+        || (promoted == incarnation
+            && e.promoted_by.get() != NO_NODE
+            && e.promoted_by.get() != asker);
+    if superseded {
+        return Answer::No;
+    }
+    let version = (e.incarnation.get(), e.seq.get());
+    if (incarnation, seq) < version {
+        return Answer::No;
+    }
+    if (incarnation, seq) == version {
+        // A resend: the same answer as before (the ask is the same one).
+        return if e.dropped.get() == dropped {
+            Answer::Yes
+        } else {
+            Answer::No
+        };
+    }
+    e.incarnation = U32Le::new(incarnation);
+    e.seq = U32Le::new(seq);
+    e.dropped = U16Le::new(dropped);
+    Answer::Yes
+}
+
+/// A standby's promotion: refused if it was dropped, if a primary of its new run or a
+/// later one asked anything (its copy is older than a run that acted), or if another
+/// node's promotion to that run or a later one was agreed to.
+fn promote(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
+    if e.dropped.get() == standby || e.incarnation.get() >= incarnation {
+        return Answer::No;
+    }
+    let promoted = e.promoted.get();
+    if promoted > incarnation || (promoted == incarnation && e.promoted_by.get() != standby) {
+        return Answer::No;
+    }
+    e.promoted = U32Le::new(incarnation);
+    e.promoted_by = U16Le::new(standby);
+    Answer::Yes
+}
+
+/// The answers to one ballot, from a world of `nodes` nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally {
+    nodes: usize,
+    /// The nodes that said yes (by index: a world file lists at most 64 nodes here).
+    yes: u64,
+    refused: bool,
+}
+
+impl Tally {
+    pub fn new(nodes: usize) -> Tally {
+        Tally {
+            nodes,
+            yes: 0,
+            refused: false,
+        }
+    }
+
+    /// Counts node `from`'s answer; returns the outcome once there is one: `true` when a
+    /// majority said yes, `false` at the first no.
+    pub fn count(&mut self, from: u16, answer: Answer) -> Option<bool> {
+        match answer {
+            Answer::Yes if from < 64 => self.yes |= 1 << from,
+            Answer::No => self.refused = true,
+            _ => {}
+        }
+        self.outcome()
+    }
+
+    pub fn outcome(&self) -> Option<bool> {
+        if self.refused {
+            Some(false)
+        } else if 2 * self.yes.count_ones() as usize > self.nodes {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// Whether node `node` said yes already (no need to ask it again).
+    pub fn agreed(&self, node: u16) -> bool {
+        node < 64 && self.yes & (1 << node) != 0
+    }
+}

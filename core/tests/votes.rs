@@ -1,0 +1,264 @@
+//! Votes on a zone's standby (`meridian_core::mesh::votes`): the ledger's rules, its file,
+//! and ballots over the in-memory mesh of `mesh.rs` — a drop waits for a majority that
+//! sees the standby down, and a dropped standby cannot take its zone over afterwards,
+//! not even from nodes that restarted.
+
+use core::time::Duration;
+
+use meridian_core::mesh::MeshEvent;
+use meridian_core::mesh::votes::{Answer, Ask, Ledger, LedgerError, Tally};
+use meridian_core::time::Instant;
+use proptest::prelude::*;
+
+use crate::mesh::{NODES, Net, addr, key, mesh};
+
+const DROP: Ask = Ask::Drop {
+    zone: 7,
+    incarnation: 1,
+    seq: 1,
+    standby: 2,
+};
+const PROMOTE: Ask = Ask::Promote {
+    zone: 7,
+    incarnation: 2,
+    standby: 2,
+    primary: 0,
+};
+
+proptest! {
+    /// Node 0 (zone 7's primary, run 1) asks to drop its standby on node 2, and node 2
+    /// asks to promote its copy as run 2. Each of the three ledgers hears the two asks in
+    /// any order, or not at all: never do both get a majority.
+    #[test]
+    fn a_drop_and_a_promotion_of_the_same_copy_never_both_pass(
+        order in prop::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), NODES),
+    ) {
+        let mut ledgers = vec![Ledger::new(); NODES];
+        let (mut dropped, mut promoted) = (Tally::new(NODES), Tally::new(NODES));
+        for (k, &(drop_first, hears_drop, hears_promote)) in order.iter().enumerate() {
+            let l = &mut ledgers[k];
+            let mut drop = |l: &mut Ledger| dropped.count(k as u16, l.answer(0, DROP, true));
+            let mut promote = |l: &mut Ledger| promoted.count(k as u16, l.answer(2, PROMOTE, true));
+            if drop_first {
+                if hears_drop { drop(l); }
+                if hears_promote { promote(l); }
+            } else {
+                if hears_promote { promote(l); }
+                if hears_drop { drop(l); }
+            }
+        }
+        prop_assert!(
+            !(dropped.outcome() == Some(true) && promoted.outcome() == Some(true)),
+            "both passed: {order:?}"
+        );
+    }
+
+    /// Whatever the bytes, reading a ledger file returns an error or a ledger.
+    #[test]
+    fn any_bytes_decode_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Ledger::decode(&bytes);
+    }
+}
+
+#[test]
+fn the_ledger_follows_the_rules_and_survives_its_file() {
+    let mut l = Ledger::new();
+    // Not down in this node's view: ask again later.
+    assert_eq!(l.answer(0, DROP, false), Answer::Wait);
+    assert!(!l.dirty());
+    assert_eq!(l.answer(0, DROP, true), Answer::Yes);
+    assert_eq!(l.answer(0, DROP, true), Answer::Yes, "a resend");
+    assert_eq!(l.dropped(7), Some(2));
+    assert!(l.dirty());
+    // The file: round trip, a flipped byte, a short file.
+    let file = l.encode();
+    assert_eq!(Ledger::decode(&file).unwrap().dropped(7), Some(2));
+    let mut damaged = file.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    assert_eq!(Ledger::decode(&damaged), Err(LedgerError::Checksum));
+    assert_eq!(Ledger::decode(&file[..30]), Err(LedgerError::Format));
+    // Dropped: no promotion of its copy.
+    assert_eq!(l.answer(2, PROMOTE, true), Answer::No);
+    // The standby caught up: current again, and an older drop cannot undo that.
+    let current = Ask::Current {
+        zone: 7,
+        incarnation: 1,
+        seq: 2,
+        standby: 2,
+    };
+    assert_eq!(
+        l.answer(0, current, false),
+        Answer::Yes,
+        "rests on no one's death"
+    );
+    assert_eq!(
+        l.answer(0, DROP, true),
+        Answer::No,
+        "older than the current ask"
+    );
+    assert_eq!(l.dropped(7), None);
+    // A copy of run 1 becomes run 2; from then on the old primary's asks are refused,
+    // and the new primary's are taken.
+    assert_eq!(l.answer(2, PROMOTE, true), Answer::Yes);
+    let late_drop = Ask::Drop {
+        zone: 7,
+        incarnation: 1,
+        seq: 3,
+        standby: 2,
+    };
+    assert_eq!(l.answer(0, late_drop, true), Answer::No, "the old run");
+    let same_run_other_node = Ask::Drop {
+        zone: 7,
+        incarnation: 2,
+        seq: 1,
+        standby: 2,
+    };
+    assert_eq!(l.answer(0, same_run_other_node, true), Answer::No);
+    let new_primary_drops = Ask::Drop {
+        zone: 7,
+        incarnation: 2,
+        seq: 1,
+        standby: 0,
+    };
+    assert_eq!(l.answer(2, new_primary_drops, true), Answer::Yes);
+    // A copy older than a run that acted cannot be promoted.
+    let stale = Ask::Promote {
+        zone: 7,
+        incarnation: 2,
+        standby: 1,
+        primary: 2,
+    };
+    assert_eq!(l.answer(1, stale, true), Answer::No);
+}
+
+/// Node 0 drops its standby on node 2 as soon as node 2 dies — before the others see it
+/// down: the ask waits until a majority does, then passes.
+#[test]
+fn a_drop_waits_for_a_majority_that_sees_the_standby_down() {
+    let mut net = Net::new(21, 0.0).voting();
+    net.run(Duration::from_secs(1));
+    net.nodes[2] = None;
+    let asked = net.now;
+    let ballot = net.nodes[0].as_mut().unwrap().ask(asked, DROP);
+    let (granted, at) = net.decision(0, ballot, Duration::from_secs(4));
+    assert!(granted, "the drop passes once node 2 is declared down");
+    let waited = at.saturating_duration_since(asked);
+    assert!(
+        waited > Duration::from_millis(300),
+        "decided {waited:?} after the death: before membership declared node 2 down"
+    );
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+}
+
+/// Node 2 is cut off from every other node, declared down, and dropped by zone 7's
+/// primary on node 0. The cut heals and node 0 dies: node 2 sees a majority and node 0
+/// down, but its copy is stale — its promotion is refused, even after node 1 restarts
+/// from its saved ledger. Without the drop, the same promotion passes.
+#[test]
+fn a_dropped_standby_cannot_take_its_zone_over() {
+    for drop in [true, false] {
+        let mut net = Net::new(22, 0.0).voting();
+        net.run(Duration::from_secs(1));
+        net.isolated = Some(2);
+        net.run(Duration::from_secs(2));
+        if drop {
+            let ballot = net.nodes[0].as_mut().unwrap().ask(net.now, DROP);
+            assert!(net.decision(0, ballot, Duration::from_secs(2)).0);
+        }
+        net.isolated = None;
+        net.run(Duration::from_secs(3));
+        net.nodes[0] = None;
+        // Node 1 restarts from its ledger file (as a new generation).
+        let saved = Ledger::decode(&net.saved[1]).unwrap_or_default();
+        net.nodes[1] = Some(mesh(1, 2, net.now, 5).with_ledger(saved));
+        net.run(Duration::from_secs(3));
+        let ballot = net.nodes[2].as_mut().unwrap().ask(net.now, PROMOTE);
+        let (granted, _) = net.decision(2, ballot, Duration::from_secs(4));
+        assert_eq!(granted, !drop, "dropped: {drop}");
+    }
+}
+
+/// A vote signed by another node's key is dropped before it counts; an answer replayed
+/// to a later ballot of the same ask is dropped and counted, and decides nothing.
+#[test]
+fn forged_and_replayed_votes_are_dropped() {
+    let mut net = Net::new(23, 0.0).voting();
+    net.run(Duration::from_secs(1));
+    let now = net.now;
+    let current = Ask::Current {
+        zone: 1,
+        incarnation: 1,
+        seq: 1,
+        standby: 1,
+    };
+    let m0 = net.nodes[0].as_mut().unwrap();
+    let first = m0.ask(now, current);
+    let ask = std::iter::from_fn(|| m0.poll_transmit()).next().unwrap().1;
+    // Node 1's genuine answer.
+    let m1 = net.nodes[1].as_mut().unwrap();
+    m1.handle_datagram(now, addr(0), &ask);
+    m1.save_ledger(|_| Ok(())).unwrap();
+    let answer = std::iter::from_fn(|| m1.poll_transmit()).next().unwrap().1;
+    // The same answer signed by node 2's key but claiming node 1.
+    let mut forged = answer.clone();
+    let body = forged.len() - 64;
+    let mut signed = b"meridian/votes/v1".to_vec();
+    signed.extend_from_slice(&forged[1..body]);
+    use ed25519_dalek::Signer;
+    forged[body..].copy_from_slice(&key(2).sign(&signed).to_bytes());
+    let m0 = net.nodes[0].as_mut().unwrap();
+    let before = m0.counters();
+    m0.handle_datagram(now, addr(1), &forged);
+    assert_eq!(m0.counters().bad_signature - before.bad_signature, 1);
+    assert_eq!(decided(m0), None, "a forged yes counts for nothing");
+    m0.handle_datagram(now, addr(1), &answer);
+    assert_eq!(decided(m0), Some((first, true)), "the genuine one decides");
+    // A later ballot of the same ask: the old answer is not an answer to it.
+    let second = m0.ask(now, current);
+    while m0.poll_transmit().is_some() {}
+    let before = m0.counters();
+    m0.handle_datagram(now, addr(1), &answer);
+    assert_eq!(m0.counters().votes_dropped - before.votes_dropped, 1);
+    assert_eq!(decided(m0), None, "replayed");
+    assert_ne!(first, second);
+}
+
+/// The ballot node `m` decided, once its ledger is saved.
+fn decided(m: &mut meridian_core::mesh::Mesh) -> Option<(u64, bool)> {
+    m.save_ledger(|_| Ok(())).unwrap();
+    std::iter::from_fn(|| m.poll_event()).find_map(|e| match e {
+        MeshEvent::Decided {
+            ballot, granted, ..
+        } => Some((ballot, granted)),
+        _ => None,
+    })
+}
+
+impl Net {
+    /// Every node keeps a ledger and votes.
+    fn voting(mut self) -> Net {
+        for m in &mut self.nodes {
+            *m = m.take().map(|m| m.with_ledger(Ledger::new()));
+        }
+        self
+    }
+
+    /// Steps until node `k`'s `ballot` is decided: the outcome and when.
+    fn decision(&mut self, k: usize, ballot: u64, within: Duration) -> (bool, Instant) {
+        let until = self.now + within;
+        while self.now < until {
+            self.step();
+            let m = self.nodes[k].as_mut().unwrap();
+            while let Some(e) = m.poll_event() {
+                if let MeshEvent::Decided {
+                    ballot: b, granted, ..
+                } = e
+                    && b == ballot
+                {
+                    return (granted, self.now);
+                }
+            }
+        }
+        panic!("ballot {ballot} of node {k} not decided within {within:?}");
+    }
+}
