@@ -44,4 +44,8 @@ pub struct Bugs {
     /// `skip_incarnation_fence` as well, its adoptions reach its neighbours as ghosts from
     /// a future epoch; either defence alone holds the invariants.
     pub superseded_skips_gate: bool,
+    /// A standby takes its zone over without asking the mesh to agree: a copy its primary
+    /// dropped (and went on without) is promoted after the primary's node dies, and owns
+    /// what the primary handed away since (`sim::votes`).
+    pub promote_without_votes: bool,
 }

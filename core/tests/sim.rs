@@ -456,6 +456,56 @@ fn broken_fence_and_superseded_gate_are_caught() {
     );
 }
 
+/// A standby's node cut off long enough to be declared down: its primaries drop it once
+/// a majority agreed and go on handing entities away; in half these seeds a primary's
+/// node dies soon after the heal. Its standby then sees a majority alive and its primary
+/// down, but its copy is stale: the mesh refuses its promotion and the zone waits for its
+/// own node. Every invariant holds.
+#[test]
+fn a_standby_dropped_while_cut_off_never_takes_its_zone_over() {
+    let options = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        ..Options::default()
+    };
+    let (mut dropped, mut refused, mut waited) = (0, 0, 0);
+    for seed in 0..60 {
+        let report = run(seed, TICKS, &options);
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        dropped += report.dropped;
+        refused += report.promotions_refused;
+        waited += report.waited_for_node;
+    }
+    assert!(
+        dropped > 10 && refused > 3 && waited >= refused,
+        "{dropped} dropped, {refused} promotions refused, {waited} waited"
+    );
+}
+
+/// Without the votes, the dropped standby takes the zone over from its stale copy after
+/// the primary's node dies, and owns what the primary handed away since.
+#[test]
+fn broken_promote_without_votes_is_caught() {
+    let options = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        bugs: Bugs {
+            promote_without_votes: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let caught = (0..200).find(|&seed| {
+        run(seed, 2000, &options).violations.iter().any(|v| {
+            v.contains("owned by zones") || v.contains("arrived") || v.contains("went back")
+        })
+    });
+    assert!(
+        caught.is_some(),
+        "a dropped standby promoting its stale copy went unnoticed"
+    );
+}
+
 /// Seed 23 (standbys drawn on): the gate's first version held a tick's datagrams only when
 /// the tick wrote records, so a COMMIT resent in a quiet tick left before the standby held
 /// its relinquish, and the held original arrived hundreds of ticks later as a second

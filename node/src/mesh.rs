@@ -163,6 +163,7 @@ fn run(
                 MeshEvent::Rejoined { generation } => tracing::warn!(
                     "mesh: the other nodes had declared this node down; rejoined as generation {generation}"
                 ),
+                MeshEvent::Decided { .. } => {}
             }
         }
         let now = clock.now();

@@ -206,6 +206,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.stood_down
         );
     }
+    if summary.ballots > 0 {
+        println!(
+            "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
+             (the copy was dropped); {} zones waited for their own node",
+            summary.ballots, summary.dropped, summary.promotions_refused, summary.waited_for_node
+        );
+    }
     let mut ticks = summary.handoff_ticks.clone();
     ticks.sort_unstable();
     if !ticks.is_empty() {
@@ -248,6 +255,10 @@ struct Summary {
     superseded_held: u64,
     fenced: u64,
     stood_down: u64,
+    ballots: u64,
+    dropped: u64,
+    promotions_refused: u64,
+    waited_for_node: u64,
     no_majority: u64,
 }
 
@@ -270,6 +281,10 @@ impl Summary {
         self.superseded_held += r.superseded_held;
         self.fenced += r.fenced;
         self.stood_down += r.stood_down;
+        self.ballots += r.ballots;
+        self.dropped += r.dropped;
+        self.promotions_refused += r.promotions_refused;
+        self.waited_for_node += r.waited_for_node;
         self.no_majority += u64::from(r.no_majority);
     }
 }

@@ -30,6 +30,7 @@ mod network;
 mod population;
 mod standby;
 mod suspicion;
+mod votes;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -141,6 +142,13 @@ pub struct Report {
     /// A node died or was cut off where the others were no majority (two nodes): nothing
     /// failed over; the zones waited for it to come back.
     pub no_majority: bool,
+    /// Asks put to the mesh's vote ([`votes`]); standbys their primaries dropped once a
+    /// majority agreed; promotions a node refused (the copy was dropped), and zones that
+    /// waited for their own node to come back (refused, or no standby left).
+    pub ballots: u64,
+    pub dropped: u64,
+    pub promotions_refused: u64,
+    pub waited_for_node: u64,
 }
 
 impl Report {
@@ -184,6 +192,7 @@ pub(super) struct Sim {
     game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     fates: HashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
+    votes: votes::Votes,
     hasher: FxHasher,
     report: Report,
     buf: Vec<u8>,
@@ -321,6 +330,8 @@ impl Sim {
         let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
         let disks = draw_disks(&mut rng_disk, &mut zones);
         let standbys = draw_standbys(seed, &node_of, options, ticks, &mut network);
+        let nodes = node_of.iter().max().map_or(1, |n| n + 1);
+        let votes = votes::Votes::new(seed, nodes, zone_count as usize);
         Sim {
             bugs: options.bugs,
             trace_entity: options.trace_entity,
@@ -347,6 +358,7 @@ impl Sim {
             game_problems,
             fates: HashMap::new(),
             standbys,
+            votes,
             hasher: FxHasher::default(),
             report: Report {
                 seed,
@@ -378,6 +390,7 @@ impl Sim {
         self.isolation_step(tick);
         self.deliver(tick);
         self.stream_tick(tick);
+        self.votes_tick(tick);
         self.steer(tick);
         let now = Instant::from_nanos(tick * self.world.tick_duration().as_nanos() as u64);
         for z in 0..self.zones.len() {

@@ -46,7 +46,13 @@ pub(super) struct Stream {
     /// The standby's node.
     pub(super) node: u32,
     /// The incarnation streamed (a restart starts a new stream).
-    incarnation: u32,
+    pub(super) incarnation: u32,
+    /// The primary went on without this standby once a majority agreed
+    /// ([`super::votes`]): nothing waits for it and nothing more is sent to it; its copy
+    /// stays as it was.
+    pub(super) dropped: bool,
+    /// The run the standby's copy is of.
+    pub(super) replica_run: u32,
     /// Records this run has written, and how many the standby acknowledged.
     written: u64,
     acked: u64,
@@ -101,8 +107,8 @@ pub(super) struct Standbys {
     /// running on behind the cut ([`super::suspicion`]).
     pub(super) isolation: Option<Isolation>,
     pub(super) superseded: Vec<Superseded>,
-    /// The tick each zone hears of the takeovers (empty before any).
-    pub(super) heard_at: Vec<u64>,
+    /// When each zone hears of each takeover: (zone, zone taken over, tick).
+    pub(super) heard_at: Vec<(usize, usize, u64)>,
     /// Nodes in the world: a standby promotes only while it sees a majority of them.
     nodes: u32,
     /// A node that died where no failover can be (two nodes: the survivor is no
@@ -111,7 +117,7 @@ pub(super) struct Standbys {
 }
 
 /// Ticks a node that died without a possible failover stays down before it restarts.
-const REBOOT_TICKS: u64 = 150;
+pub(super) const REBOOT_TICKS: u64 = 150;
 
 impl Standbys {
     /// Draws standbys from their own generator: in half the seeds with two nodes or more
@@ -129,7 +135,7 @@ impl Standbys {
         if !on {
             return Standbys::default();
         }
-        let streams = node_of
+        let streams: Vec<Option<Stream>> = node_of
             .iter()
             .map(|&n| {
                 let other = (n + rng.random_range(1..nodes)) % nodes;
@@ -162,6 +168,7 @@ impl Standbys {
                 stand_down: heal + rng_cut.random_range(1..=5),
             }
         });
+        let death = death.or_else(|| death_after_cut(seed, isolation, node_of, &streams, nodes));
         Standbys {
             streams,
             rng: Some(rng),
@@ -185,6 +192,35 @@ impl Standbys {
     }
 }
 
+/// Half the cuts in worlds of three nodes or more end with a death soon after the heal,
+/// of a node whose zone kept its standby on the node that was cut off when there is one:
+/// that standby was dropped while cut off, and its copy is stale ([`super::votes`]).
+fn death_after_cut(
+    seed: u64,
+    isolation: Option<Isolation>,
+    node_of: &[u32],
+    streams: &[Option<Stream>],
+    nodes: u32,
+) -> Option<(u64, u32)> {
+    let iso = isolation?;
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0003);
+    if nodes < 3 || !rng.random_bool(0.5) {
+        return None;
+    }
+    let primaries: Vec<u32> = node_of
+        .iter()
+        .zip(streams)
+        .filter(|(_, s)| s.as_ref().is_some_and(|s| s.node == iso.node))
+        .map(|(&n, _)| n)
+        .collect();
+    let node = if primaries.is_empty() {
+        (iso.node + rng.random_range(1..nodes)) % nodes
+    } else {
+        primaries[rng.random_range(0..primaries.len())]
+    };
+    Some((iso.stand_down + rng.random_range(1..=30), node))
+}
+
 impl Sim {
     /// Zone `z` wrote `records` this tick as `incarnation`: returns the record count its
     /// datagrams must wait for (`None`: no standby, or it holds every record already).
@@ -198,6 +234,9 @@ impl Sim {
         records: u64,
     ) -> Option<u64> {
         let stream = self.standbys.streams.get_mut(z)?.as_mut()?;
+        if stream.dropped {
+            return None;
+        }
         let restarted = stream.incarnation != incarnation;
         // BROKEN ON PURPOSE when `restart_without_resync`: no resync item.
         let resync = restarted && !self.bugs.restart_without_resync;
@@ -212,6 +251,7 @@ impl Sim {
                 incarnation,
                 marks: std::mem::take(&mut stream.marks),
                 replica: stream.replica,
+                replica_run: stream.replica_run,
                 written: u64::from(resync),
                 ..Stream::default()
             };
@@ -276,7 +316,8 @@ impl Sim {
             };
             self.standbys.gated_ticks += stream.gated.len() as u64;
             // Resent every other tick until acknowledged (an ack takes two ticks at best).
-            let due = stream.written > stream.acked && tick >= stream.sent_at + 2;
+            let due =
+                !stream.dropped && stream.written > stream.acked && tick >= stream.sent_at + 2;
             if due && self.zones[z].is_some() {
                 self.stream_records(tick, z);
             }
@@ -350,6 +391,7 @@ impl Sim {
                         .rposition(|m| m.0 == incarnation && m.1 <= acked);
                     if let Some(k) = newest {
                         stream.replica = Some(stream.marks[k].2);
+                        stream.replica_run = stream.marks[k].0;
                         stream.marks.drain(..=k);
                     }
                     let pin = stream.replica.map(Mark::oldest_needed);
@@ -404,8 +446,12 @@ impl Sim {
     pub(super) fn standbys_start(&mut self) {
         for z in 0..self.standbys.streams.len() {
             let mark = self.disks[z].mark();
+            let run = self.zones[z]
+                .as_ref()
+                .map_or(0, crate::zone::Zone::incarnation);
             if let Some(stream) = self.standbys.streams[z].as_mut() {
                 stream.replica = Some(mark);
+                stream.replica_run = run;
                 self.disks[z].pinned = Some(mark.oldest_needed());
             }
         }
@@ -425,7 +471,7 @@ impl Sim {
             self.declared_down(tick, node);
             for z in 0..self.zones.len() {
                 if self.node_of[z] == node {
-                    self.promote(tick, z);
+                    self.ask_promote(tick, z);
                 }
             }
         }
@@ -465,21 +511,44 @@ impl Sim {
         self.standbys.outage = Some((node, until));
     }
 
-    /// Membership declares node `node` down: zones whose standby it was go on without one
-    /// (their waiting datagrams leave: nothing can hold them any more).
+    /// Membership declares node `node` down: zones whose standby it was ask to go on
+    /// without one ([`super::votes`]).
     pub(super) fn declared_down(&mut self, tick: u64, node: u32) {
         for z in 0..self.zones.len() {
             let orphaned = self.standbys.streams[z]
                 .as_ref()
                 .is_some_and(|s| s.node == node && self.node_of[z] != node);
             if orphaned {
-                let stream = self.standbys.streams[z].take().expect("looked at");
-                self.disks[z].pinned = None;
-                for (_, to, bytes) in stream.gated {
-                    self.route(tick, ZoneID(z as u32), to, bytes);
-                }
+                self.ask_drop(tick, z);
             }
         }
+    }
+
+    /// A majority agreed: zone `z` goes on without its standby (its waiting datagrams
+    /// leave: nothing holds them any more). The standby keeps its copy as it was.
+    pub(super) fn drop_standby(&mut self, tick: u64, z: usize) {
+        let Some(stream) = self.standbys.streams[z].as_mut() else {
+            return;
+        };
+        stream.dropped = true;
+        stream.marks.clear();
+        let gated = std::mem::take(&mut stream.gated);
+        self.report.dropped += 1;
+        for (_, to, bytes) in gated {
+            self.route(tick, ZoneID(z as u32), to, bytes);
+        }
+    }
+
+    /// Zone `z` lost its node and no standby may take it over: it waits for its node,
+    /// which restarts it from its own disk (a zone still running behind a cut goes on).
+    pub(super) fn wait_for_own_node(&mut self, tick: u64, z: usize) {
+        self.report.waited_for_node += 1;
+        ("waits for its node", tick, z).hash(&mut self.hasher);
+        if self.zones[z].is_some() || self.down_until[z].is_some() {
+            return;
+        }
+        self.crash_disk(z);
+        self.down_until[z] = Some(tick + REBOOT_TICKS);
     }
 
     /// Zone `z`'s standby takes over: the zone restarts on the standby's node from the
@@ -533,6 +602,7 @@ impl Sim {
         }
         self.zones[z] = Some(zone);
         self.standbys.promoted.push(z as u32);
+        self.spread_takeover(tick, z);
         ("promoted", tick, z).hash(&mut self.hasher);
         if self.trace_entity.is_some() {
             eprintln!("tick {tick}: zone {z} promoted on node {}", stream.node);

@@ -76,25 +76,12 @@ impl Sim {
         // or promoted — both wait for the heal (docs/mesh.md, "A majority").
         if tick == iso.at + DETECT_TICKS && self.standbys.majority_without_one() {
             self.declared_down(tick, iso.node);
-            // The news spreads: each other zone hears of the new runs within 10 ticks
-            // (gossip), routes to them and fences the old ones off from then on.
-            let rng = self.standbys.rng.as_mut().expect("standbys drawn");
-            let heard: Vec<u64> = (0..self.zones.len())
-                .map(|z| {
-                    if self.node_of[z] == iso.node {
-                        tick
-                    } else {
-                        tick + rng.random_range(1..=10)
-                    }
-                })
-                .collect();
-            self.standbys.heard_at = heard;
             for z in 0..self.zones.len() {
                 if self.node_of[z] == iso.node {
                     // One down at this moment stays down: its restart would be one more
                     // superseded run.
                     self.down_until[z] = None;
-                    self.promote(tick, z);
+                    self.ask_promote(tick, z);
                 }
             }
         }
@@ -107,16 +94,34 @@ impl Sim {
         }
     }
 
-    /// Zones that hear of the takeovers this tick learn every zone's newest run.
+    /// Zone `z` was taken over while its old primary may run on behind a cut: the news
+    /// spreads, each other zone hearing of it within 10 ticks (gossip); from then on it
+    /// routes to the new run and fences the old one off.
+    pub(super) fn spread_takeover(&mut self, tick: u64, z: usize) {
+        if self.standbys.isolation.is_none() {
+            return;
+        }
+        let rng = self.standbys.rng.as_mut().expect("standbys drawn");
+        for from in 0..self.zones.len() {
+            let at = if from == z {
+                tick
+            } else {
+                tick + rng.random_range(1..=10)
+            };
+            self.standbys.heard_at.push((from, z, at));
+        }
+    }
+
+    /// Zones that hear of a takeover this tick learn the zone's newest run.
     fn hear_of_takeovers(&mut self, tick: u64) {
-        for z in 0..self.zones.len() {
-            if self.standbys.heard_at.get(z) != Some(&tick) {
+        for k in 0..self.standbys.heard_at.len() {
+            let (from, z, at) = self.standbys.heard_at[k];
+            if at != tick {
                 continue;
             }
-            for (peer, &incarnation) in self.incarnation.iter().enumerate() {
-                if let Some(zone) = self.zones[z].as_mut() {
-                    zone.fence(ZoneID(peer as u32), incarnation);
-                }
+            let incarnation = self.incarnation[z];
+            if let Some(zone) = self.zones[from].as_mut() {
+                zone.fence(ZoneID(z as u32), incarnation);
             }
         }
     }
@@ -124,8 +129,13 @@ impl Sim {
     /// Where zone `from` still sends zone `to`'s datagrams when it has not heard that
     /// `to`'s standby took over: the old primary's node.
     pub(super) fn old_primary_of(&self, tick: u64, from: ZoneID, to: ZoneID) -> Option<u32> {
-        let heard = self.standbys.heard_at.get(from.0 as usize)?;
-        if tick >= *heard {
+        let (from, to_z) = (from.0 as usize, to.0 as usize);
+        let heard = self
+            .standbys
+            .heard_at
+            .iter()
+            .find(|h| h.0 == from && h.1 == to_z)?;
+        if tick >= heard.2 {
             return None;
         }
         let old = self

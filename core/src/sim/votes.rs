@@ -1,0 +1,320 @@
+//! Votes on standbys in the simulator (docs/mesh.md, "Dropping a standby";
+//! `crate::mesh::votes`). Every node keeps a ledger (on its disk: it outlives the node's
+//! restarts); asks and answers cross the simulated network like every cross-node message
+//! — lost, delayed, cut — and a dead node answers nothing.
+//!
+//! - A primary whose standby's node is declared down asks to **drop** it; once a majority
+//!   agreed, its datagrams stop waiting for that standby (the copy falls behind).
+//! - A standby asks to **promote** its copy when the primary's node is declared down;
+//!   only once a majority agreed does it take the zone over. A refusal (the copy was
+//!   dropped) leaves the zone to its own node, which restarts it from its own disk after
+//!   [`super::standby::REBOOT_TICKS`]: a zone nobody may take over waits.
+//!
+//! The case that needs both: a standby's node is cut off long enough to be declared down,
+//! the primary drops it and goes on handing entities away, the cut heals, and the primary's
+//! node dies. The standby sees a majority alive and its primary down — and its copy is
+//! stale. Without the votes (`Bugs::promote_without_votes`) it takes the zone over and
+//! owns what the primary had handed away.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::Sim;
+use super::standby::DETECT_TICKS;
+use crate::mesh::votes::{Answer, Ask, Ledger, Tally};
+
+/// Ticks between sends of an undecided ask to the nodes that have not agreed.
+const RESEND_TICKS: u64 = 5;
+/// An ask undecided after this many ticks is refused (the asker may ask again).
+const TIMEOUT_TICKS: u64 = 90;
+/// Ticks after a cut heals until membership sees the node alive again.
+const REFUTE_TICKS: u64 = 10;
+
+/// What a granted ask leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    /// Zone `z`'s primary goes on without its standby.
+    Drop(usize),
+    /// Zone `z`'s standby takes it over.
+    Promote(usize),
+}
+
+#[derive(Debug)]
+struct Ballot {
+    id: u64,
+    /// The asking node.
+    node: u32,
+    ask: Ask,
+    tally: Tally,
+    began: u64,
+    sent_at: u64,
+    then: Then,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Message {
+    Ask {
+        id: u64,
+        from: u32,
+        to: u32,
+        ask: Ask,
+    },
+    Answer {
+        id: u64,
+        from: u32,
+        answer: Answer,
+    },
+}
+
+/// The seed's ledgers, ballots and vote messages in flight.
+#[derive(Debug, Default)]
+pub(super) struct Votes {
+    ledgers: Vec<Ledger>,
+    ballots: Vec<Ballot>,
+    in_flight: BTreeMap<u64, Vec<Message>>,
+    asked: u64,
+    /// Each zone's drop asks so far (a primary's asks are numbered per run).
+    drop_seq: Vec<u32>,
+    rng: Option<SmallRng>,
+}
+
+impl Votes {
+    pub(super) fn new(seed: u64, nodes: u32, zones: usize) -> Votes {
+        Votes {
+            ledgers: vec![Ledger::new(); nodes as usize],
+            drop_seq: vec![0; zones],
+            rng: Some(SmallRng::seed_from_u64(seed ^ 0x56a7_e500_0000_0003)),
+            ..Votes::default()
+        }
+    }
+}
+
+impl Sim {
+    /// Whether node `observer` sees node `node` declared down at `tick`.
+    fn sees_down(&self, tick: u64, observer: u32, node: u32) -> bool {
+        if observer == node {
+            return false;
+        }
+        let dead = self
+            .standbys
+            .death
+            .is_some_and(|(at, n)| n == node && tick >= at + DETECT_TICKS);
+        let cut = self.standbys.isolation.is_some_and(|iso| {
+            iso.node == node && tick >= iso.at + DETECT_TICKS && tick < iso.heal + REFUTE_TICKS
+        });
+        dead || cut
+    }
+
+    /// Whether node `node` is dead for good at `tick`.
+    fn dead(&self, tick: u64, node: u32) -> bool {
+        self.standbys
+            .death
+            .is_some_and(|(at, n)| n == node && tick >= at)
+    }
+
+    /// Zone `z`'s primary asks to go on without its standby (declared down).
+    pub(super) fn ask_drop(&mut self, tick: u64, z: usize) {
+        let Some(stream) = self.standbys.streams[z].as_ref() else {
+            return;
+        };
+        let asking = self.votes.ballots.iter().any(|b| b.then == Then::Drop(z));
+        if stream.dropped || asking {
+            return;
+        }
+        let incarnation = self.zones[z]
+            .as_ref()
+            .map_or(stream.incarnation, crate::zone::Zone::incarnation);
+        self.votes.drop_seq[z] += 1;
+        let ask = Ask::Drop {
+            zone: z as u32,
+            incarnation,
+            seq: self.votes.drop_seq[z],
+            standby: stream.node as u16,
+        };
+        self.ask(tick, self.node_of[z], ask, Then::Drop(z));
+    }
+
+    /// Zone `z`'s primary node was declared down: its standby asks to take it over. A
+    /// zone without a standby (never had one, or its copy was dropped and refused) waits
+    /// for its own node.
+    pub(super) fn ask_promote(&mut self, tick: u64, z: usize) {
+        let Some(stream) = self.standbys.streams[z].as_ref() else {
+            self.wait_for_own_node(tick, z);
+            return;
+        };
+        if self.bugs.promote_without_votes {
+            // BROKEN ON PURPOSE (`promote_without_votes`): a dropped copy takes over.
+            self.promote(tick, z);
+            return;
+        }
+        let ask = Ask::Promote {
+            zone: z as u32,
+            incarnation: stream.replica_run + 1,
+            standby: stream.node as u16,
+            primary: self.node_of[z] as u16,
+        };
+        self.ask(tick, stream.node, ask, Then::Promote(z));
+    }
+
+    fn ask(&mut self, tick: u64, node: u32, ask: Ask, then: Then) {
+        self.votes.asked += 1;
+        ("ask", tick, node, format!("{ask:?}")).hash(&mut self.hasher);
+        self.votes.ballots.push(Ballot {
+            id: self.votes.asked,
+            node,
+            ask,
+            tally: Tally::new(self.votes.ledgers.len()),
+            began: tick,
+            sent_at: tick,
+            then,
+        });
+        self.report.ballots += 1;
+        self.send_asks(tick, self.votes.ballots.len() - 1);
+    }
+
+    /// Ballot `k`'s asker answers itself and sends the others its ask.
+    fn send_asks(&mut self, tick: u64, k: usize) {
+        let (id, node, ask) = {
+            let b = &self.votes.ballots[k];
+            (b.id, b.node, b.ask)
+        };
+        if !self.votes.ballots[k].tally.agreed(node as u16) {
+            let answer = self.answer(tick, node, node, ask);
+            self.votes.ballots[k].tally.count(node as u16, answer);
+        }
+        self.votes.ballots[k].sent_at = tick;
+        for to in 0..self.votes.ledgers.len() as u32 {
+            if to != node && !self.votes.ballots[k].tally.agreed(to as u16) {
+                let m = Message::Ask {
+                    id,
+                    from: node,
+                    to,
+                    ask,
+                };
+                self.vote_send(tick, node, to, m);
+            }
+        }
+    }
+
+    /// Node `node` answers `asker`'s ask from its ledger and its view.
+    fn answer(&mut self, tick: u64, node: u32, asker: u32, ask: Ask) -> Answer {
+        let down = ask
+            .concerns()
+            .is_some_and(|n| self.sees_down(tick, node, u32::from(n)));
+        self.votes.ledgers[node as usize].answer(asker as u16, ask, down)
+    }
+
+    fn vote_send(&mut self, tick: u64, a: u32, b: u32, m: Message) {
+        if self.dead(tick, a) || self.dead(tick, b) {
+            return;
+        }
+        let down = |n| {
+            self.standbys
+                .outage
+                .is_some_and(|(node, until)| node == n && tick < until)
+        };
+        if down(a) || down(b) {
+            return;
+        }
+        let cut = !self.healing(tick) && self.network.partitioned(tick, a, b);
+        let loss = if self.healing(tick) {
+            0.0
+        } else {
+            self.network.loss()
+        };
+        let delay_max = self.network.delay_max().max(1);
+        let rng = self.votes.rng.as_mut().expect("votes drawn");
+        if cut || rng.random_bool(loss) {
+            return;
+        }
+        let delay = rng.random_range(1..=delay_max);
+        self.votes
+            .in_flight
+            .entry(tick + delay)
+            .or_default()
+            .push(m);
+    }
+
+    /// Every tick: the vote messages due, asks sent again, ballots decided.
+    pub(super) fn votes_tick(&mut self, tick: u64) {
+        let due: Vec<u64> = self
+            .votes
+            .in_flight
+            .range(..=tick)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in due {
+            for m in self.votes.in_flight.remove(&t).unwrap_or_default() {
+                self.vote_received(tick, m);
+            }
+        }
+        let mut k = 0;
+        while k < self.votes.ballots.len() {
+            let b = &self.votes.ballots[k];
+            let outcome = b
+                .tally
+                .outcome()
+                .or_else(|| (tick >= b.began + TIMEOUT_TICKS).then_some(false));
+            if let Some(granted) = outcome {
+                let b = self.votes.ballots.swap_remove(k);
+                self.decided(tick, b.then, granted, b.tally.outcome().is_some());
+                continue;
+            }
+            if tick >= b.sent_at + RESEND_TICKS && !self.dead(tick, b.node) {
+                self.send_asks(tick, k);
+            }
+            k += 1;
+        }
+    }
+
+    fn vote_received(&mut self, tick: u64, m: Message) {
+        match m {
+            Message::Ask { id, from, to, ask } => {
+                if self.dead(tick, to) {
+                    return;
+                }
+                let answer = self.answer(tick, to, from, ask);
+                let reply = Message::Answer {
+                    id,
+                    from: to,
+                    answer,
+                };
+                self.vote_send(tick, to, from, reply);
+            }
+            Message::Answer { id, from, answer } => {
+                if let Some(b) = self.votes.ballots.iter_mut().find(|b| b.id == id) {
+                    b.tally.count(from as u16, answer);
+                }
+            }
+        }
+    }
+
+    /// A ballot ended: granted, refused by a node (`answered`), or out of time.
+    fn decided(&mut self, tick: u64, then: Then, granted: bool, answered: bool) {
+        ("decided", tick, format!("{then:?}"), granted).hash(&mut self.hasher);
+        if self.trace_entity.is_some() {
+            eprintln!("tick {tick}: {then:?} granted {granted}");
+        }
+        match then {
+            Then::Drop(z) if granted => self.drop_standby(tick, z),
+            Then::Drop(z) => {
+                // Out of time, or refused (a takeover of this run was agreed to): ask
+                // again while the standby is still down.
+                let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
+                let primary = self.node_of[z];
+                if !answered && standby.is_some_and(|s| self.sees_down(tick, primary, s)) {
+                    self.ask_drop(tick, z);
+                }
+            }
+            Then::Promote(z) if granted => self.promote(tick, z),
+            Then::Promote(z) if answered => {
+                self.report.promotions_refused += 1;
+                self.wait_for_own_node(tick, z);
+            }
+            Then::Promote(z) => self.ask_promote(tick, z),
+        }
+    }
+}
