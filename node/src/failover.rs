@@ -6,26 +6,38 @@
 //!
 //! A promotion: the standby listener stops mirroring the zone (its old primary's stream
 //! is ended and refused from then on: the old primary, if it lives behind a cut, can no
-//! longer get an acknowledgement, so it hands nothing away), the zone is restored from the
-//! mirror as the next incarnation, and it starts here on its standby address. The other
-//! nodes route to it from its first datagram (`meridian_io::runtime::routes`).
+//! longer get an acknowledgement, so it hands nothing away), the zone's files are read,
+//! the mesh is asked to agree to the takeover as the next incarnation (refused if the
+//! primary dropped this standby: its copy is stale), and the zone starts here on its
+//! standby address. The other nodes route to it from its first datagram
+//! (`meridian_io::runtime::routes`).
+//!
+//! The thread also guards the zones running here ([`guard`]): when a zone's standby node
+//! is declared down it asks the mesh to agree to go on without it, and drops it once a
+//! majority did (the zone's datagrams stop waiting for it); when that node is back, it
+//! streams the zone to it again and, once the standby holds the zone, tells the mesh the
+//! standby is current (so it may take the zone over again). A new run tells the mesh the
+//! same once its standby holds its first state.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meridian_core::mesh::Liveness;
+use meridian_core::mesh::votes::Ask;
+use meridian_core::mesh::{Liveness, VOTE_TIMEOUT};
 use meridian_core::world::ZoneID;
-use meridian_io::runtime::Node;
-use meridian_io::standby::StandbyServer;
+use meridian_io::runtime::{Node, StandbyState};
+use meridian_io::standby::{StandbyServer, StandbyTarget};
 use meridian_io::store::DataDir;
 
-use crate::mesh::MeshView;
+use crate::mesh::{MeshView, VoteBox};
 
 /// How often the thread looks at membership.
 const POLL: Duration = Duration::from_millis(20);
-/// A promotion that failed is tried again after this long.
-const RETRY: Duration = Duration::from_secs(5);
+/// A promotion or an ask that failed is tried again after this long.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// A zone this node took over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +66,10 @@ struct Watched {
 #[derive(Clone, Debug)]
 pub struct Layout {
     pub world_id: u64,
+    /// This node's index.
+    pub me: usize,
+    /// Every zone of the world.
+    pub zones: Vec<ZoneID>,
     /// Every node: name, control address, public key.
     pub nodes: Vec<(String, std::net::SocketAddr, ed25519_dalek::VerifyingKey)>,
     /// Each zone's standby node, by index.
@@ -89,11 +105,11 @@ pub fn majority(alive: usize, nodes: usize) -> bool {
 }
 
 /// Watches `mesh` and promotes the zones of `kept` (zone, the name of the node hosting it)
-/// through `server`, `dir` and `node`.
+/// through `server`, `dir` and `node`, asking `votes` first; guards the zones running here.
 pub fn start(
     kept: Vec<(ZoneID, String)>,
     layout: Layout,
-    mesh: Arc<Mutex<MeshView>>,
+    (mesh, votes): (Arc<Mutex<MeshView>>, VoteBox),
     standbys: (Arc<StandbyServer>, Arc<DataDir>),
     node: Arc<Node>,
 ) -> std::io::Result<Failover> {
@@ -115,12 +131,14 @@ pub fn start(
             .name("failover".into())
             .spawn(move || {
                 let mut stood_down = 0;
+                let mut guards = HashMap::new();
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
-                    let nodes = layout.nodes.len();
-                    step(&view, nodes, &mut watched, &standbys, &node, &promotions);
+                    let ctx = (&layout, &votes);
+                    step(&view, ctx, &mut watched, &standbys, &node, &promotions);
                     rejoin(&layout, &mut stood_down, &mut watched, &standbys, &node);
                     attach(&view, &layout, &mut watched, &node);
+                    guard(&view, ctx, &mut guards, &node);
                     std::thread::sleep(POLL);
                 }
             })?
@@ -132,21 +150,26 @@ pub fn start(
     })
 }
 
+/// This node and the peers it sees alive (suspects do not count).
+fn alive(view: &MeshView) -> usize {
+    1 + view
+        .peers
+        .iter()
+        .filter(|p| p.liveness == Liveness::Alive)
+        .count()
+}
+
 /// One look at membership: promotes every kept zone whose node is down, if this node sees
-/// a majority.
+/// a majority and the mesh agrees.
 fn step(
     view: &MeshView,
-    nodes: usize,
+    (layout, votes): (&Layout, &VoteBox),
     watched: &mut [Watched],
     (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
     node: &Node,
     promotions: &Promotions,
 ) {
-    let alive = 1 + view
-        .peers
-        .iter()
-        .filter(|p| p.liveness == Liveness::Alive)
-        .count();
+    let (alive, nodes) = (alive(view), layout.nodes.len());
     for w in watched.iter_mut().filter(|w| !w.promoted) {
         let Some(peer) = view.peers.iter().find(|p| p.name == w.primary) else {
             continue;
@@ -166,7 +189,29 @@ fn step(
             w.failed_at = Some(Instant::now());
             continue;
         }
-        match node.promote(w.zone, dir.clone()) {
+        let primary = layout.nodes.iter().position(|n| n.0 == w.primary);
+        let approve = |incarnation: u32| -> Result<(), String> {
+            let ask = Ask::Promote {
+                zone: w.zone.0,
+                incarnation,
+                standby: layout.me as u16,
+                primary: primary.unwrap_or(usize::from(u16::MAX)) as u16,
+            };
+            match votes
+                .ask(ask)
+                .recv_timeout(VOTE_TIMEOUT + Duration::from_secs(1))
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!(
+                    "the other nodes did not agree to the takeover as incarnation \
+                     {incarnation}: its primary went on without this standby (the copy here \
+                     is stale), or they do not see node {} down",
+                    w.primary
+                )),
+                Err(_) => Err("the mesh did not answer the vote".into()),
+            }
+        };
+        match node.promote(w.zone, dir.clone(), &approve) {
             Ok(incarnation) => {
                 server.taken_over(w.zone.0, incarnation);
                 let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
@@ -179,6 +224,7 @@ fn step(
                 });
             }
             Err(e) => {
+                server.unrelease(w.zone.0);
                 tracing::error!(zone = %w.zone, "cannot take the zone over: {e}; trying again in {RETRY:?}");
                 w.failed_at = Some(Instant::now());
             }
@@ -241,6 +287,122 @@ fn attach(view: &MeshView, layout: &Layout, watched: &mut [Watched], node: &Node
             if node.attach_standby(w.zone, target) {
                 tracing::warn!(zone = %w.zone, "node {} is back: streaming zone {} to it as its standby", w.primary, w.zone);
                 w.attached = true;
+            }
+        }
+    }
+}
+
+/// A zone running here with a standby: what the mesh agreed about it in this run.
+struct Guarded {
+    incarnation: u32,
+    /// The standby's node, by index.
+    standby: usize,
+    /// This run's asks about the zone so far.
+    seq: u32,
+    /// The mesh agreed the zone goes on without its standby.
+    dropped: bool,
+    /// The mesh agreed the standby is current in this run.
+    current: bool,
+    /// An ask under way: its outcome, and whether it is a drop.
+    pending: Option<(Receiver<bool>, bool)>,
+    retry_at: Option<Instant>,
+}
+
+/// One look at the zones running here that have (or had) a standby: drops a standby the
+/// mesh agreed is down, streams to it again when it is back, and tells the mesh when it
+/// is current.
+fn guard(
+    view: &MeshView,
+    (layout, votes): (&Layout, &VoteBox),
+    guards: &mut HashMap<ZoneID, Guarded>,
+    node: &Node,
+) {
+    for &zone in &layout.zones {
+        let Some((incarnation, state, Some(addr))) = node.standby_state(zone) else {
+            guards.remove(&zone);
+            continue;
+        };
+        let Some(standby) = layout.nodes.iter().position(|n| n.1 == addr) else {
+            continue;
+        };
+        let g = guards.entry(zone).or_insert(Guarded {
+            incarnation,
+            standby,
+            seq: 0,
+            dropped: false,
+            current: false,
+            pending: None,
+            retry_at: None,
+        });
+        if (g.incarnation, g.standby) != (incarnation, standby) {
+            *g = Guarded {
+                incarnation,
+                standby,
+                seq: 0,
+                dropped: false,
+                current: false,
+                pending: None,
+                retry_at: None,
+            };
+        }
+        if let Some((outcome, drop)) = &g.pending {
+            match outcome.try_recv() {
+                Err(TryRecvError::Empty) => continue,
+                Ok(true) if *drop => {
+                    node.drop_standby(zone);
+                    (g.dropped, g.current) = (true, false);
+                }
+                Ok(true) => g.current = true,
+                Ok(false) | Err(TryRecvError::Disconnected) => {
+                    g.retry_at = Some(Instant::now() + RETRY);
+                }
+            }
+            g.pending = None;
+        }
+        if g.retry_at.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        let (name, control, key) = &layout.nodes[standby];
+        let liveness = view
+            .peers
+            .iter()
+            .find(|p| &p.name == name)
+            .map(|p| p.liveness);
+        let ask = |seq: u32, current: bool| {
+            let (zone, standby) = (zone.0, standby as u16);
+            if current {
+                Ask::Current {
+                    zone,
+                    incarnation,
+                    seq,
+                    standby,
+                }
+            } else {
+                Ask::Drop {
+                    zone,
+                    incarnation,
+                    seq,
+                    standby,
+                }
+            }
+        };
+        if !g.dropped && liveness == Some(Liveness::Down) {
+            if majority(alive(view), layout.nodes.len()) {
+                tracing::warn!(%zone, "node {name}, zone {zone}'s standby, is declared down: asking the mesh to let the zone go on without it");
+                g.seq += 1;
+                g.pending = Some((votes.ask(ask(g.seq, false)), true));
+            }
+        } else if !g.dropped && !g.current && state == StandbyState::Current {
+            g.seq += 1;
+            g.pending = Some((votes.ask(ask(g.seq, true)), false));
+        } else if g.dropped && liveness == Some(Liveness::Alive) && state == StandbyState::None {
+            let target = StandbyTarget {
+                addr: *control,
+                key: *key,
+            };
+            if node.attach_standby(zone, target) {
+                tracing::warn!(%zone, "node {name} is back: streaming zone {zone} to it again as its standby");
+                g.dropped = false;
             }
         }
     }

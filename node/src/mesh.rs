@@ -1,13 +1,22 @@
 //! The node's side of mesh membership: `meridian_core::mesh` on the node's control UDP
 //! port, in a thread of its own (never on a zone core). What it believes of every other
 //! node is published for the status line, `/status` and `/metrics`; changes are logged.
+//!
+//! The thread also carries the votes on standbys ([`VoteBox`]): the failover thread asks,
+//! the mesh thread asks the other nodes and hands back the outcome. A node with a data
+//! directory votes, from its ledger `DATA/votes.ledger` (written and synced before any
+//! answer resting on it leaves); a node without one asks but does not vote.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use meridian_core::mesh::votes::{Ask, Ledger};
 use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshCounters, MeshEvent};
 use meridian_io::Clock;
 
@@ -32,9 +41,26 @@ pub struct MeshView {
     pub generation: u32,
 }
 
+/// Asks the mesh's vote (see the module docs).
+#[derive(Clone, Debug)]
+pub struct VoteBox(Sender<(Ask, Sender<bool>)>);
+
+impl VoteBox {
+    /// Puts `ask` to the other nodes; the receiver gets `true` once a majority agreed,
+    /// `false` at a refusal or after `meridian_core::mesh::VOTE_TIMEOUT`.
+    pub fn ask(&self, ask: Ask) -> Receiver<bool> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.0.send((ask, tx)).is_err() {
+            // The mesh thread has stopped: the receiver sees a disconnection.
+        }
+        rx
+    }
+}
+
 /// The running mesh thread.
 #[derive(Debug)]
 pub struct MeshHandle {
+    votes: VoteBox,
     view: Arc<Mutex<MeshView>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -44,6 +70,11 @@ pub struct MeshHandle {
 impl MeshHandle {
     pub fn view(&self) -> MeshView {
         self.view.lock().expect("mesh view").clone()
+    }
+
+    /// Where to put asks to the vote.
+    pub fn votes(&self) -> VoteBox {
+        self.votes.clone()
     }
 
     /// The published view, for the admin thread.
@@ -65,9 +96,18 @@ impl Drop for MeshHandle {
     }
 }
 
+/// The ledger's file in a data directory.
+pub const LEDGER_FILE: &str = "votes.ledger";
+
 /// Starts membership for node `me` of `spec` (which has a control address and keys on
-/// every node), signing with `key`.
-pub fn start(spec: &WorldSpec, me: usize, key: &SigningKey) -> anyhow::Result<MeshHandle> {
+/// every node), signing with `key`; it votes from `data`'s ledger if it has a data
+/// directory.
+pub fn start(
+    spec: &WorldSpec,
+    me: usize,
+    key: &SigningKey,
+    data: Option<&Path>,
+) -> anyhow::Result<MeshHandle> {
     let node = &spec.nodes[me];
     let control = node
         .control
@@ -102,20 +142,32 @@ pub fn start(spec: &WorldSpec, me: usize, key: &SigningKey) -> anyhow::Result<Me
         clock.now(),
         seed,
     )?;
+    let ledger = data.map(|dir| dir.join(LEDGER_FILE));
+    if let Some(path) = &ledger {
+        mesh = mesh.with_ledger(load_ledger(path)?);
+    }
     mesh.join(clock.now());
     let view = Arc::new(Mutex::new(MeshView::default()));
     let stop = Arc::new(AtomicBool::new(false));
+    let (asks_tx, asks) = std::sync::mpsc::channel();
     let thread = {
         let (view, stop) = (view.clone(), stop.clone());
+        let io = Io {
+            socket,
+            clock,
+            ledger,
+            asks,
+        };
         std::thread::Builder::new()
             .name("mesh".into())
-            .spawn(move || run(mesh, socket, clock, &names, &view, &stop))?
+            .spawn(move || run(mesh, io, &names, &view, &stop))?
     };
     tracing::info!(
         "mesh membership on control port {control}: {} other nodes",
         peers.len()
     );
     Ok(MeshHandle {
+        votes: VoteBox(asks_tx),
         view,
         stop,
         thread: Some(thread),
@@ -123,33 +175,55 @@ pub fn start(spec: &WorldSpec, me: usize, key: &SigningKey) -> anyhow::Result<Me
     })
 }
 
-fn run(
-    mut mesh: Mesh,
+/// What the mesh thread does I/O with.
+struct Io {
     socket: UdpSocket,
     clock: Clock,
-    names: &[String],
-    view: &Mutex<MeshView>,
-    stop: &AtomicBool,
-) {
+    /// The ledger's file (`None`: this node does not vote).
+    ledger: Option<PathBuf>,
+    asks: Receiver<(Ask, Sender<bool>)>,
+}
+
+fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &AtomicBool) {
     let mut buf = [0u8; 2048];
+    let mut waiting: HashMap<u64, Sender<bool>> = HashMap::new();
+    let mut save_failed = false;
+    let name = |node: u16| names.get(usize::from(node)).map_or("?", String::as_str);
     while !stop.load(Ordering::SeqCst) {
-        let now = clock.now();
+        let now = io.clock.now();
         let wait = mesh
             .next_timeout()
             .map_or(Duration::from_millis(50), |t| {
                 t.saturating_duration_since(now)
             })
-            .clamp(Duration::from_millis(1), Duration::from_millis(50));
-        let _ = socket.set_read_timeout(Some(wait));
-        if let Ok((len, from)) = socket.recv_from(&mut buf) {
-            mesh.handle_datagram(clock.now(), from, &buf[..len]);
+            .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        let _ = io.socket.set_read_timeout(Some(wait));
+        if let Ok((len, from)) = io.socket.recv_from(&mut buf) {
+            mesh.handle_datagram(io.clock.now(), from, &buf[..len]);
         }
-        mesh.handle_timeout(clock.now());
+        mesh.handle_timeout(io.clock.now());
+        while let Ok((ask, reply)) = io.asks.try_recv() {
+            waiting.insert(mesh.ask(io.clock.now(), ask), reply);
+        }
+        // Nothing that rests on the ledger leaves before it is on disk.
+        let saved = mesh.save_ledger(|bytes| match &io.ledger {
+            Some(path) => save_ledger(path, bytes),
+            None => Ok(()),
+        });
+        match saved {
+            Err(e) if !save_failed => {
+                tracing::error!(
+                    "cannot save the vote ledger: {e}; this node's answers wait until it can"
+                );
+                save_failed = true;
+            }
+            Ok(()) => save_failed = false,
+            Err(_) => {}
+        }
         while let Some((to, bytes)) = mesh.poll_transmit() {
-            let _ = socket.send_to(&bytes, to);
+            let _ = io.socket.send_to(&bytes, to);
         }
         while let Some(event) = mesh.poll_event() {
-            let name = |node: u16| names.get(usize::from(node)).map_or("?", String::as_str);
             match event {
                 MeshEvent::Up { node, generation } => {
                     tracing::info!("mesh: node {} is up (generation {generation})", name(node));
@@ -163,10 +237,24 @@ fn run(
                 MeshEvent::Rejoined { generation } => tracing::warn!(
                     "mesh: the other nodes had declared this node down; rejoined as generation {generation}"
                 ),
-                MeshEvent::Decided { .. } => {}
+                MeshEvent::Decided {
+                    ballot,
+                    ask,
+                    granted,
+                } => {
+                    let verdict = if granted { "agreed" } else { "not agreed" };
+                    if matches!(ask, Ask::Current { .. }) {
+                        tracing::info!("mesh vote: {} — {verdict}", describe(ask, name));
+                    } else {
+                        tracing::warn!("mesh vote: {} — {verdict}", describe(ask, name));
+                    }
+                    if let Some(reply) = waiting.remove(&ballot) {
+                        let _ = reply.send(granted);
+                    }
+                }
             }
         }
-        let now = clock.now();
+        let now = io.clock.now();
         let peers = mesh
             .peers()
             .iter()
@@ -183,6 +271,72 @@ fn run(
             generation: mesh.me().generation,
         };
     }
+}
+
+/// An ask, for the log.
+fn describe<'a>(ask: Ask, name: impl Fn(u16) -> &'a str) -> String {
+    match ask {
+        Ask::Drop {
+            zone,
+            incarnation,
+            standby,
+            ..
+        } => format!(
+            "zone {zone} (incarnation {incarnation}) goes on without its standby on {}",
+            name(standby)
+        ),
+        Ask::Current {
+            zone,
+            incarnation,
+            standby,
+            ..
+        } => format!(
+            "zone {zone} (incarnation {incarnation}) has its standby on {} current again",
+            name(standby)
+        ),
+        Ask::Promote {
+            zone,
+            incarnation,
+            standby,
+            primary,
+        } => format!(
+            "{} takes zone {zone} over from {} as incarnation {incarnation}",
+            name(standby),
+            name(primary)
+        ),
+    }
+}
+
+/// The ledger at `path`, or a new one if there is no file yet. A damaged file stops the
+/// node: a node that forgot what it agreed to could let a stale standby take a zone over.
+fn load_ledger(path: &Path) -> anyhow::Result<Ledger> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ledger::decode(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}. This file records what this node agreed to about standbys; \
+                 without it the node could let a stale standby take a zone over. Restore it \
+                 from a backup, or — only if every zone's standby is current and no node is \
+                 down — delete it",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::new()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Writes the ledger whole to a new file, syncs it and renames it over the old one (a
+/// crash leaves the old ledger or the new, never a torn one).
+fn save_ledger(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("ledger.new");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// `/status` lines for membership: `peer NAME STATE generation G for_ms MS`.

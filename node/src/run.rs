@@ -166,7 +166,8 @@ pub fn start_with(
                 .iter()
                 .position(|n| n.name == node.name)
                 .expect("node is in the spec");
-            Some(crate::mesh::start(spec, me, key)?)
+            let data = persistence.map(|p| p.dir.as_path());
+            Some(crate::mesh::start(spec, me, key, data)?)
         }
         _ => None,
     };
@@ -332,6 +333,12 @@ fn start_failover(
         .collect();
     let layout = crate::failover::Layout {
         world_id: spec.world_id,
+        me: spec
+            .nodes
+            .iter()
+            .position(|n| n.name == node.name)
+            .expect("node is in the spec"),
+        zones: spec.nodes.iter().flat_map(|n| n.zones.clone()).collect(),
         nodes,
         standby_node,
     };
@@ -346,7 +353,7 @@ fn start_failover(
     Ok(Some(crate::failover::start(
         watched,
         layout,
-        mesh.shared(),
+        (mesh.shared(), mesh.votes()),
         kept.clone(),
         node_handle.clone(),
     )?))

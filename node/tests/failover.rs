@@ -3,7 +3,10 @@
 //! and 1, n1 that of zone 2. Node n0 is killed with SIGKILL: membership declares it down,
 //! n2 (seeing n1 alive: a majority) takes zone 0 over from its standby copy, n1 routes
 //! zone 0's traffic to it from its first datagram, and every cut afterwards shows each NPC
-//! exactly once.
+//! exactly once. Then the full circle: n0 comes back as zone 0's standby, n2 is killed,
+//! zone 0 goes back to n0 and zone 2 to n1, zone 1 (whose standby was n2) goes on without
+//! it once n0 and n1 agreed n2 is down, and when n2 comes back zone 1 streams to it again
+//! until the mesh agrees it is current.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,7 +106,10 @@ impl Mesh3 {
             .arg(self.dir.join(format!("n{k}.key")))
             .arg("--data")
             .arg(self.dir.join(format!("data{k}")))
-            .env("RUST_LOG", "warn,meridian_io::runtime::persistence=info")
+            .env(
+                "RUST_LOG",
+                "warn,meridian_io::runtime::persistence=info,meridian_node::mesh=info",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
@@ -455,7 +461,11 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
     let seen = player.seen();
     let killed = Instant::now();
     mesh.kill(2);
+    let mut dropped = None;
     loop {
+        if dropped.is_none() && mesh.log(1).contains("the zone goes on without its standby") {
+            dropped = Some(killed.elapsed());
+        }
         let (n0, n1) = (mesh.status(0), mesh.status(1));
         let back = status_value(&n0, "zone 0 ", "tick").is_some_and(|t| t > 0)
             && status_value(&n1, "zone 2 ", "tick").is_some_and(|t| t > 0);
@@ -470,6 +480,57 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         assert!(
             killed.elapsed() < Duration::from_secs(10),
             "zone 0 did not come back to n0: n0 {n0}\nn1 {n1}\nplayer {played:?}\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Zone 1 (on n1) kept its standby on n2: once n0 and n1 agreed n2 is down, n1 goes on
+    // without it and zone 1 hands entities away again (without the vote it would wait for
+    // n2 for ever).
+    while dropped.is_none() {
+        if mesh.log(1).contains("the zone goes on without its standby") {
+            dropped = Some(killed.elapsed());
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "zone 1 never dropped its dead standby:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("kill -9 of n2: zone 1 went on without its standby {dropped:?} after the kill");
+    let z1 = status_value(&mesh.status(1), "zone 1 ", "departures").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let z1_after = status_value(&mesh.status(1), "zone 1 ", "departures").unwrap();
+    assert!(
+        z1_after > z1 + 10,
+        "zone 1 hands nothing away without its standby: {z1} → {z1_after}\n{}",
+        mesh.logs()
+    );
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // n2 comes back: n1 streams zone 1 to it again, and once it holds the zone the mesh
+    // agrees it is current (it may take zone 1 over again).
+    let current = |mesh: &Mesh3| {
+        mesh.log(1)
+            .matches("zone 1 (incarnation 1) has its standby on n2 current again — agreed")
+            .count()
+    };
+    let before = current(&mesh);
+    mesh.start(2);
+    let back = Instant::now();
+    while current(&mesh) <= before {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "zone 1's standby on n2 did not become current again:\n{}",
             mesh.logs()
         );
         std::thread::sleep(Duration::from_millis(50));

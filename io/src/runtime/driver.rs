@@ -176,6 +176,8 @@ impl<'a> ZoneDriver<'a> {
         let udp = UdpRing::new(socket.into(), ring_config(plan))
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
         let boot_epoch = boot_epoch(&zone, durable.is_some());
+        *shared.standby_addr[index].lock().expect("standby addr") =
+            durable.as_ref().and_then(|d| d.standby_addr);
         let router = Router {
             id,
             incarnation: boot_epoch,
@@ -472,14 +474,23 @@ impl<'a> ZoneDriver<'a> {
                 WriterEvent::Failed(message) => d.failed = Some(message),
             }
         }
-        let (waiting, attach) = &self.shared.attach[self.index];
-        if waiting.swap(false, Ordering::Acquire)
-            && let Some(target) = attach.lock().expect("attach lock").take()
-            && let Some(keys) = &self.plan.keys
-        {
-            d.attach(self.zone.id(), self.zone.incarnation(), &keys.key, target);
+        let (waiting, change) = &self.shared.attach[self.index];
+        if waiting.swap(false, Ordering::Acquire) {
+            let change = change.lock().expect("attach lock").take();
+            match (change, &self.plan.keys) {
+                (Some(super::StandbyChange::Attach(target)), Some(keys)) => {
+                    d.attach(self.zone.id(), self.zone.incarnation(), &keys.key, target);
+                    *self.shared.standby_addr[self.index]
+                        .lock()
+                        .expect("standby addr") = d.standby_addr;
+                }
+                (Some(super::StandbyChange::Drop), _) => d.drop_standby(self.zone.id()),
+                _ => {}
+            }
         }
         d.update_gate(self.zone.id());
+        let word = u64::from(self.zone.incarnation()) << 8 | d.standby_state() as u64;
+        self.shared.standby_word[self.index].store(word, Ordering::Release);
         let safe = d.safe();
         let mut sent = false;
         while self.held.front().is_some_and(|h| h.0 <= safe) {

@@ -58,7 +58,7 @@ use crate::signing::NodeKeys;
 use driver::run_zone;
 use map::{MapFrame, MapView};
 pub use measure::ZoneHistograms;
-pub use persistence::PersistCounters;
+pub use persistence::{Approve, PersistCounters, StandbyState};
 
 /// Slots in each zone's cross-core inbound queue.
 const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
@@ -246,9 +246,16 @@ pub(crate) struct Shared {
     active: Vec<AtomicBool>,
     /// Where every zone of the world runs now.
     routes: routes::Routes,
-    /// Per slot: a standby to attach to the zone at its next tick ([`Node::attach_standby`]),
-    /// and whether one waits (read every loop of the driver: the lock is taken only then).
-    attach: Vec<(AtomicBool, Mutex<Option<crate::standby::StandbyTarget>>)>,
+    /// Per slot: a change to the zone's standby for its driver to make at its next loop
+    /// ([`Node::attach_standby`], [`Node::drop_standby`]), and whether one waits (read
+    /// every loop of the driver: the lock is taken only then).
+    attach: Vec<(AtomicBool, Mutex<Option<StandbyChange>>)>,
+    /// Per slot: the zone's incarnation << 8 | its [`StandbyState`], as its driver last
+    /// saw them.
+    standby_word: Vec<AtomicU64>,
+    /// Per slot: the zone's standby's address (kept once it is dropped), written by its
+    /// driver when it changes.
+    standby_addr: Vec<Mutex<Option<std::net::SocketAddr>>>,
     /// Zones that stood down (taken over elsewhere while this node was away), with the
     /// incarnation they run as now.
     stood_down: Mutex<Vec<(ZoneID, u32)>>,
@@ -291,6 +298,17 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// A change to a running zone's standby.
+#[derive(Clone, Copy, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per zone, in a mutex, changed a few times in a run"
+)]
+pub(crate) enum StandbyChange {
+    Attach(crate::standby::StandbyTarget),
+    Drop,
+}
+
 pub(crate) struct LocalDatagram {
     from: ZoneID,
     /// The sending zone's run.
@@ -313,6 +331,8 @@ impl Node {
             attach: (0..slots)
                 .map(|_| (AtomicBool::new(false), Mutex::new(None)))
                 .collect(),
+            standby_word: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            standby_addr: (0..slots).map(|_| Mutex::new(None)).collect(),
             stood_down: Mutex::new(Vec::new()),
             stats: (0..slots)
                 .map(|_| Mutex::new(ZoneStats::default()))
@@ -355,7 +375,7 @@ impl Node {
         let mut opened = Vec::new();
         for z in &plan.zones {
             opened.push(
-                persistence::open_zone(&plan, z, shared.clock.now()).map_err(|message| {
+                persistence::open_zone(&plan, z, shared.clock.now(), None).map_err(|message| {
                     RuntimeError::Zone {
                         zone: z.zone,
                         message,
@@ -414,6 +434,7 @@ impl Node {
         &self,
         zone: ZoneID,
         store: Arc<crate::store::DataDir>,
+        approve: Approve<'_>,
     ) -> Result<u32, RuntimeError> {
         let err = |message: String| RuntimeError::Zone { zone, message };
         // A standby slot, or the slot of a zone of this node that stood down (this node
@@ -444,8 +465,14 @@ impl Node {
             addr: z.bind,
             source,
         })?;
-        let opened = persistence::open_zone(&plan, &z, self.shared.clock.now()).map_err(err)?;
+        let now = self.shared.clock.now();
+        let opened = persistence::open_zone(&plan, &z, now, Some(approve)).map_err(err)?;
         let incarnation = opened.0.incarnation();
+        // What the slot's last run left says nothing of this one.
+        self.shared.standby_word[index].store(0, Ordering::Release);
+        *self.shared.standby_addr[index]
+            .lock()
+            .expect("standby addr") = None;
         self.spawn(index, z, opened, socket, plan)?;
         self.shared.active[index].store(true, Ordering::SeqCst);
         self.shared.routes.promoted(zone, incarnation);
@@ -469,10 +496,39 @@ impl Node {
         let Some(index) = self.active().find(|&k| self.slot(k).zone == zone) else {
             return false;
         };
-        let (waiting, slot) = &self.shared.attach[index];
-        *slot.lock().expect("attach lock") = Some(target);
-        waiting.store(true, Ordering::Release);
+        self.change_standby(index, StandbyChange::Attach(target));
         true
+    }
+
+    /// `zone`, running here, goes on without its standby from its next loop (the mesh
+    /// agreed the standby's node is down). `false` if the zone does not run here.
+    pub fn drop_standby(&self, zone: ZoneID) -> bool {
+        let Some(index) = self.active().find(|&k| self.slot(k).zone == zone) else {
+            return false;
+        };
+        self.change_standby(index, StandbyChange::Drop);
+        true
+    }
+
+    fn change_standby(&self, index: usize, change: StandbyChange) {
+        let (waiting, slot) = &self.shared.attach[index];
+        *slot.lock().expect("attach lock") = Some(change);
+        waiting.store(true, Ordering::Release);
+    }
+
+    /// `zone`'s incarnation, where its standby stands, and the standby's address (kept
+    /// once dropped), if the zone runs here.
+    pub fn standby_state(
+        &self,
+        zone: ZoneID,
+    ) -> Option<(u32, StandbyState, Option<std::net::SocketAddr>)> {
+        let index = self.active().find(|&k| self.slot(k).zone == zone)?;
+        let word = self.shared.standby_word[index].load(Ordering::Acquire);
+        let incarnation = (word >> 8) as u32;
+        let addr = *self.shared.standby_addr[index]
+            .lock()
+            .expect("standby addr");
+        (incarnation > 0).then(|| (incarnation, StandbyState::from_u8(word as u8), addr))
     }
 
     /// The zones of this node that stood down because their standby took them over while

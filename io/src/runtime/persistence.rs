@@ -35,6 +35,24 @@ meridian_core::counters! {
     }
 }
 
+/// Where a zone's standby stands ([`Durable::standby_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StandbyState {
+    None = 0,
+    CatchingUp = 1,
+    Current = 2,
+}
+
+impl StandbyState {
+    pub(super) fn from_u8(v: u8) -> StandbyState {
+        match v {
+            1 => StandbyState::CatchingUp,
+            2 => StandbyState::Current,
+            _ => StandbyState::None,
+        }
+    }
+}
+
 /// A zone's persistence state in its driver.
 pub(super) struct Durable {
     pub(super) writer: Writer,
@@ -59,6 +77,8 @@ pub(super) struct Durable {
     pub(super) standby_from: Option<u64>,
     /// The zone's files.
     pub(super) store: crate::store::ZoneStore,
+    /// Where its standby is (or was, once dropped): the standby node's control address.
+    pub(super) standby_addr: Option<std::net::SocketAddr>,
 }
 
 impl Durable {
@@ -95,7 +115,31 @@ impl Durable {
         self.writer.attach(feed);
         self.standby = Some(stream);
         self.standby_from = Some(self.synced);
+        self.standby_addr = Some(target.addr);
         tracing::info!(%zone, standby = %target.addr, "streaming the zone's files to its new standby");
+    }
+
+    /// The zone goes on without its standby (a majority agreed its node is down): its
+    /// datagrams stop waiting for it, and nothing more is streamed to it.
+    pub(super) fn drop_standby(&mut self, zone: meridian_core::world::ZoneID) {
+        if self.standby.take().is_some() {
+            self.writer.detach();
+            self.standby_from = None;
+            tracing::warn!(%zone, "the zone goes on without its standby: a majority of the nodes agreed it is down; its datagrams no longer wait for it");
+        }
+    }
+
+    /// Where the zone's standby stands: none, catching up (its datagrams do not wait for
+    /// it yet, or it holds nothing of this run yet), or current (it holds what this run
+    /// began from, and every datagram waits for it).
+    pub(super) fn standby_state(&self) -> StandbyState {
+        match &self.standby {
+            None => StandbyState::None,
+            Some(stream) if self.standby_from.is_none() && stream.acked() >= 1 => {
+                StandbyState::Current
+            }
+            Some(_) => StandbyState::CatchingUp,
+        }
     }
 
     /// A standby attached at run time joins the gate once it has caught up.
@@ -152,6 +196,7 @@ pub(super) fn open_zone(
     plan: &NodePlan,
     zone_plan: &ZonePlan,
     now: Instant,
+    approve: Option<Approve<'_>>,
 ) -> Result<(Zone, Option<Durable>), String> {
     let id = zone_plan.zone;
     // The game first: its record length is what the zone's stores keep, from the first
@@ -161,7 +206,7 @@ pub(super) fn open_zone(
         state_bytes: game.as_ref().map_or(0, |g| g.state_layout().len() as u32),
         ..plan.limits
     };
-    let (mut zone, durable) = open_zone_state(plan, limits, zone_plan, now)?;
+    let (mut zone, durable) = open_zone_state(plan, limits, zone_plan, now, approve)?;
     if let (Some(plan), Some(game)) = (&plan.game, game) {
         zone.set_game(game);
         if let Some((ticks, max_rewind_ticks)) = plan.rewind {
@@ -171,12 +216,17 @@ pub(super) fn open_zone(
     Ok((zone, durable))
 }
 
+/// Asked whether a zone may start as the incarnation given, once its files are read and
+/// before anything is written (a promotion asks the mesh: `Node::promote`).
+pub type Approve<'a> = &'a dyn Fn(u32) -> Result<(), String>;
+
 /// The zone, new or restored from the node's data directory, and its persistence.
 fn open_zone_state(
     plan: &NodePlan,
     limits: Limits,
     zone_plan: &ZonePlan,
     now: Instant,
+    approve: Option<Approve<'_>>,
 ) -> Result<(Zone, Option<Durable>), String> {
     let id = zone_plan.zone;
     if zone_plan.standby.is_some() && (plan.store.is_none() || plan.keys.is_none()) {
@@ -204,6 +254,9 @@ fn open_zone_state(
     }
     let incarnation = recovered.incarnation;
     let mut zone = zone_from(plan, limits, id, now, &recovered, sp)?;
+    if let Some(approve) = approve {
+        approve(incarnation)?;
+    }
     // The start checkpoint covers everything so far (spawns included): the log begins
     // empty, with the incarnation.
     for _ in zone.drain_log() {}
@@ -228,6 +281,7 @@ fn open_zone_state(
         standby,
         standby_from: None,
         store: store.clone(),
+        standby_addr: zone_plan.standby.map(|t| t.addr),
     };
     Ok((zone, Some(durable)))
 }

@@ -69,6 +69,16 @@ impl StandbyServer {
         }
     }
 
+    /// Keeps mirroring `zone` again after a [`StandbyServer::release`] whose takeover did
+    /// not happen (the mesh refused it): its primary may stream to it when it is back.
+    pub fn unrelease(&self, zone: u32) {
+        if let Some(kept) = kept(&self.zones, zone)
+            && kept.taken_over.load(Ordering::SeqCst) == 0
+        {
+            kept.released.store(false, Ordering::SeqCst);
+        }
+    }
+
     /// Stops keeping `zone`'s standby — this node is taking the zone over: its streams
     /// are ended and refused from now on, and when this returns nothing writes its mirror
     /// any more. `false` if its connections did not end within `timeout`.

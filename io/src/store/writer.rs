@@ -132,6 +132,14 @@ impl Writer {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(stream);
     }
 
+    /// Stops feeding the stream (the zone dropped its standby).
+    pub fn detach(&self) {
+        *self
+            .mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// Ends the threads once everything queued is written (a zone that stops cleanly
     /// leaves its directory as the module docs say: the last checkpoint complete, older
     /// generations retired).
