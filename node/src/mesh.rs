@@ -175,6 +175,9 @@ pub fn start(
     })
 }
 
+/// Datagrams read in one go after the first (then timers and sends get their turn).
+const DRAIN_MAX: usize = 1024;
+
 /// What the mesh thread does I/O with.
 struct Io {
     socket: UdpSocket,
@@ -200,6 +203,16 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
         let _ = io.socket.set_read_timeout(Some(wait));
         if let Ok((len, from)) = io.socket.recv_from(&mut buf) {
             mesh.handle_datagram(io.clock.now(), from, &buf[..len]);
+            // Then whatever else is queued (a burst — a stranger's flood — must not fill
+            // the socket's buffer and crowd out the probes).
+            let _ = io.socket.set_nonblocking(true);
+            for _ in 0..DRAIN_MAX {
+                let Ok((len, from)) = io.socket.recv_from(&mut buf) else {
+                    break;
+                };
+                mesh.handle_datagram(io.clock.now(), from, &buf[..len]);
+            }
+            let _ = io.socket.set_nonblocking(false);
         }
         mesh.handle_timeout(io.clock.now());
         while let Ok((ask, reply)) = io.asks.try_recv() {

@@ -296,9 +296,11 @@ impl prometheus_client::collector::Collector for Membership {
             ("wrong_source", c.wrong_source),
             ("bad_signature", c.bad_signature),
             ("refused", c.refused),
+            ("votes", c.votes),
+            ("votes_dropped", c.votes_dropped),
         ];
-        let help =
-            "Gossip datagrams on the control port: sent, received, and those dropped by reason.";
+        let help = "Datagrams on the control port (gossip and votes): sent, received, votes \
+                    taken, and those dropped by reason.";
         let mut family =
             e.encode_descriptor("meridian_mesh_datagrams", help, None, MetricType::Counter)?;
         for (kind, value) in kinds {

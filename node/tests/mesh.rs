@@ -3,8 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use bytemuck::Zeroable;
 use ed25519_dalek::SigningKey;
 use meridian_core::mesh::Liveness;
+use meridian_core::mesh::votes::Ledger;
+use meridian_layouts::votes::{
+    NO_NODE, VOTE_DOMAIN, VOTE_KIND, VoteAnswer, VoteKind, VoteMessage, VoteOp,
+};
+use meridian_layouts::{U16Le, U32Le, U64Le};
 use meridian_node::{run, world_file};
 
 fn key(k: usize) -> SigningKey {
@@ -135,4 +141,130 @@ fn a_mesh_without_keys_or_with_a_node_missing_its_control_port_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("2 of 3 nodes have a control address"), "{e}");
+}
+
+/// A vote datagram on the control port: kind, node, message, signature by `signer`.
+fn vote_datagram(node: u16, signer: &SigningKey, message: &VoteMessage) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let payload = bytemuck::bytes_of(message);
+    let mut signed = VOTE_DOMAIN.to_vec();
+    signed.extend_from_slice(&node.to_le_bytes());
+    signed.extend_from_slice(payload);
+    let mut datagram = vec![VOTE_KIND];
+    datagram.extend_from_slice(&node.to_le_bytes());
+    datagram.extend_from_slice(payload);
+    datagram.extend_from_slice(&signer.sign(&signed).to_bytes());
+    datagram
+}
+
+/// What a stranger can make a voting node do over loopback: nothing. A thousand vote
+/// datagrams from an address that is no node's are dropped before any signature check; one
+/// from node n1's address signed by another key is dropped at the signature; neither
+/// writes the ledger. A genuine ask from n1 is answered, signed by n0, and its ledger
+/// written first; a drop of a standby n0 does not see down is answered "wait" and changes
+/// nothing.
+#[test]
+fn votes_on_the_control_port_take_only_genuine_asks() {
+    let spec = world_file::parse_spec(&world()).unwrap();
+    let dir = std::env::temp_dir().join(format!("meridian-votes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let persistence = run::Persistence {
+        dir: dir.clone(),
+        fresh: false,
+    };
+    let n0 = run::start_with(
+        &spec,
+        &spec.nodes[0],
+        None,
+        Some(&key(0)),
+        Some(&persistence),
+        None,
+    )
+    .unwrap();
+    let control = spec.nodes[0].control.unwrap();
+    let ledger = dir.join(meridian_node::mesh::LEDGER_FILE);
+    let counters = || n0.mesh().unwrap().counters;
+    let ask = |op: VoteOp, standby: u16| VoteMessage {
+        kind: VoteKind::Ask as u8,
+        op: op as u8,
+        ballot: U64Le::new(77),
+        zone: U32Le::new(1),
+        incarnation: U32Le::new(1),
+        seq: U32Le::new(1),
+        standby: U16Le::new(standby),
+        primary: U16Le::new(NO_NODE),
+        ..VoteMessage::zeroed()
+    };
+    let current = ask(VoteOp::Current, 2);
+
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let genuine = vote_datagram(1, &key(1), &current);
+    let before = counters();
+    // 20,000 a second (a burst much faster than that fills the socket's buffer: the
+    // kernel drops the rest, which is the flood's only effect).
+    for k in 0..1000 {
+        stranger.send_to(&genuine, control).unwrap();
+        if k % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = counters();
+    let received = after.received - before.received;
+    assert_eq!(
+        after.wrong_source - before.wrong_source,
+        received,
+        "{after:?}"
+    );
+    assert!(received > 900, "{after:?}");
+    assert_eq!(after.bad_signature, before.bad_signature);
+    let deadline = Instant::now() + Duration::from_secs(5);
+
+    // From n1's own address (n1 is not running), signed by n2's key.
+    let as_n1 = std::net::UdpSocket::bind(spec.nodes[1].control.unwrap()).unwrap();
+    as_n1
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    as_n1
+        .send_to(&vote_datagram(1, &key(2), &current), control)
+        .unwrap();
+    while counters().bad_signature < before.bad_signature + 1 {
+        assert!(Instant::now() < deadline, "{:?}", counters());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!ledger.exists(), "a forged vote wrote the ledger");
+
+    // Genuine: answered yes, signed by n0, the ledger on disk first.
+    let mut buf = [0u8; 2048];
+    let answer = loop {
+        as_n1.send_to(&genuine, control).unwrap();
+        let (len, _) = as_n1.recv_from(&mut buf).expect("an answer");
+        if buf[0] == VOTE_KIND {
+            break buf[..len].to_vec();
+        }
+    };
+    let message: VoteMessage = bytemuck::pod_read_unaligned(&answer[3..3 + VoteMessage::SIZE]);
+    assert_eq!(
+        (message.kind, message.answer),
+        (VoteKind::Answer as u8, VoteAnswer::Yes as u8)
+    );
+    assert_eq!(answer, vote_datagram(0, &key(0), &message), "signed by n0");
+    let saved = Ledger::decode(&std::fs::read(&ledger).unwrap()).unwrap();
+    assert_eq!(saved.dropped(1), None);
+
+    // A drop of n2, which n0 sees alive or unknown, not down: wait, nothing written.
+    let written = std::fs::read(&ledger).unwrap();
+    let drop = vote_datagram(1, &key(1), &ask(VoteOp::Drop, 2));
+    let answer = loop {
+        as_n1.send_to(&drop, control).unwrap();
+        let (len, _) = as_n1.recv_from(&mut buf).expect("an answer");
+        let m: VoteMessage = bytemuck::pod_read_unaligned(&buf[3..3 + VoteMessage::SIZE]);
+        if buf[0] == VOTE_KIND && len > 3 && m.op == VoteOp::Drop as u8 {
+            break m.answer;
+        }
+    };
+    assert_eq!(answer, VoteAnswer::Wait as u8);
+    assert_eq!(std::fs::read(&ledger).unwrap(), written);
+    n0.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
