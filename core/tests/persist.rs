@@ -483,3 +483,50 @@ fn a_checkpoint_keeps_the_games_records_and_only_them() {
         }
     }
 }
+
+/// A client's avatar crosses into the next zone with its session; that zone crashes before
+/// any checkpoint: restored from its log alone, it still holds the session, and hands it to
+/// its session layer (without the binding in the log, the avatar came back without its
+/// client — found by `meridian demo --mesh`: a bot that had just crossed into the killed
+/// node's zone was never told of the takeover and timed out).
+#[test]
+fn a_session_that_arrived_with_its_avatar_survives_a_restore_from_the_log() {
+    let world = two_zone_world();
+    let limits = Limits::for_entities(100);
+    let mut zones = [
+        Zone::new(&world, ZoneID(0), limits, Instant::ZERO).unwrap(),
+        Zone::new(&world, ZoneID(1), limits, Instant::ZERO).unwrap(),
+    ];
+    let mut logs: [Vec<LogRecord>; 2] = [Vec::new(), Vec::new()];
+    for zone in &mut zones {
+        zone.log_incarnation();
+    }
+    let avatar = zones[0]
+        .spawn([190.0, 100.0, 0.0], [10.0, 0.0], 30.0, 1)
+        .unwrap();
+    assert!(zones[0].bind_session(avatar, binding(77)));
+    run_ticks(&world, &mut zones, &mut logs, 0, 150);
+    assert!(zones[1].entities().slot_of(avatar).is_some(), "it crossed");
+    while zones[1].drain_session_moves().next().is_some() {}
+    let scan = scan_wal(&wal_bytes(&logs[1])).unwrap();
+    let mut restored = Zone::restore(
+        &world,
+        ZoneID(1),
+        limits,
+        HandoffConfig::default(),
+        Instant::ZERO,
+        4,
+        &scan.records,
+    )
+    .unwrap();
+    let arrived: Vec<_> = restored
+        .drain_session_moves()
+        .filter_map(|m| match m {
+            meridian_core::zone::SessionMove::Arrived { id, binding } => {
+                Some((id, binding.session_id.get()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(arrived, [(avatar, 77)]);
+}

@@ -168,6 +168,10 @@ impl Zone {
             let binding = commit.session;
             if self.sessions.len() < SESSION_BINDINGS_MAX {
                 self.sessions.insert(id, binding);
+                // Durable with the adoption (the Adopt record carries the entity only): a
+                // restore before the next checkpoint brings the avatar back with its
+                // client, not without it.
+                self.log.push(LogRecord::SessionBind { id, binding });
             } else {
                 self.counters.session_bindings_full += 1;
             }
@@ -202,7 +206,8 @@ impl Zone {
             self.counters.epoch_memory_full += 1;
             return false;
         }
-        self.log.len() < self.log.capacity()
+        // Two records: the adoption and, for an avatar, its session.
+        self.log.len() + 2 <= self.log.capacity()
     }
 
     /// `id` came back at a later epoch while we still held a tombstone for an earlier

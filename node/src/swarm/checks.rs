@@ -235,7 +235,15 @@ pub(super) fn events(
                     _ => {}
                 }
                 if bot.connected_at.is_some() {
-                    violation("avatar", format!("session closed: {reason:?}"), result);
+                    let client = bot.udp.client();
+                    let detail = format!(
+                        "session closed: {reason:?} (session {} in zone {} at {}; {:?})",
+                        client.session(),
+                        client.zone(),
+                        client.server(),
+                        client.counters()
+                    );
+                    violation("avatar", detail, result);
                 }
             }
             ClientEvent::Game(e) => {
