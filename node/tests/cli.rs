@@ -254,4 +254,14 @@ fn demo_mesh_kills_a_node_and_reports_the_failover() {
         .find(|l| l.contains("zone 0 serving on n2 in"))
         .unwrap_or_default();
     assert!(serving.contains(" s "), "{serving}\n{stdout}");
+    // The swarm sees nothing wrong but the failover's gap: a client whose session the new
+    // run lost (it had just crossed into zone 0) timed out after it.
+    let violations = stdout
+        .lines()
+        .find(|l| l.contains("swarm violations"))
+        .unwrap_or_default();
+    assert!(
+        violations.contains(" 0 before the kill") && violations.ends_with(", 0 after"),
+        "{violations}\n{stdout}"
+    );
 }
