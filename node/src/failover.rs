@@ -36,8 +36,35 @@ use crate::mesh::{MeshView, VoteBox};
 
 /// How often the thread looks at membership.
 const POLL: Duration = Duration::from_millis(20);
-/// A promotion or an ask that failed is tried again after this long.
+/// A promotion or an ask that failed is tried again after this long, twice as long after
+/// each failure in a row, up to [`RETRY_MAX`].
 const RETRY: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// When to try again after failures in a row.
+#[derive(Clone, Copy, Debug, Default)]
+struct Retry {
+    at: Option<Instant>,
+    wait: Duration,
+}
+
+impl Retry {
+    /// Whether it is time to try (again).
+    fn due(&self) -> bool {
+        self.at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// It failed: returns how long until the next try.
+    fn failed(&mut self) -> Duration {
+        self.wait = (self.wait * 2).clamp(RETRY, RETRY_MAX);
+        self.at = Some(Instant::now() + self.wait);
+        self.wait
+    }
+
+    fn succeeded(&mut self) {
+        *self = Retry::default();
+    }
+}
 
 /// A zone this node took over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +86,7 @@ struct Watched {
     primary: String,
     promoted: bool,
     attached: bool,
-    failed_at: Option<Instant>,
+    retry: Retry,
 }
 
 /// What the thread needs of the world file.
@@ -122,7 +149,7 @@ pub fn start(
             primary,
             promoted: false,
             attached: false,
-            failed_at: None,
+            retry: Retry::default(),
         })
         .collect();
     let thread = {
@@ -174,19 +201,19 @@ fn step(
         let Some(peer) = view.peers.iter().find(|p| p.name == w.primary) else {
             continue;
         };
-        if peer.liveness != Liveness::Down || w.failed_at.is_some_and(|t| t.elapsed() < RETRY) {
+        if peer.liveness != Liveness::Down || !w.retry.due() {
             continue;
         }
         if !majority(alive, nodes) {
             tracing::warn!(zone = %w.zone, "node {} is declared down, but this node sees only {alive} of {nodes} nodes alive: no takeover without a majority", w.primary);
-            w.failed_at = Some(Instant::now());
+            w.retry.failed();
             continue;
         }
         let began = Instant::now();
         tracing::warn!(zone = %w.zone, "node {} is declared down: taking zone {} over from its standby copy", w.primary, w.zone);
         if !server.release(w.zone.0, Duration::from_secs(2)) {
-            tracing::error!(zone = %w.zone, "the zone's standby streams did not end within 2 s; trying again in {RETRY:?}");
-            w.failed_at = Some(Instant::now());
+            let wait = w.retry.failed();
+            tracing::error!(zone = %w.zone, "the zone's standby streams did not end within 2 s; trying again in {wait:?}");
             continue;
         }
         let primary = layout.nodes.iter().position(|n| n.0 == w.primary);
@@ -225,8 +252,8 @@ fn step(
             }
             Err(e) => {
                 server.unrelease(w.zone.0);
-                tracing::error!(zone = %w.zone, "cannot take the zone over: {e}; trying again in {RETRY:?}");
-                w.failed_at = Some(Instant::now());
+                let wait = w.retry.failed();
+                tracing::error!(zone = %w.zone, "cannot take the zone over: {e}; trying again in {wait:?}");
             }
         }
     }
@@ -261,7 +288,7 @@ fn rejoin(
                 primary: name.clone(),
                 promoted: false,
                 attached: false,
-                failed_at: None,
+                retry: Retry::default(),
             });
         }
     }
@@ -305,7 +332,7 @@ struct Guarded {
     current: bool,
     /// An ask under way: its outcome, and whether it is a drop.
     pending: Option<(Receiver<bool>, bool)>,
-    retry_at: Option<Instant>,
+    retry: Retry,
 }
 
 /// One look at the zones running here that have (or had) a standby: drops a standby the
@@ -332,7 +359,7 @@ fn guard(
             dropped: false,
             current: false,
             pending: None,
-            retry_at: None,
+            retry: Retry::default(),
         });
         if (g.incarnation, g.standby) != (incarnation, standby) {
             *g = Guarded {
@@ -342,7 +369,7 @@ fn guard(
                 dropped: false,
                 current: false,
                 pending: None,
-                retry_at: None,
+                retry: Retry::default(),
             };
         }
         if let Some((outcome, drop)) = &g.pending {
@@ -351,15 +378,25 @@ fn guard(
                 Ok(true) if *drop => {
                     node.drop_standby(zone);
                     (g.dropped, g.current) = (true, false);
+                    g.retry.succeeded();
                 }
-                Ok(true) => g.current = true,
+                Ok(true) => {
+                    g.current = true;
+                    g.retry.succeeded();
+                }
                 Ok(false) | Err(TryRecvError::Disconnected) => {
-                    g.retry_at = Some(Instant::now() + RETRY);
+                    let wait = g.retry.failed();
+                    let what = if *drop {
+                        "goes on without its standby"
+                    } else {
+                        "has its standby current"
+                    };
+                    tracing::warn!(%zone, "the mesh did not agree that zone {zone} {what}; asking again in {wait:?}");
                 }
             }
             g.pending = None;
         }
-        if g.retry_at.is_some_and(|t| Instant::now() < t) {
+        if !g.retry.due() {
             continue;
         }
         let (name, control, key) = &layout.nodes[standby];
@@ -410,7 +447,20 @@ fn guard(
 
 #[cfg(test)]
 mod tests {
-    use super::majority;
+    use super::{Retry, majority};
+    use std::time::Duration;
+
+    #[test]
+    fn a_retry_waits_twice_as_long_after_each_failure_in_a_row() {
+        let mut r = Retry::default();
+        assert!(r.due());
+        let waits: Vec<u64> = (0..7).map(|_| r.failed().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert!(!r.due());
+        r.succeeded();
+        assert!(r.due());
+        assert_eq!(r.failed(), Duration::from_secs(1));
+    }
 
     #[test]
     fn a_majority_is_more_than_half() {
