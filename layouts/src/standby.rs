@@ -18,6 +18,9 @@
 //! | `Append`    | primary | `generation`, `offset`, `seq`          | bytes at `offset` of WAL segment `generation` |
 //! | `Retire`    | primary | `seq` = covered                        | the (kind u8, generation u64le) pairs of the files the primary keeps |
 //! | `Ack`       | standby | `seq`: every append up to it is durable | the hello's 32 bytes |
+//! | `TakenOver` | standby | `seq` = the incarnation it runs the zone as | the hello's 32 bytes |
+//! | `Synced`    | primary | `seq` = the newest append the resync's files hold | — |
+//! | `Stale`     | standby | `seq` = the newest incarnation its copy holds | the hello's 32 bytes |
 
 use bytemuck::{Pod, Zeroable};
 
@@ -52,6 +55,10 @@ pub enum FrameKind {
     /// standby acknowledges it only once everything before it is in place — the
     /// checkpoints its worker writes included.
     Synced = 8,
+    /// The standby's answer to a hello of an older run than its copy holds: `seq` is the
+    /// newest incarnation in its files, the payload the hello's nonce. The primary's files
+    /// are stale (the zone ran elsewhere since, from a copy): it does not run the zone.
+    Stale = 9,
 }
 
 impl FrameKind {
@@ -65,6 +72,7 @@ impl FrameKind {
             6 => FrameKind::Ack,
             7 => FrameKind::TakenOver,
             8 => FrameKind::Synced,
+            9 => FrameKind::Stale,
             _ => return None,
         })
     }

@@ -59,7 +59,10 @@ pub(super) async fn run_zone(
     while !shared.stop.load(Ordering::Relaxed) {
         driver.release();
         if let Some(message) = driver.failure() {
-            return Err(format!("zone {} stopped: {message}", driver.zone.id()));
+            let id = driver.zone.id();
+            tracing::error!(zone = %id, "zone {id} stopped: {message}");
+            shared.active[index].store(false, Ordering::SeqCst);
+            return Err(format!("zone {id} stopped: {message}"));
         }
         if let Some(incarnation) = driver.taken_over() {
             driver.stand_down(incarnation);
@@ -548,7 +551,17 @@ impl<'a> ZoneDriver<'a> {
 
     /// The persistence failure that must stop the zone, if any.
     fn failure(&self) -> Option<String> {
-        self.durable.as_ref().and_then(|d| d.failed.clone())
+        let d = self.durable.as_ref()?;
+        if let Some(newest) = d.standby.as_ref().and_then(crate::standby::Stream::stale) {
+            return Some(format!(
+                "its standby holds a newer run of the zone (incarnation {newest}) than this node \
+                 restored ({}): the zone ran elsewhere since and these files are stale. Where the \
+                 zone's newest state is: the standby's copy. (If you started this node --fresh on \
+                 purpose, clear the zone's copy on its standby node too.)",
+                self.zone.incarnation()
+            ));
+        }
+        d.failed.clone()
     }
 
     /// Arrivals and departures: one debug line each, counted for the per-second summary;

@@ -82,7 +82,9 @@ impl Mirror {
                 put(&self.store, "wal", generation, payload)?;
                 self.dirty.remove(&generation);
             }
-            FrameKind::File | FrameKind::TakenOver => return Err(MirrorError::Malformed(kind)),
+            FrameKind::File | FrameKind::TakenOver | FrameKind::Stale => {
+                return Err(MirrorError::Malformed(kind));
+            }
             // Synced: its claim is taken below (the connection made sure everything before
             // it is in place first).
             FrameKind::Retire

@@ -66,6 +66,7 @@ impl StandbyServer {
     pub fn taken_over(&self, zone: u32, incarnation: u32) {
         if let Some(kept) = kept(&self.zones, zone) {
             kept.taken_over.store(incarnation, Ordering::SeqCst);
+            kept.newest.fetch_max(incarnation, Ordering::SeqCst);
         }
     }
 
@@ -125,6 +126,7 @@ impl KeptZone {
     fn new(k: Kept, status: Arc<KeptStatus>) -> KeptZone {
         KeptZone {
             primary: k.primary,
+            newest: AtomicU32::new(newest_incarnation(&k.store)),
             mirror: Mutex::new(Mirror::new(k.store)),
             status,
             released: AtomicBool::new(false),
@@ -147,6 +149,27 @@ struct KeptZone {
     taken_over: AtomicU32,
     /// Its connections (a handle to end each, and whether it ended).
     open: Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>,
+    /// The newest run its copy holds: a hello of an older one is refused (`Stale`).
+    newest: AtomicU32,
+}
+
+/// The newest incarnation the zone's files in `store` were written by (0: none), from
+/// their headers.
+fn newest_incarnation(store: &ZoneStore) -> u32 {
+    use std::io::Read;
+    let mut newest = 0;
+    for kind in ["ckp", "wal"] {
+        for (_, path) in store.list(kind).unwrap_or_default() {
+            let mut header = [0u8; meridian_layouts::persist::FileHeader::SIZE];
+            let read = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut header));
+            if read.is_ok() {
+                let h: meridian_layouts::persist::FileHeader =
+                    bytemuck::pod_read_unaligned(&header);
+                newest = newest.max(h.incarnation.get());
+            }
+        }
+    }
+    newest
 }
 
 type Zones = Arc<std::sync::RwLock<HashMap<u32, Arc<KeptZone>>>>;
@@ -271,6 +294,11 @@ enum ServeError {
     Worker,
     #[error("zone {0} was taken over by this node: its old primary's stream is refused")]
     Released(u32),
+    #[error(
+        "zone {zone}: a hello of incarnation {hello}, older than the copy here \
+         ({newest}): the primary restored stale files and was told so"
+    )]
+    Stale { zone: u32, hello: u32, newest: u32 },
 }
 
 /// The zone's mirrored files, as the checkpoint worker writes them.
@@ -441,6 +469,26 @@ fn open_connection(
         }
         return Err(ServeError::Released(zone));
     }
+    // A run older than the copy: the zone ran since from a copy of it (taken over, and
+    // maybe back), and this primary restored files the world has moved past. Mirroring
+    // them would roll the copy back.
+    let (hello_run, newest) = (
+        u32::try_from(hello.generation.get()).unwrap_or(u32::MAX),
+        kept.newest.load(Ordering::SeqCst),
+    );
+    if hello_run < newest {
+        let mut stale = FrameHeader::new(FrameKind::Stale, zone);
+        stale.seq = U64Le::new(u64::from(newest));
+        let _ = write_frame(&mut w, key, &challenge, stale, &nonce).and_then(|()| w.flush());
+        drop(open);
+        linger(r);
+        return Err(ServeError::Stale {
+            zone,
+            hello: hello_run,
+            newest,
+        });
+    }
+    kept.newest.fetch_max(hello_run, Ordering::SeqCst);
     open.push((socket_clone(r.get_ref())?, ended.clone()));
     drop(open);
     Ok(Opened {

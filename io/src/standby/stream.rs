@@ -61,6 +61,9 @@ impl StreamFeed {
     }
 }
 
+/// Marks the standby's answer in the takeover word as `Stale` rather than `TakenOver`.
+const STALE: u32 = 1 << 31;
+
 /// Who the standby is and how to reach it.
 #[derive(Clone, Copy, Debug)]
 pub struct StandbyTarget {
@@ -153,7 +156,15 @@ impl Stream {
     /// The incarnation the standby runs the zone as, if it said it took the zone over
     /// (while this node was down or cut off): this run must stand down.
     pub fn taken_over(&self) -> Option<u32> {
-        Some(self.taken_over.load(Ordering::Acquire)).filter(|&i| i > 0)
+        Some(self.taken_over.load(Ordering::Acquire)).filter(|&i| i > 0 && i & STALE == 0)
+    }
+
+    /// The newest incarnation the standby's copy holds, if it refused this run as older
+    /// (this node restored stale files: the zone ran elsewhere since).
+    pub fn stale(&self) -> Option<u32> {
+        Some(self.taken_over.load(Ordering::Acquire))
+            .filter(|&i| i & STALE != 0)
+            .map(|i| i & !STALE)
     }
 }
 
@@ -425,7 +436,11 @@ fn read_acks(
                 let incarnation = u32::try_from(h.seq.get()).unwrap_or(u32::MAX);
                 taken_over.store(incarnation, Ordering::Release);
             }
-            Ok((FrameKind::Ack | FrameKind::TakenOver, _)) => {
+            Ok((FrameKind::Stale, h)) if payload == nonce => {
+                let newest = u32::try_from(h.seq.get()).unwrap_or(u32::MAX >> 1);
+                taken_over.store(newest | STALE, Ordering::Release);
+            }
+            Ok((FrameKind::Ack | FrameKind::TakenOver | FrameKind::Stale, _)) => {
                 tracing::warn!("a standby acknowledgement for another connection: ignored");
             }
             Ok(_) => {}
