@@ -138,6 +138,7 @@ fn durable_file_readers() {
         incarnation: 1,
         tick: 0,
         generation: 0,
+        run: 0,
     };
     bolero::check!()
         .with_iterations(INPUTS)

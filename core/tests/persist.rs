@@ -22,6 +22,7 @@ use crate::support;
 
 fn identity(zone: u32) -> FileIdentity {
     FileIdentity {
+        run: 0,
         world_id: 7,
         zone: ZoneID(zone),
         incarnation: 3,
@@ -164,6 +165,25 @@ fn tombstones(zone: &Zone) -> Vec<(EntityID, u32, u16)> {
     let mut v: Vec<_> = zone.tombstones().collect();
     v.sort_unstable_by_key(|t| t.0);
     v
+}
+
+/// The run id rides in the header's reserved bytes, covered by its checksum.
+#[test]
+fn a_file_header_names_its_run() {
+    use meridian_core::persist::read_header;
+    let id = FileIdentity {
+        run: 0x1234_5678_9abc_def0,
+        ..identity(2)
+    };
+    let header = file_header(FileKind::Checkpoint, &id);
+    let bytes = bytemuck::bytes_of(&header);
+    assert_eq!(read_header(bytes, FileKind::Checkpoint), Ok(id));
+    let mut flipped = bytes.to_vec();
+    flipped[50] ^= 1;
+    assert_eq!(
+        read_header(&flipped, FileKind::Checkpoint),
+        Err(FileError::BadChecksum)
+    );
 }
 
 #[test]

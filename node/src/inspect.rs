@@ -45,11 +45,12 @@ pub fn report(bytes: &[u8]) -> (String, Option<String>) {
     };
     let _ = writeln!(
         out,
-        "{kind:?}, {} bytes: world {} zone {} incarnation {} generation {} tick {} (header checksum ok)",
+        "{kind:?}, {} bytes: world {} zone {} incarnation {} run {:016x} generation {} tick {} (header checksum ok)",
         bytes.len(),
         identity.world_id,
         identity.zone.0,
         identity.incarnation,
+        identity.run,
         identity.generation,
         identity.tick
     );

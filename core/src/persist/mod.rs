@@ -63,6 +63,10 @@ pub struct FileIdentity {
     pub incarnation: u32,
     pub tick: u64,
     pub generation: u64,
+    /// The run that wrote it: random per start of the zone (0: not said — files of
+    /// builds before it), so two runs that reuse one incarnation are told apart. In the
+    /// header's first eight reserved bytes.
+    pub run: u64,
 }
 
 /// A file header with its checksum.
@@ -79,6 +83,7 @@ pub fn file_header(kind: FileKind, id: &FileIdentity) -> FileHeader {
         reserved: [0; 12],
         checksum: U32Le::new(0),
     };
+    h.reserved[..8].copy_from_slice(&id.run.to_le_bytes());
     h.checksum = U32Le::new(checksum(&[h.covered()]));
     h
 }
@@ -115,7 +120,15 @@ pub fn read_header(bytes: &[u8], kind: FileKind) -> Result<FileIdentity, FileErr
         incarnation: header.incarnation.get(),
         tick: header.tick.get(),
         generation: header.generation.get(),
+        run: run_of(header),
     })
+}
+
+/// The run a file header names (0: not said).
+pub fn run_of(header: &FileHeader) -> u64 {
+    let mut run = [0u8; 8];
+    run.copy_from_slice(&header.reserved[..8]);
+    u64::from_le_bytes(run)
 }
 
 // ---- WAL records ---------------------------------------------------------------------

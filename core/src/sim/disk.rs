@@ -92,6 +92,7 @@ const CAPTURE_TICKS: usize = 8;
 
 fn identity(z: u32, generation: u64, incarnation: u32, tick: u64) -> FileIdentity {
     FileIdentity {
+        run: 0,
         world_id: 0,
         zone: ZoneID(z),
         incarnation,

@@ -242,7 +242,14 @@ fn open_zone_state(
         }
         return Ok((zone, None));
     };
-    let store = sp.dir.zone(sp.world_id, id);
+    // Every file this run writes names it, and its stream's hello too: a standby tells
+    // two runs that reuse one incarnation apart (a stale restore).
+    let mut run = [0u8; 8];
+    getrandom::fill(&mut run).map_err(|e| format!("no randomness for the run id: {e}"))?;
+    let store = sp
+        .dir
+        .zone(sp.world_id, id)
+        .with_run(u64::from_le_bytes(run).max(1));
     if sp.fresh
         && let Some(aside) = store.discard().map_err(|e| e.to_string())?
     {

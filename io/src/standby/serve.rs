@@ -66,7 +66,10 @@ impl StandbyServer {
     pub fn taken_over(&self, zone: u32, incarnation: u32) {
         if let Some(kept) = kept(&self.zones, zone) {
             kept.taken_over.store(incarnation, Ordering::SeqCst);
-            kept.newest.fetch_max(incarnation, Ordering::SeqCst);
+            let mut newest = kept.newest.lock().unwrap_or_else(PoisonError::into_inner);
+            if incarnation > newest.0 {
+                *newest = (incarnation, 0);
+            }
         }
     }
 
@@ -126,7 +129,7 @@ impl KeptZone {
     fn new(k: Kept, status: Arc<KeptStatus>) -> KeptZone {
         KeptZone {
             primary: k.primary,
-            newest: AtomicU32::new(newest_incarnation(&k.store)),
+            newest: Mutex::new(newest_run(&k.store)),
             mirror: Mutex::new(Mirror::new(k.store)),
             status,
             released: AtomicBool::new(false),
@@ -149,15 +152,16 @@ struct KeptZone {
     taken_over: AtomicU32,
     /// Its connections (a handle to end each, and whether it ended).
     open: Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>,
-    /// The newest run its copy holds: a hello of an older one is refused (`Stale`).
-    newest: AtomicU32,
+    /// The newest run its copy holds — (incarnation, run id; 0: not said): a hello of an
+    /// older one, or of another run under the same incarnation, is refused (`Stale`).
+    newest: Mutex<(u32, u64)>,
 }
 
-/// The newest incarnation the zone's files in `store` were written by (0: none), from
-/// their headers.
-fn newest_incarnation(store: &ZoneStore) -> u32 {
+/// The newest run the zone's files in `store` were written by ((0, 0): none), from their
+/// headers.
+fn newest_run(store: &ZoneStore) -> (u32, u64) {
     use std::io::Read;
-    let mut newest = 0;
+    let mut newest = (0, 0);
     for kind in ["ckp", "wal"] {
         for (_, path) in store.list(kind).unwrap_or_default() {
             let mut header = [0u8; meridian_layouts::persist::FileHeader::SIZE];
@@ -165,11 +169,21 @@ fn newest_incarnation(store: &ZoneStore) -> u32 {
             if read.is_ok() {
                 let h: meridian_layouts::persist::FileHeader =
                     bytemuck::pod_read_unaligned(&header);
-                newest = newest.max(h.incarnation.get());
+                let run = (h.incarnation.get(), meridian_core::persist::run_of(&h));
+                if run.0 > newest.0 {
+                    newest = run;
+                }
             }
         }
     }
     newest
+}
+
+/// Whether a hello of `hello` (incarnation, run id) is of an older run than `newest`, or
+/// of another run under the same incarnation (an id of 0 is not said: taken as the same).
+fn is_stale(hello: (u32, u64), newest: (u32, u64)) -> bool {
+    hello.0 < newest.0
+        || (hello.0 == newest.0 && hello.1 != 0 && newest.1 != 0 && hello.1 != newest.1)
 }
 
 type Zones = Arc<std::sync::RwLock<HashMap<u32, Arc<KeptZone>>>>;
@@ -472,11 +486,14 @@ fn open_connection(
     // A run older than the copy: the zone ran since from a copy of it (taken over, and
     // maybe back), and this primary restored files the world has moved past. Mirroring
     // them would roll the copy back.
-    let (hello_run, newest) = (
+    let hello_run = (
         u32::try_from(hello.generation.get()).unwrap_or(u32::MAX),
-        kept.newest.load(Ordering::SeqCst),
+        hello.offset.get(),
     );
-    if hello_run < newest {
+    let mut newest_guard = kept.newest.lock().unwrap_or_else(PoisonError::into_inner);
+    if is_stale(hello_run, *newest_guard) {
+        let newest = newest_guard.0;
+        drop(newest_guard);
         let mut stale = FrameHeader::new(FrameKind::Stale, zone);
         stale.seq = U64Le::new(u64::from(newest));
         let _ = write_frame(&mut w, key, &challenge, stale, &nonce).and_then(|()| w.flush());
@@ -484,11 +501,14 @@ fn open_connection(
         linger(r);
         return Err(ServeError::Stale {
             zone,
-            hello: hello_run,
+            hello: hello_run.0,
             newest,
         });
     }
-    kept.newest.fetch_max(hello_run, Ordering::SeqCst);
+    if hello_run.0 > newest_guard.0 || newest_guard.1 == 0 {
+        *newest_guard = hello_run;
+    }
+    drop(newest_guard);
     open.push((socket_clone(r.get_ref())?, ended.clone()));
     drop(open);
     Ok(Opened {

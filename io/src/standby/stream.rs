@@ -260,6 +260,8 @@ impl Run {
         let mut w = BufWriter::with_capacity(1 << 16, socket);
         let mut hello = FrameHeader::new(FrameKind::Hello, self.zone);
         hello.generation = U64Le::new(u64::from(self.incarnation));
+        // The run (random per start): a restore that reuses an incarnation is not it.
+        hello.offset = U64Le::new(self.store.run());
         write_frame(&mut w, &self.key, challenge, hello, nonce)?;
         // Everything after the hello is sealed to the standby.
         self.cipher = Some(StreamCipher::new(

@@ -72,11 +72,11 @@ struct Primary {
 
 impl Primary {
     fn start(dir: &DataDir, standby: SocketAddr) -> Primary {
-        Primary::start_as(dir, standby, 1)
+        Primary::start_as(dir, standby, 1, 0)
     }
 
-    /// A primary running the zone as `incarnation`.
-    fn start_as(dir: &DataDir, standby: SocketAddr, incarnation: u32) -> Primary {
+    /// A primary running the zone as `incarnation`, its run `run` (0: not said).
+    fn start_as(dir: &DataDir, standby: SocketAddr, incarnation: u32, run: u64) -> Primary {
         let world = world();
         let mut zone = Zone::new(
             &world,
@@ -89,7 +89,7 @@ impl Primary {
         let mut capture = Capture::default();
         zone.capture(&mut capture);
         for _ in zone.drain_log() {}
-        let store = dir.zone(WORLD_ID, ZoneID(0));
+        let store = dir.zone(WORLD_ID, ZoneID(0)).with_run(run);
         let wal = store.begin(0, incarnation, &capture).expect("begin");
         let target = StandbyTarget {
             addr: standby,
@@ -345,40 +345,44 @@ fn a_released_zone_refuses_its_old_primary_and_tells_it_of_the_takeover() {
     assert_eq!(primary.stream.taken_over(), Some(9));
 }
 
-/// A primary that restored stale files — an older run than the standby's copy holds (the
-/// zone ran elsewhere since) — is refused at its hello and told the newest run, signed;
-/// the copy is left as it was. A standby restarted on its copy knows the newest run from
-/// the files' headers.
+/// A primary that restored stale files — an older run than the standby's copy holds, or
+/// another run under the same incarnation (the zone ran elsewhere since) — is refused at
+/// its hello and told the newest run, signed; the copy is left as it was. A standby
+/// restarted on its copy knows the newest run from the files' headers, and takes the
+/// newest run's own hello again.
 #[test]
 fn a_hello_of_an_older_run_than_the_copy_is_refused_as_stale() {
-    let (newer_dir, stale_dir, standby_dir) = (scratch("st-n"), scratch("st-o"), scratch("st-s"));
-    let (nd, od, sd) = (
-        DataDir::open(&newer_dir).unwrap(),
-        DataDir::open(&stale_dir).unwrap(),
-        DataDir::open(&standby_dir).unwrap(),
-    );
-    let (server, addr) = standby("127.0.0.1:0".parse().unwrap(), &sd);
-    let mut newer = Primary::start_as(&nd, addr, 3);
+    let dirs = ["st-n", "st-o", "st-r", "st-s"].map(|d| DataDir::open(&scratch(d)).unwrap());
+    let [newer_dir, older_dir, reused_dir, standby_dir] = &dirs;
+    let (server, addr) = standby("127.0.0.1:0".parse().unwrap(), standby_dir);
+    let mut newer = Primary::start_as(newer_dir, addr, 3, 11);
     newer.run(20);
     newer.wait_acked();
     drop(newer);
     drop(server);
-    let mirrored = recovered(&sd.zone(WORLD_ID, ZoneID(0)));
-    let (_server, addr) = standby(addr, &sd);
-    let mut stale = Primary::start_as(&od, addr, 2);
-    stale.run(20);
-    let deadline = WallInstant::now() + Duration::from_secs(5);
-    while stale.stream.stale().is_none() {
-        assert!(
-            WallInstant::now() < deadline,
-            "the stale primary was never told"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    let mirrored = recovered(&standby_dir.zone(WORLD_ID, ZoneID(0)));
+    let (_server, addr) = standby(addr, standby_dir);
+    for (dir, incarnation, run) in [(older_dir, 2, 22), (reused_dir, 3, 33)] {
+        let mut stale = Primary::start_as(dir, addr, incarnation, run);
+        stale.run(20);
+        let deadline = WallInstant::now() + Duration::from_secs(5);
+        while stale.stream.stale().is_none() {
+            assert!(
+                WallInstant::now() < deadline,
+                "run ({incarnation}, {run}) was never told"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(stale.stream.stale(), Some(3));
+        assert_eq!(stale.stream.taken_over(), None);
+        assert_eq!(stale.stream.acked(), 0);
+        assert_eq!(recovered(&standby_dir.zone(WORLD_ID, ZoneID(0))), mirrored);
     }
-    assert_eq!(stale.stream.stale(), Some(3));
-    assert_eq!(stale.stream.taken_over(), None);
-    assert_eq!(stale.stream.acked(), 0);
-    assert_eq!(recovered(&sd.zone(WORLD_ID, ZoneID(0))), mirrored);
+    // The newest run itself (its node restarted the stream) is taken.
+    let mut again = Primary::start_as(newer_dir, addr, 3, 11);
+    again.run(20);
+    again.wait_acked();
+    assert_eq!(again.stream.stale(), None);
 }
 
 /// Copies a connection both ways between `listener`'s first client and `to`, keeping

@@ -128,6 +128,7 @@ impl DataDir {
             dir: self.path.clone(),
             world_id,
             zone,
+            run: 0,
         }
     }
 }
@@ -138,6 +139,8 @@ pub struct ZoneStore {
     dir: PathBuf,
     world_id: u64,
     zone: ZoneID,
+    /// The run writing through it (in every file header it writes; 0: not said).
+    run: u64,
 }
 
 /// What recovery found.
@@ -329,7 +332,19 @@ impl ZoneStore {
             incarnation,
             tick,
             generation,
+            run: self.run,
         }
+    }
+
+    /// The same files, written by run `run` from now on.
+    pub fn with_run(mut self, run: u64) -> ZoneStore {
+        self.run = run;
+        self
+    }
+
+    /// The run writing through this store (0: not said).
+    pub fn run(&self) -> u64 {
+        self.run
     }
 
     pub(super) fn create_segment(
