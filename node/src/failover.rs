@@ -335,6 +335,20 @@ struct Guarded {
     retry: Retry,
 }
 
+impl Guarded {
+    fn new(incarnation: u32, standby: usize) -> Guarded {
+        Guarded {
+            incarnation,
+            standby,
+            seq: 0,
+            dropped: false,
+            current: false,
+            pending: None,
+            retry: Retry::default(),
+        }
+    }
+}
+
 /// One look at the zones running here that have (or had) a standby: drops a standby the
 /// mesh agreed is down, streams to it again when it is back, and tells the mesh when it
 /// is current.
@@ -352,25 +366,12 @@ fn guard(
         let Some(standby) = layout.nodes.iter().position(|n| n.1 == addr) else {
             continue;
         };
-        let g = guards.entry(zone).or_insert(Guarded {
-            incarnation,
-            standby,
-            seq: 0,
-            dropped: false,
-            current: false,
-            pending: None,
-            retry: Retry::default(),
-        });
+        let g = guards
+            .entry(zone)
+            .or_insert_with(|| Guarded::new(incarnation, standby));
         if (g.incarnation, g.standby) != (incarnation, standby) {
-            *g = Guarded {
-                incarnation,
-                standby,
-                seq: 0,
-                dropped: false,
-                current: false,
-                pending: None,
-                retry: Retry::default(),
-            };
+            // A new run, or a new standby: nothing asked about it yet.
+            *g = Guarded::new(incarnation, standby);
         }
         if let Some((outcome, drop)) = &g.pending {
             match outcome.try_recv() {

@@ -2,7 +2,7 @@
 //! delaying links between nodes, partitions that heal, and zones that crash and restart
 //! from their durable log alone.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 
 use rand::rngs::SmallRng;
@@ -252,11 +252,8 @@ impl Sim {
     }
 
     pub(super) fn deliver(&mut self, tick: u64) {
-        let due: Vec<u64> = self.in_flight.range(..=tick).map(|(t, _)| *t).collect();
-        for t in due {
-            for flight in self.in_flight.remove(&t).unwrap_or_default() {
-                self.arrive(flight);
-            }
+        for flight in take_due(&mut self.in_flight, tick) {
+            self.arrive(flight);
         }
     }
 
@@ -307,4 +304,11 @@ pub(super) fn completed_transfers(log: &[LogRecord]) -> u64 {
             matches!(r, LogRecord::Done { transfer_id, .. } if relinquished.contains(transfer_id))
         })
         .count() as u64
+}
+
+/// The messages of `in_flight` due by `tick`, in delivery order, taken out of it.
+pub(super) fn take_due<T>(in_flight: &mut BTreeMap<u64, Vec<T>>, tick: u64) -> Vec<T> {
+    let later = in_flight.split_off(&(tick + 1));
+    let due = std::mem::replace(in_flight, later);
+    due.into_values().flatten().collect()
 }

@@ -299,16 +299,8 @@ impl Sim {
         if !self.standbys.active() {
             return;
         }
-        let due: Vec<u64> = self
-            .standbys
-            .in_flight
-            .range(..=tick)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in due {
-            for m in self.standbys.in_flight.remove(&t).unwrap_or_default() {
-                self.stream_received(tick, m);
-            }
+        for m in super::network::take_due(&mut self.standbys.in_flight, tick) {
+            self.stream_received(tick, m);
         }
         for z in 0..self.standbys.streams.len() {
             let Some(stream) = self.standbys.streams[z].as_mut() else {

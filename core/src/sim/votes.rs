@@ -240,16 +240,8 @@ impl Sim {
 
     /// Every tick: the vote messages due, asks sent again, ballots decided.
     pub(super) fn votes_tick(&mut self, tick: u64) {
-        let due: Vec<u64> = self
-            .votes
-            .in_flight
-            .range(..=tick)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in due {
-            for m in self.votes.in_flight.remove(&t).unwrap_or_default() {
-                self.vote_received(tick, m);
-            }
+        for m in super::network::take_due(&mut self.votes.in_flight, tick) {
+            self.vote_received(tick, m);
         }
         let mut k = 0;
         while k < self.votes.ballots.len() {
