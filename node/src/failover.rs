@@ -370,8 +370,13 @@ fn guard(
             .entry(zone)
             .or_insert_with(|| Guarded::new(incarnation, standby));
         if (g.incarnation, g.standby) != (incarnation, standby) {
-            // A new run, or a new standby: nothing asked about it yet.
-            *g = Guarded::new(incarnation, standby);
+            // A new run, or a new standby: nothing agreed about it yet. The asks of one
+            // run stay numbered in order (the others refuse one older than they took).
+            let seq = if g.incarnation == incarnation { g.seq } else { 0 };
+            *g = Guarded {
+                seq,
+                ..Guarded::new(incarnation, standby)
+            };
         }
         if let Some((outcome, drop)) = &g.pending {
             match outcome.try_recv() {
