@@ -7,7 +7,12 @@
 # WAL's appends, and the stream's bytes on the wire per second (frames whole, resyncs
 # included; sampled 2 s before the end).
 #
-#   perf/standby-cost.sh [NPCS_PER_ZONE (20000)] [SECONDS (20)] [PATTERN (border_dancers)]
+#   perf/standby-cost.sh [NPCS_PER_ZONE (20000)] [SECONDS (20)] [PATTERN (border_dancers)] [LAYOUT (pair)]
+#
+# LAYOUT `in-node`: three zones in a row, zones 0 and 1 on node n0 (cores 0 and 1), zone 2
+# on n1 (core 0); with standbys n1 keeps those of zones 0 and 1 and n0 that of zone 2.
+# Zone 0's row is then the handoffs between two zones of one node (zone 0 borders only
+# zone 1); the other rows are not printed.
 #
 # Uses target/release/meridian (MERIDIAN overrides); ports 7300-7421 on 127.0.0.1.
 set -euo pipefail
@@ -16,6 +21,9 @@ bin=${MERIDIAN:-target/release/meridian}
 npcs=${1:-20000}
 secs=${2:-20}
 pattern=${3:-border_dancers}
+layout=${4:-pair}
+columns=2 width=4096.0
+if [ "$layout" = in-node ]; then columns=3 width=6144.0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -27,14 +35,14 @@ world() { # $1: "on" to make each node the other's standby
     cat <<TOML
 [world]
 id = 3
-bounds = { x_min = 0.0, y_min = 0.0, x_max = 4096.0, y_max = 2048.0 }
+bounds = { x_min = 0.0, y_min = 0.0, x_max = $width, y_max = 2048.0 }
 tick_rate_hz = 30
 margin_m = 8.0
 aura_m = 32.0
 cell_size_m = 32.0
 
 [zones]
-columns = 2
+columns = $columns
 rows = 1
 
 [npcs]
@@ -46,13 +54,14 @@ speed_mps = 5.0
 entities_per_zone = $((npcs * 3))
 TOML
     # Node n hosts zone n on core n; ports 7300 + 100 n (zone), + 10 (control), + 20 (admin).
-    local n keys=("$k0" "$k1")
+    local n keys=("$k0" "$k1") zones=("0" "1") cores=("0" "1") kept=("1" "0")
+    if [ "$layout" = in-node ]; then zones=("0, 1" "2") cores=("0, 1" "0") kept=("2" "0, 1"); fi
     for n in 0 1; do
-        printf '\n[[nodes]]\nname = "n%s"\nzones = [%s]\ncores = [%s]\n' "$n" "$n" "$n"
+        printf '\n[[nodes]]\nname = "n%s"\nzones = [%s]\ncores = [%s]\n' "$n" "${zones[$n]}" "${cores[$n]}"
         printf 'udp = "127.0.0.1:%s"\ncontrol = "127.0.0.1:%s"\nadmin = "127.0.0.1:%s"\n' \
             $((7300 + 100 * n)) $((7310 + 100 * n)) $((7320 + 100 * n))
         printf 'public_key = "%s"\n' "${keys[$n]}"
-        if [ "$1" = on ]; then printf 'standby_for = [%s]\n' $((1 - n)); fi
+        if [ "$1" = on ]; then printf 'standby_for = [%s]\n' "${kept[$n]}"; fi
     done
 }
 
@@ -91,6 +100,7 @@ for mode in off on; do
     done
     wait
     for n in 0 1; do
+        if [ "$layout" = in-node ] && [ "$n" = 1 ]; then continue; fi
         m="$tmp/m$((n))"
         p99=$(awk '$1 == "'"$n"'" && NF == 11 { print $7 }' "$tmp/out$n")
         read -r l50 l99 lmean <<< "$(latency "$m" "$n")"
