@@ -372,7 +372,11 @@ fn guard(
         if (g.incarnation, g.standby) != (incarnation, standby) {
             // A new run, or a new standby: nothing agreed about it yet. The asks of one
             // run stay numbered in order (the others refuse one older than they took).
-            let seq = if g.incarnation == incarnation { g.seq } else { 0 };
+            let seq = if g.incarnation == incarnation {
+                g.seq
+            } else {
+                0
+            };
             *g = Guarded {
                 seq,
                 ..Guarded::new(incarnation, standby)
