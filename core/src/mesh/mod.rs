@@ -43,6 +43,7 @@
 //! [`Mesh::save_ledger`] saved what they rest on. A mesh without a ledger asks but does
 //! not vote.
 
+mod ballots;
 pub mod votes;
 
 use core::net::SocketAddr;
@@ -59,9 +60,9 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::time::Instant;
-use meridian_layouts::U32Le;
-use meridian_layouts::votes::{NO_NODE, VOTE_DOMAIN, VOTE_KIND, VoteKind, VoteMessage, VoteOp};
-use votes::{Ask, Ledger, Tally};
+use ballots::{Ballot, vote_signed_bytes};
+use meridian_layouts::votes::VOTE_KIND;
+use votes::{Ask, Ledger};
 
 /// How often an undecided ask goes again to the nodes that have not agreed.
 pub const VOTE_RESEND: Duration = Duration::from_millis(100);
@@ -233,16 +234,6 @@ pub struct Mesh {
     held_events: Vec<MeshEvent>,
 }
 
-/// An ask of this node under way.
-#[derive(Debug)]
-struct Ballot {
-    id: u64,
-    ask: Ask,
-    tally: Tally,
-    began: Instant,
-    sent_at: Instant,
-}
-
 impl core::fmt::Debug for Mesh {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Mesh")
@@ -335,166 +326,6 @@ impl Mesh {
             held_out: Vec::new(),
             held_events: Vec::new(),
         })
-    }
-
-    /// This node votes, from `ledger` (what it agreed to before, read from its disk).
-    pub fn with_ledger(mut self, ledger: Ledger) -> Mesh {
-        self.ledger = Some(ledger);
-        self
-    }
-
-    /// What this node agreed to, if it votes.
-    pub fn ledger(&self) -> Option<&Ledger> {
-        self.ledger.as_ref()
-    }
-
-    /// Asks every node to agree to `ask`; its outcome comes as [`MeshEvent::Decided`]
-    /// with the ballot returned. This node's own vote counts first.
-    pub fn ask(&mut self, now: Instant, ask: Ask) -> u64 {
-        self.now = now;
-        self.asks_made += 1;
-        let me = self.foca.identity();
-        let id = (u64::from(me.generation) << 32) | u64::from(self.asks_made);
-        self.ballots.push(Ballot {
-            id,
-            ask,
-            tally: Tally::new(self.peers.len() + 1),
-            began: now,
-            sent_at: now,
-        });
-        self.send_asks(self.ballots.len() - 1);
-        self.decide();
-        id
-    }
-
-    /// Saves the ledger through `save` if it changed, then lets the answers and
-    /// decisions that rest on it out. Call it after each batch of datagrams and timeouts;
-    /// what it holds stays held while saving fails.
-    pub fn save_ledger(
-        &mut self,
-        save: impl FnOnce(&[u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        if let Some(ledger) = self.ledger.as_mut().filter(|l| l.dirty()) {
-            save(&ledger.encode())?;
-            ledger.saved();
-        }
-        self.outbox.extend(self.held_out.drain(..));
-        self.events.extend(self.held_events.drain(..));
-        Ok(())
-    }
-
-    /// Whether this node sees `node` declared down (never itself).
-    fn sees_down(&self, node: Option<u16>) -> bool {
-        node.is_some_and(|n| {
-            self.peers
-                .iter()
-                .any(|p| p.node == n && p.liveness == Liveness::Down)
-        })
-    }
-
-    /// Sends ballot `k`'s ask to every node that has not agreed yet — this one included,
-    /// which answers from its own ledger and view.
-    fn send_asks(&mut self, k: usize) {
-        let me = self.foca.identity().node;
-        let down = self.sees_down(self.ballots[k].ask.concerns());
-        let ballot = &mut self.ballots[k];
-        if let Some(ledger) = self.ledger.as_mut()
-            && !ballot.tally.agreed(me)
-        {
-            ballot.tally.count(me, ledger.answer(me, ballot.ask, down));
-        }
-        let ballot = &self.ballots[k];
-        let message = encode_ask(ballot.id, ballot.ask);
-        let to: Vec<SocketAddr> = self
-            .peers
-            .iter()
-            .filter(|p| !ballot.tally.agreed(p.node))
-            .map(|p| p.addr)
-            .collect();
-        for addr in to {
-            let datagram = self.vote_datagram(&message);
-            self.outbox.push_back((addr, datagram));
-        }
-    }
-
-    fn vote_datagram(&mut self, message: &VoteMessage) -> Vec<u8> {
-        let me = self.foca.identity().node;
-        let payload = bytemuck::bytes_of(message);
-        let mut datagram = Vec::with_capacity(OVERHEAD + payload.len());
-        datagram.push(VOTE_KIND);
-        datagram.extend_from_slice(&me.to_le_bytes());
-        datagram.extend_from_slice(payload);
-        let signature = self.key.sign(&vote_signed_bytes(me, payload));
-        datagram.extend_from_slice(&signature.to_bytes());
-        self.counters.sent += 1;
-        datagram
-    }
-
-    /// A vote datagram from `node`, signature checked.
-    fn handle_vote(&mut self, node: u16, addr: SocketAddr, payload: &[u8]) {
-        let Some(message) = (payload.len() == VoteMessage::SIZE)
-            .then(|| bytemuck::pod_read_unaligned::<VoteMessage>(payload))
-        else {
-            self.counters.votes_dropped += 1;
-            return;
-        };
-        let Ok((kind, _, answer)) = message.check() else {
-            self.counters.votes_dropped += 1;
-            return;
-        };
-        let ask = decode_ask(&message);
-        match (kind, answer, ask) {
-            (VoteKind::Ask, _, Some(ask)) if self.ledger.is_some() => {
-                let down = self.sees_down(ask.concerns());
-                let ledger = self.ledger.as_mut().expect("looked at");
-                let answer = ledger.answer(node, ask, down);
-                let mut reply = message;
-                reply.kind = VoteKind::Answer as u8;
-                reply.answer = answer as u8;
-                let datagram = self.vote_datagram(&reply);
-                self.held_out.push((addr, datagram));
-                self.counters.votes += 1;
-            }
-            (VoteKind::Answer, Some(answer), Some(ask)) => {
-                let id = message.ballot.get();
-                let Some(ballot) = self.ballots.iter_mut().find(|b| b.id == id && b.ask == ask)
-                else {
-                    self.counters.votes_dropped += 1;
-                    return;
-                };
-                ballot.tally.count(node, answer);
-                self.counters.votes += 1;
-                self.decide();
-            }
-            _ => self.counters.votes_dropped += 1,
-        }
-    }
-
-    /// Ballots with an outcome (or out of time) end, as events held until the ledger is
-    /// saved; the others go again to the nodes that have not agreed, when due.
-    fn decide(&mut self) {
-        let now = self.now;
-        let mut k = 0;
-        while k < self.ballots.len() {
-            let b = &self.ballots[k];
-            let outcome = b.tally.outcome().or_else(|| {
-                (now.saturating_duration_since(b.began) >= VOTE_TIMEOUT).then_some(false)
-            });
-            if let Some(granted) = outcome {
-                let b = self.ballots.swap_remove(k);
-                self.held_events.push(MeshEvent::Decided {
-                    ballot: b.id,
-                    ask: b.ask,
-                    granted,
-                });
-                continue;
-            }
-            if now.saturating_duration_since(b.sent_at) >= VOTE_RESEND {
-                self.ballots[k].sent_at = now;
-                self.send_asks(k);
-            }
-            k += 1;
-        }
     }
 
     /// Announces this node to every peer (the world file's nodes are the seeds).
@@ -667,76 +498,6 @@ impl Mesh {
             }
         }
     }
-}
-
-fn vote_signed_bytes(node: u16, payload: &[u8]) -> Vec<u8> {
-    let mut signed = Vec::with_capacity(VOTE_DOMAIN.len() + 2 + payload.len());
-    signed.extend_from_slice(VOTE_DOMAIN);
-    signed.extend_from_slice(&node.to_le_bytes());
-    signed.extend_from_slice(payload);
-    signed
-}
-
-fn encode_ask(ballot: u64, ask: Ask) -> VoteMessage {
-    let (op, zone, incarnation, seq, standby, primary) = match ask {
-        Ask::Drop {
-            zone,
-            incarnation,
-            seq,
-            standby,
-        } => (VoteOp::Drop, zone, incarnation, seq, standby, NO_NODE),
-        Ask::Current {
-            zone,
-            incarnation,
-            seq,
-            standby,
-        } => (VoteOp::Current, zone, incarnation, seq, standby, NO_NODE),
-        Ask::Promote {
-            zone,
-            incarnation,
-            standby,
-            primary,
-        } => (VoteOp::Promote, zone, incarnation, 0, standby, primary),
-    };
-    VoteMessage {
-        kind: VoteKind::Ask as u8,
-        op: op as u8,
-        answer: 0,
-        reserved: 0,
-        ballot: meridian_layouts::U64Le::new(ballot),
-        zone: U32Le::new(zone),
-        incarnation: U32Le::new(incarnation),
-        seq: U32Le::new(seq),
-        standby: meridian_layouts::U16Le::new(standby),
-        primary: meridian_layouts::U16Le::new(primary),
-    }
-}
-
-/// The ask a vote message carries (asks and answers both do).
-fn decode_ask(m: &VoteMessage) -> Option<Ask> {
-    let (zone, incarnation, seq) = (m.zone.get(), m.incarnation.get(), m.seq.get());
-    let (standby, primary) = (m.standby.get(), m.primary.get());
-    Some(match m.op {
-        1 => Ask::Drop {
-            zone,
-            incarnation,
-            seq,
-            standby,
-        },
-        2 => Ask::Current {
-            zone,
-            incarnation,
-            seq,
-            standby,
-        },
-        3 => Ask::Promote {
-            zone,
-            incarnation,
-            standby,
-            primary,
-        },
-        _ => return None,
-    })
 }
 
 fn signed_bytes(node: u16, payload: &[u8]) -> Vec<u8> {
