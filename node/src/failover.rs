@@ -382,74 +382,89 @@ fn guard(
                 ..Guarded::new(incarnation, standby)
             };
         }
-        if let Some((outcome, drop)) = &g.pending {
-            match outcome.try_recv() {
-                Err(TryRecvError::Empty) => continue,
-                Ok(true) if *drop => {
-                    node.drop_standby(zone);
-                    (g.dropped, g.current) = (true, false);
-                    g.retry.succeeded();
-                }
-                Ok(true) => {
-                    g.current = true;
-                    g.retry.succeeded();
-                }
-                Ok(false) | Err(TryRecvError::Disconnected) => {
-                    let wait = g.retry.failed();
-                    let what = if *drop {
-                        "goes on without its standby"
-                    } else {
-                        "has its standby current"
-                    };
-                    tracing::warn!(%zone, "the mesh did not agree that zone {zone} {what}; asking again in {wait:?}");
-                }
+        if g.outcome(zone, node) && g.retry.due() {
+            g.next(zone, state, (view, layout, votes), node);
+        }
+    }
+}
+
+impl Guarded {
+    /// Takes the outcome of the ask under way, if any; `false` while it is undecided.
+    fn outcome(&mut self, zone: ZoneID, node: &Node) -> bool {
+        let Some((outcome, drop)) = &self.pending else {
+            return true;
+        };
+        match outcome.try_recv() {
+            Err(TryRecvError::Empty) => return false,
+            Ok(true) if *drop => {
+                node.drop_standby(zone);
+                (self.dropped, self.current) = (true, false);
+                self.retry.succeeded();
             }
-            g.pending = None;
+            Ok(true) => {
+                self.current = true;
+                self.retry.succeeded();
+            }
+            Ok(false) | Err(TryRecvError::Disconnected) => {
+                let wait = self.retry.failed();
+                let what = if *drop {
+                    "goes on without its standby"
+                } else {
+                    "has its standby current"
+                };
+                tracing::warn!(%zone, "the mesh did not agree that zone {zone} {what}; asking again in {wait:?}");
+            }
         }
-        if !g.retry.due() {
-            continue;
-        }
-        let (name, control, key) = &layout.nodes[standby];
+        self.pending = None;
+        true
+    }
+
+    /// The next step for `zone`, its standby now `state`: ask to drop a standby declared
+    /// down, say a standby holding the zone again is current, stream to a dropped one
+    /// that is back.
+    fn next(
+        &mut self,
+        zone: ZoneID,
+        state: StandbyState,
+        (view, layout, votes): (&MeshView, &Layout, &VoteBox),
+        node: &Node,
+    ) {
+        let (name, control, key) = &layout.nodes[self.standby];
         let liveness = view
             .peers
             .iter()
             .find(|p| &p.name == name)
             .map(|p| p.liveness);
-        let ask = |seq: u32, current: bool| {
-            let (zone, standby) = (zone.0, standby as u16);
-            if current {
-                Ask::Current {
-                    zone,
-                    incarnation,
-                    seq,
-                    standby,
-                }
-            } else {
-                Ask::Drop {
-                    zone,
-                    incarnation,
-                    seq,
-                    standby,
-                }
-            }
-        };
-        if !g.dropped && liveness == Some(Liveness::Down) {
+        let (z, incarnation, standby) = (zone.0, self.incarnation, self.standby as u16);
+        if !self.dropped && liveness == Some(Liveness::Down) {
             if majority(alive(view), layout.nodes.len()) {
                 tracing::warn!(%zone, "node {name}, zone {zone}'s standby, is declared down: asking the mesh to let the zone go on without it");
-                g.seq += 1;
-                g.pending = Some((votes.ask(ask(g.seq, false)), true));
+                self.seq += 1;
+                let ask = Ask::Drop {
+                    zone: z,
+                    incarnation,
+                    seq: self.seq,
+                    standby,
+                };
+                self.pending = Some((votes.ask(ask), true));
             }
-        } else if !g.dropped && !g.current && state == StandbyState::Current {
-            g.seq += 1;
-            g.pending = Some((votes.ask(ask(g.seq, true)), false));
-        } else if g.dropped && liveness == Some(Liveness::Alive) && state == StandbyState::None {
+        } else if !self.dropped && !self.current && state == StandbyState::Current {
+            self.seq += 1;
+            let ask = Ask::Current {
+                zone: z,
+                incarnation,
+                seq: self.seq,
+                standby,
+            };
+            self.pending = Some((votes.ask(ask), false));
+        } else if self.dropped && liveness == Some(Liveness::Alive) && state == StandbyState::None {
             let target = StandbyTarget {
                 addr: *control,
                 key: *key,
             };
             if node.attach_standby(zone, target) {
                 tracing::warn!(%zone, "node {name} is back: streaming zone {zone} to it again as its standby");
-                g.dropped = false;
+                self.dropped = false;
             }
         }
     }

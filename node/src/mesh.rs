@@ -237,35 +237,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
             let _ = io.socket.send_to(&bytes, to);
         }
         while let Some(event) = mesh.poll_event() {
-            match event {
-                MeshEvent::Up { node, generation } => {
-                    tracing::info!("mesh: node {} is up (generation {generation})", name(node));
-                }
-                MeshEvent::Down { node, generation } => {
-                    tracing::warn!(
-                        "mesh: node {} is declared down (generation {generation})",
-                        name(node)
-                    );
-                }
-                MeshEvent::Rejoined { generation } => tracing::warn!(
-                    "mesh: the other nodes had declared this node down; rejoined as generation {generation}"
-                ),
-                MeshEvent::Decided {
-                    ballot,
-                    ask,
-                    granted,
-                } => {
-                    let verdict = if granted { "agreed" } else { "not agreed" };
-                    if matches!(ask, Ask::Current { .. }) {
-                        tracing::info!("mesh vote: {} — {verdict}", describe(ask, name));
-                    } else {
-                        tracing::warn!("mesh vote: {} — {verdict}", describe(ask, name));
-                    }
-                    if let Some(reply) = waiting.remove(&ballot) {
-                        let _ = reply.send(granted);
-                    }
-                }
-            }
+            on_event(event, &name, &mut waiting);
         }
         let now = io.clock.now();
         let peers = mesh
@@ -286,8 +258,45 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
     }
 }
 
+/// Logs a membership change or a vote's outcome, and hands the outcome to its asker.
+fn on_event<'a>(
+    event: MeshEvent,
+    name: &impl Fn(u16) -> &'a str,
+    waiting: &mut HashMap<u64, Sender<bool>>,
+) {
+    match event {
+        MeshEvent::Up { node, generation } => {
+            tracing::info!("mesh: node {} is up (generation {generation})", name(node));
+        }
+        MeshEvent::Down { node, generation } => {
+            tracing::warn!(
+                "mesh: node {} is declared down (generation {generation})",
+                name(node)
+            );
+        }
+        MeshEvent::Rejoined { generation } => tracing::warn!(
+            "mesh: the other nodes had declared this node down; rejoined as generation {generation}"
+        ),
+        MeshEvent::Decided {
+            ballot,
+            ask,
+            granted,
+        } => {
+            let verdict = if granted { "agreed" } else { "not agreed" };
+            if matches!(ask, Ask::Current { .. }) {
+                tracing::info!("mesh vote: {} — {verdict}", describe(ask, name));
+            } else {
+                tracing::warn!("mesh vote: {} — {verdict}", describe(ask, name));
+            }
+            if let Some(reply) = waiting.remove(&ballot) {
+                let _ = reply.send(granted);
+            }
+        }
+    }
+}
+
 /// An ask, for the log.
-fn describe<'a>(ask: Ask, name: impl Fn(u16) -> &'a str) -> String {
+fn describe<'a>(ask: Ask, name: &impl Fn(u16) -> &'a str) -> String {
     match ask {
         Ask::Drop {
             zone,
