@@ -472,14 +472,17 @@ fn open_connection(
     let mut nonce = Vec::new();
     read_body(&mut r, kind, &hello, &kept.primary, &challenge, &mut nonce)?;
     let mut open = kept.open.lock().unwrap_or_else(PoisonError::into_inner);
+    let told = Told {
+        key,
+        challenge: &challenge,
+        nonce: &nonce,
+        zone,
+    };
     if kept.released.load(Ordering::SeqCst) {
         let incarnation = kept.taken_over.load(Ordering::SeqCst);
         if incarnation > 0 {
-            let mut taken = FrameHeader::new(FrameKind::TakenOver, zone);
-            taken.seq = U64Le::new(u64::from(incarnation));
-            let _ = write_frame(&mut w, key, &challenge, taken, &nonce).and_then(|()| w.flush());
             drop(open);
-            linger(r);
+            told.answer(FrameKind::TakenOver, incarnation, w, r);
         }
         return Err(ServeError::Released(zone));
     }
@@ -490,25 +493,15 @@ fn open_connection(
         u32::try_from(hello.generation.get()).unwrap_or(u32::MAX),
         hello.offset.get(),
     );
-    let mut newest_guard = kept.newest.lock().unwrap_or_else(PoisonError::into_inner);
-    if is_stale(hello_run, *newest_guard) {
-        let newest = newest_guard.0;
-        drop(newest_guard);
-        let mut stale = FrameHeader::new(FrameKind::Stale, zone);
-        stale.seq = U64Le::new(u64::from(newest));
-        let _ = write_frame(&mut w, key, &challenge, stale, &nonce).and_then(|()| w.flush());
+    if let Err(newest) = kept.admit(hello_run) {
         drop(open);
-        linger(r);
+        told.answer(FrameKind::Stale, newest, w, r);
         return Err(ServeError::Stale {
             zone,
             hello: hello_run.0,
             newest,
         });
     }
-    if hello_run.0 > newest_guard.0 || newest_guard.1 == 0 {
-        *newest_guard = hello_run;
-    }
-    drop(newest_guard);
     open.push((socket_clone(r.get_ref())?, ended.clone()));
     drop(open);
     Ok(Opened {
@@ -519,6 +512,47 @@ fn open_connection(
         r,
         w,
     })
+}
+
+/// What a refused hello is answered with.
+struct Told<'a> {
+    key: &'a SigningKey,
+    challenge: &'a [u8; 32],
+    nonce: &'a [u8],
+    zone: u32,
+}
+
+impl Told<'_> {
+    /// A signed `kind` frame naming `incarnation` over the hello's nonce, then the end of
+    /// the connection once the primary has read it.
+    fn answer(
+        &self,
+        kind: FrameKind,
+        incarnation: u32,
+        mut w: BufWriter<TcpStream>,
+        r: BufReader<TcpStream>,
+    ) {
+        let mut h = FrameHeader::new(kind, self.zone);
+        h.seq = U64Le::new(u64::from(incarnation));
+        let _ =
+            write_frame(&mut w, self.key, self.challenge, h, self.nonce).and_then(|()| w.flush());
+        linger(r);
+    }
+}
+
+impl KeptZone {
+    /// Takes a hello of `run` (incarnation, run id), or refuses it with the newest
+    /// incarnation the copy holds if it is stale.
+    fn admit(&self, run: (u32, u64)) -> Result<(), u32> {
+        let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        if is_stale(run, *newest) {
+            return Err(newest.0);
+        }
+        if run.0 > newest.0 || newest.1 == 0 {
+            *newest = run;
+        }
+        Ok(())
+    }
 }
 
 fn connection(
