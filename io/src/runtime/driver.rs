@@ -179,8 +179,6 @@ impl<'a> ZoneDriver<'a> {
         let udp = UdpRing::new(socket.into(), ring_config(plan))
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
         let boot_epoch = boot_epoch(&zone, durable.is_some());
-        *shared.standby_addr[index].lock().expect("standby addr") =
-            durable.as_ref().and_then(|d| d.standby_addr);
         let router = Router {
             id,
             incarnation: boot_epoch,

@@ -405,6 +405,9 @@ impl Node {
         socket: socket2::Socket,
         plan: NodePlan,
     ) -> Result<(), RuntimeError> {
+        *self.shared.standby_addr[index]
+            .lock()
+            .expect("standby addr") = opened.1.as_ref().and_then(|d| d.standby_addr);
         let (shared, queues) = (self.shared.clone(), self.queues.clone());
         let handle =
             LocalExecutorBuilder::new(Placement::Fixed(z.core))
