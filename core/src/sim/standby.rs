@@ -393,15 +393,18 @@ impl Sim {
         }
     }
 
+    /// Whether node `a` or `b` is down at `tick`, restarting after a death no failover
+    /// could follow (`reboot_node`): nothing reaches it or leaves it.
+    pub(super) fn rebooting(&self, tick: u64, a: u32, b: u32) -> bool {
+        self.standbys
+            .outage
+            .is_some_and(|(node, until)| (node == a || node == b) && tick < until)
+    }
+
     /// One stream message from node `a` to node `b` over the link between them.
     fn stream_send(&mut self, tick: u64, a: u32, b: u32, m: Message) {
         ("stream", tick, a, b).hash(&mut self.hasher);
-        let down = |n| {
-            self.standbys
-                .outage
-                .is_some_and(|(node, until)| node == n && tick < until)
-        };
-        if down(a) || down(b) {
+        if self.rebooting(tick, a, b) {
             return;
         }
         if self.healing(tick) {

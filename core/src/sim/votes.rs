@@ -208,15 +208,7 @@ impl Sim {
     }
 
     fn vote_send(&mut self, tick: u64, a: u32, b: u32, m: Message) {
-        if self.dead(tick, a) || self.dead(tick, b) {
-            return;
-        }
-        let down = |n| {
-            self.standbys
-                .outage
-                .is_some_and(|(node, until)| node == n && tick < until)
-        };
-        if down(a) || down(b) {
+        if self.dead(tick, a) || self.dead(tick, b) || self.rebooting(tick, a, b) {
             return;
         }
         let cut = !self.healing(tick) && self.network.partitioned(tick, a, b);
