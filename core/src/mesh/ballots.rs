@@ -123,13 +123,13 @@ impl Mesh {
             self.counters.votes_dropped += 1;
             return;
         };
-        let Ok((kind, _, answer)) = message.check() else {
+        let Ok((kind, op, answer)) = message.check() else {
             self.counters.votes_dropped += 1;
             return;
         };
-        let ask = decode_ask(&message);
+        let ask = decode_ask(&message, op);
         match (kind, answer, ask) {
-            (VoteKind::Ask, _, Some(ask)) if self.ledger.is_some() => {
+            (VoteKind::Ask, _, ask) if self.ledger.is_some() => {
                 let down = self.sees_down(ask.concerns());
                 let ledger = self.ledger.as_mut().expect("looked at");
                 let answer = ledger.answer(node, ask, down);
@@ -140,7 +140,7 @@ impl Mesh {
                 self.held_out.push((addr, datagram));
                 self.counters.votes += 1;
             }
-            (VoteKind::Answer, Some(answer), Some(ask)) => {
+            (VoteKind::Answer, Some(answer), ask) => {
                 let id = message.ballot.get();
                 let Some(ballot) = self.ballots.iter_mut().find(|b| b.id == id && b.ask == ask)
                 else {
@@ -226,29 +226,28 @@ fn encode_ask(ballot: u64, ask: Ask) -> VoteMessage {
     }
 }
 
-/// The ask a vote message carries (asks and answers both do).
-fn decode_ask(m: &VoteMessage) -> Option<Ask> {
+/// The ask a vote message carries (asks and answers both do), its op checked.
+fn decode_ask(m: &VoteMessage, op: VoteOp) -> Ask {
     let (zone, incarnation, seq) = (m.zone.get(), m.incarnation.get(), m.seq.get());
     let (standby, primary) = (m.standby.get(), m.primary.get());
-    Some(match m.op {
-        1 => Ask::Drop {
+    match op {
+        VoteOp::Drop => Ask::Drop {
             zone,
             incarnation,
             seq,
             standby,
         },
-        2 => Ask::Current {
+        VoteOp::Current => Ask::Current {
             zone,
             incarnation,
             seq,
             standby,
         },
-        3 => Ask::Promote {
+        VoteOp::Promote => Ask::Promote {
             zone,
             incarnation,
             standby,
             primary,
         },
-        _ => return None,
-    })
+    }
 }
