@@ -18,6 +18,7 @@
 //! | [`net`] | peers, the inbox and the outbox that packs packets per destination |
 //! | [`handoff`] | the handoff protocol: tables, events, log records; source and target sides; restore |
 //! | [`ghosts`] | the ghost store, and ghost batches out and in |
+//! | [`pacing`] | when in the tick period each zone ticks, so neighbours answer each other within it |
 //! | [`zone`] | one zone: the sans-IO API and the tick that ties the above together; [`bugs`], its deliberately broken variants for the simulator's tests |
 //! | [`game`] | the game API: the trait a game implements, the zone's view it gets, the state record ([`game::state`]) |
 //! | [`npc`] | server-driven NPC steering patterns |
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod movement;
 pub mod net;
 pub mod npc;
+pub mod pacing;
 pub mod persist;
 pub mod queries;
 pub mod replicate;

@@ -145,6 +145,10 @@ pub const HANDOFF_TICKS: &[f64] = &[
 pub const HANDOFF_SECONDS: &[f64] = &[
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
+/// Bounds for how long a tick's datagrams wait for the disk and the standby, seconds.
+pub const GATE_SECONDS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.066, 0.1, 0.25, 1.0,
+];
 /// Bounds for the size of a snapshot datagram, bytes (the cap is 1,200 plus the seal).
 pub const SNAPSHOT_BYTES: &[f64] = &[64.0, 128.0, 256.0, 384.0, 512.0, 768.0, 1024.0, 1280.0];
 /// Bounds for the age of an input when applied, ticks (see `Sessions::histograms`).

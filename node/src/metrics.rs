@@ -183,6 +183,14 @@ impl Zones {
         self.gauge(e, "meridian_zone_tick", "Ticks the zone has run.", |s| {
             s.tick
         })?;
+        let help = "How far the zone's next tick was due from its phase of the Unix clock, before the once-a-second correction (neighbours tick a quarter period apart or more).";
+        self.family(
+            e,
+            "meridian_zone_tick_phase_error_seconds",
+            help,
+            MetricType::Gauge,
+            |s| ConstGauge::new(s.tick_phase_error_ns as f64 / 1e9),
+        )?;
         let help =
             "Datagrams dropped by the zone or its driver (queues full, truncated, send refused).";
         self.counter(e, "meridian_zone_datagrams_dropped", help, |s| s.drops)
@@ -210,7 +218,7 @@ impl Zones {
 type Pick = fn(&ZoneHistograms) -> &Histogram;
 
 /// Every histogram family: name, help, where its values are.
-const HISTOGRAMS: [(&str, &str, Pick); 5] = [
+const HISTOGRAMS: [(&str, &str, Pick); 7] = [
     (
         "meridian_tick_duration_seconds",
         "The tick's work: steering, sessions, zone tick, snapshots, checkpoint copies, map frames.",
@@ -235,6 +243,16 @@ const HISTOGRAMS: [(&str, &str, Pick); 5] = [
         "meridian_input_age_ticks",
         "Inputs applied: ticks since the snapshot the input acknowledged (the client's round trip plus the wait for the tick).",
         |h| &h.input_age_ticks,
+    ),
+    (
+        "meridian_persist_gate_disk_seconds",
+        "Ticks whose datagrams waited for their records: from the append to the WAL's fdatasync.",
+        |h| &h.gate_disk_seconds,
+    ),
+    (
+        "meridian_persist_gate_seconds",
+        "Ticks whose datagrams waited for their records: from the append until they left (the disk and the standby's acknowledgement).",
+        |h| &h.gate_seconds,
     ),
 ];
 

@@ -190,6 +190,9 @@ fn metrics_parse_and_move_as_the_node_works() {
         ("meridian_handoff_latency_seconds", "histogram"),
         ("meridian_snapshot_size_bytes", "histogram"),
         ("meridian_input_age_ticks", "histogram"),
+        ("meridian_persist_gate_disk_seconds", "histogram"),
+        ("meridian_persist_gate_seconds", "histogram"),
+        ("meridian_zone_tick_phase_error_seconds", "gauge"),
     ];
     for (name, kind) in expected {
         let family = second
@@ -237,6 +240,24 @@ fn metrics_parse_and_move_as_the_node_works() {
     moved(hist, &format!("{hist}_count"));
     let hist = "meridian_handoff_latency_ticks";
     moved(hist, &format!("{hist}_count"));
+    let hist = "meridian_persist_gate_seconds";
+    moved(hist, &format!("{hist}_count"));
+    // Both zones tick on their phase of the Unix clock: aligned at start, corrected by
+    // up to 2 ms a second after a tick late by more than a period (which a debug build's
+    // first ticks can be). Unaligned, each zone's error would stay anywhere in ±16 ms.
+    let phase = "meridian_zone_tick_phase_error_seconds";
+    for zone in ["0", "1"] {
+        let error = |families: &BTreeMap<String, Value>| {
+            let samples = families[phase]["samples"].as_array().unwrap();
+            let s = samples.iter().find(|s| s[1]["zone"] == zone).unwrap();
+            s[2].as_f64().unwrap().abs()
+        };
+        let best = error(&first).min(error(&second));
+        assert!(
+            best < 0.001,
+            "zone {zone}: {phase} {best} s in both scrapes"
+        );
+    }
     let ages = total(
         &second,
         "meridian_input_age_ticks",

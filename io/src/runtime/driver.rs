@@ -30,7 +30,7 @@ use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
 use super::map::{FRAME_EVERY, MapFrame, MapView};
-use super::measure::HandoffClock;
+use super::measure::{GateClock, HandoffClock, unix_nanos};
 use super::persistence::Durable;
 use super::router::{Queues, Router, from_zone};
 use super::setup::{client_sessions, promoted_sessions};
@@ -81,9 +81,7 @@ pub(super) async fn run_zone(
             glommio::timer::sleep(wait).await;
             continue;
         }
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let unix_ms = unix_nanos() / 1_000_000;
         if let Some(generation) = driver.serve_snapshot() {
             // Hold at this tick boundary until the node releases the cut (`Node::freeze`).
             while shared.snapshot_released.load(Ordering::SeqCst) < generation
@@ -140,6 +138,7 @@ struct ZoneDriver<'a> {
     /// The routes' version the session layer's zone addresses follow.
     routes_seen: u64,
     handoff_clock: HandoffClock,
+    gate_clock: GateClock,
     /// The live map: this zone's frame being refilled, the windows it lists, the next
     /// frame's time.
     map: MapFrame,
@@ -162,7 +161,7 @@ impl<'a> ZoneDriver<'a> {
     fn new(
         index: usize,
         zone_plan: ZonePlan,
-        (zone, durable): (Zone, Option<Durable>),
+        (mut zone, durable): (Zone, Option<Durable>),
         plan: &'a NodePlan,
         socket: socket2::Socket,
         shared: &'a Shared,
@@ -179,6 +178,8 @@ impl<'a> ZoneDriver<'a> {
         let udp = UdpRing::new(socket.into(), ring_config(plan))
             .map_err(|e| format!("io_uring for UDP {}: {e}", zone_plan.bind))?;
         let boot_epoch = boot_epoch(&zone, durable.is_some());
+        // Neighbours tick a quarter period apart or more (`meridian_core::pacing`).
+        zone.align_ticks(clock.now(), unix_nanos(), Duration::from_secs(1));
         let router = Router {
             id,
             incarnation: boot_epoch,
@@ -235,6 +236,7 @@ impl<'a> ZoneDriver<'a> {
             held: VecDeque::with_capacity(4096),
             routes_seen: 0,
             handoff_clock: HandoffClock::default(),
+            gate_clock: GateClock::default(),
             map: MapFrame::default(),
             map_views: Vec::new(),
         })
@@ -415,6 +417,9 @@ impl<'a> ZoneDriver<'a> {
         }
         if let Some(d) = self.durable.as_mut() {
             d.counters.datagrams_held += (self.held.len() - held_before) as u64;
+            if self.held.len() > held_before {
+                self.gate_clock.held(wait_for, self.clock.now());
+            }
         }
         if !hold && let Err(e) = self.udp.flush() {
             tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
@@ -493,6 +498,8 @@ impl<'a> ZoneDriver<'a> {
         let word = u64::from(self.zone.incarnation()) << 8 | d.standby_state() as u64;
         self.shared.standby_word[self.index].store(word, Ordering::Release);
         let safe = d.safe();
+        let now = self.clock.now();
+        (self.gate_clock).confirmed(d.synced, safe, now, &mut self.stats.histograms);
         let mut sent = false;
         while self.held.front().is_some_and(|h| h.0 <= safe) {
             let (_, to, len, bytes) = self.held.pop_front().expect("looked at");
@@ -603,6 +610,9 @@ impl<'a> ZoneDriver<'a> {
             return;
         }
         self.next_publish = now + Duration::from_secs(1);
+        let unix = unix_nanos();
+        self.stats.tick_phase_error_ns = self.zone.tick_phase_error(now, unix);
+        self.zone.align_ticks(now, unix, Duration::from_millis(2));
         let (arrived, departed) = (self.arrived, self.departed);
         if arrived + departed > 0 {
             tracing::info!(zone = %self.zone.id(), "[+] {arrived} entities ARRIVED, [-] {departed} DEPARTED in the last second");

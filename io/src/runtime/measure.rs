@@ -3,6 +3,8 @@
 
 use meridian_core::metrics::{self, Histogram};
 use meridian_core::time::Instant;
+use std::collections::VecDeque;
+
 use rustc_hash::FxHashMap;
 
 /// Handoffs timed at once; past this, new ones go untimed (counted in ticks only).
@@ -22,6 +24,11 @@ pub struct ZoneHistograms {
     pub snapshot_bytes: Histogram,
     /// Inputs applied, their age in ticks (see `SessionHistograms`).
     pub input_age_ticks: Histogram,
+    /// Ticks whose datagrams waited for their records: seconds from the append until the
+    /// WAL's fdatasync confirmed it…
+    pub gate_disk_seconds: Histogram,
+    /// …and until the datagrams left (the disk and, with a standby, its acknowledgement).
+    pub gate_seconds: Histogram,
 }
 
 impl Default for ZoneHistograms {
@@ -32,6 +39,8 @@ impl Default for ZoneHistograms {
             handoff_seconds: Histogram::new(metrics::HANDOFF_SECONDS),
             snapshot_bytes: Histogram::new(metrics::SNAPSHOT_BYTES),
             input_age_ticks: Histogram::new(metrics::INPUT_AGE_TICKS),
+            gate_disk_seconds: Histogram::new(metrics::GATE_SECONDS),
+            gate_seconds: Histogram::new(metrics::GATE_SECONDS),
         }
     }
 }
@@ -58,4 +67,49 @@ impl HandoffClock {
         let started = self.started.remove(&transfer_id)?;
         Some(now.saturating_duration_since(started).as_secs_f64())
     }
+}
+
+/// When each append that held datagrams was queued, until they leave.
+#[derive(Debug, Default)]
+pub(super) struct GateClock {
+    /// (append sequence, queued at, the disk's confirmation recorded).
+    waiting: VecDeque<(u64, Instant, bool)>,
+}
+
+impl GateClock {
+    /// Append `seq`, queued at `now`, holds datagrams.
+    pub(super) fn held(&mut self, seq: u64, now: Instant) {
+        if self.waiting.back().is_none_or(|w| w.0 < seq) {
+            self.waiting.push_back((seq, now, false));
+        }
+    }
+
+    /// The disk confirmed up to `synced`, and everything up to `safe` may leave.
+    pub(super) fn confirmed(
+        &mut self,
+        synced: u64,
+        safe: u64,
+        now: Instant,
+        h: &mut ZoneHistograms,
+    ) {
+        for w in self.waiting.iter_mut().take_while(|w| w.0 <= synced) {
+            if !w.2 {
+                w.2 = true;
+                h.gate_disk_seconds
+                    .record(now.saturating_duration_since(w.1).as_secs_f64());
+            }
+        }
+        while let Some(&(_, at, _)) = self.waiting.front().filter(|w| w.0 <= safe) {
+            h.gate_seconds
+                .record(now.saturating_duration_since(at).as_secs_f64());
+            self.waiting.pop_front();
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub(super) fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -191,6 +191,9 @@ pub struct ZoneStats {
     pub tick_p50_us: u64,
     pub tick_p99_us: u64,
     pub tick_max_us: u64,
+    /// How far the next tick was due from its phase (`meridian_core::pacing`) when the
+    /// driver last corrected it, nanoseconds.
+    pub tick_phase_error_ns: i64,
     /// The tick's CPU time (this thread's, over the last second), p99, microseconds: the
     /// work alone, without the time the thread waited for a core on a busy host.
     pub tick_cpu_p99_us: u64,
