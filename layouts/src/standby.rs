@@ -14,7 +14,8 @@
 //! |-------------|---------|----------------------------------------|-------------------|
 //! | `Challenge` | standby | —                                      | 32 random bytes (unsigned) |
 //! | `Hello`     | primary | `zone`, `generation` = incarnation     | 32 random bytes, echoed in every `Ack` |
-//! | `File`      | primary | `file`, `generation`, `seq` = covered  | the whole file    |
+//! | `File`      | primary | `file`, `generation`, `seq` = covered, `offset` = bytes sent before in `Part`s | the whole file, or its rest after the parts |
+//! | `Part`      | primary | `file` (a checkpoint), `generation`, `offset`, `seq` = covered | `len` bytes of the file at `offset` |
 //! | `Append`    | primary | `generation`, `offset`, `seq`          | bytes at `offset` of WAL segment `generation` |
 //! | `Retire`    | primary | `seq` = covered                        | the (kind u8, generation u64le) pairs of the files the primary keeps |
 //! | `Ack`       | standby | `seq`: every append up to it is durable | the hello's 32 bytes |
@@ -59,6 +60,11 @@ pub enum FrameKind {
     /// newest incarnation in its files, the payload the hello's nonce. The primary's files
     /// are stale (the zone ran elsewhere since, from a copy): it does not run the zone.
     Stale = 9,
+    /// A piece of a checkpoint sent in parts: the bytes at `offset` of checkpoint
+    /// `generation`. The `File` frame that ends it carries the rest, its `offset` the bytes
+    /// sent in parts before it. A checkpoint of megabytes goes in parts so that the
+    /// appends fed behind it are sent (and acknowledged) between them, not after it.
+    Part = 10,
 }
 
 impl FrameKind {
@@ -73,6 +79,7 @@ impl FrameKind {
             7 => FrameKind::TakenOver,
             8 => FrameKind::Synced,
             9 => FrameKind::Stale,
+            10 => FrameKind::Part,
             _ => return None,
         })
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
-use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
+use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind, PAYLOAD_MAX};
 
 use crate::store::{StoreError, ZoneStore, sync_dir, write_synced};
 
@@ -82,7 +82,7 @@ impl Mirror {
                 put(&self.store, "wal", generation, payload)?;
                 self.dirty.remove(&generation);
             }
-            FrameKind::File | FrameKind::TakenOver | FrameKind::Stale => {
+            FrameKind::File | FrameKind::Part | FrameKind::TakenOver | FrameKind::Stale => {
                 return Err(MirrorError::Malformed(kind));
             }
             // Synced: its claim is taken below (the connection made sure everything before
@@ -146,7 +146,53 @@ impl Mirror {
 /// without waiting for it: a checkpoint, and the prune that follows it.
 pub(super) fn is_bulk(kind: FrameKind, header: &FrameHeader) -> bool {
     kind == FrameKind::Retire
+        || kind == FrameKind::Part
         || (kind == FrameKind::File && header.file == FileKind::Checkpoint as u8)
+}
+
+/// A checkpoint arriving in parts ([`FrameKind::Part`]), on the checkpoint worker.
+#[derive(Debug, Default)]
+pub(super) struct Parts {
+    generation: u64,
+    bytes: Vec<u8>,
+}
+
+impl Parts {
+    /// Applies a checkpoint's frame: a part is kept; the `File` frame that ends the
+    /// checkpoint (its `offset` the bytes sent in parts before it) puts it in place whole.
+    /// A part that does not continue the one before, or a checkpoint longer than a frame
+    /// may be, is refused (the primary resyncs).
+    pub(super) fn apply(
+        &mut self,
+        store: &ZoneStore,
+        kind: FrameKind,
+        header: &FrameHeader,
+        payload: Vec<u8>,
+    ) -> Result<(), MirrorError> {
+        let (generation, offset) = (header.generation.get(), header.offset.get());
+        if offset == 0 {
+            (self.generation, self.bytes) = (generation, Vec::new());
+        } else if generation != self.generation || offset != self.bytes.len() as u64 {
+            return Err(MirrorError::Malformed(kind));
+        }
+        if self.bytes.len() + payload.len() > PAYLOAD_MAX as usize {
+            return Err(MirrorError::Malformed(kind));
+        }
+        if kind == FrameKind::Part {
+            if self.bytes.is_empty() {
+                self.bytes = payload;
+            } else {
+                self.bytes.extend_from_slice(&payload);
+            }
+            return Ok(());
+        }
+        if offset == 0 {
+            return put(store, "ckp", generation, &payload);
+        }
+        let mut whole = std::mem::take(&mut self.bytes);
+        whole.extend_from_slice(&payload);
+        put(store, "ckp", generation, &whole)
+    }
 }
 
 /// A whole file of the zone, put in place durably (temporary file, fsync, rename, fsync

@@ -14,7 +14,7 @@ use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind};
 
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
 use super::frame::{SIGNATURE_SIZE, StreamCipher, read_unverified, verify};
-use super::mirror::{Mirror, MirrorError, is_bulk, prune, put};
+use super::mirror::{Mirror, MirrorError, Parts, is_bulk, prune};
 use crate::store::ZoneStore;
 
 /// A zone this node keeps the standby of: its mirror and the primary's pinned key.
@@ -346,7 +346,7 @@ impl CheckpointWorker {
         challenge: [u8; 32],
         cipher: StreamCipher,
     ) -> CheckpointWorker {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<WorkerItem>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WorkerItem>(8);
         let failed = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
         let thread = {
@@ -355,6 +355,7 @@ impl CheckpointWorker {
                 .name("standby-checkpoints".into())
                 .spawn(move || {
                     crate::store::lower_priority();
+                    let mut parts = Parts::default();
                     for (kind, h, mut payload, signature, index) in rx {
                         #[cfg(test)]
                         std::thread::sleep(tests_hooks::worker_delay(store.dir()));
@@ -362,10 +363,9 @@ impl CheckpointWorker {
                             .and_then(|()| cipher.open(index, kind, &h, &mut payload))
                             .map_err(ServeError::from)
                             .and_then(|()| {
-                                let g = h.generation.get();
                                 match kind {
                                     FrameKind::Retire => prune(&store, &payload),
-                                    _ => put(&store, "ckp", g, &payload),
+                                    _ => parts.apply(&store, kind, &h, payload),
                                 }
                                 .map_err(ServeError::from)
                             });

@@ -29,6 +29,10 @@ use crate::store::ZoneStore;
 const FEED_DEPTH: usize = 1024;
 /// Between connection attempts.
 const RECONNECT: Duration = Duration::from_millis(200);
+/// A checkpoint longer than this goes in parts of this size, the appends fed meanwhile
+/// sent between them: signing and sealing a checkpoint of 15 MB whole kept the appends
+/// behind it (and the handoffs waiting for their acknowledgement) ~100 ms.
+const PART_SIZE: usize = 256 << 10;
 
 /// What the writer threads made durable, for the standby.
 #[derive(Debug)]
@@ -128,6 +132,7 @@ impl Stream {
             connected: false,
             stop: stop.clone(),
             last_seq: durable,
+            later: std::collections::VecDeque::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("zone-{zone}-standby"))
@@ -195,6 +200,8 @@ struct Run {
     stop: Arc<AtomicBool>,
     /// The newest append sequence the feed has delivered.
     last_seq: u64,
+    /// Checkpoints fed while one was being sent in parts: sent next.
+    later: std::collections::VecDeque<MirrorOp>,
 }
 
 impl Run {
@@ -287,6 +294,11 @@ impl Run {
             if self.behind.swap(false, Ordering::Relaxed) {
                 self.resync(&mut w, challenge)?;
             }
+            if let Some(op) = self.later.pop_front() {
+                self.send(&mut w, challenge, op)?;
+                w.flush()?;
+                continue;
+            }
             match self.ops.recv_timeout(Duration::from_millis(50)) {
                 Ok(op) => {
                     self.send(&mut w, challenge, op)?;
@@ -324,6 +336,7 @@ impl Run {
     /// The zone's files whole, as they are now, then the list of them (the standby
     /// deletes the rest). Everything the feed held is in them.
     fn resync(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        self.later.clear();
         while let Ok(op) = self.ops.try_recv() {
             if let MirrorOp::Append { seq, .. } = op {
                 self.last_seq = self.last_seq.max(seq);
@@ -406,14 +419,44 @@ impl Run {
                 self.sealed(w, challenge, h, &bytes)?;
             }
             MirrorOp::Checkpoint { generation, bytes } => {
-                let mut h = FrameHeader::new(FrameKind::File, self.zone);
+                let mut h = FrameHeader::new(FrameKind::Part, self.zone);
                 h.file = FileKind::Checkpoint as u8;
                 h.generation = U64Le::new(generation);
-                h.seq = U64Le::new(self.last_seq);
-                self.sealed(w, challenge, h, &bytes)?;
+                let mut at = 0;
+                while bytes.len() - at > PART_SIZE {
+                    (h.offset, h.seq) = (U64Le::new(at as u64), U64Le::new(self.last_seq));
+                    self.sealed(w, challenge, h, &bytes[at..at + PART_SIZE])?;
+                    at += PART_SIZE;
+                    self.send_appends(w, challenge)?;
+                }
+                // The rest ends it (the whole file when it was short).
+                h.kind = FrameKind::File as u8;
+                (h.offset, h.seq) = (U64Le::new(at as u64), U64Le::new(self.last_seq));
+                self.sealed(w, challenge, h, &bytes[at..])?;
                 // Its checkpoint thread retired older generations with it.
                 self.send_kept(w, challenge)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Run {
+    /// Between the parts of a checkpoint: the appends the feed holds now go out (a
+    /// checkpoint fed meanwhile waits its turn).
+    fn send_appends(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        let mut sent = false;
+        while let Ok(op) = self.ops.try_recv() {
+            match op {
+                MirrorOp::Append { .. } => {
+                    self.send(w, challenge, op)?;
+                    sent = true;
+                }
+                MirrorOp::Checkpoint { .. } => self.later.push_back(op),
+            }
+        }
+        if sent {
+            w.flush()?;
         }
         Ok(())
     }

@@ -415,23 +415,57 @@ fn tap(listener: TcpListener, to: SocketAddr) -> std::sync::Arc<std::sync::Mutex
     seen
 }
 
+/// A primary's and a standby's data directories, the standby serving, and a tap in front
+/// of it; the directories are removed on drop.
+struct Tapped {
+    primary: DataDir,
+    standby: DataDir,
+    dirs: [PathBuf; 2],
+    _server: StandbyServer,
+    /// Where the primary connects (the tap).
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Tapped {
+    fn start(name: &str) -> Tapped {
+        let dirs = [scratch(&format!("{name}-p")), scratch(&format!("{name}-s"))];
+        let (primary, standby_dir) = (
+            DataDir::open(&dirs[0]).unwrap(),
+            DataDir::open(&dirs[1]).unwrap(),
+        );
+        let (server, to) = standby("127.0.0.1:0".parse().unwrap(), &standby_dir);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        Tapped {
+            primary,
+            standby: standby_dir,
+            dirs,
+            _server: server,
+            addr,
+            seen: tap(listener, to),
+        }
+    }
+}
+
+impl Drop for Tapped {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// The zone's files carry its clients' session keys: on the wire between the nodes the
 /// stream is sealed, so no run of the primary's file bytes shows in what it sent.
 #[test]
 fn the_stream_carries_no_file_bytes_in_clear() {
-    let (primary_dir, standby_dir) = (scratch("tap-p"), scratch("tap-s"));
-    let (pd, sd) = (
-        DataDir::open(&primary_dir).unwrap(),
-        DataDir::open(&standby_dir).unwrap(),
-    );
-    let (_server, addr) = standby("127.0.0.1:0".parse().unwrap(), &sd);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let tapped = listener.local_addr().unwrap();
-    let seen = tap(listener, addr);
-    let mut primary = Primary::start(&pd, tapped);
+    let t = Tapped::start("tap");
+    let (pd, sd, tapped, seen) = (&t.primary, &t.standby, t.addr, t.seen.clone());
+    let mut primary = Primary::start(pd, tapped);
     primary.run(60);
     primary.wait_acked();
-    assert_same(&primary, &sd);
+    assert_same(&primary, sd);
     // The stream counts what it sent: everything the tap saw but the hello (a header, the
     // 32-byte nonce, a signature) — once the tap has passed on the last of it.
     let hello = meridian_layouts::standby::FrameHeader::SIZE + 32 + 64;
@@ -517,4 +551,85 @@ fn a_resync_is_acknowledged_only_once_the_standby_holds_all_of_it() {
         "the standby acknowledged before its checkpoint was in place"
     );
     assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+}
+
+/// The frames a tap saw from the primary: (kind byte, file byte, generation, offset).
+fn frames_seen(bytes: &[u8]) -> Vec<(u8, u8, u64, u64)> {
+    use meridian_layouts::standby::FrameHeader;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + FrameHeader::SIZE <= bytes.len() {
+        let h: FrameHeader = bytemuck::pod_read_unaligned(&bytes[at..at + FrameHeader::SIZE]);
+        out.push((h.kind, h.file, h.generation.get(), h.offset.get()));
+        at += FrameHeader::SIZE + h.len.get() as usize + 64;
+    }
+    out
+}
+
+/// A checkpoint of megabytes goes in parts, and the appends fed behind it are sent between
+/// them — not after it, which kept them (and every handoff waiting for their
+/// acknowledgement) ~100 ms behind a 15 MB checkpoint. The standby puts the parts together
+/// into the same file.
+#[test]
+fn appends_fed_behind_a_large_checkpoint_go_between_its_parts() {
+    use meridian_layouts::standby::{FileKind, FrameKind};
+    let t = Tapped::start("parts");
+    let (pd, sd, tapped, seen) = (&t.primary, &t.standby, t.addr, t.seen.clone());
+    let target = StandbyTarget {
+        addr: tapped,
+        key: key(2).verifying_key(),
+    };
+    // A stream of a zone that had made appends 1..=5 durable (in no file: the resync's
+    // claim alone), then fed a checkpoint of 8 MB and, right behind it, append 6.
+    let store = pd.zone(WORLD_ID, ZoneID(0));
+    let (stream, feed) = Stream::start_from(store, 0, 1, key(1), target, 5);
+    let started = WallInstant::now();
+    while stream.acked() < 5 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no resync");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let checkpoint: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    feed.push(super::MirrorOp::Checkpoint {
+        generation: 3,
+        bytes: checkpoint.clone(),
+    });
+    feed.push(super::MirrorOp::Append {
+        seq: 6,
+        generation: 3,
+        offset: 0,
+        bytes: vec![7; 100],
+    });
+    while stream.acked() < 6 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "6 not acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mirrored = sd.zone(WORLD_ID, ZoneID(0)).file("ckp", 3);
+    while std::fs::metadata(&mirrored).map_or(0, |m| m.len()) < checkpoint.len() as u64 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        std::fs::read(&mirrored).unwrap() == checkpoint,
+        "parts put together wrong"
+    );
+    let frames = frames_seen(&seen.lock().unwrap());
+    let ckp = FileKind::Checkpoint as u8;
+    let parts = frames
+        .iter()
+        .filter(|f| f.0 == FrameKind::Part as u8 && f.1 == ckp)
+        .count();
+    let append = frames.iter().position(|f| f.0 == FrameKind::Append as u8);
+    let end = frames
+        .iter()
+        .position(|f| f.0 == FrameKind::File as u8 && f.1 == ckp);
+    eprintln!("{parts} parts; append at {append:?}, the checkpoint's end at {end:?}");
+    assert_eq!(
+        parts, 31,
+        "8 MB in parts of 256 KB, the last one in the File frame"
+    );
+    assert!(append < end, "the append waited for the whole checkpoint");
+    drop(stream);
 }
