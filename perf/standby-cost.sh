@@ -7,7 +7,8 @@
 # WAL's appends, and the stream's bytes on the wire per second (frames whole, resyncs
 # included; sampled 2 s before the end), and how long the ticks whose datagrams waited
 # for their records waited, mean: for the WAL's fdatasync, and in all (the disk and the
-# standby's acknowledgement).
+# standby's acknowledgement), and the tick's busy time, mean (its work and the ingest and
+# transmit around it: the signed datagrams verified and signed).
 #
 #   perf/standby-cost.sh [NPCS_PER_ZONE (20000)] [SECONDS (20)] [PATTERN (border_dancers)] [LAYOUT (pair)]
 #
@@ -96,7 +97,7 @@ mean_ms() {
 
 metric() { awk -v name="$2" -v zone="$3" '$1 ~ "^" name "\\{" && $0 ~ "zone=\"" zone "\"" { print $NF }' "$1"; }
 
-printf '%-8s %4s %12s %14s %14s %16s %10s %12s %12s %14s %14s\n' standbys zone "tick p99 ms" "handoff p50 t" "handoff p99 t" "handoff mean ms" departed "ack behind" "stream MB/s" "disk wait ms" "gate wait ms"
+printf '%-8s %4s %12s %14s %14s %16s %10s %12s %12s %14s %14s %14s\n' standbys zone "tick p99 ms" "handoff p50 t" "handoff p99 t" "handoff mean ms" departed "ack behind" "stream MB/s" "disk wait ms" "gate wait ms" "busy mean ms"
 for mode in off on; do
     world "$mode" > "$tmp/world.toml"
     rm -rf "$tmp/d0" "$tmp/d1"
@@ -122,8 +123,9 @@ for mode in off on; do
             sent=$(metric "$m" meridian_persist_standby_bytes_sent_total "$n")
             rate=$(awk -v b="${sent:-0}" -v s="$((secs - 2))" 'BEGIN { printf "%.2f", b / s / 1e6 }')
         fi
-        printf '%-8s %4s %12s %14s %14s %16s %10s %12s %12s %14s %14s\n' "$mode" "$n" "${p99:--}" "$l50" "$l99" "$lmean" \
+        printf '%-8s %4s %12s %14s %14s %16s %10s %12s %12s %14s %14s %14s\n' "$mode" "$n" "${p99:--}" "$l50" "$l99" "$lmean" \
             "$(metric "$m" meridian_handoff_departures_total "$n")" "$behind" "$rate" \
-            "$(mean_ms "$m" meridian_persist_gate_disk_seconds "$n")" "$(mean_ms "$m" meridian_persist_gate_seconds "$n")"
+            "$(mean_ms "$m" meridian_persist_gate_disk_seconds "$n")" "$(mean_ms "$m" meridian_persist_gate_seconds "$n")" \
+            "$(mean_ms "$m" meridian_tick_busy_seconds "$n")"
     done
 done

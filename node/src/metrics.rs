@@ -218,11 +218,16 @@ impl Zones {
 type Pick = fn(&ZoneHistograms) -> &Histogram;
 
 /// Every histogram family: name, help, where its values are.
-const HISTOGRAMS: [(&str, &str, Pick); 7] = [
+const HISTOGRAMS: [(&str, &str, Pick); 8] = [
     (
         "meridian_tick_duration_seconds",
         "The tick's work: steering, sessions, zone tick, snapshots, checkpoint copies, map frames.",
         |h| &h.tick_seconds,
+    ),
+    (
+        "meridian_tick_busy_seconds",
+        "The whole tick on the zone's core: its work and the ingest and transmit around it (neighbours' signed datagrams verified, this zone's signed), not the wait for the disk.",
+        |h| &h.tick_busy_seconds,
     ),
     (
         "meridian_handoff_latency_ticks",

@@ -186,6 +186,7 @@ fn metrics_parse_and_move_as_the_node_works() {
         ("meridian_udp_sent", "counter"),
         ("meridian_io_received_bytes", "counter"),
         ("meridian_tick_duration_seconds", "histogram"),
+        ("meridian_tick_busy_seconds", "histogram"),
         ("meridian_handoff_latency_ticks", "histogram"),
         ("meridian_handoff_latency_seconds", "histogram"),
         ("meridian_snapshot_size_bytes", "histogram"),
@@ -242,6 +243,15 @@ fn metrics_parse_and_move_as_the_node_works() {
     moved(hist, &format!("{hist}_count"));
     let hist = "meridian_persist_gate_seconds";
     moved(hist, &format!("{hist}_count"));
+    // The busy time holds the tick's work and more (ingest, transmit).
+    let busy = "meridian_tick_busy_seconds";
+    moved(busy, &format!("{busy}_count"));
+    let work = "meridian_tick_duration_seconds";
+    let (b, w) = (
+        total(&second, busy, &format!("{busy}_sum")),
+        total(&second, work, &format!("{work}_sum")),
+    );
+    assert!(b >= w, "busy {b} s < work {w} s");
     // Both zones tick on their phase of the Unix clock: aligned at start, corrected by
     // up to 2 ms a second after a tick late by more than a period (which a debug build's
     // first ticks can be). Unaligned, each zone's error would stay anywhere in ±16 ms.

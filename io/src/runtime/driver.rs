@@ -33,7 +33,7 @@ use super::map::{FRAME_EVERY, MapFrame, MapView};
 use super::measure::{GateClock, HandoffClock, unix_nanos};
 use super::persistence::Durable;
 use super::router::{Queues, Router, from_zone};
-use super::setup::{client_sessions, promoted_sessions};
+use super::setup::{boot_epoch, client_sessions, promoted_sessions};
 use super::{
     LocalDatagram, NodePlan, PersistCounters, Shared, UDP_RECV_BUDGET, ZonePlan, ZoneStats,
 };
@@ -95,6 +95,7 @@ pub(super) async fn run_zone(
         driver.step(now, unix_ms);
         driver.transmit();
         driver.map_frame();
+        driver.record_busy(now);
         driver.record_tick();
         driver.drain_events();
         driver.publish();
@@ -465,6 +466,13 @@ impl<'a> ZoneDriver<'a> {
         self.stats.histograms.tick_seconds.record(seconds);
     }
 
+    /// The tick's busy time: from its start (`started`) to the end of transmit and the map
+    /// frame — the signed datagrams verified and signed included, the wait for the disk not.
+    fn record_busy(&mut self, started: Instant) {
+        let busy = self.clock.now().saturating_duration_since(started);
+        (self.stats.histograms.tick_busy_seconds).record(busy.as_secs_f64());
+    }
+
     /// Takes the writer's reports and sends the held datagrams whose records are durable.
     fn release(&mut self) {
         let Some(d) = self.durable.as_mut() else {
@@ -682,18 +690,4 @@ fn moved(moved: Option<super::routes::Moved>) {
     if let Some((zone, node, incarnation)) = moved {
         tracing::warn!(%zone, node, incarnation, "zone {zone} runs on node {node} now (incarnation {incarnation}): routing its traffic there");
     }
-}
-
-/// The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at every
-/// start, so peers' replay windows take a restarted zone's datagrams at once. Without
-/// persistence, the wall clock in seconds (a restart within the same second, or after the
-/// clock stepped back, reuses it, and peers then refuse the new run's datagrams until
-/// their sequences pass the old ones).
-fn boot_epoch(zone: &Zone, durable: bool) -> u32 {
-    if durable {
-        return zone.incarnation();
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }

@@ -16,6 +16,10 @@ pub struct ZoneHistograms {
     /// The tick's work (steering, sessions, the zone tick, snapshots, checkpoint copies,
     /// the live map's frame), seconds.
     pub tick_seconds: Histogram,
+    /// The whole of the tick on the zone's core, seconds: its work (above) and the
+    /// ingest and transmit around it — the neighbours' signed datagrams verified, this
+    /// zone's signed, the datagrams read and queued; not the wait for the disk.
+    pub tick_busy_seconds: Histogram,
     /// Handoffs from this zone, from the crossing (OFFER) to DONE, in ticks…
     pub handoff_ticks: Histogram,
     /// …and in seconds of the node's clock.
@@ -35,6 +39,7 @@ impl Default for ZoneHistograms {
     fn default() -> ZoneHistograms {
         ZoneHistograms {
             tick_seconds: Histogram::new(metrics::TICK_SECONDS),
+            tick_busy_seconds: Histogram::new(metrics::TICK_SECONDS),
             handoff_ticks: Histogram::new(metrics::HANDOFF_TICKS),
             handoff_seconds: Histogram::new(metrics::HANDOFF_SECONDS),
             snapshot_bytes: Histogram::new(metrics::SNAPSHOT_BYTES),

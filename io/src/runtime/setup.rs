@@ -82,3 +82,17 @@ pub(super) fn spawn_npcs(zone: &mut Zone, npcs: &NpcPlan) -> Result<(), String> 
     }
     Ok(())
 }
+
+/// The boot epoch of signed envelopes: the zone's persisted incarnation, bumped at every
+/// start, so peers' replay windows take a restarted zone's datagrams at once. Without
+/// persistence, the wall clock in seconds (a restart within the same second, or after the
+/// clock stepped back, reuses it, and peers then refuse the new run's datagrams until
+/// their sequences pass the old ones).
+pub(super) fn boot_epoch(zone: &Zone, durable: bool) -> u32 {
+    if durable {
+        return zone.incarnation();
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
