@@ -48,4 +48,8 @@ pub struct Bugs {
     /// dropped (and went on without) is promoted after the primary's node dies, and owns
     /// what the primary handed away since (`sim::votes`).
     pub promote_without_votes: bool,
+    /// A primary asks the mesh to agree its dropped standby is current as soon as it
+    /// streams to it again, before the standby holds what the primary did meanwhile: a
+    /// promotion after that owns what the primary had handed away (`sim::rejoin`).
+    pub current_before_caught_up: bool,
 }

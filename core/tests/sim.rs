@@ -506,6 +506,46 @@ fn broken_promote_without_votes_is_caught() {
     );
 }
 
+/// A dropped standby comes back: streamed to again, in the gate once it holds the
+/// resync, and agreed current once it holds everything up to then — after which it may
+/// take the zone over again. Asking for the agreement as soon as the resync begins lets the
+/// mesh clear the drop of a copy that still lacks what the primary did while it was
+/// dropped; the promotion after the primary's death then owns what it had handed away.
+#[test]
+fn a_dropped_standby_that_comes_back_is_current_again_only_once_it_caught_up() {
+    let options = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        ..Options::default()
+    };
+    let (mut rejoined, mut current) = (0, 0);
+    for seed in 0..40 {
+        let report = run(seed, 2000, &options);
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        (rejoined, current) = (rejoined + report.rejoined, current + report.current_again);
+    }
+    assert!(
+        rejoined > 5 && current > 3,
+        "{rejoined} came back, {current} current again"
+    );
+    let broken = Options {
+        bugs: Bugs {
+            current_before_caught_up: true,
+            ..Bugs::default()
+        },
+        ..options
+    };
+    let caught = (0..200).find(|&seed| {
+        run(seed, 2000, &broken).violations.iter().any(|v| {
+            v.contains("owned by zones") || v.contains("arrived") || v.contains("went back")
+        })
+    });
+    assert!(
+        caught.is_some(),
+        "a standby agreed current before it caught up went unnoticed"
+    );
+}
+
 /// Seed 23 (standbys drawn on): the gate's first version held a tick's datagrams only when
 /// the tick wrote records, so a COMMIT resent in a quiet tick left before the standby held
 /// its relinquish, and the held original arrived hundreds of ticks later as a second

@@ -209,8 +209,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if summary.ballots > 0 {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
-             (the copy was dropped); {} zones waited for their own node",
-            summary.ballots, summary.dropped, summary.promotions_refused, summary.waited_for_node
+             (the copy was dropped); {} zones waited for their own node; {} dropped standbys \
+             streamed to again once back, {} agreed current again",
+            summary.ballots,
+            summary.dropped,
+            summary.promotions_refused,
+            summary.waited_for_node,
+            summary.rejoined,
+            summary.current_again
         );
     }
     let mut ticks = summary.handoff_ticks.clone();
@@ -259,6 +265,8 @@ struct Summary {
     dropped: u64,
     promotions_refused: u64,
     waited_for_node: u64,
+    rejoined: u64,
+    current_again: u64,
     no_majority: u64,
 }
 
@@ -285,6 +293,8 @@ impl Summary {
         self.dropped += r.dropped;
         self.promotions_refused += r.promotions_refused;
         self.waited_for_node += r.waited_for_node;
+        self.rejoined += r.rejoined;
+        self.current_again += r.current_again;
         self.no_majority += u64::from(r.no_majority);
     }
 }

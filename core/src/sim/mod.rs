@@ -28,6 +28,7 @@ mod game;
 mod invariants;
 mod network;
 mod population;
+mod rejoin;
 mod standby;
 mod suspicion;
 mod votes;
@@ -149,6 +150,10 @@ pub struct Report {
     pub dropped: u64,
     pub promotions_refused: u64,
     pub waited_for_node: u64,
+    /// Dropped standbys streamed to again once back, and those the mesh agreed were
+    /// current again ([`rejoin`]).
+    pub rejoined: u64,
+    pub current_again: u64,
 }
 
 impl Report {
@@ -391,6 +396,7 @@ impl Sim {
         self.deliver(tick);
         self.stream_tick(tick);
         self.votes_tick(tick);
+        self.rejoin_tick(tick);
         self.steer(tick);
         let now = Instant::from_nanos(tick * self.world.tick_duration().as_nanos() as u64);
         for z in 0..self.zones.len() {

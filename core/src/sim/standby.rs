@@ -32,6 +32,7 @@ use rand::{Rng, SeedableRng};
 
 use super::Sim;
 use super::disk::Mark;
+use super::rejoin::Rejoin;
 use super::suspicion::{Isolation, Superseded};
 use crate::handoff::LogRecord;
 use crate::world::ZoneID;
@@ -49,25 +50,50 @@ pub(super) struct Stream {
     pub(super) incarnation: u32,
     /// The primary went on without this standby once a majority agreed
     /// ([`super::votes`]): nothing waits for it and nothing more is sent to it; its copy
-    /// stays as it was.
+    /// stays as it was — until it comes back ([`super::rejoin`]).
     pub(super) dropped: bool,
+    /// A dropped standby's way back.
+    pub(super) rejoin: Rejoin,
+    /// The stream's connection: a dropped standby that comes back is streamed to on a new
+    /// one, and what was in flight on the old one is ignored.
+    link: u32,
     /// The run the standby's copy is of.
     pub(super) replica_run: u32,
     /// Records this run has written, and how many the standby acknowledged.
-    written: u64,
-    acked: u64,
+    pub(super) written: u64,
+    pub(super) acked: u64,
     /// What the standby holds of this run (contiguous from 0).
     held: u64,
     /// The tick the unacknowledged records were last sent.
     sent_at: u64,
     /// Datagrams waiting for the standby: (records they need, to, bytes).
-    gated: VecDeque<(u64, ZoneID, Vec<u8>)>,
+    pub(super) gated: VecDeque<(u64, ZoneID, Vec<u8>)>,
     /// Ticks with records the standby has not acknowledged, oldest first, across
     /// restarts: the incarnation, its record count after the tick, where the disk stood
     /// then, and the tick's records (what a promotion loses).
-    marks: VecDeque<(u32, u64, Mark, Vec<LogRecord>)>,
+    pub(super) marks: VecDeque<(u32, u64, Mark, Vec<LogRecord>)>,
     /// What the standby holds: the disk as it stood at this mark.
     replica: Option<Mark>,
+}
+
+impl Stream {
+    /// A dropped standby comes back: streamed to on a new connection from a resync (the
+    /// zone's files as they stand at `mark`: one item), its copy as it was until it holds
+    /// that.
+    pub(super) fn restart_for_resync(&mut self, incarnation: u32, mark: Mark) {
+        *self = Stream {
+            node: self.node,
+            incarnation,
+            dropped: true,
+            rejoin: Rejoin::Resync { until: 1 },
+            link: self.link + 1,
+            replica_run: self.replica_run,
+            replica: self.replica,
+            written: 1,
+            marks: VecDeque::from([(incarnation, 1, mark, Vec::new())]),
+            ..Stream::default()
+        };
+    }
 }
 
 /// A stream message on the wire: records (only their count matters here) or an ack.
@@ -77,12 +103,14 @@ enum Message {
     Records {
         zone: u32,
         incarnation: u32,
+        link: u32,
         from: u64,
         to: u64,
     },
     Ack {
         zone: u32,
         incarnation: u32,
+        link: u32,
         held: u64,
     },
 }
@@ -234,10 +262,13 @@ impl Sim {
         records: u64,
     ) -> Option<u64> {
         let stream = self.standbys.streams.get_mut(z)?.as_mut()?;
-        if stream.dropped {
+        let restarted = stream.incarnation != incarnation;
+        if stream.dropped && (restarted || stream.rejoin == Rejoin::No) {
+            // Dropped: nothing is sent to it (a run that restarts on its way back starts
+            // the way over).
+            stream.rejoin = Rejoin::No;
             return None;
         }
-        let restarted = stream.incarnation != incarnation;
         // BROKEN ON PURPOSE when `restart_without_resync`: no resync item.
         let resync = restarted && !self.bugs.restart_without_resync;
         if restarted {
@@ -265,6 +296,10 @@ impl Sim {
             self.stream_records(tick, z);
         }
         let stream = self.standbys.streams[z].as_mut().expect("looked at");
+        if matches!(stream.rejoin, Rejoin::Resync { .. }) {
+            // On its way back: not in the gate until it holds the resync.
+            return None;
+        }
         // Every datagram waits while the standby lacks any record: a COMMIT resent in a
         // tick that wrote nothing still depends on the relinquish written before (as the
         // WAL's gate: `appended > synced`).
@@ -308,8 +343,8 @@ impl Sim {
             };
             self.standbys.gated_ticks += stream.gated.len() as u64;
             // Resent every other tick until acknowledged (an ack takes two ticks at best).
-            let due =
-                !stream.dropped && stream.written > stream.acked && tick >= stream.sent_at + 2;
+            let streamed = !stream.dropped || stream.rejoin != Rejoin::No;
+            let due = streamed && stream.written > stream.acked && tick >= stream.sent_at + 2;
             if due && self.zones[z].is_some() {
                 self.stream_records(tick, z);
             }
@@ -325,12 +360,13 @@ impl Sim {
     }
 
     /// Sends zone `z`'s standby the records it has not acknowledged.
-    fn stream_records(&mut self, tick: u64, z: usize) {
+    pub(super) fn stream_records(&mut self, tick: u64, z: usize) {
         let stream = self.standbys.streams[z].as_mut().expect("a standby");
         stream.sent_at = tick;
         let m = Message::Records {
             zone: z as u32,
             incarnation: stream.incarnation,
+            link: stream.link,
             from: stream.acked,
             to: stream.written,
         };
@@ -343,13 +379,14 @@ impl Sim {
             Message::Records {
                 zone,
                 incarnation,
+                link,
                 from,
                 to,
             } => {
                 let Some(stream) = self.standbys.streams[zone as usize].as_mut() else {
                     return;
                 };
-                if incarnation != stream.incarnation {
+                if (incarnation, link) != (stream.incarnation, stream.link) {
                     return;
                 }
                 // Contiguous only: a gap waits for the resend.
@@ -359,6 +396,7 @@ impl Sim {
                 let ack = Message::Ack {
                     zone,
                     incarnation,
+                    link,
                     held: stream.held,
                 };
                 let (a, b) = (stream.node, self.node_of[zone as usize]);
@@ -367,12 +405,13 @@ impl Sim {
             Message::Ack {
                 zone,
                 incarnation,
+                link,
                 held,
             } => {
                 let Some(stream) = self.standbys.streams[zone as usize].as_mut() else {
                     return;
                 };
-                if incarnation == stream.incarnation {
+                if (incarnation, link) == (stream.incarnation, stream.link) {
                     stream.acked = stream.acked.max(held);
                     // The standby's copy now reaches the newest mark of this run it
                     // acknowledged (older runs' marks are behind it).
@@ -526,9 +565,17 @@ impl Sim {
             return;
         };
         stream.dropped = true;
+        self.report.dropped += 1;
+        self.ungate(tick, z);
+    }
+
+    /// Nothing waits for zone `z`'s standby any more (dropped, or dropped and down again
+    /// on its way back): its waiting datagrams leave.
+    pub(super) fn ungate(&mut self, tick: u64, z: usize) {
+        let stream = self.standbys.streams[z].as_mut().expect("a standby");
+        stream.rejoin = Rejoin::No;
         stream.marks.clear();
         let gated = std::mem::take(&mut stream.gated);
-        self.report.dropped += 1;
         for (_, to, bytes) in gated {
             self.route(tick, ZoneID(z as u32), to, bytes);
         }

@@ -35,11 +35,13 @@ const REFUTE_TICKS: u64 = 10;
 
 /// What a granted ask leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Then {
+pub(super) enum Then {
     /// Zone `z`'s primary goes on without its standby.
     Drop(usize),
     /// Zone `z`'s standby takes it over.
     Promote(usize),
+    /// Zone `z`'s standby, dropped, holds everything again ([`super::rejoin`]).
+    Current(usize),
 }
 
 #[derive(Debug)]
@@ -94,7 +96,7 @@ impl Votes {
 
 impl Sim {
     /// Whether node `observer` sees node `node` declared down at `tick`.
-    fn sees_down(&self, tick: u64, observer: u32, node: u32) -> bool {
+    pub(super) fn sees_down(&self, tick: u64, observer: u32, node: u32) -> bool {
         if observer == node {
             return false;
         }
@@ -109,7 +111,7 @@ impl Sim {
     }
 
     /// Whether node `node` is dead for good at `tick`.
-    fn dead(&self, tick: u64, node: u32) -> bool {
+    pub(super) fn dead(&self, tick: u64, node: u32) -> bool {
         self.standbys
             .death
             .is_some_and(|(at, n)| n == node && tick >= at)
@@ -127,14 +129,20 @@ impl Sim {
         let incarnation = self.zones[z]
             .as_ref()
             .map_or(stream.incarnation, crate::zone::Zone::incarnation);
-        self.votes.drop_seq[z] += 1;
+        let standby = stream.node as u16;
         let ask = Ask::Drop {
             zone: z as u32,
             incarnation,
-            seq: self.votes.drop_seq[z],
-            standby: stream.node as u16,
+            seq: self.next_primary_seq(z),
+            standby,
         };
         self.ask(tick, self.node_of[z], ask, Then::Drop(z));
+    }
+
+    /// The number of zone `z`'s primary's next ask (drop or current), per run.
+    pub(super) fn next_primary_seq(&mut self, z: usize) -> u32 {
+        self.votes.drop_seq[z] += 1;
+        self.votes.drop_seq[z]
     }
 
     /// Zone `z`'s primary node was declared down: its standby asks to take it over. A
@@ -159,7 +167,7 @@ impl Sim {
         self.ask(tick, stream.node, ask, Then::Promote(z));
     }
 
-    fn ask(&mut self, tick: u64, node: u32, ask: Ask, then: Then) {
+    pub(super) fn ask(&mut self, tick: u64, node: u32, ask: Ask, then: Then) {
         self.votes.asked += 1;
         ("ask", tick, node, format!("{ask:?}")).hash(&mut self.hasher);
         self.votes.ballots.push(Ballot {
@@ -299,6 +307,7 @@ impl Sim {
                 self.wait_for_own_node(tick, z);
             }
             Then::Promote(z) => self.ask_promote(tick, z),
+            Then::Current(z) => self.current_decided(z, granted),
         }
     }
 }
