@@ -101,6 +101,18 @@ pub struct Layout {
     pub nodes: Vec<(String, std::net::SocketAddr, ed25519_dalek::VerifyingKey)>,
     /// Each zone's standby node, by index.
     pub standby_node: Vec<(ZoneID, usize)>,
+    /// Each zone's home node (the world file's), by index.
+    pub home_node: Vec<(ZoneID, usize)>,
+}
+
+impl Layout {
+    /// The node `zone` belongs to in the world file.
+    fn zones_home(&self, zone: ZoneID) -> Option<usize> {
+        self.home_node
+            .iter()
+            .find(|(z, _)| *z == zone)
+            .map(|&(_, n)| n)
+    }
 }
 
 /// The running failover thread.
@@ -134,7 +146,7 @@ pub fn majority(alive: usize, nodes: usize) -> bool {
 /// Watches `mesh` and promotes the zones of `kept` (zone, the name of the node hosting it)
 /// through `server`, `dir` and `node`, asking `votes` first; guards the zones running here.
 pub fn start(
-    kept: Vec<(ZoneID, String)>,
+    (kept, resumed): (Vec<(ZoneID, String)>, Vec<ZoneID>),
     layout: Layout,
     (mesh, votes): (Arc<Mutex<MeshView>>, VoteBox),
     standbys: (Arc<StandbyServer>, Arc<DataDir>),
@@ -159,6 +171,7 @@ pub fn start(
             .spawn(move || {
                 let mut stood_down = 0;
                 let mut guards = HashMap::new();
+                resume(&resumed, &layout, &mut watched, &standbys, &node);
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
                     let ctx = (&layout, &votes);
@@ -241,6 +254,9 @@ fn step(
         match node.promote(w.zone, dir.clone(), &approve) {
             Ok(incarnation) => {
                 server.taken_over(w.zone.0, incarnation);
+                if let Err(e) = crate::standby::mark_running(dir, w.zone, incarnation) {
+                    tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display());
+                }
                 let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
                 tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
                 w.promoted = true;
@@ -259,6 +275,56 @@ fn step(
     }
 }
 
+/// The zones this node ran from its standby directory when it stopped (it took them over
+/// or back) run from there again, as the next incarnation. No vote: this is a restart of
+/// this node's own run, like a primary restarting from its own directory — and, like it,
+/// if another node took the zone over meanwhile, the answer to its stream's hello stands
+/// it down before anything it sends leaves. It gets its standby as after a takeover: the
+/// node it was taken from (the zone's home node, or for a zone of this node's own, the
+/// node that keeps its standby), once that node is alive.
+fn resume(
+    resumed: &[ZoneID],
+    layout: &Layout,
+    watched: &mut Vec<Watched>,
+    (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
+    node: &Node,
+) {
+    for &zone in resumed {
+        if !server.release(zone.0, Duration::from_secs(2)) {
+            tracing::error!(%zone, "zone {zone} ran here when this node stopped, but its standby streams did not end: not resumed");
+            continue;
+        }
+        match node.promote(zone, dir.clone(), &|_| Ok(())) {
+            Ok(incarnation) => {
+                server.taken_over(zone.0, incarnation);
+                tracing::warn!(%zone, incarnation, "zone {zone} ran here from {} when this node stopped: running it from there again as incarnation {incarnation}", dir.path().display());
+                let home = layout.zones_home(zone);
+                let other = if home == Some(layout.me) {
+                    layout
+                        .standby_node
+                        .iter()
+                        .find(|(z, _)| *z == zone)
+                        .map(|&(_, n)| n)
+                } else {
+                    home
+                };
+                watched.retain(|w| w.zone != zone);
+                watched.push(Watched {
+                    zone,
+                    primary: other.map(|n| layout.nodes[n].0.clone()).unwrap_or_default(),
+                    promoted: true,
+                    attached: false,
+                    retry: Retry::default(),
+                });
+            }
+            Err(e) => {
+                server.unrelease(zone.0);
+                tracing::error!(%zone, "zone {zone} ran here when this node stopped, but cannot run from {} again: {e}", dir.path().display());
+            }
+        }
+    }
+}
+
 /// This node came back and its zones stood down (their standbys took them over): it
 /// keeps their standbys now, mirroring from the nodes that run them, and watches those
 /// nodes to take the zones back if they die.
@@ -271,6 +337,9 @@ fn rejoin(
 ) {
     let stood_down = node.stood_down();
     for &(zone, incarnation) in &stood_down[*handled..] {
+        if let Err(e) = crate::standby::unmark_running(dir, zone) {
+            tracing::error!(%zone, "cannot remove the marker that zone {zone} runs here: {e}");
+        }
         let Some(&(_, host)) = layout.standby_node.iter().find(|(z, _)| *z == zone) else {
             continue;
         };

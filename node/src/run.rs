@@ -30,6 +30,7 @@ use ed25519_dalek::SigningKey;
 use meridian_core::limits::Limits;
 use meridian_core::replicate::InterestConfig;
 use meridian_core::session::SessionConfig;
+use meridian_core::world::ZoneID;
 pub use meridian_io::runtime::GamePlan;
 use meridian_io::runtime::{
     ClientsPlan, Node, NodePlan, NpcPlan, Snapshot, StorePlan, ZonePlan, ZoneStats,
@@ -198,25 +199,15 @@ pub fn start_with(
             restore_only: false,
         }),
     };
+    let resumed = resumed_zones(node, persistence, mesh.is_some());
+    let (zones, standby_slots) = zone_slots(spec, node, &resumed)?;
     let plan = NodePlan {
         world: spec.world,
         limits: Limits::for_entities(entities),
-        zones: node
-            .zones
-            .iter()
-            .enumerate()
-            .map(|(k, &zone)| {
-                Ok(ZonePlan {
-                    zone,
-                    core: node.cores[k],
-                    bind: node.zone_address(k),
-                    standby: crate::standby::target(spec, zone)?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
+        zones,
         me,
         routes: crate::standby::routes(spec),
-        standby_slots: standby_slots(node),
+        standby_slots,
         npcs,
         keys,
         clients,
@@ -226,7 +217,13 @@ pub fn start_with(
     let standbys =
         crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
     let node_handle = Arc::new(Node::start(plan)?);
-    let failover = start_failover(spec, node, standbys.as_ref(), mesh.as_ref(), &node_handle)?;
+    let failover = start_failover(
+        (spec, node),
+        standbys.as_ref(),
+        mesh.as_ref(),
+        &node_handle,
+        resumed,
+    )?;
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin = match node.admin {
         None => None,
@@ -306,11 +303,11 @@ fn clients_plan(spec: &WorldSpec) -> Option<ClientsPlan> {
 /// The thread that promotes the standbys `node` keeps, when it keeps any and the world runs
 /// a mesh.
 fn start_failover(
-    spec: &WorldSpec,
-    node: &NodeSpec,
+    (spec, node): (&WorldSpec, &NodeSpec),
     standbys: Option<&crate::standby::KeptStandbys>,
     mesh: Option<&crate::mesh::MeshHandle>,
     node_handle: &Arc<Node>,
+    resumed: Vec<ZoneID>,
 ) -> anyhow::Result<Option<crate::failover::Failover>> {
     let (Some(kept), Some(mesh)) = (standbys, mesh) else {
         return Ok(None);
@@ -341,6 +338,12 @@ fn start_failover(
         zones: spec.nodes.iter().flat_map(|n| n.zones.clone()).collect(),
         nodes,
         standby_node,
+        home_node: spec
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, n)| n.zones.iter().map(move |&z| (z, k)))
+            .collect(),
     };
     let watched = node
         .standby_for
@@ -351,12 +354,62 @@ fn start_failover(
         })
         .collect();
     Ok(Some(crate::failover::start(
-        watched,
+        (watched, resumed),
         layout,
         (mesh.shared(), mesh.votes()),
         kept.clone(),
         node_handle.clone(),
     )?))
+}
+
+/// The zones this node ran from its standby directory when it stopped (it took them over
+/// or back; `crate::standby::mark_running`): the failover thread runs them from there
+/// again. Only in a mesh with a data directory; `--fresh` forgets them.
+fn resumed_zones(node: &NodeSpec, persistence: Option<&Persistence>, mesh: bool) -> Vec<ZoneID> {
+    let Some(p) = persistence.filter(|_| mesh) else {
+        return Vec::new();
+    };
+    let dir = p.dir.join("standby");
+    let marked: Vec<ZoneID> = node
+        .zones
+        .iter()
+        .chain(&node.standby_for)
+        .copied()
+        .filter(|&z| crate::standby::marked_running(&dir, z))
+        .collect();
+    if p.fresh {
+        for &z in &marked {
+            let _ = std::fs::remove_file(crate::standby::marker(&dir, z));
+        }
+        return Vec::new();
+    }
+    marked
+}
+
+/// The zones `node` starts (its own, but those it resumes from its standby directory) and
+/// the slots it may start zones in later (the zones it keeps the standby of, and its own
+/// it resumes: the failover thread starts those from the standby directory).
+fn zone_slots(
+    spec: &WorldSpec,
+    node: &NodeSpec,
+    resumed: &[ZoneID],
+) -> anyhow::Result<(Vec<ZonePlan>, Vec<ZonePlan>)> {
+    let mut zones = Vec::new();
+    let mut slots = standby_slots(node);
+    for (k, &zone) in node.zones.iter().enumerate() {
+        let plan = ZonePlan {
+            zone,
+            core: node.cores[k],
+            bind: node.zone_address(k),
+            standby: crate::standby::target(spec, zone)?,
+        };
+        if resumed.contains(&zone) {
+            slots.push(plan);
+        } else {
+            zones.push(plan);
+        }
+    }
+    Ok((zones, slots))
 }
 
 /// The standby slots of `node`: the zones it keeps the standby of, as they would run here

@@ -6,7 +6,9 @@
 //! exactly once. Then the full circle: n0 comes back as zone 0's standby, n2 is killed,
 //! zone 0 goes back to n0 and zone 2 to n1, zone 1 (whose standby was n2) goes on without
 //! it once n0 and n1 agreed n2 is down, and when n2 comes back zone 1 streams to it again
-//! until the mesh agrees it is current.
+//! until the mesh agrees it is current. Last, n0 (which runs zone 0 from its standby
+//! directory since it took it back) is killed and started again at once: it resumes zone
+//! 0 from there, not from the stale files of its own directory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -535,6 +537,45 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // n0 runs zone 0 from its standby directory now (it took the zone back there). Killed
+    // and started again at once, it resumes zone 0 from there: its own directory holds
+    // the run n2 took over long ago. Restoring that, n2 (zone 0's standby again) refused
+    // it as stale and zone 0 ran nowhere.
+    let resumed = "running it from there again";
+    let before = mesh.log(0).matches(resumed).count();
+    let stopped = mesh.log(0).matches("zone 0 stopped").count();
+    mesh.kill(0);
+    mesh.start(0);
+    let restarted = Instant::now();
+    loop {
+        let (n0, n2) = (mesh.status(0), mesh.status(2));
+        let runs = |s: &str| status_value(s, "zone 0 ", "tick").is_some_and(|t| t > 0);
+        let log = mesh.log(0);
+        if log.matches(resumed).count() > before && (runs(&n0) || runs(&n2)) {
+            break;
+        }
+        assert!(
+            log.matches("zone 0 stopped").count() == stopped,
+            "n0 restored zone 0 from stale files:\n{}",
+            mesh.logs()
+        );
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "zone 0 did not run again after n0's restart: n0 {n0}\nn2 {n2}\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "n0 restarted: zone 0 resumed after {:?}",
+        restarted.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(2));
     for sample in 0..3 {
         assert_sound(&mesh.cut(), &expected, sample);
         std::thread::sleep(Duration::from_millis(300));
