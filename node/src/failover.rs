@@ -106,12 +106,27 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The node `zone` belongs to in the world file.
-    fn zones_home(&self, zone: ZoneID) -> Option<usize> {
-        self.home_node
-            .iter()
-            .find(|(z, _)| *z == zone)
-            .map(|&(_, n)| n)
+    /// The node `zone` runs on when it does not run here, by the world file: its standby
+    /// node if it is this node's own zone, else its home node.
+    fn other(&self, zone: ZoneID) -> Option<usize> {
+        let of = |list: &[(ZoneID, usize)]| list.iter().find(|(z, _)| *z == zone).map(|&(_, n)| n);
+        match of(&self.home_node) {
+            Some(home) if home == self.me => of(&self.standby_node),
+            home => home,
+        }
+    }
+
+    /// Where the standby stream of `zone` goes when it runs here: [`Layout::other`].
+    fn other_target(&self, zone: ZoneID) -> Option<(usize, StandbyTarget)> {
+        let n = self.other(zone)?;
+        let (_, addr, key) = &self.nodes[n];
+        Some((
+            n,
+            StandbyTarget {
+                addr: *addr,
+                key: *key,
+            },
+        ))
     }
 }
 
@@ -171,12 +186,14 @@ pub fn start(
             .spawn(move || {
                 let mut stood_down = 0;
                 let mut guards = HashMap::new();
-                resume(&resumed, &layout, &mut watched, &standbys, &node);
+                let mut unconfirmed = resume(&resumed, &layout, &mut watched, &standbys, &node);
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
                     let ctx = (&layout, &votes);
                     step(&view, ctx, &mut watched, &standbys, &node, &promotions);
-                    rejoin(&layout, &mut stood_down, &mut watched, &standbys, &node);
+                    confirm(&mut unconfirmed, &standbys.0, &node);
+                    let done = (&mut stood_down, &resumed[..]);
+                    rejoin(&layout, done, &mut watched, &standbys, &node);
                     attach(&view, &layout, &mut watched, &node);
                     guard(&view, ctx, &mut guards, &node);
                     std::thread::sleep(POLL);
@@ -251,7 +268,7 @@ fn step(
                 Err(_) => Err("the mesh did not answer the vote".into()),
             }
         };
-        match node.promote(w.zone, dir.clone(), &approve) {
+        match node.promote(w.zone, dir.clone(), &approve, None) {
             Ok(incarnation) => {
                 server.taken_over(w.zone.0, incarnation);
                 if let Err(e) = crate::standby::mark_running(dir, w.zone, incarnation) {
@@ -278,42 +295,40 @@ fn step(
 /// The zones this node ran from its standby directory when it stopped (it took them over
 /// or back) run from there again, as the next incarnation. No vote: this is a restart of
 /// this node's own run, like a primary restarting from its own directory — and, like it,
-/// if another node took the zone over meanwhile, the answer to its stream's hello stands
-/// it down before anything it sends leaves. It gets its standby as after a takeover: the
-/// node it was taken from (the zone's home node, or for a zone of this node's own, the
-/// node that keeps its standby), once that node is alive.
+/// it streams from the start to the node the zone runs on otherwise ([`Layout::other`]),
+/// and nothing it sends leaves before that node's answer: if that node runs the zone now
+/// (it took it over or back meanwhile), `TakenOver` stands this run down ([`rejoin`]).
+/// Until the run is confirmed ([`confirm`]) this node does not answer `TakenOver` itself:
+/// two nodes that each resumed a run would otherwise each stand the other down. Returns
+/// the runs resumed, as (zone, incarnation).
 fn resume(
     resumed: &[ZoneID],
     layout: &Layout,
     watched: &mut Vec<Watched>,
     (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
     node: &Node,
-) {
+) -> Vec<(ZoneID, u32)> {
+    let mut runs = Vec::new();
     for &zone in resumed {
+        let Some((other, target)) = layout.other_target(zone) else {
+            tracing::error!(%zone, "zone {zone} ran here when this node stopped, but the world file names no other node for it: not resumed");
+            continue;
+        };
         if !server.release(zone.0, Duration::from_secs(2)) {
             tracing::error!(%zone, "zone {zone} ran here when this node stopped, but its standby streams did not end: not resumed");
             continue;
         }
-        match node.promote(zone, dir.clone(), &|_| Ok(())) {
+        match node.promote(zone, dir.clone(), &|_| Ok(()), Some(target)) {
             Ok(incarnation) => {
-                server.taken_over(zone.0, incarnation);
-                tracing::warn!(%zone, incarnation, "zone {zone} ran here from {} when this node stopped: running it from there again as incarnation {incarnation}", dir.path().display());
-                let home = layout.zones_home(zone);
-                let other = if home == Some(layout.me) {
-                    layout
-                        .standby_node
-                        .iter()
-                        .find(|(z, _)| *z == zone)
-                        .map(|&(_, n)| n)
-                } else {
-                    home
-                };
+                runs.push((zone, incarnation));
+                let name = &layout.nodes[other].0;
+                tracing::warn!(%zone, incarnation, "zone {zone} ran here from {} when this node stopped: running it from there again as incarnation {incarnation}, streaming to node {name} (it sends nothing until {name} answers)", dir.path().display());
                 watched.retain(|w| w.zone != zone);
                 watched.push(Watched {
                     zone,
-                    primary: other.map(|n| layout.nodes[n].0.clone()).unwrap_or_default(),
+                    primary: name.clone(),
                     promoted: true,
-                    attached: false,
+                    attached: true,
                     retry: Retry::default(),
                 });
             }
@@ -323,14 +338,37 @@ fn resume(
             }
         }
     }
+    runs
 }
 
-/// This node came back and its zones stood down (their standbys took them over): it
-/// keeps their standbys now, mirroring from the nodes that run them, and watches those
-/// nodes to take the zones back if they die.
+/// A resumed run is confirmed once the node it streams to holds it (that node does not
+/// run the zone) or the mesh agreed it goes on without that node (declared down): from
+/// then on a node that says hello for the zone is told this node took it over. A run
+/// that stood down is dropped from the list.
+fn confirm(unconfirmed: &mut Vec<(ZoneID, u32)>, server: &StandbyServer, node: &Node) {
+    unconfirmed.retain(|&(zone, incarnation)| match node.standby_state(zone) {
+        Some((now, state, _)) if now == incarnation => {
+            if state == StandbyState::CatchingUp {
+                return true;
+            }
+            server.taken_over(zone.0, incarnation);
+            tracing::info!(%zone, incarnation, "zone {zone}'s resumed run is confirmed ({state:?}): this node answers for it now");
+            false
+        }
+        _ => false,
+    });
+}
+
+/// Zones running here stood down (their standbys, or the nodes they were taken from,
+/// run them now): this node keeps their standbys now, mirroring from the nodes that run
+/// them, and watches those nodes to take the zones back if they die. A zone that stood
+/// down a run resumed from the standby directory ([`resume`]) had written that run's
+/// first files there: they are moved aside (`discarded-*`), as the copy starts anew
+/// from the running node's stream — left, the copy would name a run the mesh never
+/// knew, and refuse the real one as stale.
 fn rejoin(
     layout: &Layout,
-    handled: &mut usize,
+    (handled, resumed): (&mut usize, &[ZoneID]),
     watched: &mut Vec<Watched>,
     (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
     node: &Node,
@@ -340,13 +378,25 @@ fn rejoin(
         if let Err(e) = crate::standby::unmark_running(dir, zone) {
             tracing::error!(%zone, "cannot remove the marker that zone {zone} runs here: {e}");
         }
-        let Some(&(_, host)) = layout.standby_node.iter().find(|(z, _)| *z == zone) else {
+        let Some(host) = layout.other(zone) else {
             continue;
         };
+        let store = dir.zone(layout.world_id, zone);
+        if resumed.contains(&zone) {
+            match store.discard() {
+                Ok(aside) => {
+                    tracing::warn!(%zone, "zone {zone}'s run resumed here stood down: its files moved to {}", aside.map_or("(none)".into(), |p| p.display().to_string()))
+                }
+                Err(e) => {
+                    tracing::error!(%zone, "zone {zone}'s run resumed here stood down, but its files cannot be moved aside ({e}): not keeping its standby");
+                    continue;
+                }
+            }
+        }
         let (name, _, key) = &layout.nodes[host];
         let kept = meridian_io::standby::Kept {
             zone: zone.0,
-            store: dir.zone(layout.world_id, zone),
+            store,
             primary: *key,
         };
         if server.keep(kept) {

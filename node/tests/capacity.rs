@@ -1,7 +1,7 @@
 //! Output capacity: a zone with 4,096 sessions — its configured default — sends a snapshot
 //! to every session every tick, over real loopback UDP, and its clients get them.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
@@ -55,11 +55,7 @@ entities_per_zone = 16384
 fn a_4096_session_zone_snapshots_every_session_every_tick() {
     let _machine = crate::alone();
     let auth = SigningKey::from_bytes(&[43; 32]);
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_ports(2);
     let spec = world_file::parse_spec(&world(port, &auth)).unwrap();
     let node = spec.nodes[0].clone();
     let running = run::start(&spec, &node, None, None).unwrap();

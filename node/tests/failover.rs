@@ -20,23 +20,6 @@ use crate::conservation::{ZoneCut, assert_sound, npc_ids, parse_cut};
 const NODES: usize = 3;
 const NPCS_PER_ZONE: u64 = 300;
 
-/// `n` consecutive ports free for UDP and TCP on loopback a moment ago.
-fn free_ports(n: u16) -> u16 {
-    loop {
-        let base = crate::free_port();
-        if base > u16::MAX - n {
-            continue;
-        }
-        let free = (base..base + n).all(|p| {
-            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        });
-        if free {
-            return base;
-        }
-    }
-}
-
 pub(crate) struct Mesh3 {
     pub(crate) dir: PathBuf,
     world: PathBuf,
@@ -64,16 +47,16 @@ impl Mesh3 {
         for (k, standby_for) in standby_for.iter().enumerate() {
             let key = meridian_node::keyfile::generate().unwrap();
             meridian_node::keyfile::write(&dir.join(format!("n{k}.key")), &key, false).unwrap();
-            let admin = SocketAddr::from(([127, 0, 0, 1], free_ports(1)));
+            let admin = SocketAddr::from(([127, 0, 0, 1], crate::free_ports(1)));
             admins.push(admin);
-            let udp = SocketAddr::from(([127, 0, 0, 1], free_ports(3)));
+            let udp = SocketAddr::from(([127, 0, 0, 1], crate::free_ports(3)));
             zones.push(udp);
             keys.push(key.verifying_key());
             nodes.push_str(&format!(
                 "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{}]\nudp = \"{udp}\"\n\
                  admin = \"{admin}\"\ncontrol = \"127.0.0.1:{}\"\npublic_key = \"{}\"\nstandby_for = {standby_for}\n",
                 k % 2,
-                free_ports(1),
+                crate::free_ports(1),
                 hex::encode(key.verifying_key().as_bytes()),
             ));
         }
@@ -541,6 +524,17 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         assert_sound(&mesh.cut(), &expected, sample);
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // n2 ran zone 0 when it was killed (it had taken it over from n0): it resumed that run
+    // at its start, streaming to n0 — which took zone 0 back meanwhile and answered that
+    // it did — so the resumed run stood down before anything it sent left (the samples
+    // above: nothing lost, nothing doubled), and n2 keeps zone 0's standby again.
+    let n2 = mesh.log(2);
+    assert!(
+        n2.contains("zone 0 ran here from") && n2.contains("zone 0's run resumed here stood down"),
+        "n2 did not resume zone 0 and stand it down:\n{}",
+        mesh.logs()
+    );
 
     // n0 runs zone 0 from its standby directory now (it took the zone back there). Killed
     // and started again at once, it resumes zone 0 from there: its own directory holds

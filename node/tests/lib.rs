@@ -39,3 +39,21 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `n` consecutive ports free for UDP and TCP on loopback a moment ago (a node binds the
+/// ports after its `udp` one for its zones).
+pub(crate) fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > u16::MAX - n {
+            continue;
+        }
+        let free = (base..base + n).all(|p| {
+            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+}

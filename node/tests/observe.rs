@@ -255,18 +255,26 @@ fn metrics_parse_and_move_as_the_node_works() {
     // Both zones tick on their phase of the Unix clock: aligned at start, corrected by
     // up to 2 ms a second after a tick late by more than a period (which a debug build's
     // first ticks can be). Unaligned, each zone's error would stay anywhere in ±16 ms.
+    // On a loaded machine (other tests' nodes on the same two cores) a tick can overrun
+    // again and again: each scrape is another chance, for up to 10 s.
     let phase = "meridian_zone_tick_phase_error_seconds";
-    for zone in ["0", "1"] {
-        let error = |families: &BTreeMap<String, Value>| {
-            let samples = families[phase]["samples"].as_array().unwrap();
-            let s = samples.iter().find(|s| s[1]["zone"] == zone).unwrap();
-            s[2].as_f64().unwrap().abs()
-        };
-        let best = error(&first).min(error(&second));
+    let error = |families: &BTreeMap<String, Value>, zone: &str| {
+        let samples = families[phase]["samples"].as_array().unwrap();
+        let s = samples.iter().find(|s| s[1]["zone"] == zone).unwrap();
+        s[2].as_f64().unwrap().abs()
+    };
+    let mut best = ["0", "1"].map(|z| error(&first, z).min(error(&second, z)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while best.iter().any(|&e| e >= 0.001) {
         assert!(
-            best < 0.001,
-            "zone {zone}: {phase} {best} s in both scrapes"
+            Instant::now() < deadline,
+            "{phase}: zones 0 and 1 at best {best:?} s over 10 s of scrapes"
         );
+        std::thread::sleep(Duration::from_millis(500));
+        let again = parse(&o.dir, &scrape(admin));
+        for (k, z) in ["0", "1"].iter().enumerate() {
+            best[k] = best[k].min(error(&again, z));
+        }
     }
     let ages = total(
         &second,

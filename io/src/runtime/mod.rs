@@ -434,13 +434,17 @@ impl Node {
     /// Promotes this node's standby of `zone`: restores it from `store` (the standby's
     /// mirror of the primary's files, which must hold it) as the next incarnation, binds
     /// its address here, starts its executor, and routes every zone of this node to it.
-    /// The caller has stopped the mirror from writing these files. Returns the new
-    /// incarnation.
+    /// The caller has stopped the mirror from writing these files. With `standby`, the
+    /// zone streams to it from the start and its datagrams wait for it, as a primary's
+    /// do for the world file's standby (so its answer to the stream's hello — `TakenOver`,
+    /// `Stale` — comes before anything leaves); without, it runs without one until
+    /// [`Node::attach_standby`]. Returns the new incarnation.
     pub fn promote(
         &self,
         zone: ZoneID,
         store: Arc<crate::store::DataDir>,
         approve: Approve<'_>,
+        standby: Option<crate::standby::StandbyTarget>,
     ) -> Result<u32, RuntimeError> {
         let err = |message: String| RuntimeError::Zone { zone, message };
         // A standby slot, or the slot of a zone of this node that stood down (this node
@@ -456,7 +460,7 @@ impl Node {
             return Err(err("it runs here already".into()));
         }
         let z = ZonePlan {
-            standby: None,
+            standby,
             ..self.slot(index)
         };
         let mut plan = self.plan.clone();
