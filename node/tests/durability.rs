@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::conservation::{ZoneCut, assert_sound, npc_ids, parse_cut};
+use crate::conservation::{assert_sound, npc_ids};
+use crate::processes::Nodes;
 
 const NPCS_PER_ZONE: u64 = 400;
 
@@ -59,26 +60,16 @@ checkpoint_interval_s = {checkpoint_s}
     )
 }
 
+/// Two nodes, one zone each (`crate::processes`); checkpoints every 100 ms, each paused
+/// 40 ms before its rename, so kills land inside checkpoint writes often.
 struct Cluster {
-    dir: PathBuf,
-    world: PathBuf,
-    admins: [SocketAddr; 2],
-    children: [Option<Child>; 2],
+    nodes: Nodes,
 }
 
 impl Cluster {
     fn new(name: &str) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("meridian-dur-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let keys = [
-            meridian_node::keyfile::generate().unwrap(),
-            meridian_node::keyfile::generate().unwrap(),
-        ];
-        for (k, key) in keys.iter().enumerate() {
-            meridian_node::keyfile::write(&dir.join(format!("node{k}.key")), key, false).unwrap();
-        }
-        let admins = [
+        let (dir, keys) = Nodes::prepare(&format!("dur-{name}"), 2);
+        let admins = vec![
             SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
             SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
         ];
@@ -87,96 +78,28 @@ impl Cluster {
                 "[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{k}]\nudp = \"127.0.0.1:{}\"\nadmin = \"{}\"\npublic_key = \"{}\"\n",
                 free_port(),
                 admins[k],
-                hex::encode(keys[k].verifying_key().as_bytes())
+                hex::encode(keys[k].as_bytes())
             )
         };
         let nodes = format!("{}\n{}", node(0), node(1));
         let world = world_file(5, 512.0, &nodes, NPCS_PER_ZONE, 0.1);
-        let path = dir.join("world.toml");
-        std::fs::write(&path, world).unwrap();
+        let env = [("RUST_LOG", "warn"), ("MERIDIAN_CHECKPOINT_PAUSE_MS", "40")];
         Cluster {
-            dir,
-            world: path,
-            admins,
-            children: [None, None],
+            nodes: Nodes::new(dir, &world, admins, &env),
         }
-    }
-
-    fn data(&self, k: usize) -> PathBuf {
-        self.dir.join(format!("data{k}"))
-    }
-
-    fn command(&self, k: usize) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_meridian"));
-        c.arg("node")
-            .arg("--world")
-            .arg(&self.world)
-            .args(["--name", &format!("n{k}")])
-            .arg("--key")
-            .arg(self.dir.join(format!("node{k}.key")))
-            .arg("--data")
-            .arg(self.data(k))
-            .env("RUST_LOG", "warn")
-            // Checkpoints every 100 ms, each paused 40 ms before its rename: kills land
-            // inside checkpoint writes often.
-            .env("MERIDIAN_CHECKPOINT_PAUSE_MS", "40")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.dir.join(format!("node{k}.log")))
-                    .unwrap(),
-            ));
-        c
-    }
-
-    fn start(&mut self, k: usize) {
-        self.children[k] = Some(self.command(k).spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while meridian_node::swarm::http_get(self.admins[k], "/status").is_err() {
-            if let Some(status) = self.children[k].as_mut().unwrap().try_wait().unwrap() {
-                panic!("node {k} exited with {status}: {}", self.log(k));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {k} did not come up: {}",
-                self.log(k)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self, k: usize) {
-        let mut child = self.children[k].take().unwrap();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-
-    fn log(&self, k: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("node{k}.log"))).unwrap_or_default()
-    }
-
-    /// One consistent cut of both nodes: freeze both, read, release both.
-    fn cut(&self) -> Vec<ZoneCut> {
-        let bodies: Vec<String> = self
-            .admins
-            .iter()
-            .map(|a| meridian_node::swarm::http_get(*a, "/freeze").expect("freeze"))
-            .collect();
-        for a in &self.admins {
-            meridian_node::swarm::http_get(*a, "/release").expect("release");
-        }
-        bodies.iter().flat_map(|b| parse_cut(b)).collect()
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+impl std::ops::Deref for Cluster {
+    type Target = Nodes;
+    fn deref(&self) -> &Nodes {
+        &self.nodes
+    }
+}
+
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Nodes {
+        &mut self.nodes
     }
 }
 

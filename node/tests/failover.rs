@@ -11,23 +11,21 @@
 //! 0 from there, not from the stale files of its own directory.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::conservation::{ZoneCut, assert_sound, npc_ids, parse_cut};
+use crate::conservation::{assert_sound, npc_ids};
+use crate::processes::Nodes;
 
 const NODES: usize = 3;
 const NPCS_PER_ZONE: u64 = 300;
 
+/// Three nodes (`crate::processes`): n2 keeps the standbys of zones 0 and 1, n1 that of
+/// zone 2.
 pub(crate) struct Mesh3 {
-    pub(crate) dir: PathBuf,
-    world: PathBuf,
-    pub(crate) admins: Vec<SocketAddr>,
+    nodes: Nodes,
     /// Each node's first zone address, and its public key.
     pub(crate) zones: Vec<SocketAddr>,
     pub(crate) keys: Vec<ed25519_dalek::VerifyingKey>,
-    children: Vec<Option<Child>>,
 }
 
 /// The world's auth key (it signs the clients' connect tokens).
@@ -37,27 +35,21 @@ pub(crate) fn auth_key() -> ed25519_dalek::SigningKey {
 
 impl Mesh3 {
     pub(crate) fn new(name: &str) -> Mesh3 {
-        let dir = std::env::temp_dir().join(format!("meridian-fo-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let (dir, keys) = Nodes::prepare(&format!("fo-{name}"), NODES);
         let mut nodes = String::new();
-        let (mut admins, mut zones, mut keys) = (Vec::new(), Vec::new(), Vec::new());
-        // n2 keeps the standbys of zones 0 and 1, n1 that of zone 2.
+        let (mut admins, mut zones) = (Vec::new(), Vec::new());
         let standby_for = ["[]", "[2]", "[0, 1]"];
         for (k, standby_for) in standby_for.iter().enumerate() {
-            let key = meridian_node::keyfile::generate().unwrap();
-            meridian_node::keyfile::write(&dir.join(format!("n{k}.key")), &key, false).unwrap();
             let admin = SocketAddr::from(([127, 0, 0, 1], crate::free_ports(1)));
             admins.push(admin);
             let udp = SocketAddr::from(([127, 0, 0, 1], crate::free_ports(3)));
             zones.push(udp);
-            keys.push(key.verifying_key());
             nodes.push_str(&format!(
                 "\n[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{}]\nudp = \"{udp}\"\n\
                  admin = \"{admin}\"\ncontrol = \"127.0.0.1:{}\"\npublic_key = \"{}\"\nstandby_for = {standby_for}\n",
                 k % 2,
                 crate::free_ports(1),
-                hex::encode(key.verifying_key().as_bytes()),
+                hex::encode(keys[k].as_bytes()),
             ));
         }
         let world = format!(
@@ -69,99 +61,25 @@ impl Mesh3 {
              [clients]\nauth_key = \"{}\"\nspeed_mps = 6.0\n{nodes}",
             hex::encode(auth_key().verifying_key().as_bytes())
         );
-        let path = dir.join("world.toml");
-        std::fs::write(&path, world).unwrap();
+        let log = "warn,meridian_io::runtime::persistence=info,meridian_node::mesh=info";
         Mesh3 {
-            dir,
-            world: path,
-            admins,
+            nodes: Nodes::new(dir, &world, admins, &[("RUST_LOG", log)]),
             zones,
             keys,
-            children: (0..NODES).map(|_| None).collect(),
         }
-    }
-
-    fn command(&self, k: usize) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_meridian"));
-        c.arg("node")
-            .arg("--world")
-            .arg(&self.world)
-            .args(["--name", &format!("n{k}")])
-            .arg("--key")
-            .arg(self.dir.join(format!("n{k}.key")))
-            .arg("--data")
-            .arg(self.dir.join(format!("data{k}")))
-            .env(
-                "RUST_LOG",
-                "warn,meridian_io::runtime::persistence=info,meridian_node::mesh=info",
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.dir.join(format!("n{k}.log")))
-                    .unwrap(),
-            ));
-        c
-    }
-
-    pub(crate) fn start(&mut self, k: usize) {
-        self.children[k] = Some(self.command(k).spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while meridian_node::swarm::http_get(self.admins[k], "/status").is_err() {
-            if let Some(status) = self.children[k].as_mut().unwrap().try_wait().unwrap() {
-                panic!("node {k} exited with {status}: {}", self.log(k));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {k} did not come up: {}",
-                self.log(k)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub(crate) fn kill(&mut self, k: usize) {
-        let mut child = self.children[k].take().unwrap();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-
-    pub(crate) fn log(&self, k: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("n{k}.log"))).unwrap_or_default()
-    }
-
-    pub(crate) fn logs(&self) -> String {
-        (0..NODES)
-            .map(|k| format!("--- n{k}:\n{}", self.log(k)))
-            .collect()
-    }
-
-    pub(crate) fn status(&self, k: usize) -> String {
-        meridian_node::swarm::http_get(self.admins[k], "/status").unwrap_or_default()
-    }
-
-    /// One consistent cut of the running nodes: freeze all, read, release all.
-    pub(crate) fn cut(&self) -> Vec<ZoneCut> {
-        let live: Vec<usize> = (0..NODES).filter(|&k| self.children[k].is_some()).collect();
-        let bodies: Vec<String> = live
-            .iter()
-            .map(|&k| meridian_node::swarm::http_get(self.admins[k], "/freeze").expect("freeze"))
-            .collect();
-        for &k in &live {
-            meridian_node::swarm::http_get(self.admins[k], "/release").expect("release");
-        }
-        bodies.iter().flat_map(|b| parse_cut(b)).collect()
     }
 }
 
-impl Drop for Mesh3 {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+impl std::ops::Deref for Mesh3 {
+    type Target = Nodes;
+    fn deref(&self) -> &Nodes {
+        &self.nodes
+    }
+}
+
+impl std::ops::DerefMut for Mesh3 {
+    fn deref_mut(&mut self) -> &mut Nodes {
+        &mut self.nodes
     }
 }
 

@@ -12,6 +12,7 @@ mod fuzz;
 mod game;
 mod mesh;
 mod observe;
+mod processes;
 mod standby;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
