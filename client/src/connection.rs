@@ -67,7 +67,8 @@ pub use counters::ClientCounters;
 /// the server can choose is here).
 pub const CLIENT_HISTORY: usize = 32;
 
-/// Handshake packets are resent this often until answered.
+/// Handshake packets are resent about this often until answered (give or take half of
+/// it: [`Client::handshake_retry`]).
 const HANDSHAKE_RETRY: Duration = Duration::from_millis(250);
 /// The handshake gives up after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,6 +153,9 @@ pub struct AvatarState {
     pub velocity: [f32; 2],
     /// The last input the server applied.
     pub input_sequence: u32,
+    /// The zone whose snapshot reported it (its tick is of that zone's clock). Not always
+    /// [`Client::zone`]: a REDIRECT handled since may have moved the client on.
+    pub zone: u32,
     pub tick: u32,
     /// The game's client fields of the avatar (docs/game.md; 0 without a game).
     pub game: [i32; GAME_FIELDS],
@@ -166,6 +170,8 @@ pub struct Client {
     stage: Stage,
     started: Instant,
     next_send: Instant,
+    /// Handshake packets sent so far (each draws its own retry delay).
+    handshakes_sent: u64,
     last_snapshot_at: Instant,
     session: u32,
     secret: u64,
@@ -236,6 +242,7 @@ impl Client {
             stage: Stage::Connecting,
             started: now,
             next_send: now,
+            handshakes_sent: 0,
             last_snapshot_at: now,
             session: 0,
             secret: 0,
@@ -470,7 +477,7 @@ impl Client {
                 if now.saturating_duration_since(self.started) > HANDSHAKE_TIMEOUT {
                     self.close(CloseReason::TimedOut);
                 } else if now >= self.next_send {
-                    self.next_send = now + HANDSHAKE_RETRY;
+                    self.next_send = now + self.handshake_retry();
                     self.send_handshake();
                 }
             }
@@ -483,6 +490,24 @@ impl Client {
                 self.round_trip.sent(self.sequence, now);
             }
         }
+    }
+
+    /// When to resend an unanswered handshake packet: [`HANDSHAKE_RETRY`] ± half, drawn
+    /// per client and attempt from the token. Clients that start together (a load test;
+    /// a zone's clients after a restart) would otherwise resend in the same tick every
+    /// time, and a zone verifies its per-tick budget and drops the rest: 2,000 bots
+    /// joined at ~300 a second and up to a third timed out.
+    fn handshake_retry(&mut self) -> Duration {
+        self.handshakes_sent += 1;
+        let key: [u8; 8] = self.token.client_key[..8].try_into().expect("8 bytes");
+        let seed = u64::from_le_bytes(key) ^ self.token.nonce.get();
+        // splitmix64's output function over the seed and the attempt.
+        let mut x = seed.wrapping_add(self.handshakes_sent.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let half = HANDSHAKE_RETRY.as_micros() as u64 / 2;
+        Duration::from_micros(half + x % (2 * half))
     }
 
     fn send_handshake(&mut self) {
@@ -612,7 +637,7 @@ impl Client {
                     self.stage = Stage::Responding;
                     self.next_send = now;
                     self.send_handshake();
-                    self.next_send = now + HANDSHAKE_RETRY;
+                    self.next_send = now + self.handshake_retry();
                     true
                 })
             }

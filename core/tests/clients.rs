@@ -1009,3 +1009,97 @@ fn when_output_does_not_fit_the_sessions_that_go_without_rotate() {
         "some sessions starved: {got:?}"
     );
 }
+
+/// Clients that start together (a load test; a zone's clients reconnecting after a
+/// restart) get in at the zone's handshake budget per tick, not per retry period: each
+/// resends after a delay of its own. When all resent in the same tick, the zone verified
+/// its budget one tick in eight and dropped the rest: 2,000 bots joined at ~300 a
+/// second and up to a third of them timed out.
+#[test]
+fn clients_that_start_together_get_in_at_the_handshake_budget_per_tick() {
+    let config = SessionConfig {
+        handshakes_per_tick: 8,
+        ..SessionConfig::default()
+    };
+    let bounds = Rect::new(0.0, 0.0, 176.0, 176.0);
+    let mut h = Harness::with_config(bounds, 1, |k| [3 + k as u8; 32], config);
+    let auth = h.auth.clone();
+    let mut clients: Vec<(SocketAddr, Client)> = (0..240u16)
+        .map(|i| {
+            let ip = [10, 0, 4 + (i / 200) as u8, (i % 200) as u8];
+            let c = h.client(300 + i, WORLD_ID, UNIX_MS + 60_000, &auth);
+            (SocketAddr::from((ip, 30_000)), c)
+        })
+        .collect();
+    let mut ticks = 0;
+    while !clients.iter().all(|(_, c)| c.is_connected()) {
+        assert!(
+            ticks < 90,
+            "{} of 240 connected after {ticks} ticks (budget 8 a tick): {:?}",
+            clients.iter().filter(|(_, c)| c.is_connected()).count(),
+            h.sessions[0].counters()
+        );
+        h.step(&mut clients, |_, _| {});
+        ticks += 1;
+    }
+    // 240 at 8 a tick is 30 ticks at best.
+    assert!(ticks >= 30, "{ticks}");
+}
+
+/// Regression (issue #13's teleport; seen again in a 2,000-bot swarm): a client's last
+/// snapshot from the zone it leaves and the REDIRECT can arrive in one receive. The
+/// avatar state must then name the zone and tick of that snapshot, not the zone the
+/// REDIRECT moved the client to: the swarm's teleport check paired the old zone's tick
+/// with the new zone and subtracted two zones' clocks. Walks back and forth across the
+/// border with jitter until that interleaving happened a few times.
+#[test]
+fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    h.delay = (0, 2);
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
+    )];
+    for _ in 0..10 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let mut east = true;
+    let mut interleaved = 0;
+    for _ in 0..6000 {
+        let c = &mut clients[0].1;
+        let x = c.authoritative().position[0];
+        if x > 140.0 {
+            east = false;
+        } else if x < 116.0 {
+            east = true;
+        }
+        c.set_intent(if east { 127 } else { -127 }, 0, 0);
+        h.step(&mut clients, |_, _| {});
+        let c = &mut clients[0].1;
+        let mut newest = None;
+        let mut snapshot_then_redirect = false;
+        for e in events(c) {
+            match e {
+                ClientEvent::Snapshot { zone, tick, .. } => newest = Some((zone, tick)),
+                ClientEvent::Redirected { zone, .. } => {
+                    snapshot_then_redirect |= newest.is_some_and(|(z, _)| z != zone);
+                }
+                ClientEvent::Closed(reason) => panic!("session closed: {reason:?}"),
+                _ => {}
+            }
+        }
+        let a = c.authoritative();
+        if let Some((zone, tick)) = newest {
+            assert_eq!((a.zone, a.tick), (zone, tick), "the newest snapshot's");
+        }
+        if snapshot_then_redirect {
+            interleaved += 1;
+            assert_ne!(a.zone, c.zone(), "a REDIRECT came after the snapshot");
+            if interleaved == 3 {
+                return;
+            }
+        }
+    }
+    panic!("the interleaving happened {interleaved} times in 6,000 ticks");
+}

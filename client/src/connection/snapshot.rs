@@ -86,7 +86,12 @@ impl Client {
         self.motion.on_snapshot(id.zone, id.tick, now, records);
         let (tick, zone) = (id.tick, id.zone);
         self.zone = zone;
-        self.reconcile(&head.avatar, avatar_game, head.input_sequence.get(), tick);
+        self.reconcile(
+            &head.avatar,
+            avatar_game,
+            head.input_sequence.get(),
+            (zone, tick),
+        );
         self.events.push_back(ClientEvent::Snapshot {
             tick,
             zone: self.zone,
@@ -102,7 +107,7 @@ impl Client {
         avatar: &meridian_layouts::snapshot::EntityRecord,
         game: [i32; GAME_FIELDS],
         applied_sequence: u32,
-        tick: u32,
+        (zone, tick): (u32, u32),
     ) {
         let avatar = Record::from_wire(avatar);
         let reconciled_before = self.authoritative.tick != 0;
@@ -114,6 +119,7 @@ impl Client {
                 dequantise_velocity(avatar.vy),
             ],
             input_sequence: applied_sequence,
+            zone,
             tick,
             game,
         };

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as WallInstant};
 
-use meridian_client::ClientEvent;
+use meridian_client::{AvatarState, ClientEvent};
 
 use super::{Bot, SNAPSHOT_GAP_MAX, Shared, Target, WorkerResult, view, visibility};
 
@@ -160,49 +160,46 @@ pub(super) fn events(
                     }
                 }
                 let avatar = client.authoritative();
-                if let (Some(previous), Some(at)) = (bot.last_position, bot.last_snapshot) {
-                    // Server time between the two snapshots: their ticks when both come from
-                    // one zone (receipt times bunch up under load and loss); across a
-                    // handoff (per-zone ticks) the wall time, plus two ticks.
-                    let hz = target.world.config().tick_rate_hz as f32;
-                    let elapsed = match bot.last_zone_tick {
-                        Some((zone, tick)) if zone == client.zone() && avatar.tick > tick => {
-                            (avatar.tick - tick) as f32 / hz
-                        }
-                        _ => wall.duration_since(at).as_secs_f32() + 2.0 / hz,
-                    };
-                    // Plus quantisation (1 cm per axis) and float slack.
-                    let allowed = target.speed_mps * elapsed + 0.05;
-                    let (dx, dy) = (
-                        avatar.position[0] - previous[0],
-                        avatar.position[1] - previous[1],
+                let last = bot
+                    .last_zone_tick
+                    .zip(bot.last_position)
+                    .zip(bot.last_snapshot);
+                let hz = target.world.config().tick_rate_hz as f32;
+                if let Some(((last_zone_tick, previous), at)) = last
+                    && let Some((moved, allowed, elapsed)) = overspeed(
+                        (last_zone_tick, previous, at),
+                        &avatar,
+                        wall,
+                        (hz, target.speed_mps),
+                    )
+                {
+                    // Which snapshots: enough to tell a server fault from a check's.
+                    let (z0, t0) = last_zone_tick;
+                    violation(
+                        "teleport",
+                        format!(
+                            "avatar {} moved {moved:.2} m in {elapsed:.3} s (allowed {allowed:.2}): \
+                             zone {z0} tick {t0} at ({:.2}, {:.2}) → zone {} tick {} at ({:.2}, {:.2}), \
+                             {} redirects so far",
+                            avatar.id,
+                            previous[0],
+                            previous[1],
+                            avatar.zone,
+                            avatar.tick,
+                            avatar.position[0],
+                            avatar.position[1],
+                            bot.redirects
+                        ),
+                        result,
                     );
-                    let moved = (dx * dx + dy * dy).sqrt();
-                    if moved > allowed {
-                        // Which snapshots: enough to tell a server fault from a check's.
-                        let (z0, t0) = bot.last_zone_tick.unwrap_or_default();
-                        violation(
-                            "teleport",
-                            format!(
-                                "avatar {} moved {moved:.2} m in {elapsed:.3} s (allowed {allowed:.2}): \
-                                 zone {z0} tick {t0} at ({:.2}, {:.2}) → zone {} tick {} at ({:.2}, {:.2}), \
-                                 {} redirects so far",
-                                avatar.id,
-                                previous[0],
-                                previous[1],
-                                client.zone(),
-                                avatar.tick,
-                                avatar.position[0],
-                                avatar.position[1],
-                                bot.redirects
-                            ),
-                            result,
-                        );
-                    }
                 }
                 bot.last_position = Some(avatar.position);
                 bot.last_snapshot = Some(wall);
-                bot.last_zone_tick = Some((client.zone(), avatar.tick));
+                // The zone whose snapshot reported the avatar, not the client's zone: a
+                // REDIRECT handled in the same receive moved the client on already, and
+                // pairing the old zone's tick with the new zone put two zones' clocks in
+                // one difference (the teleports of issue #13).
+                bot.last_zone_tick = Some((avatar.zone, avatar.tick));
                 // Latency: the first snapshot that reflects input n.
                 let applied = avatar.input_sequence;
                 if applied > bot.latency_seen && client.input_sequence().wrapping_sub(applied) < 256
@@ -267,5 +264,74 @@ pub(super) fn events(
             // Count a gap once.
             bot.last_snapshot = Some(wall);
         }
+    }
+}
+
+/// The own avatar moved farther between two snapshots than `speed_mps` allows: `last`
+/// is what the bot saw before — the zone and tick of the snapshot that reported it,
+/// where it was, when that arrived — and `avatar` what it sees now. Server time between
+/// the two: their ticks when both snapshots come from one zone (receipt times bunch up
+/// under load and loss); across zones, whose ticks are counted by separate clocks, the
+/// wall time plus two ticks. Plus 5 cm for quantisation (1 cm per axis) and float slack.
+/// Returns (moved, allowed, elapsed seconds) when it moved too far.
+pub(super) fn overspeed(
+    ((zone, tick), previous, at): ((u32, u32), [f32; 2], WallInstant),
+    avatar: &AvatarState,
+    wall: WallInstant,
+    (hz, speed_mps): (f32, f32),
+) -> Option<(f32, f32, f32)> {
+    let elapsed = if zone == avatar.zone && avatar.tick > tick {
+        (avatar.tick - tick) as f32 / hz
+    } else {
+        wall.duration_since(at).as_secs_f32() + 2.0 / hz
+    };
+    let allowed = speed_mps * elapsed + 0.05;
+    let (dx, dy) = (
+        avatar.position[0] - previous[0],
+        avatar.position[1] - previous[1],
+    );
+    let moved = (dx * dx + dy * dy).sqrt();
+    (moved > allowed).then_some((moved, allowed, elapsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overspeed;
+    use meridian_client::AvatarState;
+    use std::time::{Duration, Instant};
+
+    fn at(zone: u32, tick: u32, x: f32) -> AvatarState {
+        AvatarState {
+            zone,
+            tick,
+            position: [x, 189.57],
+            ..AvatarState::default()
+        }
+    }
+
+    /// Regression (issue #13's teleport, seen again with 2,000 bots): a bot's last
+    /// snapshot from zone 0 (its tick 238) and a REDIRECT arrived in one receive, and the
+    /// check filed tick 238 under zone 1; zone 1's tick 243, whose clock ran five ticks
+    /// behind zone 0's, then looked like 1.20 m in five ticks at 6 m/s. Ticks of two
+    /// zones are not compared: that pair is judged on wall time.
+    #[test]
+    fn ticks_of_two_zones_are_never_subtracted() {
+        let t0 = Instant::now();
+        let wall = t0 + Duration::from_millis(180);
+        let (hz, speed) = (30.0, 6.0);
+        let from_zone_0 = ((0, 238), [132.22, 189.57], t0);
+        assert_eq!(
+            overspeed(from_zone_0, &at(1, 243, 133.42), wall, (hz, speed)),
+            None
+        );
+        // The same motion within one zone's ticks is a teleport, and is flagged.
+        let from_zone_1 = ((1, 238), [132.22, 189.57], t0);
+        let flagged = overspeed(from_zone_1, &at(1, 243, 133.42), wall, (hz, speed));
+        assert!(flagged.is_some_and(|(moved, allowed, _)| moved > 1.19 && allowed < 1.06));
+        // Within what five ticks allow, nothing.
+        assert_eq!(
+            overspeed(from_zone_1, &at(1, 243, 133.22), wall, (hz, speed)),
+            None
+        );
     }
 }
