@@ -1046,6 +1046,81 @@ fn clients_that_start_together_get_in_at_the_handshake_budget_per_tick() {
     assert!(ticks >= 30, "{ticks}");
 }
 
+/// Regression (2,000-bot swarm runs: 2–20 handoffs a run began with a full snapshot, and
+/// its budget cut showed as dozens to hundreds of pop-ins): a crowd that crosses a border
+/// together carries every client's state along. The zone assembled 16 VIEW streams at
+/// once; each waits a tick for its session's avatar, and the rest of a crowd was dropped.
+#[test]
+fn a_crowd_crossing_a_border_together_carries_every_clients_view() {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let auth = h.auth.clone();
+    let mut clients: Vec<(SocketAddr, Client)> = (0..40u16)
+        .map(|i| {
+            let ip = [10, 0, 6, i as u8];
+            let c = h.client(500 + i, WORLD_ID, UNIX_MS + 600_000, &auth);
+            (SocketAddr::from((ip, 30_000)), c)
+        })
+        .collect();
+    for _ in 0..60 {
+        if clients.iter().all(|(_, c)| c.is_connected()) {
+            break;
+        }
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(clients.iter().all(|(_, c)| c.is_connected()));
+    // Line up in zone 0 at x ≈ 120, then walk east together.
+    let mut lined_up = false;
+    for _ in 0..1000 {
+        lined_up = true;
+        for (_, c) in &mut clients {
+            let x = c.authoritative().position[0];
+            let east = if x < 119.8 {
+                127
+            } else if x > 120.2 {
+                -127
+            } else {
+                0
+            };
+            lined_up &= east == 0 && c.zone() == 0;
+            c.set_intent(east, 0, 0);
+        }
+        if lined_up {
+            break;
+        }
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(lined_up);
+    for (_, c) in &mut clients {
+        events(c);
+        c.set_intent(127, 0, 0);
+    }
+    let mut first_after_redirect = vec![None; clients.len()];
+    let mut redirected = vec![false; clients.len()];
+    for _ in 0..120 {
+        h.step(&mut clients, |_, _| {});
+        for (k, (_, c)) in clients.iter_mut().enumerate() {
+            for e in events(c) {
+                match e {
+                    ClientEvent::Redirected { .. } => redirected[k] = true,
+                    ClientEvent::Snapshot { zone: 1, full, .. }
+                        if redirected[k] && first_after_redirect[k].is_none() =>
+                    {
+                        first_after_redirect[k] = Some(full);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let c = h.sessions[1].counters();
+    assert_eq!(c.sessions_arrived, 40, "{c:?}");
+    assert_eq!((c.views_installed, c.views_dropped), (40, 0), "{c:?}");
+    assert!(
+        first_after_redirect.iter().all(|f| *f == Some(false)),
+        "first snapshots in zone 1 (full?): {first_after_redirect:?}"
+    );
+}
+
 /// Regression (issue #13's teleport; seen again in a 2,000-bot swarm): a client's last
 /// snapshot from the zone it leaves and the REDIRECT can arrive in one receive. The
 /// avatar state must then name the zone and tick of that snapshot, not the zone the

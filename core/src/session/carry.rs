@@ -4,7 +4,7 @@
 //! with the avatar — whichever of the two comes first (`crate::replicate` has the
 //! state itself).
 //!
-//! Assembly is bounded: [`VIEWS_PENDING`] streams at once, each for at most
+//! Assembly is bounded: [`views_pending`] streams at once, each for at most
 //! [`VIEW_TTL_TICKS`]; a stream that does not complete, or finds no session, is dropped
 //! and the client simply starts here with a full snapshot.
 
@@ -14,8 +14,14 @@ use meridian_layouts::{F32Le, I32Le};
 use super::*;
 use crate::replicate::{Baseline, Carried};
 
-/// Streams assembled at once.
-pub(super) const VIEWS_PENDING: usize = 16;
+/// Streams assembled at once, for a zone of `sessions_max` sessions: a sixteenth of them
+/// (at least 16, at most 1,024). A stream waits a tick or two for its session's avatar,
+/// and clients cross a border in crowds: 16 for every zone dropped 2–38 streams a run with
+/// 1,000 bots crossing per zone, and each drop is a full first snapshot (its budget cut
+/// shows as pop-ins). 256 at the default 4,096 sessions: 4.7 MB a zone.
+pub(super) fn views_pending(sessions_max: usize) -> usize {
+    (sessions_max / 16).clamp(16, 1024)
+}
 
 /// Ticks a stream may take to complete and to find its session.
 pub(super) const VIEW_TTL_TICKS: u64 = 30;

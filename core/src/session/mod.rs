@@ -367,7 +367,7 @@ impl Sessions {
             plain: vec![0; CLIENT_DATAGRAM_MAX],
             redirect_sequence: 0,
             takeover: (0, 0),
-            views: (0..carry::VIEWS_PENDING)
+            views: (0..carry::views_pending(n))
                 .map(|_| carry::PendingView::new())
                 .collect(),
             view_stream: vec![0; meridian_layouts::view::VIEW_STREAM_MAX],
