@@ -199,7 +199,12 @@ pub fn start_with(
             restore_only: false,
         }),
     };
-    let resumed = resumed_zones(node, persistence, mesh.is_some());
+    let standbys =
+        crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
+    let resumed = match (&standbys, persistence, &mesh) {
+        (Some((_, dir)), Some(p), Some(_)) => resumed_zones(node, dir, p.fresh),
+        _ => Vec::new(),
+    };
     let (zones, standby_slots) = zone_slots(spec, node, &resumed)?;
     let plan = NodePlan {
         world: spec.world,
@@ -214,8 +219,6 @@ pub fn start_with(
         store,
         game,
     };
-    let standbys =
-        crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
     let node_handle = Arc::new(Node::start(plan)?);
     let failover = start_failover(
         (spec, node),
@@ -362,28 +365,30 @@ fn start_failover(
     )?))
 }
 
-/// The zones this node ran from its standby directory when it stopped (it took them over
-/// or back; `crate::standby::mark_running`): the failover thread runs them from there
-/// again. Only in a mesh with a data directory; `--fresh` forgets them.
-fn resumed_zones(node: &NodeSpec, persistence: Option<&Persistence>, mesh: bool) -> Vec<ZoneID> {
-    let Some(p) = persistence.filter(|_| mesh) else {
-        return Vec::new();
-    };
-    let dir = p.dir.join("standby");
-    let marked: Vec<ZoneID> = node
+/// The zones this node ran from its standby directory `dir` when it stopped (it took them
+/// over or back; `crate::standby::mark_running`): the failover thread runs them from there
+/// again. `fresh` (`--fresh`) forgets them.
+fn resumed_zones(node: &NodeSpec, dir: &DataDir, fresh: bool) -> Vec<ZoneID> {
+    let marked = node
         .zones
         .iter()
         .chain(&node.standby_for)
         .copied()
-        .filter(|&z| crate::standby::marked_running(&dir, z))
-        .collect();
-    if p.fresh {
-        for &z in &marked {
-            let _ = std::fs::remove_file(crate::standby::marker(&dir, z));
-        }
-        return Vec::new();
+        .filter(|&z| crate::standby::marked_running(dir, z));
+    if !fresh {
+        return marked.collect();
     }
-    marked
+    for zone in marked {
+        match crate::standby::unmark_running(dir, zone) {
+            Ok(()) => {
+                tracing::warn!(%zone, "--fresh: zone {zone} ran here from {} when this node stopped; it is not resumed", dir.path().display())
+            }
+            Err(e) => {
+                tracing::error!(%zone, "--fresh: cannot remove the marker that zone {zone} ran here: {e}")
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// The zones `node` starts (its own, but those it resumes from its standby directory) and

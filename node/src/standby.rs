@@ -10,7 +10,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_core::world::ZoneID;
 use meridian_io::runtime::routes::{Home, ZoneRoute};
 use meridian_io::standby::{Kept, StandbyServer, StandbyTarget, serve};
-use meridian_io::store::DataDir;
+use meridian_io::store::{DataDir, StoreError};
 
 use crate::world_file::{NodeSpec, WorldSpec};
 
@@ -118,36 +118,28 @@ pub fn serve_kept(
 }
 
 /// The marker of a zone this node runs from its standby directory (it took the zone over,
-/// or back): `<data>/standby/zone-N.runs-here`. A restart runs the zone from there again —
+/// or back): the file `zone-N.runs-here` there. A restart runs the zone from there again —
 /// not a standby of it, not the stale files of the node's own directory — and it is
 /// removed when the zone stands down (another node runs it now).
-pub fn marker(standby_dir: &std::path::Path, zone: ZoneID) -> std::path::PathBuf {
-    standby_dir.join(format!("zone-{}.runs-here", zone.0))
+fn marker(zone: ZoneID) -> String {
+    format!("zone-{}.runs-here", zone.0)
 }
 
-/// Marks `zone` as running here from `dir` (as `incarnation`), durably: written to a new
-/// file, synced, renamed, the directory synced.
-pub fn mark_running(dir: &DataDir, zone: ZoneID, incarnation: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = marker(dir.path(), zone);
-    let tmp = path.with_extension("runs-here.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "incarnation {incarnation}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir.path())?.sync_all()
+/// Marks `zone` as running here from the standby directory `dir`, as `incarnation`
+/// (durably: [`DataDir::put_file`]).
+pub fn mark_running(dir: &DataDir, zone: ZoneID, incarnation: u32) -> Result<(), StoreError> {
+    dir.put_file(
+        &marker(zone),
+        format!("incarnation {incarnation}\n").as_bytes(),
+    )
 }
 
-/// `zone` no longer runs here from `dir` (it stood down).
-pub fn unmark_running(dir: &DataDir, zone: ZoneID) -> std::io::Result<()> {
-    match std::fs::remove_file(marker(dir.path(), zone)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => std::fs::File::open(dir.path())?.sync_all(),
-    }
+/// `zone` no longer runs here from the standby directory `dir` (it stood down).
+pub fn unmark_running(dir: &DataDir, zone: ZoneID) -> Result<(), StoreError> {
+    dir.remove_file(&marker(zone))
 }
 
-/// Whether `zone` last ran here from the standby directory `standby_dir` (the marker is
-/// there).
-pub fn marked_running(standby_dir: &std::path::Path, zone: ZoneID) -> bool {
-    marker(standby_dir, zone).exists()
+/// Whether `zone` last ran here from the standby directory `dir` (the marker is there).
+pub fn marked_running(dir: &DataDir, zone: ZoneID) -> bool {
+    dir.has_file(&marker(zone))
 }

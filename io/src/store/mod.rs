@@ -122,6 +122,32 @@ impl DataDir {
         &self.path
     }
 
+    /// Puts `bytes` in place as this directory's file `name`, durably: written to a new
+    /// file and synced, renamed over the old one, the directory synced (never seen half
+    /// written).
+    pub fn put_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path.join(name);
+        let tmp = self.path.join(format!("{name}.tmp"));
+        write_synced(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
+        sync_dir(&self.path)
+    }
+
+    /// Removes this directory's file `name`, durably; one that is not there is fine.
+    pub fn remove_file(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.path.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io { path, source }),
+            Ok(()) => sync_dir(&self.path),
+        }
+    }
+
+    /// Whether this directory holds a file `name`.
+    pub fn has_file(&self, name: &str) -> bool {
+        self.path.join(name).exists()
+    }
+
     /// The store of zone `zone` of world `world_id` in this directory.
     pub fn zone(&self, world_id: u64, zone: ZoneID) -> ZoneStore {
         ZoneStore {
