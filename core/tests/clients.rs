@@ -407,6 +407,46 @@ fn a_handshake_flood_costs_at_most_the_budget_and_honest_clients_get_in() {
     assert!(c.handshakes_known_bad >= known + 100, "{c:?}");
 }
 
+/// A CONNECT flood self-clocked to arrive first in every tick (each flooding socket
+/// answers its CHALLENGE at once, so its next CONNECT lands right after the tick) must not
+/// starve an honest client whose CONNECT comes later in the tick. Answering the first
+/// `challenges_per_tick` CONNECTs did: in CI an honest client failed to connect for a whole
+/// 8-second flood.
+#[test]
+fn a_connect_flood_that_always_arrives_first_does_not_starve_a_later_client() {
+    let mut h = Harness::new();
+    let auth = h.auth.clone();
+    let mut buf = [0u8; 1500];
+    // 64 IPs × 8 sockets: every CONNECT passes the per-IP limit; 4 × the CHALLENGE budget.
+    let mut flood = Vec::new();
+    for i in 0..512u16 {
+        let addr = SocketAddr::from(([10, 0, 4, (i / 8) as u8], 30_000 + i));
+        let mut c = h.client(200 + i, WORLD_ID, UNIX_MS + 60_000, &auth);
+        c.tick(h.now);
+        let (_, len) = c.poll_transmit(&mut buf).expect("a CONNECT");
+        flood.push((addr, buf[..len].to_vec()));
+    }
+    let mut honest = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 60_000, &auth),
+    )];
+    for _ in 0..300 {
+        if honest[0].1.is_connected() {
+            break;
+        }
+        for (addr, bytes) in &flood {
+            h.sessions[0].handle_datagram(h.unix_ms, *addr, bytes);
+        }
+        h.step(&mut honest, |_, _| {});
+    }
+    let c = h.sessions[0].counters();
+    assert!(c.challenges_over_budget > 0, "no flood: {c:?}");
+    assert!(
+        honest[0].1.is_connected(),
+        "the honest client never got in: {c:?}"
+    );
+}
+
 #[test]
 fn replayed_inputs_are_ignored_and_idle_sessions_time_out() {
     let (mut h, mut clients) = one_connected();

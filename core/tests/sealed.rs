@@ -199,8 +199,13 @@ fn the_handshake_is_bound_to_the_node_key_and_the_zone_ephemeral() {
     let mut buf = [0u8; 1500];
     let (_, len) = victim.poll_transmit(&mut buf).unwrap();
     h.sessions[0].handle_datagram(h.unix_ms, client_addr(3), &buf[..len]);
-    let (_, len) = h.sessions[0].poll_transmit(&mut buf).unwrap();
-    let mut challenge = buf[..len].to_vec();
+    h.step(&mut [], |_, _| {}); // CHALLENGEs go out at the tick
+    let (_, _, challenge) = h
+        .to_clients
+        .iter()
+        .rfind(|d| d.1 == client_addr(3))
+        .unwrap();
+    let mut challenge = challenge.clone();
     challenge[28..60].copy_from_slice(&[9u8; 32]); // the server_ephemeral field
     victim.handle_datagram(h.now, zone_addr(0), &challenge);
     let (_, len) = victim.poll_transmit(&mut buf).unwrap();

@@ -311,6 +311,8 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     };
     // A signed-in client whose inputs carry bad signatures.
     let (mut bad, bad_socket) = client_on_socket(zone0, &auth, WORLD_ID, 77, expires, &clock);
+    // It connects during the flood; with every input changed, it idles out 5 s later.
+    let mut bad_connected = false;
     let mut snapshots = vec![0u32; honest.len()];
     let (mut p99s_us, mut cpu_p99s_us) = (Vec::new(), Vec::new());
     let flood_started = WallInstant::now();
@@ -318,6 +320,7 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     while flood_started.elapsed() < Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(20));
         let connected = bad.is_connected();
+        bad_connected |= connected;
         step(&mut bad, &bad_socket, &clock, |bytes| {
             if connected && bytes.get(5) == Some(&(meridian_layouts::Kind::Sealed as u8)) {
                 let n = bytes.len();
@@ -382,7 +385,13 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
         fed * 100 >= honest.len() * 95,
         "only {fed} honest clients got ≥ 100 snapshots: {snapshots:?}"
     );
-    // The signed-in client's changed packets cost an AEAD check each and close nothing.
+    // The client that connected during the flood (its CONNECT raced a self-clocked
+    // CONNECT flood: the CHALLENGEs answer a uniform sample of each tick's CONNECTs) ...
+    assert!(
+        bad_connected,
+        "a client could not connect during the flood: {c:?}"
+    );
+    // ... and its changed packets cost an AEAD check each and close nothing.
     assert!(c.sealed_forged > 0, "{c:?}");
     assert!(c.handshakes_known_bad > 0 && c.bad_signatures > 0, "{c:?}");
 }

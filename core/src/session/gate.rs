@@ -48,9 +48,57 @@ pub(super) struct Gate {
     handshakes: Vec<u16>,
     cooldown_until: Vec<u64>,
     known_bad: Vec<u64>,
-    pub(super) queue: Vec<Handshake>,
-    /// RESPONSEs offered to the queue since the last tick (for reservoir sampling).
-    pub(super) offered: u64,
+    pub(super) queue: Reservoir<Handshake>,
+}
+
+/// A uniform sample of at most `capacity` of the items offered since the last
+/// [`Reservoir::take`] (reservoir sampling): an item's chance to be kept does not depend on
+/// when it was offered, so a flood that arrives first in every tick cannot crowd out an
+/// honest sender that arrives later.
+#[derive(Debug)]
+pub(super) struct Reservoir<T> {
+    items: Vec<T>,
+    capacity: usize,
+    offered: u64,
+}
+
+impl<T> Reservoir<T> {
+    pub(super) fn new(capacity: usize) -> Reservoir<T> {
+        Reservoir {
+            items: Vec::with_capacity(capacity),
+            capacity,
+            offered: 0,
+        }
+    }
+
+    /// Offers `item` (`random` a fresh random number); `false` if one item was dropped for
+    /// it (this one, or one it replaced).
+    pub(super) fn offer(&mut self, item: T, random: u64) -> bool {
+        self.offered += 1;
+        if self.items.len() < self.capacity {
+            self.items.push(item);
+            return true;
+        }
+        let j = (random % self.offered) as usize;
+        if j < self.items.len() {
+            self.items[j] = item;
+        }
+        false
+    }
+
+    /// The sample, leaving the reservoir empty for the next round; hand the vector back
+    /// with [`Reservoir::give_back`] to keep its allocation.
+    pub(super) fn take(&mut self) -> Vec<T> {
+        self.offered = 0;
+        std::mem::take(&mut self.items)
+    }
+
+    pub(super) fn give_back(&mut self, mut items: Vec<T>) {
+        items.clear();
+        if items.capacity() >= self.capacity {
+            self.items = items;
+        }
+    }
 }
 
 impl Gate {
@@ -64,8 +112,7 @@ impl Gate {
             handshakes: vec![0; IP_BUCKETS],
             cooldown_until: vec![0; IP_BUCKETS],
             known_bad: vec![0; KNOWN_BAD],
-            queue: Vec::with_capacity(queue),
-            offered: 0,
+            queue: Reservoir::new(queue),
         }
     }
 
@@ -90,24 +137,6 @@ impl Gate {
     pub(super) fn tick(&mut self) {
         self.datagrams.fill(0);
         self.handshakes.fill(0);
-        self.offered = 0;
-    }
-
-    /// Offers a handshake to the queue: a uniform sample of everything offered since the
-    /// last tick is kept (reservoir sampling, `random` a fresh random number), so an
-    /// honest client's chance does not depend on when in the tick its RESPONSE arrived.
-    /// `false` if it was not kept (or pushed another out).
-    pub(super) fn offer(&mut self, handshake: Handshake, random: u64) -> bool {
-        self.offered += 1;
-        if self.queue.len() < self.queue.capacity() {
-            self.queue.push(handshake);
-            return true;
-        }
-        let j = (random % self.offered) as usize;
-        if j < self.queue.len() {
-            self.queue[j] = handshake;
-        }
-        false
     }
 
     /// Whether `from`'s IP is cooling down at `tick`.

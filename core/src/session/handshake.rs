@@ -147,21 +147,31 @@ impl Sessions {
         if !self.token_ok(&token, unix_ms) {
             return;
         }
-        if self.challenges_this_tick >= self.config.challenges_per_tick {
+        let random = self.next_random();
+        if !self.challenges.offer((from, token), random) {
             self.counters.challenges_over_budget += 1;
-            return;
         }
-        self.challenges_this_tick += 1;
+    }
+
+    /// Sends the tick's CHALLENGEs: a uniform sample of at most `challenges_per_tick` of
+    /// the CONNECTs that passed the cheap checks since the last tick.
+    pub(super) fn send_challenges(&mut self, unix_ms: u64) {
         let window = self.window(unix_ms);
-        let challenge = Challenge {
-            header: header_for::<Challenge>(),
-            cookie: self.cookie(from, window, &token),
-            window: U32Le::new(window),
-            server_ephemeral: self.ephemeral(window).1,
-            node_key: self.node_dh.as_ref().map_or([0; 32], |(_, public)| *public),
-        };
-        self.counters.challenges += 1;
-        self.send(from, &challenge);
+        let server_ephemeral = self.ephemeral(window).1;
+        let node_key = self.node_dh.as_ref().map_or([0; 32], |(_, public)| *public);
+        let connects = self.challenges.take();
+        for (from, token) in &connects {
+            let challenge = Challenge {
+                header: header_for::<Challenge>(),
+                cookie: self.cookie(*from, window, token),
+                window: U32Le::new(window),
+                server_ephemeral,
+                node_key,
+            };
+            self.counters.challenges += 1;
+            self.send(*from, &challenge);
+        }
+        self.challenges.give_back(connects);
     }
 
     pub(super) fn handle_response(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
@@ -225,7 +235,7 @@ impl Sessions {
             token_key,
             response_key,
         };
-        if !self.gate.offer(handshake, random) {
+        if !self.gate.queue.offer(handshake, random) {
             self.counters.handshakes_deferred += 1;
         }
     }
@@ -238,7 +248,7 @@ impl Sessions {
     /// bad, and a batch that fails costs more than checking its items one by one; a bad
     /// token spares the second check.
     pub(super) fn admit_handshakes(&mut self, unix_ms: u64, zone: &mut Zone) {
-        let mut queue = std::mem::take(&mut self.gate.queue);
+        let mut queue = self.gate.queue.take();
         let budget = usize::from(self.config.handshakes_per_tick).min(queue.len());
         if queue.len() > budget {
             // A uniform sample of `budget` (a partial Fisher–Yates shuffle).
@@ -295,8 +305,7 @@ impl Sessions {
             };
             self.open(unix_ms, zone, (h.addr, token), client_key, master);
         }
-        queue.clear();
-        self.gate.queue = queue;
+        self.gate.queue.give_back(queue);
     }
 
     /// Opens a session for a verified handshake.

@@ -36,7 +36,7 @@ crate::counters! {
         pub handshakes_known_bad: u64,
         /// Sessions closed for failing input verification `input_failures_max` times.
         pub sessions_closed_bad_inputs: u64,
-        /// CONNECTs not answered: the tick's CHALLENGE budget was spent.
+        /// CONNECTs not answered: left out of the tick's CHALLENGE sample.
         pub challenges_over_budget: u64,
         /// Sessions closed because a session arriving with its avatar had the same id or
         /// address (ids are random per zone).

@@ -103,7 +103,8 @@ pub struct SessionConfig {
     /// RESPONSEs one source IP may queue per tick.
     pub handshakes_per_ip_per_tick: u16,
     /// CHALLENGEs (replies to addresses not yet proven) sent per tick at most, so a
-    /// CONNECT flood from many IPs cannot crowd the sessions' snapshots out of the outbox.
+    /// CONNECT flood from many IPs cannot crowd the sessions' snapshots out of the outbox;
+    /// the CONNECTs answered are a uniform sample of those since the last tick.
     pub challenges_per_tick: u16,
     /// A session whose inputs fail verification this many times is closed.
     pub input_failures_max: u32,
@@ -272,8 +273,8 @@ pub struct Sessions {
     /// The zone's tick as of the last [`Sessions::tick`]: the clock of snapshots, which
     /// REDIRECTs carry so a client can tell a fresh one from a replayed one.
     zone_tick: u64,
-    /// CHALLENGEs sent since the last tick.
-    challenges_this_tick: u16,
+    /// CONNECTs to answer at the next tick (a uniform sample: [`gate::Reservoir`]).
+    challenges: gate::Reservoir<(SocketAddr, ConnectToken)>,
     counters: SessionCounters,
     /// Each zone's client-facing address, for REDIRECTs.
     zone_addrs: Vec<(ZoneID, SocketAddr)>,
@@ -354,7 +355,7 @@ impl Sessions {
             outbox_max: n + config.outbox_headroom,
             tick: 0,
             zone_tick: 0,
-            challenges_this_tick: 0,
+            challenges: gate::Reservoir::new(usize::from(config.challenges_per_tick)),
             counters: SessionCounters::default(),
             histograms: SessionHistograms::default(),
             zone_addrs: Vec::new(),
@@ -500,7 +501,7 @@ impl Sessions {
         self.tick += 1;
         self.bounds = zone.world().bounds();
         self.gate.tick();
-        self.challenges_this_tick = 0;
+        self.send_challenges(unix_ms);
         self.zone_tick = zone.tick_count();
         self.apply_verified();
         self.admit_handshakes(unix_ms, zone);
