@@ -158,7 +158,12 @@ pub fn snapshot_clients(
     let out = &mut datagram[DELTA_ENTRIES_OFFSET..];
     let entities = zone.entities();
     let mut bytes = 0;
-    for (k, view) in views.iter_mut().enumerate() {
+    for k in 0..views.len() {
+        // As the session layer does: the next client's state is read ahead.
+        if let Some(next) = views.get(k + 1) {
+            replicator.warm(next, snapshot_tick);
+        }
+        let view = &mut views[k];
         let avatar = k as u64;
         let Some(slot) = entities.slot_of(EntityID(avatar)) else {
             continue;

@@ -284,32 +284,67 @@ fn keeps_what_the_last_one_carried(config: InterestConfig) {
 /// this is the promise the reuse keeps).
 #[test]
 fn an_acknowledged_baseline_outlives_history_minus_one_newer_snapshots() {
-    use meridian_core::replicate::HISTORY;
+    use meridian_core::replicate::{HISTORY, record_of};
+    use meridian_protocol::delta::{Record, apply_delta};
     let mut s = Scene::new(config(8));
+    // Moving (every member near, so due and changed in every snapshot): a delta made
+    // against anything but the client's baseline decodes to wrong positions.
     for k in 0..12u64 {
-        s.put(k + 1, 10.0 + k as f32);
+        s.zone
+            .insert(&EntityInit {
+                id: EntityID(k + 1),
+                epoch: 0,
+                position: [AT.0 + 10.0 + k as f32, AT.1, 0.0],
+                velocity: [0.0, 1.0 + k as f32 * 0.25],
+                speed_mps_max: 7.0,
+                kind: 0,
+                flags: 0,
+                payload: [0; 64],
+            })
+            .unwrap();
     }
     let mut out = [0u8; CLIENT_DATAGRAM_MAX];
-    let mut snapshot = |s: &mut Scene| {
+    // The client's side: what it holds after its acknowledged snapshot.
+    let mut held: Vec<Record> = Vec::new();
+    let mut snapshot = |s: &mut Scene, held: &[Record]| {
         s.now = s.now + s.zone.world().tick_duration();
         s.zone.tick(s.now);
         for _ in s.zone.drain_log() {}
         let tick = s.zone.tick_count() as u32;
-        let (baseline, _) = s
-            .replicator
-            .snapshot(&mut s.view, &s.zone, None, AT, tick, &mut out);
-        (tick, baseline.tick)
+        let (baseline, encoded) =
+            s.replicator
+                .snapshot(&mut s.view, &s.zone, None, AT, tick, &mut out);
+        let against: &[Record] = if baseline.tick == 0 { &[] } else { held };
+        let mut records = Vec::new();
+        apply_delta(
+            against,
+            &out[..encoded.bytes],
+            encoded.entries,
+            &mut records,
+        )
+        .unwrap_or_else(|e| panic!("tick {tick}: {e:?}"));
+        let entities = s.zone.entities();
+        for r in &records {
+            let slot = entities.slot_of(EntityID(r.id)).unwrap();
+            assert_eq!(*r, record_of(entities, slot), "tick {tick}");
+        }
+        (tick, baseline.tick, records)
     };
     for _ in 0..5 {
-        let (tick, _) = snapshot(&mut s);
+        let (tick, _, records) = snapshot(&mut s, &held);
         s.view.acknowledge(tick);
+        held = records;
     }
     let acked = s.zone.tick_count() as u32;
     for n in 1..HISTORY as u32 {
-        assert_eq!(snapshot(&mut s).1, acked, "{n} snapshots after it");
+        assert_eq!(snapshot(&mut s, &held).1, acked, "{n} snapshots after it");
     }
     // The HISTORY-th newer snapshot is still a delta against it (it is read before the
     // new one is stored over it); the one after has nothing to be a delta against.
-    assert_eq!(snapshot(&mut s).1, acked);
-    assert_eq!(snapshot(&mut s).1, 0, "the baseline outlived the history");
+    assert_eq!(snapshot(&mut s, &held).1, acked);
+    assert_eq!(
+        snapshot(&mut s, &held).1,
+        0,
+        "the baseline outlived the history"
+    );
 }

@@ -371,6 +371,33 @@ impl Replicator {
         self.packed_tick = Some(zone.tick_count());
     }
 
+    /// Reads ahead what the next [`Replicator::snapshot`] of `view` at `tick` reads and
+    /// writes — its members, its baseline's records, the history slot the snapshot will
+    /// be stored in — one load per cache line, so they are on their way from the outer
+    /// caches while the caller builds the snapshot before it. Call it for the next client
+    /// just before building the current one's: a client's state (a few KB per tick, read
+    /// once per tick) is cold by its next tick, and waiting for it line by line was half
+    /// of `replicate/meridian/1000`.
+    pub fn warm(&self, view: &ClientView, tick: u32) {
+        // One value folded from every line's load, kept alive once at the end.
+        let mut fold = 0u64;
+        for m in view.members.iter().step_by(4) {
+            fold ^= m.id;
+        }
+        // Records are 48 bytes: one load per record reaches every line.
+        let (_, baseline) = view.baseline(0);
+        for r in baseline {
+            fold ^= r.id;
+        }
+        let k = view.slot_for(tick);
+        if !core::ptr::eq(view.history[k].as_ptr(), baseline.as_ptr()) {
+            for r in &view.history[k] {
+                fold ^= r.id;
+            }
+        }
+        core::hint::black_box(fold);
+    }
+
     /// Builds the snapshot of `tick` for the client whose avatar is at `(x, y)`: interest,
     /// priority, then the delta against its acknowledged baseline, encoded into `out` (the
     /// entries only, at most `out.len()` bytes). Returns the baseline used and what was
@@ -480,6 +507,15 @@ impl Replicator {
         } else if baseline.zone != zone {
             self.counters.carried += 1;
         }
+        // The snapshot goes into its own slot's buffer ([`Replicator::warm`] read it
+        // ahead), unless that slot holds the baseline (the client's acknowledgements lag
+        // every slot): then into the scratch buffer, swapped in after.
+        let k = view.slot_for(tick);
+        let in_place = !core::ptr::eq(view.history[k].as_ptr(), records.as_ptr());
+        if in_place {
+            std::mem::swap(&mut view.history[k], &mut self.result);
+        }
+        let (_, records) = view.baseline(zone);
         let encoded = encode_delta(records, &self.wanted, out, &mut self.result);
         if encoded.left_out > 0 {
             self.counters.deferred += u64::from(encoded.left_out);
@@ -487,7 +523,6 @@ impl Replicator {
         }
         view.budget_bytes -= encoded.bytes as i64;
         view.last_sent = tick;
-        let k = view.slot_for(tick);
         view.ticks[k] = tick;
         std::mem::swap(&mut view.history[k], &mut self.result);
         self.counters.snapshots += 1;
