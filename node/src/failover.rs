@@ -298,9 +298,11 @@ fn step(
 /// it streams from the start to the node the zone runs on otherwise ([`Layout::other`]),
 /// and nothing it sends leaves before that node's answer: if that node runs the zone now
 /// (it took it over or back meanwhile), `TakenOver` stands this run down ([`rejoin`]).
-/// Until the run is confirmed ([`confirm`]) this node does not answer `TakenOver` itself:
-/// two nodes that each resumed a run would otherwise each stand the other down. Returns
-/// the runs resumed, as (zone, incarnation).
+/// Until the run is confirmed ([`confirm`]) this node answers `TakenOver` only to a run
+/// older than its own: two nodes that each resumed a run (each ran the zone when it
+/// stopped: one took it over or back from the other, which was down) would otherwise each
+/// wait for the other, or each stand the other down; the newer run is the one the mesh
+/// agreed to last. Returns the runs resumed, as (zone, incarnation).
 fn resume(
     resumed: &[ZoneID],
     layout: &Layout,
@@ -321,6 +323,7 @@ fn resume(
         match node.promote(zone, dir.clone(), &|_| Ok(()), Some(target)) {
             Ok(incarnation) => {
                 runs.push((zone, incarnation));
+                server.resumed(zone.0, incarnation);
                 let name = &layout.nodes[other].0;
                 tracing::warn!(%zone, incarnation, "zone {zone} ran here from {} when this node stopped: running it from there again as incarnation {incarnation}, streaming to node {name} (it sends nothing until {name} answers)", dir.path().display());
                 watched.retain(|w| w.zone != zone);
@@ -344,18 +347,24 @@ fn resume(
 /// A resumed run is confirmed once the node it streams to holds it (that node does not
 /// run the zone) or the mesh agreed it goes on without that node (declared down): from
 /// then on a node that says hello for the zone is told this node took it over. A run
-/// that stood down is dropped from the list.
+/// that stood down is dropped from the list. Until the zone's driver has said how its
+/// standby stands (its first tick after the promotion) the run waits: dropping it then
+/// left it unconfirmed for good, and a node coming back with an older run of the zone
+/// was never told to stand down.
 fn confirm(unconfirmed: &mut Vec<(ZoneID, u32)>, server: &StandbyServer, node: &Node) {
-    unconfirmed.retain(|&(zone, incarnation)| match node.standby_state(zone) {
-        Some((now, state, _)) if now == incarnation => {
-            if state == StandbyState::CatchingUp {
-                return true;
-            }
-            server.taken_over(zone.0, incarnation);
-            tracing::info!(%zone, incarnation, "zone {zone}'s resumed run is confirmed ({state:?}): this node answers for it now");
-            false
+    let stood_down = node.stood_down();
+    unconfirmed.retain(|&(zone, incarnation)| {
+        if stood_down.iter().any(|&(z, _)| z == zone) {
+            return false;
         }
-        _ => false,
+        match node.standby_state(zone) {
+            Some((now, state, _)) if now == incarnation && state != StandbyState::CatchingUp => {
+                server.taken_over(zone.0, incarnation);
+                tracing::info!(%zone, incarnation, "zone {zone}'s resumed run is confirmed ({state:?}): this node answers for it now");
+                false
+            }
+            _ => true,
+        }
     });
 }
 

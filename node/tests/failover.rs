@@ -61,7 +61,8 @@ impl Mesh3 {
              [clients]\nauth_key = \"{}\"\nspeed_mps = 6.0\n{nodes}",
             hex::encode(auth_key().verifying_key().as_bytes())
         );
-        let log = "warn,meridian_io::runtime::persistence=info,meridian_node::mesh=info";
+        let log = "warn,meridian_io::runtime::persistence=info,meridian_node::mesh=info,\
+                   meridian_node::failover=info";
         Mesh3 {
             nodes: Nodes::new(dir, &world, admins, &[("RUST_LOG", log)]),
             zones,
@@ -490,6 +491,69 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     for sample in 0..3 {
         assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    both_resume_zone_0(&mut mesh, &expected);
+}
+
+/// Two nodes that both ran zone 0 from their standby directories when they stopped: n0
+/// runs it resumed (above); once n2 holds it, n0 is killed and n2 takes it over, then n2
+/// is killed too, and both start together. Each resumes its run; the older (n0's, a run
+/// the mesh agreed to replace) must stand down and the newer go on. Each used to wait for
+/// the other's answer, and zone 0 ran nowhere.
+fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u64>) {
+    let wait = |mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool| {
+        let started = Instant::now();
+        while !done(mesh) {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{what}:\n{}",
+                mesh.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let runs = |mesh: &Mesh3, k: usize| {
+        status_value(&mesh.status(k), "zone 0 ", "tick").is_some_and(|t| t > 0)
+    };
+    wait(mesh, "n0's resumed run of zone 0 was not confirmed", &|m| {
+        m.log(0).contains("resumed run is confirmed")
+    });
+    mesh.kill(0);
+    wait(
+        mesh,
+        "n2 did not take zone 0 over from the resumed run",
+        &|m| runs(m, 2),
+    );
+    mesh.kill(2);
+    let stood_down = "zone 0's run resumed here stood down";
+    let (before0, before2) = (
+        mesh.log(0).matches(stood_down).count(),
+        mesh.log(2).matches(stood_down).count(),
+    );
+    mesh.start(0);
+    mesh.start(2);
+    let started = Instant::now();
+    wait(
+        mesh,
+        "of two resumed runs of zone 0, the older did not stand down",
+        &|m| m.log(0).matches(stood_down).count() > before0 && runs(m, 2),
+    );
+    eprintln!(
+        "n0 and n2 both resumed zone 0: n0's older run stood down {:?} after the start",
+        started.elapsed()
+    );
+    assert_eq!(
+        mesh.log(2).matches(stood_down).count(),
+        before2,
+        "the newer resumed run stood down:\n{}",
+        mesh.logs()
+    );
+    wait(mesh, "n0 did not keep zone 0's standby again", &|m| {
+        m.log(2).contains("resumed run is confirmed")
+    });
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), expected, sample);
         std::thread::sleep(Duration::from_millis(300));
     }
 }

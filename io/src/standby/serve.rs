@@ -73,6 +73,17 @@ impl StandbyServer {
         }
     }
 
+    /// This node resumed released zone `zone` as `incarnation` at its start (it ran the
+    /// zone from here when it stopped) and the run is not confirmed yet: a node that says
+    /// hello for the zone with an older run — it resumed the zone too, from a run this
+    /// one superseded — is told this node runs it, and stands down. A hello of a newer
+    /// run is not answered: this node's run waits for that node's answer instead.
+    pub fn resumed(&self, zone: u32, incarnation: u32) {
+        if let Some(kept) = kept(&self.zones, zone) {
+            kept.resumed.store(incarnation, Ordering::SeqCst);
+        }
+    }
+
     /// Keeps mirroring `zone` again after a [`StandbyServer::release`] whose takeover did
     /// not happen (the mesh refused it): its primary may stream to it when it is back.
     pub fn unrelease(&self, zone: u32) {
@@ -134,6 +145,7 @@ impl KeptZone {
             status,
             released: AtomicBool::new(false),
             taken_over: AtomicU32::new(0),
+            resumed: AtomicU32::new(0),
             open: Mutex::new(Vec::new()),
         }
     }
@@ -150,6 +162,9 @@ struct KeptZone {
     /// The incarnation this node runs it as, once promoted (0 before): a primary that
     /// says hello is told so, and stands down.
     taken_over: AtomicU32,
+    /// The incarnation of this node's run of it resumed at start and not yet confirmed
+    /// (0: none; [`StandbyServer::resumed`]).
+    resumed: AtomicU32,
     /// Its connections (a handle to end each, and whether it ended).
     open: Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>,
     /// The newest run its copy holds — (incarnation, run id; 0: not said): a hello of an
@@ -478,9 +493,18 @@ fn open_connection(
         nonce: &nonce,
         zone,
     };
+    let hello_run = (
+        u32::try_from(hello.generation.get()).unwrap_or(u32::MAX),
+        hello.offset.get(),
+    );
     if kept.released.load(Ordering::SeqCst) {
-        let incarnation = kept.taken_over.load(Ordering::SeqCst);
-        if incarnation > 0 {
+        // Run here: confirmed, or resumed at start and newer than the run saying hello
+        // (two nodes that both resumed the zone: the older run stands down).
+        let incarnation = match kept.taken_over.load(Ordering::SeqCst) {
+            0 => Some(kept.resumed.load(Ordering::SeqCst)).filter(|&r| r > hello_run.0),
+            confirmed => Some(confirmed),
+        };
+        if let Some(incarnation) = incarnation {
             drop(open);
             told.answer(FrameKind::TakenOver, incarnation, w, r);
         }
@@ -489,10 +513,6 @@ fn open_connection(
     // A run older than the copy: the zone ran since from a copy of it (taken over, and
     // maybe back), and this primary restored files the world has moved past. Mirroring
     // them would roll the copy back.
-    let hello_run = (
-        u32::try_from(hello.generation.get()).unwrap_or(u32::MAX),
-        hello.offset.get(),
-    );
     if let Err(newest) = kept.admit(hello_run) {
         drop(open);
         told.answer(FrameKind::Stale, newest, w, r);
