@@ -251,6 +251,12 @@ impl ClientView {
         Some(&self.history[k])
     }
 
+    /// Whether history slot `k` holds the acknowledged snapshot, the baseline (the slot a
+    /// new snapshot goes to holds it only when the acknowledgements lag every slot).
+    fn holds_baseline(&self, k: usize) -> bool {
+        self.acked_tick != 0 && self.ticks[k] == self.acked_tick
+    }
+
     /// The slot the snapshot of `tick` is stored in: its own if it was built before (built
     /// again, it replaces itself), else one that can no longer be a baseline (empty, or
     /// older than the acknowledged snapshot), the newest of those — most likely the
@@ -390,7 +396,7 @@ impl Replicator {
             fold ^= r.id;
         }
         let k = view.slot_for(tick);
-        if !core::ptr::eq(view.history[k].as_ptr(), baseline.as_ptr()) {
+        if !view.holds_baseline(k) {
             for r in &view.history[k] {
                 fold ^= r.id;
             }
@@ -501,7 +507,7 @@ impl Replicator {
         tick: u32,
         out: &mut [u8],
     ) -> (Baseline, Encoded) {
-        let (baseline, records) = view.baseline(zone);
+        let (baseline, _) = view.baseline(zone);
         if baseline.tick == 0 {
             self.counters.full += 1;
         } else if baseline.zone != zone {
@@ -511,8 +517,7 @@ impl Replicator {
         // ahead), unless that slot holds the baseline (the client's acknowledgements lag
         // every slot): then into the scratch buffer, swapped in after.
         let k = view.slot_for(tick);
-        let in_place = !core::ptr::eq(view.history[k].as_ptr(), records.as_ptr());
-        if in_place {
+        if !view.holds_baseline(k) {
             std::mem::swap(&mut view.history[k], &mut self.result);
         }
         let (_, records) = view.baseline(zone);
