@@ -42,7 +42,9 @@ fn game_bytes(game: &[i32; meridian_protocol::delta::GAME_FIELDS]) -> usize {
     if sum == 0 { 0 } else { 1 + sum }
 }
 
-fn cost(fresh: bool, game: &[i32; meridian_protocol::delta::GAME_FIELDS]) -> usize {
+/// What an entry is reckoned to cost (see [`UPDATE_BYTES`]).
+#[inline(always)]
+pub(super) fn cost(fresh: bool, game: &[i32; meridian_protocol::delta::GAME_FIELDS]) -> usize {
     if fresh {
         FRESH_BYTES + game_bytes(game)
     } else {
@@ -52,25 +54,29 @@ fn cost(fresh: bool, game: &[i32; meridian_protocol::delta::GAME_FIELDS]) -> usi
 
 impl Replicator {
     /// The byte budget (a token bucket of bytes per tick, at most one datagram of
-    /// `datagram_bytes`): marks the members this snapshot sends as due, resets their
-    /// priority, and returns the room the encoder has, in bytes. `zone` is this zone
-    /// (for the baseline).
+    /// `datagram_bytes`): keeps the marks [`Replicator::prioritise`] made (`removals`
+    /// baseline records leave, the marked members `marked` bytes) when they fit, else ranks
+    /// them and keeps what fits (the others wait, their priority restored); returns the
+    /// room the encoder has, in bytes.
     pub(super) fn select_due(
         &mut self,
         view: &mut ClientView,
-        zone: u32,
         datagram_bytes: usize,
+        removals: usize,
+        marked: usize,
     ) -> usize {
         let c = self.config;
         let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
         view.budget_bytes = (view.budget_bytes + per_tick).min(datagram_bytes as i64);
         let room = (view.budget_bytes.max(0) as usize).min(datagram_bytes);
-        let removals = self.add_fresh(view, zone) * REMOVE_BYTES;
-        let (fresh, wanted) = (&self.fresh, &self.wanted);
-        let cost_of = |i: u32| cost(fresh[i as usize], &wanted[i as usize].record.game);
-        let total: usize = self.due.iter().map(|&(_, i)| cost_of(i)).sum();
+        let removals = removals * REMOVE_BYTES;
         let steady = datagram_bytes.saturating_sub(self.headroom);
-        if removals + total > room.min(steady) {
+        if removals + marked > room.min(steady) {
+            // Unmarked, ranked, and marked again as far as they fit.
+            for &(priority, index) in &self.due {
+                self.wanted[index as usize].due = false;
+                view.members[index as usize].priority = priority;
+            }
             self.rank_due(view);
             let mut used = removals;
             let before = self.due.len();
@@ -93,10 +99,10 @@ impl Replicator {
                 fits
             });
             self.counters.deferred += (before - self.due.len()) as u64;
-        }
-        for &(_, index) in &self.due {
-            self.wanted[index as usize].due = true;
-            view.members[index as usize].priority = 0;
+            for &(_, index) in &self.due {
+                self.wanted[index as usize].due = true;
+                view.members[index as usize].priority = 0;
+            }
         }
         // The estimate (removals first, then the due members) chose what this snapshot
         // sends; the encoder may use the whole datagram for it. Capping it at the budget
@@ -104,28 +110,6 @@ impl Replicator {
         // fresh members shown a tick ago among them: a pop-in. What is sent past the
         // budget is charged to it (debt), so the rate holds over a few ticks.
         datagram_bytes
-    }
-
-    /// Marks which members the baseline lacks (`fresh`) and lists those not due yet among
-    /// the due ones: they must be sent too. Returns how many of the baseline's records are
-    /// no longer members (each a removal in the delta).
-    fn add_fresh(&mut self, view: &ClientView, zone: u32) -> usize {
-        let (_, baseline) = view.baseline(zone);
-        self.fresh.clear();
-        let (mut b, mut held) = (0, 0);
-        for (i, w) in self.wanted.iter().enumerate() {
-            let id = w.record.id;
-            while b < baseline.len() && baseline[b].id < id {
-                b += 1;
-            }
-            let fresh = b >= baseline.len() || baseline[b].id != id;
-            held += usize::from(!fresh);
-            self.fresh.push(fresh);
-            if fresh && view.members[i].priority < PRIORITY_DUE {
-                self.due.push((view.members[i].priority, i as u32));
-            }
-        }
-        baseline.len() - held
     }
 
     /// Orders the due list when it does not all fit: fresh members first (those the
