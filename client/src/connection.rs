@@ -38,9 +38,9 @@ use std::collections::VecDeque;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use meridian_layouts::client::{
-    Accept, CLIENT_AUTH_ED25519, CLIENT_DATAGRAM_MAX, CONNECT_SIZE, Challenge, Connect, Disconnect,
-    INPUTS_PER_PACKET, Input, InputBody, InputEntry, PathProbe, RESPONSE_DOMAIN, RedirectBody,
-    Refuse, RefuseReason, Response, parse_delta,
+    Accept, CLIENT_AUTH_ED25519, CLIENT_DATAGRAM_MAX, CONNECT_SIZE, Challenge, Connect,
+    DELTA_PARTIAL, Disconnect, INPUTS_PER_PACKET, Input, InputBody, InputEntry, PathProbe,
+    RESPONSE_DOMAIN, RedirectBody, Refuse, RefuseReason, Response, parse_delta,
 };
 use meridian_layouts::quant::{dequantise_position, dequantise_velocity};
 use meridian_layouts::witness::{
@@ -58,6 +58,7 @@ use meridian_protocol::seal::{self, Key, PublicKey, x25519_public};
 use meridian_protocol::time::Instant;
 
 mod counters;
+mod scene;
 mod sealed;
 mod snapshot;
 
@@ -229,6 +230,7 @@ pub struct Client {
     events: VecDeque<ClientEvent>,
     counters: ClientCounters,
     scratch: Vec<Record>,
+    stale: scene::Stale,
 }
 
 impl Client {
@@ -283,6 +285,7 @@ impl Client {
             events: VecDeque::new(),
             counters: ClientCounters::default(),
             scratch: Vec::new(),
+            stale: scene::Stale::default(),
         }
     }
 
@@ -372,50 +375,6 @@ impl Client {
 
     pub fn motion(&self) -> &crate::motion::Motion {
         &self.motion
-    }
-
-    /// The newest snapshot's tick, and its entities (sorted by id; the own avatar is not
-    /// among them).
-    pub fn entities(&self) -> (u32, &[Record]) {
-        (self.latest.tick, self.records(self.latest).unwrap_or(&[]))
-    }
-
-    /// A snapshot the client holds (tick 0: none).
-    fn records(&self, id: SnapshotId) -> Option<&[Record]> {
-        if id.tick == 0 {
-            return None;
-        }
-        let held = self.history.iter().find(|h| h.id == id)?;
-        Some(held.records.as_slice())
-    }
-
-    /// Remote entities drawn `fraction` (0…1) of the way from the previous snapshot to the
-    /// newest: `(id, position)`. Entities new in the newest snapshot appear at their
-    /// position there.
-    pub fn interpolated(&self, fraction: f32, mut f: impl FnMut(u64, [f32; 2])) {
-        let t = fraction.clamp(0.0, 1.0);
-        let newest = self.records(self.latest).unwrap_or(&[]);
-        let older = self.records(self.previous).unwrap_or(&[]);
-        let mut o = 0;
-        for r in newest {
-            while o < older.len() && older[o].id < r.id {
-                o += 1;
-            }
-            let to = [dequantise_position(r.x), dequantise_position(r.y)];
-            let at = if o < older.len() && older[o].id == r.id {
-                let from = [
-                    dequantise_position(older[o].x),
-                    dequantise_position(older[o].y),
-                ];
-                [
-                    from[0] + (to[0] - from[0]) * t,
-                    from[1] + (to[1] - from[1]) * t,
-                ]
-            } else {
-                to
-            };
-            f(r.id, at);
-        }
     }
 
     /// Sets the movement intent (−127…127 per axis) and buttons sent from the next tick.

@@ -236,6 +236,20 @@ pub(crate) fn connected_with(config: SessionConfig) -> (Harness, Vec<(SocketAddr
     (h, clients)
 }
 
+/// An NPC (kind 1, up to 7 m/s) at `at`, walking at `velocity`.
+fn npc(id: u64, at: [f32; 2], velocity: [f32; 2]) -> meridian_core::entities::EntityInit {
+    meridian_core::entities::EntityInit {
+        id: EntityID(id),
+        epoch: 0,
+        position: [at[0], at[1], 0.0],
+        velocity,
+        speed_mps_max: 7.0,
+        kind: 1,
+        flags: 0,
+        payload: [0; 64],
+    }
+}
+
 pub(crate) fn events(c: &mut Client) -> Vec<ClientEvent> {
     std::iter::from_fn(|| c.poll_event()).collect()
 }
@@ -583,17 +597,8 @@ fn a_client_crossing_the_border_keeps_its_session_and_its_snapshots() {
 fn regress_a_dense_crowd_shows_the_nearest_entities() {
     let (mut h, mut clients) = one_connected();
     for i in 0..2000u64 {
-        let e = meridian_core::entities::EntityInit {
-            id: meridian_core::entities::EntityID(10_000 + i),
-            epoch: 0,
-            position: [(i % 44) as f32 * 4.0, (i / 44) as f32 * 4.0, 0.0],
-            velocity: [1.0, 0.5],
-            speed_mps_max: 7.0,
-            kind: 1,
-            flags: 0,
-            payload: [0; 64],
-        };
-        h.zones[0].insert(&e).unwrap();
+        let at = [(i % 44) as f32 * 4.0, (i / 44) as f32 * 4.0];
+        h.zones[0].insert(&npc(10_000 + i, at, [1.0, 0.5])).unwrap();
     }
     for _ in 0..20 {
         h.step(&mut clients, |_, _| {});
@@ -1217,4 +1222,78 @@ fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
         }
     }
     panic!("the interleaving happened {interleaved} times in 6,000 ticks");
+}
+
+/// A client whose acknowledgements stop reaching the zone loses its baseline after
+/// `HISTORY` snapshots; the zone then sends against nothing, the nearest ~40 of a crowd of
+/// 200 per snapshot, flagged partial. What the server reports shrinks to those and grows
+/// back once acknowledgements flow again: every entity left out vanishes and comes back.
+/// What the library draws (`Client::shown`) keeps the scene before until the snapshots
+/// hold it again: no entity of the crowd (standing still) is ever missing from it.
+#[test]
+fn a_partial_snapshot_sent_against_nothing_does_not_empty_the_drawn_scene() {
+    let (mut h, mut clients) = one_connected();
+    let a = clients[0].1.authoritative().position;
+    for i in 0..200u64 {
+        let at = [
+            (a[0] - 28.0 + (i % 15) as f32 * 4.0).clamp(1.0, 175.0),
+            (a[1] - 26.0 + (i / 15) as f32 * 4.0).clamp(1.0, 175.0),
+        ];
+        h.zones[0].insert(&npc(10_000 + i, at, [0.0, 0.0])).unwrap();
+    }
+    for _ in 0..40 {
+        h.step(&mut clients, |_, _| {});
+    }
+    events(&mut clients[0].1);
+    let ids = |records: &[meridian_protocol::delta::Record]| -> Vec<u64> {
+        records.iter().map(|r| r.id).collect()
+    };
+    let steady = ids(clients[0].1.entities().1);
+    assert_eq!(steady.len(), 128);
+    assert_eq!(ids(clients[0].1.shown().1), steady);
+    // Entities of the steady view missing at some snapshot: drawn, and reported.
+    let (mut undrawn, mut unreported) = (Vec::new(), Vec::new());
+    let mut full = 0;
+    for t in 0..80 {
+        // The client's datagrams are lost for 30 ticks: no acknowledgement arrives.
+        let cut = (5..35).contains(&t);
+        h.step(&mut clients, |_, bytes| {
+            if cut {
+                bytes.clear();
+            }
+        });
+        let c = &mut clients[0].1;
+        for e in events(c) {
+            if let ClientEvent::Snapshot { full: true, .. } = e {
+                full += 1;
+            }
+        }
+        let (drawn, reported) = (ids(c.shown().1), ids(c.entities().1));
+        for id in &steady {
+            if !drawn.contains(id) && !undrawn.contains(id) {
+                undrawn.push(*id);
+            }
+            if !reported.contains(id) && !unreported.contains(id) {
+                unreported.push(*id);
+            }
+        }
+    }
+    assert!(full > 0, "no snapshot against nothing arrived");
+    assert!(
+        unreported.len() > 40,
+        "only {} entities went missing from what the server reported: the test does not test",
+        unreported.len()
+    );
+    assert!(
+        undrawn.is_empty(),
+        "{} of the crowd went undrawn (e.g. {:?}); {} unreported",
+        undrawn.len(),
+        undrawn.first(),
+        unreported.len()
+    );
+    // Whole again: every one of them reported, nothing stale drawn.
+    let c = &clients[0].1;
+    assert!(c.is_connected());
+    assert_eq!(ids(c.entities().1), steady);
+    assert_eq!(c.shown().1, c.entities().1);
 }

@@ -348,3 +348,57 @@ fn an_acknowledged_baseline_outlives_history_minus_one_newer_snapshots() {
         "the baseline outlived the history"
     );
 }
+
+/// `Replicator::partial` (the DELTA's `DELTA_PARTIAL`): set while the client's state after a
+/// snapshot lacks members of its interest set, clear once it holds them all. A crowd of
+/// 128 does not fit the first snapshots (sent against nothing, ~40 entries each): they are
+/// partial until the client, acknowledging each, has been sent the rest; a handful fits
+/// at once.
+#[test]
+fn a_snapshot_says_whether_the_client_holds_its_whole_view_after_it() {
+    let mut out = [0u8; CLIENT_DATAGRAM_MAX];
+    let mut step = |s: &mut Scene| {
+        s.now = s.now + s.zone.world().tick_duration();
+        s.zone.tick(s.now);
+        for _ in s.zone.drain_log() {}
+        let tick = s.zone.tick_count() as u32;
+        let (baseline, _) = s
+            .replicator
+            .snapshot(&mut s.view, &s.zone, None, AT, tick, &mut out);
+        s.view.acknowledge(tick);
+        (baseline.tick, s.replicator.partial())
+    };
+    let mut crowd = Scene::new(config(128));
+    for k in 0..128u64 {
+        crowd.put(k + 1, 5.0 + k as f32 * 0.25);
+    }
+    let first = step(&mut crowd);
+    assert_eq!(
+        first,
+        (0, true),
+        "the first snapshot cannot carry 128 new entries"
+    );
+    let mut partial_ticks = 1;
+    while step(&mut crowd).1 {
+        partial_ticks += 1;
+        assert!(
+            partial_ticks < 30,
+            "never whole after {partial_ticks} snapshots"
+        );
+    }
+    assert!(partial_ticks >= 2, "{partial_ticks}");
+    assert_eq!(crowd.view.interest().count(), 128);
+    // Whole now, and staying whole: nothing is left out of a crowd that stands still.
+    for _ in 0..10 {
+        assert!(!step(&mut crowd).1);
+    }
+    let mut few = Scene::new(config(128));
+    for k in 0..5u64 {
+        few.put(k + 1, 5.0 + k as f32);
+    }
+    assert_eq!(
+        step(&mut few),
+        (0, false),
+        "five new entries fit the first snapshot"
+    );
+}

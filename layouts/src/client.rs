@@ -443,12 +443,20 @@ pub struct DeltaHeader {
     /// applied at this tick, or [`INPUT_UNDERRUN`] when the one due had not arrived. A
     /// client paces its inputs by it (see the protocol docs, "Inputs").
     pub input_waiting: u8,
+    /// [`DELTA_PARTIAL`]; other bits are 0 (and ignored by clients).
+    pub flags: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<DeltaHeader>() == 57);
+const _: () = assert!(core::mem::size_of::<DeltaHeader>() == 58);
 
 /// [`DeltaHeader::input_waiting`]: the input due at this tick had not arrived.
 pub const INPUT_UNDERRUN: u8 = u8::MAX;
+
+/// [`DeltaHeader::flags`]: the client's state after this snapshot lacks members of its
+/// interest set (the byte budget left them for later snapshots). After a snapshot sent
+/// against nothing (a zone's new run after a takeover or restart, a baseline lost), a
+/// client keeps drawing what it showed before until a snapshot without this flag.
+pub const DELTA_PARTIAL: u8 = 1;
 
 impl DeltaHeader {
     pub const SIZE: usize = core::mem::size_of::<DeltaHeader>();

@@ -545,6 +545,7 @@ mod client {
                 avatar,
                 entry_count: U16Le::new(count),
                 input_waiting: (seq % 7) as u8,
+                flags: (tick % 2) as u8,
             };
             let total = DELTA_ENTRIES_OFFSET + entries.len();
             let mut buf = vec![0u8; total];

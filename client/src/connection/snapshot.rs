@@ -36,7 +36,7 @@ impl Client {
             && self.latest.tick != 0
             && self.opened_key != self.latest_key
         {
-            self.new_zone_run(id.zone);
+            self.new_zone_run(now, id.zone);
         }
         if self.records(id).is_some() {
             return false;
@@ -78,11 +78,21 @@ impl Client {
             self.counters.snapshots_late += 1;
             return true;
         }
+        let partial = head.flags & DELTA_PARTIAL != 0;
+        if partial && baseline.tick == 0 {
+            self.keep_shown(now);
+        }
         (self.previous, self.latest) = (self.latest, id);
+        self.refresh_stale(now, partial);
         self.latest_key = self.opened_key;
         self.pace.report(head.input_waiting);
         self.round_trip.applied(head.input_sequence.get(), now);
-        let records = &self.history[(self.next_held + CLIENT_HISTORY - 1) % CLIENT_HISTORY].records;
+        // What is drawn: the snapshot's records, and what a partial one sent against
+        // nothing left out of the scene before (`scene`).
+        let records = match self.stale.shown() {
+            Some(records) => records,
+            None => &self.history[(self.next_held + CLIENT_HISTORY - 1) % CLIENT_HISTORY].records,
+        };
         self.motion.on_snapshot(id.zone, id.tick, now, records);
         let (tick, zone) = (id.tick, id.zone);
         self.zone = zone;
@@ -172,8 +182,11 @@ impl Client {
     /// restore, so its (zone, tick) ids say nothing of the old run's: what the client holds
     /// of the old run is dropped (never a baseline, never "newer"), the old run's key is
     /// retired (its late packets are ignored), and the zone's clock is found again.
-    fn new_zone_run(&mut self, zone: u32) {
+    fn new_zone_run(&mut self, now: Instant, zone: u32) {
         self.counters.zone_runs += 1;
+        // Its first snapshots are sent against nothing: the scene is drawn on until they
+        // hold it again (`scene`).
+        self.keep_shown(now);
         self.retired_keys.rotate_right(1);
         self.retired_keys[0] = self.latest_key;
         for held in &mut self.history {

@@ -350,6 +350,8 @@ pub struct Replicator {
     /// Bytes the next snapshot's entries may lose to what precedes them in the datagram
     /// ([`Replicator::set_headroom`]).
     headroom: usize,
+    /// The last snapshot left out members the client does not hold ([`Replicator::partial`]).
+    partial: bool,
 }
 
 impl Replicator {
@@ -381,8 +383,16 @@ impl Replicator {
             records: Vec::new(),
             result: Vec::with_capacity(config.entities_max),
             headroom: 0,
+            partial: false,
             counters: ReplicateCounters::default(),
         }
+    }
+
+    /// Whether the last [`Replicator::snapshot`] left out members of the client's interest
+    /// set that it does not hold (fresh ones the budget or the datagram could not carry):
+    /// the client's state after it is not the whole view yet (`DELTA_PARTIAL`).
+    pub fn partial(&self) -> bool {
+        self.partial
     }
 
     pub fn counters(&self) -> ReplicateCounters {
@@ -468,6 +478,7 @@ impl Replicator {
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
+        self.partial = false;
         let (removals, cost) = self.prioritise(view, zone);
         let room = self.select_due(view, out.len(), removals, cost);
         self.encode(view, zone.id().0, tick, &mut out[..room])

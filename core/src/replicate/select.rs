@@ -81,6 +81,7 @@ impl Replicator {
             let mut used = removals;
             let before = self.due.len();
             let (fresh, shown, wanted) = (&self.fresh, &self.shown, &self.wanted);
+            let partial = &mut self.partial;
             self.due.retain(|&(_, i)| {
                 let i = i as usize;
                 let c = cost(fresh[i], &wanted[i].record.game);
@@ -96,6 +97,7 @@ impl Replicator {
                 };
                 let fits = used + c <= limit;
                 used += if fits { c } else { 0 };
+                *partial |= !fits && fresh[i];
                 fits
             });
             self.counters.deferred += (before - self.due.len()) as u64;
@@ -158,6 +160,7 @@ impl Replicator {
             let sent = r < result.len() && result[r] == w.record;
             if !sent {
                 view.members[i].priority = PRIORITY_DUE;
+                self.partial |= self.fresh[i];
             }
         }
     }

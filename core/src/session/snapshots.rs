@@ -2,8 +2,8 @@
 //! fields, the unacknowledged game events, then the entries the replicator chooses.
 
 use meridian_layouts::client::{
-    CLIENT_DATAGRAM_MAX, DELTA_ENTRIES_OFFSET, DeltaHeader, SEALED_INNER_MAX, SEALED_OVERHEAD,
-    write_delta_header,
+    CLIENT_DATAGRAM_MAX, DELTA_ENTRIES_OFFSET, DELTA_PARTIAL, DeltaHeader, SEALED_INNER_MAX,
+    SEALED_OVERHEAD, write_delta_header,
 };
 use meridian_layouts::{U16Le, U32Le, U64Le};
 use meridian_protocol::game::{
@@ -92,6 +92,11 @@ impl Sessions {
                 avatar: avatar.to_wire(),
                 entry_count: U16Le::new(encoded.entries),
                 input_waiting: session.playout.report,
+                flags: if self.replicator.partial() {
+                    DELTA_PARTIAL
+                } else {
+                    0
+                },
             };
             let total = entries_at + encoded.bytes;
             write_delta_header(&mut datagram, &head, total);

@@ -142,12 +142,15 @@ pub(super) fn events(
                         violation("pop-in", detail.clone(), result);
                     }
                 }
-                if let Some(h) = seen.handoff {
+                if let Some(h) = seen.handoff.filter(|h| h.takeover) {
+                    result.takeovers += 1;
+                    result.takeovers_full += u64::from(h.full);
+                } else if let Some(h) = seen.handoff {
                     result
                         .handoffs
                         .push((u64::from(h.bytes), u64::from(h.median)));
-                    result.handoffs_full += u64::from(h.full);
                     if h.full {
+                        result.handoffs_full += 1;
                         violation(
                             "handoff pop-in",
                             format!(
@@ -213,7 +216,9 @@ pub(super) fn events(
                 }
             }
             ClientEvent::Redirected { zone, .. } => {
-                bot.view.redirected(zone);
+                // A takeover's REDIRECT names the zone the bot's newest snapshot is of.
+                let takeover = bot.last_zone_tick.is_some_and(|(z, _)| z == zone);
+                bot.view.redirected(zone, takeover);
                 bot.redirects += 1;
                 shared.redirects.fetch_add(1, Ordering::Relaxed);
             }

@@ -190,6 +190,9 @@ struct WorkerResult {
     pop_in_violations: u64,
     handoff_pop_in_violations: u64,
     handoffs_full: u64,
+    /// Takeovers' first snapshots seen (not handoffs: see `view`), and the full ones.
+    takeovers: u64,
+    takeovers_full: u64,
     /// Judged handoffs: (first snapshot's bytes, the bot's median).
     handoffs: Vec<(u64, u64)>,
     tag: TagTally,
@@ -324,6 +327,8 @@ pub fn run(
         report.pop_in_violations += r.pop_in_violations;
         report.handoff_pop_in_violations += r.handoff_pop_in_violations;
         report.handoffs_full += r.handoffs_full;
+        report.takeovers += r.takeovers;
+        report.takeovers_full += r.takeovers_full;
         report.render_jump_violations += r.render_jump_violations;
         report.render_worst_share = report.render_worst_share.max(r.render_worst_share);
         if config.pattern == Pattern::Tag {

@@ -45,6 +45,12 @@ pub struct Report {
     pub median_bytes_p50: u64,
     /// The largest first snapshot after a handoff as a multiple of its bot's median.
     pub handoff_ratio_max: f32,
+    /// First snapshots after a takeover's REDIRECT (the zone the bot is in, run by its
+    /// standby now) that were judged, and how many were full. Not handoffs: the new run
+    /// holds nothing of the bot's view and sends against nothing; the library draws the
+    /// scene before over them, judged for pop-in.
+    pub takeovers: u64,
+    pub takeovers_full: u64,
     /// The `tag` pattern's shots (see `TagTally`).
     pub tag: Option<TagTally>,
 }
@@ -143,6 +149,15 @@ impl Report {
                 ),
             ),
         ];
+        if self.takeovers > 0 {
+            rows.push((
+                "first snapshot after takeover",
+                format!(
+                    "{} full of {} (the scene before is drawn on: see pop-in)",
+                    self.takeovers_full, self.takeovers
+                ),
+            ));
+        }
         if let Some(t) = &self.tag {
             rows.extend(tag_rows(t));
         }

@@ -5,14 +5,18 @@
 //!   border or the handoff lost it for a tick);
 //! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is full (sent
 //!   against nothing: the scene is sent again, and the datagram cap spreads it over
-//!   ticks). Its size against the median of the bot's last [`RECENT`] snapshots is
+//!   ticks). Not after a takeover's REDIRECT (the zone the bot is in, run by its standby
+//!   now): the new run holds nothing of the bot's view and can only send against
+//!   nothing; those are counted apart, and what the library draws over them is judged
+//!   for pop-in like any other snapshot. Its size against the median of the bot's last [`RECENT`] snapshots is
 //!   measured, not judged: the carried baseline is about one round trip older than a
 //!   steady-state one, so on a loaded machine (round trips of 80–120 ms) a correct delta
 //!   against it reached 2.2× the median. The median of the recent ones, not of the whole
 //!   session: a bot that walked from a quiet corner into a crowd would otherwise be
 //!   measured against the corner.
 //!
-//! Both are client-side: the snapshots' entity lists, in order, are all they need.
+//! Both are client-side: the entity lists the library draws, snapshot after snapshot, are
+//! all they need.
 
 use meridian_client::Client;
 use meridian_layouts::quant::dequantise_position;
@@ -31,8 +35,9 @@ pub(super) struct ViewCheck {
     /// The last [`RECENT`] snapshots' sizes (a ring) and how many there were in all.
     sizes: [u16; RECENT],
     count: u32,
-    /// A REDIRECT named this zone; its first snapshot is judged.
-    awaiting: Option<u32>,
+    /// A REDIRECT named this zone; its first snapshot is judged. `true`: a takeover (the
+    /// zone the bot is in, now run by its standby).
+    awaiting: Option<(u32, bool)>,
     /// The ticks of the two snapshots before the newest (the older first).
     ticks: [u32; 2],
 }
@@ -43,6 +48,10 @@ pub(super) struct Handoff {
     pub bytes: u16,
     pub median: u16,
     pub full: bool,
+    /// The REDIRECT was a takeover's: the new run holds nothing of the bot's view, so its
+    /// first snapshots are sent against nothing (the library draws the scene before over
+    /// them; what it draws is judged for pop-in).
+    pub takeover: bool,
 }
 
 /// What one snapshot showed.
@@ -70,27 +79,33 @@ impl ViewCheck {
         }
     }
 
-    pub(super) fn redirected(&mut self, zone: u32) {
-        self.awaiting = Some(zone);
+    pub(super) fn redirected(&mut self, zone: u32, takeover: bool) {
+        self.awaiting = Some((zone, takeover));
     }
 
     /// The client applied a new snapshot of `zone`, `bytes` long (`full`: against nothing).
     pub(super) fn snapshot(&mut self, client: &Client, zone: u32, bytes: u16, full: bool) -> Seen {
         let mut seen = Seen::default();
-        if self.awaiting == Some(zone) {
+        if let Some((awaited, takeover)) = self.awaiting
+            && awaited == zone
+        {
             self.awaiting = None;
             if self.count as usize >= RECENT {
                 seen.handoff = Some(Handoff {
                     bytes,
                     median: self.median(),
                     full,
+                    takeover,
                 });
             }
         }
         self.sizes[self.count as usize % RECENT] = bytes;
         self.count += 1;
 
-        let (_, records) = client.entities();
+        // What the bot draws (`Client::shown`): after a zone's new run, its first
+        // snapshots are sent against nothing and the library draws the scene before on
+        // until they hold it.
+        let (_, records) = client.shown();
         // Back after one snapshot away: a pop-in.
         for id in &self.vanished {
             if records.binary_search_by_key(id, |r| r.id).is_ok() {
