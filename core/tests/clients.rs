@@ -1279,6 +1279,11 @@ fn a_partial_snapshot_sent_against_nothing_does_not_empty_the_drawn_scene() {
         }
     }
     assert!(full > 0, "no snapshot against nothing arrived");
+    let partial = clients[0].1.counters().snapshots_partial;
+    assert!(
+        partial >= full,
+        "{partial} flagged partial of {full} sent against nothing"
+    );
     assert!(
         unreported.len() > 40,
         "only {} entities went missing from what the server reported: the test does not test",

@@ -79,6 +79,7 @@ impl Client {
             return true;
         }
         let partial = head.flags & DELTA_PARTIAL != 0;
+        self.counters.snapshots_partial += u64::from(partial);
         if partial && baseline.tick == 0 {
             self.keep_shown(now);
         }
