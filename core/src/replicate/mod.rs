@@ -529,13 +529,19 @@ impl Replicator {
                 1
             };
             let priority = carried.saturating_add(weight);
-            let record = if k.slot & GHOST_BIT != 0 {
+            let due = fresh || priority >= PRIORITY_DUE;
+            // A member not due keeps what the client holds: the encoder reads its id alone.
+            let record = if !due {
+                Record {
+                    id: k.id,
+                    ..Record::default()
+                }
+            } else if k.slot & GHOST_BIT != 0 {
                 let slot = k.slot & !GHOST_BIT;
                 with_game(record_of(ghosts, slot), ghosts, slot, &layout)
             } else {
                 with_game(self.records[k.slot as usize], owned, k.slot, &layout)
             };
-            let due = fresh || priority >= PRIORITY_DUE;
             if due {
                 self.due.push((priority, self.wanted.len() as u32));
                 cost += select::cost(fresh, &record.game);
