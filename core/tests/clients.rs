@@ -236,6 +236,25 @@ pub(crate) fn connected_with(config: SessionConfig) -> (Harness, Vec<(SocketAddr
     (h, clients)
 }
 
+/// One connected client in a crowd of 200 standing NPCs (4 m apart, around it), 40 ticks
+/// on: it holds the nearest 128.
+fn in_a_standing_crowd() -> (Harness, Vec<(SocketAddr, Client)>) {
+    let (mut h, mut clients) = one_connected();
+    let a = clients[0].1.authoritative().position;
+    for i in 0..200u64 {
+        let at = [
+            (a[0] - 28.0 + (i % 15) as f32 * 4.0).clamp(1.0, 175.0),
+            (a[1] - 26.0 + (i / 15) as f32 * 4.0).clamp(1.0, 175.0),
+        ];
+        h.zones[0].insert(&npc(10_000 + i, at, [0.0, 0.0])).unwrap();
+    }
+    for _ in 0..40 {
+        h.step(&mut clients, |_, _| {});
+    }
+    events(&mut clients[0].1);
+    (h, clients)
+}
+
 /// An NPC (kind 1, up to 7 m/s) at `at`, walking at `velocity`.
 fn npc(id: u64, at: [f32; 2], velocity: [f32; 2]) -> meridian_core::entities::EntityInit {
     meridian_core::entities::EntityInit {
@@ -1232,19 +1251,7 @@ fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
 /// hold it again: no entity of the crowd (standing still) is ever missing from it.
 #[test]
 fn a_partial_snapshot_sent_against_nothing_does_not_empty_the_drawn_scene() {
-    let (mut h, mut clients) = one_connected();
-    let a = clients[0].1.authoritative().position;
-    for i in 0..200u64 {
-        let at = [
-            (a[0] - 28.0 + (i % 15) as f32 * 4.0).clamp(1.0, 175.0),
-            (a[1] - 26.0 + (i / 15) as f32 * 4.0).clamp(1.0, 175.0),
-        ];
-        h.zones[0].insert(&npc(10_000 + i, at, [0.0, 0.0])).unwrap();
-    }
-    for _ in 0..40 {
-        h.step(&mut clients, |_, _| {});
-    }
-    events(&mut clients[0].1);
+    let (mut h, mut clients) = in_a_standing_crowd();
     let ids = |records: &[meridian_protocol::delta::Record]| -> Vec<u64> {
         records.iter().map(|r| r.id).collect()
     };
@@ -1301,4 +1308,35 @@ fn a_partial_snapshot_sent_against_nothing_does_not_empty_the_drawn_scene() {
     assert!(c.is_connected());
     assert_eq!(ids(c.entities().1), steady);
     assert_eq!(c.shown().1, c.entities().1);
+}
+
+/// The scene before is drawn for at most 1 s (`STALE_FOR`): with the client's datagrams
+/// lost for 3 s, the zone's snapshots stay partial throughout, and after a second the
+/// library draws what they report, no more.
+#[test]
+fn the_scene_before_is_drawn_for_a_second_at_most() {
+    let (mut h, mut clients) = in_a_standing_crowd();
+    let tick = h.zones[0].world().tick_duration();
+    let (mut kept_since, mut released_after) = (None, None);
+    for t in 0..120u32 {
+        h.step(&mut clients, |_, bytes| bytes.clear());
+        let c = &mut clients[0].1;
+        events(c);
+        let stale = c.shown().1.len() > c.entities().1.len();
+        match (stale, kept_since) {
+            (true, None) => kept_since = Some(t),
+            (false, Some(since)) if released_after.is_none() => released_after = Some(t - since),
+            _ => {}
+        }
+        if released_after.is_some() {
+            assert!(!stale, "the scene before came back at tick {t}");
+        }
+    }
+    let c = &clients[0].1;
+    assert!(kept_since.is_some(), "the scene before was never kept");
+    let held = released_after.expect("the scene before was never let go") * tick.as_millis() as u32;
+    assert!((1_000..=1_100).contains(&held), "drawn for {held} ms");
+    // Still partial: released by time, not by a whole snapshot.
+    assert!(c.counters().snapshots_partial > 100, "{:?}", c.counters());
+    assert!(c.entities().1.len() < 128);
 }
