@@ -19,8 +19,8 @@ pub struct ClientCounters {
     /// again from the run's own ticks, and what the client held of the old run was
     /// dropped.
     pub zone_runs: u64,
-    /// Snapshots flagged `PARTIAL`: the zone's picture of the client's view was not whole
-    /// (its budget left members for later, or its run had just started).
+    /// Snapshots flagged `PARTIAL`: the client's state after them lacked members of its
+    /// view (the zone's byte budget or the datagram left them for later snapshots).
     pub snapshots_partial: u64,
     /// Snapshots decoded against a baseline another zone sent: the first ones after a
     /// zone change, until the new zone hears the client acknowledge one of its own.
