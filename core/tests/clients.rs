@@ -1276,6 +1276,12 @@ fn a_partial_snapshot_sent_against_nothing_does_not_empty_the_drawn_scene() {
             }
         }
         let (drawn, reported) = (ids(c.shown().1), ids(c.entities().1));
+        // What is drawn is one list: sorted by id, each once, holding all that is reported.
+        assert!(drawn.windows(2).all(|w| w[0] < w[1]), "tick {t}: {drawn:?}");
+        assert!(
+            reported.iter().all(|id| drawn.binary_search(id).is_ok()),
+            "tick {t}"
+        );
         for id in &steady {
             if !drawn.contains(id) && !undrawn.contains(id) {
                 undrawn.push(*id);
