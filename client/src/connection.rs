@@ -111,10 +111,13 @@ pub enum ClientEvent {
         /// It was against nothing (a full snapshot) rather than a baseline the client held.
         full: bool,
     },
-    /// The session moved to `zone` at `addr`; inputs go there from now on.
+    /// The session moved to `zone` at `addr`; inputs go there from now on. `takeover`: the
+    /// zone the client is in is run by its standby now, which said so from `addr` (a new
+    /// run: its first snapshots are sent against nothing), not a handoff to another zone.
     Redirected {
         zone: u32,
         addr: SocketAddr,
+        takeover: bool,
     },
     Closed(CloseReason),
     /// A game event from the zone's game (`GameEvent::bytes`): each sequence once, in

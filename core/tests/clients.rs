@@ -571,9 +571,14 @@ fn a_client_crossing_the_border_keeps_its_session_and_its_snapshots() {
                         zones_seen.push(zone);
                     }
                 }
-                ClientEvent::Redirected { zone, addr } => {
+                ClientEvent::Redirected {
+                    zone,
+                    addr,
+                    takeover,
+                } => {
                     assert_eq!(zone, 1);
                     assert_eq!(addr, zone_addr(1));
+                    assert!(!takeover, "a handoff's REDIRECT is not a takeover");
                     redirected = true;
                 }
                 ClientEvent::Closed(reason) => panic!("session closed: {reason:?}"),

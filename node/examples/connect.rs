@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
                 } => {
                     println!("connected: session {session}, avatar {avatar}, zone {zone}")
                 }
-                ClientEvent::Redirected { zone, addr } => {
+                ClientEvent::Redirected { zone, addr, .. } => {
                     println!("redirected to zone {zone} at {addr} (same session)")
                 }
                 ClientEvent::Closed(reason) => {

@@ -124,7 +124,7 @@ fn a_client_connects_and_crosses_the_border_with_one_session() {
                         zones.push(zone);
                     }
                 }
-                ClientEvent::Redirected { zone, addr } => {
+                ClientEvent::Redirected { zone, addr, .. } => {
                     assert_eq!((zone, addr), (1, zone1));
                     redirected = true;
                 }

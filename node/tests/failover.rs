@@ -100,6 +100,8 @@ struct Seen {
     snapshots: u64,
     x: f32,
     counters: meridian_client::ClientCounters,
+    /// REDIRECT events that said they were a takeover.
+    takeover_events: u64,
     closed: Option<String>,
 }
 
@@ -139,6 +141,9 @@ impl Player {
                     while let Some(e) = c.client_mut().poll_event() {
                         match e {
                             meridian_client::ClientEvent::Snapshot { .. } => seen.snapshots += 1,
+                            meridian_client::ClientEvent::Redirected { takeover, .. } => {
+                                seen.takeover_events += u64::from(takeover);
+                            }
                             meridian_client::ClientEvent::Closed(r) => {
                                 seen.closed = Some(format!("{r:?}"));
                             }
@@ -255,6 +260,8 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
             first_snapshot = Some(killed.elapsed());
         }
         if first_snapshot.is_some() && seen.snapshots > before_kill.snapshots + 30 {
+            // The event says what the counter does: a takeover, not a handoff.
+            assert_eq!(seen.takeover_events, seen.counters.takeovers, "{seen:?}");
             break seen;
         }
         assert!(

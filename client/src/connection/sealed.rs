@@ -178,6 +178,7 @@ impl Client {
             self.events.push_back(ClientEvent::Redirected {
                 zone: self.zone,
                 addr,
+                takeover: true,
             });
             return true;
         }
@@ -196,6 +197,7 @@ impl Client {
         self.events.push_back(ClientEvent::Redirected {
             zone: self.zone,
             addr,
+            takeover: false,
         });
         true
     }

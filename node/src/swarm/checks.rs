@@ -215,9 +215,7 @@ pub(super) fn events(
                     bot.latency_seen = applied;
                 }
             }
-            ClientEvent::Redirected { zone, .. } => {
-                // A takeover's REDIRECT names the zone the bot's newest snapshot is of.
-                let takeover = bot.last_zone_tick.is_some_and(|(z, _)| z == zone);
+            ClientEvent::Redirected { zone, takeover, .. } => {
                 bot.view.redirected(zone, takeover);
                 bot.redirects += 1;
                 shared.redirects.fetch_add(1, Ordering::Relaxed);

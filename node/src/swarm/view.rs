@@ -5,15 +5,16 @@
 //!   border or the handoff lost it for a tick);
 //! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is full (sent
 //!   against nothing: the scene is sent again, and the datagram cap spreads it over
-//!   ticks). Not after a takeover's REDIRECT (the zone the bot is in, run by its standby
-//!   now): the new run holds nothing of the bot's view and can only send against
-//!   nothing; those are counted apart, and what the library draws over them is judged
-//!   for pop-in like any other snapshot. Its size against the median of the bot's last [`RECENT`] snapshots is
+//!   ticks). Its size against the median of the bot's last [`RECENT`] snapshots is
 //!   measured, not judged: the carried baseline is about one round trip older than a
 //!   steady-state one, so on a loaded machine (round trips of 80–120 ms) a correct delta
 //!   against it reached 2.2× the median. The median of the recent ones, not of the whole
 //!   session: a bot that walked from a quiet corner into a crowd would otherwise be
 //!   measured against the corner.
+//!   Not after a takeover's REDIRECT (the zone the bot is in, run by its standby now):
+//!   the new run holds nothing of the bot's view and can only send against nothing; those
+//!   first snapshots are counted apart, and what the library draws over them is judged
+//!   for pop-in like any other.
 //!
 //! Both are client-side: the entity lists the library draws, snapshot after snapshot, are
 //! all they need.
