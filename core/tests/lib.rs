@@ -16,6 +16,7 @@ mod inputs;
 mod interest;
 mod mesh;
 mod movement;
+mod one_pass;
 mod persist;
 mod sealed;
 mod seamless;

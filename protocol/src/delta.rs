@@ -254,31 +254,27 @@ pub fn encode_delta(
 ) -> Encoded {
     result.clear();
     result.reserve(baseline.len() + wanted.len());
-    let mut e = Encoder {
-        out,
-        written: Encoded::default(),
-        previous: 0,
-    };
+    let mut e = DeltaWriter::new(out);
     let (mut b, mut w) = (0, 0);
     // Both lists are sorted by id: one merge, then the tails.
     while b < baseline.len() && w < wanted.len() {
         let (base, want) = (&baseline[b], &wanted[w]);
         if base.id < want.record.id {
             // Left interest.
-            if !e.emit(base.id, OP_REMOVE, &NOTHING, &NOTHING) {
+            if !e.remove(base.id) {
                 result.push(*base);
             }
             b += 1;
         } else if want.record.id < base.id {
             // New to the client: sent when due (if it fits); until then the client does
             // not hold it.
-            if want.due && e.emit(want.record.id, OP_NEW, &NOTHING, &want.record) {
+            if want.due && e.introduce(&want.record) {
                 result.push(want.record);
             }
             w += 1;
         } else {
             if want.due && want.record != *base {
-                let ok = e.emit(want.record.id, OP_UPDATE, base, &want.record);
+                let ok = e.update(base, &want.record);
                 result.push(if ok { want.record } else { *base });
             } else {
                 result.push(*base);
@@ -288,26 +284,61 @@ pub fn encode_delta(
         }
     }
     for base in &baseline[b..] {
-        if !e.emit(base.id, OP_REMOVE, &NOTHING, &NOTHING) {
+        if !e.remove(base.id) {
             result.push(*base);
         }
     }
     for want in &wanted[w..] {
-        if want.due && e.emit(want.record.id, OP_NEW, &NOTHING, &want.record) {
+        if want.due && e.introduce(&want.record) {
             result.push(want.record);
         }
     }
-    e.written
+    e.written()
 }
 
-/// The output side of [`encode_delta`].
-struct Encoder<'a> {
+/// Writes a delta's entries one by one, for a caller that walks its baseline and members
+/// itself ([`encode_delta`] is one). Entries must come in strictly increasing id order;
+/// each call returns whether the entry fit `out` (one that did not is left out, counted,
+/// and the caller's records must say the client keeps what it held).
+#[derive(Debug)]
+pub struct DeltaWriter<'a> {
     out: &'a mut [u8],
     written: Encoded,
     previous: u64,
 }
 
-impl Encoder<'_> {
+impl<'a> DeltaWriter<'a> {
+    pub fn new(out: &'a mut [u8]) -> DeltaWriter<'a> {
+        DeltaWriter {
+            out,
+            written: Encoded::default(),
+            previous: 0,
+        }
+    }
+
+    /// A baseline entity the client is to forget.
+    #[inline(always)]
+    pub fn remove(&mut self, id: u64) -> bool {
+        self.emit(id, OP_REMOVE, &NOTHING, &NOTHING)
+    }
+
+    /// An entity the client does not hold.
+    #[inline(always)]
+    pub fn introduce(&mut self, to: &Record) -> bool {
+        self.emit(to.id, OP_NEW, &NOTHING, to)
+    }
+
+    /// A baseline entity's change from `from` to `to` (the same id).
+    #[inline(always)]
+    pub fn update(&mut self, from: &Record, to: &Record) -> bool {
+        self.emit(to.id, OP_UPDATE, from, to)
+    }
+
+    /// What has been written so far.
+    pub fn written(&self) -> Encoded {
+        self.written
+    }
+
     /// Appends an entry if it fits; returns whether it did.
     #[inline(always)]
     fn emit(&mut self, id: u64, op: u64, from: &Record, to: &Record) -> bool {

@@ -33,6 +33,7 @@
 
 mod carry;
 pub(crate) mod interest;
+mod pass;
 mod select;
 
 use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
@@ -352,6 +353,8 @@ pub struct Replicator {
     headroom: usize,
     /// The last snapshot left out members the client does not hold ([`Replicator::partial`]).
     partial: bool,
+    /// Off: every snapshot takes the staged path ([`Replicator::set_one_pass`]).
+    one_pass: bool,
 }
 
 impl Replicator {
@@ -384,8 +387,17 @@ impl Replicator {
             result: Vec::with_capacity(config.entities_max),
             headroom: 0,
             partial: false,
+            one_pass: true,
             counters: ReplicateCounters::default(),
         }
+    }
+
+    /// Whether a snapshot whose due members fit the budget is built in one pass (the
+    /// default) or, like those that do not fit, staged: prioritised into a list, ranked,
+    /// then encoded. The bytes are the same; the switch is there to compare the two (a
+    /// test checks they agree, a bench times both).
+    pub fn set_one_pass(&mut self, on: bool) {
+        self.one_pass = on;
     }
 
     /// Whether the last [`Replicator::snapshot`] left out members of the client's interest
@@ -479,9 +491,25 @@ impl Replicator {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
         self.partial = false;
-        let (removals, cost) = self.prioritise(view, zone);
-        let room = self.select_due(view, out.len(), removals, cost);
-        self.encode(view, zone.id().0, tick, &mut out[..room])
+        let limit = self.refill(view, out.len());
+        // Usually everything due fits the budget: one pass decides and encodes. When it
+        // does not, the pass gives up having changed nothing, and the staged path ranks
+        // what fits first.
+        let encoded = match self.one_pass(view, zone, limit, out) {
+            Some(encoded) => encoded,
+            None => {
+                let (removals, cost) = self.prioritise(view, zone);
+                self.select_due(view, out.len(), limit, removals, cost);
+                let (_, records) = view.baseline(zone.id().0);
+                let encoded = encode_delta(records, &self.wanted, out, &mut self.result);
+                if encoded.left_out > 0 {
+                    self.counters.deferred += u64::from(encoded.left_out);
+                    self.retry_left_out(view);
+                }
+                encoded
+            }
+        };
+        self.store(view, zone.id().0, tick, encoded)
     }
 
     /// Carries each member's priority over from the last tick (both lists sorted by id),
@@ -559,14 +587,14 @@ impl Replicator {
         (removals, cost)
     }
 
-    /// The delta against the acknowledged baseline, into `out`; the client's resulting
-    /// records are stored as the snapshot of `tick`.
-    fn encode(
+    /// Counts the snapshot of `tick` (its entries in `out`, the client's records after it
+    /// in `result`) and stores its records in the client's history.
+    fn store(
         &mut self,
         view: &mut ClientView,
         zone: u32,
         tick: u32,
-        out: &mut [u8],
+        encoded: Encoded,
     ) -> (Baseline, Encoded) {
         let (baseline, _) = view.baseline(zone);
         if baseline.tick == 0 {
@@ -574,19 +602,10 @@ impl Replicator {
         } else if baseline.zone != zone {
             self.counters.carried += 1;
         }
-        // The snapshot goes into its own slot's buffer ([`Replicator::warm`] read it
-        // ahead), unless that slot holds the baseline (the client's acknowledgements lag
-        // every slot): then into the scratch buffer, swapped in after.
+        // The records were written into the scratch buffer (hot: every client's go
+        // there); it becomes the history slot's, and the slot's old buffer — read ahead by
+        // [`Replicator::warm`] — the scratch for the next client.
         let k = view.slot_for(tick);
-        if !view.holds_baseline(k) {
-            std::mem::swap(&mut view.history[k], &mut self.result);
-        }
-        let (_, records) = view.baseline(zone);
-        let encoded = encode_delta(records, &self.wanted, out, &mut self.result);
-        if encoded.left_out > 0 {
-            self.counters.deferred += u64::from(encoded.left_out);
-            self.retry_left_out(view);
-        }
         view.budget_bytes -= encoded.bytes as i64;
         view.last_sent = tick;
         view.ticks[k] = tick;

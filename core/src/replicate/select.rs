@@ -26,7 +26,7 @@ const FRESH_BYTES: usize = 20;
 /// A removal: the id gap and the op. Removals are always written (the encoder has the
 /// datagram): cutting one in some snapshots and not others, all against one old baseline,
 /// would make an entity that left the client's view come and go.
-const REMOVE_BYTES: usize = 4;
+pub(super) const REMOVE_BYTES: usize = 4;
 
 /// What a new entity's game fields add: the game mask and a varint per nonzero field.
 /// (Left out, a game whose players carry a few fields made every fresh entry a quarter
@@ -53,25 +53,36 @@ pub(super) fn cost(fresh: bool, game: &[i32; meridian_protocol::delta::GAME_FIEL
 }
 
 impl Replicator {
-    /// The byte budget (a token bucket of bytes per tick, at most one datagram of
-    /// `datagram_bytes`): keeps the marks [`Replicator::prioritise`] made (`removals`
-    /// baseline records leave, the marked members `marked` bytes) when they fit, else ranks
-    /// them and keeps what fits (the others wait, their priority restored); returns the
-    /// room the encoder has, in bytes.
-    pub(super) fn select_due(
-        &mut self,
-        view: &mut ClientView,
-        datagram_bytes: usize,
-        removals: usize,
-        marked: usize,
-    ) -> usize {
+    /// The byte budget, a token bucket of bytes per tick holding at most one datagram of
+    /// `datagram_bytes`, refilled for this tick. Returns what the marks of this snapshot
+    /// may cost before they must be ranked ([`Replicator::select_due`]): the budget, and
+    /// never the headroom (see [`Replicator::set_headroom`]).
+    pub(super) fn refill(&self, view: &mut ClientView, datagram_bytes: usize) -> usize {
         let c = self.config;
         let per_tick = i64::from(c.bytes_per_second / c.tick_hz.max(1));
         view.budget_bytes = (view.budget_bytes + per_tick).min(datagram_bytes as i64);
         let room = (view.budget_bytes.max(0) as usize).min(datagram_bytes);
+        room.min(datagram_bytes.saturating_sub(self.headroom))
+    }
+
+    /// Keeps the marks [`Replicator::prioritise`] made (`removals` baseline records
+    /// leave, the marked members `marked` bytes) when they fit `limit` (from
+    /// [`Replicator::refill`]), else ranks them and keeps what fits (the others wait,
+    /// their priority restored). The encoder then has the whole datagram: the estimate
+    /// chose what this snapshot sends, and capping the encoder at the budget would let it
+    /// cut what the estimate got wrong in id order — the highest ids, fresh members shown
+    /// a tick ago among them: a pop-in. What is sent past the budget is charged to it
+    /// (debt), so the rate holds over a few ticks.
+    pub(super) fn select_due(
+        &mut self,
+        view: &mut ClientView,
+        datagram_bytes: usize,
+        limit: usize,
+        removals: usize,
+        marked: usize,
+    ) {
         let removals = removals * REMOVE_BYTES;
-        let steady = datagram_bytes.saturating_sub(self.headroom);
-        if removals + marked > room.min(steady) {
+        if removals + marked > limit {
             // Unmarked, ranked, and marked again as far as they fit.
             for &(priority, index) in &self.due {
                 self.wanted[index as usize].due = false;
@@ -90,12 +101,7 @@ impl Replicator {
                 // into debt): leaving it out once would make it blink out and back.
                 // Others only into what leaves the headroom (`set_headroom`): the next
                 // snapshots must have the room to show them again.
-                let limit = if shown[i] {
-                    datagram_bytes
-                } else {
-                    room.min(steady)
-                };
-                let fits = used + c <= limit;
+                let fits = used + c <= if shown[i] { datagram_bytes } else { limit };
                 used += if fits { c } else { 0 };
                 *partial |= !fits && fresh[i];
                 fits
@@ -106,12 +112,6 @@ impl Replicator {
                 view.members[index as usize].priority = 0;
             }
         }
-        // The estimate (removals first, then the due members) chose what this snapshot
-        // sends; the encoder may use the whole datagram for it. Capping it at the budget
-        // would let it cut what the estimate got wrong in id order — the highest ids,
-        // fresh members shown a tick ago among them: a pop-in. What is sent past the
-        // budget is charged to it (debt), so the rate holds over a few ticks.
-        datagram_bytes
     }
 
     /// Orders the due list when it does not all fit: fresh members first (those the

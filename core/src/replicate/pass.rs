@@ -1,0 +1,110 @@
+//! A snapshot in one pass: the common case, where everything due fits the budget.
+//!
+//! The staged path ([`Replicator::prioritise`], then [`Replicator::select_due`], then
+//! [`encode_delta`](meridian_protocol::delta::encode_delta)) writes every member's record
+//! into a list for the encoder, walks the baseline twice and keeps three side lists, so
+//! that the budget can rank the marks before anything is encoded. Most snapshots need no
+//! ranking: what is due fits. [`Replicator::one_pass`] walks the interest set, the last
+//! tick's members and the baseline together once, and writes each entry as it decides it
+//! — a member's record is read from the tick's table only when it is sent. When the marks
+//! outgrow the budget, or an entry does not fit the datagram, it gives up, having changed
+//! nothing the staged path reads, and the staged path builds the snapshot instead: the
+//! bytes are the same either way (a test builds every snapshot both ways and compares).
+
+use meridian_protocol::delta::{DeltaWriter, Encoded, Record};
+
+use super::interest::{GHOST_BIT, Member};
+use super::select::{REMOVE_BYTES, cost};
+use super::{ClientView, PRIORITY_DUE, Replicator, record_of, with_game};
+use crate::zone::Zone;
+
+impl Replicator {
+    /// Prioritises the members found for `view` (in `candidates`, sorted by id) and
+    /// encodes the delta against its baseline into `out`, the client's records after it
+    /// into `result` — if what is due costs at most `limit` bytes and every entry fits
+    /// `out`. Else `None`, with `view` untouched (the staged path then ranks what fits).
+    pub(super) fn one_pass(
+        &mut self,
+        view: &mut ClientView,
+        zone: &Zone,
+        limit: usize,
+        out: &mut [u8],
+    ) -> Option<Encoded> {
+        if !self.one_pass {
+            return None;
+        }
+        let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
+        let layout = zone.state_layout();
+        let c = self.config;
+        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
+        let (_, baseline) = view.baseline(zone.id().0);
+        let old = &view.members;
+        let (members, result, records) = (&mut self.members, &mut self.result, &self.records);
+        members.clear();
+        result.clear();
+        let mut writer = DeltaWriter::new(out);
+        let (mut m, mut b, mut used) = (0, 0, 0);
+        for k in &self.candidates {
+            while m < old.len() && old[m].id < k.id {
+                m += 1;
+            }
+            // New to interest: due at once.
+            let carried = match old.get(m) {
+                Some(o) if o.id == k.id => o.priority,
+                _ => PRIORITY_DUE,
+            };
+            // Baseline records before this member left interest: removed.
+            while b < baseline.len() && baseline[b].id < k.id {
+                used += REMOVE_BYTES;
+                if used > limit || !writer.remove(baseline[b].id) {
+                    return None;
+                }
+                b += 1;
+            }
+            let held = baseline.get(b).filter(|r| r.id == k.id);
+            let weight = if k.distance2 <= near2 {
+                6
+            } else if k.distance2 <= mid2 {
+                3
+            } else {
+                1
+            };
+            let priority = carried.saturating_add(weight);
+            let due = held.is_none() || priority >= PRIORITY_DUE;
+            if due {
+                let record: Record = if k.slot & GHOST_BIT != 0 {
+                    let slot = k.slot & !GHOST_BIT;
+                    with_game(record_of(ghosts, slot), ghosts, slot, &layout)
+                } else {
+                    with_game(records[k.slot as usize], owned, k.slot, &layout)
+                };
+                used += cost(held.is_none(), &record.game);
+                let fits = used <= limit
+                    && match held {
+                        None => writer.introduce(&record),
+                        Some(base) => *base == record || writer.update(base, &record),
+                    };
+                if !fits {
+                    return None;
+                }
+                result.push(record);
+            } else if let Some(base) = held {
+                result.push(*base);
+            }
+            b += usize::from(held.is_some());
+            members.push(Member {
+                id: k.id,
+                slot: k.slot,
+                priority: if due { 0 } else { priority },
+            });
+        }
+        for base in &baseline[b..] {
+            used += REMOVE_BYTES;
+            if used > limit || !writer.remove(base.id) {
+                return None;
+            }
+        }
+        std::mem::swap(&mut view.members, &mut self.members);
+        Some(writer.written())
+    }
+}

@@ -1,0 +1,107 @@
+//! The one-pass snapshot ([`Replicator::set_one_pass`]) against the staged path: the same
+//! bytes, the same interest set, the same flags, snapshot after snapshot, through what
+//! makes them differ if anything does — budgets that bind, lagging and lost
+//! acknowledgements, members leaving and joining at the cap, entities removed and
+//! inserted (slots reused), handoffs turning owned members into ghosts, headroom changing
+//! under the budget.
+
+use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
+use meridian_core::time::Instant;
+use meridian_core::world::Rect;
+use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
+use rand::Rng;
+
+use crate::support::{entity, rng, step, two_zones};
+
+#[test]
+fn one_pass_and_staged_snapshots_are_the_same_bytes() {
+    const CLIENTS: usize = 12;
+    let mut rng = rng(0x0e_9a55);
+    let (_, mut zones) = two_zones();
+    let mut next_id = 1u64;
+    for (z, zone) in zones.iter_mut().enumerate() {
+        let area = Rect::new(128.0 * z as f32, 0.0, 128.0 * (z + 1) as f32, 128.0);
+        for _ in 0..180 {
+            zone.insert(&entity(&mut rng, next_id, area, 0.0, 4.0))
+                .unwrap();
+            next_id += 1;
+        }
+    }
+    // Tiers, cap and budget small enough to bind: a few dozen members, most ticks
+    // something is due, and the budget runs out now and then.
+    let config = InterestConfig {
+        near_m: 15.0,
+        mid_m: 40.0,
+        far_m: 90.0,
+        entities_max: 40,
+        bytes_per_second: 4_500,
+        search_every_ticks: 3,
+        ..InterestConfig::default()
+    };
+    let mut one = Replicator::new(config);
+    let mut staged = Replicator::new(config);
+    staged.set_one_pass(false);
+    let mut views: Vec<(ClientView, ClientView)> = (0..CLIENTS as u32)
+        .map(|k| {
+            let v = ClientView::with_phase(&config, k);
+            (v.clone(), v)
+        })
+        .collect();
+    let mut at: Vec<(f32, f32)> = (0..CLIENTS)
+        .map(|_| (rng.random_range(60.0..128.0), rng.random_range(0.0..128.0)))
+        .collect();
+    let mut now = Instant::ZERO;
+    let (mut out_one, mut out_staged) = ([0u8; CLIENT_DATAGRAM_MAX], [0u8; CLIENT_DATAGRAM_MAX]);
+    let (mut compared, mut one_passed) = (0, 0);
+    for _ in 0..1_000 {
+        // Churn: entities removed, others inserted (slots reused, ids new).
+        for _ in 0..3 {
+            let z = rng.random_range(0..2);
+            let slot = rng.random_range(0..zones[z].entities().len() as u32);
+            let id = zones[z].entities().ids()[slot as usize];
+            let _ = zones[z].remove(id);
+            let area = Rect::new(128.0 * z as f32, 0.0, 128.0 * (z + 1) as f32, 128.0);
+            let _ = zones[z].insert(&entity(&mut rng, next_id, area, 0.0, 4.0));
+            next_id += 1;
+        }
+        step(&mut zones, &mut now);
+        let zone = &zones[0];
+        let tick = zone.tick_count() as u32;
+        for (k, (a, b)) in views.iter_mut().enumerate() {
+            // Clients walk, now and then jump (a search at once).
+            let (x, y) = &mut at[k];
+            if rng.random_bool(0.02) {
+                (*x, *y) = (rng.random_range(60.0..128.0), rng.random_range(0.0..128.0));
+            } else {
+                *x = (*x + rng.random_range(-0.3..0.3)).clamp(0.0, 128.0);
+                *y = (*y + rng.random_range(-0.3..0.3)).clamp(0.0, 128.0);
+            }
+            // Acknowledgements lag 0–4 ticks, and a quarter are lost.
+            if rng.random_bool(0.75) {
+                let acked = tick.saturating_sub(rng.random_range(1..=5));
+                a.acknowledge(acked);
+                b.acknowledge(acked);
+            }
+            let headroom = rng.random_range(0..300);
+            one.set_headroom(headroom);
+            staged.set_headroom(headroom);
+            let avatar = Some(k as u64 + 1);
+            let before = one.counters().deferred;
+            let ra = one.snapshot(a, zone, avatar, (*x, *y), tick, &mut out_one);
+            let rb = staged.snapshot(b, zone, avatar, (*x, *y), tick, &mut out_staged);
+            let context = format!("client {k} at tick {tick}");
+            assert_eq!(ra, rb, "{context}: baseline or sizes");
+            let n = ra.1.bytes;
+            assert_eq!(out_one[..n], out_staged[..n], "{context}: entries");
+            assert_eq!(one.partial(), staged.partial(), "{context}: partial");
+            assert!(a.interest().eq(b.interest()), "{context}: interest set");
+            compared += 1;
+            one_passed += usize::from(one.counters().deferred == before);
+        }
+    }
+    // Both paths were taken, and the members went through handoffs and churn.
+    assert_eq!(one.counters(), staged.counters());
+    let c = one.counters();
+    assert!(c.deferred > 100, "the budget never bound: {c:?}");
+    assert!(one_passed > compared / 2, "{one_passed} of {compared}");
+}
