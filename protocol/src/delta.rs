@@ -209,10 +209,12 @@ fn put_entry(out: &mut [u8], gap: u64, op: u64, from: &Record, to: &Record) -> u
             put_varint(out, &mut at, zigzag(d));
         }
     }
-    for k in 0..GAME_FIELDS {
-        if game & (1 << k) != 0 {
-            let d = i64::from(to.game[k]) - i64::from(from.game[k]);
-            put_varint(out, &mut at, zigzag(d));
+    if game != 0 {
+        for k in 0..GAME_FIELDS {
+            if game & (1 << k) != 0 {
+                let d = i64::from(to.game[k]) - i64::from(from.game[k]);
+                put_varint(out, &mut at, zigzag(d));
+            }
         }
     }
     out[mask_at] = mask | if game != 0 { 0x80 } else { 0 };

@@ -18,6 +18,8 @@
 
 use meridian_layouts::quant::dequantise_position;
 
+use meridian_protocol::delta::Record;
+
 use super::{ClientView, Replicator};
 use crate::entities::Entities;
 use crate::zone::Zone;
@@ -219,7 +221,7 @@ impl Replicator {
     }
 
     /// How far a member may be and stay: the far radius over [`STAY`], squared.
-    fn keep_radius2(&self) -> f32 {
+    pub(super) fn keep_radius2(&self) -> f32 {
         let far = self.config.far_m / STAY;
         far * far
     }
@@ -245,57 +247,68 @@ impl Replicator {
         }
     }
 
-    /// Where member `m` is now, and its distance from `(x, y)` squared; `None` if it is no
-    /// longer in this zone's stores. (Inlined: `follow` calls it for every member of every
-    /// client between searches.)
+    /// Where member `m` is now ([`locate`]).
     #[inline(always)]
     fn locate(
         &self,
         m: &Member,
         owned: &Entities,
         ghosts: &Entities,
-        (x, y): (f32, f32),
+        at: (f32, f32),
     ) -> Option<Candidate> {
-        let records = &self.records;
-        let slot = m.slot & !GHOST_BIT;
-        // An owned member is usually still in its slot: one load of its record (id and
-        // position together) answers both questions.
-        let owned_here = if m.slot & GHOST_BIT == 0 {
-            records
-                .get(slot as usize)
-                .filter(|r| r.id == m.id)
-                .map(|_| slot)
-        } else {
-            None
-        };
-        let id_of = crate::entities::EntityID;
-        let tagged = match owned_here {
-            Some(s) => s,
-            None if m.slot & GHOST_BIT != 0
-                && ghosts.ids().get(slot as usize).is_some_and(|e| e.0 == m.id) =>
-            {
-                slot | GHOST_BIT
-            }
-            // Moved slot, or owned ↔ ghost after a handoff: look the id up.
-            None => owned
-                .slot_of(id_of(m.id))
-                .filter(|&s| (s as usize) < records.len())
-                .or_else(|| ghosts.slot_of(id_of(m.id)).map(|s| s | GHOST_BIT))?,
-        };
-        let (px, py) = if tagged & GHOST_BIT == 0 {
-            let r = &records[tagged as usize];
-            (dequantise_position(r.x), dequantise_position(r.y))
-        } else {
-            let i = (tagged & !GHOST_BIT) as usize;
-            (ghosts.xs()[i], ghosts.ys()[i])
-        };
-        let (dx, dy) = (px - x, py - y);
-        Some(Candidate {
-            id: m.id,
-            distance2: dx * dx + dy * dy,
-            slot: tagged,
-        })
+        locate(&self.records, m, owned, ghosts, at)
     }
+}
+
+/// Where member `m` is now, and its distance from `(x, y)` squared; `None` if it is no
+/// longer in this zone's stores. `records` are the owned entities' of this tick, by slot.
+/// (Inlined: every member of every client is located between searches.)
+#[inline(always)]
+pub(super) fn locate(
+    records: &[Record],
+    m: &Member,
+    owned: &Entities,
+    ghosts: &Entities,
+    (x, y): (f32, f32),
+) -> Option<Candidate> {
+    let slot = m.slot & !GHOST_BIT;
+    // An owned member is usually still in its slot: one load of its record (id and
+    // position together) answers both questions.
+    let owned_here = if m.slot & GHOST_BIT == 0 {
+        records
+            .get(slot as usize)
+            .filter(|r| r.id == m.id)
+            .map(|_| slot)
+    } else {
+        None
+    };
+    let id_of = crate::entities::EntityID;
+    let tagged = match owned_here {
+        Some(s) => s,
+        None if m.slot & GHOST_BIT != 0
+            && ghosts.ids().get(slot as usize).is_some_and(|e| e.0 == m.id) =>
+        {
+            slot | GHOST_BIT
+        }
+        // Moved slot, or owned ↔ ghost after a handoff: look the id up.
+        None => owned
+            .slot_of(id_of(m.id))
+            .filter(|&s| (s as usize) < records.len())
+            .or_else(|| ghosts.slot_of(id_of(m.id)).map(|s| s | GHOST_BIT))?,
+    };
+    let (px, py) = if tagged & GHOST_BIT == 0 {
+        let r = &records[tagged as usize];
+        (dequantise_position(r.x), dequantise_position(r.y))
+    } else {
+        let i = (tagged & !GHOST_BIT) as usize;
+        (ghosts.xs()[i], ghosts.ys()[i])
+    };
+    let (dx, dy) = (px - x, py - y);
+    Some(Candidate {
+        id: m.id,
+        distance2: dx * dx + dy * dy,
+        slot: tagged,
+    })
 }
 
 /// Undoes [`Replicator::rank_members`]'s discount on the members among `candidates` (both
