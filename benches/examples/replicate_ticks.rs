@@ -4,7 +4,9 @@
 //! walkers, `TICKS` ticks (default 60; the first 30 are warm-up), every client
 //! acknowledging the last snapshot, as the bench does.
 //!
-//! Run: `cargo run --release -p meridian-benches --example replicate_ticks [TICKS]`.
+//! Run: `cargo run --release -p meridian-benches --example replicate_ticks [TICKS]`;
+//! `CLIENTS=n` sets the client count (the per-tick copy of the zone's records, paid once
+//! per tick whatever the count, is most of a run with one client).
 
 use meridian_benches::{snapshot_clients, tick_alone, zone_with_walkers};
 use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
@@ -12,7 +14,10 @@ use meridian_core::time::Instant;
 use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
 
 fn main() {
-    const CLIENTS: usize = 1000;
+    let clients: usize = std::env::var("CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let ticks: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -22,7 +27,7 @@ fn main() {
     let tick = zone.world().tick_duration();
     let mut now = Instant::ZERO;
     let mut replicator = Replicator::new(config);
-    let mut views: Vec<ClientView> = (0..CLIENTS as u32)
+    let mut views: Vec<ClientView> = (0..clients as u32)
         .map(|k| ClientView::with_phase(&config, k))
         .collect();
     let mut out = [0u8; CLIENT_DATAGRAM_MAX];

@@ -487,18 +487,17 @@ impl Replicator {
             // since, and a second pass costs more than a slightly wider first one.
             let start = (view.reach_m + 2.0 * c.search_move_m) * 1.25;
             view.reach_m = self.search(zone, &view.members, avatar, (x, y), start);
+        } else {
+            self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
         self.partial = false;
         let limit = self.refill(view, out.len());
         // Usually everything due fits the budget: one pass decides and encodes. When it
         // does not, the pass gives up having changed nothing, and the staged path ranks
         // what fits first.
-        let encoded = match self.one_pass(view, zone, ((x, y), search), limit, out) {
+        let encoded = match self.one_pass(view, zone, limit, out) {
             Some(encoded) => encoded,
             None => {
-                if !search {
-                    self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
-                }
                 let (removals, cost) = self.prioritise(view, zone);
                 self.select_due(view, out.len(), limit, removals, cost);
                 let (_, records) = view.baseline(zone.id().0);

@@ -13,23 +13,20 @@
 
 use meridian_protocol::delta::{DeltaWriter, Encoded, Record};
 
-use super::interest::{Candidate, GHOST_BIT, Member, locate};
+use super::interest::{GHOST_BIT, Member};
 use super::select::{REMOVE_BYTES, cost};
 use super::{ClientView, PRIORITY_DUE, Replicator, record_of, with_game};
 use crate::zone::Zone;
 
 impl Replicator {
-    /// Prioritises the client's interest set and encodes the delta against its baseline
-    /// into `out`, the client's records after it into `result` — if what is due costs at
-    /// most `limit` bytes and every entry fits `out`. Else `None`, with `view` untouched
-    /// (the staged path then ranks what fits). The members are those the search just
-    /// found (`searched`: in `candidates`, sorted by id), else the last tick's followed
-    /// where they are now (read from `view` as the pass goes: no candidate list).
+    /// Prioritises the members found for `view` (in `candidates`, sorted by id) and
+    /// encodes the delta against its baseline into `out`, the client's records after it
+    /// into `result` — if what is due costs at most `limit` bytes and every entry fits
+    /// `out`. Else `None`, with `view` untouched (the staged path then ranks what fits).
     pub(super) fn one_pass(
         &mut self,
         view: &mut ClientView,
         zone: &Zone,
-        (at, searched): ((f32, f32), bool),
         limit: usize,
         out: &mut [u8],
     ) -> Option<Encoded> {
@@ -37,77 +34,25 @@ impl Replicator {
             return None;
         }
         let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
+        let layout = zone.state_layout();
+        let c = self.config;
+        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let (_, baseline) = view.baseline(zone.id().0);
         let old = &view.members;
-        let c = self.config;
-        let keep2 = self.keep_radius2();
-        let pass = Pass {
-            zone,
-            records: &self.records,
-            baseline,
-            tiers: (c.near_m * c.near_m, c.mid_m * c.mid_m),
-            limit,
-        };
-        let (members, result) = (&mut self.members, &mut self.result);
-        let encoded = if searched {
-            // The members found, with the priority each carried from the last tick (both
-            // lists sorted by id); new to interest: due at once.
-            let mut m = 0;
-            let found = self.candidates.iter().map(|k| {
-                while m < old.len() && old[m].id < k.id {
-                    m += 1;
-                }
-                match old.get(m) {
-                    Some(o) if o.id == k.id => (*k, o.priority),
-                    _ => (*k, PRIORITY_DUE),
-                }
-            });
-            pass.run(found, members, result, out)
-        } else {
-            let followed = old.iter().filter_map(|m| {
-                locate(&self.records, m, owned, ghosts, at)
-                    .filter(|k| k.distance2 <= keep2)
-                    .map(|k| (k, m.priority))
-            });
-            pass.run(followed, members, result, out)
-        }?;
-        std::mem::swap(&mut view.members, &mut self.members);
-        Some(encoded)
-    }
-}
-
-/// What one pass reads besides its members.
-struct Pass<'a> {
-    zone: &'a Zone,
-    /// The owned entities' records of this tick, by slot.
-    records: &'a [Record],
-    baseline: &'a [Record],
-    /// The near and mid radii, squared.
-    tiers: (f32, f32),
-    limit: usize,
-}
-
-impl Pass<'_> {
-    /// Walks `members` (sorted by id, each with the priority it carried) and the baseline
-    /// together: the new member list into `next`, the client's records into `result`, the
-    /// entries into `out`; `None` as soon as the budget or `out` is exceeded.
-    #[inline(always)]
-    fn run(
-        &self,
-        members: impl Iterator<Item = (Candidate, u16)>,
-        next: &mut Vec<Member>,
-        result: &mut Vec<Record>,
-        out: &mut [u8],
-    ) -> Option<Encoded> {
-        let (owned, ghosts) = (self.zone.entities(), self.zone.ghosts().entities());
-        let layout = self.zone.state_layout();
-        let (near2, mid2) = self.tiers;
-        let (baseline, limit) = (self.baseline, self.limit);
-        next.clear();
+        let (members, result, records) = (&mut self.members, &mut self.result, &self.records);
+        members.clear();
         result.clear();
         let mut writer = DeltaWriter::new(out);
-        let (mut b, mut used) = (0, 0);
-        for (k, carried) in members {
+        let (mut m, mut b, mut used) = (0, 0, 0);
+        for k in &self.candidates {
+            while m < old.len() && old[m].id < k.id {
+                m += 1;
+            }
+            // New to interest: due at once.
+            let carried = match old.get(m) {
+                Some(o) if o.id == k.id => o.priority,
+                _ => PRIORITY_DUE,
+            };
             // Baseline records before this member left interest: removed.
             while b < baseline.len() && baseline[b].id < k.id {
                 used += REMOVE_BYTES;
@@ -131,7 +76,7 @@ impl Pass<'_> {
                     let slot = k.slot & !GHOST_BIT;
                     with_game(record_of(ghosts, slot), ghosts, slot, &layout)
                 } else {
-                    with_game(self.records[k.slot as usize], owned, k.slot, &layout)
+                    with_game(records[k.slot as usize], owned, k.slot, &layout)
                 };
                 used += cost(held.is_none(), &record.game);
                 let fits = used <= limit
@@ -147,7 +92,7 @@ impl Pass<'_> {
                 result.push(*base);
             }
             b += usize::from(held.is_some());
-            next.push(Member {
+            members.push(Member {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
@@ -159,6 +104,7 @@ impl Pass<'_> {
                 return None;
             }
         }
+        std::mem::swap(&mut view.members, &mut self.members);
         Some(writer.written())
     }
 }
