@@ -123,6 +123,123 @@ fn an_entity_at_the_far_radius_stays_until_clearly_outside() {
     assert_eq!(s.tick(), [1]);
 }
 
+/// Every search keeps what a brute-force ranking of the whole zone keeps: the nearest N,
+/// each member ranked [`STAY`] times nearer (and kept up to the far radius over `STAY`),
+/// through a crowd that walks and churns — entities removed and inserted every tick, and
+/// members taken out and put back, so their slots move under them. Once with the cap
+/// binding (the nearest 24 lie within ~45 m), once with the far radius binding (60 m holds
+/// ~45 of at most 128).
+#[test]
+fn every_search_keeps_the_nearest_n_with_members_ranked_nearer() {
+    for (cap, far_m, seed) in [(24, 120.0, 0x5ea7c4), (128, 60.0, 0xfa4)] {
+        let cfg = InterestConfig {
+            far_m,
+            near_m: 20.0,
+            mid_m: 40.0,
+            ..config(cap)
+        };
+        let (moved, kept) = searches_against_brute_force(cfg, seed);
+        // The churn moved kept members' slots, and hysteresis had members to keep.
+        assert!(moved > 50, "{cap}: {moved} moved");
+        assert!(kept > 300 * 12, "{cap}: {kept} kept");
+    }
+}
+
+/// 300 ticks of [`every_search_keeps_the_nearest_n_with_members_ranked_nearer`]; returns
+/// how many members were kept with their slot moved, and how many were kept.
+fn searches_against_brute_force(cfg: InterestConfig, seed: u64) -> (usize, usize) {
+    use meridian_core::replicate::STAY;
+    use rand::Rng;
+    let mut rng = crate::support::rng(seed);
+    let mut s = Scene::new(cfg);
+    let mut next_id = 1u64;
+    let mut walker = |rng: &mut rand::rngs::SmallRng| {
+        next_id += 1;
+        EntityInit {
+            id: EntityID(next_id),
+            epoch: 0,
+            position: [
+                AT.0 + rng.random_range(-160.0..160.0),
+                AT.1 + rng.random_range(-160.0..160.0),
+                0.0,
+            ],
+            velocity: [rng.random_range(-6.0..6.0), rng.random_range(-6.0..6.0)],
+            speed_mps_max: 6.0,
+            kind: 0,
+            flags: 0,
+            payload: [0; 64],
+        }
+    };
+    for _ in 0..400 {
+        s.zone.insert(&walker(&mut rng)).unwrap();
+    }
+    let (mut moved, mut kept) = (0, 0);
+    for tick in 0..300 {
+        let members: Vec<u64> = s.view.interest().collect();
+        let slots_before: Vec<Option<u32>> = members
+            .iter()
+            .map(|&id| s.zone.entities().slot_of(EntityID(id)))
+            .collect();
+        for _ in 0..6 {
+            let ids = s.zone.entities().ids();
+            let id = ids[rng.random_range(0..ids.len())];
+            s.zone.remove(id).unwrap();
+            s.zone.insert(&walker(&mut rng)).unwrap();
+        }
+        // Two members taken out and put back where they were: each lands in the last
+        // slot (as after a handoff out and back).
+        for _ in 0..2 {
+            let pick = members.get(rng.random_range(0..members.len().max(1)));
+            if let Some(back) = pick.and_then(|&id| s.zone.remove(EntityID(id))) {
+                s.zone.insert(&back).unwrap();
+            }
+        }
+        let now = s.tick();
+        // Brute force over every owned entity, at the positions the tick left.
+        let e = s.zone.entities();
+        let mut ranked: Vec<(f32, u64)> = (0..e.len())
+            .filter_map(|i| {
+                let (dx, dy) = (e.xs()[i] - AT.0, e.ys()[i] - AT.1);
+                let (d2, id) = (dx * dx + dy * dy, e.ids()[i].0);
+                let member = members.binary_search(&id).is_ok();
+                let reach = if member { cfg.far_m / STAY } else { cfg.far_m };
+                let rank = if member { d2 * STAY * STAY } else { d2 };
+                (d2 <= reach * reach).then_some((rank, id))
+            })
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut expected: Vec<u64> = ranked
+            .iter()
+            .take(cfg.entities_max)
+            .map(|&(_, id)| id)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(now, expected, "tick {tick}");
+        for (k, &id) in members.iter().enumerate() {
+            if now.binary_search(&id).is_ok() {
+                kept += 1;
+                moved += usize::from(slots_before[k] != e.slot_of(EntityID(id)));
+            }
+        }
+    }
+    (moved, kept)
+}
+
+/// Entities at exactly the same distance at the cut: as many are kept as fill the cap.
+#[test]
+fn ties_at_the_cut_fill_the_cap() {
+    let mut s = Scene::new(config(8));
+    for id in 1..=5 {
+        s.put(id, 10.0);
+    }
+    for id in 6..=15 {
+        s.put(id, 30.0);
+    }
+    let now = s.tick();
+    assert_eq!(now.len(), 8, "{now:?}");
+    assert!((1..=5).all(|id| now.contains(&id)), "{now:?}");
+}
+
 /// Before a client acknowledges anything every member is new to it and the byte budget
 /// carries a few dozen a snapshot. Each such full snapshot offers what the last one
 /// carried first, then the nearest: what the client shows only grows while it waits for

@@ -20,6 +20,7 @@ use meridian_layouts::quant::dequantise_position;
 
 use meridian_protocol::delta::Record;
 
+use super::rank::Stores;
 use super::{ClientView, Replicator};
 use crate::entities::Entities;
 use crate::zone::Zone;
@@ -95,7 +96,7 @@ impl Replicator {
         // Start where the client's last search found its nearest N (a dense crowd keeps
         // them within a few cells: scanning the whole far radius would read hundreds),
         // and double until N (besides the avatar) lie within the radius: then no entity
-        // beyond it is among the nearest N. Members past it are ranked by `rank_members`.
+        // beyond it is among the nearest N. Members past it join in the ranking (`rank`).
         let mut r = start_m.clamp(zone.grid().cell_size_m().min(c.far_m), c.far_m);
         loop {
             let found = self.search_within(zone, (x, y), r, keep);
@@ -114,21 +115,19 @@ impl Replicator {
         {
             self.candidates.swap_remove(i);
         }
-        let ranked = self.rank_members(members, zone, (x, y));
-        if self.candidates.len() > c.entities_max {
-            self.candidates
-                .select_nth_unstable_by(c.entities_max, |a, b| a.distance2.total_cmp(&b.distance2));
-            self.candidates.truncate(c.entities_max);
-        }
-        let reach2 = self
-            .candidates
-            .iter()
-            .map(|k| k.distance2)
-            .fold(0.0, f32::max);
-        self.candidates.sort_unstable_by_key(|k| k.id);
-        if ranked {
-            unrank_members(&mut self.candidates, members);
-        }
+        let stores = Stores {
+            records: &self.records,
+            owned: zone.entities(),
+            ghosts: zone.ghosts().entities(),
+        };
+        let keep2 = self.keep_radius2();
+        let reach2 = self.ranking.rank(
+            &mut self.candidates,
+            members,
+            &stores,
+            ((x, y), keep2),
+            c.entities_max,
+        );
         reach2.sqrt()
     }
 
@@ -171,53 +170,6 @@ impl Replicator {
             }
         });
         found
-    }
-
-    /// Hysteresis: each current member in the candidates ranks [`STAY`] times nearer; a
-    /// member the query did not return (past the far radius, or cut when the buffer filled)
-    /// joins them if it is within the far radius over `STAY`. Returns whether any member
-    /// was ranked.
-    ///
-    /// Cheap by construction: only candidates within the N-th nearest's distance over
-    /// `STAY` can make the cut even discounted, so the rest are dropped first (one linear
-    /// select), and members are found among the remaining ~1.4 N by binary search (members
-    /// are sorted by id) — no sort of the whole buffer.
-    fn rank_members(&mut self, members: &[Member], zone: &Zone, at: (f32, f32)) -> bool {
-        if members.is_empty() {
-            return false;
-        }
-        let n = self.config.entities_max;
-        let (stay2, keep2) = (STAY * STAY, self.keep_radius2());
-        if n > 0 && self.candidates.len() > n {
-            self.candidates
-                .select_nth_unstable_by(n - 1, |a, b| a.distance2.total_cmp(&b.distance2));
-            let bound2 = self.candidates[n - 1].distance2 / stay2;
-            self.candidates.retain(|k| k.distance2 <= bound2);
-        }
-        let (candidates, found) = (&mut self.candidates, &mut self.found);
-        found.clear();
-        found.resize(members.len(), false);
-        for k in candidates.iter_mut() {
-            // (An id can be both owned and a ghost for a moment after a handoff: both rank.)
-            if let Ok(i) = members.binary_search_by_key(&k.id, |m| m.id) {
-                k.distance2 *= stay2;
-                found[i] = true;
-            }
-        }
-        for (i, m) in members.iter().enumerate() {
-            if self.found[i] {
-                continue;
-            }
-            if let Some(k) = self.locate(m, zone.entities(), zone.ghosts().entities(), at)
-                && k.distance2 <= keep2
-            {
-                self.candidates.push(Candidate {
-                    distance2: k.distance2 * stay2,
-                    ..k
-                });
-            }
-        }
-        true
     }
 
     /// How far a member may be and stay: the far radius over [`STAY`], squared.
@@ -309,19 +261,4 @@ pub(super) fn locate(
         distance2: dx * dx + dy * dy,
         slot: tagged,
     })
-}
-
-/// Undoes [`Replicator::rank_members`]'s discount on the members among `candidates` (both
-/// sorted by id), so tiers see true distances.
-fn unrank_members(candidates: &mut [Candidate], members: &[Member]) {
-    let stay2 = STAY * STAY;
-    let mut m = 0;
-    for k in candidates {
-        while m < members.len() && members[m].id < k.id {
-            m += 1;
-        }
-        if m < members.len() && members[m].id == k.id {
-            k.distance2 /= stay2;
-        }
-    }
 }

@@ -34,6 +34,7 @@
 mod carry;
 pub(crate) mod interest;
 mod pass;
+mod rank;
 mod select;
 
 use meridian_layouts::quant::{quantise_height, quantise_position, quantise_velocity};
@@ -329,8 +330,8 @@ pub struct ReplicateCounters {
 pub struct Replicator {
     config: InterestConfig,
     candidates: Vec<Candidate>,
-    /// Which of a client's members the interest search found (hysteresis; scratch).
-    found: Vec<bool>,
+    /// Scratch for the end of an interest search ([`rank`]).
+    ranking: rank::Ranking,
     wanted: Vec<Wanted>,
     /// Members due this tick: (priority, index into `wanted`).
     due: Vec<(u16, u32)>,
@@ -374,7 +375,7 @@ impl Replicator {
         Replicator {
             config,
             candidates: Vec::with_capacity(config.entities_max * 4),
-            found: Vec::with_capacity(config.entities_max),
+            ranking: rank::Ranking::with_capacity(config.entities_max),
             wanted: Vec::with_capacity(config.entities_max),
             due: Vec::with_capacity(config.entities_max),
             fresh: Vec::with_capacity(config.entities_max),
