@@ -2,8 +2,9 @@
 //! searches.
 //!
 //! A search runs a radius query over the packed, cell-ordered copy of the zone's
-//! positions and over the ghosts, keeps the nearest [`InterestConfig::entities_max`]
-//! candidates in a buffer of fixed capacity, and sorts them by id. The radius starts
+//! positions and over the ghosts, keeps the nearest candidates in a buffer of fixed
+//! capacity, and ranks them ([`super::rank`]): the nearest
+//! [`InterestConfig::entities_max`], members with hysteresis, sorted by id. The radius starts
 //! where the client's last search reached and doubles, up to the far radius, until it
 //! holds the nearest N (a dense crowd holds them within a few cells). Between searches the
 //! last members are followed by slot (checked against the id), by id if the slot moved,

@@ -26,6 +26,11 @@
 //! baseline; none → every entry is new). Members not due and unchanged cost nothing;
 //! members that left interest get a remove.
 //!
+//! **One pass** ([`pass`]). When what is due fits the budget — most snapshots — priority,
+//! the delta and the client's resulting records come out of one walk of the interest set
+//! and the baseline; otherwise the staged path prioritises into a list, ranks what fits
+//! ([`select`]) and encodes. The bytes are the same ([`Replicator::set_one_pass`]).
+//!
 //! Nothing here allocates after a client's first ticks: every buffer is sized by
 //! [`InterestConfig::entities_max`] and reused. A new [`ClientView`] allocates its history
 //! (about 70 KB at the defaults); the session layer builds one per session slot when it is
