@@ -5,7 +5,9 @@
 //! inserted (slots reused), handoffs turning owned members into ghosts, headroom changing
 //! under the budget.
 
-use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
+use meridian_core::game::state::{self, FieldKind, StateLayout};
+use meridian_core::game::{Game, GameWorld};
+use meridian_core::replicate::{ClientView, InterestConfig, ReplicateCounters, Replicator};
 use meridian_core::time::Instant;
 use meridian_core::world::Rect;
 use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
@@ -15,9 +17,51 @@ use crate::support::{entity, rng, step, two_zones};
 
 #[test]
 fn one_pass_and_staged_snapshots_are_the_same_bytes() {
+    same_bytes(false);
+}
+
+/// The same with a game that shows clients a field: zero for a third of the entities,
+/// changing every few ticks for the others (the server keeps game fields apart from the
+/// rest of a record, and only while any is nonzero).
+#[test]
+fn one_pass_and_staged_snapshots_are_the_same_bytes_with_game_fields() {
+    let (plain, shown) = (same_bytes(false), same_bytes(true));
+    // The game's fields were sent: the same scene cost more bytes.
+    assert!(shown.bytes > plain.bytes * 11 / 10, "{plain:?} {shown:?}");
+}
+
+/// A game whose clients see one field: an entity's id / 3 plus the tick / 8, zero for
+/// ids divisible by 3.
+struct Shown;
+
+impl Game for Shown {
+    fn state_layout(&self) -> StateLayout {
+        StateLayout::of::<u32>().field(0, FieldKind::U16)
+    }
+
+    fn systems(&mut self, world: &mut GameWorld<'_>) {
+        let tick = world.tick();
+        let ids = world.owned().ids().to_vec();
+        for (slot, id) in world.states_mut().zip(ids) {
+            let value = if id.0 % 3 == 0 {
+                0
+            } else {
+                (id.0 / 3 + tick / 8) as u32 % 60_000
+            };
+            state::write(slot, &value);
+        }
+    }
+}
+
+fn same_bytes(game: bool) -> ReplicateCounters {
     const CLIENTS: usize = 12;
     let mut rng = rng(0x0e_9a55);
     let (_, mut zones) = two_zones();
+    if game {
+        for zone in &mut zones {
+            zone.set_game(Box::new(Shown));
+        }
+    }
     let mut next_id = 1u64;
     for (z, zone) in zones.iter_mut().enumerate() {
         let area = Rect::new(128.0 * z as f32, 0.0, 128.0 * (z + 1) as f32, 128.0);
@@ -104,4 +148,5 @@ fn one_pass_and_staged_snapshots_are_the_same_bytes() {
     let c = one.counters();
     assert!(c.deferred > 100, "the budget never bound: {c:?}");
     assert!(one_passed > compared / 2, "{one_passed} of {compared}");
+    c
 }

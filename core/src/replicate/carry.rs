@@ -70,19 +70,21 @@ impl Replicator {
             return Err(CarryError::TooLarge);
         }
         put_varint(out, &mut at, members.len() as u64);
-        let newest = view.stored(view.last_sent).unwrap_or(&[]);
+        let newest = view.stored(view.last_sent).unwrap_or(&super::held::NOTHING);
         let mut previous = 0;
         for m in members {
             put_varint(out, &mut at, m.id - previous);
-            let shown = newest.binary_search_by_key(&m.id, |r| r.id).is_ok();
+            let shown = newest.find(m.id).is_some();
             out[at] = m.priority.min(PRIORITY_MAX) as u8 | if shown { SHOWN_BIT } else { 0 };
             at += 1;
             previous = m.id;
         }
         put_varint(out, &mut at, records.len() as u64);
         self.wanted.clear();
-        self.wanted
-            .extend(records.iter().map(|&record| Wanted { record, due: true }));
+        self.wanted.extend((0..records.len()).map(|i| Wanted {
+            record: records.record(i),
+            due: true,
+        }));
         let encoded = encode_delta(&[], &self.wanted, &mut out[at..], &mut self.result);
         if encoded.left_out > 0 {
             return Err(CarryError::TooLarge);
@@ -148,7 +150,7 @@ impl Replicator {
         apply_delta(&[], &stream[at..], records as u16, &mut self.result)
             .map_err(|_| CarryError::Malformed)?;
         std::mem::swap(&mut view.members, &mut self.members);
-        std::mem::swap(&mut view.foreign_records, &mut self.result);
+        view.foreign_records.assign(&self.result);
         std::mem::swap(&mut view.foreign_shown, &mut self.shown_ids);
         view.foreign = Some((carried.baseline.zone, carried.baseline.tick));
         // The members are followed from where the last search was made, as the zone they

@@ -19,8 +19,7 @@
 
 use meridian_layouts::quant::dequantise_position;
 
-use meridian_protocol::delta::Record;
-
+use super::held::Core;
 use super::rank::Stores;
 use super::{ClientView, Replicator};
 use crate::entities::Entities;
@@ -218,7 +217,7 @@ impl Replicator {
 /// (Inlined: every member of every client is located between searches.)
 #[inline(always)]
 pub(super) fn locate(
-    records: &[Record],
+    records: &[Core],
     m: &Member,
     owned: &Entities,
     ghosts: &Entities,

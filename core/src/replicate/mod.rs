@@ -37,6 +37,7 @@
 //! created, never in a tick.
 
 mod carry;
+mod held;
 pub(crate) mod interest;
 mod pass;
 mod rank;
@@ -56,6 +57,7 @@ use crate::zone::Zone;
 use interest::{Candidate, GHOST_BIT, Member};
 
 pub use carry::{Carried, CarryError};
+use held::{Core, Held};
 pub use interest::STAY;
 
 /// Snapshots kept per client: the oldest baseline a client can acknowledge.
@@ -87,7 +89,7 @@ pub fn record_of(entities: &Entities, slot: u32) -> Record {
 /// the same saturating truncation, NaN to 0). One call per zone tick copies every owned
 /// entity — 20,000 in the `replicate` bench, a million in a dense zone — so it is worth
 /// the lanes: per entity the scalar copy took ~12 ns.
-fn fill_records(entities: &Entities, out: &mut Vec<Record>) {
+fn fill_records(entities: &Entities, out: &mut Vec<Core>) {
     let n = entities.len();
     let (ids, xs, ys, zs) = (
         &entities.ids()[..n],
@@ -110,7 +112,7 @@ fn fill_records(entities: &Entities, out: &mut Vec<Record>) {
         let z = quantise_lanes(&zs[i..i + 8], HEIGHT_UNITS_PER_M);
         let vx = quantise_lanes(&vxs[i..i + 8], VELOCITY_UNITS_PER_MPS);
         let vy = quantise_lanes(&vys[i..i + 8], VELOCITY_UNITS_PER_MPS);
-        out.extend((0..8).map(|l| Record {
+        out.extend((0..8).map(|l| Core {
             id: ids[i + l].0,
             x: x[l],
             y: y[l],
@@ -119,10 +121,9 @@ fn fill_records(entities: &Entities, out: &mut Vec<Record>) {
             vy: saturate_i16(vy[l]),
             kind: kinds[i + l],
             flags: flags[i + l],
-            game: [0; GAME_FIELDS],
         }));
     }
-    out.extend((lanes..n).map(|slot| record_of(entities, slot as u32)));
+    out.extend((lanes..n).map(|slot| Core::of(&record_of(entities, slot as u32))));
 }
 
 /// Eight values quantised at `units_per_unit` as [`meridian_layouts::quant`] does one:
@@ -213,7 +214,7 @@ pub struct ClientView {
     /// baseline (older than the acknowledged one), the newest such first — in steady
     /// state the baseline of a tick ago, still in cache — else the oldest slot.
     ticks: [u32; HISTORY],
-    history: Vec<Vec<Record>>,
+    history: Vec<Held>,
     acked_tick: u32,
     budget_bytes: i64,
     /// The interest set is searched anew when `(tick + phase) % search_every_ticks == 0`
@@ -227,7 +228,7 @@ pub struct ClientView {
     /// with its records: the baseline until the client acknowledges a snapshot of this
     /// zone.
     foreign: Option<(u32, u32)>,
-    foreign_records: Vec<Record>,
+    foreign_records: Held,
     /// The members the other zone's newest snapshot showed (sorted ids), ranked like
     /// those of this zone's newest until the client acknowledges one of this zone's.
     foreign_shown: Vec<u64>,
@@ -251,13 +252,13 @@ impl ClientView {
             members: Vec::with_capacity(config.entities_max),
             ticks: [0; HISTORY],
             history: (0..HISTORY)
-                .map(|_| Vec::with_capacity(config.entities_max))
+                .map(|_| Held::with_capacity(config.entities_max))
                 .collect(),
             acked_tick: 0,
             budget_bytes: 0,
             foreign: None,
             last_sent: 0,
-            foreign_records: Vec::with_capacity(
+            foreign_records: Held::with_capacity(
                 carry::RECORDS_MAX_PER_MEMBER * config.entities_max,
             ),
             foreign_shown: Vec::with_capacity(config.entities_max),
@@ -301,7 +302,7 @@ impl ClientView {
     /// The snapshot the next delta is against, and its records: the acknowledged one of
     /// this zone (`zone`), else the one the client brought from another zone, else none
     /// (tick 0).
-    fn baseline(&self, zone: u32) -> (Baseline, &[Record]) {
+    fn baseline(&self, zone: u32) -> (Baseline, &Held) {
         match (self.stored(self.acked_tick), self.foreign) {
             (Some(records), _) => (
                 Baseline {
@@ -311,12 +312,12 @@ impl ClientView {
                 records,
             ),
             (None, Some((zone, tick))) => (Baseline { zone, tick }, &self.foreign_records),
-            (None, None) => (Baseline { zone, tick: 0 }, &[]),
+            (None, None) => (Baseline { zone, tick: 0 }, &held::NOTHING),
         }
     }
 
     /// The records of the snapshot of `tick`, if it is still kept.
-    fn stored(&self, tick: u32) -> Option<&[Record]> {
+    fn stored(&self, tick: u32) -> Option<&Held> {
         if tick == 0 {
             return None;
         }
@@ -388,8 +389,12 @@ pub struct Replicator {
     packed: Option<Packed>,
     packed_tick: Option<u64>,
     /// The owned entities' records at `packed_tick`, by slot.
-    records: Vec<Record>,
+    records: Vec<Core>,
+    /// The staged path's records: the baseline whole, and the client's after the snapshot.
+    staged_baseline: Vec<Record>,
     result: Vec<Record>,
+    /// The client's records after the snapshot, as kept (swapped into its history).
+    held: Held,
     counters: ReplicateCounters,
     /// Bytes the next snapshot's entries may lose to what precedes them in the datagram
     /// ([`Replicator::set_headroom`]).
@@ -427,6 +432,8 @@ impl Replicator {
             packed: None,
             packed_tick: None,
             records: Vec::new(),
+            staged_baseline: Vec::with_capacity(config.entities_max),
+            held: Held::with_capacity(config.entities_max),
             result: Vec::with_capacity(config.entities_max),
             headroom: 0,
             partial: false,
@@ -482,16 +489,11 @@ impl Replicator {
         for m in view.members.iter().step_by(4) {
             fold ^= m.id;
         }
-        // Records are 48 bytes: one load per record reaches every line.
         let (_, baseline) = view.baseline(0);
-        for r in baseline {
-            fold ^= r.id;
-        }
+        fold ^= baseline.fold_lines();
         let k = view.slot_for(tick);
         if !view.holds_baseline(k) {
-            for r in &view.history[k] {
-                fold ^= r.id;
-            }
+            fold ^= view.history[k].fold_lines();
         }
         core::hint::black_box(fold);
     }
@@ -542,12 +544,15 @@ impl Replicator {
             None => {
                 let (removals, cost) = self.prioritise(view, zone);
                 self.select_due(view, out.len(), limit, removals, cost);
-                let (_, records) = view.baseline(zone.id().0);
-                let encoded = encode_delta(records, &self.wanted, out, &mut self.result);
+                let (_, held) = view.baseline(zone.id().0);
+                held.to_records(&mut self.staged_baseline);
+                let encoded =
+                    encode_delta(&self.staged_baseline, &self.wanted, out, &mut self.result);
                 if encoded.left_out > 0 {
                     self.counters.deferred += u64::from(encoded.left_out);
                     self.retry_left_out(view);
                 }
+                self.held.assign(&self.result);
                 encoded
             }
         };
@@ -572,6 +577,7 @@ impl Replicator {
         self.due.clear();
         self.fresh.clear();
         let (_, baseline) = view.baseline(zone.id().0);
+        let baseline = baseline.cores();
         let (mut m, mut b, mut held, mut cost) = (0, 0, 0, 0);
         let old = &view.members;
         let members = &mut self.members;
@@ -610,7 +616,8 @@ impl Replicator {
                 let slot = k.slot & !GHOST_BIT;
                 with_game(record_of(ghosts, slot), ghosts, slot, &layout)
             } else {
-                with_game(self.records[k.slot as usize], owned, k.slot, &layout)
+                let core = self.records[k.slot as usize];
+                with_game(core.with([0; GAME_FIELDS]), owned, k.slot, &layout)
             };
             if due {
                 self.due.push((priority, self.wanted.len() as u32));
@@ -651,7 +658,7 @@ impl Replicator {
         view.budget_bytes -= encoded.bytes as i64;
         view.last_sent = tick;
         view.ticks[k] = tick;
-        std::mem::swap(&mut view.history[k], &mut self.result);
+        std::mem::swap(&mut view.history[k], &mut self.held);
         self.counters.snapshots += 1;
         self.counters.bytes += encoded.bytes as u64;
         self.counters.entries += u64::from(encoded.entries);
@@ -755,7 +762,8 @@ mod tests {
         fill_records(&entities, &mut copied);
         assert_eq!(copied.len(), entities.len());
         for (slot, r) in copied.iter().enumerate() {
-            assert_eq!(*r, record_of(&entities, slot as u32), "slot {slot}");
+            let whole = record_of(&entities, slot as u32);
+            assert_eq!(*r, super::Core::of(&whole), "slot {slot}");
         }
     }
 }

@@ -11,7 +11,7 @@
 //! nothing the staged path reads, and the staged path builds the snapshot instead: the
 //! bytes are the same either way (a test builds every snapshot both ways and compares).
 
-use meridian_protocol::delta::{DeltaWriter, Encoded, Record};
+use meridian_protocol::delta::{DeltaWriter, Encoded, GAME_FIELDS, Record};
 
 use super::interest::{GHOST_BIT, Member};
 use super::select::{REMOVE_BYTES, cost};
@@ -38,8 +38,9 @@ impl Replicator {
         let c = self.config;
         let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let (_, baseline) = view.baseline(zone.id().0);
+        let cores = baseline.cores();
         let old = &view.members;
-        let (members, result, records) = (&mut self.members, &mut self.result, &self.records);
+        let (members, result, records) = (&mut self.members, &mut self.held, &self.records);
         members.clear();
         result.clear();
         let mut writer = DeltaWriter::new(out);
@@ -54,14 +55,14 @@ impl Replicator {
                 _ => PRIORITY_DUE,
             };
             // Baseline records before this member left interest: removed.
-            while b < baseline.len() && baseline[b].id < k.id {
+            while b < cores.len() && cores[b].id < k.id {
                 used += REMOVE_BYTES;
-                if used > limit || !writer.remove(baseline[b].id) {
+                if used > limit || !writer.remove(cores[b].id) {
                     return None;
                 }
                 b += 1;
             }
-            let held = baseline.get(b).filter(|r| r.id == k.id);
+            let held = b < cores.len() && cores[b].id == k.id;
             let weight = if k.distance2 <= near2 {
                 6
             } else if k.distance2 <= mid2 {
@@ -70,35 +71,38 @@ impl Replicator {
                 1
             };
             let priority = carried.saturating_add(weight);
-            let due = held.is_none() || priority >= PRIORITY_DUE;
+            let due = !held || priority >= PRIORITY_DUE;
             if due {
                 let record: Record = if k.slot & GHOST_BIT != 0 {
                     let slot = k.slot & !GHOST_BIT;
                     with_game(record_of(ghosts, slot), ghosts, slot, &layout)
                 } else {
-                    with_game(records[k.slot as usize], owned, k.slot, &layout)
+                    let core = records[k.slot as usize];
+                    with_game(core.with([0; GAME_FIELDS]), owned, k.slot, &layout)
                 };
-                used += cost(held.is_none(), &record.game);
+                used += cost(!held, &record.game);
                 let fits = used <= limit
-                    && match held {
-                        None => writer.introduce(&record),
-                        Some(base) => *base == record || writer.update(base, &record),
+                    && if held {
+                        let base = baseline.record(b);
+                        base == record || writer.update(&base, &record)
+                    } else {
+                        writer.introduce(&record)
                     };
                 if !fits {
                     return None;
                 }
-                result.push(record);
-            } else if let Some(base) = held {
-                result.push(*base);
+                result.push(&record);
+            } else if held {
+                result.push_from(baseline, b);
             }
-            b += usize::from(held.is_some());
+            b += usize::from(held);
             members.push(Member {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
             });
         }
-        for base in &baseline[b..] {
+        for base in &cores[b..] {
             used += REMOVE_BYTES;
             if used > limit || !writer.remove(base.id) {
                 return None;

@@ -18,8 +18,7 @@
 //! This replaced a select over the candidates, a binary search per candidate, a second
 //! select and a sort by id of the N kept: most of the search's cost.
 
-use meridian_protocol::delta::Record;
-
+use super::held::Core;
 use super::interest::{Candidate, GHOST_BIT, Member, STAY, locate};
 use crate::entities::Entities;
 
@@ -44,7 +43,7 @@ pub(super) struct Ranking {
 /// What the ranking reads of the zone.
 pub(super) struct Stores<'a> {
     /// The owned entities' records of this tick, by slot.
-    pub(super) records: &'a [Record],
+    pub(super) records: &'a [Core],
     pub(super) owned: &'a Entities,
     pub(super) ghosts: &'a Entities,
 }

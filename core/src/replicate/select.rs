@@ -118,7 +118,7 @@ impl Replicator {
     /// newest snapshot carried first, then the nearest), then the others by priority,
     /// then distance.
     fn rank_due(&mut self, view: &ClientView) {
-        let last = view.stored(view.last_sent).unwrap_or(&[]);
+        let last = view.stored(view.last_sent).unwrap_or(&super::held::NOTHING);
         let (wanted, fresh) = (&self.wanted, &self.fresh);
         // Right after a handoff this zone has shown nothing yet: the zone the client came
         // from said what its newest snapshot showed.
@@ -126,8 +126,7 @@ impl Replicator {
         self.shown.clear();
         self.shown.extend(wanted.iter().zip(fresh).map(|(w, &f)| {
             let id = w.record.id;
-            f && (last.binary_search_by_key(&id, |r| r.id).is_ok()
-                || carried.binary_search(&id).is_ok())
+            f && (last.find(id).is_some() || carried.binary_search(&id).is_ok())
         }));
         let (shown, candidates) = (&self.shown, &self.candidates);
         let distance = |i: u32| candidates[i as usize].distance2;

@@ -1,0 +1,215 @@
+//! What a client holds, as the server keeps it: records in 32 bytes, game fields apart.
+//!
+//! A [`Record`] is 48 bytes, a third of them the four game fields — zero in a world whose
+//! game shows clients nothing, and zero for most entities of many that do. Every tick a
+//! client's baseline is read and its new snapshot written (two lists of up to 128 records,
+//! from and to the last-level cache: most of the bytes a snapshot costs), so the server
+//! keeps them as [`Core`]s — the standard fields, 32 bytes — with the game fields in a
+//! parallel column that stays empty while every record's game fields are zero. The wire
+//! format and the client's codec keep [`Record`].
+
+use meridian_protocol::delta::{GAME_FIELDS, Record};
+
+/// A record's standard fields (see [`Record`]): 32 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Core {
+    pub(super) id: u64,
+    pub(super) x: i32,
+    pub(super) y: i32,
+    pub(super) z: i16,
+    pub(super) vx: i16,
+    pub(super) vy: i16,
+    pub(super) kind: u16,
+    pub(super) flags: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<Core>() == 32);
+
+const NO_GAME: [i32; GAME_FIELDS] = [0; GAME_FIELDS];
+
+impl Core {
+    #[inline(always)]
+    pub(super) fn of(r: &Record) -> Core {
+        Core {
+            id: r.id,
+            x: r.x,
+            y: r.y,
+            z: r.z,
+            vx: r.vx,
+            vy: r.vy,
+            kind: r.kind,
+            flags: r.flags,
+        }
+    }
+
+    /// The record with these game fields.
+    #[inline(always)]
+    pub(super) fn with(self, game: [i32; GAME_FIELDS]) -> Record {
+        Record {
+            id: self.id,
+            x: self.x,
+            y: self.y,
+            z: self.z,
+            vx: self.vx,
+            vy: self.vy,
+            kind: self.kind,
+            flags: self.flags,
+            game,
+        }
+    }
+}
+
+/// A list of records sorted by id, kept as cores and (when any is nonzero) game fields:
+/// `game` is empty or exactly as long as `core`.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Held {
+    core: Vec<Core>,
+    game: Vec<[i32; GAME_FIELDS]>,
+}
+
+/// No records (a client with no baseline).
+pub(super) static NOTHING: Held = Held {
+    core: Vec::new(),
+    game: Vec::new(),
+};
+
+impl Held {
+    pub(super) fn with_capacity(n: usize) -> Held {
+        Held {
+            core: Vec::with_capacity(n),
+            game: Vec::new(),
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.core.clear();
+        self.game.clear();
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.core.len()
+    }
+
+    /// The cores, in id order.
+    pub(super) fn cores(&self) -> &[Core] {
+        &self.core
+    }
+
+    /// Record `i` whole.
+    #[inline(always)]
+    pub(super) fn record(&self, i: usize) -> Record {
+        self.core[i].with(self.game(i))
+    }
+
+    /// Record `i`'s game fields.
+    #[inline(always)]
+    pub(super) fn game(&self, i: usize) -> [i32; GAME_FIELDS] {
+        self.game.get(i).copied().unwrap_or(NO_GAME)
+    }
+
+    /// Appends a record (ids must keep increasing).
+    #[inline(always)]
+    pub(super) fn push(&mut self, r: &Record) {
+        if !self.game.is_empty() || r.game != NO_GAME {
+            self.game.resize(self.core.len(), NO_GAME);
+            self.game.push(r.game);
+        }
+        self.core.push(Core::of(r));
+    }
+
+    /// Appends record `i` of `other`.
+    #[inline(always)]
+    pub(super) fn push_from(&mut self, other: &Held, i: usize) {
+        if self.game.is_empty() && other.game.is_empty() {
+            self.core.push(other.core[i]);
+        } else {
+            self.push(&other.record(i));
+        }
+    }
+
+    /// Replaces the contents with `records`.
+    pub(super) fn assign(&mut self, records: &[Record]) {
+        self.clear();
+        for r in records {
+            self.push(r);
+        }
+    }
+
+    /// The records whole, into `out`.
+    pub(super) fn to_records(&self, out: &mut Vec<Record>) {
+        out.clear();
+        out.extend((0..self.len()).map(|i| self.record(i)));
+    }
+
+    /// One load per cache line of the list, folded into one value (for
+    /// [`super::Replicator::warm`]): cores are 32 bytes, game fields 16.
+    pub(super) fn fold_lines(&self) -> u64 {
+        let mut fold = 0;
+        for c in self.core.iter().step_by(2) {
+            fold ^= c.id;
+        }
+        for g in self.game.iter().step_by(4) {
+            fold ^= g[0] as u64;
+        }
+        fold
+    }
+
+    /// The index of the record of `id`, if held.
+    pub(super) fn find(&self, id: u64) -> Option<usize> {
+        self.core.binary_search_by_key(&id, |c| c.id).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u64, game: [i32; GAME_FIELDS]) -> Record {
+        Record {
+            id,
+            x: id as i32 * 3,
+            y: -(id as i32),
+            z: 7,
+            vx: -2,
+            vy: 5,
+            kind: 9,
+            flags: 0x101,
+            game,
+        }
+    }
+
+    /// Records go in and come out whole, game fields or not, whichever record is the first
+    /// with nonzero ones; the game column stays empty while every record's are zero.
+    #[test]
+    fn records_come_back_whole() {
+        for first_game in [0, 1, 4, 9] {
+            let records: Vec<Record> = (0..10u64)
+                .map(|k| {
+                    let game = if k >= first_game && k % 2 == 1 {
+                        [k as i32, 0, -1, 2]
+                    } else {
+                        NO_GAME
+                    };
+                    record(100 + k, game)
+                })
+                .collect();
+            let mut held = Held::with_capacity(4);
+            held.assign(&records);
+            let mut back = Vec::new();
+            held.to_records(&mut back);
+            assert_eq!(back, records, "first game at {first_game}");
+            assert!(held.game.is_empty() || held.game.len() == held.core.len());
+            let mut copied = Held::default();
+            for i in 0..held.len() {
+                copied.push_from(&held, i);
+            }
+            copied.to_records(&mut back);
+            assert_eq!(back, records);
+            assert_eq!(held.find(105), Some(5));
+            assert_eq!(held.find(99), None);
+        }
+        let mut plain = Held::default();
+        plain.assign(&[record(1, NO_GAME), record(2, NO_GAME)]);
+        assert!(plain.game.is_empty());
+    }
+}
