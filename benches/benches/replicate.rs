@@ -15,6 +15,9 @@
 //! - `replicate/meridian-staged/1000`: as `meridian`, every snapshot built in stages
 //!   (prioritised into a list, ranked if over budget, then encoded: what the budget path
 //!   does) instead of in one pass: the peer of the one-pass build.
+//! - `replicate/meridian-lagged/1000`: as `meridian`, each client acknowledging the
+//!   snapshot of three ticks before (a 100 ms round trip): deltas against an older
+//!   baseline, as over a real network.
 //! - `replicate/meridian-search-every-tick/1000`: the same with every client's interest set
 //!   searched every tick.
 //! - `replicate/meridian-dense/1000`: as `meridian`, in a zone of 1,000,000 walkers (the
@@ -123,17 +126,21 @@ fn replicate(c: &mut Criterion) {
     // within the far radius), where the nearest 128 lie within about 30 m.
     // Staged: every snapshot prioritised into a list, then encoded (the path the budget
     // takes when what is due does not fit), for the one-pass build's ratio.
-    for (name, search_every_ticks, walkers, one_pass) in [
-        ("meridian", 6, 20_000, true),
-        ("meridian-staged", 6, 20_000, false),
-        ("meridian-search-every-tick", 1, 20_000, true),
-        ("meridian-dense", 6, 1_000_000, true),
+    // Lagged: each client acknowledges the snapshot of three ticks ago (a 100 ms round
+    // trip at 30 Hz), so deltas are against an older baseline, as over a real network;
+    // the others acknowledge the newest at once.
+    for (name, search_every_ticks, walkers, one_pass, ack_lag) in [
+        ("meridian", 6, 20_000, true, 0),
+        ("meridian-staged", 6, 20_000, false, 0),
+        ("meridian-lagged", 6, 20_000, true, 3),
+        ("meridian-search-every-tick", 1, 20_000, true, 0),
+        ("meridian-dense", 6, 1_000_000, true, 0),
     ] {
         let config = InterestConfig {
             search_every_ticks,
             ..InterestConfig::default()
         };
-        replicate_one(&mut group, name, config, (walkers, one_pass));
+        replicate_one(&mut group, name, config, (walkers, one_pass, ack_lag));
     }
     group.finish();
 }
@@ -142,7 +149,7 @@ fn replicate_one(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     config: InterestConfig,
-    (walkers, one_pass): (usize, bool),
+    (walkers, one_pass, ack_lag): (usize, bool, u32),
 ) {
     const CLIENTS: usize = 1000;
     let mut zone = zone_with_walkers(walkers, 12);
@@ -166,7 +173,7 @@ fn replicate_one(
                 now = now + tick;
                 tick_alone(&mut zone, now);
                 for view in &mut views {
-                    view.acknowledge(snapshot_tick);
+                    view.acknowledge(snapshot_tick.saturating_sub(ack_lag));
                 }
                 snapshot_tick += 1;
                 let start = WallInstant::now();
