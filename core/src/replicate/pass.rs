@@ -11,17 +11,17 @@
 //! nothing the staged path reads, and the staged path builds the snapshot instead: the
 //! bytes are the same either way (a test builds every snapshot both ways and compares).
 
-use meridian_protocol::delta::{DeltaWriter, Encoded, GAME_FIELDS, Record};
+use meridian_protocol::delta::{DeltaWriter, Encoded};
 
-use super::interest::{GHOST_BIT, Member};
+use super::interest::Member;
 use super::select::{REMOVE_BYTES, cost};
-use super::{ClientView, PRIORITY_DUE, Replicator, record_of, with_game};
+use super::{ClientView, PRIORITY_DUE, Replicator, current_record, tier_weight};
 use crate::zone::Zone;
 
 impl Replicator {
     /// Prioritises the members found for `view` (in `candidates`, sorted by id) and
     /// encodes the delta against its baseline into `out`, the client's records after it
-    /// into `result` — if what is due costs at most `limit` bytes and every entry fits
+    /// into `held` — if what is due costs at most `limit` bytes and every entry fits
     /// `out`. Else `None`, with `view` untouched (the staged path then ranks what fits).
     pub(super) fn one_pass(
         &mut self,
@@ -63,23 +63,11 @@ impl Replicator {
                 b += 1;
             }
             let held = b < cores.len() && cores[b].id == k.id;
-            let weight = if k.distance2 <= near2 {
-                6
-            } else if k.distance2 <= mid2 {
-                3
-            } else {
-                1
-            };
+            let weight = tier_weight(k.distance2, (near2, mid2));
             let priority = carried.saturating_add(weight);
             let due = !held || priority >= PRIORITY_DUE;
             if due {
-                let record: Record = if k.slot & GHOST_BIT != 0 {
-                    let slot = k.slot & !GHOST_BIT;
-                    with_game(record_of(ghosts, slot), ghosts, slot, &layout)
-                } else {
-                    let core = records[k.slot as usize];
-                    with_game(core.with([0; GAME_FIELDS]), owned, k.slot, &layout)
-                };
+                let record = current_record(records, (owned, ghosts), &layout, k.slot);
                 used += cost(!held, &record.game);
                 let fits = used <= limit
                     && if held {
