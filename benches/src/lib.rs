@@ -161,7 +161,7 @@ pub fn snapshot_clients(
     for k in 0..views.len() {
         // As the session layer does: the next client's state is read ahead.
         if let Some(next) = views.get(k + 1) {
-            replicator.warm(next, snapshot_tick);
+            replicator.warm(next);
         }
         let view = &mut views[k];
         let avatar = k as u64;

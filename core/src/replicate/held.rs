@@ -127,6 +127,15 @@ impl Held {
         }
     }
 
+    /// Replaces the contents with a copy of `other`'s (one block copy per column: whole
+    /// cache lines written, which need not be read first).
+    pub(super) fn copy_from(&mut self, other: &Held) {
+        self.core.clear();
+        self.core.extend_from_slice(&other.core);
+        self.game.clear();
+        self.game.extend_from_slice(&other.game);
+    }
+
     /// Replaces the contents with `records`.
     pub(super) fn assign(&mut self, records: &[Record]) {
         self.clear();

@@ -32,7 +32,7 @@ impl Sessions {
             let slot = (tick as usize + k) % n;
             // The next session's replication state is read ahead (`Replicator::warm`).
             if let Some(next) = &self.slots[(slot + 1) % n] {
-                self.replicator.warm(&next.view, tick);
+                self.replicator.warm(&next.view);
             }
             let Some(session) = self.slots[slot].as_mut().filter(|s| s.moved.is_none()) else {
                 continue;
