@@ -264,6 +264,10 @@ pub struct ReplicateCounters {
     pub carried: u64,
     /// Interest searches (the other snapshots followed the members where they are).
     pub searches: u64,
+    /// Snapshots built by the staged path (what was due did not fit the budget or the
+    /// datagram, or [`Replicator::set_one_pass`] turned the one pass off); the others
+    /// were built in one pass.
+    pub staged: u64,
 }
 
 /// Shared scratch for building every client's snapshot in a tick.
@@ -436,6 +440,7 @@ impl Replicator {
         let encoded = match self.one_pass(view, zone, limit, out) {
             Some(encoded) => encoded,
             None => {
+                self.counters.staged += 1;
                 let (removals, cost) = self.prioritise(view, zone);
                 self.select_due(view, out.len(), limit, removals, cost);
                 let (_, held) = view.baseline(zone.id().0);
