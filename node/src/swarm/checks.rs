@@ -172,7 +172,7 @@ pub(super) fn events(
                     && let Some((moved, allowed, elapsed)) = overspeed(
                         (last_zone_tick, previous, at),
                         &avatar,
-                        wall,
+                        (wall, zones_apart(client.motion(), last_zone_tick, &avatar)),
                         (hz, target.speed_mps),
                     )
                 {
@@ -275,18 +275,23 @@ pub(super) fn events(
 /// where it was, when that arrived — and `avatar` what it sees now. Server time between
 /// the two: their ticks when both snapshots come from one zone (receipt times bunch up
 /// under load and loss); across zones, whose ticks are counted by separate clocks, the
-/// wall time plus two ticks. Plus 5 cm for quantisation (1 cm per axis) and float slack.
-/// Returns (moved, allowed, elapsed seconds) when it moved too far.
+/// longer of the wall time between the receipts and `apart`, the client's clock sync of
+/// both zones ([`zones_apart`]), plus two ticks. Each alone can come out short: the wall
+/// time when the old zone's last snapshot was late (a long tick there), the clocks when a
+/// zone's schedule slipped since the client learnt its clock. Plus 5 cm for quantisation
+/// (1 cm per axis) and float slack. Returns (moved, allowed, elapsed seconds) when it
+/// moved too far.
 pub(super) fn overspeed(
     ((zone, tick), previous, at): ((u32, u32), [f32; 2], WallInstant),
     avatar: &AvatarState,
-    wall: WallInstant,
+    (wall, apart): (WallInstant, Option<f32>),
     (hz, speed_mps): (f32, f32),
 ) -> Option<(f32, f32, f32)> {
     let elapsed = if zone == avatar.zone && avatar.tick > tick {
         (avatar.tick - tick) as f32 / hz
     } else {
-        wall.duration_since(at).as_secs_f32() + 2.0 / hz
+        let received = wall.duration_since(at).as_secs_f32();
+        apart.map_or(received, |apart| apart.max(received)) + 2.0 / hz
     };
     let allowed = speed_mps * elapsed + 0.05;
     let (dx, dy) = (
@@ -297,10 +302,30 @@ pub(super) fn overspeed(
     (moved > allowed).then_some((moved, allowed, elapsed))
 }
 
+/// Seconds of server time from `(zone, tick)` to the snapshot `avatar` came in, when that
+/// is another zone and the client's clock sync knows both: each tick placed where its
+/// zone's snapshots arrive with the least delay seen. Receipt times alone are no measure
+/// here: a zone whose tick ran long sends its snapshot late, and the old zone's last
+/// snapshot then arrives almost together with the new zone's first (the cross-zone
+/// "teleports" of repeated 10 % loss demos, session 20).
+pub(super) fn zones_apart(
+    motion: &meridian_client::motion::Motion,
+    (zone, tick): (u32, u32),
+    avatar: &AvatarState,
+) -> Option<f32> {
+    if zone == avatar.zone {
+        return None;
+    }
+    let then = motion.server_time(zone, tick)?;
+    let now = motion.server_time(avatar.zone, avatar.tick)?;
+    Some((now - then).max(0.0) as f32)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::overspeed;
+    use super::{overspeed, zones_apart};
     use meridian_client::AvatarState;
+    use meridian_client::motion::Motion;
     use std::time::{Duration, Instant};
 
     fn at(zone: u32, tick: u32, x: f32) -> AvatarState {
@@ -317,6 +342,45 @@ mod tests {
     /// check filed tick 238 under zone 1; zone 1's tick 243, whose clock ran five ticks
     /// behind zone 0's, then looked like 1.20 m in five ticks at 6 m/s. Ticks of two
     /// zones are not compared: that pair is judged on wall time.
+    /// Regression (session 20, 2 of 12 `demo --loss 0.1 --pattern cross` runs): zone 1's
+    /// tick 303 ran long and its snapshot arrived 100 ms late, 0.2 s before zone 0's tick
+    /// 313, which was 0.3 s of server time later. 2.40 m at 8 m/s is 0.3 s of motion: judged
+    /// on receipts it was a teleport; the zones' clocks tell the time between. A real
+    /// teleport across the same pair is still one.
+    #[test]
+    fn a_late_snapshot_of_the_old_zone_is_judged_on_its_clock() {
+        let (hz, speed) = (30.0, 8.0);
+        let period = Duration::from_secs(1) / 30;
+        let mut motion = Motion::new(30);
+        let t0 = Instant::now();
+        let nanos = |d: Duration| meridian_client::Instant::from_nanos(d.as_nanos() as u64);
+        // Zone 1's snapshots of ticks 290..=302 on time (its tick k sent at k periods).
+        for k in 290..=302u32 {
+            motion.on_snapshot(1, k, nanos(period * k), &[]);
+        }
+        // Tick 303, 100 ms late; zone 0's tick 313 at 303 periods + 0.3 s (its first).
+        let late = period * 303 + Duration::from_millis(100);
+        motion.on_snapshot(1, 303, nanos(late), &[]);
+        let arrived = period * 303 + Duration::from_millis(300);
+        motion.on_snapshot(0, 313, nanos(arrived), &[]);
+        let wall = t0 + (arrived - late);
+        let old = ((1, 303), [100.0, 189.57], t0);
+        let now = at(0, 313, 102.40);
+        let apart = zones_apart(&motion, (1, 303), &now);
+        assert!(apart.is_some_and(|a| (a - 0.3).abs() < 1e-3), "{apart:?}");
+        assert_eq!(overspeed(old, &now, (wall, apart), (hz, speed)), None);
+        // Without the clocks (the receipts alone), the check of session 20 flagged it.
+        assert!(overspeed(old, &now, (wall, None), (hz, speed)).is_some());
+        let teleported = at(0, 313, 104.0);
+        assert!(overspeed(old, &teleported, (wall, apart), (hz, speed)).is_some());
+        // Clocks that came out short never make a pair stricter than its receipts.
+        let old_on_time = ((1, 303), [100.0, 189.57], t0 - Duration::from_millis(100));
+        assert_eq!(
+            overspeed(old_on_time, &now, (wall, Some(0.05)), (hz, speed)),
+            None
+        );
+    }
+
     #[test]
     fn ticks_of_two_zones_are_never_subtracted() {
         let t0 = Instant::now();
@@ -324,16 +388,16 @@ mod tests {
         let (hz, speed) = (30.0, 6.0);
         let from_zone_0 = ((0, 238), [132.22, 189.57], t0);
         assert_eq!(
-            overspeed(from_zone_0, &at(1, 243, 133.42), wall, (hz, speed)),
+            overspeed(from_zone_0, &at(1, 243, 133.42), (wall, None), (hz, speed)),
             None
         );
         // The same motion within one zone's ticks is a teleport, and is flagged.
         let from_zone_1 = ((1, 238), [132.22, 189.57], t0);
-        let flagged = overspeed(from_zone_1, &at(1, 243, 133.42), wall, (hz, speed));
+        let flagged = overspeed(from_zone_1, &at(1, 243, 133.42), (wall, None), (hz, speed));
         assert!(flagged.is_some_and(|(moved, allowed, _)| moved > 1.19 && allowed < 1.06));
         // Within what five ticks allow, nothing.
         assert_eq!(
-            overspeed(from_zone_1, &at(1, 243, 133.22), wall, (hz, speed)),
+            overspeed(from_zone_1, &at(1, 243, 133.22), (wall, None), (hz, speed)),
             None
         );
     }
