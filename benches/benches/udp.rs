@@ -17,6 +17,12 @@
 //!   `SEND` each, 64 per submission (the path `sendmmsg_singles` replaced; kept to show why).
 //! - `udp/sendmmsg/N`: `meridian_io::mmsg` on threads pinned to cores 0 and 1, 64 datagrams
 //!   per system call each way.
+//! - `udp/two-zones-df/1200`: two zones sending at once, as a node's do: a thread pinned to
+//!   each core sends by `sendmmsg` to a socket of its own and reads each batch back (so
+//!   both the send and the receive are on the clock). Sockets as `bind_udp` makes them:
+//!   the IPv4 don't-fragment bit set. Its peer `udp/two-zones-default/1200` leaves the
+//!   sockets at the kernel's default, where every datagram of an unconnected socket takes
+//!   an IP ID from a table shared by all cores.
 //!
 //! Run: `cargo bench -p meridian-benches --bench udp`.
 
@@ -27,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meridian_io::mmsg::{BATCH_MAX, pin_current_thread, recv_batch, send_batch};
-use meridian_io::runtime::bind_udp;
+use meridian_io::runtime::{bind_udp, set_dont_fragment};
 use meridian_io::uring::{RingConfig, SendError, UdpRing};
 
 const PACKETS: u64 = 50_000;
@@ -141,6 +147,47 @@ fn run_sendmmsg(size: usize) -> Duration {
     end - start
 }
 
+/// Two zones sending at once, as a node's do: a thread on each of cores 0 and 1 sends
+/// [`PACKETS`] datagrams of `size` bytes by `sendmmsg` (64 per call) to a socket of its own
+/// and reads each batch back before the next. With `dont_fragment` off the sockets are left
+/// at the kernel's default, as before `bind_udp` set the bit.
+fn run_two_zones(size: usize, dont_fragment: bool) -> Duration {
+    let start = Instant::now();
+    let zones: Vec<_> = (0..2)
+        .map(|core| {
+            std::thread::spawn(move || {
+                pin_current_thread(core).expect("pin");
+                let rx = bind_udp(local()).expect("bind");
+                let tx = bind_udp(local()).expect("bind");
+                set_dont_fragment(&tx, dont_fragment).expect("IP_MTU_DISCOVER");
+                let (rx, tx): (StdUdpSocket, StdUdpSocket) = (rx.into(), tx.into());
+                rx.set_nonblocking(false).expect("blocking");
+                tx.set_nonblocking(false).expect("blocking");
+                let to = rx.local_addr().expect("addr");
+                let payload = vec![7u8; size];
+                let batch: Vec<&[u8]> = (0..BATCH_MAX).map(|_| payload.as_slice()).collect();
+                let mut buffers = vec![[0u8; 1500]; BATCH_MAX];
+                let mut lengths = [0usize; BATCH_MAX];
+                let mut done = 0;
+                while done < PACKETS {
+                    let want = (PACKETS - done).min(BATCH_MAX as u64) as usize;
+                    let sent = send_batch(&tx, to, &batch[..want]).expect("sendmmsg");
+                    let mut back = 0;
+                    while back < sent {
+                        back += recv_batch(&rx, &mut buffers[..sent - back], &mut lengths)
+                            .expect("recvmmsg");
+                    }
+                    done += sent as u64;
+                }
+            })
+        })
+        .collect();
+    for zone in zones {
+        zone.join().expect("zone");
+    }
+    start.elapsed()
+}
+
 fn udp(c: &mut Criterion) {
     let mut group = c.benchmark_group("udp");
     group.throughput(Throughput::Elements(PACKETS));
@@ -172,6 +219,17 @@ fn udp(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("sendmmsg", size), |b| {
             b.iter_custom(|iterations| (0..iterations).map(|_| run_sendmmsg(size)).sum())
+        });
+    }
+    // Two cores' datagrams: twice `PACKETS` per iteration.
+    group.throughput(Throughput::Elements(2 * PACKETS));
+    for (name, dont_fragment) in [("two-zones-df", true), ("two-zones-default", false)] {
+        group.bench_function(BenchmarkId::new(name, 1200), |b| {
+            b.iter_custom(|iterations| {
+                (0..iterations)
+                    .map(|_| run_two_zones(1200, dont_fragment))
+                    .sum()
+            })
         });
     }
     group.finish();

@@ -19,8 +19,8 @@
 //! kernel; a full queue drops and counts (the protocol retransmits). Zones tick on their
 //! own clocks, so a queue is drained once per tick.
 //!
-//! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse) and
-//! drives it through its own io_uring ([`crate::uring::UdpRing`]): one multishot receive
+//! **UDP.** Each zone binds its own socket (socket2: large buffers, address reuse, the
+//! IPv4 don't-fragment bit: [`set_dont_fragment`]) and drives it through its own io_uring ([`crate::uring::UdpRing`]): one multishot receive
 //! into a pool of provided buffers, read at the top of the tick up to a budget, and the
 //! tick's whole output submitted in one system call at the end (runs of equal-size
 //! datagrams to one destination as one segmentation-offload send). The zone's executor
@@ -39,6 +39,7 @@ mod persistence;
 mod router;
 pub mod routes;
 mod setup;
+mod socket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +60,7 @@ use driver::run_zone;
 use map::{MapFrame, MapView};
 pub use measure::ZoneHistograms;
 pub use persistence::{Approve, PersistCounters, StandbyState};
+pub use socket::{bind_udp, dont_fragment, set_dont_fragment};
 
 /// Slots in each zone's cross-core inbound queue.
 const LOCAL_QUEUE_DATAGRAMS: usize = 4096;
@@ -679,19 +681,4 @@ impl Drop for MapWatch {
         views.retain(|v| v.id != self.id);
         self.shared.map_viewers.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// A UDP socket with large buffers and address reuse, as every zone binds it. The zone's
-/// executor hands it to its own io_uring ([`UdpRing`](crate::uring::UdpRing)); glommio's
-/// socket types are not used.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    // The kernel may cap these (net.core.rmem_max): best effort, not an error.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket)
 }
