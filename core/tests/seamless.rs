@@ -288,16 +288,12 @@ proptest! {
 /// dropped and counted, the radius and `nearest` are clamped to the receiver's own, a
 /// WATCH from a zone that is no watch peer (or through another zone's queue) or with a
 /// non-finite field is a bad packet, and the watched ghosts stay bounded.
-#[test]
-fn a_hostile_watch_costs_bounded_work() {
-    use meridian_core::ghosts::watch::{WATCH_NEAREST_MAX, WATCH_POINTS_MAX, WatchConfig};
-    use meridian_layouts::watch::{WatchHeader, WatchPoint, points_per_datagram, write_watch};
-    use meridian_layouts::{F32Le, U16Le, U32Le};
-
-    // Three zones in a row, 1 km each: zone 2 is beyond zone 0's watch radius.
+/// `zones` zones of 1 km² in a row, and zone 0 with 20,000 still entities at random
+/// (`seed`): the world, the zone, and each entity's id and position.
+fn field_in_a_row(zones: u32, seed: u64) -> (World, Zone, Vec<(u64, f32, f32)>) {
     let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 3000.0, 1000.0),
-        zones_x: 3,
+        bounds: Rect::new(0.0, 0.0, 1000.0 * zones as f32, 1000.0),
+        zones_x: zones,
         zones_y: 1,
         margin_m: 4.0,
         aura_m: 16.0,
@@ -312,11 +308,25 @@ fn a_hostile_watch_costs_bounded_work() {
         Instant::ZERO,
     )
     .unwrap();
-    let mut rng = rng(5);
-    for id in 1..=20_000 {
+    let mut rng = rng(seed);
+    let mut at = Vec::new();
+    for id in 1..=20_000u64 {
         let (x, y) = (rng.random_range(0.0..1000.0), rng.random_range(0.0..1000.0));
         zone.insert(&still(id, x, y)).unwrap();
+        at.push((id, x, y));
     }
+    (world, zone, at)
+}
+
+#[test]
+fn a_hostile_watch_costs_bounded_work() {
+    use meridian_core::ghosts::watch::{WATCH_NEAREST_MAX, WATCH_POINTS_MAX, WatchConfig};
+    use meridian_layouts::watch::{WatchHeader, WatchPoint, points_per_datagram, write_watch};
+    use meridian_layouts::{F32Le, U16Le, U32Le};
+
+    // Three zones in a row, 1 km each: zone 2 is beyond zone 0's watch radius.
+    let (world, mut zone, _) = field_in_a_row(3, 5);
+    let mut rng = rng(6);
     let watch = |source: u32, tick: u64, radius: f32, points: &[WatchPoint]| {
         let head = WatchHeader {
             source_zone: U32Le::new(source),
@@ -502,4 +512,62 @@ fn a_neighbour_that_comes_back_as_a_new_run_is_watched_again() {
     );
     // An older WATCH of the run that is talking now is stale.
     assert_eq!(tick(&mut zone, Some(watch(11))), ignored + 1);
+}
+
+/// Many watched points whose nearest sets overlap: the watched set is their union, and
+/// only entities new to it count against `WATCHED_MAX`. (Each point's nearest were first
+/// appended whole and deduplicated at the end, so 400 points × 194 filled the 32,768 with
+/// duplicates after ~169 points and the rest were dropped, though the union is 20,000 at
+/// most.)
+#[test]
+fn overlapping_watched_points_count_each_entity_once() {
+    use meridian_core::ghosts::watch::{WATCHED_MAX, WatchConfig};
+    use meridian_layouts::watch::{WatchHeader, WatchPoint, points_per_datagram, write_watch};
+    use meridian_layouts::{F32Le, U16Le, U32Le};
+
+    let (world, mut zone, at) = field_in_a_row(2, 8);
+    let mut rng = rng(9);
+    let config = WatchConfig::default();
+    let nearest = usize::from(config.nearest);
+    let points: Vec<(f32, f32)> = (0..400)
+        .map(|_| (rng.random_range(0.0..1000.0), rng.random_range(0.0..1000.0)))
+        .collect();
+    assert!(points.len() * nearest > WATCHED_MAX);
+    let per = points_per_datagram(1200);
+    for (k, chunk) in points.chunks(per).enumerate() {
+        let wire: Vec<WatchPoint> = chunk
+            .iter()
+            .map(|&(x, y)| WatchPoint {
+                x: F32Le::new(x),
+                y: F32Le::new(y),
+                radius: F32Le::new(config.radius_m),
+            })
+            .collect();
+        let head = WatchHeader {
+            source_zone: U32Le::new(1),
+            tick: U64Le::new(7),
+            radius: F32Le::new(config.radius_m),
+            nearest: U16Le::new(config.nearest),
+            own_count: U16Le::new(if k == 0 { wire.len() as u16 } else { 0 }),
+            point_count: U16Le::new(0),
+        };
+        let mut buf = [0u8; 1200];
+        let len = write_watch(&mut buf, &head, &wire).unwrap();
+        zone.handle_datagram(Instant::ZERO, Peer::Zone(ZoneID(1)), &buf[..len]);
+    }
+    zone.tick(Instant::ZERO + world.tick_duration());
+    // Brute force: the union of every point's nearest `nearest` within the radius.
+    let mut union = std::collections::HashSet::new();
+    for &(px, py) in &points {
+        let mut by_distance: Vec<(f32, u64)> = at
+            .iter()
+            .map(|&(id, x, y)| ((x - px).hypot(y - py), id))
+            .filter(|&(d, _)| d <= config.radius_m)
+            .collect();
+        let keep = nearest.min(by_distance.len());
+        by_distance.select_nth_unstable_by(keep - 1, |a, b| a.0.total_cmp(&b.0));
+        union.extend(by_distance[..keep].iter().map(|&(_, id)| id));
+    }
+    assert_eq!(zone.counters().watched_dropped, 0);
+    assert_eq!(zone.watch().watched_count(ZoneID(1)), union.len());
 }

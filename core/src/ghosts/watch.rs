@@ -109,7 +109,7 @@ struct Watcher {
     own: usize,
     /// The points changed since `watched` was computed.
     dirty: bool,
-    /// `(id, slot)` of the owned entities ghosted for the peer, sorted by id; the slot is
+    /// `(id, slot)` of the owned entities ghosted for the peer, each once; the slot is
     /// checked against the id before use.
     watched: Vec<(u64, u32)>,
 }
@@ -127,6 +127,39 @@ pub struct Watch {
     forward: Vec<[f32; 3]>,
     candidates: Vec<Candidate>,
     slots: Vec<u32>,
+    /// Per owned slot, the search that last added it to a watched set ([`Seen`]).
+    seen: Seen,
+}
+
+/// Marks which owned slots one watched set holds already: a stamp per slot, and the
+/// stamp of the set being built (a new one per set, so nothing is cleared between sets).
+#[derive(Debug, Default)]
+struct Seen {
+    stamps: Vec<u32>,
+    stamp: u32,
+}
+
+impl Seen {
+    /// Starts a set over a store of `slots` slots.
+    fn start(&mut self, slots: usize) {
+        if self.stamps.len() < slots {
+            self.stamps.resize(slots, 0);
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // Wrapped: stamps of 4 billion sets ago would read as this one's.
+            self.stamps.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    /// Whether `slot` is new to the set (and marks it).
+    fn first(&mut self, slot: u32) -> bool {
+        let s = &mut self.stamps[slot as usize];
+        let first = *s != self.stamp;
+        *s = self.stamp;
+        first
+    }
 }
 
 impl Watch {
@@ -160,6 +193,7 @@ impl Watch {
             forward: Vec::with_capacity(WATCH_POINTS_MAX),
             candidates: Vec::with_capacity(4 * usize::from(WATCH_NEAREST_MAX)),
             slots: Vec::with_capacity(WATCHED_RESERVE),
+            seen: Seen::default(),
         }
     }
 
@@ -376,7 +410,7 @@ impl Zone {
                     &self.grid,
                     self.reach,
                     w,
-                    &mut self.watch.candidates,
+                    (&mut self.watch.candidates, &mut self.watch.seen),
                     &mut self.counters.watched_dropped,
                 );
             }
@@ -422,13 +456,17 @@ impl Zone {
 }
 
 /// The nearest `w.nearest` owned entities within `w.radius_m` of each of `w.points`,
-/// deduplicated, into `w.watched`.
+/// each once, into `w.watched` (in the order found). Points near each other share most
+/// of their nearest: an entity already in the set is skipped by its slot's stamp, so only
+/// entities new to it count against [`WATCHED_MAX`] (appending every point's whole and
+/// sorting out the duplicates at the end filled the cap with duplicates, and dropped
+/// the later points' entities, whenever the points outnumbered ~169).
 fn search_watched(
     entities: &Entities,
     grid: &crate::grid::Grid,
     reach: Rect,
     w: &mut Watcher,
-    candidates: &mut Vec<Candidate>,
+    (candidates, seen): (&mut Vec<Candidate>, &mut Seen),
     dropped: &mut u64,
 ) {
     w.watched.clear();
@@ -436,6 +474,7 @@ fn search_watched(
     if keep == 0 {
         return;
     }
+    seen.start(entities.len());
     for &[x, y, radius_m] in &w.points {
         // Nothing owned lies nearer than the zone's reach.
         let from = reach.distance_to(x, y);
@@ -443,13 +482,16 @@ fn search_watched(
             continue;
         }
         nearest_within(entities, grid, (x, y), (from, radius_m), keep, candidates);
-        let room = WATCHED_MAX.saturating_sub(w.watched.len());
-        *dropped += candidates.len().saturating_sub(room) as u64;
-        w.watched
-            .extend(candidates.iter().take(room).map(|k| (k.id, k.slot)));
+        for k in candidates.iter() {
+            if seen.first(k.slot) {
+                if w.watched.len() == WATCHED_MAX {
+                    *dropped += 1;
+                } else {
+                    w.watched.push((k.id, k.slot));
+                }
+            }
+        }
     }
-    w.watched.sort_unstable_by_key(|&(id, _)| id);
-    w.watched.dedup_by_key(|&mut (id, _)| id);
 }
 
 /// How far from `at` a client can see anything it could be shown: its interest holds at
