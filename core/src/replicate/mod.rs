@@ -295,8 +295,13 @@ pub struct Replicator {
     /// The staged path's records: the baseline whole, and the client's after the snapshot.
     staged_baseline: Vec<Record>,
     result: Vec<Record>,
-    /// The client's records after the snapshot, as kept (swapped into its history).
+    /// The client's records after the snapshot, as kept (copied into its history).
     held: Held,
+    /// The one pass's scratch: per member its baseline position, the due members'
+    /// positions, the baseline positions removed.
+    marks: Vec<u32>,
+    due_at: Vec<u32>,
+    removed: Vec<u32>,
     counters: ReplicateCounters,
     /// Bytes the next snapshot's entries may lose to what precedes them in the datagram
     /// ([`Replicator::set_headroom`]).
@@ -336,6 +341,9 @@ impl Replicator {
             records: Vec::new(),
             staged_baseline: Vec::with_capacity(config.entities_max),
             held: Held::with_capacity(config.entities_max),
+            marks: Vec::with_capacity(config.entities_max),
+            due_at: Vec::with_capacity(config.entities_max),
+            removed: Vec::with_capacity(config.entities_max),
             result: Vec::with_capacity(config.entities_max),
             headroom: 0,
             partial: false,
