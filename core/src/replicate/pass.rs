@@ -17,8 +17,8 @@
 //! branch in one walk it was a third of the pass's mispredictions. The first walk
 //! computes it without a branch — the due members' positions appended to a list by
 //! index arithmetic, the client's records started as the baseline's — and the second
-//! walks that list, whose branches go the same way almost every time (0.90× of whole
-//! `replicate_ticks` runs, 0.92–0.94× of `replicate/meridian/1000`).
+//! walks that list, whose branches go the same way almost every time (0.90–0.92× of
+//! whole `replicate_ticks` runs and of `replicate/meridian/1000`).
 
 use meridian_protocol::delta::{DeltaWriter, Encoded, GAME_FIELDS};
 
