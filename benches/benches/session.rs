@@ -10,6 +10,10 @@
 //! `aead_open/4096` is the floor under the first: the opening alone; `aead_seal/N` the
 //! other direction, sealing a snapshot-sized datagram of N bytes for each session.
 //!
+//! `token_replay/hashed/16384`: 256 handshakes recording their tokens in a node's used-token
+//! table (its default capacity, 16,512) that holds 16,384; `token_replay/linear/16384` the
+//! same with the list it replaced, scanned per token (the peer).
+//!
 //! Run: `cargo bench -p meridian-benches --bench session`.
 
 use std::collections::HashMap;
@@ -263,5 +267,103 @@ fn aead_seal(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, session_inputs, aead_open, aead_seal);
+/// The used-token table at a node's default size (two zones of 4,096 sessions: capacity
+/// 16,512) holding 16,384 live tokens: recording 256 more, as 256 handshakes do.
+/// `hashed` is `TokenReplay`; `linear` is the list scanned per record it replaced (the
+/// peer, as it was written before session 21).
+fn token_replay(c: &mut Criterion) {
+    use meridian_core::witness::TokenReplay;
+    use meridian_layouts::U64Le;
+    use meridian_layouts::witness::ConnectToken;
+    const HELD: u64 = 16_384;
+    const CAPACITY: usize = 16_512;
+    const NEW: u64 = 256;
+    let token = |client: u64| {
+        let mut t: ConnectToken = bytemuck::Zeroable::zeroed();
+        t.client_id = U64Le::new(client);
+        t.nonce = U64Le::new(client.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        t.expires_unix_ms = U64Le::new(UNIX_MS + 60_000);
+        t
+    };
+    let held: Vec<ConnectToken> = (0..HELD).map(token).collect();
+    let new: Vec<ConnectToken> = (HELD..HELD + NEW).map(token).collect();
+    let mut group = c.benchmark_group("token_replay");
+    group.throughput(Throughput::Elements(NEW));
+    let mut table = TokenReplay::new(CAPACITY);
+    for t in &held {
+        assert_eq!(table.record(t, UNIX_MS), Ok(true));
+    }
+    group.bench_function(BenchmarkId::new("hashed", HELD), |b| {
+        b.iter_batched_ref(
+            || {
+                let mut t = TokenReplay::new(CAPACITY);
+                for h in &held {
+                    let _ = t.record(h, UNIX_MS);
+                }
+                t
+            },
+            |t| {
+                for n in &new {
+                    black_box(t.record(n, UNIX_MS).ok());
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function(BenchmarkId::new("linear", HELD), |b| {
+        b.iter_batched_ref(
+            || {
+                let mut t = LinearTokens::new(CAPACITY);
+                for h in &held {
+                    t.record(h, UNIX_MS);
+                }
+                t
+            },
+            |t| {
+                for n in &new {
+                    black_box(t.record(n, UNIX_MS));
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+/// The used-token list before session 21 (the peer of `token_replay/hashed`): scanned
+/// whole for every token recorded.
+struct LinearTokens {
+    used: Vec<(u64, u64, u64)>,
+    capacity: usize,
+}
+
+impl LinearTokens {
+    fn new(capacity: usize) -> LinearTokens {
+        LinearTokens {
+            used: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    fn record(&mut self, token: &meridian_layouts::witness::ConnectToken, now: u64) -> bool {
+        let entry = (
+            token.client_id.get(),
+            token.nonce.get(),
+            token.expires_unix_ms.get(),
+        );
+        if self.used.iter().any(|u| u.0 == entry.0 && u.1 == entry.1) {
+            return false;
+        }
+        if self.used.len() == self.capacity {
+            self.used.retain(|u| u.2 > now);
+            if self.used.len() == self.capacity {
+                return false;
+            }
+        }
+        self.used.push(entry);
+        true
+    }
+}
+
+criterion_group!(benches, session_inputs, aead_open, aead_seal, token_replay);
 criterion_main!(benches);

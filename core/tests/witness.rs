@@ -374,3 +374,42 @@ fn token_replay_table_is_bounded() {
         Ok(true)
     );
 }
+
+/// A full table frees exactly the expired tokens, whenever one has expired, and a token
+/// recorded stays a replay until it expires, however many others come and go.
+#[test]
+fn token_replay_frees_exactly_what_expired() {
+    let auth = signing_key(1000);
+    let now = 1_000;
+    let mut replay = TokenReplay::new(3);
+    let a = token(&auth, 1, 1, now + 10, 1);
+    let b = token(&auth, 1, 2, now + 50, 2);
+    let c = token(&auth, 1, 3, now + 100, 3);
+    for t in [&a, &b, &c] {
+        assert_eq!(replay.record(t, now), Ok(true));
+    }
+    // Full, nothing expired yet.
+    assert_eq!(
+        replay.record(&token(&auth, 1, 4, now + 200, 4), now + 9),
+        Ok(false)
+    );
+    // `a` expired: its room goes to the new one; `b` and `c` are still replays.
+    assert_eq!(
+        replay.record(&token(&auth, 1, 4, now + 200, 4), now + 10),
+        Ok(true)
+    );
+    assert_eq!(replay.len(), 3);
+    assert_eq!(replay.record(&b, now + 11), Err(TokenError::Replayed));
+    assert_eq!(replay.record(&c, now + 11), Err(TokenError::Replayed));
+    // Full again until `b` expires at +50.
+    assert_eq!(
+        replay.record(&token(&auth, 1, 5, now + 200, 5), now + 49),
+        Ok(false)
+    );
+    assert_eq!(
+        replay.record(&token(&auth, 1, 5, now + 200, 5), now + 50),
+        Ok(true)
+    );
+    assert_eq!(replay.record(&c, now + 51), Err(TokenError::Replayed));
+    assert_eq!(replay.len(), 3);
+}
