@@ -118,38 +118,27 @@ impl Held {
     }
 
     /// Makes the list `n` records long, to be written by position: returns the cores
-    /// (stale: every one must be written) and the game column, emptied: give it each
-    /// record's game fields in order with [`Held::set_game`], or, after, single ones
-    /// with [`Held::put_game`]; it stays empty while all are zero.
+    /// (stale: every one must be written) and the game column, emptied: give it the
+    /// records' game fields with [`Held::put_game`] (it stays empty while all are zero).
     pub(super) fn sized(&mut self, n: usize) -> (&mut [Core], &mut Vec<[i32; GAME_FIELDS]>) {
         self.core.resize(n, Core::default());
         self.game.clear();
         (&mut self.core, &mut self.game)
     }
 
-    /// Record `i`'s game fields, given in order from 0 (see [`Held::sized`]).
-    #[inline(always)]
-    pub(super) fn set_game(
-        game: &mut Vec<[i32; GAME_FIELDS]>,
-        i: usize,
-        fields: [i32; GAME_FIELDS],
-    ) {
-        if fields != NO_GAME || !game.is_empty() {
-            game.resize(i, NO_GAME);
-            game.push(fields);
-        }
-    }
-
     /// Record `i`'s game fields, of `n` (see [`Held::sized`]): the column is made whole
-    /// first if it was empty (all zero so far).
+    /// (zeros) the first time a record has any.
+    #[inline(always)]
     pub(super) fn put_game(
         game: &mut Vec<[i32; GAME_FIELDS]>,
         n: usize,
         i: usize,
         fields: [i32; GAME_FIELDS],
     ) {
-        game.resize(n, NO_GAME);
-        game[i] = fields;
+        if fields != NO_GAME || !game.is_empty() {
+            game.resize(n, NO_GAME);
+            game[i] = fields;
+        }
     }
 
     /// The cores and game column as [`Held::sized`] left them, to go on writing.
@@ -243,23 +232,12 @@ mod tests {
             held.to_records(&mut back);
             assert_eq!(back, records, "first game at {first_game}");
             assert!(held.game.is_empty() || held.game.len() == held.core.len());
-            // Written by position, game fields in order (the one pass's first walk)…
-            let mut copied = Held::default();
-            let (cores, games) = copied.sized(records.len());
-            for (i, r) in records.iter().enumerate() {
-                cores[i] = Core::of(r);
-                Held::set_game(games, i, r.game);
-            }
-            copied.to_records(&mut back);
-            assert_eq!(back, records);
-            // …or single ones afterwards (its second walk).
+            // Written by position, in any order (the one pass's two walks).
             let mut placed = Held::default();
             let (cores, games) = placed.sized(records.len());
             for (i, r) in records.iter().enumerate().rev() {
                 cores[i] = Core::of(r);
-                if r.game != NO_GAME || !games.is_empty() {
-                    Held::put_game(games, records.len(), i, r.game);
-                }
+                Held::put_game(games, records.len(), i, r.game);
             }
             placed.to_records(&mut back);
             assert_eq!(back, records);

@@ -20,7 +20,7 @@
 //! walks that list, whose branches go the same way almost every time (0.90–0.92× of
 //! whole `replicate_ticks` runs and of `replicate/meridian/1000`).
 
-use meridian_protocol::delta::{DeltaWriter, Encoded, GAME_FIELDS};
+use meridian_protocol::delta::{DeltaWriter, Encoded};
 
 use super::held::{Core, Held};
 use super::interest::Member;
@@ -104,13 +104,8 @@ impl Replicator {
         }
         self.removed.extend(b as u32..cores.len() as u32);
         if baseline.has_game() {
-            for (i, &at) in marks.iter().enumerate() {
-                let fields = if at == NOT_HELD {
-                    [0; GAME_FIELDS]
-                } else {
-                    baseline.game(at as usize)
-                };
-                Held::set_game(games, i, fields);
+            for (i, &at) in marks.iter().enumerate().filter(|&(_, &at)| at != NOT_HELD) {
+                Held::put_game(games, n, i, baseline.game(at as usize));
             }
         }
         due_count
@@ -139,9 +134,11 @@ impl Replicator {
         let (mut r, mut used) = (0, 0);
         for &i in &self.due_at[..due] {
             let (i, k) = (i as usize, &candidates[i as usize]);
-            while r < removed.len() && cores[removed[r] as usize].id < k.id {
+            while let Some(gone) = removed.get(r).map(|&b| cores[b as usize].id)
+                && gone < k.id
+            {
                 used += REMOVE_BYTES;
-                if used > limit || !writer.remove(cores[removed[r] as usize].id) {
+                if used > limit || !writer.remove(gone) {
                     return None;
                 }
                 r += 1;
@@ -160,9 +157,7 @@ impl Replicator {
                 return None;
             }
             result[i] = Core::of(&record);
-            if record.game != [0; GAME_FIELDS] || !games.is_empty() {
-                Held::put_game(games, n, i, record.game);
-            }
+            Held::put_game(games, n, i, record.game);
         }
         for &at in &removed[r..] {
             used += REMOVE_BYTES;
