@@ -13,9 +13,11 @@
 //!   inside the cap must be there);
 //! - *too far*: an entity the bot holds farther than `min(d₁₂₈, far) / 0.85`.
 //!
-//! Both bounds are widened by what the entities and the avatar can have moved between the
-//! snapshot's tick and the cut's, plus 2 m for ghosts a few ticks old. Entities the cut
-//! does not list (in flight between zones at that instant) are not judged.
+//! Both bounds are widened by what the entities and the avatar can have moved since the
+//! interest set was last searched — up to `search_every_ticks − 1` ticks before the
+//! snapshot (in between, members are followed, not re-ranked) — until the cut's tick,
+//! plus 2 m for ghosts a few ticks old. Entities the cut does not list (in flight between
+//! zones at that instant) are not judged.
 
 use meridian_core::replicate::{InterestConfig, STAY};
 
@@ -45,6 +47,8 @@ pub(super) struct Verdict {
     pub too_far: Vec<(u64, f32)>,
     /// The brute force's cut-off distances, for the log: inside, outside.
     pub bounds: (f32, f32),
+    /// Ticks from the snapshot to the cut, for the log.
+    pub cut_after: u64,
 }
 
 impl Verdict {
@@ -67,7 +71,11 @@ pub(super) fn judge(
     tick_hz: f32,
 ) -> Option<Verdict> {
     let (_, cut_tick) = cut.ticks.iter().find(|(z, _)| *z == held.zone)?;
-    let ticks = cut_tick.saturating_sub(u64::from(held.tick)) as f32;
+    // The interest set is searched anew every `search_every_ticks` ticks; in between its
+    // members are followed, not re-ranked, so it can be that many ticks old, less one.
+    let stale = u64::from(interest.search_every_ticks.saturating_sub(1));
+    let cut_after = cut_tick.saturating_sub(u64::from(held.tick));
+    let ticks = (cut_after + stale) as f32;
     let slack = 2.0 * speed_mps * ticks / tick_hz + GHOST_SLACK_M;
     let mut brute: Vec<(u64, f32)> = cut
         .entities
@@ -86,6 +94,7 @@ pub(super) fn judge(
     let shown = |id: u64| held.shown.binary_search(&id).is_ok();
     let mut verdict = Verdict {
         bounds: (inside, outside),
+        cut_after,
         ..Verdict::default()
     };
     for &(id, d) in &brute {
@@ -127,12 +136,13 @@ pub(super) fn check(target: &super::Target, held: &Held) -> anyhow::Result<Optio
     };
     Ok(Some(v.is_violation().then(|| {
         format!(
-            "zone {} tick {}: {} entities within {:.1} m not shown (first {:?}), {} shown past {:.1} m (first {:?})",
+            "zone {} tick {} (cut {} ticks later): {} entities within {:.1} m not shown (first {:?}), {} shown past {:.1} m (first {:?})",
             held.zone,
             held.tick,
+            v.cut_after,
             v.missing.len(),
             v.bounds.0,
-            v.missing.first(),
+            &v.missing[..v.missing.len().min(6)],
             v.too_far.len(),
             v.bounds.1,
             v.too_far.first()
@@ -216,6 +226,21 @@ mod tests {
         // A cut without the bot's zone judges nothing.
         cut.ticks = vec![(1, 100)];
         assert_eq!(judge(&h, &cut, &config, 7.5, 30.0), None);
+    }
+
+    /// Between searches the set is followed, not re-ranked: at 20 m/s, a member 5 ticks
+    /// past its last search may be 6.7 m farther than the cap allows, but not more.
+    #[test]
+    fn a_set_searched_a_few_ticks_ago_is_not_judged_stale() {
+        let config = InterestConfig::default();
+        assert_eq!(config.search_every_ticks, 6, "the figures below assume it");
+        let judge = |h: &Held| judge(h, &line(), &config, 20.0, 30.0).unwrap();
+        // Outside is 128 / 0.85 ≈ 150.6 m, plus 2 m, plus 5 ticks of both moving at 20 m/s.
+        assert!(!judge(&held((1..=127).chain([158]))).is_violation());
+        assert!(judge(&held((1..=127).chain([161]))).is_violation());
+        // Inside, the same: 108.8 m less 8.7 m.
+        assert!(!judge(&held((1..=128).filter(|&i| i != 101))).is_violation());
+        assert!(judge(&held((1..=128).filter(|&i| i != 99))).is_violation());
     }
 
     #[test]
