@@ -1,7 +1,7 @@
 //! Session cryptography, shared by the zone and the client library: the key exchange of
 //! the connect handshake, the keys each direction seals with, sealing and opening session
-//! packets (ChaCha20-Poly1305, RFC 8439), and the pad a session key is sealed with when
-//! its binding crosses to another node.
+//! packets (ChaCha20-Poly1305, RFC 8439, `ring`'s implementation), and the pad a session
+//! key is sealed with when its binding crosses to another node.
 //!
 //! **Handshake.** The zone's CHALLENGE carries an X25519 ephemeral (one per cookie window)
 //! and the Ed25519 public key of its node; the client answers with its own ephemeral, and
@@ -28,10 +28,9 @@
 //! twice, across a restart) never sees a key and nonce pair twice, without any zone
 //! knowing what another sent.
 
-use chacha20poly1305::aead::inout::InOutBuf;
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use meridian_layouts::client::{SEALED_OVERHEAD, SealedHeader, TAG_SIZE, parse_sealed};
 use meridian_layouts::{Header, Kind, ParseError, U32Le, U64Le};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 pub use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
 
 /// A 32-byte symmetric key.
@@ -133,7 +132,12 @@ pub fn binding_pad(pair: &SharedSecret, salt: &[u8; 16]) -> Key {
 fn nonce(sequence: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[..8].copy_from_slice(&sequence.to_le_bytes());
-    Nonce::from(n)
+    Nonce::assume_unique_for_key(n)
+}
+
+/// The AEAD under `key`. (ChaCha20 has no key schedule: this only copies the key.)
+fn aead(key: &Key) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte key"))
 }
 
 /// Seals `inner` (a complete datagram) into `out`: header, ciphertext, tag. Returns the
@@ -157,10 +161,10 @@ pub fn seal(
     front.copy_from_slice(bytemuck::bytes_of(&head));
     let (body, tag_out) = rest.split_at_mut(inner.len());
     body.copy_from_slice(inner);
-    let tag = ChaCha20Poly1305::new(key.into())
-        .encrypt_inout_detached(&nonce(sequence), front, InOutBuf::from(body))
+    let tag = aead(key)
+        .seal_in_place_separate_tag(nonce(sequence), Aad::from(&*front), body)
         .expect("a datagram is far below the AEAD's length limit");
-    tag_out.copy_from_slice(&tag);
+    tag_out.copy_from_slice(tag.as_ref());
     total
 }
 
@@ -182,12 +186,13 @@ pub fn open<'a>(
     let (head, body, tag) = parse_sealed(bytes).map_err(OpenError::Malformed)?;
     let inner = &mut out[..body.len()];
     inner.copy_from_slice(body);
-    ChaCha20Poly1305::new(key.into())
-        .decrypt_inout_detached(
-            &nonce(head.sequence.get()),
-            &bytes[..SealedHeader::SIZE],
-            InOutBuf::from(&mut *inner),
-            &Tag::from(*tag),
+    aead(key)
+        .open_in_place_separate_tag(
+            nonce(head.sequence.get()),
+            Aad::from(&bytes[..SealedHeader::SIZE]),
+            Tag::from(*tag),
+            &mut *inner,
+            0..,
         )
         .map_err(|_| OpenError::Forged)?;
     Ok((*head, inner))
@@ -236,6 +241,52 @@ mod tests {
             let mut bad = sealed.clone();
             bad[i] ^= 0x10;
             assert!(open(&key, &bad, &mut buf).is_err(), "byte {i} flipped");
+        }
+    }
+
+    /// The sealed packet is plain RFC 8439 ChaCha20-Poly1305 (header as associated data,
+    /// the sequence as the nonce's first 8 bytes): an independent implementation —
+    /// RustCrypto's — opens what we seal and seals what we open, at every length a
+    /// datagram can have. (A client in another language can use any library.)
+    #[test]
+    fn another_implementation_opens_and_seals_the_same_packets() {
+        use chacha20poly1305::aead::inout::InOutBuf;
+        use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
+        use meridian_layouts::client::SEALED_INNER_MAX;
+        let (mut out, mut plain) = ([0u8; 1500], [0u8; 1500]);
+        for len in (8..=SEALED_INNER_MAX).step_by(7).chain([SEALED_INNER_MAX]) {
+            let key = [len as u8 ^ 0x5a; 32];
+            let inner: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+            let sequence = 0x0102_0304_0506_0708 ^ len as u64;
+            let n = seal(&key, 9, 3, sequence, &inner, &mut out);
+            let mut n12 = [0u8; 12];
+            n12[..8].copy_from_slice(&sequence.to_le_bytes());
+            let theirs = ChaCha20Poly1305::new(&key.into());
+            // Theirs opens ours...
+            let (head, rest) = out[..n].split_at(SealedHeader::SIZE);
+            let (body, tag) = rest.split_at(len);
+            let mut opened = body.to_vec();
+            theirs
+                .decrypt_inout_detached(
+                    &n12.into(),
+                    head,
+                    InOutBuf::from(&mut opened[..]),
+                    &<[u8; 16]>::try_from(tag).unwrap().into(),
+                )
+                .expect("RustCrypto opens our packet");
+            assert_eq!(opened, inner, "length {len}");
+            // ...and ours opens theirs.
+            let mut sealed = out[..n].to_vec();
+            let (head, rest) = sealed.split_at_mut(SealedHeader::SIZE);
+            let (body, tag) = rest.split_at_mut(len);
+            body.copy_from_slice(&inner);
+            let their_tag = theirs
+                .encrypt_inout_detached(&n12.into(), head, InOutBuf::from(body))
+                .unwrap();
+            tag.copy_from_slice(&their_tag);
+            assert_eq!(sealed, &out[..n], "the same bytes, length {len}");
+            let (_, ours) = open(&key, &sealed, &mut plain).expect("we open theirs");
+            assert_eq!(ours, &inner[..]);
         }
     }
 

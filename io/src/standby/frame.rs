@@ -4,11 +4,10 @@
 use std::io::{Read, Write};
 
 use bytemuck::Zeroable;
-use chacha20poly1305::aead::inout::InOutBuf;
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use meridian_layouts::standby::{CHALLENGE_SIZE, DOMAIN, FrameHeader, FrameKind};
 use meridian_protocol::seal::{StaticSecret, x25519_public};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
 /// The signature length after every frame but a challenge.
 pub(super) const SIGNATURE_SIZE: usize = 64;
@@ -64,7 +63,7 @@ pub(super) fn write_frame(
 /// Sealed, then signed (the signature covers the sealed payload).
 #[derive(Clone)]
 pub(super) struct StreamCipher {
-    aead: ChaCha20Poly1305,
+    aead: LessSafeKey,
     next: u64,
 }
 
@@ -88,7 +87,9 @@ impl StreamCipher {
         material.extend_from_slice(nonce);
         let key = blake3::derive_key("meridian 2026-12 standby stream", &material);
         StreamCipher {
-            aead: ChaCha20Poly1305::new(&key.into()),
+            aead: LessSafeKey::new(
+                UnboundKey::new(&CHACHA20_POLY1305, &key).expect("a 32-byte key"),
+            ),
             next: 0,
         }
     }
@@ -96,7 +97,7 @@ impl StreamCipher {
     fn nonce(index: u64) -> Nonce {
         let mut n = [0u8; 12];
         n[..8].copy_from_slice(&index.to_le_bytes());
-        n.into()
+        Nonce::assume_unique_for_key(n)
     }
 
     /// The next frame's index on the connection (both ends count the primary's frames
@@ -112,13 +113,13 @@ impl StreamCipher {
         sealed.extend_from_slice(payload);
         let tag = self
             .aead
-            .encrypt_inout_detached(
-                &Self::nonce(index),
-                bytemuck::bytes_of(header),
-                InOutBuf::from(&mut sealed[..]),
+            .seal_in_place_separate_tag(
+                Self::nonce(index),
+                Aad::from(bytemuck::bytes_of(header)),
+                &mut sealed[..],
             )
             .expect("a frame is far below the AEAD's length limit");
-        sealed.extend_from_slice(&tag);
+        sealed.extend_from_slice(tag.as_ref());
         sealed
     }
 
@@ -136,11 +137,12 @@ impl StreamCipher {
         let (body, tag) = payload.split_at_mut(body_len);
         let tag: [u8; TAG_SIZE] = (&*tag).try_into().expect("16 bytes");
         self.aead
-            .decrypt_inout_detached(
-                &Self::nonce(index),
-                bytemuck::bytes_of(header),
-                InOutBuf::from(body),
-                &Tag::from(tag),
+            .open_in_place_separate_tag(
+                Self::nonce(index),
+                Aad::from(bytemuck::bytes_of(header)),
+                Tag::from(tag),
+                body,
+                0..,
             )
             .map_err(|_| FrameError::Forged(kind))?;
         payload.truncate(body_len);
