@@ -32,6 +32,12 @@
 //!
 //! Latency is from sending INPUT *n* to receiving the first snapshot whose last applied
 //! input is ≥ *n* (measured at the bots' poll resolution, a quarter tick).
+//!
+//! **The swarm's own lateness.** Bots share the swarm's threads; when there are more than
+//! they can serve, a bot's tick runs late, its snapshots wait in its socket, its inputs
+//! reach the zone late — and the checks above see the result as the server's. So the
+//! report gives how late the bots' ticks ran (p50 / p99 / max), and counts apart the
+//! violations of bots that were run more than a tick late in the [`BEHIND_FOR`] before.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -157,6 +163,9 @@ struct Bot {
     view: ViewCheck,
     /// When the bot's next tick is due.
     next_tick: WallInstant,
+    /// Until when the bot counts as served late: a tick of it ran more than a tick period
+    /// after it was due, less than [`BEHIND_FOR`] ago.
+    behind_until: Option<WallInstant>,
     /// Every [`DRAWN_EVERY`]th bot draws the others each tick, checked frame to frame.
     frames: Option<Frames>,
     /// The `tag` pattern's side of the game.
@@ -166,12 +175,21 @@ struct Bot {
 /// One bot in this many draws remote entities every tick (see [`Frames`]).
 const DRAWN_EVERY: usize = 8;
 
+/// A bot served more than a tick late counts as behind for this long after: what goes
+/// wrong for it meanwhile may be the swarm's own doing (a snapshot not read, an input not
+/// sent in time), so its violations are also counted apart.
+const BEHIND_FOR: Duration = Duration::from_secs(3);
+
 /// What a worker hands back.
 #[derive(Default)]
 struct WorkerResult {
     latency: Option<Histogram<u64>>,
     /// Mispredictions, hundredths of a millimetre.
     corrections: Option<Histogram<u64>>,
+    /// How late each bot tick ran after it was due, microseconds (+1).
+    late: Option<Histogram<u64>>,
+    /// Violations of a bot that was behind (see [`BEHIND_FOR`]).
+    violations_behind: u64,
     down: Vec<u64>,
     up: Vec<u64>,
     /// Each bot's round-trip estimate at the end, microseconds.
@@ -301,6 +319,7 @@ pub fn run(
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut corrections = Histogram::<u64>::new_with_bounds(1, 100_000_000, 3)?;
+    let mut late = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut down, mut up, mut round_trips) = (Vec::new(), Vec::new(), Vec::new());
     let mut handoffs = Vec::new();
     for h in handles {
@@ -313,6 +332,10 @@ pub fn run(
         if let Some(c) = &r.corrections {
             corrections.add(c)?;
         }
+        if let Some(l) = &r.late {
+            late.add(l)?;
+        }
+        report.violations_behind += r.violations_behind;
         down.extend(r.down);
         up.extend(r.up);
         round_trips.extend(r.round_trips);
@@ -355,6 +378,12 @@ pub fn run(
     // Recorded +1 (a histogram holds no zero): hundredths of a millimetre → cm.
     let cm = |q: f64| corrections.value_at_quantile(q).saturating_sub(1) as f64 / 1000.0;
     report.correction_cm = (cm(0.5), cm(0.99));
+    let ms = |v: u64| v.saturating_sub(1) as f64 / 1000.0;
+    report.late_ms = (
+        ms(late.value_at_quantile(0.5)),
+        ms(late.value_at_quantile(0.99)),
+        ms(late.max()),
+    );
     Ok(report)
 }
 
@@ -422,6 +451,7 @@ fn worker(
             redirects: 0,
             view: ViewCheck::new(meridian_core::replicate::InterestConfig::default().near_m),
             next_tick: started,
+            behind_until: None,
             frames: (i % DRAWN_EVERY == 0).then(Frames::default),
             tag: (config.pattern == Pattern::Tag).then(|| tag::Shooter::new(i)),
         });
@@ -429,6 +459,7 @@ fn worker(
     let mut result = WorkerResult {
         latency: Some(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?),
         corrections: Some(Histogram::<u64>::new_with_bounds(1, 100_000_000, 3)?),
+        late: Some(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?),
         ..WorkerResult::default()
     };
     let loss = config.loss;
@@ -447,6 +478,13 @@ fn worker(
             if wall >= bot.next_tick {
                 // Each bot ticks at its own pace: the zone's reports of how early its
                 // inputs arrive make it a little faster or slower than the zone's tick.
+                let late = wall.saturating_duration_since(bot.next_tick);
+                if let Some(h) = result.late.as_mut() {
+                    h.saturating_record(late.as_micros() as u64 + 1);
+                }
+                if late > tick {
+                    bot.behind_until = Some(wall + BEHIND_FOR);
+                }
                 let period = tick.mul_f32(bot.udp.client().input_pace());
                 bot.next_tick += period;
                 if bot.next_tick < wall {
@@ -463,6 +501,8 @@ fn worker(
                 if let Some(frames) = bot.frames.as_mut() {
                     let speed = target.speed_mps.max(visibility::NPC_SPEED_MPS);
                     if let Some(j) = frames.frame(bot.udp.client_mut(), now, speed) {
+                        let behind = bot.behind_until.is_some_and(|until| wall < until);
+                        result.violations_behind += u64::from(behind);
                         render_jump(bot.index, j, &mut result, shared, &mut logged);
                     }
                 }

@@ -53,6 +53,12 @@ pub struct Report {
     pub takeovers_full: u64,
     /// The `tag` pattern's shots (see `TagTally`).
     pub tag: Option<TagTally>,
+    /// How late the swarm ran its bots' ticks, milliseconds: p50 / p99 / max over ticks.
+    pub late_ms: (f64, f64, f64),
+    /// Own-avatar, teleport, pop-in and remote-jump violations of bots the swarm had
+    /// served more than a tick late in the seconds before (included in the counts above):
+    /// the swarm's own lateness may explain them.
+    pub violations_behind: u64,
 }
 
 impl Report {
@@ -96,6 +102,13 @@ impl Report {
                 format!(
                     "{:.1} / {:.1} ms",
                     self.round_trip_ms.0, self.round_trip_ms.1
+                ),
+            ),
+            (
+                "bots' ticks run late p50 / p99 / max",
+                format!(
+                    "{:.1} / {:.1} / {:.1} ms",
+                    self.late_ms.0, self.late_ms.1, self.late_ms.2
                 ),
             ),
             (
@@ -149,6 +162,22 @@ impl Report {
                 ),
             ),
         ];
+        if self.violations_behind > 0 {
+            let after = rows
+                .iter()
+                .position(|r| r.0 == "violations: handoff pop-in")
+                .map_or(rows.len(), |i| i + 1);
+            rows.insert(
+                after,
+                (
+                "  of them while the swarm ran late",
+                format!(
+                    "{} (own avatar, teleport, pop-in, remote jump of bots run over a tick late in the 3 s before: the swarm's own lateness may explain them)",
+                    self.violations_behind
+                ),
+                ),
+            );
+        }
         if self.takeovers > 0 {
             rows.push((
                 "first snapshot after takeover",
@@ -196,4 +225,35 @@ fn tag_rows(t: &TagTally) -> Vec<(&'static str, String)> {
         ),
         ("tag: times \"it\" passed on", t.tagged.to_string()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Report;
+
+    /// The swarm's lateness is always in the table; violations it may explain are named
+    /// right under the last violation row, and only when there are some.
+    #[test]
+    fn violations_while_the_swarm_ran_late_are_named_under_the_violations() {
+        let mut report = Report {
+            late_ms: (0.2, 3.5, 41.0),
+            handoff_pop_in_violations: 2,
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(table.contains("0.2 / 3.5 / 41.0 ms"), "{table}");
+        assert!(!table.contains("while the swarm ran late"), "{table}");
+        report.violations_behind = 2;
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains("violations: handoff pop-in"))
+            .unwrap();
+        assert!(
+            lines[at + 1].contains("of them while the swarm ran late"),
+            "{table}"
+        );
+        assert!(lines[at + 1].contains(" 2 ("), "{table}");
+    }
 }
