@@ -97,7 +97,7 @@ pub(super) fn events(
     wall: WallInstant,
     logged: &mut u32,
 ) {
-    let behind = bot.behind_until.is_some_and(|until| wall < until);
+    let behind = bot.behind(wall);
     let mut violation = |kind: &str, detail: String, result: &mut WorkerResult| {
         shared.violations.fetch_add(1, Ordering::Relaxed);
         result.violations_behind += u64::from(behind);

@@ -172,6 +172,13 @@ struct Bot {
     tag: Option<tag::Shooter>,
 }
 
+impl Bot {
+    /// Whether the swarm ran this bot more than a tick late in the [`BEHIND_FOR`] before.
+    fn behind(&self, wall: WallInstant) -> bool {
+        self.behind_until.is_some_and(|until| wall < until)
+    }
+}
+
 /// One bot in this many draws remote entities every tick (see [`Frames`]).
 const DRAWN_EVERY: usize = 8;
 
@@ -501,8 +508,7 @@ fn worker(
                 if let Some(frames) = bot.frames.as_mut() {
                     let speed = target.speed_mps.max(visibility::NPC_SPEED_MPS);
                     if let Some(j) = frames.frame(bot.udp.client_mut(), now, speed) {
-                        let behind = bot.behind_until.is_some_and(|until| wall < until);
-                        result.violations_behind += u64::from(behind);
+                        result.violations_behind += u64::from(bot.behind(wall));
                         render_jump(bot.index, j, &mut result, shared, &mut logged);
                     }
                 }

@@ -167,16 +167,10 @@ impl Report {
                 .iter()
                 .position(|r| r.0 == "violations: handoff pop-in")
                 .map_or(rows.len(), |i| i + 1);
-            rows.insert(
-                after,
-                (
-                "  of them while the swarm ran late",
-                format!(
-                    "{} (own avatar, teleport, pop-in, remote jump of bots run over a tick late in the 3 s before: the swarm's own lateness may explain them)",
-                    self.violations_behind
-                ),
-                ),
-            );
+            let why = "own avatar, teleport, pop-in, remote jump of bots run over a tick late \
+                       in the 3 s before: the swarm's own lateness may explain them";
+            let row = format!("{} ({why})", self.violations_behind);
+            rows.insert(after, ("  of them while the swarm ran late", row));
         }
         if self.takeovers > 0 {
             rows.push((
