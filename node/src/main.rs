@@ -435,13 +435,14 @@ fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> 
 
 fn progress_line(p: &swarm::Progress) -> String {
     format!(
-        "[swarm {:>4}s] connected {} | inputs {} | snapshots {} | redirects {} | violations {}",
+        "[swarm {:>4}s] connected {} | inputs {} | snapshots {} | redirects {} | violations {} | bots run ≤ {} ms late",
         p.elapsed.as_secs(),
         p.connected,
         p.inputs,
         p.snapshots,
         p.redirects,
-        p.violations
+        p.violations,
+        p.late_max.as_millis()
     )
 }
 

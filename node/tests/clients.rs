@@ -600,10 +600,22 @@ fn a_swarm_at_ten_percent_loss_has_no_violations() {
         threads: 1,
         seed: 3,
     };
-    let report = swarm::run(&target, &config, &AtomicBool::new(false), |_| {}).unwrap();
+    // The progress line's lateness, each second: what the swarm's own report sums up.
+    let mut late_seen = Vec::new();
+    let report = swarm::run(&target, &config, &AtomicBool::new(false), |p| {
+        late_seen.push(p.late_max)
+    })
+    .unwrap();
     running.stop().unwrap();
     assert_eq!(report.connected, 60, "{}", report.table());
     assert!(report.redirects > 20, "bots crossed: {}", report.table());
+    let late_max = late_seen.iter().max().expect("progress every second");
+    assert!(!late_max.is_zero(), "{late_seen:?}");
+    assert!(
+        late_max.as_secs_f64() * 1000.0 <= report.late_ms.2 + 1.0,
+        "{late_seen:?} against the report's max {}",
+        report.late_ms.2
+    );
     assert!(report.snapshots > 60 * 30 * 5, "{}", report.table());
     assert!(report.owner_samples >= 5);
     // 60 bots on one thread: the swarm keeps up (its ticks run well under a tick late).

@@ -125,6 +125,8 @@ pub struct Progress {
     pub snapshots: u64,
     pub redirects: u64,
     pub violations: u64,
+    /// The latest the swarm ran a bot's tick since the last progress call.
+    pub late_max: Duration,
 }
 
 /// Counters shared by the workers, for the progress line.
@@ -135,6 +137,8 @@ struct Shared {
     snapshots: AtomicU64,
     redirects: AtomicU64,
     violations: AtomicU64,
+    /// The latest a bot's tick ran since the main thread last looked, microseconds.
+    late_max_us: AtomicU64,
     /// Every bot's avatar id, with when it connected and when its session closed.
     avatars: Mutex<HashMap<u64, (WallInstant, Option<WallInstant>)>>,
     /// The main thread wants a bot's view for the visibility check; the first worker to
@@ -310,6 +314,7 @@ pub fn run(
             snapshots: shared.snapshots.load(Ordering::Relaxed),
             redirects: shared.redirects.load(Ordering::Relaxed),
             violations: shared.violations.load(Ordering::Relaxed),
+            late_max: Duration::from_micros(shared.late_max_us.swap(0, Ordering::Relaxed)),
         });
     }
     workers_stop.store(true, Ordering::SeqCst);
@@ -486,8 +491,12 @@ fn worker(
                 // Each bot ticks at its own pace: the zone's reports of how early its
                 // inputs arrive make it a little faster or slower than the zone's tick.
                 let late = wall.saturating_duration_since(bot.next_tick);
+                let late_us = late.as_micros() as u64;
                 if let Some(h) = result.late.as_mut() {
-                    h.saturating_record(late.as_micros() as u64 + 1);
+                    h.saturating_record(late_us + 1);
+                }
+                if late_us > shared.late_max_us.load(Ordering::Relaxed) {
+                    shared.late_max_us.fetch_max(late_us, Ordering::Relaxed);
                 }
                 if late > tick {
                     bot.behind_until = Some(wall + BEHIND_FOR);
