@@ -207,6 +207,21 @@ pub fn start(
     })
 }
 
+/// `MERIDIAN_TAKEOVER_PAUSE_MS`: a pause after a zone taken over starts running here and
+/// before the takeover is reported, so crash tests can land a kill there. Unset in
+/// production.
+fn takeover_pause() {
+    static PAUSE: std::sync::LazyLock<Option<Duration>> = std::sync::LazyLock::new(|| {
+        std::env::var("MERIDIAN_TAKEOVER_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(pause) = *PAUSE {
+        std::thread::sleep(pause);
+    }
+}
+
 /// This node and the peers it sees alive (suspects do not count).
 fn alive(view: &MeshView) -> usize {
     1 + view
@@ -258,7 +273,15 @@ fn step(
                 .ask(ask)
                 .recv_timeout(VOTE_TIMEOUT + Duration::from_secs(1))
             {
-                Ok(true) => Ok(()),
+                Ok(true) => {
+                    // Durable before the run starts: once it ticks, others hear of it, and
+                    // a restart must run it again — not wait as its standby while an
+                    // older run of the zone resumes with the same number.
+                    if let Err(e) = crate::standby::mark_running(dir, w.zone, incarnation) {
+                        tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display());
+                    }
+                    Ok(())
+                }
                 Ok(false) => Err(format!(
                     "the other nodes did not agree to the takeover as incarnation \
                      {incarnation}: its primary went on without this standby (the copy here \
@@ -271,9 +294,7 @@ fn step(
         match node.promote(w.zone, dir.clone(), &approve, None) {
             Ok(incarnation) => {
                 server.taken_over(w.zone.0, incarnation);
-                if let Err(e) = crate::standby::mark_running(dir, w.zone, incarnation) {
-                    tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display());
-                }
+                takeover_pause();
                 let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
                 tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
                 w.promoted = true;
@@ -285,6 +306,9 @@ fn step(
             }
             Err(e) => {
                 server.unrelease(w.zone.0);
+                if let Err(e) = crate::standby::unmark_running(dir, w.zone) {
+                    tracing::error!(zone = %w.zone, "cannot remove the marker that zone {} runs here: {e}", w.zone);
+                }
                 let wait = w.retry.failed();
                 tracing::error!(zone = %w.zone, "cannot take the zone over: {e}; trying again in {wait:?}");
             }

@@ -564,3 +564,65 @@ fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u6
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// A standby killed right after it took a zone over — the zone already ticking there, the
+/// takeover not yet reported — runs the zone again when it restarts (its marker was
+/// written when the mesh agreed, before the run started), rather than waiting as the
+/// zone's standby. (Found in CI under load: the marker used to follow the start, and a
+/// kill between the two left the newer run unresumed while an older run of the zone came
+/// back with the same incarnation, so the zone ran nowhere.)
+#[test]
+fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("early");
+    mesh.start(0);
+    mesh.start(1);
+    mesh.start_with(2, &[("MERIDIAN_TAKEOVER_PAUSE_MS", "5000")]);
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    // Streams connected and caught up.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    mesh.kill(0);
+    let killed = Instant::now();
+    let runs =
+        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    while !runs(&mesh) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "n2 did not take zone 0 over:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reported = "zone 0 runs here now";
+    assert!(
+        !mesh.log(2).contains(reported),
+        "the kill must land before the takeover is reported (the pause):\n{}",
+        mesh.log(2)
+    );
+    let takeover = "taking zone 0 over from its standby copy";
+    let takeovers = mesh.log(2).matches(takeover).count();
+    mesh.kill(2);
+    mesh.start(2);
+    let restarted = Instant::now();
+    let resumed = "zone 0 ran here from";
+    while !(mesh.log(2).contains(resumed) && runs(&mesh)) {
+        assert_eq!(
+            mesh.log(2).matches(takeover).count(),
+            takeovers,
+            "n2 took zone 0 over afresh instead of running its run again:\n{}",
+            mesh.log(2)
+        );
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "n2 did not run zone 0 again after its restart:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for sample in 1..4 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -85,7 +85,14 @@ impl Nodes {
 
     /// Starts node `k` and waits (up to 20 s) until its admin endpoint answers.
     pub(crate) fn start(&mut self, k: usize) {
-        self.children[k] = Some(self.command(k).spawn().unwrap());
+        self.start_with(k, &[]);
+    }
+
+    /// As [`Nodes::start`], with `env` set for this run of node `k` only.
+    pub(crate) fn start_with(&mut self, k: usize, env: &[(&str, &str)]) {
+        let mut command = self.command(k);
+        command.envs(env.iter().copied());
+        self.children[k] = Some(command.spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(20);
         while meridian_node::swarm::http_get(self.admins[k], "/status").is_err() {
             if let Some(status) = self.children[k].as_mut().unwrap().try_wait().unwrap() {
