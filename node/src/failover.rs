@@ -262,6 +262,8 @@ fn step(
             continue;
         }
         let primary = layout.nodes.iter().position(|n| n.0 == w.primary);
+        // Whether this attempt wrote the marker (and must remove it if it fails after).
+        let marked = std::cell::Cell::new(false);
         let approve = |incarnation: u32| -> Result<(), String> {
             let ask = Ask::Promote {
                 zone: w.zone.0,
@@ -277,8 +279,11 @@ fn step(
                     // Durable before the run starts: once it ticks, others hear of it, and
                     // a restart must run it again — not wait as its standby while an
                     // older run of the zone resumes with the same number.
-                    if let Err(e) = crate::standby::mark_running(dir, w.zone, incarnation) {
-                        tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display());
+                    match crate::standby::mark_running(dir, w.zone, incarnation) {
+                        Ok(()) => marked.set(true),
+                        Err(e) => {
+                            tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display())
+                        }
                     }
                     Ok(())
                 }
@@ -306,7 +311,9 @@ fn step(
             }
             Err(e) => {
                 server.unrelease(w.zone.0);
-                if let Err(e) = crate::standby::unmark_running(dir, w.zone) {
+                if marked.get()
+                    && let Err(e) = crate::standby::unmark_running(dir, w.zone)
+                {
                     tracing::error!(zone = %w.zone, "cannot remove the marker that zone {} runs here: {e}", w.zone);
                 }
                 let wait = w.retry.failed();
