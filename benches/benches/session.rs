@@ -268,7 +268,8 @@ fn aead_seal(c: &mut Criterion) {
 }
 
 /// The used-token table at a node's default size (two zones of 4,096 sessions: capacity
-/// 16,512) holding 16,384 live tokens: recording 256 more, as 256 handshakes do.
+/// 16,512) holding 16,384 live tokens: recording 256 more, as 256 handshakes do; and
+/// (`hashed-churn`) full, each of the 256 arriving as one held token expires.
 /// `hashed` is `TokenReplay`; `linear` is the list scanned per record it replaced (the
 /// peer, as it was written before session 21).
 fn token_replay(c: &mut Criterion) {
@@ -301,6 +302,38 @@ fn token_replay(c: &mut Criterion) {
             |t| {
                 for n in &new {
                     black_box(t.record(n, UNIX_MS).ok());
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // Full, with expiries a millisecond apart: each of the 256 handshakes comes as one held
+    // token expires, so each frees one place and takes it (the regime where a sweep of the
+    // whole table per record would cost O(n) again).
+    let churn = |client: u64, expires: u64| {
+        let mut t = token(client);
+        t.expires_unix_ms = U64Le::new(expires);
+        t
+    };
+    let full: Vec<ConnectToken> = (0..CAPACITY as u64)
+        .map(|i| churn(i, UNIX_MS + 1 + i))
+        .collect();
+    let fresh: Vec<ConnectToken> = (CAPACITY as u64..CAPACITY as u64 + NEW)
+        .map(token)
+        .collect();
+    group.bench_function(BenchmarkId::new("hashed-churn", CAPACITY), |b| {
+        b.iter_batched_ref(
+            || {
+                let mut t = TokenReplay::new(CAPACITY);
+                for h in &full {
+                    assert_eq!(t.record(h, UNIX_MS), Ok(true));
+                }
+                t
+            },
+            |t| {
+                for (k, n) in fresh.iter().enumerate() {
+                    let now = UNIX_MS + 1 + k as u64;
+                    assert_eq!(t.record(n, now), Ok(true));
                 }
             },
             BatchSize::LargeInput,
