@@ -320,6 +320,48 @@ fn connect_then_snapshots_and_inputs_move_the_avatar() {
     assert!(h.sessions[0].counters().inputs_applied >= 60);
 }
 
+/// An avatar whose slot in the zone's table changes between two ticks (an entity before
+/// it removed, a new one inserted where it was) still gets its own client's inputs and no
+/// other entity does: the session's remembered slot is checked against the table's ids.
+#[test]
+fn an_avatar_moved_in_the_zones_table_still_takes_its_clients_inputs() {
+    let mut h = Harness::new();
+    let auth = h.auth.clone();
+    let first = EntityID(77_000);
+    h.zones[0]
+        .insert(&npc(77_000, [500.0, 500.0], [0.0, 0.0]))
+        .unwrap();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 60_000, &auth),
+    )];
+    for _ in 0..5 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let avatar = EntityID(clients[0].1.avatar());
+    let slot_of = |h: &Harness, id| h.zones[0].entities().slot_of(id).unwrap();
+    assert_eq!(slot_of(&h, avatar), 1);
+    // Between two ticks the NPC before the avatar goes (the avatar takes its slot) and
+    // another comes (into the slot the avatar had).
+    h.zones[0].remove(first).unwrap();
+    let second = EntityID(77_001);
+    h.zones[0]
+        .insert(&npc(77_001, [520.0, 500.0], [0.0, 0.0]))
+        .unwrap();
+    assert_eq!(slot_of(&h, avatar), 0);
+    assert_eq!(slot_of(&h, second), 1, "the NPC in the avatar's old slot");
+    clients[0].1.set_intent(127, 0, 0);
+    for _ in 0..10 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let e = h.zones[0].entities();
+    assert!(
+        e.vxs()[slot_of(&h, avatar) as usize] > 5.0,
+        "the avatar walks"
+    );
+    assert_eq!(e.vxs()[slot_of(&h, second) as usize], 0.0, "the NPC stands");
+}
+
 #[test]
 fn forged_expired_and_wrong_world_tokens_are_refused() {
     let mut h = Harness::new();

@@ -319,3 +319,51 @@ fn made_up_key_ids_do_not_reset_the_clients_replay_window() {
     }
     assert!(clients[0].1.counters().snapshots > before.snapshots);
 }
+
+/// A sealed datagram counts against its session's per-tick allowance only when it comes
+/// from the session's address; naming a session from elsewhere is charged to the sender's
+/// IP. A flood that names a victim's session id from another address uses up its own
+/// allowance, never the victim's: the victim's input of that tick still gets in. From the
+/// session's own address, past `session_datagrams_per_tick` the rest are dropped, counted.
+#[test]
+fn a_datagram_naming_a_session_is_charged_to_its_sender() {
+    let (mut h, mut clients) = one_connected();
+    for _ in 0..3 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let mut captured = Vec::new();
+    h.step(&mut clients, |_, bytes| {
+        if is_sealed(bytes) {
+            captured = bytes.clone();
+        }
+    });
+    let config = SessionConfig::default();
+    let attacker = SocketAddr::from(([198, 51, 100, 9], 5555));
+    let before = h.sessions[0].counters();
+    // Fifty copies naming the victim's session, from the attacker, in one tick; then the
+    // victim's own input of that tick.
+    for _ in 0..50 {
+        h.sessions[0].handle_datagram(h.unix_ms, attacker, &captured);
+    }
+    h.step(&mut clients, |_, _| {});
+    let c = h.sessions[0].counters();
+    let allowed = u64::from(config.datagrams_per_tick);
+    assert_eq!(c.rate_limited - before.rate_limited, 50 - allowed, "{c:?}");
+    assert_eq!(c.inputs_replayed - before.inputs_replayed, allowed, "{c:?}");
+    assert_eq!(
+        c.inputs - before.inputs,
+        1,
+        "the victim's own input got in: {c:?}"
+    );
+    // From the session's own address: its allowance, then drops.
+    let own = clients[0].0;
+    let before = c;
+    for _ in 0..20 {
+        h.sessions[0].handle_datagram(h.unix_ms, own, &captured);
+    }
+    let c = h.sessions[0].counters();
+    let allowed = u64::from(config.session_datagrams_per_tick);
+    assert_eq!(c.rate_limited - before.rate_limited, 20 - allowed, "{c:?}");
+    assert_eq!(c.inputs_replayed - before.inputs_replayed, allowed, "{c:?}");
+    assert!(clients[0].1.is_connected());
+}

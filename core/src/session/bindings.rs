@@ -16,7 +16,7 @@ impl Sessions {
             session_secret: U64Le::new(session.secret),
             client_key: *session.client_key.as_bytes(),
             input_sequence: U32Le::new(session.applied_sequence),
-            session_key: session.keys.master,
+            session_key: session.master,
             key_salt: [0; 16],
             packet_sequence: U64Le::new(session.window.highest()),
         };
@@ -72,10 +72,12 @@ impl Sessions {
             secret: binding.session_secret.get(),
             addr,
             client_key,
-            keys: SessionKeys::new(binding.session_key, self.key_id),
+            keys: SessionKeys::new(&binding.session_key, self.key_id),
+            master: binding.session_key,
             path: None,
             moved: None,
             avatar: id,
+            avatar_slot: u32::MAX,
             // Packets up to the newest the old zone took are replays here: a captured one
             // must not be used twice.
             window: ReplayWindow::after(0, binding.packet_sequence.get()),

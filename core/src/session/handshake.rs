@@ -88,19 +88,30 @@ impl Sessions {
     /// its own per-tick allowance; anyone else's within its IP's, unless that IP is
     /// cooling down. Every drop is counted.
     pub(super) fn admit_datagram(&mut self, from: SocketAddr) -> bool {
-        if let Some(&slot) = self.by_addr.get(&from) {
-            let (tick, max) = (self.tick, self.config.session_datagrams_per_tick);
-            let session = self.slots[slot as usize].as_mut().expect("indexed slot");
-            if session.datagram_tick != tick {
-                (session.datagram_tick, session.datagrams) = (tick, 0);
-            }
-            if session.datagrams >= max {
-                self.counters.rate_limited += 1;
-                return false;
-            }
-            session.datagrams += 1;
-            return true;
+        match self.by_addr.get(&from) {
+            Some(&slot) => self.admit_session_datagram(slot),
+            None => self.admit_stranger_datagram(from),
         }
+    }
+
+    /// A datagram from the address of the session in `slot`: within its allowance?
+    pub(super) fn admit_session_datagram(&mut self, slot: u32) -> bool {
+        let (tick, max) = (self.tick, self.config.session_datagrams_per_tick);
+        let session = self.slots[slot as usize].as_mut().expect("indexed slot");
+        if session.datagram_tick != tick {
+            (session.datagram_tick, session.datagrams) = (tick, 0);
+        }
+        if session.datagrams >= max {
+            self.counters.rate_limited += 1;
+            return false;
+        }
+        session.datagrams += 1;
+        true
+    }
+
+    /// A datagram from an address no session has: within its IP's allowance, and the IP
+    /// not cooling down?
+    pub(super) fn admit_stranger_datagram(&mut self, from: SocketAddr) -> bool {
         if self.gate.cooling(from, self.tick) {
             self.counters.cooled_down += 1;
             return false;
@@ -354,10 +365,12 @@ impl Sessions {
             secret,
             addr,
             client_key,
-            keys: SessionKeys::new(master, self.key_id),
+            keys: SessionKeys::new(&master, self.key_id),
+            master,
             path: None,
             moved: None,
             avatar,
+            avatar_slot: u32::MAX,
             window: ReplayWindow::default(),
             buffered: super::inputs::InputBuffer::default(),
             playout: super::inputs::Playout::default(),

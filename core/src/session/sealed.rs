@@ -27,21 +27,21 @@ pub(super) struct PathCandidate {
     pub(super) probed_tick: u64,
 }
 
-/// A session's keys: the master key (it travels in the binding) and the two derived for
-/// this run of this zone.
+/// The two keys a session's packets are sealed with, derived from its master key (which
+/// travels in the binding) for this run of this zone.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(super) struct SessionKeys {
-    pub(super) master: Key,
+    /// Every input is opened with it, every snapshot sealed with the other.
     pub(super) from_client: Key,
     pub(super) to_client: Key,
 }
 
 impl SessionKeys {
-    pub(super) fn new(master: Key, key_id: u32) -> SessionKeys {
+    pub(super) fn new(master: &Key, key_id: u32) -> SessionKeys {
         SessionKeys {
-            master,
-            from_client: seal::client_key(&master),
-            to_client: seal::zone_key(&master, key_id),
+            from_client: seal::client_key(master),
+            to_client: seal::zone_key(master, key_id),
         }
     }
 }
@@ -81,6 +81,31 @@ impl Sessions {
         self.send_sealed_to(slot, to, inner);
     }
 
+    /// A sealed datagram from a client's address. The session it names is looked up once,
+    /// by the id in its header, and charges the datagram to its own allowance when it
+    /// comes from the session's address; anything else is charged to the sender's IP.
+    pub(super) fn handle_sealed_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let slot = seal::peek(bytes)
+            .ok()
+            .and_then(|head| self.by_id.get(&head.session.get()).copied());
+        let own = slot.filter(|&slot| {
+            self.slots[slot as usize]
+                .as_ref()
+                .is_some_and(|s| s.addr == from)
+        });
+        let admitted = match own {
+            Some(slot) => self.admit_session_datagram(slot),
+            None => self.admit_stranger_datagram(from),
+        };
+        if !admitted {
+            return;
+        }
+        match slot {
+            Some(slot) => self.handle_sealed_in(slot, Some(from), bytes),
+            None => self.handle_sealed(Some(from), bytes),
+        }
+    }
+
     /// A sealed packet: `from` the client, or `None` when another zone forwarded it (the
     /// client's avatar moved here before the client followed the REDIRECT).
     pub(super) fn handle_sealed(&mut self, from: Option<SocketAddr>, bytes: &[u8]) {
@@ -92,6 +117,11 @@ impl Sessions {
             self.counters.inputs_unknown += 1;
             return;
         };
+        self.handle_sealed_in(slot, from, bytes);
+    }
+
+    /// A sealed packet naming the session in `slot`.
+    fn handle_sealed_in(&mut self, slot: u32, from: Option<SocketAddr>, bytes: &[u8]) {
         let session = self.slots[slot as usize].as_ref().expect("indexed slot");
         if let Some((to, _)) = session.moved {
             // The avatar is in another zone now: pass the packet on, unopened (the zone

@@ -45,7 +45,7 @@ impl Sessions {
                 self.counters.snapshots_dropped += 1;
                 continue;
             }
-            let Some(avatar_slot) = entities.slot_of(session.avatar) else {
+            let Some(avatar_slot) = session.avatar_slot(entities) else {
                 continue;
             };
             session.view.acknowledge(session.ack_tick);
