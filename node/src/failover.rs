@@ -207,18 +207,13 @@ pub fn start(
     })
 }
 
-/// `MERIDIAN_TAKEOVER_PAUSE_MS`: a pause after a zone taken over starts running here and
-/// before the takeover is reported, so crash tests can land a kill there. Unset in
-/// production.
-fn takeover_pause() {
-    static PAUSE: std::sync::LazyLock<Option<Duration>> = std::sync::LazyLock::new(|| {
-        std::env::var("MERIDIAN_TAKEOVER_PAUSE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-    });
-    if let Some(pause) = *PAUSE {
-        std::thread::sleep(pause);
+/// Crash-test pauses (unset in production), so tests can land a kill inside a takeover:
+/// `MERIDIAN_MARKED_PAUSE_MS` after the vote passed and the runs-here marker is written,
+/// before the zone's files are opened; `MERIDIAN_TAKEOVER_PAUSE_MS` after the zone taken
+/// over starts running here, before the takeover is reported.
+fn crash_test_pause(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 
@@ -280,7 +275,10 @@ fn step(
                     // a restart must run it again — not wait as its standby while an
                     // older run of the zone resumes with the same number.
                     match crate::standby::mark_running(dir, w.zone, incarnation) {
-                        Ok(()) => marked.set(true),
+                        Ok(()) => {
+                            marked.set(true);
+                            crash_test_pause("MERIDIAN_MARKED_PAUSE_MS");
+                        }
                         Err(e) => {
                             tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display())
                         }
@@ -296,10 +294,10 @@ fn step(
                 Err(_) => Err("the mesh did not answer the vote".into()),
             }
         };
-        match node.promote(w.zone, dir.clone(), &approve, None) {
+        match node.promote(w.zone, dir.clone(), &approve, None, 0) {
             Ok(incarnation) => {
                 server.taken_over(w.zone.0, incarnation);
-                takeover_pause();
+                crash_test_pause("MERIDIAN_TAKEOVER_PAUSE_MS");
                 let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
                 tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
                 w.promoted = true;
@@ -351,7 +349,25 @@ fn resume(
             tracing::error!(%zone, "zone {zone} ran here when this node stopped, but its standby streams did not end: not resumed");
             continue;
         }
-        match node.promote(zone, dir.clone(), &|_| Ok(()), Some(target)) {
+        // One past the run the marker names: its first files may never have reached the
+        // disk (killed between the vote and its first checkpoint), and a resumed run must
+        // not carry the number of the run it resumes — an older run of the zone resumed
+        // elsewhere with that number would be answered by neither.
+        let floor = match crate::standby::marked_incarnation(dir, zone) {
+            Ok(marked) => marked.map_or(0, |m| m + 1),
+            Err(e) => {
+                tracing::error!(%zone, "cannot read the marker that zone {zone} ran here: {e}; resuming as its files say");
+                0
+            }
+        };
+        // The marker names the resumed run before it starts, as a takeover's does.
+        let mark = |incarnation: u32| -> Result<(), String> {
+            if let Err(e) = crate::standby::mark_running(dir, zone, incarnation) {
+                tracing::error!(%zone, "cannot write the marker that zone {zone} runs here as incarnation {incarnation}: {e}");
+            }
+            Ok(())
+        };
+        match node.promote(zone, dir.clone(), &mark, Some(target), floor) {
             Ok(incarnation) => {
                 runs.push((zone, incarnation));
                 server.resumed(zone.0, incarnation);

@@ -197,6 +197,7 @@ pub fn start_with(
             fresh: p.fresh,
             checkpoint_every_ticks: spec.checkpoint_every_ticks,
             restore_only: false,
+            incarnation_floor: 0,
         }),
     };
     let standbys =

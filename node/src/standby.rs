@@ -143,3 +143,51 @@ pub fn unmark_running(dir: &DataDir, zone: ZoneID) -> Result<(), StoreError> {
 pub fn marked_running(dir: &DataDir, zone: ZoneID) -> bool {
     dir.has_file(&marker(zone))
 }
+
+/// The incarnation the marker of `zone` in `dir` names: the run the mesh agreed to (or
+/// the last resumed), which a restart must run past even when that run's first files
+/// never reached the disk. `None` without a marker.
+pub fn marked_incarnation(dir: &DataDir, zone: ZoneID) -> Result<Option<u32>, String> {
+    let name = marker(zone);
+    let Some(bytes) = dir.read_file(&name).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| text.trim().strip_prefix("incarnation "))
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "{} does not say `incarnation N`: {:?}",
+                dir.path().join(&name).display(),
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The marker names its run; no marker is no run; a marker that does not say
+    /// `incarnation N` is an error that names the file, not a number made up.
+    #[test]
+    fn a_marker_names_the_incarnation_it_was_written_with() {
+        let path = std::env::temp_dir().join(format!("meridian-marker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = DataDir::open(&path).expect("data dir");
+        assert_eq!(marked_incarnation(&dir, ZoneID(3)), Ok(None));
+        mark_running(&dir, ZoneID(3), 7).expect("marked");
+        assert!(marked_running(&dir, ZoneID(3)));
+        assert_eq!(marked_incarnation(&dir, ZoneID(3)), Ok(Some(7)));
+        assert_eq!(marked_incarnation(&dir, ZoneID(4)), Ok(None));
+        dir.put_file(&marker(ZoneID(4)), b"seven").expect("written");
+        let e = marked_incarnation(&dir, ZoneID(4)).expect_err("not a number");
+        assert!(e.contains("zone-4.runs-here") && e.contains("seven"), "{e}");
+        unmark_running(&dir, ZoneID(3)).expect("unmarked");
+        assert_eq!(marked_incarnation(&dir, ZoneID(3)), Ok(None));
+        drop(dir);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+}

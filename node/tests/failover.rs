@@ -10,6 +10,7 @@
 //! directory since it took it back) is killed and started again at once: it resumes zone
 //! 0 from there, not from the stale files of its own directory.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -565,6 +566,22 @@ fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u6
     }
 }
 
+/// A mesh whose n2 holds a takeover for 5 s at the crash-test pause `pause`, its streams
+/// caught up and the cut sound, then n0 killed (n2 takes zone 0 over). Returns the mesh,
+/// the NPCs every cut must hold, and when n0 was killed.
+fn n0_killed_with_n2_paused(name: &str, pause: &str) -> (Mesh3, BTreeSet<u64>, Instant) {
+    let mut mesh = Mesh3::new(name);
+    mesh.start(0);
+    mesh.start(1);
+    mesh.start_with(2, &[(pause, "5000")]);
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    // Streams connected and caught up.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    mesh.kill(0);
+    (mesh, expected, Instant::now())
+}
+
 /// A standby killed right after it took a zone over — the zone already ticking there, the
 /// takeover not yet reported — runs the zone again when it restarts (its marker was
 /// written when the mesh agreed, before the run started), rather than waiting as the
@@ -574,16 +591,8 @@ fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u6
 #[test]
 fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
     let _machine = crate::alone();
-    let mut mesh = Mesh3::new("early");
-    mesh.start(0);
-    mesh.start(1);
-    mesh.start_with(2, &[("MERIDIAN_TAKEOVER_PAUSE_MS", "5000")]);
-    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    // Streams connected and caught up.
-    std::thread::sleep(Duration::from_secs(4));
-    assert_sound(&mesh.cut(), &expected, 0);
-    mesh.kill(0);
-    let killed = Instant::now();
+    let (mut mesh, expected, killed) =
+        n0_killed_with_n2_paused("early", "MERIDIAN_TAKEOVER_PAUSE_MS");
     let runs =
         |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
     while !runs(&mesh) {
@@ -620,6 +629,61 @@ fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(Duration::from_secs(1));
+    for sample in 1..4 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A standby killed after the mesh agreed to its takeover and before the run's first files
+/// reached the disk (`MERIDIAN_MARKED_PAUSE_MS` holds it there) runs the zone again on
+/// restart as one past the run the mesh agreed to, not as the number its files give —
+/// that is the agreed run's own, and an older run of the zone resumed elsewhere at the
+/// same moment could carry it too: neither would answer the other, and the zone would
+/// run nowhere. The marker names the agreed run.
+#[test]
+fn a_standby_killed_before_its_takeovers_first_files_resumes_past_the_agreed_run() {
+    let _machine = crate::alone();
+    let (mut mesh, expected, killed) =
+        n0_killed_with_n2_paused("marked", "MERIDIAN_MARKED_PAUSE_MS");
+    let marker = mesh.data(2).join("standby").join("zone-0.runs-here");
+    let agreed: u32 = loop {
+        let text = std::fs::read_to_string(&marker).unwrap_or_default();
+        if let Some(n) = text.trim().strip_prefix("incarnation ") {
+            break n.parse().expect("the marker's incarnation");
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "n2 did not take zone 0 over:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        !mesh.log(2).contains("zone 0 runs here now"),
+        "the kill must land before the zone starts (the pause):\n{}",
+        mesh.log(2)
+    );
+    mesh.kill(2);
+    mesh.start(2);
+    let restarted = Instant::now();
+    let runs =
+        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    while !(mesh.log(2).contains("zone 0 ran here from") && runs(&mesh)) {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "n2 did not run zone 0 again after its restart:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let past = format!("again as incarnation {}", agreed + 1);
+    assert!(
+        mesh.log(2).contains(&past),
+        "n2 resumed zone 0 as the agreed run's number ({agreed}), not past it:\n{}",
+        mesh.log(2)
+    );
     std::thread::sleep(Duration::from_secs(1));
     for sample in 1..4 {
         assert_sound(&mesh.cut(), &expected, sample);

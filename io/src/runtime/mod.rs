@@ -148,6 +148,10 @@ pub struct StorePlan {
     /// A promotion: the zone must be restored from these files; empty is an error (a
     /// standby that holds nothing must not start the zone anew).
     pub restore_only: bool,
+    /// The zone runs as this incarnation at least, whatever its files say (a resumed
+    /// run: one past the run its marker names, whose first files may never have been
+    /// written).
+    pub incarnation_floor: u32,
 }
 
 /// How zones serve clients.
@@ -440,13 +444,15 @@ impl Node {
     /// zone streams to it from the start and its datagrams wait for it, as a primary's
     /// do for the world file's standby (so its answer to the stream's hello — `TakenOver`,
     /// `Stale` — comes before anything leaves); without, it runs without one until
-    /// [`Node::attach_standby`]. Returns the new incarnation.
+    /// [`Node::attach_standby`]. The run is `incarnation_floor` at least, whatever the
+    /// files say (0: as they say). Returns the new incarnation.
     pub fn promote(
         &self,
         zone: ZoneID,
         store: Arc<crate::store::DataDir>,
         approve: Approve<'_>,
         standby: Option<crate::standby::StandbyTarget>,
+        incarnation_floor: u32,
     ) -> Result<u32, RuntimeError> {
         let err = |message: String| RuntimeError::Zone { zone, message };
         // A standby slot, or the slot of a zone of this node that stood down (this node
@@ -472,6 +478,7 @@ impl Node {
         sp.dir = store;
         sp.fresh = false;
         sp.restore_only = true;
+        sp.incarnation_floor = incarnation_floor;
         let socket = bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
             zone,
             addr: z.bind,

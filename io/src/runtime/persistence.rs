@@ -255,9 +255,13 @@ fn open_zone_state(
     {
         tracing::warn!(zone = %id, "--fresh: moved the zone's old files to {}", aside.display());
     }
-    let recovered = store.recover().map_err(|e| e.to_string())?;
+    let mut recovered = store.recover().map_err(|e| e.to_string())?;
     for warning in &recovered.warnings {
         tracing::warn!(zone = %id, "{warning}");
+    }
+    if recovered.incarnation < sp.incarnation_floor {
+        tracing::warn!(zone = %id, "the zone's files hold no run of incarnation {}, which the mesh agreed to (its first files never reached the disk): running as incarnation {} rather than {}", sp.incarnation_floor - 1, sp.incarnation_floor, recovered.incarnation);
+        recovered.incarnation = sp.incarnation_floor;
     }
     let incarnation = recovered.incarnation;
     let mut zone = zone_from(plan, limits, id, now, &recovered, sp)?;

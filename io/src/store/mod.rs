@@ -148,6 +148,16 @@ impl DataDir {
         self.path.join(name).exists()
     }
 
+    /// The bytes of this directory's file `name`; `None` if it is not there.
+    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
     /// The store of zone `zone` of world `world_id` in this directory.
     pub fn zone(&self, world_id: u64, zone: ZoneID) -> ZoneStore {
         ZoneStore {
