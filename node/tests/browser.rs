@@ -2,7 +2,7 @@
 //! Debian's `chromedriver` (both installed by `.ci/run`).
 
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,11 +53,7 @@ fn exchange(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) ->
 
 impl Browser {
     fn start() -> Browser {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -216,15 +216,10 @@ fn demo_mesh_kills_a_node_and_reports_the_failover() {
     // Three node processes and a swarm on two cores: the machine to itself.
     let _machine = crate::alone();
     // A base with its three zone ports, control and admin ports free a moment ago.
-    let port = loop {
-        let p = crate::free_port();
-        let free = |q: u16| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok();
-        let ports =
-            (0..3u16).flat_map(|k| [10 * k, 10 * k + 1, 10 * k + 2, 100 + 10 * k, 200 + 10 * k]);
-        if p < 60_000 && ports.clone().all(|o| free(p + o)) {
-            break p;
-        }
-    };
+    let offsets: Vec<u16> = (0..3u16)
+        .flat_map(|k| [10 * k, 10 * k + 1, 10 * k + 2, 100 + 10 * k, 200 + 10 * k])
+        .collect();
+    let port = crate::free_ports_at(&offsets);
     let out = meridian()
         .args([
             "demo",

@@ -14,22 +14,6 @@ use crate::processes::Nodes;
 
 const NPCS_PER_ZONE: u64 = 400;
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A two-zone world of `width_m` × half that, with `nodes` (TOML `[[nodes]]` entries),
 /// border dancers and checkpoints every `checkpoint_s`.
 fn world_file(id: u64, width_m: f32, nodes: &str, per_zone: u64, checkpoint_s: f32) -> String {
@@ -70,13 +54,13 @@ impl Cluster {
     fn new(name: &str) -> Cluster {
         let (dir, keys) = Nodes::prepare(&format!("dur-{name}"), 2);
         let admins = vec![
-            SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
-            SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
+            SocketAddr::from(([127, 0, 0, 1], crate::free_port())),
+            SocketAddr::from(([127, 0, 0, 1], crate::free_port())),
         ];
         let node = |k: usize| {
             format!(
                 "[[nodes]]\nname = \"n{k}\"\nzones = [{k}]\ncores = [{k}]\nudp = \"127.0.0.1:{}\"\nadmin = \"{}\"\npublic_key = \"{}\"\n",
-                free_port(),
+                crate::free_port(),
                 admins[k],
                 hex::encode(keys[k].as_bytes())
             )
@@ -181,7 +165,7 @@ fn single_node(name: &str, world_id: u64) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let node = format!(
         "[[nodes]]\nname = \"solo\"\nzones = [0, 1]\ncores = [0, 1]\nudp = \"127.0.0.1:{}\"\n",
-        free_port()
+        crate::free_port()
     );
     let world = world_file(world_id, 256.0, &node, 50, 0.2);
     let path = dir.join("world.toml");
