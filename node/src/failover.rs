@@ -109,11 +109,22 @@ impl Layout {
     /// The node `zone` runs on when it does not run here, by the world file: its standby
     /// node if it is this node's own zone, else its home node.
     fn other(&self, zone: ZoneID) -> Option<usize> {
-        let of = |list: &[(ZoneID, usize)]| list.iter().find(|(z, _)| *z == zone).map(|&(_, n)| n);
-        match of(&self.home_node) {
-            Some(home) if home == self.me => of(&self.standby_node),
+        match self.home_of(zone) {
+            Some(home) if home == self.me => self
+                .standby_node
+                .iter()
+                .find(|(z, _)| *z == zone)
+                .map(|&(_, n)| n),
             home => home,
         }
+    }
+
+    /// The node `zone` is placed on in the world file.
+    fn home_of(&self, zone: ZoneID) -> Option<usize> {
+        self.home_node
+            .iter()
+            .find(|(z, _)| *z == zone)
+            .map(|&(_, n)| n)
     }
 
     /// Where the standby stream of `zone` goes when it runs here: [`Layout::other`].
@@ -161,7 +172,7 @@ pub fn majority(alive: usize, nodes: usize) -> bool {
 /// Watches `mesh` and promotes the zones of `kept` (zone, the name of the node hosting it)
 /// through `server`, `dir` and `node`, asking `votes` first; guards the zones running here.
 pub fn start(
-    (kept, resumed): (Vec<(ZoneID, String)>, Vec<ZoneID>),
+    (kept, resumed, kept_back): (Vec<(ZoneID, String)>, Vec<ZoneID>, Vec<ZoneID>),
     layout: Layout,
     (mesh, votes): (Arc<Mutex<MeshView>>, VoteBox),
     standbys: (Arc<StandbyServer>, Arc<DataDir>),
@@ -187,6 +198,15 @@ pub fn start(
                 let mut stood_down = 0;
                 let mut guards = HashMap::new();
                 let mut unconfirmed = resume(&resumed, &layout, &mut watched, &standbys, &node);
+                for &zone in &kept_back {
+                    keep_standby(
+                        zone,
+                        &layout,
+                        &mut watched,
+                        (&standbys.0, &standbys.1),
+                        None,
+                    );
+                }
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
                     let ctx = (&layout, &votes);
@@ -296,6 +316,11 @@ fn step(
         };
         match node.promote(w.zone, dir.clone(), &approve, None, 0) {
             Ok(incarnation) => {
+                // Runs here again: a restart resumes it (the runs-here marker), and no
+                // longer keeps only its standby.
+                if let Err(e) = crate::standby::unmark_kept(dir, w.zone) {
+                    tracing::error!(zone = %w.zone, "cannot remove the marker that zone {}'s standby is kept here: {e}", w.zone);
+                }
                 server.taken_over(w.zone.0, incarnation);
                 crash_test_pause("MERIDIAN_TAKEOVER_PAUSE_MS");
                 let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
@@ -434,9 +459,6 @@ fn rejoin(
         if let Err(e) = crate::standby::unmark_running(dir, zone) {
             tracing::error!(%zone, "cannot remove the marker that zone {zone} runs here: {e}");
         }
-        let Some(host) = layout.other(zone) else {
-            continue;
-        };
         let store = dir.zone(layout.world_id, zone);
         if resumed.contains(&zone) {
             match store.discard() {
@@ -449,25 +471,55 @@ fn rejoin(
                 }
             }
         }
-        let (name, _, key) = &layout.nodes[host];
-        let kept = meridian_io::standby::Kept {
-            zone: zone.0,
-            store,
-            primary: *key,
-        };
-        if server.keep(kept) {
-            tracing::warn!(%zone, "zone {zone} runs on node {name} now (incarnation {incarnation}): keeping its standby");
-            watched.retain(|w| w.zone != zone);
-            watched.push(Watched {
-                zone,
-                primary: name.clone(),
-                promoted: false,
-                attached: false,
-                retry: Retry::default(),
-            });
+        if keep_standby(zone, layout, watched, (server, dir), Some(incarnation))
+            && layout.home_of(zone) == Some(layout.me)
+            && let Err(e) = crate::standby::mark_kept(dir, zone)
+        {
+            tracing::error!(%zone, "cannot write the marker that zone {zone}'s standby is kept here (a restart restores its stale files first): {e}");
         }
     }
     *handled = stood_down.len();
+}
+
+/// Keeps the standby of `zone`, which runs on its other node ([`Layout::other`]) —
+/// `incarnation` there when known — and watches that node to take the zone back if it
+/// dies. Whether the standby server took it.
+fn keep_standby(
+    zone: ZoneID,
+    layout: &Layout,
+    watched: &mut Vec<Watched>,
+    (server, dir): (&Arc<StandbyServer>, &Arc<DataDir>),
+    incarnation: Option<u32>,
+) -> bool {
+    let Some(host) = layout.other(zone) else {
+        return false;
+    };
+    let (name, _, key) = &layout.nodes[host];
+    let kept = meridian_io::standby::Kept {
+        zone: zone.0,
+        store: dir.zone(layout.world_id, zone),
+        primary: *key,
+    };
+    if !server.keep(kept) {
+        return false;
+    }
+    match incarnation {
+        Some(i) => {
+            tracing::warn!(%zone, "zone {zone} runs on node {name} now (incarnation {i}): keeping its standby")
+        }
+        None => {
+            tracing::warn!(%zone, "zone {zone} stood down when this node last ran (node {name} runs it): keeping its standby, not restoring this node's stale files of it")
+        }
+    }
+    watched.retain(|w| w.zone != zone);
+    watched.push(Watched {
+        zone,
+        primary: name.clone(),
+        promoted: false,
+        attached: false,
+        retry: Retry::default(),
+    });
+    true
 }
 
 /// A zone this node took over gets a standby again: the node it took it from, once that

@@ -202,11 +202,15 @@ pub fn start_with(
     };
     let standbys =
         crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
-    let resumed = match (&standbys, persistence, &mesh) {
-        (Some((_, dir)), Some(p), Some(_)) => resumed_zones(node, dir, p.fresh),
-        _ => Vec::new(),
+    let (resumed, kept_back) = match (&standbys, persistence, &mesh) {
+        (Some((_, dir)), Some(p), Some(_)) => (
+            resumed_zones(node, dir, p.fresh),
+            kept_back_zones(node, dir, p.fresh),
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
-    let (zones, standby_slots) = zone_slots(spec, node, &resumed)?;
+    let not_started: Vec<ZoneID> = resumed.iter().chain(&kept_back).copied().collect();
+    let (zones, standby_slots) = zone_slots(spec, node, &not_started)?;
     let plan = NodePlan {
         world: spec.world,
         limits: Limits::for_entities(entities),
@@ -226,7 +230,7 @@ pub fn start_with(
         standbys.as_ref(),
         mesh.as_ref(),
         &node_handle,
-        resumed,
+        (resumed, kept_back),
     )?;
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin = match node.admin {
@@ -311,7 +315,7 @@ fn start_failover(
     standbys: Option<&crate::standby::KeptStandbys>,
     mesh: Option<&crate::mesh::MeshHandle>,
     node_handle: &Arc<Node>,
-    resumed: Vec<ZoneID>,
+    (resumed, kept_back): (Vec<ZoneID>, Vec<ZoneID>),
 ) -> anyhow::Result<Option<crate::failover::Failover>> {
     let (Some(kept), Some(mesh)) = (standbys, mesh) else {
         return Ok(None);
@@ -358,7 +362,7 @@ fn start_failover(
         })
         .collect();
     Ok(Some(crate::failover::start(
-        (watched, resumed),
+        (watched, resumed, kept_back),
         layout,
         (mesh.shared(), mesh.votes()),
         kept.clone(),
@@ -392,13 +396,34 @@ fn resumed_zones(node: &NodeSpec, dir: &DataDir, fresh: bool) -> Vec<ZoneID> {
     Vec::new()
 }
 
-/// The zones `node` starts (its own, but those it resumes from its standby directory) and
-/// the slots it may start zones in later (the zones it keeps the standby of, and its own
-/// it resumes: the failover thread starts those from the standby directory).
+/// This node's own zones that stood down when it last ran (another node runs them) and
+/// whose standbys it kept (`crate::standby::mark_kept`): they are not restored from the
+/// node's own directory, stale since, but kept as standbys again from the start. A zone
+/// that also ran here from the standby directory is resumed instead ([`resumed_zones`]).
+/// `fresh` (`--fresh`) forgets them.
+fn kept_back_zones(node: &NodeSpec, dir: &DataDir, fresh: bool) -> Vec<ZoneID> {
+    let marked = node.zones.iter().copied().filter(|&z| {
+        crate::standby::marked_kept(dir, z) && !crate::standby::marked_running(dir, z)
+    });
+    if !fresh {
+        return marked.collect();
+    }
+    for zone in marked {
+        if let Err(e) = crate::standby::unmark_kept(dir, zone) {
+            tracing::error!(%zone, "--fresh: cannot remove the marker that zone {zone}'s standby is kept here: {e}");
+        }
+    }
+    Vec::new()
+}
+
+/// The zones `node` starts (its own, but those in `not_started`: resumed from its standby
+/// directory, or kept as standbys) and the slots it may start zones in later (the zones it
+/// keeps the standby of, and its own not started: the failover thread starts those from
+/// the standby directory).
 fn zone_slots(
     spec: &WorldSpec,
     node: &NodeSpec,
-    resumed: &[ZoneID],
+    not_started: &[ZoneID],
 ) -> anyhow::Result<(Vec<ZonePlan>, Vec<ZonePlan>)> {
     let mut zones = Vec::new();
     let mut slots = standby_slots(node);
@@ -409,7 +434,7 @@ fn zone_slots(
             bind: node.zone_address(k),
             standby: crate::standby::target(spec, zone)?,
         };
-        if resumed.contains(&zone) {
+        if not_started.contains(&zone) {
             slots.push(plan);
         } else {
             zones.push(plan);

@@ -144,6 +144,32 @@ pub fn marked_running(dir: &DataDir, zone: ZoneID) -> bool {
     dir.has_file(&marker(zone))
 }
 
+/// The marker of one of this node's own zones that stood down (another node runs it now)
+/// and whose standby this node keeps: `zone-N.kept-here` in the standby directory. A
+/// restart keeps the standby again at once, rather than restoring the stale files of the
+/// node's own directory only to be told the zone runs elsewhere and stand down.
+fn kept_marker(zone: ZoneID) -> String {
+    format!("zone-{}.kept-here", zone.0)
+}
+
+/// Marks this node's own `zone` as stood down, its standby kept here (durably).
+pub fn mark_kept(dir: &DataDir, zone: ZoneID) -> Result<(), StoreError> {
+    dir.put_file(
+        &kept_marker(zone),
+        b"stood down: its standby is kept here\n",
+    )
+}
+
+/// `zone` runs here again (or `--fresh` forgets it): the kept-here marker goes.
+pub fn unmark_kept(dir: &DataDir, zone: ZoneID) -> Result<(), StoreError> {
+    dir.remove_file(&kept_marker(zone))
+}
+
+/// Whether this node's own `zone` stood down and its standby is kept here.
+pub fn marked_kept(dir: &DataDir, zone: ZoneID) -> bool {
+    dir.has_file(&kept_marker(zone))
+}
+
 /// The incarnation the marker of `zone` in `dir` names: the run the mesh agreed to (or
 /// the last resumed), which a restart must run past even when that run's first files
 /// never reached the disk. `None` without a marker.
@@ -187,6 +213,12 @@ mod tests {
         assert!(e.contains("zone-4.runs-here") && e.contains("seven"), "{e}");
         unmark_running(&dir, ZoneID(3)).expect("unmarked");
         assert_eq!(marked_incarnation(&dir, ZoneID(3)), Ok(None));
+        // The kept-here marker is its own file.
+        assert!(!marked_kept(&dir, ZoneID(3)));
+        mark_kept(&dir, ZoneID(3)).expect("marked kept");
+        assert!(marked_kept(&dir, ZoneID(3)) && !marked_running(&dir, ZoneID(3)));
+        unmark_kept(&dir, ZoneID(3)).expect("unmarked kept");
+        assert!(!marked_kept(&dir, ZoneID(3)));
         drop(dir);
         let _ = std::fs::remove_dir_all(&path);
     }

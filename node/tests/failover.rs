@@ -368,6 +368,37 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // Restarted now, n0 keeps zone 0's standby again at once — it does not restore its own
+    // stale files of zone 0 only to be told the zone runs elsewhere (its kept-here marker)
+    // — and n2's stream reaches it again.
+    let count = |mesh: &Mesh3, k: usize, what: &str| mesh.log(k).matches(what).count();
+    let stood_down = count(&mesh, 0, "standing down");
+    mesh.kill(0);
+    let restarted = std::time::SystemTime::now();
+    mesh.start(0);
+    while !(mesh
+        .log(0)
+        .contains("not restoring this node's stale files")
+        && standby_wal_written(&mesh, 0).is_some_and(|t| t > restarted))
+    {
+        assert!(
+            restarted.elapsed().unwrap_or_default() < Duration::from_secs(10),
+            "n0 did not keep zone 0's standby again after its restart:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        count(&mesh, 0, "standing down"),
+        stood_down,
+        "n0 restored its stale zone 0 again:\n{}",
+        mesh.log(0)
+    );
+    for sample in 0..3 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     // And it takes the zone back when n2 dies in turn (n0 and n1 are a majority); zone 2
     // goes to n1. The player follows again.
     let seen = player.seen();
@@ -564,6 +595,16 @@ fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u6
         assert_sound(&mesh.cut(), expected, sample);
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// When node `k`'s standby copy of zone 0 last took a record: its newest WAL file's mtime.
+fn standby_wal_written(mesh: &Mesh3, k: usize) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(mesh.data(k).join("standby"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("zone-0.wal."))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
 }
 
 /// A mesh whose n2 holds a takeover for 5 s at the crash-test pause `pause`, its streams
