@@ -199,13 +199,10 @@ pub fn start(
                 let mut guards = HashMap::new();
                 let mut unconfirmed = resume(&resumed, &layout, &mut watched, &standbys, &node);
                 for &zone in &kept_back {
-                    keep_standby(
-                        zone,
-                        &layout,
-                        &mut watched,
-                        (&standbys.0, &standbys.1),
-                        None,
-                    );
+                    let kept = (&standbys.0, &standbys.1);
+                    if !keep_standby(zone, &layout, &mut watched, kept, None) {
+                        tracing::error!(%zone, "zone {zone} stood down when this node last ran, but its standby cannot be kept (the world file names no other node for it, or it is kept already): this node neither runs it nor keeps its copy");
+                    }
                 }
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();

@@ -170,10 +170,10 @@ const REDIRECT_REPEATS: u64 = 2;
 const INPUT_BUFFER: usize = 8;
 
 /// One client's session. `repr(C)` keeps the fields the datagram path and the tick
-/// touch for every session together at the front, in the first few cache lines of
-/// the slot (the rest — keys, the client's replication state — is touched once a tick
-/// by the snapshot build): with 4,096 sessions the slots do not fit the L2, and each
-/// line the input path reads is a miss.
+/// touch for every session together at the front, in the first few cache lines of the
+/// slot (after them: the master key, the client's key, a path probe and the replication
+/// state, which the snapshot build touches): with 4,096 sessions the slots do not fit
+/// the L2, and each line the input path reads is a miss.
 #[derive(Debug)]
 #[repr(C, align(64))]
 struct Session {
