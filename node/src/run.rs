@@ -3,7 +3,11 @@
 //!
 //! **Admin endpoint** (plain-text HTTP, on the node's `admin` address):
 //! - `GET /status` — one line per zone: `zone Z tick T entities N ghosts G in_flight F
-//!   tick_p50_us … tick_p99_us … tick_max_us … tick_cpu_p99_us … arrivals A departures D drops X`.
+//!   tick_p50_us … tick_p99_us … tick_max_us … tick_cpu_p99_us … arrivals A departures D drops X`;
+//!   with a mesh, `peer …` lines (`crate::mesh::status_text`), `promoted zone Z incarnation
+//!   I took_ms MS` for each takeover, and `standby zone Z held S` for each zone whose
+//!   standby this node keeps (S: the highest append sequence its copy holds durably, 0
+//!   until a stream reached it since the node started).
 //! - `GET /entities` — a consistent cut of the node's ownership: every zone samples at its
 //!   next tick boundary and holds there until all have (at most about one tick), so each
 //!   entity shows once, owned or in flight. `zone Z tick T taken_at_ns NS owned N
@@ -240,6 +244,7 @@ pub fn start_with(
                 node: node_handle.clone(),
                 mesh: mesh.as_ref().map(crate::mesh::MeshHandle::shared),
                 promotions: failover.as_ref().map(|f| f.promotions.clone()),
+                standbys: standbys.as_ref().map(|(server, _)| server.clone()),
                 name: node.name.clone(),
                 world: Arc::new(crate::map::world_json(spec, node)),
                 frames: Arc::default(),
@@ -525,6 +530,8 @@ struct Admin {
     node: Arc<Node>,
     mesh: Option<Arc<std::sync::Mutex<crate::mesh::MeshView>>>,
     promotions: Option<crate::failover::Promotions>,
+    /// The standbys this node keeps (`standby zone …` lines).
+    standbys: Option<Arc<meridian_io::standby::StandbyServer>>,
     name: String,
     /// The live map's `world` event, and the frames' part all streams share.
     world: Arc<String>,
@@ -591,6 +598,9 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
                         "promoted zone {} incarnation {} took_ms {}",
                         p.zone, p.incarnation, p.took_ms
                     );
+                }
+                for (zone, held) in admin.standbys.iter().flat_map(|s| s.kept_zones()) {
+                    let _ = writeln!(text, "standby zone {zone} held {held}");
                 }
                 (200, text)
             }

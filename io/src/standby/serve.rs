@@ -61,6 +61,20 @@ impl StandbyServer {
         true
     }
 
+    /// The zones whose standby this node keeps now (not taken over here), each with the
+    /// highest append sequence its copy holds durably (0 until a stream reached it since
+    /// this node started), by zone: what the node's `/status` shows.
+    pub fn kept_zones(&self) -> Vec<(u32, u64)> {
+        let zones = self.zones.read().unwrap_or_else(PoisonError::into_inner);
+        let mut kept: Vec<(u32, u64)> = zones
+            .values()
+            .filter(|k| !k.released.load(Ordering::SeqCst))
+            .map(|k| (k.status.zone, k.status.held.load(Ordering::Acquire)))
+            .collect();
+        kept.sort_unstable();
+        kept
+    }
+
     /// This node runs released zone `zone` as `incarnation` now: its old primary, when it
     /// says hello again (a node that comes back), is told so and stands down.
     pub fn taken_over(&self, zone: u32, incarnation: u32) {
