@@ -9,6 +9,7 @@ mod frame;
 mod mirror;
 mod serve;
 mod stream;
+mod worker;
 
 pub use frame::FrameError;
 pub use mirror::{Mirror, MirrorError};

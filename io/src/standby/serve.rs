@@ -13,8 +13,9 @@ use meridian_layouts::U64Le;
 use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind};
 
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
-use super::frame::{SIGNATURE_SIZE, StreamCipher, read_unverified, verify};
-use super::mirror::{Mirror, MirrorError, Parts, is_bulk, prune};
+use super::frame::{StreamCipher, read_unverified};
+use super::mirror::{Mirror, MirrorError, is_bulk};
+use super::worker::CheckpointWorker;
 use crate::store::ZoneStore;
 
 /// A zone this node keeps the standby of: its mirror and the primary's pinned key.
@@ -320,7 +321,7 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
 
 /// Why a connection was ended.
 #[derive(Debug, thiserror::Error)]
-enum ServeError {
+pub(super) enum ServeError {
     #[error("{0}")]
     Frame(#[from] FrameError),
     #[error("{0}")]
@@ -351,106 +352,6 @@ fn mirror_store(mirror: &Mutex<Mirror>) -> ZoneStore {
         .unwrap_or_else(PoisonError::into_inner)
         .store()
         .clone()
-}
-
-/// One frame for the checkpoint worker: kind, header, sealed payload, signature, its
-/// index on the connection.
-type WorkerItem = (FrameKind, FrameHeader, Vec<u8>, [u8; SIGNATURE_SIZE], u64);
-
-/// A connection's checkpoint worker: verifies checkpoint and prune frames and applies
-/// them in order; a failure ends the connection.
-struct CheckpointWorker {
-    items: Option<std::sync::mpsc::SyncSender<WorkerItem>>,
-    failed: Arc<AtomicBool>,
-    /// Items sent, and items the worker has finished.
-    sent: std::cell::Cell<u64>,
-    done: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CheckpointWorker {
-    fn start(
-        store: ZoneStore,
-        key: VerifyingKey,
-        challenge: [u8; 32],
-        cipher: StreamCipher,
-    ) -> CheckpointWorker {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<WorkerItem>(8);
-        let failed = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (failed, done) = (failed.clone(), done.clone());
-            std::thread::Builder::new()
-                .name("standby-checkpoints".into())
-                .spawn(move || {
-                    crate::store::lower_priority();
-                    let mut parts = Parts::default();
-                    for (kind, h, mut payload, signature, index) in rx {
-                        #[cfg(test)]
-                        std::thread::sleep(tests_hooks::worker_delay(store.dir()));
-                        let written = verify(kind, &h, &payload, &signature, &key, &challenge)
-                            .and_then(|()| cipher.open(index, kind, &h, &mut payload))
-                            .map_err(ServeError::from)
-                            .and_then(|()| {
-                                match kind {
-                                    FrameKind::Retire => prune(&store, &payload),
-                                    _ => parts.apply(&store, kind, &h, payload),
-                                }
-                                .map_err(ServeError::from)
-                            });
-                        if let Err(e) = written {
-                            tracing::warn!("standby stream for zone {}: {e}", h.zone.get());
-                            failed.store(true, Ordering::Relaxed);
-                            return;
-                        }
-                        done.fetch_add(1, Ordering::Release);
-                    }
-                })
-                .ok()
-        };
-        if thread.is_none() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        CheckpointWorker {
-            items: Some(tx),
-            failed,
-            sent: std::cell::Cell::new(0),
-            done,
-            thread,
-        }
-    }
-
-    /// Waits until the worker has written everything sent to it (a resync's end claims
-    /// it all).
-    fn drain(&self) -> Result<(), ServeError> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while self.done.load(Ordering::Acquire) < self.sent.get() {
-            if self.failed.load(Ordering::Relaxed) || std::time::Instant::now() > deadline {
-                return Err(ServeError::Worker);
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
-    }
-
-    fn send(&self, item: WorkerItem) -> Result<(), ServeError> {
-        let sent = self.items.as_ref().is_some_and(|tx| tx.send(item).is_ok());
-        if sent {
-            self.sent.set(self.sent.get() + 1);
-            Ok(())
-        } else {
-            Err(ServeError::Worker)
-        }
-    }
-}
-
-impl Drop for CheckpointWorker {
-    fn drop(&mut self) {
-        self.items = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// A connection past its hello: the zone's entry, the challenge, the primary's nonce, and
@@ -611,7 +512,7 @@ fn connection(
     let mut cipher = StreamCipher::new(key, primary, &challenge, &nonce);
     let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge, cipher.clone());
     loop {
-        if worker.failed.load(Ordering::Relaxed) {
+        if worker.failed() {
             return Err(ServeError::Worker);
         }
         let (kind, h) = read_header(&mut r)?;
@@ -683,30 +584,6 @@ fn linger(mut r: BufReader<TcpStream>) {
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return,
-        }
-    }
-}
-
-/// Test knobs: a checkpoint worker made slow, to show what an acknowledgement may claim
-/// while it still writes.
-#[cfg(test)]
-pub(super) mod tests_hooks {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-    use std::time::Duration;
-
-    /// The mirror directory whose worker is slow, and by how much (tests run in parallel:
-    /// only that one's).
-    static SLOW: Mutex<Option<(PathBuf, Duration)>> = Mutex::new(None);
-
-    pub(crate) fn set_worker_delay(dir: &Path, delay: Duration) {
-        *SLOW.lock().unwrap() = Some((dir.to_path_buf(), delay));
-    }
-
-    pub(super) fn worker_delay(dir: &Path) -> Duration {
-        match &*SLOW.lock().unwrap() {
-            Some((slow, delay)) if dir.starts_with(slow) => *delay,
-            _ => Duration::ZERO,
         }
     }
 }

@@ -529,7 +529,7 @@ fn a_resync_is_acknowledged_only_once_the_standby_holds_all_of_it() {
     drop(first);
     primary.run(90);
     let second = DataDir::open(&second_dir).unwrap();
-    super::serve::tests_hooks::set_worker_delay(&second_dir, Duration::from_millis(400));
+    super::worker::tests_hooks::set_worker_delay(&second_dir, Duration::from_millis(400));
     let (_server, _) = standby(addr, &second);
     let started = WallInstant::now();
     while primary.stream.acked() < primary.seq {
