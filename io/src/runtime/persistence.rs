@@ -260,7 +260,7 @@ fn open_zone_state(
         tracing::warn!(zone = %id, "{warning}");
     }
     if recovered.incarnation < sp.incarnation_floor {
-        tracing::warn!(zone = %id, "the zone's files hold no run of incarnation {}, which the mesh agreed to (its first files never reached the disk): running as incarnation {} rather than {}", sp.incarnation_floor - 1, sp.incarnation_floor, recovered.incarnation);
+        tracing::warn!(zone = %id, "the zone's files hold no run of incarnation {}, which its runs-here marker names (the node stopped before that run's first checkpoint reached the disk): running as incarnation {} rather than {}", sp.incarnation_floor - 1, sp.incarnation_floor, recovered.incarnation);
         recovered.incarnation = sp.incarnation_floor;
     }
     let incarnation = recovered.incarnation;
