@@ -52,4 +52,9 @@ pub struct Bugs {
     /// streams to it again, before the standby holds what the primary did meanwhile: a
     /// promotion after that owns what the primary had handed away (`sim::rejoin`).
     pub current_before_caught_up: bool,
+    /// A node that comes back after its zones failed over resumes them from its stale
+    /// files and sends what they imply at once, before its standby (now the zone) holds
+    /// the restart: a COMMIT whose relinquish the standby never got hands away what the
+    /// zone's new run still owns (`sim::comeback`).
+    pub comeback_sends_at_once: bool,
 }

@@ -46,6 +46,11 @@ pub struct Args {
     /// the cut heals. Default: half the standby seeds without a death.
     #[arg(long)]
     pub suspicions: bool,
+    /// With standbys: every seed whose dead node's zones fail over has that node come
+    /// back 40–200 ticks after the takeovers and resume its zones from its stale files;
+    /// those runs must send nothing until they stand down. Default: half such seeds.
+    #[arg(long)]
+    pub comebacks: bool,
 }
 
 /// Why the simulation run failed.
@@ -78,12 +83,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Options::default(),
     };
     options.walkers = args.entities.map(|n| n as usize);
-    options.standbys = match (args.standbys || args.suspicions, args.loss) {
+    options.standbys = match (
+        args.standbys || args.suspicions || args.comebacks,
+        args.loss,
+    ) {
         (true, _) => Some(true),
         (false, Some(_)) => Some(false),
         (false, None) => None,
     };
     options.suspicions = args.suspicions.then_some(true);
+    options.comebacks = args.comebacks.then_some(true);
     // What a replay needs besides the seed to draw the same run.
     let mut replay_flags = String::new();
     if let Some(loss) = args.loss {
@@ -98,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (on, flag) in [
         (args.standbys, " --standbys"),
         (args.suspicions, " --suspicions"),
+        (args.comebacks, " --comebacks"),
     ] {
         if on {
             replay_flags += flag;
@@ -206,6 +216,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.stood_down
         );
     }
+    if summary.comebacks > 0 {
+        println!(
+            "comebacks: a dead node came back to its files after the takeovers and resumed \
+             {} zones from them, each superseded until the mesh's answer reached it and it \
+             stood down",
+            summary.comebacks
+        );
+    }
     if summary.ballots > 0 {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
@@ -261,6 +279,7 @@ struct Summary {
     superseded_held: u64,
     fenced: u64,
     stood_down: u64,
+    comebacks: u64,
     ballots: u64,
     dropped: u64,
     promotions_refused: u64,
@@ -289,6 +308,7 @@ impl Summary {
         self.superseded_held += r.superseded_held;
         self.fenced += r.fenced;
         self.stood_down += r.stood_down;
+        self.comebacks += r.comebacks;
         self.ballots += r.ballots;
         self.dropped += r.dropped;
         self.promotions_refused += r.promotions_refused;

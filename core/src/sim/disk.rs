@@ -173,6 +173,32 @@ impl ZoneDisk {
         }
     }
 
+    /// The zone these files restore, as a node restarting from them would run it (its
+    /// recovery decision, the run after the files'), with nothing recorded anywhere: for a
+    /// node that comes back to files the mesh has moved on from ([`super::comeback`]).
+    pub(super) fn restore_alone(
+        &self,
+        world: &crate::world::World,
+        limits: crate::limits::Limits,
+        config: crate::handoff::HandoffConfig,
+    ) -> Result<Zone, String> {
+        let z = ZoneID(self.zone);
+        let (checkpoints, segments) = (stored(&self.checkpoints), stored(&self.segments));
+        let plan = plan_recovery(0, z, &checkpoints, &segments).map_err(|e| e.to_string())?;
+        let view = plan.checkpoint.as_ref().map(|(_, view)| *view);
+        Zone::restore_from(
+            world,
+            z,
+            limits,
+            config,
+            Instant::ZERO,
+            plan.incarnation,
+            view.as_ref(),
+            &plan.records,
+        )
+        .map_err(|e| format!("restore: {e}"))
+    }
+
     /// Where the disk stands now.
     pub(super) fn mark(&self) -> Mark {
         let (segment, wal) = self.segments.last().expect("a disk always has a segment");
@@ -280,7 +306,7 @@ impl ZoneDisk {
     }
 
     /// A crash: the capture under way is lost; sometimes a bit of a durable file flips.
-    fn crash(&mut self, rng: &mut SmallRng) -> bool {
+    pub(super) fn crash(&mut self, rng: &mut SmallRng) -> bool {
         self.capturing = None;
         if self.flipped.is_some() || !rng.random_bool(BIT_FLIP_CHANCE) {
             return false;

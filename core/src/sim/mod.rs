@@ -23,6 +23,7 @@
 //! Everything is driven by one `SmallRng` per concern, seeded from the seed, and zones tick
 //! in a fixed order, so a run is a pure function of (seed, ticks, options).
 
+mod comeback;
 mod disk;
 mod game;
 mod invariants;
@@ -77,6 +78,10 @@ pub struct Options {
     /// in every standby seed without a node death (`Some(true)`), in none, or drawn
     /// (`None`: half of them); see [`suspicion`].
     pub suspicions: Option<bool>,
+    /// A node that died for good comes back to its stale files after its zones failed
+    /// over, in every such seed (`Some(true)`), in none, or drawn (`None`: half of them);
+    /// see [`comeback`].
+    pub comebacks: Option<bool>,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -140,6 +145,9 @@ pub struct Report {
     pub superseded_held: u64,
     pub fenced: u64,
     pub stood_down: u64,
+    /// Zones a dead node that came back resumed from its stale files (superseded runs,
+    /// counted in `stood_down` once they stand down).
+    pub comebacks: u64,
     /// A node died or was cut off where the others were no majority (two nodes): nothing
     /// failed over; the zones waited for it to come back.
     pub no_majority: bool,
@@ -197,6 +205,7 @@ pub(super) struct Sim {
     game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     fates: HashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
+    comeback: Option<comeback::Comeback>,
     votes: votes::Votes,
     hasher: FxHasher,
     report: Report,
@@ -335,6 +344,7 @@ impl Sim {
         let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
         let disks = draw_disks(&mut rng_disk, &mut zones);
         let standbys = draw_standbys(seed, &node_of, options, ticks, &mut network);
+        let comeback = comeback::Comeback::draw(seed, &standbys, options.comebacks);
         let nodes = node_of.iter().max().map_or(1, |n| n + 1);
         let votes = votes::Votes::new(seed, nodes, zone_count as usize);
         Sim {
@@ -363,6 +373,7 @@ impl Sim {
             game_problems,
             fates: HashMap::new(),
             standbys,
+            comeback,
             votes,
             hasher: FxHasher::default(),
             report: Report {
@@ -393,6 +404,7 @@ impl Sim {
         self.crash_and_restart(tick);
         self.node_death(tick);
         self.isolation_step(tick);
+        self.comeback_step(tick);
         self.deliver(tick);
         self.stream_tick(tick);
         self.votes_tick(tick);

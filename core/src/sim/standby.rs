@@ -613,6 +613,7 @@ impl Sim {
         for (_, _, _, records) in &stream.marks {
             self.undo_lost(z, records);
         }
+        self.keep_old_files(z);
         self.disks[z] = self.disks[z].copy_at(replica);
         self.node_of[z] = stream.node;
         let zone = match self.try_restore(tick, z, true) {

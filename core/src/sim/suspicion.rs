@@ -49,6 +49,9 @@ pub(super) struct Superseded {
     zone: Zone,
     /// Its standby lacks a record it wrote: every datagram it makes waits for ever.
     behind: bool,
+    /// A run a node that came back resumed from its own files ([`super::comeback`]): it
+    /// stands down at this tick, when the mesh's answer reaches it.
+    until: Option<u64>,
 }
 
 impl Sim {
@@ -59,7 +62,38 @@ impl Sim {
             node: self.node_of[z],
             zone,
             behind,
+            until: None,
         });
+    }
+
+    /// A node that came back runs zone `z` from its own files on node `node`, superseded
+    /// from its first tick (another run holds the zone), until tick `until`.
+    pub(super) fn supersede_on(
+        &mut self,
+        z: usize,
+        node: u32,
+        zone: Zone,
+        behind: bool,
+        until: u64,
+    ) {
+        self.standbys.superseded.push(Superseded {
+            z,
+            node,
+            zone,
+            behind,
+            until: Some(until),
+        });
+    }
+
+    /// The superseded runs of a node that came back whose stand-down is due.
+    pub(super) fn stand_down_due(&mut self, tick: u64) {
+        let before = self.standbys.superseded.len();
+        self.standbys.superseded.retain(|s| s.until != Some(tick));
+        let n = (before - self.standbys.superseded.len()) as u64;
+        if n > 0 {
+            self.report.stood_down += n;
+            ("came back, stood down", tick, n).hash(&mut self.hasher);
+        }
     }
 
     /// The isolation's turns when due: membership declares the node down (its zones are
@@ -87,9 +121,10 @@ impl Sim {
         }
         self.hear_of_takeovers(tick);
         if tick == iso.stand_down {
-            let n = self.standbys.superseded.len() as u64;
+            let before = self.standbys.superseded.len();
+            self.standbys.superseded.retain(|s| s.until.is_some());
+            let n = (before - self.standbys.superseded.len()) as u64;
             self.report.stood_down += n;
-            self.standbys.superseded.clear();
             ("stood down", tick, n).hash(&mut self.hasher);
         }
     }

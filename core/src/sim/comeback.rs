@@ -1,0 +1,103 @@
+//! A dead node comes back (docs/mesh.md, "A node that comes back"). In half the seeds
+//! where a node dies for good and its zones fail over (or as `Options::comebacks` says),
+//! the node restarts some ticks after the takeovers, from its own disks as they stood when
+//! it died (meeting the crash: a capture under way lost, a bit perhaps flipped). For every
+//! zone of it already running on a standby, it resumes the zone from its stale files —
+//! as the real node does before the mesh tells it `TakenOver` — and that run goes on as a
+//! *superseded* one ([`super::suspicion`]) until the answer reaches it (1–10 ticks), then
+//! stands down.
+//!
+//! Its files may hold records its standby never acknowledged — a relinquish whose COMMIT
+//! waited in the gate when it died, say — so what the stale run would send rests on
+//! things the zone's new run never did. What keeps it harmless is the restart's resync:
+//! a resumed zone sends nothing until its standby holds its restart checkpoint, and the
+//! standby, now the zone, never acknowledges it. Without that
+//! (`Bugs::comeback_sends_at_once`) the stale run resends what it restored and the
+//! invariants fail.
+//!
+//! Zones of the node not yet taken over when it returns are left as the takeover finds
+//! them (a node back before its zones were promoted is a reboot, modelled apart).
+
+use std::hash::Hash;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::Sim;
+use super::disk::ZoneDisk;
+use super::standby::{DETECT_TICKS, Standbys};
+
+/// A dead node's return: when, and the files it left behind, per zone taken over.
+pub(super) struct Comeback {
+    node: u32,
+    at: u64,
+    rng: SmallRng,
+    files: Vec<(usize, ZoneDisk)>,
+}
+
+impl Comeback {
+    /// Draws the return of the seed's dead node (from a generator of its own: every other
+    /// draw stays as it was): in half the seeds where its zones fail over (a majority
+    /// lives on), or as `forced` says, 40–200 ticks after the takeovers are asked for.
+    pub(super) fn draw(seed: u64, standbys: &Standbys, forced: Option<bool>) -> Option<Comeback> {
+        let (died, node) = standbys.death?;
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0004);
+        let on = forced.unwrap_or_else(|| rng.random_bool(0.5));
+        (on && standbys.majority_without_one()).then(|| Comeback {
+            node,
+            at: died + DETECT_TICKS + rng.random_range(40..=200),
+            rng,
+            files: Vec::new(),
+        })
+    }
+}
+
+impl Sim {
+    /// Zone `z` is about to be promoted: if its node is to come back, the files it left
+    /// behind are kept for then.
+    pub(super) fn keep_old_files(&mut self, z: usize) {
+        let Some(back) = self.comeback.as_mut() else {
+            return;
+        };
+        if self.node_of[z] == back.node && self.zones[z].is_none() {
+            let disk = &self.disks[z];
+            back.files.push((z, disk.copy_at(disk.mark())));
+        }
+    }
+
+    /// The dead node comes back when due: each zone of it that runs elsewhere resumes from
+    /// its stale files as a superseded run, until the mesh's answer reaches it.
+    pub(super) fn comeback_step(&mut self, tick: u64) {
+        self.stand_down_due(tick);
+        let Some(back) = self.comeback.as_mut() else {
+            return;
+        };
+        if tick != back.at {
+            return;
+        }
+        let (node, files) = (back.node, std::mem::take(&mut back.files));
+        ("node comes back", tick, node).hash(&mut self.hasher);
+        for (z, mut disk) in files {
+            let back = self.comeback.as_mut().expect("drawn");
+            if disk.crash(&mut back.rng) {
+                self.report.bit_flips += 1;
+            }
+            let until = tick + back.rng.random_range(1..=10);
+            let mut zone = match disk.restore_alone(&self.world, self.limits, self.config) {
+                Ok(zone) => zone,
+                // Files a flip damaged past recovery: the node does not resume the zone
+                // (its start refuses), which is harmless here.
+                Err(_) => continue,
+            };
+            zone.set_bugs(self.bugs);
+            super::install_game(&mut zone, &self.game_problems);
+            // BROKEN ON PURPOSE when `comeback_sends_at_once`: no resync to wait for.
+            let behind = !self.bugs.comeback_sends_at_once;
+            self.supersede_on(z, node, zone, behind, until);
+            self.report.comebacks += 1;
+            if self.trace_entity.is_some() {
+                eprintln!("tick {tick}: zone {z} resumed from stale files on node {node}");
+            }
+        }
+    }
+}
