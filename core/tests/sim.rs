@@ -636,9 +636,14 @@ fn a_cut_between_two_nodes_fails_nothing_over() {
 /// A node that died for good comes back after its zones failed over, to files that may
 /// hold records its standbys never acknowledged, and resumes those zones from them (as a
 /// real node does until the mesh answers `TakenOver`). The stale runs send nothing — each
-/// waits for its standby, now the zone, to hold its restart — and stand down: every
-/// invariant holds. Resuming them without that wait hands away what the zones' new runs
-/// still own (seeds 7 and 62 found it; 9 of seeds 0–119 have a comeback).
+/// waits for its standby, now the zone, to hold its restart — and stand down, and the node
+/// then keeps each one's standby (its `kept-here` marker): streamed to from a resync and
+/// agreed current again, as are the standbys it kept for other zones. Every invariant
+/// holds. Resuming the stale runs without that wait hands away what the zones' new runs
+/// still own (seeds 7, 62, 187 and 254; 6 of the 34 in 0–299 with a comeback). Seed 123 (kept)
+/// found the first draft's gap: the node came back before the mesh agreed to take its
+/// zones over, the draft left them down, and their entities were lost; they now restart
+/// on the node from their own disks.
 #[test]
 fn a_dead_node_that_comes_back_to_its_stale_files_harms_nothing() {
     let on = Options {
@@ -647,15 +652,24 @@ fn a_dead_node_that_comes_back_to_its_stale_files_harms_nothing() {
         comebacks: Some(true),
         ..Options::default()
     };
-    let mut resumed = 0;
-    for seed in [7, 14, 18, 62] {
+    let (mut resumed, mut current) = (0, 0);
+    for seed in [7, 14, 18, 27, 45, 62] {
         let report = run(seed, 2000, &on);
         assert!(report.ok(), "seed {seed}: {:?}", report.violations);
         assert!(report.comebacks > 0 && report.stood_down == report.comebacks);
         assert_eq!(report.superseded_sent, 0, "seed {seed}: a stale run sent");
+        assert_eq!(report.kept_here, report.comebacks, "seed {seed}");
         resumed += report.comebacks;
+        current += report.current_again;
     }
-    assert!(resumed >= 4);
+    // Every standby the node keeps is current again (its own zones' and the others').
+    assert!(
+        resumed >= 10 && current > resumed,
+        "{resumed} resumed, {current} current"
+    );
+    let early = run(123, 2000, &on);
+    assert!(early.ok(), "seed 123: {:?}", early.violations);
+    assert!(early.restarted_on_return > 0 && early.comebacks == 0);
     let broken = Options {
         bugs: Bugs {
             comeback_sends_at_once: true,
@@ -663,7 +677,7 @@ fn a_dead_node_that_comes_back_to_its_stale_files_harms_nothing() {
         },
         ..on
     };
-    for seed in [7, 62] {
+    for seed in [7, 62, 187, 254] {
         let report = run(seed, 2000, &broken);
         assert!(
             report

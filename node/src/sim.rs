@@ -216,12 +216,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.stood_down
         );
     }
-    if summary.comebacks > 0 {
+    if summary.comebacks + summary.restarted_on_return > 0 {
         println!(
-            "comebacks: a dead node came back to its files after the takeovers and resumed \
-             {} zones from them, each superseded until the mesh's answer reached it and it \
-             stood down",
-            summary.comebacks
+            "comebacks: dead nodes came back to their files and resumed {} zones taken over \
+             meanwhile, each superseded until the mesh's answer reached it and it stood down \
+             ({} then kept as standbys there); {} zones nobody had taken over yet restarted \
+             on them",
+            summary.comebacks, summary.kept_here, summary.restarted_on_return
         );
     }
     if summary.ballots > 0 {
@@ -280,6 +281,8 @@ struct Summary {
     fenced: u64,
     stood_down: u64,
     comebacks: u64,
+    kept_here: u64,
+    restarted_on_return: u64,
     ballots: u64,
     dropped: u64,
     promotions_refused: u64,
@@ -309,6 +312,8 @@ impl Summary {
         self.fenced += r.fenced;
         self.stood_down += r.stood_down;
         self.comebacks += r.comebacks;
+        self.kept_here += r.kept_here;
+        self.restarted_on_return += r.restarted_on_return;
         self.ballots += r.ballots;
         self.dropped += r.dropped;
         self.promotions_refused += r.promotions_refused;

@@ -15,8 +15,17 @@
 //! (`Bugs::comeback_sends_at_once`) the stale run resends what it restored and the
 //! invariants fail.
 //!
-//! Zones of the node not yet taken over when it returns are left as the takeover finds
-//! them (a node back before its zones were promoted is a reboot, modelled apart).
+//! From its return the node is alive again for membership and the votes (its ledger is
+//! the one it left on its disk), and it goes on as the node does with its markers:
+//! - each of its zones that stood down, it keeps the standby of (the `kept-here` marker):
+//!   the zone's new run streams to it from a resync, and the mesh agrees it is current
+//!   once it holds everything ([`super::rejoin`]);
+//! - the standbys it kept for other zones, dropped while it was dead, come back the same
+//!   way.
+//!
+//! A zone of the node not yet taken over when it returns (the mesh had not agreed yet)
+//! restarts from its own disk on its own node, as after a crash; a takeover agreed after
+//! that supersedes it like a false suspicion's old primary.
 
 use std::hash::Hash;
 
@@ -25,11 +34,12 @@ use rand::{Rng, SeedableRng};
 
 use super::Sim;
 use super::disk::ZoneDisk;
-use super::standby::{DETECT_TICKS, Standbys};
+use super::standby::{DETECT_TICKS, Standbys, Stream};
 
 /// A dead node's return: when, and the files it left behind, per zone taken over.
 pub(super) struct Comeback {
     node: u32,
+    /// The tick it comes back: alive from then on.
     at: u64,
     rng: SmallRng,
     files: Vec<(usize, ZoneDisk)>,
@@ -65,10 +75,20 @@ impl Sim {
         }
     }
 
+    /// Whether node `node` died and came back by `tick`.
+    pub(super) fn back(&self, tick: u64, node: u32) -> bool {
+        self.comeback
+            .as_ref()
+            .is_some_and(|b| b.node == node && tick >= b.at)
+    }
+
     /// The dead node comes back when due: each zone of it that runs elsewhere resumes from
-    /// its stale files as a superseded run, until the mesh's answer reaches it.
+    /// its stale files as a superseded run, until the mesh's answer reaches it; then it
+    /// keeps the zone's standby.
     pub(super) fn comeback_step(&mut self, tick: u64) {
-        self.stand_down_due(tick);
+        for (z, node) in self.stand_down_due(tick) {
+            self.keep_here(tick, z, node);
+        }
         let Some(back) = self.comeback.as_mut() else {
             return;
         };
@@ -77,6 +97,14 @@ impl Sim {
         }
         let (node, files) = (back.node, std::mem::take(&mut back.files));
         ("node comes back", tick, node).hash(&mut self.hasher);
+        for z in 0..self.zones.len() {
+            // Its own zones nobody took over yet: restarted from their disks next tick.
+            if self.node_of[z] == node && self.zones[z].is_none() && self.down_until[z].is_none() {
+                self.crash_disk(z);
+                self.down_until[z] = Some(tick + 1);
+                self.report.restarted_on_return += 1;
+            }
+        }
         for (z, mut disk) in files {
             let back = self.comeback.as_mut().expect("drawn");
             if disk.crash(&mut back.rng) {
@@ -98,6 +126,22 @@ impl Sim {
             if self.trace_entity.is_some() {
                 eprintln!("tick {tick}: zone {z} resumed from stale files on node {node}");
             }
+        }
+    }
+
+    /// Zone `z`'s stale run on node `node` stood down: the node keeps the zone's standby
+    /// (unless the zone runs nowhere, or already streams to a standby elsewhere).
+    fn keep_here(&mut self, tick: u64, z: usize, node: u32) {
+        if self.zones[z].is_none() || self.node_of[z] == node {
+            return;
+        }
+        let Some(slot) = self.standbys.streams.get_mut(z) else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = Some(Stream::kept_here(node));
+            self.report.kept_here += 1;
+            ("keeps the standby", tick, z, node).hash(&mut self.hasher);
         }
     }
 }

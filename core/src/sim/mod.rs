@@ -25,6 +25,7 @@
 
 mod comeback;
 mod disk;
+mod failover;
 mod game;
 mod invariants;
 mod network;
@@ -148,6 +149,11 @@ pub struct Report {
     /// Zones a dead node that came back resumed from its stale files (superseded runs,
     /// counted in `stood_down` once they stand down).
     pub comebacks: u64,
+    /// Zones whose standby the node that came back keeps once their stale run stood down.
+    pub kept_here: u64,
+    /// Zones of the node that came back that nobody had taken over yet: restarted on it
+    /// from their own disks.
+    pub restarted_on_return: u64,
     /// A node died or was cut off where the others were no majority (two nodes): nothing
     /// failed over; the zones waited for it to come back.
     pub no_majority: bool,

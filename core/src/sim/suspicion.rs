@@ -85,15 +85,22 @@ impl Sim {
         });
     }
 
-    /// The superseded runs of a node that came back whose stand-down is due.
-    pub(super) fn stand_down_due(&mut self, tick: u64) {
-        let before = self.standbys.superseded.len();
-        self.standbys.superseded.retain(|s| s.until != Some(tick));
-        let n = (before - self.standbys.superseded.len()) as u64;
-        if n > 0 {
-            self.report.stood_down += n;
-            ("came back, stood down", tick, n).hash(&mut self.hasher);
+    /// The superseded runs of a node that came back whose stand-down is due: they stand
+    /// down; returns their (zone, node).
+    pub(super) fn stand_down_due(&mut self, tick: u64) -> Vec<(usize, u32)> {
+        let due: Vec<(usize, u32)> = self
+            .standbys
+            .superseded
+            .iter()
+            .filter(|s| s.until == Some(tick))
+            .map(|s| (s.z, s.node))
+            .collect();
+        if !due.is_empty() {
+            self.standbys.superseded.retain(|s| s.until != Some(tick));
+            self.report.stood_down += due.len() as u64;
+            ("came back, stood down", tick, due.len()).hash(&mut self.hasher);
         }
+        due
     }
 
     /// The isolation's turns when due: membership declares the node down (its zones are

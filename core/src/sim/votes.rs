@@ -100,21 +100,27 @@ impl Sim {
         if observer == node {
             return false;
         }
+        // A node that came back is seen alive once membership refutes its death.
         let dead = self
             .standbys
             .death
-            .is_some_and(|(at, n)| n == node && tick >= at + DETECT_TICKS);
+            .is_some_and(|(at, n)| n == node && tick >= at + DETECT_TICKS)
+            && !self.back(tick.saturating_sub(REFUTE_TICKS), node);
         let cut = self.standbys.isolation.is_some_and(|iso| {
             iso.node == node && tick >= iso.at + DETECT_TICKS && tick < iso.heal + REFUTE_TICKS
         });
         dead || cut
     }
 
-    /// Whether node `node` is dead for good at `tick`.
+    /// Whether node `node` is dead at `tick`: from its death until it comes back, if it
+    /// does ([`super::comeback`]). A death no failover could follow is a reboot instead
+    /// (`rebooting`: down until it restarts).
     pub(super) fn dead(&self, tick: u64, node: u32) -> bool {
         self.standbys
             .death
             .is_some_and(|(at, n)| n == node && tick >= at)
+            && self.standbys.outage.is_none()
+            && !self.back(tick, node)
     }
 
     /// Zone `z`'s primary asks to go on without its standby (declared down).
