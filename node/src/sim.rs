@@ -225,6 +225,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.comebacks, summary.kept_here, summary.restarted_on_return
         );
     }
+    if summary.failbacks > 0 {
+        println!(
+            "failbacks: in {} seeds a node running zones a returned node kept the standbys \
+             of died in turn; {} zones went back to the returned node",
+            summary.failbacks, summary.failed_back
+        );
+    }
     if summary.ballots > 0 {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
@@ -283,6 +290,8 @@ struct Summary {
     comebacks: u64,
     kept_here: u64,
     restarted_on_return: u64,
+    failbacks: u64,
+    failed_back: u64,
     ballots: u64,
     dropped: u64,
     promotions_refused: u64,
@@ -314,6 +323,8 @@ impl Summary {
         self.comebacks += r.comebacks;
         self.kept_here += r.kept_here;
         self.restarted_on_return += r.restarted_on_return;
+        self.failbacks += r.failbacks;
+        self.failed_back += r.failed_back;
         self.ballots += r.ballots;
         self.dropped += r.dropped;
         self.promotions_refused += r.promotions_refused;

@@ -62,7 +62,19 @@ impl Comeback {
     }
 }
 
+impl Comeback {
+    /// The tick the node comes back.
+    pub(super) fn at(&self) -> u64 {
+        self.at
+    }
+}
+
 impl Sim {
+    /// The node that came back (or is to).
+    pub(super) fn comeback_node(&self) -> Option<u32> {
+        self.comeback.as_ref().map(|b| b.node)
+    }
+
     /// Zone `z` is about to be promoted: if its node is to come back, the files it left
     /// behind are kept for then.
     pub(super) fn keep_old_files(&mut self, z: usize) {

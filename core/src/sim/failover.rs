@@ -33,7 +33,7 @@ impl Sim {
     }
 
     /// Node `node` dies for good: its zones stop.
-    fn kill_node(&mut self, tick: u64, node: u32) {
+    pub(super) fn kill_node(&mut self, tick: u64, node: u32) {
         ("node dies", tick, node).hash(&mut self.hasher);
         for z in 0..self.zones.len() {
             if self.node_of[z] == node {
@@ -166,6 +166,9 @@ impl Sim {
         }
         self.zones[z] = Some(zone);
         self.standbys.promoted.push(z as u32);
+        if self.comeback_node() == Some(stream.node) && self.failback.is_some() {
+            self.report.failed_back += 1;
+        }
         self.spread_takeover(tick, z);
         ("promoted", tick, z).hash(&mut self.hasher);
         if self.trace_entity.is_some() {

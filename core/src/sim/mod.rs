@@ -25,6 +25,7 @@
 
 mod comeback;
 mod disk;
+mod failback;
 mod failover;
 mod game;
 mod invariants;
@@ -154,6 +155,11 @@ pub struct Report {
     /// Zones of the node that came back that nobody had taken over yet: restarted on it
     /// from their own disks.
     pub restarted_on_return: u64,
+    /// A node running zones the returned node keeps the standbys of died in turn
+    /// ([`failback`]).
+    pub failbacks: u64,
+    /// Zones then taken back over by the returned node, from the copy it rebuilt.
+    pub failed_back: u64,
     /// A node died or was cut off where the others were no majority (two nodes): nothing
     /// failed over; the zones waited for it to come back.
     pub no_majority: bool,
@@ -212,6 +218,7 @@ pub(super) struct Sim {
     fates: HashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
     comeback: Option<comeback::Comeback>,
+    failback: Option<failback::Failback>,
     votes: votes::Votes,
     hasher: FxHasher,
     report: Report,
@@ -351,6 +358,8 @@ impl Sim {
         let disks = draw_disks(&mut rng_disk, &mut zones);
         let standbys = draw_standbys(seed, &node_of, options, ticks, &mut network);
         let comeback = comeback::Comeback::draw(seed, &standbys, options.comebacks);
+        let back_at = comeback.as_ref().map(comeback::Comeback::at);
+        let failback = failback::Failback::draw(seed, back_at, ticks - HEAL_TICKS);
         let nodes = node_of.iter().max().map_or(1, |n| n + 1);
         let votes = votes::Votes::new(seed, nodes, zone_count as usize);
         Sim {
@@ -380,6 +389,7 @@ impl Sim {
             fates: HashMap::new(),
             standbys,
             comeback,
+            failback,
             votes,
             hasher: FxHasher::default(),
             report: Report {
@@ -411,6 +421,7 @@ impl Sim {
         self.node_death(tick);
         self.isolation_step(tick);
         self.comeback_step(tick);
+        self.failback_step(tick);
         self.deliver(tick);
         self.stream_tick(tick);
         self.votes_tick(tick);

@@ -191,6 +191,7 @@ impl Sim {
         for z in 0..self.zones.len() {
             if self.down_until[z] == Some(tick) {
                 self.down_until[z] = None;
+                self.node_restarts(tick, self.node_of[z]);
                 let mut zone = self.restore_zone(tick, z);
                 zone.set_bugs(self.bugs);
                 super::install_game(&mut zone, &self.game_problems);

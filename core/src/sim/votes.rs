@@ -101,11 +101,12 @@ impl Sim {
             return false;
         }
         // A node that came back is seen alive once membership refutes its death.
-        let dead = self
+        let first = self
             .standbys
             .death
             .is_some_and(|(at, n)| n == node && tick >= at + DETECT_TICKS)
             && !self.back(tick.saturating_sub(REFUTE_TICKS), node);
+        let dead = first || self.died_in_turn(tick.saturating_sub(DETECT_TICKS), node);
         let cut = self.standbys.isolation.is_some_and(|iso| {
             iso.node == node && tick >= iso.at + DETECT_TICKS && tick < iso.heal + REFUTE_TICKS
         });
@@ -113,14 +114,16 @@ impl Sim {
     }
 
     /// Whether node `node` is dead at `tick`: from its death until it comes back, if it
-    /// does ([`super::comeback`]). A death no failover could follow is a reboot instead
+    /// does ([`super::comeback`]), or from dying in turn ([`super::failback`]). A death no failover could follow is a reboot instead
     /// (`rebooting`: down until it restarts).
     pub(super) fn dead(&self, tick: u64, node: u32) -> bool {
-        self.standbys
+        let first = self
+            .standbys
             .death
             .is_some_and(|(at, n)| n == node && tick >= at)
             && self.standbys.outage.is_none()
-            && !self.back(tick, node)
+            && !self.back(tick, node);
+        first || self.died_in_turn(tick, node)
     }
 
     /// Zone `z`'s primary asks to go on without its standby (declared down).
@@ -155,6 +158,15 @@ impl Sim {
     /// zone without a standby (never had one, or its copy was dropped and refused) waits
     /// for its own node.
     pub(super) fn ask_promote(&mut self, tick: u64, z: usize) {
+        if self
+            .votes
+            .ballots
+            .iter()
+            .any(|b| b.then == Then::Promote(z))
+        {
+            // One takeover ask per zone at a time (a second death can find one out).
+            return;
+        }
         let Some(stream) = self.standbys.streams[z].as_ref() else {
             self.wait_for_own_node(tick, z);
             return;

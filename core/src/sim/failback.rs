@@ -1,0 +1,130 @@
+//! The zones fail back (docs/mesh.md). In half the seeds where a dead node came back
+//! ([`super::comeback`]) and there is time to fail over again and heal, a node that now
+//! runs a zone the returned node keeps the standby of dies in turn, 150–350 ticks after the
+//! return — preferring one whose standby there the mesh has agreed is current again. Its
+//! zones are promoted like any dead node's: a zone whose standby is the returned node
+//! goes back to it, from the copy it rebuilt since (its resync), if the mesh agrees.
+//!
+//! What this asks of the votes: a copy the mesh has not agreed is current — a kept standby
+//! still catching up, or one that holds only the old run the zone was taken over from —
+//! must not take the zone over; one agreed current may, and must hold every record whose
+//! datagrams left.
+//!
+//! A zone of the node that nobody may take over waits for the node, which then restarts
+//! (as after the first death): from that restart the node is alive again, and its other
+//! zones nobody took over restart with it. The model found two gaps of its own on the way:
+//! a takeover ask left over from the first death and a new one for the same zone were
+//! both granted (one takeover ask per zone at a time now, as in the node), and a node that
+//! restarted for one waiting zone left its others down for good (seed 375).
+
+use std::hash::Hash;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::Sim;
+use super::standby::DETECT_TICKS;
+
+/// The second death: when, and (once it happened) which node.
+pub(super) struct Failback {
+    at: u64,
+    node: Option<u32>,
+    /// When a zone nobody could take over restarted on the node (it waited for it): the
+    /// node is back from then.
+    revived: Option<u64>,
+}
+
+impl Failback {
+    /// Draws it (from a generator of its own) for a node that comes back at `back_at`:
+    /// half the seeds where the failover and a heal still fit before `fault_end`.
+    pub(super) fn draw(seed: u64, back_at: Option<u64>, fault_end: u64) -> Option<Failback> {
+        let back_at = back_at?;
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0005);
+        let at = back_at + rng.random_range(150..=350);
+        (rng.random_bool(0.5) && at + DETECT_TICKS + 200 <= fault_end).then_some(Failback {
+            at,
+            node: None,
+            revived: None,
+        })
+    }
+}
+
+impl Sim {
+    /// Whether node `node` died in turn by `tick` and is not back (it comes back only
+    /// for a zone nobody could take over, which waits for it).
+    pub(super) fn died_in_turn(&self, tick: u64, node: u32) -> bool {
+        self.failback.as_ref().is_some_and(|f| {
+            f.node == Some(node) && tick >= f.at && f.revived.is_none_or(|r| tick < r)
+        })
+    }
+
+    /// A zone restarts on node `node`: if the node had died in turn, it is back.
+    pub(super) fn node_restarts(&mut self, tick: u64, node: u32) {
+        if let Some(f) = self.failback.as_mut()
+            && f.node == Some(node)
+            && tick >= f.at
+            && f.revived.is_none()
+        {
+            f.revived = Some(tick);
+            ("back after dying in turn", tick, node).hash(&mut self.hasher);
+            // The whole node restarts: its other zones nobody took over come back too.
+            for z in 0..self.zones.len() {
+                if self.node_of[z] == node
+                    && self.zones[z].is_none()
+                    && self.down_until[z].is_none()
+                {
+                    self.crash_disk(z);
+                    self.down_until[z] = Some(tick + 1);
+                }
+            }
+        }
+    }
+
+    /// The second death and its takeovers, when due.
+    pub(super) fn failback_step(&mut self, tick: u64) {
+        let Some(f) = self.failback.as_ref() else {
+            return;
+        };
+        if tick == f.at {
+            match self.failback_victim() {
+                Some(node) => {
+                    self.failback.as_mut().expect("drawn").node = Some(node);
+                    ("dies in turn", tick, node).hash(&mut self.hasher);
+                    self.report.failbacks += 1;
+                    self.kill_node(tick, node);
+                }
+                None => self.failback = None,
+            }
+        } else if let Some(node) = f.node
+            && tick == f.at + DETECT_TICKS
+        {
+            self.declared_down(tick, node);
+            for z in 0..self.zones.len() {
+                if self.node_of[z] == node {
+                    self.ask_promote(tick, z);
+                }
+            }
+        }
+    }
+
+    /// A node running a zone whose standby the returned node keeps (one agreed current
+    /// first), if any.
+    fn failback_victim(&self) -> Option<u32> {
+        let back = self.comeback_node()?;
+        let mut victim = None;
+        for z in 0..self.zones.len() {
+            let Some(stream) = self.standbys.streams[z].as_ref() else {
+                continue;
+            };
+            let (node, running) = (self.node_of[z], self.zones[z].is_some());
+            if stream.node != back || !running || node == back {
+                continue;
+            }
+            if !stream.dropped {
+                return Some(node);
+            }
+            victim.get_or_insert(node);
+        }
+        victim
+    }
+}
