@@ -324,7 +324,19 @@ impl Sim {
                 self.report.promotions_refused += 1;
                 self.wait_for_own_node(tick, z);
             }
-            Then::Promote(z) => self.ask_promote(tick, z),
+            Then::Promote(z) => {
+                // Out of time: asked again while the primary's node is still down; once
+                // it is seen alive (a cut healed, a node back) the zone is its node's
+                // again, which restarts it if it is down (seed 4161: a zone down when its
+                // node was cut off stayed down for good, asked about for ever).
+                let primary = self.node_of[z];
+                let asker = self.standbys.streams[z].as_ref().map(|s| s.node);
+                if asker.is_some_and(|a| self.sees_down(tick, a, primary)) {
+                    self.ask_promote(tick, z);
+                } else {
+                    self.wait_for_own_node(tick, z);
+                }
+            }
             Then::Current(z) => self.current_decided(z, granted),
         }
     }
