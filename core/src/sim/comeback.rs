@@ -60,9 +60,7 @@ impl Comeback {
             files: Vec::new(),
         })
     }
-}
 
-impl Comeback {
     /// The tick the node comes back.
     pub(super) fn at(&self) -> u64 {
         self.at
@@ -109,14 +107,7 @@ impl Sim {
         }
         let (node, files) = (back.node, std::mem::take(&mut back.files));
         ("node comes back", tick, node).hash(&mut self.hasher);
-        for z in 0..self.zones.len() {
-            // Its own zones nobody took over yet: restarted from their disks next tick.
-            if self.node_of[z] == node && self.zones[z].is_none() && self.down_until[z].is_none() {
-                self.crash_disk(z);
-                self.down_until[z] = Some(tick + 1);
-                self.report.restarted_on_return += 1;
-            }
-        }
+        self.report.restarted_on_return += self.restart_zones_left(tick, node);
         for (z, mut disk) in files {
             let back = self.comeback.as_mut().expect("drawn");
             if disk.crash(&mut back.rng) {
@@ -139,6 +130,20 @@ impl Sim {
                 eprintln!("tick {tick}: zone {z} resumed from stale files on node {node}");
             }
         }
+    }
+
+    /// Node `node` restarts: its zones nobody took over (down, no restart due) restart from
+    /// their disks next tick. Returns how many.
+    pub(super) fn restart_zones_left(&mut self, tick: u64, node: u32) -> u64 {
+        let mut n = 0;
+        for z in 0..self.zones.len() {
+            if self.node_of[z] == node && self.zones[z].is_none() && self.down_until[z].is_none() {
+                self.crash_disk(z);
+                self.down_until[z] = Some(tick + 1);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Zone `z`'s stale run on node `node` stood down: the node keeps the zone's standby

@@ -68,15 +68,7 @@ impl Sim {
             f.revived = Some(tick);
             ("back after dying in turn", tick, node).hash(&mut self.hasher);
             // The whole node restarts: its other zones nobody took over come back too.
-            for z in 0..self.zones.len() {
-                if self.node_of[z] == node
-                    && self.zones[z].is_none()
-                    && self.down_until[z].is_none()
-                {
-                    self.crash_disk(z);
-                    self.down_until[z] = Some(tick + 1);
-                }
-            }
+            self.restart_zones_left(tick, node);
         }
     }
 
