@@ -18,6 +18,13 @@ fn assert_ok(report: &Report) {
         report.ticks
     );
 }
+/// Whether the report has a violation containing any of `signs`.
+fn violated(report: &Report, signs: &[&str]) -> bool {
+    report
+        .violations
+        .iter()
+        .any(|v| signs.iter().any(|s| v.contains(s)))
+}
 
 /// Runs `seeds` on both cores and returns the reports in seed order.
 fn run_seeds(seeds: std::ops::Range<u64>, ticks: u64, options: &Options) -> Vec<Report> {
@@ -105,7 +112,7 @@ fn broken_forget_adoptions_is_caught() {
     };
     let caught = (0..200).find(|&seed| {
         let report = run(seed, TICKS, &options);
-        !report.ok() && report.violations.iter().any(|v| v.contains("owned"))
+        !report.ok() && violated(&report, &["owned"])
     });
     assert!(
         caught.is_some(),
@@ -140,10 +147,7 @@ fn broken_adopt_on_offer_is_caught() {
     };
     let caught = (0..200).find(|&seed| {
         let report = run(seed, 1000, &options);
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("owned by zones"))
+        violated(&report, &["owned by zones"])
     });
     assert!(
         caught.is_some(),
@@ -181,10 +185,7 @@ fn broken_commit_without_payload_is_caught() {
     };
     let caught = (0..20).find(|&seed| {
         let report = run(seed, TICKS, &options);
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("game state went back"))
+        violated(&report, &["game state went back"])
     });
     assert!(
         caught.is_some(),
@@ -220,10 +221,7 @@ fn regress_seed_12_restored_tombstone_resurrected_entity() {
         },
     );
     assert!(
-        broken
-            .violations
-            .iter()
-            .any(|v| v.contains("owned") || v.contains("arrived twice")),
+        violated(&broken, &["owned", "arrived twice"]),
         "seed 12 without the logged DONE no longer resurrects an entity: {:?}",
         broken.violations
     );
@@ -324,10 +322,7 @@ fn regress_seed_1_a_confirm_overtook_a_resent_commit() {
     };
     let report = run(1, TICKS, &broken);
     assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("arrived twice")),
+        violated(&report, &["arrived twice"]),
         "seed 1 changed scenario: {:?}",
         report.violations
     );
@@ -371,10 +366,7 @@ fn broken_skip_standby_gate_is_caught() {
     };
     let caught = (0..100).find(|&seed| {
         let report = run(seed, 2000, &options);
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("owned by zones") || v.contains("lost") || v.contains("arrived"))
+        violated(&report, &["owned by zones", "lost", "arrived"])
     });
     assert!(
         caught.is_some(),
@@ -422,11 +414,7 @@ fn broken_gate_under_a_false_suspicion_is_caught() {
     };
     let caught = (0..100).find(|&seed| {
         let report = run(seed, 2000, &options);
-        report.isolated
-            && report
-                .violations
-                .iter()
-                .any(|v| v.contains("owned by zones") || v.contains("lost"))
+        report.isolated && violated(&report, &["owned by zones", "lost"])
     });
     assert!(
         caught.is_some(),
@@ -564,10 +552,7 @@ fn regress_seed_23_a_resent_commit_waits_for_the_standby_too() {
     };
     let report = run(23, 2000, &broken);
     assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("arrived twice")),
+        violated(&report, &["arrived twice"]),
         "{:?}",
         report.violations
     );
@@ -595,10 +580,7 @@ fn regress_seed_179_a_restarted_primary_resyncs_its_standby_first() {
     };
     let report = run(179, TICKS, &broken);
     assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("owned by zones")),
+        violated(&report, &["owned by zones"]),
         "{:?}",
         report.violations
     );
@@ -680,10 +662,7 @@ fn a_dead_node_that_comes_back_to_its_stale_files_harms_nothing() {
     for seed in [7, 62, 187, 254] {
         let report = run(seed, 2000, &broken);
         assert!(
-            report
-                .violations
-                .iter()
-                .any(|v| v.contains("without a COMMIT") || v.contains("owned by zones")),
+            violated(&report, &["without a COMMIT", "owned by zones"]),
             "seed {seed}: {:?}",
             report.violations
         );
@@ -740,10 +719,7 @@ fn zones_fail_back_to_a_node_that_came_back() {
     };
     let report = run(7, 3000, &broken);
     assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.contains("owned by zones")),
+        violated(&report, &["owned by zones"]),
         "{:?}",
         report.violations
     );
