@@ -57,4 +57,8 @@ pub struct Bugs {
     /// the restart: a COMMIT whose relinquish the standby never got hands away what the
     /// zone's new run still owns (`sim::comeback`).
     pub comeback_sends_at_once: bool,
+    /// A standby whose promotion did not go ahead leaves what the others agreed to
+    /// behind (no withdrawal): a promise a majority held without the standby hearing of
+    /// it keeps the zone's primary from ever dropping that standby (`sim::votes`).
+    pub keep_promises: bool,
 }

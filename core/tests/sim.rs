@@ -739,3 +739,48 @@ fn a_zone_down_at_a_cut_whose_takeover_never_comes_restarts_on_its_node() {
         assert!(report.isolated && report.waited_for_node > 0, "seed {seed}");
     }
 }
+
+/// Seed 8227 (drawn options, found by the same hunt): node 2 is cut off, and zone 1's
+/// standby on node 0 asks to take it over; a majority agrees, but an answer is lost and
+/// the ask runs out of time after the cut healed, so the zone goes on as its old run on
+/// node 2. When node 0 dies later, the promise the others still held refused the zone's
+/// drop of its dead standby, and its datagrams waited for ever. A standby now withdraws
+/// a promotion it does not act on; keeping the promises (`Bugs::keep_promises`) brings
+/// the seed's failure back.
+#[test]
+fn a_takeover_that_did_not_go_ahead_is_withdrawn() {
+    let report = run(8227, 3000, &Options::default());
+    assert!(report.ok(), "{:?}", report.violations);
+    assert!(report.withdrawn > 0 && report.failbacks > 0);
+    let broken = Options {
+        bugs: Bugs {
+            keep_promises: true,
+            ..Bugs::default()
+        },
+        ..Options::default()
+    };
+    let report = run(8227, 3000, &broken);
+    assert!(
+        violated(&report, &["committed but arrived 0 times"]),
+        "{:?}",
+        report.violations
+    );
+}
+
+/// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the
+/// zone of a node that died had asked the mesh to agree its standby current and, refused
+/// while the node was dead, asked again for its old run — first while dead, then in the
+/// tick the returned node restarted the zone, before the new run's stream began. The
+/// mesh agreed; the standby took over a run the node had just restarted, and a transfer
+/// was lost. Only the run a stream is of asks about it now.
+#[test]
+fn regress_seed_196_only_the_run_a_stream_is_of_asks_about_it() {
+    let on = Options {
+        standbys: Some(true),
+        comebacks: Some(true),
+        ..Options::default()
+    };
+    let report = run(196, 3000, &on);
+    assert!(report.ok(), "{:?}", report.violations);
+    assert!(report.comebacks > 0 && report.current_again > 0);
+}

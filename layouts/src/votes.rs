@@ -44,6 +44,9 @@ pub enum VoteOp {
     /// The standby on node `standby` takes the zone over from node `primary` as
     /// `incarnation`.
     Promote = 3,
+    /// The standby on node `standby` (the asker) will not act on its promotion to
+    /// `incarnation`, agreed or not.
+    Withdraw = 4,
 }
 
 /// An answer.
@@ -71,7 +74,8 @@ pub struct VoteMessage {
     /// The asker's ballot: answers echo it.
     pub ballot: U64Le,
     pub zone: U32Le,
-    /// The asking primary's run (`Drop`, `Current`), or the run a promotion starts.
+    /// The asking primary's run (`Drop`, `Current`), or the run a promotion starts
+    /// (`Promote`, `Withdraw`).
     pub incarnation: U32Le,
     /// The primary's asks about the zone in that run, counted from 1 (`Drop`, `Current`).
     pub seq: U32Le,
@@ -96,6 +100,7 @@ impl VoteMessage {
             1 => VoteOp::Drop,
             2 => VoteOp::Current,
             3 => VoteOp::Promote,
+            4 => VoteOp::Withdraw,
             _ => return Err(crate::ParseError::UnknownKind),
         };
         let answer = match (kind, self.answer) {
@@ -142,7 +147,9 @@ pub struct LedgerEntry {
     pub promoted_by: U16Le,
     /// That promotion's run.
     pub promoted: U32Le,
-    pub reserved: U32Le,
+    /// 1 if the node it was agreed to withdrew it (it will not act on it), else 0.
+    /// (Files of builds without withdrawals hold 0 here: no version change.)
+    pub withdrawn: U32Le,
 }
 
 const _: () = assert!(core::mem::size_of::<LedgerEntry>() == 24);

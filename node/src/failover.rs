@@ -274,9 +274,12 @@ fn step(
             continue;
         }
         let primary = layout.nodes.iter().position(|n| n.0 == w.primary);
-        // Whether this attempt wrote the marker (and must remove it if it fails after).
+        // Whether this attempt wrote the marker (and must remove it if it fails after),
+        // and the run it asked the mesh for (withdrawn if it fails).
         let marked = std::cell::Cell::new(false);
+        let asked = std::cell::Cell::new(None);
         let approve = |incarnation: u32| -> Result<(), String> {
+            asked.set(Some(incarnation));
             let ask = Ask::Promote {
                 zone: w.zone.0,
                 incarnation,
@@ -331,6 +334,16 @@ fn step(
             }
             Err(e) => {
                 server.unrelease(w.zone.0);
+                if let Some(incarnation) = asked.get() {
+                    // Whatever the others agreed to, this node will not act on it: a
+                    // promise a majority holds unknown to it (answers lost) would keep
+                    // the zone's primary from ever dropping this standby.
+                    let _ = votes.ask(Ask::Withdraw {
+                        zone: w.zone.0,
+                        incarnation,
+                        standby: layout.me as u16,
+                    });
+                }
                 if marked.get()
                     && let Err(e) = crate::standby::unmark_running(dir, w.zone)
                 {

@@ -326,6 +326,14 @@ fn describe<'a>(ask: Ask, name: &impl Fn(u16) -> &'a str) -> String {
             name(standby),
             name(primary)
         ),
+        Ask::Withdraw {
+            zone,
+            incarnation,
+            standby,
+        } => format!(
+            "{} withdraws its takeover of zone {zone} as incarnation {incarnation}",
+            name(standby)
+        ),
     }
 }
 

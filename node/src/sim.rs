@@ -235,11 +235,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if summary.ballots > 0 {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
-             (the copy was dropped); {} zones waited for their own node; {} dropped standbys \
-             streamed to again once back, {} agreed current again",
+             (the copy was dropped), {} withdrawn by their standby (not gone ahead); {} zones \
+             waited for their own node; {} dropped standbys streamed to again once back, {} \
+             agreed current again",
             summary.ballots,
             summary.dropped,
             summary.promotions_refused,
+            summary.withdrawn,
             summary.waited_for_node,
             summary.rejoined,
             summary.current_again
@@ -295,6 +297,7 @@ struct Summary {
     ballots: u64,
     dropped: u64,
     promotions_refused: u64,
+    withdrawn: u64,
     waited_for_node: u64,
     rejoined: u64,
     current_again: u64,
@@ -328,6 +331,7 @@ impl Summary {
         self.ballots += r.ballots;
         self.dropped += r.dropped;
         self.promotions_refused += r.promotions_refused;
+        self.withdrawn += r.withdrawn;
         self.waited_for_node += r.waited_for_node;
         self.rejoined += r.rejoined;
         self.current_again += r.current_again;

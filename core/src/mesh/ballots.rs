@@ -43,7 +43,7 @@ impl Mesh {
         self.ballots.push(Ballot {
             id,
             ask,
-            tally: Tally::new(self.peers.len() + 1),
+            tally: Tally::new(self.peers.len() + 1, &ask),
             began: now,
             sent_at: now,
         });
@@ -211,6 +211,11 @@ fn encode_ask(ballot: u64, ask: Ask) -> VoteMessage {
             standby,
             primary,
         } => (VoteOp::Promote, zone, incarnation, 0, standby, primary),
+        Ask::Withdraw {
+            zone,
+            incarnation,
+            standby,
+        } => (VoteOp::Withdraw, zone, incarnation, 0, standby, NO_NODE),
     };
     VoteMessage {
         kind: VoteKind::Ask as u8,
@@ -248,6 +253,11 @@ fn decode_ask(m: &VoteMessage, op: VoteOp) -> Ask {
             incarnation,
             standby,
             primary,
+        },
+        VoteOp::Withdraw => Ask::Withdraw {
+            zone,
+            incarnation,
+            standby,
         },
     }
 }

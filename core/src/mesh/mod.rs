@@ -36,8 +36,9 @@
 //! **Votes.** The same port carries the votes on zones' standbys ([`votes`]): a node asks
 //! ([`Mesh::ask`]) every other node, which answers from its [`votes::Ledger`] and its own
 //! view of who is down; the ask is sent again every [`VOTE_RESEND`] to the nodes that
-//! have not agreed, and decided ([`MeshEvent::Decided`]) when a majority agreed, at the
-//! first refusal, or after [`VOTE_TIMEOUT`]. Vote datagrams are checked like gossip (the
+//! have not agreed, and decided ([`MeshEvent::Decided`]) when a majority agreed (every
+//! node, for a withdrawal), when so many refused that none can, or after
+//! [`VOTE_TIMEOUT`]. Vote datagrams are checked like gossip (the
 //! node's address first, then its signature) under their own signing domain. A node
 //! keeps its ledger on disk: answers and decisions leave only after
 //! [`Mesh::save_ledger`] saved what they rest on. A mesh without a ledger asks but does

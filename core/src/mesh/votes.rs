@@ -20,7 +20,19 @@
 //! run of the zone says it once its standby holds the run's first state, which also
 //! clears a drop an older run left behind.
 //!
-//! [`Tally`] counts a ballot's answers. Both are pure; the mesh carries them on the
+//! A standby whose promotion did not go ahead (its ballot ran out of time or was
+//! refused, or it failed to start the run) **withdraws** it: the ledgers that agreed to
+//! it stop holding it against the primary's asks. Without this, a ballot that ran out of
+//! time after a majority had said yes (their answers lost) left its promise behind, and
+//! the primary — alive all along — could never drop that standby once it died: its
+//! datagrams waited for ever (simulator seed 8227). Only the node promised to can
+//! withdraw, and it withdraws only what it will not act on, so a withdrawn promise was
+//! never acted on; what it still says is that its copy's run existed.
+//!
+//! [`Tally`] counts a ballot's answers: granted once a majority said yes, refused once
+//! no majority can (a minority's refusal is outvoted: any majority that agreed shares a
+//! node with any other, and the ledger rules make that node refuse the second of two
+//! asks that exclude each other). Both are pure; the mesh carries them on the
 //! control port (`super::Mesh::ask`), the simulator over its network.
 
 use bytemuck::Zeroable;
@@ -55,12 +67,22 @@ pub enum Ask {
         standby: u16,
         primary: u16,
     },
+    /// The standby on node `standby` — the asker — will not act on its promotion of
+    /// `zone` to `incarnation`, agreed or not.
+    Withdraw {
+        zone: u32,
+        incarnation: u32,
+        standby: u16,
+    },
 }
 
 impl Ask {
     pub fn zone(&self) -> u32 {
         match *self {
-            Ask::Drop { zone, .. } | Ask::Current { zone, .. } | Ask::Promote { zone, .. } => zone,
+            Ask::Drop { zone, .. }
+            | Ask::Current { zone, .. }
+            | Ask::Promote { zone, .. }
+            | Ask::Withdraw { zone, .. } => zone,
         }
     }
 
@@ -70,7 +92,7 @@ impl Ask {
         match *self {
             Ask::Drop { standby, .. } => Some(standby),
             Ask::Promote { primary, .. } => Some(primary),
-            Ask::Current { .. } => None,
+            Ask::Current { .. } | Ask::Withdraw { .. } => None,
         }
     }
 }
@@ -136,6 +158,11 @@ impl Ledger {
                 standby,
                 ..
             } => promote(e, incarnation, standby),
+            Ask::Withdraw {
+                incarnation,
+                standby,
+                ..
+            } => withdraw(e, asker, incarnation, standby),
         };
         self.dirty |= *e != before;
         answer
@@ -209,7 +236,8 @@ impl Ledger {
 
 /// A primary's ask (a drop, or `dropped` = [`NO_NODE`]: its standby is current): agreed
 /// unless a promotion from its run (or a later one) was agreed to, or a newer ask of a
-/// primary was.
+/// primary was. A withdrawn promotion to run `k` was never acted on: it holds only runs
+/// older than its copy's (`k - 1`) against the asker.
 fn primary_ask(
     e: &mut LedgerEntry,
     asker: u16,
@@ -217,11 +245,13 @@ fn primary_ask(
     seq: u32,
     dropped: u16,
 ) -> Answer {
-    let promoted = e.promoted.get();
-    let superseded = promoted > incarnation
-        || (promoted == incarnation
-            && e.promoted_by.get() != NO_NODE
-            && e.promoted_by.get() != asker);
+    let (promoted, promoted_by) = (e.promoted.get(), e.promoted_by.get());
+    let superseded = if e.withdrawn.get() != 0 {
+        promoted.saturating_sub(1) > incarnation
+    } else {
+        promoted > incarnation
+            || (promoted == incarnation && promoted_by != NO_NODE && promoted_by != asker)
+    };
     if superseded {
         return Answer::No;
     }
@@ -245,17 +275,32 @@ fn primary_ask(
 
 /// A standby's promotion: refused if it was dropped, if a primary of its new run or a
 /// later one asked anything (its copy is older than a run that acted), or if another
-/// node's promotion to that run or a later one was agreed to.
+/// node's promotion to that run (not withdrawn) or a later one was agreed to. The
+/// standby may ask again for a promotion it withdrew.
 fn promote(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
     if e.dropped.get() == standby || e.incarnation.get() >= incarnation {
         return Answer::No;
     }
     let promoted = e.promoted.get();
-    if promoted > incarnation || (promoted == incarnation && e.promoted_by.get() != standby) {
+    let held = e.withdrawn.get() == 0 && e.promoted_by.get() != standby;
+    if promoted > incarnation || (promoted == incarnation && held) {
         return Answer::No;
     }
     e.promoted = U32Le::new(incarnation);
     e.promoted_by = U16Le::new(standby);
+    e.withdrawn = U32Le::new(0);
+    Answer::Yes
+}
+
+/// A standby withdraws its promotion to `incarnation`: only its own (`asker`), and only
+/// that one (a later promise, or another node's, stays).
+fn withdraw(e: &mut LedgerEntry, asker: u16, incarnation: u32, standby: u16) -> Answer {
+    if asker != standby {
+        return Answer::No;
+    }
+    if e.promoted.get() == incarnation && e.promoted_by.get() == standby {
+        e.withdrawn = U32Le::new(1);
+    }
     Answer::Yes
 }
 
@@ -263,39 +308,64 @@ fn promote(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tally {
     nodes: usize,
-    /// The nodes that said yes (by index: a world file lists at most 64 nodes here).
+    /// The yeses that grant it: a majority, or every node for a withdrawal.
+    need: usize,
+    /// The nodes that said yes, and those that said no (by index: a world file lists at
+    /// most 64 nodes here).
     yes: u64,
-    refused: bool,
+    no: u64,
 }
 
 impl Tally {
-    pub fn new(nodes: usize) -> Tally {
+    /// The tally of `ask` in a world of `nodes` nodes. A withdrawal goes on until every
+    /// node holds it (a majority that agreed to the promotion may not be the one that
+    /// took the withdrawal); the others need a majority.
+    pub fn new(nodes: usize, ask: &Ask) -> Tally {
+        let need = match ask {
+            Ask::Withdraw { .. } => nodes,
+            _ => nodes / 2 + 1,
+        };
         Tally {
             nodes,
+            need,
             yes: 0,
-            refused: false,
+            no: 0,
         }
     }
 
-    /// Counts node `from`'s answer; returns the outcome once there is one: `true` when a
-    /// majority said yes, `false` at the first no.
+    /// Counts node `from`'s answer; returns the outcome once there is one: `true` when
+    /// enough said yes, `false` when so many said no that enough never can. A
+    /// node that said no and, asked again, yes (what it held against the ask was
+    /// withdrawn meanwhile) counts as yes.
     pub fn count(&mut self, from: u16, answer: Answer) -> Option<bool> {
-        match answer {
-            Answer::Yes if from < 64 => self.yes |= 1 << from,
-            Answer::No => self.refused = true,
-            _ => {}
+        if from < 64 {
+            let bit = 1u64 << from;
+            match answer {
+                Answer::Yes => {
+                    self.yes |= bit;
+                    self.no &= !bit;
+                }
+                Answer::No if self.yes & bit == 0 => self.no |= bit,
+                _ => {}
+            }
         }
         self.outcome()
     }
 
     pub fn outcome(&self) -> Option<bool> {
-        if self.refused {
-            Some(false)
-        } else if 2 * self.yes.count_ones() as usize > self.nodes {
+        if self.yes.count_ones() as usize >= self.need {
             Some(true)
+        } else if self.nodes.saturating_sub(self.no.count_ones() as usize) < self.need {
+            Some(false)
         } else {
             None
         }
+    }
+
+    /// Whether some node refused (a ballot out of time with a refusal was refused: the
+    /// nodes that never answered — dead, say — may never).
+    pub fn refused(&self) -> bool {
+        self.no != 0
     }
 
     /// Whether node `node` said yes already (no need to ask it again).

@@ -170,6 +170,8 @@ pub struct Report {
     pub dropped: u64,
     pub promotions_refused: u64,
     pub waited_for_node: u64,
+    /// Promotions that did not go ahead, withdrawn by their standby.
+    pub withdrawn: u64,
     /// Dropped standbys streamed to again once back, and those the mesh agreed were
     /// current again ([`rejoin`]).
     pub rejoined: u64,

@@ -65,13 +65,27 @@ impl Sim {
                         },
                     );
                 }
+                // Only the run the stream is of asks: not a zone that is down (its node
+                // dead), nor one restarted since (its stream starts over at its first
+                // tick). Seed 196 (`--comebacks`): a dead node's zone asked again for its
+                // old run, and its standby was agreed current — and took over — while the
+                // node, back, had just restarted the zone.
                 Rejoin::Gated {
                     current_at,
                     asked: false,
-                } if stream.acked >= current_at => self.ask_current(tick, z, current_at),
+                } if stream.acked >= current_at && self.runs(z, stream.incarnation) => {
+                    self.ask_current(tick, z, current_at);
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Whether zone `z` runs, as `incarnation`.
+    fn runs(&self, z: usize, incarnation: u32) -> bool {
+        self.zones[z]
+            .as_ref()
+            .is_some_and(|zone| zone.incarnation() == incarnation)
     }
 
     fn set_rejoin(&mut self, z: usize, rejoin: Rejoin) {

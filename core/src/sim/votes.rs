@@ -30,6 +30,9 @@ use crate::mesh::votes::{Answer, Ask, Ledger, Tally};
 const RESEND_TICKS: u64 = 5;
 /// An ask undecided after this many ticks is refused (the asker may ask again).
 const TIMEOUT_TICKS: u64 = 90;
+/// Ticks until a primary asks again to drop a standby after the others refused (the node
+/// backs off likewise): what they held against it may be withdrawn meanwhile.
+const RETRY_TICKS: u64 = 30;
 /// Ticks after a cut heals until membership sees the node alive again.
 const REFUTE_TICKS: u64 = 10;
 
@@ -42,6 +45,8 @@ pub(super) enum Then {
     Promote(usize),
     /// Zone `z`'s standby, dropped, holds everything again ([`super::rejoin`]).
     Current(usize),
+    /// Zone `z`'s standby will not act on a promotion it asked for.
+    Withdraw(usize),
 }
 
 #[derive(Debug)]
@@ -80,6 +85,8 @@ pub(super) struct Votes {
     asked: u64,
     /// Each zone's drop asks so far (a primary's asks are numbered per run).
     drop_seq: Vec<u32>,
+    /// Zones whose drop was refused, by the tick they ask again.
+    drop_retries: BTreeMap<u64, Vec<usize>>,
     rng: Option<SmallRng>,
 }
 
@@ -192,12 +199,15 @@ impl Sim {
             id: self.votes.asked,
             node,
             ask,
-            tally: Tally::new(self.votes.ledgers.len()),
+            tally: Tally::new(self.votes.ledgers.len(), &ask),
             began: tick,
             sent_at: tick,
             then,
         });
         self.report.ballots += 1;
+        if self.trace_entity.is_some() {
+            eprintln!("tick {tick}: node {node} asks {ask:?}");
+        }
         self.send_asks(tick, self.votes.ballots.len() - 1);
     }
 
@@ -261,6 +271,9 @@ impl Sim {
         for m in super::network::take_due(&mut self.votes.in_flight, tick) {
             self.vote_received(tick, m);
         }
+        for z in super::network::take_due(&mut self.votes.drop_retries, tick) {
+            self.ask_drop_again(tick, z);
+        }
         let mut k = 0;
         while k < self.votes.ballots.len() {
             let b = &self.votes.ballots[k];
@@ -270,7 +283,11 @@ impl Sim {
                 .or_else(|| (tick >= b.began + TIMEOUT_TICKS).then_some(false));
             if let Some(granted) = outcome {
                 let b = self.votes.ballots.swap_remove(k);
-                self.decided(tick, b.then, granted, b.tally.outcome().is_some());
+                if matches!(b.then, Then::Promote(_)) && !granted {
+                    self.withdraw(tick, b.node, b.ask, b.then);
+                }
+                let answered = b.tally.outcome().is_some() || b.tally.refused();
+                self.decided(tick, b.then, granted, answered);
                 continue;
             }
             if tick >= b.sent_at + RESEND_TICKS && !self.dead(tick, b.node) {
@@ -296,13 +313,17 @@ impl Sim {
             }
             Message::Answer { id, from, answer } => {
                 if let Some(b) = self.votes.ballots.iter_mut().find(|b| b.id == id) {
+                    if self.trace_entity.is_some() {
+                        eprintln!("tick {tick}: node {from} answers {answer:?} to {:?}", b.ask);
+                    }
                     b.tally.count(from as u16, answer);
                 }
             }
         }
     }
 
-    /// A ballot ended: granted, refused by a node (`answered`), or out of time.
+    /// A ballot ended: granted, refused (`answered`: by enough nodes, or by some when it
+    /// ran out of time), or out of time.
     fn decided(&mut self, tick: u64, then: Then, granted: bool, answered: bool) {
         ("decided", tick, format!("{then:?}"), granted).hash(&mut self.hasher);
         if self.trace_entity.is_some() {
@@ -310,15 +331,13 @@ impl Sim {
         }
         match then {
             Then::Drop(z) if granted => self.drop_standby(tick, z),
-            Then::Drop(z) => {
-                // Out of time, or refused (a takeover of this run was agreed to): ask
-                // again while the standby is still down.
-                let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
-                let primary = self.node_of[z];
-                if !answered && standby.is_some_and(|s| self.sees_down(tick, primary, s)) {
-                    self.ask_drop(tick, z);
-                }
+            Then::Drop(z) if answered => {
+                // Refused (a takeover of this run was agreed to, or promised and not yet
+                // withdrawn): asked again later while the standby is still down.
+                let at = tick + RETRY_TICKS;
+                self.votes.drop_retries.entry(at).or_default().push(z);
             }
+            Then::Drop(z) => self.ask_drop_again(tick, z),
             Then::Promote(z) if granted => self.promote(tick, z),
             Then::Promote(z) if answered => {
                 self.report.promotions_refused += 1;
@@ -338,6 +357,46 @@ impl Sim {
                 }
             }
             Then::Current(z) => self.current_decided(z, granted),
+            Then::Withdraw(_) => {}
         }
+    }
+
+    /// Zone `z`'s primary asks again to drop its standby, if it still sees it down.
+    fn ask_drop_again(&mut self, tick: u64, z: usize) {
+        let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
+        let primary = self.node_of[z];
+        if standby.is_some_and(|s| self.sees_down(tick, primary, s)) {
+            self.ask_drop(tick, z);
+        }
+    }
+
+    /// Node `node`'s promotion `ask` did not go ahead: it withdraws it, so that what a
+    /// majority may have agreed to without its hearing of it (answers lost, the ballot out
+    /// of time) holds nothing against the zone's primary (seed 8227: the primary could
+    /// never drop that standby once it died, and its datagrams waited for ever). A dead
+    /// node withdraws nothing: what its ledger and the others' hold stays.
+    fn withdraw(&mut self, tick: u64, node: u32, ask: Ask, then: Then) {
+        let (
+            Ask::Promote {
+                zone,
+                incarnation,
+                standby,
+                ..
+            },
+            Then::Promote(z),
+        ) = (ask, then)
+        else {
+            return;
+        };
+        if self.dead(tick, node) || self.bugs.keep_promises {
+            return;
+        }
+        self.report.withdrawn += 1;
+        let ask = Ask::Withdraw {
+            zone,
+            incarnation,
+            standby,
+        };
+        self.ask(tick, node, ask, Then::Withdraw(z));
     }
 }
