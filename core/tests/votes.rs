@@ -48,8 +48,8 @@ proptest! {
         let (mut dropped, mut promoted) = (Tally::new(NODES, &DROP), Tally::new(NODES, &PROMOTE));
         for (k, &(drop_first, hears_drop, hears_promote)) in order.iter().enumerate() {
             let l = &mut ledgers[k];
-            let mut drop = |l: &mut Ledger| dropped.count(k as u16, l.answer(0, DROP, true));
-            let mut promote = |l: &mut Ledger| promoted.count(k as u16, l.answer(2, PROMOTE, true));
+            let mut drop = |l: &mut Ledger| dropped.count(k as u16, l.answer(0, 1, DROP, true));
+            let mut promote = |l: &mut Ledger| promoted.count(k as u16, l.answer(2, 10, PROMOTE, true));
             if drop_first {
                 if hears_drop { drop(l); }
                 if hears_promote { promote(l); }
@@ -64,48 +64,53 @@ proptest! {
         );
     }
 
-    /// The same two asks, where the standby's ballot may end before every answer is in:
-    /// it acts only if it had a majority then, and otherwise withdraws — its withdrawal,
-    /// and late copies of its ask, reach each ledger at any point after, or not at all.
-    /// The primary's drop is asked (and resent) at any point. Never does the drop pass
-    /// while the standby acted; and a withdrawal that reached every ledger leaves no
-    /// promise behind (the drop, asked after it, passes).
+    /// The same two asks, where the standby's ballot (10) may end before every answer is
+    /// in: it acts only if it had a majority then, and otherwise withdraws (ballot 20) and
+    /// may ask again (ballot 30), acting on that one once a majority agreed. Its
+    /// withdrawal, late copies of its first ask and its second ask reach each ledger at any
+    /// point after, in any order, or not at all; the primary's drop is asked (and resent)
+    /// at any point. Never does the drop pass while the standby acted on either ballot;
+    /// and once the standby withdrew what it did not act on everywhere (ballot 40), no
+    /// promise is left behind (the drop, asked again, passes).
     #[test]
     fn a_withdrawn_promotion_never_lets_a_drop_pass_under_a_standby_that_acted(
-        events in prop::collection::vec((0..NODES, 0..3u8), 0..24),
-        decide_at in 0..24usize,
+        events in prop::collection::vec((0..NODES, 0..4u8), 0..32),
+        decide_at in 0..32usize,
     ) {
         let mut ledgers = vec![Ledger::new(); NODES];
-        let (mut dropped, mut promoted) = (Tally::new(NODES, &DROP), Tally::new(NODES, &PROMOTE));
+        let (mut dropped, mut first) = (Tally::new(NODES, &DROP), Tally::new(NODES, &PROMOTE));
+        let mut second = Tally::new(NODES, &PROMOTE);
         let mut acted = None;
         for (at, &(k, what)) in events.iter().enumerate() {
             if at == decide_at {
-                acted = Some(promoted.outcome() == Some(true));
+                acted = Some(first.outcome() == Some(true));
             }
             let l = &mut ledgers[k];
+            let withdrew = acted == Some(false);
             match what {
-                0 => { dropped.count(k as u16, l.answer(0, DROP, true)); }
+                0 => { dropped.count(k as u16, l.answer(0, 1, DROP, true)); }
                 // Answers that come after the standby decided count for nothing.
                 1 => {
-                    let answer = l.answer(2, PROMOTE, true);
-                    if acted.is_none() { promoted.count(k as u16, answer); }
+                    let answer = l.answer(2, 10, PROMOTE, true);
+                    if acted.is_none() { first.count(k as u16, answer); }
                 }
-                _ if acted == Some(false) => { l.answer(2, WITHDRAW, false); }
+                2 if withdrew => { l.answer(2, 20, WITHDRAW, false); }
+                3 if withdrew => { second.count(k as u16, l.answer(2, 30, PROMOTE, true)); }
                 _ => {}
             }
         }
-        let acted = acted.unwrap_or(promoted.outcome() == Some(true));
+        let acted = acted.unwrap_or(first.outcome() == Some(true));
+        let acted_again = second.outcome() == Some(true);
         prop_assert!(
-            !(acted && dropped.outcome() == Some(true)),
+            !((acted || acted_again) && dropped.outcome() == Some(true)),
             "the standby acted and the drop passed: {events:?}, decided at {decide_at}"
         );
-        if !acted {
-            // Its withdrawal reaches every ledger; the primary asks again (next seq).
+        if !acted && !acted_again {
             let again = Ask::Drop { zone: 7, incarnation: 1, seq: 2, standby: 2 };
             let mut tally = Tally::new(NODES, &again);
             for (k, l) in ledgers.iter_mut().enumerate() {
-                l.answer(2, WITHDRAW, false);
-                tally.count(k as u16, l.answer(0, again, true));
+                l.answer(2, 40, WITHDRAW, false);
+                tally.count(k as u16, l.answer(0, 1, again, true));
             }
             prop_assert_eq!(tally.outcome(), Some(true), "a promise stayed: {:?}", events);
         }
@@ -122,10 +127,10 @@ proptest! {
 fn the_ledger_follows_the_rules_and_survives_its_file() {
     let mut l = Ledger::new();
     // Not down in this node's view: ask again later.
-    assert_eq!(l.answer(0, DROP, false), Answer::Wait);
+    assert_eq!(l.answer(0, 1, DROP, false), Answer::Wait);
     assert!(!l.dirty());
-    assert_eq!(l.answer(0, DROP, true), Answer::Yes);
-    assert_eq!(l.answer(0, DROP, true), Answer::Yes, "a resend");
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::Yes);
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::Yes, "a resend");
     assert_eq!(l.dropped(7), Some(2));
     assert!(l.dirty());
     // The file: round trip, a flipped byte, a short file.
@@ -136,7 +141,7 @@ fn the_ledger_follows_the_rules_and_survives_its_file() {
     assert_eq!(Ledger::decode(&damaged), Err(LedgerError::Checksum));
     assert_eq!(Ledger::decode(&file[..30]), Err(LedgerError::Format));
     // Dropped: no promotion of its copy.
-    assert_eq!(l.answer(2, PROMOTE, true), Answer::No);
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::No);
     // The standby caught up: current again, and an older drop cannot undo that.
     let current = Ask::Current {
         zone: 7,
@@ -145,40 +150,40 @@ fn the_ledger_follows_the_rules_and_survives_its_file() {
         standby: 2,
     };
     assert_eq!(
-        l.answer(0, current, false),
+        l.answer(0, 1, current, false),
         Answer::Yes,
         "rests on no one's death"
     );
     assert_eq!(
-        l.answer(0, DROP, true),
+        l.answer(0, 1, DROP, true),
         Answer::No,
         "older than the current ask"
     );
     assert_eq!(l.dropped(7), None);
     // A copy of run 1 becomes run 2; from then on the old primary's asks are refused,
     // and the new primary's are taken.
-    assert_eq!(l.answer(2, PROMOTE, true), Answer::Yes);
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
     let late_drop = Ask::Drop {
         zone: 7,
         incarnation: 1,
         seq: 3,
         standby: 2,
     };
-    assert_eq!(l.answer(0, late_drop, true), Answer::No, "the old run");
+    assert_eq!(l.answer(0, 1, late_drop, true), Answer::No, "the old run");
     let same_run_other_node = Ask::Drop {
         zone: 7,
         incarnation: 2,
         seq: 1,
         standby: 2,
     };
-    assert_eq!(l.answer(0, same_run_other_node, true), Answer::No);
+    assert_eq!(l.answer(0, 1, same_run_other_node, true), Answer::No);
     let new_primary_drops = Ask::Drop {
         zone: 7,
         incarnation: 2,
         seq: 1,
         standby: 0,
     };
-    assert_eq!(l.answer(2, new_primary_drops, true), Answer::Yes);
+    assert_eq!(l.answer(2, 1, new_primary_drops, true), Answer::Yes);
     // A copy older than a run that acted cannot be promoted.
     let stale = Ask::Promote {
         zone: 7,
@@ -186,7 +191,7 @@ fn the_ledger_follows_the_rules_and_survives_its_file() {
         standby: 1,
         primary: 2,
     };
-    assert_eq!(l.answer(1, stale, true), Answer::No);
+    assert_eq!(l.answer(1, 10, stale, true), Answer::No);
 }
 
 /// A standby's promotion that did not go ahead, withdrawn: it holds nothing against its
@@ -196,33 +201,48 @@ fn the_ledger_follows_the_rules_and_survives_its_file() {
 #[test]
 fn a_withdrawn_promotion_holds_nothing_against_the_primary() {
     let mut l = Ledger::new();
-    assert_eq!(l.answer(2, PROMOTE, true), Answer::Yes);
-    assert_eq!(l.answer(0, DROP, true), Answer::No, "promised");
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::No, "promised");
     assert_eq!(
-        l.answer(1, WITHDRAW, false),
+        l.answer(1, 20, WITHDRAW, false),
         Answer::No,
         "not node 1's promise"
     );
-    assert_eq!(l.answer(0, DROP, true), Answer::No, "still promised");
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::No, "still promised");
     l.saved();
-    assert_eq!(l.answer(2, WITHDRAW, false), Answer::Yes);
+    assert_eq!(l.answer(2, 20, WITHDRAW, false), Answer::Yes);
     assert!(l.dirty(), "a withdrawal is saved before its answer leaves");
     // The file keeps it.
     let mut l = Ledger::decode(&l.encode()).unwrap();
     assert_eq!(
-        l.answer(2, withdrawal(3), false),
+        l.answer(2, 20, withdrawal(1), false),
         Answer::Yes,
-        "nothing to withdraw"
+        "nothing to withdraw (an older run)"
     );
-    assert_eq!(l.answer(0, DROP, true), Answer::Yes, "withdrawn");
-    assert_eq!(l.answer(2, PROMOTE, true), Answer::No, "dropped since");
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::Yes, "withdrawn");
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::No, "dropped since");
 
-    // Asked again after a withdrawal: a promise again.
+    // Asked again after a withdrawal, in a later ballot: a promise again — and neither a
+    // copy of the withdrawn ask nor the withdrawal, delayed, changes anything.
     let mut l = Ledger::new();
-    assert_eq!(l.answer(2, PROMOTE, true), Answer::Yes);
-    assert_eq!(l.answer(2, WITHDRAW, false), Answer::Yes);
-    assert_eq!(l.answer(2, PROMOTE, true), Answer::Yes);
-    assert_eq!(l.answer(0, DROP, true), Answer::No, "promised again");
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+    assert_eq!(l.answer(2, 20, WITHDRAW, false), Answer::Yes);
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::No, "a late copy");
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::Yes, "withdrawn");
+    let mut l = Ledger::new();
+    assert_eq!(
+        l.answer(2, 20, WITHDRAW, false),
+        Answer::Yes,
+        "before the ask"
+    );
+    assert_eq!(
+        l.answer(2, 10, PROMOTE, true),
+        Answer::No,
+        "the ask, delayed"
+    );
+    assert_eq!(l.answer(2, 30, PROMOTE, true), Answer::Yes, "asked again");
+    assert_eq!(l.answer(2, 20, WITHDRAW, false), Answer::Yes);
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::No, "promised again");
     // Another standby's promotion to run 2 is taken over a withdrawn one, not over a
     // standing one.
     let by_node_1 = Ask::Promote {
@@ -231,9 +251,17 @@ fn a_withdrawn_promotion_holds_nothing_against_the_primary() {
         standby: 1,
         primary: 0,
     };
-    assert_eq!(l.answer(1, by_node_1, true), Answer::No, "node 2's stands");
-    assert_eq!(l.answer(2, WITHDRAW, false), Answer::Yes);
-    assert_eq!(l.answer(1, by_node_1, true), Answer::Yes);
+    assert_eq!(
+        l.answer(1, 10, by_node_1, true),
+        Answer::No,
+        "node 2's stands"
+    );
+    assert_eq!(
+        l.answer(2, 40, WITHDRAW, false),
+        Answer::Yes,
+        "withdrawn again"
+    );
+    assert_eq!(l.answer(1, 10, by_node_1, true), Answer::Yes);
     // A withdrawn promise to run 5 says run 4 existed: run 3's primary is superseded,
     // run 4's is not.
     let mut l = Ledger::new();
@@ -243,16 +271,41 @@ fn a_withdrawn_promotion_holds_nothing_against_the_primary() {
         standby: 2,
         primary: 0,
     };
-    assert_eq!(l.answer(2, to_5, true), Answer::Yes);
-    assert_eq!(l.answer(2, withdrawal(5), false), Answer::Yes);
+    assert_eq!(l.answer(2, 10, to_5, true), Answer::Yes);
+    assert_eq!(l.answer(2, 20, withdrawal(5), false), Answer::Yes);
     let drop_in = |incarnation| Ask::Drop {
         zone: 7,
         incarnation,
         seq: 1,
         standby: 2,
     };
-    assert_eq!(l.answer(0, drop_in(3), true), Answer::No);
-    assert_eq!(l.answer(0, drop_in(4), true), Answer::Yes);
+    assert_eq!(l.answer(0, 1, drop_in(3), true), Answer::No);
+    assert_eq!(l.answer(0, 1, drop_in(4), true), Answer::Yes);
+}
+
+/// A ledger written by a build before withdrawals (version 1: 24-byte entries, no
+/// ballot) is read, and what it agreed to still holds.
+#[test]
+fn a_version_1_ledger_is_still_read() {
+    let mut entry = vec![0u8; 24];
+    entry[..4].copy_from_slice(&7u32.to_le_bytes()); // zone
+    entry[4..8].copy_from_slice(&1u32.to_le_bytes()); // run 1 asked
+    entry[8..12].copy_from_slice(&1u32.to_le_bytes()); // its first ask
+    entry[12..14].copy_from_slice(&2u16.to_le_bytes()); // dropped node 2
+    entry[14..16].copy_from_slice(&u16::MAX.to_le_bytes()); // promoted by nobody
+    let mut file = b"MRDNVOTE".to_vec();
+    file.extend_from_slice(&1u32.to_le_bytes());
+    file.extend_from_slice(&1u32.to_le_bytes());
+    file.extend_from_slice(&crc32c::crc32c(&entry).to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    file.extend_from_slice(&entry);
+    let mut l = Ledger::decode(&file).expect("a version 1 ledger");
+    assert_eq!(l.dropped(7), Some(2));
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::No, "dropped");
+    // Written back as version 2, it reads the same.
+    assert_eq!(Ledger::decode(&l.encode()).unwrap().dropped(7), Some(2));
+    file[8] = 3;
+    assert_eq!(Ledger::decode(&file), Err(LedgerError::Format), "version 3");
 }
 
 /// A ballot passes once a majority said yes, whatever a minority said; it is refused

@@ -116,8 +116,9 @@ impl VoteMessage {
 
 /// The ledger file's magic.
 pub const LEDGER_MAGIC: [u8; 8] = *b"MRDNVOTE";
-/// The ledger file's version.
-pub const LEDGER_VERSION: u32 = 1;
+/// The ledger file's version (2: entries carry the promise's ballot; version 1 files,
+/// 24-byte entries without it, are still read).
+pub const LEDGER_VERSION: u32 = 2;
 
 /// The front of the ledger file.
 #[repr(C)]
@@ -148,8 +149,14 @@ pub struct LedgerEntry {
     /// That promotion's run.
     pub promoted: U32Le,
     /// 1 if the node it was agreed to withdrew it (it will not act on it), else 0.
-    /// (Files of builds without withdrawals hold 0 here: no version change.)
     pub withdrawn: U32Le,
+    /// The promoter's ballot that last set the promise: its promotion ask, or its
+    /// withdrawal. A node's ballot ids only grow (generation, then count), so a copy of a
+    /// promotion ask older than its withdrawal is told from an ask made after it.
+    pub ballot: U64Le,
 }
 
-const _: () = assert!(core::mem::size_of::<LedgerEntry>() == 24);
+const _: () = assert!(core::mem::size_of::<LedgerEntry>() == 32);
+
+/// The entry of a version 1 ledger file (no ballot, `withdrawn` always 0).
+pub const LEDGER_ENTRY_V1_SIZE: usize = 24;

@@ -282,7 +282,14 @@ fn on_event<'a>(
             ask,
             granted,
         } => {
-            let verdict = if granted { "agreed" } else { "not agreed" };
+            let verdict = match (ask, granted) {
+                (Ask::Withdraw { .. }, true) => "every node holds it",
+                (Ask::Withdraw { .. }, false) => {
+                    "not every node answered in time (those that did hold it)"
+                }
+                (_, true) => "agreed",
+                (_, false) => "not agreed",
+            };
             if matches!(ask, Ask::Current { .. }) {
                 tracing::info!("mesh vote: {} — {verdict}", describe(ask, name));
             } else {

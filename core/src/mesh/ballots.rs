@@ -86,7 +86,9 @@ impl Mesh {
         if let Some(ledger) = self.ledger.as_mut()
             && !ballot.tally.agreed(me)
         {
-            ballot.tally.count(me, ledger.answer(me, ballot.ask, down));
+            ballot
+                .tally
+                .count(me, ledger.answer(me, ballot.id, ballot.ask, down));
         }
         let ballot = &self.ballots[k];
         let message = encode_ask(ballot.id, ballot.ask);
@@ -132,7 +134,7 @@ impl Mesh {
             (VoteKind::Ask, _, ask) if self.ledger.is_some() => {
                 let down = self.sees_down(ask.concerns());
                 let ledger = self.ledger.as_mut().expect("looked at");
-                let answer = ledger.answer(node, ask, down);
+                let answer = ledger.answer(node, message.ballot.get(), ask, down);
                 let mut reply = message;
                 reply.kind = VoteKind::Answer as u8;
                 reply.answer = answer as u8;

@@ -36,8 +36,10 @@
 //! control port (`super::Mesh::ask`), the simulator over its network.
 
 use bytemuck::Zeroable;
-use meridian_layouts::votes::{LEDGER_MAGIC, LEDGER_VERSION, LedgerEntry, LedgerHeader, NO_NODE};
-use meridian_layouts::{U16Le, U32Le};
+use meridian_layouts::votes::{
+    LEDGER_ENTRY_V1_SIZE, LEDGER_MAGIC, LEDGER_VERSION, LedgerEntry, LedgerHeader, NO_NODE,
+};
+use meridian_layouts::{U16Le, U32Le, U64Le};
 
 pub use meridian_layouts::votes::VoteAnswer as Answer;
 
@@ -120,10 +122,10 @@ impl Ledger {
         Ledger::default()
     }
 
-    /// Answers `ask` from node `asker`; `down` says whether this node sees the node the
-    /// ask concerns ([`Ask::concerns`]) declared down. A `Yes` may change the ledger:
-    /// save it ([`Ledger::encode`]) before the answer leaves.
-    pub fn answer(&mut self, asker: u16, ask: Ask, down: bool) -> Answer {
+    /// Answers `ask`, node `asker`'s ballot `ballot`; `down` says whether this node sees
+    /// the node the ask concerns ([`Ask::concerns`]) declared down. A `Yes` may change the
+    /// ledger: save it ([`Ledger::encode`]) before the answer leaves.
+    pub fn answer(&mut self, asker: u16, ballot: u64, ask: Ask, down: bool) -> Answer {
         if ask.concerns().is_some() && !down {
             return Answer::Wait;
         }
@@ -157,12 +159,12 @@ impl Ledger {
                 incarnation,
                 standby,
                 ..
-            } => promote(e, incarnation, standby),
+            } => promote(e, ballot, incarnation, standby),
             Ask::Withdraw {
                 incarnation,
                 standby,
                 ..
-            } => withdraw(e, asker, incarnation, standby),
+            } => withdraw(e, (asker, ballot), incarnation, standby),
         };
         self.dirty |= *e != before;
         answer
@@ -202,18 +204,25 @@ impl Ledger {
             .ok_or(LedgerError::Format)?;
         let count = header.count.get() as usize;
         let body = &bytes[size..];
-        if header.magic != LEDGER_MAGIC
-            || header.version.get() != LEDGER_VERSION
-            || Some(body.len()) != count.checked_mul(core::mem::size_of::<LedgerEntry>())
-        {
+        let entry = match header.version.get() {
+            1 => LEDGER_ENTRY_V1_SIZE,
+            LEDGER_VERSION => core::mem::size_of::<LedgerEntry>(),
+            _ => return Err(LedgerError::Format),
+        };
+        if header.magic != LEDGER_MAGIC || Some(body.len()) != count.checked_mul(entry) {
             return Err(LedgerError::Format);
         }
         if crc32c::crc32c(body) != header.crc.get() {
             return Err(LedgerError::Checksum);
         }
         let mut entries: Vec<LedgerEntry> = body
-            .chunks_exact(core::mem::size_of::<LedgerEntry>())
-            .map(bytemuck::pod_read_unaligned)
+            .chunks_exact(entry)
+            .map(|bytes| {
+                // A version 1 entry is a version 2 one without its ballot.
+                let mut whole = [0u8; core::mem::size_of::<LedgerEntry>()];
+                whole[..entry].copy_from_slice(bytes);
+                bytemuck::pod_read_unaligned(&whole)
+            })
             .collect();
         entries.sort_by_key(|e| e.zone.get());
         entries.dedup_by_key(|e| e.zone.get());
@@ -273,18 +282,27 @@ fn primary_ask(
     Answer::Yes
 }
 
-/// A standby's promotion: refused if it was dropped, if a primary of its new run or a
-/// later one asked anything (its copy is older than a run that acted), or if another
-/// node's promotion to that run (not withdrawn) or a later one was agreed to. The
-/// standby may ask again for a promotion it withdrew.
-fn promote(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
+/// A standby's promotion (its ballot `ballot`): refused if it was dropped, if a primary of
+/// its new run or a later one asked anything (its copy is older than a run that acted),
+/// or if another node's promotion to that run (not withdrawn) or a later one was agreed
+/// to. The standby may ask again for a promotion it withdrew — in a later ballot: a copy
+/// of the withdrawn ask, delayed in the network, is refused.
+fn promote(e: &mut LedgerEntry, ballot: u64, incarnation: u32, standby: u16) -> Answer {
     if e.dropped.get() == standby || e.incarnation.get() >= incarnation {
         return Answer::No;
     }
     let promoted = e.promoted.get();
-    let held = e.withdrawn.get() == 0 && e.promoted_by.get() != standby;
+    let withdrawn = e.withdrawn.get() != 0;
+    let held = !withdrawn && e.promoted_by.get() != standby;
     if promoted > incarnation || (promoted == incarnation && held) {
         return Answer::No;
+    }
+    let ours = promoted == incarnation && e.promoted_by.get() == standby;
+    if ours && withdrawn && ballot <= e.ballot.get() {
+        return Answer::No;
+    }
+    if !(ours && !withdrawn && ballot < e.ballot.get()) {
+        e.ballot = U64Le::new(ballot);
     }
     e.promoted = U32Le::new(incarnation);
     e.promoted_by = U16Le::new(standby);
@@ -292,14 +310,23 @@ fn promote(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
     Answer::Yes
 }
 
-/// A standby withdraws its promotion to `incarnation`: only its own (`asker`), and only
-/// that one (a later promise, or another node's, stays).
-fn withdraw(e: &mut LedgerEntry, asker: u16, incarnation: u32, standby: u16) -> Answer {
+/// A standby withdraws its promotion to `incarnation` (`by`: the asker and its ballot):
+/// only its own, and only promotions asked in earlier ballots than the withdrawal (a
+/// withdrawal delayed in the network leaves the promise of a later ask alone). Where no
+/// promise to that run or a later one is held, it leaves a withdrawn one, so that a copy
+/// of the ask arriving after it is refused.
+fn withdraw(e: &mut LedgerEntry, by: (u16, u64), incarnation: u32, standby: u16) -> Answer {
+    let (asker, ballot) = by;
     if asker != standby {
         return Answer::No;
     }
-    if e.promoted.get() == incarnation && e.promoted_by.get() == standby {
+    let promoted = e.promoted.get();
+    let ours = promoted == incarnation && e.promoted_by.get() == standby;
+    if (ours && e.ballot.get() < ballot) || promoted < incarnation {
+        e.promoted = U32Le::new(incarnation);
+        e.promoted_by = U16Le::new(standby);
         e.withdrawn = U32Le::new(1);
+        e.ballot = U64Le::new(ballot);
     }
     Answer::Yes
 }

@@ -218,7 +218,7 @@ impl Sim {
             (b.id, b.node, b.ask)
         };
         if !self.votes.ballots[k].tally.agreed(node as u16) {
-            let answer = self.answer(tick, node, node, ask);
+            let answer = self.answer(tick, node, (node, id), ask);
             self.votes.ballots[k].tally.count(node as u16, answer);
         }
         self.votes.ballots[k].sent_at = tick;
@@ -235,12 +235,12 @@ impl Sim {
         }
     }
 
-    /// Node `node` answers `asker`'s ask from its ledger and its view.
-    fn answer(&mut self, tick: u64, node: u32, asker: u32, ask: Ask) -> Answer {
+    /// Node `node` answers `asker`'s ask (in its ballot `id`) from its ledger and its view.
+    fn answer(&mut self, tick: u64, node: u32, (asker, id): (u32, u64), ask: Ask) -> Answer {
         let down = ask
             .concerns()
             .is_some_and(|n| self.sees_down(tick, node, u32::from(n)));
-        self.votes.ledgers[node as usize].answer(asker as u16, ask, down)
+        self.votes.ledgers[node as usize].answer(asker as u16, id, ask, down)
     }
 
     fn vote_send(&mut self, tick: u64, a: u32, b: u32, m: Message) {
@@ -303,7 +303,7 @@ impl Sim {
                 if self.dead(tick, to) {
                     return;
                 }
-                let answer = self.answer(tick, to, from, ask);
+                let answer = self.answer(tick, to, (from, id), ask);
                 let reply = Message::Answer {
                     id,
                     from: to,
