@@ -724,3 +724,65 @@ fn a_standby_killed_before_its_takeovers_first_files_resumes_past_the_agreed_run
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// A takeover whose runs-here marker cannot be written does not start (a run that ticked
+/// unmarked would be one a restart neither resumes nor can tell from a takeover never
+/// acted on): the mesh agreed, so n2 withdraws its takeover, and tries again. Here the
+/// marker's temporary file is a directory for a while; once it is gone, the next try
+/// takes zone 0 over, and nothing was lost.
+#[test]
+fn a_takeover_whose_marker_cannot_be_written_is_withdrawn_and_tried_again() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("unmarked");
+    for k in 0..3 {
+        mesh.start(k);
+    }
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    let blocker = mesh.data(2).join("standby").join("zone-0.runs-here.tmp");
+    std::fs::create_dir_all(&blocker).expect("the blocking directory");
+    mesh.kill(0);
+    let killed = Instant::now();
+    let runs =
+        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    let withdrawn = "withdraws its takeover of zone 0";
+    while !mesh.log(2).contains(withdrawn) {
+        assert!(!runs(&mesh), "zone 0 ran unmarked on n2:\n{}", mesh.log(2));
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "n2 did not withdraw its takeover:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        mesh.log(2)
+            .contains("cannot write the marker that zone 0 runs here"),
+        "{}",
+        mesh.log(2)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!runs(&mesh), "zone 0 ran unmarked on n2:\n{}", mesh.log(2));
+    std::fs::remove_dir(&blocker).expect("unblock");
+    let unblocked = Instant::now();
+    while !runs(&mesh) {
+        assert!(
+            unblocked.elapsed() < Duration::from_secs(20),
+            "n2 did not take zone 0 over once the marker could be written:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        mesh.data(2)
+            .join("standby")
+            .join("zone-0.runs-here")
+            .exists()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    for sample in 1..4 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -298,16 +298,19 @@ fn step(
                 Ok(true) => {
                     // Durable before the run starts: once it ticks, others hear of it, and
                     // a restart must run it again — not wait as its standby while an
-                    // older run of the zone resumes with the same number.
-                    match crate::standby::mark_running(dir, w.zone, incarnation) {
-                        Ok(()) => {
-                            marked.set(true);
-                            crash_test_pause("MERIDIAN_MARKED_PAUSE_MS");
-                        }
-                        Err(e) => {
-                            tracing::error!(zone = %w.zone, "cannot write the marker that zone {} runs here from {} (a restart would not resume it): {e}", w.zone, dir.path().display())
-                        }
-                    }
+                    // older run of the zone resumes with the same number. Without it the
+                    // run does not start (and the takeover is withdrawn): a run that ticked
+                    // unmarked would be one a restart neither resumes nor can tell from a
+                    // takeover never acted on.
+                    crate::standby::mark_running(dir, w.zone, incarnation).map_err(|e| {
+                        format!(
+                            "cannot write the marker that zone {} runs here from {}: {e}",
+                            w.zone,
+                            dir.path().display()
+                        )
+                    })?;
+                    marked.set(true);
+                    crash_test_pause("MERIDIAN_MARKED_PAUSE_MS");
                     Ok(())
                 }
                 Ok(false) => Err(format!(
