@@ -283,8 +283,8 @@ impl Sim {
                 .or_else(|| (tick >= b.began + TIMEOUT_TICKS).then_some(false));
             if let Some(granted) = outcome {
                 let b = self.votes.ballots.swap_remove(k);
-                if matches!(b.then, Then::Promote(_)) && !granted {
-                    self.withdraw(tick, b.node, b.ask, b.then);
+                if !granted {
+                    self.withdraw(tick, b.node, b.ask);
                 }
                 let answered = b.tally.outcome().is_some() || b.tally.refused();
                 self.decided(tick, b.then, granted, answered);
@@ -370,21 +370,18 @@ impl Sim {
         }
     }
 
-    /// Node `node`'s promotion `ask` did not go ahead: it withdraws it, so that what a
+    /// Node `node`'s `ask` did not go ahead: a promotion, it withdraws it, so that what a
     /// majority may have agreed to without its hearing of it (answers lost, the ballot out
     /// of time) holds nothing against the zone's primary (seed 8227: the primary could
     /// never drop that standby once it died, and its datagrams waited for ever). A dead
     /// node withdraws nothing: what its ledger and the others' hold stays.
-    fn withdraw(&mut self, tick: u64, node: u32, ask: Ask, then: Then) {
-        let (
-            Ask::Promote {
-                zone,
-                incarnation,
-                standby,
-                ..
-            },
-            Then::Promote(z),
-        ) = (ask, then)
+    fn withdraw(&mut self, tick: u64, node: u32, ask: Ask) {
+        let Ask::Promote {
+            zone,
+            incarnation,
+            standby,
+            ..
+        } = ask
         else {
             return;
         };
@@ -397,6 +394,6 @@ impl Sim {
             incarnation,
             standby,
         };
-        self.ask(tick, node, ask, Then::Withdraw(z));
+        self.ask(tick, node, ask, Then::Withdraw(zone as usize));
     }
 }
