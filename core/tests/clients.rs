@@ -1290,6 +1290,55 @@ fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
     panic!("the interleaving happened {interleaved} times in 6,000 ticks");
 }
 
+/// Regression (found by `continuity::inputs_waiting_at_the_old_zone_are_played_at_the_new_one`):
+/// a snapshot the old zone sent just before the REDIRECT can arrive after it, with a tick
+/// after the newest the client held of that zone. The client took it as its newest and
+/// went back to the zone it had left — while its inputs went to the new one — then
+/// ignored every snapshot of the new zone as late, and timed out. Walks back and forth
+/// across the border under 1–4 ticks of jittered delay each way; after every tick the
+/// zone the client is in must be the one it talks to.
+#[test]
+fn a_late_snapshot_of_the_zone_left_does_not_take_the_client_back() {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    h.delay = (1, 3);
+    let auth = h.auth.clone();
+    let mut clients = vec![(
+        client_addr(1),
+        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
+    )];
+    for _ in 0..10 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let mut east = true;
+    for _ in 0..6000 {
+        let c = &mut clients[0].1;
+        let x = c.authoritative().position[0];
+        if x > 140.0 {
+            east = false;
+        } else if x < 116.0 {
+            east = true;
+        }
+        c.set_intent(if east { 127 } else { -127 }, 0, 0);
+        h.step(&mut clients, |_, _| {});
+        let c = &mut clients[0].1;
+        for e in events(c) {
+            if let ClientEvent::Closed(reason) = e {
+                panic!("session closed: {reason:?}");
+            }
+        }
+        assert_eq!(
+            c.server(),
+            zone_addr(c.zone() as usize),
+            "the client is in zone {} and talks to {}",
+            c.zone(),
+            c.server()
+        );
+    }
+    let c = clients[0].1.counters();
+    assert!(c.redirects >= 40, "the client crossed often: {c:?}");
+    assert!(c.snapshots_late > 0, "late snapshots were exercised: {c:?}");
+}
+
 /// A client whose acknowledgements stop reaching the zone loses its baseline after
 /// `HISTORY` snapshots; the zone then sends against nothing, the nearest ~40 of a crowd of
 /// 200 per snapshot, flagged partial. What the server reports shrinks to those and grows

@@ -41,14 +41,14 @@ impl Client {
         if self.records(id).is_some() {
             return false;
         }
-        // Newer than the newest: a later tick of the same zone, or a snapshot of the zone
-        // a REDIRECT sent the client to. (One of the zone it left, arriving late, is kept
-        // as a baseline and not shown.)
-        let newest = if id.zone == self.latest.zone {
-            id.tick > self.latest.tick
-        } else {
-            self.latest.tick == 0 || id.zone == self.zone
-        };
+        // Newer than the newest: a later tick of the zone the client is in, or the first
+        // snapshot of the zone a REDIRECT sent it to. One of the zone it left, arriving
+        // late, is kept as a baseline and not shown — even with a tick after the newest
+        // the client holds of that zone (sent after the REDIRECT, overtaking it):
+        // showing it took the client back to the zone it had left, whose avatar and
+        // snapshots were no longer there, and it ignored the new zone's for good.
+        let newest = id.zone == self.zone
+            && (self.latest.tick == 0 || id.zone != self.latest.zone || id.tick > self.latest.tick);
         let mut result = std::mem::take(&mut self.scratch);
         let count = head.entry_count.get();
         let applied = match (baseline.tick, self.records(baseline)) {
