@@ -1232,16 +1232,11 @@ fn a_crowd_crossing_a_border_together_carries_every_clients_view() {
     );
 }
 
-/// Regression (issue #13's teleport; seen again in a 2,000-bot swarm): a client's last
-/// snapshot from the zone it leaves and the REDIRECT can arrive in one receive. The
-/// avatar state must then name the zone and tick of that snapshot, not the zone the
-/// REDIRECT moved the client to: the swarm's teleport check paired the old zone's tick
-/// with the new zone and subtracted two zones' clocks. Walks back and forth across the
-/// border with jitter until that interleaving happened a few times.
-#[test]
-fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
+/// Two 128 m zones side by side, datagrams between clients and zones delayed by `delay`
+/// (see [`Harness::delay`]), and one client connected in zone 0 ten ticks ago.
+fn border_walker(delay: (u64, u64)) -> (Harness, Vec<(SocketAddr, Client)>) {
     let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
-    h.delay = (0, 2);
+    h.delay = delay;
     let auth = h.auth.clone();
     let mut clients = vec![(
         client_addr(1),
@@ -1250,17 +1245,33 @@ fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
     for _ in 0..10 {
         h.step(&mut clients, |_, _| {});
     }
+    (h, clients)
+}
+
+/// Steers `c` back and forth across the border at x = 128 m, turning at 116 and 140 m.
+fn pace_the_border(c: &mut Client, east: &mut bool) {
+    let x = c.authoritative().position[0];
+    if x > 140.0 {
+        *east = false;
+    } else if x < 116.0 {
+        *east = true;
+    }
+    c.set_intent(if *east { 127 } else { -127 }, 0, 0);
+}
+
+/// Regression (issue #13's teleport; seen again in a 2,000-bot swarm): a client's last
+/// snapshot from the zone it leaves and the REDIRECT can arrive in one receive. The
+/// avatar state must then name the zone and tick of that snapshot, not the zone the
+/// REDIRECT moved the client to: the swarm's teleport check paired the old zone's tick
+/// with the new zone and subtracted two zones' clocks. Walks back and forth across the
+/// border with jitter until that interleaving happened a few times.
+#[test]
+fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
+    let (mut h, mut clients) = border_walker((0, 2));
     let mut east = true;
     let mut interleaved = 0;
     for _ in 0..6000 {
-        let c = &mut clients[0].1;
-        let x = c.authoritative().position[0];
-        if x > 140.0 {
-            east = false;
-        } else if x < 116.0 {
-            east = true;
-        }
-        c.set_intent(if east { 127 } else { -127 }, 0, 0);
+        pace_the_border(&mut clients[0].1, &mut east);
         h.step(&mut clients, |_, _| {});
         let c = &mut clients[0].1;
         let mut newest = None;
@@ -1299,26 +1310,10 @@ fn the_avatar_state_names_the_zone_of_its_snapshot_across_a_redirect() {
 /// zone the client is in must be the one it talks to.
 #[test]
 fn a_late_snapshot_of_the_zone_left_does_not_take_the_client_back() {
-    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
-    h.delay = (1, 3);
-    let auth = h.auth.clone();
-    let mut clients = vec![(
-        client_addr(1),
-        h.client(1, WORLD_ID, UNIX_MS + 600_000, &auth),
-    )];
-    for _ in 0..10 {
-        h.step(&mut clients, |_, _| {});
-    }
+    let (mut h, mut clients) = border_walker((1, 3));
     let mut east = true;
     for _ in 0..6000 {
-        let c = &mut clients[0].1;
-        let x = c.authoritative().position[0];
-        if x > 140.0 {
-            east = false;
-        } else if x < 116.0 {
-            east = true;
-        }
-        c.set_intent(if east { 127 } else { -127 }, 0, 0);
+        pace_the_border(&mut clients[0].1, &mut east);
         h.step(&mut clients, |_, _| {});
         let c = &mut clients[0].1;
         for e in events(c) {
