@@ -151,6 +151,58 @@ fn remote_motion_is_smooth_across_a_handoff() {
     );
 }
 
+/// Inputs the old zone had received and not yet played go to the new zone with the
+/// avatar (VIEW) and play there at their ticks. The client walks back and forth across
+/// the border under 1–4 ticks of jittered delay each way, so a zone holds a few inputs
+/// when the avatar leaves it, and the client's next packets, overtaking one another, do
+/// not always reach back to them: without the carry some are lost.
+#[test]
+fn inputs_waiting_at_the_old_zone_are_played_at_the_new_one() {
+    let (mut h, mut clients) = field_and_walker(0.0);
+    h.delay = (1, 3);
+    let (mut zones, mut east) = (vec![0], true);
+    let mut turn_at = None;
+    for step in 0..2400 {
+        // Turned around 30 ticks (about 6 m) past each crossing.
+        let zone = clients[0].1.zone();
+        if zones.last() != Some(&zone) {
+            zones.push(zone);
+            turn_at = Some(step + 30);
+        }
+        if turn_at == Some(step) {
+            east = !east;
+        }
+        clients[0].1.set_intent(if east { 127 } else { -127 }, 0, 0);
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(
+        zones.len() >= 10,
+        "the client crossed back and forth: {zones:?}"
+    );
+    assert!(clients[0].1.is_connected());
+    let [c0, c1] = [h.sessions[0].counters(), h.sessions[1].counters()];
+    eprintln!(
+        "carried {} + {}, lost {} + {}, guessed {} + {}, skipped {} + {}",
+        c0.inputs_carried,
+        c1.inputs_carried,
+        c0.inputs_lost,
+        c1.inputs_lost,
+        c0.inputs_guessed,
+        c1.inputs_guessed,
+        c0.inputs_skipped,
+        c1.inputs_skipped
+    );
+    assert_eq!(
+        (c0.inputs_lost, c1.inputs_lost),
+        (0, 0),
+        "no input was lost: nothing was dropped on the way"
+    );
+    assert!(
+        c0.inputs_carried > 0 && c1.inputs_carried > 0,
+        "each zone took inputs the other had waiting: {c0:?} {c1:?}"
+    );
+}
+
 mod damaged {
     use meridian_core::entities::{EntityID, EntityInit};
     use meridian_core::limits::Limits;
@@ -359,6 +411,15 @@ fn hostile_views_cost_bounded_memory_and_time() {
         search_y: F32Le::new(0.0),
         stream_len: U16Le::new(0),
         offset: U16Le::new(0),
+        // Inputs far ahead of anything the client sent: taken, they would stall its
+        // playout for good.
+        input_count: 8,
+        reserved: [0; 3],
+        inputs: [meridian_layouts::client::InputEntry {
+            sequence: U32Le::new(u32::MAX - 1),
+            move_x: 127,
+            ..Default::default()
+        }; 8],
     };
     let stream = vec![0xffu8; VIEW_CHUNK_MAX + 10];
     let mut buf = [0u8; 1200];
@@ -396,6 +457,7 @@ fn hostile_views_cost_bounded_memory_and_time() {
     }
     let c = &clients[0].1;
     assert_eq!(h.sessions[0].counters().views_installed, 0);
+    assert_eq!(h.sessions[0].counters().inputs_carried, 0);
     assert_eq!(c.counters().decode_errors, 0);
     assert_eq!(
         c.counters().snapshots,

@@ -87,6 +87,7 @@ fn every_layouts_parser() {
                 let _ = RedirectBody::parse(bytes);
                 let _ = parse::<Input>(bytes);
                 let _ = parse_sealed(bytes);
+                let _ = meridian_layouts::view::parse_view(bytes);
             }
         });
 }
@@ -237,6 +238,7 @@ fn client_datagrams() {
             for bytes in variants(input) {
                 sessions.handle_datagram(1_800_000_000_000, from, &bytes);
                 sessions.handle_forwarded(&bytes);
+                sessions.handle_zone_datagram(ZoneID(1), &bytes);
             }
             sessions.tick(1_800_000_000_000, &mut zone);
             sessions.replicate(&zone);

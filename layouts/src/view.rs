@@ -5,7 +5,7 @@
 //! | part             | bytes            |
 //! |------------------|------------------|
 //! | [`Header`]       | 8                |
-//! | [`ViewHeader`]   | 44               |
+//! | [`ViewHeader`]   | 128              |
 //! | chunk            | ≤ [`VIEW_CHUNK_MAX`] |
 //!
 //! The state is one byte stream of `stream_len` bytes cut into chunks of
@@ -22,10 +22,19 @@
 //! A member's `flags` byte is its priority (bits 0–6) and, in bit 7, whether the sender's
 //! newest snapshot showed it: the receiver offers those first while the budget is short
 //! and the client's acknowledgements lag, so nothing the client was just shown blinks out.
+//!
+//! The header also carries the inputs the sender had buffered and not yet played (every
+//! chunk the same ones): the receiver plays them at their ticks instead of losing them
+//! with the handoff. They do not wait for the stream: they are taken as soon as a chunk
+//! and the session are both there.
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::client::InputEntry;
 use crate::{F32Le, Header, I32Le, Kind, ParseError, U16Le, U32Le, U64Le};
+
+/// Inputs a VIEW carries at most (a zone buffers no more than this many per session).
+pub const VIEW_INPUTS_MAX: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -48,9 +57,14 @@ pub struct ViewHeader {
     pub stream_len: U16Le,
     /// Where this datagram's chunk starts: a multiple of [`VIEW_CHUNK_MAX`].
     pub offset: U16Le,
+    /// How many of `inputs` are the client's (≤ [`VIEW_INPUTS_MAX`]).
+    pub input_count: u8,
+    pub reserved: [u8; 3],
+    /// Inputs the sender had received and not played, in any order; the rest zero.
+    pub inputs: [InputEntry; VIEW_INPUTS_MAX],
 }
 
-const _: () = assert!(core::mem::size_of::<ViewHeader>() == 44);
+const _: () = assert!(core::mem::size_of::<ViewHeader>() == 128);
 
 /// Fixed bytes before the chunk.
 pub const VIEW_FIXED_SIZE: usize = Header::SIZE + core::mem::size_of::<ViewHeader>();
@@ -68,7 +82,8 @@ const _: () = assert!(VIEW_STREAM_MAX <= u16::MAX as usize);
 
 /// Parses a VIEW datagram: returns its header and its chunk. The chunk must be where the
 /// header says and exactly as long as a chunk there is; the radius must be finite and
-/// ≥ 0, the search position finite and the baseline tick not zero.
+/// ≥ 0, the search position finite, the baseline tick not zero and at most
+/// [`VIEW_INPUTS_MAX`] inputs.
 pub fn parse_view(bytes: &[u8]) -> Result<(&ViewHeader, &[u8]), ParseError> {
     let kind = Header::parse(bytes)?;
     if kind != Kind::View {
@@ -95,6 +110,9 @@ pub fn parse_view(bytes: &[u8]) -> Result<(&ViewHeader, &[u8]), ParseError> {
         return Err(ParseError::BadField);
     }
     if !head.search_x.get().is_finite() || !head.search_y.get().is_finite() {
+        return Err(ParseError::BadField);
+    }
+    if usize::from(head.input_count) > VIEW_INPUTS_MAX {
         return Err(ParseError::BadField);
     }
     Ok((head, chunk))
@@ -144,6 +162,9 @@ mod tests {
             search_y: F32Le::new(-4.5),
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
+            input_count: 0,
+            reserved: [0; 3],
+            inputs: [InputEntry::zeroed(); VIEW_INPUTS_MAX],
         }
     }
 
@@ -203,5 +224,25 @@ mod tests {
             let n = write_view(&mut buf, &h, &stream, 0).unwrap();
             assert_eq!(parse_view(&buf[..n]), Err(ParseError::BadField));
         }
+    }
+
+    #[test]
+    fn carried_inputs_round_trip_and_no_more_than_the_most() {
+        let stream = [7u8; 2000];
+        let mut buf = [0u8; 1200];
+        let mut h = head();
+        h.input_count = VIEW_INPUTS_MAX as u8;
+        for (i, input) in h.inputs.iter_mut().enumerate() {
+            input.sequence = U32Le::new(40 + i as u32);
+            input.move_x = -(i as i8);
+        }
+        for offset in [0, VIEW_CHUNK_MAX] {
+            let n = write_view(&mut buf, &h, &stream, offset).unwrap();
+            let (back, _) = parse_view(&buf[..n]).unwrap();
+            assert_eq!((back.input_count, back.inputs), (h.input_count, h.inputs));
+        }
+        h.input_count = VIEW_INPUTS_MAX as u8 + 1;
+        let n = write_view(&mut buf, &h, &stream, 0).unwrap();
+        assert_eq!(parse_view(&buf[..n]), Err(ParseError::BadField));
     }
 }

@@ -2,17 +2,23 @@
 //! replication state to the zone it moved to (VIEW, [`meridian_layouts::view`]); that
 //! zone assembles the chunks and installs the state into the session when it arrives
 //! with the avatar — whichever of the two comes first (`crate::replicate` has the
-//! state itself).
+//! state itself) — and the inputs the old zone had received and not played, which the
+//! session buffers to play at their ticks as soon as any chunk and the session are here.
 //!
 //! Assembly is bounded: [`views_pending`] streams at once, each for at most
 //! [`VIEW_TTL_TICKS`]; a stream that does not complete, or finds no session, is dropped
 //! and the client simply starts here with a full snapshot.
 
-use meridian_layouts::view::{VIEW_CHUNK_MAX, VIEW_STREAM_MAX, ViewHeader, parse_view, write_view};
+use meridian_layouts::view::{
+    VIEW_CHUNK_MAX, VIEW_INPUTS_MAX, VIEW_STREAM_MAX, ViewHeader, parse_view, write_view,
+};
 use meridian_layouts::{F32Le, I32Le};
 
 use super::*;
 use crate::replicate::{Baseline, Carried};
+
+// Every input a session buffers fits the VIEW that carries it on.
+const _: () = assert!(INPUT_BUFFER <= VIEW_INPUTS_MAX);
 
 /// Streams assembled at once, for a zone of `sessions_max` sessions: a sixteenth of them
 /// (at least 16, at most 1,024). A stream waits a tick or two for its session's avatar,
@@ -34,6 +40,8 @@ pub(super) struct PendingView {
     head: ViewHeader,
     /// Chunks received, one bit per chunk.
     received: u16,
+    /// The header's inputs went to the session (see [`Sessions::install_view`]).
+    inputs_taken: bool,
     started_tick: u64,
     stream: Vec<u8>,
 }
@@ -44,6 +52,7 @@ impl PendingView {
             from: None,
             head: bytemuck::Zeroable::zeroed(),
             received: 0,
+            inputs_taken: false,
             started_tick: 0,
             stream: vec![0; VIEW_STREAM_MAX],
         }
@@ -104,7 +113,13 @@ impl Sessions {
             search_y: F32Le::new(carried.searched_at.1),
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
+            input_count: session.buffered.len() as u8,
+            reserved: [0; 3],
+            inputs: bytemuck::Zeroable::zeroed(),
         };
+        let mut head = head;
+        let buffered = session.buffered.as_slice();
+        head.inputs[..buffered.len()].copy_from_slice(buffered);
         for offset in (0..len).step_by(VIEW_CHUNK_MAX) {
             let mut out = Outgoing {
                 to: Peer::Zone(to),
@@ -150,6 +165,7 @@ impl Sessions {
                     self.counters.views_dropped += 1;
                 }
                 (v.from, v.head, v.received, v.started_tick) = (Some(from), head, 0, tick);
+                v.inputs_taken = false;
                 i
             }
         };
@@ -157,9 +173,6 @@ impl Sessions {
         let offset = usize::from(head.offset.get());
         v.stream[offset..offset + chunk.len()].copy_from_slice(chunk);
         v.received |= 1 << (offset / VIEW_CHUNK_MAX);
-        if !v.complete() {
-            return;
-        }
         let id = head.session_id.get();
         let here = u32::try_from(id)
             .ok()
@@ -174,15 +187,36 @@ impl Sessions {
         }
     }
 
-    /// Installs the complete stream waiting for the session in `slot` (which just arrived
-    /// with its avatar, or whose stream just completed), if there is one.
+    /// For the session in `slot` (which just arrived with its avatar, or a chunk of whose
+    /// stream just came): buffers the inputs its streams carry, then installs its complete
+    /// stream, if there is one.
     pub(super) fn install_view(&mut self, slot: u32) {
         let session = self.slots[slot as usize].as_mut().expect("live slot");
-        let Some(v) = self.views.iter_mut().find(|v| {
-            v.complete()
-                && v.head.session_id.get() == u64::from(session.id)
-                && v.head.session_secret.get() == session.secret
-        }) else {
+        let mut complete = None;
+        for (i, v) in self.views.iter_mut().enumerate() {
+            if v.from.is_none()
+                || v.head.session_id.get() != u64::from(session.id)
+                || v.head.session_secret.get() != session.secret
+            {
+                continue;
+            }
+            if !std::mem::replace(&mut v.inputs_taken, true) {
+                // Only inputs after the one the binding says was played: an older stream's
+                // (the client was here before) are in the past.
+                let count = usize::from(v.head.input_count);
+                for entry in &v.head.inputs[..count] {
+                    if entry.sequence.get() > session.applied_sequence
+                        && session.buffered.offer(entry)
+                    {
+                        self.counters.inputs_carried += 1;
+                    }
+                }
+            }
+            if complete.is_none() && v.complete() {
+                complete = Some(i);
+            }
+        }
+        let Some(v) = complete.map(|i| &mut self.views[i]) else {
             return;
         };
         let len = usize::from(v.head.stream_len.get());

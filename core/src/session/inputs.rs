@@ -124,28 +124,13 @@ impl Sessions {
         }
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {
-            let seq = entry.sequence.get();
-            let buffered = session.buffered.as_slice();
-            if seq <= applied {
+            if entry.sequence.get() <= applied {
                 session
                     .playout
                     .arrived_late(applied, entry, &mut self.counters);
-                continue;
+            } else {
+                session.buffered.offer(entry);
             }
-            if buffered.iter().any(|b| b.sequence.get() == seq) {
-                continue;
-            }
-            if buffered.len() == INPUT_BUFFER {
-                // Keep the newest: drop the oldest buffered.
-                let oldest = (0..buffered.len())
-                    .min_by_key(|&i| buffered[i].sequence.get())
-                    .expect("full buffer");
-                if buffered[oldest].sequence.get() > seq {
-                    continue;
-                }
-                session.buffered.swap_remove(oldest);
-            }
-            session.buffered.push(*entry);
         }
     }
 }
@@ -393,6 +378,28 @@ pub(super) struct InputBuffer {
 impl InputBuffer {
     pub(super) fn as_slice(&self) -> &[InputEntry] {
         &self.entries[..usize::from(self.len)]
+    }
+
+    /// Buffers `entry`, an input after the applied one, unless it is buffered already.
+    /// When the buffer is full the newest are kept: the oldest buffered makes room, or
+    /// `entry` is dropped if it is older than all of them. Whether it was buffered.
+    pub(super) fn offer(&mut self, entry: &InputEntry) -> bool {
+        let seq = entry.sequence.get();
+        let buffered = self.as_slice();
+        if buffered.iter().any(|b| b.sequence.get() == seq) {
+            return false;
+        }
+        if buffered.len() == INPUT_BUFFER {
+            let oldest = (0..buffered.len())
+                .min_by_key(|&i| buffered[i].sequence.get())
+                .expect("full buffer");
+            if buffered[oldest].sequence.get() > seq {
+                return false;
+            }
+            self.swap_remove(oldest);
+        }
+        self.push(*entry);
+        true
     }
 
     /// Adds `entry`; the caller keeps the buffer below [`INPUT_BUFFER`].

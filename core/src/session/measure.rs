@@ -95,6 +95,10 @@ crate::counters! {
         /// no session here, older than the session's own baseline, or a stream that did
         /// not parse or fit. Those clients got a full snapshot instead.
         pub views_dropped: u64,
+        /// Inputs the zone an avatar left had received and not played, carried here in
+        /// its VIEW and buffered to play at their ticks (the client's next packets may
+        /// not reach back to them).
+        pub inputs_carried: u64,
         /// Moved sessions whose state was not carried: the client held no baseline, or
         /// the state did not fit a VIEW.
         pub views_not_carried: u64,
