@@ -61,4 +61,8 @@ pub struct Bugs {
     /// behind (no withdrawal): a promise a majority held without the standby hearing of
     /// it keeps the zone's primary from ever dropping that standby (`sim::votes`).
     pub keep_promises: bool,
+    /// A node that restarts leaves the promises of its own its ledger holds and it never
+    /// acted on (the in-life withdrawals still happen): one agreed while its answers were
+    /// lost, or whose withdrawal it died before every node held (`sim::votes`).
+    pub restart_keeps_promises: bool,
 }

@@ -767,6 +767,33 @@ fn a_takeover_that_did_not_go_ahead_is_withdrawn() {
     );
 }
 
+/// Seed 1248 (`--comebacks`): node 1 asks to take zone 1 over, its own ledger says yes,
+/// and it dies before the ballot ends — no withdrawal from a dead node. When it comes
+/// back it finds the promise in its ledger, never acted on, and withdraws it (every node
+/// holds the withdrawal); asking for the same run again later, it is granted and takes
+/// the zone over: the later ballot is one the withdrawal cannot touch. (No seed of the
+/// model fails without the restart's withdrawal — the returned node never dies again as
+/// that zone's standby — so this keeps the behaviour, not a failure.)
+#[test]
+fn a_restarted_node_withdraws_its_promises_never_acted_on() {
+    let on = Options {
+        standbys: Some(true),
+        comebacks: Some(true),
+        ..Options::default()
+    };
+    let report = run(1248, 3000, &on);
+    assert!(report.ok(), "{:?}", report.violations);
+    assert_eq!((report.withdrawn_on_restart, report.promoted), (1, 2));
+    let broken = Options {
+        bugs: Bugs {
+            restart_keeps_promises: true,
+            ..Bugs::default()
+        },
+        ..on
+    };
+    assert_eq!(run(1248, 3000, &broken).withdrawn_on_restart, 0);
+}
+
 /// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the
 /// zone of a node that died had asked the mesh to agree its standby current and, refused
 /// while the node was dead, asked again for its old run — first while dead, then in the

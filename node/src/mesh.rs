@@ -18,6 +18,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use meridian_core::mesh::votes::{Ask, Ledger};
 use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshCounters, MeshEvent};
+use meridian_core::world::ZoneID;
 use meridian_io::Clock;
 
 use crate::world_file::WorldSpec;
@@ -46,6 +47,13 @@ pub struct MeshView {
 pub struct VoteBox(Sender<(Ask, Sender<bool>)>);
 
 impl VoteBox {
+    /// A box whose asks land in the returned receiver (tests answer them by hand).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> (VoteBox, Receiver<(Ask, Sender<bool>)>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (VoteBox(tx), rx)
+    }
+
     /// Puts `ask` to the other nodes; the receiver gets `true` once a majority agreed,
     /// `false` at a refusal or after `meridian_core::mesh::VOTE_TIMEOUT`.
     pub fn ask(&self, ask: Ask) -> Receiver<bool> {
@@ -65,6 +73,12 @@ pub struct MeshHandle {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub control: SocketAddr,
+    /// This life's generation (the wall clock's seconds at its start): the high half of
+    /// every ballot id it asks.
+    pub generation: u32,
+    /// The promotions of this node's own its ledger held, not withdrawn, when it started:
+    /// (zone, run, ballot). The failover thread withdraws those it never acted on.
+    pub promises: Vec<(ZoneID, u32, u64)>,
 }
 
 impl MeshHandle {
@@ -143,8 +157,14 @@ pub fn start(
         seed,
     )?;
     let ledger = data.map(|dir| dir.join(LEDGER_FILE));
+    let mut promises = Vec::new();
     if let Some(path) = &ledger {
-        mesh = mesh.with_ledger(load_ledger(path)?);
+        let loaded = load_ledger(path)?;
+        promises = loaded
+            .promises_to(me as u16)
+            .map(|(zone, run, ballot)| (ZoneID(zone), run, ballot))
+            .collect();
+        mesh = mesh.with_ledger(loaded);
     }
     mesh.join(clock.now());
     let view = Arc::new(Mutex::new(MeshView::default()));
@@ -172,6 +192,8 @@ pub fn start(
         stop,
         thread: Some(thread),
         control,
+        generation,
+        promises,
     })
 }
 

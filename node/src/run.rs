@@ -366,9 +366,10 @@ fn start_failover(
             (zone, primary.map(|n| n.name.clone()).unwrap_or_default())
         })
         .collect();
+    let promised = (mesh.generation, mesh.promises.clone());
     Ok(Some(crate::failover::start(
         (watched, resumed, kept_back),
-        layout,
+        (layout, promised),
         (mesh.shared(), mesh.votes()),
         kept.clone(),
         node_handle.clone(),

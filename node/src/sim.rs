@@ -235,13 +235,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if summary.ballots > 0 {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
-             (the copy was dropped), {} withdrawn by their standby (not gone ahead); {} zones \
+             (the copy was dropped), {} withdrawn by their standby (not gone ahead) and {} by \
+             a restarted node (never acted on); {} zones \
              waited for their own node; {} dropped standbys streamed to again once back, {} \
              agreed current again",
             summary.ballots,
             summary.dropped,
             summary.promotions_refused,
             summary.withdrawn,
+            summary.withdrawn_on_restart,
             summary.waited_for_node,
             summary.rejoined,
             summary.current_again
@@ -298,6 +300,7 @@ struct Summary {
     dropped: u64,
     promotions_refused: u64,
     withdrawn: u64,
+    withdrawn_on_restart: u64,
     waited_for_node: u64,
     rejoined: u64,
     current_again: u64,
@@ -332,6 +335,7 @@ impl Summary {
         self.dropped += r.dropped;
         self.promotions_refused += r.promotions_refused;
         self.withdrawn += r.withdrawn;
+        self.withdrawn_on_restart += r.withdrawn_on_restart;
         self.waited_for_node += r.waited_for_node;
         self.rejoined += r.rejoined;
         self.current_again += r.current_again;

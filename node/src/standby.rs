@@ -170,12 +170,69 @@ pub fn marked_kept(dir: &DataDir, zone: ZoneID) -> bool {
     dir.has_file(&kept_marker(zone))
 }
 
+/// The record of the newest run of `zone` this node took over (acted on a promotion the
+/// mesh agreed to): `zone-N.acted` in the standby directory. Written durably before the
+/// run starts, with the runs-here marker, and never removed — the marker goes when the
+/// run stands down, this stays — so a restart can tell a promise of its own it acted on
+/// from one it never did (only those it withdraws: `crate::failover`).
+fn acted_record(zone: ZoneID) -> String {
+    format!("zone-{}.acted", zone.0)
+}
+
+/// Records that this node takes `zone` over as `incarnation` (durably), unless it already
+/// recorded a newer run of it.
+pub fn mark_acted(dir: &DataDir, zone: ZoneID, incarnation: u32) -> Result<(), String> {
+    if acted_incarnation(dir, zone)?.is_some_and(|newest| newest >= incarnation) {
+        return Ok(());
+    }
+    dir.put_file(
+        &acted_record(zone),
+        format!("incarnation {incarnation}\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Since which generation of this node (see `crate::mesh`) the records of runs taken
+/// over are kept: `acted-records` in the standby directory, written at the first start
+/// that keeps them (`generation`: that start's). A promise asked before then may have
+/// been acted on without a record (and its run stood down since): a restart leaves it.
+pub fn acted_records_since(dir: &DataDir, generation: u32) -> Result<u32, String> {
+    const NAME: &str = "acted-records";
+    let bytes = dir.read_file(NAME).map_err(|e| e.to_string())?;
+    if let Some(bytes) = bytes {
+        return std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().strip_prefix("since generation "))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "{} does not say `since generation N`: {:?}",
+                    dir.path().join(NAME).display(),
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+    }
+    dir.put_file(NAME, format!("since generation {generation}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok(generation)
+}
+
+/// The newest run of `zone` this node ever took over, by its record; `None` if it never
+/// took `zone` over (or took it over before records were kept: see `crate::failover`).
+pub fn acted_incarnation(dir: &DataDir, zone: ZoneID) -> Result<Option<u32>, String> {
+    read_incarnation(dir, &acted_record(zone))
+}
+
 /// The incarnation the marker of `zone` in `dir` names: the run the mesh agreed to (or
 /// the last resumed), which a restart must run past even when that run's first files
 /// never reached the disk. `None` without a marker.
 pub fn marked_incarnation(dir: &DataDir, zone: ZoneID) -> Result<Option<u32>, String> {
-    let name = marker(zone);
-    let Some(bytes) = dir.read_file(&name).map_err(|e| e.to_string())? else {
+    read_incarnation(dir, &marker(zone))
+}
+
+/// The `incarnation N` file `name` in `dir` says; `None` without the file.
+fn read_incarnation(dir: &DataDir, name: &str) -> Result<Option<u32>, String> {
+    let Some(bytes) = dir.read_file(name).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     std::str::from_utf8(&bytes)
@@ -186,7 +243,7 @@ pub fn marked_incarnation(dir: &DataDir, zone: ZoneID) -> Result<Option<u32>, St
         .ok_or_else(|| {
             format!(
                 "{} does not say `incarnation N`: {:?}",
-                dir.path().join(&name).display(),
+                dir.path().join(name).display(),
                 String::from_utf8_lossy(&bytes)
             )
         })
@@ -219,6 +276,16 @@ mod tests {
         assert!(marked_kept(&dir, ZoneID(3)) && !marked_running(&dir, ZoneID(3)));
         unmark_kept(&dir, ZoneID(3)).expect("unmarked kept");
         assert!(!marked_kept(&dir, ZoneID(3)));
+        // The record of runs taken over keeps the newest, and outlives the marker.
+        assert_eq!(acted_incarnation(&dir, ZoneID(3)), Ok(None));
+        mark_acted(&dir, ZoneID(3), 7).expect("recorded");
+        mark_acted(&dir, ZoneID(3), 5).expect("an older run: nothing to record");
+        assert_eq!(acted_incarnation(&dir, ZoneID(3)), Ok(Some(7)));
+        mark_acted(&dir, ZoneID(3), 9).expect("recorded");
+        assert_eq!(acted_incarnation(&dir, ZoneID(3)), Ok(Some(9)));
+        // The generation records are kept since is the first start's.
+        assert_eq!(acted_records_since(&dir, 100), Ok(100));
+        assert_eq!(acted_records_since(&dir, 200), Ok(100));
         drop(dir);
         let _ = std::fs::remove_dir_all(&path);
     }

@@ -538,23 +538,25 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
     both_resume_zone_0(&mut mesh, &expected);
 }
 
+/// Waits up to 15 s for `done`; fails with `what` and the nodes' logs.
+fn wait(mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool) {
+    let started = Instant::now();
+    while !done(mesh) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Two nodes that both ran zone 0 from their standby directories when they stopped: n0
 /// runs it resumed (above); once n2 holds it, n0 is killed and n2 takes it over, then n2
 /// is killed too, and both start together. Each resumes its run; the older (n0's, a run
 /// the mesh agreed to replace) must stand down and the newer go on. Each used to wait for
 /// the other's answer, and zone 0 ran nowhere.
 fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u64>) {
-    let wait = |mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool| {
-        let started = Instant::now();
-        while !done(mesh) {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{what}:\n{}",
-                mesh.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
     let runs = |mesh: &Mesh3, k: usize| {
         status_value(&mesh.status(k), "zone 0 ", "tick").is_some_and(|t| t > 0)
     };
@@ -663,6 +665,55 @@ fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(Duration::from_secs(1));
+    // Its ledger holds the promise, which it acted on (its record of runs taken over says
+    // so): a restart that withdrew it would let a stale primary of the run before drop
+    // this node as its standby.
+    assert!(
+        !mesh.log(2).contains("withdrawing it"),
+        "n2 withdrew a promise it acted on:\n{}",
+        mesh.log(2)
+    );
+    for sample in 1..4 {
+        assert_sound(&mesh.cut(), &expected, sample);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A standby killed after the mesh agreed to its takeover and before it recorded or
+/// started anything (`MERIDIAN_AGREED_PAUSE_MS`) restarts with the promise in its ledger,
+/// never acted on: it withdraws it (its primary, still down, cannot hold the withdrawal
+/// yet: asked again) — until it asks to take the zone over itself again, which the mesh
+/// grants (a later ballot than any withdrawal): the zone runs there and the cut is sound.
+#[test]
+fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_restart() {
+    let _machine = crate::alone();
+    let (mut mesh, expected, killed) =
+        n0_killed_with_n2_paused("agreed", "MERIDIAN_AGREED_PAUSE_MS");
+    let agreed = "n2 takes zone 0 over from n0 as incarnation";
+    while !mesh.log(2).contains(agreed) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "the mesh did not agree to n2's takeover:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let acted = mesh.data(2).join("standby").join("zone-0.acted");
+    assert!(!acted.exists(), "killed before the takeover was recorded");
+    mesh.kill(2);
+    mesh.start(2);
+    wait(&mesh, "n2 did not withdraw its promise", &|m| {
+        m.log(2).contains("which it never did: withdrawing it")
+    });
+    let runs =
+        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    wait(
+        &mesh,
+        "n2 did not take zone 0 over after its restart",
+        &|m| runs(m),
+    );
+    assert!(acted.exists(), "the takeover after the restart is recorded");
     std::thread::sleep(Duration::from_secs(1));
     for sample in 1..4 {
         assert_sound(&mesh.cut(), &expected, sample);

@@ -232,6 +232,20 @@ impl Ledger {
         })
     }
 
+    /// The promotions node `node` was promised here and has not withdrawn, as (zone,
+    /// run, the ballot that asked): on its own ledger, what a restart finds it asked for. Those it never acted on
+    /// it withdraws (a promise it did not know a majority held — its answers lost, or it
+    /// died before its withdrawal reached every node — would keep the zone's primary from
+    /// ever dropping it once it dies again).
+    pub fn promises_to(&self, node: u16) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
+        self.entries
+            .iter()
+            .filter(move |e| {
+                e.promoted_by.get() == node && e.withdrawn.get() == 0 && e.promoted.get() != 0
+            })
+            .map(|e| (e.zone.get(), e.promoted.get(), e.ballot.get()))
+    }
+
     /// The standby `zone`'s ledger entry says is dropped, if any (for status and tests).
     pub fn dropped(&self, zone: u32) -> Option<u16> {
         let at = self

@@ -108,6 +108,7 @@ impl Sim {
         let (node, files) = (back.node, std::mem::take(&mut back.files));
         ("node comes back", tick, node).hash(&mut self.hasher);
         self.report.restarted_on_return += self.restart_zones_left(tick, node);
+        self.withdraw_unacted(tick, node);
         for (z, mut disk) in files {
             let back = self.comeback.as_mut().expect("drawn");
             if disk.crash(&mut back.rng) {

@@ -69,6 +69,7 @@ impl Sim {
             ("back after dying in turn", tick, node).hash(&mut self.hasher);
             // The whole node restarts: its other zones nobody took over come back too.
             self.restart_zones_left(tick, node);
+            self.withdraw_unacted(tick, node);
         }
     }
 

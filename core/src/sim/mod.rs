@@ -172,6 +172,9 @@ pub struct Report {
     pub waited_for_node: u64,
     /// Promotions that did not go ahead, withdrawn by their standby.
     pub withdrawn: u64,
+    /// Promises a node found in its own ledger when it restarted and had never acted on,
+    /// withdrawn then.
+    pub withdrawn_on_restart: u64,
     /// Dropped standbys streamed to again once back, and those the mesh agreed were
     /// current again ([`rejoin`]).
     pub rejoined: u64,

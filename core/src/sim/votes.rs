@@ -87,6 +87,9 @@ pub(super) struct Votes {
     drop_seq: Vec<u32>,
     /// Zones whose drop was refused, by the tick they ask again.
     drop_retries: BTreeMap<u64, Vec<usize>>,
+    /// Promotions acted on, as (node, zone, run): what the node's runs-here marker and
+    /// its durable record of the runs it started say.
+    acted: std::collections::BTreeSet<(u32, u32, u32)>,
     rng: Option<SmallRng>,
 }
 
@@ -367,6 +370,43 @@ impl Sim {
         let primary = self.node_of[z];
         if standby.is_some_and(|s| self.sees_down(tick, primary, s)) {
             self.ask_drop(tick, z);
+        }
+    }
+
+    /// Zone `z`'s standby on node `node` took it over as run `run`: a promise it acted on,
+    /// never to be withdrawn.
+    pub(super) fn acted_on(&mut self, node: u32, z: usize, run: u32) {
+        self.votes.acted.insert((node, z as u32, run));
+    }
+
+    /// Node `node` restarts (it came back, or came back after dying in turn) with its
+    /// ledger as it left it: each promotion of its own the ledger holds and it never acted
+    /// on is withdrawn — one agreed while its answers were lost and its ballot had not
+    /// ended when it died, or whose withdrawal it died before every node held. Left, such
+    /// a promise keeps the zone's primary from ever dropping this standby once its node
+    /// dies again.
+    pub(super) fn withdraw_unacted(&mut self, tick: u64, node: u32) {
+        if self.bugs.keep_promises || self.bugs.restart_keeps_promises {
+            return;
+        }
+        let unacted: Vec<(u32, u32)> = self.votes.ledgers[node as usize]
+            .promises_to(node as u16)
+            .filter(|&(zone, run, _)| !self.votes.acted.contains(&(node, zone, run)))
+            .map(|(zone, run, _)| (zone, run))
+            .collect();
+        for (zone, incarnation) in unacted {
+            self.report.withdrawn_on_restart += 1;
+            if self.trace_entity.is_some() {
+                eprintln!(
+                    "tick {tick}: node {node} restarts, withdraws its promise to run {incarnation} of zone {zone}"
+                );
+            }
+            let ask = Ask::Withdraw {
+                zone,
+                incarnation,
+                standby: node as u16,
+            };
+            self.ask(tick, node, ask, Then::Withdraw(zone as usize));
         }
     }
 

@@ -34,6 +34,7 @@ use meridian_io::store::DataDir;
 use crate::mesh::{MeshView, VoteBox};
 
 mod guard;
+mod promises;
 mod resume;
 
 use guard::guard;
@@ -174,11 +175,16 @@ pub fn majority(alive: usize, nodes: usize) -> bool {
     2 * alive > nodes
 }
 
+/// What the node's ledger held at start: its generation (see `crate::mesh`) and its own
+/// promises not withdrawn, as (zone, run, ballot).
+pub type Promised = (u32, Vec<(ZoneID, u32, u64)>);
+
 /// Watches `mesh` and promotes the zones of `kept` (zone, the name of the node hosting it)
-/// through `server`, `dir` and `node`, asking `votes` first; guards the zones running here.
+/// through `server`, `dir` and `node`, asking `votes` first; guards the zones running here;
+/// withdraws the promises of `promised` it never acted on ([`promises`]).
 pub fn start(
     (kept, resumed, kept_back): (Vec<(ZoneID, String)>, Vec<ZoneID>, Vec<ZoneID>),
-    layout: Layout,
+    (layout, promised): (Layout, Promised),
     (mesh, votes): (Arc<Mutex<MeshView>>, VoteBox),
     standbys: (Arc<StandbyServer>, Arc<DataDir>),
     node: Arc<Node>,
@@ -203,6 +209,13 @@ pub fn start(
                 let mut stood_down = 0;
                 let mut guards = HashMap::new();
                 let mut unconfirmed = resume(&resumed, &layout, &mut watched, &standbys, &node);
+                let mut unacted = match crate::standby::acted_records_since(&standbys.1, promised.0) {
+                    Ok(since) => promises::unacted(&promised.1, &standbys.1, since),
+                    Err(e) => {
+                        tracing::error!("cannot tell since when this node records the runs it took over ({e}): the promises of its own in its ledger are left as they are");
+                        Vec::new()
+                    }
+                };
                 for &zone in &kept_back {
                     let kept = (&standbys.0, &standbys.1);
                     if !keep_standby(zone, &layout, &mut watched, kept, None) {
@@ -212,7 +225,9 @@ pub fn start(
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
                     let ctx = (&layout, &votes);
-                    step(&view, ctx, &mut watched, &standbys, &node, &promotions);
+                    let watching = (&mut watched[..], &mut unacted);
+                    step(&view, ctx, watching, &standbys, &node, &promotions);
+                    promises::withdraw(&mut unacted, &votes, layout.me);
                     confirm(&mut unconfirmed, &standbys.0, &node);
                     let done = (&mut stood_down, &resumed[..]);
                     rejoin(&layout, done, &mut watched, &standbys, &node);
@@ -230,7 +245,8 @@ pub fn start(
 }
 
 /// Crash-test pauses (unset in production), so tests can land a kill inside a takeover:
-/// `MERIDIAN_MARKED_PAUSE_MS` after the vote passed and the runs-here marker is written,
+/// `MERIDIAN_AGREED_PAUSE_MS` after the vote passed, before anything of the takeover is
+/// written; `MERIDIAN_MARKED_PAUSE_MS` after the vote passed and the runs-here marker is written,
 /// before the zone's files are opened; `MERIDIAN_TAKEOVER_PAUSE_MS` after the zone taken
 /// over starts running here, before the takeover is reported.
 fn crash_test_pause(var: &str) {
@@ -253,7 +269,7 @@ fn alive(view: &MeshView) -> usize {
 fn step(
     view: &MeshView,
     (layout, votes): (&Layout, &VoteBox),
-    watched: &mut [Watched],
+    (watched, unacted): (&mut [Watched], &mut Vec<promises::Unacted>),
     (server, dir): &(Arc<StandbyServer>, Arc<DataDir>),
     node: &Node,
     promotions: &Promotions,
@@ -273,6 +289,7 @@ fn step(
         }
         let began = Instant::now();
         tracing::warn!(zone = %w.zone, "node {} is declared down: taking zone {} over from its standby copy", w.primary, w.zone);
+        promises::forget(unacted, w.zone);
         if !server.release(w.zone.0, Duration::from_secs(2)) {
             let wait = w.retry.failed();
             tracing::error!(zone = %w.zone, "the zone's standby streams did not end within 2 s; trying again in {wait:?}");
@@ -296,6 +313,17 @@ fn step(
                 .recv_timeout(VOTE_TIMEOUT + Duration::from_secs(1))
             {
                 Ok(true) => {
+                    crash_test_pause("MERIDIAN_AGREED_PAUSE_MS");
+                    // Recorded for good first: a restart must never withdraw a promise
+                    // this node acted on, even after the run stood down and its marker
+                    // went (`promises`).
+                    crate::standby::mark_acted(dir, w.zone, incarnation).map_err(|e| {
+                        format!(
+                            "cannot record in {} that zone {} is taken over: {e}",
+                            dir.path().display(),
+                            w.zone
+                        )
+                    })?;
                     // Durable before the run starts: once it ticks, others hear of it, and
                     // a restart must run it again — not wait as its standby while an
                     // older run of the zone resumes with the same number. Without it the
