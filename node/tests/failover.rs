@@ -688,17 +688,11 @@ fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
 #[test]
 fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_restart() {
     let _machine = crate::alone();
-    let (mut mesh, expected, killed) =
-        n0_killed_with_n2_paused("agreed", "MERIDIAN_AGREED_PAUSE_MS");
-    let agreed = "n2 takes zone 0 over from n0 as incarnation";
-    while !mesh.log(2).contains(agreed) {
-        assert!(
-            killed.elapsed() < Duration::from_secs(10),
-            "the mesh did not agree to n2's takeover:\n{}",
-            mesh.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut mesh, expected, _) = n0_killed_with_n2_paused("agreed", "MERIDIAN_AGREED_PAUSE_MS");
+    wait(&mesh, "the mesh did not agree to n2's takeover", &|m| {
+        m.log(2)
+            .contains("n2 takes zone 0 over from n0 as incarnation")
+    });
     let acted = mesh.data(2).join("standby").join("zone-0.acted");
     assert!(!acted.exists(), "killed before the takeover was recorded");
     mesh.kill(2);
