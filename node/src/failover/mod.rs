@@ -373,12 +373,9 @@ fn step(
                 if let Some(incarnation) = asked.get() {
                     // Whatever the others agreed to, this node will not act on it: a
                     // promise a majority holds unknown to it (answers lost) would keep
-                    // the zone's primary from ever dropping this standby.
-                    let _ = votes.ask(Ask::Withdraw {
-                        zone: w.zone.0,
-                        incarnation,
-                        standby: layout.me as u16,
-                    });
+                    // the zone's primary from ever dropping this standby. Withdrawn at
+                    // once and asked again until every node holds it ([`promises`]).
+                    unacted.push(promises::Unacted::new(w.zone, incarnation));
                 }
                 if marked.get()
                     && let Err(e) = crate::standby::unmark_running(dir, w.zone)

@@ -1,4 +1,5 @@
-//! Promises of this node's own a restart finds unacted on (docs/mesh.md, "Votes"): a
+//! Withdrawals of this node's own promises: a takeover that did not go ahead (withdrawn at
+//! once), and the promises a restart finds unacted on (docs/mesh.md, "Votes"): a
 //! takeover the others agreed to while this node never heard (its ballot ran out of time
 //! with the answers lost) and then died, or whose withdrawal it died before every node
 //! held. Left in the ledgers, such a promise keeps the zone's primary from ever dropping
@@ -30,6 +31,18 @@ pub(super) struct Unacted {
     retry: Retry,
 }
 
+impl Unacted {
+    /// The promise that this node takes `zone` over as `incarnation`, to withdraw now.
+    pub(super) fn new(zone: ZoneID, incarnation: u32) -> Unacted {
+        Unacted {
+            zone,
+            incarnation,
+            asked: None,
+            retry: Retry::default(),
+        }
+    }
+}
+
 /// Of `promises` — this node's own in its ledger at start, as (zone, run, ballot) — those
 /// to withdraw: asked since the node keeps records (`since`, a generation: a ballot id's
 /// high half) and of a run newer than any of the zone it took over.
@@ -49,12 +62,7 @@ pub(super) fn unacted(promises: &[(ZoneID, u32, u64)], dir: &DataDir, since: u32
             }
         }
         tracing::warn!(%zone, incarnation, "this node's ledger holds the promise that it takes zone {zone} over as incarnation {incarnation}, which it never did: withdrawing it");
-        out.push(Unacted {
-            zone,
-            incarnation,
-            asked: None,
-            retry: Retry::default(),
-        });
+        out.push(Unacted::new(zone, incarnation));
     }
     out
 }
@@ -131,12 +139,7 @@ mod tests {
     #[test]
     fn withdrawals_are_asked_until_every_node_holds_them() {
         let (votes, asks) = VoteBox::for_tests();
-        let one = |zone: u32, incarnation: u32| Unacted {
-            zone: ZoneID(zone),
-            incarnation,
-            asked: None,
-            retry: Retry::default(),
-        };
+        let one = |zone: u32, incarnation: u32| Unacted::new(ZoneID(zone), incarnation);
         let mut pending = vec![one(2, 3), one(4, 6), one(7, 1)];
         withdraw(&mut pending, &votes, 5);
         let mut answers = Vec::new();
