@@ -102,7 +102,7 @@ impl Sessions {
             self.counters.views_not_carried += 1;
             return;
         };
-        let head = ViewHeader {
+        let mut head = ViewHeader {
             session_id: U64Le::new(u64::from(session.id)),
             session_secret: U64Le::new(session.secret),
             baseline_tick: U32Le::new(carried.baseline.tick),
@@ -117,7 +117,6 @@ impl Sessions {
             reserved: [0; 3],
             inputs: bytemuck::Zeroable::zeroed(),
         };
-        let mut head = head;
         let buffered = session.buffered.as_slice();
         head.inputs[..buffered.len()].copy_from_slice(buffered);
         for offset in (0..len).step_by(VIEW_CHUNK_MAX) {
