@@ -345,10 +345,7 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 0);
     let n1 = mesh.status(1);
     assert!(
         !mesh.log(1).contains("runs on node 0"),
@@ -397,10 +394,7 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         "n0 restored its stale zone 0 again:\n{}",
         mesh.log(0)
     );
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 0);
 
     // And it takes the zone back when n2 dies in turn (n0 and n1 are a majority); zone 2
     // goes to n1. The player follows again.
@@ -430,10 +424,7 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 0);
 
     // Zone 1 (on n1) kept its standby on n2: once n0 and n1 agreed n2 is down, n1 goes on
     // without it and zone 1 hands entities away again (without the vote it would wait for
@@ -458,10 +449,7 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         "zone 1 hands nothing away without its standby: {z1} → {z1_after}\n{}",
         mesh.logs()
     );
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 0);
 
     // n2 comes back: n1 streams zone 1 to it again, and once it holds the zone the mesh
     // agrees it is current (it may take zone 1 over again).
@@ -481,10 +469,7 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 0);
 
     // n2 ran zone 0 when it was killed (it had taken it over from n0): it resumed that run
     // at its start, streaming to n0 — which took zone 0 back meanwhile and answered that
@@ -531,11 +516,22 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         restarted.elapsed()
     );
     std::thread::sleep(Duration::from_secs(2));
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), &expected, sample);
+    three_sound_cuts(&mesh, &expected, 0);
+    both_resume_zone_0(&mut mesh, &expected);
+}
+
+/// Three cuts of the mesh, 300 ms apart (numbered from `first`), each holding every NPC of
+/// `expected` exactly once.
+fn three_sound_cuts(mesh: &Mesh3, expected: &BTreeSet<u64>, first: u32) {
+    for sample in first..first + 3 {
+        assert_sound(&mesh.cut(), expected, sample);
         std::thread::sleep(Duration::from_millis(300));
     }
-    both_resume_zone_0(&mut mesh, &expected);
+}
+
+/// Whether zone 0 ticks on node `k` (its status says so).
+fn zone_0_ticks_on(mesh: &Mesh3, k: usize) -> bool {
+    status_value(&mesh.status(k), "zone 0 ", "tick").is_some_and(|t| t > 0)
 }
 
 /// Waits up to 15 s for `done`; fails with `what` and the nodes' logs.
@@ -557,9 +553,7 @@ fn wait(mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool) {
 /// the mesh agreed to replace) must stand down and the newer go on. Each used to wait for
 /// the other's answer, and zone 0 ran nowhere.
 fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u64>) {
-    let runs = |mesh: &Mesh3, k: usize| {
-        status_value(&mesh.status(k), "zone 0 ", "tick").is_some_and(|t| t > 0)
-    };
+    let runs = zone_0_ticks_on;
     wait(mesh, "n0's resumed run of zone 0 was not confirmed", &|m| {
         m.log(0).contains("resumed run is confirmed")
     });
@@ -596,10 +590,7 @@ fn both_resume_zone_0(mesh: &mut Mesh3, expected: &std::collections::BTreeSet<u6
     wait(mesh, "n0 did not keep zone 0's standby again", &|m| {
         m.log(2).contains("resumed run is confirmed")
     });
-    for sample in 0..3 {
-        assert_sound(&mesh.cut(), expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(mesh, expected, 0);
 }
 
 /// A mesh whose n2 holds a takeover for 5 s at the crash-test pause `pause`, its streams
@@ -629,8 +620,7 @@ fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
     let _machine = crate::alone();
     let (mut mesh, expected, killed) =
         n0_killed_with_n2_paused("early", "MERIDIAN_TAKEOVER_PAUSE_MS");
-    let runs =
-        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    let runs = |mesh: &Mesh3| zone_0_ticks_on(mesh, 2);
     while !runs(&mesh) {
         assert!(
             killed.elapsed() < Duration::from_secs(10),
@@ -674,10 +664,7 @@ fn a_standby_killed_just_after_its_takeover_runs_the_zone_again_on_restart() {
         "n2 withdrew a promise it acted on:\n{}",
         mesh.log(2)
     );
-    for sample in 1..4 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 1);
 }
 
 /// A standby killed after the mesh agreed to its takeover and before it recorded or
@@ -700,8 +687,7 @@ fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_r
     wait(&mesh, "n2 did not withdraw its promise", &|m| {
         m.log(2).contains("which it never did: withdrawing it")
     });
-    let runs =
-        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    let runs = |mesh: &Mesh3| zone_0_ticks_on(mesh, 2);
     wait(
         &mesh,
         "n2 did not take zone 0 over after its restart",
@@ -709,10 +695,7 @@ fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_r
     );
     assert!(acted.exists(), "the takeover after the restart is recorded");
     std::thread::sleep(Duration::from_secs(1));
-    for sample in 1..4 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 1);
 }
 
 /// A standby killed after the mesh agreed to its takeover and before the run's first files
@@ -747,8 +730,7 @@ fn a_standby_killed_before_its_takeovers_first_files_resumes_past_the_agreed_run
     mesh.kill(2);
     mesh.start(2);
     let restarted = Instant::now();
-    let runs =
-        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    let runs = |mesh: &Mesh3| zone_0_ticks_on(mesh, 2);
     while !(mesh.log(2).contains("zone 0 ran here from") && runs(&mesh)) {
         assert!(
             restarted.elapsed() < Duration::from_secs(15),
@@ -764,10 +746,7 @@ fn a_standby_killed_before_its_takeovers_first_files_resumes_past_the_agreed_run
         mesh.log(2)
     );
     std::thread::sleep(Duration::from_secs(1));
-    for sample in 1..4 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 1);
 }
 
 /// A takeover whose runs-here marker cannot be written does not start (a run that ticked
@@ -789,8 +768,7 @@ fn a_takeover_whose_marker_cannot_be_written_is_withdrawn_and_tried_again() {
     std::fs::create_dir_all(&blocker).expect("the blocking directory");
     mesh.kill(0);
     let killed = Instant::now();
-    let runs =
-        |mesh: &Mesh3| status_value(&mesh.status(2), "zone 0 ", "tick").is_some_and(|t| t > 0);
+    let runs = |mesh: &Mesh3| zone_0_ticks_on(mesh, 2);
     let withdrawn = "withdraws its takeover of zone 0";
     while !mesh.log(2).contains(withdrawn) {
         assert!(!runs(&mesh), "zone 0 ran unmarked on n2:\n{}", mesh.log(2));
@@ -826,8 +804,5 @@ fn a_takeover_whose_marker_cannot_be_written_is_withdrawn_and_tried_again() {
             .exists()
     );
     std::thread::sleep(Duration::from_secs(1));
-    for sample in 1..4 {
-        assert_sound(&mesh.cut(), &expected, sample);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    three_sound_cuts(&mesh, &expected, 1);
 }
