@@ -6,7 +6,7 @@
 use core::time::Duration;
 
 use meridian_core::mesh::MeshEvent;
-use meridian_core::mesh::votes::{Answer, Ask, Ledger, LedgerError, Tally};
+use meridian_core::mesh::votes::{Answer, Ask, Ledger, LedgerError, Promise, Tally};
 use meridian_core::time::Instant;
 use proptest::prelude::*;
 
@@ -407,6 +407,58 @@ fn a_withdrawn_takeover_lets_the_primary_drop_that_standby_later() {
         let (granted, _) = net.decision(0, ballot, Duration::from_secs(4));
         assert_eq!(granted, withdraw, "withdrawn: {withdraw}");
     }
+}
+
+/// Node 2's takeover of zone 7 was agreed by every node while its answers were lost; it
+/// timed out and withdrew, and died when the withdrawal had reached only itself and node
+/// 0. Its own ledger holds the withdrawal from the moment it asked, so a restart that
+/// looked only for promises not withdrawn there would ask nothing — and node 1, holding
+/// the promise, would refuse node 0's drop of that standby for good once node 2 dies
+/// again. The restart finds the promise (the ledger's file read back), withdraws it
+/// again, and the drop passes.
+#[test]
+fn a_withdrawal_a_death_cut_short_is_asked_again_on_restart() {
+    let mut ledgers = vec![Ledger::new(); NODES];
+    for l in &mut ledgers {
+        assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+    }
+    for k in [2, 0] {
+        assert_eq!(ledgers[k].answer(2, 20, WITHDRAW, false), Answer::Yes);
+    }
+    let drop_passes = |ledgers: &mut [Ledger], seq| {
+        let ask = Ask::Drop {
+            zone: 7,
+            incarnation: 1,
+            seq,
+            standby: 2,
+        };
+        let mut tally = Tally::new(NODES, &ask);
+        for (k, l) in ledgers.iter_mut().enumerate().take(2) {
+            tally.count(k as u16, l.answer(0, 1, ask, true));
+        }
+        tally.outcome() == Some(true)
+    };
+    assert!(!drop_passes(&mut ledgers, 1), "node 1 holds the promise");
+    let own = Ledger::decode(&ledgers[2].encode()).expect("node 2's ledger file");
+    let again: Vec<Promise> = own.promises_to(2).collect();
+    let withdrawn = Promise {
+        zone: 7,
+        run: 2,
+        ballot: 20,
+        withdrawn: true,
+    };
+    assert_eq!(again, vec![withdrawn], "to withdraw again");
+    for p in again {
+        let ask = Ask::Withdraw {
+            zone: p.zone,
+            incarnation: p.run,
+            standby: 2,
+        };
+        for l in &mut ledgers {
+            assert_eq!(l.answer(2, 30, ask, false), Answer::Yes);
+        }
+    }
+    assert!(drop_passes(&mut ledgers, 2), "withdrawn everywhere");
 }
 
 /// A vote signed by another node's key is dropped before it counts; an answer replayed

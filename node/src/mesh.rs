@@ -16,9 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use meridian_core::mesh::votes::{Ask, Ledger};
+use meridian_core::mesh::votes::{Ask, Ledger, Promise};
 use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshCounters, MeshEvent};
-use meridian_core::world::ZoneID;
 use meridian_io::Clock;
 
 use crate::world_file::WorldSpec;
@@ -76,9 +75,11 @@ pub struct MeshHandle {
     /// This life's generation (the wall clock's seconds at its start): the high half of
     /// every ballot id it asks.
     pub generation: u32,
-    /// The promotions of this node's own its ledger held, not withdrawn, when it started:
-    /// (zone, run, ballot). The failover thread withdraws those it never acted on.
-    pub promises: Vec<(ZoneID, u32, u64)>,
+    /// The promotions of this node's own its ledger held when it started, withdrawn or
+    /// not. The failover thread withdraws those it never acted on (again, if withdrawn:
+    /// the ledger holds a withdrawal from when it was asked, not from when every node
+    /// held it).
+    pub promises: Vec<Promise>,
 }
 
 impl MeshHandle {
@@ -160,10 +161,7 @@ pub fn start(
     let mut promises = Vec::new();
     if let Some(path) = &ledger {
         let loaded = load_ledger(path)?;
-        promises = loaded
-            .promises_to(me as u16)
-            .map(|(zone, run, ballot)| (ZoneID(zone), run, ballot))
-            .collect();
+        promises = loaded.promises_to(me as u16).collect();
         mesh = mesh.with_ledger(loaded);
     }
     mesh.join(clock.now());

@@ -99,6 +99,17 @@ impl Ask {
     }
 }
 
+/// A promotion a ledger records ([`Ledger::promises_to`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promise {
+    pub zone: u32,
+    /// The run the standby was to start.
+    pub run: u32,
+    /// The ballot that asked it, or that withdrew it.
+    pub ballot: u64,
+    pub withdrawn: bool,
+}
+
 /// Why a ledger file cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
@@ -232,18 +243,22 @@ impl Ledger {
         })
     }
 
-    /// The promotions node `node` was promised here and has not withdrawn, as (zone,
-    /// run, the ballot that asked): on its own ledger, what a restart finds it asked for. Those it never acted on
-    /// it withdraws (a promise it did not know a majority held — its answers lost, or it
-    /// died before its withdrawal reached every node — would keep the zone's primary from
-    /// ever dropping it once it dies again).
-    pub fn promises_to(&self, node: u16) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
+    /// The promotions to node `node` this ledger records, withdrawn or not: on its own ledger, what a restart finds it asked
+    /// for. Those it never acted on it withdraws (again): a promise it did not know a
+    /// majority held (its answers lost) or whose withdrawal it died before every node held
+    /// would keep the zone's primary from ever dropping it once it dies again — and its
+    /// own ledger holds a withdrawal from the moment it asked, not from when every node
+    /// held it.
+    pub fn promises_to(&self, node: u16) -> impl Iterator<Item = Promise> + '_ {
         self.entries
             .iter()
-            .filter(move |e| {
-                e.promoted_by.get() == node && e.withdrawn.get() == 0 && e.promoted.get() != 0
+            .filter(move |e| e.promoted_by.get() == node && e.promoted.get() != 0)
+            .map(|e| Promise {
+                zone: e.zone.get(),
+                run: e.promoted.get(),
+                ballot: e.ballot.get(),
+                withdrawn: e.withdrawn.get() != 0,
             })
-            .map(|e| (e.zone.get(), e.promoted.get(), e.ballot.get()))
     }
 
     /// The standby `zone`'s ledger entry says is dropped, if any (for status and tests).

@@ -380,7 +380,8 @@ impl Sim {
     }
 
     /// Node `node` restarts (it came back, or came back after dying in turn) with its
-    /// ledger as it left it: each promotion of its own the ledger holds and it never acted
+    /// ledger as it left it: each promotion of its own the ledger records (withdrawn or
+    /// not: its ledger holds its withdrawal from the moment it asked) and it never acted
     /// on is withdrawn — one agreed while its answers were lost and its ballot had not
     /// ended when it died, or whose withdrawal it died before every node held. Left, such
     /// a promise keeps the zone's primary from ever dropping this standby once its node
@@ -391,8 +392,8 @@ impl Sim {
         }
         let unacted: Vec<(u32, u32)> = self.votes.ledgers[node as usize]
             .promises_to(node as u16)
-            .filter(|&(zone, run, _)| !self.votes.acted.contains(&(node, zone, run)))
-            .map(|(zone, run, _)| (zone, run))
+            .filter(|p| !self.votes.acted.contains(&(node, p.zone, p.run)))
+            .map(|p| (p.zone, p.run))
             .collect();
         for (zone, incarnation) in unacted {
             self.report.withdrawn_on_restart += 1;

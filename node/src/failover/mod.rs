@@ -176,8 +176,8 @@ pub fn majority(alive: usize, nodes: usize) -> bool {
 }
 
 /// What the node's ledger held at start: its generation (see `crate::mesh`) and its own
-/// promises not withdrawn, as (zone, run, ballot).
-pub type Promised = (u32, Vec<(ZoneID, u32, u64)>);
+/// promises, withdrawn or not.
+pub type Promised = (u32, Vec<meridian_core::mesh::votes::Promise>);
 
 /// Watches `mesh` and promotes the zones of `kept` (zone, the name of the node hosting it)
 /// through `server`, `dir` and `node`, asking `votes` first; guards the zones running here;

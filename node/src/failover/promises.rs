@@ -16,7 +16,7 @@
 
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use meridian_core::mesh::votes::Ask;
+use meridian_core::mesh::votes::{Ask, Promise};
 use meridian_core::world::ZoneID;
 use meridian_io::store::DataDir;
 
@@ -43,13 +43,16 @@ impl Unacted {
     }
 }
 
-/// Of `promises` — this node's own in its ledger at start, as (zone, run, ballot) — those
-/// to withdraw: asked since the node keeps records (`since`, a generation: a ballot id's
-/// high half) and of a run newer than any of the zone it took over.
-pub(super) fn unacted(promises: &[(ZoneID, u32, u64)], dir: &DataDir, since: u32) -> Vec<Unacted> {
+/// Of `promises` — this node's own in its ledger at start, withdrawn or not — those to
+/// withdraw: asked (or withdrawn) since the node keeps records (`since`, a generation: a
+/// ballot id's high half) and of a run newer than any of the zone it took over. One its
+/// ledger holds withdrawn is withdrawn again: the ledger holds a withdrawal from when this
+/// node asked it, and it may have died before every node held it.
+pub(super) fn unacted(promises: &[Promise], dir: &DataDir, since: u32) -> Vec<Unacted> {
     let mut out = Vec::new();
-    for &(zone, incarnation, ballot) in promises {
-        if ((ballot >> 32) as u32) < since {
+    for p in promises {
+        let (zone, incarnation) = (ZoneID(p.zone), p.run);
+        if ((p.ballot >> 32) as u32) < since {
             tracing::info!(%zone, incarnation, "this node's ledger holds the promise that it takes zone {zone} over as incarnation {incarnation}, asked before it recorded the runs it took over: left as it is");
             continue;
         }
@@ -61,7 +64,11 @@ pub(super) fn unacted(promises: &[(ZoneID, u32, u64)], dir: &DataDir, since: u32
                 continue;
             }
         }
-        tracing::warn!(%zone, incarnation, "this node's ledger holds the promise that it takes zone {zone} over as incarnation {incarnation}, which it never did: withdrawing it");
+        if p.withdrawn {
+            tracing::info!(%zone, incarnation, "this node withdrew the promise that it takes zone {zone} over as incarnation {incarnation}, perhaps before every node held the withdrawal: withdrawing it again");
+        } else {
+            tracing::warn!(%zone, incarnation, "this node's ledger holds the promise that it takes zone {zone} over as incarnation {incarnation}, which it never did: withdrawing it");
+        }
         out.push(Unacted::new(zone, incarnation));
     }
     out
@@ -110,8 +117,9 @@ mod tests {
 
     const GEN: u64 = 100 << 32;
 
-    /// Withdrawn: promises asked since records are kept, of runs newer than any taken over.
-    /// Left: those acted on (recorded), and those asked before records were kept.
+    /// Withdrawn: promises asked since records are kept, of runs newer than any taken over,
+    /// withdrawn before or not. Left: those acted on (recorded), and those asked before
+    /// records were kept.
     #[test]
     fn a_restart_withdraws_only_promises_it_never_acted_on() {
         let path = std::env::temp_dir().join(format!("meridian-unacted-{}", std::process::id()));
@@ -119,16 +127,24 @@ mod tests {
         let dir = DataDir::open(&path).expect("data dir");
         crate::standby::mark_acted(&dir, ZoneID(1), 5).expect("recorded");
         crate::standby::mark_acted(&dir, ZoneID(4), 5).expect("recorded");
+        let promise = |zone, run, ballot, withdrawn| Promise {
+            zone,
+            run,
+            ballot,
+            withdrawn,
+        };
         let promises = [
-            (ZoneID(1), 5, GEN + 3),        // acted on, its run since stood down
-            (ZoneID(2), 3, GEN + 4),        // never acted on
-            (ZoneID(3), 4, (50 << 32) + 9), // asked before records were kept
-            (ZoneID(4), 6, GEN + 5),        // a newer run than the one taken over
+            promise(1, 5, GEN + 3, false), // acted on, its run since stood down
+            promise(2, 3, GEN + 4, false), // never acted on
+            promise(3, 4, (50 << 32) + 9, false), // asked before records were kept
+            promise(4, 6, GEN + 5, false), // a newer run than the one taken over
+            promise(5, 2, GEN + 6, true),  // withdrawn: perhaps not everywhere
+            promise(1, 4, GEN + 7, true),  // withdrawn, an older run than acted on
         ];
         let since = crate::standby::acted_records_since(&dir, 100).expect("since");
         let pending = unacted(&promises, &dir, since);
         let got: Vec<_> = pending.iter().map(|u| (u.zone, u.incarnation)).collect();
-        assert_eq!(got, vec![(ZoneID(2), 3), (ZoneID(4), 6)]);
+        assert_eq!(got, vec![(ZoneID(2), 3), (ZoneID(4), 6), (ZoneID(5), 2)]);
         drop(dir);
         let _ = std::fs::remove_dir_all(&path);
     }
