@@ -771,9 +771,9 @@ fn a_takeover_that_did_not_go_ahead_is_withdrawn() {
 /// and it dies before the ballot ends — no withdrawal from a dead node. When it comes
 /// back it finds the promise in its ledger, never acted on, and withdraws it (every node
 /// holds the withdrawal); asking for the same run again later, it is granted and takes
-/// the zone over: the later ballot is one the withdrawal cannot touch. (No seed of the
-/// model fails without the restart's withdrawal — the returned node never dies again as
-/// that zone's standby — so this keeps the behaviour, not a failure.)
+/// the zone over: the later ballot is one the withdrawal cannot touch. (Without the
+/// restart's withdrawal this seed still meets every invariant; what it costs shows once
+/// the returned node dies again: below.)
 #[test]
 fn a_restarted_node_withdraws_its_promises_never_acted_on() {
     let on = Options {
@@ -792,6 +792,44 @@ fn a_restarted_node_withdraws_its_promises_never_acted_on() {
         ..on
     };
     assert_eq!(run(1248, 3000, &broken).withdrawn_on_restart, 0);
+}
+
+/// Seed 1248 again, with the returned node dying again (`--dies-again`): node 0 had said
+/// yes to node 1's takeover of zone 1 (the answer lost before node 1 died), so only the
+/// restart's withdrawal lets zone 1's primary drop node 1 when it dies the second time —
+/// at once (and later agree it current again) — instead of its datagrams waiting for it
+/// until it is back, ~150 ticks later (it comes back for a zone nobody else may run, so
+/// no invariant fails: the drop and the wait are what show it). The second restart
+/// withdraws the same promise again, as its ledger holds it withdrawn: a withdrawal its
+/// node may have died before every node held.
+#[test]
+fn a_returned_node_that_dies_again_is_dropped_by_its_primaries() {
+    let on = Options {
+        standbys: Some(true),
+        comebacks: Some(true),
+        dies_again: Some(true),
+        ..Options::default()
+    };
+    let report = run(1248, 3000, &on);
+    assert_ok(&report);
+    assert_eq!(report.died_again, 1);
+    assert_eq!(report.withdrawn_on_restart, 2);
+    assert_eq!((report.dropped, report.current_again), (1, 1));
+    let broken = Options {
+        bugs: Bugs {
+            restart_keeps_promises: true,
+            ..Bugs::default()
+        },
+        ..on
+    };
+    let kept = run(1248, 3000, &broken);
+    assert_eq!((kept.dropped, kept.current_again), (0, 0), "refused");
+    assert!(
+        kept.gated_ticks > report.gated_ticks * 3 / 2,
+        "waited {} against {} datagram-ticks",
+        kept.gated_ticks,
+        report.gated_ticks
+    );
 }
 
 /// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the

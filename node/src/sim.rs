@@ -51,6 +51,12 @@ pub struct Args {
     /// those runs must send nothing until they stand down. Default: half such seeds.
     #[arg(long)]
     pub comebacks: bool,
+    /// Implies --comebacks. Every seed whose dead node came back with time left for another
+    /// failover has that node die again 150–350 ticks later, as the standby of the zones
+    /// it kept; their primaries must be able to drop it. Default: a quarter of such seeds
+    /// (another node dies in turn in half of them).
+    #[arg(long)]
+    pub dies_again: bool,
 }
 
 /// Why the simulation run failed.
@@ -84,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     options.walkers = args.entities.map(|n| n as usize);
     options.standbys = match (
-        args.standbys || args.suspicions || args.comebacks,
+        args.standbys || args.suspicions || args.comebacks || args.dies_again,
         args.loss,
     ) {
         (true, _) => Some(true),
@@ -92,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (false, None) => None,
     };
     options.suspicions = args.suspicions.then_some(true);
-    options.comebacks = args.comebacks.then_some(true);
+    options.comebacks = (args.comebacks || args.dies_again).then_some(true);
+    options.dies_again = args.dies_again.then_some(true);
     // What a replay needs besides the seed to draw the same run.
     let mut replay_flags = String::new();
     if let Some(loss) = args.loss {
@@ -108,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (args.standbys, " --standbys"),
         (args.suspicions, " --suspicions"),
         (args.comebacks, " --comebacks"),
+        (args.dies_again, " --dies-again"),
     ] {
         if on {
             replay_flags += flag;
@@ -232,6 +240,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.failbacks, summary.failed_back
         );
     }
+    if summary.died_again > 0 {
+        println!(
+            "died again: in {} seeds the returned node died again; its withdrawals not \
+             every node held yet were asked again {} times in all seeds",
+            summary.died_again, summary.withdrawals_again
+        );
+    }
     if summary.ballots > 0 {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
@@ -301,6 +316,8 @@ struct Summary {
     promotions_refused: u64,
     withdrawn: u64,
     withdrawn_on_restart: u64,
+    withdrawals_again: u64,
+    died_again: u64,
     waited_for_node: u64,
     rejoined: u64,
     current_again: u64,
@@ -336,6 +353,8 @@ impl Summary {
         self.promotions_refused += r.promotions_refused;
         self.withdrawn += r.withdrawn;
         self.withdrawn_on_restart += r.withdrawn_on_restart;
+        self.withdrawals_again += r.withdrawals_again;
+        self.died_again += r.died_again;
         self.waited_for_node += r.waited_for_node;
         self.rejoined += r.rejoined;
         self.current_again += r.current_again;

@@ -1,7 +1,10 @@
 //! The zones fail back (docs/mesh.md). In half the seeds where a dead node came back
 //! ([`super::comeback`]) and there is time to fail over again and heal, a node that now
 //! runs a zone the returned node keeps the standby of dies in turn, 150–350 ticks after the
-//! return — preferring one whose standby there the mesh has agreed is current again. Its
+//! return — preferring one whose standby there the mesh has agreed is current again. (In
+//! half of the other seeds the returned node itself dies again, as the standby of the
+//! zones it kept: their primaries must be able to drop it, so nothing it once asked for
+//! and never acted on may be left in the ledgers — [`super::votes`].) Its
 //! zones are promoted like any dead node's: a zone whose standby is the returned node
 //! goes back to it, from the copy it rebuilt since (its resync), if the mesh agrees.
 //!
@@ -28,6 +31,8 @@ use super::standby::DETECT_TICKS;
 /// The second death: when, and (once it happened) which node.
 pub(super) struct Failback {
     at: u64,
+    /// The returned node itself dies again, rather than one running its standbys' zones.
+    returned: bool,
     node: Option<u32>,
     /// When a zone nobody could take over restarted on the node (it waited for it): the
     /// node is back from then.
@@ -35,14 +40,26 @@ pub(super) struct Failback {
 }
 
 impl Failback {
-    /// Draws it (from a generator of its own) for a node that comes back at `back_at`:
-    /// half the seeds where the failover and a heal still fit before `fault_end`.
-    pub(super) fn draw(seed: u64, back_at: Option<u64>, fault_end: u64) -> Option<Failback> {
+    /// Draws it (from generators of its own) for a node that comes back at `back_at`,
+    /// where the failover and a heal still fit before `fault_end`: in half the seeds a
+    /// node running its standbys' zones, and in half of the others the returned node
+    /// itself (`dies_again`: the returned node in all of them, or in none).
+    pub(super) fn draw(
+        seed: u64,
+        back_at: Option<u64>,
+        fault_end: u64,
+        dies_again: Option<bool>,
+    ) -> Option<Failback> {
         let back_at = back_at?;
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0005);
         let at = back_at + rng.random_range(150..=350);
-        (rng.random_bool(0.5) && at + DETECT_TICKS + 200 <= fault_end).then_some(Failback {
+        let drawn = rng.random_bool(0.5);
+        let mut rng_again = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0006);
+        let returned = dies_again.unwrap_or_else(|| !drawn && rng_again.random_bool(0.5));
+        let in_turn = drawn && dies_again != Some(true);
+        ((in_turn || returned) && at + DETECT_TICKS + 200 <= fault_end).then_some(Failback {
             at,
+            returned,
             node: None,
             revived: None,
         })
@@ -83,7 +100,11 @@ impl Sim {
                 Some(node) => {
                     self.failback.as_mut().expect("drawn").node = Some(node);
                     ("dies in turn", tick, node).hash(&mut self.hasher);
-                    self.report.failbacks += 1;
+                    if self.comeback_node() == Some(node) {
+                        self.report.died_again += 1;
+                    } else {
+                        self.report.failbacks += 1;
+                    }
                     self.kill_node(tick, node);
                 }
                 None => self.failback = None,
@@ -100,10 +121,13 @@ impl Sim {
         }
     }
 
-    /// A node running a zone whose standby the returned node keeps (one agreed current
-    /// first), if any.
+    /// The returned node itself when drawn so; otherwise a node running a zone whose
+    /// standby the returned node keeps (one agreed current first), if any.
     fn failback_victim(&self) -> Option<u32> {
         let back = self.comeback_node()?;
+        if self.failback.as_ref().is_some_and(|f| f.returned) {
+            return Some(back);
+        }
         let mut victim = None;
         for z in 0..self.zones.len() {
             let Some(stream) = self.standbys.streams[z].as_ref() else {

@@ -35,6 +35,7 @@ impl Sim {
     /// Node `node` dies for good: its zones stop.
     pub(super) fn kill_node(&mut self, tick: u64, node: u32) {
         ("node dies", tick, node).hash(&mut self.hasher);
+        self.forget_withdrawals(node);
         for z in 0..self.zones.len() {
             if self.node_of[z] == node {
                 if let Some(zone) = self.zones[z].take() {
@@ -53,6 +54,7 @@ impl Sim {
     /// declared down by a majority) until it restarts from its own disks.
     fn reboot_node(&mut self, tick: u64, node: u32) {
         ("node dies, no majority", tick, node).hash(&mut self.hasher);
+        self.forget_withdrawals(node);
         let until = tick + REBOOT_TICKS;
         for z in 0..self.zones.len() {
             if self.node_of[z] == node {

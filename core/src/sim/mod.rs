@@ -84,6 +84,11 @@ pub struct Options {
     /// over, in every such seed (`Some(true)`), in none, or drawn (`None`: half of them);
     /// see [`comeback`].
     pub comebacks: Option<bool>,
+    /// Where a node came back and there is time for another failover, the returned node
+    /// dies again (`Some(true)`: in every such seed), never (`Some(false)`), or drawn
+    /// (`None`: in a quarter of them; another node dies in turn in half); see
+    /// [`failback`].
+    pub dies_again: Option<bool>,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -175,6 +180,10 @@ pub struct Report {
     /// Promises a node found in its own ledger when it restarted and had never acted on,
     /// withdrawn then.
     pub withdrawn_on_restart: u64,
+    /// Withdrawals asked again because not every node held them yet.
+    pub withdrawals_again: u64,
+    /// Returned nodes that died again ([`failback`]).
+    pub died_again: u64,
     /// Dropped standbys streamed to again once back, and those the mesh agreed were
     /// current again ([`rejoin`]).
     pub rejoined: u64,
@@ -364,7 +373,8 @@ impl Sim {
         let standbys = draw_standbys(seed, &node_of, options, ticks, &mut network);
         let comeback = comeback::Comeback::draw(seed, &standbys, options.comebacks);
         let back_at = comeback.as_ref().map(comeback::Comeback::at);
-        let failback = failback::Failback::draw(seed, back_at, ticks - HEAL_TICKS);
+        let failback =
+            failback::Failback::draw(seed, back_at, ticks - HEAL_TICKS, options.dies_again);
         let nodes = node_of.iter().max().map_or(1, |n| n + 1);
         let votes = votes::Votes::new(seed, nodes, zone_count as usize);
         Sim {

@@ -87,6 +87,12 @@ pub(super) struct Votes {
     drop_seq: Vec<u32>,
     /// Zones whose drop was refused, by the tick they ask again.
     drop_retries: BTreeMap<u64, Vec<usize>>,
+    /// Withdrawals not every node holds yet, by the tick they are asked again: the
+    /// asking node and the ballot that did not get there, with its ask.
+    withdraw_retries: BTreeMap<u64, Vec<(u32, u64, Ask)>>,
+    /// The newest takeover ask of each (node, zone), by ballot id: a withdrawal asked
+    /// before it is not asked again after it.
+    promote_asked: BTreeMap<(u32, u32), u64>,
     /// Promotions acted on, as (node, zone, run): what the node's runs-here marker and
     /// its durable record of the runs it started say.
     acted: std::collections::BTreeSet<(u32, u32, u32)>,
@@ -197,6 +203,11 @@ impl Sim {
 
     pub(super) fn ask(&mut self, tick: u64, node: u32, ask: Ask, then: Then) {
         self.votes.asked += 1;
+        if let Ask::Promote { zone, .. } = ask {
+            self.votes
+                .promote_asked
+                .insert((node, zone), self.votes.asked);
+        }
         ("ask", tick, node, format!("{ask:?}")).hash(&mut self.hasher);
         self.votes.ballots.push(Ballot {
             id: self.votes.asked,
@@ -277,6 +288,9 @@ impl Sim {
         for z in super::network::take_due(&mut self.votes.drop_retries, tick) {
             self.ask_drop_again(tick, z);
         }
+        for (node, id, ask) in super::network::take_due(&mut self.votes.withdraw_retries, tick) {
+            self.withdraw_again(tick, node, id, ask);
+        }
         let mut k = 0;
         while k < self.votes.ballots.len() {
             let b = &self.votes.ballots[k];
@@ -288,6 +302,7 @@ impl Sim {
                 let b = self.votes.ballots.swap_remove(k);
                 if !granted {
                     self.withdraw(tick, b.node, b.ask);
+                    self.withdraw_later(tick, &b);
                 }
                 let answered = b.tally.outcome().is_some() || b.tally.refused();
                 self.decided(tick, b.then, granted, answered);
@@ -409,6 +424,44 @@ impl Sim {
             };
             self.ask(tick, node, ask, Then::Withdraw(zone as usize));
         }
+    }
+
+    /// Ballot `b`, a withdrawal, ended before every node held it: asked again later, as
+    /// the node does, until every node does.
+    fn withdraw_later(&mut self, tick: u64, b: &Ballot) {
+        if matches!(b.ask, Ask::Withdraw { .. }) {
+            let at = tick + RETRY_TICKS;
+            let retry = (b.node, b.id, b.ask);
+            self.votes
+                .withdraw_retries
+                .entry(at)
+                .or_default()
+                .push(retry);
+        }
+    }
+
+    /// Node `node` died: the withdrawals it was to ask again go with it (its restart
+    /// asks what its ledger holds).
+    pub(super) fn forget_withdrawals(&mut self, node: u32) {
+        for due in self.votes.withdraw_retries.values_mut() {
+            due.retain(|&(n, _, _)| n != node);
+        }
+    }
+
+    /// Node `node` asks its withdrawal `ask` again (ballot `id` did not reach every node)
+    /// — unless it is dead (its restart withdraws what its ledger holds) or asked to take
+    /// the zone over since (a later ballot, which a withdrawal must not meet).
+    fn withdraw_again(&mut self, tick: u64, node: u32, id: u64, ask: Ask) {
+        let asked_since = self
+            .votes
+            .promote_asked
+            .get(&(node, ask.zone()))
+            .is_some_and(|&p| p > id);
+        if self.dead(tick, node) || asked_since {
+            return;
+        }
+        self.report.withdrawals_again += 1;
+        self.ask(tick, node, ask, Then::Withdraw(ask.zone() as usize));
     }
 
     /// Node `node`'s `ask` did not go ahead: a promotion, it withdraws it, so that what a
