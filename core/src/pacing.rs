@@ -16,8 +16,9 @@
 //! millisecond (NTP on a LAN) keep the phases across machines too.
 //!
 //! The driver aligns a zone's first tick to its phase and nudges it back every second by
-//! a bounded step (an overrun of a whole period, or the monotonic clock drifting from the
-//! Unix clock, moves it).
+//! a bounded step (the monotonic clock drifting from the Unix clock moves it). A tick late
+//! by more than a period does not: the slots it missed are skipped whole, and the tick
+//! after it is due at once, on the grid ([`Zone::following_tick`]).
 
 use core::time::Duration;
 
@@ -50,6 +51,23 @@ impl Zone {
         } else {
             past
         }
+    }
+
+    /// When the tick after the one run at `now` is due: a period after this one was due.
+    /// A tick late by up to a period leaves the next one due at once (it catches up); one
+    /// later than that skips the slots it missed, whole periods at a time, so the next is
+    /// still due at once and on the zone's phase. (Restarting the count from `now`
+    /// instead moved the phase by the overrun, and the once-a-second correction of at
+    /// most 2 ms took seconds to bring it back.)
+    pub(crate) fn following_tick(&self, now: Instant) -> Instant {
+        let period = self.tick_duration.as_nanos() as u64;
+        let next = self.next_tick_at.as_nanos().saturating_add(period);
+        let earliest = now.as_nanos().saturating_sub(period);
+        if next >= earliest || period == 0 {
+            return Instant::from_nanos(next);
+        }
+        let missed = (earliest - next).div_ceil(period);
+        Instant::from_nanos(next + missed * period)
     }
 
     /// Moves the zone's next tick toward its phase by at most `max_step`. Returns how far
@@ -101,6 +119,34 @@ mod tests {
                         n.0
                     );
                 }
+            }
+        }
+    }
+
+    /// A tick late by more than a period leaves the zone on its phase: the slots it
+    /// missed are skipped whole, and the next tick is due at once, on the grid; a tick
+    /// late by less leaves the next one a period after this one was due.
+    #[test]
+    fn a_late_tick_skips_whole_periods_and_keeps_the_phase() {
+        let w = world(2, 2);
+        let period = w.tick_duration();
+        let start = Instant::from_nanos(1_000_000_000);
+        let unix = 1_700_000_000_123_456_789u64;
+        let mut zone = Zone::new(&w, ZoneID(3), Limits::default(), start).expect("zone");
+        zone.align_ticks(start, unix, Duration::from_secs(1));
+        for late in [0, 1, 3, 4, 7, 30, 2] {
+            let late = period * late / 3;
+            let due = zone.poll_timeout();
+            let now = due + late;
+            zone.tick(now);
+            let unix_now = unix + now.saturating_duration_since(start).as_nanos() as u64;
+            assert_eq!(zone.tick_phase_error(now, unix_now), 0, "late {late:?}");
+            let next = zone.poll_timeout();
+            if late >= period {
+                assert!(next <= now, "late {late:?}: due at once");
+                assert!(next + period >= now, "late {late:?}: skipped whole periods");
+            } else {
+                assert_eq!(next, due + period, "late {late:?}");
             }
         }
     }

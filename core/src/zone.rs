@@ -505,10 +505,7 @@ impl Zone {
         }
         self.outbox.close();
 
-        self.next_tick_at = self
-            .next_tick_at
-            .max(now.saturating_sub(self.tick_duration))
-            + self.tick_duration;
+        self.next_tick_at = self.following_tick(now);
         #[cfg(feature = "verify")]
         self.entities.verify();
     }

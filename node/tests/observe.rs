@@ -252,11 +252,11 @@ fn metrics_parse_and_move_as_the_node_works() {
         total(&second, work, &format!("{work}_sum")),
     );
     assert!(b >= w, "busy {b} s < work {w} s");
-    // Both zones tick on their phase of the Unix clock: aligned at start, corrected by
-    // up to 2 ms a second after a tick late by more than a period (which a debug build's
-    // first ticks can be). Unaligned, each zone's error would stay anywhere in ±16 ms.
-    // On a loaded machine (other tests' nodes on the same two cores) a tick can overrun
-    // again and again: each scrape is another chance, for up to 10 s.
+    // Both zones tick on their phase of the Unix clock: aligned at start, kept through
+    // ticks late by more than a period (which a debug build's can be: the slots missed
+    // are skipped whole), corrected by up to 2 ms a second for the monotonic clock's drift.
+    // Unaligned, each zone's error would stay anywhere in ±16 ms. Each scrape is another
+    // chance, for up to 10 s (a loaded machine: other tests' nodes on the same two cores).
     let phase = "meridian_zone_tick_phase_error_seconds";
     let error = |families: &BTreeMap<String, Value>, zone: &str| {
         let samples = families[phase]["samples"].as_array().unwrap();
