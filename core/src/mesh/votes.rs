@@ -243,12 +243,12 @@ impl Ledger {
         })
     }
 
-    /// The promotions to node `node` this ledger records, withdrawn or not: on its own ledger, what a restart finds it asked
-    /// for. Those it never acted on it withdraws (again): a promise it did not know a
-    /// majority held (its answers lost) or whose withdrawal it died before every node held
-    /// would keep the zone's primary from ever dropping it once it dies again — and its
-    /// own ledger holds a withdrawal from the moment it asked, not from when every node
-    /// held it.
+    /// The promotions to node `node` this ledger records, withdrawn or not: on its own
+    /// ledger, what a restart finds it asked for. Those it never acted on it withdraws
+    /// (again): a promise it did not know a majority held (its answers lost) or whose
+    /// withdrawal it died before every node held would keep the zone's primary from ever
+    /// dropping it once it dies again — and its own ledger holds a withdrawal from the
+    /// moment it asked, not from when every node held it.
     pub fn promises_to(&self, node: u16) -> impl Iterator<Item = Promise> + '_ {
         self.entries
             .iter()

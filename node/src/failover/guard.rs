@@ -102,12 +102,15 @@ impl Guarded {
             }
             Ok(false) | Err(TryRecvError::Disconnected) => {
                 let wait = self.retry.failed();
-                let what = if *drop {
-                    "goes on without its standby"
+                if *drop {
+                    // Refused again and again while a majority lives: ledgers hold a
+                    // takeover of this run promised to the standby's node, which only that
+                    // node can withdraw (docs/mesh.md, "A limit: a standby that never
+                    // comes back"), or a newer run of the zone exists.
+                    tracing::warn!(%zone, "the mesh did not agree that zone {zone} goes on without its standby (its datagrams wait for it meanwhile); asking again in {wait:?}. If this repeats while most nodes are up, the mesh holds a takeover of the zone promised to the standby's node: that node withdraws what it never acted on when it starts again, from its data directory, on any machine");
                 } else {
-                    "has its standby current"
-                };
-                tracing::warn!(%zone, "the mesh did not agree that zone {zone} {what}; asking again in {wait:?}");
+                    tracing::warn!(%zone, "the mesh did not agree that zone {zone} has its standby current; asking again in {wait:?}");
+                }
             }
         }
         self.pending = None;
