@@ -832,6 +832,46 @@ fn a_returned_node_that_dies_again_is_dropped_by_its_primaries() {
     );
 }
 
+/// The limit docs/mesh.md names ("A limit: a standby that never comes back"), kept as a
+/// seed: seed 1248 without its comeback. Node 0 said yes to node 1's takeover of zone 1,
+/// the answer was lost, and node 1 dies for good. Nothing can tell node 0 whether node 1
+/// acted before dying, and only node 1 may withdraw, so zone 1's primary can never drop
+/// it: the zone's datagrams wait for good — transfers committed never arrive, and the
+/// entities in them are owned by no zone at the end. With the node's return (above) the
+/// wait ends. This test pins today's behaviour; a safe way to release such a promise
+/// would change it.
+#[test]
+fn a_standby_that_never_comes_back_holds_its_zone_while_a_promise_to_it_stands() {
+    let off = Options {
+        standbys: Some(true),
+        comebacks: Some(false),
+        ..Options::default()
+    };
+    let report = run(1248, 3000, &off);
+    assert_eq!(report.dropped, 0, "never dropped");
+    assert!(
+        report.dead_standby_wait > 600,
+        "{}",
+        report.dead_standby_wait
+    );
+    assert!(
+        violated(&report, &["committed but arrived 0 times"]),
+        "{:?}",
+        report.violations
+    );
+    let back = Options {
+        comebacks: Some(true),
+        ..off
+    };
+    let report = run(1248, 3000, &back);
+    assert_ok(&report);
+    assert!(
+        report.dead_standby_wait < 200,
+        "{}",
+        report.dead_standby_wait
+    );
+}
+
 /// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the
 /// zone of a node that died had asked the mesh to agree its standby current and, refused
 /// while the node was dead, asked again for its old run — first while dead, then in the

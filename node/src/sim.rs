@@ -200,7 +200,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.standby_seeds,
             summary.gated,
             summary.gated_ticks as f64 / summary.gated.max(1) as f64,
-            summary.promoted
+            summary.promoted,
+        );
+    }
+    let mut waits = summary.dead_waits.clone();
+    waits.sort_unstable();
+    if let Some(&(longest, seed)) = waits.last() {
+        let q = |p: f64| waits[((waits.len() - 1) as f64 * p).round() as usize].0;
+        println!(
+            "dead standbys: in {} seeds a zone's datagrams waited for a standby on a dead node \
+             (until the drop, or the node's return); the longest wait per seed p50 {} p99 {} \
+             max {} ticks (seed {seed}); {} seeds over 100 ticks",
+            waits.len(),
+            q(0.5),
+            q(0.99),
+            longest,
+            waits.iter().filter(|w| w.0 > 100).count()
         );
     }
     if summary.no_majority > 0 {
@@ -299,6 +314,8 @@ struct Summary {
     standby_seeds: u64,
     gated: u64,
     gated_ticks: u64,
+    /// Per seed with one: the longest wait for a dead standby, and the seed.
+    dead_waits: Vec<(u64, u64)>,
     promoted: u64,
     isolated: u64,
     superseded_sent: u64,
@@ -336,6 +353,9 @@ impl Summary {
         self.standby_seeds += u64::from(r.standbys);
         self.gated += r.gated;
         self.gated_ticks += r.gated_ticks;
+        if r.dead_standby_wait > 0 {
+            self.dead_waits.push((r.dead_standby_wait, r.seed));
+        }
         self.promoted += r.promoted;
         self.isolated += u64::from(r.isolated);
         self.superseded_sent += r.superseded_sent;

@@ -190,6 +190,7 @@ impl Sim {
         self.report.standbys = self.standbys.active();
         (self.report.gated, self.report.gated_ticks) =
             (self.standbys.gated, self.standbys.gated_ticks);
+        self.report.dead_standby_wait = self.standbys.dead_wait_max;
         self.report.promoted = self.standbys.promoted.len() as u64;
         let faulted = self.standbys.isolation.is_some() || self.standbys.death.is_some();
         self.report.no_majority = faulted && !self.standbys.majority_without_one();

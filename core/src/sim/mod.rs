@@ -140,6 +140,10 @@ pub struct Report {
     pub standbys: bool,
     pub gated: u64,
     pub gated_ticks: u64,
+    /// The most ticks in a row a zone's datagrams waited for a standby whose node was
+    /// dead: its detection and the drop's vote, or — where the ledgers hold a promise to
+    /// that node it never withdrew — until the node is back.
+    pub dead_standby_wait: u64,
     /// Zones promoted on their standbys after their node died or was cut off.
     pub promoted: u64,
     /// A node was cut off long enough to be declared down (a false suspicion).

@@ -74,6 +74,9 @@ pub(super) struct Stream {
     pub(super) marks: VecDeque<(u32, u64, Mark, Vec<LogRecord>)>,
     /// What the standby holds: the disk as it stood at this mark.
     pub(super) replica: Option<Mark>,
+    /// Ticks in a row the zone's datagrams have waited for this standby while its node
+    /// was dead (a drop, once agreed, ends it).
+    dead_wait: u64,
 }
 
 impl Stream {
@@ -135,6 +138,8 @@ pub(super) struct Standbys {
     /// Datagrams that waited for a standby, and the ticks they waited in all.
     pub(super) gated: u64,
     pub(super) gated_ticks: u64,
+    /// The most ticks in a row any zone's datagrams waited for a standby on a dead node.
+    pub(super) dead_wait_max: u64,
     /// A node that dies for good: (tick, node); its zones are promoted on their standbys
     /// [`DETECT_TICKS`] later.
     pub(super) death: Option<(u64, u32)>,
@@ -349,10 +354,18 @@ impl Sim {
             self.stream_received(tick, m);
         }
         for z in 0..self.standbys.streams.len() {
-            let Some(stream) = self.standbys.streams[z].as_mut() else {
+            let Some(node) = self.standbys.streams[z].as_ref().map(|s| s.node) else {
                 continue;
             };
+            let dead = self.dead(tick, node);
+            let stream = self.standbys.streams[z].as_mut().expect("looked at");
             self.standbys.gated_ticks += stream.gated.len() as u64;
+            stream.dead_wait = if dead && !stream.gated.is_empty() {
+                stream.dead_wait + 1
+            } else {
+                0
+            };
+            self.standbys.dead_wait_max = self.standbys.dead_wait_max.max(stream.dead_wait);
             // Resent every other tick until acknowledged (an ack takes two ticks at best).
             let streamed = !stream.dropped || stream.rejoin != Rejoin::No;
             let due = streamed && stream.written > stream.acked && tick >= stream.sent_at + 2;
