@@ -26,6 +26,15 @@ fn violated(report: &Report, signs: &[&str]) -> bool {
         .any(|v| signs.iter().any(|s| v.contains(s)))
 }
 
+/// Standbys on every zone, and the seed's dead node comes back (`--comebacks`).
+fn with_comebacks() -> Options {
+    Options {
+        standbys: Some(true),
+        comebacks: Some(true),
+        ..Options::default()
+    }
+}
+
 /// Runs `seeds` on both cores and returns the reports in seed order.
 fn run_seeds(seeds: std::ops::Range<u64>, ticks: u64, options: &Options) -> Vec<Report> {
     let seeds: Vec<u64> = seeds.collect();
@@ -776,11 +785,7 @@ fn a_takeover_that_did_not_go_ahead_is_withdrawn() {
 /// the returned node dies again: below.)
 #[test]
 fn a_restarted_node_withdraws_its_promises_never_acted_on() {
-    let on = Options {
-        standbys: Some(true),
-        comebacks: Some(true),
-        ..Options::default()
-    };
+    let on = with_comebacks();
     let report = run(1248, 3000, &on);
     assert!(report.ok(), "{:?}", report.violations);
     assert_eq!((report.withdrawn_on_restart, report.promoted), (1, 2));
@@ -805,10 +810,8 @@ fn a_restarted_node_withdraws_its_promises_never_acted_on() {
 #[test]
 fn a_returned_node_that_dies_again_is_dropped_by_its_primaries() {
     let on = Options {
-        standbys: Some(true),
-        comebacks: Some(true),
         dies_again: Some(true),
-        ..Options::default()
+        ..with_comebacks()
     };
     let report = run(1248, 3000, &on);
     assert_ok(&report);
@@ -880,11 +883,7 @@ fn a_standby_that_never_comes_back_holds_its_zone_while_a_promise_to_it_stands()
 /// was lost. Only the run a stream is of asks about it now.
 #[test]
 fn regress_seed_196_only_the_run_a_stream_is_of_asks_about_it() {
-    let on = Options {
-        standbys: Some(true),
-        comebacks: Some(true),
-        ..Options::default()
-    };
+    let on = with_comebacks();
     let report = run(196, 3000, &on);
     assert!(report.ok(), "{:?}", report.violations);
     assert!(report.comebacks > 0 && report.current_again > 0);
