@@ -46,6 +46,9 @@ pub(crate) struct Net {
     pub(crate) cut: Option<(usize, usize)>,
     /// Nodes cut off from every other.
     pub(crate) isolated: Option<usize>,
+    /// A node that does not run (stopped, or its process stalled): no timers, nothing
+    /// sent; what reaches it waits in its socket until it runs again.
+    pub(crate) paused: Option<usize>,
     /// Each node's ledger as last saved (votes: `Mesh::save_ledger`).
     pub(crate) saved: Vec<Vec<u8>>,
 }
@@ -63,6 +66,7 @@ impl Net {
             loss,
             cut: None,
             isolated: None,
+            paused: None,
             saved: vec![Vec::new(); NODES],
         }
     }
@@ -78,7 +82,7 @@ impl Net {
         self.now = self.now + STEP;
         let now = self.now;
         for k in 0..NODES {
-            let Some(m) = self.nodes[k].as_mut() else {
+            let Some(m) = self.nodes[k].as_mut().filter(|_| self.paused != Some(k)) else {
                 continue;
             };
             m.handle_timeout(now);
@@ -99,7 +103,11 @@ impl Net {
                 self.in_flight.push((due, k, j, bytes));
             }
         }
-        let due: Vec<_> = self.in_flight.extract_if(.., |d| d.0 <= now).collect();
+        let paused = self.paused;
+        let due: Vec<_> = self
+            .in_flight
+            .extract_if(.., |d| d.0 <= now && Some(d.2) != paused)
+            .collect();
         for (_, k, j, bytes) in due {
             if let Some(m) = self.nodes[j].as_mut() {
                 m.handle_datagram(now, addr(k), &bytes);
@@ -115,6 +123,43 @@ impl Net {
             .find(|p| p.node == of as u16)
             .unwrap()
             .liveness
+    }
+}
+
+/// Node 0 stops for 2 s (SIGSTOP, a VM stall: it runs nothing, what reaches it waits in
+/// its socket) and runs again. The others declared it down meanwhile, and its own timers,
+/// firing late, declare them down before it hears from them: each side took the other
+/// for dead and discarded what it sent, until the down members were forgotten a minute
+/// later (found by the node test of a standby's release, session 28). A node that finds
+/// it did not run for longer than a suspicion takes now rejoins as a new life at once:
+/// within 2 s every node sees every other alive again, at 0 % and 5 % loss, over 10 seeds.
+#[test]
+fn a_node_that_stalled_past_its_death_rejoins_at_once() {
+    for loss in [0.0, 0.05] {
+        for seed in 0..10 {
+            let mut net = Net::new(seed, loss);
+            net.run(Duration::from_secs(2));
+            net.paused = Some(0);
+            net.run(Duration::from_secs(2));
+            assert_eq!(net.sees(1, 0), Liveness::Down, "seed {seed}: declared down");
+            net.paused = None;
+            let woke = net.now;
+            let all_alive = |net: &Net| {
+                (0..NODES).all(|k| {
+                    (0..NODES)
+                        .filter(|&j| j != k)
+                        .all(|j| net.sees(k, j) == Liveness::Alive)
+                })
+            };
+            while !all_alive(&net) {
+                net.step();
+                assert!(
+                    net.now.saturating_duration_since(woke) < Duration::from_secs(2),
+                    "loss {loss} seed {seed}: still apart 2 s after the stall: {:?}",
+                    net.nodes
+                );
+            }
+        }
     }
 }
 

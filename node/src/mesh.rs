@@ -295,7 +295,7 @@ fn on_event<'a>(
             );
         }
         MeshEvent::Rejoined { generation } => tracing::warn!(
-            "mesh: the other nodes had declared this node down; rejoined as generation {generation}"
+            "mesh: the other nodes declared this node down (or it did not run for longer than they take to: a stall, a stop); rejoined as generation {generation}"
         ),
         MeshEvent::Decided {
             ballot,

@@ -153,7 +153,8 @@ pub enum MeshEvent {
         node: u16,
         generation: u32,
     },
-    /// The others had declared this node down: it rejoined as `generation`.
+    /// The others had declared this node down — or it did not run for longer than they
+    /// take to, and rejoined without waiting to hear so: it rejoined as `generation`.
     Rejoined {
         generation: u32,
     },
@@ -199,6 +200,9 @@ pub struct MeshCounters {
     pub refused: u64,
     /// Vote datagrams taken (asks answered, answers counted).
     pub votes: u64,
+    /// Rejoins as a new life after this node did not run for longer than a suspicion
+    /// takes to become a death ([`Mesh::woke`]).
+    pub stall_rejoins: u64,
     /// Vote datagrams dropped after their signature checked: malformed, an answer to no
     /// ballot under way, or an ask to a node that keeps no ledger.
     pub votes_dropped: u64,
@@ -226,6 +230,9 @@ pub struct Mesh {
     events: VecDeque<MeshEvent>,
     counters: MeshCounters,
     now: Instant,
+    /// A gap between two calls longer than this means this node did not run for as long
+    /// as the others take to declare a silent node down ([`Mesh::woke`]).
+    stall_after: Duration,
     /// What this node agreed to (`None`: it does not vote).
     ledger: Option<Ledger>,
     ballots: Vec<Ballot>,
@@ -321,6 +328,7 @@ impl Mesh {
             events: VecDeque::new(),
             counters: MeshCounters::default(),
             now,
+            stall_after: config.suspect_to_down_after,
             ledger: None,
             ballots: Vec::new(),
             asks_made: 0,
@@ -348,7 +356,7 @@ impl Mesh {
 
     /// A datagram from `from` on the control port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        self.now = now;
+        self.woke(now);
         self.counters.received += 1;
         if bytes.len() < OVERHEAD || (bytes[0] != GOSSIP_KIND && bytes[0] != VOTE_KIND) {
             self.counters.malformed += 1;
@@ -388,7 +396,7 @@ impl Mesh {
 
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
+        self.woke(now);
         loop {
             let due = self
                 .timers
@@ -403,6 +411,36 @@ impl Mesh {
             self.drain_runtime();
         }
         self.decide();
+    }
+
+    /// Moves the clock to `now`. If this node did not run for longer than a suspicion
+    /// takes to become a death (its process stopped or stalled), the others may have
+    /// declared it down — and its own timers, firing late, are about to declare them
+    /// down before it hears from them. Each side would then discard what the other sends
+    /// (a down member's messages are not trusted) until the down members are forgotten,
+    /// a minute later. So it rejoins at once as a new life, announced to every node,
+    /// which the others take whatever they believed of the old one.
+    fn woke(&mut self, now: Instant) {
+        let stalled = now.saturating_duration_since(self.now) > self.stall_after;
+        self.now = self.now.max(now);
+        if !stalled {
+            return;
+        }
+        let Some(renewed) = self.foca.identity().renew() else {
+            return;
+        };
+        if self
+            .foca
+            .change_identity(renewed, &mut self.runtime)
+            .is_err()
+        {
+            return;
+        }
+        self.counters.stall_rejoins += 1;
+        self.events.push_back(MeshEvent::Rejoined {
+            generation: renewed.generation,
+        });
+        self.join(now);
     }
 
     /// When [`Mesh::handle_timeout`] has work next.
