@@ -65,4 +65,8 @@ pub struct Bugs {
     /// acted on (the in-life withdrawals still happen): one agreed while its answers were
     /// lost, or whose withdrawal it died before every node held (`sim::votes`).
     pub restart_keeps_promises: bool,
+    /// A primary whose drop of a dead standby is refused never asks the ledgers to
+    /// release the promise it was refused for: a standby that died for good holding a
+    /// promise it never said it acts on keeps its zone waiting for good (`sim::votes`).
+    pub never_release: bool,
 }

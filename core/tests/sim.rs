@@ -668,7 +668,7 @@ fn a_dead_node_that_comes_back_to_its_stale_files_harms_nothing() {
         },
         ..on
     };
-    for seed in [7, 62, 187, 254] {
+    for seed in [7, 27, 62, 187] {
         let report = run(seed, 2000, &broken);
         assert!(
             violated(&report, &["without a COMMIT", "owned by zones"]),
@@ -754,16 +754,39 @@ fn a_zone_down_at_a_cut_whose_takeover_never_comes_restarts_on_its_node() {
 /// the ask runs out of time after the cut healed, so the zone goes on as its old run on
 /// node 2. When node 0 dies later, the promise the others still held refused the zone's
 /// drop of its dead standby, and its datagrams waited for ever. A standby now withdraws
-/// a promotion it does not act on; keeping the promises (`Bugs::keep_promises`) brings
-/// the seed's failure back.
+/// a promotion it does not act on — and since session 28 the primary can also have the
+/// ledgers release a promise its standby never said it acts on: keeping the promises
+/// (`Bugs::keep_promises`) and never releasing (`Bugs::never_release`) brings the seed's
+/// failure back; either alone does not.
 #[test]
 fn a_takeover_that_did_not_go_ahead_is_withdrawn() {
     let report = run(8227, 3000, &Options::default());
     assert!(report.ok(), "{:?}", report.violations);
     assert!(report.withdrawn > 0 && report.failbacks > 0);
+    for bugs in [
+        Bugs {
+            keep_promises: true,
+            ..Bugs::default()
+        },
+        Bugs {
+            never_release: true,
+            ..Bugs::default()
+        },
+    ] {
+        let report = run(
+            8227,
+            3000,
+            &Options {
+                bugs,
+                ..Options::default()
+            },
+        );
+        assert!(report.ok(), "{bugs:?}: {:?}", report.violations);
+    }
     let broken = Options {
         bugs: Bugs {
             keep_promises: true,
+            never_release: true,
             ..Bugs::default()
         },
         ..Options::default()
@@ -801,12 +824,13 @@ fn a_restarted_node_withdraws_its_promises_never_acted_on() {
 
 /// Seed 1248 again, with the returned node dying again (`--dies-again`): node 0 had said
 /// yes to node 1's takeover of zone 1 (the answer lost before node 1 died), so only the
-/// restart's withdrawal lets zone 1's primary drop node 1 when it dies the second time —
-/// at once (and later agree it current again) — instead of its datagrams waiting for it
-/// until it is back, ~150 ticks later (it comes back for a zone nobody else may run, so
-/// no invariant fails: the drop and the wait are what show it). The second restart
-/// withdraws the same promise again, as its ledger holds it withdrawn: a withdrawal its
-/// node may have died before every node held.
+/// restart's withdrawal — or the primary's release, since session 28 — lets zone 1's
+/// primary drop node 1 when it dies the second time — at once (and later agree it
+/// current again) — instead of its datagrams waiting for it until it is back, ~150 ticks
+/// later (it comes back for a zone nobody else may run, so no invariant fails: the drop
+/// and the wait are what show it). The second restart withdraws the same promise again,
+/// as its ledger holds it withdrawn: a withdrawal its node may have died before every
+/// node held.
 #[test]
 fn a_returned_node_that_dies_again_is_dropped_by_its_primaries() {
     let on = Options {
@@ -821,6 +845,7 @@ fn a_returned_node_that_dies_again_is_dropped_by_its_primaries() {
     let broken = Options {
         bugs: Bugs {
             restart_keeps_promises: true,
+            never_release: true,
             ..Bugs::default()
         },
         ..on
@@ -835,30 +860,43 @@ fn a_returned_node_that_dies_again_is_dropped_by_its_primaries() {
     );
 }
 
-/// The limit docs/mesh.md names ("A limit: a standby that never comes back"), kept as a
-/// seed: seed 1248 without its comeback. Node 0 said yes to node 1's takeover of zone 1,
-/// the answer was lost, and node 1 dies for good. Nothing can tell node 0 whether node 1
-/// acted before dying, and only node 1 may withdraw, so zone 1's primary can never drop
-/// it: the zone's datagrams wait for good — transfers committed never arrive, and the
-/// entities in them are owned by no zone at the end. With the node's return (above) the
-/// wait ends. This test pins today's behaviour; a safe way to release such a promise
-/// would change it.
+/// What docs/mesh.md calls "A limit: a standby that never comes back", in seed 1248
+/// without its comeback: node 0 said yes to node 1's takeover of zone 1, the answer was
+/// lost (node 1's ballot ran out of time), and node 1 dies for good before its withdrawal
+/// reached node 0. Nothing can tell node 0 whether node 1 acted — but node 1 never said it
+/// acts on the promise (the second phase of a takeover), so zone 1's primary has the
+/// ledgers release it and drops node 1. Before session 28 (`Bugs::never_release`) the
+/// zone's datagrams waited for good: transfers committed never arrive, and the entities in
+/// them are owned by no zone at the end.
 #[test]
-fn a_standby_that_never_comes_back_holds_its_zone_while_a_promise_to_it_stands() {
+fn a_standby_that_never_comes_back_is_released_when_it_never_said_it_acts() {
     let off = Options {
         standbys: Some(true),
         comebacks: Some(false),
         ..Options::default()
     };
     let report = run(1248, 3000, &off);
+    assert_ok(&report);
+    assert_eq!((report.dropped, report.releases), (1, 1));
+    let never = Options {
+        bugs: Bugs {
+            never_release: true,
+            ..Bugs::default()
+        },
+        ..off
+    };
+    let report = run(1248, 3000, &never);
     assert_eq!(report.dropped, 0, "never dropped");
     assert!(
-        report.dead_standby_wait > 600,
+        report.dead_standby_wait > 500,
         "{}",
         report.dead_standby_wait
     );
     assert!(
-        violated(&report, &["committed but arrived 0 times"]),
+        violated(
+            &report,
+            &["committed but arrived 0 times", "owned by no zone"]
+        ),
         "{:?}",
         report.violations
     );
@@ -873,6 +911,34 @@ fn a_standby_that_never_comes_back_holds_its_zone_while_a_promise_to_it_stands()
         "{}",
         report.dead_standby_wait
     );
+}
+
+/// Seeds 820, 2381 and 3640 (`--suspicions`, found by the sweeps once takeovers had two
+/// phases): a standby whose takeover a majority agreed to asks them to agree that it acts
+/// on it, a yes to that is lost, and its node dies before it learnt of a majority or
+/// withdrew. A majority holds that it acts, so the zone's primary cannot have the promise
+/// released, and waits for the dead node's disk — which the simulator brings back after
+/// `REBOOT_TICKS`, as for a zone no standby may take over: its ledger says it never acted,
+/// so it withdraws, and the primary drops it. (Before the second phase the same death came
+/// a round trip later, after the run had started, and the zone itself waited for the
+/// node's disk.)
+#[test]
+fn a_standby_that_died_asking_to_act_waits_for_its_disk() {
+    let on = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        ..Options::default()
+    };
+    for seed in [820, 2381, 3640] {
+        let report = run(seed, 3000, &on);
+        assert_ok(&report);
+        assert!(
+            report.withdrawn_from_disk >= 1 && report.releases >= 1,
+            "seed {seed}: {} from disk, {} releases",
+            report.withdrawn_from_disk,
+            report.releases
+        );
+    }
 }
 
 /// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the

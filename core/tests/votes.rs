@@ -24,6 +24,18 @@ const PROMOTE: Ask = Ask::Promote {
     standby: 2,
     primary: 0,
 };
+/// Node 2 acts on its promotion (`PROMOTE`), a majority having agreed to it.
+const ACTED: Ask = Ask::Acted {
+    zone: 7,
+    incarnation: 2,
+    standby: 2,
+};
+/// Zone 7's primary (run 1) asks the ledgers to let go of a promise to node 2.
+const RELEASE: Ask = Ask::Release {
+    zone: 7,
+    incarnation: 1,
+    standby: 2,
+};
 /// Node 2 will not act on its promotion (`PROMOTE`).
 const WITHDRAW: Ask = withdrawal(2);
 
@@ -112,6 +124,62 @@ proptest! {
                 l.answer(2, 40, WITHDRAW, false);
                 tally.count(k as u16, l.answer(0, 1, again, true));
             }
+            prop_assert_eq!(tally.outcome(), Some(true), "a promise stayed: {:?}", events);
+        }
+    }
+
+    /// Node 2's takeover in its two phases: its promotion (ballot 10) and, once it knows a
+    /// majority agreed, that it acts on it (ballot 11); it acts only if a majority held
+    /// that when it decided (answers after count for nothing: it died, say). Zone 7's
+    /// primary asks each ledger to release the promise and to drop node 2 at any point.
+    /// Every answer reaches its ledger in any order, or never. Never does the drop pass
+    /// while the standby acted — not even after every ledger took the release and the
+    /// drop is asked again; and unless a majority came to hold that it acts, that drop
+    /// then passes (a minority's acted promise is outvoted).
+    #[test]
+    fn a_released_promise_never_lets_a_drop_pass_under_a_standby_that_acted(
+        events in prop::collection::vec((0..NODES, 0..4u8), 0..40),
+        decide_at in 0..40usize,
+    ) {
+        let mut ledgers = vec![Ledger::new(); NODES];
+        let mut dropped = Tally::new(NODES, &DROP);
+        let (mut promoted, mut acting) = (Tally::new(NODES, &PROMOTE), Tally::new(NODES, &ACTED));
+        let mut held_acted = Tally::new(NODES, &ACTED);
+        let mut acted = None;
+        for (at, &(k, what)) in events.iter().enumerate() {
+            if at == decide_at {
+                acted = Some(acting.outcome() == Some(true));
+            }
+            let l = &mut ledgers[k];
+            match what {
+                0 => { dropped.count(k as u16, l.answer(0, 1, DROP, true)); }
+                1 => {
+                    let answer = l.answer(2, 10, PROMOTE, true);
+                    if acted.is_none() { promoted.count(k as u16, answer); }
+                }
+                2 if promoted.outcome() == Some(true) => {
+                    let answer = l.answer(2, 11, ACTED, false);
+                    held_acted.count(k as u16, answer);
+                    if acted.is_none() { acting.count(k as u16, answer); }
+                }
+                3 => { l.answer(0, 2, RELEASE, true); }
+                _ => {}
+            }
+        }
+        let acted = acted.unwrap_or(acting.outcome() == Some(true));
+        prop_assert!(
+            !(acted && dropped.outcome() == Some(true)),
+            "the standby acted and the drop passed: {events:?}, decided at {decide_at}"
+        );
+        let again = Ask::Drop { zone: 7, incarnation: 1, seq: 2, standby: 2 };
+        let mut tally = Tally::new(NODES, &again);
+        for (k, l) in ledgers.iter_mut().enumerate() {
+            l.answer(0, 3, RELEASE, true);
+            tally.count(k as u16, l.answer(0, 4, again, true));
+        }
+        if acted {
+            prop_assert_ne!(tally.outcome(), Some(true), "dropped under a run: {:?}", events);
+        } else if held_acted.outcome() != Some(true) {
             prop_assert_eq!(tally.outcome(), Some(true), "a promise stayed: {:?}", events);
         }
     }
@@ -302,10 +370,70 @@ fn a_version_1_ledger_is_still_read() {
     let mut l = Ledger::decode(&file).expect("a version 1 ledger");
     assert_eq!(l.dropped(7), Some(2));
     assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::No, "dropped");
-    // Written back as version 2, it reads the same.
-    assert_eq!(Ledger::decode(&l.encode()).unwrap().dropped(7), Some(2));
-    file[8] = 3;
-    assert_eq!(Ledger::decode(&file), Err(LedgerError::Format), "version 3");
+    // Written back as version 3, it reads the same.
+    let encoded = l.encode();
+    assert_eq!(encoded[8], 3, "written as version 3");
+    assert_eq!(Ledger::decode(&encoded).unwrap().dropped(7), Some(2));
+    file[8] = 4;
+    assert_eq!(Ledger::decode(&file), Err(LedgerError::Format), "version 4");
+}
+
+/// Node 2's takeover in its two phases (`PROMOTE`, then `ACTED`) against zone 7's primary
+/// (node 0, run 1) asking to release the promise and to drop node 2: a ledger lets go of
+/// a promise the standby never said it acts on — then the drop passes — and holds one it
+/// said it acts on, across a resent promotion and the ledger's file. Only the promised
+/// node says it acts, and only on a promise the ledger holds.
+#[test]
+fn a_promise_is_released_unless_its_standby_said_it_acts_on_it() {
+    let drop_again = Ask::Drop {
+        zone: 7,
+        incarnation: 1,
+        seq: 2,
+        standby: 2,
+    };
+    let mut l = Ledger::new();
+    assert_eq!(
+        l.answer(2, 11, ACTED, false),
+        Answer::No,
+        "nothing promised"
+    );
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::No, "promised");
+    assert_eq!(l.answer(0, 2, RELEASE, false), Answer::Wait, "node 2 is up");
+    assert_eq!(l.answer(0, 2, RELEASE, true), Answer::Yes);
+    assert_eq!(l.answer(0, 3, drop_again, true), Answer::Yes, "released");
+    assert_eq!(
+        l.answer(2, 11, ACTED, false),
+        Answer::No,
+        "released: not to act on"
+    );
+    assert_eq!(
+        l.answer(2, 10, PROMOTE, true),
+        Answer::No,
+        "a late copy of the ask"
+    );
+
+    let mut l = Ledger::new();
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+    assert_eq!(
+        l.answer(1, 11, ACTED, false),
+        Answer::No,
+        "only node 2 acts on it"
+    );
+    assert_eq!(l.answer(2, 11, ACTED, false), Answer::Yes);
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes, "resent");
+    let mut l = Ledger::decode(&l.encode()).expect("its own file");
+    assert_eq!(l.answer(0, 2, RELEASE, true), Answer::No, "acted on");
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::No);
+    // The standby withdraws what it did not act on after all (its run never started).
+    assert_eq!(l.answer(2, 20, WITHDRAW, false), Answer::Yes);
+    assert_eq!(l.answer(0, 1, DROP, true), Answer::Yes);
+
+    // Nothing promised: nothing to release, and a release leaves nothing behind.
+    let mut l = Ledger::new();
+    assert_eq!(l.answer(0, 2, RELEASE, true), Answer::Yes);
+    assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+    assert_eq!(l.answer(2, 11, ACTED, false), Answer::Yes);
 }
 
 /// A ballot passes once a majority said yes, whatever a minority said; it is refused

@@ -47,6 +47,13 @@ pub enum VoteOp {
     /// The standby on node `standby` (the asker) will not act on its promotion to
     /// `incarnation`, agreed or not.
     Withdraw = 4,
+    /// The standby on node `standby` (the asker), its promotion to `incarnation` agreed
+    /// by a majority, acts on it once a majority hold that it does.
+    Acted = 5,
+    /// The zone's primary, running as `incarnation`, asks the ledgers to let go of a
+    /// promotion to a later run that node `standby` (declared down) never said it acts
+    /// on.
+    Release = 6,
 }
 
 /// An answer.
@@ -74,8 +81,8 @@ pub struct VoteMessage {
     /// The asker's ballot: answers echo it.
     pub ballot: U64Le,
     pub zone: U32Le,
-    /// The asking primary's run (`Drop`, `Current`), or the run a promotion starts
-    /// (`Promote`, `Withdraw`).
+    /// The asking primary's run (`Drop`, `Current`, `Release`), or the run a promotion
+    /// starts (`Promote`, `Withdraw`, `Acted`).
     pub incarnation: U32Le,
     /// The primary's asks about the zone in that run, counted from 1 (`Drop`, `Current`).
     pub seq: U32Le,
@@ -101,6 +108,8 @@ impl VoteMessage {
             2 => VoteOp::Current,
             3 => VoteOp::Promote,
             4 => VoteOp::Withdraw,
+            5 => VoteOp::Acted,
+            6 => VoteOp::Release,
             _ => return Err(crate::ParseError::UnknownKind),
         };
         let answer = match (kind, self.answer) {
@@ -116,9 +125,11 @@ impl VoteMessage {
 
 /// The ledger file's magic.
 pub const LEDGER_MAGIC: [u8; 8] = *b"MRDNVOTE";
-/// The ledger file's version (2: entries carry the promise's ballot; version 1 files,
-/// 24-byte entries without it, are still read).
-pub const LEDGER_VERSION: u32 = 2;
+/// The ledger file's version (3: an entry's `withdrawn` is flags, [`ACTED`] among them —
+/// a build that reads version 2 would take an acted promise for a withdrawn one, so it
+/// refuses the file instead; 2: entries carry the promise's ballot. Versions 1 (24-byte
+/// entries without it) and 2 are still read).
+pub const LEDGER_VERSION: u32 = 3;
 
 /// The front of the ledger file.
 #[repr(C)]
@@ -148,7 +159,8 @@ pub struct LedgerEntry {
     pub promoted_by: U16Le,
     /// That promotion's run.
     pub promoted: U32Le,
-    /// 1 if the node it was agreed to withdrew it (it will not act on it), else 0.
+    /// Flags: [`WITHDRAWN`] if the node it was agreed to withdrew it (it will not act on
+    /// it) or the primary had it released; [`ACTED`] if that node said it acts on it.
     pub withdrawn: U32Le,
     /// The promoter's ballot that last set the promise: its promotion ask, or its
     /// withdrawal. A node's ballot ids only grow (generation, then count), so a copy of a
@@ -157,6 +169,11 @@ pub struct LedgerEntry {
 }
 
 const _: () = assert!(core::mem::size_of::<LedgerEntry>() == 32);
+
+/// [`LedgerEntry::withdrawn`]'s flag: the promise holds nothing (withdrawn or released).
+pub const WITHDRAWN: u32 = 1;
+/// [`LedgerEntry::withdrawn`]'s flag: the promised node acts on the promise (version 3).
+pub const ACTED: u32 = 2;
 
 /// The entry of a version 1 ledger file (no ballot, `withdrawn` always 0).
 pub const LEDGER_ENTRY_V1_SIZE: usize = 24;

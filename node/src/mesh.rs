@@ -361,6 +361,23 @@ fn describe<'a>(ask: Ask, name: &impl Fn(u16) -> &'a str) -> String {
             "{} withdraws its takeover of zone {zone} as incarnation {incarnation}",
             name(standby)
         ),
+        Ask::Acted {
+            zone,
+            incarnation,
+            standby,
+        } => format!(
+            "{} acts on its takeover of zone {zone} as incarnation {incarnation}",
+            name(standby)
+        ),
+        Ask::Release {
+            zone,
+            incarnation,
+            standby,
+        } => format!(
+            "zone {zone} (incarnation {incarnation}) has the ledgers let go of a takeover \
+             promised to {} that it never said it acts on",
+            name(standby)
+        ),
     }
 }
 

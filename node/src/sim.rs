@@ -266,14 +266,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "votes: {} asks; {} standbys dropped once a majority agreed; {} promotions refused \
              (the copy was dropped), {} withdrawn by their standby (not gone ahead) and {} by \
-             a restarted node (never acted on); {} zones \
-             waited for their own node; {} dropped standbys streamed to again once back, {} \
-             agreed current again",
+             a restarted node (never acted on); {} releases asked by primaries refused a \
+             drop, {} promises withdrawn from a dead node's disk brought back for them; {} \
+             zones waited for their own node; {} dropped standbys streamed to again once \
+             back, {} agreed current again",
             summary.ballots,
             summary.dropped,
             summary.promotions_refused,
             summary.withdrawn,
             summary.withdrawn_on_restart,
+            summary.releases,
+            summary.withdrawn_from_disk,
             summary.waited_for_node,
             summary.rejoined,
             summary.current_again
@@ -333,6 +336,8 @@ struct Summary {
     promotions_refused: u64,
     withdrawn: u64,
     withdrawn_on_restart: u64,
+    releases: u64,
+    withdrawn_from_disk: u64,
     withdrawals_again: u64,
     died_again: u64,
     waited_for_node: u64,
@@ -373,6 +378,8 @@ impl Summary {
         self.promotions_refused += r.promotions_refused;
         self.withdrawn += r.withdrawn;
         self.withdrawn_on_restart += r.withdrawn_on_restart;
+        self.releases += r.releases;
+        self.withdrawn_from_disk += r.withdrawn_from_disk;
         self.withdrawals_again += r.withdrawals_again;
         self.died_again += r.died_again;
         self.waited_for_node += r.waited_for_node;

@@ -698,6 +698,51 @@ fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_r
     three_sound_cuts(&mesh, &expected, 1);
 }
 
+/// The promise limit, in the node (docs/mesh.md, "A standby that never comes back"): n0
+/// stops (SIGSTOP) long enough to be declared down, and n2, zone 0's standby, has a
+/// majority agree to its takeover — then is killed before it asked them to hold that it
+/// acts on it (`MERIDIAN_PROMISED_PAUSE_MS`). n0 comes back (SIGCONT) to a zone whose
+/// standby is dead and a ledger (n1's) holding a takeover promised to it: its drop is
+/// refused, it has the ledgers release the promise n2 never said it acts on, and the drop
+/// then passes — zone 0 goes on at n0, every NPC held once. Without the release, the drop
+/// is refused for as long as n2 stays dead.
+#[test]
+fn a_standby_killed_before_it_acts_on_its_takeover_is_released_and_dropped() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("released");
+    mesh.start(0);
+    mesh.start(1);
+    mesh.start_with(2, &[("MERIDIAN_PROMISED_PAUSE_MS", "10000")]);
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    mesh.signal(0, "STOP");
+    wait(&mesh, "the mesh did not agree to n2's takeover", &|m| {
+        m.log(2)
+            .lines()
+            .any(|l| l.contains("n2 takes zone 0 over from n0") && l.contains("agreed"))
+    });
+    mesh.kill(2);
+    mesh.signal(0, "CONT");
+    wait(&mesh, "n0 did not drop its dead standby", &|m| {
+        m.log(0)
+            .contains("goes on without its standby on n2 — agreed")
+    });
+    assert!(
+        mesh.log(0)
+            .contains("that it never said it acts on — agreed"),
+        "the drop passed without a release:\n{}",
+        mesh.log(0)
+    );
+    assert!(zone_0_ticks_on(&mesh, 0));
+    // Zone 2 (n2's) fails over to n1 meanwhile; then every NPC is held once.
+    wait(&mesh, "n1 did not take zone 2 over", &|m| {
+        status_value(&m.status(1), "zone 2 ", "tick").is_some_and(|t| t > 0)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    three_sound_cuts(&mesh, &expected, 1);
+}
+
 /// A standby killed after the mesh agreed to its takeover and before the run's first files
 /// reached the disk (`MERIDIAN_MARKED_PAUSE_MS` holds it there) runs the zone again on
 /// restart as one past the run the mesh agreed to, not as the number its files give —

@@ -114,6 +114,18 @@ impl Nodes {
         child.wait().unwrap();
     }
 
+    /// Sends node `k` a signal by name (`STOP`, `CONT`: a node that stops answering
+    /// without dying, as under a long pause or a cut).
+    pub(crate) fn signal(&self, k: usize, signal: &str) {
+        let pid = self.children[k].as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
+    }
+
     pub(crate) fn log(&self, k: usize) -> String {
         std::fs::read_to_string(self.log_path(k)).unwrap_or_default()
     }

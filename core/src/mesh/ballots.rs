@@ -218,6 +218,16 @@ fn encode_ask(ballot: u64, ask: Ask) -> VoteMessage {
             incarnation,
             standby,
         } => (VoteOp::Withdraw, zone, incarnation, 0, standby, NO_NODE),
+        Ask::Acted {
+            zone,
+            incarnation,
+            standby,
+        } => (VoteOp::Acted, zone, incarnation, 0, standby, NO_NODE),
+        Ask::Release {
+            zone,
+            incarnation,
+            standby,
+        } => (VoteOp::Release, zone, incarnation, 0, standby, NO_NODE),
     };
     VoteMessage {
         kind: VoteKind::Ask as u8,
@@ -257,6 +267,16 @@ fn decode_ask(m: &VoteMessage, op: VoteOp) -> Ask {
             primary,
         },
         VoteOp::Withdraw => Ask::Withdraw {
+            zone,
+            incarnation,
+            standby,
+        },
+        VoteOp::Acted => Ask::Acted {
+            zone,
+            incarnation,
+            standby,
+        },
+        VoteOp::Release => Ask::Release {
             zone,
             incarnation,
             standby,

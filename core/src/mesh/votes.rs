@@ -29,6 +29,19 @@
 //! withdraw, and it withdraws only what it will not act on, so a withdrawn promise was
 //! never acted on; what it still says is that its copy's run existed.
 //!
+//! A standby acts on a promotion a majority agreed to only once a majority also hold that
+//! it **acted** ([`Ask::Acted`]): until then its run has not started. So a ledger holding
+//! a promise the standby never said it acts on can tell that the standby may not have
+//! acted — and when the standby's node is declared down and the zone's primary (alive
+//! all along) cannot drop it for that promise, the primary asks the ledgers to
+//! **release** it ([`Ask::Release`]): each lets go of such a promise unless it holds that
+//! the standby acts on it. Two majorities share a node, so a majority that released a
+//! promise and a majority that hold it acted never both exist; the drop that follows
+//! needs a majority not holding the promise, which a standby that acted always has
+//! against it. Without the second phase, a yes lost on its way to a standby that then
+//! died for good kept its zone's primary from ever dropping it (simulator seed 1248,
+//! its comeback turned off).
+//!
 //! [`Tally`] counts a ballot's answers: granted once a majority said yes, refused once
 //! no majority can (a minority's refusal is outvoted: any majority that agreed shares a
 //! node with any other, and the ledger rules make that node refuse the second of two
@@ -37,7 +50,8 @@
 
 use bytemuck::Zeroable;
 use meridian_layouts::votes::{
-    LEDGER_ENTRY_V1_SIZE, LEDGER_MAGIC, LEDGER_VERSION, LedgerEntry, LedgerHeader, NO_NODE,
+    ACTED, LEDGER_ENTRY_V1_SIZE, LEDGER_MAGIC, LEDGER_VERSION, LedgerEntry, LedgerHeader, NO_NODE,
+    WITHDRAWN,
 };
 use meridian_layouts::{U16Le, U32Le, U64Le};
 
@@ -76,6 +90,22 @@ pub enum Ask {
         incarnation: u32,
         standby: u16,
     },
+    /// The standby on node `standby` — the asker — learnt that a majority agreed to its
+    /// promotion of `zone` to `incarnation`, and acts on it once a majority hold that it
+    /// does (only then does its run start).
+    Acted {
+        zone: u32,
+        incarnation: u32,
+        standby: u16,
+    },
+    /// The primary of `zone`, running as `incarnation`, asks each ledger to let go of a
+    /// promotion of the zone to a later run by node `standby` — declared down — that the
+    /// node never said it acts on: its drop of that standby was refused for it.
+    Release {
+        zone: u32,
+        incarnation: u32,
+        standby: u16,
+    },
 }
 
 impl Ask {
@@ -84,17 +114,20 @@ impl Ask {
             Ask::Drop { zone, .. }
             | Ask::Current { zone, .. }
             | Ask::Promote { zone, .. }
-            | Ask::Withdraw { zone, .. } => zone,
+            | Ask::Withdraw { zone, .. }
+            | Ask::Acted { zone, .. }
+            | Ask::Release { zone, .. } => zone,
         }
     }
 
-    /// The node whose being down the ask rests on: the dropped standby, or the primary
-    /// taken over from (`None`: a standby said current again rests on nothing).
+    /// The node whose being down the ask rests on: the dropped standby (or the one whose
+    /// promise is released), or the primary taken over from (`None`: a standby said
+    /// current again, a withdrawal, an acted promotion rest on nothing).
     pub fn concerns(&self) -> Option<u16> {
         match *self {
-            Ask::Drop { standby, .. } => Some(standby),
+            Ask::Drop { standby, .. } | Ask::Release { standby, .. } => Some(standby),
             Ask::Promote { primary, .. } => Some(primary),
-            Ask::Current { .. } | Ask::Withdraw { .. } => None,
+            Ask::Current { .. } | Ask::Withdraw { .. } | Ask::Acted { .. } => None,
         }
     }
 }
@@ -176,6 +209,16 @@ impl Ledger {
                 standby,
                 ..
             } => withdraw(e, (asker, ballot), incarnation, standby),
+            Ask::Acted {
+                incarnation,
+                standby,
+                ..
+            } => acted(e, asker, incarnation, standby),
+            Ask::Release {
+                incarnation,
+                standby,
+                ..
+            } => release(e, incarnation, standby),
         };
         self.dirty |= *e != before;
         answer
@@ -217,7 +260,8 @@ impl Ledger {
         let body = &bytes[size..];
         let entry = match header.version.get() {
             1 => LEDGER_ENTRY_V1_SIZE,
-            LEDGER_VERSION => core::mem::size_of::<LedgerEntry>(),
+            // Version 2 entries are version 3 ones whose flags are only ever WITHDRAWN.
+            2 | LEDGER_VERSION => core::mem::size_of::<LedgerEntry>(),
             _ => return Err(LedgerError::Format),
         };
         if header.magic != LEDGER_MAGIC || Some(body.len()) != count.checked_mul(entry) {
@@ -257,7 +301,7 @@ impl Ledger {
                 zone: e.zone.get(),
                 run: e.promoted.get(),
                 ballot: e.ballot.get(),
-                withdrawn: e.withdrawn.get() != 0,
+                withdrawn: withdrawn(e),
             })
     }
 
@@ -284,7 +328,7 @@ fn primary_ask(
     dropped: u16,
 ) -> Answer {
     let (promoted, promoted_by) = (e.promoted.get(), e.promoted_by.get());
-    let superseded = if e.withdrawn.get() != 0 {
+    let superseded = if withdrawn(e) {
         promoted.saturating_sub(1) > incarnation
     } else {
         promoted > incarnation
@@ -321,7 +365,7 @@ fn promote(e: &mut LedgerEntry, ballot: u64, incarnation: u32, standby: u16) -> 
         return Answer::No;
     }
     let promoted = e.promoted.get();
-    let withdrawn = e.withdrawn.get() != 0;
+    let withdrawn = withdrawn(e);
     let held = !withdrawn && e.promoted_by.get() != standby;
     if promoted > incarnation || (promoted == incarnation && held) {
         return Answer::No;
@@ -333,9 +377,48 @@ fn promote(e: &mut LedgerEntry, ballot: u64, incarnation: u32, standby: u16) -> 
     if !(ours && !withdrawn && ballot < e.ballot.get()) {
         e.ballot = U64Le::new(ballot);
     }
+    if !ours || withdrawn {
+        // A new promise. (The same one asked again keeps what it holds: a copy of the
+        // ask arriving after the standby said it acts must not forget that it does.)
+        e.withdrawn = U32Le::new(0);
+    }
     e.promoted = U32Le::new(incarnation);
     e.promoted_by = U16Le::new(standby);
-    e.withdrawn = U32Le::new(0);
+    Answer::Yes
+}
+
+/// Whether `e`'s promise is withdrawn (or released): it holds nothing.
+fn withdrawn(e: &LedgerEntry) -> bool {
+    e.withdrawn.get() & WITHDRAWN != 0
+}
+
+/// The promised standby (the asker) acts on its promotion to `incarnation`: agreed while
+/// this ledger holds that promise — not withdrawn, not released — and then held for good
+/// against a release. Two majorities share a node: once a majority holds it acted, no
+/// majority can have released it, and the other way round.
+fn acted(e: &mut LedgerEntry, asker: u16, incarnation: u32, standby: u16) -> Answer {
+    let held = e.promoted.get() == incarnation && e.promoted_by.get() == standby;
+    if asker != standby || !held || withdrawn(e) {
+        return Answer::No;
+    }
+    e.withdrawn = U32Le::new(e.withdrawn.get() | ACTED);
+    Answer::Yes
+}
+
+/// The primary of run `incarnation` asks to release a promise to a later run held for
+/// node `standby` (which the asker and this node see down): released — as if withdrawn —
+/// unless the node said it acts on it. A node acts only once a majority hold that it
+/// does, so a promise it never said that of was never acted on anywhere a majority
+/// released it. Nothing held: nothing to do.
+fn release(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
+    let held = e.promoted.get() > incarnation && e.promoted_by.get() == standby;
+    if !held || withdrawn(e) {
+        return Answer::Yes;
+    }
+    if e.withdrawn.get() & ACTED != 0 {
+        return Answer::No;
+    }
+    e.withdrawn = U32Le::new(WITHDRAWN);
     Answer::Yes
 }
 
@@ -354,7 +437,7 @@ fn withdraw(e: &mut LedgerEntry, by: (u16, u64), incarnation: u32, standby: u16)
     if (ours && e.ballot.get() < ballot) || promoted < incarnation {
         e.promoted = U32Le::new(incarnation);
         e.promoted_by = U16Le::new(standby);
-        e.withdrawn = U32Le::new(1);
+        e.withdrawn = U32Le::new(WITHDRAWN);
         e.ballot = U64Le::new(ballot);
     }
     Answer::Yes

@@ -186,6 +186,12 @@ pub struct Report {
     pub withdrawn_on_restart: u64,
     /// Withdrawals asked again because not every node held them yet.
     pub withdrawals_again: u64,
+    /// Releases asked by primaries whose drop of a dead standby was refused (a ledger held
+    /// a promise the standby never said it acts on).
+    pub releases: u64,
+    /// Promises withdrawn from a dead node's disk, brought back because a zone's release
+    /// was refused for them (the node died asking to act on its takeover).
+    pub withdrawn_from_disk: u64,
     /// Returned nodes that died again ([`failback`]).
     pub died_again: u64,
     /// Dropped standbys streamed to again once back, and those the mesh agreed were

@@ -23,7 +23,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::Sim;
-use super::standby::DETECT_TICKS;
+use super::standby::{DETECT_TICKS, REBOOT_TICKS};
 use crate::mesh::votes::{Answer, Ask, Ledger, Tally};
 
 /// Ticks between sends of an undecided ask to the nodes that have not agreed.
@@ -47,6 +47,11 @@ pub(super) enum Then {
     Current(usize),
     /// Zone `z`'s standby will not act on a promotion it asked for.
     Withdraw(usize),
+    /// Zone `z`'s standby, its takeover agreed, acts on it once a majority hold it does.
+    Acted(usize),
+    /// Zone `z`'s primary asked the ledgers to let go of a promise its drop was refused
+    /// for.
+    Release(usize),
 }
 
 #[derive(Debug)]
@@ -96,6 +101,10 @@ pub(super) struct Votes {
     /// Promotions acted on, as (node, zone, run): what the node's runs-here marker and
     /// its durable record of the runs it started say.
     acted: std::collections::BTreeSet<(u32, u32, u32)>,
+    /// Dead nodes whose disk a zone waits for (a release refused: a ledger holds that the
+    /// node acts on a takeover), by the tick it is back ([`Sim::disk_returns`]).
+    disk_returns: BTreeMap<u64, Vec<u32>>,
+    disk_awaited: std::collections::BTreeSet<u32>,
     rng: Option<SmallRng>,
 }
 
@@ -178,7 +187,7 @@ impl Sim {
             .votes
             .ballots
             .iter()
-            .any(|b| b.then == Then::Promote(z))
+            .any(|b| matches!(b.then, Then::Promote(y) | Then::Acted(y) if y == z))
         {
             // One takeover ask per zone at a time (a second death can find one out).
             return;
@@ -291,6 +300,9 @@ impl Sim {
         for (node, id, ask) in super::network::take_due(&mut self.votes.withdraw_retries, tick) {
             self.withdraw_again(tick, node, id, ask);
         }
+        for node in super::network::take_due(&mut self.votes.disk_returns, tick) {
+            self.disk_returns(tick, node);
+        }
         let mut k = 0;
         while k < self.votes.ballots.len() {
             let b = &self.votes.ballots[k];
@@ -351,17 +363,21 @@ impl Sim {
             Then::Drop(z) if granted => self.drop_standby(tick, z),
             Then::Drop(z) if answered => {
                 // Refused (a takeover of this run was agreed to, or promised and not yet
-                // withdrawn): asked again later while the standby is still down.
+                // withdrawn): the ledgers are asked to let go of a promise the standby
+                // never said it acts on, and the drop asked again later while the
+                // standby is still down.
+                self.ask_release(tick, z);
                 let at = tick + RETRY_TICKS;
                 self.votes.drop_retries.entry(at).or_default().push(z);
             }
             Then::Drop(z) => self.ask_drop_again(tick, z),
-            Then::Promote(z) if granted => self.promote(tick, z),
-            Then::Promote(z) if answered => {
+            Then::Promote(z) if granted => self.ask_acted(tick, z),
+            Then::Acted(z) if granted => self.promote(tick, z),
+            Then::Promote(z) | Then::Acted(z) if answered => {
                 self.report.promotions_refused += 1;
                 self.wait_for_own_node(tick, z);
             }
-            Then::Promote(z) => {
+            Then::Promote(z) | Then::Acted(z) => {
                 // Out of time: asked again while the primary's node is still down; once
                 // it is seen alive (a cut healed, a node back) the zone is its node's
                 // again, which restarts it if it is down (seed 4161: a zone down when its
@@ -375,8 +391,88 @@ impl Sim {
                 }
             }
             Then::Current(z) => self.current_decided(z, granted),
-            Then::Withdraw(_) => {}
+            Then::Release(z) if !granted && answered => self.await_disk(tick, z),
+            Then::Withdraw(_) | Then::Release(_) => {}
         }
+    }
+
+    /// Zone `z`'s release was refused: a ledger holds that its standby acts on a takeover
+    /// — it may have started that run, or died asking — and only its node's disk can say
+    /// which. If that node is dead, the zone waits for its disk, which the simulator
+    /// brings back after [`REBOOT_TICKS`] as it does the disk of a node whose zone no
+    /// standby may take over ([`Sim::wait_for_own_node`]).
+    fn await_disk(&mut self, tick: u64, z: usize) {
+        let Some(node) = self.standbys.streams[z].as_ref().map(|s| s.node) else {
+            return;
+        };
+        if self.dead(tick, node) && self.votes.disk_awaited.insert(node) {
+            let at = tick + REBOOT_TICKS;
+            self.votes.disk_returns.entry(at).or_default().push(node);
+        }
+    }
+
+    /// Dead node `node`'s disk is back (an operator started the node from it, briefly, on
+    /// any machine): what its ledger says it promised itself and never acted on is
+    /// withdrawn, as its restart would ([`Sim::withdraw_unacted`]) — applied to every
+    /// ledger at once, the node gone again. Nothing if it came back by itself meanwhile.
+    fn disk_returns(&mut self, tick: u64, node: u32) {
+        self.votes.disk_awaited.remove(&node);
+        if !self.dead(tick, node) {
+            return;
+        }
+        ("disk returns", tick, node).hash(&mut self.hasher);
+        let unacted = self.unacted(node);
+        for (zone, incarnation) in unacted {
+            self.report.withdrawn_from_disk += 1;
+            self.votes.asked += 1;
+            let ask = Ask::Withdraw {
+                zone,
+                incarnation,
+                standby: node as u16,
+            };
+            for ledger in &mut self.votes.ledgers {
+                ledger.answer(node as u16, self.votes.asked, ask, false);
+            }
+        }
+    }
+
+    /// Zone `z`'s standby learnt its takeover was agreed: it asks the ledgers to hold
+    /// that it acts on it, and starts the run only once a majority do.
+    fn ask_acted(&mut self, tick: u64, z: usize) {
+        let Some(stream) = self.standbys.streams[z].as_ref() else {
+            return;
+        };
+        let ask = Ask::Acted {
+            zone: z as u32,
+            incarnation: stream.replica_run + 1,
+            standby: stream.node as u16,
+        };
+        self.ask(tick, stream.node, ask, Then::Acted(z));
+    }
+
+    /// Zone `z`'s primary, its drop of a standby declared down refused, asks the ledgers
+    /// to let go of a promise to that standby it never said it acts on.
+    fn ask_release(&mut self, tick: u64, z: usize) {
+        let (Some(stream), Some(zone)) =
+            (self.standbys.streams[z].as_ref(), self.zones[z].as_ref())
+        else {
+            return;
+        };
+        let asking = self
+            .votes
+            .ballots
+            .iter()
+            .any(|b| b.then == Then::Release(z));
+        if asking || self.bugs.never_release {
+            return;
+        }
+        self.report.releases += 1;
+        let ask = Ask::Release {
+            zone: z as u32,
+            incarnation: zone.incarnation(),
+            standby: stream.node as u16,
+        };
+        self.ask(tick, self.node_of[z], ask, Then::Release(z));
     }
 
     /// Zone `z`'s primary asks again to drop its standby, if it still sees it down.
@@ -405,11 +501,7 @@ impl Sim {
         if self.bugs.keep_promises || self.bugs.restart_keeps_promises {
             return;
         }
-        let unacted: Vec<(u32, u32)> = self.votes.ledgers[node as usize]
-            .promises_to(node as u16)
-            .filter(|p| !self.votes.acted.contains(&(node, p.zone, p.run)))
-            .map(|p| (p.zone, p.run))
-            .collect();
+        let unacted = self.unacted(node);
         for (zone, incarnation) in unacted {
             self.report.withdrawn_on_restart += 1;
             if self.trace_entity.is_some() {
@@ -424,6 +516,16 @@ impl Sim {
             };
             self.ask(tick, node, ask, Then::Withdraw(zone as usize));
         }
+    }
+
+    /// The promises node `node`'s ledger records to itself, withdrawn or not, that it
+    /// never acted on (its durable record of the runs it started says so): (zone, run).
+    fn unacted(&self, node: u32) -> Vec<(u32, u32)> {
+        self.votes.ledgers[node as usize]
+            .promises_to(node as u16)
+            .filter(|p| !self.votes.acted.contains(&(node, p.zone, p.run)))
+            .map(|p| (p.zone, p.run))
+            .collect()
     }
 
     /// Ballot `b`, a withdrawal, ended before every node held it: asked again later, as
@@ -470,12 +572,17 @@ impl Sim {
     /// never drop that standby once it died, and its datagrams waited for ever). A dead
     /// node withdraws nothing: what its ledger and the others' hold stays.
     fn withdraw(&mut self, tick: u64, node: u32, ask: Ask) {
-        let Ask::Promote {
+        let (Ask::Promote {
             zone,
             incarnation,
             standby,
             ..
-        } = ask
+        }
+        | Ask::Acted {
+            zone,
+            incarnation,
+            standby,
+        }) = ask
         else {
             return;
         };

@@ -25,9 +25,20 @@ pub(super) struct Guarded {
     dropped: bool,
     /// The mesh agreed the standby is current in this run.
     current: bool,
-    /// An ask under way: its outcome, and whether it is a drop.
-    pending: Option<(Receiver<bool>, bool)>,
+    /// An ask under way: its outcome, and what it asked.
+    pending: Option<(Receiver<bool>, Asked)>,
+    /// A drop was refused: the next step asks the ledgers to release the promise it was
+    /// refused for, if one is held, before the drop is asked again.
+    release: bool,
     retry: Retry,
+}
+
+/// What a zone's ask under way asked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Drop,
+    Current,
+    Release,
 }
 
 impl Guarded {
@@ -39,6 +50,7 @@ impl Guarded {
             dropped: false,
             current: false,
             pending: None,
+            release: false,
             retry: Retry::default(),
         }
     }
@@ -86,12 +98,15 @@ pub(super) fn guard(
 impl Guarded {
     /// Takes the outcome of the ask under way, if any; `false` while it is undecided.
     fn outcome(&mut self, zone: ZoneID, node: &Node) -> bool {
-        let Some((outcome, drop)) = &self.pending else {
+        let Some((outcome, asked)) = &self.pending else {
             return true;
         };
+        let drop = *asked == Asked::Drop;
         match outcome.try_recv() {
             Err(TryRecvError::Empty) => return false,
-            Ok(true) if *drop => {
+            // Whatever the ledgers let go of, the drop is asked again next.
+            _ if *asked == Asked::Release => {}
+            Ok(true) if drop => {
                 node.drop_standby(zone);
                 (self.dropped, self.current) = (true, false);
                 self.retry.succeeded();
@@ -102,12 +117,13 @@ impl Guarded {
             }
             Ok(false) | Err(TryRecvError::Disconnected) => {
                 let wait = self.retry.failed();
-                if *drop {
-                    // Refused again and again while a majority lives: ledgers hold a
-                    // takeover of this run promised to the standby's node, which only that
-                    // node can withdraw (docs/mesh.md, "A limit: a standby that never
-                    // comes back"), or a newer run of the zone exists.
-                    tracing::warn!(%zone, "the mesh did not agree that zone {zone} goes on without its standby (its datagrams wait for it meanwhile); asking again in {wait:?}. If this repeats while most nodes are up, the mesh holds a takeover of the zone promised to the standby's node: that node withdraws what it never acted on when it starts again, from its data directory, on any machine");
+                if drop {
+                    // Refused: ledgers hold a takeover of this run promised to the
+                    // standby's node — released next, unless that node said it acts on it
+                    // (docs/mesh.md, "A limit: a standby that never comes back") — or a
+                    // newer run of the zone exists.
+                    self.release = true;
+                    tracing::warn!(%zone, "the mesh did not agree that zone {zone} goes on without its standby (its datagrams wait for it meanwhile); asking again in {wait:?}, after asking the ledgers to let go of any takeover of the zone promised to the standby's node that it never said it acts on. If this repeats while most nodes are up, that node did act on one (or a newer run of the zone exists): start it again from its data directory, on any machine, and it resumes or withdraws what it holds");
                 } else {
                     tracing::warn!(%zone, "the mesh did not agree that zone {zone} has its standby current; asking again in {wait:?}");
                 }
@@ -134,7 +150,17 @@ impl Guarded {
             .find(|p| &p.name == name)
             .map(|p| p.liveness);
         let (z, incarnation, standby) = (zone.0, self.incarnation, self.standby as u16);
-        if !self.dropped && liveness == Some(Liveness::Down) {
+        if !self.dropped && liveness == Some(Liveness::Down) && self.release {
+            if majority(alive(view), layout.nodes.len()) {
+                self.release = false;
+                let ask = Ask::Release {
+                    zone: z,
+                    incarnation,
+                    standby,
+                };
+                self.pending = Some((votes.ask(ask), Asked::Release));
+            }
+        } else if !self.dropped && liveness == Some(Liveness::Down) {
             if majority(alive(view), layout.nodes.len()) {
                 tracing::warn!(%zone, "node {name}, zone {zone}'s standby, is declared down: asking the mesh to let the zone go on without it");
                 self.seq += 1;
@@ -144,7 +170,7 @@ impl Guarded {
                     seq: self.seq,
                     standby,
                 };
-                self.pending = Some((votes.ask(ask), true));
+                self.pending = Some((votes.ask(ask), Asked::Drop));
             }
         } else if !self.dropped && !self.current && state == StandbyState::Current {
             self.seq += 1;
@@ -154,7 +180,7 @@ impl Guarded {
                 seq: self.seq,
                 standby,
             };
-            self.pending = Some((votes.ask(ask), false));
+            self.pending = Some((votes.ask(ask), Asked::Current));
         } else if self.dropped && liveness == Some(Liveness::Alive) && state == StandbyState::None {
             let target = StandbyTarget {
                 addr: *control,

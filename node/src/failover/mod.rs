@@ -245,13 +245,52 @@ pub fn start(
 }
 
 /// Crash-test pauses (unset in production), so tests can land a kill inside a takeover:
-/// `MERIDIAN_AGREED_PAUSE_MS` after the vote passed, before anything of the takeover is
+/// `MERIDIAN_PROMISED_PAUSE_MS` after a majority agreed to the takeover, before this node
+/// asks them to hold that it acts on it; `MERIDIAN_AGREED_PAUSE_MS` after both votes
+/// passed, before anything of the takeover is
 /// written; `MERIDIAN_MARKED_PAUSE_MS` after the vote passed and the runs-here marker is written,
 /// before the zone's files are opened; `MERIDIAN_TAKEOVER_PAUSE_MS` after the zone taken
 /// over starts running here, before the takeover is reported.
 fn crash_test_pause(var: &str) {
     if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
         std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// Asks the mesh for the takeover `ask` (a promotion), then — agreed — to hold that this
+/// node acts on it: `Ok(true)` only once a majority hold both, so the run may start. A
+/// promise no majority holds acted on, the zone's primary (alive all along) may have had
+/// released (docs/mesh.md, "A limit: a standby that never comes back"): acting on the
+/// first majority alone could start a run its primary no longer waits for.
+fn agree_takeover(votes: &VoteBox, ask: Ask) -> Result<bool, String> {
+    let Ask::Promote {
+        zone,
+        incarnation,
+        standby,
+        ..
+    } = ask
+    else {
+        return Err(format!("not a takeover: {ask:?}"));
+    };
+    let wait = VOTE_TIMEOUT + Duration::from_secs(1);
+    let unanswered = |_| "the mesh did not answer the vote".to_owned();
+    if !votes.ask(ask).recv_timeout(wait).map_err(unanswered)? {
+        return Ok(false);
+    }
+    crash_test_pause("MERIDIAN_PROMISED_PAUSE_MS");
+    let acted = Ask::Acted {
+        zone,
+        incarnation,
+        standby,
+    };
+    if votes.ask(acted).recv_timeout(wait).map_err(unanswered)? {
+        Ok(true)
+    } else {
+        Err(
+            "a majority agreed to the takeover, but no majority held that this node acts \
+             on it: the zone's primary, alive, had the promise released"
+                .to_owned(),
+        )
     }
 }
 
@@ -308,10 +347,7 @@ fn step(
                 standby: layout.me as u16,
                 primary: primary.unwrap_or(usize::from(u16::MAX)) as u16,
             };
-            match votes
-                .ask(ask)
-                .recv_timeout(VOTE_TIMEOUT + Duration::from_secs(1))
-            {
+            match agree_takeover(votes, ask) {
                 Ok(true) => {
                     crash_test_pause("MERIDIAN_AGREED_PAUSE_MS");
                     // Recorded for good first: a restart must never withdraw a promise
@@ -347,7 +383,7 @@ fn step(
                      is stale), or they do not see node {} down",
                     w.primary
                 )),
-                Err(_) => Err("the mesh did not answer the vote".into()),
+                Err(e) => Err(e),
             }
         };
         match node.promote(w.zone, dir.clone(), &approve, None, 0) {
