@@ -104,7 +104,6 @@ pub(super) struct Votes {
     /// Dead nodes whose disk a zone waits for (a release refused: a ledger holds that the
     /// node acts on a takeover), by the tick it is back ([`Sim::disk_returns`]).
     disk_returns: BTreeMap<u64, Vec<u32>>,
-    disk_awaited: std::collections::BTreeSet<u32>,
     rng: Option<SmallRng>,
 }
 
@@ -317,7 +316,7 @@ impl Sim {
                     self.withdraw_later(tick, &b);
                 }
                 let answered = b.tally.outcome().is_some() || b.tally.refused();
-                self.decided(tick, b.then, granted, answered);
+                self.decided(tick, (b.then, b.ask), granted, answered);
                 continue;
             }
             if tick >= b.sent_at + RESEND_TICKS && !self.dead(tick, b.node) {
@@ -354,7 +353,7 @@ impl Sim {
 
     /// A ballot ended: granted, refused (`answered`: by enough nodes, or by some when it
     /// ran out of time), or out of time.
-    fn decided(&mut self, tick: u64, then: Then, granted: bool, answered: bool) {
+    fn decided(&mut self, tick: u64, (then, ask): (Then, Ask), granted: bool, answered: bool) {
         ("decided", tick, format!("{then:?}"), granted).hash(&mut self.hasher);
         if self.trace_entity.is_some() {
             eprintln!("tick {tick}: {then:?} granted {granted}");
@@ -371,7 +370,7 @@ impl Sim {
                 self.votes.drop_retries.entry(at).or_default().push(z);
             }
             Then::Drop(z) => self.ask_drop_again(tick, z),
-            Then::Promote(z) if granted => self.ask_acted(tick, z),
+            Then::Promote(z) if granted => self.ask_acted(tick, z, ask),
             Then::Acted(z) if granted => self.promote(tick, z),
             Then::Promote(z) | Then::Acted(z) if answered => {
                 self.report.promotions_refused += 1;
@@ -405,7 +404,12 @@ impl Sim {
         let Some(node) = self.standbys.streams[z].as_ref().map(|s| s.node) else {
             return;
         };
-        if self.dead(tick, node) && self.votes.disk_awaited.insert(node) {
+        let awaited = self
+            .votes
+            .disk_returns
+            .values()
+            .any(|due| due.contains(&node));
+        if self.dead(tick, node) && !awaited {
             let at = tick + REBOOT_TICKS;
             self.votes.disk_returns.entry(at).or_default().push(node);
         }
@@ -416,7 +420,6 @@ impl Sim {
     /// withdrawn, as its restart would ([`Sim::withdraw_unacted`]) — applied to every
     /// ledger at once, the node gone again. Nothing if it came back by itself meanwhile.
     fn disk_returns(&mut self, tick: u64, node: u32) {
-        self.votes.disk_awaited.remove(&node);
         if !self.dead(tick, node) {
             return;
         }
@@ -436,18 +439,25 @@ impl Sim {
         }
     }
 
-    /// Zone `z`'s standby learnt its takeover was agreed: it asks the ledgers to hold
-    /// that it acts on it, and starts the run only once a majority do.
-    fn ask_acted(&mut self, tick: u64, z: usize) {
-        let Some(stream) = self.standbys.streams[z].as_ref() else {
+    /// Zone `z`'s standby learnt its takeover (`promote`, the ask agreed) was agreed: it
+    /// asks the ledgers to hold that it acts on that very promise, and starts the run only
+    /// once a majority do.
+    fn ask_acted(&mut self, tick: u64, z: usize, promote: Ask) {
+        let Ask::Promote {
+            zone,
+            incarnation,
+            standby,
+            ..
+        } = promote
+        else {
             return;
         };
         let ask = Ask::Acted {
-            zone: z as u32,
-            incarnation: stream.replica_run + 1,
-            standby: stream.node as u16,
+            zone,
+            incarnation,
+            standby,
         };
-        self.ask(tick, stream.node, ask, Then::Acted(z));
+        self.ask(tick, u32::from(standby), ask, Then::Acted(z));
     }
 
     /// Zone `z`'s primary, its drop of a standby declared down refused, asks the ledgers
