@@ -354,3 +354,49 @@ fn sealed_session_packets() {
     assert!(c.malformed > INPUTS as u64, "{c:?}");
     assert_eq!(c.timeouts, 0, "{c:?}");
 }
+
+/// A node's control port (membership gossip and votes): the bytes as they came from a
+/// listed node's address, and — since only a node's own key gets past the signature —
+/// the same bytes as a gossip payload and as a vote message signed by that node, so
+/// foca's decoder and the vote rules behind the signature see random input too (the
+/// vote: the bytes cut or padded to its size, kind, op and answer folded into their
+/// ranges, so nearly every one is an ask or an answer of some op). Then timers, the
+/// ledger's save and everything sent.
+#[test]
+fn control_datagrams() {
+    use meridian_core::mesh::votes::Ledger;
+    use meridian_core::mesh::{Mesh, MeshConfig, control_datagram};
+    use meridian_layouts::control::ControlKind;
+    use meridian_layouts::votes::VoteMessage;
+    let key = |k: u8| ed25519_dalek::SigningKey::from_bytes(&[k + 1; 32]);
+    let addr = |k: u16| SocketAddr::from(([127, 0, 0, 1], 7600 + k));
+    let peers: Vec<(u16, SocketAddr, [u8; 32])> = (1..3)
+        .map(|k| (k, addr(k), key(k as u8).verifying_key().to_bytes()))
+        .collect();
+    bolero::check!()
+        .with_iterations(INPUTS / 4)
+        .for_each(|input: &[u8]| {
+            let config = MeshConfig::default();
+            let mut mesh = Mesh::new(0, 1, key(0), &peers, config, Instant::ZERO, 1)
+                .expect("mesh")
+                .with_ledger(Ledger::new());
+            mesh.join(Instant::ZERO);
+            let mut vote = input.to_vec();
+            vote.resize(VoteMessage::SIZE, 0);
+            // kind 1–2, op 1–6, answer 0–3 (0 for an ask).
+            vote[0] = 1 + vote[0] % 2;
+            vote[1] = 1 + vote[1] % 6;
+            vote[2] = if vote[0] == 1 { 0 } else { vote[2] % 4 };
+            for bytes in [
+                input.to_vec(),
+                control_datagram(ControlKind::Gossip, 1, input, &key(1)),
+                control_datagram(ControlKind::Vote, 1, &vote, &key(1)),
+            ] {
+                mesh.handle_datagram(Instant::ZERO, addr(1), &bytes);
+            }
+            mesh.handle_timeout(Instant::ZERO);
+            mesh.save_ledger(|_| Ok(())).expect("saved");
+            while mesh.poll_transmit().is_some() {}
+            while mesh.poll_event().is_some() {}
+        });
+}

@@ -5,8 +5,11 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use meridian_core::mesh::{GOSSIP_KIND, Liveness, Mesh, MeshConfig, MeshEvent};
+use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshEvent};
 use meridian_core::time::Instant;
+use meridian_layouts::control::{
+    GOSSIP_KIND, LEGACY_GOSSIP_KIND, LEGACY_VOTE_KIND, MESH_VERSION, VOTE_KIND,
+};
 use rand::Rng;
 use rand::rngs::SmallRng;
 
@@ -51,6 +54,28 @@ pub(crate) struct Net {
     pub(crate) paused: Option<usize>,
     /// Each node's ledger as last saved (votes: `Mesh::save_ledger`).
     pub(crate) saved: Vec<Vec<u8>>,
+    /// The mesh protocol each node's build speaks. A node of another than this build's
+    /// sends its datagrams in that version ([`as_spoken`]) and takes none of ours (as
+    /// that build would drop them).
+    pub(crate) speaks: [u8; NODES],
+}
+
+/// A datagram of this build as a build speaking `version` would frame it: the version
+/// byte changed, or for version 1 (before the version byte) the old kind and no version.
+/// The signature is left as it was: a node drops another version's datagram unchecked.
+fn as_spoken(bytes: Vec<u8>, version: u8) -> Vec<u8> {
+    match version {
+        MESH_VERSION => bytes,
+        1 => {
+            let kind = if bytes[0] == VOTE_KIND {
+                LEGACY_VOTE_KIND
+            } else {
+                LEGACY_GOSSIP_KIND
+            };
+            [&[kind][..], &bytes[2..]].concat()
+        }
+        other => [&bytes[..1], &[other][..], &bytes[2..]].concat(),
+    }
 }
 
 impl Net {
@@ -68,6 +93,7 @@ impl Net {
             isolated: None,
             paused: None,
             saved: vec![Vec::new(); NODES],
+            speaks: [MESH_VERSION; NODES],
         }
     }
 
@@ -95,12 +121,14 @@ impl Net {
             while let Some((to, bytes)) = m.poll_transmit() {
                 let j = (0..NODES).find(|&j| addr(j) == to).unwrap();
                 let cut = self.cut.is_some_and(|c| c == (k, j) || c == (j, k))
-                    || self.isolated.is_some_and(|i| i == k || i == j);
+                    || self.isolated.is_some_and(|i| i == k || i == j)
+                    || self.speaks[j] != MESH_VERSION;
                 if cut || self.rng.random_bool(self.loss) {
                     continue;
                 }
                 let due = now + Duration::from_millis(self.rng.random_range(1..=3));
-                self.in_flight.push((due, k, j, bytes));
+                self.in_flight
+                    .push((due, k, j, as_spoken(bytes, self.speaks[k])));
             }
         }
         let paused = self.paused;
@@ -312,25 +340,85 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     let mut flipped = real.clone();
     flipped[5] ^= 1;
     let mut stranger = real.clone();
-    stranger[1..3].copy_from_slice(&9u16.to_le_bytes());
+    stranger[2..4].copy_from_slice(&9u16.to_le_bytes());
     let mut own = real.clone();
-    own[1..3].copy_from_slice(&2u16.to_le_bytes());
+    own[2..4].copy_from_slice(&2u16.to_le_bytes());
     let mut other_kind = real.clone();
     other_kind[0] = GOSSIP_KIND ^ 0xFF;
+    // Node 1's own words as mesh protocol 1 signed them (no version in the signed bytes),
+    // put in this protocol's frame: the version is signed now, so the frame does not pass.
+    let relabelled = {
+        use ed25519_dalek::Signer;
+        assert_eq!((real[0], real[1]), (GOSSIP_KIND, MESH_VERSION));
+        let body = &real[..real.len() - 64];
+        let signed = [&b"meridian/gossip/v1"[..], &body[2..]].concat();
+        [body, &key(1).sign(&signed).to_bytes()[..]].concat()
+    };
     for bytes in [&flipped[..], &stranger, &own, &other_kind, &real[..40], &[]] {
         target.handle_datagram(net.now, addr(1), bytes);
     }
+    target.handle_datagram(net.now, addr(1), &relabelled);
     let elsewhere = SocketAddr::from(([10, 0, 0, 9], 7601));
     target.handle_datagram(net.now, elsewhere, &real);
     let after = target.counters();
     assert_eq!(after.wrong_source - before.wrong_source, 1, "{after:?}");
-    assert_eq!(after.bad_signature - before.bad_signature, 1, "{after:?}");
+    assert_eq!(after.bad_signature - before.bad_signature, 2, "{after:?}");
     assert_eq!(after.unknown_node - before.unknown_node, 2, "{after:?}");
     assert_eq!(after.malformed - before.malformed, 3, "{after:?}");
     net.run(Duration::from_millis(500));
     for k in 0..NODES {
         for j in (0..NODES).filter(|&j| j != k) {
             assert_eq!(net.sees(k, j), Liveness::Alive, "{k} sees {j}");
+        }
+    }
+}
+
+/// A node running a build of another mesh protocol — a later one (3), or one from before
+/// the version byte (1) — among two of this build's: the two see each other alive and
+/// never it (its datagrams — its announcement when it starts — are dropped, counted, and
+/// none reaches foca), it sees neither, and each of the two reports its version once.
+/// Restarted on this build's protocol, every node sees every other alive within 3 s, and
+/// the two report that too.
+#[test]
+fn a_node_of_another_mesh_protocol_is_kept_apart_and_reported() {
+    // What node `k` believes node 2 speaks, and the reports of it since the last look.
+    let heard = |net: &mut Net, k: usize| {
+        let m = net.nodes[k].as_mut().unwrap();
+        let reports: Vec<MeshEvent> = std::iter::from_fn(|| m.poll_event())
+            .filter(|e| matches!(e, MeshEvent::Version { .. }))
+            .collect();
+        (
+            m.peers().iter().find(|p| p.node == 2).unwrap().version,
+            reports,
+        )
+    };
+    for (seed, version) in [(31, MESH_VERSION + 1), (32, 1)] {
+        let mut net = Net::new(seed, 0.0);
+        net.speaks[2] = version;
+        net.run(Duration::from_secs(3));
+        for k in 0..2 {
+            assert_eq!(net.sees(k, 1 - k), Liveness::Alive, "{version}: {k}");
+            assert_ne!(net.sees(k, 2), Liveness::Alive, "{version}: {k} sees 2");
+            assert_ne!(net.sees(2, k), Liveness::Alive, "{version}: 2 sees {k}");
+            let c = net.nodes[k].as_ref().unwrap().counters();
+            assert!(c.other_version > 0 && c.bad_signature == 0, "{c:?}");
+            let report = MeshEvent::Version { node: 2, version };
+            assert_eq!(heard(&mut net, k), (version, vec![report]), "{k}");
+        }
+        net.speaks[2] = MESH_VERSION;
+        net.nodes[2] = Some(mesh(2, 2, net.now, seed));
+        net.run(Duration::from_secs(3));
+        for k in 0..NODES {
+            for j in (0..NODES).filter(|&j| j != k) {
+                assert_eq!(net.sees(k, j), Liveness::Alive, "{version}: {k} sees {j}");
+            }
+        }
+        for k in 0..2 {
+            let back = MeshEvent::Version {
+                node: 2,
+                version: MESH_VERSION,
+            };
+            assert_eq!(heard(&mut net, k), (MESH_VERSION, vec![back]), "{k}");
         }
     }
 }

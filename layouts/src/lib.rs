@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod control;
 pub mod ghosts;
 pub mod handoff;
 pub mod header;

@@ -3,12 +3,12 @@
 //! (docs/mesh.md, "Dropping a standby"), and the file where each node keeps what it
 //! agreed to.
 //!
-//! A vote travels in a control-port datagram signed like gossip, with its own kind byte
-//! and signing domain:
+//! A vote travels in a control-port datagram ([`crate::control`]) signed like gossip, with
+//! its own kind byte and signing domain:
 //!
 //! ```text
-//! datagram := kind:u8 (0x56) node:u16le VoteMessage signature:64
-//! signed   := "meridian/votes/v1" ‖ node:u16le ‖ VoteMessage
+//! datagram := kind:u8 (0x76) version:u8 node:u16le VoteMessage signature:64
+//! signed   := "meridian/votes/v1" ‖ version:u8 ‖ node:u16le ‖ VoteMessage
 //! ```
 //!
 //! The ledger file is a [`LedgerHeader`] and `count` [`LedgerEntry`]s, sorted by zone; the
@@ -18,8 +18,6 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{U16Le, U32Le, U64Le};
 
-/// The first byte of a vote datagram on the control port.
-pub const VOTE_KIND: u8 = 0x56;
 /// What a node signs before its index and the message.
 pub const VOTE_DOMAIN: &[u8] = b"meridian/votes/v1";
 /// `node` fields that name no node.

@@ -19,6 +19,7 @@ use ed25519_dalek::SigningKey;
 use meridian_core::mesh::votes::{Ask, Ledger, Promise};
 use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshCounters, MeshEvent};
 use meridian_io::Clock;
+use meridian_layouts::control::MESH_VERSION;
 
 use crate::world_file::WorldSpec;
 
@@ -30,6 +31,8 @@ pub struct PeerView {
     pub generation: u32,
     /// How long it has been in that state.
     pub for_ms: u64,
+    /// The mesh protocol its datagrams last spoke (this build's until heard otherwise).
+    pub protocol: u8,
 }
 
 /// What the mesh thread publishes.
@@ -268,6 +271,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
                 liveness: p.liveness,
                 generation: p.generation,
                 for_ms: now.saturating_duration_since(p.since).as_millis() as u64,
+                protocol: p.version,
             })
             .collect();
         *view.lock().expect("mesh view") = MeshView {
@@ -294,6 +298,14 @@ fn on_event<'a>(
                 name(node)
             );
         }
+        MeshEvent::Version { node, version } if version == MESH_VERSION => tracing::info!(
+            "mesh: node {} speaks this build's mesh protocol ({version}) again",
+            name(node)
+        ),
+        MeshEvent::Version { node, version } => tracing::error!(
+            "mesh: node {} speaks mesh protocol {version}, this build {MESH_VERSION}: its datagrams are dropped, so to this node it is down, and neither counts the other's votes; run one build on every node of the mesh (docs/operations.md, \"Upgrading\")",
+            name(node)
+        ),
         MeshEvent::Rejoined { generation } => tracing::warn!(
             "mesh: the other nodes declared this node down (or it did not run for longer than they take to: a stall, a stop); rejoined as generation {generation}"
         ),
@@ -413,17 +425,18 @@ fn save_ledger(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// `/status` lines for membership: `peer NAME STATE generation G for_ms MS`.
+/// `/status` lines for membership: `peer NAME STATE generation G for_ms MS protocol P`.
 pub fn status_text(view: &MeshView) -> String {
     view.peers
         .iter()
         .map(|p| {
             format!(
-                "peer {} {} generation {} for_ms {}\n",
+                "peer {} {} generation {} for_ms {} protocol {}\n",
                 p.name,
                 p.liveness.as_str(),
                 p.generation,
-                p.for_ms
+                p.for_ms,
+                p.protocol
             )
         })
         .collect()
@@ -448,6 +461,19 @@ pub fn status_part(view: &MeshView) -> String {
         if !names.is_empty() {
             part.push_str(&format!(", {} {word}: {}", names.len(), names.join(" ")));
         }
+    }
+    let other: Vec<String> = view
+        .peers
+        .iter()
+        .filter(|p| p.protocol != MESH_VERSION)
+        .map(|p| format!("{} ({})", p.name, p.protocol))
+        .collect();
+    if !other.is_empty() {
+        part.push_str(&format!(
+            ", {} on another mesh protocol: {}",
+            other.len(),
+            other.join(" ")
+        ));
     }
     part
 }

@@ -315,6 +315,7 @@ impl prometheus_client::collector::Collector for Membership {
             ("sent", c.sent),
             ("received", c.received),
             ("malformed", c.malformed),
+            ("other_version", c.other_version),
             ("unknown_node", c.unknown_node),
             ("wrong_source", c.wrong_source),
             ("bad_signature", c.bad_signature),

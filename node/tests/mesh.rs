@@ -7,9 +7,8 @@ use bytemuck::Zeroable;
 use ed25519_dalek::SigningKey;
 use meridian_core::mesh::Liveness;
 use meridian_core::mesh::votes::Ledger;
-use meridian_layouts::votes::{
-    NO_NODE, VOTE_DOMAIN, VOTE_KIND, VoteAnswer, VoteKind, VoteMessage, VoteOp,
-};
+use meridian_layouts::control::{MESH_VERSION, VOTE_KIND};
+use meridian_layouts::votes::{NO_NODE, VOTE_DOMAIN, VoteAnswer, VoteKind, VoteMessage, VoteOp};
 use meridian_layouts::{U16Le, U32Le, U64Le};
 use meridian_node::{run, world_file};
 
@@ -143,14 +142,16 @@ fn a_mesh_without_keys_or_with_a_node_missing_its_control_port_is_refused() {
     assert!(e.contains("2 of 3 nodes have a control address"), "{e}");
 }
 
-/// A vote datagram on the control port: kind, node, message, signature by `signer`.
+/// A vote datagram on the control port, framed here as docs/mesh.md writes it (not by the
+/// code under test): kind, version, node, message, signature by `signer`.
 fn vote_datagram(node: u16, signer: &SigningKey, message: &VoteMessage) -> Vec<u8> {
     use ed25519_dalek::Signer;
     let payload = bytemuck::bytes_of(message);
     let mut signed = VOTE_DOMAIN.to_vec();
+    signed.push(MESH_VERSION);
     signed.extend_from_slice(&node.to_le_bytes());
     signed.extend_from_slice(payload);
-    let mut datagram = vec![VOTE_KIND];
+    let mut datagram = vec![VOTE_KIND, MESH_VERSION];
     datagram.extend_from_slice(&node.to_le_bytes());
     datagram.extend_from_slice(payload);
     datagram.extend_from_slice(&signer.sign(&signed).to_bytes());
@@ -243,7 +244,7 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
             break buf[..len].to_vec();
         }
     };
-    let message: VoteMessage = bytemuck::pod_read_unaligned(&answer[3..3 + VoteMessage::SIZE]);
+    let message: VoteMessage = bytemuck::pod_read_unaligned(&answer[4..4 + VoteMessage::SIZE]);
     assert_eq!(
         (message.kind, message.answer),
         (VoteKind::Answer as u8, VoteAnswer::Yes as u8)
@@ -258,8 +259,8 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
     let answer = loop {
         as_n1.send_to(&drop, control).unwrap();
         let (len, _) = as_n1.recv_from(&mut buf).expect("an answer");
-        let m: VoteMessage = bytemuck::pod_read_unaligned(&buf[3..3 + VoteMessage::SIZE]);
-        if buf[0] == VOTE_KIND && len > 3 && m.op == VoteOp::Drop as u8 {
+        let m: VoteMessage = bytemuck::pod_read_unaligned(&buf[4..4 + VoteMessage::SIZE]);
+        if buf[0] == VOTE_KIND && len > 4 && m.op == VoteOp::Drop as u8 {
             break m.answer;
         }
     };
@@ -267,4 +268,57 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
     assert_eq!(std::fs::read(&ledger).unwrap(), written);
     n0.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What an operator sees of a node running another build's mesh protocol: datagrams from
+/// n1's control address in the frame of the builds before the version byte (protocol 1),
+/// then of a later protocol (3). n0 drops both unchecked and shows, each time, which
+/// protocol n1 speaks: `/status` (`peer n1 ... protocol P`), the status line (`1 on another
+/// mesh protocol: n1 (P)`) and `/metrics` (`kind="other_version"`).
+#[test]
+fn a_node_of_another_mesh_protocol_shows_in_status_and_metrics() {
+    use meridian_layouts::control::{GOSSIP_KIND, LEGACY_GOSSIP_KIND};
+    let spec = world_file::parse_spec(&world()).unwrap();
+    let n0 = run::start(&spec, &spec.nodes[0], None, Some(&key(0))).unwrap();
+    let control = spec.nodes[0].control.unwrap();
+    let admin = n0.admin_address().unwrap();
+    let as_n1 = std::net::UdpSocket::bind(spec.nodes[1].control.unwrap()).unwrap();
+    let legacy = [&[LEGACY_GOSSIP_KIND, 1, 0][..], &[7; 20], &[0; 64]].concat();
+    let later = [
+        &[GOSSIP_KIND, MESH_VERSION + 1, 1, 0][..],
+        &[7; 20],
+        &[0; 64],
+    ]
+    .concat();
+    for (sent, (datagram, version)) in [(legacy, 1), (later, MESH_VERSION + 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        as_n1.send_to(&datagram, control).unwrap();
+        let view = loop {
+            let view = n0.mesh().unwrap();
+            if view.counters.other_version > sent as u64 {
+                break view;
+            }
+            assert!(Instant::now() < deadline, "{:?}", view.counters);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(view.counters.bad_signature, 0, "{:?}", view.counters);
+        let line = meridian_node::mesh::status_part(&view);
+        assert!(
+            line.ends_with(&format!("1 on another mesh protocol: n1 ({version})")),
+            "{line}"
+        );
+        let status = meridian_node::swarm::http_get(admin, "/status").unwrap();
+        let peer = status.lines().find(|l| l.starts_with("peer n1 ")).unwrap();
+        assert!(peer.ends_with(&format!(" protocol {version}")), "{status}");
+        let metrics = meridian_node::swarm::http_get(admin, "/metrics").unwrap();
+        let counted = format!(
+            "meridian_mesh_datagrams_total{{node=\"n0\",kind=\"other_version\"}} {}",
+            sent + 1
+        );
+        assert!(metrics.contains(&counted), "{metrics}");
+    }
+    n0.stop().unwrap();
 }

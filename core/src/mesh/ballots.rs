@@ -3,12 +3,12 @@
 
 use core::net::SocketAddr;
 
-use ed25519_dalek::Signer;
-use meridian_layouts::votes::{NO_NODE, VOTE_DOMAIN, VOTE_KIND, VoteKind, VoteMessage, VoteOp};
+use meridian_layouts::control::ControlKind;
+use meridian_layouts::votes::{NO_NODE, VoteKind, VoteMessage, VoteOp};
 use meridian_layouts::{U16Le, U32Le, U64Le};
 
 use super::votes::{Ask, Ledger, Tally};
-use super::{Liveness, Mesh, MeshEvent, OVERHEAD, VOTE_RESEND, VOTE_TIMEOUT};
+use super::{Liveness, Mesh, MeshEvent, VOTE_RESEND, VOTE_TIMEOUT, control_datagram};
 use crate::time::Instant;
 
 /// An ask of this node under way.
@@ -106,15 +106,13 @@ impl Mesh {
 
     fn vote_datagram(&mut self, message: &VoteMessage) -> Vec<u8> {
         let me = self.foca.identity().node;
-        let payload = bytemuck::bytes_of(message);
-        let mut datagram = Vec::with_capacity(OVERHEAD + payload.len());
-        datagram.push(VOTE_KIND);
-        datagram.extend_from_slice(&me.to_le_bytes());
-        datagram.extend_from_slice(payload);
-        let signature = self.key.sign(&vote_signed_bytes(me, payload));
-        datagram.extend_from_slice(&signature.to_bytes());
         self.counters.sent += 1;
-        datagram
+        control_datagram(
+            ControlKind::Vote,
+            me,
+            bytemuck::bytes_of(message),
+            &self.key,
+        )
     }
 
     /// A vote datagram from `node`, signature checked.
@@ -183,14 +181,6 @@ impl Mesh {
             k += 1;
         }
     }
-}
-
-pub(super) fn vote_signed_bytes(node: u16, payload: &[u8]) -> Vec<u8> {
-    let mut signed = Vec::with_capacity(VOTE_DOMAIN.len() + 2 + payload.len());
-    signed.extend_from_slice(VOTE_DOMAIN);
-    signed.extend_from_slice(&node.to_le_bytes());
-    signed.extend_from_slice(payload);
-    signed
 }
 
 fn encode_ask(ballot: u64, ask: Ask) -> VoteMessage {

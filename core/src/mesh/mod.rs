@@ -13,8 +13,8 @@
 //! before foca sees it:
 //!
 //! ```text
-//! datagram := kind:u8 (0x4D) node:u16le payload signature:64
-//! signed   := "meridian/gossip/v1" ‖ node:u16le ‖ payload
+//! datagram := kind:u8 (0x67) version:u8 node:u16le payload signature:64
+//! signed   := "meridian/gossip/v1" ‖ version:u8 ‖ node:u16le ‖ payload
 //! ```
 //!
 //! A datagram from a node the world file does not list, from another address than that
@@ -25,6 +25,13 @@
 //! address, which only works on the path. What is left to an attacker there is replaying
 //! a node's old datagrams: foca orders what they say by each member's incarnation, so an
 //! old suspicion or announcement changes nothing a newer one said.
+//!
+//! **Versions.** `version` is the mesh protocol the sender speaks
+//! ([`meridian_layouts::control`]). A datagram of another version — from a listed node's
+//! address, before any signature check, as its signing rules may differ — is dropped and
+//! counted, and the node's version is reported ([`MeshEvent::Version`], [`Peer::version`]):
+//! to this node, a node of another protocol is one that does not answer, so the mesh
+//! treats it as down, and neither counts the other's votes.
 //!
 //! **Timing.** [`MeshConfig::default`] is tuned for a LAN: a dead node is suspected
 //! within about two probe periods and declared down `suspect_to_down_after` later (under
@@ -57,12 +64,13 @@ use foca::{
     AccumulatingRuntime, Config, Foca, Identity, NoCustomBroadcast, OwnedNotification,
     PeriodicParams, PostcardCodec, State, Timer,
 };
+use meridian_layouts::control::{ControlHead, ControlKind, MESH_VERSION, parse_control};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::time::Instant;
-use ballots::{Ballot, vote_signed_bytes};
-use meridian_layouts::votes::VOTE_KIND;
+use ballots::Ballot;
+use meridian_layouts::votes::VOTE_DOMAIN;
 use votes::{Ask, Ledger};
 
 /// How often an undecided ask goes again to the nodes that have not agreed.
@@ -70,14 +78,10 @@ pub const VOTE_RESEND: Duration = Duration::from_millis(100);
 /// An ask not decided by then is refused (the asker may ask again).
 pub const VOTE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The first byte of a gossip datagram.
-pub const GOSSIP_KIND: u8 = 0x4D;
-/// What a node signs before the node index and the payload.
+/// What a node signs before the version, the node index and a gossip payload.
 const DOMAIN: &[u8] = b"meridian/gossip/v1";
-/// Kind, node, signature.
-const OVERHEAD: usize = 1 + 2 + 64;
 /// The largest payload foca may write (a gossip datagram stays under 1,400 bytes).
-const PAYLOAD_MAX: usize = 1_400 - OVERHEAD;
+const PAYLOAD_MAX: usize = 1_400 - ControlHead::OVERHEAD;
 
 /// A member: a node of the world file, in one of its lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -140,6 +144,9 @@ pub struct Peer {
     pub generation: u32,
     /// When `liveness` last changed.
     pub since: Instant,
+    /// The mesh protocol its datagrams last spoke: this build's
+    /// ([`MESH_VERSION`]) until one of another version arrives from its address.
+    pub version: u8,
 }
 
 /// A change in membership, for the node to act on.
@@ -157,6 +164,13 @@ pub enum MeshEvent {
     /// take to, and rejoined without waiting to hear so: it rejoined as `generation`.
     Rejoined {
         generation: u32,
+    },
+    /// Datagrams from `node`'s address now speak mesh protocol `version`: another than
+    /// this build's (they are dropped, and the node looks down from here), or this
+    /// build's again (it was upgraded or rolled back to match).
+    Version {
+        node: u16,
+        version: u8,
     },
     /// An ask of this node was decided: agreed by a majority, or not.
     Decided {
@@ -189,8 +203,10 @@ impl Default for MeshConfig {
 pub struct MeshCounters {
     pub sent: u64,
     pub received: u64,
-    /// Dropped: shorter than a header and signature, or not a gossip datagram.
+    /// Dropped: shorter than a header and signature, or not a control datagram.
     pub malformed: u64,
+    /// Dropped: from a node's address, in another mesh protocol than this build's.
+    pub other_version: u64,
     /// Dropped: from a node index the world file does not list (or this node's own).
     pub unknown_node: u64,
     /// Dropped: not from the claimed node's control address.
@@ -276,6 +292,7 @@ impl Mesh {
                 liveness: Liveness::Unknown,
                 generation: 0,
                 since: now,
+                version: MESH_VERSION,
             });
         }
         let size = u8::try_from(list.len() + 1).unwrap_or(u8::MAX);
@@ -358,33 +375,33 @@ impl Mesh {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.woke(now);
         self.counters.received += 1;
-        if bytes.len() < OVERHEAD || (bytes[0] != GOSSIP_KIND && bytes[0] != VOTE_KIND) {
+        let Ok(control) = parse_control(bytes) else {
             self.counters.malformed += 1;
             return;
-        }
-        let node = u16::from_le_bytes([bytes[1], bytes[2]]);
-        let Some(peer) = self.peers.iter().find(|p| p.node == node) else {
+        };
+        let node = control.node;
+        let Some(k) = self.peers.iter().position(|p| p.node == node) else {
             self.counters.unknown_node += 1;
             return;
         };
-        if from != peer.addr {
+        if from != self.peers[k].addr {
             self.counters.wrong_source += 1;
             return;
         }
-        let (body, signature) = bytes.split_at(bytes.len() - 64);
-        let signature = Signature::from_slice(signature).expect("64 bytes");
-        let payload = &body[3..];
-        let vote = bytes[0] == VOTE_KIND;
-        let signed = if vote {
-            vote_signed_bytes(node, payload)
-        } else {
-            signed_bytes(node, payload)
-        };
-        if peer.key.verify(&signed, &signature).is_err() {
+        if control.version != MESH_VERSION {
+            self.counters.other_version += 1;
+            self.heard_version(k, control.version);
+            return;
+        }
+        let signed = signed_bytes(control.kind, node, control.payload);
+        let signature = Signature::from_bytes(control.signature);
+        if self.peers[k].key.verify(&signed, &signature).is_err() {
             self.counters.bad_signature += 1;
             return;
         }
-        if vote {
+        self.heard_version(k, MESH_VERSION);
+        let payload = control.payload;
+        if control.kind == ControlKind::Vote {
             self.handle_vote(node, from, payload);
             return;
         }
@@ -392,6 +409,17 @@ impl Mesh {
             self.counters.refused += 1;
         }
         self.drain_runtime();
+    }
+
+    /// Datagrams from peer `k`'s address speak mesh protocol `version`: reported when
+    /// that changes.
+    fn heard_version(&mut self, k: usize, version: u8) {
+        let peer = &mut self.peers[k];
+        if peer.version != version {
+            peer.version = version;
+            let node = peer.node;
+            self.events.push_back(MeshEvent::Version { node, version });
+        }
     }
 
     /// Fires the timers due at `now`.
@@ -477,12 +505,7 @@ impl Mesh {
         while let Some((to, payload)) = self.runtime.to_send() {
             if let Some(peer) = self.peers.iter().find(|p| p.node == to.node) {
                 let me = self.foca.identity().node;
-                let mut datagram = Vec::with_capacity(payload.len() + OVERHEAD);
-                datagram.push(GOSSIP_KIND);
-                datagram.extend_from_slice(&me.to_le_bytes());
-                datagram.extend_from_slice(&payload);
-                let signature = self.key.sign(&signed_bytes(me, &payload));
-                datagram.extend_from_slice(&signature.to_bytes());
+                let datagram = control_datagram(ControlKind::Gossip, me, &payload, &self.key);
                 self.outbox.push_back((peer.addr, datagram));
                 self.counters.sent += 1;
             }
@@ -539,9 +562,26 @@ impl Mesh {
     }
 }
 
-fn signed_bytes(node: u16, payload: &[u8]) -> Vec<u8> {
-    let mut signed = Vec::with_capacity(DOMAIN.len() + 2 + payload.len());
-    signed.extend_from_slice(DOMAIN);
+/// A control datagram of this build's mesh protocol: `payload` of `kind` from `node`,
+/// signed with its key (see the module docs).
+pub fn control_datagram(kind: ControlKind, node: u16, payload: &[u8], key: &SigningKey) -> Vec<u8> {
+    let mut datagram = Vec::with_capacity(ControlHead::OVERHEAD + payload.len());
+    datagram.extend_from_slice(bytemuck::bytes_of(&ControlHead::new(kind, node)));
+    datagram.extend_from_slice(payload);
+    let signature = key.sign(&signed_bytes(kind, node, payload));
+    datagram.extend_from_slice(&signature.to_bytes());
+    datagram
+}
+
+/// What a node signs: its kind's domain, this build's version, the node and the payload.
+fn signed_bytes(kind: ControlKind, node: u16, payload: &[u8]) -> Vec<u8> {
+    let domain = match kind {
+        ControlKind::Gossip => DOMAIN,
+        ControlKind::Vote => VOTE_DOMAIN,
+    };
+    let mut signed = Vec::with_capacity(domain.len() + 3 + payload.len());
+    signed.extend_from_slice(domain);
+    signed.push(MESH_VERSION);
     signed.extend_from_slice(&node.to_le_bytes());
     signed.extend_from_slice(payload);
     signed
