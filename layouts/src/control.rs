@@ -8,9 +8,11 @@
 //!
 //! `kind` is [`GOSSIP_KIND`] (domain `"meridian/gossip/v1"`) or [`VOTE_KIND`] (domain
 //! [`crate::votes::VOTE_DOMAIN`]); `version` is the mesh protocol the sender speaks
-//! ([`MESH_VERSION`]): what its gossip and its votes mean. Nodes of different versions do
-//! not take each other's datagrams — a mesh must not count the votes of a node that reads
-//! its ledger by other rules — and say so instead of staying silent about it.
+//! ([`MESH_VERSION`]): what its gossip and its votes mean, and which formats its zones and
+//! standby streams use towards other nodes (it changes with any of them). Nodes of
+//! different versions do not take each other's datagrams — a mesh must not count the
+//! votes of a node that reads its ledger by other rules — and say so instead of staying
+//! silent about it.
 //!
 //! The first four bytes keep this meaning in every later version, so that any two builds
 //! can tell which protocol the other speaks. Builds from before the version byte (mesh
@@ -142,6 +144,24 @@ mod tests {
         assert_eq!(
             (c.kind, c.version, c.node, c.payload.len()),
             (ControlKind::Gossip, 1, 300, 5)
+        );
+    }
+
+    /// Two builds that share a mesh protocol share a mesh, so every format one node sends
+    /// another is named by it: the datagram header's version (zone to zone), the standby
+    /// stream's, and the vote ledger's (what an answer rests on). A change to any of them
+    /// must come with a new mesh protocol, or a mixed mesh would fail in silence again.
+    #[test]
+    fn the_mesh_protocol_changes_with_every_format_between_nodes() {
+        let formats = (
+            crate::VERSION,
+            crate::standby::VERSION,
+            crate::votes::LEDGER_VERSION,
+        );
+        assert_eq!(
+            (formats, MESH_VERSION),
+            ((6, 1, 3), 2),
+            "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }
 
