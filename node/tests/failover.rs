@@ -743,6 +743,67 @@ fn a_standby_killed_before_it_acts_on_its_takeover_is_released_and_dropped() {
     three_sound_cuts(&mesh, &expected, 1);
 }
 
+/// The other side of the release: n0 stops (SIGSTOP) long enough to be declared down, n2
+/// takes zone 0 over and runs it — and is killed. n0 comes back (SIGCONT) to a dead
+/// standby and ledgers holding that n2 acts on a later run of the zone: its drop is
+/// refused, and so is the release (n2 said it acts on the takeover), and the drop asked
+/// again — its run stays gated, handing nothing away, for as long as n2 is dead. n2 restarts from
+/// its directory, runs zone 0 again and tells n0, which stands down; every NPC held once.
+/// A release that let go of an acted promise would let n0's drop pass here and its stale
+/// run go on beside n2's.
+#[test]
+fn a_primary_back_to_a_dead_standby_that_took_its_zone_over_waits_for_it() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("taken");
+    for k in 0..3 {
+        mesh.start(k);
+    }
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    mesh.signal(0, "STOP");
+    wait(&mesh, "n2 did not take zone 0 over", &|m| {
+        zone_0_ticks_on(m, 2)
+    });
+    mesh.kill(2);
+    mesh.signal(0, "CONT");
+    // Each refusal takes the vote's 3 s (n2 answers nothing: the ask waits out its time).
+    let release = "that it never said it acts on — ";
+    wait(&mesh, "n0 did not ask the ledgers to release", &|m| {
+        m.log(0).contains(release)
+    });
+    let refused = "that it never said it acts on — not agreed";
+    assert!(
+        !mesh
+            .log(0)
+            .contains("that it never said it acts on — agreed"),
+        "the ledgers let go of a takeover n2 acted on:\n{}",
+        mesh.log(0)
+    );
+    wait(&mesh, "n0 did not ask the drop again", &|m| {
+        let log = m.log(0);
+        log.split(refused)
+            .nth(1)
+            .is_some_and(|after| after.contains("goes on without its standby on n2 — not agreed"))
+    });
+    let dropped = "goes on without its standby on n2 — agreed";
+    assert!(
+        !mesh.log(0).contains(dropped),
+        "n0's superseded run went on without its standby:\n{}",
+        mesh.log(0)
+    );
+    mesh.start(2);
+    wait(&mesh, "n0 did not stand zone 0 down", &|m| {
+        m.log(0).contains("zone 0 was taken over by its standby")
+    });
+    wait(&mesh, "n2 did not run zone 0 again", &|m| {
+        zone_0_ticks_on(m, 2)
+    });
+    assert!(!mesh.log(0).contains(dropped), "{}", mesh.log(0));
+    std::thread::sleep(Duration::from_secs(1));
+    three_sound_cuts(&mesh, &expected, 1);
+}
+
 /// A standby killed after the mesh agreed to its takeover and before the run's first files
 /// reached the disk (`MERIDIAN_MARKED_PAUSE_MS` holds it there) runs the zone again on
 /// restart as one past the run the mesh agreed to, not as the number its files give —
