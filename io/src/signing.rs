@@ -29,6 +29,7 @@ use meridian_core::witness::{
     BatchVerifier, KeyError, KeyRegistry, Policy, ReplayWindow, SignerID, Verdict,
 };
 use meridian_core::world::ZoneID;
+use meridian_layouts::ParseError;
 use meridian_layouts::handoff::SessionBinding;
 use meridian_layouts::wire::commit_session_mut;
 use meridian_layouts::witness::{SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned};
@@ -172,6 +173,9 @@ meridian_core::counters! {
         pub accepted: u64,
         /// Not an envelope, wrong domain, or a signer other than the sending zone's node.
         pub malformed: u64,
+        /// A datagram header of another wire version than this build's: the sending
+        /// zone's node runs another build. Dropped unchecked.
+        pub other_version: u64,
         /// A signed route naming another source than the zone it came from, or another
         /// target than this zone: replayed from elsewhere or delivered to the wrong zone.
         pub misrouted: u64,
@@ -206,6 +210,9 @@ pub struct Ingress {
     payloads: Vec<u8>,
     capacity: usize,
     pub counters: IngressCounters,
+    /// The last datagram of another wire version: the zone it came from and its version
+    /// (logged when it changes).
+    pub other_version: Option<(ZoneID, u8)>,
 }
 
 impl std::fmt::Debug for Ingress {
@@ -234,15 +241,28 @@ impl Ingress {
             payloads: vec![0; capacity * DATAGRAM_SIZE_MAX],
             capacity,
             counters: IngressCounters::default(),
+            other_version: None,
         })
     }
 
     /// Takes a datagram that came from `from` (a zone hosted by node `signer`). Cheap checks
     /// only; the signature is verified in [`Ingress::verify`].
     pub fn push(&mut self, from: ZoneID, signer: u32, datagram: &[u8]) {
-        let Ok(envelope) = parse_envelope(datagram) else {
-            self.counters.malformed += 1;
-            return;
+        let envelope = match parse_envelope(datagram) {
+            Ok(envelope) => envelope,
+            Err(ParseError::BadVersion) => {
+                self.counters.other_version += 1;
+                let seen = Some((from, datagram[4]));
+                if self.other_version != seen {
+                    tracing::error!(zone = %self.zone, "datagrams from zone {from} (node index {signer}) speak wire version {}, this build {}: dropped unchecked — that node runs another build; run one build on every node of the world", datagram[4], meridian_layouts::VERSION);
+                    self.other_version = seen;
+                }
+                return;
+            }
+            Err(_) => {
+                self.counters.malformed += 1;
+                return;
+            }
         };
         let header = envelope.header;
         if header.domain != domain::NODE || header.signer.get() != signer {
@@ -403,6 +423,18 @@ mod tests {
         ingress.push(zone_a, 0, &buf[..n]);
         // Not an envelope at all.
         ingress.push(zone_a, 0, b"plain bytes");
+        // A genuine envelope in another build's wire version: dropped unchecked, and told.
+        let n = out
+            .seal(b"from a newer build", ZoneID(1), 1, &mut buf)
+            .unwrap();
+        let mut newer = buf[..n].to_vec();
+        newer[4] = meridian_layouts::VERSION + 1;
+        ingress.push(zone_a, 0, &newer);
+        assert_eq!(ingress.counters.other_version, 1);
+        assert_eq!(
+            ingress.other_version,
+            Some((zone_a, meridian_layouts::VERSION + 1))
+        );
         // A forgery does not advance the window: the next real datagram still arrives.
         let n = out.seal(b"next", ZoneID(1), 1, &mut buf).unwrap();
         ingress.push(zone_a, 0, &buf[..n]);

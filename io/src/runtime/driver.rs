@@ -328,7 +328,8 @@ impl<'a> ZoneDriver<'a> {
                 from_zone(zone, sessions.as_mut(), now, (from, epoch), payload);
             });
             let c = ingress.counters;
-            stats.verify_failures = c.forged + c.replayed + c.malformed + c.overflow;
+            stats.verify_failures =
+                c.forged + c.replayed + c.malformed + c.other_version + c.overflow;
             stats.witness = c;
         }
     }
