@@ -941,6 +941,34 @@ fn a_standby_that_died_asking_to_act_waits_for_its_disk() {
     }
 }
 
+/// A node cut off until declared down has its zones taken over; right after the heal the
+/// node that took them over dies, before telling their old runs (session 29: before, the
+/// simulator stood every old run down at the heal, which the node does only once the
+/// taker answers its stream). Each old run waits, gated; seeing that node down it asks to
+/// go on without it and, refused, asks the ledgers to release the takeover — refused too,
+/// as the taker acted on it — until the new run is back from the dead node's disk and it
+/// stands down. With a release that lets go of a takeover acted on (the rule in
+/// `mesh::votes`, changed by hand), every one of these seeds fails: the old run's drop is
+/// agreed. With the old runs never standing down, they fail at the end.
+#[test]
+fn an_old_run_whose_taker_died_waits_refused_until_the_new_run_is_back() {
+    let on = Options {
+        standbys: Some(true),
+        suspicions: Some(true),
+        ..Options::default()
+    };
+    for seed in [38, 53, 108, 112] {
+        let report = run(seed, 3000, &on);
+        assert_ok(&report);
+        assert!(
+            report.superseded_waited >= 1 && report.superseded_drops_refused >= 1,
+            "seed {seed}: {} waited, {} drops refused",
+            report.superseded_waited,
+            report.superseded_drops_refused
+        );
+    }
+}
+
 /// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the
 /// zone of a node that died had asked the mesh to agree its standby current and, refused
 /// while the node was dead, asked again for its old run — first while dead, then in the

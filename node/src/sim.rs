@@ -230,13 +230,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "false suspicions: {} seeds cut a node off until it was declared down; its old \
              primaries sent {} datagrams after the takeover ({} taken by zones that had not \
              heard of it) and held {} for a standby that would not answer; zones fenced off \
-             {} datagrams of older runs; {} old primaries stood down",
+             {} datagrams of older runs; {} old primaries stood down ({} of them after \
+             waiting for the dead node that took them over, their {} asks to go on without \
+             it refused)",
             summary.isolated,
             summary.superseded_sent,
             summary.superseded_taken,
             summary.superseded_held,
             summary.fenced,
-            summary.stood_down
+            summary.stood_down,
+            summary.superseded_waited,
+            summary.superseded_drops_refused
         );
     }
     if summary.comebacks + summary.restarted_on_return > 0 {
@@ -326,6 +330,8 @@ struct Summary {
     superseded_held: u64,
     fenced: u64,
     stood_down: u64,
+    superseded_waited: u64,
+    superseded_drops_refused: u64,
     comebacks: u64,
     kept_here: u64,
     restarted_on_return: u64,
@@ -368,6 +374,8 @@ impl Summary {
         self.superseded_held += r.superseded_held;
         self.fenced += r.fenced;
         self.stood_down += r.stood_down;
+        self.superseded_waited += r.superseded_waited;
+        self.superseded_drops_refused += r.superseded_drops_refused;
         self.comebacks += r.comebacks;
         self.kept_here += r.kept_here;
         self.restarted_on_return += r.restarted_on_return;

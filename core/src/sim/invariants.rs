@@ -221,6 +221,11 @@ impl Sim {
             ids.sort_unstable();
             (z, ids).hash(&mut self.hasher);
         }
+        for z in self.waiting_old_runs() {
+            problems.push(format!(
+                "zone {z}'s old run still waits for the node that took it over after healing"
+            ));
+        }
         for id in &self.spawned {
             match owned.get(id) {
                 Some(1) => {}

@@ -156,6 +156,10 @@ pub struct Report {
     pub superseded_held: u64,
     pub fenced: u64,
     pub stood_down: u64,
+    /// Old runs that outlived the stand-down, the node that took their zone over dead
+    /// before it told them ([`suspicion`]); their asks to go on without it, refused.
+    pub superseded_waited: u64,
+    pub superseded_drops_refused: u64,
     /// Zones a dead node that came back resumed from its stale files (superseded runs,
     /// counted in `stood_down` once they stand down).
     pub comebacks: u64,

@@ -212,7 +212,9 @@ impl Standbys {
                 stand_down: heal + rng_cut.random_range(1..=5),
             }
         });
-        let death = death.or_else(|| death_after_cut(seed, isolation, node_of, &streams, nodes));
+        let death = death
+            .or_else(|| death_after_cut(seed, isolation, node_of, &streams, nodes))
+            .or_else(|| taker_dies(seed, isolation, node_of, &streams, nodes));
         Standbys {
             streams,
             rng: Some(rng),
@@ -263,6 +265,31 @@ fn death_after_cut(
         primaries[rng.random_range(0..primaries.len())]
     };
     Some((iso.stand_down + rng.random_range(1..=30), node))
+}
+
+/// Half the cuts of three nodes or more that end without that death lose instead, right
+/// after the heal, a node that took a zone of the cut-off node over — before it told that
+/// zone's old primary, which then waits ([`super::suspicion`]).
+fn taker_dies(
+    seed: u64,
+    isolation: Option<Isolation>,
+    node_of: &[u32],
+    streams: &[Option<Stream>],
+    nodes: u32,
+) -> Option<(u64, u32)> {
+    let iso = isolation?;
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0004);
+    if nodes < 3 || !rng.random_bool(0.5) {
+        return None;
+    }
+    let takers: Vec<u32> = node_of
+        .iter()
+        .zip(streams)
+        .filter(|&(&n, _)| n == iso.node)
+        .filter_map(|(_, s)| s.as_ref().map(|s| s.node))
+        .collect();
+    let node = *takers.get(rng.random_range(0..takers.len().max(1)))?;
+    Some((rng.random_range(iso.heal..iso.stand_down), node))
 }
 
 impl Sim {

@@ -17,6 +17,15 @@
 //! lasts, taken by the old primary once it heals. The invariants are the usual ones: one
 //! owner, nothing lost, no epoch going back. Without the gate (`Bugs::skip_standby_gate`)
 //! the old primary hands away what the new run still owns, and they fail.
+//!
+//! An old primary learns of the takeover from the node that took it over (its standby,
+//! which answers the stream with the newer run). If that node dies after the heal and
+//! before it told the old primary, the old run *waits*: gated, seeing its standby's node
+//! down, it asks the mesh to go on without it, and when refused asks the ledgers to
+//! release the takeover — and both must be refused every time, as the standby acted on
+//! it (a drop agreed here is a violation: the old run would go on beside the new one).
+//! It stands down once the new run runs again (the dead node's disk back, after
+//! [`super::standby::REBOOT_TICKS`]).
 
 use std::hash::Hash;
 
@@ -52,6 +61,10 @@ pub(super) struct Superseded {
     /// A run a node that came back resumed from its own files ([`super::comeback`]): it
     /// stands down at this tick, when the mesh's answer reaches it.
     until: Option<u64>,
+    /// It outlived the stand-down: the node that took it over died before telling it. It
+    /// asks to drop that node as its standby (again at this tick) until the new run is
+    /// back.
+    waiting: Option<u64>,
 }
 
 impl Sim {
@@ -63,6 +76,7 @@ impl Sim {
             zone,
             behind,
             until: None,
+            waiting: None,
         });
     }
 
@@ -82,6 +96,7 @@ impl Sim {
             zone,
             behind,
             until: Some(until),
+            waiting: None,
         });
     }
 
@@ -128,11 +143,46 @@ impl Sim {
         }
         self.hear_of_takeovers(tick);
         if tick == iso.stand_down {
+            // Those whose zone's new run died with its node before telling them wait.
+            let taker_dead: Vec<bool> = (self.standbys.superseded.iter())
+                .map(|s| s.until.is_none() && self.dead(tick, self.node_of[s.z]))
+                .collect();
+            for (s, &dead) in self.standbys.superseded.iter_mut().zip(&taker_dead) {
+                if dead {
+                    s.waiting = Some(tick);
+                    self.report.superseded_waited += 1;
+                }
+            }
             let before = self.standbys.superseded.len();
-            self.standbys.superseded.retain(|s| s.until.is_some());
+            (self.standbys.superseded).retain(|s| s.until.is_some() || s.waiting.is_some());
             let n = (before - self.standbys.superseded.len()) as u64;
             self.report.stood_down += n;
             ("stood down", tick, n).hash(&mut self.hasher);
+        }
+        self.superseded_wait(tick);
+    }
+
+    /// The old runs that wait for the dead node that took their zone over: each asks to
+    /// go on without it while it sees it down (every [`super::votes::RETRY_TICKS`]), and
+    /// stands down once the zone's new run runs again.
+    fn superseded_wait(&mut self, tick: u64) {
+        let zones = &self.zones;
+        let before = self.standbys.superseded.len();
+        (self.standbys.superseded).retain(|s| s.waiting.is_none() || zones[s.z].is_none());
+        let n = (before - self.standbys.superseded.len()) as u64;
+        if n > 0 {
+            self.report.stood_down += n;
+            ("waited, stood down", tick, n).hash(&mut self.hasher);
+        }
+        for k in 0..self.standbys.superseded.len() {
+            let s = &self.standbys.superseded[k];
+            let (z, node, incarnation) = (s.z, s.node, s.zone.incarnation());
+            let taker = self.node_of[z];
+            if s.waiting.is_some_and(|at| at <= tick) && self.sees_down(tick, node, taker) {
+                let again = tick + super::votes::RETRY_TICKS;
+                self.standbys.superseded[k].waiting = Some(again);
+                self.ask_superseded_drop(tick, z, (node, incarnation), taker);
+            }
         }
     }
 
@@ -185,6 +235,22 @@ impl Sim {
             .superseded
             .iter()
             .find(|s| s.z == to.0 as usize)?;
+        Some(old.node)
+    }
+
+    /// The zones whose old run still waits for the node that took them over.
+    pub(super) fn waiting_old_runs(&self) -> Vec<usize> {
+        let waiting = self
+            .standbys
+            .superseded
+            .iter()
+            .filter(|s| s.waiting.is_some());
+        waiting.map(|s| s.z).collect()
+    }
+
+    /// The node of zone `z`'s old run, while one runs.
+    pub(super) fn old_run_node(&self, z: usize) -> Option<u32> {
+        let old = self.standbys.superseded.iter().find(|s| s.z == z)?;
         Some(old.node)
     }
 

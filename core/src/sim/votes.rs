@@ -32,7 +32,7 @@ const RESEND_TICKS: u64 = 5;
 const TIMEOUT_TICKS: u64 = 90;
 /// Ticks until a primary asks again to drop a standby after the others refused (the node
 /// backs off likewise): what they held against it may be withdrawn meanwhile.
-const RETRY_TICKS: u64 = 30;
+pub(super) const RETRY_TICKS: u64 = 30;
 /// Ticks after a cut heals until membership sees the node alive again.
 const REFUTE_TICKS: u64 = 10;
 
@@ -52,6 +52,12 @@ pub(super) enum Then {
     /// Zone `z`'s primary asked the ledgers to let go of a promise its drop was refused
     /// for.
     Release(usize),
+    /// Zone `z`'s old run, superseded by a takeover whose node died before telling it,
+    /// goes on without that node as its standby — which must never be agreed
+    /// ([`super::suspicion`]).
+    SupersededDrop(usize),
+    /// That old run asked the ledgers to let go of the takeover its drop was refused for.
+    SupersededRelease(usize),
 }
 
 #[derive(Debug)]
@@ -391,8 +397,57 @@ impl Sim {
             }
             Then::Current(z) => self.current_decided(z, granted),
             Then::Release(z) if !granted && answered => self.await_disk(tick, z),
-            Then::Withdraw(_) | Then::Release(_) => {}
+            Then::SupersededDrop(z) if granted => self.violation(
+                tick,
+                format!("zone {z}'s superseded run was agreed to go on without the node that took it over ({ask:?})"),
+            ),
+            Then::SupersededDrop(z) if answered => {
+                self.report.superseded_drops_refused += 1;
+                let asker = self.old_run_node(z);
+                if let (Some(node), Ask::Drop {
+                    zone,
+                    incarnation,
+                    standby,
+                    ..
+                }) = (asker, ask)
+                {
+                    let release = Ask::Release {
+                        zone,
+                        incarnation,
+                        standby,
+                    };
+                    self.ask(tick, node, release, Then::SupersededRelease(z));
+                }
+            }
+            Then::Withdraw(_)
+            | Then::Release(_)
+            | Then::SupersededDrop(_)
+            | Then::SupersededRelease(_) => {}
         }
+    }
+
+    /// Zone `z`'s old run on node `node` (its run `incarnation`), superseded by a takeover
+    /// whose node `taker` it sees down, asks to go on without it as its standby.
+    pub(super) fn ask_superseded_drop(
+        &mut self,
+        tick: u64,
+        z: usize,
+        (node, incarnation): (u32, u32),
+        taker: u32,
+    ) {
+        let asking = self.votes.ballots.iter().any(
+            |b| matches!(b.then, Then::SupersededDrop(y) | Then::SupersededRelease(y) if y == z),
+        );
+        if asking {
+            return;
+        }
+        let ask = Ask::Drop {
+            zone: z as u32,
+            incarnation,
+            seq: self.next_primary_seq(z),
+            standby: taker as u16,
+        };
+        self.ask(tick, node, ask, Then::SupersededDrop(z));
     }
 
     /// Zone `z`'s release was refused: a ledger holds that its standby acts on a takeover
