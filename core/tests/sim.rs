@@ -969,6 +969,25 @@ fn an_old_run_whose_taker_died_waits_refused_until_the_new_run_is_back() {
     }
 }
 
+/// Seed 3582 (drawn; found by the old runs above, session 29): a node cut off, zones 0, 3
+/// and 5 taken over by node 0, which dies after the heal and comes back. Zone 5's primary
+/// had restarted after its standby's copy, so the mesh agreed to the copy's run + 1 (1)
+/// while the run started as the zone's newest + 1 (2) — and the simulator recorded the
+/// run started as the one acted on. Back, node 0 found its promise to run 1 unacted and
+/// withdrew it, and the old run's next drop passed: two runs of zone 5 going on. The node
+/// records the run agreed to (`mark_acted`); so does the simulator now.
+#[test]
+fn regress_seed_3582_a_takeover_is_recorded_as_the_run_agreed_to() {
+    let report = run(3582, 3000, &Options::default());
+    assert_ok(&report);
+    assert!(
+        report.superseded_waited >= 1 && report.superseded_drops_refused >= 1,
+        "{} waited, {} drops refused",
+        report.superseded_waited,
+        report.superseded_drops_refused
+    );
+}
+
 /// Seed 196 (`--comebacks`, found once a minority's refusal no longer ends a ballot): the
 /// zone of a node that died had asked the mesh to agree its standby current and, refused
 /// while the node was dead, asked again for its old run — first while dead, then in the

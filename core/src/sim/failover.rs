@@ -166,9 +166,7 @@ impl Sim {
             self.game_counter.remove(id);
             self.last_epoch.remove(id);
         }
-        let run = zone.incarnation();
         self.zones[z] = Some(zone);
-        self.acted_on(stream.node, z, run);
         self.standbys.promoted.push(z as u32);
         if self.comeback_node() == Some(stream.node) && self.failback.is_some() {
             self.report.failed_back += 1;

@@ -377,7 +377,21 @@ impl Sim {
             }
             Then::Drop(z) => self.ask_drop_again(tick, z),
             Then::Promote(z) if granted => self.ask_acted(tick, z, ask),
-            Then::Acted(z) if granted => self.promote(tick, z),
+            Then::Acted(z) if granted => {
+                // Recorded before the run starts, as the node does (`mark_acted`): the run
+                // the mesh agreed to — which the restored run's number can pass (seed
+                // 3582: a primary restarted after its standby's copy; the copy's run + 1
+                // was agreed, the zone's newest + 1 started).
+                if let Ask::Acted {
+                    incarnation,
+                    standby,
+                    ..
+                } = ask
+                {
+                    self.acted_on(u32::from(standby), z, incarnation);
+                }
+                self.promote(tick, z);
+            }
             Then::Promote(z) | Then::Acted(z) if answered => {
                 self.report.promotions_refused += 1;
                 self.wait_for_own_node(tick, z);
@@ -549,8 +563,8 @@ impl Sim {
         }
     }
 
-    /// Zone `z`'s standby on node `node` took it over as run `run`: a promise it acted on,
-    /// never to be withdrawn.
+    /// Zone `z`'s standby on node `node` acts on its takeover as run `run` (the run the
+    /// mesh agreed to): a promise it acted on, never to be withdrawn.
     pub(super) fn acted_on(&mut self, node: u32, z: usize, run: u32) {
         self.votes.acted.insert((node, z as u32, run));
     }
