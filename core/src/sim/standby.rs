@@ -238,6 +238,18 @@ impl Standbys {
     }
 }
 
+/// In half the cuts of worlds of three nodes or more (drawn from a generator seeded with
+/// `seed`, which the caller goes on drawing from): the cut.
+fn half_the_cuts(
+    seed: u64,
+    isolation: Option<Isolation>,
+    nodes: u32,
+) -> Option<(Isolation, SmallRng)> {
+    let iso = isolation?;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (nodes >= 3 && rng.random_bool(0.5)).then_some((iso, rng))
+}
+
 /// Half the cuts in worlds of three nodes or more end with a death soon after the heal,
 /// of a node whose zone kept its standby on the node that was cut off when there is one:
 /// that standby was dropped while cut off, and its copy is stale ([`super::votes`]).
@@ -248,11 +260,7 @@ fn death_after_cut(
     streams: &[Option<Stream>],
     nodes: u32,
 ) -> Option<(u64, u32)> {
-    let iso = isolation?;
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0003);
-    if nodes < 3 || !rng.random_bool(0.5) {
-        return None;
-    }
+    let (iso, mut rng) = half_the_cuts(seed ^ 0x57a9_d8b1_0000_0003, isolation, nodes)?;
     let primaries: Vec<u32> = node_of
         .iter()
         .zip(streams)
@@ -277,11 +285,7 @@ fn taker_dies(
     streams: &[Option<Stream>],
     nodes: u32,
 ) -> Option<(u64, u32)> {
-    let iso = isolation?;
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0004);
-    if nodes < 3 || !rng.random_bool(0.5) {
-        return None;
-    }
+    let (iso, mut rng) = half_the_cuts(seed ^ 0x57a9_d8b1_0000_0004, isolation, nodes)?;
     let takers: Vec<u32> = node_of
         .iter()
         .zip(streams)
