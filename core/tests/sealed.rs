@@ -2,7 +2,7 @@
 //! authentication modes, and path migration — clients against a zone's sessions, in
 //! memory (the harness of `clients`).
 
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 
 use ed25519_dalek::{Signer, SigningKey};
 use meridian_core::session::SessionConfig;
@@ -366,4 +366,35 @@ fn a_datagram_naming_a_session_is_charged_to_its_sender() {
     assert_eq!(c.rate_limited - before.rate_limited, 20 - allowed, "{c:?}");
     assert_eq!(c.inputs_replayed - before.inputs_replayed, allowed, "{c:?}");
     assert!(clients[0].1.is_connected());
+}
+
+/// An IPv6 sender has a whole /64 to send from: spread over it, its CONNECTs still share
+/// one IP's allowance a tick. From as many /64s, each gets its own.
+#[test]
+fn an_ipv6_sender_spread_over_its_64_gets_one_allowance() {
+    let mut h = Harness::new();
+    let auth = h.auth.clone();
+    let mut client = h.client(1, WORLD_ID, UNIX_MS + 60_000, &auth);
+    client.tick(h.now);
+    let mut buf = [0u8; 1500];
+    let (_, len) = client.poll_transmit(&mut buf).expect("a CONNECT");
+    let connect = buf[..len].to_vec();
+    let allowed = u64::from(SessionConfig::default().datagrams_per_tick);
+    let mut limited = Vec::new();
+    for prefix in [[0x2001, 0xdb8, 1, 2], [0x2001, 0xdb8, 0, 0]] {
+        let before = h.sessions[0].counters().rate_limited;
+        for i in 0..100u16 {
+            // The same /64, another interface id — or another /64, the same interface id.
+            let [a, b, c, d] = prefix;
+            let ip = if d == 2 {
+                Ipv6Addr::new(a, b, c, d, i, 7, 1, i)
+            } else {
+                Ipv6Addr::new(a, b, i, d, 0, 0, 0, 1)
+            };
+            h.sessions[0].handle_datagram(h.unix_ms, SocketAddr::from((ip, 4_000 + i)), &connect);
+        }
+        limited.push(h.sessions[0].counters().rate_limited - before);
+        h.step(&mut [], |_, _| {});
+    }
+    assert_eq!(limited, [100 - allowed, 0]);
 }

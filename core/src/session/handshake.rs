@@ -86,11 +86,12 @@ impl Sessions {
 
     /// Whether a datagram from `from` may be looked at: an established session's within
     /// its own per-tick allowance; anyone else's within its IP's, unless that IP is
-    /// cooling down. Every drop is counted.
-    pub(super) fn admit_datagram(&mut self, from: SocketAddr) -> bool {
+    /// cooling down. Every drop is counted. `Some` with the sender's IP bucket if it has no
+    /// session, `Some(None)` if it has one.
+    pub(super) fn admit_datagram(&mut self, from: SocketAddr) -> Option<Option<usize>> {
         match self.by_addr.get(&from) {
-            Some(&slot) => self.admit_session_datagram(slot),
-            None => self.admit_stranger_datagram(from),
+            Some(&slot) => self.admit_session_datagram(slot).then_some(None),
+            None => self.admit_stranger_datagram(from).map(Some),
         }
     }
 
@@ -110,20 +111,21 @@ impl Sessions {
     }
 
     /// A datagram from an address no session has: within its IP's allowance, and the IP
-    /// not cooling down?
-    pub(super) fn admit_stranger_datagram(&mut self, from: SocketAddr) -> bool {
-        if self.gate.cooling(from, self.tick) {
+    /// not cooling down? Its IP bucket if so.
+    pub(super) fn admit_stranger_datagram(&mut self, from: SocketAddr) -> Option<usize> {
+        let bucket = self.gate.bucket(from);
+        if self.gate.cooling(bucket, self.tick) {
             self.counters.cooled_down += 1;
-            return false;
+            return None;
         }
         if !self
             .gate
-            .allow_datagram(from, self.config.datagrams_per_tick)
+            .allow_datagram(bucket, self.config.datagrams_per_tick)
         {
             self.counters.rate_limited += 1;
-            return false;
+            return None;
         }
-        true
+        Some(bucket)
     }
 
     /// Token format, world and expiry; the signature is not checked here (a CHALLENGE costs
@@ -144,7 +146,14 @@ impl Sessions {
         (unix_ms / self.config.cookie_window_ms.max(1)) as u32
     }
 
-    pub(super) fn handle_connect(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
+    /// A CONNECT from `from`, of IP bucket `bucket` (`None`: not computed yet, the address
+    /// has a session).
+    pub(super) fn handle_connect(
+        &mut self,
+        unix_ms: u64,
+        (from, bucket): (SocketAddr, Option<usize>),
+        bytes: &[u8],
+    ) {
         let Ok(connect) = parse::<Connect>(bytes) else {
             self.counters.malformed += 1;
             return;
@@ -158,19 +167,22 @@ impl Sessions {
         if !self.token_ok(&token, unix_ms) {
             return;
         }
+        let source = bucket.unwrap_or_else(|| self.gate.bucket(from));
         let random = self.next_random();
-        if !self.challenges.offer((from, token), random) {
-            self.counters.challenges_over_budget += 1;
-        }
+        let dropped = self.challenges.offer(source, (from, token), random);
+        self.counters.challenges_over_budget += dropped.over_source + dropped.over_budget;
     }
 
-    /// Sends the tick's CHALLENGEs: a uniform sample of at most `challenges_per_tick` of
-    /// the CONNECTs that passed the cheap checks since the last tick.
+    /// Sends the tick's CHALLENGEs: a sample, fair across source IPs, of at most
+    /// `challenges_per_tick` of the CONNECTs that passed the cheap checks since the last
+    /// tick.
     pub(super) fn send_challenges(&mut self, unix_ms: u64) {
         let window = self.window(unix_ms);
         let server_ephemeral = self.ephemeral(window).1;
         let node_key = self.node_dh.as_ref().map_or([0; 32], |(_, public)| *public);
-        let connects = self.challenges.take();
+        let random = self.next_random();
+        let (connects, dropped) = self.challenges.take(random);
+        self.counters.challenges_over_budget += dropped.over_budget;
         for (from, token) in &connects {
             let challenge = Challenge {
                 header: header_for::<Challenge>(),
@@ -185,7 +197,13 @@ impl Sessions {
         self.challenges.give_back(connects);
     }
 
-    pub(super) fn handle_response(&mut self, unix_ms: u64, from: SocketAddr, bytes: &[u8]) {
+    /// A RESPONSE from `from`, of IP bucket `bucket` (as for [`Sessions::handle_connect`]).
+    pub(super) fn handle_response(
+        &mut self,
+        unix_ms: u64,
+        (from, bucket): (SocketAddr, Option<usize>),
+        bytes: &[u8],
+    ) {
         let Ok(response) = parse::<Response>(bytes) else {
             self.counters.malformed += 1;
             return;
@@ -232,13 +250,7 @@ impl Sessions {
             self.counters.handshakes_known_bad += 1;
             return;
         }
-        if !self
-            .gate
-            .allow_handshake(from, self.config.handshakes_per_ip_per_tick)
-        {
-            self.counters.handshakes_rate_limited += 1;
-            return;
-        }
+        let source = bucket.unwrap_or_else(|| self.gate.bucket(from));
         let random = self.next_random();
         let handshake = Handshake {
             addr: from,
@@ -246,30 +258,23 @@ impl Sessions {
             token_key,
             response_key,
         };
-        if !self.gate.queue.offer(handshake, random) {
-            self.counters.handshakes_deferred += 1;
-        }
+        let dropped = self.gate.queue.offer(source, handshake, random);
+        self.counters.handshakes_rate_limited += dropped.over_source;
+        self.counters.handshakes_deferred += dropped.over_budget;
     }
 
-    /// The tick's handshake budget: verifies at most `handshakes_per_tick` queued RESPONSEs
-    /// (a uniform sample of the queue) and opens a session for each that holds; remembers
-    /// each failure. The rest of the queue is dropped (its clients resend).
+    /// The tick's handshake budget: verifies the sample of at most `handshakes_per_tick`
+    /// RESPONSEs (fair across source IPs) and opens a session for each that holds;
+    /// remembers each failure. The rest were dropped (their clients resend).
     ///
     /// One strict check at a time, the token's first: under attack nearly every item is
     /// bad, and a batch that fails costs more than checking its items one by one; a bad
     /// token spares the second check.
     pub(super) fn admit_handshakes(&mut self, unix_ms: u64, zone: &mut Zone) {
-        let mut queue = self.gate.queue.take();
-        let budget = usize::from(self.config.handshakes_per_tick).min(queue.len());
-        if queue.len() > budget {
-            // A uniform sample of `budget` (a partial Fisher–Yates shuffle).
-            for i in 0..budget {
-                let j = i + (self.next_random() % (queue.len() - i) as u64) as usize;
-                queue.swap(i, j);
-            }
-        }
-        self.counters.handshakes_deferred += (queue.len() - budget) as u64;
-        for h in &queue[..budget] {
+        let random = self.next_random();
+        let (queue, dropped) = self.gate.queue.take(random);
+        self.counters.handshakes_deferred += dropped.over_budget;
+        for h in &queue {
             let token = &h.response.token;
             let token_key = h.token_key;
             if self.gate.known_bad(token_key) {

@@ -28,15 +28,16 @@ crate::counters! {
         pub rate_limited: u64,
         /// Datagrams from an IP cooling down after a session of it misbehaved.
         pub cooled_down: u64,
-        /// RESPONSEs over their IP's handshake allowance for the tick.
+        /// RESPONSEs over their IP's share of the tick's handshake sample.
         pub handshakes_rate_limited: u64,
-        /// RESPONSEs left over when the tick's handshake budget (or queue) was spent.
+        /// RESPONSEs left out of the tick's handshake sample: no room for their IP.
         pub handshakes_deferred: u64,
         /// RESPONSEs whose token or whole self already failed verification (negative cache).
         pub handshakes_known_bad: u64,
         /// Sessions closed for failing input verification `input_failures_max` times.
         pub sessions_closed_bad_inputs: u64,
-        /// CONNECTs not answered: left out of the tick's CHALLENGE sample.
+        /// CONNECTs not answered: left out of the tick's CHALLENGE sample (no room for
+        /// their IP, or over its share).
         pub challenges_over_budget: u64,
         /// Sessions closed because a session arriving with its avatar had the same id or
         /// address (ids are random per zone).

@@ -51,6 +51,7 @@ mod gate;
 mod handshake;
 mod inputs;
 mod measure;
+mod sample;
 mod sealed;
 mod snapshots;
 
@@ -98,13 +99,16 @@ pub struct SessionConfig {
     /// Datagrams one established session may send per tick.
     pub session_datagrams_per_tick: u16,
     /// RESPONSEs verified per tick at most (two strict signature checks each, ~80 µs):
-    /// the handshake budget, after the established sessions' work.
+    /// the handshake budget, after the established sessions' work. Which ones: a sample
+    /// fair across source IPs (each IP that sent has the same chance, whatever it sent).
     pub handshakes_per_tick: u16,
-    /// RESPONSEs one source IP may queue per tick.
+    /// RESPONSEs of one source IP verified per tick at most (when fewer IPs than the
+    /// budget want in; when more, one each).
     pub handshakes_per_ip_per_tick: u16,
     /// CHALLENGEs (replies to addresses not yet proven) sent per tick at most, so a
     /// CONNECT flood from many IPs cannot crowd the sessions' snapshots out of the outbox;
-    /// the CONNECTs answered are a uniform sample of those since the last tick.
+    /// the CONNECTs answered are a sample of those since the last tick fair across source
+    /// IPs, at most `datagrams_per_tick` of one.
     pub challenges_per_tick: u16,
     /// A session whose inputs fail verification this many times is closed.
     pub input_failures_max: u32,
@@ -297,8 +301,8 @@ pub struct Sessions {
     /// The zone's tick as of the last [`Sessions::tick`]: the clock of snapshots, which
     /// REDIRECTs carry so a client can tell a fresh one from a replayed one.
     zone_tick: u64,
-    /// CONNECTs to answer at the next tick (a uniform sample: [`gate::Reservoir`]).
-    challenges: gate::Reservoir<(SocketAddr, ConnectToken)>,
+    /// CONNECTs to answer at the next tick (a sample fair across IPs: [`sample::Sample`]).
+    challenges: sample::Sample<(SocketAddr, ConnectToken)>,
     counters: SessionCounters,
     /// Each zone's client-facing address, for REDIRECTs.
     zone_addrs: Vec<(ZoneID, SocketAddr)>,
@@ -343,7 +347,6 @@ impl Sessions {
         let n = config.sessions_max;
         // One signature per INPUT; a tick sees at most a few per session.
         let batch = 2 * n + 64;
-        let handshakes = usize::from(config.handshakes_per_tick);
         // This run's zone → client key id and counter start: random, so no two runs of a
         // zone seal with the same key and nonce.
         let run = *blake3::keyed_hash(&entropy, b"sealing run").as_bytes();
@@ -371,7 +374,8 @@ impl Sessions {
             ))),
             gate: gate::Gate::new(
                 *blake3::keyed_hash(&entropy, b"admission gate").as_bytes(),
-                4 * handshakes,
+                usize::from(config.handshakes_per_tick),
+                usize::from(config.handshakes_per_ip_per_tick),
             ),
             replicator: Replicator::new(config.interest),
             spares: Vec::with_capacity(n),
@@ -379,7 +383,11 @@ impl Sessions {
             outbox_max: n + config.outbox_headroom,
             tick: 0,
             zone_tick: 0,
-            challenges: gate::Reservoir::new(usize::from(config.challenges_per_tick)),
+            challenges: sample::Sample::new(
+                usize::from(config.challenges_per_tick),
+                usize::from(config.datagrams_per_tick),
+                gate::IP_BUCKETS,
+            ),
             counters: SessionCounters::default(),
             histograms: SessionHistograms::default(),
             zone_addrs: Vec::new(),
@@ -506,12 +514,12 @@ impl Sessions {
             self.handle_sealed_datagram(from, bytes);
             return;
         }
-        if !self.admit_datagram(from) {
+        let Some(bucket) = self.admit_datagram(from) else {
             return;
-        }
+        };
         match kind {
-            Ok(Kind::Connect) => self.handle_connect(unix_ms, from, bytes),
-            Ok(Kind::Response) => self.handle_response(unix_ms, from, bytes),
+            Ok(Kind::Connect) => self.handle_connect(unix_ms, (from, bucket), bytes),
+            Ok(Kind::Response) => self.handle_response(unix_ms, (from, bucket), bytes),
             _ => self.counters.malformed += 1,
         }
     }

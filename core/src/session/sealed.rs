@@ -95,7 +95,7 @@ impl Sessions {
         });
         let admitted = match own {
             Some(slot) => self.admit_session_datagram(slot),
-            None => self.admit_stranger_datagram(from),
+            None => self.admit_stranger_datagram(from).is_some(),
         };
         if !admitted {
             return;
