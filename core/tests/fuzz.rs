@@ -398,8 +398,9 @@ fn sealed_session_packets() {
 }
 
 /// A node's control port (membership gossip and votes): the bytes as they came from a
-/// listed node's address, and — since only a node's own key gets past the signature —
-/// the same bytes as a gossip payload and as a vote message signed by that node, so
+/// listed node's address, and — since only a node's own keys get past the tag and the
+/// signature — the same bytes as a gossip payload and as a vote message tagged and signed
+/// by that node, so
 /// foca's decoder and the vote rules behind the signature see random input too (the
 /// vote: the bytes cut or padded to its size, kind, op and answer folded into their
 /// ranges, so nearly every one is an ask or an answer of some op). Then timers, the
@@ -407,7 +408,7 @@ fn sealed_session_packets() {
 #[test]
 fn control_datagrams() {
     use meridian_core::mesh::votes::Ledger;
-    use meridian_core::mesh::{Mesh, MeshConfig, control_datagram};
+    use meridian_core::mesh::{Mesh, MeshConfig, control_datagram, tag_key};
     use meridian_layouts::control::ControlKind;
     use meridian_layouts::votes::VoteMessage;
     let key = |k: u8| ed25519_dalek::SigningKey::from_bytes(&[k + 1; 32]);
@@ -415,6 +416,7 @@ fn control_datagrams() {
     let peers: Vec<(u16, SocketAddr, [u8; 32])> = (1..3)
         .map(|k| (k, addr(k), key(k as u8).verifying_key().to_bytes()))
         .collect();
+    let tag = tag_key(&key(1), &key(0).verifying_key()).expect("a tag key");
     bolero::check!()
         .with_iterations(INPUTS / 4)
         .for_each(|input: &[u8]| {
@@ -431,8 +433,8 @@ fn control_datagrams() {
             vote[2] = if vote[0] == 1 { 0 } else { vote[2] % 4 };
             for bytes in [
                 input.to_vec(),
-                control_datagram(ControlKind::Gossip, 1, input, &key(1)),
-                control_datagram(ControlKind::Vote, 1, &vote, &key(1)),
+                control_datagram(ControlKind::Gossip, 1, input, &key(1), &tag),
+                control_datagram(ControlKind::Vote, 1, &vote, &key(1), &tag),
             ] {
                 mesh.handle_datagram(Instant::ZERO, addr(1), &bytes);
             }

@@ -5,10 +5,13 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshEvent};
+use meridian_core::mesh::{
+    Liveness, Mesh, MeshConfig, MeshEvent, VERIFY_PER_WINDOW, VERIFY_WINDOW, control_datagram,
+    tag_key,
+};
 use meridian_core::time::Instant;
 use meridian_layouts::control::{
-    GOSSIP_KIND, LEGACY_GOSSIP_KIND, LEGACY_VOTE_KIND, MESH_VERSION, VOTE_KIND,
+    ControlKind, GOSSIP_KIND, LEGACY_GOSSIP_KIND, LEGACY_VOTE_KIND, MESH_VERSION, VOTE_KIND,
 };
 use rand::Rng;
 use rand::rngs::SmallRng;
@@ -318,12 +321,14 @@ fn a_node_that_returns_is_a_new_generation() {
 
 /// What a stranger can send: nothing reaches foca, every drop is counted, and nobody's
 /// view of the others changes. A node's genuine datagram from another address is dropped
-/// before its signature is checked.
+/// before its signature is checked, and so is one whose pair tag does not hold — changed
+/// on the way, or made by a sender without the pair's key (even signed with the right
+/// Ed25519 key): those cost a hash, not a verification.
 #[test]
 fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     let mut net = Net::new(5, 0.0);
     net.run(Duration::from_millis(500));
-    // A real datagram of node 1's, to tamper with.
+    // A real datagram of node 1's to node 2, to tamper with.
     let mut real = None;
     while real.is_none() {
         net.now = net.now + STEP;
@@ -331,7 +336,7 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
         let m = net.nodes[1].as_mut().unwrap();
         m.handle_timeout(now);
         real = std::iter::from_fn(|| m.poll_transmit())
-            .next()
+            .find(|(to, _)| *to == addr(2))
             .map(|(_, b)| b);
     }
     let real = real.unwrap();
@@ -350,19 +355,27 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     let relabelled = {
         use ed25519_dalek::Signer;
         assert_eq!((real[0], real[1]), (GOSSIP_KIND, MESH_VERSION));
-        let body = &real[..real.len() - 64];
+        let body = &real[..real.len() - 64]; // head, payload and tag
         let signed = [&b"meridian/gossip/v1"[..], &body[2..]].concat();
         [body, &key(1).sign(&signed).to_bytes()[..]].concat()
+    };
+    // Node 1's words and signature, the tag made with a key a third node shares with 2.
+    let third_tag = {
+        let third = tag_key(&key(0), &key(2).verifying_key()).unwrap();
+        let payload = &real[4..real.len() - 16 - 64];
+        control_datagram(ControlKind::Gossip, 1, payload, &key(1), &third)
     };
     for bytes in [&flipped[..], &stranger, &own, &other_kind, &real[..40], &[]] {
         target.handle_datagram(net.now, addr(1), bytes);
     }
     target.handle_datagram(net.now, addr(1), &relabelled);
+    target.handle_datagram(net.now, addr(1), &third_tag);
     let elsewhere = SocketAddr::from(([10, 0, 0, 9], 7601));
     target.handle_datagram(net.now, elsewhere, &real);
     let after = target.counters();
     assert_eq!(after.wrong_source - before.wrong_source, 1, "{after:?}");
-    assert_eq!(after.bad_signature - before.bad_signature, 2, "{after:?}");
+    assert_eq!(after.bad_tag - before.bad_tag, 2, "{after:?}");
+    assert_eq!(after.bad_signature - before.bad_signature, 1, "{after:?}");
     assert_eq!(after.unknown_node - before.unknown_node, 2, "{after:?}");
     assert_eq!(after.malformed - before.malformed, 3, "{after:?}");
     net.run(Duration::from_millis(500));
@@ -373,7 +386,47 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     }
 }
 
-/// A node running a build of another mesh protocol — a later one (3), or one from before
+/// A sender on the path that replays a node's genuine datagram as fast as it can makes
+/// the receiver verify at most that node's budget a window; the rest are dropped before
+/// the signature, counted, and the other nodes' datagrams are verified as ever. The next
+/// window's datagrams of the node are taken again.
+#[test]
+fn a_replayed_genuine_datagram_costs_at_most_its_nodes_budget() {
+    let mut net = Net::new(7, 0.0);
+    net.run(Duration::from_millis(500));
+    let now = net.now;
+    let real = control_datagram(ControlKind::Gossip, 1, b"not foca's", &key(1), &pair(1, 2));
+    let from_0 = control_datagram(ControlKind::Gossip, 0, b"not foca's", &key(0), &pair(0, 2));
+    let target = net.nodes[2].as_mut().unwrap();
+    let before = target.counters();
+    for _ in 0..1_000 {
+        target.handle_datagram(now, addr(1), &real);
+    }
+    target.handle_datagram(now, addr(0), &from_0);
+    let after = target.counters();
+    let verified = (after.refused - before.refused) as u32;
+    assert!(verified <= VERIFY_PER_WINDOW + 1, "{after:?}");
+    assert_eq!(
+        after.over_budget - before.over_budget + u64::from(verified),
+        1_001,
+        "{after:?}"
+    );
+    assert_eq!(after.bad_signature, before.bad_signature);
+    // Node 0's datagram was verified (foca refused its payload: it is not gossip).
+    target.handle_datagram(now, addr(0), &from_0);
+    assert_eq!(target.counters().refused, after.refused + 1);
+    let later = now + VERIFY_WINDOW;
+    target.handle_datagram(later, addr(1), &real);
+    assert_eq!(target.counters().refused, after.refused + 2);
+    assert_eq!(target.counters().over_budget, after.over_budget);
+}
+
+/// The tag key of nodes `a` and `b` of the test mesh.
+fn pair(a: usize, b: usize) -> [u8; 32] {
+    tag_key(&key(a), &key(b).verifying_key()).unwrap()
+}
+
+/// A node running a build of another mesh protocol — a later one, or one from before
 /// the version byte (1) — among two of this build's: the two see each other alive and
 /// never it (its datagrams — its announcement when it starts — are dropped, counted, and
 /// none reaches foca), it sees neither, and each of the two reports its version once.

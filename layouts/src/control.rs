@@ -2,9 +2,16 @@
 //! votes on zones' standbys.
 //!
 //! ```text
-//! datagram := kind:u8 version:u8 node:u16le payload signature:64
+//! datagram := kind:u8 version:u8 node:u16le payload tag:16 signature:64
 //! signed   := domain(kind) ‖ version:u8 ‖ node:u16le ‖ payload
+//! tag      := BLAKE3 keyed by the two nodes' pair key, of kind..payload (first 16 bytes)
 //! ```
+//!
+//! The tag is the cheap gate in front of the signature: its key comes from the X25519
+//! secret the sending and the receiving node share (their pinned Ed25519 keys), so a
+//! sender that only knows a node's address — UDP source addresses are easy to forge —
+//! cannot make one, and its datagrams cost the receiver a hash instead of an Ed25519
+//! verification (docs/security.md). Version 2 had no tag.
 //!
 //! `kind` is [`GOSSIP_KIND`] (domain `"meridian/gossip/v1"`) or [`VOTE_KIND`] (domain
 //! [`crate::votes::VOTE_DOMAIN`]); `version` is the mesh protocol the sender speaks
@@ -23,9 +30,10 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{ParseError, U16Le};
 
-/// The mesh protocol this build speaks: 2 (the version byte, votes in two phases with
-/// releases). 1 is every build before the version byte.
-pub const MESH_VERSION: u8 = 2;
+/// The mesh protocol this build speaks: 3 (the pair tag before the signature). 2: the
+/// version byte, votes in two phases with releases; 1 is every build before the version
+/// byte.
+pub const MESH_VERSION: u8 = 3;
 /// The first byte of a gossip datagram.
 pub const GOSSIP_KIND: u8 = 0x67;
 /// The first byte of a vote datagram.
@@ -36,6 +44,8 @@ pub const LEGACY_GOSSIP_KIND: u8 = 0x4D;
 pub const LEGACY_VOTE_KIND: u8 = 0x56;
 /// The signature's length, at the end of every control datagram.
 pub const SIGNATURE_SIZE: usize = 64;
+/// The pair tag's length, before the signature (mesh protocol 3 and later).
+pub const TAG_SIZE: usize = 16;
 
 /// What a control datagram carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,13 +74,15 @@ pub struct Control<'a> {
     pub version: u8,
     pub node: u16,
     pub payload: &'a [u8],
+    /// The pair tag (`None` before mesh protocol 3).
+    pub tag: Option<&'a [u8; TAG_SIZE]>,
     pub signature: &'a [u8; SIGNATURE_SIZE],
 }
 
 impl ControlHead {
     pub const SIZE: usize = core::mem::size_of::<ControlHead>();
-    /// Head and signature: the bytes of a control datagram around its payload.
-    pub const OVERHEAD: usize = Self::SIZE + SIGNATURE_SIZE;
+    /// Head, tag and signature: the bytes of a control datagram around its payload.
+    pub const OVERHEAD: usize = Self::SIZE + TAG_SIZE + SIGNATURE_SIZE;
 
     /// The head of a datagram this build sends.
     pub fn new(kind: ControlKind, node: u16) -> ControlHead {
@@ -85,35 +97,50 @@ impl ControlHead {
     }
 }
 
-/// Takes a control datagram apart, of any version: `Truncated` if it cannot hold a head
-/// and a signature, `UnknownKind` if its first byte is no control kind of any version.
-/// Whether the version is this build's is the caller's question.
+/// Takes a control datagram apart, of any version: `Truncated` if it cannot hold a head,
+/// a tag (version 3 on) and a signature, `UnknownKind` if its first byte is no control
+/// kind of any version. Whether the version is this build's is the caller's question.
 pub fn parse_control(bytes: &[u8]) -> Result<Control<'_>, ParseError> {
-    let (kind, version, head) = match bytes.first() {
-        Some(&GOSSIP_KIND) => (ControlKind::Gossip, None, ControlHead::SIZE),
-        Some(&VOTE_KIND) => (ControlKind::Vote, None, ControlHead::SIZE),
-        Some(&LEGACY_GOSSIP_KIND) => (ControlKind::Gossip, Some(1), 3),
-        Some(&LEGACY_VOTE_KIND) => (ControlKind::Vote, Some(1), 3),
+    let (kind, legacy, head) = match bytes.first() {
+        Some(&GOSSIP_KIND) => (ControlKind::Gossip, false, ControlHead::SIZE),
+        Some(&VOTE_KIND) => (ControlKind::Vote, false, ControlHead::SIZE),
+        Some(&LEGACY_GOSSIP_KIND) => (ControlKind::Gossip, true, 3),
+        Some(&LEGACY_VOTE_KIND) => (ControlKind::Vote, true, 3),
         Some(_) => return Err(ParseError::UnknownKind),
         None => return Err(ParseError::Truncated),
     };
     if bytes.len() < head + SIGNATURE_SIZE {
         return Err(ParseError::Truncated);
     }
+    let (version, node) = if legacy {
+        (1, [bytes[1], bytes[2]])
+    } else {
+        (bytes[1], [bytes[2], bytes[3]])
+    };
+    let tag_size = if version >= 3 { TAG_SIZE } else { 0 };
+    if bytes.len() < head + tag_size + SIGNATURE_SIZE {
+        return Err(ParseError::Truncated);
+    }
     let (body, signature) = bytes.split_at(bytes.len() - SIGNATURE_SIZE);
+    let (body, tag) = body.split_at(body.len() - tag_size);
     let signature: &[u8; SIGNATURE_SIZE] =
         signature.try_into().map_err(|_| ParseError::Truncated)?;
-    let (version, node) = match version {
-        Some(legacy) => (legacy, [body[1], body[2]]),
-        None => (body[1], [body[2], body[3]]),
-    };
+    let tag = (tag_size > 0)
+        .then(|| tag.try_into().map_err(|_| ParseError::Truncated))
+        .transpose()?;
     Ok(Control {
         kind,
         version,
         node: u16::from_le_bytes(node),
         payload: &body[head..],
+        tag,
         signature,
     })
+}
+
+/// The bytes a control datagram's tag covers: everything before the tag.
+pub fn tagged_bytes(datagram: &[u8]) -> &[u8] {
+    &datagram[..datagram.len().saturating_sub(TAG_SIZE + SIGNATURE_SIZE)]
 }
 
 #[cfg(test)]
@@ -123,16 +150,27 @@ mod tests {
     #[test]
     fn a_datagram_of_this_build_parses_back() {
         let head = ControlHead::new(ControlKind::Vote, 7);
-        let mut bytes = [0u8; 4 + 3 + 64];
+        let mut bytes = [0u8; 4 + 3 + 16 + 64];
         bytes[..4].copy_from_slice(bytemuck::bytes_of(&head));
         bytes[4..7].copy_from_slice(b"abc");
-        bytes[7..].fill(9);
+        bytes[7..23].fill(5);
+        bytes[23..].fill(9);
         let c = parse_control(&bytes).unwrap();
         assert_eq!(
             (c.kind, c.version, c.node, c.payload),
             (ControlKind::Vote, MESH_VERSION, 7, &b"abc"[..])
         );
-        assert_eq!(c.signature, &[9u8; 64]);
+        assert_eq!((c.tag, c.signature), (Some(&[5u8; 16]), &[9u8; 64]));
+        assert_eq!(tagged_bytes(&bytes), &bytes[..7]);
+    }
+
+    /// Version 2 had no tag: its payload runs up to the signature.
+    #[test]
+    fn a_datagram_of_version_2_has_no_tag() {
+        let mut bytes = [0u8; 4 + 5 + 64];
+        bytes[..4].copy_from_slice(&[GOSSIP_KIND, 2, 1, 0]);
+        let c = parse_control(&bytes).unwrap();
+        assert_eq!((c.version, c.payload.len(), c.tag), (2, 5, None));
     }
 
     #[test]
@@ -160,7 +198,7 @@ mod tests {
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((6, 1, 3), 2),
+            ((6, 1, 3), 3),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }
@@ -168,11 +206,16 @@ mod tests {
     #[test]
     fn short_or_foreign_bytes_are_refused() {
         assert_eq!(parse_control(&[]), Err(ParseError::Truncated));
+        // Version byte 0x67 (≥ 3): head, tag and signature.
         assert_eq!(
-            parse_control(&[GOSSIP_KIND; 67]),
+            parse_control(&[GOSSIP_KIND; 83]),
             Err(ParseError::Truncated)
         );
-        assert!(parse_control(&[GOSSIP_KIND; 68]).is_ok());
+        assert!(parse_control(&[GOSSIP_KIND; 84]).is_ok());
+        let mut v2 = [GOSSIP_KIND; 68];
+        v2[1] = 2;
+        assert!(parse_control(&v2).is_ok());
+        assert_eq!(parse_control(&v2[..67]), Err(ParseError::Truncated));
         assert_eq!(
             parse_control(&[LEGACY_VOTE_KIND; 66]),
             Err(ParseError::Truncated)

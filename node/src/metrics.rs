@@ -318,6 +318,8 @@ impl prometheus_client::collector::Collector for Membership {
             ("other_version", c.other_version),
             ("unknown_node", c.unknown_node),
             ("wrong_source", c.wrong_source),
+            ("bad_tag", c.bad_tag),
+            ("over_budget", c.over_budget),
             ("bad_signature", c.bad_signature),
             ("refused", c.refused),
             ("votes", c.votes),

@@ -7,8 +7,9 @@ use meridian_layouts::control::ControlKind;
 use meridian_layouts::votes::{NO_NODE, VoteKind, VoteMessage, VoteOp};
 use meridian_layouts::{U16Le, U32Le, U64Le};
 
+use super::gate::TagKey;
 use super::votes::{Ask, Ledger, Tally};
-use super::{Liveness, Mesh, MeshEvent, VOTE_RESEND, VOTE_TIMEOUT, control_datagram};
+use super::{Liveness, Mesh, MeshEvent, VOTE_RESEND, VOTE_TIMEOUT, datagram};
 use crate::time::Instant;
 
 /// An ask of this node under way.
@@ -92,26 +93,27 @@ impl Mesh {
         }
         let ballot = &self.ballots[k];
         let message = encode_ask(ballot.id, ballot.ask);
-        let to: Vec<SocketAddr> = self
+        let to: Vec<(SocketAddr, TagKey)> = self
             .peers
             .iter()
             .filter(|p| !ballot.tally.agreed(p.node))
-            .map(|p| p.addr)
+            .map(|p| (p.addr, p.tag))
             .collect();
-        for addr in to {
-            let datagram = self.vote_datagram(&message);
+        for (addr, tag) in to {
+            let datagram = self.vote_datagram(&message, &tag);
             self.outbox.push_back((addr, datagram));
         }
     }
 
-    fn vote_datagram(&mut self, message: &VoteMessage) -> Vec<u8> {
+    fn vote_datagram(&mut self, message: &VoteMessage, tag: &TagKey) -> Vec<u8> {
         let me = self.foca.identity().node;
         self.counters.sent += 1;
-        control_datagram(
+        datagram(
             ControlKind::Vote,
             me,
             bytemuck::bytes_of(message),
             &self.key,
+            tag,
         )
     }
 
@@ -136,7 +138,10 @@ impl Mesh {
                 let mut reply = message;
                 reply.kind = VoteKind::Answer as u8;
                 reply.answer = answer as u8;
-                let datagram = self.vote_datagram(&reply);
+                let Some(tag) = self.peers.iter().find(|p| p.node == node).map(|p| p.tag) else {
+                    return;
+                };
+                let datagram = self.vote_datagram(&reply, &tag);
                 self.held_out.push((addr, datagram));
                 self.counters.votes += 1;
             }

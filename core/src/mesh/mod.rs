@@ -10,21 +10,24 @@
 //!
 //! **Authentication.** foca authenticates nothing; every datagram is signed with the
 //! sender's node key and checked against the key the world file pins for that node
-//! before foca sees it:
+//! before foca sees it, and carries a tag under a key only the sender and the receiver
+//! share, checked before the signature ([`gate`]):
 //!
 //! ```text
-//! datagram := kind:u8 (0x67) version:u8 node:u16le payload signature:64
+//! datagram := kind:u8 (0x67) version:u8 node:u16le payload tag:16 signature:64
 //! signed   := "meridian/gossip/v1" ‖ version:u8 ‖ node:u16le ‖ payload
 //! ```
 //!
 //! A datagram from a node the world file does not list, from another address than that
-//! node's control address, with a bad signature, or too short is dropped and counted. The
-//! address check comes first and costs a comparison: a stranger flooding the control port
-//! from its own address costs no signature check (a verification is ~40 µs; enough of them
-//! would delay the probes and make live nodes look dead) — it has to spoof a node's
-//! address, which only works on the path. What is left to an attacker there is replaying
-//! a node's old datagrams: foca orders what they say by each member's incarnation, so an
-//! old suspicion or announcement changes nothing a newer one said.
+//! node's control address, with a tag that does not hold, beyond the node's budget of
+//! signature checks, with a bad signature, or too short is dropped and counted. The checks
+//! go from cheap to dear: a stranger flooding the control port from its own address costs
+//! a comparison, and one that forges a node's source address (no answer needed: UDP) a
+//! hash — never a signature check (~40 µs; enough of them delay the probes and make live
+//! nodes look dead, as they did before the tag). What is left to a sender on the path is
+//! replaying a node's datagrams: they cost at most that node's budget
+//! ([`VERIFY_PER_WINDOW`]), and foca orders what they say by each member's incarnation,
+//! so an old suspicion or announcement changes nothing a newer one said.
 //!
 //! **Versions.** `version` is the mesh protocol the sender speaks
 //! ([`meridian_layouts::control`]). A datagram of another version — from a listed node's
@@ -52,7 +55,10 @@
 //! not vote.
 
 mod ballots;
+mod gate;
 pub mod votes;
+
+pub use gate::{VERIFY_PER_WINDOW, VERIFY_WINDOW, tag_key};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -64,7 +70,9 @@ use foca::{
     AccumulatingRuntime, Config, Foca, Identity, NoCustomBroadcast, OwnedNotification,
     PeriodicParams, PostcardCodec, State, Timer,
 };
-use meridian_layouts::control::{ControlHead, ControlKind, MESH_VERSION, parse_control};
+use meridian_layouts::control::{
+    ControlHead, ControlKind, MESH_VERSION, parse_control, tagged_bytes,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -147,6 +155,10 @@ pub struct Peer {
     /// The mesh protocol its datagrams last spoke: this build's
     /// ([`MESH_VERSION`]) until one of another version arrives from its address.
     pub version: u8,
+    /// The key of the tags between it and this node.
+    tag: gate::TagKey,
+    /// The signature checks its datagrams may still cost in this window.
+    budget: gate::Budget,
 }
 
 /// A change in membership, for the node to act on.
@@ -211,6 +223,12 @@ pub struct MeshCounters {
     pub unknown_node: u64,
     /// Dropped: not from the claimed node's control address.
     pub wrong_source: u64,
+    /// Dropped before the signature: the pair tag does not hold (not made by that node:
+    /// a forged source address, or damaged).
+    pub bad_tag: u64,
+    /// Dropped before the signature: the claimed node's datagrams used up their
+    /// signature checks for the window ([`VERIFY_PER_WINDOW`]; genuine ones replayed).
+    pub over_budget: u64,
     pub bad_signature: u64,
     /// Authenticated, but foca refused it (undecodable, too big, stale).
     pub refused: u64,
@@ -231,6 +249,8 @@ pub enum MeshError {
     BadKey(u16),
     #[error("node {0} is listed twice")]
     Duplicate(u16),
+    #[error("node {0}: its public key shares no secret with this node's (a key of small order)")]
+    WeakKey(u16),
 }
 
 /// One node's membership (see the module docs).
@@ -284,15 +304,18 @@ impl Mesh {
             if node == me || list.iter().any(|p| p.node == node) {
                 return Err(MeshError::Duplicate(node));
             }
-            let key = VerifyingKey::from_bytes(&public).map_err(|_| MeshError::BadKey(node))?;
+            let public = VerifyingKey::from_bytes(&public).map_err(|_| MeshError::BadKey(node))?;
+            let tag = gate::TagKey::between(&key, &public).ok_or(MeshError::WeakKey(node))?;
             list.push(Peer {
                 node,
                 addr,
-                key,
+                key: public,
                 liveness: Liveness::Unknown,
                 generation: 0,
                 since: now,
                 version: MESH_VERSION,
+                tag,
+                budget: gate::Budget::new(now),
             });
         }
         let size = u8::try_from(list.len() + 1).unwrap_or(u8::MAX);
@@ -391,6 +414,20 @@ impl Mesh {
         if control.version != MESH_VERSION {
             self.counters.other_version += 1;
             self.heard_version(k, control.version);
+            return;
+        }
+        // The tag first (a hash: what a forged source address gets to cost), then the
+        // peer's budget of signature checks (what replayed genuine datagrams get to).
+        let peer = &mut self.peers[k];
+        if !control
+            .tag
+            .is_some_and(|tag| peer.tag.holds(tagged_bytes(bytes), tag))
+        {
+            self.counters.bad_tag += 1;
+            return;
+        }
+        if !peer.budget.take(now) {
+            self.counters.over_budget += 1;
             return;
         }
         let signed = signed_bytes(control.kind, node, control.payload);
@@ -505,7 +542,7 @@ impl Mesh {
         while let Some((to, payload)) = self.runtime.to_send() {
             if let Some(peer) = self.peers.iter().find(|p| p.node == to.node) {
                 let me = self.foca.identity().node;
-                let datagram = control_datagram(ControlKind::Gossip, me, &payload, &self.key);
+                let datagram = datagram(ControlKind::Gossip, me, &payload, &self.key, &peer.tag);
                 self.outbox.push_back((peer.addr, datagram));
                 self.counters.sent += 1;
             }
@@ -562,12 +599,36 @@ impl Mesh {
     }
 }
 
-/// A control datagram of this build's mesh protocol: `payload` of `kind` from `node`,
-/// signed with its key (see the module docs).
-pub fn control_datagram(kind: ControlKind, node: u16, payload: &[u8], key: &SigningKey) -> Vec<u8> {
+/// A control datagram of this build from node `node` to the peer it shares `tag_key` with
+/// ([`tag_key`]): head, payload, tag, signature (`meridian_layouts::control`).
+pub fn control_datagram(
+    kind: ControlKind,
+    node: u16,
+    payload: &[u8],
+    key: &SigningKey,
+    tag_key: &[u8; 32],
+) -> Vec<u8> {
+    datagram(
+        kind,
+        node,
+        payload,
+        key,
+        &gate::TagKey::from_bytes(*tag_key),
+    )
+}
+
+fn datagram(
+    kind: ControlKind,
+    node: u16,
+    payload: &[u8],
+    key: &SigningKey,
+    tag: &gate::TagKey,
+) -> Vec<u8> {
     let mut datagram = Vec::with_capacity(ControlHead::OVERHEAD + payload.len());
     datagram.extend_from_slice(bytemuck::bytes_of(&ControlHead::new(kind, node)));
     datagram.extend_from_slice(payload);
+    let tag = tag.tag(&datagram);
+    datagram.extend_from_slice(&tag);
     let signature = key.sign(&signed_bytes(kind, node, payload));
     datagram.extend_from_slice(&signature.to_bytes());
     datagram
