@@ -1,14 +1,19 @@
 //! Signature benches: batch against single strict verification in the same group, the
-//! cost of one bad item, and signing. 256 distinct keys, 128-byte messages.
+//! cost of one bad item, and signing. 256 distinct keys, 128-byte messages. And what a
+//! zone's `Ingress` does with 256 envelopes from another node: genuine ones, ones with a
+//! good pair tag and a bad signature (what every envelope from a forged source address
+//! cost before the tag), and ones without the pair's tag (what they cost now).
 //!
 //! Run: `cargo bench -p meridian-benches --bench witness`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use meridian_core::witness::{BatchVerifier, Policy, Verdict};
+use meridian_core::world::ZoneID;
+use meridian_io::signing::{Ingress, NodeKeys, Outgress, SEALED_SIZE_MAX};
 
 const N: usize = 256;
 
@@ -118,5 +123,60 @@ fn sign(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(witness, verify, sign);
+/// 256 sealed 100-byte zone datagrams from zone 0 (node 0) to zone 1 (node 1): genuine,
+/// signature changed, or tagged with the pair node 0 shares with node 2.
+fn envelopes() -> (NodeKeys, [Vec<Vec<u8>>; 3]) {
+    let signing: Vec<SigningKey> = (0..3u8)
+        .map(|i| SigningKey::from_bytes(&[i + 60; 32]))
+        .collect();
+    let keys = |me: u32| NodeKeys::among(&signing, me);
+    let mut out = Outgress::new(&keys(0), 100, ZoneID(0));
+    let mut buf = [0u8; SEALED_SIZE_MAX];
+    let mut seal = |to_signer: u32, i: usize| {
+        let datagram: Vec<u8> = (0..100).map(|b| (b * 7 + i) as u8).collect();
+        let n = out.seal(&datagram, ZoneID(1), to_signer, &mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let genuine: Vec<Vec<u8>> = (0..N).map(|i| seal(1, i)).collect();
+    let bad_signature: Vec<Vec<u8>> = (0..N)
+        .map(|i| {
+            let mut e = seal(1, i);
+            let last = e.len() - 1;
+            e[last] ^= 1;
+            e
+        })
+        .collect();
+    let untagged: Vec<Vec<u8>> = (0..N).map(|i| seal(2, i)).collect();
+    (keys(1), [genuine, bad_signature, untagged])
+}
+
+fn ingress(c: &mut Criterion) {
+    let (receiver, [genuine, bad_signature, untagged]) = envelopes();
+    let mut group = c.benchmark_group("ingress");
+    group.throughput(Throughput::Elements(N as u64));
+    for (name, set, accepted) in [
+        ("genuine", &genuine, N),
+        ("bad_signature", &bad_signature, 0),
+        ("untagged", &untagged, 0),
+    ] {
+        group.bench_function(BenchmarkId::new(name, N), |b| {
+            b.iter_batched(
+                || Ingress::new(&receiver, N, ZoneID(1)).unwrap(),
+                |mut ingress| {
+                    for e in set {
+                        ingress.push(ZoneID(0), 0, e);
+                    }
+                    let mut delivered = 0;
+                    ingress.verify(|_, _, _, _| delivered += 1);
+                    assert_eq!(delivered, accepted);
+                    ingress
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(witness, verify, sign, ingress);
 criterion_main!(witness);

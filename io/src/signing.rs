@@ -4,13 +4,15 @@
 //!
 //! - [`Outgress`] seals a datagram: envelope header (domain `NODE`, this node's signer
 //!   index, this run's epoch, a per-zone sequence) + the route (source zone, target zone:
-//!   two `u32`s) + the datagram + an Ed25519 signature. One signature per datagram, never
+//!   two `u32`s) + the datagram + a 16-byte tag under a key only the sending and the
+//!   receiving node share (BLAKE3 keyed from their X25519 secret) + an Ed25519 signature. One signature per datagram, never
 //!   per entity. The route is signed, so a captured envelope can neither be replayed "from"
 //!   another zone of the same node (its window would be locked by the other zone's higher
 //!   sequence) nor delivered to another zone than the one it was sealed for.
 //! - [`Ingress`] takes envelopes as they arrive (parse, domain, signer expected for the
 //!   sending zone, the signed route naming that zone and this one, the replay window of
-//!   the signed source) and [`Ingress::verify`] runs the batch (strict policy:
+//!   the signed source, the tag — so a forged source address costs a hash, never a
+//!   signature check) and [`Ingress::verify`] runs the batch (strict policy:
 //!   handoffs move ownership), records the sequences that verified, and delivers the
 //!   payloads in arrival order. Forged, mis-signed, replayed and malformed datagrams are
 //!   dropped and counted, never logged one by one.
@@ -33,14 +35,20 @@ use meridian_layouts::ParseError;
 use meridian_layouts::handoff::SessionBinding;
 use meridian_layouts::wire::commit_session_mut;
 use meridian_layouts::witness::{SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned};
-use meridian_protocol::seal::{SharedSecret, StaticSecret, binding_pad, x25519_public};
+use meridian_protocol::seal::{
+    SharedSecret, StaticSecret, binding_pad, envelope_tag_key, x25519_public,
+};
 
 /// Bytes of the signed route at the front of a sealed payload: source zone, target zone.
 pub const ROUTE_SIZE: usize = 8;
+/// Bytes of the pair tag at the end of a sealed payload.
+pub const TAG_SIZE: usize = 16;
 
-/// Largest sealed datagram: a full zone datagram plus envelope header, route and signature.
+/// Largest sealed datagram: a full zone datagram plus envelope header, route, tag and
+/// signature.
 pub const SEALED_SIZE_MAX: usize = DATAGRAM_SIZE_MAX
     + ROUTE_SIZE
+    + TAG_SIZE
     + meridian_layouts::witness::EnvelopeHeader::SIZE
     + SIGNATURE_SIZE;
 
@@ -51,6 +59,21 @@ pub struct NodeKeys {
     /// This node's index in `public_keys`.
     pub signer: u32,
     pub public_keys: Vec<[u8; 32]>,
+}
+
+impl NodeKeys {
+    /// Node `me`'s keys in a mesh of nodes whose signing keys are all known here: tests,
+    /// benches, tools that play every node.
+    pub fn among(signing: &[SigningKey], me: u32) -> NodeKeys {
+        NodeKeys {
+            key: signing[me as usize].clone(),
+            signer: me,
+            public_keys: signing
+                .iter()
+                .map(|k| k.verifying_key().to_bytes())
+                .collect(),
+        }
+    }
 }
 
 /// The X25519 secret this node shares with each node (by signer index), for sealing
@@ -64,6 +87,21 @@ fn pair_secrets(keys: &NodeKeys) -> Vec<Option<SharedSecret>> {
             Some(own.diffie_hellman(&x25519_public(peer.to_montgomery().to_bytes())))
         })
         .collect()
+}
+
+/// The tag keys this node shares with each node (by signer index), from [`pair_secrets`].
+fn tag_keys(pairs: &[Option<SharedSecret>]) -> Vec<Option<[u8; 32]>> {
+    pairs
+        .iter()
+        .map(|p| p.as_ref().map(envelope_tag_key))
+        .collect()
+}
+
+/// The tag of `bytes` (an envelope's header, route and datagram) under `key`.
+fn tag(key: &[u8; 32], bytes: &[u8]) -> [u8; TAG_SIZE] {
+    let mut tag = [0u8; TAG_SIZE];
+    tag.copy_from_slice(&blake3::keyed_hash(key, bytes).as_bytes()[..TAG_SIZE]);
+    tag
 }
 
 /// The binding of a COMMIT datagram (its wire form) with a session, for sealing or
@@ -83,6 +121,7 @@ fn xor_key(key: &mut [u8; 32], pad: &[u8; 32]) {
 pub struct Outgress {
     key: SigningKey,
     pairs: Vec<Option<SharedSecret>>,
+    tags: Vec<Option<[u8; 32]>>,
     /// Keys the salts of sealed session keys (random per run).
     salt_key: [u8; 32],
     signer: u32,
@@ -90,8 +129,8 @@ pub struct Outgress {
     sequence: u64,
     /// The zone whose datagrams this seals.
     zone: ZoneID,
-    /// Route + datagram, assembled before sealing.
-    payload: [u8; ROUTE_SIZE + DATAGRAM_SIZE_MAX],
+    /// Route + datagram + tag, assembled before sealing.
+    payload: [u8; ROUTE_SIZE + DATAGRAM_SIZE_MAX + TAG_SIZE],
 }
 
 impl std::fmt::Debug for Outgress {
@@ -111,22 +150,23 @@ impl Outgress {
         // Without entropy the salts are still unique per sequence; only their
         // unpredictability is lost, which the pad does not rely on.
         let _ = getrandom::fill(&mut salt_key);
+        let pairs = pair_secrets(keys);
         Outgress {
             key: keys.key.clone(),
-            pairs: pair_secrets(keys),
+            tags: tag_keys(&pairs),
+            pairs,
             salt_key,
             signer: keys.signer,
             epoch,
             sequence: 0,
             zone,
-            payload: [0; ROUTE_SIZE + DATAGRAM_SIZE_MAX],
+            payload: [0; ROUTE_SIZE + DATAGRAM_SIZE_MAX + TAG_SIZE],
         }
     }
 
     /// Writes the sealed form of `datagram`, bound for zone `to` on node `to_signer`, into
     /// `out` (≥ [`SEALED_SIZE_MAX`]); returns its length, or `None` if the datagram is
-    /// larger than an envelope carries or carries a session key for a node without a
-    /// valid key.
+    /// larger than an envelope carries or the node has no valid key.
     pub fn seal(
         &mut self,
         datagram: &[u8],
@@ -137,6 +177,7 @@ impl Outgress {
         if datagram.len() > DATAGRAM_SIZE_MAX {
             return None;
         }
+        let tag_key = self.tags.get(to_signer as usize)?.as_ref()?;
         self.sequence += 1;
         self.payload[..4].copy_from_slice(&self.zone.0.to_le_bytes());
         self.payload[4..ROUTE_SIZE].copy_from_slice(&to.0.to_le_bytes());
@@ -158,8 +199,13 @@ impl Outgress {
             self.signer,
             self.epoch,
             self.sequence,
-            &self.payload[..payload_len],
+            &self.payload[..payload_len + TAG_SIZE],
         )?;
+        // The tag covers everything before it (header, route, datagram); the signature,
+        // the tag too.
+        let tagged = signed - TAG_SIZE;
+        let tag = tag(tag_key, &out[..tagged]);
+        out[tagged..signed].copy_from_slice(&tag);
         let signature = self.key.sign(&out[..signed]).to_bytes();
         out[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
         Some(signed + SIGNATURE_SIZE)
@@ -176,6 +222,10 @@ meridian_core::counters! {
         /// A datagram header of another wire version than this build's: the sending
         /// zone's node runs another build. Dropped unchecked.
         pub other_version: u64,
+        /// The pair tag does not hold: not made by the node hosting the sending zone (a
+        /// forged source address: UDP's are easy to forge), or changed on the way.
+        /// Dropped for the cost of a hash, before the signature.
+        pub bad_tag: u64,
         /// A signed route naming another source than the zone it came from, or another
         /// target than this zone: replayed from elsewhere or delivered to the wrong zone.
         pub misrouted: u64,
@@ -203,6 +253,7 @@ pub struct Ingress {
     /// The zone this ingress serves (the signed route's target).
     zone: ZoneID,
     pairs: Vec<Option<SharedSecret>>,
+    tags: Vec<Option<[u8; 32]>>,
     registry: KeyRegistry,
     verifier: BatchVerifier,
     windows: Vec<(ZoneID, ReplayWindow)>,
@@ -231,9 +282,11 @@ impl Ingress {
         for key in &keys.public_keys {
             registry.register(key)?;
         }
+        let pairs = pair_secrets(keys);
         Ok(Ingress {
             zone,
-            pairs: pair_secrets(keys),
+            tags: tag_keys(&pairs),
+            pairs,
             registry,
             verifier: BatchVerifier::new(capacity, SEALED_SIZE_MAX),
             windows: Vec::new(),
@@ -273,6 +326,10 @@ impl Ingress {
             self.counters.malformed += 1;
             return;
         };
+        let Some((payload, tag_bytes)) = payload.split_last_chunk::<TAG_SIZE>() else {
+            self.counters.malformed += 1;
+            return;
+        };
         let source = u32::from_le_bytes(route[..4].try_into().expect("4 bytes"));
         let target = u32::from_le_bytes(route[4..].try_into().expect("4 bytes"));
         if source != from.0 || target != self.zone.0 {
@@ -288,6 +345,23 @@ impl Ingress {
             .is_none_or(|w| w.1.check(epoch, sequence));
         if !fresh {
             self.counters.replayed += 1;
+            return;
+        }
+        // The tag before the signature: a forged source address costs a hash.
+        let Some(tag_key) = self.tags.get(signer as usize).and_then(Option::as_ref) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let expected = tag(
+            tag_key,
+            &envelope.signed[..envelope.signed.len() - TAG_SIZE],
+        );
+        let differs = expected
+            .iter()
+            .zip(tag_bytes)
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        if differs != 0 {
+            self.counters.bad_tag += 1;
             return;
         }
         if self.pending.len() == self.capacity || payload.len() > DATAGRAM_SIZE_MAX {
@@ -374,14 +448,7 @@ mod tests {
                 SigningKey::from_bytes(&seed)
             })
             .collect();
-        NodeKeys {
-            key: signing[me as usize].clone(),
-            signer: me,
-            public_keys: signing
-                .iter()
-                .map(|k| k.verifying_key().to_bytes())
-                .collect(),
-        }
+        NodeKeys::among(&signing, me)
     }
 
     fn delivered(ingress: &mut Ingress) -> Vec<Vec<u8>> {
@@ -410,10 +477,15 @@ mod tests {
         assert!(delivered(&mut ingress).is_empty());
         assert_eq!(ingress.counters.replayed, 1);
 
-        // Forged: payload changed after signing.
+        // Changed after sealing: the tag does not hold (a hash, no signature check).
         let n = out.seal(b"move entity 7", ZoneID(1), 1, &mut buf).unwrap();
+        let mut changed = buf[..n].to_vec();
+        changed[44] ^= 1; // inside the datagram (after the 34-byte header and the route)
+        ingress.push(zone_a, 0, &changed);
+        // Forged: the tag holds (made with the pair's key) but the signature does not.
+        let n = out.seal(b"move entity 8", ZoneID(1), 1, &mut buf).unwrap();
         let mut forged = buf[..n].to_vec();
-        forged[44] ^= 1; // inside the datagram (after the 34-byte header and the route)
+        forged[n - 1] ^= 1;
         ingress.push(zone_a, 0, &forged);
         // Signed by a node that is not the one hosting the sending zone.
         let mut imposter = Outgress::new(&b, 100, ZoneID(0));
@@ -439,11 +511,12 @@ mod tests {
         let n = out.seal(b"next", ZoneID(1), 1, &mut buf).unwrap();
         ingress.push(zone_a, 0, &buf[..n]);
         assert_eq!(delivered(&mut ingress), vec![b"next".to_vec()]);
+        assert_eq!(ingress.counters.bad_tag, 1);
         assert_eq!(ingress.counters.forged, 1);
         assert_eq!(ingress.counters.malformed, 2);
         assert_eq!(ingress.counters.accepted, 2);
 
-        // A full-size zone datagram seals (1,306 bytes) and arrives intact.
+        // A full-size zone datagram seals (1,322 bytes) and arrives intact.
         let full = [0xabu8; 1200];
         let n = out.seal(&full, ZoneID(1), 1, &mut buf).unwrap();
         assert_eq!(n, SEALED_SIZE_MAX);
@@ -463,6 +536,33 @@ mod tests {
             .unwrap();
         ingress.push(zone_a, 0, &buf[..n]);
         assert!(delivered(&mut ingress).is_empty());
+    }
+
+    /// A sender that knows a zone's address but not the pair's key — forging the source
+    /// address of another node's zone — gets nothing verified: a thousand envelopes with
+    /// fresh sequences and a genuine-looking signature, signed even with the right node's
+    /// key, are dropped at the tag; the genuine envelope after them arrives.
+    #[test]
+    fn envelopes_without_the_pair_tag_cost_no_verification() {
+        let (a, b) = (keys(3, 0), keys(3, 1));
+        let mut ingress = Ingress::new(&b, 64, ZoneID(1)).unwrap();
+        // Node 0's own key, but the tag of the pair it shares with node 2.
+        let mut wrong_pair = Outgress::new(&a, 100, ZoneID(0));
+        let mut buf = [0u8; SEALED_SIZE_MAX];
+        for _ in 0..1000 {
+            let n = wrong_pair.seal(b"x", ZoneID(1), 2, &mut buf).unwrap();
+            ingress.push(ZoneID(0), 0, &buf[..n]);
+        }
+        assert!(delivered(&mut ingress).is_empty());
+        assert_eq!(ingress.counters.bad_tag, 1000);
+        assert_eq!(
+            ingress.counters.forged, 0,
+            "nothing reached the signature check"
+        );
+        let mut out = Outgress::new(&a, 100, ZoneID(0));
+        let n = out.seal(b"genuine", ZoneID(1), 1, &mut buf).unwrap();
+        ingress.push(ZoneID(0), 0, &buf[..n]);
+        assert_eq!(delivered(&mut ingress), vec![b"genuine".to_vec()]);
     }
 
     #[test]
@@ -578,11 +678,10 @@ mod tests {
         assert_eq!(arrived.session.session_key, key);
         assert_eq!(arrived.session.key_salt, [0; 16]);
         assert_eq!(arrived.session.packet_sequence.get(), 3);
-        // A third node (its signature checks pass: the envelope is node 0's) cannot read it.
+        // A third node cannot read it — nor take the envelope: its tag is the pair's.
         eavesdropper.push(ZoneID(0), 0, &buf[..n]);
-        let got = delivered(&mut eavesdropper);
-        let (seen, _) = decode_commit(&got[0]).unwrap();
-        assert_ne!(seen.session.session_key, key);
+        assert!(delivered(&mut eavesdropper).is_empty());
+        assert_eq!(eavesdropper.counters.bad_tag, 1);
         // Two sends of one COMMIT use different salts (different pads).
         let m = out.seal(wire, ZoneID(1), 1, &mut buf).unwrap();
         assert_eq!(m, n);

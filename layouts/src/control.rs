@@ -11,7 +11,8 @@
 //! secret the sending and the receiving node share (their pinned Ed25519 keys), so a
 //! sender that only knows a node's address — UDP source addresses are easy to forge —
 //! cannot make one, and its datagrams cost the receiver a hash instead of an Ed25519
-//! verification (docs/security.md). Version 2 had no tag.
+//! verification (docs/security.md). Version 2 had no tag. (Version 4 is version 3's frame:
+//! what changed is the zone envelopes between nodes, which carry a pair tag too.)
 //!
 //! `kind` is [`GOSSIP_KIND`] (domain `"meridian/gossip/v1"`) or [`VOTE_KIND`] (domain
 //! [`crate::votes::VOTE_DOMAIN`]); `version` is the mesh protocol the sender speaks
@@ -30,10 +31,11 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{ParseError, U16Le};
 
-/// The mesh protocol this build speaks: 3 (the pair tag before the signature). 2: the
+/// The mesh protocol this build speaks: 4 (zone envelopes carry a pair tag: datagram
+/// header version 7). 3: the pair tag before a control datagram's signature; 2: the
 /// version byte, votes in two phases with releases; 1 is every build before the version
 /// byte.
-pub const MESH_VERSION: u8 = 3;
+pub const MESH_VERSION: u8 = 4;
 /// The first byte of a gossip datagram.
 pub const GOSSIP_KIND: u8 = 0x67;
 /// The first byte of a vote datagram.
@@ -198,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((6, 1, 3), 3),
+            ((7, 1, 3), 4),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }

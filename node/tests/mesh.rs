@@ -438,3 +438,77 @@ fn a_spoofed_flood_from_a_nodes_address_declares_no_one_down() {
         n.stop().unwrap();
     }
 }
+
+/// One host floods zone 0 from the address of zone 1 (its node not running: UDP sources
+/// are easy to forge) with envelopes as a node would send them — the route from zone 1 to
+/// zone 0, fresh sequences, a genuine-looking signature of n1's over other bytes — but
+/// without the pair's key, so with a made-up tag. None may cost a signature check: each is
+/// dropped at the tag for a hash (`bad_tag`), and the zone's busy time per tick (ingest
+/// included, which the tick time is not) stays within a third of the period of the calm
+/// one. Before the tag, every envelope was a strict verification in the tick's batch: 127
+/// ms of work a tick here (a debug build; the zone could tick 8 times a second at most).
+#[test]
+fn a_spoofed_envelope_flood_from_a_neighbours_address_costs_no_verification() {
+    use ed25519_dalek::Signer;
+    use meridian_layouts::witness::{domain, write_envelope_unsigned};
+    let _machine = crate::alone();
+    let spec = world_file::parse_spec(&world()).unwrap();
+    let n0 = run::start(&spec, &spec.nodes[0], None, Some(&key(0))).unwrap();
+    let busy = |n: &run::Running| {
+        let h = &n.stats()[0].histograms.tick_busy_seconds;
+        (h.sum(), h.count())
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let calm_start = busy(&n0);
+    std::thread::sleep(Duration::from_secs(2));
+    let calm_end = busy(&n0);
+    let zone0 = spec.nodes[0].zone_address(0);
+    let as_zone1 = std::net::UdpSocket::bind(spec.nodes[1].zone_address(0)).unwrap();
+    let signature = key(1).sign(b"other bytes").to_bytes();
+    // Route 1 → 0, a 100-byte datagram, a made-up tag.
+    let payload = [
+        &1u32.to_le_bytes()[..],
+        &0u32.to_le_bytes(),
+        &[5; 100],
+        &[9; 16],
+    ]
+    .concat();
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let mut out = [0u8; 2048];
+    let flood_start = busy(&n0);
+    let started = Instant::now();
+    let mut sequence = 0u64;
+    while started.elapsed() < Duration::from_secs(6) {
+        sequence += 1;
+        let n =
+            write_envelope_unsigned(&mut out, domain::NODE, 1, epoch, sequence, &payload).unwrap();
+        out[n..n + 64].copy_from_slice(&signature);
+        let _ = as_zone1.send_to(&out[..n + 64], zone0);
+    }
+    let flood_end = busy(&n0);
+    let witness = n0.stats()[0].witness;
+    let mean_ms = |a: (f64, u64), b: (f64, u64)| 1e3 * (b.0 - a.0) / (b.1 - a.1).max(1) as f64;
+    let (calm_ms, flood_ms) = (
+        mean_ms(calm_start, calm_end),
+        mean_ms(flood_start, flood_end),
+    );
+    eprintln!(
+        "spoofed envelopes: {sequence} sent; zone 0 busy {calm_ms:.3} ms a tick calm, \
+         {flood_ms:.3} ms under the flood; {witness:?}"
+    );
+    n0.stop().unwrap();
+    assert!(
+        witness.bad_tag > 10_000,
+        "the flood was too weak to mean anything: {witness:?}"
+    );
+    assert_eq!(witness.forged, 0, "forgeries reached the signature check");
+    // Reading ~1,800 datagrams a tick costs this debug build ~2 ms; with the tag check
+    // removed, the same flood kept the zone busy 127 ms a tick (27,648 verifications).
+    assert!(
+        flood_ms < calm_ms + 10.0,
+        "busy {flood_ms:.3} ms a tick under the flood, {calm_ms:.3} calm"
+    );
+}

@@ -43,6 +43,7 @@ const EPHEMERAL_CONTEXT: &str = "meridian 2026-12 zone ephemeral";
 const CLIENT_EPHEMERAL_CONTEXT: &str = "meridian 2026-12 client ephemeral";
 const PAD_CONTEXT: &str = "meridian 2026-12 binding key pad";
 const CONTROL_TAG_CONTEXT: &str = "meridian 2026-12 control datagram tag";
+const ENVELOPE_TAG_CONTEXT: &str = "meridian 2026-12 zone envelope tag";
 
 /// An X25519 secret that prints as `DhSecret(..)`: structs holding one can derive `Debug`
 /// without ever writing it to a log.
@@ -133,9 +134,13 @@ pub fn binding_pad(pair: &SharedSecret, salt: &[u8; 16]) -> Key {
 /// The key of the tags on the control datagrams two nodes exchange (the same both ways:
 /// each datagram names its sender), from their shared X25519 secret.
 pub fn control_tag_key(pair: &SharedSecret) -> Key {
-    let mut h = blake3::Hasher::new_derive_key(CONTROL_TAG_CONTEXT);
-    h.update(pair.as_bytes());
-    *h.finalize().as_bytes()
+    blake3::derive_key(CONTROL_TAG_CONTEXT, pair.as_bytes())
+}
+
+/// The key of the tags on the zone envelopes two nodes exchange (the same both ways: each
+/// envelope names its signer), from their shared X25519 secret.
+pub fn envelope_tag_key(pair: &SharedSecret) -> Key {
+    blake3::derive_key(ENVELOPE_TAG_CONTEXT, pair.as_bytes())
 }
 
 fn nonce(sequence: u64) -> Nonce {
