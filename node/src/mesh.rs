@@ -292,6 +292,15 @@ fn on_event<'a>(
         MeshEvent::Up { node, generation } => {
             tracing::info!("mesh: node {} is up (generation {generation})", name(node));
         }
+        MeshEvent::Down {
+            node,
+            generation: 0,
+        } => {
+            tracing::warn!(
+                "mesh: node {} is declared down: not heard from since this node started",
+                name(node)
+            );
+        }
         MeshEvent::Down { node, generation } => {
             tracing::warn!(
                 "mesh: node {} is declared down (generation {generation})",

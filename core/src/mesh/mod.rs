@@ -198,6 +198,12 @@ pub struct MeshConfig {
     pub probe_period: Duration,
     pub probe_rtt: Duration,
     pub suspect_to_down_after: Duration,
+    /// A listed node this one has not heard from since it started is declared down after
+    /// this long. foca suspects only members it has heard of, and the others tell of a
+    /// death a few times, then stop: a node that starts while another is dead would
+    /// otherwise never learn of it, and never take that node's zones over. Longer than a
+    /// death takes, so that the nodes of a mesh started together find each other first.
+    pub silent_to_down_after: Duration,
 }
 
 impl Default for MeshConfig {
@@ -206,6 +212,7 @@ impl Default for MeshConfig {
             probe_period: Duration::from_millis(100),
             probe_rtt: Duration::from_millis(40),
             suspect_to_down_after: Duration::from_millis(500),
+            silent_to_down_after: Duration::from_secs(5),
         }
     }
 }
@@ -269,6 +276,8 @@ pub struct Mesh {
     /// A gap between two calls longer than this means this node did not run for as long
     /// as the others take to declare a silent node down ([`Mesh::woke`]).
     stall_after: Duration,
+    /// When a listed node not heard from since this one started counts as down.
+    silent_until: Instant,
     /// What this node agreed to (`None`: it does not vote).
     ledger: Option<Ledger>,
     ballots: Vec<Ballot>,
@@ -369,6 +378,7 @@ impl Mesh {
             counters: MeshCounters::default(),
             now,
             stall_after: config.suspect_to_down_after,
+            silent_until: now + config.silent_to_down_after,
             ledger: None,
             ballots: Vec::new(),
             asks_made: 0,
@@ -475,7 +485,25 @@ impl Mesh {
             let _ = self.foca.handle_timer(timer, &mut self.runtime);
             self.drain_runtime();
         }
+        self.declare_silent();
         self.decide();
+    }
+
+    /// Declares down every listed node not heard from since this one started, once
+    /// [`MeshConfig::silent_to_down_after`] has passed (from this node's view only: a
+    /// takeover still needs a majority that sees it down). If it speaks up later, it is
+    /// up again like any node that comes back.
+    fn declare_silent(&mut self) {
+        if self.now < self.silent_until {
+            return;
+        }
+        for peer in &mut self.peers {
+            if peer.liveness == Liveness::Unknown {
+                (peer.liveness, peer.since) = (Liveness::Down, self.now);
+                let (node, generation) = (peer.node, peer.generation);
+                self.events.push_back(MeshEvent::Down { node, generation });
+            }
+        }
     }
 
     /// Moves the clock to `now`. If this node did not run for longer than a suspicion
@@ -511,7 +539,17 @@ impl Mesh {
     /// When [`Mesh::handle_timeout`] has work next.
     pub fn next_timeout(&self) -> Option<Instant> {
         let ballots = self.ballots.iter().map(|b| b.sent_at + VOTE_RESEND);
-        self.timers.iter().map(|t| t.0).chain(ballots).min()
+        let silent = self
+            .peers
+            .iter()
+            .any(|p| p.liveness == Liveness::Unknown)
+            .then_some(self.silent_until);
+        self.timers
+            .iter()
+            .map(|t| t.0)
+            .chain(ballots)
+            .chain(silent)
+            .min()
     }
 
     /// The next datagram to send: where, and its bytes.
