@@ -204,3 +204,81 @@ fn bad_standby_placements_are_refused_with_a_reason() {
         .to_string();
     assert!(e.contains("--data"), "{e}");
 }
+
+/// A host that holds idle connections open on a standby's control port (TCP: it cannot
+/// forge its address, but it needs no key to connect, and a hello may take 5 s to come)
+/// must not keep a primary from its standby. An attacker on 127.0.0.2 keeps 100 idle
+/// connections open to n1, reopening each the moment n1 closes it; then n0 starts, and its
+/// zone's standby on n1 must acknowledge its first records within 5 s (1.05 s without the
+/// attacker here). With the listener's only cap global (64 open), the attacker held every
+/// slot: no acknowledgement in 15 s, and zone 0 handed nothing away the whole time.
+#[test]
+fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _machine = crate::alone();
+    let spec = world_file::parse_spec(&world()).unwrap();
+    let dirs = [scratch("idle0"), scratch("idle1")];
+    let start = |k: usize| {
+        let persistence = run::Persistence {
+            dir: dirs[k].clone(),
+            fresh: false,
+        };
+        let keys = Some(&key(k));
+        run::start_with(&spec, &spec.nodes[k], None, keys, Some(&persistence), None).unwrap()
+    };
+    let n1 = start(1);
+    let control = spec.nodes[1].control.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held: Vec<std::net::TcpStream> = Vec::new();
+            let mut opened = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // Closed by n1 (refused, or its hello timed out): opened again.
+                held.retain(|s| {
+                    let mut b = [0u8; 64];
+                    s.set_nonblocking(true).unwrap();
+                    !matches!(std::io::Read::read(&mut &*s, &mut b), Ok(0))
+                });
+                while held.len() < 100 {
+                    let s =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                            .unwrap();
+                    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+                        .unwrap();
+                    if s.connect(&control.into()).is_err() {
+                        break;
+                    }
+                    held.push(s.into());
+                    opened += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let n0 = start(0);
+    let started = Instant::now();
+    let acked = |n: &run::Running| n.stats()[0].persist.standby_appends_acked > 0;
+    while !acked(&n0) && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let opened = attacker.join().unwrap();
+    let ok = acked(&n0);
+    n0.stop().unwrap();
+    n1.stop().unwrap();
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    eprintln!("idle connections: {opened} opened; the standby acknowledged after {took:?}");
+    assert!(
+        opened >= 100,
+        "the attacker never held its connections: {opened}"
+    );
+    assert!(ok, "zone 0's standby acknowledged nothing in {took:?}");
+}
