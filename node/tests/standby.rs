@@ -205,13 +205,14 @@ fn bad_standby_placements_are_refused_with_a_reason() {
     assert!(e.contains("--data"), "{e}");
 }
 
-/// A host that holds idle connections open on a standby's control port (TCP: it cannot
-/// forge its address, but it needs no key to connect, and a hello may take 5 s to come)
-/// must not keep a primary from its standby. An attacker on 127.0.0.2 keeps 100 idle
-/// connections open to n1, reopening each the moment n1 closes it; then n0 starts, and its
-/// zone's standby on n1 must acknowledge its first records within 5 s (1.05 s without the
-/// attacker here). With the listener's only cap global (64 open), the attacker held every
-/// slot: no acknowledgement in 15 s, and zone 0 handed nothing away the whole time.
+/// Hosts that hold idle connections open on a standby's control port (TCP: they cannot
+/// forge their address, but need no key to connect, and a hello may take 5 s to come)
+/// must not keep a primary from its standby. An attacker on 20 IPs (127.0.0.2–21) keeps
+/// 100 idle connections open to n1, reopening each the moment n1 closes it; then n0
+/// starts, and its zone's standby on n1 must acknowledge its first records within 5 s
+/// (1.05 s without the attacker here). With the listener's only cap global (64 open), an
+/// attacker on one IP held every slot: no acknowledgement in 15 s, and zone 0 handed
+/// nothing away the whole time; with a cap per IP alone, 20 IPs still filled them.
 #[test]
 fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
     use std::sync::Arc;
@@ -246,8 +247,8 @@ fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
                     let s =
                         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
                             .unwrap();
-                    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
-                        .unwrap();
+                    let ip = [127, 0, 0, 2 + (opened % 20) as u8];
+                    s.bind(&std::net::SocketAddr::from((ip, 0)).into()).unwrap();
                     if s.connect(&control.into()).is_err() {
                         break;
                     }

@@ -278,6 +278,40 @@ type OpenConnection = (
     std::net::IpAddr,
 );
 
+/// Whether a new connection from `ip` may be served: at most [`UNPROVEN_PER_IP`] of one IP
+/// before their hello. When [`CONNECTIONS_MAX`] are open, the oldest connection not yet
+/// past its hello of the IP that holds the most of them is ended to make room — if it
+/// holds more than `ip` does — so idle connections from many IPs cannot keep a primary
+/// out either (its hello comes at once; then it cannot be ended this way).
+fn make_room(open: &mut Vec<OpenConnection>, ip: std::net::IpAddr) -> bool {
+    let unproven = |o: &OpenConnection| !o.2.load(Ordering::Relaxed);
+    let count =
+        |open: &[OpenConnection], ip| open.iter().filter(|o| o.3 == ip && unproven(o)).count();
+    let mine = count(open, ip);
+    if mine >= UNPROVEN_PER_IP {
+        return false;
+    }
+    if open.len() < CONNECTIONS_MAX {
+        return true;
+    }
+    let busiest = open
+        .iter()
+        .filter(|o| unproven(o))
+        .map(|o| (count(open, o.3), o.3))
+        .max_by_key(|&(n, _)| n)
+        .filter(|&(n, _)| n > mine);
+    let Some((_, busiest)) = busiest else {
+        return false;
+    };
+    // `open` is in the order accepted: the first is the oldest.
+    let Some(k) = open.iter().position(|o| o.3 == busiest && unproven(o)) else {
+        return false;
+    };
+    let (socket, ..) = open.remove(k);
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+    true
+}
+
 fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &AtomicBool) {
     let mut open: Vec<OpenConnection> = Vec::new();
     let mut refused = 0u64;
@@ -286,13 +320,7 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
             Ok((socket, from)) => {
                 let _ = socket.set_nonblocking(false);
                 open.retain(|(_, ended, _, _)| !ended.load(Ordering::Relaxed));
-                let unproven = open
-                    .iter()
-                    .filter(|(_, _, proven, ip)| {
-                        *ip == from.ip() && !proven.load(Ordering::Relaxed)
-                    })
-                    .count();
-                if open.len() >= CONNECTIONS_MAX || unproven >= UNPROVEN_PER_IP {
+                if !make_room(&mut open, from.ip()) {
                     // A node's primaries need a connection per zone kept, each past its
                     // hello at once; more is a flood.
                     refused += 1;
