@@ -203,6 +203,19 @@ fn nodes_that_join_see_each_other_alive() {
             assert_eq!(net.sees(k, j), Liveness::Alive, "{k} sees {j}");
         }
     }
+    // Ten seconds of membership: every datagram's tag holds, and no peer comes near its
+    // budget of signature checks (~10 datagrams a second per peer here, a hundredth of
+    // it; the bound below is a tenth).
+    net.run(Duration::from_secs(10));
+    for k in 0..NODES {
+        let c = net.nodes[k].as_ref().unwrap().counters();
+        assert_eq!(
+            (c.bad_tag, c.over_budget, c.bad_signature),
+            (0, 0, 0),
+            "{c:?}"
+        );
+        assert!(c.received < 10 * 2 * u64::from(VERIFY_PER_WINDOW), "{c:?}");
+    }
 }
 
 /// Node 0 dies (no more datagrams either way); both others declare it down within a second,
