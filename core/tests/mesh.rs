@@ -82,6 +82,15 @@ fn as_spoken(bytes: Vec<u8>, version: u8) -> Vec<u8> {
 }
 
 impl Net {
+    /// Fails unless every node sees every other alive (`what` leads the message).
+    pub(crate) fn assert_all_alive(&self, what: &str) {
+        for k in 0..NODES {
+            for j in (0..NODES).filter(|&j| j != k) {
+                assert_eq!(self.sees(k, j), Liveness::Alive, "{what}{k} sees {j}");
+            }
+        }
+    }
+
     pub(crate) fn new(seed: u64, loss: f64) -> Net {
         let now = Instant::ZERO;
         Net {
@@ -198,11 +207,7 @@ fn a_node_that_stalled_past_its_death_rejoins_at_once() {
 fn nodes_that_join_see_each_other_alive() {
     let mut net = Net::new(1, 0.0);
     net.run(Duration::from_millis(500));
-    for k in 0..NODES {
-        for j in (0..NODES).filter(|&j| j != k) {
-            assert_eq!(net.sees(k, j), Liveness::Alive, "{k} sees {j}");
-        }
-    }
+    net.assert_all_alive("");
     // Ten seconds of membership: every datagram's tag holds, and no peer comes near its
     // budget of signature checks (~10 datagrams a second per peer here, a hundredth of
     // it; the bound below is a tenth).
@@ -392,11 +397,7 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     assert_eq!(after.unknown_node - before.unknown_node, 2, "{after:?}");
     assert_eq!(after.malformed - before.malformed, 3, "{after:?}");
     net.run(Duration::from_millis(500));
-    for k in 0..NODES {
-        for j in (0..NODES).filter(|&j| j != k) {
-            assert_eq!(net.sees(k, j), Liveness::Alive, "{k} sees {j}");
-        }
-    }
+    net.assert_all_alive("");
 }
 
 /// A sender on the path that replays a node's genuine datagram as fast as it can makes
@@ -474,11 +475,7 @@ fn a_node_of_another_mesh_protocol_is_kept_apart_and_reported() {
         net.speaks[2] = MESH_VERSION;
         net.nodes[2] = Some(mesh(2, 2, net.now, seed));
         net.run(Duration::from_secs(3));
-        for k in 0..NODES {
-            for j in (0..NODES).filter(|&j| j != k) {
-                assert_eq!(net.sees(k, j), Liveness::Alive, "{version}: {k} sees {j}");
-            }
-        }
+        net.assert_all_alive(&format!("{version}: "));
         for k in 0..2 {
             let back = MeshEvent::Version {
                 node: 2,
@@ -529,9 +526,5 @@ fn a_node_that_starts_while_another_is_dead_learns_of_the_death() {
     // Node 0 comes back: alive to everyone.
     net.nodes[0] = Some(mesh(0, 3, net.now, 7));
     net.run(Duration::from_secs(3));
-    for k in 0..NODES {
-        for j in (0..NODES).filter(|&j| j != k) {
-            assert_eq!(net.sees(k, j), Liveness::Alive, "{k} sees {j}");
-        }
-    }
+    net.assert_all_alive("");
 }
