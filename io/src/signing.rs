@@ -36,13 +36,14 @@ use meridian_layouts::handoff::SessionBinding;
 use meridian_layouts::wire::commit_session_mut;
 use meridian_layouts::witness::{SIGNATURE_SIZE, domain, parse_envelope, write_envelope_unsigned};
 use meridian_protocol::seal::{
-    SharedSecret, StaticSecret, binding_pad, envelope_tag_key, x25519_public,
+    SharedSecret, StaticSecret, binding_pad, envelope_tag_key, pair_tag, pair_tag_holds,
+    x25519_public,
 };
 
 /// Bytes of the signed route at the front of a sealed payload: source zone, target zone.
 pub const ROUTE_SIZE: usize = 8;
 /// Bytes of the pair tag at the end of a sealed payload.
-pub const TAG_SIZE: usize = 16;
+pub use meridian_protocol::seal::PAIR_TAG_SIZE as TAG_SIZE;
 
 /// Largest sealed datagram: a full zone datagram plus envelope header, route, tag and
 /// signature.
@@ -95,13 +96,6 @@ fn tag_keys(pairs: &[Option<SharedSecret>]) -> Vec<Option<[u8; 32]>> {
         .iter()
         .map(|p| p.as_ref().map(envelope_tag_key))
         .collect()
-}
-
-/// The tag of `bytes` (an envelope's header, route and datagram) under `key`.
-fn tag(key: &[u8; 32], bytes: &[u8]) -> [u8; TAG_SIZE] {
-    let mut tag = [0u8; TAG_SIZE];
-    tag.copy_from_slice(&blake3::keyed_hash(key, bytes).as_bytes()[..TAG_SIZE]);
-    tag
 }
 
 /// The binding of a COMMIT datagram (its wire form) with a session, for sealing or
@@ -204,7 +198,7 @@ impl Outgress {
         // The tag covers everything before it (header, route, datagram); the signature,
         // the tag too.
         let tagged = signed - TAG_SIZE;
-        let tag = tag(tag_key, &out[..tagged]);
+        let tag = pair_tag(tag_key, &out[..tagged]);
         out[tagged..signed].copy_from_slice(&tag);
         let signature = self.key.sign(&out[..signed]).to_bytes();
         out[signed..signed + SIGNATURE_SIZE].copy_from_slice(&signature);
@@ -352,15 +346,8 @@ impl Ingress {
             self.counters.malformed += 1;
             return;
         };
-        let expected = tag(
-            tag_key,
-            &envelope.signed[..envelope.signed.len() - TAG_SIZE],
-        );
-        let differs = expected
-            .iter()
-            .zip(tag_bytes)
-            .fold(0u8, |d, (a, b)| d | (a ^ b));
-        if differs != 0 {
+        let tagged = &envelope.signed[..envelope.signed.len() - TAG_SIZE];
+        if !pair_tag_holds(tag_key, tagged, tag_bytes) {
             self.counters.bad_tag += 1;
             return;
         }

@@ -29,6 +29,8 @@
 //! knowing what another sent.
 
 use meridian_layouts::client::{SEALED_OVERHEAD, SealedHeader, TAG_SIZE, parse_sealed};
+/// The length of a pair tag (control datagrams and envelopes between nodes).
+pub use meridian_layouts::control::TAG_SIZE as PAIR_TAG_SIZE;
 use meridian_layouts::{Header, Kind, ParseError, U32Le, U64Le};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 pub use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
@@ -141,6 +143,20 @@ pub fn control_tag_key(pair: &SharedSecret) -> Key {
 /// envelope names its signer), from their shared X25519 secret.
 pub fn envelope_tag_key(pair: &SharedSecret) -> Key {
     blake3::derive_key(ENVELOPE_TAG_CONTEXT, pair.as_bytes())
+}
+
+/// The pair tag of `bytes` under `key` (a [`control_tag_key`] or an [`envelope_tag_key`]):
+/// the first [`PAIR_TAG_SIZE`] bytes of BLAKE3 keyed by it.
+pub fn pair_tag(key: &Key, bytes: &[u8]) -> [u8; PAIR_TAG_SIZE] {
+    let mut tag = [0u8; PAIR_TAG_SIZE];
+    tag.copy_from_slice(&blake3::keyed_hash(key, bytes).as_bytes()[..PAIR_TAG_SIZE]);
+    tag
+}
+
+/// Whether `tag` is the pair tag of `bytes` under `key` (compared in constant time).
+pub fn pair_tag_holds(key: &Key, bytes: &[u8], tag: &[u8; PAIR_TAG_SIZE]) -> bool {
+    let expected = pair_tag(key, bytes);
+    expected.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
 }
 
 fn nonce(sequence: u64) -> Nonce {

@@ -17,8 +17,10 @@
 use core::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use meridian_layouts::control::TAG_SIZE;
-use meridian_protocol::seal::{StaticSecret, control_tag_key, x25519_public};
+use meridian_protocol::seal::{
+    PAIR_TAG_SIZE as TAG_SIZE, StaticSecret, control_tag_key, pair_tag, pair_tag_holds,
+    x25519_public,
+};
 
 use crate::time::Instant;
 
@@ -56,16 +58,12 @@ impl TagKey {
 
     /// The tag of `bytes` (a datagram's head and payload).
     pub(super) fn tag(&self, bytes: &[u8]) -> [u8; TAG_SIZE] {
-        let hash = blake3::keyed_hash(&self.0, bytes);
-        let mut tag = [0u8; TAG_SIZE];
-        tag.copy_from_slice(&hash.as_bytes()[..TAG_SIZE]);
-        tag
+        pair_tag(&self.0, bytes)
     }
 
     /// Whether `tag` is the tag of `bytes` (in constant time).
     pub(super) fn holds(&self, bytes: &[u8], tag: &[u8; TAG_SIZE]) -> bool {
-        let expected = self.tag(bytes);
-        expected.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+        pair_tag_holds(&self.0, bytes, tag)
     }
 }
 
