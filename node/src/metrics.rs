@@ -16,10 +16,12 @@
 //! | `meridian_udp_*_total`, `meridian_io_*_total` | the UDP ring; packets and bytes in and out |
 //! | histograms | tick seconds, handoff ticks and seconds, snapshot bytes, input age ticks |
 //! | `meridian_mesh_*` | mesh membership, when the world runs one: every other node's state (`peer` label) and the gossip datagrams |
+//! | `meridian_standby_connections_*_total` | the standby listener, on a node that keeps standbys: connections turned away |
 
 use meridian_core::mesh::Liveness;
 use meridian_core::metrics::Histogram;
 use meridian_io::runtime::{ZoneHistograms, ZoneStats};
+use meridian_io::standby::ListenerCounters;
 
 use crate::mesh::MeshView;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -32,7 +34,12 @@ use prometheus_client::registry::Registry;
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The `/metrics` body for the zones' figures `stats` of node `node`.
-pub fn render(node: &str, stats: Vec<ZoneStats>, mesh: Option<MeshView>) -> String {
+pub fn render(
+    node: &str,
+    stats: Vec<ZoneStats>,
+    mesh: Option<MeshView>,
+    standby: Option<ListenerCounters>,
+) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Zones {
         node: node.to_owned(),
@@ -42,6 +49,12 @@ pub fn render(node: &str, stats: Vec<ZoneStats>, mesh: Option<MeshView>) -> Stri
         registry.register_collector(Box::new(Membership {
             node: node.to_owned(),
             view,
+        }));
+    }
+    if let Some(counters) = standby {
+        registry.register_collector(Box::new(Listener {
+            node: node.to_owned(),
+            counters,
         }));
     }
     let mut out = String::new();
@@ -331,6 +344,36 @@ impl prometheus_client::collector::Collector for Membership {
             e.encode_descriptor("meridian_mesh_datagrams", help, None, MetricType::Counter)?;
         for (kind, value) in kinds {
             let labels = [("node", self.node.clone()), ("kind", kind.to_owned())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The standby listener's refusals, on a node that keeps standbys.
+#[derive(Debug)]
+struct Listener {
+    node: String,
+    counters: ListenerCounters,
+}
+
+impl prometheus_client::collector::Collector for Listener {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let families = [
+            (
+                "meridian_standby_connections_refused",
+                "Connections to the standby listener closed at once: its caps (64 open, 4 of one IP before their hello) were reached.",
+                self.counters.refused,
+            ),
+            (
+                "meridian_standby_connections_unproven",
+                "Connections to the standby listener that ended before a valid hello (none, malformed, a zone not kept here, a bad signature, or the 5 s timeout): a host that is not a primary, or a primary whose pinned key is wrong.",
+                self.counters.unproven,
+            ),
+        ];
+        for (name, help, value) in families {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            let labels = [("node", self.node.clone())];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
         Ok(())

@@ -489,6 +489,11 @@ impl Running {
         self.mesh.as_ref().map(crate::mesh::MeshHandle::view)
     }
 
+    /// What the standby listener turned away, if this node keeps standbys.
+    pub fn standby_listener(&self) -> Option<meridian_io::standby::ListenerCounters> {
+        self.standbys.as_ref().map(|(server, _)| server.counters())
+    }
+
     /// The zones this node took over from their standby copies.
     pub fn promotions(&self) -> Vec<crate::failover::Promotion> {
         self.failover
@@ -608,7 +613,9 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
             "/metrics" => {
                 content_type = crate::metrics::CONTENT_TYPE;
                 let mesh = admin.mesh_view();
-                (200, crate::metrics::render(&admin.name, node.stats(), mesh))
+                let standby = admin.standbys.as_ref().map(|s| s.counters());
+                let body = crate::metrics::render(&admin.name, node.stats(), mesh, standby);
+                (200, body)
             }
             "/map" => {
                 content_type = "text/html; charset=utf-8";

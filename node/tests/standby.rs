@@ -283,3 +283,114 @@ fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
     );
     assert!(ok, "zone 0's standby acknowledged nothing in {took:?}");
 }
+
+/// A host that is no primary opens connection after connection to n1's standby listener
+/// (4 at a time, from 4 IPs) and sends each a hello for the zone n1 keeps, with a
+/// signature over other bytes. Each costs n1 a thread and a signature check, at a low
+/// priority; each is counted (`meridian_standby_connections_unproven_total` in
+/// `/metrics`), and the log gets at most one line per 10 s for all of them — it used to
+/// get one per connection. n1's own zone keeps its busy time.
+#[test]
+fn forged_hellos_are_counted_and_cost_the_standby_node_nothing() {
+    use meridian_layouts::standby::{FrameHeader, FrameKind};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let _machine = crate::alone();
+    let mut spec = world_file::parse_spec(&world()).unwrap();
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+    spec.nodes[1].admin = Some(admin);
+    let dir = scratch("forged1");
+    let persistence = run::Persistence {
+        dir: dir.clone(),
+        fresh: false,
+    };
+    let n1 = run::start_with(
+        &spec,
+        &spec.nodes[1],
+        None,
+        Some(&key(1)),
+        Some(&persistence),
+        None,
+    )
+    .unwrap();
+    let control = spec.nodes[1].control.unwrap();
+    let busy = |n: &run::Running| {
+        let h = &n.stats()[0].histograms.tick_busy_seconds;
+        (h.sum(), h.count())
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let calm_start = busy(&n1);
+    std::thread::sleep(Duration::from_secs(2));
+    let calm_end = busy(&n1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hellos = Arc::new(AtomicU64::new(0));
+    let attackers: Vec<_> = (0..4u8)
+        .map(|t| {
+            let (stop, hellos) = (stop.clone(), hellos.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let s =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                            .unwrap();
+                    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 2 + t], 0)).into())
+                        .unwrap();
+                    if s.connect(&control.into()).is_err() {
+                        continue;
+                    }
+                    let mut s: std::net::TcpStream = s.into();
+                    // The challenge frame: header and 32 bytes.
+                    let mut challenge = [0u8; FrameHeader::SIZE + 32];
+                    if s.read_exact(&mut challenge).is_err() {
+                        continue;
+                    }
+                    let mut hello = FrameHeader::new(FrameKind::Hello, 0);
+                    hello.len = meridian_layouts::U32Le::new(32);
+                    let _ = s.write_all(bytemuck::bytes_of(&hello));
+                    // The nonce, and a signature that does not verify.
+                    let _ = s.write_all(&[7u8; 32 + 64]);
+                    let mut b = [0u8; 64];
+                    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                    hellos.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let flood_start = busy(&n1);
+    std::thread::sleep(Duration::from_secs(4));
+    let flood_end = busy(&n1);
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    let hellos = hellos.load(Ordering::Relaxed);
+    let counters = n1.standby_listener().unwrap();
+    let metrics = meridian_node::swarm::http_get(admin, "/metrics").unwrap();
+    let mean_ms = |a: (f64, u64), b: (f64, u64)| 1e3 * (b.0 - a.0) / (b.1 - a.1).max(1) as f64;
+    let (calm_ms, flood_ms) = (
+        mean_ms(calm_start, calm_end),
+        mean_ms(flood_start, flood_end),
+    );
+    eprintln!(
+        "forged hellos: {hellos} in 4 s; {counters:?}; zone 1 busy {calm_ms:.3} ms a tick calm, \
+         {flood_ms:.3} under the flood"
+    );
+    n1.stop().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        hellos >= 50,
+        "the flood was too weak to mean anything: {hellos}"
+    );
+    // Each is counted before its connection is closed.
+    assert!(counters.unproven >= hellos, "{counters:?}, {hellos} sent");
+    let scraped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("meridian_standby_connections_unproven_total{node=\"n1\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("meridian_standby_connections_unproven_total in /metrics");
+    assert!(scraped >= hellos, "/metrics says {scraped}, {hellos} sent");
+    assert!(
+        flood_ms < calm_ms + 5.0,
+        "busy {flood_ms:.3} ms a tick under the flood, {calm_ms:.3} calm"
+    );
+}

@@ -7,12 +7,14 @@
 
 mod frame;
 mod mirror;
+mod refusals;
 mod serve;
 mod stream;
 mod worker;
 
 pub use frame::FrameError;
 pub use mirror::{Mirror, MirrorError};
+pub use refusals::ListenerCounters;
 pub use serve::{Kept, KeptStatus, StandbyServer, serve};
 pub use stream::{MirrorOp, StandbyTarget, Stream, StreamFeed};
 

@@ -15,6 +15,7 @@ use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind};
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
 use super::frame::{StreamCipher, read_unverified};
 use super::mirror::{Mirror, MirrorError, is_bulk};
+use super::refusals::{ListenerCounters, Refusals};
 use super::worker::CheckpointWorker;
 use crate::store::ZoneStore;
 
@@ -38,6 +39,7 @@ pub struct KeptStatus {
 pub struct StandbyServer {
     pub status: Vec<Arc<KeptStatus>>,
     zones: Zones,
+    refusals: Arc<Refusals>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -74,6 +76,11 @@ impl StandbyServer {
             .collect();
         kept.sort_unstable();
         kept
+    }
+
+    /// What the listener turned away since it started (`/metrics`).
+    pub fn counters(&self) -> ListenerCounters {
+        self.refusals.counters()
     }
 
     /// This node runs released zone `zone` as `incarnation` now: its old primary, when it
@@ -255,15 +262,17 @@ pub fn serve(
             .collect(),
     ));
     let stop = Arc::new(AtomicBool::new(false));
+    let refusals = Arc::new(Refusals::default());
     let thread = {
-        let (stop, zones) = (stop.clone(), zones.clone());
+        let (stop, zones, refusals) = (stop.clone(), zones.clone(), refusals.clone());
         std::thread::Builder::new()
             .name("standby-listener".into())
-            .spawn(move || accept_loop(&listener, &key, &zones, &stop))?
+            .spawn(move || accept_loop(&listener, (&key, &zones, &refusals), &stop))?
     };
     Ok(StandbyServer {
         status,
         zones,
+        refusals,
         stop,
         thread: Some(thread),
     })
@@ -312,9 +321,12 @@ fn make_room(open: &mut Vec<OpenConnection>, ip: std::net::IpAddr) -> bool {
     true
 }
 
-fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &AtomicBool) {
+fn accept_loop(
+    listener: &TcpListener,
+    (key, zones, refusals): (&SigningKey, &Zones, &Arc<Refusals>),
+    stop: &AtomicBool,
+) {
     let mut open: Vec<OpenConnection> = Vec::new();
-    let mut refused = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((socket, from)) => {
@@ -323,7 +335,7 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
                 if !make_room(&mut open, from.ip()) {
                     // A node's primaries need a connection per zone kept, each past its
                     // hello at once; more is a flood.
-                    refused += 1;
+                    let refused = refusals.refuse();
                     if refused.is_power_of_two() {
                         tracing::warn!(%from, "standby streams: {refused} connections refused ({CONNECTIONS_MAX} open at most, {UNPROVEN_PER_IP} of one IP before their hello)");
                     }
@@ -334,15 +346,22 @@ fn accept_loop(listener: &TcpListener, key: &SigningKey, zones: &Zones, stop: &A
                 if let Ok(s) = socket.try_clone() {
                     open.push((s, ended.clone(), proven.clone(), from.ip()));
                 }
-                let (key, zones) = (key.clone(), zones.clone());
+                let (key, zones, refusals) = (key.clone(), zones.clone(), refusals.clone());
                 let spawned = std::thread::Builder::new()
                     .name("standby-mirror".into())
                     .spawn(move || {
                         // Verifying and writing a checkpoint yields to the zones here too.
                         crate::store::lower_priority();
                         let own = socket.try_clone();
-                        if let Err(e) = connection(socket, &key, &zones, (&ended, &proven)) {
-                            tracing::warn!(%from, "standby stream ended: {e}");
+                        match connection(socket, &key, &zones, (&ended, &proven)) {
+                            Ok(()) => {}
+                            // Anyone can get this far: counted, logged now and then.
+                            Err(e) if !proven.load(Ordering::Relaxed) && e.before_hello() => {
+                                if let Some(n) = refusals.unproven(std::time::Instant::now()) {
+                                    tracing::warn!(%from, "standby listener: {n} connections so far ended before a valid hello, the latest: {e} (logged at most every {:?})", super::refusals::LOG_EVERY);
+                                }
+                            }
+                            Err(e) => tracing::warn!(%from, "standby stream ended: {e}"),
                         }
                         // The listener keeps a handle to end it on stop: close it now.
                         if let Ok(own) = own {
@@ -392,6 +411,19 @@ pub(super) enum ServeError {
          ({newest}): the primary restored stale files and was told so"
     )]
     Stale { zone: u32, hello: u32, newest: u32 },
+}
+
+impl ServeError {
+    /// Whether the connection ended before its hello verified (what any host can cause).
+    fn before_hello(&self) -> bool {
+        matches!(
+            self,
+            ServeError::Frame(_)
+                | ServeError::NoHello(_)
+                | ServeError::BadHello(_)
+                | ServeError::NotKept(_)
+        )
+    }
 }
 
 /// The zone's mirrored files, as the checkpoint worker writes them.
