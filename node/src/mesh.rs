@@ -156,7 +156,10 @@ pub fn start(
         generation,
         key.clone(),
         &peers,
-        MeshConfig::default(),
+        MeshConfig {
+            silent_to_down_after: spec.mesh.start_grace,
+            ..MeshConfig::default()
+        },
         clock.now(),
         seed,
     )?;

@@ -24,6 +24,29 @@ struct WorldFile {
     limits: LimitsSection,
     #[serde(default)]
     persistence: PersistenceSection,
+    mesh: Option<MeshSection>,
+}
+
+/// The `[mesh]` section (only with mesh membership: control addresses on every node).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeshSection {
+    /// Seconds after its start before a node takes a member it has not heard from at all
+    /// for down (default 5).
+    start_grace_s: Option<f32>,
+}
+
+/// [`MeshSpec::start_grace`] unless the world file says otherwise.
+pub const START_GRACE_DEFAULT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Mesh membership's settings from the world file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeshSpec {
+    /// How long after its start a node waits for a member it has not heard from at all
+    /// before it takes that member for down (a node that started while another was dead
+    /// learns of the death this way; a node that starts later than this after the others
+    /// finds its zones taken over on their standbys).
+    pub start_grace: std::time::Duration,
 }
 
 /// The `[persistence]` section.
@@ -141,6 +164,8 @@ pub struct WorldSpec {
     pub entities_per_zone: u32,
     /// Ticks between checkpoints.
     pub checkpoint_every_ticks: u64,
+    /// Mesh membership's settings (defaults when the world runs no mesh).
+    pub mesh: MeshSpec,
 }
 
 /// The `[clients]` section.
@@ -424,6 +449,7 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
             "[persistence] checkpoint_interval_s: must be in [0.1, 3600] seconds (got {interval_s})"
         )));
     }
+    let mesh = mesh_spec(file.mesh.as_ref(), controlled)?;
     let tick_rate_hz = world.config().tick_rate_hz;
     Ok(WorldSpec {
         world,
@@ -433,6 +459,35 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
         clients,
         entities_per_zone,
         checkpoint_every_ticks: ((interval_s * tick_rate_hz as f32).round() as u64).max(1),
+        mesh,
+    })
+}
+
+/// The `[mesh]` section checked: only in a world that runs a mesh (`controlled` nodes
+/// have a control address), the grace in [1, 3600] seconds.
+fn mesh_spec(section: Option<&MeshSection>, controlled: usize) -> Result<MeshSpec, ParseError> {
+    let Some(section) = section else {
+        return Ok(MeshSpec {
+            start_grace: START_GRACE_DEFAULT,
+        });
+    };
+    if controlled == 0 {
+        return Err(ParseError::Nodes(
+            "[mesh]: this world runs no mesh (no node has a control address): remove the \
+             section or give every node a control address and a public_key"
+                .to_owned(),
+        ));
+    }
+    let grace_s = section
+        .start_grace_s
+        .unwrap_or(START_GRACE_DEFAULT.as_secs_f32());
+    if !grace_s.is_finite() || !(1.0..=3600.0).contains(&grace_s) {
+        return Err(ParseError::Nodes(format!(
+            "[mesh] start_grace_s: must be in [1, 3600] seconds (got {grace_s})"
+        )));
+    }
+    Ok(MeshSpec {
+        start_grace: std::time::Duration::from_secs_f32(grace_s),
     })
 }
 
@@ -456,6 +511,40 @@ mod tests {
         let mesh = parse(include_str!("../worlds/mesh-3.toml")).unwrap();
         assert_eq!(mesh.nodes.len(), 3);
         assert_eq!(mesh.nodes[2].standby_address(1).port(), 7522);
+    }
+
+    #[test]
+    fn the_mesh_section_sets_the_start_grace_within_bounds() {
+        let shipped = include_str!("../worlds/mesh-3.toml");
+        assert_eq!(
+            parse(shipped).unwrap().mesh.start_grace,
+            START_GRACE_DEFAULT
+        );
+        // The same world without its [mesh] section: the default.
+        let mesh = shipped.split("\n[mesh]").next().unwrap();
+        assert_eq!(parse(mesh).unwrap().mesh.start_grace, START_GRACE_DEFAULT);
+        let set = parse(&format!("{mesh}\n[mesh]\nstart_grace_s = 30\n")).unwrap();
+        assert_eq!(set.mesh.start_grace, std::time::Duration::from_secs(30));
+        for bad in ["0.5", "4000", "nan", "-3"] {
+            let text = format!("{mesh}\n[mesh]\nstart_grace_s = {bad}\n");
+            let Err(ParseError::Nodes(e)) = parse(&text) else {
+                panic!("start_grace_s = {bad} accepted")
+            };
+            assert!(
+                e.contains("[mesh] start_grace_s: must be in [1, 3600]"),
+                "{e}"
+            );
+        }
+        let Err(ParseError::Toml(e)) = parse(&format!("{mesh}\n[mesh]\ngrace = 3\n")) else {
+            panic!("an unknown key accepted")
+        };
+        assert!(e.to_string().contains("grace"), "{e}");
+        // A world without a mesh has no use for it: said, not ignored.
+        let Err(ParseError::Nodes(e)) = parse(&format!("{DEFAULT}\n[mesh]\nstart_grace_s = 9\n"))
+        else {
+            panic!("[mesh] accepted without a mesh")
+        };
+        assert!(e.contains("runs no mesh"), "{e}");
     }
 
     #[test]

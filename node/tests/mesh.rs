@@ -45,6 +45,32 @@ fn liveness(r: &run::Running, peer: &str) -> Liveness {
     found.map_or(Liveness::Unknown, |p| p.liveness)
 }
 
+/// `[mesh] start_grace_s` is how long a node waits at its start for members it has not
+/// heard from at all: n0 started alone, with 2 s, takes n1 and n2 for down after about
+/// 2 s (the default is 5 s).
+#[test]
+fn the_world_files_start_grace_is_how_long_a_silent_member_has() {
+    let _machine = crate::shared();
+    let spec = world_file::parse_spec(&(world() + "\n[mesh]\nstart_grace_s = 2\n")).unwrap();
+    assert_eq!(spec.mesh.start_grace, Duration::from_secs(2));
+    let started = Instant::now();
+    let n0 = run::start(&spec, &spec.nodes[0], None, Some(&key(0))).unwrap();
+    while ["n1", "n2"]
+        .iter()
+        .any(|p| liveness(&n0, p) != Liveness::Down)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "n1 and n2 not down 4 s after n0's start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    n0.stop().unwrap();
+    eprintln!("start grace 2 s: the silent members down after {took:?}");
+    assert!(took >= Duration::from_secs(2), "down after {took:?}");
+}
+
 #[test]
 fn three_nodes_see_each_other_and_declare_a_stopped_one_down() {
     let _machine = crate::alone();
