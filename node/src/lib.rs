@@ -5,6 +5,7 @@ pub mod demo_mesh;
 pub mod failover;
 pub mod inspect;
 pub mod keyfile;
+pub mod layout;
 pub mod map;
 pub mod mesh;
 pub mod metrics;

@@ -675,7 +675,8 @@ fn token(
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
-    let world = world_file::load(path)?;
+    let spec = world_file::load_spec(path)?;
+    let world = &spec.world;
     let config = world.config();
     let b = world.bounds();
     println!(
@@ -712,5 +713,6 @@ fn check(path: &Path) -> anyhow::Result<()> {
             neighbours.join(", ")
         );
     }
+    print!("{}", meridian_node::layout::describe(&spec));
     Ok(())
 }
