@@ -1001,3 +1001,27 @@ fn regress_seed_196_only_the_run_a_stream_is_of_asks_about_it() {
     assert!(report.ok(), "{:?}", report.violations);
     assert!(report.comebacks > 0 && report.current_again > 0);
 }
+
+/// Seed 7233 (`--comebacks`): node 2 dies, node 1 takes its zone 0 over; node 2 comes
+/// back, its stale run stands down, and it keeps zone 0's standby — streamed to from a
+/// resync that zone 0's datagrams do not wait for. Zone 0 hands an entity to zone 1, then
+/// node 1 dies too. Node 2's copy lacks that handoff: before session 31 the ledgers let it
+/// take zone 0 over anyway (a takeover left no mark on the node taken over from), and the
+/// entity had two owners at tick 1149. Now the takeover marks that node dropped, and its
+/// promotion waits for the new run's primary to say it is current: refused here, the zone
+/// waits for its own node's disk.
+#[test]
+fn a_node_whose_zone_was_taken_over_promotes_it_back_only_once_current() {
+    let on = Options {
+        standbys: Some(true),
+        comebacks: Some(true),
+        ..Options::default()
+    };
+    let report = run(7233, 3000, &on);
+    assert_ok(&report);
+    assert!(report.comebacks >= 1, "the seed's comeback: {report:?}");
+    assert!(
+        report.promotions_refused >= 1,
+        "node 2's promotion of a copy not current: {report:?}"
+    );
+}

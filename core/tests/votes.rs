@@ -509,6 +509,49 @@ fn a_dropped_standby_cannot_take_its_zone_over() {
     }
 }
 
+/// A takeover marks the node taken over from dropped: that node, back and keeping the
+/// zone's standby, holds its stale files and then a resync the new run's datagrams do not
+/// wait for, so its promotion is refused until the new run's primary says it is current
+/// (simulator seed 7233, `--comebacks`: the returned node promoted a copy that lacked a
+/// handoff of the new run's, and the entity had two owners). Fails without the mark.
+#[test]
+fn the_node_taken_over_from_may_promote_again_only_once_said_current() {
+    let mut l = Ledger::new();
+    // Node 1 takes zone 7 over from node 0 as run 2, and acts on it.
+    let takeover = Ask::Promote {
+        zone: 7,
+        incarnation: 2,
+        standby: 1,
+        primary: 0,
+    };
+    assert_eq!(l.answer(1, 10, takeover, true), Answer::Yes);
+    let acted = Ask::Acted {
+        zone: 7,
+        incarnation: 2,
+        standby: 1,
+    };
+    assert_eq!(l.answer(1, 11, acted, false), Answer::Yes);
+    assert_eq!(l.dropped(7), Some(0));
+    // Node 0 came back and keeps the standby; node 1 dies before node 0 caught up.
+    let back = Ask::Promote {
+        zone: 7,
+        incarnation: 3,
+        standby: 0,
+        primary: 1,
+    };
+    assert_eq!(l.answer(0, 12, back, true), Answer::No, "not said current");
+    // Run 2's primary says node 0 holds everything: from then on it may.
+    let current = Ask::Current {
+        zone: 7,
+        incarnation: 2,
+        seq: 1,
+        standby: 0,
+    };
+    assert_eq!(l.answer(1, 13, current, false), Answer::Yes);
+    assert_eq!(l.dropped(7), None);
+    assert_eq!(l.answer(0, 14, back, true), Answer::Yes);
+}
+
 /// Node 0 is cut off and declared down; its standby on node 2 is agreed to take zone 7
 /// over but does not act on it (here: it chose not to; in the simulator's seed 8227 its
 /// ballot ran out of time with a majority's yes lost). The cut heals, and node 2 dies:

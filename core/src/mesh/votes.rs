@@ -202,8 +202,9 @@ impl Ledger {
             Ask::Promote {
                 incarnation,
                 standby,
+                primary,
                 ..
-            } => promote(e, ballot, incarnation, standby),
+            } => promote(e, ballot, incarnation, (standby, primary)),
             Ask::Withdraw {
                 incarnation,
                 standby,
@@ -360,7 +361,15 @@ fn primary_ask(
 /// or if another node's promotion to that run (not withdrawn) or a later one was agreed
 /// to. The standby may ask again for a promotion it withdrew — in a later ballot: a copy
 /// of the withdrawn ask, delayed in the network, is refused.
-fn promote(e: &mut LedgerEntry, ballot: u64, incarnation: u32, standby: u16) -> Answer {
+///
+/// Agreed, it also marks the node taken over from (`primary`) dropped: the new run starts
+/// without a standby, and that node — when it comes back and keeps the zone's standby —
+/// holds its own stale files, then a resync that its datagrams do not wait for; it may
+/// promote the zone again only once the new run's primary says it is current (simulator
+/// seed 7233, `--comebacks`: without the mark, the returned node promoted a copy that
+/// lacked a handoff the new run had made, and the entity had two owners).
+fn promote(e: &mut LedgerEntry, ballot: u64, incarnation: u32, nodes: (u16, u16)) -> Answer {
+    let (standby, primary) = nodes;
     if e.dropped.get() == standby || e.incarnation.get() >= incarnation {
         return Answer::No;
     }
@@ -384,6 +393,7 @@ fn promote(e: &mut LedgerEntry, ballot: u64, incarnation: u32, standby: u16) -> 
     }
     e.promoted = U32Le::new(incarnation);
     e.promoted_by = U16Le::new(standby);
+    e.dropped = U16Le::new(primary);
     Answer::Yes
 }
 
