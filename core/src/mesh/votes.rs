@@ -18,7 +18,9 @@
 //! A primary that has its standby back (it resynced and its datagrams wait for it
 //! again) says the standby is **current**, so the standby may promote again later; a new
 //! run of the zone says it once its standby holds the run's first state, which also
-//! clears a drop an older run left behind.
+//! clears a drop an older run left behind. A takeover counts the node taken over from as
+//! dropped: back, and keeping the zone's standby, that node holds a stale copy until the
+//! new run says it is current (simulator seed 7233).
 //!
 //! A standby whose promotion did not go ahead (its ballot ran out of time or was
 //! refused, or it failed to start the run) **withdraws** it: the ledgers that agreed to
