@@ -2,8 +2,10 @@
 //! host can flood the node's log through it.
 //!
 //! Any host that reaches the control port over TCP can open connections and send a hello
-//! that does not verify. Each used to cost a `warn` line: a few hosts wrote a thousand
-//! lines a second into the node's log, burying what an operator needs to see. Connections
+//! that does not verify. Each used to cost a `warn` line: one host sending forged hellos
+//! from four IPs wrote ~80 a second into the node's log (the listener's caps and its
+//! accepts every 50 ms let many hosts reach ~1,300), burying what an operator needs to
+//! see. Connections
 //! that end before a valid hello are now counted and logged at most once per
 //! [`LOG_EVERY`], with the count so far and the latest one's sender and reason — so a
 //! primary whose key is pinned wrong still shows within seconds. Connections past a valid
