@@ -300,12 +300,8 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
         (zone.tick_p99_us, zone.tick_cpu_p99_us)
     };
     // The busy time a tick (the datagrams read and checked included, which the tick time
-    // leaves out): its sum and count so far.
-    let busy = || {
-        let h = &running.stats()[0].histograms.tick_busy_seconds;
-        (h.sum(), h.count())
-    };
-    let busy_before = busy();
+    // leaves out).
+    let busy_before = crate::busy(&running, 0);
     // The attackers, in their own thread.
     let stop = Arc::new(AtomicBool::new(false));
     let attack = {
@@ -352,12 +348,11 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
             cpu_p99s_us.push(zone.tick_cpu_p99_us);
         }
     }
-    let busy_after = busy();
+    let busy_after = crate::busy(&running, 0);
     stop.store(true, Ordering::SeqCst);
     let attempts = attack.join().unwrap();
     let stats = running.stop().unwrap();
-    let busy_ms =
-        1e3 * (busy_after.0 - busy_before.0) / (busy_after.1 - busy_before.1).max(1) as f64;
+    let busy_ms = crate::busy_ms(busy_before, busy_after);
     let c = stats[0].clients;
     p99s_us.sort_unstable();
     cpu_p99s_us.sort_unstable();

@@ -32,6 +32,19 @@ pub(crate) fn shared() -> RwLockReadGuard<'static, ()> {
     MACHINE.read().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Zone `k` of `node`'s busy time so far — the whole tick on its core, the datagrams read
+/// and checked included, which the tick time leaves out (`meridian_tick_busy_seconds`):
+/// seconds and ticks.
+pub(crate) fn busy(node: &meridian_node::run::Running, k: usize) -> (f64, u64) {
+    let h = &node.stats()[k].histograms.tick_busy_seconds;
+    (h.sum(), h.count())
+}
+
+/// The mean busy time a tick, in milliseconds, between two readings of [`busy`].
+pub(crate) fn busy_ms(from: (f64, u64), to: (f64, u64)) -> f64 {
+    1e3 * (to.0 - from.0) / (to.1 - from.1).max(1) as f64
+}
+
 /// Ports handed to a test of this binary: none is handed out twice, so two tests that
 /// pick at the same moment cannot both get one.
 static HANDED: std::sync::Mutex<std::collections::BTreeSet<u16>> =

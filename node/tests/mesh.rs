@@ -480,14 +480,10 @@ fn a_spoofed_envelope_flood_from_a_neighbours_address_costs_no_verification() {
     let _machine = crate::alone();
     let spec = world_file::parse_spec(&world()).unwrap();
     let n0 = run::start(&spec, &spec.nodes[0], None, Some(&key(0))).unwrap();
-    let busy = |n: &run::Running| {
-        let h = &n.stats()[0].histograms.tick_busy_seconds;
-        (h.sum(), h.count())
-    };
     std::thread::sleep(Duration::from_secs(2));
-    let calm_start = busy(&n0);
+    let calm_start = crate::busy(&n0, 0);
     std::thread::sleep(Duration::from_secs(2));
-    let calm_end = busy(&n0);
+    let calm_end = crate::busy(&n0, 0);
     let zone0 = spec.nodes[0].zone_address(0);
     let as_zone1 = std::net::UdpSocket::bind(spec.nodes[1].zone_address(0)).unwrap();
     let signature = key(1).sign(b"other bytes").to_bytes();
@@ -504,7 +500,7 @@ fn a_spoofed_envelope_flood_from_a_neighbours_address_costs_no_verification() {
         .unwrap()
         .as_secs() as u32;
     let mut out = [0u8; 2048];
-    let flood_start = busy(&n0);
+    let flood_start = crate::busy(&n0, 0);
     let started = Instant::now();
     let mut sequence = 0u64;
     while started.elapsed() < Duration::from_secs(6) {
@@ -514,12 +510,11 @@ fn a_spoofed_envelope_flood_from_a_neighbours_address_costs_no_verification() {
         out[n..n + 64].copy_from_slice(&signature);
         let _ = as_zone1.send_to(&out[..n + 64], zone0);
     }
-    let flood_end = busy(&n0);
+    let flood_end = crate::busy(&n0, 0);
     let witness = n0.stats()[0].witness;
-    let mean_ms = |a: (f64, u64), b: (f64, u64)| 1e3 * (b.0 - a.0) / (b.1 - a.1).max(1) as f64;
     let (calm_ms, flood_ms) = (
-        mean_ms(calm_start, calm_end),
-        mean_ms(flood_start, flood_end),
+        crate::busy_ms(calm_start, calm_end),
+        crate::busy_ms(flood_start, flood_end),
     );
     eprintln!(
         "spoofed envelopes: {sequence} sent; zone 0 busy {calm_ms:.3} ms a tick calm, \

@@ -315,14 +315,10 @@ fn forged_hellos_are_counted_and_cost_the_standby_node_nothing() {
     )
     .unwrap();
     let control = spec.nodes[1].control.unwrap();
-    let busy = |n: &run::Running| {
-        let h = &n.stats()[0].histograms.tick_busy_seconds;
-        (h.sum(), h.count())
-    };
     std::thread::sleep(Duration::from_secs(2));
-    let calm_start = busy(&n1);
+    let calm_start = crate::busy(&n1, 0);
     std::thread::sleep(Duration::from_secs(2));
-    let calm_end = busy(&n1);
+    let calm_end = crate::busy(&n1, 0);
     let stop = Arc::new(AtomicBool::new(false));
     let hellos = Arc::new(AtomicU64::new(0));
     let attackers: Vec<_> = (0..4u8)
@@ -356,9 +352,9 @@ fn forged_hellos_are_counted_and_cost_the_standby_node_nothing() {
             })
         })
         .collect();
-    let flood_start = busy(&n1);
+    let flood_start = crate::busy(&n1, 0);
     std::thread::sleep(Duration::from_secs(4));
-    let flood_end = busy(&n1);
+    let flood_end = crate::busy(&n1, 0);
     stop.store(true, Ordering::Relaxed);
     for a in attackers {
         a.join().unwrap();
@@ -366,10 +362,9 @@ fn forged_hellos_are_counted_and_cost_the_standby_node_nothing() {
     let hellos = hellos.load(Ordering::Relaxed);
     let counters = n1.standby_listener().unwrap();
     let metrics = meridian_node::swarm::http_get(admin, "/metrics").unwrap();
-    let mean_ms = |a: (f64, u64), b: (f64, u64)| 1e3 * (b.0 - a.0) / (b.1 - a.1).max(1) as f64;
     let (calm_ms, flood_ms) = (
-        mean_ms(calm_start, calm_end),
-        mean_ms(flood_start, flood_end),
+        crate::busy_ms(calm_start, calm_end),
+        crate::busy_ms(flood_start, flood_end),
     );
     eprintln!(
         "forged hellos: {hellos} in 4 s; {counters:?}; zone 1 busy {calm_ms:.3} ms a tick calm, \
