@@ -44,6 +44,23 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Node `k` of `spec` started with its key, its data in `dir` (kept from an earlier run).
+fn start(spec: &world_file::WorldSpec, k: usize, dir: &std::path::Path) -> run::Running {
+    let persistence = run::Persistence {
+        dir: dir.to_owned(),
+        fresh: false,
+    };
+    run::start_with(
+        spec,
+        &spec.nodes[k],
+        None,
+        Some(&key(k)),
+        Some(&persistence),
+        None,
+    )
+    .unwrap()
+}
+
 /// What a restart from `store` begins with.
 fn recovered(store: &ZoneStore) -> (Vec<String>, Option<Vec<u8>>) {
     let r = store.recover().unwrap();
@@ -56,23 +73,7 @@ fn each_standby_holds_what_its_primary_wrote_and_handoffs_go_through_the_gate() 
     let _machine = crate::shared();
     let spec = world_file::parse_spec(&world()).unwrap();
     let dirs = [scratch("n0"), scratch("n1")];
-    let nodes: Vec<run::Running> = (0..2)
-        .map(|k| {
-            let persistence = run::Persistence {
-                dir: dirs[k].clone(),
-                fresh: false,
-            };
-            run::start_with(
-                &spec,
-                &spec.nodes[k],
-                None,
-                Some(&key(k)),
-                Some(&persistence),
-                None,
-            )
-            .unwrap()
-        })
-        .collect();
+    let nodes: Vec<run::Running> = (0..2).map(|k| start(&spec, k, &dirs[k])).collect();
     std::thread::sleep(Duration::from_secs(4));
     let started = Instant::now();
     loop {
@@ -142,19 +143,7 @@ fn without_its_standby_a_zone_hands_nothing_away() {
     );
     let spec = world_file::parse_spec(&text).unwrap();
     let dir = scratch("alone");
-    let persistence = run::Persistence {
-        dir: dir.clone(),
-        fresh: false,
-    };
-    let n0 = run::start_with(
-        &spec,
-        &spec.nodes[0],
-        None,
-        Some(&key(0)),
-        Some(&persistence),
-        None,
-    )
-    .unwrap();
+    let n0 = start(&spec, 0, &dir);
     std::thread::sleep(Duration::from_secs(3));
     let stats = n0.stop().unwrap();
     for s in &stats {
@@ -220,15 +209,7 @@ fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
     let _machine = crate::alone();
     let spec = world_file::parse_spec(&world()).unwrap();
     let dirs = [scratch("idle0"), scratch("idle1")];
-    let start = |k: usize| {
-        let persistence = run::Persistence {
-            dir: dirs[k].clone(),
-            fresh: false,
-        };
-        let keys = Some(&key(k));
-        run::start_with(&spec, &spec.nodes[k], None, keys, Some(&persistence), None).unwrap()
-    };
-    let n1 = start(1);
+    let n1 = start(&spec, 1, &dirs[1]);
     let control = spec.nodes[1].control.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let attacker = {
@@ -261,7 +242,7 @@ fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
         })
     };
     std::thread::sleep(Duration::from_secs(1));
-    let n0 = start(0);
+    let n0 = start(&spec, 0, &dirs[0]);
     let started = Instant::now();
     let acked = |n: &run::Running| n.stats()[0].persist.standby_appends_acked > 0;
     while !acked(&n0) && started.elapsed() < Duration::from_secs(5) {
@@ -301,19 +282,7 @@ fn forged_hellos_are_counted_and_cost_the_standby_node_nothing() {
     let admin = std::net::SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
     spec.nodes[1].admin = Some(admin);
     let dir = scratch("forged1");
-    let persistence = run::Persistence {
-        dir: dir.clone(),
-        fresh: false,
-    };
-    let n1 = run::start_with(
-        &spec,
-        &spec.nodes[1],
-        None,
-        Some(&key(1)),
-        Some(&persistence),
-        None,
-    )
-    .unwrap();
+    let n1 = start(&spec, 1, &dir);
     let control = spec.nodes[1].control.unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let calm_start = crate::busy(&n1, 0);
