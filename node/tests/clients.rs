@@ -586,6 +586,51 @@ fn forged_expired_wrong_world_tokens_and_changed_inputs_are_rejected() {
 #[test]
 fn a_swarm_at_ten_percent_loss_has_no_violations() {
     let _machine = crate::alone();
+    // The progress line's lateness, each second: what the swarm's own report sums up.
+    let mut late_seen = Vec::new();
+    let report = swarm_against_node(swarm::Pattern::Cross, |p| late_seen.push(p.late_max));
+    assert_eq!(report.connected, 60, "{}", report.table());
+    assert!(report.redirects > 20, "bots crossed: {}", report.table());
+    let late_max = late_seen.iter().max().expect("progress every second");
+    assert!(!late_max.is_zero(), "{late_seen:?}");
+    assert!(
+        late_max.as_secs_f64() * 1000.0 <= report.late_ms.2 + 1.0,
+        "{late_seen:?} against the report's max {}",
+        report.late_ms.2
+    );
+    assert!(report.snapshots > 60 * 30 * 5, "{}", report.table());
+    assert!(report.owner_samples >= 5);
+    // 60 bots on one thread: the swarm keeps up (its ticks run well under a tick late).
+    assert!(
+        report.late_ms.2 > 0.0,
+        "lateness measured: {}",
+        report.table()
+    );
+    assert!(report.late_ms.1 < 33.0, "{}", report.table());
+    assert_eq!(report.violations(), 0, "{}", report.table());
+}
+
+/// The crowd mills about the middle of the world, which is the border: bots in a dense
+/// crowd cross it back and forth, each handoff judged (continuity, pop-in, visibility).
+#[test]
+fn a_crowd_milling_across_the_border_at_ten_percent_loss_has_no_violations() {
+    let _machine = crate::alone();
+    let report = swarm_against_node(swarm::Pattern::Crowd, |_| {});
+    assert_eq!(report.connected, 60, "{}", report.table());
+    assert!(
+        report.handoffs_judged > 30,
+        "the crowd crossed: {}",
+        report.table()
+    );
+    assert_eq!(report.violations(), 0, "{}", report.table());
+}
+
+/// 60 bots moving as `pattern` says, for 8 s at 10 % loss on one thread, against a node
+/// [`start`]ed for them (avatars at 20 m/s); the report once the node stopped.
+fn swarm_against_node(
+    pattern: swarm::Pattern,
+    progress: impl FnMut(&swarm::Progress),
+) -> swarm::Report {
     // The swarm logs the first few violations of each kind: shown with a failure.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
@@ -606,39 +651,16 @@ fn a_swarm_at_ten_percent_loss_has_no_violations() {
     let config = swarm::Config {
         clients: 60,
         duration: Duration::from_secs(8),
-        pattern: swarm::Pattern::Cross,
+        pattern,
         loss: 0.10,
         latency: Duration::ZERO,
         jitter: Duration::ZERO,
         threads: 1,
         seed: 3,
     };
-    // The progress line's lateness, each second: what the swarm's own report sums up.
-    let mut late_seen = Vec::new();
-    let report = swarm::run(&target, &config, &AtomicBool::new(false), |p| {
-        late_seen.push(p.late_max)
-    })
-    .unwrap();
+    let report = swarm::run(&target, &config, &AtomicBool::new(false), progress).unwrap();
     running.stop().unwrap();
-    assert_eq!(report.connected, 60, "{}", report.table());
-    assert!(report.redirects > 20, "bots crossed: {}", report.table());
-    let late_max = late_seen.iter().max().expect("progress every second");
-    assert!(!late_max.is_zero(), "{late_seen:?}");
-    assert!(
-        late_max.as_secs_f64() * 1000.0 <= report.late_ms.2 + 1.0,
-        "{late_seen:?} against the report's max {}",
-        report.late_ms.2
-    );
-    assert!(report.snapshots > 60 * 30 * 5, "{}", report.table());
-    assert!(report.owner_samples >= 5);
-    // 60 bots on one thread: the swarm keeps up (its ticks run well under a tick late).
-    assert!(
-        report.late_ms.2 > 0.0,
-        "lateness measured: {}",
-        report.table()
-    );
-    assert!(report.late_ms.1 < 33.0, "{}", report.table());
-    assert_eq!(report.violations(), 0, "{}", report.table());
+    report
 }
 
 /// `client_auth = "ed25519"` in the world file: the zone tells the client in ACCEPT, the

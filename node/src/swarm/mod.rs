@@ -76,7 +76,8 @@ pub enum Pattern {
     Random,
     /// Back and forth across the nearest border between zone columns.
     Cross,
-    /// Everyone to the middle of the world.
+    /// Everyone to the middle of the world, milling about within 20 m of it (crossing
+    /// the borders there).
     Crowd,
     /// Play tag: run at the nearest player, circle it and shoot at it (the node must run
     /// the tag game, as `meridian demo` does; see the `tag` module).
@@ -156,6 +157,8 @@ struct Bot {
     next_turn: WallInstant,
     /// `cross`: heading east (true) or west.
     east: bool,
+    /// `crowd`: where the bot is heading (none: pick one).
+    goal: Option<[f32; 2]>,
     sent_at: Box<[Option<WallInstant>; 256]>,
     latency_seen: u32,
     last_snapshot: Option<WallInstant>,
@@ -454,6 +457,7 @@ fn worker(
             direction: (0, 0),
             next_turn: started,
             east: i % 2 == 0,
+            goal: None,
             sent_at: Box::new([None; 256]),
             latency_seen: 0,
             last_snapshot: None,
@@ -642,13 +646,20 @@ fn steer(
             }
         }
         Pattern::Crowd => {
+            // A point near the middle, a new one whenever the avatar got there: the
+            // crowd mills about the middle — a border, or a corner of four zones — and
+            // keeps crossing it.
             let centre = [
                 (bounds.x_min + bounds.x_max) / 2.0,
                 (bounds.y_min + bounds.y_max) / 2.0,
             ];
-            let (dx, dy) = (centre[0] - at[0], centre[1] - at[1]);
+            let goal = *bot
+                .goal
+                .get_or_insert_with(|| crowd_goal(centre, &mut bot.rng));
+            let (dx, dy) = (goal[0] - at[0], goal[1] - at[1]);
             let d = (dx * dx + dy * dy).sqrt();
-            if d < 5.0 {
+            if d < CROWD_ARRIVED_M {
+                bot.goal = None;
                 (0, 0)
             } else {
                 ((dx / d * 127.0) as i8, (dy / d * 127.0) as i8)
@@ -656,6 +667,19 @@ fn steer(
         }
     };
     bot.udp.client_mut().set_intent(intent.0, intent.1, buttons);
+}
+
+/// `crowd`: how far from the middle of the world a bot's goal may lie, and how near it
+/// counts as there.
+const CROWD_RADIUS_M: f32 = 20.0;
+const CROWD_ARRIVED_M: f32 = 2.0;
+
+/// A `crowd` bot's next goal: a point within [`CROWD_RADIUS_M`] of `centre`, uniform
+/// over the disc.
+fn crowd_goal(centre: [f32; 2], rng: &mut SmallRng) -> [f32; 2] {
+    let r = CROWD_RADIUS_M * rng.random_range(0.0f32..1.0).sqrt();
+    let angle = rng.random_range(0.0..std::f32::consts::TAU);
+    [centre[0] + r * angle.cos(), centre[1] + r * angle.sin()]
 }
 
 /// Bot `i`'s local address against a loopback server: its own `127.x.y.z` (Linux routes
