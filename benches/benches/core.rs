@@ -178,11 +178,12 @@ fn aoi_query(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("meridian", N), |b| {
         b.iter(|| {
             let (xs, ys, ids) = (entities.xs(), entities.ys(), entities.ids());
-            packed.refresh(&grid, xs, ys);
+            packed.refresh(&grid, (xs, ys));
             for &[cx, cy] in &centres {
                 found.clear();
-                packed
-                    .for_each_in_radius(cx, cy, RADIUS_M, |slot| found.push(ids[slot as usize].0));
+                packed.for_each_in_radius(&grid, (xs, ys), (cx, cy, RADIUS_M), |slot| {
+                    found.push(ids[slot as usize].0)
+                });
                 total_found += black_box(&found).len();
             }
         })

@@ -66,14 +66,30 @@ impl CellMap {
 /// The bucket grid is cheap to maintain but scatters a cell's entities across the entity
 /// columns, so each candidate of a query costs three dependent loads. Stages that run many
 /// queries per tick (interest management: one per client) call [`Packed::refresh`] once
-/// per tick — one pass over the buckets in cell order that copies `x`, `y` and the slot —
-/// and then query a row of cells as one contiguous span, eight candidates per SIMD step.
-/// Queries see positions as of the last refresh.
+/// per tick and then query a row of cells as one contiguous span, eight candidates per
+/// SIMD step.
+///
+/// **Filled as queried.** The refresh only lays the cells out (where each cell's entries
+/// go, from the buckets' lengths) and starts a new epoch; a query copies `x`, `y` and the
+/// slot of each cell it spans the first time the epoch touches it. A zone of a million
+/// entities whose clients' queries reach a few thousand cells copies those, not the
+/// million (the copy was half of `replicate/meridian-dense/1000`). Queries are given the
+/// grid and the position columns again: they must be the ones refreshed from, unchanged
+/// since (the replicator queries between two zone ticks). Queries see positions as of the
+/// first query of the epoch that touched their cells.
 #[derive(Debug)]
 pub struct Packed {
     map: CellMap,
     /// `cell_start[c] .. cell_start[c + 1]` are cell `c`'s entries.
     cell_start: Vec<u32>,
+    /// The epoch each cell's entries were copied in; [`Packed::refresh`] starts a new one.
+    filled: Vec<u32>,
+    epoch: u32,
+    /// This epoch was copied whole at its refresh: queries fill nothing.
+    whole: bool,
+    /// Entries queries copied this epoch, and how many the epoch laid out.
+    copied: u32,
+    laid_out: u32,
     x: Vec<f32>,
     y: Vec<f32>,
     slot: Vec<u32>,
@@ -87,45 +103,103 @@ impl Packed {
         Packed {
             map: grid.map,
             cell_start: vec![0; grid.cell_count() + 1],
+            filled: vec![0; grid.cell_count()],
+            epoch: 0,
+            whole: false,
+            copied: 0,
+            laid_out: 0,
             x: vec![0.0; slots + LANES],
             y: vec![0.0; slots + LANES],
             slot: vec![0; slots + LANES],
         }
     }
 
-    /// Copies the grid's current contents, in cell order. `xs` and `ys` are the entity
-    /// store's position columns.
-    pub fn refresh(&mut self, grid: &Grid, xs: &[f32], ys: &[f32]) {
+    /// Starts a copy of the grid's current contents, in cell order: lays the cells out;
+    /// queries fill them (see the type's docs). When the last epoch's queries filled at
+    /// least half of what it laid out, this one is copied whole at once instead (one pass
+    /// in cell order costs less than checking and filling cell by cell when most cells get
+    /// filled anyway: 1.04–1.06× of `replicate/meridian/1000` always filling as queried).
+    pub fn refresh(&mut self, grid: &Grid, (xs, ys): (&[f32], &[f32])) {
         assert_eq!(self.cell_start.len(), grid.cell_count() + 1);
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // Wrapped: no cell may look filled by a stale epoch.
+            self.filled.fill(0);
+            self.epoch = 1;
+        }
+        // A whole copy counts as all filled, so the epochs after it are copied whole too;
+        // every 64th fills as queried, to measure the queries again.
+        let most = self.laid_out > 0 && self.copied >= self.laid_out / 2;
+        self.whole = most && !self.epoch.is_multiple_of(64);
         let mut next = 0usize;
         for c in 0..grid.cell_count() {
             self.cell_start[c] = next as u32;
-            let start = grid.start[c] as usize;
-            for &slot in &grid.entries[start..start + grid.len[c] as usize] {
-                self.x[next] = xs[slot as usize];
-                self.y[next] = ys[slot as usize];
-                self.slot[next] = slot;
-                next += 1;
+            if self.whole {
+                let start = grid.start[c] as usize;
+                for &slot in &grid.entries[start..start + grid.len[c] as usize] {
+                    self.x[next] = xs[slot as usize];
+                    self.y[next] = ys[slot as usize];
+                    self.slot[next] = slot;
+                    next += 1;
+                }
+            } else {
+                next += grid.len[c] as usize;
             }
         }
         self.cell_start[grid.cell_count()] = next as u32;
+        self.laid_out = next as u32;
+        self.copied = if self.whole { self.laid_out } else { 0 };
+    }
+
+    /// Copies cells `first..=last` (one row's span) unless this epoch did. `xs` and `ys`
+    /// are the entity store's position columns.
+    #[inline]
+    fn fill(&mut self, grid: &Grid, (xs, ys): (&[f32], &[f32]), first: usize, last: usize) {
+        if self.whole {
+            return;
+        }
+        for c in first..=last {
+            if self.filled[c] == self.epoch {
+                continue;
+            }
+            self.filled[c] = self.epoch;
+            let (to, end) = (self.cell_start[c] as usize, self.cell_start[c + 1] as usize);
+            let start = grid.start[c] as usize;
+            // The bucket as laid out at the refresh; a shorter one (the grid changed
+            // since, against the contract) leaves NaN positions, which no query matches.
+            let bucket = &grid.entries[start..start + (grid.len[c] as usize).min(end - to)];
+            for (k, &slot) in bucket.iter().enumerate() {
+                self.x[to + k] = xs[slot as usize];
+                self.y[to + k] = ys[slot as usize];
+                self.slot[to + k] = slot;
+            }
+            self.x[to + bucket.len()..end].fill(f32::NAN);
+            self.y[to + bucket.len()..end].fill(f32::NAN);
+            self.copied += (end - to) as u32;
+        }
     }
 
     /// Calls `f(slot)` for every entity within `radius_m` of `(cx, cy)` (inclusive), as of
-    /// the last refresh.
+    /// the last refresh (`grid`, `xs` and `ys` as it was given them).
     #[inline]
-    pub fn for_each_in_radius(&self, cx: f32, cy: f32, radius_m: f32, mut f: impl FnMut(u32)) {
-        self.for_each_in_radius_with_distance(cx, cy, radius_m, |slot, _| f(slot));
+    pub fn for_each_in_radius(
+        &mut self,
+        grid: &Grid,
+        columns: (&[f32], &[f32]),
+        (cx, cy, radius_m): (f32, f32, f32),
+        mut f: impl FnMut(u32),
+    ) {
+        self.for_each_in_radius_with_distance(grid, columns, (cx, cy, radius_m), |slot, _| f(slot));
     }
 
     /// As [`Packed::for_each_in_radius`], also passing the squared distance (computed by
     /// the SIMD test anyway), so callers that rank by distance need no second lookup.
     #[inline]
     pub fn for_each_in_radius_with_distance(
-        &self,
-        cx: f32,
-        cy: f32,
-        radius_m: f32,
+        &mut self,
+        grid: &Grid,
+        columns: (&[f32], &[f32]),
+        (cx, cy, radius_m): (f32, f32, f32),
         mut f: impl FnMut(u32, f32),
     ) {
         let r2 = f32x8::splat(radius_m * radius_m);
@@ -143,6 +217,7 @@ impl Packed {
             // The cells c0..=c1 of one row are one contiguous span.
             let first = (row * self.map.columns + c0) as usize;
             let last = (row * self.map.columns + c1) as usize;
+            self.fill(grid, columns, first, last);
             let (begin, end) = (
                 self.cell_start[first] as usize,
                 self.cell_start[last + 1] as usize,

@@ -28,6 +28,10 @@ fn grid_matches_brute_force(seed: u64) {
     let mut x = vec![f32x8::splat(0.0); capacity.div_ceil(8)];
     let mut y = x.clone();
     let mut len = 0usize;
+    // One packed copy for the whole run, refreshed once a step: its queries fill cells as
+    // they reach them, later ones reuse them, and the next step's refresh makes every
+    // cell stale again.
+    let mut packed = Packed::new(&grid);
     for _step in 0..30 {
         let xs: &mut [f32] = bytemuck::cast_slice_mut(&mut x);
         let ys: &mut [f32] = bytemuck::cast_slice_mut(&mut y);
@@ -64,6 +68,7 @@ fn grid_matches_brute_force(seed: u64) {
         }
         let xs: &[f32] = &bytemuck::cast_slice::<f32x8, f32>(&x)[..len];
         let ys: &[f32] = &bytemuck::cast_slice::<f32x8, f32>(&y)[..len];
+        packed.refresh(&grid, (xs, ys));
         for _ in 0..10 {
             let (cx, cy) = (
                 rng.random_range(area.x_min - 50.0..area.x_max + 50.0),
@@ -84,10 +89,8 @@ fn grid_matches_brute_force(seed: u64) {
                 "seed {seed}: radius query ({cx}, {cy}, {r})"
             );
 
-            let mut packed = Packed::new(&grid);
-            packed.refresh(&grid, xs, ys);
             let mut got = Vec::new();
-            packed.for_each_in_radius(cx, cy, r, |s| got.push(s));
+            packed.for_each_in_radius(&grid, (xs, ys), (cx, cy, r), |s| got.push(s));
             assert_eq!(
                 sorted(got),
                 want,

@@ -138,23 +138,30 @@ impl Replicator {
         let mut cutoff2 = r * r;
         let mut found = 0;
         let ghosts = zone.ghosts().entities();
-        let packed = self.packed.as_ref().expect("refreshed before the search");
+        let packed = self.packed.as_mut().expect("refreshed before the search");
         let (candidates, records) = (&mut self.candidates, &self.records);
-        packed.for_each_in_radius_with_distance(x, y, r, |slot, distance2| {
-            // Slots past the copy's end are stale (the zone changed after its tick).
-            if (slot as usize) < records.len() {
-                found += 1;
-                if distance2 <= cutoff2 {
-                    let id = records[slot as usize].id;
-                    let k = Candidate {
-                        id,
-                        distance2,
-                        slot,
-                    };
-                    push_nearest(candidates, keep, &mut cutoff2, k);
+        let owned = zone.entities();
+        let columns = (owned.xs(), owned.ys());
+        packed.for_each_in_radius_with_distance(
+            zone.grid(),
+            columns,
+            (x, y, r),
+            |slot, distance2| {
+                // Slots past the copy's end are stale (the zone changed after its tick).
+                if (slot as usize) < records.len() {
+                    found += 1;
+                    if distance2 <= cutoff2 {
+                        let id = records[slot as usize].id;
+                        let k = Candidate {
+                            id,
+                            distance2,
+                            slot,
+                        };
+                        push_nearest(candidates, keep, &mut cutoff2, k);
+                    }
                 }
-            }
-        });
+            },
+        );
         zone.query_ghosts_radius(x, y, r, |slot| {
             let i = slot as usize;
             let (dx, dy) = (ghosts.xs()[i] - x, ghosts.ys()[i] - y);

@@ -379,7 +379,7 @@ impl Replicator {
         }
         let owned = zone.entities();
         let packed = self.packed.get_or_insert_with(|| Packed::new(zone.grid()));
-        packed.refresh(zone.grid(), owned.xs(), owned.ys());
+        packed.refresh(zone.grid(), (owned.xs(), owned.ys()));
         // Every owned entity quantised once per tick, by slot: a client's members are
         // then one 32-byte load each instead of eight scattered column reads.
         fill_records(owned, &mut self.records);
