@@ -193,16 +193,24 @@ pub fn start_with(
     if clients.is_none() {
         tracing::info!("clients disabled: the world file has no [clients] section");
     }
-    let store = match persistence {
-        None => None,
-        Some(p) => Some(StorePlan {
-            dir: Arc::new(DataDir::open(&p.dir)?),
+    let data_dir = persistence
+        .map(|p| DataDir::open(&p.dir).map(Arc::new))
+        .transpose()?;
+    // The world geometry the directory was written under (`data_geometry`).
+    let record_geometry = match (&data_dir, persistence) {
+        (Some(dir), Some(p)) => crate::data_geometry::check(dir, spec, p.fresh)?,
+        _ => false,
+    };
+    let store = match (persistence, &data_dir) {
+        (Some(p), Some(dir)) => Some(StorePlan {
+            dir: dir.clone(),
             world_id: spec.world_id,
             fresh: p.fresh,
             checkpoint_every_ticks: spec.checkpoint_every_ticks,
             restore_only: false,
             incarnation_floor: 0,
         }),
+        _ => None,
     };
     let standbys =
         crate::standby::serve_kept(spec, node, persistence.map(|p| p.dir.as_path()), key)?;
@@ -229,6 +237,9 @@ pub fn start_with(
         game,
     };
     let node_handle = Arc::new(Node::start(plan)?);
+    if let Some(dir) = data_dir.as_ref().filter(|_| record_geometry) {
+        crate::data_geometry::record(dir, spec)?;
+    }
     let failover = start_failover(
         (spec, node),
         standbys.as_ref(),

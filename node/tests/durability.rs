@@ -300,6 +300,41 @@ fn a_damaged_checkpoint_falls_back_and_damage_everywhere_is_refused_until_fresh(
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The same world id with other bounds or another grid of zones: the data directory's
+/// zones were written under another layout, and restoring them would misplace or drop
+/// entities. Refused, naming both layouts, until the node starts `--fresh`, which records
+/// the new layout (and the old world file is refused from then on).
+#[test]
+fn a_data_directory_written_under_another_layout_is_refused() {
+    let _machine = crate::shared();
+    let (dir, world) = single_node("geometry", 5);
+    let data = dir.join("data");
+    assert_eq!(run_node(&world, &data, 1, &[]).0, Some(0));
+    let text = std::fs::read_to_string(&world).unwrap();
+    let wider = dir.join("wider.toml");
+    std::fs::write(&wider, text.replace("x_max = 256.0", "x_max = 512.0")).unwrap();
+    let regridded = dir.join("regridded.toml");
+    // Two zones still (the node hosts both), stacked instead of side by side.
+    let stacked = text.replace("columns = 2\nrows = 1", "columns = 1\nrows = 2");
+    assert_ne!(stacked, text);
+    std::fs::write(&regridded, stacked).unwrap();
+    for other in [&wider, &regridded] {
+        let (code, err) = run_node(other, &data, 1, &[]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains("written under another layout")
+                && err.contains("bounds 0 0 256 128, zones 2 x 1"),
+            "{err}"
+        );
+    }
+    assert_eq!(run_node(&wider, &data, 1, &["--fresh"]).0, Some(0));
+    assert_eq!(run_node(&wider, &data, 1, &[]).0, Some(0));
+    let (code, err) = run_node(&world, &data, 1, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("bounds 0 0 512 128"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn another_worlds_data_a_file_and_a_locked_directory_are_refused() {
     let _machine = crate::shared();
