@@ -279,8 +279,9 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
             .iter()
             .map(|n| (n.zones[0], n.zone_address(0)))
             .collect(),
-        // The owner samples need every node's admin endpoint: not with one killed.
-        admins: Vec::new(),
+        // Every node's: the owner and visibility samples skip a node that does not answer
+        // (n0 once killed).
+        admins: cluster.admins.clone(),
         node_keys: spec.nodes.iter().filter_map(|n| n.public_key).collect(),
         auth,
         speed_mps: 8.0,

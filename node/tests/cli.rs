@@ -259,4 +259,21 @@ fn demo_mesh_kills_a_node_and_reports_the_failover() {
         violations.contains(" 0 before the kill") && violations.ends_with(", 0 after"),
         "{violations}\n{stdout}"
     );
+    // The owner and visibility checks ran across the three nodes (the killed one skipped).
+    for (check, unit) in [
+        ("two owners", "admin samples"),
+        ("visibility", "sampled views"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("violations: {check}")))
+            .unwrap_or_default();
+        let samples: u64 = line
+            .split("(in ")
+            .nth(1)
+            .and_then(|rest| rest.strip_suffix(&format!(" {unit})")))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(samples > 0, "{line}\n{stdout}");
+    }
 }

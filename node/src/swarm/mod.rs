@@ -272,6 +272,7 @@ pub fn run(
     let mut owner_violations = 0;
     let mut owner_samples = 0;
     let mut missing_before: HashSet<u64> = HashSet::new();
+    let mut unreachable_before: Vec<SocketAddr> = Vec::new();
     let mut missing_avatars = 0;
     let mut visibility = VisibilityCounts::default();
     let mut next = started + Duration::from_secs(1);
@@ -292,6 +293,14 @@ pub fn run(
             let asked = WallInstant::now();
             match sample_owners(&target.admins) {
                 Ok(sample) => {
+                    if sample.unreachable != unreachable_before {
+                        for admin in &sample.unreachable {
+                            tracing::warn!(
+                                "admin {admin} does not answer: its zones' avatars count as missing until another node runs them"
+                            );
+                        }
+                        unreachable_before = sample.unreachable.clone();
+                    }
                     owner_samples += 1;
                     owner_violations += sample.owner_violations;
                     let missing = missing_avatars_of(&shared, &sample.present, asked);

@@ -120,9 +120,18 @@ pub(super) fn check(target: &super::Target, held: &Held) -> anyhow::Result<Optio
         held.at[0] + r,
         held.at[1] + r
     );
+    // A node that does not answer (down) leaves its zones out of the cut: the check then
+    // judges less — what the cut lacks is never called missing — but never wrongly.
     let mut cut = Cut::default();
+    let mut failed = None;
     for admin in &target.admins {
-        parse_positions(&super::http_get(*admin, &view)?, &mut cut)?;
+        match super::http_get(*admin, &view) {
+            Ok(body) => parse_positions(&body, &mut cut)?,
+            Err(e) => failed = Some(e),
+        }
+    }
+    if let Some(e) = failed.filter(|_| cut.ticks.is_empty()) {
+        return Err(e);
     }
     let hz = target.world.config().tick_rate_hz as f32;
     let Some(v) = judge(
