@@ -211,6 +211,7 @@ mod damaged {
     use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
     use meridian_core::zone::Zone;
     use meridian_layouts::view::VIEW_STREAM_MAX;
+    use meridian_protocol::delta::{Record, apply_delta};
     use proptest::prelude::*;
 
     const AT: (f32, f32) = (500.0, 500.0);
@@ -218,7 +219,7 @@ mod damaged {
     /// A 1 km zone with an entity every 25 m (the client's nearest 128 reach into all
     /// three distance tiers), one snapshot acknowledged, and the stream its state makes.
     fn carried() -> (Zone, meridian_core::replicate::Carried, Vec<u8>) {
-        let (zone, carried, stream, _, _) = origin();
+        let (zone, carried, stream, _, _, _) = origin();
         (zone, carried, stream)
     }
 
@@ -228,7 +229,16 @@ mod damaged {
         Vec<u8>,
         Replicator,
         ClientView,
+        Client,
     );
+
+    /// What the client holds: the snapshot it acknowledged (its baseline over there),
+    /// and the newest one it was shown.
+    #[derive(Default)]
+    struct Client {
+        acked: Vec<Record>,
+        shown: Vec<Record>,
+    }
 
     /// As [`carried`], with the replicator and the view the state came from.
     fn origin() -> Origin {
@@ -269,16 +279,25 @@ mod damaged {
         let mut replicator = Replicator::new(config);
         let mut view = ClientView::new(&config);
         let mut out = [0u8; 1200];
+        let mut client = Client::default();
         for (tick, &p) in (1..).zip(at) {
-            replicator.snapshot(&mut view, &zone, None, p, tick, &mut out);
+            let (_, encoded) = replicator.snapshot(&mut view, &zone, None, p, tick, &mut out);
+            apply_delta(
+                &client.acked,
+                &out[..encoded.bytes],
+                encoded.entries,
+                &mut client.shown,
+            )
+            .unwrap();
             if tick == 1 {
                 view.acknowledge(1);
+                client.acked = client.shown.clone();
             }
         }
         let mut stream = vec![0; VIEW_STREAM_MAX];
         let (carried, len) = replicator.carry(&view, 0, &mut stream).unwrap();
         stream.truncate(len);
-        (zone, carried, stream, replicator, view)
+        (zone, carried, stream, replicator, view, client)
     }
 
     proptest! {
@@ -318,7 +337,7 @@ mod damaged {
     /// have built: same baseline, members, priorities and budget, byte for byte.
     #[test]
     fn a_carried_state_makes_the_same_next_snapshot() {
-        let (mut zone, carried, stream, mut from, mut view) = origin();
+        let (mut zone, carried, stream, mut from, mut view, _) = origin();
         let config = InterestConfig::default();
         let mut to = Replicator::new(config);
         let mut moved = ClientView::new(&config);
@@ -356,7 +375,10 @@ mod damaged {
     /// members are new to it, and only some fit. The zone it moves to must offer first
     /// what the other zone's newest snapshot showed — ranking by distance alone would
     /// leave out, once, an entity the client was just shown: a pop-in after every
-    /// handoff under latency.
+    /// handoff under latency — and must not show an entity where it was before the
+    /// newest snapshot showed it. (Not the same bytes as staying: members whose newest
+    /// sample the carried baseline lacks get a new one over there, where staying would
+    /// send that sample again; see `pass::RESEND`.)
     #[test]
     fn a_carried_state_keeps_what_was_shown_while_acknowledgements_lag() {
         let config = InterestConfig {
@@ -364,12 +386,14 @@ mod damaged {
             ..InterestConfig::default()
         };
         let walk = |k: u32| (AT.0 + 20.0 * k as f32, AT.1);
-        let (mut zone, carried, stream, mut from, mut view) =
+        let (mut zone, carried, stream, mut from, mut view, client) =
             origin_with(config, &[walk(0), walk(0), walk(1)]);
         let mut to = Replicator::new(config);
         let mut moved = ClientView::new(&config);
         to.install(&mut moved, &carried, &stream).unwrap();
         let mut now = Instant::ZERO;
+        let (mut stayed, mut went) = (Vec::new(), Vec::new());
+        let mut resent = 0;
         for tick in 4..8 {
             now = now + zone.world().tick_duration();
             zone.tick(now);
@@ -384,8 +408,22 @@ mod damaged {
             );
             assert_eq!(base_a, base_b, "tick {tick}");
             assert!(from.counters().deferred > 0, "the budget is short");
-            assert_eq!(a[..enc_a.bytes], b[..enc_b.bytes], "tick {tick}");
+            apply_delta(&client.acked, &a[..enc_a.bytes], enc_a.entries, &mut stayed).unwrap();
+            apply_delta(&client.acked, &b[..enc_b.bytes], enc_b.entries, &mut went).unwrap();
+            let ids = |r: &[Record]| r.iter().map(|r| r.id).collect::<Vec<_>>();
+            assert_eq!(ids(&stayed), ids(&went), "tick {tick}: what is shown");
+            // Every entity walks east: none may be shown west of where the client saw
+            // it last before the handoff.
+            for r in &went {
+                if let Some(before) = client.shown.iter().find(|s| s.id == r.id) {
+                    assert!(r.x >= before.x, "tick {tick}: {} shown going back", r.id);
+                }
+            }
+            resent += usize::from(a[..enc_a.bytes] != b[..enc_b.bytes]);
         }
+        // Staying resent samples the moved-to zone sent anew (else this tested nothing
+        // beyond the test above).
+        assert!(resent > 0);
     }
 }
 

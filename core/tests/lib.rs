@@ -14,6 +14,7 @@ mod handoff;
 mod history;
 mod inputs;
 mod interest;
+mod lagging;
 mod mesh;
 mod movement;
 mod one_pass;

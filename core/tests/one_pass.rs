@@ -26,8 +26,13 @@ fn one_pass_and_staged_snapshots_are_the_same_bytes() {
 #[test]
 fn one_pass_and_staged_snapshots_are_the_same_bytes_with_game_fields() {
     let (plain, shown) = (same_bytes(false), same_bytes(true));
-    // The game's fields were sent: the same scene cost more bytes.
-    assert!(shown.bytes > plain.bytes * 11 / 10, "{plain:?} {shown:?}");
+    // The game's fields were sent: an entry of the same scene cost more bytes (the
+    // budget binds in both, so the totals are the budget's).
+    let per_entry = |c: ReplicateCounters| c.bytes as f64 / c.entries as f64;
+    assert!(
+        per_entry(shown) > per_entry(plain) * 1.1,
+        "{plain:?} {shown:?}"
+    );
 }
 
 /// A game whose clients see one field: an entity's id / 3 plus the tick / 8, zero for
@@ -141,12 +146,13 @@ fn same_bytes(game: bool) -> ReplicateCounters {
             compared += 1;
         }
     }
-    // Both paths were taken (the one pass most of the time), and the staged replicator
-    // took only the staged one; every other counter agrees.
+    // Both paths were taken, each for a good share (under this lag and budget, samples
+    // sent again push most snapshots past the budget), and the staged replicator took
+    // only the staged one; every other counter agrees.
     let (c, s) = (one.counters(), staged.counters());
     assert_eq!(s.staged, s.snapshots);
     assert!(
-        c.staged > 0 && c.staged < c.snapshots / 2,
+        c.staged > c.snapshots / 10 && c.staged < c.snapshots * 9 / 10,
         "{} of {} staged",
         c.staged,
         c.snapshots

@@ -12,7 +12,7 @@ use meridian_layouts::view::VIEW_STREAM_MAX;
 use meridian_protocol::delta::{Wanted, apply_delta, encode_delta, get_varint, put_varint};
 
 use super::interest::{GHOST_BIT, Member};
-use super::{Baseline, ClientView, Replicator};
+use super::{Baseline, ClientView, PRIORITY_DUE, Replicator};
 
 /// A baseline may hold more records than the interest cap (removals the budget left out
 /// stay until they fit); installing takes at most this many per member of the cap.
@@ -71,11 +71,26 @@ impl Replicator {
         }
         put_varint(out, &mut at, members.len() as u64);
         let newest = view.stored(view.last_sent).unwrap_or(&super::held::NOTHING);
+        let (cores, mut b) = (records.cores(), 0);
         let mut previous = 0;
         for m in members {
             put_varint(out, &mut at, m.id - previous);
             let shown = newest.find(m.id).is_some();
-            out[at] = m.priority.min(PRIORITY_MAX) as u8 | if shown { SHOWN_BIT } else { 0 };
+            while b < cores.len() && cores[b].id < m.id {
+                b += 1;
+            }
+            // A member whose newest sample the carried baseline lacks is due at once over
+            // there: the other zone cannot resend a sample it never saw, and the client
+            // may have been shown it (see `pass::RESEND`).
+            let behind = cores
+                .get(b)
+                .is_none_or(|c| c.id != m.id || c.sent as u16 != m.sampled);
+            let priority = if behind {
+                m.priority.max(PRIORITY_DUE)
+            } else {
+                m.priority
+            };
+            out[at] = priority.min(PRIORITY_MAX) as u8 | if shown { SHOWN_BIT } else { 0 };
             at += 1;
             previous = m.id;
         }
@@ -141,6 +156,9 @@ impl Replicator {
                 id,
                 slot: GHOST_BIT | (u32::MAX >> 1),
                 priority: u16::from(priority),
+                // The carried records' samples are 0 (not known) too: nothing is resent
+                // until the members are sent here.
+                sampled: 0,
             });
         }
         let records = get_varint(stream, &mut at).map_err(|_| CarryError::Malformed)?;

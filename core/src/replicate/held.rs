@@ -10,7 +10,8 @@
 
 use meridian_protocol::delta::{GAME_FIELDS, Record};
 
-/// A record's standard fields (see [`Record`]): 32 bytes.
+/// A record's standard fields (see [`Record`]), and the tick of the sample they hold:
+/// 32 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Core {
     pub(super) id: u64,
@@ -21,6 +22,10 @@ pub(super) struct Core {
     pub(super) vy: i16,
     pub(super) kind: u16,
     pub(super) flags: u16,
+    /// The tick of the snapshot that sent these values as a new sample (a due member's
+    /// state, [`super::pass`]); 0: not known (records carried from another zone, or not a
+    /// client's). Not part of the record: [`Core::with`] leaves it out.
+    pub(super) sent: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Core>() == 32);
@@ -39,7 +44,14 @@ impl Core {
             vy: r.vy,
             kind: r.kind,
             flags: r.flags,
+            sent: 0,
         }
+    }
+
+    /// The same values, as the sample of the snapshot of `tick`.
+    #[inline(always)]
+    pub(super) fn sent_at(self, tick: u32) -> Core {
+        Core { sent: tick, ..self }
     }
 
     /// The record with these game fields.

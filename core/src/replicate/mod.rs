@@ -16,6 +16,15 @@
 //! when the budget is short ([`select`]). Far entities therefore wait longer but are never
 //! starved; nothing outside the interest set is ever sent.
 //!
+//! **Samples.** What a due member is sent is its *sample*; the snapshot records it
+//! ([`held::Core`] `sent`) and the member remembers its newest ([`Member`] `sampled`).
+//! The delta is against the client's acknowledged snapshot, ticks old over a real network,
+//! which need not descend from the snapshots that sent the newest samples: a member not
+//! due whose baseline holds an older sample is sent its newest one again ([`pass::RESEND`]),
+//! so the newest snapshot always shows the newest state sent. Sent once, as before session
+//! 33, a far member under acknowledgements three ticks behind was shown, two snapshots in
+//! three, where the older baseline had it (`tests/lagging.rs`).
+//!
 //! **Continuity** ([`carry`]). When a client's avatar is handed to another zone, its
 //! state — the acknowledged baseline, the members and their priorities, the budget — is
 //! carried there (VIEW), so the new zone's first snapshot is a delta like any other.
@@ -42,6 +51,7 @@ pub(crate) mod interest;
 mod pass;
 mod rank;
 mod records;
+mod samples;
 mod select;
 
 use meridian_protocol::delta::{Encoded, Record, Wanted, encode_delta};
@@ -55,6 +65,7 @@ use held::{Core, Held};
 pub use interest::STAY;
 use records::{current_record, fill_records, tier_weight};
 pub use records::{record_of, with_game};
+use samples::Samples;
 
 /// Snapshots kept per client: the oldest baseline a client can acknowledge.
 pub const HISTORY: usize = 16;
@@ -283,6 +294,10 @@ pub struct Replicator {
     /// Per `wanted` entry: not in the baseline (it would be a new entry); and of those,
     /// carried by the newest snapshot (`select`).
     fresh: Vec<bool>,
+    /// Per `wanted` entry: the baseline lacks its newest sample (it must be sent, see
+    /// [`pass::RESEND`]); and the tick of the sample it resends (`None`: not a resend).
+    behind: Vec<bool>,
+    resent: Vec<Option<u32>>,
     shown: Vec<bool>,
     /// Scratch for [`Replicator::install`]: the ids a carried state marks as shown.
     shown_ids: Vec<u64>,
@@ -333,6 +348,8 @@ impl Replicator {
             wanted: Vec::with_capacity(config.entities_max),
             due: Vec::with_capacity(config.entities_max),
             fresh: Vec::with_capacity(config.entities_max),
+            behind: Vec::with_capacity(config.entities_max),
+            resent: Vec::with_capacity(config.entities_max),
             shown: Vec::with_capacity(config.entities_max),
             shown_ids: Vec::with_capacity(config.entities_max),
             members: Vec::with_capacity(config.entities_max),
@@ -445,7 +462,7 @@ impl Replicator {
         // Usually everything due fits the budget: one pass decides and encodes. When it
         // does not, the pass gives up having changed nothing, and the staged path ranks
         // what fits first.
-        let encoded = match self.one_pass(view, zone, limit, out) {
+        let encoded = match self.one_pass(view, (zone, tick), limit, out) {
             Some(encoded) => encoded,
             None => {
                 self.counters.staged += 1;
@@ -460,6 +477,7 @@ impl Replicator {
                     self.retry_left_out(view);
                 }
                 self.held.assign(&self.result);
+                self.stamp_staged(view, zone.id().0, tick);
                 encoded
             }
         };
@@ -467,12 +485,14 @@ impl Replicator {
     }
 
     /// Carries each member's priority over from the last tick (both lists sorted by id),
-    /// adds its tier's weight, and marks the members this snapshot sends: those due and
-    /// those the baseline lacks (*fresh*: the client's next state must have them). Each
-    /// member's record goes to `wanted`; the due list gets the marked ones with their
-    /// priority (their member's is reset to 0: [`Replicator::select_due`] undoes what the
-    /// budget cannot carry). Returns how many of the baseline's records are no longer
-    /// members (each a removal in the delta) and what the marked ones are reckoned to cost.
+    /// adds its tier's weight, and marks the members this snapshot sends: those due, those
+    /// the baseline lacks (*fresh*: the client's next state must have them), and those
+    /// whose newest sample the baseline lacks (*resent*: that sample again, see
+    /// [`pass::RESEND`]). Each member's record goes to `wanted`; the due list gets the
+    /// marked ones with their priority (a due member's is reset to 0:
+    /// [`Replicator::select_due`] undoes what the budget cannot carry). Returns how many of
+    /// the baseline's records are no longer members (each a removal in the delta) and what
+    /// the marked ones are reckoned to cost.
     fn prioritise(&mut self, view: &mut ClientView, zone: &Zone) -> (usize, usize) {
         let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
         // The game's client fields are read per member (a state slot is a cache line; the
@@ -483,21 +503,24 @@ impl Replicator {
         self.wanted.clear();
         self.due.clear();
         self.fresh.clear();
+        self.behind.clear();
+        self.resent.clear();
         let (_, baseline) = view.baseline(zone.id().0);
         let baseline = baseline.cores();
         let (mut m, mut b, mut held, mut cost) = (0, 0, 0, 0);
         let old = &view.members;
+        let mut samples = Samples::new(view);
         let members = &mut self.members;
         members.clear();
         for k in &self.candidates {
             while m < old.len() && old[m].id < k.id {
                 m += 1;
             }
-            let carried = if m < old.len() && old[m].id == k.id {
-                old[m].priority
+            let (carried, sampled) = if m < old.len() && old[m].id == k.id {
+                (old[m].priority, old[m].sampled)
             } else {
                 // New to interest: due at once.
-                PRIORITY_DUE
+                (PRIORITY_DUE, 0)
             };
             while b < baseline.len() && baseline[b].id < k.id {
                 b += 1;
@@ -506,26 +529,43 @@ impl Replicator {
             held += usize::from(!fresh);
             let weight = tier_weight(k.distance2, (near2, mid2));
             let priority = carried.saturating_add(weight);
-            let due = fresh || priority >= PRIORITY_DUE;
-            // A member not due keeps what the client holds: the encoder reads its id alone.
-            let record = if !due {
-                Record {
+            let mut due = fresh || priority >= PRIORITY_DUE;
+            // The baseline holds an older sample than the newest: this snapshot must send
+            // it (a new sample when due, else that one again) however short the budget.
+            let behind = !fresh && baseline[b].sent as u16 != sampled;
+            let mut sample = None;
+            if behind && !due {
+                sample = samples.find(k.id, sampled);
+                // Its sample is no longer kept: a new one instead.
+                due = sample.is_none();
+            }
+            let record = match sample {
+                Some((record, _)) => record,
+                None if due => current_record(&self.records, (owned, ghosts), &layout, k.slot),
+                // A member not due keeps what the client holds: the encoder reads its id
+                // alone.
+                None => Record {
                     id: k.id,
                     ..Record::default()
-                }
-            } else {
-                current_record(&self.records, (owned, ghosts), &layout, k.slot)
+                },
             };
-            if due {
+            let marked = due || sample.is_some();
+            if marked {
                 self.due.push((priority, self.wanted.len() as u32));
                 cost += select::cost(fresh, &record.game);
             }
             self.fresh.push(fresh);
-            self.wanted.push(Wanted { record, due });
+            self.behind.push(behind);
+            self.resent.push(sample.map(|(_, t)| t));
+            self.wanted.push(Wanted {
+                record,
+                due: marked,
+            });
             members.push(Member {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
+                sampled,
             });
         }
         let removals = baseline.len() - held;

@@ -25,11 +25,19 @@ use meridian_protocol::delta::{DeltaWriter, Encoded};
 use super::held::{Core, Held};
 use super::interest::Member;
 use super::select::{REMOVE_BYTES, cost};
-use super::{ClientView, PRIORITY_DUE, Replicator, current_record, tier_weight};
+use super::{ClientView, PRIORITY_DUE, Replicator, Samples, current_record, tier_weight};
 use crate::zone::Zone;
 
 /// In the marks of [`Replicator::one_pass`]: a member the baseline does not hold.
 const NOT_HELD: u32 = u32::MAX;
+
+/// In the due list of [`Replicator::one_pass`]: a member that is not due but whose newest
+/// sample the baseline lacks (it was sent in a snapshot the client had not acknowledged
+/// when this one's baseline was chosen). It is sent again — that sample, not a new one,
+/// its priority kept — or the client, which may have been shown it, would be shown the
+/// older state again: a far entity stepping back and forth for as long as the
+/// acknowledgements lag.
+pub(super) const RESEND: u32 = 1 << 31;
 
 impl Replicator {
     /// Prioritises the members found for `view` (in `candidates`, sorted by id) and
@@ -39,26 +47,26 @@ impl Replicator {
     pub(super) fn one_pass(
         &mut self,
         view: &mut ClientView,
-        zone: &Zone,
+        (zone, tick): (&Zone, u32),
         limit: usize,
         out: &mut [u8],
     ) -> Option<Encoded> {
         if !self.one_pass {
             return None;
         }
-        let due = self.mark_due(view, zone);
-        let encoded = self.write_due(view, zone, due, limit, out)?;
+        let due = self.mark_due(view, zone, tick);
+        let encoded = self.write_due(view, zone, (due, tick), limit, out)?;
         std::mem::swap(&mut view.members, &mut self.members);
         Some(encoded)
     }
 
     /// The first walk, without a branch on whether a member is due: each member's
     /// priority (into `members`) and place in the baseline (`marks`), the positions of
-    /// the due ones (`due_at`, returns how many), the baseline's records no longer
-    /// members (`removed`); the client's records (`held`) start as the baseline's, a
-    /// member the baseline lacks with a placeholder that [`Replicator::write_due`]
-    /// replaces.
-    fn mark_due(&mut self, view: &ClientView, zone: &Zone) -> usize {
+    /// the members that get an entry (`due_at`, returns how many: the due ones, and
+    /// those to resend, tagged [`RESEND`]), the baseline's records no longer members
+    /// (`removed`); the client's records (`held`) start as the baseline's, a member the
+    /// baseline lacks with a placeholder that [`Replicator::write_due`] replaces.
+    fn mark_due(&mut self, view: &ClientView, zone: &Zone, tick: u32) -> usize {
         let c = self.config;
         let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let (_, baseline) = view.baseline(zone.id().0);
@@ -79,9 +87,9 @@ impl Replicator {
                 m += 1;
             }
             // New to interest: due at once.
-            let carried = match old.get(m) {
-                Some(o) if o.id == k.id => o.priority,
-                _ => PRIORITY_DUE,
+            let (carried, sampled) = match old.get(m) {
+                Some(o) if o.id == k.id => (o.priority, o.sampled),
+                _ => (PRIORITY_DUE, 0),
             };
             // Baseline records before this member left interest: removed.
             while b < cores.len() && cores[b].id < k.id {
@@ -91,15 +99,20 @@ impl Replicator {
             let held = b < cores.len() && cores[b].id == k.id;
             let priority = carried.saturating_add(tier_weight(k.distance2, (near2, mid2)));
             let due = !held || priority >= PRIORITY_DUE;
-            result[i] = cores.get(b.min(last)).copied().unwrap_or_default();
+            let base = cores.get(b.min(last)).copied().unwrap_or_default();
+            // Not due, but the baseline holds an older sample than its newest: see
+            // [`RESEND`].
+            let resend = held && !due && base.sent as u16 != sampled;
+            result[i] = base;
             marks[i] = if held { b as u32 } else { NOT_HELD };
-            due_at[due_count] = i as u32;
-            due_count += usize::from(due);
+            due_at[due_count] = i as u32 | if resend { RESEND } else { 0 };
+            due_count += usize::from(due || resend);
             b += usize::from(held);
             members.push(Member {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
+                sampled: if due { tick as u16 } else { sampled },
             });
         }
         self.removed.extend(b as u32..cores.len() as u32);
@@ -111,15 +124,16 @@ impl Replicator {
         due_count
     }
 
-    /// The second walk: the entries in id order — the `due` members listed by
-    /// [`Replicator::mark_due`] (updates; new ones introduced) and the removals, merged —
-    /// each written into `out` as decided, each sent member's record into the client's
-    /// records. `None` when what is due costs more than `limit` or an entry does not fit.
+    /// The second walk: the entries in id order — the members listed by
+    /// [`Replicator::mark_due`] (updates, resends; new ones introduced) and the
+    /// removals, merged — each written into `out` as decided, each sent member's record
+    /// into the client's records. `None` when what is due costs more than `limit` or an
+    /// entry does not fit.
     fn write_due(
         &mut self,
         view: &ClientView,
         zone: &Zone,
-        due: usize,
+        (due, tick): (usize, u32),
         limit: usize,
         out: &mut [u8],
     ) -> Option<Encoded> {
@@ -127,13 +141,15 @@ impl Replicator {
         let layout = zone.state_layout();
         let (_, baseline) = view.baseline(zone.id().0);
         let (cores, candidates, records) = (baseline.cores(), &self.candidates, &self.records);
-        let (marks, removed) = (&self.marks, &self.removed);
+        let (marks, removed, members) = (&self.marks, &self.removed, &mut self.members);
         let n = candidates.len();
         let (result, games) = self.held.written();
         let mut writer = DeltaWriter::new(out);
+        let mut samples = Samples::new(view);
         let (mut r, mut used) = (0, 0);
-        for &i in &self.due_at[..due] {
-            let (i, k) = (i as usize, &candidates[i as usize]);
+        for &tagged in &self.due_at[..due] {
+            let i = (tagged & !RESEND) as usize;
+            let k = &candidates[i];
             while let Some(gone) = removed.get(r).map(|&b| cores[b as usize].id)
                 && gone < k.id
             {
@@ -144,7 +160,16 @@ impl Replicator {
                 r += 1;
             }
             let at = marks[i];
-            let record = current_record(records, (owned, ghosts), &layout, k.slot);
+            let resent = (tagged & RESEND != 0)
+                .then(|| samples.find(k.id, members[i].sampled))
+                .flatten();
+            let (record, sent) = resent.unwrap_or_else(|| {
+                // Due; or a resend whose sample is no longer kept: a new sample instead.
+                members[i].priority = 0;
+                members[i].sampled = tick as u16;
+                let record = current_record(records, (owned, ghosts), &layout, k.slot);
+                (record, tick)
+            });
             used += cost(at == NOT_HELD, &record.game);
             let fits = used <= limit
                 && if at != NOT_HELD {
@@ -156,7 +181,7 @@ impl Replicator {
             if !fits {
                 return None;
             }
-            result[i] = Core::of(&record);
+            result[i] = Core::of(&record).sent_at(sent);
             Held::put_game(games, n, i, record.game);
         }
         for &at in &removed[r..] {

@@ -69,6 +69,7 @@ pub(super) fn fill_records(entities: &Entities, out: &mut Vec<Core>) {
             vy: saturate_i16(vy[l]),
             kind: kinds[i + l],
             flags: flags[i + l],
+            sent: 0,
         }));
     }
     out.extend((lanes..n).map(|slot| Core::of(&record_of(entities, slot as u32))));

@@ -6,11 +6,13 @@
 //! all fit the budget, fresh ones go first — those the newest snapshot already carried
 //! first (the client most likely holds it; offering others instead would make what it
 //! shows flicker until it acknowledges one; after a handoff, those the other zone's newest
-//! snapshot carried), then the nearest — then the due ones, most
-//! urgent and then nearest first. The rest wait: a due one left out stays due. Fresh
+//! snapshot carried), then the nearest — then the members whose baseline lacks their
+//! newest sample (left out, the client would be shown an older state than it was), then
+//! the due ones, most urgent and then nearest first. The rest wait: a due one left out stays due. Fresh
 //! members the newest snapshot carried go even past the budget, up to a datagram (the
 //! budget goes into debt and the next snapshots are smaller): while acknowledgements lag,
-//! every snapshot must carry them again, and one that could not would blink them out.
+//! every snapshot must carry them again, and one that could not would blink them out. So
+//! do members whose baseline lacks their newest sample.
 //!
 //! A session's first snapshots are the extreme case: nothing is acknowledged, every member
 //! is fresh, and the budget carries a few dozen. They are the same few dozen, nearest
@@ -92,16 +94,20 @@ impl Replicator {
             let mut used = removals;
             let before = self.due.len();
             let (fresh, shown, wanted) = (&self.fresh, &self.shown, &self.wanted);
+            let behind = &self.behind;
             let partial = &mut self.partial;
             self.due.retain(|&(_, i)| {
                 let i = i as usize;
                 let c = cost(fresh[i], &wanted[i].record.game);
                 // What the newest snapshot showed the client and it may not hold yet is
                 // shown again even past the budget (up to a datagram; the budget goes
-                // into debt): leaving it out once would make it blink out and back.
-                // Others only into what leaves the headroom (`set_headroom`): the next
-                // snapshots must have the room to show them again.
-                let fits = used + c <= if shown[i] { datagram_bytes } else { limit };
+                // into debt): leaving it out once would make it blink out and back. So is
+                // a member whose baseline lacks its newest sample: leaving it out would
+                // show an older state. Others only into what leaves the headroom
+                // (`set_headroom`): the next snapshots must have the room to show them
+                // again.
+                let again = shown[i] || behind[i];
+                let fits = used + c <= if again { datagram_bytes } else { limit };
                 used += if fits { c } else { 0 };
                 *partial |= !fits && fresh[i];
                 fits
@@ -109,7 +115,10 @@ impl Replicator {
             self.counters.deferred += (before - self.due.len()) as u64;
             for &(_, index) in &self.due {
                 self.wanted[index as usize].due = true;
-                view.members[index as usize].priority = 0;
+                // A resend keeps its priority: it is not a new sample.
+                if self.resent[index as usize].is_none() {
+                    view.members[index as usize].priority = 0;
+                }
             }
         }
     }
@@ -128,8 +137,9 @@ impl Replicator {
             let id = w.record.id;
             f && (last.find(id).is_some() || carried.binary_search(&id).is_ok())
         }));
-        let (shown, candidates) = (&self.shown, &self.candidates);
+        let (shown, candidates, behind) = (&self.shown, &self.candidates, &self.behind);
         let distance = |i: u32| candidates[i as usize].distance2;
+        let resend = |i: u32| behind[i as usize];
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
             let (fa, fb) = (fresh[a as usize], fresh[b as usize]);
             fb.cmp(&fa)
@@ -137,7 +147,10 @@ impl Replicator {
                     if fa && fb {
                         shown[b as usize].cmp(&shown[a as usize])
                     } else {
-                        pb.cmp(&pa)
+                        // A member whose baseline lacks its newest sample, left out, shows
+                        // the client an older state than it was shown: before what is
+                        // merely due.
+                        resend(b).cmp(&resend(a)).then(pb.cmp(&pa))
                     }
                 })
                 .then_with(|| distance(a).total_cmp(&distance(b)))

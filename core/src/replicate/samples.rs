@@ -1,0 +1,94 @@
+//! Samples: what a due member is sent, recorded so it can be sent again.
+//!
+//! A snapshot's records carry the tick of the sample each holds ([`held::Core`] `sent`), and
+//! each member the low bits of its newest sample's tick ([`super::interest::Member`]
+//! `sampled`). A baseline record whose sample is older than the member's newest is sent
+//! the newest again ([`super::pass::RESEND`]); this module finds it, and stamps the
+//! staged path's records (the encoder it shares with the client knows nothing of ticks).
+
+use meridian_protocol::delta::Record;
+
+use super::held::{self, Held};
+use super::{ClientView, HISTORY, Replicator};
+
+/// Finds members' newest samples to send again ([`super::pass::RESEND`]), asked in increasing
+/// id order: in the newest snapshot, which carries the newest sample of every member it
+/// did not leave out (one walk of it), else in whichever snapshot sent it.
+pub(super) struct Samples<'a> {
+    view: &'a ClientView,
+    newest: &'a Held,
+    at: usize,
+}
+
+impl<'a> Samples<'a> {
+    pub(super) fn new(view: &'a ClientView) -> Samples<'a> {
+        let newest = view.stored(view.last_sent).unwrap_or(&held::NOTHING);
+        Samples {
+            view,
+            newest,
+            at: 0,
+        }
+    }
+
+    /// The newest sample of `id` (`sampled`: its tick's low 16 bits) and its tick.
+    pub(super) fn find(&mut self, id: u64, sampled: u16) -> Option<(Record, u32)> {
+        let cores = self.newest.cores();
+        while self.at < cores.len() && cores[self.at].id < id {
+            self.at += 1;
+        }
+        match cores.get(self.at) {
+            Some(c) if c.id == id && c.sent != 0 && c.sent as u16 == sampled => {
+                Some((self.newest.record(self.at), c.sent))
+            }
+            _ => self.view.sample(id, sampled),
+        }
+    }
+}
+
+impl ClientView {
+    /// The newest sample of entity `id` the client was sent, as the snapshot that sent it
+    /// holds it, with that snapshot's tick (`sampled`: its low 16 bits). `None` once that
+    /// snapshot is no longer kept.
+    pub(super) fn sample(&self, id: u64, sampled: u16) -> Option<(Record, u32)> {
+        let k = (0..HISTORY)
+            .filter(|&k| self.ticks[k] != 0 && self.ticks[k] as u16 == sampled)
+            .max_by_key(|&k| self.ticks[k])?;
+        let (records, tick) = (&self.history[k], self.ticks[k]);
+        let i = records.find(id)?;
+        (records.cores()[i].sent == tick).then(|| (records.record(i), tick))
+    }
+}
+
+impl Replicator {
+    /// After the staged path's encode: each of the client's records gets the tick of the
+    /// sample it holds (this tick for what was sent as due, the resent sample's, else the
+    /// baseline's), and the members sent as due get this tick as their newest sample.
+    pub(super) fn stamp_staged(&mut self, view: &mut ClientView, zone: u32, tick: u32) {
+        let mut members = std::mem::take(&mut view.members);
+        let (_, baseline) = view.baseline(zone);
+        let base = baseline.cores();
+        let (cores, _) = self.held.written();
+        let (wanted, resent) = (&self.wanted, &self.resent);
+        let (mut w, mut b) = (0, 0);
+        for (core, r) in cores.iter_mut().zip(&self.result) {
+            while w < wanted.len() && wanted[w].record.id < r.id {
+                w += 1;
+            }
+            while b < base.len() && base[b].id < r.id {
+                b += 1;
+            }
+            let sent = wanted
+                .get(w)
+                .filter(|want| want.record.id == r.id && want.due && want.record == *r);
+            core.sent = match (sent, resent.get(w).copied().flatten()) {
+                (Some(_), Some(sample)) => sample,
+                (Some(_), None) => {
+                    members[w].sampled = tick as u16;
+                    tick
+                }
+                (None, _) => base.get(b).filter(|c| c.id == r.id).map_or(0, |c| c.sent),
+            };
+        }
+        view.members = members;
+    }
+}
