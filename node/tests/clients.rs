@@ -16,7 +16,7 @@ use meridian_node::{run, swarm, world_file};
 const WORLD_ID: u64 = 7;
 
 /// Two 128 m zones, few NPCs, fast avatars: crossings within seconds.
-fn world(port: u16, auth: &SigningKey, speed_mps: f32) -> String {
+fn world(port: u16, auth: &SigningKey, speed_mps: f32, npcs_per_zone: u32) -> String {
     format!(
         r#"
 [world]
@@ -40,7 +40,7 @@ admin = "127.0.0.1:0"
 
 [npcs]
 pattern = "random_walk"
-per_zone = 500
+per_zone = {npcs_per_zone}
 speed_mps = 3.0
 
 [clients]
@@ -66,9 +66,17 @@ pub(crate) fn two_free_ports() -> u16 {
 }
 
 fn start(speed_mps: f32) -> (run::Running, world_file::WorldSpec, SigningKey) {
+    start_with(speed_mps, 500)
+}
+
+/// As [`start`], with `npcs_per_zone` NPCs walking in each zone.
+fn start_with(
+    speed_mps: f32,
+    npcs_per_zone: u32,
+) -> (run::Running, world_file::WorldSpec, SigningKey) {
     let auth = SigningKey::from_bytes(&[42; 32]);
     let port = two_free_ports();
-    let spec = world_file::parse_spec(&world(port, &auth, speed_mps)).unwrap();
+    let spec = world_file::parse_spec(&world(port, &auth, speed_mps, npcs_per_zone)).unwrap();
     let node = spec.nodes[0].clone();
     let running = run::start(&spec, &node, None, None).unwrap();
     (running, spec, auth)
@@ -166,7 +174,7 @@ fn a_session_survives_its_zones_restart() {
     let _machine = crate::shared();
     let auth = SigningKey::from_bytes(&[42; 32]);
     let port = two_free_ports();
-    let spec = world_file::parse_spec(&world(port, &auth, 6.0)).unwrap();
+    let spec = world_file::parse_spec(&world(port, &auth, 6.0, 500)).unwrap();
     let node = spec.nodes[0].clone();
     let dir = std::env::temp_dir().join(format!("meridian-session-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -625,10 +633,38 @@ fn a_crowd_milling_across_the_border_at_ten_percent_loss_has_no_violations() {
     assert_eq!(report.violations(), 0, "{}", report.table());
 }
 
+/// Over a 100 ms round trip with jitter, in a sparse world (40 NPCs a zone: a bot's
+/// members lie at every distance tier, up to the far radius): acknowledgements run three
+/// ticks behind, and no entity may be shown in an older state than a snapshot before
+/// showed it (the far entities of earlier builds stepped back and forth).
+#[test]
+fn a_swarm_over_a_100_ms_round_trip_never_shows_an_entity_going_back() {
+    let _machine = crate::alone();
+    let net = (0.0, Duration::from_millis(50), Duration::from_millis(10));
+    let report = swarm_with(swarm::Pattern::Cross, (40, net), |_| {});
+    assert_eq!(report.connected, 60, "{}", report.table());
+    assert!(report.snapshots > 60 * 30 * 5, "{}", report.table());
+    assert_eq!(report.violations(), 0, "{}", report.table());
+}
+
 /// 60 bots moving as `pattern` says, for 8 s at 10 % loss on one thread, against a node
 /// [`start`]ed for them (avatars at 20 m/s); the report once the node stopped.
 fn swarm_against_node(
     pattern: swarm::Pattern,
+    progress: impl FnMut(&swarm::Progress),
+) -> swarm::Report {
+    swarm_with(
+        pattern,
+        (500, (0.10, Duration::ZERO, Duration::ZERO)),
+        progress,
+    )
+}
+
+/// As [`swarm_against_node`], with `npcs` NPCs a zone, over a path of (loss, latency,
+/// jitter).
+fn swarm_with(
+    pattern: swarm::Pattern,
+    (npcs, (loss, latency, jitter)): (u32, (f64, Duration, Duration)),
     progress: impl FnMut(&swarm::Progress),
 ) -> swarm::Report {
     // The swarm logs the first few violations of each kind: shown with a failure.
@@ -636,7 +672,7 @@ fn swarm_against_node(
         .with_test_writer()
         .with_max_level(tracing::Level::WARN)
         .try_init();
-    let (running, spec, auth) = start(20.0);
+    let (running, spec, auth) = start_with(20.0, npcs);
     let target = swarm::Target {
         world: spec.world,
         world_id: WORLD_ID,
@@ -652,9 +688,9 @@ fn swarm_against_node(
         clients: 60,
         duration: Duration::from_secs(8),
         pattern,
-        loss: 0.10,
-        latency: Duration::ZERO,
-        jitter: Duration::ZERO,
+        loss,
+        latency,
+        jitter,
         threads: 1,
         seed: 3,
     };
@@ -671,8 +707,8 @@ fn signed_inputs_work_end_to_end_when_the_world_asks_for_them() {
     let _machine = crate::shared();
     let auth = SigningKey::from_bytes(&[42; 32]);
     let port = two_free_ports();
-    let text =
-        world(port, &auth, 20.0).replace("[clients]\n", "[clients]\nclient_auth = \"ed25519\"\n");
+    let text = world(port, &auth, 20.0, 500)
+        .replace("[clients]\n", "[clients]\nclient_auth = \"ed25519\"\n");
     let bad = text.replace("\"ed25519\"", "\"rsa\"");
     let error = world_file::parse_spec(&bad).unwrap_err().to_string();
     assert!(

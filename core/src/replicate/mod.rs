@@ -378,8 +378,9 @@ impl Replicator {
     }
 
     /// Whether the last [`Replicator::snapshot`] left out members of the client's interest
-    /// set that it does not hold (fresh ones the budget or the datagram could not carry):
-    /// the client's state after it is not the whole view yet (`DELTA_PARTIAL`).
+    /// set that it does not hold (fresh ones the budget or the datagram could not carry),
+    /// or whose newest sample its baseline lacks (they show an older state): the client's
+    /// state after it is not the whole view yet (`DELTA_PARTIAL`).
     pub fn partial(&self) -> bool {
         self.partial
     }

@@ -109,7 +109,9 @@ impl Replicator {
                 let again = shown[i] || behind[i];
                 let fits = used + c <= if again { datagram_bytes } else { limit };
                 used += if fits { c } else { 0 };
-                *partial |= !fits && fresh[i];
+                // Left out, a fresh member is missing and one behind shows an older
+                // state: either way the client's state is not the whole view.
+                *partial |= !fits && (fresh[i] || behind[i]);
                 fits
             });
             self.counters.deferred += (before - self.due.len()) as u64;
@@ -172,7 +174,7 @@ impl Replicator {
             let sent = r < result.len() && result[r] == w.record;
             if !sent {
                 view.members[i].priority = PRIORITY_DUE;
-                self.partial |= self.fresh[i];
+                self.partial |= self.fresh[i] || self.behind[i];
             }
         }
     }

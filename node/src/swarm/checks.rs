@@ -104,6 +104,7 @@ pub(super) fn events(
         match kind {
             "avatar" => result.avatar_violations += 1,
             "pop-in" => result.pop_in_violations += 1,
+            "going back" => result.going_back_violations += 1,
             "handoff pop-in" => result.handoff_pop_in_violations += 1,
             _ => result.teleport_violations += 1,
         }
@@ -142,6 +143,16 @@ pub(super) fn events(
                     );
                     for _ in 0..seen.pop_ins {
                         violation("pop-in", detail.clone(), result);
+                    }
+                }
+                if let Some(id) = seen.went_back {
+                    let detail = format!(
+                        "{} entities shown in a state they had before the snapshot before (zone {zone}, \
+                         tick {}), entity {id} first",
+                        seen.going_back, seen.ticks[2],
+                    );
+                    for _ in 0..seen.going_back {
+                        violation("going back", detail.clone(), result);
                     }
                 }
                 if let Some(h) = seen.handoff.filter(|h| h.takeover) {

@@ -22,7 +22,8 @@
 //! - *no teleport*: between two snapshots of one zone the own avatar moves at most top
 //!   speed × the server time between them (their ticks) plus quantisation; across a
 //!   handoff, top speed × the wall time between them plus two ticks;
-//! - *pop-in* and *handoff pop-in* (the first snapshot after a handoff is full): what
+//! - *pop-in*, *going back* (an entity shown in a state it had before the snapshot before
+//!   showed it) and *handoff pop-in* (the first snapshot after a handoff is full): what
 //!   each bot is shown ([`view`]);
 //! - *remote jump*: every eighth bot draws the others each tick (`Client::render_remote`);
 //!   no entity moves farther between two frames than its bend allows (2.1 × top speed)
@@ -220,6 +221,7 @@ struct WorkerResult {
     avatar_violations: u64,
     teleport_violations: u64,
     pop_in_violations: u64,
+    going_back_violations: u64,
     handoff_pop_in_violations: u64,
     handoffs_full: u64,
     /// Takeovers' first snapshots seen (not handoffs: see `view`), and the full ones.
@@ -372,6 +374,7 @@ pub fn run(
         report.avatar_violations += r.avatar_violations;
         report.teleport_violations += r.teleport_violations;
         report.pop_in_violations += r.pop_in_violations;
+        report.going_back_violations += r.going_back_violations;
         report.handoff_pop_in_violations += r.handoff_pop_in_violations;
         report.handoffs_full += r.handoffs_full;
         report.takeovers += r.takeovers;

@@ -27,6 +27,8 @@ pub struct Report {
     pub owner_violations: u64,
     pub teleport_violations: u64,
     pub pop_in_violations: u64,
+    /// Entities shown in an older state than the snapshot before showed (`view`).
+    pub going_back_violations: u64,
     pub handoff_pop_in_violations: u64,
     pub visibility_violations: u64,
     pub visibility_samples: u64,
@@ -67,6 +69,7 @@ impl Report {
             + self.owner_violations
             + self.teleport_violations
             + self.pop_in_violations
+            + self.going_back_violations
             + self.handoff_pop_in_violations
             + self.visibility_violations
             + self.render_jump_violations
@@ -128,6 +131,10 @@ impl Report {
             ),
             ("violations: teleport", self.teleport_violations.to_string()),
             ("violations: pop-in", self.pop_in_violations.to_string()),
+            (
+                "violations: going back",
+                self.going_back_violations.to_string(),
+            ),
             (
                 "violations: remote jump",
                 format!(

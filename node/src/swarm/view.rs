@@ -16,7 +16,14 @@
 //!   first snapshots are counted apart, and what the library draws over them is judged
 //!   for pop-in like any other.
 //!
-//! Both are client-side: the entity lists the library draws, snapshot after snapshot, are
+//! - *going back*: an entity shown, in the newest snapshot, in a moving state it had
+//!   before the one the snapshot before showed (A, B, then A again): a snapshot carried an
+//!   older state than one before it. A moving entity never returns to exactly the same
+//!   position and velocity (quantised to centimetres) within a few changes; snapshots
+//!   flagged partial (the datagram could not carry the whole view) are neither judged nor
+//!   remembered.
+//!
+//! All are client-side: the entity lists the library draws, snapshot after snapshot, are
 //! all they need.
 
 use meridian_client::Client;
@@ -41,7 +48,19 @@ pub(super) struct ViewCheck {
     awaiting: Option<(u32, bool)>,
     /// The ticks of the two snapshots before the newest (the older first).
     ticks: [u32; 2],
+    /// Per entity of the newest snapshot (sorted by id), its last [`STATES`] distinct
+    /// states, newest first; and the list being built.
+    states: Vec<(u64, [State; STATES])>,
+    next_states: Vec<(u64, [State; STATES])>,
+    /// The client's partial snapshots so far (a new one: the newest was partial).
+    partials: u64,
 }
+
+/// An entity's state as judged for going back: position and velocity, quantised.
+type State = [i32; 4];
+
+/// Distinct states remembered per entity.
+const STATES: usize = 3;
 
 /// The first snapshot after a handoff, against the bot's median.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +82,9 @@ pub(super) struct Seen {
     pub popped: Option<u64>,
     pub pop_ins: u32,
     pub ticks: [u32; 3],
+    /// Entities shown going back (the first of them, and how many).
+    pub went_back: Option<u64>,
+    pub going_back: u32,
     /// The snapshot was the first of a new zone (once the median means something).
     pub handoff: Option<Handoff>,
 }
@@ -77,6 +99,9 @@ impl ViewCheck {
             count: 0,
             awaiting: None,
             ticks: [0; 2],
+            states: Vec::new(),
+            next_states: Vec::new(),
+            partials: 0,
         }
     }
 
@@ -123,6 +148,7 @@ impl ViewCheck {
                 self.vanished.push(*id);
             }
         }
+        self.judge_states(client, &mut seen);
         let at = client.authoritative().position;
         let near2 = self.near_m * self.near_m;
         self.near.clear();
@@ -134,6 +160,42 @@ impl ViewCheck {
             (dx * dx + dy * dy <= near2).then_some(r.id)
         }));
         seen
+    }
+
+    /// Going back: each entity of the newest snapshot against its last distinct states.
+    fn judge_states(&mut self, client: &Client, seen: &mut Seen) {
+        // A partial snapshot is neither judged nor remembered: what it left out keeps an
+        // older state, and the next whole one shows the newest again.
+        let partials = client.counters().snapshots_partial;
+        if partials != self.partials {
+            self.partials = partials;
+            return;
+        }
+        let (_, records) = client.entities();
+        let (old, next) = (&self.states, &mut self.next_states);
+        next.clear();
+        let mut k = 0;
+        for r in records {
+            let state = [r.x, r.y, i32::from(r.vx), i32::from(r.vy)];
+            while k < old.len() && old[k].0 < r.id {
+                k += 1;
+            }
+            let mut states = [state; STATES];
+            if let Some((_, before)) = old.get(k).filter(|(id, _)| *id == r.id)
+                && before[0] != state
+            {
+                let moving = r.vx != 0 || r.vy != 0;
+                if moving && before[1..].contains(&state) {
+                    seen.going_back += 1;
+                    seen.went_back.get_or_insert(r.id);
+                }
+                states[1..].copy_from_slice(&before[..STATES - 1]);
+            } else if let Some((_, before)) = old.get(k).filter(|(id, _)| *id == r.id) {
+                states = *before;
+            }
+            next.push((r.id, states));
+        }
+        std::mem::swap(&mut self.states, &mut self.next_states);
     }
 
     /// The median size of the last [`RECENT`] snapshots.
