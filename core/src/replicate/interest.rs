@@ -33,9 +33,10 @@ pub(super) struct Member {
     /// with [`GHOST_BIT`] set (checked against the id before use).
     pub(super) slot: u32,
     pub(super) priority: u16,
-    /// The low 16 bits of the tick of its newest sample — the last snapshot that sent its
-    /// state as due (see [`super::pass`]): a baseline record whose [`Core`] `sent` differs
-    /// holds an older sample, which the client may already have seen replaced.
+    /// The tick of its newest sample — the last snapshot that sent its state as due (see
+    /// [`super::pass`]) — in 16 bits ([`super::samples::tick16`]): a baseline record
+    /// whose [`Core`] `sent` differs holds an older sample, which the client may already
+    /// have seen replaced.
     pub(super) sampled: u16,
 }
 

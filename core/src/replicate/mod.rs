@@ -65,7 +65,7 @@ use held::{Core, Held};
 pub use interest::STAY;
 use records::{current_record, fill_records, tier_weight};
 pub use records::{record_of, with_game};
-use samples::Samples;
+use samples::{Samples, tick16};
 
 /// Snapshots kept per client: the oldest baseline a client can acknowledge.
 pub const HISTORY: usize = 16;
@@ -533,7 +533,7 @@ impl Replicator {
             let mut due = fresh || priority >= PRIORITY_DUE;
             // The baseline holds an older sample than the newest: this snapshot must send
             // it (a new sample when due, else that one again) however short the budget.
-            let behind = !fresh && baseline[b].sent as u16 != sampled;
+            let behind = !fresh && tick16(baseline[b].sent) != sampled;
             let mut sample = None;
             if behind && !due {
                 sample = samples.find(k.id, sampled);

@@ -25,7 +25,7 @@ use meridian_protocol::delta::{DeltaWriter, Encoded};
 use super::held::{Core, Held};
 use super::interest::Member;
 use super::select::{REMOVE_BYTES, cost};
-use super::{ClientView, PRIORITY_DUE, Replicator, Samples, current_record, tier_weight};
+use super::{ClientView, PRIORITY_DUE, Replicator, Samples, current_record, tick16, tier_weight};
 use crate::zone::Zone;
 
 /// In the marks of [`Replicator::one_pass`]: a member the baseline does not hold.
@@ -102,7 +102,7 @@ impl Replicator {
             let base = cores.get(b.min(last)).copied().unwrap_or_default();
             // Not due, but the baseline holds an older sample than its newest: see
             // [`RESEND`].
-            let resend = held && !due && base.sent as u16 != sampled;
+            let resend = held && !due && tick16(base.sent) != sampled;
             result[i] = base;
             marks[i] = if held { b as u32 } else { NOT_HELD };
             due_at[due_count] = i as u32 | if resend { RESEND } else { 0 };
@@ -112,7 +112,7 @@ impl Replicator {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
-                sampled: if due { tick as u16 } else { sampled },
+                sampled: if due { tick16(tick) } else { sampled },
             });
         }
         self.removed.extend(b as u32..cores.len() as u32);
@@ -166,7 +166,7 @@ impl Replicator {
             let (record, sent) = resent.unwrap_or_else(|| {
                 // Due; or a resend whose sample is no longer kept: a new sample instead.
                 members[i].priority = 0;
-                members[i].sampled = tick as u16;
+                members[i].sampled = tick16(tick);
                 let record = current_record(records, (owned, ghosts), &layout, k.slot);
                 (record, tick)
             });

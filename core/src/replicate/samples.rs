@@ -11,6 +11,19 @@ use meridian_protocol::delta::Record;
 use super::held::{self, Held};
 use super::{ClientView, HISTORY, Replicator};
 
+/// A tick as a member keeps its newest sample's ([`super::interest::Member`] `sampled`):
+/// 16 bits, 0 only for tick 0 (no sample known) — ticks 1, 65,536, 131,071 … map to 1, so
+/// a sample is never taken for "not known" — compared for equality only: two ticks
+/// 65,535 apart look the same, far past the [`HISTORY`] snapshots a baseline can be.
+#[inline(always)]
+pub(super) fn tick16(tick: u32) -> u16 {
+    if tick == 0 {
+        0
+    } else {
+        ((tick - 1) % 65_535 + 1) as u16
+    }
+}
+
 /// Finds members' newest samples to send again ([`super::pass::RESEND`]), asked in increasing
 /// id order: in the newest snapshot, which carries the newest sample of every member it
 /// did not leave out (one walk of it), else in whichever snapshot sent it.
@@ -37,7 +50,7 @@ impl<'a> Samples<'a> {
             self.at += 1;
         }
         match cores.get(self.at) {
-            Some(c) if c.id == id && c.sent != 0 && c.sent as u16 == sampled => {
+            Some(c) if c.id == id && c.sent != 0 && tick16(c.sent) == sampled => {
                 Some((self.newest.record(self.at), c.sent))
             }
             _ => self.view.sample(id, sampled),
@@ -51,7 +64,7 @@ impl ClientView {
     /// snapshot is no longer kept.
     pub(super) fn sample(&self, id: u64, sampled: u16) -> Option<(Record, u32)> {
         let k = (0..HISTORY)
-            .filter(|&k| self.ticks[k] != 0 && self.ticks[k] as u16 == sampled)
+            .filter(|&k| self.ticks[k] != 0 && tick16(self.ticks[k]) == sampled)
             .max_by_key(|&k| self.ticks[k])?;
         let (records, tick) = (&self.history[k], self.ticks[k]);
         let i = records.find(id)?;
@@ -83,12 +96,40 @@ impl Replicator {
             core.sent = match (sent, resent.get(w).copied().flatten()) {
                 (Some(_), Some(sample)) => sample,
                 (Some(_), None) => {
-                    members[w].sampled = tick as u16;
+                    members[w].sampled = tick16(tick);
                     tick
                 }
                 (None, _) => base.get(b).filter(|c| c.id == r.id).map_or(0, |c| c.sent),
             };
         }
         view.members = members;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick16;
+
+    /// 0 is "no sample" and only tick 0 maps there; neighbouring ticks never look alike,
+    /// across the wrap either.
+    #[test]
+    fn sixteen_bit_ticks_never_say_unknown_and_tell_neighbours_apart() {
+        assert_eq!(tick16(0), 0);
+        for t in [
+            1u32,
+            2,
+            65_534,
+            65_535,
+            65_536,
+            65_537,
+            131_070,
+            131_071,
+            u32::MAX - 1,
+        ] {
+            assert_ne!(tick16(t), 0, "{t}");
+            assert_ne!(tick16(t), tick16(t + 1), "{t}");
+        }
+        assert_eq!(tick16(65_536), tick16(1));
+        assert_ne!(tick16(u32::MAX), 0);
     }
 }

@@ -22,7 +22,7 @@
 //! - *no teleport*: between two snapshots of one zone the own avatar moves at most top
 //!   speed × the server time between them (their ticks) plus quantisation; across a
 //!   handoff, top speed × the wall time between them plus two ticks;
-//! - *pop-in*, *going back* (an entity shown in a state it had before the snapshot before
+//! - *pop-in*, *going back* (an NPC shown in a state it had before the snapshot before
 //!   showed it) and *handoff pop-in* (the first snapshot after a handoff is full): what
 //!   each bot is shown ([`view`]);
 //! - *remote jump*: every eighth bot draws the others each tick (`Client::render_remote`);

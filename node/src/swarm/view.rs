@@ -16,10 +16,12 @@
 //!   first snapshots are counted apart, and what the library draws over them is judged
 //!   for pop-in like any other.
 //!
-//! - *going back*: an entity shown, in the newest snapshot, in a moving state it had
-//!   before the one the snapshot before showed (A, B, then A again): a snapshot carried an
-//!   older state than one before it. A moving entity never returns to exactly the same
-//!   position and velocity (quantised to centimetres) within a few changes; snapshots
+//! - *going back*: an NPC shown, in the newest snapshot, in a moving state it had before
+//!   the one the snapshot before showed (A, B, then A again): a snapshot carried an older
+//!   state than one before it. A walking NPC never returns to exactly the same position
+//!   and velocity (quantised to centimetres) within a few changes (players' avatars may:
+//!   a bot's intent can flip back and forth around its target, so they are not judged);
+//!   snapshots
 //!   flagged partial (the datagram could not carry the whole view) are neither judged nor
 //!   remembered.
 //!
@@ -27,6 +29,7 @@
 //! all they need.
 
 use meridian_client::Client;
+use meridian_core::npc::NPC_KIND;
 use meridian_layouts::quant::dequantise_position;
 
 /// Snapshots the median is taken over.
@@ -184,8 +187,11 @@ impl ViewCheck {
             if let Some((_, before)) = old.get(k).filter(|(id, _)| *id == r.id)
                 && before[0] != state
             {
+                // Only NPCs: a player's avatar follows its bot's intent, which may flip
+                // back and forth around a target (the tag pattern's chase), and then it
+                // does pass through the same state twice.
                 let moving = r.vx != 0 || r.vy != 0;
-                if moving && before[1..].contains(&state) {
+                if moving && r.kind == NPC_KIND && before[1..].contains(&state) {
                     seen.going_back += 1;
                     seen.went_back.get_or_insert(r.id);
                 }
