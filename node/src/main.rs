@@ -87,9 +87,9 @@ enum Command {
     /// Simulated clients over real UDP against running nodes, with a progress line and a
     /// final report (connections, inputs, snapshots, redirects, bandwidth, latency, own-avatar
     /// corrections, and invariant checks: own avatar always seen, one owner per avatar, no
-    /// teleports, no pop-in, no full scene after a handoff, no remote entity jumping between
-    /// drawn frames, and what bots are shown against a brute-force search over the nodes'
-    /// entities).
+    /// teleports, no pop-in, no NPC shown going back to an older state, no full scene after
+    /// a handoff, no remote entity jumping between drawn frames, and what bots are shown
+    /// against a brute-force search over the nodes' entities).
     ///
     /// The world file must have a [clients] section whose auth_key is the public half of
     /// --auth-key. The one-owner and visibility checks need the nodes' admin addresses in

@@ -12,7 +12,7 @@ use meridian_layouts::view::VIEW_STREAM_MAX;
 use meridian_protocol::delta::{Wanted, apply_delta, encode_delta, get_varint, put_varint};
 
 use super::interest::{GHOST_BIT, Member};
-use super::{Baseline, ClientView, PRIORITY_DUE, Replicator, tick16};
+use super::{Baseline, ClientView, PRIORITY_DUE, Replicator};
 
 /// A baseline may hold more records than the interest cap (removals the budget left out
 /// stay until they fit); installing takes at most this many per member of the cap.
@@ -84,7 +84,7 @@ impl Replicator {
             // may have been shown it (see `pass::RESEND`).
             let behind = cores
                 .get(b)
-                .is_none_or(|c| c.id != m.id || tick16(c.sent) != m.sampled);
+                .is_none_or(|c| c.id != m.id || c.sent != m.sampled);
             let priority = if behind {
                 m.priority.max(PRIORITY_DUE)
             } else {

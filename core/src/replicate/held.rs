@@ -23,9 +23,10 @@ pub(super) struct Core {
     pub(super) kind: u16,
     pub(super) flags: u16,
     /// The tick of the snapshot that sent these values as a new sample (a due member's
-    /// state, [`super::pass`]); 0: not known (records carried from another zone, or not a
-    /// client's). Not part of the record: [`Core::with`] leaves it out.
-    pub(super) sent: u32,
+    /// state, [`super::pass`]), in 16 bits ([`super::samples::tick16`]); 0: not known
+    /// (records carried from another zone, or not a client's). Not part of the record:
+    /// [`Core::with`] leaves it out.
+    pub(super) sent: u16,
 }
 
 const _: () = assert!(core::mem::size_of::<Core>() == 32);
@@ -48,10 +49,10 @@ impl Core {
         }
     }
 
-    /// The same values, as the sample of the snapshot of `tick`.
+    /// The same values, as the sample of the snapshot of tick `sent` (16 bits).
     #[inline(always)]
-    pub(super) fn sent_at(self, tick: u32) -> Core {
-        Core { sent: tick, ..self }
+    pub(super) fn sent_at(self, sent: u16) -> Core {
+        Core { sent, ..self }
     }
 
     /// The record with these game fields.

@@ -295,9 +295,10 @@ pub struct Replicator {
     /// carried by the newest snapshot (`select`).
     fresh: Vec<bool>,
     /// Per `wanted` entry: the baseline lacks its newest sample (it must be sent, see
-    /// [`pass::RESEND`]); and the tick of the sample it resends (`None`: not a resend).
+    /// [`pass::RESEND`]); and the tick of the sample it resends, in 16 bits (`None`: not
+    /// a resend).
     behind: Vec<bool>,
-    resent: Vec<Option<u32>>,
+    resent: Vec<Option<u16>>,
     shown: Vec<bool>,
     /// Scratch for [`Replicator::install`]: the ids a carried state marks as shown.
     shown_ids: Vec<u64>,
@@ -533,7 +534,7 @@ impl Replicator {
             let mut due = fresh || priority >= PRIORITY_DUE;
             // The baseline holds an older sample than the newest: this snapshot must send
             // it (a new sample when due, else that one again) however short the budget.
-            let behind = !fresh && tick16(baseline[b].sent) != sampled;
+            let behind = !fresh && baseline[b].sent != sampled;
             let mut sample = None;
             if behind && !due {
                 sample = samples.find(k.id, sampled);
@@ -541,7 +542,7 @@ impl Replicator {
                 due = sample.is_none();
             }
             let record = match sample {
-                Some((record, _)) => record,
+                Some(record) => record,
                 None if due => current_record(&self.records, (owned, ghosts), &layout, k.slot),
                 // A member not due keeps what the client holds: the encoder reads its id
                 // alone.
@@ -557,7 +558,7 @@ impl Replicator {
             }
             self.fresh.push(fresh);
             self.behind.push(behind);
-            self.resent.push(sample.map(|(_, t)| t));
+            self.resent.push(sample.map(|_| sampled));
             self.wanted.push(Wanted {
                 record,
                 due: marked,

@@ -81,6 +81,7 @@ impl Replicator {
         self.removed.clear();
         let (result, games) = self.held.sized(n);
         let last = cores.len().saturating_sub(1);
+        let now = tick16(tick);
         let (mut m, mut b, mut due_count) = (0, 0, 0);
         for (i, k) in candidates.iter().enumerate() {
             while m < old.len() && old[m].id < k.id {
@@ -102,7 +103,7 @@ impl Replicator {
             let base = cores.get(b.min(last)).copied().unwrap_or_default();
             // Not due, but the baseline holds an older sample than its newest: see
             // [`RESEND`].
-            let resend = held && !due && tick16(base.sent) != sampled;
+            let resend = held && !due && base.sent != sampled;
             result[i] = base;
             marks[i] = if held { b as u32 } else { NOT_HELD };
             due_at[due_count] = i as u32 | if resend { RESEND } else { 0 };
@@ -112,7 +113,7 @@ impl Replicator {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
-                sampled: if due { tick16(tick) } else { sampled },
+                sampled: if due { now } else { sampled },
             });
         }
         self.removed.extend(b as u32..cores.len() as u32);
@@ -146,6 +147,7 @@ impl Replicator {
         let (result, games) = self.held.written();
         let mut writer = DeltaWriter::new(out);
         let mut samples = Samples::new(view);
+        let now = tick16(tick);
         let (mut r, mut used) = (0, 0);
         for &tagged in &self.due_at[..due] {
             let i = (tagged & !RESEND) as usize;
@@ -160,16 +162,20 @@ impl Replicator {
                 r += 1;
             }
             let at = marks[i];
+            let sampled = members[i].sampled;
             let resent = (tagged & RESEND != 0)
-                .then(|| samples.find(k.id, members[i].sampled))
+                .then(|| samples.find(k.id, sampled))
                 .flatten();
-            let (record, sent) = resent.unwrap_or_else(|| {
+            let (record, sent) = match resent {
+                Some(record) => (record, sampled),
                 // Due; or a resend whose sample is no longer kept: a new sample instead.
-                members[i].priority = 0;
-                members[i].sampled = tick16(tick);
-                let record = current_record(records, (owned, ghosts), &layout, k.slot);
-                (record, tick)
-            });
+                None => {
+                    members[i].priority = 0;
+                    members[i].sampled = now;
+                    let record = current_record(records, (owned, ghosts), &layout, k.slot);
+                    (record, now)
+                }
+            };
             used += cost(at == NOT_HELD, &record.game);
             let fits = used <= limit
                 && if at != NOT_HELD {

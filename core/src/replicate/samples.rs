@@ -11,7 +11,8 @@ use meridian_protocol::delta::Record;
 use super::held::{self, Held};
 use super::{ClientView, HISTORY, Replicator};
 
-/// A tick as a member keeps its newest sample's ([`super::interest::Member`] `sampled`):
+/// A tick as a record and a member keep a sample's ([`held::Core`] `sent`,
+/// [`super::interest::Member`] `sampled`):
 /// 16 bits, 0 only for tick 0 (no sample known) — ticks 1, 65,536, 131,071 … map to 1, so
 /// a sample is never taken for "not known" — compared for equality only: two ticks
 /// 65,535 apart look the same, far past the [`HISTORY`] snapshots a baseline can be.
@@ -43,15 +44,15 @@ impl<'a> Samples<'a> {
         }
     }
 
-    /// The newest sample of `id` (`sampled`: its tick's low 16 bits) and its tick.
-    pub(super) fn find(&mut self, id: u64, sampled: u16) -> Option<(Record, u32)> {
+    /// The newest sample of `id` (`sampled`: its tick in 16 bits).
+    pub(super) fn find(&mut self, id: u64, sampled: u16) -> Option<Record> {
         let cores = self.newest.cores();
         while self.at < cores.len() && cores[self.at].id < id {
             self.at += 1;
         }
         match cores.get(self.at) {
-            Some(c) if c.id == id && c.sent != 0 && tick16(c.sent) == sampled => {
-                Some((self.newest.record(self.at), c.sent))
+            Some(c) if c.id == id && c.sent != 0 && c.sent == sampled => {
+                Some(self.newest.record(self.at))
             }
             _ => self.view.sample(id, sampled),
         }
@@ -60,15 +61,15 @@ impl<'a> Samples<'a> {
 
 impl ClientView {
     /// The newest sample of entity `id` the client was sent, as the snapshot that sent it
-    /// holds it, with that snapshot's tick (`sampled`: its low 16 bits). `None` once that
-    /// snapshot is no longer kept.
-    pub(super) fn sample(&self, id: u64, sampled: u16) -> Option<(Record, u32)> {
+    /// holds it (`sampled`: that snapshot's tick in 16 bits). `None` once that snapshot is
+    /// no longer kept.
+    pub(super) fn sample(&self, id: u64, sampled: u16) -> Option<Record> {
         let k = (0..HISTORY)
             .filter(|&k| self.ticks[k] != 0 && tick16(self.ticks[k]) == sampled)
             .max_by_key(|&k| self.ticks[k])?;
-        let (records, tick) = (&self.history[k], self.ticks[k]);
+        let records = &self.history[k];
         let i = records.find(id)?;
-        (records.cores()[i].sent == tick).then(|| (records.record(i), tick))
+        (records.cores()[i].sent == sampled).then(|| records.record(i))
     }
 }
 
@@ -82,6 +83,7 @@ impl Replicator {
         let base = baseline.cores();
         let (cores, _) = self.held.written();
         let (wanted, resent) = (&self.wanted, &self.resent);
+        let now = tick16(tick);
         let (mut w, mut b) = (0, 0);
         for (core, r) in cores.iter_mut().zip(&self.result) {
             while w < wanted.len() && wanted[w].record.id < r.id {
@@ -96,8 +98,8 @@ impl Replicator {
             core.sent = match (sent, resent.get(w).copied().flatten()) {
                 (Some(_), Some(sample)) => sample,
                 (Some(_), None) => {
-                    members[w].sampled = tick16(tick);
-                    tick
+                    members[w].sampled = now;
+                    now
                 }
                 (None, _) => base.get(b).filter(|c| c.id == r.id).map_or(0, |c| c.sent),
             };

@@ -8,11 +8,11 @@
 //! shows flicker until it acknowledges one; after a handoff, those the other zone's newest
 //! snapshot carried), then the nearest — then the members whose baseline lacks their
 //! newest sample (left out, the client would be shown an older state than it was), then
-//! the due ones, most urgent and then nearest first. The rest wait: a due one left out stays due. Fresh
-//! members the newest snapshot carried go even past the budget, up to a datagram (the
-//! budget goes into debt and the next snapshots are smaller): while acknowledgements lag,
-//! every snapshot must carry them again, and one that could not would blink them out. So
-//! do members whose baseline lacks their newest sample.
+//! the due ones, most urgent and then nearest first. The rest wait: a due one left out
+//! stays due. Fresh members the newest snapshot carried go even past the budget, up to a
+//! datagram (the budget goes into debt and the next snapshots are smaller): while
+//! acknowledgements lag, every snapshot must carry them again, and one that could not
+//! would blink them out. So do members whose baseline lacks their newest sample.
 //!
 //! A session's first snapshots are the extreme case: nothing is acknowledged, every member
 //! is fresh, and the budget carries a few dozen. They are the same few dozen, nearest
@@ -141,7 +141,7 @@ impl Replicator {
         }));
         let (shown, candidates, behind) = (&self.shown, &self.candidates, &self.behind);
         let distance = |i: u32| candidates[i as usize].distance2;
-        let resend = |i: u32| behind[i as usize];
+        let is_behind = |i: u32| behind[i as usize];
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
             let (fa, fb) = (fresh[a as usize], fresh[b as usize]);
             fb.cmp(&fa)
@@ -152,7 +152,7 @@ impl Replicator {
                         // A member whose baseline lacks its newest sample, left out, shows
                         // the client an older state than it was shown: before what is
                         // merely due.
-                        resend(b).cmp(&resend(a)).then(pb.cmp(&pa))
+                        is_behind(b).cmp(&is_behind(a)).then(pb.cmp(&pa))
                     }
                 })
                 .then_with(|| distance(a).total_cmp(&distance(b)))
