@@ -12,14 +12,15 @@ use meridian_layouts::view::VIEW_STREAM_MAX;
 use meridian_protocol::delta::{Wanted, apply_delta, encode_delta, get_varint, put_varint};
 
 use super::interest::{GHOST_BIT, Member};
-use super::{Baseline, ClientView, PRIORITY_DUE, Replicator};
+use super::{Baseline, ClientView, Replicator};
 
 /// A baseline may hold more records than the interest cap (removals the budget left out
 /// stay until they fit); installing takes at most this many per member of the cap.
 pub(super) const RECORDS_MAX_PER_MEMBER: usize = 2;
 
-/// A member's byte in the stream: its priority (at most [`PRIORITY_MAX`]), and this bit
-/// when the sender's newest snapshot showed it.
+/// A member's byte in the stream: its priority (at most [`PRIORITY_MAX`], which says
+/// the carried baseline lacks its newest sample), and this bit when the sender's newest
+/// snapshot showed it.
 const SHOWN_BIT: u8 = 0x80;
 const PRIORITY_MAX: u16 = 0x7f;
 
@@ -79,16 +80,16 @@ impl Replicator {
             while b < cores.len() && cores[b].id < m.id {
                 b += 1;
             }
-            // A member whose newest sample the carried baseline lacks is due at once over
-            // there: the other zone cannot resend a sample it never saw, and the client
-            // may have been shown it (see `pass::RESEND`).
-            let behind = cores
-                .get(b)
-                .is_none_or(|c| c.id != m.id || c.sent != m.sampled);
+            // A member whose newest sample the carried baseline lacks goes with the
+            // highest priority, which the receiver takes as "behind": it cannot resend a
+            // sample it never saw, and the client may have been shown it (see
+            // `pass::RESEND`), so it sends a new one, past the budget if need be.
+            let held = cores.get(b).filter(|c| c.id == m.id);
+            let behind = held.is_some_and(|c| c.sent != m.sampled);
             let priority = if behind {
-                m.priority.max(PRIORITY_DUE)
+                PRIORITY_MAX
             } else {
-                m.priority
+                m.priority.min(PRIORITY_MAX - 1)
             };
             out[at] = priority.min(PRIORITY_MAX) as u8 | if shown { SHOWN_BIT } else { 0 };
             at += 1;
@@ -149,16 +150,17 @@ impl Replicator {
             if byte & SHOWN_BIT != 0 {
                 self.shown_ids.push(id);
             }
-            let priority = byte & !SHOWN_BIT;
+            let priority = u16::from(byte & !SHOWN_BIT);
             // The slot is unknown here: an out-of-range ghost slot makes the search look
             // the id up (the first snapshot searches anyway).
             self.members.push(Member {
                 id,
                 slot: GHOST_BIT | (u32::MAX >> 1),
-                priority: u16::from(priority),
-                // The carried records' samples are 0 (not known) too: nothing is resent
-                // until the members are sent here.
-                sampled: 0,
+                priority: priority.min(PRIORITY_MAX - 1),
+                // The carried records' samples are 0 (not known): a member sent behind
+                // (`PRIORITY_MAX`) gets a sample no record holds, so it counts as behind
+                // here until it is sent (a new sample: the old one is not kept here).
+                sampled: u16::from(priority == PRIORITY_MAX),
             });
         }
         let records = get_varint(stream, &mut at).map_err(|_| CarryError::Malformed)?;
