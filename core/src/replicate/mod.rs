@@ -295,10 +295,9 @@ pub struct Replicator {
     /// carried by the newest snapshot (`select`).
     fresh: Vec<bool>,
     /// Per `wanted` entry: the baseline lacks its newest sample (it must be sent, see
-    /// [`pass::RESEND`]); and the tick of the sample it resends, in 16 bits (`None`: not
-    /// a resend).
+    /// [`pass::RESEND`]); and it is a resend (its member's newest sample, not a new one).
     behind: Vec<bool>,
-    resent: Vec<Option<u16>>,
+    resent: Vec<bool>,
     shown: Vec<bool>,
     /// Scratch for [`Replicator::install`]: the ids a carried state marks as shown.
     shown_ids: Vec<u64>,
@@ -558,7 +557,7 @@ impl Replicator {
             }
             self.fresh.push(fresh);
             self.behind.push(behind);
-            self.resent.push(sample.map(|_| sampled));
+            self.resent.push(sample.is_some());
             self.wanted.push(Wanted {
                 record,
                 due: marked,

@@ -96,9 +96,9 @@ impl Replicator {
             let sent = wanted
                 .get(w)
                 .filter(|want| want.record.id == r.id && want.due && want.record == *r);
-            core.sent = match (sent, resent.get(w).copied().flatten()) {
-                (Some(_), Some(sample)) => sample,
-                (Some(_), None) => {
+            core.sent = match (sent, resent.get(w).copied().unwrap_or(false)) {
+                (Some(_), true) => members[w].sampled,
+                (Some(_), false) => {
                     members[w].sampled = now;
                     now
                 }

@@ -118,7 +118,7 @@ impl Replicator {
             for &(_, index) in &self.due {
                 self.wanted[index as usize].due = true;
                 // A resend keeps its priority: it is not a new sample.
-                if self.resent[index as usize].is_none() {
+                if !self.resent[index as usize] {
                     view.members[index as usize].priority = 0;
                 }
             }
