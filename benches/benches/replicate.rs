@@ -82,7 +82,11 @@ fn encode_workload(n: usize, game: bool) -> (Vec<Record>, Vec<Wanted>) {
             if game && i % 20 == 0 {
                 record.game[0] -= rng.random_range(1..=25);
             }
-            Wanted { record, due: true }
+            Wanted {
+                record,
+                due: true,
+                renew: false,
+            }
         })
         .collect();
     (baseline, wanted)

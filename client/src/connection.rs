@@ -17,7 +17,10 @@
 //! gets the client's replication state from the zone it left, and its first snapshots
 //! are deltas against that zone's. A snapshot is accepted from any address if it carries
 //! the session secret; one of another zone than the newest is shown only once a REDIRECT
-//! named that zone.
+//! named that zone. Each entity is drawn at its newest *sample* — the newest state an
+//! entry sent of it — which need not be the newest snapshot's record: a delta is against
+//! an acknowledged snapshot, ticks old, and an entity not due keeps that one's older value
+//! ([`Client::entities`]; `meridian_protocol::delta`, "Samples").
 //!
 //! **Prediction.** Each INPUT's velocity is applied to the predicted avatar position at
 //! once; a snapshot carries the authoritative avatar and the last input the server
@@ -50,7 +53,7 @@ use meridian_layouts::witness::{
 use meridian_layouts::{Header, Kind, U16Le, U32Le, U64Le, header_for, parse};
 
 use meridian_protocol::address::redirect_addr;
-use meridian_protocol::delta::{DecodeError, GAME_FIELDS, Record, apply_delta};
+use meridian_protocol::delta::{DecodeError, GAME_FIELDS, Record, apply_delta_sampled, freshen};
 use meridian_protocol::game::{get_avatar_game, get_events};
 use meridian_protocol::motion::intent_velocity;
 use meridian_protocol::replay::ReplayWindow;
@@ -141,11 +144,13 @@ struct SnapshotId {
     tick: u32,
 }
 
-/// A decoded snapshot the client holds.
+/// A decoded snapshot the client holds, and the sample each record holds (see
+/// [`Client::entities`]).
 #[derive(Debug, Default)]
 struct Held {
     id: SnapshotId,
     records: Vec<Record>,
+    samples: Vec<u64>,
 }
 
 /// The own avatar as last reported by the server.
@@ -233,6 +238,16 @@ pub struct Client {
     events: VecDeque<ClientEvent>,
     counters: ClientCounters,
     scratch: Vec<Record>,
+    scratch_samples: Vec<u64>,
+    /// The newest snapshot's entities, each at its newest sample ([`Client::entities`]),
+    /// and those samples.
+    drawn: Vec<Record>,
+    drawn_samples: Vec<u64>,
+    /// Which stay of the client in a zone (or a zone's run) each zone's snapshots belong
+    /// to: samples are (stay, tick), so a zone's ticks are compared only with its own
+    /// and any later stay's samples are newer. `stays` counts them.
+    stays: [(u32, u32); 4],
+    stay: u32,
     stale: scene::Stale,
 }
 
@@ -288,6 +303,11 @@ impl Client {
             events: VecDeque::new(),
             counters: ClientCounters::default(),
             scratch: Vec::new(),
+            scratch_samples: Vec::new(),
+            drawn: Vec::new(),
+            drawn_samples: Vec::new(),
+            stays: [(u32::MAX, 0); 4],
+            stay: 0,
             stale: scene::Stale::default(),
         }
     }

@@ -1,12 +1,32 @@
 //! Shared fixtures: random worlds and entity sets from a seed.
 
 use meridian_core::entities::{EntityID, EntityInit};
+use meridian_core::game::state::{self, FieldKind, StateLayout};
+use meridian_core::game::{Game, GameWorld};
 use meridian_core::world::{Rect, World, WorldConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 pub(crate) fn rng(seed: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed)
+}
+
+/// A game whose clients see one field of each entity: `value(id, tick)`, written every
+/// tick.
+pub(crate) struct OneField(pub(crate) fn(u64, u64) -> u32);
+
+impl Game for OneField {
+    fn state_layout(&self) -> StateLayout {
+        StateLayout::of::<u32>().field(0, FieldKind::U16)
+    }
+
+    fn systems(&mut self, world: &mut GameWorld<'_>) {
+        let tick = world.tick();
+        let ids = world.owned().ids().to_vec();
+        for (slot, id) in world.states_mut().zip(ids) {
+            state::write(slot, &(self.0)(id.0, tick));
+        }
+    }
 }
 
 /// A world of `zones_x × zones_y` zones over `size_m` square, random margin and aura.

@@ -30,6 +30,17 @@
 //! out keeps its baseline value, a removal left out keeps the entity, a new entity left out
 //! is not held), so the next delta against that snapshot is still exact.
 //! [`apply_delta`] is the client's side; it never panics, whatever the bytes.
+//!
+//! **Samples.** A delta is against a baseline the client acknowledged — ticks old over a
+//! real network — so the newest snapshot need not hold the newest state the client was
+//! sent of an entity: one sent in a snapshot since, as due, is not sent again until it is
+//! due again, and the newest snapshot keeps the baseline's older value. What a record of a
+//! snapshot holds is a *sample*: the snapshot of the entry that wrote it, or, for a record
+//! no entry named, the sample its baseline record held ([`apply_delta_sampled`]). A client
+//! draws each entity's newest sample ([`freshen`]), never an older one. An update may name
+//! no field (a *renewal*, [`Wanted::renew`]): the state is the baseline's and is a new
+//! sample — what the server sends when a due entity's state is back to what the baseline
+//! holds while the client may have been sent another since (an A, B, A flip).
 
 use meridian_layouts::snapshot::EntityRecord;
 use meridian_layouts::{I16Le, I32Le, U16Le, U64Le};
@@ -138,6 +149,9 @@ pub struct Wanted {
     /// Send its state if it changed (or it is new to the client). Not due: the client
     /// keeps its baseline value (or, if new, does not hold it yet).
     pub due: bool,
+    /// Due, and the client may have been sent a newer sample than its baseline record
+    /// (see "Samples" in the module docs): an unchanged state is sent too, as a renewal.
+    pub renew: bool,
 }
 
 const OP_UPDATE: u64 = 0;
@@ -275,7 +289,7 @@ pub fn encode_delta(
             }
             w += 1;
         } else {
-            if want.due && want.record != *base {
+            if want.due && (want.record != *base || want.renew) {
                 let ok = e.update(base, &want.record);
                 result.push(if ok { want.record } else { *base });
             } else {
@@ -330,7 +344,8 @@ impl<'a> DeltaWriter<'a> {
         self.emit(to.id, OP_NEW, &NOTHING, to)
     }
 
-    /// A baseline entity's change from `from` to `to` (the same id).
+    /// A baseline entity's change from `from` to `to` (the same id); equal: a renewal
+    /// (see "Samples" in the module docs).
     #[inline(always)]
     pub fn update(&mut self, from: &Record, to: &Record) -> bool {
         self.emit(to.id, OP_UPDATE, from, to)
@@ -420,7 +435,79 @@ pub fn apply_delta(
     count: u16,
     result: &mut Vec<Record>,
 ) -> Result<(), DecodeError> {
+    apply(baseline, entries, count, result, None)
+}
+
+/// [`apply_delta`], and the sample each of the client's new records holds (see "Samples"
+/// in the module docs), into `samples`: `sample` (the snapshot's) where an entry wrote the
+/// record, the baseline record's where none did. `baseline_samples` holds the baseline's
+/// (a missing one reads 0: older than any). Never panics, whatever the bytes.
+pub fn apply_delta_sampled(
+    (baseline, baseline_samples): (&[Record], &[u64]),
+    (entries, count): (&[u8], u16),
+    sample: u64,
+    (result, samples): (&mut Vec<Record>, &mut Vec<u64>),
+) -> Result<(), DecodeError> {
+    apply(
+        baseline,
+        entries,
+        count,
+        result,
+        Some((baseline_samples, sample, samples)),
+    )
+}
+
+/// What a client draws: each record of its newest snapshot (`newest`, with the samples
+/// [`apply_delta_sampled`] gave them), or the one drawn before (`before`, with its samples)
+/// where that holds a newer sample of the entity. Entities the newest snapshot lacks are
+/// not drawn. Into `out` (cleared; sorted by id).
+pub fn freshen(
+    newest: (&[Record], &[u64]),
+    before: (&[Record], &[u64]),
+    (records, samples): (&mut Vec<Record>, &mut Vec<u64>),
+) {
+    records.clear();
+    samples.clear();
+    let mut b = 0;
+    for (i, r) in newest.0.iter().enumerate() {
+        let sample = newest.1.get(i).copied().unwrap_or(0);
+        while b < before.0.len() && before.0[b].id < r.id {
+            b += 1;
+        }
+        let drawn = before.1.get(b).copied().unwrap_or(0);
+        if b < before.0.len() && before.0[b].id == r.id && drawn > sample {
+            records.push(before.0[b]);
+            samples.push(drawn);
+        } else {
+            records.push(*r);
+            samples.push(sample);
+        }
+    }
+}
+
+/// Both decoders: with `sampled`, each result record's sample too.
+fn apply(
+    baseline: &[Record],
+    entries: &[u8],
+    count: u16,
+    result: &mut Vec<Record>,
+    mut sampled: Option<(&[u64], u64, &mut Vec<u64>)>,
+) -> Result<(), DecodeError> {
     result.clear();
+    if let Some((_, _, samples)) = sampled.as_mut() {
+        samples.clear();
+    }
+    // A record kept from the baseline keeps its sample; one an entry wrote is new.
+    fn keep(
+        (baseline, b): (&[Record], usize),
+        result: &mut Vec<Record>,
+        sampled: &mut Option<(&[u64], u64, &mut Vec<u64>)>,
+    ) {
+        result.push(baseline[b]);
+        if let Some((base, _, samples)) = sampled.as_mut() {
+            samples.push(base.get(b).copied().unwrap_or(0));
+        }
+    }
     let mut at = 0;
     let mut b = 0;
     let mut previous: Option<u64> = None;
@@ -443,7 +530,7 @@ pub fn apply_delta(
         }
         previous = Some(id);
         while b < baseline.len() && baseline[b].id < id {
-            result.push(baseline[b]);
+            keep((baseline, b), result, &mut sampled);
             b += 1;
         }
         let in_baseline = b < baseline.len() && baseline[b].id == id;
@@ -468,11 +555,16 @@ pub fn apply_delta(
             }
         }
         result.push(Record::with_fields(id, fields).ok_or(DecodeError::Inconsistent)?);
+        if let Some((_, sample, samples)) = sampled.as_mut() {
+            samples.push(*sample);
+        }
     }
     if at != entries.len() {
         return Err(DecodeError::Trailing);
     }
-    result.extend_from_slice(&baseline[b..]);
+    for k in b..baseline.len() {
+        keep((baseline, k), result, &mut sampled);
+    }
     Ok(())
 }
 

@@ -44,11 +44,23 @@ fn held_records(history: &[Held], id: SnapshotId) -> Option<&[Record]> {
     Some(held.records.as_slice())
 }
 
+/// Snapshot `id` among those held (tick 0: none).
+fn held_of(history: &[Held], id: SnapshotId) -> Option<&Held> {
+    if id.tick == 0 {
+        return None;
+    }
+    history.iter().find(|h| h.id == id)
+}
+
 impl Client {
     /// The newest snapshot's tick, and its entities (sorted by id; the own avatar is not
-    /// among them): what the server reported. [`Client::shown`] is what to draw.
+    /// among them), each at its newest *sample*: the newest state the server sent of it,
+    /// which need not be the newest snapshot's record — a snapshot is a delta against one
+    /// the client acknowledged, ticks old over a real network, and an entity sent since
+    /// and not due now keeps the older one's value there (see "Samples" in
+    /// `meridian_protocol::delta`). [`Client::shown`] is what to draw.
     pub fn entities(&self) -> (u32, &[Record]) {
-        (self.latest.tick, self.records(self.latest).unwrap_or(&[]))
+        (self.latest.tick, &self.drawn)
     }
 
     /// The newest snapshot's tick and the entities to draw (sorted by id): its records,
@@ -61,9 +73,14 @@ impl Client {
         }
     }
 
-    /// A snapshot the client holds (tick 0: none).
+    /// A snapshot the client holds (tick 0: none): its records as decoded.
     pub(super) fn records(&self, id: SnapshotId) -> Option<&[Record]> {
         held_records(&self.history, id)
+    }
+
+    /// A snapshot the client holds (tick 0: none), with its records' samples.
+    pub(super) fn held(&self, id: SnapshotId) -> Option<&Held> {
+        held_of(&self.history, id)
     }
 
     /// Keeps what is shown now as the scene before (unless one is kept already): the
@@ -87,7 +104,7 @@ impl Client {
         let Some(since) = self.stale.since else {
             return;
         };
-        let newest = held_records(&self.history, self.latest).unwrap_or(&[]);
+        let newest = &self.drawn;
         let stale = &mut self.stale;
         stale
             .records

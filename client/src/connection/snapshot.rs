@@ -49,26 +49,36 @@ impl Client {
         // snapshots were no longer there, and it ignored the new zone's for good.
         let newest = id.zone == self.zone
             && (self.latest.tick == 0 || id.zone != self.latest.zone || id.tick > self.latest.tick);
+        // The first newest snapshot of a zone (or of a zone's new run) starts a stay there.
+        let staying = self.latest.zone == id.zone && self.latest.tick != 0;
+        let sample = self.sample_of(id, newest && !staying);
         let mut result = std::mem::take(&mut self.scratch);
+        let mut samples = std::mem::take(&mut self.scratch_samples);
         let count = head.entry_count.get();
-        let applied = match (baseline.tick, self.records(baseline)) {
-            (0, _) => apply_delta(&[], entries, count, &mut result),
-            (_, Some(records)) => apply_delta(records, entries, count, &mut result),
+        let out = (&mut result, &mut samples);
+        let applied = match (baseline.tick, self.held(baseline)) {
+            (0, _) => apply_delta_sampled((&[], &[]), (entries, count), sample, out),
+            (_, Some(b)) => {
+                apply_delta_sampled((&b.records, &b.samples), (entries, count), sample, out)
+            }
             (_, None) => Err(DecodeError::Inconsistent),
         };
         if applied.is_err() {
             self.counters.decode_errors += 1;
             self.scratch = result;
+            self.scratch_samples = samples;
             return false;
         }
         self.take_game_events(&game_events);
-        // The oldest held snapshot's buffer takes the records; its old one is the next
+        // The oldest held snapshot's buffers take the records; its old ones are the next
         // scratch.
         let held = &mut self.history[self.next_held];
         self.next_held = (self.next_held + 1) % CLIENT_HISTORY;
         held.id = id;
         std::mem::swap(&mut held.records, &mut result);
+        std::mem::swap(&mut held.samples, &mut samples);
         self.scratch = result;
+        self.scratch_samples = samples;
         self.counters.snapshots += 1;
         if baseline.tick != 0 && baseline.zone != id.zone {
             self.counters.snapshots_carried += 1;
@@ -84,15 +94,16 @@ impl Client {
             self.keep_shown(now);
         }
         (self.previous, self.latest) = (self.latest, id);
+        self.freshen_drawn();
         self.refresh_stale(now, partial);
         self.latest_key = self.opened_key;
         self.pace.report(head.input_waiting);
         self.round_trip.applied(head.input_sequence.get(), now);
-        // What is drawn: the snapshot's records, and what a partial one sent against
-        // nothing left out of the scene before (`scene`).
+        // What is drawn: the snapshot's entities at their newest samples, and what a
+        // partial one sent against nothing left out of the scene before (`scene`).
         let records = match self.stale.shown() {
             Some(records) => records,
-            None => &self.history[(self.next_held + CLIENT_HISTORY - 1) % CLIENT_HISTORY].records,
+            None => &self.drawn,
         };
         self.motion.on_snapshot(id.zone, id.tick, now, records);
         let (tick, zone) = (id.tick, id.zone);
@@ -176,6 +187,43 @@ impl Client {
             self.events.push_back(ClientEvent::Game(event));
             self.event_next = seq.wrapping_add(1).max(1);
         }
+    }
+
+    /// The sample a snapshot's entries hold: (stay, tick), the stay the client's in the
+    /// snapshot's zone — a new one if `starts` (the first newest snapshot of a zone or of a
+    /// zone's new run), else the zone's last (0: a zone the client has not stayed in).
+    fn sample_of(&mut self, id: SnapshotId, starts: bool) -> u64 {
+        if starts {
+            self.stay += 1;
+            self.stays.rotate_right(1);
+            self.stays[0] = (id.zone, self.stay);
+        }
+        let stay = self.stays.iter().find(|(zone, _)| *zone == id.zone);
+        (u64::from(stay.map_or(0, |&(_, stay)| stay)) << 32) | u64::from(id.tick)
+    }
+
+    /// What is drawn of the new newest snapshot: each entity at its newest sample, the
+    /// snapshot's or the one drawn before (`meridian_protocol::delta::freshen`).
+    fn freshen_drawn(&mut self) {
+        let Some(newest) = self
+            .history
+            .iter()
+            .find(|h| h.id == self.latest && h.id.tick != 0)
+        else {
+            return;
+        };
+        let (mut records, mut samples) = (
+            std::mem::take(&mut self.scratch),
+            std::mem::take(&mut self.scratch_samples),
+        );
+        freshen(
+            (&newest.records, &newest.samples),
+            (&self.drawn, &self.drawn_samples),
+            (&mut records, &mut samples),
+        );
+        std::mem::swap(&mut self.drawn, &mut records);
+        std::mem::swap(&mut self.drawn_samples, &mut samples);
+        (self.scratch, self.scratch_samples) = (records, samples);
     }
 
     /// A snapshot of the zone the client is in came under a key of another run: the zone

@@ -81,9 +81,9 @@ impl Replicator {
                 b += 1;
             }
             // A member whose newest sample the carried baseline lacks goes with the
-            // highest priority, which the receiver takes as "behind": it cannot resend a
-            // sample it never saw, and the client may have been shown it (see
-            // `pass::RESEND`), so it sends a new one, past the budget if need be.
+            // highest priority, which the receiver takes as "behind": the client may draw
+            // that sample, so the receiver renews the member when it next sends it (see
+            // `pass::RENEW`).
             let held = cores.get(b).filter(|c| c.id == m.id);
             let behind = held.is_some_and(|c| c.sent != m.sampled);
             let priority = if behind {
@@ -100,6 +100,7 @@ impl Replicator {
         self.wanted.extend((0..records.len()).map(|i| Wanted {
             record: records.record(i),
             due: true,
+            renew: false,
         }));
         let encoded = encode_delta(&[], &self.wanted, &mut out[at..], &mut self.result);
         if encoded.left_out > 0 {
@@ -158,8 +159,8 @@ impl Replicator {
                 slot: GHOST_BIT | (u32::MAX >> 1),
                 priority: priority.min(PRIORITY_MAX - 1),
                 // The carried records' samples are 0 (not known): a member sent behind
-                // (`PRIORITY_MAX`) gets a sample no record holds, so it counts as behind
-                // here until it is sent (a new sample: the old one is not kept here).
+                // (`PRIORITY_MAX`) gets a sample no record holds, so it is renewed when
+                // it is next sent.
                 sampled: u16::from(priority == PRIORITY_MAX),
             });
         }

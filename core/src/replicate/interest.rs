@@ -33,10 +33,11 @@ pub(super) struct Member {
     /// with [`GHOST_BIT`] set (checked against the id before use).
     pub(super) slot: u32,
     pub(super) priority: u16,
-    /// The tick of its newest sample — the last snapshot that sent its state as due (see
-    /// [`super::pass`]) — in 16 bits ([`super::samples::tick16`]): a baseline record
-    /// whose [`Core`] `sent` differs holds an older sample, which the client may already
-    /// have seen replaced.
+    /// The tick of its newest sample — the last snapshot with an entry for it (see
+    /// [`super::samples`]) — in 16 bits ([`super::samples::tick16`]);
+    /// [`super::samples::UNKNOWN`] for a member new to interest. A baseline record whose
+    /// [`Core`] `sent` differs holds an older sample than the client may draw, so the
+    /// member is renewed when due and unchanged ([`super::pass::RENEW`]).
     pub(super) sampled: u16,
 }
 

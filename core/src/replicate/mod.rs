@@ -16,14 +16,16 @@
 //! when the budget is short ([`select`]). Far entities therefore wait longer but are never
 //! starved; nothing outside the interest set is ever sent.
 //!
-//! **Samples.** What a due member is sent is its *sample*; the snapshot records it
-//! ([`held::Core`] `sent`) and the member remembers its newest ([`Member`] `sampled`).
-//! The delta is against the client's acknowledged snapshot, ticks old over a real network,
-//! which need not descend from the snapshots that sent the newest samples: a member not
-//! due whose baseline holds an older sample is sent its newest one again ([`pass::RESEND`]),
-//! so the newest snapshot always shows the newest state sent. Sent once, as before session
-//! 33, a far member under acknowledgements three ticks behind was shown, two snapshots in
-//! three, where the older baseline had it (`tests/lagging.rs`).
+//! **Samples** ([`samples`]). What an entry sends of a member is a *sample*, and a
+//! client draws each entity's newest sample (`meridian_protocol::delta`, "Samples"), not
+//! the newest snapshot's record: the delta is against the client's acknowledged snapshot,
+//! ticks old over a real network, so a member sent as due since and not due now is
+//! carried at the baseline's older value — which the client does not draw. Each snapshot
+//! records the tick of the sample each record holds ([`held::Core`] `sent`) and each
+//! member its newest ([`Member`] `sampled`); a due member whose state is back to the
+//! baseline's while a newer sample went out since is renewed ([`pass::RENEW`]). Session
+//! 33 sent every such member's newest sample again in each snapshot until acknowledged
+//! (the client drew the newest snapshot): 2.2× the bytes at a 100 ms round trip.
 //!
 //! **Continuity** ([`carry`]). When a client's avatar is handed to another zone, its
 //! state — the acknowledged baseline, the members and their priorities, the budget — is
@@ -65,7 +67,7 @@ use held::{Core, Held};
 pub use interest::STAY;
 use records::{current_record, fill_records, tier_weight};
 pub use records::{record_of, with_game};
-use samples::{Samples, tick16};
+use samples::tick16;
 
 /// Snapshots kept per client: the oldest baseline a client can acknowledge.
 pub const HISTORY: usize = 16;
@@ -269,6 +271,9 @@ pub struct ReplicateCounters {
     pub entries: u64,
     /// Entries that did not fit the datagram or the budget and wait for a later tick.
     pub deferred: u64,
+    /// Renewals: entries of a due member whose state is back to what the baseline holds
+    /// after a newer sample went out ([`pass::RENEW`]).
+    pub renewals: u64,
     /// Snapshots sent with no baseline (first, or the acknowledged one was too old).
     pub full: u64,
     /// Snapshots sent against a baseline the client brought from another zone.
@@ -294,10 +299,6 @@ pub struct Replicator {
     /// Per `wanted` entry: not in the baseline (it would be a new entry); and of those,
     /// carried by the newest snapshot (`select`).
     fresh: Vec<bool>,
-    /// Per `wanted` entry: the baseline lacks its newest sample (it must be sent, see
-    /// [`pass::RESEND`]); and it is a resend (its member's newest sample, not a new one).
-    behind: Vec<bool>,
-    resent: Vec<bool>,
     shown: Vec<bool>,
     /// Scratch for [`Replicator::install`]: the ids a carried state marks as shown.
     shown_ids: Vec<u64>,
@@ -348,8 +349,6 @@ impl Replicator {
             wanted: Vec::with_capacity(config.entities_max),
             due: Vec::with_capacity(config.entities_max),
             fresh: Vec::with_capacity(config.entities_max),
-            behind: Vec::with_capacity(config.entities_max),
-            resent: Vec::with_capacity(config.entities_max),
             shown: Vec::with_capacity(config.entities_max),
             shown_ids: Vec::with_capacity(config.entities_max),
             members: Vec::with_capacity(config.entities_max),
@@ -378,9 +377,8 @@ impl Replicator {
     }
 
     /// Whether the last [`Replicator::snapshot`] left out members of the client's interest
-    /// set that it does not hold (fresh ones the budget or the datagram could not carry),
-    /// or whose newest sample its baseline lacks (they show an older state): the client's
-    /// state after it is not the whole view yet (`DELTA_PARTIAL`).
+    /// set that it does not hold (fresh ones the budget or the datagram could not carry):
+    /// the client's state after it is not the whole view yet (`DELTA_PARTIAL`).
     pub fn partial(&self) -> bool {
         self.partial
     }
@@ -478,7 +476,7 @@ impl Replicator {
                     self.retry_left_out(view);
                 }
                 self.held.assign(&self.result);
-                self.stamp_staged(view, zone.id().0, tick);
+                self.stamp_staged(view, (zone.id().0, tick), encoded.left_out);
                 encoded
             }
         };
@@ -486,14 +484,14 @@ impl Replicator {
     }
 
     /// Carries each member's priority over from the last tick (both lists sorted by id),
-    /// adds its tier's weight, and marks the members this snapshot sends: those due, those
-    /// the baseline lacks (*fresh*: the client's next state must have them), and those
-    /// whose newest sample the baseline lacks (*resent*: that sample again, see
-    /// [`pass::RESEND`]). Each member's record goes to `wanted`; the due list gets the
-    /// marked ones with their priority (a due member's is reset to 0:
-    /// [`Replicator::select_due`] undoes what the budget cannot carry). Returns how many of
-    /// the baseline's records are no longer members (each a removal in the delta) and what
-    /// the marked ones are reckoned to cost.
+    /// adds its tier's weight, and marks the members this snapshot sends: those due and
+    /// those the baseline lacks (*fresh*: the client's next state must have them); a
+    /// marked member whose baseline record may hold an older sample than the newest sent
+    /// is renewed if unchanged ([`pass::RENEW`]). Each member's record goes to `wanted`;
+    /// the due list gets the marked ones with their priority (a due member's is reset to
+    /// 0: [`Replicator::select_due`] undoes what the budget cannot carry). Returns how
+    /// many of the baseline's records are no longer members (each a removal in the
+    /// delta) and what the marked ones are reckoned to cost.
     fn prioritise(&mut self, view: &mut ClientView, zone: &Zone) -> (usize, usize) {
         let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
         // The game's client fields are read per member (a state slot is a cache line; the
@@ -504,13 +502,10 @@ impl Replicator {
         self.wanted.clear();
         self.due.clear();
         self.fresh.clear();
-        self.behind.clear();
-        self.resent.clear();
         let (_, baseline) = view.baseline(zone.id().0);
         let baseline = baseline.cores();
         let (mut m, mut b, mut held, mut cost) = (0, 0, 0, 0);
         let old = &view.members;
-        let mut samples = Samples::new(view);
         let members = &mut self.members;
         members.clear();
         for k in &self.candidates {
@@ -520,8 +515,8 @@ impl Replicator {
             let (carried, sampled) = if m < old.len() && old[m].id == k.id {
                 (old[m].priority, old[m].sampled)
             } else {
-                // New to interest: due at once.
-                (PRIORITY_DUE, 0)
+                // New to interest: due at once, its sample unknown.
+                (PRIORITY_DUE, samples::UNKNOWN)
             };
             while b < baseline.len() && baseline[b].id < k.id {
                 b += 1;
@@ -530,38 +525,24 @@ impl Replicator {
             held += usize::from(!fresh);
             let weight = tier_weight(k.distance2, (near2, mid2));
             let priority = carried.saturating_add(weight);
-            let mut due = fresh || priority >= PRIORITY_DUE;
-            // The baseline holds an older sample than the newest: this snapshot must send
-            // it (a new sample when due, else that one again) however short the budget.
-            let behind = !fresh && baseline[b].sent != sampled;
-            let mut sample = None;
-            if behind && !due {
-                sample = samples.find(k.id, sampled);
-                // Its sample is no longer kept: a new one instead.
-                due = sample.is_none();
-            }
-            let record = match sample {
-                Some(record) => record,
-                None if due => current_record(&self.records, (owned, ghosts), &layout, k.slot),
+            let due = fresh || priority >= PRIORITY_DUE;
+            let renew = !fresh && baseline[b].sent != sampled;
+            let record = if due {
+                current_record(&self.records, (owned, ghosts), &layout, k.slot)
+            } else {
                 // A member not due keeps what the client holds: the encoder reads its id
                 // alone.
-                None => Record {
+                Record {
                     id: k.id,
                     ..Record::default()
-                },
+                }
             };
-            let marked = due || sample.is_some();
-            if marked {
+            if due {
                 self.due.push((priority, self.wanted.len() as u32));
                 cost += select::cost(fresh, &record.game);
             }
             self.fresh.push(fresh);
-            self.behind.push(behind);
-            self.resent.push(sample.is_some());
-            self.wanted.push(Wanted {
-                record,
-                due: marked,
-            });
+            self.wanted.push(Wanted { record, due, renew });
             members.push(Member {
                 id: k.id,
                 slot: k.slot,

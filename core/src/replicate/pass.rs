@@ -24,20 +24,21 @@ use meridian_protocol::delta::{DeltaWriter, Encoded};
 
 use super::held::{Core, Held};
 use super::interest::Member;
+use super::samples::UNKNOWN;
 use super::select::{REMOVE_BYTES, cost};
-use super::{ClientView, PRIORITY_DUE, Replicator, Samples, current_record, tick16, tier_weight};
+use super::{ClientView, PRIORITY_DUE, Replicator, current_record, tick16, tier_weight};
 use crate::zone::Zone;
 
 /// In the marks of [`Replicator::one_pass`]: a member the baseline does not hold.
 const NOT_HELD: u32 = u32::MAX;
 
-/// In the due list of [`Replicator::one_pass`]: a member that is not due but whose newest
-/// sample the baseline lacks (it was sent in a snapshot the client had not acknowledged
-/// when this one's baseline was chosen). It is sent again — that sample, not a new one,
-/// its priority kept — or the client, which may have been shown it, would be shown the
-/// older state again: a far entity stepping back and forth for as long as the
-/// acknowledgements lag.
-pub(super) const RESEND: u32 = 1 << 31;
+/// In the due list of [`Replicator::one_pass`]: a due member whose baseline record may
+/// hold an older sample than the newest the client was sent (`sent` ≠ `sampled`: sent
+/// since in a snapshot the client had not acknowledged when this one's baseline was
+/// chosen). It gets an entry even if its state is the baseline's — a renewal, a new sample
+/// — or the client, which draws each entity's newest sample, would go on drawing the one
+/// sent since: a state that flipped back (A, B, A) would show B.
+pub(super) const RENEW: u32 = 1 << 31;
 
 impl Replicator {
     /// Prioritises the members found for `view` (in `candidates`, sorted by id) and
@@ -54,7 +55,7 @@ impl Replicator {
         if !self.one_pass {
             return None;
         }
-        let due = self.mark_due(view, zone, tick);
+        let due = self.mark_due(view, zone);
         let encoded = self.write_due(view, zone, (due, tick), limit, out)?;
         std::mem::swap(&mut view.members, &mut self.members);
         Some(encoded)
@@ -62,11 +63,12 @@ impl Replicator {
 
     /// The first walk, without a branch on whether a member is due: each member's
     /// priority (into `members`) and place in the baseline (`marks`), the positions of
-    /// the members that get an entry (`due_at`, returns how many: the due ones, and
-    /// those to resend, tagged [`RESEND`]), the baseline's records no longer members
-    /// (`removed`); the client's records (`held`) start as the baseline's, a member the
-    /// baseline lacks with a placeholder that [`Replicator::write_due`] replaces.
-    fn mark_due(&mut self, view: &ClientView, zone: &Zone, tick: u32) -> usize {
+    /// the due members (`due_at`, returns how many; tagged [`RENEW`] where the baseline
+    /// may hold an older sample than the newest sent), the baseline's records no longer
+    /// members (`removed`); the client's records (`held`) start as the baseline's, a
+    /// member the baseline lacks with a placeholder that [`Replicator::write_due`]
+    /// replaces.
+    fn mark_due(&mut self, view: &ClientView, zone: &Zone) -> usize {
         let c = self.config;
         let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let (_, baseline) = view.baseline(zone.id().0);
@@ -81,16 +83,15 @@ impl Replicator {
         self.removed.clear();
         let (result, games) = self.held.sized(n);
         let last = cores.len().saturating_sub(1);
-        let now = tick16(tick);
         let (mut m, mut b, mut due_count) = (0, 0, 0);
         for (i, k) in candidates.iter().enumerate() {
             while m < old.len() && old[m].id < k.id {
                 m += 1;
             }
-            // New to interest: due at once.
+            // New to interest: due at once, and which sample the client draws is unknown.
             let (carried, sampled) = match old.get(m) {
                 Some(o) if o.id == k.id => (o.priority, o.sampled),
-                _ => (PRIORITY_DUE, 0),
+                _ => (PRIORITY_DUE, UNKNOWN),
             };
             // Baseline records before this member left interest: removed.
             while b < cores.len() && cores[b].id < k.id {
@@ -101,19 +102,18 @@ impl Replicator {
             let priority = carried.saturating_add(tier_weight(k.distance2, (near2, mid2)));
             let due = !held || priority >= PRIORITY_DUE;
             let base = cores.get(b.min(last)).copied().unwrap_or_default();
-            // Not due, but the baseline holds an older sample than its newest: see
-            // [`RESEND`].
-            let resend = held && !due && base.sent != sampled;
+            let renew = held && base.sent != sampled;
             result[i] = base;
             marks[i] = if held { b as u32 } else { NOT_HELD };
-            due_at[due_count] = i as u32 | if resend { RESEND } else { 0 };
-            due_count += usize::from(due || resend);
+            due_at[due_count] = i as u32 | if renew { RENEW } else { 0 };
+            due_count += usize::from(due);
             b += usize::from(held);
+            // `sampled` becomes this tick's if `write_due` writes an entry.
             members.push(Member {
                 id: k.id,
                 slot: k.slot,
                 priority: if due { 0 } else { priority },
-                sampled: if due { now } else { sampled },
+                sampled,
             });
         }
         self.removed.extend(b as u32..cores.len() as u32);
@@ -125,11 +125,11 @@ impl Replicator {
         due_count
     }
 
-    /// The second walk: the entries in id order — the members listed by
-    /// [`Replicator::mark_due`] (updates, resends; new ones introduced) and the
+    /// The second walk: the entries in id order — the due members listed by
+    /// [`Replicator::mark_due`] (updates and renewals; new ones introduced) and the
     /// removals, merged — each written into `out` as decided, each sent member's record
-    /// into the client's records. `None` when what is due costs more than `limit` or an
-    /// entry does not fit.
+    /// into the client's records with this tick as its sample. `None` when what is due
+    /// costs more than `limit` or an entry does not fit.
     fn write_due(
         &mut self,
         view: &ClientView,
@@ -146,11 +146,10 @@ impl Replicator {
         let n = candidates.len();
         let (result, games) = self.held.written();
         let mut writer = DeltaWriter::new(out);
-        let mut samples = Samples::new(view);
         let now = tick16(tick);
-        let (mut r, mut used) = (0, 0);
+        let (mut r, mut used, mut renewals) = (0, 0, 0);
         for &tagged in &self.due_at[..due] {
-            let i = (tagged & !RESEND) as usize;
+            let i = (tagged & !RENEW) as usize;
             let k = &candidates[i];
             while let Some(gone) = removed.get(r).map(|&b| cores[b as usize].id)
                 && gone < k.id
@@ -162,33 +161,33 @@ impl Replicator {
                 r += 1;
             }
             let at = marks[i];
-            let sampled = members[i].sampled;
-            let resent = (tagged & RESEND != 0)
-                .then(|| samples.find(k.id, sampled))
-                .flatten();
-            let (record, sent) = match resent {
-                Some(record) => (record, sampled),
-                // Due; or a resend whose sample is no longer kept: a new sample instead.
-                None => {
-                    members[i].priority = 0;
-                    members[i].sampled = now;
-                    let record = current_record(records, (owned, ghosts), &layout, k.slot);
-                    (record, now)
-                }
-            };
+            let record = current_record(records, (owned, ghosts), &layout, k.slot);
             used += cost(at == NOT_HELD, &record.game);
-            let fits = used <= limit
-                && if at != NOT_HELD {
-                    let base = baseline.record(at as usize);
-                    base == record || writer.update(&base, &record)
-                } else {
-                    writer.introduce(&record)
-                };
-            if !fits {
+            if used > limit {
                 return None;
             }
-            result[i] = Core::of(&record).sent_at(sent);
-            Held::put_game(games, n, i, record.game);
+            // An unchanged member not renewed gets no entry and keeps the baseline's
+            // sample (`result[i]` holds the baseline's record).
+            let written = if at != NOT_HELD {
+                let base = baseline.record(at as usize);
+                let renewal = base == record && tagged & RENEW != 0;
+                let entry = base != record || renewal;
+                if entry && !writer.update(&base, &record) {
+                    return None;
+                }
+                renewals += usize::from(renewal);
+                entry
+            } else {
+                if !writer.introduce(&record) {
+                    return None;
+                }
+                true
+            };
+            if written {
+                members[i].sampled = now;
+                result[i] = Core::of(&record).sent_at(now);
+                Held::put_game(games, n, i, record.game);
+            }
         }
         for &at in &removed[r..] {
             used += REMOVE_BYTES;
@@ -196,6 +195,7 @@ impl Replicator {
                 return None;
             }
         }
+        self.counters.renewals += renewals as u64;
         Some(writer.written())
     }
 }

@@ -6,13 +6,12 @@
 //! all fit the budget, fresh ones go first — those the newest snapshot already carried
 //! first (the client most likely holds it; offering others instead would make what it
 //! shows flicker until it acknowledges one; after a handoff, those the other zone's newest
-//! snapshot carried), then the nearest — then the members whose baseline lacks their
-//! newest sample (left out, the client would be shown an older state than it was), then
-//! the due ones, most urgent and then nearest first. The rest wait: a due one left out
-//! stays due. Fresh members the newest snapshot carried go even past the budget, up to a
+//! snapshot carried), then the nearest — then the due ones, most urgent and then nearest
+//! first. The rest wait: a due one left out stays due (the client draws its newest sample
+//! meanwhile). Fresh members the newest snapshot carried go even past the budget, up to a
 //! datagram (the budget goes into debt and the next snapshots are smaller): while
 //! acknowledgements lag, every snapshot must carry them again, and one that could not
-//! would blink them out. So do members whose baseline lacks their newest sample.
+//! would blink them out.
 //!
 //! A session's first snapshots are the extreme case: nothing is acknowledged, every member
 //! is fresh, and the budget carries a few dozen. They are the same few dozen, nearest
@@ -94,33 +93,25 @@ impl Replicator {
             let mut used = removals;
             let before = self.due.len();
             let (fresh, shown, wanted) = (&self.fresh, &self.shown, &self.wanted);
-            let behind = &self.behind;
             let partial = &mut self.partial;
             self.due.retain(|&(_, i)| {
                 let i = i as usize;
                 let c = cost(fresh[i], &wanted[i].record.game);
                 // What the newest snapshot showed the client and it may not hold yet is
                 // shown again even past the budget (up to a datagram; the budget goes
-                // into debt): leaving it out once would make it blink out and back. So is
-                // a member whose baseline lacks its newest sample: leaving it out would
-                // show an older state. Others only into what leaves the headroom
-                // (`set_headroom`): the next snapshots must have the room to show them
-                // again.
-                let again = shown[i] || behind[i];
-                let fits = used + c <= if again { datagram_bytes } else { limit };
+                // into debt): leaving it out once would make it blink out and back.
+                // Others only into what leaves the headroom (`set_headroom`): the next
+                // snapshots must have the room to show them again.
+                let fits = used + c <= if shown[i] { datagram_bytes } else { limit };
                 used += if fits { c } else { 0 };
-                // Left out, a fresh member is missing and one behind shows an older
-                // state: either way the client's state is not the whole view.
-                *partial |= !fits && (fresh[i] || behind[i]);
+                // A fresh member left out: the client's state is not the whole view.
+                *partial |= !fits && fresh[i];
                 fits
             });
             self.counters.deferred += (before - self.due.len()) as u64;
             for &(_, index) in &self.due {
                 self.wanted[index as usize].due = true;
-                // A resend keeps its priority: it is not a new sample.
-                if !self.resent[index as usize] {
-                    view.members[index as usize].priority = 0;
-                }
+                view.members[index as usize].priority = 0;
             }
         }
     }
@@ -139,9 +130,8 @@ impl Replicator {
             let id = w.record.id;
             f && (last.find(id).is_some() || carried.binary_search(&id).is_ok())
         }));
-        let (shown, candidates, behind) = (&self.shown, &self.candidates, &self.behind);
+        let (shown, candidates) = (&self.shown, &self.candidates);
         let distance = |i: u32| candidates[i as usize].distance2;
-        let is_behind = |i: u32| behind[i as usize];
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
             let (fa, fb) = (fresh[a as usize], fresh[b as usize]);
             fb.cmp(&fa)
@@ -149,10 +139,7 @@ impl Replicator {
                     if fa && fb {
                         shown[b as usize].cmp(&shown[a as usize])
                     } else {
-                        // A member whose baseline lacks its newest sample, left out, shows
-                        // the client an older state than it was shown: before what is
-                        // merely due.
-                        is_behind(b).cmp(&is_behind(a)).then(pb.cmp(&pa))
+                        pb.cmp(&pa)
                     }
                 })
                 .then_with(|| distance(a).total_cmp(&distance(b)))
@@ -174,7 +161,7 @@ impl Replicator {
             let sent = r < result.len() && result[r] == w.record;
             if !sent {
                 view.members[i].priority = PRIORITY_DUE;
-                self.partial |= self.fresh[i] || self.behind[i];
+                self.partial |= self.fresh[i];
             }
         }
     }
@@ -196,7 +183,12 @@ mod tests {
                 game,
                 ..Record::default()
             };
-            encode_delta(&[], &[Wanted { record, due: true }], &mut out, &mut result).bytes
+            let want = Wanted {
+                record,
+                due: true,
+                renew: false,
+            };
+            encode_delta(&[], &[want], &mut out, &mut result).bytes
         };
         size(game) - size([0; 4])
     }

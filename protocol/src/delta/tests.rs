@@ -33,6 +33,7 @@ fn delta_round_trips_updates_news_and_removals() {
         .map(|&id| Wanted {
             record: rec(id, id as i32 * 7),
             due: true,
+            renew: false,
         })
         .collect();
     let got = round_trip(&baseline, &wanted, 1200);
@@ -48,10 +49,12 @@ fn not_due_members_keep_their_baseline_value() {
         Wanted {
             record: rec(1, 50),
             due: false,
+            renew: false,
         },
         Wanted {
             record: rec(2, 50),
             due: true,
+            renew: false,
         },
     ];
     let got = round_trip(&baseline, &wanted, 1200);
@@ -65,10 +68,12 @@ fn a_new_member_not_due_is_not_introduced_yet() {
         Wanted {
             record: rec(1, 50),
             due: false,
+            renew: false,
         },
         Wanted {
             record: rec(2, 50),
             due: true,
+            renew: false,
         },
     ];
     let got = round_trip(&[], &wanted, 1200);
@@ -81,6 +86,7 @@ fn game_fields_cost_nothing_unchanged_and_bad_game_masks_are_refused() {
     let moved = Wanted {
         record: rec(1, 10),
         due: true,
+        renew: false,
     };
     let mut out = [0u8; 64];
     let mut stored = Vec::new();
@@ -117,6 +123,7 @@ fn a_full_datagram_leaves_entries_out_and_says_so() {
         .map(|i| Wanted {
             record: rec(i, 1000),
             due: true,
+            renew: false,
         })
         .collect();
     let got = round_trip(&baseline, &wanted, 300);
@@ -194,13 +201,26 @@ fn valid_delta() -> impl Strategy<Value = (Vec<Record>, Vec<u8>, u16, Vec<Record
                     ..*r
                 },
                 due: i % 3 != 0,
+                renew: false,
             })
+            // Every fifth unchanged, and renewed (an entry all the same).
+            .map(
+                |w| match baseline.iter().position(|b| b.id == w.record.id) {
+                    Some(i) if i % 5 == 0 => Wanted {
+                        record: baseline[i],
+                        due: true,
+                        renew: true,
+                    },
+                    _ => w,
+                },
+            )
             .collect();
         for r in fresh {
             if !wanted.iter().any(|w| w.record.id == r.id) {
                 wanted.push(Wanted {
                     record: r,
                     due: true,
+                    renew: false,
                 });
             }
         }
@@ -215,6 +235,71 @@ fn valid_delta() -> impl Strategy<Value = (Vec<Record>, Vec<u8>, u16, Vec<Record
 
 fn sorted_unique(records: &[Record]) -> bool {
     records.windows(2).all(|w| w[0].id < w[1].id)
+}
+
+/// A renewal is an entry (an update naming no field) and so a new sample; an unchanged
+/// due member not renewed is no entry and keeps the baseline's sample; a kept or removed
+/// record and a new one follow the same rule.
+#[test]
+fn a_renewal_is_an_entry_and_a_new_sample_where_nothing_else_is() {
+    let baseline = vec![rec(1, 10), rec(2, 20), rec(3, 30), rec(4, 40)];
+    let base_samples = [7, 8, 9, 6];
+    let want = |r: Record, due, renew| Wanted {
+        record: r,
+        due,
+        renew,
+    };
+    let wanted = [
+        want(rec(1, 10), true, true),   // renewed: an entry, sample 50
+        want(rec(2, 20), true, false),  // unchanged, due: no entry, sample 8
+        want(rec(3, 31), false, false), // changed, not due: no entry, sample 9
+        want(rec(5, 50), true, false),  // new: sample 50 (4 is removed)
+    ];
+    let mut out = [0u8; 256];
+    let mut stored = Vec::new();
+    let e = encode_delta(&baseline, &wanted, &mut out, &mut stored);
+    assert_eq!(e.entries, 3, "a renewal, a removal, a new entity");
+    let (mut records, mut samples) = (Vec::new(), Vec::new());
+    apply_delta_sampled(
+        (&baseline, &base_samples),
+        (&out[..e.bytes], e.entries),
+        50,
+        (&mut records, &mut samples),
+    )
+    .unwrap();
+    assert_eq!(records, stored);
+    assert_eq!(
+        records,
+        vec![rec(1, 10), rec(2, 20), rec(3, 30), rec(5, 50)]
+    );
+    assert_eq!(samples, vec![50, 8, 9, 50]);
+    // Missing baseline samples read 0; the records are apply_delta's.
+    apply_delta_sampled(
+        (&baseline, &[]),
+        (&out[..e.bytes], e.entries),
+        50,
+        (&mut records, &mut samples),
+    )
+    .unwrap();
+    assert_eq!(samples, vec![50, 0, 0, 50]);
+}
+
+/// What is drawn: per entity of the newest snapshot, its record or the one drawn before,
+/// whichever holds the newer sample; entities the newest lacks are gone.
+#[test]
+fn the_newest_sample_of_each_entity_is_drawn() {
+    let newest = [rec(1, 10), rec(2, 20), rec(4, 40)];
+    let newest_samples = [5, 9, 9];
+    let before = [rec(1, 11), rec(2, 19), rec(3, 30)];
+    let before_samples = [7, 8, 9];
+    let (mut records, mut samples) = (Vec::new(), Vec::new());
+    freshen(
+        (&newest, &newest_samples),
+        (&before, &before_samples),
+        (&mut records, &mut samples),
+    );
+    assert_eq!(records, vec![rec(1, 11), rec(2, 20), rec(4, 40)]);
+    assert_eq!(samples, vec![7, 9, 9]);
 }
 
 proptest! {
