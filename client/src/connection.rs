@@ -228,7 +228,6 @@ pub struct Client {
     history: Vec<Held>,
     next_held: usize,
     latest: SnapshotId,
-    previous: SnapshotId,
     /// The zone → client key id the last opened packet and the newest snapshot came
     /// under (a zone's run), and the runs of the current zone the client left behind.
     opened_key: u32,
@@ -240,9 +239,11 @@ pub struct Client {
     scratch: Vec<Record>,
     scratch_samples: Vec<u64>,
     /// The newest snapshot's entities, each at its newest sample ([`Client::entities`]),
-    /// and those samples.
+    /// and those samples; the same of the newest snapshot before
+    /// ([`Client::interpolated`]).
     drawn: Vec<Record>,
     drawn_samples: Vec<u64>,
+    drawn_before: Vec<Record>,
     /// Which stay of the client in a zone (or a zone's run) each zone's snapshots belong
     /// to: samples are (stay, tick), so a zone's ticks are compared only with its own
     /// and any later stay's samples are newer. `stays` counts them.
@@ -295,7 +296,6 @@ impl Client {
             history: (0..CLIENT_HISTORY).map(|_| Held::default()).collect(),
             next_held: 0,
             latest: SnapshotId::default(),
-            previous: SnapshotId::default(),
             opened_key: 0,
             latest_key: 0,
             retired_keys: [0; 4],
@@ -306,6 +306,7 @@ impl Client {
             scratch_samples: Vec::new(),
             drawn: Vec::new(),
             drawn_samples: Vec::new(),
+            drawn_before: Vec::new(),
             stays: [(u32::MAX, 0); 4],
             stay: 0,
             stale: scene::Stale::default(),

@@ -790,6 +790,63 @@ fn interpolation_runs_between_the_two_newest_snapshots() {
     assert!((at(7.0) - newer).abs() < 1e-3, "clamped to the newest");
 }
 
+/// Under a round trip of several ticks a snapshot's own record of an entity not due in it
+/// is its acknowledged baseline's, older than the one drawn before: interpolation runs
+/// from what was drawn (each entity's newest sample) to what is drawn now, so it starts
+/// where the last drawing ended and never steps back.
+#[test]
+fn interpolation_starts_where_the_last_drawing_ended_under_delay() {
+    let (mut h, mut clients) = one_connected();
+    h.delay = (2, 0);
+    let a = clients[0].1.authoritative().position;
+    // Mid-tier walkers (60–120 m: sent every other tick) heading east.
+    let y = if a[1] > 88.0 {
+        a[1] - 90.0
+    } else {
+        a[1] + 90.0
+    };
+    for (k, dx) in [(0u64, -40.0f32), (1, -20.0)] {
+        h.zones[0]
+            .insert(&meridian_core::entities::EntityInit {
+                id: meridian_core::entities::EntityID(61_000 + k),
+                epoch: 0,
+                position: [(a[0] + dx).clamp(4.0, 100.0), y, 0.0],
+                velocity: [3.0, 0.0],
+                speed_mps_max: 4.0,
+                kind: 1,
+                flags: 0,
+                payload: [0; 64],
+            })
+            .unwrap();
+    }
+    let drawn = |c: &Client, t: f32| {
+        let mut xs = [None; 2];
+        c.interpolated(t, |id, p| {
+            if let Some(x) = id.checked_sub(61_000).and_then(|k| xs.get_mut(k as usize)) {
+                *x = Some(p[0]);
+            }
+        });
+        xs
+    };
+    let mut last: [Option<f32>; 2] = [None; 2];
+    let mut compared = 0;
+    for step in 0..40 {
+        h.step(&mut clients, |_, _| {});
+        let (from, to) = (drawn(&clients[0].1, 0.0), drawn(&clients[0].1, 1.0));
+        for k in 0..2 {
+            if let (Some(before), Some(from), Some(to)) = (last[k], from[k], to[k]) {
+                assert!(
+                    (from - before).abs() < 1e-3 && to >= from - 1e-3,
+                    "step {step}, walker {k}: drawn at {before}, then from {from} to {to}"
+                );
+                compared += 1;
+            }
+        }
+        last = to;
+    }
+    assert!(compared > 40, "{compared} drawings compared");
+}
+
 /// Session ids are random per zone, so a session arriving with its avatar can carry the id
 /// of a session opened at the zone it arrives in (here forced: both zones draw the same
 /// ids). The local session is closed — its client told, its avatar removed — and never

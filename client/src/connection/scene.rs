@@ -130,13 +130,14 @@ impl Client {
         }
     }
 
-    /// Remote entities drawn `fraction` (0…1) of the way from the previous snapshot to the
-    /// newest: `(id, position)`. Entities new in the newest snapshot appear at their
-    /// position there; those [`Client::shown`] keeps from before stay where they were.
+    /// Remote entities drawn `fraction` (0…1) of the way from what the newest snapshot
+    /// before drew to what the newest draws (each entity at its newest sample):
+    /// `(id, position)`. Entities new in the newest snapshot appear at their position
+    /// there; those [`Client::shown`] keeps from before stay where they were.
     pub fn interpolated(&self, fraction: f32, mut f: impl FnMut(u64, [f32; 2])) {
         let t = fraction.clamp(0.0, 1.0);
         let newest = self.shown().1;
-        let older = self.records(self.previous).unwrap_or(&[]);
+        let older = &self.drawn_before;
         let mut o = 0;
         for r in newest {
             while o < older.len() && older[o].id < r.id {

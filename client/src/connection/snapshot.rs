@@ -93,7 +93,7 @@ impl Client {
         if partial && baseline.tick == 0 {
             self.keep_shown(now);
         }
-        (self.previous, self.latest) = (self.latest, id);
+        self.latest = id;
         self.freshen_drawn();
         self.refresh_stale(now, partial);
         self.latest_key = self.opened_key;
@@ -212,18 +212,16 @@ impl Client {
         else {
             return;
         };
-        let (mut records, mut samples) = (
-            std::mem::take(&mut self.scratch),
-            std::mem::take(&mut self.scratch_samples),
-        );
+        // What was drawn becomes the drawing before; the new one takes that one's buffer.
+        let mut records = std::mem::take(&mut self.drawn_before);
+        let mut samples = std::mem::take(&mut self.scratch_samples);
         freshen(
             (&newest.records, &newest.samples),
             (&self.drawn, &self.drawn_samples),
             (&mut records, &mut samples),
         );
-        std::mem::swap(&mut self.drawn, &mut records);
-        std::mem::swap(&mut self.drawn_samples, &mut samples);
-        (self.scratch, self.scratch_samples) = (records, samples);
+        self.drawn_before = std::mem::replace(&mut self.drawn, records);
+        self.scratch_samples = std::mem::replace(&mut self.drawn_samples, samples);
     }
 
     /// A snapshot of the zone the client is in came under a key of another run: the zone
@@ -243,9 +241,8 @@ impl Client {
                 held.id = SnapshotId::default();
             }
         }
-        if self.previous.zone == zone {
-            self.previous = SnapshotId::default();
-        }
+        // Nothing to interpolate from: the new run's entities appear where they are.
+        self.drawn_before.clear();
         self.latest = SnapshotId { zone, tick: 0 };
         self.motion.forget_zone(zone);
     }
