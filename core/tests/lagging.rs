@@ -247,3 +247,58 @@ fn jittery_lossy_acknowledgements_never_show_an_entity_going_back() {
         assert_clean(&format!("{bytes_per_second} B/s"), &seen);
     }
 }
+
+/// Entities that stand still cost nothing once the client holds them, however far its
+/// acknowledgements lag: a state sent again while they were new (introduced in every
+/// snapshot until one was acknowledged) keeps its name, so no baseline is ever behind it.
+/// (A first version named every entry anew: under lag each renewal was itself newer than
+/// the baseline, and every entity standing near a client cost an entry every tick for
+/// ever.)
+#[test]
+fn entities_that_stand_still_cost_nothing_under_lag() {
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
+        zones_x: 1,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 32.0,
+    })
+    .unwrap();
+    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
+    let mut rng = rng(0x5711);
+    for id in 1..=100u64 {
+        let (x, y) = (
+            rng.random_range(-170.0..170.0f32),
+            rng.random_range(-170.0..170.0f32),
+        );
+        zone.insert(&EntityInit {
+            id: EntityID(id),
+            epoch: 0,
+            position: [AT.0 + x, AT.1 + y, 0.0],
+            velocity: [0.0, 0.0],
+            speed_mps_max: 6.0,
+            kind: 0,
+            flags: 0,
+            payload: [0; 64],
+        })
+        .unwrap();
+    }
+    let config = InterestConfig::default();
+    let (mut replicator, mut view) = (Replicator::new(config), ClientView::new(&config));
+    let mut now = Instant::ZERO;
+    let mut late = Vec::new();
+    for tick in 1..=200u32 {
+        now = now + world.tick_duration();
+        zone.tick(now);
+        view.acknowledge(tick.saturating_sub(5));
+        let mut out = [0u8; CLIENT_DATAGRAM_MAX];
+        let (_, encoded) = replicator.snapshot(&mut view, &zone, None, AT, tick, &mut out);
+        if tick > 40 && encoded.entries > 0 {
+            late.push((tick, encoded.entries));
+        }
+    }
+    assert!(late.is_empty(), "entries after tick 40: {late:?}");
+    assert_eq!(view.interest().count(), 100);
+}

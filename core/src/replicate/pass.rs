@@ -24,7 +24,7 @@ use meridian_protocol::delta::{DeltaWriter, Encoded};
 
 use super::held::{Core, Held};
 use super::interest::Member;
-use super::samples::UNKNOWN;
+use super::samples::{Samples, UNKNOWN};
 use super::select::{REMOVE_BYTES, cost};
 use super::{ClientView, PRIORITY_DUE, Replicator, current_record, tick16, tier_weight};
 use crate::zone::Zone;
@@ -146,8 +146,9 @@ impl Replicator {
         let n = candidates.len();
         let (result, games) = self.held.written();
         let mut writer = DeltaWriter::new(out);
+        let mut samples = Samples::new(view);
         let now = tick16(tick);
-        let (mut r, mut used, mut renewals) = (0, 0, 0);
+        let (mut r, mut used, mut renewals) = (0, 0, 0u64);
         for &tagged in &self.due_at[..due] {
             let i = (tagged & !RENEW) as usize;
             let k = &candidates[i];
@@ -167,25 +168,35 @@ impl Replicator {
                 return None;
             }
             // An unchanged member not renewed gets no entry and keeps the baseline's
-            // sample (`result[i]` holds the baseline's record).
-            let written = if at != NOT_HELD {
+            // state and its name (`result[i]` holds the baseline's record). An update sends
+            // a state the baseline does not hold: a new name; a renewal or a new member
+            // keeps the member's newest name if it stands for this very state.
+            let name = if at != NOT_HELD {
                 let base = baseline.record(at as usize);
                 let renewal = base == record && tagged & RENEW != 0;
-                let entry = base != record || renewal;
-                if entry && !writer.update(&base, &record) {
-                    return None;
+                if base != record {
+                    if !writer.update(&base, &record) {
+                        return None;
+                    }
+                    Some(now)
+                } else if renewal {
+                    if !writer.update(&base, &record) {
+                        return None;
+                    }
+                    renewals += 1;
+                    Some(samples.named(&record, members[i].sampled, now))
+                } else {
+                    None
                 }
-                renewals += usize::from(renewal);
-                entry
             } else {
                 if !writer.introduce(&record) {
                     return None;
                 }
-                true
+                Some(samples.named(&record, members[i].sampled, now))
             };
-            if written {
-                members[i].sampled = now;
-                result[i] = Core::of(&record).sent_at(now);
+            if let Some(name) = name {
+                members[i].sampled = name;
+                result[i] = Core::of(&record).sent_at(name);
                 Held::put_game(games, n, i, record.game);
             }
         }
@@ -195,7 +206,7 @@ impl Replicator {
                 return None;
             }
         }
-        self.counters.renewals += renewals as u64;
+        self.counters.renewals += renewals;
         Some(writer.written())
     }
 }
