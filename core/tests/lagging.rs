@@ -43,6 +43,22 @@ fn door_open(id: u64, tick: u64) -> u32 {
     u32::from(id >> 20 >= DOORS && (tick + (id >> 20) * 7) % 90 < 2)
 }
 
+/// A 1 km world of one zone.
+fn one_zone() -> (World, Zone) {
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
+        zones_x: 1,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 32.0,
+    })
+    .unwrap();
+    let zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
+    (world, zone)
+}
+
 /// What the client saw: steps back (walkers), and doors drawn in a state they had not
 /// been in for `STALE_TICKS`.
 #[derive(Debug, Default)]
@@ -62,17 +78,7 @@ const STALE_TICKS: usize = 40;
 /// client library does: what the client was shown (see [`Seen`]), in snapshots that
 /// carried the whole view.
 fn walk(path: Path, bytes_per_second: u32, ticks: u32) -> Seen {
-    let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
-        zones_x: 1,
-        zones_y: 1,
-        margin_m: 4.0,
-        aura_m: 16.0,
-        tick_rate_hz: 30,
-        cell_size_m: 32.0,
-    })
-    .unwrap();
-    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
+    let (world, mut zone) = one_zone();
     zone.set_game(Box::new(OneField(door_open)));
     let mut rng = rng(0x1a66);
     let doors = DOORS..DOORS + 60;
@@ -256,17 +262,7 @@ fn jittery_lossy_acknowledgements_never_show_an_entity_going_back() {
 /// ever.)
 #[test]
 fn entities_that_stand_still_cost_nothing_under_lag() {
-    let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
-        zones_x: 1,
-        zones_y: 1,
-        margin_m: 4.0,
-        aura_m: 16.0,
-        tick_rate_hz: 30,
-        cell_size_m: 32.0,
-    })
-    .unwrap();
-    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
+    let (world, mut zone) = one_zone();
     let mut rng = rng(0x5711);
     for id in 1..=100u64 {
         let (x, y) = (
