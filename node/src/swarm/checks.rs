@@ -136,9 +136,16 @@ pub(super) fn events(
                 }
                 if let Some(id) = seen.popped {
                     let [held, gone, back] = seen.ticks;
+                    let [a, b, c] = seen.drawn;
+                    let partial = if seen.gone_partial {
+                        "partial"
+                    } else {
+                        "not partial"
+                    };
                     let detail = format!(
                         "{} entities within the near radius were gone for one snapshot \
-                         (zone {zone}: ticks {held}, {gone} without, {back}), entity {id} first",
+                         (zone {zone}: ticks {held}, {gone} without, {back}), entity {id} first; \
+                         the snapshot without them {partial}, entities drawn {a} / {b} / {c}",
                         seen.pop_ins,
                     );
                     for _ in 0..seen.pop_ins {

@@ -41,8 +41,13 @@ pub(super) struct ViewCheck {
     near_m: f32,
     /// Ids within the near radius in the newest snapshot (sorted).
     near: Vec<u64>,
-    /// Ids that were near in the snapshot before and are missing from the newest.
+    /// Ids that were near in the snapshot before and are missing from the newest; whether
+    /// that snapshot was flagged partial, and how many entities it and the one before
+    /// drew.
     vanished: Vec<u64>,
+    vanished_in: (bool, [usize; 2]),
+    /// How many entities the newest snapshot drew.
+    drawn: usize,
     /// The last [`RECENT`] snapshots' sizes (a ring) and how many there were in all.
     sizes: [u16; RECENT],
     count: u32,
@@ -85,6 +90,11 @@ pub(super) struct Seen {
     pub popped: Option<u64>,
     pub pop_ins: u32,
     pub ticks: [u32; 3],
+    /// Whether the snapshot without them was flagged partial, and how many entities the
+    /// three drew (held, gone, back): a partial or shrunken one says the budget or the
+    /// datagram left them out, a whole one of the usual size that interest dropped them.
+    pub gone_partial: bool,
+    pub drawn: [usize; 3],
     /// Entities shown going back (the first of them, and how many).
     pub went_back: Option<u64>,
     pub going_back: u32,
@@ -98,6 +108,8 @@ impl ViewCheck {
             near_m,
             near: Vec::new(),
             vanished: Vec::new(),
+            vanished_in: (false, [0; 2]),
+            drawn: 0,
             sizes: [0; RECENT],
             count: 0,
             awaiting: None,
@@ -135,6 +147,7 @@ impl ViewCheck {
         // snapshots are sent against nothing and the library draws the scene before on
         // until they hold it.
         let (_, records) = client.shown();
+        let partial = client.counters().snapshots_partial != self.partials;
         // Back after one snapshot away: a pop-in.
         for id in &self.vanished {
             if records.binary_search_by_key(id, |r| r.id).is_ok() {
@@ -142,6 +155,8 @@ impl ViewCheck {
                 seen.popped.get_or_insert(*id);
             }
         }
+        let (gone_partial, [held, gone]) = self.vanished_in;
+        (seen.gone_partial, seen.drawn) = (gone_partial, [held, gone, records.len()]);
         let tick = client.authoritative().tick;
         seen.ticks = [self.ticks[0], self.ticks[1], tick];
         self.ticks = [self.ticks[1], tick];
@@ -151,6 +166,8 @@ impl ViewCheck {
                 self.vanished.push(*id);
             }
         }
+        self.vanished_in = (partial, [self.drawn, records.len()]);
+        self.drawn = records.len();
         self.judge_states(client, &mut seen);
         let at = client.authoritative().position;
         let near2 = self.near_m * self.near_m;
