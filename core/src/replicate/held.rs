@@ -22,8 +22,8 @@ pub(super) struct Core {
     pub(super) vy: i16,
     pub(super) kind: u16,
     pub(super) flags: u16,
-    /// The tick of the snapshot whose entry wrote these values (the sample the client
-    /// holds, [`super::samples`]), in 16 bits ([`super::samples::tick16`]); 0: not known
+    /// The name of the state these values are: the tick of the entry that first sent it
+    /// ([`super::samples`]), in 16 bits ([`super::samples::tick16`]); 0: not known
     /// (records carried from another zone, or not a client's). Not part of the record:
     /// [`Core::with`] leaves it out.
     pub(super) sent: u16,

@@ -33,11 +33,11 @@ pub(super) struct Member {
     /// with [`GHOST_BIT`] set (checked against the id before use).
     pub(super) slot: u32,
     pub(super) priority: u16,
-    /// The tick of its newest sample — the last snapshot with an entry for it (see
-    /// [`super::samples`]) — in 16 bits ([`super::samples::tick16`]);
-    /// [`super::samples::UNKNOWN`] for a member new to interest. A baseline record whose
-    /// [`Core`] `sent` differs holds an older sample than the client may draw, so the
-    /// member is renewed when due and unchanged ([`super::pass::RENEW`]).
+    /// The name of the newest state sent of it ([`super::samples`]: the tick of the entry
+    /// that first sent that state, in 16 bits); [`super::samples::UNKNOWN`] for a member
+    /// new to interest. A baseline record whose [`Core`] `sent` differs holds another
+    /// state than the newest, and the client may draw one sent since, so the member is
+    /// renewed when due and unchanged ([`super::pass::RENEW`]).
     pub(super) sampled: u16,
 }
 

@@ -21,11 +21,12 @@
 //! the newest snapshot's record: the delta is against the client's acknowledged snapshot,
 //! ticks old over a real network, so a member sent as due since and not due now is
 //! carried at the baseline's older value — which the client does not draw. Each snapshot
-//! records the tick of the sample each record holds ([`held::Core`] `sent`) and each
-//! member its newest ([`Member`] `sampled`); a due member whose state is back to the
-//! baseline's while a newer sample went out since is renewed ([`pass::RENEW`]). Session
-//! 33 sent every such member's newest sample again in each snapshot until acknowledged
-//! (the client drew the newest snapshot): 2.2× the bytes at a 100 ms round trip.
+//! names the state each record holds ([`held::Core`] `sent`: the tick of the entry that
+//! first sent it) and each member keeps its newest's ([`Member`] `sampled`); a due member
+//! whose state is the baseline's while another state went out since is renewed
+//! ([`pass::RENEW`]). Session 33 sent every member's newest sample again in each snapshot
+//! until acknowledged (the client drew the newest snapshot): 2.2× the bytes at a 100 ms
+//! round trip.
 //!
 //! **Continuity** ([`carry`]). When a client's avatar is handed to another zone, its
 //! state — the acknowledged baseline, the members and their priorities, the budget — is

@@ -32,9 +32,9 @@ use crate::zone::Zone;
 /// In the marks of [`Replicator::one_pass`]: a member the baseline does not hold.
 const NOT_HELD: u32 = u32::MAX;
 
-/// In the due list of [`Replicator::one_pass`]: a due member whose baseline record may
-/// hold an older sample than the newest the client was sent (`sent` ≠ `sampled`: sent
-/// since in a snapshot the client had not acknowledged when this one's baseline was
+/// In the due list of [`Replicator::one_pass`]: a due member whose baseline record holds
+/// another state's name than the member's newest (`sent` ≠ `sampled`: another state was
+/// sent since, in a snapshot the client had not acknowledged when this one's baseline was
 /// chosen). It gets an entry even if its state is the baseline's — a renewal, a new sample
 /// — or the client, which draws each entity's newest sample, would go on drawing the one
 /// sent since: a state that flipped back (A, B, A) would show B.
@@ -64,7 +64,7 @@ impl Replicator {
     /// The first walk, without a branch on whether a member is due: each member's
     /// priority (into `members`) and place in the baseline (`marks`), the positions of
     /// the due members (`due_at`, returns how many; tagged [`RENEW`] where the baseline
-    /// may hold an older sample than the newest sent), the baseline's records no longer
+    /// holds another state than the newest sent), the baseline's records no longer
     /// members (`removed`); the client's records (`held`) start as the baseline's, a
     /// member the baseline lacks with a placeholder that [`Replicator::write_due`]
     /// replaces.
@@ -108,7 +108,7 @@ impl Replicator {
             due_at[due_count] = i as u32 | if renew { RENEW } else { 0 };
             due_count += usize::from(due);
             b += usize::from(held);
-            // `sampled` becomes this tick's if `write_due` writes an entry.
+            // `sampled` becomes the written state's name if `write_due` writes an entry.
             members.push(Member {
                 id: k.id,
                 slot: k.slot,
@@ -128,8 +128,8 @@ impl Replicator {
     /// The second walk: the entries in id order — the due members listed by
     /// [`Replicator::mark_due`] (updates and renewals; new ones introduced) and the
     /// removals, merged — each written into `out` as decided, each sent member's record
-    /// into the client's records with this tick as its sample. `None` when what is due
-    /// costs more than `limit` or an entry does not fit.
+    /// into the client's records with its state's name. `None` when what is due costs
+    /// more than `limit` or an entry does not fit.
     fn write_due(
         &mut self,
         view: &ClientView,
