@@ -16,14 +16,14 @@
 //!   first snapshots are counted apart, and what the library draws over them is judged
 //!   for pop-in like any other.
 //!
-//! - *going back*: an NPC shown, in the newest snapshot, in a moving state it had before
-//!   the one the snapshot before showed (A, B, then A again): a snapshot carried an older
-//!   state than one before it. A walking NPC never returns to exactly the same position
-//!   and velocity (quantised to centimetres) within a few changes (players' avatars may:
-//!   a bot's intent can flip back and forth around its target, so they are not judged);
-//!   snapshots
-//!   flagged partial (the datagram could not carry the whole view) are neither judged nor
-//!   remembered.
+//! - *going back*: an NPC drawn (each entity at its newest sample, `Client::entities`) in
+//!   a moving state it had before the one drawn before (A, B, then A again): the client
+//!   was given an older state than one before it. A walking NPC never returns to exactly
+//!   the same position and velocity (quantised to centimetres) within a few changes
+//!   (players' avatars may: a bot's intent can flip back and forth around its target, so
+//!   they are not judged); snapshots flagged partial (the datagram could not carry the
+//!   whole view: among them a zone's new run's first, whose states come from an older
+//!   copy) are neither judged nor remembered.
 //!
 //! All are client-side: the entity lists the library draws, snapshot after snapshot, are
 //! all they need.
@@ -184,8 +184,8 @@ impl ViewCheck {
 
     /// Going back: each entity of the newest snapshot against its last distinct states.
     fn judge_states(&mut self, client: &Client, seen: &mut Seen) {
-        // A partial snapshot is neither judged nor remembered: what it left out keeps an
-        // older state, and the next whole one shows the newest again.
+        // A partial snapshot is neither judged nor remembered (see the module docs): after
+        // a zone's new run its states come from the standby's older copy.
         let partials = client.counters().snapshots_partial;
         if partials != self.partials {
             self.partials = partials;
