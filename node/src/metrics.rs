@@ -280,6 +280,9 @@ impl prometheus_client::collector::Collector for Zones {
         self.encode_io(&mut e)?;
         self.counter_struct(&mut e, "meridian_handoff_", |s, f| s.counters.for_each(f))?;
         self.counter_struct(&mut e, "meridian_session_", |s, f| s.clients.for_each(f))?;
+        self.counter_struct(&mut e, "meridian_replicate_", |s, f| {
+            s.replicate.for_each(f)
+        })?;
         self.counter_struct(&mut e, "meridian_witness_", |s, f| s.witness.for_each(f))?;
         self.counter_struct(&mut e, "meridian_persist_", |s, f| s.persist.for_each(f))?;
         self.counter_struct(&mut e, "meridian_udp_", |s, f| s.ring.for_each(f))?;

@@ -181,6 +181,8 @@ fn metrics_parse_and_move_as_the_node_works() {
         ("meridian_handoff_offers_sent", "counter"),
         ("meridian_session_snapshots", "counter"),
         ("meridian_session_sealed_forged", "counter"),
+        ("meridian_replicate_entries", "counter"),
+        ("meridian_replicate_blinked", "counter"),
         ("meridian_witness_forged", "counter"),
         ("meridian_persist_wal_appends", "counter"),
         ("meridian_udp_sent", "counter"),
@@ -232,6 +234,7 @@ fn metrics_parse_and_move_as_the_node_works() {
         "meridian_session_snapshots",
         "meridian_session_snapshots_total",
     );
+    moved("meridian_replicate_bytes", "meridian_replicate_bytes_total");
     moved(
         "meridian_persist_wal_appends",
         "meridian_persist_wal_appends_total",

@@ -264,27 +264,39 @@ impl ClientView {
     }
 }
 
-/// Counters, cumulative.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReplicateCounters {
-    pub snapshots: u64,
-    pub bytes: u64,
-    pub entries: u64,
-    /// Entries that did not fit the datagram or the budget and wait for a later tick.
-    pub deferred: u64,
-    /// Renewals: entries of a due member whose state is back to what the baseline holds
-    /// after a newer sample went out ([`pass::RENEW`]).
-    pub renewals: u64,
-    /// Snapshots sent with no baseline (first, or the acknowledged one was too old).
-    pub full: u64,
-    /// Snapshots sent against a baseline the client brought from another zone.
-    pub carried: u64,
-    /// Interest searches (the other snapshots followed the members where they are).
-    pub searches: u64,
-    /// Snapshots built by the staged path (what was due did not fit the budget or the
-    /// datagram, or [`Replicator::set_one_pass`] turned the one pass off); the others
-    /// were built in one pass.
-    pub staged: u64,
+crate::counters! {
+    /// Counters, cumulative.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ReplicateCounters {
+        pub snapshots: u64,
+        /// Entry bytes of every snapshot (the datagram's header and seal not included).
+        pub bytes: u64,
+        pub entries: u64,
+        /// Entries the byte budget could not carry this tick: they wait for a later one.
+        pub deferred: u64,
+        /// Entries the estimate let through and the datagram could not hold (the
+        /// encoder cut them): they wait for a later tick too.
+        pub cut: u64,
+        /// Snapshots that left out members the client does not hold (`DELTA_PARTIAL`):
+        /// its state after them is not its whole view.
+        pub partial: u64,
+        /// Members the client's newest snapshot showed that the next could not carry
+        /// again (its baseline lacked them and they did not fit): each one drawn, gone
+        /// for a snapshot, and back — a blink the player sees.
+        pub blinked: u64,
+        /// Renewals: entries of a due member whose state is back to what the baseline
+        /// holds after a newer sample went out.
+        pub renewals: u64,
+        /// Snapshots sent with no baseline (first, or the acknowledged one was too old).
+        pub full: u64,
+        /// Snapshots sent against a baseline the client brought from another zone.
+        pub carried: u64,
+        /// Interest searches (the other snapshots followed the members where they are).
+        pub searches: u64,
+        /// Snapshots built by the staged path (what was due did not fit the budget or
+        /// the datagram); the others were built in one pass.
+        pub staged: u64,
+    }
 }
 
 /// Shared scratch for building every client's snapshot in a tick.
@@ -473,7 +485,7 @@ impl Replicator {
                 let encoded =
                     encode_delta(&self.staged_baseline, &self.wanted, out, &mut self.result);
                 if encoded.left_out > 0 {
-                    self.counters.deferred += u64::from(encoded.left_out);
+                    self.counters.cut += u64::from(encoded.left_out);
                     self.retry_left_out(view);
                 }
                 self.held.assign(&self.result);
@@ -481,6 +493,7 @@ impl Replicator {
                 encoded
             }
         };
+        self.counters.partial += u64::from(self.partial);
         self.store(view, zone.id().0, tick, encoded)
     }
 

@@ -93,7 +93,7 @@ impl Replicator {
             let mut used = removals;
             let before = self.due.len();
             let (fresh, shown, wanted) = (&self.fresh, &self.shown, &self.wanted);
-            let partial = &mut self.partial;
+            let (partial, blinked) = (&mut self.partial, &mut self.counters.blinked);
             self.due.retain(|&(_, i)| {
                 let i = i as usize;
                 let c = cost(fresh[i], &wanted[i].record.game);
@@ -106,6 +106,7 @@ impl Replicator {
                 used += if fits { c } else { 0 };
                 // A fresh member left out: the client's state is not the whole view.
                 *partial |= !fits && fresh[i];
+                *blinked += u64::from(!fits && shown[i]);
                 fits
             });
             self.counters.deferred += (before - self.due.len()) as u64;
@@ -120,16 +121,14 @@ impl Replicator {
     /// newest snapshot carried first, then the nearest), then the others by priority,
     /// then distance.
     fn rank_due(&mut self, view: &ClientView) {
-        let last = view.stored(view.last_sent).unwrap_or(&super::held::NOTHING);
         let (wanted, fresh) = (&self.wanted, &self.fresh);
-        // Right after a handoff this zone has shown nothing yet: the zone the client came
-        // from said what its newest snapshot showed.
-        let carried = &view.foreign_shown;
         self.shown.clear();
-        self.shown.extend(wanted.iter().zip(fresh).map(|(w, &f)| {
-            let id = w.record.id;
-            f && (last.find(id).is_some() || carried.binary_search(&id).is_ok())
-        }));
+        self.shown.extend(
+            wanted
+                .iter()
+                .zip(fresh)
+                .map(|(w, &f)| f && shown_before(view, w.record.id)),
+        );
         let (shown, candidates) = (&self.shown, &self.candidates);
         let distance = |i: u32| candidates[i as usize].distance2;
         self.due.sort_unstable_by(|&(pa, a), &(pb, b)| {
@@ -162,9 +161,19 @@ impl Replicator {
             if !sent {
                 view.members[i].priority = PRIORITY_DUE;
                 self.partial |= self.fresh[i];
+                let blinked = self.fresh[i] && shown_before(view, w.record.id);
+                self.counters.blinked += u64::from(blinked);
             }
         }
     }
+}
+
+/// Whether the client's newest snapshot showed entity `id` — this zone's last one, or right
+/// after a handoff (this zone has shown nothing yet) what the zone the client came from
+/// said its newest snapshot showed.
+fn shown_before(view: &ClientView, id: u64) -> bool {
+    let last = view.stored(view.last_sent).unwrap_or(&super::held::NOTHING);
+    last.find(id).is_some() || view.foreign_shown.binary_search(&id).is_ok()
 }
 
 #[cfg(test)]

@@ -678,6 +678,7 @@ impl<'a> ZoneDriver<'a> {
         if let Some(s) = &self.sessions {
             stats.sessions = s.avatars().count();
             stats.clients = s.counters();
+            stats.replicate = s.replication_counters();
             let h = s.histograms();
             let mine = &mut stats.histograms;
             mine.snapshot_bytes.clone_from(&h.snapshot_bytes);

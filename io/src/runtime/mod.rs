@@ -221,6 +221,8 @@ pub struct ZoneStats {
     /// kept for a grace period), and the session layer's counters.
     pub sessions: usize,
     pub clients: SessionCounters,
+    /// What this zone's client snapshots cost and what they left out.
+    pub replicate: meridian_core::replicate::ReplicateCounters,
     /// The UDP ring's counters.
     pub ring: crate::uring::RingCounters,
     pub persist: PersistCounters,
