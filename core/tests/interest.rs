@@ -2,10 +2,8 @@
 //! far radius from flickering in and out of a client's snapshots.
 
 use meridian_core::entities::{EntityID, EntityInit};
-use meridian_core::limits::Limits;
 use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
 use meridian_core::time::Instant;
-use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
 use meridian_core::zone::Zone;
 use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
 
@@ -21,17 +19,7 @@ struct Scene {
 
 impl Scene {
     fn new(config: InterestConfig) -> Scene {
-        let world = World::new(WorldConfig {
-            bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
-            zones_x: 1,
-            zones_y: 1,
-            margin_m: 4.0,
-            aura_m: 16.0,
-            tick_rate_hz: 30,
-            cell_size_m: 32.0,
-        })
-        .unwrap();
-        let zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
+        let (_, zone) = crate::support::one_zone(1024);
         Scene {
             zone,
             now: Instant::ZERO,

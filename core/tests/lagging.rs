@@ -13,16 +13,13 @@
 //! moment, once its opening was drawn, must be drawn shut again).
 
 use meridian_core::entities::{EntityID, EntityInit};
-use meridian_core::limits::Limits;
 use meridian_core::replicate::{ClientView, InterestConfig, Replicator, record_of, with_game};
 use meridian_core::time::Instant;
-use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
-use meridian_core::zone::Zone;
 use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
-use meridian_protocol::delta::{Record, apply_delta_sampled, freshen};
+use meridian_protocol::delta::Record;
 use rand::Rng;
 
-use crate::support::{OneField, rng};
+use crate::support::{Drawing, OneField, one_zone, rng};
 
 const AT: (f32, f32) = (440.0, 500.0);
 
@@ -41,22 +38,6 @@ const DOORS: u64 = 1_000;
 
 fn door_open(id: u64, tick: u64) -> u32 {
     u32::from(id >> 20 >= DOORS && (tick + (id >> 20) * 7) % 90 < 2)
-}
-
-/// A 1 km world of one zone.
-fn one_zone() -> (World, Zone) {
-    let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
-        zones_x: 1,
-        zones_y: 1,
-        margin_m: 4.0,
-        aura_m: 16.0,
-        tick_rate_hz: 30,
-        cell_size_m: 32.0,
-    })
-    .unwrap();
-    let zone = Zone::new(&world, ZoneID(0), Limits::for_entities(1024), Instant::ZERO).unwrap();
-    (world, zone)
 }
 
 /// What the client saw: steps back (walkers), and doors drawn in a state they had not
@@ -78,7 +59,7 @@ const STALE_TICKS: usize = 40;
 /// client library does: what the client was shown (see [`Seen`]), in snapshots that
 /// carried the whole view.
 fn walk(path: Path, bytes_per_second: u32, ticks: u32) -> Seen {
-    let (world, mut zone) = one_zone();
+    let (world, mut zone) = one_zone(1024);
     zone.set_game(Box::new(OneField(door_open)));
     let mut rng = rng(0x1a66);
     let doors = DOORS..DOORS + 60;
@@ -111,9 +92,7 @@ fn walk(path: Path, bytes_per_second: u32, ticks: u32) -> Seen {
     };
     let (mut replicator, mut view) = (Replicator::new(config), ClientView::new(&config));
     let mut now = Instant::ZERO;
-    // What the client received, by tick, with each record's sample; what it draws.
-    let mut received: Vec<(u32, Vec<Record>, Vec<u64>)> = Vec::new();
-    let (mut drawn, mut drawn_samples) = (Vec::new(), Vec::new());
+    let mut client = Drawing::default();
     // Each door's open state over the last ticks, newest last.
     let mut doors_then: Vec<Vec<(u64, i32)>> = Vec::new();
     let mut seen = Seen::default();
@@ -137,8 +116,7 @@ fn walk(path: Path, bytes_per_second: u32, ticks: u32) -> Seen {
             Path::Steady(lag) => lag,
             Path::Jittery => rng.random_range(1..=6),
         };
-        // The newest snapshot the client had received `lag` ticks ago.
-        if let Some(&(acked, ..)) = received.iter().rev().find(|(t, ..)| *t + lag <= tick) {
+        if let Some(acked) = client.acknowledged(tick, lag) {
             view.acknowledge(acked);
         }
         let mut out = [0u8; CLIENT_DATAGRAM_MAX];
@@ -150,31 +128,17 @@ fn walk(path: Path, bytes_per_second: u32, ticks: u32) -> Seen {
         if lost {
             continue;
         }
-        let base = received.iter().find(|(t, ..)| *t == against.tick);
-        let base = base.map_or((&[][..], &[][..]), |(_, r, s)| (r.as_slice(), s.as_slice()));
-        let (mut records, mut samples) = (Vec::new(), Vec::new());
         let entries = (&out[..encoded.bytes], encoded.entries);
-        apply_delta_sampled(base, entries, u64::from(tick), (&mut records, &mut samples))
-            .unwrap_or_else(|e| panic!("tick {tick}: {e:?}"));
-        let before = (drawn.clone(), drawn_samples.clone());
-        freshen(
-            (&records, &samples),
-            (&before.0, &before.1),
-            (&mut drawn, &mut drawn_samples),
-        );
+        let before = client.receive(tick, against.tick, entries);
         if partial {
             partials.push(tick);
         } else {
             look(
                 &mut seen,
                 (tick, against.tick),
-                (&before.0, &drawn),
+                (&before, &client.drawn),
                 &doors_then,
             );
-        }
-        received.push((tick, records, samples));
-        if received.len() > 40 {
-            received.remove(0);
         }
     }
     // Only a session's first snapshots may be partial: the rest of the run is checked
@@ -262,7 +226,7 @@ fn jittery_lossy_acknowledgements_never_show_an_entity_going_back() {
 /// ever.)
 #[test]
 fn entities_that_stand_still_cost_nothing_under_lag() {
-    let (world, mut zone) = one_zone();
+    let (world, mut zone) = one_zone(1024);
     let mut rng = rng(0x5711);
     for id in 1..=100u64 {
         let (x, y) = (

@@ -7,6 +7,7 @@ mod alloc;
 mod borders;
 mod clients;
 mod continuity;
+mod crowd;
 mod fuzz;
 mod game;
 mod grid;

@@ -4,6 +4,7 @@ use meridian_core::entities::{EntityID, EntityInit};
 use meridian_core::game::state::{self, FieldKind, StateLayout};
 use meridian_core::game::{Game, GameWorld};
 use meridian_core::world::{Rect, World, WorldConfig};
+use meridian_protocol::delta::{Record, apply_delta_sampled, freshen};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -27,6 +28,30 @@ impl Game for OneField {
             state::write(slot, &(self.0)(id.0, tick));
         }
     }
+}
+
+/// A 1 km world of one zone (the defaults' cell size, a 16 m aura) that holds up to
+/// `entities` entities.
+pub(crate) fn one_zone(entities: u32) -> (World, meridian_core::zone::Zone) {
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
+        zones_x: 1,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 32.0,
+    })
+    .unwrap();
+    let limits = meridian_core::limits::Limits::for_entities(entities);
+    let zone = meridian_core::zone::Zone::new(
+        &world,
+        meridian_core::world::ZoneID(0),
+        limits,
+        meridian_core::time::Instant::ZERO,
+    )
+    .unwrap();
+    (world, zone)
 }
 
 /// A world of `zones_x × zones_y` zones over `size_m` square, random margin and aura.
@@ -120,5 +145,52 @@ pub(crate) fn step(
                 zones[to.0 as usize].handle_datagram(*now, sender, &buf[..t.len]);
             }
         }
+    }
+}
+
+/// One client's snapshots, decoded and drawn as the client library does: each against
+/// the one it names as its baseline among those received, each entity drawn at its
+/// newest sample (`meridian_protocol::delta`, "Samples").
+#[derive(Debug, Default)]
+pub(crate) struct Drawing {
+    /// Snapshots received (the last 40): tick, records, their samples.
+    received: Vec<(u32, Vec<Record>, Vec<u64>)>,
+    /// What is drawn now (sorted by id), and each record's sample.
+    pub(crate) drawn: Vec<Record>,
+    drawn_samples: Vec<u64>,
+}
+
+impl Drawing {
+    /// The newest snapshot received at least `lag` ticks before `tick`: what the client
+    /// had acknowledged by the time its acknowledgement reaches the zone at `tick`.
+    pub(crate) fn acknowledged(&self, tick: u32, lag: u32) -> Option<u32> {
+        let newest = self.received.iter().rev().find(|(t, ..)| *t + lag <= tick);
+        newest.map(|&(t, ..)| t)
+    }
+
+    /// Receives the snapshot of `tick`, sent against the one of `against`, its entries
+    /// `entries` (bytes, count); returns what was drawn before it.
+    pub(crate) fn receive(
+        &mut self,
+        tick: u32,
+        against: u32,
+        entries: (&[u8], u16),
+    ) -> Vec<Record> {
+        let base = self.received.iter().find(|(t, ..)| *t == against);
+        let base = base.map_or((&[][..], &[][..]), |(_, r, s)| (r.as_slice(), s.as_slice()));
+        let (mut records, mut samples) = (Vec::new(), Vec::new());
+        apply_delta_sampled(base, entries, u64::from(tick), (&mut records, &mut samples))
+            .unwrap_or_else(|e| panic!("tick {tick}: {e:?}"));
+        let before = (self.drawn.clone(), self.drawn_samples.clone());
+        freshen(
+            (&records, &samples),
+            (&before.0, &before.1),
+            (&mut self.drawn, &mut self.drawn_samples),
+        );
+        self.received.push((tick, records, samples));
+        if self.received.len() > 40 {
+            self.received.remove(0);
+        }
+        before.0
     }
 }

@@ -87,12 +87,13 @@ fn compact_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f
 impl Replicator {
     /// The interest search: owned entities (through the packed copy) and ghosts within the
     /// far radius, and the current `members` with hysteresis; the nearest `entities_max`,
-    /// sorted by id into `candidates`. Returns the distance of the farthest one kept: the
-    /// next search of this client starts there (`start_m`).
+    /// sorted by id into `candidates`, displacing at most `displace` members. Returns the
+    /// distance of the farthest one kept: the next search of this client starts there
+    /// (`start_m`).
     pub(super) fn search(
         &mut self,
         zone: &Zone,
-        members: &[Member],
+        (members, displace): (&[Member], usize),
         avatar: Option<u64>,
         (x, y): (f32, f32),
         start_m: f32,
@@ -132,7 +133,7 @@ impl Replicator {
             members,
             &stores,
             ((x, y), keep2),
-            c.entities_max,
+            (c.entities_max, displace),
         );
         reach2.sqrt()
     }

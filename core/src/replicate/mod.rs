@@ -152,6 +152,11 @@ pub struct ClientView {
     foreign_shown: Vec<u64>,
     /// The tick of the newest snapshot built for the client (acknowledged or not).
     last_sent: u32,
+    /// What the newest snapshot's successor owes the client against the same baseline,
+    /// bytes as reckoned ([`select`]): every removal again, and every member sent since
+    /// the baseline again in full. It bounds how many members the next search may
+    /// displace ([`select::displaceable`]).
+    owed_bytes: usize,
 }
 
 impl ClientView {
@@ -180,6 +185,7 @@ impl ClientView {
                 carry::RECORDS_MAX_PER_MEMBER * config.entities_max,
             ),
             foreign_shown: Vec::with_capacity(config.entities_max),
+            owed_bytes: 0,
         }
     }
 
@@ -195,6 +201,7 @@ impl ClientView {
         }
         self.acked_tick = 0;
         self.budget_bytes = 0;
+        self.owed_bytes = 0;
         self.foreign = None;
         self.foreign_records.clear();
         self.foreign_shown.clear();
@@ -335,6 +342,8 @@ pub struct Replicator {
     /// Bytes the next snapshot's entries may lose to what precedes them in the datagram
     /// ([`Replicator::set_headroom`]).
     headroom: usize,
+    /// What the snapshot being built owes its successor (`ClientView::owed_bytes`).
+    owed: usize,
     /// The last snapshot left out members the client does not hold ([`Replicator::partial`]).
     partial: bool,
     /// Off: every snapshot takes the staged path ([`Replicator::set_one_pass`]).
@@ -375,6 +384,7 @@ impl Replicator {
             removed: Vec::with_capacity(config.entities_max),
             result: Vec::with_capacity(config.entities_max),
             headroom: 0,
+            owed: 0,
             partial: false,
             one_pass: true,
             counters: ReplicateCounters::default(),
@@ -465,7 +475,10 @@ impl Replicator {
             // Start past where the last search reached: the client and the entities moved
             // since, and a second pass costs more than a slightly wider first one.
             let start = (view.reach_m + 2.0 * c.search_move_m) * 1.25;
-            view.reach_m = self.search(zone, &view.members, avatar, (x, y), start);
+            let room = out.len().saturating_sub(self.headroom);
+            let displace = select::displaceable(room, view.owed_bytes);
+            let members = (view.members.as_slice(), displace);
+            view.reach_m = self.search(zone, members, avatar, (x, y), start);
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
@@ -484,6 +497,9 @@ impl Replicator {
                 held.to_records(&mut self.staged_baseline);
                 let encoded =
                     encode_delta(&self.staged_baseline, &self.wanted, out, &mut self.result);
+                // Every member the client's state holds and the baseline lacks was sent.
+                let sent = self.result.len() - (held.cores().len() - removals);
+                self.owed = select::owed(removals, sent);
                 if encoded.left_out > 0 {
                     self.counters.cut += u64::from(encoded.left_out);
                     self.retry_left_out(view);
@@ -494,6 +510,7 @@ impl Replicator {
             }
         };
         self.counters.partial += u64::from(self.partial);
+        view.owed_bytes = self.owed;
         self.store(view, zone.id().0, tick, encoded)
     }
 
@@ -505,8 +522,9 @@ impl Replicator {
     /// the due list gets the marked ones with their priority (a due member's is reset to
     /// 0: [`Replicator::select_due`] undoes what the budget cannot carry). Returns how
     /// many of the baseline's records are no longer members (each a removal in the
-    /// delta) and what the marked ones are reckoned to cost.
-    fn prioritise(&mut self, view: &mut ClientView, zone: &Zone) -> (usize, usize) {
+    /// delta), what the marked ones are reckoned to cost, and how many of them the
+    /// baseline lacks.
+    fn prioritise(&mut self, view: &mut ClientView, zone: &Zone) -> (usize, (usize, usize)) {
         let (owned, ghosts) = (zone.entities(), zone.ghosts().entities());
         // The game's client fields are read per member (a state slot is a cache line; the
         // per-tick copy of every owned record leaves them out).
@@ -566,7 +584,7 @@ impl Replicator {
         }
         let removals = baseline.len() - held;
         std::mem::swap(&mut view.members, &mut self.members);
-        (removals, cost)
+        (removals, (cost, self.candidates.len() - held))
     }
 
     /// Counts the snapshot of `tick` (its entries in `out`, the client's records after it

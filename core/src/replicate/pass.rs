@@ -56,7 +56,17 @@ impl Replicator {
             return None;
         }
         let due = self.mark_due(view, zone);
+        // Members the baseline lacks are all sent (or the pass gives up), and with the
+        // removals every snapshot owes them until the client acknowledges one: if that
+        // could crowd out what it shows, the staged path chooses what to show.
+        let removals = self.removed.len();
+        let fresh = self.candidates.len() - (view.baseline(zone.id().0).1.cores().len() - removals);
+        let owed = super::select::owed(removals, fresh);
+        if owed > super::select::owed_max(out.len().saturating_sub(self.headroom)) {
+            return None;
+        }
         let encoded = self.write_due(view, zone, (due, tick), limit, out)?;
+        self.owed = owed;
         std::mem::swap(&mut view.members, &mut self.members);
         Some(encoded)
     }

@@ -38,6 +38,8 @@ pub(super) struct Ranking {
     distances: Vec<f32>,
     kept: Vec<Candidate>,
     newcomers: Vec<Candidate>,
+    /// Scratch for [`Ranking::hold_back`]: the members a search would displace.
+    back: Vec<Candidate>,
 }
 
 /// What the ranking reads of the zone.
@@ -56,20 +58,24 @@ impl Ranking {
             distances: Vec::with_capacity(4 * n),
             kept: Vec::with_capacity(n),
             newcomers: Vec::with_capacity(n),
+            back: Vec::with_capacity(n),
             ..Ranking::default()
         }
     }
 
     /// Leaves in `candidates` the nearest `n` of them and of the `members` still within
     /// `keep2` (squared) of `at`, members ranked [`STAY`] times nearer, sorted by id, at
-    /// their true distances. Returns the farthest ranked distance kept, squared.
+    /// their true distances — displacing at most `displace` members: past that, the
+    /// nearest members that would have been displaced stay and as many of the farthest
+    /// newcomers wait ([`super::select::displaceable`]). Returns the farthest distance
+    /// kept, squared.
     pub(super) fn rank(
         &mut self,
         candidates: &mut Vec<Candidate>,
         members: &[Member],
         stores: &Stores<'_>,
         (at, keep2): ((f32, f32), f32),
-        n: usize,
+        (n, displace): (usize, usize),
     ) -> f32 {
         let stay2 = STAY * STAY;
         self.mark_members(candidates, members, stores, (at, keep2));
@@ -92,8 +98,10 @@ impl Ranking {
         let mut reach2 = 0.0f32;
         // Members kept, in member (id) order, at their true distances.
         self.kept.clear();
+        let mut found = 0;
         for &i in &self.member_at {
             if i != NONE {
+                found += 1;
                 let k = candidates[i as usize];
                 if kept_here(k.distance2) {
                     reach2 = reach2.max(k.distance2);
@@ -112,10 +120,52 @@ impl Ranking {
                 self.newcomers.push(*k);
             }
         }
+        let displaced = found - self.kept.len();
+        if displaced > displace && !self.newcomers.is_empty() {
+            let stay = (displaced - displace).min(self.newcomers.len());
+            reach2 = self.hold_back(candidates, stay);
+        }
         self.newcomers.sort_unstable_by_key(|k| k.id);
         candidates.clear();
         merge_by_id(&self.kept, &self.newcomers, candidates);
         reach2
+    }
+
+    /// A search that would displace more members than the client can be told of: the
+    /// `stay` nearest members it would have displaced stay, the `stay` farthest newcomers
+    /// wait for a later search. Returns the farthest distance kept, squared.
+    #[cold]
+    #[inline(never)]
+    fn hold_back(&mut self, candidates: &[Candidate], stay: usize) -> f32 {
+        let stay2 = STAY * STAY;
+        let by_distance = |a: &Candidate, b: &Candidate| a.distance2.total_cmp(&b.distance2);
+        let keep = self.newcomers.len() - stay;
+        if keep > 0 {
+            self.newcomers.select_nth_unstable_by(keep - 1, by_distance);
+        }
+        self.newcomers.truncate(keep);
+        // The displaced members (at ranked distances): the nearest `stay` of them join the
+        // newcomers (sorted by id with them) at their true distances.
+        let (kept, back) = (&self.kept, &mut self.back);
+        back.clear();
+        back.extend(
+            self.member_at
+                .iter()
+                .filter(|&&i| i != NONE)
+                .map(|&i| candidates[i as usize])
+                .filter(|k| kept.binary_search_by_key(&k.id, |m| m.id).is_err()),
+        );
+        back.select_nth_unstable_by(stay - 1, by_distance);
+        self.newcomers
+            .extend(back[..stay].iter().map(|k| Candidate {
+                distance2: k.distance2 / stay2,
+                ..*k
+            }));
+        self.kept
+            .iter()
+            .chain(&self.newcomers)
+            .map(|k| k.distance2)
+            .fold(0.0, f32::max)
     }
 
     /// Finds which candidates are members (`member_at`, `is_member`) and ranks them

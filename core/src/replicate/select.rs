@@ -23,11 +23,39 @@ use super::{ClientView, PRIORITY_DUE, Replicator};
 /// entity (position and velocity deltas), and a new entity (every standard field; its
 /// game fields are added, [`game_bytes`]). The encoder enforces the exact limit.
 const UPDATE_BYTES: usize = 6;
-const FRESH_BYTES: usize = 20;
+pub(super) const FRESH_BYTES: usize = 20;
 /// A removal: the id gap and the op. Removals are always written (the encoder has the
 /// datagram): cutting one in some snapshots and not others, all against one old baseline,
 /// would make an entity that left the client's view come and go.
 pub(super) const REMOVE_BYTES: usize = 4;
+
+/// What a snapshot owes its successor against the same baseline (see
+/// `ClientView::owed_bytes`): `removals` removals and `sent` members in full.
+pub(super) fn owed(removals: usize, sent: usize) -> usize {
+    removals * REMOVE_BYTES + sent * FRESH_BYTES
+}
+
+/// The most a snapshot may owe its successor once it has shown the client members it was
+/// not shown before: its `room` less a sixteenth. A member shown once must be sent again in
+/// full, and a removal written again, in every snapshot until the client acknowledges
+/// one that holds them (a round trip and more); if they outgrow the datagram, what was
+/// shown is left out — drawn, gone, back. The sixteenth is room for what the next
+/// searches add meanwhile ([`displaceable`] bounds their removals; a member that leaves
+/// and comes back within a round trip is owed in full again against a newer baseline,
+/// which no cheap reckoning foresees).
+pub(super) fn owed_max(room: usize) -> usize {
+    room - room / 16
+}
+
+/// How many members a search may displace when the newest snapshot owes its successor
+/// `owed` bytes of its `room`: each one the client holds becomes a removal every snapshot
+/// owes until the client acknowledges one without it. Past that, members stay and
+/// newcomers wait (found in a swarm's crowd, where half the nearest 128 change within a
+/// round trip: the datagram filled with what it owed, and members shown a tick before
+/// were left out).
+pub(super) fn displaceable(room: usize, owed: usize) -> usize {
+    room.saturating_sub(owed) / REMOVE_BYTES
+}
 
 /// What a new entity's game fields add: the game mask and a varint per nonzero field.
 /// (Left out, a game whose players carry a few fields made every fresh entry a quarter
@@ -67,9 +95,10 @@ impl Replicator {
     }
 
     /// Keeps the marks [`Replicator::prioritise`] made (`removals` baseline records
-    /// leave, the marked members `marked` bytes) when they fit `limit` (from
-    /// [`Replicator::refill`]), else ranks them and keeps what fits (the others wait,
-    /// their priority restored). The encoder then has the whole datagram: the estimate
+    /// leave; the marked members `marked` bytes, and how many of them the client does
+    /// not hold) when they fit `limit` (from [`Replicator::refill`]) and what
+    /// the next snapshots owe fits [`owed_max`], else ranks them and keeps what fits (the
+    /// others wait, their priority restored). The encoder then has the whole datagram: the estimate
     /// chose what this snapshot sends, and capping the encoder at the budget would let it
     /// cut what the estimate got wrong in id order — the highest ids, fresh members shown
     /// a tick ago among them: a pop-in. What is sent past the budget is charged to it
@@ -80,10 +109,13 @@ impl Replicator {
         datagram_bytes: usize,
         limit: usize,
         removals: usize,
-        marked: usize,
+        marked: (usize, usize),
     ) {
         let removals = removals * REMOVE_BYTES;
-        if removals + marked > limit {
+        let owed_max = owed_max(datagram_bytes.saturating_sub(self.headroom));
+        // Reckoned as the one pass does (`owed`), so both paths choose alike.
+        let (marked, fresh) = marked;
+        if removals + marked > limit || owed(removals / REMOVE_BYTES, fresh) > owed_max {
             // Unmarked, ranked, and marked again as far as they fit.
             for &(priority, index) in &self.due {
                 self.wanted[index as usize].due = false;
@@ -100,9 +132,15 @@ impl Replicator {
                 // What the newest snapshot showed the client and it may not hold yet is
                 // shown again even past the budget (up to a datagram; the budget goes
                 // into debt): leaving it out once would make it blink out and back.
-                // Others only into what leaves the headroom (`set_headroom`): the next
-                // snapshots must have the room to show them again.
-                let fits = used + c <= if shown[i] { datagram_bytes } else { limit };
+                // Others only into what leaves the headroom (`set_headroom`), and new
+                // ones only into what the next snapshots can owe (`owed_max`): they must
+                // have the room to show them again.
+                let room = match (shown[i], fresh[i]) {
+                    (true, _) => datagram_bytes,
+                    (false, true) => limit.min(owed_max),
+                    (false, false) => limit,
+                };
+                let fits = used + c <= room;
                 used += if fits { c } else { 0 };
                 // A fresh member left out: the client's state is not the whole view.
                 *partial |= !fits && fresh[i];
