@@ -136,6 +136,7 @@ pub(super) fn events(
                 }
                 if let Some(id) = seen.popped {
                     let [held, gone, back] = seen.ticks;
+                    let [zh, zg, zb] = seen.zones;
                     let [a, b, c] = seen.drawn;
                     let partial = if seen.gone_partial {
                         "partial"
@@ -144,7 +145,7 @@ pub(super) fn events(
                     };
                     let detail = format!(
                         "{} entities within the near radius were gone for one snapshot \
-                         (zone {zone}: ticks {held}, {gone} without, {back}), entity {id} first; \
+                         (zone/tick {zh}/{held}, {zg}/{gone} without, {zb}/{back}), entity {id} first; \
                          the snapshot without them {partial}, entities drawn {a} / {b} / {c}",
                         seen.pop_ins,
                     );

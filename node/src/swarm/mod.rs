@@ -477,7 +477,7 @@ fn worker(
             last_zone_tick: None,
             connected_at: None,
             redirects: 0,
-            view: ViewCheck::new(meridian_core::replicate::InterestConfig::default().near_m),
+            view: ViewCheck::new(&meridian_core::replicate::InterestConfig::default()),
             next_tick: started,
             behind_until: None,
             frames: (i % DRAWN_EVERY == 0).then(Frames::default),

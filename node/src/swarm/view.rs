@@ -2,7 +2,14 @@
 //!
 //! - *pop-in*: an entity within the near radius of the avatar in one snapshot that is gone
 //!   from the next and back in the one after (it flickered: hysteresis, interest across a
-//!   border or the handoff lost it for a tick);
+//!   border or the handoff lost it for a tick). Judged when the snapshot it was gone from
+//!   and the one it is back in are less than a search interval apart: at the cap the
+//!   interest set changes only when it is searched (every `search_every_ticks`), so an
+//!   entity that left it is gone at least that long, and two snapshots farther apart —
+//!   the bot got none in between: a handoff under way, a stalled worker, datagrams lost —
+//!   cannot tell a flicker from an entity that left and came back. (A crowd of 1,000
+//!   bots within 20 m over 100–140 ms round trips showed 0–3 such a run, all across 6–9
+//!   ticks without a snapshot.)
 //! - *handoff pop-in*: the first snapshot from the zone a REDIRECT named is full (sent
 //!   against nothing: the scene is sent again, and the datagram cap spreads it over
 //!   ticks). Its size against the median of the bot's last [`RECENT`] snapshots is
@@ -30,6 +37,7 @@
 
 use meridian_client::Client;
 use meridian_core::npc::NPC_KIND;
+use meridian_core::replicate::InterestConfig;
 use meridian_layouts::quant::dequantise_position;
 
 /// Snapshots the median is taken over.
@@ -39,6 +47,8 @@ pub(super) const RECENT: usize = 32;
 #[derive(Debug)]
 pub(super) struct ViewCheck {
     near_m: f32,
+    /// Ticks between interest searches: the shortest an entity that left the set stays out.
+    search_ticks: u32,
     /// Ids within the near radius in the newest snapshot (sorted).
     near: Vec<u64>,
     /// Ids that were near in the snapshot before and are missing from the newest; whether
@@ -54,8 +64,9 @@ pub(super) struct ViewCheck {
     /// A REDIRECT named this zone; its first snapshot is judged. `true`: a takeover (the
     /// zone the bot is in, now run by its standby).
     awaiting: Option<(u32, bool)>,
-    /// The ticks of the two snapshots before the newest (the older first).
+    /// The ticks of the two snapshots before the newest (the older first), and their zones.
     ticks: [u32; 2],
+    zones: [u32; 2],
     /// Per entity of the newest snapshot (sorted by id), its last [`STATES`] distinct
     /// states, newest first; and the list being built.
     states: Vec<(u64, [State; STATES])>,
@@ -90,6 +101,7 @@ pub(super) struct Seen {
     pub popped: Option<u64>,
     pub pop_ins: u32,
     pub ticks: [u32; 3],
+    pub zones: [u32; 3],
     /// Whether the snapshot without them was flagged partial, and how many entities the
     /// three drew (held, gone, back): a partial or shrunken one says the budget or the
     /// datagram left them out, a whole one of the usual size that interest dropped them.
@@ -103,9 +115,10 @@ pub(super) struct Seen {
 }
 
 impl ViewCheck {
-    pub(super) fn new(near_m: f32) -> ViewCheck {
+    pub(super) fn new(interest: &InterestConfig) -> ViewCheck {
         ViewCheck {
-            near_m,
+            near_m: interest.near_m,
+            search_ticks: interest.search_every_ticks,
             near: Vec::new(),
             vanished: Vec::new(),
             vanished_in: (false, [0; 2]),
@@ -114,6 +127,7 @@ impl ViewCheck {
             count: 0,
             awaiting: None,
             ticks: [0; 2],
+            zones: [0; 2],
             states: Vec::new(),
             next_states: Vec::new(),
             partials: 0,
@@ -148,16 +162,14 @@ impl ViewCheck {
         // until they hold it.
         let (_, records) = client.shown();
         let partial = client.counters().snapshots_partial != self.partials;
-        // Back after one snapshot away: a pop-in.
-        for id in &self.vanished {
-            if records.binary_search_by_key(id, |r| r.id).is_ok() {
-                seen.pop_ins += 1;
-                seen.popped.get_or_insert(*id);
-            }
-        }
+        let tick = client.authoritative().tick;
+        let apart = tick.saturating_sub(self.ticks[1]);
+        (seen.pop_ins, seen.popped) =
+            popped_back(&self.vanished, records, apart, self.search_ticks);
+        seen.zones = [self.zones[0], self.zones[1], zone];
+        self.zones = [self.zones[1], zone];
         let (gone_partial, [held, gone]) = self.vanished_in;
         (seen.gone_partial, seen.drawn) = (gone_partial, [held, gone, records.len()]);
-        let tick = client.authoritative().tick;
         seen.ticks = [self.ticks[0], self.ticks[1], tick];
         self.ticks = [self.ticks[1], tick];
         self.vanished.clear();
@@ -229,6 +241,27 @@ impl ViewCheck {
     }
 }
 
+/// The entities of `vanished` (near in one snapshot, gone from the next) that `drawn` (the
+/// one after, sorted by id) shows again: how many, and the first. `apart`: ticks from the
+/// snapshot they were gone from to this one (zones tick on one clock, to within a tick or
+/// two: also across a handoff). Only a return less than `search_ticks` after is a pop-in
+/// (see the module docs).
+fn popped_back(
+    vanished: &[u64],
+    drawn: &[meridian_client::Record],
+    apart: u32,
+    search_ticks: u32,
+) -> (u32, Option<u64>) {
+    if apart >= search_ticks {
+        return (0, None);
+    }
+    let mut back = vanished
+        .iter()
+        .filter(|id| drawn.binary_search_by_key(*id, |r| r.id).is_ok());
+    let first = back.next().copied();
+    (u32::from(first.is_some()) + back.count() as u32, first)
+}
+
 /// Remote entities as the client library draws them (`Client::render_remote`), frame
 /// after frame: none may move farther between two frames than its speed allows. The
 /// library bends a track toward a late correction at most at twice the entity's speed, on
@@ -294,5 +327,34 @@ impl Frames {
         });
         std::mem::swap(&mut self.drawn, &mut self.next);
         worst
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::popped_back;
+    use meridian_client::Record;
+
+    fn drawn(ids: &[u64]) -> Vec<Record> {
+        ids.iter()
+            .map(|&id| Record {
+                id,
+                ..Record::default()
+            })
+            .collect()
+    }
+
+    /// Gone for one snapshot and back in the next: a pop-in, also across a lost snapshot
+    /// or two; gone across as many ticks as a search interval
+    /// (the bot got no snapshot in between), not judged: the entity may have left the
+    /// interest set at one search and come back at the next.
+    #[test]
+    fn a_return_within_a_search_interval_is_a_pop_in() {
+        let (vanished, back) = ([5, 9, 40], drawn(&[1, 5, 9, 12]));
+        assert_eq!(popped_back(&vanished, &back, 1, 6), (2, Some(5)));
+        assert_eq!(popped_back(&vanished, &back, 5, 6), (2, Some(5)));
+        assert_eq!(popped_back(&vanished, &back, 6, 6), (0, None));
+        assert_eq!(popped_back(&vanished, &back, 9, 6), (0, None));
+        assert_eq!(popped_back(&[40], &back, 1, 6), (0, None));
     }
 }
