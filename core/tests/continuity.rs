@@ -151,6 +151,63 @@ fn remote_motion_is_smooth_across_a_handoff() {
     );
 }
 
+/// A client's interest set changes at the cap only when it is searched, every
+/// `search_every_ticks`, and on the same ticks in every zone: across a handoff too, so an
+/// entity that left the set at the old zone's last search cannot be back a tick later
+/// after the new zone's first. A client walks east through a still field after another
+/// one crossed ahead of it (so its session slot differs between the two zones: by slot,
+/// its searches fell on another phase after the crossing); the ticks at which what it
+/// draws changes are whole search intervals apart throughout.
+#[test]
+fn interest_is_searched_on_the_same_ticks_across_a_handoff() {
+    let (mut h, mut clients) = field_and_walker(0.0);
+    let auth = h.auth.clone();
+    let runner = h.client(2, WORLD_ID, UNIX_MS + 600_000, &auth);
+    clients.push((client_addr(2), runner));
+    clients[1].1.set_intent(127, 0, 0);
+    for _ in 0..1500 {
+        h.step(&mut clients, |_, _| {});
+        let _ = events(&mut clients[1].1);
+        if clients[1].1.zone() == 1 {
+            break;
+        }
+    }
+    assert_eq!(clients[1].1.zone(), 1, "the runner crossed first");
+    let every = meridian_core::replicate::InterestConfig::default().search_every_ticks;
+    clients[0].1.set_intent(127, 0, 0);
+    let (mut changed, mut zones) = (Vec::new(), Vec::new());
+    let mut before: Vec<u64> = Vec::new();
+    for _ in 0..300 {
+        h.step(&mut clients, |_, _| {});
+        let _ = events(&mut clients[1].1);
+        let c = &mut clients[0].1;
+        let _ = events(c);
+        if zones.last() != Some(&c.zone()) {
+            zones.push(c.zone());
+        }
+        let (tick, drawn) = c.entities();
+        let ids: Vec<u64> = drawn.iter().map(|r| r.id).collect();
+        if ids != before && !before.is_empty() {
+            changed.push(tick);
+        }
+        before = ids;
+    }
+    assert_eq!(zones, vec![0, 1], "the walker changed zone");
+    assert!(
+        changed.len() > 10,
+        "the set changed {} times",
+        changed.len()
+    );
+    let uneven: Vec<_> = changed
+        .windows(2)
+        .filter(|w| (w[1] - w[0]) % every != 0)
+        .collect();
+    assert!(
+        uneven.is_empty(),
+        "changes at ticks {changed:?}: {uneven:?}"
+    );
+}
+
 /// Inputs the old zone had received and not yet played go to the new zone with the
 /// avatar (VIEW) and play there at their ticks. The client walks back and forth across
 /// the border under 1–4 ticks of jittered delay each way, so a zone holds a few inputs

@@ -66,7 +66,7 @@ impl Sessions {
             self.counters.overflow += 1;
             return;
         };
-        let view = self.take_spare(slot);
+        let view = self.take_spare(id);
         self.slots[slot as usize] = Some(Session {
             id: session_id,
             secret: binding.session_secret.get(),
@@ -114,18 +114,26 @@ impl Sessions {
         }
     }
 
-    /// A client view for a new session in `slot`: a closed session's, reset, or a new
-    /// one while the zone has never held this many sessions. A view is
-    /// about 70 KB (its snapshot history), so views are made as the session count first
-    /// climbs, never all up front, and reused after that: a tick allocates only while
-    /// the zone reaches a session count it never had.
-    pub(super) fn take_spare(&mut self, slot: u32) -> ClientView {
+    /// A client view for a new session of avatar `avatar`: a closed session's, reset, or
+    /// a new one while the zone has never held this many sessions. A view is about 70 KB
+    /// (its snapshot history), so views are made as the session count first climbs,
+    /// never all up front, and reused after that: a tick allocates only while the zone
+    /// reaches a session count it never had.
+    ///
+    /// Its interest searches fall on a phase of the avatar's id, the same in every zone:
+    /// a client that moves on is searched on the ticks it was searched on before, so its
+    /// set changes at the cap no more often across a handoff than within a zone (by the
+    /// session's slot, two searches could fall a tick apart: an entity that left the set
+    /// in the old zone's last search came back in the new zone's first — a flicker).
+    pub(super) fn take_spare(&mut self, avatar: EntityID) -> ClientView {
+        let every = u64::from(self.config.interest.search_every_ticks.max(1));
+        let phase = (avatar.0 % every) as u32;
         match self.spares.pop() {
             Some(mut view) => {
-                view.reset(slot);
+                view.reset(phase);
                 view
             }
-            None => ClientView::with_phase(&self.config.interest, slot),
+            None => ClientView::with_phase(&self.config.interest, phase),
         }
     }
 

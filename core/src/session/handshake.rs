@@ -364,7 +364,7 @@ impl Sessions {
             id = self.next_random() as u32;
         }
         let secret = self.next_random();
-        let view = self.take_spare(slot);
+        let view = self.take_spare(avatar);
         self.slots[slot as usize] = Some(Session {
             id,
             secret,
