@@ -96,13 +96,13 @@ impl Replicator {
 
     /// Keeps the marks [`Replicator::prioritise`] made (`removals` baseline records
     /// leave; the marked members `marked` bytes, and how many of them the client does
-    /// not hold) when they fit `limit` (from [`Replicator::refill`]) and what
-    /// the next snapshots owe fits [`owed_max`], else ranks them and keeps what fits (the
-    /// others wait, their priority restored). The encoder then has the whole datagram: the estimate
-    /// chose what this snapshot sends, and capping the encoder at the budget would let it
-    /// cut what the estimate got wrong in id order — the highest ids, fresh members shown
-    /// a tick ago among them: a pop-in. What is sent past the budget is charged to it
-    /// (debt), so the rate holds over a few ticks.
+    /// not hold) when they fit `limit` (from [`Replicator::refill`]) and what the next
+    /// snapshots owe fits [`owed_max`], else ranks them and keeps what fits (the others
+    /// wait, their priority restored). The encoder then has the whole datagram: the
+    /// estimate chose what this snapshot sends, and capping the encoder at the budget
+    /// would let it cut what the estimate got wrong in id order — the highest ids, fresh
+    /// members shown a tick ago among them: a pop-in. What is sent past the budget is
+    /// charged to it (debt), so the rate holds over a few ticks.
     pub(super) fn select_due(
         &mut self,
         view: &mut ClientView,
@@ -160,12 +160,13 @@ impl Replicator {
     /// then distance.
     fn rank_due(&mut self, view: &ClientView) {
         let (wanted, fresh) = (&self.wanted, &self.fresh);
+        let before = shown_before(view);
         self.shown.clear();
         self.shown.extend(
             wanted
                 .iter()
                 .zip(fresh)
-                .map(|(w, &f)| f && shown_before(view, w.record.id)),
+                .map(|(w, &f)| f && before(w.record.id)),
         );
         let (shown, candidates) = (&self.shown, &self.candidates);
         let distance = |i: u32| candidates[i as usize].distance2;
@@ -187,6 +188,7 @@ impl Replicator {
     /// the client did not get stay due for the next snapshot.
     pub(super) fn retry_left_out(&mut self, view: &mut ClientView) {
         let result = &self.result;
+        let mut cut_shown = 0;
         let mut r = 0;
         for (i, w) in self.wanted.iter().enumerate() {
             if !w.due {
@@ -199,19 +201,19 @@ impl Replicator {
             if !sent {
                 view.members[i].priority = PRIORITY_DUE;
                 self.partial |= self.fresh[i];
-                let blinked = self.fresh[i] && shown_before(view, w.record.id);
-                self.counters.blinked += u64::from(blinked);
+                cut_shown += u64::from(self.fresh[i] && shown_before(view)(w.record.id));
             }
         }
+        self.counters.blinked += cut_shown;
     }
 }
 
-/// Whether the client's newest snapshot showed entity `id` — this zone's last one, or right
-/// after a handoff (this zone has shown nothing yet) what the zone the client came from
-/// said its newest snapshot showed.
-fn shown_before(view: &ClientView, id: u64) -> bool {
+/// Whether the client's newest snapshot showed an entity, by id — this zone's last one,
+/// or right after a handoff (this zone has shown nothing yet) what the zone the client
+/// came from said its newest snapshot showed.
+fn shown_before(view: &ClientView) -> impl Fn(u64) -> bool + '_ {
     let last = view.stored(view.last_sent).unwrap_or(&super::held::NOTHING);
-    last.find(id).is_some() || view.foreign_shown.binary_search(&id).is_ok()
+    move |id| last.find(id).is_some() || view.foreign_shown.binary_search(&id).is_ok()
 }
 
 #[cfg(test)]
