@@ -59,14 +59,10 @@ impl Replicator {
         // Members the baseline lacks are all sent (or the pass gives up), and with the
         // removals every snapshot owes them until the client acknowledges one: if that
         // could crowd out what it shows, the staged path chooses what to show.
-        let removals = self.removed.len();
-        let fresh = self.candidates.len() - (view.baseline(zone.id().0).1.cores().len() - removals);
-        let owed = super::select::owed(removals, fresh);
-        if owed > super::select::owed_max(out.len().saturating_sub(self.headroom)) {
+        if self.owed > super::select::owed_max(out.len().saturating_sub(self.headroom)) {
             return None;
         }
         let encoded = self.write_due(view, zone, (due, tick), limit, out)?;
-        self.owed = owed;
         std::mem::swap(&mut view.members, &mut self.members);
         Some(encoded)
     }
@@ -75,9 +71,9 @@ impl Replicator {
     /// priority (into `members`) and place in the baseline (`marks`), the positions of
     /// the due members (`due_at`, returns how many; tagged [`RENEW`] where the baseline
     /// holds another state than the newest sent), the baseline's records no longer
-    /// members (`removed`); the client's records (`held`) start as the baseline's, a
-    /// member the baseline lacks with a placeholder that [`Replicator::write_due`]
-    /// replaces.
+    /// members (`removed`), what the snapshot will owe its successor (`owed`); the
+    /// client's records (`held`) start as the baseline's, a member the baseline lacks
+    /// with a placeholder that [`Replicator::write_due`] replaces.
     fn mark_due(&mut self, view: &ClientView, zone: &Zone) -> usize {
         let c = self.config;
         let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
@@ -127,6 +123,10 @@ impl Replicator {
             });
         }
         self.removed.extend(b as u32..cores.len() as u32);
+        // What this snapshot will owe its successor if it sends every member the baseline
+        // lacks (as the one pass does).
+        let held = cores.len() - self.removed.len();
+        self.owed = super::select::owed(self.removed.len(), n - held);
         if baseline.has_game() {
             for (i, &at) in marks.iter().enumerate().filter(|&(_, &at)| at != NOT_HELD) {
                 Held::put_game(games, n, i, baseline.game(at as usize));
