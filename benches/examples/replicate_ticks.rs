@@ -6,12 +6,18 @@
 //!
 //! Run: `cargo run --release -p meridian-benches --example replicate_ticks [TICKS]`;
 //! `CLIENTS=n` sets the client count (the per-tick copy of the zone's records, paid once
-//! per tick whatever the count, is most of a run with one client).
+//! per tick whatever the count, is most of a run with one client). It prints the wall time
+//! per snapshot of the ticks after the warm-up, the zone's own ticks left out: a quick
+//! A/B of two builds (alternate them; one run is noise on a shared machine).
 
 use meridian_benches::{snapshot_clients, tick_alone, zone_with_walkers};
 use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
 use meridian_core::time::Instant;
 use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
+
+/// Ticks left out of the timing: clients' first snapshots are whole, and the history and
+/// the budgets settle.
+const WARM_UP_TICKS: u32 = 30;
 
 fn main() {
     let clients: usize = std::env::var("CLIENTS")
@@ -32,18 +38,23 @@ fn main() {
         .collect();
     let mut out = [0u8; CLIENT_DATAGRAM_MAX];
     let mut bytes = 0u64;
+    let mut steady = std::time::Duration::ZERO;
     for snapshot_tick in 1..=ticks {
         now = now + tick;
         tick_alone(&mut zone, now);
         for view in &mut views {
             view.acknowledge(snapshot_tick - 1);
         }
+        let started = std::time::Instant::now();
         bytes += snapshot_clients(
             (&mut replicator, &mut views),
             &zone,
             snapshot_tick,
             &mut out,
         );
+        if snapshot_tick > WARM_UP_TICKS {
+            steady += started.elapsed();
+        }
     }
     let c = replicator.counters();
     println!(
@@ -52,4 +63,11 @@ fn main() {
         bytes as f64 / c.snapshots.max(1) as f64,
         c.deferred
     );
+    let measured = clients as f64 * f64::from(ticks.saturating_sub(WARM_UP_TICKS));
+    if measured > 0.0 {
+        println!(
+            "after the warm-up: {:.3} µs per snapshot",
+            steady.as_secs_f64() * 1e6 / measured
+        );
+    }
 }
