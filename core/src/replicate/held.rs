@@ -159,6 +159,11 @@ impl Held {
         (&mut self.core, &mut self.game)
     }
 
+    /// The game column: empty, or one entry per record.
+    pub(super) fn games(&self) -> &[[i32; GAME_FIELDS]] {
+        &self.game
+    }
+
     /// Whether any record has nonzero game fields (the column is kept).
     pub(super) fn has_game(&self) -> bool {
         !self.game.is_empty()

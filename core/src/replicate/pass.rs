@@ -23,7 +23,7 @@
 use meridian_protocol::delta::{DeltaWriter, Encoded};
 
 use super::held::{Core, Held};
-use super::interest::Member;
+use super::interest::{Candidate, Member};
 use super::samples::{Samples, UNKNOWN};
 use super::select::{REMOVE_BYTES, cost};
 use super::{ClientView, PRIORITY_DUE, Replicator, current_record, tick16, tier_weight};
@@ -76,17 +76,20 @@ impl Replicator {
     /// with a placeholder that [`Replicator::write_due`] replaces.
     fn mark_due(&mut self, view: &ClientView, zone: &Zone) -> usize {
         let c = self.config;
-        let (near2, mid2) = (c.near_m * c.near_m, c.mid_m * c.mid_m);
+        let tiers = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let (_, baseline) = view.baseline(zone.id().0);
         let (cores, old, candidates) = (baseline.cores(), &view.members, &self.candidates);
         let n = candidates.len();
         let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
         members.clear();
-        marks.clear();
-        marks.resize(n, NOT_HELD);
         due_at.clear();
         due_at.resize(n, 0);
         self.removed.clear();
+        if same_ids(candidates, old, cores) {
+            return self.mark_due_same(view, zone);
+        }
+        marks.clear();
+        marks.resize(n, NOT_HELD);
         let (result, games) = self.held.sized(n);
         let last = cores.len().saturating_sub(1);
         let (mut m, mut b, mut due_count) = (0, 0, 0);
@@ -105,22 +108,14 @@ impl Replicator {
                 b += 1;
             }
             let held = b < cores.len() && cores[b].id == k.id;
-            let priority = carried.saturating_add(tier_weight(k.distance2, (near2, mid2)));
-            let due = !held || priority >= PRIORITY_DUE;
             let base = cores.get(b.min(last)).copied().unwrap_or_default();
-            let renew = held && base.sent != sampled;
+            let (member, tagged) = mark(k, (carried, sampled), held.then_some(base.sent), tiers);
             result[i] = base;
             marks[i] = if held { b as u32 } else { NOT_HELD };
-            due_at[due_count] = i as u32 | if renew { RENEW } else { 0 };
-            due_count += usize::from(due);
+            due_at[due_count] = i as u32 | (tagged & RENEW);
+            due_count += usize::from(tagged & DUE != 0);
             b += usize::from(held);
-            // `sampled` becomes the written state's name if `write_due` writes an entry.
-            members.push(Member {
-                id: k.id,
-                slot: k.slot,
-                priority: if due { 0 } else { priority },
-                sampled,
-            });
+            members.push(member);
         }
         self.removed.extend(b as u32..cores.len() as u32);
         // What this snapshot will owe its successor if it sends every member the baseline
@@ -132,6 +127,33 @@ impl Replicator {
                 Held::put_game(games, n, i, baseline.game(at as usize));
             }
         }
+        due_count
+    }
+
+    /// [`Replicator::mark_due`] when the interest set, the last tick's members and the
+    /// baseline hold the same ids — most snapshots between searches, the client having
+    /// acknowledged one since the last change of its set: no merge, nothing removed,
+    /// nothing fresh, the baseline's records copied whole.
+    fn mark_due_same(&mut self, view: &ClientView, zone: &Zone) -> usize {
+        let c = self.config;
+        let tiers = (c.near_m * c.near_m, c.mid_m * c.mid_m);
+        let (_, baseline) = view.baseline(zone.id().0);
+        let (old, candidates) = (&view.members, &self.candidates);
+        let n = candidates.len();
+        let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
+        marks.clear();
+        marks.extend(0..n as u32);
+        let (result, games) = self.held.sized(n);
+        result.copy_from_slice(baseline.cores());
+        games.extend_from_slice(baseline.games());
+        let mut due_count = 0;
+        for (i, ((k, o), base)) in candidates.iter().zip(old).zip(baseline.cores()).enumerate() {
+            let (member, tagged) = mark(k, (o.priority, o.sampled), Some(base.sent), tiers);
+            due_at[due_count] = i as u32 | (tagged & RENEW);
+            due_count += usize::from(tagged & DUE != 0);
+            members.push(member);
+        }
+        self.owed = super::select::owed(0, 0);
         due_count
     }
 
@@ -219,4 +241,49 @@ impl Replicator {
         self.counters.renewals += renewals;
         Some(writer.written())
     }
+}
+
+/// In the due list's tags of [`Replicator::mark_due`] (not kept in the list): due.
+const DUE: u32 = 1 << 30;
+
+/// One member of the interest set marked: its priority carried over (`carried`, and the
+/// name of its newest sample) plus its tier's weight — due once it reaches
+/// [`PRIORITY_DUE`] or when the baseline lacks it (`base_sent`: the baseline record's
+/// sample name, if held). Returns the member as it goes on (priority reset if due;
+/// `sampled` becomes the written state's name if [`Replicator::write_due`] writes an
+/// entry) and its tags: [`DUE`], [`RENEW`].
+#[inline(always)]
+fn mark(
+    k: &Candidate,
+    (carried, sampled): (u16, u16),
+    base_sent: Option<u16>,
+    (near2, mid2): (f32, f32),
+) -> (Member, u32) {
+    let priority = carried.saturating_add(tier_weight(k.distance2, (near2, mid2)));
+    let due = base_sent.is_none() || priority >= PRIORITY_DUE;
+    let renew = base_sent.is_some_and(|sent| sent != sampled);
+    let member = Member {
+        id: k.id,
+        slot: k.slot,
+        priority: if due { 0 } else { priority },
+        sampled,
+    };
+    (
+        member,
+        if due { DUE } else { 0 } | if renew { RENEW } else { 0 },
+    )
+}
+
+/// Whether the interest set, the last tick's members and the baseline's records hold the
+/// same ids in the same order (one pass, no branch per member).
+fn same_ids(candidates: &[Candidate], old: &[Member], cores: &[Core]) -> bool {
+    if candidates.len() != old.len() || candidates.len() != cores.len() {
+        return false;
+    }
+    let differ = candidates
+        .iter()
+        .zip(old)
+        .zip(cores)
+        .fold(0, |acc, ((k, o), c)| acc | (k.id ^ o.id) | (k.id ^ c.id));
+    differ == 0
 }
