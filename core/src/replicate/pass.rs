@@ -75,7 +75,8 @@ impl Replicator {
         Some(encoded)
     }
 
-    /// The first walk, without a branch on whether a member is due: each member's
+    /// The first walk, without a branch on whether a member is due (without a merge when
+    /// the ids have not changed: [`Replicator::mark_due_same`]): each member's
     /// priority (into `members`) and place in the baseline (`marks`), the positions of
     /// the due members (`due_at`, returns how many; tagged [`RENEW`] where the baseline
     /// holds another state than the newest sent), the baseline's records no longer
@@ -87,17 +88,17 @@ impl Replicator {
         let tiers = (c.near_m * c.near_m, c.mid_m * c.mid_m);
         let (_, baseline) = view.baseline(zone.id().0);
         let (cores, old, candidates) = (baseline.cores(), &view.members, &self.candidates);
-        let n = candidates.len();
-        let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
-        members.clear();
-        due_at.clear();
-        due_at.resize(n, 0);
-        self.removed.clear();
         if same_ids(candidates, old, cores) {
             return self.mark_due_same(view, zone);
         }
+        let n = candidates.len();
+        let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
+        members.clear();
         marks.clear();
         marks.resize(n, NOT_HELD);
+        due_at.clear();
+        due_at.resize(n, 0);
+        self.removed.clear();
         let (result, games) = self.held.sized(n);
         let last = cores.len().saturating_sub(1);
         let (mut m, mut b, mut due_count) = (0, 0, 0);
@@ -149,8 +150,12 @@ impl Replicator {
         let (old, candidates) = (&view.members, &self.candidates);
         let n = candidates.len();
         let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
+        members.clear();
         marks.clear();
         marks.extend(0..n as u32);
+        due_at.clear();
+        due_at.resize(n, 0);
+        self.removed.clear();
         let (result, games) = self.held.sized(n);
         result.copy_from_slice(baseline.cores());
         games.extend_from_slice(baseline.games());
