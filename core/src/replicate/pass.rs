@@ -118,11 +118,12 @@ impl Replicator {
             }
             let held = b < cores.len() && cores[b].id == k.id;
             let base = cores.get(b.min(last)).copied().unwrap_or_default();
-            let (member, tagged) = mark(k, (carried, sampled), held.then_some(base.sent), tiers);
+            let (member, due, renew) =
+                mark(k, (carried, sampled), held.then_some(base.sent), tiers);
             result[i] = base;
             marks[i] = if held { b as u32 } else { NOT_HELD };
-            due_at[due_count] = i as u32 | (tagged & RENEW);
-            due_count += usize::from(tagged & DUE != 0);
+            due_at[due_count] = i as u32 | if renew { RENEW } else { 0 };
+            due_count += usize::from(due);
             b += usize::from(held);
             members.push(member);
         }
@@ -161,9 +162,9 @@ impl Replicator {
         games.extend_from_slice(baseline.games());
         let mut due_count = 0;
         for (i, ((k, o), base)) in candidates.iter().zip(old).zip(baseline.cores()).enumerate() {
-            let (member, tagged) = mark(k, (o.priority, o.sampled), Some(base.sent), tiers);
-            due_at[due_count] = i as u32 | (tagged & RENEW);
-            due_count += usize::from(tagged & DUE != 0);
+            let (member, due, renew) = mark(k, (o.priority, o.sampled), Some(base.sent), tiers);
+            due_at[due_count] = i as u32 | if renew { RENEW } else { 0 };
+            due_count += usize::from(due);
             members.push(member);
         }
         self.owed = super::select::owed(0, 0);
@@ -256,22 +257,19 @@ impl Replicator {
     }
 }
 
-/// In the due list's tags of [`Replicator::mark_due`] (not kept in the list): due.
-const DUE: u32 = 1 << 30;
-
 /// One member of the interest set marked: its priority carried over (`carried`, and the
 /// name of its newest sample) plus its tier's weight — due once it reaches
 /// [`PRIORITY_DUE`] or when the baseline lacks it (`base_sent`: the baseline record's
 /// sample name, if held). Returns the member as it goes on (priority reset if due;
 /// `sampled` becomes the written state's name if [`Replicator::write_due`] writes an
-/// entry) and its tags: [`DUE`], [`RENEW`].
+/// entry), whether it is due, and whether it is to be renewed ([`RENEW`]).
 #[inline(always)]
 fn mark(
     k: &Candidate,
     (carried, sampled): (u16, u16),
     base_sent: Option<u16>,
     (near2, mid2): (f32, f32),
-) -> (Member, u32) {
+) -> (Member, bool, bool) {
     let priority = carried.saturating_add(tier_weight(k.distance2, (near2, mid2)));
     let due = base_sent.is_none() || priority >= PRIORITY_DUE;
     let renew = base_sent.is_some_and(|sent| sent != sampled);
@@ -281,10 +279,7 @@ fn mark(
         priority: if due { 0 } else { priority },
         sampled,
     };
-    (
-        member,
-        if due { DUE } else { 0 } | if renew { RENEW } else { 0 },
-    )
+    (member, due, renew)
 }
 
 /// Whether the interest set, the last tick's members and the baseline's records hold the
