@@ -9,7 +9,6 @@
 //! out — drawn, gone for one snapshot, back in the next.
 
 use meridian_core::entities::{EntityID, EntityInit};
-use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
 use meridian_core::time::Instant;
 use meridian_core::world::World;
 use meridian_core::zone::Zone;
@@ -57,11 +56,7 @@ fn walk_through(
     (bytes_per_second, room): (u32, usize),
 ) -> (Vec<String>, usize) {
     let (world, mut zone) = crowd(walkers, 0xcfc5 + u64::from(lag));
-    let config = InterestConfig {
-        bytes_per_second,
-        ..InterestConfig::default()
-    };
-    let (mut replicator, mut view) = (Replicator::new(config), ClientView::new(&config));
+    let (mut replicator, mut view) = crate::support::replicating(bytes_per_second);
     let mut now = Instant::ZERO;
     let mut client = Drawing::default();
     let (mut blinks, mut partials) = (Vec::new(), 0);

@@ -86,11 +86,7 @@ fn walk(path: Path, bytes_per_second: u32, ticks: u32) -> Seen {
         })
         .unwrap();
     }
-    let config = InterestConfig {
-        bytes_per_second,
-        ..InterestConfig::default()
-    };
-    let (mut replicator, mut view) = (Replicator::new(config), ClientView::new(&config));
+    let (mut replicator, mut view) = crate::support::replicating(bytes_per_second);
     let mut now = Instant::ZERO;
     let mut client = Drawing::default();
     // Each door's open state over the last ticks, newest last.

@@ -284,30 +284,10 @@ proptest! {
     }
 }
 
-/// What a hostile or broken peer can make a zone do with WATCH: points past the cap are
-/// dropped and counted, the radius and `nearest` are clamped to the receiver's own, a
-/// WATCH from a zone that is no watch peer (or through another zone's queue) or with a
-/// non-finite field is a bad packet, and the watched ghosts stay bounded.
 /// `zones` zones of 1 km² in a row, and zone 0 with 20,000 still entities at random
 /// (`seed`): the world, the zone, and each entity's id and position.
 fn field_in_a_row(zones: u32, seed: u64) -> (World, Zone, Vec<(u64, f32, f32)>) {
-    let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 1000.0 * zones as f32, 1000.0),
-        zones_x: zones,
-        zones_y: 1,
-        margin_m: 4.0,
-        aura_m: 16.0,
-        tick_rate_hz: 30,
-        cell_size_m: 32.0,
-    })
-    .unwrap();
-    let mut zone = Zone::new(
-        &world,
-        ZoneID(0),
-        Limits::for_entities(65_536),
-        Instant::ZERO,
-    )
-    .unwrap();
+    let (world, mut zone) = crate::support::zones_in_a_row(zones, 65_536);
     let mut rng = rng(seed);
     let mut at = Vec::new();
     for id in 1..=20_000u64 {
@@ -318,6 +298,10 @@ fn field_in_a_row(zones: u32, seed: u64) -> (World, Zone, Vec<(u64, f32, f32)>) 
     (world, zone, at)
 }
 
+/// What a hostile or broken peer can make a zone do with WATCH: points past the cap are
+/// dropped and counted, the radius and `nearest` are clamped to the receiver's own, a
+/// WATCH from a zone that is no watch peer (or through another zone's queue) or with a
+/// non-finite field is a bad packet, and the watched ghosts stay bounded.
 #[test]
 fn a_hostile_watch_costs_bounded_work() {
     use meridian_core::ghosts::watch::{WATCH_NEAREST_MAX, WATCH_POINTS_MAX, WatchConfig};

@@ -3,6 +3,7 @@
 use meridian_core::entities::{EntityID, EntityInit};
 use meridian_core::game::state::{self, FieldKind, StateLayout};
 use meridian_core::game::{Game, GameWorld};
+use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
 use meridian_core::world::{Rect, World, WorldConfig};
 use meridian_protocol::delta::{Record, apply_delta_sampled, freshen};
 use rand::rngs::SmallRng;
@@ -33,9 +34,15 @@ impl Game for OneField {
 /// A 1 km world of one zone (the defaults' cell size, a 16 m aura) that holds up to
 /// `entities` entities.
 pub(crate) fn one_zone(entities: u32) -> (World, meridian_core::zone::Zone) {
+    zones_in_a_row(1, entities)
+}
+
+/// `zones` zones of 1 km² in a row (the defaults' cell size, a 16 m aura), and zone 0,
+/// which holds up to `entities` entities.
+pub(crate) fn zones_in_a_row(zones: u32, entities: u32) -> (World, meridian_core::zone::Zone) {
     let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 1000.0, 1000.0),
-        zones_x: 1,
+        bounds: Rect::new(0.0, 0.0, 1000.0 * zones as f32, 1000.0),
+        zones_x: zones,
         zones_y: 1,
         margin_m: 4.0,
         aura_m: 16.0,
@@ -52,6 +59,16 @@ pub(crate) fn one_zone(entities: u32) -> (World, meridian_core::zone::Zone) {
     )
     .unwrap();
     (world, zone)
+}
+
+/// A client's replication state at the default interest settings but for its byte
+/// budget: the replicator and the view.
+pub(crate) fn replicating(bytes_per_second: u32) -> (Replicator, ClientView) {
+    let config = InterestConfig {
+        bytes_per_second,
+        ..InterestConfig::default()
+    };
+    (Replicator::new(config), ClientView::new(&config))
 }
 
 /// A world of `zones_x × zones_y` zones over `size_m` square, random margin and aura.
