@@ -440,17 +440,7 @@ fn a_neighbour_that_comes_back_as_a_new_run_is_watched_again() {
     use meridian_layouts::watch::{WatchHeader, WatchPoint, write_watch};
     use meridian_layouts::{F32Le, U16Le, U32Le};
 
-    let world = World::new(WorldConfig {
-        bounds: Rect::new(0.0, 0.0, 2000.0, 1000.0),
-        zones_x: 2,
-        zones_y: 1,
-        margin_m: 4.0,
-        aura_m: 16.0,
-        tick_rate_hz: 30,
-        cell_size_m: 32.0,
-    })
-    .unwrap();
-    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(4096), Instant::ZERO).unwrap();
+    let (world, mut zone) = crate::support::zones_in_a_row(2, 4096);
     zone.insert(&still(1, 900.0, 500.0)).unwrap();
     let watch = |tick: u64| {
         let head = WatchHeader {
