@@ -89,7 +89,7 @@ impl Replicator {
         let (_, baseline) = view.baseline(zone.id().0);
         let (cores, old, candidates) = (baseline.cores(), &view.members, &self.candidates);
         if same_ids(candidates, old, cores) {
-            return self.mark_due_same(view, zone);
+            return self.mark_due_same(&view.members, baseline);
         }
         let n = candidates.len();
         let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
@@ -144,11 +144,10 @@ impl Replicator {
     /// baseline hold the same ids — most snapshots between searches, the client having
     /// acknowledged one since the last change of its set: no merge, nothing removed,
     /// nothing fresh, the baseline's records copied whole.
-    fn mark_due_same(&mut self, view: &ClientView, zone: &Zone) -> usize {
+    fn mark_due_same(&mut self, old: &[Member], baseline: &Held) -> usize {
         let c = self.config;
         let tiers = (c.near_m * c.near_m, c.mid_m * c.mid_m);
-        let (_, baseline) = view.baseline(zone.id().0);
-        let (old, candidates) = (&view.members, &self.candidates);
+        let candidates = &self.candidates;
         let n = candidates.len();
         let (members, marks, due_at) = (&mut self.members, &mut self.marks, &mut self.due_at);
         members.clear();
