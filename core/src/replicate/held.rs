@@ -11,8 +11,13 @@
 use meridian_protocol::delta::{GAME_FIELDS, Record};
 
 /// A record's standard fields (see [`Record`]), and the tick of the sample they hold:
-/// 32 bytes.
+/// 32 bytes, aligned to 32 so that a record never spans two cache lines. (`follow` reads
+/// each member's id and position, the first half, of the tick's table; the entry walk then
+/// reads the whole record. At the allocator's 16-byte alignment every other record
+/// spilled into a line `follow` had not touched: ~26 first-level misses a snapshot, and
+/// 0.92–0.97× of `replicate_ticks` runs without them.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(align(32))]
 pub(super) struct Core {
     pub(super) id: u64,
     pub(super) x: i32,
