@@ -1,6 +1,7 @@
 //! Output capacity: a zone with 4,096 sessions — its configured default — sends a snapshot
 //! to every session every tick, over real loopback UDP, and its clients get them.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
@@ -84,13 +85,17 @@ fn a_4096_session_zone_snapshots_every_session_every_tick() {
         let local: SocketAddr = ([127, 2, (n >> 8) as u8, n as u8], 0).into();
         UdpClient::connect_from(local, zone0, t, key, clock.now()).unwrap()
     };
-    let mut snapshots = vec![0u64; SESSIONS];
-    let pump = |clients: &mut Vec<UdpClient>, snapshots: &mut Vec<u64>| {
+    let mut snapshots = Received {
+        by_tick: HashMap::new(),
+        newest: vec![0; SESSIONS],
+    };
+    let pump = |clients: &mut Vec<UdpClient>, snapshots: &mut Received| {
         for (k, c) in clients.iter_mut().enumerate() {
             c.pump(clock.now(), || true).unwrap();
             while let Some(e) = c.client_mut().poll_event() {
-                if matches!(e, ClientEvent::Snapshot { .. }) {
-                    snapshots[k] += 1;
+                if let ClientEvent::Snapshot { tick, .. } = e {
+                    *snapshots.by_tick.entry(tick).or_default() += 1;
+                    snapshots.newest[k] = snapshots.newest[k].max(tick);
                 }
             }
         }
@@ -126,32 +131,49 @@ fn a_4096_session_zone_snapshots_every_session_every_tick() {
     while settle.elapsed() < Duration::from_secs(2) {
         pump(&mut clients, &mut snapshots);
     }
-    // Stats are published about once a second: the window runs from one publication to
-    // another, so what the clients received in it matches what the zone sent.
-    let published = |clients: &mut Vec<UdpClient>, snapshots: &mut Vec<u64>| {
+    // Stats are published about once a second, at a tick boundary: the window runs from
+    // one publication to another, and the snapshots of its ticks are counted, however
+    // late the clients read them (one thread pumping 4,096 clients falls ticks behind on
+    // a busy host).
+    let published = |clients: &mut Vec<UdpClient>, snapshots: &mut Received| {
         let last = running.stats()[0].tick;
         loop {
             pump(clients, snapshots);
             let s = running.stats()[0].clone();
             if s.tick != last {
-                return (s, snapshots.iter().sum::<u64>());
+                return s;
             }
         }
     };
-    let (before, received_before) = published(&mut clients, &mut snapshots);
+    let before = published(&mut clients, &mut snapshots);
+    let kernel_dropped_before = udp_receive_buffer_drops();
     let window = WallInstant::now();
     while window.elapsed() < Duration::from_secs(3) {
         pump(&mut clients, &mut snapshots);
     }
-    let (after, received_after) = published(&mut clients, &mut snapshots);
-    let received = received_after - received_before;
+    let after = published(&mut clients, &mut snapshots);
+    // Every client reads on past the window's last tick.
+    let drain = WallInstant::now();
+    while snapshots.newest.iter().any(|&t| u64::from(t) <= after.tick)
+        && drain.elapsed() < Duration::from_secs(10)
+    {
+        pump(&mut clients, &mut snapshots);
+    }
+    let kernel_dropped = udp_receive_buffer_drops() - kernel_dropped_before;
     running.stop().unwrap();
+    let received: u64 = snapshots
+        .by_tick
+        .iter()
+        .filter(|&(&t, _)| (before.tick + 1..=after.tick).contains(&u64::from(t)))
+        .map(|(_, n)| n)
+        .sum();
     let ticks = after.tick - before.tick;
     let sent = after.clients.snapshots - before.clients.snapshots;
     let owed = ticks * SESSIONS as u64;
     eprintln!(
         "capacity: {} sessions, {ticks} ticks, {sent} snapshots sent of {owed} owed, \
-         {received} received; tick p99 {} µs; {:?}",
+         {received} received, {kernel_dropped} datagrams dropped by the kernel (full receive \
+         buffers); tick p99 {} µs; {:?}",
         after.sessions, after.tick_p99_us, after.clients
     );
     assert_eq!(after.sessions, SESSIONS);
@@ -171,10 +193,35 @@ fn a_4096_session_zone_snapshots_every_session_every_tick() {
     );
     // The stats of one sample are taken together, at a tick boundary: exact.
     assert_eq!(sent, owed, "a tick left sessions without a snapshot");
-    // Up to a tick's worth in flight at either end of the window.
-    let slack = 2 * SESSIONS as u64;
+    // Counted by tick, the window's snapshots are exactly the ones sent in it: all
+    // received but those the kernel dropped from a client's full receive buffer (the test's
+    // clients falling behind, not the zone) and, with slack for a few, those that came
+    // after a newer one (a client reports only the newest it applied).
     assert!(
-        received + slack >= sent && received <= sent + slack,
-        "clients received {received} of {sent} snapshots"
+        received <= sent && received + kernel_dropped + SESSIONS as u64 / 16 >= sent,
+        "clients received {received} of {sent} snapshots ({kernel_dropped} datagrams dropped \
+         by the kernel)"
     );
+}
+
+/// Snapshots the clients applied: how many of each tick, and the newest tick per client.
+struct Received {
+    by_tick: HashMap<u32, u64>,
+    newest: Vec<u32>,
+}
+
+/// UDP datagrams this host's kernel dropped from full socket receive buffers so far
+/// (`RcvbufErrors` in `/proc/net/snmp`); 0 where it cannot be read.
+fn udp_receive_buffer_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|&(name, _)| name == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
