@@ -2,13 +2,17 @@
 //! `valgrind --tool=cachegrind` (whose instruction and cache-miss counts, unlike times,
 //! do not drift with a shared machine's load): 1,000 clients in a zone of 20,000
 //! walkers, `TICKS` ticks (default 60; the first 30 are warm-up), every client
-//! acknowledging the last snapshot, as the bench does.
+//! acknowledging the last snapshot, as the bench does (see `ACK_LAG` below).
 //!
-//! Run: `cargo run --release -p meridian-benches --example replicate_ticks [TICKS]`;
+//! Run: `cargo run --release -p meridian-benches --example replicate_ticks [TICKS]`.
 //! `CLIENTS=n` sets the client count (the per-tick copy of the zone's records, paid once
-//! per tick whatever the count, is most of a run with one client). It prints the wall time
-//! per snapshot of the ticks after the warm-up, the zone's own ticks left out: a quick
-//! A/B of two builds (alternate them; one run is noise on a shared machine).
+//! per tick whatever the count, is most of a run with one client); `SEARCH_EVERY=n` how
+//! often a client's interest set is searched (1: every tick, as
+//! `replicate/meridian-search-every-tick`; default 6); `ACK_LAG=n` how many ticks behind
+//! the clients' acknowledgements run (3: as `replicate/meridian-lagged`; default 0). It
+//! prints the wall time per snapshot of the ticks after the warm-up, the zone's own ticks
+//! left out: a quick A/B of two builds (alternate them; one run is noise on a shared
+//! machine).
 
 use meridian_benches::{snapshot_clients, tick_alone, zone_with_walkers};
 use meridian_core::replicate::{ClientView, InterestConfig, Replicator};
@@ -28,7 +32,18 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(60);
-    let config = InterestConfig::default();
+    let search_every_ticks = std::env::var("SEARCH_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(InterestConfig::default().search_every_ticks);
+    let ack_lag: u32 = std::env::var("ACK_LAG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let config = InterestConfig {
+        search_every_ticks,
+        ..InterestConfig::default()
+    };
     let mut zone = zone_with_walkers(20_000, 12);
     let tick = zone.world().tick_duration();
     let mut now = Instant::ZERO;
@@ -43,7 +58,7 @@ fn main() {
         now = now + tick;
         tick_alone(&mut zone, now);
         for view in &mut views {
-            view.acknowledge(snapshot_tick - 1);
+            view.acknowledge((snapshot_tick - 1).saturating_sub(ack_lag));
         }
         let started = std::time::Instant::now();
         bytes += snapshot_clients(
