@@ -329,7 +329,7 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     // uniform sample of each tick's); with every input changed, it idles out 5 s later.
     // The flood lasts 8 s, and past that until the client has sent a second of inputs
     // (20 s at most).
-    let (mut bad_connected_at, mut bad_attempts) = (None::<WallInstant>, 1);
+    let (mut bad_connected_at, mut bad_attempts) = (None::<WallInstant>, 1u64);
     let mut snapshots = vec![0u32; honest.len()];
     let (mut p99s_us, mut cpu_p99s_us) = (Vec::new(), Vec::new());
     let flood_started = WallInstant::now();
@@ -341,8 +341,21 @@ fn a_handshake_and_bad_input_flood_does_not_stall_the_zone() {
     {
         std::thread::sleep(Duration::from_millis(20));
         if bad_connected_at.is_none() && bad.closed().is_some() {
-            (bad, bad_socket) = client_on_socket(zone0, &auth, WORLD_ID, 77, expires, &clock);
+            // A new socket and a new token nonce: the zone may have seen the last one's.
             bad_attempts += 1;
+            let key = SigningKey::from_bytes(&[77; 32]);
+            let nonce = (bad_attempts << 32) | 77;
+            let t = issue_token(
+                &auth,
+                *key.verifying_key().as_bytes(),
+                WORLD_ID,
+                77,
+                expires,
+                nonce,
+            );
+            bad = Client::new(zone0, t, key, clock.now());
+            bad_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            bad_socket.set_nonblocking(true).unwrap();
         }
         let connected = bad.is_connected();
         if connected && bad_connected_at.is_none() {
