@@ -35,6 +35,7 @@ fn main() {
     let search_every_ticks = std::env::var("SEARCH_EVERY")
         .ok()
         .and_then(|v| v.parse().ok())
+        .filter(|&n: &u32| n > 0)
         .unwrap_or(InterestConfig::default().search_every_ticks);
     let ack_lag: u32 = std::env::var("ACK_LAG")
         .ok()
