@@ -9,7 +9,8 @@
 //! per tick whatever the count, is most of a run with one client); `SEARCH_EVERY=n` how
 //! often a client's interest set is searched (1: every tick, as
 //! `replicate/meridian-search-every-tick`; default 6); `ACK_LAG=n` how many ticks behind
-//! the clients' acknowledgements run (3: as `replicate/meridian-lagged`; default 0). It
+//! the clients' acknowledgements run (3: as `replicate/meridian-lagged`; default 0);
+//! `WALKERS=n` the zone's walkers (1000000: as `replicate/meridian-dense`). It
 //! prints the wall time per snapshot of the ticks after the warm-up, the zone's own ticks
 //! left out: a quick A/B of two builds (alternate them; one run is noise on a shared
 //! machine).
@@ -45,7 +46,12 @@ fn main() {
         search_every_ticks,
         ..InterestConfig::default()
     };
-    let mut zone = zone_with_walkers(20_000, 12);
+    let walkers: usize = std::env::var("WALKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(20_000);
+    let mut zone = zone_with_walkers(walkers, 12);
     let tick = zone.world().tick_duration();
     let mut now = Instant::ZERO;
     let mut replicator = Replicator::new(config);
