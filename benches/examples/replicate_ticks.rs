@@ -10,7 +10,8 @@
 //! often a client's interest set is searched (1: every tick, as
 //! `replicate/meridian-search-every-tick`; default 6); `ACK_LAG=n` how many ticks behind
 //! the clients' acknowledgements run (3: as `replicate/meridian-lagged`; default 0);
-//! `WALKERS=n` the zone's walkers (1000000: as `replicate/meridian-dense`). It
+//! `WALKERS=n` the zone's walkers (1000000: as `replicate/meridian-dense`); unset,
+//! unreadable or 0: the default. It
 //! prints the wall time per snapshot of the ticks after the warm-up, the zone's own ticks
 //! left out: a quick A/B of two builds (alternate them; one run is noise on a shared
 //! machine).
@@ -25,32 +26,17 @@ use meridian_layouts::client::CLIENT_DATAGRAM_MAX;
 const WARM_UP_TICKS: u32 = 30;
 
 fn main() {
-    let clients: usize = std::env::var("CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let clients: usize = setting("CLIENTS", 1000);
     let ticks: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(60);
-    let search_every_ticks = std::env::var("SEARCH_EVERY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &u32| n > 0)
-        .unwrap_or(InterestConfig::default().search_every_ticks);
-    let ack_lag: u32 = std::env::var("ACK_LAG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
     let config = InterestConfig {
-        search_every_ticks,
+        search_every_ticks: setting("SEARCH_EVERY", InterestConfig::default().search_every_ticks),
         ..InterestConfig::default()
     };
-    let walkers: usize = std::env::var("WALKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(20_000);
+    let ack_lag: u32 = setting("ACK_LAG", 0);
+    let walkers: usize = setting("WALKERS", 20_000);
     let mut zone = zone_with_walkers(walkers, 12);
     let tick = zone.world().tick_duration();
     let mut now = Instant::ZERO;
@@ -92,4 +78,13 @@ fn main() {
             steady.as_secs_f64() * 1e6 / measured
         );
     }
+}
+
+/// The environment variable `name` as a number; unset, unreadable or 0: `default`.
+fn setting<T: std::str::FromStr + Default + PartialEq>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n != T::default())
+        .unwrap_or(default)
 }
