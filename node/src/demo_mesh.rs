@@ -282,6 +282,7 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         // Every node's: the owner and visibility samples skip a node that does not answer
         // (n0 once killed).
         admins: cluster.admins.clone(),
+        admin_token: None,
         node_keys: spec.nodes.iter().filter_map(|n| n.public_key).collect(),
         auth,
         speed_mps: 8.0,

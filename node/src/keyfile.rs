@@ -65,6 +65,12 @@ pub fn write(path: &Path, key: &SigningKey, force: bool) -> Result<(), KeyFileEr
         hex::encode(key.verifying_key().as_bytes()),
         hex::encode(key.as_bytes()),
     );
+    write_secret(path, &text, force)
+}
+
+/// Writes `text` to a file only its owner may read (mode 0600, also when `force`
+/// overwrites an existing file), synced; an existing file is kept unless `force`.
+pub(crate) fn write_secret(path: &Path, text: &str, force: bool) -> Result<(), KeyFileError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).mode(0o600);
     if force {
@@ -95,6 +101,15 @@ pub fn write(path: &Path, key: &SigningKey, force: bool) -> Result<(), KeyFileEr
 
 /// Reads and checks a key-pair file.
 pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let text = read_secret(path)?;
+    parse(&text).map_err(|what| KeyFileError::Corrupt {
+        path: path.to_owned(),
+        what,
+    })
+}
+
+/// Reads a file that must be secret: refused if group or others may read it.
+pub(crate) fn read_secret(path: &Path) -> Result<String, KeyFileError> {
     let read_error = |source| KeyFileError::Read {
         path: path.to_owned(),
         source,
@@ -107,11 +122,7 @@ pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
             mode,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(read_error)?;
-    parse(&text).map_err(|what| KeyFileError::Corrupt {
-        path: path.to_owned(),
-        what,
-    })
+    std::fs::read_to_string(path).map_err(read_error)
 }
 
 fn parse(text: &str) -> Result<SigningKey, String> {

@@ -1,6 +1,7 @@
 //! The library behind the `meridian` binary: world files and (later) the node runtime.
 //! Kept as a library so integration tests can drive it without spawning processes.
 
+pub mod admin_token;
 pub mod data_geometry;
 pub mod demo_mesh;
 pub mod failover;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use meridian_node::admin_token::AdminToken;
 use meridian_node::progress::Progress;
 use meridian_node::{inspect, keyfile, run, sim, swarm, world_file};
 
@@ -58,6 +59,11 @@ enum Command {
         /// Persist nothing: a restart starts empty (benchmarks and throwaway runs).
         #[arg(long, conflicts_with_all = ["data", "fresh"])]
         ephemeral: bool,
+        /// A token file (from `meridian admin-token`): the admin endpoint then answers only
+        /// requests that carry it (`Authorization: Bearer TOKEN`, or `?token=TOKEN` for a
+        /// browser). Without it the endpoint answers anyone who reaches its address.
+        #[arg(long, value_name = "FILE")]
+        admin_token: Option<PathBuf>,
     },
     /// Inspect a zone's WAL or checkpoint file: its header, its records by kind or its
     /// sections, and every checksum.
@@ -126,6 +132,10 @@ enum Command {
         /// Seed for bot keys and movement.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The nodes' admin token file (from `meridian admin-token`), if they run with
+        /// --admin-token: the one-owner and visibility checks send it.
+        #[arg(long, value_name = "FILE")]
+        admin_token: Option<PathBuf>,
     },
     /// Run a node playing tag (the `tag` game) and a swarm of bots playing it across its
     /// two zones, with live status and a summary table: the invariant checks, and the
@@ -183,6 +193,19 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Generate a token for a node's admin endpoint and write it to a file.
+    ///
+    /// The file (mode 0600, never overwritten without --force) holds 64 hex digits alone:
+    /// give it to `meridian node --admin-token` and `meridian swarm --admin-token`, and to
+    /// Prometheus as the scrape's bearer `credentials_file`.
+    AdminToken {
+        /// Where to write the token.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Issue a development connect token, signed by the world's auth key, and print it as
     /// hex on standard output.
     ///
@@ -220,12 +243,13 @@ fn main() -> ExitCode {
             data,
             fresh,
             ephemeral,
+            admin_token,
         } => node(
             &world,
             name.as_deref(),
             duration,
             npcs,
-            key.as_deref(),
+            (key.as_deref(), admin_token.as_deref()),
             Storage {
                 data,
                 fresh,
@@ -234,6 +258,7 @@ fn main() -> ExitCode {
         ),
         Command::Inspect { path } => inspect::run(&path),
         Command::Keygen { out, force } => keygen(&out, force),
+        Command::AdminToken { out, force } => admin_token(&out, force),
         Command::Sim(args) => sim::run(args),
         Command::Swarm {
             world,
@@ -246,9 +271,10 @@ fn main() -> ExitCode {
             jitter_ms,
             threads,
             seed,
+            admin_token,
         } => swarm_command(
             &world,
-            &auth_key,
+            (&auth_key, admin_token.as_deref()),
             swarm::Config {
                 clients,
                 duration: Duration::from_secs(duration),
@@ -316,7 +342,7 @@ fn node(
     name: Option<&str>,
     duration: Option<u64>,
     npcs: Option<u32>,
-    key: Option<&Path>,
+    (key, admin_token): (Option<&Path>, Option<&Path>),
     storage: Storage,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -326,7 +352,17 @@ fn node(
         .with_writer(std::io::stderr)
         .init();
     let spec = world_file::load_spec(world)?;
-    let node_spec = run::pick_node(&spec, name)?.clone();
+    let mut node_spec = run::pick_node(&spec, name)?.clone();
+    if let Some(path) = admin_token {
+        if node_spec.admin.is_none() {
+            tracing::warn!(
+                "--admin-token: node {} has no admin address in {}, so nothing uses the token",
+                node_spec.name,
+                world.display()
+            );
+        }
+        node_spec.admin_token = Some(AdminToken::read(path)?);
+    }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -446,7 +482,11 @@ fn progress_line(p: &swarm::Progress) -> String {
     )
 }
 
-fn swarm_command(world: &Path, auth_key: &Path, config: swarm::Config) -> anyhow::Result<()> {
+fn swarm_command(
+    world: &Path,
+    (auth_key, admin_token): (&Path, Option<&Path>),
+    config: swarm::Config,
+) -> anyhow::Result<()> {
     init_logs("info");
     let spec = world_file::load_spec(world)?;
     let clients = spec.clients.ok_or_else(|| {
@@ -467,6 +507,7 @@ fn swarm_command(world: &Path, auth_key: &Path, config: swarm::Config) -> anyhow
         world_id: spec.world_id,
         zone_addrs: zone_addrs(&spec),
         admins: spec.nodes.iter().filter_map(|n| n.admin).collect(),
+        admin_token: admin_token.map(AdminToken::read).transpose()?,
         node_keys: spec.nodes.iter().filter_map(|n| n.public_key).collect(),
         auth,
         speed_mps: clients.speed_mps,
@@ -569,6 +610,7 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         world_id: spec.world_id,
         zone_addrs: zone_addrs(&spec),
         admins: running.admin_address().into_iter().collect(),
+        admin_token: None,
         node_keys: Vec::new(),
         auth,
         speed_mps,
@@ -641,6 +683,15 @@ fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {
     println!(
         "public_key = \"{}\"",
         hex::encode(key.verifying_key().as_bytes())
+    );
+    Ok(())
+}
+
+fn admin_token(out: &Path, force: bool) -> anyhow::Result<()> {
+    AdminToken::generate()?.write(out, force)?;
+    eprintln!(
+        "wrote an admin token to {} (mode 0600): pass it to `meridian node --admin-token`",
+        out.display()
     );
     Ok(())
 }

@@ -33,14 +33,22 @@ use prometheus_client::registry::Registry;
 /// The `Content-Type` of a scrape's answer.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// The `/metrics` body for the zones' figures `stats` of node `node`.
+/// The `/metrics` body for the zones' figures `stats` of node `node`, with its mesh
+/// membership and standby listener if it has them, and the admin endpoint's refusals if
+/// it runs with an admin token.
 pub fn render(
     node: &str,
     stats: Vec<ZoneStats>,
-    mesh: Option<MeshView>,
-    standby: Option<ListenerCounters>,
+    (mesh, standby): (Option<MeshView>, Option<ListenerCounters>),
+    admin_refused: Option<u64>,
 ) -> String {
     let mut registry = Registry::default();
+    if let Some(refused) = admin_refused {
+        registry.register_collector(Box::new(AdminRefused {
+            node: node.to_owned(),
+            refused,
+        }));
+    }
     registry.register_collector(Box::new(Zones {
         node: node.to_owned(),
         stats,
@@ -350,6 +358,26 @@ impl prometheus_client::collector::Collector for Membership {
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+/// The admin endpoint's own counter, on a node run with an admin token.
+#[derive(Debug)]
+struct AdminRefused {
+    node: String,
+    refused: u64,
+}
+
+impl prometheus_client::collector::Collector for AdminRefused {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = e.encode_descriptor(
+            "meridian_admin_refused",
+            "Admin endpoint requests refused (401) for lack of the admin token (`meridian node --admin-token`).",
+            None,
+            MetricType::Counter,
+        )?;
+        let labels = [("node", self.node.clone())];
+        ConstCounter::new(self.refused).encode(family.encode_family(&labels)?)
     }
 }
 

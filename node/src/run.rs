@@ -261,6 +261,8 @@ pub fn start_with(
                 frames: Arc::default(),
                 bounds: spec.world.bounds(),
                 stop: admin_stop.clone(),
+                token: node.admin_token.clone(),
+                refusals: Refusals::default(),
             };
             Some(start_admin(addr, admin)?)
         }
@@ -284,11 +286,23 @@ fn start_admin(
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoint on {addr}: {e}"))?;
     let bound = server.server_addr().to_ip().unwrap_or(addr);
+    if admin.token.is_none() && !bound.ip().is_loopback() {
+        tracing::warn!(
+            "admin endpoint on {bound} answers anyone who reaches it (it can hold every zone \
+             for 2 s and read the whole world): give the node --admin-token FILE (from \
+             `meridian admin-token`), or bind it to a loopback address"
+        );
+    }
+    let (map, needs) = match admin.token {
+        Some(_) => ("?token=TOKEN", ", each with the --admin-token file's token"),
+        None => ("", ""),
+    };
     let handle = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || serve_admin(server, &admin))?;
     tracing::info!(
-        "admin endpoint on http://{bound}: /status /metrics /entities /avatars /positions; live map: {}",
+        "admin endpoint on http://{bound}: /status /metrics /entities /avatars /positions{needs}; \
+         live map: {}{map}",
         crate::map::url(bound)
     );
     Ok((bound, handle))
@@ -555,6 +569,67 @@ struct Admin {
     frames: Arc<crate::map::SharedFrames>,
     bounds: meridian_core::world::Rect,
     stop: Arc<AtomicBool>,
+    /// The token every request must present, if the node was given one.
+    token: Option<crate::admin_token::AdminToken>,
+    refusals: Refusals,
+}
+
+/// The requests refused for lack of the admin token: counted, and logged at most once
+/// per [`REFUSALS_LOGGED_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    total: std::cell::Cell<u64>,
+    unlogged: std::cell::Cell<u64>,
+    logged_at: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+impl Admin {
+    /// Whether `request` may be answered: it presents the token, or the node has none.
+    /// Otherwise it is answered 401 here, counted and logged.
+    fn admits(&self, request: tiny_http::Request) -> Option<tiny_http::Request> {
+        let Some(token) = &self.token else {
+            return Some(request);
+        };
+        let headers = request
+            .headers()
+            .iter()
+            .map(|h| (h.field.as_str().as_str(), h.value.as_str()));
+        if crate::admin_token::presented(headers, request.url()).is_some_and(|p| token.admits(p)) {
+            return Some(request);
+        }
+        let r = &self.refusals;
+        r.total.set(r.total.get() + 1);
+        r.unlogged.set(r.unlogged.get() + 1);
+        if r.logged_at
+            .get()
+            .is_none_or(|t| t.elapsed() >= REFUSALS_LOGGED_EVERY)
+        {
+            let peer = request
+                .remote_addr()
+                .map_or("?".to_owned(), ToString::to_string);
+            tracing::warn!(
+                "admin endpoint: refused {} request(s) without the admin token since the last \
+                 such line (the latest from {peer} for {})",
+                r.unlogged.get(),
+                request.url().split('?').next().unwrap_or_default()
+            );
+            r.unlogged.set(0);
+            r.logged_at.set(Some(std::time::Instant::now()));
+        }
+        let header = tiny_http::Header::from_bytes("WWW-Authenticate", "Bearer realm=\"meridian\"")
+            .expect("a valid header");
+        let body = "this node's admin endpoint needs its token: send `Authorization: Bearer \
+                    TOKEN`, or add ?token=TOKEN to the URL\n";
+        let response = tiny_http::Response::from_string(body)
+            .with_status_code(401)
+            .with_header(header);
+        if let Err(e) = request.respond(response) {
+            tracing::debug!("admin endpoint: {e}");
+        }
+        None
+    }
 }
 
 /// Puts the calling thread (the admin thread, a live-map stream) at `SCHED_IDLE`: on a
@@ -585,7 +660,10 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
             frozen_until = None;
         }
         let request = match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => request,
+            Ok(Some(request)) => match admin.admits(request) {
+                Some(request) => request,
+                None => continue,
+            },
             Ok(None) => continue,
             Err(e) => {
                 tracing::warn!("admin endpoint: {e}");
@@ -625,7 +703,12 @@ fn serve_admin(server: tiny_http::Server, admin: &Admin) {
                 content_type = crate::metrics::CONTENT_TYPE;
                 let mesh = admin.mesh_view();
                 let standby = admin.standbys.as_ref().map(|s| s.counters());
-                let body = crate::metrics::render(&admin.name, node.stats(), mesh, standby);
+                let body = crate::metrics::render(
+                    &admin.name,
+                    node.stats(),
+                    (mesh, standby),
+                    admin.token.as_ref().map(|_| admin.refusals.total.get()),
+                );
                 (200, body)
             }
             "/map" => {

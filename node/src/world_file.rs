@@ -121,6 +121,9 @@ pub struct NodeSpec {
     pub udp: SocketAddr,
     /// The admin HTTP address, if any.
     pub admin: Option<SocketAddr>,
+    /// The token the admin endpoint requires of every request (never from the world
+    /// file, which every node shares: `meridian node --admin-token FILE` sets it).
+    pub admin_token: Option<crate::admin_token::AdminToken>,
     /// The node's pinned public key; traffic between nodes is signed when nodes have keys.
     pub public_key: Option<[u8; 32]>,
     /// The control UDP address mesh membership gossips on, if the world runs a mesh.
@@ -349,6 +352,7 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
             cores,
             udp: n.udp,
             admin: n.admin,
+            admin_token: None,
             public_key,
             control: n.control,
             standby_for: n.standby_for.iter().map(|&z| ZoneID(z)).collect(),

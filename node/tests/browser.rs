@@ -147,10 +147,12 @@ fn the_live_map_draws_both_zones_in_headless_chromium() {
     // A frame-rate claim: next to the multi-process failover tests it read 6 frames in
     // 3 s (the map's threads run at SCHED_IDLE), so the machine to itself.
     let _machine = crate::alone();
-    let o = observe::start("map");
+    // With an admin token, which the page hands on to its stream.
+    let token = meridian_node::admin_token::AdminToken::generate().unwrap();
+    let o = observe::start_guarded("map", Some(token.clone()));
     let admin = o.running.admin_address().unwrap();
     let browser = Browser::start();
-    browser.open(&format!("http://{admin}/map"));
+    browser.open(&format!("http://{admin}/map?token={}", token.text()));
     let deadline = Instant::now() + Duration::from_secs(20);
     let first = loop {
         let state = drawn(&browser);

@@ -26,7 +26,17 @@ fn help_lists_every_command() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    for command in ["node", "demo", "swarm", "sim", "check", "keygen", "token"] {
+    let commands = [
+        "node",
+        "demo",
+        "swarm",
+        "sim",
+        "check",
+        "keygen",
+        "admin-token",
+        "token",
+    ];
+    for command in commands {
         assert!(
             listed.contains(&command),
             "--help does not list the command {command} (it lists {listed:?}):\n{text}"
@@ -206,6 +216,55 @@ fn keygen_and_token_round_trip() {
     );
     let token = hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
     assert!(meridian_layouts::witness::ConnectToken::parse(&token).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn admin_tokens_are_made_secret_and_a_node_refuses_an_exposed_one() {
+    let dir = temp_dir("admin-token");
+    let token = dir.join("admin.token");
+    let make = || {
+        meridian()
+            .args(["admin-token", "--out"])
+            .arg(&token)
+            .output()
+            .unwrap()
+    };
+    assert!(make().status.success());
+    let text = std::fs::read_to_string(&token).unwrap();
+    assert_eq!(text.len(), 65, "{text:?}");
+    assert!(hex::decode(text.trim()).is_ok(), "{text:?}");
+    let again = make();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let world = include_str!("../worlds/default.toml")
+        .replace("udp = \"127.0.0.1:7000\"", "udp = \"127.0.0.1:0\"")
+        .replace("admin = \"127.0.0.1:7100\"", "admin = \"127.0.0.1:0\"");
+    let path = dir.join("world.toml");
+    std::fs::write(&path, world).unwrap();
+    let node = || {
+        meridian()
+            .args(["node", "--ephemeral", "--duration", "1", "--npcs", "10"])
+            .arg("--world")
+            .arg(&path)
+            .arg("--admin-token")
+            .arg(&token)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exposed = node();
+    assert_eq!(exposed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&exposed.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = node();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("--admin-token file's token"), "{stderr}");
+    // The log says a token is needed, and never says the token.
+    assert!(!stderr.contains(text.trim()), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -708,6 +708,7 @@ fn swarm_with(
             .map(|k| (spec.nodes[0].zones[k], spec.nodes[0].zone_address(k)))
             .collect(),
         admins: running.admin_address().into_iter().collect(),
+        admin_token: None,
         node_keys: Vec::new(),
         auth,
         speed_mps: 20.0,

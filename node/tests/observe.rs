@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use meridian_client::udp::UdpClient;
 use meridian_io::Clock;
+use meridian_node::admin_token::AdminToken;
+use meridian_node::swarm::{http_get, http_get_with, sample_owners};
 use meridian_node::{run, world_file};
 use serde_json::Value;
 
@@ -62,6 +64,11 @@ pub(crate) struct Observed {
 }
 
 pub(crate) fn start(name: &str) -> Observed {
+    start_guarded(name, None)
+}
+
+/// [`start`], the admin endpoint requiring `token` if given.
+pub(crate) fn start_guarded(name: &str, token: Option<AdminToken>) -> Observed {
     let auth = SigningKey::from_bytes(&[42; 32]);
     let spec = world_file::parse_spec(&world(two_free_ports(), &auth)).unwrap();
     let dir = std::env::temp_dir().join(format!("meridian-{name}-{}", std::process::id()));
@@ -70,7 +77,8 @@ pub(crate) fn start(name: &str) -> Observed {
         dir: dir.join("data"),
         fresh: false,
     };
-    let node = spec.nodes[0].clone();
+    let mut node = spec.nodes[0].clone();
+    node.admin_token = token;
     let running = run::start_with(&spec, &node, None, None, Some(&persistence), None).unwrap();
     Observed {
         running,
@@ -145,7 +153,7 @@ fn check_histogram(families: &BTreeMap<String, Value>, name: &str) {
 }
 
 fn scrape(admin: SocketAddr) -> String {
-    meridian_node::swarm::http_get(admin, "/metrics").expect("/metrics answers 200")
+    http_get(admin, "/metrics").expect("/metrics answers 200")
 }
 
 #[test]
@@ -335,6 +343,104 @@ fn live_map_streams_are_bounded_and_bad_windows_refused() {
     std::thread::sleep(Duration::from_millis(600));
     let (status, _) = open_stream(admin, "/map/stream");
     assert!(status.contains(" 200 "), "after closing: {status}");
+    o.running.stop().unwrap();
+    std::fs::remove_dir_all(&o.dir).unwrap();
+}
+
+/// The status line and headers of the answer to `GET path` with `headers`.
+fn head(admin: SocketAddr, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {admin}\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    // A stream's answer does not end: what came within the timeout is enough.
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        answer.extend_from_slice(&buffer[..n]);
+        if n == 0 || answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    answer.split("\r\n\r\n").next().unwrap().to_owned()
+}
+
+#[test]
+fn the_admin_endpoint_answers_only_with_its_token() {
+    let _machine = crate::shared();
+    let token = AdminToken::generate().unwrap();
+    let o = start_guarded("guarded", Some(token.clone()));
+    let admin = o.running.admin_address().unwrap();
+    let t = token.text();
+    let wrong = AdminToken::generate().unwrap();
+    // Every path, a stream and a hold of the zones included, refuses a request without
+    // the token, with a wrong one, or with it under another scheme.
+    let paths = [
+        "/status",
+        "/metrics",
+        "/entities",
+        "/avatars",
+        "/positions",
+        "/freeze",
+        "/release",
+        "/map",
+        "/map/stream",
+        "/nothing",
+    ];
+    let refusals = [
+        String::new(),
+        format!("Authorization: Bearer {}\r\n", wrong.text()),
+        format!("Authorization: Bearer {}\r\n", &t[1..]),
+        format!("Authorization: Basic {t}\r\n"),
+    ];
+    let mut refused = 0;
+    for path in paths {
+        for headers in &refusals {
+            let answer = head(admin, path, headers);
+            assert!(
+                answer.starts_with("HTTP/1.0 401 "),
+                "{path} {headers:?}: {answer}"
+            );
+            assert!(answer.contains("WWW-Authenticate: Bearer"), "{answer}");
+            refused += 1;
+        }
+        let answer = head(admin, &format!("{path}?token={}", wrong.text()), "");
+        assert!(answer.starts_with("HTTP/1.0 401 "), "{path}: {answer}");
+        refused += 1;
+    }
+    // With the token, as a header or in the query, the endpoint answers as before.
+    let bearer = format!("Authorization: Bearer {t}\r\n");
+    for (path, headers) in [
+        ("/status".to_owned(), bearer.as_str()),
+        (format!("/status?token={t}"), ""),
+        (format!("/positions?view=0,0,10,10&token={t}"), ""),
+        (format!("/map?token={t}"), ""),
+        ("/map/stream".to_owned(), bearer.as_str()),
+        ("/avatars".to_owned(), bearer.as_str()),
+    ] {
+        let answer = head(admin, &path, headers);
+        assert!(answer.contains(" 200 "), "{path}: {answer}");
+    }
+    // The swarm's checks send it; without it they get nothing.
+    assert!(sample_owners(&[admin], Some(&token)).is_ok());
+    let e = sample_owners(&[admin], None).unwrap_err().to_string();
+    assert!(e.contains("401"), "{e}");
+    // Every refusal is counted, and the count is scraped.
+    let metrics = http_get_with(admin, "/metrics", Some(&token)).unwrap();
+    let families = parse(&o.dir, &metrics);
+    let counted = total(
+        &families,
+        "meridian_admin_refused",
+        "meridian_admin_refused_total",
+    );
+    assert_eq!(counted as u64, refused + 1, "{metrics}");
     o.running.stop().unwrap();
     std::fs::remove_dir_all(&o.dir).unwrap();
 }

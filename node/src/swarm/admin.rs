@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant as WallInstant};
 
 use super::Shared;
+use crate::admin_token::AdminToken;
 
 /// One sample of every node's `/avatars`.
 #[derive(Debug, Default)]
@@ -19,13 +20,16 @@ pub struct OwnerSample {
 }
 
 /// Samples every admin endpoint's `/avatars`; an error only when none answered.
-pub fn sample_owners(admins: &[SocketAddr]) -> anyhow::Result<OwnerSample> {
+pub fn sample_owners(
+    admins: &[SocketAddr],
+    token: Option<&AdminToken>,
+) -> anyhow::Result<OwnerSample> {
     let mut owners: HashMap<u64, Vec<(u32, u64)>> = Default::default();
     let mut present = HashSet::new();
     let mut unreachable = Vec::new();
     let mut failed = None;
     for admin in admins {
-        let body = match http_get(*admin, "/avatars") {
+        let body = match http_get_with(*admin, "/avatars", token) {
             Ok(body) => body,
             Err(e) => {
                 unreachable.push(*admin);
@@ -92,12 +96,28 @@ pub(super) fn missing_avatars_of(
         .collect()
 }
 
-/// A minimal HTTP/1.0 GET (the admin endpoint is plain HTTP on a trusted address).
+/// A minimal HTTP/1.0 GET of an admin endpoint that needs no token (plain HTTP on a
+/// trusted address).
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    http_get_with(addr, path, None)
+}
+
+/// [`http_get`] with the node's admin token, if it has one.
+pub fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&AdminToken>,
+) -> anyhow::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let authorization = token.map_or(String::new(), |t| {
+        format!("Authorization: Bearer {}\r\n", t.text())
+    });
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response

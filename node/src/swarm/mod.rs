@@ -61,7 +61,7 @@ mod tag;
 mod view;
 mod visibility;
 use admin::missing_avatars_of;
-pub use admin::{OwnerSample, http_get, sample_owners};
+pub use admin::{OwnerSample, http_get, http_get_with, sample_owners};
 use checks::{VisibilityCounts, events, hold_one, render_jump};
 pub use report::Report;
 pub use tag::TagTally;
@@ -94,6 +94,8 @@ pub struct Target {
     pub zone_addrs: Vec<(ZoneID, SocketAddr)>,
     /// Admin endpoints to sample for the one-owner check (none: the check is skipped).
     pub admins: Vec<SocketAddr>,
+    /// The token those endpoints require, if the nodes run with one.
+    pub admin_token: Option<crate::admin_token::AdminToken>,
     /// Node keys REDIRECTs must be signed by (empty: unsigned nodes).
     pub node_keys: Vec<[u8; 32]>,
     /// The world's auth key pair: the swarm issues its bots' tokens.
@@ -293,7 +295,7 @@ pub fn run(
         }
         if !target.admins.is_empty() {
             let asked = WallInstant::now();
-            match sample_owners(&target.admins) {
+            match sample_owners(&target.admins, target.admin_token.as_ref()) {
                 Ok(sample) => {
                     if sample.unreachable != unreachable_before {
                         for admin in &sample.unreachable {

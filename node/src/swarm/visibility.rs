@@ -125,7 +125,7 @@ pub(super) fn check(target: &super::Target, held: &Held) -> anyhow::Result<Optio
     let mut cut = Cut::default();
     let mut failed = None;
     for admin in &target.admins {
-        match super::http_get(*admin, &view) {
+        match super::http_get_with(*admin, &view, target.admin_token.as_ref()) {
             Ok(body) => parse_positions(&body, &mut cut)?,
             Err(e) => failed = Some(e),
         }
