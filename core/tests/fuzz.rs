@@ -433,8 +433,8 @@ fn control_datagrams() {
             vote[2] = if vote[0] == 1 { 0 } else { vote[2] % 4 };
             for bytes in [
                 input.to_vec(),
-                control_datagram(ControlKind::Gossip, 1, input, &key(1), &tag),
-                control_datagram(ControlKind::Vote, 1, &vote, &key(1), &tag),
+                control_datagram(ControlKind::Gossip, (1, [0; 8]), input, &key(1), &tag),
+                control_datagram(ControlKind::Vote, (1, [0; 8]), &vote, &key(1), &tag),
             ] {
                 mesh.handle_datagram(Instant::ZERO, addr(1), &bytes);
             }

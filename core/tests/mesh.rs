@@ -30,11 +30,19 @@ pub(crate) fn key(k: usize) -> SigningKey {
 }
 
 pub(crate) fn mesh(k: usize, generation: u32, now: Instant, seed: u64) -> Mesh {
+    mesh_of_world(k, generation, now, seed, MeshConfig::default().world)
+}
+
+/// [`mesh`], the node's world digest `world`.
+fn mesh_of_world(k: usize, generation: u32, now: Instant, seed: u64, world: [u8; 8]) -> Mesh {
     let peers: Vec<(u16, SocketAddr, [u8; 32])> = (0..NODES)
         .filter(|&j| j != k)
         .map(|j| (j as u16, addr(j), key(j).verifying_key().to_bytes()))
         .collect();
-    let config = MeshConfig::default();
+    let config = MeshConfig {
+        world,
+        ..MeshConfig::default()
+    };
     let mut m = Mesh::new(k as u16, generation, key(k), &peers, config, now, seed).unwrap();
     m.join(now);
     m
@@ -380,8 +388,8 @@ fn forged_foreign_and_truncated_datagrams_are_dropped_and_counted() {
     // Node 1's words and signature, the tag made with a key a third node shares with 2.
     let third_tag = {
         let third = tag_key(&key(0), &key(2).verifying_key()).unwrap();
-        let payload = &real[4..real.len() - 16 - 64];
-        control_datagram(ControlKind::Gossip, 1, payload, &key(1), &third)
+        let payload = &real[12..real.len() - 16 - 64];
+        control_datagram(ControlKind::Gossip, (1, [0; 8]), payload, &key(1), &third)
     };
     for bytes in [&flipped[..], &stranger, &own, &other_kind, &real[..40], &[]] {
         target.handle_datagram(net.now, addr(1), bytes);
@@ -409,8 +417,17 @@ fn a_replayed_genuine_datagram_costs_at_most_its_nodes_budget() {
     let mut net = Net::new(7, 0.0);
     net.run(Duration::from_millis(500));
     let now = net.now;
-    let real = control_datagram(ControlKind::Gossip, 1, b"not foca's", &key(1), &pair(1, 2));
-    let from_0 = control_datagram(ControlKind::Gossip, 0, b"not foca's", &key(0), &pair(0, 2));
+    let gossip = |node: usize| {
+        let tag = pair(node, 2);
+        control_datagram(
+            ControlKind::Gossip,
+            (node as u16, [0; 8]),
+            b"not foca's",
+            &key(node),
+            &tag,
+        )
+    };
+    let (real, from_0) = (gossip(1), gossip(0));
     let target = net.nodes[2].as_mut().unwrap();
     let before = target.counters();
     for _ in 0..1_000 {
@@ -483,6 +500,55 @@ fn a_node_of_another_mesh_protocol_is_kept_apart_and_reported() {
             };
             assert_eq!(heard(&mut net, k), (MESH_VERSION, vec![back]), "{k}");
         }
+    }
+}
+
+/// A node started with another world file (another world digest) among two of the same:
+/// the two see each other alive and never it — its datagrams are dropped before the tag,
+/// counted, and none reaches foca or the votes — it sees neither, and each of the two
+/// reports its digest once. Restarted with the others' world file, every node sees every
+/// other alive within 3 s, and the two report that too.
+#[test]
+fn a_node_of_another_world_file_is_kept_apart_and_reported() {
+    let ours = MeshConfig::default().world;
+    let other = *b"another!";
+    let heard = |net: &mut Net, k: usize| {
+        let m = net.nodes[k].as_mut().unwrap();
+        let reports: Vec<MeshEvent> = std::iter::from_fn(|| m.poll_event())
+            .filter(|e| matches!(e, MeshEvent::World { .. }))
+            .collect();
+        (
+            m.peers().iter().find(|p| p.node == 2).unwrap().world,
+            reports,
+        )
+    };
+    let mut net = Net::new(33, 0.0);
+    net.nodes[2] = Some(mesh_of_world(2, 2, net.now, 33, other));
+    net.run(Duration::from_secs(3));
+    for k in 0..2 {
+        assert_eq!(net.sees(k, 1 - k), Liveness::Alive, "{k}");
+        assert_ne!(net.sees(k, 2), Liveness::Alive, "{k} sees 2");
+        assert_ne!(net.sees(2, k), Liveness::Alive, "2 sees {k}");
+        let c = net.nodes[k].as_ref().unwrap().counters();
+        assert!(c.other_world > 0, "{c:?}");
+        assert_eq!((c.bad_tag, c.bad_signature, c.votes), (0, 0, 0), "{c:?}");
+        let report = MeshEvent::World {
+            node: 2,
+            world: other,
+        };
+        assert_eq!(heard(&mut net, k), (other, vec![report]), "{k}");
+    }
+    let c = net.nodes[2].as_ref().unwrap().counters();
+    assert!(c.other_world > 0, "{c:?}");
+    net.nodes[2] = Some(mesh(2, 3, net.now, 33));
+    net.run(Duration::from_secs(3));
+    net.assert_all_alive("same world: ");
+    for k in 0..2 {
+        let back = MeshEvent::World {
+            node: 2,
+            world: ours,
+        };
+        assert_eq!(heard(&mut net, k), (ours, vec![back]), "{k}");
     }
 }
 

@@ -2,10 +2,16 @@
 //! votes on zones' standbys.
 //!
 //! ```text
-//! datagram := kind:u8 version:u8 node:u16le payload tag:16 signature:64
-//! signed   := domain(kind) ‖ version:u8 ‖ node:u16le ‖ payload
+//! datagram := kind:u8 version:u8 node:u16le world:8 payload tag:16 signature:64
+//! signed   := domain(kind) ‖ version:u8 ‖ node:u16le ‖ world:8 ‖ payload
 //! tag      := BLAKE3 keyed by the two nodes' pair key, of kind..payload (first 16 bytes)
 //! ```
+//!
+//! `world` (mesh protocol 5 on) is the sender's world digest: what the nodes of one world
+//! must agree on in their world file — its id, geometry and tick rate, the nodes with
+//! their zones, addresses, keys and standbys, the clients' auth key — hashed by the node.
+//! A node whose world file differs in any of that is not of this mesh: its datagrams are
+//! refused as another version's are, and said so.
 //!
 //! The tag is the cheap gate in front of the signature: its key comes from the X25519
 //! secret the sending and the receiving node share (their pinned Ed25519 keys), so a
@@ -31,11 +37,13 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{ParseError, U16Le};
 
-/// The mesh protocol this build speaks: 4 (zone envelopes carry a pair tag: datagram
-/// header version 7). 3: the pair tag before a control datagram's signature; 2: the
-/// version byte, votes in two phases with releases; 1 is every build before the version
-/// byte.
-pub const MESH_VERSION: u8 = 4;
+/// The mesh protocol this build speaks: 5 (the world digest in the head). 4: zone
+/// envelopes carry a pair tag (datagram header version 7); 3: the pair tag before a
+/// control datagram's signature; 2: the version byte, votes in two phases with releases;
+/// 1 is every build before the version byte.
+pub const MESH_VERSION: u8 = 5;
+/// The length of the world digest in a control datagram's head.
+pub const WORLD_DIGEST_SIZE: usize = 8;
 /// The first byte of a gossip datagram.
 pub const GOSSIP_KIND: u8 = 0x67;
 /// The first byte of a vote datagram.
@@ -64,9 +72,13 @@ pub struct ControlHead {
     pub version: u8,
     /// The sender's index in the world file's `[[nodes]]`.
     pub node: U16Le,
+    /// The sender's world digest (see the module docs).
+    pub world: [u8; WORLD_DIGEST_SIZE],
 }
 
-const _: () = assert!(core::mem::size_of::<ControlHead>() == 4);
+const _: () = assert!(core::mem::size_of::<ControlHead>() == 12);
+/// The head of versions 2 to 4: kind, version, node.
+const HEAD_BEFORE_5: usize = 4;
 
 /// A control datagram taken apart; the signature is not checked here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +87,8 @@ pub struct Control<'a> {
     /// The mesh protocol the sender speaks (1 for a datagram without the version byte).
     pub version: u8,
     pub node: u16,
+    /// The sender's world digest (`None` before mesh protocol 5).
+    pub world: Option<&'a [u8; WORLD_DIGEST_SIZE]>,
     pub payload: &'a [u8],
     /// The pair tag (`None` before mesh protocol 3).
     pub tag: Option<&'a [u8; TAG_SIZE]>,
@@ -86,8 +100,8 @@ impl ControlHead {
     /// Head, tag and signature: the bytes of a control datagram around its payload.
     pub const OVERHEAD: usize = Self::SIZE + TAG_SIZE + SIGNATURE_SIZE;
 
-    /// The head of a datagram this build sends.
-    pub fn new(kind: ControlKind, node: u16) -> ControlHead {
+    /// The head of a datagram this build sends, from a node of the world `world`.
+    pub fn new(kind: ControlKind, node: u16, world: [u8; WORLD_DIGEST_SIZE]) -> ControlHead {
         ControlHead {
             kind: match kind {
                 ControlKind::Gossip => GOSSIP_KIND,
@@ -95,29 +109,32 @@ impl ControlHead {
             },
             version: MESH_VERSION,
             node: U16Le::new(node),
+            world,
         }
     }
 }
 
-/// Takes a control datagram apart, of any version: `Truncated` if it cannot hold a head,
-/// a tag (version 3 on) and a signature, `UnknownKind` if its first byte is no control
+/// Takes a control datagram apart, of any version: `Truncated` if it cannot hold a head
+/// (with the world digest from version 5 on), a tag (version 3 on) and a signature, `UnknownKind` if its first byte is no control
 /// kind of any version. Whether the version is this build's is the caller's question.
 pub fn parse_control(bytes: &[u8]) -> Result<Control<'_>, ParseError> {
-    let (kind, legacy, head) = match bytes.first() {
-        Some(&GOSSIP_KIND) => (ControlKind::Gossip, false, ControlHead::SIZE),
-        Some(&VOTE_KIND) => (ControlKind::Vote, false, ControlHead::SIZE),
-        Some(&LEGACY_GOSSIP_KIND) => (ControlKind::Gossip, true, 3),
-        Some(&LEGACY_VOTE_KIND) => (ControlKind::Vote, true, 3),
+    let (kind, legacy) = match bytes.first() {
+        Some(&GOSSIP_KIND) => (ControlKind::Gossip, false),
+        Some(&VOTE_KIND) => (ControlKind::Vote, false),
+        Some(&LEGACY_GOSSIP_KIND) => (ControlKind::Gossip, true),
+        Some(&LEGACY_VOTE_KIND) => (ControlKind::Vote, true),
         Some(_) => return Err(ParseError::UnknownKind),
         None => return Err(ParseError::Truncated),
     };
-    if bytes.len() < head + SIGNATURE_SIZE {
+    if bytes.len() < HEAD_BEFORE_5 {
         return Err(ParseError::Truncated);
     }
-    let (version, node) = if legacy {
-        (1, [bytes[1], bytes[2]])
+    let (version, node, head) = if legacy {
+        (1, [bytes[1], bytes[2]], 3)
+    } else if bytes[1] < 5 {
+        (bytes[1], [bytes[2], bytes[3]], HEAD_BEFORE_5)
     } else {
-        (bytes[1], [bytes[2], bytes[3]])
+        (bytes[1], [bytes[2], bytes[3]], ControlHead::SIZE)
     };
     let tag_size = if version >= 3 { TAG_SIZE } else { 0 };
     if bytes.len() < head + tag_size + SIGNATURE_SIZE {
@@ -130,10 +147,15 @@ pub fn parse_control(bytes: &[u8]) -> Result<Control<'_>, ParseError> {
     let tag = (tag_size > 0)
         .then(|| tag.try_into().map_err(|_| ParseError::Truncated))
         .transpose()?;
+    let world = (version >= 5)
+        .then(|| body[HEAD_BEFORE_5..head].try_into())
+        .transpose()
+        .map_err(|_| ParseError::Truncated)?;
     Ok(Control {
         kind,
         version,
         node: u16::from_le_bytes(node),
+        world,
         payload: &body[head..],
         tag,
         signature,
@@ -151,19 +173,39 @@ mod tests {
 
     #[test]
     fn a_datagram_of_this_build_parses_back() {
-        let head = ControlHead::new(ControlKind::Vote, 7);
-        let mut bytes = [0u8; 4 + 3 + 16 + 64];
-        bytes[..4].copy_from_slice(bytemuck::bytes_of(&head));
-        bytes[4..7].copy_from_slice(b"abc");
-        bytes[7..23].fill(5);
-        bytes[23..].fill(9);
+        let head = ControlHead::new(ControlKind::Vote, 7, *b"worlddig");
+        let mut bytes = [0u8; 12 + 3 + 16 + 64];
+        bytes[..12].copy_from_slice(bytemuck::bytes_of(&head));
+        bytes[12..15].copy_from_slice(b"abc");
+        bytes[15..31].fill(5);
+        bytes[31..].fill(9);
         let c = parse_control(&bytes).unwrap();
         assert_eq!(
-            (c.kind, c.version, c.node, c.payload),
-            (ControlKind::Vote, MESH_VERSION, 7, &b"abc"[..])
+            (c.kind, c.version, c.node, c.world, c.payload),
+            (
+                ControlKind::Vote,
+                MESH_VERSION,
+                7,
+                Some(b"worlddig"),
+                &b"abc"[..]
+            )
         );
         assert_eq!((c.tag, c.signature), (Some(&[5u8; 16]), &[9u8; 64]));
-        assert_eq!(tagged_bytes(&bytes), &bytes[..7]);
+        assert_eq!(tagged_bytes(&bytes), &bytes[..15]);
+    }
+
+    /// Versions 3 and 4 had no world digest: the payload follows the node.
+    #[test]
+    fn a_datagram_of_version_4_has_no_world_digest() {
+        let mut bytes = [0u8; 4 + 5 + 16 + 64];
+        bytes[..4].copy_from_slice(&[VOTE_KIND, 4, 2, 0]);
+        bytes[4..9].copy_from_slice(b"hello");
+        let c = parse_control(&bytes).unwrap();
+        assert_eq!(
+            (c.version, c.node, c.world, c.payload),
+            (4, 2, None, &b"hello"[..])
+        );
+        assert!(c.tag.is_some());
     }
 
     /// Version 2 had no tag: its payload runs up to the signature.
@@ -200,7 +242,7 @@ mod tests {
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((7, 1, 3), 4),
+            ((7, 1, 3), 5),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }
@@ -208,12 +250,17 @@ mod tests {
     #[test]
     fn short_or_foreign_bytes_are_refused() {
         assert_eq!(parse_control(&[]), Err(ParseError::Truncated));
-        // Version byte 0x67 (≥ 3): head, tag and signature.
+        // Version byte 0x67 (≥ 5): head with the world digest, tag and signature.
         assert_eq!(
-            parse_control(&[GOSSIP_KIND; 83]),
+            parse_control(&[GOSSIP_KIND; 91]),
             Err(ParseError::Truncated)
         );
-        assert!(parse_control(&[GOSSIP_KIND; 84]).is_ok());
+        assert!(parse_control(&[GOSSIP_KIND; 92]).is_ok());
+        let mut v4 = [GOSSIP_KIND; 84];
+        v4[1] = 4;
+        assert!(parse_control(&v4).is_ok());
+        assert_eq!(parse_control(&v4[..83]), Err(ParseError::Truncated));
+        assert_eq!(parse_control(&v4[..3]), Err(ParseError::Truncated));
         let mut v2 = [GOSSIP_KIND; 68];
         v2[1] = 2;
         assert!(parse_control(&v2).is_ok());

@@ -765,5 +765,12 @@ fn check(path: &Path) -> anyhow::Result<()> {
         );
     }
     print!("{}", meridian_node::layout::describe(&spec));
+    if spec.nodes.iter().any(|n| n.control.is_some()) {
+        println!(
+            "mesh world digest {}: every node's world file must give the same (nodes whose \
+             digests differ refuse each other's gossip and votes)",
+            hex::encode(meridian_node::mesh::world_digest(&spec))
+        );
+    }
     Ok(())
 }

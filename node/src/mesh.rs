@@ -19,7 +19,7 @@ use ed25519_dalek::SigningKey;
 use meridian_core::mesh::votes::{Ask, Ledger, Promise};
 use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshCounters, MeshEvent};
 use meridian_io::Clock;
-use meridian_layouts::control::MESH_VERSION;
+use meridian_layouts::control::{MESH_VERSION, WORLD_DIGEST_SIZE};
 
 use crate::world_file::WorldSpec;
 
@@ -33,6 +33,8 @@ pub struct PeerView {
     pub for_ms: u64,
     /// The mesh protocol its datagrams last spoke (this build's until heard otherwise).
     pub protocol: u8,
+    /// Its datagrams carry another world digest: it runs another world file.
+    pub other_world: bool,
 }
 
 /// What the mesh thread publishes.
@@ -117,6 +119,66 @@ impl Drop for MeshHandle {
 /// The ledger's file in a data directory.
 pub const LEDGER_FILE: &str = "votes.ledger";
 
+/// What the nodes of one mesh must agree on in their world file, one term a line: the
+/// world's id, geometry and tick rate (where zones' borders, auras and ticks are), every
+/// node with its zones, data and control addresses, key and standbys (who runs and keeps
+/// which zone, and whom to believe), and how clients are admitted. Not what one node may
+/// set for itself: its cores and admin address, NPCs, capacities, checkpoint interval,
+/// the mesh's start grace.
+pub fn world_terms(spec: &WorldSpec) -> String {
+    use std::fmt::Write as _;
+    let c = spec.world.config();
+    let b = c.bounds;
+    let mut terms = format!(
+        "world {}\nbounds {} {} {} {}\nzones {} x {}\nmargin {} aura {}\ntick_rate_hz {}\n",
+        spec.world_id,
+        b.x_min,
+        b.y_min,
+        b.x_max,
+        b.y_max,
+        c.zones_x,
+        c.zones_y,
+        c.margin_m,
+        c.aura_m,
+        c.tick_rate_hz
+    );
+    for n in &spec.nodes {
+        // Sets: the order a node lists them in is its own (its cores follow its zones).
+        let mut zones: Vec<u32> = n.zones.iter().map(|z| z.0).collect();
+        let mut standbys: Vec<u32> = n.standby_for.iter().map(|z| z.0).collect();
+        zones.sort_unstable();
+        standbys.sort_unstable();
+        let _ = writeln!(
+            terms,
+            "node {} zones {zones:?} udp {} control {:?} key {} standby_for {standbys:?}",
+            n.name,
+            n.udp,
+            n.control,
+            n.public_key.map(hex::encode).unwrap_or_default(),
+        );
+    }
+    if let Some(clients) = &spec.clients {
+        let _ = writeln!(
+            terms,
+            "clients auth_key {} client_auth {:?}",
+            hex::encode(clients.auth_key),
+            clients.client_auth
+        );
+    }
+    terms
+}
+
+/// The world digest a node's control datagrams carry: [`world_terms`] hashed (BLAKE3,
+/// the first eight bytes). `meridian check` prints it, so two machines' world files can
+/// be compared before they meet.
+pub fn world_digest(spec: &WorldSpec) -> [u8; WORLD_DIGEST_SIZE] {
+    let terms = world_terms(spec);
+    let hash = blake3::derive_key("meridian 2026-12 mesh world digest", terms.as_bytes());
+    let mut digest = [0u8; WORLD_DIGEST_SIZE];
+    digest.copy_from_slice(&hash[..WORLD_DIGEST_SIZE]);
+    digest
+}
+
 /// Starts membership for node `me` of `spec` (which has a control address and keys on
 /// every node), signing with `key`; it votes from `data`'s ledger if it has a data
 /// directory.
@@ -158,6 +220,7 @@ pub fn start(
         &peers,
         MeshConfig {
             silent_to_down_after: spec.mesh.start_grace,
+            world: world_digest(spec),
             ..MeshConfig::default()
         },
         clock.now(),
@@ -187,8 +250,10 @@ pub fn start(
             .spawn(move || run(mesh, io, &names, &view, &stop))?
     };
     tracing::info!(
-        "mesh membership on control port {control}: {} other nodes",
-        peers.len()
+        "mesh membership on control port {control}: {} other nodes, world digest {} (every \
+         node's must be the same: `meridian check` prints a world file's)",
+        peers.len(),
+        hex::encode(world_digest(spec))
     );
     Ok(MeshHandle {
         votes: VoteBox(asks_tx),
@@ -218,6 +283,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
     let mut waiting: HashMap<u64, Sender<bool>> = HashMap::new();
     let mut save_failed = false;
     let name = |node: u16| names.get(usize::from(node)).map_or("?", String::as_str);
+    let world = mesh.world();
     while !stop.load(Ordering::SeqCst) {
         let now = io.clock.now();
         let wait = mesh
@@ -263,7 +329,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
             let _ = io.socket.send_to(&bytes, to);
         }
         while let Some(event) = mesh.poll_event() {
-            on_event(event, &name, &mut waiting);
+            on_event(event, (&name, world), &mut waiting);
         }
         let now = io.clock.now();
         let peers = mesh
@@ -275,6 +341,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
                 generation: p.generation,
                 for_ms: now.saturating_duration_since(p.since).as_millis() as u64,
                 protocol: p.version,
+                other_world: p.world != world,
             })
             .collect();
         *view.lock().expect("mesh view") = MeshView {
@@ -288,7 +355,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
 /// Logs a membership change or a vote's outcome, and hands the outcome to its asker.
 fn on_event<'a>(
     event: MeshEvent,
-    name: &impl Fn(u16) -> &'a str,
+    (name, ours): (&impl Fn(u16) -> &'a str, [u8; WORLD_DIGEST_SIZE]),
     waiting: &mut HashMap<u64, Sender<bool>>,
 ) {
     match event {
@@ -317,6 +384,20 @@ fn on_event<'a>(
         MeshEvent::Version { node, version } => tracing::error!(
             "mesh: node {} speaks mesh protocol {version}, this build {MESH_VERSION}: its datagrams are dropped, so to this node it is down, and neither counts the other's votes; run one build on every node of the mesh (docs/operations.md, \"Upgrading\")",
             name(node)
+        ),
+        MeshEvent::World { node, world } if world == ours => tracing::info!(
+            "mesh: node {} runs this node's world file again (world digest {})",
+            name(node),
+            hex::encode(world)
+        ),
+        MeshEvent::World { node, world } => tracing::error!(
+            "mesh: node {} runs another world file (world digest {}, this node's {}): its \
+             datagrams are dropped, so to this node it is down, and neither counts the \
+             other's votes; give every node the same world file (`meridian check --world \
+             FILE` prints its digest)",
+            name(node),
+            hex::encode(world),
+            hex::encode(ours)
         ),
         MeshEvent::Rejoined { generation } => tracing::warn!(
             "mesh: the other nodes declared this node down (or it did not run for longer than they take to: a stall, a stop); rejoined as generation {generation}"
@@ -443,12 +524,13 @@ pub fn status_text(view: &MeshView) -> String {
         .iter()
         .map(|p| {
             format!(
-                "peer {} {} generation {} for_ms {} protocol {}\n",
+                "peer {} {} generation {} for_ms {} protocol {}{}\n",
                 p.name,
                 p.liveness.as_str(),
                 p.generation,
                 p.for_ms,
-                p.protocol
+                p.protocol,
+                if p.other_world { " other_world" } else { "" }
             )
         })
         .collect()
@@ -474,18 +556,56 @@ pub fn status_part(view: &MeshView) -> String {
             part.push_str(&format!(", {} {word}: {}", names.len(), names.join(" ")));
         }
     }
-    let other: Vec<String> = view
-        .peers
-        .iter()
-        .filter(|p| p.protocol != MESH_VERSION)
-        .map(|p| format!("{} ({})", p.name, p.protocol))
-        .collect();
-    if !other.is_empty() {
-        part.push_str(&format!(
-            ", {} on another mesh protocol: {}",
-            other.len(),
-            other.join(" ")
-        ));
+    // Peers that are not of this mesh, and what sets them apart.
+    type Apart = fn(&PeerView) -> Option<String>;
+    let apart: [(&str, Apart); 2] = [
+        ("on another mesh protocol", |p| {
+            (p.protocol != MESH_VERSION).then(|| format!("{} ({})", p.name, p.protocol))
+        }),
+        ("on another world file", |p| {
+            p.other_world.then(|| p.name.clone())
+        }),
+    ];
+    for (what, pick) in apart {
+        let names: Vec<String> = view.peers.iter().filter_map(pick).collect();
+        if !names.is_empty() {
+            part.push_str(&format!(", {} {what}: {}", names.len(), names.join(" ")));
+        }
     }
     part
+}
+
+#[cfg(test)]
+mod world_tests {
+    use super::*;
+
+    /// The digest changes with every term the nodes must agree on and with none that a
+    /// node sets for itself.
+    #[test]
+    fn the_world_digest_covers_what_nodes_must_agree_on() {
+        let base = include_str!("../worlds/mesh-3.toml");
+        let digest = |text: &str| world_digest(&crate::world_file::parse_spec(text).unwrap());
+        let ours = digest(base);
+        let edit = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            base.replacen(from, to, 1)
+        };
+        for (from, to) in [
+            ("margin_m = 8.0", "margin_m = 9.0"),
+            ("aura_m = 32.0", "aura_m = 30.0"),
+            ("tick_rate_hz = 30", "tick_rate_hz = 20"),
+            ("udp = \"127.0.0.1:7500\"", "udp = \"127.0.0.1:7501\""),
+            ("standby_for = [0, 1]", "standby_for = [0]"),
+        ] {
+            assert_ne!(digest(&edit(from, to)), ours, "{from} → {to}");
+        }
+        for (from, to) in [
+            ("admin = \"127.0.0.1:7700\"", "admin = \"127.0.0.1:7701\""),
+            ("standby_for = [0, 1]", "standby_for = [1, 0]"),
+            ("per_zone = 20000", "per_zone = 100"),
+            ("cell_size_m = 32.0", "cell_size_m = 16.0"),
+        ] {
+            assert_eq!(digest(&edit(from, to)), ours, "{from} → {to}");
+        }
+    }
 }

@@ -340,6 +340,7 @@ impl prometheus_client::collector::Collector for Membership {
             ("received", c.received),
             ("malformed", c.malformed),
             ("other_version", c.other_version),
+            ("other_world", c.other_world),
             ("unknown_node", c.unknown_node),
             ("wrong_source", c.wrong_source),
             ("bad_tag", c.bad_tag),
@@ -350,7 +351,8 @@ impl prometheus_client::collector::Collector for Membership {
             ("votes_dropped", c.votes_dropped),
         ];
         let help = "Datagrams on the control port (gossip and votes): sent, received, votes \
-                    taken, and those dropped by reason.";
+                    taken, and those dropped by reason (other_version: a node of another \
+                    build; other_world: a node started with another world file).";
         let mut family =
             e.encode_descriptor("meridian_mesh_datagrams", help, None, MetricType::Counter)?;
         for (kind, value) in kinds {

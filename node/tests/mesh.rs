@@ -169,17 +169,25 @@ fn a_mesh_without_keys_or_with_a_node_missing_its_control_port_is_refused() {
 }
 
 /// A vote datagram on the control port, framed here as docs/mesh.md writes it (not by the
-/// code under test): kind, version, node, message, the tag under `tag` (a pair's key:
-/// [`pair`]), signature by `signer`.
-fn vote_datagram(node: u16, signer: &SigningKey, tag: [u8; 32], message: &VoteMessage) -> Vec<u8> {
+/// code under test): kind, version, node, the world digest of [`world`]'s world (`spec`),
+/// message, the tag under `tag` (a pair's key: [`pair`]), signature by `signer`.
+fn vote_datagram(
+    (node, spec): (u16, &world_file::WorldSpec),
+    signer: &SigningKey,
+    tag: [u8; 32],
+    message: &VoteMessage,
+) -> Vec<u8> {
     use ed25519_dalek::Signer;
     let payload = bytemuck::bytes_of(message);
+    let world = meridian_node::mesh::world_digest(spec);
     let mut signed = VOTE_DOMAIN.to_vec();
     signed.push(MESH_VERSION);
     signed.extend_from_slice(&node.to_le_bytes());
+    signed.extend_from_slice(&world);
     signed.extend_from_slice(payload);
     let mut datagram = vec![VOTE_KIND, MESH_VERSION];
     datagram.extend_from_slice(&node.to_le_bytes());
+    datagram.extend_from_slice(&world);
     datagram.extend_from_slice(payload);
     let tagged = blake3::keyed_hash(&tag, &datagram);
     datagram.extend_from_slice(&tagged.as_bytes()[..16]);
@@ -233,7 +241,7 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
     let current = ask(VoteOp::Current, 2);
 
     let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let genuine = vote_datagram(1, &key(1), pair(1, 0), &current);
+    let genuine = vote_datagram((1, &spec), &key(1), pair(1, 0), &current);
     let before = counters();
     // 20,000 a second (a burst much faster than that fills the socket's buffer: the
     // kernel drops the rest, which is the flood's only effect).
@@ -261,7 +269,10 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     as_n1
-        .send_to(&vote_datagram(1, &key(2), pair(2, 0), &current), control)
+        .send_to(
+            &vote_datagram((1, &spec), &key(2), pair(2, 0), &current),
+            control,
+        )
         .unwrap();
     while counters().bad_tag < before.bad_tag + 1 {
         assert!(Instant::now() < deadline, "{:?}", counters());
@@ -269,7 +280,10 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
     }
     assert_eq!(counters().bad_signature, before.bad_signature);
     as_n1
-        .send_to(&vote_datagram(1, &key(2), pair(1, 0), &current), control)
+        .send_to(
+            &vote_datagram((1, &spec), &key(2), pair(1, 0), &current),
+            control,
+        )
         .unwrap();
     while counters().bad_signature < before.bad_signature + 1 {
         assert!(Instant::now() < deadline, "{:?}", counters());
@@ -286,14 +300,14 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
             break buf[..len].to_vec();
         }
     };
-    let message: VoteMessage = bytemuck::pod_read_unaligned(&answer[4..4 + VoteMessage::SIZE]);
+    let message: VoteMessage = bytemuck::pod_read_unaligned(&answer[12..12 + VoteMessage::SIZE]);
     assert_eq!(
         (message.kind, message.answer),
         (VoteKind::Answer as u8, VoteAnswer::Yes as u8)
     );
     assert_eq!(
         answer,
-        vote_datagram(0, &key(0), pair(0, 1), &message),
+        vote_datagram((0, &spec), &key(0), pair(0, 1), &message),
         "tagged and signed by n0"
     );
     let saved = Ledger::decode(&std::fs::read(&ledger).unwrap()).unwrap();
@@ -301,12 +315,12 @@ fn votes_on_the_control_port_take_only_genuine_asks() {
 
     // A drop of n2, which n0 sees alive or unknown, not down: wait, nothing written.
     let written = std::fs::read(&ledger).unwrap();
-    let drop = vote_datagram(1, &key(1), pair(1, 0), &ask(VoteOp::Drop, 2));
+    let drop = vote_datagram((1, &spec), &key(1), pair(1, 0), &ask(VoteOp::Drop, 2));
     let answer = loop {
         as_n1.send_to(&drop, control).unwrap();
         let (len, _) = as_n1.recv_from(&mut buf).expect("an answer");
-        let m: VoteMessage = bytemuck::pod_read_unaligned(&buf[4..4 + VoteMessage::SIZE]);
-        if buf[0] == VOTE_KIND && len > 4 && m.op == VoteOp::Drop as u8 {
+        let m: VoteMessage = bytemuck::pod_read_unaligned(&buf[12..12 + VoteMessage::SIZE]);
+        if buf[0] == VOTE_KIND && len > 12 && m.op == VoteOp::Drop as u8 {
             break m.answer;
         }
     };
@@ -332,7 +346,7 @@ fn a_node_of_another_mesh_protocol_shows_in_status_and_metrics() {
     let legacy = [&[LEGACY_GOSSIP_KIND, 1, 0][..], &[7; 20], &[0; 64]].concat();
     let later = [
         &[GOSSIP_KIND, MESH_VERSION + 1, 1, 0][..],
-        &[7; 20],
+        &[7; 28],
         &[0; 64],
     ]
     .concat();
@@ -369,6 +383,59 @@ fn a_node_of_another_mesh_protocol_shows_in_status_and_metrics() {
     n0.stop().unwrap();
 }
 
+/// Two nodes started with world files that differ in one term they must agree on (the
+/// margin: where handoffs happen), the ports and keys the same: neither takes the other's
+/// gossip (counted as `other_world`, never as a bad tag or signature), neither sees the
+/// other alive, and each shows which peer runs another world file in `/status` (`peer n1
+/// ... other_world`), the status line (`1 on another world file: n1`) and `/metrics`.
+#[test]
+fn nodes_of_different_world_files_refuse_each_other_and_say_so() {
+    let _machine = crate::shared();
+    let text = world();
+    let spec = world_file::parse_spec(&text).unwrap();
+    let other = world_file::parse_spec(&text.replace("margin_m = 2.0", "margin_m = 3.0")).unwrap();
+    let (ours, theirs) = (
+        meridian_node::mesh::world_digest(&spec),
+        meridian_node::mesh::world_digest(&other),
+    );
+    assert_ne!(ours, theirs);
+    let n0 = run::start(&spec, &spec.nodes[0], None, Some(&key(0))).unwrap();
+    let n1 = run::start(&other, &other.nodes[1], None, Some(&key(1))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (node, peer) in [(&n0, "n1"), (&n1, "n0")] {
+        let view = loop {
+            let view = node.mesh().unwrap();
+            let flagged = view.peers.iter().any(|p| p.name == peer && p.other_world);
+            if flagged && view.counters.other_world >= 1 {
+                break view;
+            }
+            assert!(Instant::now() < deadline, "{peer}: {view:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let c = view.counters;
+        assert_eq!((c.bad_tag, c.bad_signature, c.refused), (0, 0, 0), "{c:?}");
+        let line = meridian_node::mesh::status_part(&view);
+        assert!(
+            line.ends_with(&format!("1 on another world file: {peer}")),
+            "{line}"
+        );
+        let admin = node.admin_address().unwrap();
+        let status = meridian_node::swarm::http_get(admin, "/status").unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("peer {peer} ")))
+            .unwrap();
+        assert!(line.ends_with(" other_world"), "{status}");
+        assert!(!line.contains(" alive "), "{status}");
+        let metrics = meridian_node::swarm::http_get(admin, "/metrics").unwrap();
+        assert!(metrics.contains("kind=\"other_world\"}"), "{metrics}");
+    }
+    assert_ne!(liveness(&n0, "n1"), Liveness::Alive);
+    assert_ne!(liveness(&n1, "n0"), Liveness::Alive);
+    n0.stop().unwrap();
+    n1.stop().unwrap();
+}
+
 /// One host floods a node's control port from the address of a listed node that is not
 /// running (UDP sources are easy to forge), as fast as one socket sends: well-formed
 /// gossip frames of this protocol whose signature is a genuine one over other bytes. The
@@ -398,10 +465,12 @@ fn a_spoofed_flood_from_a_nodes_address_declares_no_one_down() {
     std::thread::sleep(Duration::from_secs(1));
     let control = spec.nodes[0].control.unwrap();
     let as_n2 = std::net::UdpSocket::bind(spec.nodes[2].control.unwrap()).unwrap();
-    // Head, 60 bytes of payload, a made-up tag, and a signature of n2's over other bytes.
+    // Head (the world's digest in it), 52 bytes of payload, a made-up tag, and a
+    // signature of n2's over other bytes.
     let frame = [
         &[GOSSIP_KIND, MESH_VERSION, 2, 0][..],
-        &[7; 60],
+        &meridian_node::mesh::world_digest(&spec),
+        &[7; 52],
         &[9; 16],
         &key(2).sign(b"other bytes").to_bytes(),
     ]

@@ -110,7 +110,7 @@ impl Mesh {
         self.counters.sent += 1;
         datagram(
             ControlKind::Vote,
-            me,
+            (me, self.world),
             bytemuck::bytes_of(message),
             &self.key,
             tag,

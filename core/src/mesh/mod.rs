@@ -14,8 +14,8 @@
 //! share, checked before the signature ([`gate`]):
 //!
 //! ```text
-//! datagram := kind:u8 (0x67) version:u8 node:u16le payload tag:16 signature:64
-//! signed   := "meridian/gossip/v1" ‖ version:u8 ‖ node:u16le ‖ payload
+//! datagram := kind:u8 (0x67) version:u8 node:u16le world:8 payload tag:16 signature:64
+//! signed   := "meridian/gossip/v1" ‖ version:u8 ‖ node:u16le ‖ world:8 ‖ payload
 //! ```
 //!
 //! A datagram from a node the world file does not list, from another address than that
@@ -35,6 +35,14 @@
 //! counted, and the node's version is reported ([`MeshEvent::Version`], [`Peer::version`]):
 //! to this node, a node of another protocol is one that does not answer, so the mesh
 //! treats it as down, and neither counts the other's votes.
+//!
+//! **Worlds.** `world` is the sender's world digest ([`MeshConfig::world`]: what the
+//! nodes must agree on in their world file, hashed by the node). A datagram of this
+//! protocol whose tag holds (the node made it) but with another digest — checked before
+//! the signature — is dropped and counted, and reported once per change ([`MeshEvent::World`],
+//! [`Peer::world`]): a node started with another world file places zones, standbys and
+//! keys by other rules, so it is not of this mesh, and neither side counts the other's
+//! votes.
 //!
 //! **Timing.** [`MeshConfig::default`] is tuned for a LAN: a dead node is suspected
 //! within about two probe periods and declared down `suspect_to_down_after` later (under
@@ -71,7 +79,7 @@ use foca::{
     PeriodicParams, PostcardCodec, State, Timer,
 };
 use meridian_layouts::control::{
-    ControlHead, ControlKind, MESH_VERSION, parse_control, tagged_bytes,
+    ControlHead, ControlKind, MESH_VERSION, WORLD_DIGEST_SIZE, parse_control, tagged_bytes,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -155,6 +163,9 @@ pub struct Peer {
     /// The mesh protocol its datagrams last spoke: this build's
     /// ([`MESH_VERSION`]) until one of another version arrives from its address.
     pub version: u8,
+    /// The world digest its datagrams last carried: this node's until one with another
+    /// arrives.
+    pub world: [u8; WORLD_DIGEST_SIZE],
     /// The key of the tags between it and this node.
     tag: gate::TagKey,
     /// The signature checks its datagrams may still cost in this window.
@@ -184,6 +195,13 @@ pub enum MeshEvent {
         node: u16,
         version: u8,
     },
+    /// Datagrams from `node` now carry world digest `world`: another than this node's
+    /// (they are dropped, and the node looks down from here: it runs another world file),
+    /// or this node's again.
+    World {
+        node: u16,
+        world: [u8; WORLD_DIGEST_SIZE],
+    },
     /// An ask of this node was decided: agreed by a majority, or not.
     Decided {
         ballot: u64,
@@ -204,6 +222,9 @@ pub struct MeshConfig {
     /// otherwise never learn of it, and never take that node's zones over. Longer than a
     /// death takes, so that the nodes of a mesh started together find each other first.
     pub silent_to_down_after: Duration,
+    /// This node's world digest: what the nodes of one mesh must agree on in their world
+    /// file (the node hashes it; the simulator's nodes share one). See the module docs.
+    pub world: [u8; WORLD_DIGEST_SIZE],
 }
 
 impl Default for MeshConfig {
@@ -213,6 +234,7 @@ impl Default for MeshConfig {
             probe_rtt: Duration::from_millis(40),
             suspect_to_down_after: Duration::from_millis(500),
             silent_to_down_after: Duration::from_secs(5),
+            world: [0; WORLD_DIGEST_SIZE],
         }
     }
 }
@@ -226,6 +248,9 @@ pub struct MeshCounters {
     pub malformed: u64,
     /// Dropped: from a node's address, in another mesh protocol than this build's.
     pub other_version: u64,
+    /// Dropped: from a node's address, in this protocol, with another world digest (a
+    /// node started with another world file).
+    pub other_world: u64,
     /// Dropped: from a node index the world file does not list (or this node's own).
     pub unknown_node: u64,
     /// Dropped: not from the claimed node's control address.
@@ -268,6 +293,8 @@ pub struct Mesh {
     timers: Vec<(Instant, u64, Timer<NodeId>)>,
     asked: u64,
     key: SigningKey,
+    /// This node's world digest ([`MeshConfig::world`]).
+    world: [u8; WORLD_DIGEST_SIZE],
     peers: Vec<Peer>,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<MeshEvent>,
@@ -323,6 +350,7 @@ impl Mesh {
                 generation: 0,
                 since: now,
                 version: MESH_VERSION,
+                world: config.world,
                 tag,
                 budget: gate::Budget::new(now),
             });
@@ -372,6 +400,7 @@ impl Mesh {
             timers: Vec::new(),
             asked: 0,
             key,
+            world: config.world,
             peers: list,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -385,6 +414,11 @@ impl Mesh {
             held_out: Vec::new(),
             held_events: Vec::new(),
         })
+    }
+
+    /// This node's world digest ([`MeshConfig::world`]).
+    pub fn world(&self) -> [u8; WORLD_DIGEST_SIZE] {
+        self.world
     }
 
     /// Announces this node to every peer (the world file's nodes are the seeds).
@@ -436,11 +470,19 @@ impl Mesh {
             self.counters.bad_tag += 1;
             return;
         }
+        // The tag held: the node made this datagram, and says which world it runs.
+        let world = control.world.copied().unwrap_or_default();
+        self.heard_world(k, world);
+        if world != self.world {
+            self.counters.other_world += 1;
+            return;
+        }
+        let peer = &mut self.peers[k];
         if !peer.budget.take(now) {
             self.counters.over_budget += 1;
             return;
         }
-        let signed = signed_bytes(control.kind, node, control.payload);
+        let signed = signed_bytes(control.kind, node, self.world, control.payload);
         let signature = Signature::from_bytes(control.signature);
         if self.peers[k].key.verify(&signed, &signature).is_err() {
             self.counters.bad_signature += 1;
@@ -456,6 +498,17 @@ impl Mesh {
             self.counters.refused += 1;
         }
         self.drain_runtime();
+    }
+
+    /// Datagrams of peer `k` (their tag held) carry world digest `world`: reported when
+    /// that changes.
+    fn heard_world(&mut self, k: usize, world: [u8; WORLD_DIGEST_SIZE]) {
+        let peer = &mut self.peers[k];
+        if peer.world != world {
+            peer.world = world;
+            let node = peer.node;
+            self.events.push_back(MeshEvent::World { node, world });
+        }
     }
 
     /// Datagrams from peer `k`'s address speak mesh protocol `version`: reported when
@@ -580,7 +633,13 @@ impl Mesh {
         while let Some((to, payload)) = self.runtime.to_send() {
             if let Some(peer) = self.peers.iter().find(|p| p.node == to.node) {
                 let me = self.foca.identity().node;
-                let datagram = datagram(ControlKind::Gossip, me, &payload, &self.key, &peer.tag);
+                let datagram = datagram(
+                    ControlKind::Gossip,
+                    (me, self.world),
+                    &payload,
+                    &self.key,
+                    &peer.tag,
+                );
                 self.outbox.push_back((peer.addr, datagram));
                 self.counters.sent += 1;
             }
@@ -637,18 +696,19 @@ impl Mesh {
     }
 }
 
-/// A control datagram of this build from node `node` to the peer it shares `tag_key` with
-/// ([`tag_key`]): head, payload, tag, signature (`meridian_layouts::control`).
+/// A control datagram of this build from node `node` of the world `world` (its digest)
+/// to the peer it shares `tag_key` with ([`tag_key`]): head, payload, tag, signature
+/// (`meridian_layouts::control`).
 pub fn control_datagram(
     kind: ControlKind,
-    node: u16,
+    (node, world): (u16, [u8; WORLD_DIGEST_SIZE]),
     payload: &[u8],
     key: &SigningKey,
     tag_key: &[u8; 32],
 ) -> Vec<u8> {
     datagram(
         kind,
-        node,
+        (node, world),
         payload,
         key,
         &gate::TagKey::from_bytes(*tag_key),
@@ -657,31 +717,38 @@ pub fn control_datagram(
 
 fn datagram(
     kind: ControlKind,
-    node: u16,
+    (node, world): (u16, [u8; WORLD_DIGEST_SIZE]),
     payload: &[u8],
     key: &SigningKey,
     tag: &gate::TagKey,
 ) -> Vec<u8> {
     let mut datagram = Vec::with_capacity(ControlHead::OVERHEAD + payload.len());
-    datagram.extend_from_slice(bytemuck::bytes_of(&ControlHead::new(kind, node)));
+    datagram.extend_from_slice(bytemuck::bytes_of(&ControlHead::new(kind, node, world)));
     datagram.extend_from_slice(payload);
     let tag = tag.tag(&datagram);
     datagram.extend_from_slice(&tag);
-    let signature = key.sign(&signed_bytes(kind, node, payload));
+    let signature = key.sign(&signed_bytes(kind, node, world, payload));
     datagram.extend_from_slice(&signature.to_bytes());
     datagram
 }
 
-/// What a node signs: its kind's domain, this build's version, the node and the payload.
-fn signed_bytes(kind: ControlKind, node: u16, payload: &[u8]) -> Vec<u8> {
+/// What a node signs: its kind's domain, this build's version, the node, its world
+/// digest and the payload.
+fn signed_bytes(
+    kind: ControlKind,
+    node: u16,
+    world: [u8; WORLD_DIGEST_SIZE],
+    payload: &[u8],
+) -> Vec<u8> {
     let domain = match kind {
         ControlKind::Gossip => DOMAIN,
         ControlKind::Vote => VOTE_DOMAIN,
     };
-    let mut signed = Vec::with_capacity(domain.len() + 3 + payload.len());
+    let mut signed = Vec::with_capacity(domain.len() + 3 + WORLD_DIGEST_SIZE + payload.len());
     signed.extend_from_slice(domain);
     signed.push(MESH_VERSION);
     signed.extend_from_slice(&node.to_le_bytes());
+    signed.extend_from_slice(&world);
     signed.extend_from_slice(payload);
     signed
 }
