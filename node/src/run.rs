@@ -609,11 +609,19 @@ impl Admin {
             let peer = request
                 .remote_addr()
                 .map_or("?".to_owned(), ToString::to_string);
+            // The path is the sender's text: quoted and cut, so it cannot forge log lines.
+            let path: String = request
+                .url()
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(80)
+                .collect();
             tracing::warn!(
                 "admin endpoint: refused {} request(s) without the admin token since the last \
-                 such line (the latest from {peer} for {})",
+                 such line (the latest from {peer} for {path:?})",
                 r.unlogged.get(),
-                request.url().split('?').next().unwrap_or_default()
             );
             r.unlogged.set(0);
             r.logged_at.set(Some(std::time::Instant::now()));

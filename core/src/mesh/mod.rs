@@ -63,8 +63,14 @@
 //! not vote.
 
 mod ballots;
+mod counters;
+mod frame;
 mod gate;
 pub mod votes;
+
+pub use counters::MeshCounters;
+pub use frame::control_datagram;
+use frame::{datagram, signed_bytes};
 
 pub use gate::{VERIFY_PER_WINDOW, VERIFY_WINDOW, tag_key};
 
@@ -73,7 +79,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 use std::num::{NonZeroU8, NonZeroUsize};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 use foca::{
     AccumulatingRuntime, Config, Foca, Identity, NoCustomBroadcast, OwnedNotification,
     PeriodicParams, PostcardCodec, State, Timer,
@@ -86,7 +92,6 @@ use rand::rngs::SmallRng;
 
 use crate::time::Instant;
 use ballots::Ballot;
-use meridian_layouts::votes::VOTE_DOMAIN;
 use votes::{Ask, Ledger};
 
 /// How often an undecided ask goes again to the nodes that have not agreed.
@@ -94,8 +99,6 @@ pub const VOTE_RESEND: Duration = Duration::from_millis(100);
 /// An ask not decided by then is refused (the asker may ask again).
 pub const VOTE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a node signs before the version, the node index and a gossip payload.
-const DOMAIN: &[u8] = b"meridian/gossip/v1";
 /// The largest payload foca may write (a gossip datagram stays under 1,400 bytes).
 const PAYLOAD_MAX: usize = 1_400 - ControlHead::OVERHEAD;
 
@@ -237,41 +240,6 @@ impl Default for MeshConfig {
             world: [0; WORLD_DIGEST_SIZE],
         }
     }
-}
-
-/// What the mesh dropped, and what it did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MeshCounters {
-    pub sent: u64,
-    pub received: u64,
-    /// Dropped: shorter than a header and signature, or not a control datagram.
-    pub malformed: u64,
-    /// Dropped: from a node's address, in another mesh protocol than this build's.
-    pub other_version: u64,
-    /// Dropped: from a node's address, in this protocol, with another world digest (a
-    /// node started with another world file).
-    pub other_world: u64,
-    /// Dropped: from a node index the world file does not list (or this node's own).
-    pub unknown_node: u64,
-    /// Dropped: not from the claimed node's control address.
-    pub wrong_source: u64,
-    /// Dropped before the signature: the pair tag does not hold (not made by that node:
-    /// a forged source address, or damaged).
-    pub bad_tag: u64,
-    /// Dropped before the signature: the claimed node's datagrams used up their
-    /// signature checks for the window ([`VERIFY_PER_WINDOW`]; genuine ones replayed).
-    pub over_budget: u64,
-    pub bad_signature: u64,
-    /// Authenticated, but foca refused it (undecodable, too big, stale).
-    pub refused: u64,
-    /// Vote datagrams taken (asks answered, answers counted).
-    pub votes: u64,
-    /// Rejoins as a new life after this node did not run for longer than a suspicion
-    /// takes to become a death ([`Mesh::woke`]).
-    pub stall_rejoins: u64,
-    /// Vote datagrams dropped after their signature checked: malformed, an answer to no
-    /// ballot under way, or an ask to a node that keeps no ledger.
-    pub votes_dropped: u64,
 }
 
 /// Why a mesh could not be made.
@@ -694,61 +662,4 @@ impl Mesh {
             }
         }
     }
-}
-
-/// A control datagram of this build from node `node` of the world `world` (its digest)
-/// to the peer it shares `tag_key` with ([`tag_key`]): head, payload, tag, signature
-/// (`meridian_layouts::control`).
-pub fn control_datagram(
-    kind: ControlKind,
-    (node, world): (u16, [u8; WORLD_DIGEST_SIZE]),
-    payload: &[u8],
-    key: &SigningKey,
-    tag_key: &[u8; 32],
-) -> Vec<u8> {
-    datagram(
-        kind,
-        (node, world),
-        payload,
-        key,
-        &gate::TagKey::from_bytes(*tag_key),
-    )
-}
-
-fn datagram(
-    kind: ControlKind,
-    (node, world): (u16, [u8; WORLD_DIGEST_SIZE]),
-    payload: &[u8],
-    key: &SigningKey,
-    tag: &gate::TagKey,
-) -> Vec<u8> {
-    let mut datagram = Vec::with_capacity(ControlHead::OVERHEAD + payload.len());
-    datagram.extend_from_slice(bytemuck::bytes_of(&ControlHead::new(kind, node, world)));
-    datagram.extend_from_slice(payload);
-    let tag = tag.tag(&datagram);
-    datagram.extend_from_slice(&tag);
-    let signature = key.sign(&signed_bytes(kind, node, world, payload));
-    datagram.extend_from_slice(&signature.to_bytes());
-    datagram
-}
-
-/// What a node signs: its kind's domain, this build's version, the node, its world
-/// digest and the payload.
-fn signed_bytes(
-    kind: ControlKind,
-    node: u16,
-    world: [u8; WORLD_DIGEST_SIZE],
-    payload: &[u8],
-) -> Vec<u8> {
-    let domain = match kind {
-        ControlKind::Gossip => DOMAIN,
-        ControlKind::Vote => VOTE_DOMAIN,
-    };
-    let mut signed = Vec::with_capacity(domain.len() + 3 + WORLD_DIGEST_SIZE + payload.len());
-    signed.extend_from_slice(domain);
-    signed.push(MESH_VERSION);
-    signed.extend_from_slice(&node.to_le_bytes());
-    signed.extend_from_slice(&world);
-    signed.extend_from_slice(payload);
-    signed
 }
