@@ -527,7 +527,7 @@ impl Game for Herald {
             let n = sent.by_zone.len() as u32;
             match world.send_event(id, &n.to_le_bytes()) {
                 Ok(_) => sent.by_zone.push(self.zone),
-                Err(EventError::Full | EventError::NoSession) => {}
+                Err(EventError::Full | EventError::NoSession | EventError::Unsynced) => {}
                 Err(e) => panic!("{e}"),
             }
         }
@@ -537,6 +537,13 @@ impl Game for Herald {
         let waiting = world.pending_events(id);
         self.sent.lock().unwrap().pending_on_arrival.push(waiting);
     }
+}
+
+/// Client 1 of `h`'s world, not connected yet.
+fn one_client(h: &crate::clients::Harness) -> Vec<(std::net::SocketAddr, meridian_client::Client)> {
+    let expires = crate::clients::UNIX_MS + 600_000;
+    let client = h.client(1, crate::clients::WORLD_ID, expires, &h.auth);
+    vec![(crate::clients::client_addr(1), client)]
 }
 
 /// A client walks from zone 0 into zone 1 while the games send it events and a third of
@@ -554,16 +561,7 @@ fn game_events_arrive_once_in_order_across_a_redirect() {
             sent: Arc::clone(&sent),
         }));
     }
-    let auth = h.auth.clone();
-    let mut clients = vec![(
-        crate::clients::client_addr(1),
-        h.client(
-            1,
-            crate::clients::WORLD_ID,
-            crate::clients::UNIX_MS + 600_000,
-            &auth,
-        ),
-    )];
+    let mut clients = one_client(&h);
     clients[0].1.set_intent(127, 0, 0);
     let (mut got, mut redirected_at) = (Vec::new(), None);
     let (mut k, mut lost_from) = (0u32, None);
@@ -632,6 +630,121 @@ fn game_events_arrive_once_in_order_across_a_redirect() {
         .iter()
         .rposition(|&(_, n)| sent.by_zone[n as usize] == 0);
     assert!(last_of_zone_0.unwrap() >= redirected_at.saturating_sub(1));
+}
+
+/// A client takes game events from a zone that crashes and is restored from its log: the
+/// session survives (its binding is logged), and so does its numbering of events. The
+/// events still waiting at the crash are lost with it (they are not logged), but every
+/// event the restored zone sends reaches the client, in order, numbered on from the last
+/// one it took. Before, the restored zone numbered from 1 again: the client, which takes
+/// only the next number, skipped them, never acknowledged them, and the zone, its backlog
+/// full of them, refused every event after the first eight for good.
+#[test]
+fn game_events_go_on_after_the_zone_is_restored_from_its_log() {
+    use meridian_core::handoff::HandoffConfig;
+    use meridian_core::limits::Limits;
+    use meridian_core::zone::Zone;
+    let mut h = crate::clients::Harness::new();
+    let sent = Arc::new(Mutex::new(Heralded::default()));
+    let herald = |sent: &Arc<Mutex<Heralded>>| {
+        Box::new(Herald {
+            zone: 0,
+            sent: Arc::clone(sent),
+        })
+    };
+    h.zones[0].set_game(herald(&sent));
+    let mut clients = one_client(&h);
+    let mut log: Vec<LogRecord> = Vec::new();
+    let mut got: Vec<u32> = Vec::new();
+    let mut run = |h: &mut crate::clients::Harness,
+                   clients: &mut Vec<(std::net::SocketAddr, meridian_client::Client)>,
+                   log: &mut Vec<LogRecord>,
+                   ticks: usize| {
+        for _ in 0..ticks {
+            h.step(clients, |_, _| {});
+            log.extend(h.zones[0].drain_log());
+            for e in crate::clients::events(&mut clients[0].1) {
+                if let ClientEvent::Game(event) = e {
+                    got.push(event.seq.get());
+                }
+            }
+        }
+        got.clone()
+    };
+    let before = run(&mut h, &mut clients, &mut log, 120);
+    assert!(
+        before.len() > 30,
+        "{} events before the crash",
+        before.len()
+    );
+    // The crash: the zone and its sessions are gone; the zone comes back from its log,
+    // the node's sessions with the node's new randomness (a new run of keys).
+    let world = *h.zones[0].world();
+    let mut restored = Zone::restore(
+        &world,
+        ZoneID(0),
+        Limits::for_entities(4096),
+        HandoffConfig::default(),
+        h.now,
+        2,
+        &log,
+    )
+    .unwrap();
+    restored.set_game(herald(&sent));
+    h.zones[0] = restored;
+    let bounds = Rect::new(0.0, 0.0, 176.0, 176.0);
+    h.sessions[0] = crate::clients::Harness::with_entropy(bounds, 1, |_| [77; 32])
+        .sessions
+        .remove(0);
+    let after = run(&mut h, &mut clients, &mut log, 120);
+    let new = &after[before.len()..];
+    assert!(
+        new.len() > 30,
+        "{} events taken after the restore",
+        new.len()
+    );
+    for pair in after.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "taken once, in order: {after:?}");
+    }
+}
+
+/// A zone that does not know where a session's numbering stands (a session bound without
+/// a handshake here: restored from the log) refuses events until the client's first
+/// acknowledgement says which it took last; then it numbers on from there. An
+/// acknowledgement of an event not sent yet changes nothing.
+#[test]
+fn a_zone_learns_a_sessions_event_numbering_from_its_client() {
+    use meridian_core::limits::Limits;
+    use meridian_core::zone::Zone;
+    use meridian_layouts::handoff::SessionBinding;
+    let (world, _) = two_zones();
+    let mut zone = Zone::new(&world, ZoneID(0), Limits::for_entities(16), Instant::ZERO).unwrap();
+    let avatar = zone.spawn([10.0, 10.0, 0.0], [0.0, 0.0], 5.0, 1).unwrap();
+    let binding = SessionBinding {
+        session_id: meridian_layouts::U64Le::new(7),
+        ..bytemuck::Zeroable::zeroed()
+    };
+    assert!(zone.bind_session(avatar, binding));
+    assert_eq!(
+        zone.send_game_event(avatar, b"hi"),
+        Err(EventError::Unsynced)
+    );
+    assert_eq!(zone.counters().game_events_unsynced, 1);
+    zone.ack_game_events(avatar, 41);
+    assert_eq!(zone.send_game_event(avatar, b"hi"), Ok(42));
+    assert_eq!(zone.send_game_event(avatar, b"ho"), Ok(43));
+    zone.ack_game_events(avatar, 100);
+    assert_eq!(
+        zone.game_events(avatar).len(),
+        2,
+        "a future acknowledgement is ignored"
+    );
+    zone.ack_game_events(avatar, 42);
+    assert_eq!(zone.game_events(avatar)[0].seq.get(), 43);
+    // An entity without a session learns nothing.
+    let npc = zone.spawn([20.0, 10.0, 0.0], [0.0, 0.0], 5.0, 1).unwrap();
+    zone.ack_game_events(npc, 5);
+    assert_eq!(zone.send_game_event(npc, b"x"), Err(EventError::NoSession));
 }
 
 /// What became of each shot: hit the target, missed, or refused (too old to rewind);

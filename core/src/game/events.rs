@@ -10,7 +10,13 @@
 //! client takes each sequence once, in order.
 //!
 //! Not kept across a crash of the zone that holds them (the log does not carry them),
-//! as positions since the last checkpoint are not.
+//! as positions since the last checkpoint are not. The numbering goes on across a crash:
+//! a zone that does not know where a session's numbering stands — restored from its log,
+//! or handed the session by a zone that did not know either — learns it from the
+//! client's next input (its `event_ack`: the next event is the one after it) and refuses
+//! events until then ([`EventError::Unsynced`]; the game tries again later). Numbering
+//! from 1 again would have the client, which takes only the next number, skip every new
+//! event until the numbers passed the last one it took.
 
 use meridian_layouts::U32Le;
 use meridian_layouts::handoff::{EventBacklog, GAME_EVENT_MAX, GAME_EVENTS_PENDING_MAX, GameEvent};
@@ -29,6 +35,10 @@ pub enum EventError {
     TooLong,
     #[error("the session's client has 8 events it has not acknowledged")]
     Full,
+    /// The zone does not know yet which event the client takes next (restored from its
+    /// log): it learns that from the client's next input. Try again next tick.
+    #[error("the zone waits for the client's next input to learn which event it takes next")]
+    Unsynced,
 }
 
 impl Zone {
@@ -43,10 +53,10 @@ impl Zone {
         if bytes.len() > GAME_EVENT_MAX {
             return Err(EventError::TooLong);
         }
-        let backlog = self
-            .game_events
-            .entry(avatar)
-            .or_insert_with(bytemuck::Zeroable::zeroed);
+        let Some(backlog) = self.game_events.get_mut(&avatar) else {
+            self.counters.game_events_unsynced += 1;
+            return Err(EventError::Unsynced);
+        };
         let count = usize::from(backlog.count);
         if count >= GAME_EVENTS_PENDING_MAX {
             self.counters.game_events_full += 1;
@@ -72,11 +82,27 @@ impl Zone {
         Ok(seq)
     }
 
+    /// A new session's client, on `avatar`, takes events from 1.
+    pub(crate) fn start_game_events(&mut self, avatar: EntityID) {
+        self.game_events
+            .entry(avatar)
+            .or_insert_with(|| numbered_from(1));
+    }
+
     /// The client of `avatar` has taken every event up to `ack`: they are not sent again.
+    /// If the zone does not know the session's numbering (see the module docs), the next
+    /// event is `ack + 1`. An acknowledgement of an event not sent yet is ignored.
     pub fn ack_game_events(&mut self, avatar: EntityID, ack: u32) {
         let Some(backlog) = self.game_events.get_mut(&avatar) else {
+            if self.sessions.contains_key(&avatar) && self.entities.slot_of(avatar).is_some() {
+                self.game_events
+                    .insert(avatar, numbered_from(ack.wrapping_add(1).max(1)));
+            }
             return;
         };
+        if ack.wrapping_sub(backlog.next_seq.get()) as i32 >= 0 {
+            return;
+        }
         let count = usize::from(backlog.count);
         let taken = backlog.events[..count]
             .iter()
@@ -102,10 +128,20 @@ impl Zone {
             .unwrap_or_else(bytemuck::Zeroable::zeroed)
     }
 
-    /// The backlog that came with `avatar` in its COMMIT.
+    /// The backlog that came with `avatar` in its COMMIT (none, if the zone it came from
+    /// did not know the session's numbering either: learnt from the client, as after a
+    /// restore).
     pub(crate) fn adopt_game_events(&mut self, avatar: EntityID, backlog: &EventBacklog) {
         if backlog.next_seq.get() != 0 {
             self.game_events.insert(avatar, *backlog);
         }
+    }
+}
+
+/// An empty backlog whose next event is `seq`.
+fn numbered_from(seq: u32) -> EventBacklog {
+    EventBacklog {
+        next_seq: U32Le::new(seq),
+        ..bytemuck::Zeroable::zeroed()
     }
 }

@@ -246,6 +246,9 @@ crate::counters! {
         /// unacknowledged (`game::events`).
         pub game_events_sent: u64,
         pub game_events_full: u64,
+        /// Game events refused because the zone had not yet learnt from the client's next
+        /// input which event it takes next (a zone restored from its log).
+        pub game_events_unsynced: u64,
         pub departures: u64,
         pub aborts: u64,
         pub retransmits: u64,

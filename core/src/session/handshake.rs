@@ -359,6 +359,8 @@ impl Sessions {
                 return;
             }
         };
+        // A new client takes game events from 1.
+        zone.start_game_events(avatar);
         let mut id = self.next_random() as u32;
         while id == 0 || self.by_id.contains_key(&id) {
             id = self.next_random() as u32;
@@ -385,8 +387,8 @@ impl Sessions {
             ack_tick: 0,
             view_back: 0,
             view_seq: 0,
-            event_ack: 0,
-            event_acked: 0,
+            event_ack: None,
+            event_acked: None,
             failures: 0,
             proven: true,
             datagram_tick: 0,

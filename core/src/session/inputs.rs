@@ -119,8 +119,11 @@ impl Sessions {
         // Game events count across zones: any zone's acknowledgement is good (the newest
         // wins; packets may come out of order).
         let ack = body.event_ack.get();
-        if ack.wrapping_sub(session.event_ack) as i32 > 0 {
-            session.event_ack = ack;
+        if session
+            .event_ack
+            .is_none_or(|newest| ack.wrapping_sub(newest) as i32 > 0)
+        {
+            session.event_ack = Some(ack);
         }
         let applied = session.applied_sequence;
         for entry in &body.inputs[..usize::from(body.count)] {

@@ -213,10 +213,12 @@ struct Session {
     /// it carried, or one buffered before, was made that many client ticks earlier, when
     /// the client drew remote entities as many ticks further back.
     view_seq: u32,
-    /// The newest game event the client took (`InputBody::event_ack`), and the newest
-    /// the zone was told of (one table lookup per change, not per tick).
-    event_ack: u32,
-    event_acked: u32,
+    /// The newest game event the client took (`InputBody::event_ack`; `None` until an
+    /// input since the session came to this zone), and the newest the zone was told of
+    /// (one table lookup per change, not per tick). The first is told even if 0: a zone
+    /// restored from its log learns the session's numbering from it.
+    event_ack: Option<u32>,
+    event_acked: Option<u32>,
     /// Inputs that failed verification.
     failures: u32,
     /// Verified inputs not yet applied, by sequence (unordered), inline: one allocation
@@ -619,9 +621,11 @@ impl Sessions {
                 self.closing.push((slot as u32, true));
                 continue;
             }
-            if session.event_ack != session.event_acked {
-                zone.ack_game_events(session.avatar, session.event_ack);
-                session.event_acked = session.event_ack;
+            if let Some(ack) = session.event_ack
+                && session.event_acked != Some(ack)
+            {
+                zone.ack_game_events(session.avatar, ack);
+                session.event_acked = Some(ack);
             }
             let Some(avatar_slot) = session.avatar_slot(zone.entities()) else {
                 // The avatar left this zone (no redirect yet: the session ends here).
