@@ -91,7 +91,11 @@ impl Zone {
 
     /// The client of `avatar` has taken every event up to `ack`: they are not sent again.
     /// If the zone does not know the session's numbering (see the module docs), the next
-    /// event is `ack + 1`. An acknowledgement of an event not sent yet is ignored.
+    /// event is `ack + 1`. So it is if `ack` is past every event the zone numbered: it
+    /// learnt the numbering from an older acknowledgement than the client's newest (a
+    /// packet replayed to a restored zone before the client's own), and the events it
+    /// holds carry numbers the client has passed, which it would never take or
+    /// acknowledge: they are dropped (counted in `game_events_lost`).
     pub fn ack_game_events(&mut self, avatar: EntityID, ack: u32) {
         let Some(backlog) = self.game_events.get_mut(&avatar) else {
             if self.sessions.contains_key(&avatar) && self.entities.slot_of(avatar).is_some() {
@@ -101,6 +105,8 @@ impl Zone {
             return;
         };
         if ack.wrapping_sub(backlog.next_seq.get()) as i32 >= 0 {
+            self.counters.game_events_lost += u64::from(backlog.count);
+            *backlog = numbered_from(ack.wrapping_add(1).max(1));
             return;
         }
         let count = usize::from(backlog.count);

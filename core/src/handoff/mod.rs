@@ -249,6 +249,9 @@ crate::counters! {
         /// Game events refused because the zone had not yet learnt from the client's next
         /// input which event it takes next (a zone restored from its log).
         pub game_events_unsynced: u64,
+        /// Game events dropped unsent because the client had taken events numbered past
+        /// them (the zone learnt the numbering from a replayed old packet: `game::events`).
+        pub game_events_lost: u64,
         pub departures: u64,
         pub aborts: u64,
         pub retransmits: u64,
