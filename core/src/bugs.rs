@@ -57,6 +57,11 @@ pub struct Bugs {
     /// the restart: a COMMIT whose relinquish the standby never got hands away what the
     /// zone's new run still owns (`sim::comeback`).
     pub comeback_sends_at_once: bool,
+    /// A node that comes back restarts the zones nobody took over with their standbys
+    /// still dropped, as the old process had them: the restarted run acts before its
+    /// standby holds it, and a `Current` ask of the dead run answered late lets that
+    /// standby take the zone over without it (`sim::comeback`, seed 27183).
+    pub comeback_keeps_drops: bool,
     /// A standby whose promotion did not go ahead leaves what the others agreed to
     /// behind (no withdrawal): a promise a majority held without the standby hearing of
     /// it keeps the zone's primary from ever dropping that standby (`sim::votes`).

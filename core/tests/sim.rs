@@ -567,24 +567,31 @@ fn regress_seed_23_a_resent_commit_waits_for_the_standby_too() {
     );
 }
 
-/// Seed 27183 (`--comebacks`, found in session 38's sweep of 27000–28499; **open**, the
-/// test is ignored until it is fixed — the session-start build fails it the same way).
-/// Zone 1's primary (node 1) dropped its standby (node 0) at tick 241, streamed to it again
-/// and asked the mesh at 253 to agree it current (`Current { zone 1, incarnation 0, seq
-/// 2 }`); node 1 died at 262 with the ask undecided, came back at 327 and restarted zone 1
-/// from its own files (same incarnation), which began the standby's way back anew — not in
-/// the gate until it held the resync — and adopted entity 10 at 335, sending DONE at once.
-/// At 337 the old run's ask was answered late (node 2: yes) and granted: the ledgers and
-/// the model took the standby for current though it lacked the new run's adoption, and at
-/// 338 node 0's promotion of zone 1 (asked since 287) was granted on that: entity 10 lost.
-/// A Current ask outlives the run that made it; what should refuse it is open (an answer
-/// only to an ask of the asker's present life, or a drop asked again by a run that restarts
-/// with a dropped standby, are the candidates).
+/// Seed 27183 (`--comebacks`, found in session 38's sweep of 27000–28499; the session's
+/// starting build failed it the same way). Zone 1's primary (node 1) dropped its standby
+/// (node 0) at tick 241, streamed to it again and asked at 253 that it be agreed current
+/// (`Current { zone 1, incarnation 0, seq 2 }`); node 1 died at 262, came back at 327
+/// and restarted zone 1 from its own files — in the model with the standby still
+/// dropped, so the restarted run adopted entity 10 at 335 and sent DONE without it. At
+/// 337 the dead run's ask, resent once node 1 was back, was granted (node 2's late yes),
+/// and node 0's promotion of zone 1 on that copy lost the entity. The node does not keep
+/// the drop across a restart (it lives in the old process's memory; the new one attaches
+/// the world file's standby and waits for it), and now neither does the model: the
+/// restarted run's datagrams wait for the standby to hold its resync. With the old model
+/// back (`Bugs::comeback_keeps_drops`) the seed loses the entity again.
 #[test]
-#[ignore = "open: seed 27183, a Current ask outlives the run that made it (docs/mesh.md)"]
-fn regress_seed_27183_a_current_ask_of_a_run_that_died_is_not_granted_to_the_next() {
+fn regress_seed_27183_a_restarted_run_waits_for_the_standby_its_dead_run_dropped() {
     let report = run(27183, TICKS, &with_comebacks());
     assert_ok(&report);
+    let broken = Options {
+        bugs: Bugs {
+            comeback_keeps_drops: true,
+            ..Bugs::default()
+        },
+        ..with_comebacks()
+    };
+    let report = run(27183, TICKS, &broken);
+    assert!(violated(&report, &["lost"]), "{:?}", report.violations);
 }
 
 /// Seed 179 (standbys on): a zone restarted from its own disk sent what its restored

@@ -141,10 +141,30 @@ impl Sim {
             if self.node_of[z] == node && self.zones[z].is_none() && self.down_until[z].is_none() {
                 self.crash_disk(z);
                 self.down_until[z] = Some(tick + 1);
+                self.forget_drop(z);
                 n += 1;
             }
         }
         n
+    }
+
+    /// Zone `z` restarts in a new process of its node: the node's drop of its standby
+    /// lived in the old process's memory (the failover thread's), and the new one attaches
+    /// the world file's standby — so the restarted run's stream starts over from a resync
+    /// that its datagrams wait for, as any restart's does. (The model kept the drop, and
+    /// the restarted run acted without its standby; seed 27183: a `Current` ask of the
+    /// dead run, answered late, then let the standby take the zone over without what the
+    /// restarted run had done.)
+    fn forget_drop(&mut self, z: usize) {
+        if self.bugs.comeback_keeps_drops {
+            // BROKEN ON PURPOSE (`comeback_keeps_drops`).
+            return;
+        }
+        if let Some(stream) = self.standbys.streams[z].as_mut()
+            && stream.dropped
+        {
+            stream.restart_attached();
+        }
     }
 
     /// Zone `z`'s stale run on node `node` stood down: the node keeps the zone's standby

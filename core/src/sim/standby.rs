@@ -41,6 +41,10 @@ use crate::world::ZoneID;
 /// node down (under a second: `mesh::a_dead_node_is_declared_down_within_a_second`).
 pub(super) const DETECT_TICKS: u64 = 25;
 
+/// A stream's incarnation until its zone's restarted run first writes
+/// ([`Stream::restart_attached`]): no run's, so that write starts the stream over.
+const RESTARTED: u32 = u32::MAX;
+
 /// One zone's stream to its standby.
 #[derive(Debug, Default)]
 pub(super) struct Stream {
@@ -97,6 +101,21 @@ impl Stream {
             ..Stream::default()
         };
     }
+    /// The zone's node restarted: the stream is no longer dropped, and its run's first
+    /// write starts it over as a restart's (a resync its datagrams wait for: see
+    /// `Sim::stream_wrote`), on a new connection.
+    pub(super) fn restart_attached(&mut self) {
+        *self = Stream {
+            node: self.node,
+            incarnation: RESTARTED,
+            link: self.link + 1,
+            replica_run: self.replica_run,
+            replica: self.replica,
+            marks: std::mem::take(&mut self.marks),
+            ..Stream::default()
+        };
+    }
+
     /// A stream to a node that ran the zone before and stood down (another node took it
     /// over): that node keeps the zone's standby from then on (the node's `kept-here`
     /// marker), on its way back like a dropped standby — streamed to from a resync, in
@@ -327,6 +346,7 @@ impl Sim {
             *stream = Stream {
                 node: stream.node,
                 incarnation,
+                link: stream.link,
                 marks: std::mem::take(&mut stream.marks),
                 replica: stream.replica,
                 replica_run: stream.replica_run,
