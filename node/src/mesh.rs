@@ -234,6 +234,7 @@ pub fn start(
         mesh = mesh.with_ledger(loaded);
     }
     mesh.join(clock.now());
+    let world = mesh.world();
     let view = Arc::new(Mutex::new(MeshView::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let (asks_tx, asks) = std::sync::mpsc::channel();
@@ -253,7 +254,7 @@ pub fn start(
         "mesh membership on control port {control}: {} other nodes, world digest {} (every \
          node's must be the same: `meridian check` prints a world file's)",
         peers.len(),
-        hex::encode(world_digest(spec))
+        hex::encode(world)
     );
     Ok(MeshHandle {
         votes: VoteBox(asks_tx),

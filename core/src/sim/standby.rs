@@ -343,10 +343,17 @@ impl Sim {
             // holds it — the restored state may rest on records the standby never got.
             // The standby keeps its copy, and the marks it has not acknowledged stay until
             // a newer one is.
+            // A run restarted by its node's new process (`Stream::restart_attached`)
+            // keeps the new connection that marked it.
+            let link = if stream.incarnation == RESTARTED {
+                stream.link
+            } else {
+                0
+            };
             *stream = Stream {
                 node: stream.node,
                 incarnation,
-                link: stream.link,
+                link,
                 marks: std::mem::take(&mut stream.marks),
                 replica: stream.replica,
                 replica_run: stream.replica_run,
