@@ -457,6 +457,23 @@ fn pair(a: usize, b: usize) -> [u8; 32] {
     tag_key(&key(a), &key(b).verifying_key()).unwrap()
 }
 
+/// Node `k`'s events since the last look that `pick` keeps.
+fn reports(net: &mut Net, k: usize, pick: fn(&MeshEvent) -> bool) -> Vec<MeshEvent> {
+    let m = net.nodes[k].as_mut().unwrap();
+    std::iter::from_fn(|| m.poll_event()).filter(pick).collect()
+}
+
+/// Node 2 as node `k` sees it.
+fn peer_2(net: &Net, k: usize) -> meridian_core::mesh::Peer {
+    *net.nodes[k]
+        .as_ref()
+        .unwrap()
+        .peers()
+        .iter()
+        .find(|p| p.node == 2)
+        .unwrap()
+}
+
 /// A node running a build of another mesh protocol — a later one, or one from before
 /// the version byte (1) — among two of this build's: the two see each other alive and
 /// never it (its datagrams — its announcement when it starts — are dropped, counted, and
@@ -467,14 +484,8 @@ fn pair(a: usize, b: usize) -> [u8; 32] {
 fn a_node_of_another_mesh_protocol_is_kept_apart_and_reported() {
     // What node `k` believes node 2 speaks, and the reports of it since the last look.
     let heard = |net: &mut Net, k: usize| {
-        let m = net.nodes[k].as_mut().unwrap();
-        let reports: Vec<MeshEvent> = std::iter::from_fn(|| m.poll_event())
-            .filter(|e| matches!(e, MeshEvent::Version { .. }))
-            .collect();
-        (
-            m.peers().iter().find(|p| p.node == 2).unwrap().version,
-            reports,
-        )
+        let reports = reports(net, k, |e| matches!(e, MeshEvent::Version { .. }));
+        (peer_2(net, k).version, reports)
     };
     for (seed, version) in [(31, MESH_VERSION + 1), (32, 1)] {
         let mut net = Net::new(seed, 0.0);
@@ -513,14 +524,8 @@ fn a_node_of_another_world_file_is_kept_apart_and_reported() {
     let ours = MeshConfig::default().world;
     let other = *b"another!";
     let heard = |net: &mut Net, k: usize| {
-        let m = net.nodes[k].as_mut().unwrap();
-        let reports: Vec<MeshEvent> = std::iter::from_fn(|| m.poll_event())
-            .filter(|e| matches!(e, MeshEvent::World { .. }))
-            .collect();
-        (
-            m.peers().iter().find(|p| p.node == 2).unwrap().world,
-            reports,
-        )
+        let reports = reports(net, k, |e| matches!(e, MeshEvent::World { .. }));
+        (peer_2(net, k).world, reports)
     };
     let mut net = Net::new(33, 0.0);
     net.nodes[2] = Some(mesh_of_world(2, 2, net.now, 33, other));
