@@ -912,3 +912,89 @@ fn a_takeover_whose_marker_cannot_be_written_is_withdrawn_and_tried_again() {
     std::thread::sleep(Duration::from_secs(1));
     three_sound_cuts(&mesh, &expected, 1);
 }
+
+/// A primary restarted from its files while its standby is dead has its asks taken at
+/// once. Zone 1 (n1) drops its standby n2, has it current again and drops it again — the
+/// ledgers hold four asks of the zone's run — then n1 is killed and started while n2 stays
+/// dead. Its zone waits for n2 from the start (as any restart does) until the mesh agrees
+/// to drop it. The restarted process numbers its asks from 1 again; they are taken
+/// because its run is a new one (one past every run its files saw), and a primary's asks
+/// are ordered by run first. Were the run the old one, each ask would be refused as older
+/// than what the ledgers hold, one refusal per retry (1 s, 2 s, 4 s …), the zone's
+/// datagrams held all the while. When n2 is back, the restarted run has it agreed current
+/// the same way.
+#[test]
+fn a_primary_restarted_while_its_standby_is_dead_drops_it_at_its_first_ask() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("reseq");
+    for k in 0..3 {
+        mesh.start(k);
+    }
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    // The decisions about zone 1, whatever its run.
+    let (dropped, current) = (
+        ") goes on without its standby on n2 — agreed",
+        ") has its standby on n2 current again — agreed",
+    );
+    let count = |m: &Mesh3, what: &str| {
+        let log = m.log(1);
+        log.lines()
+            .filter(|l| l.contains("zone 1 (incarnation ") && l.contains(what))
+            .count()
+    };
+    wait(&mesh, "zone 1's standby was not agreed current", &|m| {
+        count(m, current) == 1
+    });
+    mesh.kill(2);
+    wait(&mesh, "zone 1 did not drop its dead standby", &|m| {
+        count(m, dropped) == 1
+    });
+    mesh.start(2);
+    wait(&mesh, "zone 1's standby was not current again", &|m| {
+        count(m, current) == 2
+    });
+    mesh.kill(2);
+    wait(&mesh, "zone 1 did not drop its standby again", &|m| {
+        count(m, dropped) == 2
+    });
+
+    mesh.kill(1);
+    // A refusal shows in the vote's line and in the failover thread's warning.
+    let refused = |m: &Mesh3| {
+        let log = m.log(1);
+        log.lines()
+            .filter(|l| l.contains("zone 1 ") && l.contains("not agree"))
+            .count()
+    };
+    let refusals = refused(&mesh);
+    mesh.start(1);
+    let restarted = Instant::now();
+    wait(
+        &mesh,
+        "the restarted zone 1 did not drop its dead standby",
+        &|m| count(m, dropped) == 3,
+    );
+    eprintln!(
+        "n1 restarted with its standby dead: zone 1 went on without it after {:?}",
+        restarted.elapsed()
+    );
+    assert_eq!(
+        refused(&mesh),
+        refusals,
+        "the restarted run's asks were refused:\n{}",
+        mesh.log(1)
+    );
+    let departures = |m: &Mesh3| status_value(&m.status(1), "zone 1 ", "departures");
+    let before = departures(&mesh).unwrap_or(0);
+    wait(&mesh, "the restarted zone 1 hands nothing away", &|m| {
+        departures(m).is_some_and(|d| d > before + 10)
+    });
+    mesh.start(2);
+    wait(
+        &mesh,
+        "the restarted run's standby was not agreed current",
+        &|m| count(m, current) == 3,
+    );
+    assert_eq!(refused(&mesh), refusals, "{}", mesh.log(1));
+    three_sound_cuts(&mesh, &expected, 0);
+}
