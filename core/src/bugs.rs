@@ -74,4 +74,8 @@ pub struct Bugs {
     /// release the promise it was refused for: a standby that died for good holding a
     /// promise it never said it acts on keeps its zone waiting for good (`sim::votes`).
     pub never_release: bool,
+    /// A zone takes every game message that arrives, copies included (no names
+    /// remembered): a copy the network made is handed to the game again, or sent on to
+    /// the entity's next zone and handed to its game there (`game::messages`).
+    pub take_message_copies: bool,
 }

@@ -9,7 +9,9 @@
 //!    the order they happened;
 //! 2. hands it the **actions** clients sent for their avatars ([`Zone::act`]), in the
 //!    order they came;
-//! 3. runs its **systems** ([`Game::systems`]) once, over the owned entities' columns.
+//! 3. hands it the **messages** games sent to entities it owns ([`messages`]: from this
+//!    zone's game last tick, or from another zone's);
+//! 4. runs its **systems** ([`Game::systems`]) once, over the owned entities' columns.
 //!
 //! Everything goes through a [`GameWorld`], a view of the zone that keeps the handoff
 //! invariants out of the game's reach: it can read everything (owned entities, ghosts,
@@ -20,6 +22,7 @@
 //! socket or a clock: time is [`GameWorld::tick`].
 
 pub mod events;
+pub mod messages;
 pub mod state;
 
 use crate::entities::{EntityID, InsertError};
@@ -66,6 +69,12 @@ pub trait Game {
     /// avatar, a driver's or the game's own despawn).
     fn removed(&mut self, world: &mut GameWorld<'_>, id: EntityID) {
         let _ = (world, id);
+    }
+
+    /// A game's message to `message.to`, owned here when it is called
+    /// ([`GameWorld::send_message`], here or in another zone; [`messages`]).
+    fn message(&mut self, world: &mut GameWorld<'_>, message: messages::Message) {
+        let _ = (world, message);
     }
 
     /// Whether the live map should single out a client's avatar with this state record
@@ -144,6 +153,8 @@ pub(crate) struct GameSlot {
     notes: Vec<Note>,
     /// The other notes buffer: the one being handed out while the game runs.
     spare: Vec<Note>,
+    /// Messages to hand the game and to send ([`messages`]).
+    pub(crate) mailbox: messages::Mailbox,
 }
 
 impl core::fmt::Debug for GameSlot {
@@ -167,6 +178,7 @@ impl Zone {
             game: Some(game),
             notes: Vec::with_capacity(GAME_NOTES_MAX),
             spare: Vec::with_capacity(GAME_NOTES_MAX),
+            mailbox: messages::Mailbox::new(),
         }));
     }
 
@@ -252,6 +264,13 @@ impl Zone {
                 }
             }
         }
+        let inbound = world.zone.take_messages();
+        for m in &inbound {
+            if let Some(message) = world.zone.deliver_message(m) {
+                game.message(&mut world, message);
+            }
+        }
+        world.zone.return_messages(inbound);
         game.systems(&mut world);
         let slot = self
             .game
@@ -259,6 +278,7 @@ impl Zone {
             .expect("the slot stays while the game runs");
         slot.spare = notes;
         slot.game = Some(game);
+        self.send_messages();
     }
 }
 

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 
 use meridian_layouts::ghosts::parse_ghosts;
 use meridian_layouts::handoff::{Ack, Confirm, Done, Nack, SessionBinding};
+use meridian_layouts::messages::parse_messages;
 use meridian_layouts::watch::parse_watch;
 use meridian_layouts::wire::{decode_commit, decode_offer};
 use meridian_layouts::{Kind, U32Le, parse};
@@ -525,6 +526,7 @@ impl Zone {
             Kind::Offer,
             Kind::Ghosts,
             Kind::Watch,
+            Kind::Messages,
         ] {
             for index in 0..inbox.len() {
                 let (from, datagram) = inbox.get(index);
@@ -558,6 +560,7 @@ impl Zone {
                 parse_ghosts(packet).map(|(h, r, st)| self.handle_ghosts(from, h, r, st))
             }
             Kind::Watch => parse_watch(packet).map(|(h, p)| self.handle_watch(from, h, p)),
+            Kind::Messages => parse_messages(packet).map(|(h, m)| self.handle_messages(from, h, m)),
             // Client traffic is the session layer's (`crate::session`), not the zone's.
             Kind::Connect
             | Kind::Challenge
@@ -683,6 +686,7 @@ fn is_zone_kind(kind: u8) -> bool {
                 | Kind::Confirm
                 | Kind::Ghosts
                 | Kind::Watch
+                | Kind::Messages
         )
     )
 }

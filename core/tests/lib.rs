@@ -17,6 +17,7 @@ mod inputs;
 mod interest;
 mod lagging;
 mod mesh;
+mod messages;
 mod movement;
 mod one_pass;
 mod persist;

@@ -18,7 +18,7 @@ use crate::{ParseError, U16Le};
 pub const MAGIC: [u8; 4] = *b"MRDN";
 
 /// The protocol version this build speaks. A peer with another version is rejected.
-pub const VERSION: u8 = 7;
+pub const VERSION: u8 = 8;
 
 /// What a datagram is. The numeric values are the wire values and never change meaning.
 #[repr(u8)]
@@ -44,6 +44,8 @@ pub enum Kind {
     /// A client's replication state, sent with its avatar to the zone it was handed to
     /// (see [`crate::view`]).
     View = 22,
+    /// A game's messages to entities another zone owns (see [`crate::messages`]).
+    Messages = 23,
     /// Client → zone: a connect token, padded (see [`crate::client`]).
     Connect = 8,
     /// Zone → client: a stateless cookie.
@@ -75,7 +77,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Offer,
         Kind::Ack,
         Kind::Nack,
@@ -97,6 +99,7 @@ impl Kind {
         Kind::PathResponse,
         Kind::Watch,
         Kind::View,
+        Kind::Messages,
         Kind::Envelope,
     ];
 
@@ -124,6 +127,7 @@ impl Kind {
             20 => Some(Kind::PathResponse),
             21 => Some(Kind::Watch),
             22 => Some(Kind::View),
+            23 => Some(Kind::Messages),
             32 => Some(Kind::Envelope),
             _ => None,
         }

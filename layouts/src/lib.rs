@@ -24,6 +24,7 @@ pub mod ghosts;
 pub mod handoff;
 pub mod header;
 pub mod int;
+pub mod messages;
 pub mod persist;
 pub mod quant;
 pub mod snapshot;

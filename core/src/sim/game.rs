@@ -5,10 +5,18 @@
 //! check that no entity's counter ever goes back except when its zone restarts from its
 //! log (`Sim::check`): a handoff that lost the game's updates would. The record fills the
 //! whole state slot and is ghosted: a ghost whose record is torn is reported too.
+//!
+//! With [`Options::messages`](super::Options::messages), each zone's game also sends a
+//! game message to about one ghost in 31 each tick (`game::messages`), numbered across
+//! the whole seed and sealed with a check word tied to its number and its entity, and
+//! reports a message handed to a game by a zone that does not own its entity, one never
+//! sent, one torn, and one handed to a game twice — unless the zone that took it first has
+//! restarted since (a restarted zone forgets which messages it took: `game::messages`).
 
 use std::sync::{Arc, Mutex};
 
 use crate::entities::EntityID;
+use crate::game::messages::Message;
 use crate::game::state::StateLayout;
 use crate::game::{Game, GameWorld};
 use meridian_layouts::handoff::STATE_SIZE;
@@ -37,6 +45,55 @@ fn check_word(id: EntityID, counter: u64) -> u64 {
 /// See the module docs. `problems` is drained by the invariant check.
 pub(super) struct CounterGame {
     pub(super) problems: Arc<Mutex<Vec<String>>>,
+    /// The seed's messages, if its games send any, and which run of its zone this game
+    /// is (a restart installs a new game).
+    pub(super) mail: Option<Arc<Mutex<MailLog>>>,
+    pub(super) run: u64,
+}
+
+/// Every message the seed's games sent and were handed.
+#[derive(Debug, Default)]
+pub(super) struct MailLog {
+    /// Messages sent (their numbers are 0 to `sent - 1`).
+    pub(super) sent: u64,
+    /// Numbers handed to a game so far: by which zone, in which of its runs.
+    pub(super) delivered: std::collections::HashMap<u64, (u32, u64)>,
+    /// Each zone's current run (games installed so far, counted over the seed).
+    pub(super) runs: std::collections::HashMap<u32, u64>,
+    pub(super) installed: u64,
+}
+
+impl MailLog {
+    /// A game is installed on `zone`: its run.
+    pub(super) fn new_run(&mut self, zone: u32) -> u64 {
+        self.installed += 1;
+        self.runs.insert(zone, self.installed);
+        self.installed
+    }
+}
+
+fn message_word(number: u64, to: EntityID) -> u64 {
+    check_word(to, number ^ 0x6d65_7373_6167_6521)
+}
+
+impl CounterGame {
+    /// About one ghost in 31 a tick gets a numbered message.
+    fn send_messages(&self, world: &mut GameWorld<'_>, mail: &Mutex<MailLog>) {
+        let tick = world.tick();
+        let picked: Vec<EntityID> = (world.ghosts().ids().iter())
+            .filter(|id| (id.0 ^ tick).is_multiple_of(31))
+            .copied()
+            .collect();
+        for to in picked {
+            let number = mail.lock().expect("not poisoned").sent;
+            let mut payload = [0u8; 16];
+            payload[..8].copy_from_slice(&number.to_le_bytes());
+            payload[8..].copy_from_slice(&message_word(number, to).to_le_bytes());
+            if world.send_message(to, None, &payload).is_ok() {
+                mail.lock().expect("not poisoned").sent += 1;
+            }
+        }
+    }
 }
 
 impl Game for CounterGame {
@@ -46,7 +103,58 @@ impl Game for CounterGame {
         WHOLE
     }
 
+    fn message(&mut self, world: &mut GameWorld<'_>, message: Message) {
+        let Some(mail) = &self.mail else {
+            return;
+        };
+        let zone = world.zone().0;
+        let payload = message.payload();
+        let read = |at: usize| {
+            payload
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let mut problems = self.problems.lock().expect("not poisoned");
+        let (Some(number), Some(word)) = (read(0), read(8)) else {
+            problems.push(format!(
+                "a game message of {} bytes in zone {zone}",
+                payload.len()
+            ));
+            return;
+        };
+        if word != message_word(number, message.to) {
+            problems.push(format!("game message {number} to {} is torn", message.to));
+        }
+        if world.owned().slot_of(message.to).is_none() {
+            problems.push(format!(
+                "game message {number} handed to zone {zone}, which does not own {}",
+                message.to
+            ));
+        }
+        let mut log = mail.lock().expect("not poisoned");
+        if number >= log.sent {
+            problems.push(format!("game message {number} was never sent"));
+        }
+        match log.delivered.get(&number).copied() {
+            None => {
+                log.delivered.insert(number, (zone, self.run));
+            }
+            Some((first, run)) if log.runs.get(&first) == Some(&run) => {
+                problems.push(format!(
+                    "game message {number} handed to a game twice (zone {first}, then zone {zone})"
+                ));
+            }
+            // The zone that took it first restarted since, forgetting it.
+            Some(_) => {
+                log.delivered.insert(number, (zone, self.run));
+            }
+        }
+    }
+
     fn systems(&mut self, world: &mut GameWorld<'_>) {
+        if let Some(mail) = &self.mail {
+            self.send_messages(world, mail);
+        }
         let zone = world.zone();
         // A ghost's record is its owner's as last sent: never torn either.
         let ghosts = world.ghosts();

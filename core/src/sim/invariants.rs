@@ -191,6 +191,11 @@ impl Sim {
         (self.report.gated, self.report.gated_ticks) =
             (self.standbys.gated, self.standbys.gated_ticks);
         self.report.dead_standby_wait = self.standbys.dead_wait_max;
+        if let Some(mail) = &self.game_mail {
+            let mail = mail.lock().expect("not poisoned");
+            self.report.game_messages_sent = mail.sent;
+            self.report.game_messages_delivered = mail.delivered.len() as u64;
+        }
         self.report.promoted = self.standbys.promoted.len() as u64;
         let faulted = self.standbys.isolation.is_some() || self.standbys.death.is_some();
         self.report.no_majority = faulted && !self.standbys.majority_without_one();

@@ -89,6 +89,10 @@ pub struct Options {
     /// (`None`: in a quarter of them; another node dies in turn in half); see
     /// [`failback`].
     pub dies_again: Option<bool>,
+    /// Every zone's game sends game messages to ghosts, and the games check what they are
+    /// handed ([`game`]). Off by default: the messages change every seed's traffic, so
+    /// the kept seeds would no longer replay.
+    pub messages: bool,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -135,6 +139,10 @@ pub struct Report {
     pub handoff_ticks: Vec<u64>,
     pub messages_sent: u64,
     pub messages_lost: u64,
+    /// Game messages the zones' games sent, and those handed to a game
+    /// ([`Options::messages`]).
+    pub game_messages_sent: u64,
+    pub game_messages_delivered: u64,
     /// The seed's zones streamed to standbys; datagrams that waited for one, and the
     /// ticks they waited in all.
     pub standbys: bool,
@@ -243,6 +251,7 @@ pub(super) struct Sim {
     /// games found wrong since.
     game_counter: HashMap<EntityID, u64>,
     game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    game_mail: Option<std::sync::Arc<std::sync::Mutex<game::MailLog>>>,
     fates: HashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
     comeback: Option<comeback::Comeback>,
@@ -307,9 +316,19 @@ fn draw_disks(rng_disk: &mut SmallRng, zones: &mut [Option<Zone>]) -> Vec<disk::
 }
 
 /// Every zone runs the simulator's game ([`game`]).
-fn install_game(zone: &mut Zone, problems: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
+
+fn install_game(
+    zone: &mut Zone,
+    (problems, mail): (&Shared<Vec<String>>, &Option<Shared<game::MailLog>>),
+) {
+    let run = mail
+        .as_ref()
+        .map_or(0, |m| m.lock().expect("not poisoned").new_run(zone.id().0));
     zone.set_game(Box::new(game::CounterGame {
         problems: std::sync::Arc::clone(problems),
+        mail: mail.clone(),
+        run,
     }));
 }
 
@@ -379,8 +398,9 @@ impl Sim {
         } = population::populate(&mut rng, &world, zone_m, ticks, config, options);
         let total = spawned.len();
         let game_problems = std::sync::Arc::default();
+        let game_mail = options.messages.then(std::sync::Arc::default);
         for zone in zones.iter_mut().flatten() {
-            install_game(zone, &game_problems);
+            install_game(zone, (&game_problems, &game_mail));
         }
         let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
         let disks = draw_disks(&mut rng_disk, &mut zones);
@@ -415,6 +435,7 @@ impl Sim {
             last_seen: HashMap::new(),
             game_counter: HashMap::new(),
             game_problems,
+            game_mail,
             fates: HashMap::new(),
             standbys,
             comeback,
