@@ -666,6 +666,17 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
             )
         );
     }
+    let total = |f: fn(&meridian_core::handoff::Counters) -> u64| {
+        finals.iter().map(|s| f(&s.counters)).sum::<u64>()
+    };
+    println!(
+        "\ngame messages (\"it\" passed across a border): {} sent, {} handed to a game \
+         ({} sent on after the entity moved), {} lost",
+        total(|c| c.game_messages_sent),
+        total(|c| c.game_messages_delivered),
+        total(|c| c.game_messages_forwarded),
+        total(|c| c.game_messages_undeliverable + c.game_messages_dropped),
+    );
     println!("\nbots:\n{}", report.table());
     anyhow::ensure!(
         report.violations() == 0,

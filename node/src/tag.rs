@@ -6,8 +6,11 @@
 //! input's view time, refused past the zone's maximum rewind; shots pass through NPCs,
 //! the crowd, and hit players only) and answers the shooter with
 //! an event naming the shot (its input sequence) and what it hit. When "it" hits another
-//! player, the tag passes: the victim is "it" now and hears so. (A victim across a zone
-//! border is the other zone's to write: the hit counts for the shooter, the tag stays.)
+//! player, the tag passes: the victim is "it" now and hears so. A victim across a zone
+//! border is the other zone's to write: the shooter hands "it" over in a game message
+//! ([`TAG`]), and the victim's zone takes it — or, if the victim is "it" already or no
+//! player, sends it back ([`GIVE_BACK`]). While the message travels, a tick or two, nobody
+//! holds that "it"; a message lost on the way (the victim gone, a crash) loses it.
 //!
 //! Clients see three fields of every player: the flags ([`PLAYER`], [`IT`]), its hits and
 //! how many times it was tagged. The live map rings whoever is "it" ([`Game::marked`]).
@@ -17,6 +20,7 @@
 
 use bytemuck::{Pod, Zeroable};
 use meridian_core::entities::EntityID;
+use meridian_core::game::messages::Message;
 use meridian_core::game::state::{FieldKind, StateLayout};
 use meridian_core::game::{Action, Game, GameWorld, aim_field, aim_radians};
 use meridian_core::history::Ray;
@@ -63,6 +67,12 @@ pub const MISS: u8 = 2;
 pub const REFUSED: u8 = 3;
 /// To the victim: you are "it" now.
 pub const TAGGED: u8 = 4;
+
+/// Game messages (the first byte): "it" passes to the entity the message is for, from
+/// the shooter named as its sender.
+pub const TAG: u8 = 1;
+/// "It" comes back to the shooter the message is for: the victim could not take it.
+pub const GIVE_BACK: u8 = 2;
 
 /// What a tag event says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,27 +153,46 @@ impl Tag {
         }
     }
 
-    /// A hit of `shooter`'s on `victim`: counted; the tag passes if the shooter is "it",
-    /// the victim a player who is not, and both are this zone's.
+    /// A hit of `shooter`'s on `victim`: counted; the tag passes if the shooter is "it"
+    /// and the victim a player who is not — at once if the victim is this zone's, else by
+    /// a message to its zone.
     fn hit(&self, world: &mut GameWorld<'_>, shooter: EntityID, victim: EntityID) {
         let Some(mut me) = world.state::<Player>(shooter) else {
             return;
         };
         me.hits = me.hits.wrapping_add(1);
         if me.flags & IT != 0
-            && world.owned().slot_of(victim).is_some()
-            && let Some(mut v) = world.state::<Player>(victim)
+            && let Some(v) = world.state::<Player>(victim)
             && v.flags & (PLAYER | IT) == PLAYER
         {
-            me.flags &= !IT;
-            v.flags |= IT;
-            v.tagged = v.tagged.wrapping_add(1);
-            let _ = world.set_state(victim, &v);
-            // A full backlog (8 unacknowledged) loses this one; the flag says it anyway.
-            let _ = world.send_event(victim, &[TAGGED]);
+            let passed = if world.owned().slot_of(victim).is_some() {
+                take_it(world, victim)
+            } else {
+                // A ghost: the other zone decides, from the victim as it is there.
+                world.send_message(victim, Some(shooter), &[TAG]).is_ok()
+            };
+            if passed {
+                me.flags &= !IT;
+            }
         }
         let _ = world.set_state(shooter, &me);
     }
+}
+
+/// `victim` (owned here) takes "it" if it is a player who is not "it"; whether it did.
+fn take_it(world: &mut GameWorld<'_>, victim: EntityID) -> bool {
+    let Some(mut v) = world.state::<Player>(victim) else {
+        return false;
+    };
+    if v.flags & (PLAYER | IT) != PLAYER {
+        return false;
+    }
+    v.flags |= IT;
+    v.tagged = v.tagged.wrapping_add(1);
+    let _ = world.set_state(victim, &v);
+    // A full backlog (8 unacknowledged) loses this one; the flag says it anyway.
+    let _ = world.send_event(victim, &[TAGGED]);
+    true
 }
 
 impl Game for Tag {
@@ -215,6 +244,27 @@ impl Game for Tag {
         }
         // A full backlog loses the answer: the shooter counts the shot unanswered.
         let _ = world.send_event(shooter, &shot_event(kind, action.sequence, hit.0));
+    }
+
+    fn message(&mut self, world: &mut GameWorld<'_>, message: Message) {
+        match message.payload() {
+            [TAG] => {
+                if !take_it(world, message.to)
+                    && let Some(shooter) = message.from
+                {
+                    let _ = world.send_message(shooter, Some(message.to), &[GIVE_BACK]);
+                }
+            }
+            [GIVE_BACK] => {
+                if let Some(mut me) = world.state::<Player>(message.to)
+                    && me.flags & PLAYER != 0
+                {
+                    me.flags |= IT;
+                    let _ = world.set_state(message.to, &me);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn marked(&self, record: &[u8]) -> bool {

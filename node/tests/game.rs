@@ -176,6 +176,20 @@ fn the_tag_demo_at_ten_percent_loss_confirms_what_shooters_saw() {
     };
     assert!(predicted >= 1_000.0, "{row}");
     assert!(share >= 95.0 && confirmed <= predicted, "{row}\n{text}");
+    // "It" hitting a player across the border passes by a game message (how often a
+    // 10 s run has one is chance: `it_passes_across_a_border_by_a_game_message` shows it).
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("game messages"))
+        .unwrap_or_else(|| panic!("no game messages row:\n{text}"));
+    let numbers: Vec<u64> = row
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [sent, handed, _, _] = numbers[..] else {
+        panic!("{row}");
+    };
+    assert!(handed <= sent, "{row}");
 }
 
 /// Reads the live map's frames at `admin` for up to 5 s; returns the most avatars one
@@ -207,4 +221,147 @@ fn map_marks(admin: &str) -> usize {
         }
     }
     most
+}
+
+/// Tag across a border, in memory (two zones side by side, `tag` on each): "it" in zone 0
+/// shoots a player across the border — a ghost there — and the tag passes by a game
+/// message: zone 1's game makes the victim "it" and zone 0's shooter is "it" no more.
+/// Then two "it"s shoot another player across the border in one tick, both seeing one who
+/// is not "it": the first tag passes, zone 1 sends the second back, and its shooter is
+/// "it" again.
+#[test]
+fn it_passes_across_a_border_by_a_game_message() {
+    use meridian_core::entities::EntityInit;
+    use meridian_core::game::Action;
+    use meridian_core::limits::Limits;
+    use meridian_core::net::Peer;
+    use meridian_core::time::Instant;
+    use meridian_core::world::{Rect, World, WorldConfig};
+    use meridian_core::zone::Zone;
+    use meridian_node::tag::{FIRE, IT, PLAYER, Player, Tag};
+
+    let world = World::new(WorldConfig {
+        bounds: Rect::new(0.0, 0.0, 256.0, 128.0),
+        zones_x: 2,
+        zones_y: 1,
+        margin_m: 4.0,
+        aura_m: 16.0,
+        tick_rate_hz: 30,
+        cell_size_m: 16.0,
+    })
+    .unwrap();
+    let mut zones: Vec<Zone> = (0..2)
+        .map(|z| {
+            let mut zone =
+                Zone::new(&world, ZoneID(z), Limits::for_entities(64), Instant::ZERO).unwrap();
+            zone.set_game(Box::new(Tag::new(8.0)));
+            zone.enable_rewind(30, 7.5);
+            zone
+        })
+        .collect();
+    let player = |id: u64, (x, y): (f32, f32), flags: u8| {
+        let mut payload = [0u8; 64];
+        payload[0] = flags;
+        EntityInit {
+            id: EntityID(id),
+            epoch: 0,
+            position: [x, y, 0.0],
+            velocity: [0.0, 0.0],
+            speed_mps_max: 6.0,
+            kind: 1,
+            flags: 0,
+            payload,
+        }
+    };
+    let mut now = Instant::ZERO;
+    let mut step = |zones: &mut Vec<Zone>| {
+        now = now + world.tick_duration();
+        for zone in zones.iter_mut() {
+            zone.tick(now);
+            for _ in zone.drain_log() {}
+        }
+        let mut buf = [0u8; 1500];
+        for from in 0..2 {
+            while let Some(t) = zones[from].poll_transmit(&mut buf) {
+                if let Peer::Zone(to) = t.to {
+                    let sender = Peer::Zone(ZoneID(from as u32));
+                    zones[to.0 as usize].handle_datagram(now, sender, &buf[..t.len]);
+                }
+            }
+        }
+    };
+    let state = |zones: &Vec<Zone>, z: usize, id: u64| {
+        let e = zones[z].entities();
+        let slot = e.slot_of(EntityID(id)).expect("owned");
+        *bytemuck::from_bytes::<Player>(&e.state(slot)[..8])
+    };
+    let fire = |zones: &mut Vec<Zone>, shooter: u64| {
+        let tick = zones[0].tick_count() as f64;
+        let action = Action {
+            buttons: u32::from(FIRE),
+            sequence: 1,
+            view_tick: Some(tick),
+            aim: 0.0,
+        };
+        assert!(zones[0].act(EntityID(shooter), action));
+    };
+    let (shooter, victim, second, third, next_victim) = (1, 2, 3, 4, 5);
+    zones[0]
+        .insert(&player(shooter, (120.0, 64.0), PLAYER | IT))
+        .unwrap();
+    zones[1]
+        .insert(&player(victim, (134.0, 64.0), PLAYER))
+        .unwrap();
+    for _ in 0..5 {
+        step(&mut zones);
+    }
+    fire(&mut zones, shooter);
+    for _ in 0..4 {
+        step(&mut zones);
+    }
+    let v = state(&zones, 1, victim);
+    assert_eq!((v.flags, v.tagged), (PLAYER | IT, 1), "the victim took it");
+    assert_eq!(
+        state(&zones, 0, shooter).flags,
+        PLAYER,
+        "the shooter gave it"
+    );
+
+    // Two "it"s shoot a new victim in the same tick (on another line: the old victim's
+    // ghost lingers a few ticks): both see a player who is not "it". The first tag to
+    // arrive passes; the second comes back.
+    zones[0].remove(EntityID(shooter)).unwrap();
+    zones[1].remove(EntityID(victim)).unwrap();
+    zones[0]
+        .insert(&player(second, (120.0, 80.0), PLAYER | IT))
+        .unwrap();
+    zones[0]
+        .insert(&player(third, (120.0, 80.0), PLAYER | IT))
+        .unwrap();
+    zones[1]
+        .insert(&player(next_victim, (134.0, 80.0), PLAYER))
+        .unwrap();
+    for _ in 0..5 {
+        step(&mut zones);
+    }
+    fire(&mut zones, second);
+    fire(&mut zones, third);
+    for _ in 0..5 {
+        step(&mut zones);
+    }
+    let v = state(&zones, 1, next_victim);
+    assert_eq!((v.flags, v.tagged), (PLAYER | IT, 1), "tagged once");
+    let its = [second, third].map(|id| state(&zones, 0, id).flags & IT != 0);
+    assert_eq!(its, [false, true], "the second tag came back");
+    let c = |z: usize| zones[z].counters();
+    assert_eq!(
+        (c(0).game_messages_sent, c(1).game_messages_delivered),
+        (3, 3),
+        "a tag a hit across the border"
+    );
+    assert_eq!(
+        (c(1).game_messages_sent, c(0).game_messages_delivered),
+        (1, 1),
+        "one given back"
+    );
 }
