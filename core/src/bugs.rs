@@ -78,4 +78,8 @@ pub struct Bugs {
     /// remembered): a copy the network made is handed to the game again, or sent on to
     /// the entity's next zone and handed to its game there (`game::messages`).
     pub take_message_copies: bool,
+    /// A zone keeps what it heard of its peers' runs in memory only (the zone before the
+    /// seed-1344 fix): restored from its files, it takes what an older run of a peer
+    /// still sends, such as a COMMIT that peer's new run completed (`handoff::fence`).
+    pub forget_peer_runs: bool,
 }

@@ -550,3 +550,79 @@ fn a_session_that_arrived_with_its_avatar_survives_a_restore_from_the_log() {
         .collect();
     assert_eq!(arrived, [(avatar, 77)]);
 }
+
+/// What a zone heard of its peers' runs outlives a restart, from the log alone and from a
+/// checkpoint: the restored zone fences off a datagram of a run older than the newest it
+/// had heard of, and takes one of that run. (Simulator seed 1344: a restarted zone took
+/// an old run's resent COMMIT and the entity had two owners.) A version 4 checkpoint,
+/// written before peers' runs were kept, reads as none heard of.
+#[test]
+fn a_restored_zone_fences_the_peer_runs_it_had_heard_were_superseded() {
+    let world = two_zone_world();
+    let limits = Limits::for_entities(2000);
+    let fenced_after = |zone: &mut Zone| {
+        let old = zone.handle_zone_datagram(Instant::ZERO, ZoneID(1), 2, &[]);
+        let new = zone.handle_zone_datagram(Instant::ZERO, ZoneID(1), 3, &[]);
+        (!old, new)
+    };
+    let mut zone = Zone::new(&world, ZoneID(0), limits, Instant::ZERO).unwrap();
+    zone.log_incarnation();
+    assert!(zone.handle_zone_datagram(Instant::ZERO, ZoneID(1), 2, &[]));
+    zone.fence(ZoneID(1), 3);
+    let log: Vec<LogRecord> = zone.drain_log().collect();
+    assert!(log.contains(&LogRecord::PeerRun {
+        zone: ZoneID(1),
+        incarnation: 3
+    }));
+    let scan = scan_wal(&wal_bytes(&log)).unwrap();
+    let config = HandoffConfig::default();
+    let mut restored = Zone::restore(
+        &world,
+        ZoneID(0),
+        limits,
+        config,
+        Instant::ZERO,
+        5,
+        &scan.records,
+    )
+    .unwrap();
+    assert_eq!(fenced_after(&mut restored), (true, true), "from the log");
+
+    let mut capture = Capture::default();
+    zone.capture(&mut capture);
+    let mut image = Vec::new();
+    encode_checkpoint(&identity(0), &capture, &mut image);
+    let mut restored = restore(&world, 0, &image, &[], 0);
+    assert_eq!(
+        fenced_after(&mut restored),
+        (true, true),
+        "from a checkpoint"
+    );
+
+    // The same checkpoint as version 4 wrote it: no peer-run section (the last), a header
+    // saying 4. It restores, fencing nothing.
+    let old = version_4(&image);
+    let mut restored = restore(&world, 0, &old, &[], 0);
+    assert_eq!(fenced_after(&mut restored), (false, true), "version 4");
+}
+
+/// `image` (this build's checkpoint) as a version 4 build wrote it: the header's version
+/// 4, the last section (peers' runs) left out of the table.
+fn version_4(image: &[u8]) -> Vec<u8> {
+    use meridian_core::persist::checksum;
+    use meridian_layouts::persist::{SectionEntry, SectionTableHead};
+    let mut old = image.to_vec();
+    let mut header: FileHeader = bytemuck::pod_read_unaligned(&old[..FileHeader::SIZE]);
+    header.format_version = U32Le::new(4);
+    header.checksum = U32Le::new(checksum(&[header.covered()]));
+    old[..FileHeader::SIZE].copy_from_slice(bytemuck::bytes_of(&header));
+    let at = FileHeader::SIZE;
+    let head_size = size_of::<SectionTableHead>();
+    let mut head: SectionTableHead = bytemuck::pod_read_unaligned(&old[at..at + head_size]);
+    let count = head.count.get() as usize - 1;
+    let entries = &old[at + head_size..at + head_size + count * size_of::<SectionEntry>()];
+    head.count = U32Le::new(count as u32);
+    head.checksum = U32Le::new(checksum(&[entries]));
+    old[at..at + head_size].copy_from_slice(bytemuck::bytes_of(&head));
+    old
+}

@@ -578,7 +578,9 @@ fn regress_seed_23_a_resent_commit_waits_for_the_standby_too() {
 /// the drop across a restart (it lives in the old process's memory; the new one attaches
 /// the world file's standby and waits for it), and now neither does the model: the
 /// restarted run's datagrams wait for the standby to hold its resync. With the old model
-/// back (`Bugs::comeback_keeps_drops`) the seed loses the entity again.
+/// back (`Bugs::comeback_keeps_drops`) the seed loses the entity again — and with the
+/// peers' runs kept in memory only, as when it was found: since session 39 the durable
+/// fence (seed 1344) stops this seed's loss too.
 #[test]
 fn regress_seed_27183_a_restarted_run_waits_for_the_standby_its_dead_run_dropped() {
     let report = run(27183, TICKS, &with_comebacks());
@@ -586,6 +588,7 @@ fn regress_seed_27183_a_restarted_run_waits_for_the_standby_its_dead_run_dropped
     let broken = Options {
         bugs: Bugs {
             comeback_keeps_drops: true,
+            forget_peer_runs: true,
             ..Bugs::default()
         },
         ..with_comebacks()
@@ -598,7 +601,9 @@ fn regress_seed_27183_a_restarted_run_waits_for_the_standby_its_dead_run_dropped
 /// state implied before its standby held that state, which rested on records the standby
 /// never got; after its node died the promoted standby owned an entity the zone had
 /// handed away. Fixed by streaming the restored state first and holding everything until
-/// the standby has it.
+/// the standby has it. The broken half keeps the peers' runs in memory only, as the zone
+/// did then: since session 39 the durable fence (seed 1344) stops this seed's second
+/// owner too.
 #[test]
 fn regress_seed_179_a_restarted_primary_resyncs_its_standby_first() {
     let on = Options {
@@ -610,6 +615,7 @@ fn regress_seed_179_a_restarted_primary_resyncs_its_standby_first() {
     let broken = Options {
         bugs: Bugs {
             restart_without_resync: true,
+            forget_peer_runs: true,
             ..Bugs::default()
         },
         ..on
@@ -1090,5 +1096,34 @@ fn game_messages_reach_an_owner_at_most_once_through_every_fault() {
     assert!(
         caught >= 10,
         "copies handed over twice in {caught} of 40 seeds"
+    );
+}
+
+/// Seed 1344 (`--comebacks --messages`): zone 1's old run, alive on node 2 behind a cut
+/// after node 1 took the zone over, kept resending the COMMIT of a transfer the new run
+/// had completed and confirmed. Zone 0 fenced those off until it restarted from its files:
+/// what a zone had heard of its peers' runs lived in memory, the entity's epoch memory had
+/// long expired, and the first resend after the restart made the entity zone 0's again —
+/// two owners. Peers' runs are logged and checkpointed now; with them kept in memory only
+/// (`Bugs::forget_peer_runs`) the seed fails as before.
+#[test]
+fn regress_seed_1344_a_restarted_zone_fences_what_it_heard_was_superseded() {
+    let on = Options {
+        messages: true,
+        ..with_comebacks()
+    };
+    assert_ok(&run(1344, TICKS, &on));
+    let broken = Options {
+        bugs: Bugs {
+            forget_peer_runs: true,
+            ..Bugs::default()
+        },
+        ..on
+    };
+    let report = run(1344, TICKS, &broken);
+    assert!(
+        violated(&report, &["arrived twice", "owned by zones"]),
+        "{:?}",
+        report.violations
     );
 }

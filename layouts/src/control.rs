@@ -232,7 +232,8 @@ mod tests {
 
     /// Two builds that share a mesh protocol share a mesh, so every format one node sends
     /// another is named by it: the datagram header's version (zone to zone), the standby
-    /// stream's, and the vote ledger's (what an answer rests on). A change to any of them
+    /// stream's, the vote ledger's (what an answer rests on), and the zone files' (a
+    /// standby's copy is the primary's files). A change to any of them
     /// must come with a new mesh protocol, or a mixed mesh would fail in silence again.
     #[test]
     fn the_mesh_protocol_changes_with_every_format_between_nodes() {
@@ -240,10 +241,11 @@ mod tests {
             crate::VERSION,
             crate::standby::VERSION,
             crate::votes::LEDGER_VERSION,
+            crate::persist::FORMAT_VERSION,
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((8, 1, 3), 6),
+            ((8, 1, 3, 5), 6),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }

@@ -15,13 +15,15 @@
 //! | [`RecordKind::Done`] | [`DoneRecord`]: the target confirmed; the tombstone is gone | 16 |
 //! | [`RecordKind::Remove`] | [`RemoveRecord`]: destroyed without a transfer | 8 |
 //! | [`RecordKind::SessionBind`] | [`SessionRecord`]: a client session bound to an avatar | 78 |
+//! | [`RecordKind::PeerRun`] | [`PeerRunRecord`]: another zone runs as this incarnation (or a newer one) | 8 |
 //!
 //! **Checkpoint** — a section table (a [`SectionTableHead`] with a CRC32C of the entries,
 //! then a [`SectionEntry`] per section, each with the CRC32C of its section) and the
 //! sections, each starting at a multiple of [`SECTION_ALIGN`]: the zone's entity columns
 //! (one little-endian array per field, as the zone stores them), the epoch memory, the
-//! tombstones and the session bindings. A reader casts them in place once every checksum
-//! has verified.
+//! tombstones, the session bindings, the adoptions awaiting CONFIRM and the newest run
+//! of each peer zone heard of. A reader casts them in place once every checksum has
+//! verified.
 //!
 //! Checksums are CRC32C (Castagnoli). This crate defines the bytes and which bytes each
 //! checksum covers ([`RecordHeader::covered`], [`FileHeader::covered`]); computing them is
@@ -38,8 +40,12 @@ use crate::{ParseError, U16Le, U32Le, U64Le};
 pub const WAL_MAGIC: [u8; 8] = *b"MRDN-WAL";
 /// Magic of a checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"MRDN-CKP";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+/// The format version this build writes (5: peers' runs, a WAL record kind and a
+/// checkpoint section). It reads [`FORMAT_VERSION_OLDEST`] too: a version 4 file has
+/// neither, which reads as no peer run heard of.
+pub const FORMAT_VERSION: u32 = 5;
+/// The oldest format version this build reads.
+pub const FORMAT_VERSION_OLDEST: u32 = 4;
 /// Checkpoint sections start at multiples of this.
 pub const SECTION_ALIGN: u64 = 64;
 /// Largest record payload.
@@ -87,7 +93,7 @@ impl FileHeader {
         if header.magic != magic {
             return Err(ParseError::BadMagic);
         }
-        if header.format_version.get() != FORMAT_VERSION {
+        if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&header.format_version.get()) {
             return Err(ParseError::BadVersion);
         }
         if header.header_size.get() as usize != Self::SIZE {
@@ -108,10 +114,11 @@ pub enum RecordKind {
     Done = 5,
     Remove = 6,
     SessionBind = 7,
+    PeerRun = 8,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Incarnation,
         RecordKind::Spawn,
         RecordKind::Adopt,
@@ -119,6 +126,7 @@ impl RecordKind {
         RecordKind::Done,
         RecordKind::Remove,
         RecordKind::SessionBind,
+        RecordKind::PeerRun,
     ];
 
     pub const fn from_u16(value: u16) -> Option<RecordKind> {
@@ -130,6 +138,7 @@ impl RecordKind {
             5 => Some(RecordKind::Done),
             6 => Some(RecordKind::Remove),
             7 => Some(RecordKind::SessionBind),
+            8 => Some(RecordKind::PeerRun),
             _ => None,
         }
     }
@@ -144,6 +153,7 @@ impl RecordKind {
             RecordKind::Done => core::mem::size_of::<DoneRecord>(),
             RecordKind::Remove => core::mem::size_of::<RemoveRecord>(),
             RecordKind::SessionBind => core::mem::size_of::<SessionRecord>(),
+            RecordKind::PeerRun => core::mem::size_of::<PeerRunRecord>(),
         }
     }
 }
@@ -251,6 +261,17 @@ pub struct RemoveRecord {
 
 const _: () = assert!(core::mem::size_of::<RemoveRecord>() == 8);
 
+/// Zone `zone` runs as `incarnation` or a newer one (a checkpoint's peer-run section holds
+/// these too): what an older run of it sends is fenced off, after a restart as before.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PeerRunRecord {
+    pub zone: U32Le,
+    pub incarnation: U32Le,
+}
+
+const _: () = assert!(core::mem::size_of::<PeerRunRecord>() == 8);
+
 /// A client session bound to avatar `id` (a checkpoint's session section holds these too).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -295,10 +316,13 @@ pub enum SectionKind {
     /// [`Transfer`](crate::handoff::Transfer) per adoption whose CONFIRM has not come
     /// (the zone resends DONE for it and recognises its COMMIT).
     Unconfirmed = 16,
+    /// [`PeerRunRecord`] per peer zone: the newest run of it heard of (version 5; absent
+    /// from version 4 files, which reads as none).
+    PeerRuns = 17,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 16] = [
+    pub const ALL: [SectionKind; 17] = [
         SectionKind::Meta,
         SectionKind::Ids,
         SectionKind::Epochs,
@@ -315,6 +339,7 @@ impl SectionKind {
         SectionKind::Tombstones,
         SectionKind::Sessions,
         SectionKind::Unconfirmed,
+        SectionKind::PeerRuns,
     ];
 
     pub const fn from_u16(value: u16) -> Option<SectionKind> {
@@ -344,6 +369,7 @@ impl SectionKind {
             SectionKind::Tombstones => core::mem::size_of::<crate::handoff::Commit>(),
             SectionKind::Sessions => core::mem::size_of::<SessionRecord>(),
             SectionKind::Unconfirmed => core::mem::size_of::<crate::handoff::Transfer>(),
+            SectionKind::PeerRuns => core::mem::size_of::<PeerRunRecord>(),
         }
     }
 

@@ -76,6 +76,7 @@ fn wal(bytes: &[u8], out: &mut String) -> Option<String> {
             LogRecord::Done { .. } => "done",
             LogRecord::Remove { .. } => "remove",
             LogRecord::SessionBind { .. } => "session_bind",
+            LogRecord::PeerRun { .. } => "peer_run",
         };
         *counts.entry(name).or_default() += 1;
     }

@@ -5,7 +5,15 @@
 //! holds everything it sends that rests on records the new run lacks; the fence also
 //! stops the rest (ghosts of its alternative history, resends), once the zone has heard of
 //! the new run — from the mesh's announcement or from a datagram of that run.
+//!
+//! **Durable.** What a zone has heard of its peers' runs is logged (a `PeerRun` record
+//! when a peer's newest run rises) and kept in every checkpoint, and a restored zone
+//! fences from its first tick. It used to live in memory only: a zone restarted from its
+//! files took an old run's resent COMMIT — one whose transfer the new run had completed
+//! and confirmed, so the target's epoch memory had long let the entity go — and the
+//! entity had two owners (simulator seed 1344, `--comebacks --messages`).
 
+use crate::handoff::LogRecord;
 use crate::net::Peer;
 use crate::time::Instant;
 use crate::world::ZoneID;
@@ -25,19 +33,40 @@ impl Zone {
         incarnation: u32,
         datagram: &[u8],
     ) -> bool {
-        let newest = self.peer_incarnations.entry(from).or_insert(incarnation);
-        if incarnation < *newest && !self.bugs.skip_incarnation_fence {
+        let newest = self.peer_incarnations.get(&from).copied();
+        if newest.is_some_and(|n| incarnation < n) && !self.bugs.skip_incarnation_fence {
             self.counters.fenced += 1;
             return false;
         }
-        *newest = (*newest).max(incarnation);
+        self.fence(from, incarnation);
         self.handle_datagram(now, Peer::Zone(from), datagram);
         true
     }
 
     /// Zone `zone` runs as `incarnation` from now on (announced by the mesh when a standby
-    /// took it over): anything its older runs still send is fenced off.
+    /// took it over): anything its older runs still send is fenced off. Logged when it is
+    /// news (a newer run than any heard of, past the first), so a restored zone knows it.
+    /// A full log leaves it to the next checkpoint, which holds every peer's newest run.
     pub fn fence(&mut self, zone: ZoneID, incarnation: u32) {
+        let newest = self.peer_incarnations.get(&zone).copied();
+        if newest.is_some_and(|n| n >= incarnation) {
+            return;
+        }
+        self.peer_incarnations.insert(zone, incarnation);
+        if incarnation == 0 || self.bugs.forget_peer_runs {
+            // Run 0 fences nothing. BROKEN ON PURPOSE when `forget_peer_runs`.
+            return;
+        }
+        if self.log.len() < self.log.capacity() {
+            self.log.push(LogRecord::PeerRun { zone, incarnation });
+        } else {
+            self.counters.log_full += 1;
+        }
+    }
+
+    /// A restored zone's knowledge of `zone`'s newest run (from its checkpoint or log):
+    /// fenced as before the restart, not logged again.
+    pub(crate) fn restore_peer_run(&mut self, zone: ZoneID, incarnation: u32) {
         let newest = self.peer_incarnations.entry(zone).or_insert(incarnation);
         *newest = (*newest).max(incarnation);
     }

@@ -218,6 +218,9 @@ pub enum LogRecord {
         id: EntityID,
         binding: SessionBinding,
     },
+    /// Zone `zone` runs as `incarnation` or newer: its older runs are fenced off, after a
+    /// restart too (simulator seed 1344, `--comebacks --messages`).
+    PeerRun { zone: ZoneID, incarnation: u32 },
 }
 
 crate::counters! {

@@ -5,7 +5,8 @@
 //! relinquish not yet confirmed (its COMMIT is sent again; a target that adopted answers
 //! DONE), awaits CONFIRM for every adoption it cannot prove confirmed (resending DONE),
 //! remembers every epoch, rebinds every client session (the session layer adopts
-//! them as arrivals), and mints entity ids after the highest it ever minted.
+//! them as arrivals), fences off the older runs of its peers it had heard were
+//! superseded, and mints entity ids after the highest it ever minted.
 
 use std::borrow::Cow;
 
@@ -110,6 +111,9 @@ impl Zone {
         for t in c.unconfirmed {
             self.restore_unconfirmed(*t);
         }
+        for r in c.peer_runs {
+            self.restore_peer_run(ZoneID(r.zone.get()), r.incarnation.get());
+        }
         for s in c.sessions {
             let avatar = EntityID(s.id.get());
             if self.entities.slot_of(avatar).is_some() && self.sessions.len() < SESSION_BINDINGS_MAX
@@ -168,6 +172,9 @@ impl Zone {
                 {
                     self.sessions.insert(*id, *binding);
                 }
+            }
+            LogRecord::PeerRun { zone, incarnation } => {
+                self.restore_peer_run(*zone, *incarnation);
             }
         }
         Ok(())

@@ -63,6 +63,16 @@ impl crate::zone::Zone {
                 id: U64Le::new(id.0),
                 binding: *binding,
             }));
+        out.peer_runs.clear();
+        if !self.bugs.forget_peer_runs {
+            out.peer_runs.extend(
+                (self.peer_incarnations.iter())
+                    .filter(|&(_, &run)| run > 0)
+                    .map(|(&zone, &run)| super::peer_run(zone, run)),
+            );
+            // In zone order: the same state writes the same bytes.
+            out.peer_runs.sort_unstable_by_key(|r| r.zone.get());
+        }
     }
 
     /// Copies the current state of up to `max` more of the captured entities; `true` once

@@ -24,9 +24,9 @@ pub use recovery::{RecoveryError, RecoveryPlan, StoredFile, plan_recovery};
 use meridian_layouts::handoff::{Commit, STATE_SIZE, Transfer};
 use meridian_layouts::persist::{
     AdoptRecord, CHECKPOINT_MAGIC, DoneRecord, EpochEntry, FORMAT_VERSION, FileHeader,
-    IncarnationRecord, PersistedEntity, RECORD_PAYLOAD_MAX, RecordError, RecordHeader, RecordKind,
-    RemoveRecord, SECTION_ALIGN, SectionEntry, SectionKind, SectionTableHead, SessionRecord,
-    WAL_MAGIC, ZoneMeta, section_table, split_record,
+    IncarnationRecord, PeerRunRecord, PersistedEntity, RECORD_PAYLOAD_MAX, RecordError,
+    RecordHeader, RecordKind, RemoveRecord, SECTION_ALIGN, SectionEntry, SectionKind,
+    SectionTableHead, SessionRecord, WAL_MAGIC, ZoneMeta, section_table, split_record,
 };
 use meridian_layouts::{F32Le, U16Le, U32Le, U64Le};
 
@@ -206,6 +206,10 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) {
             };
             (RecordKind::SessionBind, put(&mut payload, &r))
         }
+        LogRecord::PeerRun { zone, incarnation } => {
+            let r = peer_run(*zone, *incarnation);
+            (RecordKind::PeerRun, put(&mut payload, &r))
+        }
     };
     debug_assert_eq!(bytes.len(), kind.payload_size());
     let mut header = RecordHeader {
@@ -269,7 +273,22 @@ fn decode_record(kind: RecordKind, payload: &[u8]) -> Option<LogRecord> {
                 binding: r.binding,
             }
         }
+        RecordKind::PeerRun => {
+            let r: &PeerRunRecord = bytemuck::try_from_bytes(payload).ok()?;
+            LogRecord::PeerRun {
+                zone: ZoneID(r.zone.get()),
+                incarnation: r.incarnation.get(),
+            }
+        }
     })
+}
+
+/// Zone `zone`'s newest run heard of, as the log and checkpoints keep it.
+pub(crate) fn peer_run(zone: ZoneID, incarnation: u32) -> PeerRunRecord {
+    PeerRunRecord {
+        zone: U32Le::new(zone.0),
+        incarnation: U32Le::new(incarnation),
+    }
 }
 
 /// How a WAL ends.
@@ -359,6 +378,7 @@ pub struct Capture {
     pub tombstones: Vec<Commit>,
     pub sessions: Vec<SessionRecord>,
     pub unconfirmed: Vec<Transfer>,
+    pub peer_runs: Vec<PeerRunRecord>,
 }
 
 impl Capture {
@@ -367,7 +387,7 @@ impl Capture {
     }
 
     /// The sections in file order: kind, item count, bytes.
-    fn sections<'a>(&'a self, meta: &'a ZoneMeta) -> [(SectionKind, usize, &'a [u8]); 16] {
+    fn sections<'a>(&'a self, meta: &'a ZoneMeta) -> [(SectionKind, usize, &'a [u8]); 17] {
         fn b<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
             bytemuck::cast_slice(v)
         }
@@ -404,6 +424,11 @@ impl Capture {
                 SectionKind::Unconfirmed,
                 self.unconfirmed.len(),
                 b(&self.unconfirmed),
+            ),
+            (
+                SectionKind::PeerRuns,
+                self.peer_runs.len(),
+                b(&self.peer_runs),
             ),
         ]
     }
@@ -494,6 +519,8 @@ pub struct CheckpointView<'a> {
     pub tombstones: &'a [Commit],
     pub sessions: &'a [SessionRecord],
     pub unconfirmed: &'a [Transfer],
+    /// The newest run of each peer zone heard of (none in version 4 files).
+    pub peer_runs: &'a [PeerRunRecord],
 }
 
 impl CheckpointView<'_> {
@@ -583,6 +610,8 @@ pub fn read_checkpoint(bytes: &[u8]) -> Result<CheckpointView<'_>, CheckpointErr
         tombstones: bytemuck::cast_slice(cast(SectionKind::Tombstones)?),
         sessions: bytemuck::cast_slice(cast(SectionKind::Sessions)?),
         unconfirmed: bytemuck::cast_slice(cast(SectionKind::Unconfirmed)?),
+        // Absent from version 4 files: no peer run heard of.
+        peer_runs: bytemuck::cast_slice(cast(SectionKind::PeerRuns).unwrap_or(&[])),
     };
     let n = meta.entity_count.get() as usize;
     let columns = [
