@@ -38,7 +38,9 @@ impl Zone {
             self.counters.fenced += 1;
             return false;
         }
-        self.fence(from, incarnation);
+        if newest.is_none_or(|n| incarnation > n) {
+            self.fence(from, incarnation);
+        }
         self.handle_datagram(now, Peer::Zone(from), datagram);
         true
     }
