@@ -197,7 +197,10 @@ impl GameWorld<'_> {
         if bytes.len() > GAME_MESSAGE_MAX {
             return Err(MessageError::TooLong);
         }
-        let seq = zone.mailbox_mut()?.next_seq;
+        // Numbered whether or not it goes out: a gap in an origin's numbers costs nothing.
+        let mailbox = zone.mailbox_mut()?;
+        let seq = mailbox.next_seq;
+        mailbox.next_seq += 1;
         let mut m = GameMessage {
             to: U64Le::new(to.0),
             from: U64Le::new(from.map_or(0, |e| e.0)),
@@ -221,12 +224,7 @@ impl GameWorld<'_> {
             zone.route_message(m)
         };
         match sent {
-            Ok(()) => {
-                zone.counters.game_messages_sent += 1;
-                if let Ok(mailbox) = zone.mailbox_mut() {
-                    mailbox.next_seq += 1;
-                }
-            }
+            Ok(()) => zone.counters.game_messages_sent += 1,
             Err(MessageError::Full) => zone.counters.game_messages_dropped += 1,
             Err(_) => {}
         }
