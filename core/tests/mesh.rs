@@ -276,6 +276,52 @@ fn a_dead_node_is_declared_down_within_a_second() {
     }
 }
 
+/// Node 0 leaves (`Mesh::leave`, as a node stopped with SIGTERM does after its zones
+/// stopped): both others declare it down within the network's delay — no suspicion, no
+/// wait — over 20 seeds, and it comes back as a new life as after a death. Without the
+/// leave this is `a_dead_node_is_declared_down_within_a_second`: 0.5–1 s.
+#[test]
+fn a_node_that_leaves_is_declared_down_at_once() {
+    for seed in 0..20 {
+        let mut net = Net::new(seed, 0.0);
+        net.run(Duration::from_secs(2));
+        let left = net.now;
+        let mut m = net.nodes[0].take().unwrap();
+        m.leave(left);
+        while let Some((to, bytes)) = m.poll_transmit() {
+            let j = (0..NODES).find(|&j| addr(j) == to).unwrap();
+            net.in_flight.push((left + STEP, 0, j, bytes));
+        }
+        let mut detected = [None; NODES];
+        while detected[1..].iter().any(Option::is_none) {
+            net.step();
+            let waited = net.now.saturating_duration_since(left);
+            assert!(
+                waited <= Duration::from_millis(50),
+                "seed {seed}: not declared down within 50 ms of leaving: {:?}",
+                net.nodes[1]
+            );
+            for (k, d) in detected.iter_mut().enumerate().skip(1) {
+                if d.is_none() && net.sees(k, 0) == Liveness::Down {
+                    *d = Some(waited);
+                }
+            }
+        }
+        assert_eq!(net.sees(1, 2), Liveness::Alive, "seed {seed}");
+        assert_eq!(net.sees(2, 1), Liveness::Alive, "seed {seed}");
+        net.nodes[0] = Some(mesh(0, 2, net.now, 99));
+        net.run(Duration::from_secs(1));
+        for k in 1..NODES {
+            let p = net.nodes[k].as_ref().unwrap().peers()[0];
+            assert_eq!(
+                (p.liveness, p.generation),
+                (Liveness::Alive, 2),
+                "seed {seed} node {k}"
+            );
+        }
+    }
+}
+
 /// Long runs at 1 % and 5 % loss, one with a pair cut off from each other (a partial
 /// partition): suspicions are refuted in time, the third node's indirect probes vouch for
 /// the cut pair, and no node is ever declared down — nor hears that it was (a rejoin).

@@ -406,6 +406,18 @@ impl Mesh {
         self.drain_runtime();
     }
 
+    /// Leaves the mesh: tells a few live members (foca's indirect-probe count; they pass it
+    /// on like any update) that this life is down, so the others declare it down at once
+    /// instead of after a suspicion. Call it last, after the node's zones have stopped:
+    /// the others take its zones over from their standbys as soon as they hear. The mesh
+    /// sends nothing after this but what it queued here ([`Mesh::poll_transmit`]); if
+    /// those datagrams are lost, the others declare the node down as if it had died.
+    pub fn leave(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let _ = self.foca.leave_cluster(&mut self.runtime);
+        self.drain_runtime();
+    }
+
     /// A datagram from `from` on the control port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.woke(now);

@@ -34,7 +34,7 @@ use rand::{Rng, SeedableRng};
 
 use super::Sim;
 use super::disk::ZoneDisk;
-use super::standby::{DETECT_TICKS, Standbys, Stream};
+use super::standby::{Standbys, Stream};
 
 /// A dead node's return: when, and the files it left behind, per zone taken over.
 pub(super) struct Comeback {
@@ -55,7 +55,7 @@ impl Comeback {
         let on = forced.unwrap_or_else(|| rng.random_bool(0.5));
         (on && standbys.majority_without_one()).then(|| Comeback {
             node,
-            at: died + DETECT_TICKS + rng.random_range(40..=200),
+            at: died + standbys.detect_ticks() + rng.random_range(40..=200),
             rng,
             files: Vec::new(),
         })

@@ -7,7 +7,7 @@ use std::hash::Hash;
 
 use super::Sim;
 use super::rejoin::Rejoin;
-use super::standby::{DETECT_TICKS, REBOOT_TICKS};
+use super::standby::REBOOT_TICKS;
 use crate::handoff::LogRecord;
 use crate::world::ZoneID;
 
@@ -22,7 +22,7 @@ impl Sim {
             self.reboot_node(tick, node);
         } else if tick == at {
             self.kill_node(tick, node);
-        } else if tick == at + DETECT_TICKS && majority {
+        } else if tick == at + self.standbys.detect_ticks() && majority {
             self.declared_down(tick, node);
             for z in 0..self.zones.len() {
                 if self.node_of[z] == node {
@@ -138,6 +138,12 @@ impl Sim {
         }
         self.keep_old_files(z);
         self.disks[z] = self.disks[z].copy_at(replica);
+        if let Some((at, node)) = self.standbys.death
+            && node == self.node_of[z]
+            && tick >= at
+        {
+            self.report.takeover_ticks.push(tick - at);
+        }
         self.node_of[z] = stream.node;
         let zone = match self.try_restore(tick, z, true) {
             Ok(zone) => zone,

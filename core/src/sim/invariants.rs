@@ -200,6 +200,7 @@ impl Sim {
         let faulted = self.standbys.isolation.is_some() || self.standbys.death.is_some();
         self.report.no_majority = faulted && !self.standbys.majority_without_one();
         self.report.isolated = self.standbys.isolation.is_some() && !self.report.no_majority;
+        self.report.left = self.standbys.leave_ticks.is_some() && !self.report.no_majority;
         let mut owned: HashMap<EntityID, u32> = HashMap::new();
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {

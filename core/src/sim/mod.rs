@@ -93,6 +93,11 @@ pub struct Options {
     /// handed ([`game`]). Off by default: the messages change every seed's traffic, so
     /// the kept seeds would no longer replay.
     pub messages: bool,
+    /// Every node death is a leave (a node stopped with SIGTERM: its zones stop as in a
+    /// death, then it tells the others it is down), declared down 1–3 ticks after it
+    /// instead of [`standby::DETECT_TICKS`]: the takeovers are asked while the dead
+    /// zones' last datagrams are still on the way. Off by default, like `messages`.
+    pub leaves: bool,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -154,8 +159,14 @@ pub struct Report {
     pub dead_standby_wait: u64,
     /// Zones promoted on their standbys after their node died or was cut off.
     pub promoted: u64,
+    /// For each zone of the seed's dead node promoted on its standby: ticks from the
+    /// death to the promotion (detection, the vote, the restore).
+    pub takeover_ticks: Vec<u64>,
     /// A node was cut off long enough to be declared down (a false suspicion).
     pub isolated: bool,
+    /// The node that died left ([`Options::leaves`]) where the others are a majority:
+    /// its zones were taken over 1–3 ticks after they stopped.
+    pub left: bool,
     /// Datagrams the superseded runs sent, those zones took (before they heard of the
     /// takeover), and those they held for a standby that would never acknowledge;
     /// datagrams zones fenced off (from any older run); superseded runs that stood down.
@@ -287,13 +298,19 @@ fn draw_standbys(
     network: &mut Network,
 ) -> standby::Standbys {
     let forced = options.standbys.or(options.fixed_network.map(|_| false));
-    let standbys = standby::Standbys::draw(
+    let mut standbys = standby::Standbys::draw(
         seed,
         node_of,
         forced,
         options.suspicions,
         ticks - HEAL_TICKS,
     );
+    // A leave is declared within the network's delay: 1–3 ticks (from a generator of its
+    // own, so that every other draw stays as it was).
+    if options.leaves && standbys.death.is_some() {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0006);
+        standbys.leave_ticks = Some(rng.random_range(1..=3));
+    }
     if let Some(iso) = standbys.isolation {
         let nodes = node_of.iter().max().map_or(1, |n| n + 1);
         network.isolate(iso.node, nodes, iso.at, iso.heal);

@@ -160,8 +160,12 @@ pub(super) struct Standbys {
     /// The most ticks in a row any zone's datagrams waited for a standby on a dead node.
     pub(super) dead_wait_max: u64,
     /// A node that dies for good: (tick, node); its zones are promoted on their standbys
-    /// [`DETECT_TICKS`] later.
+    /// [`Standbys::detect_ticks`] later.
     pub(super) death: Option<(u64, u32)>,
+    /// The death is a leave ([`super::Options::leaves`]): the node's zones stop as in a
+    /// death, and membership declares it down this many ticks later instead of
+    /// [`DETECT_TICKS`].
+    pub(super) leave_ticks: Option<u64>,
     /// Zones promoted on their standbys.
     pub(super) promoted: Vec<u32>,
     /// The entities the dead node's zones held (owned or in flight) when it died.
@@ -246,6 +250,11 @@ impl Standbys {
 
     pub(super) fn active(&self) -> bool {
         !self.streams.is_empty()
+    }
+
+    /// Ticks from the death to its declaration: [`DETECT_TICKS`], or what a leave takes.
+    pub(super) fn detect_ticks(&self) -> u64 {
+        self.leave_ticks.unwrap_or(DETECT_TICKS)
     }
 
     /// Whether the nodes other than one make a majority of the world — what a standby

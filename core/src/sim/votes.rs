@@ -134,7 +134,7 @@ impl Sim {
         let first = self
             .standbys
             .death
-            .is_some_and(|(at, n)| n == node && tick >= at + DETECT_TICKS)
+            .is_some_and(|(at, n)| n == node && tick >= at + self.standbys.detect_ticks())
             && !self.back(tick.saturating_sub(REFUTE_TICKS), node);
         let dead = first || self.died_in_turn(tick.saturating_sub(DETECT_TICKS), node);
         let cut = self.standbys.isolation.is_some_and(|iso| {
