@@ -122,7 +122,8 @@ impl Durable {
     /// The zone goes on without its standby (a majority agreed its node is down): its
     /// datagrams stop waiting for it, and nothing more is streamed to it.
     pub(super) fn drop_standby(&mut self, zone: meridian_core::world::ZoneID) {
-        if self.standby.take().is_some() {
+        if let Some(stream) = self.standby.take() {
+            stream.abandon();
             self.writer.detach();
             self.standby_from = None;
             tracing::warn!(%zone, "the zone goes on without its standby: a majority of the nodes agreed it is down; its datagrams no longer wait for it");

@@ -173,6 +173,19 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Ends the stream without waiting for its thread, for a standby the zone goes on
+    /// without (the mesh agreed its node is down): nothing is left to finish there, and
+    /// the thread may be asleep between connection attempts (200 ms) or inside one (up to
+    /// a second to a host that does not answer) — the zone's thread, which drops the
+    /// standby, must not wait for that. The thread ends at its next look at `stop`.
+    /// (Dropping a stream waits: a zone that stops cleanly finishes what it queued.)
+    pub fn abandon(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.thread.take());
+    }
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -633,3 +633,47 @@ fn appends_fed_behind_a_large_checkpoint_go_between_its_parts() {
     assert!(append < end, "the append waited for the whole checkpoint");
     drop(stream);
 }
+
+/// A standby that is gone: its stream's thread tries again every 200 ms (and a connection
+/// attempt to a host that does not answer takes up to a second). `abandon` — what a zone
+/// does when the mesh agreed its standby's node is down, on the zone's own thread —
+/// returns at once; dropping the stream waits for the thread (a clean stop finishes what
+/// was queued), measured here as the peer. The zone used to drop it, stalling for up to
+/// 200 ms over loopback at every standby drop.
+#[test]
+fn a_stream_to_a_gone_standby_is_abandoned_without_waiting() {
+    let gone = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port");
+    let dir = scratch("gone");
+    let store = DataDir::open(&dir).expect("dir").zone(WORLD_ID, ZoneID(0));
+    let target = StandbyTarget {
+        addr: gone,
+        key: key(2).verifying_key(),
+    };
+    let mut took = Vec::new();
+    for abandon in [true, false] {
+        let (stream, _feed) = Stream::start(store.clone(), 0, 1, key(1), target);
+        // Refused at once; asleep before the next attempt.
+        std::thread::sleep(Duration::from_millis(40));
+        let started = WallInstant::now();
+        if abandon {
+            stream.abandon();
+        } else {
+            drop(stream);
+        }
+        took.push(started.elapsed());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("abandoned in {:?}, dropped in {:?}", took[0], took[1]);
+    assert!(
+        took[0] < Duration::from_millis(20),
+        "abandon waited {:?}",
+        took[0]
+    );
+    assert!(
+        took[1] > Duration::from_millis(50),
+        "the peer: {:?}",
+        took[1]
+    );
+}
