@@ -74,7 +74,7 @@ impl VoteBox {
 pub struct MeshHandle {
     votes: VoteBox,
     view: Arc<Mutex<MeshView>>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stopping>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub control: SocketAddr,
     /// This life's generation (the wall clock's seconds at its start): the high half of
@@ -102,18 +102,36 @@ impl MeshHandle {
         self.view.clone()
     }
 
+    /// Stops the mesh thread without a word to the others: they declare this node down
+    /// when it stops answering (under a second).
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Leaves the mesh and stops the thread: the others hear this node is down within a
+    /// round trip, and take over its zones from their standbys at once. Call it only
+    /// once this node's zones have stopped (`meridian_core::mesh::Mesh::leave`).
+    pub fn leave(self) {
+        self.stop.leave.store(true, Ordering::SeqCst);
+        self.stop();
     }
 }
 
 impl Drop for MeshHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.stop.store(true, Ordering::SeqCst);
     }
+}
+
+/// How the mesh thread is to end.
+#[derive(Debug, Default)]
+struct Stopping {
+    stop: AtomicBool,
+    /// Leave the mesh first ([`MeshHandle::leave`]).
+    leave: AtomicBool,
 }
 
 /// The ledger's file in a data directory.
@@ -236,7 +254,7 @@ pub fn start(
     mesh.join(clock.now());
     let world = mesh.world();
     let view = Arc::new(Mutex::new(MeshView::default()));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stopping::default());
     let (asks_tx, asks) = std::sync::mpsc::channel();
     let thread = {
         let (view, stop) = (view.clone(), stop.clone());
@@ -279,13 +297,13 @@ struct Io {
     asks: Receiver<(Ask, Sender<bool>)>,
 }
 
-fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &AtomicBool) {
+fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &Stopping) {
     let mut buf = [0u8; 2048];
     let mut waiting: HashMap<u64, Sender<bool>> = HashMap::new();
     let mut save_failed = false;
     let name = |node: u16| names.get(usize::from(node)).map_or("?", String::as_str);
     let world = mesh.world();
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.stop.load(Ordering::SeqCst) {
         let now = io.clock.now();
         let wait = mesh
             .next_timeout()
@@ -350,6 +368,24 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
             counters: mesh.counters(),
             generation: mesh.me().generation,
         };
+    }
+    if stop.leave.load(Ordering::SeqCst) {
+        mesh.leave(io.clock.now());
+        let mut told = Vec::new();
+        while let Some((to, bytes)) = mesh.poll_transmit() {
+            if io.socket.send_to(&bytes, to).is_ok() {
+                told.push(to);
+            }
+        }
+        tracing::info!(
+            "mesh: left — told {} of the other nodes this node is down ({}); they take \
+             its zones over from their standbys",
+            told.len(),
+            told.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 }
 

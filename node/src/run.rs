@@ -53,7 +53,7 @@ pub struct Running {
     standbys: Option<crate::standby::KeptStandbys>,
     failover: Option<crate::failover::Failover>,
     admin_stop: Arc<AtomicBool>,
-    admin: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
+    admin: Option<AdminThread>,
     pub spec: NodeSpec,
 }
 
@@ -278,13 +278,19 @@ pub fn start_with(
     })
 }
 
+/// The admin endpoint's thread: its address, the server (to wake the thread when it is
+/// to stop) and the thread.
+type AdminThread = (
+    SocketAddr,
+    Arc<tiny_http::Server>,
+    std::thread::JoinHandle<()>,
+);
+
 /// Serves the admin endpoint on `addr` from a thread of its own.
-fn start_admin(
-    addr: SocketAddr,
-    admin: Admin,
-) -> anyhow::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+fn start_admin(addr: SocketAddr, admin: Admin) -> anyhow::Result<AdminThread> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoint on {addr}: {e}"))?;
+    let server = Arc::new(server);
     let bound = server.server_addr().to_ip().unwrap_or(addr);
     if admin.token.is_none() && !bound.ip().is_loopback() {
         tracing::warn!(
@@ -297,15 +303,18 @@ fn start_admin(
         Some(_) => ("?token=TOKEN", ", each with the --admin-token file's token"),
         None => ("", ""),
     };
-    let handle = std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || serve_admin(server, &admin))?;
+    let handle = {
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name("admin".into())
+            .spawn(move || serve_admin(&server, &admin))?
+    };
     tracing::info!(
         "admin endpoint on http://{bound}: /status /metrics /entities /avatars /positions{needs}; \
          live map: {}{map}",
         crate::map::url(bound)
     );
-    Ok((bound, handle))
+    Ok((bound, server, handle))
 }
 
 /// How the zones serve clients, if the world takes them.
@@ -533,23 +542,45 @@ impl Running {
     }
 
     /// Stops the admin server and every zone; returns the zones' final figures.
+    ///
+    /// In a mesh, the node then leaves it (`MeshHandle::leave`): the zones have stopped, so
+    /// the others may take them over from their standbys at once instead of after a
+    /// suspicion, and the zones whose standby this node keeps go on without it as soon as
+    /// a majority agrees. The standbys it keeps are served until then.
     pub fn stop(self) -> anyhow::Result<Vec<ZoneStats>> {
+        self.stop_and(true)
+    }
+
+    /// As [`Running::stop`], without leaving the mesh: to the others the node looks dead
+    /// (they declare it down when it stops answering). For tests of what a death does.
+    pub fn stop_without_leaving(self) -> anyhow::Result<Vec<ZoneStats>> {
+        self.stop_and(false)
+    }
+
+    fn stop_and(self, leave: bool) -> anyhow::Result<Vec<ZoneStats>> {
         if let Some(failover) = self.failover {
             failover.stop();
         }
-        if let Some(mesh) = self.mesh {
-            mesh.stop();
+        self.admin_stop.store(true, Ordering::SeqCst);
+        // Woken at once (it waits up to 100 ms for a request otherwise).
+        let admin = self.admin.map(|(_, server, handle)| {
+            server.unblock();
+            handle.join()
+        });
+        let node =
+            Arc::try_unwrap(self.node).map_err(|_| anyhow::anyhow!("the node is still shared"));
+        let stats = node.map(|node| node.stop());
+        // Leave only with every zone thread ended (stopped, or failed and gone).
+        match (self.mesh, &stats) {
+            (Some(mesh), Ok(_)) if leave => mesh.leave(),
+            (Some(mesh), _) => mesh.stop(),
+            (None, _) => {}
         }
         drop(self.standbys);
-        self.admin_stop.store(true, Ordering::SeqCst);
-        if let Some((_, handle)) = self.admin {
-            handle
-                .join()
-                .map_err(|_| anyhow::anyhow!("the admin thread panicked"))?;
+        if let Some(Err(_)) = admin {
+            anyhow::bail!("the admin thread panicked");
         }
-        let node =
-            Arc::try_unwrap(self.node).map_err(|_| anyhow::anyhow!("the node is still shared"))?;
-        Ok(node.stop()?)
+        Ok(stats??)
     }
 }
 
@@ -655,7 +686,7 @@ pub fn background_priority() {
     }
 }
 
-fn serve_admin(server: tiny_http::Server, admin: &Admin) {
+fn serve_admin(server: &tiny_http::Server, admin: &Admin) {
     background_priority();
     let (node, stop) = (&*admin.node, &*admin.stop);
     let mut frozen_until: Option<std::time::Instant> = None;

@@ -998,3 +998,165 @@ fn a_primary_restarted_while_its_standby_is_dead_drops_it_at_its_first_ask() {
     assert_eq!(refused(&mesh), refusals, "{}", mesh.log(1));
     three_sound_cuts(&mesh, &expected, 0);
 }
+
+/// What a rolling restart does to a zone: n0 is stopped with SIGTERM, as an operator (or
+/// systemd) stops a node. Its zone stops at a tick, then the node leaves the mesh, so n2
+/// takes zone 0 over from its standby within a round trip and a vote, not after the
+/// suspicion a death needs (`kill_9_of_a_primary…`: declared down after 0.6–0.7 s). The
+/// process exits 0, nothing is lost or duplicated, the player goes on in its session, and
+/// handoffs go on across the new node border. With the node stopping without the leave,
+/// the takeover waits for the suspicion and this fails.
+#[test]
+fn a_primary_stopped_with_sigterm_is_taken_over_at_once_losing_nothing() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("term");
+    for k in 0..NODES {
+        mesh.start(k);
+    }
+    let mut expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    let player = Player::start(&mesh, mesh.zones[0], 9);
+    std::thread::sleep(Duration::from_secs(5));
+    let before = player.seen();
+    assert!(
+        before.snapshots > 30 && before.session != 0,
+        "the player did not get going: {before:?}"
+    );
+    expected.insert(before.avatar);
+    assert_sound(&mesh.cut(), &expected, 0);
+
+    let stopped = Instant::now();
+    mesh.signal(0, "TERM");
+    let mut exited = None;
+    while !zone_0_ticks_on(&mesh, 2) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "zone 0 was not taken over within 10 s: n2 {}\n{}",
+            mesh.status(2),
+            mesh.logs()
+        );
+        if exited.is_none() {
+            exited = mesh.try_exit(0).map(|status| (status, stopped.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let serving = stopped.elapsed();
+    let (status, exited) = match exited {
+        Some(e) => e,
+        None => (
+            mesh.wait_exit(0, Duration::from_secs(10)),
+            stopped.elapsed(),
+        ),
+    };
+    eprintln!(
+        "SIGTERM of n0: it exited after {exited:?} ({status}); zone 0 serving on n2 \
+         {serving:?} after the signal"
+    );
+    assert!(
+        status.success(),
+        "n0 exited with {status}:\n{}",
+        mesh.log(0)
+    );
+    assert!(
+        mesh.log(0).contains("mesh: left"),
+        "n0 did not leave the mesh:\n{}",
+        mesh.log(0)
+    );
+    assert!(
+        serving <= Duration::from_millis(400),
+        "zone 0 served again on n2 only {serving:?} after the SIGTERM"
+    );
+
+    // The player carries on in its session; handoffs go on between zone 0's new run and
+    // zone 1; every cut holds every NPC once.
+    let taken = Instant::now();
+    loop {
+        let seen = player.seen();
+        if seen.counters.takeovers >= 1 && seen.snapshots > before.snapshots + 30 {
+            assert_eq!(seen.session, before.session, "the same session");
+            assert!(seen.closed.is_none(), "{seen:?}");
+            eprintln!(
+                "the player of zone 0 carried on: {:?} after the signal",
+                stopped.elapsed()
+            );
+            break;
+        }
+        assert!(
+            taken.elapsed() < Duration::from_secs(10),
+            "the player of zone 0 did not carry on: {seen:?}\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");
+    let (z0, z1) = (
+        departures(2, "zone 0 ").unwrap(),
+        departures(1, "zone 1 ").unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        departures(2, "zone 0 ").unwrap() > z0 + 5 && departures(1, "zone 1 ").unwrap() > z1 + 5,
+        "handoffs stalled after the takeover:\n{}",
+        mesh.logs()
+    );
+    three_sound_cuts(&mesh, &expected, 0);
+}
+
+/// The other half of a rolling restart: n2, which keeps the standbys of zones 0 and 1,
+/// is stopped with SIGTERM. Zones 0 and 1 hold their datagrams until their standby
+/// acknowledges them, so until the mesh agrees n2 is down they hand nothing away and
+/// their clients' snapshots wait; with n2 leaving the mesh, both go on without it within
+/// a vote, and n1 takes zone 2 over. (A kill -9 of n2, in `kill_9_of_a_primary…`, holds
+/// them for the suspicion first: 0.6–0.8 s.) With the node stopping without the leave,
+/// this fails.
+#[test]
+fn a_standby_node_stopped_with_sigterm_holds_its_primaries_only_for_a_vote() {
+    let _machine = crate::alone();
+    let mut mesh = Mesh3::new("term-standby");
+    for k in 0..NODES {
+        mesh.start(k);
+    }
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    let stopped = Instant::now();
+    mesh.signal(2, "TERM");
+    let on_without = "the zone goes on without its standby";
+    let (mut zone_0, mut zone_1, mut zone_2) = (None, None, None);
+    while zone_0.is_none() || zone_1.is_none() || zone_2.is_none() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "not settled within 10 s of n2's SIGTERM:\n{}",
+            mesh.logs()
+        );
+        let at = Some(stopped.elapsed());
+        if zone_0.is_none() && mesh.log(0).contains(on_without) {
+            zone_0 = at;
+        }
+        if zone_1.is_none() && mesh.log(1).contains(on_without) {
+            zone_1 = at;
+        }
+        if zone_2.is_none()
+            && status_value(&mesh.status(1), "zone 2 ", "tick").is_some_and(|t| t > 0)
+        {
+            zone_2 = at;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = mesh.wait_exit(2, Duration::from_secs(10));
+    eprintln!(
+        "SIGTERM of n2: zone 0 went on without its standby {zone_0:?} after the signal, zone 1 \
+         {zone_1:?}; zone 2 serving on n1 {zone_2:?}"
+    );
+    assert!(
+        status.success(),
+        "n2 exited with {status}:\n{}",
+        mesh.log(2)
+    );
+    for (zone, at) in [(0, zone_0), (1, zone_1), (2, zone_2)] {
+        assert!(
+            at <= Some(Duration::from_millis(400)),
+            "zone {zone}: {at:?} after n2's SIGTERM"
+        );
+    }
+    three_sound_cuts(&mesh, &expected, 0);
+}

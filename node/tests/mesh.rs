@@ -71,6 +71,9 @@ fn the_world_files_start_grace_is_how_long_a_silent_member_has() {
     assert!(took >= Duration::from_secs(2), "down after {took:?}");
 }
 
+/// Three nodes in one process see each other alive; one stopped without a farewell (as
+/// dead) is declared down by both others within the membership target; one stopped as
+/// `meridian node` stops (it leaves the mesh) is declared down within a round trip.
 #[test]
 fn three_nodes_see_each_other_and_declare_a_stopped_one_down() {
     let _machine = crate::alone();
@@ -105,9 +108,9 @@ fn three_nodes_see_each_other_and_declare_a_stopped_one_down() {
         metrics.contains("meridian_mesh_peer_alive{node=\"n1\",peer=\"n0\"} 1"),
         "{metrics}"
     );
-    // n0 stops (no farewell: to the others it is as good as dead).
+    // n0 stops without a farewell: to the others it is as good as dead.
     std::thread::sleep(Duration::from_secs(1));
-    nodes[0].take().unwrap().stop().unwrap();
+    nodes[0].take().unwrap().stop_without_leaving().unwrap();
     let stopped = Instant::now();
     let mut detected = [None; 3];
     while detected[1..].iter().any(Option::is_none) {
@@ -135,6 +138,25 @@ fn three_nodes_see_each_other_and_declare_a_stopped_one_down() {
     assert!(
         metrics.contains("meridian_mesh_peer_down{node=\"n1\",peer=\"n0\"} 1"),
         "{metrics}"
+    );
+    // n1 stops as `meridian node` does at SIGTERM: it leaves, and n2 declares it down
+    // within a round trip of the stop's end, not after a suspicion.
+    let n1 = nodes[1].take().unwrap();
+    let stopping = Instant::now();
+    n1.stop().unwrap();
+    let stopped = Instant::now();
+    while liveness(nodes[2].as_ref().unwrap(), "n1") != Liveness::Down {
+        assert!(
+            stopped.elapsed() < Duration::from_millis(300),
+            "n1 left, and n2 still sees it {:?}",
+            liveness(nodes[2].as_ref().unwrap(), "n1")
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    eprintln!(
+        "n1 left: its stop took {:?}, declared down by n2 {:?} after the stop began",
+        stopped - stopping,
+        stopping.elapsed()
     );
     for n in nodes.into_iter().flatten() {
         n.stop().unwrap();

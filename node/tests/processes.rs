@@ -114,6 +114,31 @@ impl Nodes {
         child.wait().unwrap();
     }
 
+    /// How node `k` exited, if it has.
+    pub(crate) fn try_exit(&mut self, k: usize) -> Option<std::process::ExitStatus> {
+        let status = self.children[k].as_mut()?.try_wait().unwrap()?;
+        self.children[k] = None;
+        Some(status)
+    }
+
+    /// Waits (up to `limit`) for node `k` to exit, and returns how.
+    pub(crate) fn wait_exit(&mut self, k: usize, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        let child = self.children[k].as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.children[k] = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {k} did not exit within {limit:?}: {}",
+                self.log(k)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends node `k` a signal by name (`STOP`, `CONT`: a node that stops answering
     /// without dying, as under a long pause or a cut).
     pub(crate) fn signal(&self, k: usize, signal: &str) {
