@@ -1000,12 +1000,13 @@ fn a_primary_restarted_while_its_standby_is_dead_drops_it_at_its_first_ask() {
 }
 
 /// What a rolling restart does to a zone: n0 is stopped with SIGTERM, as an operator (or
-/// systemd) stops a node. Its zone stops at a tick, then the node leaves the mesh, so n2
-/// takes zone 0 over from its standby within a round trip and a vote, not after the
-/// suspicion a death needs (`kill_9_of_a_primary…`: declared down after 0.6–0.7 s). The
-/// process exits 0, nothing is lost or duplicated, the player goes on in its session, and
-/// handoffs go on across the new node border. With the node stopping without the leave,
-/// the takeover waits for the suspicion and this fails.
+/// systemd) stops a node. Its zone stops at a tick and writes a final checkpoint, then the
+/// node leaves the mesh, so n2 takes zone 0 over from that checkpoint within a round trip
+/// and a vote, not after the suspicion a death needs (`kill_9_of_a_primary…`: declared
+/// down after 0.6–0.7 s). The process exits 0, nothing is lost or duplicated, the player
+/// goes on in its session, and handoffs go on across the new node border. With the node
+/// stopping without the leave, the takeover waits for the suspicion and this fails;
+/// without the final checkpoint, n2 restores an older one and this fails.
 #[test]
 fn a_primary_stopped_with_sigterm_is_taken_over_at_once_losing_nothing() {
     let _machine = crate::alone();
@@ -1064,6 +1065,20 @@ fn a_primary_stopped_with_sigterm_is_taken_over_at_once_losing_nothing() {
     assert!(
         serving <= Duration::from_millis(400),
         "zone 0 served again on n2 only {serving:?} after the SIGTERM"
+    );
+    // n0's zone wrote a final checkpoint at its last tick, and n2 took the zone over from
+    // it: nothing rolled back to the last periodic checkpoint (up to 0.5 s of movement).
+    let final_tick = mesh
+        .log(0)
+        .split("final checkpoint at tick ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no final checkpoint:\n{}", mesh.log(0)));
+    assert!(
+        mesh.log(2)
+            .contains(&format!("the checkpoint of tick {final_tick} and")),
+        "n2 did not restore zone 0 from n0's final checkpoint (tick {final_tick}):\n{}",
+        mesh.log(2)
     );
 
     // The player carries on in its session; handoffs go on between zone 0's new run and

@@ -66,7 +66,7 @@ pub(super) async fn run_zone(
         }
         if let Some(incarnation) = driver.taken_over() {
             driver.stand_down(incarnation);
-            break;
+            return Ok(driver.finish(false));
         }
         let now = clock.now();
         let due = driver.zone.poll_timeout();
@@ -100,7 +100,7 @@ pub(super) async fn run_zone(
         driver.drain_events();
         driver.publish();
     }
-    Ok(driver.finish())
+    Ok(driver.finish(true))
 }
 
 /// Everything one zone's executor owns.
@@ -633,10 +633,14 @@ impl<'a> ZoneDriver<'a> {
         self.second_cpu.reset();
     }
 
-    /// Stops taking arrivals and returns the run's figures.
-    fn finish(mut self) -> ZoneStats {
+    /// Stops taking arrivals, writes a final checkpoint if the node stopped the zone
+    /// (`clean`) and returns the run's figures.
+    fn finish(mut self, clean: bool) -> ZoneStats {
         self.zone.shut_down();
-        if let Some(d) = self.durable.take() {
+        if let Some(mut d) = self.durable.take() {
+            if clean {
+                d.final_checkpoint(&self.zone);
+            }
             d.writer.finish();
         }
         self.fill_stats(true);
