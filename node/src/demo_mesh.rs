@@ -2,9 +2,11 @@
 //! the layout of `node/worlds/mesh-3.toml`: one zone each, n2 keeping the standbys of
 //! zones 0 and 1, n1 that of zone 2 — signed with keys made for the run, with persistence
 //! in a scratch directory; a swarm of bots playing across the three zones; after
-//! `--kill-after` seconds node n0 is killed with SIGKILL. At the end, a summary: when the
-//! others declared n0 down, when zone 0 served again on its standby, NPCs lost and
-//! duplicated (a consistent cut of the two nodes left), and the bots that kept playing.
+//! `--kill-after` seconds node n0 is killed with SIGKILL — or, with `--sigterm`, stopped as
+//! a rolling restart stops it (its zones stop, then it leaves the mesh). At the end, a
+//! summary: when the others declared n0 down, when zone 0 served again on its standby,
+//! NPCs lost and duplicated (a consistent cut of the two nodes left), and the bots that
+//! kept playing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +35,19 @@ pub struct MeshDemo {
     /// First port: node k's zones on `port + 10 k`, its control on `+ 100`, admin `+ 200`.
     pub port: u16,
     pub kill_after: Duration,
+    /// Stop n0 with SIGTERM instead of SIGKILL.
+    pub sigterm: bool,
+}
+
+impl MeshDemo {
+    /// How n0 ends, as the demo's lines say it.
+    fn ended(&self) -> &'static str {
+        if self.sigterm {
+            "stopped n0 (SIGTERM)"
+        } else {
+            "killed n0 (SIGKILL)"
+        }
+    }
 }
 
 /// When the kill and what followed happened, seen from the nodes left.
@@ -179,6 +194,26 @@ impl Cluster {
             let _ = child.wait();
         }
     }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 10 s.
+    fn terminate(&mut self, k: usize) {
+        let Some(child) = self.children[k].as_mut() else {
+            return;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent.as_ref().is_ok_and(|s| s.success()) && Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.children[k] = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        eprintln!("n{k} did not exit within 10 s of SIGTERM: killing it");
+        self.kill(k);
+    }
 }
 
 /// Watches n2 after the kill: when it declares n0 down and when zone 0 ticks there.
@@ -262,10 +297,15 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
     println!(
         "demo --mesh: 3 node processes (logs and data in {}), {} NPCs per zone, {} bots; node n0 \
-         (zone 0) is killed with SIGKILL after {} s",
+         (zone 0) is {} after {} s",
         cluster.dir.display(),
         NPCS_PER_ZONE,
         demo.swarm.clients,
+        if demo.sigterm {
+            "stopped with SIGTERM (it leaves the mesh)"
+        } else {
+            "killed with SIGKILL"
+        },
         demo.kill_after.as_secs()
     );
     for (k, admin) in cluster.admins.iter().enumerate() {
@@ -300,10 +340,18 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     let report = swarm::run(&target, &demo.swarm, stop, |p| {
         let killed = failover.lock().expect("failover").killed.is_some();
         if !killed && p.elapsed >= demo.kill_after {
-            cluster.kill(0);
-            let mut f = failover.lock().expect("failover");
-            (f.killed, f.violations_at_kill) = (Some(Instant::now()), p.violations);
-            println!("[{:>4}s] killed n0 (SIGKILL)", p.elapsed.as_secs());
+            let at = Instant::now();
+            {
+                // The watcher times from the signal.
+                let mut f = failover.lock().expect("failover");
+                (f.killed, f.violations_at_kill) = (Some(at), p.violations);
+            }
+            if demo.sigterm {
+                cluster.terminate(0);
+            } else {
+                cluster.kill(0);
+            }
+            println!("[{:>4}s] {}", p.elapsed.as_secs(), demo.ended());
         }
         let mut f = failover.lock().expect("failover");
         if let (Some(killed), Some(serving), None) = (f.killed, f.serving, f.violations_after_gap)
@@ -330,7 +378,16 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     let kept_playing = report.connected.saturating_sub(report.timed_out);
     println!("\n{}", report.table());
     println!("failover:");
-    println!("  n0 killed after          {} s", demo.kill_after.as_secs());
+    let (what, after) = if demo.sigterm {
+        ("stopped", "the stop")
+    } else {
+        ("killed", "the kill")
+    };
+    println!(
+        "  {:<25}{} s",
+        format!("n0 {what} after"),
+        demo.kill_after.as_secs()
+    );
     println!(
         "  declared down after      {}  (target 1 s)",
         shown(f.detected)
@@ -351,7 +408,7 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     let total = report.violations();
     let gap_end = f.violations_after_gap.unwrap_or(total);
     println!(
-        "  swarm violations         {} before the kill, {} in the failover's gap (to {} s \
+        "  swarm violations         {} before {after}, {} in the failover's gap (to {} s \
          after zone 0 served again), {} after",
         f.violations_at_kill,
         gap_end.saturating_sub(f.violations_at_kill),

@@ -179,6 +179,11 @@ enum Command {
         /// With --mesh: seconds before node n0 is killed.
         #[arg(long, default_value_t = 10)]
         kill_after: u64,
+        /// With --mesh: stop n0 with SIGTERM instead, as a rolling restart does — its zone
+        /// stops at a tick, then it leaves the mesh, so n2 takes zone 0 over at once
+        /// instead of after the suspicion a death needs.
+        #[arg(long, requires = "mesh")]
+        sigterm: bool,
     },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
@@ -296,6 +301,7 @@ fn main() -> ExitCode {
             port,
             mesh,
             kill_after,
+            sigterm,
         } => {
             let config = swarm::Config {
                 clients,
@@ -308,7 +314,7 @@ fn main() -> ExitCode {
                 seed: 1,
             };
             if mesh {
-                demo_mesh(config, port, kill_after)
+                demo_mesh(config, port, (kill_after, sigterm))
             } else {
                 demo(config, port)
             }
@@ -363,11 +369,12 @@ fn node(
         }
         node_spec.admin_token = Some(AdminToken::read(path)?);
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst))?;
-    }
+    // Ctrl-C or SIGTERM wakes the loop below at once: in a mesh, the others take this
+    // node's zones over as soon as it has stopped them and left.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })?;
     tracing::info!(
         "node {} starting zones {:?} on cores {:?} (world {}, {} zones)",
         node_spec.name,
@@ -398,11 +405,17 @@ fn node(
     let started = std::time::Instant::now();
     let mut previous = running.stats();
     let mut next = started + Duration::from_secs(1);
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+    loop {
         if duration.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let wait = next.saturating_duration_since(std::time::Instant::now());
+        match stopped.recv_timeout(wait.min(Duration::from_millis(100))) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            // A signal; or no handler any more (cannot happen: it lives as long as the
+            // process), taken as one.
+            _ => break,
+        }
         if std::time::Instant::now() >= next {
             next += Duration::from_secs(1);
             let now = running.stats();
@@ -541,7 +554,11 @@ fn zone_addrs(
         .collect()
 }
 
-fn demo_mesh(mut config: swarm::Config, port: u16, kill_after: u64) -> anyhow::Result<()> {
+fn demo_mesh(
+    mut config: swarm::Config,
+    port: u16,
+    (kill_after, sigterm): (u64, bool),
+) -> anyhow::Result<()> {
     // The swarm's per-violation lines would drown the summary: they are counted there.
     init_logs("warn,meridian_node::swarm=error");
     if config.pattern == swarm::Pattern::Tag {
@@ -552,6 +569,7 @@ fn demo_mesh(mut config: swarm::Config, port: u16, kill_after: u64) -> anyhow::R
         swarm: config,
         port,
         kill_after: Duration::from_secs(kill_after),
+        sigterm,
     };
     let stop = stop_flag()?;
     if !meridian_node::demo_mesh::run(demo, &stop)? {
