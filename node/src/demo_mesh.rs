@@ -50,7 +50,8 @@ impl MeshDemo {
     }
 }
 
-/// When the kill and what followed happened, seen from the nodes left.
+/// When the kill (or the stop, with `--sigterm`) and what followed happened, seen from
+/// the nodes left.
 #[derive(Clone, Copy, Debug, Default)]
 struct Failover {
     killed: Option<Instant>,

@@ -176,7 +176,7 @@ enum Command {
         /// back. The bots move as --pattern says (tag needs the game: cross is used).
         #[arg(long)]
         mesh: bool,
-        /// With --mesh: seconds before node n0 is killed.
+        /// With --mesh: seconds before node n0 is killed (or stopped, with --sigterm).
         #[arg(long, default_value_t = 10)]
         kill_after: u64,
         /// With --mesh: stop n0 with SIGTERM instead, as a rolling restart does — its zone

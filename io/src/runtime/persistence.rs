@@ -184,9 +184,7 @@ impl Durable {
             self.capturing = Some(capture);
         }
     }
-}
 
-impl Durable {
     /// A clean stop's checkpoint: the zone whole as its last tick left it (a capture under
     /// way is completed and written first), so a restart — or the standby taking the zone
     /// over when its node leaves the mesh — begins where the zone stopped, not at the last

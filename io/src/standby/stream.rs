@@ -171,9 +171,7 @@ impl Stream {
             .filter(|&i| i & STALE != 0)
             .map(|i| i & !STALE)
     }
-}
 
-impl Stream {
     /// Ends the stream without waiting for its thread, for a standby the zone goes on
     /// without (the mesh agreed its node is down): nothing is left to finish there, and
     /// the thread may be asleep between connection attempts (200 ms) or inside one (up to
