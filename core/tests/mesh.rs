@@ -645,3 +645,69 @@ fn a_node_that_starts_while_another_is_dead_learns_of_the_death() {
     net.run(Duration::from_secs(3));
     net.assert_all_alive("");
 }
+
+/// In a mesh of five, a node that leaves tells every live member itself: each of the
+/// four others declares it down from the leave's own datagrams, before any timer of
+/// theirs fires (foca's leave alone tells two and leaves the rest to gossip: this fails).
+#[test]
+fn a_node_that_leaves_a_mesh_of_five_tells_every_member_first_hand() {
+    const FIVE: usize = 5;
+    let key = |k: usize| SigningKey::from_bytes(&[k as u8 + 40; 32]);
+    let addr = |k: usize| SocketAddr::from(([127, 0, 0, 1], 9600 + k as u16));
+    let mut now = Instant::ZERO;
+    let mut nodes: Vec<Mesh> = (0..FIVE)
+        .map(|k| {
+            let peers: Vec<(u16, SocketAddr, [u8; 32])> = (0..FIVE)
+                .filter(|&j| j != k)
+                .map(|j| (j as u16, addr(j), key(j).verifying_key().to_bytes()))
+                .collect();
+            let config = MeshConfig::default();
+            Mesh::new(k as u16, 1, key(k), &peers, config, now, k as u64).unwrap()
+        })
+        .collect();
+    for m in &mut nodes {
+        m.join(now);
+    }
+    // Every datagram delivered at once, timers fired: 2 s to see each other alive.
+    let deliver = |nodes: &mut Vec<Mesh>, now: Instant| {
+        let mut any = true;
+        while any {
+            any = false;
+            for k in 0..FIVE {
+                while let Some((to, bytes)) = nodes[k].poll_transmit() {
+                    let j = (0..FIVE).find(|&j| addr(j) == to).unwrap();
+                    nodes[j].handle_datagram(now, addr(k), &bytes);
+                    any = true;
+                }
+            }
+        }
+    };
+    for _ in 0..400 {
+        now = now + STEP;
+        for m in &mut nodes {
+            m.handle_timeout(now);
+        }
+        deliver(&mut nodes, now);
+    }
+    let alive = |nodes: &[Mesh], k: usize, of: u16| {
+        nodes[k]
+            .peers()
+            .iter()
+            .find(|p| p.node == of)
+            .unwrap()
+            .liveness
+    };
+    for k in 1..FIVE {
+        assert_eq!(alive(&nodes, k, 0), Liveness::Alive, "node {k} before");
+    }
+    // Node 0 leaves; only its datagrams are delivered, no timer runs anywhere.
+    nodes[0].leave(now);
+    let mut sent = 0;
+    while let Some((to, bytes)) = nodes[0].poll_transmit() {
+        let j = (0..FIVE).find(|&j| addr(j) == to).unwrap();
+        nodes[j].handle_datagram(now, addr(0), &bytes);
+        sent += 1;
+    }
+    let heard: Vec<Liveness> = (1..FIVE).map(|k| alive(&nodes, k, 0)).collect();
+    assert_eq!(heard, [Liveness::Down; 4], "{sent} datagrams sent");
+}

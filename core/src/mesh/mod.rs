@@ -256,6 +256,8 @@ pub enum MeshError {
 /// One node's membership (see the module docs).
 pub struct Mesh {
     foca: Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>,
+    /// foca's configuration (it has no getter; [`Mesh::leave`] widens it).
+    foca_config: Config,
     runtime: AccumulatingRuntime<NodeId>,
     /// Timers foca asked for: (due, order of asking, timer).
     timers: Vec<(Instant, u64, Timer<NodeId>)>,
@@ -358,12 +360,13 @@ impl Mesh {
         };
         let foca = Foca::new(
             identity,
-            foca_config,
+            foca_config.clone(),
             SmallRng::seed_from_u64(seed),
             PostcardCodec,
         );
         Ok(Mesh {
             foca,
+            foca_config,
             runtime: AccumulatingRuntime::new(),
             timers: Vec::new(),
             asked: 0,
@@ -406,14 +409,22 @@ impl Mesh {
         self.drain_runtime();
     }
 
-    /// Leaves the mesh: tells a few live members (foca's indirect-probe count; they pass it
-    /// on like any update) that this life is down, so the others declare it down at once
-    /// instead of after a suspicion. Call it last, after the node's zones have stopped:
-    /// the others take its zones over from their standbys as soon as they hear. The mesh
-    /// sends nothing after this but what it queued here ([`Mesh::poll_transmit`]); if
-    /// those datagrams are lost, the others declare the node down as if it had died.
+    /// Leaves the mesh: tells every live member that this life is down, so the others
+    /// declare it down at once instead of after a suspicion. Call it last, after the
+    /// node's zones have stopped: the others take its zones over from their standbys as
+    /// soon as they hear. The mesh sends nothing after this but what it queued here
+    /// ([`Mesh::poll_transmit`]); if those datagrams are lost, the others declare the node
+    /// down as if it had died. (foca's leave tells as many members as it sends indirect
+    /// probes to, two, and leaves the rest to gossip; for the leave that is widened to
+    /// every member, so the standbys of a large mesh hear first hand.)
     pub fn leave(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        let everyone = NonZeroUsize::new(self.peers.len()).unwrap_or(NonZeroUsize::MIN);
+        let widened = Config {
+            num_indirect_probes: everyone,
+            ..self.foca_config.clone()
+        };
+        let _ = self.foca.set_config(widened);
         let _ = self.foca.leave_cluster(&mut self.runtime);
         self.drain_runtime();
     }
