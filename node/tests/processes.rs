@@ -124,10 +124,9 @@ impl Nodes {
     /// Waits (up to `limit`) for node `k` to exit, and returns how.
     pub(crate) fn wait_exit(&mut self, k: usize, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
-        let child = self.children[k].as_mut().expect("running");
+        assert!(self.children[k].is_some(), "node {k} is not running");
         loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.children[k] = None;
+            if let Some(status) = self.try_exit(k) {
                 return status;
             }
             assert!(
