@@ -184,22 +184,7 @@ impl Drop for Player {
 fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
     // Timing targets (detection, takeover, the player's gap): the machine to itself.
     let _machine = crate::alone();
-    let mut mesh = Mesh3::new("kill");
-    for k in 0..NODES {
-        mesh.start(k);
-    }
-    let mut expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    let player = Player::start(&mesh, mesh.zones[0], 7);
-    // Streams connected, handoffs under way across both borders, the player's session
-    // bound (and checkpointed, every 0.5 s).
-    std::thread::sleep(Duration::from_secs(5));
-    let before_kill = player.seen();
-    assert!(
-        before_kill.snapshots > 30 && before_kill.session != 0,
-        "the player did not get going: {before_kill:?}"
-    );
-    expected.insert(before_kill.avatar);
-    assert_sound(&mesh.cut(), &expected, 0);
+    let (mut mesh, expected, player, before_kill) = three_nodes_and_a_player("kill", 7);
     let before = mesh.status(0);
     assert!(
         status_value(&before, "zone 0 ", "departures").unwrap_or(0) > 0,
@@ -527,6 +512,28 @@ fn three_sound_cuts(mesh: &Mesh3, expected: &BTreeSet<u64>, first: u32) {
         assert_sound(&mesh.cut(), expected, sample);
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// The three nodes started and a player (`id`) signed in at zone 0, after 5 s: streams
+/// connected, handoffs under way across both borders, the player's session bound (and
+/// checkpointed, every 0.5 s), the first cut sound. Returns the mesh, what every cut must
+/// hold (the NPCs and the player's avatar), the player and what it had seen.
+fn three_nodes_and_a_player(name: &str, id: u64) -> (Mesh3, BTreeSet<u64>, Player, Seen) {
+    let mut mesh = Mesh3::new(name);
+    for k in 0..NODES {
+        mesh.start(k);
+    }
+    let mut expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    let player = Player::start(&mesh, mesh.zones[0], id);
+    std::thread::sleep(Duration::from_secs(5));
+    let seen = player.seen();
+    assert!(
+        seen.snapshots > 30 && seen.session != 0,
+        "the player did not get going: {seen:?}"
+    );
+    expected.insert(seen.avatar);
+    assert_sound(&mesh.cut(), &expected, 0);
+    (mesh, expected, player, seen)
 }
 
 /// Whether zone 0 ticks on node `k` (its status says so).
@@ -1010,20 +1017,7 @@ fn a_primary_restarted_while_its_standby_is_dead_drops_it_at_its_first_ask() {
 #[test]
 fn a_primary_stopped_with_sigterm_is_taken_over_at_once_losing_nothing() {
     let _machine = crate::alone();
-    let mut mesh = Mesh3::new("term");
-    for k in 0..NODES {
-        mesh.start(k);
-    }
-    let mut expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    let player = Player::start(&mesh, mesh.zones[0], 9);
-    std::thread::sleep(Duration::from_secs(5));
-    let before = player.seen();
-    assert!(
-        before.snapshots > 30 && before.session != 0,
-        "the player did not get going: {before:?}"
-    );
-    expected.insert(before.avatar);
-    assert_sound(&mesh.cut(), &expected, 0);
+    let (mut mesh, expected, player, before) = three_nodes_and_a_player("term", 9);
 
     let stopped = Instant::now();
     mesh.signal(0, "TERM");
@@ -1083,25 +1077,17 @@ fn a_primary_stopped_with_sigterm_is_taken_over_at_once_losing_nothing() {
 
     // The player carries on in its session; handoffs go on between zone 0's new run and
     // zone 1; every cut holds every NPC once.
-    let taken = Instant::now();
-    loop {
+    wait(&mesh, "the player of zone 0 did not carry on", &|_| {
         let seen = player.seen();
-        if seen.counters.takeovers >= 1 && seen.snapshots > before.snapshots + 30 {
-            assert_eq!(seen.session, before.session, "the same session");
-            assert!(seen.closed.is_none(), "{seen:?}");
-            eprintln!(
-                "the player of zone 0 carried on: {:?} after the signal",
-                stopped.elapsed()
-            );
-            break;
-        }
-        assert!(
-            taken.elapsed() < Duration::from_secs(10),
-            "the player of zone 0 did not carry on: {seen:?}\n{}",
-            mesh.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        seen.counters.takeovers >= 1 && seen.snapshots > before.snapshots + 30
+    });
+    let seen = player.seen();
+    assert_eq!(seen.session, before.session, "the same session");
+    assert!(seen.closed.is_none(), "{seen:?}");
+    eprintln!(
+        "the player of zone 0 carried on: {:?} after the signal",
+        stopped.elapsed()
+    );
     let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");
     let (z0, z1) = (
         departures(2, "zone 0 ").unwrap(),
