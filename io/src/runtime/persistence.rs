@@ -196,7 +196,9 @@ impl Durable {
             return;
         }
         if let Some(mut capture) = self.capturing.take() {
-            while !zone.capture_continue(&mut capture, usize::MAX) {}
+            // No limit: the rest in one call.
+            let complete = zone.capture_continue(&mut capture, usize::MAX);
+            debug_assert!(complete);
             let written = self
                 .writer
                 .checkpoint(self.generation, zone.incarnation(), capture);
@@ -207,7 +209,8 @@ impl Durable {
         }
         let mut capture = self.capture.take().unwrap_or_default();
         zone.capture_begin(&mut capture);
-        while !zone.capture_continue(&mut capture, usize::MAX) {}
+        let complete = zone.capture_continue(&mut capture, usize::MAX);
+        debug_assert!(complete);
         self.generation += 1;
         let (generation, incarnation, tick) =
             (self.generation, zone.incarnation(), zone.tick_count());
