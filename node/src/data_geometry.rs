@@ -10,6 +10,12 @@
 //! directory recorded under another. Written once the zones have opened, so a start with
 //! `--fresh` (which moves the zones' files aside) records the new geometry, and a
 //! directory of a build before the record gets one at its next start.
+//!
+//! The record names the world's game too (`[game] name`), when it has one: a zone's files
+//! hold its game's state record for every entity, which another game would read as its
+//! own (or no game drop) — so a directory written under one game is refused under another
+//! or under none, and one written without a game is refused under a game. (A world
+//! without a game records what it did before, so its directories keep matching.)
 
 use meridian_io::store::DataDir;
 
@@ -23,10 +29,14 @@ pub const FILE: &str = "world-geometry";
 pub fn of(spec: &WorldSpec) -> String {
     let c = spec.world.config();
     let b = c.bounds;
-    format!(
+    let mut record = format!(
         "bounds {} {} {} {}\nzones {} x {}\n",
         b.x_min, b.y_min, b.x_max, b.y_max, c.zones_x, c.zones_y
-    )
+    );
+    if let Some(game) = &spec.game {
+        record.push_str(&format!("game {game}\n"));
+    }
+    record
 }
 
 /// Before the zones open: refuses `dir` if it records another geometry (unless `fresh`:
@@ -39,11 +49,12 @@ pub fn check(dir: &DataDir, spec: &WorldSpec, fresh: bool) -> anyhow::Result<boo
         Some(held) if held == want.as_bytes() => Ok(fresh),
         Some(_) if fresh => Ok(true),
         Some(held) => anyhow::bail!(
-            "data directory {}: its zones were written under another layout of the world; \
-             it holds ({}) where the world file says ({}). Restoring them would put \
-             entities in zones that no longer cover them and drop the zones the new layout \
-             lacks. Start with the world file the data was written under, or start empty \
-             with --fresh (the zones' files are moved aside) or another --data directory.",
+            "data directory {}: its zones were written under another layout or game of the \
+             world; it holds ({}) where the world file says ({}). Restoring them would put \
+             entities in zones that no longer cover them, drop the zones the new layout \
+             lacks, or read one game's state records as another's. Start with the world \
+             file the data was written under, or start empty with --fresh (the zones' files \
+             are moved aside) or another --data directory.",
             dir.path().display(),
             one_line(&String::from_utf8_lossy(&held)),
             one_line(&want),
@@ -98,6 +109,43 @@ mod tests {
                 "{error}"
             );
             assert!(check(&dir, &other, true).unwrap(), "fresh: to record");
+        }
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    /// A directory written without a game keeps its record (a world without one matches
+    /// it as before) and is refused under a game; one written under a game is refused
+    /// under another and under none, naming the games.
+    #[test]
+    fn a_directory_is_held_to_the_game_it_was_written_under() {
+        let path =
+            std::env::temp_dir().join(format!("meridian-geometry-game-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = DataDir::open(&path).unwrap();
+        let bounds = "x_min = 0.0, y_min = 0.0, x_max = 512.0, y_max = 256.0";
+        let none = spec(bounds, 2);
+        let game = |name: &str| {
+            let mut s = spec(bounds, 2);
+            s.game = Some(name.to_owned());
+            s
+        };
+        assert_eq!(
+            of(&none),
+            "bounds 0 0 512 256\nzones 2 x 1\n",
+            "as before games"
+        );
+        record(&dir, &none).unwrap();
+        let error = check(&dir, &game("tag"), false).unwrap_err().to_string();
+        assert!(
+            error.contains("game tag") && error.contains("--fresh"),
+            "{error}"
+        );
+        assert!(check(&dir, &game("tag"), true).unwrap());
+        record(&dir, &game("tag")).unwrap();
+        assert!(!check(&dir, &game("tag"), false).unwrap());
+        for other in [game("chess"), none] {
+            let error = check(&dir, &other, false).unwrap_err().to_string();
+            assert!(error.contains("zones 2 x 1, game tag)"), "{error}");
         }
         std::fs::remove_dir_all(&path).unwrap();
     }

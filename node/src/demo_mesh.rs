@@ -84,8 +84,9 @@ impl Drop for Cluster {
     }
 }
 
-/// The world file of the run: the mesh-3 layout on `port`, with `keys` and `auth`.
-fn world_text(port: u16, keys: &[[u8; 32]], auth: &[u8; 32]) -> String {
+/// The world file of the run: the mesh-3 layout on `port`, with `keys` and `auth`, every
+/// zone playing `game` if one is named.
+fn world_text(port: u16, keys: &[[u8; 32]], auth: &[u8; 32], game: Option<&str>) -> String {
     let mut text = format!(
         "[world]\nid = 3\nbounds = {{ x_min = 0.0, y_min = 0.0, x_max = 768.0, y_max = 256.0 }}\n\
          tick_rate_hz = 30\nmargin_m = 4.0\naura_m = 24.0\ncell_size_m = 16.0\n\n\
@@ -110,12 +111,19 @@ fn world_text(port: u16, keys: &[[u8; 32]], auth: &[u8; 32]) -> String {
             STANDBY_FOR[k]
         ));
     }
+    if let Some(game) = game {
+        text.push_str(&format!("\n[game]\nname = \"{game}\"\n"));
+    }
     text
 }
 
 impl Cluster {
     /// Writes keys and the world file into a scratch directory and starts the nodes.
-    fn start(port: u16, auth: &ed25519_dalek::SigningKey) -> anyhow::Result<(Cluster, String)> {
+    fn start(
+        port: u16,
+        auth: &ed25519_dalek::SigningKey,
+        game: Option<&str>,
+    ) -> anyhow::Result<(Cluster, String)> {
         let dir = std::env::temp_dir().join(format!("meridian-demo-mesh-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -125,7 +133,7 @@ impl Cluster {
             keyfile::write(&dir.join(format!("n{k}.key")), &key, false)?;
             keys.push(key.verifying_key().to_bytes());
         }
-        let text = world_text(port, &keys, &auth.verifying_key().to_bytes());
+        let text = world_text(port, &keys, &auth.verifying_key().to_bytes(), game);
         let world = dir.join("world.toml");
         std::fs::write(&world, &text)?;
         let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
@@ -294,14 +302,17 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         demo.swarm.duration.as_secs()
     );
     let auth = keyfile::generate()?;
-    let (mut cluster, text) = Cluster::start(demo.port, &auth)?;
+    // Bots playing tag need the game: the world file names it, and every node plays it.
+    let game = (demo.swarm.pattern == swarm::Pattern::Tag).then_some(crate::games::TAG);
+    let (mut cluster, text) = Cluster::start(demo.port, &auth, game)?;
     let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
     println!(
-        "demo --mesh: 3 node processes (logs and data in {}), {} NPCs per zone, {} bots; node n0 \
-         (zone 0) is {} after {} s",
+        "demo --mesh: 3 node processes (logs and data in {}), {} NPCs per zone, {} bots ({:?}); \
+         node n0 (zone 0) is {} after {} s",
         cluster.dir.display(),
         NPCS_PER_ZONE,
         demo.swarm.clients,
+        demo.swarm.pattern,
         if demo.sigterm {
             "stopped with SIGTERM (it leaves the mesh)"
         } else {

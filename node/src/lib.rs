@@ -2,9 +2,11 @@
 //! Kept as a library so integration tests can drive it without spawning processes.
 
 pub mod admin_token;
+pub mod cli;
 pub mod data_geometry;
 pub mod demo_mesh;
 pub mod failover;
+pub mod games;
 pub mod inspect;
 pub mod keyfile;
 pub mod layout;

@@ -140,7 +140,8 @@ pub const LEDGER_FILE: &str = "votes.ledger";
 /// What the nodes of one mesh must agree on in their world file, one term a line: the
 /// world's id, geometry and tick rate (where zones' borders, auras and ticks are), every
 /// node with its zones, data and control addresses, key and standbys (who runs and keeps
-/// which zone, and whom to believe), and how clients are admitted. Not what one node may
+/// which zone, and whom to believe), how clients are admitted, and the game the zones
+/// play (a standby takes its zone over with the state records its game wrote). Not what one node may
 /// set for itself: its cores and admin address, NPCs, capacities, checkpoint interval,
 /// the mesh's start grace.
 pub fn world_terms(spec: &WorldSpec) -> String {
@@ -182,6 +183,9 @@ pub fn world_terms(spec: &WorldSpec) -> String {
             hex::encode(clients.auth_key),
             clients.client_auth
         );
+    }
+    if let Some(game) = &spec.game {
+        let _ = writeln!(terms, "game {game}");
     }
     terms
 }
@@ -636,6 +640,10 @@ mod world_tests {
         ] {
             assert_ne!(digest(&edit(from, to)), ours, "{from} → {to}");
         }
+        // A game, and another game.
+        let tag = format!("{base}\n[game]\nname = \"tag\"\n");
+        assert_ne!(digest(&tag), ours, "a game");
+        assert_ne!(digest(&tag), digest(&tag.replace("\"tag\"", "\"chess\"")));
         for (from, to) in [
             ("admin = \"127.0.0.1:7700\"", "admin = \"127.0.0.1:7701\""),
             ("standby_for = [0, 1]", "standby_for = [1, 0]"),

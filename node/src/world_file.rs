@@ -25,7 +25,20 @@ struct WorldFile {
     #[serde(default)]
     persistence: PersistenceSection,
     mesh: Option<MeshSection>,
+    game: Option<GameSection>,
 }
+
+/// The `[game]` section: which of the games the node binary knows every zone plays.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GameSection {
+    /// A name the binary registered (`meridian_node::games::Games`): the stock `meridian`
+    /// knows "tag"; a studio's own binary adds its games.
+    name: String,
+}
+
+/// Longest game name a world file may give.
+pub const GAME_NAME_MAX: usize = 64;
 
 /// The `[mesh]` section (only with mesh membership: control addresses on every node).
 #[derive(Debug, Deserialize)]
@@ -169,6 +182,9 @@ pub struct WorldSpec {
     pub checkpoint_every_ticks: u64,
     /// Mesh membership's settings (defaults when the world runs no mesh).
     pub mesh: MeshSpec,
+    /// The game every zone plays (`[game] name`), by the name the node binary knows it
+    /// by (`crate::games`); `None`: no game, the zones run NPCs and avatars alone.
+    pub game: Option<String>,
 }
 
 /// The `[clients]` section.
@@ -454,6 +470,7 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
         )));
     }
     let mesh = mesh_spec(file.mesh.as_ref(), controlled)?;
+    let game = file.game.map(|g| game_name(g.name)).transpose()?;
     let tick_rate_hz = world.config().tick_rate_hz;
     Ok(WorldSpec {
         world,
@@ -464,7 +481,23 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
         entities_per_zone,
         checkpoint_every_ticks: ((interval_s * tick_rate_hz as f32).round() as u64).max(1),
         mesh,
+        game,
     })
+}
+
+/// The `[game]` name checked: 1 to [`GAME_NAME_MAX`] letters, digits, `-` or `_` (it goes
+/// into the mesh's world digest and the data directory's record, one term a line).
+fn game_name(name: String) -> Result<String, ParseError> {
+    let fits = (1..=GAME_NAME_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !fits {
+        return Err(ParseError::Nodes(format!(
+            "[game] name: must be 1 to {GAME_NAME_MAX} letters, digits, '-' or '_' (got {name:?})"
+        )));
+    }
+    Ok(name)
 }
 
 /// The `[mesh]` section checked: only in a world that runs a mesh (`controlled` nodes
@@ -549,6 +582,30 @@ mod tests {
             panic!("[mesh] accepted without a mesh")
         };
         assert!(e.contains("runs no mesh"), "{e}");
+    }
+
+    /// `[game] name` is optional; a name that could not be one term of a line (empty,
+    /// spaces, a newline, too long) and an unknown key are refused, naming the field.
+    #[test]
+    fn the_game_section_names_a_game() {
+        assert_eq!(parse(DEFAULT).unwrap().game, None);
+        let named = parse(&format!("{DEFAULT}\n[game]\nname = \"tag\"\n")).unwrap();
+        assert_eq!(named.game.as_deref(), Some("tag"));
+        let long = "g".repeat(GAME_NAME_MAX);
+        let named = parse(&format!("{DEFAULT}\n[game]\nname = \"{long}\"\n")).unwrap();
+        assert_eq!(named.game, Some(long.clone()));
+        for bad in ["", "two words", "tag\\nnode x", &format!("{long}g")] {
+            let text = format!("{DEFAULT}\n[game]\nname = \"{bad}\"\n");
+            let Err(ParseError::Nodes(e)) = parse(&text) else {
+                panic!("name = {bad:?} accepted")
+            };
+            assert!(e.starts_with("[game] name: must be 1 to 64"), "{e}");
+        }
+        let Err(ParseError::Toml(e)) = parse(&format!("{DEFAULT}\n[game]\ngame = \"tag\"\n"))
+        else {
+            panic!("[game] without a name accepted")
+        };
+        assert!(e.to_string().contains("game"), "{e}");
     }
 
     #[test]

@@ -79,6 +79,55 @@ fn check_names_the_bad_field_and_exits_1() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `[game] name`: `check` says which game the zones play; a game the binary does not know
+/// fails `check` and `node` alike, naming it and the games the binary knows.
+#[test]
+fn a_world_naming_a_game_the_binary_does_not_know_is_refused() {
+    let dir = temp_dir("game");
+    let default = include_str!("../worlds/default.toml");
+    for (game, known) in [("tag", true), ("chess", false)] {
+        let path = dir.join(format!("{game}.toml"));
+        std::fs::write(&path, format!("{default}\n[game]\nname = \"{game}\"\n")).unwrap();
+        // (`node` only where it stops at once: the default world's zones are large.)
+        let node = &["node", "--ephemeral", "--duration", "1"][..];
+        for command in [&["check"][..], node]
+            .into_iter()
+            .take(if known { 1 } else { 2 })
+        {
+            let out = meridian()
+                .args(command)
+                .arg("--world")
+                .arg(&path)
+                .output()
+                .unwrap();
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            if known {
+                assert!(out.status.success(), "{stderr}");
+                assert!(
+                    stdout.contains("game: every zone plays \"tag\""),
+                    "{stdout}"
+                );
+            } else {
+                assert_eq!(out.status.code(), Some(1), "{command:?}: {stdout}");
+                assert!(
+                    stderr.contains("[game] name = \"chess\": this binary knows \"tag\""),
+                    "{command:?}: {stderr}"
+                );
+            }
+        }
+    }
+    let out = meridian()
+        .args(["check", "--world", "worlds/default.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("game: none"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn node_runs_for_a_while_and_prints_a_summary() {
     let _machine = crate::shared();
@@ -268,20 +317,45 @@ fn admin_tokens_are_made_secret_and_a_node_refuses_an_exposed_one() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `meridian demo --mesh` end to end: three node processes, bots, n0 killed; the summary
-/// says zone 0 came back on its standby with nothing lost or duplicated (exit status 0).
+/// `meridian demo --mesh` end to end: three node processes playing tag (the world file
+/// names the game), bots playing it, n0 killed; the summary says zone 0 came back on its
+/// standby with nothing lost or duplicated (exit status 0), and the nodes judged the bots'
+/// shots throughout.
 #[test]
 fn demo_mesh_kills_a_node_and_reports_the_failover() {
     let stdout = demo_mesh(&[], "killed n0 (SIGKILL)", "before the kill");
     // Zone 0 back after the suspicion (0.7 s or so): no claim on the time here.
     assert!(stdout.contains("n0 killed after"), "{stdout}");
+    // "tag: shots (server hits / misses / refused)  1925 (1396 / 506 / 2); 21 unanswered"
+    let shots: Vec<u64> = stdout
+        .lines()
+        .find_map(|l| {
+            l.split("tag: shots (server hits / misses / refused)")
+                .nth(1)
+        })
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [shots, hits, misses, refused, _] = shots[..] else {
+        panic!("no tag row in\n{stdout}")
+    };
+    assert!(
+        shots >= 100 && hits + misses + refused >= shots * 8 / 10,
+        "{shots} shots, {hits} / {misses} / {refused} answered\n{stdout}"
+    );
 }
 
 /// `meridian demo --mesh --sigterm`: n0 stopped as a rolling restart stops it; it leaves
 /// the mesh, and zone 0 serves on its standby well under the suspicion a kill needs.
 #[test]
 fn demo_mesh_sigterm_stops_a_node_and_its_zone_moves_at_once() {
-    let stdout = demo_mesh(&["--sigterm"], "stopped n0 (SIGTERM)", "before the stop");
+    // Bots crossing the borders (handoffs between the nodes), where the test above plays tag.
+    let stdout = demo_mesh(
+        &["--sigterm", "--pattern", "cross"],
+        "stopped n0 (SIGTERM)",
+        "before the stop",
+    );
     let serving: f64 = stdout
         .lines()
         .find_map(|l| l.split("zone 0 serving on n2 in").nth(1))

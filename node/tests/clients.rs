@@ -16,7 +16,7 @@ use meridian_node::{run, swarm, world_file};
 const WORLD_ID: u64 = 7;
 
 /// Two 128 m zones, few NPCs, fast avatars: crossings within seconds.
-fn world(port: u16, auth: &SigningKey, speed_mps: f32, npcs_per_zone: u32) -> String {
+pub(crate) fn world(port: u16, auth: &SigningKey, speed_mps: f32, npcs_per_zone: u32) -> String {
     format!(
         r#"
 [world]

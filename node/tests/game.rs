@@ -365,3 +365,93 @@ fn it_passes_across_a_border_by_a_game_message() {
         "one given back"
     );
 }
+
+/// The stock `meridian node` plays the game its world file names: `[game] name = "tag"`
+/// and no code of the studio's — bots playing tag against the process have their shots
+/// judged, and the live map rings whoever is "it". (A world without the section, or a
+/// node ignoring it, runs no game: nobody is "it" and no shot is answered.)
+#[test]
+fn the_stock_node_plays_the_game_its_world_file_names() {
+    use std::io::Read;
+    let _machine = crate::shared();
+    let dir = std::env::temp_dir().join(format!("meridian-game-world-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth = meridian_node::keyfile::generate().unwrap();
+    let port = crate::clients::two_free_ports();
+    let admin = format!("127.0.0.1:{}", crate::free_port());
+    let world = crate::clients::world(port, &auth, 8.0, 200)
+        .replace("admin = \"127.0.0.1:0\"", &format!("admin = \"{admin}\""))
+        + "\n[game]\nname = \"tag\"\n";
+    let path = dir.join("tag.toml");
+    std::fs::write(&path, &world).unwrap();
+    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["node", "--ephemeral", "--duration", "10", "--world"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while meridian_node::swarm::http_get(admin.parse().unwrap(), "/status").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no admin endpoint"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spec = world_file::parse_spec(&world).unwrap();
+    let target = meridian_node::swarm::Target {
+        world: spec.world,
+        world_id: spec.world_id,
+        zone_addrs: (0..2)
+            .map(|k| (spec.nodes[0].zones[k], spec.nodes[0].zone_address(k)))
+            .collect(),
+        admins: vec![admin.parse().unwrap()],
+        admin_token: None,
+        node_keys: Vec::new(),
+        auth,
+        speed_mps: 8.0,
+    };
+    let config = meridian_node::swarm::Config {
+        clients: 16,
+        duration: Duration::from_secs(5),
+        pattern: meridian_node::swarm::Pattern::Tag,
+        loss: 0.0,
+        latency: Duration::ZERO,
+        jitter: Duration::ZERO,
+        threads: 1,
+        seed: 5,
+    };
+    let marked = {
+        let admin = admin.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            map_marks(&admin)
+        })
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = meridian_node::swarm::run(&target, &config, &stop, |_| {}).unwrap();
+    let marked = marked.join().unwrap();
+    let mut log = String::new();
+    let status = node.wait().unwrap();
+    node.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("every zone plays \"tag\""), "{log}");
+    let tag = report.tag.expect("the tag pattern keeps a tally");
+    let answered = tag.server_hits + tag.server_misses + tag.server_refused;
+    assert!(
+        tag.shots >= 20 && answered >= tag.shots / 2,
+        "{} shots, {answered} answered:\n{}",
+        tag.shots,
+        report.table()
+    );
+    assert!(marked > 0, "the live map ringed no one");
+    assert_eq!(report.violations(), 0, "{}", report.table());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
