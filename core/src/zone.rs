@@ -560,7 +560,7 @@ impl Zone {
                 parse_ghosts(packet).map(|(h, r, st)| self.handle_ghosts(from, h, r, st))
             }
             Kind::Watch => parse_watch(packet).map(|(h, p)| self.handle_watch(from, h, p)),
-            Kind::Messages => parse_messages(packet).map(|(h, m)| self.handle_messages(from, h, m)),
+            Kind::Messages => parse_messages(packet).map(|parts| self.handle_messages(from, parts)),
             // Client traffic is the session layer's (`crate::session`), not the zone's.
             Kind::Connect
             | Kind::Challenge

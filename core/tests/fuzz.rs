@@ -89,13 +89,17 @@ fn every_layouts_parser() {
                 let _ = parse_sealed(bytes);
                 let _ = meridian_layouts::view::parse_view(bytes);
                 let _ = meridian_layouts::watch::parse_watch(bytes);
-                if let Ok((head, messages)) = meridian_layouts::messages::parse_messages(bytes) {
+                if let Ok((head, messages, acks)) =
+                    meridian_layouts::messages::parse_messages(bytes)
+                {
                     let mut again = [0u8; 65_536];
                     let ends = (head.source_zone.get(), head.target_zone.get());
-                    let n = meridian_layouts::messages::write_messages(&mut again, ends, messages)
-                        .expect("what parsed fits again");
+                    let n = meridian_layouts::messages::write_messages(
+                        &mut again, ends, messages, acks,
+                    )
+                    .expect("what parsed fits again");
                     let back = meridian_layouts::messages::parse_messages(&again[..n]);
-                    assert_eq!(back.map(|(_, m)| m), Ok(messages));
+                    assert_eq!(back.map(|(_, m, a)| (m, a)), Ok((messages, acks)));
                 }
                 let _ = meridian_layouts::snapshot::parse_snapshot(bytes);
                 let _ = meridian_layouts::control::parse_control(bytes);

@@ -211,3 +211,81 @@ fn a_message_to_nothing_is_refused_or_counted_lost() {
         [MessageError::TooLong, MessageError::Unknown]
     );
 }
+
+/// [`step`], with the datagrams from zone `from` to zone `to` sent at a tick `cut` says
+/// (tick, from, to) lost on the way.
+fn step_losing(
+    zones: &mut [meridian_core::zone::Zone],
+    now: &mut Instant,
+    cut: impl Fn(u64, u32, u32) -> bool,
+) {
+    use meridian_core::net::Peer;
+    *now = *now + zones[0].world().tick_duration();
+    for zone in zones.iter_mut() {
+        zone.tick(*now);
+        for _ in zone.drain_log() {}
+    }
+    let mut buf = [0u8; 1500];
+    for from in 0..zones.len() {
+        let tick = zones[from].tick_count();
+        while let Some(t) = zones[from].poll_transmit(&mut buf) {
+            if let Peer::Zone(to) = t.to
+                && !cut(tick, from as u32, to.0)
+            {
+                let sender = Peer::Zone(ZoneID(from as u32));
+                zones[to.0 as usize].handle_datagram(*now, sender, &buf[..t.len]);
+            }
+        }
+    }
+}
+
+/// Zone 1's game sends ten messages to a ghost (ticks 5–14) while everything zone 1 sends
+/// zone 0 is lost until tick 9, and everything back — the acks — from tick 10 to 20:
+/// each message is sent again until acknowledged, zone 0's game gets each once, and the
+/// resends of those it had already taken are dropped as copies. Then zone
+/// 0 hears nothing from zone 1 for good: the messages of ticks 30–34 are sent
+/// `SENDS_MAX` times each, counted unacknowledged, and none is handed over. (Messages
+/// are not ordered across a loss: a resend may arrive after a message sent later.)
+#[test]
+fn a_message_whose_datagram_is_lost_is_sent_again_until_acknowledged() {
+    use meridian_core::game::messages::SENDS_MAX;
+    let mut m = mesh(120.0, 0.0, (5, 14));
+    let mut now = Instant::ZERO;
+    let lossy = |tick: u64, from: u32, _: u32| match from {
+        1 => tick <= 9,
+        _ => (10..=20).contains(&tick),
+    };
+    for _ in 0..60 {
+        step_losing(&mut m.zones, &mut now, lossy);
+    }
+    let got = m.got.lock().unwrap().clone();
+    // Each once (in the order their sends got through: a resend may come after a message
+    // sent later).
+    let mut numbers: Vec<u8> = got.iter().map(|(.., msg, _)| msg.payload()[1]).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..10).collect::<Vec<u8>>(), "{got:?}");
+    assert!(got.iter().all(|&(zone, owned, ..)| zone == 0 && owned));
+    let (c0, c1) = (m.zones[0].counters(), m.zones[1].counters());
+    assert_eq!(
+        (c1.game_messages_sent, c0.game_messages_delivered),
+        (10, 10)
+    );
+    assert!(c1.game_messages_resent >= 10, "{c1:?}");
+    assert!(
+        c0.duplicates_ignored >= 5,
+        "the resends after the lost acks: {c0:?}"
+    );
+    assert_eq!(c1.game_messages_unacknowledged, 0);
+    // Zone 1 cut off from zone 0 for good; its game sends five more.
+    let mut m = mesh(120.0, 0.0, (30, 34));
+    for _ in 0..100 {
+        step_losing(&mut m.zones, &mut now, |tick, from, _| {
+            from == 1 && tick >= 25
+        });
+    }
+    let c1 = m.zones[1].counters();
+    assert!(m.got.lock().unwrap().is_empty());
+    assert_eq!(c1.game_messages_sent, 5);
+    assert_eq!(c1.game_messages_resent, 5 * u64::from(SENDS_MAX - 1));
+    assert_eq!(c1.game_messages_unacknowledged, 5);
+}

@@ -1099,6 +1099,42 @@ fn game_messages_reach_an_owner_at_most_once_through_every_fault() {
     );
 }
 
+/// Game messages across a lossy network: each hop is resent until the next zone
+/// acknowledges it, so in a seed where no zone crashes and no node dies every message is
+/// handed to a game or counted lost by a zone (the invariant `Sim::finish` checks). Sent
+/// once, unkept (`Bugs::send_messages_once`, the zone before acks), the datagrams the
+/// network drops lose messages uncounted, and the check says so.
+#[test]
+fn game_messages_lost_on_the_network_are_sent_again_until_acknowledged() {
+    let on = Options {
+        messages: true,
+        ..Options::default()
+    };
+    let whole = |r: &meridian_core::sim::Report| r.crashes == 0 && r.promoted == 0;
+    let mut checked = 0;
+    for seed in 0..40 {
+        let report = run(seed, TICKS, &on);
+        assert_ok(&report);
+        checked += usize::from(whole(&report) && report.game_messages_sent > 0);
+    }
+    assert!(checked >= 5, "only {checked} of 40 seeds without crashes");
+    let broken = Options {
+        bugs: Bugs {
+            send_messages_once: true,
+            ..Bugs::default()
+        },
+        ..on
+    };
+    let caught = (0..40)
+        .filter(|&seed| violated(&run(seed, TICKS, &broken), &["lost uncounted"]))
+        .count();
+    // (7 of 16 when written: the others' links drop too little to lose one.)
+    assert!(
+        caught >= 4,
+        "messages lost uncounted in {caught} of the {checked} seeds without crashes"
+    );
+}
+
 /// Seed 1344 (`--comebacks --messages`): zone 1's old run, alive on node 2 behind a cut
 /// after node 1 took the zone over, kept resending the COMMIT of a transfer the new run
 /// had completed and confirmed. Zone 0 fenced those off until it restarted from its files:
@@ -1113,9 +1149,13 @@ fn regress_seed_1344_a_restarted_zone_fences_what_it_heard_was_superseded() {
         ..with_comebacks()
     };
     assert_ok(&run(1344, TICKS, &on));
+    // The seed's history is that of the zones before they acknowledged game messages
+    // (`send_messages_once`: the same datagrams): acks change the traffic, and with it
+    // every later draw of the seed.
     let broken = Options {
         bugs: Bugs {
             forget_peer_runs: true,
+            send_messages_once: true,
             ..Bugs::default()
         },
         ..on

@@ -696,7 +696,9 @@ fn demo(config: swarm::Config, port: u16) -> anyhow::Result<()> {
         total(|c| c.game_messages_sent),
         total(|c| c.game_messages_delivered),
         total(|c| c.game_messages_forwarded),
-        total(|c| c.game_messages_undeliverable + c.game_messages_dropped),
+        total(|c| c.game_messages_undeliverable
+            + c.game_messages_dropped
+            + c.game_messages_unacknowledged),
     );
     println!("\nbots:\n{}", report.table());
     anyhow::ensure!(

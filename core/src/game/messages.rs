@@ -13,6 +13,15 @@
 //!   transfer's tombstone is kept), else to the zone its ghost there comes from. A
 //!   message visits at most [`MESSAGE_HOPS_MAX`] zones.
 //!
+//! **Each hop acknowledged.** A zone keeps every message it sent another zone until
+//! that zone acknowledges it (the acks ride in MESSAGES packets back, alone if there is
+//! nothing else to send) and sends it again every [`RESEND_TICKS`] ticks meanwhile, up
+//! to [`SENDS_MAX`] sends (`game_messages_resent`; then it gives up:
+//! `game_messages_unacknowledged`). The receiver acknowledges whatever arrives — new,
+//! copy or too old — and its name check drops the copies resends make. So a datagram
+//! lost between zones, or a partition shorter than the resends, no longer loses a
+//! message.
+//!
 //! **At most once, not always.** A message is handed to one game at most, on one tick,
 //! and only by a zone that owns the entity then. Each is named by its origin (zone, run,
 //! number), and a zone remembers the last [`SEEN_WINDOW`] names from each origin with
@@ -27,14 +36,17 @@
 //! it reaches owns the entity or knows where it went (`game_messages_undeliverable`:
 //! the entity was removed, or its handoff ended and its new owner's ghost has not
 //! reached the zone yet), when the hops run out, when a queue is full
-//! (`game_messages_dropped`), when the datagram carrying it between machines is lost, and
-//! when the zone holding it crashes (messages are not logged). A game that must know
-//! answers: the receiving game sends a message back.
+//! (`game_messages_dropped`), when every send of one hop goes unacknowledged (a long
+//! partition, a dead zone), and when the zone holding it crashes (messages are not
+//! logged; a zone that received one acknowledges it before its game runs, so a crash
+//! between the two loses it). A game that must know answers: the receiving game sends a
+//! message back.
 
 use meridian_layouts::U32Le;
 use meridian_layouts::U64Le;
 use meridian_layouts::messages::{
-    GAME_MESSAGE_MAX, GameMessage, MESSAGE_HOPS_MAX, messages_per_packet, write_messages,
+    GAME_MESSAGE_MAX, GameMessage, MESSAGE_HOPS_MAX, MessageAck, acks_per_packet,
+    messages_per_packet, write_messages,
 };
 
 use super::GameWorld;
@@ -51,6 +63,17 @@ pub const GAME_MESSAGES_MAX: usize = 4096;
 /// Names of messages a zone remembers per origin zone: a copy arriving more than this
 /// many of its origin's messages late is dropped as too old to tell (`game_messages_dropped`).
 pub const SEEN_WINDOW: usize = 1024;
+
+/// Ticks between sends of a message another zone has not acknowledged (100 ms at 30 Hz:
+/// the ack of a zone on the same machine or a LAN comes the next tick).
+pub const RESEND_TICKS: u64 = 3;
+
+/// Most sends of one message to one zone, the first included (about a second at 30 Hz):
+/// then the zone gives up on it (`game_messages_unacknowledged`).
+pub const SENDS_MAX: u8 = 10;
+
+/// Most messages a zone keeps for resending; past it a message is sent once, unkept.
+pub const UNACKED_MAX: usize = 4 * GAME_MESSAGES_MAX;
 
 /// A message as a game receives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,12 +128,27 @@ pub(crate) struct Mailbox {
     /// The other inbound buffer: the one being handed out while the game runs.
     pub(crate) spare: Vec<GameMessage>,
     outbound: Vec<(ZoneID, GameMessage)>,
-    /// Scratch: one destination's outbound messages.
+    /// Messages sent to other zones and not acknowledged yet.
+    unacked: Vec<Unacked>,
+    /// Acks owed to the zones messages came from.
+    acks: Vec<(ZoneID, MessageAck)>,
+    /// Scratch: one destination's outbound messages and acks.
     batch: Vec<GameMessage>,
+    batch_acks: Vec<MessageAck>,
     /// The number of this run's next message.
     next_seq: u64,
     /// What arrived lately from each origin zone.
     seen: std::collections::HashMap<ZoneID, Seen>,
+}
+
+/// A message sent to zone `to`, kept until that zone acknowledges it.
+#[derive(Clone, Copy, Debug)]
+struct Unacked {
+    to: ZoneID,
+    message: GameMessage,
+    /// The tick of its last send, and how many sends so far.
+    sent_tick: u64,
+    sends: u8,
 }
 
 /// The messages of one origin zone's run a zone has received lately: the hops each came
@@ -175,7 +213,10 @@ impl Mailbox {
             inbound: Vec::with_capacity(GAME_MESSAGES_MAX),
             spare: Vec::with_capacity(GAME_MESSAGES_MAX),
             outbound: Vec::with_capacity(GAME_MESSAGES_MAX),
+            unacked: Vec::new(),
+            acks: Vec::new(),
             batch: Vec::with_capacity(GAME_MESSAGES_MAX),
+            batch_acks: Vec::new(),
             next_seq: 0,
             seen: std::collections::HashMap::new(),
         }
@@ -268,12 +309,12 @@ impl Zone {
     }
 
     /// A MESSAGES packet from zone `from`: its messages are for this zone's game (handed
-    /// over, or sent on, when the game runs this tick).
+    /// over, or sent on, when the game runs this tick), each acknowledged; its acks end
+    /// the resends of what this zone sent there.
     pub(crate) fn handle_messages(
         &mut self,
         from: Peer,
-        head: &meridian_layouts::messages::MessagesHeader,
-        messages: &[GameMessage],
+        (head, messages, acks): meridian_layouts::messages::Messages<'_>,
     ) -> bool {
         let source = ZoneID(head.source_zone.get());
         let peer = self.borders.neighbours().contains(&source) || self.watch.is_peer(source);
@@ -286,11 +327,23 @@ impl Zone {
         };
         let zones = self.world.zone_count();
         let mailbox = &mut game.mailbox;
+        if !acks.is_empty() {
+            let acked: std::collections::HashSet<&MessageAck> = acks.iter().collect();
+            mailbox
+                .unacked
+                .retain(|u| u.to != source || !acked.contains(&u.message.ack()));
+        }
         for m in messages {
             let origin = m.origin_zone.get();
             if origin >= zones {
                 self.counters.game_messages_dropped += 1;
                 continue;
+            }
+            // Whatever becomes of it here, its sender may stop sending it. (Past the most
+            // a tick acknowledges, the sender's next send is acknowledged instead.)
+            // BROKEN ON PURPOSE when `send_messages_once`: no acks either.
+            if mailbox.acks.len() < GAME_MESSAGES_MAX && !self.bugs.send_messages_once {
+                mailbox.acks.push((source, m.ack()));
             }
             let seen = mailbox
                 .seen
@@ -343,20 +396,25 @@ impl Zone {
         }
     }
 
-    /// Writes the tick's outbound messages into MESSAGES packets, one zone at a time, in
-    /// the order the game sent them.
+    /// Writes the tick's outbound messages — those its game sent or sent on, and the
+    /// unacknowledged ones due again — and the acks it owes into MESSAGES packets, one zone
+    /// at a time, in the order the game sent them.
     pub(crate) fn send_messages(&mut self) {
         let Some(game) = self.game.as_mut() else {
             return;
         };
         let mut mailbox = core::mem::take(&mut game.mailbox);
+        self.keep_for_resending(&mut mailbox);
         let per_packet = messages_per_packet(DATAGRAM_SIZE_MAX);
         let mut buf = [0u8; DATAGRAM_SIZE_MAX];
-        while let Some(&(to, _)) = mailbox.outbound.first() {
-            // One destination at a time (a zone sends to its few peers): its messages
-            // out of the list in order, the others kept.
-            mailbox.batch.clear();
-            let batch = &mut mailbox.batch;
+        while let Some(to) =
+            (mailbox.outbound.first().map(|o| o.0)).or_else(|| mailbox.acks.first().map(|a| a.0))
+        {
+            // One destination at a time (a zone sends to its few peers): its messages and
+            // acks out of the lists in order, the others kept.
+            let (batch, batch_acks) = (&mut mailbox.batch, &mut mailbox.batch_acks);
+            batch.clear();
+            batch_acks.clear();
             mailbox.outbound.retain(|&(z, m)| {
                 let mine = z == to;
                 if mine {
@@ -364,16 +422,67 @@ impl Zone {
                 }
                 !mine
             });
-            for chunk in mailbox.batch.chunks(per_packet) {
-                let len = write_messages(&mut buf, (self.id.0, to.0), chunk)
-                    .expect("a packet's worth of messages fits a datagram");
-                if !self.outbox.push(Peer::Zone(to), &buf[..len]) {
-                    self.counters.game_messages_dropped += chunk.len() as u64;
+            mailbox.acks.retain(|&(z, a)| {
+                let mine = z == to;
+                if mine {
+                    batch_acks.push(a);
                 }
+                !mine
+            });
+            let (mut messages, mut acks) = (&batch[..], &batch_acks[..]);
+            while !messages.is_empty() || !acks.is_empty() {
+                let (now, later) = messages.split_at(messages.len().min(per_packet));
+                let room = acks_per_packet(DATAGRAM_SIZE_MAX, now.len());
+                let (now_acks, later_acks) = acks.split_at(acks.len().min(room));
+                let len = write_messages(&mut buf, (self.id.0, to.0), now, now_acks)
+                    .expect("a packet's worth of messages and acks fits a datagram");
+                if !self.outbox.push(Peer::Zone(to), &buf[..len]) {
+                    self.counters.game_messages_dropped += now.len() as u64;
+                }
+                (messages, acks) = (later, later_acks);
             }
         }
         if let Some(game) = self.game.as_mut() {
             game.mailbox = mailbox;
         }
+    }
+
+    /// Keeps this tick's new outbound messages for resending (while there is room), and
+    /// adds the kept ones due again to the outbound list — or gives them up after their
+    /// last send.
+    fn keep_for_resending(&mut self, mailbox: &mut Mailbox) {
+        // BROKEN ON PURPOSE when `send_messages_once`.
+        if self.bugs.send_messages_once {
+            return;
+        }
+        let tick = self.tick;
+        let fresh = mailbox.outbound.len();
+        let mut resent = 0;
+        let mut given_up = 0;
+        mailbox.unacked.retain_mut(|u| {
+            if tick < u.sent_tick + RESEND_TICKS {
+                return true;
+            }
+            if u.sends >= SENDS_MAX {
+                given_up += 1;
+                return false;
+            }
+            u.sends += 1;
+            u.sent_tick = tick;
+            resent += 1;
+            mailbox.outbound.push((u.to, u.message));
+            true
+        });
+        let room = UNACKED_MAX.saturating_sub(mailbox.unacked.len());
+        for &(to, message) in mailbox.outbound[..fresh].iter().take(room) {
+            mailbox.unacked.push(Unacked {
+                to,
+                message,
+                sent_tick: tick,
+                sends: 1,
+            });
+        }
+        self.counters.game_messages_resent += resent;
+        self.counters.game_messages_unacknowledged += given_up;
     }
 }

@@ -258,12 +258,15 @@ crate::counters! {
         /// Game messages to entities (`game::messages`): sent by this zone's game; handed
         /// to it; sent on to another zone (the entity was not owned here when they came);
         /// lost because no zone they reached owned the entity or knew where it went, or
-        /// their hops ran out; dropped because a queue or the outbox was full.
+        /// their hops ran out; dropped because a queue or the outbox was full; sent to
+        /// another zone again, unacknowledged; given up after their last resend.
         pub game_messages_sent: u64,
         pub game_messages_delivered: u64,
         pub game_messages_forwarded: u64,
         pub game_messages_undeliverable: u64,
         pub game_messages_dropped: u64,
+        pub game_messages_resent: u64,
+        pub game_messages_unacknowledged: u64,
         pub departures: u64,
         pub aborts: u64,
         pub retransmits: u64,

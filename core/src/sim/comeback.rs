@@ -122,7 +122,7 @@ impl Sim {
                 Err(_) => continue,
             };
             zone.set_bugs(self.bugs);
-            super::install_game(&mut zone, (&self.game_problems, &self.game_mail));
+            super::install_game(&mut zone, (&self.game_problems, &self.game_mail), true);
             // BROKEN ON PURPOSE when `comeback_sends_at_once`: no resync to wait for.
             let behind = !self.bugs.comeback_sends_at_once;
             self.supersede_on(z, node, zone, behind, until);

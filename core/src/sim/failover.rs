@@ -157,7 +157,7 @@ impl Sim {
         };
         let mut zone = zone;
         zone.set_bugs(self.bugs);
-        super::install_game(&mut zone, (&self.game_problems, &self.game_mail));
+        super::install_game(&mut zone, (&self.game_problems, &self.game_mail), false);
         // Back to the standby's copy: what the dead primary did since was never seen
         // outside it (its datagrams waited for the standby) — its entities, and those
         // it held in flight, may come back as they were then, from here or from a

@@ -12,6 +12,13 @@
 //! reports a message handed to a game by a zone that does not own its entity, one never
 //! sent, one torn, and one handed to a game twice — unless the zone that took it first has
 //! restarted since (a restarted zone forgets which messages it took: `game::messages`).
+//! Only a zone's current run counts: a superseded one (cut off while its zone was taken
+//! over, or resumed from a dead node's stale files) stands down with its state discarded,
+//! so what its game is handed takes no effect.
+//! In a seed where no zone crashed and no node died, every message but the last ones is
+//! accounted for at the end (`Sim::finish`): handed to a game, or counted lost by a zone
+//! (no owner found, hops or queues out, every resend unacknowledged) — a datagram the
+//! network lost must not lose a message silently.
 
 use std::sync::{Arc, Mutex};
 
@@ -54,8 +61,9 @@ pub(super) struct CounterGame {
 /// Every message the seed's games sent and were handed.
 #[derive(Debug, Default)]
 pub(super) struct MailLog {
-    /// Messages sent (their numbers are 0 to `sent - 1`).
+    /// Messages sent (their numbers are 0 to `sent - 1`), and the tick each was sent at.
     pub(super) sent: u64,
+    pub(super) sent_ticks: Vec<u64>,
     /// Numbers handed to a game so far: by which zone, in which of its runs.
     pub(super) delivered: std::collections::HashMap<u64, (u32, u64)>,
     /// Each zone's current run (games installed so far, counted over the seed).
@@ -64,10 +72,14 @@ pub(super) struct MailLog {
 }
 
 impl MailLog {
-    /// A game is installed on `zone`: its run.
-    pub(super) fn new_run(&mut self, zone: u32) -> u64 {
+    /// A game is installed on `zone`: its run — the zone's current one unless it is a
+    /// `superseded` run (a dead node's zone resumed from stale files while it runs on
+    /// elsewhere: it stands down, its state discarded).
+    pub(super) fn new_run(&mut self, zone: u32, superseded: bool) -> u64 {
         self.installed += 1;
-        self.runs.insert(zone, self.installed);
+        if !superseded {
+            self.runs.insert(zone, self.installed);
+        }
         self.installed
     }
 }
@@ -90,7 +102,9 @@ impl CounterGame {
             payload[..8].copy_from_slice(&number.to_le_bytes());
             payload[8..].copy_from_slice(&message_word(number, to).to_le_bytes());
             if world.send_message(to, None, &payload).is_ok() {
-                mail.lock().expect("not poisoned").sent += 1;
+                let mut mail = mail.lock().expect("not poisoned");
+                mail.sent += 1;
+                mail.sent_ticks.push(tick);
             }
         }
     }
@@ -134,6 +148,15 @@ impl Game for CounterGame {
         let mut log = mail.lock().expect("not poisoned");
         if number >= log.sent {
             problems.push(format!("game message {number} was never sent"));
+        }
+        // A run that is not its zone's current one — an old primary cut off while its zone
+        // was taken over, a dead node's zone resumed from stale files — stands down and
+        // its state is discarded: what its game was handed took no effect. (Each hop
+        // resent until acknowledged reaches such runs more often than copies did: seed
+        // 1344 with `--comebacks --messages` handed message 279 to zone 1's takeover, then
+        // to its stale run.)
+        if log.runs.get(&zone) != Some(&self.run) {
+            return;
         }
         match log.delivered.get(&number).copied() {
             None => {

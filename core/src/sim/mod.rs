@@ -338,10 +338,11 @@ type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
 fn install_game(
     zone: &mut Zone,
     (problems, mail): (&Shared<Vec<String>>, &Option<Shared<game::MailLog>>),
+    superseded: bool,
 ) {
-    let run = mail
-        .as_ref()
-        .map_or(0, |m| m.lock().expect("not poisoned").new_run(zone.id().0));
+    let run = mail.as_ref().map_or(0, |m| {
+        (m.lock().expect("not poisoned")).new_run(zone.id().0, superseded)
+    });
     zone.set_game(Box::new(game::CounterGame {
         problems: std::sync::Arc::clone(problems),
         mail: mail.clone(),
@@ -417,7 +418,7 @@ impl Sim {
         let game_problems = std::sync::Arc::default();
         let game_mail = options.messages.then(std::sync::Arc::default);
         for zone in zones.iter_mut().flatten() {
-            install_game(zone, (&game_problems, &game_mail));
+            install_game(zone, (&game_problems, &game_mail), false);
         }
         let mut rng_disk = SmallRng::seed_from_u64(seed ^ 0x00c4_ec4b_0147_0001);
         let disks = draw_disks(&mut rng_disk, &mut zones);

@@ -194,7 +194,7 @@ impl Sim {
                 self.node_restarts(tick, self.node_of[z]);
                 let mut zone = self.restore_zone(tick, z);
                 zone.set_bugs(self.bugs);
-                super::install_game(&mut zone, (&self.game_problems, &self.game_mail));
+                super::install_game(&mut zone, (&self.game_problems, &self.game_mail), false);
                 // A restore rolls positions back to the last durable state (and game
                 // state with them): not a teleport, not a loss.
                 for &id in zone.entities().ids() {
