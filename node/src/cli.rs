@@ -762,7 +762,7 @@ fn token(
 fn check(path: &Path, games: &Games) -> anyhow::Result<()> {
     let spec = world_file::load_spec(path)?;
     // A game this binary does not know fails here, as `meridian node` would.
-    games.plan(&spec)?;
+    games.check(&spec)?;
     let world = &spec.world;
     let config = world.config();
     let b = world.bounds();

@@ -78,11 +78,21 @@ impl Games {
     /// The game `spec` names, made for it; `None` when it names none. An error naming
     /// the games this binary knows when it names another.
     pub fn plan(&self, spec: &WorldSpec) -> anyhow::Result<Option<GamePlan>> {
+        Ok(self.find(spec)?.map(|plan| plan(spec)))
+    }
+
+    /// Whether this binary knows the game `spec` names (if any), without making it: an
+    /// error as [`Games::plan`]'s.
+    pub fn check(&self, spec: &WorldSpec) -> anyhow::Result<()> {
+        self.find(spec).map(drop)
+    }
+
+    fn find(&self, spec: &WorldSpec) -> anyhow::Result<Option<&MakePlan>> {
         let Some(name) = spec.game.as_deref() else {
             return Ok(None);
         };
         match self.known.iter().find(|(known, _)| known == name) {
-            Some((_, plan)) => Ok(Some(plan(spec))),
+            Some((_, plan)) => Ok(Some(plan)),
             None => anyhow::bail!(
                 "[game] name = {name:?}: this binary knows {}; a game is Rust code linked \
                  into the node binary — build your own (docs/game.md, \"Your own node \
@@ -138,6 +148,10 @@ mod tests {
             e.contains("\"chess\"") && e.contains("knows \"tag\""),
             "{e}"
         );
+        // `check` says the same without making the game.
+        let checked = stock.check(&spec("chess").unwrap()).unwrap_err();
+        assert_eq!(checked.to_string(), e);
+        stock.check(&spec("tag").unwrap()).unwrap();
         let e = Games::none().plan(&spec("tag").unwrap()).unwrap_err();
         assert!(e.to_string().contains("knows no game"), "{e}");
         let ours = |_: &WorldSpec| GamePlan {

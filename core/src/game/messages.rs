@@ -404,7 +404,8 @@ impl Zone {
             return;
         };
         let mut mailbox = core::mem::take(&mut game.mailbox);
-        self.keep_for_resending(&mut mailbox);
+        // A message kept is sent again if its datagram does not get out; one unkept is lost.
+        let unkept = self.keep_for_resending(&mut mailbox);
         let per_packet = messages_per_packet(DATAGRAM_SIZE_MAX);
         let mut buf = [0u8; DATAGRAM_SIZE_MAX];
         while let Some(to) =
@@ -436,7 +437,7 @@ impl Zone {
                 let (now_acks, later_acks) = acks.split_at(acks.len().min(room));
                 let len = write_messages(&mut buf, (self.id.0, to.0), now, now_acks)
                     .expect("a packet's worth of messages and acks fits a datagram");
-                if !self.outbox.push(Peer::Zone(to), &buf[..len]) {
+                if !self.outbox.push(Peer::Zone(to), &buf[..len]) && unkept {
                     self.counters.game_messages_dropped += now.len() as u64;
                 }
                 (messages, acks) = (later, later_acks);
@@ -449,11 +450,11 @@ impl Zone {
 
     /// Keeps this tick's new outbound messages for resending (while there is room), and
     /// adds the kept ones due again to the outbound list — or gives them up after their
-    /// last send.
-    fn keep_for_resending(&mut self, mailbox: &mut Mailbox) {
+    /// last send. Returns whether a new one could not be kept.
+    fn keep_for_resending(&mut self, mailbox: &mut Mailbox) -> bool {
         // BROKEN ON PURPOSE when `send_messages_once`.
         if self.bugs.send_messages_once {
-            return;
+            return true;
         }
         let tick = self.tick;
         let fresh = mailbox.outbound.len();
@@ -484,5 +485,6 @@ impl Zone {
         }
         self.counters.game_messages_resent += resent;
         self.counters.game_messages_unacknowledged += given_up;
+        fresh > room
     }
 }
