@@ -191,18 +191,17 @@ impl Sim {
         (self.report.gated, self.report.gated_ticks) =
             (self.standbys.gated, self.standbys.gated_ticks);
         self.report.dead_standby_wait = self.standbys.dead_wait_max;
+        let faulted = self.standbys.isolation.is_some() || self.standbys.death.is_some();
         let mut problems = Vec::new();
         if let Some(mail) = &self.game_mail {
             let mail = mail.lock().expect("not poisoned");
             self.report.game_messages_sent = mail.sent;
             self.report.game_messages_delivered = mail.delivered.len() as u64;
-            let whole = self.report.crashes == 0 && self.standbys.death.is_none();
-            if whole && self.standbys.isolation.is_none() {
+            if self.report.crashes == 0 && !faulted {
                 problems.extend(self.messages_unaccounted(&mail, tick));
             }
         }
         self.report.promoted = self.standbys.promoted.len() as u64;
-        let faulted = self.standbys.isolation.is_some() || self.standbys.death.is_some();
         self.report.no_majority = faulted && !self.standbys.majority_without_one();
         self.report.isolated = self.standbys.isolation.is_some() && !self.report.no_majority;
         self.report.left = self.standbys.leave_ticks.is_some() && !self.report.no_majority;
