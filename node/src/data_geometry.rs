@@ -13,8 +13,8 @@
 //!
 //! The record names the world's game too (`[game] name`), when it has one: a zone's files
 //! hold its game's state record for every entity, which another game would read as its
-//! own (or no game drop) — so a directory written under one game is refused under another
-//! or under none, and one written without a game is refused under a game. (A world
+//! own and a node without a game would drop — so a directory written under one game is
+//! refused under another or under none, and one written without a game under a game. (A world
 //! without a game records what it did before, so its directories keep matching.)
 
 use meridian_io::store::DataDir;
