@@ -405,8 +405,8 @@ fn node(
         Some(p) => tracing::info!("data directory {}", p.dir.display()),
         None => tracing::warn!("--ephemeral: nothing is persisted; a restart starts empty"),
     }
-    if let Some(name) = &spec.game {
-        tracing::info!("every zone plays {name:?}");
+    if let Some(game) = &spec.game {
+        tracing::info!("every zone plays {:?}", game.name);
     }
     let running = run::start_with(
         &spec,
@@ -761,8 +761,9 @@ fn token(
 
 fn check(path: &Path, games: &Games) -> anyhow::Result<()> {
     let spec = world_file::load_spec(path)?;
-    // A game this binary does not know fails here, as `meridian node` would.
-    games.check(&spec)?;
+    // A game this binary does not know, or settings it refuses, fail here as `meridian
+    // node` would (a plan is cheap: a zone's game is made when the zone opens).
+    games.plan(&spec)?;
     let world = &spec.world;
     let config = world.config();
     let b = world.bounds();
@@ -802,7 +803,16 @@ fn check(path: &Path, games: &Games) -> anyhow::Result<()> {
     }
     print!("{}", crate::layout::describe(&spec));
     match &spec.game {
-        Some(name) => println!("game: every zone plays {name:?}"),
+        Some(game) if game.settings.is_empty() => {
+            println!("game: every zone plays {:?}", game.name);
+        }
+        Some(game) => println!(
+            "game: every zone plays {:?} with settings {}",
+            game.name,
+            toml::to_string(&game.settings)?
+                .trim_end()
+                .replace('\n', ", ")
+        ),
         None => println!("game: none (NPCs and avatars only)"),
     }
     if spec.nodes.iter().any(|n| n.control.is_some()) {

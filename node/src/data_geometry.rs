@@ -33,8 +33,9 @@ pub fn of(spec: &WorldSpec) -> String {
         "bounds {} {} {} {}\nzones {} x {}\n",
         b.x_min, b.y_min, b.x_max, b.y_max, c.zones_x, c.zones_y
     );
+    // The game's name, not its settings: they change how it plays, not what its records hold.
     if let Some(game) = &spec.game {
-        record.push_str(&format!("game {game}\n"));
+        record.push_str(&format!("game {}\n", game.name));
     }
     record
 }
@@ -126,7 +127,10 @@ mod tests {
         let none = spec(bounds, 2);
         let game = |name: &str| {
             let mut s = spec(bounds, 2);
-            s.game = Some(name.to_owned());
+            s.game = Some(crate::world_file::GameSpec {
+                name: name.to_owned(),
+                settings: toml::Table::new(),
+            });
             s
         };
         assert_eq!(

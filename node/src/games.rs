@@ -10,9 +10,10 @@
 //! use meridian_node::run::GamePlan;
 //! use meridian_node::world_file::WorldSpec;
 //!
-//! /// The game's plan for the world the node starts with: `GamePlan { make, rewind }`,
-//! /// `make` giving each zone its game (here the stock tag's, to stand in for yours).
-//! fn my_game(spec: &WorldSpec) -> GamePlan {
+//! /// The game's plan for the world the node starts with, from its `[game.settings]`:
+//! /// `GamePlan { make, rewind }`, `make` giving each zone its game (here the stock tag's,
+//! /// to stand in for yours).
+//! fn my_game(spec: &WorldSpec) -> anyhow::Result<GamePlan> {
 //!     meridian_node::games::tag_plan(spec)
 //! }
 //!
@@ -33,8 +34,10 @@ use crate::world_file::WorldSpec;
 /// The demo's game ([`crate::tag`]), in every stock binary.
 pub const TAG: &str = "tag";
 
-/// Makes a world's game plan: the zones' game and how far back it rewinds.
-type MakePlan = Box<dyn Fn(&WorldSpec) -> GamePlan + Send + Sync>;
+/// Makes a world's game plan: the zones' game and how far back it rewinds, from the
+/// world's `[game.settings]` (an error names a setting it refuses). Cheap: `meridian
+/// check` calls it to check the settings; the work of a zone's game is in `make`.
+type MakePlan = Box<dyn Fn(&WorldSpec) -> anyhow::Result<GamePlan> + Send + Sync>;
 
 /// The games a binary knows, by name.
 pub struct Games {
@@ -59,11 +62,13 @@ impl Games {
     }
 
     /// These games and `name`, made by `plan` for the world it is started with (a game
-    /// of that name already known is replaced).
+    /// of that name already known is replaced). `plan` reads the world's `[game.settings]`
+    /// and refuses, naming it, one it does not take; it is cheap (`meridian check` calls
+    /// it): a zone's game is made by the plan's `make`.
     pub fn with(
         mut self,
         name: &str,
-        plan: impl Fn(&WorldSpec) -> GamePlan + Send + Sync + 'static,
+        plan: impl Fn(&WorldSpec) -> anyhow::Result<GamePlan> + Send + Sync + 'static,
     ) -> Games {
         self.known.retain(|(known, _)| known != name);
         self.known.push((name.to_owned(), Box::new(plan)));
@@ -75,24 +80,18 @@ impl Games {
         self.known.iter().map(|(name, _)| name.as_str())
     }
 
-    /// The game `spec` names, made for it; `None` when it names none. An error naming
-    /// the games this binary knows when it names another.
+    /// The game `spec` names, planned for it; `None` when it names none. An error naming
+    /// the games this binary knows when it names another, or the setting its plan
+    /// refused.
     pub fn plan(&self, spec: &WorldSpec) -> anyhow::Result<Option<GamePlan>> {
-        Ok(self.find(spec)?.map(|plan| plan(spec)))
-    }
-
-    /// Whether this binary knows the game `spec` names (if any), without making it: an
-    /// error as [`Games::plan`]'s.
-    pub fn check(&self, spec: &WorldSpec) -> anyhow::Result<()> {
-        self.find(spec).map(drop)
-    }
-
-    fn find(&self, spec: &WorldSpec) -> anyhow::Result<Option<&MakePlan>> {
-        let Some(name) = spec.game.as_deref() else {
+        let Some(game) = &spec.game else {
             return Ok(None);
         };
+        let name = game.name.as_str();
         match self.known.iter().find(|(known, _)| known == name) {
-            Some((_, plan)) => Ok(Some(plan)),
+            Some((_, plan)) => plan(spec)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("[game.settings] of {name:?}: {e}")),
             None => anyhow::bail!(
                 "[game] name = {name:?}: this binary knows {}; a game is Rust code linked \
                  into the node binary — build your own (docs/game.md, \"Your own node \
@@ -111,18 +110,39 @@ impl Games {
     }
 }
 
-/// Tag as the demo plays it: shots judged up to 250 ms back over a second of history; no
-/// entity faster than the world's clients and NPCs.
-pub fn tag_plan(spec: &WorldSpec) -> GamePlan {
+/// Tag's plan: shots judged up to `rewind_ms` back (default 250, at most 1,000) over a
+/// second of history, one player in `it_every` (default [`crate::tag::IT_EVERY`]) starting
+/// out "it"; no entity faster than the world's clients and NPCs. Any other setting is
+/// refused.
+pub fn tag_plan(spec: &WorldSpec) -> anyhow::Result<GamePlan> {
+    let settings = spec.game.as_ref().map(|g| &g.settings);
+    let mut it_every = i64::from(crate::tag::IT_EVERY);
+    let mut rewind_ms = 250;
+    for (key, value) in settings.into_iter().flatten() {
+        let (slot, range) = match key.as_str() {
+            "it_every" => (&mut it_every, 1..=1_000),
+            "rewind_ms" => (&mut rewind_ms, 0..=1_000),
+            _ => anyhow::bail!("{key}: tag takes it_every and rewind_ms"),
+        };
+        match value.as_integer() {
+            Some(n) if range.contains(&n) => *slot = n,
+            _ => anyhow::bail!(
+                "{key}: an integer in {}..={} (got {value})",
+                range.start(),
+                range.end()
+            ),
+        }
+    }
     let fastest = spec
         .clients
         .map_or(0.0, |c| c.speed_mps)
         .max(spec.npcs.map_or(0.0, |n| n.speed_mps));
     let hz = spec.world.config().tick_rate_hz;
-    GamePlan {
-        make: Arc::new(move |_| Box::new(crate::tag::Tag::new(fastest)) as Box<_>),
-        rewind: Some((hz as usize, 0.25 * f64::from(hz))),
-    }
+    let it_every = it_every as u32;
+    Ok(GamePlan {
+        make: Arc::new(move |_| Box::new(crate::tag::Tag::new(fastest, it_every)) as Box<_>),
+        rewind: Some((hz as usize, rewind_ms as f64 / 1_000.0 * f64::from(hz))),
+    })
 }
 
 #[cfg(test)]
@@ -148,15 +168,37 @@ mod tests {
             e.contains("\"chess\"") && e.contains("knows \"tag\""),
             "{e}"
         );
-        // `check` says the same without making the game.
-        let checked = stock.check(&spec("chess").unwrap()).unwrap_err();
-        assert_eq!(checked.to_string(), e);
-        stock.check(&spec("tag").unwrap()).unwrap();
+        // Tag's settings: taken within their ranges; another key or value refused, named.
+        let set = |lines: &str| {
+            let text = format!("{DEFAULT}\n[game]\nname = \"tag\"\n[game.settings]\n{lines}");
+            stock.plan(&parse_spec(&text).unwrap())
+        };
+        let tag = set("rewind_ms = 100\nit_every = 1\n")
+            .unwrap()
+            .expect("tag");
+        assert_eq!(tag.rewind, Some((30, 3.0)));
+        for (bad, says) in [
+            (
+                "rewind_ms = 2000",
+                "rewind_ms: an integer in 0..=1000 (got 2000)",
+            ),
+            ("it_every = 0", "it_every: an integer in 1..=1000"),
+            ("it_every = \"8\"", "it_every: an integer"),
+            ("speed = 3", "speed: tag takes it_every and rewind_ms"),
+        ] {
+            let e = set(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("[game.settings] of \"tag\": ") && e.contains(says),
+                "{e}"
+            );
+        }
         let e = Games::none().plan(&spec("tag").unwrap()).unwrap_err();
         assert!(e.to_string().contains("knows no game"), "{e}");
-        let ours = |_: &WorldSpec| GamePlan {
-            make: Arc::new(|_| Box::new(crate::tag::Tag::new(1.0)) as Box<_>),
-            rewind: None,
+        let ours = |_: &WorldSpec| {
+            Ok(GamePlan {
+                make: Arc::new(|_| Box::new(crate::tag::Tag::new(1.0, 2)) as Box<_>),
+                rewind: None,
+            })
         };
         let games = Games::stock().with("chess", ours).with("tag", ours);
         assert_eq!(games.names().collect::<Vec<_>>(), ["chess", "tag"]);

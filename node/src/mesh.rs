@@ -141,7 +141,8 @@ pub const LEDGER_FILE: &str = "votes.ledger";
 /// world's id, geometry and tick rate (where zones' borders, auras and ticks are), every
 /// node with its zones, data and control addresses, key and standbys (who runs and keeps
 /// which zone, and whom to believe), how clients are admitted, and the game the zones
-/// play (a standby takes its zone over with the state records its game wrote). Not what one node may
+/// play with its settings (a standby takes its zone over with the state records its game
+/// wrote, and plays on by the same rules). Not what one node may
 /// set for itself: its cores and admin address, NPCs, capacities, checkpoint interval,
 /// the mesh's start grace.
 pub fn world_terms(spec: &WorldSpec) -> String {
@@ -185,7 +186,10 @@ pub fn world_terms(spec: &WorldSpec) -> String {
         );
     }
     if let Some(game) = &spec.game {
-        let _ = writeln!(terms, "game {game}");
+        // The settings sorted by key (`toml::Table` is), one line.
+        let settings = toml::to_string(&game.settings).unwrap_or_default();
+        let settings = settings.trim_end().replace('\n', "; ");
+        let _ = writeln!(terms, "game {} settings {{{settings}}}", game.name);
     }
     terms
 }
@@ -644,6 +648,11 @@ mod world_tests {
         let tag = format!("{base}\n[game]\nname = \"tag\"\n");
         assert_ne!(digest(&tag), ours, "a game");
         assert_ne!(digest(&tag), digest(&tag.replace("\"tag\"", "\"chess\"")));
+        // Its settings, but not the order they are written in.
+        let set = |lines: &str| digest(&format!("{tag}[game.settings]\n{lines}"));
+        assert_ne!(set("it_every = 4\n"), digest(&tag));
+        assert_ne!(set("it_every = 4\n"), set("it_every = 5\n"));
+        assert_eq!(set("a = 1\nb = 2\n"), set("b = 2\na = 1\n"));
         for (from, to) in [
             ("admin = \"127.0.0.1:7700\"", "admin = \"127.0.0.1:7701\""),
             ("standby_for = [0, 1]", "standby_for = [1, 0]"),

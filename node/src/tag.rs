@@ -1,16 +1,17 @@
 //! Tag: the demo's game, written on the game API the way a studio would write its own.
 //!
-//! Every client's avatar is a **player**; one in [`IT_EVERY`] players a zone spawns starts
-//! out **"it"**. A player fires with button [`FIRE`] along its aim; the zone judges the shot
-//! where the shooter saw the world (lag compensation: `GameWorld::rewind_ray` at the
-//! input's view time, refused past the zone's maximum rewind; shots pass through NPCs,
-//! the crowd, and hit players only) and answers the shooter with
-//! an event naming the shot (its input sequence) and what it hit. When "it" hits another
-//! player, the tag passes: the victim is "it" now and hears so. A victim across a zone
-//! border is the other zone's to write: the shooter hands "it" over in a game message
-//! ([`TAG`]), and the victim's zone takes it — or, if the victim is "it" already or no
-//! player, sends it back ([`GIVE_BACK`]). While the message travels, a tick or two, nobody
-//! holds that "it"; a message lost on the way (the victim gone, a crash) loses it.
+//! Every client's avatar is a **player**; one in [`IT_EVERY`] players a zone spawns (the
+//! world file's `[game.settings] it_every`) starts out **"it"**. A player fires with button
+//! [`FIRE`] along its aim; the zone judges the shot where the shooter saw the world (lag
+//! compensation: `GameWorld::rewind_ray` at the input's view time, refused past the zone's
+//! maximum rewind, the world file's `rewind_ms`; shots pass through NPCs, the crowd, and
+//! hit players only) and answers the shooter with an event naming the shot (its input
+//! sequence) and what it hit. When "it" hits another player, the tag passes: the victim is
+//! "it" now and hears so. A victim across a zone border is the other zone's to write: the
+//! shooter hands "it" over in a game message ([`TAG`]), and the victim's zone takes it —
+//! or, if the victim is "it" already or no player, sends it back ([`GIVE_BACK`]). While the
+//! message travels, a tick or two, nobody holds that "it"; a message lost on the way (the
+//! victim gone, a crash) loses it.
 //!
 //! Clients see three fields of every player: the flags ([`PLAYER`], [`IT`]), its hits and
 //! how many times it was tagged. The live map rings whoever is "it" ([`Game::marked`]).
@@ -142,14 +143,18 @@ pub struct Tag {
     spawned: u32,
     /// Nothing moves faster than this (the rewind's search margin).
     speed_mps: f32,
+    /// One player in this many starts out "it".
+    it_every: u32,
 }
 
 impl Tag {
-    /// A zone's game, where nothing moves faster than `speed_mps`.
-    pub fn new(speed_mps: f32) -> Tag {
+    /// A zone's game, where nothing moves faster than `speed_mps` and one player in
+    /// `it_every` it spawns starts out "it" ([`IT_EVERY`] in the demo).
+    pub fn new(speed_mps: f32, it_every: u32) -> Tag {
         Tag {
             spawned: 0,
             speed_mps,
+            it_every: it_every.max(1),
         }
     }
 
@@ -205,7 +210,11 @@ impl Game for Tag {
             return;
         }
         self.spawned += 1;
-        let it = if self.spawned % IT_EVERY == 1 { IT } else { 0 };
+        let it = if self.spawned % self.it_every == 1 % self.it_every {
+            IT
+        } else {
+            0
+        };
         let _ = world.set_state(
             id,
             &Player {
@@ -304,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_map_rings_it_only() {
-        let tag = Tag::new(8.0);
+        let tag = Tag::new(8.0, IT_EVERY);
         assert!(tag.marked(&[PLAYER | IT, 0, 0, 0, 0, 0, 0, 0]));
         assert!(!tag.marked(&[PLAYER, 0, 0, 0, 0, 0, 0, 0]));
         assert!(!tag.marked(&[]));

@@ -35,6 +35,9 @@ struct GameSection {
     /// A name the binary registered (`meridian_node::games::Games`): the stock `meridian`
     /// knows "tag"; a studio's own binary adds its games.
     name: String,
+    /// The game's own settings (`[game.settings]`), read by the game's plan.
+    #[serde(default)]
+    settings: toml::Table,
 }
 
 /// Longest game name a world file may give.
@@ -182,9 +185,17 @@ pub struct WorldSpec {
     pub checkpoint_every_ticks: u64,
     /// Mesh membership's settings (defaults when the world runs no mesh).
     pub mesh: MeshSpec,
-    /// The game every zone plays (`[game] name`), by the name the node binary knows it
-    /// by (`crate::games`); `None`: no game, the zones run NPCs and avatars alone.
-    pub game: Option<String>,
+    /// The game every zone plays (`[game]`); `None`: no game, the zones run NPCs and
+    /// avatars alone.
+    pub game: Option<GameSpec>,
+}
+
+/// The `[game]` section: which game every zone plays, by the name the node binary knows it
+/// by (`crate::games`), and its settings (`[game.settings]`, the game's to read and check).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GameSpec {
+    pub name: String,
+    pub settings: toml::Table,
 }
 
 /// The `[clients]` section.
@@ -470,7 +481,13 @@ fn parse(text: &str) -> Result<WorldSpec, ParseError> {
         )));
     }
     let mesh = mesh_spec(file.mesh.as_ref(), controlled)?;
-    let game = file.game.map(|g| game_name(g.name)).transpose()?;
+    let game = match file.game {
+        None => None,
+        Some(g) => Some(GameSpec {
+            name: game_name(g.name)?,
+            settings: g.settings,
+        }),
+    };
     let tick_rate_hz = world.config().tick_rate_hz;
     Ok(WorldSpec {
         world,
@@ -590,10 +607,20 @@ mod tests {
     fn the_game_section_names_a_game() {
         assert_eq!(parse(DEFAULT).unwrap().game, None);
         let named = parse(&format!("{DEFAULT}\n[game]\nname = \"tag\"\n")).unwrap();
-        assert_eq!(named.game.as_deref(), Some("tag"));
+        let game = named.game.expect("a game");
+        assert_eq!((game.name.as_str(), game.settings.len()), ("tag", 0));
         let long = "g".repeat(GAME_NAME_MAX);
         let named = parse(&format!("{DEFAULT}\n[game]\nname = \"{long}\"\n")).unwrap();
-        assert_eq!(named.game, Some(long.clone()));
+        assert_eq!(named.game.map(|g| g.name), Some(long.clone()));
+        // The settings are the game's: kept as written, whatever they hold.
+        let set = "[game]\nname = \"tag\"\n[game.settings]\nit_every = 4\nmode = \"x\"\n";
+        let named = parse(&format!("{DEFAULT}\n{set}")).unwrap();
+        let settings = named.game.expect("a game").settings;
+        assert_eq!(
+            settings.get("it_every").and_then(|v| v.as_integer()),
+            Some(4)
+        );
+        assert_eq!(settings.get("mode").and_then(|v| v.as_str()), Some("x"));
         for bad in ["", "two words", "tag\\nnode x", &format!("{long}g")] {
             let text = format!("{DEFAULT}\n[game]\nname = \"{bad}\"\n");
             let Err(ParseError::Nodes(e)) = parse(&text) else {

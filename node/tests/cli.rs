@@ -79,23 +79,44 @@ fn check_names_the_bad_field_and_exits_1() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `[game] name`: `check` says which game the zones play; a game the binary does not know
-/// fails `check` and `node` alike, naming it and the games the binary knows.
+/// `[game]`: `check` says which game the zones play and with which settings; a game the
+/// binary does not know, or a setting its game refuses, fails `check` and `node` alike,
+/// naming the games the binary knows or the setting.
 #[test]
 fn a_world_naming_a_game_the_binary_does_not_know_is_refused() {
     let dir = temp_dir("game");
     let default = include_str!("../worlds/default.toml");
-    for (game, known) in [("tag", true), ("chess", false)] {
-        let path = dir.join(format!("{game}.toml"));
-        std::fs::write(&path, format!("{default}\n[game]\nname = \"{game}\"\n")).unwrap();
+    let settings = "[game.settings]\nrewind_ms = 200\nit_every = 4\n";
+    for (name, game, says) in [
+        (
+            "tag",
+            "name = \"tag\"\n",
+            Ok("game: every zone plays \"tag\"\n"),
+        ),
+        (
+            "tag-set",
+            &format!("name = \"tag\"\n{settings}"),
+            Ok("game: every zone plays \"tag\" with settings it_every = 4, rewind_ms = 200\n"),
+        ),
+        (
+            "chess",
+            "name = \"chess\"\n",
+            Err("[game] name = \"chess\": this binary knows \"tag\""),
+        ),
+        (
+            "tag-speed",
+            "name = \"tag\"\n[game.settings]\nspeed = 3\n",
+            Err("[game.settings] of \"tag\": speed: tag takes it_every and rewind_ms"),
+        ),
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, format!("{default}\n[game]\n{game}")).unwrap();
         // (`node` only where it stops at once: the default world's zones are large.)
         let node = &["node", "--ephemeral", "--duration", "1"][..];
-        for command in [&["check"][..], node]
-            .into_iter()
-            .take(if known { 1 } else { 2 })
-        {
+        let commands = [&["check"][..], node];
+        for command in &commands[..if says.is_ok() { 1 } else { 2 }] {
             let out = meridian()
-                .args(command)
+                .args(*command)
                 .arg("--world")
                 .arg(&path)
                 .output()
@@ -104,18 +125,15 @@ fn a_world_naming_a_game_the_binary_does_not_know_is_refused() {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr),
             );
-            if known {
-                assert!(out.status.success(), "{stderr}");
-                assert!(
-                    stdout.contains("game: every zone plays \"tag\""),
-                    "{stdout}"
-                );
-            } else {
-                assert_eq!(out.status.code(), Some(1), "{command:?}: {stdout}");
-                assert!(
-                    stderr.contains("[game] name = \"chess\": this binary knows \"tag\""),
-                    "{command:?}: {stderr}"
-                );
+            match says {
+                Ok(line) => {
+                    assert!(out.status.success(), "{stderr}");
+                    assert!(stdout.contains(line), "{name}: {stdout}");
+                }
+                Err(error) => {
+                    assert_eq!(out.status.code(), Some(1), "{command:?}: {stdout}");
+                    assert!(stderr.contains(error), "{name} {command:?}: {stderr}");
+                }
             }
         }
     }
