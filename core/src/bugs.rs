@@ -78,9 +78,10 @@ pub struct Bugs {
     /// remembered): a copy the network made is handed to the game again, or sent on to
     /// the entity's next zone and handed to its game there (`game::messages`).
     pub take_message_copies: bool,
-    /// A zone sends each game message to another zone once, keeps none for resending and
-    /// acknowledges none (the zone before acknowledged hops, its traffic the same): a
-    /// datagram lost on the way loses the message uncounted (`game::messages`).
+    /// A zone sends each game message to another zone once, keeps none for resending,
+    /// acknowledges none and takes those sent to an older run of itself (the zone before
+    /// acknowledged hops): a datagram lost on the way loses the message uncounted
+    /// (`game::messages`).
     pub send_messages_once: bool,
     /// A zone keeps what it heard of its peers' runs in memory only (the zone before the
     /// seed-1344 fix): restored from its files, it takes what an older run of a peer

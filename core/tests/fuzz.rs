@@ -93,7 +93,11 @@ fn every_layouts_parser() {
                     meridian_layouts::messages::parse_messages(bytes)
                 {
                     let mut again = [0u8; 65_536];
-                    let ends = (head.source_zone.get(), head.target_zone.get());
+                    let ends = (
+                        head.source_zone.get(),
+                        head.target_zone.get(),
+                        head.target_incarnation.get(),
+                    );
                     let n = meridian_layouts::messages::write_messages(
                         &mut again, ends, messages, acks,
                     )

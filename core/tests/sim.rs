@@ -1140,8 +1140,11 @@ fn game_messages_lost_on_the_network_are_sent_again_until_acknowledged() {
 /// had completed and confirmed. Zone 0 fenced those off until it restarted from its files:
 /// what a zone had heard of its peers' runs lived in memory, the entity's epoch memory had
 /// long expired, and the first resend after the restart made the entity zone 0's again —
-/// two owners. Peers' runs are logged and checkpointed now; with them kept in memory only
-/// (`Bugs::forget_peer_runs`) the seed fails as before.
+/// two owners. Peers' runs are logged and checkpointed now. (The broken half — peers' runs
+/// in memory only, `Bugs::forget_peer_runs` — no longer reproduces here: in session 41
+/// MESSAGES grew by the acks and the target run, which changes how the seed's datagrams
+/// pack and so every later draw, and 5,000 seeds of the same flags found no other. Seeds
+/// 179 and 27183 still fail with it, beside their own bugs.)
 #[test]
 fn regress_seed_1344_a_restarted_zone_fences_what_it_heard_was_superseded() {
     let on = Options {
@@ -1149,23 +1152,6 @@ fn regress_seed_1344_a_restarted_zone_fences_what_it_heard_was_superseded() {
         ..with_comebacks()
     };
     assert_ok(&run(1344, TICKS, &on));
-    // The seed's history is that of the zones before they acknowledged game messages
-    // (`send_messages_once`: the same datagrams): acks change the traffic, and with it
-    // every later draw of the seed.
-    let broken = Options {
-        bugs: Bugs {
-            forget_peer_runs: true,
-            send_messages_once: true,
-            ..Bugs::default()
-        },
-        ..on
-    };
-    let report = run(1344, TICKS, &broken);
-    assert!(
-        violated(&report, &["arrived twice", "owned by zones"]),
-        "{:?}",
-        report.violations
-    );
 }
 
 /// A node stopped with SIGTERM leaves the mesh once its zones have stopped
@@ -1215,4 +1201,24 @@ fn a_node_that_leaves_is_taken_over_within_ticks_and_every_invariant_holds() {
         report.left && violated(&report, &["owned by zones", "lost", "arrived"])
     });
     assert!(caught.is_some(), "a leave without the gate went unnoticed");
+}
+
+/// Seeds 3230 and 3543 (`--standbys --messages`), found by the first sweep after game
+/// messages were resent until acknowledged (they fail at e564b57): a zone restarted from
+/// its files, which forgets the names of the messages it took, was resent one its old run
+/// had taken — or sent on to the zone that took it — and took it again: handed to a game
+/// twice. Each hop now names the run of the receiving zone it was first sent to, and a
+/// later run drops it (acknowledged). (Taking such hops anyway no longer fails these
+/// seeds: the fix changes which datagrams a resend rides in, and with them every later
+/// draw; 3,200 seeds of the same flags found no other.)
+#[test]
+fn regress_seeds_3230_3543_a_restarted_zone_drops_hops_sent_to_its_old_run() {
+    let on = Options {
+        standbys: Some(true),
+        messages: true,
+        ..Options::default()
+    };
+    for seed in [3230, 3543] {
+        assert_ok(&run(seed, TICKS, &on));
+    }
 }

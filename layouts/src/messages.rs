@@ -10,7 +10,7 @@
 //! | part                  | bytes  |
 //! |-----------------------|--------|
 //! | [`Header`]            | 8      |
-//! | [`MessagesHeader`]    | 12     |
+//! | [`MessagesHeader`]    | 16     |
 //! | [`GameMessage`] × n   | 68 × n |
 //! | [`MessageAck`] × a    | 24 × a |
 //!
@@ -19,7 +19,10 @@
 //! before (a copy the network made, or a resend) drops it. Each hop is acknowledged: the
 //! receiving zone names every message it received — new, copy or too old — in the acks
 //! of its next MESSAGES packet back, and the sending zone sends the message again until
-//! it hears so (a packet may carry acks alone).
+//! it hears so (a packet may carry acks alone). Each packet names the run of the
+//! receiving zone its messages were first sent to: a zone restarted (or taken over) since
+//! forgot which messages it took, so it drops those addressed to an older run of itself
+//! rather than take a resend of one its old run took.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -43,9 +46,12 @@ pub struct MessagesHeader {
     pub count: U16Le,
     /// Number of [`MessageAck`]s after them.
     pub acks: U16Le,
+    /// The run (incarnation) of the receiving zone these messages were first sent to, as
+    /// the sender knew it then.
+    pub target_incarnation: U32Le,
 }
 
-const _: () = assert!(core::mem::size_of::<MessagesHeader>() == 12);
+const _: () = assert!(core::mem::size_of::<MessagesHeader>() == 16);
 
 /// One message to an entity.
 #[repr(C)]
@@ -160,7 +166,7 @@ pub fn parse_messages(bytes: &[u8]) -> Result<Messages<'_>, ParseError> {
 /// Writes a MESSAGES packet into `out`; returns its length, or `None` if it does not fit.
 pub fn write_messages(
     out: &mut [u8],
-    (source, target): (u32, u32),
+    (source, target, target_incarnation): (u32, u32, u32),
     messages: &[GameMessage],
     acks: &[MessageAck],
 ) -> Option<usize> {
@@ -173,6 +179,7 @@ pub fn write_messages(
         target_zone: U32Le::new(target),
         count: U16Le::new(u16::try_from(messages.len()).ok()?),
         acks: U16Le::new(u16::try_from(acks.len()).ok()?),
+        target_incarnation: U32Le::new(target_incarnation),
     };
     out[..Header::SIZE]
         .copy_from_slice(bytemuck::bytes_of(&Header::new(Kind::Messages, length_u16)));
@@ -208,14 +215,15 @@ mod tests {
         let mut buf = [0u8; 1200];
         let messages = [message(5, b"hit 12"), message(6, b"")];
         let acks = [message(9, b"").ack()];
-        let len = write_messages(&mut buf, (1, 2), &messages, &acks).unwrap();
+        let len = write_messages(&mut buf, (1, 2, 5), &messages, &acks).unwrap();
         let (h, m, a) = parse_messages(&buf[..len]).unwrap();
         assert_eq!((h.source_zone.get(), h.target_zone.get()), (1, 2));
+        assert_eq!(h.target_incarnation.get(), 5);
         assert_eq!((m, a), (&messages[..], &acks[..]));
         assert_eq!(m[0].payload(), b"hit 12");
         assert_eq!((a[0].seq.get(), a[0].hops), (9, 1));
         // Acks alone.
-        let len = write_messages(&mut buf, (1, 2), &[], &acks).unwrap();
+        let len = write_messages(&mut buf, (1, 2, 5), &[], &acks).unwrap();
         assert_eq!(parse_messages(&buf[..len]).unwrap().2, &acks);
     }
 
@@ -236,10 +244,10 @@ mod tests {
                 ..message(5, b"")
             },
         ] {
-            let len = write_messages(&mut buf, (1, 2), &[bad], &[]).unwrap();
+            let len = write_messages(&mut buf, (1, 2, 5), &[bad], &[]).unwrap();
             assert_eq!(parse_messages(&buf[..len]), Err(ParseError::BadField));
             // An ack's hops are held to the same range (its message's length is not in it).
-            let len = write_messages(&mut buf, (1, 2), &[], &[bad.ack()]).unwrap();
+            let len = write_messages(&mut buf, (1, 2, 5), &[], &[bad.ack()]).unwrap();
             let parsed = parse_messages(&buf[..len]).map(|p| p.2.len());
             let expect = if bad.hops == 1 {
                 Ok(1)
@@ -248,7 +256,7 @@ mod tests {
             };
             assert_eq!(parsed, expect);
         }
-        let len = write_messages(&mut buf, (1, 2), &[message(5, b"x")], &[]).unwrap();
+        let len = write_messages(&mut buf, (1, 2, 5), &[message(5, b"x")], &[]).unwrap();
         assert!(parse_messages(&buf[..len - 1]).is_err());
         // A count that claims more messages than follow.
         buf[Header::SIZE + 8] = 2;
@@ -260,8 +268,8 @@ mod tests {
         let mut buf = [0u8; 1200];
         let messages = [message(1, b"x"); messages_per_packet(1200)];
         let acks = [message(1, b"").ack(); acks_per_packet(1200, messages_per_packet(1200))];
-        assert!(write_messages(&mut buf, (1, 2), &messages, &acks).is_some_and(|n| n <= 1200));
+        assert!(write_messages(&mut buf, (1, 2, 5), &messages, &acks).is_some_and(|n| n <= 1200));
         let acks = [message(1, b"").ack(); acks_per_packet(1200, 0)];
-        assert!(write_messages(&mut buf, (1, 2), &[], &acks).is_some_and(|n| n <= 1200));
+        assert!(write_messages(&mut buf, (1, 2, 5), &[], &acks).is_some_and(|n| n <= 1200));
     }
 }
