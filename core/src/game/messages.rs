@@ -29,10 +29,12 @@
 //! first, and is dropped (`duplicates_ignored`), whether the first was handed to the game
 //! or sent on — so a copy cannot reach the entity's next zone by a second path. A message
 //! that comes back to a zone it passed (the entity crossed back meanwhile) has more hops,
-//! and is taken. A zone that restarts from its files forgets the names: a copy arriving
-//! after that (only a network that duplicates datagrams makes one; a node's transport
-//! does not) may be handed to a game a second time — whose first effect the restart may
-//! have rolled back with the zone's state. It is lost, and counted, when no zone
+//! and is taken. A zone that restarts from its files (or is taken over) forgets the names,
+//! so each packet names the run of the receiving zone its messages were first sent to,
+//! and a later run drops it (acknowledged, counted `game_messages_dropped`): a resend of
+//! one its old run took is not taken again (simulator seeds 3230 and 3543). A sender
+//! that has not heard of the new run yet addresses the old one, so what it sends
+//! meanwhile is dropped too. It is lost, and counted, when no zone
 //! it reaches owns the entity or knows where it went (`game_messages_undeliverable`:
 //! the entity was removed, or its handoff ended and its new owner's ghost has not
 //! reached the zone yet), when the hops run out, when a queue is full
