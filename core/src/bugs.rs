@@ -83,6 +83,10 @@ pub struct Bugs {
     /// acknowledged hops): a datagram lost on the way loses the message uncounted
     /// (`game::messages`).
     pub send_messages_once: bool,
+    /// A zone takes game messages first sent to an older run of itself: a resend of one
+    /// its old run took is taken again after a restart, which forgot the names
+    /// (`game::messages`; simulator seeds 3230 and 3543).
+    pub take_stale_hops: bool,
     /// A zone keeps what it heard of its peers' runs in memory only (the zone before the
     /// seed-1344 fix): restored from its files, it takes what an older run of a peer
     /// still sends, such as a COMMIT that peer's new run completed (`handoff::fence`).

@@ -20,9 +20,10 @@ const SENDER: u64 = (1 << 20) + 1;
 type Got = (u32, bool, Message, u64);
 
 /// A game that sends `TARGET` a numbered message every tick from `first` to `last`
-/// (if it has one: `sends`), and records what it is sent.
+/// (if it has one: `sends`) and at tick `also`, and records what it is sent.
 struct Mail {
     sends: Option<(u64, u64)>,
+    also: Option<u64>,
     number: u8,
     got: Arc<Mutex<Vec<Got>>>,
     refused: Arc<Mutex<Vec<MessageError>>>,
@@ -33,7 +34,7 @@ impl Game for Mail {
         let Some((first, last)) = self.sends else {
             return;
         };
-        if (first..=last).contains(&world.tick()) {
+        if (first..=last).contains(&world.tick()) || self.also == Some(world.tick()) {
             let payload = [b'#', self.number];
             match world.send_message(EntityID(TARGET), Some(EntityID(SENDER)), &payload) {
                 Ok(()) => self.number += 1,
@@ -77,6 +78,7 @@ fn mesh(target_at: f32, target_vx: f32, (first, last): (u64, u64)) -> Mesh {
     for (z, zone) in zones.iter_mut().enumerate() {
         zone.set_game(Box::new(Mail {
             sends: (z == 1).then_some((first, last)),
+            also: None,
             number: 0,
             got: Arc::clone(&got),
             refused: Arc::clone(&refused),
@@ -170,6 +172,7 @@ fn a_message_to_nothing_is_refused_or_counted_lost() {
     for (z, zone) in zones.iter_mut().enumerate() {
         zone.set_game(Box::new(Mail {
             sends: (z == 1).then_some((3, 3)),
+            also: None,
             number: 0,
             got: Arc::clone(&got),
             refused: Arc::clone(&refused),
@@ -213,7 +216,8 @@ fn a_message_to_nothing_is_refused_or_counted_lost() {
 }
 
 /// [`step`], with the datagrams from zone `from` to zone `to` sent at a tick `cut` says
-/// (tick, from, to) lost on the way.
+/// (tick, from, to) lost on the way; each delivered with its sender's run, as a node's
+/// router and the simulator deliver them (so a zone learns its peers' runs).
 fn step_losing(
     zones: &mut [meridian_core::zone::Zone],
     now: &mut Instant,
@@ -227,13 +231,13 @@ fn step_losing(
     }
     let mut buf = [0u8; 1500];
     for from in 0..zones.len() {
-        let tick = zones[from].tick_count();
+        let (tick, run) = (zones[from].tick_count(), zones[from].incarnation());
         while let Some(t) = zones[from].poll_transmit(&mut buf) {
             if let Peer::Zone(to) = t.to
                 && !cut(tick, from as u32, to.0)
             {
-                let sender = Peer::Zone(ZoneID(from as u32));
-                zones[to.0 as usize].handle_datagram(*now, sender, &buf[..t.len]);
+                let sender = ZoneID(from as u32);
+                zones[to.0 as usize].handle_zone_datagram(*now, sender, run, &buf[..t.len]);
             }
         }
     }
@@ -288,4 +292,69 @@ fn a_message_whose_datagram_is_lost_is_sent_again_until_acknowledged() {
     assert_eq!(c1.game_messages_sent, 5);
     assert_eq!(c1.game_messages_resent, 5 * u64::from(SENDS_MAX - 1));
     assert_eq!(c1.game_messages_unacknowledged, 5);
+}
+
+/// Zone 1's game sends zone 0's entity one message; zone 0's game takes it, but its acks
+/// are lost, and zone 0 restarts (a new run, which forgets the names of what the old one
+/// took) while zone 1 is still resending. The new run drops the resends — addressed to
+/// its old run — and counts them; the message is handed to a game once. A message sent
+/// after zone 1 heard of the new run is taken. With such hops taken anyway
+/// (`Bugs::take_stale_hops`), the resend is handed over a second time.
+#[test]
+fn a_restarted_zone_drops_the_resends_of_what_its_old_run_took() {
+    use meridian_core::bugs::Bugs;
+    let handed = |bugs: Bugs| {
+        let mut m = mesh(120.0, 0.0, (5, 5));
+        m.zones[1].set_game(Box::new(Mail {
+            sends: Some((5, 5)),
+            also: Some(60),
+            number: 0,
+            got: Arc::clone(&m.got),
+            refused: Arc::clone(&m.refused),
+        }));
+        let mut now = Instant::ZERO;
+        // Everything zone 0 sends from the tick it takes the message on (its ghosts
+        // before that: zone 1 must see the entity) until its tick 40 — its acks with it.
+        let acks_lost = |tick: u64, from: u32, _: u32| from == 0 && (6..=40).contains(&tick);
+        for _ in 0..8 {
+            step_losing(&mut m.zones, &mut now, acks_lost);
+        }
+        assert_eq!(m.got.lock().unwrap().len(), 1, "the old run took it");
+        // Zone 0 restarts as its next run, the entity restored.
+        let world = *m.zones[0].world();
+        let limits = meridian_core::limits::Limits::for_entities(256);
+        let config = meridian_core::handoff::HandoffConfig::default();
+        let mut zone =
+            meridian_core::zone::Zone::with_config(&world, ZoneID(0), limits, config, now, 1)
+                .unwrap();
+        zone.set_bugs(bugs);
+        zone.insert(&entity(TARGET, 120.0, 0.0)).unwrap();
+        zone.set_game(Box::new(Mail {
+            sends: None,
+            also: None,
+            number: 0,
+            got: Arc::clone(&m.got),
+            refused: Arc::clone(&m.refused),
+        }));
+        m.zones[0] = zone;
+        for _ in 0..40 {
+            step_losing(&mut m.zones, &mut now, acks_lost);
+        }
+        let dropped = m.zones[0].counters().game_messages_dropped;
+        // At its tick 60 zone 1's game sends one more, having heard of zone 0's new run.
+        for _ in 0..30 {
+            step_losing(&mut m.zones, &mut now, |_, _, _| false);
+        }
+        let got = m.got.lock().unwrap();
+        let numbers: Vec<u8> = got.iter().map(|(.., msg, _)| msg.payload()[1]).collect();
+        (numbers, dropped)
+    };
+    let (numbers, dropped) = handed(Bugs::default());
+    assert_eq!(numbers, [0, 1], "once each");
+    assert!(dropped >= 1, "the resend to the old run: {dropped}");
+    let (numbers, _) = handed(Bugs {
+        take_stale_hops: true,
+        ..Bugs::default()
+    });
+    assert_eq!(numbers, [0, 0, 1], "taken again, broken");
 }

@@ -350,16 +350,14 @@ impl Zone {
         }
         // Sent first to an older run of this zone: that run may have taken them, and this
         // one does not know which it took (a restart forgets the names). Acknowledged, so
-        // the sender stops, and dropped (simulator seeds 3230 and 3543). Not by the zone
-        // before acks (`send_messages_once`), which sends each message once.
+        // the sender stops, and dropped (simulator seeds 3230 and 3543). BROKEN ON PURPOSE
+        // when `take_stale_hops`, or `send_messages_once` (the zone before acks took them).
         let stale = head.target_incarnation.get() < self.incarnation;
-        if stale && !self.bugs.send_messages_once {
+        if stale && !self.bugs.take_stale_hops && !self.bugs.send_messages_once {
             self.counters.game_messages_dropped += messages.len() as u64;
-            if !self.bugs.send_messages_once {
-                let owed = messages.iter().map(|m| (source, m.ack()));
-                let room = GAME_MESSAGES_MAX.saturating_sub(mailbox.acks.len());
-                mailbox.acks.extend(owed.take(room));
-            }
+            let owed = messages.iter().map(|m| (source, m.ack()));
+            let room = GAME_MESSAGES_MAX.saturating_sub(mailbox.acks.len());
+            mailbox.acks.extend(owed.take(room));
             return true;
         }
         for m in messages {
