@@ -25,6 +25,21 @@ struct Cli {
     command: Command,
 }
 
+/// The bots' path to the nodes, as `swarm` and `demo` play it.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct PathArgs {
+    /// Probability of dropping each datagram, in each direction (0 ≤ P < 1).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Milliseconds added to each datagram, in each direction (half the round trip
+    /// added), to play a far player.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Up to this many more milliseconds, uniform, per datagram and direction.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the zones this node hosts: pinned executors, UDP, NPCs, status line, admin.
@@ -121,16 +136,8 @@ enum Command {
         /// How bots move.
         #[arg(long, value_enum, default_value_t = swarm::Pattern::Random)]
         pattern: swarm::Pattern,
-        /// Probability of dropping each datagram, in each direction (0 ≤ P < 1).
-        #[arg(long, default_value_t = 0.0)]
-        loss: f64,
-        /// Milliseconds added to each datagram, in each direction (half the round trip
-        /// added), to play a far player.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Up to this many more milliseconds, uniform, per datagram and direction.
-        #[arg(long, default_value_t = 0)]
-        jitter_ms: u64,
+        #[command(flatten)]
+        path: PathArgs,
         /// Worker threads driving the bots.
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -158,16 +165,8 @@ enum Command {
         /// How bots move.
         #[arg(long, value_enum, default_value_t = swarm::Pattern::Tag)]
         pattern: swarm::Pattern,
-        /// Probability of dropping each datagram, in each direction.
-        #[arg(long, default_value_t = 0.0)]
-        loss: f64,
-        /// Milliseconds added to each datagram, in each direction (half the round trip
-        /// added), to play a far player.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Up to this many more milliseconds, uniform, per datagram and direction.
-        #[arg(long, default_value_t = 0)]
-        jitter_ms: u64,
+        #[command(flatten)]
+        path: PathArgs,
         /// First UDP port of the demo node (zone k listens on port + k). With --mesh, node
         /// k's zones listen on port + 10 k, its control (gossip, standby streams) on
         /// port + 100 + 10 k, its admin endpoint on port + 200 + 10 k.
@@ -281,9 +280,7 @@ pub fn main(games: Games) -> ExitCode {
             clients,
             duration,
             pattern,
-            loss,
-            latency_ms,
-            jitter_ms,
+            path,
             threads,
             seed,
             admin_token,
@@ -294,9 +291,9 @@ pub fn main(games: Games) -> ExitCode {
                 clients,
                 duration: Duration::from_secs(duration),
                 pattern,
-                loss,
-                latency: Duration::from_millis(latency_ms),
-                jitter: Duration::from_millis(jitter_ms),
+                loss: path.loss,
+                latency: Duration::from_millis(path.latency_ms),
+                jitter: Duration::from_millis(path.jitter_ms),
                 threads,
                 seed,
             },
@@ -305,9 +302,7 @@ pub fn main(games: Games) -> ExitCode {
             clients,
             duration,
             pattern,
-            loss,
-            latency_ms,
-            jitter_ms,
+            path,
             port,
             mesh,
             kill_after,
@@ -317,9 +312,9 @@ pub fn main(games: Games) -> ExitCode {
                 clients,
                 duration: Duration::from_secs(duration),
                 pattern,
-                loss,
-                latency: Duration::from_millis(latency_ms),
-                jitter: Duration::from_millis(jitter_ms),
+                loss: path.loss,
+                latency: Duration::from_millis(path.latency_ms),
+                jitter: Duration::from_millis(path.jitter_ms),
                 threads: 1,
                 seed: 1,
             };
