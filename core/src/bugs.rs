@@ -37,6 +37,14 @@ pub struct Bugs {
     /// what the restored state implies at once (seed 179): the restored state can rest on
     /// records its standby never got, and a promotion then owns what was handed away.
     pub restart_without_resync: bool,
+    /// A zone moved to its standby on purpose stops without writing a checkpoint of its
+    /// last tick: the standby restores the last periodic one and the log, and positions
+    /// and game state go back (`sim::moves`).
+    pub move_without_checkpoint: bool,
+    /// A zone moved to its standby announces its end as it stops, before the standby
+    /// holds its last records: the standby may take over from a copy without them
+    /// (`sim::moves`).
+    pub move_before_held: bool,
     /// Zones take datagrams from every run of a peer, older ones included.
     pub skip_incarnation_fence: bool,
     /// An old primary cut off behind a false suspicion sends what it makes even after

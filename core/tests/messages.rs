@@ -358,3 +358,29 @@ fn a_restarted_zone_drops_the_resends_of_what_its_old_run_took() {
     });
     assert_eq!(numbers, [0, 0, 1], "taken again, broken");
 }
+
+/// A zone that stops for good (a clean stop, a move to its standby) while messages it sent
+/// wait for their acks counts them unacknowledged: zone 1's game sends five (ticks 30–34)
+/// that zone 0 never acknowledges, and zone 1 stops at tick 36, before it would have
+/// given any up. Nothing is lost uncounted.
+#[test]
+fn a_zone_that_stops_counts_what_its_mailbox_still_held() {
+    let mut m = mesh(120.0, 0.0, (30, 34));
+    let mut now = Instant::ZERO;
+    for _ in 0..36 {
+        step_losing(&mut m.zones, &mut now, |tick, from, _| {
+            from == 1 && tick >= 25
+        });
+    }
+    let before = m.zones[1].counters();
+    assert_eq!(
+        (
+            before.game_messages_sent,
+            before.game_messages_unacknowledged
+        ),
+        (5, 0)
+    );
+    m.zones[1].stop_messages();
+    assert_eq!(m.zones[1].counters().game_messages_unacknowledged, 5);
+    assert!(m.got.lock().unwrap().is_empty());
+}

@@ -68,6 +68,13 @@ pub struct Args {
     /// datagrams are still on the way. Off by default: it changes the seeds with a death.
     #[arg(long)]
     pub leaves: bool,
+    /// Implies --standbys. In seeds without a node death or a false suspicion, one zone is
+    /// moved to its standby on purpose while its node runs on (it stops after a final
+    /// checkpoint, the standby takes it over once the mesh agrees) and later back; the
+    /// checks then allow no position or game state to go back at the move. Off by
+    /// default: it changes those seeds.
+    #[arg(long)]
+    pub moves: bool,
 }
 
 /// Why the simulation run failed.
@@ -101,7 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     options.walkers = args.entities.map(|n| n as usize);
     options.standbys = match (
-        args.standbys || args.suspicions || args.comebacks || args.dies_again || args.leaves,
+        args.standbys
+            || args.suspicions
+            || args.comebacks
+            || args.dies_again
+            || args.leaves
+            || args.moves,
         args.loss,
     ) {
         (true, _) => Some(true),
@@ -113,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     options.dies_again = args.dies_again.then_some(true);
     options.messages = args.messages;
     options.leaves = args.leaves;
+    options.moves = args.moves;
     // What a replay needs besides the seed to draw the same run.
     let mut replay_flags = String::new();
     if let Some(loss) = args.loss {
@@ -131,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (args.dies_again, " --dies-again"),
         (args.messages, " --messages"),
         (args.leaves, " --leaves"),
+        (args.moves, " --moves"),
     ] {
         if on {
             replay_flags += flag;
@@ -238,6 +252,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "leaves: in {} seeds the node that died left the mesh: declared down 1–3 ticks \
              after its zones stopped, while their last datagrams were on the way",
             summary.left
+        );
+    }
+    if summary.moves > 0 {
+        let mut ticks = summary.move_ticks.clone();
+        ticks.sort_unstable();
+        let q = |p: f64| {
+            ticks
+                .get(((ticks.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "moves: {} zones stopped to move to their standby; {} running there, the stop to \
+             the takeover p50 {} p99 {} max {} ticks; {} given up (the standby did not hold \
+             the last records in time: restarted on their node)",
+            summary.moves,
+            ticks.len(),
+            q(0.5),
+            q(0.99),
+            ticks.last().copied().unwrap_or(0),
+            summary.moves_given_up
         );
     }
     if summary.no_majority > 0 {
@@ -384,6 +419,9 @@ struct Summary {
     no_majority: u64,
     game_messages_sent: u64,
     game_messages_delivered: u64,
+    moves: u64,
+    moves_given_up: u64,
+    move_ticks: Vec<u64>,
 }
 
 impl Summary {
@@ -403,6 +441,9 @@ impl Summary {
         }
         self.promoted += r.promoted;
         self.left += u64::from(r.left);
+        self.moves += r.moves;
+        self.moves_given_up += r.moves_given_up;
+        self.move_ticks.extend_from_slice(&r.move_ticks);
         self.isolated += u64::from(r.isolated);
         self.superseded_sent += r.superseded_sent;
         self.superseded_taken += r.superseded_taken;

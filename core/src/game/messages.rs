@@ -323,6 +323,23 @@ impl Zone {
         Ok(())
     }
 
+    /// The zone stops for good at a tick boundary (a clean stop, or a move to its
+    /// standby): what its mailbox still holds cannot be sent or handed over by this run.
+    /// The messages other zones have not acknowledged are counted unacknowledged (some
+    /// may have arrived, their acks lost), those acknowledged here and not yet handed to
+    /// the game dropped.
+    pub fn stop_messages(&mut self) {
+        let Ok(mailbox) = self.mailbox_mut() else {
+            return;
+        };
+        let unacked = mailbox.unacked.len() as u64;
+        let inbound = mailbox.inbound.len() as u64;
+        mailbox.unacked.clear();
+        mailbox.inbound.clear();
+        self.counters.game_messages_unacknowledged += unacked;
+        self.counters.game_messages_dropped += inbound;
+    }
+
     /// A MESSAGES packet from zone `from`: its messages are for this zone's game (handed
     /// over, or sent on, when the game runs this tick), each acknowledged; its acks end
     /// the resends of what this zone sent there.

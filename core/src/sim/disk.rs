@@ -289,6 +289,20 @@ impl ZoneDisk {
         false
     }
 
+    /// A zone stopping on purpose ([`super::moves`]): a checkpoint of its last tick, whole
+    /// at once, in a new generation (a capture under way is dropped, as at a crash).
+    pub(super) fn final_checkpoint(&mut self, zone: &Zone) {
+        self.capturing = None;
+        let mut capture = Box::<Capture>::default();
+        zone.capture_begin(&mut capture);
+        let whole = zone.capture_continue(&mut capture, usize::MAX);
+        debug_assert!(whole, "a zone that does not tick is captured in one step");
+        let generation = self.newest_generation() + 1;
+        let wal = empty_wal(self.zone, generation, zone.incarnation(), capture.tick);
+        self.segments.push((generation, wal));
+        self.write_checkpoint(generation, zone.incarnation(), &capture);
+    }
+
     fn write_checkpoint(&mut self, generation: u64, incarnation: u32, capture: &Capture) {
         let mut bytes = Vec::new();
         let identity = identity(self.zone, generation, incarnation, capture.tick);

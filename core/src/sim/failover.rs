@@ -125,6 +125,8 @@ impl Sim {
             return;
         };
         let replica = stream.replica.expect("a standby starts with a copy");
+        // A move's copy holds the stopped run's last tick: nothing is set back.
+        let moved = self.stopped_for_move(z);
         if let Some(old) = self.zones[z].take() {
             // Not dead: cut off (a false suspicion). It runs on, superseded.
             let held = &mut self.standbys.held_at_death;
@@ -167,12 +169,17 @@ impl Sim {
             .ids()
             .iter()
             .chain(&self.standbys.held_at_death);
-        for id in rolled_back {
-            self.last_seen.remove(id);
-            self.game_counter.remove(id);
-            self.last_epoch.remove(id);
+        if !moved {
+            for id in rolled_back {
+                self.last_seen.remove(id);
+                self.game_counter.remove(id);
+                self.last_epoch.remove(id);
+            }
         }
         self.zones[z] = Some(zone);
+        if moved {
+            self.move_done(tick, z);
+        }
         self.standbys.promoted.push(z as u32);
         if self.comeback_node() == Some(stream.node) && self.failback.is_some() {
             self.report.failed_back += 1;

@@ -260,7 +260,8 @@ impl Sim {
     /// Game messages sent [`MESSAGES_SETTLE_TICKS`] or more before `tick` that no game
     /// was handed and no zone counted lost (undeliverable, dropped, unacknowledged): lost
     /// silently, on the network. For a seed where no zone crashed and no node died or was
-    /// cut off (the zones' counters then cover every run).
+    /// cut off (the zones' counters then cover every run, with those of runs that stopped
+    /// for a move).
     fn messages_unaccounted(&self, mail: &super::game::MailLog, tick: u64) -> Option<String> {
         let old = mail
             .sent_ticks
@@ -275,7 +276,8 @@ impl Sim {
                     + c.game_messages_dropped
                     + c.game_messages_unacknowledged
             })
-            .sum();
+            .sum::<u64>()
+            + self.retired_messages;
         (handed + counted < old).then(|| {
             format!(
                 "{} of {old} game messages lost uncounted ({handed} handed to a game, \

@@ -29,6 +29,7 @@ mod failback;
 mod failover;
 mod game;
 mod invariants;
+mod moves;
 mod network;
 mod population;
 mod rejoin;
@@ -98,6 +99,9 @@ pub struct Options {
     /// instead of [`standby::DETECT_TICKS`]: the takeovers are asked while the dead
     /// zones' last datagrams are still on the way. Off by default, like `messages`.
     pub leaves: bool,
+    /// In standby seeds without a node death or a false suspicion, one zone is moved to
+    /// its standby on purpose and later back ([`moves`]). Off by default, like `messages`.
+    pub moves: bool,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -221,6 +225,12 @@ pub struct Report {
     /// current again ([`rejoin`]).
     pub rejoined: u64,
     pub current_again: u64,
+    /// Zones stopped to move to their standby ([`Options::moves`]); moves given up (the
+    /// standby did not acknowledge the last records in time: the zone restarted on its
+    /// node); for each move done, ticks from the stop to the zone running on the standby.
+    pub moves: u64,
+    pub moves_given_up: u64,
+    pub move_ticks: Vec<u64>,
 }
 
 impl Report {
@@ -263,10 +273,13 @@ pub(super) struct Sim {
     game_counter: HashMap<EntityID, u64>,
     game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     game_mail: Option<std::sync::Arc<std::sync::Mutex<game::MailLog>>>,
+    /// Game messages runs that stopped for a move counted lost ([`moves`]).
+    retired_messages: u64,
     fates: HashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
     comeback: Option<comeback::Comeback>,
     failback: Option<failback::Failback>,
+    moves: Option<moves::Moves>,
     votes: votes::Votes,
     hasher: FxHasher,
     report: Report,
@@ -427,6 +440,13 @@ impl Sim {
         let back_at = comeback.as_ref().map(comeback::Comeback::at);
         let failback =
             failback::Failback::draw(seed, back_at, ticks - HEAL_TICKS, options.dies_again);
+        let moves = moves::Moves::draw(
+            seed,
+            options.moves,
+            &standbys,
+            zone_count as usize,
+            ticks - HEAL_TICKS,
+        );
         let nodes = node_of.iter().max().map_or(1, |n| n + 1);
         let votes = votes::Votes::new(seed, nodes, zone_count as usize);
         Sim {
@@ -454,10 +474,12 @@ impl Sim {
             game_counter: HashMap::new(),
             game_problems,
             game_mail,
+            retired_messages: 0,
             fates: HashMap::new(),
             standbys,
             comeback,
             failback,
+            moves,
             votes,
             hasher: FxHasher::default(),
             report: Report {
@@ -487,6 +509,7 @@ impl Sim {
     fn step(&mut self, tick: u64) {
         self.crash_and_restart(tick);
         self.node_death(tick);
+        self.moves_step(tick);
         self.isolation_step(tick);
         self.comeback_step(tick);
         self.failback_step(tick);

@@ -436,7 +436,7 @@ impl Sim {
             // Resent every other tick until acknowledged (an ack takes two ticks at best).
             let streamed = !stream.dropped || stream.rejoin != Rejoin::No;
             let due = streamed && stream.written > stream.acked && tick >= stream.sent_at + 2;
-            if due && self.zones[z].is_some() {
+            if due && (self.zones[z].is_some() || self.stopped_for_move(z)) {
                 self.stream_records(tick, z);
             }
             let stream = self.standbys.streams[z].as_mut().expect("looked at");

@@ -156,6 +156,16 @@ impl Sim {
         first || self.died_in_turn(tick, node)
     }
 
+    /// Whether a ballot about zone `z` is out.
+    pub(super) fn votes_about(&self, z: usize) -> bool {
+        self.votes.ballots.iter().any(|b| b.ask.zone() == z as u32)
+    }
+
+    /// The nodes of the world (one ledger each).
+    pub(super) fn node_count(&self) -> usize {
+        self.votes.ledgers.len()
+    }
+
     /// Zone `z`'s primary asks to go on without its standby (declared down).
     pub(super) fn ask_drop(&mut self, tick: u64, z: usize) {
         let Some(stream) = self.standbys.streams[z].as_ref() else {
@@ -268,6 +278,14 @@ impl Sim {
         let down = ask
             .concerns()
             .is_some_and(|n| self.sees_down(tick, node, u32::from(n)));
+        // A takeover of a run that ended for a move (`super::moves`): as down.
+        let ended = match ask {
+            Ask::Promote {
+                zone, incarnation, ..
+            } => self.knows_end(tick, node, zone as usize, incarnation.wrapping_sub(1)),
+            _ => false,
+        };
+        let down = down || ended;
         self.votes.ledgers[node as usize].answer(asker as u16, id, ask, down)
     }
 
@@ -392,6 +410,7 @@ impl Sim {
                 }
                 self.promote(tick, z);
             }
+            Then::Promote(z) | Then::Acted(z) if self.move_ballot_failed(tick, z) => {}
             Then::Promote(z) | Then::Acted(z) if answered => {
                 self.report.promotions_refused += 1;
                 self.wait_for_own_node(tick, z);

@@ -571,6 +571,8 @@ impl<'a> ZoneDriver<'a> {
     /// (`clean`) and returns the run's figures.
     fn finish(mut self, clean: bool) -> ZoneStats {
         self.zone.shut_down();
+        // What the game's mailbox still holds ends with the run: counted, not lost silently.
+        self.zone.stop_messages();
         if let Some(mut d) = self.durable.take() {
             if clean {
                 d.final_checkpoint(&self.zone);
