@@ -716,3 +716,38 @@ impl Net {
         panic!("ballot {ballot} of node {k} not decided within {within:?}");
     }
 }
+
+/// Zone 7's primary on node 0, alive, stops its run 1 to move the zone to its standby on
+/// node 2 and announces the end (`Ask::Ended`): every node agrees, and node 2's takeover
+/// of its copy of run 1 (`PROMOTE`, as run 2) passes with node 0 alive. Before that it
+/// times out (nobody sees node 0 down), and an end said by another node for node 0, or
+/// the end of another run, changes nothing. Fails if the answers ignore the end, or
+/// trust it from any node.
+#[test]
+fn a_takeover_of_a_run_its_primary_ended_needs_no_death() {
+    use meridian_core::mesh::VOTE_TIMEOUT;
+    let mut net = Net::new(23, 0.0).voting();
+    net.run(Duration::from_secs(1));
+    let within = VOTE_TIMEOUT + Duration::from_secs(1);
+    let promote = |net: &mut Net| {
+        let ballot = net.nodes[2].as_mut().unwrap().ask(net.now, PROMOTE);
+        net.decision(2, ballot, within).0
+    };
+    assert!(!promote(&mut net), "node 0 is alive and said nothing");
+    let ended = |run: u32| Ask::Ended {
+        zone: 7,
+        incarnation: run,
+        primary: 0,
+    };
+    // Node 1 says it for node 0; node 0 ends another run.
+    for (k, ask) in [(1, ended(1)), (0, ended(3))] {
+        let ballot = net.nodes[k].as_mut().unwrap().ask(net.now, ask);
+        assert!(net.decision(k, ballot, within).0, "an end is agreed to");
+        assert!(!promote(&mut net), "{ask:?} from node {k}");
+    }
+    let ballot = net.nodes[0].as_mut().unwrap().ask(net.now, ended(1));
+    assert!(net.decision(0, ballot, within).0);
+    let heard = net.nodes[2].as_ref().unwrap().ended().to_vec();
+    assert!(heard.contains(&(7, 1, 0)), "{heard:?}");
+    assert!(promote(&mut net), "the copy's run ended");
+}

@@ -52,6 +52,10 @@ pub enum VoteOp {
     /// promotion to a later run that node `standby` (declared down) never said it acts
     /// on.
     Release = 6,
+    /// The zone's primary on node `primary` (the asker) stopped its run `incarnation` for
+    /// good to move the zone, and its standby holds everything the run wrote: a takeover
+    /// of that copy rests on this instead of on the primary's node being down.
+    Ended = 7,
 }
 
 /// An answer.
@@ -79,13 +83,13 @@ pub struct VoteMessage {
     /// The asker's ballot: answers echo it.
     pub ballot: U64Le,
     pub zone: U32Le,
-    /// The asking primary's run (`Drop`, `Current`, `Release`), or the run a promotion
-    /// starts (`Promote`, `Withdraw`, `Acted`).
+    /// The asking primary's run (`Drop`, `Current`, `Release`, `Ended`), or the run a
+    /// promotion starts (`Promote`, `Withdraw`, `Acted`).
     pub incarnation: U32Le,
     /// The primary's asks about the zone in that run, counted from 1 (`Drop`, `Current`).
     pub seq: U32Le,
     pub standby: U16Le,
-    /// The node the zone is taken from (`Promote`), else [`NO_NODE`].
+    /// The node the zone is taken from (`Promote`), the asker (`Ended`), else [`NO_NODE`].
     pub primary: U16Le,
 }
 
@@ -108,6 +112,7 @@ impl VoteMessage {
             4 => VoteOp::Withdraw,
             5 => VoteOp::Acted,
             6 => VoteOp::Release,
+            7 => VoteOp::Ended,
             _ => return Err(crate::ParseError::UnknownKind),
         };
         let answer = match (kind, self.answer) {

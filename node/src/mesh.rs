@@ -44,6 +44,8 @@ pub struct MeshView {
     pub counters: MeshCounters,
     /// This node's generation (bumped when it learns the others declared it down).
     pub generation: u32,
+    /// Runs their primaries stopped to move their zone (`Ask::Ended`): (zone, run, node).
+    pub ended: Vec<(u32, u32, u16)>,
 }
 
 /// Asks the mesh's vote (see the module docs).
@@ -375,6 +377,7 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
             peers,
             counters: mesh.counters(),
             generation: mesh.me().generation,
+            ended: mesh.ended().to_vec(),
         };
     }
     if stop.leave.load(Ordering::SeqCst) {
@@ -527,6 +530,14 @@ fn describe<'a>(ask: Ask, name: &impl Fn(u16) -> &'a str) -> String {
             "zone {zone} (incarnation {incarnation}) has the ledgers let go of a takeover \
              promised to {} that it never said it acts on",
             name(standby)
+        ),
+        Ask::Ended {
+            zone,
+            incarnation,
+            primary,
+        } => format!(
+            "{} stopped zone {zone} (incarnation {incarnation}) to move it to its standby",
+            name(primary)
         ),
     }
 }

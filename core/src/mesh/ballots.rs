@@ -12,6 +12,10 @@ use super::votes::{Ask, Ledger, Tally};
 use super::{Liveness, Mesh, MeshEvent, VOTE_RESEND, VOTE_TIMEOUT, datagram};
 use crate::time::Instant;
 
+/// How many announced ends ([`Ask::Ended`]) a node keeps: a move's takeover follows its
+/// end within seconds, and a node keeps at most a few zones' standbys.
+const ENDED_KEPT: usize = 64;
+
 /// An ask of this node under way.
 #[derive(Debug)]
 pub(super) struct Ballot {
@@ -41,6 +45,7 @@ impl Mesh {
         self.asks_made += 1;
         let me = self.foca.identity();
         let id = (u64::from(me.generation) << 32) | u64::from(self.asks_made);
+        self.heard_end(me.node, ask);
         self.ballots.push(Ballot {
             id,
             ask,
@@ -78,11 +83,52 @@ impl Mesh {
         })
     }
 
+    /// What `ask` rests on holds from here: the node it concerns is declared down, or —
+    /// a takeover — the primary announced that the run the copy is of ended
+    /// ([`Ask::Ended`]).
+    fn rests(&self, ask: Ask) -> bool {
+        let ended = match ask {
+            Ask::Promote {
+                zone,
+                incarnation,
+                primary,
+                ..
+            } => self
+                .ended
+                .contains(&(zone, incarnation.wrapping_sub(1), primary)),
+            _ => false,
+        };
+        ended || self.sees_down(ask.concerns())
+    }
+
+    /// Keeps an [`Ask::Ended`] said by node `from` (its own only), the newest
+    /// [`ENDED_KEPT`].
+    fn heard_end(&mut self, from: u16, ask: Ask) {
+        if let Ask::Ended {
+            zone,
+            incarnation,
+            primary,
+        } = ask
+            && primary == from
+            && !self.ended.contains(&(zone, incarnation, primary))
+        {
+            if self.ended.len() >= ENDED_KEPT {
+                self.ended.remove(0);
+            }
+            self.ended.push((zone, incarnation, primary));
+        }
+    }
+
+    /// The runs this node heard have ended for a move: (zone, run, node), oldest first.
+    pub fn ended(&self) -> &[(u32, u32, u16)] {
+        &self.ended
+    }
+
     /// Sends ballot `k`'s ask to every node that has not agreed yet — this one included,
     /// which answers from its own ledger and view.
     fn send_asks(&mut self, k: usize) {
         let me = self.foca.identity().node;
-        let down = self.sees_down(self.ballots[k].ask.concerns());
+        let down = self.rests(self.ballots[k].ask);
         let ballot = &mut self.ballots[k];
         if let Some(ledger) = self.ledger.as_mut()
             && !ballot.tally.agreed(me)
@@ -132,7 +178,8 @@ impl Mesh {
         let ask = decode_ask(&message, op);
         match (kind, answer, ask) {
             (VoteKind::Ask, _, ask) if self.ledger.is_some() => {
-                let down = self.sees_down(ask.concerns());
+                self.heard_end(node, ask);
+                let down = self.rests(ask);
                 let ledger = self.ledger.as_mut().expect("looked at");
                 let answer = ledger.answer(node, message.ballot.get(), ask, down);
                 let mut reply = message;
@@ -223,6 +270,11 @@ fn encode_ask(ballot: u64, ask: Ask) -> VoteMessage {
             incarnation,
             standby,
         } => (VoteOp::Release, zone, incarnation, 0, standby, NO_NODE),
+        Ask::Ended {
+            zone,
+            incarnation,
+            primary,
+        } => (VoteOp::Ended, zone, incarnation, 0, NO_NODE, primary),
     };
     VoteMessage {
         kind: VoteKind::Ask as u8,
@@ -275,6 +327,11 @@ fn decode_ask(m: &VoteMessage, op: VoteOp) -> Ask {
             zone,
             incarnation,
             standby,
+        },
+        VoteOp::Ended => Ask::Ended {
+            zone,
+            incarnation,
+            primary,
         },
     }
 }

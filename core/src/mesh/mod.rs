@@ -278,6 +278,8 @@ pub struct Mesh {
     /// What this node agreed to (`None`: it does not vote).
     ledger: Option<Ledger>,
     ballots: Vec<Ballot>,
+    /// Runs their primaries announced ended for a move: (zone, run, node) ([`Mesh::ended`]).
+    ended: Vec<(u32, u32, u16)>,
     asks_made: u32,
     /// Answers and decisions waiting for the ledger to be saved.
     held_out: Vec<(SocketAddr, Vec<u8>)>,
@@ -381,6 +383,7 @@ impl Mesh {
             silent_until: now + config.silent_to_down_after,
             ledger: None,
             ballots: Vec::new(),
+            ended: Vec::new(),
             asks_made: 0,
             held_out: Vec::new(),
             held_events: Vec::new(),

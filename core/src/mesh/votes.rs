@@ -108,6 +108,17 @@ pub enum Ask {
         incarnation: u32,
         standby: u16,
     },
+    /// The primary of `zone` on node `primary` — the asker — stopped its run
+    /// `incarnation` for good to move the zone to its standby, which holds everything the
+    /// run wrote (docs/mesh.md, "Moving a zone on purpose"). Every node agrees and keeps
+    /// it in memory (the mesh's, not the ledger): a promotion of a copy of that run then
+    /// rests on it as on the primary's node being down. Only the primary can say it — an
+    /// `Ended` whose `primary` is not its sender is dropped.
+    Ended {
+        zone: u32,
+        incarnation: u32,
+        primary: u16,
+    },
 }
 
 impl Ask {
@@ -118,7 +129,8 @@ impl Ask {
             | Ask::Promote { zone, .. }
             | Ask::Withdraw { zone, .. }
             | Ask::Acted { zone, .. }
-            | Ask::Release { zone, .. } => zone,
+            | Ask::Release { zone, .. }
+            | Ask::Ended { zone, .. } => zone,
         }
     }
 
@@ -129,7 +141,9 @@ impl Ask {
         match *self {
             Ask::Drop { standby, .. } | Ask::Release { standby, .. } => Some(standby),
             Ask::Promote { primary, .. } => Some(primary),
-            Ask::Current { .. } | Ask::Withdraw { .. } | Ask::Acted { .. } => None,
+            Ask::Current { .. } | Ask::Withdraw { .. } | Ask::Acted { .. } | Ask::Ended { .. } => {
+                None
+            }
         }
     }
 }
@@ -174,6 +188,10 @@ impl Ledger {
     pub fn answer(&mut self, asker: u16, ballot: u64, ask: Ask, down: bool) -> Answer {
         if ask.concerns().is_some() && !down {
             return Answer::Wait;
+        }
+        if let Ask::Ended { .. } = ask {
+            // Nothing to record: what an end allows is checked when a takeover is asked.
+            return Answer::Yes;
         }
         let at = match self
             .entries
@@ -222,6 +240,7 @@ impl Ledger {
                 standby,
                 ..
             } => release(e, incarnation, standby),
+            Ask::Ended { .. } => Answer::Yes,
         };
         self.dirty |= *e != before;
         answer

@@ -187,7 +187,7 @@ impl Sim {
         let Some(standby) = self.standbys.streams[z].as_ref().map(|s| s.node) else {
             return;
         };
-        if self.knows_end(tick, standby, z, m.run) && !self.votes_about(z) {
+        if self.knows_end(tick, standby, (z, m.run, m.from)) && !self.votes_about(z) {
             self.ask_promote(tick, z);
         }
     }
@@ -233,12 +233,17 @@ impl Sim {
         }
     }
 
-    /// Whether node `node` knows, at `tick`, that run `run` of zone `z` ended for a move.
-    pub(super) fn knows_end(&self, tick: u64, node: u32, z: usize, run: u32) -> bool {
+    /// Whether node `node` knows, at `tick`, that run `run` of zone `z` on node `primary`
+    /// ended for a move (as the mesh keeps an `Ask::Ended`: only its primary says it).
+    pub(super) fn knows_end(
+        &self,
+        tick: u64,
+        node: u32,
+        (z, run, primary): (usize, u32, u32),
+    ) -> bool {
         self.moves.as_ref().is_some_and(|moves| {
             moves.ended.iter().any(|e| {
-                e.zone == z
-                    && e.run == run
+                (e.zone, e.run, e.node) == (z, run, primary)
                     && e.known_at[node as usize].is_some_and(|at| at <= tick)
             })
         })
@@ -289,7 +294,9 @@ impl Sim {
             return false;
         }
         let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
-        if standby.is_some_and(|s| self.knows_end(tick, s, z, m.run) && !self.dead(tick, s)) {
+        if standby
+            .is_some_and(|s| self.knows_end(tick, s, (z, m.run, m.from)) && !self.dead(tick, s))
+        {
             // Asked again from `moves_step` once no ballot about the zone is out.
             return true;
         }

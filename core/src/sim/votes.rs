@@ -281,8 +281,18 @@ impl Sim {
         // A takeover of a run that ended for a move (`super::moves`): as down.
         let ended = match ask {
             Ask::Promote {
-                zone, incarnation, ..
-            } => self.knows_end(tick, node, zone as usize, incarnation.wrapping_sub(1)),
+                zone,
+                incarnation,
+                primary,
+                ..
+            } => {
+                let run = (
+                    zone as usize,
+                    incarnation.wrapping_sub(1),
+                    u32::from(primary),
+                );
+                self.knows_end(tick, node, run)
+            }
             _ => false,
         };
         let down = down || ended;
