@@ -18,10 +18,16 @@
 //! | `Part`      | primary | `file` (a checkpoint), `generation`, `offset`, `seq` = covered | `len` bytes of the file at `offset` |
 //! | `Append`    | primary | `generation`, `offset`, `seq`          | bytes at `offset` of WAL segment `generation` |
 //! | `Retire`    | primary | `seq` = covered                        | the (kind u8, generation u64le) pairs of the files the primary keeps |
-//! | `Ack`       | standby | `seq`: every append up to it is durable | the hello's 32 bytes |
+//! | `Ack`       | standby | `seq`: every append up to it is durable; `generation`: the highest claim taken (below) | the hello's 32 bytes |
 //! | `TakenOver` | standby | `seq` = the incarnation it runs the zone as | the hello's 32 bytes |
-//! | `Synced`    | primary | `seq` = the newest append the resync's files hold | — |
+//! | `Synced`    | primary | `seq` = the newest append the resync's files hold; `generation` = 0, or 1 for a clean stop's claim | — |
 //! | `Stale`     | standby | `seq` = the newest incarnation its copy holds | the hello's 32 bytes |
+//!
+//! A zone that stops on purpose ends its stream with a `Synced` frame whose `generation`
+//! is 1 (a *claim*): the standby takes it once everything before it is in place — the
+//! final checkpoint, which its worker writes, included — and echoes the highest claim
+//! taken in the `generation` of every `Ack` after it, so the primary can tell its copy is
+//! whole (a move to the standby waits for that).
 
 use bytemuck::{Pod, Zeroable};
 

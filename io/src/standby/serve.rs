@@ -78,6 +78,17 @@ impl StandbyServer {
         kept
     }
 
+    /// The newest run of `zone` its copy holds (the newest a stream said hello for, or
+    /// its files were written by), if this node keeps its standby and has not released it.
+    pub fn newest_run(&self, zone: u32) -> Option<u32> {
+        let kept = kept(&self.zones, zone)?;
+        if kept.released.load(Ordering::SeqCst) {
+            return None;
+        }
+        let newest = kept.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(newest.0)
+    }
+
     /// What the listener turned away since it started (`/metrics`).
     pub fn counters(&self) -> ListenerCounters {
         self.refusals.counters()
@@ -594,6 +605,8 @@ fn connection(
     // worker, so the appends behind them are acknowledged without waiting for them.
     let mut cipher = StreamCipher::new(key, primary, &challenge, &nonce);
     let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge, cipher.clone());
+    // The highest claim taken (a clean stop's `Synced`): echoed in every acknowledgement.
+    let mut claimed = 0;
     loop {
         if worker.failed() {
             return Err(ServeError::Worker);
@@ -618,6 +631,7 @@ fn connection(
             cipher.open(index, kind, &h, &mut payload)?;
             if kind == FrameKind::Synced {
                 worker.drain()?;
+                claimed = h.generation.get().max(claimed);
             }
         }
         // The mirror is locked only to apply, never across the socket's reads.
@@ -635,6 +649,7 @@ fn connection(
             status.held.fetch_max(held, Ordering::AcqRel);
             let mut ack = FrameHeader::new(FrameKind::Ack, zone);
             ack.seq = U64Le::new(held);
+            ack.generation = U64Le::new(claimed);
             write_frame(&mut w, key, &challenge, ack, &nonce)
                 .and_then(|()| w.flush())
                 .map_err(FrameError::Io)?;

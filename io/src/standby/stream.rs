@@ -67,6 +67,10 @@ impl StreamFeed {
 
 /// Marks the standby's answer in the takeover word as `Stale` rather than `TakenOver`.
 const STALE: u32 = 1 << 31;
+/// The claim a clean stop ends its stream with: a `Synced` frame whose `generation` is
+/// this, which the standby echoes in its acknowledgements once everything before it is
+/// in place — the final checkpoint, written by its worker, included.
+const FINAL_CLAIM: u64 = 1;
 
 /// Who the standby is and how to reach it.
 #[derive(Clone, Copy, Debug)]
@@ -83,6 +87,8 @@ pub struct Stream {
     sent: Arc<AtomicU64>,
     taken_over: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
+    /// A clean stop's claim was acknowledged: the standby holds everything ([`Stream::finish`]).
+    complete: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -117,6 +123,7 @@ impl Stream {
         );
         let taken_over = Arc::new(AtomicU32::new(0));
         let sent = Arc::new(AtomicU64::new(0));
+        let complete = Arc::new(AtomicBool::new(false));
         let run = Run {
             store,
             zone,
@@ -131,6 +138,8 @@ impl Stream {
             cipher: None,
             connected: false,
             stop: stop.clone(),
+            complete: complete.clone(),
+            claimed: Arc::new(AtomicU64::new(0)),
             last_seq: durable,
             later: std::collections::VecDeque::new(),
         };
@@ -143,6 +152,7 @@ impl Stream {
             sent,
             taken_over,
             stop,
+            complete,
             thread: Some(thread),
         };
         (stream, StreamFeed { ops: tx, behind })
@@ -170,6 +180,18 @@ impl Stream {
         Some(self.taken_over.load(Ordering::Acquire))
             .filter(|&i| i & STALE != 0)
             .map(|i| i & !STALE)
+    }
+
+    /// Ends the stream after a clean stop of its zone (the writer finished: the feed holds
+    /// everything, the final checkpoint last): what it holds is sent, then a claim the
+    /// standby acknowledges only once all of it is in place. Whether that came within a
+    /// second — the standby's copy is then the zone as it stopped.
+    pub fn finish(mut self) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.complete.load(Ordering::Acquire)
     }
 
     /// Ends the stream without waiting for its thread, for a standby the zone goes on
@@ -209,6 +231,9 @@ struct Run {
     /// The current connection got past its resync (a failure after it is news again).
     connected: bool,
     stop: Arc<AtomicBool>,
+    complete: Arc<AtomicBool>,
+    /// The highest claim the standby acknowledged on this stream.
+    claimed: Arc<AtomicU64>,
     /// The newest append sequence the feed has delivered.
     last_seq: u64,
     /// Checkpoints fed while one was being sent in parts: sent next.
@@ -257,7 +282,11 @@ impl Run {
         let reader = {
             let socket = socket.try_clone()?;
             let (key, zone) = (self.target.key, self.zone);
-            let answers = (self.acked.clone(), self.taken_over.clone());
+            let answers = (
+                self.acked.clone(),
+                self.claimed.clone(),
+                self.taken_over.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("zone-{zone}-standby-acks"))
                 .spawn(move || read_acks(socket, key, challenge, nonce, answers))?
@@ -319,10 +348,11 @@ impl Run {
                     w.flush()?;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    w.flush()?;
-                    return Ok(());
-                }
+                // The writer finished (a clean stop drops the feed before it stops the
+                // stream): the same end as a stop. Returning at once here skipped the
+                // claim and the wait for the acknowledgement whenever the feed's end was
+                // seen first — a moved zone's standby then lacked its final checkpoint.
+                Err(RecvTimeoutError::Disconnected) => return self.finish(&mut w, challenge),
             }
         }
     }
@@ -331,14 +361,22 @@ impl Run {
     /// sent, and the standby given a moment to acknowledge it, so a zone stopped on
     /// purpose leaves its standby complete.
     fn finish(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
-        while let Ok(op) = self.ops.try_recv() {
+        // Checkpoints fed while one went in parts first (they came before the rest).
+        while let Some(op) = self.later.pop_front().or_else(|| self.ops.try_recv().ok()) {
             self.send(w, challenge, op)?;
         }
+        let mut claim = FrameHeader::new(FrameKind::Synced, self.zone);
+        claim.seq = U64Le::new(self.last_seq);
+        claim.generation = U64Le::new(FINAL_CLAIM);
+        self.sealed(w, challenge, claim, &[])?;
         w.flush()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while self.acked.load(Ordering::Acquire) < self.last_seq
-            && std::time::Instant::now() < deadline
-        {
+        while std::time::Instant::now() < deadline {
+            let acked = self.acked.load(Ordering::Acquire) >= self.last_seq;
+            if acked && self.claimed.load(Ordering::Acquire) >= FINAL_CLAIM {
+                self.complete.store(true, Ordering::Release);
+                break;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
@@ -479,7 +517,7 @@ fn read_acks(
     key: VerifyingKey,
     challenge: [u8; 32],
     nonce: [u8; 32],
-    (acked, taken_over): (Arc<AtomicU64>, Arc<AtomicU32>),
+    (acked, claimed, taken_over): (Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU32>),
 ) {
     let mut r = BufReader::new(socket);
     let mut payload = Vec::new();
@@ -487,6 +525,7 @@ fn read_acks(
         match read_frame(&mut r, &key, &challenge, &mut payload) {
             Ok((FrameKind::Ack, h)) if payload == nonce => {
                 acked.fetch_max(h.seq.get(), Ordering::AcqRel);
+                claimed.fetch_max(h.generation.get(), Ordering::AcqRel);
             }
             Ok((FrameKind::TakenOver, h)) if payload == nonce => {
                 let incarnation = u32::try_from(h.seq.get()).unwrap_or(u32::MAX);
