@@ -255,6 +255,7 @@ pub fn start_with(
                 node: node_handle.clone(),
                 mesh: mesh.as_ref().map(crate::mesh::MeshHandle::shared),
                 promotions: failover.as_ref().map(|f| f.promotions.clone()),
+                moves: failover.as_ref().map(|f| f.moves.clone()),
                 standbys: standbys.as_ref().map(|(server, _)| server.clone()),
                 name: node.name.clone(),
                 world: Arc::new(crate::map::world_json(spec, node)),
@@ -592,6 +593,8 @@ struct Admin {
     node: Arc<Node>,
     mesh: Option<Arc<std::sync::Mutex<crate::mesh::MeshView>>>,
     promotions: Option<crate::failover::Promotions>,
+    /// Where `/move` asks the failover thread to move a zone to its standby.
+    moves: Option<crate::failover::MoveBox>,
     /// The standbys this node keeps (`standby zone …` lines).
     standbys: Option<Arc<meridian_io::standby::StandbyServer>>,
     name: String,
@@ -668,6 +671,31 @@ impl Admin {
             tracing::debug!("admin endpoint: {e}");
         }
         None
+    }
+}
+
+/// `/move?zone=Z`: moves zone `Z`, running here, to its standby (docs/operations.md,
+/// "Moving a zone"): 200 once it began, 409 with the reason when it cannot now, 400 for
+/// a request without a zone number, 404 on a node without a mesh.
+fn move_zone(admin: &Admin, url: &str) -> (u16, String) {
+    let Some(moves) = &admin.moves else {
+        return (
+            404,
+            "this node runs no mesh with standbys: nothing to move a zone to\n".to_owned(),
+        );
+    };
+    let zone = url
+        .split_once('?')
+        .into_iter()
+        .flat_map(|(_, query)| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("zone="))
+        .and_then(|z| z.parse::<u32>().ok());
+    let Some(zone) = zone else {
+        return (400, "say which zone: /move?zone=N\n".to_owned());
+    };
+    match moves.ask(meridian_core::world::ZoneID(zone)) {
+        Ok(began) => (200, began),
+        Err(why) => (409, format!("{why}\n")),
     }
 }
 
@@ -786,6 +814,7 @@ fn serve_admin(server: &tiny_http::Server, admin: &Admin) {
                 frozen_until = None;
                 (200, "released\n".to_owned())
             }
+            "/move" => move_zone(admin, request.url()),
             "/avatars" => match node.snapshot(Duration::from_secs(2)) {
                 Some(snapshots) => (200, avatars_text(&snapshots)),
                 None => (503, "zones did not answer in time\n".to_owned()),

@@ -1161,3 +1161,84 @@ fn a_standby_node_stopped_with_sigterm_holds_its_primaries_only_for_a_vote() {
     }
     three_sound_cuts(&mesh, &expected, 0);
 }
+
+/// Asks node `k` to move `zone` to its standby (`/move`), again every 100 ms while it
+/// answers that it cannot yet (409: its standby not current), for up to 15 s.
+fn move_zone(mesh: &Mesh3, k: usize, zone: u32) -> Instant {
+    let started = Instant::now();
+    loop {
+        let path = format!("/move?zone={zone}");
+        match meridian_node::swarm::http_get(mesh.admins[k], &path) {
+            Ok(_) => return Instant::now(),
+            Err(e) => assert!(
+                e.to_string().contains("409") && started.elapsed() < Duration::from_secs(15),
+                "{path} on n{k}: {e}\n{}",
+                mesh.logs()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An operator moves zone 0 from n0 to its standby on n2 while n0 runs on (`/move`), then
+/// back: each time the zone stops after a final checkpoint, its end is announced once
+/// the standby holds it all, and the standby takes it over through the votes — serving
+/// within a second, restored from that checkpoint (nothing set back), the player carrying
+/// on in its session, handoffs going on, every cut holding every NPC once; n0 keeps the
+/// zone's standby in between (the zone could move back). Bad requests are refused
+/// (no zone, a zone that does not run there). Without the vote's end in the answers the
+/// takeover never comes (n2 waits for n0's death) and this fails.
+#[test]
+fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
+    let _machine = crate::alone();
+    let (mesh, expected, player, before) = three_nodes_and_a_player("move", 11);
+    let get = |k: usize, path: &str| meridian_node::swarm::http_get(mesh.admins[k], path);
+    let refused = get(0, "/move").unwrap_err().to_string();
+    assert!(refused.contains("400"), "{refused}");
+    let refused = get(0, "/move?zone=1").unwrap_err().to_string();
+    assert!(refused.contains("409"), "{refused}");
+
+    let mut takeovers = 0;
+    for (from, to, id) in [(0, 2, "there"), (2, 0, "back")] {
+        let asked = move_zone(&mesh, from, 0);
+        wait(&mesh, &format!("zone 0 did not move {id}"), &|m| {
+            zone_0_ticks_on(m, to) && !zone_0_ticks_on(m, from)
+        });
+        let serving = asked.elapsed();
+        eprintln!("zone 0 moved {id} (n{from} → n{to}): serving {serving:?} after the ask");
+        assert!(serving <= Duration::from_secs(2), "{id}: {serving:?}");
+        let final_tick = mesh
+            .log(from)
+            .rsplit("final checkpoint at tick ")
+            .next()
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no final checkpoint:\n{}", mesh.log(from)));
+        assert!(
+            mesh.log(to)
+                .contains(&format!("the checkpoint of tick {final_tick} and")),
+            "n{to} did not restore zone 0 from the final checkpoint (tick {final_tick}):\n{}",
+            mesh.log(to)
+        );
+        takeovers += 1;
+        wait(&mesh, "the player of zone 0 did not carry on", &|_| {
+            let seen = player.seen();
+            seen.counters.takeovers >= takeovers && seen.snapshots > before.snapshots + 30
+        });
+        let seen = player.seen();
+        assert_eq!(seen.session, before.session, "the same session");
+        assert!(seen.closed.is_none(), "{seen:?}");
+        let keeping = format!("n{from} does not keep zone 0's standby");
+        wait(&mesh, &keeping, &|m| {
+            m.status(from).contains("standby zone 0 held")
+        });
+        three_sound_cuts(&mesh, &expected, 3 * takeovers as u32);
+    }
+    let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");
+    let z0 = departures(0, "zone 0 ").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        departures(0, "zone 0 ").unwrap() > z0 + 5,
+        "handoffs stalled after the move back:\n{}",
+        mesh.logs()
+    );
+}

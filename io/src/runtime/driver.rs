@@ -57,7 +57,9 @@ pub(super) async fn run_zone(
 ) -> Result<ZoneStats, String> {
     let mut driver = ZoneDriver::new(index, zone_plan, opened, &plan, socket, &shared, &queues)?;
     let clock = shared.clock.clone();
-    while !shared.stop.load(Ordering::Relaxed) {
+    let stopping =
+        || shared.stop.load(Ordering::Relaxed) || shared.moving[index].load(Ordering::SeqCst);
+    while !stopping() {
         driver.release();
         if let Some(message) = driver.failure() {
             let id = driver.zone.id();
@@ -100,6 +102,9 @@ pub(super) async fn run_zone(
         driver.record_tick();
         driver.drain_events();
         driver.publish();
+    }
+    if shared.moving[index].load(Ordering::SeqCst) && !shared.stop.load(Ordering::Relaxed) {
+        return Ok(driver.finish_for_move());
     }
     Ok(driver.finish(true))
 }
@@ -583,6 +588,39 @@ impl<'a> ZoneDriver<'a> {
         let stats = self.stats;
         tracing::info!(zone = %self.zone.id(), ticks = stats.tick, entities = stats.entities, "zone stopped");
         stats
+    }
+}
+
+impl ZoneDriver<'_> {
+    /// The zone stops to move to its standby (docs/mesh.md, "Moving a zone on purpose"):
+    /// a final checkpoint of its last tick, the writer finished, and its stream ended
+    /// with a claim the standby acknowledges once it holds all of it. The run is over
+    /// either way; whether the standby holds it whole is for the node to act on
+    /// ([`super::Node::stopped_for_move`]).
+    fn finish_for_move(mut self) -> ZoneStats {
+        self.zone.shut_down();
+        self.zone.stop_messages();
+        let (id, incarnation) = (self.zone.id(), self.zone.incarnation());
+        let mut held = false;
+        if let Some(mut d) = self.durable.take() {
+            d.final_checkpoint(&self.zone);
+            d.writer.finish();
+            held = d.failed.is_none() && d.standby.take().is_some_and(|s| s.finish());
+        }
+        self.shared.active[self.index].store(false, Ordering::SeqCst);
+        self.fill_stats(true);
+        tracing::warn!(zone = %id, incarnation, held, "zone {id} stopped to move to its standby (the standby holds it whole: {held})");
+        let stopped = super::StoppedForMove {
+            zone: id,
+            incarnation,
+            held,
+        };
+        self.shared
+            .stopped
+            .lock()
+            .expect("stopped lock")
+            .push(stopped);
+        self.stats
     }
 }
 

@@ -33,6 +33,7 @@
 //! and the kernel time-shares it; each still ticks on its own deadline.
 
 mod driver;
+mod handover;
 pub mod map;
 mod measure;
 mod persistence;
@@ -57,6 +58,7 @@ use meridian_core::world::{World, ZoneID};
 use crate::Clock;
 use crate::signing::NodeKeys;
 use driver::run_zone;
+pub use handover::StoppedForMove;
 use map::{MapFrame, MapView};
 pub use measure::ZoneHistograms;
 pub use persistence::{Approve, PersistCounters, StandbyState};
@@ -270,6 +272,10 @@ pub(crate) struct Shared {
     /// Zones that stood down (taken over elsewhere while this node was away), with the
     /// incarnation they run as now.
     stood_down: Mutex<Vec<(ZoneID, u32)>>,
+    /// Per slot: the zone stops after its tick to move to its standby ([`Node::stop_for_move`]);
+    /// how each such stop ended ([`Node::stopped_for_move`]).
+    moving: Vec<AtomicBool>,
+    stopped: Mutex<Vec<StoppedForMove>>,
     stats: Vec<Mutex<ZoneStats>>,
     /// The latest snapshot generation asked for.
     snapshot_wanted: AtomicU64,
@@ -345,6 +351,8 @@ impl Node {
             standby_word: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             standby_addr: (0..slots).map(|_| Mutex::new(None)).collect(),
             stood_down: Mutex::new(Vec::new()),
+            moving: (0..slots).map(|_| AtomicBool::new(false)).collect(),
+            stopped: Mutex::new(Vec::new()),
             stats: (0..slots)
                 .map(|_| Mutex::new(ZoneStats::default()))
                 .collect(),
@@ -437,129 +445,6 @@ impl Node {
             .expect("handles lock")
             .push((z.zone, handle));
         Ok(())
-    }
-
-    /// Promotes this node's standby of `zone`: restores it from `store` (the standby's
-    /// mirror of the primary's files, which must hold it) as the next incarnation, binds
-    /// its address here, starts its executor, and routes every zone of this node to it.
-    /// The caller has stopped the mirror from writing these files. With `standby`, the
-    /// zone streams to it from the start and its datagrams wait for it, as a primary's
-    /// do for the world file's standby (so its answer to the stream's hello — `TakenOver`,
-    /// `Stale` — comes before anything leaves); without, it runs without one until
-    /// [`Node::attach_standby`]. The run is `incarnation_floor` at least, whatever the
-    /// files say (0: as they say). Returns the new incarnation.
-    pub fn promote(
-        &self,
-        zone: ZoneID,
-        store: Arc<crate::store::DataDir>,
-        approve: Approve<'_>,
-        standby: Option<crate::standby::StandbyTarget>,
-        incarnation_floor: u32,
-    ) -> Result<u32, RuntimeError> {
-        let err = |message: String| RuntimeError::Zone { zone, message };
-        // A standby slot, or the slot of a zone of this node that stood down (this node
-        // came back as its standby, and now takes it back).
-        let index = self
-            .plan
-            .zones
-            .iter()
-            .chain(&self.plan.standby_slots)
-            .position(|s| s.zone == zone)
-            .ok_or_else(|| err("this node keeps no standby of it".into()))?;
-        if self.shared.active[index].load(Ordering::SeqCst) {
-            return Err(err("it runs here already".into()));
-        }
-        let z = ZonePlan {
-            standby,
-            ..self.slot(index)
-        };
-        let mut plan = self.plan.clone();
-        let Some(sp) = plan.store.as_mut() else {
-            return Err(err("a standby needs a data directory".into()));
-        };
-        sp.dir = store;
-        sp.fresh = false;
-        sp.restore_only = true;
-        sp.incarnation_floor = incarnation_floor;
-        let socket = bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
-            zone,
-            addr: z.bind,
-            source,
-        })?;
-        let now = self.shared.clock.now();
-        let opened = persistence::open_zone(&plan, &z, now, Some(approve)).map_err(err)?;
-        let incarnation = opened.0.incarnation();
-        // What the slot's last run left says nothing of this one.
-        self.shared.standby_word[index].store(0, Ordering::Release);
-        *self.shared.standby_addr[index]
-            .lock()
-            .expect("standby addr") = None;
-        self.spawn(index, z, opened, socket, plan)?;
-        self.shared.active[index].store(true, Ordering::SeqCst);
-        self.shared.routes.promoted(zone, incarnation);
-        Ok(incarnation)
-    }
-
-    fn slot(&self, index: usize) -> ZonePlan {
-        let own = self.plan.zones.len();
-        if index < own {
-            self.plan.zones[index]
-        } else {
-            self.plan.standby_slots[index - own]
-        }
-    }
-
-    /// Gives `zone`, running here, a standby at `target` (the node that came back after
-    /// this node took the zone over): its files stream there from its next tick, and its
-    /// datagrams wait for that standby once it caught up. `false` if the zone does not run
-    /// here.
-    pub fn attach_standby(&self, zone: ZoneID, target: crate::standby::StandbyTarget) -> bool {
-        let Some(index) = self.active().find(|&k| self.slot(k).zone == zone) else {
-            return false;
-        };
-        self.change_standby(index, StandbyChange::Attach(target));
-        true
-    }
-
-    /// `zone`, running here, goes on without its standby from its next loop (the mesh
-    /// agreed the standby's node is down). `false` if the zone does not run here.
-    pub fn drop_standby(&self, zone: ZoneID) -> bool {
-        let Some(index) = self.active().find(|&k| self.slot(k).zone == zone) else {
-            return false;
-        };
-        self.change_standby(index, StandbyChange::Drop);
-        true
-    }
-
-    fn change_standby(&self, index: usize, change: StandbyChange) {
-        let (waiting, slot) = &self.shared.attach[index];
-        *slot.lock().expect("attach lock") = Some(change);
-        waiting.store(true, Ordering::Release);
-    }
-
-    /// `zone`'s incarnation, where its standby stands, and the standby's address (kept
-    /// once dropped), if the zone runs here.
-    pub fn standby_state(
-        &self,
-        zone: ZoneID,
-    ) -> Option<(u32, StandbyState, Option<std::net::SocketAddr>)> {
-        let index = self.active().find(|&k| self.slot(k).zone == zone)?;
-        let word = self.shared.standby_word[index].load(Ordering::Acquire);
-        let incarnation = (word >> 8) as u32;
-        let addr = *self.shared.standby_addr[index]
-            .lock()
-            .expect("standby addr");
-        (incarnation > 0).then(|| (incarnation, StandbyState::from_u8(word as u8), addr))
-    }
-
-    /// The zones of this node that stood down because their standby took them over while
-    /// the node was away, with the incarnation they run as there.
-    pub fn stood_down(&self) -> Vec<(ZoneID, u32)> {
-        self.shared
-            .stood_down
-            .lock()
-            .expect("stood down lock")
-            .clone()
     }
 
     /// Where every zone of the world runs now, as this node knows it.

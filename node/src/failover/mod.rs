@@ -34,8 +34,11 @@ use meridian_io::store::DataDir;
 use crate::mesh::{MeshView, VoteBox};
 
 mod guard;
+mod moves;
 mod promises;
 mod resume;
+
+pub use moves::MoveBox;
 
 use guard::guard;
 use resume::{attach, confirm, keep_standby, rejoin, resume};
@@ -151,6 +154,8 @@ impl Layout {
 #[derive(Debug)]
 pub struct Failover {
     pub promotions: Promotions,
+    /// Where the admin endpoint asks to move a zone running here to its standby.
+    pub moves: MoveBox,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -191,6 +196,7 @@ pub fn start(
 ) -> std::io::Result<Failover> {
     let promotions = Promotions::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let (mut moves, move_box) = moves::Moves::new();
     let mut watched: Vec<Watched> = kept
         .into_iter()
         .map(|(zone, primary)| Watched {
@@ -225,6 +231,8 @@ pub fn start(
                 while !stop.load(Ordering::SeqCst) {
                     let view = mesh.lock().expect("mesh view").clone();
                     let ctx = (&layout, &votes);
+                    let kept = (&standbys.0, &standbys.1);
+                    moves.step(&view, ctx, &mut watched, kept, &node);
                     let watching = (&mut watched[..], &mut unacted);
                     step(&view, ctx, watching, &standbys, &node, &promotions);
                     promises::withdraw(&mut unacted, &votes, layout.me);
@@ -239,6 +247,7 @@ pub fn start(
     };
     Ok(Failover {
         promotions,
+        moves: move_box,
         stop,
         thread: Some(thread),
     })
@@ -318,7 +327,13 @@ fn step(
         let Some(peer) = view.peers.iter().find(|p| p.name == w.primary) else {
             continue;
         };
-        if peer.liveness != Liveness::Down || !w.retry.due() {
+        // The primary stopped the run this copy is of to move the zone here (`Ended`):
+        // taken over as after a death, the votes resting on the end.
+        let primary = layout.nodes.iter().position(|n| n.0 == w.primary);
+        let copy =
+            (primary.zip(server.newest_run(w.zone.0))).map(|(p, run)| (w.zone.0, run, p as u16));
+        let ended = copy.is_some_and(|c| view.ended.contains(&c));
+        if (peer.liveness != Liveness::Down && !ended) || !w.retry.due() {
             continue;
         }
         if !majority(alive, nodes) {
@@ -327,14 +342,17 @@ fn step(
             continue;
         }
         let began = Instant::now();
-        tracing::warn!(zone = %w.zone, "node {} is declared down: taking zone {} over from its standby copy", w.primary, w.zone);
+        if ended {
+            tracing::warn!(zone = %w.zone, "node {} stopped zone {} to move it here: taking it over from its standby copy", w.primary, w.zone);
+        } else {
+            tracing::warn!(zone = %w.zone, "node {} is declared down: taking zone {} over from its standby copy", w.primary, w.zone);
+        }
         promises::forget(unacted, w.zone);
         if !server.release(w.zone.0, Duration::from_secs(2)) {
             let wait = w.retry.failed();
             tracing::error!(zone = %w.zone, "the zone's standby streams did not end within 2 s; trying again in {wait:?}");
             continue;
         }
-        let primary = layout.nodes.iter().position(|n| n.0 == w.primary);
         // Whether this attempt wrote the marker (and must remove it if it fails after),
         // and the run it asked the mesh for (withdrawn if it fails).
         let marked = std::cell::Cell::new(false);
@@ -395,8 +413,13 @@ fn step(
                 }
                 server.taken_over(w.zone.0, incarnation);
                 crash_test_pause("MERIDIAN_TAKEOVER_PAUSE_MS");
-                let took_ms = peer.for_ms + began.elapsed().as_millis() as u64;
-                tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
+                let took_ms =
+                    began.elapsed().as_millis() as u64 + if ended { 0 } else { peer.for_ms };
+                if ended {
+                    tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, moved from node {} ({took_ms} ms after the end was heard)", w.zone, w.primary);
+                } else {
+                    tracing::warn!(zone = %w.zone, incarnation, "zone {} runs here now as incarnation {incarnation}, {took_ms} ms after its node was declared down", w.zone);
+                }
                 w.promoted = true;
                 promotions.lock().expect("promotions").push(Promotion {
                     zone: w.zone,

@@ -1,0 +1,250 @@
+//! Moving a zone that runs here to its standby on purpose (docs/mesh.md, "Moving a zone
+//! on purpose"): to drain this node, or to bring a zone home. Asked through the admin
+//! endpoint (`/move?zone=Z`, [`MoveBox`]); the failover thread carries it out:
+//!
+//! 1. only a zone whose standby is current (it holds everything, and the zone's datagrams
+//!    wait for it) and whose standby node this node sees alive is moved;
+//! 2. the zone stops after its tick, writes a final checkpoint and ends its stream with
+//!    a claim its standby acknowledges once it holds all of it
+//!    (`meridian_io::runtime::Node::stop_for_move`);
+//! 3. acknowledged: this node keeps the zone's standby from then on, as a node that came
+//!    back does, and asks the mesh's vote `Ended` — every node then takes a takeover of
+//!    that copy as it would after this node's death — again every second until the
+//!    zone's new run, on the standby's node, streams here (its hello names a newer run);
+//! 4. not acknowledged in time, or not taken over within [`TAKEN_WITHIN`], or its
+//!    standby's node declared down meanwhile: the zone runs here again, as its next run
+//!    (from this node's own files, which hold everything: nothing is lost). Should the
+//!    standby take it over after all, the run here waits for that standby like any
+//!    restart and stands down when told — the gate keeps it from sending meanwhile.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use meridian_core::mesh::Liveness;
+use meridian_core::mesh::votes::Ask;
+use meridian_core::world::ZoneID;
+use meridian_io::runtime::{Node, StandbyState};
+use meridian_io::standby::StandbyServer;
+use meridian_io::store::DataDir;
+
+use super::resume::keep_standby;
+use super::{Layout, Watched};
+use crate::mesh::{MeshView, VoteBox};
+
+/// A moved zone not running on its standby's node this long after its end was announced
+/// runs here again.
+const TAKEN_WITHIN: Duration = Duration::from_secs(10);
+/// The end is announced again this often until the zone runs on the standby's node.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+
+/// What the admin endpoint hands the failover thread: a zone to move, and where to say
+/// whether the move began (or why not).
+pub(super) type MoveRequest = (ZoneID, Sender<Result<String, String>>);
+
+/// Where the admin endpoint asks for moves.
+#[derive(Clone, Debug)]
+pub struct MoveBox(pub(super) Sender<MoveRequest>);
+
+impl MoveBox {
+    /// Asks to move `zone` to its standby: `Ok` with what began, or why it cannot.
+    pub fn ask(&self, zone: ZoneID) -> Result<String, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.0
+            .send((zone, tx))
+            .map_err(|_| "the failover thread has stopped".to_owned())?;
+        rx.recv_timeout(Duration::from_secs(2))
+            .map_err(|_| "the failover thread did not answer".to_owned())?
+    }
+}
+
+/// A move under way.
+#[derive(Debug)]
+struct Moving {
+    zone: ZoneID,
+    /// The standby's node, by index.
+    to: usize,
+    /// The stopped run, once its stop ended with the standby holding all of it; when
+    /// its end was first and last announced.
+    run: Option<u32>,
+    announced: Option<(Instant, Instant)>,
+}
+
+/// The moves of this node.
+#[derive(Debug)]
+pub(super) struct Moves {
+    asked: Receiver<MoveRequest>,
+    under_way: Vec<Moving>,
+    /// Stops the node reported that were looked at.
+    stops_seen: usize,
+}
+
+impl Moves {
+    pub(super) fn new() -> (Moves, MoveBox) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let moves = Moves {
+            asked: rx,
+            under_way: Vec::new(),
+            stops_seen: 0,
+        };
+        (moves, MoveBox(tx))
+    }
+
+    /// One look: moves asked for begin, stops that ended are announced (or undone), and
+    /// announced ones end once the zone runs on its standby's node (or are undone).
+    pub(super) fn step(
+        &mut self,
+        view: &MeshView,
+        (layout, votes): (&Layout, &VoteBox),
+        watched: &mut Vec<Watched>,
+        kept: (&Arc<StandbyServer>, &Arc<DataDir>),
+        node: &Node,
+    ) {
+        while let Ok((zone, reply)) = self.asked.try_recv() {
+            let _ = reply.send(self.begin(zone, view, layout, node));
+        }
+        let stops = node.stopped_for_move();
+        for stop in &stops[self.stops_seen.min(stops.len())..] {
+            let Some(m) = self.under_way.iter_mut().find(|m| m.zone == stop.zone) else {
+                continue;
+            };
+            if stop.held {
+                m.run = Some(stop.incarnation);
+                // A restart of this node must not resume it from a standby directory.
+                if let Err(e) = crate::standby::unmark_running(kept.1, m.zone) {
+                    tracing::error!(zone = %m.zone, "cannot remove the marker that zone {} runs here: {e}", m.zone);
+                }
+                let name = &layout.nodes[m.to].0;
+                tracing::warn!(zone = %m.zone, incarnation = stop.incarnation, "zone {} stopped and its standby on node {name} holds all of it: announcing the end of incarnation {}", m.zone, stop.incarnation);
+                // Kept from now: the zone's new run streams here from its start, and its
+                // hello is how this node learns the move is done.
+                keep_standby(m.zone, layout, watched, kept, Some(stop.incarnation + 1));
+            } else {
+                tracing::error!(zone = %m.zone, "zone {} stopped to move, but its standby did not acknowledge all of it within a second: running it here again", m.zone);
+                m.announced = None;
+                m.run = None;
+                run_here_again(m.zone, layout, kept.1, node);
+                m.to = usize::MAX;
+            }
+        }
+        self.stops_seen = stops.len();
+        self.under_way.retain(|m| m.to != usize::MAX);
+        let me = layout.me as u16;
+        let mut done = Vec::new();
+        for (k, m) in self.under_way.iter_mut().enumerate() {
+            let Some(run) = m.run else { continue };
+            let (name, now) = (&layout.nodes[m.to].0, Instant::now());
+            let moved = kept.0.newest_run(m.zone.0).is_some_and(|r| r > run);
+            let down = view
+                .peers
+                .iter()
+                .any(|p| &p.name == name && p.liveness == Liveness::Down);
+            let first = m.announced.map_or(now, |a| a.0);
+            if moved {
+                tracing::warn!(zone = %m.zone, "zone {} runs on node {name} now and streams here: the move is done", m.zone);
+                // A restart keeps the standby rather than restore this node's files.
+                if layout.home_of(m.zone) == Some(layout.me)
+                    && let Err(e) = crate::standby::mark_kept(kept.1, m.zone)
+                {
+                    tracing::error!(zone = %m.zone, "cannot write the marker that zone {}'s standby is kept here: {e}", m.zone);
+                }
+                done.push(k);
+            } else if down || now.duration_since(first) > TAKEN_WITHIN {
+                tracing::error!(zone = %m.zone, "zone {} did not start on node {name} (declared down: {down}): running it here again", m.zone);
+                // Not the standby of it any more: its copy here is not what runs.
+                watched.retain(|w| w.zone != m.zone);
+                kept.0.release(m.zone.0, Duration::from_secs(2));
+                run_here_again(m.zone, layout, kept.1, node);
+                done.push(k);
+            } else if m
+                .announced
+                .is_none_or(|a| now.duration_since(a.1) >= ANNOUNCE_EVERY)
+            {
+                let ended = Ask::Ended {
+                    zone: m.zone.0,
+                    incarnation: run,
+                    primary: me,
+                };
+                // The answer does not matter: a standby that heard it asks its own vote.
+                drop(votes.ask(ended));
+                m.announced = Some((first, now));
+            }
+        }
+        for k in done.into_iter().rev() {
+            self.under_way.remove(k);
+        }
+    }
+
+    /// Begins moving `zone` if it can move now: what began, or why not.
+    fn begin(
+        &mut self,
+        zone: ZoneID,
+        view: &MeshView,
+        layout: &Layout,
+        node: &Node,
+    ) -> Result<String, String> {
+        if self.under_way.iter().any(|m| m.zone == zone) {
+            return Err(format!("zone {zone} is moving already"));
+        }
+        let Some((incarnation, state, _)) = node.standby_state(zone) else {
+            return Err(format!(
+                "zone {zone} does not run on this node, or has no standby"
+            ));
+        };
+        if state != StandbyState::Current {
+            return Err(format!(
+                "zone {zone}'s standby is not current ({state:?}): it must hold everything \
+                 before the zone can move to it"
+            ));
+        }
+        let Some(to) = layout.other(zone) else {
+            return Err(format!(
+                "the world file names no other node for zone {zone}"
+            ));
+        };
+        let name = &layout.nodes[to].0;
+        let alive = view
+            .peers
+            .iter()
+            .any(|p| &p.name == name && p.liveness == Liveness::Alive);
+        if !alive {
+            return Err(format!(
+                "zone {zone}'s standby node {name} is not seen alive"
+            ));
+        }
+        if !node.stop_for_move(zone) {
+            return Err(format!("zone {zone} does not run on this node"));
+        }
+        self.under_way.push(Moving {
+            zone,
+            to,
+            run: None,
+            announced: None,
+        });
+        tracing::warn!(%zone, incarnation, "moving zone {zone} (incarnation {incarnation}) to its standby on node {name}: it stops after its tick");
+        Ok(format!(
+            "moving zone {zone} (incarnation {incarnation}) to node {name}: see /status\n"
+        ))
+    }
+}
+
+/// A zone that stopped to move and did not runs here again: one of this node's own from
+/// its own files, one it ran from its standby directory from there, with the marker
+/// that says so (as a takeover's run).
+fn run_here_again(zone: ZoneID, layout: &Layout, dir: &Arc<DataDir>, node: &Node) {
+    let result = if layout.home_of(zone) == Some(layout.me) {
+        node.restart_own(zone)
+    } else {
+        let target = layout.other_target(zone).map(|(_, t)| t);
+        let mark = |incarnation: u32| -> Result<(), String> {
+            crate::standby::mark_running(dir, zone, incarnation).map_err(|e| e.to_string())
+        };
+        node.promote(zone, dir.clone(), &mark, target, 0)
+    };
+    match result {
+        Ok(incarnation) => {
+            tracing::warn!(%zone, incarnation, "zone {zone} runs here again as incarnation {incarnation}")
+        }
+        Err(e) => tracing::error!(%zone, "zone {zone} cannot run here again: {e}"),
+    }
+}
