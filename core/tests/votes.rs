@@ -751,3 +751,37 @@ fn a_takeover_of_a_run_its_primary_ended_needs_no_death() {
     assert!(heard.contains(&(7, 1, 0)), "{heard:?}");
     assert!(promote(&mut net), "the copy's run ended");
 }
+
+/// A primary that restarted from its files after its standby was promised the next run
+/// (zone 7's run 1 stopped to move, node 2 promised run 2, then dead before acting; node
+/// 0 runs the zone again as run 2) has that promise released by its own run's number, and
+/// then drops the dead standby. Had node 2 said it acts on it, neither passes. With a
+/// release only past the asker's run, the restarted run could never drop node 2.
+#[test]
+fn a_primary_restarted_as_the_run_promised_to_its_dead_standby_releases_it() {
+    let (drop_2, release_2) = (
+        Ask::Drop {
+            zone: 7,
+            incarnation: 2,
+            seq: 1,
+            standby: 2,
+        },
+        Ask::Release {
+            zone: 7,
+            incarnation: 2,
+            standby: 2,
+        },
+    );
+    for acted in [false, true] {
+        let mut l = Ledger::new();
+        assert_eq!(l.answer(2, 10, PROMOTE, true), Answer::Yes);
+        if acted {
+            assert_eq!(l.answer(2, 11, ACTED, false), Answer::Yes);
+        }
+        assert_eq!(l.answer(0, 1, drop_2, true), Answer::No, "promised run 2");
+        let released = l.answer(0, 2, release_2, true);
+        assert_eq!(released == Answer::Yes, !acted, "acted: {acted}");
+        let dropped = l.answer(0, 3, drop_2, true);
+        assert_eq!(dropped == Answer::Yes, !acted, "acted: {acted}");
+    }
+}

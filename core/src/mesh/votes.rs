@@ -101,8 +101,8 @@ pub enum Ask {
         standby: u16,
     },
     /// The primary of `zone`, running as `incarnation`, asks each ledger to let go of a
-    /// promotion of the zone to a later run by node `standby` — declared down — that the
-    /// node never said it acts on: its drop of that standby was refused for it.
+    /// promotion of the zone to that run or a later one by node `standby` — declared down
+    /// — that the node never said it acts on: its drop of that standby was refused for it.
     Release {
         zone: u32,
         incarnation: u32,
@@ -436,13 +436,17 @@ fn acted(e: &mut LedgerEntry, asker: u16, incarnation: u32, standby: u16) -> Ans
     Answer::Yes
 }
 
-/// The primary of run `incarnation` asks to release a promise to a later run held for
-/// node `standby` (which the asker and this node see down): released — as if withdrawn —
-/// unless the node said it acts on it. A node acts only once a majority hold that it
-/// does, so a promise it never said that of was never acted on anywhere a majority
-/// released it. Nothing held: nothing to do.
+/// The primary of run `incarnation` asks to release a promise to its own run or a later
+/// one held for node `standby` (which the asker and this node see down): released — as
+/// if withdrawn — unless the node said it acts on it. A node acts only once a majority
+/// hold that it does, so a promise it never said that of was never acted on anywhere a
+/// majority released it. Nothing held: nothing to do. (A promise to the asker's own run:
+/// the primary restarted from its files after the promise — a move given up when its
+/// standby died between the vote and acting on it — and its new run took the number the
+/// standby was promised. Released only past it, that promise kept the restarted run from
+/// ever dropping the dead standby.)
 fn release(e: &mut LedgerEntry, incarnation: u32, standby: u16) -> Answer {
-    let held = e.promoted.get() > incarnation && e.promoted_by.get() == standby;
+    let held = e.promoted.get() >= incarnation && e.promoted_by.get() == standby;
     if !held || withdrawn(e) {
         return Answer::Yes;
     }
