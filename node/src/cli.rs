@@ -190,6 +190,11 @@ enum Command {
         /// instead of after the suspicion a death needs.
         #[arg(long, requires = "mesh")]
         sigterm: bool,
+        /// With --mesh: instead of stopping n0, ask it to move zone 0 to its standby on
+        /// n2 while it runs on (`/move?zone=0` on its admin endpoint): the zone stops
+        /// after a final checkpoint and n2 takes it over once the mesh heard it ended.
+        #[arg(long, requires = "mesh", conflicts_with = "sigterm")]
+        move_zone: bool,
     },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
@@ -307,6 +312,7 @@ pub fn main(games: Games) -> ExitCode {
             mesh,
             kill_after,
             sigterm,
+            move_zone,
         } => {
             let config = swarm::Config {
                 clients,
@@ -319,7 +325,13 @@ pub fn main(games: Games) -> ExitCode {
                 seed: 1,
             };
             if mesh {
-                demo_mesh(config, port, (kill_after, sigterm))
+                use crate::demo_mesh::Ending;
+                let ending = match (sigterm, move_zone) {
+                    (true, _) => Ending::Sigterm,
+                    (false, true) => Ending::Move,
+                    (false, false) => Ending::Kill,
+                };
+                demo_mesh(config, port, (kill_after, ending))
             } else {
                 demo(config, port)
             }
@@ -566,7 +578,7 @@ fn zone_addrs(
 fn demo_mesh(
     mut config: swarm::Config,
     port: u16,
-    (kill_after, sigterm): (u64, bool),
+    (kill_after, ending): (u64, crate::demo_mesh::Ending),
 ) -> anyhow::Result<()> {
     // The swarm's per-violation lines would drown the summary: they are counted there.
     init_logs("warn,meridian_node::swarm=error");
@@ -575,7 +587,7 @@ fn demo_mesh(
         swarm: config,
         port,
         kill_after: Duration::from_secs(kill_after),
-        sigterm,
+        ending,
     };
     let stop = stop_flag()?;
     if !crate::demo_mesh::run(demo, &stop)? {

@@ -3,10 +3,11 @@
 //! zones 0 and 1, n1 that of zone 2 — signed with keys made for the run, with persistence
 //! in a scratch directory; a swarm of bots playing across the three zones; after
 //! `--kill-after` seconds node n0 is killed with SIGKILL — or, with `--sigterm`, stopped as
-//! a rolling restart stops it (its zones stop, then it leaves the mesh). At the end, a
-//! summary: when the others declared n0 down, when zone 0 served again on its standby,
-//! NPCs lost and duplicated (a consistent cut of the two nodes left), and the bots that
-//! kept playing.
+//! a rolling restart stops it (its zones stop, then it leaves the mesh), or, with
+//! `--move-zone`, asked to move zone 0 to its standby while it runs on (`/move?zone=0`).
+//! At the end, a summary: when the others declared n0 down, when zone 0 served again on
+//! its standby, NPCs lost and duplicated (a consistent cut of the nodes left), and the
+//! bots that kept playing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,17 +36,28 @@ pub struct MeshDemo {
     /// First port: node k's zones on `port + 10 k`, its control on `+ 100`, admin `+ 200`.
     pub port: u16,
     pub kill_after: Duration,
-    /// Stop n0 with SIGTERM instead of SIGKILL.
-    pub sigterm: bool,
+    /// How zone 0 leaves n0.
+    pub ending: Ending,
+}
+
+/// How zone 0 leaves node n0 in the demo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// n0 is killed with SIGKILL.
+    Kill,
+    /// n0 is stopped with SIGTERM (it leaves the mesh).
+    Sigterm,
+    /// n0 is asked to move zone 0 to its standby (`/move?zone=0`) and runs on.
+    Move,
 }
 
 impl MeshDemo {
     /// How n0 ends, as the demo's lines say it.
     fn ended(&self) -> &'static str {
-        if self.sigterm {
-            "stopped n0 (SIGTERM)"
-        } else {
-            "killed n0 (SIGKILL)"
+        match self.ending {
+            Ending::Kill => "killed n0 (SIGKILL)",
+            Ending::Sigterm => "stopped n0 (SIGTERM)",
+            Ending::Move => "asked n0 to move zone 0 to n2 (/move?zone=0)",
         }
     }
 }
@@ -313,10 +325,10 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         NPCS_PER_ZONE,
         demo.swarm.clients,
         demo.swarm.pattern,
-        if demo.sigterm {
-            "stopped with SIGTERM (it leaves the mesh)"
-        } else {
-            "killed with SIGKILL"
+        match demo.ending {
+            Ending::Kill => "killed with SIGKILL",
+            Ending::Sigterm => "stopped with SIGTERM (it leaves the mesh)",
+            Ending::Move => "asked to move zone 0 to its standby on n2 (it runs on)",
         },
         demo.kill_after.as_secs()
     );
@@ -358,10 +370,14 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
                 let mut f = failover.lock().expect("failover");
                 (f.killed, f.violations_at_kill) = (Some(at), p.violations);
             }
-            if demo.sigterm {
-                cluster.terminate(0);
-            } else {
-                cluster.kill(0);
+            match demo.ending {
+                Ending::Kill => cluster.kill(0),
+                Ending::Sigterm => cluster.terminate(0),
+                Ending::Move => {
+                    if let Err(e) = ask_move(cluster.admins[0]) {
+                        eprintln!("the move was not begun: {e}");
+                    }
+                }
             }
             println!("[{:>4}s] {}", p.elapsed.as_secs(), demo.ended());
         }
@@ -386,24 +402,30 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     watcher.0.store(true, Ordering::Relaxed);
     let _ = watcher.1.join();
     let f = *failover.lock().expect("failover");
-    let (lost, duplicated) = conservation(&cluster.admins[1..])?;
+    // After a move n0 runs on and answers the cut (it holds nothing of zone 0 now).
+    let alive = if demo.ending == Ending::Move { 0 } else { 1 };
+    let (lost, duplicated) = conservation(&cluster.admins[alive..])?;
     let kept_playing = report.connected.saturating_sub(report.timed_out);
     println!("\n{}", report.table());
     println!("failover:");
-    let (what, after) = if demo.sigterm {
-        ("stopped", "the stop")
-    } else {
-        ("killed", "the kill")
+    let (what, after) = match demo.ending {
+        Ending::Kill => ("killed", "the kill"),
+        Ending::Sigterm => ("stopped", "the stop"),
+        Ending::Move => ("asked to move zone 0", "the ask"),
     };
     println!(
-        "  {:<25}{} s",
+        "  {:<24} {} s",
         format!("n0 {what} after"),
         demo.kill_after.as_secs()
     );
-    println!(
-        "  declared down after      {}  (target 1 s)",
-        shown(f.detected)
-    );
+    if demo.ending == Ending::Move {
+        println!("  n0 declared down         no: it runs on, keeping zone 0's standby");
+    } else {
+        println!(
+            "  declared down after      {}  (target 1 s)",
+            shown(f.detected)
+        );
+    }
     println!(
         "  zone 0 serving on n2 in  {}  (target 2 s)",
         shown(f.serving)
@@ -429,6 +451,21 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     );
     println!("logs and data: {}", cluster.dir.display());
     Ok(lost == 0 && duplicated == 0 && f.serving.is_some())
+}
+
+/// Asks n0 (at `admin`) to move zone 0 to its standby, again every 100 ms for up to 5 s
+/// while it answers that it cannot yet (its standby not current).
+fn ask_move(admin: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match http_get(admin, "/move?zone=0") {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() < deadline && e.to_string().contains("409") => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn shown(d: Option<Duration>) -> String {

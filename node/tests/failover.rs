@@ -716,20 +716,9 @@ fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_r
 #[test]
 fn a_standby_killed_before_it_acts_on_its_takeover_is_released_and_dropped() {
     let _machine = crate::alone();
-    let mut mesh = Mesh3::new("released");
-    mesh.start(0);
-    mesh.start(1);
-    mesh.start_with(2, &[("MERIDIAN_PROMISED_PAUSE_MS", "10000")]);
-    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    std::thread::sleep(Duration::from_secs(4));
-    assert_sound(&mesh.cut(), &expected, 0);
+    let (mut mesh, expected) = n2_held_at_its_promise("released");
     mesh.signal(0, "STOP");
-    wait(&mesh, "the mesh did not agree to n2's takeover", &|m| {
-        m.log(2)
-            .lines()
-            .any(|l| l.contains("n2 takes zone 0 over from n0") && l.contains("agreed"))
-    });
-    mesh.kill(2);
+    n2_killed_once_its_takeover_is_agreed(&mut mesh);
     mesh.signal(0, "CONT");
     wait(&mesh, "n0 did not drop its dead standby", &|m| {
         m.log(0)
@@ -1241,4 +1230,63 @@ fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
         "handoffs stalled after the move back:\n{}",
         mesh.logs()
     );
+}
+
+/// The standby dies in the middle of a move: n0 is asked to move zone 0 to n2, whose
+/// takeover is agreed and then held (crash-test pause) — and n2 is killed before it acts
+/// on it. n0, running on, sees n2 declared down and runs zone 0 again from its own files
+/// (nothing lost: they hold the final checkpoint); the new run waits for its standby n2
+/// like any restart, has the ledgers release the promise n2 never acted on, drops n2,
+/// and goes on. Every NPC held once, handoffs going on. Without the fallback zone 0
+/// would run nowhere until n2 came back.
+#[test]
+fn a_zone_whose_standby_dies_as_it_moves_runs_on_where_it_was() {
+    let _machine = crate::alone();
+    let (mut mesh, expected) = n2_held_at_its_promise("move-dies");
+    move_zone(&mesh, 0, 0);
+    n2_killed_once_its_takeover_is_agreed(&mut mesh);
+    wait(&mesh, "zone 0 did not run on n0 again", &|m| {
+        m.log(0).contains("zone 0 runs here again") && zone_0_ticks_on(m, 0)
+    });
+    wait(&mesh, "n0 did not drop its dead standby", &|m| {
+        m.log(0)
+            .contains("goes on without its standby on n2 — agreed")
+    });
+    // Zone 2 (n2's) fails over to n1 meanwhile; then every NPC is held once.
+    wait(&mesh, "n1 did not take zone 2 over", &|m| {
+        status_value(&m.status(1), "zone 2 ", "tick").is_some_and(|t| t > 0)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    three_sound_cuts(&mesh, &expected, 1);
+    let z0 = status_value(&mesh.status(0), "zone 0 ", "departures").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        status_value(&mesh.status(0), "zone 0 ", "departures").unwrap() > z0 + 5,
+        "zone 0 handed nothing away after it ran again:\n{}",
+        mesh.logs()
+    );
+}
+
+/// The three nodes, n2 holding any takeover 10 s once a majority agreed to it (the
+/// crash-test pause before it asks them to hold that it acts), streams caught up and the
+/// first cut sound. Returns the mesh and the NPCs every cut must hold.
+fn n2_held_at_its_promise(name: &str) -> (Mesh3, BTreeSet<u64>) {
+    let mut mesh = Mesh3::new(name);
+    mesh.start(0);
+    mesh.start(1);
+    mesh.start_with(2, &[("MERIDIAN_PROMISED_PAUSE_MS", "10000")]);
+    let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_sound(&mesh.cut(), &expected, 0);
+    (mesh, expected)
+}
+
+/// Kills n2 once the mesh agreed to its takeover of zone 0 (it holds there, paused).
+fn n2_killed_once_its_takeover_is_agreed(mesh: &mut Mesh3) {
+    wait(mesh, "the mesh did not agree to n2's takeover", &|m| {
+        m.log(2)
+            .lines()
+            .any(|l| l.contains("n2 takes zone 0 over from n0") && l.contains("agreed"))
+    });
+    mesh.kill(2);
 }

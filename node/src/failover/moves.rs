@@ -104,6 +104,7 @@ impl Moves {
             let _ = reply.send(self.begin(zone, view, layout, node));
         }
         let stops = node.stopped_for_move();
+        let mut undone = Vec::new();
         for stop in &stops[self.stops_seen.min(stops.len())..] {
             let Some(m) = self.under_way.iter_mut().find(|m| m.zone == stop.zone) else {
                 continue;
@@ -121,14 +122,12 @@ impl Moves {
                 keep_standby(m.zone, layout, watched, kept, Some(stop.incarnation + 1));
             } else {
                 tracing::error!(zone = %m.zone, "zone {} stopped to move, but its standby did not acknowledge all of it within a second: running it here again", m.zone);
-                m.announced = None;
-                m.run = None;
                 run_here_again(m.zone, layout, kept.1, node);
-                m.to = usize::MAX;
+                undone.push(m.zone);
             }
         }
         self.stops_seen = stops.len();
-        self.under_way.retain(|m| m.to != usize::MAX);
+        self.under_way.retain(|m| !undone.contains(&m.zone));
         let me = layout.me as u16;
         let mut done = Vec::new();
         for (k, m) in self.under_way.iter_mut().enumerate() {
