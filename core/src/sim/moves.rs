@@ -31,6 +31,7 @@ use rand::{Rng, SeedableRng};
 use super::Sim;
 use super::rejoin::Rejoin;
 use super::standby::Stream;
+use crate::mesh::votes::Ask;
 
 /// Ticks a stopped run waits for its standby to acknowledge its last records (the node's
 /// clean stop waits up to a second) before it gives the move up.
@@ -247,6 +248,26 @@ impl Sim {
                     && e.known_at[node as usize].is_some_and(|at| at <= tick)
             })
         })
+    }
+
+    /// Whether `ask` is a takeover of a run that node `node` knows ended for a move: it
+    /// rests on that as on the primary's node being down (as the mesh answers it).
+    pub(super) fn promotes_an_ended_run(&self, tick: u64, node: u32, ask: Ask) -> bool {
+        let Ask::Promote {
+            zone,
+            incarnation,
+            primary,
+            ..
+        } = ask
+        else {
+            return false;
+        };
+        let run = (
+            zone as usize,
+            incarnation.wrapping_sub(1),
+            u32::from(primary),
+        );
+        self.knows_end(tick, node, run)
     }
 
     /// The standby's copy never got everything: the zone restarts on its own node from

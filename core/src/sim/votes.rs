@@ -278,24 +278,7 @@ impl Sim {
         let down = ask
             .concerns()
             .is_some_and(|n| self.sees_down(tick, node, u32::from(n)));
-        // A takeover of a run that ended for a move (`super::moves`): as down.
-        let ended = match ask {
-            Ask::Promote {
-                zone,
-                incarnation,
-                primary,
-                ..
-            } => {
-                let run = (
-                    zone as usize,
-                    incarnation.wrapping_sub(1),
-                    u32::from(primary),
-                );
-                self.knows_end(tick, node, run)
-            }
-            _ => false,
-        };
-        let down = down || ended;
+        let down = down || self.promotes_an_ended_run(tick, node, ask);
         self.votes.ledgers[node as usize].answer(asker as u16, id, ask, down)
     }
 
