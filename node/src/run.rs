@@ -764,6 +764,9 @@ fn serve_admin(server: &tiny_http::Server, admin: &Admin) {
                 for (zone, held) in admin.standbys.iter().flat_map(|s| s.kept_zones()) {
                     let _ = writeln!(text, "standby zone {zone} held {held}");
                 }
+                for line in admin.moves.iter().flat_map(|m| m.status_lines()) {
+                    let _ = writeln!(text, "{line}");
+                }
                 (200, text)
             }
             "/metrics" => {

@@ -1237,13 +1237,18 @@ fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
 /// on it. n0, running on, sees n2 declared down and runs zone 0 again from its own files
 /// (nothing lost: they hold the final checkpoint); the new run waits for its standby n2
 /// like any restart, has the ledgers release the promise n2 never acted on, drops n2,
-/// and goes on. Every NPC held once, handoffs going on. Without the fallback zone 0
-/// would run nowhere until n2 came back.
+/// and goes on. Every NPC held once, handoffs going on; while n2 holds, n0's `/status`
+/// shows the move announced. Without the fallback zone 0 would run nowhere until n2 came
+/// back.
 #[test]
 fn a_zone_whose_standby_dies_as_it_moves_runs_on_where_it_was() {
     let _machine = crate::alone();
     let (mut mesh, expected) = n2_held_at_its_promise("move-dies");
     move_zone(&mesh, 0, 0);
+    // n2 holds its takeover: the move stays announced, and /status says so.
+    wait(&mesh, "n0's /status does not show the move", &|m| {
+        m.status(0).contains("moving zone 0 to n2 announced")
+    });
     n2_killed_once_its_takeover_is_agreed(&mut mesh);
     wait(&mesh, "zone 0 did not run on n0 again", &|m| {
         m.log(0).contains("zone 0 runs here again") && zone_0_ticks_on(m, 0)

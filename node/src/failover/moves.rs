@@ -17,8 +17,8 @@
 //!    standby take it over after all, the run here waits for that standby like any
 //!    restart and stands down when told — the gate keeps it from sending meanwhile.
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meridian_core::mesh::Liveness;
@@ -42,15 +42,26 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 /// whether the move began (or why not).
 pub(super) type MoveRequest = (ZoneID, Sender<Result<String, String>>);
 
-/// Where the admin endpoint asks for moves.
+/// Where the admin endpoint asks for moves, and sees those under way.
 #[derive(Clone, Debug)]
-pub struct MoveBox(pub(super) Sender<MoveRequest>);
+pub struct MoveBox {
+    asks: Sender<MoveRequest>,
+    /// One `/status` line per move under way, renewed at every step of the thread.
+    under_way: Arc<Mutex<Vec<String>>>,
+}
 
 impl MoveBox {
+    /// The moves under way, as `/status` lines: `moving zone Z to NODE stopping` (the zone
+    /// stops, its standby acknowledging) or `… announced S` (its end announced S seconds
+    /// ago, the standby to take it over).
+    pub fn status_lines(&self) -> Vec<String> {
+        self.under_way.lock().expect("moves").clone()
+    }
+
     /// Asks to move `zone` to its standby: `Ok` with what began, or why it cannot.
     pub fn ask(&self, zone: ZoneID) -> Result<String, String> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.0
+        self.asks
             .send((zone, tx))
             .map_err(|_| "the failover thread has stopped".to_owned())?;
         rx.recv_timeout(Duration::from_secs(2))
@@ -74,6 +85,7 @@ struct Moving {
 #[derive(Debug)]
 pub(super) struct Moves {
     asked: Receiver<MoveRequest>,
+    shown: Arc<Mutex<Vec<String>>>,
     under_way: Vec<Moving>,
     /// Stops the node reported that were looked at.
     stops_seen: usize,
@@ -82,12 +94,18 @@ pub(super) struct Moves {
 impl Moves {
     pub(super) fn new() -> (Moves, MoveBox) {
         let (tx, rx) = std::sync::mpsc::channel();
+        let shown = Arc::new(Mutex::new(Vec::new()));
         let moves = Moves {
             asked: rx,
+            shown: shown.clone(),
             under_way: Vec::new(),
             stops_seen: 0,
         };
-        (moves, MoveBox(tx))
+        let box_ = MoveBox {
+            asks: tx,
+            under_way: shown,
+        };
+        (moves, box_)
     }
 
     /// One look: moves asked for begin, stops that ended are announced (or undone), and
@@ -172,6 +190,18 @@ impl Moves {
         for k in done.into_iter().rev() {
             self.under_way.remove(k);
         }
+        let lines = self.under_way.iter().map(|m| {
+            let to = &layout.nodes[m.to].0;
+            match m.announced {
+                Some((first, _)) => format!(
+                    "moving zone {} to {to} announced {:.1}",
+                    m.zone,
+                    first.elapsed().as_secs_f64()
+                ),
+                None => format!("moving zone {} to {to} stopping", m.zone),
+            }
+        });
+        *self.shown.lock().expect("moves") = lines.collect();
     }
 
     /// Begins moving `zone` if it can move now: what began, or why not.
