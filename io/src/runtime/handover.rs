@@ -63,13 +63,28 @@ impl Node {
         sp.fresh = false;
         sp.restore_only = true;
         sp.incarnation_floor = incarnation_floor;
+        self.run_in_slot(index, z, plan, Some(approve))
+    }
+
+    /// Starts zone `z` in slot `index` (free) from the files `plan` names: its address
+    /// bound, the zone opened (restored) as its next run, its executor started, and every
+    /// zone of this node routing to it. Returns the new incarnation.
+    fn run_in_slot(
+        &self,
+        index: usize,
+        z: ZonePlan,
+        plan: super::NodePlan,
+        approve: Option<Approve<'_>>,
+    ) -> Result<u32, RuntimeError> {
+        let zone = z.zone;
         let socket = bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
             zone,
             addr: z.bind,
             source,
         })?;
         let now = self.shared.clock.now();
-        let opened = persistence::open_zone(&plan, &z, now, Some(approve)).map_err(err)?;
+        let opened = persistence::open_zone(&plan, &z, now, approve)
+            .map_err(|message| RuntimeError::Zone { zone, message })?;
         let incarnation = opened.0.incarnation();
         // What the slot's last run left says nothing of this one.
         self.shared.standby_word[index].store(0, Ordering::Release);
@@ -174,24 +189,11 @@ impl Node {
         if self.shared.active[index].load(Ordering::SeqCst) {
             return Err(err("it runs here already".into()));
         }
-        let z = self.slot(index);
-        let socket = bind_udp(z.bind).map_err(|source| RuntimeError::Bind {
-            zone,
-            addr: z.bind,
-            source,
-        })?;
         // Its files as they are: never made anew, whatever the node started with.
         let mut plan = self.plan.clone();
         if let Some(sp) = plan.store.as_mut() {
             sp.fresh = false;
         }
-        let now = self.shared.clock.now();
-        let opened = persistence::open_zone(&plan, &z, now, None).map_err(err)?;
-        let incarnation = opened.0.incarnation();
-        self.shared.moving[index].store(false, Ordering::SeqCst);
-        self.spawn(index, z, opened, socket, plan)?;
-        self.shared.active[index].store(true, Ordering::SeqCst);
-        self.shared.routes.promoted(zone, incarnation);
-        Ok(incarnation)
+        self.run_in_slot(index, self.slot(index), plan, None)
     }
 }
