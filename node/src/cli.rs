@@ -182,7 +182,8 @@ enum Command {
         /// state from the standby's copy.
         #[arg(long)]
         mesh: bool,
-        /// With --mesh: seconds before node n0 is killed (or stopped, with --sigterm).
+        /// With --mesh: seconds before node n0 is killed (or stopped, with --sigterm; or
+        /// asked to move zone 0, with --move-zone).
         #[arg(long, default_value_t = 10)]
         kill_after: u64,
         /// With --mesh: stop n0 with SIGTERM instead, as a rolling restart does — its zone
