@@ -82,6 +82,10 @@ pub struct Bugs {
     /// release the promise it was refused for: a standby that died for good holding a
     /// promise it never said it acts on keeps its zone waiting for good (`sim::votes`).
     pub never_release: bool,
+    /// The simulator's primaries ask to drop a standby only when its node is declared
+    /// down, not again when the mesh agrees it current after that: the zone's datagrams
+    /// wait for a dead standby for good (`sim::rejoin`, seed 4133 with `--moves`).
+    pub drop_only_when_declared: bool,
     /// A zone takes every game message that arrives, copies included (no names
     /// remembered): a copy the network made is handed to the game again, or sent on to
     /// the entity's next zone and handed to its game there (`game::messages`).

@@ -71,10 +71,17 @@ pub struct Args {
     /// Implies --standbys. In seeds without a node death or a false suspicion, one zone is
     /// moved to its standby on purpose while its node runs on (it stops after a final
     /// checkpoint, the standby takes it over once the mesh agrees) and later back; the
-    /// checks then allow no position or game state to go back at the move. Off by
+    /// checks then allow no position or game state to go back at the move. In worlds of
+    /// three nodes or more, half the first moves lose the standby's node while under way,
+    /// and half the others the node the zone left (half of either come back). Off by
     /// default: it changes those seeds.
     #[arg(long)]
     pub moves: bool,
+    /// Print, to stderr, the run's mesh events (stops, deaths, votes and their answers,
+    /// promotions) and every event of the entity with this id (0 for none): to see why
+    /// a failed seed failed. Use with --seeds 1 and the replay flags it printed.
+    #[arg(long, value_name = "ID")]
+    pub trace_entity: Option<u64>,
 }
 
 /// Why the simulation run failed.
@@ -126,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     options.messages = args.messages;
     options.leaves = args.leaves;
     options.moves = args.moves;
+    options.trace_entity = args.trace_entity;
     // What a replay needs besides the seed to draw the same run.
     let mut replay_flags = String::new();
     if let Some(loss) = args.loss {
@@ -266,13 +274,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "moves: {} zones stopped to move to their standby; {} running there, the stop to \
              the takeover p50 {} p99 {} max {} ticks; {} given up (the standby did not hold \
-             the last records in time: restarted on their node)",
+             the last records in time, was declared down or did not take over: restarted on \
+             their node); in {} the standby's node died while the move was under way, in {} \
+             the node the zone left",
             summary.moves,
             ticks.len(),
             q(0.5),
             q(0.99),
             ticks.last().copied().unwrap_or(0),
-            summary.moves_given_up
+            summary.moves_given_up,
+            summary.move_standby_deaths,
+            summary.move_primary_deaths
         );
     }
     if summary.no_majority > 0 {
@@ -422,6 +434,8 @@ struct Summary {
     moves: u64,
     moves_given_up: u64,
     move_ticks: Vec<u64>,
+    move_standby_deaths: u64,
+    move_primary_deaths: u64,
 }
 
 impl Summary {
@@ -443,6 +457,8 @@ impl Summary {
         self.left += u64::from(r.left);
         self.moves += r.moves;
         self.moves_given_up += r.moves_given_up;
+        self.move_standby_deaths += r.move_standby_deaths;
+        self.move_primary_deaths += r.move_primary_deaths;
         self.move_ticks.extend_from_slice(&r.move_ticks);
         self.isolated += u64::from(r.isolated);
         self.superseded_sent += r.superseded_sent;

@@ -226,11 +226,15 @@ pub struct Report {
     pub rejoined: u64,
     pub current_again: u64,
     /// Zones stopped to move to their standby ([`Options::moves`]); moves given up (the
-    /// standby did not acknowledge the last records in time: the zone restarted on its
-    /// node); for each move done, ticks from the stop to the zone running on the standby.
+    /// standby did not acknowledge the last records in time, was declared down, or did
+    /// not take the zone over: the zone restarted on its node); for each move done, ticks
+    /// from the stop to the zone running on the standby; moves whose standby's node died
+    /// while they were under way, and those whose own node did.
     pub moves: u64,
     pub moves_given_up: u64,
     pub move_ticks: Vec<u64>,
+    pub move_standby_deaths: u64,
+    pub move_primary_deaths: u64,
 }
 
 impl Report {

@@ -22,6 +22,19 @@
 //! checkpoint, so the invariants are held to positions and game state going on exactly
 //! from where the moved run stopped (`Bugs::move_without_checkpoint` restores the last
 //! periodic checkpoint instead: caught as a teleport or a game counter going back).
+//!
+//! In half the seeds of three nodes or more the standby's node dies while the first move
+//! is under way — 1 to 60 ticks after the stop: before it acknowledged the last records,
+//! between the end's announcement and the votes, between the votes and its new run, or
+//! just after the run started — and in half of those it comes back later
+//! ([`super::comeback`]). A dead node asks nothing and acts on nothing it was granted;
+//! the node the zone left gives the move up as the node does: when it sees the standby
+//! declared down, or [`TAKEN_TICKS`] after the announcement, and runs the zone again
+//! itself. In half the other seeds of three nodes or more it is the node the zone left
+//! that dies instead, as drawn: before the end was announced the move is a death like
+//! any (the standby's copy may lack the last records, and the checks allow what a
+//! death's takeover sets back); after it, the standby takes the zone over on the end or
+//! on the death, whichever it learns first, and nothing may go back.
 
 use std::hash::Hash;
 
@@ -37,6 +50,10 @@ use crate::mesh::votes::Ask;
 /// clean stop waits up to a second) before it gives the move up.
 pub(super) const ACK_TICKS: u64 = 30;
 
+/// Ticks after its end was announced that a moved zone not yet taken over runs on its
+/// node again (the node's 10 s).
+pub(super) const TAKEN_TICKS: u64 = 300;
+
 /// The moves of a seed: one zone there and back.
 #[derive(Debug)]
 pub(super) struct Moves {
@@ -51,6 +68,16 @@ pub(super) struct Moves {
     /// Every end announced: (zone, run, node), and when each node learnt it.
     ended: Vec<Ended>,
     rng: SmallRng,
+    /// The standby's node dies this many ticks after the first move's stop, and whether
+    /// it comes back.
+    standby_dies: Option<(u64, bool)>,
+    /// Instead, the node the zone left dies so many ticks after the stop, and whether it
+    /// comes back.
+    primary_dies: Option<(u64, bool)>,
+    /// What the stopped run held (owned and in flight): a death before the end was
+    /// announced may set them back.
+    held: Vec<crate::entities::EntityID>,
+    seed: u64,
 }
 
 /// A move under way.
@@ -92,13 +119,27 @@ impl Moves {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0008);
         let there = rng.random_range(150..fault_end / 2);
         let back = there + rng.random_range(150..=300);
+        let zone = rng.random_range(0..zones);
+        // From a generator of its own: the draws above stay as they were.
+        let mut rng_death = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_0009);
+        let standby_dies = (standbys.majority_without_one() && rng_death.random_bool(0.5))
+            .then(|| (rng_death.random_range(1..=60), rng_death.random_bool(0.5)));
+        let mut rng_death = SmallRng::seed_from_u64(seed ^ 0x57a9_d8b1_0000_000a);
+        let primary_dies = (standbys.majority_without_one()
+            && standby_dies.is_none()
+            && rng_death.random_bool(0.5))
+        .then(|| (rng_death.random_range(1..=60), rng_death.random_bool(0.5)));
         Some(Moves {
-            zone: rng.random_range(0..zones),
+            zone,
             due: vec![there, back],
             last: fault_end - 200,
             under_way: None,
             ended: Vec::new(),
             rng,
+            standby_dies,
+            primary_dies,
+            held: Vec::new(),
+            seed,
         })
     }
 }
@@ -118,7 +159,7 @@ impl Sim {
             .first()
             .is_some_and(|&at| tick >= at && tick <= moves.last);
         let z = moves.zone;
-        if due && self.movable(z) {
+        if due && self.movable(tick, z) {
             self.moves.as_mut().expect("drawn").due.remove(0);
             self.stop_for_move(tick, z);
         }
@@ -127,13 +168,16 @@ impl Sim {
     /// Whether zone `z` can be moved now: it runs, and its standby is current (not
     /// dropped, not on its way back) and holds everything the run wrote so far (the
     /// stop then waits only for the last tick and the final checkpoint), with no ballot
-    /// about the zone out.
-    fn movable(&self, z: usize) -> bool {
+    /// about the zone out. Not from a node the model counts dead: a zone that waited for
+    /// such a node runs there again as if an operator had started the node from its
+    /// disks ([`Sim::wait_for_own_node`]), but that node asks and announces nothing.
+    fn movable(&self, tick: u64, z: usize) -> bool {
         let current = self.standbys.streams[z]
             .as_ref()
             .is_some_and(|s| !s.dropped && s.rejoin == Rejoin::No && s.acked >= s.written);
         let asking = self.votes_about(z);
-        self.zones[z].is_some() && current && !asking
+        let alive = !self.dead(tick, self.node_of[z]);
+        self.zones[z].is_some() && current && !asking && alive
     }
 
     /// Zone `z`'s run stops after its last tick and writes its final checkpoint, which
@@ -141,6 +185,8 @@ impl Sim {
     fn stop_for_move(&mut self, tick: u64, z: usize) {
         let mut zone = self.zones[z].take().expect("movable");
         let run = zone.incarnation();
+        let held = zone.entities().ids().iter().copied();
+        let held: Vec<_> = held.chain(zone.tombstones().map(|t| t.0)).collect();
         // What its mailbox held is lost with the run, counted; the run's counts are kept
         // for the accounting of messages (`Sim::messages_unaccounted`).
         zone.stop_messages();
@@ -158,19 +204,58 @@ impl Sim {
         if self.trace_entity.is_some() {
             eprintln!("tick {tick}: zone {z} (run {run}) stops on node {from} to move");
         }
-        self.moves.as_mut().expect("drawn").under_way = Some(Move {
+        let moves = self.moves.as_mut().expect("drawn");
+        moves.held = held;
+        moves.under_way = Some(Move {
             zone: z,
             run,
             from,
             stopped_at: tick,
             announced: None,
         });
+        self.death_under_way(tick, z);
+    }
+
+    /// The first move's stop: the standby's node, or the node the zone left, is set to
+    /// die as drawn, and to come back.
+    fn death_under_way(&mut self, tick: u64, z: usize) {
+        let moves = self.moves.as_mut().expect("drawn");
+        let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
+        let (death, node) = match (moves.standby_dies.take(), moves.primary_dies.take()) {
+            (Some(death), _) => (death, standby),
+            (None, Some(death)) => (death, Some(self.node_of[z])),
+            (None, None) => return,
+        };
+        let (seed, (after, back)) = (moves.seed, death);
+        let Some(node) = node else { return };
+        if self.standbys.death.is_some() || self.comeback.is_some() {
+            return;
+        }
+        self.standbys.death = Some((tick + after, node));
+        if Some(node) == standby {
+            self.report.move_standby_deaths += 1;
+        } else {
+            self.report.move_primary_deaths += 1;
+        }
+        if back {
+            self.comeback = super::comeback::Comeback::draw(seed, &self.standbys, Some(true));
+        }
+        if self.trace_entity.is_some() {
+            eprintln!(
+                "tick {tick}: node {node} to die at {}, zone {z} moving",
+                tick + after
+            );
+        }
     }
 
     /// The move under way: its end announced once the standby holds everything, told
     /// to every node until each knows, and the standby's takeover asked.
     fn move_goes_on(&mut self, tick: u64, m: Move) {
         let z = m.zone;
+        if self.dead(tick, m.from) {
+            self.node_left_died(tick, m);
+            return;
+        }
         if m.announced.is_none() {
             let held = self.standbys.streams[z]
                 .as_ref()
@@ -184,12 +269,40 @@ impl Sim {
             }
             return;
         }
-        self.tell_end(tick);
         let Some(standby) = self.standbys.streams[z].as_ref().map(|s| s.node) else {
             return;
         };
-        if self.knows_end(tick, standby, (z, m.run, m.from)) && !self.votes_about(z) {
+        let announced = m.announced.expect("announced");
+        if self.sees_down(tick, m.from, standby) || tick >= announced + TAKEN_TICKS {
+            self.give_move_up(tick, m);
+            return;
+        }
+        self.tell_end(tick);
+        let asks = self.knows_end(tick, standby, (z, m.run, m.from)) && !self.dead(tick, standby);
+        if asks && !self.votes_about(z) {
             self.ask_promote(tick, z);
+        }
+    }
+
+    /// The node zone `m.zone` left died while it moved. Before the end was announced the
+    /// move is over: the zone is one of a dead node's, taken over once it is declared down,
+    /// and what the stopped run held may be set back like theirs. After it, the standby
+    /// still takes the zone over on the end if it knows of it (else on the death).
+    fn node_left_died(&mut self, tick: u64, m: Move) {
+        if m.announced.is_none() {
+            let moves = self.moves.as_mut().expect("drawn");
+            moves.under_way = None;
+            let held = std::mem::take(&mut moves.held);
+            self.standbys.held_at_death.extend(held);
+            ("move: its node died", tick, m.zone).hash(&mut self.hasher);
+            return;
+        }
+        let standby = self.standbys.streams[m.zone].as_ref().map(|s| s.node);
+        let asks = standby.is_some_and(|s| {
+            self.knows_end(tick, s, (m.zone, m.run, m.from)) && !self.dead(tick, s)
+        });
+        if asks && !self.votes_about(m.zone) {
+            self.ask_promote(tick, m.zone);
         }
     }
 
@@ -270,6 +383,25 @@ impl Sim {
         self.knows_end(tick, node, run)
     }
 
+    /// Whether `ask` — a takeover of a zone under a move, or to act on one — was asked by
+    /// a standby dead at `tick`: it learns nothing of its ballot then, neither asks to act
+    /// nor starts the run (what the ledgers hold of it stays until it, or its disk,
+    /// returns), and the node the zone left runs it again on what it sees. Elsewhere the
+    /// model lets such a run start as if the node had learnt the answer and restarted at
+    /// once — the shortcut it takes for a zone that waits for its own node, which has no
+    /// one else to run it (seed 40962 with `--moves --messages`: a node that died as its
+    /// `Acted` was agreed, with the guard applied everywhere, came back, withdrew the
+    /// promise it never acted on, and the zone ran nowhere for good — the model has its
+    /// returned nodes ask no takeover again).
+    pub(super) fn taker_dead(&self, tick: u64, ask: Ask) -> bool {
+        match ask {
+            Ask::Promote { zone, standby, .. } | Ask::Acted { zone, standby, .. } => {
+                self.stopped_for_move(zone as usize) && self.dead(tick, u32::from(standby))
+            }
+            _ => false,
+        }
+    }
+
     /// The standby's copy never got everything: the zone restarts on its own node from
     /// its own files (clean: nothing lost), as a new run, and the move is over.
     fn give_move_up(&mut self, tick: u64, m: Move) {
@@ -316,9 +448,11 @@ impl Sim {
         }
         let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
         if standby
-            .is_some_and(|s| self.knows_end(tick, s, (z, m.run, m.from)) && !self.dead(tick, s))
+            .is_some_and(|s| self.knows_end(tick, s, (z, m.run, m.from)) || self.dead(tick, s))
         {
-            // Asked again from `moves_step` once no ballot about the zone is out.
+            // Asked again from `moves_step` once no ballot about the zone is out; a dead
+            // standby's ballot tells the node the zone left nothing (it gives the move up
+            // on what it sees: `move_goes_on`).
             return true;
         }
         self.give_move_up(tick, m);

@@ -132,8 +132,12 @@ impl Sim {
     }
 
     /// The mesh decided on zone `z`'s standby being current: agreed, the drop is over
-    /// (it is in the gate already); otherwise asked again.
-    pub(super) fn current_decided(&mut self, z: usize, granted: bool) {
+    /// (it is in the gate already) — and if the primary sees the standby's node declared
+    /// down by now, it asks to drop it again at once, as the node's guard does at every
+    /// step (seed 4133, `--moves`: the standby's node died after the ask and was declared
+    /// down before the agreement; the zone's datagrams waited for it for good, as the
+    /// model asked drops only at the declaration); otherwise asked again.
+    pub(super) fn current_decided(&mut self, tick: u64, z: usize, granted: bool) {
         let Some(stream) = self.standbys.streams[z].as_mut() else {
             return;
         };
@@ -141,6 +145,11 @@ impl Sim {
             stream.dropped = false;
             stream.rejoin = Rejoin::No;
             self.report.current_again += 1;
+            let standby = stream.node;
+            if self.sees_down(tick, self.node_of[z], standby) && !self.bugs.drop_only_when_declared
+            {
+                self.ask_drop(tick, z);
+            }
         } else if let Rejoin::Gated { current_at, .. } = stream.rejoin {
             stream.rejoin = Rejoin::Gated {
                 current_at,

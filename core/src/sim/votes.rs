@@ -376,6 +376,7 @@ impl Sim {
             eprintln!("tick {tick}: {then:?} granted {granted}");
         }
         match then {
+            Then::Promote(_) | Then::Acted(_) if granted && self.taker_dead(tick, ask) => {}
             Then::Drop(z) if granted => self.drop_standby(tick, z),
             Then::Drop(z) if answered => {
                 // Refused (a takeover of this run was agreed to, or promised and not yet
@@ -421,7 +422,7 @@ impl Sim {
                     self.wait_for_own_node(tick, z);
                 }
             }
-            Then::Current(z) => self.current_decided(z, granted),
+            Then::Current(z) => self.current_decided(tick, z, granted),
             Then::Release(z) if !granted && answered => self.await_disk(tick, z),
             Then::SupersededDrop(z) if granted => self.violation(
                 tick,
