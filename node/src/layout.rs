@@ -69,8 +69,16 @@ fn describe_nodes(spec: &WorldSpec, out: &mut String) {
             }
         },
         if mesh {
+            let home = match spec.mesh.move_home_after {
+                Some(after) => format!(
+                    "a zone away from its home node moves home {} s after its standby there is \
+                     current",
+                    after.as_secs_f32()
+                ),
+                None => "zones move home only when asked (/move)".to_owned(),
+            };
             format!(
-                "on (start grace {} s: start every node within it)",
+                "on (start grace {} s: start every node within it; {home})",
                 spec.mesh.start_grace.as_secs_f32()
             )
         } else {
@@ -150,6 +158,19 @@ mod tests {
             assert!(text.contains(line), "{line:?} not in:\n{text}");
         }
         assert!(!text.contains("no standby"), "{text}");
+        assert!(
+            text.contains("zones move home only when asked (/move)"),
+            "{text}"
+        );
+        let home = include_str!("../worlds/mesh-3.toml")
+            .replace("# move_home_after_s = 30", "move_home_after_s = 30");
+        let text = describe(&parse_spec(&home).unwrap());
+        assert!(
+            text.contains(
+                "a zone away from its home node moves home 30 s after its standby there is current"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -392,6 +392,7 @@ fn start_failover(
             .enumerate()
             .flat_map(|(k, n)| n.zones.iter().map(move |&z| (z, k)))
             .collect(),
+        move_home_after: spec.mesh.move_home_after,
     };
     let watched = node
         .standby_for

@@ -50,6 +50,9 @@ struct MeshSection {
     /// Seconds after its start before a node takes a member it has not heard from at all
     /// for down (default 5).
     start_grace_s: Option<f32>,
+    /// Seconds a zone running away from its home node waits, once its standby there is
+    /// current and that node alive, before it moves home on its own (default: never).
+    move_home_after_s: Option<f32>,
 }
 
 /// [`MeshSpec::start_grace`] unless the world file says otherwise.
@@ -63,6 +66,10 @@ pub struct MeshSpec {
     /// learns of the death this way; a node that starts later than this after the others
     /// finds its zones taken over on their standbys).
     pub start_grace: std::time::Duration,
+    /// How long a zone that runs on a node other than its home waits, once its standby
+    /// on the home node is current and that node seen alive, before the node running it
+    /// moves it home (as `/move` would); `None`: zones move home only when asked.
+    pub move_home_after: Option<std::time::Duration>,
 }
 
 /// The `[persistence]` section.
@@ -523,6 +530,7 @@ fn mesh_spec(section: Option<&MeshSection>, controlled: usize) -> Result<MeshSpe
     let Some(section) = section else {
         return Ok(MeshSpec {
             start_grace: START_GRACE_DEFAULT,
+            move_home_after: None,
         });
     };
     if controlled == 0 {
@@ -540,8 +548,21 @@ fn mesh_spec(section: Option<&MeshSection>, controlled: usize) -> Result<MeshSpe
             "[mesh] start_grace_s: must be in [1, 3600] seconds (got {grace_s})"
         )));
     }
+    let move_home_after = match section.move_home_after_s {
+        None => None,
+        Some(s) if s.is_finite() && (1.0..=86_400.0).contains(&s) => {
+            Some(std::time::Duration::from_secs_f32(s))
+        }
+        Some(s) => {
+            return Err(ParseError::Nodes(format!(
+                "[mesh] move_home_after_s: must be in [1, 86400] seconds (got {s}); leave it \
+                 out for zones that move home only when asked"
+            )));
+        }
+    };
     Ok(MeshSpec {
         start_grace: std::time::Duration::from_secs_f32(grace_s),
+        move_home_after,
     })
 }
 
@@ -599,6 +620,28 @@ mod tests {
             panic!("[mesh] accepted without a mesh")
         };
         assert!(e.contains("runs no mesh"), "{e}");
+    }
+
+    #[test]
+    fn the_mesh_section_sets_when_zones_move_home_within_bounds() {
+        let shipped = include_str!("../worlds/mesh-3.toml");
+        assert_eq!(parse(shipped).unwrap().mesh.move_home_after, None);
+        let mesh = shipped.split("\n[mesh]").next().unwrap();
+        let set = parse(&format!("{mesh}\n[mesh]\nmove_home_after_s = 30\n")).unwrap();
+        assert_eq!(
+            set.mesh.move_home_after,
+            Some(std::time::Duration::from_secs(30))
+        );
+        for bad in ["0.5", "100000", "nan", "-3", "inf"] {
+            let text = format!("{mesh}\n[mesh]\nmove_home_after_s = {bad}\n");
+            let Err(ParseError::Nodes(e)) = parse(&text) else {
+                panic!("move_home_after_s = {bad} accepted")
+            };
+            assert!(
+                e.contains("[mesh] move_home_after_s: must be in [1, 86400]"),
+                "{e}"
+            );
+        }
     }
 
     /// `[game] name` is optional; a name that could not be one term of a line (empty,

@@ -36,6 +36,11 @@ pub(crate) fn auth_key() -> ed25519_dalek::SigningKey {
 
 impl Mesh3 {
     pub(crate) fn new(name: &str) -> Mesh3 {
+        Mesh3::with(name, "")
+    }
+
+    /// The mesh with `extra` appended to its world file (a `[mesh]` section, say).
+    pub(crate) fn with(name: &str, extra: &str) -> Mesh3 {
         let (dir, keys) = Nodes::prepare(&format!("fo-{name}"), NODES);
         let mut nodes = String::new();
         let (mut admins, mut zones) = (Vec::new(), Vec::new());
@@ -59,7 +64,7 @@ impl Mesh3 {
              [zones]\ncolumns = 3\nrows = 1\n\n\
              [npcs]\npattern = \"random_walk\"\nper_zone = {NPCS_PER_ZONE}\nspeed_mps = 8.0\n\n\
              [persistence]\ncheckpoint_interval_s = 0.5\n\n\
-             [clients]\nauth_key = \"{}\"\nspeed_mps = 6.0\n{nodes}",
+             [clients]\nauth_key = \"{}\"\nspeed_mps = 6.0\n{nodes}{extra}",
             hex::encode(auth_key().verifying_key().as_bytes())
         );
         let log = "warn,meridian_io::runtime::persistence=info,meridian_node::mesh=info,\
@@ -519,7 +524,11 @@ fn three_sound_cuts(mesh: &Mesh3, expected: &BTreeSet<u64>, first: u32) {
 /// checkpointed, every 0.5 s), the first cut sound. Returns the mesh, what every cut must
 /// hold (the NPCs and the player's avatar), the player and what it had seen.
 fn three_nodes_and_a_player(name: &str, id: u64) -> (Mesh3, BTreeSet<u64>, Player, Seen) {
-    let mut mesh = Mesh3::new(name);
+    three_nodes_and_a_player_in(Mesh3::new(name), id)
+}
+
+/// [`three_nodes_and_a_player`] on the mesh given.
+fn three_nodes_and_a_player_in(mut mesh: Mesh3, id: u64) -> (Mesh3, BTreeSet<u64>, Player, Seen) {
     for k in 0..NODES {
         mesh.start(k);
     }
@@ -1294,4 +1303,67 @@ fn n2_killed_once_its_takeover_is_agreed(mesh: &mut Mesh3) {
             .any(|l| l.contains("n2 takes zone 0 over from n0") && l.contains("agreed"))
     });
     mesh.kill(2);
+}
+
+/// With `[mesh] move_home_after_s = 1`, a zone goes home on its own after a rolling
+/// restart: n0 is stopped with SIGTERM (zone 0 moves to its standby on n2) and started
+/// again; n0 keeps zone 0's standby, and once that copy has been current and n0 alive for
+/// a second, n2 moves the zone home as `/move` would — the player carrying on in its
+/// session, every cut holding every NPC once, n2 keeping the zone's standby again. Only
+/// toward home: zone 0 stays on n0 afterwards, and no node moves a zone it runs at home.
+/// Without the policy (the default) zone 0 stays on n2 and this fails.
+#[test]
+fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
+    let _machine = crate::alone();
+    let mesh = Mesh3::with("home", "\n[mesh]\nmove_home_after_s = 1\n");
+    let (mut mesh, expected, player, before) = three_nodes_and_a_player_in(mesh, 12);
+    mesh.signal(0, "TERM");
+    wait(&mesh, "zone 0 did not move to n2 at n0's SIGTERM", &|m| {
+        zone_0_ticks_on(m, 2)
+    });
+    let status = mesh.wait_exit(0, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "n0 exited with {status}:\n{}",
+        mesh.log(0)
+    );
+    mesh.start(0);
+    let restarted = Instant::now();
+    wait(&mesh, "zone 0 did not move home to n0", &|m| {
+        zone_0_ticks_on(m, 0) && !zone_0_ticks_on(m, 2)
+    });
+    eprintln!(
+        "n0 restarted: zone 0 running on it again {:?} later",
+        restarted.elapsed()
+    );
+    assert!(
+        mesh.log(2).contains("zone 0 moves home to node n0"),
+        "zone 0 went home, but not by n2's policy:\n{}",
+        mesh.logs()
+    );
+    wait(&mesh, "the player of zone 0 did not carry on", &|_| {
+        let seen = player.seen();
+        seen.counters.takeovers >= 2 && seen.snapshots > before.snapshots + 60
+    });
+    let seen = player.seen();
+    assert_eq!(seen.session, before.session, "the same session");
+    assert!(seen.closed.is_none(), "{seen:?}");
+    wait(&mesh, "n2 does not keep zone 0's standby", &|m| {
+        m.status(2).contains("standby zone 0 held")
+    });
+    three_sound_cuts(&mesh, &expected, 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        zone_0_ticks_on(&mesh, 0) && !zone_0_ticks_on(&mesh, 2),
+        "zone 0 left home again:\n{}",
+        mesh.logs()
+    );
+    for k in 0..NODES {
+        assert_eq!(
+            mesh.log(k).matches("moves home").count(),
+            usize::from(k == 2),
+            "n{k} moved a zone home it should not have:\n{}",
+            mesh.log(k)
+        );
+    }
 }

@@ -112,6 +112,9 @@ pub struct Layout {
     pub standby_node: Vec<(ZoneID, usize)>,
     /// Each zone's home node (the world file's), by index.
     pub home_node: Vec<(ZoneID, usize)>,
+    /// `[mesh] move_home_after_s`: how long a zone running here away from its home waits,
+    /// its standby there current and that node alive, before it moves home on its own.
+    pub move_home_after: Option<Duration>,
 }
 
 impl Layout {

@@ -16,7 +16,16 @@
 //!    (from this node's own files, which hold everything: nothing is lost). Should the
 //!    standby take it over after all, the run here waits for that standby like any
 //!    restart and stands down when told — the gate keeps it from sending meanwhile.
+//!
+//! With `[mesh] move_home_after_s` the node also moves zones home on its own: a zone
+//! running here whose home (the world file's node) is another node — after a failover,
+//! a rolling restart or a move — and whose standby is that node, once the standby has
+//! been current and the node seen alive for that long without a break ([`Homeward`]).
+//! Only toward home: a zone at home never moves on its own, so two nodes cannot hand
+//! a zone back and forth. A move home that does not happen (refused, or given up) is
+//! tried again after the same wait.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +98,54 @@ pub(super) struct Moves {
     under_way: Vec<Moving>,
     /// Stops the node reported that were looked at.
     stops_seen: usize,
+    homeward: Homeward,
+}
+
+/// For each zone running here away from its home: since when it could move home (its
+/// standby on the home node current, that node alive) without a break.
+#[derive(Debug, Default)]
+struct Homeward {
+    since: HashMap<ZoneID, Instant>,
+}
+
+impl Homeward {
+    /// The zones that have been able to move home for `after` by now (their clocks
+    /// started over: a move that does not happen is tried again after the same wait);
+    /// every zone that cannot move home now forgets its clock.
+    fn due(
+        &mut self,
+        after: Duration,
+        view: &MeshView,
+        layout: &Layout,
+        node: &Node,
+    ) -> Vec<ZoneID> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for &zone in &layout.zones {
+            let home = layout.home_of(zone).filter(|&h| h != layout.me);
+            let can = home.is_some_and(|h| {
+                let name = &layout.nodes[h].0;
+                let alive = view
+                    .peers
+                    .iter()
+                    .any(|p| &p.name == name && p.liveness == Liveness::Alive);
+                let current = node
+                    .standby_state(zone)
+                    .is_some_and(|(_, state, _)| state == StandbyState::Current);
+                alive && current && layout.other(zone) == Some(h)
+            });
+            if !can {
+                self.since.remove(&zone);
+                continue;
+            }
+            let since = self.since.entry(zone).or_insert(now);
+            if now.duration_since(*since) >= after {
+                *since = now;
+                due.push(zone);
+            }
+        }
+        due
+    }
 }
 
 impl Moves {
@@ -100,6 +157,7 @@ impl Moves {
             shown: shown.clone(),
             under_way: Vec::new(),
             stops_seen: 0,
+            homeward: Homeward::default(),
         };
         let box_ = MoveBox {
             asks: tx,
@@ -120,6 +178,24 @@ impl Moves {
     ) {
         while let Ok((zone, reply)) = self.asked.try_recv() {
             let _ = reply.send(self.begin(zone, view, layout, node));
+        }
+        if let Some(after) = layout.move_home_after {
+            for zone in self.homeward.due(after, view, layout, node) {
+                if self.under_way.iter().any(|m| m.zone == zone) {
+                    continue;
+                }
+                let home = layout
+                    .home_of(zone)
+                    .map_or("?", |h| layout.nodes[h].0.as_str());
+                match self.begin(zone, view, layout, node) {
+                    Ok(_) => {
+                        tracing::warn!(%zone, "zone {zone} moves home to node {home}: its standby there has been current, and the node alive, for {after:?} ([mesh] move_home_after_s)")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%zone, "zone {zone} cannot move home to node {home} now: {e}; trying again in {after:?}")
+                    }
+                }
+            }
         }
         let stops = node.stopped_for_move();
         let mut undone = Vec::new();
