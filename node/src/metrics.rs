@@ -17,6 +17,7 @@
 //! | histograms | tick seconds, handoff ticks and seconds, snapshot bytes, input age ticks |
 //! | `meridian_mesh_*` | mesh membership, when the world runs one: every other node's state (`peer` label) and the gossip datagrams |
 //! | `meridian_standby_connections_*_total` | the standby listener, on a node that keeps standbys: connections turned away |
+//! | `meridian_failover_takeovers_total`, `meridian_zone_moves_*` | on a node with failover: zones taken over here (`cause`: a death, or a move), and moves of zones that ran here (`outcome`) and those under way |
 
 use meridian_core::mesh::Liveness;
 use meridian_core::metrics::Histogram;
@@ -33,13 +34,20 @@ use prometheus_client::registry::Registry;
 /// The `Content-Type` of a scrape's answer.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
+/// What the failover thread has done: the zones it took over, and the moves.
+pub type FailoverFigures = (Vec<crate::failover::Promotion>, crate::failover::MoveCounts);
+
 /// The `/metrics` body for the zones' figures `stats` of node `node`, with its mesh
-/// membership and standby listener if it has them, and the admin endpoint's refusals if
-/// it runs with an admin token.
+/// membership, standby listener and failover if it has them, and the admin endpoint's
+/// refusals if it runs with an admin token.
 pub fn render(
     node: &str,
     stats: Vec<ZoneStats>,
-    (mesh, standby): (Option<MeshView>, Option<ListenerCounters>),
+    (mesh, standby, failover): (
+        Option<MeshView>,
+        Option<ListenerCounters>,
+        Option<FailoverFigures>,
+    ),
     admin_refused: Option<u64>,
 ) -> String {
     let mut registry = Registry::default();
@@ -63,6 +71,13 @@ pub fn render(
         registry.register_collector(Box::new(Listener {
             node: node.to_owned(),
             counters,
+        }));
+    }
+    if let Some((promotions, moves)) = failover {
+        registry.register_collector(Box::new(Failover {
+            node: node.to_owned(),
+            promotions,
+            moves,
         }));
     }
     let mut out = String::new();
@@ -410,5 +425,59 @@ impl prometheus_client::collector::Collector for Listener {
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+/// The failover thread's figures, on a node with failover.
+#[derive(Debug)]
+struct Failover {
+    node: String,
+    promotions: Vec<crate::failover::Promotion>,
+    moves: crate::failover::MoveCounts,
+}
+
+impl prometheus_client::collector::Collector for Failover {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let moved = self.promotions.iter().filter(|p| p.moved).count() as u64;
+        let causes = [
+            ("death", self.promotions.len() as u64 - moved),
+            ("move", moved),
+        ];
+        let mut family = e.encode_descriptor(
+            "meridian_failover_takeovers",
+            "Zones this node took over from their standby copy here since it started: after their node was declared down (death), or moved here on purpose (move).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (cause, value) in causes {
+            let labels = [("node", self.node.clone()), ("cause", cause.to_owned())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let m = self.moves;
+        let outcomes = [
+            ("begun", m.begun),
+            ("begun_home", m.home),
+            ("refused", m.refused),
+            ("done", m.done),
+            ("given_up", m.given_up),
+        ];
+        let mut family = e.encode_descriptor(
+            "meridian_zone_moves",
+            "Moves of zones that ran here to their standby since the node started: begun (asked through /move, or home on the node's own: begun_home, counted in begun too), refused (/move answered 409), done (the zone runs on the standby's node), given_up (it runs here again).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, value) in outcomes {
+            let labels = [("node", self.node.clone()), ("outcome", outcome.to_owned())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = e.encode_descriptor(
+            "meridian_zone_moves_under_way",
+            "Moves of zones that ran here under way now (stopping, or announced and not yet taken over).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [("node", self.node.clone())];
+        ConstGauge::new(m.under_way as i64).encode(family.encode_family(&labels)?)
     }
 }

@@ -774,10 +774,15 @@ fn serve_admin(server: &tiny_http::Server, admin: &Admin) {
                 content_type = crate::metrics::CONTENT_TYPE;
                 let mesh = admin.mesh_view();
                 let standby = admin.standbys.as_ref().map(|s| s.counters());
+                let failover = admin.promotions.as_ref().map(|p| {
+                    let promotions = p.lock().expect("promotions").clone();
+                    let moves = admin.moves.as_ref().map(|m| m.counts()).unwrap_or_default();
+                    (promotions, moves)
+                });
                 let body = crate::metrics::render(
                     &admin.name,
                     node.stats(),
-                    (mesh, standby),
+                    (mesh, standby, failover),
                     admin.token.as_ref().map(|_| admin.refusals.total.get()),
                 );
                 (200, body)

@@ -1239,6 +1239,72 @@ fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
         "handoffs stalled after the move back:\n{}",
         mesh.logs()
     );
+    // Each node counts the move it made and the takeover it took (`/metrics`).
+    for k in [0, 2] {
+        let n = format!("n{k}");
+        assert_eq!(
+            metric(
+                &mesh,
+                k,
+                "meridian_zone_moves_total",
+                &n,
+                "outcome=\"begun\""
+            ),
+            1
+        );
+        assert_eq!(
+            metric(
+                &mesh,
+                k,
+                "meridian_zone_moves_total",
+                &n,
+                "outcome=\"done\""
+            ),
+            1
+        );
+        assert_eq!(
+            metric(
+                &mesh,
+                k,
+                "meridian_zone_moves_total",
+                &n,
+                "outcome=\"given_up\""
+            ),
+            0
+        );
+        let moved = metric(
+            &mesh,
+            k,
+            "meridian_failover_takeovers_total",
+            &n,
+            "cause=\"move\"",
+        );
+        assert_eq!(moved, 1, "n{k}'s takeovers");
+        assert_eq!(metric(&mesh, k, "meridian_zone_moves_under_way", &n, ""), 0);
+    }
+    let refused = metric(
+        &mesh,
+        0,
+        "meridian_zone_moves_total",
+        "n0",
+        "outcome=\"refused\"",
+    );
+    assert!(
+        refused >= 1,
+        "n0 refused {refused} moves (zone 1 asked of it)"
+    );
+}
+
+/// The value of `family` in node `k`'s `/metrics`, on the line with label `node` and the
+/// other `label` (`key="value"`, or empty for none).
+fn metric(mesh: &Mesh3, k: usize, family: &str, node: &str, label: &str) -> u64 {
+    let text = meridian_node::swarm::http_get(mesh.admins[k], "/metrics").unwrap();
+    let node = format!("node=\"{node}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .find(|l| l.contains(&node) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {family} {{{node} {label}}} in n{k}'s /metrics:\n{text}"))
 }
 
 /// The standby dies in the middle of a move: n0 is asked to move zone 0 to n2, whose
@@ -1366,4 +1432,20 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
             mesh.log(k)
         );
     }
+    let home = metric(
+        &mesh,
+        2,
+        "meridian_zone_moves_total",
+        "n2",
+        "outcome=\"begun_home\"",
+    );
+    assert_eq!(home, 1, "n2's moves home in /metrics");
+    let took = metric(
+        &mesh,
+        0,
+        "meridian_failover_takeovers_total",
+        "n0",
+        "cause=\"move\"",
+    );
+    assert_eq!(took, 1, "n0's takeovers of a move in /metrics");
 }

@@ -38,7 +38,7 @@ mod moves;
 mod promises;
 mod resume;
 
-pub use moves::MoveBox;
+pub use moves::{MoveBox, MoveCounts};
 
 use guard::guard;
 use resume::{attach, confirm, keep_standby, rejoin, resume};
@@ -81,8 +81,11 @@ pub struct Promotion {
     pub zone: ZoneID,
     pub incarnation: u32,
     /// Milliseconds from the primary's node being declared down (as this node saw it) to
-    /// the zone running here.
+    /// the zone running here — or, for a zone moved here, from its end being heard.
     pub took_ms: u64,
+    /// Whether the zone was moved here on purpose (its run's end heard), not taken over
+    /// after its node's death.
+    pub moved: bool,
 }
 
 /// What the failover thread shares: the promotions so far.
@@ -428,6 +431,7 @@ fn step(
                     zone: w.zone,
                     incarnation,
                     took_ms,
+                    moved: ended,
                 });
             }
             Err(e) => {

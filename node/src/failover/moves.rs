@@ -57,6 +57,24 @@ pub struct MoveBox {
     asks: Sender<MoveRequest>,
     /// One `/status` line per move under way, renewed at every step of the thread.
     under_way: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Mutex<MoveCounts>>,
+}
+
+/// The moves of zones that ran here, since the node started (`/metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MoveCounts {
+    /// Moves begun: asked through `/move`, or home on the node's own.
+    pub begun: u64,
+    /// Of those, begun on the node's own (`[mesh] move_home_after_s`).
+    pub home: u64,
+    /// Moves asked through `/move` and refused (the reason in the answer).
+    pub refused: u64,
+    /// Moves done: the zone runs on its standby's node.
+    pub done: u64,
+    /// Moves given up: the zone runs here again.
+    pub given_up: u64,
+    /// Moves under way now.
+    pub under_way: u64,
 }
 
 impl MoveBox {
@@ -65,6 +83,11 @@ impl MoveBox {
     /// ago, the standby to take it over).
     pub fn status_lines(&self) -> Vec<String> {
         self.under_way.lock().expect("moves").clone()
+    }
+
+    /// The moves so far.
+    pub fn counts(&self) -> MoveCounts {
+        *self.counts.lock().expect("move counts")
     }
 
     /// Asks to move `zone` to its standby: `Ok` with what began, or why it cannot.
@@ -95,6 +118,7 @@ struct Moving {
 pub(super) struct Moves {
     asked: Receiver<MoveRequest>,
     shown: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Mutex<MoveCounts>>,
     under_way: Vec<Moving>,
     /// Stops the node reported that were looked at.
     stops_seen: usize,
@@ -152,9 +176,11 @@ impl Moves {
     pub(super) fn new() -> (Moves, MoveBox) {
         let (tx, rx) = std::sync::mpsc::channel();
         let shown = Arc::new(Mutex::new(Vec::new()));
+        let counts = Arc::new(Mutex::new(MoveCounts::default()));
         let moves = Moves {
             asked: rx,
             shown: shown.clone(),
+            counts: counts.clone(),
             under_way: Vec::new(),
             stops_seen: 0,
             homeward: Homeward::default(),
@@ -162,6 +188,7 @@ impl Moves {
         let box_ = MoveBox {
             asks: tx,
             under_way: shown,
+            counts,
         };
         (moves, box_)
     }
@@ -176,8 +203,15 @@ impl Moves {
         kept: (&Arc<StandbyServer>, &Arc<DataDir>),
         node: &Node,
     ) {
+        let counts = self.counts.clone();
+        let count = |f: &dyn Fn(&mut MoveCounts)| f(&mut counts.lock().expect("move counts"));
         while let Ok((zone, reply)) = self.asked.try_recv() {
-            let _ = reply.send(self.begin(zone, view, layout, node));
+            let began = self.begin(zone, view, layout, node);
+            count(&|c| match began {
+                Ok(_) => c.begun += 1,
+                Err(_) => c.refused += 1,
+            });
+            let _ = reply.send(began);
         }
         if let Some(after) = layout.move_home_after {
             for zone in self.homeward.due(after, view, layout, node) {
@@ -187,7 +221,14 @@ impl Moves {
                 let home = layout
                     .home_of(zone)
                     .map_or("?", |h| layout.nodes[h].0.as_str());
-                match self.begin(zone, view, layout, node) {
+                let began = self.begin(zone, view, layout, node);
+                if began.is_ok() {
+                    count(&|c| {
+                        c.begun += 1;
+                        c.home += 1;
+                    });
+                }
+                match began {
                     Ok(_) => {
                         tracing::warn!(%zone, "zone {zone} moves home to node {home}: its standby there has been current, and the node alive, for {after:?} ([mesh] move_home_after_s)")
                     }
@@ -220,6 +261,7 @@ impl Moves {
                 undone.push(m.zone);
             }
         }
+        count(&|c| c.given_up += undone.len() as u64);
         self.stops_seen = stops.len();
         self.under_way.retain(|m| !undone.contains(&m.zone));
         let me = layout.me as u16;
@@ -241,6 +283,7 @@ impl Moves {
                 {
                     tracing::error!(zone = %m.zone, "cannot write the marker that zone {}'s standby is kept here: {e}", m.zone);
                 }
+                count(&|c| c.done += 1);
                 done.push(k);
             } else if down || now.duration_since(first) > TAKEN_WITHIN {
                 tracing::error!(zone = %m.zone, "zone {} did not start on node {name} (declared down: {down}): running it here again", m.zone);
@@ -248,6 +291,7 @@ impl Moves {
                 watched.retain(|w| w.zone != m.zone);
                 kept.0.release(m.zone.0, Duration::from_secs(2));
                 run_here_again(m.zone, layout, kept.1, node);
+                count(&|c| c.given_up += 1);
                 done.push(k);
             } else if m
                 .announced
@@ -278,6 +322,8 @@ impl Moves {
             }
         });
         *self.shown.lock().expect("moves") = lines.collect();
+        let under_way = self.under_way.len() as u64;
+        count(&|c| c.under_way = under_way);
     }
 
     /// Begins moving `zone` if it can move now: what began, or why not.
