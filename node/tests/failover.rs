@@ -1377,7 +1377,9 @@ fn n2_killed_once_its_takeover_is_agreed(mesh: &mut Mesh3) {
 /// a second, n2 moves the zone home as `/move` would — the player carrying on in its
 /// session, every cut holding every NPC once, n2 keeping the zone's standby again. Only
 /// toward home: zone 0 stays on n0 afterwards, and no node moves a zone it runs at home.
-/// Without the policy (the default) zone 0 stays on n2 and this fails.
+/// And not after a drain: moved away from n0 on purpose while n0 runs on, zone 0 stays
+/// on n2 (fails if the policy ignores whether the home node restarted). Without the
+/// policy (the default) zone 0 stays on n2 after the restart and this fails.
 #[test]
 fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
     let _machine = crate::alone();
@@ -1422,6 +1424,22 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
     assert!(
         zone_0_ticks_on(&mesh, 0) && !zone_0_ticks_on(&mesh, 2),
         "zone 0 left home again:\n{}",
+        mesh.logs()
+    );
+    // A drain: the operator moves zone 0 away from n0, which runs on. It stays on n2 —
+    // n0 did not stop since — where a policy that looked only at the standby would send it
+    // straight back.
+    move_zone(&mesh, 0, 0);
+    wait(&mesh, "zone 0 did not move to n2 when asked", &|m| {
+        zone_0_ticks_on(m, 2) && !zone_0_ticks_on(m, 0)
+    });
+    wait(&mesh, "n0 does not keep zone 0's standby", &|m| {
+        m.status(0).contains("standby zone 0 held")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        zone_0_ticks_on(&mesh, 2) && !zone_0_ticks_on(&mesh, 0),
+        "zone 0, moved away from n0 on purpose, went back:\n{}",
         mesh.logs()
     );
     for k in 0..NODES {

@@ -18,12 +18,13 @@
 //!    restart and stands down when told — the gate keeps it from sending meanwhile.
 //!
 //! With `[mesh] move_home_after_s` the node also moves zones home on its own: a zone
-//! running here whose home (the world file's node) is another node — after a failover,
-//! a rolling restart or a move — and whose standby is that node, once the standby has
-//! been current and the node seen alive for that long without a break ([`Homeward`]).
-//! Only toward home: a zone at home never moves on its own, so two nodes cannot hand
-//! a zone back and forth. A move home that does not happen (refused, or given up) is
-//! tried again after the same wait.
+//! running here whose home (the world file's node) is another node that stopped or died
+//! since — after a failover or a rolling restart — and whose standby is that node, once
+//! the node is back and the standby has been current that long without a break
+//! ([`Homeward`]). Not a zone an operator moved away from a home that runs on (a drain):
+//! that one stays until its home restarts. Only toward home: a zone at home never moves
+//! on its own, so two nodes cannot hand a zone back and forth. A move home that does not
+//! happen (refused, or given up) is tried again after the same wait.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender};
@@ -125,17 +126,23 @@ pub(super) struct Moves {
     homeward: Homeward,
 }
 
-/// For each zone running here away from its home: since when it could move home (its
-/// standby on the home node current, that node alive) without a break.
+/// For each zone running here away from its home: the home node's generation when the
+/// zone was first seen running here, and since when it could move home without a break.
+/// It can once the home node came back as a newer generation (it restarted, or rejoined
+/// after being declared down: the zone left because that node stopped) and is alive, and
+/// the zone's standby there is current. A zone an operator moved away from a home that
+/// runs on stays where it was moved (a drain) until that node restarts.
 #[derive(Debug, Default)]
 struct Homeward {
+    left: HashMap<ZoneID, u32>,
     since: HashMap<ZoneID, Instant>,
 }
 
 impl Homeward {
     /// The zones that have been able to move home for `after` by now (their clocks
     /// started over: a move that does not happen is tried again after the same wait);
-    /// every zone that cannot move home now forgets its clock.
+    /// every zone that cannot move home now forgets its clock, and one that no longer
+    /// runs here its home's generation too.
     fn due(
         &mut self,
         after: Duration,
@@ -147,17 +154,17 @@ impl Homeward {
         let mut due = Vec::new();
         for &zone in &layout.zones {
             let home = layout.home_of(zone).filter(|&h| h != layout.me);
-            let can = home.is_some_and(|h| {
-                let name = &layout.nodes[h].0;
-                let alive = view
-                    .peers
-                    .iter()
-                    .any(|p| &p.name == name && p.liveness == Liveness::Alive);
-                let current = node
-                    .standby_state(zone)
-                    .is_some_and(|(_, state, _)| state == StandbyState::Current);
-                alive && current && layout.other(zone) == Some(h)
-            });
+            let (Some(h), Some((_, state, _))) = (home, node.standby_state(zone)) else {
+                self.left.remove(&zone);
+                self.since.remove(&zone);
+                continue;
+            };
+            let name = &layout.nodes[h].0;
+            let peer = view.peers.iter().find(|p| &p.name == name);
+            let generation = peer.map_or(0, |p| p.generation);
+            let left = *self.left.entry(zone).or_insert(generation);
+            let back = peer.is_some_and(|p| p.liveness == Liveness::Alive) && generation > left;
+            let can = back && state == StandbyState::Current && layout.other(zone) == Some(h);
             if !can {
                 self.since.remove(&zone);
                 continue;
@@ -230,7 +237,7 @@ impl Moves {
                 }
                 match began {
                     Ok(_) => {
-                        tracing::warn!(%zone, "zone {zone} moves home to node {home}: its standby there has been current, and the node alive, for {after:?} ([mesh] move_home_after_s)")
+                        tracing::warn!(%zone, "zone {zone} moves home to node {home}: the node is back and its standby there has been current for {after:?} ([mesh] move_home_after_s)")
                     }
                     Err(e) => {
                         tracing::warn!(%zone, "zone {zone} cannot move home to node {home} now: {e}; trying again in {after:?}")
