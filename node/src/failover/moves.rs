@@ -200,8 +200,9 @@ impl Moves {
         (moves, box_)
     }
 
-    /// One look: moves asked for begin, stops that ended are announced (or undone), and
-    /// announced ones end once the zone runs on its standby's node (or are undone).
+    /// One look: moves asked for (or due home) begin, stops that ended are announced (or
+    /// undone), and announced ones end once the zone runs on its standby's node (or are
+    /// undone).
     pub(super) fn step(
         &mut self,
         view: &MeshView,
@@ -210,41 +211,68 @@ impl Moves {
         kept: (&Arc<StandbyServer>, &Arc<DataDir>),
         node: &Node,
     ) {
-        let counts = self.counts.clone();
-        let count = |f: &dyn Fn(&mut MoveCounts)| f(&mut counts.lock().expect("move counts"));
         while let Ok((zone, reply)) = self.asked.try_recv() {
             let began = self.begin(zone, view, layout, node);
-            count(&|c| match began {
+            bump(&self.counts, |c| match began {
                 Ok(_) => c.begun += 1,
                 Err(_) => c.refused += 1,
             });
             let _ = reply.send(began);
         }
         if let Some(after) = layout.move_home_after {
-            for zone in self.homeward.due(after, view, layout, node) {
-                if self.under_way.iter().any(|m| m.zone == zone) {
-                    continue;
-                }
-                let home = layout
-                    .home_of(zone)
-                    .map_or("?", |h| layout.nodes[h].0.as_str());
-                let began = self.begin(zone, view, layout, node);
-                if began.is_ok() {
-                    count(&|c| {
+            self.move_home(after, view, layout, node);
+        }
+        self.stops_ended(layout, watched, kept, node);
+        self.announced(view, (layout, votes), watched, kept, node);
+        let lines = self.under_way.iter().map(|m| {
+            let to = &layout.nodes[m.to].0;
+            match m.announced {
+                Some((first, _)) => format!(
+                    "moving zone {} to {to} announced {:.1}",
+                    m.zone,
+                    first.elapsed().as_secs_f64()
+                ),
+                None => format!("moving zone {} to {to} stopping", m.zone),
+            }
+        });
+        *self.shown.lock().expect("moves") = lines.collect();
+        let under_way = self.under_way.len() as u64;
+        bump(&self.counts, |c| c.under_way = under_way);
+    }
+
+    /// Zones that can move home and have waited `after` begin to ([`Homeward`]).
+    fn move_home(&mut self, after: Duration, view: &MeshView, layout: &Layout, node: &Node) {
+        for zone in self.homeward.due(after, view, layout, node) {
+            if self.under_way.iter().any(|m| m.zone == zone) {
+                continue;
+            }
+            let home = layout
+                .home_of(zone)
+                .map_or("?", |h| layout.nodes[h].0.as_str());
+            match self.begin(zone, view, layout, node) {
+                Ok(_) => {
+                    bump(&self.counts, |c| {
                         c.begun += 1;
                         c.home += 1;
                     });
+                    tracing::warn!(%zone, "zone {zone} moves home to node {home}: the node is back and its standby there has been current for {after:?} ([mesh] move_home_after_s)");
                 }
-                match began {
-                    Ok(_) => {
-                        tracing::warn!(%zone, "zone {zone} moves home to node {home}: the node is back and its standby there has been current for {after:?} ([mesh] move_home_after_s)")
-                    }
-                    Err(e) => {
-                        tracing::warn!(%zone, "zone {zone} cannot move home to node {home} now: {e}; trying again in {after:?}")
-                    }
+                Err(e) => {
+                    tracing::warn!(%zone, "zone {zone} cannot move home to node {home} now: {e}; trying again in {after:?}");
                 }
             }
         }
+    }
+
+    /// Stops the node reported since the last look: held by the standby, the end is to be
+    /// announced (and the standby kept here); not, the zone runs here again.
+    fn stops_ended(
+        &mut self,
+        layout: &Layout,
+        watched: &mut Vec<Watched>,
+        kept: (&Arc<StandbyServer>, &Arc<DataDir>),
+        node: &Node,
+    ) {
         let stops = node.stopped_for_move();
         let mut undone = Vec::new();
         for stop in &stops[self.stops_seen.min(stops.len())..] {
@@ -268,9 +296,22 @@ impl Moves {
                 undone.push(m.zone);
             }
         }
-        count(&|c| c.given_up += undone.len() as u64);
+        bump(&self.counts, |c| c.given_up += undone.len() as u64);
         self.stops_seen = stops.len();
         self.under_way.retain(|m| !undone.contains(&m.zone));
+    }
+
+    /// Moves whose end is announced: done once the zone's new run streams here, undone
+    /// (the zone runs here again) if not within [`TAKEN_WITHIN`] or the standby's node is
+    /// declared down, announced again every [`ANNOUNCE_EVERY`] meanwhile.
+    fn announced(
+        &mut self,
+        view: &MeshView,
+        (layout, votes): (&Layout, &VoteBox),
+        watched: &mut Vec<Watched>,
+        kept: (&Arc<StandbyServer>, &Arc<DataDir>),
+        node: &Node,
+    ) {
         let me = layout.me as u16;
         let mut done = Vec::new();
         for (k, m) in self.under_way.iter_mut().enumerate() {
@@ -290,7 +331,7 @@ impl Moves {
                 {
                     tracing::error!(zone = %m.zone, "cannot write the marker that zone {}'s standby is kept here: {e}", m.zone);
                 }
-                count(&|c| c.done += 1);
+                bump(&self.counts, |c| c.done += 1);
                 done.push(k);
             } else if down || now.duration_since(first) > TAKEN_WITHIN {
                 tracing::error!(zone = %m.zone, "zone {} did not start on node {name} (declared down: {down}): running it here again", m.zone);
@@ -298,7 +339,7 @@ impl Moves {
                 watched.retain(|w| w.zone != m.zone);
                 kept.0.release(m.zone.0, Duration::from_secs(2));
                 run_here_again(m.zone, layout, kept.1, node);
-                count(&|c| c.given_up += 1);
+                bump(&self.counts, |c| c.given_up += 1);
                 done.push(k);
             } else if m
                 .announced
@@ -317,20 +358,6 @@ impl Moves {
         for k in done.into_iter().rev() {
             self.under_way.remove(k);
         }
-        let lines = self.under_way.iter().map(|m| {
-            let to = &layout.nodes[m.to].0;
-            match m.announced {
-                Some((first, _)) => format!(
-                    "moving zone {} to {to} announced {:.1}",
-                    m.zone,
-                    first.elapsed().as_secs_f64()
-                ),
-                None => format!("moving zone {} to {to} stopping", m.zone),
-            }
-        });
-        *self.shown.lock().expect("moves") = lines.collect();
-        let under_way = self.under_way.len() as u64;
-        count(&|c| c.under_way = under_way);
     }
 
     /// Begins moving `zone` if it can move now: what began, or why not.
@@ -405,4 +432,9 @@ fn run_here_again(zone: ZoneID, layout: &Layout, dir: &Arc<DataDir>, node: &Node
         }
         Err(e) => tracing::error!(%zone, "zone {zone} cannot run here again: {e}"),
     }
+}
+
+/// Counts something in `counts` (`/metrics`).
+fn bump(counts: &Mutex<MoveCounts>, f: impl FnOnce(&mut MoveCounts)) {
+    f(&mut counts.lock().expect("move counts"));
 }
