@@ -164,7 +164,8 @@ impl Homeward {
             let generation = peer.map_or(0, |p| p.generation);
             let left = *self.left.entry(zone).or_insert(generation);
             let back = peer.is_some_and(|p| p.liveness == Liveness::Alive) && generation > left;
-            let can = back && state == StandbyState::Current && layout.other(zone) == Some(h);
+            // Its standby is the home node: `Layout::other` of a zone away from home.
+            let can = back && state == StandbyState::Current;
             if !can {
                 self.since.remove(&zone);
                 continue;
