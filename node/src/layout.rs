@@ -72,7 +72,7 @@ fn describe_nodes(spec: &WorldSpec, out: &mut String) {
             let home = match spec.mesh.move_home_after {
                 Some(after) => format!(
                     "a zone away from its home node moves home {} s after its standby there is \
-                     current",
+                     current (doubled each time it comes back within an hour)",
                     after.as_secs_f32()
                 ),
                 None => "zones move home only when asked (/move)".to_owned(),

@@ -1385,17 +1385,7 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
     let _machine = crate::alone();
     let mesh = Mesh3::with("home", "\n[mesh]\nmove_home_after_s = 1\n");
     let (mut mesh, expected, player, before) = three_nodes_and_a_player_in(mesh, 12);
-    mesh.signal(0, "TERM");
-    wait(&mesh, "zone 0 did not move to n2 at n0's SIGTERM", &|m| {
-        zone_0_ticks_on(m, 2)
-    });
-    let status = mesh.wait_exit(0, Duration::from_secs(10));
-    assert!(
-        status.success(),
-        "n0 exited with {status}:\n{}",
-        mesh.log(0)
-    );
-    mesh.start(0);
+    n0_stopped_and_started(&mut mesh);
     let restarted = Instant::now();
     wait(&mesh, "zone 0 did not move home to n0", &|m| {
         zone_0_ticks_on(m, 0) && !zone_0_ticks_on(m, 2)
@@ -1426,6 +1416,8 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
         "zone 0 left home again:\n{}",
         mesh.logs()
     );
+    // n0 stops again soon after: a home that is not steady doubles the wait.
+    stopped_and_home_again(&mut mesh);
     // A drain: the operator moves zone 0 away from n0, which runs on. It stays on n2 —
     // n0 did not stop since — where a policy that looked only at the standby would send it
     // straight back.
@@ -1445,7 +1437,7 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
     for k in 0..NODES {
         assert_eq!(
             mesh.log(k).matches("moves home").count(),
-            usize::from(k == 2),
+            if k == 2 { 2 } else { 0 },
             "n{k} moved a zone home it should not have:\n{}",
             mesh.log(k)
         );
@@ -1457,7 +1449,7 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
         "n2",
         "outcome=\"begun_home\"",
     );
-    assert_eq!(home, 1, "n2's moves home in /metrics");
+    assert_eq!(home, 2, "n2's moves home in /metrics");
     let took = metric(
         &mesh,
         0,
@@ -1465,5 +1457,39 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
         "n0",
         "cause=\"move\"",
     );
+    // Since n0's last start: the second move home.
     assert_eq!(took, 1, "n0's takeovers of a move in /metrics");
+}
+
+/// n0 stopped with SIGTERM (zone 0 moves to n2; n0 exits cleanly) and started again.
+fn n0_stopped_and_started(mesh: &mut Mesh3) {
+    mesh.signal(0, "TERM");
+    wait(mesh, "zone 0 did not move to n2 at n0's SIGTERM", &|m| {
+        zone_0_ticks_on(m, 2)
+    });
+    let status = mesh.wait_exit(0, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "n0 exited with {status}:\n{}",
+        mesh.log(0)
+    );
+    mesh.start(0);
+}
+
+/// n0, home of zone 0 and back from a stop, stops again with SIGTERM and starts again:
+/// zone 0 goes to n2 and home again, after twice the wait, as n2 says.
+fn stopped_and_home_again(mesh: &mut Mesh3) {
+    n0_stopped_and_started(mesh);
+    wait(mesh, "zone 0 did not move home to n0 again", &|m| {
+        zone_0_ticks_on(m, 0) && !zone_0_ticks_on(m, 2)
+    });
+    assert!(
+        mesh.log(2)
+            .contains("that node is not steady, so the zone waits 2s before it goes home again"),
+        "n2 did not double zone 0's wait:\n{}",
+        mesh.log(2)
+    );
+    wait(mesh, "n2 does not keep zone 0's standby", &|m| {
+        m.status(2).contains("standby zone 0 held")
+    });
 }

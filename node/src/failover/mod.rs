@@ -34,6 +34,7 @@ use meridian_io::store::DataDir;
 use crate::mesh::{MeshView, VoteBox};
 
 mod guard;
+mod homeward;
 mod moves;
 mod promises;
 mod resume;

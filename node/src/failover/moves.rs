@@ -24,9 +24,9 @@
 //! ([`Homeward`]). Not a zone an operator moved away from a home that runs on (a drain):
 //! that one stays until its home restarts. Only toward home: a zone at home never moves
 //! on its own, so two nodes cannot hand a zone back and forth. A move home that does not
-//! happen (refused, or given up) is tried again after the same wait.
+//! happen (refused, or given up) is tried again after the same wait; a home that is not
+//! steady doubles it (`homeward`).
 
-use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +38,7 @@ use meridian_io::runtime::{Node, StandbyState};
 use meridian_io::standby::StandbyServer;
 use meridian_io::store::DataDir;
 
+use super::homeward::{self, Homeward, Look};
 use super::resume::keep_standby;
 use super::{Layout, Watched};
 use crate::mesh::{MeshView, VoteBox};
@@ -126,60 +127,6 @@ pub(super) struct Moves {
     homeward: Homeward,
 }
 
-/// For each zone running here away from its home: the home node's generation when the
-/// zone was first seen running here, and since when it could move home without a break.
-/// It can once the home node came back as a newer generation (it restarted, or rejoined
-/// after being declared down: the zone left because that node stopped) and is alive, and
-/// the zone's standby there is current. A zone an operator moved away from a home that
-/// runs on stays where it was moved (a drain) until that node restarts.
-#[derive(Debug, Default)]
-struct Homeward {
-    left: HashMap<ZoneID, u32>,
-    since: HashMap<ZoneID, Instant>,
-}
-
-impl Homeward {
-    /// The zones that have been able to move home for `after` by now (their clocks
-    /// started over: a move that does not happen is tried again after the same wait);
-    /// every zone that cannot move home now forgets its clock, and one that no longer
-    /// runs here its home's generation too.
-    fn due(
-        &mut self,
-        after: Duration,
-        view: &MeshView,
-        layout: &Layout,
-        node: &Node,
-    ) -> Vec<ZoneID> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        for &zone in &layout.zones {
-            let home = layout.home_of(zone).filter(|&h| h != layout.me);
-            let (Some(h), Some((_, state, _))) = (home, node.standby_state(zone)) else {
-                self.left.remove(&zone);
-                self.since.remove(&zone);
-                continue;
-            };
-            let name = &layout.nodes[h].0;
-            let peer = view.peers.iter().find(|p| &p.name == name);
-            let generation = peer.map_or(0, |p| p.generation);
-            let left = *self.left.entry(zone).or_insert(generation);
-            let back = peer.is_some_and(|p| p.liveness == Liveness::Alive) && generation > left;
-            // Its standby is the home node: `Layout::other` of a zone away from home.
-            let can = back && state == StandbyState::Current;
-            if !can {
-                self.since.remove(&zone);
-                continue;
-            }
-            let since = self.since.entry(zone).or_insert(now);
-            if now.duration_since(*since) >= after {
-                *since = now;
-                due.push(zone);
-            }
-        }
-        due
-    }
-}
-
 impl Moves {
     pub(super) fn new() -> (Moves, MoveBox) {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -241,25 +188,34 @@ impl Moves {
         bump(&self.counts, |c| c.under_way = under_way);
     }
 
-    /// Zones that can move home and have waited `after` begin to ([`Homeward`]).
+    /// Zones that can move home and have waited their wait begin to ([`Homeward`]).
     fn move_home(&mut self, after: Duration, view: &MeshView, layout: &Layout, node: &Node) {
-        for zone in self.homeward.due(after, view, layout, node) {
+        let looks = homes_seen(view, layout, node);
+        let (due, unsteady) = self.homeward.due(Instant::now(), after, &looks);
+        let home_name = |zone| {
+            layout
+                .home_of(zone)
+                .map_or("?", |h| layout.nodes[h].0.as_str())
+        };
+        for u in unsteady {
+            let (zone, home) = (u.zone, home_name(u.zone));
+            tracing::warn!(%zone, "zone {zone} runs here again {:.0?} after it went home to node {home}: that node is not steady, so the zone waits {:?} before it goes home again (doubled, at most {}x [mesh] move_home_after_s; a zone home for {:?} starts over)", u.home_for, u.wait, 1 << homeward::MOST_DOUBLINGS, homeward::STEADY);
+        }
+        for zone in due {
             if self.under_way.iter().any(|m| m.zone == zone) {
                 continue;
             }
-            let home = layout
-                .home_of(zone)
-                .map_or("?", |h| layout.nodes[h].0.as_str());
+            let (home, wait) = (home_name(zone), self.homeward.wait(zone, after));
             match self.begin(zone, view, layout, node) {
                 Ok(_) => {
                     bump(&self.counts, |c| {
                         c.begun += 1;
                         c.home += 1;
                     });
-                    tracing::warn!(%zone, "zone {zone} moves home to node {home}: the node is back and its standby there has been current for {after:?} ([mesh] move_home_after_s)");
+                    tracing::warn!(%zone, "zone {zone} moves home to node {home}: the node is back and its standby there has been current for {wait:?} ([mesh] move_home_after_s)");
                 }
                 Err(e) => {
-                    tracing::warn!(%zone, "zone {zone} cannot move home to node {home} now: {e}; trying again in {after:?}");
+                    tracing::warn!(%zone, "zone {zone} cannot move home to node {home} now: {e}; trying again in {wait:?}");
                 }
             }
         }
@@ -331,6 +287,9 @@ impl Moves {
                     && let Err(e) = crate::standby::mark_kept(kept.1, m.zone)
                 {
                     tracing::error!(zone = %m.zone, "cannot write the marker that zone {}'s standby is kept here: {e}", m.zone);
+                }
+                if layout.home_of(m.zone) == Some(m.to) {
+                    self.homeward.went_home(m.zone, now);
                 }
                 bump(&self.counts, |c| c.done += 1);
                 done.push(k);
@@ -433,6 +392,29 @@ fn run_here_again(zone: ZoneID, layout: &Layout, dir: &Arc<DataDir>, node: &Node
         }
         Err(e) => tracing::error!(%zone, "zone {zone} cannot run here again: {e}"),
     }
+}
+
+/// What [`Homeward`] looks at: every zone whose home is another node, with what
+/// membership says of that node, whether the zone runs here, and whether its standby
+/// there is current (the standby of a zone away from home is its home node:
+/// `Layout::other`).
+fn homes_seen(view: &MeshView, layout: &Layout, node: &Node) -> Vec<Look> {
+    let mut looks = Vec::new();
+    for &zone in &layout.zones {
+        let Some(h) = layout.home_of(zone).filter(|&h| h != layout.me) else {
+            continue;
+        };
+        let state = node.standby_state(zone).map(|(_, state, _)| state);
+        let peer = view.peers.iter().find(|p| p.name == layout.nodes[h].0);
+        looks.push(Look {
+            zone,
+            generation: peer.map_or(0, |p| p.generation),
+            alive: peer.is_some_and(|p| p.liveness == Liveness::Alive),
+            runs_here: state.is_some(),
+            current: state == Some(StandbyState::Current),
+        });
+    }
+    looks
 }
 
 /// Counts something in `counts` (`/metrics`).
