@@ -725,7 +725,7 @@ fn a_standby_killed_between_the_vote_and_its_takeover_withdraws_the_promise_on_r
 #[test]
 fn a_standby_killed_before_it_acts_on_its_takeover_is_released_and_dropped() {
     let _machine = crate::alone();
-    let (mut mesh, expected) = n2_held_at_its_promise("released");
+    let (mut mesh, expected) = n2_held_at_its_promise("released", "10000");
     mesh.signal(0, "STOP");
     n2_killed_once_its_takeover_is_agreed(&mut mesh);
     mesh.signal(0, "CONT");
@@ -1205,18 +1205,7 @@ fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
         let serving = asked.elapsed();
         eprintln!("zone 0 moved {id} (n{from} → n{to}): serving {serving:?} after the ask");
         assert!(serving <= Duration::from_secs(2), "{id}: {serving:?}");
-        let final_tick = mesh
-            .log(from)
-            .rsplit("final checkpoint at tick ")
-            .next()
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no final checkpoint:\n{}", mesh.log(from)));
-        assert!(
-            mesh.log(to)
-                .contains(&format!("the checkpoint of tick {final_tick} and")),
-            "n{to} did not restore zone 0 from the final checkpoint (tick {final_tick}):\n{}",
-            mesh.log(to)
-        );
+        restored_from_the_final_checkpoint(&mesh, from, to);
         takeovers += 1;
         wait(&mesh, "the player of zone 0 did not carry on", &|_| {
             let seen = player.seen();
@@ -1295,6 +1284,23 @@ fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
     );
 }
 
+/// Node `to` restored zone 0 from the final checkpoint node `from` wrote when the zone
+/// stopped to move (nothing set back).
+fn restored_from_the_final_checkpoint(mesh: &Mesh3, from: usize, to: usize) {
+    let final_tick = mesh
+        .log(from)
+        .rsplit("final checkpoint at tick ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no final checkpoint:\n{}", mesh.log(from)));
+    assert!(
+        mesh.log(to)
+            .contains(&format!("the checkpoint of tick {final_tick} and")),
+        "n{to} did not restore zone 0 from the final checkpoint (tick {final_tick}):\n{}",
+        mesh.log(to)
+    );
+}
+
 /// The value of `family` in node `k`'s `/metrics`, on the line with label `node` and the
 /// other `label` (`key="value"`, or empty for none).
 fn metric(mesh: &Mesh3, k: usize, family: &str, node: &str, label: &str) -> u64 {
@@ -1318,7 +1324,7 @@ fn metric(mesh: &Mesh3, k: usize, family: &str, node: &str, label: &str) -> u64 
 #[test]
 fn a_zone_whose_standby_dies_as_it_moves_runs_on_where_it_was() {
     let _machine = crate::alone();
-    let (mut mesh, expected) = n2_held_at_its_promise("move-dies");
+    let (mut mesh, expected) = n2_held_at_its_promise("move-dies", "10000");
     move_zone(&mesh, 0, 0);
     // n2 holds its takeover: the move stays announced, and /status says so.
     wait(&mesh, "n0's /status does not show the move", &|m| {
@@ -1347,14 +1353,46 @@ fn a_zone_whose_standby_dies_as_it_moves_runs_on_where_it_was() {
     );
 }
 
-/// The three nodes, n2 holding any takeover 10 s once a majority agreed to it (the
-/// crash-test pause before it asks them to hold that it acts), streams caught up and the
-/// first cut sound. Returns the mesh and the NPCs every cut must hold.
-fn n2_held_at_its_promise(name: &str) -> (Mesh3, BTreeSet<u64>) {
+/// The node a zone leaves dies as the move ends: n0 stopped zone 0, its standby on n2
+/// acknowledged all of it, n0 announced the end and the mesh agreed to n2's takeover (n2
+/// held there by the crash-test pause) when n0 is killed. n2 takes the zone over all the
+/// same, from n0's final checkpoint (nothing set back), and n0, started again, keeps the
+/// zone's standby instead of running it from its own files: every cut holds every NPC
+/// once, before and after n0's return.
+#[test]
+fn the_node_a_zone_leaves_killed_as_the_move_ends_comes_back_as_its_standby() {
+    let _machine = crate::alone();
+    let (mut mesh, expected) = n2_held_at_its_promise("move-left-dies", "3000");
+    move_zone(&mesh, 0, 0);
+    wait(&mesh, "the mesh did not agree to n2's takeover", &|m| {
+        m.log(2)
+            .lines()
+            .any(|l| l.contains("n2 takes zone 0 over from n0") && l.contains("agreed"))
+    });
+    mesh.kill(0);
+    wait(&mesh, "n2 did not take zone 0 over", &|m| {
+        zone_0_ticks_on(m, 2)
+    });
+    restored_from_the_final_checkpoint(&mesh, 0, 2);
+    std::thread::sleep(Duration::from_secs(1));
+    three_sound_cuts(&mesh, &expected, 1);
+    mesh.start(0);
+    n0_keeps_zone_0_on_n2(
+        &mesh,
+        2,
+        "zone 0 does not run on n2 alone after n0's return",
+    );
+    three_sound_cuts(&mesh, &expected, 4);
+}
+
+/// The three nodes, n2 holding any takeover `ms` milliseconds once a majority agreed to
+/// it (the crash-test pause before it asks them to hold that it acts), streams caught up
+/// and the first cut sound. Returns the mesh and the NPCs every cut must hold.
+fn n2_held_at_its_promise(name: &str, ms: &str) -> (Mesh3, BTreeSet<u64>) {
     let mut mesh = Mesh3::new(name);
     mesh.start(0);
     mesh.start(1);
-    mesh.start_with(2, &[("MERIDIAN_PROMISED_PAUSE_MS", "10000")]);
+    mesh.start_with(2, &[("MERIDIAN_PROMISED_PAUSE_MS", ms)]);
     let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
     std::thread::sleep(Duration::from_secs(4));
     assert_sound(&mesh.cut(), &expected, 0);
@@ -1425,15 +1463,7 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
     wait(&mesh, "zone 0 did not move to n2 when asked", &|m| {
         zone_0_ticks_on(m, 2) && !zone_0_ticks_on(m, 0)
     });
-    wait(&mesh, "n0 does not keep zone 0's standby", &|m| {
-        m.status(0).contains("standby zone 0 held")
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        zone_0_ticks_on(&mesh, 2) && !zone_0_ticks_on(&mesh, 0),
-        "zone 0, moved away from n0 on purpose, went back:\n{}",
-        mesh.logs()
-    );
+    n0_keeps_zone_0_on_n2(&mesh, 3, "zone 0, moved away from n0 on purpose, went back");
     for k in 0..NODES {
         assert_eq!(
             mesh.log(k).matches("moves home").count(),
@@ -1459,6 +1489,20 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
     );
     // Since n0's last start: the second move home.
     assert_eq!(took, 1, "n0's takeovers of a move in /metrics");
+}
+
+/// n0 comes to keep zone 0's standby, and `secs` later zone 0 still runs on n2 alone
+/// (else fails with `what`).
+fn n0_keeps_zone_0_on_n2(mesh: &Mesh3, secs: u64, what: &str) {
+    wait(mesh, "n0 does not keep zone 0's standby", &|m| {
+        m.status(0).contains("standby zone 0 held")
+    });
+    std::thread::sleep(Duration::from_secs(secs));
+    assert!(
+        zone_0_ticks_on(mesh, 2) && !zone_0_ticks_on(mesh, 0),
+        "{what}:\n{}",
+        mesh.logs()
+    );
 }
 
 /// n0 stopped with SIGTERM (zone 0 moves to n2; n0 exits cleanly) and started again.
