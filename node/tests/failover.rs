@@ -1464,6 +1464,11 @@ fn a_zone_moves_home_on_its_own_once_its_node_is_back() {
         zone_0_ticks_on(m, 2) && !zone_0_ticks_on(m, 0)
     });
     n0_keeps_zone_0_on_n2(&mesh, 3, "zone 0, moved away from n0 on purpose, went back");
+    let status = mesh.status(2);
+    assert!(
+        status.contains("zone 0 away from home n0: stays (n0 not back since the zone left)"),
+        "n2's /status does not say why zone 0 stays:\n{status}"
+    );
     for k in 0..NODES {
         assert_eq!(
             mesh.log(k).matches("moves home").count(),
@@ -1524,6 +1529,14 @@ fn n0_stopped_and_started(mesh: &mut Mesh3) {
 /// zone 0 goes to n2 and home again, after twice the wait, as n2 says.
 fn stopped_and_home_again(mesh: &mut Mesh3) {
     n0_stopped_and_started(mesh);
+    wait(
+        mesh,
+        "n2's /status does not count down zone 0's move home",
+        &|m| {
+            m.status(2)
+                .contains("zone 0 away from home n0: moves home in")
+        },
+    );
     wait(mesh, "zone 0 did not move home to n0 again", &|m| {
         zone_0_ticks_on(m, 0) && !zone_0_ticks_on(m, 2)
     });

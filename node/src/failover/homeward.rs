@@ -51,6 +51,29 @@ pub(super) struct Unsteady {
     pub wait: Duration,
 }
 
+/// Where a zone running here away from its home stands (a `/status` line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Homing {
+    /// Its clock runs: it moves home in this long.
+    In(Duration),
+    /// Its home node has not come back since the zone left (a drain, or a home still
+    /// down).
+    NotBack,
+    /// Its home node is back, but the zone's standby there does not hold everything.
+    NotCurrent,
+}
+
+/// What one look found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Looked {
+    /// The zones that have been able to move home for their wait by now.
+    pub due: Vec<ZoneID>,
+    /// The zones that came back from an unsteady home since the last look.
+    pub unsteady: Vec<Unsteady>,
+    /// Every zone running here away from its home, and where it stands.
+    pub away: Vec<(ZoneID, Homing)>,
+}
+
 /// The zones' clocks, kept by the failover thread between looks.
 #[derive(Debug, Default)]
 pub(super) struct Homeward {
@@ -80,21 +103,14 @@ impl Homeward {
     }
 
     /// One look at `now`: `looks` holds every zone whose home is another node (any other
-    /// zone forgets its clocks). The zones that have been able to move home for their
-    /// wait by now (their clocks started over: a move that does not happen is tried again
-    /// after the same wait), and the zones that came back from an unsteady home since the
-    /// last look.
-    pub(super) fn due(
-        &mut self,
-        now: Instant,
-        after: Duration,
-        looks: &[Look],
-    ) -> (Vec<ZoneID>, Vec<Unsteady>) {
+    /// zone forgets its clocks). The zones due have their clocks started over: a move
+    /// that does not happen is tried again after the same wait.
+    pub(super) fn due(&mut self, now: Instant, after: Duration, looks: &[Look]) -> Looked {
         let here = |z: &ZoneID| looks.iter().any(|a| a.zone == *z && a.runs_here);
         self.left.retain(|z, _| here(z));
         self.since.retain(|z, _| here(z));
         self.homes.retain(|z, _| looks.iter().any(|a| a.zone == *z));
-        let (mut due, mut unsteady) = (Vec::new(), Vec::new());
+        let mut looked = Looked::default();
         for a in looks {
             let before = self.homes.insert(a.zone, a.generation);
             if !a.runs_here {
@@ -112,21 +128,30 @@ impl Homeward {
                 }
             });
             if arrived && let Some(u) = self.came_back(a.zone, now, after) {
-                unsteady.push(u);
+                looked.unsteady.push(u);
             }
             let back = a.alive && a.generation > left;
             if !(back && a.current) {
                 self.since.remove(&a.zone);
+                let homing = if back {
+                    Homing::NotCurrent
+                } else {
+                    Homing::NotBack
+                };
+                looked.away.push((a.zone, homing));
                 continue;
             }
             let wait = self.wait(a.zone, after);
             let since = self.since.entry(a.zone).or_insert(now);
-            if now.duration_since(*since) >= wait {
+            let waited = now.duration_since(*since);
+            if waited >= wait {
                 *since = now;
-                due.push(a.zone);
+                looked.due.push(a.zone);
             }
+            let left = wait.saturating_sub(waited);
+            looked.away.push((a.zone, Homing::In(left)));
         }
-        (due, unsteady)
+        looked
     }
 
     /// `zone` runs here again: one that went home from here less than [`STEADY`] ago
@@ -178,16 +203,16 @@ mod tests {
     /// first look that answers the zone due.
     fn first_due(h: &mut Homeward, from: Instant, secs: u64, seen: Look) -> Option<u64> {
         (0..=secs).find(|&s| {
-            let (due, _) = h.due(from + Duration::from_secs(s), AFTER, &[seen]);
-            due.contains(&Z)
+            let looked = h.due(from + Duration::from_secs(s), AFTER, &[seen]);
+            looked.due.contains(&Z)
         })
     }
 
     /// The zone arrives here (its home died: generation 1 at the time), the home comes
     /// back as generation 2 with the standby current: the zone is due after `wait`.
     fn arrives_and_waits(h: &mut Homeward, at: Instant) -> Option<u64> {
-        let (due, _) = h.due(at, AFTER, &[away(1, false, false)]);
-        assert!(due.is_empty());
+        let looked = h.due(at, AFTER, &[away(1, false, false)]);
+        assert_eq!(looked.away, [(Z, Homing::NotBack)]);
         first_due(h, at + Duration::from_secs(1), 20_000, away(2, true, true)).map(|s| s + 1)
     }
 
@@ -198,14 +223,19 @@ mod tests {
         assert_eq!(arrives_and_waits(&mut h, t0), Some(31));
         // A drain: the home runs on as the generation the zone left with.
         let mut h = Homeward::default();
-        let (due, _) = h.due(t0, AFTER, &[away(2, true, true)]);
-        assert!(due.is_empty());
+        let looked = h.due(t0, AFTER, &[away(2, true, true)]);
+        assert_eq!(looked.away, [(Z, Homing::NotBack)]);
         assert_eq!(first_due(&mut h, t0, 600, away(2, true, true)), None);
         // A standby that falls behind restarts the clock.
         let mut h = Homeward::default();
         h.due(t0, AFTER, &[away(1, true, true)]);
         h.due(t0 + Duration::from_secs(1), AFTER, &[away(2, true, true)]);
-        h.due(t0 + Duration::from_secs(20), AFTER, &[away(2, true, false)]);
+        let looked = h.due(t0 + Duration::from_secs(20), AFTER, &[away(2, true, false)]);
+        assert_eq!(looked.away, [(Z, Homing::NotCurrent)]);
+        let looked = h.due(t0 + Duration::from_secs(21), AFTER, &[away(2, true, true)]);
+        assert_eq!(looked.away, [(Z, Homing::In(AFTER))]);
+        let looked = h.due(t0 + Duration::from_secs(41), AFTER, &[away(2, true, true)]);
+        assert_eq!(looked.away, [(Z, Homing::In(Duration::from_secs(10)))]);
         let later = first_due(
             &mut h,
             t0 + Duration::from_secs(21),
@@ -231,9 +261,9 @@ mod tests {
         }
         assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 1920, 1920]);
         // Coming back is reported with the wait it now has.
-        let (_, unsteady) = h.due(t, AFTER, &[away(1, false, false)]);
+        let looked = h.due(t, AFTER, &[away(1, false, false)]);
         assert_eq!(
-            unsteady,
+            looked.unsteady,
             [Unsteady {
                 zone: Z,
                 home_for: Duration::from_secs(120),
@@ -246,20 +276,40 @@ mod tests {
         let t = Instant::now();
         h2.went_home(Z, t);
         let back = t + STEADY;
-        let (_, unsteady) = h2.due(back, AFTER, &[away(1, false, false)]);
-        assert!(unsteady.is_empty());
+        let looked = h2.due(back, AFTER, &[away(1, false, false)]);
+        assert!(looked.unsteady.is_empty());
         assert_eq!(h2.wait(Z, AFTER), AFTER);
-        // A move home that did not happen is no coming back: the zone never left here.
-        let mut h3 = Homeward::default();
+    }
+
+    /// A move home that did not happen (given up: the zone runs here again) is no coming
+    /// back, and the zone goes home after the same wait — as long as the zone counted as
+    /// running here while it was stopped for the move, as the failover thread counts it.
+    #[test]
+    fn a_move_home_given_up_is_tried_again_after_the_same_wait() {
+        let mut h = Homeward::default();
         let t = Instant::now();
-        assert_eq!(arrives_and_waits(&mut h3, t), Some(31));
+        assert_eq!(arrives_and_waits(&mut h, t), Some(31));
+        // Stopped for the move: here, its standby not current.
+        let stopped = h.due(t + Duration::from_secs(32), AFTER, &[away(2, true, false)]);
+        assert_eq!(stopped.away, [(Z, Homing::NotCurrent)]);
         let again = first_due(
-            &mut h3,
-            t + Duration::from_secs(32),
+            &mut h,
+            t + Duration::from_secs(33),
             100,
             away(2, true, true),
         );
-        assert_eq!(again, Some(29));
+        assert_eq!(again, Some(30));
+        // Had the stopped zone counted as gone, it would come back as after a drain.
+        let mut h = Homeward::default();
+        assert_eq!(arrives_and_waits(&mut h, t), Some(31));
+        h.due(t + Duration::from_secs(32), AFTER, &[home(2, true)]);
+        let never = first_due(
+            &mut h,
+            t + Duration::from_secs(33),
+            600,
+            away(2, true, true),
+        );
+        assert_eq!(never, None);
     }
 
     /// Seen at the failover thread's pace: the zone runs at home (generation 1); between

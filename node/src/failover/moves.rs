@@ -38,7 +38,7 @@ use meridian_io::runtime::{Node, StandbyState};
 use meridian_io::standby::StandbyServer;
 use meridian_io::store::DataDir;
 
-use super::homeward::{self, Homeward, Look};
+use super::homeward::{self, Homeward, Homing, Look};
 use super::resume::keep_standby;
 use super::{Layout, Watched};
 use crate::mesh::{MeshView, VoteBox};
@@ -82,7 +82,9 @@ pub struct MoveCounts {
 impl MoveBox {
     /// The moves under way, as `/status` lines: `moving zone Z to NODE stopping` (the zone
     /// stops, its standby acknowledging) or `… announced S` (its end announced S seconds
-    /// ago, the standby to take it over).
+    /// ago, the standby to take it over); with `[mesh] move_home_after_s`, one line per
+    /// zone running here away from its home: `zone Z away from home NODE: moves home in
+    /// S` or `…: stays (why)`.
     pub fn status_lines(&self) -> Vec<String> {
         self.under_way.lock().expect("moves").clone()
     }
@@ -125,6 +127,9 @@ pub(super) struct Moves {
     /// Stops the node reported that were looked at.
     stops_seen: usize,
     homeward: Homeward,
+    /// One `/status` line per zone running here away from its home (with `[mesh]
+    /// move_home_after_s`).
+    homing: Vec<String>,
 }
 
 impl Moves {
@@ -139,6 +144,7 @@ impl Moves {
             under_way: Vec::new(),
             stops_seen: 0,
             homeward: Homeward::default(),
+            homing: Vec::new(),
         };
         let box_ = MoveBox {
             asks: tx,
@@ -183,25 +189,46 @@ impl Moves {
                 None => format!("moving zone {} to {to} stopping", m.zone),
             }
         });
-        *self.shown.lock().expect("moves") = lines.collect();
+        *self.shown.lock().expect("moves") = lines.chain(self.homing.iter().cloned()).collect();
         let under_way = self.under_way.len() as u64;
         bump(&self.counts, |c| c.under_way = under_way);
     }
 
     /// Zones that can move home and have waited their wait begin to ([`Homeward`]).
     fn move_home(&mut self, after: Duration, view: &MeshView, layout: &Layout, node: &Node) {
-        let looks = homes_seen(view, layout, node);
-        let (due, unsteady) = self.homeward.due(Instant::now(), after, &looks);
+        let moving: Vec<ZoneID> = self.under_way.iter().map(|m| m.zone).collect();
+        let looks = homes_seen(view, layout, node, &moving);
+        let looked = self.homeward.due(Instant::now(), after, &looks);
         let home_name = |zone| {
             layout
                 .home_of(zone)
                 .map_or("?", |h| layout.nodes[h].0.as_str())
         };
-        for u in unsteady {
+        self.homing = looked
+            .away
+            .iter()
+            .filter(|(zone, _)| !moving.contains(zone))
+            .map(|&(zone, homing)| {
+                let home = home_name(zone);
+                match homing {
+                    Homing::In(left) => format!(
+                        "zone {zone} away from home {home}: moves home in {:.1}",
+                        left.as_secs_f64()
+                    ),
+                    Homing::NotBack => format!(
+                        "zone {zone} away from home {home}: stays ({home} not back since the zone left)"
+                    ),
+                    Homing::NotCurrent => format!(
+                        "zone {zone} away from home {home}: stays (its standby there not current)"
+                    ),
+                }
+            })
+            .collect();
+        for u in looked.unsteady {
             let (zone, home) = (u.zone, home_name(u.zone));
             tracing::warn!(%zone, "zone {zone} runs here again {:.0?} after it went home to node {home}: that node is not steady, so the zone waits {:?} before it goes home again (doubled, at most {}x [mesh] move_home_after_s; a zone home for {:?} starts over)", u.home_for, u.wait, 1 << homeward::MOST_DOUBLINGS, homeward::STEADY);
         }
-        for zone in due {
+        for zone in looked.due {
             if self.under_way.iter().any(|m| m.zone == zone) {
                 continue;
             }
@@ -398,7 +425,10 @@ fn run_here_again(zone: ZoneID, layout: &Layout, dir: &Arc<DataDir>, node: &Node
 /// membership says of that node, whether the zone runs here, and whether its standby
 /// there is current (the standby of a zone away from home is its home node:
 /// `Layout::other`).
-fn homes_seen(view: &MeshView, layout: &Layout, node: &Node) -> Vec<Look> {
+/// A zone moving from here counts as running here: stopped, it is not, and if the move is
+/// given up it must come back with the generation it left its home with, or it would wait
+/// for a restart of its home that never comes.
+fn homes_seen(view: &MeshView, layout: &Layout, node: &Node, moving: &[ZoneID]) -> Vec<Look> {
     let mut looks = Vec::new();
     for &zone in &layout.zones {
         let Some(h) = layout.home_of(zone).filter(|&h| h != layout.me) else {
@@ -410,7 +440,7 @@ fn homes_seen(view: &MeshView, layout: &Layout, node: &Node) -> Vec<Look> {
             zone,
             generation: peer.map_or(0, |p| p.generation),
             alive: peer.is_some_and(|p| p.liveness == Liveness::Alive),
-            runs_here: state.is_some(),
+            runs_here: state.is_some() || moving.contains(&zone),
             current: state == Some(StandbyState::Current),
         });
     }
