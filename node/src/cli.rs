@@ -196,6 +196,13 @@ enum Command {
         /// after a final checkpoint and n2 takes it over once the mesh heard it ended.
         #[arg(long, requires = "mesh", conflicts_with = "sigterm")]
         move_zone: bool,
+        /// With --mesh: start n0 again this many seconds after it was killed (or stopped,
+        /// with --sigterm) — a rolling restart. The demo's world then moves zones home on
+        /// their own 2 s after their node is back ([mesh] move_home_after_s), so zone 0
+        /// goes back to n0; the summary says when. Leave about 6 s of --duration after
+        /// --kill-after plus this.
+        #[arg(long, requires = "mesh", conflicts_with = "move_zone")]
+        restart_after: Option<u64>,
     },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
@@ -314,6 +321,7 @@ pub fn main(games: Games) -> ExitCode {
             kill_after,
             sigterm,
             move_zone,
+            restart_after,
         } => {
             let config = swarm::Config {
                 clients,
@@ -332,7 +340,7 @@ pub fn main(games: Games) -> ExitCode {
                     (false, true) => Ending::Move,
                     (false, false) => Ending::Kill,
                 };
-                demo_mesh(config, port, (kill_after, ending))
+                demo_mesh(config, port, (kill_after, ending, restart_after))
             } else {
                 demo(config, port)
             }
@@ -579,7 +587,7 @@ fn zone_addrs(
 fn demo_mesh(
     mut config: swarm::Config,
     port: u16,
-    (kill_after, ending): (u64, crate::demo_mesh::Ending),
+    (kill_after, ending, restart_after): (u64, crate::demo_mesh::Ending, Option<u64>),
 ) -> anyhow::Result<()> {
     // The swarm's per-violation lines would drown the summary: they are counted there.
     init_logs("warn,meridian_node::swarm=error");
@@ -589,6 +597,7 @@ fn demo_mesh(
         port,
         kill_after: Duration::from_secs(kill_after),
         ending,
+        restart_after: restart_after.map(Duration::from_secs),
     };
     let stop = stop_flag()?;
     if !crate::demo_mesh::run(demo, &stop)? {

@@ -5,9 +5,12 @@
 //! `--kill-after` seconds node n0 is killed with SIGKILL — or, with `--sigterm`, stopped as
 //! a rolling restart stops it (its zones stop, then it leaves the mesh), or, with
 //! `--move-zone`, asked to move zone 0 to its standby while it runs on (`/move?zone=0`).
+//! With `--restart-after`, n0 is started again that long after it stopped, and the world
+//! moves zones home on their own (`[mesh] move_home_after_s`): zone 0 goes back to n0 —
+//! a rolling restart, end to end, under the bots.
 //! At the end, a summary: when the others declared n0 down, when zone 0 served again on
-//! its standby, NPCs lost and duplicated (a consistent cut of the nodes left), and the
-//! bots that kept playing.
+//! its standby (and, restarted, when it ran on n0 again), NPCs lost and duplicated (a
+//! consistent cut of the nodes running), and the bots that kept playing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,7 +41,14 @@ pub struct MeshDemo {
     pub kill_after: Duration,
     /// How zone 0 leaves n0.
     pub ending: Ending,
+    /// n0 is started again this long after it was stopped or killed (not with
+    /// [`Ending::Move`]); the world then moves zones home [`MOVE_HOME_AFTER_S`] seconds
+    /// after their home is back.
+    pub restart_after: Option<Duration>,
 }
+
+/// `[mesh] move_home_after_s` of the demo's world when n0 is started again.
+pub const MOVE_HOME_AFTER_S: u64 = 2;
 
 /// How zone 0 leaves node n0 in the demo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +83,9 @@ struct Failover {
     /// The swarm's violations when n0 was killed, and at the end of the failover's gap.
     violations_at_kill: u64,
     violations_after_gap: Option<u64>,
+    /// n0 started again, and (after that) zone 0 ticking on n0 again.
+    restarted: Option<Instant>,
+    home: Option<Duration>,
 }
 
 /// The failover's gap, as the summary counts violations: from the kill until this long
@@ -98,7 +111,12 @@ impl Drop for Cluster {
 
 /// The world file of the run: the mesh-3 layout on `port`, with `keys` and `auth`, every
 /// zone playing `game` if one is named.
-fn world_text(port: u16, keys: &[[u8; 32]], auth: &[u8; 32], game: Option<&str>) -> String {
+fn world_text(
+    port: u16,
+    keys: &[[u8; 32]],
+    auth: &[u8; 32],
+    (game, move_home): (Option<&str>, bool),
+) -> String {
     let mut text = format!(
         "[world]\nid = 3\nbounds = {{ x_min = 0.0, y_min = 0.0, x_max = 768.0, y_max = 256.0 }}\n\
          tick_rate_hz = 30\nmargin_m = 4.0\naura_m = 24.0\ncell_size_m = 16.0\n\n\
@@ -126,6 +144,11 @@ fn world_text(port: u16, keys: &[[u8; 32]], auth: &[u8; 32], game: Option<&str>)
     if let Some(game) = game {
         text.push_str(&format!("\n[game]\nname = \"{game}\"\n"));
     }
+    if move_home {
+        text.push_str(&format!(
+            "\n[mesh]\nmove_home_after_s = {MOVE_HOME_AFTER_S}\n"
+        ));
+    }
     text
 }
 
@@ -134,7 +157,7 @@ impl Cluster {
     fn start(
         port: u16,
         auth: &ed25519_dalek::SigningKey,
-        game: Option<&str>,
+        world: (Option<&str>, bool),
     ) -> anyhow::Result<(Cluster, String)> {
         let dir = std::env::temp_dir().join(format!("meridian-demo-mesh-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -145,7 +168,7 @@ impl Cluster {
             keyfile::write(&dir.join(format!("n{k}.key")), &key, false)?;
             keys.push(key.verifying_key().to_bytes());
         }
-        let text = world_text(port, &keys, &auth.verifying_key().to_bytes(), game);
+        let text = world_text(port, &keys, &auth.verifying_key().to_bytes(), world);
         let world = dir.join("world.toml");
         std::fs::write(&world, &text)?;
         let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
@@ -165,7 +188,11 @@ impl Cluster {
     }
 
     fn spawn(&mut self, k: usize) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.dir.join(format!("n{k}.log")))?;
+        // Appended: a node started again keeps the log of its first run.
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("n{k}.log")))?;
         let child = Command::new(std::env::current_exe()?)
             .arg("node")
             .arg("--world")
@@ -237,13 +264,36 @@ impl Cluster {
     }
 }
 
-/// Watches n2 after the kill: when it declares n0 down and when zone 0 ticks there.
-fn watch_failover(admin: SocketAddr, failover: &Mutex<Failover>, stop: &AtomicBool) {
+/// Watches n2 after the kill: when it declares n0 down and when zone 0 ticks there; then,
+/// if n0 is started again (`home`), when zone 0 ticks on n0.
+fn watch_failover(
+    (admins, restart): ([SocketAddr; 2], bool),
+    failover: &Mutex<Failover>,
+    stop: &AtomicBool,
+) {
+    let [n0, admin] = admins;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
-        let Some(killed) = failover.lock().expect("failover").killed else {
+        let (killed, restarted) = {
+            let f = failover.lock().expect("failover");
+            (f.killed, f.restarted)
+        };
+        let Some(killed) = killed else {
             continue;
         };
+        if let Some(restarted) = restarted {
+            // On n0 and no longer on n2: n0's restart resumes zone 0 from its own files
+            // for a moment before it is told the zone runs on n2 and stands down.
+            let ticks = |a| {
+                http_get(a, "/status")
+                    .is_ok_and(|s| value(&s, "zone 0 ", "tick").is_some_and(|t| t > 0))
+            };
+            if ticks(n0) && !ticks(admin) {
+                failover.lock().expect("failover").home = Some(restarted.elapsed());
+                return;
+            }
+            continue;
+        }
         let Ok(status) = http_get(admin, "/status") else {
             continue;
         };
@@ -260,7 +310,7 @@ fn watch_failover(admin: SocketAddr, failover: &Mutex<Failover>, stop: &AtomicBo
         if f.serving.is_none() && value(&status, "zone 0 ", "tick").is_some_and(|t| t > 0) {
             f.serving = Some(killed.elapsed());
         }
-        if f.detected.is_some() && f.serving.is_some() {
+        if f.detected.is_some() && f.serving.is_some() && !restart {
             return;
         }
     }
@@ -313,10 +363,27 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         demo.kill_after.as_secs(),
         demo.swarm.duration.as_secs()
     );
+    if let Some(after) = demo.restart_after {
+        anyhow::ensure!(
+            demo.ending != Ending::Move,
+            "--restart-after starts n0 again after it stopped; with --move-zone it runs on"
+        );
+        let home = demo.kill_after + after + Duration::from_secs(MOVE_HOME_AFTER_S + 4);
+        anyhow::ensure!(
+            home <= demo.swarm.duration,
+            "--kill-after ({} s) + --restart-after ({} s) leaves zone 0 no time to go home \
+             before the end of the run (--duration {} s): it needs about {} s more than both",
+            demo.kill_after.as_secs(),
+            after.as_secs(),
+            demo.swarm.duration.as_secs(),
+            MOVE_HOME_AFTER_S + 4
+        );
+    }
     let auth = keyfile::generate()?;
     // Bots playing tag need the game: the world file names it, and every node plays it.
     let game = (demo.swarm.pattern == swarm::Pattern::Tag).then_some(crate::games::TAG);
-    let (mut cluster, text) = Cluster::start(demo.port, &auth, game)?;
+    let restart = demo.restart_after.is_some();
+    let (mut cluster, text) = Cluster::start(demo.port, &auth, (game, restart))?;
     let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
     println!(
         "demo --mesh: 3 node processes (logs and data in {}), {} NPCs per zone, {} bots ({:?}); \
@@ -332,6 +399,13 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         },
         demo.kill_after.as_secs()
     );
+    if let Some(after) = demo.restart_after {
+        println!(
+            "  n0 is started again {} s later; zones move home {MOVE_HOME_AFTER_S} s after \
+             their node is back ([mesh] move_home_after_s)",
+            after.as_secs()
+        );
+    }
     for (k, admin) in cluster.admins.iter().enumerate() {
         println!("  n{k}: live map {}", crate::map::url(*admin));
     }
@@ -353,12 +427,13 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     };
     let failover = Arc::new(Mutex::new(Failover::default()));
     let watcher = {
-        let (failover, admin) = (failover.clone(), cluster.admins[2]);
+        let admins = ([cluster.admins[0], cluster.admins[2]], restart);
+        let failover = failover.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         (
             stop,
-            std::thread::spawn(move || watch_failover(admin, &failover, &s)),
+            std::thread::spawn(move || watch_failover(admins, &failover, &s)),
         )
     };
     let report = swarm::run(&target, &demo.swarm, stop, |p| {
@@ -381,6 +456,7 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
             }
             println!("[{:>4}s] {}", p.elapsed.as_secs(), demo.ended());
         }
+        restart_when_due(&mut cluster, &demo, &failover, p.elapsed);
         let mut f = failover.lock().expect("failover");
         if let (Some(killed), Some(serving), None) = (f.killed, f.serving, f.violations_after_gap)
             && killed.elapsed() >= serving + GAP_AFTER_SERVING
@@ -402,8 +478,13 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     watcher.0.store(true, Ordering::Relaxed);
     let _ = watcher.1.join();
     let f = *failover.lock().expect("failover");
-    // After a move n0 runs on and answers the cut (it holds nothing of zone 0 now).
-    let alive = if demo.ending == Ending::Move { 0 } else { 1 };
+    // After a move n0 runs on and answers the cut (it holds nothing of zone 0 now), and
+    // so it does started again.
+    let alive = if demo.ending == Ending::Move || f.restarted.is_some() {
+        0
+    } else {
+        1
+    };
     let (lost, duplicated) = conservation(&cluster.admins[alive..])?;
     let kept_playing = report.connected.saturating_sub(report.timed_out);
     println!("\n{}", report.table());
@@ -430,6 +511,13 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         "  zone 0 serving on n2 in  {}  (target 2 s)",
         shown(f.serving)
     );
+    if let Some(after) = demo.restart_after {
+        println!("  n0 started again after   {} s", after.as_secs());
+        println!(
+            "  zone 0 home on n0 in     {}  after n0 started again (move_home_after_s = {MOVE_HOME_AFTER_S})",
+            shown(f.home)
+        );
+    }
     println!(
         "  NPCs lost                {lost}  of {}",
         NPCS_PER_ZONE * NODES as u64
@@ -450,7 +538,31 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
         total.saturating_sub(gap_end)
     );
     println!("logs and data: {}", cluster.dir.display());
-    Ok(lost == 0 && duplicated == 0 && f.serving.is_some())
+    let home = !restart || f.home.is_some();
+    Ok(lost == 0 && duplicated == 0 && f.serving.is_some() && home)
+}
+
+/// Starts n0 again once `--restart-after` has passed since it stopped.
+fn restart_when_due(
+    cluster: &mut Cluster,
+    demo: &MeshDemo,
+    failover: &Mutex<Failover>,
+    elapsed: Duration,
+) {
+    let Some(after) = demo.restart_after else {
+        return;
+    };
+    let mut f = failover.lock().expect("failover");
+    if f.restarted.is_some() || f.killed.is_none() || elapsed < demo.kill_after + after {
+        return;
+    }
+    match cluster.spawn(0) {
+        Ok(()) => {
+            f.restarted = Some(Instant::now());
+            println!("[{:>4}s] started n0 again", elapsed.as_secs());
+        }
+        Err(e) => eprintln!("n0 could not be started again: {e}"),
+    }
 }
 
 /// Asks n0 (at `admin`) to move zone 0 to its standby, again every 100 ms for up to 5 s

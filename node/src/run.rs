@@ -888,40 +888,59 @@ pub fn entities_text(snapshots: &[Snapshot]) -> String {
     for s in snapshots {
         let _ = writeln!(
             out,
-            "zone {} tick {} taken_at_ns {} owned {} in_flight {}",
+            "zone {} tick {} taken_at_ns {} owned {} in_flight {}{}",
             s.zone,
             s.tick,
             s.taken_at_ns,
-            s.owned.len(),
-            s.in_flight.len()
+            owned_of(s).len(),
+            in_flight_of(s).len(),
+            tentative(s)
         );
-        for (id, epoch) in &s.owned {
+        for (id, epoch) in owned_of(s) {
             let _ = writeln!(out, "owned {id} {epoch}");
         }
-        for (id, epoch) in &s.in_flight {
+        for (id, epoch) in in_flight_of(s) {
             let _ = writeln!(out, "in_flight {id} {epoch}");
         }
     }
     out
 }
 
-/// A cut's `zone Z tick T taken_at_ns N` line.
+/// What a zone owns, as the cuts show it: nothing while its run is tentative (its gate
+/// let nothing out yet: a restart waiting for its standby, which may run the zone now).
+fn owned_of(s: &Snapshot) -> &[(u64, u32)] {
+    if s.tentative { &[] } else { &s.owned }
+}
+
+/// What a zone handed off and awaits DONE for, as the cuts show it (see [`owned_of`]).
+fn in_flight_of(s: &Snapshot) -> &[(u64, u32)] {
+    if s.tentative { &[] } else { &s.in_flight }
+}
+
+/// The word a tentative zone's line ends with.
+fn tentative(s: &Snapshot) -> &'static str {
+    if s.tentative { " tentative" } else { "" }
+}
+
+/// A cut's `zone Z tick T taken_at_ns N` line (`… tentative` for a tentative run).
 fn zone_line(out: &mut String, s: &Snapshot) {
     let _ = writeln!(
         out,
-        "zone {} tick {} taken_at_ns {}",
-        s.zone, s.tick, s.taken_at_ns
+        "zone {} tick {} taken_at_ns {}{}",
+        s.zone,
+        s.tick,
+        s.taken_at_ns,
+        tentative(s)
     );
 }
 
-/// The admin `/positions?view=X0,Y0,X1,Y1` body: the `/entities` cut with positions, only
-/// what lies in the window (default: the world). Per zone a `zone Z tick T taken_at_ns N`
-/// line, then `at ID X Y` (metres) for each owned entity inside.
+/// The admin `/positions` body: per zone a `zone Z tick T taken_at_ns N` line, then
+/// `at ID X Y` for each entity it owns inside `view` (none while its run is tentative).
 pub fn positions_text(snapshots: &[Snapshot], view: meridian_core::world::Rect) -> String {
     let mut out = String::new();
     for s in snapshots {
         zone_line(&mut out, s);
-        for ((id, _), [x, y]) in s.owned.iter().zip(&s.positions) {
+        for ((id, _), [x, y]) in owned_of(s).iter().zip(&s.positions) {
             if (view.x_min..=view.x_max).contains(x) && (view.y_min..=view.y_max).contains(y) {
                 let _ = writeln!(out, "at {id} {x} {y}");
             }
@@ -932,11 +951,14 @@ pub fn positions_text(snapshots: &[Snapshot], view: meridian_core::world::Rect) 
 
 /// The admin `/avatars` body: per zone a `zone Z tick T taken_at_ns N` line, then
 /// `avatar ID EPOCH` for each client avatar it owns and `avatar_in_flight ID EPOCH` for each
-/// it handed off and awaits DONE for.
+/// it handed off and awaits DONE for (none while its run is tentative).
 pub fn avatars_text(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     for s in snapshots {
         zone_line(&mut out, s);
+        if s.tentative {
+            continue;
+        }
         for (id, epoch) in &s.avatars {
             let _ = writeln!(out, "avatar {id} {epoch}");
         }

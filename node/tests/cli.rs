@@ -364,22 +364,31 @@ fn demo_mesh_kills_a_node_and_reports_the_failover() {
     );
 }
 
-/// `meridian demo --mesh --sigterm`: n0 stopped as a rolling restart stops it; it leaves
-/// the mesh, and zone 0 serves on its standby well under the suspicion a kill needs.
+/// `meridian demo --mesh --sigterm --restart-after 2`: a rolling restart of n0 under the
+/// bots. Stopped, it leaves the mesh, and zone 0 serves on its standby well under the
+/// suspicion a kill needs; started again two seconds later, it gets zone 0 back on its
+/// own (`[mesh] move_home_after_s`), with nothing lost or duplicated across the three
+/// nodes and no violation after the stop's gap — the move home included.
 #[test]
-fn demo_mesh_sigterm_stops_a_node_and_its_zone_moves_at_once() {
+fn demo_mesh_sigterm_and_restart_moves_zone_0_away_and_home() {
     // Bots crossing the borders (handoffs between the nodes), where the test above plays tag.
     let stdout = demo_mesh(
-        &["--sigterm", "--pattern", "cross"],
+        &["--sigterm", "--pattern", "cross", "--restart-after", "2"],
         "stopped n0 (SIGTERM)",
         "before the stop",
     );
     let serving = zone_0_serving_s(&stdout);
     // 0.1-0.2 s on an idle machine; a suspicion alone takes 0.5 s.
     assert!(serving < 0.5, "zone 0 serving after {serving} s\n{stdout}");
+    let home = stdout
+        .lines()
+        .find(|l| l.contains("zone 0 home on n0 in"))
+        .unwrap_or_default();
+    assert!(home.contains(" s "), "{home}\n{stdout}");
 }
 
-/// Runs `meridian demo --mesh` (24 bots, 12 s, n0 ended after 5 s) with `extra` arguments;
+/// Runs `meridian demo --mesh` (24 bots, 12 s — 16 s with `--restart-after` — n0 ended
+/// after 5 s) with `extra` arguments;
 /// checks the summary (`ended`: how n0 ended; `before`: the violations' first part) and
 /// returns its standard output.
 fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
@@ -390,6 +399,11 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
         .flat_map(|k| [10 * k, 10 * k + 1, 10 * k + 2, 100 + 10 * k, 200 + 10 * k])
         .collect();
     let port = crate::free_ports_at(&offsets);
+    let duration = if extra.contains(&"--restart-after") {
+        "16"
+    } else {
+        "12"
+    };
     let out = meridian()
         .args([
             "demo",
@@ -397,7 +411,7 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
             "--clients",
             "24",
             "--duration",
-            "12",
+            duration,
             "--kill-after",
             "5",
         ])
@@ -448,6 +462,41 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
         assert!(samples > 0, "{line}\n{stdout}");
     }
     stdout
+}
+
+/// `meridian demo --mesh` refuses what cannot be shown before it starts anything: a
+/// restart with `--move-zone` (n0 never stops), a restart with no time left for zone 0
+/// to go home, a kill after the end, and `--restart-after` without `--mesh`.
+#[test]
+fn demo_mesh_refuses_a_restart_it_cannot_show() {
+    for (args, says) in [
+        (
+            &["--mesh", "--move-zone", "--restart-after", "2"][..],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "--mesh",
+                "--kill-after",
+                "5",
+                "--restart-after",
+                "8",
+                "--duration",
+                "15",
+            ][..],
+            "leaves zone 0 no time to go home before the end of the run (--duration 15 s)",
+        ),
+        (
+            &["--mesh", "--kill-after", "20", "--duration", "15"][..],
+            "--kill-after (20 s) must come before the end of the run",
+        ),
+        (&["--restart-after", "2"][..], "--mesh"),
+    ] {
+        let out = meridian().arg("demo").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 /// `meridian demo --mesh --move-zone`: n0, running on, is asked to move zone 0 to its

@@ -98,6 +98,12 @@ fn each_standby_holds_what_its_primary_wrote_and_handoffs_go_through_the_gate() 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Held by their standbys, the runs are the world's (the cuts list their entities).
+    for n in &nodes {
+        let cut = n.snapshot(Duration::from_secs(2)).expect("a cut");
+        assert!(cut.iter().all(|s| !s.tentative && !s.owned.is_empty()));
+        assert!(!run::entities_text(&cut).contains("tentative"));
+    }
     // Node 0 stops first: a clean stop leaves its standby (on node 1) complete.
     let mut nodes = nodes.into_iter();
     let n0 = nodes.next().unwrap();
@@ -122,6 +128,8 @@ fn each_standby_holds_what_its_primary_wrote_and_handoffs_go_through_the_gate() 
 /// The gate, in a real node: zones 0 and 1 on node n0 keep their standby on n1, which
 /// never starts. Their border dancers offer each other NPCs, but no relinquish reaches
 /// a standby, so no COMMIT leaves and nothing is handed away — while n0's zones tick on.
+/// Their runs are tentative all along (their gate let nothing out): the admin cuts list
+/// none of their entities, and say why.
 #[test]
 fn without_its_standby_a_zone_hands_nothing_away() {
     let _machine = crate::shared();
@@ -145,6 +153,15 @@ fn without_its_standby_a_zone_hands_nothing_away() {
     let dir = scratch("alone");
     let n0 = start(&spec, 0, &dir);
     std::thread::sleep(Duration::from_secs(3));
+    let cut = n0.snapshot(Duration::from_secs(2)).expect("a cut");
+    assert!(cut.iter().all(|s| s.tentative && !s.owned.is_empty()));
+    let text = run::entities_text(&cut);
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("zone ") && l.ends_with(" tentative")),
+        "{text}"
+    );
+    assert!(text.contains(" owned 0 in_flight 0 tentative"), "{text}");
     let stats = n0.stop().unwrap();
     for s in &stats {
         assert!(s.tick > 60, "zone {} ticked only {} times", s.zone, s.tick);

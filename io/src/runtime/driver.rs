@@ -266,6 +266,9 @@ impl<'a> ZoneDriver<'a> {
         snapshot.zone = zone.id().0;
         snapshot.taken_at_ns = self.clock.now().as_nanos();
         snapshot.tick = zone.tick_count();
+        // The run's first append (its incarnation, right after the restart checkpoint)
+        // is what its first datagrams wait for.
+        snapshot.tentative = self.durable.as_ref().is_some_and(|d| d.safe() == 0);
         snapshot.owned.clear();
         snapshot
             .owned

@@ -251,6 +251,11 @@ pub struct Snapshot {
     pub avatars: Vec<(u64, u32)>,
     /// (entity id, new epoch) of every relinquished client avatar awaiting DONE.
     pub avatars_in_flight: Vec<(u64, u32)>,
+    /// This run is still tentative: its gate has let nothing out, because its standby
+    /// holds none of it yet — a restarted run waiting for the standby's first answer,
+    /// which may be that the zone runs elsewhere now (then this run stands down). Nothing
+    /// it did has left the zone, so what it holds is not yet the world's.
+    pub tentative: bool,
 }
 
 pub(crate) struct Shared {

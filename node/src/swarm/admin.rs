@@ -41,7 +41,8 @@ pub fn sample_owners(
         for line in body.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["zone", _, "tick", _, "taken_at_ns", t] => zone_time = t.parse()?,
+                // A tentative run's line lists none of its avatars.
+                ["zone", _, "tick", _, "taken_at_ns", t, ..] => zone_time = t.parse()?,
                 ["avatar", id, epoch] => {
                     let id = id.parse()?;
                     present.insert(id);

@@ -167,6 +167,9 @@ pub(super) const NPC_SPEED_MPS: f32 = 7.5;
 pub(super) fn parse_positions(body: &str, cut: &mut Cut) -> anyhow::Result<()> {
     for line in body.lines() {
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            // A tentative run (a restart its standby has not answered yet) lists nothing,
+            // and its tick says nothing of the zone's.
+            ["zone", .., "tentative"] => {}
             ["zone", zone, "tick", tick, ..] => cut.ticks.push((zone.parse()?, tick.parse()?)),
             ["at", id, x, y] => cut.entities.push((id.parse()?, [x.parse()?, y.parse()?])),
             _ => anyhow::bail!("unexpected /positions line {line:?}"),
