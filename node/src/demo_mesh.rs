@@ -265,7 +265,7 @@ impl Cluster {
 }
 
 /// Watches n2 after the kill: when it declares n0 down and when zone 0 ticks there; then,
-/// if n0 is started again (`home`), when zone 0 ticks on n0.
+/// with `restart` (n0 is started again), when zone 0 ticks on n0 and no longer on n2.
 fn watch_failover(
     (admins, restart): ([SocketAddr; 2], bool),
     failover: &Mutex<Failover>,

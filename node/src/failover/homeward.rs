@@ -148,8 +148,9 @@ impl Homeward {
                 *since = now;
                 looked.due.push(a.zone);
             }
-            let left = wait.saturating_sub(waited);
-            looked.away.push((a.zone, Homing::In(left)));
+            looked
+                .away
+                .push((a.zone, Homing::In(wait.saturating_sub(waited))));
         }
         looked
     }
