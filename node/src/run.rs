@@ -861,7 +861,7 @@ pub fn status_text(stats: &[ZoneStats]) -> String {
         let _ = writeln!(
             out,
             "zone {} tick {} entities {} ghosts {} in_flight {} tick_p50_us {} tick_p99_us {} tick_max_us {} tick_cpu_p99_us {} \
-             arrivals {} departures {} packets_in {} packets_out {} drops {} verify_failures {}",
+             arrivals {} departures {} packets_in {} packets_out {} drops {} verify_failures {}{}",
             s.zone,
             s.tick,
             s.entities,
@@ -876,7 +876,8 @@ pub fn status_text(stats: &[ZoneStats]) -> String {
             s.packets_in,
             s.packets_out,
             s.drops,
-            s.verify_failures
+            s.verify_failures,
+            if s.tentative { " tentative" } else { "" }
         );
     }
     out

@@ -103,6 +103,7 @@ fn each_standby_holds_what_its_primary_wrote_and_handoffs_go_through_the_gate() 
         let cut = n.snapshot(Duration::from_secs(2)).expect("a cut");
         assert!(cut.iter().all(|s| !s.tentative && !s.owned.is_empty()));
         assert!(!run::entities_text(&cut).contains("tentative"));
+        assert!(!run::status_text(&n.stats()).contains("tentative"));
     }
     // Node 0 stops first: a clean stop leaves its standby (on node 1) complete.
     let mut nodes = nodes.into_iter();
@@ -129,7 +130,7 @@ fn each_standby_holds_what_its_primary_wrote_and_handoffs_go_through_the_gate() 
 /// never starts. Their border dancers offer each other NPCs, but no relinquish reaches
 /// a standby, so no COMMIT leaves and nothing is handed away — while n0's zones tick on.
 /// Their runs are tentative all along (their gate let nothing out): the admin cuts list
-/// none of their entities, and say why.
+/// none of their entities, and say why, as `/status` does.
 #[test]
 fn without_its_standby_a_zone_hands_nothing_away() {
     let _machine = crate::shared();
@@ -162,6 +163,8 @@ fn without_its_standby_a_zone_hands_nothing_away() {
         "{text}"
     );
     assert!(text.contains(" owned 0 in_flight 0 tentative"), "{text}");
+    let status = run::status_text(&n0.stats());
+    assert_eq!(status.matches(" tentative\n").count(), 2, "{status}");
     let stats = n0.stop().unwrap();
     for s in &stats {
         assert!(s.tick > 60, "zone {} ticked only {} times", s.zone, s.tick);

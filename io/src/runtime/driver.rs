@@ -129,6 +129,8 @@ struct ZoneDriver<'a> {
     second_cpu: Histogram<u64>,
     buf: [u8; DATAGRAM_SIZE_MAX],
     local_drops: u64,
+    /// This run has sent a datagram: it is no longer tentative (see `Snapshot::tentative`).
+    released_any: bool,
     next_publish: Instant,
     snapshot_served: u64,
     arrived: u64,
@@ -231,6 +233,7 @@ impl<'a> ZoneDriver<'a> {
             second,
             buf: [0u8; DATAGRAM_SIZE_MAX],
             local_drops: 0,
+            released_any: false,
             next_publish: clock.now(),
             next_map: clock.now(),
             clock,
@@ -266,9 +269,7 @@ impl<'a> ZoneDriver<'a> {
         snapshot.zone = zone.id().0;
         snapshot.taken_at_ns = self.clock.now().as_nanos();
         snapshot.tick = zone.tick_count();
-        // The run's first append (its incarnation, right after the restart checkpoint)
-        // is what its first datagrams wait for.
-        snapshot.tentative = self.durable.as_ref().is_some_and(|d| d.safe() == 0);
+        snapshot.tentative = self.tentative();
         snapshot.owned.clear();
         snapshot
             .owned
@@ -400,6 +401,7 @@ impl<'a> ZoneDriver<'a> {
             }
         }
         let wait_for = self.durable.as_ref().map_or(0, |d| d.appended);
+        let packets_before = self.stats.packets_out;
         let (buf, stats) = (&mut self.buf, &mut self.stats);
         let held_before = self.held.len();
         let mut out = |to: Peer, bytes: &[u8], router: &mut Router<'_>, udp: &mut UdpRing| {
@@ -432,6 +434,7 @@ impl<'a> ZoneDriver<'a> {
                 self.gate_clock.held(wait_for, self.clock.now());
             }
         }
+        self.released_any |= !hold && self.stats.packets_out > packets_before;
         if !hold && let Err(e) = self.udp.flush() {
             tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
         }
@@ -480,9 +483,18 @@ impl<'a> ZoneDriver<'a> {
             }
             sent = true;
         }
+        self.released_any |= sent;
         if sent && let Err(e) = self.udp.flush() {
             tracing::warn!(zone = %self.zone.id(), "UDP submit failed: {e}");
         }
+    }
+
+    /// This run is tentative (`Snapshot::tentative`): the run's first append (its
+    /// incarnation, right after the restart checkpoint) is what its first datagrams wait
+    /// for; a run that sent anything all the same (a gate that leaks) is not, so the cuts
+    /// still show what it holds.
+    fn tentative(&self) -> bool {
+        !self.released_any && self.durable.as_ref().is_some_and(|d| d.safe() == 0)
     }
 
     /// Datagrams wait for the disk.

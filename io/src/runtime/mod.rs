@@ -192,6 +192,8 @@ pub enum RuntimeError {
 pub struct ZoneStats {
     pub zone: u32,
     pub tick: u64,
+    /// The run is tentative (see [`Snapshot::tentative`]).
+    pub tentative: bool,
     pub entities: usize,
     pub ghosts: usize,
     pub in_flight: usize,
@@ -251,10 +253,11 @@ pub struct Snapshot {
     pub avatars: Vec<(u64, u32)>,
     /// (entity id, new epoch) of every relinquished client avatar awaiting DONE.
     pub avatars_in_flight: Vec<(u64, u32)>,
-    /// This run is still tentative: its gate has let nothing out, because its standby
-    /// holds none of it yet — a restarted run waiting for the standby's first answer,
-    /// which may be that the zone runs elsewhere now (then this run stands down). Nothing
-    /// it did has left the zone, so what it holds is not yet the world's.
+    /// This run is still tentative: it has sent nothing, and its gate would let nothing
+    /// out, because its standby holds none of it yet — a restarted run waiting for the
+    /// standby's first answer, which may be that the zone runs elsewhere now (then this
+    /// run stands down). Nothing it did has left the zone, so what it holds is not yet the
+    /// world's. (A run that sent anything is never tentative: a gate that leaked shows.)
     pub tentative: bool,
 }
 

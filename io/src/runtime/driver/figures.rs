@@ -87,7 +87,9 @@ impl ZoneDriver<'_> {
         let ticks = if whole_run { &self.total } else { &self.second };
         let c = self.udp.counters();
         let io_drops = self.local_drops + c.truncated + c.recv_errors + c.send_errors;
+        let tentative = self.tentative();
         let (zone, stats) = (&self.zone, &mut self.stats);
+        stats.tentative = tentative;
         let (inbox_drops, outbox_drops) = zone.datagram_drops();
         stats.tick = zone.tick_count();
         stats.entities = zone.entities().len();
