@@ -106,10 +106,12 @@ impl Homeward {
     /// zone forgets its clocks). The zones due have their clocks started over: a move
     /// that does not happen is tried again after the same wait.
     pub(super) fn due(&mut self, now: Instant, after: Duration, looks: &[Look]) -> Looked {
-        let here = |z: &ZoneID| looks.iter().any(|a| a.zone == *z && a.runs_here);
-        self.left.retain(|z, _| here(z));
-        self.since.retain(|z, _| here(z));
-        self.homes.retain(|z, _| looks.iter().any(|a| a.zone == *z));
+        // Each look's zones once (a world may have hundreds, looked at every 20 ms).
+        let looked_at: HashMap<ZoneID, bool> =
+            looks.iter().map(|a| (a.zone, a.runs_here)).collect();
+        self.left.retain(|z, _| looked_at.get(z) == Some(&true));
+        self.since.retain(|z, _| looked_at.get(z) == Some(&true));
+        self.homes.retain(|z, _| looked_at.contains_key(z));
         let mut looked = Looked::default();
         for a in looks {
             let before = self.homes.insert(a.zone, a.generation);
