@@ -239,13 +239,14 @@ mod tests {
         assert_eq!(looked.away, [(Z, Homing::In(AFTER))]);
         let looked = h.due(t0 + Duration::from_secs(41), AFTER, &[away(2, true, true)]);
         assert_eq!(looked.away, [(Z, Homing::In(Duration::from_secs(10)))]);
+        // Due 30 s after the clock started again at 21 s: at 51 s.
         let later = first_due(
             &mut h,
-            t0 + Duration::from_secs(21),
+            t0 + Duration::from_secs(42),
             100,
             away(2, true, true),
         );
-        assert_eq!(later, Some(30));
+        assert_eq!(later, Some(9));
     }
 
     #[test]
