@@ -247,6 +247,12 @@ mod tests {
             away(2, true, true),
         );
         assert_eq!(later, Some(9));
+        let looked = h.due(t0 + Duration::from_secs(51), AFTER, &[away(2, true, true)]);
+        assert_eq!(
+            looked.away,
+            [(Z, Homing::In(AFTER))],
+            "the clock starts over"
+        );
     }
 
     #[test]
