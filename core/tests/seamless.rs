@@ -36,6 +36,9 @@ struct Mesh {
     owner: Option<usize>,
     config: InterestConfig,
     now: Instant,
+    /// Datagrams to this zone are lost while the count lasts (ticks): its peers still send
+    /// to where its old run was.
+    unheard: Option<(usize, u32)>,
 }
 
 impl Mesh {
@@ -51,7 +54,33 @@ impl Mesh {
             owner: None,
             config,
             now: Instant::ZERO,
+            unheard: None,
         }
+    }
+
+    /// Zone `z` starts a new run (incarnation one past the old one's) from what the old
+    /// run owned, as a standby's takeover or a move does: no ghosts, no replication state
+    /// for the client (its view starts over), its session bound again; its peers keep
+    /// sending to the old run for `unheard` ticks.
+    fn new_run(&mut self, z: usize, avatar: &EntityInit, unheard: u32) {
+        let old = &self.zones[z];
+        let (world, id) = (*old.world(), old.id());
+        let incarnation = old.incarnation() + 1;
+        let limits = Limits::for_entities(16_384);
+        let config = meridian_core::handoff::HandoffConfig::default();
+        let mut run = Zone::with_config(&world, id, limits, config, self.now, incarnation).unwrap();
+        let e = old.entities();
+        for i in 0..e.len() {
+            let (id, x, y) = (e.ids()[i].0, e.xs()[i], e.ys()[i]);
+            if id != AVATAR {
+                run.insert(&still(id, x, y)).unwrap();
+            }
+        }
+        self.zones[z] = run;
+        self.place_avatar(avatar);
+        self.replicators[z] = Replicator::new(self.config);
+        self.view = ClientView::new(&self.config);
+        self.unheard = Some((z, unheard));
     }
 
     fn place(&mut self, e: &EntityInit) {
@@ -79,13 +108,21 @@ impl Mesh {
             for _ in zone.drain_log() {}
         }
         let mut buf = [0u8; 1500];
+        let lost = self.unheard.filter(|u| u.1 > 0).map(|u| u.0);
         for from in 0..self.zones.len() {
+            let run = self.zones[from].incarnation();
             while let Some(t) = self.zones[from].poll_transmit(&mut buf) {
-                if let Peer::Zone(to) = t.to {
-                    let sender = Peer::Zone(ZoneID(from as u32));
-                    self.zones[to.0 as usize].handle_datagram(self.now, sender, &buf[..t.len]);
+                if let Peer::Zone(to) = t.to
+                    && lost != Some(to.0 as usize)
+                {
+                    let sender = ZoneID(from as u32);
+                    let zone = &mut self.zones[to.0 as usize];
+                    zone.handle_zone_datagram(self.now, sender, run, &buf[..t.len]);
                 }
             }
+        }
+        if let Some((_, ticks)) = &mut self.unheard {
+            *ticks = ticks.saturating_sub(1);
         }
         let owner = self
             .zones
@@ -116,6 +153,11 @@ impl Mesh {
         // The client has it at once.
         self.view.acknowledge(tick);
         Some((self.view.interest().collect(), at))
+    }
+
+    /// Whether the newest snapshot was flagged partial (not the whole view yet).
+    fn partial(&self) -> bool {
+        self.owner.is_some_and(|o| self.replicators[o].partial())
     }
 
     /// Every owned entity but the avatar, with its distance from `at`.
@@ -488,6 +530,66 @@ fn a_neighbour_that_comes_back_as_a_new_run_is_watched_again() {
     assert_eq!(tick(&mut zone, Some(watch(11))), ignored + 1);
 }
 
+/// A neighbour's new run heard of — from its first datagram, or the mesh's announcement
+/// — is watched again at once: what its old run watched here goes, and its WATCHes, whose
+/// ticks start again from its restore, are taken. (They used to be ignored as stale until
+/// the old run had been silent for `ghost_ttl_ticks`; after a move, which leaves no
+/// silence, the watched ghosts followed the old run's last points for that long.)
+#[test]
+fn a_neighbours_newer_run_is_watched_again_at_once() {
+    use meridian_layouts::watch::{WatchHeader, WatchPoint, write_watch};
+    use meridian_layouts::{F32Le, U16Le, U32Le};
+
+    let (world, mut zone) = crate::support::zones_in_a_row(2, 4096);
+    zone.insert(&still(1, 900.0, 500.0)).unwrap();
+    zone.insert(&still(2, 900.0, 100.0)).unwrap();
+    let watch = |tick: u64, y: f32| {
+        let head = WatchHeader {
+            source_zone: U32Le::new(1),
+            tick: meridian_layouts::U64Le::new(tick),
+            radius: F32Le::new(150.0),
+            nearest: U16Le::new(8),
+            own_count: U16Le::new(1),
+            point_count: U16Le::new(0),
+        };
+        let point = WatchPoint {
+            x: F32Le::new(1010.0),
+            y: F32Le::new(y),
+            radius: F32Le::new(150.0),
+        };
+        let mut buf = [0u8; 1200];
+        let len = write_watch(&mut buf, &head, &[point]).unwrap();
+        buf[..len].to_vec()
+    };
+    let mut now = Instant::ZERO;
+    // One tick after a WATCH of run `run` (none: nothing heard); the ids ghosted to zone 1.
+    let mut tick = |zone: &mut Zone, datagram: Option<(u32, Vec<u8>)>| {
+        if let Some((run, d)) = datagram {
+            zone.handle_zone_datagram(now, ZoneID(1), run, &d);
+        }
+        now = now + world.tick_duration();
+        zone.tick(now);
+        while zone.poll_event().is_some() {}
+        let mut buf = [0u8; 2048];
+        let mut ids = Vec::new();
+        while let Some(t) = zone.poll_transmit(&mut buf) {
+            meridian_core::net::for_each_packet(&buf[..t.len], |_, packet| {
+                if let Ok((_, records, _)) = meridian_layouts::ghosts::parse_ghosts(packet) {
+                    ids.extend(records.iter().map(|r| r.id.get()));
+                }
+            });
+        }
+        ids
+    };
+    // The old run watches around entity 1 at its tick 900.
+    assert_eq!(tick(&mut zone, Some((0, watch(900, 500.0)))), vec![1]);
+    // Its successor, run 1, watches around entity 2 from its tick 3: taken at once.
+    assert_eq!(tick(&mut zone, Some((1, watch(3, 100.0)))), vec![2]);
+    // The mesh announces run 2 before any of its datagrams: run 1's points go.
+    zone.fence(ZoneID(1), 2);
+    assert_eq!(tick(&mut zone, None), Vec::<u64>::new());
+}
+
 /// Many watched points whose nearest sets overlap: the watched set is their union, and
 /// only entities new to it count against `WATCHED_MAX`. (Each point's nearest were first
 /// appended whole and deduplicated at the end, so 400 points × 194 filled the 32,768 with
@@ -544,4 +646,102 @@ fn overlapping_watched_points_count_each_entity_once() {
     }
     assert_eq!(zone.counters().watched_dropped, 0);
     assert_eq!(zone.watch().watched_count(ZoneID(1)), union.len());
+}
+
+/// A zone's new run — a standby's takeover, a move to its standby, a restart — starts
+/// with no ghosts, and its peers reach it only once they hear where it runs. Every
+/// snapshot it does not flag partial must show the whole view: a client at the border was
+/// shown its own zone's side alone and then the rest a snapshot later (the pop-ins of
+/// the rolling-restart demo's move home). Either side of the border restarting, peers
+/// that hear of the run at once or ticks later, a peer with nothing to ghost (its empty
+/// batches say it heard), and a peer that stays silent past `SETTLE_MAX`.
+#[test]
+fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
+    use meridian_core::ghosts::settle::SETTLE_MAX;
+    let hz = 30;
+    let settle_max = (SETTLE_MAX.as_secs_f32() * hz as f32) as u32;
+    // (restarting zone, ticks its peer still sends to the old run, the peer's side empty)
+    for (z, unheard, empty) in [
+        (1, 0, false),
+        (1, 4, false),
+        (0, 4, false),
+        (1, 12, false),
+        (1, 4, true),
+        (1, settle_max + 15, false),
+    ] {
+        let context = format!("zone {z} restarted, unheard {unheard} ticks, empty {empty}");
+        let world = World::new(WorldConfig {
+            bounds: Rect::new(0.0, 0.0, 600.0, 300.0),
+            zones_x: 2,
+            zones_y: 1,
+            margin_m: 4.0,
+            aura_m: 24.0,
+            tick_rate_hz: hz,
+            cell_size_m: 16.0,
+        })
+        .unwrap();
+        let config = InterestConfig::default();
+        let mut mesh = Mesh::new(&world, config);
+        let mut rng = rng(17);
+        for id in 1..=1_800 {
+            let (x, y) = (
+                rng.random_range(0.0..600.0f32),
+                rng.random_range(0.0..300.0),
+            );
+            let other_side = (x >= 300.0) != (z == 1);
+            if !(empty && other_side) {
+                mesh.place(&still(id, x, y));
+            }
+        }
+        // The client's avatar stands 10 m inside the zone that restarts.
+        let x = if z == 1 { 310.0 } else { 290.0 };
+        let avatar = still(AVATAR, x, 150.0);
+        mesh.place_avatar(&avatar);
+        for _ in 0..45 {
+            mesh.tick().unwrap();
+        }
+        mesh.new_run(z, &avatar, unheard);
+        let (mut whole_at, mut last) = (None, Vec::new());
+        for tick in 1..=settle_max + 20 {
+            let (interest, at) = mesh.tick().unwrap();
+            if mesh.partial() {
+                // (Past a timeout, the silent peer's ghosts come later and are carried
+                // over a few snapshots, each partial until it is all there.)
+                let settled_late = unheard > settle_max;
+                assert!(
+                    whole_at.is_none() || settled_late,
+                    "{context}: partial again at tick {tick}"
+                );
+                continue;
+            }
+            whole_at.get_or_insert(tick);
+            if unheard > settle_max {
+                continue; // the run gave up on its silent peer: nothing to check
+            }
+            let mut all = mesh.brute_force(at);
+            check(&interest, &last, &mut all, &config)
+                .map_err(|e| format!("{context}: tick {tick} of the new run: {e}"))
+                .unwrap();
+            last = interest;
+        }
+        let whole_at = whole_at.unwrap_or_else(|| panic!("{context}: never whole"));
+        let timeouts = mesh.zones[z].counters().settle_timeouts;
+        if unheard > settle_max {
+            // (A tick is 33,333,333 ns: 30 of them fall a hair short of the second.)
+            assert!(
+                whole_at.abs_diff(settle_max) <= 1,
+                "{context}: whole at {whole_at}"
+            );
+            assert_eq!(timeouts, 1, "{context}");
+        } else {
+            // The first WATCH round (tick 3) answered two ticks later, or the peer's first
+            // batch once it hears of the run; a tick to settle, and one more for a
+            // datagram to carry what the search then adds.
+            assert!(
+                whole_at <= unheard.max(5) + 3,
+                "{context}: whole at {whole_at}"
+            );
+            assert_eq!(timeouts, 0, "{context}");
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! owned entities; they are never simulated or handed off. When the zone adopts an
 //! entity, its ghost is removed.
 
+pub mod settle;
 pub mod watch;
 
 use meridian_layouts::ghosts::{GhostRecord, GhostsHeader};
@@ -196,8 +197,10 @@ impl Ghosts {
 
 impl Zone {
     /// Sends each neighbour the entities inside its aura, and each watch peer what its
-    /// clients watch here ([`watch`]), in batches of one datagram.
+    /// clients watch here ([`watch`]), in batches of one datagram; an empty batch to a
+    /// peer that had none ([`settle`]). Settles a new run first.
     pub(crate) fn send_ghosts(&mut self) {
+        self.settle();
         if !self
             .tick
             .is_multiple_of(u64::from(self.config.ghost_interval_ticks.max(1)))
@@ -216,8 +219,12 @@ impl Zone {
             let (batches, _) =
                 push_ghosts(&self.entities, &head, aura, &mut self.outbox, neighbour);
             self.counters.ghost_batches_sent += batches;
+            if batches > 0 {
+                self.watch.settle.sent(neighbour);
+            }
         }
         self.send_watched(&head);
+        self.send_heartbeats(&head);
     }
 
     pub(crate) fn handle_ghosts(
@@ -232,6 +239,7 @@ impl Zone {
         if from != Peer::Zone(source) || !peer {
             return false;
         }
+        self.watch.settle.heard(source, self.tick);
         let state_len = usize::from(head.state_len.get());
         for (k, r) in records.iter().enumerate() {
             let id = EntityID(r.id.get());

@@ -129,6 +129,8 @@ pub struct Watch {
     slots: Vec<u32>,
     /// Per owned slot, the search that last added it to a watched set ([`Seen`]).
     seen: Seen,
+    /// Whether this run heard from its peers yet ([`super::settle`]).
+    pub(super) settle: super::settle::Settle,
 }
 
 /// Marks which owned slots one watched set holds already: a stamp per slot, and the
@@ -194,6 +196,7 @@ impl Watch {
             candidates: Vec::with_capacity(4 * usize::from(WATCH_NEAREST_MAX)),
             slots: Vec::with_capacity(WATCHED_RESERVE),
             seen: Seen::default(),
+            settle: Default::default(),
         }
     }
 
@@ -212,6 +215,40 @@ impl Watch {
 
     pub(crate) fn is_peer(&self, zone: ZoneID) -> bool {
         self.peer_index(zone).is_some()
+    }
+
+    pub(super) fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Peer `k`, if it watches points here.
+    pub(super) fn watching_here(&self, k: usize) -> Option<ZoneID> {
+        let watched = !self.watchers.get(k)?.points.is_empty();
+        watched.then_some(self.peers[k].0)
+    }
+
+    /// The peers this zone's last WATCH asked for points.
+    pub(super) fn asking(&self) -> impl Iterator<Item = &ZoneID> + '_ {
+        self.peers
+            .iter()
+            .zip(&self.watching)
+            .filter_map(|((z, _), &asked)| asked.then_some(z))
+    }
+
+    /// A newer run of `zone` was heard of at this zone's `tick`: what its older run
+    /// watched here goes (the new run counts its ticks from its restore, so its WATCHes
+    /// would read as stale ones of the old run until that run was silent for
+    /// `ghost_ttl_ticks`), and the new run is sent a batch every ghost tick while it
+    /// settles ([`super::settle`]).
+    pub(crate) fn new_run(&mut self, zone: ZoneID, tick: u64) {
+        if let Some(i) = self.peer_index(zone) {
+            let w = &mut self.watchers[i];
+            w.points.clear();
+            w.own = 0;
+            w.tick = 0;
+            w.dirty = true;
+        }
+        self.settle.settling(zone, tick);
     }
 
     /// How many owned entities this zone ghosts to `peer` for its watchers.
@@ -238,6 +275,7 @@ impl Zone {
             return;
         }
         const PER_PACKET: usize = points_per_datagram(DATAGRAM_SIZE_MAX);
+        self.watch.settle.asked(self.tick);
         let head = WatchHeader {
             source_zone: U32Le::new(self.id.0),
             tick: U64Le::new(self.tick),
@@ -451,6 +489,9 @@ impl Zone {
             );
             self.counters.ghost_batches_sent += sent.0;
             self.counters.watched_ghosts_sent += sent.1;
+            if sent.0 > 0 {
+                self.watch.settle.sent(peer);
+            }
         }
     }
 }

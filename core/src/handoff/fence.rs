@@ -55,6 +55,10 @@ impl Zone {
             return;
         }
         self.peer_incarnations.insert(zone, incarnation);
+        // A run past the first one heard of (the world's start is no news).
+        if newest.is_some() || incarnation > 0 {
+            self.watch.new_run(zone, self.tick);
+        }
         if incarnation == 0 || self.bugs.forget_peer_runs {
             // Run 0 fences nothing. BROKEN ON PURPOSE when `forget_peer_runs`.
             return;

@@ -293,6 +293,12 @@ crate::counters! {
         pub watched_ghosts_sent: u64,
         /// Watched entities not ghosted because a peer's watched set was full.
         pub watched_dropped: u64,
+        /// Empty GHOSTS batches: a neighbour, or a peer watching here, had nothing to
+        /// ghost this ghost tick (a new run knows its peers heard of it by them).
+        pub ghost_heartbeats_sent: u64,
+        /// Runs that called their view whole without hearing from every peer: one stayed
+        /// silent for `SETTLE_MAX` (`ghosts::settle`).
+        pub settle_timeouts: u64,
         /// Table overflows: offers not started, tombstones/stages/memory/events refused.
         pub offers_table_full: u64,
         pub tombstones_table_full: u64,

@@ -140,6 +140,9 @@ pub struct ClientView {
     /// moved `search_move_m` from where the last search was made.
     phase: u32,
     searched_at: Option<(f32, f32)>,
+    /// The last search was made before the zone's run held its peers' ghosts
+    /// (`ghosts::settle`): the next one is due once it does.
+    searched_unsettled: bool,
     /// How far the last search had to reach for its nearest `entities_max`.
     reach_m: f32,
     /// A baseline the client holds from the zone its avatar came from, as (zone, tick),
@@ -171,6 +174,7 @@ impl ClientView {
         ClientView {
             phase,
             searched_at: None,
+            searched_unsettled: false,
             reach_m: 0.0,
             members: Vec::with_capacity(config.entities_max),
             ticks: [0; HISTORY],
@@ -400,8 +404,10 @@ impl Replicator {
     }
 
     /// Whether the last [`Replicator::snapshot`] left out members of the client's interest
-    /// set that it does not hold (fresh ones the budget or the datagram could not carry):
-    /// the client's state after it is not the whole view yet (`DELTA_PARTIAL`).
+    /// set that it does not hold (fresh ones the budget or the datagram could not carry),
+    /// or was built by a zone's run that has not heard from its peers yet
+    /// ([`Zone::settled`]): the client's state after it is not the whole view yet
+    /// (`DELTA_PARTIAL`).
     pub fn partial(&self) -> bool {
         self.partial
     }
@@ -466,12 +472,15 @@ impl Replicator {
         let moved = view.searched_at.is_none_or(|(sx, sy)| {
             (sx - x) * (sx - x) + (sy - y) * (sy - y) > c.search_move_m * c.search_move_m
         });
+        let settled = zone.settled();
         let search = moved
             || view.members.is_empty()
+            || (view.searched_unsettled && settled)
             || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
         if search {
             self.counters.searches += 1;
             view.searched_at = Some((x, y));
+            view.searched_unsettled = !settled;
             // Start past where the last search reached: the client and the entities moved
             // since, and a second pass costs more than a slightly wider first one.
             let start = (view.reach_m + 2.0 * c.search_move_m) * 1.25;
@@ -509,6 +518,8 @@ impl Replicator {
                 encoded
             }
         };
+        // A run that has not heard from its peers yet shows only part of the view.
+        self.partial |= !settled;
         self.counters.partial += u64::from(self.partial);
         view.owed_bytes = self.owed;
         self.store(view, zone.id().0, tick, encoded)

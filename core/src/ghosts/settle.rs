@@ -1,0 +1,170 @@
+//! A zone's new run and its peers' ghosts: when what it shows its clients is whole.
+//!
+//! Every run of a zone starts with no ghosts — the world's start, a restart from its
+//! files, a standby's takeover, a move to its standby. Its own entities are there from the
+//! first tick, but what lies across its borders comes only once its peers send it: a
+//! neighbour's aura batch, which needs the neighbour to have heard where the new run is
+//! (after a takeover or a move, the mesh tells it a moment later), and the entities the
+//! run's first WATCH asks for, one exchange later. Until then a client near a border would
+//! be shown its own zone's side only, and its first whole snapshot would lack what the
+//! next ones bring: every such entity gone for a snapshot and back (a pop-in; the
+//! rolling-restart demo's move home showed 6–36 per run).
+//!
+//! So a run is *settled* once it has heard a GHOSTS batch from every neighbour, and from
+//! every watch peer its WATCH asks for points, at least two ticks after its first WATCH
+//! round went out (the peer had a whole tick to take the WATCH and answer it). Until
+//! then the replicator flags each snapshot partial (`DELTA_PARTIAL`: not the whole view
+//! yet) — the client library draws the scene it had on over such snapshots — and once
+//! settled it searches each client's interest again before the first whole one. A peer
+//! that stays silent (its node down, or a node of an older build, which sends nothing when
+//! it has nothing to ghost) holds a run up for [`SETTLE_MAX`] at most: past that, a peer
+//! not heard from holds no ghosts here anyway (they expire after `ghost_ttl_ticks`).
+//!
+//! For a silent peer to mean "has not heard of the run", a zone that hears of a peer's new
+//! run (its first datagram, or the mesh's announcement: `Zone::fence`) sends it a GHOSTS
+//! batch on every ghost tick for [`SETTLE_MAX`] if it is a neighbour or watches here — an
+//! empty one (16 bytes past the header) when it has nothing to ghost to it. The world's
+//! first runs are no news (incarnation 0, first heard of): a quiet border waits out
+//! [`SETTLE_MAX`] there, where no client has a scene drawn to keep.
+//!
+//! The two-tick rule assumes a peer answers within about a tick of the WATCH's sending;
+//! on a link whose one-way latency passes a tick (33 ms at 30 Hz) a watched ghost may
+//! still come a snapshot after the run settled.
+
+use meridian_layouts::ghosts::{GhostsHeader, write_ghosts};
+
+use crate::limits::DATAGRAM_SIZE_MAX;
+use crate::net::Peer;
+use crate::world::ZoneID;
+use crate::zone::Zone;
+
+/// The longest a run waits for a silent peer before it calls its view whole.
+pub const SETTLE_MAX: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// Ticks after the first WATCH round before a peer's batch counts as its answer.
+const ANSWER_TICKS: u64 = 2;
+
+/// Where a run stands in hearing from its peers (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Settle {
+    /// The tick of the run's first WATCH round (watching off: the first tick).
+    asked: Option<u64>,
+    /// Per peer heard from, the tick of its newest GHOSTS batch.
+    heard: Vec<(ZoneID, u64)>,
+    /// Peers sent a batch this ghost tick (reused).
+    sent: Vec<ZoneID>,
+    /// Peers whose new run this zone heard of, and its tick then: sent a batch every
+    /// ghost tick for [`SETTLE_MAX`].
+    settling: Vec<(ZoneID, u64)>,
+    settled: bool,
+}
+
+impl Settle {
+    /// The run's WATCH round of `tick` went out.
+    pub(super) fn asked(&mut self, tick: u64) {
+        self.asked.get_or_insert(tick);
+    }
+
+    /// A GHOSTS batch of `peer` came (the run's last tick was `tick`).
+    pub(super) fn heard(&mut self, peer: ZoneID, tick: u64) {
+        if self.settled {
+            return;
+        }
+        match self.heard.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, at)) => *at = tick,
+            None => self.heard.push((peer, tick)),
+        }
+    }
+
+    /// A new run of `peer` was heard of at `tick`.
+    pub(super) fn settling(&mut self, peer: ZoneID, tick: u64) {
+        match self.settling.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, at)) => *at = tick,
+            None => self.settling.push((peer, tick)),
+        }
+    }
+
+    /// A batch went to `peer` this ghost tick.
+    pub(super) fn sent(&mut self, peer: ZoneID) {
+        if !self.sent.contains(&peer) {
+            self.sent.push(peer);
+        }
+    }
+
+    /// Whether `peer`'s answer to the first WATCH round came.
+    fn answered(&self, peer: ZoneID) -> bool {
+        self.asked.is_some_and(|asked| {
+            self.heard
+                .iter()
+                .any(|&(p, at)| p == peer && at >= asked + ANSWER_TICKS)
+        })
+    }
+}
+
+impl Zone {
+    /// Whether this run holds its peers' ghosts: what it shows its clients is their whole
+    /// view (see [`settle`](crate::ghosts::settle)). Once settled, settled for the run.
+    pub fn settled(&self) -> bool {
+        self.watch.settle.settled
+    }
+
+    /// Settles the run once every peer it needs answered, or [`SETTLE_MAX`] passed.
+    /// Called every tick, after the tick's WATCH round.
+    pub(super) fn settle(&mut self) {
+        if self.watch.settle.settled {
+            return;
+        }
+        if self.watch.config().radius_m <= 0.0 {
+            self.watch.settle.asked(1);
+        }
+        let ticks = self.tick.min(u64::from(u32::MAX)) as u32;
+        let waited = self.tick_duration.saturating_mul(ticks);
+        let settle = &self.watch.settle;
+        let neighbours = self.borders.neighbours();
+        let watched = self.watch.asking();
+        let all = neighbours
+            .iter()
+            .chain(watched)
+            .all(|&p| settle.answered(p));
+        if all || waited >= SETTLE_MAX {
+            self.counters.settle_timeouts += u64::from(!all);
+            let settle = &mut self.watch.settle;
+            settle.settled = true;
+            settle.heard = Vec::new();
+        }
+    }
+
+    /// After a ghost tick's batches: an empty batch to every neighbour, and every watch
+    /// peer watching here, that got none and whose new run this zone heard of less than
+    /// [`SETTLE_MAX`] ago (see the module docs).
+    pub(super) fn send_heartbeats(&mut self, head: &GhostsHeader) {
+        let ticks = SETTLE_MAX.as_nanos() / self.tick_duration.as_nanos().max(1);
+        let tick = self.tick;
+        let settle = &mut self.watch.settle;
+        settle
+            .settling
+            .retain(|&(_, at)| u128::from(tick.saturating_sub(at)) <= ticks);
+        if settle.settling.is_empty() {
+            settle.sent.clear();
+            return;
+        }
+        let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+        let len = write_ghosts(&mut buf, head, &[], &[]).expect("an empty batch fits");
+        let neighbours = self.borders.neighbours().len();
+        for k in 0..neighbours + self.watch.peer_count() {
+            let peer = match k.checked_sub(neighbours) {
+                None => Some(self.borders.neighbours()[k]),
+                Some(j) => self.watch.watching_here(j),
+            };
+            let Some(peer) = peer else { continue };
+            let settle = &self.watch.settle;
+            let settling = settle.settling.iter().any(|&(p, _)| p == peer);
+            if settling && !settle.sent.contains(&peer) {
+                self.watch.settle.sent.push(peer);
+                self.outbox.push(Peer::Zone(peer), &buf[..len]);
+                self.counters.ghost_heartbeats_sent += 1;
+            }
+        }
+        self.watch.settle.sent.clear();
+    }
+}
