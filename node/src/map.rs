@@ -72,17 +72,24 @@ fn points(list: &[(f32, f32)]) -> Value {
 
 /// The part of a `frame` event every stream shares: per local zone its tick, figures,
 /// density grid, ghosts, avatars and handoffs. Made once per set of zone frames, however
-/// many maps are open ([`SharedFrames`]).
+/// many maps are open ([`SharedFrames`]). A tentative zone (`MapFrame::tentative`: its
+/// run has let nothing out yet, and may be told it was taken over) says so and shows no
+/// entities, as the admin endpoint's cuts list none of them: a node restarted while its
+/// zone ran elsewhere would otherwise draw a second copy of it at its old positions.
 pub fn zones_json(frames: &[MapFrame], stats: &[ZoneStats]) -> String {
     let zones: Vec<Value> = frames
         .iter()
         .zip(stats)
         .map(|(f, s)| {
+            let none = f.tentative;
+            let shown = |list: &[(f32, f32)]| if none { json!([]) } else { points(list) };
             let handoffs: Vec<Value> = f
                 .handoffs
                 .iter()
+                .filter(|_| !none)
                 .map(|h| json!([h.to.0, h.x, h.y, h.relinquished]))
                 .collect();
+            let counts: &[u32] = if none { &[] } else { &f.density };
             json!({
                 "zone": f.zone,
                 "tick": f.tick,
@@ -91,16 +98,17 @@ pub fn zones_json(frames: &[MapFrame], stats: &[ZoneStats]) -> String {
                 "ghosts": f.ghost_count,
                 "sessions": s.sessions,
                 "in_flight": s.in_flight,
+                "tentative": f.tentative,
                 "density": {
                     "columns": f.columns,
                     "x": f.origin.0,
                     "y": f.origin.1,
                     "cell_m": f.cell_m,
-                    "counts": f.density,
+                    "counts": counts,
                 },
-                "ghost_points": points(&f.ghosts),
-                "avatar_points": points(&f.avatars),
-                "marked_points": points(&f.marked),
+                "ghost_points": shown(&f.ghosts),
+                "avatar_points": shown(&f.avatars),
+                "marked_points": shown(&f.marked),
                 "handoffs": handoffs,
             })
         })
@@ -109,7 +117,8 @@ pub fn zones_json(frames: &[MapFrame], stats: &[ZoneStats]) -> String {
 }
 
 /// The part of a `frame` event that is one stream's own: per local zone (in the order of
-/// `zones`), the entities inside window `view`, or `crowded` when it holds too many.
+/// `zones`), the entities inside window `view`, or `crowded` when it holds too many (none
+/// of a tentative zone, [`zones_json`]).
 pub fn view_json(frames: &[MapFrame], view: u64) -> String {
     let views: Vec<Value> = frames
         .iter()
@@ -117,6 +126,7 @@ pub fn view_json(frames: &[MapFrame], view: u64) -> String {
             let (entities, crowded) = f
                 .views
                 .iter()
+                .filter(|_| !f.tentative)
                 .find(|v| v.id == view)
                 .map_or((&[][..], false), |v| (&v.points[..], v.crowded));
             json!({ "entity_points": points(entities), "crowded": crowded })
@@ -278,6 +288,47 @@ mod tests {
             let url = format!("/map/stream?view={bad}");
             assert!(parse_view(&url, world).is_err(), "{bad} accepted");
         }
+    }
+
+    /// A tentative zone's frame says so and shows none of its entities, in the shared
+    /// part and in each stream's window alike; the same frame not tentative shows them.
+    #[test]
+    fn a_tentative_zone_shows_no_entities_on_the_map() {
+        use meridian_io::runtime::map::ViewEntities;
+        let mut frame = MapFrame {
+            zone: 0,
+            tick: 9,
+            density: vec![0, 3, 1, 0],
+            columns: 2,
+            ghosts: vec![(1.0, 2.0)],
+            ghost_count: 1,
+            avatars: vec![(3.0, 4.0)],
+            marked: vec![(3.0, 4.0)],
+            views: vec![ViewEntities {
+                id: 7,
+                points: vec![(5.0, 6.0), (7.0, 8.0)],
+                crowded: false,
+            }],
+            ..MapFrame::default()
+        };
+        let shown = |frame: &MapFrame| {
+            let zones: Value = serde_json::from_str(&zones_json(
+                std::slice::from_ref(frame),
+                &[ZoneStats::default()],
+            ))
+            .unwrap();
+            let views: Value =
+                serde_json::from_str(&view_json(std::slice::from_ref(frame), 7)).unwrap();
+            let z = &zones[0];
+            let listed = ["ghost_points", "avatar_points", "marked_points"]
+                .map(|k| z[k].as_array().unwrap().len());
+            let counts = z["density"]["counts"].as_array().unwrap().len();
+            let entities = views[0]["entity_points"].as_array().unwrap().len();
+            (z["tentative"].clone(), listed, counts, entities)
+        };
+        assert_eq!(shown(&frame), (json!(false), [2, 2, 2], 4, 4));
+        frame.tentative = true;
+        assert_eq!(shown(&frame), (json!(true), [0, 0, 0], 0, 0));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! run's first WATCH asks for, one exchange later. Until then a client near a border would
 //! be shown its own zone's side only, and its first whole snapshot would lack what the
 //! next ones bring: every such entity gone for a snapshot and back (a pop-in; the
-//! rolling-restart demo's move home showed 6–36 per run).
+//! rolling-restart demo's move home showed 4–36 in 3 of 32 runs).
 //!
 //! So a run is *settled* once it has heard a GHOSTS batch from every neighbour, and from
 //! every watch peer its WATCH asks for points, at least two ticks after its first WATCH

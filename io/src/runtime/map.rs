@@ -63,6 +63,9 @@ pub struct MapFrame {
     pub handoffs: Vec<MapHandoff>,
     /// The owned entities inside each viewer window.
     pub views: Vec<ViewEntities>,
+    /// The zone's run is tentative ([`Snapshot::tentative`](super::Snapshot::tentative)):
+    /// nothing it did is the world's yet, and the map shows none of its entities.
+    pub tentative: bool,
 }
 
 /// The owned entities inside one viewer window.

@@ -33,6 +33,7 @@ impl ZoneDriver<'_> {
         }
         self.map
             .fill(&self.zone, self.sessions.as_ref(), &self.map_views);
+        self.map.tentative = self.tentative();
         if let Ok(mut shared) = self.shared.map_frames[self.index].try_lock() {
             std::mem::swap(&mut *shared, &mut self.map);
         }
