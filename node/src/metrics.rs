@@ -219,6 +219,10 @@ impl Zones {
         self.gauge(e, "meridian_zone_tick", "Ticks the zone has run.", |s| {
             s.tick
         })?;
+        let help = "1 while the zone's run is tentative: it has let nothing out, waiting for its standby's first answer (staying 1: a standby that does not answer).";
+        self.gauge(e, "meridian_zone_tentative", help, |s| {
+            u64::from(s.tentative)
+        })?;
         let help = "How far the zone's next tick was due from its phase of the Unix clock, before the once-a-second correction (neighbours tick a quarter period apart or more).";
         self.family(
             e,

@@ -165,6 +165,16 @@ fn without_its_standby_a_zone_hands_nothing_away() {
     assert!(text.contains(" owned 0 in_flight 0 tentative"), "{text}");
     let status = run::status_text(&n0.stats());
     assert_eq!(status.matches(" tentative\n").count(), 2, "{status}");
+    // And the gauge an operator alerts on.
+    let metrics = meridian_node::metrics::render("n0", n0.stats(), (None, None, None), None);
+    let tentative: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("meridian_zone_tentative{"))
+        .collect();
+    assert!(
+        tentative.len() == 2 && tentative.iter().all(|l| l.ends_with(" 1")),
+        "{metrics}"
+    );
     let stats = n0.stop().unwrap();
     for s in &stats {
         assert!(s.tick > 60, "zone {} ticked only {} times", s.zone, s.tick);
