@@ -294,7 +294,8 @@ mod tests {
     /// part and in each stream's window alike; the same frame not tentative shows them.
     #[test]
     fn a_tentative_zone_shows_no_entities_on_the_map() {
-        use meridian_io::runtime::map::ViewEntities;
+        use meridian_core::world::ZoneID;
+        use meridian_io::runtime::map::{MapHandoff, ViewEntities};
         let mut frame = MapFrame {
             zone: 0,
             tick: 9,
@@ -304,6 +305,12 @@ mod tests {
             ghost_count: 1,
             avatars: vec![(3.0, 4.0)],
             marked: vec![(3.0, 4.0)],
+            handoffs: vec![MapHandoff {
+                to: ZoneID(1),
+                x: 9.0,
+                y: 9.0,
+                relinquished: true,
+            }],
             views: vec![ViewEntities {
                 id: 7,
                 points: vec![(5.0, 6.0), (7.0, 8.0)],
@@ -320,15 +327,15 @@ mod tests {
             let views: Value =
                 serde_json::from_str(&view_json(std::slice::from_ref(frame), 7)).unwrap();
             let z = &zones[0];
-            let listed = ["ghost_points", "avatar_points", "marked_points"]
+            let listed = ["ghost_points", "avatar_points", "marked_points", "handoffs"]
                 .map(|k| z[k].as_array().unwrap().len());
             let counts = z["density"]["counts"].as_array().unwrap().len();
             let entities = views[0]["entity_points"].as_array().unwrap().len();
             (z["tentative"].clone(), listed, counts, entities)
         };
-        assert_eq!(shown(&frame), (json!(false), [2, 2, 2], 4, 4));
+        assert_eq!(shown(&frame), (json!(false), [2, 2, 2, 1], 4, 4));
         frame.tentative = true;
-        assert_eq!(shown(&frame), (json!(true), [0, 0, 0], 0, 0));
+        assert_eq!(shown(&frame), (json!(true), [0, 0, 0, 0], 0, 0));
     }
 
     #[test]
