@@ -84,9 +84,10 @@ impl Settle {
         }
     }
 
-    /// A batch went to `peer` this ghost tick.
+    /// A batch went to `peer` this ghost tick (only kept while some peer's new run settles:
+    /// nothing to do on the tick's path otherwise).
     pub(super) fn sent(&mut self, peer: ZoneID) {
-        if !self.sent.contains(&peer) {
+        if !self.settling.is_empty() && !self.sent.contains(&peer) {
             self.sent.push(peer);
         }
     }
