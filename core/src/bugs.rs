@@ -70,6 +70,10 @@ pub struct Bugs {
     /// standby holds it, and a `Current` ask of the dead run answered late lets that
     /// standby take the zone over without it (`sim::comeback`, seed 27183).
     pub comeback_keeps_drops: bool,
+    /// A node that comes back asks for no takeover again: a zone whose standby it keeps,
+    /// agreed to it while it was dead (it withdrew that promise on its return) or whose
+    /// primary died while it was down, runs nowhere for good (`sim::comeback`).
+    pub no_takeover_retry: bool,
     /// A standby whose promotion did not go ahead leaves what the others agreed to
     /// behind (no withdrawal): a promise a majority held without the standby hearing of
     /// it keeps the zone's primary from ever dropping that standby (`sim::votes`).

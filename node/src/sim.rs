@@ -321,6 +321,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.comebacks, summary.kept_here, summary.restarted_on_return
         );
     }
+    if summary.returned_awaited > 0 {
+        println!(
+            "awaited returns: {} dead nodes restarted because a zone waited for them (its \
+             own, or one agreed to them while dead: {} such takeovers); {} takeovers asked \
+             again on return",
+            summary.returned_awaited, summary.waited_for_taker, summary.takeovers_retried
+        );
+    }
     if summary.game_messages_sent > 0 {
         println!(
             "game messages: {} sent to ghosts, {} handed to the game of the zone owning the \
@@ -414,6 +422,9 @@ struct Summary {
     comebacks: u64,
     kept_here: u64,
     restarted_on_return: u64,
+    returned_awaited: u64,
+    waited_for_taker: u64,
+    takeovers_retried: u64,
     failbacks: u64,
     failed_back: u64,
     ballots: u64,
@@ -471,6 +482,9 @@ impl Summary {
         self.comebacks += r.comebacks;
         self.kept_here += r.kept_here;
         self.restarted_on_return += r.restarted_on_return;
+        self.returned_awaited += r.returned_awaited;
+        self.waited_for_taker += r.waited_for_taker;
+        self.takeovers_retried += r.takeovers_retried;
         self.failbacks += r.failbacks;
         self.failed_back += r.failed_back;
         self.ballots += r.ballots;

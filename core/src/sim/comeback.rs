@@ -26,6 +26,11 @@
 //! A zone of the node not yet taken over when it returns (the mesh had not agreed yet)
 //! restarts from its own disk on its own node, as after a crash; a takeover agreed after
 //! that supersedes it like a false suspicion's old primary.
+//!
+//! A dead node also comes back, in any seed, when something waits for it (session 46): a
+//! zone of its that no standby may take over, or a takeover agreed to it after it died
+//! ([`Sim::dead_taker`]). Back, it looks at the zones it keeps the standby of that run
+//! nowhere ([`Sim::retry_takeovers`]), as the node's failover thread does.
 
 use std::hash::Hash;
 
@@ -34,7 +39,8 @@ use rand::{Rng, SeedableRng};
 
 use super::Sim;
 use super::disk::ZoneDisk;
-use super::standby::{Standbys, Stream};
+use super::standby::{REBOOT_TICKS, Standbys, Stream};
+use crate::mesh::votes::Ask;
 
 /// A dead node's return: when, and the files it left behind, per zone taken over.
 pub(super) struct Comeback {
@@ -99,6 +105,9 @@ impl Sim {
         for (z, node) in self.stand_down_due(tick) {
             self.keep_here(tick, z, node);
         }
+        for node in super::network::take_due(&mut self.awaited, tick) {
+            self.node_restarts(tick, node);
+        }
         let Some(back) = self.comeback.as_mut() else {
             return;
         };
@@ -106,7 +115,7 @@ impl Sim {
             return;
         }
         let (node, files) = (back.node, std::mem::take(&mut back.files));
-        ("node comes back", tick, node).hash(&mut self.hasher);
+        self.event(tick, ("node comes back", node));
         self.report.restarted_on_return += self.restart_zones_left(tick, node);
         self.withdraw_unacted(tick, node);
         for (z, mut disk) in files {
@@ -129,6 +138,84 @@ impl Sim {
             self.report.comebacks += 1;
             if self.trace_entity.is_some() {
                 eprintln!("tick {tick}: zone {z} resumed from stale files on node {node}");
+            }
+        }
+        self.retry_takeovers(tick, node);
+    }
+
+    /// Node `node`, dead since the seed's first death, is back at `tick` (a zone waited for
+    /// it and restarts there, or a takeover it was agreed while dead waits for it): its
+    /// comeback — drawn for later, or not drawn — happens now, and [`Sim::comeback_step`]
+    /// does the rest this very tick.
+    pub(super) fn comeback_now(&mut self, tick: u64, node: u32) {
+        match self.comeback.as_mut() {
+            Some(back) if back.node == node => back.at = back.at.min(tick),
+            Some(_) => {}
+            None => {
+                self.comeback = Some(Comeback {
+                    node,
+                    at: tick,
+                    rng: SmallRng::seed_from_u64(self.report.seed ^ 0x57a9_d8b1_0000_0007),
+                    files: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// Whether `ask` — a takeover, or acting on one — was asked by a standby dead at
+    /// `tick`: it learns nothing of its ballot then, neither asks to act nor starts the run
+    /// (what the ledgers hold of it stays until it returns). A zone under a move runs
+    /// again on the node it left, on what that node sees; any other zone waits for the
+    /// taker, whose node comes back [`REBOOT_TICKS`] later (an operator restarts it),
+    /// withdraws the promise it never acted on and asks again
+    /// ([`Sim::retry_takeovers`]). (Until session 46 the model let such a run start as if
+    /// the node had learnt the answer and restarted at once, the dead node asking and
+    /// answering nothing; seed 40962 with `--moves --messages` is the taker that died as
+    /// its `Acted` was agreed.)
+    pub(super) fn dead_taker(&mut self, tick: u64, ask: Ask) -> bool {
+        let (Ask::Promote { zone, standby, .. } | Ask::Acted { zone, standby, .. }) = ask else {
+            return false;
+        };
+        let taker = u32::from(standby);
+        if !self.dead(tick, taker) {
+            return false;
+        }
+        if !self.stopped_for_move(zone as usize) {
+            self.report.waited_for_taker += 1;
+            self.event(tick, ("zone waits for its dead taker", zone, taker));
+            let at = tick + REBOOT_TICKS;
+            self.awaited.entry(at).or_default().push(taker);
+        }
+        true
+    }
+
+    /// Node `node` is back: each zone it keeps the standby of that runs nowhere (no
+    /// takeover of it voted on, not stopped for a move) it asks to take over if it sees
+    /// the zone's node down — as the node's failover thread does whenever it sees such a
+    /// zone — and otherwise leaves to that node, which restarts it (as after a takeover
+    /// that ran out of time). The takeovers it was agreed while dead it withdrew on its
+    /// return: it never acted on them.
+    pub(super) fn retry_takeovers(&mut self, tick: u64, node: u32) {
+        for z in 0..self.zones.len() {
+            let keeps = self.standbys.streams[z]
+                .as_ref()
+                .is_some_and(|s| s.node == node);
+            let primary = self.node_of[z];
+            let nowhere = self.zones[z].is_none() && self.down_until[z].is_none();
+            let busy = self.takeover_asked(z) || self.stopped_for_move(z);
+            if !keeps || !nowhere || busy || primary == node {
+                continue;
+            }
+            if self.bugs.no_takeover_retry {
+                // BROKEN ON PURPOSE (`no_takeover_retry`).
+                continue;
+            }
+            if self.sees_down(tick, node, primary) {
+                self.report.takeovers_retried += 1;
+                self.event(tick, ("returned node asks again to take over", z, node));
+                self.ask_promote(tick, z);
+            } else {
+                self.wait_for_own_node(tick, z);
             }
         }
     }

@@ -20,8 +20,6 @@
 //! both granted (one takeover ask per zone at a time now, as in the node), and a node that
 //! restarted for one waiting zone left its others down for good (seed 375).
 
-use std::hash::Hash;
-
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -75,7 +73,11 @@ impl Sim {
         })
     }
 
-    /// A zone restarts on node `node`: if the node had died in turn, it is back.
+    /// A zone restarts on node `node` (or something waits for the node: [`Sim::dead_taker`]):
+    /// if the node is dead, the whole node is back — its other zones nobody took over
+    /// restart with it, it withdraws the promises it never acted on, and asks again for
+    /// the takeovers it would have asked for while dead. From its first death that is its
+    /// comeback ([`Sim::comeback_now`]); from dying in turn, here.
     pub(super) fn node_restarts(&mut self, tick: u64, node: u32) {
         if let Some(f) = self.failback.as_mut()
             && f.node == Some(node)
@@ -83,10 +85,15 @@ impl Sim {
             && f.revived.is_none()
         {
             f.revived = Some(tick);
-            ("back after dying in turn", tick, node).hash(&mut self.hasher);
-            // The whole node restarts: its other zones nobody took over come back too.
+            self.report.returned_awaited += 1;
+            self.event(tick, ("back after dying in turn", node));
             self.restart_zones_left(tick, node);
             self.withdraw_unacted(tick, node);
+            self.retry_takeovers(tick, node);
+        } else if self.dead(tick, node) {
+            self.report.returned_awaited += 1;
+            self.event(tick, ("back from its first death", node));
+            self.comeback_now(tick, node);
         }
     }
 
@@ -99,7 +106,7 @@ impl Sim {
             match self.failback_victim() {
                 Some(node) => {
                     self.failback.as_mut().expect("drawn").node = Some(node);
-                    ("dies in turn", tick, node).hash(&mut self.hasher);
+                    self.event(tick, ("dies in turn", node));
                     if self.comeback_node() == Some(node) {
                         self.report.died_again += 1;
                     } else {

@@ -34,7 +34,7 @@ impl Sim {
 
     /// Node `node` dies for good: its zones stop.
     pub(super) fn kill_node(&mut self, tick: u64, node: u32) {
-        ("node dies", tick, node).hash(&mut self.hasher);
+        self.event(tick, ("node dies", node));
         self.forget_withdrawals(node);
         for z in 0..self.zones.len() {
             if self.node_of[z] == node {
@@ -53,7 +53,7 @@ impl Sim {
     /// promotion; the zones it keeps the standbys of wait for it, their standby not
     /// declared down by a majority) until it restarts from its own disks.
     fn reboot_node(&mut self, tick: u64, node: u32) {
-        ("node dies, no majority", tick, node).hash(&mut self.hasher);
+        self.event(tick, ("node dies, no majority", node));
         self.forget_withdrawals(node);
         let until = tick + REBOOT_TICKS;
         for z in 0..self.zones.len() {
@@ -106,9 +106,10 @@ impl Sim {
 
     /// Zone `z` lost its node and no standby may take it over: it waits for its node,
     /// which restarts it from its own disk (a zone still running behind a cut goes on).
+    /// A dead node comes back whole for it ([`Sim::node_restarts`]).
     pub(super) fn wait_for_own_node(&mut self, tick: u64, z: usize) {
         self.report.waited_for_node += 1;
-        ("waits for its node", tick, z).hash(&mut self.hasher);
+        self.event(tick, ("zone waits for its node", z));
         if self.zones[z].is_some() || self.down_until[z].is_some() {
             return;
         }

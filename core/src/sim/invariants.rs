@@ -121,6 +121,11 @@ impl Sim {
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {
             let Some(zone) = zone else { continue };
+            // The model's own consistency: a run lives in a node's process (until session
+            // 46 a zone that waited for its dead node ran there while the node stayed dead).
+            if self.dead(tick, self.node_of[z]) {
+                problems.push(format!("zone {z} runs on node {}, dead", self.node_of[z]));
+            }
             let e = zone.entities();
             for slot in 0..e.len() {
                 let id = e.ids()[slot];

@@ -191,6 +191,13 @@ pub struct Report {
     /// Zones of the node that came back that nobody had taken over yet: restarted on it
     /// from their own disks.
     pub restarted_on_return: u64,
+    /// Takeovers agreed to a node that died before it heard (outside a move): the zone
+    /// waits for that node. Dead nodes brought back because something waited for them (a
+    /// zone of theirs nobody may take over, or such a takeover), and the takeovers the
+    /// returned nodes then asked for again ([`comeback`]).
+    pub waited_for_taker: u64,
+    pub returned_awaited: u64,
+    pub takeovers_retried: u64,
     /// A node running zones the returned node keeps the standbys of died in turn
     /// ([`failback`]).
     pub failbacks: u64,
@@ -282,6 +289,8 @@ pub(super) struct Sim {
     fates: HashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
     comeback: Option<comeback::Comeback>,
+    /// Dead nodes something waits for, by the tick they are back ([`comeback`]).
+    awaited: BTreeMap<u64, Vec<u32>>,
     failback: Option<failback::Failback>,
     moves: Option<moves::Moves>,
     votes: votes::Votes,
@@ -482,6 +491,7 @@ impl Sim {
             fates: HashMap::new(),
             standbys,
             comeback,
+            awaited: BTreeMap::new(),
             failback,
             moves,
             votes,
@@ -502,6 +512,14 @@ impl Sim {
 
     fn healing(&self, tick: u64) -> bool {
         tick > self.ticks - HEAL_TICKS
+    }
+
+    /// A mesh event: into the trace hash, and on stderr when a run is traced.
+    fn event(&mut self, tick: u64, what: impl std::hash::Hash + std::fmt::Debug) {
+        std::hash::Hash::hash(&(tick, &what), &mut self.hasher);
+        if self.trace_entity.is_some() {
+            eprintln!("tick {tick}: {what:?}");
+        }
     }
 
     fn violation(&mut self, tick: u64, what: String) {

@@ -159,7 +159,7 @@ impl Sim {
             .first()
             .is_some_and(|&at| tick >= at && tick <= moves.last);
         let z = moves.zone;
-        if due && self.movable(tick, z) {
+        if due && self.movable(z) {
             self.moves.as_mut().expect("drawn").due.remove(0);
             self.stop_for_move(tick, z);
         }
@@ -168,16 +168,15 @@ impl Sim {
     /// Whether zone `z` can be moved now: it runs, and its standby is current (not
     /// dropped, not on its way back) and holds everything the run wrote so far (the
     /// stop then waits only for the last tick and the final checkpoint), with no ballot
-    /// about the zone out. Not from a node the model counts dead: a zone that waited for
-    /// such a node runs there again as if an operator had started the node from its
-    /// disks ([`Sim::wait_for_own_node`]), but that node asks and announces nothing.
-    fn movable(&self, tick: u64, z: usize) -> bool {
+    /// about the zone out. (A run's node is alive: a zone that waits for its dead node
+    /// brings the whole node back, [`Sim::node_restarts`]; until session 46 it ran there
+    /// while the node stayed dead, and this asked that the node be alive too — seed 551.)
+    fn movable(&self, z: usize) -> bool {
         let current = self.standbys.streams[z]
             .as_ref()
             .is_some_and(|s| !s.dropped && s.rejoin == Rejoin::No && s.acked >= s.written);
         let asking = self.votes_about(z);
-        let alive = !self.dead(tick, self.node_of[z]);
-        self.zones[z].is_some() && current && !asking && alive
+        self.zones[z].is_some() && current && !asking
     }
 
     /// Zone `z`'s run stops after its last tick and writes its final checkpoint, which
@@ -294,7 +293,7 @@ impl Sim {
             moves.under_way = None;
             let held = std::mem::take(&mut moves.held);
             self.standbys.held_at_death.extend(held);
-            ("move: its node died", tick, m.zone).hash(&mut self.hasher);
+            self.event(tick, ("move: its node died", m.zone));
             return;
         }
         let standby = self.standbys.streams[m.zone].as_ref().map(|s| s.node);
@@ -381,25 +380,6 @@ impl Sim {
             u32::from(primary),
         );
         self.knows_end(tick, node, run)
-    }
-
-    /// Whether `ask` — a takeover of a zone under a move, or to act on one — was asked by
-    /// a standby dead at `tick`: it learns nothing of its ballot then, neither asks to act
-    /// nor starts the run (what the ledgers hold of it stays until it, or its disk,
-    /// returns), and the node the zone left runs it again on what it sees. Elsewhere the
-    /// model lets such a run start as if the node had learnt the answer and restarted at
-    /// once — the shortcut it takes for a zone that waits for its own node, which has no
-    /// one else to run it (seed 40962 with `--moves --messages`: a node that died as its
-    /// `Acted` was agreed, with the guard applied everywhere, came back, withdrew the
-    /// promise it never acted on, and the zone ran nowhere for good — the model has its
-    /// returned nodes ask no takeover again).
-    pub(super) fn taker_dead(&self, tick: u64, ask: Ask) -> bool {
-        match ask {
-            Ask::Promote { zone, standby, .. } | Ask::Acted { zone, standby, .. } => {
-                self.stopped_for_move(zone as usize) && self.dead(tick, u32::from(standby))
-            }
-            _ => false,
-        }
     }
 
     /// The standby's copy never got everything: the zone restarts on its own node from

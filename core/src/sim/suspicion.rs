@@ -126,7 +126,7 @@ impl Sim {
             return;
         };
         if tick == iso.at {
-            ("isolated", tick, iso.node).hash(&mut self.hasher);
+            self.event(tick, ("node cut off", iso.node));
         }
         // Two nodes: neither side of the cut is a majority, so nothing is declared down
         // or promoted — both wait for the heal (docs/mesh.md, "A majority").

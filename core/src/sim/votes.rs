@@ -161,6 +161,12 @@ impl Sim {
         self.votes.ballots.iter().any(|b| b.ask.zone() == z as u32)
     }
 
+    /// Whether a takeover of zone `z` (or acting on one) is being voted on.
+    pub(super) fn takeover_asked(&self, z: usize) -> bool {
+        (self.votes.ballots.iter())
+            .any(|b| matches!(b.then, Then::Promote(y) | Then::Acted(y) if y == z))
+    }
+
     /// The nodes of the world (one ledger each).
     pub(super) fn node_count(&self) -> usize {
         self.votes.ledgers.len()
@@ -196,18 +202,14 @@ impl Sim {
 
     /// Zone `z`'s primary node was declared down: its standby asks to take it over. A
     /// zone without a standby (never had one, or its copy was dropped and refused) waits
-    /// for its own node.
+    /// for its own node, as does one whose standby is dead (it asks once back).
     pub(super) fn ask_promote(&mut self, tick: u64, z: usize) {
-        if self
-            .votes
-            .ballots
-            .iter()
-            .any(|b| matches!(b.then, Then::Promote(y) | Then::Acted(y) if y == z))
-        {
+        if self.takeover_asked(z) {
             // One takeover ask per zone at a time (a second death can find one out).
             return;
         }
-        let Some(stream) = self.standbys.streams[z].as_ref() else {
+        let stream = self.standbys.streams[z].as_ref();
+        let Some(stream) = stream.filter(|s| !self.dead(tick, s.node)) else {
             self.wait_for_own_node(tick, z);
             return;
         };
@@ -376,7 +378,7 @@ impl Sim {
             eprintln!("tick {tick}: {then:?} granted {granted}");
         }
         match then {
-            Then::Promote(_) | Then::Acted(_) if granted && self.taker_dead(tick, ask) => {}
+            Then::Promote(_) | Then::Acted(_) if granted && self.dead_taker(tick, ask) => {}
             Then::Drop(z) if granted => self.drop_standby(tick, z),
             Then::Drop(z) if answered => {
                 // Refused (a takeover of this run was agreed to, or promised and not yet
@@ -505,7 +507,7 @@ impl Sim {
         if !self.dead(tick, node) {
             return;
         }
-        ("disk returns", tick, node).hash(&mut self.hasher);
+        self.event(tick, ("its disk returns", node));
         let unacted = self.unacted(node);
         for (zone, incarnation) in unacted {
             self.report.withdrawn_from_disk += 1;
