@@ -1378,3 +1378,38 @@ fn regress_seed_40962_a_takeover_agreed_as_its_node_dies_waits_for_that_node() {
     let report = run(40962, TICKS, &broken);
     assert!(violated(&report, &["lost"]), "{:?}", report.violations);
 }
+
+/// A standby killed as the mesh agrees to its takeover (`Options::takers_die`, session 46;
+/// the node's side is `failover::a_standby_killed_between_the_vote_and_its_takeover_
+/// withdraws_the_promise_on_restart`). Seed 14: node 2 dies, the mesh agrees to node 0's
+/// takeover of zone 1 and node 0 dies in that tick; zone 1 waits for node 0, which comes
+/// back 150 ticks later, withdraws the promise it never acted on, sees node 2 still down
+/// and asks again — a later ballot, agreed — and runs zone 1. A returned node that does
+/// not look again (`Bugs::no_takeover_retry`) leaves zone 1 running nowhere: its entities
+/// lost. And 40 seeds of the fault, every invariant held, some takeovers asked again.
+#[test]
+fn a_taker_killed_as_its_takeover_is_agreed_comes_back_and_asks_again() {
+    let on = Options {
+        standbys: Some(true),
+        takers_die: true,
+        ..Options::default()
+    };
+    let report = run(14, TICKS, &on);
+    assert_ok(&report);
+    assert_eq!((report.takers_died, report.takeovers_retried), (1, 1));
+    let broken = Options {
+        bugs: Bugs {
+            no_takeover_retry: true,
+            ..Bugs::default()
+        },
+        ..on
+    };
+    let report = run(14, TICKS, &broken);
+    assert!(violated(&report, &["lost"]), "{:?}", report.violations);
+    let reports = run_seeds(0..40, TICKS, &on);
+    for report in &reports {
+        assert_ok(report);
+    }
+    let retried: u64 = reports.iter().map(|r| r.takeovers_retried).sum();
+    assert!(retried >= 2, "{retried} takeovers asked again");
+}

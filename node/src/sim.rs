@@ -77,6 +77,13 @@ pub struct Args {
     /// default: it changes those seeds.
     #[arg(long)]
     pub moves: bool,
+    /// Implies --standbys. In seeds whose node death leads to takeovers, the first standby
+    /// the mesh agrees may take a zone over dies right then, before it hears; the zone
+    /// waits for it, and it comes back 150 ticks later, withdraws the promise it never
+    /// acted on and takes the zone over again if its node is still down. Off by default:
+    /// it changes those seeds.
+    #[arg(long)]
+    pub takers_die: bool,
     /// Print, to stderr, the run's mesh events (stops, deaths, votes and their answers,
     /// promotions) and every event of the entity with this id (0 for none): to see why
     /// a failed seed failed. Use with --seeds 1 and the replay flags it printed.
@@ -120,7 +127,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             || args.comebacks
             || args.dies_again
             || args.leaves
-            || args.moves,
+            || args.moves
+            || args.takers_die,
         args.loss,
     ) {
         (true, _) => Some(true),
@@ -133,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     options.messages = args.messages;
     options.leaves = args.leaves;
     options.moves = args.moves;
+    options.takers_die = args.takers_die;
     options.trace_entity = args.trace_entity;
     // What a replay needs besides the seed to draw the same run.
     let mut replay_flags = String::new();
@@ -153,6 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (args.messages, " --messages"),
         (args.leaves, " --leaves"),
         (args.moves, " --moves"),
+        (args.takers_die, " --takers-die"),
     ] {
         if on {
             replay_flags += flag;
@@ -324,9 +334,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if summary.returned_awaited > 0 {
         println!(
             "awaited returns: {} dead nodes restarted because a zone waited for them (its \
-             own, or one agreed to them while dead: {} such takeovers); {} takeovers asked \
-             again on return",
-            summary.returned_awaited, summary.waited_for_taker, summary.takeovers_retried
+             own, or one agreed to them while dead: {} such takeovers, {} of them by a taker \
+             killed as it was agreed); {} takeovers asked again on return",
+            summary.returned_awaited,
+            summary.waited_for_taker,
+            summary.takers_died,
+            summary.takeovers_retried
         );
     }
     if summary.game_messages_sent > 0 {
@@ -424,6 +437,7 @@ struct Summary {
     restarted_on_return: u64,
     returned_awaited: u64,
     waited_for_taker: u64,
+    takers_died: u64,
     takeovers_retried: u64,
     failbacks: u64,
     failed_back: u64,
@@ -484,6 +498,7 @@ impl Summary {
         self.restarted_on_return += r.restarted_on_return;
         self.returned_awaited += r.returned_awaited;
         self.waited_for_taker += r.waited_for_taker;
+        self.takers_died += r.takers_died;
         self.takeovers_retried += r.takeovers_retried;
         self.failbacks += r.failbacks;
         self.failed_back += r.failed_back;

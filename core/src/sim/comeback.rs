@@ -167,7 +167,7 @@ impl Sim {
     /// (what the ledgers hold of it stays until it returns). A zone under a move runs
     /// again on the node it left, on what that node sees; any other zone waits for the
     /// taker, whose node comes back [`REBOOT_TICKS`] later (an operator restarts it),
-    /// withdraws the promise it never acted on and asks again
+    /// withdraws the promise it never acted on and looks at the zone again
     /// ([`Sim::retry_takeovers`]). (Until session 46 the model let such a run start as if
     /// the node had learnt the answer and restarted at once, the dead node asking and
     /// answering nothing; seed 40962 with `--moves --messages` is the taker that died as
@@ -177,6 +177,9 @@ impl Sim {
             return false;
         };
         let taker = u32::from(standby);
+        if matches!(ask, Ask::Promote { .. }) {
+            self.taker_dies(tick, taker);
+        }
         if !self.dead(tick, taker) {
             return false;
         }

@@ -97,6 +97,33 @@ impl Sim {
         }
     }
 
+    /// With `Options::takers_die`: the mesh just agreed to `taker`'s takeover of a zone of
+    /// the seed's dead node — the first such takeover, with time left to come back and
+    /// heal — and the taker dies before it hears (the node's crash-test pause
+    /// `MERIDIAN_AGREED_PAUSE_MS` and a kill, in the process test). A second death, kept
+    /// as the one that follows a comeback is ([`Failback`]): declared down 25 ticks later,
+    /// its zones asked for by their standbys, and back only when something waits for it
+    /// — the zone it was to take over does ([`Sim::dead_taker`]).
+    pub(super) fn taker_dies(&mut self, tick: u64, taker: u32) {
+        let Some((at, first)) = self.standbys.death else {
+            return;
+        };
+        let room = tick + DETECT_TICKS + 2 * super::standby::REBOOT_TICKS + 200;
+        let late = room > self.ticks - super::HEAL_TICKS;
+        if !self.takers_die || self.failback.is_some() || tick < at || taker == first || late {
+            return;
+        }
+        self.failback = Some(Failback {
+            at: tick,
+            returned: false,
+            node: Some(taker),
+            revived: None,
+        });
+        self.report.takers_died += 1;
+        self.event(tick, ("taker dies as its takeover is agreed", taker));
+        self.kill_node(tick, taker);
+    }
+
     /// The second death and its takeovers, when due.
     pub(super) fn failback_step(&mut self, tick: u64) {
         let Some(f) = self.failback.as_ref() else {

@@ -102,6 +102,10 @@ pub struct Options {
     /// In standby seeds without a node death or a false suspicion, one zone is moved to
     /// its standby on purpose and later back ([`moves`]). Off by default, like `messages`.
     pub moves: bool,
+    /// In seeds whose node death leads to takeovers, the first standby whose takeover is
+    /// agreed dies right then, before it learns of it; the zone waits for it, and it
+    /// comes back 150 ticks later ([`failback`]). Off by default, like `messages`.
+    pub takers_die: bool,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -196,6 +200,8 @@ pub struct Report {
     /// zone of theirs nobody may take over, or such a takeover), and the takeovers the
     /// returned nodes then asked for again ([`comeback`]).
     pub waited_for_taker: u64,
+    /// Takers killed as their takeover was agreed (`Options::takers_die`).
+    pub takers_died: u64,
     pub returned_awaited: u64,
     pub takeovers_retried: u64,
     /// A node running zones the returned node keeps the standbys of died in turn
@@ -291,6 +297,7 @@ pub(super) struct Sim {
     comeback: Option<comeback::Comeback>,
     /// Dead nodes something waits for, by the tick they are back ([`comeback`]).
     awaited: BTreeMap<u64, Vec<u32>>,
+    takers_die: bool,
     failback: Option<failback::Failback>,
     moves: Option<moves::Moves>,
     votes: votes::Votes,
@@ -451,8 +458,11 @@ impl Sim {
         let standbys = draw_standbys(seed, &node_of, options, ticks, &mut network);
         let comeback = comeback::Comeback::draw(seed, &standbys, options.comebacks);
         let back_at = comeback.as_ref().map(comeback::Comeback::at);
-        let failback =
-            failback::Failback::draw(seed, back_at, ticks - HEAL_TICKS, options.dies_again);
+        let failback = (!options.takers_die)
+            .then(|| {
+                failback::Failback::draw(seed, back_at, ticks - HEAL_TICKS, options.dies_again)
+            })
+            .flatten();
         let moves = moves::Moves::draw(
             seed,
             options.moves,
@@ -492,6 +502,7 @@ impl Sim {
             standbys,
             comeback,
             awaited: BTreeMap::new(),
+            takers_die: options.takers_die,
             failback,
             moves,
             votes,
