@@ -104,7 +104,8 @@ pub struct Options {
     pub moves: bool,
     /// In seeds whose node death leads to takeovers, the first standby whose takeover is
     /// agreed dies right then, before it learns of it; the zone waits for it, and it
-    /// comes back 150 ticks later ([`failback`]). Off by default, like `messages`.
+    /// comes back 150 ticks later ([`failback`]; no other second death is drawn then).
+    /// Off by default, like `messages`.
     pub takers_die: bool,
 }
 
@@ -196,12 +197,13 @@ pub struct Report {
     /// from their own disks.
     pub restarted_on_return: u64,
     /// Takeovers agreed to a node that died before it heard (outside a move): the zone
-    /// waits for that node. Dead nodes brought back because something waited for them (a
-    /// zone of theirs nobody may take over, or such a takeover), and the takeovers the
-    /// returned nodes then asked for again ([`comeback`]).
+    /// waits for that node; of them, takers killed as their takeover was agreed
+    /// (`Options::takers_die`).
     pub waited_for_taker: u64,
-    /// Takers killed as their takeover was agreed (`Options::takers_die`).
     pub takers_died: u64,
+    /// Dead nodes brought back because something waited for them (a zone of theirs
+    /// nobody may take over, or such a takeover), and the takeovers the returned nodes
+    /// then asked for again ([`comeback`]).
     pub returned_awaited: u64,
     pub takeovers_retried: u64,
     /// A node running zones the returned node keeps the standbys of died in turn
