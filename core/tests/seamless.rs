@@ -39,6 +39,11 @@ struct Mesh {
     /// Datagrams to this zone are lost while the count lasts (ticks): its peers still send
     /// to where its old run was.
     unheard: Option<(usize, u32)>,
+    /// Ticks every datagram between zones spends on the way past the one of the
+    /// in-node queue (0: the next tick's ingest takes it), as between nodes far apart.
+    latency: u32,
+    /// Datagrams on the way: (ticks left, sender, its run, receiver, bytes).
+    in_flight: Vec<(u32, ZoneID, u32, ZoneID, Vec<u8>)>,
 }
 
 impl Mesh {
@@ -55,6 +60,8 @@ impl Mesh {
             config,
             now: Instant::ZERO,
             unheard: None,
+            latency: 0,
+            in_flight: Vec::new(),
         }
     }
 
@@ -81,6 +88,10 @@ impl Mesh {
         self.replicators[z] = Replicator::new(self.config);
         self.view = ClientView::new(&self.config);
         self.unheard = Some((z, unheard));
+        if unheard > 0 {
+            // Sent to the old run's place: they go with it.
+            self.in_flight.retain(|f| f.3.0 as usize != z);
+        }
     }
 
     fn place(&mut self, e: &EntityInit) {
@@ -99,8 +110,9 @@ impl Mesh {
         assert!(self.zones[z.0 as usize].bind_session(e.id, binding));
     }
 
-    /// One tick of every zone, then every datagram delivered (in-node: one tick later).
-    /// Returns the client's interest set and where the avatar is, if a zone owns it.
+    /// One tick of every zone, then every datagram delivered (in-node: one tick later;
+    /// `latency` ticks more between nodes far apart). Returns the client's interest set
+    /// and where the avatar is, if a zone owns it.
     fn tick(&mut self) -> Option<(Vec<u64>, (f32, f32))> {
         self.now = self.now + self.zones[0].world().tick_duration();
         for zone in &mut self.zones {
@@ -115,12 +127,19 @@ impl Mesh {
                 if let Peer::Zone(to) = t.to
                     && lost != Some(to.0 as usize)
                 {
-                    let sender = ZoneID(from as u32);
-                    let zone = &mut self.zones[to.0 as usize];
-                    zone.handle_zone_datagram(self.now, sender, run, &buf[..t.len]);
+                    let (sender, bytes) = (ZoneID(from as u32), buf[..t.len].to_vec());
+                    self.in_flight.push((self.latency, sender, run, to, bytes));
                 }
             }
         }
+        for (ticks, from, run, to, bytes) in &mut self.in_flight {
+            if *ticks == 0 {
+                let zone = &mut self.zones[to.0 as usize];
+                zone.handle_zone_datagram(self.now, *from, *run, bytes);
+            }
+            *ticks = ticks.wrapping_sub(1);
+        }
+        self.in_flight.retain(|f| f.0 != u32::MAX);
         if let Some((_, ticks)) = &mut self.unheard {
             *ticks = ticks.saturating_sub(1);
         }
@@ -654,22 +673,35 @@ fn overlapping_watched_points_count_each_entity_once() {
 /// shown its own zone's side alone and then the rest a snapshot later (the pop-ins of
 /// the rolling-restart demo's move home). Either side of the border restarting, peers
 /// that hear of the run at once or ticks later, a peer with nothing to ghost (its empty
-/// batches say it heard), and a peer that stays silent past `SETTLE_MAX`.
+/// batches say it heard), a peer that stays silent past `SETTLE_MAX` — and peers whose
+/// datagrams take longer than a tick on the way (a mesh across sites): a batch that left
+/// before the peer had the run's WATCH is not its answer, however late it comes.
 #[test]
 fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
     use meridian_core::ghosts::settle::SETTLE_MAX;
     let hz = 30;
     let settle_max = (SETTLE_MAX.as_secs_f32() * hz as f32) as u32;
-    // (restarting zone, ticks its peer still sends to the old run, the peer's side empty)
-    for (z, unheard, empty) in [
-        (1, 0, false),
-        (1, 4, false),
-        (0, 4, false),
-        (1, 12, false),
-        (1, 4, true),
-        (1, settle_max + 15, false),
+    // (restarting zone, ticks its peer still sends to the old run, the peer's side empty,
+    // ticks of latency each way past the in-node queue's one, metres the avatar stands from
+    // where the old run had it — a restore rolls it back)
+    for (z, unheard, empty, latency, moved) in [
+        (1, 0, false, 0, 0.0),
+        (1, 4, false, 0, 0.0),
+        (0, 4, false, 0, 0.0),
+        (1, 12, false, 0, 0.0),
+        (1, 4, true, 0, 0.0),
+        (1, settle_max + 15, false, 0, 0.0),
+        (1, 0, false, 3, 0.0),
+        (1, 4, false, 3, 0.0),
+        (1, 0, true, 3, 0.0),
+        (1, 0, false, 7, 0.0),
+        (1, 0, false, 3, 90.0),
+        (0, 0, false, 3, 90.0),
     ] {
-        let context = format!("zone {z} restarted, unheard {unheard} ticks, empty {empty}");
+        let context = format!(
+            "zone {z} restarted, unheard {unheard} ticks, empty {empty}, latency {latency}, \
+             moved {moved} m"
+        );
         let world = World::new(WorldConfig {
             bounds: Rect::new(0.0, 0.0, 600.0, 300.0),
             zones_x: 2,
@@ -682,6 +714,7 @@ fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
         .unwrap();
         let config = InterestConfig::default();
         let mut mesh = Mesh::new(&world, config);
+        mesh.latency = latency;
         let mut rng = rng(17);
         for id in 1..=1_800 {
             let (x, y) = (
@@ -700,7 +733,7 @@ fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
         for _ in 0..45 {
             mesh.tick().unwrap();
         }
-        mesh.new_run(z, &avatar, unheard);
+        mesh.new_run(z, &still(AVATAR, x, 150.0 - moved), unheard);
         let (mut whole_at, mut last) = (None, Vec::new());
         for tick in 1..=settle_max + 20 {
             let (interest, at) = mesh.tick().unwrap();
@@ -736,9 +769,9 @@ fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
         } else {
             // The first WATCH round (tick 3) answered two ticks later, or the peer's first
             // batch once it hears of the run; a tick to settle, and one more for a
-            // datagram to carry what the search then adds.
+            // datagram to carry what the search then adds; the latency both ways.
             assert!(
-                whole_at <= unheard.max(5) + 3,
+                whole_at <= unheard.max(5) + 3 + 2 * latency,
                 "{context}: whole at {whole_at}"
             );
             assert_eq!(timeouts, 0, "{context}");

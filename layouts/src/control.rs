@@ -37,14 +37,15 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{ParseError, U16Le};
 
-/// The mesh protocol this build speaks: 8 (version 5's frame; a primary announces the end
-/// of a run it stopped to move its zone, a vote of its own). 7: zones acknowledge each
+/// The mesh protocol this build speaks: 9 (version 5's frame; a zone's GHOSTS name the
+/// WATCH they answer, datagram header version 10). 8: a primary announces the end of a
+/// run it stopped to move its zone, a vote of its own; 7: zones acknowledge each
 /// other's game messages (datagram header version 9); 6: zones send each other game messages
 /// (datagram header version 8); 5: the world digest in the head; 4: zone
 /// envelopes carry a pair tag (datagram header version 7); 3: the pair tag before a
 /// control datagram's signature; 2: the version byte, votes in two phases with releases;
 /// 1 is every build before the version byte.
-pub const MESH_VERSION: u8 = 8;
+pub const MESH_VERSION: u8 = 9;
 /// The length of the world digest in a control datagram's head.
 pub const WORLD_DIGEST_SIZE: usize = 8;
 /// The first byte of a gossip datagram.
@@ -247,7 +248,7 @@ mod tests {
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((9, 1, 3, 5), 8),
+            ((10, 1, 3, 5), 9),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }

@@ -3,7 +3,7 @@
 //! | part               | bytes      |
 //! |--------------------|------------|
 //! | [`Header`]         | 8          |
-//! | [`GhostsHeader`]   | 16         |
+//! | [`GhostsHeader`]   | 28         |
 //! | [`GhostRecord`] × n | 36 × n    |
 //! | game state × n     | `state_len` × n |
 //!
@@ -28,9 +28,15 @@ pub struct GhostsHeader {
     pub record_count: U16Le,
     /// Bytes of game state per record, after the records; at most [`STATE_SIZE`].
     pub state_len: U16Le,
+    /// The newest WATCH of the receiving zone's run that the batch's watched records
+    /// answer: its tick (0: none heard) …
+    pub answers_tick: U64Le,
+    /// … and that run (incarnation), as the sender knows it. A new run of the receiver
+    /// counts its ticks from its restore, so the tick alone could name an old run's WATCH.
+    pub answers_run: U32Le,
 }
 
-const _: () = assert!(core::mem::size_of::<GhostsHeader>() == 16);
+const _: () = assert!(core::mem::size_of::<GhostsHeader>() == 28);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]

@@ -18,7 +18,7 @@ use crate::{ParseError, U16Le};
 pub const MAGIC: [u8; 4] = *b"MRDN";
 
 /// The protocol version this build speaks. A peer with another version is rejected.
-pub const VERSION: u8 = 9;
+pub const VERSION: u8 = 10;
 
 /// What a datagram is. The numeric values are the wire values and never change meaning.
 #[repr(u8)]

@@ -176,13 +176,14 @@ proptest! {
         let states: Vec<u8> = (0..records.len() * state_len).map(|k| (k as u8).wrapping_mul(31) ^ seed).collect();
         let head = GhostsHeader {
             source_zone: U32Le::new(zone), tick: U64Le::new(tick), record_count: U16Le::new(0),
-            state_len: U16Le::new(state_len as u16),
+            state_len: U16Le::new(state_len as u16), answers_tick: U64Le::new(tick ^ 0x5a), answers_run: U32Le::new(zone ^ 3),
         };
         let mut buf = [0u8; 1200];
         prop_assert!(write_ghosts(&mut buf, &head, &records, &states[..states.len().saturating_sub(1)]).is_none() || states.is_empty());
         let len = write_ghosts(&mut buf, &head, &records, &states).expect("sized to fit 1,200 bytes");
         let (h, r, st) = parse_ghosts(&buf[..len]).unwrap();
         prop_assert_eq!(h.tick.get(), tick);
+        prop_assert_eq!((h.answers_tick.get(), h.answers_run.get()), (tick ^ 0x5a, zone ^ 3));
         prop_assert_eq!(r, &records[..]);
         prop_assert_eq!(st, &states[..]);
         for cut in 0..len {

@@ -212,10 +212,13 @@ impl Zone {
             tick: U64Le::new(self.tick),
             record_count: U16Le::new(0),
             state_len: U16Le::new(self.entities.state_len() as u16),
+            answers_tick: U64Le::new(0),
+            answers_run: U32Le::new(0),
         };
         for k in 0..self.borders.neighbours().len() {
             let neighbour = self.borders.neighbours()[k];
             let aura = self.border_output.aura(k);
+            let head = self.answering(&head, neighbour);
             let (batches, _) =
                 push_ghosts(&self.entities, &head, aura, &mut self.outbox, neighbour);
             self.counters.ghost_batches_sent += batches;
@@ -239,7 +242,7 @@ impl Zone {
         if from != Peer::Zone(source) || !peer {
             return false;
         }
-        self.watch.settle.heard(source, self.tick);
+        self.heard_ghosts(source, head);
         let state_len = usize::from(head.state_len.get());
         for (k, r) in records.iter().enumerate() {
             let id = EntityID(r.id.get());

@@ -11,27 +11,42 @@
 //! rolling-restart demo's move home showed 4–36 in 3 of 32 runs).
 //!
 //! So a run is *settled* once it has heard a GHOSTS batch from every neighbour, and from
-//! every watch peer its WATCH asks for points, at least two ticks after its first WATCH
-//! round went out (the peer had a whole tick to take the WATCH and answer it). Until
-//! then the replicator flags each snapshot partial (`DELTA_PARTIAL`: not the whole view
-//! yet) — the client library draws the scene it had on over such snapshots — and once
-//! settled it searches each client's interest again before the first whole one. A peer
-//! that stays silent (its node down, or a node of an older build, which sends nothing when
-//! it has nothing to ghost) holds a run up for [`SETTLE_MAX`] at most: past that, a peer
-//! not heard from holds no ghosts here anyway (they expire after `ghost_ttl_ticks`).
+//! every watch peer its WATCH asks for points one that *answers* that WATCH: a peer names,
+//! in each batch, the newest WATCH of the receiving run its watched records come from (its
+//! tick and the run, `GhostsHeader::answers_tick` / `answers_run`), and the run waits for
+//! a batch naming its own incarnation and a tick no older than its first WATCH with points
+//! to that peer. Until then the replicator flags each snapshot partial (`DELTA_PARTIAL`:
+//! not the whole view yet) — the client library draws the scene it had on over such
+//! snapshots — and once settled it searches each client's interest again before the first
+//! whole one. A peer that stays silent (its node down, or a node of an older build, which
+//! the datagram header's version keeps out) holds a run up for [`SETTLE_MAX`] at most:
+//! past that, a peer not heard from holds no ghosts here anyway (they expire after
+//! `ghost_ttl_ticks`).
 //!
 //! For a silent peer to mean "has not heard of the run", a zone that hears of a peer's new
 //! run (its first datagram, or the mesh's announcement: `Zone::fence`) sends it a GHOSTS
 //! batch on every ghost tick for [`SETTLE_MAX`] if it is a neighbour or watches here — an
-//! empty one (16 bytes past the header) when it has nothing to ghost to it. The world's
-//! first runs are no news (incarnation 0, first heard of): a quiet border waits out
-//! [`SETTLE_MAX`] there, where no client has a scene drawn to keep.
+//! empty one (28 bytes past the header, naming the WATCH it answers) when it has nothing to
+//! ghost to it. The world's first runs are no news (incarnation 0, first heard of): a quiet
+//! border waits out [`SETTLE_MAX`] there, where no client has a scene drawn to keep.
 //!
-//! The two-tick rule assumes a peer answers within about a tick of the WATCH's sending;
-//! on a link whose one-way latency passes a tick (33 ms at 30 Hz) a watched ghost may
-//! still come a snapshot after the run settled.
+//! **Why the batch names its WATCH** (session 47). The rule was "a batch heard at least
+//! two ticks after the first WATCH round went out": it assumed a peer answers within about
+//! a tick. Between nodes whose one-way latency passes a tick (33 ms at 30 Hz: sites apart)
+//! the batch heard then left the peer before the WATCH reached it, and carried the old
+//! run's watched set or none: the first whole snapshot lacked what the next ones brought
+//! (`seamless::a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came`, with
+//! 100 ms each way). The run's incarnation is named too: a new run counts its ticks from
+//! its restore, so a batch answering the old run's WATCH (sent before the peer heard of the
+//! new one) can name a tick past the new run's first.
+//!
+//! What is still not exact: a WATCH round of more than one datagram (past ~97 points to
+//! one peer) is answered from the first of its datagrams to arrive, and a watched batch
+//! lost on the way is not told apart from an aura batch that came; either leaves a
+//! snapshot short until the next batch, as in steady state.
 
 use meridian_layouts::ghosts::{GhostsHeader, write_ghosts};
+use meridian_layouts::{U32Le, U64Le};
 
 use crate::limits::DATAGRAM_SIZE_MAX;
 use crate::net::Peer;
@@ -41,15 +56,15 @@ use crate::zone::Zone;
 /// The longest a run waits for a silent peer before it calls its view whole.
 pub const SETTLE_MAX: core::time::Duration = core::time::Duration::from_secs(1);
 
-/// Ticks after the first WATCH round before a peer's batch counts as its answer.
-const ANSWER_TICKS: u64 = 2;
-
 /// Where a run stands in hearing from its peers (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct Settle {
-    /// The tick of the run's first WATCH round (watching off: the first tick).
-    asked: Option<u64>,
-    /// Per peer heard from, the tick of its newest GHOSTS batch.
+    /// The run's first WATCH round went out (or watching is off): who it asks is known.
+    round: bool,
+    /// Per peer asked for points, the tick of the run's first WATCH to it with points.
+    asked: Vec<(ZoneID, u64)>,
+    /// Per peer heard from, the newest of this run's WATCH ticks its batches answer (0:
+    /// none yet).
     heard: Vec<(ZoneID, u64)>,
     /// Peers sent a batch this ghost tick (reused).
     sent: Vec<ZoneID>,
@@ -60,19 +75,27 @@ pub(crate) struct Settle {
 }
 
 impl Settle {
-    /// The run's WATCH round of `tick` went out.
-    pub(super) fn asked(&mut self, tick: u64) {
-        self.asked.get_or_insert(tick);
+    /// The run's WATCH round went out.
+    pub(super) fn round(&mut self) {
+        self.round = true;
     }
 
-    /// A GHOSTS batch of `peer` came (the run's last tick was `tick`).
-    pub(super) fn heard(&mut self, peer: ZoneID, tick: u64) {
+    /// The run's WATCH of `tick` asked `peer` for points.
+    pub(super) fn asked(&mut self, peer: ZoneID, tick: u64) {
+        if !self.settled && !self.asked.iter().any(|&(p, _)| p == peer) {
+            self.asked.push((peer, tick));
+        }
+    }
+
+    /// A GHOSTS batch of `peer` came, answering this run's WATCH of tick `answers` (0: no
+    /// WATCH of this run).
+    pub(super) fn heard(&mut self, peer: ZoneID, answers: u64) {
         if self.settled {
             return;
         }
         match self.heard.iter_mut().find(|(p, _)| *p == peer) {
-            Some((_, at)) => *at = tick,
-            None => self.heard.push((peer, tick)),
+            Some((_, at)) => *at = (*at).max(answers),
+            None => self.heard.push((peer, answers)),
         }
     }
 
@@ -92,13 +115,17 @@ impl Settle {
         }
     }
 
-    /// Whether `peer`'s answer to the first WATCH round came.
-    fn answered(&self, peer: ZoneID) -> bool {
-        self.asked.is_some_and(|asked| {
-            self.heard
-                .iter()
-                .any(|&(p, at)| p == peer && at >= asked + ANSWER_TICKS)
-        })
+    /// Whether `peer` was heard from since the run's first WATCH round — and, if the run
+    /// asks it for `points`, whether a batch answered its first WATCH with points to it.
+    fn answered(&self, peer: ZoneID, points: bool) -> bool {
+        if !self.round {
+            return false;
+        }
+        let Some(&(_, answers)) = self.heard.iter().find(|&&(p, _)| p == peer) else {
+            return false;
+        };
+        let first = self.asked.iter().find(|&&(p, _)| p == peer);
+        !points || first.is_some_and(|&(_, asked)| answers >= asked)
     }
 }
 
@@ -116,23 +143,42 @@ impl Zone {
             return;
         }
         if self.watch.config().radius_m <= 0.0 {
-            self.watch.settle.asked(1);
+            self.watch.settle.round();
         }
         let ticks = self.tick.min(u64::from(u32::MAX)) as u32;
         let waited = self.tick_duration.saturating_mul(ticks);
         let settle = &self.watch.settle;
-        let neighbours = self.borders.neighbours();
-        let watched = self.watch.asking();
-        let all = neighbours
+        let asking = || self.watch.asking();
+        let all = self
+            .borders
+            .neighbours()
             .iter()
-            .chain(watched)
-            .all(|&p| settle.answered(p));
+            .all(|p| settle.answered(*p, asking().any(|a| a == p)))
+            && asking().all(|&p| settle.answered(p, true));
         if all || waited >= SETTLE_MAX {
             self.counters.settle_timeouts += u64::from(!all);
             let settle = &mut self.watch.settle;
             settle.settled = true;
             settle.heard = Vec::new();
+            settle.asked = Vec::new();
         }
+    }
+
+    /// `head` for a batch to `peer`: naming the newest WATCH of `peer`'s run the batch
+    /// answers (see the module docs).
+    pub(super) fn answering(&self, head: &GhostsHeader, peer: ZoneID) -> GhostsHeader {
+        GhostsHeader {
+            answers_tick: U64Le::new(self.watch.answers(peer)),
+            answers_run: U32Le::new(self.peer_incarnations.get(&peer).copied().unwrap_or(0)),
+            ..*head
+        }
+    }
+
+    /// A batch from `source` came: heard, and which of this run's WATCHes it answers.
+    pub(super) fn heard_ghosts(&mut self, source: ZoneID, head: &GhostsHeader) {
+        let mine = head.answers_run.get() == self.incarnation();
+        let answers = if mine { head.answers_tick.get() } else { 0 };
+        self.watch.settle.heard(source, answers);
     }
 
     /// After a ghost tick's batches: an empty batch to every neighbour, and every watch
@@ -150,7 +196,6 @@ impl Zone {
             return;
         }
         let mut buf = [0u8; DATAGRAM_SIZE_MAX];
-        let len = write_ghosts(&mut buf, head, &[], &[]).expect("an empty batch fits");
         let neighbours = self.borders.neighbours().len();
         for k in 0..neighbours + self.watch.peer_count() {
             let peer = match k.checked_sub(neighbours) {
@@ -162,6 +207,8 @@ impl Zone {
             let settling = settle.settling.iter().any(|&(p, _)| p == peer);
             if settling && !settle.sent.contains(&peer) {
                 self.watch.settle.sent.push(peer);
+                let head = self.answering(head, peer);
+                let len = write_ghosts(&mut buf, &head, &[], &[]).expect("an empty batch fits");
                 self.outbox.push(Peer::Zone(peer), &buf[..len]);
                 self.counters.ghost_heartbeats_sent += 1;
             }

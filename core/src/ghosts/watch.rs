@@ -235,6 +235,12 @@ impl Watch {
             .filter_map(|((z, _), &asked)| asked.then_some(z))
     }
 
+    /// The tick of `peer`'s newest WATCH this zone took (0: none, or none of its newest
+    /// run heard of): what the next batch to it answers.
+    pub(super) fn answers(&self, peer: ZoneID) -> u64 {
+        self.peer_index(peer).map_or(0, |i| self.watchers[i].tick)
+    }
+
     /// A newer run of `zone` was heard of at this zone's `tick`: what its older run
     /// watched here goes (the new run counts its ticks from its restore, so its WATCHes
     /// would read as stale ones of the old run until that run was silent for
@@ -275,7 +281,7 @@ impl Zone {
             return;
         }
         const PER_PACKET: usize = points_per_datagram(DATAGRAM_SIZE_MAX);
-        self.watch.settle.asked(self.tick);
+        self.watch.settle.round();
         let head = WatchHeader {
             source_zone: U32Le::new(self.id.0),
             tick: U64Le::new(self.tick),
@@ -304,6 +310,9 @@ impl Zone {
                 continue;
             }
             watch.watching[k] = !watch.points.is_empty();
+            if watch.watching[k] {
+                watch.settle.asked(peer, self.tick);
+            }
             let mut chunks = watch.points.chunks(PER_PACKET).peekable();
             // No points: one empty WATCH says "stop".
             let empty: &[WatchPoint] = &[];
@@ -480,9 +489,10 @@ impl Zone {
                 }
                 true
             });
+            let head = self.answering(head, peer);
             let sent = push_ghosts(
                 &self.entities,
-                head,
+                &head,
                 &self.watch.slots,
                 &mut self.outbox,
                 peer,
