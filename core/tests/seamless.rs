@@ -337,7 +337,8 @@ proptest! {
     /// Sparse fields (the cap does not bind: everything within the far radius) and dense
     /// ones (it does), zones larger and smaller than the far radius (views reaching zones
     /// that are not neighbours), three routes; zones in one node, or up to 200 ms apart
-    /// each way (since session 47: the watch's slack holds at that latency too).
+    /// each way (since session 47: over this still field the watch's slack holds at that
+    /// latency too).
     #[test]
     fn a_walk_across_borders_sees_the_field_as_one_zone(
         seed in any::<u64>(),

@@ -115,8 +115,9 @@ impl Settle {
         }
     }
 
-    /// Whether `peer` was heard from since the run's first WATCH round — and, if the run
-    /// asks it for `points`, whether a batch answered its first WATCH with points to it.
+    /// Whether `peer` was heard from — any batch carries the aura — and, if the run asks
+    /// it for `points`, whether a batch answered its first WATCH with points to it. Never
+    /// before the run's first WATCH round: until then, whom it asks is not known.
     fn answered(&self, peer: ZoneID, points: bool) -> bool {
         if !self.round {
             return false;
