@@ -90,6 +90,12 @@ pub struct Bugs {
     /// down, not again when the mesh agrees it current after that: the zone's datagrams
     /// wait for a dead standby for good (`sim::rejoin`, seed 4133 with `--moves`).
     pub drop_only_when_declared: bool,
+    /// The simulator keeps on a primary's disk only the files its standby's acknowledged
+    /// copy names, not those of the marks (a resync's included) still to be acknowledged:
+    /// acknowledged after two checkpoints retired them, such a copy names files gone, and
+    /// a promotion from it restores a zone without them (`sim::standby`, seed 28843 with
+    /// `--comebacks`). A gap of the model — the node's resync sends the files whole.
+    pub pin_acknowledged_copy_only: bool,
     /// A zone takes every game message that arrives, copies included (no names
     /// remembered): a copy the network made is handed to the game again, or sent on to
     /// the entity's next zone and handed to its game there (`game::messages`).

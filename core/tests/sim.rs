@@ -600,6 +600,38 @@ fn regress_seed_27183_a_restarted_run_waits_for_the_standby_its_dead_run_dropped
     assert_ok(&report);
 }
 
+/// Seed 28843 (`--comebacks`, found in session 47's scan, fixed in session 48): node 0
+/// died at 371, node 1 took zone 5 over at 400; node 0 came back at 451, its stale run
+/// of zone 5 stood down and node 0 kept the zone's standby — no copy yet, so the new run
+/// streamed to it from a resync (its files as they stood then). The resync was
+/// acknowledged at 591, after two of the zone's checkpoints had retired the files it
+/// named: the model's copy is a mark on the primary's disk, and it pinned only the copy
+/// already acknowledged. Node 1 died at 672 and node 0's promotion of zone 5 at 701
+/// restored an empty zone: its seven entities that never moved were lost. The pin now
+/// covers every mark still to be acknowledged; a promotion checks that its copy's files
+/// are there, and one from no files at all is refused, as the node's start refuses it.
+/// The broken half (`Bugs::pin_acknowledged_copy_only`) loses the entities again — and
+/// tells when the draws move away from the scenario.
+#[test]
+fn regress_seed_28843_a_standbys_copy_keeps_the_files_its_resync_names() {
+    let report = run(28843, TICKS, &with_comebacks());
+    assert!(report.ok() && report.kept_here > 0, "{report:?}");
+    let broken = Options {
+        bugs: Bugs {
+            pin_acknowledged_copy_only: true,
+            ..Bugs::default()
+        },
+        ..with_comebacks()
+    };
+    let report = run(28843, TICKS, &broken);
+    assert!(
+        violated(&report, &["copy names files its primary no longer has"])
+            && violated(&report, &["lost: owned by no zone"]),
+        "seed 28843 changed scenario: {:?}",
+        report.violations
+    );
+}
+
 /// Seed 179 (standbys on): a zone restarted from its own disk sent what its restored
 /// state implied before its standby held that state, which rested on records the standby
 /// never got; after its node died the promoted standby owned an entity the zone had

@@ -209,6 +209,21 @@ impl ZoneDisk {
         }
     }
 
+    /// Whether every file `mark` names is still here as it stood then: its newest
+    /// checkpoint, and its last segment at least `bytes` long. (A copy at a mark whose
+    /// files were retired is not what the standby holds: the pin's job, see
+    /// `Sim::pin_copy`.)
+    pub(super) fn holds(&self, mark: Mark) -> bool {
+        let checkpoint = mark
+            .checkpoint
+            .is_none_or(|g| self.checkpoints.iter().any(|c| c.0 == g));
+        let segment = self
+            .segments
+            .iter()
+            .any(|s| s.0 == mark.segment && s.1.len() >= mark.bytes);
+        checkpoint && segment
+    }
+
     /// The files as they stood at `mark`, as a standby that acknowledged it holds them
     /// (a bit flipped on this disk since is not on the copy). Generations at or after the
     /// pin are kept, so every file the mark names is still here.
@@ -455,6 +470,11 @@ impl Sim {
                 Err(RecoveryError::NothingValid(reason)) => return Err(reason),
                 Err(e @ RecoveryError::Foreign { .. }) => return Err(e.to_string()),
             };
+            // As the node's start (`restore_only`): a standby that holds none of the
+            // zone's files cannot take it over — a new, empty zone would lose every entity.
+            if promoted && plan.empty {
+                return Err("the copy holds none of the zone's files".into());
+            }
             let view = plan.checkpoint.as_ref().map(|(_, view)| *view);
             let zone = Zone::restore_from(
                 &self.world,

@@ -140,6 +140,12 @@ impl Sim {
             self.undo_lost(z, records);
         }
         self.keep_old_files(z);
+        if !self.disks[z].holds(replica) {
+            self.violation(
+                tick,
+                format!("zone {z}'s standby copy names files its primary no longer has"),
+            );
+        }
         self.disks[z] = self.disks[z].copy_at(replica);
         if let Some((at, node)) = self.standbys.death
             && node == self.node_of[z]

@@ -102,6 +102,7 @@ impl Sim {
         let mark = self.disks[z].mark();
         let stream = self.standbys.streams[z].as_mut().expect("looked at");
         stream.restart_for_resync(incarnation, mark);
+        self.pin_copy(z);
         self.report.rejoined += 1;
         ("rejoin", tick, z).hash(&mut self.hasher);
         self.stream_records(tick, z);

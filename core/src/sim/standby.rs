@@ -376,6 +376,7 @@ impl Sim {
             stream
                 .marks
                 .push_back((incarnation, stream.written, mark, Vec::new()));
+            self.pin_copy(z);
             self.stream_records(tick, z);
         }
         let stream = self.standbys.streams[z].as_mut().expect("looked at");
@@ -521,8 +522,7 @@ impl Sim {
                         stream.replica_run = stream.marks[k].0;
                         stream.marks.drain(..=k);
                     }
-                    let pin = stream.replica.map(Mark::oldest_needed);
-                    self.disks[zone as usize].pinned = pin;
+                    self.pin_copy(zone as usize);
                 }
             }
         }
@@ -582,8 +582,34 @@ impl Sim {
             if let Some(stream) = self.standbys.streams[z].as_mut() {
                 stream.replica = Some(mark);
                 stream.replica_run = run;
-                self.disks[z].pinned = Some(mark.oldest_needed());
+                self.pin_copy(z);
             }
         }
+    }
+
+    /// Keeps on zone `z`'s disk every generation its standby's copy needs — the copy it
+    /// holds, and every mark it may yet acknowledge (a resync's included): a standby that
+    /// received those files holds them, however many checkpoints the primary writes and
+    /// retires before the acknowledgement comes. (The pin followed the acknowledged copy
+    /// alone; seed 28843, `--comebacks`: a kept-here standby's resync — no copy before it
+    /// — was acknowledged after two checkpoints had retired the files it named, and the
+    /// standby's promotion restored an empty zone.)
+    pub(super) fn pin_copy(&mut self, z: usize) {
+        let Some(Some(stream)) = self.standbys.streams.get(z) else {
+            return;
+        };
+        // BROKEN ON PURPOSE when `pin_acknowledged_copy_only`.
+        let unacknowledged = if self.bugs.pin_acknowledged_copy_only {
+            0
+        } else {
+            stream.marks.len()
+        };
+        let pin = stream
+            .replica
+            .iter()
+            .chain(stream.marks.iter().take(unacknowledged).map(|m| &m.2))
+            .map(|mark| mark.oldest_needed())
+            .min();
+        self.disks[z].pinned = pin;
     }
 }
