@@ -209,19 +209,15 @@ impl ZoneDisk {
         }
     }
 
-    /// Whether every file `mark` names is still here as it stood then: its newest
-    /// checkpoint, and its last segment at least `bytes` long. (A copy at a mark whose
-    /// files were retired is not what the standby holds: the pin's job, see
-    /// `Sim::pin_copy`.)
+    /// Whether the files `mark` names are still here: its newest checkpoint and its last
+    /// segment. (A copy at a mark whose files were retired is not what the standby holds:
+    /// the pin's job, see `Sim::pin_copy`. The segment's length is not compared: a mark
+    /// taken in a torn tick counts the torn half record, which the restart truncates.)
     pub(super) fn holds(&self, mark: Mark) -> bool {
         let checkpoint = mark
             .checkpoint
             .is_none_or(|g| self.checkpoints.iter().any(|c| c.0 == g));
-        let segment = self
-            .segments
-            .iter()
-            .any(|s| s.0 == mark.segment && s.1.len() >= mark.bytes);
-        checkpoint && segment
+        checkpoint && self.segments.iter().any(|s| s.0 == mark.segment)
     }
 
     /// The files as they stood at `mark`, as a standby that acknowledged it holds them
