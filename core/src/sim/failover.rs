@@ -99,6 +99,7 @@ impl Sim {
         stream.rejoin = Rejoin::No;
         stream.marks.clear();
         let gated = std::mem::take(&mut stream.gated);
+        self.pin_copy(z);
         for (_, to, bytes) in gated {
             self.route(tick, ZoneID(z as u32), to, bytes);
         }
