@@ -568,16 +568,20 @@ fn other(e: crate::store::StoreError) -> FrameError {
 /// The zone's files (checkpoints, then WAL segments) as they stand at one moment, each
 /// held open: a generation retired while the resync sends it is still read whole from
 /// its handle. Listed again if one went between the listing and its opening, or if the
-/// newest checkpoint's own segment did (two checkpoints between the two listings): the
-/// set is always one the zone's recovery can start from.
+/// newest checkpoint's own segment did (two checkpoints between the two listings), so
+/// the set is one the zone's recovery can start from — up to [`SNAPSHOT_TRIES`] times:
+/// a directory that lacks such a segment for good (damaged by hand) is sent as it is,
+/// as before, rather than keeping the stream from ever resyncing.
 fn snapshot(store: &ZoneStore) -> Result<Vec<(FileKind, u64, std::fs::File)>, FrameError> {
-    'again: loop {
-        let mut files = Vec::new();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (mut files, mut gone) = (Vec::new(), false);
         for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
             for (generation, path) in store.list(name).map_err(other)? {
                 match std::fs::File::open(&path) {
                     Ok(file) => files.push((kind, generation, file)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'again,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone = true,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -590,11 +594,14 @@ fn snapshot(store: &ZoneStore) -> Result<Vec<(FileKind, u64, std::fs::File)>, Fr
         let base_segment = files
             .iter()
             .any(|f| f.0 == FileKind::Wal && Some(f.1) == newest);
-        if newest.is_none() || base_segment {
+        if (!gone && (newest.is_none() || base_segment)) || tries == SNAPSHOT_TRIES {
             return Ok(files);
         }
     }
 }
+
+/// Listings [`snapshot`] takes at most.
+const SNAPSHOT_TRIES: u32 = 8;
 
 /// Test hooks: a pause after the first file of a resync from one data directory (tests
 /// run in parallel: only that one's), and whether it is pausing.
