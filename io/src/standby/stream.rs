@@ -410,7 +410,7 @@ impl Run {
             h.file = *kind as u8;
             h.generation = U64Le::new(*generation);
             self.sealed(w, challenge, h, &bytes)?;
-            tests_hooks::after_resync_file(self.store.dir());
+            tests_hooks::at(self.store.dir(), tests_hooks::Point::ResyncFile);
         }
         self.send_kept(w, challenge, files.iter().map(|f| (f.0, f.1)))?;
         let mut synced = FrameHeader::new(FrameKind::Synced, self.zone);
@@ -490,6 +490,7 @@ impl Run {
                 h.kind = FrameKind::File as u8;
                 (h.offset, h.seq) = (U64Le::new(at as u64), U64Le::new(self.last_seq));
                 self.sealed(w, challenge, h, &bytes[at..])?;
+                tests_hooks::at(self.store.dir(), tests_hooks::Point::CheckpointFile);
                 // Its checkpoint thread retired the generations before the one before it
                 // — named by generation, not by what the directory holds by now: newer
                 // checkpoints written while this one went out are not at the standby yet,
@@ -603,46 +604,56 @@ fn snapshot(store: &ZoneStore) -> Result<Vec<(FileKind, u64, std::fs::File)>, Fr
 /// Listings [`snapshot`] takes at most.
 const SNAPSHOT_TRIES: u32 = 8;
 
-/// Test hooks: a pause after the first file of a resync from one data directory (tests
-/// run in parallel: only that one's), and whether it is pausing.
+/// Test hooks: a pause, once, at a named point of the stream from one data directory
+/// (tests run in parallel: only that one's), and whether it is pausing there now.
 pub(super) mod tests_hooks {
     use std::path::{Path, PathBuf};
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
-    static PAUSE: Mutex<Option<(PathBuf, Duration)>> = Mutex::new(None);
-    static PAUSING: AtomicBool = AtomicBool::new(false);
+    /// Where a stream may pause.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Point {
+        /// After the first file of a resync.
+        ResyncFile,
+        /// After a checkpoint from the feed, before the list of files to keep.
+        CheckpointFile,
+    }
 
-    #[cfg(test)]
-    pub(crate) fn pause_after_resync_files(dir: &Path, pause: Duration) {
-        *PAUSE
+    /// (directory, point, pause, pausing now).
+    type Pauses = Vec<(PathBuf, Point, Duration, bool)>;
+    static PAUSES: Mutex<Pauses> = Mutex::new(Vec::new());
+
+    fn pauses() -> std::sync::MutexGuard<'static, Pauses> {
+        PAUSES
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((dir.to_path_buf(), pause));
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     #[cfg(test)]
-    pub(crate) fn pausing() -> bool {
-        PAUSING.load(Ordering::Acquire)
+    pub(crate) fn pause_once(dir: &Path, point: Point, pause: Duration) {
+        pauses().push((dir.to_path_buf(), point, pause, false));
     }
 
-    /// Pauses once, after the first file of the next resync from `dir`.
-    pub(super) fn after_resync_file(dir: &Path) {
+    #[cfg(test)]
+    pub(crate) fn pausing(dir: &Path) -> bool {
+        pauses().iter().any(|p| p.0 == dir && p.3)
+    }
+
+    /// Pauses if a test asked for a pause at `point` of the stream from `dir`.
+    pub(super) fn at(dir: &Path, point: Point) {
         let pause = {
-            let mut set = PAUSE
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match &*set {
-                Some((slow, pause)) if dir.starts_with(slow) => {
-                    let pause = *pause;
-                    *set = None;
-                    pause
-                }
-                _ => return,
-            }
+            let mut pauses = pauses();
+            let Some(p) = pauses
+                .iter_mut()
+                .find(|p| dir.starts_with(&p.0) && p.1 == point && !p.3)
+            else {
+                return;
+            };
+            p.3 = true;
+            p.2
         };
-        PAUSING.store(true, Ordering::Release);
         std::thread::sleep(pause);
-        PAUSING.store(false, Ordering::Release);
+        pauses().retain(|p| !(dir.starts_with(&p.0) && p.1 == point && p.3));
     }
 }
