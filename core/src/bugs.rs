@@ -94,7 +94,9 @@ pub struct Bugs {
     /// copy names, not those of the marks (a resync's included) still to be acknowledged:
     /// acknowledged after two checkpoints retired them, such a copy names files gone, and
     /// a promotion from it restores a zone without them (`sim::standby`, seed 28843 with
-    /// `--comebacks`). A gap of the model — the node's resync sends the files whole.
+    /// `--comebacks`). A gap of the model: the node's resync sends the files, so its copy
+    /// does not rest on the primary keeping them (its own resync gap, files retired while a
+    /// long resync sends them, is another: docs/mesh.md, "A warm standby per zone").
     pub pin_acknowledged_copy_only: bool,
     /// A zone takes every game message that arrives, copies included (no names
     /// remembered): a copy the network made is handed to the game again, or sent on to
