@@ -451,6 +451,7 @@ fn control_datagrams() {
                 input.to_vec(),
                 control_datagram(ControlKind::Gossip, (1, [0; 8]), input, &key(1), &tag),
                 control_datagram(ControlKind::Vote, (1, [0; 8]), &vote, &key(1), &tag),
+                control_datagram(ControlKind::Deaths, (1, [0; 8]), input, &key(1), &tag),
             ] {
                 mesh.handle_datagram(Instant::ZERO, addr(1), &bytes);
             }

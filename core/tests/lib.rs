@@ -8,6 +8,7 @@ mod borders;
 mod clients;
 mod continuity;
 mod crowd;
+mod deaths;
 mod fuzz;
 mod game;
 mod grid;

@@ -785,3 +785,64 @@ fn a_primary_restarted_as_the_run_promised_to_its_dead_standby_releases_it() {
         assert_eq!(dropped == Answer::Yes, !acted, "acted: {acted}");
     }
 }
+
+/// An answer leaves only once the ledger it rests on is reported on disk — saved by the
+/// node on a thread of its own (`Mesh::ledger_to_save`), so the mesh goes on meanwhile.
+/// Two asks answered before either save is reported: each answer leaves with its own
+/// save (a later save's report lets out what waits on earlier ones too). A failed save
+/// holds its answer until the ledger, handed out again, is saved. An answer that changes
+/// nothing while a save is under way waits for that save.
+#[test]
+fn an_answer_leaves_only_once_the_ledger_it_rests_on_is_saved() {
+    let mut net = Net::new(29, 0.0).voting();
+    net.run(Duration::from_secs(1));
+    let now = net.now;
+    let asks: Vec<Vec<u8>> = (1..=3)
+        .map(|zone| {
+            let m0 = net.nodes[0].as_mut().unwrap();
+            let current = Ask::Current {
+                zone,
+                incarnation: 1,
+                seq: 1,
+                standby: 1,
+            };
+            m0.ask(now, current);
+            let to_1 = std::iter::from_fn(|| m0.poll_transmit()).find(|(to, _)| *to == addr(1));
+            to_1.unwrap().1
+        })
+        .collect();
+    let m1 = net.nodes[1].as_mut().unwrap();
+    let answers = |m: &mut meridian_core::mesh::Mesh| {
+        std::iter::from_fn(|| m.poll_transmit())
+            .filter(|(to, _)| *to == addr(0))
+            .count()
+    };
+    m1.handle_datagram(now, addr(0), &asks[0]);
+    let first = m1
+        .ledger_to_save()
+        .expect("zone 1's answer changed the ledger");
+    m1.handle_datagram(now, addr(0), &asks[1]);
+    let second = m1.ledger_to_save().expect("zone 2's too");
+    assert_eq!(m1.ledger_to_save(), None, "nothing new");
+    assert_eq!(answers(m1), 0, "neither save reported");
+    m1.ledger_saved(first.version);
+    assert_eq!(answers(m1), 1, "zone 1's answer");
+    m1.ledger_saved(second.version);
+    assert_eq!(answers(m1), 1, "zone 2's answer");
+    // A failed save: handed out again, and the answer waits for that one.
+    m1.handle_datagram(now, addr(0), &asks[2]);
+    let failed = m1.ledger_to_save().unwrap();
+    m1.ledger_save_failed();
+    assert_eq!(answers(m1), 0);
+    let again = m1.ledger_to_save().expect("handed out again");
+    assert_eq!(again.bytes, failed.bytes);
+    assert!(again.version > failed.version);
+    assert_eq!(answers(m1), 0);
+    // The same ask again changes nothing, but rests on the save under way.
+    m1.handle_datagram(now, addr(0), &asks[2]);
+    assert_eq!(m1.ledger_to_save(), None);
+    assert_eq!(answers(m1), 0);
+    m1.ledger_saved(again.version);
+    assert_eq!(answers(m1), 2, "zone 3's answer, twice");
+    assert_eq!(Ledger::decode(&again.bytes).unwrap(), *m1.ledger().unwrap());
+}

@@ -20,8 +20,10 @@
 //! verification (docs/security.md). Version 2 had no tag. (Version 4 is version 3's frame:
 //! what changed is the zone envelopes between nodes, which carry a pair tag too.)
 //!
-//! `kind` is [`GOSSIP_KIND`] (domain `"meridian/gossip/v1"`) or [`VOTE_KIND`] (domain
-//! [`crate::votes::VOTE_DOMAIN`]); `version` is the mesh protocol the sender speaks
+//! `kind` is [`GOSSIP_KIND`] (domain `"meridian/gossip/v1"`), [`VOTE_KIND`] (domain
+//! [`crate::votes::VOTE_DOMAIN`]) or [`DEATHS_KIND`] (domain `"meridian/deaths/v1"`,
+//! mesh protocol 10 on: the nodes the sender sees down, told to a node that came up, as
+//! [`Death`]s); `version` is the mesh protocol the sender speaks
 //! ([`MESH_VERSION`]): what its gossip and its votes mean, and which formats its zones and
 //! standby streams use towards other nodes (it changes with any of them). Nodes of
 //! different versions do not take each other's datagrams — a mesh must not count the
@@ -35,23 +37,26 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::{ParseError, U16Le};
+use crate::{ParseError, U16Le, U32Le};
 
-/// The mesh protocol this build speaks: 9 (version 5's frame; a zone's GHOSTS name the
-/// WATCH they answer, datagram header version 10). 8: a primary announces the end of a
+/// The mesh protocol this build speaks: 10 (version 5's frame; a node tells a node that
+/// came up which nodes it sees down: [`DEATHS_KIND`]). 9: a zone's GHOSTS name the WATCH
+/// they answer (datagram header version 10); 8: a primary announces the end of a
 /// run it stopped to move its zone, a vote of its own; 7: zones acknowledge each
 /// other's game messages (datagram header version 9); 6: zones send each other game messages
 /// (datagram header version 8); 5: the world digest in the head; 4: zone
 /// envelopes carry a pair tag (datagram header version 7); 3: the pair tag before a
 /// control datagram's signature; 2: the version byte, votes in two phases with releases;
 /// 1 is every build before the version byte.
-pub const MESH_VERSION: u8 = 9;
+pub const MESH_VERSION: u8 = 10;
 /// The length of the world digest in a control datagram's head.
 pub const WORLD_DIGEST_SIZE: usize = 8;
 /// The first byte of a gossip datagram.
 pub const GOSSIP_KIND: u8 = 0x67;
 /// The first byte of a vote datagram.
 pub const VOTE_KIND: u8 = 0x76;
+/// The first byte of a deaths datagram (mesh protocol 10 on).
+pub const DEATHS_KIND: u8 = 0x64;
 /// The first byte of a gossip datagram of mesh protocol 1 (no version byte).
 pub const LEGACY_GOSSIP_KIND: u8 = 0x4D;
 /// The first byte of a vote datagram of mesh protocol 1.
@@ -66,7 +71,20 @@ pub const TAG_SIZE: usize = 16;
 pub enum ControlKind {
     Gossip,
     Vote,
+    /// The nodes the sender sees down: its payload is [`Death`]s.
+    Deaths,
 }
+
+/// One node a deaths datagram's sender sees down: its index and the life (generation) it
+/// was declared down in — 0 when the sender never heard from it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Death {
+    pub node: U16Le,
+    pub generation: U32Le,
+}
+
+const _: () = assert!(core::mem::size_of::<Death>() == 6);
 
 /// The front of a control datagram.
 #[repr(C)]
@@ -110,6 +128,7 @@ impl ControlHead {
             kind: match kind {
                 ControlKind::Gossip => GOSSIP_KIND,
                 ControlKind::Vote => VOTE_KIND,
+                ControlKind::Deaths => DEATHS_KIND,
             },
             version: MESH_VERSION,
             node: U16Le::new(node),
@@ -125,6 +144,7 @@ pub fn parse_control(bytes: &[u8]) -> Result<Control<'_>, ParseError> {
     let (kind, legacy) = match bytes.first() {
         Some(&GOSSIP_KIND) => (ControlKind::Gossip, false),
         Some(&VOTE_KIND) => (ControlKind::Vote, false),
+        Some(&DEATHS_KIND) => (ControlKind::Deaths, false),
         Some(&LEGACY_GOSSIP_KIND) => (ControlKind::Gossip, true),
         Some(&LEGACY_VOTE_KIND) => (ControlKind::Vote, true),
         Some(_) => return Err(ParseError::UnknownKind),
@@ -248,7 +268,7 @@ mod tests {
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((10, 1, 3, 5), 9),
+            ((10, 1, 3, 5), 10),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }

@@ -16,12 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use meridian_core::mesh::votes::{Ask, Ledger, Promise};
+use meridian_core::mesh::votes::{Ask, Promise};
 use meridian_core::mesh::{Liveness, Mesh, MeshConfig, MeshCounters, MeshEvent};
 use meridian_io::Clock;
 use meridian_layouts::control::{MESH_VERSION, WORLD_DIGEST_SIZE};
 
 use crate::world_file::WorldSpec;
+
+mod ledger;
+
+use ledger::{Saver, load_ledger};
 
 /// One other node as this one sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,6 +315,15 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
     let mut buf = [0u8; 2048];
     let mut waiting: HashMap<u64, Sender<bool>> = HashMap::new();
     let mut save_failed = false;
+    let mut saver = match io.ledger.clone().map(Saver::start).transpose() {
+        Ok(saver) => saver,
+        Err(e) => {
+            tracing::error!(
+                "cannot start the thread that saves the vote ledger: {e}; this node does not answer votes"
+            );
+            None
+        }
+    };
     let name = |node: u16| names.get(usize::from(node)).map_or("?", String::as_str);
     let world = mesh.world();
     while !stop.stop.load(Ordering::SeqCst) {
@@ -321,6 +334,11 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
                 t.saturating_duration_since(now)
             })
             .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        // While the ledger is being saved, look for the save's end often: answers wait.
+        let wait = match &saver {
+            Some(s) if s.busy() => wait.min(Duration::from_millis(2)),
+            _ => wait,
+        };
         let _ = io.socket.set_read_timeout(Some(wait));
         if let Ok((len, from)) = io.socket.recv_from(&mut buf) {
             mesh.handle_datagram(io.clock.now(), from, &buf[..len]);
@@ -339,20 +357,27 @@ fn run(mut mesh: Mesh, io: Io, names: &[String], view: &Mutex<MeshView>, stop: &
         while let Ok((ask, reply)) = io.asks.try_recv() {
             waiting.insert(mesh.ask(io.clock.now(), ask), reply);
         }
-        // Nothing that rests on the ledger leaves before it is on disk.
-        let saved = mesh.save_ledger(|bytes| match &io.ledger {
-            Some(path) => save_ledger(path, bytes),
-            None => Ok(()),
-        });
-        match saved {
-            Err(e) if !save_failed => {
-                tracing::error!(
-                    "cannot save the vote ledger: {e}; this node's answers wait until it can"
-                );
-                save_failed = true;
+        // Nothing that rests on the ledger leaves before it is on disk — saved on a
+        // thread of its own, so a slow disk does not hold the probes (`ledger`).
+        if let (Some(save), Some(s)) = (mesh.ledger_to_save(), saver.as_mut()) {
+            s.save(save);
+        }
+        for (version, saved) in saver.as_mut().map(Saver::reports).unwrap_or_default() {
+            match saved {
+                Ok(()) => {
+                    mesh.ledger_saved(version);
+                    save_failed = false;
+                }
+                Err(e) => {
+                    if !save_failed {
+                        tracing::error!(
+                            "cannot save the vote ledger: {e}; this node's answers wait until it can"
+                        );
+                    }
+                    save_failed = true;
+                    mesh.ledger_save_failed();
+                }
             }
-            Ok(()) => save_failed = false,
-            Err(_) => {}
         }
         while let Some((to, bytes)) = mesh.poll_transmit() {
             let _ = io.socket.send_to(&bytes, to);
@@ -417,6 +442,23 @@ fn on_event<'a>(
             tracing::warn!(
                 "mesh: node {} is declared down: not heard from since this node started",
                 name(node)
+            );
+        }
+        MeshEvent::Told {
+            node,
+            generation,
+            by,
+        } => {
+            tracing::warn!(
+                "mesh: node {} is declared down: not heard from since this node started, and \
+                 node {} saw it go down ({})",
+                name(node),
+                name(by),
+                if generation == 0 {
+                    "it had not heard from it either".to_owned()
+                } else {
+                    format!("generation {generation}")
+                }
             );
         }
         MeshEvent::Down { node, generation } => {
@@ -540,38 +582,6 @@ fn describe<'a>(ask: Ask, name: &impl Fn(u16) -> &'a str) -> String {
             name(primary)
         ),
     }
-}
-
-/// The ledger at `path`, or a new one if there is no file yet. A damaged file stops the
-/// node: a node that forgot what it agreed to could let a stale standby take a zone over.
-fn load_ledger(path: &Path) -> anyhow::Result<Ledger> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ledger::decode(&bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {e}. This file records what this node agreed to about standbys; \
-                 without it the node could let a stale standby take a zone over. Restore it \
-                 from a backup, or — only if every zone's standby is current and no node is \
-                 down — delete it",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::new()),
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    }
-}
-
-/// Writes the ledger whole to a new file, syncs it and renames it over the old one (a
-/// crash leaves the old ledger or the new, never a torn one).
-fn save_ledger(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("ledger.new");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// `/status` lines for membership: `peer NAME STATE generation G for_ms MS protocol P`.

@@ -368,9 +368,11 @@ impl prometheus_client::collector::Collector for Membership {
             ("refused", c.refused),
             ("votes", c.votes),
             ("votes_dropped", c.votes_dropped),
+            ("deaths_heard", c.deaths_heard),
+            ("deaths_dropped", c.deaths_dropped),
         ];
-        let help = "Datagrams on the control port (gossip and votes): sent, received, votes \
-                    taken, and those dropped by reason (other_version: a node of another \
+        let help = "Datagrams on the control port (gossip, votes, deaths): sent, received, \
+                    votes and deaths taken, and those dropped by reason (other_version: a node of another \
                     build; other_world: a node started with another world file).";
         let mut family =
             e.encode_descriptor("meridian_mesh_datagrams", help, None, MetricType::Counter)?;

@@ -624,3 +624,41 @@ fn a_spoofed_envelope_flood_from_a_neighbours_address_costs_no_verification() {
         "busy {flood_ms:.3} ms a tick under the flood, {calm_ms:.3} calm"
     );
 }
+
+/// A node whose disk takes 1.5 s to save its vote ledger (`MERIDIAN_LEDGER_SAVE_PAUSE_MS`:
+/// a loaded disk's sync can — 668 ms measured in a failover test at a mesh's start, three
+/// nodes writing checkpoints) stays alive to the others. At the start each primary asks
+/// that its standby is current, n1 answers every ask and saves its ledger before each
+/// answer leaves: the saves run on a thread of their own, and n1's probes are answered
+/// meanwhile. With the save on the membership thread, n1 answered nothing for 1.5 s a
+/// save: both others declared it down, and it rejoined as a new life.
+#[test]
+fn a_node_whose_ledger_saves_slowly_stays_alive_to_the_others() {
+    let _machine = crate::alone();
+    let mut mesh = crate::failover::Mesh3::new("slow-ledger");
+    mesh.start(0);
+    mesh.start_with(1, &[("MERIDIAN_LEDGER_SAVE_PAUSE_MS", "1500")]);
+    mesh.start(2);
+    let ledger = mesh.data(1).join(meridian_node::mesh::LEDGER_FILE);
+    let started = Instant::now();
+    while !ledger.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "n1 saved no ledger:\n{}",
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A few more slow saves' worth of membership.
+    std::thread::sleep(Duration::from_secs(5));
+    for k in 0..3 {
+        let log = mesh.log(k);
+        assert!(
+            !log.contains("is declared down") && !log.contains("rejoined"),
+            "n{k}: a live node was declared down:\n{}",
+            mesh.logs()
+        );
+    }
+    let agreed = "zone 2 (incarnation 1) has its standby on n1 current again — agreed";
+    assert!(mesh.log(2).contains(agreed), "{}", mesh.logs());
+}

@@ -1,7 +1,9 @@
 //! The votes' side of [`Mesh`]: asks, answers, the ledger saved before what rests on it
 //! leaves (see the module docs of [`super`] and [`super::votes`]).
 
+use core::mem::take;
 use core::net::SocketAddr;
+use std::collections::VecDeque;
 
 use meridian_layouts::control::ControlKind;
 use meridian_layouts::votes::{NO_NODE, VoteKind, VoteMessage, VoteOp};
@@ -15,6 +17,30 @@ use crate::time::Instant;
 /// How many announced ends ([`Ask::Ended`]) a node keeps: a move's takeover follows its
 /// end within seconds, and a node keeps at most a few zones' standbys.
 const ENDED_KEPT: usize = 64;
+
+/// A ledger to save ([`Mesh::ledger_to_save`]): its file's bytes, and the version to
+/// report back once they are on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerSave {
+    pub version: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Datagrams to send: (to, bytes).
+type Outbox = Vec<(SocketAddr, Vec<u8>)>;
+
+/// Answers and decisions that wait for the ledger to reach the disk.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Made since the ledger was last handed out to be saved.
+    pub(super) out: Outbox,
+    pub(super) events: Vec<MeshEvent>,
+    /// Those that wait for a save handed out: (its version, answers, decisions), oldest
+    /// first.
+    saving: VecDeque<(u64, Outbox, Vec<MeshEvent>)>,
+    /// The last version handed out.
+    version: u64,
+}
 
 /// An ask of this node under way.
 #[derive(Debug)]
@@ -59,19 +85,83 @@ impl Mesh {
     }
 
     /// Saves the ledger through `save` if it changed, then lets the answers and
-    /// decisions that rest on it out. Call it after each batch of datagrams and timeouts;
-    /// what it holds stays held while saving fails.
+    /// decisions that rest on it out: [`Mesh::ledger_to_save`] and [`Mesh::ledger_saved`]
+    /// in one call, for a caller that may wait on its disk. What it holds stays held
+    /// while saving fails.
     pub fn save_ledger(
         &mut self,
         save: impl FnOnce(&[u8]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        if let Some(ledger) = self.ledger.as_mut().filter(|l| l.dirty()) {
-            save(&ledger.encode())?;
-            ledger.saved();
+        if let Some(LedgerSave { version, bytes }) = self.ledger_to_save() {
+            if let Err(e) = save(&bytes) {
+                self.ledger_save_failed();
+                return Err(e);
+            }
+            self.ledger_saved(version);
         }
-        self.outbox.extend(self.held_out.drain(..));
-        self.events.extend(self.held_events.drain(..));
         Ok(())
+    }
+
+    /// The ledger to save, if it changed since the last call: save it, then report it
+    /// with [`Mesh::ledger_saved`] (or [`Mesh::ledger_save_failed`]). The answers and
+    /// decisions made so far leave only once a save of this version or a later one is
+    /// reported; meanwhile the mesh goes on — probes answered, gossip sent — so a disk
+    /// that takes a second to sync does not make this node look dead (the node saves on
+    /// a thread of its own). With nothing new to save, what was held rests on a save
+    /// already under way, or on none and leaves now. Call it after each batch of
+    /// datagrams and timeouts.
+    pub fn ledger_to_save(&mut self) -> Option<LedgerSave> {
+        let held = &mut self.held;
+        match self.ledger.as_mut().filter(|l| l.dirty()) {
+            Some(ledger) => {
+                let bytes = ledger.encode();
+                ledger.saved();
+                held.version += 1;
+                let waiting = (held.version, take(&mut held.out), take(&mut held.events));
+                held.saving.push_back(waiting);
+                return Some(LedgerSave {
+                    version: held.version,
+                    bytes,
+                });
+            }
+            None => match held.saving.back_mut() {
+                Some((_, out, events)) => {
+                    out.append(&mut held.out);
+                    events.append(&mut held.events);
+                }
+                None => {
+                    self.outbox.extend(held.out.drain(..));
+                    self.events.extend(held.events.drain(..));
+                }
+            },
+        }
+        None
+    }
+
+    /// The ledger of `version` ([`Mesh::ledger_to_save`]) is on disk: what rests on it,
+    /// or on an earlier version, leaves.
+    pub fn ledger_saved(&mut self, version: u64) {
+        while self
+            .held
+            .saving
+            .front()
+            .is_some_and(|(v, _, _)| *v <= version)
+        {
+            let Some((_, out, events)) = self.held.saving.pop_front() else {
+                break;
+            };
+            self.outbox.extend(out);
+            self.events.extend(events);
+        }
+    }
+
+    /// A save handed out failed: the ledger counts as changed, so the next
+    /// [`Mesh::ledger_to_save`] hands it out again, and what waits on the failed one
+    /// leaves with that save.
+    pub fn ledger_save_failed(&mut self) {
+        if let Some(ledger) = self.ledger.as_mut() {
+            ledger.unsaved();
+        }
     }
 
     /// Whether this node sees `node` declared down (never itself).
@@ -189,7 +279,7 @@ impl Mesh {
                     return;
                 };
                 let datagram = self.vote_datagram(&reply, &tag);
-                self.held_out.push((addr, datagram));
+                self.held.out.push((addr, datagram));
                 self.counters.votes += 1;
             }
             (VoteKind::Answer, Some(answer), ask) => {
@@ -219,7 +309,7 @@ impl Mesh {
             });
             if let Some(granted) = outcome {
                 let b = self.ballots.swap_remove(k);
-                self.held_events.push(MeshEvent::Decided {
+                self.held.events.push(MeshEvent::Decided {
                     ballot: b.id,
                     ask: b.ask,
                     granted,

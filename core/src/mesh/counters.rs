@@ -33,4 +33,10 @@ pub struct MeshCounters {
     /// Vote datagrams dropped after their signature checked: malformed, an answer to no
     /// ballot under way, or an ask to a node that keeps no ledger.
     pub votes_dropped: u64,
+    /// Deaths datagrams taken: a node that came up told which nodes another sees down
+    /// (`deaths` in [`super::Mesh`]'s module).
+    pub deaths_heard: u64,
+    /// Deaths datagrams dropped after their signature checked: malformed, or from a node
+    /// this one does not see alive.
+    pub deaths_dropped: u64,
 }

@@ -9,6 +9,8 @@ use super::gate;
 
 /// What a node signs before the version, the node index and a gossip payload.
 const DOMAIN: &[u8] = b"meridian/gossip/v1";
+/// What a node signs before the version, the node index and a deaths payload.
+const DEATHS_DOMAIN: &[u8] = b"meridian/deaths/v1";
 
 /// A control datagram of this build from node `node` of the world `world` (its digest)
 /// to the peer it shares `tag_key` with ([`super::tag_key`]): head, payload, tag, signature
@@ -57,6 +59,7 @@ pub(super) fn signed_bytes(
     let domain = match kind {
         ControlKind::Gossip => DOMAIN,
         ControlKind::Vote => VOTE_DOMAIN,
+        ControlKind::Deaths => DEATHS_DOMAIN,
     };
     let mut signed = Vec::with_capacity(domain.len() + 3 + WORLD_DIGEST_SIZE + payload.len());
     signed.extend_from_slice(domain);

@@ -58,15 +58,18 @@
 //! node, for a withdrawal), when so many refused that none can, or after
 //! [`VOTE_TIMEOUT`]. Vote datagrams are checked like gossip (the
 //! node's address first, then its signature) under their own signing domain. A node
-//! keeps its ledger on disk: answers and decisions leave only after
-//! [`Mesh::save_ledger`] saved what they rest on. A mesh without a ledger asks but does
-//! not vote.
+//! keeps its ledger on disk: answers and decisions leave only after what they rest on
+//! was saved ([`Mesh::ledger_to_save`], reported with [`Mesh::ledger_saved`]; or
+//! [`Mesh::save_ledger`] in one call). A mesh without a ledger asks but does not vote.
 
 mod ballots;
 mod counters;
+mod deaths;
 mod frame;
 mod gate;
 pub mod votes;
+
+pub use ballots::LedgerSave;
 
 pub use counters::MeshCounters;
 pub use frame::control_datagram;
@@ -186,6 +189,13 @@ pub enum MeshEvent {
         node: u16,
         generation: u32,
     },
+    /// Down too: not heard from since this node started, and `by` (alive) saw it go
+    /// down in `generation` (0: `by` never heard from it either) ([`deaths`]).
+    Told {
+        node: u16,
+        generation: u32,
+        by: u16,
+    },
     /// The others had declared this node down — or it did not run for longer than they
     /// take to, and rejoined without waiting to hear so: it rejoined as `generation`.
     Rejoined {
@@ -275,6 +285,8 @@ pub struct Mesh {
     stall_after: Duration,
     /// When a listed node not heard from since this one started counts as down.
     silent_until: Instant,
+    /// When this node next announces itself to the listed nodes it has not heard from.
+    announce_at: Instant,
     /// What this node agreed to (`None`: it does not vote).
     ledger: Option<Ledger>,
     ballots: Vec<Ballot>,
@@ -282,8 +294,7 @@ pub struct Mesh {
     ended: Vec<(u32, u32, u16)>,
     asks_made: u32,
     /// Answers and decisions waiting for the ledger to be saved.
-    held_out: Vec<(SocketAddr, Vec<u8>)>,
-    held_events: Vec<MeshEvent>,
+    held: ballots::Held,
 }
 
 impl core::fmt::Debug for Mesh {
@@ -381,12 +392,12 @@ impl Mesh {
             now,
             stall_after: config.suspect_to_down_after,
             silent_until: now + config.silent_to_down_after,
+            announce_at: now + deaths::ANNOUNCE_EVERY,
             ledger: None,
             ballots: Vec::new(),
             ended: Vec::new(),
             asks_made: 0,
-            held_out: Vec::new(),
-            held_events: Vec::new(),
+            held: ballots::Held::default(),
         })
     }
 
@@ -484,9 +495,10 @@ impl Mesh {
         }
         self.heard_version(k, MESH_VERSION);
         let payload = control.payload;
-        if control.kind == ControlKind::Vote {
-            self.handle_vote(node, from, payload);
-            return;
+        match control.kind {
+            ControlKind::Vote => return self.handle_vote(node, from, payload),
+            ControlKind::Deaths => return self.heard_deaths(node, payload),
+            ControlKind::Gossip => {}
         }
         if self.foca.handle_data(payload, &mut self.runtime).is_err() {
             self.counters.refused += 1;
@@ -533,24 +545,8 @@ impl Mesh {
             self.drain_runtime();
         }
         self.declare_silent();
+        self.announce_to_unheard();
         self.decide();
-    }
-
-    /// Declares down every listed node not heard from since this one started, once
-    /// [`MeshConfig::silent_to_down_after`] has passed (from this node's view only: a
-    /// takeover still needs a majority that sees it down). If it speaks up later, it is
-    /// up again like any node that comes back.
-    fn declare_silent(&mut self) {
-        if self.now < self.silent_until {
-            return;
-        }
-        for peer in &mut self.peers {
-            if peer.liveness == Liveness::Unknown {
-                (peer.liveness, peer.since) = (Liveness::Down, self.now);
-                let (node, generation) = (peer.node, peer.generation);
-                self.events.push_back(MeshEvent::Down { node, generation });
-            }
-        }
     }
 
     /// Moves the clock to `now`. If this node did not run for longer than a suspicion
@@ -590,7 +586,14 @@ impl Mesh {
             .peers
             .iter()
             .any(|p| p.liveness == Liveness::Unknown)
-            .then_some(self.silent_until);
+            .then_some(self.silent_until)
+            .into_iter()
+            .chain(
+                self.peers
+                    .iter()
+                    .any(deaths::unheard)
+                    .then_some(self.announce_at),
+            );
         self.timers
             .iter()
             .map(|t| t.0)
@@ -656,7 +659,7 @@ impl Mesh {
     /// newer one came up is not a death); a change is an event. Suspicion is not one of
     /// foca's notifications: it is read off the member list.
     fn read_members(&mut self) {
-        let now = self.now;
+        let (now, mut ups) = (self.now, Vec::new());
         for peer in &mut self.peers {
             let newest = self
                 .foca
@@ -682,10 +685,14 @@ impl Mesh {
             match liveness {
                 Liveness::Down => self.events.push_back(MeshEvent::Down { node, generation }),
                 Liveness::Alive | Liveness::Suspect if up => {
-                    self.events.push_back(MeshEvent::Up { node, generation })
+                    self.events.push_back(MeshEvent::Up { node, generation });
+                    ups.push(node);
                 }
                 _ => {}
             }
+        }
+        for node in ups {
+            self.tell_deaths(node);
         }
     }
 }

@@ -256,6 +256,11 @@ impl Ledger {
         self.dirty = false;
     }
 
+    /// A save failed: the ledger counts as changed again.
+    pub fn unsaved(&mut self) {
+        self.dirty = true;
+    }
+
     /// The ledger as a file.
     pub fn encode(&self) -> Vec<u8> {
         let entries: &[u8] = bytemuck::cast_slice(&self.entries);
