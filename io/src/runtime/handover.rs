@@ -135,6 +135,12 @@ impl Node {
         waiting.store(true, Ordering::Release);
     }
 
+    /// Whether `zone` runs here: from the moment its run started, before its first tick
+    /// (unlike [`Node::standby_state`], which its driver publishes at each tick).
+    pub fn runs(&self, zone: ZoneID) -> bool {
+        self.active().any(|k| self.slot(k).zone == zone)
+    }
+
     /// `zone`'s incarnation, where its standby stands, and the standby's address (kept
     /// once dropped), if the zone runs here.
     pub fn standby_state(

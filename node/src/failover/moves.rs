@@ -440,7 +440,11 @@ fn homes_seen(view: &MeshView, layout: &Layout, node: &Node, moving: &[ZoneID]) 
             zone,
             generation: peer.map_or(0, |p| p.generation),
             alive: peer.is_some_and(|p| p.liveness == Liveness::Alive),
-            runs_here: state.is_some() || moving.contains(&zone),
+            // From the run's start, not its first tick: a home back between the two
+            // (its node restarted within ~0.1 s of the takeover) was first seen in its new
+            // generation, taken for the one the zone left, and the zone never went home
+            // (CI, session 49: `a_zone_moves_home_on_its_own_once_its_node_is_back`).
+            runs_here: node.runs(zone) || moving.contains(&zone),
             current: state == Some(StandbyState::Current),
         });
     }
