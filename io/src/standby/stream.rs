@@ -384,6 +384,14 @@ impl Run {
 
     /// The zone's files whole, as they are now, then the list of them (the standby
     /// deletes the rest). Everything the feed held is in them.
+    ///
+    /// The files are taken at one moment and held open ([`snapshot`]): sending them can
+    /// take longer than two checkpoints — a large zone over a slow link — and the
+    /// checkpoints retire the older generations meanwhile. Read by name as they went out,
+    /// the retired ones were skipped and the kept list, made at the end, named only the
+    /// newest: the standby pruned the checkpoint it had just received and acknowledged a
+    /// copy of WAL segments with no checkpoint under them, which no promotion can restore
+    /// (`a_resync_outlasting_two_checkpoints_still_leaves_a_copy_that_restores`).
     fn resync(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
         self.later.clear();
         while let Ok(op) = self.ops.try_recv() {
@@ -391,24 +399,20 @@ impl Run {
                 self.last_seq = self.last_seq.max(seq);
             }
         }
-        for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
-            for (generation, path) in self.store.list(name).map_err(other)? {
-                let bytes = match std::fs::read(&path) {
-                    Ok(b) => b,
-                    // Retired between the listing and the read.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                // No claim on a file frame: the resync's claim is the Synced frame at
-                // its end (a claim here was acknowledged before the later files, and the
-                // checkpoints the standby writes on a worker, were in place).
-                let mut h = FrameHeader::new(FrameKind::File, self.zone);
-                h.file = kind as u8;
-                h.generation = U64Le::new(generation);
-                self.sealed(w, challenge, h, &bytes)?;
-            }
+        let files = snapshot(&self.store)?;
+        for (kind, generation, file) in &files {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &*file, &mut bytes)?;
+            // No claim on a file frame: the resync's claim is the Synced frame at
+            // its end (a claim here was acknowledged before the later files, and the
+            // checkpoints the standby writes on a worker, were in place).
+            let mut h = FrameHeader::new(FrameKind::File, self.zone);
+            h.file = *kind as u8;
+            h.generation = U64Le::new(*generation);
+            self.sealed(w, challenge, h, &bytes)?;
+            tests_hooks::at(self.store.dir(), tests_hooks::Point::ResyncFile);
         }
-        self.send_kept(w, challenge)?;
+        self.send_kept(w, challenge, files.iter().map(|f| (f.0, f.1)))?;
         let mut synced = FrameHeader::new(FrameKind::Synced, self.zone);
         synced.seq = U64Le::new(self.last_seq);
         self.sealed(w, challenge, synced, &[])?;
@@ -416,15 +420,19 @@ impl Run {
         Ok(())
     }
 
-    /// The list of the files the primary keeps now — (kind, generation) pairs, 9 bytes
-    /// each — after which the standby deletes the older others.
-    fn send_kept(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+    /// The list of the files the standby is to keep — (kind, generation) pairs, 9 bytes
+    /// each — after which it deletes the older others (one newer than every listed one of
+    /// its kind stays: the feed brings it).
+    fn send_kept(
+        &mut self,
+        w: &mut impl Write,
+        challenge: &[u8; 32],
+        files: impl Iterator<Item = (FileKind, u64)>,
+    ) -> Result<(), FrameError> {
         let mut kept = Vec::new();
-        for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
-            for (generation, _) in self.store.list(name).map_err(other)? {
-                kept.push(kind as u8);
-                kept.extend_from_slice(&generation.to_le_bytes());
-            }
+        for (kind, generation) in files {
+            kept.push(kind as u8);
+            kept.extend_from_slice(&generation.to_le_bytes());
         }
         let mut h = FrameHeader::new(FrameKind::Retire, self.zone);
         h.seq = U64Le::new(self.last_seq);
@@ -482,8 +490,15 @@ impl Run {
                 h.kind = FrameKind::File as u8;
                 (h.offset, h.seq) = (U64Le::new(at as u64), U64Le::new(self.last_seq));
                 self.sealed(w, challenge, h, &bytes[at..])?;
-                // Its checkpoint thread retired older generations with it.
-                self.send_kept(w, challenge)?;
+                tests_hooks::at(self.store.dir(), tests_hooks::Point::CheckpointFile);
+                // Its checkpoint thread retired the generations before the one before it
+                // — named by generation, not by what the directory holds by now: newer
+                // checkpoints written while this one went out are not at the standby yet,
+                // and a list naming only them would prune this one there.
+                let kept = [FileKind::Checkpoint, FileKind::Wal]
+                    .into_iter()
+                    .flat_map(|kind| [(kind, generation.saturating_sub(1)), (kind, generation)]);
+                self.send_kept(w, challenge, kept)?;
             }
         }
         Ok(())
@@ -549,4 +564,96 @@ fn read_acks(
 
 fn other(e: crate::store::StoreError) -> FrameError {
     FrameError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// The zone's files (checkpoints, then WAL segments) as they stand at one moment, each
+/// held open: a generation retired while the resync sends it is still read whole from
+/// its handle. Listed again if one went between the listing and its opening, or if the
+/// newest checkpoint's own segment did (two checkpoints between the two listings), so
+/// the set is one the zone's recovery can start from — up to [`SNAPSHOT_TRIES`] times:
+/// a directory that lacks such a segment for good (damaged by hand) is sent as it is,
+/// as before, rather than keeping the stream from ever resyncing.
+fn snapshot(store: &ZoneStore) -> Result<Vec<(FileKind, u64, std::fs::File)>, FrameError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (mut files, mut gone) = (Vec::new(), false);
+        for (kind, name) in [(FileKind::Checkpoint, "ckp"), (FileKind::Wal, "wal")] {
+            for (generation, path) in store.list(name).map_err(other)? {
+                match std::fs::File::open(&path) {
+                    Ok(file) => files.push((kind, generation, file)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let newest = files
+            .iter()
+            .filter(|f| f.0 == FileKind::Checkpoint)
+            .map(|f| f.1)
+            .max();
+        let base_segment = files
+            .iter()
+            .any(|f| f.0 == FileKind::Wal && Some(f.1) == newest);
+        if (!gone && (newest.is_none() || base_segment)) || tries == SNAPSHOT_TRIES {
+            return Ok(files);
+        }
+    }
+}
+
+/// Listings [`snapshot`] takes at most.
+const SNAPSHOT_TRIES: u32 = 8;
+
+/// Test hooks: a pause, once, at a named point of the stream from one data directory
+/// (tests run in parallel: only that one's), and whether it is pausing there now.
+pub(super) mod tests_hooks {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Where a stream may pause.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Point {
+        /// After the first file of a resync.
+        ResyncFile,
+        /// After a checkpoint from the feed, before the list of files to keep.
+        CheckpointFile,
+    }
+
+    /// (directory, point, pause, pausing now).
+    type Pauses = Vec<(PathBuf, Point, Duration, bool)>;
+    static PAUSES: Mutex<Pauses> = Mutex::new(Vec::new());
+
+    fn pauses() -> std::sync::MutexGuard<'static, Pauses> {
+        PAUSES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pause_once(dir: &Path, point: Point, pause: Duration) {
+        pauses().push((dir.to_path_buf(), point, pause, false));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pausing(dir: &Path) -> bool {
+        pauses().iter().any(|p| p.0 == dir && p.3)
+    }
+
+    /// Pauses if a test asked for a pause at `point` of the stream from `dir`.
+    pub(super) fn at(dir: &Path, point: Point) {
+        let pause = {
+            let mut pauses = pauses();
+            let Some(p) = pauses
+                .iter_mut()
+                .find(|p| dir.starts_with(&p.0) && p.1 == point && !p.3)
+            else {
+                return;
+            };
+            p.3 = true;
+            p.2
+        };
+        std::thread::sleep(pause);
+        pauses().retain(|p| !(dir.starts_with(&p.0) && p.1 == point && p.3));
+    }
 }

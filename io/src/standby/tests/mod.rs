@@ -15,6 +15,7 @@ use meridian_core::zone::Zone;
 use super::{Kept, StandbyServer, StandbyTarget, Stream, serve};
 use crate::store::{DataDir, Writer, ZoneStore};
 
+mod resync;
 mod stop;
 
 const WORLD_ID: u64 = 7;
