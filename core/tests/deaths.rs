@@ -8,13 +8,7 @@ use meridian_core::mesh::{Liveness, MeshConfig, MeshEvent, control_datagram};
 use meridian_layouts::control::{ControlKind, Death};
 use meridian_layouts::{U16Le, U32Le};
 
-use crate::mesh::{Net, addr, key, mesh};
-
-/// Node `k`'s events since the last look that `pick` keeps.
-fn events(net: &mut Net, k: usize, pick: fn(&MeshEvent) -> bool) -> Vec<MeshEvent> {
-    let m = net.nodes[k].as_mut().unwrap();
-    std::iter::from_fn(|| m.poll_event()).filter(pick).collect()
-}
+use crate::mesh::{Net, addr, key, mesh, reports as events};
 
 fn downs(e: &MeshEvent) -> bool {
     matches!(e, MeshEvent::Down { .. } | MeshEvent::Told { .. })

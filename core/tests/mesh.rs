@@ -504,7 +504,7 @@ fn pair(a: usize, b: usize) -> [u8; 32] {
 }
 
 /// Node `k`'s events since the last look that `pick` keeps.
-fn reports(net: &mut Net, k: usize, pick: fn(&MeshEvent) -> bool) -> Vec<MeshEvent> {
+pub(crate) fn reports(net: &mut Net, k: usize, pick: fn(&MeshEvent) -> bool) -> Vec<MeshEvent> {
     let m = net.nodes[k].as_mut().unwrap();
     std::iter::from_fn(|| m.poll_event()).filter(pick).collect()
 }

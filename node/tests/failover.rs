@@ -551,7 +551,7 @@ fn zone_0_ticks_on(mesh: &Mesh3, k: usize) -> bool {
 }
 
 /// Waits up to 15 s for `done`; fails with `what` and the nodes' logs.
-fn wait(mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool) {
+pub(crate) fn wait(mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool) {
     let started = Instant::now();
     while !done(mesh) {
         assert!(

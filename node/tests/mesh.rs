@@ -640,15 +640,7 @@ fn a_node_whose_ledger_saves_slowly_stays_alive_to_the_others() {
     mesh.start_with(1, &[("MERIDIAN_LEDGER_SAVE_PAUSE_MS", "1500")]);
     mesh.start(2);
     let ledger = mesh.data(1).join(meridian_node::mesh::LEDGER_FILE);
-    let started = Instant::now();
-    while !ledger.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "n1 saved no ledger:\n{}",
-            mesh.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::failover::wait(&mesh, "n1 saved no ledger", &|_| ledger.exists());
     // A few more slow saves' worth of membership.
     std::thread::sleep(Duration::from_secs(5));
     for k in 0..3 {
