@@ -20,6 +20,7 @@
 //! (no owner found, hops or queues out, every resend unacknowledged) — a datagram the
 //! network lost must not lose a message silently.
 
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::entities::EntityID;
@@ -65,9 +66,9 @@ pub(super) struct MailLog {
     pub(super) sent: u64,
     pub(super) sent_ticks: Vec<u64>,
     /// Numbers handed to a game so far: by which zone, in which of its runs.
-    pub(super) delivered: std::collections::HashMap<u64, (u32, u64)>,
+    pub(super) delivered: FxHashMap<u64, (u32, u64)>,
     /// Each zone's current run (games installed so far, counted over the seed).
-    pub(super) runs: std::collections::HashMap<u32, u64>,
+    pub(super) runs: FxHashMap<u32, u64>,
     pub(super) installed: u64,
 }
 

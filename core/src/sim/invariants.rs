@@ -2,7 +2,7 @@
 //! entity created or lost, epochs only grow, no teleport, every transfer committed or
 //! aborted (never both), a committed one arriving exactly once.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 
 use super::{SPEED_MPS_MAX, Sim};
@@ -117,7 +117,8 @@ impl Sim {
     /// The invariants, after every step.
     pub(super) fn check(&mut self, tick: u64) {
         let dt = self.world.tick_duration().as_secs_f32();
-        let mut owner: HashMap<EntityID, u32> = HashMap::with_capacity(self.spawned.len());
+        let mut owner: FxHashMap<EntityID, u32> =
+            FxHashMap::with_capacity_and_hasher(self.spawned.len(), Default::default());
         let mut problems = Vec::new();
         for (z, zone) in self.zones.iter().enumerate() {
             let Some(zone) = zone else { continue };
@@ -210,7 +211,7 @@ impl Sim {
         self.report.no_majority = faulted && !self.standbys.majority_without_one();
         self.report.isolated = self.standbys.isolation.is_some() && !self.report.no_majority;
         self.report.left = self.standbys.leave_ticks.is_some() && !self.report.no_majority;
-        let mut owned: HashMap<EntityID, u32> = HashMap::new();
+        let mut owned: FxHashMap<EntityID, u32> = FxHashMap::default();
         for (z, zone) in self.zones.iter().enumerate() {
             let Some(zone) = zone else {
                 problems.push(format!("zone {z} is still down after healing"));

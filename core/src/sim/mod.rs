@@ -37,7 +37,8 @@ mod standby;
 mod suspicion;
 mod votes;
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -281,20 +282,20 @@ pub(super) struct Sim {
     network: Network,
     /// Datagrams in flight across nodes, by delivery tick.
     in_flight: BTreeMap<u64, Vec<network::Flight>>,
-    behaviour: HashMap<EntityID, Behaviour>,
+    behaviour: FxHashMap<EntityID, Behaviour>,
     spawned: Vec<EntityID>,
     rng_net: SmallRng,
     rng_walk: SmallRng,
-    last_epoch: HashMap<EntityID, u32>,
-    last_seen: HashMap<EntityID, (f32, f32, u64)>,
+    last_epoch: FxHashMap<EntityID, u32>,
+    last_seen: FxHashMap<EntityID, (f32, f32, u64)>,
     /// Each entity's game counter when last checked ([`game`]), and what the zones'
     /// games found wrong since.
-    game_counter: HashMap<EntityID, u64>,
+    game_counter: FxHashMap<EntityID, u64>,
     game_problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     game_mail: Option<std::sync::Arc<std::sync::Mutex<game::MailLog>>>,
     /// Game messages runs that stopped for a move counted lost ([`moves`]).
     retired_messages: u64,
-    fates: HashMap<(u32, u64), TransferFate>,
+    fates: FxHashMap<(u32, u64), TransferFate>,
     standbys: standby::Standbys,
     comeback: Option<comeback::Comeback>,
     /// Dead nodes something waits for, by the tick they are back ([`comeback`]).
@@ -494,13 +495,13 @@ impl Sim {
             behaviour,
             rng_net: SmallRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
             rng_walk: SmallRng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d),
-            last_epoch: HashMap::new(),
-            last_seen: HashMap::new(),
-            game_counter: HashMap::new(),
+            last_epoch: FxHashMap::default(),
+            last_seen: FxHashMap::default(),
+            game_counter: FxHashMap::default(),
             game_problems,
             game_mail,
             retired_messages: 0,
-            fates: HashMap::new(),
+            fates: FxHashMap::default(),
             standbys,
             comeback,
             awaited: BTreeMap::new(),

@@ -2,7 +2,8 @@
 //! delaying links between nodes, partitions that heal, and zones that crash and restart
 //! from their durable log alone.
 
-use std::collections::{BTreeMap, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use rand::rngs::SmallRng;
@@ -293,7 +294,7 @@ pub(super) struct Flight {
 
 /// Transfers whose relinquish and DONE are both in `log`.
 pub(super) fn completed_transfers(log: &[LogRecord]) -> u64 {
-    let relinquished: HashSet<u64> = log
+    let relinquished: FxHashSet<u64> = log
         .iter()
         .filter_map(|r| match r {
             LogRecord::Relinquish { commit } => Some(commit.transfer.transfer_id.get()),

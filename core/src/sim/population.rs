@@ -1,7 +1,7 @@
 //! The simulated population: random walkers, border dancers that swing across a border at
 //! margin ± ε, and a flash crowd that crosses one border all at once.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use rand::Rng;
 use rand::rngs::SmallRng;
@@ -37,7 +37,7 @@ pub(super) enum Behaviour {
 pub(super) struct Population {
     pub(super) zones: Vec<Option<Zone>>,
     pub(super) limits: Limits,
-    pub(super) behaviour: HashMap<EntityID, Behaviour>,
+    pub(super) behaviour: FxHashMap<EntityID, Behaviour>,
     pub(super) spawned: Vec<EntityID>,
 }
 
@@ -73,7 +73,7 @@ pub(super) fn populate(
             })
             .collect(),
         limits,
-        behaviour: HashMap::new(),
+        behaviour: FxHashMap::default(),
         spawned: Vec::new(),
     };
     let bounds = world.bounds();
