@@ -84,6 +84,14 @@ pub struct Args {
     /// it changes those seeds.
     #[arg(long)]
     pub takers_die: bool,
+    /// Implies --standbys. Nodes see a death, a cut off node and a node's return up to 8
+    /// ticks apart (each node draws its own delay for each change) instead of all at once,
+    /// as gossip spreads in a real mesh: a standby may ask to take a zone over before the
+    /// others see its node down (they answer "wait"), a primary to drop a standby some
+    /// still see alive; a refused takeover is asked once more a second later, as the node
+    /// does. Off by default: it changes those seeds.
+    #[arg(long)]
+    pub skewed_views: bool,
     /// Print, to stderr, the run's mesh events (stops, deaths, votes and their answers,
     /// promotions) and every event of the entity with this id (0 for none): to see why
     /// a failed seed failed. Use with --seeds 1 and the replay flags it printed.
@@ -128,7 +136,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             || args.dies_again
             || args.leaves
             || args.moves
-            || args.takers_die,
+            || args.takers_die
+            || args.skewed_views,
         args.loss,
     ) {
         (true, _) => Some(true),
@@ -142,6 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     options.leaves = args.leaves;
     options.moves = args.moves;
     options.takers_die = args.takers_die;
+    options.skewed_views = args.skewed_views;
     options.trace_entity = args.trace_entity;
     // What a replay needs besides the seed to draw the same run.
     let mut replay_flags = String::new();
@@ -163,6 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (args.leaves, " --leaves"),
         (args.moves, " --moves"),
         (args.takers_die, " --takers-die"),
+        (args.skewed_views, " --skewed-views"),
     ] {
         if on {
             replay_flags += flag;
@@ -385,6 +396,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.current_again
         );
     }
+    if args.skewed_views || summary.answered_wait > 0 {
+        println!(
+            "membership views: {} answers to asks about a node said to wait (the answering \
+             node did not see it down), {} of them to an asker that did; {} takeovers \
+             refused were asked again a second later, {} of them then agreed",
+            summary.answered_wait,
+            summary.views_apart,
+            summary.takeovers_asked_again,
+            summary.asked_again_took_over
+        );
+    }
     let mut ticks = summary.handoff_ticks.clone();
     ticks.sort_unstable();
     if !ticks.is_empty() {
@@ -439,6 +461,10 @@ struct Summary {
     waited_for_taker: u64,
     takers_died: u64,
     takeovers_retried: u64,
+    takeovers_asked_again: u64,
+    asked_again_took_over: u64,
+    answered_wait: u64,
+    views_apart: u64,
     failbacks: u64,
     failed_back: u64,
     ballots: u64,
@@ -500,6 +526,10 @@ impl Summary {
         self.waited_for_taker += r.waited_for_taker;
         self.takers_died += r.takers_died;
         self.takeovers_retried += r.takeovers_retried;
+        self.takeovers_asked_again += r.takeovers_asked_again;
+        self.asked_again_took_over += r.asked_again_took_over;
+        self.answered_wait += r.answered_wait;
+        self.views_apart += r.views_apart;
         self.failbacks += r.failbacks;
         self.failed_back += r.failed_back;
         self.ballots += r.ballots;

@@ -28,7 +28,7 @@ use super::standby::DETECT_TICKS;
 
 /// The second death: when, and (once it happened) which node.
 pub(super) struct Failback {
-    at: u64,
+    pub(super) at: u64,
     /// The returned node itself dies again, rather than one running its standbys' zones.
     returned: bool,
     node: Option<u32>,
@@ -144,14 +144,9 @@ impl Sim {
                 None => self.failback = None,
             }
         } else if let Some(node) = f.node
-            && tick == f.at + DETECT_TICKS
+            && self.declaring(tick, f.at, DETECT_TICKS)
         {
-            self.declared_down(tick, node);
-            for z in 0..self.zones.len() {
-                if self.node_of[z] == node {
-                    self.ask_promote(tick, z);
-                }
-            }
+            self.declared_down(tick, node, (f.at, DETECT_TICKS), false);
         }
     }
 

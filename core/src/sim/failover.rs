@@ -22,13 +22,8 @@ impl Sim {
             self.reboot_node(tick, node);
         } else if tick == at {
             self.kill_node(tick, node);
-        } else if tick == at + self.standbys.detect_ticks() && majority {
-            self.declared_down(tick, node);
-            for z in 0..self.zones.len() {
-                if self.node_of[z] == node {
-                    self.ask_promote(tick, z);
-                }
-            }
+        } else if majority && self.declaring(tick, at, self.standbys.detect_ticks()) {
+            self.declared_down(tick, node, (at, self.standbys.detect_ticks()), false);
         }
     }
 
@@ -66,19 +61,6 @@ impl Sim {
             }
         }
         self.standbys.outage = Some((node, until));
-    }
-
-    /// Membership declares node `node` down: zones whose standby it was ask to go on
-    /// without one ([`super::votes`]).
-    pub(super) fn declared_down(&mut self, tick: u64, node: u32) {
-        for z in 0..self.zones.len() {
-            let orphaned = self.standbys.streams[z]
-                .as_ref()
-                .is_some_and(|s| s.node == node && self.node_of[z] != node);
-            if orphaned {
-                self.ask_drop(tick, z);
-            }
-        }
     }
 
     /// A majority agreed: zone `z` goes on without its standby (its waiting datagrams
@@ -189,6 +171,7 @@ impl Sim {
             self.move_done(tick, z);
         }
         self.standbys.promoted.push(z as u32);
+        self.took_over(z);
         if self.comeback_node() == Some(stream.node) && self.failback.is_some() {
             self.report.failed_back += 1;
         }

@@ -35,6 +35,7 @@ mod population;
 mod rejoin;
 mod standby;
 mod suspicion;
+mod views;
 mod votes;
 
 use rustc_hash::FxHashMap;
@@ -108,6 +109,9 @@ pub struct Options {
     /// comes back 150 ticks later ([`failback`]; no other second death is drawn then).
     /// Off by default, like `messages`.
     pub takers_die: bool,
+    /// Nodes see a death, a cut and a return up to [`views::SKEW_TICKS`] apart instead of
+    /// at the same tick ([`views`]). Off by default, like `messages`.
+    pub skewed_views: bool,
 }
 
 /// A network with the same behaviour on every link, for measurements.
@@ -207,6 +211,15 @@ pub struct Report {
     /// then asked for again ([`comeback`]).
     pub returned_awaited: u64,
     pub takeovers_retried: u64,
+    /// Takeovers refused and asked again a second later, the asker still seeing the
+    /// primary down ([`Options::skewed_views`]).
+    pub takeovers_asked_again: u64,
+    /// Of them, those that then took the zone over.
+    pub asked_again_took_over: u64,
+    /// Answers "wait": the answering node did not see the node the ask concerns down (yet).
+    pub answered_wait: u64,
+    /// Of them, answers to an asker that did see it down: the two nodes' views apart.
+    pub views_apart: u64,
     /// A node running zones the returned node keeps the standbys of died in turn
     /// ([`failback`]).
     pub failbacks: u64,
@@ -301,6 +314,8 @@ pub(super) struct Sim {
     /// Dead nodes something waits for, by the tick they are back ([`comeback`]).
     awaited: BTreeMap<u64, Vec<u32>>,
     takers_die: bool,
+    /// The seed's skewed membership views, if skewed ([`views`]).
+    views: Option<views::Views>,
     failback: Option<failback::Failback>,
     moves: Option<moves::Moves>,
     votes: votes::Votes,
@@ -506,6 +521,7 @@ impl Sim {
             comeback,
             awaited: BTreeMap::new(),
             takers_die: options.takers_die,
+            views: options.skewed_views.then(|| views::Views::new(seed)),
             failback,
             moves,
             votes,
@@ -552,6 +568,7 @@ impl Sim {
         self.deliver(tick);
         self.stream_tick(tick);
         self.votes_tick(tick);
+        self.takeovers_again(tick);
         self.rejoin_tick(tick);
         self.steer(tick);
         let now = Instant::from_nanos(tick * self.world.tick_duration().as_nanos() as u64);

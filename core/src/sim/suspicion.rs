@@ -130,16 +130,8 @@ impl Sim {
         }
         // Two nodes: neither side of the cut is a majority, so nothing is declared down
         // or promoted — both wait for the heal (docs/mesh.md, "A majority").
-        if tick == iso.at + DETECT_TICKS && self.standbys.majority_without_one() {
-            self.declared_down(tick, iso.node);
-            for z in 0..self.zones.len() {
-                if self.node_of[z] == iso.node {
-                    // One down at this moment stays down: its restart would be one more
-                    // superseded run.
-                    self.down_until[z] = None;
-                    self.ask_promote(tick, z);
-                }
-            }
+        if self.declaring(tick, iso.at, DETECT_TICKS) && self.standbys.majority_without_one() {
+            self.declared_down(tick, iso.node, (iso.at, DETECT_TICKS), true);
         }
         self.hear_of_takeovers(tick);
         if tick == iso.stand_down {

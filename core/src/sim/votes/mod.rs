@@ -22,8 +22,8 @@ use std::hash::Hash;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::Sim;
 use super::standby::DETECT_TICKS;
+use super::{Sim, views};
 use crate::mesh::votes::{Answer, Ask, Ledger, Tally};
 
 mod withdraw;
@@ -132,15 +132,24 @@ impl Sim {
         if observer == node {
             return false;
         }
-        // A node that came back is seen alive once membership refutes its death.
-        let first = self
-            .standbys
-            .death
-            .is_some_and(|(at, n)| n == node && tick >= at + self.standbys.detect_ticks())
-            && !self.back(tick.saturating_sub(REFUTE_TICKS), node);
-        let dead = first || self.died_in_turn(tick.saturating_sub(DETECT_TICKS), node);
+        // A node that came back is seen alive once membership refutes its death. Each
+        // view trails the earliest by its own skew, if skewed ([`super::views`]).
+        let skew = |event| self.skew(observer, node, event);
+        let first = self.standbys.death.is_some_and(|(at, n)| {
+            n == node
+                && tick >= at + self.standbys.detect_ticks() + skew((views::DOWN, at))
+                && !self.back(
+                    tick.saturating_sub(REFUTE_TICKS + skew((views::BACK, at))),
+                    node,
+                )
+        });
+        let in_turn = self.failback.as_ref().map_or(0, |f| f.at);
+        let late = DETECT_TICKS + skew((views::DOWN, in_turn));
+        let dead = first || self.died_in_turn(tick.saturating_sub(late), node);
         let cut = self.standbys.isolation.is_some_and(|iso| {
-            iso.node == node && tick >= iso.at + DETECT_TICKS && tick < iso.heal + REFUTE_TICKS
+            iso.node == node
+                && tick >= iso.at + DETECT_TICKS + skew((views::DOWN, iso.at))
+                && tick < iso.heal + REFUTE_TICKS + skew((views::HEALED, iso.heal))
         });
         dead || cut
     }
@@ -283,7 +292,15 @@ impl Sim {
             .concerns()
             .is_some_and(|n| self.sees_down(tick, node, u32::from(n)));
         let down = down || self.promotes_an_ended_run(tick, node, ask);
-        self.votes.ledgers[node as usize].answer(asker as u16, id, ask, down)
+        let answer = self.votes.ledgers[node as usize].answer(asker as u16, id, ask, down);
+        if answer == Answer::Wait {
+            self.report.answered_wait += 1;
+            let concerned = ask.concerns().map(u32::from);
+            if concerned.is_some_and(|n| self.sees_down(tick, asker, n)) {
+                self.report.views_apart += 1;
+            }
+        }
+        answer
     }
 
     fn vote_send(&mut self, tick: u64, a: u32, b: u32, m: Message) {
@@ -411,7 +428,9 @@ impl Sim {
             Then::Promote(z) | Then::Acted(z) if self.move_ballot_failed(tick, z) => {}
             Then::Promote(z) | Then::Acted(z) if answered => {
                 self.report.promotions_refused += 1;
-                self.wait_for_own_node(tick, z);
+                if !self.ask_takeover_again(tick, z) {
+                    self.wait_for_own_node(tick, z);
+                }
             }
             Then::Promote(z) | Then::Acted(z) => {
                 // Out of time: asked again while the primary's node is still down; once
