@@ -110,14 +110,14 @@ impl Sim {
             }
         }
     }
-}
 
-impl Sim {
     /// Zone `z`'s takeover was refused. The node tries again after a second
-    /// (`failover::RETRY`), and with skewed views the refusal may only say that some node
-    /// did not see the primary down yet: the standby asks once more after [`RETRY_TICKS`]
-    /// if it still sees its primary down (true: asked again). A second refusal is final,
-    /// as every refusal is with one view for all: the zone waits for its own node.
+    /// (`failover::RETRY`): a refusal can hold only for a while (a promise to another run
+    /// not yet withdrawn everywhere; a node that does not see the primary down answers
+    /// "wait", not "no"). With skewed views the standby asks once more after
+    /// [`RETRY_TICKS`] if it still sees its primary down (true: asked again); a second
+    /// refusal is final, as every refusal is with one view for all: the zone waits for
+    /// its own node.
     pub(super) fn ask_takeover_again(&mut self, tick: u64, z: usize) -> bool {
         let primary = self.node_of[z];
         let asker = self.standbys.streams[z].as_ref().map(|s| s.node);
