@@ -119,9 +119,7 @@ impl Sim {
     /// refusal is final, as every refusal is with one view for all: the zone waits for
     /// its own node.
     pub(super) fn ask_takeover_again(&mut self, tick: u64, z: usize) -> bool {
-        let primary = self.node_of[z];
-        let asker = self.standbys.streams[z].as_ref().map(|s| s.node);
-        let sees_down = asker.is_some_and(|a| self.sees_down(tick, a, primary));
+        let sees_down = self.standby_sees_primary_down(tick, z);
         let Some(views) = self.views.as_mut() else {
             return false;
         };
@@ -135,6 +133,12 @@ impl Sim {
         }
         views.again.entry(tick + RETRY_TICKS).or_default().push(z);
         true
+    }
+
+    /// Whether zone `z`'s standby, if it has one, sees the zone's node down.
+    pub(super) fn standby_sees_primary_down(&self, tick: u64, z: usize) -> bool {
+        let standby = self.standbys.streams[z].as_ref().map(|s| s.node);
+        standby.is_some_and(|s| self.sees_down(tick, s, self.node_of[z]))
     }
 
     /// Zone `z` was taken over: a later refusal of its takeover is a first one again.
@@ -153,10 +157,8 @@ impl Sim {
             return;
         };
         for z in super::network::take_due(&mut views.again, tick) {
-            let primary = self.node_of[z];
-            let asker = self.standbys.streams[z].as_ref().map(|s| s.node);
             let down = self.zones[z].is_none() && self.down_until[z].is_none();
-            if down && asker.is_some_and(|a| self.sees_down(tick, a, primary)) {
+            if down && self.standby_sees_primary_down(tick, z) {
                 self.report.takeovers_asked_again += 1;
                 self.ask_promote(tick, z);
             } else {

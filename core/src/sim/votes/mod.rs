@@ -437,9 +437,7 @@ impl Sim {
                 // it is seen alive (a cut healed, a node back) the zone is its node's
                 // again, which restarts it if it is down (seed 4161: a zone down when its
                 // node was cut off stayed down for good, asked about for ever).
-                let primary = self.node_of[z];
-                let asker = self.standbys.streams[z].as_ref().map(|s| s.node);
-                if asker.is_some_and(|a| self.sees_down(tick, a, primary)) {
+                if self.standby_sees_primary_down(tick, z) {
                     self.ask_promote(tick, z);
                 } else {
                     self.wait_for_own_node(tick, z);
