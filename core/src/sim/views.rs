@@ -123,14 +123,11 @@ impl Sim {
         let Some(views) = self.views.as_mut() else {
             return false;
         };
-        if !views.asked_again.insert(z) {
-            views.asked_again.remove(&z);
+        // Asked again already (a second refusal), or no longer worth asking.
+        if views.asked_again.remove(&z) || !sees_down {
             return false;
         }
-        if !sees_down {
-            views.asked_again.remove(&z);
-            return false;
-        }
+        views.asked_again.insert(z);
         views.again.entry(tick + RETRY_TICKS).or_default().push(z);
         true
     }
