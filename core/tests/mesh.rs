@@ -672,3 +672,32 @@ fn a_node_that_leaves_a_mesh_of_five_tells_every_member_first_hand() {
     let heard: Vec<Liveness> = (1..FIVE).map(|k| alive(&nodes, k, 0)).collect();
     assert_eq!(heard, [Liveness::Down; 4], "{sent} datagrams sent");
 }
+
+/// Node 2 is cut off from both others for 3 s — long enough for each side to declare the
+/// other down — and the cut heals: within 3 s every node sees every other alive again.
+#[test]
+fn nodes_cut_off_until_declared_down_meet_again_when_the_cut_heals() {
+    for seed in 0..5 {
+        let mut net = Net::new(70 + seed, 0.0);
+        net.run(Duration::from_secs(2));
+        net.isolated = Some(2);
+        net.run(Duration::from_secs(3));
+        assert_eq!(net.sees(0, 2), Liveness::Down, "seed {seed}");
+        assert_eq!(net.sees(2, 0), Liveness::Down, "seed {seed}");
+        net.isolated = None;
+        let healed = net.now;
+        while !(0..NODES).all(|k| (0..NODES).all(|j| j == k || net.sees(k, j) == Liveness::Alive)) {
+            assert!(
+                net.now < healed + Duration::from_secs(30),
+                "seed {seed}: 30 s after the heal: 0 sees 2 {:?}, 2 sees 0 {:?}",
+                net.sees(0, 2),
+                net.sees(2, 0)
+            );
+            net.step();
+        }
+        eprintln!(
+            "seed {seed}: all alive {:?} after the heal",
+            net.now.saturating_duration_since(healed)
+        );
+    }
+}

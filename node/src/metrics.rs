@@ -370,10 +370,13 @@ impl prometheus_client::collector::Collector for Membership {
             ("votes_dropped", c.votes_dropped),
             ("deaths_heard", c.deaths_heard),
             ("deaths_dropped", c.deaths_dropped),
+            ("undead_told", c.undead_told),
         ];
         let help = "Datagrams on the control port (gossip, votes, deaths): sent, received, \
                     votes and deaths taken, and those dropped by reason (other_version: a node of another \
-                    build; other_world: a node started with another world file).";
+                    build; other_world: a node started with another world file); undead_told: \
+                    nodes told they are down here, their datagrams from a life this node holds \
+                    down (a cut healed).";
         let mut family =
             e.encode_descriptor("meridian_mesh_datagrams", help, None, MetricType::Counter)?;
         for (kind, value) in kinds {

@@ -39,4 +39,7 @@ pub struct MeshCounters {
     /// Deaths datagrams dropped after their signature checked: malformed, or from a node
     /// this one does not see alive.
     pub deaths_dropped: u64,
+    /// Nodes told they were declared down here (their datagrams came from a life this
+    /// node holds down: a cut healed; `rejoin` in [`super::Mesh`]'s module).
+    pub undead_told: u64,
 }

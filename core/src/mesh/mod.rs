@@ -67,6 +67,7 @@ mod counters;
 mod deaths;
 mod frame;
 mod gate;
+mod rejoin;
 pub mod votes;
 
 pub use ballots::LedgerSave;
@@ -176,6 +177,8 @@ pub struct Peer {
     tag: gate::TagKey,
     /// The signature checks its datagrams may still cost in this window.
     budget: gate::Budget,
+    /// When this node last told the peer it holds it down ([`rejoin`]).
+    undead_told: Option<Instant>,
 }
 
 /// A change in membership, for the node to act on.
@@ -285,8 +288,12 @@ pub struct Mesh {
     stall_after: Duration,
     /// When a listed node not heard from since this one started counts as down.
     silent_until: Instant,
+    /// How long a listed node may stay unheard at the start ([`MeshConfig::silent_to_down_after`]).
+    silent_after: Duration,
     /// When this node next announces itself to the listed nodes it has not heard from.
     announce_at: Instant,
+    /// Deaths to tell again: (when, node, its life) ([`deaths::TELL_AGAIN`]).
+    deaths_again: Vec<(Instant, u16, u32)>,
     /// What this node agreed to (`None`: it does not vote).
     ledger: Option<Ledger>,
     ballots: Vec<Ballot>,
@@ -336,6 +343,7 @@ impl Mesh {
                 world: config.world,
                 tag,
                 budget: gate::Budget::new(now),
+                undead_told: None,
             });
         }
         let size = u8::try_from(list.len() + 1).unwrap_or(u8::MAX);
@@ -392,7 +400,9 @@ impl Mesh {
             now,
             stall_after: config.suspect_to_down_after,
             silent_until: now + config.silent_to_down_after,
+            silent_after: config.silent_to_down_after,
             announce_at: now + deaths::ANNOUNCE_EVERY,
+            deaths_again: Vec::new(),
             ledger: None,
             ballots: Vec::new(),
             ended: Vec::new(),
@@ -500,6 +510,7 @@ impl Mesh {
             ControlKind::Deaths => return self.heard_deaths(node, payload),
             ControlKind::Gossip => {}
         }
+        self.tell_undead(k, payload);
         if self.foca.handle_data(payload, &mut self.runtime).is_err() {
             self.counters.refused += 1;
         }
@@ -545,38 +556,9 @@ impl Mesh {
             self.drain_runtime();
         }
         self.declare_silent();
-        self.announce_to_unheard();
+        self.announce_to_silent();
+        self.tell_deaths_again();
         self.decide();
-    }
-
-    /// Moves the clock to `now`. If this node did not run for longer than a suspicion
-    /// takes to become a death (its process stopped or stalled), the others may have
-    /// declared it down — and its own timers, firing late, are about to declare them
-    /// down before it hears from them. Each side would then discard what the other sends
-    /// (a down member's messages are not trusted) until the down members are forgotten,
-    /// a minute later. So it rejoins at once as a new life, announced to every node,
-    /// which the others take whatever they believed of the old one.
-    fn woke(&mut self, now: Instant) {
-        let stalled = now.saturating_duration_since(self.now) > self.stall_after;
-        self.now = self.now.max(now);
-        if !stalled {
-            return;
-        }
-        let Some(renewed) = self.foca.identity().renew() else {
-            return;
-        };
-        if self
-            .foca
-            .change_identity(renewed, &mut self.runtime)
-            .is_err()
-        {
-            return;
-        }
-        self.counters.stall_rejoins += 1;
-        self.events.push_back(MeshEvent::Rejoined {
-            generation: renewed.generation,
-        });
-        self.join(now);
     }
 
     /// When [`Mesh::handle_timeout`] has work next.
@@ -591,12 +573,13 @@ impl Mesh {
             .chain(
                 self.peers
                     .iter()
-                    .any(deaths::unheard)
+                    .any(deaths::silent)
                     .then_some(self.announce_at),
             );
         self.timers
             .iter()
             .map(|t| t.0)
+            .chain(self.deaths_again.iter().map(|t| t.0))
             .chain(ballots)
             .chain(silent)
             .min()
@@ -625,34 +608,39 @@ impl Mesh {
         self.counters
     }
 
+    /// Frames, tags and signs `payload` as a control datagram of `kind` to node `to`, and
+    /// queues it.
+    fn send_control(&mut self, kind: ControlKind, to: u16, payload: &[u8]) {
+        let me = self.foca.identity().node;
+        if let Some(peer) = self.peers.iter().find(|p| p.node == to) {
+            let datagram = datagram(kind, (me, self.world), payload, &self.key, &peer.tag);
+            self.outbox.push_back((peer.addr, datagram));
+            self.counters.sent += 1;
+        }
+    }
+
     /// Takes what foca produced: datagrams (signed), timers, notifications.
     fn drain_runtime(&mut self) {
         while let Some((to, payload)) = self.runtime.to_send() {
-            if let Some(peer) = self.peers.iter().find(|p| p.node == to.node) {
-                let me = self.foca.identity().node;
-                let datagram = datagram(
-                    ControlKind::Gossip,
-                    (me, self.world),
-                    &payload,
-                    &self.key,
-                    &peer.tag,
-                );
-                self.outbox.push_back((peer.addr, datagram));
-                self.counters.sent += 1;
-            }
+            self.send_control(ControlKind::Gossip, to.node, &payload);
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             self.asked += 1;
             self.timers.push((self.now + after, self.asked, timer));
         }
+        let mut rejoined = None;
         while let Some(notification) = self.runtime.to_notify() {
             if let OwnedNotification::Rejoin(id) = notification {
                 self.events.push_back(MeshEvent::Rejoined {
                     generation: id.generation,
                 });
+                rejoined = Some(id);
             }
         }
         self.read_members();
+        if let Some(life) = rejoined {
+            self.start_over(life);
+        }
     }
 
     /// Each node's liveness is its newest life's (an old generation going down after a
