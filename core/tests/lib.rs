@@ -17,6 +17,7 @@ mod history;
 mod inputs;
 mod interest;
 mod lagging;
+mod membership;
 mod mesh;
 mod messages;
 mod movement;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod progress;
 pub mod run;
 pub mod sim;
+pub mod sim_membership;
 pub mod standby;
 pub mod swarm;
 pub mod tag;

@@ -92,6 +92,20 @@ pub struct Args {
     /// does. Off by default: it changes those seeds.
     #[arg(long)]
     pub skewed_views: bool,
+    /// Run the membership simulator instead: 3–5 nodes' real membership (foca's gossip,
+    /// signed datagrams, the deaths datagram, the stall rejoin) over a network with loss,
+    /// duplication and delay, 50 s a seed in 5 ms steps, under drawn faults — nodes killed,
+    /// leaving, coming back, stalled, cut from one node or all. Checks that a death in a
+    /// calm window is seen by every node within 1 s, that no running node is declared down
+    /// while nothing disturbs it, that a node starting while another is dead is told
+    /// within 1 s, and that every view agrees after the quiet end. Takes --seeds,
+    /// --first-seed and --threads; docs/mesh.md, "Membership in the simulator".
+    #[arg(long, conflicts_with_all = ["loss", "entities", "standbys", "suspicions", "comebacks", "dies_again", "messages", "leaves", "moves", "takers_die", "skewed_views", "trace_entity"])]
+    pub membership: bool,
+    /// With --membership: print each seed's network and faults and every membership event
+    /// to stderr (use with --seeds 1, to see why a seed failed).
+    #[arg(long, requires = "membership")]
+    pub trace: bool,
     /// Print, to stderr, the run's mesh events (stops, deaths, votes and their answers,
     /// promotions) and every event of the entity with this id (0 for none): to see why
     /// a failed seed failed. Use with --seeds 1 and the replay flags it printed.
@@ -110,6 +124,9 @@ pub enum SimError {
 
 /// Runs the seeds on worker threads, prints progress every second and a summary.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.membership {
+        return crate::sim_membership::run(&args);
+    }
     if let Some(loss) = args.loss
         && !(0.0..=1.0).contains(&loss)
     {

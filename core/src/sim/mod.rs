@@ -29,6 +29,7 @@ mod failback;
 mod failover;
 mod game;
 mod invariants;
+pub mod membership;
 mod moves;
 mod network;
 mod population;
