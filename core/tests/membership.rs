@@ -1,7 +1,11 @@
 //! The membership simulator (`meridian_core::sim::membership`): the node's real gossip
 //! under drawn deaths, returns, stalls, cuts and loss, every property checked each step.
 
-use meridian_core::sim::membership::{MembershipReport, run_membership};
+use meridian_core::sim::membership::{MembershipOptions, MembershipReport, run_membership};
+
+fn run(seed: u64) -> MembershipReport {
+    run_membership(seed, &MembershipOptions::default())
+}
 
 fn assert_ok(r: &MembershipReport) {
     assert!(
@@ -21,7 +25,7 @@ fn assert_ok(r: &MembershipReport) {
 /// cut off and stalled that rejoined as new lives.
 #[test]
 fn forty_seeds_of_real_gossip_hold_every_property() {
-    let reports: Vec<MembershipReport> = (0..40).map(|seed| run_membership(seed, false)).collect();
+    let reports: Vec<MembershipReport> = (0..40).map(run).collect();
     for r in &reports {
         assert_ok(r);
     }
@@ -41,6 +45,23 @@ fn forty_seeds_of_real_gossip_hold_every_property() {
     );
 }
 
+/// With half the cuts between two nodes one way only (a firewall rule, a broken route):
+/// 20 seeds hold every property (1,000 did in session 51: `meridian sim --membership
+/// --one-way --seeds 1000`).
+#[test]
+fn cuts_one_way_only_hold_every_property() {
+    let options = MembershipOptions {
+        one_way: true,
+        ..MembershipOptions::default()
+    };
+    let reports: Vec<MembershipReport> = (0..20).map(|s| run_membership(s, &options)).collect();
+    for r in &reports {
+        assert_ok(r);
+    }
+    let one_way: u32 = reports.iter().map(|r| r.one_way).sum();
+    assert!(one_way >= 10, "one-way cuts drawn: {one_way}");
+}
+
 /// The seeds that found the bugs this simulator was built to find (session 51), kept:
 /// - 19: a node cut off from all the others until each side declared the other down never
 ///   heard from them again (each dropped the other's datagrams for a minute, until foca
@@ -56,7 +77,7 @@ fn forty_seeds_of_real_gossip_hold_every_property() {
 #[test]
 fn the_seeds_that_found_membership_bugs_hold_every_property() {
     for seed in [19, 51, 166, 236, 422] {
-        assert_ok(&run_membership(seed, false));
+        assert_ok(&run(seed));
     }
 }
 
@@ -64,15 +85,12 @@ fn the_seeds_that_found_membership_bugs_hold_every_property() {
 #[test]
 fn the_same_seed_draws_the_same_run() {
     for seed in [3, 19] {
-        let (a, b) = (run_membership(seed, false), run_membership(seed, false));
+        let (a, b) = (run(seed), run(seed));
         assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
         assert_eq!(
             (a.downs, a.rejoins, a.datagrams),
             (b.downs, b.rejoins, b.datagrams)
         );
     }
-    assert_ne!(
-        run_membership(3, false).trace_hash,
-        run_membership(4, false).trace_hash
-    );
+    assert_ne!(run(3).trace_hash, run(4).trace_hash);
 }

@@ -106,6 +106,10 @@ pub struct Args {
     /// to stderr (use with --seeds 1, to see why a seed failed).
     #[arg(long, requires = "membership")]
     pub trace: bool,
+    /// With --membership: half the cuts between two nodes drop traffic one way only (a
+    /// firewall rule, a broken route). Off by default: it changes the seeds with such a cut.
+    #[arg(long, requires = "membership")]
+    pub one_way: bool,
     /// Print, to stderr, the run's mesh events (stops, deaths, votes and their answers,
     /// promotions) and every event of the entity with this id (0 for none): to see why
     /// a failed seed failed. Use with --seeds 1 and the replay flags it printed.

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use meridian_core::sim::membership::{MembershipReport, detect_within, run_membership};
+use meridian_core::sim::membership::{
+    MembershipOptions, MembershipReport, detect_within, run_membership,
+};
 
 use crate::progress::Progress;
 use crate::sim::{Args, SimError};
@@ -28,6 +30,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "membership: seeds {}..{end}, each 50 s of 3–5 meshes in 5 ms steps, on {threads} threads",
         args.first_seed
     );
+    let options = MembershipOptions {
+        trace: args.trace,
+        one_way: args.one_way,
+    };
     let next = Arc::new(AtomicU64::new(args.first_seed));
     let summary = Arc::new(Mutex::new(Summary::default()));
     let progress = Progress::new(args.seeds, "seeds");
@@ -41,14 +47,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     if seed >= end {
                         break;
                     }
-                    let report = run_membership(seed, args.trace);
+                    let report = run_membership(seed, &options);
                     if !report.ok() {
                         let mut lines = format!("seed {seed} FAILED:\n");
                         for v in &report.violations {
                             lines += &format!("    {v}\n");
                         }
                         lines += &format!(
-                            "  replay: cargo run --release -p meridian-node -- sim --membership --first-seed {seed} --seeds 1 --trace"
+                            "  replay: cargo run --release -p meridian-node -- sim --membership --first-seed {seed} --seeds 1 --trace{}",
+                            if args.one_way { " --one-way" } else { "" }
                         );
                         progress.println(&lines);
                     }
@@ -83,12 +90,13 @@ fn print_summary(summary: &Summary, seeds: u64, elapsed: f64) {
         summary.failed
     );
     println!(
-        "faults: {} kills, {} leaves, {} restarts, {} stalls, {} cuts; {} of {} datagrams lost",
+        "faults: {} kills, {} leaves, {} restarts, {} stalls, {} cuts ({} one way); {} of {} datagrams lost",
         sum(|r| r.kills.into()),
         sum(|r| r.leaves.into()),
         sum(|r| r.restarts.into()),
         sum(|r| r.stalls.into()),
         sum(|r| r.cuts.into()),
+        sum(|r| r.one_way.into()),
         sum(|r| r.lost),
         sum(|r| r.datagrams)
     );

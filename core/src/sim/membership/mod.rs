@@ -7,7 +7,8 @@
 //! — over a simulated network with loss (0–10 %), duplication and delay, driven by one
 //! seed in 5 ms steps, under drawn faults: nodes killed or leaving (most come back as a
 //! new generation, as the node does with the wall clock's seconds), stalled (SIGSTOP, a
-//! VM pause: what reaches them waits), cut from one node or from all. A third of the
+//! VM pause: what reaches them waits), cut from one node or from all (with
+//! [`MembershipOptions::one_way`], half the cuts between two nodes one way only). A third of the
 //! seeds draw only deaths and returns, spaced apart, so that the timing properties have
 //! calm windows to hold in. The properties, checked every step:
 //! - **detection**: a node killed in a calm window (no cut, stall or isolation, loss at
@@ -73,6 +74,8 @@ pub struct MembershipReport {
     pub restarts: u32,
     pub stalls: u32,
     pub cuts: u32,
+    /// Of the cuts, those one way only ([`MembershipOptions::one_way`]).
+    pub one_way: u32,
     /// Milliseconds from each checked death (calm, killed) to the last observer seeing it
     /// down; the same for leaves.
     pub detections_ms: Vec<u64>,
@@ -140,11 +143,21 @@ struct Run {
     report: MembershipReport,
 }
 
-/// Runs one seed and reports; with `trace`, prints the seed's network, its faults and
-/// every membership event to stderr.
-pub fn run_membership(seed: u64, trace: bool) -> MembershipReport {
+/// What to simulate besides the seed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MembershipOptions {
+    /// Print the seed's network, its faults and every membership event to stderr.
+    pub trace: bool,
+    /// Half the cuts between two nodes drop traffic one way only. Off by default: it
+    /// changes the seeds with such a cut.
+    pub one_way: bool,
+}
+
+/// Runs one seed and reports.
+pub fn run_membership(seed: u64, options: &MembershipOptions) -> MembershipReport {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x6d65_6d62_0000_0011);
-    let schedule = Schedule::draw(&mut rng);
+    let schedule = Schedule::draw(&mut rng, options.one_way);
+    let trace = options.trace;
     if trace {
         eprintln!(
             "seed {seed}: {} nodes, loss {}, duplication {}, delay 1–{} ms{}",
@@ -277,6 +290,10 @@ impl Run {
                 Kind::Kill | Kind::Leave => self.die(f.node, f.kind == Kind::Leave),
                 Kind::Stall => self.report.stalls += 1,
                 Kind::Cut(_) | Kind::Isolate => self.report.cuts += 1,
+                Kind::OneWay(_) => {
+                    self.report.cuts += 1;
+                    self.report.one_way += 1;
+                }
             }
         }
         for f in faults

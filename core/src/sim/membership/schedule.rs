@@ -23,6 +23,9 @@ pub(super) enum Kind {
     Stall,
     /// Traffic between the node and this other node is dropped.
     Cut(usize),
+    /// Traffic from the node to this other node is dropped; the other way it flows (a
+    /// firewall rule, a broken route).
+    OneWay(usize),
     /// Traffic between the node and every other is dropped.
     Isolate,
 }
@@ -38,13 +41,14 @@ pub(super) struct Fault {
 }
 
 impl Fault {
-    /// Whether traffic from or to nodes `a` and `b` is cut at `now` by this fault.
+    /// Whether traffic from node `a` to node `b` is cut at `now` by this fault.
     pub(super) fn cuts(&self, now: Instant, a: usize, b: usize) -> bool {
         if now < self.from || now >= self.to {
             return false;
         }
         match self.kind {
             Kind::Cut(other) => (self.node, other) == (a, b) || (self.node, other) == (b, a),
+            Kind::OneWay(other) => (self.node, other) == (a, b),
             Kind::Isolate => self.node == a || self.node == b,
             Kind::Kill | Kind::Leave | Kind::Stall => false,
         }
@@ -76,7 +80,9 @@ pub(super) struct Schedule {
 }
 
 impl Schedule {
-    pub(super) fn draw(rng: &mut SmallRng) -> Schedule {
+    /// Draws a seed's schedule; with `one_way`, half the cuts between two nodes drop
+    /// traffic one way only (drawn only then: the other seeds stay as they were).
+    pub(super) fn draw(rng: &mut SmallRng, one_way: bool) -> Schedule {
         let nodes = rng.random_range(3..=5);
         let loss = [0.0, 0.0, 0.01, 0.05, 0.1][rng.random_range(0..5)];
         let duplication = if rng.random_bool(0.25) { 0.05 } else { 0.0 };
@@ -92,7 +98,7 @@ impl Schedule {
         };
         let mut at = Instant::ZERO + FIRST_FAULT;
         while at < Instant::ZERO + FAULTS_UNTIL {
-            schedule.draw_fault(rng, at);
+            schedule.draw_fault(rng, at, one_way);
             let gap = if calm { 6_000..=9_000 } else { 300..=4_000 };
             at = at + ms(rng.random_range(gap));
         }
@@ -100,7 +106,7 @@ impl Schedule {
     }
 
     /// One fault starting at `at`, of a node alive then (at least one stays alive).
-    fn draw_fault(&mut self, rng: &mut SmallRng, at: Instant) {
+    fn draw_fault(&mut self, rng: &mut SmallRng, at: Instant, one_way: bool) {
         let alive: Vec<usize> = (0..self.nodes).filter(|&k| self.alive(k, at)).collect();
         if alive.len() < 2 {
             return;
@@ -129,7 +135,12 @@ impl Schedule {
             4..=5 => (Kind::Stall, rng.random_range(100..=3_000)),
             6..=7 => {
                 let other = (node + rng.random_range(1..self.nodes)) % self.nodes;
-                (Kind::Cut(other), rng.random_range(300..=6_000))
+                let kind = if one_way && rng.random_bool(0.5) {
+                    Kind::OneWay(other)
+                } else {
+                    Kind::Cut(other)
+                };
+                (kind, rng.random_range(300..=6_000))
             }
             _ => (Kind::Isolate, rng.random_range(300..=6_000)),
         };
@@ -161,7 +172,7 @@ impl Schedule {
             .any(|f| f.node == k && f.kind == Kind::Stall && f.from <= now && now < f.to)
     }
 
-    /// Whether traffic between `a` and `b` is cut at `now`.
+    /// Whether traffic from `a` to `b` is cut at `now`.
     pub(super) fn cut(&self, now: Instant, a: usize, b: usize) -> bool {
         self.faults.iter().any(|f| f.cuts(now, a, b))
     }
