@@ -96,10 +96,11 @@ pub struct Args {
     /// signed datagrams, the deaths datagram, the stall rejoin) over a network with loss,
     /// duplication and delay, 50 s a seed in 5 ms steps, under drawn faults — nodes killed,
     /// leaving, coming back, stalled, cut from one node or all. Checks that a death in a
-    /// calm window is seen by every node within 1 s in a mesh of three (100 ms more per further node), that no running node is declared down
-    /// while nothing disturbs it, that a node starting while another is dead is told
-    /// within 1 s, and that every view agrees after the quiet end. Takes --seeds,
-    /// --first-seed and --threads; docs/mesh.md, "Membership in the simulator".
+    /// calm window is seen by every node within 1 s in a mesh of three (100 ms more per
+    /// further node), that no running node is declared down while nothing disturbs it,
+    /// that a node starting while another is dead is told within 1 s, and that every
+    /// view agrees after the quiet end. Takes --seeds, --first-seed and --threads;
+    /// docs/mesh.md, "Membership in the simulator".
     #[arg(long, conflicts_with_all = ["ticks", "loss", "entities", "standbys", "suspicions", "comebacks", "dies_again", "messages", "leaves", "moves", "takers_die", "skewed_views", "trace_entity"])]
     pub membership: bool,
     /// With --membership: print each seed's network and faults and every membership event

@@ -290,7 +290,7 @@ pub struct Mesh {
     silent_until: Instant,
     /// How long a listed node may stay unheard at the start ([`MeshConfig::silent_to_down_after`]).
     silent_after: Duration,
-    /// When this node next announces itself to the listed nodes it has not heard from.
+    /// When this node next announces itself to the listed nodes it does not hear from.
     announce_at: Instant,
     /// Deaths to tell again: (when, node, its life) ([`deaths::TELL_AGAIN`]).
     deaths_again: Vec<(Instant, u16, u32)>,
