@@ -1,7 +1,7 @@
 //! `meridian sim`: the deterministic simulator from the command line, for long runs.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meridian_core::sim::{FixedNetwork, Options, Report, run as run_seed};
@@ -201,66 +201,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             replay_flags += flag;
         }
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let next = Arc::new(AtomicU64::new(args.first_seed));
-    let done = Arc::new(AtomicU64::new(0));
     let end = args.first_seed.saturating_add(args.seeds);
-    let summary = Arc::new(Mutex::new(Summary::default()));
-    let start = Instant::now();
     eprintln!(
-        "simulating seeds {}..{} for {} ticks each on {threads} threads",
-        args.first_seed, end, args.ticks
+        "simulating seeds {}..{end} for {} ticks each on {} threads",
+        args.first_seed,
+        args.ticks,
+        threads(args.threads)
     );
-    let progress = Progress::new(args.seeds, "seeds");
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let (next, done, summary) = (next.clone(), done.clone(), summary.clone());
-            let (progress, replay_flags) = (progress.clone(), &replay_flags);
-            scope.spawn(move || {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        break;
-                    }
-                    let report = run_seed(seed, args.ticks, &options);
-                    if !report.ok() {
-                        let mut lines = format!("seed {seed} FAILED:\n");
-                        for v in &report.violations {
-                            lines += &format!("    {v}\n");
-                        }
-                        lines += &format!(
-                            "  replay: cargo run --release -p meridian-node -- sim --first-seed {seed} --seeds 1 --ticks {}{replay_flags}",
-                            args.ticks
-                        );
-                        progress.println(&lines);
-                    }
-                    summary.lock().expect("no worker panics holding it").add(&report);
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-        // Progress, once a second, until every seed is done.
-        let mut last = Instant::now();
-        while done.load(Ordering::Relaxed) < args.seeds {
-            std::thread::sleep(Duration::from_millis(50));
-            if last.elapsed() >= Duration::from_secs(1) {
-                last = Instant::now();
-                let n = done.load(Ordering::Relaxed);
-                let failed = summary.lock().expect("no worker panics holding it").failed;
-                let line = format!(
-                    "  {n}/{} seeds  {:.1} seeds/s  {failed} failed",
-                    args.seeds,
-                    n as f64 / start.elapsed().as_secs_f64()
-                );
-                progress.update(n, &line);
-            }
-        }
+    let start = Instant::now();
+    let reports = on_threads(args.first_seed, args.seeds, args.threads, |seed| {
+        let report = run_seed(seed, args.ticks, &options);
+        let failed = (!report.ok()).then(|| {
+            let replay = format!("--ticks {}{replay_flags}", args.ticks);
+            failure(seed, &report.violations, &replay)
+        });
+        (report, failed)
     });
-    progress.finish();
-    let summary = summary.lock().expect("workers finished");
+    let mut summary = Summary::default();
+    for report in &reports {
+        summary.add(report);
+    }
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "{} seeds × {} ticks in {elapsed:.1} s: {:.1} seeds/s, {} failed",
@@ -450,6 +410,84 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// What a failed seed prints: its violations, and the command that replays it (`flags`
+/// after `--seeds 1`).
+pub(crate) fn failure(seed: u64, violations: &[String], flags: &str) -> String {
+    let mut lines = format!("seed {seed} FAILED:\n");
+    for v in violations {
+        lines += &format!("    {v}\n");
+    }
+    lines
+        + &format!(
+            "  replay: cargo run --release -p meridian-node -- sim --first-seed {seed} --seeds 1 {flags}"
+        )
+}
+
+/// The worker threads for `--threads` (default: one per core).
+pub(crate) fn threads(asked: Option<usize>) -> usize {
+    asked
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// Runs seeds `first..first + seeds` on [`threads`] worker threads, `run` drawing one and
+/// returning its outcome with, if it failed, the lines to print (printed above the
+/// progress bar at once). Shows progress once a second; returns every outcome, in the
+/// order they finished.
+pub(crate) fn on_threads<R: Send>(
+    first: u64,
+    seeds: u64,
+    threads_asked: Option<usize>,
+    run: impl Fn(u64) -> (R, Option<String>) + Sync,
+) -> Vec<R> {
+    let next = AtomicU64::new(first);
+    let end = first.saturating_add(seeds);
+    let outcomes = Mutex::new((Vec::new(), 0u64));
+    let progress = Progress::new(seeds, "seeds");
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads(threads_asked) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let (outcome, failed) = run(seed);
+                    if let Some(lines) = &failed {
+                        progress.println(lines);
+                    }
+                    let mut o = outcomes.lock().expect("no worker panics holding it");
+                    o.0.push(outcome);
+                    o.1 += u64::from(failed.is_some());
+                }
+            });
+        }
+        // Progress, once a second, until every seed is done.
+        let mut last = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let (n, failed) = {
+                let o = outcomes.lock().expect("no worker panics holding it");
+                (o.0.len() as u64, o.1)
+            };
+            if n >= seeds {
+                break;
+            }
+            if last.elapsed() >= Duration::from_secs(1) {
+                last = Instant::now();
+                let rate = n as f64 / start.elapsed().as_secs_f64();
+                progress.update(
+                    n,
+                    &format!("  {n}/{seeds} seeds  {rate:.1} seeds/s  {failed} failed"),
+                );
+            }
+        }
+    });
+    progress.finish();
+    outcomes.into_inner().expect("workers finished").0
 }
 
 #[derive(Default)]

@@ -1,79 +1,44 @@
 //! `meridian sim --membership`: the membership simulator (real gossip under drawn faults)
 //! from the command line, seeds spread over worker threads.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use meridian_core::sim::membership::{
     MembershipOptions, MembershipReport, detect_within, run_membership,
 };
 
-use crate::progress::Progress;
-use crate::sim::{Args, SimError};
-
-/// What the seeds added up to.
-#[derive(Default)]
-struct Summary {
-    failed: u64,
-    reports: Vec<MembershipReport>,
-}
+use crate::sim::{Args, SimError, failure, on_threads, threads};
 
 /// Runs `args.seeds` seeds of the membership simulator and prints a summary.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
     let end = args.first_seed.saturating_add(args.seeds);
     eprintln!(
-        "membership: seeds {}..{end}, each 50 s of 3–5 meshes in 5 ms steps, on {threads} threads",
-        args.first_seed
+        "membership: seeds {}..{end}, each 50 s of 3–5 meshes in 5 ms steps, on {} threads",
+        args.first_seed,
+        threads(args.threads)
     );
     let options = MembershipOptions {
         trace: args.trace,
         one_way: args.one_way,
     };
-    let next = Arc::new(AtomicU64::new(args.first_seed));
-    let summary = Arc::new(Mutex::new(Summary::default()));
-    let progress = Progress::new(args.seeds, "seeds");
     let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let (next, summary, progress) = (next.clone(), summary.clone(), progress.clone());
-            scope.spawn(move || {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        break;
-                    }
-                    let report = run_membership(seed, &options);
-                    if !report.ok() {
-                        let mut lines = format!("seed {seed} FAILED:\n");
-                        for v in &report.violations {
-                            lines += &format!("    {v}\n");
-                        }
-                        lines += &format!(
-                            "  replay: cargo run --release -p meridian-node -- sim --membership --first-seed {seed} --seeds 1 --trace{}",
-                            if args.one_way { " --one-way" } else { "" }
-                        );
-                        progress.println(&lines);
-                    }
-                    let mut s = summary.lock().expect("no worker panics holding it");
-                    s.failed += u64::from(!report.ok());
-                    s.reports.push(report);
-                    let n = s.reports.len() as u64;
-                    progress.update(n, &format!("  {n}/{} seeds  {} failed", args.seeds, s.failed));
-                }
-            });
-        }
+    let reports = on_threads(args.first_seed, args.seeds, args.threads, |seed| {
+        let report = run_membership(seed, &options);
+        let failed = (!report.ok()).then(|| {
+            let flags = if args.one_way {
+                "--membership --trace --one-way"
+            } else {
+                "--membership --trace"
+            };
+            failure(seed, &report.violations, flags)
+        });
+        (report, failed)
     });
-    progress.finish();
-    let summary = summary.lock().expect("workers finished");
-    print_summary(&summary, args.seeds, start.elapsed().as_secs_f64());
-    if summary.failed > 0 {
+    let failed = reports.iter().filter(|r| !r.ok()).count() as u64;
+    print_summary(&reports, failed, start.elapsed().as_secs_f64());
+    if failed > 0 {
         return Err(SimError::Failed {
-            failed: summary.failed,
+            failed,
             seeds: args.seeds,
         }
         .into());
@@ -81,13 +46,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(summary: &Summary, seeds: u64, elapsed: f64) {
-    let r = &summary.reports;
+fn print_summary(r: &[MembershipReport], failed: u64, elapsed: f64) {
+    let seeds = r.len() as u64;
     let sum = |f: fn(&MembershipReport) -> u64| r.iter().map(f).sum::<u64>();
     println!(
         "{seeds} seeds in {elapsed:.1} s: {:.1} seeds/s, {} failed",
         seeds as f64 / elapsed,
-        summary.failed
+        failed
     );
     println!(
         "faults: {} kills, {} leaves, {} restarts, {} stalls, {} cuts ({} one way); {} of {} datagrams lost",

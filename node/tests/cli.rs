@@ -239,6 +239,38 @@ fn sim_runs_seeds_and_reports() {
     assert!(text.contains("handoff completion"), "{text}");
 }
 
+/// `meridian sim --membership`: the real gossip's simulator from the command line, and
+/// the flags it refuses (the zone simulator's).
+#[test]
+fn sim_membership_runs_seeds_and_reports() {
+    let _machine = crate::shared();
+    let out = meridian()
+        .args(["sim", "--membership", "--seeds", "2", "--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("2 seeds in") && text.contains("0 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("calm deaths seen down by every node"),
+        "{text}"
+    );
+    let refused = meridian()
+        .args(["sim", "--membership", "--standbys"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
 #[test]
 fn keygen_and_token_round_trip() {
     let dir = temp_dir("token");
