@@ -42,16 +42,16 @@ impl Run {
             }
         }
         for j in (0..self.schedule.nodes).filter(|&j| j != k) {
-            let Some((liveness, generation)) = self.view(k, j) else {
+            let Some((_, generation)) = self.view(k, j) else {
                 return;
             };
-            let before = self.nodes[k].seen[j].1;
+            let before = self.nodes[k].seen[j];
             if generation < before {
                 self.violation(format!(
                     "node {k}'s view of node {j} went back from generation {before} to {generation}"
                 ));
             }
-            self.nodes[k].seen[j] = (liveness, generation);
+            self.nodes[k].seen[j] = generation;
         }
     }
 

@@ -34,7 +34,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rustc_hash::FxHasher;
 
-use crate::mesh::{Liveness, Mesh, MeshConfig};
+use crate::mesh::{Mesh, MeshConfig};
 use crate::time::Instant;
 use schedule::{FAULTS_UNTIL, Kind, Schedule, ms};
 
@@ -101,9 +101,8 @@ struct Node {
     mesh: Option<Mesh>,
     /// Its generation in this life (the mesh renews it on a stall rejoin).
     generation: u32,
-    /// What it saw of each other node: (liveness, generation), to check views never go
-    /// back.
-    seen: Vec<(Liveness, u32)>,
+    /// The generation it last saw of each other node, to check views never go back.
+    seen: Vec<u32>,
 }
 
 /// A datagram on the way: when it arrives, from, to, bytes.
@@ -211,7 +210,7 @@ impl Run {
                 .map(|_| Node {
                     mesh: None,
                     generation: 0,
-                    seen: vec![(Liveness::Unknown, 0); n],
+                    seen: vec![0; n],
                 })
                 .collect(),
             schedule,
@@ -251,7 +250,7 @@ impl Run {
         mesh.join(self.now);
         let node = &mut self.nodes[k];
         (node.mesh, node.generation) = (Some(mesh), generation);
-        node.seen = vec![(Liveness::Unknown, 0); n];
+        node.seen = vec![0; n];
         self.trace(("start", k, generation));
     }
 
