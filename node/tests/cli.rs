@@ -449,6 +449,8 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
         ])
         .args(["--port", &port.to_string()])
         .args(extra)
+        // The swarm's violations with their details (the demo keeps them from its log).
+        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -474,7 +476,7 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
         .unwrap_or_default();
     assert!(
         violations.contains(&format!(" 0 {before}")) && violations.ends_with(", 0 after"),
-        "{violations}\n{stdout}"
+        "{violations}\n{stdout}\n{stderr}"
     );
     // The owner and visibility checks ran across the three nodes (the killed one skipped).
     for (check, unit) in [

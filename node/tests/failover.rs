@@ -292,23 +292,11 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         .store(false, std::sync::atomic::Ordering::Relaxed);
 
     // Handoffs go on between zone 0's new run and zone 1, across the node border.
-    let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");
-    let (z0, z1) = (
-        departures(2, "zone 0 ").unwrap(),
-        departures(1, "zone 1 ").unwrap(),
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let (z0_after, z1_after) = (
-        departures(2, "zone 0 ").unwrap(),
-        departures(1, "zone 1 ").unwrap(),
-    );
-    assert!(
-        z0_after > z0 + 10 && z1_after > z1 + 10,
-        "handoffs stalled after the takeover: zone 0 {z0} → {z0_after}, zone 1 {z1} → {z1_after}\n\
-         n1 {}\nn2 {}\n{}",
-        mesh.status(1),
-        mesh.status(2),
-        mesh.logs()
+    handoffs_go_on(
+        &mesh,
+        "handoffs stalled after the takeover",
+        &[(2, 0), (1, 1)],
+        10,
     );
     for _ in 0..3 {
         assert_sound(&mesh.cut(), &expected, 0);
@@ -431,13 +419,11 @@ fn kill_9_of_a_primary_fails_its_zone_over_to_its_standby_losing_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("kill -9 of n2: zone 1 went on without its standby {dropped:?} after the kill");
-    let z1 = status_value(&mesh.status(1), "zone 1 ", "departures").unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    let z1_after = status_value(&mesh.status(1), "zone 1 ", "departures").unwrap();
-    assert!(
-        z1_after > z1 + 10,
-        "zone 1 hands nothing away without its standby: {z1} → {z1_after}\n{}",
-        mesh.logs()
+    handoffs_go_on(
+        &mesh,
+        "zone 1 hands nothing away without its standby",
+        &[(1, 1)],
+        10,
     );
     three_sound_cuts(&mesh, &expected, 0);
 
@@ -519,10 +505,11 @@ fn three_sound_cuts(mesh: &Mesh3, expected: &BTreeSet<u64>, first: u32) {
     }
 }
 
-/// The three nodes started and a player (`id`) signed in at zone 0, after 5 s: streams
-/// connected, handoffs under way across both borders, the player's session bound (and
-/// checkpointed, every 0.5 s), the first cut sound. Returns the mesh, what every cut must
-/// hold (the NPCs and the player's avatar), the player and what it had seen.
+/// The three nodes started and a player (`id`) signed in at zone 0, once the standbys are
+/// current, handoffs under way out of zone 0 and the player's session bound for a second
+/// of snapshots (two checkpoints, every 0.5 s, hold it); the first cut sound. Returns the
+/// mesh, what every cut must hold (the NPCs and the player's avatar), the player and what
+/// it had seen.
 fn three_nodes_and_a_player(name: &str, id: u64) -> (Mesh3, BTreeSet<u64>, Player, Seen) {
     three_nodes_and_a_player_in(Mesh3::new(name), id)
 }
@@ -534,12 +521,23 @@ fn three_nodes_and_a_player_in(mut mesh: Mesh3, id: u64) -> (Mesh3, BTreeSet<u64
     }
     let mut expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
     let player = Player::start(&mesh, mesh.zones[0], id);
-    std::thread::sleep(Duration::from_secs(5));
+    standbys_current(&mesh);
+    wait(&mesh, "no handoffs out of zone 0", &|m| {
+        status_value(&m.status(0), "zone 0 ", "departures").is_some_and(|d| d > 0)
+    });
+    let bound = Instant::now();
+    loop {
+        let seen = player.seen();
+        if seen.session != 0 && seen.snapshots > 30 {
+            break;
+        }
+        assert!(
+            bound.elapsed() < Duration::from_secs(10),
+            "the player did not get going: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let seen = player.seen();
-    assert!(
-        seen.snapshots > 30 && seen.session != 0,
-        "the player did not get going: {seen:?}"
-    );
     expected.insert(seen.avatar);
     assert_sound(&mesh.cut(), &expected, 0);
     (mesh, expected, player, seen)
@@ -561,6 +559,36 @@ pub(crate) fn wait(mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits (as [`wait`]) until the mesh agreed, for each zone, that its standby is current
+/// (its primary's log says so: the stream connected and caught up) — what a kill, a stop
+/// or a move needs before it. Faster than the fixed 4 s it replaces, and fails with the
+/// logs where a sleep went on to fail later.
+pub(crate) fn standbys_current(mesh: &Mesh3) {
+    wait(mesh, "the standbys were not agreed current", &|m| {
+        (0..NODES).all(|k| {
+            let (zone, agreed) = (format!("zone {k} (incarnation "), "current again — agreed");
+            m.log(k)
+                .lines()
+                .any(|l| l.contains(&zone) && l.contains(agreed))
+        })
+    });
+}
+
+/// Waits (as [`wait`]) until each zone of `zones`, given as (node, zone), has handed more
+/// than `more` entities away past what its node's `/status` says now: handoffs go on there.
+fn handoffs_go_on(mesh: &Mesh3, what: &str, zones: &[(usize, u32)], more: u64) {
+    let departures = |m: &Mesh3, (k, zone): (usize, u32)| {
+        status_value(&m.status(k), &format!("zone {zone} "), "departures").unwrap_or(0)
+    };
+    let from: Vec<u64> = zones.iter().map(|&z| departures(mesh, z)).collect();
+    wait(mesh, what, &|m| {
+        zones
+            .iter()
+            .zip(&from)
+            .all(|(&z, &f)| departures(m, z) > f + more)
+    });
 }
 
 /// Two nodes that both ran zone 0 from their standby directories when they stopped: n0
@@ -618,8 +646,7 @@ fn n0_killed_with_n2_paused(name: &str, pause: &str) -> (Mesh3, BTreeSet<u64>, I
     mesh.start(1);
     mesh.start_with(2, &[(pause, "5000")]);
     let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    // Streams connected and caught up.
-    std::thread::sleep(Duration::from_secs(4));
+    standbys_current(&mesh);
     assert_sound(&mesh.cut(), &expected, 0);
     mesh.kill(0);
     (mesh, expected, Instant::now())
@@ -764,7 +791,7 @@ fn a_primary_back_to_a_dead_standby_that_took_its_zone_over_waits_for_it() {
         mesh.start(k);
     }
     let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    std::thread::sleep(Duration::from_secs(4));
+    standbys_current(&mesh);
     assert_sound(&mesh.cut(), &expected, 0);
     mesh.signal(0, "STOP");
     wait(&mesh, "n2 did not take zone 0 over", &|m| {
@@ -873,7 +900,7 @@ fn a_takeover_whose_marker_cannot_be_written_is_withdrawn_and_tried_again() {
         mesh.start(k);
     }
     let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    std::thread::sleep(Duration::from_secs(4));
+    standbys_current(&mesh);
     assert_sound(&mesh.cut(), &expected, 0);
     let blocker = mesh.data(2).join("standby").join("zone-0.runs-here.tmp");
     std::fs::create_dir_all(&blocker).expect("the blocking directory");
@@ -1086,16 +1113,11 @@ fn a_primary_stopped_with_sigterm_is_taken_over_at_once_losing_nothing() {
         "the player of zone 0 carried on: {:?} after the signal",
         stopped.elapsed()
     );
-    let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");
-    let (z0, z1) = (
-        departures(2, "zone 0 ").unwrap(),
-        departures(1, "zone 1 ").unwrap(),
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        departures(2, "zone 0 ").unwrap() > z0 + 5 && departures(1, "zone 1 ").unwrap() > z1 + 5,
-        "handoffs stalled after the takeover:\n{}",
-        mesh.logs()
+    handoffs_go_on(
+        &mesh,
+        "handoffs stalled after the takeover",
+        &[(2, 0), (1, 1)],
+        5,
     );
     three_sound_cuts(&mesh, &expected, 0);
 }
@@ -1115,7 +1137,7 @@ fn a_standby_node_stopped_with_sigterm_holds_its_primaries_only_for_a_vote() {
         mesh.start(k);
     }
     let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    std::thread::sleep(Duration::from_secs(4));
+    standbys_current(&mesh);
     assert_sound(&mesh.cut(), &expected, 0);
     let stopped = Instant::now();
     mesh.signal(2, "TERM");
@@ -1220,14 +1242,7 @@ fn a_zone_moved_to_its_standby_and_back_loses_nothing() {
         });
         three_sound_cuts(&mesh, &expected, 3 * takeovers as u32);
     }
-    let departures = |k: usize, zone: &str| status_value(&mesh.status(k), zone, "departures");
-    let z0 = departures(0, "zone 0 ").unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        departures(0, "zone 0 ").unwrap() > z0 + 5,
-        "handoffs stalled after the move back:\n{}",
-        mesh.logs()
-    );
+    handoffs_go_on(&mesh, "handoffs stalled after the move back", &[(0, 0)], 5);
     // Each node counts the move it made and the takeover it took (`/metrics`).
     for k in [0, 2] {
         let n = format!("n{k}");
@@ -1344,12 +1359,11 @@ fn a_zone_whose_standby_dies_as_it_moves_runs_on_where_it_was() {
     });
     std::thread::sleep(Duration::from_secs(1));
     three_sound_cuts(&mesh, &expected, 1);
-    let z0 = status_value(&mesh.status(0), "zone 0 ", "departures").unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        status_value(&mesh.status(0), "zone 0 ", "departures").unwrap() > z0 + 5,
-        "zone 0 handed nothing away after it ran again:\n{}",
-        mesh.logs()
+    handoffs_go_on(
+        &mesh,
+        "zone 0 handed nothing away after it ran again",
+        &[(0, 0)],
+        5,
     );
 }
 
@@ -1394,7 +1408,7 @@ fn n2_held_at_its_promise(name: &str, ms: &str) -> (Mesh3, BTreeSet<u64>) {
     mesh.start(1);
     mesh.start_with(2, &[("MERIDIAN_PROMISED_PAUSE_MS", ms)]);
     let expected = npc_ids(&[0, 1, 2], NPCS_PER_ZONE);
-    std::thread::sleep(Duration::from_secs(4));
+    standbys_current(&mesh);
     assert_sound(&mesh.cut(), &expected, 0);
     (mesh, expected)
 }
