@@ -253,15 +253,14 @@ fn check(
 
 /// Runs one random layout; `Err` names the first tick that broke the rules. `latency`:
 /// ticks every datagram between zones spends on the way past the in-node queue's one
-/// (zones on nodes sites apart), and whether each tick's datagrams to a peer are split
-/// over two of its ticks (a loaded node).
+/// (zones on nodes sites apart).
 fn walk(
     seed: u64,
     zones_per_side: u32,
     zone_m: f32,
     density: f32,
     route: u8,
-    (latency, split): (u32, bool),
+    latency: u32,
 ) -> Result<(), String> {
     let mut rng = rng(seed);
     let size = zones_per_side as f32 * zone_m;
@@ -281,7 +280,6 @@ fn walk(
     };
     let mut mesh = Mesh::new(&world, config);
     mesh.latency = latency;
-    mesh.split = split;
     let count = ((size * size * density) as u64).min(8_000);
     for id in 1..=count {
         let (x, y) = (rng.random_range(0.0..size), rng.random_range(0.0..size));
@@ -308,7 +306,7 @@ fn walk(
             continue; // in flight between two zones
         };
         // Give the watch a few ticks, and the latency both ways, to bring the first ghosts.
-        if tick < 8 + 2 * (latency + u32::from(split)) {
+        if tick < 8 + 2 * latency {
             continue;
         }
         let mut all = mesh.brute_force(at);
@@ -348,7 +346,7 @@ proptest! {
     /// ones (it does), zones larger and smaller than the far radius (views reaching zones
     /// that are not neighbours), three routes; zones in one node, or up to 200 ms apart
     /// each way (since session 47: over this still field the watch's slack holds at that
-    /// latency too), and each tick's datagrams split over two ticks of the receiver.
+    /// latency too).
     #[test]
     fn a_walk_across_borders_sees_the_field_as_one_zone(
         seed in any::<u64>(),
@@ -357,9 +355,8 @@ proptest! {
         density in prop_oneof![0.0002f32..0.001, 0.004f32..0.02],
         route in 0u8..3,
         latency in prop_oneof![Just(0u32), 1u32..=6],
-        split in any::<bool>(),
     ) {
-        let walked = walk(seed, zones_per_side, zone_m, density, route, (latency, split));
+        let walked = walk(seed, zones_per_side, zone_m, density, route, latency);
         prop_assert_eq!(walked, Ok(()));
     }
 }
@@ -471,7 +468,7 @@ fn kept_cases() {
         (0, 2, 180.0, 0.0002, 0),
         (5_363_889_754_530_136_332, 3, 213.996_75, 0.007_766_820_5, 2),
     ] {
-        assert_eq!(walk(seed, side, zone_m, density, route, (0, false)), Ok(()));
+        assert_eq!(walk(seed, side, zone_m, density, route, 0), Ok(()));
     }
 }
 
