@@ -42,9 +42,6 @@ struct Mesh {
     /// Ticks every datagram between zones spends on the way past the one of the
     /// in-node queue (0: the next tick's ingest takes it), as between nodes far apart.
     latency: u32,
-    /// Of the datagrams one zone sends another in a tick, all but the first take a tick
-    /// more: a loaded node's ingest spreads one tick's batch over two of the receiver's.
-    split: bool,
     /// Datagrams on the way: (ticks left, sender, its run, receiver, bytes).
     in_flight: Vec<(u32, ZoneID, u32, ZoneID, Vec<u8>)>,
 }
@@ -64,7 +61,6 @@ impl Mesh {
             now: Instant::ZERO,
             unheard: None,
             latency: 0,
-            split: false,
             in_flight: Vec::new(),
         }
     }
@@ -127,16 +123,12 @@ impl Mesh {
         let lost = self.unheard.filter(|u| u.1 > 0).map(|u| u.0);
         for from in 0..self.zones.len() {
             let run = self.zones[from].incarnation();
-            let mut sent_to = Vec::new();
             while let Some(t) = self.zones[from].poll_transmit(&mut buf) {
                 if let Peer::Zone(to) = t.to
                     && lost != Some(to.0 as usize)
                 {
                     let (sender, bytes) = (ZoneID(from as u32), buf[..t.len].to_vec());
-                    let later = self.split && sent_to.contains(&to);
-                    sent_to.push(to);
-                    let ticks = self.latency + u32::from(later);
-                    self.in_flight.push((ticks, sender, run, to, bytes));
+                    self.in_flight.push((self.latency, sender, run, to, bytes));
                 }
             }
         }
@@ -699,30 +691,24 @@ fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
     let settle_max = (SETTLE_MAX.as_secs_f32() * hz as f32) as u32;
     // (restarting zone, ticks its peer still sends to the old run, the peer's side empty,
     // ticks of latency each way past the in-node queue's one, metres the avatar stands from
-    // where the old run had it — a restore rolls it back, each tick's batch split over two
-    // ticks of the receiver)
-    for (z, unheard, empty, latency, moved, split) in [
-        (1, 0, false, 0, 0.0, false),
-        (1, 4, false, 0, 0.0, false),
-        (0, 4, false, 0, 0.0, false),
-        (1, 12, false, 0, 0.0, false),
-        (1, 4, true, 0, 0.0, false),
-        (1, settle_max + 15, false, 0, 0.0, false),
-        (1, 0, false, 3, 0.0, false),
-        (1, 4, false, 3, 0.0, false),
-        (1, 0, true, 3, 0.0, false),
-        (1, 0, false, 7, 0.0, false),
-        (1, 0, false, 3, 90.0, false),
-        (0, 0, false, 3, 90.0, false),
-        (1, 0, false, 0, 0.0, true),
-        (1, 4, false, 0, 0.0, true),
-        (0, 4, false, 0, 0.0, true),
-        (1, 0, false, 3, 0.0, true),
-        (0, 0, false, 3, 90.0, true),
+    // where the old run had it — a restore rolls it back)
+    for (z, unheard, empty, latency, moved) in [
+        (1, 0, false, 0, 0.0),
+        (1, 4, false, 0, 0.0),
+        (0, 4, false, 0, 0.0),
+        (1, 12, false, 0, 0.0),
+        (1, 4, true, 0, 0.0),
+        (1, settle_max + 15, false, 0, 0.0),
+        (1, 0, false, 3, 0.0),
+        (1, 4, false, 3, 0.0),
+        (1, 0, true, 3, 0.0),
+        (1, 0, false, 7, 0.0),
+        (1, 0, false, 3, 90.0),
+        (0, 0, false, 3, 90.0),
     ] {
         let context = format!(
             "zone {z} restarted, unheard {unheard} ticks, empty {empty}, latency {latency}, \
-             moved {moved} m, split {split}"
+             moved {moved} m"
         );
         let world = World::new(WorldConfig {
             bounds: Rect::new(0.0, 0.0, 600.0, 300.0),
@@ -737,7 +723,6 @@ fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
         let config = InterestConfig::default();
         let mut mesh = Mesh::new(&world, config);
         mesh.latency = latency;
-        mesh.split = split;
         let mut rng = rng(17);
         for id in 1..=1_800 {
             let (x, y) = (
@@ -791,11 +776,10 @@ fn a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came() {
             assert_eq!(timeouts, 1, "{context}");
         } else {
             // The first WATCH round (tick 3) answered two ticks later, or the peer's first
-            // batch once it hears of the run; the next batch, which says that one came
-            // whole; a tick to settle, and one more for a datagram to carry what the
-            // search then adds; the latency both ways, and a tick each way when split.
+            // batch once it hears of the run; a tick to settle, and one more for a
+            // datagram to carry what the search then adds; the latency both ways.
             assert!(
-                whole_at <= unheard.max(5) + 4 + 2 * (latency + u32::from(split)),
+                whole_at <= unheard.max(5) + 3 + 2 * latency,
                 "{context}: whole at {whole_at}"
             );
             assert_eq!(timeouts, 0, "{context}");
