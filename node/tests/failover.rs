@@ -563,9 +563,8 @@ pub(crate) fn wait(mesh: &Mesh3, what: &str, done: &dyn Fn(&Mesh3) -> bool) {
 
 /// Waits (as [`wait`]) until the mesh agreed, for each zone, that its standby is current
 /// (its primary's log says so: the stream connected and caught up) — what a kill, a stop
-/// or a move needs before it. Faster than the fixed 4 s it replaces, and fails with the
-/// logs where a sleep went on to fail later.
-pub(crate) fn standbys_current(mesh: &Mesh3) {
+/// or a move needs before it.
+fn standbys_current(mesh: &Mesh3) {
     wait(mesh, "the standbys were not agreed current", &|m| {
         (0..NODES).all(|k| {
             let (zone, agreed) = (format!("zone {k} (incarnation "), "current again — agreed");
