@@ -224,7 +224,7 @@ pub fn start(
     let control = node
         .control
         .ok_or_else(|| anyhow::anyhow!("node {} has no control address", node.name))?;
-    let socket = UdpSocket::bind(control)
+    let socket = bind_control(control)
         .map_err(|e| anyhow::anyhow!("cannot bind the control port {control}: {e}"))?;
     let mut peers = Vec::new();
     for (j, other) in spec.nodes.iter().enumerate() {
@@ -297,6 +297,31 @@ pub fn start(
         generation,
         promises,
     })
+}
+
+/// Receive buffer asked of the kernel for the control port.
+const CONTROL_RECV_BUFFER_BYTES: usize = 4 << 20;
+
+/// The control port's socket, with a receive buffer that holds a few milliseconds of a
+/// flood. With the kernel's default (208 KiB, ~200 datagrams of this size on loopback) a
+/// flood of forged frames filled it whenever the mesh thread was off its core for half a
+/// millisecond, and the genuine probes that came meanwhile were lost with the flood: the
+/// other node suspected this one about once per 8 s of flood
+/// (`mesh::a_spoofed_flood_from_a_nodes_address_declares_no_one_down`).
+fn bind_control(control: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(control),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    meridian_io::runtime::ask_recv_buffer(
+        &socket,
+        CONTROL_RECV_BUFFER_BYTES,
+        &format!("control port {control}"),
+    );
+    socket.bind(&control.into())?;
+    Ok(socket.into())
 }
 
 /// Datagrams read in one go after the first (then timers and sends get their turn).

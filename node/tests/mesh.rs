@@ -461,10 +461,12 @@ fn nodes_of_different_world_files_refuse_each_other_and_say_so() {
 /// One host floods a node's control port from the address of a listed node that is not
 /// running (UDP sources are easy to forge), as fast as one socket sends: well-formed
 /// gossip frames of this protocol whose signature is a genuine one over other bytes. The
-/// two running nodes must keep seeing each other alive, and the flood must cost the node
-/// a hash each, never a signature check. Before the pair tag, each frame was an Ed25519
-/// verification: both nodes suspected each other within 150 ms and declared each other
-/// down within the 8 s (the node's mesh thread busy, its socket's buffer full).
+/// two running nodes must keep seeing each other alive; the flood must cost the node a
+/// hash each, never a signature check, and the node must read nearly all of it (the
+/// genuine probes are lost with what the kernel drops). Before the pair tag, each frame
+/// was an Ed25519 verification: both nodes suspected each other within 150 ms and
+/// declared each other down within the 8 s (the node's mesh thread busy, its socket's
+/// buffer full).
 #[test]
 fn a_spoofed_flood_from_a_nodes_address_declares_no_one_down() {
     use ed25519_dalek::Signer;
@@ -541,6 +543,16 @@ fn a_spoofed_flood_from_a_nodes_address_declares_no_one_down() {
         "the flood was too weak to mean anything: {after:?}"
     );
     assert_eq!(after.bad_signature, before.bad_signature, "{after:?}");
+    // The genuine probes share the socket with the flood: what the kernel drops of one it
+    // drops of the other. With the kernel's default receive buffer it dropped 5 % of the
+    // flood on an idle machine and 58 % beside a busy loop, and the other node suspected
+    // this one about once per run.
+    let lost = sent.saturating_sub(after.bad_tag - before.bad_tag);
+    assert!(
+        lost <= sent / 50,
+        "the kernel dropped {lost} of {sent} datagrams at the control port (its receive \
+         buffer full): is net.core.rmem_max below 4 MiB?"
+    );
     assert!(
         not_alive
             .iter()

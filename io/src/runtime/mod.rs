@@ -62,7 +62,7 @@ pub use handover::StoppedForMove;
 use map::{MapFrame, MapView};
 pub use measure::ZoneHistograms;
 pub use persistence::{Approve, PersistCounters, StandbyState};
-pub use socket::{bind_udp, dont_fragment, set_dont_fragment};
+pub use socket::{ask_recv_buffer, bind_udp, dont_fragment, set_dont_fragment};
 
 /// Slots in each zone's cross-core inbound queue.
 const LOCAL_QUEUE_DATAGRAMS: usize = 4096;

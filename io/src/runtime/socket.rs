@@ -11,8 +11,8 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
-    // The kernel may cap these (net.core.rmem_max): best effort, not an error.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    ask_recv_buffer(&socket, SOCKET_BUFFER_BYTES, &format!("zone socket {addr}"));
+    // The kernel may cap it (net.core.wmem_max): best effort, not an error.
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
     socket.set_nonblocking(true)?;
     if addr.is_ipv4() {
@@ -20,6 +20,25 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     }
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+/// Asks the kernel for a receive buffer of `bytes` and warns, naming the socket (`what`),
+/// when it gave less: it caps the ask at `net.core.rmem_max` (208 KiB by default), and a
+/// small buffer loses datagrams whenever the reading thread is off its core for a moment
+/// under a burst. Best effort, not an error: the socket works with any buffer.
+pub fn ask_recv_buffer(socket: &socket2::Socket, bytes: usize, what: &str) {
+    let _ = socket.set_recv_buffer_size(bytes);
+    // Linux reports twice what it granted (the other half is its bookkeeping).
+    let granted = socket.recv_buffer_size().map_or(0, |b| b / 2);
+    if granted < bytes {
+        tracing::warn!(
+            "{what}: the kernel gave a receive buffer of {} KiB, not the {} KiB asked \
+             (net.core.rmem_max caps it): bursts may be dropped; raise it with `sysctl -w \
+             net.core.rmem_max={bytes}`",
+            granted >> 10,
+            bytes >> 10
+        );
+    }
 }
 
 /// Sets (or, with `on` false, leaves to the kernel's default, `IP_PMTUDISC_WANT`) the IPv4
