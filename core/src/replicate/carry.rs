@@ -179,6 +179,8 @@ impl Replicator {
         // that should cost what any other does.
         view.searched_at = Some(carried.searched_at);
         view.reach_m = carried.reach_m;
+        // The client holds the other zone's view, not a scene before drawn over this one.
+        view.drawn_over = false;
         // At most one datagram's worth either way: a peer cannot grant a flood.
         let datagram = meridian_layouts::client::CLIENT_DATAGRAM_MAX as i64;
         view.budget_bytes = i64::from(carried.budget_bytes).clamp(-datagram, datagram);

@@ -140,9 +140,15 @@ pub struct ClientView {
     /// moved `search_move_m` from where the last search was made.
     phase: u32,
     searched_at: Option<(f32, f32)>,
-    /// The last search was made before the zone's run held its peers' ghosts
-    /// (`ghosts::settle`): the next one is due once it does.
-    searched_unsettled: bool,
+    /// The last search did not find the whole view: it was made before the zone's run
+    /// held its peers' ghosts (`ghosts::settle`), or it held newcomers back while the
+    /// client may still draw a scene before over the view (`drawn_over`). The next one is
+    /// due once the run is settled.
+    search_again: bool,
+    /// No snapshot of this view has been whole yet: it started against nothing (a zone's
+    /// new run, a session's first), and the client may draw the scene it had before over
+    /// its snapshots until one is whole (`DELTA_PARTIAL`).
+    drawn_over: bool,
     /// How far the last search had to reach for its nearest `entities_max`.
     reach_m: f32,
     /// A baseline the client holds from the zone its avatar came from, as (zone, tick),
@@ -174,7 +180,8 @@ impl ClientView {
         ClientView {
             phase,
             searched_at: None,
-            searched_unsettled: false,
+            search_again: false,
+            drawn_over: true,
             reach_m: 0.0,
             members: Vec::with_capacity(config.entities_max),
             ticks: [0; HISTORY],
@@ -197,6 +204,8 @@ impl ClientView {
     pub fn reset(&mut self, phase: u32) {
         self.phase = phase;
         self.searched_at = None;
+        self.search_again = false;
+        self.drawn_over = true;
         self.reach_m = 0.0;
         self.members.clear();
         self.ticks = [0; HISTORY];
@@ -475,12 +484,12 @@ impl Replicator {
         let settled = zone.settled();
         let search = moved
             || view.members.is_empty()
-            || (view.searched_unsettled && settled)
+            || (view.search_again && settled)
             || (tick.wrapping_add(view.phase)).is_multiple_of(c.search_every_ticks.max(1));
         if search {
             self.counters.searches += 1;
             view.searched_at = Some((x, y));
-            view.searched_unsettled = !settled;
+            view.search_again = !settled;
             // Start past where the last search reached: the client and the entities moved
             // since, and a second pass costs more than a slightly wider first one.
             let start = (view.reach_m + 2.0 * c.search_move_m) * 1.25;
@@ -491,7 +500,12 @@ impl Replicator {
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }
-        self.partial = false;
+        // Newcomers held back (the client could not be told of more removals yet) leave
+        // the view short of its nearest members: a client drawing the scene it had over a
+        // new view must keep it until they are in, or each one it showed would be gone
+        // for a snapshot and back (the rolling-restart demo's move home, at the cap).
+        self.partial = search && view.drawn_over && self.ranking.held_back > 0;
+        view.search_again |= self.partial;
         let limit = self.refill(view, out.len());
         // Usually everything due fits the budget: one pass decides and encodes. When it
         // does not, the pass gives up having changed nothing, and the staged path ranks
@@ -521,6 +535,7 @@ impl Replicator {
         // A run that has not heard from its peers yet shows only part of the view.
         self.partial |= !settled;
         self.counters.partial += u64::from(self.partial);
+        view.drawn_over &= self.partial;
         view.owed_bytes = self.owed;
         self.store(view, zone.id().0, tick, encoded)
     }

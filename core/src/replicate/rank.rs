@@ -40,6 +40,8 @@ pub(super) struct Ranking {
     newcomers: Vec<Candidate>,
     /// Scratch for [`Ranking::hold_back`]: the members a search would displace.
     back: Vec<Candidate>,
+    /// Newcomers the last ranking held back (0: it kept the nearest `n` as ranked).
+    pub(super) held_back: usize,
 }
 
 /// What the ranking reads of the zone.
@@ -78,6 +80,7 @@ impl Ranking {
         (n, displace): (usize, usize),
     ) -> f32 {
         let stay2 = STAY * STAY;
+        self.held_back = 0;
         self.mark_members(candidates, members, stores, (at, keep2));
         // The threshold: the n-th smallest ranked distance; of those equal to it, only as
         // many as fill n are kept.
@@ -140,6 +143,7 @@ impl Ranking {
         let stay2 = STAY * STAY;
         let by_distance = |a: &Candidate, b: &Candidate| a.distance2.total_cmp(&b.distance2);
         let keep = self.newcomers.len() - stay;
+        self.held_back = stay;
         if keep > 0 {
             self.newcomers.select_nth_unstable_by(keep - 1, by_distance);
         }
