@@ -10,7 +10,8 @@
 //! next ones bring: every such entity gone for a snapshot and back (a pop-in; the
 //! rolling-restart demo's move home showed 4–36 in 3 of 32 runs).
 //!
-//! So a run is *settled* once it has heard a GHOSTS batch from every neighbour, and from
+//! So a run is *settled* once it has heard a whole GHOSTS batch from every neighbour (see
+//! below: the next batch says the one before came whole), and from
 //! every watch peer its WATCH asks for points one that *answers* that WATCH: a peer names,
 //! in each batch, the newest WATCH of the receiving run its watched records come from (its
 //! tick and the run, `GhostsHeader::answers_tick` / `answers_run`), and the run waits for
@@ -40,6 +41,19 @@
 //! its restore, so a batch answering the old run's WATCH (sent before the peer heard of the
 //! new one) can name a tick past the new run's first.
 //!
+//! **Why a batch counts only once the next one came** (session 52). A peer's batch of one
+//! tick takes several datagrams when its aura or watched set is large (~31 records a
+//! datagram), and a loaded node's ingest can apply them over two of its ticks: the run
+//! settled on the first datagram, and its first whole snapshot lacked what the rest
+//! carried: a pop-in or a visibility violation after the rolling-restart demo's move
+//! home, on a busy machine (docs/mesh.md). Datagrams between two zones arrive in the
+//! order sent, so a datagram of a
+//! later batch says the earlier one was applied whole: a peer counts as heard once a
+//! datagram of a second tick's batch came, and its answer to the run's WATCH once a
+//! batch of another tick followed the first that answered it
+//! (`seamless::a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came`, its
+//! `split` cases). It costs a new run one ghost tick more of partial snapshots.
+//!
 //! What is still not exact: a WATCH round of more than one datagram (past ~97 points to
 //! one peer) is answered from the first of its datagrams to arrive, and a watched batch
 //! lost on the way is not told apart from an aura batch that came; either leaves a
@@ -63,15 +77,30 @@ pub(crate) struct Settle {
     round: bool,
     /// Per peer asked for points, the tick of the run's first WATCH to it with points.
     asked: Vec<(ZoneID, u64)>,
-    /// Per peer heard from, the newest of this run's WATCH ticks its batches answer (0:
-    /// none yet).
-    heard: Vec<(ZoneID, u64)>,
+    /// Per peer heard from: which of its batches came (see [`Heard`]).
+    heard: Vec<Heard>,
     /// Peers sent a batch this ghost tick (reused).
     sent: Vec<ZoneID>,
     /// Peers whose new run this zone heard of, and its tick then: sent a batch every
     /// ghost tick for [`SETTLE_MAX`].
     settling: Vec<(ZoneID, u64)>,
     settled: bool,
+}
+
+/// What came from one peer while the run settles. A peer's batch of one tick can take
+/// several datagrams, and a loaded node's ingest can take them over two of its ticks: a
+/// batch counts once a datagram of a *later* batch came (datagrams between two zones
+/// arrive in the order sent), so the whole of it was applied.
+#[derive(Debug)]
+struct Heard {
+    peer: ZoneID,
+    /// The peer's tick of the first batch that came, and whether one of another tick did.
+    first: u64,
+    whole: bool,
+    /// The peer's tick of the first batch that answered the run's first WATCH with points
+    /// to it, and whether one of another tick came after it.
+    answered: Option<u64>,
+    answered_whole: bool,
 }
 
 impl Settle {
@@ -87,15 +116,32 @@ impl Settle {
         }
     }
 
-    /// A GHOSTS batch of `peer` came, answering this run's WATCH of tick `answers` (0: no
-    /// WATCH of this run).
-    pub(super) fn heard(&mut self, peer: ZoneID, answers: u64) {
+    /// A datagram of `peer`'s GHOSTS batch of its tick `tick` came, answering this run's
+    /// WATCH of tick `answers` (0: no WATCH of this run).
+    pub(super) fn heard(&mut self, peer: ZoneID, tick: u64, answers: u64) {
         if self.settled {
             return;
         }
-        match self.heard.iter_mut().find(|(p, _)| *p == peer) {
-            Some((_, at)) => *at = (*at).max(answers),
-            None => self.heard.push((peer, answers)),
+        let i = match self.heard.iter().position(|h| h.peer == peer) {
+            Some(i) => i,
+            None => {
+                self.heard.push(Heard {
+                    peer,
+                    first: tick,
+                    whole: false,
+                    answered: None,
+                    answered_whole: false,
+                });
+                self.heard.len() - 1
+            }
+        };
+        let asked = self.asked.iter().find(|&&(p, _)| p == peer).map(|a| a.1);
+        let h = &mut self.heard[i];
+        h.whole |= tick != h.first;
+        match h.answered {
+            Some(at) => h.answered_whole |= tick != at,
+            None if asked.is_some_and(|asked| answers >= asked) => h.answered = Some(tick),
+            None => {}
         }
     }
 
@@ -122,11 +168,10 @@ impl Settle {
         if !self.round {
             return false;
         }
-        let Some(&(_, answers)) = self.heard.iter().find(|&&(p, _)| p == peer) else {
+        let Some(h) = self.heard.iter().find(|h| h.peer == peer) else {
             return false;
         };
-        let first = self.asked.iter().find(|&&(p, _)| p == peer);
-        !points || first.is_some_and(|&(_, asked)| answers >= asked)
+        h.whole && (!points || h.answered_whole)
     }
 }
 
@@ -179,7 +224,7 @@ impl Zone {
     pub(super) fn heard_ghosts(&mut self, source: ZoneID, head: &GhostsHeader) {
         let mine = head.answers_run.get() == self.incarnation();
         let answers = if mine { head.answers_tick.get() } else { 0 };
-        self.watch.settle.heard(source, answers);
+        self.watch.settle.heard(source, head.tick.get(), answers);
     }
 
     /// After a ghost tick's batches: an empty batch to every neighbour, and every watch
