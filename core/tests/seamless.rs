@@ -264,14 +264,16 @@ fn check(
 
 /// Runs one random layout; `Err` names the first tick that broke the rules. `latency`:
 /// ticks every datagram between zones spends on the way past the in-node queue's one
-/// (zones on nodes sites apart); `ack_lag`: ticks the client's acknowledgements take.
+/// (zones on nodes sites apart), whether each tick's datagrams to a peer are split over
+/// two of its ticks (a loaded node), and `ack_lag`: ticks the client's acknowledgements
+/// take.
 fn walk(
     seed: u64,
     zones_per_side: u32,
     zone_m: f32,
     density: f32,
     route: u8,
-    (latency, ack_lag): (u32, usize),
+    (latency, split, ack_lag): (u32, bool, usize),
 ) -> Result<(), String> {
     let mut rng = rng(seed);
     let size = zones_per_side as f32 * zone_m;
@@ -291,6 +293,7 @@ fn walk(
     };
     let mut mesh = Mesh::new(&world, config);
     mesh.latency = latency;
+    mesh.split = split;
     mesh.ack_lag = ack_lag;
     let count = ((size * size * density) as u64).min(8_000);
     for id in 1..=count {
@@ -318,7 +321,7 @@ fn walk(
             continue; // in flight between two zones
         };
         // Give the watch a few ticks, and the latency both ways, to bring the first ghosts.
-        if tick < 8 + 2 * latency {
+        if tick < 8 + 2 * (latency + u32::from(split)) {
             continue;
         }
         let mut all = mesh.brute_force(at);
@@ -358,7 +361,8 @@ proptest! {
     /// ones (it does), zones larger and smaller than the far radius (views reaching zones
     /// that are not neighbours), three routes; zones in one node, or up to 200 ms apart
     /// each way (since session 47: over this still field the watch's slack holds at that
-    /// latency too).
+    /// latency too), each tick's datagrams split over two ticks of the receiver or not,
+    /// the client's acknowledgements counting at once or up to 4 ticks late.
     #[test]
     fn a_walk_across_borders_sees_the_field_as_one_zone(
         seed in any::<u64>(),
@@ -367,9 +371,17 @@ proptest! {
         density in prop_oneof![0.0002f32..0.001, 0.004f32..0.02],
         route in 0u8..3,
         latency in prop_oneof![Just(0u32), 1u32..=6],
+        split in any::<bool>(),
         ack_lag in 0usize..=4,
     ) {
-        let walked = walk(seed, zones_per_side, zone_m, density, route, (latency, ack_lag));
+        let walked = walk(
+            seed,
+            zones_per_side,
+            zone_m,
+            density,
+            route,
+            (latency, split, ack_lag),
+        );
         prop_assert_eq!(walked, Ok(()));
     }
 }
@@ -481,7 +493,10 @@ fn kept_cases() {
         (0, 2, 180.0, 0.0002, 0),
         (5_363_889_754_530_136_332, 3, 213.996_75, 0.007_766_820_5, 2),
     ] {
-        assert_eq!(walk(seed, side, zone_m, density, route, (0, 0)), Ok(()));
+        assert_eq!(
+            walk(seed, side, zone_m, density, route, (0, false, 0)),
+            Ok(())
+        );
     }
 }
 
