@@ -45,19 +45,19 @@
 //! tick takes several datagrams when its aura or watched set is large (~31 records a
 //! datagram), and a loaded node's ingest can apply them over two of its ticks: the run
 //! settled on the first datagram, and its first whole snapshot lacked what the rest
-//! carried: a pop-in or a visibility violation after the rolling-restart demo's move
-//! home, on a busy machine (docs/mesh.md). Datagrams between two zones arrive in the
-//! order sent, so a datagram of a
-//! later batch says the earlier one was applied whole: a peer counts as heard once a
-//! datagram of a second tick's batch came, and its answer to the run's WATCH once a
-//! batch of another tick followed the first that answered it
-//! (`seamless::a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came`, its
-//! `split` cases). It costs a new run one ghost tick more of partial snapshots.
+//! carried — a pop-in or a visibility violation after the rolling-restart demo's move
+//! home, on a busy machine (docs/mesh.md). Datagrams between two zones nearly always
+//! arrive in the order sent, so a datagram of a later batch says the earlier one was
+//! applied whole: a peer counts as heard once a datagram of a second tick's batch came,
+//! and its answer to the run's WATCH once a batch of another tick followed the first that
+//! answered it (`seamless::a_zones_new_run_shows_no_view_as_whole_before_its_peers_ghosts_came`,
+//! its `split` cases). It costs a new run one ghost tick more of partial snapshots.
 //!
 //! What is still not exact: a WATCH round of more than one datagram (past ~97 points to
 //! one peer) is answered from the first of its datagrams to arrive, and a watched batch
-//! lost on the way is not told apart from an aura batch that came; either leaves a
-//! snapshot short until the next batch, as in steady state.
+//! lost on the way, or overtaken by the next batch (UDP does not promise the order), is
+//! not told apart from one that came; either leaves a snapshot short until the next
+//! batch, as in steady state.
 
 use meridian_layouts::ghosts::{GhostsHeader, write_ghosts};
 use meridian_layouts::{U32Le, U64Le};
@@ -90,7 +90,7 @@ pub(crate) struct Settle {
 /// What came from one peer while the run settles. A peer's batch of one tick can take
 /// several datagrams, and a loaded node's ingest can take them over two of its ticks: a
 /// batch counts once a datagram of a *later* batch came (datagrams between two zones
-/// arrive in the order sent), so the whole of it was applied.
+/// nearly always arrive in the order sent), so the whole of it was applied.
 #[derive(Debug)]
 struct Heard {
     peer: ZoneID,
