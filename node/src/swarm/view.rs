@@ -18,9 +18,7 @@
 //!   against it reached 2.2× the median. The median of the recent ones, not of the whole
 //!   session: a bot that walked from a quiet corner into a crowd would otherwise be
 //!   measured against the corner.
-//!   Not after a REDIRECT to a new run of the zone the bot is in: a takeover's (its
-//!   standby runs it now and says so from its own address) or a move's (the old run names
-//!   the new run's address; the new run's own REDIRECT, a takeover's, may come second):
+//!   Not after a takeover's REDIRECT (the zone the bot is in, run by its standby now):
 //!   the new run holds nothing of the bot's view and can only send against nothing; those
 //!   first snapshots are counted apart, and what the library draws over them is judged
 //!   for pop-in like any other.
@@ -136,12 +134,8 @@ impl ViewCheck {
         }
     }
 
-    /// The bot followed a REDIRECT to `zone` (`takeover`: the client library took it as a
-    /// takeover's). One naming the zone of the newest snapshot is a new run's all the same
-    /// (see the module docs).
     pub(super) fn redirected(&mut self, zone: u32, takeover: bool) {
-        let new_run = takeover || (self.count > 0 && self.zones[1] == zone);
-        self.awaiting = Some((zone, new_run));
+        self.awaiting = Some((zone, takeover));
     }
 
     /// The client applied a new snapshot of `zone`, `bytes` long (`full`: against nothing).
@@ -338,32 +332,8 @@ impl Frames {
 
 #[cfg(test)]
 mod tests {
-    use super::{ViewCheck, popped_back};
+    use super::popped_back;
     use meridian_client::Record;
-    use meridian_core::replicate::InterestConfig;
-
-    /// A REDIRECT naming the zone the bot's newest snapshot came from goes to a new run of
-    /// it (a move: the old run names where the new one runs), whose first snapshot can
-    /// only be sent against nothing: judged as a takeover's, not as a handoff's. The
-    /// rolling-restart demo counted it a handoff pop-in whenever the old run's REDIRECT
-    /// came before the new run's own.
-    #[test]
-    fn a_redirect_to_the_zone_the_bot_is_in_is_a_new_run() {
-        let mut check = ViewCheck::new(&InterestConfig::default());
-        check.redirected(0, false);
-        assert_eq!(
-            check.awaiting,
-            Some((0, false)),
-            "no snapshot yet: a handoff"
-        );
-        (check.count, check.zones) = (40, [1, 0]);
-        check.redirected(1, false);
-        assert_eq!(check.awaiting, Some((1, false)), "another zone: a handoff");
-        check.redirected(0, false);
-        assert_eq!(check.awaiting, Some((0, true)), "the same zone: a new run");
-        check.redirected(1, true);
-        assert_eq!(check.awaiting, Some((1, true)), "a takeover");
-    }
 
     fn drawn(ids: &[u64]) -> Vec<Record> {
         ids.iter()
