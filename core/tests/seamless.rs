@@ -50,7 +50,7 @@ struct Mesh {
     /// Ticks the client's acknowledgement of a snapshot takes to count (0: at once).
     ack_lag: usize,
     /// Snapshots not acknowledged yet (their ticks, the oldest first).
-    acks: Vec<u32>,
+    acks: std::collections::VecDeque<u32>,
 }
 
 impl Mesh {
@@ -71,14 +71,14 @@ impl Mesh {
             split: false,
             in_flight: Vec::new(),
             ack_lag: 0,
-            acks: Vec::new(),
+            acks: std::collections::VecDeque::new(),
         }
     }
 
     /// Zone `z` starts a new run (incarnation one past the old one's) from what the old
-    /// run owned (positions and velocities), as a standby's takeover or a move does: no ghosts, no replication state
-    /// for the client (its view starts over), its session bound again; its peers keep
-    /// sending to the old run for `unheard` ticks.
+    /// run owned (positions and velocities), as a standby's takeover or a move does: no
+    /// ghosts, no replication state for the client (its view starts over), its session
+    /// bound again; its peers keep sending to the old run for `unheard` ticks.
     fn new_run(&mut self, z: usize, avatar: &EntityInit, unheard: u32) {
         let old = &self.zones[z];
         let (world, id) = (*old.world(), old.id());
@@ -189,9 +189,11 @@ impl Mesh {
         let tick = zone.tick_count() as u32;
         self.replicators[owner].snapshot(&mut self.view, zone, Some(AVATAR), at, tick, &mut out);
         // The client acknowledges it, heard `ack_lag` ticks later.
-        self.acks.push(tick);
-        if self.acks.len() > self.ack_lag {
-            self.view.acknowledge(self.acks.remove(0));
+        self.acks.push_back(tick);
+        if self.acks.len() > self.ack_lag
+            && let Some(acked) = self.acks.pop_front()
+        {
+            self.view.acknowledge(acked);
         }
         Some((self.view.interest().collect(), at))
     }
