@@ -461,13 +461,62 @@ fn ghosts_mirror_the_aura_are_replaced_on_arrival_and_expire() {
         .slot_of(EntityID(1))
         .expect("S sees the entity it gave away as a ghost");
     assert_eq!(s_ghosts.epochs()[slot as usize], 1);
-    // The owner goes silent: the ghost expires.
+    // The owner goes silent: the ghost is kept past `ghost_ttl_ticks` (10) — the owner
+    // may be between two runs, whose next one sends it again — and expires by three times
+    // that.
     for _ in 0..20 {
+        p.tick();
+        p.drop_sent();
+    }
+    assert!(
+        !p.zones[0].ghosts().is_empty(),
+        "a silent owner's ghost kept"
+    );
+    for _ in 0..12 {
         p.tick();
         p.drop_sent();
     }
     assert!(p.zones[0].ghosts().is_empty());
     assert!(p.zones[0].counters().ghosts_expired > 0);
+}
+
+/// A ghost the owner's batches leave out (it walked out of the aura) while the owner
+/// goes on sending others expires at `ghost_ttl_ticks` (10): only a silent owner's
+/// ghosts are kept longer.
+#[test]
+fn a_ghost_left_out_by_a_peer_still_sending_expires_at_the_short_bound() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(3, 95.0, 0.0)).unwrap();
+    p.zones[0].insert(&walker(4, 96.0, -10.0)).unwrap();
+    // The ghost's position stops changing when its last refresh came.
+    let (mut last_x, mut refreshed_at, mut gone_at) = (None, 0, None);
+    for t in 0..120u32 {
+        p.tick();
+        p.deliver(1);
+        let ghosts = p.zones[1].ghosts().entities();
+        match ghosts.slot_of(EntityID(4)) {
+            Some(slot) => {
+                let x = ghosts.xs()[slot as usize];
+                if last_x != Some(x) {
+                    (last_x, refreshed_at) = (Some(x), t);
+                }
+            }
+            None if last_x.is_some() && gone_at.is_none() => gone_at = Some(t),
+            None => {}
+        }
+    }
+    let gone_at = gone_at.expect("the ghost expired");
+    assert!(
+        gone_at - refreshed_at <= 10 + 2,
+        "last refreshed at {refreshed_at}, gone at {gone_at}"
+    );
+    assert!(
+        p.zones[1]
+            .ghosts()
+            .entities()
+            .slot_of(EntityID(3))
+            .is_some()
+    );
 }
 
 #[test]

@@ -51,6 +51,8 @@ struct Mesh {
     ack_lag: usize,
     /// Snapshots not acknowledged yet (their ticks, the oldest first).
     acks: std::collections::VecDeque<u32>,
+    /// Datagrams from this zone are lost while the count lasts (ticks): it went silent.
+    silent: Option<(usize, u32)>,
 }
 
 impl Mesh {
@@ -72,6 +74,7 @@ impl Mesh {
             in_flight: Vec::new(),
             ack_lag: 0,
             acks: std::collections::VecDeque::new(),
+            silent: None,
         }
     }
 
@@ -108,6 +111,12 @@ impl Mesh {
         }
     }
 
+    /// Zone `z`'s datagrams are lost for `ticks` ticks (its node stalled, or its run
+    /// stopped and the next not started yet).
+    fn silence(&mut self, z: usize, ticks: u32) {
+        self.silent = Some((z, ticks));
+    }
+
     fn place(&mut self, e: &EntityInit) {
         let z = self.zones[0].world().zone_at(e.position[0], e.position[1]);
         self.zones[z.0 as usize].insert(e).unwrap();
@@ -135,12 +144,14 @@ impl Mesh {
         }
         let mut buf = [0u8; 1500];
         let lost = self.unheard.filter(|u| u.1 > 0).map(|u| u.0);
+        let silent = self.silent.filter(|s| s.1 > 0).map(|s| s.0);
         for from in 0..self.zones.len() {
             let run = self.zones[from].incarnation();
             let mut sent_to = Vec::new();
             while let Some(t) = self.zones[from].poll_transmit(&mut buf) {
                 if let Peer::Zone(to) = t.to
                     && lost != Some(to.0 as usize)
+                    && silent != Some(from)
                 {
                     let (sender, bytes) = (ZoneID(from as u32), buf[..t.len].to_vec());
                     let later = self.split && sent_to.contains(&to);
@@ -159,6 +170,9 @@ impl Mesh {
         }
         self.in_flight.retain(|f| f.0 != u32::MAX);
         if let Some((_, ticks)) = &mut self.unheard {
+            *ticks = ticks.saturating_sub(1);
+        }
+        if let Some((_, ticks)) = &mut self.silent {
             *ticks = ticks.saturating_sub(1);
         }
         let owner = self
@@ -927,5 +941,57 @@ fn a_new_runs_first_whole_snapshot_drops_nothing_the_scene_drawn_over_showed() {
             drawn = [std::mem::take(&mut drawn[1]), now];
         }
         assert!(whole, "{context}: never whole");
+    }
+}
+
+/// A zone's neighbour starts a new run (a move, a takeover) and is silent meanwhile: the
+/// zone's clients near the border must not lose the neighbour's entities for a snapshot
+/// and get them back the next (the rolling-restart demo under load: 13–48 of zone 0's
+/// NPCs gone from zone 1's snapshots for one tick in a move's gap). Ghosts not refreshed
+/// for `ghost_ttl_ticks` are dropped, and the gap between the old run's last batch and
+/// the new run's first can be longer.
+#[test]
+fn a_neighbours_new_run_after_a_silence_blanks_nothing() {
+    for unheard in [4, 12, 20] {
+        let world = two_zones_in_a_row();
+        let config = InterestConfig::default();
+        let mut mesh = Mesh::new(&world, config);
+        let mut rng = rng(17);
+        for id in 1..=6_000 {
+            let (x, y) = (
+                rng.random_range(0.0..600.0f32),
+                rng.random_range(0.0..300.0),
+            );
+            mesh.place(&still(id, x, y));
+        }
+        // The client stands in zone 1, 6 m from zone 0.
+        mesh.place_avatar(&still(AVATAR, 306.0, 150.0));
+        let mut sets = Vec::new();
+        for _ in 0..45 {
+            sets.push(mesh.tick().unwrap().0);
+        }
+        // Zone 0 goes silent for `unheard` ticks (its old run stopped, the new one not yet
+        // heard), then runs again.
+        mesh.silence(0, unheard);
+        for _ in 0..(unheard + 30) {
+            let (set, _) = mesh.tick().unwrap();
+            sets.push(set);
+        }
+        // Gone for fewer ticks than a search interval and back: a pop-in (as the swarm
+        // judges it: the interest set changes at the cap only when searched).
+        let every = config.search_every_ticks as usize;
+        for (t, set) in sets.iter().enumerate().skip(1) {
+            for id in &sets[t - 1] {
+                if set.binary_search(id).is_ok() {
+                    continue;
+                }
+                let back = (t + 1..(t + every).min(sets.len()))
+                    .find(|&u| sets[u].binary_search(id).is_ok());
+                assert!(
+                    back.is_none(),
+                    "silent {unheard} ticks: entity {id} gone at tick {t}, back at {back:?}"
+                );
+            }
+        }
     }
 }

@@ -33,7 +33,13 @@ pub struct Ghosts {
     /// A direct-mapped cache of id → slot in front of the store's hash map (see
     /// [`Ghosts::refresh`]).
     cache: Vec<u32>,
+    /// Per peer, the tick its newest GHOSTS datagram came (see [`Ghosts::expire`]).
+    heard: Vec<(ZoneID, u64)>,
 }
+
+/// A peer that has sent nothing at all since it refreshed a ghost keeps it this many
+/// times `ghost_ttl_ticks` (see [`Ghosts::expire`]).
+pub const SILENT_TTL_FACTOR: u64 = 3;
 
 /// Entries of the slot cache: 64 KB, which stays in L2 while the ghost store's hash map,
 /// sized for the ghost capacity (~4 MB at the default limits), does not.
@@ -67,6 +73,7 @@ impl Ghosts {
             entities,
             grid,
             refreshed_tick: Vec::with_capacity(n),
+            heard: Vec::new(),
             source: Vec::with_capacity(n),
             cache: vec![u32::MAX; CACHE_SIZE],
         }
@@ -153,12 +160,36 @@ impl Ghosts {
         self.source.swap_remove(slot as usize);
     }
 
-    /// Drops ghosts not refreshed since `tick - ttl`; returns how many.
+    /// A GHOSTS datagram of `peer` came at `tick`.
+    pub fn heard_from(&mut self, peer: ZoneID, tick: u64) {
+        match self.heard.iter_mut().find(|h| h.0 == peer) {
+            Some(h) => h.1 = tick,
+            None => self.heard.push((peer, tick)),
+        }
+    }
+
+    /// Drops ghosts not refreshed since `tick - ttl` whose peer sent batches since that
+    /// left them out (they left its aura or the watched set); a peer silent since —
+    /// stalled, or between a run that stopped and its next (a move, a takeover) — keeps
+    /// its ghosts [`SILENT_TTL_FACTOR`] times as long, so its next run's first batch finds
+    /// them still shown instead of a zone's clients losing them for a tick or two.
+    /// Returns how many were dropped.
     pub fn expire(&mut self, tick: u64, ttl: u64) -> u64 {
         let mut expired = 0;
         let mut slot = 0;
         while slot < self.entities.len() {
-            if self.refreshed_tick[slot] + ttl < tick {
+            let refreshed = self.refreshed_tick[slot];
+            // (The peers are looked up only for a ghost past the short bound: rare.)
+            let expires = refreshed + ttl < tick && {
+                let source = self.source[slot];
+                let silent = self
+                    .heard
+                    .iter()
+                    .find(|h| h.0 == source)
+                    .is_none_or(|h| h.1 <= refreshed);
+                !silent || refreshed + SILENT_TTL_FACTOR * ttl < tick
+            };
+            if expires {
                 self.remove_slot(slot as u32);
                 expired += 1;
             } else {
@@ -243,6 +274,7 @@ impl Zone {
             return false;
         }
         self.heard_ghosts(source, head);
+        self.ghosts.heard_from(source, self.tick);
         let state_len = usize::from(head.state_len.get());
         for (k, r) in records.iter().enumerate() {
             let id = EntityID(r.id.get());
