@@ -488,24 +488,7 @@ fn a_ghost_left_out_by_a_peer_still_sending_expires_at_the_short_bound() {
     let mut p = Pair::new(Limits::for_entities(16));
     p.zones[0].insert(&walker(3, 95.0, 0.0)).unwrap();
     p.zones[0].insert(&walker(4, 96.0, -10.0)).unwrap();
-    // The ghost's position stops changing when its last refresh came.
-    let (mut last_x, mut refreshed_at, mut gone_at) = (None, 0, None);
-    for t in 0..120u32 {
-        p.tick();
-        p.deliver(1);
-        let ghosts = p.zones[1].ghosts().entities();
-        match ghosts.slot_of(EntityID(4)) {
-            Some(slot) => {
-                let x = ghosts.xs()[slot as usize];
-                if last_x != Some(x) {
-                    (last_x, refreshed_at) = (Some(x), t);
-                }
-            }
-            None if last_x.is_some() && gone_at.is_none() => gone_at = Some(t),
-            None => {}
-        }
-    }
-    let gone_at = gone_at.expect("the ghost expired");
+    let (refreshed_at, gone_at) = ghost_life(&mut p, EntityID(4));
     assert!(
         gone_at - refreshed_at <= 10 + 2,
         "last refreshed at {refreshed_at}, gone at {gone_at}"
@@ -517,6 +500,44 @@ fn a_ghost_left_out_by_a_peer_still_sending_expires_at_the_short_bound() {
             .slot_of(EntityID(3))
             .is_some()
     );
+}
+
+/// The same when the ghost was the owner's last one in the aura: the owner then has no
+/// records for its neighbour, and says so with empty batches for a while — without them
+/// it would look silent, and the ghost would be kept three times as long.
+#[test]
+fn the_last_ghost_to_leave_a_peers_aura_expires_at_the_short_bound() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(4, 96.0, -10.0)).unwrap();
+    let (refreshed_at, gone_at) = ghost_life(&mut p, EntityID(4));
+    assert!(
+        gone_at - refreshed_at <= 10 + 2,
+        "last refreshed at {refreshed_at}, gone at {gone_at}"
+    );
+    assert!(p.zones[0].counters().ghost_heartbeats_sent > 0);
+}
+
+/// Runs the pair 120 ticks, delivering zone 0's datagrams to zone 1; returns the tick
+/// zone 1's ghost of `id` was last refreshed (its position stops changing then) and the
+/// tick it was gone.
+fn ghost_life(p: &mut Pair, id: EntityID) -> (u32, u32) {
+    let (mut last_x, mut refreshed_at, mut gone_at) = (None, 0, None);
+    for t in 0..120u32 {
+        p.tick();
+        p.deliver(1);
+        let ghosts = p.zones[1].ghosts().entities();
+        match ghosts.slot_of(id) {
+            Some(slot) => {
+                let x = ghosts.xs()[slot as usize];
+                if last_x != Some(x) {
+                    (last_x, refreshed_at) = (Some(x), t);
+                }
+            }
+            None if last_x.is_some() && gone_at.is_none() => gone_at = Some(t),
+            None => {}
+        }
+    }
+    (refreshed_at, gone_at.expect("the ghost expired"))
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! zone whose clients look its way the entities they watch ([`watch`]); the
 //! receiver keeps them here, keyed by id, fenced by epoch (a record with an epoch lower
 //! than the ghost's is stale and ignored), and drops a ghost that has not been refreshed
-//! for `ghost_ttl_ticks`. Ghosts are indexed by their own grid and answer queries like
+//! for `ghost_ttl_ticks` — or, when its owner has sent nothing at all since (stalled, or
+//! between two runs of its zone), for [`SILENT_TTL_FACTOR`] times that
+//! ([`Ghosts::expire`]). Ghosts are indexed by their own grid and answer queries like
 //! owned entities; they are never simulated or handed off. When the zone adopts an
 //! entity, its ghost is removed.
 
@@ -254,7 +256,7 @@ impl Zone {
                 push_ghosts(&self.entities, &head, aura, &mut self.outbox, neighbour);
             self.counters.ghost_batches_sent += batches;
             if batches > 0 {
-                self.watch.settle.sent(neighbour);
+                self.watch.settle.sent(neighbour, self.tick);
             }
         }
         self.send_watched(&head);

@@ -21,8 +21,8 @@
 //! snapshots — and once settled it searches each client's interest again before the first
 //! whole one. A peer that stays silent (its node down, or a node of an older build, which
 //! the datagram header's version keeps out) holds a run up for [`SETTLE_MAX`] at most:
-//! past that, a peer not heard from holds no ghosts here anyway (they expire after
-//! `ghost_ttl_ticks`).
+//! past that, what a peer not heard from ghosted here is about to expire anyway (a
+//! silent peer's ghosts are kept three times `ghost_ttl_ticks`: a second at 30 Hz).
 //!
 //! For a silent peer to mean "has not heard of the run", a zone that hears of a peer's new
 //! run (its first datagram, or the mesh's announcement: `Zone::fence`) sends it a GHOSTS
@@ -81,6 +81,12 @@ pub(crate) struct Settle {
     heard: Vec<Heard>,
     /// Peers sent a batch this ghost tick (reused).
     sent: Vec<ZoneID>,
+    /// Per peer sent ghosts within `ghost_ttl_ticks`, the tick of the last batch with
+    /// records: sent an empty batch on a ghost tick that has none for it (see
+    /// [`Zone::send_heartbeats`]).
+    ghosted: Vec<(ZoneID, u64)>,
+    /// Peers due an empty batch this ghost tick (reused).
+    due: Vec<ZoneID>,
     /// Peers whose new run this zone heard of, and its tick then: sent a batch every
     /// ghost tick for [`SETTLE_MAX`].
     settling: Vec<(ZoneID, u64)>,
@@ -153,11 +159,14 @@ impl Settle {
         }
     }
 
-    /// A batch went to `peer` this ghost tick (only kept while some peer's new run settles:
-    /// nothing to do on the tick's path otherwise).
-    pub(super) fn sent(&mut self, peer: ZoneID) {
-        if !self.settling.is_empty() && !self.sent.contains(&peer) {
+    /// A batch with records went to `peer` on this ghost tick, `tick`.
+    pub(super) fn sent(&mut self, peer: ZoneID, tick: u64) {
+        if !self.sent.contains(&peer) {
             self.sent.push(peer);
+        }
+        match self.ghosted.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, at)) => *at = tick,
+            None => self.ghosted.push((peer, tick)),
         }
     }
 
@@ -227,38 +236,45 @@ impl Zone {
         self.watch.settle.heard(source, head.tick.get(), answers);
     }
 
-    /// After a ghost tick's batches: an empty batch to every neighbour, and every watch
-    /// peer watching here, that got none and whose new run this zone heard of less than
-    /// [`SETTLE_MAX`] ago (see the module docs).
+    /// After a ghost tick's batches, an empty batch to every peer that got none and
+    /// - got ghosts from this zone within `ghost_ttl_ticks`: so it tells the ghosts this
+    ///   zone left out (they left the aura or the watched set) from those of a zone gone
+    ///   silent, which it keeps longer ([`Ghosts::expire`](super::Ghosts::expire)) — a
+    ///   zone whose last ghost leaves would otherwise send nothing at all;
+    /// - or is a neighbour, or a watch peer watching here, whose new run this zone heard
+    ///   of less than [`SETTLE_MAX`] ago (see the module docs).
     pub(super) fn send_heartbeats(&mut self, head: &GhostsHeader) {
         let ticks = SETTLE_MAX.as_nanos() / self.tick_duration.as_nanos().max(1);
+        let ttl = u64::from(self.config.ghost_ttl_ticks);
         let tick = self.tick;
         let settle = &mut self.watch.settle;
         settle
             .settling
             .retain(|&(_, at)| u128::from(tick.saturating_sub(at)) <= ticks);
-        if settle.settling.is_empty() {
-            settle.sent.clear();
-            return;
-        }
-        let mut buf = [0u8; DATAGRAM_SIZE_MAX];
-        let neighbours = self.borders.neighbours().len();
-        for k in 0..neighbours + self.watch.peer_count() {
-            let peer = match k.checked_sub(neighbours) {
-                None => Some(self.borders.neighbours()[k]),
-                Some(j) => self.watch.watching_here(j),
-            };
-            let Some(peer) = peer else { continue };
-            let settle = &self.watch.settle;
-            let settling = settle.settling.iter().any(|&(p, _)| p == peer);
-            if settling && !settle.sent.contains(&peer) {
-                self.watch.settle.sent.push(peer);
-                let head = self.answering(head, peer);
-                let len = write_ghosts(&mut buf, &head, &[], &[]).expect("an empty batch fits");
-                self.outbox.push(Peer::Zone(peer), &buf[..len]);
-                self.counters.ghost_heartbeats_sent += 1;
+        settle
+            .ghosted
+            .retain(|&(_, at)| tick.saturating_sub(at) <= ttl);
+        let mut due = core::mem::take(&mut settle.due);
+        due.clear();
+        let (sent, ghosted) = (&settle.sent, &settle.ghosted);
+        due.extend(ghosted.iter().map(|g| g.0).filter(|p| !sent.contains(p)));
+        for &(peer, _) in &self.watch.settle.settling {
+            let neighbour = self.borders.neighbours().contains(&peer);
+            let watching =
+                (0..self.watch.peer_count()).any(|k| self.watch.watching_here(k) == Some(peer));
+            let sent = &self.watch.settle.sent;
+            if (neighbour || watching) && !sent.contains(&peer) && !due.contains(&peer) {
+                due.push(peer);
             }
         }
+        let mut buf = [0u8; DATAGRAM_SIZE_MAX];
+        for &peer in &due {
+            let head = self.answering(head, peer);
+            let len = write_ghosts(&mut buf, &head, &[], &[]).expect("an empty batch fits");
+            self.outbox.push(Peer::Zone(peer), &buf[..len]);
+            self.counters.ghost_heartbeats_sent += 1;
+        }
+        self.watch.settle.due = due;
         self.watch.settle.sent.clear();
     }
 }

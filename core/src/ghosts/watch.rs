@@ -500,7 +500,7 @@ impl Zone {
             self.counters.ghost_batches_sent += sent.0;
             self.counters.watched_ghosts_sent += sent.1;
             if sent.0 > 0 {
-                self.watch.settle.sent(peer);
+                self.watch.settle.sent(peer, self.tick);
             }
         }
     }

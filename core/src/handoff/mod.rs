@@ -293,8 +293,10 @@ crate::counters! {
         pub watched_ghosts_sent: u64,
         /// Watched entities not ghosted because a peer's watched set was full.
         pub watched_dropped: u64,
-        /// Empty GHOSTS batches: a neighbour, or a peer watching here, had nothing to
-        /// ghost this ghost tick (a new run knows its peers heard of it by them).
+        /// Empty GHOSTS batches: a peer had nothing to ghost this ghost tick while its
+        /// new run settles (it knows its peers heard of it by them), or after this zone
+        /// ghosted it something within `ghost_ttl_ticks` (it tells ghosts left out from
+        /// a silent zone's by them).
         pub ghost_heartbeats_sent: u64,
         /// Runs that called their view whole without hearing from every peer: one stayed
         /// silent for `SETTLE_MAX` (`ghosts::settle`).
