@@ -507,7 +507,8 @@ fn hostile_views_cost_bounded_memory_and_time() {
         // Inputs far ahead of anything the client sent: taken, they would stall its
         // playout for good.
         input_count: 8,
-        reserved: [0; 3],
+        flags: 0,
+        reserved: [0; 2],
         inputs: [meridian_layouts::client::InputEntry {
             sequence: U32Le::new(u32::MAX - 1),
             move_x: 127,

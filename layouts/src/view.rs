@@ -36,6 +36,11 @@ use crate::{F32Le, Header, I32Le, Kind, ParseError, U16Le, U32Le, U64Le};
 /// Inputs a VIEW carries at most (a zone buffers no more than this many per session).
 pub const VIEW_INPUTS_MAX: usize = 8;
 
+/// A [`ViewHeader::flags`] bit: no snapshot of the sender's view was whole yet (a new
+/// run's, or a session's first; they were flagged partial), so the client may still draw
+/// the scene it had before over it, and the carried members may lack part of the view.
+pub const VIEW_DRAWN_OVER: u8 = 1;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ViewHeader {
@@ -59,7 +64,9 @@ pub struct ViewHeader {
     pub offset: U16Le,
     /// How many of `inputs` are the client's (≤ [`VIEW_INPUTS_MAX`]).
     pub input_count: u8,
-    pub reserved: [u8; 3],
+    /// [`VIEW_DRAWN_OVER`]; other bits are ignored (a sender before session 54 wrote 0).
+    pub flags: u8,
+    pub reserved: [u8; 2],
     /// Inputs the sender had received and not played, in any order; the rest zero.
     pub inputs: [InputEntry; VIEW_INPUTS_MAX],
 }
@@ -163,7 +170,8 @@ mod tests {
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
             input_count: 0,
-            reserved: [0; 3],
+            flags: 0,
+            reserved: [0; 2],
             inputs: [InputEntry::zeroed(); VIEW_INPUTS_MAX],
         }
     }

@@ -33,6 +33,11 @@ pub struct Carried {
     pub reach_m: f32,
     /// Where the client's last interest search was made.
     pub searched_at: (f32, f32),
+    /// No snapshot of the view was whole yet (see `ClientView::drawn_over`): the client
+    /// may still draw the scene it had before over it, and the members may lack part of
+    /// the view (searched before the zone's run held its peers' ghosts, or with
+    /// newcomers held back).
+    pub drawn_over: bool,
 }
 
 /// Why a state was not carried or not installed. `Copy`: counted, not formatted.
@@ -113,6 +118,7 @@ impl Replicator {
                 .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
             reach_m: view.reach_m,
             searched_at,
+            drawn_over: view.drawn_over,
         };
         Ok((carried, at + encoded.bytes))
     }
@@ -179,8 +185,13 @@ impl Replicator {
         // that should cost what any other does.
         view.searched_at = Some(carried.searched_at);
         view.reach_m = carried.reach_m;
-        // The client holds the other zone's view, not a scene before drawn over this one.
-        view.drawn_over = false;
+        // Unless no snapshot of the view was whole yet: the client still draws the scene
+        // it had before over it, and the members may lack part of the view — followed,
+        // the first snapshot here would go out whole without them, and the client would
+        // let go of that scene and get them back a search later. Searched at once, and
+        // flagged partial while the search holds newcomers back, as over there.
+        view.drawn_over = carried.drawn_over;
+        view.search_again = carried.drawn_over;
         // At most one datagram's worth either way: a peer cannot grant a flood.
         let datagram = meridian_layouts::client::CLIENT_DATAGRAM_MAX as i64;
         view.budget_bytes = i64::from(carried.budget_bytes).clamp(-datagram, datagram);

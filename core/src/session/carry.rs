@@ -10,7 +10,8 @@
 //! and the client simply starts here with a full snapshot.
 
 use meridian_layouts::view::{
-    VIEW_CHUNK_MAX, VIEW_INPUTS_MAX, VIEW_STREAM_MAX, ViewHeader, parse_view, write_view,
+    VIEW_CHUNK_MAX, VIEW_DRAWN_OVER, VIEW_INPUTS_MAX, VIEW_STREAM_MAX, ViewHeader, parse_view,
+    write_view,
 };
 use meridian_layouts::{F32Le, I32Le};
 
@@ -72,6 +73,7 @@ impl PendingView {
             budget_bytes: self.head.budget_bytes.get(),
             reach_m: self.head.reach_m.get(),
             searched_at: (self.head.search_x.get(), self.head.search_y.get()),
+            drawn_over: self.head.flags & VIEW_DRAWN_OVER != 0,
         }
     }
 
@@ -114,7 +116,12 @@ impl Sessions {
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
             input_count: session.buffered.len() as u8,
-            reserved: [0; 3],
+            flags: if carried.drawn_over {
+                VIEW_DRAWN_OVER
+            } else {
+                0
+            },
+            reserved: [0; 2],
             inputs: bytemuck::Zeroable::zeroed(),
         };
         let buffered = session.buffered.as_slice();
