@@ -41,6 +41,12 @@ pub const VIEW_INPUTS_MAX: usize = 8;
 /// the scene it had before over it, and the carried members may lack part of the view.
 pub const VIEW_DRAWN_OVER: u8 = 1;
 
+/// A [`ViewHeader::flags`] bit: the sender's last interest search did not find the whole
+/// view (its zone's run did not hold its peers' ghosts yet, or the search held newcomers
+/// back): the receiver searches again as soon as its own run is settled, as the sender
+/// would have, instead of following the carried members.
+pub const VIEW_SEARCH_AGAIN: u8 = 2;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ViewHeader {
@@ -64,7 +70,8 @@ pub struct ViewHeader {
     pub offset: U16Le,
     /// How many of `inputs` are the client's (≤ [`VIEW_INPUTS_MAX`]).
     pub input_count: u8,
-    /// [`VIEW_DRAWN_OVER`]; other bits are ignored (a sender before session 54 wrote 0).
+    /// [`VIEW_DRAWN_OVER`], [`VIEW_SEARCH_AGAIN`]; other bits are ignored (a sender before
+    /// session 54 wrote 0).
     pub flags: u8,
     pub reserved: [u8; 2],
     /// Inputs the sender had received and not played, in any order; the rest zero.

@@ -38,6 +38,9 @@ pub struct Carried {
     /// the view (searched before the zone's run held its peers' ghosts, or with
     /// newcomers held back).
     pub drawn_over: bool,
+    /// The view's last search did not find the whole view (see `ClientView::search_again`):
+    /// the receiver searches again once its run is settled, as the sender would have.
+    pub search_again: bool,
 }
 
 /// Why a state was not carried or not installed. `Copy`: counted, not formatted.
@@ -119,6 +122,7 @@ impl Replicator {
             reach_m: view.reach_m,
             searched_at,
             drawn_over: view.drawn_over,
+            search_again: view.search_again,
         };
         Ok((carried, at + encoded.bytes))
     }
@@ -185,13 +189,15 @@ impl Replicator {
         // that should cost what any other does.
         view.searched_at = Some(carried.searched_at);
         view.reach_m = carried.reach_m;
-        // Unless no snapshot of the view was whole yet: the client still draws the scene
-        // it had before over it, and the members may lack part of the view — followed,
-        // the first snapshot here would go out whole without them, and the client would
-        // let go of that scene and get them back a search later. Searched at once, and
-        // flagged partial while the search holds newcomers back, as over there.
+        // Unless the last search there did not find the whole view (its run lacked its
+        // peers' ghosts, or it held newcomers back): followed, the members would go out
+        // without the rest — in a snapshot flagged whole, once this run is settled, while
+        // the client may still draw a scene before over the view (no snapshot of it was
+        // whole yet), which it would then let go of and get back a search later. Searched
+        // again as soon as this run is settled, and flagged partial while no snapshot is
+        // whole and a search holds newcomers back: as over there.
         view.drawn_over = carried.drawn_over;
-        view.search_again = carried.drawn_over;
+        view.search_again = carried.search_again;
         // At most one datagram's worth either way: a peer cannot grant a flood.
         let datagram = meridian_layouts::client::CLIENT_DATAGRAM_MAX as i64;
         view.budget_bytes = i64::from(carried.budget_bytes).clamp(-datagram, datagram);

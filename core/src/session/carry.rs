@@ -10,8 +10,8 @@
 //! and the client simply starts here with a full snapshot.
 
 use meridian_layouts::view::{
-    VIEW_CHUNK_MAX, VIEW_DRAWN_OVER, VIEW_INPUTS_MAX, VIEW_STREAM_MAX, ViewHeader, parse_view,
-    write_view,
+    VIEW_CHUNK_MAX, VIEW_DRAWN_OVER, VIEW_INPUTS_MAX, VIEW_SEARCH_AGAIN, VIEW_STREAM_MAX,
+    ViewHeader, parse_view, write_view,
 };
 use meridian_layouts::{F32Le, I32Le};
 
@@ -74,6 +74,7 @@ impl PendingView {
             reach_m: self.head.reach_m.get(),
             searched_at: (self.head.search_x.get(), self.head.search_y.get()),
             drawn_over: self.head.flags & VIEW_DRAWN_OVER != 0,
+            search_again: self.head.flags & VIEW_SEARCH_AGAIN != 0,
         }
     }
 
@@ -116,11 +117,8 @@ impl Sessions {
             stream_len: U16Le::new(0),
             offset: U16Le::new(0),
             input_count: session.buffered.len() as u8,
-            flags: if carried.drawn_over {
-                VIEW_DRAWN_OVER
-            } else {
-                0
-            },
+            flags: (u8::from(carried.drawn_over) * VIEW_DRAWN_OVER)
+                | (u8::from(carried.search_again) * VIEW_SEARCH_AGAIN),
             reserved: [0; 2],
             inputs: bytemuck::Zeroable::zeroed(),
         };
