@@ -38,7 +38,7 @@ pub const VIEW_INPUTS_MAX: usize = 8;
 
 /// A [`ViewHeader::flags`] bit: no snapshot of the sender's view was whole yet (a new
 /// run's, or a session's first; they were flagged partial), so the client may still draw
-/// the scene it had before over it, and the carried members may lack part of the view.
+/// the scene it had before over it.
 pub const VIEW_DRAWN_OVER: u8 = 1;
 
 /// A [`ViewHeader::flags`] bit: the sender's last interest search did not find the whole

@@ -34,9 +34,8 @@ pub struct Carried {
     /// Where the client's last interest search was made.
     pub searched_at: (f32, f32),
     /// No snapshot of the view was whole yet (see `ClientView::drawn_over`): the client
-    /// may still draw the scene it had before over it, and the members may lack part of
-    /// the view (searched before the zone's run held its peers' ghosts, or with
-    /// newcomers held back).
+    /// may still draw the scene it had before over it, so the receiver flags its
+    /// snapshots partial while a search holds newcomers back.
     pub drawn_over: bool,
     /// The view's last search did not find the whole view (see `ClientView::search_again`):
     /// the receiver searches again once its run is settled, as the sender would have.
