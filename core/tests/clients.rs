@@ -51,6 +51,10 @@ pub(crate) struct Harness {
     /// client address, bytes) down.
     up: Vec<(u64, usize, usize, Vec<u8>)>,
     down: Vec<(u64, usize, SocketAddr, Vec<u8>)>,
+    /// Where clients reach each zone (`zone_addr`, until a takeover moves one).
+    pub(crate) addrs: Vec<SocketAddr>,
+    /// Which datagrams from a zone (its index, the bytes) reach the clients.
+    pub(crate) delivered: fn(usize, &[u8]) -> bool,
 }
 
 impl Harness {
@@ -119,6 +123,8 @@ impl Harness {
             draws: 0,
             up: Vec::new(),
             down: Vec::new(),
+            addrs: (0..columns as usize).map(zone_addr).collect(),
+            delivered: |_, _| true,
         }
     }
 
@@ -155,7 +161,9 @@ impl Harness {
         for (i, (_, c)) in clients.iter_mut().enumerate() {
             c.tick(self.now);
             while let Some((to, len)) = c.poll_transmit(&mut buf) {
-                let k = (0..self.zones.len()).find(|&k| zone_addr(k) == to).unwrap();
+                let Some(k) = self.addrs.iter().position(|&a| a == to) else {
+                    continue;
+                };
                 let mut bytes = buf[..len].to_vec();
                 tamper(i, &mut bytes);
                 let due = self.due();
@@ -197,8 +205,10 @@ impl Harness {
         }
         let (ticks, now) = (self.ticks, self.now);
         for (_, k, to, bytes) in self.down.extract_if(.., |d| d.0 <= ticks) {
-            if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to) {
-                c.handle_datagram(now, zone_addr(k), &bytes);
+            if let Some((_, c)) = clients.iter_mut().find(|(a, _)| *a == to)
+                && (self.delivered)(k, &bytes)
+            {
+                c.handle_datagram(now, self.addrs[k], &bytes);
             }
         }
         self.now = self.now + self.zones[0].world().tick_duration();

@@ -27,5 +27,6 @@ mod sealed;
 mod seamless;
 mod sim;
 mod support;
+mod takeover;
 mod votes;
 mod witness;

@@ -111,7 +111,7 @@ impl Client {
     pub(super) fn handle_inner(&mut self, now: Instant, from: SocketAddr, inner: &[u8]) -> bool {
         match Header::parse(inner) {
             Ok(Kind::Delta) => self.apply_snapshot(now, inner),
-            Ok(Kind::Envelope) => self.redirect(from, inner),
+            Ok(Kind::Envelope) => self.redirect(now, from, inner),
             Ok(Kind::Disconnect) => parse::<Disconnect>(inner).is_ok_and(|_| {
                 self.close(CloseReason::Disconnected);
                 true
@@ -138,7 +138,7 @@ impl Client {
     /// not older than the newest snapshot it has from that zone (a zone redirects only
     /// after its last snapshot): a captured REDIRECT replayed later — from another zone's
     /// address, or from this zone after the client came back to it — is ignored, counted.
-    pub(super) fn redirect(&mut self, from: SocketAddr, bytes: &[u8]) -> bool {
+    pub(super) fn redirect(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
         let Ok(envelope) = parse_envelope(bytes) else {
             return false;
         };
@@ -173,6 +173,15 @@ impl Client {
             && addr == from
             && body.zone.get() == self.zone;
         if takeover {
+            // It came under the new run's key: the new run starts here, not at its first
+            // snapshot. Its REDIRECTs carry its own ticks, which count from its restore;
+            // weighed against the old run's newest snapshot, the REDIRECT of an avatar
+            // the new run handed on before any snapshot of it reached the client was taken
+            // for a replay, and the session was lost (`takeover::a_redirect_of_a_taken_
+            // over_zone_before_its_first_snapshot_is_followed`).
+            if self.opened_key != self.latest_key && self.latest.tick != 0 {
+                self.new_zone_run(now, self.zone);
+            }
             self.server = addr;
             self.counters.takeovers += 1;
             self.events.push_back(ClientEvent::Redirected {

@@ -229,7 +229,7 @@ impl Client {
     /// restore, so its (zone, tick) ids say nothing of the old run's: what the client holds
     /// of the old run is dropped (never a baseline, never "newer"), the old run's key is
     /// retired (its late packets are ignored), and the zone's clock is found again.
-    fn new_zone_run(&mut self, now: Instant, zone: u32) {
+    pub(super) fn new_zone_run(&mut self, now: Instant, zone: u32) {
         self.counters.zone_runs += 1;
         // Its first snapshots are sent against nothing: the scene is drawn on until they
         // hold it again (`scene`).

@@ -1,0 +1,113 @@
+//! A client across its zone's takeover, in memory: the standby's new run at a new address.
+
+use std::net::SocketAddr;
+
+use ed25519_dalek::SigningKey;
+use meridian_core::handoff::HandoffConfig;
+use meridian_core::limits::Limits;
+use meridian_core::persist::{Capture, FileIdentity, encode_checkpoint, read_checkpoint};
+use meridian_core::session::{SessionConfig, Sessions};
+use meridian_core::world::{Rect, ZoneID};
+use meridian_core::zone::Zone;
+use meridian_layouts::client::SEALED_OVERHEAD;
+
+use crate::clients::{Harness, WORLD_ID, client_addr};
+
+/// A REDIRECT's size, sealed; with one client and no NPCs no snapshot has it.
+const REDIRECT_SEALED: usize = 138 + SEALED_OVERHEAD;
+
+/// Zone 0 taken over by its standby as the next run, from a checkpoint of this tick, at
+/// `addr`: a new session layer (new keys) that restores the zone's sessions and tells
+/// their clients where the zone runs now.
+fn take_over_zone_0(h: &mut Harness, node: &SigningKey, addr: SocketAddr) {
+    let mut capture = Capture::default();
+    h.zones[0].capture(&mut capture);
+    let identity = FileIdentity {
+        run: 1,
+        world_id: WORLD_ID,
+        zone: ZoneID(0),
+        incarnation: 1,
+        tick: 0,
+        generation: 1,
+    };
+    let mut image = Vec::new();
+    encode_checkpoint(&identity, &capture, &mut image);
+    let view = read_checkpoint(&image).unwrap();
+    let world = *h.zones[0].world();
+    h.zones[0] = Zone::restore_from(
+        &world,
+        ZoneID(0),
+        Limits::for_entities(4096),
+        HandoffConfig::default(),
+        h.now,
+        2,
+        Some(&view),
+        &[],
+    )
+    .unwrap();
+    let mut sessions = Sessions::new(
+        SessionConfig::default(),
+        ZoneID(0),
+        WORLD_ID,
+        h.auth.verifying_key().as_bytes(),
+        [42; 32],
+    )
+    .unwrap();
+    h.addrs[0] = addr;
+    for (k, &a) in h.addrs.iter().enumerate() {
+        sessions.set_zone_address(ZoneID(k as u32), a);
+    }
+    sessions.set_node_key(node.clone(), 0);
+    sessions.announce_takeover();
+    h.sessions[0] = sessions;
+    h.sessions[1].set_zone_address(ZoneID(0), addr);
+}
+
+/// A client's zone is taken over by its standby, and the new run hands the avatar on
+/// before any snapshot of it reached the client — the avatar was crossing as the old run
+/// stopped, and here the new run's snapshots are lost. The new run's REDIRECT carries the
+/// new run's tick, which counts from the restore: the client weighed it against the newest
+/// snapshot of the old run, took it for a replay and ignored it, and the session was lost
+/// (a bot of `meridian demo --mesh` under load: a takeover followed, then nine REDIRECTs
+/// refused as stale and a timeout). The takeover starts the zone's new run at the client.
+#[test]
+fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
+    let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
+    let node = SigningKey::from_bytes(&[21; 32]);
+    for s in &mut h.sessions {
+        s.set_node_key(node.clone(), 0);
+    }
+    let auth = h.auth.clone();
+    let mut client = h.client(1, WORLD_ID, crate::clients::UNIX_MS + 600_000, &auth);
+    client.trust_node_key(node.verifying_key());
+    let mut clients = vec![(client_addr(1), client)];
+    // 100 ticks standing in zone 0, then walking east: 8 m from the border.
+    for _ in 0..100 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert!(clients[0].1.is_connected());
+    clients[0].1.set_intent(127, 0, 0);
+    while clients[0].1.authoritative().position[0] < 120.0 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let standby = SocketAddr::from(([10, 0, 0, 2], 7000));
+    take_over_zone_0(&mut h, &node, standby);
+    // The new run's snapshots are lost; its REDIRECTs get through.
+    h.delivered = |k, b| k != 0 || b.len() == REDIRECT_SEALED;
+    for _ in 0..200 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let c = &clients[0].1;
+    assert_eq!(c.counters().takeovers, 1, "{:?}", c.counters());
+    assert_eq!(
+        (c.server(), c.counters().redirects_stale),
+        (crate::clients::zone_addr(1), 0),
+        "the new run's REDIRECT was not followed: {:?}",
+        c.counters()
+    );
+    assert!(c.is_connected());
+    assert!(
+        c.authoritative().position[0] > 140.0,
+        "it walks on in zone 1"
+    );
+}
