@@ -14,14 +14,20 @@
 //! |-------------|---------|----------------------------------------|-------------------|
 //! | `Challenge` | standby | —                                      | 32 random bytes (unsigned) |
 //! | `Hello`     | primary | `zone`, `generation` = incarnation     | 32 random bytes, echoed in every `Ack` |
-//! | `File`      | primary | `file`, `generation`, `seq` = covered, `offset` = bytes sent before in `Part`s | the whole file, or its rest after the parts |
-//! | `Part`      | primary | `file` (a checkpoint), `generation`, `offset`, `seq` = covered | `len` bytes of the file at `offset` |
+//! | `File`      | primary | `file`, `generation`, `offset` = bytes sent before in `Part`s | the whole file, or its rest after the parts |
+//! | `Part`      | primary | `file` (a checkpoint), `generation`, `offset` | `len` bytes of the file at `offset` |
 //! | `Append`    | primary | `generation`, `offset`, `seq`          | bytes at `offset` of WAL segment `generation` |
-//! | `Retire`    | primary | `seq` = covered                        | the (kind u8, generation u64le) pairs of the files the primary keeps |
+//! | `Retire`    | primary | —                                      | the (kind u8, generation u64le) pairs of the files the primary keeps |
 //! | `Ack`       | standby | `seq`: every append up to it is durable; `generation`: the highest claim taken (below) | the hello's 32 bytes |
 //! | `TakenOver` | standby | `seq` = the incarnation it runs the zone as | the hello's 32 bytes |
 //! | `Synced`    | primary | `seq` = the newest append the resync's files hold; `generation` = 0, or 1 for a clean stop's claim | — |
 //! | `Stale`     | standby | `seq` = the newest incarnation its copy holds | the hello's 32 bytes |
+//!
+//! After the hello every frame of the primary is sealed (ChaCha20-Poly1305, the header as
+//! associated data) before it is signed. A frame's nonce is its index in its *lane*
+//! (`lane` in the header): lane 0 counts the stream's own frames, lane 1 a checkpoint's
+//! `Part`, `File` and `Retire` frames, which the primary seals on a thread of its own at a
+//! low priority and sends between the appends; the standby keeps one count per lane.
 //!
 //! A zone that stops on purpose ends its stream with a `Synced` frame whose `generation`
 //! is 1 (a *claim*): the standby takes it once everything before it is in place — the
@@ -35,8 +41,10 @@ use crate::{U32Le, U64Le};
 
 /// The first bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"MRDS";
-/// The stream's version; a peer with another is refused.
-pub const VERSION: u8 = 1;
+/// The stream's version; a peer with another is refused. 2: the header's `lane`.
+pub const VERSION: u8 = 2;
+/// How many lanes a connection's sealed frames are counted in (`FrameHeader::lane`).
+pub const LANES: u8 = 2;
 /// What the signatures of the stream mean (never accepted for anything else).
 pub const DOMAIN: [u8; 8] = *b"MRDN-STB";
 /// The random bytes a standby opens a connection with.
@@ -121,7 +129,10 @@ pub struct FrameHeader {
     pub kind: u8,
     /// A [`FileKind`] (`File` frames), else 0.
     pub file: u8,
-    pub reserved: u8,
+    /// Which count of the connection's sealed frames this one's nonce is taken from: 0
+    /// for the stream's own frames, 1 for a checkpoint's (sealed on a thread of their own
+    /// and sent between the appends). Below [`LANES`].
+    pub lane: u8,
     pub zone: U32Le,
     pub generation: U64Le,
     pub seq: U64Le,
@@ -157,6 +168,29 @@ impl FrameHeader {
         if self.len.get() > PAYLOAD_MAX {
             return Err(crate::ParseError::BadLength);
         }
+        if self.lane >= LANES {
+            return Err(crate::ParseError::BadField);
+        }
         FrameKind::from_u8(self.kind).ok_or(crate::ParseError::UnknownKind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame names a lane the standby counts (its nonce is taken from that count), and
+    /// a build of the stream before lanes is refused by its version.
+    #[test]
+    fn a_frame_outside_the_lanes_or_of_the_version_before_them_is_refused() {
+        let mut h = FrameHeader::new(FrameKind::Part, 3);
+        assert_eq!(h.check(), Ok(FrameKind::Part));
+        h.lane = LANES - 1;
+        assert_eq!(h.check(), Ok(FrameKind::Part));
+        h.lane = LANES;
+        assert_eq!(h.check(), Err(crate::ParseError::BadField));
+        let mut old = FrameHeader::new(FrameKind::Append, 3);
+        old.version = 1;
+        assert_eq!(old.check(), Err(crate::ParseError::BadVersion));
     }
 }

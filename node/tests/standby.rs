@@ -297,8 +297,8 @@ fn idle_connections_from_one_host_do_not_keep_a_primary_from_its_standby() {
 
 /// A host that is no primary opens connection after connection to n1's standby listener
 /// (4 at a time, from 4 IPs) and sends each a hello for the zone n1 keeps, with a
-/// signature over other bytes. Each costs n1 a thread and a signature check, at a low
-/// priority; each is counted (`meridian_standby_connections_unproven_total` in
+/// signature over other bytes. Each costs n1 a thread and a signature check (at the
+/// listener's priority since session 55); each is counted (`meridian_standby_connections_unproven_total` in
 /// `/metrics`), and the log gets at most one line per 10 s for all of them — it used to
 /// get one per connection. n1's own zone keeps its busy time.
 #[test]

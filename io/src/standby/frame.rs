@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use bytemuck::Zeroable;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use meridian_layouts::standby::{CHALLENGE_SIZE, DOMAIN, FrameHeader, FrameKind};
+use meridian_layouts::standby::{CHALLENGE_SIZE, DOMAIN, FrameHeader, FrameKind, LANES};
 use meridian_protocol::seal::{StaticSecret, x25519_public};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
@@ -64,7 +64,8 @@ pub(super) fn write_frame(
 #[derive(Clone)]
 pub(super) struct StreamCipher {
     aead: LessSafeKey,
-    next: u64,
+    /// The next frame's index in each lane (`FrameHeader::lane`).
+    next: [u64; LANES as usize],
 }
 
 /// Bytes a sealed payload adds.
@@ -90,21 +91,24 @@ impl StreamCipher {
             aead: LessSafeKey::new(
                 UnboundKey::new(&CHACHA20_POLY1305, &key).expect("a 32-byte key"),
             ),
-            next: 0,
+            next: [0; LANES as usize],
         }
     }
 
-    fn nonce(index: u64) -> Nonce {
+    /// Frame `index` of `lane`: unique on the connection, whose key no other has.
+    fn nonce(lane: u8, index: u64) -> Nonce {
         let mut n = [0u8; 12];
         n[..8].copy_from_slice(&index.to_le_bytes());
+        n[8] = lane;
         Nonce::assume_unique_for_key(n)
     }
 
-    /// The next frame's index on the connection (both ends count the primary's frames
-    /// after the hello).
-    pub(super) fn take_index(&mut self) -> u64 {
-        self.next += 1;
-        self.next - 1
+    /// The next frame's index in `lane` (both ends count the primary's frames after the
+    /// hello, each lane apart; `lane` is below `LANES`, which `FrameHeader::check` holds).
+    pub(super) fn take_index(&mut self, lane: u8) -> u64 {
+        let next = &mut self.next[usize::from(lane)];
+        *next += 1;
+        *next - 1
     }
 
     /// Seals `payload` as frame `index` under `header` (its length set to the sealed one).
@@ -114,7 +118,7 @@ impl StreamCipher {
         let tag = self
             .aead
             .seal_in_place_separate_tag(
-                Self::nonce(index),
+                Self::nonce(header.lane, index),
                 Aad::from(bytemuck::bytes_of(header)),
                 &mut sealed[..],
             )
@@ -138,7 +142,7 @@ impl StreamCipher {
         let tag: [u8; TAG_SIZE] = (&*tag).try_into().expect("16 bytes");
         self.aead
             .open_in_place_separate_tag(
-                Self::nonce(index),
+                Self::nonce(header.lane, index),
                 Aad::from(bytemuck::bytes_of(header)),
                 Tag::from(tag),
                 body,
@@ -160,7 +164,7 @@ pub(super) fn write_sealed(
     payload: &[u8],
 ) -> std::io::Result<()> {
     header.len = meridian_layouts::U32Le::new((payload.len() + TAG_SIZE) as u32);
-    let index = cipher.take_index();
+    let index = cipher.take_index(header.lane);
     let sealed = cipher.seal(index, &header, payload);
     write_frame(w, key, challenge, header, &sealed)
 }

@@ -8,6 +8,7 @@
 mod frame;
 mod mirror;
 mod refusals;
+mod sealer;
 mod serve;
 mod stream;
 mod worker;

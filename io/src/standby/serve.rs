@@ -361,8 +361,8 @@ fn accept_loop(
                 let spawned = std::thread::Builder::new()
                     .name("standby-mirror".into())
                     .spawn(move || {
-                        // Verifying and writing a checkpoint yields to the zones here too.
-                        crate::store::lower_priority();
+                        // At the listener's priority: it acknowledges the appends the
+                        // primary's zone waits for; checkpoints go to a worker at nice 19.
                         let own = socket.try_clone();
                         match connection(socket, &key, &zones, (&ended, &proven)) {
                             Ok(()) => {}
@@ -622,7 +622,7 @@ fn connection(
             });
         }
         let bulk = is_bulk(kind, &h);
-        let index = cipher.take_index();
+        let index = cipher.take_index(h.lane);
         if bulk {
             let signature = read_unverified(&mut r, &h, &mut payload)?;
             worker.send((kind, h, std::mem::take(&mut payload), signature, index))?;

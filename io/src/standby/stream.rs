@@ -12,9 +12,9 @@ use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_layouts::U64Le;
 use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
@@ -23,16 +23,13 @@ use super::frame::{
     FrameError, SIGNATURE_SIZE, StreamCipher, TAG_SIZE, read_challenge, read_frame, write_frame,
     write_sealed,
 };
+use super::sealer::{Sealed, Sealer};
 use crate::store::ZoneStore;
 
 /// Operations the feed holds before the stream counts itself behind and resyncs.
 const FEED_DEPTH: usize = 1024;
 /// Between connection attempts.
 const RECONNECT: Duration = Duration::from_millis(200);
-/// A checkpoint longer than this goes in parts of this size, the appends fed meanwhile
-/// sent between them: signing and sealing a checkpoint of 15 MB whole kept the appends
-/// behind it (and the handoffs waiting for their acknowledgement) ~100 ms.
-const PART_SIZE: usize = 256 << 10;
 
 /// What the writer threads made durable, for the standby.
 #[derive(Debug)]
@@ -53,7 +50,7 @@ pub enum MirrorOp {
 /// behind, and it resyncs from the files.
 #[derive(Clone, Debug)]
 pub struct StreamFeed {
-    ops: SyncSender<MirrorOp>,
+    ops: Sender<MirrorOp>,
     behind: Arc<AtomicBool>,
 }
 
@@ -115,7 +112,7 @@ impl Stream {
         target: StandbyTarget,
         durable: u64,
     ) -> (Stream, StreamFeed) {
-        let (tx, rx) = sync_channel(FEED_DEPTH);
+        let (tx, rx) = bounded(FEED_DEPTH);
         let behind = Arc::new(AtomicBool::new(false));
         let (acked, stop) = (
             Arc::new(AtomicU64::new(0)),
@@ -142,6 +139,7 @@ impl Stream {
             claimed: Arc::new(AtomicU64::new(0)),
             last_seq: durable,
             later: std::collections::VecDeque::new(),
+            sealer: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("zone-{zone}-standby"))
@@ -238,13 +236,19 @@ struct Run {
     last_seq: u64,
     /// Checkpoints fed while one was being sent in parts: sent next.
     later: std::collections::VecDeque<MirrorOp>,
+    /// The current connection's checkpoint sealer (from its hello on).
+    sealer: Option<Sealer>,
 }
 
 impl Run {
     fn run(mut self) {
-        // Reading, signing and sending a checkpoint is tens of milliseconds of CPU a
-        // second for a large zone: it yields to the zone threads sharing the cores.
-        crate::store::lower_priority();
+        // At the zone's own priority, not lowered like the checkpoint thread: the zone
+        // holds its datagrams until the standby acknowledges the appends this thread sends
+        // (and its acknowledgement reader, spawned from here, inherits it). At nice 19 it
+        // got ~1.5 % of a core beside busy threads and stalled the zone on a saturated
+        // machine. Sealing a checkpoint's parts here costs the zones little (the encoding
+        // and the standby's writing of it stay low): docs/mesh.md, "The priority of the
+        // stream's threads".
         // Logged once per outage: the first failure, and the first after a connection
         // that worked.
         let mut logged = false;
@@ -310,13 +314,16 @@ impl Run {
         // The run (random per start): a restore that reuses an incarnation is not it.
         hello.offset = U64Le::new(self.store.run());
         write_frame(&mut w, &self.key, challenge, hello, nonce)?;
-        // Everything after the hello is sealed to the standby.
-        self.cipher = Some(StreamCipher::new(
-            &self.key,
-            &self.target.key,
-            challenge,
-            nonce,
-        ));
+        // Everything after the hello is sealed to the standby: a checkpoint's frames by
+        // the sealer, in their own lane.
+        let cipher = StreamCipher::new(&self.key, &self.target.key, challenge, nonce);
+        self.sealer = Some(Sealer::start(
+            self.zone,
+            (self.key.clone(), *challenge),
+            cipher.clone(),
+            self.store.dir().to_path_buf(),
+        )?);
+        self.cipher = Some(cipher);
         self.resync(&mut w, challenge)?;
         self.connected = true;
         loop {
@@ -334,36 +341,73 @@ impl Run {
             if self.behind.swap(false, Ordering::Relaxed) {
                 self.resync(&mut w, challenge)?;
             }
-            if let Some(op) = self.later.pop_front() {
+            if self.sealer().idle()
+                && let Some(op) = self.later.pop_front()
+            {
                 self.send(&mut w, challenge, op)?;
-                w.flush()?;
                 continue;
             }
-            match self.ops.recv_timeout(Duration::from_millis(50)) {
-                Ok(op) => {
-                    self.send(&mut w, challenge, op)?;
-                    while let Ok(op) = self.ops.try_recv() {
+            let (ops, frames) = (self.ops.clone(), self.sealer().frames().clone());
+            select! {
+                recv(ops) -> op => match op {
+                    Ok(op) => {
                         self.send(&mut w, challenge, op)?;
+                        while let Ok(op) = self.ops.try_recv() {
+                            self.send(&mut w, challenge, op)?;
+                        }
+                        w.flush()?;
                     }
+                    // The writer finished (a clean stop drops the feed before it stops
+                    // the stream): the same end as a stop. Returning at once here skipped
+                    // the claim and the wait for the acknowledgement whenever the feed's
+                    // end was seen first — a moved zone's standby then lacked its final
+                    // checkpoint.
+                    Err(_) => return self.finish(&mut w, challenge),
+                },
+                recv(frames) -> frame => {
+                    let frame = frame.map_err(|_| sealer_ended())?;
+                    self.sealer().took(&frame);
+                    self.write_sealed_frame(&mut w, &frame)?;
                     w.flush()?;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                // The writer finished (a clean stop drops the feed before it stops the
-                // stream): the same end as a stop. Returning at once here skipped the
-                // claim and the wait for the acknowledgement whenever the feed's end was
-                // seen first — a moved zone's standby then lacked its final checkpoint.
-                Err(RecvTimeoutError::Disconnected) => return self.finish(&mut w, challenge),
+                default(Duration::from_millis(50)) => {}
             }
         }
+    }
+
+    fn sealer(&mut self) -> &mut Sealer {
+        self.sealer.as_mut().expect("sealing begins with the hello")
+    }
+
+    /// Writes a frame the sealer made.
+    fn write_sealed_frame(&mut self, w: &mut impl Write, frame: &Sealed) -> std::io::Result<()> {
+        w.write_all(&frame.bytes)?;
+        self.sent
+            .fetch_add(frame.bytes.len() as u64, Ordering::Relaxed);
+        if frame.file_end {
+            tests_hooks::at(self.store.dir(), tests_hooks::Point::CheckpointFile);
+        }
+        Ok(())
+    }
+
+    /// Writes every frame of the checkpoints handed to the sealer, waiting for them.
+    fn drain_sealer(&mut self, w: &mut impl Write) -> std::io::Result<()> {
+        while let Some(frame) = self.sealer().next()? {
+            self.write_sealed_frame(w, &frame)?;
+        }
+        Ok(())
     }
 
     /// A clean stop (the zone's writer has finished): what the feed still holds is
     /// sent, and the standby given a moment to acknowledge it, so a zone stopped on
     /// purpose leaves its standby complete.
     fn finish(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
-        // Checkpoints fed while one went in parts first (they came before the rest).
+        // The checkpoint under way and those fed while it went in parts first (they came
+        // before the rest).
+        self.drain_sealer(w)?;
         while let Some(op) = self.later.pop_front().or_else(|| self.ops.try_recv().ok()) {
             self.send(w, challenge, op)?;
+            self.drain_sealer(w)?;
         }
         let mut claim = FrameHeader::new(FrameKind::Synced, self.zone);
         claim.seq = U64Le::new(self.last_seq);
@@ -393,6 +437,9 @@ impl Run {
     /// copy of WAL segments with no checkpoint under them, which no promotion can restore
     /// (`a_resync_outlasting_two_checkpoints_still_leaves_a_copy_that_restores`).
     fn resync(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        // A checkpoint under way goes out whole first (its frames took their nonces; the
+        // standby counts them all), the ones after it are in the files.
+        self.drain_sealer(w)?;
         self.later.clear();
         while let Ok(op) = self.ops.try_recv() {
             if let MirrorOp::Append { seq, .. } = op {
@@ -475,52 +522,9 @@ impl Run {
                 h.seq = U64Le::new(self.last_seq);
                 self.sealed(w, challenge, h, &bytes)?;
             }
-            MirrorOp::Checkpoint { generation, bytes } => {
-                let mut h = FrameHeader::new(FrameKind::Part, self.zone);
-                h.file = FileKind::Checkpoint as u8;
-                h.generation = U64Le::new(generation);
-                let mut at = 0;
-                while bytes.len() - at > PART_SIZE {
-                    (h.offset, h.seq) = (U64Le::new(at as u64), U64Le::new(self.last_seq));
-                    self.sealed(w, challenge, h, &bytes[at..at + PART_SIZE])?;
-                    at += PART_SIZE;
-                    self.send_appends(w, challenge)?;
-                }
-                // The rest ends it (the whole file when it was short).
-                h.kind = FrameKind::File as u8;
-                (h.offset, h.seq) = (U64Le::new(at as u64), U64Le::new(self.last_seq));
-                self.sealed(w, challenge, h, &bytes[at..])?;
-                tests_hooks::at(self.store.dir(), tests_hooks::Point::CheckpointFile);
-                // Its checkpoint thread retired the generations before the one before it
-                // — named by generation, not by what the directory holds by now: newer
-                // checkpoints written while this one went out are not at the standby yet,
-                // and a list naming only them would prune this one there.
-                let kept = [FileKind::Checkpoint, FileKind::Wal]
-                    .into_iter()
-                    .flat_map(|kind| [(kind, generation.saturating_sub(1)), (kind, generation)]);
-                self.send_kept(w, challenge, kept)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Run {
-    /// Between the parts of a checkpoint: the appends the feed holds now go out (a
-    /// checkpoint fed meanwhile waits its turn).
-    fn send_appends(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
-        let mut sent = false;
-        while let Ok(op) = self.ops.try_recv() {
-            match op {
-                MirrorOp::Append { .. } => {
-                    self.send(w, challenge, op)?;
-                    sent = true;
-                }
-                MirrorOp::Checkpoint { .. } => self.later.push_back(op),
-            }
-        }
-        if sent {
-            w.flush()?;
+            // Sealed on the sealer's thread, written between the appends; one at a time.
+            MirrorOp::Checkpoint { .. } if !self.sealer().idle() => self.later.push_back(op),
+            MirrorOp::Checkpoint { generation, bytes } => self.sealer().seal(generation, bytes)?,
         }
         Ok(())
     }
@@ -618,6 +622,8 @@ pub(super) mod tests_hooks {
         ResyncFile,
         /// After a checkpoint from the feed, before the list of files to keep.
         CheckpointFile,
+        /// On the sealer's thread, before it seals a checkpoint from the feed.
+        Sealing,
     }
 
     /// (directory, point, pause, pausing now).
@@ -641,7 +647,7 @@ pub(super) mod tests_hooks {
     }
 
     /// Pauses if a test asked for a pause at `point` of the stream from `dir`.
-    pub(super) fn at(dir: &Path, point: Point) {
+    pub(in crate::standby) fn at(dir: &Path, point: Point) {
         let pause = {
             let mut pauses = pauses();
             let Some(p) = pauses
@@ -656,4 +662,8 @@ pub(super) mod tests_hooks {
         std::thread::sleep(pause);
         pauses().retain(|p| !(dir.starts_with(&p.0) && p.1 == point && p.3));
     }
+}
+
+fn sealer_ended() -> FrameError {
+    FrameError::Io(std::io::Error::other("the checkpoint sealing thread ended"))
 }

@@ -395,6 +395,11 @@ fn checkpoint_thread(
 /// milliseconds of CPU a second for a large zone) then yields to the zone threads, which
 /// share the cores, instead of stretching their ticks. Not SCHED_IDLE: a saturated zone must
 /// still get its checkpoints written. Best effort: failing to lower it costs only latency.
+///
+/// Only for bulk work no zone waits on (this thread, the standby's checkpoint worker):
+/// beside busy threads at nice 0 a nice-19 thread gets ~1.5 % of a core, so the standby
+/// stream and its acknowledgements, which gate the zone's datagrams, keep the zone's
+/// priority (`standby::tests::priority`).
 pub(crate) fn lower_priority() {
     #[allow(
         unsafe_code,

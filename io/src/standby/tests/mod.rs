@@ -15,6 +15,7 @@ use meridian_core::zone::Zone;
 use super::{Kept, StandbyServer, StandbyTarget, Stream, serve};
 use crate::store::{DataDir, Writer, ZoneStore};
 
+mod priority;
 mod resync;
 mod stop;
 

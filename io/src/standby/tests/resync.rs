@@ -12,7 +12,7 @@ use meridian_core::zone::Zone;
 use super::{Primary, WORLD_ID, scratch, standby, world};
 use crate::standby::stream::tests_hooks::{self, Point};
 use crate::standby::worker::tests_hooks::set_worker_delay;
-use crate::store::DataDir;
+use crate::store::{DataDir, StoreError};
 
 /// Waits up to 20 s for `done`, saying `what` if it never is.
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -25,13 +25,28 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 /// How many entities a promotion from the standby's copy in `dir` would start with;
 /// panics, naming the files, if the copy cannot be restored.
+///
+/// The standby's worker may go on meanwhile (checkpoints the feed brought after what is
+/// tested): a file it prunes between the recovery's listing and its read is read again
+/// from a new listing. (A promotion stops the mirror before it restores.) A file missing
+/// from the listing itself is no such race: the plan is made without it.
 fn entities_restored(copy: &DataDir, dir: &std::path::Path) -> u64 {
-    let names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    let recovered = copy.zone(WORLD_ID, ZoneID(0)).recover();
+    let mut attempts = 0;
+    let (names, recovered) = loop {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        match copy.zone(WORLD_ID, ZoneID(0)).recover() {
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempts < 20 =>
+            {
+                attempts += 1;
+            }
+            recovered => break (names, recovered),
+        }
+    };
     let recovered = recovered.unwrap_or_else(|e| {
         panic!("the standby acknowledged a copy it cannot restore ({names:?}): {e}")
     });

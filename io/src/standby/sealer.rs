@@ -1,0 +1,186 @@
+//! A checkpoint's frames sealed and signed on a thread of their own at nice 19.
+//!
+//! The stream's thread sends the appends whose acknowledgements the zone's datagrams wait
+//! for, so it runs at the zone's priority; sealing and signing a checkpoint (~10 MB a
+//! second for 250,000 entities) on it competed with the zone threads and cost ~1.5–2 ms
+//! of tick p99. Here a checkpoint is cut into its `Part` frames, its closing `File` frame
+//! and the `Retire` after it, sealed in lane 1 of the connection's cipher (their own count
+//! of nonces, so the stream's thread can send its own frames between them), and handed
+//! back whole to be written between the appends.
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use ed25519_dalek::SigningKey;
+use meridian_layouts::U64Le;
+use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
+
+use super::frame::{StreamCipher, write_sealed};
+use super::stream::tests_hooks::{self, Point};
+
+/// A checkpoint's frames longer than this are sent in parts (`Part` frames), with the
+/// appends fed meanwhile between them.
+pub(super) const PART_SIZE: usize = 256 << 10;
+
+/// The lane a checkpoint's frames are counted in.
+const LANE: u8 = 1;
+
+/// A frame sealed and signed, ready for the socket.
+pub(super) struct Sealed {
+    pub bytes: Vec<u8>,
+    /// The `File` frame that completes the checkpoint.
+    pub file_end: bool,
+    /// The checkpoint's last frame (the `Retire` after it).
+    pub last: bool,
+}
+
+/// A checkpoint to seal: its generation and bytes.
+type Job = (u64, Vec<u8>);
+
+/// One connection's sealing thread.
+pub(super) struct Sealer {
+    jobs: Sender<Job>,
+    frames: Receiver<Sealed>,
+    /// Checkpoints handed over whose last frame has not come back yet.
+    pending: usize,
+}
+
+impl Sealer {
+    /// A sealer for the connection of zone `zone` (whose files are in `dir`): the
+    /// primary's key, the connection's challenge and cipher.
+    pub(super) fn start(
+        zone: u32,
+        (key, challenge): (SigningKey, [u8; 32]),
+        cipher: StreamCipher,
+        dir: PathBuf,
+    ) -> std::io::Result<Sealer> {
+        let (jobs, inbox) = bounded::<Job>(1);
+        // A few parts ahead of the socket: a megabyte at most waits here.
+        let (outbox, frames) = bounded(4);
+        // Not joined: dropped with its connection, it ends at its next frame (its inbox
+        // and outbox closed), and whoever drops it — a reconnection, the zone's stop —
+        // does not wait for a thread that may be starved.
+        std::thread::Builder::new()
+            .name(format!("zone-{zone}-sealer"))
+            .spawn(move || {
+                crate::store::lower_priority();
+                let mut cipher = cipher;
+                for (generation, bytes) in inbox {
+                    tests_hooks::at(&dir, Point::Sealing);
+                    let sealing = seal(zone, &key, &challenge, &mut cipher, generation, &bytes);
+                    // The stream ended (its receiver gone): nothing more to seal for it.
+                    if sealing.map(|s| outbox.send(s)).any(|sent| sent.is_err()) {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Sealer {
+            jobs,
+            frames,
+            pending: 0,
+        })
+    }
+
+    /// Whether every checkpoint handed over went out whole.
+    pub(super) fn idle(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// Hands checkpoint `generation` over (only when [`Sealer::idle`]: one at a time).
+    pub(super) fn seal(&mut self, generation: u64, bytes: Vec<u8>) -> std::io::Result<()> {
+        debug_assert!(self.idle(), "one checkpoint at a time");
+        self.jobs.send((generation, bytes)).map_err(|_| ended())?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Where the sealed frames come out (for a `select`); each goes to [`Sealer::took`].
+    pub(super) fn frames(&self) -> &Receiver<Sealed> {
+        &self.frames
+    }
+
+    /// Counts a frame taken from [`Sealer::frames`].
+    pub(super) fn took(&mut self, frame: &Sealed) {
+        if frame.last {
+            self.pending -= 1;
+        }
+    }
+
+    /// The next sealed frame, waiting for it; `None` once every checkpoint went out.
+    pub(super) fn next(&mut self) -> std::io::Result<Option<Sealed>> {
+        if self.idle() {
+            return Ok(None);
+        }
+        let frame = self.frames.recv().map_err(|_| ended())?;
+        self.took(&frame);
+        Ok(Some(frame))
+    }
+}
+
+fn ended() -> std::io::Error {
+    std::io::Error::other("the checkpoint sealing thread ended")
+}
+
+/// Checkpoint `generation`'s frames in order: its parts, the `File` frame with the rest
+/// (the whole file when it is short), then the list of the files the standby is to keep.
+fn seal<'a>(
+    zone: u32,
+    key: &'a SigningKey,
+    challenge: &'a [u8; 32],
+    cipher: &'a mut StreamCipher,
+    generation: u64,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = Sealed> + 'a {
+    let parts = bytes.len().saturating_sub(1) / PART_SIZE;
+    let frame = move |cipher: &mut StreamCipher, h: FrameHeader, payload: &[u8]| {
+        let mut out = Vec::with_capacity(FrameHeader::SIZE + payload.len() + 16 + 64);
+        write_sealed(&mut out, key, challenge, cipher, h, payload)
+            .expect("writing to a Vec cannot fail");
+        out
+    };
+    let mut h = FrameHeader::new(FrameKind::Part, zone);
+    h.lane = LANE;
+    h.file = FileKind::Checkpoint as u8;
+    h.generation = U64Le::new(generation);
+    (0..=parts + 1).map(move |k| {
+        let at = (k * PART_SIZE).min(bytes.len());
+        if k < parts {
+            h.offset = U64Le::new(at as u64);
+            let bytes = frame(cipher, h, &bytes[at..at + PART_SIZE]);
+            Sealed {
+                bytes,
+                file_end: false,
+                last: false,
+            }
+        } else if k == parts {
+            // The rest ends it.
+            h.kind = FrameKind::File as u8;
+            h.offset = U64Le::new(at as u64);
+            let bytes = frame(cipher, h, &bytes[at..]);
+            Sealed {
+                bytes,
+                file_end: true,
+                last: false,
+            }
+        } else {
+            // Its checkpoint thread retired the generations before the one before it —
+            // named by generation, not by what the directory holds by now: newer
+            // checkpoints written while this one went out are not at the standby yet, and
+            // a list naming only them would prune this one there.
+            let mut kept = Vec::new();
+            for kind in [FileKind::Checkpoint, FileKind::Wal] {
+                for g in [generation.saturating_sub(1), generation] {
+                    kept.push(kind as u8);
+                    kept.extend_from_slice(&g.to_le_bytes());
+                }
+            }
+            let mut r = FrameHeader::new(FrameKind::Retire, zone);
+            r.lane = LANE;
+            Sealed {
+                bytes: frame(cipher, r, &kept),
+                file_end: false,
+                last: true,
+            }
+        }
+    })
+}
