@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, SendError, Sender, bounded};
 use ed25519_dalek::SigningKey;
 use meridian_layouts::U64Le;
 use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
@@ -67,9 +67,9 @@ impl Sealer {
                 let mut cipher = cipher;
                 for (generation, bytes) in inbox {
                     tests_hooks::at(&dir, Point::Sealing);
-                    let sealing = seal(zone, &key, &challenge, &mut cipher, generation, &bytes);
+                    let to = (zone, &key, &challenge);
                     // The stream ended (its receiver gone): nothing more to seal for it.
-                    if sealing.map(|s| outbox.send(s)).any(|sent| sent.is_err()) {
+                    if seal(to, &mut cipher, (generation, &bytes), &outbox).is_err() {
                         return;
                     }
                 }
@@ -121,66 +121,51 @@ fn ended() -> std::io::Error {
     std::io::Error::other("the checkpoint sealing thread ended")
 }
 
-/// Checkpoint `generation`'s frames in order: its parts, the `File` frame with the rest
-/// (the whole file when it is short), then the list of the files the standby is to keep.
-fn seal<'a>(
-    zone: u32,
-    key: &'a SigningKey,
-    challenge: &'a [u8; 32],
-    cipher: &'a mut StreamCipher,
-    generation: u64,
-    bytes: &'a [u8],
-) -> impl Iterator<Item = Sealed> + 'a {
-    let parts = bytes.len().saturating_sub(1) / PART_SIZE;
-    let frame = move |cipher: &mut StreamCipher, h: FrameHeader, payload: &[u8]| {
+/// Seals checkpoint `generation`'s frames in order into `outbox`: its parts, the `File`
+/// frame with the rest (the whole file when it is short), then the list of the files the
+/// standby is to keep. `Err` once the stream is gone.
+fn seal(
+    (zone, key, challenge): (u32, &SigningKey, &[u8; 32]),
+    cipher: &mut StreamCipher,
+    (generation, bytes): (u64, &[u8]),
+    outbox: &Sender<Sealed>,
+) -> Result<(), SendError<Sealed>> {
+    let mut frame = |h: FrameHeader, payload: &[u8], file_end: bool, last: bool| {
         let mut out = Vec::with_capacity(FrameHeader::SIZE + payload.len() + 16 + 64);
         write_sealed(&mut out, key, challenge, cipher, h, payload)
             .expect("writing to a Vec cannot fail");
-        out
+        outbox.send(Sealed {
+            bytes: out,
+            file_end,
+            last,
+        })
     };
     let mut h = FrameHeader::new(FrameKind::Part, zone);
     h.lane = LANE;
     h.file = FileKind::Checkpoint as u8;
     h.generation = U64Le::new(generation);
-    (0..=parts + 1).map(move |k| {
-        let at = (k * PART_SIZE).min(bytes.len());
-        if k < parts {
-            h.offset = U64Le::new(at as u64);
-            let bytes = frame(cipher, h, &bytes[at..at + PART_SIZE]);
-            Sealed {
-                bytes,
-                file_end: false,
-                last: false,
-            }
-        } else if k == parts {
-            // The rest ends it.
-            h.kind = FrameKind::File as u8;
-            h.offset = U64Le::new(at as u64);
-            let bytes = frame(cipher, h, &bytes[at..]);
-            Sealed {
-                bytes,
-                file_end: true,
-                last: false,
-            }
-        } else {
-            // Its checkpoint thread retired the generations before the one before it —
-            // named by generation, not by what the directory holds by now: newer
-            // checkpoints written while this one went out are not at the standby yet, and
-            // a list naming only them would prune this one there.
-            let mut kept = Vec::new();
-            for kind in [FileKind::Checkpoint, FileKind::Wal] {
-                for g in [generation.saturating_sub(1), generation] {
-                    kept.push(kind as u8);
-                    kept.extend_from_slice(&g.to_le_bytes());
-                }
-            }
-            let mut r = FrameHeader::new(FrameKind::Retire, zone);
-            r.lane = LANE;
-            Sealed {
-                bytes: frame(cipher, r, &kept),
-                file_end: false,
-                last: true,
-            }
+    let mut at = 0;
+    while bytes.len() - at > PART_SIZE {
+        h.offset = U64Le::new(at as u64);
+        frame(h, &bytes[at..at + PART_SIZE], false, false)?;
+        at += PART_SIZE;
+    }
+    // The rest ends it.
+    h.kind = FrameKind::File as u8;
+    h.offset = U64Le::new(at as u64);
+    frame(h, &bytes[at..], true, false)?;
+    // Its checkpoint thread retired the generations before the one before it — named by
+    // generation, not by what the directory holds by now: newer checkpoints written while
+    // this one went out are not at the standby yet, and a list naming only them would
+    // prune this one there.
+    let mut kept = Vec::new();
+    for kind in [FileKind::Checkpoint, FileKind::Wal] {
+        for g in [generation.saturating_sub(1), generation] {
+            kept.push(kind as u8);
+            kept.extend_from_slice(&g.to_le_bytes());
         }
-    })
+    }
+    let mut retire = FrameHeader::new(FrameKind::Retire, zone);
+    retire.lane = LANE;
+    frame(retire, &kept, false, true)
 }
