@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use crossbeam_channel::{Receiver, SendError, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvError, SendError, Sender, bounded};
 use ed25519_dalek::SigningKey;
 use meridian_layouts::U64Le;
 use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
@@ -20,7 +20,7 @@ use super::stream::tests_hooks::{self, Point};
 
 /// A checkpoint's frames longer than this are sent in parts (`Part` frames), with the
 /// appends fed meanwhile between them.
-pub(super) const PART_SIZE: usize = 256 << 10;
+const PART_SIZE: usize = 256 << 10;
 
 /// The lane a checkpoint's frames are counted in.
 const LANE: u8 = 1;
@@ -94,16 +94,19 @@ impl Sealer {
         Ok(())
     }
 
-    /// Where the sealed frames come out (for a `select`); each goes to [`Sealer::took`].
+    /// Where the sealed frames come out (for a `select`); what it yields goes to
+    /// [`Sealer::took`].
     pub(super) fn frames(&self) -> &Receiver<Sealed> {
         &self.frames
     }
 
-    /// Counts a frame taken from [`Sealer::frames`].
-    pub(super) fn took(&mut self, frame: &Sealed) {
+    /// A frame received from [`Sealer::frames`], counted.
+    pub(super) fn took(&mut self, frame: Result<Sealed, RecvError>) -> std::io::Result<Sealed> {
+        let frame = frame.map_err(|_| ended())?;
         if frame.last {
             self.pending -= 1;
         }
+        Ok(frame)
     }
 
     /// The next sealed frame, waiting for it; `None` once every checkpoint went out.
@@ -111,9 +114,8 @@ impl Sealer {
         if self.idle() {
             return Ok(None);
         }
-        let frame = self.frames.recv().map_err(|_| ended())?;
-        self.took(&frame);
-        Ok(Some(frame))
+        let frame = self.frames.recv();
+        self.took(frame).map(Some)
     }
 }
 

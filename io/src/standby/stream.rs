@@ -365,8 +365,7 @@ impl Run {
                     Err(_) => return self.finish(&mut w, challenge),
                 },
                 recv(frames) -> frame => {
-                    let frame = frame.map_err(|_| sealer_ended())?;
-                    self.sealer().took(&frame);
+                    let frame = self.sealer().took(frame)?;
                     self.write_sealed_frame(&mut w, &frame)?;
                     w.flush()?;
                 }
@@ -662,8 +661,4 @@ pub(super) mod tests_hooks {
         std::thread::sleep(pause);
         pauses().retain(|p| !(dir.starts_with(&p.0) && p.1 == point && p.3));
     }
-}
-
-fn sealer_ended() -> FrameError {
-    FrameError::Io(std::io::Error::other("the checkpoint sealing thread ended"))
 }
