@@ -55,6 +55,10 @@ pub(crate) struct Harness {
     pub(crate) addrs: Vec<SocketAddr>,
     /// Which datagrams from a zone (its index, the bytes) reach the clients.
     pub(crate) delivered: fn(usize, &[u8]) -> bool,
+    /// Whether a zone (its index, the zone after its tick) stops before it sends this
+    /// tick's datagrams, to clients and zones alike: its node died holding them (the gate
+    /// holds a tick's datagrams until its records are durable at the standby).
+    pub(crate) cut: fn(usize, &Zone) -> bool,
 }
 
 impl Harness {
@@ -125,6 +129,7 @@ impl Harness {
             down: Vec::new(),
             addrs: (0..columns as usize).map(zone_addr).collect(),
             delivered: |_, _| true,
+            cut: |_, _| false,
         }
     }
 
@@ -180,6 +185,11 @@ impl Harness {
             self.sessions[k].replicate(&self.zones[k]);
         }
         for k in 0..self.zones.len() {
+            if (self.cut)(k, &self.zones[k]) {
+                while self.zones[k].poll_transmit(&mut buf).is_some() {}
+                while self.sessions[k].poll_transmit(&mut buf).is_some() {}
+                continue;
+            }
             while let Some(t) = self.zones[k].poll_transmit(&mut buf) {
                 let Peer::Zone(j) = t.to else { continue };
                 let now = self.now;

@@ -551,6 +551,32 @@ fn a_session_that_arrived_with_its_avatar_survives_a_restore_from_the_log() {
     assert_eq!(arrived, [(avatar, 77)]);
 }
 
+/// A zone holding more sessions than the session moves a tick queues (1,024) is restored:
+/// every session reaches the session layer. The restore queued them within that bound, so
+/// past the 1,024th the clients of a taken-over zone were never told, and timed out.
+#[test]
+fn a_zone_restored_with_thousands_of_sessions_hands_over_every_one() {
+    let world = two_zone_world();
+    let limits = Limits::for_entities(2000);
+    let mut zone = Zone::new(&world, ZoneID(0), limits, Instant::ZERO).unwrap();
+    zone.log_incarnation();
+    for i in 0..1500u64 {
+        let at = [
+            10.0 + (i % 60) as f32 * 2.0,
+            10.0 + (i / 60) as f32 * 2.0,
+            0.0,
+        ];
+        let avatar = zone.spawn(at, [0.0, 0.0], 1.0, 1).unwrap();
+        assert!(zone.bind_session(avatar, binding(1000 + i)));
+    }
+    let mut capture = Capture::default();
+    zone.capture(&mut capture);
+    let mut image = Vec::new();
+    encode_checkpoint(&identity(0), &capture, &mut image);
+    let mut restored = restore(&world, 0, &image, &[], 0);
+    assert_eq!(restored.drain_session_moves().count(), 1500);
+}
+
 /// What a zone heard of its peers' runs outlives a restart, from the log alone and from a
 /// checkpoint: the restored zone fences off a datagram of a run older than the newest it
 /// had heard of, and takes one of that run. (Simulator seed 1344: a restarted zone took

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use ed25519_dalek::SigningKey;
+use meridian_client::Client;
 use meridian_core::handoff::HandoffConfig;
 use meridian_core::limits::Limits;
 use meridian_core::persist::{Capture, FileIdentity, encode_checkpoint, read_checkpoint};
@@ -63,15 +64,9 @@ fn take_over_zone_0(h: &mut Harness, node: &SigningKey, addr: SocketAddr) {
     h.sessions[1].set_zone_address(ZoneID(0), addr);
 }
 
-/// A client's zone is taken over by its standby, and the new run hands the avatar on
-/// before any snapshot of it reached the client — the avatar was crossing as the old run
-/// stopped, and here the new run's snapshots are lost. The new run's REDIRECT carries the
-/// new run's tick, which counts from the restore: the client weighed it against the newest
-/// snapshot of the old run, took it for a replay and ignored it, and the session was lost
-/// (a bot of `meridian demo --mesh` under load: a takeover followed, then nine REDIRECTs
-/// refused as stale and a timeout). The takeover starts the zone's new run at the client.
-#[test]
-fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
+/// Two zones side by side whose sessions sign with one node key, and a client that pins
+/// it: 100 ticks standing in zone 0, then walking east.
+fn walking_east() -> (Harness, SigningKey, Vec<(SocketAddr, Client)>) {
     let mut h = Harness::with_world(Rect::new(0.0, 0.0, 256.0, 128.0), 2);
     let node = SigningKey::from_bytes(&[21; 32]);
     for s in &mut h.sessions {
@@ -81,12 +76,25 @@ fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
     let mut client = h.client(1, WORLD_ID, crate::clients::UNIX_MS + 600_000, &auth);
     client.trust_node_key(node.verifying_key());
     let mut clients = vec![(client_addr(1), client)];
-    // 100 ticks standing in zone 0, then walking east: 8 m from the border.
     for _ in 0..100 {
         h.step(&mut clients, |_, _| {});
     }
     assert!(clients[0].1.is_connected());
     clients[0].1.set_intent(127, 0, 0);
+    (h, node, clients)
+}
+
+/// A client's zone is taken over by its standby, and the new run hands the avatar on
+/// before any snapshot of it reached the client — the avatar was crossing as the old run
+/// stopped, and here the new run's snapshots are lost. The new run's REDIRECT carries the
+/// new run's tick, which counts from the restore: the client weighed it against the newest
+/// snapshot of the old run, took it for a replay and ignored it, and the session was lost
+/// (a bot of `meridian demo --mesh` under load: a takeover followed, then nine REDIRECTs
+/// refused as stale and a timeout). The takeover starts the zone's new run at the client.
+#[test]
+fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
+    let (mut h, node, mut clients) = walking_east();
+    // 8 m from the border.
     while clients[0].1.authoritative().position[0] < 120.0 {
         h.step(&mut clients, |_, _| {});
     }
@@ -106,6 +114,51 @@ fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
         c.counters()
     );
     assert!(c.is_connected());
+    assert!(
+        c.authoritative().position[0] > 140.0,
+        "it walks on in zone 1"
+    );
+}
+
+/// A client's avatar is being handed to zone 1 as its zone's node dies: the tick that
+/// relinquished it (its COMMIT, and the client's REDIRECT a tick later) never left the
+/// node — the gate held them for the standby — so the standby's copy holds the avatar as
+/// in flight (a tombstone) and no session for it, and zone 1 adopts it when the new run
+/// sends the COMMIT again. Nobody told the client: zone 1 withholds its snapshots until
+/// the client proves its address there, the new run had no session to announce itself
+/// to, and the client, still sending to the dead node, timed out (a bot of `meridian demo
+/// --mesh` under load: no takeover, no redirect, 162 snapshots, `TimedOut`). The new run
+/// serves such a session as one that left: it tells the client where zone 0 runs now,
+/// then redirects it to zone 1.
+#[test]
+fn an_avatar_in_flight_as_its_zone_is_taken_over_reaches_its_client() {
+    let (mut h, node, mut clients) = walking_east();
+    // Walking east until zone 0 relinquishes the avatar; that tick's datagrams are lost.
+    h.cut = |k, zone| k == 0 && zone.tombstone_count() > 0;
+    let mut steps = 0;
+    while h.zones[0].tombstone_count() == 0 {
+        h.step(&mut clients, |_, _| {});
+        steps += 1;
+        assert!(steps < 300, "the avatar never crossed");
+    }
+    h.cut = |_, _| false;
+    assert_eq!(clients[0].1.counters().redirects, 0);
+    take_over_zone_0(&mut h, &node, SocketAddr::from(([10, 0, 0, 2], 7000)));
+    for _ in 0..200 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let c = &clients[0].1;
+    assert!(
+        c.is_connected(),
+        "the client lost its session: {:?}",
+        c.counters()
+    );
+    assert_eq!(
+        (c.server(), c.counters().takeovers, c.counters().redirects),
+        (crate::clients::zone_addr(1), 1, 1),
+        "the client was not told where its avatar went: {:?}",
+        c.counters()
+    );
     assert!(
         c.authoritative().position[0] > 140.0,
         "it walks on in zone 1"

@@ -5,8 +5,9 @@
 //! relinquish not yet confirmed (its COMMIT is sent again; a target that adopted answers
 //! DONE), awaits CONFIRM for every adoption it cannot prove confirmed (resending DONE),
 //! remembers every epoch, rebinds every client session (the session layer adopts
-//! them as arrivals), fences off the older runs of its peers it had heard were
-//! superseded, and mints entity ids after the highest it ever minted.
+//! them as arrivals, and those of avatars in flight as sessions that left), fences off
+//! the older runs of its peers it had heard were superseded, and mints entity ids after
+//! the highest it ever minted.
 
 use std::borrow::Cow;
 
@@ -64,15 +65,23 @@ impl Zone {
         for record in log {
             zone.replay(record)?;
         }
-        for (&avatar, &binding) in &zone.sessions {
-            let arrived = SessionMove::Arrived {
-                id: avatar,
-                binding,
-            };
-            if zone.session_moves.len() < zone.session_moves.capacity() {
-                zone.session_moves.push(arrived);
-            }
-        }
+        let arrived = zone
+            .sessions
+            .iter()
+            .map(|(&id, &binding)| SessionMove::Arrived { id, binding });
+        // An avatar in flight took its session with it: the client is told where it went.
+        let in_flight = zone.tombstones.values().filter_map(|t| {
+            let c = &t.commit;
+            (c.session.session_id.get() != 0).then(|| SessionMove::InFlight {
+                id: EntityID(c.transfer.entity_id.get()),
+                to: ZoneID(c.transfer.target_zone.get()),
+                binding: c.session,
+            })
+        });
+        // Every one of them, past the per-tick bound of the moves' queue: one left out is
+        // a client nobody serves.
+        let moves: Vec<SessionMove> = arrived.chain(in_flight).collect();
+        zone.session_moves.extend(moves);
         Ok(zone)
     }
 

@@ -93,6 +93,7 @@ impl Sessions {
             event_acked: None,
             failures: 0,
             proven: false,
+            left_at_restore: false,
             datagram_tick: 0,
             datagrams: 0,
         });
@@ -150,6 +151,35 @@ impl Sessions {
         self.counters.sessions_left += 1;
         self.send_view(slot as u32, to);
         self.redirect(slot as u32, to);
+    }
+
+    /// Avatar `id` was in flight to `to` when the zone's last run stopped (restored as
+    /// such): its session is served as one that left, and the client, which may never
+    /// have heard of the move, is told first where the zone runs now (if it was taken
+    /// over), then where its avatar went.
+    pub(super) fn adopt_in_flight(
+        &mut self,
+        zone: &mut Zone,
+        id: EntityID,
+        binding: &SessionBinding,
+        to: ZoneID,
+    ) {
+        self.adopt(zone, id, binding);
+        let adopted =
+            (self.by_id.get(&(binding.session_id.get() as u32)).copied()).filter(|&slot| {
+                self.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.avatar == id)
+            });
+        let Some(slot) = adopted else {
+            return; // no room, or a malformed binding: counted there
+        };
+        let session = self.slots[slot as usize].as_mut().expect("adopted");
+        session.left_at_restore = true;
+        if self.announcing(slot as usize) {
+            self.redirect(slot, self.zone);
+        }
+        self.left(id, to);
     }
 
     pub(super) fn redirect(&mut self, slot: u32, to: ZoneID) {

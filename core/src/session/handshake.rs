@@ -391,6 +391,7 @@ impl Sessions {
             event_acked: None,
             failures: 0,
             proven: true,
+            left_at_restore: false,
             datagram_tick: 0,
             datagrams: 0,
         });

@@ -196,6 +196,10 @@ struct Session {
     /// binding that arrived with an avatar (in a COMMIT, or from the log) could name any
     /// address, and snapshots must not be aimed at one that never asked for them.
     proven: bool,
+    /// Restored with its avatar in flight (`SessionMove::InFlight`): a takeover is
+    /// announced to it although it left, so that the client takes the REDIRECTs that
+    /// follow from this run's address.
+    left_at_restore: bool,
     addr: SocketAddr,
     /// Every input is opened with one, every snapshot sealed with the other.
     keys: sealed::SessionKeys,
@@ -454,7 +458,7 @@ impl Sessions {
         let since = self.tick.wrapping_sub(from);
         self.tick < until
             && (since <= REDIRECT_REPEATS || since.is_multiple_of(REDIRECT_EVERY_TICKS))
-            && self.slots[slot].as_ref().is_some_and(|s| s.moved.is_none())
+            && (self.slots[slot].as_ref()).is_some_and(|s| s.moved.is_none() || s.left_at_restore)
     }
 
     pub fn set_zone_address(&mut self, zone: ZoneID, addr: SocketAddr) {
@@ -587,6 +591,9 @@ impl Sessions {
             match *m {
                 SessionMove::Arrived { id, binding } => self.adopt(zone, id, &binding),
                 SessionMove::Left { id, to, .. } => self.left(id, to),
+                SessionMove::InFlight { id, to, binding } => {
+                    self.adopt_in_flight(zone, id, &binding, to);
+                }
             }
         }
         moves.clear();
