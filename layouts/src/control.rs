@@ -39,8 +39,9 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{ParseError, U16Le, U32Le};
 
-/// The mesh protocol this build speaks: 11 (the standby stream's frames name their lane:
-/// stream version 2). 10: version 5's frame; a node tells a node that came up which
+/// The mesh protocol this build speaks: 12 (a stopped zone's final checkpoint in a lane of
+/// its own: stream version 3). 11: the standby stream's frames name their lane (stream
+/// version 2). 10: version 5's frame; a node tells a node that came up which
 /// nodes it sees down: [`DEATHS_KIND`]. 9: a zone's GHOSTS name the WATCH
 /// they answer (datagram header version 10); 8: a primary announces the end of a
 /// run it stopped to move its zone, a vote of its own; 7: zones acknowledge each
@@ -49,7 +50,7 @@ use crate::{ParseError, U16Le, U32Le};
 /// envelopes carry a pair tag (datagram header version 7); 3: the pair tag before a
 /// control datagram's signature; 2: the version byte, votes in two phases with releases;
 /// 1 is every build before the version byte.
-pub const MESH_VERSION: u8 = 11;
+pub const MESH_VERSION: u8 = 12;
 /// The length of the world digest in a control datagram's head.
 pub const WORLD_DIGEST_SIZE: usize = 8;
 /// The first byte of a gossip datagram.
@@ -269,7 +270,7 @@ mod tests {
         );
         assert_eq!(
             (formats, MESH_VERSION),
-            ((10, 2, 3, 5), 11),
+            ((10, 3, 3, 5), 12),
             "a format between nodes changed: raise MESH_VERSION with it and update this line"
         );
     }

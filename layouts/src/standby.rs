@@ -27,7 +27,11 @@
 //! associated data) before it is signed. A frame's nonce is its index in its *lane*
 //! (`lane` in the header): lane 0 counts the stream's own frames, lane 1 a checkpoint's
 //! `Part`, `File` and `Retire` frames, which the primary seals on a thread of its own at a
-//! low priority and sends between the appends; the standby keeps one count per lane.
+//! low priority and sends between the appends; the standby keeps one count per lane. Lane
+//! 2 is a stopped zone's final checkpoint (and any checkpoint still queued before it): a
+//! zone's move waits for it, so the primary's stream seals it itself and the standby's
+//! connection applies it itself, both at the zone's priority, where lane 1's frames go to
+//! low-priority threads at both ends.
 //!
 //! A zone that stops on purpose ends its stream with a `Synced` frame whose `generation`
 //! is 1 (a *claim*): the standby takes it once everything before it is in place — the
@@ -41,10 +45,17 @@ use crate::{U32Le, U64Le};
 
 /// The first bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"MRDS";
-/// The stream's version; a peer with another is refused. 2: the header's `lane`.
-pub const VERSION: u8 = 2;
+/// The stream's version; a peer with another is refused. 3: the final checkpoint's lane
+/// (2). 2: the header's `lane`.
+pub const VERSION: u8 = 3;
 /// How many lanes a connection's sealed frames are counted in (`FrameHeader::lane`).
-pub const LANES: u8 = 2;
+pub const LANES: u8 = 3;
+/// The lane of a checkpoint's frames sealed on a low-priority thread of the primary and
+/// written by one of the standby.
+pub const LANE_CHECKPOINT: u8 = 1;
+/// The lane of a stopped zone's final checkpoint: sealed by the primary's stream and
+/// written by the standby's connection, at the zone's priority.
+pub const LANE_FINAL: u8 = 2;
 /// What the signatures of the stream mean (never accepted for anything else).
 pub const DOMAIN: [u8; 8] = *b"MRDN-STB";
 /// The random bytes a standby opens a connection with.
@@ -130,8 +141,9 @@ pub struct FrameHeader {
     /// A [`FileKind`] (`File` frames), else 0.
     pub file: u8,
     /// Which count of the connection's sealed frames this one's nonce is taken from: 0
-    /// for the stream's own frames, 1 for a checkpoint's (sealed on a thread of their own
-    /// and sent between the appends). Below [`LANES`].
+    /// for the stream's own frames, [`LANE_CHECKPOINT`] for a checkpoint's (sealed on a
+    /// thread of their own and sent between the appends), [`LANE_FINAL`] for a stopped
+    /// zone's last ones. Below [`LANES`].
     pub lane: u8,
     pub zone: U32Le,
     pub generation: U64Le,
@@ -180,7 +192,8 @@ mod tests {
     use super::*;
 
     /// A frame names a lane the standby counts (its nonce is taken from that count), and
-    /// a build of the stream before lanes is refused by its version.
+    /// a build of the stream before lanes, or before the final checkpoint's, is refused by
+    /// its version.
     #[test]
     fn a_frame_outside_the_lanes_or_of_the_version_before_them_is_refused() {
         let mut h = FrameHeader::new(FrameKind::Part, 3);
@@ -189,8 +202,10 @@ mod tests {
         assert_eq!(h.check(), Ok(FrameKind::Part));
         h.lane = LANES;
         assert_eq!(h.check(), Err(crate::ParseError::BadField));
-        let mut old = FrameHeader::new(FrameKind::Append, 3);
-        old.version = 1;
-        assert_eq!(old.check(), Err(crate::ParseError::BadVersion));
+        for version in [1, 2] {
+            let mut old = FrameHeader::new(FrameKind::Append, 3);
+            old.version = version;
+            assert_eq!(old.check(), Err(crate::ParseError::BadVersion));
+        }
     }
 }

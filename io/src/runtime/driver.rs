@@ -593,11 +593,9 @@ impl<'a> ZoneDriver<'a> {
         self.zone.shut_down();
         // What the game's mailbox still holds ends with the run: counted, not lost silently.
         self.zone.stop_messages();
-        if let Some(mut d) = self.durable.take() {
-            if clean {
-                d.final_checkpoint(&self.zone);
-            }
-            d.writer.finish();
+        if let Some(d) = self.durable.take() {
+            // The stream ends as it is dropped.
+            drop(d.finish(&self.zone, clean));
         }
         self.fill_stats(true);
         let stats = self.stats;
@@ -617,10 +615,11 @@ impl ZoneDriver<'_> {
         self.zone.stop_messages();
         let (id, incarnation) = (self.zone.id(), self.zone.incarnation());
         let mut held = false;
-        if let Some(mut d) = self.durable.take() {
-            d.final_checkpoint(&self.zone);
-            d.writer.finish();
-            held = d.failed.is_none() && d.standby.take().is_some_and(|s| s.finish());
+        if let Some(d) = self.durable.take() {
+            let failed = d.failed.is_some();
+            held = d
+                .finish(&self.zone, true)
+                .is_some_and(|s| !failed && s.finish());
         }
         self.shared.active[self.index].store(false, Ordering::SeqCst);
         self.fill_stats(true);

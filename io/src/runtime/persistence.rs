@@ -185,38 +185,39 @@ impl Durable {
         }
     }
 
-    /// A clean stop's checkpoint: the zone whole as its last tick left it (a capture under
-    /// way is completed and written first), so a restart — or the standby taking the zone
-    /// over when its node leaves the mesh — begins where the zone stopped, not at the last
+    /// The end of the zone's writing; returns the stream to its standby, for the caller
+    /// to end. With `clean` (a stop on purpose; not after a failure, and not by a run that
+    /// stood down) it writes a final checkpoint first (a capture under way is completed
+    /// and written before it): the zone whole as its last tick left it, so a restart — or
+    /// the standby taking the zone over — begins where the zone stopped, not at the last
     /// periodic checkpoint: positions and game state up to a checkpoint interval newer.
-    /// Ownership gains nothing (the log holds every record of it): what it adds is what the
-    /// log does not carry. Not after a failure, and not by a run that stood down.
-    pub(super) fn final_checkpoint(&mut self, zone: &Zone) {
-        if self.failed.is_some() {
-            return;
+    /// Ownership gains nothing (the log holds every record of it): what it adds is what
+    /// the log does not carry. Both are written on this thread, the stopped zone's
+    /// ([`Writer::finish_with_checkpoints`]).
+    pub(super) fn finish(mut self, zone: &Zone, clean: bool) -> Option<Stream> {
+        let standby = self.standby.take();
+        if !clean || self.failed.is_some() {
+            self.writer.finish();
+            return standby;
         }
-        if let Some(mut capture) = self.capturing.take() {
+        let under_way = self.capturing.take().map(|mut capture| {
             // No limit: the rest in one call.
             let complete = zone.capture_continue(&mut capture, usize::MAX);
             debug_assert!(complete);
-            let written = self
-                .writer
-                .checkpoint(self.generation, zone.incarnation(), capture);
-            if let Err(e) = written {
-                tracing::error!(zone = %zone.id(), "the final checkpoint was not written: {e}");
-                return;
-            }
-        }
+            (self.generation, capture)
+        });
         let mut capture = self.capture.take().unwrap_or_default();
         zone.capture_begin(&mut capture);
         let complete = zone.capture_continue(&mut capture, usize::MAX);
         debug_assert!(complete);
-        self.generation += 1;
         let (generation, incarnation, tick) =
-            (self.generation, zone.incarnation(), zone.tick_count());
-        let written = (self.writer.switch(generation, incarnation, tick))
-            .and_then(|()| self.writer.checkpoint(generation, incarnation, capture));
-        match written {
+            (self.generation + 1, zone.incarnation(), zone.tick_count());
+        let checkpoints: Vec<(u64, &Capture)> = (under_way.iter())
+            .map(|(g, c)| (*g, &**c))
+            .chain([(generation, &*capture)])
+            .collect();
+        let at = (generation, incarnation, tick);
+        match self.writer.finish_with_checkpoints(at, &checkpoints) {
             Ok(()) => {
                 tracing::info!(zone = %zone.id(), generation, "final checkpoint at tick {tick}")
             }
@@ -224,6 +225,7 @@ impl Durable {
                 tracing::error!(zone = %zone.id(), "the final checkpoint was not written: {e}")
             }
         }
+        standby
     }
 }
 

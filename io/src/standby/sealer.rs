@@ -6,14 +6,16 @@
 //! of tick p99. Here a checkpoint is cut into its `Part` frames, its closing `File` frame
 //! and the `Retire` after it, sealed in lane 1 of the connection's cipher (their own count
 //! of nonces, so the stream's thread can send its own frames between them), and handed
-//! back whole to be written between the appends.
+//! back whole to be written between the appends. A stopped zone's final checkpoint is
+//! sealed by the stream itself, in lane 2 ([`seal_here`]): its move waits for it.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{Receiver, RecvError, SendError, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvError, Sender, bounded};
 use ed25519_dalek::SigningKey;
 use meridian_layouts::U64Le;
-use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind};
+use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind, LANE_CHECKPOINT, LANE_FINAL};
 
 use super::frame::{StreamCipher, write_sealed};
 use super::stream::tests_hooks::{self, Point};
@@ -21,9 +23,6 @@ use super::stream::tests_hooks::{self, Point};
 /// A checkpoint's frames longer than this are sent in parts (`Part` frames), with the
 /// appends fed meanwhile between them.
 const PART_SIZE: usize = 256 << 10;
-
-/// The lane a checkpoint's frames are counted in.
-const LANE: u8 = 1;
 
 /// A frame sealed and signed, ready for the socket.
 pub(super) struct Sealed {
@@ -68,8 +67,9 @@ impl Sealer {
                 for (generation, bytes) in inbox {
                     tests_hooks::at(&dir, Point::Sealing);
                     let to = (zone, &key, &challenge);
+                    let lane = (&mut cipher, LANE_CHECKPOINT);
                     // The stream ended (its receiver gone): nothing more to seal for it.
-                    if seal(to, &mut cipher, (generation, &bytes), &outbox).is_err() {
+                    if seal(to, lane, (generation, &bytes), |f| outbox.send(f)).is_err() {
                         return;
                     }
                 }
@@ -119,31 +119,57 @@ impl Sealer {
     }
 }
 
+/// Seals `checkpoints` in the final lane of `cipher` and writes them to `w`, on the
+/// calling thread: a stopped zone's last ones, which its move waits for (the stream's
+/// thread, at the zone's priority; see `Run::seal_final`). Returns the bytes written.
+pub(super) fn seal_here(
+    to: (u32, &SigningKey, &[u8; 32]),
+    cipher: &mut StreamCipher,
+    checkpoints: Vec<(u64, Vec<u8>)>,
+    w: &mut impl Write,
+    dir: &Path,
+) -> std::io::Result<u64> {
+    let mut sent = 0;
+    for (generation, bytes) in checkpoints {
+        seal(to, (&mut *cipher, LANE_FINAL), (generation, &bytes), |f| {
+            w.write_all(&f.bytes)?;
+            sent += f.bytes.len() as u64;
+            if f.file_end {
+                tests_hooks::at(dir, Point::CheckpointFile);
+            }
+            Ok::<(), std::io::Error>(())
+        })?;
+    }
+    Ok(sent)
+}
+
 fn ended() -> std::io::Error {
     std::io::Error::other("the checkpoint sealing thread ended")
 }
 
-/// Seals checkpoint `generation`'s frames in order into `outbox`: its parts, the `File`
-/// frame with the rest (the whole file when it is short), then the list of the files the
-/// standby is to keep. `Err` once the stream is gone.
-fn seal(
+/// Seals checkpoint `generation`'s frames in `lane` of `cipher`, in order, into `out`:
+/// its parts, the `File` frame with the rest (the whole file when it is short), then the
+/// list of the files the standby is to keep. Stops at `out`'s first error (the stream is
+/// gone). The sealer's thread seals in [`LANE_CHECKPOINT`]; the stream itself, a stopped
+/// zone's last checkpoints, in `LANE_FINAL`.
+pub(super) fn seal<E>(
     (zone, key, challenge): (u32, &SigningKey, &[u8; 32]),
-    cipher: &mut StreamCipher,
+    (cipher, lane): (&mut StreamCipher, u8),
     (generation, bytes): (u64, &[u8]),
-    outbox: &Sender<Sealed>,
-) -> Result<(), SendError<Sealed>> {
-    let mut frame = |h: FrameHeader, payload: &[u8], file_end: bool, last: bool| {
-        let mut out = Vec::with_capacity(FrameHeader::SIZE + payload.len() + 16 + 64);
-        write_sealed(&mut out, key, challenge, cipher, h, payload)
+    mut out: impl FnMut(Sealed) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut frame = |mut h: FrameHeader, payload: &[u8], file_end: bool, last: bool| {
+        h.lane = lane;
+        let mut bytes = Vec::with_capacity(FrameHeader::SIZE + payload.len() + 16 + 64);
+        write_sealed(&mut bytes, key, challenge, cipher, h, payload)
             .expect("writing to a Vec cannot fail");
-        outbox.send(Sealed {
-            bytes: out,
+        out(Sealed {
+            bytes,
             file_end,
             last,
         })
     };
     let mut h = FrameHeader::new(FrameKind::Part, zone);
-    h.lane = LANE;
     h.file = FileKind::Checkpoint as u8;
     h.generation = U64Le::new(generation);
     let mut at = 0;
@@ -167,7 +193,10 @@ fn seal(
             kept.extend_from_slice(&g.to_le_bytes());
         }
     }
-    let mut retire = FrameHeader::new(FrameKind::Retire, zone);
-    retire.lane = LANE;
-    frame(retire, &kept, false, true)
+    frame(
+        FrameHeader::new(FrameKind::Retire, zone),
+        &kept,
+        false,
+        true,
+    )
 }

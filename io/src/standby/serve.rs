@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use meridian_layouts::U64Le;
-use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind};
+use meridian_layouts::standby::{CHALLENGE_SIZE, FrameHeader, FrameKind, LANE_FINAL};
 
 use super::frame::{FrameError, read_body, read_header, write_challenge, write_frame};
 use super::frame::{StreamCipher, read_unverified};
@@ -602,7 +602,8 @@ fn connection(
     let mut payload = Vec::new();
     r.get_ref().set_read_timeout(None).map_err(FrameError::Io)?;
     // Checkpoints (megabytes) and the prunes after them are verified and written by a
-    // worker, so the appends behind them are acknowledged without waiting for them.
+    // worker, so the appends behind them are acknowledged without waiting for them; a
+    // stopped zone's final ones here, once the worker is done (a move waits for them).
     let mut cipher = StreamCipher::new(key, primary, &challenge, &nonce);
     let worker = CheckpointWorker::start(mirror_store(mirror), *primary, challenge, cipher.clone());
     // The highest claim taken (a clean stop's `Synced`): echoed in every acknowledgement.
@@ -625,7 +626,11 @@ fn connection(
         let index = cipher.take_index(h.lane);
         if bulk {
             let signature = read_unverified(&mut r, &h, &mut payload)?;
-            worker.send((kind, h, std::mem::take(&mut payload), signature, index))?;
+            let item = (kind, h, std::mem::take(&mut payload), signature, index);
+            match h.lane {
+                LANE_FINAL => worker.apply_here(item)?,
+                _ => worker.send(item)?,
+            }
         } else {
             read_body(&mut r, kind, &h, primary, &challenge, &mut payload)?;
             cipher.open(index, kind, &h, &mut payload)?;

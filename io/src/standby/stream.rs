@@ -23,7 +23,7 @@ use super::frame::{
     FrameError, SIGNATURE_SIZE, StreamCipher, TAG_SIZE, read_challenge, read_frame, write_frame,
     write_sealed,
 };
-use super::sealer::{Sealed, Sealer};
+use super::sealer::{self, Sealed, Sealer};
 use crate::store::ZoneStore;
 
 /// Operations the feed holds before the stream counts itself behind and resyncs.
@@ -43,7 +43,13 @@ pub enum MirrorOp {
         bytes: Vec<u8>,
     },
     /// Checkpoint `generation`, written whole; older generations retired after it.
-    Checkpoint { generation: u64, bytes: Vec<u8> },
+    /// `last`: the zone stopped and this is its final checkpoint — a move waits for it,
+    /// so the stream seals it itself, at once (`LANE_FINAL`), not on the sealer's thread.
+    Checkpoint {
+        generation: u64,
+        bytes: Vec<u8>,
+        last: bool,
+    },
 }
 
 /// The writer threads' end of the stream. Never blocks: a full feed marks the stream
@@ -242,13 +248,11 @@ struct Run {
 
 impl Run {
     fn run(mut self) {
-        // At the zone's own priority, not lowered like the checkpoint thread: the zone
-        // holds its datagrams until the standby acknowledges the appends this thread sends
-        // (and its acknowledgement reader, spawned from here, inherits it). At nice 19 it
-        // got ~1.5 % of a core beside busy threads and stalled the zone on a saturated
-        // machine. A checkpoint's frames are sealed by the sealer, at nice 19: sealed here,
-        // ~10 MB a second for 250,000 walkers cost the zones 1.3–2.4 ms of tick p99
-        // (docs/mesh.md, "The priority of the stream's threads").
+        // At the zone's own priority, not lowered like the checkpoint thread: the zone's
+        // datagrams wait for the appends this thread sends (its acknowledgement reader
+        // inherits it). A checkpoint's frames are sealed by the sealer, at nice 19 (here,
+        // they cost the zones 1.3–2.4 ms of tick p99; docs/mesh.md, "The priority of the
+        // stream's threads"), but for a stopped zone's last, which a move waits for.
         // Logged once per outage: the first failure, and the first after a connection
         // that worked.
         let mut logged = false;
@@ -521,10 +525,42 @@ impl Run {
                 h.seq = U64Le::new(self.last_seq);
                 self.sealed(w, challenge, h, &bytes)?;
             }
+            MirrorOp::Checkpoint {
+                generation,
+                bytes,
+                last: true,
+            } => self.seal_final(w, challenge, (generation, bytes))?,
             // Sealed on the sealer's thread, written between the appends; one at a time.
             MirrorOp::Checkpoint { .. } if !self.sealer().idle() => self.later.push_back(op),
-            MirrorOp::Checkpoint { generation, bytes } => self.sealer().seal(generation, bytes)?,
+            MirrorOp::Checkpoint {
+                generation, bytes, ..
+            } => self.sealer().seal(generation, bytes)?,
         }
+        Ok(())
+    }
+
+    /// A stopped zone's final checkpoint, sealed and written here, at once, in the final
+    /// lane (the standby applies it on its connection's thread): on a saturated machine
+    /// the nice-19 threads at both ends took 0.3–0.55 s of a move. The one in the sealer
+    /// goes out first, then those queued behind it, sealed here too.
+    fn seal_final(
+        &mut self,
+        w: &mut impl Write,
+        challenge: &[u8; 32],
+        last: (u64, Vec<u8>),
+    ) -> Result<(), FrameError> {
+        self.drain_sealer(w)?;
+        let queued = self.later.drain(..).filter_map(|op| match op {
+            MirrorOp::Checkpoint {
+                generation, bytes, ..
+            } => Some((generation, bytes)),
+            MirrorOp::Append { .. } => None,
+        });
+        let all: Vec<(u64, Vec<u8>)> = queued.chain([last]).collect();
+        let cipher = self.cipher.as_mut().expect("sealing begins with the hello");
+        let to = (self.zone, &self.key, challenge);
+        let sent = sealer::seal_here(to, cipher, all, w, self.store.dir())?;
+        self.sent.fetch_add(sent, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crossbeam_queue::ArrayQueue;
@@ -70,6 +71,10 @@ pub struct Writer {
     buffers: Arc<ArrayQueue<Vec<u8>>>,
     /// The WAL thread, then the checkpoint thread.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Where the final checkpoint is written ([`Writer::finish_with_checkpoint`]).
+    store: ZoneStore,
+    /// Checkpoints queued and not yet written by the checkpoint thread.
+    checkpoints_pending: Arc<AtomicUsize>,
 }
 
 /// Ticks of records that may wait for the disk before the zone waits with them.
@@ -90,17 +95,19 @@ impl Writer {
         let buffers = Arc::new(ArrayQueue::new(WAL_QUEUE + 8));
         let (ckp_jobs, ckp_receiver) = sync_channel::<(u64, u32, Box<Capture>)>(2);
         let mirror: FeedSlot = Arc::new(std::sync::Mutex::new(mirror));
+        let checkpoints_pending = Arc::new(AtomicUsize::new(0));
         let checkpoints = {
             let (events, store, mirror) = (events.clone(), store.clone(), mirror.clone());
+            let pending = checkpoints_pending.clone();
             std::thread::Builder::new()
                 .name(format!("zone-{}-ckp", store.zone.0))
-                .spawn(move || checkpoint_thread(store, ckp_receiver, events, mirror))
+                .spawn(move || checkpoint_thread(store, ckp_receiver, (events, pending), mirror))
                 .expect("spawn the checkpoint thread")
         };
         let wal = {
             let (events, buffers) = (events.clone(), buffers.clone());
             let thread = WalThread {
-                store,
+                store: store.clone(),
                 generation,
                 mirror: mirror.clone(),
                 jobs: receiver,
@@ -119,6 +126,8 @@ impl Writer {
             events,
             buffers,
             threads: vec![wal, checkpoints],
+            store,
+            checkpoints_pending,
         }
     }
 
@@ -151,6 +160,58 @@ impl Writer {
         }
     }
 
+    /// A clean stop's end: starts WAL segment `generation` (at `tick`), ends the threads
+    /// as [`Writer::finish`] does, then writes the `checkpoints` — the last of them
+    /// `generation`, the stopped zone's final one; before it, the periodic one whose
+    /// capture was under way — on the calling thread and hands each to the stream as a
+    /// last one (sealed and written there at once, `MirrorOp::Checkpoint::last`). The
+    /// calling thread is the zone's, idle now and at its priority: at nice 19, beside busy
+    /// threads, the checkpoint thread took 60–110 ms to write one, and a move waits for
+    /// it. The checkpoint thread is waited for only if it has a checkpoint still to
+    /// write; idle, it ends on its own.
+    pub fn finish_with_checkpoints(
+        self,
+        (generation, incarnation, tick): (u64, u32, u64),
+        checkpoints: &[(u64, &Capture)],
+    ) -> Result<(), String> {
+        let switched = self.switch(generation, incarnation, tick);
+        let Writer {
+            jobs,
+            threads,
+            store,
+            mirror,
+            checkpoints_pending,
+            ..
+        } = self;
+        drop(jobs);
+        let mut threads = threads.into_iter();
+        // The WAL thread: every append and the switch written, queued checkpoints handed on.
+        threads.next().map(std::thread::JoinHandle::join);
+        if checkpoints_pending.load(Ordering::Acquire) > 0 {
+            threads.next().map(std::thread::JoinHandle::join);
+        }
+        let written = switched.and_then(|()| {
+            checkpoints.iter().try_for_each(|&(generation, capture)| {
+                let mut buf = Vec::new();
+                store
+                    .write_checkpoint(generation, incarnation, capture, &mut buf)
+                    .and_then(|()| store.retire(generation))
+                    .map_err(|e| e.to_string())?;
+                feed(&mirror, || MirrorOp::Checkpoint {
+                    generation,
+                    bytes: buf,
+                    last: true,
+                });
+                Ok(())
+            })
+        });
+        // The feed ends here, not when the idle checkpoint thread drops its slot.
+        *mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        written
+    }
+
     /// An empty buffer for a tick's records (reused).
     pub fn buffer(&self) -> Vec<u8> {
         self.buffers.pop().unwrap_or_default()
@@ -179,6 +240,7 @@ impl Writer {
         incarnation: u32,
         capture: Box<Capture>,
     ) -> Result<(), String> {
+        self.checkpoints_pending.fetch_add(1, Ordering::AcqRel);
         self.send(WalJob::Checkpoint {
             generation,
             incarnation,
@@ -362,7 +424,7 @@ fn gather(
 fn checkpoint_thread(
     store: ZoneStore,
     jobs: Receiver<(u64, u32, Box<Capture>)>,
-    events: Arc<ArrayQueue<WriterEvent>>,
+    (events, pending): (Arc<ArrayQueue<WriterEvent>>, Arc<AtomicUsize>),
     mirror: FeedSlot,
 ) {
     lower_priority();
@@ -376,7 +438,9 @@ fn checkpoint_thread(
                 feed(&mirror, || MirrorOp::Checkpoint {
                     generation,
                     bytes: buf.clone(),
+                    last: false,
                 });
+                pending.fetch_sub(1, Ordering::AcqRel);
                 let _ = events.push(WriterEvent::Checkpointed {
                     generation,
                     capture,

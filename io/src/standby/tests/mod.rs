@@ -159,6 +159,20 @@ impl Primary {
     }
 }
 
+/// A primary streaming to a standby, each in a scratch directory of its own (named from
+/// `names`), past its first checkpoint (tick 40) and with every append acknowledged:
+/// the directories, the standby's, its server (kept alive) and the primary.
+fn streaming(names: (&str, &str)) -> (PathBuf, PathBuf, DataDir, StandbyServer, Primary) {
+    let (primary_dir, standby_dir) = (scratch(names.0), scratch(names.1));
+    let pd = DataDir::open(&primary_dir).unwrap();
+    let sd = DataDir::open(&standby_dir).unwrap();
+    let (server, addr) = standby("127.0.0.1:0".parse().unwrap(), &sd);
+    let mut primary = Primary::start(&pd, addr);
+    primary.run(60);
+    primary.wait_acked();
+    (primary_dir, standby_dir, sd, server, primary)
+}
+
 /// What a restart from `store` would begin with, for comparison.
 fn recovered(store: &ZoneStore) -> (Vec<String>, Option<Vec<u8>>, u32) {
     let r = store.recover().expect("recover");
@@ -596,6 +610,7 @@ fn appends_fed_behind_a_large_checkpoint_go_between_its_parts() {
     feed.push(super::MirrorOp::Checkpoint {
         generation: 3,
         bytes: checkpoint.clone(),
+        last: false,
     });
     feed.push(super::MirrorOp::Append {
         seq: 6,

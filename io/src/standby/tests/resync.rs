@@ -9,7 +9,7 @@ use meridian_core::time::Instant;
 use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
-use super::{Primary, WORLD_ID, scratch, standby, world};
+use super::{Primary, WORLD_ID, scratch, standby, streaming, world};
 use crate::standby::stream::tests_hooks::{self, Point};
 use crate::standby::worker::tests_hooks::set_worker_delay;
 use crate::store::{DataDir, StoreError};
@@ -132,14 +132,8 @@ fn a_resync_outlasting_two_checkpoints_still_leaves_a_copy_that_restores() {
 /// checkpoints 3 and 4 are not in place yet, its copy must restore the whole zone.
 #[test]
 fn a_checkpoint_streamed_while_two_more_are_written_stays_at_the_standby() {
-    let (primary_dir, standby_dir) = (scratch("ckk-p"), scratch("ckk-s-slow"));
-    let pd = DataDir::open(&primary_dir).unwrap();
-    let sd = DataDir::open(&standby_dir).unwrap();
-    let (_server, addr) = standby("127.0.0.1:0".parse().unwrap(), &sd);
-    let mut primary = Primary::start(&pd, addr);
     // A checkpoint at tick 40: generation 1.
-    primary.run(60);
-    primary.wait_acked();
+    let (primary_dir, standby_dir, sd, _server, mut primary) = streaming(("ckk-p", "ckk-s-slow"));
     tests_hooks::pause_once(
         &primary_dir,
         Point::CheckpointFile,

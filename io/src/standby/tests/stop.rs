@@ -6,8 +6,8 @@ use std::time::Duration;
 use meridian_core::persist::Capture;
 use meridian_core::world::ZoneID;
 
-use super::{Primary, WORLD_ID, recovered, scratch, standby};
-use crate::store::DataDir;
+use super::{Primary, WORLD_ID, recovered, streaming};
+use crate::standby::stream::tests_hooks::{self, Point};
 
 /// A zone stopped on purpose (a move to its standby, SIGTERM) writes a final checkpoint,
 /// finishes its writer — which ends the stream's feed — and ends its stream: the stream
@@ -19,35 +19,65 @@ use crate::store::DataDir;
 /// checkpoints; and a stream that saw its feed end before the stop returned at once.)
 #[test]
 fn a_clean_stop_ends_its_stream_once_the_standby_holds_its_last_checkpoint() {
-    let (primary_dir, standby_dir) = (scratch("fin-p"), scratch("fin-s-slow"));
-    let pd = DataDir::open(&primary_dir).unwrap();
-    let sd = DataDir::open(&standby_dir).unwrap();
-    let (_server, addr) = standby("127.0.0.1:0".parse().unwrap(), &sd);
-    let mut primary = Primary::start(&pd, addr);
-    primary.run(60);
-    primary.wait_acked();
+    let (_, standby_dir, sd, _server, mut primary) = streaming(("fin-p", "fin-s-slow"));
     crate::standby::worker::tests_hooks::set_worker_delay(&standby_dir, Duration::from_millis(200));
     primary.run(5);
-    // The final checkpoint, then the writer's end (the feed's), then the stream's.
+    // The final checkpoint and the writer's end (the feed's), then the stream's.
+    let store = stop(primary, Duration::from_millis(100));
+    let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
+    assert!(
+        a.1.is_some() && a.1 == b.1,
+        "the copy lacks the final checkpoint"
+    );
+    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+}
+
+/// Stops `primary` as the driver does: the final checkpoint written on this thread as the
+/// writer finishes, then, `pause` later (the stream sees its feed end before it is told to
+/// stop), the stream's end, which must say the standby holds all of it. Returns the
+/// primary's files.
+fn stop(primary: Primary, pause: Duration) -> crate::store::ZoneStore {
     let generation = primary.generation + 1;
     let tick = primary.zone.tick_count();
-    primary.writer.switch(generation, 1, tick).expect("switch");
-    let mut capture = Box::new(Capture::default());
+    let mut capture = Capture::default();
     primary.zone.capture(&mut capture);
-    primary
-        .writer
-        .checkpoint(generation, 1, capture)
-        .expect("checkpoint");
     let Primary {
         writer,
         stream,
         store,
         ..
     } = primary;
-    writer.finish();
-    // The stream sees its feed end before it is told to stop (the driver's order).
-    std::thread::sleep(Duration::from_millis(100));
+    (writer.finish_with_checkpoints((generation, 1, tick), &[(generation, &capture)]))
+        .expect("final checkpoint");
+    std::thread::sleep(pause);
     assert!(stream.finish(), "the claim was not acknowledged");
+    store
+}
+
+/// A move waits for its zone's final checkpoint to reach the standby, and the threads
+/// that write, seal and apply a checkpoint run at nice 19: beside busy threads each took
+/// 60–270 ms of a move on a saturated machine (the zone's players frozen meanwhile). The
+/// final one goes another way — written on the stopping zone's thread, sealed by the
+/// stream, applied by the standby's connection, all at the zone's priority — so with the
+/// primary's sealer paused and the standby's worker taking 3 s an item, the stop still
+/// completes at once, and the copy holds the final checkpoint.
+#[test]
+fn a_stops_final_checkpoint_waits_for_no_low_priority_thread() {
+    // A periodic checkpoint at tick 40, out and written before the threads slow down.
+    let (primary_dir, standby_dir, sd, _server, mut primary) = streaming(("last-p", "last-s"));
+    std::thread::sleep(Duration::from_millis(500));
+    let slow = Duration::from_secs(3);
+    tests_hooks::pause_once(&primary_dir, Point::Sealing, slow);
+    crate::standby::worker::tests_hooks::set_worker_delay(&standby_dir, slow);
+    primary.run(5);
+    primary.wait_acked();
+    let started = std::time::Instant::now();
+    let store = stop(primary, Duration::ZERO);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the stop took {:?}",
+        started.elapsed()
+    );
     let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
     assert!(
         a.1.is_some() && a.1 == b.1,
