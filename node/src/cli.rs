@@ -203,6 +203,12 @@ enum Command {
         /// --kill-after plus this.
         #[arg(long, requires = "mesh", conflicts_with = "move_zone")]
         restart_after: Option<u64>,
+        /// With --mesh: the log filter of the three node processes (`RUST_LOG` syntax;
+        /// their logs are n0.log, n1.log and n2.log in the demo's directory, kept after
+        /// the run): `info` adds each zone's start, restore, takeover and move with their
+        /// times, `debug` every handoff.
+        #[arg(long, requires = "mesh", default_value = "warn", value_name = "FILTER")]
+        node_log: String,
     },
     /// Generate an Ed25519 key pair (a node key, the world's auth key, or a client's
     /// session key) and print its public key.
@@ -322,6 +328,7 @@ pub fn main(games: Games) -> ExitCode {
             sigterm,
             move_zone,
             restart_after,
+            node_log,
         } => {
             let config = swarm::Config {
                 clients,
@@ -340,7 +347,7 @@ pub fn main(games: Games) -> ExitCode {
                     (false, true) => Ending::Move,
                     (false, false) => Ending::Kill,
                 };
-                demo_mesh(config, port, (kill_after, ending, restart_after))
+                demo_mesh(config, port, (kill_after, ending, restart_after), node_log)
             } else {
                 demo(config, port)
             }
@@ -588,6 +595,7 @@ fn demo_mesh(
     mut config: swarm::Config,
     port: u16,
     (kill_after, ending, restart_after): (u64, crate::demo_mesh::Ending, Option<u64>),
+    node_log: String,
 ) -> anyhow::Result<()> {
     // The swarm's per-violation lines would drown the summary: they are counted there.
     init_logs("warn,meridian_node::swarm=error");
@@ -598,6 +606,7 @@ fn demo_mesh(
         kill_after: Duration::from_secs(kill_after),
         ending,
         restart_after: restart_after.map(Duration::from_secs),
+        node_log,
     };
     let stop = stop_flag()?;
     if !crate::demo_mesh::run(demo, &stop)? {

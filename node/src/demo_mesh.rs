@@ -33,7 +33,7 @@ const NPCS_PER_ZONE: u64 = 2000;
 const STANDBY_FOR: [&str; NODES] = ["[]", "[2]", "[0, 1]"];
 
 /// What the demo runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct MeshDemo {
     pub swarm: swarm::Config,
     /// First port: node k's zones on `port + 10 k`, its control on `+ 100`, admin `+ 200`.
@@ -45,6 +45,9 @@ pub struct MeshDemo {
     /// [`Ending::Move`]); the world then moves zones home [`MOVE_HOME_AFTER_S`] seconds
     /// after their home is back.
     pub restart_after: Option<Duration>,
+    /// The node processes' log filter (`RUST_LOG`; their logs are `n0.log`… in the
+    /// demo's directory).
+    pub node_log: String,
 }
 
 /// `[mesh] move_home_after_s` of the demo's world when n0 is started again.
@@ -96,6 +99,8 @@ const GAP_AFTER_SERVING: Duration = Duration::from_secs(2);
 struct Cluster {
     dir: PathBuf,
     world: PathBuf,
+    /// The nodes' `RUST_LOG`.
+    node_log: String,
     admins: Vec<SocketAddr>,
     children: Vec<Option<Child>>,
 }
@@ -158,6 +163,7 @@ impl Cluster {
         port: u16,
         auth: &ed25519_dalek::SigningKey,
         world: (Option<&str>, bool),
+        node_log: &str,
     ) -> anyhow::Result<(Cluster, String)> {
         let dir = std::env::temp_dir().join(format!("meridian-demo-mesh-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -175,6 +181,7 @@ impl Cluster {
         let mut cluster = Cluster {
             dir,
             world,
+            node_log: node_log.to_owned(),
             admins: spec.nodes.iter().filter_map(|n| n.admin).collect(),
             children: (0..NODES).map(|_| None).collect(),
         };
@@ -202,7 +209,7 @@ impl Cluster {
             .arg(self.dir.join(format!("n{k}.key")))
             .arg("--data")
             .arg(self.dir.join(format!("data-n{k}")))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", &self.node_log)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()?;
@@ -383,7 +390,7 @@ pub fn run(demo: MeshDemo, stop: &AtomicBool) -> anyhow::Result<bool> {
     // Bots playing tag need the game: the world file names it, and every node plays it.
     let game = (demo.swarm.pattern == swarm::Pattern::Tag).then_some(crate::games::TAG);
     let restart = demo.restart_after.is_some();
-    let (mut cluster, text) = Cluster::start(demo.port, &auth, (game, restart))?;
+    let (mut cluster, text) = Cluster::start(demo.port, &auth, (game, restart), &demo.node_log)?;
     let spec = world_file::parse_spec(&text).map_err(anyhow::Error::msg)?;
     println!(
         "demo --mesh: 3 node processes (logs and data in {}), {} NPCs per zone, {} bots ({:?}); \

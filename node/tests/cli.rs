@@ -525,6 +525,7 @@ fn demo_mesh_refuses_a_restart_it_cannot_show() {
             "--kill-after (20 s) must come before the end of the run",
         ),
         (&["--restart-after", "2"][..], "--mesh"),
+        (&["--node-log", "info"][..], "--mesh"),
     ] {
         let out = meridian().arg("demo").args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -536,17 +537,30 @@ fn demo_mesh_refuses_a_restart_it_cannot_show() {
 /// `meridian demo --mesh --move-zone`: n0, running on, is asked to move zone 0 to its
 /// standby on n2 (`/move?zone=0`); zone 0 serves there within a fraction of a second,
 /// nothing is lost or duplicated (a cut of all three nodes: n0 answers it), and the bots
-/// see nothing wrong before or after.
+/// see nothing wrong before or after. With `--node-log info` n0's log, kept in the
+/// demo's directory, says how the zone stopped: its final checkpoint, held whole by n2.
 #[test]
 fn demo_mesh_move_zone_moves_zone_0_while_n0_runs_on() {
     let stdout = demo_mesh(
-        &["--move-zone", "--pattern", "cross"],
+        &["--move-zone", "--pattern", "cross", "--node-log", "info"],
         "asked n0 to move zone 0 to n2",
         "before the ask",
     );
     assert!(stdout.contains("n0 declared down         no"), "{stdout}");
     let serving = zone_0_serving_s(&stdout);
     assert!(serving < 0.5, "zone 0 serving after {serving} s\n{stdout}");
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("logs and data: "))
+        .unwrap_or_default();
+    let log = std::fs::read_to_string(std::path::Path::new(dir).join("n0.log")).unwrap();
+    for line in [
+        "final checkpoint at tick",
+        "zone 0 stopped to move to its standby (the standby holds it whole: true)",
+    ] {
+        assert!(log.contains(line), "no {line:?} in n0.log:\n{log}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// The demo summary's "zone 0 serving on n2 in" figure, in seconds (`f64::MAX` if none).
