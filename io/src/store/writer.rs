@@ -71,7 +71,7 @@ pub struct Writer {
     buffers: Arc<ArrayQueue<Vec<u8>>>,
     /// The WAL thread, then the checkpoint thread.
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// Where the final checkpoint is written ([`Writer::finish_with_checkpoint`]).
+    /// Where the final checkpoint is written ([`Writer::finish_with_checkpoints`]).
     store: ZoneStore,
     /// Checkpoints queued and not yet written by the checkpoint thread.
     checkpoints_pending: Arc<AtomicUsize>,
