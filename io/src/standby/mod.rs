@@ -6,6 +6,7 @@
 //! depended on. A promotion restores the zone from the mirror, as a restart would.
 
 mod frame;
+mod hooks;
 mod mirror;
 mod refusals;
 mod sealer;

@@ -18,7 +18,7 @@ use meridian_layouts::U64Le;
 use meridian_layouts::standby::{FileKind, FrameHeader, FrameKind, LANE_CHECKPOINT, LANE_FINAL};
 
 use super::frame::{StreamCipher, write_sealed};
-use super::stream::tests_hooks::{self, Point};
+use super::hooks::{self as tests_hooks, Point};
 
 /// A checkpoint's frames longer than this are sent in parts (`Part` frames), with the
 /// appends fed meanwhile between them.

@@ -23,6 +23,7 @@ use super::frame::{
     FrameError, SIGNATURE_SIZE, StreamCipher, TAG_SIZE, read_challenge, read_frame, write_frame,
     write_sealed,
 };
+use super::hooks as tests_hooks;
 use super::sealer::{self, Sealed, Sealer};
 use crate::store::ZoneStore;
 
@@ -403,8 +404,13 @@ impl Run {
 
     /// A clean stop (the zone's writer has finished): what the feed still holds is
     /// sent, and the standby given a moment to acknowledge it, so a zone stopped on
-    /// purpose leaves its standby complete.
+    /// purpose leaves its standby complete. A feed that overflowed dropped what the
+    /// claim would vouch for: the files go first, whole (`a_stop_after_the_feed_
+    /// overflowed_resyncs_before_its_claim`).
     fn finish(&mut self, w: &mut impl Write, challenge: &[u8; 32]) -> Result<(), FrameError> {
+        if self.behind.swap(false, Ordering::Relaxed) {
+            self.resync(w, challenge)?;
+        }
         // The checkpoint under way and those fed while it went in parts first (they came
         // before the rest).
         self.drain_sealer(w)?;
@@ -642,59 +648,3 @@ fn snapshot(store: &ZoneStore) -> Result<Vec<(FileKind, u64, std::fs::File)>, Fr
 
 /// Listings [`snapshot`] takes at most.
 const SNAPSHOT_TRIES: u32 = 8;
-
-/// Test hooks: a pause, once, at a named point of the stream from one data directory
-/// (tests run in parallel: only that one's), and whether it is pausing there now.
-pub(super) mod tests_hooks {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-    use std::time::Duration;
-
-    /// Where a stream may pause.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(crate) enum Point {
-        /// After the first file of a resync.
-        ResyncFile,
-        /// After a checkpoint from the feed, before the list of files to keep.
-        CheckpointFile,
-        /// On the sealer's thread, before it seals a checkpoint from the feed.
-        Sealing,
-    }
-
-    /// (directory, point, pause, pausing now).
-    type Pauses = Vec<(PathBuf, Point, Duration, bool)>;
-    static PAUSES: Mutex<Pauses> = Mutex::new(Vec::new());
-
-    fn pauses() -> std::sync::MutexGuard<'static, Pauses> {
-        PAUSES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn pause_once(dir: &Path, point: Point, pause: Duration) {
-        pauses().push((dir.to_path_buf(), point, pause, false));
-    }
-
-    #[cfg(test)]
-    pub(crate) fn pausing(dir: &Path) -> bool {
-        pauses().iter().any(|p| p.0 == dir && p.3)
-    }
-
-    /// Pauses if a test asked for a pause at `point` of the stream from `dir`.
-    pub(in crate::standby) fn at(dir: &Path, point: Point) {
-        let pause = {
-            let mut pauses = pauses();
-            let Some(p) = pauses
-                .iter_mut()
-                .find(|p| dir.starts_with(&p.0) && p.1 == point && !p.3)
-            else {
-                return;
-            };
-            p.3 = true;
-            p.2
-        };
-        std::thread::sleep(pause);
-        pauses().retain(|p| !(dir.starts_with(&p.0) && p.1 == point && p.3));
-    }
-}

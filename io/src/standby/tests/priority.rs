@@ -77,7 +77,7 @@ fn the_threads_a_zone_waits_on_keep_its_priority_and_only_checkpoint_work_yields
 /// behind it.
 #[test]
 fn a_checkpoint_sealed_slowly_holds_no_append_back() {
-    use crate::standby::stream::tests_hooks::{self, Point};
+    use crate::standby::hooks::{self as tests_hooks, Point};
     use std::time::{Duration, Instant};
     let (pdir, sdir) = (scratch("seal-p"), scratch("seal-s"));
     let primary_dir = DataDir::open(&pdir).expect("primary dir");

@@ -10,7 +10,7 @@ use meridian_core::world::ZoneID;
 use meridian_core::zone::Zone;
 
 use super::{Primary, WORLD_ID, scratch, standby, streaming, world};
-use crate::standby::stream::tests_hooks::{self, Point};
+use crate::standby::hooks::{self as tests_hooks, Point};
 use crate::standby::worker::tests_hooks::set_worker_delay;
 use crate::store::{DataDir, StoreError};
 

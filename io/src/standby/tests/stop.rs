@@ -7,7 +7,8 @@ use meridian_core::persist::Capture;
 use meridian_core::world::ZoneID;
 
 use super::{Primary, WORLD_ID, recovered, streaming};
-use crate::standby::stream::tests_hooks::{self, Point};
+use crate::standby::hooks::{self as tests_hooks, Point};
+use crate::store::WriterEvent;
 
 /// A zone stopped on purpose (a move to its standby, SIGTERM) writes a final checkpoint,
 /// finishes its writer — which ends the stream's feed — and ends its stream: the stream
@@ -78,6 +79,59 @@ fn a_stops_final_checkpoint_waits_for_no_low_priority_thread() {
         "the stop took {:?}",
         started.elapsed()
     );
+    let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
+    assert!(
+        a.1.is_some() && a.1 == b.1,
+        "the copy lacks the final checkpoint"
+    );
+    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+}
+
+/// A stream whose feed overflows (the standby, or the link, a thousand appends behind)
+/// resyncs from the files. A stop that came before it ended with a claim the standby
+/// took for everything, although the feed had dropped appends and the final checkpoint:
+/// the primary was told its standby held the zone whole, and a move would have handed
+/// the zone over to a copy without them. Here the stream's thread is held at a
+/// checkpoint while more appends than the feed holds are made durable, then the zone
+/// stops; the standby's copy must restore what the primary's files do.
+#[test]
+fn a_stop_after_the_feed_overflowed_resyncs_before_its_claim() {
+    let (primary_dir, _, sd, _server, mut primary) = streaming(("over-p", "over-s"));
+    tests_hooks::pause_once(
+        &primary_dir,
+        Point::CheckpointFile,
+        Duration::from_secs(120),
+    );
+    // Checkpoint 2 at tick 80: the stream's thread pauses after its file.
+    primary.run(20);
+    let started = std::time::Instant::now();
+    while !tests_hooks::pausing(&primary_dir) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no pause");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // More appends than the feed holds, each its own write (durable before the next).
+    for _ in 0..1100 {
+        primary.run(1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match primary.writer.poll() {
+                Some(WriterEvent::Durable { seq }) if seq >= primary.seq => break,
+                Some(_) => {}
+                None => {
+                    assert!(std::time::Instant::now() < deadline, "not durable");
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    // The stop while the stream's thread is still held: it resumes to find it.
+    let resume = primary_dir.clone();
+    let resumer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        tests_hooks::resume(&resume);
+    });
+    let store = stop(primary, Duration::ZERO);
+    resumer.join().unwrap();
     let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
     assert!(
         a.1.is_some() && a.1 == b.1,
