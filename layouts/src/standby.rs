@@ -35,7 +35,7 @@
 //!
 //! A zone that stops on purpose ends its stream with a `Synced` frame whose `generation`
 //! is 1 (a *claim*): the standby takes it once everything before it is in place — the
-//! final checkpoint, which its worker writes, included — and echoes the highest claim
+//! final checkpoint, in lane 2, included — and echoes the highest claim
 //! taken in the `generation` of every `Ack` after it, so the primary can tell its copy is
 //! whole (a move to the standby waits for that).
 
