@@ -122,10 +122,9 @@ pub enum SessionMove {
         to: ZoneID,
         binding: SessionBinding,
     },
-    /// The zone's last run was handing avatar `id` to `to` when it stopped (a restored
-    /// tombstone): what it sent that tick may never have left its node, so the client
-    /// may not know. Serve the session as one that left: tell the client where the zone
-    /// runs now, then redirect it to `to`.
+    /// The zone's last run was handing avatar `id` to `to` as it stopped (a restored
+    /// tombstone; that tick's datagrams may never have left): the client may not know.
+    /// Serve it as a session that left: where the zone runs now, then a REDIRECT to `to`.
     InFlight {
         id: EntityID,
         to: ZoneID,

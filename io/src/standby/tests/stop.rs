@@ -25,12 +25,7 @@ fn a_clean_stop_ends_its_stream_once_the_standby_holds_its_last_checkpoint() {
     primary.run(5);
     // The final checkpoint and the writer's end (the feed's), then the stream's.
     let store = stop(primary, Duration::from_millis(100));
-    let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
-    assert!(
-        a.1.is_some() && a.1 == b.1,
-        "the copy lacks the final checkpoint"
-    );
-    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+    assert_holds_all(&store, &sd);
 }
 
 /// Stops `primary` as the driver does: the final checkpoint written on this thread as the
@@ -79,12 +74,7 @@ fn a_stops_final_checkpoint_waits_for_no_low_priority_thread() {
         "the stop took {:?}",
         started.elapsed()
     );
-    let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
-    assert!(
-        a.1.is_some() && a.1 == b.1,
-        "the copy lacks the final checkpoint"
-    );
-    assert_eq!(a.0, b.0, "the records after the checkpoint differ");
+    assert_holds_all(&store, &sd);
 }
 
 /// A stream whose feed overflows (the standby, or the link, a thousand appends behind)
@@ -132,7 +122,16 @@ fn a_stop_after_the_feed_overflowed_resyncs_before_its_claim() {
     });
     let store = stop(primary, Duration::ZERO);
     resumer.join().unwrap();
-    let (a, b) = (recovered(&store), recovered(&sd.zone(WORLD_ID, ZoneID(0))));
+    assert_holds_all(&store, &sd);
+}
+
+/// The standby's copy in `standby` restores what the primary's files in `store` do: the
+/// same final checkpoint and the same records after it.
+fn assert_holds_all(store: &crate::store::ZoneStore, standby: &crate::store::DataDir) {
+    let (a, b) = (
+        recovered(store),
+        recovered(&standby.zone(WORLD_ID, ZoneID(0))),
+    );
     assert!(
         a.1.is_some() && a.1 == b.1,
         "the copy lacks the final checkpoint"
