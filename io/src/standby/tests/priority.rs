@@ -1,8 +1,7 @@
 //! Which of a zone's background threads yield to the zones: only those doing bulk work
 //! that no zone waits on.
 
-use super::{Primary, scratch, standby};
-use crate::store::DataDir;
+use super::streaming;
 
 /// The nice value of the task `stat` describes (its 19th field; the name before it, in
 /// parentheses, may hold spaces).
@@ -42,14 +41,8 @@ fn nice_of(name: &str) -> Vec<i64> {
 /// debug build (docs/mesh.md).
 #[test]
 fn the_threads_a_zone_waits_on_keep_its_priority_and_only_checkpoint_work_yields() {
-    let (pdir, sdir) = (scratch("nice-p"), scratch("nice-s"));
-    let primary_dir = DataDir::open(&pdir).expect("primary dir");
-    let standby_dir = DataDir::open(&sdir).expect("standby dir");
-    let (_server, addr) = standby("127.0.0.1:0".parse().expect("addr"), &standby_dir);
-    let mut p = Primary::start(&primary_dir, addr);
     // A checkpoint at tick 40 starts the standby's worker.
-    p.run(50);
-    p.wait_acked();
+    let (pdir, sdir, _, _server, _p) = streaming(("nice-p", "nice-s"));
     let own = nice(&std::fs::read_to_string("/proc/thread-self/stat").expect("own stat"))
         .expect("own nice");
     assert!(own < 19, "the test runs at nice {own}: it cannot tell");
@@ -79,13 +72,7 @@ fn the_threads_a_zone_waits_on_keep_its_priority_and_only_checkpoint_work_yields
 fn a_checkpoint_sealed_slowly_holds_no_append_back() {
     use crate::standby::hooks::{self as tests_hooks, Point};
     use std::time::{Duration, Instant};
-    let (pdir, sdir) = (scratch("seal-p"), scratch("seal-s"));
-    let primary_dir = DataDir::open(&pdir).expect("primary dir");
-    let standby_dir = DataDir::open(&sdir).expect("standby dir");
-    let (_server, addr) = standby("127.0.0.1:0".parse().expect("addr"), &standby_dir);
-    let mut p = Primary::start(&primary_dir, addr);
-    p.run(60);
-    p.wait_acked();
+    let (pdir, sdir, standby_dir, _server, mut p) = streaming(("seal-p", "seal-s"));
     tests_hooks::pause_once(&pdir, Point::Sealing, Duration::from_millis(1500));
     // Checkpoint 2 at tick 80.
     p.run(30);
