@@ -87,13 +87,13 @@ fn compact_nearest(candidates: &mut Vec<Candidate>, keep: usize, cutoff2: &mut f
 impl Replicator {
     /// The interest search: owned entities (through the packed copy) and ghosts within the
     /// far radius, and the current `members` with hysteresis; the nearest `entities_max`,
-    /// sorted by id into `candidates`, displacing at most `displace` members. Returns the
-    /// distance of the farthest one kept: the next search of this client starts there
-    /// (`start_m`).
+    /// sorted by id into `candidates`, displacing at most `displace` members (`proven`:
+    /// with hysteresis; see `ClientView::unproven`). Returns the distance of the farthest
+    /// one kept: the next search of this client starts there (`start_m`).
     pub(super) fn search(
         &mut self,
         zone: &Zone,
-        (members, displace): (&[Member], usize),
+        (members, displace, proven): (&[Member], usize, bool),
         avatar: Option<u64>,
         (x, y): (f32, f32),
         start_m: f32,
@@ -130,7 +130,7 @@ impl Replicator {
         let keep2 = self.keep_radius2();
         let reach2 = self.ranking.rank(
             &mut self.candidates,
-            members,
+            (members, proven),
             &stores,
             ((x, y), keep2),
             (c.entities_max, displace),

@@ -145,6 +145,13 @@ pub struct ClientView {
     /// client may still draw a scene before over the view (`drawn_over`). The next one is
     /// due once the run is settled.
     search_again: bool,
+    /// Its members were chosen by a search that did not see the whole view (the zone's run
+    /// lacked its peers' ghosts, or — carried from another zone — the search there had to
+    /// search again): the next search ranks them at their true distances, not [`STAY`]
+    /// nearer. Their hysteresis would hold out entities nearer than they are that such a
+    /// search could not see — which the client may have drawn all along, from the scene
+    /// before, and would lose at the first whole snapshot and get back a search later.
+    unproven: bool,
     /// No snapshot of this view has been whole yet: it started against nothing (a zone's
     /// new run, a session's first), and the client may draw the scene it had before over
     /// its snapshots until one is whole (`DELTA_PARTIAL`).
@@ -181,6 +188,7 @@ impl ClientView {
             phase,
             searched_at: None,
             search_again: false,
+            unproven: false,
             drawn_over: true,
             reach_m: 0.0,
             members: Vec::with_capacity(config.entities_max),
@@ -205,6 +213,7 @@ impl ClientView {
         self.phase = phase;
         self.searched_at = None;
         self.search_again = false;
+        self.unproven = false;
         self.drawn_over = true;
         self.reach_m = 0.0;
         self.members.clear();
@@ -495,8 +504,12 @@ impl Replicator {
             let start = (view.reach_m + 2.0 * c.search_move_m) * 1.25;
             let room = out.len().saturating_sub(self.headroom);
             let displace = select::displaceable(room, view.owed_bytes);
-            let members = (view.members.as_slice(), displace);
+            // Members chosen before the view could be whole lose their hysteresis once
+            // it can be: in the first search of a settled run.
+            let proven = !(view.unproven && settled);
+            let members = (view.members.as_slice(), displace, proven);
             view.reach_m = self.search(zone, members, avatar, (x, y), start);
+            view.unproven = !settled;
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }

@@ -69,19 +69,20 @@ impl Ranking {
     /// `keep2` (squared) of `at`, members ranked [`STAY`] times nearer, sorted by id, at
     /// their true distances — displacing at most `displace` members: past that, the
     /// nearest members that would have been displaced stay and as many of the farthest
-    /// newcomers wait ([`super::select::displaceable`]). Returns the farthest distance
-    /// kept, squared.
+    /// newcomers wait ([`super::select::displaceable`]). `proven`: the members were
+    /// chosen by a whole view's search; if not, they rank at their true distances (see
+    /// `ClientView::unproven`). Returns the farthest distance kept, squared.
     pub(super) fn rank(
         &mut self,
         candidates: &mut Vec<Candidate>,
-        members: &[Member],
+        (members, proven): (&[Member], bool),
         stores: &Stores<'_>,
         (at, keep2): ((f32, f32), f32),
         (n, displace): (usize, usize),
     ) -> f32 {
-        let stay2 = STAY * STAY;
+        let stay2 = if proven { STAY * STAY } else { 1.0 };
         self.held_back = 0;
-        self.mark_members(candidates, members, stores, (at, keep2));
+        self.mark_members(candidates, members, stores, (at, keep2), stay2);
         // The threshold: the n-th smallest ranked distance; of those equal to it, only as
         // many as fill n are kept.
         let (threshold, mut ties) = if candidates.len() > n && n > 0 {
@@ -126,7 +127,7 @@ impl Ranking {
         let displaced = found - self.kept.len();
         if displaced > displace && !self.newcomers.is_empty() {
             let stay = (displaced - displace).min(self.newcomers.len());
-            reach2 = self.hold_back(candidates, stay);
+            reach2 = self.hold_back(candidates, stay, stay2);
         }
         self.newcomers.sort_unstable_by_key(|k| k.id);
         candidates.clear();
@@ -139,8 +140,7 @@ impl Ranking {
     /// wait for a later search. Returns the farthest distance kept, squared.
     #[cold]
     #[inline(never)]
-    fn hold_back(&mut self, candidates: &[Candidate], stay: usize) -> f32 {
-        let stay2 = STAY * STAY;
+    fn hold_back(&mut self, candidates: &[Candidate], stay: usize, stay2: f32) -> f32 {
         let by_distance = |a: &Candidate, b: &Candidate| a.distance2.total_cmp(&b.distance2);
         let keep = self.newcomers.len() - stay;
         self.held_back = stay;
@@ -173,16 +173,16 @@ impl Ranking {
     }
 
     /// Finds which candidates are members (`member_at`, `is_member`) and ranks them
-    /// [`STAY`] times nearer; members not among the candidates but within `keep2` of `at`
-    /// join them.
+    /// nearer by `stay2` (squared: [`STAY`]², or 1 for members not proven); members not
+    /// among the candidates but within `keep2` of `at` join them.
     fn mark_members(
         &mut self,
         candidates: &mut Vec<Candidate>,
         members: &[Member],
         stores: &Stores<'_>,
         (at, keep2): ((f32, f32), f32),
+        stay2: f32,
     ) {
-        let stay2 = STAY * STAY;
         let owned_len = stores.records.len();
         let keys = owned_len + stores.ghosts.len();
         if self.table.len() < keys {
