@@ -428,6 +428,49 @@ fn a_relinquished_entity_stays_in_view_at_the_source() {
     assert_eq!(p.owner(id), vec![(T, 1)]);
 }
 
+/// The same when the source's COMMIT takes longer than `ghost_ttl_ticks` (10) to reach
+/// the target: a zone with a standby holds its datagrams until the standby has the
+/// relinquish, and under load that took 300–1,000 ms (the rolling-restart demo's
+/// handoffs, p99 up to 1 s). The copy, refreshed by nobody, expired while the target
+/// — sending its other ghosts all along — had not adopted the entity yet: the source's
+/// clients lost it until the target's first batch with it (the demo: 1–2 entities gone
+/// from two bots' snapshots at one tick, `drawn 127`). The copy now lasts as long as the
+/// COMMIT is unanswered.
+#[test]
+fn a_relinquished_entity_stays_in_view_while_its_commit_is_held() {
+    for held in [0u64, 15, 25] {
+        let mut p = Pair::new(Limits::for_entities(16));
+        p.zones[0].insert(&walker(1, 101.5, 3.0)).unwrap();
+        // Standing in T's aura for S: T sends S a batch every tick.
+        p.zones[1].insert(&walker(2, 103.0, 0.0)).unwrap();
+        let id = EntityID(1);
+        // S's datagrams, each with the tick it is delivered at.
+        let mut gated: Vec<(u64, Vec<u8>)> = Vec::new();
+        for _ in 0..60 {
+            p.tick();
+            let z = &p.zones[0];
+            let owned = z.entities().slot_of(id).is_some();
+            let ghost = z.ghosts().entities().slot_of(id).is_some();
+            assert!(
+                owned || ghost,
+                "S's datagrams held {held} ticks: tick {}: S lost sight of it",
+                p.tick
+            );
+            let at = p.tick + held;
+            gated.extend(std::mem::take(&mut p.sent[0]).into_iter().map(|d| (at, d)));
+            for d in std::mem::take(&mut p.sent[1]) {
+                p.zones[0].handle_datagram(Instant::ZERO, Peer::Zone(T), &d);
+            }
+            let tick = p.tick;
+            for (_, d) in gated.iter().filter(|g| g.0 <= tick) {
+                p.zones[1].handle_datagram(Instant::ZERO, Peer::Zone(S), d);
+            }
+            gated.retain(|g| g.0 > tick);
+        }
+        assert_eq!(p.owner(id), vec![(T, 1)], "held {held}");
+    }
+}
+
 #[test]
 fn ghosts_mirror_the_aura_are_replaced_on_arrival_and_expire() {
     let mut p = Pair::new(Limits::for_entities(16));

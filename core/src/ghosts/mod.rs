@@ -162,6 +162,22 @@ impl Ghosts {
         self.source.swap_remove(slot as usize);
     }
 
+    /// Keeps the copy of entity `id` this zone handed on (a ghost below `epoch`, the
+    /// epoch its new owner holds it at) as refreshed at `tick`: its COMMIT is not answered
+    /// yet, so the new owner may not have it and cannot ghost it back. Only while the new
+    /// owner was heard from within `ttl` ticks: a silent one's copy ages with its other
+    /// ghosts ([`Ghosts::expire`]).
+    pub fn hold(&mut self, id: EntityID, epoch: u32, tick: u64, ttl: u64) {
+        let Some(slot) = self.entities.slot_of(id).map(|s| s as usize) else {
+            return;
+        };
+        let owner = self.source[slot];
+        let heard = self.heard.iter().find(|h| h.0 == owner);
+        if self.entities.epochs()[slot] < epoch && heard.is_some_and(|h| h.1 + ttl >= tick) {
+            self.refreshed_tick[slot] = tick;
+        }
+    }
+
     /// A GHOSTS datagram of `peer` came at `tick`.
     pub fn heard_from(&mut self, peer: ZoneID, tick: u64) {
         match self.heard.iter_mut().find(|h| h.0 == peer) {

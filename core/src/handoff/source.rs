@@ -247,8 +247,8 @@ impl Zone {
         });
     }
 
-    /// Sends COMMIT again for every tombstone whose DONE is overdue. Forever: there is no
-    /// abort after COMMIT.
+    /// Sends COMMIT again for every tombstone whose DONE is overdue (forever: there is no
+    /// abort after COMMIT), and keeps each one's copy in view meanwhile.
     pub(crate) fn retransmit_commits(&mut self) {
         let tick = self.tick;
         let config = self.config;
@@ -257,10 +257,16 @@ impl Zone {
             outbox,
             counters,
             game_events,
+            ghosts,
             ..
         } = self;
         let none = bytemuck::Zeroable::zeroed();
         for (id, tomb) in tombstones.iter_mut() {
+            // The copy kept in view since the relinquish lasts until the COMMIT is
+            // answered: a target that has not adopted the entity cannot ghost it back (a
+            // COMMIT held by the standby's gate can take longer than `ghost_ttl_ticks`).
+            let epoch = tomb.commit.transfer.epoch.get();
+            ghosts.hold(*id, epoch, tick, u64::from(config.ghost_ttl_ticks));
             if tick >= tomb.next_retransmit_tick {
                 let target = ZoneID(tomb.commit.transfer.target_zone.get());
                 let mut wire = [0u8; WIRE_MAX];
