@@ -389,6 +389,8 @@ fn node(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log redirected to a file reads and greps clean.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let spec = world_file::load_spec(world)?;
     let game = games.plan(&spec)?;
@@ -509,6 +511,8 @@ fn init_logs(default: &str) {
                 .unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log redirected to a file reads and greps clean.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

@@ -404,8 +404,18 @@ fn demo_mesh_kills_a_node_and_reports_the_failover() {
 #[test]
 fn demo_mesh_sigterm_and_restart_moves_zone_0_away_and_home() {
     // Bots crossing the borders (handoffs between the nodes), where the test above plays tag.
+    // The nodes' logs at info: a failure under load shows the moves and each run's
+    // settling beside the swarm's violations.
     let stdout = demo_mesh(
-        &["--sigterm", "--pattern", "cross", "--restart-after", "2"],
+        &[
+            "--sigterm",
+            "--pattern",
+            "cross",
+            "--restart-after",
+            "2",
+            "--node-log",
+            "info",
+        ],
         "stopped n0 (SIGTERM)",
         "before the stop",
     );
@@ -476,7 +486,8 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
         .unwrap_or_default();
     assert!(
         violations.contains(&format!(" 0 {before}")) && violations.ends_with(", 0 after"),
-        "{violations}\n{stdout}\n{stderr}"
+        "{violations}\n{stdout}\n{stderr}\n{}",
+        node_logs(&stdout)
     );
     // The owner and visibility checks ran across the three nodes (the killed one skipped).
     for (check, unit) in [
@@ -496,6 +507,30 @@ fn demo_mesh(extra: &[&str], ended: &str, before: &str) -> String {
         assert!(samples > 0, "{line}\n{stdout}");
     }
     stdout
+}
+
+/// What the demo's nodes logged that explains a failure: their warnings and errors, each
+/// zone run's restore and settling (from the demo's directory, named in `stdout`).
+fn node_logs(stdout: &str) -> String {
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("logs and data: "))
+        .unwrap_or_default();
+    let mut out = String::new();
+    for node in ["n0", "n1", "n2"] {
+        let path = std::path::Path::new(dir).join(format!("{node}.log"));
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        out.push_str(&format!("--- {node}.log (warnings, restores, settling)\n"));
+        for line in log.lines().filter(|l| {
+            ["WARN", "ERROR", "restored from", "holds its peers"]
+                .iter()
+                .any(|k| l.contains(k))
+        }) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// `meridian demo --mesh` refuses what cannot be shown before it starts anything: a

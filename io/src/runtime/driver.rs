@@ -355,7 +355,21 @@ impl<'a> ZoneDriver<'a> {
         if let Some(s) = self.sessions.as_mut() {
             s.tick(unix_ms, &mut self.zone);
         }
+        let settling = !self.zone.settled();
         self.zone.tick(now);
+        if settling && self.zone.settled() {
+            // From this tick the run's snapshots show their clients' whole view: before it,
+            // they were flagged partial while the peers' ghosts came (`ghosts::settle`).
+            let timed_out = self.zone.counters().settle_timeouts > 0;
+            tracing::info!(
+                zone = %self.zone.id(),
+                tick = self.zone.tick_count(),
+                timed_out,
+                "the run holds its peers' ghosts from its tick {}{}",
+                self.zone.tick_count(),
+                if timed_out { " (a peer stayed silent: waited for it no longer)" } else { "" }
+            );
+        }
         if let Some(s) = self.sessions.as_mut() {
             s.replicate(&self.zone);
         }

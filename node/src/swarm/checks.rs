@@ -256,14 +256,7 @@ pub(super) fn events(
                     _ => {}
                 }
                 if bot.connected_at.is_some() {
-                    let client = bot.udp.client();
-                    let detail = format!(
-                        "session closed: {reason:?} (session {} in zone {} at {}; {:?})",
-                        client.session(),
-                        client.zone(),
-                        client.server(),
-                        client.counters()
-                    );
+                    let detail = format!("session closed: {reason:?} ({})", whereabouts(bot));
                     violation("avatar", detail, result);
                 }
             }
@@ -282,13 +275,31 @@ pub(super) fn events(
         {
             violation(
                 "avatar",
-                format!("no snapshot for {:?}", wall.duration_since(since)),
+                format!(
+                    "no snapshot for {:?} ({})",
+                    wall.duration_since(since),
+                    whereabouts(bot)
+                ),
                 result,
             );
             // Count a gap once.
             bot.last_snapshot = Some(wall);
         }
     }
+}
+
+/// Where a bot's session stands, for a violation's detail: what an operator needs to
+/// find it in the nodes' logs and to see what its client refused.
+fn whereabouts(bot: &Bot) -> String {
+    let client = bot.udp.client();
+    format!(
+        "session {} of avatar {} in zone {} at {}; {:?}",
+        client.session(),
+        client.avatar(),
+        client.zone(),
+        client.server(),
+        client.counters()
+    )
 }
 
 /// The own avatar moved farther between two snapshots than `speed_mps` allows: `last`
