@@ -164,3 +164,58 @@ fn an_avatar_in_flight_as_its_zone_is_taken_over_reaches_its_client() {
         "it walks on in zone 1"
     );
 }
+
+/// A client handed into zone 0 whose node dies before any snapshot of zone 0 reached it:
+/// the newest snapshot it holds is zone 1's. The standby's takeover REDIRECT started "the
+/// zone's new run" at the client all the same, and that retired the key of the newest
+/// snapshot — zone 1's, whose run goes on: back in zone 1 a few seconds later, the client
+/// dropped every snapshot zone 1 sent it (bot 4 of the rolling-restart CLI test under
+/// load: three seconds without a snapshot, `dropped` rising 30 a second, the only
+/// failure of that test in CI for two sessions). A takeover starts a new run only of the
+/// zone the newest snapshot came from.
+#[test]
+fn a_takeover_before_the_zones_first_snapshot_keeps_the_zone_before() {
+    let (mut h, node, mut clients) = walking_east();
+    // Into zone 1 (the border is at 128 m), then back west.
+    while clients[0].1.authoritative().position[0] < 140.0 {
+        h.step(&mut clients, |_, _| {});
+    }
+    assert_eq!(clients[0].1.server(), crate::clients::zone_addr(1));
+    clients[0].1.set_intent(-127, 0, 0);
+    // Zone 0's snapshots never reach the client: zone 1 redirects it there, and zone 0's
+    // node dies before any does.
+    h.delivered = |k, _| k != 0;
+    let mut steps = 0;
+    while clients[0].1.server() != crate::clients::zone_addr(0) {
+        h.step(&mut clients, |_, _| {});
+        steps += 1;
+        assert!(steps < 300, "never redirected to zone 0");
+    }
+    let standby = SocketAddr::from(([10, 0, 0, 2], 7000));
+    take_over_zone_0(&mut h, &node, standby);
+    h.delivered = |k, b| k != 0 || b.len() == REDIRECT_SEALED;
+    while clients[0].1.counters().takeovers == 0 {
+        h.step(&mut clients, |_, _| {});
+        steps += 1;
+        assert!(steps < 600, "the takeover never reached the client");
+    }
+    // The new run serves it; it walks back east into zone 1.
+    h.delivered = |_, _| true;
+    clients[0].1.set_intent(127, 0, 0);
+    for _ in 0..200 {
+        h.step(&mut clients, |_, _| {});
+    }
+    let c = &clients[0].1;
+    assert_eq!(
+        c.server(),
+        crate::clients::zone_addr(1),
+        "{:?}",
+        c.counters()
+    );
+    assert!(
+        c.is_connected() && c.authoritative().position[0] > 150.0,
+        "zone 1's snapshots were dropped: at {:?}, {:?}",
+        c.authoritative().position,
+        c.counters()
+    );
+}

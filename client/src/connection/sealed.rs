@@ -178,8 +178,15 @@ impl Client {
             // weighed against the old run's newest snapshot, the REDIRECT of an avatar
             // the new run handed on before any snapshot of it reached the client was taken
             // for a replay, and the session was lost (`takeover::a_redirect_of_a_taken_
-            // over_zone_before_its_first_snapshot_is_followed`).
-            if self.opened_key != self.latest_key && self.latest.tick != 0 {
+            // over_zone_before_its_first_snapshot_is_followed`). Only if the newest
+            // snapshot is of this zone: one of the zone the client came from (none of this
+            // zone reached it yet) is of a run that goes on, and retiring its key dropped
+            // every snapshot of that zone once the client came back to it
+            // (`takeover::a_takeover_before_the_zones_first_snapshot_keeps_the_zone_before`).
+            if self.latest.zone == self.zone
+                && self.opened_key != self.latest_key
+                && self.latest.tick != 0
+            {
                 self.new_zone_run(now, self.zone);
             }
             self.server = addr;
