@@ -471,6 +471,41 @@ fn a_relinquished_entity_stays_in_view_while_its_commit_is_held() {
     }
 }
 
+/// A COMMIT unanswered when its target's new run is heard of (a takeover, a move, a
+/// restart) goes to the new run at once, not at its next backoff (up to
+/// `retransmit_ticks_max`, 8 ticks): until the new run has it the entity is owned by no
+/// zone and shown by none — a client of the new run whose first whole snapshot fell in
+/// that gap lost the entity for a snapshot (the rolling-restart demo under load).
+#[test]
+fn an_unanswered_commit_goes_to_its_targets_new_run_at_once() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.5, 3.0)).unwrap();
+    // The OFFER and its ACK go through; every COMMIT is lost (T's run is going down).
+    while p.zones[0].tombstone_count() == 0 {
+        p.tick();
+        p.deliver(1);
+    }
+    for _ in 0..40 {
+        p.tick();
+        p.drop_sent();
+    }
+    // Right after a resend: the next is the backoff away.
+    let sent = |p: &Pair| p.zones[0].counters().commits_sent;
+    let mut before = sent(&p);
+    while sent(&p) == before {
+        p.tick();
+        p.drop_sent();
+    }
+    before = sent(&p);
+    p.zones[0].fence(T, 1);
+    p.tick();
+    assert_eq!(sent(&p), before + 1, "the COMMIT waited for its backoff");
+    p.deliver(1);
+    p.tick();
+    p.deliver(1);
+    assert_eq!(p.owner(EntityID(1)), vec![(T, 1)]);
+}
+
 #[test]
 fn ghosts_mirror_the_aura_are_replaced_on_arrival_and_expire() {
     let mut p = Pair::new(Limits::for_entities(16));

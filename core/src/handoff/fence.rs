@@ -58,6 +58,14 @@ impl Zone {
         // A run past the first one heard of (the world's start is no news).
         if newest.is_some() || incarnation > 0 {
             self.watch.new_run(zone, self.tick);
+            // COMMITs it has not answered go to the new run now, not at their next
+            // backoff (up to 8 ticks): until it has one, its entity is shown by no zone.
+            let tick = self.tick;
+            for tomb in self.tombstones.values_mut() {
+                if tomb.commit.transfer.target_zone.get() == zone.0 {
+                    tomb.next_retransmit_tick = tomb.next_retransmit_tick.min(tick);
+                }
+            }
         }
         if incarnation == 0 || self.bugs.forget_peer_runs {
             // Run 0 fences nothing. BROKEN ON PURPOSE when `forget_peer_runs`.
