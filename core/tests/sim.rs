@@ -1081,6 +1081,12 @@ fn regress_seed_196_only_the_run_a_stream_is_of_asks_about_it() {
 /// entity had two owners at tick 1149. Now the takeover marks that node dropped, and its
 /// promotion waits for the new run's primary to say it is current: refused here, the zone
 /// waits for its own node's disk.
+///
+/// Since session 57 a zone sends its unanswered COMMITs to a peer's new run the tick it
+/// hears of it, and seed 7233's messages moved: it still runs clean, but node 2's
+/// promotion is no longer refused in it. Seed 7005 (the first of a scan of 7000–7299 with
+/// a comeback and a refused promotion) keeps the refusal exercised; whether it fails
+/// without the session-31 ledger change was not checked (no switch turns that off).
 #[test]
 fn a_node_whose_zone_was_taken_over_promotes_it_back_only_once_current() {
     let on = Options {
@@ -1088,12 +1094,13 @@ fn a_node_whose_zone_was_taken_over_promotes_it_back_only_once_current() {
         comebacks: Some(true),
         ..Options::default()
     };
-    let report = run(7233, 3000, &on);
+    assert_ok(&run(7233, 3000, &on));
+    let report = run(7005, 3000, &on);
     assert_ok(&report);
     assert!(report.comebacks >= 1, "the seed's comeback: {report:?}");
     assert!(
         report.promotions_refused >= 1,
-        "node 2's promotion of a copy not current: {report:?}"
+        "a promotion of a copy not current: {report:?}"
     );
 }
 
