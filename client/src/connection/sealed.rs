@@ -202,6 +202,22 @@ impl Client {
             // The zone repeats its REDIRECT during the grace period; one is followed.
             return true;
         }
+        // From the client's zone under a key it has no snapshot of and has not retired: a
+        // new run of the zone at the same address (its node restarted from its files,
+        // which announces no takeover), handing on an avatar before any snapshot of it
+        // reached the client. Its tick counts from its restore; weighed against the old
+        // run's newest it read as a replay (`takeover::an_avatar_in_flight_as_its_node_
+        // restarts_in_place_reaches_its_client`). The REDIRECT is sealed under the run's
+        // key, so only the zone's node can send it; an old run's replayed one is under a
+        // key retired or of its snapshots.
+        if from == self.server
+            && self.latest.zone == self.zone
+            && self.latest.tick != 0
+            && self.opened_key != self.latest_key
+            && !self.retired_keys.contains(&self.opened_key)
+        {
+            self.new_zone_run(now, self.zone);
+        }
         let stale = self.latest.zone == self.zone && body.tick.get() < self.latest.tick;
         if from != self.server || stale {
             self.counters.redirects_stale += 1;
