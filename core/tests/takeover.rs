@@ -128,6 +128,19 @@ fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
     );
 }
 
+/// Walks the client east until zone 0 relinquishes its avatar; that tick's datagrams
+/// (the COMMIT, and the REDIRECT a tick later) never leave zone 0's node.
+fn relinquished_unsent(h: &mut Harness, clients: &mut [(SocketAddr, Client)]) {
+    h.cut = |k, zone| k == 0 && zone.tombstone_count() > 0;
+    let mut steps = 0;
+    while h.zones[0].tombstone_count() == 0 {
+        h.step(clients, |_, _| {});
+        steps += 1;
+        assert!(steps < 300, "the avatar never crossed");
+    }
+    h.cut = |_, _| false;
+}
+
 /// A client's avatar is being handed to zone 1 as its zone's node dies: the tick that
 /// relinquished it (its COMMIT, and the client's REDIRECT a tick later) never left the
 /// node — the gate held them for the standby — so the standby's copy holds the avatar as
@@ -141,15 +154,7 @@ fn a_redirect_of_a_taken_over_zone_before_its_first_snapshot_is_followed() {
 #[test]
 fn an_avatar_in_flight_as_its_zone_is_taken_over_reaches_its_client() {
     let (mut h, node, mut clients) = walking_east();
-    // Walking east until zone 0 relinquishes the avatar; that tick's datagrams are lost.
-    h.cut = |k, zone| k == 0 && zone.tombstone_count() > 0;
-    let mut steps = 0;
-    while h.zones[0].tombstone_count() == 0 {
-        h.step(&mut clients, |_, _| {});
-        steps += 1;
-        assert!(steps < 300, "the avatar never crossed");
-    }
-    h.cut = |_, _| false;
+    relinquished_unsent(&mut h, &mut clients);
     assert_eq!(clients[0].1.counters().redirects, 0);
     take_over_zone_0(&mut h, &node, SocketAddr::from(([10, 0, 0, 2], 7000)));
     for _ in 0..200 {
@@ -238,14 +243,7 @@ fn a_takeover_before_the_zones_first_snapshot_keeps_the_zone_before() {
 #[test]
 fn an_avatar_in_flight_as_its_node_restarts_in_place_reaches_its_client() {
     let (mut h, node, mut clients) = walking_east();
-    h.cut = |k, zone| k == 0 && zone.tombstone_count() > 0;
-    let mut steps = 0;
-    while h.zones[0].tombstone_count() == 0 {
-        h.step(&mut clients, |_, _| {});
-        steps += 1;
-        assert!(steps < 300, "the avatar never crossed");
-    }
-    h.cut = |_, _| false;
+    relinquished_unsent(&mut h, &mut clients);
     next_run_of_zone_0(&mut h, &node, crate::clients::zone_addr(0), false);
     for _ in 0..200 {
         h.step(&mut clients, |_, _| {});
