@@ -157,15 +157,7 @@ fn an_avatar_in_flight_as_its_zone_is_taken_over_reaches_its_client() {
     relinquished_unsent(&mut h, &mut clients);
     assert_eq!(clients[0].1.counters().redirects, 0);
     take_over_zone_0(&mut h, &node, SocketAddr::from(([10, 0, 0, 2], 7000)));
-    for _ in 0..200 {
-        h.step(&mut clients, |_, _| {});
-    }
-    let c = &clients[0].1;
-    assert!(
-        c.is_connected(),
-        "the client lost its session: {:?}",
-        c.counters()
-    );
+    let c = walks_on(&mut h, &mut clients);
     assert_eq!(
         (c.server(), c.counters().takeovers, c.counters().redirects),
         (crate::clients::zone_addr(1), 1, 1),
@@ -176,6 +168,20 @@ fn an_avatar_in_flight_as_its_zone_is_taken_over_reaches_its_client() {
         c.authoritative().position[0] > 140.0,
         "it walks on in zone 1"
     );
+}
+
+/// 200 ticks more; the client, still connected.
+fn walks_on<'a>(h: &mut Harness, clients: &'a mut [(SocketAddr, Client)]) -> &'a Client {
+    for _ in 0..200 {
+        h.step(clients, |_, _| {});
+    }
+    let c = &clients[0].1;
+    assert!(
+        c.is_connected(),
+        "the client lost its session: {:?}",
+        c.counters()
+    );
+    c
 }
 
 /// A client handed into zone 0 whose node dies before any snapshot of zone 0 reached it:
@@ -245,15 +251,7 @@ fn an_avatar_in_flight_as_its_node_restarts_in_place_reaches_its_client() {
     let (mut h, node, mut clients) = walking_east();
     relinquished_unsent(&mut h, &mut clients);
     next_run_of_zone_0(&mut h, &node, crate::clients::zone_addr(0), false);
-    for _ in 0..200 {
-        h.step(&mut clients, |_, _| {});
-    }
-    let c = &clients[0].1;
-    assert!(
-        c.is_connected(),
-        "the client lost its session: {:?}",
-        c.counters()
-    );
+    let c = walks_on(&mut h, &mut clients);
     assert_eq!(
         (
             c.server(),
