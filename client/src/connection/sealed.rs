@@ -183,10 +183,7 @@ impl Client {
             // zone reached it yet) is of a run that goes on, and retiring its key dropped
             // every snapshot of that zone once the client came back to it
             // (`takeover::a_takeover_before_the_zones_first_snapshot_keeps_the_zone_before`).
-            if self.latest.zone == self.zone
-                && self.opened_key != self.latest_key
-                && self.latest.tick != 0
-            {
+            if self.another_run_of(self.zone) {
                 self.new_zone_run(now, self.zone);
             }
             self.server = addr;
@@ -211,9 +208,7 @@ impl Client {
         // key, so only the zone's node can send it; an old run's replayed one is under a
         // key retired or of its snapshots.
         if from == self.server
-            && self.latest.zone == self.zone
-            && self.latest.tick != 0
-            && self.opened_key != self.latest_key
+            && self.another_run_of(self.zone)
             && !self.retired_keys.contains(&self.opened_key)
         {
             self.new_zone_run(now, self.zone);

@@ -32,10 +32,7 @@ impl Client {
         if id.tick == 0 || self.retired_keys.contains(&self.opened_key) {
             return false;
         }
-        if id.zone == self.latest.zone
-            && self.latest.tick != 0
-            && self.opened_key != self.latest_key
-        {
+        if self.another_run_of(id.zone) {
             self.new_zone_run(now, id.zone);
         }
         if self.records(id).is_some() {
@@ -222,6 +219,12 @@ impl Client {
         );
         self.drawn_before = std::mem::replace(&mut self.drawn, records);
         self.scratch_samples = std::mem::replace(&mut self.drawn_samples, samples);
+    }
+
+    /// Whether the packet just opened came from another run of `zone` than the client's
+    /// newest snapshot, which is of `zone`: its key is not that snapshot's.
+    pub(super) fn another_run_of(&self, zone: u32) -> bool {
+        self.latest.zone == zone && self.latest.tick != 0 && self.opened_key != self.latest_key
     }
 
     /// A snapshot of the zone the client is in came under a key of another run: the zone
