@@ -197,7 +197,10 @@ impl Replicator {
         // whole and a search holds newcomers back: as over there.
         view.drawn_over = carried.drawn_over;
         view.search_again = carried.search_again;
-        view.unproven = carried.search_again;
+        view.unproven.clear();
+        if carried.search_again {
+            view.unproven.extend(view.members.iter().map(|m| m.id));
+        }
         // At most one datagram's worth either way: a peer cannot grant a flood.
         let datagram = meridian_layouts::client::CLIENT_DATAGRAM_MAX as i64;
         view.budget_bytes = i64::from(carried.budget_bytes).clamp(-datagram, datagram);

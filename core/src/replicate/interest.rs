@@ -93,7 +93,7 @@ impl Replicator {
     pub(super) fn search(
         &mut self,
         zone: &Zone,
-        (members, displace, proven): (&[Member], usize, bool),
+        (members, displace, unproven): (&[Member], usize, &[u64]),
         avatar: Option<u64>,
         (x, y): (f32, f32),
         start_m: f32,
@@ -130,7 +130,7 @@ impl Replicator {
         let keep2 = self.keep_radius2();
         let reach2 = self.ranking.rank(
             &mut self.candidates,
-            (members, proven),
+            (members, unproven),
             &stores,
             ((x, y), keep2),
             (c.entities_max, displace),

@@ -145,13 +145,16 @@ pub struct ClientView {
     /// client may still draw a scene before over the view (`drawn_over`). The next one is
     /// due once the run is settled.
     search_again: bool,
-    /// Its members were chosen by a search that did not see the whole view (the zone's run
-    /// lacked its peers' ghosts, or — carried from another zone — the search there had to
-    /// search again): the next search ranks them at their true distances, not [`STAY`]
-    /// nearer. Their hysteresis would hold out entities nearer than they are that such a
-    /// search could not see — which the client may have drawn all along, from the scene
-    /// before, and would lose at the first whole snapshot and get back a search later.
-    unproven: bool,
+    /// Members chosen by a search that did not see the whole view (the zone's run lacked
+    /// its peers' ghosts, or — carried from another zone — the search there had to search
+    /// again), sorted ids: a settled run's searches rank them at their true distances, not
+    /// [`STAY`] nearer, until one keeps each on its merit or lets it go. Their hysteresis
+    /// would hold out entities nearer than they are that such a search could not see —
+    /// which the client may have drawn all along, from the scene before, and would lose at
+    /// the first whole snapshot and get back a search later. One kept only because the
+    /// search could not displace more members stays unproven (the seamless test
+    /// `a_blind_member_the_first_settled_search_could_not_displace_stays_unproven`).
+    unproven: Vec<u64>,
     /// No snapshot of this view has been whole yet: it started against nothing (a zone's
     /// new run, a session's first), and the client may draw the scene it had before over
     /// its snapshots until one is whole (`DELTA_PARTIAL`).
@@ -188,7 +191,7 @@ impl ClientView {
             phase,
             searched_at: None,
             search_again: false,
-            unproven: false,
+            unproven: Vec::with_capacity(config.entities_max),
             drawn_over: true,
             reach_m: 0.0,
             members: Vec::with_capacity(config.entities_max),
@@ -213,7 +216,7 @@ impl ClientView {
         self.phase = phase;
         self.searched_at = None;
         self.search_again = false;
-        self.unproven = false;
+        self.unproven.clear();
         self.drawn_over = true;
         self.reach_m = 0.0;
         self.members.clear();
@@ -505,11 +508,16 @@ impl Replicator {
             let room = out.len().saturating_sub(self.headroom);
             let displace = select::displaceable(room, view.owed_bytes);
             // Members chosen before the view could be whole lose their hysteresis once
-            // it can be: in the first search of a settled run.
-            let proven = !(view.unproven && settled);
-            let members = (view.members.as_slice(), displace, proven);
+            // it can be: in a settled run's searches, until each is kept on its merit.
+            let unproven: &[u64] = if settled { &view.unproven } else { &[] };
+            let members = (view.members.as_slice(), displace, unproven);
             view.reach_m = self.search(zone, members, avatar, (x, y), start);
-            view.unproven = !settled;
+            if settled {
+                std::mem::swap(&mut view.unproven, &mut self.ranking.held_unproven);
+            } else {
+                view.unproven.clear();
+                view.unproven.extend(self.candidates.iter().map(|k| k.id));
+            }
         } else {
             self.follow(view, zone.entities(), zone.ghosts().entities(), (x, y));
         }

@@ -9,7 +9,8 @@
 //!    member whose slot moved, or that turned from owned into a ghost, is located by id and
 //!    looked up at its new slot; one the query did not return (past the radius searched,
 //!    or cut when the buffer filled) joins the candidates if it is within the far radius
-//!    over [`STAY`]. Members rank [`STAY`] times nearer than they are (hysteresis).
+//!    over [`STAY`]. Members rank [`STAY`] times nearer than they are (hysteresis) —
+//!    but those chosen before the view could be whole (`ClientView::unproven`).
 //! 2. **The cut**: the N-th smallest ranked distance, selected among the distances alone
 //!    (4 bytes each), is the threshold; ties at it are kept in order, members first.
 //! 3. **Id order**: the members kept, walked in member order, are already sorted; the
@@ -33,15 +34,22 @@ pub(super) struct Ranking {
     stamp: u32,
     /// Per member: the index of its candidate, or [`NONE`].
     member_at: Vec<u32>,
+    /// Per member: whether it ranks at its true distance (unproven), not [`STAY`] nearer;
+    /// empty when none does (most searches: [`Ranking::unproven`]).
+    member_unproven: Vec<bool>,
     /// Per candidate: whether it is a member.
     is_member: Vec<bool>,
     distances: Vec<f32>,
     kept: Vec<Candidate>,
     newcomers: Vec<Candidate>,
-    /// Scratch for [`Ranking::hold_back`]: the members a search would displace.
-    back: Vec<Candidate>,
+    /// Scratch for [`Ranking::hold_back`]: the members a search would displace, and
+    /// whether each is unproven.
+    back: Vec<(Candidate, bool)>,
     /// Newcomers the last ranking held back (0: it kept the nearest `n` as ranked).
     pub(super) held_back: usize,
+    /// The unproven members the last ranking kept only because it could not displace
+    /// them (sorted ids): still unproven (`ClientView::unproven`).
+    pub(super) held_unproven: Vec<u64>,
 }
 
 /// What the ranking reads of the zone.
@@ -56,6 +64,8 @@ impl Ranking {
     pub(super) fn with_capacity(n: usize) -> Ranking {
         Ranking {
             member_at: Vec::with_capacity(n),
+            member_unproven: Vec::with_capacity(n),
+            held_unproven: Vec::with_capacity(n),
             is_member: Vec::with_capacity(4 * n),
             distances: Vec::with_capacity(4 * n),
             kept: Vec::with_capacity(n),
@@ -69,20 +79,26 @@ impl Ranking {
     /// `keep2` (squared) of `at`, members ranked [`STAY`] times nearer, sorted by id, at
     /// their true distances — displacing at most `displace` members: past that, the
     /// nearest members that would have been displaced stay and as many of the farthest
-    /// newcomers wait ([`super::select::displaceable`]). `proven`: the members were
-    /// chosen by a whole view's search; if not, they rank at their true distances (see
-    /// `ClientView::unproven`). Returns the farthest distance kept, squared.
+    /// newcomers wait ([`super::select::displaceable`]). `unproven` (sorted ids): members
+    /// chosen by a search that did not see the whole view, which rank at their true
+    /// distances (see `ClientView::unproven`); those of them kept only because they could
+    /// not be displaced are left in `held_unproven`. Returns the farthest distance kept,
+    /// squared.
     pub(super) fn rank(
         &mut self,
         candidates: &mut Vec<Candidate>,
-        (members, proven): (&[Member], bool),
+        (members, unproven): (&[Member], &[u64]),
         stores: &Stores<'_>,
         (at, keep2): ((f32, f32), f32),
         (n, displace): (usize, usize),
     ) -> f32 {
-        let stay2 = if proven { STAY * STAY } else { 1.0 };
         self.held_back = 0;
-        self.mark_members(candidates, members, stores, (at, keep2), stay2);
+        self.held_unproven.clear();
+        if unproven.is_empty() {
+            self.mark_members::<false>(candidates, (members, unproven), stores, (at, keep2));
+        } else {
+            self.mark_members::<true>(candidates, (members, unproven), stores, (at, keep2));
+        }
         // The threshold: the n-th smallest ranked distance; of those equal to it, only as
         // many as fill n are kept.
         let (threshold, mut ties) = if candidates.len() > n && n > 0 {
@@ -103,14 +119,14 @@ impl Ranking {
         // Members kept, in member (id) order, at their true distances.
         self.kept.clear();
         let mut found = 0;
-        for &i in &self.member_at {
+        for (j, &i) in self.member_at.iter().enumerate() {
             if i != NONE {
                 found += 1;
                 let k = candidates[i as usize];
                 if kept_here(k.distance2) {
                     reach2 = reach2.max(k.distance2);
                     self.kept.push(Candidate {
-                        distance2: k.distance2 / stay2,
+                        distance2: k.distance2 / stay2(unproven_at(&self.member_unproven, j)),
                         ..k
                     });
                 }
@@ -127,7 +143,7 @@ impl Ranking {
         let displaced = found - self.kept.len();
         if displaced > displace && !self.newcomers.is_empty() {
             let stay = (displaced - displace).min(self.newcomers.len());
-            reach2 = self.hold_back(candidates, stay, stay2);
+            reach2 = self.hold_back(candidates, stay);
         }
         self.newcomers.sort_unstable_by_key(|k| k.id);
         candidates.clear();
@@ -140,7 +156,7 @@ impl Ranking {
     /// wait for a later search. Returns the farthest distance kept, squared.
     #[cold]
     #[inline(never)]
-    fn hold_back(&mut self, candidates: &[Candidate], stay: usize, stay2: f32) -> f32 {
+    fn hold_back(&mut self, candidates: &[Candidate], stay: usize) -> f32 {
         let by_distance = |a: &Candidate, b: &Candidate| a.distance2.total_cmp(&b.distance2);
         let keep = self.newcomers.len() - stay;
         self.held_back = stay;
@@ -150,21 +166,25 @@ impl Ranking {
         self.newcomers.truncate(keep);
         // The displaced members (at ranked distances): the nearest `stay` of them join the
         // newcomers (sorted by id with them) at their true distances.
-        let (kept, back) = (&self.kept, &mut self.back);
+        let (kept, back, unproven) = (&self.kept, &mut self.back, &self.member_unproven);
         back.clear();
         back.extend(
-            self.member_at
-                .iter()
-                .filter(|&&i| i != NONE)
-                .map(|&i| candidates[i as usize])
-                .filter(|k| kept.binary_search_by_key(&k.id, |m| m.id).is_err()),
+            (self.member_at.iter().enumerate())
+                .filter(|&(_, &i)| i != NONE)
+                .map(|(j, &i)| (candidates[i as usize], unproven_at(unproven, j)))
+                .filter(|(k, _)| kept.binary_search_by_key(&k.id, |m| m.id).is_err()),
         );
-        back.select_nth_unstable_by(stay - 1, by_distance);
-        self.newcomers
-            .extend(back[..stay].iter().map(|k| Candidate {
-                distance2: k.distance2 / stay2,
-                ..*k
-            }));
+        back.select_nth_unstable_by(stay - 1, |a, b| by_distance(&a.0, &b.0));
+        for &(k, unproven) in &back[..stay] {
+            self.newcomers.push(Candidate {
+                distance2: k.distance2 / stay2(unproven),
+                ..k
+            });
+            if unproven {
+                self.held_unproven.push(k.id);
+            }
+        }
+        self.held_unproven.sort_unstable();
         self.kept
             .iter()
             .chain(&self.newcomers)
@@ -173,15 +193,14 @@ impl Ranking {
     }
 
     /// Finds which candidates are members (`member_at`, `is_member`) and ranks them
-    /// nearer by `stay2` (squared: [`STAY`]², or 1 for members not proven); members not
-    /// among the candidates but within `keep2` of `at` join them.
-    fn mark_members(
+    /// [`STAY`] times nearer, but the `unproven` (sorted ids: `member_unproven`); members
+    /// not among the candidates but within `keep2` of `at` join them.
+    fn mark_members<const ANY_UNPROVEN: bool>(
         &mut self,
         candidates: &mut Vec<Candidate>,
-        members: &[Member],
+        (members, unproven): (&[Member], &[u64]),
         stores: &Stores<'_>,
         (at, keep2): ((f32, f32), f32),
-        stay2: f32,
     ) {
         let owned_len = stores.records.len();
         let keys = owned_len + stores.ghosts.len();
@@ -201,6 +220,8 @@ impl Ranking {
         self.is_member.clear();
         self.is_member.resize(candidates.len(), false);
         self.member_at.clear();
+        self.member_unproven.clear();
+        let mut u = 0;
         // The candidate at `slot`, if it is entity `id`.
         let table = &self.table;
         let at_slot = |candidates: &[Candidate], slot: u32, id: u64| {
@@ -209,6 +230,16 @@ impl Ranking {
             (entry & !0xffff_ffff == stamp && candidates[i].id == id).then_some(i)
         };
         for m in members {
+            let unproven = ANY_UNPROVEN && {
+                // Both lists are sorted by id.
+                while u < unproven.len() && unproven[u] < m.id {
+                    u += 1;
+                }
+                unproven.get(u) == Some(&m.id)
+            };
+            if ANY_UNPROVEN {
+                self.member_unproven.push(unproven);
+            }
             let i = at_slot(candidates, m.slot, m.id).or_else(|| {
                 // Its slot moved (or it turned into a ghost): where is it now?
                 let k = locate(stores.records, m, stores.owned, stores.ghosts, at)?;
@@ -224,7 +255,7 @@ impl Ranking {
             match i {
                 Some(i) if !self.is_member[i] => {
                     self.is_member[i] = true;
-                    candidates[i].distance2 *= stay2;
+                    candidates[i].distance2 *= stay2(unproven);
                     self.member_at.push(i as u32);
                 }
                 _ => self.member_at.push(NONE),
@@ -243,6 +274,19 @@ fn key(slot: u32, owned_len: usize) -> usize {
     } else {
         slot as usize
     }
+}
+
+/// Whether member `j` of a ranking ranks at its true distance (`member_unproven`).
+#[inline(always)]
+fn unproven_at(member_unproven: &[bool], j: usize) -> bool {
+    member_unproven.get(j) == Some(&true)
+}
+
+/// What a member's distance is ranked at, squared, over its true one: [`STAY`]², or 1 for
+/// an unproven member.
+#[inline(always)]
+fn stay2(unproven: bool) -> f32 {
+    if unproven { 1.0 } else { STAY * STAY }
 }
 
 /// Takes one of the ties left; always true (`ties` is positive when called).
