@@ -3,10 +3,11 @@
 use meridian_core::entities::{EntityID, EntityInit};
 use meridian_core::handoff::{AbortReason, Event, HandoffConfig, LogRecord};
 use meridian_core::limits::Limits;
-use meridian_core::net::Peer;
+use meridian_core::net::{Peer, for_each_packet};
 use meridian_core::time::Instant;
 use meridian_core::world::{Rect, World, WorldConfig, ZoneID};
 use meridian_core::zone::Zone;
+use meridian_layouts::Kind;
 
 const S: ZoneID = ZoneID(0);
 const T: ZoneID = ZoneID(1);
@@ -469,6 +470,55 @@ fn a_relinquished_entity_stays_in_view_while_its_commit_is_held() {
         }
         assert_eq!(p.owner(id), vec![(T, 1)], "held {held}");
     }
+}
+
+/// The same seen from the target: its ghost of an entity handed to it, which the source
+/// stops sending once it relinquishes the entity, expired after `ghost_ttl_ticks` (10)
+/// when the COMMIT was lost and the resends came later than that (backoff up to 8 ticks a
+/// resend) — the target's clients lost the entity until it adopted it; and a new run of
+/// the target's zone, started as the entity crossed, never had a ghost of it at all. The
+/// source now sends its copy with every batch to the target while the COMMIT is
+/// unanswered (`Ghosts::push_handed`).
+#[test]
+fn a_handed_entity_stays_in_the_targets_view_while_its_commit_is_lost() {
+    let mut p = Pair::new(Limits::for_entities(16));
+    p.zones[0].insert(&walker(1, 101.5, 3.0)).unwrap();
+    let id = EntityID(1);
+    let mut seen_since = None;
+    for _ in 0..80 {
+        p.tick();
+        // Every COMMIT the source sends in the first 40 ticks is lost.
+        if p.tick <= 40 {
+            for d in &mut p.sent[0] {
+                let mut kept = Vec::new();
+                for_each_packet(d, |kind, packet| {
+                    if kind != Kind::Commit as u8 {
+                        kept.extend_from_slice(packet);
+                    }
+                });
+                *d = kept;
+            }
+        }
+        p.deliver(1);
+        let z = &p.zones[1];
+        let owned = z.entities().slot_of(id).is_some();
+        let ghost = z.ghosts().entities().slot_of(id).is_some();
+        if owned || ghost {
+            seen_since.get_or_insert(p.tick);
+        }
+        assert!(
+            owned || ghost || seen_since.is_none(),
+            "tick {}: T lost sight of it (seen since tick {seen_since:?})",
+            p.tick
+        );
+        assert!(
+            !(owned && ghost),
+            "tick {}: T owns it and keeps a ghost",
+            p.tick
+        );
+    }
+    assert_eq!(p.owner(id), vec![(T, 1)]);
+    assert!(p.zones[0].counters().retransmits >= 3);
 }
 
 /// A COMMIT unanswered when its target's new run is heard of (a takeover, a move, a

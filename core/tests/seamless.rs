@@ -906,9 +906,6 @@ fn a_new_runs_first_whole_snapshot_drops_nothing_the_scene_drawn_over_showed() {
 /// acknowledgements 0–4 ticks late; a pop-in after the demo's move home in 4 of 37 loaded
 /// runs). Members chosen before the run settled now rank at their true distances in its
 /// first settled search (`ClientView::unproven`).
-///
-/// An entity handed across the border as the run changed is owned by no zone until the
-/// new run hears the handoff: it is not judged (docs/mesh.md, "Left").
 #[test]
 fn a_new_runs_blind_members_hold_nothing_out_of_its_first_whole_snapshot() {
     for seed in 0..48u64 {
@@ -940,6 +937,28 @@ fn a_blind_member_the_first_settled_search_could_not_displace_stays_unproven() {
     ];
     for (seed, unheard) in kept {
         blind_members_layout(seed, (4, false, unheard)).unwrap();
+    }
+}
+
+/// An entity handed across the border as the zone's run changes is owned by no zone from
+/// the neighbour's relinquish until the new run has the COMMIT — sent to the old run, and
+/// resent to the new one only once the neighbour hears of it. A new run that settled on
+/// the neighbour's batches before the resend came showed it in no snapshot: the client,
+/// which had drawn it all along from the scene before, lost it at the first whole
+/// snapshot and got it back at the adoption (4 of the 1,200 layouts, the neighbour
+/// unaware of the run for 6–8 ticks; judged since, not before). The neighbour now sends
+/// its copy of such an entity with its batches to the target until the COMMIT is
+/// answered (`Ghosts::push_handed`).
+#[test]
+fn an_entity_handed_across_as_the_run_changes_is_in_its_first_whole_snapshot() {
+    let kept = [
+        (1050, 1, true, 7),
+        (1298, 4, true, 6),
+        (1313, 4, false, 8),
+        (1360, 0, true, 6),
+    ];
+    for (seed, ack_lag, split, unheard) in kept {
+        blind_members_layout(seed, (ack_lag, split, unheard)).unwrap();
     }
 }
 
@@ -1016,10 +1035,9 @@ impl Mesh {
         let (_, at) = self.tick().unwrap();
         self.new_run(z, &running(at.0, at.1), unheard);
         // What the client draws: the scene before with each partial snapshot, then each
-        // whole one alone. Entities owned by no zone at some tick (handed across as the
-        // run changed) are not judged.
+        // whole one alone.
         let mut drawn = [before.clone(), before.clone()];
-        let (mut whole, mut in_transit) = (false, std::collections::HashSet::<u64>::new());
+        let mut whole = false;
         for tick in 1..60 {
             let (interest, at) = self.tick().unwrap();
             whole |= !self.partial();
@@ -1029,18 +1047,8 @@ impl Mesh {
                 now.sort_unstable();
                 now.dedup();
             }
-            let all = self.brute_force(at);
-            let owned: std::collections::HashSet<u64> = all.iter().map(|&(_, id)| id).collect();
-            in_transit.extend(
-                drawn
-                    .iter()
-                    .flatten()
-                    .filter(|id| !owned.contains(id))
-                    .copied(),
-            );
-            let near: Vec<u64> = all
-                .into_iter()
-                .filter(|&(d, id)| d <= near_m && !in_transit.contains(&id))
+            let near: Vec<u64> = (self.brute_force(at).into_iter())
+                .filter(|&(d, _)| d <= near_m)
                 .map(|(_, id)| id)
                 .collect();
             let [held, gone] = &drawn;

@@ -8,7 +8,9 @@
 //! between two runs of its zone), for [`SILENT_TTL_FACTOR`] times that
 //! ([`Ghosts::expire`]). Ghosts are indexed by their own grid and answer queries like
 //! owned entities; they are never simulated or handed off. When the zone adopts an
-//! entity, its ghost is removed.
+//! entity, its ghost is removed. An entity in transit — relinquished, its COMMIT not
+//! answered — stays in view on both sides: the source keeps its copy as a ghost and sends
+//! it to the target with its batches ([`Ghosts::push_handed`]).
 
 pub mod settle;
 pub mod watch;
@@ -16,11 +18,13 @@ pub mod watch;
 use meridian_layouts::ghosts::{GhostRecord, GhostsHeader};
 use meridian_layouts::handoff::STATE_SIZE;
 use meridian_layouts::{U16Le, U32Le, U64Le};
+use rustc_hash::FxHashMap;
 
 use crate::entities::{Entities, EntityID, EntityInit, InsertError};
 use crate::grid::Grid;
+use crate::handoff::Tombstone;
 use crate::limits::Limits;
-use crate::net::Peer;
+use crate::net::{Outbox, Peer};
 use crate::world::{Rect, ZoneID};
 use crate::zone::Zone;
 use watch::push_ghosts;
@@ -37,6 +41,9 @@ pub struct Ghosts {
     cache: Vec<u32>,
     /// Per peer, the tick its newest GHOSTS datagram came (see [`Ghosts::expire`]).
     heard: Vec<(ZoneID, u64)>,
+    /// Scratch for [`Ghosts::push_handed`]: slots of copies to send (at most one per
+    /// tombstone).
+    handed: Vec<u32>,
 }
 
 /// A peer that has sent nothing at all since it refreshed a ghost keeps it this many
@@ -78,6 +85,7 @@ impl Ghosts {
             heard: Vec::new(),
             source: Vec::with_capacity(n),
             cache: vec![u32::MAX; CACHE_SIZE],
+            handed: Vec::with_capacity(limits.tombstone_count_max as usize),
         }
     }
 
@@ -178,6 +186,38 @@ impl Ghosts {
         }
     }
 
+    /// Sends `target` the copies kept here of the entities this zone handed to it whose
+    /// COMMIT it has not answered (`tombstones`), as they were relinquished — those it has
+    /// not ghosted back yet at the epoch it holds them at. Returns how many batches.
+    ///
+    /// Until it adopts such an entity the target cannot show it: its own ghost of it ages
+    /// out while the COMMIT waits (at this zone's gate for the standby, or for its resend),
+    /// and a new run of its zone, started as the entity crossed, never had one. A run
+    /// that settles on batches carrying these copies shows the entity in its first whole
+    /// snapshot; adopting it replaces the copy, a copy that comes later is stale there.
+    pub(crate) fn push_handed(
+        &mut self,
+        tombstones: &FxHashMap<EntityID, Tombstone>,
+        head: &GhostsHeader,
+        outbox: &mut Outbox,
+        target: ZoneID,
+    ) -> u64 {
+        self.handed.clear();
+        for (id, tomb) in tombstones {
+            let t = tomb.commit.transfer;
+            if t.target_zone.get() == target.0
+                && let Some(slot) = self.entities.slot_of(*id)
+                && self.entities.epochs()[slot as usize] < t.epoch.get()
+            {
+                self.handed.push(slot);
+            }
+        }
+        if self.handed.is_empty() {
+            return 0;
+        }
+        push_ghosts(&self.entities, head, &self.handed, outbox, target).0
+    }
+
     /// A GHOSTS datagram of `peer` came at `tick`.
     pub fn heard_from(&mut self, peer: ZoneID, tick: u64) {
         match self.heard.iter_mut().find(|h| h.0 == peer) {
@@ -268,8 +308,13 @@ impl Zone {
             let neighbour = self.borders.neighbours()[k];
             let aura = self.border_output.aura(k);
             let head = self.answering(&head, neighbour);
-            let (batches, _) =
+            let (mut batches, _) =
                 push_ghosts(&self.entities, &head, aura, &mut self.outbox, neighbour);
+            if !self.tombstones.is_empty() {
+                let tombstones = &self.tombstones;
+                batches +=
+                    (self.ghosts).push_handed(tombstones, &head, &mut self.outbox, neighbour);
+            }
             self.counters.ghost_batches_sent += batches;
             if batches > 0 {
                 self.watch.settle.sent(neighbour, self.tick);
