@@ -1499,3 +1499,30 @@ fn membership_views_apart_by_a_few_ticks_hold_every_invariant() {
     let caught = (0..150).any(|seed| !run(seed, TICKS, &broken).ok());
     assert!(caught, "a takeover without votes went unseen");
 }
+
+/// Seed 52622 (`--moves`, found in session 58's sweep; the same with session 57's build):
+/// zone 3 stopped on node 2 to move to its standby on node 1, and node 2 died 11 ticks
+/// after announcing the end; the takeover waited (node 0 had not heard of the end and
+/// answered `No` to `Acted`), was withdrawn, and asked again; node 2 came back and ran the
+/// zone again from its files, as the node does (it waits for its standby like any
+/// restart, and stands down at the takeover) — two ticks later node 1 took the zone over
+/// from the stopped run's final checkpoint. The simulator held the takeover to "nothing
+/// goes back" as after any move, against the restarted run's two ticks that no one
+/// outside it saw: a game counter "went back from 334 to 332". A move whose zone runs
+/// again on the node it left is now judged like a restart's takeover.
+#[test]
+fn regress_seed_52622_a_moved_zone_run_again_on_its_node_is_set_back_like_a_restart() {
+    let on = Options {
+        standbys: Some(true),
+        moves: true,
+        ..Options::default()
+    };
+    let report = run(52622, TICKS, &on);
+    assert_ok(&report);
+    assert!(
+        report.move_primary_deaths == 1
+            && report.restarted_on_return >= 1
+            && !report.move_ticks.is_empty(),
+        "seed 52622 changed scenario: {report:?}"
+    );
+}

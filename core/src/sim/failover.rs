@@ -109,8 +109,13 @@ impl Sim {
             return;
         };
         let replica = stream.replica.expect("a standby starts with a copy");
-        // A move's copy holds the stopped run's last tick: nothing is set back.
+        // A move's copy holds the stopped run's last tick: nothing is set back — unless
+        // the node the zone left died after announcing the end and came back before the
+        // takeover, and runs the zone again from its files (as the node does): that run
+        // waits for the standby like any restart, so what it did since was never seen
+        // outside, and it is set back like a dead primary's (seed 52622 of `--moves`).
         let moved = self.stopped_for_move(z);
+        let keep_checks = moved && self.zones[z].is_none();
         if let Some(old) = self.zones[z].take() {
             // Not dead: cut off (a false suspicion). It runs on, superseded.
             let held = &mut self.standbys.held_at_death;
@@ -159,7 +164,7 @@ impl Sim {
             .ids()
             .iter()
             .chain(&self.standbys.held_at_death);
-        if !moved {
+        if !keep_checks {
             for id in rolled_back {
                 self.last_seen.remove(id);
                 self.game_counter.remove(id);

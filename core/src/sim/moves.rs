@@ -34,7 +34,9 @@
 //! that dies instead, as drawn: before the end was announced the move is a death like
 //! any (the standby's copy may lack the last records, and the checks allow what a
 //! death's takeover sets back); after it, the standby takes the zone over on the end or
-//! on the death, whichever it learns first, and nothing may go back.
+//! on the death, whichever it learns first, and nothing may go back — unless the node
+//! came back first and runs the zone again from its files (as the node does), which is
+//! then set back like any restarted run a takeover supersedes (seed 52622).
 
 use std::hash::Hash;
 
