@@ -311,9 +311,8 @@ impl Zone {
             let (mut batches, _) =
                 push_ghosts(&self.entities, &head, aura, &mut self.outbox, neighbour);
             if !self.tombstones.is_empty() {
-                let tombstones = &self.tombstones;
-                batches +=
-                    (self.ghosts).push_handed(tombstones, &head, &mut self.outbox, neighbour);
+                let (ghosts, tombstones) = (&mut self.ghosts, &self.tombstones);
+                batches += ghosts.push_handed(tombstones, &head, &mut self.outbox, neighbour);
             }
             self.counters.ghost_batches_sent += batches;
             if batches > 0 {

@@ -35,7 +35,7 @@ pub(super) struct Ranking {
     /// Per member: the index of its candidate, or [`NONE`].
     member_at: Vec<u32>,
     /// Per member: whether it ranks at its true distance (unproven), not [`STAY`] nearer;
-    /// empty when none does (most searches: [`Ranking::unproven`]).
+    /// empty when none does (most searches; read through [`unproven_at`]).
     member_unproven: Vec<bool>,
     /// Per candidate: whether it is a member.
     is_member: Vec<bool>,

@@ -117,7 +117,8 @@ impl Sim {
         let moved = self.stopped_for_move(z);
         let keep_checks = moved && self.zones[z].is_none();
         if let Some(old) = self.zones[z].take() {
-            // Not dead: cut off (a false suspicion). It runs on, superseded.
+            // Not dead: cut off (a false suspicion), or a moved zone's run again on the
+            // node it left, back before the takeover. It runs on, superseded.
             let held = &mut self.standbys.held_at_death;
             held.extend_from_slice(old.entities().ids());
             held.extend(old.tombstones().map(|t| t.0));
